@@ -1,0 +1,25 @@
+/*
+ * All project allocation goes through these functions so that tests can make the Nth allocation
+ * fail (as SQLite's test_malloc.c and curl's torture tests do) and prove that every caller
+ * returns AR_ENOMEM instead of crashing or leaking. Library code never aborts on NULL.
+ */
+#ifndef ANTEROOM_ALLOC_H
+#define ANTEROOM_ALLOC_H
+
+#include <stddef.h>
+
+void *ar_malloc(size_t size);
+void *ar_calloc(size_t count, size_t size);
+void *ar_realloc(void *ptr, size_t size);
+void ar_free(void *ptr);
+/* A copy of len bytes of s followed by a NUL; NULL when out of memory. */
+char *ar_strndup(const char *s, size_t len);
+
+/*
+ * Test hook: after `countdown` more successful allocations, every allocation fails until the
+ * hook is reset with a negative countdown. Thread-safe. Returns how many allocations failed
+ * since the last call.
+ */
+long ar_alloc_fail_after(long countdown);
+
+#endif
