@@ -64,6 +64,7 @@
 #define AR_TURN_ATTR_CONNECTION_ID 0x002a /* RFC 6062 */
 #define AR_TURN_ATTR_ADDITIONAL_ADDRESS_FAMILY 0x8000
 #define AR_TURN_ATTR_ADDRESS_ERROR_CODE 0x8001
+#define AR_TURN_ATTR_ICMP 0x8004
 #define AR_STUN_ATTR_PASSWORD_ALGORITHMS 0x8002
 #define AR_STUN_ATTR_ALTERNATE_DOMAIN 0x8003
 #define AR_STUN_ATTR_SOFTWARE 0x8022
@@ -177,5 +178,11 @@ AR_MUST_CHECK int ar_stun_build_finish(ar_stun_builder_t *b);
  */
 AR_MUST_CHECK int ar_turn_channel_parse(const uint8_t *buf, size_t len, uint16_t *channel,
                                         const uint8_t **data, size_t *data_len);
+/*
+ * Writes the 4-byte ChannelData header for len data bytes. Returns how many zero bytes of
+ * padding a stream (TCP/TLS) frame needs after the data (0-3; UDP sends none), or AR_EINVAL for
+ * a channel outside 0x4000-0x4fff or len above 65535.
+ */
+AR_MUST_CHECK int ar_turn_channel_header(uint8_t hdr[4], uint16_t channel, size_t len);
 
 #endif
