@@ -105,9 +105,13 @@ typedef struct ar_stun_msg_s {
 int ar_stun_classify(const uint8_t *buf, size_t len, size_t *need);
 
 /*
- * Parses one STUN message that starts at buf. Checks the header, the magic cookie, the length
- * (a multiple of 4, within len), every attribute's bounds, that nothing but FINGERPRINT follows
- * MESSAGE-INTEGRITY(-SHA256), and that FINGERPRINT is last. Returns 0 or AR_EPARSE.
+ * Parses one STUN message that starts at buf. Checks the header (top two bits zero), the magic
+ * cookie, the length (a multiple of 4, within len), every attribute's bounds, at most
+ * AR_STUN_MAX_ATTRS attributes, that MESSAGE-INTEGRITY (20 bytes) is followed only by
+ * MESSAGE-INTEGRITY-SHA256 (16-32 bytes, in steps of 4) and/or FINGERPRINT (4 bytes), each at
+ * most once, and that FINGERPRINT is last. Bytes after raw_len are not looked at (the next
+ * frame on a stream); a datagram server may insist on raw_len == len. out's pointers point into
+ * buf. Returns 0 or AR_EPARSE (out is then unspecified).
  */
 AR_MUST_CHECK int ar_stun_parse(const uint8_t *buf, size_t len, ar_stun_msg_t *out);
 
@@ -120,7 +124,7 @@ AR_MUST_CHECK int ar_stun_attr_u32(const ar_stun_attr_t *a, uint32_t *out);
 AR_MUST_CHECK int ar_stun_attr_xor_addr(const ar_stun_attr_t *a, const uint8_t tid[12],
                                         struct sockaddr_storage *out);
 AR_MUST_CHECK int ar_stun_attr_addr(const ar_stun_attr_t *a, struct sockaddr_storage *out);
-/* ERROR-CODE: the code (300-699) and a pointer/length to the reason phrase. */
+/* ERROR-CODE: the code (300-699) and a pointer/length to the reason phrase (at most 763 bytes). */
 AR_MUST_CHECK int ar_stun_attr_error(const ar_stun_attr_t *a, int *code, const uint8_t **reason,
                                      size_t *reason_len);
 

@@ -444,12 +444,12 @@ static void test_malformed(void **state)
 
     /* AR_STUN_MAX_ATTRS attributes parse; one more is too many. */
     n = mk(buf, 4 * AR_STUN_MAX_ATTRS);
-    for (int i = 0; i < AR_STUN_MAX_ATTRS; i++)
+    for (size_t i = 0; i < AR_STUN_MAX_ATTRS; i++)
         put_attr(buf + 20 + 4 * i, AR_TURN_ATTR_DONT_FRAGMENT, 0);
     assert_int_equal(ar_stun_parse(buf, n, &m), 0);
     assert_int_equal(m.nattrs, AR_STUN_MAX_ATTRS);
     n = mk(buf, 4 * (AR_STUN_MAX_ATTRS + 1));
-    for (int i = 0; i < AR_STUN_MAX_ATTRS + 1; i++)
+    for (size_t i = 0; i < AR_STUN_MAX_ATTRS + 1; i++)
         put_attr(buf + 20 + 4 * i, AR_TURN_ATTR_DONT_FRAGMENT, 0);
     assert_int_equal(ar_stun_parse(buf, n, &m), AR_EPARSE);
 
