@@ -568,9 +568,8 @@ static void test_channel_header(void **state)
     assert_int_equal(ar_turn_channel_header(hdr, 0x3fff, 4), AR_EINVAL);
     assert_int_equal(ar_turn_channel_header(hdr, 0x5000, 4), AR_EINVAL);
     assert_int_equal(ar_turn_channel_header(hdr, 0x4000, 65536), AR_EINVAL);
-    uint8_t frame[16] = {0};
+    uint8_t frame[16] = {0, 0, 0, 0, 'a', 'b', 'c', 'd', 'e', 'f'};
     assert_int_equal(ar_turn_channel_header(frame, 0x4123, 6), 2);
-    memcpy(frame + 4, "abcdef", 6);
     uint16_t ch;
     const uint8_t *data;
     size_t dlen, need;
