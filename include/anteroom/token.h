@@ -33,7 +33,7 @@
 #define AR_TOKEN_ID_MAX 64        /* room, subject, clinic ids, kid, jurisdiction */
 #define AR_TOKEN_MAX_CLINICS 16
 #define AR_TOKEN_MAX_ROLES 5
-#define AR_TOKEN_MAX_LIFETIME (24 * 3600)
+#define AR_TOKEN_MAX_LIFETIME 86400 /* 24 hours */
 #define AR_TOKEN_LEEWAY 30 /* seconds of clock skew tolerated on iat */
 #define AR_TOKEN_KEYS_MAX 8
 
