@@ -41,8 +41,8 @@ typedef enum {
 } ar_store_kind_t;
 
 /* Caps: a statement's text, one bound value, and the number of positional parameters. */
-#define AR_STORE_SQL_MAX (64u * 1024u)
-#define AR_STORE_VALUE_MAX (1024u * 1024u)
+#define AR_STORE_SQL_MAX ((size_t)64 * 1024)
+#define AR_STORE_VALUE_MAX ((size_t)1024 * 1024)
 #define AR_STORE_PARAMS_MAX 32
 
 typedef struct ar_store_opts_s {
@@ -52,7 +52,8 @@ typedef struct ar_store_opts_s {
     /* SQLite: how long a writer waits for another one before AR_EAGAIN. 0 means 5000 ms. */
     unsigned busy_timeout_ms;
     /* PostgreSQL: require TLS and check the server's certificate and name (sslmode=verify-full)
-     * against pg_root_cert (a PEM file; NULL means libpq's default ~/.postgresql/root.crt). */
+     * against pg_root_cert (a PEM file; NULL means libpq's default ~/.postgresql/root.crt).
+     * Applies to TCP; libpq never uses TLS on a local unix socket. */
     int pg_tls_verify_full;
     const char *pg_root_cert;
 } ar_store_opts_t;

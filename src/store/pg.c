@@ -350,7 +350,7 @@ static int64_t numeric_int64(const unsigned char *p, int n)
         return 0;
     int64_t v = 0;
     for (int i = 0; i <= weight; i++) {
-        int64_t d = i < ndigits ? (int64_t)be(p + 8 + 2 * i, 2) : 0;
+        int64_t d = i < ndigits ? (int64_t)be(p + 8 + (size_t)2 * (size_t)i, 2) : 0;
         if (__builtin_mul_overflow(v, 10000, &v) || __builtin_add_overflow(v, d, &v))
             return 0;
     }

@@ -133,6 +133,43 @@ static void test_migrate_from_empty(void **state)
     }
 }
 
+typedef struct racer_s {
+    uv_thread_t tid;
+    int rc;
+} racer_t;
+
+static void racer_main(void *arg)
+{
+    racer_t *r = arg;
+    ar_store_conn_t *c = NULL;
+    r->rc = ar_store_open(&opts, &c);
+    if (r->rc == 0)
+        r->rc = ar_store_migrate(c);
+    ar_store_close(c);
+}
+
+static void test_migrate_concurrently(void **state)
+{
+    (void)state;
+    /* Instances starting together on an empty database: each migration is applied once. */
+    racer_t r[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(uv_thread_create(&r[i].tid, racer_main, &r[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(uv_thread_join(&r[i].tid), 0);
+        assert_int_equal(r[i].rc, 0);
+    }
+    assert_int_equal(q_int(db, "SELECT COUNT(*) FROM schema_migrations"), ar_store_code_version());
+    if (opts.kind == AR_STORE_SQLITE) {
+        ar_store_stmt_t *st = NULL;
+        assert_int_equal(ar_store_prepare(db, L("PRAGMA journal_mode"), &st), 0);
+        assert_int_equal(ar_store_step(st), AR_STORE_ROW);
+        assert_string_equal(ar_store_col_text(st, 0, NULL), "wal");
+        ar_store_finalize(st);
+        assert_int_equal(q_int(db, "PRAGMA foreign_keys"), 1);
+    }
+}
+
 static void test_migrate_rerun_is_noop(void **state)
 {
     (void)state;
@@ -700,6 +737,9 @@ static void terminate(int64_t pid)
             break;
         uv_sleep(10);
     }
+    /* A backend leaves pg_stat_activity a moment before its process exits and closes the
+     * socket; give the goodbye time to arrive. */
+    uv_sleep(200);
     ar_store_close(c);
 }
 
@@ -755,6 +795,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrate_from_empty, setup_empty, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_concurrently, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_rerun_is_noop, setup_migrated, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup_migrated, teardown),
         cmocka_unit_test_setup_teardown(test_crud_every_type, setup_migrated, teardown),
