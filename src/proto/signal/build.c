@@ -114,8 +114,10 @@ static int write_value(const ar__sig_field_t *f, const void *val, const char *na
             const void *elem = (const char *)l->items + i * sub->size;
             if (i > 0)
                 put(w, ",", 1);
-            int rc = sub->fields[0].key == NULL ? ar__sig_check(&sub->fields[0], elem, path, err)
-                                                : write_object(sub, elem, path, w, err);
+            int rc = sub->fields[0].key == NULL
+                         ? ar__sig_check(&sub->fields[0], elem,
+                                         ar__sig_present(&sub->fields[0], elem), path, err)
+                         : write_object(sub, elem, path, w, err);
             if (rc == 0 && sub->fields[0].key == NULL)
                 rc = write_value(&sub->fields[0], elem, path, w, err);
             if (rc != 0)
@@ -137,10 +139,11 @@ static int write_fields(const ar__sig_table_t *t, const void *base, const char *
         const void *val = (const char *)base + f->off;
         char name[96];
         ar__sig_name(name, sizeof(name), path, f);
-        int rc = ar__sig_check(f, val, name, err);
+        int present = ar__sig_present(f, val);
+        int rc = ar__sig_check(f, val, present, name, err);
         if (rc != 0)
             return rc;
-        if (!ar__sig_present(f, val))
+        if (!present)
             continue;
         if (f->needs != NULL) {
             const ar__sig_field_t *other = NULL;

@@ -89,9 +89,12 @@ int ar__sig_read_object(const ar__sig_table_t *t, const ar__sig_table_t *also, j
 /*
  * Checks one value in its C form against its row: present when required, string length and
  * characters, integer range, enum value, list length. Shared by the reader and the writer so
- * both enforce the same rules. name is the field's full name for the error text.
+ * both enforce the same rules. present says whether the value is there (the reader knows from
+ * the JSON; the writer asks ar__sig_present, so an integer equal to AR_SIG_NONE is absent only
+ * when building). name is the field's full name for the error text.
  */
-int ar__sig_check(const ar__sig_field_t *f, const void *val, const char *name, ar_sig_err_t *err);
+int ar__sig_check(const ar__sig_field_t *f, const void *val, int present, const char *name,
+                  ar_sig_err_t *err);
 /* 1 when the value at val counts as present (what the writer emits). */
 int ar__sig_present(const ar__sig_field_t *f, const void *val);
 /* Writes the full name of row f under path into buf ("answers[1].a", "urls[0]", "sdp"). */

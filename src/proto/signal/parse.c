@@ -148,9 +148,17 @@ int ar_sig_parse(ar_sig_dir_t dir, const char *frame, size_t len, ar_sig_msg_t *
         return AR_ETOOBIG;
     }
     json_error_t je;
+    /* jansson reports most allocation failures as syntax errors: count them ourselves. */
+    unsigned long failures = ar_alloc_failures();
     json_t *root = json_loadb(frame, len, JSON_REJECT_DUPLICATES, &je);
-    if (root == NULL)
+    if (root == NULL) {
+        if (ar_alloc_failures() != failures) {
+            memset(err, 0, sizeof(*err));
+            err->id = AR_SIG_NONE;
+            return AR_ENOMEM;
+        }
         return fail_json(&je, err);
+    }
     if (!json_is_object(root)) {
         json_decref(root);
         return ar__sig_fail(err, AR_SIG_E_BAD_FRAME, "the frame must be a JSON object");

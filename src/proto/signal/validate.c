@@ -194,10 +194,11 @@ int ar__sig_present(const ar__sig_field_t *f, const void *val)
     }
 }
 
-int ar__sig_check(const ar__sig_field_t *f, const void *val, const char *name, ar_sig_err_t *err)
+int ar__sig_check(const ar__sig_field_t *f, const void *val, int present, const char *name,
+                  ar_sig_err_t *err)
 {
     const int bad = AR_SIG_E_BAD_FIELD;
-    if (!ar__sig_present(f, val))
+    if (!present)
         return (f->flags & AR__SIG_REQ) ? ar__sig_fail(err, bad, "field '%s' is missing", name) : 0;
     switch (f->kind) {
     case AR__SIG_STR: {
@@ -294,7 +295,7 @@ static int read_list(const ar__sig_field_t *f, json_t *v, ar_sig_list_t *l, cons
     size_t n = json_array_size(v);
     /* Check the count before allocating, so a huge array costs nothing. */
     ar_sig_list_t probe = {(void *)1, n};
-    int rc = ar__sig_check(f, &probe, name, err);
+    int rc = ar__sig_check(f, &probe, 1, name, err);
     if (rc != 0 || n == 0)
         return rc;
     const ar__sig_table_t *sub = f->sub;
@@ -354,7 +355,7 @@ static int read_value(const ar__sig_field_t *f, json_t *v, void *dst, const char
     default:
         return ar__sig_read_object(f->sub, NULL, v, dst, name, err);
     }
-    return ar__sig_check(f, dst, name, err);
+    return ar__sig_check(f, dst, 1, name, err);
 }
 
 static const ar__sig_field_t *find_row(const ar__sig_table_t *t, const char *key)
