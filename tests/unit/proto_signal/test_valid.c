@@ -270,6 +270,45 @@ static void test_error_frame(void **state)
     assert_string_equal(ar_sig_type_name(AR_SIG_TYPE_COUNT), "?");
 }
 
+/* The largest queue snapshot a frame may carry (every field at its limit) fits a server frame,
+ * so the server can page a queue by AR_SIG_ENTRIES_MAX without measuring. */
+static void test_largest_snapshot_fits(void **state)
+{
+    (void)state;
+    static char id[AR_SIG_ID_MAX + 1], name[AR_SIG_NAME_MAX + 1], ans[AR_SIG_ANSWER_MAX + 1];
+    memset(id, 'i', AR_SIG_ID_MAX);
+    /* Two-byte characters: as long in bytes, as short in characters as a name can get. */
+    for (size_t i = 0; i < AR_SIG_NAME_MAX; i += 2)
+        memcpy(name + i, "\xc3\xa9", 2);
+    for (size_t i = 0; i < AR_SIG_ANSWER_MAX; i += 2)
+        memcpy(ans + i, "\xc3\xa9", 2);
+    ar_sig_answer_t answers[AR_SIG_ANSWERS_MAX];
+    for (size_t i = 0; i < AR_SIG_ANSWERS_MAX; i++)
+        answers[i] = (ar_sig_answer_t){{id, AR_SIG_ID_MAX}, {ans, AR_SIG_ANSWER_MAX}};
+    ar_sig_entry_t entries[AR_SIG_ENTRIES_MAX];
+    for (size_t i = 0; i < AR_SIG_ENTRIES_MAX; i++)
+        entries[i] = (ar_sig_entry_t){
+            {id, AR_SIG_ID_MAX},    {name, AR_SIG_NAME_MAX}, {answers, AR_SIG_ANSWERS_MAX},
+            AR_SIG_INT_MAX,         AR_SIG_ST_SEEN,          {id, AR_SIG_ID_MAX},
+            {name, AR_SIG_NAME_MAX}};
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_QUEUE);
+    m.seq = AR_SIG_INT_MAX;
+    m.u.queue.clinic = m.u.queue.area = (ar_sig_str_t){id, AR_SIG_ID_MAX};
+    m.u.queue.entries = (ar_sig_list_t){entries, AR_SIG_ENTRIES_MAX};
+    m.u.queue.more = 1;
+    int n = ar_sig_build(S, &m, out1, sizeof(out1));
+    assert_true(n > 0);
+    print_message("largest queue frame: %d bytes\n", n);
+    ar_sig_msg_t back;
+    parse_ok(S, out1, &back);
+    assert_int_equal(back.u.queue.entries.count, AR_SIG_ENTRIES_MAX);
+    ar_sig_msg_free(&back);
+    /* One entry more is refused by the builder. */
+    m.u.queue.entries.count = AR_SIG_ENTRIES_MAX + 1;
+    assert_int_equal(ar_sig_build(S, &m, out1, sizeof(out1)), AR_EINVAL);
+}
+
 static int write_corpus(const char *dir)
 {
     for (size_t i = 0; i < N_VALID; i++) {
@@ -300,6 +339,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_relay_offer),
         cmocka_unit_test(test_build_checks),
         cmocka_unit_test(test_error_frame),
+        cmocka_unit_test(test_largest_snapshot_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
