@@ -20,6 +20,8 @@ typedef struct writer_s {
 
 static void put(writer_t *w, const char *s, size_t n)
 {
+    if (n == 0)
+        return;
     if (w->over || n > w->cap - w->len) {
         w->over = 1;
         return;
@@ -62,7 +64,8 @@ static void put_string(writer_t *w, const char *s, size_t n)
         else if (c == '\t')
             esc[1] = 't';
         else if (c < 0x20) {
-            memcpy(esc + 1, "u00", 3);
+            esc[1] = 'u';
+            esc[2] = esc[3] = '0';
             esc[4] = hex[c >> 4];
             esc[5] = hex[c & 15];
             elen = 6;
@@ -137,6 +140,8 @@ static int write_fields(const ar__sig_table_t *t, const void *base, const char *
     for (size_t i = 0; i < t->count; i++) {
         const ar__sig_field_t *f = &t->fields[i];
         const void *val = (const char *)base + f->off;
+        if (f->key == NULL)
+            return AR_EINVAL; /* keyless rows lay out list elements, never objects */
         char name[96];
         ar__sig_name(name, sizeof(name), path, f);
         int present = ar__sig_present(f, val);
@@ -151,7 +156,7 @@ static int write_fields(const ar__sig_table_t *t, const void *base, const char *
                 if (t->fields[j].key != NULL && strcmp(t->fields[j].key, f->needs) == 0)
                     other = &t->fields[j];
             if (other != NULL && !ar__sig_present(other, (const char *)base + other->off))
-                return ar__sig_fail(err, AR_SIG_E_BAD_FIELD, "field '%s' needs field '%s'", name,
+                return AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "field '%s' needs field '%s'", name,
                                     f->needs);
         }
         if (first) {

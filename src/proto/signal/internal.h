@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum {
     AR__SIG_STR = 1, /* ar_sig_str_t */
@@ -105,8 +106,11 @@ void ar__sig_free_object(const ar__sig_table_t *t, void *base);
 /* 1 when s[0..len) is allowed by charset cs. */
 int ar__sig_charset_ok(int cs, const char *s, size_t len);
 
-/* Formats err->text (printf-style) and sets err->code. Always returns AR_EPARSE. */
-int ar__sig_fail(ar_sig_err_t *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/*
+ * Formats e->text (printf-style, the format a literal), sets e->code, and yields AR_EPARSE. A
+ * macro over snprintf rather than a varargs function: no va_list to get wrong.
+ */
+#define AR__SIG_FAIL(e, c, ...)                                                                    \
+    (snprintf((e)->text, sizeof((e)->text), __VA_ARGS__), (e)->code = (c), AR_EPARSE)
 
 #endif

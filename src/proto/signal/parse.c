@@ -78,21 +78,21 @@ static int fail_json(const json_error_t *je, ar_sig_err_t *err)
     case json_error_out_of_memory:
         return AR_ENOMEM;
     case json_error_invalid_utf8:
-        return ar__sig_fail(err, bad, "invalid UTF-8 at byte %d", at);
+        return AR__SIG_FAIL(err, bad, "invalid UTF-8 at byte %d", at);
     case json_error_duplicate_key:
-        return ar__sig_fail(err, bad, "duplicate key at byte %d", at);
+        return AR__SIG_FAIL(err, bad, "duplicate key at byte %d", at);
     case json_error_null_character:
-        return ar__sig_fail(err, bad, "NUL character at byte %d", at);
+        return AR__SIG_FAIL(err, bad, "NUL character at byte %d", at);
     case json_error_numeric_overflow:
-        return ar__sig_fail(err, bad, "number out of range at byte %d", at);
+        return AR__SIG_FAIL(err, bad, "number out of range at byte %d", at);
     case json_error_stack_overflow:
-        return ar__sig_fail(err, bad, "nesting too deep at byte %d", at);
+        return AR__SIG_FAIL(err, bad, "nesting too deep at byte %d", at);
     case json_error_premature_end_of_input:
-        return ar__sig_fail(err, bad, "JSON ends early at byte %d", at);
+        return AR__SIG_FAIL(err, bad, "JSON ends early at byte %d", at);
     case json_error_end_of_input_expected:
-        return ar__sig_fail(err, bad, "data after the JSON value at byte %d", at);
+        return AR__SIG_FAIL(err, bad, "data after the JSON value at byte %d", at);
     default:
-        return ar__sig_fail(err, bad, "invalid JSON at byte %d", at);
+        return AR__SIG_FAIL(err, bad, "invalid JSON at byte %d", at);
     }
 }
 
@@ -109,27 +109,27 @@ static int check_head(ar_sig_dir_t dir, json_t *root, ar_sig_err_t *err)
 {
     json_t *v = json_object_get(root, "v");
     if (v == NULL)
-        return ar__sig_fail(err, AR_SIG_E_BAD_VERSION, "field 'v' is missing");
+        return AR__SIG_FAIL(err, AR_SIG_E_BAD_VERSION, "field 'v' is missing");
     if (!json_is_integer(v) || json_integer_value(v) != AR_SIG_VERSION)
-        return ar__sig_fail(err, AR_SIG_E_BAD_VERSION, "unsupported version; this side speaks %d",
+        return AR__SIG_FAIL(err, AR_SIG_E_BAD_VERSION, "unsupported version; this side speaks %d",
                             AR_SIG_VERSION);
     json_t *t = json_object_get(root, "type");
     if (t == NULL)
-        return ar__sig_fail(err, AR_SIG_E_UNKNOWN_TYPE, "field 'type' is missing");
+        return AR__SIG_FAIL(err, AR_SIG_E_UNKNOWN_TYPE, "field 'type' is missing");
     if (!json_is_string(t))
-        return ar__sig_fail(err, AR_SIG_E_UNKNOWN_TYPE, "field 'type' must be a string");
+        return AR__SIG_FAIL(err, AR_SIG_E_UNKNOWN_TYPE, "field 'type' must be a string");
     const char *name = json_string_value(t);
     int type = find_type(name);
     if (type == 0) {
         /* Echo the type only when it is short and plain, so no typed text comes back. */
         size_t n = json_string_length(t);
         if (n == 0 || n > 24 || !ar__sig_charset_ok(AR__CS_WORD, name, n))
-            return ar__sig_fail(err, AR_SIG_E_UNKNOWN_TYPE, "unknown type");
-        return ar__sig_fail(err, AR_SIG_E_UNKNOWN_TYPE, "unknown type '%s'", name);
+            return AR__SIG_FAIL(err, AR_SIG_E_UNKNOWN_TYPE, "unknown type");
+        return AR__SIG_FAIL(err, AR_SIG_E_UNKNOWN_TYPE, "unknown type '%s'", name);
     }
     err->type = type;
     if (ar__sig_types[type].table[dir] == NULL)
-        return ar__sig_fail(err, AR_SIG_E_UNKNOWN_TYPE, "type '%s' is not sent by %s", name,
+        return AR__SIG_FAIL(err, AR_SIG_E_UNKNOWN_TYPE, "type '%s' is not sent by %s", name,
                             dir == AR_SIG_FROM_CLIENT ? "clients" : "the server");
     return 0;
 }
@@ -144,7 +144,7 @@ int ar_sig_parse(ar_sig_dir_t dir, const char *frame, size_t len, ar_sig_msg_t *
         return AR_EINVAL;
     size_t cap = dir == AR_SIG_FROM_CLIENT ? AR_SIG_FRAME_MAX : AR_SIG_OUT_MAX;
     if (len > cap) {
-        ar__sig_fail(err, AR_SIG_E_TOO_BIG, "frame of %zu bytes exceeds %zu bytes", len, cap);
+        (void)AR__SIG_FAIL(err, AR_SIG_E_TOO_BIG, "frame of %zu bytes exceeds %zu bytes", len, cap);
         return AR_ETOOBIG;
     }
     json_error_t je;
@@ -161,7 +161,7 @@ int ar_sig_parse(ar_sig_dir_t dir, const char *frame, size_t len, ar_sig_msg_t *
     }
     if (!json_is_object(root)) {
         json_decref(root);
-        return ar__sig_fail(err, AR_SIG_E_BAD_FRAME, "the frame must be a JSON object");
+        return AR__SIG_FAIL(err, AR_SIG_E_BAD_FRAME, "the frame must be a JSON object");
     }
     /* The request id first, so that even a refusal can name the request it answers. */
     json_t *id = json_object_get(root, "id");

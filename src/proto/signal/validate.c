@@ -8,21 +8,10 @@
 
 #include "anteroom/alloc.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #define NAME_CAP 96
-
-int ar__sig_fail(ar_sig_err_t *err, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->text, sizeof(err->text), fmt, ap);
-    va_end(ap);
-    err->code = code;
-    return AR_EPARSE;
-}
 
 void ar__sig_name(char *buf, size_t cap, const char *path, const ar__sig_field_t *f)
 {
@@ -173,7 +162,7 @@ static int fail_enum(const ar__sig_field_t *f, const char *name, ar_sig_err_t *e
             break;
         used += (size_t)w;
     }
-    return ar__sig_fail(err, AR_SIG_E_BAD_FIELD, "field '%s' must be one of: %s", name, list);
+    return AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "field '%s' must be one of: %s", name, list);
 }
 
 int ar__sig_present(const ar__sig_field_t *f, const void *val)
@@ -199,33 +188,33 @@ int ar__sig_check(const ar__sig_field_t *f, const void *val, int present, const 
 {
     const int bad = AR_SIG_E_BAD_FIELD;
     if (!present)
-        return (f->flags & AR__SIG_REQ) ? ar__sig_fail(err, bad, "field '%s' is missing", name) : 0;
+        return (f->flags & AR__SIG_REQ) ? AR__SIG_FAIL(err, bad, "field '%s' is missing", name) : 0;
     switch (f->kind) {
     case AR__SIG_STR: {
         const ar_sig_str_t *s = val;
         if (s->len > (size_t)f->max)
-            return ar__sig_fail(err, bad, "field '%s' exceeds %lld bytes", name, (long long)f->max);
+            return AR__SIG_FAIL(err, bad, "field '%s' exceeds %lld bytes", name, (long long)f->max);
         if (s->len < (size_t)f->min)
-            return f->min == 1 ? ar__sig_fail(err, bad, "field '%s' must not be empty", name)
-                               : ar__sig_fail(err, bad, "field '%s' is shorter than %lld bytes",
+            return f->min == 1 ? AR__SIG_FAIL(err, bad, "field '%s' must not be empty", name)
+                               : AR__SIG_FAIL(err, bad, "field '%s' is shorter than %lld bytes",
                                               name, (long long)f->min);
         if (!ar__sig_charset_ok(f->cs, s->p, s->len))
-            return ar__sig_fail(err, bad, "field '%s' must hold %s", name, charset_rule(f->cs));
+            return AR__SIG_FAIL(err, bad, "field '%s' must hold %s", name, charset_rule(f->cs));
         return 0;
     }
     case AR__SIG_INT: {
         int64_t v = *(const int64_t *)val;
         if (v < f->min || v > f->max)
-            return ar__sig_fail(err, bad, "field '%s' must be between %lld and %lld", name,
+            return AR__SIG_FAIL(err, bad, "field '%s' must be between %lld and %lld", name,
                                 (long long)f->min, (long long)f->max);
         return 0;
     }
     case AR__SIG_BOOL: {
         int v = *(const int *)val;
         if (v != 0 && v != 1)
-            return ar__sig_fail(err, bad, "field '%s' must be a boolean", name);
+            return AR__SIG_FAIL(err, bad, "field '%s' must be a boolean", name);
         if ((f->flags & AR__SIG_TRUE) && v != 1)
-            return ar__sig_fail(err, bad, "field '%s' must be true", name);
+            return AR__SIG_FAIL(err, bad, "field '%s' must be true", name);
         return 0;
     }
     case AR__SIG_ENUM: {
@@ -237,13 +226,13 @@ int ar__sig_check(const ar__sig_field_t *f, const void *val, int present, const 
     case AR__SIG_LIST: {
         const ar_sig_list_t *l = val;
         if (l->count > (size_t)f->max)
-            return ar__sig_fail(err, bad, "field '%s' has more than %lld items", name,
+            return AR__SIG_FAIL(err, bad, "field '%s' has more than %lld items", name,
                                 (long long)f->max);
         if (l->count < (size_t)f->min)
-            return ar__sig_fail(err, bad, "field '%s' needs at least %lld item%s", name,
+            return AR__SIG_FAIL(err, bad, "field '%s' needs at least %lld item%s", name,
                                 (long long)f->min, f->min == 1 ? "" : "s");
         if (l->count > 0 && l->items == NULL)
-            return ar__sig_fail(err, bad, "field '%s' has no items", name);
+            return AR__SIG_FAIL(err, bad, "field '%s' has no items", name);
         return 0;
     }
     default:
@@ -311,7 +300,7 @@ static int read_list(const ar__sig_field_t *f, json_t *v, ar_sig_list_t *l, cons
         if (sub->fields[0].key == NULL)
             rc = read_value(&sub->fields[0], item, elem, path, err);
         else if (!json_is_object(item))
-            rc = ar__sig_fail(err, AR_SIG_E_BAD_FIELD, "field '%s' must be an object", path);
+            rc = AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "field '%s' must be an object", path);
         else
             rc = ar__sig_read_object(sub, NULL, item, elem, path, err);
         if (rc != 0)
@@ -325,7 +314,7 @@ static int read_value(const ar__sig_field_t *f, json_t *v, void *dst, const char
                       ar_sig_err_t *err)
 {
     if (!kind_matches(f->kind, v))
-        return ar__sig_fail(err, AR_SIG_E_BAD_FIELD, "field '%s' must be %s", name,
+        return AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "field '%s' must be %s", name,
                             kind_word(f->kind));
     switch (f->kind) {
     case AR__SIG_STR: {
@@ -375,8 +364,8 @@ static int fail_unknown_key(const char *key, const char *path, ar_sig_err_t *err
         plain = ascii_ok(AR__CS_WORD, (unsigned char)key[i]) || (key[i] >= '0' && key[i] <= '9');
     const char *in = path[0] ? " in " : "";
     if (plain)
-        return ar__sig_fail(err, AR_SIG_E_BAD_FIELD, "unknown field '%s'%s%s", key, in, path);
-    return ar__sig_fail(err, AR_SIG_E_BAD_FIELD, "unknown field%s%s", in, path);
+        return AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "unknown field '%s'%s%s", key, in, path);
+    return AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "unknown field%s%s", in, path);
 }
 
 int ar__sig_read_object(const ar__sig_table_t *t, const ar__sig_table_t *also, json_t *obj,
@@ -402,11 +391,11 @@ int ar__sig_read_object(const ar__sig_table_t *t, const ar__sig_table_t *also, j
             if (f->kind == AR__SIG_INT)
                 *(int64_t *)dst = AR_SIG_NONE;
             if (f->flags & AR__SIG_REQ)
-                return ar__sig_fail(err, AR_SIG_E_BAD_FIELD, "field '%s' is missing", name);
+                return AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "field '%s' is missing", name);
             continue;
         }
         if (f->needs != NULL && json_object_get(obj, f->needs) == NULL)
-            return ar__sig_fail(err, AR_SIG_E_BAD_FIELD, "field '%s' needs field '%s'", name,
+            return AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "field '%s' needs field '%s'", name,
                                 f->needs);
         int rc = read_value(f, v, dst, name, err);
         if (rc != 0)
