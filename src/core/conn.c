@@ -19,7 +19,7 @@
 
 #define CONN_READ_BUF (64 * 1024)
 #define CONN_PLAIN_BUF (16 * 1024) /* one TLS record's plaintext */
-#define CONN_DEFAULT_CAP (256 * 1024)
+#define CONN_DEFAULT_CAP ((size_t)256 << 10)
 #define CONN_DEFAULT_HANDSHAKE_MS 10000
 #define CONN_DEFAULT_LINGER_MS 2000
 
