@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/bio.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -31,6 +32,11 @@
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define TLS_GROUPS "X25519:P-256:P-384"
+/*
+ * A memory BIO keeps its largest allocation after it drains. A connection that once moved a
+ * burst would hold that memory while idle, so an empty BIO above this size is replaced.
+ */
+#define TLS_BIO_KEEP_MAX (32 * 1024)
 
 struct ar_tls_server_s {
     pthread_mutex_t lock; /* guards ctx against a reload on another thread */
@@ -193,14 +199,43 @@ void ar_tls_client_free(ar_tls_client_t *c)
     ar_free(c);
 }
 
+/* A fresh memory BIO: empty means "wait for more", not end of stream. */
+static BIO *mem_bio(void)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b != NULL)
+        BIO_set_mem_eof_return(b, -1);
+    return b;
+}
+
+/* Gives back a drained BIO's large buffer; on allocation failure the old BIO simply stays. */
+static void shrink(ar__tls_t *t, int write_side)
+{
+    BIO *old = write_side ? t->wbio : t->rbio;
+    BUF_MEM *bm = NULL;
+    if (BIO_ctrl_pending(old) != 0 || BIO_get_mem_ptr(old, &bm) != 1 || bm == NULL ||
+        bm->max <= TLS_BIO_KEEP_MAX)
+        return;
+    BIO *fresh = mem_bio();
+    if (fresh == NULL)
+        return;
+    if (write_side) {
+        SSL_set0_wbio(t->ssl, fresh); /* frees the old one */
+        t->wbio = fresh;
+    } else {
+        SSL_set0_rbio(t->ssl, fresh);
+        t->rbio = fresh;
+    }
+}
+
 static int session_new(SSL_CTX *ctx, ar__tls_t **out)
 {
     ar__tls_t *t = ar_calloc(1, sizeof(*t));
     if (t == NULL)
         return AR_ENOMEM;
     t->ssl = SSL_new(ctx);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
+    t->rbio = mem_bio();
+    t->wbio = mem_bio();
     if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
         SSL_free(t->ssl);
         BIO_free(t->rbio);
@@ -208,9 +243,6 @@ static int session_new(SSL_CTX *ctx, ar__tls_t **out)
         ar_free(t);
         return AR_ENOMEM;
     }
-    /* An empty read BIO means "wait for more", not end of stream. */
-    BIO_set_mem_eof_return(t->rbio, -1);
-    BIO_set_mem_eof_return(t->wbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio); /* the SSL owns both BIOs from here */
     *out = t;
     return 0;
@@ -315,7 +347,10 @@ int ar__tls_read(ar__tls_t *t, uint8_t *buf, size_t len)
     int r = SSL_read(t->ssl, buf, chunk);
     if (r > 0)
         return r;
-    return ssl_result(t, r, "read");
+    r = ssl_result(t, r, "read");
+    if (r == AR_EAGAIN)
+        shrink(t, 0);
+    return r;
 }
 
 int ar__tls_write(ar__tls_t *t, const uint8_t *data, size_t len)
@@ -353,6 +388,7 @@ size_t ar__tls_take_out(ar__tls_t *t, uint8_t *buf, size_t len)
 {
     int chunk = len > INT32_MAX ? INT32_MAX : (int)len;
     int n = BIO_read(t->wbio, buf, chunk);
+    shrink(t, 1);
     return n > 0 ? (size_t)n : 0;
 }
 
