@@ -51,6 +51,12 @@ typedef struct ar_conn_opts_s {
     size_t out_cap;                /* outgoing bytes a connection may hold; 0 means 256 KiB */
     uint64_t handshake_timeout_ms; /* connect + TLS handshake; 0 means 10 s */
     uint64_t close_linger_ms;      /* how long a closing connection flushes; 0 means 2 s */
+    /*
+     * ar_conn_connect only: the local address to connect from, or NULL for the kernel's choice
+     * (a TURN relay connects from the allocation's relayed address, RFC 6062). Read during the
+     * call only.
+     */
+    const struct sockaddr *bind_addr;
 } ar_conn_opts_t;
 
 /*
@@ -68,7 +74,7 @@ void ar_listener_close(ar_listener_t *l);
 /*
  * Connects to addr. With tls, host names the peer to verify (DNS name or IP literal) and is
  * required. Returns 0 with *out set (the outcome arrives as on_open or on_close), AR_EINVAL,
- * AR_ENOMEM or AR_ESYS.
+ * AR_ENOMEM, AR_EADDRINUSE (opts->bind_addr taken) or AR_ESYS.
  */
 AR_MUST_CHECK int ar_conn_connect(uv_loop_t *loop, const struct sockaddr *addr,
                                   ar_tls_client_t *tls, const char *host, const ar_conn_cbs_t *cbs,

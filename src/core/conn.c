@@ -471,8 +471,15 @@ int ar_conn_connect(uv_loop_t *loop, const struct sockaddr *addr, ar_tls_client_
     int rc = 0;
     if (tls != NULL)
         rc = ar__tls_new_client(tls, host, &c->tls);
-    if (rc == 0 && uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connected) != 0)
-        rc = AR_ESYS;
+    if (rc == 0 && opts != NULL && opts->bind_addr != NULL) {
+        int b = uv_tcp_bind(&c->tcp, opts->bind_addr, 0);
+        rc = b == 0 ? 0 : b == UV_EADDRINUSE ? AR_EADDRINUSE : AR_ESYS;
+    }
+    if (rc == 0) {
+        int r = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connected);
+        /* libuv reports a bind conflict only here, when the socket is really bound. */
+        rc = r == 0 ? 0 : r == UV_EADDRINUSE ? AR_EADDRINUSE : AR_ESYS;
+    }
     if (rc < 0) {
         finish_close(c); /* not announced: freed by the loop without callbacks */
         return rc;

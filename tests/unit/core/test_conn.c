@@ -29,7 +29,8 @@ typedef struct {
     int opened, closed, last_err;
     int pause_on_open; /* backpressure test: read nothing until told */
     ar_conn_t *last;
-    uv_timer_t resume; /* backpressure test: resumes reading a little later */
+    uint16_t peer_port; /* the port the last client connected from */
+    uv_timer_t resume;  /* backpressure test: resumes reading a little later */
 } server_t;
 
 static void on_resume(uv_timer_t *t)
@@ -45,6 +46,9 @@ static void srv_open(ar_conn_t *c)
     server_t *s = ar_conn_get_data(c);
     s->opened++;
     s->last = c;
+    struct sockaddr_storage peer;
+    assert_int_equal(ar_conn_peer(c, &peer), 0);
+    s->peer_port = ar_addr_port((struct sockaddr *)&peer);
     if (s->pause_on_open) {
         ar_conn_pause_read(c);
         uv_timer_init(&loop, &s->resume);
@@ -406,6 +410,35 @@ static void test_refused_and_timeout(void **state)
     ar_tls_client_free(ct);
 }
 
+/* Connecting from a chosen local address, as a TURN relay does for TCP allocations. */
+static void test_bind_addr(void **state)
+{
+    (void)state;
+    struct sockaddr_storage local, a;
+    assert_int_equal(ar_addr_parse("127.0.0.1", 0, &local), 0);
+    int probe = ar_listen_socket(SOCK_DGRAM, (struct sockaddr *)&local, 0);
+    socklen_t len = sizeof(local);
+    getsockname(probe, (struct sockaddr *)&local, &len);
+    close(probe); /* a port that was free a moment ago */
+    server_t s;
+    uint16_t port = serve(&s, NULL, 0);
+    client_t k;
+    memset(&k, 0, sizeof(k));
+    k.server = &s;
+    k.want = 4;
+    k.payload = malloc(4);
+    memcpy(k.payload, "ping", 4);
+    ar_buf_init(&k.got, 4);
+    assert_int_equal(ar_addr_parse("127.0.0.1", port, &a), 0);
+    ar_conn_opts_t o = {.bind_addr = (struct sockaddr *)&local};
+    ar_conn_t *c;
+    assert_int_equal(
+        ar_conn_connect(&loop, (struct sockaddr *)&a, NULL, NULL, &cli_cbs, &o, &k, &c), 0);
+    run_loop();
+    assert_int_equal(s.peer_port, ar_addr_port((struct sockaddr *)&local));
+    check_echoed(&k);
+}
+
 /* Closing right after connecting, and writing after close. */
 static void test_close_early(void **state)
 {
@@ -466,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_tls_reload_bad_file_keeps_serving),
         cmocka_unit_test(test_backpressure),
         cmocka_unit_test(test_refused_and_timeout),
+        cmocka_unit_test(test_bind_addr),
         cmocka_unit_test(test_close_early),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
