@@ -50,6 +50,9 @@ static void errf(loader_t *l, const where_t *w, const char *fmt, ...)
 {
     if (l->err == NULL || l->errlen == 0)
         return;
+    /* Started before any branch: clang's analyzer misreads a va_start placed after them. */
+    va_list ap;
+    va_start(ap, fmt);
     int n = 0;
     switch (w->kind) {
     case SRC_DEFAULT:
@@ -65,11 +68,8 @@ static void errf(loader_t *l, const where_t *w, const char *fmt, ...)
         n = snprintf(l->err, l->errlen, "%s: ", w->name);
         break;
     }
-    if (n < 0 || (size_t)n >= l->errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(l->err + n, l->errlen - (size_t)n, fmt, ap);
+    if (n >= 0 && (size_t)n < l->errlen)
+        vsnprintf(l->err + n, l->errlen - (size_t)n, fmt, ap);
     va_end(ap);
 }
 

@@ -36,7 +36,7 @@
  * A memory BIO keeps its largest allocation after it drains. A connection that once moved a
  * burst would hold that memory while idle, so an empty BIO above this size is replaced.
  */
-#define TLS_BIO_KEEP_MAX (32 * 1024)
+#define TLS_BIO_KEEP_MAX ((size_t)32 << 10)
 
 struct ar_tls_server_s {
     pthread_mutex_t lock; /* guards ctx against a reload on another thread */
