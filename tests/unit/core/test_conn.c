@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "anteroom/alloc.h"
 #include "anteroom/buf.h"
 #include "anteroom/conn.h"
 #include "anteroom/tls.h"
@@ -416,10 +417,12 @@ static void test_bind_addr(void **state)
     (void)state;
     struct sockaddr_storage local, a;
     assert_int_equal(ar_addr_parse("127.0.0.1", 0, &local), 0);
-    int probe = ar_listen_socket(SOCK_DGRAM, (struct sockaddr *)&local, 0);
+    /* A TCP port that was free a moment ago (bound, never listened on or connected). */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(probe, (struct sockaddr *)&local, sizeof(struct sockaddr_in)), 0);
     socklen_t len = sizeof(local);
     getsockname(probe, (struct sockaddr *)&local, &len);
-    close(probe); /* a port that was free a moment ago */
+    close(probe);
     server_t s;
     uint16_t port = serve(&s, NULL, 0);
     client_t k;
@@ -435,7 +438,9 @@ static void test_bind_addr(void **state)
     assert_int_equal(
         ar_conn_connect(&loop, (struct sockaddr *)&a, NULL, NULL, &cli_cbs, &o, &k, &c), 0);
     run_loop();
-    assert_int_equal(s.peer_port, ar_addr_port((struct sockaddr *)&local));
+    if (s.peer_port != ar_addr_port((struct sockaddr *)&local))
+        fail_msg("opened %d closed %d err %d got %zu peer %u", s.opened, s.closed, k.err, k.got.len,
+                 s.peer_port);
     check_echoed(&k);
 }
 
@@ -461,6 +466,84 @@ static void test_close_early(void **state)
     assert_true(k.closed);
     assert_false(k.opened);
     assert_int_equal(k.err, 0);
+}
+
+/*
+ * Failing the Nth allocation anywhere on the way (listener, accept, connect, writes) must end
+ * in an error callback or a refused call, never a crash, a hang or a leak (ASan checks leaks).
+ */
+typedef struct {
+    int closed, err, got;
+    uv_timer_t *giveup; /* restarted to fire at once when the client is done */
+} tiny_t;
+
+static void on_giveup(uv_timer_t *t)
+{
+    ar_listener_t **l = t->data;
+    if (*l != NULL)
+        ar_listener_close(*l);
+    *l = NULL;
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void tiny_open(ar_conn_t *c)
+{
+    if (ar_conn_write(c, "ping", 4) != 0)
+        ar_conn_close(c);
+}
+
+static void tiny_read(ar_conn_t *c, const uint8_t *data, size_t len)
+{
+    (void)data;
+    tiny_t *t = ar_conn_get_data(c);
+    t->got += (int)len;
+    if (t->got >= 4)
+        ar_conn_close(c);
+}
+
+static void tiny_close(ar_conn_t *c, int err)
+{
+    tiny_t *t = ar_conn_get_data(c);
+    t->closed = 1;
+    t->err = err;
+    uv_timer_start(t->giveup, on_giveup, 0, 0);
+}
+
+static const ar_conn_cbs_t tiny_cbs = {tiny_open, tiny_read, NULL, tiny_close};
+
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    int succeeded = 0;
+    for (long n = 0; n < 40; n++) {
+        struct sockaddr_storage a;
+        assert_int_equal(ar_addr_parse("127.0.0.1", 0, &a), 0);
+        int fd = ar_listen_socket(SOCK_STREAM, (struct sockaddr *)&a, 16);
+        socklen_t len = sizeof(a);
+        getsockname(fd, (struct sockaddr *)&a, &len);
+        server_t s;
+        memset(&s, 0, sizeof(s));
+        uv_timer_t giveup;
+        tiny_t t = {.giveup = &giveup};
+        ar_alloc_fail_after(n);
+        int rc = ar_listener_start(&loop, fd, NULL, &srv_cbs, NULL, &s, &s.listener);
+        ar_conn_t *c = NULL;
+        if (rc == 0)
+            rc = ar_conn_connect(&loop, (struct sockaddr *)&a, NULL, NULL, &tiny_cbs, NULL, &t, &c);
+        /* The listener goes once the client is done, or after a while if the server hung up. */
+        uv_timer_init(&loop, &giveup);
+        giveup.data = &s.listener;
+        uv_timer_start(&giveup, on_giveup, rc == 0 ? 300 : 0, 0);
+        run_loop();
+        ar_alloc_fail_after(-1);
+        if (rc == 0) {
+            assert_true(t.closed);
+            succeeded += t.err == 0 && t.got == 4;
+        } else {
+            assert_int_equal(rc, AR_ENOMEM);
+        }
+    }
+    assert_true(succeeded > 0);
 }
 
 static int setup(void **state)
@@ -501,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_refused_and_timeout),
         cmocka_unit_test(test_bind_addr),
         cmocka_unit_test(test_close_early),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
