@@ -120,16 +120,14 @@ static void run_family(const char *host)
     /* The same port again: SO_REUSEPORT lets every worker bind its own socket. */
     e.udp_fd[1] = ar_listen_socket(SOCK_DGRAM, (struct sockaddr *)&addr, 0);
     assert_true(e.udp_fd[1] >= 0);
-    e.tcp_fd[0] = ar_listen_socket(SOCK_STREAM, (struct sockaddr *)&addr, 16);
-    if (e.tcp_fd[0] == AR_EADDRINUSE) {
-        /* The UDP port is taken for TCP by someone else; pick a fresh TCP port. */
-        ((struct sockaddr_in *)&addr)->sin_port = 0;
-        if (addr.ss_family == AF_INET6)
-            ((struct sockaddr_in6 *)&addr)->sin6_port = 0;
-        e.tcp_fd[0] = ar_listen_socket(SOCK_STREAM, (struct sockaddr *)&addr, 16);
-    }
+    /* TCP on a port of its own: the UDP port's number may be taken for TCP by another test. */
+    struct sockaddr_storage taddr = addr;
+    if (taddr.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&taddr)->sin6_port = 0;
+    else
+        ((struct sockaddr_in *)&taddr)->sin_port = 0;
+    e.tcp_fd[0] = ar_listen_socket(SOCK_STREAM, (struct sockaddr *)&taddr, 16);
     assert_true(e.tcp_fd[0] >= 0);
-    struct sockaddr_storage taddr;
     len = sizeof(taddr);
     getsockname(e.tcp_fd[0], (struct sockaddr *)&taddr, &len);
     e.tcp_fd[1] = ar_listen_socket(SOCK_STREAM, (struct sockaddr *)&taddr, 16);
