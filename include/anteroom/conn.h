@@ -15,6 +15,7 @@
  *             timeout), AR_EIO (socket error, refused connect). The connection is freed when
  *             on_close returns. An accepted connection is announced by on_open: one that fails
  *             its handshake is dropped without any callback.
+ * The first listener or connection sets SIGPIPE to ignored (ar_ignore_sigpipe in worker.h).
  * Any callback may call ar_conn_close: closing is asynchronous, so a connection is never freed
  * inside one of its own callbacks. Callback tables must outlive their connections (static const).
  */

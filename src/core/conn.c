@@ -11,6 +11,7 @@
 #include "anteroom/alloc.h"
 #include "anteroom/buf.h"
 #include "anteroom/log.h"
+#include "anteroom/worker.h"
 #include "tls_internal.h"
 
 #include <string.h>
@@ -410,6 +411,7 @@ int ar_listener_start(uv_loop_t *loop, int fd, ar_tls_server_t *tls, const ar_co
                       const ar_conn_opts_t *opts, void *data, ar_listener_t **out)
 {
     *out = NULL;
+    ar_ignore_sigpipe();
     ar_listener_t *l = ar_calloc(1, sizeof(*l));
     if (l == NULL) {
         close(fd);
@@ -465,6 +467,7 @@ int ar_conn_connect(uv_loop_t *loop, const struct sockaddr *addr, ar_tls_client_
     *out = NULL;
     if (addr == NULL || cbs == NULL || cbs->on_read == NULL || (tls != NULL && host == NULL))
         return AR_EINVAL;
+    ar_ignore_sigpipe();
     ar_conn_t *c = conn_new(loop, cbs, opts, data);
     if (c == NULL)
         return AR_ENOMEM;

@@ -341,6 +341,7 @@ int ar_health_start(uv_loop_t *loop, const ar_health_opts_t *opts, ar_health_t *
     struct sockaddr_storage addr;
     if (ar_addr_parse(opts->host ? opts->host : "127.0.0.1", opts->port, &addr) < 0)
         return AR_EINVAL;
+    ar_ignore_sigpipe();
     ar_health_t *h = ar_calloc(1, sizeof(*h));
     if (h == NULL)
         return AR_ENOMEM;

@@ -107,6 +107,7 @@ int ar_workers_start(ar_workers_t **out, unsigned n, ar_worker_init_cb init, ar_
     *out = NULL;
     if (n == 0 || n > AR_WORKERS_MAX || init == NULL)
         return AR_EINVAL;
+    ar_ignore_sigpipe();
     ar_workers_t *ws = ar_calloc(1, sizeof(*ws) + n * sizeof(ar_worker_t));
     if (ws == NULL)
         return AR_ENOMEM;
@@ -232,6 +233,21 @@ out:
     ar_workers_stop(ws);
     ar_workers_join(ws);
     return rc;
+}
+
+static void ignore_sigpipe_once(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+void ar_ignore_sigpipe(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, ignore_sigpipe_once);
 }
 
 int ar_listen_socket(int type, const struct sockaddr *addr, int backlog)

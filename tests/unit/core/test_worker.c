@@ -198,6 +198,21 @@ static void test_addr_and_socket_errors(void **state)
     close(fd);
 }
 
+static void test_sigpipe_ignored(void **state)
+{
+    (void)state;
+    ar_ignore_sigpipe();
+    struct sigaction sa;
+    assert_int_equal(sigaction(SIGPIPE, NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_IGN);
+    /* Writing into a socket whose peer is gone is an error, not the end of the process. */
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    close(sv[1]);
+    assert_int_equal(write(sv[0], "x", 1), -1);
+    close(sv[0]);
+}
+
 static int failing_init(ar_worker_t *w, void *data)
 {
     (void)data;
@@ -253,11 +268,9 @@ static void test_signals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reuseport_ipv4),
-        cmocka_unit_test(test_reuseport_ipv6),
-        cmocka_unit_test(test_addr_and_socket_errors),
-        cmocka_unit_test(test_init_failure),
-        cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_reuseport_ipv4),         cmocka_unit_test(test_reuseport_ipv6),
+        cmocka_unit_test(test_addr_and_socket_errors), cmocka_unit_test(test_sigpipe_ignored),
+        cmocka_unit_test(test_init_failure),           cmocka_unit_test(test_signals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
