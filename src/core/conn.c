@@ -74,9 +74,8 @@ static void set_state(ar_conn_t *c, ar_conn_state_t s)
     ar_log_field_t f[] = {
         {.key = "from", .type = AR_LF_T_KW, .v.s = ar_conn_state_name(c->state)},
         {.key = "to", .type = AR_LF_T_KW, .v.s = ar_conn_state_name(s)},
-        AR_LF_KW("transport", ""),
+        {.key = "transport", .type = AR_LF_T_KW, .v.s = c->tls ? "tls" : "tcp"},
     };
-    f[2].v.s = c->tls ? "tls" : "tcp";
     ar_log_fields(AR_LOG_DEBUG, "conn_state", f, 3);
     c->state = s;
 }
@@ -223,6 +222,12 @@ static void become_open(ar_conn_t *c)
     ar_buf_release(&c->pending);
     if (c->cbs->on_open != NULL)
         c->cbs->on_open(c);
+    /* A write refused before open is owed an on_drain even if the flush needed no request. */
+    if (c->state == AR_CONN_OPEN && c->want_drain && c->queued <= c->out_cap / 2) {
+        c->want_drain = 0;
+        if (c->cbs->on_drain != NULL)
+            c->cbs->on_drain(c);
+    }
 }
 
 /* Handshake, then decrypt and deliver what the peer sent, stopping when the owner says so. */

@@ -444,6 +444,32 @@ static void test_bind_addr(void **state)
     check_echoed(&k);
 }
 
+/* A write refused before the connection opened is followed by on_drain once it is open. */
+static void test_drain_before_open(void **state)
+{
+    (void)state;
+    server_t s;
+    uint16_t port = serve(&s, NULL, 0);
+    s.pause_on_open = 1; /* a sink */
+    client_t k;
+    memset(&k, 0, sizeof(k));
+    k.server = &s;
+    k.stop_at_refusal = 1; /* cli_drain closes once everything (nothing more) is sent */
+    struct sockaddr_storage a;
+    assert_int_equal(ar_addr_parse("127.0.0.1", port, &a), 0);
+    ar_conn_t *c;
+    assert_int_equal(
+        ar_conn_connect(&loop, (struct sockaddr *)&a, NULL, NULL, &cli_cbs, NULL, &k, &c), 0);
+    static uint8_t big[256 << 10];
+    assert_int_equal(ar_conn_write(c, big, sizeof(big)), 0);
+    assert_int_equal(ar_conn_outgoing(c), sizeof(big));
+    assert_int_equal(ar_conn_write(c, "x", 1), AR_EAGAIN);
+    run_loop();
+    assert_true(k.opened);
+    assert_int_equal(k.drained, 1);
+    assert_int_equal(k.err, 0);
+}
+
 /* Closing right after connecting, and writing after close. */
 static void test_close_early(void **state)
 {
@@ -583,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_backpressure),
         cmocka_unit_test(test_refused_and_timeout),
         cmocka_unit_test(test_bind_addr),
+        cmocka_unit_test(test_drain_before_open),
         cmocka_unit_test(test_close_early),
         cmocka_unit_test(test_alloc_failures),
     };
