@@ -142,8 +142,12 @@ static int write_fields(const ar__sig_table_t *t, const void *base, const char *
         const void *val = (const char *)base + f->off;
         if (f->key == NULL)
             return AR_EINVAL; /* keyless rows lay out list elements, never objects */
-        char name[96];
-        ar__sig_name(name, sizeof(name), path, f);
+        char buf[96];
+        const char *name = f->key;
+        if (path[0] != '\0') {
+            ar__sig_name(buf, sizeof(buf), path, f);
+            name = buf;
+        }
         int present = ar__sig_present(f, val);
         int rc = ar__sig_check(f, val, present, name, err);
         if (rc != 0)

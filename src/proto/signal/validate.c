@@ -74,6 +74,11 @@ static int utf8_ok(int cs, const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
+        /* Printable ASCII is allowed in every text class: skip it without decoding. */
+        if (p[i] >= 0x20 && p[i] < 0x7f) {
+            i++;
+            continue;
+        }
         uint32_t cp;
         size_t n = utf8_next(p + i, len - i, &cp);
         if (n == 0)
@@ -382,8 +387,13 @@ int ar__sig_read_object(const ar__sig_table_t *t, const ar__sig_table_t *also, j
     for (size_t i = 0; i < t->count; i++) {
         const ar__sig_field_t *f = &t->fields[i];
         void *dst = (char *)base + f->off;
-        char name[NAME_CAP];
-        ar__sig_name(name, sizeof(name), path, f);
+        /* Top-level names need no copy: formatting one per field would cost every relay. */
+        char buf[NAME_CAP];
+        const char *name = f->key;
+        if (path[0] != '\0') {
+            ar__sig_name(buf, sizeof(buf), path, f);
+            name = buf;
+        }
         v = json_object_get(obj, f->key);
         if (v != NULL && json_is_null(v) && (f->flags & AR__SIG_NULL))
             v = NULL;
