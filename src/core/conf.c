@@ -69,6 +69,8 @@ static void errf(loader_t *l, const where_t *w, const char *fmt, ...)
         break;
     }
     if (n >= 0 && (size_t)n < l->errlen)
+        /* ap is started above; clang 14's analyzer loses track of it through the switch. */
+        // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
         vsnprintf(l->err + n, l->errlen - (size_t)n, fmt, ap);
     va_end(ap);
 }
