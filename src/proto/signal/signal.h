@@ -317,8 +317,9 @@ void ar_sig_msg_init(ar_sig_msg_t *msg, ar_sig_type_t type);
 AR_MUST_CHECK int ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t cap);
 
 /*
- * Fills an "error" message for code (connection-level, seq 0) with the standard name, the
- * given text (NULL: the standard meaning), the request id and the type it concerns.
+ * Fills an "error" message (connection-level, seq 0) from a parse failure or a server refusal:
+ * err->code's name, err->text (the code's standard meaning when empty), the type it concerns
+ * and the request id. msg points into err, which must outlive it.
  */
 void ar_sig_error_msg(ar_sig_msg_t *msg, const ar_sig_err_t *err);
 
