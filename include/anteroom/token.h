@@ -14,6 +14,9 @@
  *   sub      an opaque random subject id (never a name or an account id)
  *   role     "patient", "staff" or "invitee"
  *   room     the room the token opens (required for patient and invitee)
+ *   clinic   patient (required) and invitee (optional): the clinic the room belongs to
+ *   area     patient only (required): the waiting area the patient queues in
+ *   profile  optional: "low", "standard" or "high", the clinic's default call-quality profile
  *   clinics  staff only: object of clinic id -> array of role names
  *   jur      the clinic's jurisdiction
  *   lang     invitee only, optional: an interpreter's language tag
@@ -51,7 +54,10 @@ typedef struct ar_token_claims_s {
     ar_token_role_t role;
     char room[AR_TOKEN_ID_MAX]; /* "" when absent */
     char jur[AR_TOKEN_ID_MAX];
-    char lang[36]; /* BCP 47 tag, "" when absent */
+    char lang[36];                /* BCP 47 tag, "" when absent */
+    char clinic[AR_TOKEN_ID_MAX]; /* patient, invitee: the room's clinic; "" when absent */
+    char area[AR_TOKEN_ID_MAX];   /* patient: the waiting area; "" when absent */
+    char profile[12];             /* "low", "standard", "high"; "" when absent */
     ar_token_clinic_t clinics[AR_TOKEN_MAX_CLINICS];
     size_t nclinics;
     int64_t iat;

@@ -91,6 +91,16 @@ static int claims_ok(const ar_token_claims_t *c)
         return 0;
     if (c->lang[0] != '\0' && (c->role != AR_TOKEN_INVITEE || !lang_ok(c->lang)))
         return 0;
+    if (c->profile[0] != '\0' && strcmp(c->profile, "low") != 0 &&
+        strcmp(c->profile, "standard") != 0 && strcmp(c->profile, "high") != 0)
+        return 0;
+    if (c->clinic[0] != '\0' && (c->role == AR_TOKEN_STAFF || !id_ok(c->clinic, sizeof(c->clinic))))
+        return 0;
+    if (c->area[0] != '\0' && (c->role != AR_TOKEN_PATIENT || !id_ok(c->area, sizeof(c->area))))
+        return 0;
+    /* A patient queues in one waiting area of one clinic: signalling checks `arrive` against it. */
+    if (c->role == AR_TOKEN_PATIENT && (c->clinic[0] == '\0' || c->area[0] == '\0'))
+        return 0;
     if (c->exp <= c->iat || c->exp - c->iat > AR_TOKEN_MAX_LIFETIME)
         return 0;
     if (c->role == AR_TOKEN_STAFF) {
@@ -123,6 +133,12 @@ static json_t *claims_to_json(const ar_token_claims_t *c)
         rc |= json_object_set_new(o, "room", json_string(c->room));
     if (c->lang[0] != '\0')
         rc |= json_object_set_new(o, "lang", json_string(c->lang));
+    if (c->clinic[0] != '\0')
+        rc |= json_object_set_new(o, "clinic", json_string(c->clinic));
+    if (c->area[0] != '\0')
+        rc |= json_object_set_new(o, "area", json_string(c->area));
+    if (c->profile[0] != '\0')
+        rc |= json_object_set_new(o, "profile", json_string(c->profile));
     if (c->role == AR_TOKEN_STAFF) {
         json_t *clinics = json_object();
         rc |= json_object_set_new(o, "clinics", clinics);
@@ -213,15 +229,29 @@ static int parse_clinics(json_t *v, ar_token_claims_t *c)
 }
 
 /* The claims table: each claim's key, whether it must be present, and how it is read. */
-typedef enum { C_AUD, C_SUB, C_ROLE, C_ROOM, C_JUR, C_LANG, C_CLINICS, C_IAT, C_EXP } claim_t;
+typedef enum {
+    C_AUD,
+    C_SUB,
+    C_ROLE,
+    C_ROOM,
+    C_JUR,
+    C_LANG,
+    C_CLINICS,
+    C_CLINIC,
+    C_AREA,
+    C_PROFILE,
+    C_IAT,
+    C_EXP
+} claim_t;
 static const struct {
     const char *key;
     claim_t claim;
     int required;
 } claim_table[] = {
-    {"aud", C_AUD, 1},         {"sub", C_SUB, 1}, {"role", C_ROLE, 1},
-    {"room", C_ROOM, 0},       {"jur", C_JUR, 1}, {"lang", C_LANG, 0},
-    {"clinics", C_CLINICS, 0}, {"iat", C_IAT, 1}, {"exp", C_EXP, 1},
+    {"aud", C_AUD, 1},         {"sub", C_SUB, 1},       {"role", C_ROLE, 1},
+    {"room", C_ROOM, 0},       {"jur", C_JUR, 1},       {"lang", C_LANG, 0},
+    {"clinics", C_CLINICS, 0}, {"clinic", C_CLINIC, 0}, {"area", C_AREA, 0},
+    {"profile", C_PROFILE, 0}, {"iat", C_IAT, 1},       {"exp", C_EXP, 1},
 };
 #define NCLAIMS (sizeof(claim_table) / sizeof(claim_table[0]))
 
@@ -236,6 +266,12 @@ static int parse_claim(claim_t claim, json_t *v, ar_token_claims_t *c)
         return copy_id(v, c->room, sizeof(c->room));
     case C_JUR:
         return copy_id(v, c->jur, sizeof(c->jur));
+    case C_CLINIC:
+        return copy_id(v, c->clinic, sizeof(c->clinic));
+    case C_AREA:
+        return copy_id(v, c->area, sizeof(c->area));
+    case C_PROFILE:
+        return copy_id(v, c->profile, sizeof(c->profile)); /* the value is checked by claims_ok */
     case C_LANG:
         if (!json_is_string(v) || !lang_ok(json_string_value(v)))
             return AR_EPARSE;

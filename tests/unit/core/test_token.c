@@ -23,6 +23,9 @@ static ar_token_claims_t patient_claims(void)
     snprintf(c.sub, sizeof(c.sub), "s-8f3a");
     snprintf(c.room, sizeof(c.room), "room-1");
     snprintf(c.jur, sizeof(c.jur), "eu-de");
+    snprintf(c.clinic, sizeof(c.clinic), "clinic-a");
+    snprintf(c.area, sizeof(c.area), "gp-area");
+    snprintf(c.profile, sizeof(c.profile), "standard");
     c.role = AR_TOKEN_PATIENT;
     c.iat = NOW;
     c.exp = NOW + 600;
@@ -34,6 +37,8 @@ static ar_token_claims_t staff_claims(void)
     ar_token_claims_t c = patient_claims();
     c.role = AR_TOKEN_STAFF;
     c.room[0] = '\0';
+    c.clinic[0] = '\0';
+    c.area[0] = '\0';
     c.nclinics = 2;
     snprintf(c.clinics[0].id, sizeof(c.clinics[0].id), "clinic-a");
     snprintf(c.clinics[0].roles[0], sizeof(c.clinics[0].roles[0]), "provider");
@@ -75,6 +80,9 @@ static void test_patient_roundtrip(void **state)
     assert_int_equal(strncmp(tok, "AR1.k1.", 7), 0);
     assert_int_equal(ar_token_verify(&f->ring, tok, (size_t)n, "signal", NOW + 10, &out), 0);
     assert_string_equal(out.room, "room-1");
+    assert_string_equal(out.clinic, "clinic-a");
+    assert_string_equal(out.area, "gp-area");
+    assert_string_equal(out.profile, "standard");
     assert_int_equal(out.role, AR_TOKEN_PATIENT);
     assert_true(ar_token_opens_room(&out, "room-1", NULL));
     /* A patient token never works for another room, even one of a clinic. */
@@ -146,6 +154,15 @@ static void test_mint_refuses_bad_claims(void **state)
     c = patient_claims();
     snprintf(c.sub, sizeof(c.sub), "Jane Doe"); /* ids only: no spaces, no names */
     assert_int_equal(ar_token_mint(&f->signer, &c, tok, sizeof(tok)), AR_EINVAL);
+    c = patient_claims();
+    c.area[0] = '\0'; /* a patient queues in a named area */
+    assert_int_equal(ar_token_mint(&f->signer, &c, tok, sizeof(tok)), AR_EINVAL);
+    c = patient_claims();
+    snprintf(c.profile, sizeof(c.profile), "ultra");
+    assert_int_equal(ar_token_mint(&f->signer, &c, tok, sizeof(tok)), AR_EINVAL);
+    c = staff_claims();
+    snprintf(c.area, sizeof(c.area), "gp-area"); /* staff tokens name clinics, not an area */
+    assert_int_equal(ar_token_mint(&f->signer, &c, tok, sizeof(tok)), AR_EINVAL);
     c = staff_claims();
     c.nclinics = 0;
     assert_int_equal(ar_token_mint(&f->signer, &c, tok, sizeof(tok)), AR_EINVAL);
@@ -153,6 +170,7 @@ static void test_mint_refuses_bad_claims(void **state)
     snprintf(c.lang, sizeof(c.lang), "de"); /* only invitees carry a language */
     assert_int_equal(ar_token_mint(&f->signer, &c, tok, sizeof(tok)), AR_EINVAL);
     c.role = AR_TOKEN_INVITEE;
+    c.area[0] = '\0';
     assert_true(ar_token_mint(&f->signer, &c, tok, sizeof(tok)) > 0);
     assert_int_equal(ar_token_mint(&f->signer, &c, tok, 40), AR_ETOOBIG);
     ar_token_key_t pub = f->signer;
@@ -183,17 +201,25 @@ static void test_forged_payloads_refused(void **state)
     /* Payloads signed correctly but with bad claims: unknown claim, wrong types, no role. */
     fixture_t *f = *state;
     static const char *const payloads[] = {
-        "{\"aud\":\"signal\",\"sub\":\"s\",\"role\":\"patient\",\"room\":\"r\",\"jur\":\"j\","
+        "{\"aud\":\"signal\",\"sub\":\"s\",\"role\":\"patient\",\"room\":\"r\",\"clinic\":\"c\","
+        "\"area\":\"a\",\"jur\":\"j\","
         "\"iat\":1,\"exp\":2,\"admin\":true}",
-        "{\"aud\":\"signal\",\"sub\":\"s\",\"role\":\"god\",\"room\":\"r\",\"jur\":\"j\","
+        "{\"aud\":\"signal\",\"sub\":\"s\",\"role\":\"god\",\"room\":\"r\",\"clinic\":\"c\","
+        "\"area\":\"a\",\"jur\":\"j\","
         "\"iat\":1,\"exp\":2}",
-        "{\"aud\":\"signal\",\"sub\":\"s\",\"role\":\"patient\",\"room\":7,\"jur\":\"j\","
+        "{\"aud\":\"signal\",\"sub\":\"s\",\"role\":\"patient\",\"room\":7,\"clinic\":\"c\","
+        "\"area\":\"a\",\"jur\":\"j\","
         "\"iat\":1,\"exp\":2}",
-        "{\"aud\":\"signal\",\"sub\":\"s\",\"role\":\"patient\",\"room\":\"r\",\"jur\":\"j\","
+        "{\"aud\":\"signal\",\"sub\":\"s\",\"role\":\"patient\",\"room\":\"r\",\"clinic\":\"c\","
+        "\"area\":\"a\",\"jur\":\"j\","
         "\"iat\":1,\"exp\":2,\"clinics\":{\"c\":[\"provider\"]}}",
         "[1,2,3]",
         "not json",
+        /* the control: the same harness, a valid payload, must verify (checked below) */
+        "{\"aud\":\"signal\",\"sub\":\"s\",\"role\":\"patient\",\"room\":\"r\","
+        "\"clinic\":\"c\",\"area\":\"a\",\"jur\":\"j\",\"iat\":1,\"exp\":2}",
     };
+    const size_t control = sizeof(payloads) / sizeof(payloads[0]) - 1;
     for (size_t i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++) {
         char tok[AR_TOKEN_MAX + 1];
         int n = snprintf(tok, sizeof(tok), "AR1.k1.");
@@ -207,7 +233,7 @@ static void test_forged_payloads_refused(void **state)
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING);
         ar_token_claims_t out;
         int rc = ar_token_verify(&f->ring, tok, strlen(tok), "signal", 1, &out);
-        if (rc != AR_EPARSE)
+        if (rc != (i == control ? 0 : AR_EPARSE))
             fail_msg("payload %zu: got %d", i, rc);
     }
 }
