@@ -495,7 +495,7 @@ static int slow_job(ar_store_conn_t *conn, void *arg)
     const char *sql = ar_store_kind(conn) == AR_STORE_PG
                           ? "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_sleep(0.4)"
                           : "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-                            "WHERE x < 1000000) SELECT CAST(COUNT(*) AS BIGINT) FROM c";
+                            "WHERE x < 2000000) SELECT CAST(COUNT(*) AS BIGINT) FROM c";
     ar_store_stmt_t *st = NULL;
     int rc = ar_store_prepare(conn, sql, strlen(sql), &st);
     if (rc == 0)
