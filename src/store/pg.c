@@ -277,7 +277,9 @@ static int pg_step(ar_store_stmt_t *st)
         }
         s->res = r;
         s->row = -1;
-        s->changes = strtoll(PQcmdTuples(r), NULL, 10);
+        /* PQcmdTuples counts a SELECT's rows too; the interface counts only rows written. */
+        s->changes =
+            strncmp(PQcmdStatus(r), "SELECT", 6) == 0 ? 0 : strtoll(PQcmdTuples(r), NULL, 10);
     }
     if (s->row + 1 < PQntuples(s->res)) {
         s->row++;

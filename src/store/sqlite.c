@@ -224,7 +224,8 @@ static int sq_step(ar_store_stmt_t *st)
         return AR_STORE_ROW;
     if (rc == SQLITE_DONE) {
         s->done = 1;
-        s->changes = sqlite3_changes64(sqlite3_db_handle(s->st));
+        /* sqlite3_changes64 keeps the last write's count through reads; a read changed nothing. */
+        s->changes = sqlite3_stmt_readonly(s->st) ? 0 : sqlite3_changes64(sqlite3_db_handle(s->st));
         return AR_STORE_DONE;
     }
     return sq_map(rc);

@@ -255,6 +255,7 @@ static void test_crud_every_type(void **state)
     assert_true(ar_store_col_is_null(st, 7)); /* out of range reads as NULL */
     assert_int_equal(ar_store_step(st), AR_STORE_DONE);
     assert_int_equal(ar_store_step(st), AR_STORE_DONE); /* stays done until reset */
+    assert_int_equal(ar_store_changes(st), 0);          /* a read writes nothing */
     ar_store_finalize(st);
 
     /* An empty blob is not NULL, and an empty text is not NULL either. */
