@@ -79,7 +79,10 @@ static void frames(const uint8_t *data, size_t size)
         parse_all(server, a, size, size ? size : 1, &whole);
         parse_all(server, b, size, step, &chunked);
         CHECK(whole.err == chunked.err && whole.close_code == chunked.close_code);
-        CHECK(whole.sum == chunked.sum && whole.payload == chunked.payload);
+        /* On an error, how much payload was reported before it depends on the chunking (bad
+         * UTF-8 is caught in the chunk that holds it), so only clean runs must agree. */
+        if (!whole.err)
+            CHECK(whole.sum == chunked.sum && whole.payload == chunked.payload);
     }
     /* The close payload parser and UTF-8 validator on raw bytes. */
     uint16_t code;
