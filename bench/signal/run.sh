@@ -24,11 +24,12 @@ port=19101
 run() {
   local label=$1 flags=$2
   shift 3
+: >"$work/$label.out"
   "$@" >"$work/$label.out" 2>&1 &
   local spid=$!
   local pid=""
   for _ in $(seq 50); do
-    pid=$(awk '/^pid /{print $2; exit}' "$work/$label.out")
+    pid=$(awk '/^pid /{print $2; exit}' "$work/$label.out" || true)
     [ -n "$pid" ] && break
     sleep 0.1
   done

@@ -15,6 +15,7 @@
 #include "ws/ws.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -80,13 +81,24 @@ static void sample(sample_t *s)
         }
         if (f)
             fclose(f);
-        snprintf(path, sizeof(path), "/proc/%d/schedstat", o.pids[i]);
-        f = fopen(path, "r");
-        long long ns = 0;
-        if (f && fscanf(f, "%lld", &ns) == 1)
-            s->run_ns += ns;
-        if (f)
-            fclose(f);
+        /* schedstat is per thread: sum the tasks (Node runs GC and I/O threads). */
+        snprintf(path, sizeof(path), "/proc/%d/task", o.pids[i]);
+        DIR *d = opendir(path);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            if (de->d_name[0] == '.')
+                continue;
+            char tp[320];
+            snprintf(tp, sizeof(tp), "/proc/%d/task/%s/schedstat", o.pids[i], de->d_name);
+            f = fopen(tp, "r");
+            long long ns = 0;
+            if (f && fscanf(f, "%lld", &ns) == 1)
+                s->run_ns += ns;
+            if (f)
+                fclose(f);
+        }
+        if (d)
+            closedir(d);
     }
 }
 
