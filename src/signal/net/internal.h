@@ -77,6 +77,8 @@ typedef struct ar__sn_tls_ops_s {
     int (*read)(void *tls, uint8_t *buf, size_t cap, int *want_write);
     int (*write)(void *tls, const uint8_t *buf, size_t len, int *want_write);
     int (*pending)(void *tls);
+    /* Called on the loop's thread when ar_sn_loop_run returns: frees per-thread caches. */
+    void (*thread_end)(void);
 } ar__sn_tls_ops_t;
 
 struct ar_sn_tls_ctx_s {

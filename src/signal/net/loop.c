@@ -288,6 +288,8 @@ int ar_sn_loop_run(ar_sn_loop_t *l)
     }
     uint64_t v;
     (void)!read(l->stopfd, &v, sizeof(v));
+    if (l->conf.tls)
+        l->conf.tls->ops->thread_end();
     return 0;
 }
 

@@ -112,5 +112,10 @@ static int pending(void *ssl)
     return SSL_pending(ssl);
 }
 
-const ar__sn_tls_ops_t ar__sn_tls_openssl = {ctx_new,   ctx_free, conn_new,  conn_free,
-                                             handshake, tls_read, tls_write, pending};
+static void thread_end(void)
+{
+    /* OpenSSL frees its per-thread state itself when the thread exits. */
+}
+
+const ar__sn_tls_ops_t ar__sn_tls_openssl = {ctx_new,  ctx_free,  conn_new, conn_free, handshake,
+                                             tls_read, tls_write, pending,  thread_end};

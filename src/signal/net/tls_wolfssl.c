@@ -9,6 +9,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 static int ctx_new(const char *cert, const char *key, void **out)
 {
@@ -105,5 +106,12 @@ static int pending(void *ssl)
     return wolfSSL_pending(ssl);
 }
 
-const ar__sn_tls_ops_t ar__sn_tls_wolfssl = {ctx_new,   ctx_free, conn_new,  conn_free,
-                                             handshake, tls_read, tls_write, pending};
+static void thread_end(void)
+{
+    /* Debian's build keeps a thread-local ECC fixed-point cache (FP_ECC with HAVE_THREAD_LS)
+     * that is not freed when the thread exits. */
+    wc_ecc_fp_free();
+}
+
+const ar__sn_tls_ops_t ar__sn_tls_wolfssl = {ctx_new,  ctx_free,  conn_new, conn_free, handshake,
+                                             tls_read, tls_write, pending,  thread_end};

@@ -394,10 +394,9 @@ static void tls_echo(ar_sn_tls_lib_t lib)
     if (err == AR_EUNSUPPORTED)
         return;
     assert_int_equal(err, 0);
-    assert_int_equal(ar_sn_tls_ctx_new(lib, "/nonexistent", "/nonexistent", &tls), AR_ETLS);
-    assert_int_equal(ar_sn_tls_ctx_new(lib, AR_WS_VECTOR_DIR "/test_cert.pem",
-                                       AR_WS_VECTOR_DIR "/test_key.pem", &tls),
-                     0);
+    ar_sn_tls_ctx_t *bad = NULL;
+    assert_int_equal(ar_sn_tls_ctx_new(lib, "/nonexistent", "/nonexistent", &bad), AR_ETLS);
+    assert_null(bad);
     start(5, 30, tls);
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     for (int v = 0; v < 2; v++) {
