@@ -34,7 +34,7 @@
 #define AR_TOKEN_MAX_CLINICS 16
 #define AR_TOKEN_MAX_ROLES 5
 #define AR_TOKEN_MAX_LIFETIME 86400 /* 24 hours */
-#define AR_TOKEN_LEEWAY 30 /* seconds of clock skew tolerated on iat */
+#define AR_TOKEN_LEEWAY 30          /* seconds of clock skew tolerated on iat */
 #define AR_TOKEN_KEYS_MAX 8
 
 typedef enum { AR_TOKEN_PATIENT = 1, AR_TOKEN_STAFF, AR_TOKEN_INVITEE } ar_token_role_t;
