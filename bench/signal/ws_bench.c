@@ -9,6 +9,9 @@
  *    latency p50/p99 are printed.
  * Several client processes are used because one process may hold only 20,000 files.
  *
+ * TLS knobs (environment): AR_BENCH_TLS12=1 caps the client at TLS 1.2; AR_BENCH_TLS13_SUITES
+ * and AR_BENCH_TLS12_CIPHERS restrict its suites.
+ *
  * Usage: ar_bench_signal -p PORT -s PID[,PID..] [-n N] [-P procs] [-t] [-r] [-k pairs] [-T secs]
  *                        [-S bytes] [-l label]
  */
@@ -107,6 +110,16 @@ static SSL_CTX *client_ctx(void)
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* our own self-signed bench certificate */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* Knobs to see what the server's per-connection TLS memory depends on. */
+    const char *v = getenv("AR_BENCH_TLS12");
+    if (v && *v == '1')
+        SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    v = getenv("AR_BENCH_TLS13_SUITES");
+    if (v)
+        SSL_CTX_set_ciphersuites(ctx, v);
+    v = getenv("AR_BENCH_TLS12_CIPHERS");
+    if (v)
+        SSL_CTX_set_cipher_list(ctx, v);
     return ctx;
 }
 

@@ -8,6 +8,8 @@
 #include "net.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,8 +63,29 @@ static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
         waiting = NULL;
 }
 
+/*
+ * With AR_BENCH_MALLINFO set, a thread prints the live heap (mallinfo2) every 3 seconds and
+ * then trims it, which separates what connections hold from allocator fragmentation.
+ */
+static void *mallinfo_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        sleep(3);
+        struct mallinfo2 mi = mallinfo2();
+        printf("heap in use %zu B, arena %zu B\n", mi.uordblks, mi.arena);
+        fflush(stdout);
+        malloc_trim(0);
+    }
+    return NULL;
+}
+
 static int worker(uint16_t port, ar_sn_tls_ctx_t *tls)
 {
+    if (getenv("AR_BENCH_MALLINFO")) {
+        pthread_t t;
+        pthread_create(&t, NULL, mallinfo_thread, NULL);
+    }
     static const char *const origins[] = {"https://bench.anteroom.invalid"};
     static const ar_ws_upgrade_conf_t up = {origins, 1, 0, "anteroom.v1"};
     ar_sn_conf_t conf = {
