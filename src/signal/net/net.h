@@ -63,7 +63,10 @@ AR_MUST_CHECK int ar_sn_loop_new(const ar_sn_conf_t *conf, const ar_sn_handler_t
  */
 AR_MUST_CHECK int ar_sn_loop_listen(ar_sn_loop_t *l, const char *ip, uint16_t port,
                                     uint16_t *bound);
-/* Runs until ar_sn_loop_stop(). Returns 0, or AR_ESYS when epoll fails. */
+/*
+ * Runs until ar_sn_loop_stop(). Returns 0, or AR_ESYS when epoll fails. On return it frees the
+ * TLS library's per-thread caches of the calling thread (run a loop on one thread only).
+ */
 AR_MUST_CHECK int ar_sn_loop_run(ar_sn_loop_t *l);
 /* Makes ar_sn_loop_run return; async-signal-safe (one write to an eventfd). */
 void ar_sn_loop_stop(ar_sn_loop_t *l);
