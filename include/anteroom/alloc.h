@@ -16,6 +16,13 @@ void ar_free(void *ptr);
 char *ar_strndup(const char *s, size_t len);
 
 /*
+ * How many allocations have failed on the calling thread since it started. A caller compares it
+ * before and after a call into a library that reports an allocation failure as something else
+ * (jansson's parser reports most as syntax errors) to return AR_ENOMEM all the same.
+ */
+unsigned long ar_alloc_failures(void);
+
+/*
  * Test hook: after `countdown` more successful allocations, every allocation fails until the
  * hook is reset with a negative countdown. Thread-safe. Returns how many allocations failed
  * since the last call.

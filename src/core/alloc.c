@@ -7,6 +7,20 @@
 /* Negative: hook off. Otherwise the number of allocations still allowed to succeed. */
 static _Atomic long fail_countdown = -1;
 static _Atomic long failed_count = 0;
+/* Per thread, so that a parse on one thread never sees another thread's failures. */
+static _Thread_local unsigned long thread_failures;
+
+static void *counted(void *p)
+{
+    if (p == NULL)
+        thread_failures++;
+    return p;
+}
+
+unsigned long ar_alloc_failures(void)
+{
+    return thread_failures;
+}
 
 static int should_fail(void)
 {
@@ -25,22 +39,22 @@ static int should_fail(void)
 void *ar_malloc(size_t size)
 {
     if (should_fail())
-        return NULL;
-    return malloc(size ? size : 1);
+        return counted(NULL);
+    return counted(malloc(size ? size : 1));
 }
 
 void *ar_calloc(size_t count, size_t size)
 {
     if (should_fail())
-        return NULL;
-    return calloc(count ? count : 1, size ? size : 1);
+        return counted(NULL);
+    return counted(calloc(count ? count : 1, size ? size : 1));
 }
 
 void *ar_realloc(void *ptr, size_t size)
 {
     if (should_fail())
-        return NULL;
-    return realloc(ptr, size ? size : 1);
+        return counted(NULL);
+    return counted(realloc(ptr, size ? size : 1));
 }
 
 void ar_free(void *ptr)

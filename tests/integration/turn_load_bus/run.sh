@@ -32,7 +32,8 @@ nats-server -a 127.0.0.1 -p "$c2" --cluster_name ar --cluster "nats://127.0.0.1:
 pids+=($!)
 
 # Wait until both servers accept clients and see each other as a route.
-for _ in $(seq 100); do
+# Routes retry about once a second, so allow a busy machine 30 s.
+for _ in $(seq 300); do
   if grep -q "Route connection created" "$dir/n1.log" && grep -q "Route connection created" "$dir/n2.log"; then
     break
   fi

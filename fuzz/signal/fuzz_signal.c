@@ -1,0 +1,84 @@
+/*
+ * Signalling frames come from anyone (mission S9). The first input byte picks the direction
+ * ('s': a server frame, anything else: a client frame), the rest is the frame. Beyond "no
+ * crash", it checks the codec's promises:
+ *   - a refusal carries a code and a text, and that text makes a valid error frame;
+ *   - an accepted frame rebuilds (never larger than it came), and the rebuilt frame parses to
+ *     a fixed point;
+ *   - an accepted client offer, answer or candidate relays: rebuilt as a server frame with the
+ *     longest peer id and sequence number, it still fits a server frame.
+ */
+#include "signal/signal.h"
+
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char out1[AR_SIG_OUT_MAX + 1];
+static char out2[AR_SIG_OUT_MAX + 1];
+
+static void check_refusal(const ar_sig_err_t *err)
+{
+    if (err->code <= 0 || err->text[0] == '\0')
+        __builtin_trap();
+    ar_sig_msg_t e;
+    ar_sig_error_msg(&e, err);
+    if (ar_sig_build(AR_SIG_FROM_SERVER, &e, out1, sizeof(out1)) <= 0)
+        __builtin_trap();
+}
+
+static void check_relay(ar_sig_msg_t *m)
+{
+    static const char longest[] = "ppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp";
+    ar_sig_str_t *peer = NULL;
+    if (m->type == AR_SIG_OFFER || m->type == AR_SIG_ANSWER)
+        peer = &m->u.sdp.peer;
+    else if (m->type == AR_SIG_CANDIDATE)
+        peer = &m->u.cand.peer;
+    if (peer == NULL)
+        return;
+    ar_sig_str_t keep = *peer;
+    *peer = (ar_sig_str_t){longest, sizeof(longest) - 1};
+    m->seq = 9007199254740991LL;
+    if (ar_sig_build(AR_SIG_FROM_SERVER, m, out1, sizeof(out1)) <= 0)
+        __builtin_trap();
+    *peer = keep;
+    m->seq = 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int ready;
+    if (!ready) {
+        ar_sig_init();
+        ready = 1;
+    }
+    if (size == 0)
+        return 0;
+    ar_sig_dir_t dir = data[0] == 's' ? AR_SIG_FROM_SERVER : AR_SIG_FROM_CLIENT;
+    const char *frame = (const char *)data + 1;
+    size_t len = size - 1;
+
+    ar_sig_msg_t m, again;
+    ar_sig_err_t err;
+    int rc = ar_sig_parse(dir, frame, len, &m, &err);
+    if (rc == AR_ENOMEM)
+        return 0;
+    if (rc != 0) {
+        check_refusal(&err);
+        return 0;
+    }
+    int n1 = ar_sig_build(dir, &m, out1, sizeof(out1));
+    if (n1 <= 0 || (size_t)n1 > len)
+        __builtin_trap();
+    if (ar_sig_parse(dir, out1, (size_t)n1, &again, &err) != 0)
+        __builtin_trap();
+    int n2 = ar_sig_build(dir, &again, out2, sizeof(out2));
+    if (n2 != n1 || memcmp(out1, out2, (size_t)n1) != 0)
+        __builtin_trap();
+    if (dir == AR_SIG_FROM_CLIENT)
+        check_relay(&m);
+    ar_sig_msg_free(&again);
+    ar_sig_msg_free(&m);
+    return 0;
+}

@@ -1,0 +1,222 @@
+/*
+ * Message to frame. The server writes a frame for every relayed offer, answer and candidate, so
+ * this writes JSON text straight into the caller's buffer instead of building a jansson tree
+ * (one allocation per value) and dumping it. Every value is first checked against the same row
+ * the parser applies (ar__sig_check), so the server cannot emit what its own clients would
+ * refuse, and the strings it escapes are known to be valid UTF-8.
+ */
+#include "internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct writer_s {
+    char *buf;
+    size_t len;
+    size_t cap; /* bytes usable for text; one more is kept for the NUL */
+    int over;
+} writer_t;
+
+static void put(writer_t *w, const char *s, size_t n)
+{
+    if (n == 0)
+        return;
+    if (w->over || n > w->cap - w->len) {
+        w->over = 1;
+        return;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+static void put_cstr(writer_t *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+static void put_int(writer_t *w, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+    put(w, tmp, (size_t)n);
+}
+
+/* A JSON string. Runs of plain bytes are copied at once; only quotes, backslashes and control
+ * characters (CR, LF and tab in SDP) need escapes. */
+static void put_string(writer_t *w, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    put(w, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        put(w, s + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
+        size_t elen = 2;
+        if (c == '\n')
+            esc[1] = 'n';
+        else if (c == '\r')
+            esc[1] = 'r';
+        else if (c == '\t')
+            esc[1] = 't';
+        else if (c < 0x20) {
+            esc[1] = 'u';
+            esc[2] = esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        put(w, esc, elen);
+    }
+    put(w, s + run, n - run);
+    put(w, "\"", 1);
+}
+
+static void put_key(writer_t *w, const char *key)
+{
+    put(w, ",\"", 2);
+    put_cstr(w, key);
+    put(w, "\":", 2);
+}
+
+static int write_object(const ar__sig_table_t *t, const void *base, const char *path, writer_t *w,
+                        ar_sig_err_t *err);
+
+/* Writes one value (already checked) of row f found at val. */
+static int write_value(const ar__sig_field_t *f, const void *val, const char *name, writer_t *w,
+                       ar_sig_err_t *err)
+{
+    switch (f->kind) {
+    case AR__SIG_STR: {
+        const ar_sig_str_t *s = val;
+        put_string(w, s->p, s->len);
+        return 0;
+    }
+    case AR__SIG_INT:
+        put_int(w, *(const int64_t *)val);
+        return 0;
+    case AR__SIG_BOOL:
+        put_cstr(w, *(const int *)val ? "true" : "false");
+        return 0;
+    case AR__SIG_ENUM: {
+        const char *s = f->values[*(const int *)val - 1];
+        put_string(w, s, strlen(s));
+        return 0;
+    }
+    case AR__SIG_LIST: {
+        const ar_sig_list_t *l = val;
+        const ar__sig_table_t *sub = f->sub;
+        put(w, "[", 1);
+        for (size_t i = 0; i < l->count; i++) {
+            char path[96];
+            snprintf(path, sizeof(path), "%s[%zu]", name, i);
+            const void *elem = (const char *)l->items + i * sub->size;
+            if (i > 0)
+                put(w, ",", 1);
+            int rc = sub->fields[0].key == NULL
+                         ? ar__sig_check(&sub->fields[0], elem,
+                                         ar__sig_present(&sub->fields[0], elem), path, err)
+                         : write_object(sub, elem, path, w, err);
+            if (rc == 0 && sub->fields[0].key == NULL)
+                rc = write_value(&sub->fields[0], elem, path, w, err);
+            if (rc != 0)
+                return rc;
+        }
+        put(w, "]", 1);
+        return 0;
+    }
+    default:
+        return write_object(f->sub, val, name, w, err);
+    }
+}
+
+static int write_fields(const ar__sig_table_t *t, const void *base, const char *path, writer_t *w,
+                        int first, ar_sig_err_t *err)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        const ar__sig_field_t *f = &t->fields[i];
+        const void *val = (const char *)base + f->off;
+        if (f->key == NULL)
+            return AR_EINVAL; /* keyless rows lay out list elements, never objects */
+        char buf[96];
+        const char *name = f->key;
+        if (path[0] != '\0') {
+            ar__sig_name(buf, sizeof(buf), path, f);
+            name = buf;
+        }
+        int present = ar__sig_present(f, val);
+        int rc = ar__sig_check(f, val, present, name, err);
+        if (rc != 0)
+            return rc;
+        if (!present)
+            continue;
+        if (f->needs != NULL) {
+            const ar__sig_field_t *other = NULL;
+            for (size_t j = 0; j < t->count && other == NULL; j++)
+                if (t->fields[j].key != NULL && strcmp(t->fields[j].key, f->needs) == 0)
+                    other = &t->fields[j];
+            if (other != NULL && !ar__sig_present(other, (const char *)base + other->off))
+                return AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "field '%s' needs field '%s'", name,
+                                    f->needs);
+        }
+        if (first) {
+            put(w, "\"", 1);
+            put_cstr(w, f->key);
+            put(w, "\":", 2);
+            first = 0;
+        } else {
+            put_key(w, f->key);
+        }
+        rc = write_value(f, val, name, w, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int write_object(const ar__sig_table_t *t, const void *base, const char *path, writer_t *w,
+                        ar_sig_err_t *err)
+{
+    put(w, "{", 1);
+    int rc = write_fields(t, base, path, w, 1, err);
+    put(w, "}", 1);
+    return rc;
+}
+
+int ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t cap)
+{
+    if (msg == NULL || out == NULL || cap == 0 ||
+        (dir != AR_SIG_FROM_CLIENT && dir != AR_SIG_FROM_SERVER) || msg->type <= 0 ||
+        msg->type >= AR_SIG_TYPE_COUNT || ar__sig_types[msg->type].table[dir] == NULL)
+        return AR_EINVAL;
+    const ar__sig_table_t *t = ar__sig_types[msg->type].table[dir];
+    size_t limit = dir == AR_SIG_FROM_CLIENT ? AR_SIG_FRAME_MAX : AR_SIG_OUT_MAX;
+    writer_t w = {out, 0, cap - 1 < limit ? cap - 1 : limit, 0};
+    ar_sig_err_t err;
+
+    put_cstr(&w, "{\"v\":1,\"type\":\"");
+    put_cstr(&w, ar_sig_type_name(msg->type));
+    put(&w, "\"", 1);
+    if (dir == AR_SIG_FROM_SERVER) {
+        if (msg->seq < 0 || msg->seq > AR_SIG_INT_MAX)
+            return AR_EINVAL;
+        put_key(&w, "seq");
+        put_int(&w, msg->seq);
+    } else if (msg->id != AR_SIG_NONE) {
+        if (msg->id < 0 || msg->id > AR_SIG_INT_MAX)
+            return AR_EINVAL;
+        put_key(&w, "id");
+        put_int(&w, msg->id);
+    }
+    if (write_fields(t, msg, "", &w, 0, &err) != 0)
+        return AR_EINVAL;
+    put(&w, "}", 1);
+    if (w.over)
+        return AR_ETOOBIG;
+    out[w.len] = '\0';
+    return (int)w.len;
+}

@@ -1,0 +1,116 @@
+/*
+ * The codec's declarative field tables. Every message type has one table per direction it may
+ * travel in; each row names a JSON key, its kind, whether it is required, its limits, its
+ * allowed characters or values and where it lives in the C struct. One validator
+ * (ar__sig_read_object) and one writer (ar__sig_write_object) apply them, so no message has
+ * hand-written checks of its own and the parser and the builder cannot disagree.
+ */
+#ifndef AR_PROTO_SIGNAL_INTERNAL_H
+#define AR_PROTO_SIGNAL_INTERNAL_H
+
+#include "signal/signal.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+    AR__SIG_STR = 1, /* ar_sig_str_t */
+    AR__SIG_INT,     /* int64_t, AR_SIG_NONE when absent */
+    AR__SIG_BOOL,    /* int 0/1 */
+    AR__SIG_ENUM,    /* int, index into values + 1, 0 when absent */
+    AR__SIG_LIST,    /* ar_sig_list_t of sub->size elements */
+    AR__SIG_OBJ      /* a nested object stored inline, laid out by sub */
+} ar__sig_kind_t;
+
+/* Characters a string may hold: checked on parse and on build. */
+typedef enum {
+    AR__CS_ID = 1, /* [A-Za-z0-9._-]: ids, resume tokens, capability tokens */
+    AR__CS_NAME,   /* UTF-8 text without control or bidi-override characters */
+    AR__CS_TEXT,   /* as NAME, and line feeds */
+    AR__CS_SDP,    /* UTF-8 without control characters but CR, LF and tab */
+    AR__CS_ASCII,  /* printable ASCII (0x20-0x7e): candidate lines, mids, ufrags */
+    AR__CS_URL,    /* ws:// or wss://, then printable ASCII without space, quotes, <>, \ */
+    AR__CS_LANG,   /* BCP 47 characters [A-Za-z0-9-] */
+    AR__CS_WORD    /* [a-z_]: error names, type names */
+} ar__sig_charset_t;
+
+#define AR__SIG_REQ 0x1  /* must be present */
+#define AR__SIG_NULL 0x2 /* JSON null is accepted and means absent */
+#define AR__SIG_TRUE 0x4 /* a bool that must be true (consent) */
+
+struct ar__sig_table_s;
+
+typedef struct ar__sig_field_s {
+    const char *key; /* NULL in a list's element table: the element is this scalar */
+    uint8_t kind;    /* ar__sig_kind_t */
+    uint8_t flags;   /* AR__SIG_* */
+    uint8_t cs;      /* ar__sig_charset_t for strings */
+    size_t off;      /* offset of the value in the struct the table lays out */
+    int64_t min;     /* strings: bytes; integers: value; lists: items */
+    int64_t max;
+    const char *const *values;         /* AR__SIG_ENUM: allowed names, NULL-terminated */
+    const struct ar__sig_table_s *sub; /* AR__SIG_LIST element / AR__SIG_OBJ layout */
+    const char *needs;                 /* a key that must be present whenever this one is */
+} ar__sig_field_t;
+
+typedef struct ar__sig_table_s {
+    const ar__sig_field_t *fields;
+    size_t count;
+    size_t size; /* sizeof the struct laid out (list elements) */
+} ar__sig_table_t;
+
+typedef struct ar__sig_type_s {
+    const ar__sig_table_t *table[2]; /* indexed by ar_sig_dir_t; NULL: not in that direction */
+} ar__sig_type_info_t;
+
+/* Indexed by ar_sig_type_t. */
+extern const ar__sig_type_info_t ar__sig_types[AR_SIG_TYPE_COUNT];
+
+/* The envelope every frame carries besides its type's fields: "v", "type", and "id" (client
+ * request id) or "seq" (server sequence number). Laid out by ar__sig_envelope[dir]. */
+typedef struct ar__sig_env_s {
+    int64_t v;
+    ar_sig_str_t type;
+    int64_t id;
+    int64_t seq;
+} ar__sig_env_t;
+
+extern const ar__sig_table_t ar__sig_envelope[2];
+
+/*
+ * Reads a JSON object into the struct at base following table t. Rejects keys found neither in
+ * t nor in `also` (the other table applied to the same object, or NULL), missing required ones,
+ * wrong kinds, broken limits and characters. path is the prefix used in error texts
+ * ("entries[2]"). Returns 0, AR_EPARSE with err filled, or AR_ENOMEM.
+ */
+int ar__sig_read_object(const ar__sig_table_t *t, const ar__sig_table_t *also, json_t *obj,
+                        void *base, const char *path, ar_sig_err_t *err);
+/*
+ * Checks one value in its C form against its row: present when required, string length and
+ * characters, integer range, enum value, list length. Shared by the reader and the writer so
+ * both enforce the same rules. present says whether the value is there (the reader knows from
+ * the JSON; the writer asks ar__sig_present, so an integer equal to AR_SIG_NONE is absent only
+ * when building). name is the field's full name for the error text.
+ */
+int ar__sig_check(const ar__sig_field_t *f, const void *val, int present, const char *name,
+                  ar_sig_err_t *err);
+/* 1 when the value at val counts as present (what the writer emits). */
+int ar__sig_present(const ar__sig_field_t *f, const void *val);
+/* Writes the full name of row f under path into buf ("answers[1].a", "urls[0]", "sdp"). */
+void ar__sig_name(char *buf, size_t cap, const char *path, const ar__sig_field_t *f);
+/* Frees the lists a read allocated under base, recursively. */
+void ar__sig_free_object(const ar__sig_table_t *t, void *base);
+
+/* 1 when s[0..len) is allowed by charset cs. */
+int ar__sig_charset_ok(int cs, const char *s, size_t len);
+
+/*
+ * Formats e->text (printf-style, the format a literal), sets e->code, and yields AR_EPARSE. A
+ * macro over snprintf rather than a varargs function: no va_list to get wrong.
+ */
+#define AR__SIG_FAIL(e, c, ...)                                                                    \
+    (snprintf((e)->text, sizeof((e)->text), __VA_ARGS__), (e)->code = (c), AR_EPARSE)
+
+#endif
