@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "anteroom/alloc.h"
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -429,6 +430,33 @@ static void test_tls_wolfssl(void **state)
     tls_echo(AR_SN_TLS_WOLFSSL);
 }
 
+static void test_alloc_failure(void **state)
+{
+    (void)state;
+    start(5, 30, NULL);
+    /* Every allocation fails: the accepted socket is closed at once, nothing leaks. */
+    ar_alloc_fail_after(0);
+    client_t c = dial(NULL);
+    uint8_t b[1];
+    assert_true(cread(&c, b, 1) <= 0);
+    hangup(&c);
+    /* The connection struct succeeds, the upgrade buffer does not: dropped, no response. */
+    ar_alloc_fail_after(1);
+    c = dial(NULL);
+    char req[] = "GET / HTTP/1.1\r\n";
+    assert_int_equal(cwrite(&c, req, sizeof(req) - 1), (int)sizeof(req) - 1);
+    assert_true(cread(&c, b, 1) <= 0);
+    hangup(&c);
+    assert_true(ar_alloc_fail_after(-1) > 0);
+    /* And the server still works. */
+    c = dial(NULL);
+    assert_int_equal(upgrade(&c, "/signal", "https://app.example.org"), 101);
+    echo_checks(&c);
+    hangup(&c);
+    wait_for(&srv.closed, 1);
+    stop();
+}
+
 static void test_reuseport(void **state)
 {
     (void)state;
@@ -452,7 +480,8 @@ int main(void)
         cmocka_unit_test(test_echo_and_close),  cmocka_unit_test(test_protocol_errors),
         cmocka_unit_test(test_upgrade_refused), cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_slow_reader),     cmocka_unit_test(test_tls_openssl),
-        cmocka_unit_test(test_tls_wolfssl),     cmocka_unit_test(test_reuseport),
+        cmocka_unit_test(test_tls_wolfssl),     cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_reuseport),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
