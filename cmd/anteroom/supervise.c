@@ -115,6 +115,13 @@ static void on_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
            AR_LF_OPER("daemon", p->e->spec->name), AR_LF_INT("pid", proc->pid),
            AR_LF_INT("status", status), AR_LF_INT("signal", term_signal),
            AR_LF_UINT("uptime_ms", up_ms));
+    if (!s->stopping) {
+        if (term_signal != 0)
+            printf("%s: exited (pid %d, signal %d)\n", p->e->spec->name, proc->pid, term_signal);
+        else
+            printf("%s: exited (pid %d, status %lld)\n", p->e->spec->name, proc->pid,
+                   (long long)status);
+    }
     /* The handle cannot be reused for the next spawn until libuv has closed it. */
     uv_close((uv_handle_t *)proc, on_proc_closed);
 }
@@ -144,8 +151,8 @@ static int spawn(sup_proc_t *p)
     p->proc_open = 1; /* even a failed uv_spawn leaves a handle to close */
     if (rc != 0) {
         ar_log(AR_LOG_ERROR, "daemon_spawn_failed", AR_LF_OPER("daemon", p->e->spec->name),
-               AR_LF_OPER("binary", o.file), AR_LF_KW("error", "uv_spawn"),
-               AR_LF_INT("errno", -rc));
+               AR_LF_OPER("binary", o.file), AR_LF_OPER("error", uv_err_name(rc)));
+        printf("%s: cannot start %s: %s\n", p->e->spec->name, o.file, uv_strerror(rc));
         uv_close((uv_handle_t *)&p->proc, on_proc_closed);
         return rc;
     }
@@ -171,6 +178,7 @@ static void schedule_restart(sup_proc_t *p)
     p->backoff_ms = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
     ar_log(AR_LOG_WARN, "daemon_restart_scheduled", AR_LF_OPER("daemon", p->e->spec->name),
            AR_LF_UINT("delay_ms", delay), AR_LF_UINT("restart", p->restarts + 1));
+    printf("%s: restarting in %.1f s\n", p->e->spec->name, (double)delay / 1000.0);
     uv_timer_start(&p->restart, on_restart_timer, delay, 0);
 }
 
