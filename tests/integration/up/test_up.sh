@@ -63,7 +63,7 @@ stun_ok() { # stun_ok <port>: one binding request answered
     if command -v turnutils_stunclient >/dev/null; then
         timeout 3 turnutils_stunclient -p "$1" 127.0.0.1 2>&1 | grep -q 'reflexive addr'
     else
-        timeout 3 stun "127.0.0.1:$1" 2>&1 | grep -qi 'MappedAddress'
+        timeout 3 stun "127.0.0.1:$1" 2>&1 | grep -q 'Primary: Open'
     fi
 }
 
