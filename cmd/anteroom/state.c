@@ -6,6 +6,7 @@
  *     tls/cert.pem, tls/key.pem      0600, self-signed on first start
  *     secrets/turn-static-auth-secret  0600, random on first start
  *     logs/<daemon>.log              0600, each daemon's stderr (JSON lines), appended
+ *     logs/<daemon>.log.1            the previous one, once it passed 64 MiB
  *
  * Everything secret is created 0600 inside 0700 folders and written through a temporary file
  * and rename(), so a crash mid-write never leaves a half key that a later start would trust.
@@ -27,6 +28,7 @@
 
 #define SECRET_BYTES 32 /* 256 bits, as base64url: 43 characters */
 #define SECRET_MIN_LEN 32
+#define LOG_ROTATE_BYTES (64L << 20) /* checked when `anteroom up` starts */
 
 static int join(char *out, size_t outlen, const char *a, const char *b)
 {
@@ -251,6 +253,15 @@ int ar__state_open_log(const ar__up_state_t *st, const char *name)
     int n = snprintf(path, sizeof(path), "%s/%s.log", st->logs, name);
     if (n < 0 || (size_t)n >= sizeof(path))
         return AR_ETOOBIG;
+    /* Logs are appended across runs; keep one previous generation so a machine left running
+     * `anteroom up` for weeks does not fill its disk. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && sb.st_size > LOG_ROTATE_BYTES) {
+        char old[PATH_MAX];
+        n = snprintf(old, sizeof(old), "%s.1", path);
+        if (n > 0 && (size_t)n < sizeof(old) && rename(path, old) == 0)
+            ar_log(AR_LOG_INFO, "log_rotated", AR_LF_OPER("path", old));
+    }
     /* O_CLOEXEC keeps it out of the other daemons; uv_spawn dup2()s it onto this daemon's
      * stdout and stderr, and dup2 clears the flag on the copy. O_APPEND: restarts add on. */
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

@@ -196,6 +196,31 @@ static void test_no_tls_makes_no_cert(void **state)
     ar__state_close(&st);
 }
 
+static void test_log_rotation(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], path[PATH_MAX], err[256] = "";
+    pathf(dir, "%s/rot", tmpdir);
+    ar__up_state_t st;
+    assert_int_equal(ar__state_prepare(&st, dir, 1, err, sizeof(err)), 0);
+    pathf(path, "%s/logs/turn.log", dir);
+    /* A sparse 65 MiB log takes no disk but passes the rotation size. */
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 65L << 20), 0);
+    close(fd);
+    fd = ar__state_open_log(&st, "turn");
+    assert_true(fd >= 0);
+    close(fd);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, 0);
+    pathf(path, "%s/logs/turn.log.1", dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, 65L << 20);
+    ar__state_close(&st);
+}
+
 static const ar__daemon_spec_t *turn_spec(void)
 {
     for (size_t i = 0; i < ar__ndaemons; i++)
@@ -288,6 +313,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_and_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_secret_and_loose_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_tls_makes_no_cert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_rotation, setup, teardown),
         cmocka_unit_test(test_turn_command_line),
         cmocka_unit_test_setup_teardown(test_daemon_find, setup, teardown),
     };
