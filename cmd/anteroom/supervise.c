@@ -40,7 +40,8 @@ typedef struct sup_proc_s {
     int proc_open;       /* the process handle is spawned and not yet closed */
     int running;         /* spawned and not yet exited */
     uint64_t started_ms; /* loop time of the last spawn */
-    uint64_t backoff_ms; /* the wait before the next restart */
+    uint64_t backoff_ms; /* backoff state, see ar__backoff_next */
+    uint64_t delay_ms;   /* the wait before the pending restart */
     unsigned restarts;
 } sup_proc_t;
 
@@ -54,6 +55,15 @@ struct sup_s {
 };
 
 static void schedule_restart(sup_proc_t *p);
+
+uint64_t ar__backoff_next(uint64_t *backoff_ms, uint64_t uptime_ms)
+{
+    if (*backoff_ms < BACKOFF_MIN_MS || uptime_ms >= HEALTHY_MS)
+        *backoff_ms = BACKOFF_MIN_MS;
+    uint64_t delay = *backoff_ms;
+    *backoff_ms = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+    return delay;
+}
 
 /* Extras first, then every inherited variable the extras do not override. */
 static char **build_env(const ar__daemon_cmd_t *cmd)
@@ -109,8 +119,7 @@ static void on_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
     sup_t *s = p->sup;
     p->running = 0;
     uint64_t up_ms = uv_now(&s->loop) - p->started_ms;
-    if (up_ms >= HEALTHY_MS)
-        p->backoff_ms = BACKOFF_MIN_MS;
+    p->delay_ms = ar__backoff_next(&p->backoff_ms, up_ms);
     ar_log(s->stopping ? AR_LOG_INFO : AR_LOG_WARN, "daemon_exited",
            AR_LF_OPER("daemon", p->e->spec->name), AR_LF_INT("pid", proc->pid),
            AR_LF_INT("status", status), AR_LF_INT("signal", term_signal),
@@ -153,6 +162,7 @@ static int spawn(sup_proc_t *p)
         ar_log(AR_LOG_ERROR, "daemon_spawn_failed", AR_LF_OPER("daemon", p->e->spec->name),
                AR_LF_OPER("binary", o.file), AR_LF_OPER("error", uv_err_name(rc)));
         printf("%s: cannot start %s: %s\n", p->e->spec->name, o.file, uv_strerror(rc));
+        p->delay_ms = ar__backoff_next(&p->backoff_ms, 0);
         uv_close((uv_handle_t *)&p->proc, on_proc_closed);
         return rc;
     }
@@ -174,8 +184,7 @@ static void on_restart_timer(uv_timer_t *t)
 
 static void schedule_restart(sup_proc_t *p)
 {
-    uint64_t delay = p->backoff_ms;
-    p->backoff_ms = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+    uint64_t delay = p->delay_ms;
     ar_log(AR_LOG_WARN, "daemon_restart_scheduled", AR_LF_OPER("daemon", p->e->spec->name),
            AR_LF_UINT("delay_ms", delay), AR_LF_UINT("restart", p->restarts + 1));
     printf("%s: restarting in %.1f s\n", p->e->spec->name, (double)delay / 1000.0);

@@ -105,6 +105,13 @@ typedef struct ar__sup_entry_s {
 } ar__sup_entry_t;
 
 /*
+ * The restart policy: returns how long to wait before restarting a daemon that ran uptime_ms,
+ * and advances *backoff_ms (start it at 0). 0.5 s, doubling per consecutive failure up to 30 s;
+ * an uptime of 60 s or more counts as healthy and starts again from 0.5 s.
+ */
+uint64_t ar__backoff_next(uint64_t *backoff_ms, uint64_t uptime_ms);
+
+/*
  * Runs the supervisor loop until SIGINT or SIGTERM has stopped every daemon. Prints one line per
  * daemon start to stdout. Returns 0 after a clean stop, or a negative code if the loop itself
  * could not start.

@@ -304,6 +304,18 @@ static void test_daemon_find(void **state)
     assert_int_equal(ar__daemon_find(tmpdir, "turn", path, sizeof(path)), AR_ENOTFOUND);
 }
 
+static void test_backoff(void **state)
+{
+    (void)state;
+    uint64_t b = 0;
+    const uint64_t want[] = {500, 1000, 2000, 4000, 8000, 16000, 30000, 30000};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_int_equal(ar__backoff_next(&b, 100), want[i]);
+    assert_int_equal(ar__backoff_next(&b, 59999), 30000); /* not yet healthy */
+    assert_int_equal(ar__backoff_next(&b, 60000), 500);   /* healthy for 60 s: start over */
+    assert_int_equal(ar__backoff_next(&b, 0), 1000);
+}
+
 int main(void)
 {
     if (ar_rand_init() != 0)
@@ -315,6 +327,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_tls_makes_no_cert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_rotation, setup, teardown),
         cmocka_unit_test(test_turn_command_line),
+        cmocka_unit_test(test_backoff),
         cmocka_unit_test_setup_teardown(test_daemon_find, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
