@@ -89,8 +89,10 @@ static int build_turn(const ar__up_conf_t *conf, const ar__up_state_t *st, unsig
     }
     rc = rc ? rc : ar__cmd_arg(cmd, "--use-auth-secret");
     /* Metrics stay on loopback whatever --bind says: they are for the operator only. */
-    rc = rc ? rc : ar__cmd_arg(cmd, "--metrics-port");
-    rc = rc ? rc : cmd_arg_int(cmd, metrics_port);
+    char metrics[32];
+    snprintf(metrics, sizeof(metrics), "127.0.0.1:%u", metrics_port);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--metrics-listen");
+    rc = rc ? rc : ar__cmd_arg(cmd, metrics);
     rc = rc ? rc : ar__cmd_env(cmd, "ANTEROOM_TURN_STATIC_AUTH_SECRET", st->turn_secret);
     if (rc != 0)
         return rc;

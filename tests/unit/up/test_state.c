@@ -253,7 +253,7 @@ static void test_turn_command_line(void **state)
     assert_true(has_arg(&c, "--tls-listening-port", "5349"));
     assert_true(has_arg(&c, "--cert", "/s/tls/cert.pem"));
     assert_true(has_arg(&c, "--pkey", "/s/tls/key.pem"));
-    assert_true(has_arg(&c, "--metrics-port", "9641"));
+    assert_true(has_arg(&c, "--metrics-listen", "127.0.0.1:9641"));
     assert_null(c.argv[c.argc]);
     /* The secret travels in the environment only: argv is world-readable through ps. */
     for (size_t i = 0; i < c.argc; i++)
