@@ -47,8 +47,9 @@ static void on_udp(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct soc
     reply[0] = (char)('0' + ar_worker_index(w));
     memcpy(reply + 1, buf->base, (size_t)n < 60 ? (size_t)n : 60);
     uv_buf_t b = uv_buf_init(reply, (unsigned)n + 1);
-    uv_udp_try_send(u, &b, 1, from);
+    /* Counted before replying: the client checks the count as soon as the reply arrives. */
     atomic_fetch_add(&e->echoed[ar_worker_index(w)], 1);
+    uv_udp_try_send(u, &b, 1, from);
 }
 
 static void on_tcp_close(uv_handle_t *h)
