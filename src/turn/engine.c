@@ -161,7 +161,7 @@ static void reply_error(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_
 }
 
 static void reply_allocate_ok(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
-                              const ar_stun_msg_t *req, const ar_turn_alloc_t *a)
+                              const ar_stun_msg_t *req, const ar_turn_alloc_t *a, uint64_t token)
 {
     struct sockaddr_storage relayed, mapped;
     ar_turn_addr_to_sa(&a->advertised, &relayed);
@@ -171,6 +171,12 @@ static void reply_allocate_ok(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
     ar_stun_build_xor_addr(&b, AR_TURN_ATTR_XOR_RELAYED_ADDRESS, (struct sockaddr *)&relayed);
     ar_stun_build_u32(&b, AR_TURN_ATTR_LIFETIME, a->expiry > e->now_s ? a->expiry - e->now_s : 0);
     ar_stun_build_xor_addr(&b, AR_STUN_ATTR_XOR_MAPPED_ADDRESS, (struct sockaddr *)&mapped);
+    if (token) {
+        uint8_t tv[8];
+        for (int i = 0; i < 8; i++)
+            tv[i] = (uint8_t)(token >> (56 - 8 * i));
+        ar_stun_build_attr(&b, AR_TURN_ATTR_RESERVATION_TOKEN, tv, 8);
+    }
     ar_stun_build_integrity(&b, a->key, 16);
     ar_stun_build_fingerprint(&b);
     send_built(e, t, &b);
@@ -243,7 +249,7 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
     if (a) {
         /* A retransmission of the Allocate that made it gets the same success (section 7.2). */
         if (memcmp(a->tid, msg->tid, 12) == 0 && memcmp(a->uhash, uhash, AR__TURN_UHASH_LEN) == 0)
-            reply_allocate_ok(e, t, msg, a);
+            reply_allocate_ok(e, t, msg, a, 0);
         else
             reply_error(e, t, msg, 437, key);
         return;
@@ -258,14 +264,30 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         reply_error(e, t, msg, 442, key);
         return;
     }
+    /* EVEN-PORT (with R: reserve the next port too) or RESERVATION-TOKEN, not both (7.2). */
     const ar_stun_attr_t *even = ar_stun_find(msg, AR_TURN_ATTR_EVEN_PORT);
-    if (ar_stun_find(msg, AR_TURN_ATTR_RESERVATION_TOKEN)) {
-        /* We hold no reservations, so any token is unknown (section 7.2, 508). */
-        reply_error(e, t, msg, even ? 400 : 508, key);
+    const ar_stun_attr_t *tok = ar_stun_find(msg, AR_TURN_ATTR_RESERVATION_TOKEN);
+    ar_turn_relay_req_t req = {0};
+    if ((even && tok) || (even && even->len != 1) || (tok && tok->len != 8)) {
+        reply_error(e, t, msg, 400, key);
+        return;
+    }
+    if (even) {
+        req.even_port = 1;
+        req.reserve_next = (even->value[0] & 0x80) != 0;
+    }
+    for (size_t i = 0; tok && i < 8; i++)
+        req.token = req.token << 8 | tok->value[i];
+    if (tok && req.token == 0) {
+        reply_error(e, t, msg, 508, key);
         return;
     }
     int family = 4;
     const ar_stun_attr_t *raf = ar_stun_find(msg, AR_TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
+    if (raf && tok) {
+        reply_error(e, t, msg, 400, key); /* the token fixes the family (RFC 6156) */
+        return;
+    }
     if (raf) {
         if (raf->len != 4 || (raf->value[0] != 1 && raf->value[0] != 2)) {
             reply_error(e, t, msg, 440, key);
@@ -301,7 +323,8 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
     }
     memcpy(a->key, key, 16);
     memcpy(a->tid, msg->tid, 12);
-    rc = e->tp.relay_open(e->tp.ctx, a, family, even != NULL, &a->relayed, &a->relay);
+    uint64_t token = 0;
+    rc = e->tp.relay_open(e->tp.ctx, a, family, &req, &a->relayed, &token, &a->relay);
     if (rc != 0) {
         a->relay = NULL;
         ar__turn_alloc_delete(e, a);
@@ -313,7 +336,7 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         memcpy(a->advertised.ip, ext_ip->ip, 16);
     ar__turn_alloc_set_expiry(e, a, desired_lifetime(e, msg));
     e->stats.allocs_total++;
-    reply_allocate_ok(e, t, msg, a);
+    reply_allocate_ok(e, t, msg, a, token);
 }
 
 static void handle_refresh(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg,
@@ -395,7 +418,8 @@ static void handle_channel_bind(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
         return;
     }
     uint16_t num = (uint16_t)(cn->value[0] << 8 | cn->value[1]);
-    if (num < AR_TURN_CHANNEL_MIN || num > AR_TURN_CHANNEL_MAX) {
+    if (num < AR_TURN_CHANNEL_MIN || num > AR__TURN_CHANNEL_MAX_COMPAT) {
+        ar_log(AR_LOG_DEBUG, "channel_number_refused", AR_LF_UINT("channel", num));
         reply_error(e, t, msg, 400, a->key);
         return;
     }
@@ -412,6 +436,8 @@ static void handle_channel_bind(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
         code = rc == 0 ? 0 : rc == AR_EINVAL ? 400 : 508;
     }
     if (code != 0) {
+        ar_log(AR_LOG_DEBUG, "channel_bind_refused", AR_LF_UINT("channel", num),
+               AR_LF_INT("code", code));
         reply_error(e, t, msg, code, a->key);
         return;
     }
@@ -543,7 +569,11 @@ static void handle_channel_data(ar_turn_engine_t *e, const ar_turn_tuple_t *t, c
     uint16_t num;
     const uint8_t *data;
     size_t dlen;
-    if (ar_turn_channel_parse(buf, len, &num, &data, &dlen) != 0) {
+    /* Parsed here rather than with ar_turn_channel_parse(), which keeps to RFC 8656's range. */
+    num = (uint16_t)(buf[0] << 8 | buf[1]);
+    dlen = (size_t)(buf[2] << 8 | buf[3]);
+    data = buf + 4;
+    if (dlen > len - 4) {
         e->stats.bad_packets++;
         return;
     }

@@ -26,7 +26,11 @@
 #define AR__TURN_UHASH_LEN 16
 #define AR__TURN_MAX_USERNAME 513 /* RFC 8489 section 14.3 */
 #define AR__TURN_NONCE_LEN 16     /* base64url of 12 bytes: expiry and a truncated MAC */
-#define AR__TURN_AMP_FACTOR 4     /* unauthenticated responses are at most 4x the request */
+/* RFC 8656 narrowed channel numbers to 0x4000-0x4fff, but RFC 5766 clients (coturn's own
+ * turnutils_uclient among them) still pick up to 0x7fff. The leading bits 01 tell ChannelData
+ * from STUN either way, so we accept the old range. */
+#define AR__TURN_CHANNEL_MAX_COMPAT 0x7fff
+#define AR__TURN_AMP_FACTOR 4 /* unauthenticated responses are at most 4x the request */
 
 typedef struct ar__turn_perm_s {
     ar_turn_addr_t ip; /* port is 0: permissions are per IP address */

@@ -70,18 +70,27 @@ typedef struct ar_turn_shared_s ar_turn_shared_t;
  * What the engine needs from the I/O layer. All callbacks run on the engine's thread.
  * - send_client: send data to the client of tuple t. The transport may queue the pointer
  *   (zero copy) when it points into its own receive buffers; otherwise it copies.
- * - relay_open: open a relay endpoint of the given family (4 or 6) on a port from the pool,
- *   even when even_port is set; fill *relayed with the local address and *handle with the
- *   transport's object. The transport reports datagrams arriving there with on_peer(alloc).
- *   Returns 0, or AR_EQUOTA/AR_ESYS when no port or socket is available.
+ * - relay_open: open a relay endpoint of the given family (4 or 6) on a port from the pool, as
+ *   req asks (an even port; also reserving the next port and writing its token to *token; or
+ *   the port a RESERVATION-TOKEN reserved). Fills *relayed with the local address and *handle
+ *   with the transport's object. The transport reports datagrams arriving there with
+ *   on_peer(alloc). Returns 0, AR_ENOTFOUND for an unknown token, or AR_EQUOTA/AR_ESYS when no
+ *   port or socket is available.
  * - relay_close: close the endpoint; no on_peer for it may follow.
  * - send_peer: send data from the endpoint to peer; same pointer rules as send_client.
  */
+/* What an Allocate asks of the relay port (RFC 8656 sections 14.6 and 14.9). */
+typedef struct ar_turn_relay_req_s {
+    int even_port;    /* EVEN-PORT present */
+    int reserve_next; /* its R bit: keep port + 1 for a later Allocate with the token */
+    uint64_t token;   /* RESERVATION-TOKEN, 0 for none */
+} ar_turn_relay_req_t;
+
 typedef struct ar_turn_transport_s {
     void *ctx;
     void (*send_client)(void *ctx, const ar_turn_tuple_t *t, const uint8_t *data, size_t len);
-    int (*relay_open)(void *ctx, ar_turn_alloc_t *alloc, int family, int even_port,
-                      ar_turn_addr_t *relayed, void **handle);
+    int (*relay_open)(void *ctx, ar_turn_alloc_t *alloc, int family, const ar_turn_relay_req_t *req,
+                      ar_turn_addr_t *relayed, uint64_t *token, void **handle);
     void (*relay_close)(void *ctx, void *handle);
     void (*send_peer)(void *ctx, void *handle, const ar_turn_addr_t *peer, const uint8_t *data,
                       size_t len);
@@ -147,7 +156,8 @@ void ar_turn_engine_set_now(ar_turn_engine_t *e, uint64_t mono_ms, int64_t wall_
 void ar_turn_engine_on_client(ar_turn_engine_t *e, const ar_turn_tuple_t *t, uint8_t *buf,
                               size_t len);
 /* A datagram from peer at alloc's relay endpoint. The payload is at buf + AR_TURN_HEADROOM and
- * the engine writes its header into the headroom in place. */
+ * the engine writes its header into the headroom in place; buf must also have 3 writable bytes
+ * after the payload for padding. */
 void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *alloc, const ar_turn_addr_t *peer,
                             uint8_t *buf, size_t len);
 /* Runs the timer wheel up to now: expires permissions, channels and allocations. Call about

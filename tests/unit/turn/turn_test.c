@@ -29,10 +29,15 @@ static void ft_send_client(void *ctx, const ar_turn_tuple_t *t, const uint8_t *d
     m->tuple = *t;
 }
 
-static int ft_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family, int even_port,
-                         ar_turn_addr_t *relayed, void **handle)
+static int ft_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
+                         const ar_turn_relay_req_t *req, ar_turn_addr_t *relayed, uint64_t *token,
+                         void **handle)
 {
     fake_tp_t *f = ctx;
+    int even_port = req->even_port;
+    *token = req->reserve_next ? 0x1122334455667788ull : 0;
+    if (req->token && req->token != 0x1122334455667788ull)
+        return AR_ENOTFOUND;
     if (f->fail_open || f->opened >= 255)
         return AR_EQUOTA;
     int id = ++f->opened;
