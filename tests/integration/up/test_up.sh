@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of `anteroom up` with the real relay:
-#   1. start it on a fresh state dir and free ports; the relay answers a STUN binding request;
+#   1. start it on a fresh state dir and free ports; the relay answers a STUN binding request
+#      and serves metrics at the URL printed;
 #   2. the certificate, key and TURN secret exist with mode 0600 (dir 0700), and the secret is
 #      not on the relay's command line;
 #   3. a second `anteroom up` on the same state dir is refused;
@@ -101,6 +102,12 @@ seen_pids+=("$pid1")
 [ "$(ps -o ppid= -p "$pid1" | tr -d ' ')" = "$up_pid" ] || fail "relay $pid1 is not our child"
 wait_for 15 stun_ok "$turn_port" || fail "relay did not answer a STUN binding on $turn_port"
 echo "ok: relay pid $pid1 answers STUN on $turn_port"
+
+# The metrics URL printed on the "what runs where" line serves the relay's metrics.
+url=$(grep -oE 'metrics http://[^;]+' "$tmp/out" | head -n 1 | cut -d' ' -f2)
+[ "$url" = "http://127.0.0.1:$metrics_port/metrics" ] || fail "printed metrics URL '$url'"
+curl -sf --max-time 3 "$url" | grep -q '^anteroom_turn_' || fail "no relay metrics at $url"
+echo "ok: metrics at $url"
 
 # 2. State files and their modes.
 for f in tls/cert.pem tls/key.pem secrets/turn-static-auth-secret; do
