@@ -15,8 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define HEALTH_METRICS_CAP (8u * 1024 * 1024) /* one scrape's text */
-#define HEALTH_WRITE_QUEUE_CAP (16u * 1024 * 1024)
+#define HEALTH_METRICS_CAP ((size_t)8 << 20) /* one scrape's text */
+#define HEALTH_WRITE_QUEUE_CAP ((size_t)16 << 20)
 #define HEALTH_URL_MAX 256
 
 typedef struct hconn_s hconn_t;

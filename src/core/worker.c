@@ -12,8 +12,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,9 +37,12 @@ struct ar_workers_s {
     pthread_cond_t cond;
     unsigned ready;
     int init_rc;
-    /* Set by the first ar_workers_stop(): a second uv_async_send could reach a worker whose
-     * loop already closed its async handle, which libuv aborts on. */
-    atomic_int stopping;
+    /*
+     * Set by the first stop request. A worker's loop ends only after its stop async fired, so
+     * the one round of sends always reaches live handles; a second round could write to the
+     * wake-up descriptor of a loop already closed, which libuv treats as fatal.
+     */
+    atomic_int stop_requested;
     ar_worker_t workers[];
 };
 
@@ -156,7 +159,7 @@ int ar_workers_start(ar_workers_t **out, unsigned n, ar_worker_init_cb init, ar_
 
 void ar_workers_stop(ar_workers_t *ws)
 {
-    if (ws == NULL || atomic_exchange(&ws->stopping, 1) != 0)
+    if (ws == NULL || atomic_exchange(&ws->stop_requested, 1) != 0)
         return;
     for (unsigned i = 0; i < ws->n; i++) {
         if (ws->workers[i].started)
