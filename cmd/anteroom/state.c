@@ -15,6 +15,7 @@
 
 #include "anteroom/log.h"
 #include "anteroom/rand.h"
+#include "anteroom/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 
 #define SECRET_BYTES 32 /* 256 bits, as base64url: 43 characters */
 #define SECRET_MIN_LEN 32
+#define CERT_DAYS 398 /* the longest lifetime browsers accept for a server certificate */
 #define LOG_ROTATE_BYTES (64L << 20) /* checked when `anteroom up` starts */
 
 static int join(char *out, size_t outlen, const char *a, const char *b)
@@ -180,10 +182,17 @@ static int prepare_cert(ar__up_state_t *st, char *err, size_t errlen)
         tighten(st->key);
         return 0;
     }
+    /* The host name too, so other machines on the network can reach it once accepted. */
     char host[256] = {0};
-    if (gethostname(host, sizeof(host) - 1) != 0)
-        host[0] = '\0';
-    int rc = ar__cert_generate(st->cert, st->key, host[0] ? host : NULL);
+    const char *hosts[1] = {host};
+    size_t nhosts = gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0' ? 1 : 0;
+    int rc = ar_tls_selfsigned_generate(st->cert, st->key, hosts, nhosts, CERT_DAYS);
+    if (rc == AR_EINVAL && nhosts > 0) /* a host name that is no DNS name: go without it */
+        rc = ar_tls_selfsigned_generate(st->cert, st->key, hosts, 0, CERT_DAYS);
+    /* The certificate is public, but everything in the state directory is owner-only: one rule
+     * an operator can check with ls. */
+    if (rc == 0 && chmod(st->cert, 0600) != 0)
+        rc = AR_ESYS;
     if (rc != 0) {
         snprintf(err, errlen, "cannot generate a certificate in %s: %s", sub, ar_strerror(rc));
         return rc;

@@ -51,14 +51,6 @@ void ar__state_close(ar__up_state_t *st);
 /* Opens (creating 0600, appending) DIR/logs/<name>.log; returns the fd or a negative code. */
 int ar__state_open_log(const ar__up_state_t *st, const char *name);
 
-/*
- * Writes a self-signed ECDSA P-256 certificate for localhost, 127.0.0.1, ::1 and `hostname`
- * (skipped when NULL or not a DNS name) to cert_path and its key to key_path, both 0600,
- * replacing them atomically. Returns 0, AR_ETLS or AR_ESYS.
- */
-AR_MUST_CHECK int ar__cert_generate(const char *cert_path, const char *key_path,
-                                    const char *hostname);
-
 #define AR__DAEMON_MAX_ARGS 32
 #define AR__DAEMON_MAX_ENV 4
 
