@@ -36,13 +36,11 @@ int ar__cmd_env(ar__daemon_cmd_t *cmd, const char *name, const char *value)
 {
     if (cmd->envc >= AR__DAEMON_MAX_ENV)
         return AR_ETOOBIG;
-    size_t nl = strlen(name), vl = strlen(value);
-    char *kv = ar_malloc(nl + vl + 2);
+    size_t len = strlen(name) + strlen(value) + 2;
+    char *kv = ar_malloc(len);
     if (kv == NULL)
         return AR_ENOMEM;
-    memcpy(kv, name, nl);
-    kv[nl] = '=';
-    memcpy(kv + nl + 1, value, vl + 1);
+    snprintf(kv, len, "%s=%s", name, value);
     cmd->env[cmd->envc++] = kv;
     return 0;
 }

@@ -25,13 +25,10 @@
 
 static char tmpdir[PATH_MAX];
 
-/* snprintf into a PATH_MAX buffer; test paths are short, so truncation is a test bug. */
-__attribute__((format(printf, 2, 3))) static void pathf(char *out, const char *fmt, ...)
+/* out = a/b in a PATH_MAX buffer; test paths are short, so truncation is a test bug. */
+static void pathj(char *out, const char *a, const char *b)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(out, PATH_MAX, fmt, ap);
-    va_end(ap);
+    int n = snprintf(out, PATH_MAX, "%s/%s", a, b);
     assert_true(n > 0 && n < PATH_MAX);
 }
 
@@ -60,7 +57,7 @@ static unsigned mode_of(const char *dir, const char *rel)
 {
     char p[PATH_MAX];
     struct stat sb;
-    pathf(p, "%s/%s", dir, rel);
+    pathj(p, dir, rel);
     if (stat(p, &sb) != 0)
         return 0;
     return sb.st_mode & 07777;
@@ -70,7 +67,7 @@ static void test_fresh_state(void **state)
 {
     (void)state;
     char dir[PATH_MAX], err[256] = "";
-    pathf(dir, "%s/a/b/state", tmpdir); /* parents are created too */
+    pathj(dir, tmpdir, "a/b/state"); /* parents are created too */
     ar__up_state_t st;
     assert_int_equal(ar__state_prepare(&st, dir, 0, err, sizeof(err)), 0);
     assert_int_equal(mode_of(dir, "."), 0700);
@@ -132,7 +129,7 @@ static void test_lock_and_reuse(void **state)
 {
     (void)state;
     char dir[PATH_MAX], err[256] = "";
-    pathf(dir, "%s/s", tmpdir);
+    pathj(dir, tmpdir, "s");
     ar__up_state_t a, b;
     assert_int_equal(ar__state_prepare(&a, dir, 0, err, sizeof(err)), 0);
     char secret[128];
@@ -161,20 +158,20 @@ static void test_bad_secret_and_loose_modes(void **state)
 {
     (void)state;
     char dir[PATH_MAX], path[PATH_MAX], err[256] = "";
-    pathf(dir, "%s/bad", tmpdir);
+    pathj(dir, tmpdir, "bad");
     ar__up_state_t st;
     assert_int_equal(ar__state_prepare(&st, dir, 0, err, sizeof(err)), 0);
     ar__state_close(&st);
 
     /* A key an operator left readable is tightened back to 0600. */
-    pathf(path, "%s/tls/key.pem", dir);
+    pathj(path, dir, "tls/key.pem");
     assert_int_equal(chmod(path, 0644), 0);
     assert_int_equal(ar__state_prepare(&st, dir, 0, err, sizeof(err)), 0);
     ar__state_close(&st);
     assert_int_equal(mode_of(dir, "tls/key.pem"), 0600);
 
     /* A secret file we did not write is an error, not silently replaced. */
-    pathf(path, "%s/secrets/turn-static-auth-secret", dir);
+    pathj(path, dir, "secrets/turn-static-auth-secret");
     assert_int_equal(ar__state_write_file(path, "short\n", 6), 0);
     assert_int_equal(ar__state_prepare(&st, dir, 0, err, sizeof(err)), AR_EPARSE);
     assert_non_null(strstr(err, "delete it"));
@@ -188,7 +185,7 @@ static void test_no_tls_makes_no_cert(void **state)
 {
     (void)state;
     char dir[PATH_MAX], err[256] = "";
-    pathf(dir, "%s/plain", tmpdir);
+    pathj(dir, tmpdir, "plain");
     ar__up_state_t st;
     assert_int_equal(ar__state_prepare(&st, dir, 1, err, sizeof(err)), 0);
     assert_int_equal(mode_of(dir, "tls/cert.pem"), 0);
@@ -200,10 +197,10 @@ static void test_log_rotation(void **state)
 {
     (void)state;
     char dir[PATH_MAX], path[PATH_MAX], err[256] = "";
-    pathf(dir, "%s/rot", tmpdir);
+    pathj(dir, tmpdir, "rot");
     ar__up_state_t st;
     assert_int_equal(ar__state_prepare(&st, dir, 1, err, sizeof(err)), 0);
-    pathf(path, "%s/logs/turn.log", dir);
+    pathj(path, dir, "logs/turn.log");
     /* A sparse 65 MiB log takes no disk but passes the rotation size. */
     int fd = open(path, O_WRONLY | O_CREAT, 0600);
     assert_true(fd >= 0);
@@ -215,7 +212,7 @@ static void test_log_rotation(void **state)
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_size, 0);
-    pathf(path, "%s/logs/turn.log.1", dir);
+    pathj(path, dir, "logs/turn.log.1");
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_size, 65L << 20);
     ar__state_close(&st);
@@ -292,7 +289,7 @@ static void test_daemon_find(void **state)
     (void)state;
     char path[PATH_MAX], bin[PATH_MAX];
     assert_int_equal(ar__daemon_find(tmpdir, "turn", path, sizeof(path)), AR_ENOTFOUND);
-    pathf(bin, "%s/anteroom-turn", tmpdir);
+    pathj(bin, tmpdir, "anteroom-turn");
     assert_string_equal(path, bin); /* says where it looked */
     int fd = open(bin, O_WRONLY | O_CREAT, 0755);
     assert_true(fd >= 0);
