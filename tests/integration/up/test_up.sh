@@ -2,8 +2,8 @@
 # End-to-end test of `anteroom up` with the real relay:
 #   1. start it on a fresh state dir and free ports; the relay answers a STUN binding request
 #      and serves metrics at the URL printed;
-#   2. the certificate, key and TURN secret exist with mode 0600 (dir 0700), and the secret is
-#      not on the relay's command line;
+#   2. the certificate, key and TURN secret exist with mode 0600 (dir 0700), the secret is not on
+#      the relay's command line, and the relay allocates with credentials made from it (only);
 #   3. a second `anteroom up` on the same state dir is refused;
 #   4. kill -9 of the relay: a new pid is started and answers;
 #   5. SIGTERM to anteroom: exit 0 and no child left.
@@ -45,13 +45,15 @@ fail() {
     exit 1
 }
 
-port_free() { # both UDP and TCP
-    [ -z "$(ss -Hln "( sport = :$1 )" 2>/dev/null)" ]
+port_free() { # no socket of any type or state on the port (TIME_WAIT blocks a bind too)
+    [ -z "$(ss -Han "( sport = :$1 )" 2>/dev/null)" ]
 }
-pick_ports() { # three consecutive free ports: turn, turn TLS, metrics
-    local i base
+pick_ports() { # three consecutive free ports (turn, turn TLS, metrics) below the ephemeral range,
+    # so no outgoing connection of another test can take one between our check and the bind
+    local i base low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     for i in $(seq 1 50); do
-        base=$((20000 + RANDOM % 30000))
+        base=$((10000 + RANDOM % (low - 10010)))
         if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)); then
             echo "$base"
             return 0
@@ -97,10 +99,11 @@ up_pid=$!
 
 # 1. The relay starts and answers.
 wait_for 15 new_relay_pid none || fail "anteroom up printed no relay pid"
-pid1=$(relay_pid)
+seen_pids+=("$(relay_pid)")
+wait_for 15 stun_ok "$turn_port" || fail "relay did not answer a STUN binding on $turn_port"
+pid1=$(relay_pid) # the one answering, should the first have died on a port race
 seen_pids+=("$pid1")
 [ "$(ps -o ppid= -p "$pid1" | tr -d ' ')" = "$up_pid" ] || fail "relay $pid1 is not our child"
-wait_for 15 stun_ok "$turn_port" || fail "relay did not answer a STUN binding on $turn_port"
 echo "ok: relay pid $pid1 answers STUN on $turn_port"
 
 # The metrics URL printed on the "what runs where" line serves the relay's metrics.
@@ -126,6 +129,25 @@ secret=$(cat "$state/secrets/turn-static-auth-secret")
 [ "${#secret}" -ge 32 ] || fail "secret too short"
 tr '\0' ' ' <"/proc/$pid1/cmdline" | grep -qF -- "$secret" && fail "secret visible in argv"
 echo "ok: state files 0600 in 0700 folders, secret not in argv"
+
+# The relay got the secret: TURN REST credentials made from the file allocate, others do not.
+# (The client's peers are on loopback, which the relay refuses by policy; allocating is enough.)
+command -v turnutils_uclient >/dev/null || fail "turnutils_uclient missing (scripts/deps: coturn)"
+allocations() {
+    curl -sf --max-time 3 "$url" | awk '/^anteroom_turn_allocations_total/ {n += $2} END {print n + 0}'
+}
+before=$(allocations)
+bad=$(timeout 20 turnutils_uclient -W not-the-secret -u up-test -y -n 1 -m 1 -l 100 \
+    -p "$turn_port" 127.0.0.1 2>&1)
+grep -q 'Cannot complete Allocation' <<<"$bad" || fail "a wrong secret was not refused: $bad"
+sleep 1 # the relay publishes counters about once a second
+[ "$(allocations)" = "$before" ] || fail "a wrong secret allocated"
+timeout 20 turnutils_uclient -W "$secret" -u up-test -y -n 1 -m 1 -l 100 -p "$turn_port" \
+    127.0.0.1 >"$tmp/uclient" 2>&1
+grep -q 'Cannot complete Allocation' "$tmp/uclient" && fail "the state dir's secret was refused"
+more_allocations() { [ "$(allocations)" -gt "$before" ]; }
+wait_for 5 more_allocations || fail "no allocation with the secret: $(cat "$tmp/uclient")"
+echo "ok: the relay allocates with the state dir's secret and refuses another"
 
 # 3. One supervisor per state dir.
 out2=$(timeout 10 "$bin" up --state-dir "$state" --turn-port "$turn_port" 2>&1)
