@@ -125,11 +125,13 @@ static void on_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
            AR_LF_INT("status", status), AR_LF_INT("signal", term_signal),
            AR_LF_UINT("uptime_ms", up_ms));
     if (!s->stopping) {
+        const char *name = p->e->spec->name;
         if (term_signal != 0)
-            printf("%s: exited (pid %d, signal %d)\n", p->e->spec->name, proc->pid, term_signal);
+            printf("%s: exited (pid %d, signal %d); see logs/%s.log\n", name, proc->pid,
+                   term_signal, name);
         else
-            printf("%s: exited (pid %d, status %lld)\n", p->e->spec->name, proc->pid,
-                   (long long)status);
+            printf("%s: exited (pid %d, status %lld); see logs/%s.log\n", name, proc->pid,
+                   (long long)status, name);
     }
     /* The handle cannot be reused for the next spawn until libuv has closed it. */
     uv_close((uv_handle_t *)proc, on_proc_closed);
