@@ -237,10 +237,17 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
     r->alloc = alloc;
     r->w = w;
     r->poll.data = r;
-    uv_poll_start(&r->poll, UV_READABLE, on_relay);
     *relayed = local;
     *handle = r;
     return 0;
+}
+
+/* Polling starts with the first permission: before it, nothing received could be relayed. */
+static void tp_relay_arm(void *ctx, void *handle)
+{
+    (void)ctx;
+    udp_relay_t *r = handle;
+    uv_poll_start(&r->poll, UV_READABLE, on_relay);
 }
 
 static void tp_relay_close(void *ctx, void *handle)
@@ -452,6 +459,7 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
     ar_turn_transport_t tp = {.ctx = w,
                               .send_client = tp_send_client,
                               .relay_open = tp_relay_open,
+                              .relay_arm = tp_relay_arm,
                               .relay_close = tp_relay_close,
                               .send_peer = tp_send_peer};
     w->e = ar_turn_engine_new(d->sh, &tp);
