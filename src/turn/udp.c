@@ -64,6 +64,7 @@ typedef struct udp_relay_s {
     uv_poll_t poll;
     int fd;
     uint16_t port;
+    bool polling; /* poll initialised and started (see tp_relay_arm) */
     ar_turn_alloc_t *alloc;
     ar__udp_worker_t *w;
 } udp_relay_t;
@@ -171,6 +172,8 @@ static void tp_send_peer(void *ctx, void *handle, const ar_turn_addr_t *peer, co
 {
     ar__udp_worker_t *w = ctx;
     udp_relay_t *r = handle;
+    if (!r->polling)
+        return; /* only after a failed arm; keeps tp_relay_close's immediate close safe */
     enqueue(w, &w->to_peer, r->fd, peer, data, len);
 }
 
@@ -225,8 +228,7 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
         return rc;
     }
     udp_relay_t *r = ar_calloc(1, sizeof(*r));
-    if (!r || uv_poll_init(w->loop, &r->poll, fd) != 0) {
-        ar_free(r);
+    if (!r) {
         close(fd);
         ar__turn_ports_give(&w->d->ports, port, *token);
         *token = 0;
@@ -236,17 +238,24 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
     r->port = port;
     r->alloc = alloc;
     r->w = w;
-    r->poll.data = r;
     *relayed = local;
     *handle = r;
     return 0;
 }
 
-/* Polling starts with the first permission: before it, nothing received could be relayed. */
+/*
+ * The socket is watched from the allocation's first permission: before it, nothing received
+ * could be relayed. Deferring uv_poll_init also saves its epoll_ctl probe (ADD and DEL) and the
+ * later removal for every allocation that never relays.
+ */
 static void tp_relay_arm(void *ctx, void *handle)
 {
     (void)ctx;
     udp_relay_t *r = handle;
+    if (r->polling || uv_poll_init(r->w->loop, &r->poll, r->fd) != 0)
+        return;
+    r->polling = true;
+    r->poll.data = r;
     uv_poll_start(&r->poll, UV_READABLE, on_relay);
 }
 
@@ -255,6 +264,13 @@ static void tp_relay_close(void *ctx, void *handle)
     (void)ctx;
     udp_relay_t *r = handle;
     r->alloc = NULL;
+    if (!r->polling) {
+        /* Never watched, so no packet to it can be queued: close at once. */
+        close(r->fd);
+        ar__turn_ports_give(&r->w->d->ports, r->port, 0);
+        ar_free(r);
+        return;
+    }
     uv_poll_stop(&r->poll);
     uv_close((uv_handle_t *)&r->poll, relay_closed);
 }
