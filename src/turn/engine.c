@@ -371,6 +371,15 @@ static void handle_refresh(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     send_built(e, t, &b);
 }
 
+static void arm(ar_turn_engine_t *e, ar_turn_alloc_t *a)
+{
+    if (!a->armed) {
+        a->armed = true;
+        if (e->tp.relay_arm)
+            e->tp.relay_arm(e->tp.ctx, a->relay);
+    }
+}
+
 static void handle_create_permission(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
                                      const ar_stun_msg_t *msg, ar_turn_alloc_t *a)
 {
@@ -401,6 +410,7 @@ static void handle_create_permission(ar_turn_engine_t *e, const ar_turn_tuple_t 
             return;
         }
     }
+    arm(e, a);
     ar_stun_builder_t b;
     start_response(e, &b, msg, AR_STUN_SUCCESS);
     ar_stun_build_integrity(&b, a->key, 16);
@@ -435,6 +445,8 @@ static void handle_channel_bind(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
             rc = ar__turn_perm_add(e, a, &peer);
         code = rc == 0 ? 0 : rc == AR_EINVAL ? 400 : 508;
     }
+    if (code == 0)
+        arm(e, a);
     if (code != 0) {
         ar_log(AR_LOG_DEBUG, "channel_bind_refused", AR_LF_UINT("channel", num),
                AR_LF_INT("code", code));

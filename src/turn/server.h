@@ -76,6 +76,9 @@ typedef struct ar_turn_shared_s ar_turn_shared_t;
  *   with the transport's object. The transport reports datagrams arriving there with
  *   on_peer(alloc). Returns 0, AR_ENOTFOUND for an unknown token, or AR_EQUOTA/AR_ESYS when no
  *   port or socket is available.
+ * - relay_arm (may be NULL): the allocation got its first permission, so datagrams arriving at
+ *   the endpoint can now be relayed. Until then nothing could be, and the transport need not
+ *   watch the socket at all (saving an epoll registration per allocation that never relays).
  * - relay_close: close the endpoint; no on_peer for it may follow.
  * - send_peer: send data from the endpoint to peer; same pointer rules as send_client.
  */
@@ -91,6 +94,7 @@ typedef struct ar_turn_transport_s {
     void (*send_client)(void *ctx, const ar_turn_tuple_t *t, const uint8_t *data, size_t len);
     int (*relay_open)(void *ctx, ar_turn_alloc_t *alloc, int family, const ar_turn_relay_req_t *req,
                       ar_turn_addr_t *relayed, uint64_t *token, void **handle);
+    void (*relay_arm)(void *ctx, void *handle);
     void (*relay_close)(void *ctx, void *handle);
     void (*send_peer)(void *ctx, void *handle, const ar_turn_addr_t *peer, const uint8_t *data,
                       size_t len);

@@ -11,6 +11,12 @@ command -v turnutils_uclient >/dev/null && command -v turnutils_peer >/dev/null 
   exit 77
 }
 
+# Other suites on this shared machine bind loopback ports too: run in a network namespace of our
+# own when we may (root), so nobody else's port can collide with ours.
+if [ -z "${AR_TURN_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
+  exec env AR_TURN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+fi
+
 port=34780 peer_port=34800 metrics_port=34790
 dir=$(mktemp -d)
 pids=()
