@@ -69,7 +69,7 @@ cat >"$tmp/bin/anteroom-turn" <<'EOF'
 echo "stand-in $$ secret-sha $(printf %s "$ANTEROOM_TURN_STATIC_AUTH_SECRET" | sha256sum | cut -c1-64)" >&2
 case "$FAKE_MODE" in
 crash) exit 3 ;;
-stubborn) trap '' TERM; while :; do sleep 0.1; done ;;
+stubborn) trap '' TERM; echo "stand-in $$ trap set" >&2; while :; do sleep 0.1; done ;;
 esac
 EOF
 chmod +x "$tmp/bin/anteroom-turn"
@@ -94,7 +94,8 @@ start_up stubborn
 wait_for 5 out_has '^turn: pid [0-9]+' || fail "stand-in not started"
 pid=$(grep -oE '^turn: pid [0-9]+' "$tmp/out" | head -n 1 | grep -oE '[0-9]+$')
 seen_pids+=("$pid")
-sleep 0.3 # let the stand-in install its trap
+# The stand-in says in its log once its trap is set; a fixed sleep raced on a busy machine.
+wait_for 10 grep -q "stand-in $pid trap set" "$tmp/state/logs/turn.log" || fail "stand-in never set its trap"
 kill -INT "$up_pid"
 sleep 0.5
 kill -0 "$pid" 2>/dev/null || fail "stubborn daemon died on SIGTERM (test stand-in broken)"
