@@ -150,7 +150,7 @@ struct ar__sig_conn_s {
     uint8_t state;
     uint8_t garbage;
     uint32_t addr_key;
-    uint32_t opened, last_rx, last_ping, garbage_since, over_since;
+    uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
     uint64_t refill_ms;
     /* While resuming on another worker's session: what the hello asked for. */

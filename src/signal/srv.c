@@ -255,6 +255,7 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
         return;
     }
     if (!rate_ok(cn)) {
+        cn->last_refused = srv->now;
         if (!cn->over_since)
             cn->over_since = srv->now ? srv->now : 1;
         if (srv->now - cn->over_since >= AR__SIG_RATE_CLOSE_S)
@@ -263,7 +264,9 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
             ar__sig_send_error(cn, AR_SIG_E_RATE_LIMITED, NULL, 0, AR_SIG_NONE);
         return;
     }
-    cn->over_since = 0;
+    /* Over the rate means refusals keep coming: a quiet second ends the episode. */
+    if (cn->over_since && srv->now - cn->last_refused >= 2)
+        cn->over_since = 0;
     ar_sig_msg_t m;
     ar_sig_err_t err;
     int rc = ar_sig_parse(AR_SIG_FROM_CLIENT, (const char *)data, len, &m, &err);

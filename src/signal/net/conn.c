@@ -277,7 +277,10 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
         ar_ws_event_t ev;
         int err = ar_ws_parse(&c->parser, data + off, n - off, &used, &ev);
         if (err) {
-            ar_sn_close(c, c->parser.close_code);
+            uint16_t code = c->parser.close_code;
+            if (err == AR_ETOOBIG && c->loop->conf.too_big_code)
+                code = c->loop->conf.too_big_code; /* the application's own code for it */
+            ar_sn_close(c, code);
             break;
         }
         off += used;

@@ -142,7 +142,8 @@ test('a call set up across nodes, with presence on both', async () => {
 test('drain: clients resume on the other node and the call goes on', async () => {
   const C = await startNode('c', nats.slice(1), { drainUrls: [A.url], drainWithin: '4s' });
   const room = rid();
-  const p = await connect(C, patientToken(room, { area: 'drain' }));
+  const token = patientToken(room, { area: 'drain' });
+  const p = await connect(C, token);
   p.send({ type: 'arrive', clinic: 'c1', area: 'drain', name: 'P', consent: true });
   await p.next('wait');
   const s = await connect(A, staffToken());
@@ -157,7 +158,7 @@ test('drain: clients resume on the other node and the call goes on', async () =>
   const d = await p.next('drain', 5000);
   assert.deepEqual(d.urls, [A.url]);
   assert.ok(d.within <= 4);
-  const p2 = await connect(A, patientToken(room), { resume: p.welcome.resume, last_seq: p.lastSeq });
+  const p2 = await connect(A, token, { resume: p.welcome.resume, last_seq: p.lastSeq });
   assert.equal(p2.welcome.resumed, true);
   assert.equal(p2.peer, p.peer);
   p2.lastSeq = p.lastSeq;
