@@ -505,10 +505,11 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     ar_sn_handler_t h = {.open_cb = on_open,
                          .message_cb = on_message,
                          .close_cb = on_close,
-                         .tick_cb = on_tick,
                          .data = srv};
     if (rc == 0)
         rc = ar_sn_loop_new(&nc, &h, &srv->loop);
+    if (rc == 0)
+        ar_sn_loop_set_tick(srv->loop, on_tick, srv);
     if (rc == 0)
         rc = ar_sn_loop_listen(srv->loop, conf->listen, (uint16_t)conf->port, NULL);
     if (rc == 0)

@@ -288,9 +288,9 @@ int ar_sn_loop_run(ar_sn_loop_t *l)
             }
         }
         run_wheel(l);
-        if (l->h.tick_cb && l->now != l->last_tick) {
+        if (l->tick_cb && l->now != l->last_tick) {
             l->last_tick = l->now;
-            l->h.tick_cb(l->now, l->h.data);
+            l->tick_cb(l->now, l->tick_data);
         }
         sweep(l);
     }
@@ -313,6 +313,12 @@ int ar_sn_loop_watch(ar_sn_loop_t *l, int fd, ar_sn_watch_cb cb, void *data)
     l->watch[l->nwatch].data = data;
     l->nwatch++;
     return 0;
+}
+
+void ar_sn_loop_set_tick(ar_sn_loop_t *l, void (*cb)(uint32_t now_s, void *data), void *data)
+{
+    l->tick_cb = cb;
+    l->tick_data = data;
 }
 
 uint32_t ar_sn_loop_now(const ar_sn_loop_t *l)

@@ -53,8 +53,6 @@ typedef struct ar_sn_handler_s {
     void (*message_cb)(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *msg, size_t len, void *data);
     /* The connection is gone (code: the close code sent or received, 1006 when none). */
     void (*close_cb)(ar_sn_conn_t *c, uint16_t code, void *data);
-    /* Optional: runs on the loop about once a second (application timers: keepalive, grace). */
-    void (*tick_cb)(uint32_t now_s, void *data);
     void *data;
 } ar_sn_handler_t;
 
@@ -82,7 +80,9 @@ AR_MUST_CHECK int ar_sn_loop_run(ar_sn_loop_t *l);
  * watches; AR_ERANGE beyond. The loop does not close fd.
  */
 AR_MUST_CHECK int ar_sn_loop_watch(ar_sn_loop_t *l, int fd, ar_sn_watch_cb cb, void *data);
-/* Seconds since the loop started (the clock of tick_cb). */
+/* Runs cb on the loop about once a second (application timers: keepalive, grace periods). */
+void ar_sn_loop_set_tick(ar_sn_loop_t *l, void (*cb)(uint32_t now_s, void *data), void *data);
+/* Seconds since the loop started (the clock of the tick). */
 uint32_t ar_sn_loop_now(const ar_sn_loop_t *l);
 /* Makes ar_sn_loop_run return; async-signal-safe (one write to an eventfd). */
 void ar_sn_loop_stop(ar_sn_loop_t *l);
