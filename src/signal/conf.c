@@ -3,8 +3,10 @@
 
 #include <stddef.h>
 
-#define O(name, type, field, def, min, max, help)                                                 \
-    {name, type, offsetof(ar_signal_conf_t, field), def, min, max, help}
+#define O(name, type, field, def, min, max, help)                                                  \
+    {                                                                                              \
+        name, type, offsetof(ar_signal_conf_t, field), def, min, max, help                         \
+    }
 
 const ar_conf_opt_t ar_signal_conf_opts[] = {
     O("listen", AR_CONF_STR, listen, "127.0.0.1", 0, 0, "address of the WebSocket listener"),

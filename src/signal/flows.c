@@ -128,8 +128,8 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     else
         ok = named;
     if (!ok) {
-        REFUSE(cn, m, room || r->role != AR_SIG_ROLE_STAFF ? AR_SIG_E_FORBIDDEN
-                                                           : AR_SIG_E_NOT_FOUND);
+        REFUSE(cn, m,
+               room || r->role != AR_SIG_ROLE_STAFF ? AR_SIG_E_FORBIDDEN : AR_SIG_E_NOT_FOUND);
         return;
     }
     if (room && room->nmembers >= AR__SIG_ROOM_MAX) {
@@ -280,8 +280,7 @@ void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     if (!s)
         return;
     int role = s->rec->role;
-    int calls = role != AR_SIG_ROLE_STAFF || s->claims->nclinics == 0 ||
-                s->claims->room[0] != '\0';
+    int calls = role != AR_SIG_ROLE_STAFF || s->claims->nclinics == 0 || s->claims->room[0] != '\0';
     for (size_t i = 0; !calls && i < s->claims->nclinics; i++)
         calls = ar__sig_can_call(s->claims, s->claims->clinics[i].id);
     switch (m->type) {

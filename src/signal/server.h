@@ -13,14 +13,14 @@
 #include <stdint.h>
 
 typedef struct ar_signal_conf_s {
-    char *listen;         /* numeric address of the WebSocket listener */
-    int64_t port;         /* shared by every worker (SO_REUSEPORT) */
-    char *jurisdiction;   /* in every NATS subject; tokens of another are refused (S10) */
-    char *node_name;      /* workers of one node share it; backups go to another node */
-    ar_conf_list_t nats;  /* NATS server URLs */
-    char *keys;           /* public-key file: lines "kid base64url(32-byte Ed25519 key)" */
+    char *listen;        /* numeric address of the WebSocket listener */
+    int64_t port;        /* shared by every worker (SO_REUSEPORT) */
+    char *jurisdiction;  /* in every NATS subject; tokens of another are refused (S10) */
+    char *node_name;     /* workers of one node share it; backups go to another node */
+    ar_conf_list_t nats; /* NATS server URLs */
+    char *keys;          /* public-key file: lines "kid base64url(32-byte Ed25519 key)" */
     ar_conf_list_t origins;
-    int allow_no_origin;  /* accept clients that send no Origin (not browsers) */
+    int allow_no_origin; /* accept clients that send no Origin (not browsers) */
     ar_conf_list_t drain_urls;
     int64_t drain_within; /* ms the draining node waits before closing with 4006 */
     int64_t grace;        /* ms a lost session is kept for resume */

@@ -94,8 +94,8 @@ static json_t *frames_json(const ar__sig_sess_t *s)
     return a;
 }
 
-static ar__sig_frame_t *frame_new(const uint8_t *fid, int64_t seq, uint8_t action,
-                                  const char *data, size_t len)
+static ar__sig_frame_t *frame_new(const uint8_t *fid, int64_t seq, uint8_t action, const char *data,
+                                  size_t len)
 {
     ar__sig_frame_t *f = ar_malloc(sizeof(*f) + len + 1);
     if (!f)
@@ -175,8 +175,8 @@ static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_f
     if (!ph)
         return;
     size_t pre = (size_t)(ph - f->data) + 7;
-    int n = snprintf(srv->out, sizeof(srv->out), "%.*s%lld%s", (int)pre, f->data,
-                     (long long)f->seq, f->data + pre + 1);
+    int n = snprintf(srv->out, sizeof(srv->out), "%.*s%lld%s", (int)pre, f->data, (long long)f->seq,
+                     f->data + pre + 1);
     if (n > 0 && (size_t)n < sizeof(srv->out) &&
         ar_sn_send(s->conn->c, AR_WS_OP_TEXT, srv->out, (size_t)n) == 0)
         ar_metric_add(srv->m.msgs_out, 0, 1);
@@ -261,7 +261,8 @@ void ar__sig_sess_ack(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t seq)
         return;
     s->acked = seq;
     trim(s);
-    to_backup(srv, s, json_pack("{s:s,s:s,s:I}", "k", "ack", "p", s->rec->peer, "s", (json_int_t)seq));
+    to_backup(srv, s,
+              json_pack("{s:s,s:s,s:I}", "k", "ack", "p", s->rec->peer, "s", (json_int_t)seq));
 }
 
 void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after)
@@ -388,8 +389,7 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
         for (ar__sig_rec_t *r = srv->recs[b]; r; r = r->hnext) {
             if (r->owner == id) {
                 if ((r->local && r->local->is_backup) ||
-                    ((!r->backup || !ar__sig_node_alive(srv, r->backup)) &&
-                     lowest == srv->node_id))
+                    ((!r->backup || !ar__sig_node_alive(srv, r->backup)) && lowest == srv->node_id))
                     promote(srv, r);
             } else if (r->owner == srv->node_id && r->backup == id && r->local) {
                 ar__sig_sess_adopt(srv, r->local);
@@ -467,8 +467,9 @@ static void on_num(ar__sig_sess_t *s, json_t *o)
     size_t dlen;
     int action;
     uint8_t fid[16];
-    if (!s->is_backup || json_unpack(o, "{s:I,s:s,s:i,s:s%}", "s", &seq, "f", &hex, "a", &action,
-                                     "d", &d, &dlen) != 0 ||
+    if (!s->is_backup ||
+        json_unpack(o, "{s:I,s:s,s:i,s:s%}", "s", &seq, "f", &hex, "a", &action, "d", &d, &dlen) !=
+            0 ||
         sodium_hex2bin(fid, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
         return;
     pending_take(s, fid);
@@ -497,7 +498,8 @@ static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
              (last == s->seq || (s->head && s->head->seq <= last + 1));
     if (!ok) {
         if (s && !s->is_backup)
-            ar__sig_bus_proc(srv, to, json_pack("{s:s,s:s,s:b}", "k", "taken", "p", r->peer, "ok", 0));
+            ar__sig_bus_proc(srv, to,
+                             json_pack("{s:s,s:s,s:b}", "k", "taken", "p", r->peer, "ok", 0));
         return;
     }
     ar__sig_bus_proc(srv, to,

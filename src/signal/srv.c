@@ -241,8 +241,7 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar__sig_welcome(cn, s, 0);
 }
 
-static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len,
-                       void *ud)
+static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len, void *ud)
 {
     ar__sig_srv_t *srv = ud;
     ar__sig_conn_t *cn = ar_sn_conn_data(c);
@@ -415,24 +414,24 @@ static int metrics_init(ar__sig_srv_t *srv)
     srv->m.sessions = ar_metrics_gauge(m, "anteroom_signal_sessions",
                                        "sessions owned by this worker (live or in grace)", NULL);
     srv->m.rooms = ar_metrics_gauge(m, "anteroom_signal_rooms", "rooms known to this worker", NULL);
-    srv->m.msgs_in = ar_metrics_counter(m, "anteroom_signal_messages_total", "frames",
-                                        "dir=\"in\"");
-    srv->m.msgs_out = ar_metrics_counter(m, "anteroom_signal_messages_total", "frames",
-                                         "dir=\"out\"");
+    srv->m.msgs_in =
+        ar_metrics_counter(m, "anteroom_signal_messages_total", "frames", "dir=\"in\"");
+    srv->m.msgs_out =
+        ar_metrics_counter(m, "anteroom_signal_messages_total", "frames", "dir=\"out\"");
     srv->m.errors = ar_metrics_counter(m, "anteroom_signal_errors_total", "error frames", NULL);
     srv->m.closes = ar_metrics_counter(m, "anteroom_signal_refused_total",
                                        "connections refused by the per-address cap", NULL);
-    srv->m.resumes = ar_metrics_counter(m, "anteroom_signal_resumes_total", "sessions resumed",
-                                        NULL);
-    srv->m.drained = ar_metrics_counter(m, "anteroom_signal_drained_total",
-                                        "connections closed by drain", NULL);
+    srv->m.resumes =
+        ar_metrics_counter(m, "anteroom_signal_resumes_total", "sessions resumed", NULL);
+    srv->m.drained =
+        ar_metrics_counter(m, "anteroom_signal_drained_total", "connections closed by drain", NULL);
     srv->m.relay_us = ar_metrics_histogram(
         m, "anteroom_signal_relay_latency_us",
         "from the sender's worker publishing a frame to the recipient's worker sending it", NULL,
         k_us_bounds, sizeof(k_us_bounds) / sizeof(k_us_bounds[0]));
-    srv->m.bus_lag_us = ar_metrics_histogram(m, "anteroom_signal_bus_lag_us",
-                                             "heartbeat delay over NATS", NULL, k_us_bounds,
-                                             sizeof(k_us_bounds) / sizeof(k_us_bounds[0]));
+    srv->m.bus_lag_us =
+        ar_metrics_histogram(m, "anteroom_signal_bus_lag_us", "heartbeat delay over NATS", NULL,
+                             k_us_bounds, sizeof(k_us_bounds) / sizeof(k_us_bounds[0]));
     return srv->m.bus_lag_us ? 0 : AR_ENOMEM;
 }
 
@@ -502,10 +501,8 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
                        .idle_timeout_s = 200, /* our own 60 s idle rule closes with 4009 first */
                        .tls = tls,
                        .too_big_code = AR_SIG_CLOSE_TOO_BIG};
-    ar_sn_handler_t h = {.open_cb = on_open,
-                         .message_cb = on_message,
-                         .close_cb = on_close,
-                         .data = srv};
+    ar_sn_handler_t h = {
+        .open_cb = on_open, .message_cb = on_message, .close_cb = on_close, .data = srv};
     if (rc == 0)
         rc = ar_sn_loop_new(&nc, &h, &srv->loop);
     if (rc == 0)

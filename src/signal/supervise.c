@@ -38,7 +38,9 @@ static pid_t spawn(const ar_signal_conf_t *conf, unsigned index)
 
 int ar_signal_supervise(const ar_signal_conf_t *conf)
 {
-    unsigned n = conf->workers < 1 ? 1 : conf->workers > WORKERS_MAX ? WORKERS_MAX : (unsigned)conf->workers;
+    unsigned n = conf->workers < 1             ? 1
+                 : conf->workers > WORKERS_MAX ? WORKERS_MAX
+                                               : (unsigned)conf->workers;
     pid_t pids[WORKERS_MAX] = {0};
     sigset_t set;
     sigemptyset(&set);

@@ -309,9 +309,9 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
                 direct = ev.data;
                 direct_len = ev.len;
             } else if ((err = in_append(c, ev.data, ev.len, l->conf.max_message)) != 0) {
-                ar_sn_close(c, err != AR_ETOOBIG          ? AR_WS_CLOSE_INTERNAL
-                                 : c->loop->conf.too_big_code ? c->loop->conf.too_big_code
-                                                              : AR_WS_CLOSE_TOO_BIG);
+                ar_sn_close(c, err != AR_ETOOBIG            ? AR_WS_CLOSE_INTERNAL
+                               : c->loop->conf.too_big_code ? c->loop->conf.too_big_code
+                                                            : AR_WS_CLOSE_TOO_BIG);
                 break;
             }
         } else if (ev.type == AR_WS_EV_FRAME_END && (c->flags & AR__SN_F_CTL)) {
