@@ -170,7 +170,8 @@ static void on_subscribe(ar__sig_conn_t *cn, ar_sig_msg_t *m, int on)
         return;
     }
     size_t i = 0;
-    while (i < r->nsubs && (strcmp(r->subs[i][0].s, clinic) || strcmp(r->subs[i][1].s, area)))
+    while (i < r->nsubs &&
+           (strcmp(r->subs[i][0].s, clinic) != 0 || strcmp(r->subs[i][1].s, area) != 0))
         i++;
     if (!on) {
         if (i == r->nsubs) {

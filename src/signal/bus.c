@@ -69,7 +69,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         else if (strncmp(rest, "proc.", 5) == 0)
             kind = K_PROC;
     }
-    item_t *it = len <= AR_SIG_OUT_MAX * 8u ? ar_malloc(sizeof(*it) + len + 1) : NULL;
+    item_t *it = len <= (size_t)AR_SIG_OUT_MAX * 8u ? ar_malloc(sizeof(*it) + len + 1) : NULL;
     if (it) {
         it->next = NULL;
         it->kind = kind;

@@ -252,7 +252,7 @@ static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     memcpy(id, room->id, sizeof(id));
     ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX];
     size_t n = room->nmembers;
-    memcpy(members, room->members, n * sizeof(members[0]));
+    memcpy(members, room->members, n * sizeof(ar__sig_rec_t *));
     ar_sig_msg_t e;
     ar_sig_msg_init(&e, AR_SIG_ENDED);
     e.u.ended.room = str(id);

@@ -194,7 +194,7 @@ static int push(ar__sig_rec_t ***arr, size_t *n, size_t *cap, ar__sig_rec_t *r)
 {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 8;
-        ar__sig_rec_t **na = ar_realloc(*arr, nc * sizeof(*na));
+        ar__sig_rec_t **na = ar_realloc(*arr, nc * sizeof(ar__sig_rec_t *));
         if (!na)
             return AR_ENOMEM;
         *arr = na;
@@ -208,7 +208,7 @@ static void remove_keep_order(ar__sig_rec_t **arr, size_t *n, ar__sig_rec_t *r)
 {
     for (size_t i = 0; i < *n; i++) {
         if (arr[i] == r) {
-            memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(*arr));
+            memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(ar__sig_rec_t *));
             (*n)--;
             return;
         }

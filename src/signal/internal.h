@@ -28,15 +28,15 @@
 #define AR__SIG_QUEUE_MAX 500
 #define AR__SIG_SUBS_MAX 32
 #define AR__SIG_REPLAY_FRAMES 256
-#define AR__SIG_REPLAY_BYTES (256 * 1024)
+#define AR__SIG_REPLAY_BYTES ((size_t)256 * 1024)
 #define AR__SIG_CAND_MAX 64
 #define AR__SIG_HELLO_S 10
 #define AR__SIG_IDLE_S 60
 #define AR__SIG_PING_S 25
 #define AR__SIG_GARBAGE 5
 #define AR__SIG_GARBAGE_WINDOW_S 60
-#define AR__SIG_RATE 20  /* messages per second sustained */
-#define AR__SIG_BURST 50 /* bucket size */
+#define AR__SIG_RATE 20u  /* messages per second sustained */
+#define AR__SIG_BURST 50u /* bucket size */
 #define AR__SIG_RATE_CLOSE_S 5
 #define AR__SIG_NODE_DEAD_S 3 /* a worker silent this long on the bus is dead */
 #define AR__SIG_RESUME_WAIT_S 8

@@ -178,7 +178,8 @@ static int rate_ok(ar__sig_conn_t *cn)
     uint64_t add = (now - cn->refill_ms) * AR__SIG_RATE;
     cn->refill_ms = now;
     uint64_t t = cn->tokens_ms + add;
-    cn->tokens_ms = (uint32_t)(t > AR__SIG_BURST * 1000u ? AR__SIG_BURST * 1000u : t);
+    cn->tokens_ms =
+        (uint32_t)(t > (uint64_t)AR__SIG_BURST * 1000u ? (uint64_t)AR__SIG_BURST * 1000u : t);
     if (cn->tokens_ms >= 1000) {
         cn->tokens_ms -= 1000;
         return 1;
