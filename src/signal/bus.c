@@ -227,6 +227,8 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, const 
                     size_t len)
 {
     ar__sig_bus_t *b = srv->bus;
+    if (!b)
+        return;
     char subj[128];
     snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
     uint8_t *buf = ar_malloc(len + 25);
@@ -244,7 +246,7 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, const 
 
 static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = srv->bus ? json_dumps(o, JSON_COMPACT) : NULL;
     if (s) {
         (void)natsConnection_PublishString(srv->bus->nc, subj, s);
         ar_free(s); /* jansson allocates with ar_malloc (ar_sig_init) */
@@ -255,6 +257,10 @@ static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
 void ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj)
 {
     char subj[96];
+    if (!srv->bus) {
+        json_decref(json_obj);
+        return;
+    }
     snprintf(subj, sizeof(subj), "%sproc.%016llx", srv->bus->prefix, (unsigned long long)worker);
     if (json_obj)
         publish_json(srv, subj, json_obj);
@@ -263,6 +269,10 @@ void ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj)
 void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj)
 {
     char subj[200];
+    if (!srv->bus) {
+        json_decref(json_obj);
+        return;
+    }
     snprintf(subj, sizeof(subj), "%s%s.%s", srv->bus->prefix, kind, key);
     if (json_obj)
         publish_json(srv, subj, json_obj);
@@ -271,6 +281,8 @@ void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void
 int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     char subj[128];
+    if (!srv->bus)
+        return AR_ESTATE;
     snprintf(subj, sizeof(subj), "%sto.%s", srv->bus->prefix, s->rec->peer);
     natsSubscription *sub = NULL;
     if (natsConnection_Subscribe(&sub, srv->bus->nc, subj, on_msg, srv->bus) != NATS_OK)

@@ -130,6 +130,7 @@ struct ar__sig_sess_s {
     ar__sig_frame_t *head, *tail;
     size_t nframes, bytes;
     ar__sig_frame_t *pending, *pending_tail; /* backup, or resuming: frames not yet numbered */
+    size_t npending;
     char resume[AR__SIG_RESUME_LEN + 1];
     uint8_t subhash[16];
     ar_token_claims_t *claims; /* owner only */

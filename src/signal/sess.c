@@ -151,6 +151,7 @@ static int pending_take(ar__sig_sess_t *s, const uint8_t *fid)
             s->pending = f->next;
         if (s->pending_tail == f)
             s->pending_tail = prev;
+        s->npending--;
         f->next = NULL;
         frame_free_list(f);
         return 1;
@@ -232,6 +233,14 @@ void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *
         else
             s->pending = f;
         s->pending_tail = f;
+        /* Bounded like the replay buffer: a session away too long loses its oldest frames. */
+        if (++s->npending > AR__SIG_REPLAY_FRAMES) {
+            ar__sig_frame_t *old = s->pending;
+            s->pending = old->next;
+            old->next = NULL;
+            frame_free_list(old);
+            s->npending--;
+        }
         return;
     }
     uint64_t now = ar__sig_now_us();
@@ -245,6 +254,7 @@ void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     ar__sig_frame_t *p = s->pending;
     s->pending = s->pending_tail = NULL;
+    s->npending = 0;
     while (p) {
         ar__sig_frame_t *n = p->next;
         if (!numbered_has(s, p->fid))
@@ -364,6 +374,7 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     /* Frames the dead owner never confirmed are numbered after the last it did. */
     ar__sig_frame_t *p = s->pending;
     s->pending = s->pending_tail = NULL;
+    s->npending = 0;
     while (p) {
         ar__sig_frame_t *n = p->next;
         p->next = NULL;

@@ -38,6 +38,8 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static void send_drain(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
+
 /* ---- sending ---- */
 
 void ar__sig_send0(ar__sig_conn_t *cn, const ar_sig_msg_t *msg)
@@ -88,7 +90,7 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
     ar__sig_send0(cn, &m);
     cn->state = AR__SIG_C_LIVE;
     if (cn->srv->draining)
-        cn->srv->drain_at = cn->srv->drain_at; /* a late arrival is told at the next tick */
+        send_drain(cn->srv, cn); /* arrived while draining: move on at once */
 }
 
 /* ---- per-address cap: a count per hashed /32 (IPv4) or /64 (IPv6), never the address ---- */
@@ -533,8 +535,9 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     /* Connections close with 4014 as the loop goes: sessions stay resumable on the backups. */
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
         ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
-    ar__sig_bus_stop(srv);
+    /* The loop first: its close callbacks still publish (sessions go away, resumable). */
     ar_sn_loop_free(srv->loop);
+    ar__sig_bus_stop(srv);
     ar_sn_tls_ctx_free(tls);
     ar_token_keyring_wipe(&srv->keys);
     /* The metrics registry stays: the operator thread may still read it until exit. */
