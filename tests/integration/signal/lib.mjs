@@ -47,6 +47,8 @@ export function stopAll() {
     }
   }
   procs.clear();
+  if (!process.env.AR_KEEP_LOGS) fs.rmSync(tmp, { recursive: true, force: true });
+  else console.log(`# logs kept in ${tmp}`);
 }
 
 export function kill(p, sig = 'SIGKILL') {
