@@ -105,7 +105,7 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
     ar__sig_rec_t *r = cn->sess->rec;
-    const ar_token_claims_t *cl = cn->sess->claims;
+    const ar__sig_claims_t *cl = cn->sess->claims;
     if (r->role != AR_SIG_ROLE_PATIENT) {
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
@@ -147,9 +147,7 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         ar__sig_rec_set_room(srv, r, cl->room);
         if (fresh && r->in_room) {
             memcpy(r->in_room->clinic, cl->clinic, sizeof(r->in_room->clinic));
-            r->in_room->profile = !strcmp(cl->profile, "low")    ? AR_SIG_Q_LOW
-                                  : !strcmp(cl->profile, "high") ? AR_SIG_Q_HIGH
-                                                                 : AR_SIG_Q_STANDARD;
+            r->in_room->profile = cl->profile;
         }
         ar__sig_rec_publish(srv, r, "room");
     }

@@ -11,6 +11,7 @@
 
 #include "anteroom/alloc.h"
 
+#include <sodium.h>
 #include <string.h>
 
 #define REFUSE(cn, m, code) ar__sig_send_error((cn), (code), NULL, (m)->type, (m)->id)
@@ -47,15 +48,58 @@ static void peer_of(ar_sig_peer_t *p, const ar__sig_rec_t *r)
     p->hold = r->status == AR_SIG_ST_HOLD;
 }
 
-int ar__sig_can_call(const ar_token_claims_t *cl, const char *clinic)
+ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c)
 {
-    return clinic[0] && (ar_token_has_clinic_role(cl, clinic, "provider") ||
-                         ar_token_has_clinic_role(cl, clinic, "admin"));
+    size_t n = c->role == AR_TOKEN_STAFF ? c->nclinics : 0;
+    ar__sig_claims_t *k = ar_calloc(1, sizeof(*k) + n * sizeof(k->clinics[0]));
+    if (!k)
+        return NULL;
+    memcpy(k->room, c->room, sizeof(k->room));
+    memcpy(k->clinic, c->clinic, sizeof(k->clinic));
+    memcpy(k->area, c->area, sizeof(k->area));
+    k->profile = !strcmp(c->profile, "low")    ? AR_SIG_Q_LOW
+                 : !strcmp(c->profile, "high") ? AR_SIG_Q_HIGH
+                                               : AR_SIG_Q_STANDARD;
+    k->nclinics = (uint8_t)n;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(k->clinics[i].id, c->clinics[i].id, sizeof(k->clinics[i].id));
+        for (size_t r = 0; r < c->clinics[i].nroles; r++) {
+            const char *role = c->clinics[i].roles[r];
+            k->clinics[i].roles |= !strcmp(role, "provider")       ? AR__SIG_R_PROVIDER
+                                   : !strcmp(role, "admin")        ? AR__SIG_R_ADMIN
+                                   : !strcmp(role, "receptionist") ? AR__SIG_R_RECEPTION
+                                                                   : 0;
+        }
+    }
+    return k;
 }
 
-int ar__sig_can_queue(const ar_token_claims_t *cl, const char *clinic)
+void ar__sig_claims_free(ar__sig_claims_t *c)
 {
-    return ar__sig_can_call(cl, clinic) || ar_token_has_clinic_role(cl, clinic, "receptionist");
+    if (!c)
+        return;
+    sodium_memzero(c, sizeof(*c) + c->nclinics * sizeof(c->clinics[0]));
+    ar_free(c);
+}
+
+static unsigned roles_in(const ar__sig_claims_t *cl, const char *clinic)
+{
+    unsigned roles = 0;
+    for (size_t i = 0; clinic[0] && i < cl->nclinics; i++)
+        if (strcmp(cl->clinics[i].id, clinic) == 0)
+            roles |= cl->clinics[i].roles;
+    return roles;
+}
+
+int ar__sig_can_call(const ar__sig_claims_t *cl, const char *clinic)
+{
+    return (roles_in(cl, clinic) & (AR__SIG_R_PROVIDER | AR__SIG_R_ADMIN)) != 0;
+}
+
+int ar__sig_can_queue(const ar__sig_claims_t *cl, const char *clinic)
+{
+    return (roles_in(cl, clinic) & (AR__SIG_R_PROVIDER | AR__SIG_R_ADMIN | AR__SIG_R_RECEPTION)) !=
+           0;
 }
 
 /* Staff who may run the call in this room: a role in its clinic, or a persistent room. */
@@ -112,7 +156,7 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar__sig_srv_t *srv = cn->srv;
     ar__sig_sess_t *s = cn->sess;
     ar__sig_rec_t *r = s->rec;
-    const ar_token_claims_t *cl = s->claims;
+    const ar__sig_claims_t *cl = s->claims;
     char id[AR_SIG_ID_MAX + 1];
     memcpy(id, m->u.join.room.p, m->u.join.room.len);
     id[m->u.join.room.len] = '\0';
@@ -148,9 +192,7 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         room = r->in_room;
         memcpy(room->clinic, cl->clinic, sizeof(room->clinic));
         room->persistent = r->role == AR_SIG_ROLE_STAFF;
-        room->profile = !strcmp(cl->profile, "low")    ? AR_SIG_Q_LOW
-                        : !strcmp(cl->profile, "high") ? AR_SIG_Q_HIGH
-                                                       : AR_SIG_Q_STANDARD;
+        room->profile = cl->profile;
     }
     ar__sig_rec_publish(srv, r, "room");
     ar__sig_announce_join(srv, r);
@@ -277,8 +319,10 @@ void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
     ar__sig_sess_t *s = cn->sess;
-    if (!s)
+    if (!s || !s->claims) {
+        REFUSE(cn, m, AR_SIG_E_INTERNAL);
         return;
+    }
     int role = s->rec->role;
     int calls = role != AR_SIG_ROLE_STAFF || s->claims->nclinics == 0 || s->claims->room[0] != '\0';
     for (size_t i = 0; !calls && i < s->claims->nclinics; i++)

@@ -50,6 +50,21 @@ typedef struct ar__sig_id_s {
     char s[AR_SIG_ID_MAX + 1];
 } ar__sig_id_t;
 
+/*
+ * What the owner keeps of a token: about 200 bytes plus 65 per clinic, instead of the 3.4 KiB
+ * of ar_token_claims_t, because every held connection carries one.
+ */
+enum { AR__SIG_R_PROVIDER = 1, AR__SIG_R_ADMIN = 2, AR__SIG_R_RECEPTION = 4 };
+typedef struct ar__sig_claims_s {
+    char room[AR_TOKEN_ID_MAX], clinic[AR_TOKEN_ID_MAX], area[AR_TOKEN_ID_MAX];
+    uint8_t profile; /* ar_sig_profile_t */
+    uint8_t nclinics;
+    struct {
+        char id[AR_TOKEN_ID_MAX];
+        uint8_t roles; /* AR__SIG_R_* */
+    } clinics[];
+} ar__sig_claims_t;
+
 /* A replicated session record. Strings are in the record; name/answers only for patients. */
 typedef struct ar__sig_rec_s {
     struct ar__sig_rec_s *hnext;
@@ -133,7 +148,7 @@ struct ar__sig_sess_s {
     size_t npending;
     char resume[AR__SIG_RESUME_LEN + 1];
     uint8_t subhash[16];
-    ar_token_claims_t *claims; /* owner only */
+    ar__sig_claims_t *claims; /* owner only */
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
@@ -272,8 +287,11 @@ void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason);
 void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason);
 void ar__sig_area_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
 /* Roles (A1): "provider" and "admin" run calls; "receptionist" manages the queue only. */
-int ar__sig_can_call(const ar_token_claims_t *cl, const char *clinic);
-int ar__sig_can_queue(const ar_token_claims_t *cl, const char *clinic);
+int ar__sig_can_call(const ar__sig_claims_t *cl, const char *clinic);
+int ar__sig_can_queue(const ar__sig_claims_t *cl, const char *clinic);
+/* A compact copy of verified claims (ar_malloc'd; free with ar__sig_claims_free). */
+ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c);
+void ar__sig_claims_free(ar__sig_claims_t *c);
 void ar__sig_announce_join(ar__sig_srv_t *srv, ar__sig_rec_t *r);
 void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *fields);
 

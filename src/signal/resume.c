@@ -40,10 +40,8 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
         old->sess = NULL;
         ar__sig_conn_close(old, AR_SIG_CLOSE_REPLACED);
     }
-    if (!s->claims)
-        s->claims = ar_malloc(sizeof(*s->claims));
-    if (s->claims)
-        *s->claims = *claims;
+    ar__sig_claims_free(s->claims);
+    s->claims = ar__sig_claims_new(claims); /* the new token's: it may name more clinics */
     s->conn = cn;
     cn->sess = s;
     ar__sig_sess_new_resume(s);

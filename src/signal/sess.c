@@ -54,10 +54,7 @@ void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
         s->conn->sess = NULL;
     frame_free_list(s->head);
     frame_free_list(s->pending);
-    if (s->claims) {
-        sodium_memzero(s->claims, sizeof(*s->claims));
-        ar_free(s->claims);
-    }
+    ar__sig_claims_free(s->claims);
     if (!s->is_backup && srv->nsessions)
         srv->nsessions--;
     s->rec->local = NULL;
@@ -318,12 +315,11 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
     snprintf(r->lang, sizeof(r->lang), "%s", claims->lang);
     ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
     if (s)
-        s->claims = ar_malloc(sizeof(*s->claims));
+        s->claims = ar__sig_claims_new(claims);
     if (!s || !s->claims) {
         ar__sig_rec_free(srv, r);
         return NULL;
     }
-    *s->claims = *claims;
     ar__sig_subhash(claims, s->subhash);
     ar__sig_sess_new_resume(s);
     s->conn = cn;
