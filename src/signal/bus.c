@@ -223,25 +223,20 @@ void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, s
     ar__sig_sess_deliver(srv, r->local, data, data[24], (const char *)data + 25, len - 25, sent);
 }
 
-void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, const char *frame,
-                    size_t len)
+void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len)
 {
     ar__sig_bus_t *b = srv->bus;
     if (!b)
         return;
     char subj[128];
     snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
-    uint8_t *buf = ar_malloc(len + 25);
-    if (!buf)
-        return;
+    uint8_t *buf = (uint8_t *)srv->pub;
     uint64_t ctr = ++srv->fid_counter, now = ar__sig_now_us();
     memcpy(buf, &srv->node_id, 8);
     memcpy(buf + 8, &ctr, 8);
     memcpy(buf + 16, &now, 8);
     buf[24] = action;
-    memcpy(buf + 25, frame, len);
-    (void)natsConnection_Publish(b->nc, subj, buf, (int)(len + 25));
-    ar_free(buf);
+    (void)natsConnection_Publish(b->nc, subj, buf, (int)(len + AR__SIG_TO_HDR));
 }
 
 static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)

@@ -19,13 +19,11 @@
 void ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action)
 {
     m->seq = 0; /* the owner puts the session's next seq in place of this 0 (sess.c) */
-    char *buf = ar_malloc(AR_SIG_OUT_MAX + 1);
-    if (!buf)
-        return;
+    /* Built straight after the room left for the bus header: no copy, no allocation. */
+    char *buf = srv->pub + AR__SIG_TO_HDR;
     int n = ar_sig_build(AR_SIG_FROM_SERVER, m, buf, AR_SIG_OUT_MAX + 1);
     if (n > 0)
-        ar__sig_bus_to(srv, peer, action, buf, (size_t)n);
-    ar_free(buf);
+        ar__sig_bus_to(srv, peer, action, (size_t)n);
 }
 
 static ar_sig_str_t str(const char *s)

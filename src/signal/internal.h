@@ -182,6 +182,7 @@ typedef struct ar__sig_node_s {
 } ar__sig_node_t;
 
 #define AR__SIG_NODES_MAX 256
+#define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
 #define AR__SIG_REC_BUCKETS 65536
 #define AR__SIG_SMALL_BUCKETS 4096
 #define AR__SIG_ADDR_BUCKETS 4096
@@ -206,7 +207,8 @@ struct ar__sig_srv_s {
     uint8_t draining;
     uint32_t drain_at; /* loop second when the remaining connections are closed */
     size_t nrooms, nsessions;
-    char out[AR_SIG_OUT_MAX + 64]; /* scratch for building frames */
+    char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
+    char pub[AR__SIG_TO_HDR + AR_SIG_OUT_MAX + 1]; /* a frame for the bus, after its header */
     ar_metrics_t *metrics;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
@@ -264,9 +266,9 @@ int ar__sig_bus_start(ar__sig_srv_t *srv);
 void ar__sig_bus_stop(ar__sig_srv_t *srv);
 /* Publishes a record update (JSON object with "p") on subject kind/key; applies it locally. */
 void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj);
-/* Sends a session-level frame (built with "seq":0) to a peer's owner and backup. */
-void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, const char *frame,
-                    size_t len);
+/* Sends the session-level frame in srv->pub (built with "seq":0 after AR__SIG_TO_HDR bytes)
+ * to a peer's owner and backup. */
+void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
 /* Sends a JSON object to one worker's proc subject; reply: NULL or an inbox for an answer. */
 void ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
 int ar__sig_bus_request(ar__sig_srv_t *srv, uint64_t worker, void *json_obj, const char *peer);

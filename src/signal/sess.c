@@ -252,13 +252,22 @@ void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     ar__sig_frame_t *p = s->pending;
     s->pending = s->pending_tail = NULL;
     s->npending = 0;
+    ar__sig_rec_t *r = s->rec;
     while (p) {
         ar__sig_frame_t *n = p->next;
-        if (!numbered_has(s, p->fid))
-            own_frame(srv, s, p->fid, p->action, p->data, p->len);
         p->next = NULL;
+        int gone = 0;
+        if (!numbered_has(s, p->fid)) {
+            own_frame(srv, s, p->fid, p->action, p->data, p->len);
+            /* An "ended" frame deletes a patient's or invitee's session: stop here. */
+            gone = p->action == AR__SIG_ACT_ENDED && r->role != AR_SIG_ROLE_STAFF;
+        }
         frame_free_list(p);
         p = n;
+        if (gone) {
+            frame_free_list(p);
+            return;
+        }
     }
 }
 
