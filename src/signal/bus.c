@@ -140,6 +140,15 @@ uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude)
     return same;
 }
 
+int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id)
+{
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id == id)
+            return !srv->nodes[i].draining && ar__sig_node_alive(srv, id) &&
+                   strcmp(srv->nodes[i].name, srv->conf->node_name) != 0;
+    return 0;
+}
+
 void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
 {
     ar__sig_bus_t *b = srv->bus;

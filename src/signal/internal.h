@@ -139,6 +139,7 @@ struct ar__sig_sess_s {
     ar__sig_rec_t *rec;
     ar__sig_conn_t *conn; /* NULL while away, and on a backup */
     uint8_t is_backup;
+    uint8_t provisional; /* made only to catch frames during a resume: never promoted */
     uint32_t away_since;
     int64_t seq;   /* last session-level seq assigned */
     int64_t acked; /* highest seq the client acknowledged */
@@ -195,6 +196,7 @@ struct ar__sig_srv_s {
     ar__sig_bus_t *bus;
     ar_token_keyring_t keys;
     uint64_t node_id;
+    unsigned index; /* the worker's number on its node */
     uint64_t fid_counter;
     uint32_t now;
     ar__sig_conn_t *conns;
@@ -278,6 +280,8 @@ void ar__sig_bus_unsub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_bus_heartbeat(ar__sig_srv_t *srv);
 int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id);
 uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude);
+/* 1 when worker id is alive, not draining, and on another node: a backup that survives us. */
+int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id);
 /* Applies a record update (from the bus or local). */
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
 

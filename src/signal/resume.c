@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #include "anteroom/alloc.h"
+#include "anteroom/log.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -70,14 +71,20 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
     memcpy(peer, resume, AR__SIG_PEER_LEN);
     peer[AR__SIG_PEER_LEN] = '\0';
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-    if (!r || (r->role != claims->role))
+    if (!r || (r->role != claims->role)) {
+        ar_log0(AR_LOG_DEBUG, "signal_resume_unknown");
         return AR_ENOTFOUND;
+    }
     uint8_t h[16];
     ar__sig_subhash(claims, h);
     ar__sig_sess_t *s = r->local;
     if (s && !s->is_backup) {
-        if (!secret_ok(s, resume, h) || !available(s, last_seq))
+        if (!secret_ok(s, resume, h) || !available(s, last_seq)) {
+            ar_log(AR_LOG_DEBUG, "signal_resume_refused",
+                   AR_LF_INT("secret", secret_ok(s, resume, h)), AR_LF_INT("seq", s->seq),
+                   AR_LF_INT("last", last_seq));
             return AR_EAUTH;
+        }
         finish(cn, s, claims, last_seq, 0);
         return 0;
     }
@@ -92,6 +99,8 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
     if (!s) {
         s = ar__sig_sess_local_new(srv, r, 1);
         a->created_local = 1;
+        if (s)
+            s->provisional = 1;
     }
     if (!s) {
         ar_free(a);
@@ -108,7 +117,7 @@ static void drop_attempt(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
 {
     ar__sig_resume_t *a = cn->resume;
     ar__sig_sess_t *s = cn->sess;
-    if (a->created_local && s && s->is_backup && s->rec->backup != srv->node_id)
+    if (a->created_local && s && s->is_backup && s->provisional)
         ar__sig_sess_free(srv, s);
     cn->sess = NULL;
     cn->resume = NULL;
@@ -132,6 +141,7 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
     int fail = !r || !s || r->local != s || a->answer < 0 || srv->now >= a->deadline;
     if (!fail && a->answer > 0) {
         s->is_backup = 0;
+        s->provisional = 0;
         srv->nsessions++;
         cn->resume = NULL;
         finish(cn, s, &a->claims, a->last_seq, 1);
@@ -151,6 +161,9 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         fail = 1;
     }
     if (fail) {
+        ar_log(AR_LOG_DEBUG, "signal_resume_failed", AR_LF_INT("found", r != NULL),
+               AR_LF_INT("answer", a->answer), AR_LF_INT("late", srv->now >= a->deadline),
+               AR_LF_INT("local", s && !s->is_backup));
         ar_token_claims_t claims = a->claims;
         if (s && !s->is_backup)
             cn->sess = NULL; /* ours now, but not this client's: it stays for its owner */
@@ -171,6 +184,7 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
     if (r->owner != srv->node_id && ar__sig_node_alive(srv, r->owner) &&
         (a->last_try == 0 || srv->now - a->last_try >= 1)) {
         a->last_try = srv->now ? srv->now : 1;
+        ar_log0(AR_LOG_DEBUG, "signal_resume_ask_owner");
         char hex[33], from[17];
         sodium_bin2hex(hex, sizeof(hex), h, 16);
         snprintf(from, sizeof(from), "%016llx", (unsigned long long)srv->node_id);

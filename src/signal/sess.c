@@ -371,6 +371,8 @@ void ar__sig_sess_end(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason_left)
 static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
 {
     ar__sig_sess_t *s = r->local;
+    ar_log(AR_LOG_DEBUG, "signal_promote", AR_LF_INT("backup", s && s->is_backup),
+           AR_LF_INT("pending", s ? (int64_t)s->npending : 0));
     if (!s && !(s = ar__sig_sess_local_new(srv, r, 1)))
         return;
     if (s->is_backup)
@@ -404,7 +406,7 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
     for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++) {
         for (ar__sig_rec_t *r = srv->recs[b]; r; r = r->hnext) {
             if (r->owner == id) {
-                if ((r->local && r->local->is_backup) ||
+                if ((r->local && r->local->is_backup && !r->local->provisional) ||
                     ((!r->backup || !ar__sig_node_alive(srv, r->backup)) && lowest == srv->node_id))
                     promote(srv, r);
             } else if (r->owner == srv->node_id && r->backup == id && r->local) {
@@ -422,8 +424,17 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
         for (ar__sig_rec_t *r = srv->recs[b]; r; r = next) {
             next = r->hnext;
             ar__sig_sess_t *s = r->local;
-            if (s && !s->is_backup && !s->conn && r->away && srv->now - s->away_since >= grace)
+            if (s && !s->is_backup && !s->conn && r->away && srv->now - s->away_since >= grace) {
                 ar__sig_sess_end(srv, r, AR_SIG_LEFT_DROPPED);
+                continue;
+            }
+            /* A session placed while no other node was known (this node just started, or the
+             * others restarted) gets its backup moved to another node as soon as one appears. */
+            if (s && !s->is_backup && srv->now % 2 == 0 && !ar__sig_backup_remote(srv, r->backup)) {
+                uint64_t b2 = ar__sig_pick_backup(srv, 0);
+                if (b2 && ar__sig_backup_remote(srv, b2))
+                    ar__sig_sess_adopt(srv, s);
+            }
         }
     }
 }
@@ -468,6 +479,7 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
         return; /* we own it (a resume raced the adoption): ignore */
     if (!s && !(s = ar__sig_sess_local_new(srv, r, 1)))
         return;
+    s->provisional = 0; /* a real backup now */
     snprintf(s->resume, sizeof(s->resume), "%s", resume);
     if (sodium_hex2bin(s->subhash, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
         memset(s->subhash, 0, 16);
@@ -513,6 +525,9 @@ static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
              sodium_memcmp(h, s->subhash, 16) == 0 && last <= s->seq &&
              (last == s->seq || (s->head && s->head->seq <= last + 1));
     if (!ok) {
+        ar_log(AR_LOG_DEBUG, "signal_handover_refused", AR_LF_INT("have", s != NULL),
+               AR_LF_INT("seq", s ? s->seq : -1), AR_LF_INT("last", last),
+               AR_LF_INT("head", s && s->head ? s->head->seq : -1));
         if (s && !s->is_backup)
             ar__sig_bus_proc(srv, to,
                              json_pack("{s:s,s:s,s:b}", "k", "taken", "p", r->peer, "ok", 0));

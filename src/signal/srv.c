@@ -451,7 +451,7 @@ static void *health_thread(void *arg)
     if (uv_loop_init(&loop) != 0)
         return NULL;
     ar_health_opts_t o = {.host = srv->conf->metrics_host,
-                          .port = (uint16_t)srv->conf->metrics_port,
+                          .port = (uint16_t)(srv->conf->metrics_port + srv->index),
                           .metrics = srv->metrics,
                           .ready = ready_cb,
                           .ready_data = srv};
@@ -484,6 +484,7 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     if (!srv)
         return AR_ENOMEM;
     srv->conf = conf;
+    srv->index = index;
     ar_rand_bytes(&srv->node_id, sizeof(srv->node_id));
     int rc = load_keys(srv);
     if (rc != 0)
@@ -510,10 +511,11 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
         rc = ar_sn_loop_new(&nc, &h, &srv->loop);
     if (rc == 0)
         ar_sn_loop_set_tick(srv->loop, on_tick, srv);
-    if (rc == 0)
-        rc = ar_sn_loop_listen(srv->loop, conf->listen, (uint16_t)conf->port, NULL);
+    /* On the bus before taking clients, so their sessions can be placed and backed up. */
     if (rc == 0)
         rc = ar__sig_bus_start(srv);
+    if (rc == 0)
+        rc = ar_sn_loop_listen(srv->loop, conf->listen, (uint16_t)conf->port, NULL);
     if (rc == 0 && conf->metrics_port) {
         pthread_t t;
         if (pthread_create(&t, NULL, health_thread, srv) == 0)

@@ -2,16 +2,18 @@
 // the wrong Origin or subprotocol, oversize, binary and malformed frames, floods, slow readers,
 // silence before hello, and the per-address cap. Each ends with the protocol's close code.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   Client, connect, inviteeToken, JUR, mint, otherKey, patientToken, rid, sleep, staffToken,
-  startNats, startNode, stopAll,
+  startNats, startNode, stopAll, tmp,
 } from './lib.mjs';
 
-let N;
+let N, nats;
 before(async () => {
-  const nats = await startNats();
+  nats = await startNats();
   N = await startNode('h', nats, { workers: 1, maxPerAddr: 30 });
 });
 after(() => stopAll());
@@ -181,4 +183,19 @@ test('the operator listener serves metrics without ids', async () => {
     'anteroom_signal_messages_total', 'anteroom_signal_relay_latency_us_bucket',
     'anteroom_signal_bus_lag_us_bucket'])
     assert.ok(body.includes(name), name);
+});
+
+test('native TLS: wss:// with the node certificate', async () => {
+  const cert = path.join(tmp, 'cert.pem');
+  const key = path.join(tmp, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'],
+  { stdio: 'ignore' });
+  const T = await startNode('tls', nats, { workers: 1, tls: [cert, key] });
+  const c = await new Client(T.url.replace('ws:', 'wss:'), { insecure: true }).open();
+  c.send({ type: 'hello', token: staffToken() });
+  assert.equal((await c.next('welcome')).role, 'staff');
+  c.send({ type: 'ping', t: 7 });
+  assert.equal((await c.next('pong')).t, 7);
+  c.close();
 });

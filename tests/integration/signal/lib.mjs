@@ -112,9 +112,10 @@ export async function startNode(name, nats, opts = {}) {
     '--node-name', name, '--keys', keysFile, '--origin', ORIGIN, '--grace', opts.grace ?? '20s',
     '--drain-within', opts.drainWithin ?? '3s', '--workers', `${opts.workers ?? 2}`,
     '--metrics-port', `${metrics}`, '--max-per-address', `${opts.maxPerAddr ?? 60}`,
-    '--log-level', 'info'];
+    '--log-level', process.env.AR_LOG_LEVEL ?? 'info'];
   for (const u of nats) args.push('--nats', u);
   for (const u of opts.drainUrls ?? []) args.push('--drain-url', u);
+  if (opts.tls) args.push('--tls-cert', opts.tls[0], '--tls-key', opts.tls[1]);
   const p = start(process.env.AR_SIGNAL_BIN, args, `signal-${name}-${port}`);
   p.port = port;
   p.url = `ws://127.0.0.1:${port}/ws`;
@@ -129,12 +130,13 @@ export async function startNode(name, nats, opts = {}) {
 
 // ---- a client ----
 export class Client {
-  constructor(url, { origin = ORIGIN, protocol = 'anteroom.v1' } = {}) {
+  constructor(url, { origin = ORIGIN, protocol = 'anteroom.v1', insecure = false } = {}) {
     this.frames = [];
     this.waiters = [];
     this.lastSeq = 0;
     this.closed = null;
-    this.ws = new WebSocket(url, protocol, { origin, maxPayload: 1 << 20 });
+    this.ws = new WebSocket(url, protocol, { origin, maxPayload: 1 << 20,
+      rejectUnauthorized: !insecure });
     this.ws.on('message', (data, binary) => {
       const f = binary ? { binary: true } : JSON.parse(data.toString());
       if (f.seq > 0) {
