@@ -87,12 +87,18 @@ void ar_sn_close(ar_sn_conn_t *c, uint16_t code);
 void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data);
 void *ar_sn_conn_data(const ar_sn_conn_t *c);
 
-/* ---- TLS (one file per library: tls_openssl.c, tls_wolfssl.c) ---- */
+/* ---- TLS (one file per library: tls_openssl.c, tls_wolfssl.c, tls_boringssl.c) ---- */
 
 typedef enum {
     AR_SN_TLS_OPENSSL = 0,
-    AR_SN_TLS_WOLFSSL = 1, /* AR_EUNSUPPORTED when built without libwolfssl-dev */
+    AR_SN_TLS_WOLFSSL = 1,   /* AR_EUNSUPPORTED when built without libwolfssl-dev */
+    AR_SN_TLS_BORINGSSL = 2, /* AR_EUNSUPPORTED without android-libboringssl-dev */
 } ar_sn_tls_lib_t;
+
+/* The library the daemon's listener uses: chosen at build time (CMake AR_SIGNAL_TLS). */
+#ifndef AR_SN_TLS_DEFAULT
+#define AR_SN_TLS_DEFAULT AR_SN_TLS_OPENSSL
+#endif
 
 /*
  * A server TLS context: TLS 1.2+, certificate chain and key from PEM files, no session cache
