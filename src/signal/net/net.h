@@ -16,6 +16,9 @@
  * ar_sn_send() and ar_sn_close() on any connection of the same loop; a closed connection is freed
  * only after the current event is handled (never inside its own callback), and close_cb fires
  * once for every connection whose open_cb fired.
+ *
+ * SIGPIPE: our own writes use MSG_NOSIGNAL, but the TLS libraries write() to the socket, so a
+ * process serving TLS must ignore SIGPIPE (a peer that vanishes mid-alert would kill it).
  */
 #ifndef ANTEROOM_SIGNAL_NET_H
 #define ANTEROOM_SIGNAL_NET_H
