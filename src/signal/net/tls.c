@@ -15,8 +15,9 @@
  * BoringSSL and OpenSSL export the same symbol names, so the BoringSSL module is opened with
  * RTLD_LOCAL (its names stay out of the global scope, where OpenSSL's live) and RTLD_DEEPBIND
  * (its libssl binds to its own libcrypto before looking at the global scope). A separate link
- * namespace (dlmopen) is not an option: its second libc has its own pthread key table and
- * BoringSSL's per-thread error state then collides with the main libc's keys (it crashed).
+ * namespace (dlmopen) was tried and crashed in BoringSSL's ERR_clear_error (per-thread state;
+ * that namespace has a second libc of its own, the likely cause). RTLD_DEEPBIND is refused by
+ * the sanitizer runtimes, so sanitized builds leave BoringSSL out (CMakeLists.txt).
  * Loaded once, never unloaded: the module holds contexts and connections for the process's life.
  */
 static const ar__sn_tls_ops_t *boringssl_ops(void)
