@@ -100,15 +100,49 @@ struct ar__udp_worker_s {
 
 /* --- sending --- */
 
+/*
+ * Packets for one socket are gathered into one sendmmsg() even when other sockets' packets came
+ * between them: a stable insertion sort by descriptor (the queue is nearly grouped already, so
+ * this is close to linear) keeps each flow's order and makes the runs as long as they can be.
+ */
+static void txq_group(txq_t *q, struct mmsghdr *out, int *fds)
+{
+    uint16_t order[TXQ];
+    for (unsigned i = 0; i < q->n; i++) {
+        unsigned j = i;
+        while (j > 0 && q->fd[order[j - 1]] > q->fd[i]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = (uint16_t)i;
+    }
+    for (unsigned i = 0; i < q->n; i++) {
+        out[i] = q->msgs[order[i]];
+        fds[i] = q->fd[order[i]];
+    }
+}
+
 static void txq_flush(txq_t *q)
 {
+    struct mmsghdr sorted[TXQ];
+    int fds[TXQ];
+    struct mmsghdr *msgs = q->msgs;
+    const int *fd = q->fd;
+    bool one_fd = true;
+    for (unsigned i = 1; i < q->n && one_fd; i++)
+        one_fd = q->fd[i] == q->fd[0];
+    if (!one_fd) {
+        txq_group(q, sorted, fds);
+        msgs = sorted;
+        fd = fds;
+    }
     unsigned i = 0;
     while (i < q->n) {
         unsigned j = i + 1;
-        while (j < q->n && q->fd[j] == q->fd[i])
+        while (j < q->n && fd[j] == fd[i])
             j++;
         while (i < j) {
-            int r = sendmmsg(q->fd[i], &q->msgs[i], j - i, MSG_DONTWAIT);
+            int r = sendmmsg(fd[i], &msgs[i], j - i, MSG_DONTWAIT);
             if (r > 0) {
                 i += (unsigned)r;
             } else if (r < 0 && errno == EINTR) {
@@ -266,6 +300,10 @@ static void tp_relay_arm(void *ctx, void *handle)
     udp_relay_t *r = handle;
     if (r->armed)
         return;
+    /* Room for bursts from peers between two turns of the loop; kernel memory, used only
+     * while datagrams wait (capped by net.core.rmem_max). */
+    int sz = 1 << 20;
+    (void)setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = r};
     if (epoll_ctl(w->relay_epfd, EPOLL_CTL_ADD, r->fd, &ev) == 0)
         r->armed = true;
