@@ -282,7 +282,7 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         reply_error(e, t, msg, 508, key);
         return;
     }
-    int family = 4;
+    int family = tok ? 0 : 4; /* a token's reservation knows its family */
     const ar_stun_attr_t *raf = ar_stun_find(msg, AR_TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
     if (raf && tok) {
         reply_error(e, t, msg, 400, key); /* the token fixes the family (RFC 6156) */
@@ -296,8 +296,7 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         family = raf->value[0] == 1 ? 4 : 6;
     }
     const ar_turn_addr_t *relay_ip = family == 4 ? &e->sh->o.relay4 : &e->sh->o.relay6;
-    const ar_turn_addr_t *ext_ip = family == 4 ? &e->sh->o.external4 : &e->sh->o.external6;
-    if (relay_ip->family == 0) {
+    if (family != 0 && relay_ip->family == 0) {
         reply_error(e, t, msg, 440, key);
         return;
     }
@@ -332,6 +331,8 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         return;
     }
     a->advertised = a->relayed;
+    const ar_turn_addr_t *ext_ip =
+        a->relayed.family == 4 ? &e->sh->o.external4 : &e->sh->o.external6;
     if (ext_ip->family != 0)
         memcpy(a->advertised.ip, ext_ip->ip, 16);
     ar__turn_alloc_set_expiry(e, a, desired_lifetime(e, msg));

@@ -70,7 +70,8 @@ typedef struct ar_turn_shared_s ar_turn_shared_t;
  * What the engine needs from the I/O layer. All callbacks run on the engine's thread.
  * - send_client: send data to the client of tuple t. The transport may queue the pointer
  *   (zero copy) when it points into its own receive buffers; otherwise it copies.
- * - relay_open: open a relay endpoint of the given family (4 or 6) on a port from the pool, as
+ * - relay_open: open a relay endpoint of the given family (4 or 6; 0 with a token: the
+ *   reservation's family) on a port from the pool, as
  *   req asks (an even port; also reserving the next port and writing its token to *token; or
  *   the port a RESERVATION-TOKEN reserved). Fills *relayed with the local address and *handle
  *   with the transport's object. The transport reports datagrams arriving there with

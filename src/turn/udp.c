@@ -242,36 +242,44 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
 {
     ar__udp_worker_t *w = ctx;
     const ar_turn_opts_t *o = &w->d->plan->opts;
-    ar_turn_addr_t local = family == 4 ? o->relay4 : o->relay6;
-    int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return AR_ESYS;
-    if (family == 6) {
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    }
+    ar_turn_addr_t local;
+    int fd = -1;
     /* A port another program holds is skipped; a few tries, then 508 for this allocation. */
     int rc = AR_EQUOTA;
     uint16_t port = 0;
     for (int attempt = 0; attempt < 16; attempt++) {
-        rc = ar__turn_ports_take(&w->d->ports, req, &port, token);
+        rc = ar__turn_ports_take(&w->d->ports, req, &family, &port, token);
         if (rc != 0)
             break;
-        local.port = port;
-        struct sockaddr_storage ss;
-        socklen_t sl = ar_turn_addr_to_sa(&local, &ss);
-        if (bind(fd, (struct sockaddr *)&ss, sl) == 0) {
-            rc = 0;
-            break;
+        local = family == 4 ? o->relay4 : o->relay6;
+        if (local.family == 0) {
+            rc = AR_EINVAL;
+        } else if (fd < 0) {
+            fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        0);
+            if (fd < 0)
+                rc = AR_ESYS;
+            if (fd >= 0 && family == 6) {
+                int one = 1;
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+            }
         }
-        rc = errno == EADDRINUSE && !req->token ? AR_EADDRINUSE : AR_ESYS;
+        if (fd >= 0 && rc == 0) {
+            local.port = port;
+            struct sockaddr_storage ss;
+            socklen_t sl = ar_turn_addr_to_sa(&local, &ss);
+            if (bind(fd, (struct sockaddr *)&ss, sl) == 0)
+                break;
+            rc = errno == EADDRINUSE && !req->token ? AR_EADDRINUSE : AR_ESYS;
+        }
         ar__turn_ports_give(&w->d->ports, port, *token);
         *token = 0;
         if (rc != AR_EADDRINUSE)
             break;
     }
     if (rc != 0) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return rc;
     }
     udp_relay_t *r = ar_calloc(1, sizeof(*r));
