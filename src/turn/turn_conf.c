@@ -82,6 +82,16 @@ const ar_conf_opt_t ar_turn_conf_opts[] = {
     COMPAT(7, "no-loopback-peers"),
     COMPAT(8, "verbose"),
     COMPAT(9, "no-software-attribute"),
+    COMPAT(10, "simple-log"),
+    COMPAT(11, "no-stdout-log"),
+    COMPAT(12, "syslog"),
+    COMPAT(13, "new-log-timestamp"),
+    COMPAT(14, "no-tlsv1"),
+    COMPAT(15, "no-tlsv1_1"),
+    {"log-file", AR_CONF_STR, O(compat_log_file), NULL, 0, 0,
+     "coturn option accepted for compatibility; logs go to stderr as JSON lines"},
+    {"pidfile", AR_CONF_STR, O(compat_pidfile), NULL, 0, 0,
+     "coturn option accepted for compatibility; no pid file is written"},
 };
 const size_t ar_turn_conf_nopts = sizeof(ar_turn_conf_opts) / sizeof(ar_turn_conf_opts[0]);
 
