@@ -121,8 +121,8 @@ static const ar__turn_user_t *user_find(const ar_turn_shared_t *sh, const uint8_
 }
 
 ar__auth_result_t ar__turn_authenticate(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
-                                        const ar_stun_msg_t *msg, uint8_t key[16],
-                                        uint8_t uhash[AR__TURN_UHASH_LEN])
+                                        const ar_stun_msg_t *msg, const ar_turn_alloc_t *a,
+                                        uint8_t key[16], uint8_t uhash[AR__TURN_UHASH_LEN])
 {
     const ar_turn_shared_t *sh = e->sh;
     if (msg->integrity_off == 0)
@@ -150,6 +150,17 @@ ar__auth_result_t ar__turn_authenticate(ar_turn_engine_t *e, const ar_turn_tuple
     /* Expired (or not a REST name at all): 401, as coturn answers. */
     if (ar_turn_rest_check_expiry((const char *)un->value, un->len, e->wall_s, NULL) != 0)
         return AR__AUTH_FAILED;
+    /* The allocation's own user (Refresh, CreatePermission, ChannelBind) signs with the key
+     * derived at Allocate: check with it and skip deriving the password again. */
+    if (a) {
+        ar__turn_uhash(sh, un->value, un->len, uhash);
+        if (sodium_memcmp(uhash, a->uhash, AR__TURN_UHASH_LEN) == 0) {
+            if (ar_stun_check_integrity(msg, a->key, 16) != 0)
+                return AR__AUTH_FAILED;
+            memcpy(key, a->key, 16);
+            return AR__AUTH_OK;
+        }
+    }
     /* password = base64(HMAC-SHA1(secret, username)); several secrets allow rotation. */
     for (size_t i = 0; i < sh->nsecrets; i++) {
         char pass[AR_TURN_REST_PASS_MAX];

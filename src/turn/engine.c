@@ -496,7 +496,7 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     uint8_t key[16], uhash[AR__TURN_UHASH_LEN];
     ar__auth_result_t ar = AR__AUTH_BAD_REQ;
     if (turn_method && nunknown == 0)
-        ar = ar__turn_authenticate(e, t, msg, key, uhash);
+        ar = ar__turn_authenticate(e, t, msg, ar__turn_alloc_find(e, t), key, uhash);
     if (ar != AR__AUTH_OK) {
         /* Everything that failed to authenticate counts against the source's budget. */
         if (!ar__turn_rate_ok(e, &t->client)) {
