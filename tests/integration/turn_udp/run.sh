@@ -74,7 +74,7 @@ run() { # run <name> <server address> <peer address> <uclient args...>
 v4=127.0.0.1
 run channels_static_user $v4 $v4 -y -u alice -w wonderland
 run send_indications $v4 $v4 -s -u alice -w wonderland
-run peer_static_user $v4 $v4 -u alice -w wonderland
+run peer_static_user_dont_fragment $v4 $v4 -g -u alice -w wonderland
 run channels_rest_secret $v4 $v4 -y -W integration-secret
 run send_rest_secret_no_rtcp $v4 $v4 -s -c -W integration-secret
 if [ ${#v6[@]} -gt 0 ]; then
