@@ -54,7 +54,7 @@ fails=0
 run() { # run <name> <server address> <peer address> <uclient args...>
   local name=$1 server=$2 peer=$3; shift 3
   local out="$dir/$name.out"
-  if ! timeout 60 turnutils_uclient -p $port -e "$peer" -r $peer_port -n 100 -l 170 -m 5 \
+  if ! timeout 60 turnutils_uclient -p $port -e "$peer" -r $peer_port -n 100 -l 170 -m 5 -z 5 \
       "$@" "$server" >"$out" 2>&1; then
     echo "FAIL $name: turnutils_uclient exited with an error"; tail -5 "$out"; fails=$((fails + 1))
     return
