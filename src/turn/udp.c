@@ -266,11 +266,13 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
             if (fd >= 0 && req->dont_fragment) {
                 /* Path MTU discovery with DF set: too big a packet fails instead of being
                  * fragmented, as the client asked. */
-                int v = family == 4 ? IP_PMTUDISC_DO : IPV6_PMTUDISC_DO;
-                if (family == 4)
-                    (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof(v));
-                else
-                    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v, sizeof(v));
+                if (family == 4) {
+                    int v4 = IP_PMTUDISC_DO;
+                    (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof(v4));
+                } else {
+                    int v6 = IPV6_PMTUDISC_DO;
+                    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof(v6));
+                }
             }
         }
         if (fd >= 0 && rc == 0) {
