@@ -200,8 +200,10 @@ static int setup(ar_app_t *app, const ar_app_opts_t *opts)
 
     h2o_config_init(&app->config);
     app->config.server_name = h2o_iovec_init(H2O_STRLIT("anteroom"));
-    /* h2o buffers a whole body before the handler runs; refuse bigger ones while reading. */
-    app->config.max_request_entity_size = app->opts.max_body;
+    /* h2o buffers a whole body before the handler runs, so it needs a hard cap while reading.
+     * Over HTTP/2, h2o answers a body above it by resetting the stream rather than with a 413,
+     * so its cap sits above ours: bodies between the two get our JSON 413 (pipeline.c). */
+    app->config.max_request_entity_size = app->opts.max_body * 4;
     h2o_hostconf_t *host =
         h2o_config_register_host(&app->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
@@ -304,6 +306,5 @@ void ar_app_stop(ar_app_t *app)
     if (app == NULL || app->stopping)
         return;
     app->stopping = 1;
-    h2o_context_request_shutdown(&app->ctx);
     uv_close((uv_handle_t *)&app->listener, on_listener_closed);
 }
