@@ -51,8 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = (data[0] & 1) ? sizeof(every) / sizeof(every[0]) : ar__f_session_create_n;
     json_t *out = NULL;
     char msg[AR_BODY_MSG_MAX];
-    int rc = ar_app_body_parse((const char *)data + 1, size - 1, 4096, f, n, &out, msg,
-                               sizeof(msg));
+    int rc =
+        ar_app_body_parse((const char *)data + 1, size - 1, 4096, f, n, &out, msg, sizeof(msg));
     if (rc == 0)
         check_accepted(f, n, out);
     else if (out != NULL || msg[0] == '\0')

@@ -20,7 +20,8 @@ const ar_app_field_t ar__f_session_create[] = {
     /* Sign-in takes any password the store could hold; the policy applies when one is set. */
     {"password", AR_FIELD_STR, 1, 1, PASSWORD_MAX, AR_CS_ANY},
 };
-const size_t ar__f_session_create_n = sizeof(ar__f_session_create) / sizeof(ar__f_session_create[0]);
+const size_t ar__f_session_create_n =
+    sizeof(ar__f_session_create) / sizeof(ar__f_session_create[0]);
 
 static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
 {
@@ -44,8 +45,8 @@ static void store_failed(ar__req_t *r, int status)
 
 /* ---- POST /api/v1/session ---- */
 
-static int find_account(ar_store_conn_t *c, const char *email, size_t len, int64_t *id,
-                        char *hash, size_t hashcap, int *disabled)
+static int find_account(ar_store_conn_t *c, const char *email, size_t len, int64_t *id, char *hash,
+                        size_t hashcap, int *disabled)
 {
     ar_store_stmt_t *st;
     int rc = prep(c, "SELECT id, password_hash, disabled FROM accounts WHERE email = $1", &st);
@@ -249,7 +250,8 @@ static void me_done(int status, void *arg)
 {
     ar__req_t *r = arg;
     if (status == AR_EAUTH) {
-        ar__reply_error(r, 401, "unauthenticated", "sign in first; the session is missing or expired");
+        ar__reply_error(r, 401, "unauthenticated",
+                        "sign in first; the session is missing or expired");
         return;
     }
     if (status < 0) {

@@ -30,12 +30,12 @@ typedef struct ar_app_opts_s {
     /* The public origin browsers use ("https://app.example.org"); state-changing requests whose
      * Origin header names another origin are refused (CSRF, docs/api.md). Required. */
     const char *origin;
-    const char *web_dir;     /* the built web client (manifest.json); NULL serves no pages */
-    ar_store_pool_t *store;  /* borrowed; must outlive the app */
-    int64_t session_idle_s;  /* 0 means 30 minutes */
-    int64_t session_max_s;   /* absolute lifetime; 0 means 12 hours */
-    size_t max_body;         /* bytes of a request body; 0 means 16 KiB */
-    ar_app_clock_cb clock;   /* NULL means the system clock */
+    const char *web_dir;    /* the built web client (manifest.json); NULL serves no pages */
+    ar_store_pool_t *store; /* borrowed; must outlive the app */
+    int64_t session_idle_s; /* 0 means 30 minutes */
+    int64_t session_max_s;  /* absolute lifetime; 0 means 12 hours */
+    size_t max_body;        /* bytes of a request body; 0 means 16 KiB */
+    ar_app_clock_cb clock;  /* NULL means the system clock */
     void *clock_data;
     /* Argon2id cost of the dummy verification run for unknown accounts, so that "no such
      * account" takes as long as "wrong password" (docs/api.md). 0 means the production values

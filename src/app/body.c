@@ -128,8 +128,8 @@ static int check_field(const ar_app_field_t *f, json_t *v, char *msg, size_t msg
             break;
         json_int_t n = json_integer_value(v);
         if (n < f->min || n > f->max) {
-            snprintf(msg, msgcap, "field '%s' must be from %lld to %lld", f->key,
-                     (long long)f->min, (long long)f->max);
+            snprintf(msg, msgcap, "field '%s' must be from %lld to %lld", f->key, (long long)f->min,
+                     (long long)f->max);
             return AR_EINVAL;
         }
         return 0;

@@ -153,8 +153,8 @@ int ar_app_main(int argc, char **argv)
                                                    : NULL;
     if (missing != NULL || ar_log_level_parse(c.log_level, &level) != 0 ||
         (strcmp(c.store, "sqlite") != 0 && strcmp(c.store, "postgresql") != 0)) {
-        fprintf(stderr, "anteroom-app: %s%s\n", missing ? "missing --" : "bad --store or --log-level",
-                missing ? missing : "");
+        fprintf(stderr, "anteroom-app: %s%s\n",
+                missing ? "missing --" : "bad --store or --log-level", missing ? missing : "");
         ar_conf_free(opts, NOPTS, &c);
         return 2;
     }

@@ -100,8 +100,8 @@ void ar__add_header(ar__req_t *r, const char *name, const char *value, size_t le
     if (r->req == NULL)
         return;
     h2o_iovec_t v = h2o_strdup(&r->req->pool, value, len);
-    h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, name, strlen(name), 1, NULL,
-                          v.base, v.len);
+    h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, name, strlen(name), 1, NULL, v.base,
+                          v.len);
 }
 
 void ar__reply_json(ar__req_t *r, int status, json_t *body)
@@ -226,7 +226,8 @@ static void on_session_loaded(int status, void *arg)
     }
     if (status == AR_EAUTH) {
         ar__session_set_cookie(r, NULL);
-        ar__reply_error(r, 401, "unauthenticated", "sign in first; the session is missing or expired");
+        ar__reply_error(r, 401, "unauthenticated",
+                        "sign in first; the session is missing or expired");
         return;
     }
     if (status < 0) {
@@ -293,7 +294,8 @@ int ar__api_handle(ar_app_t *app, h2o_req_t *req)
     }
     ar__session_from_cookie(req, &r->s);
     if (!r->s.present) {
-        ar__reply_error(r, 401, "unauthenticated", "sign in first; the session is missing or expired");
+        ar__reply_error(r, 401, "unauthenticated",
+                        "sign in first; the session is missing or expired");
         return 0;
     }
     (void)ar__submit(r, ar__session_load_job, on_session_loaded);

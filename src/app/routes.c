@@ -7,8 +7,8 @@
 #include <string.h>
 
 static const ar_app_route_t routes[] = {
-    {"POST", "/api/v1/session", ar__h_session_create, AR_AUTH_PUBLIC, 0, 1, ar__f_session_create,
-     2, "Sign in with email and password"},
+    {"POST", "/api/v1/session", ar__h_session_create, AR_AUTH_PUBLIC, 0, 1, ar__f_session_create, 2,
+     "Sign in with email and password"},
     {"DELETE", "/api/v1/session", ar__h_session_delete, AR_AUTH_SESSION, 0, 1, NULL, 0,
      "Sign out (this session)"},
     {"DELETE", "/api/v1/sessions", ar__h_sessions_delete_all, AR_AUTH_SESSION, 0, 1, NULL, 0,
@@ -29,8 +29,8 @@ static const struct {
     unsigned bit;
     const char *name;
 } role_names[] = {
-    {AR_ROLE_OPERATOR, "operator"},         {AR_ROLE_CLINIC_ADMIN, "clinic_admin"},
-    {AR_ROLE_PROVIDER, "provider"},         {AR_ROLE_RECEPTIONIST, "receptionist"},
+    {AR_ROLE_OPERATOR, "operator"}, {AR_ROLE_CLINIC_ADMIN, "clinic_admin"},
+    {AR_ROLE_PROVIDER, "provider"}, {AR_ROLE_RECEPTIONIST, "receptionist"},
     {AR_ROLE_REPORTER, "reporter"},
 };
 

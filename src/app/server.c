@@ -135,8 +135,8 @@ int ar_app_reload_tls(ar_app_t *app)
     return 0;
 }
 
-int ar_app_password_hash(const char *pw, size_t len, unsigned long long ops, size_t mem,
-                         char *out, size_t outlen)
+int ar_app_password_hash(const char *pw, size_t len, unsigned long long ops, size_t mem, char *out,
+                         size_t outlen)
 {
     if (outlen < crypto_pwhash_STRBYTES)
         return AR_EINVAL;
@@ -193,8 +193,8 @@ static int setup(ar_app_t *app, const ar_app_opts_t *opts)
     /* The dummy hash for unknown accounts: one Argon2id run before serving starts. */
     uint8_t junk[32];
     randombytes_buf(junk, sizeof(junk));
-    rc = ar_app_password_hash((const char *)junk, sizeof(junk), opts->pwhash_ops,
-                              opts->pwhash_mem, app->dummy_hash, sizeof(app->dummy_hash));
+    rc = ar_app_password_hash((const char *)junk, sizeof(junk), opts->pwhash_ops, opts->pwhash_mem,
+                              app->dummy_hash, sizeof(app->dummy_hash));
     if (rc < 0)
         return rc;
 

@@ -93,8 +93,8 @@ void ar__session_set_cookie(ar__req_t *r, const uint8_t *id)
     if (id != NULL) {
         char sid[AR__SID_TEXT + 1];
         ar__sid_encode(id, sid);
-        snprintf(v, sizeof(v), "%s=%s; Path=/; Secure; HttpOnly; SameSite=Strict",
-                 AR__COOKIE_NAME, sid);
+        snprintf(v, sizeof(v), "%s=%s; Path=/; Secure; HttpOnly; SameSite=Strict", AR__COOKIE_NAME,
+                 sid);
         sodium_memzero(sid, sizeof(sid));
     } else {
         snprintf(v, sizeof(v), "%s=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Strict",

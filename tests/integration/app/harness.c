@@ -120,8 +120,8 @@ static void seed(void)
     char hash[crypto_pwhash_STRBYTES];
     CHECK(ar_app_password_hash(h_password, strlen(h_password), crypto_pwhash_OPSLIMIT_MIN,
                                crypto_pwhash_MEMLIMIT_MIN, hash, sizeof(hash)) == 0);
-    static const char *const roles[] = {"operator", "clinic_admin", "provider",
-                                        "receptionist", "reporter", "disabled"};
+    static const char *const roles[] = {"operator",     "clinic_admin", "provider",
+                                        "receptionist", "reporter",     "disabled"};
     for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
         char email[64];
         snprintf(email, sizeof(email), "%s@example.org", roles[i]);

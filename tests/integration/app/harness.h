@@ -37,7 +37,7 @@ typedef struct {
     const char *body;   /* sent as application/json unless ctype says otherwise */
     size_t body_len;    /* 0 means strlen(body) */
     const char *ctype;
-    const char *extra;  /* one more "Name: value" header or NULL */
+    const char *extra; /* one more "Name: value" header or NULL */
 } req_t;
 
 extern const char *h_origin; /* the origin the app is configured with */

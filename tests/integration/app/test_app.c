@@ -157,11 +157,11 @@ static void test_signin_cookie(void)
     snprintf(body, sizeof(body), "{\"email\":\"Provider@Example.org\",\"password\":\"%s\"}",
              h_password);
     /* Cross-origin sign-in (login CSRF) is refused by Origin and by Fetch Metadata. */
-    expect(&(req_t){.method = "POST", .path = sp, .origin = "https://evil.test", .body = body},
-           403, "csrf");
-    expect(&(req_t){.method = "POST", .path = sp, .extra = "Sec-Fetch-Site: cross-site",
-                    .body = body},
-           403, "csrf");
+    expect(&(req_t){.method = "POST", .path = sp, .origin = "https://evil.test", .body = body}, 403,
+           "csrf");
+    expect(
+        &(req_t){.method = "POST", .path = sp, .extra = "Sec-Fetch-Site: cross-site", .body = body},
+        403, "csrf");
     resp_t r;
     h_request(&(req_t){.method = "POST", .path = sp, .origin = h_origin, .body = body}, &r);
     CHECK(r.status == 201);
@@ -183,10 +183,15 @@ static void test_csrf_logout(void)
     expect(&(req_t){.method = "GET", .path = "/api/v1/me", .cookie = cookie}, 200,
            "provider@example.org");
     expect(&(req_t){.method = "DELETE", .path = sp, .cookie = cookie}, 403, "csrf");
-    expect(&(req_t){.method = "DELETE", .path = sp, .cookie = cookie,
+    expect(&(req_t){.method = "DELETE",
+                    .path = sp,
+                    .cookie = cookie,
                     .csrf = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
            403, "csrf");
-    expect(&(req_t){.method = "DELETE", .path = sp, .cookie = cookie, .csrf = csrf,
+    expect(&(req_t){.method = "DELETE",
+                    .path = sp,
+                    .cookie = cookie,
+                    .csrf = csrf,
                     .origin = "https://evil.test"},
            403, "csrf");
     resp_t r;
@@ -243,8 +248,8 @@ static void test_signout_everywhere(void)
     CHECK(h_signin("receptionist@example.org", h_password, c1, sizeof(c1), t1, sizeof(t1)) == 201);
     CHECK(h_signin("receptionist@example.org", h_password, c2, sizeof(c2), t2, sizeof(t2)) == 201);
     CHECK(me_status(c1) == 200 && me_status(c2) == 200);
-    expect(&(req_t){.method = "DELETE", .path = "/api/v1/sessions", .cookie = c1, .csrf = t1},
-           204, NULL);
+    expect(&(req_t){.method = "DELETE", .path = "/api/v1/sessions", .cookie = c1, .csrf = t1}, 204,
+           NULL);
     CHECK(me_status(c1) == 401 && me_status(c2) == 401);
     printf("ok sign out everywhere\n");
 }
@@ -273,8 +278,8 @@ static void test_matrix(void)
             char path[200];
             const char *brace = strchr(rt->pattern, '{');
             if (scoped)
-                snprintf(path, sizeof(path), "%.*s%lld%s", (int)(brace - rt->pattern),
-                         rt->pattern, (long long)(other ? h_clinic_other : h_clinic_own),
+                snprintf(path, sizeof(path), "%.*s%lld%s", (int)(brace - rt->pattern), rt->pattern,
+                         (long long)(other ? h_clinic_other : h_clinic_own),
                          strchr(brace, '}') + 1);
             else
                 snprintf(path, sizeof(path), "%s", rt->pattern);
@@ -309,7 +314,9 @@ static void test_matrix(void)
                 if (allowed ? refused : r.status != want) {
                     fprintf(stderr, "\nmatrix: %s %s as %s: got %d, want %s\n", rt->method, path,
                             who[w].email ? who[w].email : "anonymous", r.status,
-                            allowed ? "not 401/403" : want == 401 ? "401" : "403");
+                            allowed       ? "not 401/403"
+                            : want == 401 ? "401"
+                                          : "403");
                     exit(1);
                 }
                 printf(" %s:%d", w == 0 ? "anon" : ar_app_role_name(who[w].role), r.status);

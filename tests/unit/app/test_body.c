@@ -11,10 +11,8 @@
 #include <cmocka.h>
 
 static const ar_app_field_t fields[] = {
-    {"email", AR_FIELD_STR, 1, 3, 254, AR_CS_EMAIL},
-    {"name", AR_FIELD_STR, 0, 1, 16, AR_CS_TEXT},
-    {"slug", AR_FIELD_STR, 0, 1, 16, AR_CS_SLUG},
-    {"n", AR_FIELD_INT, 0, 1, 10, AR_CS_ANY},
+    {"email", AR_FIELD_STR, 1, 3, 254, AR_CS_EMAIL}, {"name", AR_FIELD_STR, 0, 1, 16, AR_CS_TEXT},
+    {"slug", AR_FIELD_STR, 0, 1, 16, AR_CS_SLUG},    {"n", AR_FIELD_INT, 0, 1, 10, AR_CS_ANY},
     {"on", AR_FIELD_BOOL, 0, 0, 0, AR_CS_ANY},
 };
 
@@ -53,8 +51,8 @@ static void table_cases(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_t *out;
         char msg[AR_BODY_MSG_MAX];
-        int rc = ar_app_body_parse(cases[i].json, strlen(cases[i].json), 1024, fields, 5, &out,
-                                   msg, sizeof(msg));
+        int rc = ar_app_body_parse(cases[i].json, strlen(cases[i].json), 1024, fields, 5, &out, msg,
+                                   sizeof(msg));
         if (rc != cases[i].rc)
             fail_msg("case %zu: rc %d, want %d (%s)", i, rc, cases[i].rc, msg);
         assert_true(rc == 0 ? out != NULL : out == NULL && msg[0] != '\0');
@@ -65,9 +63,9 @@ static void table_cases(void **state)
 static void messages_never_echo_input(void **state)
 {
     (void)state;
-    static const char *const inputs[] = {
-        "{\"SECRETKEY\":1}", "{\"email\":\"SECRET@x\",\"name\":\"SECRET\\n\"}", "{\"SECRET",
-        "\"SECRET\""};
+    static const char *const inputs[] = {"{\"SECRETKEY\":1}",
+                                         "{\"email\":\"SECRET@x\",\"name\":\"SECRET\\n\"}",
+                                         "{\"SECRET", "\"SECRET\""};
     for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
         json_t *out;
         char msg[AR_BODY_MSG_MAX];

@@ -136,8 +136,8 @@ static void nothing_undocumented_is_routed(void **state)
     for (size_t j = 0; j < nops; j++) {
         int found = 0;
         for (size_t i = 0; i < n && !found; i++)
-            found = strcmp(ops[j].method, rt[i].method) == 0 &&
-                    strcmp(ops[j].path, rt[i].pattern) == 0;
+            found =
+                strcmp(ops[j].method, rt[i].method) == 0 && strcmp(ops[j].path, rt[i].pattern) == 0;
         if (!found)
             fail_msg("docs/openapi.yaml documents %s %s, which is not routed", ops[j].method,
                      ops[j].path);

@@ -48,7 +48,8 @@ static void find_matches_patterns(void **state)
     (void)state;
     int64_t clinic;
     int known;
-    const ar_app_route_t *r = ar_app_route_find("GET", 3, "/api/v1/clinics/42", 18, &clinic, &known);
+    const ar_app_route_t *r =
+        ar_app_route_find("GET", 3, "/api/v1/clinics/42", 18, &clinic, &known);
     assert_non_null(r);
     assert_int_equal(clinic, 42);
     assert_null(ar_app_route_find("POST", 4, "/api/v1/clinics/42", 18, &clinic, &known));
@@ -57,8 +58,8 @@ static void find_matches_patterns(void **state)
     assert_int_equal(known, 0);
     assert_null(ar_app_route_find("GET", 3, "/api/v1/clinics/-1", 18, &clinic, &known));
     assert_null(ar_app_route_find("GET", 3, "/api/v1/clinics/1/", 18, &clinic, &known));
-    assert_null(ar_app_route_find("GET", 3, "/api/v1/clinics/9999999999999999999", 35, &clinic,
-                                  &known));
+    assert_null(
+        ar_app_route_find("GET", 3, "/api/v1/clinics/9999999999999999999", 35, &clinic, &known));
     assert_null(ar_app_route_find("GET", 3, "/api/v1/me/", 11, &clinic, &known));
     assert_non_null(ar_app_route_find("GET", 3, "/api/v1/me", 10, &clinic, &known));
 }
