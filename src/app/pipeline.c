@@ -275,7 +275,8 @@ int ar__api_handle(ar_app_t *app, h2o_req_t *req)
         return 0;
     }
     ar__req_t *r = ar_calloc(1, sizeof(*r));
-    ar__req_t **slot = r ? h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_req_dispose) : NULL;
+    ar__req_t **slot =
+        r ? h2o_mem_alloc_shared(&req->pool, sizeof(ar__req_t *), on_req_dispose) : NULL;
     if (slot == NULL) {
         ar_free(r);
         ar__send_error(req, 503, "unavailable", "the server is out of memory");

@@ -18,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#define DEFAULT_IDLE_S (30 * 60)
-#define DEFAULT_MAX_S (12 * 60 * 60)
+#define DEFAULT_IDLE_S ((int64_t)30 * 60)
+#define DEFAULT_MAX_S ((int64_t)12 * 60 * 60)
 #define DEFAULT_MAX_BODY ((size_t)16 * 1024)
 /* How long ar_app_stop waits for open connections to finish before freeing h2o's context. */
 #define STOP_WAIT_MS 5000
