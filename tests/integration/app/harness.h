@@ -43,9 +43,10 @@ typedef struct {
 extern const char *h_origin; /* the origin the app is configured with */
 extern int64_t h_idle_s, h_max_s;
 
-/* Starts the app on `kind` ("sqlite" DIR | "pg") with accounts from the seed. */
-void h_start(int argc, char **argv);
-void h_stop(void);
+/* Seeds a store (argv[1]: "sqlite" for a temporary file, "pg" for AR_PG_CONNINFO), runs the app
+ * on this thread and `cases` on another, and returns when the cases are done and the app has
+ * stopped. A failing check exits the process. */
+void h_run(int argc, char **argv, void (*cases)(void));
 void h_clock_set(int64_t now);
 int64_t h_clock(void);
 /* Runs one request; exits the test on a curl failure. */

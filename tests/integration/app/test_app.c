@@ -329,9 +329,8 @@ static void test_matrix(void)
     printf("ok authorization matrix: %zu cells from %zu routes\n", cells, n);
 }
 
-int main(int argc, char **argv)
+static void cases(void)
 {
-    h_start(argc, argv);
     test_pages_both_versions();
     test_sri_manifest();
     test_errors();
@@ -340,7 +339,11 @@ int main(int argc, char **argv)
     test_signout_everywhere();
     test_matrix();
     test_expiry();
-    h_stop();
+}
+
+int main(int argc, char **argv)
+{
+    h_run(argc, argv, cases);
     printf("all app integration tests passed (%s)\n", argv[1]);
     return 0;
 }
