@@ -24,6 +24,9 @@ static char tmpdir[256];
 static ar_store_opts_t store_opts;
 static uv_loop_t loop;
 static uv_async_t stop_async;
+static uv_async_t reload_async;
+static uv_sem_t reloaded;
+static int reload_rc;
 static uv_thread_t thread;
 static ar_app_t *app;
 static ar_store_pool_t *pool;
@@ -51,6 +54,32 @@ static void on_stop(uv_async_t *a)
     ar_app_stop(app);
     ar_store_pool_close(pool);
     uv_close((uv_handle_t *)a, NULL);
+    uv_close((uv_handle_t *)&reload_async, NULL);
+}
+
+
+static void on_reload(uv_async_t *a)
+{
+    (void)a;
+    reload_rc = ar_app_reload_tls(app);
+    uv_sem_post(&reloaded);
+}
+
+int h_reload_tls(void)
+{
+    uv_async_send(&reload_async);
+    uv_sem_wait(&reloaded);
+    return reload_rc;
+}
+
+const char *h_tmpdir(void)
+{
+    return tmpdir;
+}
+
+uint16_t h_port(void)
+{
+    return port;
 }
 
 static void (*cases_fn)(void);
@@ -71,6 +100,8 @@ static void serve(void)
     snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
     uv_loop_init(&loop);
     uv_async_init(&loop, &stop_async, on_stop);
+    uv_async_init(&loop, &reload_async, on_reload);
+    uv_sem_init(&reloaded, 0);
     int rc = ar_store_pool_open(&loop, &store_opts, 2, 0, &pool);
     ar_app_opts_t o = {.cert_path = cert,
                        .key_path = key,

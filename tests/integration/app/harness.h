@@ -57,6 +57,10 @@ const char *h_header(const resp_t *r, const char *name, char *buf, size_t cap);
 /* Signs in; fills cookie ("__Host-ar_session=...") and csrf. Returns the status. */
 int h_signin(const char *email, const char *password, char *cookie, size_t cookiecap, char *csrf,
              size_t csrfcap);
+/* Runs ar_app_reload_tls on the server's loop (what SIGHUP does) and returns its result. */
+int h_reload_tls(void);
+const char *h_tmpdir(void);
+uint16_t h_port(void);
 /* Seeded data: clinic ids and the shared test password. */
 extern int64_t h_clinic_own, h_clinic_other;
 extern const char *h_password;

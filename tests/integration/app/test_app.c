@@ -9,6 +9,8 @@
 #include "harness.h"
 #include "routes.h"
 
+#include "anteroom/tls.h"
+
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -329,6 +331,49 @@ static void test_matrix(void)
     printf("ok authorization matrix: %zu cells from %zu routes\n", cells, n);
 }
 
+/* The SHA-256 fingerprint of the certificate the server presents, or of a PEM file. */
+static void fingerprint(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    CHECK(p != NULL);
+    CHECK(fgets(out, (int)cap, p) != NULL);
+    pclose(p);
+    CHECK(strncmp(out, "sha256 Fingerprint=", 19) == 0);
+}
+
+static void test_tls_reload(void)
+{
+    char cmd[600], before[200], after[200], file[200];
+    snprintf(cmd, sizeof(cmd),
+             "openssl s_client -connect 127.0.0.1:%u -servername localhost </dev/null "
+             "2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+             h_port());
+    fingerprint(cmd, before, sizeof(before));
+    char cert[300], key[300], fcmd[400];
+    snprintf(cert, sizeof(cert), "%s/cert.pem", h_tmpdir());
+    snprintf(key, sizeof(key), "%s/key.pem", h_tmpdir());
+    snprintf(fcmd, sizeof(fcmd), "openssl x509 -noout -fingerprint -sha256 -in %s", cert);
+    fingerprint(fcmd, file, sizeof(file));
+    CHECK(strcmp(before, file) == 0);
+    /* A broken file keeps the old certificate in service. */
+    FILE *f = fopen(cert, "w");
+    CHECK(f != NULL && fputs("not a certificate\n", f) >= 0 && fclose(f) == 0);
+    CHECK(h_reload_tls() == AR_ETLS);
+    fingerprint(cmd, after, sizeof(after));
+    CHECK(strcmp(after, before) == 0);
+    /* A new pair is served from the next connection on. */
+    CHECK(ar_tls_selfsigned_generate(cert, key, NULL, 0, 2) == 0);
+    CHECK(h_reload_tls() == 0);
+    fingerprint(fcmd, file, sizeof(file));
+    fingerprint(cmd, after, sizeof(after));
+    CHECK(strcmp(after, file) == 0 && strcmp(after, before) != 0);
+    resp_t r;
+    get("/", 0, &r);
+    CHECK(r.status == 200);
+    h_resp_free(&r);
+    printf("ok certificate reload (SIGHUP's path): bad file kept the old one, new one served\n");
+}
+
 static void cases(void)
 {
     test_pages_both_versions();
@@ -339,6 +384,7 @@ static void cases(void)
     test_signout_everywhere();
     test_matrix();
     test_expiry();
+    test_tls_reload();
 }
 
 int main(int argc, char **argv)
