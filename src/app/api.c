@@ -141,6 +141,9 @@ static void signin_done(int status, void *arg)
 {
     ar__req_t *r = arg;
     if (status == AR_EAUTH) {
+        /* Neither the address nor the password is logged: either may be personal data, and a
+         * mistyped password is often someone's other password. */
+        ar_log(AR_LOG_INFO, "signin_failed");
         ar__reply_error(r, 401, "bad_credentials", "the email address or password is wrong");
         return;
     }
@@ -148,6 +151,8 @@ static void signin_done(int status, void *arg)
         store_failed(r, status);
         return;
     }
+    ar_log(AR_LOG_INFO, "signin",
+           AR_LF_INT("account", json_integer_value(json_object_get(r->out, "account_id"))));
     char csrf[AR__SID_TEXT + 1];
     ar__csrf_token(r->new_sid, csrf);
     ar__session_set_cookie(r, r->new_sid);
