@@ -32,6 +32,7 @@ struct ar_app_s {
     uint16_t port;
     ar__static_t *files;
     char dummy_hash[128]; /* verified against when an account is unknown (equal timing) */
+    int config_ready;
     int ctx_ready;
     int listener_init;
     int stopping;

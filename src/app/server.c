@@ -171,7 +171,8 @@ static void free_app(ar_app_t *app)
 {
     if (app->ctx_ready)
         h2o_context_dispose(&app->ctx);
-    h2o_config_dispose(&app->config);
+    if (app->config_ready)
+        h2o_config_dispose(&app->config);
     if (app->accept_ctx.ssl_ctx != NULL)
         SSL_CTX_free(app->accept_ctx.ssl_ctx);
     ar_tls_server_free(app->tls);
@@ -199,6 +200,7 @@ static int setup(ar_app_t *app, const ar_app_opts_t *opts)
         return rc;
 
     h2o_config_init(&app->config);
+    app->config_ready = 1;
     app->config.server_name = h2o_iovec_init(H2O_STRLIT("anteroom"));
     /* h2o buffers a whole body before the handler runs, so it needs a hard cap while reading.
      * Over HTTP/2, h2o answers a body above it by resetting the stream rather than with a 413,

@@ -57,7 +57,6 @@ static void on_stop(uv_async_t *a)
     uv_close((uv_handle_t *)&reload_async, NULL);
 }
 
-
 static void on_reload(uv_async_t *a)
 {
     (void)a;
