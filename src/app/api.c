@@ -3,6 +3,7 @@
  * worker's connection) and answers from the job's completion on the loop thread. A job builds
  * its JSON answer into r->out; nothing else in r is shared while it runs.
  */
+#include "audit.h"
 #include "internal.h"
 
 #include "anteroom/alloc.h"
@@ -99,6 +100,9 @@ static int insert_session(ar_store_conn_t *c, ar__req_t *r, int64_t account)
             rc = ar_store_bind_int64(st, 4, r->now + r->app->opts.session_max_s);
         rc = run(st, rc);
     }
+    /* The audit entry commits with the session, or neither does. */
+    if (rc == 0)
+        rc = ar_app_audit_append(c, r->now, account, 0, AR_AUDIT_SIGNIN);
     rc = rc == 0 ? ar_store_commit(c) : rc;
     if (rc < 0)
         (void)ar_store_rollback(c);
@@ -128,8 +132,12 @@ static int signin_job(ar_store_conn_t *c, void *arg)
     const char *h = hash[0] != '\0' ? hash : r->app->dummy_hash;
     int ok = crypto_pwhash_str_verify(h, r->secret, r->secret_len) == 0;
     sodium_memzero(hash, sizeof(hash));
-    if (!ok || account == 0 || h == r->app->dummy_hash || disabled)
-        return AR_EAUTH;
+    if (!ok || account == 0 || h == r->app->dummy_hash || disabled) {
+        /* Failures are audited with the account they aimed at, when it exists (lockout will
+         * count them), never with the address typed. */
+        rc = ar_app_audit_append_tx(c, r->now, account, 0, AR_AUDIT_SIGNIN_FAILED);
+        return rc < 0 ? rc : AR_EAUTH;
+    }
     rc = insert_session(c, r, account);
     if (rc < 0)
         return rc;
@@ -177,20 +185,39 @@ void ar__h_session_create(ar__req_t *r)
 
 /* ---- DELETE /api/v1/session and /api/v1/sessions ---- */
 
+/* Deletes the session (all = 0) or every session of the account, with its audit entry, in one
+ * transaction. */
+static int logout(ar_store_conn_t *c, ar__req_t *r, int all)
+{
+    int rc = ar_store_begin(c);
+    if (rc < 0)
+        return rc;
+    ar_store_stmt_t *st;
+    rc = prep(c,
+              all ? "DELETE FROM sessions WHERE account_id = $1"
+                  : "DELETE FROM sessions WHERE id_hash = $1",
+              &st);
+    if (rc == 0)
+        rc = run(st, all ? ar_store_bind_int64(st, 1, r->s.account_id)
+                         : ar_store_bind_blob(st, 1, r->s.id_hash, sizeof(r->s.id_hash)));
+    if (rc == 0)
+        rc = ar_app_audit_append(c, r->now, r->s.account_id, 0,
+                                 all ? AR_AUDIT_SIGNOUT_ALL : AR_AUDIT_SIGNOUT);
+    if (rc == 0)
+        rc = ar_store_commit(c);
+    if (rc < 0)
+        (void)ar_store_rollback(c);
+    return rc;
+}
+
 static int logout_job(ar_store_conn_t *c, void *arg)
 {
-    ar__req_t *r = arg;
-    ar_store_stmt_t *st;
-    int rc = prep(c, "DELETE FROM sessions WHERE id_hash = $1", &st);
-    return rc < 0 ? rc : run(st, ar_store_bind_blob(st, 1, r->s.id_hash, sizeof(r->s.id_hash)));
+    return logout(c, arg, 0);
 }
 
 static int logout_all_job(ar_store_conn_t *c, void *arg)
 {
-    ar__req_t *r = arg;
-    ar_store_stmt_t *st;
-    int rc = prep(c, "DELETE FROM sessions WHERE account_id = $1", &st);
-    return rc < 0 ? rc : run(st, ar_store_bind_int64(st, 1, r->s.account_id));
+    return logout(c, arg, 1);
 }
 
 static void logout_done(int status, void *arg)

@@ -178,7 +178,7 @@ static void seed(void)
     ar_store_close(c);
 }
 
-void h_run(int argc, char **argv, void (*cases)(void))
+void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *))
 {
     CHECK(argc >= 2);
     CHECK(ar_rand_init() == 0);
@@ -201,6 +201,8 @@ void h_run(int argc, char **argv, void (*cases)(void))
     seed();
     cases_fn = cases;
     serve();
+    if (after != NULL)
+        after(&store_opts);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     CHECK(system(cmd) == 0);

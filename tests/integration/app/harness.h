@@ -8,6 +8,8 @@
 
 #include "app.h"
 
+#include "anteroom/store.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,9 +46,9 @@ extern const char *h_origin; /* the origin the app is configured with */
 extern int64_t h_idle_s, h_max_s;
 
 /* Seeds a store (argv[1]: "sqlite" for a temporary file, "pg" for AR_PG_CONNINFO), runs the app
- * on this thread and `cases` on another, and returns when the cases are done and the app has
- * stopped. A failing check exits the process. */
-void h_run(int argc, char **argv, void (*cases)(void));
+ * on this thread and `cases` on another, then, once the app has stopped, `after` (may be NULL)
+ * with the store's options. A failing check exits the process. */
+void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *));
 void h_clock_set(int64_t now);
 int64_t h_clock(void);
 /* Runs one request; exits the test on a curl failure. */
