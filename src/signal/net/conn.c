@@ -1,0 +1,486 @@
+/*
+ * One WebSocket connection: TLS handshake, upgrade, frames in, frames out, close.
+ *
+ * States (ar__sn_state_t) change only in set_state(). Input is read into the loop's shared
+ * buffer and parsed where it lies; a message that arrives whole in one read is handed to the
+ * application in place, without a copy or an allocation. Only what straddles reads is copied into
+ * the connection's `in` (freed once delivered). Output goes straight to the socket; only what the
+ * socket refuses is copied into `out` (freed once written), capped by max_outgoing.
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* Reads per readiness event, so one busy peer cannot monopolise the loop. */
+#define READS_PER_EVENT 8
+
+static void set_state(ar_sn_conn_t *c, ar__sn_state_t st)
+{
+    /* One place for transitions (curl's multi_setstate): a debug hook belongs here. */
+    c->state = (uint8_t)st;
+}
+
+void ar__sn_conn_free(ar_sn_conn_t *c)
+{
+    if (c->tls)
+        c->loop->conf.tls->ops->conn_free(c->tls);
+    if (c->in) {
+        ar_free(c->in->data);
+        ar_free(c->in);
+    }
+    ar_free(c->out);
+    ar_free(c);
+}
+
+/* ---- output ---- */
+
+static int raw_write(ar_sn_conn_t *c, const uint8_t *buf, size_t len)
+{
+    int ww = 0;
+    if (c->tls) {
+        int n = c->loop->conf.tls->ops->write(c->tls, buf, len, &ww);
+        if (n == AR_EAGAIN && ww)
+            c->flags |= AR__SN_F_WANTW;
+        return n;
+    }
+    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    if (n >= 0)
+        return (int)n;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? AR_EAGAIN : AR_EIO;
+}
+
+/* Appends a and b to the output queue; AR_EQUOTA past the cap (the caller drops the peer). */
+static int queue(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    ar__sn_out_t *o = c->out;
+    size_t have = o ? o->len - o->off : 0;
+    size_t need = have + alen + blen;
+    if (need > c->loop->conf.max_outgoing)
+        return AR_EQUOTA;
+    if (!o || o->cap < need) {
+        size_t cap = 256;
+        while (cap < need)
+            cap *= 2;
+        ar__sn_out_t *n = ar_malloc(sizeof(*n) + cap);
+        if (!n)
+            return AR_ENOMEM;
+        if (o)
+            memcpy(n->data, o->data + o->off, have);
+        ar_free(o);
+        n->cap = (uint32_t)cap;
+        o = c->out = n;
+    } else if (o->off) {
+        memmove(o->data, o->data + o->off, have);
+    }
+    o->off = 0;
+    memcpy(o->data + have, a, alen);
+    if (blen)
+        memcpy(o->data + have + alen, b, blen);
+    o->len = (uint32_t)need;
+    return ar__sn_epoll_update(c);
+}
+
+static void start_linger(ar_sn_conn_t *c)
+{
+    /* The server closes TCP first (RFC 6455 7.1.1); we then wait briefly for the peer's FIN so a
+     * reset does not destroy our close frame in flight. */
+    (void)shutdown(c->fd, SHUT_WR);
+    set_state(c, AR__SN_LINGER);
+    ar__sn_timer_set(c, AR__SN_LINGER_S);
+}
+
+static void flush(ar_sn_conn_t *c)
+{
+    ar__sn_out_t *o = c->out;
+    while (o && o->off < o->len) {
+        int n = raw_write(c, o->data + o->off, o->len - o->off);
+        if (n == AR_EAGAIN) {
+            (void)ar__sn_epoll_update(c);
+            return;
+        }
+        if (n < 0) {
+            ar__sn_kill(c, 1006);
+            return;
+        }
+        o->off += (uint32_t)n;
+    }
+    ar_free(c->out);
+    c->out = NULL;
+    c->flags &= (uint8_t)~AR__SN_F_WANTW;
+    if (ar__sn_epoll_update(c) != 0) {
+        ar__sn_kill(c, 1006);
+        return;
+    }
+    if (c->state == AR__SN_CLOSING)
+        start_linger(c);
+}
+
+/* Writes header+payload, queueing what the socket does not take. */
+static int send_raw2(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    int err;
+    if (c->out) {
+        err = queue(c, a, alen, b, blen);
+    } else if (!c->tls) {
+        struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = blen ? 2 : 1};
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return AR_EIO;
+        size_t w = n < 0 ? 0 : (size_t)n;
+        if (w == alen + blen)
+            return 0;
+        err = w < alen ? queue(c, a + w, alen - w, b, blen)
+                       : queue(c, b + (w - alen), blen - (w - alen), NULL, 0);
+    } else if (alen + blen <= sizeof(c->loop->wbuf)) {
+        /* One TLS record for header and payload: copy them together first. */
+        uint8_t *w = c->loop->wbuf;
+        memcpy(w, a, alen);
+        if (blen)
+            memcpy(w + alen, b, blen);
+        int n = raw_write(c, w, alen + blen);
+        if (n < 0 && n != AR_EAGAIN)
+            return n;
+        size_t done = n < 0 ? 0 : (size_t)n;
+        if (done == alen + blen)
+            return 0;
+        /* A retried TLS write must offer the same bytes again: queue from where it stopped. */
+        err = queue(c, w + done, alen + blen - done, NULL, 0);
+    } else {
+        err = queue(c, a, alen, b, blen);
+        if (!err)
+            flush(c);
+    }
+    return err;
+}
+
+static int send_frame(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len)
+{
+    uint8_t hdr[AR_WS_MAX_HEADER];
+    size_t hlen = ar_ws_frame_header(hdr, opcode, 1, len, NULL);
+    int err = send_raw2(c, hdr, hlen, data, len);
+    if (err == AR_EQUOTA || err == AR_ENOMEM || err == AR_EIO || err == AR_ETLS || err == AR_ESYS) {
+        /* A slow reader (or a dead socket): drop it rather than grow without bound. */
+        ar__sn_kill(c, err == AR_EQUOTA ? AR_WS_CLOSE_POLICY : 1006);
+    }
+    return err;
+}
+
+int ar_sn_send(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len)
+{
+    if (c->state != AR__SN_OPEN)
+        return AR_ESTATE;
+    if (opcode != AR_WS_OP_TEXT && opcode != AR_WS_OP_BINARY && opcode != AR_WS_OP_PING &&
+        opcode != AR_WS_OP_PONG)
+        return AR_EINVAL;
+    if ((opcode & 8) && len > AR_WS_MAX_CONTROL)
+        return AR_ETOOBIG;
+    return send_frame(c, opcode, data, len);
+}
+
+void ar_sn_close(ar_sn_conn_t *c, uint16_t code)
+{
+    if (c->state == AR__SN_TLS_HS || c->state == AR__SN_HTTP) {
+        ar__sn_kill(c, code);
+        return;
+    }
+    if (c->state != AR__SN_OPEN)
+        return;
+    uint8_t pl[AR_WS_MAX_CONTROL];
+    size_t n = ar_ws_close_payload(pl, code, NULL);
+    c->close_code = code;
+    if (send_frame(c, AR_WS_OP_CLOSE, pl, n) != 0 && c->state == AR__SN_DEAD)
+        return;
+    set_state(c, AR__SN_CLOSING);
+    ar__sn_timer_set(c, 2 * AR__SN_LINGER_S);
+    if (!c->out)
+        start_linger(c);
+}
+
+/* ---- input ---- */
+
+static ar__sn_in_t *in_get(ar_sn_conn_t *c)
+{
+    if (!c->in)
+        c->in = ar_calloc(1, sizeof(*c->in));
+    return c->in;
+}
+
+/* Frees `in` once nothing is in flight, so an idle connection holds no buffer. */
+static void in_release(ar_sn_conn_t *c)
+{
+    if (c->in && c->in->len == 0 && !(c->flags & AR__SN_F_CTL)) {
+        ar_free(c->in->data);
+        ar_free(c->in);
+        c->in = NULL;
+    }
+}
+
+static int in_append(ar_sn_conn_t *c, const uint8_t *p, size_t n, size_t max)
+{
+    ar__sn_in_t *in = in_get(c);
+    if (!in)
+        return AR_ENOMEM;
+    if (in->len + n > max)
+        return AR_ETOOBIG;
+    if (in->len + n > in->cap) {
+        size_t cap = in->cap ? in->cap : 256;
+        while (cap < in->len + n)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        uint8_t *d = ar_realloc(in->data, cap);
+        if (!d)
+            return AR_ENOMEM;
+        in->data = d;
+        in->cap = (uint32_t)cap;
+    }
+    memcpy(in->data + in->len, p, n);
+    in->len += (uint32_t)n;
+    return 0;
+}
+
+static void on_control(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *p, size_t n)
+{
+    if (opcode == AR_WS_OP_PING) {
+        (void)send_frame(c, AR_WS_OP_PONG, p, n);
+    } else if (opcode == AR_WS_OP_CLOSE) {
+        uint16_t code;
+        const uint8_t *reason;
+        size_t rlen;
+        if (ar_ws_close_parse(p, n, &code, &reason, &rlen) != 0) {
+            ar_sn_close(c, AR_WS_CLOSE_PROTOCOL);
+            return;
+        }
+        /* Echo the peer's code (7.1.5); an empty close is answered with 1000. */
+        ar_sn_close(c, code == AR_WS_CLOSE_NO_STATUS ? AR_WS_CLOSE_NORMAL : code);
+        c->close_code = code;
+    }
+}
+
+static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
+{
+    ar_sn_loop_t *l = c->loop;
+    size_t off = 0;
+    uint64_t frame_len = UINT64_MAX; /* of a frame whose header was in this buffer */
+    const uint8_t *direct = NULL;
+    size_t direct_len = 0;
+    while (c->state == AR__SN_OPEN) {
+        size_t used = 0;
+        ar_ws_event_t ev;
+        int err = ar_ws_parse(&c->parser, data + off, n - off, &used, &ev);
+        if (err) {
+            ar_sn_close(c, c->parser.close_code);
+            break;
+        }
+        off += used;
+        if (ev.type == AR_WS_EV_NEED_MORE)
+            break;
+        if (ev.type == AR_WS_EV_FRAME_START) {
+            frame_len = ev.frame_len;
+            if (ev.opcode & 8) {
+                c->flags |= AR__SN_F_CTL;
+                if (!in_get(c)) {
+                    ar__sn_kill(c, AR_WS_CLOSE_INTERNAL);
+                    return;
+                }
+                c->in->ctl_len = 0;
+            } else if (ev.opcode == AR_WS_OP_TEXT) {
+                c->flags &= (uint8_t)~AR__SN_F_BINARY;
+            } else if (ev.opcode == AR_WS_OP_BINARY) {
+                c->flags |= AR__SN_F_BINARY;
+            }
+        } else if (ev.type == AR_WS_EV_DATA && (c->flags & AR__SN_F_CTL)) {
+            memcpy(c->in->ctl + c->in->ctl_len, ev.data, ev.len);
+            c->in->ctl_len = (uint8_t)(c->in->ctl_len + ev.len);
+        } else if (ev.type == AR_WS_EV_DATA) {
+            /* The common case: a whole one-frame message in this buffer. No copy. */
+            if (ev.fin && ev.len == frame_len && (!c->in || c->in->len == 0)) {
+                direct = ev.data;
+                direct_len = ev.len;
+            } else if ((err = in_append(c, ev.data, ev.len, l->conf.max_message)) != 0) {
+                ar_sn_close(c, err == AR_ETOOBIG ? AR_WS_CLOSE_TOO_BIG : AR_WS_CLOSE_INTERNAL);
+                break;
+            }
+        } else if (ev.type == AR_WS_EV_FRAME_END && (c->flags & AR__SN_F_CTL)) {
+            c->flags &= (uint8_t)~AR__SN_F_CTL;
+            on_control(c, ev.opcode, c->in->ctl, c->in->ctl_len);
+            c->in->ctl_len = 0;
+        } else if (ev.type == AR_WS_EV_FRAME_END && ev.msg_end) {
+            uint8_t op = (c->flags & AR__SN_F_BINARY) ? AR_WS_OP_BINARY : AR_WS_OP_TEXT;
+            const uint8_t *msg = direct ? direct : (c->in ? c->in->data : NULL);
+            size_t len = direct ? direct_len : (c->in ? c->in->len : 0);
+            static const uint8_t empty[1] = {0};
+            if (l->h.message_cb)
+                l->h.message_cb(c, op, msg ? msg : empty, len, l->h.data);
+            if (c->in)
+                c->in->len = 0;
+            direct = NULL;
+        }
+    }
+    in_release(c);
+}
+
+static void on_http(ar_sn_conn_t *c, uint8_t *data, size_t n)
+{
+    ar_sn_loop_t *l = c->loop;
+    ar__sn_in_t *in = in_get(c);
+    if (!in || (!in->data && !(in->data = ar_malloc(AR_WS_MAX_REQUEST)))) {
+        ar__sn_kill(c, AR_WS_CLOSE_INTERNAL);
+        return;
+    }
+    in->cap = AR_WS_MAX_REQUEST;
+    size_t take = n < in->cap - in->len ? n : in->cap - in->len;
+    memcpy(in->data + in->len, data, take);
+    in->len += (uint32_t)take;
+    ar_ws_upgrade_t up;
+    int err = ar_ws_upgrade_check((const char *)in->data, in->len, l->conf.upgrade, &up);
+    if (err == AR_EAGAIN)
+        return;
+    char resp[256];
+    int rlen = ar_ws_upgrade_response(&up, l->conf.upgrade, resp, sizeof(resp));
+    if (rlen < 0 || send_raw2(c, (const uint8_t *)resp, (size_t)rlen, NULL, 0) != 0) {
+        ar__sn_kill(c, 1006);
+        return;
+    }
+    if (err) {
+        /* Refused: the response goes out, then the connection closes. No close_cb is owed. */
+        set_state(c, AR__SN_CLOSING);
+        ar__sn_timer_set(c, 2 * AR__SN_LINGER_S);
+        if (!c->out)
+            start_linger(c);
+        return;
+    }
+    set_state(c, AR__SN_OPEN);
+    ar__sn_timer_set(c, l->conf.idle_timeout_s);
+    c->in = NULL;
+    c->flags |= AR__SN_F_OPENED;
+    if (l->h.open_cb && l->h.open_cb(c, &up, l->h.data) != 0)
+        ar_sn_close(c, AR_WS_CLOSE_POLICY);
+    /* Frames the client sent right behind its request: first the buffered rest, then the
+     * remainder of this read that did not fit the request buffer. */
+    if (c->state == AR__SN_OPEN)
+        on_frames(c, in->data + up.consumed, in->len - up.consumed);
+    ar_free(in->data);
+    ar_free(in);
+    if (c->state == AR__SN_OPEN && take < n)
+        on_frames(c, data + take, n - take);
+}
+
+static int raw_read(ar_sn_conn_t *c, uint8_t *buf, size_t cap)
+{
+    if (c->tls) {
+        int ww = 0;
+        int n = c->loop->conf.tls->ops->read(c->tls, buf, cap, &ww);
+        if (n == AR_EAGAIN && ww)
+            c->flags |= AR__SN_F_WANTW;
+        return n;
+    }
+    ssize_t n = recv(c->fd, buf, cap, 0);
+    if (n >= 0)
+        return (int)n;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? AR_EAGAIN : AR_EIO;
+}
+
+static void on_readable(ar_sn_conn_t *c)
+{
+    ar_sn_loop_t *l = c->loop;
+    for (int i = 0; i < READS_PER_EVENT && c->state != AR__SN_DEAD && !c->out; i++) {
+        int n = raw_read(c, l->rbuf, sizeof(l->rbuf));
+        if (n == AR_EAGAIN) {
+            (void)ar__sn_epoll_update(c);
+            return;
+        }
+        if (n <= 0) {
+            /* EOF or error: the peer is gone (1006 unless a close handshake happened). */
+            ar__sn_kill(c, c->close_code ? c->close_code : 1006);
+            return;
+        }
+        if (c->state == AR__SN_OPEN) {
+            ar__sn_timer_set(c, l->conf.idle_timeout_s);
+            on_frames(c, l->rbuf, (size_t)n);
+        } else if (c->state == AR__SN_HTTP) {
+            on_http(c, l->rbuf, (size_t)n);
+        }
+        /* Plain sockets: a short read means the socket is drained; TLS may hold more inside. */
+        if ((size_t)n < sizeof(l->rbuf) && (!c->tls || !l->conf.tls->ops->pending(c->tls)))
+            return;
+    }
+}
+
+static void on_handshake(ar_sn_conn_t *c)
+{
+    int ww = 0;
+    int r = c->loop->conf.tls->ops->handshake(c->tls, &ww);
+    c->flags &= (uint8_t)~AR__SN_F_WANTW;
+    if (r == AR_EAGAIN) {
+        if (ww)
+            c->flags |= AR__SN_F_WANTW;
+        (void)ar__sn_epoll_update(c);
+        return;
+    }
+    if (r < 0) {
+        ar__sn_kill(c, 1006);
+        return;
+    }
+    set_state(c, AR__SN_HTTP);
+    (void)ar__sn_epoll_update(c);
+    /* The request often arrives with the client's Finished; read it now. */
+    on_readable(c);
+}
+
+void ar__sn_conn_event(ar_sn_conn_t *c, uint32_t events)
+{
+    if (c->state == AR__SN_DEAD)
+        return;
+    if (c->state == AR__SN_TLS_HS) {
+        on_handshake(c);
+        return;
+    }
+    if (events & EPOLLERR) {
+        ar__sn_kill(c, 1006);
+        return;
+    }
+    int tls_wanted_write = (c->flags & AR__SN_F_WANTW) != 0;
+    if ((events & EPOLLOUT) && c->out)
+        flush(c);
+    else if (tls_wanted_write && (events & EPOLLOUT))
+        c->flags &= (uint8_t)~AR__SN_F_WANTW;
+    if (c->state == AR__SN_DEAD || c->out)
+        return;
+    if ((events & (EPOLLIN | EPOLLHUP)) || tls_wanted_write)
+        on_readable(c);
+}
+
+void ar__sn_conn_timeout(ar_sn_conn_t *c)
+{
+    switch (c->state) {
+    case AR__SN_OPEN:
+        ar_sn_close(c, AR_WS_CLOSE_GOING_AWAY);
+        break;
+    case AR__SN_TLS_HS:
+    case AR__SN_HTTP:
+        ar__sn_kill(c, 1006);
+        break;
+    default:
+        ar__sn_kill(c, c->close_code ? c->close_code : 1006);
+        break;
+    }
+}
+
+void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data)
+{
+    c->data = data;
+}
+
+void *ar_sn_conn_data(const ar_sn_conn_t *c)
+{
+    return c->data;
+}

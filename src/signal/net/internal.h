@@ -1,0 +1,118 @@
+/*
+ * Internals of the signalling transport shared by loop.c, conn.c and the TLS files. Sizes here
+ * are the point of the design: keep ar_sn_conn_s small (see net.h's memory model).
+ */
+#ifndef ANTEROOM_SIGNAL_NET_INTERNAL_H
+#define ANTEROOM_SIGNAL_NET_INTERNAL_H
+
+#include "net.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The shared read buffer: one per loop, so a connection never owns a read buffer. */
+#define AR__SN_READ_BUF (64 * 1024)
+/* Timer wheel of one-second slots; every timeout must be shorter than the wheel. */
+#define AR__SN_WHEEL 256
+#define AR__SN_MAX_LISTEN 4
+/* How long a closing connection waits for the peer's FIN after ours. */
+#define AR__SN_LINGER_S 2
+
+typedef enum {
+    AR__SN_TLS_HS = 0, /* TLS handshake */
+    AR__SN_HTTP,       /* reading the upgrade request */
+    AR__SN_OPEN,       /* WebSocket frames both ways */
+    AR__SN_CLOSING,    /* our close frame (or refusal) is being flushed; input discarded */
+    AR__SN_LINGER,     /* FIN sent; waiting for the peer's, input discarded */
+    AR__SN_DEAD,       /* on the loop's dead list, freed after the current batch */
+} ar__sn_state_t;
+
+/* What is in flight on a connection; allocated on demand, freed as soon as it is empty. */
+typedef struct ar__sn_in_s {
+    uint8_t *data; /* the upgrade request, or the message being assembled */
+    uint32_t len, cap;
+    uint8_t ctl_len; /* a control frame split over reads */
+    uint8_t ctl[AR_WS_MAX_CONTROL];
+} ar__sn_in_t;
+
+typedef struct ar__sn_out_s {
+    uint32_t off, len, cap;
+    uint8_t data[]; /* bytes [off, len) not yet written */
+} ar__sn_out_t;
+
+struct ar_sn_conn_s {
+    ar_ws_parser_t parser;
+    int fd;
+    uint8_t state; /* ar__sn_state_t */
+    uint8_t flags; /* AR__SN_F_* */
+    uint16_t close_code;
+    uint32_t deadline;     /* loop seconds */
+    uint8_t deadline_slot; /* the wheel slot it is filed in (deadline may have moved on) */
+    ar_sn_conn_t *tw_next, *tw_prev;
+    ar_sn_loop_t *loop;
+    void *tls; /* the TLS library's connection, or NULL */
+    ar__sn_in_t *in;
+    ar__sn_out_t *out;
+    void *data;
+};
+
+enum {
+    AR__SN_F_OPENED = 1,   /* open_cb fired: close_cb is owed */
+    AR__SN_F_EPOLLOUT = 2, /* registered for writability */
+    AR__SN_F_NOREAD = 4,   /* reading paused (backpressure) */
+    AR__SN_F_CTL = 8,      /* inside a control frame */
+    AR__SN_F_BINARY = 16,  /* the open data message is binary */
+    AR__SN_F_WANTW = 32,   /* the TLS library wants writability to make progress */
+    AR__SN_F_INWHEEL = 64, /* filed in the timer wheel */
+};
+
+typedef struct ar__sn_tls_ops_s {
+    int (*ctx_new)(const char *cert, const char *key, void **ctx);
+    void (*ctx_free)(void *ctx);
+    int (*conn_new)(void *ctx, int fd, void **tls);
+    void (*conn_free)(void *tls);
+    /* These return >= 0 on progress (bytes, or 0 for a finished handshake / EOF on read), or
+     * AR_EAGAIN with *want_write saying which readiness to wait for, or AR_ETLS. */
+    int (*handshake)(void *tls, int *want_write);
+    int (*read)(void *tls, uint8_t *buf, size_t cap, int *want_write);
+    int (*write)(void *tls, const uint8_t *buf, size_t len, int *want_write);
+    int (*pending)(void *tls);
+    /* Called on the loop's thread when ar_sn_loop_run returns: frees per-thread caches. */
+    void (*thread_end)(void);
+} ar__sn_tls_ops_t;
+
+struct ar_sn_tls_ctx_s {
+    const ar__sn_tls_ops_t *ops;
+    void *ctx;
+};
+
+extern const ar__sn_tls_ops_t ar__sn_tls_openssl;
+extern const ar__sn_tls_ops_t ar__sn_tls_wolfssl; /* NULL ops when not built */
+
+struct ar_sn_loop_s {
+    ar_sn_conf_t conf;
+    ar_sn_handler_t h;
+    int epfd, stopfd;
+    int listen_fd[AR__SN_MAX_LISTEN];
+    int nlisten;
+    int stop;
+    uint32_t now;       /* seconds since the loop started */
+    uint32_t wheel_pos; /* next second the wheel will process */
+    uint64_t start_ms;
+    size_t nconns;
+    ar_sn_conn_t *wheel[AR__SN_WHEEL];
+    ar_sn_conn_t *dead; /* freed after each epoll batch */
+    uint8_t rbuf[AR__SN_READ_BUF];
+    uint8_t wbuf[AR__SN_READ_BUF]; /* scratch for framing small sends in one write */
+};
+
+/* loop.c */
+void ar__sn_timer_set(ar_sn_conn_t *c, uint32_t seconds);
+int ar__sn_epoll_update(ar_sn_conn_t *c);
+void ar__sn_kill(ar_sn_conn_t *c, uint16_t code);
+/* conn.c */
+void ar__sn_conn_event(ar_sn_conn_t *c, uint32_t events);
+void ar__sn_conn_timeout(ar_sn_conn_t *c);
+void ar__sn_conn_free(ar_sn_conn_t *c);
+
+#endif

@@ -1,0 +1,322 @@
+/*
+ * The epoll loop of one worker process: listeners, accept, the timer wheel and deferred frees.
+ *
+ * Why epoll directly rather than libuv (which the TURN relay uses): a uv_tcp_t is 248 bytes
+ * before any state of ours, and libuv wants a read buffer handed out per read callback; here an
+ * idle connection is one ar_sn_conn_s (see bench/signal/ for the measured figures) and every
+ * connection reads into the loop's one buffer. Level-triggered epoll keeps the code simple: a
+ * connection that stops reading (backpressure) just drops EPOLLIN.
+ *
+ * Timers: every live connection sits in exactly one slot of a 256-slot wheel of one-second slots
+ * (handshake, idle, closing and linger deadlines are all shorter than the wheel). Extending a
+ * deadline (every read) only stores the new second; the slot, when it comes round, re-files the
+ * connection instead of expiring it. So activity costs no list operations.
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 256
+/* Accepts per listener event, so a connect storm cannot starve established connections. */
+#define ACCEPT_BATCH 64
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void wheel_unlink(ar_sn_conn_t *c)
+{
+    if (!(c->flags & AR__SN_F_INWHEEL))
+        return;
+    ar_sn_loop_t *l = c->loop;
+    if (c->tw_prev)
+        c->tw_prev->tw_next = c->tw_next;
+    else
+        l->wheel[c->deadline_slot] = c->tw_next;
+    if (c->tw_next)
+        c->tw_next->tw_prev = c->tw_prev;
+    c->tw_next = c->tw_prev = NULL;
+    c->flags &= (uint8_t)~AR__SN_F_INWHEEL;
+}
+
+static void wheel_insert(ar_sn_conn_t *c)
+{
+    ar_sn_loop_t *l = c->loop;
+    uint8_t slot = (uint8_t)(c->deadline % AR__SN_WHEEL);
+    c->deadline_slot = slot;
+    c->tw_prev = NULL;
+    c->tw_next = l->wheel[slot];
+    if (c->tw_next)
+        c->tw_next->tw_prev = c;
+    l->wheel[slot] = c;
+    c->flags |= AR__SN_F_INWHEEL;
+}
+
+void ar__sn_timer_set(ar_sn_conn_t *c, uint32_t seconds)
+{
+    uint32_t deadline = c->loop->now + (seconds ? seconds : 1);
+    /* Later deadline: refiled lazily when the old slot comes round. Earlier: move now. */
+    if ((c->flags & AR__SN_F_INWHEEL) && deadline >= c->deadline) {
+        c->deadline = deadline;
+        return;
+    }
+    wheel_unlink(c);
+    c->deadline = deadline;
+    wheel_insert(c);
+}
+
+int ar__sn_epoll_update(ar_sn_conn_t *c)
+{
+    if (c->state == AR__SN_DEAD)
+        return 0;
+    /* Queued output pauses reading: a peer that does not read gets nothing more done for it. */
+    int want_out = c->out != NULL || (c->flags & AR__SN_F_WANTW);
+    int want_in = c->out == NULL;
+    int has_out = (c->flags & AR__SN_F_EPOLLOUT) != 0;
+    int has_in = !(c->flags & AR__SN_F_NOREAD);
+    if (want_out == has_out && want_in == has_in)
+        return 0;
+    struct epoll_event ev = {.events = (want_in ? EPOLLIN : 0u) | (want_out ? EPOLLOUT : 0u),
+                             .data.ptr = c};
+    if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        return AR_ESYS;
+    c->flags = (uint8_t)((c->flags & ~(AR__SN_F_EPOLLOUT | AR__SN_F_NOREAD)) |
+                         (want_out ? AR__SN_F_EPOLLOUT : 0) | (want_in ? 0 : AR__SN_F_NOREAD));
+    return 0;
+}
+
+void ar__sn_kill(ar_sn_conn_t *c, uint16_t code)
+{
+    if (c->state == AR__SN_DEAD)
+        return;
+    ar_sn_loop_t *l = c->loop;
+    wheel_unlink(c);
+    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    c->state = AR__SN_DEAD;
+    l->nconns--;
+    /* Freed after the current epoll batch: events already fetched may still name it, and the
+     * caller may be inside this connection's own callback. */
+    c->tw_next = l->dead;
+    l->dead = c;
+    if ((c->flags & AR__SN_F_OPENED) && l->h.close_cb) {
+        c->flags &= (uint8_t)~AR__SN_F_OPENED;
+        l->h.close_cb(c, code, l->h.data);
+    }
+}
+
+static void sweep(ar_sn_loop_t *l)
+{
+    while (l->dead) {
+        ar_sn_conn_t *c = l->dead;
+        l->dead = c->tw_next;
+        ar__sn_conn_free(c);
+    }
+}
+
+int ar_sn_loop_new(const ar_sn_conf_t *conf, const ar_sn_handler_t *handler, ar_sn_loop_t **out)
+{
+    *out = NULL;
+    if (!conf || !handler || !conf->upgrade || conf->idle_timeout_s >= AR__SN_WHEEL - 10 ||
+        conf->handshake_timeout_s >= AR__SN_WHEEL - 10)
+        return AR_EINVAL;
+    ar_sn_loop_t *l = ar_calloc(1, sizeof(*l));
+    if (!l)
+        return AR_ENOMEM;
+    l->conf = *conf;
+    if (!l->conf.max_message)
+        l->conf.max_message = 64 * 1024;
+    if (!l->conf.max_outgoing)
+        l->conf.max_outgoing = 256 * 1024;
+    if (!l->conf.handshake_timeout_s)
+        l->conf.handshake_timeout_s = 10;
+    if (!l->conf.idle_timeout_s)
+        l->conf.idle_timeout_s = 60;
+    l->h = *handler;
+    l->start_ms = mono_ms();
+    l->stopfd = -1;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epfd >= 0)
+        l->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->stopfd};
+    if (l->epfd < 0 || l->stopfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->stopfd, &ev) != 0) {
+        ar_sn_loop_free(l);
+        return AR_ESYS;
+    }
+    *out = l;
+    return 0;
+}
+
+int ar_sn_loop_listen(ar_sn_loop_t *l, const char *ip, uint16_t port, uint16_t *bound)
+{
+    if (l->nlisten == AR__SN_MAX_LISTEN)
+        return AR_ERANGE;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t slen;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        slen = sizeof(*a4);
+    } else if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        slen = sizeof(*a6);
+    } else {
+        return AR_EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return AR_ESYS;
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, slen) != 0) {
+        int e = errno;
+        close(fd);
+        return e == EADDRINUSE ? AR_EADDRINUSE : AR_ESYS;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->listen_fd[l->nlisten]};
+    if (listen(fd, 4096) != 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        close(fd);
+        return AR_ESYS;
+    }
+    if (bound) {
+        slen = sizeof(ss);
+        if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0)
+            *bound = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+    }
+    l->listen_fd[l->nlisten++] = fd;
+    return 0;
+}
+
+static void accept_some(ar_sn_loop_t *l, int lfd)
+{
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                ar_log0(AR_LOG_WARN, "signal_net_fd_limit");
+            return;
+        }
+        int one = 1;
+        /* Signalling messages are small and latency-bound: no Nagle delay. */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        ar_sn_conn_t *c = ar_calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->loop = l;
+        ar_ws_parser_init(&c->parser, 1, l->conf.max_message);
+        c->state = l->conf.tls ? AR__SN_TLS_HS : AR__SN_HTTP;
+        int err = 0;
+        if (l->conf.tls)
+            err = l->conf.tls->ops->conn_new(l->conf.tls->ctx, fd, &c->tls);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (err || epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            close(fd);
+            c->fd = -1;
+            ar__sn_conn_free(c);
+            continue;
+        }
+        l->nconns++;
+        ar__sn_timer_set(c, l->conf.handshake_timeout_s);
+    }
+}
+
+static void run_wheel(ar_sn_loop_t *l)
+{
+    while (l->wheel_pos <= l->now) {
+        uint32_t slot = l->wheel_pos % AR__SN_WHEEL;
+        /* Pop one at a time: a timeout may re-arm or kill connections of this same slot. */
+        while (l->wheel[slot]) {
+            ar_sn_conn_t *c = l->wheel[slot];
+            wheel_unlink(c);
+            if (c->deadline <= l->now)
+                ar__sn_conn_timeout(c);
+            else
+                wheel_insert(c);
+        }
+        l->wheel_pos++;
+    }
+}
+
+int ar_sn_loop_run(ar_sn_loop_t *l)
+{
+    struct epoll_event evs[MAX_EVENTS];
+    l->stop = 0;
+    while (!l->stop) {
+        uint64_t elapsed = mono_ms() - l->start_ms;
+        int timeout = (int)(1000 - elapsed % 1000);
+        int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
+        if (n < 0 && errno != EINTR)
+            return AR_ESYS;
+        l->now = (uint32_t)((mono_ms() - l->start_ms) / 1000);
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &l->stopfd) {
+                l->stop = 1;
+            } else if (p >= (void *)&l->listen_fd[0] &&
+                       p < (void *)&l->listen_fd[AR__SN_MAX_LISTEN]) {
+                accept_some(l, *(int *)p);
+            } else {
+                ar__sn_conn_event(p, evs[i].events);
+            }
+        }
+        run_wheel(l);
+        sweep(l);
+    }
+    uint64_t v;
+    (void)!read(l->stopfd, &v, sizeof(v));
+    if (l->conf.tls)
+        l->conf.tls->ops->thread_end();
+    return 0;
+}
+
+void ar_sn_loop_stop(ar_sn_loop_t *l)
+{
+    uint64_t one = 1;
+    (void)!write(l->stopfd, &one, sizeof(one));
+}
+
+size_t ar_sn_loop_conns(const ar_sn_loop_t *l)
+{
+    return l->nconns;
+}
+
+void ar_sn_loop_free(ar_sn_loop_t *l)
+{
+    if (!l)
+        return;
+    for (size_t s = 0; s < AR__SN_WHEEL; s++)
+        while (l->wheel[s])
+            ar__sn_kill(l->wheel[s], AR_WS_CLOSE_GOING_AWAY);
+    sweep(l);
+    for (int i = 0; i < l->nlisten; i++)
+        close(l->listen_fd[i]);
+    if (l->stopfd >= 0)
+        close(l->stopfd);
+    if (l->epfd >= 0)
+        close(l->epfd);
+    ar_free(l);
+}

@@ -1,0 +1,106 @@
+/*
+ * The signalling transport: WebSocket (plain or TLS) connections on one epoll loop per worker
+ * process, built to hold very many idle connections at a few hundred bytes each.
+ *
+ * Memory model: the loop owns one read buffer shared by all its connections. An idle connection
+ * is one small fixed struct (fd, state, parser state, timer links). Memory is taken only while
+ * something is in flight: the bytes of an unfinished upgrade request, an unfinished or fragmented
+ * message, a control frame split over reads, or output the peer has not read yet. Each of these
+ * is freed as soon as it is done. With TLS, the TLS library's per-connection state is added (see
+ * tls.h; chosen by measurement, docs/architecture.md).
+ *
+ * Threads: none. A process runs one loop; several processes share a port with SO_REUSEPORT
+ * (ar_sn_loop_listen), so the kernel spreads connections with no hand-off.
+ *
+ * Callbacks (ar_sn_handler_t) run on the loop. Inside any of them the application may call
+ * ar_sn_send() and ar_sn_close() on any connection of the same loop; a closed connection is freed
+ * only after the current event is handled (never inside its own callback), and close_cb fires
+ * once for every connection whose open_cb fired.
+ */
+#ifndef ANTEROOM_SIGNAL_NET_H
+#define ANTEROOM_SIGNAL_NET_H
+
+#include "anteroom/err.h"
+#include "ws/ws.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ar_sn_loop_s ar_sn_loop_t;
+typedef struct ar_sn_conn_s ar_sn_conn_t;
+typedef struct ar_sn_tls_ctx_s ar_sn_tls_ctx_t;
+
+typedef struct ar_sn_conf_s {
+    const ar_ws_upgrade_conf_t *upgrade; /* Origin allow-list, subprotocol; must outlive the loop */
+    uint32_t max_message;                /* cap on one message's payload; 0: 64 KiB */
+    uint32_t max_outgoing;        /* bytes queued for a peer before it is closed as a slow reader;
+                                     0: 256 KiB */
+    uint16_t handshake_timeout_s; /* TLS + upgrade must finish within this; 0: 10 s */
+    uint16_t idle_timeout_s;      /* closed after this long without a byte; 0: 60 s, max 240 */
+    ar_sn_tls_ctx_t *tls;         /* NULL for plain WebSocket; borrowed, must outlive the loop */
+} ar_sn_conf_t;
+
+typedef struct ar_sn_handler_s {
+    /* The upgrade succeeded (101 sent). up->path is the request target. Non-zero: close 1008. */
+    int (*open_cb)(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data);
+    /*
+     * A complete text or binary message. msg points into loop-owned memory valid only during
+     * the call; the payload is already unmasked and (text) checked as UTF-8.
+     */
+    void (*message_cb)(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *msg, size_t len, void *data);
+    /* The connection is gone (code: the close code sent or received, 1006 when none). */
+    void (*close_cb)(ar_sn_conn_t *c, uint16_t code, void *data);
+    void *data;
+} ar_sn_handler_t;
+
+/* Creates a loop (epoll, eventfd for stop). conf and handler are copied. */
+AR_MUST_CHECK int ar_sn_loop_new(const ar_sn_conf_t *conf, const ar_sn_handler_t *handler,
+                                 ar_sn_loop_t **out);
+/*
+ * Listens on ip:port (IPv4 or IPv6 literal) with SO_REUSEPORT so other worker processes can
+ * listen on the same port. port 0 picks one; *bound (may be NULL) gets the port. A loop may
+ * listen on several addresses (up to 4).
+ */
+AR_MUST_CHECK int ar_sn_loop_listen(ar_sn_loop_t *l, const char *ip, uint16_t port,
+                                    uint16_t *bound);
+/*
+ * Runs until ar_sn_loop_stop(). Returns 0, or AR_ESYS when epoll fails. On return it frees the
+ * TLS library's per-thread caches of the calling thread (run a loop on one thread only).
+ */
+AR_MUST_CHECK int ar_sn_loop_run(ar_sn_loop_t *l);
+/* Makes ar_sn_loop_run return; async-signal-safe (one write to an eventfd). */
+void ar_sn_loop_stop(ar_sn_loop_t *l);
+/* Closes every connection (close_cb fires for open ones) and frees the loop. NULL is fine. */
+void ar_sn_loop_free(ar_sn_loop_t *l);
+/* Connections currently held, in any state. */
+size_t ar_sn_loop_conns(const ar_sn_loop_t *l);
+
+/*
+ * Sends one unfragmented message (TEXT or BINARY) or a PING/PONG. What the socket does not take
+ * at once is queued; AR_EQUOTA when the queue would pass max_outgoing, and the connection is then
+ * closed as a slow reader (1008 cannot reach it, so it is simply dropped). AR_ESTATE when the
+ * connection is not open. While output is queued the connection is not read (backpressure).
+ */
+AR_MUST_CHECK int ar_sn_send(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len);
+/* Starts a clean close: a close frame with this code, then the TCP close. Idempotent. */
+void ar_sn_close(ar_sn_conn_t *c, uint16_t code);
+void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data);
+void *ar_sn_conn_data(const ar_sn_conn_t *c);
+
+/* ---- TLS (one file per library: tls_openssl.c, tls_wolfssl.c) ---- */
+
+typedef enum {
+    AR_SN_TLS_OPENSSL = 0,
+    AR_SN_TLS_WOLFSSL = 1, /* AR_EUNSUPPORTED when built without libwolfssl-dev */
+} ar_sn_tls_lib_t;
+
+/*
+ * A server TLS context: TLS 1.2+, certificate chain and key from PEM files, no session cache
+ * and no tickets (idle connections must not pay for resumption state), buffers released while
+ * idle where the library can. Returns AR_ETLS for bad files.
+ */
+AR_MUST_CHECK int ar_sn_tls_ctx_new(ar_sn_tls_lib_t lib, const char *cert_pem, const char *key_pem,
+                                    ar_sn_tls_ctx_t **out);
+void ar_sn_tls_ctx_free(ar_sn_tls_ctx_t *ctx);
+
+#endif

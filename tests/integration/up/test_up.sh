@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# End-to-end test of `anteroom up` with the real relay:
+#   1. start it on a fresh state dir and free ports; the relay answers a STUN binding request
+#      and serves metrics at the URL printed;
+#   2. the certificate, key and TURN secret exist with mode 0600 (dir 0700), the secret is not on
+#      the relay's command line, and the relay allocates with credentials made from it (only);
+#   3. a second `anteroom up` on the same state dir is refused;
+#   4. kill -9 of the relay: a new pid is started and answers;
+#   5. SIGTERM to anteroom: exit 0 and no child left.
+# Every step is bounded; the trap kills only the PIDs this script started or saw printed.
+# Exit 77 (CTest SKIP_RETURN_CODE) only when anteroom-turn is not built.
+set -uo pipefail
+
+bin=$1
+if [ -n "${ANTEROOM_BIN_DIR:-}" ]; then
+    relay=$ANTEROOM_BIN_DIR/anteroom-turn
+else
+    relay=$(dirname "$bin")/../anteroom-turn/anteroom-turn
+fi
+if [ ! -x "$relay" ]; then
+    echo "SKIP: anteroom-turn is not built (looked for $relay); nothing for anteroom up to run"
+    exit 77
+fi
+
+tmp=$(mktemp -d /tmp/anteroom-up-test.XXXXXX)
+state=$tmp/state
+up_pid=""
+seen_pids=()
+
+cleanup() {
+    [ -n "$up_pid" ] && kill -9 "$up_pid" 2>/dev/null
+    for p in "${seen_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*"
+    echo "--- anteroom stdout"
+    cat "$tmp/out" 2>/dev/null
+    echo "--- anteroom stderr"
+    tail -n 30 "$tmp/err" 2>/dev/null
+    echo "--- relay log"
+    tail -n 30 "$state/logs/turn.log" 2>/dev/null
+    exit 1
+}
+
+port_free() { # no socket of any type or state on the port (TIME_WAIT blocks a bind too)
+    [ -z "$(ss -Han "( sport = :$1 )" 2>/dev/null)" ]
+}
+pick_ports() { # three consecutive free ports (turn, turn TLS, metrics) below the ephemeral range,
+    # so no outgoing connection of another test can take one between our check and the bind
+    local i base low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    for i in $(seq 1 50); do
+        base=$((10000 + RANDOM % (low - 10010)))
+        if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)); then
+            echo "$base"
+            return 0
+        fi
+    done
+    return 1
+}
+
+stun_ok() { # stun_ok <port>: one binding request answered
+    if command -v turnutils_stunclient >/dev/null; then
+        timeout 3 turnutils_stunclient -p "$1" 127.0.0.1 2>&1 | grep -q 'reflexive addr'
+    else
+        timeout 3 stun "127.0.0.1:$1" 2>&1 | grep -q 'Primary: Open'
+    fi
+}
+
+wait_for() { # wait_for <seconds> <command...>
+    local deadline=$((SECONDS + $1))
+    shift
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        "$@" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+relay_pid() { # the pid of the last "turn: pid N" line
+    grep -oE '^turn: pid [0-9]+' "$tmp/out" 2>/dev/null | tail -n 1 | grep -oE '[0-9]+$'
+}
+new_relay_pid() { # new_relay_pid <old>: true once a different pid is printed
+    local p
+    p=$(relay_pid)
+    [ -n "$p" ] && [ "$p" != "$1" ]
+}
+
+base=$(pick_ports) || fail "no free ports"
+turn_port=$base
+metrics_port=$((base + 2))
+
+"$bin" up --state-dir "$state" --bind 127.0.0.1 --turn-port "$turn_port" \
+    --turn-tls-port $((base + 1)) --metrics-port "$metrics_port" >"$tmp/out" 2>"$tmp/err" &
+up_pid=$!
+
+# 1. The relay starts and answers.
+wait_for 15 new_relay_pid none || fail "anteroom up printed no relay pid"
+seen_pids+=("$(relay_pid)")
+wait_for 15 stun_ok "$turn_port" || fail "relay did not answer a STUN binding on $turn_port"
+pid1=$(relay_pid) # the one answering, should the first have died on a port race
+seen_pids+=("$pid1")
+[ "$(ps -o ppid= -p "$pid1" | tr -d ' ')" = "$up_pid" ] || fail "relay $pid1 is not our child"
+echo "ok: relay pid $pid1 answers STUN on $turn_port"
+
+# The metrics URL printed on the "what runs where" line serves the relay's metrics.
+url=$(grep -oE 'metrics http://[^;]+' "$tmp/out" | head -n 1 | cut -d' ' -f2)
+[ "$url" = "http://127.0.0.1:$metrics_port/metrics" ] || fail "printed metrics URL '$url'"
+curl -sf --max-time 3 "$url" | grep -q '^anteroom_turn_' || fail "no relay metrics at $url"
+echo "ok: metrics at $url"
+
+# 2. State files and their modes.
+for f in tls/cert.pem tls/key.pem secrets/turn-static-auth-secret; do
+    [ -f "$state/$f" ] || fail "missing $state/$f"
+    mode=$(stat -c %a "$state/$f")
+    [ "$mode" = 600 ] || fail "$f has mode $mode, want 600"
+done
+for d in . tls secrets logs; do
+    mode=$(stat -c %a "$state/$d")
+    [ "$mode" = 700 ] || fail "$d has mode $mode, want 700"
+done
+[ -f "$state/logs/turn.log" ] || fail "no logs/turn.log"
+openssl x509 -in "$state/tls/cert.pem" -noout -ext subjectAltName 2>/dev/null |
+    grep -q 'IP Address:127.0.0.1' || fail "certificate lacks the 127.0.0.1 SAN"
+secret=$(cat "$state/secrets/turn-static-auth-secret")
+[ "${#secret}" -ge 32 ] || fail "secret too short"
+tr '\0' ' ' <"/proc/$pid1/cmdline" | grep -qF -- "$secret" && fail "secret visible in argv"
+echo "ok: state files 0600 in 0700 folders, secret not in argv"
+
+# The relay got the secret: TURN REST credentials made from the file allocate, others do not.
+# (The client's peers are on loopback, which the relay refuses by policy; allocating is enough.)
+command -v turnutils_uclient >/dev/null || fail "turnutils_uclient missing (scripts/deps: coturn)"
+allocations() {
+    curl -sf --max-time 3 "$url" | awk '/^anteroom_turn_allocations_total/ {n += $2} END {print n + 0}'
+}
+before=$(allocations)
+bad=$(timeout 20 turnutils_uclient -W not-the-secret -u up-test -y -n 1 -m 1 -l 100 \
+    -p "$turn_port" 127.0.0.1 2>&1)
+grep -q 'Cannot complete Allocation' <<<"$bad" || fail "a wrong secret was not refused: $bad"
+sleep 1 # the relay publishes counters about once a second
+[ "$(allocations)" = "$before" ] || fail "a wrong secret allocated"
+timeout 20 turnutils_uclient -W "$secret" -u up-test -y -n 1 -m 1 -l 100 -p "$turn_port" \
+    127.0.0.1 >"$tmp/uclient" 2>&1
+grep -q 'Cannot complete Allocation' "$tmp/uclient" && fail "the state dir's secret was refused"
+more_allocations() { [ "$(allocations)" -gt "$before" ]; }
+wait_for 5 more_allocations || fail "no allocation with the secret: $(cat "$tmp/uclient")"
+echo "ok: the relay allocates with the state dir's secret and refuses another"
+
+# 3. One supervisor per state dir.
+out2=$(timeout 10 "$bin" up --state-dir "$state" --turn-port "$turn_port" 2>&1)
+rc2=$?
+[ "$rc2" -ne 0 ] && grep -q 'another' <<<"$out2" || fail "second anteroom up was not refused: $out2"
+echo "ok: second anteroom up refused"
+
+# 4. kill -9 the relay; a new one is started and answers.
+kill -9 "$pid1"
+wait_for 15 new_relay_pid "$pid1" || fail "no restart after kill -9"
+pid2=$(relay_pid)
+seen_pids+=("$pid2")
+wait_for 15 stun_ok "$turn_port" || fail "restarted relay $pid2 does not answer"
+grep -q '"event":"daemon_restart_scheduled"' "$tmp/err" || fail "restart not logged"
+echo "ok: relay restarted as pid $pid2 and answers"
+
+# 5. SIGTERM stops everything and anteroom exits 0.
+kill -TERM "$up_pid"
+deadline=$((SECONDS + 20))
+while kill -0 "$up_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+kill -0 "$up_pid" 2>/dev/null && fail "anteroom still running 20 s after SIGTERM"
+wait "$up_pid"
+rc=$?
+up_pid=""
+[ "$rc" -eq 0 ] || fail "anteroom exited $rc after SIGTERM, want 0"
+for p in "${seen_pids[@]}"; do
+    kill -0 "$p" 2>/dev/null && fail "relay pid $p still alive after anteroom stopped"
+done
+grep -q 'every daemon stopped' "$tmp/out" || fail "no stop message"
+echo "ok: SIGTERM stopped every daemon, exit 0"

@@ -1,0 +1,313 @@
+/*
+ * WebSocket frames: RFC 6455 section 5.7's examples parse (whole and one byte at a time) and are
+ * rebuilt byte for byte; fragmentation and interleaved control frames; every protocol error gives
+ * its close code; UTF-8 is checked across frame boundaries; close payloads.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "ws/ws.h"
+
+#include <string.h>
+
+/* What a run of the parser saw: the last complete message and every frame's opcode. */
+typedef struct seen_s {
+    uint8_t msg[70000];
+    size_t msg_len;
+    uint8_t ctl[AR_WS_MAX_CONTROL]; /* the last control frame's payload */
+    size_t ctl_len;
+    int msgs;
+    uint8_t ops[16];
+    int frames;
+    int err;
+} seen_t;
+
+static seen_t seen;
+
+/* Feeds `len` bytes in chunks of `step` (copied: the parser unmasks in place). */
+static int run(ar_ws_parser_t *p, const uint8_t *in, size_t len, size_t step)
+{
+    static uint8_t copy[70100];
+    assert_true(len <= sizeof(copy));
+    memcpy(copy, in, len);
+    memset(&seen, 0, sizeof(seen));
+    size_t cur = 0, ccur = 0;
+    for (size_t off = 0; off < len; off += step) {
+        size_t n = len - off < step ? len - off : step;
+        size_t used = 0;
+        for (;;) {
+            size_t c = 0;
+            ar_ws_event_t ev;
+            int err = ar_ws_parse(p, copy + off + used, n - used, &c, &ev);
+            if (err) {
+                seen.err = err;
+                return err;
+            }
+            used += c;
+            if (ev.type == AR_WS_EV_NEED_MORE)
+                break;
+            if (ev.type == AR_WS_EV_FRAME_START && seen.frames < 16)
+                seen.ops[seen.frames++] = ev.opcode;
+            if (ev.type == AR_WS_EV_DATA && (ev.opcode & 8)) {
+                memcpy(seen.ctl + ccur, ev.data, ev.len);
+                ccur += ev.len;
+            } else if (ev.type == AR_WS_EV_DATA) {
+                memcpy(seen.msg + cur, ev.data, ev.len);
+                cur += ev.len;
+            }
+            if (ev.type == AR_WS_EV_FRAME_END && (ev.opcode & 8)) {
+                seen.ctl_len = ccur;
+                ccur = 0;
+                seen.msgs++;
+            } else if (ev.type == AR_WS_EV_FRAME_END && ev.msg_end) {
+                seen.msg_len = cur;
+                cur = 0;
+                seen.msgs++;
+            }
+        }
+        assert_int_equal(used, n);
+    }
+    return 0;
+}
+
+static void expect_msg(const char *text)
+{
+    assert_int_equal(seen.msg_len, strlen(text));
+    assert_memory_equal(seen.msg, text, strlen(text));
+}
+
+static void expect_ctl(const char *text)
+{
+    assert_int_equal(seen.ctl_len, strlen(text));
+    assert_memory_equal(seen.ctl, text, strlen(text));
+}
+
+static const uint8_t hello_unmasked[] = {0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f};
+static const uint8_t hello_masked[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d,
+                                       0x7f, 0x9f, 0x4d, 0x51, 0x58};
+static const uint8_t mask_5_7[4] = {0x37, 0xfa, 0x21, 0x3d};
+
+static void test_rfc_examples(void **state)
+{
+    (void)state;
+    ar_ws_parser_t p;
+    for (size_t step = 1; step <= 16; step += 15) {
+        ar_ws_parser_init(&p, 0, 0);
+        assert_int_equal(run(&p, hello_unmasked, sizeof(hello_unmasked), step), 0);
+        expect_msg("Hello");
+        assert_int_equal(seen.ops[0], AR_WS_OP_TEXT);
+
+        ar_ws_parser_init(&p, 1, 0);
+        assert_int_equal(run(&p, hello_masked, sizeof(hello_masked), step), 0);
+        expect_msg("Hello");
+
+        /* A fragmented unmasked text message: "Hel" then "lo". */
+        static const uint8_t frag[] = {0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f};
+        ar_ws_parser_init(&p, 0, 0);
+        assert_int_equal(run(&p, frag, sizeof(frag), step), 0);
+        expect_msg("Hello");
+        assert_int_equal(seen.frames, 2);
+        assert_int_equal(seen.ops[1], AR_WS_OP_CONT);
+
+        /* Unmasked ping, masked pong. */
+        static const uint8_t ping[] = {0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f};
+        ar_ws_parser_init(&p, 0, 0);
+        assert_int_equal(run(&p, ping, sizeof(ping), step), 0);
+        expect_ctl("Hello");
+        assert_int_equal(seen.ops[0], AR_WS_OP_PING);
+        uint8_t pong[sizeof(hello_masked)];
+        memcpy(pong, hello_masked, sizeof(pong));
+        pong[0] = 0x8a;
+        ar_ws_parser_init(&p, 1, 0);
+        assert_int_equal(run(&p, pong, sizeof(pong), step), 0);
+        expect_ctl("Hello");
+    }
+}
+
+static void test_lengths(void **state)
+{
+    (void)state;
+    static uint8_t frame[10 + 65536];
+    ar_ws_parser_t p;
+    /* 256 bytes: 16-bit length; 64 KiB: 64-bit length (RFC 6455 5.7). */
+    static const uint8_t h256[] = {0x82, 0x7e, 0x01, 0x00};
+    static const uint8_t h64k[] = {0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0};
+    uint8_t h[AR_WS_MAX_HEADER];
+    assert_int_equal(ar_ws_frame_header(h, AR_WS_OP_BINARY, 1, 256, NULL), 4);
+    assert_memory_equal(h, h256, 4);
+    assert_int_equal(ar_ws_frame_header(h, AR_WS_OP_BINARY, 1, 65536, NULL), 10);
+    assert_memory_equal(h, h64k, 10);
+    for (size_t i = 0; i < 65536; i++)
+        frame[10 + i] = (uint8_t)i;
+    memcpy(frame, h64k, 10);
+    ar_ws_parser_init(&p, 0, 65536);
+    assert_int_equal(run(&p, frame, sizeof(frame), 1000), 0);
+    assert_int_equal(seen.msg_len, 65536);
+    assert_int_equal(seen.msg[300], (uint8_t)300);
+    /* Empty frames end at once. */
+    static const uint8_t empty[] = {0x81, 0x00, 0x8a, 0x00};
+    assert_int_equal(run(&p, empty, sizeof(empty), 4), 0);
+    assert_int_equal(seen.msgs, 2);
+}
+
+static void test_build_masked(void **state)
+{
+    (void)state;
+    uint8_t f[64];
+    size_t n = ar_ws_frame_header(f, AR_WS_OP_TEXT, 1, 5, mask_5_7);
+    memcpy(f + n, "Hello", 5);
+    ar_ws_mask(f + n, 5, mask_5_7, 0);
+    assert_int_equal(n + 5, sizeof(hello_masked));
+    assert_memory_equal(f, hello_masked, sizeof(hello_masked));
+    n = ar_ws_frame_header(f, AR_WS_OP_TEXT, 1, 5, NULL);
+    assert_int_equal(n, 2);
+    assert_memory_equal(f, hello_unmasked, 2);
+}
+
+static void test_control_inside_fragments(void **state)
+{
+    (void)state;
+    /* "Hel", a ping, "lo": the control frame may come between fragments (5.4). */
+    static const uint8_t in[] = {0x01, 0x03, 'H', 'e', 'l', 0x89, 0x01, 'x', 0x80, 0x02, 'l', 'o'};
+    ar_ws_parser_t p;
+    ar_ws_parser_init(&p, 0, 0);
+    assert_int_equal(run(&p, in, sizeof(in), 1), 0);
+    assert_int_equal(seen.msgs, 2);
+    expect_msg("Hello");
+    expect_ctl("x");
+    assert_int_equal(seen.ops[1], AR_WS_OP_PING);
+}
+
+/* Every violation: (bytes, server?, close code). */
+typedef struct bad_s {
+    const char *name;
+    uint8_t bytes[16];
+    size_t len;
+    int server;
+    uint16_t code;
+} bad_t;
+
+static void test_protocol_errors(void **state)
+{
+    (void)state;
+    static const bad_t bad[] = {
+        {"rsv1", {0xc1, 0x00}, 2, 0, 1002},
+        {"rsv3", {0x91, 0x00}, 2, 0, 1002},
+        {"opcode 3", {0x83, 0x00}, 2, 0, 1002},
+        {"opcode b", {0x8b, 0x00}, 2, 0, 1002},
+        {"unmasked to server", {0x81, 0x00}, 2, 1, 1002},
+        {"masked to client", {0x81, 0x80, 1, 2, 3, 4}, 6, 0, 1002},
+        {"fragmented ping", {0x09, 0x00}, 2, 0, 1002},
+        {"long close", {0x88, 0x7e, 0x00, 0x7e}, 4, 0, 1002},
+        {"ping 126", {0x89, 0x7e}, 2, 0, 1002},
+        {"lone continuation", {0x80, 0x00}, 2, 0, 1002},
+        {"text inside fragments", {0x01, 0x00, 0x81, 0x00}, 4, 0, 1002},
+        {"binary inside fragments", {0x02, 0x00, 0x02, 0x00}, 4, 0, 1002},
+        {"16-bit length under 126", {0x82, 0x7e, 0x00, 0x7d}, 4, 0, 1002},
+        {"64-bit length under 64K", {0x82, 0x7f, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 10, 0, 1002},
+        {"64-bit length MSB", {0x82, 0x7f, 0x80, 0, 0, 0, 0, 1, 0, 0}, 10, 0, 1002},
+        {"too big", {0x82, 0x7e, 0x04, 0x01}, 4, 0, 1009},
+        {"too big across fragments", {0x02, 0x7e, 0x02, 0x00, 0x80, 0x7e, 0x02, 0x01}, 4, 0, 1009},
+        {"bad utf-8", {0x81, 0x02, 0xc0, 0x80}, 4, 0, 1007},
+        {"truncated utf-8 at fin", {0x81, 0x02, 0x41, 0xe2}, 4, 0, 1007},
+        {"surrogate", {0x81, 0x03, 0xed, 0xa0, 0x80}, 5, 0, 1007},
+    };
+    ar_ws_parser_t p;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t step = 1; step <= 16; step += 15) {
+            ar_ws_parser_init(&p, bad[i].server, 1024);
+            uint8_t buf[16];
+            memcpy(buf, bad[i].bytes, sizeof(buf));
+            size_t len = bad[i].len;
+            if (strcmp(bad[i].name, "too big across fragments") == 0) {
+                /* First fragment of 512 bytes, then one of 513: 1025 > 1024. */
+                static uint8_t big[4 + 512 + 4];
+                memset(big, 'a', sizeof(big));
+                memcpy(big, bad[i].bytes, 4);
+                memcpy(big + 516, bad[i].bytes + 4, 4);
+                assert_int_not_equal(run(&p, big, sizeof(big), step), 0);
+            } else {
+                assert_int_not_equal(run(&p, buf, len, step), 0);
+            }
+            assert_int_equal(p.close_code, bad[i].code);
+            /* The parser stays failed. */
+            size_t c;
+            ar_ws_event_t ev;
+            assert_int_equal(ar_ws_parse(&p, buf, 1, &c, &ev), AR_EPARSE);
+        }
+    }
+}
+
+static void test_utf8(void **state)
+{
+    (void)state;
+    /* é, €, 𝄞 and U+10FFFF are valid; overlongs, surrogates and U+110000 are not. */
+    static const char good[] = "\xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e\xf4\x8f\xbf\xbf";
+    assert_int_equal(ar_ws_utf8(0, (const uint8_t *)good, strlen(good)), 0);
+    uint8_t st = 0;
+    for (size_t i = 0; i < strlen(good); i++)
+        st = ar_ws_utf8(st, (const uint8_t *)good + i, 1);
+    assert_int_equal(st, 0);
+    static const char *const bad[] = {
+        "\xc0\x80",         "\xc1\xbf", "\xe0\x80\x80", "\xed\xbf\xbf", "\xf0\x80\x80\x80",
+        "\xf4\x90\x80\x80", "\xf5",     "\x80",         "\xff",         "\xe2\x28\xa1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(ar_ws_utf8(0, (const uint8_t *)bad[i], strlen(bad[i])), AR_WS_UTF8_REJECT);
+    assert_int_not_equal(ar_ws_utf8(0, (const uint8_t *)"\xe2\x82", 2), 0);
+
+    /* A code point split across two fragments is fine. */
+    static const uint8_t split[] = {0x01, 0x02, 'a', 0xe2, 0x80, 0x02, 0x82, 0xac};
+    ar_ws_parser_t p;
+    ar_ws_parser_init(&p, 0, 0);
+    assert_int_equal(run(&p, split, sizeof(split), 3), 0);
+    expect_msg("a\xe2\x82\xac");
+    /* Binary messages are not checked. */
+    static const uint8_t bin[] = {0x82, 0x02, 0xc0, 0x80};
+    assert_int_equal(run(&p, bin, sizeof(bin), 4), 0);
+}
+
+static void test_close(void **state)
+{
+    (void)state;
+    uint16_t code;
+    const uint8_t *reason;
+    size_t rlen;
+    assert_int_equal(ar_ws_close_parse(NULL, 0, &code, &reason, &rlen), 0);
+    assert_int_equal(code, AR_WS_CLOSE_NO_STATUS);
+    uint8_t pl[AR_WS_MAX_CONTROL];
+    size_t n = ar_ws_close_payload(pl, 1000, "bye");
+    assert_int_equal(n, 5);
+    assert_int_equal(ar_ws_close_parse(pl, n, &code, &reason, &rlen), 0);
+    assert_int_equal(code, 1000);
+    assert_int_equal(rlen, 3);
+    assert_memory_equal(reason, "bye", 3);
+    assert_int_equal(ar_ws_close_parse(pl, 1, &code, &reason, &rlen), AR_EPARSE);
+    static const uint16_t refused[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        n = ar_ws_close_payload(pl, refused[i], NULL);
+        assert_int_equal(ar_ws_close_parse(pl, n, &code, &reason, &rlen), AR_EPARSE);
+    }
+    n = ar_ws_close_payload(pl, 4000, NULL);
+    assert_int_equal(ar_ws_close_parse(pl, n, &code, &reason, &rlen), 0);
+    static const uint8_t badreason[] = {0x03, 0xe8, 0xff};
+    assert_int_equal(ar_ws_close_parse(badreason, 3, &code, &reason, &rlen), AR_EPARSE);
+    /* The builder truncates a long reason to fit a control frame. */
+    char longr[300];
+    memset(longr, 'r', sizeof(longr) - 1);
+    longr[sizeof(longr) - 1] = '\0';
+    assert_int_equal(ar_ws_close_payload(pl, 1000, longr), AR_WS_MAX_CONTROL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rfc_examples),    cmocka_unit_test(test_lengths),
+        cmocka_unit_test(test_build_masked),    cmocka_unit_test(test_control_inside_fragments),
+        cmocka_unit_test(test_protocol_errors), cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_close),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

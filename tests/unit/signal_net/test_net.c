@@ -1,0 +1,487 @@
+/*
+ * The signalling transport over loopback: an echo server on ar_signal_net runs its loop in a
+ * thread; the test is a blocking client speaking raw WebSocket. Covers the upgrade and its
+ * refusals, echo of whole, split and fragmented messages, ping/pong, the close handshake, each
+ * protocol error's close code, handshake and idle timeouts, a slow reader being dropped at its
+ * output cap, and the same echo over TLS (OpenSSL, and wolfSSL when built).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "anteroom/alloc.h"
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static const char *const origins[] = {"https://app.example.org"};
+static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, "anteroom.v1"};
+
+typedef struct server_s {
+    ar_sn_loop_t *loop;
+    pthread_t thread;
+    uint16_t port;
+    atomic_int opened, closed, last_code, send_err;
+} server_t;
+
+static server_t srv;
+
+static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
+{
+    (void)c, (void)data;
+    atomic_fetch_add(&srv.opened, 1);
+    return strcmp(up->path, "/refuse") == 0 ? -1 : 0;
+}
+
+static void on_message(ar_sn_conn_t *c, uint8_t op, const uint8_t *msg, size_t len, void *data)
+{
+    (void)data;
+    if (len == 5 && memcmp(msg, "flood", 5) == 0) {
+        /* Up to 128 MiB to a client that does not read: the kernel's buffers fill, then our
+         * queue reaches max_outgoing and the client must be dropped. */
+        static uint8_t big[32 * 1024];
+        for (int i = 0; i < 4096; i++) {
+            int err = ar_sn_send(c, AR_WS_OP_BINARY, big, sizeof(big));
+            if (err) {
+                atomic_store(&srv.send_err, err);
+                return;
+            }
+        }
+        return;
+    }
+    int err = ar_sn_send(c, op, msg, len);
+    if (err)
+        atomic_store(&srv.send_err, err);
+}
+
+static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
+{
+    (void)c, (void)data;
+    atomic_store(&srv.last_code, code);
+    atomic_fetch_add(&srv.closed, 1);
+}
+
+static void *run(void *arg)
+{
+    (void)arg;
+    assert_int_equal(ar_sn_loop_run(srv.loop), 0);
+    return NULL;
+}
+
+static void start(uint16_t hs_timeout, uint16_t idle_timeout, ar_sn_tls_ctx_t *tls)
+{
+    memset(&srv, 0, sizeof(srv));
+    ar_sn_conf_t conf = {.upgrade = &upconf,
+                         .max_message = 4096,
+                         .max_outgoing = 128 * 1024,
+                         .handshake_timeout_s = hs_timeout,
+                         .idle_timeout_s = idle_timeout,
+                         .tls = tls};
+    ar_sn_handler_t h = {on_open, on_message, on_close, NULL};
+    assert_int_equal(ar_sn_loop_new(&conf, &h, &srv.loop), 0);
+    assert_int_equal(ar_sn_loop_listen(srv.loop, "127.0.0.1", 0, &srv.port), 0);
+    assert_int_equal(pthread_create(&srv.thread, NULL, run, NULL), 0);
+}
+
+static void stop(void)
+{
+    ar_sn_loop_stop(srv.loop);
+    pthread_join(srv.thread, NULL);
+    ar_sn_loop_free(srv.loop);
+    srv.loop = NULL;
+}
+
+/* ---- a blocking client (optionally TLS) ---- */
+
+typedef struct client_s {
+    int fd;
+    SSL *ssl;
+} client_t;
+
+static int cwrite(client_t *c, const void *b, size_t n)
+{
+    return c->ssl ? SSL_write(c->ssl, b, (int)n) : (int)send(c->fd, b, n, MSG_NOSIGNAL);
+}
+
+static int cread(client_t *c, void *b, size_t n)
+{
+    return c->ssl ? SSL_read(c->ssl, b, (int)n) : (int)recv(c->fd, b, n, 0);
+}
+
+static client_t dial(SSL_CTX *ctx)
+{
+    client_t c = {socket(AF_INET, SOCK_STREAM, 0), NULL};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(srv.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {5, 0};
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int one = 1;
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    assert_int_equal(connect(c.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    if (ctx) {
+        c.ssl = SSL_new(ctx);
+        SSL_set_fd(c.ssl, c.fd);
+        assert_int_equal(SSL_connect(c.ssl), 1);
+    }
+    return c;
+}
+
+static void hangup(client_t *c)
+{
+    if (c->ssl)
+        SSL_free(c->ssl);
+    close(c->fd);
+}
+
+/* Sends an upgrade request for path with origin; returns the response's status code. */
+static int upgrade(client_t *c, const char *path, const char *origin)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: %s\r\n"
+                     "Sec-WebSocket-Protocol: anteroom.v1\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     path, origin);
+    assert_int_equal(cwrite(c, req, (size_t)n), n);
+    char resp[512];
+    size_t got = 0;
+    /* Read byte by byte so no frame bytes after the response are swallowed. */
+    while (got < sizeof(resp) - 1 && cread(c, resp + got, 1) == 1) {
+        got++;
+        resp[got] = '\0';
+        if (strstr(resp, "\r\n\r\n"))
+            break;
+    }
+    assert_true(got > 12);
+    if (strncmp(resp, "HTTP/1.1 101", 12) == 0)
+        assert_non_null(strstr(resp, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    return atoi(resp + 9);
+}
+
+static void send_frame(client_t *c, uint8_t b0, const void *p, size_t len, int masked)
+{
+    static const uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
+    uint8_t f[AR_WS_MAX_HEADER + 8192];
+    size_t h =
+        ar_ws_frame_header(f, (uint8_t)(b0 & 0x0f), (b0 & 0x80) != 0, len, masked ? mask : NULL);
+    assert_true(len <= 8192);
+    f[0] |= (uint8_t)(b0 & 0x70); /* RSV bits, for the tests that must be refused */
+    memcpy(f + h, p, len);
+    if (masked)
+        ar_ws_mask(f + h, len, mask, 0);
+    assert_int_equal(cwrite(c, f, h + len), (int)(h + len));
+}
+
+static int read_all(client_t *c, uint8_t *b, size_t n)
+{
+    for (size_t got = 0; got < n;) {
+        int r = cread(c, b + got, n - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Reads one server frame; returns its opcode (payload in b, length in *len) or -1 on EOF. */
+static int read_frame(client_t *c, uint8_t *b, size_t cap, size_t *len)
+{
+    uint8_t h[10];
+    if (read_all(c, h, 2) != 0)
+        return -1;
+    assert_int_equal(h[1] & 0x80, 0); /* server frames are never masked */
+    uint64_t n = h[1] & 0x7f;
+    if (n == 126) {
+        assert_int_equal(read_all(c, h + 2, 2), 0);
+        n = (uint64_t)(h[2] << 8 | h[3]);
+    } else if (n == 127) {
+        assert_int_equal(read_all(c, h + 2, 8), 0);
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = n << 8 | h[2 + i];
+    }
+    assert_true(n <= cap);
+    if (read_all(c, b, (size_t)n) != 0)
+        return -1;
+    *len = (size_t)n;
+    return h[0] & 0x0f;
+}
+
+static uint16_t expect_close(client_t *c)
+{
+    uint8_t b[200];
+    size_t n;
+    assert_int_equal(read_frame(c, b, sizeof(b), &n), AR_WS_OP_CLOSE);
+    assert_true(n >= 2);
+    /* Then the server closes TCP. */
+    assert_true(cread(c, b, 1) <= 0);
+    return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+static void wait_for(atomic_int *v, int want)
+{
+    for (int i = 0; i < 500 && atomic_load(v) != want; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(v), want);
+}
+
+/* ---- tests ---- */
+
+static void echo_checks(client_t *c)
+{
+    uint8_t b[8192];
+    size_t n;
+    send_frame(c, 0x81, "Hello", 5, 1);
+    assert_int_equal(read_frame(c, b, sizeof(b), &n), AR_WS_OP_TEXT);
+    assert_int_equal(n, 5);
+    assert_memory_equal(b, "Hello", 5);
+    /* A fragmented binary message with a ping between the fragments. */
+    send_frame(c, 0x02, "ab", 2, 1);
+    send_frame(c, 0x89, "p", 1, 1);
+    send_frame(c, 0x80, "cd", 2, 1);
+    assert_int_equal(read_frame(c, b, sizeof(b), &n), AR_WS_OP_PONG);
+    assert_int_equal(n, 1);
+    assert_int_equal(read_frame(c, b, sizeof(b), &n), AR_WS_OP_BINARY);
+    assert_int_equal(n, 4);
+    assert_memory_equal(b, "abcd", 4);
+    /* A larger message (16-bit length) written in two pieces. */
+    static uint8_t big[3000];
+    memset(big, 'z', sizeof(big));
+    send_frame(c, 0x82, big, sizeof(big), 1);
+    assert_int_equal(read_frame(c, b, sizeof(b), &n), AR_WS_OP_BINARY);
+    assert_int_equal(n, sizeof(big));
+    assert_memory_equal(b, big, sizeof(big));
+}
+
+static void test_echo_and_close(void **state)
+{
+    (void)state;
+    start(5, 30, NULL);
+    client_t c = dial(NULL);
+    assert_int_equal(upgrade(&c, "/signal", "https://app.example.org"), 101);
+    wait_for(&srv.opened, 1);
+    echo_checks(&c);
+    /* A header split over two writes, a byte apart. */
+    static const uint8_t mask[4] = {1, 2, 3, 4};
+    uint8_t f[16];
+    size_t h = ar_ws_frame_header(f, AR_WS_OP_TEXT, 1, 2, mask);
+    memcpy(f + h, "hi", 2);
+    ar_ws_mask(f + h, 2, mask, 0);
+    assert_int_equal(cwrite(&c, f, 3), 3);
+    usleep(20000);
+    assert_int_equal(cwrite(&c, f + 3, h + 2 - 3), (int)(h + 2 - 3));
+    uint8_t b[64];
+    size_t n;
+    assert_int_equal(read_frame(&c, b, sizeof(b), &n), AR_WS_OP_TEXT);
+    assert_memory_equal(b, "hi", 2);
+    /* The close handshake: our 1000 is echoed and the server closes TCP. */
+    uint8_t pl[AR_WS_MAX_CONTROL];
+    size_t pn = ar_ws_close_payload(pl, 1000, "bye");
+    send_frame(&c, 0x88, pl, pn, 1);
+    assert_int_equal(expect_close(&c), 1000);
+    wait_for(&srv.closed, 1);
+    assert_int_equal(atomic_load(&srv.last_code), 1000);
+    hangup(&c);
+    stop();
+}
+
+static void test_protocol_errors(void **state)
+{
+    (void)state;
+    start(5, 30, NULL);
+    static const struct {
+        uint8_t b0;
+        const char *payload;
+        size_t len;
+        int masked;
+        uint16_t code;
+    } cases[] = {
+        {0x81, "x", 1, 0, 1002},        /* unmasked client frame */
+        {0xc1, "x", 1, 1, 1002},        /* RSV1 without an extension */
+        {0x81, "\xc0\x80", 2, 1, 1007}, /* overlong UTF-8 */
+        {0x80, "x", 1, 1, 1002},        /* continuation with nothing open */
+        {0x88, "\x03", 1, 1, 1002},     /* one-byte close payload */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        client_t c = dial(NULL);
+        assert_int_equal(upgrade(&c, "/signal", "https://app.example.org"), 101);
+        send_frame(&c, cases[i].b0, cases[i].payload, cases[i].len, cases[i].masked);
+        assert_int_equal(expect_close(&c), cases[i].code);
+        hangup(&c);
+    }
+    /* Over the 4096-byte message cap. */
+    client_t c = dial(NULL);
+    assert_int_equal(upgrade(&c, "/signal", "https://app.example.org"), 101);
+    static uint8_t big[5000];
+    send_frame(&c, 0x82, big, sizeof(big), 1);
+    assert_int_equal(expect_close(&c), 1009);
+    hangup(&c);
+    /* Refused by the application's open_cb. */
+    c = dial(NULL);
+    assert_int_equal(upgrade(&c, "/refuse", "https://app.example.org"), 101);
+    assert_int_equal(expect_close(&c), 1008);
+    hangup(&c);
+    size_t opened = (size_t)atomic_load(&srv.opened);
+    wait_for(&srv.closed, (int)opened);
+    stop();
+}
+
+static void test_upgrade_refused(void **state)
+{
+    (void)state;
+    start(5, 30, NULL);
+    client_t c = dial(NULL);
+    assert_int_equal(upgrade(&c, "/signal", "https://evil.example"), 403);
+    uint8_t b[1];
+    assert_true(cread(&c, b, 1) <= 0);
+    hangup(&c);
+    assert_int_equal(atomic_load(&srv.opened), 0);
+    stop();
+}
+
+static void test_timeouts(void **state)
+{
+    (void)state;
+    start(1, 2, NULL);
+    /* Handshake timeout: connected, silent, dropped without a response. */
+    client_t c = dial(NULL);
+    uint8_t b[16];
+    assert_true(cread(&c, b, 1) <= 0);
+    hangup(&c);
+    /* Idle timeout: upgraded, silent, closed with 1001. */
+    c = dial(NULL);
+    assert_int_equal(upgrade(&c, "/signal", "https://app.example.org"), 101);
+    assert_int_equal(expect_close(&c), 1001);
+    hangup(&c);
+    wait_for(&srv.closed, 1);
+    assert_int_equal(ar_sn_loop_conns(srv.loop), 0);
+    stop();
+}
+
+static void test_slow_reader(void **state)
+{
+    (void)state;
+    start(5, 30, NULL);
+    client_t c = dial(NULL);
+    int small = 4096;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    assert_int_equal(upgrade(&c, "/signal", "https://app.example.org"), 101);
+    send_frame(&c, 0x81, "flood", 5, 1);
+    /* A reader that never reads: dropped once 128 KiB is queued. */
+    wait_for(&srv.closed, 1);
+    assert_int_equal(atomic_load(&srv.send_err), AR_EQUOTA);
+    assert_int_equal(atomic_load(&srv.last_code), AR_WS_CLOSE_POLICY);
+    hangup(&c);
+    stop();
+}
+
+static void tls_echo(ar_sn_tls_lib_t lib)
+{
+    ar_sn_tls_ctx_t *tls = NULL;
+    int err = ar_sn_tls_ctx_new(lib, AR_WS_VECTOR_DIR "/test_cert.pem",
+                                AR_WS_VECTOR_DIR "/test_key.pem", &tls);
+    if (err == AR_EUNSUPPORTED)
+        return;
+    assert_int_equal(err, 0);
+    ar_sn_tls_ctx_t *bad = NULL;
+    assert_int_equal(ar_sn_tls_ctx_new(lib, "/nonexistent", "/nonexistent", &bad), AR_ETLS);
+    assert_null(bad);
+    start(5, 30, tls);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    for (int v = 0; v < 2; v++) {
+        /* TLS 1.3, then TLS 1.2. */
+        SSL_CTX_set_max_proto_version(ctx, v ? TLS1_2_VERSION : TLS1_3_VERSION);
+        client_t c = dial(ctx);
+        assert_int_equal(upgrade(&c, "/signal", "https://app.example.org"), 101);
+        echo_checks(&c);
+        uint8_t pl[AR_WS_MAX_CONTROL];
+        size_t pn = ar_ws_close_payload(pl, 4000, NULL);
+        send_frame(&c, 0x88, pl, pn, 1);
+        assert_int_equal(expect_close(&c), 4000);
+        hangup(&c);
+    }
+    wait_for(&srv.closed, 2);
+    SSL_CTX_free(ctx);
+    stop();
+    ar_sn_tls_ctx_free(tls);
+}
+
+static void test_tls_openssl(void **state)
+{
+    (void)state;
+    tls_echo(AR_SN_TLS_OPENSSL);
+}
+
+static void test_tls_wolfssl(void **state)
+{
+    (void)state;
+    tls_echo(AR_SN_TLS_WOLFSSL);
+}
+
+static void test_alloc_failure(void **state)
+{
+    (void)state;
+    start(5, 30, NULL);
+    /* Every allocation fails: the accepted socket is closed at once, nothing leaks. */
+    ar_alloc_fail_after(0);
+    client_t c = dial(NULL);
+    uint8_t b[1];
+    assert_true(cread(&c, b, 1) <= 0);
+    hangup(&c);
+    /* The connection struct succeeds, the upgrade buffer does not: dropped, no response. */
+    ar_alloc_fail_after(1);
+    c = dial(NULL);
+    char req[] = "GET / HTTP/1.1\r\n";
+    assert_int_equal(cwrite(&c, req, sizeof(req) - 1), (int)sizeof(req) - 1);
+    assert_true(cread(&c, b, 1) <= 0);
+    hangup(&c);
+    assert_true(ar_alloc_fail_after(-1) > 0);
+    /* And the server still works. */
+    c = dial(NULL);
+    assert_int_equal(upgrade(&c, "/signal", "https://app.example.org"), 101);
+    echo_checks(&c);
+    hangup(&c);
+    wait_for(&srv.closed, 1);
+    stop();
+}
+
+static void test_reuseport(void **state)
+{
+    (void)state;
+    /* Two loops (as two worker processes would) listen on one port. */
+    start(5, 30, NULL);
+    ar_sn_loop_t *other = NULL;
+    ar_sn_conf_t conf = {.upgrade = &upconf};
+    ar_sn_handler_t h = {0};
+    assert_int_equal(ar_sn_loop_new(&conf, &h, &other), 0);
+    assert_int_equal(ar_sn_loop_listen(other, "127.0.0.1", srv.port, NULL), 0);
+    assert_int_equal(ar_sn_loop_listen(other, "not an address", 0, NULL), AR_EINVAL);
+    ar_sn_loop_free(other);
+    conf.idle_timeout_s = 250;
+    assert_int_equal(ar_sn_loop_new(&conf, &h, &other), AR_EINVAL);
+    stop();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_echo_and_close),  cmocka_unit_test(test_protocol_errors),
+        cmocka_unit_test(test_upgrade_refused), cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_slow_reader),     cmocka_unit_test(test_tls_openssl),
+        cmocka_unit_test(test_tls_wolfssl),     cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_reuseport),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
