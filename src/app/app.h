@@ -35,7 +35,10 @@ typedef struct ar_app_opts_s {
     int64_t session_idle_s; /* 0 means 30 minutes */
     int64_t session_max_s;  /* absolute lifetime; 0 means 12 hours */
     size_t max_body;        /* bytes of a request body; 0 means 16 KiB */
-    ar_app_clock_cb clock;  /* NULL means the system clock */
+    /* Open connections at most; more are accepted and closed at once, so the backlog cannot
+     * fill and file descriptors stay below the process limit. 0 means 10000. */
+    unsigned max_conns;
+    ar_app_clock_cb clock; /* NULL means the system clock */
     void *clock_data;
     /* Argon2id cost of the dummy verification run for unknown accounts, so that "no such
      * account" takes as long as "wrong password" (docs/api.md). 0 means the production values

@@ -26,6 +26,7 @@ typedef struct {
     char *store;
     char *store_target;
     int64_t store_threads;
+    int64_t max_conns;
     char *health_host;
     int64_t health_port;
     int64_t session_idle_ms;
@@ -46,6 +47,8 @@ static const ar_conf_opt_t opts[] = {
     {"store-target", AR_CONF_STR, O(store_target), NULL, 0, 0,
      "SQLite file, or libpq connection string"},
     {"store-threads", AR_CONF_INT, O(store_threads), "4", 1, 16, "store worker threads"},
+    {"max-conns", AR_CONF_INT, O(max_conns), "10000", 1, 1000000,
+     "open HTTPS connections at most; more are closed at once"},
     {"health-host", AR_CONF_STR, O(health_host), "127.0.0.1", 0, 0, "operator listener address"},
     {"health-port", AR_CONF_INT, O(health_port), "9102", 0, 65535,
      "operator listener port (/healthz, /readyz, /metrics)"},
@@ -108,7 +111,8 @@ static int run_app(const app_conf_t *c)
                         .web_dir = c->web_dir,
                         .store = run.pool,
                         .session_idle_s = c->session_idle_ms / 1000,
-                        .session_max_s = c->session_max_ms / 1000};
+                        .session_max_s = c->session_max_ms / 1000,
+                        .max_conns = (unsigned)c->max_conns};
     if (rc == 0)
         rc = ar_app_start(&loop, &ao, &run.app);
     ar_health_opts_t ho = {.host = c->health_host, .port = (uint16_t)c->health_port};

@@ -30,6 +30,7 @@ struct ar_app_s {
     h2o_accept_ctx_t accept_ctx;
     uv_tcp_t listener;
     uint16_t port;
+    unsigned conns; /* open connections (the cap, and stop waits for none) */
     ar__static_t *files;
     char dummy_hash[128]; /* verified against when an account is unknown (equal timing) */
     int config_ready;

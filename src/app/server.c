@@ -29,13 +29,13 @@ typedef struct {
     ar_app_t *app;
 } app_handler_t;
 
-/* Connections open now, across apps (h2o frees a socket through our close callback). */
+/* A connection's libuv handle, which h2o frees through our close callback. */
 typedef struct {
     uv_tcp_t tcp;
     ar_app_t *app;
 } conn_t;
 
-static unsigned open_conns;
+#define DEFAULT_MAX_CONNS 10000u
 
 int64_t ar__now(ar_app_t *app)
 {
@@ -87,8 +87,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 static void on_conn_closed(uv_handle_t *h)
 {
-    open_conns--;
-    ar_free(h);
+    conn_t *c = (conn_t *)h;
+    c->app->conns--;
+    ar_free(c);
 }
 
 static void on_accept(uv_stream_t *listener, int status)
@@ -99,14 +100,16 @@ static void on_accept(uv_stream_t *listener, int status)
     conn_t *c = ar_malloc(sizeof(*c));
     if (c == NULL)
         return;
+    int over = app->conns >= app->opts.max_conns;
     c->app = app;
-    open_conns++;
+    app->conns++;
     if (uv_tcp_init(listener->loop, &c->tcp) != 0) {
-        open_conns--;
+        app->conns--;
         ar_free(c);
         return;
     }
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || over) {
+        /* Over the cap: taken off the backlog and closed before any TLS work. */
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
     }
@@ -239,6 +242,8 @@ int ar_app_start(uv_loop_t *loop, const ar_app_opts_t *opts, ar_app_t **out)
         app->opts.session_max_s = DEFAULT_MAX_S;
     if (app->opts.max_body == 0)
         app->opts.max_body = DEFAULT_MAX_BODY;
+    if (app->opts.max_conns == 0)
+        app->opts.max_conns = DEFAULT_MAX_CONNS;
     int rc = app->origin == NULL ? AR_ENOMEM : setup(app, opts);
     if (rc < 0) {
         /* Once the listener handle exists, the app is freed by the stop path after libuv has
@@ -272,19 +277,19 @@ static void on_stopper_closed(uv_handle_t *h)
     ar_free(h);
 }
 
-/* Frees the app once h2o has closed every connection (its context asserts that none remain),
- * or gives up after STOP_WAIT_MS and leaks the context rather than abort. */
+/* Frees the app once h2o has closed every connection, or gives up after STOP_WAIT_MS. */
 static void on_stop_tick(uv_timer_t *t)
 {
     stopper_t *s = (stopper_t *)t;
     s->waited_ms += 10;
-    if (open_conns > 0 && s->waited_ms < STOP_WAIT_MS)
+    if (s->app->conns > 0 && s->waited_ms < STOP_WAIT_MS)
         return;
-    if (open_conns > 0) {
-        ar_log(AR_LOG_WARN, "app_stop_connections_left", AR_LF_UINT("count", open_conns));
-        s->app->ctx_ready = 0;
-    }
-    free_app(s->app);
+    if (s->app->conns > 0)
+        /* Connections still open would reach freed memory through their close callbacks, and
+         * h2o's context asserts that none remain: leak the app rather than crash. */
+        ar_log(AR_LOG_WARN, "app_stop_connections_left", AR_LF_UINT("count", s->app->conns));
+    else
+        free_app(s->app);
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, on_stopper_closed);
 }
@@ -294,8 +299,9 @@ static void on_listener_closed(uv_handle_t *h)
     ar_app_t *app = h->data;
     stopper_t *s = ar_calloc(1, sizeof(*s));
     if (s == NULL) {
-        app->ctx_ready = 0; /* cannot wait: leak h2o's context rather than free it in use */
-        free_app(app);
+        /* Cannot wait for connections: free only if there are none, else leak (see above). */
+        if (app->conns == 0)
+            free_app(app);
         return;
     }
     s->app = app;

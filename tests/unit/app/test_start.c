@@ -10,6 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -102,6 +106,39 @@ static void port_in_use(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* With max_conns 1, a second connection is closed at once while the first stays open. */
+static void connection_cap(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    ar_app_opts_t o = base();
+    o.max_conns = 1;
+    ar_app_t *app = NULL;
+    assert_int_equal(ar_app_start(&loop, &o, &app), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(ar_app_port(app))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fds[2];
+    for (int i = 0; i < 2; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+        for (int k = 0; k < 20; k++)
+            uv_run(&loop, UV_RUN_NOWAIT), usleep(1000);
+    }
+    struct pollfd p[2] = {{.fd = fds[0], .events = POLLIN}, {.fd = fds[1], .events = POLLIN}};
+    assert_int_equal(poll(p, 2, 100), 1);
+    assert_int_equal(p[0].revents, 0);
+    char b;
+    assert_int_equal(read(fds[1], &b, 1), 0); /* closed by the server */
+    close(fds[0]);
+    close(fds[1]);
+    for (int k = 0; k < 20; k++)
+        uv_run(&loop, UV_RUN_NOWAIT), usleep(1000);
+    ar_app_stop(app);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     if (ar_rand_init() != 0)
@@ -110,6 +147,7 @@ int main(void)
         cmocka_unit_test(refusals),
         cmocka_unit_test(starts_and_stops),
         cmocka_unit_test(port_in_use),
+        cmocka_unit_test(connection_cap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
