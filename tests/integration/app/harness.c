@@ -178,6 +178,15 @@ static void seed(void)
     ar_store_close(c);
 }
 
+/* Runs at exit, so a failed check (exit(1)) leaves no temporary files either. */
+static void remove_tmpdir(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
 void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *))
 {
     CHECK(argc >= 2);
@@ -185,6 +194,7 @@ void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_st
     ar_log_init("test_app", AR_LOG_WARN);
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/ar-app-test.XXXXXX");
     CHECK(mkdtemp(tmpdir) != NULL);
+    atexit(remove_tmpdir);
     if (strcmp(argv[1], "pg") == 0) {
         store_opts.kind = AR_STORE_PG;
         store_opts.target = getenv("AR_PG_CONNINFO");
@@ -203,9 +213,6 @@ void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_st
     serve();
     if (after != NULL)
         after(&store_opts);
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    CHECK(system(cmd) == 0);
 }
 
 static char *slurp(const char *path, size_t *len)
