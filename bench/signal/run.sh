@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the signalling transport benchmark: the same meter (ar_bench_signal) against the bare
-# relay, our WebSocket relay plain and with TLS on OpenSSL and on wolfSSL, and the Node `ws`
-# relay, one server at a time on loopback, and prints each server's figures.
+# relay, our WebSocket relay plain and with TLS on OpenSSL, wolfSSL and BoringSSL (each one that
+# the build has), and the Node `ws` relay, one server at a time on loopback, and prints each
+# server's figures.
 # Usage: bench/signal/run.sh [connections=10000] [relay pairs=50] [relay seconds=10]
 # Needs: cmake --build --preset default; (cd bench/signal/node && npm install).
 set -euo pipefail
@@ -50,5 +51,7 @@ run anteroom-plain "" -- "$bin/ar_bench_ws_server" "$port"
 run anteroom-openssl "-t" -- "$bin/ar_bench_ws_server" "$port" openssl "$work/cert.pem" \
   "$work/key.pem"
 run anteroom-wolfssl "-t" -- "$bin/ar_bench_ws_server" "$port" wolfssl "$work/cert.pem" \
+  "$work/key.pem"
+run anteroom-boringssl "-t" -- "$bin/ar_bench_ws_server" "$port" boringssl "$work/cert.pem" \
   "$work/key.pem"
 run node-ws "" -- node bench/signal/node/relay.js "$port"

@@ -3,7 +3,8 @@
  * set_fd) under each library and the process's RssAnon delta is divided by 2,000. This separates
  * the library's fixed per-connection cost from what a handshake adds (see ws_bench.c).
  * The two libraries' headers cannot share a file (wolfSSL's compatibility layer redefines
- * OpenSSL's names), so wolfSSL's half is built from this file again with AR_PROBE_WOLFSSL.
+ * OpenSSL's names), so wolfSSL's half is built from this file again with AR_PROBE_WOLFSSL, and
+ * BoringSSL's (same API as OpenSSL here) with AR_PROBE_BORINGSSL and its own include path.
  * Usage: ar_bench_tls_object_size CERT KEY
  */
 #include <stdio.h>
@@ -15,7 +16,11 @@
 #define LIB "wolfSSL"
 #else
 #include <openssl/ssl.h>
+#ifdef AR_PROBE_BORINGSSL /* built with BoringSSL's include path first */
+#define LIB "BoringSSL"
+#else
 #define LIB "OpenSSL"
+#endif
 #endif
 
 #define N 2000

@@ -2,7 +2,7 @@
  * Our WebSocket relay for the benchmark, on ar_signal_net: connections are paired in accept order
  * and every message goes to the other member of the pair. That is the transport cost of
  * anteroom-signal without its protocol (JSON, rooms, bus), measured by ar_bench_signal.
- * Usage: ar_bench_ws_server PORT [openssl|wolfssl CERT KEY] [WORKERS]
+ * Usage: ar_bench_ws_server PORT [openssl|wolfssl|boringssl CERT KEY] [WORKERS]
  * Prints "pid N" per worker process; SIGTERM stops them all.
  */
 #include "net.h"
@@ -110,8 +110,9 @@ int main(int argc, char **argv)
     ar_sn_tls_ctx_t *tls = NULL;
     int workers = 1;
     if (argc >= 5) {
-        ar_sn_tls_lib_t lib =
-            strcmp(argv[2], "wolfssl") == 0 ? AR_SN_TLS_WOLFSSL : AR_SN_TLS_OPENSSL;
+        ar_sn_tls_lib_t lib = strcmp(argv[2], "wolfssl") == 0     ? AR_SN_TLS_WOLFSSL
+                              : strcmp(argv[2], "boringssl") == 0 ? AR_SN_TLS_BORINGSSL
+                                                                  : AR_SN_TLS_OPENSSL;
         if (ar_sn_tls_ctx_new(lib, argv[3], argv[4], &tls) != 0) {
             fprintf(stderr, "TLS set-up failed\n");
             return 1;

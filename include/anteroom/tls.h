@@ -38,6 +38,13 @@ AR_MUST_CHECK int ar_tls_server_new(const char *cert_path, const char *key_path,
 AR_MUST_CHECK int ar_tls_server_reload(ar_tls_server_t *s);
 /* Frees the context; connections still open keep their own reference. */
 void ar_tls_server_free(ar_tls_server_t *s);
+/*
+ * The OpenSSL SSL_CTX now in use, with a reference the caller owns (release it with
+ * SSL_CTX_free). For servers built on a library that drives OpenSSL itself (libh2o in
+ * anteroom-app): they take the context again after each ar_tls_server_reload. Declared with the
+ * struct tag so this header needs no OpenSSL include. NULL only if s is NULL.
+ */
+struct ssl_ctx_st *ar_tls_server_ssl_ctx(ar_tls_server_t *s);
 
 /*
  * A client context. ca_file: PEM file of trusted certificates, or NULL for the system's default

@@ -135,6 +135,17 @@ int ar_tls_server_new(const char *cert_path, const char *key_path, ar_tls_server
     return 0;
 }
 
+struct ssl_ctx_st *ar_tls_server_ssl_ctx(ar_tls_server_t *s)
+{
+    if (s == NULL)
+        return NULL;
+    pthread_mutex_lock(&s->lock);
+    SSL_CTX *ctx = s->ctx;
+    SSL_CTX_up_ref(ctx);
+    pthread_mutex_unlock(&s->lock);
+    return ctx;
+}
+
 int ar_tls_server_reload(ar_tls_server_t *s)
 {
     SSL_CTX *fresh = server_ctx_load(s->cert_path, s->key_path);

@@ -100,15 +100,49 @@ struct ar__udp_worker_s {
 
 /* --- sending --- */
 
+/*
+ * Packets for one socket are gathered into one sendmmsg() even when other sockets' packets came
+ * between them: a stable insertion sort by descriptor (the queue is nearly grouped already, so
+ * this is close to linear) keeps each flow's order and makes the runs as long as they can be.
+ */
+static void txq_group(txq_t *q, struct mmsghdr *out, int *fds)
+{
+    uint16_t order[TXQ];
+    for (unsigned i = 0; i < q->n; i++) {
+        unsigned j = i;
+        while (j > 0 && q->fd[order[j - 1]] > q->fd[i]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = (uint16_t)i;
+    }
+    for (unsigned i = 0; i < q->n; i++) {
+        out[i] = q->msgs[order[i]];
+        fds[i] = q->fd[order[i]];
+    }
+}
+
 static void txq_flush(txq_t *q)
 {
+    struct mmsghdr sorted[TXQ];
+    int fds[TXQ];
+    struct mmsghdr *msgs = q->msgs;
+    const int *fd = q->fd;
+    bool one_fd = true;
+    for (unsigned i = 1; i < q->n && one_fd; i++)
+        one_fd = q->fd[i] == q->fd[0];
+    if (!one_fd) {
+        txq_group(q, sorted, fds);
+        msgs = sorted;
+        fd = fds;
+    }
     unsigned i = 0;
     while (i < q->n) {
         unsigned j = i + 1;
-        while (j < q->n && q->fd[j] == q->fd[i])
+        while (j < q->n && fd[j] == fd[i])
             j++;
         while (i < j) {
-            int r = sendmmsg(q->fd[i], &q->msgs[i], j - i, MSG_DONTWAIT);
+            int r = sendmmsg(fd[i], &msgs[i], j - i, MSG_DONTWAIT);
             if (r > 0) {
                 i += (unsigned)r;
             } else if (r < 0 && errno == EINTR) {
@@ -155,7 +189,7 @@ static void enqueue(ar__udp_worker_t *w, txq_t *q, int fd, const ar_turn_addr_t 
     struct sockaddr_storage ss;
     socklen_t sl = ar_turn_addr_to_sa(to, &ss);
     memcpy(&q->addr[i], &ss, sl);
-    q->iov[i].iov_base = (void *)(uintptr_t)data;
+    q->iov[i].iov_base = (void *)data; /* sendmmsg only reads it */
     q->iov[i].iov_len = len;
     q->fd[i] = fd;
     struct msghdr *h = &q->msgs[i].msg_hdr;
@@ -208,36 +242,55 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
 {
     ar__udp_worker_t *w = ctx;
     const ar_turn_opts_t *o = &w->d->plan->opts;
-    ar_turn_addr_t local = family == 4 ? o->relay4 : o->relay6;
-    int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return AR_ESYS;
-    if (family == 6) {
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    }
+    ar_turn_addr_t local;
+    int fd = -1;
     /* A port another program holds is skipped; a few tries, then 508 for this allocation. */
     int rc = AR_EQUOTA;
     uint16_t port = 0;
     for (int attempt = 0; attempt < 16; attempt++) {
-        rc = ar__turn_ports_take(&w->d->ports, req, &port, token);
+        rc = ar__turn_ports_take(&w->d->ports, req, &family, &port, token);
         if (rc != 0)
             break;
-        local.port = port;
-        struct sockaddr_storage ss;
-        socklen_t sl = ar_turn_addr_to_sa(&local, &ss);
-        if (bind(fd, (struct sockaddr *)&ss, sl) == 0) {
-            rc = 0;
-            break;
+        local = family == 4 ? o->relay4 : o->relay6;
+        if (local.family == 0) {
+            rc = AR_EINVAL;
+        } else if (fd < 0) {
+            fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        0);
+            if (fd < 0)
+                rc = AR_ESYS;
+            if (fd >= 0 && family == 6) {
+                int one = 1;
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+            }
+            if (fd >= 0 && req->dont_fragment) {
+                /* Path MTU discovery with DF set: too big a packet fails instead of being
+                 * fragmented, as the client asked. */
+                if (family == 4) {
+                    int v4 = IP_PMTUDISC_DO;
+                    (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof(v4));
+                } else {
+                    int v6 = IPV6_PMTUDISC_DO;
+                    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof(v6));
+                }
+            }
         }
-        rc = errno == EADDRINUSE && !req->token ? AR_EADDRINUSE : AR_ESYS;
+        if (fd >= 0 && rc == 0) {
+            local.port = port;
+            struct sockaddr_storage ss;
+            socklen_t sl = ar_turn_addr_to_sa(&local, &ss);
+            if (bind(fd, (struct sockaddr *)&ss, sl) == 0)
+                break;
+            rc = errno == EADDRINUSE && !req->token ? AR_EADDRINUSE : AR_ESYS;
+        }
         ar__turn_ports_give(&w->d->ports, port, *token);
         *token = 0;
         if (rc != AR_EADDRINUSE)
             break;
     }
     if (rc != 0) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return rc;
     }
     udp_relay_t *r = ar_calloc(1, sizeof(*r));
@@ -266,6 +319,10 @@ static void tp_relay_arm(void *ctx, void *handle)
     udp_relay_t *r = handle;
     if (r->armed)
         return;
+    /* Room for bursts from peers between two turns of the loop; kernel memory, used only
+     * while datagrams wait (capped by net.core.rmem_max). */
+    int sz = 1 << 20;
+    (void)setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = r};
     if (epoll_ctl(w->relay_epfd, EPOLL_CTL_ADD, r->fd, &ev) == 0)
         r->armed = true;

@@ -88,6 +88,8 @@ struct ar_sn_tls_ctx_s {
 
 extern const ar__sn_tls_ops_t ar__sn_tls_openssl;
 extern const ar__sn_tls_ops_t ar__sn_tls_wolfssl; /* NULL ops when not built */
+/* Defined in the separately loaded BoringSSL module only; tls.c finds it with dlsym. */
+extern const ar__sn_tls_ops_t ar__sn_tls_boringssl;
 
 struct ar_sn_loop_s {
     ar_sn_conf_t conf;

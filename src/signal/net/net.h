@@ -16,6 +16,9 @@
  * ar_sn_send() and ar_sn_close() on any connection of the same loop; a closed connection is freed
  * only after the current event is handled (never inside its own callback), and close_cb fires
  * once for every connection whose open_cb fired.
+ *
+ * SIGPIPE: our own writes use MSG_NOSIGNAL, but the TLS libraries write() to the socket, so a
+ * process serving TLS must ignore SIGPIPE (a peer that vanishes mid-alert would kill it).
  */
 #ifndef ANTEROOM_SIGNAL_NET_H
 #define ANTEROOM_SIGNAL_NET_H
@@ -106,12 +109,18 @@ void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data);
 AR_MUST_CHECK int ar_sn_conn_peer(const ar_sn_conn_t *c, struct sockaddr_storage *ss);
 void *ar_sn_conn_data(const ar_sn_conn_t *c);
 
-/* ---- TLS (one file per library: tls_openssl.c, tls_wolfssl.c) ---- */
+/* ---- TLS (one file per library: tls_openssl.c, tls_wolfssl.c, tls_boringssl.c) ---- */
 
 typedef enum {
     AR_SN_TLS_OPENSSL = 0,
-    AR_SN_TLS_WOLFSSL = 1, /* AR_EUNSUPPORTED when built without libwolfssl-dev */
+    AR_SN_TLS_WOLFSSL = 1,   /* AR_EUNSUPPORTED when built without libwolfssl-dev */
+    AR_SN_TLS_BORINGSSL = 2, /* AR_EUNSUPPORTED without android-libboringssl-dev */
 } ar_sn_tls_lib_t;
+
+/* The library the daemon's listener uses: chosen at build time (CMake AR_SIGNAL_TLS). */
+#ifndef AR_SN_TLS_DEFAULT
+#define AR_SN_TLS_DEFAULT AR_SN_TLS_OPENSSL
+#endif
 
 /*
  * A server TLS context: TLS 1.2+, certificate chain and key from PEM files, no session cache

@@ -1,0 +1,193 @@
+/*
+ * The hash-chained audit log (audit.h). Appends serialize on the audit_head row, so the chain
+ * stays linear with any number of app instances on one database.
+ */
+#include "audit.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#define PAGE 500
+
+static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
+{
+    return ar_store_prepare(c, sql, strlen(sql), st);
+}
+
+static void put64(crypto_generichash_state *h, int64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
+    crypto_generichash_update(h, b, sizeof(b));
+}
+
+/* BLAKE2b-256 over prev || at || actor || clinic || len(event) || event, fixed widths. */
+static void entry_hash(const uint8_t prev[32], int64_t at, int64_t actor, int64_t clinic,
+                       const char *event, size_t elen, uint8_t out[32])
+{
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, 32);
+    crypto_generichash_update(&h, prev, 32);
+    put64(&h, at);
+    put64(&h, actor);
+    put64(&h, clinic);
+    uint8_t len = (uint8_t)(elen > 255 ? 255 : elen);
+    crypto_generichash_update(&h, &len, 1);
+    crypto_generichash_update(&h, (const uint8_t *)event, len);
+    crypto_generichash_final(&h, out, 32);
+}
+
+static int bind_id(ar_store_stmt_t *st, int idx, int64_t v)
+{
+    return v != 0 ? ar_store_bind_int64(st, idx, v) : ar_store_bind_null(st, idx);
+}
+
+int ar_app_audit_append(ar_store_conn_t *c, int64_t at, int64_t actor, int64_t clinic,
+                        const char *event)
+{
+    static const uint8_t zero[32];
+    ar_store_stmt_t *st;
+    int rc = prep(c,
+                  "INSERT INTO audit_head (id, n, hash) VALUES (1, 0, $1) "
+                  "ON CONFLICT (id) DO NOTHING",
+                  &st);
+    if (rc < 0)
+        return rc;
+    rc = ar_store_bind_blob(st, 1, zero, sizeof(zero));
+    if (rc == 0)
+        rc = ar_store_step(st);
+    ar_store_finalize(st);
+    if (rc < 0)
+        return rc;
+    /* Taking the head first is what serializes appenders. */
+    rc = prep(c, "UPDATE audit_head SET n = n + 1 WHERE id = 1 RETURNING hash", &st);
+    if (rc < 0)
+        return rc;
+    uint8_t prev[32], hash[32];
+    rc = ar_store_step(st);
+    if (rc == AR_STORE_ROW) {
+        size_t len;
+        const void *p = ar_store_col_blob(st, 0, &len);
+        rc = len == sizeof(prev) ? 0 : AR_EINVAL;
+        if (rc == 0)
+            memcpy(prev, p, sizeof(prev));
+    } else if (rc == AR_STORE_DONE) {
+        rc = AR_ENOTFOUND;
+    }
+    ar_store_finalize(st);
+    if (rc < 0)
+        return rc;
+    entry_hash(prev, at, actor, clinic, event, strlen(event), hash);
+    rc = prep(c,
+              "INSERT INTO audit_log (at, actor_account_id, clinic_id, event, prev_hash, hash) "
+              "VALUES ($1, $2, $3, $4, $5, $6)",
+              &st);
+    if (rc < 0)
+        return rc;
+    rc = ar_store_bind_int64(st, 1, at);
+    if (rc == 0)
+        rc = bind_id(st, 2, actor);
+    if (rc == 0)
+        rc = bind_id(st, 3, clinic);
+    if (rc == 0)
+        rc = ar_store_bind_text(st, 4, event, strlen(event));
+    if (rc == 0)
+        rc = ar_store_bind_blob(st, 5, prev, sizeof(prev));
+    if (rc == 0)
+        rc = ar_store_bind_blob(st, 6, hash, sizeof(hash));
+    if (rc == 0)
+        rc = ar_store_step(st);
+    ar_store_finalize(st);
+    if (rc < 0)
+        return rc;
+    rc = prep(c, "UPDATE audit_head SET hash = $1 WHERE id = 1", &st);
+    if (rc < 0)
+        return rc;
+    rc = ar_store_bind_blob(st, 1, hash, sizeof(hash));
+    if (rc == 0)
+        rc = ar_store_step(st);
+    ar_store_finalize(st);
+    return rc < 0 ? rc : 0;
+}
+
+int ar_app_audit_append_tx(ar_store_conn_t *c, int64_t at, int64_t actor, int64_t clinic,
+                           const char *event)
+{
+    int rc = ar_store_begin(c);
+    if (rc < 0)
+        return rc;
+    rc = ar_app_audit_append(c, at, actor, clinic, event);
+    if (rc == 0)
+        rc = ar_store_commit(c);
+    if (rc < 0)
+        (void)ar_store_rollback(c);
+    return rc;
+}
+
+/* Checks one page of rows after *seq; returns the number read, or a negative code. */
+static int verify_page(ar_store_conn_t *c, int64_t *seq, uint8_t last[32], int64_t *rows)
+{
+    ar_store_stmt_t *st;
+    int rc = prep(c,
+                  "SELECT seq, at, actor_account_id, clinic_id, event, prev_hash, hash "
+                  "FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 500",
+                  &st);
+    if (rc < 0)
+        return rc;
+    rc = ar_store_bind_int64(st, 1, *seq);
+    int n = 0;
+    while (rc == 0 && (rc = ar_store_step(st)) == AR_STORE_ROW) {
+        size_t elen, plen, hlen;
+        const char *event = ar_store_col_text(st, 4, &elen);
+        const void *prev = ar_store_col_blob(st, 5, &plen);
+        const void *hash = ar_store_col_blob(st, 6, &hlen);
+        uint8_t want[32];
+        if (plen != 32 || hlen != 32 || sodium_memcmp(prev, last, 32) != 0) {
+            rc = AR_EAUTH;
+            break;
+        }
+        entry_hash(last, ar_store_col_int64(st, 1), ar_store_col_int64(st, 2),
+                   ar_store_col_int64(st, 3), event, elen, want);
+        if (sodium_memcmp(want, hash, 32) != 0) {
+            rc = AR_EAUTH;
+            break;
+        }
+        memcpy(last, want, 32);
+        *seq = ar_store_col_int64(st, 0);
+        (*rows)++;
+        n++;
+        rc = 0;
+    }
+    ar_store_finalize(st);
+    return rc < 0 ? rc : n;
+}
+
+int ar_app_audit_verify(ar_store_conn_t *c, int64_t *rows)
+{
+    uint8_t last[32] = {0};
+    int64_t seq = 0;
+    *rows = 0;
+    int n;
+    do {
+        n = verify_page(c, &seq, last, rows);
+        if (n < 0)
+            return n;
+    } while (n == PAGE);
+    ar_store_stmt_t *st;
+    int rc = prep(c, "SELECT n, hash FROM audit_head WHERE id = 1", &st);
+    if (rc < 0)
+        return rc;
+    rc = ar_store_step(st);
+    if (rc == AR_STORE_ROW) {
+        size_t hlen;
+        const void *h = ar_store_col_blob(st, 1, &hlen);
+        rc = ar_store_col_int64(st, 0) == *rows && hlen == 32 && sodium_memcmp(h, last, 32) == 0
+                 ? 0
+                 : AR_EAUTH;
+    } else if (rc == AR_STORE_DONE) {
+        rc = *rows == 0 ? 0 : AR_EAUTH;
+    }
+    ar_store_finalize(st);
+    return rc;
+}

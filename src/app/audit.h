@@ -1,0 +1,39 @@
+/*
+ * The security audit log (A3): sign-ins, failures, sign-outs (and, as they arrive, MFA and role
+ * changes and admissions). Rows hold a time, the acting account, a clinic and a fixed event
+ * name, never free text or health data. Each row's hash is BLAKE2b-256 over the previous row's
+ * hash and this row's fields, and audit_head keeps the count and the last hash, so editing,
+ * deleting, reordering or cutting off rows shows when the chain is verified.
+ */
+#ifndef ANTEROOM_APP_AUDIT_H
+#define ANTEROOM_APP_AUDIT_H
+
+#include "anteroom/store.h"
+
+#include <stdint.h>
+
+/* Event names: only these literals are ever written. */
+#define AR_AUDIT_SIGNIN "signin"
+#define AR_AUDIT_SIGNIN_FAILED "signin_failed"
+#define AR_AUDIT_SIGNOUT "signout"
+#define AR_AUDIT_SIGNOUT_ALL "signout_all"
+
+/*
+ * Appends one entry inside the caller's open transaction (so the entry commits or rolls back
+ * with what it records). actor and clinic are 0 when there is none. Returns 0 or a store error;
+ * on error roll the transaction back.
+ */
+AR_MUST_CHECK int ar_app_audit_append(ar_store_conn_t *c, int64_t at, int64_t actor, int64_t clinic,
+                                      const char *event);
+/* The same in a transaction of its own. */
+AR_MUST_CHECK int ar_app_audit_append_tx(ar_store_conn_t *c, int64_t at, int64_t actor,
+                                         int64_t clinic, const char *event);
+
+/*
+ * Walks the whole chain. Returns 0 with *rows set when every link and hash holds and the head
+ * matches the last row, AR_EAUTH at the first broken one (*rows: the entries checked before
+ * it), or a store error.
+ */
+AR_MUST_CHECK int ar_app_audit_verify(ar_store_conn_t *c, int64_t *rows);
+
+#endif

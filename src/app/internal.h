@@ -1,0 +1,124 @@
+/*
+ * Internals shared by the files of ar_app: the server (server.c), static files (static.c),
+ * sessions and CSRF (session.c), the request pipeline (pipeline.c) and handlers (api.c).
+ */
+#ifndef ANTEROOM_APP_INTERNAL_H
+#define ANTEROOM_APP_INTERNAL_H
+
+#include "app.h"
+#include "routes.h"
+
+#include "anteroom/tls.h"
+
+#include <h2o.h>
+#include <jansson.h>
+
+#define AR__SID_BYTES 32
+/* base64url without padding of 32 bytes */
+#define AR__SID_TEXT 43
+#define AR__COOKIE_NAME "__Host-ar_session"
+
+typedef struct ar__static_s ar__static_t;
+
+struct ar_app_s {
+    uv_loop_t *loop;
+    ar_app_opts_t opts; /* strings point into owned copies below */
+    char *origin;
+    ar_tls_server_t *tls;
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    uint16_t port;
+    unsigned conns; /* open connections (the cap, and stop waits for none) */
+    ar__static_t *files;
+    char dummy_hash[128]; /* verified against when an account is unknown (equal timing) */
+    int config_ready;
+    int ctx_ready;
+    int listener_init;
+    int stopping;
+};
+
+/* The session a request carries, as loaded from the store. */
+typedef struct ar__session_s {
+    uint8_t id[AR__SID_BYTES];
+    uint8_t id_hash[32];
+    int present;        /* the request had a well-formed cookie */
+    int64_t account_id; /* 0 when no valid session */
+    int is_operator;
+    unsigned clinic_roles; /* roles in the route's {clinic} */
+} ar__session_t;
+
+/*
+ * One API request in flight. Owned by the pipeline (ar_malloc), not by h2o: a store job may
+ * complete after h2o has dropped the request (the peer went away), and then `req` is NULL and
+ * nothing is sent.
+ */
+typedef struct ar__req_s {
+    ar_app_t *app;
+    h2o_req_t *req;
+    struct ar__req_s **link; /* slot in h2o's pool that clears `req` on dispose */
+    const ar_app_route_t *route;
+    int64_t clinic_id;
+    int64_t now;
+    ar__session_t s;
+    json_t *body;
+    /* Handler scratch: filled on a store worker, read on the loop after completion. */
+    json_t *out;
+    int out_status;
+    char *secret; /* a password being verified; wiped and freed with the request */
+    size_t secret_len;
+    uint8_t new_sid[AR__SID_BYTES];
+} ar__req_t;
+
+/* ---- server.c ---- */
+int64_t ar__now(ar_app_t *app);
+
+/* ---- pipeline.c ---- */
+int ar__api_handle(ar_app_t *app, h2o_req_t *req);
+/* Sends a JSON body (stolen reference) with the status and frees r. */
+void ar__reply_json(ar__req_t *r, int status, json_t *body);
+/* Sends {"error": {"code", "message"}} and frees r. code and message are literals or texts
+ * built from field names, never from input. */
+void ar__reply_error(ar__req_t *r, int status, const char *code, const char *message);
+/* 204 without a body; frees r. */
+void ar__reply_empty(ar__req_t *r, int status);
+/* Adds a response header copied into the request's pool (no-op when the request is gone). */
+void ar__add_header(ar__req_t *r, const char *name, const char *value, size_t len);
+/* Submits a store job for r; on refusal (queue full) answers 503 and frees r. Returns 0 when
+ * submitted. */
+int ar__submit(ar__req_t *r, ar_store_job_cb job, ar_store_done_cb done);
+void ar__req_free(ar__req_t *r);
+void ar__send_error(h2o_req_t *req, int status, const char *code, const char *message);
+
+/* ---- session.c ---- */
+/* Reads the session cookie from the request headers into s (s->present). */
+void ar__session_from_cookie(h2o_req_t *req, ar__session_t *s);
+/* The CSRF token for a session id: base64url(BLAKE2b-256(key = id, "anteroom-csrf-v1")). out
+ * holds AR__SID_TEXT + 1 bytes. */
+void ar__csrf_token(const uint8_t id[AR__SID_BYTES], char *out);
+/* Encodes a session id for the cookie; out holds AR__SID_TEXT + 1 bytes. */
+void ar__sid_encode(const uint8_t id[AR__SID_BYTES], char *out);
+void ar__sid_hash(const uint8_t id[AR__SID_BYTES], uint8_t out[32]);
+/* Store job: loads and refreshes r->s (idle and absolute timeouts against r->now) and the
+ * roles in r->clinic_id. Returns 0, AR_EAUTH (no such or expired session) or a store error. */
+int ar__session_load_job(ar_store_conn_t *c, void *arg);
+/* Set-Cookie for a new session id, or one that clears the cookie when id is NULL. */
+void ar__session_set_cookie(ar__req_t *r, const uint8_t *id);
+
+/* ---- static.c ---- */
+int ar__static_load(const char *dir, ar__static_t **out);
+void ar__static_free(ar__static_t *st);
+/* Answers a GET or HEAD for a page or asset; returns -1 when there is no such file. */
+int ar__static_serve(ar__static_t *st, h2o_req_t *req);
+
+/* ---- api.c: handlers ---- */
+void ar__h_session_create(ar__req_t *r);
+void ar__h_session_delete(ar__req_t *r);
+void ar__h_sessions_delete_all(ar__req_t *r);
+void ar__h_me(ar__req_t *r);
+void ar__h_clinic_get(ar__req_t *r);
+extern const ar_app_field_t ar__f_session_create[];
+extern const size_t ar__f_session_create_n;
+
+#endif

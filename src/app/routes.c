@@ -1,0 +1,105 @@
+/*
+ * The route table. Add an endpoint here and in docs/openapi.yaml; the tests then hold it to its
+ * documentation and run it through the authorization matrix.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+static const ar_app_route_t routes[] = {
+    {"POST", "/api/v1/session", ar__h_session_create, AR_AUTH_PUBLIC, 0, 1, ar__f_session_create, 2,
+     "Sign in with email and password"},
+    {"DELETE", "/api/v1/session", ar__h_session_delete, AR_AUTH_SESSION, 0, 1, NULL, 0,
+     "Sign out (this session)"},
+    {"DELETE", "/api/v1/sessions", ar__h_sessions_delete_all, AR_AUTH_SESSION, 0, 1, NULL, 0,
+     "Sign out everywhere (every session of the account)"},
+    {"GET", "/api/v1/me", ar__h_me, AR_AUTH_SESSION, 0, 0, NULL, 0,
+     "The signed-in account, its roles and the CSRF token"},
+    {"GET", "/api/v1/clinics/{clinic}", ar__h_clinic_get, AR_AUTH_CLINIC,
+     AR_ROLE_OPERATOR | AR_ROLE_STAFF, 0, NULL, 0, "A clinic's name and jurisdiction"},
+};
+
+const ar_app_route_t *ar_app_routes(size_t *count)
+{
+    *count = sizeof(routes) / sizeof(routes[0]);
+    return routes;
+}
+
+static const struct {
+    unsigned bit;
+    const char *name;
+} role_names[] = {
+    {AR_ROLE_OPERATOR, "operator"}, {AR_ROLE_CLINIC_ADMIN, "clinic_admin"},
+    {AR_ROLE_PROVIDER, "provider"}, {AR_ROLE_RECEPTIONIST, "receptionist"},
+    {AR_ROLE_REPORTER, "reporter"},
+};
+
+const char *ar_app_role_name(unsigned role)
+{
+    for (size_t i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++)
+        if (role_names[i].bit == role)
+            return role_names[i].name;
+    return NULL;
+}
+
+unsigned ar_app_role_parse(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++)
+        if (strlen(role_names[i].name) == len && memcmp(role_names[i].name, name, len) == 0)
+            return role_names[i].bit;
+    return 0;
+}
+
+/* A clinic id in a path: 1 to 18 decimal digits, no sign, no leading zero. */
+static int parse_id(const char *s, size_t len, int64_t *out)
+{
+    if (len == 0 || len > 18 || s[0] == '0')
+        return 0;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+/* Matches a path against a pattern segment by segment; "{clinic}" takes one id segment. */
+static int match(const char *pat, const char *path, size_t plen, int64_t *clinic)
+{
+    size_t i = 0, j = 0, patlen = strlen(pat);
+    *clinic = 0;
+    while (i < patlen && j < plen) {
+        if (pat[i] == '{') {
+            const char *close = strchr(pat + i, '}');
+            size_t k = j;
+            while (k < plen && path[k] != '/')
+                k++;
+            if (close == NULL || !parse_id(path + j, k - j, clinic))
+                return 0;
+            i = (size_t)(close - pat) + 1;
+            j = k;
+        } else if (pat[i] == path[j]) {
+            i++, j++;
+        } else {
+            return 0;
+        }
+    }
+    return i == patlen && j == plen;
+}
+
+const ar_app_route_t *ar_app_route_find(const char *method, size_t mlen, const char *path,
+                                        size_t plen, int64_t *clinic, int *path_known)
+{
+    *path_known = 0;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (!match(routes[i].pattern, path, plen, clinic))
+            continue;
+        *path_known = 1;
+        if (strlen(routes[i].method) == mlen && memcmp(routes[i].method, method, mlen) == 0)
+            return &routes[i];
+    }
+    *clinic = 0;
+    return NULL;
+}

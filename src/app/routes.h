@@ -1,0 +1,62 @@
+/*
+ * The route table: the single source of truth for the JSON API. Tests read it through
+ * ar_app_routes(): docs/openapi.yaml is checked against it (every route documented, nothing
+ * documented that is not routed), and the authorization matrix (every route x every role x own
+ * and other clinic) is generated from it, so a new route cannot escape either.
+ */
+#ifndef ANTEROOM_APP_ROUTES_H
+#define ANTEROOM_APP_ROUTES_H
+
+#include "body.h"
+
+#include <stddef.h>
+
+/* Roles (A1). Operator is installation-wide; the others are held per clinic (memberships). */
+#define AR_ROLE_OPERATOR 0x01u
+#define AR_ROLE_CLINIC_ADMIN 0x02u
+#define AR_ROLE_PROVIDER 0x04u
+#define AR_ROLE_RECEPTIONIST 0x08u
+#define AR_ROLE_REPORTER 0x10u
+#define AR_ROLE_STAFF                                                                              \
+    (AR_ROLE_CLINIC_ADMIN | AR_ROLE_PROVIDER | AR_ROLE_RECEPTIONIST | AR_ROLE_REPORTER)
+
+typedef enum {
+    AR_AUTH_PUBLIC = 0,  /* no session needed (sign-in) */
+    AR_AUTH_SESSION = 1, /* any signed-in account, about itself */
+    AR_AUTH_CLINIC = 2,  /* the path's {clinic}: one of `roles` there, or operator if listed */
+} ar_app_auth_t;
+
+struct ar__req_s;
+/* Runs on the loop thread after authentication, CSRF, authorization and body checks passed.
+ * It must eventually answer through ar__reply_* (possibly from a store completion). */
+typedef void (*ar_app_handler_cb)(struct ar__req_s *r);
+
+typedef struct ar_app_route_s {
+    const char *method;  /* "GET", "POST", "DELETE", ... */
+    const char *pattern; /* OpenAPI path syntax; "{clinic}" is the only parameter so far */
+    ar_app_handler_cb handler;
+    ar_app_auth_t auth;
+    unsigned roles; /* AR_AUTH_CLINIC: AR_ROLE_* bits allowed */
+    int csrf;       /* 1 for every state-changing route (checked by a unit test) */
+    /* Fields of the JSON body; NULL means the route takes no body (one is refused). */
+    const ar_app_field_t *body;
+    size_t nbody;
+    const char *summary;
+} ar_app_route_t;
+
+const ar_app_route_t *ar_app_routes(size_t *count);
+
+/* Role names as stored in memberships and written in docs; NULL for an unknown bit. */
+const char *ar_app_role_name(unsigned role);
+/* Parses a stored role name; 0 when unknown. */
+unsigned ar_app_role_parse(const char *name, size_t len);
+
+/*
+ * Finds the route for method and path. Returns the route and writes the {clinic} parameter
+ * (0 when the pattern has none). When the path matches a route under another method, returns
+ * NULL with *path_known set (405); otherwise NULL with *path_known 0 (404).
+ */
+const ar_app_route_t *ar_app_route_find(const char *method, size_t mlen, const char *path,
+                                        size_t plen, int64_t *clinic, int *path_known);
+
+#endif

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The anteroom-app daemon as operators run it: configuration by flags, SQLite store, the
+# operator listener (/healthz), HTTPS on HTTP/2 (curl, and nghttp when installed), SIGHUP keeps
+# serving, SIGTERM stops cleanly with status 0.
+#   daemon.sh <anteroom-app binary> <built web dir>
+set -euo pipefail
+bin=${1:?binary}
+web=${2:?web dir}
+
+dir=$(mktemp -d /tmp/ar-app-daemon.XXXXXX)
+pid=""
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 20000))
+    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
+  done
+}
+port=$(free_port)
+hport=$(free_port)
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/key.pem" \
+  -out "$dir/cert.pem" -subj /CN=localhost -days 2 -addext subjectAltName=IP:127.0.0.1 \
+  2>/dev/null
+
+"$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" --origin "https://127.0.0.1:$port" \
+  --listen-port "$port" --health-port "$hport" --store-target "$dir/app.db" --web-dir "$web" \
+  >"$dir/log" 2>&1 &
+pid=$!
+
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { cat "$dir/log"; echo "daemon exited early"; exit 1; }
+  sleep 0.1
+done
+[ "$(curl -sf "http://127.0.0.1:$hport/healthz")" = "ok" ] || { echo "no /healthz"; exit 1; }
+echo "ok /healthz on the operator listener"
+
+out=$(curl -sk --http2 -o /dev/null -w '%{http_code} %{http_version}' "https://127.0.0.1:$port/")
+[ "$out" = "200 2" ] || { echo "curl --http2: $out"; exit 1; }
+echo "ok HTTP/2 (curl)"
+if command -v nghttp >/dev/null; then
+  nghttp -v "https://127.0.0.1:$port/" >"$dir/nghttp" 2>&1 || { cat "$dir/nghttp"; exit 1; }
+  grep -q ':status: 200' "$dir/nghttp" || { echo "nghttp: no 200"; exit 1; }
+  grep -q 'content-security-policy: default-src' "$dir/nghttp" || { echo "nghttp: no CSP"; exit 1; }
+  echo "ok HTTP/2 (nghttp)"
+fi
+# TLS below 1.2 is refused.
+if curl -sk --tlsv1.1 --tls-max 1.1 -o /dev/null "https://127.0.0.1:$port/" 2>/dev/null; then
+  echo "TLS 1.1 was accepted"; exit 1
+fi
+echo "ok TLS 1.1 refused"
+
+kill -HUP "$pid"
+sleep 0.3
+out=$(curl -sk --http1.1 -o /dev/null -w '%{http_code} %{http_version}' "https://127.0.0.1:$port/")
+[ "$out" = "200 1.1" ] || { echo "after SIGHUP: $out"; exit 1; }
+grep -q '"tls_reloaded"' "$dir/log" || { cat "$dir/log"; echo "no reload logged"; exit 1; }
+echo "ok SIGHUP reloads and keeps serving"
+
+kill -TERM "$pid"
+rc=0
+for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+wait "$pid" || rc=$?
+pid=""
+[ "$rc" -eq 0 ] || { cat "$dir/log"; echo "exit status $rc after SIGTERM"; exit 1; }
+echo "ok SIGTERM stops with status 0"

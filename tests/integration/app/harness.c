@@ -1,0 +1,356 @@
+#include "harness.h"
+
+#include "anteroom/log.h"
+#include "anteroom/rand.h"
+#include "anteroom/store.h"
+#include "anteroom/tls.h"
+
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *h_origin = "https://app.test";
+int64_t h_idle_s = 600, h_max_s = 1800;
+int64_t h_clinic_own, h_clinic_other;
+const char *h_password = "correct horse battery staple";
+
+static _Atomic int64_t clock_now = 1800000000;
+static char tmpdir[256];
+static ar_store_opts_t store_opts;
+static uv_loop_t loop;
+static uv_async_t stop_async;
+static uv_async_t reload_async;
+static uv_sem_t reloaded;
+static int reload_rc;
+static uv_thread_t thread;
+static ar_app_t *app;
+static ar_store_pool_t *pool;
+static uint16_t port;
+static char db_path[300];
+
+static int64_t test_clock(void *data)
+{
+    (void)data;
+    return atomic_load(&clock_now);
+}
+
+void h_clock_set(int64_t now)
+{
+    atomic_store(&clock_now, now);
+}
+
+int64_t h_clock(void)
+{
+    return atomic_load(&clock_now);
+}
+
+static void on_stop(uv_async_t *a)
+{
+    ar_app_stop(app);
+    ar_store_pool_close(pool);
+    uv_close((uv_handle_t *)a, NULL);
+    uv_close((uv_handle_t *)&reload_async, NULL);
+}
+
+static void on_reload(uv_async_t *a)
+{
+    (void)a;
+    reload_rc = ar_app_reload_tls(app);
+    uv_sem_post(&reloaded);
+}
+
+int h_reload_tls(void)
+{
+    uv_async_send(&reload_async);
+    uv_sem_wait(&reloaded);
+    return reload_rc;
+}
+
+const char *h_tmpdir(void)
+{
+    return tmpdir;
+}
+
+uint16_t h_port(void)
+{
+    return port;
+}
+
+static void (*cases_fn)(void);
+
+/* The cases run on their own thread while the server runs on the main one: h2o keeps per-thread
+ * allocation caches that a finished thread would leave behind (LeakSanitizer sees them). */
+static void cases_main(void *arg)
+{
+    (void)arg;
+    cases_fn();
+    uv_async_send(&stop_async);
+}
+
+static void serve(void)
+{
+    char cert[300], key[300];
+    snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
+    snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
+    uv_loop_init(&loop);
+    uv_async_init(&loop, &stop_async, on_stop);
+    uv_async_init(&loop, &reload_async, on_reload);
+    uv_sem_init(&reloaded, 0);
+    int rc = ar_store_pool_open(&loop, &store_opts, 2, 0, &pool);
+    ar_app_opts_t o = {.cert_path = cert,
+                       .key_path = key,
+                       .origin = h_origin,
+                       .web_dir = AR_WEB_DIR,
+                       .store = pool,
+                       .session_idle_s = h_idle_s,
+                       .session_max_s = h_max_s,
+                       .max_body = 4096,
+                       .clock = test_clock,
+                       .pwhash_ops = crypto_pwhash_OPSLIMIT_MIN,
+                       .pwhash_mem = crypto_pwhash_MEMLIMIT_MIN};
+    if (rc == 0)
+        rc = ar_app_start(&loop, &o, &app);
+    CHECK(rc == 0);
+    port = ar_app_port(app);
+    CHECK(uv_thread_create(&thread, cases_main, NULL) == 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_thread_join(&thread);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+static int64_t run_sql(ar_store_conn_t *c, const char *sql, const char *const *texts, int nt,
+                       const int64_t *ints, int ni)
+{
+    ar_store_stmt_t *st;
+    CHECK(ar_store_prepare(c, sql, strlen(sql), &st) == 0);
+    for (int i = 0; i < nt; i++)
+        CHECK(ar_store_bind_text(st, i + 1, texts[i], strlen(texts[i])) == 0);
+    for (int i = 0; i < ni; i++)
+        CHECK(ar_store_bind_int64(st, nt + i + 1, ints[i]) == 0);
+    int rc = ar_store_step(st);
+    CHECK(rc >= 0);
+    int64_t id = rc == AR_STORE_ROW ? ar_store_col_int64(st, 0) : 0;
+    ar_store_finalize(st);
+    return id;
+}
+
+/* One account per role (members of the own clinic), a disabled one, and a second clinic
+ * nobody here belongs to. */
+static void seed(void)
+{
+    ar_store_conn_t *c;
+    CHECK(ar_store_open(&store_opts, &c) == 0);
+    CHECK(ar_store_migrate(c) == 0);
+    static const char clinic_sql[] =
+        "INSERT INTO clinics (name, jurisdiction, created_at) VALUES ($1, $2, $3) RETURNING id";
+    const char *own[] = {"Own Clinic", "eu"}, *other[] = {"Other Clinic", "eu"};
+    const int64_t one = 1;
+    h_clinic_own = run_sql(c, clinic_sql, own, 2, &one, 1);
+    h_clinic_other = run_sql(c, clinic_sql, other, 2, &one, 1);
+    char hash[crypto_pwhash_STRBYTES];
+    CHECK(ar_app_password_hash(h_password, strlen(h_password), crypto_pwhash_OPSLIMIT_MIN,
+                               crypto_pwhash_MEMLIMIT_MIN, hash, sizeof(hash)) == 0);
+    static const char *const roles[] = {"operator",     "clinic_admin", "provider",
+                                        "receptionist", "reporter",     "disabled"};
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        char email[64];
+        snprintf(email, sizeof(email), "%s@example.org", roles[i]);
+        const char *t[] = {email, "Test Person", hash};
+        const int64_t n[] = {i == 0, strcmp(roles[i], "disabled") == 0};
+        int64_t id = run_sql(c,
+                             "INSERT INTO accounts (email, display_name, password_hash, "
+                             "is_operator, disabled, created_at) VALUES ($1, $2, $3, $4, $5, 1) "
+                             "RETURNING id",
+                             t, 3, n, 2);
+        if (i == 0 || i == 5)
+            continue;
+        const char *r[] = {roles[i]};
+        const int64_t m[] = {id, h_clinic_own};
+        /* role is $1, the ids $2 and $3 */
+        run_sql(c, "INSERT INTO memberships (role, account_id, clinic_id) VALUES ($1, $2, $3)", r,
+                1, m, 2);
+    }
+    ar_store_close(c);
+}
+
+/* Runs at exit, so a failed check (exit(1)) leaves no temporary files either. */
+static void remove_tmpdir(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *))
+{
+    CHECK(argc >= 2);
+    CHECK(ar_rand_init() == 0);
+    ar_log_init("test_app", AR_LOG_WARN);
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/ar-app-test.XXXXXX");
+    CHECK(mkdtemp(tmpdir) != NULL);
+    atexit(remove_tmpdir);
+    if (strcmp(argv[1], "pg") == 0) {
+        store_opts.kind = AR_STORE_PG;
+        store_opts.target = getenv("AR_PG_CONNINFO");
+        CHECK(store_opts.target != NULL);
+    } else {
+        store_opts.kind = AR_STORE_SQLITE;
+        snprintf(db_path, sizeof(db_path), "%s/app.db", tmpdir);
+        store_opts.target = db_path;
+    }
+    char cert[300], key[300];
+    snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
+    snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
+    CHECK(ar_tls_selfsigned_generate(cert, key, NULL, 0, 2) == 0);
+    seed();
+    cases_fn = cases;
+    serve();
+    if (after != NULL)
+        after(&store_opts);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    CHECK(buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len != NULL)
+        *len = (size_t)n;
+    return buf;
+}
+
+void h_request(const req_t *rq, resp_t *out)
+{
+    char url[512], hdr[300], bodyf[300], reqf[300], outf[300];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%u%s", port, rq->path);
+    snprintf(hdr, sizeof(hdr), "%s/h", tmpdir);
+    snprintf(bodyf, sizeof(bodyf), "%s/b", tmpdir);
+    snprintf(reqf, sizeof(reqf), "@%s/r", tmpdir);
+    snprintf(outf, sizeof(outf), "%s/w", tmpdir);
+    char cookie[200] = "", csrf[200] = "", origin[200] = "", ctype[200] = "";
+    const char *argv[40];
+    int n = 0;
+    argv[n++] = "curl";
+    argv[n++] = "-sS";
+    argv[n++] = "-k";
+    argv[n++] = "--max-time";
+    argv[n++] = "20";
+    argv[n++] = rq->http1 ? "--http1.1" : "--http2";
+    argv[n++] = "-X";
+    argv[n++] = rq->method;
+    argv[n++] = "-D";
+    argv[n++] = hdr;
+    argv[n++] = "-o";
+    argv[n++] = bodyf;
+    argv[n++] = "-w";
+    argv[n++] = "%{http_code} %{http_version}";
+    if (rq->cookie) {
+        snprintf(cookie, sizeof(cookie), "Cookie: %s", rq->cookie);
+        argv[n++] = "-H", argv[n++] = cookie;
+    }
+    if (rq->csrf) {
+        snprintf(csrf, sizeof(csrf), "X-CSRF-Token: %s", rq->csrf);
+        argv[n++] = "-H", argv[n++] = csrf;
+    }
+    if (rq->origin) {
+        snprintf(origin, sizeof(origin), "Origin: %s", rq->origin);
+        argv[n++] = "-H", argv[n++] = origin;
+    }
+    if (rq->extra)
+        argv[n++] = "-H", argv[n++] = rq->extra;
+    if (rq->body) {
+        FILE *f = fopen(reqf + 1, "wb");
+        CHECK(f != NULL);
+        size_t len = rq->body_len ? rq->body_len : strlen(rq->body);
+        CHECK(fwrite(rq->body, 1, len, f) == len);
+        fclose(f);
+        snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+                 rq->ctype ? rq->ctype : "application/json");
+        argv[n++] = "-H", argv[n++] = ctype;
+        argv[n++] = "--data-binary", argv[n++] = reqf;
+    }
+    argv[n++] = url;
+    argv[n] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        FILE *w = freopen(outf, "w", stdout);
+        (void)w;
+        execvp("curl", (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char *w = slurp(outf, NULL);
+    memset(out, 0, sizeof(*out));
+    CHECK(sscanf(w, "%d %7s", &out->status, out->version) == 2);
+    free(w);
+    out->headers = slurp(hdr, NULL);
+    out->body = slurp(bodyf, &out->body_len);
+}
+
+void h_resp_free(resp_t *r)
+{
+    free(r->headers);
+    free(r->body);
+}
+
+const char *h_header(const resp_t *r, const char *name, char *buf, size_t cap)
+{
+    size_t nlen = strlen(name);
+    for (const char *line = r->headers; line && *line; line = strchr(line, '\n')) {
+        if (*line == '\n')
+            line++;
+        if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+            const char *v = line + nlen + 1;
+            while (*v == ' ')
+                v++;
+            size_t len = strcspn(v, "\r\n");
+            if (len >= cap)
+                len = cap - 1;
+            memcpy(buf, v, len);
+            buf[len] = '\0';
+            return buf;
+        }
+        if (strchr(line, '\n') == NULL)
+            break;
+    }
+    return NULL;
+}
+
+int h_signin(const char *email, const char *password, char *cookie, size_t cookiecap, char *csrf,
+             size_t csrfcap)
+{
+    char body[300];
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+    req_t rq = {.method = "POST", .path = "/api/v1/session", .origin = h_origin, .body = body};
+    resp_t r;
+    h_request(&rq, &r);
+    int status = r.status;
+    if (status == 201) {
+        char sc[300];
+        CHECK(h_header(&r, "set-cookie", sc, sizeof(sc)) != NULL);
+        snprintf(cookie, cookiecap, "%.*s", (int)strcspn(sc, ";"), sc);
+        const char *t = strstr(r.body, "\"csrf_token\":\"");
+        CHECK(t != NULL);
+        t += strlen("\"csrf_token\":\"");
+        snprintf(csrf, csrfcap, "%.*s", (int)strcspn(t, "\""), t);
+    }
+    h_resp_free(&r);
+    return status;
+}

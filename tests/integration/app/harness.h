@@ -1,0 +1,70 @@
+/*
+ * A real anteroom-app on loopback for the integration tests: the server runs on its own thread
+ * and loop in this process (so the tests can move its clock), and requests are made by curl
+ * processes (HTTP/2 and HTTP/1.1 from a client we did not write).
+ */
+#ifndef AR_TEST_APP_HARNESS_H
+#define AR_TEST_APP_HARNESS_H
+
+#include "app.h"
+
+#include "anteroom/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+typedef struct {
+    int status;
+    char version[8]; /* "2", "1.1" */
+    char *headers;   /* raw response head, NUL-terminated */
+    char *body;      /* NUL-terminated (binary bodies may hold NULs; see body_len) */
+    size_t body_len;
+} resp_t;
+
+typedef struct {
+    const char *method;
+    const char *path;
+    int http1;          /* 0: --http2, 1: --http1.1 */
+    const char *cookie; /* "name=value" or NULL */
+    const char *csrf;   /* X-CSRF-Token or NULL */
+    const char *origin; /* Origin header or NULL */
+    const char *body;   /* sent as application/json unless ctype says otherwise */
+    size_t body_len;    /* 0 means strlen(body) */
+    const char *ctype;
+    const char *extra; /* one more "Name: value" header or NULL */
+} req_t;
+
+extern const char *h_origin; /* the origin the app is configured with */
+extern int64_t h_idle_s, h_max_s;
+
+/* Seeds a store (argv[1]: "sqlite" for a temporary file, "pg" for AR_PG_CONNINFO), runs the app
+ * on this thread and `cases` on another, then, once the app has stopped, `after` (may be NULL)
+ * with the store's options. A failing check exits the process. */
+void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *));
+void h_clock_set(int64_t now);
+int64_t h_clock(void);
+/* Runs one request; exits the test on a curl failure. */
+void h_request(const req_t *rq, resp_t *out);
+void h_resp_free(resp_t *r);
+/* The value of a response header (case-insensitive name), copied into buf; NULL if absent. */
+const char *h_header(const resp_t *r, const char *name, char *buf, size_t cap);
+/* Signs in; fills cookie ("__Host-ar_session=...") and csrf. Returns the status. */
+int h_signin(const char *email, const char *password, char *cookie, size_t cookiecap, char *csrf,
+             size_t csrfcap);
+/* Runs ar_app_reload_tls on the server's loop (what SIGHUP does) and returns its result. */
+int h_reload_tls(void);
+const char *h_tmpdir(void);
+uint16_t h_port(void);
+/* Seeded data: clinic ids and the shared test password. */
+extern int64_t h_clinic_own, h_clinic_other;
+extern const char *h_password;
+
+#endif
