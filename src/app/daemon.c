@@ -38,6 +38,7 @@ typedef struct {
     char *log_level;
     char *servers;
     int64_t entry_per_minute;
+    char *turn_secret;
 } app_conf_t;
 
 #define O(f) offsetof(app_conf_t, f)
@@ -67,6 +68,9 @@ static const ar_conf_opt_t opts[] = {
      "servers file: signalling and TURN servers per jurisdiction (docs/api.md)"},
     {"entry-per-minute", AR_CONF_INT, O(entry_per_minute), "10", 1, 100000,
      "patient entries allowed per client address and minute"},
+    {"turn-secret", AR_CONF_STR, O(turn_secret), NULL, 0, 0,
+     "the relays' TURN REST secret; becomes the newest in the store (prefer the environment "
+     "variable ANTEROOM_APP_TURN_SECRET: ps shows flags)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -97,10 +101,11 @@ static void on_signal(uv_signal_t *s, int signum)
 /*
  * Refuses a configuration that would hand a client a server outside its clinic's jurisdiction
  * (S10): every clinic's jurisdiction must have its own signalling and TURN servers. Then makes
- * the first signing key and adopts the TURN secret from the environment (what `anteroom up`
- * and the relay share), if one is set.
+ * the first signing key and adopts the configured TURN secret (what `anteroom up` and the
+ * relay share), if one is set.
  */
-static int check_and_seed(ar_store_conn_t *conn, const ar_app_servers_t *servers)
+static int check_and_seed(ar_store_conn_t *conn, const ar_app_servers_t *servers,
+                          const char *turn_secret)
 {
     char err[256];
     int rc = ar_app_servers_check_store(servers, conn, err, sizeof(err));
@@ -110,7 +115,7 @@ static int check_and_seed(ar_store_conn_t *conn, const ar_app_servers_t *servers
         return rc;
     }
     if (rc == 0)
-        rc = ar_app_keys_ensure(conn, (int64_t)time(NULL), getenv("ANTEROOM_APP_TURN_SECRET"));
+        rc = ar_app_keys_ensure(conn, (int64_t)time(NULL), turn_secret);
     return rc;
 }
 
@@ -124,7 +129,7 @@ static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
     if (rc == 0) {
         rc = ar_store_migrate(conn);
         if (rc == 0)
-            rc = check_and_seed(conn, servers);
+            rc = check_and_seed(conn, servers, c->turn_secret);
         ar_store_close(conn);
     }
     if (rc < 0) {
