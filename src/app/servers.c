@@ -304,6 +304,18 @@ int ar_app_servers_watch_load(ar_app_servers_t *s)
     return 0;
 }
 
+int ar_app_servers_attach_board(ar_app_servers_t *s, const char *jur, ar_turn_loadboard_t *board)
+{
+    for (size_t i = 0; i < s->njur; i++)
+        if (strcmp(s->jur[i].name, jur) == 0) {
+            if (s->jur[i].board != NULL)
+                ar_turn_loadboard_free(s->jur[i].board);
+            s->jur[i].board = board;
+            return 0;
+        }
+    return AR_ENOTFOUND;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;

@@ -18,6 +18,7 @@
 
 #include "anteroom/err.h"
 #include "anteroom/store.h"
+#include "load.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -52,6 +53,11 @@ AR_MUST_CHECK int ar_app_servers_check_store(const ar_app_servers_t *s, ar_store
 /* Connects to NATS (when the file names it) and keeps a load board per jurisdiction, so relays
  * are handed out least-loaded first. Returns 0 or AR_EIO/AR_ENOMEM. */
 AR_MUST_CHECK int ar_app_servers_watch_load(ar_app_servers_t *s);
+
+/* Orders jur's relays by the reports on board (borrowed; freed by ar_app_servers_free).
+ * ar_app_servers_watch_load attaches boards fed from NATS; tests attach their own. Returns 0 or
+ * AR_ENOTFOUND (no such jurisdiction). */
+int ar_app_servers_attach_board(ar_app_servers_t *s, const char *jur, ar_turn_loadboard_t *board);
 
 /*
  * What a client of jurisdiction jur connects to: {"jurisdiction", "signal": [urls],
