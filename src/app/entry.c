@@ -96,6 +96,7 @@ static int entry_get_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     area_t a;
+    memset(&a, 0, sizeof(a));
     json_t *welcome = NULL;
     int rc = load_area(c, r, &a, &welcome);
     if (rc < 0)
@@ -162,6 +163,7 @@ static int entry_post_job(ar_store_conn_t *c, void *arg)
     ar__req_t *r = arg;
     const ar_app_servers_t *servers = r->app->opts.servers;
     area_t a;
+    memset(&a, 0, sizeof(a));
     int rc = load_area(c, r, &a, NULL);
     if (rc < 0)
         return rc;

@@ -144,9 +144,10 @@ static int local_tm(const char *tz, int64_t t, struct tm *out)
     pthread_mutex_lock(&tz_lock);
     const char *old = getenv("TZ");
     char saved[AR_TZ_NAME_MAX + 2] = "";
-    int had = old != NULL && strlen(old) < sizeof(saved);
+    size_t oldlen = old != NULL ? strlen(old) : 0;
+    int had = old != NULL && oldlen < sizeof(saved);
     if (had)
-        strcpy(saved, old);
+        memcpy(saved, old, oldlen + 1);
     int rc = setenv("TZ", tz, 1) == 0 ? 0 : AR_ENOMEM;
     if (rc == 0) {
         tzset();

@@ -226,7 +226,7 @@ int ar_app_servers_load(const char *path, ar_app_servers_t **out, char *err, siz
         return AR_ENOMEM;
     int rc = n > AR_SERVERS_FILE_MAX ? AR_EPARSE : ar_app_servers_parse(buf, n, out, err, errcap);
     if (n > AR_SERVERS_FILE_MAX)
-        snprintf(err, errcap, "the servers file is over %d bytes", AR_SERVERS_FILE_MAX);
+        snprintf(err, errcap, "the servers file is over %zu bytes", AR_SERVERS_FILE_MAX);
     ar_free(buf);
     return rc;
 }
@@ -367,12 +367,12 @@ json_t *ar_app_servers_for(const ar_app_servers_t *s, const char *jur, const cha
         0)
         return NULL;
     json_t *out = json_pack("{s:s,s:[],s:[],s:I}", "jurisdiction", j->name, "signal", "ice_servers",
-                            "expires_at", (json_int_t)(now + ttl_s));
+                            "expires_at", (json_int_t)now + (json_int_t)ttl_s);
     json_t *sig = json_object_get(out, "signal"), *ice = json_object_get(out, "ice_servers");
     int ok = out != NULL;
     for (size_t i = 0; ok && i < j->nsignal; i++)
         ok = json_array_append_new(sig, json_string(j->signal[i])) == 0;
-    size_t idx[AR_SERVERS_PER_JUR];
+    size_t idx[AR_SERVERS_PER_JUR] = {0};
     order_relays(j, idx);
     for (size_t i = 0; ok && i < j->nturn; i++) {
         json_t *e = json_pack("{s:o,s:s,s:s}", "urls", relay_urls(&j->turn[idx[i]]), "username",

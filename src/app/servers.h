@@ -28,7 +28,7 @@
 #define AR_SERVERS_PER_JUR 16
 #define AR_SERVERS_NAME_MAX 64
 #define AR_SERVERS_URL_MAX 256
-#define AR_SERVERS_FILE_MAX (64 * 1024)
+#define AR_SERVERS_FILE_MAX ((size_t)64 * 1024)
 
 typedef struct ar_app_servers_s ar_app_servers_t;
 
