@@ -305,8 +305,7 @@ int ar_turn_loadboard_pick(ar_turn_loadboard_t *b, int64_t now_ms, double max_sc
 }
 
 /* The app orders a jurisdiction's relays by this (X3): a relay's fresh score, by node name. */
-int ar_turn_loadboard_score(ar_turn_loadboard_t *b, const char *node, int64_t now_ms,
-                            double *score)
+int ar_turn_loadboard_score(ar_turn_loadboard_t *b, const char *node, int64_t now_ms, double *score)
 {
     int rc = AR_ENOTFOUND;
     pthread_mutex_lock(&b->lock);
