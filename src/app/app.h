@@ -45,6 +45,11 @@ typedef struct ar_app_opts_s {
      * (AR_APP_PWHASH_OPS, AR_APP_PWHASH_MEM). */
     unsigned long long pwhash_ops;
     size_t pwhash_mem;
+    /* Signalling and TURN servers per jurisdiction (servers.h); borrowed. NULL answers the
+     * token and entry routes with 503 (the daemon always passes one). */
+    const struct ar_app_servers_s *servers;
+    /* Patient entries allowed per client address per minute (0 means 10). */
+    unsigned entry_per_minute;
 } ar_app_opts_t;
 
 /* Argon2id parameters for new password hashes; cost measured in docs/api.md. */

@@ -62,7 +62,13 @@ int h_signin(const char *email, const char *password, char *cookie, size_t cooki
 /* Runs ar_app_reload_tls on the server's loop (what SIGHUP does) and returns its result. */
 int h_reload_tls(void);
 const char *h_tmpdir(void);
+/* The store the app runs on (for tests that open their own connection). */
+const ar_store_opts_t *h_store_opts(void);
 uint16_t h_port(void);
+/* Set before h_run (both may stay NULL): the servers the app hands out, and a file the app's
+ * log lines go to (at debug level) instead of stderr. */
+extern const struct ar_app_servers_s *h_servers;
+extern const char *h_log_path;
 /* Seeded data: clinic ids and the shared test password. */
 extern int64_t h_clinic_own, h_clinic_other;
 extern const char *h_password;
