@@ -156,7 +156,7 @@ int ar_stats_has_address(const char *s, size_t len)
 {
     /* Candidate lines ("candidate:1 1 udp 2122 192.0.2.1 5000 typ host raddr ... rport ...")
      * and mDNS host names ("<uuid>.local") name a host even once the numbers are gone. */
-    static const char *const words[] = {"candidate", " typ ", "raddr", "rport", ".local"};
+    static const char *const words[] = {"candidate:", " typ ", "raddr", "rport", ".local"};
     if (ar_stats_has_ip(s, len))
         return 1;
     for (size_t i = 0; i < N(words); i++)
