@@ -201,10 +201,10 @@ static void flush_done(int status, void *arg)
     batch_t *b = arg;
     ar_monitor_t *m = b->m;
     m->flushing = 0;
-    if (status == 0) {
+    if (status == 0 && b->n > 0) {
         ar_metric_add(m->met.flushes, 0, 1);
         ar_metric_add(m->met.flushed_rows, 0, (int64_t)b->n);
-    } else {
+    } else if (status != 0) {
         ar_metric_add(m->met.flush_failures, 0, 1);
         ar_log(AR_LOG_WARN, "monitor_flush_failed", AR_LF_ERR("err", status),
                AR_LF_UINT("rows", b->n));
