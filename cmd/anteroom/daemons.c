@@ -106,9 +106,50 @@ static int build_turn(const ar__up_conf_t *conf, const ar__up_state_t *st, unsig
     return 0;
 }
 
+/*
+ * anteroom-monitor: HTTPS on --bind at AR__MONITOR_PORT with the state's certificate, its
+ * aggregates in the state's SQLite file, and the token public keys the app publishes into the
+ * state directory (secrets/token-keys.pub, "kid base64url-key" lines). The origin is the app's
+ * (AR__APP_PORT), the only one allowed to send statistics.
+ */
+#define AR__MONITOR_PORT 8444
+#define AR__APP_PORT 8443
+static int build_monitor(const ar__up_conf_t *conf, const ar__up_state_t *st, unsigned metrics_port,
+                         ar__daemon_cmd_t *cmd)
+{
+    char origin[160], keys[PATH_MAX + 32], db[PATH_MAX + 32], a[80];
+    int v6 = strchr(conf->bind, ':') != NULL;
+    snprintf(origin, sizeof(origin), "https://%s%s%s:%d", v6 ? "[" : "", conf->bind, v6 ? "]" : "",
+             AR__APP_PORT);
+    snprintf(keys, sizeof(keys), "%s/secrets/token-keys.pub", st->dir);
+    snprintf(db, sizeof(db), "%s/anteroom.db", st->dir);
+    const char *const args[][2] = {
+        {"--listen-host", conf->bind},  {"--cert", st->cert}, {"--key", st->key},
+        {"--origin", origin},           {"--keys", keys},     {"--store-target", db},
+        {"--health-host", "127.0.0.1"},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(args) / sizeof(args[0]) && rc == 0; i++) {
+        rc = ar__cmd_arg(cmd, args[i][0]);
+        rc = rc ? rc : ar__cmd_arg(cmd, args[i][1]);
+    }
+    rc = rc ? rc : ar__cmd_arg(cmd, "--listen-port");
+    rc = rc ? rc : cmd_arg_int(cmd, AR__MONITOR_PORT);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--health-port");
+    rc = rc ? rc : cmd_arg_int(cmd, metrics_port);
+    if (rc != 0)
+        return rc;
+    host_port(a, sizeof(a), conf->bind, AR__MONITOR_PORT);
+    snprintf(cmd->listeners, sizeof(cmd->listeners), "https %s/v1/stats", a);
+    snprintf(cmd->metrics_url, sizeof(cmd->metrics_url), "http://127.0.0.1:%u/metrics",
+             metrics_port);
+    return 0;
+}
+
 /* Add anteroom-app, -signal and -monitor here as their issues land. */
 const ar__daemon_spec_t ar__daemons[] = {
     {.name = "turn", .metrics_offset = 0, .build = build_turn},
+    {.name = "monitor", .metrics_offset = 3, .build = build_monitor},
 };
 const size_t ar__ndaemons = sizeof(ar__daemons) / sizeof(ar__daemons[0]);
 
