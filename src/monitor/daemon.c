@@ -99,6 +99,7 @@ int ar_monitor_load_keys(const char *path, ar_token_keyring_t *ring)
 }
 
 typedef struct {
+    const char *keys_path;
     ar_monitor_t *mon;
     ar_health_t *health;
     ar_store_pool_t *pool;
@@ -119,6 +120,15 @@ static void on_signal(uv_signal_t *s, int signum)
     if (signum == SIGHUP) {
         if (ar_monitor_reload_tls(run->mon) < 0)
             ar_log0(AR_LOG_WARN, "monitor_tls_reload_kept_old");
+        /* The app rotates its signing keys with overlap; the new public keys arrive here. */
+        ar_token_keyring_t ring;
+        memset(&ring, 0, sizeof(ring));
+        int rc = ar_monitor_load_keys(run->keys_path, &ring);
+        if (rc == 0)
+            ar_monitor_set_keys(run->mon, &ring);
+        else
+            ar_log(AR_LOG_WARN, "monitor_keys_reload_kept_old", AR_LF_ERR("err", rc));
+        ar_token_keyring_wipe(&ring);
         return;
     }
     ar_log0(AR_LOG_INFO, "monitor_stopping");
@@ -147,7 +157,7 @@ static int run_monitor(const mon_conf_t *c, const ar_token_keyring_t *ring)
         return AR_ENOMEM;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    run_t run = {0};
+    run_t run = {.keys_path = c->keys};
     rc = ar_store_pool_open(&loop, &so, (unsigned)c->store_threads, 0, &run.pool);
     ar_monitor_opts_t mo = {.host = c->listen_host,
                             .port = (uint16_t)c->listen_port,

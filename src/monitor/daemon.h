@@ -5,8 +5,8 @@
 #include "anteroom/token.h"
 
 /* Runs until SIGINT or SIGTERM (which write the last aggregates); SIGHUP reloads the
- * certificate. Exit status: 0 after a clean stop or --help, 2 for a configuration error, 1
- * otherwise. */
+ * certificate and the token keys. Exit status: 0 after a clean stop or --help, 2 for a
+ * configuration error, 1 otherwise. */
 int ar_monitor_main(int argc, char **argv);
 
 /* Reads a public-key file: one "kid base64url-public-key" per line, '#' comments (the format

@@ -65,6 +65,8 @@ AR_MUST_CHECK int ar_monitor_start(uv_loop_t *loop, const ar_monitor_opts_t *opt
 uint16_t ar_monitor_port(const ar_monitor_t *m);
 /* Re-reads the certificate and key (SIGHUP); on error the old ones stay. Loop thread. */
 AR_MUST_CHECK int ar_monitor_reload_tls(ar_monitor_t *m);
+/* Replaces the token verification keys (key rotation: SIGHUP re-reads the keys file). */
+void ar_monitor_set_keys(ar_monitor_t *m, const ar_token_keyring_t *keys);
 /* Writes the aggregates held now to the store; done fires when they are written. Returns 0 or
  * AR_ESTATE when a flush is already running (then done never fires). Loop thread. */
 AR_MUST_CHECK int ar_monitor_flush(ar_monitor_t *m, ar_monitor_done_cb done, void *data);

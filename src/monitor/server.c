@@ -256,6 +256,12 @@ uint16_t ar_monitor_port(const ar_monitor_t *m)
     return m->port;
 }
 
+void ar_monitor_set_keys(ar_monitor_t *m, const ar_token_keyring_t *keys)
+{
+    ar_token_keyring_wipe(&m->keys);
+    m->keys = *keys;
+}
+
 int ar_monitor_flush(ar_monitor_t *m, ar_monitor_done_cb done, void *data)
 {
     return ar__flush_start(m, done, data);
