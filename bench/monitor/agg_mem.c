@@ -1,0 +1,90 @@
+/*
+ * Memory per clinic-hour of aggregates: fills the monitor's in-memory table (src/monitor/agg.c)
+ * with N clinic-area-hours of R reports each, with realistic spreads, and prints
+ *   - the heap bytes per entry (RSS growth / N, and the structure's size),
+ *   - the stored bytes per row: the nine histograms in their sparse form plus the counters.
+ *   ar_bench_monitor_mem [entries] [reports-per-entry]
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return kib;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned n = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 10000;
+    unsigned reps = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 360;
+    ar__aggtab_t t;
+    if (ar__agg_init(&t, n) != 0)
+        return 1;
+    long before = rss_kib();
+    srand(1);
+    for (unsigned i = 0; i < n; i++) {
+        char clinic[32], area[32];
+        snprintf(clinic, sizeof(clinic), "clinic-%u", i / 24 / 4);
+        snprintf(area, sizeof(area), "area-%u", (i / 24) % 4);
+        ar__agg_t *a = ar__agg_get(&t, clinic, area, 490000 + i % 24);
+        if (a == NULL)
+            return 1;
+        for (unsigned r = 0; r < reps; r++) {
+            ar_stats_report_t rep;
+            memset(&rep, 0, sizeof(rep));
+            rep.browser = rand() % AR_STATS_BROWSER_N;
+            rep.profile = rand() % AR_STATS_PROFILE_N;
+            rep.cand = rand() % AR_STATS_CAND_N;
+            rep.loss_permille = (uint32_t)(rand() % 30 * (rand() % 4));
+            rep.rtt_ms = 15 + (uint32_t)(rand() % 150) + (uint32_t)(rand() % 10 == 0) * 400;
+            rep.jitter_ms = (uint32_t)(rand() % 40);
+            rep.bitrate_in_kbps = 200 + (uint32_t)(rand() % 2500);
+            rep.bitrate_out_kbps = 200 + (uint32_t)(rand() % 2500);
+            rep.fps = 15 + (uint32_t)(rand() % 16);
+            rep.height = (rand() % 2) ? 720 : 360;
+            rep.call_s = 60 + (uint32_t)(rand() % 1800);
+            rep.wait_s = (uint32_t)(rand() % 900);
+            rep.present = 0x3fd; /* every optional value but the remote candidate */
+            int fresh = r % 30 == 0;
+            ar__agg_report(a, &rep, fresh, fresh && rep.cand == AR_STATS_CAND_RELAY, fresh);
+        }
+    }
+    long after = rss_kib();
+    ar__agg_t **all;
+    size_t k;
+    if (ar__agg_take(&t, &all, &k) != 0)
+        return 1;
+    uint8_t enc[AR_HIST_ENC_MAX];
+    uint64_t stored = 0;
+    for (size_t i = 0; i < k; i++) {
+        for (int h = 0; h < AR__H_N; h++) {
+            int len = ar_hist_encode(&all[i]->h[h], enc, sizeof(enc));
+            if (len < 0)
+                return 1;
+            stored += (uint64_t)len;
+        }
+        ar_free(all[i]);
+    }
+    ar_free(all);
+    printf("aggregates: %u clinic-area-hours x %u reports: heap %.0f B per entry (RSS +%ld KiB; "
+           "struct %zu B + table slot %zu B); stored histograms %.0f B per row (+ 6 counters "
+           "and ~%d category rows)\n",
+           n, reps, (double)(after - before) * 1024.0 / n, after - before, sizeof(ar__agg_t),
+           2 * sizeof(ar__agg_t *), (double)stored / (double)k,
+           AR_STATS_BROWSER_N + AR_STATS_PROFILE_N + AR_STATS_CAND_N);
+    ar__agg_free(&t);
+    return 0;
+}
