@@ -194,23 +194,35 @@ static int post(ar_monitor_t *m, h2o_req_t *req)
     if (why != AR_STATS_OK)
         return refuse(m, req, (ar__refusal_t)why);
     int64_t now_ms = (int64_t)uv_now(m->loop);
-    uint64_t key = ar__rl_key(&m->rl, r.token, r.token_len);
-    if (ar__rl_exhausted(&m->rl, key, now_ms))
-        return refuse(m, req, AR__REF_RATE);
-    ar_token_claims_t claims;
     int64_t now = ar__mon_now(m);
+    ar__rl_key_t key = ar__rl_key(&m->rl, r.token, r.token_len);
+    ar__rl_entry_t *e = ar__rl_find(&m->rl, key);
+    if (e != NULL && ar__rl_exhausted(&m->rl, e, now_ms))
+        return refuse(m, req, AR__REF_RATE);
+    /* A token seen before was verified then; only its expiry needs checking again. */
+    ar_token_claims_t claims;
+    claims.exp = 0;
     const char *clinic, *area;
-    if (ar_token_verify(&m->keys, r.token, r.token_len, "monitor", now, &claims) != 0 ||
-        attribute(&claims, &clinic, &area) != 0)
+    if (e != NULL && e->exp > now) {
+        clinic = e->clinic;
+        area = e->area;
+    } else if (ar_token_verify(&m->keys, r.token, r.token_len, "monitor", now, &claims) != 0 ||
+               attribute(&claims, &clinic, &area) != 0) {
         return refuse(m, req, AR__REF_TOKEN);
+    }
     ar__agg_t *a = ar__agg_get(&m->agg, clinic, area, now / 3600);
     if (a == NULL)
         return refuse(m, req, AR__REF_FULL);
     int fresh;
     size_t before = m->rl.used;
-    ar__rl_entry_t *e = ar__rl_take(&m->rl, key, now_ms, &fresh);
+    e = ar__rl_take(&m->rl, key, now_ms, &fresh);
     if (e == NULL)
         return refuse(m, req, AR__REF_RATE);
+    if (fresh) {
+        e->exp = claims.exp;
+        memcpy(e->clinic, a->clinic, sizeof(e->clinic));
+        memcpy(e->area, a->area, sizeof(e->area));
+    }
     if (m->rl.used != before)
         ar_metric_set(m->met.rl_entries, (int64_t)m->rl.used);
     int relayed = r.cand == AR_STATS_CAND_RELAY ||

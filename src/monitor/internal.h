@@ -18,11 +18,21 @@
 
 enum { AR__RL_RELAYED = 1, AR__RL_FINAL = 2 };
 
+/* 128-bit SipHash of the token under a per-process random key. */
+typedef struct ar__rl_key_s {
+    uint64_t a, b; /* a == 0 marks an empty entry */
+} ar__rl_key_t;
+
 typedef struct ar__rl_entry_s {
-    uint64_t key; /* SipHash of the token under a per-process random key; 0 = empty */
+    ar__rl_key_t key;
     int64_t last_ms;
     uint32_t milli; /* thousandths of a report left in the bucket */
     uint32_t flags; /* AR__RL_*: what this participant's call has already counted */
+    /* What the token's verified claims said, so later reports of the same token skip the
+     * Ed25519 check (most of a report's cost): where to count it and until when. */
+    int64_t exp;
+    char clinic[AR_TOKEN_ID_MAX];
+    char area[AR_TOKEN_ID_MAX];
 } ar__rl_entry_t;
 
 typedef struct ar__rl_s {
@@ -38,13 +48,15 @@ typedef struct ar__rl_s {
 
 int ar__rl_init(ar__rl_t *rl, unsigned entries, unsigned burst, unsigned per_min);
 void ar__rl_free(ar__rl_t *rl);
-uint64_t ar__rl_key(const ar__rl_t *rl, const char *token, size_t len);
-/* 1 when a known token has an empty bucket at now_ms (checked before the costly signature). */
-int ar__rl_exhausted(ar__rl_t *rl, uint64_t key, int64_t now_ms);
+ar__rl_key_t ar__rl_key(const ar__rl_t *rl, const char *token, size_t len);
+/* The entry of a token already verified, or NULL. */
+ar__rl_entry_t *ar__rl_find(ar__rl_t *rl, ar__rl_key_t key);
+/* 1 when the entry's bucket is empty at now_ms (checked before any signature work). */
+int ar__rl_exhausted(ar__rl_t *rl, ar__rl_entry_t *e, int64_t now_ms);
 /* Finds or makes the entry (evicting the set's least recently used) and takes one report from
  * its bucket. Returns the entry, or NULL when the bucket is empty. *fresh is 1 for a new entry:
- * the first report of this participant's call. */
-ar__rl_entry_t *ar__rl_take(ar__rl_t *rl, uint64_t key, int64_t now_ms, int *fresh);
+ * the first report of this participant's call; the caller then fills exp, clinic and area. */
+ar__rl_entry_t *ar__rl_take(ar__rl_t *rl, ar__rl_key_t key, int64_t now_ms, int *fresh);
 
 /* ---- agg.c: aggregates per clinic, waiting area and hour ---- */
 

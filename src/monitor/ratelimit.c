@@ -6,8 +6,11 @@
  * call twice, docs/monitor.md); an attacker needs a validly signed token per entry to do that,
  * because entries are made only after the signature has been checked.
  *
- * The token is kept only as a 64-bit SipHash under a key drawn at start, so the table cannot be
- * turned back into tokens or linked to a call after the process ends.
+ * The token is kept only as a 128-bit SipHash under a key drawn at start, so the table cannot be
+ * turned back into tokens or linked to a call after the process ends. The entry also remembers
+ * where the token's verified claims say to count its reports, so only a token's first report
+ * pays for the signature: finding a different token's entry would take a SipHash-128 collision
+ * under a key the sender never sees.
  */
 #include "internal.h"
 
@@ -39,13 +42,16 @@ void ar__rl_free(ar__rl_t *rl)
     rl->e = NULL;
 }
 
-uint64_t ar__rl_key(const ar__rl_t *rl, const char *token, size_t len)
+ar__rl_key_t ar__rl_key(const ar__rl_t *rl, const char *token, size_t len)
 {
-    uint8_t out[crypto_shorthash_BYTES];
-    crypto_shorthash(out, (const unsigned char *)token, len, rl->hkey);
-    uint64_t k;
-    memcpy(&k, out, sizeof(k));
-    return k == 0 ? 1 : k; /* 0 marks an empty entry */
+    uint8_t out[crypto_shorthash_siphashx24_BYTES];
+    crypto_shorthash_siphashx24(out, (const unsigned char *)token, len, rl->hkey);
+    ar__rl_key_t k;
+    memcpy(&k.a, out, sizeof(k.a));
+    memcpy(&k.b, out + 8, sizeof(k.b));
+    if (k.a == 0)
+        k.a = 1; /* 0 marks an empty entry */
+    return k;
 }
 
 /* Adds what the bucket earned since it was last touched, capped at the burst. */
@@ -59,45 +65,42 @@ static void refill(const ar__rl_t *rl, ar__rl_entry_t *e, int64_t now_ms)
     e->last_ms = now_ms;
 }
 
-static ar__rl_entry_t *find(ar__rl_t *rl, uint64_t key)
+ar__rl_entry_t *ar__rl_find(ar__rl_t *rl, ar__rl_key_t key)
 {
-    ar__rl_entry_t *set = &rl->e[(key & (rl->nsets - 1)) * AR__RL_WAYS];
+    ar__rl_entry_t *set = &rl->e[(key.a & (rl->nsets - 1)) * AR__RL_WAYS];
     for (size_t i = 0; i < AR__RL_WAYS; i++)
-        if (set[i].key == key)
+        if (set[i].key.a == key.a && set[i].key.b == key.b)
             return &set[i];
     return NULL;
 }
 
-int ar__rl_exhausted(ar__rl_t *rl, uint64_t key, int64_t now_ms)
+int ar__rl_exhausted(ar__rl_t *rl, ar__rl_entry_t *e, int64_t now_ms)
 {
-    ar__rl_entry_t *e = find(rl, key);
-    if (e == NULL)
-        return 0;
     refill(rl, e, now_ms);
     return e->milli < 1000u;
 }
 
-ar__rl_entry_t *ar__rl_take(ar__rl_t *rl, uint64_t key, int64_t now_ms, int *fresh)
+ar__rl_entry_t *ar__rl_take(ar__rl_t *rl, ar__rl_key_t key, int64_t now_ms, int *fresh)
 {
     *fresh = 0;
-    ar__rl_entry_t *e = find(rl, key);
+    ar__rl_entry_t *e = ar__rl_find(rl, key);
     if (e == NULL) {
-        ar__rl_entry_t *set = &rl->e[(key & (rl->nsets - 1)) * AR__RL_WAYS];
+        ar__rl_entry_t *set = &rl->e[(key.a & (rl->nsets - 1)) * AR__RL_WAYS];
         e = &set[0];
         for (size_t i = 0; i < AR__RL_WAYS; i++) {
-            if (set[i].key == 0) {
+            if (set[i].key.a == 0) {
                 e = &set[i];
                 break;
             }
             if (set[i].last_ms < e->last_ms)
                 e = &set[i];
         }
-        if (e->key == 0)
+        if (e->key.a == 0)
             rl->used++;
+        memset(e, 0, sizeof(*e));
         e->key = key;
         e->last_ms = now_ms;
         e->milli = rl->burst_milli;
-        e->flags = 0;
         *fresh = 1;
     }
     refill(rl, e, now_ms);

@@ -196,6 +196,13 @@ static void test_refusals(void)
     h_token("c9", "a9", NULL, 3600, bad, sizeof(bad));
     CHECK(post(report(bad, ""), 1, NULL, NULL) == 401);
     h_key = saved;
+    /* A token accepted once (and remembered, so later reports skip the signature) is refused
+     * once it has expired. */
+    h_token("c9", "a9", NULL, 600, bad, sizeof(bad));
+    CHECK(post(report(bad, ""), 0, NULL, NULL) == 204);
+    h_clock_set(h_clock() + 601);
+    CHECK(post(report(bad, ""), 0, NULL, NULL) == 401);
+    h_clock_set(h_clock() - 601);
     h_token("c9", "a9", NULL, 3600, bad, sizeof(bad));
     bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == 'A' ? 'B' : 'A';
     CHECK(post(report(bad, ""), 0, NULL, NULL) == 401);
