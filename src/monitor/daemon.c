@@ -205,8 +205,10 @@ int ar_monitor_main(int argc, char **argv)
     mon_conf_t c;
     memset(&c, 0, sizeof(c));
     int rc = ar_conf_load(opts, NOPTS, &c, "ANTEROOM_MONITOR_", argc, argv, err, sizeof(err));
-    if (rc == 1)
+    if (rc == 1) {
+        ar_conf_free(opts, NOPTS, &c); /* --help: the defaults were already applied */
         return 0;
+    }
     if (rc < 0) {
         fprintf(stderr, "anteroom-monitor: %s\n", err);
         return 2;
