@@ -19,7 +19,7 @@ int ar__agg_init(ar__aggtab_t *t, unsigned max)
     size_t cap = 16;
     while (cap < (size_t)max * 2)
         cap *= 2;
-    t->slot = ar_calloc(cap, sizeof(*t->slot));
+    t->slot = ar_calloc(cap, sizeof(ar__agg_t *));
     if (t->slot == NULL)
         return AR_ENOMEM;
     t->cap = cap;
@@ -75,17 +75,17 @@ void ar__agg_report(ar__agg_t *a, const ar_stats_report_t *r, int fresh, int rel
                     int count_final)
 {
     static const struct {
-        unsigned has;
         size_t off;
+        unsigned has;
         int h;
     } opt[] = {
-        {AR_STATS_HAS_LOSS, offsetof(ar_stats_report_t, loss_permille), AR__H_LOSS},
-        {AR_STATS_HAS_RTT, offsetof(ar_stats_report_t, rtt_ms), AR__H_RTT},
-        {AR_STATS_HAS_JITTER, offsetof(ar_stats_report_t, jitter_ms), AR__H_JITTER},
-        {AR_STATS_HAS_BITRATE_IN, offsetof(ar_stats_report_t, bitrate_in_kbps), AR__H_BR_IN},
-        {AR_STATS_HAS_BITRATE_OUT, offsetof(ar_stats_report_t, bitrate_out_kbps), AR__H_BR_OUT},
-        {AR_STATS_HAS_FPS, offsetof(ar_stats_report_t, fps), AR__H_FPS},
-        {AR_STATS_HAS_HEIGHT, offsetof(ar_stats_report_t, height), AR__H_HEIGHT},
+        {offsetof(ar_stats_report_t, loss_permille), AR_STATS_HAS_LOSS, AR__H_LOSS},
+        {offsetof(ar_stats_report_t, rtt_ms), AR_STATS_HAS_RTT, AR__H_RTT},
+        {offsetof(ar_stats_report_t, jitter_ms), AR_STATS_HAS_JITTER, AR__H_JITTER},
+        {offsetof(ar_stats_report_t, bitrate_in_kbps), AR_STATS_HAS_BITRATE_IN, AR__H_BR_IN},
+        {offsetof(ar_stats_report_t, bitrate_out_kbps), AR_STATS_HAS_BITRATE_OUT, AR__H_BR_OUT},
+        {offsetof(ar_stats_report_t, fps), AR_STATS_HAS_FPS, AR__H_FPS},
+        {offsetof(ar_stats_report_t, height), AR_STATS_HAS_HEIGHT, AR__H_HEIGHT},
     };
     a->reports++;
     a->profile[r->profile]++;
@@ -139,7 +139,7 @@ int ar__agg_take(ar__aggtab_t *t, ar__agg_t ***out, size_t *n)
     *n = 0;
     if (t->used == 0)
         return 0;
-    ar__agg_t **v = ar_calloc(t->used, sizeof(*v));
+    ar__agg_t **v = ar_calloc(t->used, sizeof(ar__agg_t *));
     if (v == NULL)
         return AR_ENOMEM;
     size_t k = 0;
