@@ -2,16 +2,64 @@
  * Memory per clinic-hour of aggregates: fills the monitor's in-memory table (src/monitor/agg.c)
  * with N clinic-area-hours of R reports each, with realistic spreads, and prints
  *   - the heap bytes per entry (RSS growth / N, and the structure's size),
- *   - the stored bytes per row: the nine histograms in their sparse form plus the counters.
+ *   - the stored bytes per row: the nine histograms in their sparse form plus the counters,
+ *   - what a token's first report costs on top of later ones: one ar_token_verify (Ed25519).
  *   ar_bench_monitor_mem [entries] [reports-per-entry]
  */
 #include "internal.h"
 
 #include "anteroom/alloc.h"
 
+#include "anteroom/rand.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* The signature check a token's first report pays (later ones hit the rate limiter's entry). */
+static int verify_cost(void)
+{
+    ar_token_key_t k;
+    ar_token_keyring_t ring;
+    memset(&ring, 0, sizeof(ring));
+    if (ar_rand_init() != 0 || ar_token_key_generate(&k, "b") != 0 ||
+        ar_token_keyring_add(&ring, &k) != 0)
+        return 1;
+    ar_token_claims_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.aud, sizeof(c.aud), "monitor");
+    snprintf(c.sub, sizeof(c.sub), "s");
+    snprintf(c.room, sizeof(c.room), "r");
+    snprintf(c.clinic, sizeof(c.clinic), "clinic-1");
+    snprintf(c.area, sizeof(c.area), "area-1");
+    snprintf(c.jur, sizeof(c.jur), "eu");
+    c.role = AR_TOKEN_PATIENT;
+    c.iat = (int64_t)time(NULL);
+    c.exp = c.iat + 3600;
+    char tok[AR_TOKEN_MAX];
+    int n = ar_token_mint(&k, &c, tok, sizeof(tok));
+    if (n < 0)
+        return 1;
+    enum { RUNS = 2000 };
+    double t0 = now_us();
+    for (int i = 0; i < RUNS; i++) {
+        ar_token_claims_t out;
+        if (ar_token_verify(&ring, tok, (size_t)n, "monitor", c.iat, &out) != 0)
+            return 1;
+    }
+    printf("token: ar_token_verify %.1f us (a token's first report only)\n",
+           (now_us() - t0) / RUNS);
+    ar_token_keyring_wipe(&ring);
+    return 0;
+}
 
 static long rss_kib(void)
 {
@@ -86,5 +134,5 @@ int main(int argc, char **argv)
            2 * sizeof(ar__agg_t *), (double)stored / (double)k,
            AR_STATS_BROWSER_N + AR_STATS_PROFILE_N + AR_STATS_CAND_N);
     ar__agg_free(&t);
-    return 0;
+    return verify_cost();
 }
