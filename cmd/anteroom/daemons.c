@@ -178,10 +178,53 @@ static int build_app(const ar__up_conf_t *conf, const ar__up_state_t *st, unsign
     return 0;
 }
 
-/* Add anteroom-signal and -monitor here as their issues land. */
+/*
+ * anteroom-monitor: HTTPS on --bind two ports above the app's (the signalling node takes the one
+ * between), with the state's certificate, its aggregates in the app's SQLite file, and the token
+ * public keys ar__up_app_prepare exports (secrets/token-keys.pub). The origin is the app's, the
+ * only one allowed to send statistics. Like the app it speaks only HTTPS: skipped with --no-tls.
+ */
+static int build_monitor(const ar__up_conf_t *conf, const ar__up_state_t *st, unsigned metrics_port,
+                         ar__daemon_cmd_t *cmd)
+{
+    if (conf->no_tls)
+        return AR_EUNSUPPORTED;
+    char origin[300], keys[PATH_MAX + 32], db[PATH_MAX + 32], a[80];
+    const char *host = ar__up_public_host(conf);
+    int v6 = strchr(host, ':') != NULL;
+    int64_t port = conf->app_port + 2;
+    snprintf(origin, sizeof(origin), "https://%s%s%s:%lld", v6 ? "[" : "", host, v6 ? "]" : "",
+             (long long)conf->app_port);
+    snprintf(keys, sizeof(keys), "%s/secrets/token-keys.pub", st->dir);
+    snprintf(db, sizeof(db), "%s/app.db", st->dir);
+    const char *const args[][2] = {
+        {"--listen-host", conf->bind},  {"--cert", st->cert}, {"--key", st->key},
+        {"--origin", origin},           {"--keys", keys},     {"--store-target", db},
+        {"--health-host", "127.0.0.1"},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(args) / sizeof(args[0]) && rc == 0; i++) {
+        rc = ar__cmd_arg(cmd, args[i][0]);
+        rc = rc ? rc : ar__cmd_arg(cmd, args[i][1]);
+    }
+    rc = rc ? rc : ar__cmd_arg(cmd, "--listen-port");
+    rc = rc ? rc : cmd_arg_int(cmd, port);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--health-port");
+    rc = rc ? rc : cmd_arg_int(cmd, metrics_port);
+    if (rc != 0)
+        return rc;
+    host_port(a, sizeof(a), conf->bind, port);
+    snprintf(cmd->listeners, sizeof(cmd->listeners), "https %s/v1/stats", a);
+    snprintf(cmd->metrics_url, sizeof(cmd->metrics_url), "http://127.0.0.1:%u/metrics",
+             metrics_port);
+    return 0;
+}
+
+/* Add anteroom-signal here as its issue lands (metrics offset 2). */
 const ar__daemon_spec_t ar__daemons[] = {
     {.name = "turn", .metrics_offset = 0, .build = build_turn},
     {.name = "app", .metrics_offset = 1, .build = build_app},
+    {.name = "monitor", .metrics_offset = 3, .build = build_monitor},
 };
 const size_t ar__ndaemons = sizeof(ar__daemons) / sizeof(ar__daemons[0]);
 

@@ -6,6 +6,7 @@
  * app's jurisdiction check passes and clients are handed this machine's servers only.
  */
 #include "admin.h"
+#include "keys.h"
 #include "up.h"
 
 #include "anteroom/log.h"
@@ -13,6 +14,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define OPERATOR_EMAIL "operator@anteroom.localhost"
 
@@ -40,6 +42,41 @@ static int write_servers(const ar__up_conf_t *conf, const ar__up_state_t *st)
              (long long)conf->turn_port, (long long)conf->turn_tls_port);
     snprintf(path, sizeof(path), "%s/servers.json", st->dir);
     return ar__state_write_file(path, json, strlen(json));
+}
+
+/*
+ * Makes sure the store holds a token signing key (and the relay's TURN secret), then exports the
+ * public keys to DIR/secrets/token-keys.pub, one "kid base64url-key" line each: the file
+ * anteroom-signal and anteroom-monitor verify tokens with. Rotating keys later with `anteroom
+ * admin` needs a restart of `anteroom up` to re-export them.
+ */
+static int export_token_keys(ar_store_conn_t *c, const ar__up_state_t *st)
+{
+    int64_t now = (int64_t)time(NULL);
+    int rc = ar_app_keys_ensure(c, now, st->turn_secret);
+    ar_token_keyring_t ring;
+    memset(&ring, 0, sizeof(ring));
+    if (rc == 0)
+        rc = ar_app_keys_keyring(c, now, &ring);
+    char text[AR_TOKEN_KEYS_MAX * 128];
+    size_t len = 0;
+    for (size_t i = 0; rc == 0 && i < ring.count; i++) {
+        char pk[64];
+        sodium_bin2base64(pk, sizeof(pk), ring.keys[i].pk, sizeof(ring.keys[i].pk),
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        int n = snprintf(text + len, sizeof(text) - len, "%s %s\n", ring.keys[i].kid, pk);
+        if (n < 0 || (size_t)n >= sizeof(text) - len)
+            rc = AR_ETOOBIG;
+        else
+            len += (size_t)n;
+    }
+    ar_token_keyring_wipe(&ring);
+    if (rc == 0) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof(path), "%s/secrets/token-keys.pub", st->dir);
+        rc = ar__state_write_file(path, text, len);
+    }
+    return rc;
 }
 
 int ar__up_app_prepare(const ar__up_conf_t *conf, const ar__up_state_t *st, char *err,
@@ -95,6 +132,8 @@ int ar__up_app_prepare(const ar__up_conf_t *conf, const ar__up_state_t *st, char
                    (long long)clinic, ar__up_public_host(conf), (long long)conf->app_port,
                    (long long)clinic);
     }
+    if (rc == 0)
+        rc = export_token_keys(c, st);
     ar_store_close(c);
     if (rc < 0)
         snprintf(err, errlen, "cannot prepare the app's store: %s", ar_strerror(rc));
