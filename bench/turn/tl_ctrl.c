@@ -172,7 +172,7 @@ static int send_ctrl(tl_ctx_t *c, tl_alloc_t *a, int new_tid)
     ar_stun_build_start(&b, buf, sizeof(buf), methods[a->state], AR_STUN_REQUEST, a->tid);
     if (a->state == TL_ST_ALLOC) {
         ar_stun_build_u32(&b, AR_TURN_ATTR_REQUESTED_TRANSPORT, 17u << 24); /* UDP */
-        ar_stun_build_u32(&b, AR_TURN_ATTR_LIFETIME, 3600);
+        ar_stun_build_u32(&b, AR_TURN_ATTR_LIFETIME, 600);
     } else {
         if (a->state == TL_ST_BIND)
             ar_stun_build_u32(&b, AR_TURN_ATTR_CHANNEL_NUMBER, (uint32_t)a->channel << 16);
@@ -252,6 +252,14 @@ static void on_ctrl_msg(tl_ctx_t *c, tl_alloc_t *a, const uint8_t *buf, size_t l
     }
 }
 
+static int bind_source(const tl_ctx_t *c, int fd)
+{
+    if (!c->o.bind_ip.s_addr)
+        return 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = c->o.bind_ip};
+    return bind(fd, (const struct sockaddr *)&sa, sizeof(sa));
+}
+
 static void start_alloc(tl_ctx_t *c, tl_alloc_t *a)
 {
     int stream = c->o.transport != TL_UDP;
@@ -268,6 +276,8 @@ static void start_alloc(tl_ctx_t *c, tl_alloc_t *a)
         int one = 1;
         setsockopt(a->fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
     }
+    if (bind_source(c, a->fd) != 0)
+        return fail(a, "bind", errno);
     int r = connect(a->fd, (const struct sockaddr *)&c->o.server, sizeof(c->o.server));
     if (r != 0 && errno != EINPROGRESS)
         return fail(a, "connect", errno);
@@ -422,10 +432,40 @@ int tl_ctrl_run_phase(tl_ctx_t *c, int phase, double timeout_s)
     return ok;
 }
 
+/*
+ * Deletes a UDP allocation (Refresh with LIFETIME 0), without waiting for the answer. Without it
+ * the server keeps the allocation for its lifetime, and a later client socket that happens to
+ * get the same port would be refused with 437 Allocation Mismatch. Closing a TCP or TLS
+ * connection deletes its allocation by itself.
+ */
+static void deallocate(tl_ctx_t *c, tl_alloc_t *a)
+{
+    uint8_t buf[512];
+    ar_stun_builder_t b;
+    uint64_t r1 = rng_next(), r2 = rng_next();
+    memcpy(a->tid, &r1, 8);
+    memcpy(a->tid + 8, &r2, 4);
+    ar_stun_build_start(&b, buf, sizeof(buf), AR_TURN_REFRESH, AR_STUN_REQUEST, a->tid);
+    ar_stun_build_u32(&b, AR_TURN_ATTR_LIFETIME, 0);
+    ar_stun_build_attr(&b, AR_STUN_ATTR_USERNAME, c->user, strlen(c->user));
+    ar_stun_build_attr(&b, AR_STUN_ATTR_REALM, c->realm, c->realm_len);
+    ar_stun_build_attr(&b, AR_STUN_ATTR_NONCE, a->nonce, a->nonce_len);
+    ar_stun_build_integrity(&b, c->key, sizeof(c->key));
+    int len = ar_stun_build_finish(&b);
+    if (len > 0 && send(a->fd, buf, (size_t)len, 0) < 0)
+        return;
+}
+
 void tl_ctrl_close_all(tl_ctx_t *c)
 {
     for (int i = 0; i < c->o.allocs; i++) {
         tl_alloc_t *a = &c->a[i];
+        if (c->o.transport == TL_UDP && a->fd >= 0 && a->authed && a->state != TL_ST_FAILED &&
+            a->state != TL_ST_ALLOC) {
+            deallocate(c, a);
+            if (i % 32 == 31)
+                usleep(1000); /* paced, so the server's socket buffer does not drop them */
+        }
         if (a->ssl)
             SSL_free(a->ssl);
         if (a->fd >= 0)
@@ -446,7 +486,7 @@ int tl_raw_open(tl_ctx_t *c)
     for (int i = 0; i < c->o.allocs; i++) {
         tl_alloc_t *a = &c->a[i];
         a->fd = socket(AF_INET, SOCK_DGRAM, 0);
-        if (a->fd < 0 || tl_set_nonblock(a->fd) != 0 ||
+        if (a->fd < 0 || tl_set_nonblock(a->fd) != 0 || bind_source(c, a->fd) != 0 ||
             connect(a->fd, (const struct sockaddr *)&c->o.server, sizeof(c->o.server)) != 0 ||
             epoll_set(c, a, EPOLL_CTL_ADD, EPOLLIN) != 0) {
             perror("ar-turnload: raw socket");

@@ -86,7 +86,7 @@ static void usage(void)
             "       ar-turnload turn --server IP:PORT --peer IP:PORT [--transport udp|tcp|tls]\n"
             "                   [--user U --pass P | --secret S] [--allocs N] [--window W]\n"
             "                   [--size B] [--rate PPS | --inflight K] [--warmup S] [--secs S]\n"
-            "                   [--server-pid PID] [--no-data --hold S]\n"
+            "                   [--server-pid PID] [--no-data --hold S] [--bind IP]\n"
             "       ar-turnload raw --server IP:PORT (ar-bareforward) [same data options]\n");
 }
 
@@ -107,11 +107,10 @@ static int run_turn(tl_ctx_t *c, int raw)
                "cpu_us_per_alloc=%.1f\n",
                c->o.allocs, ok, dt, ok / dt, cpu1 - cpu0, ok ? (double)(cpu1 - cpu0) / ok : 0.0);
         fflush(stdout);
-        if (ok < c->o.allocs)
-            return 1;
-        int ok2 = tl_ctrl_run_phase(c, 2, 60.0);
+        int ok2 = ok < c->o.allocs ? 0 : tl_ctrl_run_phase(c, 2, 60.0);
         if (ok2 < c->o.allocs) {
-            printf("BIND failed: %d of %d channels bound\n", ok2, c->o.allocs);
+            printf("FAILED allocated=%d bound=%d of %d\n", ok, ok2, c->o.allocs);
+            tl_ctrl_close_all(c);
             return 1;
         }
     }
@@ -151,12 +150,25 @@ int main(int argc, char **argv)
     const char *listen_addr = NULL, *server = NULL, *peer = NULL;
 
     static const struct option lo[] = {
-        {"listen", 1, 0, 'l'},    {"server", 1, 0, 's'}, {"peer", 1, 0, 'p'},
-        {"transport", 1, 0, 't'}, {"user", 1, 0, 'u'},   {"pass", 1, 0, 'P'},
-        {"secret", 1, 0, 'S'},    {"allocs", 1, 0, 'n'}, {"window", 1, 0, 'w'},
-        {"size", 1, 0, 'b'},      {"rate", 1, 0, 'r'},   {"inflight", 1, 0, 'k'},
-        {"warmup", 1, 0, 'W'},    {"secs", 1, 0, 'd'},   {"server-pid", 1, 0, 'x'},
-        {"no-data", 0, 0, 'N'},   {"hold", 1, 0, 'H'},   {0, 0, 0, 0},
+        {"listen", 1, 0, 'l'},
+        {"server", 1, 0, 's'},
+        {"peer", 1, 0, 'p'},
+        {"transport", 1, 0, 't'},
+        {"user", 1, 0, 'u'},
+        {"pass", 1, 0, 'P'},
+        {"secret", 1, 0, 'S'},
+        {"allocs", 1, 0, 'n'},
+        {"window", 1, 0, 'w'},
+        {"size", 1, 0, 'b'},
+        {"rate", 1, 0, 'r'},
+        {"inflight", 1, 0, 'k'},
+        {"warmup", 1, 0, 'W'},
+        {"secs", 1, 0, 'd'},
+        {"server-pid", 1, 0, 'x'},
+        {"no-data", 0, 0, 'N'},
+        {"hold", 1, 0, 'H'},
+        {"bind", 1, 0, 'B'},
+        {0, 0, 0, 0},
     };
     int ch;
     optind = 2;
@@ -214,6 +226,12 @@ int main(int argc, char **argv)
             break;
         case 'H':
             o->hold = atof(optarg);
+            break;
+        case 'B':
+            if (inet_pton(AF_INET, optarg, &o->bind_ip) != 1) {
+                usage();
+                return 2;
+            }
             break;
         default:
             usage();
