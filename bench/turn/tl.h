@@ -86,8 +86,11 @@ typedef struct tl_opts_s {
     int no_data;         /* set up the allocations only */
     /* Source address of the client sockets. Each client run of run.sh uses another 127.0.0.x,
      * so its 5-tuples never meet an allocation of an earlier run that the server has not yet
-     * deleted (that would be 437 Allocation Mismatch, not a measurement). */
+     * deleted (that would be 437 Allocation Mismatch, not a measurement). With spread > 1,
+     * allocation i uses bind_ip + i % spread: many client addresses, as real clients have, so
+     * per-source-address limits on unauthenticated requests apply as they would in production. */
     struct in_addr bind_ip;
+    int spread;
 } tl_opts_t;
 
 typedef struct tl_ctx_s {

@@ -252,12 +252,13 @@ static void on_ctrl_msg(tl_ctx_t *c, tl_alloc_t *a, const uint8_t *buf, size_t l
     }
 }
 
-static int bind_source(const tl_ctx_t *c, int fd)
+static int bind_source(const tl_ctx_t *c, const tl_alloc_t *a)
 {
     if (!c->o.bind_ip.s_addr)
         return 0;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = c->o.bind_ip};
-    return bind(fd, (const struct sockaddr *)&sa, sizeof(sa));
+    uint32_t ip = ntohl(c->o.bind_ip.s_addr) + (uint32_t)((a - c->a) % c->o.spread);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(ip)};
+    return bind(a->fd, (const struct sockaddr *)&sa, sizeof(sa));
 }
 
 static void start_alloc(tl_ctx_t *c, tl_alloc_t *a)
@@ -276,7 +277,7 @@ static void start_alloc(tl_ctx_t *c, tl_alloc_t *a)
         int one = 1;
         setsockopt(a->fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
     }
-    if (bind_source(c, a->fd) != 0)
+    if (bind_source(c, a) != 0)
         return fail(a, "bind", errno);
     int r = connect(a->fd, (const struct sockaddr *)&c->o.server, sizeof(c->o.server));
     if (r != 0 && errno != EINPROGRESS)
@@ -486,7 +487,7 @@ int tl_raw_open(tl_ctx_t *c)
     for (int i = 0; i < c->o.allocs; i++) {
         tl_alloc_t *a = &c->a[i];
         a->fd = socket(AF_INET, SOCK_DGRAM, 0);
-        if (a->fd < 0 || tl_set_nonblock(a->fd) != 0 || bind_source(c, a->fd) != 0 ||
+        if (a->fd < 0 || tl_set_nonblock(a->fd) != 0 || bind_source(c, a) != 0 ||
             connect(a->fd, (const struct sockaddr *)&c->o.server, sizeof(c->o.server)) != 0 ||
             epoll_set(c, a, EPOLL_CTL_ADD, EPOLLIN) != 0) {
             perror("ar-turnload: raw socket");

@@ -86,7 +86,8 @@ static void usage(void)
             "       ar-turnload turn --server IP:PORT --peer IP:PORT [--transport udp|tcp|tls]\n"
             "                   [--user U --pass P | --secret S] [--allocs N] [--window W]\n"
             "                   [--size B] [--rate PPS | --inflight K] [--warmup S] [--secs S]\n"
-            "                   [--server-pid PID] [--no-data --hold S] [--bind IP]\n"
+            "                   [--server-pid PID] [--no-data --hold S]\n"
+            "                   [--bind IP [--spread K]]\n"
             "       ar-turnload raw --server IP:PORT (ar-bareforward) [same data options]\n");
 }
 
@@ -107,7 +108,14 @@ static int run_turn(tl_ctx_t *c, int raw)
                "cpu_us_per_alloc=%.1f\n",
                c->o.allocs, ok, dt, ok / dt, cpu1 - cpu0, ok ? (double)(cpu1 - cpu0) / ok : 0.0);
         fflush(stdout);
+        /* Phase 2: CreatePermission + ChannelBind, what a usable allocation also costs. */
+        t0 = tl_now_ns();
         int ok2 = ok < c->o.allocs ? 0 : tl_ctrl_run_phase(c, 2, 60.0);
+        dt = (double)(tl_now_ns() - t0) / 1e9;
+        long long cpu2 = pid ? tl_proc_cpu_us(pid) : 0;
+        printf("BIND allocs=%d ok=%d secs=%.3f srv_cpu_us=%lld\n", c->o.allocs, ok2, dt,
+               cpu2 - cpu1);
+        fflush(stdout);
         if (ok2 < c->o.allocs) {
             printf("FAILED allocated=%d bound=%d of %d\n", ok, ok2, c->o.allocs);
             tl_ctrl_close_all(c);
@@ -145,30 +153,19 @@ int main(int argc, char **argv)
     o->size = 160;
     o->warmup = 1;
     o->secs = 5;
+    o->spread = 1;
     o->user = "bench";
     o->pass = "bench";
     const char *listen_addr = NULL, *server = NULL, *peer = NULL;
 
     static const struct option lo[] = {
-        {"listen", 1, 0, 'l'},
-        {"server", 1, 0, 's'},
-        {"peer", 1, 0, 'p'},
-        {"transport", 1, 0, 't'},
-        {"user", 1, 0, 'u'},
-        {"pass", 1, 0, 'P'},
-        {"secret", 1, 0, 'S'},
-        {"allocs", 1, 0, 'n'},
-        {"window", 1, 0, 'w'},
-        {"size", 1, 0, 'b'},
-        {"rate", 1, 0, 'r'},
-        {"inflight", 1, 0, 'k'},
-        {"warmup", 1, 0, 'W'},
-        {"secs", 1, 0, 'd'},
-        {"server-pid", 1, 0, 'x'},
-        {"no-data", 0, 0, 'N'},
-        {"hold", 1, 0, 'H'},
-        {"bind", 1, 0, 'B'},
-        {0, 0, 0, 0},
+        {"listen", 1, 0, 'l'},    {"server", 1, 0, 's'}, {"peer", 1, 0, 'p'},
+        {"transport", 1, 0, 't'}, {"user", 1, 0, 'u'},   {"pass", 1, 0, 'P'},
+        {"secret", 1, 0, 'S'},    {"allocs", 1, 0, 'n'}, {"window", 1, 0, 'w'},
+        {"size", 1, 0, 'b'},      {"rate", 1, 0, 'r'},   {"inflight", 1, 0, 'k'},
+        {"warmup", 1, 0, 'W'},    {"secs", 1, 0, 'd'},   {"server-pid", 1, 0, 'x'},
+        {"no-data", 0, 0, 'N'},   {"hold", 1, 0, 'H'},   {"bind", 1, 0, 'B'},
+        {"spread", 1, 0, 'C'},    {0, 0, 0, 0},
     };
     int ch;
     optind = 2;
@@ -227,6 +224,9 @@ int main(int argc, char **argv)
         case 'H':
             o->hold = atof(optarg);
             break;
+        case 'C':
+            o->spread = atoi(optarg);
+            break;
         case 'B':
             if (inet_pton(AF_INET, optarg, &o->bind_ip) != 1) {
                 usage();
@@ -239,7 +239,7 @@ int main(int argc, char **argv)
         }
     }
     if (o->size < TL_PAYLOAD_HDR || o->size > TL_MAX_PAYLOAD || o->allocs < 1 || o->window < 1 ||
-        o->inflight < 1) {
+        o->spread < 1 || o->inflight < 1) {
         fprintf(stderr, "ar-turnload: size must be %d..%d, counts positive\n", TL_PAYLOAD_HDR,
                 TL_MAX_PAYLOAD);
         return 2;
