@@ -167,7 +167,7 @@ int main(int argc, char **argv)
         {"no-data", 0, 0, 'N'},   {"hold", 1, 0, 'H'},   {"bind", 1, 0, 'B'},
         {"spread", 1, 0, 'C'},    {0, 0, 0, 0},
     };
-    int ch;
+    int ch, secs_given = 0;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -214,6 +214,7 @@ int main(int argc, char **argv)
             break;
         case 'd':
             o->secs = atof(optarg);
+            secs_given = 1;
             break;
         case 'x':
             o->server_pid = atoi(optarg);
@@ -251,7 +252,8 @@ int main(int argc, char **argv)
             usage();
             return 2;
         }
-        return tl_peer_run(listen_addr, o->secs) ? 1 : 0;
+        /* The peer runs until stopped, unless given a lifetime of its own. */
+        return tl_peer_run(listen_addr, secs_given ? o->secs : 0) ? 1 : 0;
     }
     int raw = !strcmp(mode, "raw");
     if ((!raw && strcmp(mode, "turn")) || !server || tl_parse_addr(server, &o->server) != 0 ||
