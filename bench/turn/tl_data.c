@@ -84,13 +84,13 @@ static void send_burst(tl_ctx_t *c, tl_alloc_t *a, int raw, int k)
         if (tl_stream_flush(c, a) != 0)
             a->state = TL_ST_FAILED;
     }
-    a->seq += (uint32_t)k;
-    a->inflight += (uint32_t)k;
-    c->st->sent += (uint64_t)k;
+    /* Only what left counts: a full socket buffer (or stream queue) is the client's own limit,
+     * and the closed loop's idle scan starts the allocation again. */
+    a->seq += (uint32_t)sent;
+    a->inflight += (uint32_t)sent;
+    c->st->sent += (uint64_t)sent;
     if (now >= W.start && now < W.end)
-        W.sent += (uint64_t)k;
-    if (k > sent)
-        c->st->lost += (uint64_t)(k - sent);
+        W.sent += (uint64_t)sent;
 }
 
 /* Accounts one echoed payload. */
