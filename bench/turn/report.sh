@@ -43,8 +43,8 @@ report() {
   echo "TURN relay benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(uname -r))"
   echo "coturn $(turnserver --version 2>/dev/null | head -1); anteroom-turn" \
     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)"
-  echo "flat out: $FLAT_ALLOCS allocations x $INFLIGHT packets in flight, ${SECS} s window;" \
-    "RTT at $RATE pkt/s over $RATE_ALLOCS allocations"
+  echo "flat out: $FLAT_ALLOCS allocations x $INFLIGHT packets in flight; fixed rate: $RATE pkt/s" \
+    "over $RATE_ALLOCS allocations; medians of $ROUNDS interleaved ${SECS} s runs"
   echo
   printf '%-44s %14s %14s %14s\n' "" coturn anteroom-turn bare-forward
   for t in udp tcp tls; do
@@ -57,7 +57,9 @@ report() {
   row "UDP 160 B CPU us per relayed pkt, $RATE pkt/s" rate.cpu rate
   row "RTT p50 us (UDP 160 B, $RATE pkt/s)" rate.p50 rate
   row "RTT p99 us (UDP 160 B, $RATE pkt/s)" rate.p99 rate
+  echo "(RTT of 1000000 us means 1 s or more: the histogram's last bucket)"
   row "loss at $RATE pkt/s" rate.loss rate
+  row "RSS KiB at start (no allocation)" rss0 alloc
   row "RSS KiB per allocation at 1k" rss.1000 alloc
   row "RSS KiB per allocation at 5k" rss.5000 alloc
   row "RSS KiB per allocation at 15k" rss.15000 alloc

@@ -4,7 +4,8 @@
 # peer, all on loopback. Prints one side-by-side table and the ratios issue 2 targets.
 #
 # Usage: bench/turn/run.sh            (about 2 minutes; every step is bounded by `timeout`)
-# Env:   BENCH_SECS (measurement window, s, default 5), BENCH_PORT (first port, default 34700),
+# Env:   BENCH_SECS (measurement window, s, default 3), BENCH_ROUNDS (default 3: medians of 3),
+#        BENCH_PORT (first port, default 34700),
 #        AR_BUILD (build dir, default build/default), ANTEROOM_TURN (daemon binary),
 #        BENCH_SERVERS (default "coturn anteroom bare").
 #
@@ -31,7 +32,8 @@ BUILD=${AR_BUILD:-$ROOT/build/default}
 TL=$BUILD/bench/ar-turnload
 BF=$BUILD/bench/ar-bareforward
 AT=${ANTEROOM_TURN:-$BUILD/cmd/anteroom-turn/anteroom-turn}
-SECS=${BENCH_SECS:-5}
+SECS=${BENCH_SECS:-3}
+ROUNDS=${BENCH_ROUNDS:-3}
 PORT=${BENCH_PORT:-34700}
 SERVERS=${BENCH_SERVERS:-coturn anteroom bare}
 FLAT_ALLOCS=16
@@ -137,11 +139,14 @@ EOF
 # field <line> <key>: the value of key=value in a RESULT/ALLOC line.
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -1; }
 
-# data_run <server> <pid> <port> <transport> <size> [rate]: one flat-out or fixed-rate run.
+# data_run <server> <pid> <port> <transport> <size> [rate]: one flat-out or fixed-rate run. Each
+# figure is appended to R[server,key.metric.all]; the report shows the median over the rounds.
 data_run() {
   local name=$1 pid=$2 port=$3 tr=$4 size=$5 rate=${6:-0} key mode=turn out allocs=$FLAT_ALLOCS
+  local res m
   key=$tr.$size
   [ "$rate" != 0 ] && key=rate && allocs=$RATE_ALLOCS
+  [ -n "${WHY[$name,$key]:-}" ] && return # failed in an earlier round: not worth retrying
   [ "$tr" = tls ] && port=$((port + 1))
   [ "$name" = bare ] && mode=raw
   NET=$((NET + 1))
@@ -149,7 +154,6 @@ data_run() {
     --peer "127.0.0.1:$PEER_PORT" --transport "$tr" --size "$size" --allocs "$allocs" \
     --inflight $INFLIGHT --rate "$rate" --warmup 1 --secs "$SECS" --server-pid "$pid" \
     --bind "127.$NET.0.1" --spread "$allocs" 2>"$TMP/err")
-  local res
   res=$(grep '^RESULT' <<<"$out")
   if [ -z "$res" ] || [ "$(field "$res" failed)" != 0 ] || [ "$(field "$res" recv)" = 0 ]; then
     echo "  $name $key failed: $res" >&2
@@ -157,27 +161,56 @@ data_run() {
     return
   fi
   echo "  $name $key: $res" >&2
-  R[$name,$key.pps]=$(field "$res" relayed_pps)
-  R[$name,$key.cpu]=$(field "$res" cpu_us_per_pkt)
-  R[$name,$key.srvpct]=$(field "$res" srv_cpu_pct)
-  R[$name,$key.p50]=$(field "$res" rtt_p50_us)
-  R[$name,$key.p99]=$(field "$res" rtt_p99_us)
-  R[$name,$key.loss]=$(field "$res" loss)
+  for m in relayed_pps:pps cpu_us_per_pkt:cpu srv_cpu_pct:srvpct rtt_p50_us:p50 rtt_p99_us:p99 \
+    loss:loss; do
+    R[$name,$key.${m#*:}.all]+="$(field "$res" "${m%%:*}") "
+  done
 }
 
-data_tests() { # data_tests <server> <port>
-  local name=$1 port=$2 tr size
-  start_server "$name" "$port" || return
-  for tr in udp tcp tls; do
-    if [ "$name" = bare ] && [ "$tr" != udp ]; then
-      WHY[$name,$tr.160]="UDP only: it is the physical limit of the UDP path"
-      WHY[$name,$tr.1200]=${WHY[$name,$tr.160]}
-      continue
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR] = $1}
+  END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# data_tests: every server runs at once on its own ports, and the runs interleave (each round
+# starts with the next server), so that the other tenants of this shared machine weigh on all
+# servers alike; each figure is the median of ROUNDS runs.
+data_tests() {
+  local name port r i t tr size k srv=()
+  declare -A pid_of port_of
+  port=$((PORT + 10))
+  for name in $SERVERS; do
+    if start_server "$name" "$port"; then
+      pid_of[$name]=$SRV_PID
+      port_of[$name]=$port
+      srv+=("$name")
     fi
-    for size in 160 1200; do data_run "$name" "$SRV_PID" "$port" "$tr" "$size"; done
+    port=$((port + 10))
   done
-  data_run "$name" "$SRV_PID" "$port" udp 160 $RATE
-  stop_pid "$SRV_PID"
+  for name in "${srv[@]}"; do
+    [ "$name" = bare ] || continue
+    for t in tcp.160 tcp.1200 tls.160 tls.1200; do
+      WHY[$name,$t]="UDP only: it is the physical limit of the UDP path"
+    done
+  done
+  for r in $(seq "$ROUNDS"); do
+    echo "== round $r of $ROUNDS" >&2
+    for t in udp.160 udp.1200 tcp.160 tcp.1200 tls.160 tls.1200 rate; do
+      tr=${t%.*} size=${t#*.}
+      [ "$t" = rate ] && tr=udp size=160
+      for i in "${!srv[@]}"; do
+        name=${srv[$(((i + r) % ${#srv[@]}))]}
+        [ -n "${WHY[$name,$t]:-}" ] && continue
+        if [ "$t" = rate ]; then
+          data_run "$name" "${pid_of[$name]}" "${port_of[$name]}" udp 160 $RATE
+        else
+          data_run "$name" "${pid_of[$name]}" "${port_of[$name]}" "$tr" "$size"
+        fi
+      done
+    done
+  done
+  for name in "${srv[@]}"; do stop_pid "${pid_of[$name]}"; done
+  for k in "${!R[@]}"; do
+    [[ $k == *.all ]] && R[${k%.all}]=$(median "${R[$k]}")
+  done
 }
 
 # alloc_tests <server> <port>: allocation rate, CPU and RSS per allocation on a fresh server.
@@ -190,6 +223,7 @@ alloc_tests() {
   start_server "$name" "$port" || return
   sleep 0.5
   rss0=$(rss_kb "$SRV_PID")
+  R[$name,rss0]=$rss0
   for i in "${!STAGES[@]}"; do
     n=${STAGES[$i]}
     NET=$((NET + 1))
@@ -238,12 +272,10 @@ wait_port udp "$PEER_PORT" || { echo "echo peer did not start" >&2; exit 1; }
 for s in coturn anteroom bare; do
   [[ " $SERVERS " == *" $s "* ]] || WHY[$s,all]="not run (BENCH_SERVERS)"
 done
-base=$((PORT + 10))
+data_tests
 for s in $SERVERS; do
-  echo "== $s" >&2
-  data_tests "$s" "$base"
-  alloc_tests "$s" "$base"
-  base=$((base + 10))
+  echo "== $s: allocations" >&2
+  alloc_tests "$s" $((PORT + 40))
 done
 stop_pid "$PEER_PID"
 
