@@ -26,7 +26,7 @@
 #define TL_STREAM_RX 65536  /* receive buffer of one TCP/TLS allocation in the data phase */
 #define TL_STREAM_TX 262144 /* send buffer of one TCP/TLS allocation in the data phase */
 #define TL_CTRL_RX 4096     /* receive buffer while only control messages flow */
-#define TL_HIST_US 200000   /* RTT histogram: 1 us buckets up to 200 ms */
+#define TL_HIST_US 1000000  /* RTT histogram: 1 us buckets up to 1 s (8 MB, allocated once) */
 #define TL_PAYLOAD_HDR 16   /* send time (8) + allocation index (4) + sequence (4) */
 
 enum tl_transport { TL_UDP, TL_TCP, TL_TLS };
