@@ -195,10 +195,23 @@ static int send_ctrl(tl_ctx_t *c, tl_alloc_t *a, int new_tid)
 
 static void fail(tl_alloc_t *a, const char *why, int code)
 {
+    static const char *const steps[] = {[TL_ST_CONNECTING] = "TCP connect",
+                                        [TL_ST_HANDSHAKE] = "TLS handshake",
+                                        [TL_ST_ALLOC] = "Allocate",
+                                        [TL_ST_ALLOCATED] = "Allocate",
+                                        [TL_ST_PERM] = "CreatePermission",
+                                        [TL_ST_BIND] = "ChannelBind",
+                                        [TL_ST_READY] = "data",
+                                        [TL_ST_FAILED] = "teardown"};
     static int reported;
+    /* Socket errors read better as text; STUN error codes and states stay numbers. */
+    int sys = !strcmp(why, "connect") || !strcmp(why, "socket") || !strcmp(why, "send") ||
+              !strcmp(why, "bind") || !strcmp(why, "write");
+    char num[16];
+    snprintf(num, sizeof(num), "%d", code);
     if (reported++ < 5)
-        fprintf(stderr, "ar-turnload: allocation %s failed: %s %d\n",
-                a->state == TL_ST_ALLOC ? "setup" : "binding", why, code);
+        fprintf(stderr, "ar-turnload: %s failed: %s %s\n", steps[a->state], why,
+                sys ? strerror(code) : num);
     a->state = TL_ST_FAILED;
 }
 
@@ -418,7 +431,7 @@ int tl_ctrl_run_phase(tl_ctx_t *c, int phase, double timeout_s)
             if (c->o.transport != TL_UDP || a->tries >= CTRL_MAX_TRIES) {
                 if (now - a->sent_ns < 10000000000ull)
                     continue;
-                fail(a, "timeout", a->state);
+                fail(a, "timeout, state", a->state);
             } else if (send_ctrl(c, a, 0) != 0) {
                 fail(a, "send", errno);
             }
