@@ -205,8 +205,8 @@ static void fail(tl_alloc_t *a, const char *why, int code)
                                         [TL_ST_FAILED] = "teardown"};
     static int reported;
     /* Socket errors read better as text; STUN error codes and states stay numbers. */
-    int sys = !strcmp(why, "connect") || !strcmp(why, "socket") || !strcmp(why, "send") ||
-              !strcmp(why, "bind") || !strcmp(why, "write");
+    int sys = strcmp(why, "connect") == 0 || strcmp(why, "socket") == 0 ||
+              strcmp(why, "send") == 0 || strcmp(why, "bind") == 0 || strcmp(why, "write") == 0;
     char num[16];
     snprintf(num, sizeof(num), "%d", code);
     if (reported++ < 5)

@@ -181,9 +181,9 @@ int main(int argc, char **argv)
             peer = optarg;
             break;
         case 't':
-            o->transport = !strcmp(optarg, "tcp")   ? TL_TCP
-                           : !strcmp(optarg, "tls") ? TL_TLS
-                                                    : TL_UDP;
+            o->transport = strcmp(optarg, "tcp") == 0   ? TL_TCP
+                           : strcmp(optarg, "tls") == 0 ? TL_TLS
+                                                        : TL_UDP;
             break;
         case 'u':
             o->user = optarg;
@@ -247,7 +247,7 @@ int main(int argc, char **argv)
     }
     /* A peer or server that goes away must not kill us with SIGPIPE mid-write. */
     signal(SIGPIPE, SIG_IGN);
-    if (!strcmp(mode, "peer")) {
+    if (strcmp(mode, "peer") == 0) {
         if (!listen_addr) {
             usage();
             return 2;
@@ -255,8 +255,8 @@ int main(int argc, char **argv)
         /* The peer runs until stopped, unless given a lifetime of its own. */
         return tl_peer_run(listen_addr, secs_given ? o->secs : 0) ? 1 : 0;
     }
-    int raw = !strcmp(mode, "raw");
-    if ((!raw && strcmp(mode, "turn")) || !server || tl_parse_addr(server, &o->server) != 0 ||
+    int raw = strcmp(mode, "raw") == 0;
+    if ((!raw && strcmp(mode, "turn") != 0) || !server || tl_parse_addr(server, &o->server) != 0 ||
         (!raw && (!peer || tl_parse_addr(peer, &o->peer) != 0))) {
         usage();
         return 2;
