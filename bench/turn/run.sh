@@ -6,7 +6,8 @@
 # Usage: bench/turn/run.sh            (about 2 minutes; every step is bounded by `timeout`)
 # Env:   BENCH_SECS (measurement window, s, default 3), BENCH_ROUNDS (default 3: medians of 3),
 #        BENCH_PORT (first port, default 34700),
-#        AR_BUILD (build dir, default build/default), ANTEROOM_TURN (daemon binary),
+#        AR_BUILD (build dir, default build/default), ANTEROOM_TURN (daemon binary) and
+#        ANTEROOM_TURN_LABEL (what to call it in the report; default: this tree's commit),
 #        BENCH_SERVERS (default "coturn anteroom bare").
 #
 # What is measured, and why this way:
