@@ -42,7 +42,7 @@ report() {
   echo
   echo "TURN relay benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(uname -r))"
   echo "coturn $(turnserver --version 2>/dev/null | head -1); anteroom-turn" \
-    "${ANTEROOM_TURN_LABEL:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)}"
+    "${BENCH_TURN_LABEL:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)}"
   echo "flat out: $FLAT_ALLOCS allocations x $INFLIGHT packets in flight; fixed rate: $RATE pkt/s" \
     "over $RATE_ALLOCS allocations; medians of $ROUNDS interleaved ${SECS} s runs"
   echo

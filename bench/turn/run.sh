@@ -6,8 +6,9 @@
 # Usage: bench/turn/run.sh            (about 2 minutes; every step is bounded by `timeout`)
 # Env:   BENCH_SECS (measurement window, s, default 3), BENCH_ROUNDS (default 3: medians of 3),
 #        BENCH_PORT (first port, default 34700),
-#        AR_BUILD (build dir, default build/default), ANTEROOM_TURN (daemon binary) and
-#        ANTEROOM_TURN_LABEL (what to call it in the report; default: this tree's commit),
+#        AR_BUILD (build dir, default build/default), BENCH_TURN_BIN (daemon binary) and
+#        BENCH_TURN_LABEL (what to call it in the report; default: this tree's commit),
+#        (not ANTEROOM_TURN_*: anteroom-turn reads those as its own configuration),
 #        BENCH_SERVERS (default "coturn anteroom bare").
 #
 # What is measured, and why this way:
@@ -32,7 +33,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${AR_BUILD:-$ROOT/build/default}
 TL=$BUILD/bench/ar-turnload
 BF=$BUILD/bench/ar-bareforward
-AT=${ANTEROOM_TURN:-$BUILD/cmd/anteroom-turn/anteroom-turn}
+AT=${BENCH_TURN_BIN:-$BUILD/cmd/anteroom-turn/anteroom-turn}
 SECS=${BENCH_SECS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
 PORT=${BENCH_PORT:-34700}
