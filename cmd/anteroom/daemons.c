@@ -234,14 +234,21 @@ static char nats_token[48];
  * (DIR/nats/nats.conf, 0600) rather than argv: the client listener on 127.0.0.1 only, the
  * monitoring listener (/varz, JSON) on 127.0.0.1 too, and a token fresh at each start, because
  * any local user can reach a loopback port and the bus carries every session's signalling.
- * No JetStream: the nodes use plain subjects only, so the server keeps nothing on disk; its
- * log is its stderr, in logs/nats.log like every daemon's.
+ * Skipped when there is no signalling node to serve. No JetStream: the nodes use plain subjects
+ * only, so the server keeps nothing on disk; its log is its stderr, in logs/nats.log like every
+ * daemon's.
  */
 static int build_nats(const ar__up_conf_t *conf, const ar__up_state_t *st, unsigned metrics_port,
                       ar__daemon_cmd_t *cmd)
 {
     char dir[PATH_MAX + 8], file[PATH_MAX + 24], text[512];
     unsigned char raw[24];
+    /* Only anteroom-signal uses it: no node to serve (not built, or --no-tls), no server. */
+    if (conf->no_tls || ar__daemon_find(conf->bin_dir, "signal", file, sizeof(file)) != 0) {
+        snprintf(cmd->skip, sizeof(cmd->skip), "only anteroom-signal uses it, which %s",
+                 conf->no_tls ? "needs TLS" : "is not built");
+        return AR_EUNSUPPORTED;
+    }
     snprintf(dir, sizeof(dir), "%s/nats", st->dir);
     if (mkdir(dir, 0700) != 0 && access(dir, W_OK) != 0)
         return AR_ESYS;
