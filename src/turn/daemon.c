@@ -115,6 +115,34 @@ static void fit_quota_to_files(ar_turn_plan_t *plan)
     }
 }
 
+/* SIGHUP, on the main thread: new TLS connections get the re-read certificate; on a bad file
+ * the old one stays (ar_tls_server_reload logs why). */
+static void on_reload(void *data)
+{
+    ar__turn_daemon_t *d = data;
+    if (d->tls) {
+        int rc = ar_tls_server_reload(d->tls);
+        (void)rc; /* logged by the TLS layer either way */
+    }
+}
+
+static void log_stream_listeners(const ar_turn_plan_t *plan, const ar__turn_daemon_t *d)
+{
+    const uint16_t ports[3] = {plan->tcp_port, d->tls ? plan->tls_port : 0,
+                               d->tls ? plan->alt_tls_port : 0};
+    for (size_t i = 0; i < plan->nlisten; i++) {
+        for (int k = 0; k < 3; k++) {
+            const struct sockaddr *sa = (const struct sockaddr *)&plan->listen[i];
+            if (ports[k] && k == 0)
+                ar_log(AR_LOG_INFO, "listening", AR_LF_KW("transport", "tcp"),
+                       AR_LF_ADDR("addr", sa), AR_LF_INT("port", ports[k]));
+            else if (ports[k])
+                ar_log(AR_LOG_INFO, "listening", AR_LF_KW("transport", "tls"),
+                       AR_LF_ADDR("addr", sa), AR_LF_INT("port", ports[k]));
+        }
+    }
+}
+
 int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
 {
     (void)conf;
@@ -140,6 +168,14 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
     d->ports.used = ar_calloc((size_t)(plan->max_port - plan->min_port) + 1, 1);
     if (!d->ports.used)
         goto out_ports;
+    if (plan->cert) {
+        rc = ar_tls_server_new(plan->cert, plan->pkey, &d->tls);
+        if (rc != 0) {
+            fprintf(stderr, "anteroom-turn: cannot load cert/pkey for TLS\n");
+            rc = AR_ECONFIG;
+            goto out_ports;
+        }
+    }
     ar_workers_t *ws = NULL;
     rc = ar_workers_start(&ws, plan->workers, ar__udp_worker_init, ar__udp_worker_stop, d);
     if (rc != 0) {
@@ -151,15 +187,17 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
                AR_LF_ADDR("addr", (const struct sockaddr *)&plan->listen[i]),
                AR_LF_INT("port", ar_addr_port((const struct sockaddr *)&plan->listen[i])),
                AR_LF_UINT("workers", plan->workers));
+    log_stream_listeners(plan, d);
     if (plan->has_metrics)
         ar_log(AR_LOG_INFO, "metrics_listening",
                AR_LF_INT("port", ar_addr_port((const struct sockaddr *)&plan->metrics)));
-    rc = ar_workers_wait_signals(ws, NULL, NULL);
+    rc = ar_workers_wait_signals(ws, on_reload, d);
     ar_log(AR_LOG_INFO, "stopped", AR_LF_INT("allocations", ar_turn_shared_allocations(d->sh)));
 out_workers:
     for (unsigned i = 0; i < AR_WORKERS_MAX; i++)
         ar__udp_worker_free(d->workers[i]);
 out_ports:
+    ar_tls_server_free(d->tls);
     ar_free(d->ports.used);
     pthread_mutex_destroy(&d->ports.lock);
 out:

@@ -7,6 +7,7 @@
 
 #include "anteroom/health.h"
 #include "anteroom/metrics.h"
+#include "anteroom/tls.h"
 #include "anteroom/worker.h"
 #include "turn/server.h"
 #include "turn/turn_conf.h"
@@ -51,6 +52,7 @@ typedef struct ar__turn_metrics_s {
 } ar__turn_metrics_t;
 
 typedef struct ar__udp_worker_s ar__udp_worker_t;
+typedef struct ar__stream_worker_s ar__stream_worker_t;
 
 typedef struct ar__turn_daemon_s {
     ar_turn_plan_t *plan;
@@ -59,7 +61,8 @@ typedef struct ar__turn_daemon_s {
     ar__turn_metrics_t m;
     ar__turn_ports_t ports;
     ar__udp_worker_t *workers[AR_WORKERS_MAX];
-    ar_health_t *health; /* served from worker 0's loop */
+    ar_health_t *health;  /* served from worker 0's loop */
+    ar_tls_server_t *tls; /* cert/pkey for the TLS listeners; NULL: no TLS */
     /* Load figures, updated by worker 0 once a second. */
     uint64_t last_bytes;
     double last_cpu_s;
@@ -73,6 +76,22 @@ void ar__udp_worker_stop(ar_worker_t *w, void *data);
 void ar__udp_worker_free(ar__udp_worker_t *uw);
 /* Pushes the worker's engine counters into the metrics (shard = worker index). */
 void ar__udp_worker_push_metrics(ar__udp_worker_t *uw);
+
+/* Sets the engine's clock from the worker's loop (before feeding it from another transport). */
+void ar__udp_worker_set_now(ar__udp_worker_t *uw);
+
+/* stream.c: TCP and TLS client connections on a worker's loop, feeding its engine. *out stays
+ * NULL when no stream listener is configured. */
+int ar__stream_worker_init(ar__udp_worker_t *uw, uv_loop_t *loop, ar__turn_daemon_t *d,
+                           ar_turn_engine_t *e, ar__stream_worker_t **out);
+/* The engine's send_client for tuples with proto TCP. */
+void ar__stream_send(ar__stream_worker_t *sw, const ar_turn_tuple_t *t, const uint8_t *data,
+                     size_t len);
+/* Once a second: closes connections that hold no allocation past their timeout. */
+void ar__stream_tick(ar__stream_worker_t *sw, uint64_t now_ms);
+/* Stops listening and closes every connection (their allocations go with the engine). */
+void ar__stream_worker_stop(ar__stream_worker_t *sw);
+void ar__stream_worker_free(ar__stream_worker_t *sw);
 
 /* daemon.c: called by worker 0's timer after its own push, to refresh the load gauges. */
 void ar__turn_daemon_update_load(ar__turn_daemon_t *d, uint64_t now_ms);

@@ -628,6 +628,18 @@ void ar_turn_engine_on_client(ar_turn_engine_t *e, const ar_turn_tuple_t *t, uin
 
 /* --- peer datagrams --- */
 
+void ar_turn_engine_client_closed(ar_turn_engine_t *e, const ar_turn_tuple_t *t)
+{
+    ar_turn_alloc_t *a = ar__turn_alloc_find(e, t);
+    if (a)
+        ar__turn_alloc_delete(e, a);
+}
+
+int ar_turn_engine_has_allocation(ar_turn_engine_t *e, const ar_turn_tuple_t *t)
+{
+    return ar__turn_alloc_find(e, t) != NULL;
+}
+
 static void put16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)(v >> 8);

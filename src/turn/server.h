@@ -166,6 +166,12 @@ void ar_turn_engine_set_now(ar_turn_engine_t *e, uint64_t mono_ms, int64_t wall_
 /* A datagram (or one whole stream frame) from a client. buf is writable scratch for the call. */
 void ar_turn_engine_on_client(ar_turn_engine_t *e, const ar_turn_tuple_t *t, uint8_t *buf,
                               size_t len);
+/* A stream client's connection closed: its allocation, if any, goes with it (RFC 8656 section
+ * 3.1: over TCP or TLS an allocation lives only as long as the connection that made it). */
+void ar_turn_engine_client_closed(ar_turn_engine_t *e, const ar_turn_tuple_t *t);
+/* Whether the tuple has an allocation now (stream transports close idle connections that
+ * have none). */
+int ar_turn_engine_has_allocation(ar_turn_engine_t *e, const ar_turn_tuple_t *t);
 /* A datagram from peer at alloc's relay endpoint. The payload is at buf + AR_TURN_HEADROOM and
  * the engine writes its header into the headroom in place; buf must also have 3 writable bytes
  * after the payload for padding. */

@@ -29,9 +29,16 @@
 
 const ar_conf_opt_t ar_turn_conf_opts[] = {
     {"listening-port", AR_CONF_INT, O(listening_port), "3478", 1, 65535,
-     "UDP (and later TCP) port for STUN/TURN"},
+     "UDP and TCP port for STUN/TURN"},
     {"tls-listening-port", AR_CONF_INT, O(tls_listening_port), "5349", 1, 65535,
-     "TLS port (served once the TLS transport lands)"},
+     "TLS port for STUN/TURN (served when cert and pkey are set)"},
+    {"alt-tls-listening-port", AR_CONF_INT, O(alt_tls_listening_port), "0", 0, 65535,
+     "a second TLS port, e.g. 443 for clients behind strict firewalls; 0: none (coturn uses "
+     "this name for RFC 5780's alternate port)"},
+    {"no-tcp", AR_CONF_BOOL, O(no_tcp), "false", 0, 0, "do not accept TCP client connections"},
+    {"no-tls", AR_CONF_BOOL, O(no_tls), "false", 0, 0, "do not accept TLS client connections"},
+    {"stream-max-connections", AR_CONF_INT, O(stream_max_connections), "8192", 1, 1000000,
+     "TCP and TLS client connections per process (spread over the workers)"},
     {"listening-ip", AR_CONF_LIST, O(listening_ip), NULL, 0, 0,
      "address to listen on (repeatable); default 0.0.0.0"},
     {"relay-ip", AR_CONF_LIST, O(relay_ip), NULL, 0, 0,
@@ -76,7 +83,7 @@ const ar_conf_opt_t ar_turn_conf_opts[] = {
     COMPAT(1, "lt-cred-mech"),
     COMPAT(2, "no-cli"),
     COMPAT(3, "no-dtls"),
-    COMPAT(4, "no-tls"),
+    COMPAT(4, "no-udp-relay"),
     COMPAT(5, "no-tcp-relay"),
     COMPAT(6, "no-multicast-peers"),
     COMPAT(7, "no-loopback-peers"),
@@ -257,6 +264,20 @@ int ar_turn_conf_plan(ar_turn_conf_t *c, ar_turn_plan_t *p, char *err, size_t er
         }
         p->has_metrics = 1;
     }
+
+    p->tcp_port = c->no_tcp ? 0 : (uint16_t)c->listening_port;
+    if (!c->no_tls && c->cert && c->pkey) {
+        p->tls_port = (uint16_t)c->tls_listening_port;
+        p->alt_tls_port = (uint16_t)c->alt_tls_listening_port;
+        p->cert = c->cert;
+        p->pkey = c->pkey;
+    } else if (!c->no_tls && (c->cert || c->pkey)) {
+        snprintf(err, errlen, "TLS needs both cert and pkey");
+        return AR_ECONFIG;
+    }
+    if (p->alt_tls_port != 0 && p->alt_tls_port == p->tls_port)
+        p->alt_tls_port = 0;
+    p->stream_max_conns = (uint32_t)c->stream_max_connections;
 
     if (c->use_auth_secret && c->static_auth_secret.count == 0) {
         snprintf(err, errlen, "use-auth-secret needs static-auth-secret");

@@ -19,6 +19,9 @@
 typedef struct ar_turn_conf_s {
     int64_t listening_port;
     int64_t tls_listening_port;
+    int64_t alt_tls_listening_port; /* a second TLS port (443), 0: none */
+    int no_tcp, no_tls;
+    int64_t stream_max_connections;
     ar_conf_list_t listening_ip;
     ar_conf_list_t relay_ip;
     ar_conf_list_t external_ip;
@@ -61,6 +64,10 @@ typedef struct ar_turn_plan_s {
     ar_turn_opts_t opts;
     uint16_t min_port, max_port;
     unsigned workers;
+    /* Stream listeners on every listening address; 0: that one is off. TLS needs cert/pkey. */
+    uint16_t tcp_port, tls_port, alt_tls_port;
+    const char *cert, *pkey; /* NULL: no TLS */
+    uint32_t stream_max_conns;
 } ar_turn_plan_t;
 
 /*

@@ -75,6 +75,7 @@ struct ar__udp_worker_s {
     unsigned index;
     uv_loop_t *loop;
     ar_turn_engine_t *e;
+    ar__stream_worker_t *stream; /* TCP/TLS clients (stream.c), NULL when none listen */
     udp_listener_t listeners[AR_TURN_MAX_LISTENERS];
     size_t nlisteners;
     uv_check_t flush;
@@ -203,6 +204,10 @@ static void enqueue(ar__udp_worker_t *w, txq_t *q, int fd, const ar_turn_addr_t 
 static void tp_send_client(void *ctx, const ar_turn_tuple_t *t, const uint8_t *data, size_t len)
 {
     ar__udp_worker_t *w = ctx;
+    if (t->proto == AR_TURN_PROTO_TCP) {
+        ar__stream_send(w->stream, t, data, len);
+        return;
+    }
     if (t->listener >= w->nlisteners)
         return;
     enqueue(w, &w->to_client, w->listeners[t->listener].fd, &t->client, data, len);
@@ -350,6 +355,11 @@ static void set_now(ar__udp_worker_t *w)
     ar_turn_engine_set_now(w->e, now, w->wall_base + (int64_t)(now / 1000));
 }
 
+void ar__udp_worker_set_now(ar__udp_worker_t *w)
+{
+    set_now(w);
+}
+
 /* Makes room for a batch: flushes the queues (which point into the arena) and resets it. */
 static void rx_reserve(ar__udp_worker_t *w)
 {
@@ -459,6 +469,7 @@ static void on_tick(uv_timer_t *t)
     ar__udp_worker_t *w = t->data;
     set_now(w);
     ar_turn_engine_tick(w->e);
+    ar__stream_tick(w->stream, uv_now(w->loop));
     flush_all(w);
     ar__udp_worker_push_metrics(w);
     if (w->index == 0)
@@ -501,6 +512,7 @@ void ar__udp_worker_free(ar__udp_worker_t *w)
 {
     if (!w)
         return;
+    ar__stream_worker_free(w->stream);
     if (w->relay_epfd >= 0)
         close(w->relay_epfd);
     ar_free(w->rx);
@@ -519,6 +531,7 @@ void ar__udp_worker_stop(ar_worker_t *wk, void *data)
     ar__udp_worker_t *w = d->workers[ar_worker_index(wk)];
     if (!w)
         return;
+    ar__stream_worker_stop(w->stream);
     if (w->e) {
         flush_all(w);
         ar__udp_worker_push_metrics(w);
@@ -600,6 +613,9 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
         l->poll.data = l;
         uv_poll_start(&l->poll, UV_READABLE, on_listener);
     }
+    int src = ar__stream_worker_init(w, w->loop, d, w->e, &w->stream);
+    if (src != 0)
+        return src;
     if (uv_poll_init(w->loop, &w->relay_poll, w->relay_epfd) != 0)
         return AR_ESYS;
     w->relay_poll_init = true;
