@@ -81,12 +81,16 @@ void ar__turn_daemon_update_load(ar__turn_daemon_t *d, uint64_t now_ms)
 {
     uint64_t bytes = (uint64_t)(ar_metric_value(d->m.bytes_in) + ar_metric_value(d->m.bytes_out));
     double cpu = cpu_seconds();
+    int64_t bps = 0;
     if (d->last_ms != 0 && now_ms > d->last_ms) {
         double dt = (double)(now_ms - d->last_ms) / 1000.0;
-        ar_metric_set(d->m.load_bandwidth, (int64_t)((double)(bytes - d->last_bytes) / dt));
+        bps = (int64_t)((double)(bytes - d->last_bytes) / dt);
+        ar_metric_set(d->m.load_bandwidth, bps);
         ar_metric_set(d->m.load_cpu, (int64_t)((cpu - d->last_cpu_s) / dt * 1000.0));
     }
-    ar_metric_set(d->m.load_allocations, ar_turn_shared_allocations(d->sh));
+    int64_t allocs = ar_turn_shared_allocations(d->sh);
+    ar_metric_set(d->m.load_allocations, allocs);
+    ar__turn_redirect_update(d, allocs > 0 ? (uint64_t)allocs : 0, bps > 0 ? (uint64_t)bps : 0);
     d->last_bytes = bytes;
     d->last_cpu_s = cpu;
     d->last_ms = now_ms;
@@ -153,6 +157,10 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
     fit_quota_to_files(plan);
     int rc = AR_ENOMEM;
     char err[256];
+    if (plan->redirect_count >= 0 || plan->redirect_score >= 0) {
+        plan->opts.redirect_cb = ar__turn_redirect;
+        plan->opts.redirect_ctx = d;
+    }
     d->sh = ar_turn_shared_new(&plan->opts, err, sizeof(err));
     if (!d->sh) {
         fprintf(stderr, "anteroom-turn: %s\n", err);
@@ -167,6 +175,9 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
     d->ports.max = plan->max_port;
     d->ports.used = ar_calloc((size_t)(plan->max_port - plan->min_port) + 1, 1);
     if (!d->ports.used)
+        goto out_ports;
+    rc = ar__turn_redirect_init(d);
+    if (rc != 0)
         goto out_ports;
     if (plan->cert) {
         rc = ar_tls_server_new(plan->cert, plan->pkey, &d->tls);
@@ -197,6 +208,7 @@ out_workers:
     for (unsigned i = 0; i < AR_WORKERS_MAX; i++)
         ar__udp_worker_free(d->workers[i]);
 out_ports:
+    ar__turn_redirect_free(d);
     ar_tls_server_free(d->tls);
     ar_free(d->ports.used);
     pthread_mutex_destroy(&d->ports.lock);

@@ -9,10 +9,12 @@
 #include "anteroom/metrics.h"
 #include "anteroom/tls.h"
 #include "anteroom/worker.h"
+#include "turn/load/load_bus.h"
 #include "turn/server.h"
 #include "turn/turn_conf.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 /* Relay ports min-port..max-port, shared by every worker. The lock is taken only when an
@@ -51,6 +53,21 @@ typedef struct ar__turn_metrics_s {
     ar_metric_t *load_allocations, *load_bandwidth, *load_cpu;
 } ar__turn_metrics_t;
 
+/* redirect.c: this relay's load report and where Allocates go when it is over redirect-above. */
+typedef struct ar__turn_redirect_s {
+    pthread_mutex_t lock; /* guards report, score and target */
+    bool lock_init;
+    ar_turn_cpu_sampler_t cpu;
+    ar_turn_load_t report; /* the last one made */
+    double score;
+    bool have_target;
+    struct sockaddr_storage target;
+    atomic_bool over_score; /* score mode: over the threshold with a target to name */
+    size_t next_static;     /* round robin over alternate-server */
+    ar_turn_loadboard_t *board;
+    ar_turn_loadbus_t *bus;
+} ar__turn_redirect_t;
+
 typedef struct ar__udp_worker_s ar__udp_worker_t;
 typedef struct ar__stream_worker_s ar__stream_worker_t;
 
@@ -67,6 +84,7 @@ typedef struct ar__turn_daemon_s {
     uint64_t last_bytes;
     double last_cpu_s;
     uint64_t last_ms;
+    ar__turn_redirect_t redirect;
 } ar__turn_daemon_t;
 
 /* udp.c: worker callbacks for ar_workers_start(), with the daemon as data. */
@@ -92,6 +110,13 @@ void ar__stream_tick(ar__stream_worker_t *sw, uint64_t now_ms);
 /* Stops listening and closes every connection (their allocations go with the engine). */
 void ar__stream_worker_stop(ar__stream_worker_t *sw);
 void ar__stream_worker_free(ar__stream_worker_t *sw);
+
+/* redirect.c (see there). */
+int ar__turn_redirect_init(ar__turn_daemon_t *d);
+void ar__turn_redirect_free(ar__turn_daemon_t *d);
+void ar__turn_redirect_update(ar__turn_daemon_t *d, uint64_t allocations, uint64_t bytes_per_s);
+const struct sockaddr *ar__turn_redirect(void *ctx);
+int ar__turn_redirect_json(void *ctx, char *out, size_t cap);
 
 /* daemon.c: called by worker 0's timer after its own push, to refresh the load gauges. */
 void ar__turn_daemon_update_load(ar__turn_daemon_t *d, uint64_t now_ms);

@@ -641,7 +641,12 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
         else
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, host,
                       sizeof(host));
-        ar_health_opts_t ho = {.host = host, .port = ar_addr_port(sa), .metrics = d->metrics};
+        ar_health_opts_t ho = {.host = host,
+                               .port = ar_addr_port(sa),
+                               .metrics = d->metrics,
+                               .extra_path = "/load",
+                               .extra = ar__turn_redirect_json,
+                               .extra_data = d};
         int rc = ar_health_start(w->loop, &ho, &d->health);
         if (rc != 0) {
             ar_log(AR_LOG_ERROR, "metrics_listen_failed", AR_LF_ADDR("addr", sa),
