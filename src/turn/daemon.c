@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #define FD_RESERVE 256 /* listeners, metrics connections, logs, libuv internals */
 
@@ -171,6 +172,7 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
     if (!d->metrics || register_metrics(d) != 0)
         goto out;
     pthread_mutex_init(&d->ports.lock, NULL);
+    pthread_mutex_init(&d->cids.lock, NULL);
     d->ports.min = plan->min_port;
     d->ports.max = plan->max_port;
     d->ports.used = ar_calloc((size_t)(plan->max_port - plan->min_port) + 1, 1);
@@ -212,6 +214,9 @@ out_ports:
     ar_tls_server_free(d->tls);
     ar_free(d->ports.used);
     pthread_mutex_destroy(&d->ports.lock);
+    for (size_t i = 0; i < d->cids.n; i++)
+        close(d->cids.e[i].fd);
+    pthread_mutex_destroy(&d->cids.lock);
 out:
     ar_metrics_free(d->metrics);
     ar_turn_shared_free(d->sh);

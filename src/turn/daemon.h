@@ -68,6 +68,24 @@ typedef struct ar__turn_redirect_s {
     ar_turn_loadbus_t *bus;
 } ar__turn_redirect_t;
 
+/* RFC 6062 peer connections made (Connect) or accepted (ConnectionAttempt) and not yet bound
+ * to a client data connection. They wait here, unread (the kernel buffers what the peer sends),
+ * for a ConnectionBind on any worker; after 30 s they are closed. */
+#define AR__TURN_MAX_PARKED 1024
+typedef struct ar__turn_parked_s {
+    uint32_t cid;
+    int fd;
+    uint8_t uhash[16]; /* the allocation's user: only that user may bind */
+    uint64_t at_ms;    /* monotonic */
+} ar__turn_parked_t;
+
+typedef struct ar__turn_cids_s {
+    pthread_mutex_t lock;
+    ar__turn_parked_t e[AR__TURN_MAX_PARKED];
+    size_t n;
+    uint32_t next;
+} ar__turn_cids_t;
+
 typedef struct ar__udp_worker_s ar__udp_worker_t;
 typedef struct ar__stream_worker_s ar__stream_worker_t;
 
@@ -85,6 +103,7 @@ typedef struct ar__turn_daemon_s {
     double last_cpu_s;
     uint64_t last_ms;
     ar__turn_redirect_t redirect;
+    ar__turn_cids_t cids;
 } ar__turn_daemon_t;
 
 /* udp.c: worker callbacks for ar_workers_start(), with the daemon as data. */
@@ -107,6 +126,16 @@ void ar__stream_send(ar__stream_worker_t *sw, const ar_turn_tuple_t *t, const ui
                      size_t len);
 /* Once a second: closes connections that hold no allocation past their timeout. */
 void ar__stream_tick(ar__stream_worker_t *sw, uint64_t now_ms);
+/* RFC 6062 transport callbacks (server.h); sw may be NULL (no stream listener: AR_EINVAL). */
+int ar__stream_tcp_relay_open(ar__stream_worker_t *sw, ar_turn_alloc_t *alloc, int family,
+                              ar_turn_addr_t *relayed, void **handle);
+void ar__stream_tcp_relay_close(void *handle);
+int ar__stream_peer_connect(void *handle, const ar_turn_tuple_t *ctrl, const ar_turn_addr_t *peer,
+                            const uint8_t tid[12]);
+int ar__stream_data_bind(ar__stream_worker_t *sw, const ar_turn_tuple_t *t, uint32_t cid,
+                         const uint8_t uhash[16]);
+/* Closes parked peer connections older than 30 s (any worker may call it). */
+void ar__stream_cids_sweep(ar__turn_daemon_t *d, uint64_t now_ms);
 /* Stops listening and closes every connection (their allocations go with the engine). */
 void ar__stream_worker_stop(ar__stream_worker_t *sw);
 void ar__stream_worker_free(ar__stream_worker_t *sw);

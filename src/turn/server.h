@@ -105,6 +105,24 @@ typedef struct ar_turn_transport_s {
     void (*relay_close)(void *ctx, void *handle);
     void (*send_peer)(void *ctx, void *handle, const ar_turn_addr_t *peer, const uint8_t *data,
                       size_t len);
+    /*
+     * RFC 6062 TCP allocations; all NULL: Allocate with REQUESTED-TRANSPORT TCP gets 442.
+     * - tcp_relay_open: a listening TCP endpoint at a pool port (connections from peers are
+     *   reported with ar_turn_engine_connection_attempt). Same returns as relay_open.
+     * - tcp_relay_close: closes it and any connection still being made from it.
+     * - peer_connect: starts a connection from the endpoint to peer for the Connect request
+     *   tid on the control connection ctrl; its outcome comes back through
+     *   ar_turn_engine_connect_done. Returns 0, AR_EEXIST (one to that peer is being made) or
+     *   another code (447).
+     * - data_bind: makes the client stream t the data connection of the connection cid, if
+     *   that was made for the user uhash. Returns 0, or AR_ENOTFOUND (400).
+     */
+    int (*tcp_relay_open)(void *ctx, ar_turn_alloc_t *alloc, int family, ar_turn_addr_t *relayed,
+                          void **handle);
+    void (*tcp_relay_close)(void *ctx, void *handle);
+    int (*peer_connect)(void *ctx, void *handle, const ar_turn_tuple_t *ctrl,
+                        const ar_turn_addr_t *peer, const uint8_t tid[12]);
+    int (*data_bind)(void *ctx, const ar_turn_tuple_t *t, uint32_t cid, const uint8_t uhash[16]);
 } ar_turn_transport_t;
 
 /* The engine's view of its options, filled from the daemon configuration (turn_conf.c). */
@@ -172,6 +190,14 @@ void ar_turn_engine_client_closed(ar_turn_engine_t *e, const ar_turn_tuple_t *t)
 /* Whether the tuple has an allocation now (stream transports close idle connections that
  * have none). */
 int ar_turn_engine_has_allocation(ar_turn_engine_t *e, const ar_turn_tuple_t *t);
+/* RFC 6062: the connection a Connect (tid, on control connection ctrl) asked for is made
+ * (cid != 0: answered with CONNECTION-ID) or failed (cid 0: 447). */
+void ar_turn_engine_connect_done(ar_turn_engine_t *e, const ar_turn_tuple_t *ctrl,
+                                 const uint8_t tid[12], uint32_t cid);
+/* RFC 6062: peer connected to alloc's TCP endpoint. Sends ConnectionAttempt with cid and returns
+ * 0, or AR_EPERM (no permission for the peer, or refused by the peer policy: close it). */
+int ar_turn_engine_connection_attempt(ar_turn_engine_t *e, ar_turn_alloc_t *alloc,
+                                      const ar_turn_addr_t *peer, uint32_t cid);
 /* A datagram from peer at alloc's relay endpoint. The payload is at buf + AR_TURN_HEADROOM and
  * the engine writes its header into the headroom in place; buf must also have 3 writable bytes
  * after the payload for padding. */

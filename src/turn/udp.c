@@ -347,6 +347,34 @@ static void tp_relay_close(void *ctx, void *handle)
     w->closing = r;
 }
 
+/* --- RFC 6062: TCP relay endpoints live with the stream transport (stream.c) --- */
+
+static int tp_tcp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family, ar_turn_addr_t *relayed,
+                             void **handle)
+{
+    ar__udp_worker_t *w = ctx;
+    return ar__stream_tcp_relay_open(w->stream, alloc, family, relayed, handle);
+}
+
+static void tp_tcp_relay_close(void *ctx, void *handle)
+{
+    (void)ctx;
+    ar__stream_tcp_relay_close(handle);
+}
+
+static int tp_peer_connect(void *ctx, void *handle, const ar_turn_tuple_t *ctrl,
+                           const ar_turn_addr_t *peer, const uint8_t tid[12])
+{
+    (void)ctx;
+    return ar__stream_peer_connect(handle, ctrl, peer, tid);
+}
+
+static int tp_data_bind(void *ctx, const ar_turn_tuple_t *t, uint32_t cid, const uint8_t uhash[16])
+{
+    ar__udp_worker_t *w = ctx;
+    return ar__stream_data_bind(w->stream, t, cid, uhash);
+}
+
 /* --- receiving --- */
 
 static void set_now(ar__udp_worker_t *w)
@@ -472,8 +500,10 @@ static void on_tick(uv_timer_t *t)
     ar__stream_tick(w->stream, uv_now(w->loop));
     flush_all(w);
     ar__udp_worker_push_metrics(w);
-    if (w->index == 0)
+    if (w->index == 0) {
         ar__turn_daemon_update_load(w->d, uv_now(w->loop));
+        ar__stream_cids_sweep(w->d, uv_now(w->loop));
+    }
 }
 
 /* --- metrics --- */
@@ -581,7 +611,11 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
                               .relay_open = tp_relay_open,
                               .relay_arm = tp_relay_arm,
                               .relay_close = tp_relay_close,
-                              .send_peer = tp_send_peer};
+                              .send_peer = tp_send_peer,
+                              .tcp_relay_open = tp_tcp_relay_open,
+                              .tcp_relay_close = tp_tcp_relay_close,
+                              .peer_connect = tp_peer_connect,
+                              .data_bind = tp_data_bind};
     w->e = ar_turn_engine_new(d->sh, &tp);
     if (!w->e)
         return AR_ENOMEM;

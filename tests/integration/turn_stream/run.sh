@@ -6,6 +6,7 @@
 # only that connection: a client running alongside loses nothing, and the relay still serves
 # afterwards. SIGHUP reloads the certificate. Every process started here is stopped by PID on
 # exit; each step has a timeout.
+# RFC 6062 TCP allocations run client to client (-T) over TCP and TLS.
 # Usage: run.sh path/to/anteroom-turn
 set -euo pipefail
 turn_bin=$1
@@ -82,6 +83,13 @@ run tcp_large_packets $port -t -l 1200 -u alice -w wonderland
 run tls_channels_static_user $tls_port -t -S -y -u alice -w wonderland
 run tls_send_indications_rest $tls_port -t -S -s -W integration-secret
 run tls_alt_port_channels $alt_tls_port -t -S -u alice -w wonderland
+# RFC 6062 TCP allocations, client to client (-T): Connect from one relay endpoint to the other,
+# ConnectionAttempt there, ConnectionBind on new data connections on both sides, raw relaying.
+run tcp_relay_rfc6062 $port -T -u alice -w wonderland
+run tcp_relay_rfc6062_rest $port -T -W integration-secret
+# (Not 1200-byte messages: turnutils_uclient -T loses the odd one of those against coturn 4.6.1
+# itself, as it counts messages it reads back from a raw byte stream.)
+run tcp_relay_rfc6062_over_tls $tls_port -T -S -u alice -w wonderland
 
 # Garbage on both stream listeners while a TCP client relays: only the garbage connections close.
 timeout 60 turnutils_uclient -p $port -t -e 127.0.0.1 -r $peer_port -n 200 -l 170 -m 5 -z 5 \
