@@ -46,7 +46,9 @@ start_relay() { # start_relay <name> <port> <metrics port> <relay ports from> <a
     --min-port "$rmin" --max-port $((rmin + 499)) --metrics-listen 127.0.0.1:"$mport" \
     --node-name "$name" "$@" 2>"$dir/$name.log" &
   pids+=($!)
+  relays+=($!)
 }
+relays=()
 start_relay a 36478 36490 44000 --redirect-above 0 --jurisdiction eu --nats-url nats://127.0.0.1:$c1
 start_relay b 36578 36590 44500 --jurisdiction eu --nats-url nats://127.0.0.1:$c2
 start_relay c 36678 36690 45000 --jurisdiction us --nats-url nats://127.0.0.1:$c2
@@ -112,4 +114,12 @@ else
   echo "FAIL static alternate: D=$d B=$b->$b2"; fails=$((fails + 1))
 fi
 
+# Every relay stops cleanly on SIGTERM (under ASan this also means no leak).
+for p in "${relays[@]}"; do kill -TERM "$p"; done
+for p in "${relays[@]}"; do
+  if ! timeout 10 tail --pid="$p" -f /dev/null || ! wait "$p"; then
+    echo "FAIL: relay $p did not stop cleanly on SIGTERM"; fails=$((fails + 1))
+  fi
+done
+[ "$fails" -eq 0 ] && echo "ok   relays stopped cleanly"
 [ "$fails" -eq 0 ] || { tail -5 "$dir"/[abcd].log; exit 1; }
