@@ -15,7 +15,18 @@
  * Caps and timeouts: at most max_conns connections per worker (more are closed at once); each
  * connection holds at most OUT_CAP bytes towards its client (relayed packets beyond that are
  * dropped, as a full UDP socket buffer would); a connection without an allocation for
- * UNALLOC_TIMEOUT_S seconds is closed, and its allocation is deleted when it closes.
+ * UNALLOC_TIMEOUT_MS is closed, and its allocation is deleted when it closes.
+ *
+ * RFC 6062 TCP allocations live here too, since their client side is a stream connection: a TCP
+ * allocation's endpoint is a listening socket at its relayed address; Connect makes an
+ * outgoing connection bound to that address. Either kind of peer connection is then parked,
+ * unread, in the daemon's table under a CONNECTION-ID until a ConnectionBind arrives on a new
+ * client connection, which may have reached any worker (the table is shared, and the parked
+ * descriptor is simply taken over by that worker's loop). From then on the client connection
+ * is raw: bytes pass both ways with backpressure (the client's reads pause while RAW_CAP bytes
+ * wait for the peer; the peer is not read while the client has more than OUT_CAP / 2 queued).
+ * Closing either side closes the other. Bound data connections outlive the allocation that
+ * made them until one side closes.
  */
 #include "daemon.h"
 #include "internal.h"
@@ -33,12 +44,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define FRAME_CAP 4096         /* longest frame we keep; longer ones are skipped */
-#define OUT_CAP (256 * 1024)   /* bytes queued towards one client */
-#define UNALLOC_TIMEOUT_S 30   /* a connection must hold an allocation after this long */
-#define TLS_HANDSHAKE_MS 10000 /* connect to handshake done */
-#define PARK_TIMEOUT_MS 30000  /* RFC 6062: an unbound peer connection lives 30 s */
-#define RAW_CAP (256 * 1024)   /* client bytes waiting for a slow peer (RFC 6062 data) */
+#define FRAME_CAP 4096                       /* longest frame we keep; longer ones are skipped */
+#define OUT_CAP ((size_t)256 * 1024)         /* bytes queued towards one client */
+#define UNALLOC_TIMEOUT_MS ((uint64_t)30000) /* a connection must hold an allocation by then */
+#define TLS_HANDSHAKE_MS 10000               /* connect to handshake done */
+#define PARK_TIMEOUT_MS 30000                /* RFC 6062: an unbound peer connection lives 30 s */
+#define RAW_CAP ((size_t)256 * 1024) /* client bytes waiting for a slow peer (RFC 6062 data) */
 
 /* The peer side of a bound RFC 6062 data connection: a raw TCP socket we read and write. */
 typedef struct peer_side_s {
@@ -255,7 +266,7 @@ static const ar_conn_cbs_t stream_cbs = {
     .on_close = on_close,
 };
 
-/* Closes connections that have held no allocation for UNALLOC_TIMEOUT_S. */
+/* Closes connections that have held no allocation for UNALLOC_TIMEOUT_MS. */
 void ar__stream_tick(ar__stream_worker_t *sw, uint64_t now_ms)
 {
     if (!sw)
@@ -266,7 +277,7 @@ void ar__stream_tick(ar__stream_worker_t *sw, uint64_t now_ms)
             continue; /* data connections hold no allocation of their own */
         if (ar_turn_engine_has_allocation(sw->e, &sc->tuple))
             sc->alloc_seen_ms = now_ms;
-        else if (now_ms - sc->alloc_seen_ms > UNALLOC_TIMEOUT_S * 1000)
+        else if (now_ms - sc->alloc_seen_ms > UNALLOC_TIMEOUT_MS)
             ar_conn_close(sc->c);
     }
 }
@@ -736,7 +747,7 @@ int ar__stream_worker_init(ar__udp_worker_t *uw, uv_loop_t *loop, ar__turn_daemo
     sw->e = e;
     sw->loop = loop;
     sw->max_conns = plan->stream_max_conns / plan->workers + 1;
-    sw->slots = ar_calloc(sw->max_conns, sizeof(*sw->slots));
+    sw->slots = ar_calloc(sw->max_conns, sizeof(stream_conn_t *));
     sw->free_slots = ar_calloc(sw->max_conns, sizeof(*sw->free_slots));
     if (!sw->slots || !sw->free_slots)
         return AR_ENOMEM;
