@@ -11,24 +11,21 @@
  *    quotas, the relay port pool) lives in ar_turn_shared_t.
  *
  *  - Client transports. Every client message carries an ar_turn_tuple_t whose `proto` says how
- *    it arrived (AR_TURN_PROTO_UDP today, udp.c). A TCP or TLS listener (its own file beside
- *    udp.c, on the same worker loops) adds its own proto value, frames the stream, feeds whole
- *    frames to on_client, and implements send_client for its connections (the tuple's `conn`
- *    field names the connection). Nothing else in the engine changes: allocations are keyed by
- *    the whole tuple. Framing note: we accept channel numbers up to 0x7fff (RFC 5766 clients,
- *    see internal.h), so a stream framer must treat a first byte 0x40-0x7f as ChannelData,
- *    wider than ar_stun_classify()'s 0x40-0x4f.
+ *    it arrived: AR_TURN_PROTO_UDP (udp.c) or AR_TURN_PROTO_TCP for TCP and TLS connections
+ *    (stream.c, on the same worker loops), where `conn` names the connection. The stream
+ *    transport frames the bytes (STUN, or ChannelData with channels 0x4000-0x7fff padded to 4),
+ *    feeds whole frames to on_client and implements send_client for its connections; when a
+ *    connection closes it calls ar_turn_engine_client_closed, which deletes its allocation.
  *
- *  - Relay transports. Allocate with REQUESTED-TRANSPORT other than UDP gets 442 today, in
- *    engine.c's handle_allocate(). RFC 6062 TCP allocations add a relay_open variant for TCP
- *    and handlers for CONNECT / CONNECTION-BIND there; the peer address policy (peer_allowed)
- *    must be called on every CONNECT target as it is on CreatePermission/ChannelBind/Send.
+ *  - Relay transports. UDP relay endpoints (relay_open) and RFC 6062 TCP ones
+ *    (tcp_relay_open, with Connect / ConnectionAttempt / ConnectionBind through peer_connect,
+ *    ar_turn_engine_connect_done, ar_turn_engine_connection_attempt and data_bind). The peer
+ *    address policy (peer_allowed) is applied on every relay path: CreatePermission,
+ *    ChannelBind, Send, Connect and inbound TCP connections.
  *
  *  - ALTERNATE-SERVER (300 Try Alternate): ar_turn_opts_t.redirect_cb is asked before an
- *    Allocate is granted; a non-NULL answer is sent back as 300 with ALTERNATE-SERVER. The load
- *    figures to decide on (and to publish to NATS) are ar_turn_shared_allocations() and the
- *    gauges daemon.c refreshes once a second (anteroom_turn_load_*: allocations, relayed
- *    bytes/s, CPU); a NATS publisher belongs beside ar__turn_daemon_update_load().
+ *    Allocate is granted; a non-NULL answer is sent back as 300 with ALTERNATE-SERVER. The
+ *    daemon's answer comes from redirect.c (redirect-above, alternate-server, the NATS board).
  *
  * Ownership: the shared context outlives every engine; an engine owns its allocations and
  * closes their relay endpoints (relay_close) when they expire or when it is freed.
