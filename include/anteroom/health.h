@@ -3,6 +3,7 @@
  *   GET /metrics  200, Prometheus text (ar_metrics_render)
  *   GET /healthz  200 "ok" while the process runs its loop
  *   GET /readyz   200 "ready" or 503 "not ready", from the daemon's callback
+ *   GET <extra_path>  200 application/json from the daemon's extra callback, when set
  * Other paths get 404, other methods on these paths 405. HEAD is answered like GET without a
  * body. Requests are parsed with Debian's http-parser.
  *
@@ -24,6 +25,9 @@ typedef struct ar_health_s ar_health_t;
 
 /* Nonzero when the daemon is ready to take traffic. Runs on the health loop's thread. */
 typedef int (*ar_health_ready_cb)(void *data);
+/* Writes a JSON body of at most cap bytes into out and returns its length, or a negative code
+ * for 503. Runs on the health loop's thread. */
+typedef int (*ar_health_extra_cb)(void *data, char *out, size_t cap);
 
 typedef struct ar_health_opts_s {
     const char *host;         /* numeric address to bind; NULL means "127.0.0.1" */
@@ -34,6 +38,9 @@ typedef struct ar_health_opts_s {
     size_t max_request;       /* bytes of one request head; 0 means 8 KiB */
     uint64_t idle_timeout_ms; /* 0 means 10 s */
     unsigned max_conns;       /* 0 means 64 */
+    const char *extra_path;   /* e.g. "/load"; NULL: none (must outlive the server) */
+    ar_health_extra_cb extra; /* its body, at most 4 KiB */
+    void *extra_data;
 } ar_health_opts_t;
 
 /*

@@ -162,13 +162,15 @@ static void route(hconn_t *c, int close_after)
     int head_only = method == HTTP_HEAD;
     size_t plen = strcspn(c->url, "?"); /* a query string does not change the resource */
     c->url[plen] = '\0';
-    enum { NONE, METRICS, HEALTHZ, READYZ } what = NONE;
+    enum { NONE, METRICS, HEALTHZ, READYZ, EXTRA } what = NONE;
     if (strcmp(c->url, "/metrics") == 0)
         what = METRICS;
     else if (strcmp(c->url, "/healthz") == 0)
         what = HEALTHZ;
     else if (strcmp(c->url, "/readyz") == 0)
         what = READYZ;
+    else if (h->opts.extra_path && h->opts.extra && strcmp(c->url, h->opts.extra_path) == 0)
+        what = EXTRA;
     if (c->url_too_long) {
         respond_text(c, 414, "uri too long\n", head_only, 1);
         return;
@@ -187,6 +189,13 @@ static void route(hconn_t *c, int close_after)
         int ready = h->opts.ready == NULL || h->opts.ready(h->opts.ready_data);
         respond_text(c, ready ? 200 : 503, ready ? "ready\n" : "not ready\n", head_only,
                      close_after);
+    } else if (what == EXTRA) {
+        char body[4096];
+        int n = h->opts.extra(h->opts.extra_data, body, sizeof(body));
+        if (n < 0 || (size_t)n > sizeof(body))
+            respond_text(c, 503, "unavailable\n", head_only, close_after);
+        else
+            respond(c, 200, "application/json", body, (size_t)n, head_only, close_after);
     } else {
         ar_buf_t b;
         ar_buf_init(&b, HEALTH_METRICS_CAP);

@@ -282,7 +282,9 @@ void ar__turn_alloc_delete(ar_turn_engine_t *e, ar_turn_alloc_t *a)
         *pp = a->hnext;
     if (a->wheel_at != UINT32_MAX)
         wheel_unlink(e, a);
-    if (a->relay)
+    if (a->relay && a->tcp)
+        e->tp.tcp_relay_close(e->tp.ctx, a->relay);
+    else if (a->relay)
         e->tp.relay_close(e->tp.ctx, a->relay);
     quota_give(e->sh, a->uhash);
     e->count--;

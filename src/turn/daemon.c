@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #define FD_RESERVE 256 /* listeners, metrics connections, logs, libuv internals */
 
@@ -81,12 +82,16 @@ void ar__turn_daemon_update_load(ar__turn_daemon_t *d, uint64_t now_ms)
 {
     uint64_t bytes = (uint64_t)(ar_metric_value(d->m.bytes_in) + ar_metric_value(d->m.bytes_out));
     double cpu = cpu_seconds();
+    int64_t bps = 0;
     if (d->last_ms != 0 && now_ms > d->last_ms) {
         double dt = (double)(now_ms - d->last_ms) / 1000.0;
-        ar_metric_set(d->m.load_bandwidth, (int64_t)((double)(bytes - d->last_bytes) / dt));
+        bps = (int64_t)((double)(bytes - d->last_bytes) / dt);
+        ar_metric_set(d->m.load_bandwidth, bps);
         ar_metric_set(d->m.load_cpu, (int64_t)((cpu - d->last_cpu_s) / dt * 1000.0));
     }
-    ar_metric_set(d->m.load_allocations, ar_turn_shared_allocations(d->sh));
+    int64_t allocs = ar_turn_shared_allocations(d->sh);
+    ar_metric_set(d->m.load_allocations, allocs);
+    ar__turn_redirect_update(d, allocs > 0 ? (uint64_t)allocs : 0, bps > 0 ? (uint64_t)bps : 0);
     d->last_bytes = bytes;
     d->last_cpu_s = cpu;
     d->last_ms = now_ms;
@@ -115,6 +120,34 @@ static void fit_quota_to_files(ar_turn_plan_t *plan)
     }
 }
 
+/* SIGHUP, on the main thread: new TLS connections get the re-read certificate; on a bad file
+ * the old one stays (ar_tls_server_reload logs why). */
+static void on_reload(void *data)
+{
+    ar__turn_daemon_t *d = data;
+    if (d->tls) {
+        int rc = ar_tls_server_reload(d->tls);
+        (void)rc; /* logged by the TLS layer either way */
+    }
+}
+
+static void log_stream_listeners(const ar_turn_plan_t *plan, const ar__turn_daemon_t *d)
+{
+    const uint16_t ports[3] = {plan->tcp_port, d->tls ? plan->tls_port : 0,
+                               d->tls ? plan->alt_tls_port : 0};
+    for (size_t i = 0; i < plan->nlisten; i++) {
+        for (int k = 0; k < 3; k++) {
+            const struct sockaddr *sa = (const struct sockaddr *)&plan->listen[i];
+            if (ports[k] && k == 0)
+                ar_log(AR_LOG_INFO, "listening", AR_LF_KW("transport", "tcp"),
+                       AR_LF_ADDR("addr", sa), AR_LF_INT("port", ports[k]));
+            else if (ports[k])
+                ar_log(AR_LOG_INFO, "listening", AR_LF_KW("transport", "tls"),
+                       AR_LF_ADDR("addr", sa), AR_LF_INT("port", ports[k]));
+        }
+    }
+}
+
 int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
 {
     (void)conf;
@@ -125,6 +158,10 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
     fit_quota_to_files(plan);
     int rc = AR_ENOMEM;
     char err[256];
+    if (plan->redirect_count >= 0 || plan->redirect_score >= 0) {
+        plan->opts.redirect_cb = ar__turn_redirect;
+        plan->opts.redirect_ctx = d;
+    }
     d->sh = ar_turn_shared_new(&plan->opts, err, sizeof(err));
     if (!d->sh) {
         fprintf(stderr, "anteroom-turn: %s\n", err);
@@ -135,11 +172,23 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
     if (!d->metrics || register_metrics(d) != 0)
         goto out;
     pthread_mutex_init(&d->ports.lock, NULL);
+    pthread_mutex_init(&d->cids.lock, NULL);
     d->ports.min = plan->min_port;
     d->ports.max = plan->max_port;
     d->ports.used = ar_calloc((size_t)(plan->max_port - plan->min_port) + 1, 1);
     if (!d->ports.used)
         goto out_ports;
+    rc = ar__turn_redirect_init(d);
+    if (rc != 0)
+        goto out_ports;
+    if (plan->cert) {
+        rc = ar_tls_server_new(plan->cert, plan->pkey, &d->tls);
+        if (rc != 0) {
+            fprintf(stderr, "anteroom-turn: cannot load cert/pkey for TLS\n");
+            rc = AR_ECONFIG;
+            goto out_ports;
+        }
+    }
     ar_workers_t *ws = NULL;
     rc = ar_workers_start(&ws, plan->workers, ar__udp_worker_init, ar__udp_worker_stop, d);
     if (rc != 0) {
@@ -151,17 +200,23 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
                AR_LF_ADDR("addr", (const struct sockaddr *)&plan->listen[i]),
                AR_LF_INT("port", ar_addr_port((const struct sockaddr *)&plan->listen[i])),
                AR_LF_UINT("workers", plan->workers));
+    log_stream_listeners(plan, d);
     if (plan->has_metrics)
         ar_log(AR_LOG_INFO, "metrics_listening",
                AR_LF_INT("port", ar_addr_port((const struct sockaddr *)&plan->metrics)));
-    rc = ar_workers_wait_signals(ws, NULL, NULL);
+    rc = ar_workers_wait_signals(ws, on_reload, d);
     ar_log(AR_LOG_INFO, "stopped", AR_LF_INT("allocations", ar_turn_shared_allocations(d->sh)));
 out_workers:
     for (unsigned i = 0; i < AR_WORKERS_MAX; i++)
         ar__udp_worker_free(d->workers[i]);
 out_ports:
+    ar__turn_redirect_free(d);
+    ar_tls_server_free(d->tls);
     ar_free(d->ports.used);
     pthread_mutex_destroy(&d->ports.lock);
+    for (size_t i = 0; i < d->cids.n; i++)
+        close(d->cids.e[i].fd);
+    pthread_mutex_destroy(&d->cids.lock);
 out:
     ar_metrics_free(d->metrics);
     ar_turn_shared_free(d->sh);

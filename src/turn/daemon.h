@@ -7,11 +7,14 @@
 
 #include "anteroom/health.h"
 #include "anteroom/metrics.h"
+#include "anteroom/tls.h"
 #include "anteroom/worker.h"
+#include "turn/load/load_bus.h"
 #include "turn/server.h"
 #include "turn/turn_conf.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 /* Relay ports min-port..max-port, shared by every worker. The lock is taken only when an
@@ -50,7 +53,41 @@ typedef struct ar__turn_metrics_s {
     ar_metric_t *load_allocations, *load_bandwidth, *load_cpu;
 } ar__turn_metrics_t;
 
+/* redirect.c: this relay's load report and where Allocates go when it is over redirect-above. */
+typedef struct ar__turn_redirect_s {
+    pthread_mutex_t lock; /* guards report, score and target */
+    bool lock_init;
+    ar_turn_cpu_sampler_t cpu;
+    ar_turn_load_t report; /* the last one made */
+    double score;
+    bool have_target;
+    struct sockaddr_storage target;
+    atomic_bool over_score; /* score mode: over the threshold with a target to name */
+    size_t next_static;     /* round robin over alternate-server */
+    ar_turn_loadboard_t *board;
+    ar_turn_loadbus_t *bus;
+} ar__turn_redirect_t;
+
+/* RFC 6062 peer connections made (Connect) or accepted (ConnectionAttempt) and not yet bound
+ * to a client data connection. They wait here, unread (the kernel buffers what the peer sends),
+ * for a ConnectionBind on any worker; after 30 s they are closed. */
+#define AR__TURN_MAX_PARKED 1024
+typedef struct ar__turn_parked_s {
+    uint32_t cid;
+    int fd;
+    uint8_t uhash[16]; /* the allocation's user: only that user may bind */
+    uint64_t at_ms;    /* monotonic */
+} ar__turn_parked_t;
+
+typedef struct ar__turn_cids_s {
+    pthread_mutex_t lock;
+    ar__turn_parked_t e[AR__TURN_MAX_PARKED];
+    size_t n;
+    uint32_t next;
+} ar__turn_cids_t;
+
 typedef struct ar__udp_worker_s ar__udp_worker_t;
+typedef struct ar__stream_worker_s ar__stream_worker_t;
 
 typedef struct ar__turn_daemon_s {
     ar_turn_plan_t *plan;
@@ -59,11 +96,14 @@ typedef struct ar__turn_daemon_s {
     ar__turn_metrics_t m;
     ar__turn_ports_t ports;
     ar__udp_worker_t *workers[AR_WORKERS_MAX];
-    ar_health_t *health; /* served from worker 0's loop */
+    ar_health_t *health;  /* served from worker 0's loop */
+    ar_tls_server_t *tls; /* cert/pkey for the TLS listeners; NULL: no TLS */
     /* Load figures, updated by worker 0 once a second. */
     uint64_t last_bytes;
     double last_cpu_s;
     uint64_t last_ms;
+    ar__turn_redirect_t redirect;
+    ar__turn_cids_t cids;
 } ar__turn_daemon_t;
 
 /* udp.c: worker callbacks for ar_workers_start(), with the daemon as data. */
@@ -73,6 +113,39 @@ void ar__udp_worker_stop(ar_worker_t *w, void *data);
 void ar__udp_worker_free(ar__udp_worker_t *uw);
 /* Pushes the worker's engine counters into the metrics (shard = worker index). */
 void ar__udp_worker_push_metrics(ar__udp_worker_t *uw);
+
+/* Sets the engine's clock from the worker's loop (before feeding it from another transport). */
+void ar__udp_worker_set_now(ar__udp_worker_t *uw);
+
+/* stream.c: TCP and TLS client connections on a worker's loop, feeding its engine. *out stays
+ * NULL when no stream listener is configured. */
+int ar__stream_worker_init(ar__udp_worker_t *uw, uv_loop_t *loop, ar__turn_daemon_t *d,
+                           ar_turn_engine_t *e, ar__stream_worker_t **out);
+/* The engine's send_client for tuples with proto TCP. */
+void ar__stream_send(ar__stream_worker_t *sw, const ar_turn_tuple_t *t, const uint8_t *data,
+                     size_t len);
+/* Once a second: closes connections that hold no allocation past their timeout. */
+void ar__stream_tick(ar__stream_worker_t *sw, uint64_t now_ms);
+/* RFC 6062 transport callbacks (server.h); sw may be NULL (no stream listener: AR_EINVAL). */
+int ar__stream_tcp_relay_open(ar__stream_worker_t *sw, ar_turn_alloc_t *alloc, int family,
+                              ar_turn_addr_t *relayed, void **handle);
+void ar__stream_tcp_relay_close(void *handle);
+int ar__stream_peer_connect(void *handle, const ar_turn_tuple_t *ctrl, const ar_turn_addr_t *peer,
+                            const uint8_t tid[12]);
+int ar__stream_data_bind(ar__stream_worker_t *sw, const ar_turn_tuple_t *t, uint32_t cid,
+                         const uint8_t uhash[16]);
+/* Closes parked peer connections older than 30 s (any worker may call it). */
+void ar__stream_cids_sweep(ar__turn_daemon_t *d, uint64_t now_ms);
+/* Stops listening and closes every connection (their allocations go with the engine). */
+void ar__stream_worker_stop(ar__stream_worker_t *sw);
+void ar__stream_worker_free(ar__stream_worker_t *sw);
+
+/* redirect.c (see there). */
+int ar__turn_redirect_init(ar__turn_daemon_t *d);
+void ar__turn_redirect_free(ar__turn_daemon_t *d);
+void ar__turn_redirect_update(ar__turn_daemon_t *d, uint64_t allocations, uint64_t bytes_per_s);
+const struct sockaddr *ar__turn_redirect(void *ctx);
+int ar__turn_redirect_json(void *ctx, char *out, size_t cap);
 
 /* daemon.c: called by worker 0's timer after its own push, to refresh the load gauges. */
 void ar__turn_daemon_update_load(ar__turn_daemon_t *d, uint64_t now_ms);

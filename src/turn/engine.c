@@ -11,6 +11,7 @@
 
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
+#include "anteroom/rand.h"
 #include "stun/stun.h"
 
 #include <arpa/inet.h>
@@ -259,9 +260,17 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         reply_error(e, t, msg, 400, key);
         return;
     }
-    /* Seam: TCP allocations (RFC 6062) land here with value 6. */
-    if (rt->value[0] != AR_TURN_PROTO_UDP) {
+    bool tcp = rt->value[0] == AR_TURN_PROTO_TCP && e->tp.tcp_relay_open;
+    if (rt->value[0] != AR_TURN_PROTO_UDP && !tcp) {
         reply_error(e, t, msg, 442, key);
+        return;
+    }
+    /* RFC 6062 section 5.1: a TCP allocation is asked for over TCP or TLS, without EVEN-PORT,
+     * RESERVATION-TOKEN or DONT-FRAGMENT. */
+    if (tcp && (t->proto != AR_TURN_PROTO_TCP || ar_stun_find(msg, AR_TURN_ATTR_EVEN_PORT) ||
+                ar_stun_find(msg, AR_TURN_ATTR_RESERVATION_TOKEN) ||
+                ar_stun_find(msg, AR_TURN_ATTR_DONT_FRAGMENT))) {
+        reply_error(e, t, msg, 400, key);
         return;
     }
     /* EVEN-PORT (with R: reserve the next port too) or RESERVATION-TOKEN, not both (7.2). */
@@ -324,7 +333,11 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
     memcpy(a->key, key, 16);
     memcpy(a->tid, msg->tid, 12);
     uint64_t token = 0;
-    rc = e->tp.relay_open(e->tp.ctx, a, family, &req, &a->relayed, &token, &a->relay);
+    a->tcp = tcp;
+    if (tcp)
+        rc = e->tp.tcp_relay_open(e->tp.ctx, a, family, &a->relayed, &a->relay);
+    else
+        rc = e->tp.relay_open(e->tp.ctx, a, family, &req, &a->relayed, &token, &a->relay);
     if (rc != 0) {
         a->relay = NULL;
         ar__turn_alloc_delete(e, a);
@@ -462,6 +475,93 @@ static void handle_channel_bind(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
     send_built(e, t, &b);
 }
 
+/* RFC 6062 section 5.2: Connect. The answer follows from ar_turn_engine_connect_done. */
+static void handle_connect(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg,
+                           ar_turn_alloc_t *a)
+{
+    const ar_stun_attr_t *pa = ar_stun_find(msg, AR_TURN_ATTR_XOR_PEER_ADDRESS);
+    ar_turn_addr_t peer;
+    int code = !a->tcp || !pa ? 400 : peer_attr(e, a, msg, pa, &peer);
+    /* The policy sees the canonical address: IPv4-mapped, NAT64 and 6to4 forms included. */
+    if (code == 0 && peer_allowed(e, &peer) != 0) {
+        e->stats.denied_peers++;
+        code = 403;
+    }
+    if (code == 0) {
+        int rc = e->tp.peer_connect(e->tp.ctx, a->relay, t, &peer, msg->tid);
+        code = rc == 0 ? 0 : rc == AR_EEXIST ? 446 : 447;
+    }
+    if (code != 0)
+        reply_error(e, t, msg, code, a->key);
+}
+
+void ar_turn_engine_connect_done(ar_turn_engine_t *e, const ar_turn_tuple_t *ctrl,
+                                 const uint8_t tid[12], uint32_t cid)
+{
+    ar_turn_alloc_t *a = ar__turn_alloc_find(e, ctrl);
+    if (!a)
+        return; /* the control connection went away meanwhile */
+    ar_stun_builder_t b;
+    ar_stun_build_start(&b, e->out, sizeof(e->out), AR_TURN_CONNECT,
+                        cid ? AR_STUN_SUCCESS : AR_STUN_ERROR, tid);
+    if (cid) {
+        uint8_t v[4] = {(uint8_t)(cid >> 24), (uint8_t)(cid >> 16), (uint8_t)(cid >> 8),
+                        (uint8_t)cid};
+        ar_stun_build_attr(&b, AR_TURN_ATTR_CONNECTION_ID, v, 4);
+    } else {
+        ar_stun_build_error(&b, 447, NULL);
+    }
+    ar_stun_build_integrity(&b, a->key, 16);
+    ar_stun_build_fingerprint(&b);
+    send_built(e, ctrl, &b);
+}
+
+int ar_turn_engine_connection_attempt(ar_turn_engine_t *e, ar_turn_alloc_t *a,
+                                      const ar_turn_addr_t *peer, uint32_t cid)
+{
+    if (peer_allowed(e, peer) != 0) {
+        e->stats.denied_peers++;
+        return AR_EPERM;
+    }
+    if (!ar__turn_perm_ok(e, a, peer)) {
+        e->stats.no_perm_dropped++;
+        return AR_EPERM;
+    }
+    struct sockaddr_storage ss;
+    ar_turn_addr_to_sa(peer, &ss);
+    uint8_t tid[12];
+    ar_rand_bytes(tid, sizeof(tid));
+    uint8_t v[4] = {(uint8_t)(cid >> 24), (uint8_t)(cid >> 16), (uint8_t)(cid >> 8), (uint8_t)cid};
+    ar_stun_builder_t b;
+    ar_stun_build_start(&b, e->out, sizeof(e->out), AR_TURN_CONNECTION_ATTEMPT, AR_STUN_INDICATION,
+                        tid);
+    ar_stun_build_attr(&b, AR_TURN_ATTR_CONNECTION_ID, v, 4);
+    ar_stun_build_xor_addr(&b, AR_TURN_ATTR_XOR_PEER_ADDRESS, (struct sockaddr *)&ss);
+    ar_stun_build_fingerprint(&b);
+    send_built(e, &a->tuple, &b);
+    return 0;
+}
+
+/* RFC 6062 section 5.4: ConnectionBind on a new client connection with no allocation. */
+static void handle_connection_bind(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
+                                   const ar_stun_msg_t *msg, const uint8_t *key,
+                                   const uint8_t *uhash)
+{
+    const ar_stun_attr_t *ca = ar_stun_find(msg, AR_TURN_ATTR_CONNECTION_ID);
+    uint32_t cid = 0;
+    if (t->proto != AR_TURN_PROTO_TCP || !e->tp.data_bind || !ca ||
+        ar_stun_attr_u32(ca, &cid) != 0 || ar__turn_alloc_find(e, t) ||
+        e->tp.data_bind(e->tp.ctx, t, cid, uhash) != 0) {
+        reply_error(e, t, msg, 400, key);
+        return;
+    }
+    ar_stun_builder_t b;
+    start_response(e, &b, msg, AR_STUN_SUCCESS);
+    ar_stun_build_integrity(&b, key, 16);
+    ar_stun_build_fingerprint(&b);
+    send_built(e, t, &b);
+}
+
 static void handle_binding(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg)
 {
     if (!ar__turn_rate_ok(e, &t->client)) {
@@ -487,7 +587,8 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     }
     bool turn_method = msg->method == AR_TURN_ALLOCATE || msg->method == AR_TURN_REFRESH ||
                        msg->method == AR_TURN_CREATE_PERMISSION ||
-                       msg->method == AR_TURN_CHANNEL_BIND;
+                       msg->method == AR_TURN_CHANNEL_BIND || msg->method == AR_TURN_CONNECT ||
+                       msg->method == AR_TURN_CONNECTION_BIND;
     uint16_t unknown[AR_STUN_MAX_ATTRS];
     size_t nunknown = 0;
     for (size_t i = 0; i < msg->nattrs; i++) {
@@ -527,6 +628,8 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     }
     if (msg->method == AR_TURN_ALLOCATE) {
         handle_allocate(e, t, msg, key, uhash);
+    } else if (msg->method == AR_TURN_CONNECTION_BIND) {
+        handle_connection_bind(e, t, msg, key, uhash);
     } else {
         ar_turn_alloc_t *a = ar__turn_alloc_find(e, t);
         if (!a)
@@ -537,6 +640,10 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
             handle_refresh(e, t, msg, a);
         else if (msg->method == AR_TURN_CREATE_PERMISSION)
             handle_create_permission(e, t, msg, a);
+        else if (msg->method == AR_TURN_CONNECT)
+            handle_connect(e, t, msg, a);
+        else if (a->tcp)
+            reply_error(e, t, msg, 400, a->key); /* no channels on TCP allocations */
         else
             handle_channel_bind(e, t, msg, a);
     }
@@ -552,7 +659,7 @@ static void handle_send(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_
     const ar_stun_attr_t *pa = ar_stun_find(msg, AR_TURN_ATTR_XOR_PEER_ADDRESS);
     const ar_stun_attr_t *data = ar_stun_find(msg, AR_TURN_ATTR_DATA);
     ar_turn_addr_t peer;
-    if (!a || !pa || !data || peer_attr(e, a, msg, pa, &peer) != 0) {
+    if (!a || a->tcp || !pa || !data || peer_attr(e, a, msg, pa, &peer) != 0) {
         e->stats.bad_packets++;
         return;
     }
@@ -627,6 +734,18 @@ void ar_turn_engine_on_client(ar_turn_engine_t *e, const ar_turn_tuple_t *t, uin
 }
 
 /* --- peer datagrams --- */
+
+void ar_turn_engine_client_closed(ar_turn_engine_t *e, const ar_turn_tuple_t *t)
+{
+    ar_turn_alloc_t *a = ar__turn_alloc_find(e, t);
+    if (a)
+        ar__turn_alloc_delete(e, a);
+}
+
+int ar_turn_engine_has_allocation(ar_turn_engine_t *e, const ar_turn_tuple_t *t)
+{
+    return ar__turn_alloc_find(e, t) != NULL;
+}
 
 static void put16(uint8_t *p, uint16_t v)
 {

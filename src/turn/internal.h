@@ -67,6 +67,7 @@ struct ar_turn_alloc_s {
     uint16_t nperms, cperms, nchans, cchans;
     uint32_t lifetime; /* granted by the last Allocate/Refresh, for retransmitted answers */
     bool armed;        /* relay_arm was called */
+    bool tcp;          /* RFC 6062 TCP allocation: relay is the transport's TCP endpoint */
     ar__turn_bucket_t bw_in, bw_out;
 };
 

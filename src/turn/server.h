@@ -11,24 +11,21 @@
  *    quotas, the relay port pool) lives in ar_turn_shared_t.
  *
  *  - Client transports. Every client message carries an ar_turn_tuple_t whose `proto` says how
- *    it arrived (AR_TURN_PROTO_UDP today, udp.c). A TCP or TLS listener (its own file beside
- *    udp.c, on the same worker loops) adds its own proto value, frames the stream, feeds whole
- *    frames to on_client, and implements send_client for its connections (the tuple's `conn`
- *    field names the connection). Nothing else in the engine changes: allocations are keyed by
- *    the whole tuple. Framing note: we accept channel numbers up to 0x7fff (RFC 5766 clients,
- *    see internal.h), so a stream framer must treat a first byte 0x40-0x7f as ChannelData,
- *    wider than ar_stun_classify()'s 0x40-0x4f.
+ *    it arrived: AR_TURN_PROTO_UDP (udp.c) or AR_TURN_PROTO_TCP for TCP and TLS connections
+ *    (stream.c, on the same worker loops), where `conn` names the connection. The stream
+ *    transport frames the bytes (STUN, or ChannelData with channels 0x4000-0x7fff padded to 4),
+ *    feeds whole frames to on_client and implements send_client for its connections; when a
+ *    connection closes it calls ar_turn_engine_client_closed, which deletes its allocation.
  *
- *  - Relay transports. Allocate with REQUESTED-TRANSPORT other than UDP gets 442 today, in
- *    engine.c's handle_allocate(). RFC 6062 TCP allocations add a relay_open variant for TCP
- *    and handlers for CONNECT / CONNECTION-BIND there; the peer address policy (peer_allowed)
- *    must be called on every CONNECT target as it is on CreatePermission/ChannelBind/Send.
+ *  - Relay transports. UDP relay endpoints (relay_open) and RFC 6062 TCP ones
+ *    (tcp_relay_open, with Connect / ConnectionAttempt / ConnectionBind through peer_connect,
+ *    ar_turn_engine_connect_done, ar_turn_engine_connection_attempt and data_bind). The peer
+ *    address policy (peer_allowed) is applied on every relay path: CreatePermission,
+ *    ChannelBind, Send, Connect and inbound TCP connections.
  *
  *  - ALTERNATE-SERVER (300 Try Alternate): ar_turn_opts_t.redirect_cb is asked before an
- *    Allocate is granted; a non-NULL answer is sent back as 300 with ALTERNATE-SERVER. The load
- *    figures to decide on (and to publish to NATS) are ar_turn_shared_allocations() and the
- *    gauges daemon.c refreshes once a second (anteroom_turn_load_*: allocations, relayed
- *    bytes/s, CPU); a NATS publisher belongs beside ar__turn_daemon_update_load().
+ *    Allocate is granted; a non-NULL answer is sent back as 300 with ALTERNATE-SERVER. The
+ *    daemon's answer comes from redirect.c (redirect-above, alternate-server, the NATS board).
  *
  * Ownership: the shared context outlives every engine; an engine owns its allocations and
  * closes their relay endpoints (relay_close) when they expire or when it is freed.
@@ -105,6 +102,24 @@ typedef struct ar_turn_transport_s {
     void (*relay_close)(void *ctx, void *handle);
     void (*send_peer)(void *ctx, void *handle, const ar_turn_addr_t *peer, const uint8_t *data,
                       size_t len);
+    /*
+     * RFC 6062 TCP allocations; all NULL: Allocate with REQUESTED-TRANSPORT TCP gets 442.
+     * - tcp_relay_open: a listening TCP endpoint at a pool port (connections from peers are
+     *   reported with ar_turn_engine_connection_attempt). Same returns as relay_open.
+     * - tcp_relay_close: closes it and any connection still being made from it.
+     * - peer_connect: starts a connection from the endpoint to peer for the Connect request
+     *   tid on the control connection ctrl; its outcome comes back through
+     *   ar_turn_engine_connect_done. Returns 0, AR_EEXIST (one to that peer is being made) or
+     *   another code (447).
+     * - data_bind: makes the client stream t the data connection of the connection cid, if
+     *   that was made for the user uhash. Returns 0, or AR_ENOTFOUND (400).
+     */
+    int (*tcp_relay_open)(void *ctx, ar_turn_alloc_t *alloc, int family, ar_turn_addr_t *relayed,
+                          void **handle);
+    void (*tcp_relay_close)(void *ctx, void *handle);
+    int (*peer_connect)(void *ctx, void *handle, const ar_turn_tuple_t *ctrl,
+                        const ar_turn_addr_t *peer, const uint8_t tid[12]);
+    int (*data_bind)(void *ctx, const ar_turn_tuple_t *t, uint32_t cid, const uint8_t uhash[16]);
 } ar_turn_transport_t;
 
 /* The engine's view of its options, filled from the daemon configuration (turn_conf.c). */
@@ -166,6 +181,20 @@ void ar_turn_engine_set_now(ar_turn_engine_t *e, uint64_t mono_ms, int64_t wall_
 /* A datagram (or one whole stream frame) from a client. buf is writable scratch for the call. */
 void ar_turn_engine_on_client(ar_turn_engine_t *e, const ar_turn_tuple_t *t, uint8_t *buf,
                               size_t len);
+/* A stream client's connection closed: its allocation, if any, goes with it (RFC 8656 section
+ * 3.1: over TCP or TLS an allocation lives only as long as the connection that made it). */
+void ar_turn_engine_client_closed(ar_turn_engine_t *e, const ar_turn_tuple_t *t);
+/* Whether the tuple has an allocation now (stream transports close idle connections that
+ * have none). */
+int ar_turn_engine_has_allocation(ar_turn_engine_t *e, const ar_turn_tuple_t *t);
+/* RFC 6062: the connection a Connect (tid, on control connection ctrl) asked for is made
+ * (cid != 0: answered with CONNECTION-ID) or failed (cid 0: 447). */
+void ar_turn_engine_connect_done(ar_turn_engine_t *e, const ar_turn_tuple_t *ctrl,
+                                 const uint8_t tid[12], uint32_t cid);
+/* RFC 6062: peer connected to alloc's TCP endpoint. Sends ConnectionAttempt with cid and returns
+ * 0, or AR_EPERM (no permission for the peer, or refused by the peer policy: close it). */
+int ar_turn_engine_connection_attempt(ar_turn_engine_t *e, ar_turn_alloc_t *alloc,
+                                      const ar_turn_addr_t *peer, uint32_t cid);
 /* A datagram from peer at alloc's relay endpoint. The payload is at buf + AR_TURN_HEADROOM and
  * the engine writes its header into the headroom in place; buf must also have 3 writable bytes
  * after the payload for padding. */

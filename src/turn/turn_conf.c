@@ -29,9 +29,16 @@
 
 const ar_conf_opt_t ar_turn_conf_opts[] = {
     {"listening-port", AR_CONF_INT, O(listening_port), "3478", 1, 65535,
-     "UDP (and later TCP) port for STUN/TURN"},
+     "UDP and TCP port for STUN/TURN"},
     {"tls-listening-port", AR_CONF_INT, O(tls_listening_port), "5349", 1, 65535,
-     "TLS port (served once the TLS transport lands)"},
+     "TLS port for STUN/TURN (served when cert and pkey are set)"},
+    {"alt-tls-listening-port", AR_CONF_INT, O(alt_tls_listening_port), "0", 0, 65535,
+     "a second TLS port, e.g. 443 for clients behind strict firewalls; 0: none (coturn uses "
+     "this name for RFC 5780's alternate port)"},
+    {"no-tcp", AR_CONF_BOOL, O(no_tcp), "false", 0, 0, "do not accept TCP client connections"},
+    {"no-tls", AR_CONF_BOOL, O(no_tls), "false", 0, 0, "do not accept TLS client connections"},
+    {"stream-max-connections", AR_CONF_INT, O(stream_max_connections), "8192", 1, 1000000,
+     "TCP and TLS client connections per process (spread over the workers)"},
     {"listening-ip", AR_CONF_LIST, O(listening_ip), NULL, 0, 0,
      "address to listen on (repeatable); default 0.0.0.0"},
     {"relay-ip", AR_CONF_LIST, O(relay_ip), NULL, 0, 0,
@@ -72,11 +79,25 @@ const ar_conf_opt_t ar_turn_conf_opts[] = {
     {"metrics-listen", AR_CONF_STR, O(metrics_listen), NULL, 0, 0,
      "address:port for /metrics and /healthz (e.g. 127.0.0.1:9641); unset: off"},
     {"log-level", AR_CONF_STR, O(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"redirect-above", AR_CONF_STR, O(redirect_above), NULL, 0, 0,
+     "answer Allocate with 300 Try Alternate above this load: a score 0..1 with a decimal point "
+     "(e.g. 0.8: CPU share or allocations/capacity) or an allocation count (e.g. 5000; 0: "
+     "always, to drain); unset: never"},
+    {"alternate-server", AR_CONF_LIST, O(alternate_server), NULL, 0, 0,
+     "relay to name in ALTERNATE-SERVER, ip or ip:port (repeatable, used in turn; the NATS "
+     "board's least-loaded relay comes first)"},
+    {"nats-url", AR_CONF_STR, O(nats_url), NULL, 0, 0,
+     "NATS servers (comma-separated nats:// or tls:// URLs) for load reports; unset: none"},
+    {"nats-ca", AR_CONF_STR, O(nats_ca), NULL, 0, 0, "CA file to verify NATS servers (TLS)"},
+    {"node-name", AR_CONF_STR, O(node_name), "turn", 0, 0,
+     "this relay's name in load reports ([A-Za-z0-9._-])"},
+    {"jurisdiction", AR_CONF_STR, O(jurisdiction), "default", 0, 0,
+     "relays redirect only to relays of the same jurisdiction ([A-Za-z0-9._-])"},
     COMPAT(0, "fingerprint"),
     COMPAT(1, "lt-cred-mech"),
     COMPAT(2, "no-cli"),
     COMPAT(3, "no-dtls"),
-    COMPAT(4, "no-tls"),
+    COMPAT(4, "no-udp-relay"),
     COMPAT(5, "no-tcp-relay"),
     COMPAT(6, "no-multicast-peers"),
     COMPAT(7, "no-loopback-peers"),
@@ -168,6 +189,67 @@ static int parse_hostport(const char *text, struct sockaddr_storage *out)
     return ar_addr_parse(host, (uint16_t)port, out);
 }
 
+static bool name_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) >= 64)
+        return false;
+    for (; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '_' || *s == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* redirect-above, alternate-server and the NATS load bus. */
+static int plan_redirect(const ar_turn_conf_t *c, ar_turn_plan_t *p, char *err, size_t errlen)
+{
+    p->redirect_count = -1;
+    p->redirect_score = -1;
+    if (c->redirect_above) {
+        char *end;
+        const char *v = c->redirect_above;
+        if (strchr(v, '.')) {
+            double d = strtod(v, &end);
+            if (*end != '\0' || end == v || !(d >= 0 && d <= 1)) {
+                snprintf(err, errlen, "redirect-above: '%s' is not a score 0..1", v);
+                return AR_ECONFIG;
+            }
+            p->redirect_score = d;
+        } else {
+            long long n = strtoll(v, &end, 10);
+            if (*end != '\0' || end == v || n < 0 || n > 100000000) {
+                snprintf(err, errlen, "redirect-above: '%s' is not a score or a count", v);
+                return AR_ECONFIG;
+            }
+            p->redirect_count = n;
+        }
+    }
+    if (c->alternate_server.count > AR_TURN_MAX_ALTERNATES) {
+        snprintf(err, errlen, "alternate-server: at most %d", AR_TURN_MAX_ALTERNATES);
+        return AR_ECONFIG;
+    }
+    for (size_t i = 0; i < c->alternate_server.count; i++) {
+        const char *item = c->alternate_server.items[i];
+        /* coturn's form is ip[:port]; a bare IP (v4 or v6) takes the default port. */
+        if (ar_addr_parse(item, 3478, &p->alternates[i]) != 0 &&
+            parse_hostport(item, &p->alternates[i]) != 0) {
+            snprintf(err, errlen, "alternate-server: '%s' is not ip or ip:port", item);
+            return AR_ECONFIG;
+        }
+    }
+    p->nalternates = c->alternate_server.count;
+    if (!name_ok(c->node_name) || !name_ok(c->jurisdiction)) {
+        snprintf(err, errlen, "node-name and jurisdiction take [A-Za-z0-9._-], 1-63 characters");
+        return AR_ECONFIG;
+    }
+    p->nats_url = c->nats_url;
+    p->nats_ca = c->nats_ca;
+    p->node_name = c->node_name;
+    p->jurisdiction = c->jurisdiction;
+    return 0;
+}
+
 static int policy_check(void *ctx, const struct sockaddr *sa)
 {
     return ar_addr_policy_check(ctx, sa);
@@ -257,6 +339,24 @@ int ar_turn_conf_plan(ar_turn_conf_t *c, ar_turn_plan_t *p, char *err, size_t er
         }
         p->has_metrics = 1;
     }
+
+    p->tcp_port = c->no_tcp ? 0 : (uint16_t)c->listening_port;
+    if (!c->no_tls && c->cert && c->pkey) {
+        p->tls_port = (uint16_t)c->tls_listening_port;
+        p->alt_tls_port = (uint16_t)c->alt_tls_listening_port;
+        p->cert = c->cert;
+        p->pkey = c->pkey;
+    } else if (!c->no_tls && (c->cert || c->pkey)) {
+        snprintf(err, errlen, "TLS needs both cert and pkey");
+        return AR_ECONFIG;
+    }
+    if (p->alt_tls_port != 0 && p->alt_tls_port == p->tls_port)
+        p->alt_tls_port = 0;
+    p->stream_max_conns = (uint32_t)c->stream_max_connections;
+    p->listen_port = (uint16_t)c->listening_port;
+    rc = plan_redirect(c, p, err, errlen);
+    if (rc != 0)
+        return rc;
 
     if (c->use_auth_secret && c->static_auth_secret.count == 0) {
         snprintf(err, errlen, "use-auth-secret needs static-auth-secret");

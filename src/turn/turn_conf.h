@@ -15,10 +15,14 @@
 
 #define AR_TURN_ENV_PREFIX "ANTEROOM_TURN_"
 #define AR_TURN_MAX_LISTENERS 8
+#define AR_TURN_MAX_ALTERNATES 16
 
 typedef struct ar_turn_conf_s {
     int64_t listening_port;
     int64_t tls_listening_port;
+    int64_t alt_tls_listening_port; /* a second TLS port (443), 0: none */
+    int no_tcp, no_tls;
+    int64_t stream_max_connections;
     ar_conf_list_t listening_ip;
     ar_conf_list_t relay_ip;
     ar_conf_list_t external_ip;
@@ -39,6 +43,9 @@ typedef struct ar_turn_conf_s {
     int64_t workers;
     char *metrics_listen;
     char *log_level;
+    char *redirect_above; /* "0.8" (load score) or "500" (allocations); unset: never */
+    ar_conf_list_t alternate_server;
+    char *nats_url, *nats_ca, *node_name, *jurisdiction;
     /* coturn options accepted for compatibility; they change nothing here (see the help). */
     int compat_flags[16];
     char *compat_log_file;
@@ -61,6 +68,17 @@ typedef struct ar_turn_plan_s {
     ar_turn_opts_t opts;
     uint16_t min_port, max_port;
     unsigned workers;
+    /* Stream listeners on every listening address; 0: that one is off. TLS needs cert/pkey. */
+    uint16_t tcp_port, tls_port, alt_tls_port;
+    const char *cert, *pkey; /* NULL: no TLS */
+    uint32_t stream_max_conns;
+    uint16_t listen_port;
+    /* ALTERNATE-SERVER: at most one of the two thresholds is set (the other is -1). */
+    int64_t redirect_count;
+    double redirect_score;
+    struct sockaddr_storage alternates[AR_TURN_MAX_ALTERNATES];
+    size_t nalternates;
+    const char *nats_url, *nats_ca, *node_name, *jurisdiction; /* nats_url NULL: no bus */
 } ar_turn_plan_t;
 
 /*

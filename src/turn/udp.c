@@ -17,6 +17,7 @@
  * queues, so a queued packet is never sent on a descriptor number that was reused.
  */
 #include "daemon.h"
+#include "internal.h"
 
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
@@ -38,6 +39,8 @@
 #define COPY_SIZE 1280
 #define TXQ 256
 #define DRAIN_ROUNDS 4 /* batches per readable event, so one busy socket cannot starve others */
+#define LOCAL_ADDRS 32 /* local addresses a wildcard listener answers from, per worker */
+#define CTL_SIZE CMSG_SPACE(sizeof(struct in6_pktinfo))
 
 typedef union {
     struct sockaddr sa;
@@ -49,6 +52,7 @@ typedef struct txq_s {
     struct mmsghdr msgs[TXQ];
     struct iovec iov[TXQ];
     sa_u addr[TXQ];
+    uint8_t ctl[TXQ][CTL_SIZE]; /* IP_PKTINFO: the source address for a wildcard listener */
     int fd[TXQ];
     unsigned n;
 } txq_t;
@@ -57,6 +61,7 @@ typedef struct udp_listener_s {
     uv_poll_t poll;
     int fd;
     uint16_t index;
+    bool wildcard; /* bound to 0.0.0.0 or ::: answers name their source address (PKTINFO) */
     ar__udp_worker_t *w;
 } udp_listener_t;
 
@@ -75,6 +80,7 @@ struct ar__udp_worker_s {
     unsigned index;
     uv_loop_t *loop;
     ar_turn_engine_t *e;
+    ar__stream_worker_t *stream; /* TCP/TLS clients (stream.c), NULL when none listen */
     udp_listener_t listeners[AR_TURN_MAX_LISTENERS];
     size_t nlisteners;
     uv_check_t flush;
@@ -94,6 +100,11 @@ struct ar__udp_worker_s {
     struct mmsghdr rmsgs[BATCH];
     struct iovec riov[BATCH];
     sa_u raddr[BATCH];
+    uint8_t rctl[BATCH][CTL_SIZE];
+    /* The local addresses requests reached wildcard listeners at; a UDP tuple's `conn` is its
+     * index + 1 here (0: none), so replies and relayed data leave from that address. */
+    ar_turn_addr_t local[LOCAL_ADDRS];
+    unsigned nlocal;
     txq_t to_client, to_peer;
     ar_turn_stats_t pushed; /* what has been added to the metrics already */
 };
@@ -172,7 +183,7 @@ static bool in_rx(const ar__udp_worker_t *w, const uint8_t *p)
 }
 
 static void enqueue(ar__udp_worker_t *w, txq_t *q, int fd, const ar_turn_addr_t *to,
-                    const uint8_t *data, size_t len)
+                    const ar_turn_addr_t *from, const uint8_t *data, size_t len)
 {
     if (!in_rx(w, data)) {
         if (len > COPY_SIZE)
@@ -198,14 +209,42 @@ static void enqueue(ar__udp_worker_t *w, txq_t *q, int fd, const ar_turn_addr_t 
     h->msg_namelen = sl;
     h->msg_iov = &q->iov[i];
     h->msg_iovlen = 1;
+    if (from && from->family == to->family) {
+        memset(q->ctl[i], 0, CTL_SIZE);
+        h->msg_control = q->ctl[i];
+        struct cmsghdr *cm = (struct cmsghdr *)(void *)q->ctl[i];
+        if (from->family == 4) {
+            struct in_pktinfo pi = {0};
+            memcpy(&pi.ipi_spec_dst, from->ip, 4);
+            cm->cmsg_level = IPPROTO_IP;
+            cm->cmsg_type = IP_PKTINFO;
+            cm->cmsg_len = CMSG_LEN(sizeof(pi));
+            memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+            h->msg_controllen = CMSG_SPACE(sizeof(pi));
+        } else {
+            struct in6_pktinfo pi = {0};
+            memcpy(&pi.ipi6_addr, from->ip, 16);
+            cm->cmsg_level = IPPROTO_IPV6;
+            cm->cmsg_type = IPV6_PKTINFO;
+            cm->cmsg_len = CMSG_LEN(sizeof(pi));
+            memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+            h->msg_controllen = CMSG_SPACE(sizeof(pi));
+        }
+    }
 }
 
 static void tp_send_client(void *ctx, const ar_turn_tuple_t *t, const uint8_t *data, size_t len)
 {
     ar__udp_worker_t *w = ctx;
+    if (t->proto == AR_TURN_PROTO_TCP) {
+        ar__stream_send(w->stream, t, data, len);
+        return;
+    }
     if (t->listener >= w->nlisteners)
         return;
-    enqueue(w, &w->to_client, w->listeners[t->listener].fd, &t->client, data, len);
+    const ar_turn_addr_t *from =
+        t->conn > 0 && t->conn <= w->nlocal ? &w->local[t->conn - 1] : NULL;
+    enqueue(w, &w->to_client, w->listeners[t->listener].fd, &t->client, from, data, len);
 }
 
 static void tp_send_peer(void *ctx, void *handle, const ar_turn_addr_t *peer, const uint8_t *data,
@@ -215,7 +254,7 @@ static void tp_send_peer(void *ctx, void *handle, const ar_turn_addr_t *peer, co
     udp_relay_t *r = handle;
     if (!r->armed)
         return; /* only after a failed arm; keeps tp_relay_close's immediate close safe */
-    enqueue(w, &w->to_peer, r->fd, peer, data, len);
+    enqueue(w, &w->to_peer, r->fd, peer, NULL, data, len);
 }
 
 /* --- relay endpoints --- */
@@ -342,12 +381,45 @@ static void tp_relay_close(void *ctx, void *handle)
     w->closing = r;
 }
 
+/* --- RFC 6062: TCP relay endpoints live with the stream transport (stream.c) --- */
+
+static int tp_tcp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family, ar_turn_addr_t *relayed,
+                             void **handle)
+{
+    ar__udp_worker_t *w = ctx;
+    return ar__stream_tcp_relay_open(w->stream, alloc, family, relayed, handle);
+}
+
+static void tp_tcp_relay_close(void *ctx, void *handle)
+{
+    (void)ctx;
+    ar__stream_tcp_relay_close(handle);
+}
+
+static int tp_peer_connect(void *ctx, void *handle, const ar_turn_tuple_t *ctrl,
+                           const ar_turn_addr_t *peer, const uint8_t tid[12])
+{
+    (void)ctx;
+    return ar__stream_peer_connect(handle, ctrl, peer, tid);
+}
+
+static int tp_data_bind(void *ctx, const ar_turn_tuple_t *t, uint32_t cid, const uint8_t uhash[16])
+{
+    ar__udp_worker_t *w = ctx;
+    return ar__stream_data_bind(w->stream, t, cid, uhash);
+}
+
 /* --- receiving --- */
 
 static void set_now(ar__udp_worker_t *w)
 {
     uint64_t now = uv_now(w->loop);
     ar_turn_engine_set_now(w->e, now, w->wall_base + (int64_t)(now / 1000));
+}
+
+void ar__udp_worker_set_now(ar__udp_worker_t *w)
+{
+    set_now(w);
 }
 
 /* Makes room for a batch: flushes the queues (which point into the arena) and resets it. */
@@ -359,7 +431,7 @@ static void rx_reserve(ar__udp_worker_t *w)
     }
 }
 
-static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom)
+static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom, bool ctl)
 {
     for (unsigned i = 0; i < BATCH; i++) {
         w->riov[i].iov_base = w->rx[w->rx_used + i] + headroom;
@@ -370,12 +442,46 @@ static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom)
         h->msg_namelen = sizeof(w->raddr[i]);
         h->msg_iov = &w->riov[i];
         h->msg_iovlen = 1;
+        if (ctl) {
+            h->msg_control = w->rctl[i];
+            h->msg_controllen = CTL_SIZE;
+        }
     }
     int r;
     do {
         r = recvmmsg(fd, w->rmsgs, BATCH, MSG_DONTWAIT, NULL);
     } while (r < 0 && errno == EINTR);
     return r;
+}
+
+/* The local address a datagram reached (from its PKTINFO), as an index + 1 into w->local;
+ * 0 when unknown or the table is full (the kernel then picks the source as before). */
+static uint32_t local_id(ar__udp_worker_t *w, struct msghdr *h)
+{
+    ar_turn_addr_t a = {0};
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR(h, cm)) {
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            a.family = 4;
+            memcpy(a.ip, &pi.ipi_addr, 4);
+        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            a.family = 6;
+            memcpy(a.ip, &pi.ipi6_addr, 16);
+        }
+    }
+    if (a.family == 0)
+        return 0;
+    for (unsigned i = 0; i < w->nlocal; i++) {
+        if (ar__turn_ip_eq(&w->local[i], &a))
+            return i + 1;
+    }
+    if (w->nlocal == LOCAL_ADDRS)
+        return 0;
+    w->local[w->nlocal++] = a;
+    return w->nlocal;
 }
 
 static void on_listener(uv_poll_t *h, int status, int events)
@@ -388,7 +494,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
     set_now(w);
     for (int round = 0; round < DRAIN_ROUNDS; round++) {
         rx_reserve(w);
-        int r = rx_batch(w, l->fd, 0);
+        int r = rx_batch(w, l->fd, 0, l->wildcard);
         if (r <= 0)
             break;
         unsigned base = w->rx_used;
@@ -399,6 +505,8 @@ static void on_listener(uv_poll_t *h, int status, int events)
             ar_turn_tuple_t t = {.listener = l->index, .proto = AR_TURN_PROTO_UDP};
             if (ar_turn_addr_from_sa(&t.client, &w->raddr[i].sa) != 0)
                 continue;
+            if (l->wildcard)
+                t.conn = local_id(w, &w->rmsgs[i].msg_hdr);
             ar_turn_engine_on_client(w->e, &t, w->rx[base + (unsigned)i], w->rmsgs[i].msg_len);
         }
         if (r < BATCH)
@@ -410,7 +518,7 @@ static void relay_read(ar__udp_worker_t *w, udp_relay_t *rl)
 {
     for (int round = 0; round < DRAIN_ROUNDS && rl->alloc; round++) {
         rx_reserve(w);
-        int r = rx_batch(w, rl->fd, AR_TURN_HEADROOM);
+        int r = rx_batch(w, rl->fd, AR_TURN_HEADROOM, false);
         if (r <= 0)
             break;
         unsigned base = w->rx_used;
@@ -459,10 +567,13 @@ static void on_tick(uv_timer_t *t)
     ar__udp_worker_t *w = t->data;
     set_now(w);
     ar_turn_engine_tick(w->e);
+    ar__stream_tick(w->stream, uv_now(w->loop));
     flush_all(w);
     ar__udp_worker_push_metrics(w);
-    if (w->index == 0)
+    if (w->index == 0) {
         ar__turn_daemon_update_load(w->d, uv_now(w->loop));
+        ar__stream_cids_sweep(w->d, uv_now(w->loop));
+    }
 }
 
 /* --- metrics --- */
@@ -501,6 +612,7 @@ void ar__udp_worker_free(ar__udp_worker_t *w)
 {
     if (!w)
         return;
+    ar__stream_worker_free(w->stream);
     if (w->relay_epfd >= 0)
         close(w->relay_epfd);
     ar_free(w->rx);
@@ -519,6 +631,7 @@ void ar__udp_worker_stop(ar_worker_t *wk, void *data)
     ar__udp_worker_t *w = d->workers[ar_worker_index(wk)];
     if (!w)
         return;
+    ar__stream_worker_stop(w->stream);
     if (w->e) {
         flush_all(w);
         ar__udp_worker_push_metrics(w);
@@ -568,7 +681,11 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
                               .relay_open = tp_relay_open,
                               .relay_arm = tp_relay_arm,
                               .relay_close = tp_relay_close,
-                              .send_peer = tp_send_peer};
+                              .send_peer = tp_send_peer,
+                              .tcp_relay_open = tp_tcp_relay_open,
+                              .tcp_relay_close = tp_tcp_relay_close,
+                              .peer_connect = tp_peer_connect,
+                              .data_bind = tp_data_bind};
     w->e = ar_turn_engine_new(d->sh, &tp);
     if (!w->e)
         return AR_ENOMEM;
@@ -589,6 +706,19 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
         udp_listener_t *l = &w->listeners[i];
+        ar_turn_addr_t la;
+        static const uint8_t zero[16];
+        l->wildcard = ar_turn_addr_from_sa(&la, (const struct sockaddr *)&plan->listen[i]) == 0 &&
+                      memcmp(la.ip, zero, la.family == 4 ? 4 : 16) == 0;
+        if (l->wildcard) {
+            /* Replies must leave from the address the request reached (RFC 8489 section 6.3.3
+             * expects the same 5-tuple), not whichever one the kernel's routing prefers. */
+            int one = 1;
+            if (la.family == 4)
+                (void)setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+            else
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+        }
         l->fd = fd;
         l->index = (uint16_t)i;
         l->w = w;
@@ -600,6 +730,9 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
         l->poll.data = l;
         uv_poll_start(&l->poll, UV_READABLE, on_listener);
     }
+    int src = ar__stream_worker_init(w, w->loop, d, w->e, &w->stream);
+    if (src != 0)
+        return src;
     if (uv_poll_init(w->loop, &w->relay_poll, w->relay_epfd) != 0)
         return AR_ESYS;
     w->relay_poll_init = true;
@@ -625,7 +758,12 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
         else
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, host,
                       sizeof(host));
-        ar_health_opts_t ho = {.host = host, .port = ar_addr_port(sa), .metrics = d->metrics};
+        ar_health_opts_t ho = {.host = host,
+                               .port = ar_addr_port(sa),
+                               .metrics = d->metrics,
+                               .extra_path = "/load",
+                               .extra = ar__turn_redirect_json,
+                               .extra_data = d};
         int rc = ar_health_start(w->loop, &ho, &d->health);
         if (rc != 0) {
             ar_log(AR_LOG_ERROR, "metrics_listen_failed", AR_LF_ADDR("addr", sa),

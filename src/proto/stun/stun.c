@@ -35,7 +35,7 @@ int ar_stun_classify(const uint8_t *buf, size_t len, size_t *need)
             return 0;
         return 1;
     }
-    if (buf[0] >= 0x40 && buf[0] <= 0x4f) {
+    if (buf[0] >= 0x40 && buf[0] <= 0x7f) {
         /*
          * ChannelData: over TCP and TLS the data is padded to a multiple of 4 bytes (RFC 8656
          * section 12.5), so a stream frame is that long; datagram callers ignore *need.

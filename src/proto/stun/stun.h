@@ -95,7 +95,7 @@ typedef struct ar_stun_msg_s {
 
 /*
  * Classifies the first bytes of a datagram or stream: 1 for a STUN message (top bits 00, magic
- * cookie present, length a multiple of 4), 2 for TURN ChannelData (first byte 0x40-0x4f), 0 for
+ * cookie present, length a multiple of 4), 2 for TURN ChannelData (first byte 0x40-0x7f), 0 for
  * anything else. *need (may be NULL) gets how many bytes the whole frame takes on a stream, 0
  * when not yet known (fewer than 4 bytes): 20 + length for STUN, 4 + length rounded up to 4 for
  * ChannelData (RFC 8656 section 12.5 pads it over TCP/TLS; over UDP use the length field). A
@@ -173,11 +173,16 @@ void ar_stun_build_fingerprint(ar_stun_builder_t *b);
  */
 AR_MUST_CHECK int ar_stun_build_finish(ar_stun_builder_t *b);
 
-/* ChannelData (RFC 8656 section 12.4): 4-byte header, then data; padded to 4 over streams. */
-#define AR_TURN_CHANNEL_MIN 0x4000
-#define AR_TURN_CHANNEL_MAX 0x4fff
 /*
- * Parses a ChannelData message at buf: channel 0x4000-0x4fff and data within len (trailing
+ * ChannelData (RFC 8656 section 12.4): 4-byte header, then data; padded to 4 over streams.
+ * RFC 8656 narrowed channel numbers to 0x4000-0x4fff, but RFC 5766 clients (coturn's
+ * turnutils_uclient among them) still pick up to 0x7fff, and the leading bits 01 keep those
+ * apart from STUN and DTLS, so the codec accepts RFC 5766's wider range.
+ */
+#define AR_TURN_CHANNEL_MIN 0x4000
+#define AR_TURN_CHANNEL_MAX 0x7fff
+/*
+ * Parses a ChannelData message at buf: channel 0x4000-0x7fff and data within len (trailing
  * padding or further bytes are left to the caller). Returns 0 or AR_EPARSE.
  */
 AR_MUST_CHECK int ar_turn_channel_parse(const uint8_t *buf, size_t len, uint16_t *channel,
@@ -185,7 +190,7 @@ AR_MUST_CHECK int ar_turn_channel_parse(const uint8_t *buf, size_t len, uint16_t
 /*
  * Writes the 4-byte ChannelData header for len data bytes. Returns how many zero bytes of
  * padding a stream (TCP/TLS) frame needs after the data (0-3; UDP sends none), or AR_EINVAL for
- * a channel outside 0x4000-0x4fff or len above 65535.
+ * a channel outside 0x4000-0x7fff or len above 65535.
  */
 AR_MUST_CHECK int ar_turn_channel_header(uint8_t hdr[4], uint16_t channel, size_t len);
 

@@ -84,6 +84,21 @@ else
   echo "skip ipv6: loopback has no ::1"
 fi
 
+# A wildcard listener answers from the address each request reached (IP_PKTINFO): a client
+# talking to 127.0.0.2 gets its answers from 127.0.0.2, not from the kernel's pick (127.0.0.1).
+# Only inside our own network namespace, where port 34880 is surely free.
+if [ -n "${AR_TURN_NETNS:-}" ]; then
+  "$turn_bin" --listening-ip 0.0.0.0 --listening-port 34880 --relay-ip 127.0.0.1 \
+    --realm anteroom.test --user alice:wonderland --allow-loopback-peers --workers 2 \
+    --min-port 43000 --max-port 43499 2>"$dir/wild.log" &
+  pids+=($!)
+  sleep 0.5
+  saved_port=$port
+  port=34880
+  run wildcard_listener_answers_from_destination 127.0.0.2 $v4 -y -u alice -w wonderland
+  port=$saved_port
+fi
+
 metrics=$(curl -sf "http://127.0.0.1:$metrics_port/metrics")
 in_pkts=$(echo "$metrics" | grep -E '^anteroom_turn_relayed_packets_total\{transport="udp",direction="in"\}' |
   awk '{print $2}')

@@ -145,6 +145,44 @@ static void test_routes(void **state)
     stop(&s);
 }
 
+static int extra_body(void *data, char *out, size_t cap)
+{
+    const char *body = data;
+    size_t n = strlen(body);
+    if (n > cap)
+        return AR_ETOOBIG;
+    memcpy(out, body, n);
+    return (int)n;
+}
+
+static int extra_fails(void *data, char *out, size_t cap)
+{
+    (void)data, (void)out, (void)cap;
+    return AR_EIO;
+}
+
+/* The daemon's extra JSON route (anteroom-turn's /load). */
+static void test_extra_route(void **state)
+{
+    (void)state;
+    server_t s;
+    ar_health_opts_t o = {.extra_path = "/load", .extra = extra_body, .extra_data = "{\"a\":1}"};
+    start(&s, &o);
+    char *r = request(&s, "GET /load?x HTTP/1.0\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"));
+    assert_non_null(strstr(r, "\r\n\r\n{\"a\":1}"));
+    r = request(&s, "GET /loads HTTP/1.0\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 404 Not Found\r\n"));
+    r = request(&s, "POST /load HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 405 Method Not Allowed\r\n"));
+    stop(&s);
+    ar_health_opts_t f = {.extra_path = "/load", .extra = extra_fails};
+    start(&s, &f);
+    r = request(&s, "GET /load HTTP/1.0\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 503 Service Unavailable\r\n"));
+    stop(&s);
+}
+
 static void test_keep_alive_pipelining(void **state)
 {
     (void)state;
@@ -238,6 +276,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_extra_route),
         cmocka_unit_test(test_keep_alive_pipelining),
         cmocka_unit_test(test_caps_and_timeouts),
         cmocka_unit_test(test_bind_errors),

@@ -511,13 +511,16 @@ static void test_channel_data(void **state)
     assert_int_equal(ar_turn_channel_parse(buf, 12, &ch, &data, &dlen), 0);        /* padded */
     assert_int_equal(ar_turn_channel_parse(buf, 8, &ch, &data, &dlen), AR_EPARSE); /* truncated */
     assert_int_equal(ar_turn_channel_parse(buf, 3, &ch, &data, &dlen), AR_EPARSE);
-    buf[0] = 0x50; /* 0x5000 and above are reserved, not channels */
+    buf[0] = 0x50; /* RFC 5766's range, still used by clients */
+    assert_int_equal(ar_turn_channel_parse(buf, 9, &ch, &data, &dlen), 0);
+    assert_int_equal(ch, 0x5001);
+    buf[0] = 0x80; /* leading bits 10: not a channel */
     assert_int_equal(ar_turn_channel_parse(buf, 9, &ch, &data, &dlen), AR_EPARSE);
     buf[0] = 0x3f;
     assert_int_equal(ar_turn_channel_parse(buf, 9, &ch, &data, &dlen), AR_EPARSE);
-    buf[0] = 0x4f, buf[1] = 0xff, buf[3] = 0;
+    buf[0] = 0x7f, buf[1] = 0xff, buf[3] = 0;
     assert_int_equal(ar_turn_channel_parse(buf, 4, &ch, &data, &dlen), 0);
-    assert_int_equal(ch, 0x4fff);
+    assert_int_equal(ch, 0x7fff);
     assert_int_equal(dlen, 0);
 }
 
@@ -566,7 +569,8 @@ static void test_channel_header(void **state)
     assert_int_equal(ar_turn_channel_header(hdr, 0x4fff, 0), 0);
     assert_int_equal(ar_turn_channel_header(hdr, 0x4000, 65535), 1);
     assert_int_equal(ar_turn_channel_header(hdr, 0x3fff, 4), AR_EINVAL);
-    assert_int_equal(ar_turn_channel_header(hdr, 0x5000, 4), AR_EINVAL);
+    assert_int_equal(ar_turn_channel_header(hdr, 0x7fff, 4), 0);
+    assert_int_equal(ar_turn_channel_header(hdr, 0x8000, 4), AR_EINVAL);
     assert_int_equal(ar_turn_channel_header(hdr, 0x4000, 65536), AR_EINVAL);
     uint8_t frame[16] = {0, 0, 0, 0, 'a', 'b', 'c', 'd', 'e', 'f'};
     assert_int_equal(ar_turn_channel_header(frame, 0x4123, 6), 2);
@@ -611,7 +615,10 @@ static void test_classify(void **state)
     assert_int_equal(ar_stun_classify(dtls, sizeof(dtls), &need), 0);
     const uint8_t rtp[] = {0x80, 0x60, 0, 1};
     assert_int_equal(ar_stun_classify(rtp, sizeof(rtp), &need), 0);
-    const uint8_t tls[] = {0x50, 0, 0, 0};
+    const uint8_t wide[] = {0x7f, 0xff, 0, 1, 9}; /* RFC 5766 channel */
+    assert_int_equal(ar_stun_classify(wide, sizeof(wide), &need), 2);
+    assert_int_equal(need, 8);
+    const uint8_t tls[] = {0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0, 0}; /* TLS ClientHello */
     assert_int_equal(ar_stun_classify(tls, sizeof(tls), &need), 0);
 }
 

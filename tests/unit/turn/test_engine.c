@@ -19,6 +19,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "anteroom/addr_policy.h"
+
 /* A stand-in policy for engine tests: refuses 10.0.0.0/8 and loopback. The real classifier has
  * its own table test (test_policy.c). */
 static int test_policy(void *ctx, const struct sockaddr *sa)
@@ -99,8 +101,9 @@ static void test_allocate_errors(void **state)
     int code;
     assert_int_equal(tc_allocate(&c), 0); /* gets a nonce */
     c.t.client.port = 40001;
+    /* TCP over UDP: 400 (RFC 6062 section 5.1); TCP allocations themselves are tested below. */
     assert_int_equal(tc_request(&c, AR_TURN_ALLOCATE, true, add_tcp, NULL, &code), AR_STUN_ERROR);
-    assert_int_equal(code, 442);
+    assert_int_equal(code, 400);
     assert_int_equal(tc_request(&c, AR_TURN_ALLOCATE, true, add_unknown, NULL, &code),
                      AR_STUN_ERROR);
     assert_int_equal(code, 420);
@@ -235,22 +238,22 @@ static void test_permission_send_data(void **state)
     tc_init(&c, &o);
     assert_int_equal(tc_allocate(&c), 0);
     /* Without a permission, Send is dropped and peer data too. */
-    send_indication(&c, "203.0.113.5", 9000, "hello");
+    send_indication(&c, "1.2.3.5", 9000, "hello");
     assert_int_equal(c.tp.npeer, 0);
     size_t before = c.tp.nclient;
-    tc_from_peer(&c, "203.0.113.5", 9000, "hi", 2);
+    tc_from_peer(&c, "1.2.3.5", 9000, "hi", 2);
     assert_int_equal(c.tp.nclient, before);
-    assert_int_equal(tc_create_permission(&c, "203.0.113.5", 0), 0);
-    send_indication(&c, "203.0.113.5", 9000, "hello");
+    assert_int_equal(tc_create_permission(&c, "1.2.3.5", 0), 0);
+    send_indication(&c, "1.2.3.5", 9000, "hello");
     assert_int_equal(c.tp.npeer, 1);
     assert_int_equal(c.tp.to_peer[0].len, 5);
     assert_memory_equal(c.tp.to_peer[0].data, "hello", 5);
     assert_int_equal(c.tp.to_peer[0].peer.port, 9000);
     /* The permission is per IP: another port of the same peer works too. */
-    send_indication(&c, "203.0.113.5", 9001, "x");
+    send_indication(&c, "1.2.3.5", 9001, "x");
     assert_int_equal(c.tp.npeer, 2);
     /* Peer data comes back as a Data indication with XOR-PEER-ADDRESS and DATA. */
-    tc_from_peer(&c, "203.0.113.5", 9000, "world", 5);
+    tc_from_peer(&c, "1.2.3.5", 9000, "world", 5);
     ar_stun_msg_t m;
     assert_true(tc_last(&c, &m));
     assert_int_equal(m.method, AR_TURN_DATA);
@@ -265,7 +268,7 @@ static void test_permission_send_data(void **state)
     assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 9000);
     /* Permissions last 300 s. */
     tc_advance(&c, 301 * 1000);
-    send_indication(&c, "203.0.113.5", 9000, "late");
+    send_indication(&c, "1.2.3.5", 9000, "late");
     assert_int_equal(c.tp.npeer, 2);
     tc_free(&c);
 }
@@ -282,14 +285,14 @@ static void test_channels(void **state)
     assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_lifetime, &lt, &code),
                      AR_STUN_SUCCESS);
     c.tc_retry_stale = true;
-    assert_int_equal(tc_channel_bind(&c, 0x4001, "203.0.113.9", 7000), 0);
+    assert_int_equal(tc_channel_bind(&c, 0x4001, "1.2.3.9", 7000), 0);
     /* Bad numbers and conflicts: 400. */
-    assert_int_equal(tc_channel_bind(&c, 0x3fff, "203.0.113.9", 7001), 400);
-    assert_int_equal(tc_channel_bind(&c, 0x8000, "203.0.113.9", 7001), 400);
-    assert_int_equal(tc_channel_bind(&c, 0x4001, "203.0.113.9", 7001), 400);
-    assert_int_equal(tc_channel_bind(&c, 0x4002, "203.0.113.9", 7000), 400);
+    assert_int_equal(tc_channel_bind(&c, 0x3fff, "1.2.3.9", 7001), 400);
+    assert_int_equal(tc_channel_bind(&c, 0x8000, "1.2.3.9", 7001), 400);
+    assert_int_equal(tc_channel_bind(&c, 0x4001, "1.2.3.9", 7001), 400);
+    assert_int_equal(tc_channel_bind(&c, 0x4002, "1.2.3.9", 7000), 400);
     /* Rebinding the same pair refreshes it. */
-    assert_int_equal(tc_channel_bind(&c, 0x4001, "203.0.113.9", 7000), 0);
+    assert_int_equal(tc_channel_bind(&c, 0x4001, "1.2.3.9", 7000), 0);
     /* ChannelData from the client reaches the peer. */
     uint8_t cd[8] = {0x40, 0x01, 0, 3, 'a', 'b', 'c', 0};
     ar_turn_engine_on_client(c.e, &c.t, cd, sizeof(cd));
@@ -301,28 +304,28 @@ static void test_channels(void **state)
     ar_turn_engine_on_client(c.e, &c.t, cd, sizeof(cd));
     assert_int_equal(c.tp.npeer, 1);
     /* Peer data on the bound address comes back as ChannelData. */
-    tc_from_peer(&c, "203.0.113.9", 7000, "xyz", 3);
+    tc_from_peer(&c, "1.2.3.9", 7000, "xyz", 3);
     ft_msg_t *last = &c.tp.to_client[c.tp.nclient - 1];
     assert_int_equal(last->len, 7);
     assert_memory_equal(last->data, "\x40\x01\x00\x03xyz", 7);
     /* The channel's permission covers other ports of the peer, which get Data indications. */
-    tc_from_peer(&c, "203.0.113.9", 7005, "q", 1);
+    tc_from_peer(&c, "1.2.3.9", 7005, "q", 1);
     ar_stun_msg_t m;
     assert_true(tc_last(&c, &m));
     assert_int_equal(m.method, AR_TURN_DATA);
     /* After 600 s (permission refreshed meanwhile) the channel is gone, and its number stays
      * reserved for that peer for 5 more minutes. */
     tc_advance(&c, 290 * 1000);
-    assert_int_equal(tc_create_permission(&c, "203.0.113.9", 0), 0);
+    assert_int_equal(tc_create_permission(&c, "1.2.3.9", 0), 0);
     tc_advance(&c, 290 * 1000);
-    assert_int_equal(tc_create_permission(&c, "203.0.113.9", 0), 0);
+    assert_int_equal(tc_create_permission(&c, "1.2.3.9", 0), 0);
     tc_advance(&c, 30 * 1000);
     cd[1] = 0x01;
     ar_turn_engine_on_client(c.e, &c.t, cd, sizeof(cd));
     assert_int_equal(c.tp.npeer, 1);
-    assert_int_equal(tc_channel_bind(&c, 0x4001, "203.0.113.9", 7002), 400);
+    assert_int_equal(tc_channel_bind(&c, 0x4001, "1.2.3.9", 7002), 400);
     tc_advance(&c, 301 * 1000);
-    assert_int_equal(tc_channel_bind(&c, 0x4001, "203.0.113.9", 7002), 0);
+    assert_int_equal(tc_channel_bind(&c, 0x4001, "1.2.3.9", 7002), 0);
     tc_free(&c);
 }
 
@@ -493,7 +496,7 @@ static void test_bandwidth_cap(void **state)
     o.max_bps = 1000; /* bytes per second, as coturn's max-bps */
     tc_init(&c, &o);
     assert_int_equal(tc_allocate(&c), 0);
-    assert_int_equal(tc_channel_bind(&c, 0x4000, "203.0.113.9", 7000), 0);
+    assert_int_equal(tc_channel_bind(&c, 0x4000, "1.2.3.9", 7000), 0);
     uint8_t cd[4 + 400] = {0x40, 0x00, 400 >> 8, 400 & 0xff};
     for (int i = 0; i < 5; i++)
         ar_turn_engine_on_client(c.e, &c.t, cd, sizeof(cd));
@@ -506,7 +509,7 @@ static void test_bandwidth_cap(void **state)
     uint8_t big[400] = {0};
     size_t before = c.tp.nclient;
     for (int i = 0; i < 4; i++)
-        tc_from_peer(&c, "203.0.113.9", 7000, big, sizeof(big));
+        tc_from_peer(&c, "1.2.3.9", 7000, big, sizeof(big));
     assert_int_equal(c.tp.nclient - before, 2);
     tc_free(&c);
 }
@@ -613,10 +616,132 @@ static void test_alloc_failures(void **state)
         ar_alloc_fail_after(n);
         int rc = tc_allocate(&c);
         if (rc == 0)
-            (void)tc_channel_bind(&c, 0x4000, "203.0.113.9", 7000);
+            (void)tc_channel_bind(&c, 0x4000, "1.2.3.9", 7000);
         ar_alloc_fail_after(-1);
         tc_free(&c);
     }
+}
+
+static void add_tcp_transport(ar_stun_builder_t *b, void *arg)
+{
+    (void)arg;
+    uint8_t v[4] = {AR_TURN_PROTO_TCP, 0, 0, 0};
+    ar_stun_build_attr(b, AR_TURN_ATTR_REQUESTED_TRANSPORT, v, 4);
+}
+
+static void add_xor_peer(ar_stun_builder_t *b, void *arg)
+{
+    const char *ip = arg;
+    ar_turn_addr_t a;
+    tc_addr(&a, ip, 8080);
+    struct sockaddr_storage ss;
+    ar_turn_addr_to_sa(&a, &ss);
+    ar_stun_build_xor_addr(b, AR_TURN_ATTR_XOR_PEER_ADDRESS, (struct sockaddr *)&ss);
+}
+
+static void add_cid(ar_stun_builder_t *b, void *arg)
+{
+    ar_stun_build_u32(b, AR_TURN_ATTR_CONNECTION_ID, *(const uint32_t *)arg);
+}
+
+static int real_policy(void *ctx, const struct sockaddr *sa)
+{
+    return ar_addr_policy_check(ctx, sa);
+}
+
+/* RFC 6062 in the engine: TCP allocations only over streams, Connect checked by the real peer
+ * policy (the same ar_addr_policy_check that canonicalises mapped forms for UDP paths), 446 for a
+ * connection already being made, the Connect answer with CONNECTION-ID, ConnectionAttempt only with
+ * a permission, ConnectionBind on a new connection, and the allocation gone with its connection. */
+static void test_tcp_allocation(void **state)
+{
+    (void)state;
+    ar_addr_policy_t *pol;
+    assert_int_equal(ar_addr_policy_new(&pol), 0);
+    tc_t c;
+    ar_turn_opts_t o = {.peer_allowed = real_policy, .peer_ctx = pol};
+    tc_init(&c, &o);
+    tc_addr(&c.opts.relay6, "2001:db8::1", 0);
+    int code;
+    /* Over UDP: 400 (section 5.1). */
+    assert_int_equal(tc_request(&c, AR_TURN_ALLOCATE, false, add_tcp_transport, NULL, &code),
+                     AR_STUN_ERROR);
+    assert_int_equal(code, 401);
+    assert_int_equal(tc_request(&c, AR_TURN_ALLOCATE, true, add_tcp_transport, NULL, &code),
+                     AR_STUN_ERROR);
+    assert_int_equal(code, 400);
+    c.t.proto = AR_TURN_PROTO_TCP;
+    c.t.conn = 7;
+    assert_int_equal(tc_request(&c, AR_TURN_ALLOCATE, true, add_tcp_transport, NULL, &code),
+                     AR_STUN_SUCCESS);
+    assert_int_equal(c.tp.tcp_opened, 1);
+    /* Channels belong to UDP allocations. */
+    assert_int_equal(tc_channel_bind(&c, 0x4000, "1.2.3.5", 80), 400);
+    /* Refused peers: loopback, private, the metadata address, unspecified, documentation. */
+    const char *refused[] = {"127.0.0.1", "10.0.0.1", "169.254.169.254", "0.0.0.0", "203.0.113.5"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        assert_int_equal(
+            tc_request(&c, AR_TURN_CONNECT, true, add_xor_peer, (void *)refused[i], &code),
+            AR_STUN_ERROR);
+        assert_int_equal(code, 403);
+    }
+    assert_int_equal(c.tp.connects, 0);
+    /* A good peer: no answer until the transport reports. */
+    size_t before = c.tp.nclient;
+    (void)tc_request(&c, AR_TURN_CONNECT, true, add_xor_peer, "1.2.3.5", &code);
+    assert_int_equal(c.tp.nclient, before);
+    assert_int_equal(c.tp.connects, 1);
+    assert_int_equal(tc_request(&c, AR_TURN_CONNECT, true, add_xor_peer, "1.2.3.5", &code),
+                     AR_STUN_ERROR);
+    assert_int_equal(code, 446);
+    ar_turn_engine_connect_done(c.e, &c.tp.connect_ctrl, c.tp.connect_tid, 0x01020304);
+    ar_stun_msg_t m;
+    assert_true(tc_last(&c, &m));
+    assert_int_equal(m.method, AR_TURN_CONNECT);
+    assert_int_equal(m.cls, AR_STUN_SUCCESS);
+    uint32_t cid = 0;
+    const ar_stun_attr_t *ca = ar_stun_find(&m, AR_TURN_ATTR_CONNECTION_ID);
+    assert_non_null(ca);
+    assert_int_equal(ar_stun_attr_u32(ca, &cid), 0);
+    assert_int_equal(cid, 0x01020304);
+    assert_int_equal(ar_stun_check_integrity(&m, c.key, 16), 0);
+    ar_turn_engine_connect_done(c.e, &c.tp.connect_ctrl, c.tp.connect_tid, 0);
+    assert_true(tc_last(&c, &m));
+    assert_int_equal(m.cls, AR_STUN_ERROR);
+    /* Inbound: a ConnectionAttempt needs a permission for the peer. */
+    ar_turn_addr_t peer;
+    tc_addr(&peer, "1.2.3.9", 4000);
+    assert_int_equal(ar_turn_engine_connection_attempt(c.e, tc_alloc(&c), &peer, 9), AR_EPERM);
+    assert_int_equal(tc_create_permission(&c, "1.2.3.9", 0), 0);
+    assert_int_equal(ar_turn_engine_connection_attempt(c.e, tc_alloc(&c), &peer, 9), 0);
+    assert_true(tc_last(&c, &m));
+    assert_int_equal(m.method, AR_TURN_CONNECTION_ATTEMPT);
+    assert_int_equal(m.cls, AR_STUN_INDICATION);
+    tc_addr(&peer, "127.0.0.1", 4000);
+    assert_int_equal(ar_turn_engine_connection_attempt(c.e, tc_alloc(&c), &peer, 10), AR_EPERM);
+    /* ConnectionBind: on the control connection (it has an allocation) 400; on a new one it is
+     * the transport's word. */
+    uint32_t want = 0x01020304;
+    assert_int_equal(tc_request(&c, AR_TURN_CONNECTION_BIND, true, add_cid, &want, &code),
+                     AR_STUN_ERROR);
+    assert_int_equal(code, 400);
+    ar_turn_tuple_t ctrl = c.t;
+    c.t.conn = 8;
+    c.t.client.port++;
+    assert_int_equal(tc_request(&c, AR_TURN_CONNECTION_BIND, true, add_cid, &want, &code),
+                     AR_STUN_ERROR);
+    assert_int_equal(code, 400);
+    c.tp.bind_ok = 1;
+    assert_int_equal(tc_request(&c, AR_TURN_CONNECTION_BIND, true, add_cid, &want, &code),
+                     AR_STUN_SUCCESS);
+    assert_int_equal(c.tp.bound_cid, want);
+    /* The control connection closes: its allocation goes. */
+    assert_true(ar_turn_engine_has_allocation(c.e, &ctrl));
+    ar_turn_engine_client_closed(c.e, &ctrl);
+    assert_false(ar_turn_engine_has_allocation(c.e, &ctrl));
+    assert_int_equal(c.tp.tcp_closed, 1);
+    tc_free(&c);
+    ar_addr_policy_free(pol);
 }
 
 int main(void)
@@ -638,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_ipv6_allocation),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_tcp_allocation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,6 +78,49 @@ static void ft_send_peer(void *ctx, void *handle, const ar_turn_addr_t *peer, co
     m->relay = (int)(intptr_t)handle;
 }
 
+static int ft_tcp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family, ar_turn_addr_t *relayed,
+                             void **handle)
+{
+    fake_tp_t *f = ctx;
+    ar_turn_relay_req_t req = {0};
+    uint64_t token;
+    int rc = ft_relay_open(ctx, alloc, family, &req, relayed, &token, handle);
+    if (rc == 0)
+        f->tcp_opened++;
+    return rc;
+}
+
+static void ft_tcp_relay_close(void *ctx, void *handle)
+{
+    fake_tp_t *f = ctx;
+    f->tcp_closed++;
+    ft_relay_close(ctx, handle);
+}
+
+static int ft_peer_connect(void *ctx, void *handle, const ar_turn_tuple_t *ctrl,
+                           const ar_turn_addr_t *peer, const uint8_t tid[12])
+{
+    (void)handle;
+    fake_tp_t *f = ctx;
+    if (f->connects && memcmp(&f->connect_peer, peer, sizeof(*peer)) == 0)
+        return AR_EEXIST;
+    f->connects++;
+    f->connect_ctrl = *ctrl;
+    f->connect_peer = *peer;
+    memcpy(f->connect_tid, tid, 12);
+    return 0;
+}
+
+static int ft_data_bind(void *ctx, const ar_turn_tuple_t *t, uint32_t cid, const uint8_t uhash[16])
+{
+    (void)t, (void)uhash;
+    fake_tp_t *f = ctx;
+    if (!f->bind_ok)
+        return AR_ENOTFOUND;
+    f->bound_cid = cid;
+    return 0;
+}
+
 void tc_addr(ar_turn_addr_t *a, const char *ip, uint16_t port)
 {
     memset(a, 0, sizeof(*a));
@@ -121,7 +164,11 @@ void tc_init(tc_t *c, const ar_turn_opts_t *opts)
                                    .send_client = ft_send_client,
                                    .relay_open = ft_relay_open,
                                    .relay_close = ft_relay_close,
-                                   .send_peer = ft_send_peer};
+                                   .send_peer = ft_send_peer,
+                                   .tcp_relay_open = ft_tcp_relay_open,
+                                   .tcp_relay_close = ft_tcp_relay_close,
+                                   .peer_connect = ft_peer_connect,
+                                   .data_bind = ft_data_bind};
     c->e = ar_turn_engine_new(c->sh, &c->ops);
     TC_CHECK(c->e);
     c->mono_ms = 1000000;

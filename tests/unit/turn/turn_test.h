@@ -31,6 +31,12 @@ typedef struct fake_tp_s {
     int fail_open; /* relay_open fails when set */
     int relays[256];
     ar_turn_alloc_t *allocs[256]; /* by relay id */
+    /* RFC 6062 */
+    int tcp_opened, tcp_closed, connects, bind_ok;
+    ar_turn_tuple_t connect_ctrl;
+    ar_turn_addr_t connect_peer;
+    uint8_t connect_tid[12];
+    uint32_t bound_cid;
 } fake_tp_t;
 
 typedef struct tc_s {
