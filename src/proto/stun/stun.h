@@ -94,8 +94,12 @@ typedef struct ar_stun_msg_s {
 
 /*
  * Classifies the first bytes of a datagram or stream: 1 for a STUN message (top bits 00, magic
- * cookie present), 2 for TURN ChannelData (first byte 0x40-0x4f), 0 for anything else, and for
- * a stream, how many bytes the whole frame needs (*need, 0 when not yet known).
+ * cookie present, length a multiple of 4), 2 for TURN ChannelData (first byte 0x40-0x4f), 0 for
+ * anything else. *need (may be NULL) gets how many bytes the whole frame takes on a stream, 0
+ * when not yet known (fewer than 4 bytes): 20 + length for STUN, 4 + length rounded up to 4 for
+ * ChannelData (RFC 8656 section 12.5 pads it over TCP/TLS; over UDP use the length field). A
+ * prefix shorter than 8 bytes that could still be STUN returns 1 so a stream reader waits for
+ * more; ar_stun_parse() then has the last word.
  */
 int ar_stun_classify(const uint8_t *buf, size_t len, size_t *need);
 
@@ -123,22 +127,28 @@ AR_MUST_CHECK int ar_stun_attr_error(const ar_stun_attr_t *a, int *code, const u
 int ar_stun_check_fingerprint(const ar_stun_msg_t *msg);
 /*
  * Verifies MESSAGE-INTEGRITY (HMAC-SHA1) with key in constant time: 0 when correct, AR_EAUTH
- * when wrong or absent.
+ * when wrong or absent, AR_ENOMEM when OpenSSL could not allocate its digest context.
  */
 int ar_stun_check_integrity(const ar_stun_msg_t *msg, const uint8_t *key, size_t keylen);
-/* Long-term credential key: MD5(username ":" realm ":" password) (RFC 8489 section 9.2.2). */
-void ar_stun_long_term_key(const char *user, size_t ulen, const char *realm, size_t rlen,
-                           const char *pass, size_t plen, uint8_t key[16]);
+/*
+ * Long-term credential key: MD5(username ":" realm ":" password) (RFC 8489 section 9.2.2),
+ * without SASLprep (callers pass the bytes they configured). Returns 0, or AR_ENOMEM with key
+ * zeroed.
+ */
+int ar_stun_long_term_key(const char *user, size_t ulen, const char *realm, size_t rlen,
+                          const char *pass, size_t plen, uint8_t key[16]);
 
 /*
- * Builder: writes a message into a caller buffer. Errors (no room) are sticky and reported by
- * ar_stun_build_finish(), so a sequence of adds needs one check.
+ * Builder: writes a message into a caller buffer. Errors (no room, a bad argument, an attribute
+ * after MESSAGE-INTEGRITY or FINGERPRINT) are sticky and reported by ar_stun_build_finish(), so
+ * a sequence of adds needs one check. The fields are the builder's own; read, do not write.
  */
 typedef struct ar_stun_builder_s {
     uint8_t *buf;
     size_t cap;
     size_t len;
     int err;
+    int sealed; /* 1 after MESSAGE-INTEGRITY, 2 after FINGERPRINT: later attributes are errors */
 } ar_stun_builder_t;
 
 void ar_stun_build_start(ar_stun_builder_t *b, uint8_t *buf, size_t cap, uint16_t method,
@@ -152,12 +162,19 @@ void ar_stun_build_error(ar_stun_builder_t *b, int code, const char *reason);
 /* MESSAGE-INTEGRITY over everything so far (length field adjusted as the RFC requires). */
 void ar_stun_build_integrity(ar_stun_builder_t *b, const uint8_t *key, size_t keylen);
 void ar_stun_build_fingerprint(ar_stun_builder_t *b);
-/* Returns the message length, or AR_ETOOBIG when it did not fit. */
+/*
+ * Returns the message length, or AR_ETOOBIG when it did not fit (in cap or in 65535 bytes),
+ * AR_EINVAL for a bad argument or order, AR_ENOMEM when the HMAC could not be computed.
+ */
 AR_MUST_CHECK int ar_stun_build_finish(ar_stun_builder_t *b);
 
 /* ChannelData (RFC 8656 section 12.4): 4-byte header, then data; padded to 4 over streams. */
 #define AR_TURN_CHANNEL_MIN 0x4000
 #define AR_TURN_CHANNEL_MAX 0x4fff
+/*
+ * Parses a ChannelData message at buf: channel 0x4000-0x4fff and data within len (trailing
+ * padding or further bytes are left to the caller). Returns 0 or AR_EPARSE.
+ */
 AR_MUST_CHECK int ar_turn_channel_parse(const uint8_t *buf, size_t len, uint16_t *channel,
                                         const uint8_t **data, size_t *data_len);
 
