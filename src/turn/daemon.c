@@ -1,0 +1,170 @@
+/*
+ * anteroom-turn's run function: builds the shared engine state, the metrics registry and the
+ * relay port pool, starts the workers (udp.c) and waits for SIGINT/SIGTERM.
+ *
+ * Capacity: every allocation holds one relay socket, so a process holds at most
+ * RLIMIT_NOFILE minus a reserve of allocations (about 19,700 under this machine's 20,000 open
+ * files). The effective total quota is capped there so clients get 486/508 instead of the
+ * process running out of descriptors; run more processes (other ports or addresses) for more.
+ */
+#include "daemon.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+
+#define FD_RESERVE 256 /* listeners, metrics connections, logs, libuv internals */
+
+static int register_metrics(ar__turn_daemon_t *d)
+{
+    ar_metrics_t *r = d->metrics;
+    ar__turn_metrics_t *m = &d->m;
+    m->allocations = ar_metrics_gauge(r, "anteroom_turn_allocations", "Current allocations",
+                                      "transport=\"udp\"");
+    m->allocs_total = ar_metrics_counter(r, "anteroom_turn_allocations_total",
+                                         "Allocations granted", "transport=\"udp\"");
+    m->alloc_expired =
+        ar_metrics_counter(r, "anteroom_turn_allocations_expired_total",
+                           "Allocations that reached the end of their lifetime", NULL);
+    m->pkts_in = ar_metrics_counter(r, "anteroom_turn_relayed_packets_total", "Packets relayed",
+                                    "transport=\"udp\",direction=\"in\"");
+    m->pkts_out = ar_metrics_counter(r, "anteroom_turn_relayed_packets_total", "Packets relayed",
+                                     "transport=\"udp\",direction=\"out\"");
+    m->bytes_in = ar_metrics_counter(r, "anteroom_turn_relayed_bytes_total",
+                                     "Payload bytes relayed", "transport=\"udp\",direction=\"in\"");
+    m->bytes_out =
+        ar_metrics_counter(r, "anteroom_turn_relayed_bytes_total", "Payload bytes relayed",
+                           "transport=\"udp\",direction=\"out\"");
+    m->auth_failures = ar_metrics_counter(r, "anteroom_turn_auth_failures_total",
+                                          "Requests refused with 401 for bad credentials", NULL);
+    m->stale_nonces = ar_metrics_counter(r, "anteroom_turn_stale_nonces_total",
+                                         "Requests answered 438 Stale Nonce", NULL);
+    m->denied_peers = ar_metrics_counter(r, "anteroom_turn_denied_peers_total",
+                                         "Peer addresses refused by the peer policy", NULL);
+    m->quota_rejects = ar_metrics_counter(r, "anteroom_turn_quota_rejections_total",
+                                          "Allocations refused with 486", NULL);
+    m->rate_limited =
+        ar_metrics_counter(r, "anteroom_turn_rate_limited_total",
+                           "Unauthenticated requests dropped by the rate limit", NULL);
+    m->bw_dropped = ar_metrics_counter(r, "anteroom_turn_bandwidth_dropped_total",
+                                       "Packets dropped by max-bps", NULL);
+    m->bad_packets = ar_metrics_counter(r, "anteroom_turn_bad_packets_total",
+                                        "Malformed or unexpected client packets", NULL);
+    m->load_allocations = ar_metrics_gauge(r, "anteroom_turn_load_allocations",
+                                           "Load: allocations in this process", NULL);
+    m->load_bandwidth = ar_metrics_gauge(r, "anteroom_turn_load_bandwidth_bytes",
+                                         "Load: relayed bytes per second, both directions", NULL);
+    m->load_cpu = ar_metrics_gauge(r, "anteroom_turn_load_cpu_millis",
+                                   "Load: process CPU use in thousandths of one core", NULL);
+    ar_metric_t **all = (ar_metric_t **)m;
+    for (size_t i = 0; i < sizeof(*m) / sizeof(ar_metric_t *); i++) {
+        if (!all[i])
+            return AR_ENOMEM;
+    }
+    return 0;
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+void ar__turn_daemon_update_load(ar__turn_daemon_t *d, uint64_t now_ms)
+{
+    uint64_t bytes = (uint64_t)(ar_metric_value(d->m.bytes_in) + ar_metric_value(d->m.bytes_out));
+    double cpu = cpu_seconds();
+    if (d->last_ms != 0 && now_ms > d->last_ms) {
+        double dt = (double)(now_ms - d->last_ms) / 1000.0;
+        ar_metric_set(d->m.load_bandwidth, (int64_t)((double)(bytes - d->last_bytes) / dt));
+        ar_metric_set(d->m.load_cpu, (int64_t)((cpu - d->last_cpu_s) / dt * 1000.0));
+    }
+    ar_metric_set(d->m.load_allocations, ar_turn_shared_allocations(d->sh));
+    d->last_bytes = bytes;
+    d->last_cpu_s = cpu;
+    d->last_ms = now_ms;
+}
+
+/* Raises the open-file limit to its hard maximum and caps the total quota under it. */
+static void fit_quota_to_files(ar_turn_plan_t *plan)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)INT64_MAX)
+        return;
+    int64_t cap = (int64_t)rl.rlim_cur - FD_RESERVE;
+    if (cap < 1)
+        cap = 1;
+    if (plan->opts.total_quota == 0 || plan->opts.total_quota > cap) {
+        plan->opts.total_quota = cap;
+        ar_log(AR_LOG_INFO, "total_quota_from_open_files", AR_LF_INT("total_quota", cap),
+               AR_LF_INT("nofile", (int64_t)rl.rlim_cur));
+    }
+}
+
+int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
+{
+    (void)conf;
+    ar__turn_daemon_t *d = ar_calloc(1, sizeof(*d));
+    if (!d)
+        return AR_ENOMEM;
+    d->plan = plan;
+    fit_quota_to_files(plan);
+    int rc = AR_ENOMEM;
+    char err[256];
+    d->sh = ar_turn_shared_new(&plan->opts, err, sizeof(err));
+    if (!d->sh) {
+        fprintf(stderr, "anteroom-turn: %s\n", err);
+        rc = AR_ECONFIG;
+        goto out;
+    }
+    d->metrics = ar_metrics_new();
+    if (!d->metrics || register_metrics(d) != 0)
+        goto out;
+    pthread_mutex_init(&d->ports.lock, NULL);
+    d->ports.min = plan->min_port;
+    d->ports.max = plan->max_port;
+    d->ports.used = ar_calloc((size_t)(plan->max_port - plan->min_port) + 1, 1);
+    if (!d->ports.used)
+        goto out_ports;
+    ar_workers_t *ws = NULL;
+    rc = ar_workers_start(&ws, plan->workers, ar__udp_worker_init, ar__udp_worker_stop, d);
+    if (rc != 0) {
+        ar_log(AR_LOG_ERROR, "start_failed", AR_LF_ERR("err", rc));
+        goto out_workers;
+    }
+    for (size_t i = 0; i < plan->nlisten; i++)
+        ar_log(AR_LOG_INFO, "listening", AR_LF_KW("transport", "udp"),
+               AR_LF_ADDR("addr", (const struct sockaddr *)&plan->listen[i]),
+               AR_LF_INT("port", ar_addr_port((const struct sockaddr *)&plan->listen[i])),
+               AR_LF_UINT("workers", plan->workers));
+    if (plan->has_metrics)
+        ar_log(AR_LOG_INFO, "metrics_listening",
+               AR_LF_INT("port", ar_addr_port((const struct sockaddr *)&plan->metrics)));
+    rc = ar_workers_wait_signals(ws, NULL, NULL);
+    ar_log(AR_LOG_INFO, "stopped", AR_LF_INT("allocations", ar_turn_shared_allocations(d->sh)));
+out_workers:
+    for (unsigned i = 0; i < AR_WORKERS_MAX; i++)
+        ar__udp_worker_free(d->workers[i]);
+out_ports:
+    ar_free(d->ports.used);
+    pthread_mutex_destroy(&d->ports.lock);
+out:
+    ar_metrics_free(d->metrics);
+    ar_turn_shared_free(d->sh);
+    ar_free(d);
+    return rc;
+}

@@ -1,0 +1,671 @@
+/*
+ * The TURN engine: turns client messages into allocations, permissions, channels and relayed
+ * data, and peer datagrams into Data indications or ChannelData. RFC 8656 section numbers are
+ * given where a rule comes from. The engine does no I/O (see server.h for the transport seam).
+ *
+ * Hot paths are ChannelData from a client (one hash lookup, one channel scan, one permission
+ * scan, one bucket) and a datagram from a peer (no lookup at all: the transport hands us the
+ * allocation; the header is written in place into the headroom in front of the payload).
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+#include "stun/stun.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <string.h>
+
+/* --- addresses --- */
+
+int ar_turn_addr_from_sa(ar_turn_addr_t *out, const struct sockaddr *sa)
+{
+    memset(out, 0, sizeof(*out));
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        out->family = 4;
+        out->port = ntohs(in->sin_port);
+        memcpy(out->ip, &in->sin_addr, 4);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        out->family = 6;
+        out->port = ntohs(in6->sin6_port);
+        memcpy(out->ip, &in6->sin6_addr, 16);
+        return 0;
+    }
+    return AR_EINVAL;
+}
+
+socklen_t ar_turn_addr_to_sa(const ar_turn_addr_t *a, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (a->family == 4) {
+        struct sockaddr_in *in = (struct sockaddr_in *)(void *)out;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(a->port);
+        memcpy(&in->sin_addr, a->ip, 4);
+        return sizeof(*in);
+    }
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)out;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(a->port);
+    memcpy(&in6->sin6_addr, a->ip, 16);
+    return sizeof(*in6);
+}
+
+/* --- engine lifecycle --- */
+
+ar_turn_engine_t *ar_turn_engine_new(ar_turn_shared_t *sh, const ar_turn_transport_t *tp)
+{
+    ar_turn_engine_t *e = ar_calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->sh = sh;
+    e->tp = *tp;
+    randombytes_buf(&e->seed, sizeof(e->seed));
+    e->seed |= 1;
+    return e;
+}
+
+void ar_turn_engine_free(ar_turn_engine_t *e)
+{
+    if (!e)
+        return;
+    for (size_t i = 0; i < e->nbuckets; i++) {
+        while (e->buckets[i])
+            ar__turn_alloc_delete(e, e->buckets[i]);
+    }
+    ar_free(e->buckets);
+    ar_free(e);
+}
+
+void ar_turn_engine_set_now(ar_turn_engine_t *e, uint64_t mono_ms, int64_t wall_s)
+{
+    e->now_ms = mono_ms;
+    e->now_s = (uint32_t)(mono_ms / 1000);
+    e->wall_s = wall_s;
+}
+
+void ar_turn_engine_tick(ar_turn_engine_t *e)
+{
+    ar__turn_wheel_run(e);
+}
+
+const ar_turn_stats_t *ar_turn_engine_stats(const ar_turn_engine_t *e)
+{
+    return &e->stats;
+}
+
+/* --- responses --- */
+
+static int peer_allowed(const ar_turn_engine_t *e, const ar_turn_addr_t *peer)
+{
+    if (!e->sh->o.peer_allowed)
+        return 0;
+    struct sockaddr_storage ss;
+    ar_turn_addr_to_sa(peer, &ss);
+    return e->sh->o.peer_allowed(e->sh->o.peer_ctx, (const struct sockaddr *)&ss);
+}
+
+static void send_built(ar_turn_engine_t *e, const ar_turn_tuple_t *t, ar_stun_builder_t *b)
+{
+    int len = ar_stun_build_finish(b);
+    if (len > 0)
+        e->tp.send_client(e->tp.ctx, t, e->out, (size_t)len);
+}
+
+static void start_response(ar_turn_engine_t *e, ar_stun_builder_t *b, const ar_stun_msg_t *req,
+                           uint8_t cls)
+{
+    ar_stun_build_start(b, e->out, sizeof(e->out), req->method, cls, req->tid);
+}
+
+/*
+ * An error answer to a request that did not authenticate (401, 438, 400, 420). It carries REALM
+ * and a fresh NONCE when asked, no SOFTWARE, and is dropped rather than sent when it would be
+ * more than AR__TURN_AMP_FACTOR times the request: a spoofed source must gain nothing.
+ */
+static void reply_unauth(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *req,
+                         int code, bool challenge)
+{
+    ar_stun_builder_t b;
+    start_response(e, &b, req, AR_STUN_ERROR);
+    ar_stun_build_error(&b, code, NULL);
+    if (challenge) {
+        uint8_t nonce[AR__TURN_NONCE_LEN];
+        ar__turn_nonce_make(e, &t->client, nonce);
+        ar_stun_build_attr(&b, AR_STUN_ATTR_REALM, e->sh->realm, e->sh->realm_len);
+        ar_stun_build_attr(&b, AR_STUN_ATTR_NONCE, nonce, sizeof(nonce));
+    }
+    ar_stun_build_fingerprint(&b);
+    int len = ar_stun_build_finish(&b);
+    if (len <= 0 || (size_t)len > AR__TURN_AMP_FACTOR * req->raw_len)
+        return;
+    e->tp.send_client(e->tp.ctx, t, e->out, (size_t)len);
+}
+
+/* An error answer after authentication: signed with the user's key (RFC 8489 section 9.2.4). */
+static void reply_error(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *req,
+                        int code, const uint8_t *key)
+{
+    ar_stun_builder_t b;
+    start_response(e, &b, req, AR_STUN_ERROR);
+    ar_stun_build_error(&b, code, NULL);
+    ar_stun_build_integrity(&b, key, 16);
+    ar_stun_build_fingerprint(&b);
+    send_built(e, t, &b);
+}
+
+static void reply_allocate_ok(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
+                              const ar_stun_msg_t *req, const ar_turn_alloc_t *a, uint64_t token)
+{
+    struct sockaddr_storage relayed, mapped;
+    ar_turn_addr_to_sa(&a->advertised, &relayed);
+    ar_turn_addr_to_sa(&t->client, &mapped);
+    ar_stun_builder_t b;
+    start_response(e, &b, req, AR_STUN_SUCCESS);
+    ar_stun_build_xor_addr(&b, AR_TURN_ATTR_XOR_RELAYED_ADDRESS, (struct sockaddr *)&relayed);
+    ar_stun_build_u32(&b, AR_TURN_ATTR_LIFETIME, a->expiry > e->now_s ? a->expiry - e->now_s : 0);
+    ar_stun_build_xor_addr(&b, AR_STUN_ATTR_XOR_MAPPED_ADDRESS, (struct sockaddr *)&mapped);
+    if (token) {
+        uint8_t tv[8];
+        for (int i = 0; i < 8; i++)
+            tv[i] = (uint8_t)(token >> (56 - 8 * i));
+        ar_stun_build_attr(&b, AR_TURN_ATTR_RESERVATION_TOKEN, tv, 8);
+    }
+    ar_stun_build_integrity(&b, a->key, 16);
+    ar_stun_build_fingerprint(&b);
+    send_built(e, t, &b);
+}
+
+/* --- requests --- */
+
+static bool known_attr(uint16_t type)
+{
+    switch (type) {
+    case AR_STUN_ATTR_MAPPED_ADDRESS:
+    case AR_STUN_ATTR_USERNAME:
+    case AR_STUN_ATTR_MESSAGE_INTEGRITY:
+    case AR_STUN_ATTR_ERROR_CODE:
+    case AR_TURN_ATTR_CHANNEL_NUMBER:
+    case AR_TURN_ATTR_LIFETIME:
+    case AR_TURN_ATTR_XOR_PEER_ADDRESS:
+    case AR_TURN_ATTR_DATA:
+    case AR_STUN_ATTR_REALM:
+    case AR_STUN_ATTR_NONCE:
+    case AR_TURN_ATTR_XOR_RELAYED_ADDRESS:
+    case AR_TURN_ATTR_REQUESTED_ADDRESS_FAMILY:
+    case AR_TURN_ATTR_EVEN_PORT:
+    case AR_TURN_ATTR_REQUESTED_TRANSPORT:
+    case AR_TURN_ATTR_DONT_FRAGMENT:
+    case AR_STUN_ATTR_MESSAGE_INTEGRITY_SHA256:
+    case AR_STUN_ATTR_PASSWORD_ALGORITHM:
+    case AR_STUN_ATTR_USERHASH:
+    case AR_STUN_ATTR_XOR_MAPPED_ADDRESS:
+    case AR_TURN_ATTR_RESERVATION_TOKEN:
+    case AR_STUN_ATTR_PRIORITY:
+    case AR_STUN_ATTR_USE_CANDIDATE:
+    case AR_TURN_ATTR_CONNECTION_ID:
+        return true;
+    default:
+        return type >= 0x8000; /* comprehension-optional */
+    }
+}
+
+/* Lifetime for Allocate and a non-zero Refresh (RFC 8656 sections 7.2 and 7.3). */
+static uint32_t desired_lifetime(const ar_turn_engine_t *e, const ar_stun_msg_t *msg)
+{
+    uint32_t def = e->sh->o.default_lifetime, max = e->sh->o.max_lifetime, req = 0;
+    const ar_stun_attr_t *lt = ar_stun_find(msg, AR_TURN_ATTR_LIFETIME);
+    if (!lt || ar_stun_attr_u32(lt, &req) != 0)
+        return def;
+    if (req > max)
+        req = max;
+    return req > def ? req : def;
+}
+
+/* Decodes an XOR-PEER-ADDRESS: 0, or the error code to answer with. */
+static int peer_attr(const ar_turn_engine_t *e, const ar_turn_alloc_t *a, const ar_stun_msg_t *msg,
+                     const ar_stun_attr_t *attr, ar_turn_addr_t *peer)
+{
+    (void)e;
+    struct sockaddr_storage ss;
+    if (ar_stun_attr_xor_addr(attr, msg->tid, &ss) != 0 ||
+        ar_turn_addr_from_sa(peer, (struct sockaddr *)&ss) != 0)
+        return 400;
+    if (peer->family != a->relayed.family)
+        return 443; /* Peer Address Family Mismatch (RFC 8656 section 9.1, RFC 6156) */
+    return 0;
+}
+
+static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg,
+                            const uint8_t *key, const uint8_t *uhash)
+{
+    ar_turn_alloc_t *a = ar__turn_alloc_find(e, t);
+    if (a) {
+        /* A retransmission of the Allocate that made it gets the same success (section 7.2). */
+        if (memcmp(a->tid, msg->tid, 12) == 0 && memcmp(a->uhash, uhash, AR__TURN_UHASH_LEN) == 0)
+            reply_allocate_ok(e, t, msg, a, 0);
+        else
+            reply_error(e, t, msg, 437, key);
+        return;
+    }
+    const ar_stun_attr_t *rt = ar_stun_find(msg, AR_TURN_ATTR_REQUESTED_TRANSPORT);
+    if (!rt || rt->len != 4) {
+        reply_error(e, t, msg, 400, key);
+        return;
+    }
+    /* Seam: TCP allocations (RFC 6062) land here with value 6. */
+    if (rt->value[0] != AR_TURN_PROTO_UDP) {
+        reply_error(e, t, msg, 442, key);
+        return;
+    }
+    /* EVEN-PORT (with R: reserve the next port too) or RESERVATION-TOKEN, not both (7.2). */
+    const ar_stun_attr_t *even = ar_stun_find(msg, AR_TURN_ATTR_EVEN_PORT);
+    const ar_stun_attr_t *tok = ar_stun_find(msg, AR_TURN_ATTR_RESERVATION_TOKEN);
+    ar_turn_relay_req_t req = {0};
+    if ((even && tok) || (even && even->len != 1) || (tok && tok->len != 8)) {
+        reply_error(e, t, msg, 400, key);
+        return;
+    }
+    if (even) {
+        req.even_port = 1;
+        req.reserve_next = (even->value[0] & 0x80) != 0;
+    }
+    for (size_t i = 0; tok && i < 8; i++)
+        req.token = req.token << 8 | tok->value[i];
+    if (tok && req.token == 0) {
+        reply_error(e, t, msg, 508, key);
+        return;
+    }
+    int family = 4;
+    const ar_stun_attr_t *raf = ar_stun_find(msg, AR_TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
+    if (raf && tok) {
+        reply_error(e, t, msg, 400, key); /* the token fixes the family (RFC 6156) */
+        return;
+    }
+    if (raf) {
+        if (raf->len != 4 || (raf->value[0] != 1 && raf->value[0] != 2)) {
+            reply_error(e, t, msg, 440, key);
+            return;
+        }
+        family = raf->value[0] == 1 ? 4 : 6;
+    }
+    const ar_turn_addr_t *relay_ip = family == 4 ? &e->sh->o.relay4 : &e->sh->o.relay6;
+    const ar_turn_addr_t *ext_ip = family == 4 ? &e->sh->o.external4 : &e->sh->o.external6;
+    if (relay_ip->family == 0) {
+        reply_error(e, t, msg, 440, key);
+        return;
+    }
+    if (e->sh->o.redirect_cb) {
+        const struct sockaddr *alt = e->sh->o.redirect_cb(e->sh->o.redirect_ctx);
+        if (alt) {
+            ar_stun_builder_t b;
+            start_response(e, &b, msg, AR_STUN_ERROR);
+            ar_stun_build_error(&b, 300, NULL);
+            ar_stun_build_addr(&b, AR_STUN_ATTR_ALTERNATE_SERVER, alt);
+            ar_stun_build_integrity(&b, key, 16);
+            ar_stun_build_fingerprint(&b);
+            send_built(e, t, &b);
+            return;
+        }
+    }
+    int rc = ar__turn_alloc_create(e, t, uhash, &a);
+    if (rc != 0) {
+        if (rc == AR_EQUOTA)
+            e->stats.quota_rejects++;
+        reply_error(e, t, msg, rc == AR_EQUOTA ? 486 : 508, key);
+        return;
+    }
+    memcpy(a->key, key, 16);
+    memcpy(a->tid, msg->tid, 12);
+    uint64_t token = 0;
+    rc = e->tp.relay_open(e->tp.ctx, a, family, &req, &a->relayed, &token, &a->relay);
+    if (rc != 0) {
+        a->relay = NULL;
+        ar__turn_alloc_delete(e, a);
+        reply_error(e, t, msg, 508, key);
+        return;
+    }
+    a->advertised = a->relayed;
+    if (ext_ip->family != 0)
+        memcpy(a->advertised.ip, ext_ip->ip, 16);
+    ar__turn_alloc_set_expiry(e, a, desired_lifetime(e, msg));
+    e->stats.allocs_total++;
+    reply_allocate_ok(e, t, msg, a, token);
+}
+
+static void handle_refresh(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg,
+                           ar_turn_alloc_t *a)
+{
+    const ar_stun_attr_t *raf = ar_stun_find(msg, AR_TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
+    if (raf && (raf->len != 4 || (raf->value[0] == 1 ? 4 : 6) != a->relayed.family)) {
+        reply_error(e, t, msg, 443, a->key);
+        return;
+    }
+    uint32_t req = 1;
+    const ar_stun_attr_t *lt = ar_stun_find(msg, AR_TURN_ATTR_LIFETIME);
+    if (lt && ar_stun_attr_u32(lt, &req) != 0) {
+        reply_error(e, t, msg, 400, a->key);
+        return;
+    }
+    uint8_t key[16];
+    memcpy(key, a->key, 16);
+    uint32_t lifetime = 0;
+    if (req == 0) {
+        ar__turn_alloc_delete(e, a);
+    } else {
+        lifetime = desired_lifetime(e, msg);
+        ar__turn_alloc_set_expiry(e, a, lifetime);
+    }
+    ar_stun_builder_t b;
+    start_response(e, &b, msg, AR_STUN_SUCCESS);
+    ar_stun_build_u32(&b, AR_TURN_ATTR_LIFETIME, lifetime);
+    ar_stun_build_integrity(&b, key, 16);
+    ar_stun_build_fingerprint(&b);
+    sodium_memzero(key, sizeof(key));
+    send_built(e, t, &b);
+}
+
+static void handle_create_permission(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
+                                     const ar_stun_msg_t *msg, ar_turn_alloc_t *a)
+{
+    /* Every address is checked before any is installed: the request succeeds or fails whole. */
+    ar_turn_addr_t peers[AR_STUN_MAX_ATTRS];
+    size_t n = 0;
+    for (size_t i = 0; i < msg->nattrs; i++) {
+        if (msg->attrs[i].type != AR_TURN_ATTR_XOR_PEER_ADDRESS)
+            continue;
+        int code = peer_attr(e, a, msg, &msg->attrs[i], &peers[n]);
+        if (code == 0 && peer_allowed(e, &peers[n]) != 0) {
+            e->stats.denied_peers++;
+            code = 403;
+        }
+        if (code != 0) {
+            reply_error(e, t, msg, code, a->key);
+            return;
+        }
+        n++;
+    }
+    if (n == 0) {
+        reply_error(e, t, msg, 400, a->key);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ar__turn_perm_add(e, a, &peers[i]) != 0) {
+            reply_error(e, t, msg, 508, a->key);
+            return;
+        }
+    }
+    ar_stun_builder_t b;
+    start_response(e, &b, msg, AR_STUN_SUCCESS);
+    ar_stun_build_integrity(&b, a->key, 16);
+    ar_stun_build_fingerprint(&b);
+    send_built(e, t, &b);
+}
+
+static void handle_channel_bind(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
+                                const ar_stun_msg_t *msg, ar_turn_alloc_t *a)
+{
+    const ar_stun_attr_t *cn = ar_stun_find(msg, AR_TURN_ATTR_CHANNEL_NUMBER);
+    const ar_stun_attr_t *pa = ar_stun_find(msg, AR_TURN_ATTR_XOR_PEER_ADDRESS);
+    if (!cn || cn->len != 4 || !pa) {
+        reply_error(e, t, msg, 400, a->key);
+        return;
+    }
+    uint16_t num = (uint16_t)(cn->value[0] << 8 | cn->value[1]);
+    if (num < AR_TURN_CHANNEL_MIN || num > AR__TURN_CHANNEL_MAX_COMPAT) {
+        ar_log(AR_LOG_DEBUG, "channel_number_refused", AR_LF_UINT("channel", num));
+        reply_error(e, t, msg, 400, a->key);
+        return;
+    }
+    ar_turn_addr_t peer;
+    int code = peer_attr(e, a, msg, pa, &peer);
+    if (code == 0 && peer_allowed(e, &peer) != 0) {
+        e->stats.denied_peers++;
+        code = 403;
+    }
+    if (code == 0) {
+        int rc = ar__turn_chan_bind(e, a, num, &peer);
+        if (rc == 0)
+            rc = ar__turn_perm_add(e, a, &peer);
+        code = rc == 0 ? 0 : rc == AR_EINVAL ? 400 : 508;
+    }
+    if (code != 0) {
+        ar_log(AR_LOG_DEBUG, "channel_bind_refused", AR_LF_UINT("channel", num),
+               AR_LF_INT("code", code));
+        reply_error(e, t, msg, code, a->key);
+        return;
+    }
+    ar_stun_builder_t b;
+    start_response(e, &b, msg, AR_STUN_SUCCESS);
+    ar_stun_build_integrity(&b, a->key, 16);
+    ar_stun_build_fingerprint(&b);
+    send_built(e, t, &b);
+}
+
+static void handle_binding(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg)
+{
+    if (!ar__turn_rate_ok(e, &t->client)) {
+        e->stats.rate_limited++;
+        return;
+    }
+    struct sockaddr_storage mapped;
+    ar_turn_addr_to_sa(&t->client, &mapped);
+    ar_stun_builder_t b;
+    start_response(e, &b, msg, AR_STUN_SUCCESS);
+    ar_stun_build_xor_addr(&b, AR_STUN_ATTR_XOR_MAPPED_ADDRESS, (struct sockaddr *)&mapped);
+    ar_stun_build_fingerprint(&b);
+    int len = ar_stun_build_finish(&b);
+    if (len > 0 && (size_t)len <= AR__TURN_AMP_FACTOR * msg->raw_len)
+        e->tp.send_client(e->tp.ctx, t, e->out, (size_t)len);
+}
+
+static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg)
+{
+    if (msg->method == AR_STUN_BINDING) {
+        handle_binding(e, t, msg);
+        return;
+    }
+    bool turn_method = msg->method == AR_TURN_ALLOCATE || msg->method == AR_TURN_REFRESH ||
+                       msg->method == AR_TURN_CREATE_PERMISSION ||
+                       msg->method == AR_TURN_CHANNEL_BIND;
+    uint16_t unknown[AR_STUN_MAX_ATTRS];
+    size_t nunknown = 0;
+    for (size_t i = 0; i < msg->nattrs; i++) {
+        if (!known_attr(msg->attrs[i].type))
+            unknown[nunknown++] = htons(msg->attrs[i].type);
+    }
+    uint8_t key[16], uhash[AR__TURN_UHASH_LEN];
+    ar__auth_result_t ar = AR__AUTH_BAD_REQ;
+    if (turn_method && nunknown == 0)
+        ar = ar__turn_authenticate(e, t, msg, key, uhash);
+    if (ar != AR__AUTH_OK) {
+        /* Everything that failed to authenticate counts against the source's budget. */
+        if (!ar__turn_rate_ok(e, &t->client)) {
+            e->stats.rate_limited++;
+            return;
+        }
+        if (!turn_method) {
+            reply_unauth(e, t, msg, 400, false);
+        } else if (nunknown) {
+            ar_stun_builder_t b;
+            start_response(e, &b, msg, AR_STUN_ERROR);
+            ar_stun_build_error(&b, 420, NULL);
+            ar_stun_build_attr(&b, AR_STUN_ATTR_UNKNOWN_ATTRIBUTES, unknown, nunknown * 2);
+            ar_stun_build_fingerprint(&b);
+            int len = ar_stun_build_finish(&b);
+            if (len > 0 && (size_t)len <= AR__TURN_AMP_FACTOR * msg->raw_len)
+                e->tp.send_client(e->tp.ctx, t, e->out, (size_t)len);
+        } else if (ar == AR__AUTH_BAD_REQ) {
+            reply_unauth(e, t, msg, 400, false);
+        } else if (ar == AR__AUTH_STALE) {
+            e->stats.stale_nonces++;
+            reply_unauth(e, t, msg, 438, true);
+        } else {
+            if (ar == AR__AUTH_FAILED)
+                e->stats.auth_failures++;
+            reply_unauth(e, t, msg, 401, true);
+        }
+        return;
+    }
+    if (msg->method == AR_TURN_ALLOCATE) {
+        handle_allocate(e, t, msg, key, uhash);
+    } else {
+        ar_turn_alloc_t *a = ar__turn_alloc_find(e, t);
+        if (!a)
+            reply_error(e, t, msg, 437, key);
+        else if (memcmp(a->uhash, uhash, AR__TURN_UHASH_LEN) != 0)
+            reply_error(e, t, msg, 441, key); /* Wrong Credentials (section 5) */
+        else if (msg->method == AR_TURN_REFRESH)
+            handle_refresh(e, t, msg, a);
+        else if (msg->method == AR_TURN_CREATE_PERMISSION)
+            handle_create_permission(e, t, msg, a);
+        else
+            handle_channel_bind(e, t, msg, a);
+    }
+    sodium_memzero(key, sizeof(key));
+}
+
+/* Send indication (section 11.2): relayed when a permission exists, silently dropped if not. */
+static void handle_send(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg)
+{
+    if (msg->method != AR_TURN_SEND)
+        return;
+    ar_turn_alloc_t *a = ar__turn_alloc_find(e, t);
+    const ar_stun_attr_t *pa = ar_stun_find(msg, AR_TURN_ATTR_XOR_PEER_ADDRESS);
+    const ar_stun_attr_t *data = ar_stun_find(msg, AR_TURN_ATTR_DATA);
+    ar_turn_addr_t peer;
+    if (!a || !pa || !data || peer_attr(e, a, msg, pa, &peer) != 0) {
+        e->stats.bad_packets++;
+        return;
+    }
+    if (!ar__turn_perm_ok(e, a, &peer)) {
+        e->stats.no_perm_dropped++;
+        return;
+    }
+    /* The permission was checked against the policy when installed; this second check keeps a
+     * policy change (or a bug elsewhere) from ever relaying to a refused address. */
+    if (peer_allowed(e, &peer) != 0) {
+        e->stats.denied_peers++;
+        return;
+    }
+    if (!ar__turn_bw_take(e, &a->bw_out, data->len)) {
+        e->stats.bw_dropped++;
+        return;
+    }
+    e->stats.relayed_pkts_out++;
+    e->stats.relayed_bytes_out += data->len;
+    e->tp.send_peer(e->tp.ctx, a->relay, &peer, data->value, data->len);
+}
+
+static void handle_channel_data(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const uint8_t *buf,
+                                size_t len)
+{
+    uint16_t num;
+    const uint8_t *data;
+    size_t dlen;
+    /* Parsed here rather than with ar_turn_channel_parse(), which keeps to RFC 8656's range. */
+    num = (uint16_t)(buf[0] << 8 | buf[1]);
+    dlen = (size_t)(buf[2] << 8 | buf[3]);
+    data = buf + 4;
+    if (dlen > len - 4) {
+        e->stats.bad_packets++;
+        return;
+    }
+    ar_turn_alloc_t *a = ar__turn_alloc_find(e, t);
+    ar__turn_chan_t *c = a ? ar__turn_chan_by_num(e, a, num) : NULL;
+    if (!c) {
+        e->stats.bad_packets++;
+        return;
+    }
+    if (!ar__turn_perm_ok(e, a, &c->peer)) {
+        e->stats.no_perm_dropped++;
+        return;
+    }
+    if (!ar__turn_bw_take(e, &a->bw_out, dlen)) {
+        e->stats.bw_dropped++;
+        return;
+    }
+    e->stats.relayed_pkts_out++;
+    e->stats.relayed_bytes_out += dlen;
+    e->tp.send_peer(e->tp.ctx, a->relay, &c->peer, data, dlen);
+}
+
+void ar_turn_engine_on_client(ar_turn_engine_t *e, const ar_turn_tuple_t *t, uint8_t *buf,
+                              size_t len)
+{
+    if (len >= 4 && (buf[0] & 0xc0) == 0x40) {
+        handle_channel_data(e, t, buf, len);
+        return;
+    }
+    ar_stun_msg_t msg;
+    if (ar_stun_parse(buf, len, &msg) != 0 || ar_stun_check_fingerprint(&msg) != 0) {
+        e->stats.bad_packets++;
+        return;
+    }
+    if (msg.cls == AR_STUN_REQUEST)
+        handle_request(e, t, &msg);
+    else if (msg.cls == AR_STUN_INDICATION)
+        handle_send(e, t, &msg);
+}
+
+/* --- peer datagrams --- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *a, const ar_turn_addr_t *peer,
+                            uint8_t *buf, size_t len)
+{
+    if (!ar__turn_perm_ok(e, a, peer)) {
+        e->stats.no_perm_dropped++;
+        return;
+    }
+    if (!ar__turn_bw_take(e, &a->bw_in, len)) {
+        e->stats.bw_dropped++;
+        return;
+    }
+    uint8_t *payload = buf + AR_TURN_HEADROOM;
+    ar__turn_chan_t *c = ar__turn_chan_by_peer(e, a, peer);
+    e->stats.relayed_pkts_in++;
+    e->stats.relayed_bytes_in += len;
+    if (c) {
+        /* ChannelData (section 12.4); over UDP the padding is optional and we send none. */
+        uint8_t *h = payload - 4;
+        put16(h, c->num);
+        put16(h + 2, (uint16_t)len);
+        e->tp.send_client(e->tp.ctx, &a->tuple, h, len + 4);
+        return;
+    }
+    if (len > 0xffff - 48)
+        return;
+    /* Data indication (section 11.4): header, XOR-PEER-ADDRESS, DATA, written in place. */
+    size_t alen = peer->family == 4 ? 8 : 20;
+    size_t hdr = 20 + 4 + alen + 4, pad = (4 - (len & 3)) & 3;
+    uint8_t *m = payload - hdr;
+    put16(m, 0x0017);
+    put16(m + 2, (uint16_t)(hdr - 20 + len + pad));
+    m[4] = 0x21, m[5] = 0x12, m[6] = 0xa4, m[7] = 0x42;
+    randombytes_buf(m + 8, 12);
+    uint8_t *at = m + 20;
+    put16(at, AR_TURN_ATTR_XOR_PEER_ADDRESS);
+    put16(at + 2, (uint16_t)alen);
+    at[4] = 0;
+    at[5] = peer->family == 4 ? 1 : 2;
+    put16(at + 6, peer->port ^ 0x2112);
+    for (size_t i = 0; i < alen - 4; i++)
+        at[8 + i] = peer->ip[i] ^ m[4 + i]; /* cookie, then transaction id, as the RFC says */
+    at += 4 + alen;
+    put16(at, AR_TURN_ATTR_DATA);
+    put16(at + 2, (uint16_t)len);
+    memset(payload + len, 0, pad);
+    e->tp.send_client(e->tp.ctx, &a->tuple, m, hdr + len + pad);
+}

@@ -1,0 +1,517 @@
+/*
+ * The UDP transport: one per worker thread, on the worker's own libuv loop.
+ *
+ * Each worker binds its own SO_REUSEPORT socket on every listening address; the kernel hashes a
+ * client's 5-tuple to one of them consistently, so a client always reaches the same worker and
+ * its allocation (and relay socket) can live there with no locks on the hot path.
+ *
+ * I/O is batched. A readable socket is drained with recvmmsg() into a per-worker receive arena;
+ * the engine's answers and relayed packets are queued as iovecs that point into that arena
+ * (zero copy: peer datagrams are received behind AR_TURN_HEADROOM bytes so the engine writes
+ * its ChannelData or Data indication header in place). A uv_check handle, which runs once per
+ * loop iteration after every I/O callback, sends each queue with sendmmsg(), one call per run of
+ * packets for the same socket. Arena and queues are reset only between batches, so no queued
+ * pointer ever outlives its bytes.
+ *
+ * Relay sockets are closed in their uv_close callback, after the check handle has flushed the
+ * queues, so a queued packet is never sent on a descriptor number that was reused.
+ */
+#include "daemon.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SLOT_SIZE 2048 /* one datagram: larger ones are dropped (MSG_TRUNC) */
+#define RX_SLOTS 128
+#define BATCH 32
+#define COPY_SLOTS 32 /* engine-built answers, which live in the engine's scratch buffer */
+#define COPY_SIZE 1280
+#define TXQ 256
+#define DRAIN_ROUNDS 4 /* batches per readable event, so one busy socket cannot starve others */
+
+typedef union {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} sa_u;
+
+typedef struct txq_s {
+    struct mmsghdr msgs[TXQ];
+    struct iovec iov[TXQ];
+    sa_u addr[TXQ];
+    int fd[TXQ];
+    unsigned n;
+} txq_t;
+
+typedef struct udp_listener_s {
+    uv_poll_t poll;
+    int fd;
+    uint16_t index;
+    ar__udp_worker_t *w;
+} udp_listener_t;
+
+/* A relay endpoint: the allocation's only transport state, about 200 bytes. */
+typedef struct udp_relay_s {
+    uv_poll_t poll;
+    int fd;
+    uint16_t port;
+    ar_turn_alloc_t *alloc;
+    ar__udp_worker_t *w;
+} udp_relay_t;
+
+struct ar__udp_worker_s {
+    ar__turn_daemon_t *d;
+    unsigned index;
+    uv_loop_t *loop;
+    ar_turn_engine_t *e;
+    udp_listener_t listeners[AR_TURN_MAX_LISTENERS];
+    size_t nlisteners;
+    uv_check_t flush;
+    uv_timer_t tick;
+    bool flush_init, tick_init;
+    int64_t wall_base; /* wall clock seconds minus uv_now() seconds, for REST expiries */
+    uint8_t (*rx)[SLOT_SIZE];
+    unsigned rx_used;
+    uint8_t (*copy)[COPY_SIZE];
+    unsigned copy_used;
+    struct mmsghdr rmsgs[BATCH];
+    struct iovec riov[BATCH];
+    sa_u raddr[BATCH];
+    txq_t to_client, to_peer;
+    ar_turn_stats_t pushed; /* what has been added to the metrics already */
+};
+
+/* --- sending --- */
+
+static void txq_flush(txq_t *q)
+{
+    unsigned i = 0;
+    while (i < q->n) {
+        unsigned j = i + 1;
+        while (j < q->n && q->fd[j] == q->fd[i])
+            j++;
+        while (i < j) {
+            int r = sendmmsg(q->fd[i], &q->msgs[i], j - i, MSG_DONTWAIT);
+            if (r > 0) {
+                i += (unsigned)r;
+            } else if (r < 0 && errno == EINTR) {
+                continue;
+            } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                i = j; /* the socket buffer is full: UDP drops, and so do we */
+            } else {
+                i++; /* this one message failed (unreachable, refused): skip it */
+            }
+        }
+    }
+    q->n = 0;
+}
+
+static void flush_all(ar__udp_worker_t *w)
+{
+    if (w->to_peer.n)
+        txq_flush(&w->to_peer);
+    if (w->to_client.n)
+        txq_flush(&w->to_client);
+    w->copy_used = 0;
+}
+
+static bool in_rx(const ar__udp_worker_t *w, const uint8_t *p)
+{
+    return p >= w->rx[0] && p < w->rx[RX_SLOTS];
+}
+
+static void enqueue(ar__udp_worker_t *w, txq_t *q, int fd, const ar_turn_addr_t *to,
+                    const uint8_t *data, size_t len)
+{
+    if (!in_rx(w, data)) {
+        if (len > COPY_SIZE)
+            return;
+        if (w->copy_used == COPY_SLOTS)
+            flush_all(w);
+        uint8_t *c = w->copy[w->copy_used++];
+        memcpy(c, data, len);
+        data = c;
+    }
+    if (q->n == TXQ)
+        txq_flush(q);
+    unsigned i = q->n++;
+    struct sockaddr_storage ss;
+    socklen_t sl = ar_turn_addr_to_sa(to, &ss);
+    memcpy(&q->addr[i], &ss, sl);
+    q->iov[i].iov_base = (void *)(uintptr_t)data;
+    q->iov[i].iov_len = len;
+    q->fd[i] = fd;
+    struct msghdr *h = &q->msgs[i].msg_hdr;
+    memset(h, 0, sizeof(*h));
+    h->msg_name = &q->addr[i];
+    h->msg_namelen = sl;
+    h->msg_iov = &q->iov[i];
+    h->msg_iovlen = 1;
+}
+
+static void tp_send_client(void *ctx, const ar_turn_tuple_t *t, const uint8_t *data, size_t len)
+{
+    ar__udp_worker_t *w = ctx;
+    if (t->listener >= w->nlisteners)
+        return;
+    enqueue(w, &w->to_client, w->listeners[t->listener].fd, &t->client, data, len);
+}
+
+static void tp_send_peer(void *ctx, void *handle, const ar_turn_addr_t *peer, const uint8_t *data,
+                         size_t len)
+{
+    ar__udp_worker_t *w = ctx;
+    udp_relay_t *r = handle;
+    enqueue(w, &w->to_peer, r->fd, peer, data, len);
+}
+
+/* --- relay endpoints --- */
+
+static void on_relay(uv_poll_t *h, int status, int events);
+
+static void relay_closed(uv_handle_t *h)
+{
+    udp_relay_t *r = h->data;
+    close(r->fd);
+    ar__turn_ports_give(&r->w->d->ports, r->port, 0);
+    ar_free(r);
+}
+
+static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
+                         const ar_turn_relay_req_t *req, ar_turn_addr_t *relayed, uint64_t *token,
+                         void **handle)
+{
+    ar__udp_worker_t *w = ctx;
+    const ar_turn_opts_t *o = &w->d->plan->opts;
+    ar_turn_addr_t local = family == 4 ? o->relay4 : o->relay6;
+    int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return AR_ESYS;
+    if (family == 6) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    /* A port another program holds is skipped; a few tries, then 508 for this allocation. */
+    int rc = AR_EQUOTA;
+    uint16_t port = 0;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        rc = ar__turn_ports_take(&w->d->ports, req, &port, token);
+        if (rc != 0)
+            break;
+        local.port = port;
+        struct sockaddr_storage ss;
+        socklen_t sl = ar_turn_addr_to_sa(&local, &ss);
+        if (bind(fd, (struct sockaddr *)&ss, sl) == 0) {
+            rc = 0;
+            break;
+        }
+        rc = errno == EADDRINUSE && !req->token ? AR_EADDRINUSE : AR_ESYS;
+        ar__turn_ports_give(&w->d->ports, port, *token);
+        *token = 0;
+        if (rc != AR_EADDRINUSE)
+            break;
+    }
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    udp_relay_t *r = ar_calloc(1, sizeof(*r));
+    if (!r || uv_poll_init(w->loop, &r->poll, fd) != 0) {
+        ar_free(r);
+        close(fd);
+        ar__turn_ports_give(&w->d->ports, port, *token);
+        *token = 0;
+        return AR_ENOMEM;
+    }
+    r->fd = fd;
+    r->port = port;
+    r->alloc = alloc;
+    r->w = w;
+    r->poll.data = r;
+    uv_poll_start(&r->poll, UV_READABLE, on_relay);
+    *relayed = local;
+    *handle = r;
+    return 0;
+}
+
+static void tp_relay_close(void *ctx, void *handle)
+{
+    (void)ctx;
+    udp_relay_t *r = handle;
+    r->alloc = NULL;
+    uv_poll_stop(&r->poll);
+    uv_close((uv_handle_t *)&r->poll, relay_closed);
+}
+
+/* --- receiving --- */
+
+static void set_now(ar__udp_worker_t *w)
+{
+    uint64_t now = uv_now(w->loop);
+    ar_turn_engine_set_now(w->e, now, w->wall_base + (int64_t)(now / 1000));
+}
+
+/* Makes room for a batch: flushes the queues (which point into the arena) and resets it. */
+static void rx_reserve(ar__udp_worker_t *w)
+{
+    if (RX_SLOTS - w->rx_used < BATCH) {
+        flush_all(w);
+        w->rx_used = 0;
+    }
+}
+
+static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom)
+{
+    for (unsigned i = 0; i < BATCH; i++) {
+        w->riov[i].iov_base = w->rx[w->rx_used + i] + headroom;
+        w->riov[i].iov_len = SLOT_SIZE - headroom - 4; /* 4 bytes of tailroom for padding */
+        struct msghdr *h = &w->rmsgs[i].msg_hdr;
+        memset(h, 0, sizeof(*h));
+        h->msg_name = &w->raddr[i];
+        h->msg_namelen = sizeof(w->raddr[i]);
+        h->msg_iov = &w->riov[i];
+        h->msg_iovlen = 1;
+    }
+    int r;
+    do {
+        r = recvmmsg(fd, w->rmsgs, BATCH, MSG_DONTWAIT, NULL);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static void on_listener(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    udp_listener_t *l = h->data;
+    ar__udp_worker_t *w = l->w;
+    if (status < 0)
+        return;
+    set_now(w);
+    for (int round = 0; round < DRAIN_ROUNDS; round++) {
+        rx_reserve(w);
+        int r = rx_batch(w, l->fd, 0);
+        if (r <= 0)
+            break;
+        unsigned base = w->rx_used;
+        w->rx_used += (unsigned)r;
+        for (int i = 0; i < r; i++) {
+            if (w->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+                continue;
+            ar_turn_tuple_t t = {.listener = l->index, .proto = AR_TURN_PROTO_UDP};
+            if (ar_turn_addr_from_sa(&t.client, &w->raddr[i].sa) != 0)
+                continue;
+            ar_turn_engine_on_client(w->e, &t, w->rx[base + (unsigned)i], w->rmsgs[i].msg_len);
+        }
+        if (r < BATCH)
+            break;
+    }
+}
+
+static void on_relay(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    udp_relay_t *rl = h->data;
+    ar__udp_worker_t *w = rl->w;
+    if (status < 0)
+        return;
+    set_now(w);
+    for (int round = 0; round < DRAIN_ROUNDS && rl->alloc; round++) {
+        rx_reserve(w);
+        int r = rx_batch(w, rl->fd, AR_TURN_HEADROOM);
+        if (r <= 0)
+            break;
+        unsigned base = w->rx_used;
+        w->rx_used += (unsigned)r;
+        for (int i = 0; i < r; i++) {
+            ar_turn_addr_t peer;
+            if ((w->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
+                ar_turn_addr_from_sa(&peer, &w->raddr[i].sa) != 0)
+                continue;
+            ar_turn_engine_on_peer(w->e, rl->alloc, &peer, w->rx[base + (unsigned)i],
+                                   w->rmsgs[i].msg_len);
+        }
+        if (r < BATCH)
+            break;
+    }
+}
+
+static void on_check(uv_check_t *c)
+{
+    ar__udp_worker_t *w = c->data;
+    flush_all(w);
+    w->rx_used = 0;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    ar__udp_worker_t *w = t->data;
+    set_now(w);
+    ar_turn_engine_tick(w->e);
+    flush_all(w);
+    ar__udp_worker_push_metrics(w);
+    if (w->index == 0)
+        ar__turn_daemon_update_load(w->d, uv_now(w->loop));
+}
+
+/* --- metrics --- */
+
+void ar__udp_worker_push_metrics(ar__udp_worker_t *w)
+{
+    const ar_turn_stats_t *s = ar_turn_engine_stats(w->e);
+    ar__turn_metrics_t *m = &w->d->m;
+    ar_turn_stats_t *p = &w->pushed;
+    unsigned sh = w->index;
+#define PUSH(metric, field)                                                                        \
+    do {                                                                                           \
+        ar_metric_add(m->metric, sh, (int64_t)(s->field - p->field));                              \
+        p->field = s->field;                                                                       \
+    } while (0)
+    PUSH(allocations, allocations);
+    PUSH(allocs_total, allocs_total);
+    PUSH(alloc_expired, alloc_expired);
+    PUSH(pkts_in, relayed_pkts_in);
+    PUSH(pkts_out, relayed_pkts_out);
+    PUSH(bytes_in, relayed_bytes_in);
+    PUSH(bytes_out, relayed_bytes_out);
+    PUSH(auth_failures, auth_failures);
+    PUSH(stale_nonces, stale_nonces);
+    PUSH(denied_peers, denied_peers);
+    PUSH(quota_rejects, quota_rejects);
+    PUSH(rate_limited, rate_limited);
+    PUSH(bw_dropped, bw_dropped);
+    PUSH(bad_packets, bad_packets);
+#undef PUSH
+}
+
+/* --- worker lifecycle --- */
+
+void ar__udp_worker_free(ar__udp_worker_t *w)
+{
+    if (!w)
+        return;
+    ar_free(w->rx);
+    ar_free(w->copy);
+    ar_free(w);
+}
+
+static void noop_close(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void ar__udp_worker_stop(ar_worker_t *wk, void *data)
+{
+    ar__turn_daemon_t *d = data;
+    ar__udp_worker_t *w = d->workers[ar_worker_index(wk)];
+    if (!w)
+        return;
+    if (w->e) {
+        flush_all(w);
+        ar__udp_worker_push_metrics(w);
+        ar_turn_engine_free(w->e); /* closes every relay endpoint */
+        w->e = NULL;
+    }
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        uv_poll_stop(&w->listeners[i].poll);
+        uv_close((uv_handle_t *)&w->listeners[i].poll, noop_close);
+    }
+    if (w->flush_init)
+        uv_close((uv_handle_t *)&w->flush, noop_close);
+    if (w->tick_init)
+        uv_close((uv_handle_t *)&w->tick, noop_close);
+    if (w->index == 0 && d->health) {
+        ar_health_stop(d->health);
+        d->health = NULL;
+    }
+}
+
+int ar__udp_worker_init(ar_worker_t *wk, void *data)
+{
+    ar__turn_daemon_t *d = data;
+    ar__udp_worker_t *w = ar_calloc(1, sizeof(*w));
+    if (!w)
+        return AR_ENOMEM;
+    d->workers[ar_worker_index(wk)] = w;
+    w->d = d;
+    w->index = ar_worker_index(wk);
+    w->loop = ar_worker_loop(wk);
+    w->rx = ar_malloc(sizeof(*w->rx) * (RX_SLOTS + 1)); /* +1: in_rx's end bound is valid */
+    w->copy = ar_malloc(sizeof(*w->copy) * COPY_SLOTS);
+    if (!w->rx || !w->copy)
+        return AR_ENOMEM;
+    w->wall_base = (int64_t)time(NULL) - (int64_t)(uv_now(w->loop) / 1000);
+    ar_turn_transport_t tp = {.ctx = w,
+                              .send_client = tp_send_client,
+                              .relay_open = tp_relay_open,
+                              .relay_close = tp_relay_close,
+                              .send_peer = tp_send_peer};
+    w->e = ar_turn_engine_new(d->sh, &tp);
+    if (!w->e)
+        return AR_ENOMEM;
+    set_now(w);
+    ar_turn_engine_tick(w->e);
+
+    const ar_turn_plan_t *plan = d->plan;
+    for (size_t i = 0; i < plan->nlisten; i++) {
+        int fd = ar_listen_socket(SOCK_DGRAM, (const struct sockaddr *)&plan->listen[i], 0);
+        if (fd < 0) {
+            ar_log(AR_LOG_ERROR, "listen_failed",
+                   AR_LF_ADDR("addr", (const struct sockaddr *)&plan->listen[i]),
+                   AR_LF_ERR("err", fd));
+            return fd;
+        }
+        /* Bigger socket buffers absorb bursts between loop iterations (capped by rmem_max). */
+        int sz = 4 << 20;
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+        udp_listener_t *l = &w->listeners[i];
+        l->fd = fd;
+        l->index = (uint16_t)i;
+        l->w = w;
+        if (uv_poll_init(w->loop, &l->poll, fd) != 0) {
+            close(fd);
+            return AR_ESYS;
+        }
+        w->nlisteners = i + 1;
+        l->poll.data = l;
+        uv_poll_start(&l->poll, UV_READABLE, on_listener);
+    }
+    if (uv_check_init(w->loop, &w->flush) != 0)
+        return AR_ESYS;
+    w->flush_init = true;
+    w->flush.data = w;
+    uv_check_start(&w->flush, on_check);
+    if (uv_timer_init(w->loop, &w->tick) != 0)
+        return AR_ESYS;
+    w->tick_init = true;
+    w->tick.data = w;
+    uv_timer_start(&w->tick, on_tick, 1000, 1000);
+
+    if (w->index == 0 && plan->has_metrics) {
+        char host[64];
+        const struct sockaddr *sa = (const struct sockaddr *)&plan->metrics;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, host,
+                      sizeof(host));
+        else
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, host,
+                      sizeof(host));
+        ar_health_opts_t ho = {.host = host, .port = ar_addr_port(sa), .metrics = d->metrics};
+        int rc = ar_health_start(w->loop, &ho, &d->health);
+        if (rc != 0) {
+            ar_log(AR_LOG_ERROR, "metrics_listen_failed", AR_LF_ADDR("addr", sa),
+                   AR_LF_ERR("err", rc));
+            return rc;
+        }
+    }
+    return 0;
+}
