@@ -200,11 +200,16 @@ def main():
     a = ap.parse_args()
     print("garbage.py %s seed %d" % (a.mode, a.seed))
     rng = random.Random(a.seed)
-    if a.mode == "udp":
-        return udp(a.host, a.port, rng)
-    if a.mode == "slowloris":
-        return slowloris(a.host, a.port, a.seconds, a.tls, a.conns, a.until)
-    return stream(a.host, a.port, rng, a.mode == "tls")
+    try:
+        if a.mode == "udp":
+            return udp(a.host, a.port, rng)
+        if a.mode == "slowloris":
+            return slowloris(a.host, a.port, a.seconds, a.tls, a.conns, a.until)
+        return stream(a.host, a.port, rng, a.mode == "tls")
+    except (OSError, ssl.SSLError) as e:
+        # Refused, reset during a handshake, timed out: the listener is not serving.
+        print("garbage.py: the %s listener at %s port %d failed: %s" % (a.mode, a.host, a.port, e))
+        return 1
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ for t in udp tcp tls; do
     [ $t = tcp ] && flags=(-t)
     [ $t = tls ] && flags=(-t -S -p "$AR_TLS_PORT")
     log=$AR_WORK/uclient.$t.log
-    timeout 60 turnutils_uclient -u alice -w alice-secret -m 2 -n 20 -l 120 -z 5 -c "${flags[@]}" \
+    timeout 40 turnutils_uclient -p "$AR_PORT" -u alice -w alice-secret -m 2 -n 20 -l 120 -z 5 -c "${flags[@]}" \
         -e 127.0.0.1 -r "$AR_PEER_PORT" 127.0.0.1 >"$log" 2>&1
     rc=$?
     sums=$(grep -E 'tot_send_msgs=[0-9]+, tot_recv_msgs=|Total lost packets' "$log" | grep -v msz | tr '\n' ' ')

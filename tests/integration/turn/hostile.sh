@@ -157,9 +157,9 @@ case $case in
         PROBE_WHAT="user-quota 2, after releasing both" probe "allocate 0 allocate 0" -u alice -w alice-secret allocate 2
         ;;
     stale)
-        ar_server_start "${CREDS[@]}" --stale-nonce=2
-        out=$(timeout 30 "$PROBE" -s "127.0.0.1:$AR_PORT" -u alice -w alice-secret stale 4 2>&1)
-        ar_check "a 4 s old nonce gets 438 ($(tr '\n' ' ' <<<"$out"))" grep -qx 'refresh-stale 438' <<<"$out"
+        ar_server_start "${CREDS[@]}" --stale-nonce=10
+        out=$(timeout 30 "$PROBE" -s "127.0.0.1:$AR_PORT" -u alice -w alice-secret stale 12 2>&1)
+        ar_check "a 12 s old nonce gets 438 (stale-nonce 10 s) ($(tr '\n' ' ' <<<"$out"))" grep -qx 'refresh-stale 438' <<<"$out"
         ar_check "the nonce sent with 438 is accepted" grep -qx 'refresh 0' <<<"$out"
         out=$(timeout 30 "$PROBE" -s "127.0.0.1:$AR_PORT" -u alice -w alice-secret stale 0 2>&1)
         ar_check "a fresh nonce is not stale ($(tr '\n' ' ' <<<"$out"))" grep -qx 'refresh-stale 0' <<<"$out"

@@ -22,7 +22,7 @@ ar_uclient() {
     shift 2
     log=$AR_WORK/uclient.$((++AR_UCLIENT_RUNS)).log
     echo "turnutils_uclient $* 127.0.0.1" >"$log"
-    timeout 60 turnutils_uclient "$@" 127.0.0.1 >>"$log" 2>&1
+    timeout 40 turnutils_uclient "$@" 127.0.0.1 >>"$log" 2>&1
     rc=$?
     read -r sent recv < <(sed -nE 's/.*start_mclient: tot_send_msgs=([0-9]+), tot_recv_msgs=([0-9]+).*/\1 \2/p' "$log" | tail -1)
     lost=$(sed -nE 's/.*Total lost packets ([0-9]+) .*/\1/p' "$log" | tail -1)
@@ -44,7 +44,7 @@ peer_start() {
 relay_checks() {
     local name=$1
     shift
-    local common=(-u alice -w alice-secret -m 4 -n 30 -l 180 -z 5 -c)
+    local common=(-p "$AR_PORT" -u alice -w alice-secret -m 4 -n 30 -l 180 -z 5 -c)
     ar_uclient "$name channels, static user" 120 "${common[@]}" "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
     ar_uclient "$name indications, static user" 120 "${common[@]}" "$@" -s -e 127.0.0.1 -r "$AR_PEER_PORT"
     # Client to client only over UDP and TCP: uclient 4.6.1's -y over TLS races its own
@@ -107,13 +107,13 @@ case $case in
         ar_server_start --realm=anteroom.test --use-auth-secret --static-auth-secret="$REST_SECRET" \
             --allow-loopback-peers --tls-listening-port="$AR_TLS_PORT" \
             --cert="$AR_WORK/cert.pem" --pkey="$AR_WORK/key.pem"
-        rest=(-u bob -W "$REST_SECRET" -m 2 -n 30 -l 180 -z 5 -c -e 127.0.0.1 -r "$AR_PEER_PORT")
+        rest=(-p "$AR_PORT" -u bob -W "$REST_SECRET" -m 2 -n 30 -l 180 -z 5 -c -e 127.0.0.1 -r "$AR_PEER_PORT")
         ar_uclient "UDP channels, REST secret" 60 "${rest[@]}"
         ar_uclient "UDP indications, REST secret" 60 "${rest[@]}" -s
         ar_uclient "TCP channels, REST secret" 60 "${rest[@]}" -t
         ar_uclient "TLS channels, REST secret" 60 "${rest[@]}" -t -S -p "$AR_TLS_PORT"
         # A wrong secret must not relay anything (proves the REST runs above were checked).
-        if timeout 30 turnutils_uclient -u bob -W wrong-secret -m 1 -n 3 -c -e 127.0.0.1 \
+        if timeout 30 turnutils_uclient -p "$AR_PORT" -u bob -W wrong-secret -m 1 -n 3 -c -e 127.0.0.1 \
             -r "$AR_PEER_PORT" 127.0.0.1 >"$AR_WORK/uclient.wrong.log" 2>&1; then
             ar_fail "uclient with a wrong REST secret is refused"
         else

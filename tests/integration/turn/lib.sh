@@ -5,9 +5,10 @@
 #   bash interop.sh /usr/bin/turnserver udp
 #   bash interop.sh build/default/cmd/anteroom-turn/anteroom-turn udp
 #
-# When it can (root, util-linux unshare), a script re-runs itself in fresh network and PID
-# namespaces: ports cannot clash with anything else on the machine, and when the script ends or
-# is killed the kernel ends every process it started.
+# A script re-runs itself under `timeout` with the budget in $AR_BUDGET (seconds), and when it
+# can (root, util-linux unshare) in fresh network and PID namespaces: ports cannot clash with
+# anything else on the machine, and when the script ends or is killed the kernel ends every
+# process it started.
 
 set -uo pipefail
 
@@ -55,11 +56,22 @@ ar_init() {
     local server=$1
     [ -n "$server" ] || ar_die "usage: $0 <server-binary> [case]"
     [ -x "$server" ] || command -v "$server" >/dev/null 2>&1 || ar_die "server '$server' not found or not executable"
-    ar_require python3 openssl
-    if [ -z "${AR_IN_SANDBOX:-}" ] && [ -z "${AR_NO_SANDBOX:-}" ] &&
-        unshare -n -p -f --kill-child --mount-proc true 2>/dev/null; then
-        export AR_IN_SANDBOX=1
-        exec unshare -n -p -f --kill-child --mount-proc bash "$0" "${AR_ARGS[@]}"
+    ar_require python3 openssl timeout
+    if [ -z "${AR_INNER:-}" ]; then
+        # Outer run: the whole test gets a time budget (CTest's TIMEOUT minus a margin, so the
+        # test says why it stopped), and runs in namespaces when it can.
+        export AR_INNER=1
+        local budget=${AR_BUDGET:-600} rc cmd=(bash "$0" "${AR_ARGS[@]}")
+        if [ -z "${AR_NO_SANDBOX:-}" ] && unshare -n -p -f --kill-child --mount-proc true 2>/dev/null; then
+            export AR_IN_SANDBOX=1
+            cmd=(unshare -n -p -f --kill-child --mount-proc "${cmd[@]}")
+        fi
+        timeout -k 5 "$budget" "${cmd[@]}"
+        rc=$?
+        if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+            echo "FAIL: the test did not finish within its budget of $budget s"
+        fi
+        exit "$rc"
     fi
     AR_SERVER=$(command -v "$server")
     # AR_SERVER_KIND=coturn marks a wrapper around coturn (used to prove checks can fail).
