@@ -35,8 +35,10 @@ ar_uclient() {
     fi
 }
 
-peer_start() {
+peer_start() { # echo peers on 127.0.0.1 and ::1
     turnutils_peer -L 127.0.0.1 -p "$AR_PEER_PORT" >"$AR_WORK/peer.log" 2>&1 &
+    AR_BG_PIDS="$AR_BG_PIDS $!"
+    turnutils_peer -L ::1 -p "$AR_PEER_PORT" >"$AR_WORK/peer6.log" 2>&1 &
     AR_BG_PIDS="$AR_BG_PIDS $!"
 }
 
@@ -54,6 +56,8 @@ relay_checks() {
         ar_uclient "$name client to client, indications" 120 "${common[@]}" "$@" -y -s
     fi
     ar_uclient "$name 1200-byte messages" 40 "${common[@]}" -l 1200 -m 2 -n 20 "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
+    # RFC 6156: an IPv6 relay (REQUESTED-ADDRESS-FAMILY) to an IPv6 peer.
+    ar_uclient "$name IPv6 relay, channels" 40 "${common[@]}" -m 2 -n 20 "$@" -x -e ::1 -r "$AR_PEER_PORT"
 }
 
 binding_checks() {
