@@ -28,9 +28,15 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-void ar__turn_uhash(const uint8_t *name, size_t len, uint8_t out[AR__TURN_UHASH_LEN])
+/*
+ * Keyed SipHash-2-4 with a 128-bit output (a PRF, several times cheaper than BLAKE2b for these
+ * short inputs): usernames are told apart by it, and nonces are authenticated with it. The key
+ * is random per process, so nobody can aim for collisions.
+ */
+void ar__turn_uhash(const ar_turn_shared_t *sh, const uint8_t *name, size_t len,
+                    uint8_t out[AR__TURN_UHASH_LEN])
 {
-    crypto_generichash(out, AR__TURN_UHASH_LEN, name, len, NULL, 0);
+    crypto_shorthash_siphashx24(out, name, len, sh->nonce_key + 16);
 }
 
 static void nonce_mac(const ar_turn_engine_t *e, const uint8_t expiry[4],
@@ -40,7 +46,7 @@ static void nonce_mac(const ar_turn_engine_t *e, const uint8_t expiry[4],
     memcpy(in, expiry, 4);
     in[4] = client->family;
     memcpy(in + 5, client->ip, 16);
-    crypto_generichash(mac, 16, in, sizeof(in), e->sh->nonce_key, sizeof(e->sh->nonce_key));
+    crypto_shorthash_siphashx24(mac, in, sizeof(in), e->sh->nonce_key);
 }
 
 void ar__turn_nonce_make(ar_turn_engine_t *e, const ar_turn_addr_t *client, uint8_t *out)
@@ -120,7 +126,7 @@ ar__auth_result_t ar__turn_authenticate(ar_turn_engine_t *e, const ar_turn_tuple
         if (ar_stun_check_integrity(msg, u->key, 16) != 0)
             return AR__AUTH_FAILED;
         memcpy(key, u->key, 16);
-        ar__turn_uhash(un->value, un->len, uhash);
+        ar__turn_uhash(sh, un->value, un->len, uhash);
         return AR__AUTH_OK;
     }
     if (!sh->o.use_auth_secret || sh->nsecrets == 0)
@@ -141,7 +147,7 @@ ar__auth_result_t ar__turn_authenticate(ar_turn_engine_t *e, const ar_turn_tuple
         if (rc == 0 && ar_stun_check_integrity(msg, k, 16) == 0) {
             memcpy(key, k, 16);
             sodium_memzero(k, sizeof(k));
-            ar__turn_uhash(un->value, un->len, uhash);
+            ar__turn_uhash(sh, un->value, un->len, uhash);
             return AR__AUTH_OK;
         }
         sodium_memzero(k, sizeof(k));

@@ -21,6 +21,7 @@
 typedef struct ar__turn_resv_s {
     uint64_t token;
     uint16_t port;
+    int family;      /* 4 or 6 */
     uint64_t expiry; /* monotonic seconds */
 } ar__turn_resv_t;
 
@@ -34,9 +35,10 @@ typedef struct ar__turn_ports_s {
 } ar__turn_ports_t;
 
 /* ports.c: a port as req asks (see ar_turn_relay_req_t); *token gets a new reservation's token
- * or 0. Returns 0, AR_ENOTFOUND (unknown or expired token) or AR_EQUOTA (no port free). */
-int ar__turn_ports_take(ar__turn_ports_t *p, const ar_turn_relay_req_t *req, uint16_t *port,
-                        uint64_t *token);
+ * or 0. *family is the socket's family: in for a new port (remembered by a reservation), out
+ * when redeeming a token. Returns 0, AR_ENOTFOUND (unknown or expired token) or AR_EQUOTA. */
+int ar__turn_ports_take(ar__turn_ports_t *p, const ar_turn_relay_req_t *req, int *family,
+                        uint16_t *port, uint64_t *token);
 /* Gives a port back, and cancels the reservation token made with it (0: none). */
 void ar__turn_ports_give(ar__turn_ports_t *p, uint16_t port, uint64_t token);
 

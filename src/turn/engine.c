@@ -282,7 +282,7 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         reply_error(e, t, msg, 508, key);
         return;
     }
-    int family = 4;
+    int family = tok ? 0 : 4; /* a token's reservation knows its family */
     const ar_stun_attr_t *raf = ar_stun_find(msg, AR_TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
     if (raf && tok) {
         reply_error(e, t, msg, 400, key); /* the token fixes the family (RFC 6156) */
@@ -296,8 +296,7 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         family = raf->value[0] == 1 ? 4 : 6;
     }
     const ar_turn_addr_t *relay_ip = family == 4 ? &e->sh->o.relay4 : &e->sh->o.relay6;
-    const ar_turn_addr_t *ext_ip = family == 4 ? &e->sh->o.external4 : &e->sh->o.external6;
-    if (relay_ip->family == 0) {
+    if (family != 0 && relay_ip->family == 0) {
         reply_error(e, t, msg, 440, key);
         return;
     }
@@ -332,6 +331,8 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         return;
     }
     a->advertised = a->relayed;
+    const ar_turn_addr_t *ext_ip =
+        a->relayed.family == 4 ? &e->sh->o.external4 : &e->sh->o.external6;
     if (ext_ip->family != 0)
         memcpy(a->advertised.ip, ext_ip->ip, 16);
     ar__turn_alloc_set_expiry(e, a, desired_lifetime(e, msg));
@@ -371,6 +372,15 @@ static void handle_refresh(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     send_built(e, t, &b);
 }
 
+static void arm(ar_turn_engine_t *e, ar_turn_alloc_t *a)
+{
+    if (!a->armed) {
+        a->armed = true;
+        if (e->tp.relay_arm)
+            e->tp.relay_arm(e->tp.ctx, a->relay);
+    }
+}
+
 static void handle_create_permission(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
                                      const ar_stun_msg_t *msg, ar_turn_alloc_t *a)
 {
@@ -401,6 +411,7 @@ static void handle_create_permission(ar_turn_engine_t *e, const ar_turn_tuple_t 
             return;
         }
     }
+    arm(e, a);
     ar_stun_builder_t b;
     start_response(e, &b, msg, AR_STUN_SUCCESS);
     ar_stun_build_integrity(&b, a->key, 16);
@@ -435,6 +446,8 @@ static void handle_channel_bind(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
             rc = ar__turn_perm_add(e, a, &peer);
         code = rc == 0 ? 0 : rc == AR_EINVAL ? 400 : 508;
     }
+    if (code == 0)
+        arm(e, a);
     if (code != 0) {
         ar_log(AR_LOG_DEBUG, "channel_bind_refused", AR_LF_UINT("channel", num),
                AR_LF_INT("code", code));

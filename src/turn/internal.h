@@ -66,6 +66,7 @@ struct ar_turn_alloc_s {
     uint32_t wheel_at;
     uint16_t nperms, cperms, nchans, cchans;
     uint32_t lifetime; /* granted by the last Allocate/Refresh, for retransmitted answers */
+    bool armed;        /* relay_arm was called */
     ar__turn_bucket_t bw_in, bw_out;
 };
 
@@ -90,8 +91,8 @@ struct ar_turn_shared_s {
     size_t nsecrets;
     ar__turn_user_t *users; /* sorted by name for bsearch */
     size_t nusers;
-    uint8_t nonce_key[32];
-    pthread_mutex_t lock; /* guards quotas: taken on Allocate and on delete only */
+    uint8_t nonce_key[32]; /* [0,16): nonce MAC key; [16,32): username hash key */
+    pthread_mutex_t lock;  /* guards quotas: taken on Allocate and on delete only */
     ar__turn_quota_t *quotas;
     size_t nquotas; /* slots, a power of two */
     size_t quota_used;
@@ -143,7 +144,8 @@ ar__auth_result_t ar__turn_authenticate(ar_turn_engine_t *e, const ar_turn_tuple
                                         uint8_t uhash[AR__TURN_UHASH_LEN]);
 /* True when an unauthenticated request from client may be answered (token bucket per IP). */
 bool ar__turn_rate_ok(ar_turn_engine_t *e, const ar_turn_addr_t *client);
-void ar__turn_uhash(const uint8_t *name, size_t len, uint8_t out[AR__TURN_UHASH_LEN]);
+void ar__turn_uhash(const ar_turn_shared_t *sh, const uint8_t *name, size_t len,
+                    uint8_t out[AR__TURN_UHASH_LEN]);
 
 /* alloc.c */
 ar_turn_alloc_t *ar__turn_alloc_find(ar_turn_engine_t *e, const ar_turn_tuple_t *t);

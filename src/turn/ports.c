@@ -34,8 +34,8 @@ static void expire_reservations(ar__turn_ports_t *p, uint64_t now)
     p->nresv = n;
 }
 
-int ar__turn_ports_take(ar__turn_ports_t *p, const ar_turn_relay_req_t *req, uint16_t *port,
-                        uint64_t *token)
+int ar__turn_ports_take(ar__turn_ports_t *p, const ar_turn_relay_req_t *req, int *family,
+                        uint16_t *port, uint64_t *token)
 {
     uint32_t range = (uint32_t)(p->max - p->min) + 1;
     uint64_t now = mono_s();
@@ -48,6 +48,7 @@ int ar__turn_ports_take(ar__turn_ports_t *p, const ar_turn_relay_req_t *req, uin
         for (size_t i = 0; i < p->nresv; i++) {
             if (p->resv[i].token == req->token) {
                 *port = p->resv[i].port;
+                *family = p->resv[i].family;
                 p->resv[i] = p->resv[--p->nresv];
                 rc = 0;
                 break;
@@ -73,7 +74,8 @@ int ar__turn_ports_take(ar__turn_ports_t *p, const ar_turn_relay_req_t *req, uin
             do
                 ar_rand_bytes(&tk, sizeof(tk));
             while (tk == 0);
-            p->resv[p->nresv++] = (ar__turn_resv_t){tk, (uint16_t)(pt + 1), now + RESV_LIFETIME_S};
+            p->resv[p->nresv++] =
+                (ar__turn_resv_t){tk, (uint16_t)(pt + 1), *family, now + RESV_LIFETIME_S};
             *token = tk;
         }
         rc = 0;

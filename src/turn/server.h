@@ -11,19 +11,24 @@
  *    quotas, the relay port pool) lives in ar_turn_shared_t.
  *
  *  - Client transports. Every client message carries an ar_turn_tuple_t whose `proto` says how
- *    it arrived (AR_TURN_PROTO_UDP today). A TCP or TLS listener adds its own proto value,
- *    frames the stream with ar_stun_classify(), feeds whole frames to on_client, and implements
- *    send_client for its connections (the tuple's `conn` field names the connection). Nothing
- *    else in the engine changes: allocations are keyed by the whole tuple.
+ *    it arrived (AR_TURN_PROTO_UDP today, udp.c). A TCP or TLS listener (its own file beside
+ *    udp.c, on the same worker loops) adds its own proto value, frames the stream, feeds whole
+ *    frames to on_client, and implements send_client for its connections (the tuple's `conn`
+ *    field names the connection). Nothing else in the engine changes: allocations are keyed by
+ *    the whole tuple. Framing note: we accept channel numbers up to 0x7fff (RFC 5766 clients,
+ *    see internal.h), so a stream framer must treat a first byte 0x40-0x7f as ChannelData,
+ *    wider than ar_stun_classify()'s 0x40-0x4f.
  *
  *  - Relay transports. Allocate with REQUESTED-TRANSPORT other than UDP gets 442 today, in
  *    engine.c's handle_allocate(). RFC 6062 TCP allocations add a relay_open variant for TCP
  *    and handlers for CONNECT / CONNECTION-BIND there; the peer address policy (peer_allowed)
  *    must be called on every CONNECT target as it is on CreatePermission/ChannelBind/Send.
  *
- *  - ALTERNATE-SERVER (300 Try Alternate): ar_turn_shared_t.redirect_cb is asked before an
+ *  - ALTERNATE-SERVER (300 Try Alternate): ar_turn_opts_t.redirect_cb is asked before an
  *    Allocate is granted; a non-NULL answer is sent back as 300 with ALTERNATE-SERVER. The load
- *    figures to decide on (and to publish to NATS) come from ar_turn_shared_load().
+ *    figures to decide on (and to publish to NATS) are ar_turn_shared_allocations() and the
+ *    gauges daemon.c refreshes once a second (anteroom_turn_load_*: allocations, relayed
+ *    bytes/s, CPU); a NATS publisher belongs beside ar__turn_daemon_update_load().
  *
  * Ownership: the shared context outlives every engine; an engine owns its allocations and
  * closes their relay endpoints (relay_close) when they expire or when it is freed.
@@ -70,12 +75,16 @@ typedef struct ar_turn_shared_s ar_turn_shared_t;
  * What the engine needs from the I/O layer. All callbacks run on the engine's thread.
  * - send_client: send data to the client of tuple t. The transport may queue the pointer
  *   (zero copy) when it points into its own receive buffers; otherwise it copies.
- * - relay_open: open a relay endpoint of the given family (4 or 6) on a port from the pool, as
+ * - relay_open: open a relay endpoint of the given family (4 or 6; 0 with a token: the
+ *   reservation's family) on a port from the pool, as
  *   req asks (an even port; also reserving the next port and writing its token to *token; or
  *   the port a RESERVATION-TOKEN reserved). Fills *relayed with the local address and *handle
  *   with the transport's object. The transport reports datagrams arriving there with
  *   on_peer(alloc). Returns 0, AR_ENOTFOUND for an unknown token, or AR_EQUOTA/AR_ESYS when no
  *   port or socket is available.
+ * - relay_arm (may be NULL): the allocation got its first permission, so datagrams arriving at
+ *   the endpoint can now be relayed. Until then nothing could be, and the transport need not
+ *   watch the socket at all (saving an epoll registration per allocation that never relays).
  * - relay_close: close the endpoint; no on_peer for it may follow.
  * - send_peer: send data from the endpoint to peer; same pointer rules as send_client.
  */
@@ -91,6 +100,7 @@ typedef struct ar_turn_transport_s {
     void (*send_client)(void *ctx, const ar_turn_tuple_t *t, const uint8_t *data, size_t len);
     int (*relay_open)(void *ctx, ar_turn_alloc_t *alloc, int family, const ar_turn_relay_req_t *req,
                       ar_turn_addr_t *relayed, uint64_t *token, void **handle);
+    void (*relay_arm)(void *ctx, void *handle);
     void (*relay_close)(void *ctx, void *handle);
     void (*send_peer)(void *ctx, void *handle, const ar_turn_addr_t *peer, const uint8_t *data,
                       size_t len);

@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,13 +60,14 @@ typedef struct udp_listener_s {
     ar__udp_worker_t *w;
 } udp_listener_t;
 
-/* A relay endpoint: the allocation's only transport state, about 200 bytes. */
+/* A relay endpoint: the allocation's only transport state, 32 bytes. */
 typedef struct udp_relay_s {
-    uv_poll_t poll;
+    ar_turn_alloc_t *alloc; /* NULL once closing */
+    ar__udp_worker_t *w;
+    struct udp_relay_s *next_closing;
     int fd;
     uint16_t port;
-    ar_turn_alloc_t *alloc;
-    ar__udp_worker_t *w;
+    bool armed; /* in the worker's relay epoll set (see tp_relay_arm) */
 } udp_relay_t;
 
 struct ar__udp_worker_s {
@@ -77,8 +79,14 @@ struct ar__udp_worker_s {
     size_t nlisteners;
     uv_check_t flush;
     uv_timer_t tick;
-    bool flush_init, tick_init;
-    int64_t wall_base; /* wall clock seconds minus uv_now() seconds, for REST expiries */
+    bool flush_init, tick_init, relay_poll_init;
+    /* Relay sockets live in an epoll set of our own, watched by libuv as one descriptor: one
+     * epoll_ctl per allocation, none to remove it (close does), and no libuv handle each. */
+    int relay_epfd;
+    uv_poll_t relay_poll;
+    udp_relay_t *closing; /* closed after the next flush, so queued packets never meet a reused
+                             descriptor number */
+    int64_t wall_base;    /* wall clock seconds minus uv_now() seconds, for REST expiries */
     uint8_t (*rx)[SLOT_SIZE];
     unsigned rx_used;
     uint8_t (*copy)[COPY_SIZE];
@@ -92,15 +100,49 @@ struct ar__udp_worker_s {
 
 /* --- sending --- */
 
+/*
+ * Packets for one socket are gathered into one sendmmsg() even when other sockets' packets came
+ * between them: a stable insertion sort by descriptor (the queue is nearly grouped already, so
+ * this is close to linear) keeps each flow's order and makes the runs as long as they can be.
+ */
+static void txq_group(txq_t *q, struct mmsghdr *out, int *fds)
+{
+    uint16_t order[TXQ];
+    for (unsigned i = 0; i < q->n; i++) {
+        unsigned j = i;
+        while (j > 0 && q->fd[order[j - 1]] > q->fd[i]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = (uint16_t)i;
+    }
+    for (unsigned i = 0; i < q->n; i++) {
+        out[i] = q->msgs[order[i]];
+        fds[i] = q->fd[order[i]];
+    }
+}
+
 static void txq_flush(txq_t *q)
 {
+    struct mmsghdr sorted[TXQ];
+    int fds[TXQ];
+    struct mmsghdr *msgs = q->msgs;
+    const int *fd = q->fd;
+    bool one_fd = true;
+    for (unsigned i = 1; i < q->n && one_fd; i++)
+        one_fd = q->fd[i] == q->fd[0];
+    if (!one_fd) {
+        txq_group(q, sorted, fds);
+        msgs = sorted;
+        fd = fds;
+    }
     unsigned i = 0;
     while (i < q->n) {
         unsigned j = i + 1;
-        while (j < q->n && q->fd[j] == q->fd[i])
+        while (j < q->n && fd[j] == fd[i])
             j++;
         while (i < j) {
-            int r = sendmmsg(q->fd[i], &q->msgs[i], j - i, MSG_DONTWAIT);
+            int r = sendmmsg(fd[i], &msgs[i], j - i, MSG_DONTWAIT);
             if (r > 0) {
                 i += (unsigned)r;
             } else if (r < 0 && errno == EINTR) {
@@ -171,19 +213,27 @@ static void tp_send_peer(void *ctx, void *handle, const ar_turn_addr_t *peer, co
 {
     ar__udp_worker_t *w = ctx;
     udp_relay_t *r = handle;
+    if (!r->armed)
+        return; /* only after a failed arm; keeps tp_relay_close's immediate close safe */
     enqueue(w, &w->to_peer, r->fd, peer, data, len);
 }
 
 /* --- relay endpoints --- */
 
-static void on_relay(uv_poll_t *h, int status, int events);
-
-static void relay_closed(uv_handle_t *h)
+static void relay_free(udp_relay_t *r)
 {
-    udp_relay_t *r = h->data;
     close(r->fd);
     ar__turn_ports_give(&r->w->d->ports, r->port, 0);
     ar_free(r);
+}
+
+static void close_pending(ar__udp_worker_t *w)
+{
+    while (w->closing) {
+        udp_relay_t *r = w->closing;
+        w->closing = r->next_closing;
+        relay_free(r);
+    }
 }
 
 static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
@@ -192,41 +242,48 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
 {
     ar__udp_worker_t *w = ctx;
     const ar_turn_opts_t *o = &w->d->plan->opts;
-    ar_turn_addr_t local = family == 4 ? o->relay4 : o->relay6;
-    int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return AR_ESYS;
-    if (family == 6) {
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    }
+    ar_turn_addr_t local;
+    int fd = -1;
     /* A port another program holds is skipped; a few tries, then 508 for this allocation. */
     int rc = AR_EQUOTA;
     uint16_t port = 0;
     for (int attempt = 0; attempt < 16; attempt++) {
-        rc = ar__turn_ports_take(&w->d->ports, req, &port, token);
+        rc = ar__turn_ports_take(&w->d->ports, req, &family, &port, token);
         if (rc != 0)
             break;
-        local.port = port;
-        struct sockaddr_storage ss;
-        socklen_t sl = ar_turn_addr_to_sa(&local, &ss);
-        if (bind(fd, (struct sockaddr *)&ss, sl) == 0) {
-            rc = 0;
-            break;
+        local = family == 4 ? o->relay4 : o->relay6;
+        if (local.family == 0) {
+            rc = AR_EINVAL;
+        } else if (fd < 0) {
+            fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        0);
+            if (fd < 0)
+                rc = AR_ESYS;
+            if (fd >= 0 && family == 6) {
+                int one = 1;
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+            }
         }
-        rc = errno == EADDRINUSE && !req->token ? AR_EADDRINUSE : AR_ESYS;
+        if (fd >= 0 && rc == 0) {
+            local.port = port;
+            struct sockaddr_storage ss;
+            socklen_t sl = ar_turn_addr_to_sa(&local, &ss);
+            if (bind(fd, (struct sockaddr *)&ss, sl) == 0)
+                break;
+            rc = errno == EADDRINUSE && !req->token ? AR_EADDRINUSE : AR_ESYS;
+        }
         ar__turn_ports_give(&w->d->ports, port, *token);
         *token = 0;
         if (rc != AR_EADDRINUSE)
             break;
     }
     if (rc != 0) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return rc;
     }
     udp_relay_t *r = ar_calloc(1, sizeof(*r));
-    if (!r || uv_poll_init(w->loop, &r->poll, fd) != 0) {
-        ar_free(r);
+    if (!r) {
         close(fd);
         ar__turn_ports_give(&w->d->ports, port, *token);
         *token = 0;
@@ -236,20 +293,42 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
     r->port = port;
     r->alloc = alloc;
     r->w = w;
-    r->poll.data = r;
-    uv_poll_start(&r->poll, UV_READABLE, on_relay);
     *relayed = local;
     *handle = r;
     return 0;
 }
 
+/*
+ * The socket is watched from the allocation's first permission: before it, nothing received
+ * could be relayed, so an allocation that never relays costs no epoll call at all.
+ */
+static void tp_relay_arm(void *ctx, void *handle)
+{
+    ar__udp_worker_t *w = ctx;
+    udp_relay_t *r = handle;
+    if (r->armed)
+        return;
+    /* Room for bursts from peers between two turns of the loop; kernel memory, used only
+     * while datagrams wait (capped by net.core.rmem_max). */
+    int sz = 1 << 20;
+    (void)setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = r};
+    if (epoll_ctl(w->relay_epfd, EPOLL_CTL_ADD, r->fd, &ev) == 0)
+        r->armed = true;
+}
+
 static void tp_relay_close(void *ctx, void *handle)
 {
-    (void)ctx;
+    ar__udp_worker_t *w = ctx;
     udp_relay_t *r = handle;
     r->alloc = NULL;
-    uv_poll_stop(&r->poll);
-    uv_close((uv_handle_t *)&r->poll, relay_closed);
+    if (!r->armed) {
+        /* Never watched, so no packet to it can be queued: close at once. */
+        relay_free(r);
+        return;
+    }
+    r->next_closing = w->closing;
+    w->closing = r;
 }
 
 /* --- receiving --- */
@@ -316,14 +395,8 @@ static void on_listener(uv_poll_t *h, int status, int events)
     }
 }
 
-static void on_relay(uv_poll_t *h, int status, int events)
+static void relay_read(ar__udp_worker_t *w, udp_relay_t *rl)
 {
-    (void)events;
-    udp_relay_t *rl = h->data;
-    ar__udp_worker_t *w = rl->w;
-    if (status < 0)
-        return;
-    set_now(w);
     for (int round = 0; round < DRAIN_ROUNDS && rl->alloc; round++) {
         rx_reserve(w);
         int r = rx_batch(w, rl->fd, AR_TURN_HEADROOM);
@@ -344,11 +417,30 @@ static void on_relay(uv_poll_t *h, int status, int events)
     }
 }
 
+/* The relay epoll set is readable: read every ready relay socket (level-triggered, so one
+ * left with data after DRAIN_ROUNDS is reported again on the next turn). */
+static void on_relays(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    ar__udp_worker_t *w = h->data;
+    if (status < 0)
+        return;
+    set_now(w);
+    struct epoll_event evs[64];
+    int n = epoll_wait(w->relay_epfd, evs, 64, 0);
+    for (int i = 0; i < n; i++) {
+        udp_relay_t *r = evs[i].data.ptr;
+        if (r->alloc)
+            relay_read(w, r);
+    }
+}
+
 static void on_check(uv_check_t *c)
 {
     ar__udp_worker_t *w = c->data;
     flush_all(w);
     w->rx_used = 0;
+    close_pending(w);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -398,6 +490,8 @@ void ar__udp_worker_free(ar__udp_worker_t *w)
 {
     if (!w)
         return;
+    if (w->relay_epfd >= 0)
+        close(w->relay_epfd);
     ar_free(w->rx);
     ar_free(w->copy);
     ar_free(w);
@@ -419,6 +513,11 @@ void ar__udp_worker_stop(ar_worker_t *wk, void *data)
         ar__udp_worker_push_metrics(w);
         ar_turn_engine_free(w->e); /* closes every relay endpoint */
         w->e = NULL;
+        close_pending(w);
+    }
+    if (w->relay_poll_init) {
+        uv_poll_stop(&w->relay_poll);
+        uv_close((uv_handle_t *)&w->relay_poll, noop_close);
     }
     for (size_t i = 0; i < w->nlisteners; i++) {
         uv_poll_stop(&w->listeners[i].poll);
@@ -440,10 +539,14 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
     ar__udp_worker_t *w = ar_calloc(1, sizeof(*w));
     if (!w)
         return AR_ENOMEM;
+    w->relay_epfd = -1;
     d->workers[ar_worker_index(wk)] = w;
     w->d = d;
     w->index = ar_worker_index(wk);
     w->loop = ar_worker_loop(wk);
+    w->relay_epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->relay_epfd < 0)
+        return AR_ESYS;
     w->rx = ar_malloc(sizeof(*w->rx) * (RX_SLOTS + 1)); /* +1: in_rx's end bound is valid */
     w->copy = ar_malloc(sizeof(*w->copy) * COPY_SLOTS);
     if (!w->rx || !w->copy)
@@ -452,6 +555,7 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
     ar_turn_transport_t tp = {.ctx = w,
                               .send_client = tp_send_client,
                               .relay_open = tp_relay_open,
+                              .relay_arm = tp_relay_arm,
                               .relay_close = tp_relay_close,
                               .send_peer = tp_send_peer};
     w->e = ar_turn_engine_new(d->sh, &tp);
@@ -485,6 +589,11 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
         l->poll.data = l;
         uv_poll_start(&l->poll, UV_READABLE, on_listener);
     }
+    if (uv_poll_init(w->loop, &w->relay_poll, w->relay_epfd) != 0)
+        return AR_ESYS;
+    w->relay_poll_init = true;
+    w->relay_poll.data = w;
+    uv_poll_start(&w->relay_poll, UV_READABLE, on_relays);
     if (uv_check_init(w->loop, &w->flush) != 0)
         return AR_ESYS;
     w->flush_init = true;

@@ -11,6 +11,12 @@ command -v turnutils_uclient >/dev/null && command -v turnutils_peer >/dev/null 
   exit 77
 }
 
+# Other suites on this shared machine bind loopback ports too: run in a network namespace of our
+# own when we may (root), so nobody else's port can collide with ours.
+if [ -z "${AR_TURN_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
+  exec env AR_TURN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+fi
+
 port=34780 peer_port=34800 metrics_port=34790
 dir=$(mktemp -d)
 pids=()
@@ -21,14 +27,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$turn_bin" --listening-ip 127.0.0.1 --listening-port $port --relay-ip 127.0.0.1 \
+# IPv6 (RFC 6156) where loopback has ::1.
+v6=()
+if ip -6 addr show dev lo 2>/dev/null | grep -q '::1'; then v6=(--listening-ip ::1 --relay-ip ::1); fi
+"$turn_bin" --listening-ip 127.0.0.1 --listening-port $port --relay-ip 127.0.0.1 "${v6[@]}" \
   --realm anteroom.test --user alice:wonderland --use-auth-secret \
   --static-auth-secret integration-secret --allow-loopback-peers --workers 2 \
   --min-port 42000 --max-port 42999 --metrics-listen 127.0.0.1:$metrics_port \
   2>"$dir/turn.log" &
 pids+=($!)
 turn_pid=$!
-turnutils_peer -p $peer_port -L 127.0.0.1 >"$dir/peer.log" 2>&1 &
+peer_l=(-L 127.0.0.1)
+[ ${#v6[@]} -gt 0 ] && peer_l+=(-L ::1)
+turnutils_peer -p $peer_port "${peer_l[@]}" >"$dir/peer.log" 2>&1 &
 pids+=($!)
 
 for _ in $(seq 50); do
@@ -40,11 +51,11 @@ curl -sf "http://127.0.0.1:$metrics_port/healthz" >/dev/null || {
 }
 
 fails=0
-run() { # run <name> <uclient args...>
-  local name=$1; shift
+run() { # run <name> <server address> <peer address> <uclient args...>
+  local name=$1 server=$2 peer=$3; shift 3
   local out="$dir/$name.out"
-  if ! timeout 60 turnutils_uclient -p $port -e 127.0.0.1 -r $peer_port -n 100 -l 170 -m 5 \
-      "$@" 127.0.0.1 >"$out" 2>&1; then
+  if ! timeout 60 turnutils_uclient -p $port -e "$peer" -r $peer_port -n 100 -l 170 -m 5 \
+      "$@" "$server" >"$out" 2>&1; then
     echo "FAIL $name: turnutils_uclient exited with an error"; tail -5 "$out"; fails=$((fails + 1))
     return
   fi
@@ -60,11 +71,18 @@ run() { # run <name> <uclient args...>
   fi
 }
 
-run channels_static_user -y -u alice -w wonderland
-run send_indications -s -u alice -w wonderland
-run peer_static_user -u alice -w wonderland
-run channels_rest_secret -y -W integration-secret
-run send_rest_secret_no_rtcp -s -c -W integration-secret
+v4=127.0.0.1
+run channels_static_user $v4 $v4 -y -u alice -w wonderland
+run send_indications $v4 $v4 -s -u alice -w wonderland
+run peer_static_user $v4 $v4 -u alice -w wonderland
+run channels_rest_secret $v4 $v4 -y -W integration-secret
+run send_rest_secret_no_rtcp $v4 $v4 -s -c -W integration-secret
+if [ ${#v6[@]} -gt 0 ]; then
+  run ipv6_client_and_relay ::1 ::1 -x -u alice -w wonderland
+  run ipv4_client_ipv6_relay $v4 ::1 -x -y -W integration-secret
+else
+  echo "skip ipv6: loopback has no ::1"
+fi
 
 metrics=$(curl -sf "http://127.0.0.1:$metrics_port/metrics")
 in_pkts=$(echo "$metrics" | grep -E '^anteroom_turn_relayed_packets_total\{transport="udp",direction="in"\}' |

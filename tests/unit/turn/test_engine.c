@@ -542,6 +542,14 @@ static void test_rate_limit_and_amplification(void **state)
     tc_free(&c);
 }
 
+static void add_v6_family(ar_stun_builder_t *b, void *arg)
+{
+    (void)arg;
+    uint8_t rt[4] = {AR_TURN_PROTO_UDP, 0, 0, 0}, fam[4] = {2, 0, 0, 0};
+    ar_stun_build_attr(b, AR_TURN_ATTR_REQUESTED_TRANSPORT, rt, 4);
+    ar_stun_build_attr(b, AR_TURN_ATTR_REQUESTED_ADDRESS_FAMILY, fam, 4);
+}
+
 static void test_ipv6_allocation(void **state)
 {
     (void)state;
@@ -549,7 +557,22 @@ static void test_ipv6_allocation(void **state)
     ar_turn_opts_t o = base_opts();
     tc_addr(&o.relay6, "2001:db8::1", 0);
     tc_init(&c, &o);
+    /* REQUESTED-ADDRESS-FAMILY IPv6: an IPv6 relayed address (RFC 6156). */
+    int code;
     assert_int_equal(tc_allocate(&c), 0);
+    c.t.client.port = 40001;
+    assert_int_equal(tc_request(&c, AR_TURN_ALLOCATE, true, add_v6_family, NULL, &code),
+                     AR_STUN_SUCCESS);
+    ar_stun_msg_t m;
+    assert_true(tc_last(&c, &m));
+    struct sockaddr_storage ss;
+    assert_int_equal(
+        ar_stun_attr_xor_addr(ar_stun_find(&m, AR_TURN_ATTR_XOR_RELAYED_ADDRESS), m.tid, &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_memory_equal(&((struct sockaddr_in6 *)&ss)->sin6_addr, c.opts.relay6.ip, 16);
+    assert_int_equal(tc_create_permission(&c, "2001:db8::77", 0), 0);
+    assert_int_equal(tc_create_permission(&c, "203.0.113.1", 0), 443);
+    c.t.client.port = 40000;
     /* The peer's family must match the allocation's (IPv4 here). */
     assert_int_equal(tc_create_permission(&c, "203.0.113.1", 0), 0);
     tc_free(&c);
