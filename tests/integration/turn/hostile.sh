@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hostile input with turn_probe (issue 2, "Tests in make test"; mission S6).
-# Usage: hostile.sh <server-binary> peers|send|auth|quota|stale
+# Usage: hostile.sh <server-binary> peers|send|auth|quota|stale|ratelimit
 #   peers  every reserved peer class gets 403 on CreatePermission and ChannelBind (UDP relay) and on
 #          Connect (TCP relay, RFC 6062), with the server's defaults; public peers get 0; the
 #          operator's allow-loopback-peers, allowed-peer-ip and denied-peer-ip change exactly that.
@@ -9,6 +9,8 @@
 #   auth   wrong password, unknown user, expired or forged REST username: 401.
 #   quota  user-quota and total-quota: the allocation over the quota gets 486.
 #   stale  a nonce older than stale-nonce gets 438, and the fresh nonce in that answer works.
+#   ratelimit  a burst of unauthenticated requests from one source is cut short (S6), while
+#          other sources are still answered.
 # The probe binary comes from $AR_TURN_PROBE (CMake sets it).
 AR_ARGS=("$@")
 . "$(dirname "$0")/lib.sh"
@@ -37,10 +39,15 @@ PUBLIC=(1.1.1.1 8.8.4.4 2606:4700:4700::1111 2a00:1450:4001::1)
 
 # probe <expected output> <probe args...>: runs turn_probe and matches all it prints, lines
 # joined by spaces, against an extended regular expression ("allocate 0 permission 403").
+# Each probe comes from its own source address in 127.0.1.0/24 (all of 127/8 is loopback), as
+# separate clients would: the server limits unauthenticated requests per source address, and
+# that limit has its own check (ratelimit).
+PROBE_N=0
 probe() {
     local want=$1 out
     shift
-    out=$(timeout 20 "$PROBE" -s "127.0.0.1:$AR_PORT" "$@" 2>&1 | tr '\n' ' ')
+    PROBE_N=$((PROBE_N + 1))
+    out=$(timeout 20 "$PROBE" -s "127.0.0.1:$AR_PORT" -b "127.0.1.$((PROBE_N % 250 + 1))" "$@" 2>&1 | tr '\n' ' ')
     out=${out% }
     if [[ $out =~ ^($want)$ ]]; then
         ar_pass "${PROBE_WHAT:-} ${*: -1}: $out"
@@ -164,7 +171,33 @@ case $case in
         out=$(timeout 30 "$PROBE" -s "127.0.0.1:$AR_PORT" -u alice -w alice-secret stale 0 2>&1)
         ar_check "a fresh nonce is not stale ($(tr '\n' ' ' <<<"$out"))" grep -qx 'refresh-stale 0' <<<"$out"
         ;;
-    *) ar_die "unknown case '$case' (peers, send, auth, quota, stale)" ;;
+    ratelimit)
+        ar_server_start "${CREDS[@]}"
+        # 400 unauthenticated Binding requests at once from one source: the server's default
+        # limit (coturn has none) answers a burst of them and drops the rest.
+        answered=$(python3 - "$AR_PORT" <<'PY'
+import os, socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.2.1", 0))
+s.connect(("127.0.0.1", int(sys.argv[1])))
+for _ in range(400):
+    s.send(struct.pack("!HHI", 1, 0, 0x2112A442) + os.urandom(12))
+s.settimeout(0.5)
+n = 0
+try:
+    while True:
+        s.recv(2048)
+        n += 1
+except socket.timeout:
+    pass
+print(n)
+PY
+)
+        ar_check "a burst of 400 unauthenticated requests from one source is limited (answered: $answered)" \
+            [ "${answered:-400}" -lt 200 ]
+        ar_check "another source is answered meanwhile" python3 "$AR_HERE/stun_ping.py" 127.0.0.1 "$AR_PORT" 2
+        ;;
+    *) ar_die "unknown case '$case' (peers, send, auth, quota, stale, ratelimit)" ;;
 esac
 ar_check "server still running" ar_server_alive
 ar_server_stop

@@ -5,7 +5,10 @@
  * success, "permission 403", ...), so that shell tests can assert exact answers.
  *
  *   turn_probe -s 127.0.0.1:3478 -u alice -w secret [-t] [-p PEER] [-P PEERPORT] [-H SECONDS]
- *              ACTION [ARG]
+ *              [-b SOURCE] ACTION [ARG]
+ *
+ * -b binds the client side to a source address (tests spread their many probes over
+ * 127.0.1.0/24 so that a per-source limit on unauthenticated requests does not decide them).
  *
  * Actions (each starts with an authenticated Allocate; an IPv6 peer asks for an IPv6 relay):
  *   allocate [N]   N allocations from N sockets, all held open (quota tests), for -H SECONDS
@@ -68,6 +71,7 @@ typedef struct req_s {
 static const char *g_user;
 static const char *g_pass;
 static struct sockaddr_storage g_server;
+static struct sockaddr_storage g_source; /* ss_family 0: let the kernel choose */
 
 static socklen_t sa_len(const struct sockaddr *sa)
 {
@@ -137,6 +141,11 @@ static int probe_open(probe_t *p, int tcp)
     memset(p, 0, sizeof(*p));
     p->tcp = tcp;
     p->fd = socket(g_server.ss_family, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
+    if (p->fd >= 0 && g_source.ss_family != 0 &&
+        bind(p->fd, (struct sockaddr *)&g_source, sa_len((void *)&g_source)) != 0) {
+        perror("turn_probe: bind");
+        return -1;
+    }
     if (p->fd < 0 || connect(p->fd, (struct sockaddr *)&g_server, sa_len((void *)&g_server)) != 0) {
         perror("turn_probe: connect");
         return -1;
@@ -406,9 +415,9 @@ static int listen_udp(uint16_t port)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: turn_probe -s SERVER:PORT -u USER -w PASS [-t] [-p PEER] [-P PORT] "
-            "[-H SECONDS] allocate [N] | permission | channel | send | connect | stale SECONDS\n");
+    fprintf(stderr, "usage: turn_probe -s SERVER:PORT -u USER -w PASS [-t] [-p PEER] [-P PORT] "
+                    "[-H SECONDS] [-b SOURCE] allocate [N] | permission | channel | send | connect "
+                    "| stale SECONDS\n");
     exit(2);
 }
 
@@ -418,7 +427,8 @@ int main(int argc, char **argv)
     long peer_port = 3480;
     int tcp = 0, opt;
     long hold = 0;
-    while ((opt = getopt(argc, argv, "s:u:w:tp:P:H:")) != -1) {
+    const char *source = NULL;
+    while ((opt = getopt(argc, argv, "s:u:w:tp:P:H:b:")) != -1) {
         switch (opt) {
         case 's':
             server = optarg;
@@ -441,6 +451,9 @@ int main(int argc, char **argv)
         case 'H':
             hold = strtol(optarg, NULL, 10);
             break;
+        case 'b':
+            source = optarg;
+            break;
         default:
             usage();
         }
@@ -452,7 +465,8 @@ int main(int argc, char **argv)
     const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
     struct sockaddr_storage peer;
     if (parse_addr(server, 0, 0, &g_server) != 0 ||
-        parse_addr(peer_s, 1, (uint16_t)peer_port, &peer) != 0)
+        parse_addr(peer_s, 1, (uint16_t)peer_port, &peer) != 0 ||
+        (source != NULL && parse_addr(source, 1, 0, &g_source) != 0))
         usage();
     if (ar_rand_init() != 0)
         return 1;
