@@ -3,7 +3,7 @@
 must silently drop (UDP) or the listener stopped accepting connections (TCP, TLS); crashes and
 leaks are judged by the caller from the server's exit status and output.
 
-  garbage.py udp|tcp|tls HOST PORT [--seed N]   one round of malformed messages
+  garbage.py udp|tcp|tls HOST PORT [--seed N] [--source ADDR]   one round of malformed messages
   garbage.py slowloris HOST PORT SECONDS [--tls] [--conns N] [--until FILE]
         holds N connections open for SECONDS (or until FILE exists), trickling a STUN header one
         byte every 200 ms
@@ -76,6 +76,9 @@ def malformed(rng):
         yield "bit flip %d" % i, bytes(m), False
 
 
+SOURCE = None  # (address, 0) to send from, or None
+
+
 def udp(host, port, rng):
     """Sends everything, then reads answers for a while and attributes each to what it answers
     by transaction id: an answer to a must-drop message, or to nothing we sent with that id,
@@ -84,6 +87,8 @@ def udp(host, port, rng):
     sent = {}
     bad = []
     with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        if SOURCE:
+            s.bind(SOURCE)
         for name, msg, must_drop in malformed(rng):
             if len(msg) >= 20:
                 sent[msg[8:20]] = (name, must_drop)
@@ -108,7 +113,7 @@ def udp(host, port, rng):
 
 
 def connect(host, port, tls):
-    s = socket.create_connection((host, port), timeout=5)
+    s = socket.create_connection((host, port), timeout=5, source_address=SOURCE)
     if tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
@@ -148,15 +153,15 @@ def stream(host, port, rng, tls):
     if tls:
         hello = client_hello()
         for n in (1, 5, 6, 50, len(hello) - 1):  # half-open handshakes
-            s = socket.create_connection((host, port), timeout=5)
+            s = socket.create_connection((host, port), timeout=5, source_address=SOURCE)
             s.sendall(hello[:n])
             conns.append(s)
         for junk in (hello + rng.randbytes(200), b"\x16\x03\x01\xff\xff" + rng.randbytes(300),
                      b"\x80\x2e\x01\x00\x02" + rng.randbytes(45), b"\x15\x03\x03\x00\x02\x02\x28"):
-            s = socket.create_connection((host, port), timeout=5)
+            s = socket.create_connection((host, port), timeout=5, source_address=SOURCE)
             s.sendall(junk)
             conns.append(s)
-        conns.append(socket.create_connection((host, port), timeout=5))  # says nothing
+        conns.append(socket.create_connection((host, port), timeout=5, source_address=SOURCE))
     time.sleep(0.5)
     for i, s in enumerate(conns):
         if i % 2:  # reset instead of close
@@ -196,10 +201,13 @@ def main():
     ap.add_argument("--tls", action="store_true")
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--until", help="slowloris stops early once this file exists")
+    ap.add_argument("--source", help="local address to send from")
     ap.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "big"))
     a = ap.parse_args()
     print("garbage.py %s seed %d" % (a.mode, a.seed))
     rng = random.Random(a.seed)
+    global SOURCE
+    SOURCE = (a.source, 0) if a.source else None
     try:
         if a.mode == "udp":
             return udp(a.host, a.port, rng)

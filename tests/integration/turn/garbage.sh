@@ -22,17 +22,21 @@ port=$AR_PORT
 [ "$case" = tls ] && port=$AR_TLS_PORT
 G=$AR_HERE/garbage.py
 
-# Slow clients on both stream listeners for the whole run.
-python3 "$G" slowloris 127.0.0.1 "$AR_PORT" 150 --conns 40 --until "$AR_WORK/stop" >"$AR_WORK/slow-tcp.log" 2>&1 &
+# Slow clients on both stream listeners for the whole run. The attackers send from 127.0.0.3
+# (and ::1), the clients that must still be served from 127.0.0.1 and 127.0.0.2, as separate
+# hosts would: the server may limit a source that misbehaves.
+python3 "$G" slowloris 127.0.0.1 "$AR_PORT" 150 --conns 40 --source 127.0.0.3 --until "$AR_WORK/stop" >"$AR_WORK/slow-tcp.log" 2>&1 &
 slow_tcp=$!
-python3 "$G" slowloris 127.0.0.1 "$AR_TLS_PORT" 150 --tls --conns 40 --until "$AR_WORK/stop" >"$AR_WORK/slow-tls.log" 2>&1 &
+python3 "$G" slowloris 127.0.0.1 "$AR_TLS_PORT" 150 --tls --conns 40 --source 127.0.0.3 --until "$AR_WORK/stop" >"$AR_WORK/slow-tls.log" 2>&1 &
 slow_tls=$!
 AR_BG_PIDS="$AR_BG_PIDS $slow_tcp $slow_tls"
 
 for round in 1 2 3; do
     for host in 127.0.0.1 ::1; do
         log=$AR_WORK/garbage.$case.$round.$host.log
-        if timeout 60 python3 "$G" "$case" "$host" "$port" >"$log" 2>&1; then
+        src=127.0.0.3
+        [ "$host" = ::1 ] && src=::1
+        if timeout 60 python3 "$G" "$case" "$host" "$port" --source "$src" >"$log" 2>&1; then
             ar_pass "round $round of $case garbage to $host ($(head -1 "$log"))"
         else
             tail -5 "$log"
