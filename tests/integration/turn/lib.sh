@@ -92,7 +92,7 @@ ar_init() {
         AR_MIN_PORT=$((40000 + (RANDOM % 100) * 200)) AR_MAX_PORT=$((AR_MIN_PORT + 199))
         AR_CLIENT_IP=127.0.0.1
     fi
-    AR_WORK=$(mktemp -d "${TMPDIR:-/tmp}/ar-turn-it.XXXXXX")
+    AR_WORK=$(mktemp -d "${AR_WORK_ROOT:-${TMPDIR:-/tmp}}/ar-turn-it.XXXXXX")
     trap ar_cleanup EXIT
     echo "server: $AR_SERVER ($AR_KIND), namespace: ${AR_IN_SANDBOX:-no}, work: $AR_WORK"
 }
