@@ -4,7 +4,8 @@
 #   binding  coturn's turnutils_stunclient and Debian's stun client get Binding answers that carry
 #            the client's own address (sent from 127.0.0.2 so it differs from the server's).
 #   udp|tcp|tls  turnutils_uclient with a static user relays to turnutils_peer with no loss: over
-#            channels, over Send/Data indications, and client to client.
+#            channels, over Send/Data indications, client to client, to an IPv6 peer; tls also
+#            checks the certificate served and that only TLS 1.2+ with AEAD suites is spoken.
 #   rest     the same over UDP, TCP and TLS with TURN REST credentials from a shared secret.
 AR_ARGS=("$@")
 . "$(dirname "$0")/lib.sh"
@@ -88,6 +89,28 @@ binding_checks() {
     fi
 }
 
+# The TLS listener serves the configured certificate, TLS 1.2 and 1.3 with AEAD suites only.
+tls_checks() {
+    local want got v out
+    want=$(openssl x509 -in "$AR_WORK/cert.pem" -noout -fingerprint -sha256)
+    got=$(timeout 10 openssl s_client -connect "127.0.0.1:$AR_TLS_PORT" </dev/null 2>/dev/null |
+        openssl x509 -noout -fingerprint -sha256 2>/dev/null)
+    ar_check "TLS listener serves the configured certificate" [ "${got:-none}" = "$want" ]
+    for v in tls1_2 tls1_3; do
+        out=$(timeout 10 openssl s_client -connect "127.0.0.1:$AR_TLS_PORT" -"$v" </dev/null 2>&1)
+        ar_check "$v accepted ($(grep -m1 'Cipher is' <<<"$out"))" \
+            grep -qE 'Cipher is (TLS_AES|TLS_CHACHA20|ECDHE-[A-Z]+-(AES[0-9]+-GCM|CHACHA20))' <<<"$out"
+    done
+    # SECLEVEL=0 so that it is the server, not our own OpenSSL, that must refuse.
+    for v in tls1 tls1_1; do
+        ar_check "$v refused" bash -c "! timeout 10 openssl s_client -connect 127.0.0.1:$AR_TLS_PORT \
+            -$v -cipher DEFAULT@SECLEVEL=0 </dev/null >/dev/null 2>&1"
+    done
+    ar_check "TLS 1.2 CBC-SHA1 suite refused" bash -c "! timeout 10 openssl s_client \
+        -connect 127.0.0.1:$AR_TLS_PORT -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA@SECLEVEL=0 \
+        </dev/null >/dev/null 2>&1"
+}
+
 case $case in
     binding)
         ar_server_start "${USER_FLAGS[@]}"
@@ -103,6 +126,7 @@ case $case in
         peer_start
         ar_server_start "${USER_FLAGS[@]}" --tls-listening-port="$AR_TLS_PORT" \
             --cert="$AR_WORK/cert.pem" --pkey="$AR_WORK/key.pem"
+        tls_checks
         relay_checks TLS -t -S -p "$AR_TLS_PORT"
         ;;
     rest)
