@@ -111,6 +111,25 @@ tls_checks() {
         </dev/null >/dev/null 2>&1"
 }
 
+# A renewed certificate is served after the reload signal (SIGHUP; coturn uses SIGUSR2), with
+# the server still running.
+cert_reload_check() {
+    local sig=HUP want got i
+    [ "$AR_KIND" = coturn ] && sig=USR2
+    mv "$AR_WORK/cert.pem" "$AR_WORK/cert.old.pem"
+    ar_cert
+    want=$(openssl x509 -in "$AR_WORK/cert.pem" -noout -fingerprint -sha256)
+    kill -"$sig" "$AR_SERVER_PID"
+    for ((i = 0; i < 20; i++)); do # a reload may take a moment to reach every worker
+        sleep 0.25
+        got=$(timeout 10 openssl s_client -connect "127.0.0.1:$AR_TLS_PORT" </dev/null 2>/dev/null |
+            openssl x509 -noout -fingerprint -sha256 2>/dev/null)
+        [ "$got" = "$want" ] && break
+    done
+    ar_check "renewed certificate served after SIG$sig" [ "${got:-none}" = "$want" ]
+    ar_check "server still running after SIG$sig" ar_server_alive
+}
+
 case $case in
     binding)
         ar_server_start "${USER_FLAGS[@]}"
@@ -127,6 +146,7 @@ case $case in
         ar_server_start "${USER_FLAGS[@]}" --tls-listening-port="$AR_TLS_PORT" \
             --cert="$AR_WORK/cert.pem" --pkey="$AR_WORK/key.pem"
         tls_checks
+        cert_reload_check
         relay_checks TLS -t -S -p "$AR_TLS_PORT"
         ;;
     rest)
