@@ -17,7 +17,9 @@ AR_ARGS=("$@")
 ar_init "${1:-}"
 case=${2:-}
 PROBE=${AR_TURN_PROBE:-}
-[ -n "$PROBE" ] && [ -x "$PROBE" ] || ar_die "set AR_TURN_PROBE to the built turn_probe binary"
+if [ -z "$PROBE" ] || [ ! -x "$PROBE" ]; then
+    ar_die "set AR_TURN_PROBE to the built turn_probe binary"
+fi
 ar_require timeout
 
 CREDS=(--realm=anteroom.test --user=alice:alice-secret)
