@@ -51,6 +51,10 @@ static void fuzz_channel(const uint8_t *data, size_t size)
     CHECK(d == data + 4 && dlen <= size - 4);
     size_t need;
     CHECK(ar_stun_classify(data, size, &need) == 2 && need >= 4 + dlen);
+    /* Rebuilding the header gives the same bytes and the stream padding classify assumed. */
+    uint8_t hdr[4];
+    int pad = ar_turn_channel_header(hdr, ch, dlen);
+    CHECK(pad >= 0 && pad < 4 && memcmp(hdr, data, 4) == 0 && need == 4 + dlen + (size_t)pad);
 }
 
 /* Runs every decoder on every attribute; they must fail cleanly or stay within the value. */

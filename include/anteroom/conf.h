@@ -4,11 +4,14 @@
  *
  * Precedence, lowest to highest (documented in docs/configuration.md):
  *   1. the table's defaults;
- *   2. the configuration file (`--config PATH` or `-c PATH`), coturn-style lines: `key=value`,
- *      `key value`, or a bare `key` for a boolean; `#` starts a comment;
+ *   2. the configuration file (`--config PATH`, `-c PATH`, or the variable PREFIX + "CONFIG"),
+ *      coturn-style lines: `key=value`, `key value`, or a bare `key` for a boolean; `#` at the
+ *      start of a line or after a space starts a comment (a `#` inside a value is kept);
+ *      double quotes around a whole value are removed; lines are capped at 4096 bytes;
  *   3. environment variables: PREFIX + key upper-cased with '-' as '_'
  *      (ANTEROOM_TURN_LISTENING_PORT for `listening-port` with prefix "ANTEROOM_TURN_");
- *   4. flags: `--key=value`, `--key value`, or `--key` for a boolean.
+ *      a list there is comma-separated;
+ *   4. flags: `--key=value`, `--key value`, or `--key` for a boolean (`--key=false` for off).
  * A list option (AR_CONF_LIST) collects every value from the highest source that sets it.
  * Any unknown key or bad value in any source is an error naming the source, the line (for the
  * file) and the key; nothing is silently ignored.
@@ -47,8 +50,10 @@ typedef struct ar_conf_opt_s {
 /*
  * Fills `target` from defaults, file, environment and argv, in that order of precedence.
  * argv[0] is skipped; positional arguments are an error. `--help` prints the table and returns
- * 1 so the caller exits 0. Returns 0 when loaded. On error returns a negative code and writes a
- * one-line message such as
+ * 1 so the caller exits 0. Returns 0 when loaded. On error returns AR_EUNKNOWNKEY, AR_ECONFIG
+ * (bad value or syntax), AR_ERANGE, AR_ETOOBIG (line or list over its cap), AR_EIO (file
+ * unreadable), AR_ENOMEM or AR_EINVAL (a bad default in the table), frees whatever it had
+ * loaded (the target's strings and lists are NULL/empty), and writes a one-line message such as
  *   "turn.conf:12: unknown key 'listen-port'" or "--max-port: 70000 is above 65535"
  * into err.
  */

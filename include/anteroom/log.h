@@ -47,13 +47,13 @@ typedef struct ar_log_field_s {
     } v;
 } ar_log_field_t;
 
-#define AR_LF_KW(k, lit) ((ar_log_field_t){.key = k, .type = AR_LF_T_KW, .v.s = "" lit ""})
-#define AR_LF_OPER(k, str) ((ar_log_field_t){.key = k, .type = AR_LF_T_OPER, .v.s = (str)})
-#define AR_LF_INT(k, n) ((ar_log_field_t){.key = k, .type = AR_LF_T_INT, .v.i = (int64_t)(n)})
-#define AR_LF_UINT(k, n) ((ar_log_field_t){.key = k, .type = AR_LF_T_UINT, .v.u = (uint64_t)(n)})
-#define AR_LF_DBL(k, n) ((ar_log_field_t){.key = k, .type = AR_LF_T_DBL, .v.d = (double)(n)})
-#define AR_LF_ERR(k, e) ((ar_log_field_t){.key = k, .type = AR_LF_T_ERR, .v.i = (int64_t)(e)})
-#define AR_LF_ADDR(k, sa) ((ar_log_field_t){.key = k, .type = AR_LF_T_ADDR, .v.addr = (sa)})
+#define AR_LF_KW(k, lit) ((ar_log_field_t){.key = (k), .type = AR_LF_T_KW, .v.s = "" lit ""})
+#define AR_LF_OPER(k, str) ((ar_log_field_t){.key = (k), .type = AR_LF_T_OPER, .v.s = (str)})
+#define AR_LF_INT(k, n) ((ar_log_field_t){.key = (k), .type = AR_LF_T_INT, .v.i = (int64_t)(n)})
+#define AR_LF_UINT(k, n) ((ar_log_field_t){.key = (k), .type = AR_LF_T_UINT, .v.u = (uint64_t)(n)})
+#define AR_LF_DBL(k, n) ((ar_log_field_t){.key = (k), .type = AR_LF_T_DBL, .v.d = (double)(n)})
+#define AR_LF_ERR(k, e) ((ar_log_field_t){.key = (k), .type = AR_LF_T_ERR, .v.i = (int64_t)(e)})
+#define AR_LF_ADDR(k, sa) ((ar_log_field_t){.key = (k), .type = AR_LF_T_ADDR, .v.addr = (sa)})
 
 /* Sets the component name ("turn", "signal", ...) put on every line, and the minimum level. */
 void ar_log_init(const char *component, ar_log_level_t min_level);

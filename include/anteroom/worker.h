@@ -63,6 +63,13 @@ void ar_workers_join(ar_workers_t *ws);
 int ar_workers_wait_signals(ar_workers_t *ws, ar_reload_cb reload, void *data);
 
 /*
+ * Sets SIGPIPE to ignored for the whole process, once: a write to a socket the peer has reset
+ * must come back as an error, not kill the daemon. ar_workers_start, ar_listener_start,
+ * ar_conn_connect and ar_health_start call it, so daemons need not.
+ */
+void ar_ignore_sigpipe(void);
+
+/*
  * A non-blocking, close-on-exec socket bound to addr with SO_REUSEADDR and SO_REUSEPORT, so
  * that each worker can bind its own socket on the same address. type is SOCK_DGRAM or
  * SOCK_STREAM (then listen() with `backlog`). IPv6 sockets are IPV6_V6ONLY so an IPv4 socket

@@ -18,10 +18,10 @@
 
 extern char **environ;
 
-#define CONF_LINE_MAX 4096          /* longer file lines are an error, not silently cut */
-#define CONF_FILE_MAX (1024 * 1024) /* a configuration file is small; refuse anything huge */
-#define CONF_LIST_MAX 1024          /* items per list option */
-#define CONF_NAME_MAX 128           /* option and environment variable names */
+#define CONF_LINE_MAX 4096              /* longer file lines are an error, not silently cut */
+#define CONF_FILE_MAX ((size_t)1 << 20) /* a configuration file is small; refuse anything huge */
+#define CONF_LIST_MAX 1024              /* items per list option */
+#define CONF_NAME_MAX 128               /* option and environment variable names */
 
 /* Sources, in increasing precedence. Lists restart when a higher source first sets them. */
 enum { SRC_DEFAULT = 0, SRC_FILE = 1, SRC_ENV = 2, SRC_FLAG = 3 };
@@ -50,6 +50,9 @@ static void errf(loader_t *l, const where_t *w, const char *fmt, ...)
 {
     if (l->err == NULL || l->errlen == 0)
         return;
+    /* Started before any branch: clang's analyzer misreads a va_start placed after them. */
+    va_list ap;
+    va_start(ap, fmt);
     int n = 0;
     switch (w->kind) {
     case SRC_DEFAULT:
@@ -65,11 +68,8 @@ static void errf(loader_t *l, const where_t *w, const char *fmt, ...)
         n = snprintf(l->err, l->errlen, "%s: ", w->name);
         break;
     }
-    if (n < 0 || (size_t)n >= l->errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(l->err + n, l->errlen - (size_t)n, fmt, ap);
+    if (n >= 0 && (size_t)n < l->errlen)
+        vsnprintf(l->err + n, l->errlen - (size_t)n, fmt, ap);
     va_end(ap);
 }
 
@@ -150,7 +150,7 @@ static int parse_scaled(const char *v, const unit_t *units, size_t nunits, int a
 
 static const unit_t duration_units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
 static const unit_t size_units[] = {
-    {"k", 1024}, {"m", 1024 * 1024}, {"g", 1024 * 1024 * 1024}, {"b", 1}};
+    {"k", INT64_C(1) << 10}, {"m", INT64_C(1) << 20}, {"g", INT64_C(1) << 30}, {"b", 1}};
 
 static const char *type_name(ar_conf_type_t t)
 {
@@ -429,7 +429,7 @@ static int load_file(loader_t *l, const char *path)
         total += n;
         where_t lw = {.kind = SRC_FILE, .file = path, .line = lineno};
         if (total > CONF_FILE_MAX) {
-            errf(l, &lw, "file larger than %d bytes", CONF_FILE_MAX);
+            errf(l, &lw, "file larger than %zu bytes", CONF_FILE_MAX);
             rc = AR_ETOOBIG;
             break;
         }
@@ -516,7 +516,7 @@ static int is_config_flag(const char *a)
 
 static int load_flags(loader_t *l, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && argv[i] != NULL; i++) {
         const char *a = argv[i];
         where_t w = {.kind = SRC_FLAG, .name = a};
         if (is_config_flag(a)) {
@@ -561,7 +561,7 @@ static int load_flags(loader_t *l, int argc, char **argv)
 /* Finds --help and the configuration file path before anything else is applied. */
 static int scan_argv(loader_t *l, int argc, char **argv, const char **config)
 {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && argv[i] != NULL; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
             return 1;

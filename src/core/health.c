@@ -15,8 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define HEALTH_METRICS_CAP (8u * 1024 * 1024) /* one scrape's text */
-#define HEALTH_WRITE_QUEUE_CAP (16u * 1024 * 1024)
+#define HEALTH_METRICS_CAP ((size_t)8 << 20) /* one scrape's text */
+#define HEALTH_WRITE_QUEUE_CAP ((size_t)16 << 20)
 #define HEALTH_URL_MAX 256
 
 typedef struct hconn_s hconn_t;
@@ -341,6 +341,7 @@ int ar_health_start(uv_loop_t *loop, const ar_health_opts_t *opts, ar_health_t *
     struct sockaddr_storage addr;
     if (ar_addr_parse(opts->host ? opts->host : "127.0.0.1", opts->port, &addr) < 0)
         return AR_EINVAL;
+    ar_ignore_sigpipe();
     ar_health_t *h = ar_calloc(1, sizeof(*h));
     if (h == NULL)
         return AR_ENOMEM;

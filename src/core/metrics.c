@@ -127,15 +127,15 @@ static ar_metric_t *reg(ar_metrics_t *m, ar_metric_kind_t kind, const char *name
     if (x->name == NULL || x->help == NULL || (labels && *labels && x->labels == NULL) ||
         x->raw == NULL || (nbounds > 0 && x->bounds == NULL))
         goto fail;
-    x->slots =
-        (unsigned char *)(((uintptr_t)x->raw + CACHE_LINE - 1) & ~(uintptr_t)(CACHE_LINE - 1));
+    /* ar_malloc does not promise cache-line alignment, so skip to the next line boundary. */
+    x->slots = (unsigned char *)x->raw + (CACHE_LINE - (uintptr_t)x->raw % CACHE_LINE) % CACHE_LINE;
     pthread_mutex_lock(&m->lock);
     ar_metric_t **items = NULL;
     int clash = 0; /* one name cannot be both a counter and a gauge in the exposition */
     for (size_t i = 0; i < m->count && !clash; i++)
         clash = strcmp(m->items[i]->name, name) == 0 && m->items[i]->kind != kind;
     if (m->count < METRICS_MAX && !clash)
-        items = ar_realloc(m->items, (m->count + 1) * sizeof(*items));
+        items = ar_realloc(m->items, (m->count + 1) * sizeof(ar_metric_t *));
     if (items != NULL) {
         m->items = items;
         m->items[m->count++] = x;

@@ -12,8 +12,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,9 +37,12 @@ struct ar_workers_s {
     pthread_cond_t cond;
     unsigned ready;
     int init_rc;
-    /* Set by the first ar_workers_stop(): a second uv_async_send could reach a worker whose
-     * loop already closed its async handle, which libuv aborts on. */
-    atomic_int stopping;
+    /*
+     * Set by the first stop request. A worker's loop ends only after its stop async fired, so
+     * the one round of sends always reaches live handles; a second round could write to the
+     * wake-up descriptor of a loop already closed, which libuv treats as fatal.
+     */
+    atomic_int stop_requested;
     ar_worker_t workers[];
 };
 
@@ -104,6 +107,7 @@ int ar_workers_start(ar_workers_t **out, unsigned n, ar_worker_init_cb init, ar_
     *out = NULL;
     if (n == 0 || n > AR_WORKERS_MAX || init == NULL)
         return AR_EINVAL;
+    ar_ignore_sigpipe();
     ar_workers_t *ws = ar_calloc(1, sizeof(*ws) + n * sizeof(ar_worker_t));
     if (ws == NULL)
         return AR_ENOMEM;
@@ -156,7 +160,7 @@ int ar_workers_start(ar_workers_t **out, unsigned n, ar_worker_init_cb init, ar_
 
 void ar_workers_stop(ar_workers_t *ws)
 {
-    if (ws == NULL || atomic_exchange(&ws->stopping, 1) != 0)
+    if (ws == NULL || atomic_exchange(&ws->stop_requested, 1) != 0)
         return;
     for (unsigned i = 0; i < ws->n; i++) {
         if (ws->workers[i].started)
@@ -229,6 +233,21 @@ out:
     ar_workers_stop(ws);
     ar_workers_join(ws);
     return rc;
+}
+
+static void ignore_sigpipe_once(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+void ar_ignore_sigpipe(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, ignore_sigpipe_once);
 }
 
 int ar_listen_socket(int type, const struct sockaddr *addr, int backlog)

@@ -59,7 +59,7 @@ ar_turn_alloc_t *ar__turn_alloc_find(ar_turn_engine_t *e, const ar_turn_tuple_t 
 static int table_grow(ar_turn_engine_t *e)
 {
     size_t n = e->nbuckets ? e->nbuckets * 2 : 64;
-    ar_turn_alloc_t **nb = ar_calloc(n, sizeof(*nb));
+    ar_turn_alloc_t **nb = ar_calloc(n, sizeof(ar_turn_alloc_t *));
     if (!nb)
         return AR_ENOMEM;
     ar_turn_alloc_t **old = e->buckets;

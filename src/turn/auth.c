@@ -96,17 +96,33 @@ static int user_cmp(const void *a, const void *b)
     return (x->len > y->len) - (x->len < y->len);
 }
 
+typedef struct user_key_s {
+    const uint8_t *name;
+    size_t len;
+} user_key_t;
+
+static int user_key_cmp(const void *key, const void *elem)
+{
+    const user_key_t *k = key;
+    const ar__turn_user_t *u = elem;
+    size_t n = k->len < u->len ? k->len : u->len;
+    int c = memcmp(k->name, u->name, n);
+    if (c != 0)
+        return c;
+    return (k->len > u->len) - (k->len < u->len);
+}
+
 static const ar__turn_user_t *user_find(const ar_turn_shared_t *sh, const uint8_t *name, size_t len)
 {
     if (sh->nusers == 0)
         return NULL;
-    ar__turn_user_t k = {.name = (char *)(uintptr_t)name, .len = len};
-    return bsearch(&k, sh->users, sh->nusers, sizeof(k), user_cmp);
+    user_key_t k = {.name = name, .len = len};
+    return bsearch(&k, sh->users, sh->nusers, sizeof(ar__turn_user_t), user_key_cmp);
 }
 
 ar__auth_result_t ar__turn_authenticate(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
-                                        const ar_stun_msg_t *msg, uint8_t key[16],
-                                        uint8_t uhash[AR__TURN_UHASH_LEN])
+                                        const ar_stun_msg_t *msg, const ar_turn_alloc_t *a,
+                                        uint8_t key[16], uint8_t uhash[AR__TURN_UHASH_LEN])
 {
     const ar_turn_shared_t *sh = e->sh;
     if (msg->integrity_off == 0)
@@ -134,6 +150,17 @@ ar__auth_result_t ar__turn_authenticate(ar_turn_engine_t *e, const ar_turn_tuple
     /* Expired (or not a REST name at all): 401, as coturn answers. */
     if (ar_turn_rest_check_expiry((const char *)un->value, un->len, e->wall_s, NULL) != 0)
         return AR__AUTH_FAILED;
+    /* The allocation's own user (Refresh, CreatePermission, ChannelBind) signs with the key
+     * derived at Allocate: check with it and skip deriving the password again. */
+    if (a) {
+        ar__turn_uhash(sh, un->value, un->len, uhash);
+        if (sodium_memcmp(uhash, a->uhash, AR__TURN_UHASH_LEN) == 0) {
+            if (ar_stun_check_integrity(msg, a->key, 16) != 0)
+                return AR__AUTH_FAILED;
+            memcpy(key, a->key, 16);
+            return AR__AUTH_OK;
+        }
+    }
     /* password = base64(HMAC-SHA1(secret, username)); several secrets allow rotation. */
     for (size_t i = 0; i < sh->nsecrets; i++) {
         char pass[AR_TURN_REST_PASS_MAX];
@@ -239,7 +266,7 @@ void ar_turn_shared_free(ar_turn_shared_t *sh)
 {
     if (!sh)
         return;
-    for (size_t i = 0; i < sh->nsecrets; i++) {
+    for (size_t i = 0; sh->secrets && sh->secret_lens && i < sh->nsecrets; i++) {
         if (sh->secrets[i]) {
             sodium_memzero(sh->secrets[i], sh->secret_lens[i]);
             ar_free(sh->secrets[i]);
@@ -247,7 +274,7 @@ void ar_turn_shared_free(ar_turn_shared_t *sh)
     }
     ar_free(sh->secrets);
     ar_free(sh->secret_lens);
-    for (size_t i = 0; i < sh->nusers; i++) {
+    for (size_t i = 0; sh->users && i < sh->nusers; i++) {
         ar_free(sh->users[i].name);
         sodium_memzero(sh->users[i].key, 16);
     }

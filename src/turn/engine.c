@@ -496,14 +496,14 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     uint8_t key[16], uhash[AR__TURN_UHASH_LEN];
     ar__auth_result_t ar = AR__AUTH_BAD_REQ;
     if (turn_method && nunknown == 0)
-        ar = ar__turn_authenticate(e, t, msg, key, uhash);
+        ar = ar__turn_authenticate(e, t, msg, ar__turn_alloc_find(e, t), key, uhash);
     if (ar != AR__AUTH_OK) {
         /* Everything that failed to authenticate counts against the source's budget. */
         if (!ar__turn_rate_ok(e, &t->client)) {
             e->stats.rate_limited++;
             return;
         }
-        if (!turn_method) {
+        if (!turn_method || (nunknown == 0 && ar == AR__AUTH_BAD_REQ)) {
             reply_unauth(e, t, msg, 400, false);
         } else if (nunknown) {
             ar_stun_builder_t b;
@@ -514,8 +514,6 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
             int len = ar_stun_build_finish(&b);
             if (len > 0 && (size_t)len <= AR__TURN_AMP_FACTOR * msg->raw_len)
                 e->tp.send_client(e->tp.ctx, t, e->out, (size_t)len);
-        } else if (ar == AR__AUTH_BAD_REQ) {
-            reply_unauth(e, t, msg, 400, false);
         } else if (ar == AR__AUTH_STALE) {
             e->stats.stale_nonces++;
             reply_unauth(e, t, msg, 438, true);

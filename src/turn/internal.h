@@ -135,13 +135,14 @@ typedef enum {
 /* Writes a fresh nonce for the client address into out (AR__TURN_NONCE_LEN bytes). */
 void ar__turn_nonce_make(ar_turn_engine_t *e, const ar_turn_addr_t *client, uint8_t *out);
 /*
- * Authenticates a request: checks the nonce, finds the user's key (static user or REST secret),
- * and verifies MESSAGE-INTEGRITY in constant time. On OK fills key and uhash.
+ * Authenticates a request: checks the nonce, finds the user's key (static user or REST secret;
+ * for the user of allocation a, when given, its stored key), and verifies MESSAGE-INTEGRITY in
+ * constant time. On OK fills key and uhash.
  */
 struct ar_stun_msg_s;
 ar__auth_result_t ar__turn_authenticate(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
-                                        const struct ar_stun_msg_s *msg, uint8_t key[16],
-                                        uint8_t uhash[AR__TURN_UHASH_LEN]);
+                                        const struct ar_stun_msg_s *msg, const ar_turn_alloc_t *a,
+                                        uint8_t key[16], uint8_t uhash[AR__TURN_UHASH_LEN]);
 /* True when an unauthenticated request from client may be answered (token bucket per IP). */
 bool ar__turn_rate_ok(ar_turn_engine_t *e, const ar_turn_addr_t *client);
 void ar__turn_uhash(const ar_turn_shared_t *sh, const uint8_t *name, size_t len,

@@ -66,8 +66,8 @@ const ar_conf_opt_t ar_turn_conf_opts[] = {
      "nonce lifetime before 438 Stale Nonce"},
     {"max-allocate-lifetime", AR_CONF_DURATION, O(max_allocate_lifetime), "3600", 600000, 86400000,
      "longest allocation lifetime granted"},
-    {"unauth-rate", AR_CONF_INT, O(unauth_rate), "50", 0, 1000000,
-     "unauthenticated requests per second per source address (burst 2x), 0: no limit"},
+    {"unauth-rate", AR_CONF_INT, O(unauth_rate), "100", 0, 1000000,
+     "unauthenticated requests per second per source address (bursts of 4x), 0: no limit"},
     {"workers", AR_CONF_INT, O(workers), "0", 0, AR_WORKERS_MAX, "worker threads, 0: one per CPU"},
     {"metrics-listen", AR_CONF_STR, O(metrics_listen), NULL, 0, 0,
      "address:port for /metrics and /healthz (e.g. 127.0.0.1:9641); unset: off"},
@@ -82,6 +82,16 @@ const ar_conf_opt_t ar_turn_conf_opts[] = {
     COMPAT(7, "no-loopback-peers"),
     COMPAT(8, "verbose"),
     COMPAT(9, "no-software-attribute"),
+    COMPAT(10, "simple-log"),
+    COMPAT(11, "no-stdout-log"),
+    COMPAT(12, "syslog"),
+    COMPAT(13, "new-log-timestamp"),
+    COMPAT(14, "no-tlsv1"),
+    COMPAT(15, "no-tlsv1_1"),
+    {"log-file", AR_CONF_STR, O(compat_log_file), NULL, 0, 0,
+     "coturn option accepted for compatibility; logs go to stderr as JSON lines"},
+    {"pidfile", AR_CONF_STR, O(compat_pidfile), NULL, 0, 0,
+     "coturn option accepted for compatibility; no pid file is written"},
 };
 const size_t ar_turn_conf_nopts = sizeof(ar_turn_conf_opts) / sizeof(ar_turn_conf_opts[0]);
 
@@ -287,7 +297,8 @@ int ar_turn_conf_plan(ar_turn_conf_t *c, ar_turn_plan_t *p, char *err, size_t er
     o->max_lifetime = (uint32_t)(c->max_allocate_lifetime / 1000);
     o->nonce_lifetime = (uint32_t)(c->stale_nonce / 1000);
     o->unauth_rate = (uint32_t)c->unauth_rate;
-    o->unauth_burst = (uint32_t)c->unauth_rate * 2;
+    /* Bursts: many clients behind one NAT (or a test harness on loopback) start at once. */
+    o->unauth_burst = (uint32_t)c->unauth_rate * 4;
     o->peer_allowed = policy_check;
     o->peer_ctx = p->policy;
     return 0;

@@ -40,7 +40,9 @@ typedef struct ar_turn_conf_s {
     char *metrics_listen;
     char *log_level;
     /* coturn options accepted for compatibility; they change nothing here (see the help). */
-    int compat_flags[10];
+    int compat_flags[16];
+    char *compat_log_file;
+    char *compat_pidfile;
 } ar_turn_conf_t;
 
 extern const ar_conf_opt_t ar_turn_conf_opts[];

@@ -189,7 +189,7 @@ static void enqueue(ar__udp_worker_t *w, txq_t *q, int fd, const ar_turn_addr_t 
     struct sockaddr_storage ss;
     socklen_t sl = ar_turn_addr_to_sa(to, &ss);
     memcpy(&q->addr[i], &ss, sl);
-    q->iov[i].iov_base = (void *)(uintptr_t)data;
+    q->iov[i].iov_base = (void *)data; /* sendmmsg only reads it */
     q->iov[i].iov_len = len;
     q->fd[i] = fd;
     struct msghdr *h = &q->msgs[i].msg_hdr;

@@ -215,3 +215,12 @@ int ar_turn_channel_parse(const uint8_t *buf, size_t len, uint16_t *channel, con
     *data_len = dlen;
     return 0;
 }
+
+int ar_turn_channel_header(uint8_t hdr[4], uint16_t channel, size_t len)
+{
+    if (channel < AR_TURN_CHANNEL_MIN || channel > AR_TURN_CHANNEL_MAX || len > 0xffff)
+        return AR_EINVAL;
+    ar__stun_wr16(hdr, channel);
+    ar__stun_wr16(hdr + 2, (uint16_t)len);
+    return (int)((4 - len % 4) % 4);
+}

@@ -64,6 +64,7 @@
 #define AR_TURN_ATTR_CONNECTION_ID 0x002a /* RFC 6062 */
 #define AR_TURN_ATTR_ADDITIONAL_ADDRESS_FAMILY 0x8000
 #define AR_TURN_ATTR_ADDRESS_ERROR_CODE 0x8001
+#define AR_TURN_ATTR_ICMP 0x8004
 #define AR_STUN_ATTR_PASSWORD_ALGORITHMS 0x8002
 #define AR_STUN_ATTR_ALTERNATE_DOMAIN 0x8003
 #define AR_STUN_ATTR_SOFTWARE 0x8022
@@ -104,9 +105,13 @@ typedef struct ar_stun_msg_s {
 int ar_stun_classify(const uint8_t *buf, size_t len, size_t *need);
 
 /*
- * Parses one STUN message that starts at buf. Checks the header, the magic cookie, the length
- * (a multiple of 4, within len), every attribute's bounds, that nothing but FINGERPRINT follows
- * MESSAGE-INTEGRITY(-SHA256), and that FINGERPRINT is last. Returns 0 or AR_EPARSE.
+ * Parses one STUN message that starts at buf. Checks the header (top two bits zero), the magic
+ * cookie, the length (a multiple of 4, within len), every attribute's bounds, at most
+ * AR_STUN_MAX_ATTRS attributes, that MESSAGE-INTEGRITY (20 bytes) is followed only by
+ * MESSAGE-INTEGRITY-SHA256 (16-32 bytes, in steps of 4) and/or FINGERPRINT (4 bytes), each at
+ * most once, and that FINGERPRINT is last. Bytes after raw_len are not looked at (the next
+ * frame on a stream); a datagram server may insist on raw_len == len. out's pointers point into
+ * buf. Returns 0 or AR_EPARSE (out is then unspecified).
  */
 AR_MUST_CHECK int ar_stun_parse(const uint8_t *buf, size_t len, ar_stun_msg_t *out);
 
@@ -119,7 +124,7 @@ AR_MUST_CHECK int ar_stun_attr_u32(const ar_stun_attr_t *a, uint32_t *out);
 AR_MUST_CHECK int ar_stun_attr_xor_addr(const ar_stun_attr_t *a, const uint8_t tid[12],
                                         struct sockaddr_storage *out);
 AR_MUST_CHECK int ar_stun_attr_addr(const ar_stun_attr_t *a, struct sockaddr_storage *out);
-/* ERROR-CODE: the code (300-699) and a pointer/length to the reason phrase. */
+/* ERROR-CODE: the code (300-699) and a pointer/length to the reason phrase (at most 763 bytes). */
 AR_MUST_CHECK int ar_stun_attr_error(const ar_stun_attr_t *a, int *code, const uint8_t **reason,
                                      size_t *reason_len);
 
@@ -177,5 +182,11 @@ AR_MUST_CHECK int ar_stun_build_finish(ar_stun_builder_t *b);
  */
 AR_MUST_CHECK int ar_turn_channel_parse(const uint8_t *buf, size_t len, uint16_t *channel,
                                         const uint8_t **data, size_t *data_len);
+/*
+ * Writes the 4-byte ChannelData header for len data bytes. Returns how many zero bytes of
+ * padding a stream (TCP/TLS) frame needs after the data (0-3; UDP sends none), or AR_EINVAL for
+ * a channel outside 0x4000-0x4fff or len above 65535.
+ */
+AR_MUST_CHECK int ar_turn_channel_header(uint8_t hdr[4], uint16_t channel, size_t len);
 
 #endif

@@ -80,6 +80,10 @@ void ar_stun_build_start(ar_stun_builder_t *b, uint8_t *buf, size_t cap, uint16_
 
 void ar_stun_build_attr(ar_stun_builder_t *b, uint16_t type, const void *value, size_t len)
 {
+    if (value == NULL && len > 0) {
+        set_err(b, AR_EINVAL);
+        return;
+    }
     uint8_t *p = reserve_plain(b, type, len);
     if (p != NULL && len > 0)
         memcpy(p, value, len);

@@ -96,8 +96,10 @@ static void test_log_truncates_addresses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_err_table),      cmocka_unit_test(test_buf_cap),
-        cmocka_unit_test(test_alloc_hook),     cmocka_unit_test(test_rand_id),
+        cmocka_unit_test(test_err_table),
+        cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_alloc_hook),
+        cmocka_unit_test(test_rand_id),
         cmocka_unit_test(test_log_truncates_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,16 +120,14 @@ static void run_family(const char *host)
     /* The same port again: SO_REUSEPORT lets every worker bind its own socket. */
     e.udp_fd[1] = ar_listen_socket(SOCK_DGRAM, (struct sockaddr *)&addr, 0);
     assert_true(e.udp_fd[1] >= 0);
-    e.tcp_fd[0] = ar_listen_socket(SOCK_STREAM, (struct sockaddr *)&addr, 16);
-    if (e.tcp_fd[0] == AR_EADDRINUSE) {
-        /* The UDP port is taken for TCP by someone else; pick a fresh TCP port. */
-        ((struct sockaddr_in *)&addr)->sin_port = 0;
-        if (addr.ss_family == AF_INET6)
-            ((struct sockaddr_in6 *)&addr)->sin6_port = 0;
-        e.tcp_fd[0] = ar_listen_socket(SOCK_STREAM, (struct sockaddr *)&addr, 16);
-    }
+    /* TCP on a port of its own: the UDP port's number may be taken for TCP by another test. */
+    struct sockaddr_storage taddr = addr;
+    if (taddr.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&taddr)->sin6_port = 0;
+    else
+        ((struct sockaddr_in *)&taddr)->sin_port = 0;
+    e.tcp_fd[0] = ar_listen_socket(SOCK_STREAM, (struct sockaddr *)&taddr, 16);
     assert_true(e.tcp_fd[0] >= 0);
-    struct sockaddr_storage taddr;
     len = sizeof(taddr);
     getsockname(e.tcp_fd[0], (struct sockaddr *)&taddr, &len);
     e.tcp_fd[1] = ar_listen_socket(SOCK_STREAM, (struct sockaddr *)&taddr, 16);
@@ -200,6 +198,21 @@ static void test_addr_and_socket_errors(void **state)
     close(fd);
 }
 
+static void test_sigpipe_ignored(void **state)
+{
+    (void)state;
+    ar_ignore_sigpipe();
+    struct sigaction sa;
+    assert_int_equal(sigaction(SIGPIPE, NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_IGN);
+    /* Writing into a socket whose peer is gone is an error, not the end of the process. */
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    close(sv[1]);
+    assert_int_equal(write(sv[0], "x", 1), -1);
+    close(sv[0]);
+}
+
 static int failing_init(ar_worker_t *w, void *data)
 {
     (void)data;
@@ -255,11 +268,9 @@ static void test_signals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reuseport_ipv4),
-        cmocka_unit_test(test_reuseport_ipv6),
-        cmocka_unit_test(test_addr_and_socket_errors),
-        cmocka_unit_test(test_init_failure),
-        cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_reuseport_ipv4),         cmocka_unit_test(test_reuseport_ipv6),
+        cmocka_unit_test(test_addr_and_socket_errors), cmocka_unit_test(test_sigpipe_ignored),
+        cmocka_unit_test(test_init_failure),           cmocka_unit_test(test_signals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,9 @@
 
 #include "stun/stun.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -343,6 +346,9 @@ static void test_builder_errors(void **state)
     ar_stun_build_start(&b, out, sizeof(out), AR_STUN_BINDING, AR_STUN_REQUEST, tid_x);
     ar_stun_build_addr(&b, AR_STUN_ATTR_MAPPED_ADDRESS, &sa);
     assert_int_equal(ar_stun_build_finish(&b), AR_EINVAL);
+    ar_stun_build_start(&b, out, sizeof(out), AR_STUN_BINDING, AR_STUN_REQUEST, tid_x);
+    ar_stun_build_attr(&b, AR_STUN_ATTR_SOFTWARE, NULL, 3);
+    assert_int_equal(ar_stun_build_finish(&b), AR_EINVAL);
     /* A body past the 16-bit length field's reach. */
     static uint8_t big[70000];
     static uint8_t huge[70000];
@@ -438,12 +444,12 @@ static void test_malformed(void **state)
 
     /* AR_STUN_MAX_ATTRS attributes parse; one more is too many. */
     n = mk(buf, 4 * AR_STUN_MAX_ATTRS);
-    for (int i = 0; i < AR_STUN_MAX_ATTRS; i++)
+    for (size_t i = 0; i < AR_STUN_MAX_ATTRS; i++)
         put_attr(buf + 20 + 4 * i, AR_TURN_ATTR_DONT_FRAGMENT, 0);
     assert_int_equal(ar_stun_parse(buf, n, &m), 0);
     assert_int_equal(m.nattrs, AR_STUN_MAX_ATTRS);
     n = mk(buf, 4 * (AR_STUN_MAX_ATTRS + 1));
-    for (int i = 0; i < AR_STUN_MAX_ATTRS + 1; i++)
+    for (size_t i = 0; i < AR_STUN_MAX_ATTRS + 1; i++)
         put_attr(buf + 20 + 4 * i, AR_TURN_ATTR_DONT_FRAGMENT, 0);
     assert_int_equal(ar_stun_parse(buf, n, &m), AR_EPARSE);
 
@@ -515,6 +521,66 @@ static void test_channel_data(void **state)
     assert_int_equal(dlen, 0);
 }
 
+/* Our two-part HMAC against OpenSSL's one-shot HMAC(), with keys shorter and longer than a block.
+ */
+static void test_integrity_against_openssl(void **state)
+{
+    (void)state;
+    uint8_t key[100];
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (uint8_t)(i * 7 + 1);
+    const size_t keylens[] = {0, 1, 16, 64, 65, 100};
+    for (size_t k = 0; k < sizeof(keylens) / sizeof(keylens[0]); k++) {
+        uint8_t out[128];
+        ar_stun_builder_t b;
+        ar_stun_build_start(&b, out, sizeof(out), AR_TURN_REFRESH, AR_STUN_REQUEST, tid_x);
+        ar_stun_build_attr(&b, AR_STUN_ATTR_USERNAME, "user", 4);
+        ar_stun_build_u32(&b, AR_TURN_ATTR_LIFETIME, 0);
+        ar_stun_build_integrity(&b, key, keylens[k]);
+        ar_stun_build_fingerprint(&b);
+        int n = ar_stun_build_finish(&b);
+        assert_int_equal(n, 20 + 8 + 8 + 24 + 8);
+        /* RFC 8489 14.5: HMAC over the message up to MESSAGE-INTEGRITY, length counting it. */
+        uint8_t copy[128];
+        memcpy(copy, out, 36);
+        copy[2] = 0;
+        copy[3] = 8 + 8 + 24;
+        uint8_t mac[20];
+        unsigned maclen = 0;
+        assert_non_null(HMAC(EVP_sha1(), key, (int)keylens[k], copy, 36, mac, &maclen));
+        assert_int_equal(maclen, 20);
+        assert_memory_equal(out + 40, mac, 20);
+        ar_stun_msg_t m;
+        assert_int_equal(ar_stun_parse(out, (size_t)n, &m), 0);
+        assert_int_equal(ar_stun_check_integrity(&m, key, keylens[k]), 0);
+        assert_int_equal(ar_stun_check_fingerprint(&m), 0);
+    }
+}
+
+static void test_channel_header(void **state)
+{
+    (void)state;
+    uint8_t hdr[4];
+    assert_int_equal(ar_turn_channel_header(hdr, 0x4001, 5), 3);
+    assert_memory_equal(hdr, "\x40\x01\x00\x05", 4);
+    assert_int_equal(ar_turn_channel_header(hdr, 0x4fff, 0), 0);
+    assert_int_equal(ar_turn_channel_header(hdr, 0x4000, 65535), 1);
+    assert_int_equal(ar_turn_channel_header(hdr, 0x3fff, 4), AR_EINVAL);
+    assert_int_equal(ar_turn_channel_header(hdr, 0x5000, 4), AR_EINVAL);
+    assert_int_equal(ar_turn_channel_header(hdr, 0x4000, 65536), AR_EINVAL);
+    uint8_t frame[16] = {0, 0, 0, 0, 'a', 'b', 'c', 'd', 'e', 'f'};
+    assert_int_equal(ar_turn_channel_header(frame, 0x4123, 6), 2);
+    uint16_t ch;
+    const uint8_t *data;
+    size_t dlen, need;
+    assert_int_equal(ar_stun_classify(frame, 12, &need), 2);
+    assert_int_equal(need, 12);
+    assert_int_equal(ar_turn_channel_parse(frame, 12, &ch, &data, &dlen), 0);
+    assert_int_equal(ch, 0x4123);
+    assert_int_equal(dlen, 6);
+    assert_memory_equal(data, "abcdef", 6);
+}
+
 static void test_classify(void **state)
 {
     (void)state;
@@ -557,7 +623,8 @@ int main(void)
         cmocka_unit_test(test_builder_round_trip), cmocka_unit_test(test_build_error),
         cmocka_unit_test(test_builder_errors),     cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_decoders_reject),    cmocka_unit_test(test_channel_data),
-        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_classify),           cmocka_unit_test(test_integrity_against_openssl),
+        cmocka_unit_test(test_channel_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -404,6 +404,13 @@ static void test_rest_credentials(void **state)
         0);
     tc_set_creds(&c, user, pass);
     assert_int_equal(tc_allocate(&c), 0);
+    /* Later requests on the allocation are checked with its stored key. */
+    assert_int_equal(tc_create_permission(&c, "203.0.113.4", 0), 0);
+    char good[AR_TURN_REST_PASS_MAX];
+    strcpy(good, pass);
+    tc_set_creds(&c, user, "not-the-password");
+    assert_int_equal(tc_create_permission(&c, "203.0.113.4", 0), 401);
+    tc_set_creds(&c, user, good);
     /* An expired username: 401, even with the right password. */
     assert_int_equal(ar_turn_rest_mint("north-wind", 10, 60, c.wall_s - 120, user, sizeof(user),
                                        pass, sizeof(pass)),
