@@ -276,6 +276,7 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         req.even_port = 1;
         req.reserve_next = (even->value[0] & 0x80) != 0;
     }
+    req.dont_fragment = ar_stun_find(msg, AR_TURN_ATTR_DONT_FRAGMENT) != NULL;
     for (size_t i = 0; tok && i < 8; i++)
         req.token = req.token << 8 | tok->value[i];
     if (tok && req.token == 0) {

@@ -90,9 +90,10 @@ typedef struct ar_turn_shared_s ar_turn_shared_t;
  */
 /* What an Allocate asks of the relay port (RFC 8656 sections 14.6 and 14.9). */
 typedef struct ar_turn_relay_req_s {
-    int even_port;    /* EVEN-PORT present */
-    int reserve_next; /* its R bit: keep port + 1 for a later Allocate with the token */
-    uint64_t token;   /* RESERVATION-TOKEN, 0 for none */
+    int even_port;     /* EVEN-PORT present */
+    int reserve_next;  /* its R bit: keep port + 1 for a later Allocate with the token */
+    uint64_t token;    /* RESERVATION-TOKEN, 0 for none */
+    int dont_fragment; /* DONT-FRAGMENT: set the DF bit on packets to peers (section 14.8) */
 } ar_turn_relay_req_t;
 
 typedef struct ar_turn_transport_s {

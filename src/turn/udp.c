@@ -263,6 +263,15 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
                 int one = 1;
                 (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
             }
+            if (fd >= 0 && req->dont_fragment) {
+                /* Path MTU discovery with DF set: too big a packet fails instead of being
+                 * fragmented, as the client asked. */
+                int v = family == 4 ? IP_PMTUDISC_DO : IPV6_PMTUDISC_DO;
+                if (family == 4)
+                    (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof(v));
+                else
+                    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v, sizeof(v));
+            }
         }
         if (fd >= 0 && rc == 0) {
             local.port = port;

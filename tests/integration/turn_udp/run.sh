@@ -54,7 +54,7 @@ fails=0
 run() { # run <name> <server address> <peer address> <uclient args...>
   local name=$1 server=$2 peer=$3; shift 3
   local out="$dir/$name.out"
-  if ! timeout 60 turnutils_uclient -p $port -e "$peer" -r $peer_port -n 100 -l 170 -m 5 \
+  if ! timeout 60 turnutils_uclient -p $port -e "$peer" -r $peer_port -n 100 -l 170 -m 5 -z 5 \
       "$@" "$server" >"$out" 2>&1; then
     echo "FAIL $name: turnutils_uclient exited with an error"; tail -5 "$out"; fails=$((fails + 1))
     return
@@ -74,7 +74,7 @@ run() { # run <name> <server address> <peer address> <uclient args...>
 v4=127.0.0.1
 run channels_static_user $v4 $v4 -y -u alice -w wonderland
 run send_indications $v4 $v4 -s -u alice -w wonderland
-run peer_static_user $v4 $v4 -u alice -w wonderland
+run peer_static_user_dont_fragment $v4 $v4 -g -u alice -w wonderland
 run channels_rest_secret $v4 $v4 -y -W integration-secret
 run send_rest_secret_no_rtcp $v4 $v4 -s -c -W integration-secret
 if [ ${#v6[@]} -gt 0 ]; then
