@@ -101,9 +101,10 @@ static int parse_addr(const char *s, int port_opt, uint16_t dflt, struct sockadd
             host[colon - s] = '\0';
             port = colon + 1;
         } else {
-            if (strlen(s) >= sizeof(host))
+            size_t n = strlen(s);
+            if (n >= sizeof(host))
                 return -1;
-            strcpy(host, s);
+            memcpy(host, s, n + 1);
         }
     }
     long p = dflt;
