@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Interop with clients we did not write (issue 2, "Tests in make test").
+# Usage: interop.sh <server-binary> binding|udp|tcp|tls|rest
+#   binding  coturn's turnutils_stunclient and Debian's stun client get Binding answers that carry
+#            the client's own address (sent from 127.0.0.2 so it differs from the server's).
+#   udp|tcp|tls  turnutils_uclient with a static user relays to turnutils_peer with no loss: over
+#            channels, over Send/Data indications, client to client, to an IPv6 peer; tls also
+#            checks the certificate served and that only TLS 1.2+ with AEAD suites is spoken.
+#   rest     the same over UDP, TCP and TLS with TURN REST credentials from a shared secret.
+AR_ARGS=("$@")
+. "$(dirname "$0")/lib.sh"
+ar_init "${1:-}"
+case=${2:-}
+ar_require turnutils_uclient turnutils_peer turnutils_stunclient stun timeout
+
+USER_FLAGS=(--realm=anteroom.test --user=alice:alice-secret --allow-loopback-peers)
+REST_SECRET=interop-rest-secret
+
+# ar_uclient <description> <messages expected at least> <uclient flags...>: runs one uclient
+# session set against the server and checks that every message sent came back and none was lost.
+ar_uclient() {
+    local what=$1 want=$2 log rc sent recv lost
+    shift 2
+    log=$AR_WORK/uclient.$((++AR_UCLIENT_RUNS)).log
+    echo "turnutils_uclient $* 127.0.0.1" >"$log"
+    timeout 40 turnutils_uclient "$@" 127.0.0.1 >>"$log" 2>&1
+    rc=$?
+    read -r sent recv < <(sed -nE 's/.*start_mclient: tot_send_msgs=([0-9]+), tot_recv_msgs=([0-9]+).*/\1 \2/p' "$log" | tail -1)
+    lost=$(sed -nE 's/.*Total lost packets ([0-9]+) .*/\1/p' "$log" | tail -1)
+    if [ "$rc" -eq 0 ] && [ -n "$sent" ] && [ "$sent" -ge "$want" ] && [ "$recv" = "$sent" ] &&
+        [ "$lost" = 0 ]; then
+        ar_pass "$what: sent $sent, received $recv, lost $lost"
+    else
+        tail -5 "$log"
+        ar_fail "$what: uclient status $rc, sent ${sent:-?} (want >= $want), received ${recv:-?}, lost ${lost:-?} (log $log)"
+    fi
+}
+
+peer_start() { # echo peers on 127.0.0.1 and ::1
+    turnutils_peer -L 127.0.0.1 -p "$AR_PEER_PORT" >"$AR_WORK/peer.log" 2>&1 &
+    AR_BG_PIDS="$AR_BG_PIDS $!"
+    turnutils_peer -L ::1 -p "$AR_PEER_PORT" >"$AR_WORK/peer6.log" 2>&1 &
+    AR_BG_PIDS="$AR_BG_PIDS $!"
+}
+
+# The relay checks for one transport; $@ are the transport flags of uclient.
+relay_checks() {
+    local name=$1
+    shift
+    local common=(-p "$AR_PORT" -u alice -w alice-secret -m 4 -n 30 -l 180 -z 5 -c)
+    ar_uclient "$name channels, static user" 120 "${common[@]}" "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
+    ar_uclient "$name indications, static user" 120 "${common[@]}" "$@" -s -e 127.0.0.1 -r "$AR_PEER_PORT"
+    # Client to client only over UDP and TCP: uclient 4.6.1's -y over TLS races its own
+    # permissions and loses packets even against coturn.
+    if [ "$name" != TLS ]; then
+        ar_uclient "$name client to client, channels" 120 "${common[@]}" "$@" -y
+        ar_uclient "$name client to client, indications" 120 "${common[@]}" "$@" -y -s
+    fi
+    ar_uclient "$name 1200-byte messages" 40 "${common[@]}" -l 1200 -m 2 -n 20 "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
+    # RFC 6156: an IPv6 relay (REQUESTED-ADDRESS-FAMILY) to an IPv6 peer.
+    ar_uclient "$name IPv6 relay, channels" 40 "${common[@]}" -m 2 -n 20 "$@" -x -e ::1 -r "$AR_PEER_PORT"
+}
+
+binding_checks() {
+    local out port
+    out=$(timeout 10 turnutils_stunclient -p "$AR_PORT" -L "$AR_CLIENT_IP" 127.0.0.1 2>&1)
+    if grep -qE "UDP reflexive addr: $AR_CLIENT_IP:[1-9][0-9]*\$" <<<"$out"; then
+        ar_pass "turnutils_stunclient gets its own address ($AR_CLIENT_IP) back"
+    else
+        ar_fail "turnutils_stunclient gets its own address back: $out"
+    fi
+    out=$(timeout 10 turnutils_stunclient -p "$AR_PORT" ::1 2>&1)
+    if grep -qE 'UDP reflexive addr: \[?::1\]?:[1-9][0-9]*$' <<<"$out"; then
+        ar_pass "turnutils_stunclient over IPv6 gets [::1] back"
+    else
+        ar_fail "turnutils_stunclient over IPv6 gets [::1] back: $out"
+    fi
+    # Debian's stun client speaks RFC 3489 (no magic cookie, a CHANGE-REQUEST asking for no
+    # change); test 1 is the plain Binding exchange. -p fixes its source port so the whole mapped
+    # address can be checked.
+    port=$(ar_free_port)
+    out=$(timeout 10 stun "127.0.0.1:$AR_PORT" 1 -v -p "$port" -i "$AR_CLIENT_IP" 2>&1)
+    if grep -qE "^MappedAddress = $AR_CLIENT_IP:$port\$" <<<"$out" &&
+        grep -q 'Return value is 0x000000' <<<"$out"; then
+        ar_pass "stun (stun-client 0.97) gets MappedAddress $AR_CLIENT_IP:$port"
+    else
+        echo "$out" | tail -15
+        ar_fail "stun (stun-client 0.97) gets MappedAddress $AR_CLIENT_IP:$port"
+    fi
+}
+
+# The TLS listener serves the configured certificate, TLS 1.2 and 1.3 with AEAD suites only.
+tls_checks() {
+    local want got v out
+    want=$(openssl x509 -in "$AR_WORK/cert.pem" -noout -fingerprint -sha256)
+    got=$(timeout 10 openssl s_client -connect "127.0.0.1:$AR_TLS_PORT" </dev/null 2>/dev/null |
+        openssl x509 -noout -fingerprint -sha256 2>/dev/null)
+    ar_check "TLS listener serves the configured certificate" [ "${got:-none}" = "$want" ]
+    for v in tls1_2 tls1_3; do
+        out=$(timeout 10 openssl s_client -connect "127.0.0.1:$AR_TLS_PORT" -"$v" </dev/null 2>&1)
+        ar_check "$v accepted ($(grep -m1 'Cipher is' <<<"$out"))" \
+            grep -qE 'Cipher is (TLS_AES|TLS_CHACHA20|ECDHE-[A-Z]+-(AES[0-9]+-GCM|CHACHA20))' <<<"$out"
+    done
+    # SECLEVEL=0 so that it is the server, not our own OpenSSL, that must refuse.
+    for v in tls1 tls1_1; do
+        ar_check "$v refused" bash -c "! timeout 10 openssl s_client -connect 127.0.0.1:$AR_TLS_PORT \
+            -$v -cipher DEFAULT@SECLEVEL=0 </dev/null >/dev/null 2>&1"
+    done
+    ar_check "TLS 1.2 CBC-SHA1 suite refused" bash -c "! timeout 10 openssl s_client \
+        -connect 127.0.0.1:$AR_TLS_PORT -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA@SECLEVEL=0 \
+        </dev/null >/dev/null 2>&1"
+}
+
+# A renewed certificate is served after the reload signal (SIGHUP; coturn uses SIGUSR2), with
+# the server still running.
+cert_reload_check() {
+    local sig=HUP want got i
+    [ "$AR_KIND" = coturn ] && sig=USR2
+    mv "$AR_WORK/cert.pem" "$AR_WORK/cert.old.pem"
+    ar_cert
+    want=$(openssl x509 -in "$AR_WORK/cert.pem" -noout -fingerprint -sha256)
+    kill -"$sig" "$AR_SERVER_PID"
+    for ((i = 0; i < 20; i++)); do # a reload may take a moment to reach every worker
+        sleep 0.25
+        got=$(timeout 10 openssl s_client -connect "127.0.0.1:$AR_TLS_PORT" </dev/null 2>/dev/null |
+            openssl x509 -noout -fingerprint -sha256 2>/dev/null)
+        [ "$got" = "$want" ] && break
+    done
+    ar_check "renewed certificate served after SIG$sig" [ "${got:-none}" = "$want" ]
+    ar_check "server still running after SIG$sig" ar_server_alive
+}
+
+case $case in
+    binding)
+        ar_server_start "${USER_FLAGS[@]}"
+        binding_checks
+        ;;
+    udp | tcp)
+        peer_start
+        ar_server_start "${USER_FLAGS[@]}"
+        if [ "$case" = udp ]; then relay_checks UDP; else relay_checks TCP -t; fi
+        ;;
+    tls)
+        ar_cert
+        peer_start
+        ar_server_start "${USER_FLAGS[@]}" --tls-listening-port="$AR_TLS_PORT" \
+            --cert="$AR_WORK/cert.pem" --pkey="$AR_WORK/key.pem"
+        tls_checks
+        cert_reload_check
+        relay_checks TLS -t -S -p "$AR_TLS_PORT"
+        ;;
+    rest)
+        ar_cert
+        peer_start
+        ar_server_start --realm=anteroom.test --use-auth-secret --static-auth-secret="$REST_SECRET" \
+            --allow-loopback-peers --tls-listening-port="$AR_TLS_PORT" \
+            --cert="$AR_WORK/cert.pem" --pkey="$AR_WORK/key.pem"
+        rest=(-p "$AR_PORT" -u bob -W "$REST_SECRET" -m 2 -n 30 -l 180 -z 5 -c -e 127.0.0.1 -r "$AR_PEER_PORT")
+        ar_uclient "UDP channels, REST secret" 60 "${rest[@]}"
+        ar_uclient "UDP indications, REST secret" 60 "${rest[@]}" -s
+        ar_uclient "TCP channels, REST secret" 60 "${rest[@]}" -t
+        ar_uclient "TLS channels, REST secret" 60 "${rest[@]}" -t -S -p "$AR_TLS_PORT"
+        # A wrong secret must not relay anything (proves the REST runs above were checked).
+        if timeout 30 turnutils_uclient -p "$AR_PORT" -u bob -W wrong-secret -m 1 -n 3 -c -e 127.0.0.1 \
+            -r "$AR_PEER_PORT" 127.0.0.1 >"$AR_WORK/uclient.wrong.log" 2>&1; then
+            ar_fail "uclient with a wrong REST secret is refused"
+        else
+            ar_pass "uclient with a wrong REST secret is refused"
+        fi
+        ;;
+    *) ar_die "unknown case '$case' (binding, udp, tcp, tls, rest)" ;;
+esac
+ar_check "server still running after the clients" ar_server_alive
+ar_server_stop
+ar_finish

@@ -1,0 +1,540 @@
+/*
+ * turn_probe: a TURN client for hostile-input tests. It authenticates like a normal client (long-
+ * term credentials, or a TURN REST username and password computed by the caller), then performs
+ * one action and prints the STUN error code of each step on its own line ("allocate 0" for
+ * success, "permission 403", ...), so that shell tests can assert exact answers.
+ *
+ *   turn_probe -s 127.0.0.1:3478 -u alice -w secret [-t] [-p PEER] [-P PEERPORT] [-H SECONDS]
+ *              [-b SOURCE] ACTION [ARG]
+ *
+ * -b binds the client side to a source address (tests spread their many probes over
+ * 127.0.1.0/24 so that a per-source limit on unauthenticated requests does not decide them).
+ *
+ * Actions (each starts with an authenticated Allocate; an IPv6 peer asks for an IPv6 relay):
+ *   allocate [N]   N allocations from N sockets, all held open (quota tests), for -H SECONDS
+ *                  more after the last one
+ *   permission     CreatePermission for PEER
+ *   channel        ChannelBind of 0x4000 to PEER:PEERPORT
+ *   send           CreatePermission, a Send indication, ChannelBind and ChannelData to
+ *                  PEER:PEERPORT while listening on [::]:PEERPORT; prints "delivered N", the
+ *                  number of datagrams that reached the listener
+ *   connect        (-t) a TCP allocation (RFC 6062) and Connect to PEER:PEERPORT
+ *   stale SECONDS  waits, then Refresh with the old nonce ("refresh-stale 438" expected), then
+ *                  with the nonce the server sent back ("refresh 0")
+ *
+ * Exit status: 0 when every step got an answer (whatever its code), 1 on a timeout, a malformed
+ * answer or a success response with a wrong MESSAGE-INTEGRITY, 2 on bad usage.
+ */
+#include "anteroom/rand.h"
+#include "stun/stun.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROBE_MAX_ALLOCS 64
+#define PROBE_TIMEOUT_MS 3000
+#define PROBE_RTO_MS 500
+#define PROBE_CHANNEL 0x4000
+
+typedef struct probe_s {
+    int fd;
+    int tcp;
+    uint8_t rx[8192]; /* stream reassembly */
+    size_t rx_len;
+    uint8_t key[16];
+    int have_key;
+    char realm[256];
+    size_t realm_len;
+    uint8_t nonce[256];
+    size_t nonce_len;
+} probe_t;
+
+/* What a request carries besides credentials; zero means absent. */
+typedef struct req_s {
+    uint16_t method;
+    uint8_t transport; /* REQUESTED-TRANSPORT protocol number */
+    uint8_t family;    /* REQUESTED-ADDRESS-FAMILY: 1 IPv4, 2 IPv6 */
+    int lifetime;      /* LIFETIME, when >= 0 */
+    const struct sockaddr *peer;
+    uint16_t channel;
+} req_t;
+
+static const char *g_user;
+static const char *g_pass;
+static struct sockaddr_storage g_server;
+static struct sockaddr_storage g_source; /* ss_family 0: let the kernel choose */
+
+static socklen_t sa_len(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* "1.2.3.4:5", "[::1]:5" or, with port_opt, a bare address that gets port dflt. */
+static int parse_addr(const char *s, int port_opt, uint16_t dflt, struct sockaddr_storage *out)
+{
+    char host[128];
+    const char *port = NULL;
+    memset(out, 0, sizeof(*out));
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (end == NULL || (size_t)(end - s - 1) >= sizeof(host))
+            return -1;
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = '\0';
+        if (end[1] == ':')
+            port = end + 2;
+    } else {
+        const char *colon = strchr(s, ':');
+        if (colon != NULL && strchr(colon + 1, ':') == NULL) { /* IPv4 with a port */
+            if ((size_t)(colon - s) >= sizeof(host))
+                return -1;
+            memcpy(host, s, (size_t)(colon - s));
+            host[colon - s] = '\0';
+            port = colon + 1;
+        } else {
+            size_t n = strlen(s);
+            if (n >= sizeof(host))
+                return -1;
+            memcpy(host, s, n + 1);
+        }
+    }
+    long p = dflt;
+    if (port != NULL) {
+        char *end;
+        p = strtol(port, &end, 10);
+        if (*end != '\0' || p < 0 || p > 65535)
+            return -1;
+    } else if (!port_opt) {
+        return -1;
+    }
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)p);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)p);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static int probe_open(probe_t *p, int tcp)
+{
+    memset(p, 0, sizeof(*p));
+    p->tcp = tcp;
+    p->fd = socket(g_server.ss_family, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
+    if (p->fd >= 0 && g_source.ss_family != 0 &&
+        bind(p->fd, (struct sockaddr *)&g_source, sa_len((void *)&g_source)) != 0) {
+        perror("turn_probe: bind");
+        return -1;
+    }
+    if (p->fd < 0 || connect(p->fd, (struct sockaddr *)&g_server, sa_len((void *)&g_server)) != 0) {
+        perror("turn_probe: connect");
+        return -1;
+    }
+    return 0;
+}
+
+static int send_all(probe_t *p, const uint8_t *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(p->fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Reads the next STUN message into out (copied to frame, which msg then points into), skipping
+ * ChannelData. Returns 1 for a message, 0 on timeout, -1 on a closed or garbled connection.
+ */
+static int recv_msg(probe_t *p, long deadline, uint8_t *frame, size_t cap, ar_stun_msg_t *msg)
+{
+    for (;;) {
+        if (p->tcp && p->rx_len > 0) {
+            size_t need = 0;
+            int kind = ar_stun_classify(p->rx, p->rx_len, &need);
+            if (kind == 0)
+                return -1;
+            if (need > 0 && need <= p->rx_len) {
+                int ok = 0;
+                if (kind == 1 && need <= cap) {
+                    memcpy(frame, p->rx, need);
+                    ok = ar_stun_parse(frame, need, msg) == 0;
+                }
+                memmove(p->rx, p->rx + need, p->rx_len - need);
+                p->rx_len -= need;
+                if (kind == 1 && !ok)
+                    return -1;
+                if (ok)
+                    return 1;
+                continue;
+            }
+            if (need > sizeof(p->rx))
+                return -1;
+        }
+        long left = deadline - now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+        int r = poll(&pfd, 1, (int)left);
+        if (r == 0)
+            return 0;
+        if (r < 0)
+            return -1;
+        if (p->tcp) {
+            ssize_t n = recv(p->fd, p->rx + p->rx_len, sizeof(p->rx) - p->rx_len, 0);
+            if (n <= 0)
+                return -1;
+            p->rx_len += (size_t)n;
+        } else {
+            ssize_t n = recv(p->fd, frame, cap, 0);
+            if (n < 0)
+                return errno == ECONNREFUSED ? -1 : 0;
+            if (ar_stun_classify(frame, (size_t)n, NULL) == 1 &&
+                ar_stun_parse(frame, (size_t)n, msg) == 0)
+                return 1;
+        }
+    }
+}
+
+static int build(probe_t *p, const req_t *r, const uint8_t tid[12], uint8_t *buf, size_t cap,
+                 int auth)
+{
+    ar_stun_builder_t b;
+    ar_stun_build_start(&b, buf, cap, r->method, AR_STUN_REQUEST, tid);
+    if (r->transport != 0) {
+        uint8_t v[4] = {r->transport, 0, 0, 0};
+        ar_stun_build_attr(&b, AR_TURN_ATTR_REQUESTED_TRANSPORT, v, sizeof(v));
+    }
+    if (r->family != 0) {
+        uint8_t v[4] = {r->family, 0, 0, 0};
+        ar_stun_build_attr(&b, AR_TURN_ATTR_REQUESTED_ADDRESS_FAMILY, v, sizeof(v));
+    }
+    if (r->lifetime >= 0)
+        ar_stun_build_u32(&b, AR_TURN_ATTR_LIFETIME, (uint32_t)r->lifetime);
+    if (r->channel != 0)
+        ar_stun_build_u32(&b, AR_TURN_ATTR_CHANNEL_NUMBER, (uint32_t)r->channel << 16);
+    if (r->peer != NULL)
+        ar_stun_build_xor_addr(&b, AR_TURN_ATTR_XOR_PEER_ADDRESS, r->peer);
+    if (auth && p->have_key) {
+        ar_stun_build_attr(&b, AR_STUN_ATTR_USERNAME, g_user, strlen(g_user));
+        ar_stun_build_attr(&b, AR_STUN_ATTR_REALM, p->realm, p->realm_len);
+        ar_stun_build_attr(&b, AR_STUN_ATTR_NONCE, p->nonce, p->nonce_len);
+        ar_stun_build_integrity(&b, p->key, sizeof(p->key));
+    }
+    ar_stun_build_fingerprint(&b);
+    return ar_stun_build_finish(&b);
+}
+
+/* Keeps the REALM and NONCE of a 401 or 438 answer for the next request. */
+static void take_challenge(probe_t *p, const ar_stun_msg_t *m)
+{
+    const ar_stun_attr_t *realm = ar_stun_find(m, AR_STUN_ATTR_REALM);
+    const ar_stun_attr_t *nonce = ar_stun_find(m, AR_STUN_ATTR_NONCE);
+    if (realm != NULL && realm->len < sizeof(p->realm)) {
+        memcpy(p->realm, realm->value, realm->len);
+        p->realm_len = realm->len;
+    }
+    if (nonce != NULL && nonce->len <= sizeof(p->nonce)) {
+        memcpy(p->nonce, nonce->value, nonce->len);
+        p->nonce_len = nonce->len;
+    }
+}
+
+/*
+ * One transaction: sends r (retransmitting over UDP), returns the error code of the answer, 0 for
+ * success, or -1 on timeout or a malformed answer. On a success response checks
+ * MESSAGE-INTEGRITY when we authenticated.
+ */
+static int transact(probe_t *p, const req_t *r, int auth)
+{
+    uint8_t tid[AR_STUN_TID_LEN], out[1024], in[AR_STUN_MAX_MSG + 1];
+    ar_rand_bytes(tid, sizeof(tid));
+    int len = build(p, r, tid, out, sizeof(out), auth);
+    if (len < 0) {
+        fprintf(stderr, "turn_probe: cannot build request (%d)\n", len);
+        return -1;
+    }
+    long deadline = now_ms() + PROBE_TIMEOUT_MS;
+    while (now_ms() < deadline) {
+        if (send_all(p, out, (size_t)len) != 0)
+            return -1;
+        long rto = now_ms() + (p->tcp ? PROBE_TIMEOUT_MS : PROBE_RTO_MS);
+        ar_stun_msg_t m;
+        int got;
+        while ((got = recv_msg(p, rto < deadline ? rto : deadline, in, sizeof(in), &m)) == 1) {
+            if (memcmp(m.tid, tid, sizeof(tid)) != 0 || m.method != r->method)
+                continue; /* a Data indication, a late retransmission answer */
+            if (m.cls == AR_STUN_SUCCESS) {
+                if (auth && p->have_key && ar_stun_check_integrity(&m, p->key, 16) != 0) {
+                    fprintf(stderr, "turn_probe: success response with bad integrity\n");
+                    return -1;
+                }
+                return 0;
+            }
+            const ar_stun_attr_t *e = ar_stun_find(&m, AR_STUN_ATTR_ERROR_CODE);
+            int code;
+            const uint8_t *reason;
+            size_t rlen;
+            if (m.cls != AR_STUN_ERROR || e == NULL ||
+                ar_stun_attr_error(e, &code, &reason, &rlen) != 0) {
+                fprintf(stderr, "turn_probe: malformed answer\n");
+                return -1;
+            }
+            if (code == 401 || code == 438)
+                take_challenge(p, &m);
+            return code;
+        }
+        if (got < 0) {
+            fprintf(stderr, "turn_probe: connection closed or garbled\n");
+            return -1;
+        }
+    }
+    fprintf(stderr, "turn_probe: no answer\n");
+    return -1;
+}
+
+/* An authenticated transaction as a client makes it: learn the challenge, retry stale nonces. */
+static int transact_auth(probe_t *p, const req_t *r)
+{
+    int code = transact(p, r, 1);
+    if (code == 401 && !p->have_key && p->nonce_len > 0) {
+        if (ar_stun_long_term_key(g_user, strlen(g_user), p->realm, p->realm_len, g_pass,
+                                  strlen(g_pass), p->key) != 0)
+            return -1;
+        p->have_key = 1;
+        code = transact(p, r, 1);
+    }
+    if (code == 438)
+        code = transact(p, r, 1);
+    return code;
+}
+
+/*
+ * Releases an allocation (Refresh with LIFETIME 0) so that allocations do not pile up over UDP,
+ * where the server cannot see the client go. Best effort: the answer is not a test result.
+ */
+static void release(probe_t *p)
+{
+    req_t r = {.method = AR_TURN_REFRESH, .lifetime = 0};
+    (void)transact_auth(p, &r);
+}
+
+static int step(const char *name, int code)
+{
+    if (code < 0)
+        return -1;
+    printf("%s %d\n", name, code);
+    fflush(stdout);
+    return code;
+}
+
+static int allocate(probe_t *p, const struct sockaddr *peer, int tcp_relay)
+{
+    req_t r = {.method = AR_TURN_ALLOCATE, .transport = tcp_relay ? 6 : 17, .lifetime = -1};
+    if (peer != NULL && peer->sa_family == AF_INET6)
+        r.family = 2;
+    return step("allocate", transact_auth(p, &r));
+}
+
+/* Sends the Send indication and ChannelData of the "send" action; no answers to wait for. */
+static int send_data(probe_t *p, const struct sockaddr *peer)
+{
+    static const char payload[] = "anteroom-probe";
+    uint8_t tid[AR_STUN_TID_LEN], out[256];
+    ar_rand_bytes(tid, sizeof(tid));
+    ar_stun_builder_t b;
+    ar_stun_build_start(&b, out, sizeof(out), AR_TURN_SEND, AR_STUN_INDICATION, tid);
+    ar_stun_build_xor_addr(&b, AR_TURN_ATTR_XOR_PEER_ADDRESS, peer);
+    ar_stun_build_attr(&b, AR_TURN_ATTR_DATA, payload, sizeof(payload) - 1);
+    ar_stun_build_fingerprint(&b);
+    int len = ar_stun_build_finish(&b);
+    if (len < 0 || send_all(p, out, (size_t)len) != 0)
+        return -1;
+    uint8_t cd[4 + sizeof(payload) + 3] = {PROBE_CHANNEL >> 8, PROBE_CHANNEL & 0xff, 0,
+                                           sizeof(payload) - 1};
+    memcpy(cd + 4, payload, sizeof(payload) - 1);
+    size_t cdlen = 4 + sizeof(payload) - 1;
+    if (p->tcp)
+        cdlen = (cdlen + 3) & ~(size_t)3;
+    return send_all(p, cd, cdlen);
+}
+
+/* Counts datagrams reaching a dual-stack listener on the peer port within ms milliseconds. */
+static int count_delivered(int lfd, int ms)
+{
+    int n = 0;
+    long deadline = now_ms() + ms;
+    for (;;) {
+        long left = deadline - now_ms();
+        struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            return n;
+        uint8_t buf[2048];
+        if (recv(lfd, buf, sizeof(buf), 0) >= 0)
+            n++;
+    }
+}
+
+static int listen_udp(uint16_t port)
+{
+    int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+    int off = 0;
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+    if (fd < 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0 ||
+        bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        perror("turn_probe: peer listener");
+        return -1;
+    }
+    return fd;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: turn_probe -s SERVER:PORT -u USER -w PASS [-t] [-p PEER] [-P PORT] "
+                    "[-H SECONDS] [-b SOURCE] allocate [N] | permission | channel | send | connect "
+                    "| stale SECONDS\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *server = NULL, *peer_s = "127.0.0.1";
+    long peer_port = 3480;
+    int tcp = 0, opt;
+    long hold = 0;
+    const char *source = NULL;
+    while ((opt = getopt(argc, argv, "s:u:w:tp:P:H:b:")) != -1) {
+        switch (opt) {
+        case 's':
+            server = optarg;
+            break;
+        case 'u':
+            g_user = optarg;
+            break;
+        case 'w':
+            g_pass = optarg;
+            break;
+        case 't':
+            tcp = 1;
+            break;
+        case 'p':
+            peer_s = optarg;
+            break;
+        case 'P':
+            peer_port = strtol(optarg, NULL, 10);
+            break;
+        case 'H':
+            hold = strtol(optarg, NULL, 10);
+            break;
+        case 'b':
+            source = optarg;
+            break;
+        default:
+            usage();
+        }
+    }
+    if (server == NULL || g_user == NULL || g_pass == NULL || optind >= argc || peer_port < 1 ||
+        peer_port > 65535 || hold < 0 || hold > 60)
+        usage();
+    const char *action = argv[optind];
+    const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+    struct sockaddr_storage peer;
+    if (parse_addr(server, 0, 0, &g_server) != 0 ||
+        parse_addr(peer_s, 1, (uint16_t)peer_port, &peer) != 0 ||
+        (source != NULL && parse_addr(source, 1, 0, &g_source) != 0))
+        usage();
+    if (ar_rand_init() != 0)
+        return 1;
+    const struct sockaddr *pa = (const struct sockaddr *)&peer;
+
+    static probe_t probes[PROBE_MAX_ALLOCS];
+    probe_t *p = &probes[0];
+    int rc = 0;
+    if (strcmp(action, "allocate") == 0) {
+        long n = arg != NULL ? strtol(arg, NULL, 10) : 1;
+        if (n < 1 || n > PROBE_MAX_ALLOCS)
+            usage();
+        long i;
+        for (i = 0; i < n && rc >= 0; i++)
+            rc = probe_open(&probes[i], tcp) != 0 ? -1 : allocate(&probes[i], pa, 0);
+        if (rc >= 0)
+            sleep((unsigned)hold);
+        while (i-- > 0)
+            release(&probes[i]);
+        return rc < 0;
+    }
+    if (probe_open(p, tcp) != 0)
+        return 1;
+    if (strcmp(action, "connect") == 0) {
+        if (!tcp)
+            usage();
+        rc = allocate(p, pa, 1);
+        if (rc != 0)
+            return rc < 0;
+        req_t r = {.method = AR_TURN_CONNECT, .lifetime = -1, .peer = pa};
+        rc = step("connect", transact_auth(p, &r));
+        release(p);
+        return rc < 0;
+    }
+    rc = allocate(p, pa, 0);
+    if (rc != 0)
+        return rc < 0;
+    if (strcmp(action, "permission") == 0) {
+        req_t r = {.method = AR_TURN_CREATE_PERMISSION, .lifetime = -1, .peer = pa};
+        rc = step("permission", transact_auth(p, &r));
+    } else if (strcmp(action, "channel") == 0) {
+        req_t r = {
+            .method = AR_TURN_CHANNEL_BIND, .lifetime = -1, .peer = pa, .channel = PROBE_CHANNEL};
+        rc = step("channel", transact_auth(p, &r));
+    } else if (strcmp(action, "send") == 0) {
+        int lfd = listen_udp((uint16_t)peer_port);
+        req_t perm = {.method = AR_TURN_CREATE_PERMISSION, .lifetime = -1, .peer = pa};
+        req_t chan = {
+            .method = AR_TURN_CHANNEL_BIND, .lifetime = -1, .peer = pa, .channel = PROBE_CHANNEL};
+        if (lfd < 0 || step("permission", transact_auth(p, &perm)) < 0 ||
+            step("channel", transact_auth(p, &chan)) < 0 || send_data(p, pa) != 0)
+            return 1;
+        printf("delivered %d\n", count_delivered(lfd, 1000));
+        close(lfd);
+    } else if (strcmp(action, "stale") == 0 && arg != NULL) {
+        long secs = strtol(arg, NULL, 10);
+        if (secs < 0 || secs > 600)
+            usage();
+        sleep((unsigned)secs);
+        req_t r = {.method = AR_TURN_REFRESH, .lifetime = 600};
+        /* No automatic retry here: the first answer to the old nonce is what is tested. */
+        rc = step("refresh-stale", transact(p, &r, 1));
+        if (rc == 438)
+            rc = step("refresh", transact(p, &r, 1));
+    } else {
+        usage();
+    }
+    release(p);
+    return rc < 0;
+}
