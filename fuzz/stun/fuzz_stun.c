@@ -182,6 +182,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(kind >= 0 && kind <= 2);
     fuzz_channel(data, size);
 
+    /* RFC 3489 Binding: an answer is small (no amplification) and echoes the transaction id. */
+    struct sockaddr_in src = {.sin_family = AF_INET, .sin_port = htons(4242)};
+    uint8_t classic[64];
+    int cn = ar_stun_classic_binding_response(data, size, (struct sockaddr *)&src, classic,
+                                              sizeof(classic));
+    CHECK(cn == 0 || (cn == 32 && size >= 20 && memcmp(classic + 4, data + 4, 16) == 0));
+
     ar_stun_msg_t m;
     if (ar_stun_parse(data, size, &m) != 0)
         return 0;

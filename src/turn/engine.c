@@ -579,6 +579,25 @@ static void handle_binding(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
         e->tp.send_client(e->tp.ctx, t, e->out, (size_t)len);
 }
 
+/* RFC 3489 clients (no magic cookie) get their mapped address, rate limited like any Binding. */
+static void handle_classic_binding(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
+                                   const uint8_t *buf, size_t len)
+{
+    if (!ar__turn_rate_ok(e, &t->client)) {
+        e->stats.rate_limited++;
+        return;
+    }
+    struct sockaddr_storage mapped;
+    ar_turn_addr_to_sa(&t->client, &mapped);
+    int n = ar_stun_classic_binding_response(buf, len, (struct sockaddr *)&mapped, e->out,
+                                             sizeof(e->out));
+    if (n <= 0) {
+        e->stats.bad_packets++;
+        return;
+    }
+    e->tp.send_client(e->tp.ctx, t, e->out, (size_t)n);
+}
+
 static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg)
 {
     if (msg->method == AR_STUN_BINDING) {
@@ -720,6 +739,12 @@ void ar_turn_engine_on_client(ar_turn_engine_t *e, const ar_turn_tuple_t *t, uin
 {
     if (len >= 4 && (buf[0] & 0xc0) == 0x40) {
         handle_channel_data(e, t, buf, len);
+        return;
+    }
+    if (len >= 8 && (buf[0] & 0xc0) == 0 &&
+        ((uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7]) !=
+            AR_STUN_MAGIC_COOKIE) {
+        handle_classic_binding(e, t, buf, len);
         return;
     }
     ar_stun_msg_t msg;

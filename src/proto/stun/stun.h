@@ -174,6 +174,15 @@ void ar_stun_build_fingerprint(ar_stun_builder_t *b);
 AR_MUST_CHECK int ar_stun_build_finish(ar_stun_builder_t *b);
 
 /*
+ * Answers an RFC 3489 ("classic STUN") Binding request: one without the magic cookie, as Debian's
+ * `stun` client sends. Writes a Binding response with MAPPED-ADDRESS = mapped (the request's
+ * source) into out. Returns its length, 0 when req is not such a request or asks for something we
+ * do not do (a CHANGE-REQUEST for another address or port), AR_ETOOBIG or AR_EINVAL.
+ */
+int ar_stun_classic_binding_response(const uint8_t *req, size_t len, const struct sockaddr *mapped,
+                                     uint8_t *out, size_t cap);
+
+/*
  * ChannelData (RFC 8656 section 12.4): 4-byte header, then data; padded to 4 over streams.
  * RFC 8656 narrowed channel numbers to 0x4000-0x4fff, but RFC 5766 clients (coturn's
  * turnutils_uclient among them) still pick up to 0x7fff, and the leading bits 01 keep those

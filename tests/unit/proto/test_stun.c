@@ -622,15 +622,63 @@ static void test_classify(void **state)
     assert_int_equal(ar_stun_classify(tls, sizeof(tls), &need), 0);
 }
 
+/* RFC 3489 Binding requests, as Debian's stun 0.97 sends them, get MAPPED-ADDRESS. */
+static void test_classic_binding(void **state)
+{
+    (void)state;
+    uint8_t req[28] = {0x00, 0x01, 0x00, 0x08};
+    for (int i = 4; i < 20; i++)
+        req[i] = (uint8_t)(0xa0 + i); /* 128-bit transaction id, no magic cookie */
+    req[21] = 0x03;                   /* CHANGE-REQUEST, length 4, no flags */
+    req[23] = 0x04;
+    struct sockaddr_in src = {.sin_family = AF_INET, .sin_port = htons(40000)};
+    src.sin_addr.s_addr = htonl(0xc0000201); /* 192.0.2.1 */
+    uint8_t out[64];
+    int n = ar_stun_classic_binding_response(req, sizeof(req), (struct sockaddr *)&src, out,
+                                             sizeof(out));
+    assert_int_equal(n, 32);
+    static const uint8_t attr[12] = {0x00, 0x01, 0x00, 0x08, 0x00, 0x01,
+                                     0x9c, 0x40, 0xc0, 0x00, 0x02, 0x01};
+    assert_int_equal(out[0], 0x01);
+    assert_int_equal(out[1], 0x01);
+    assert_int_equal(out[3], 12);
+    assert_memory_equal(out + 4, req + 4, 16);
+    assert_memory_equal(out + 20, attr, sizeof(attr));
+    /* A change of address or port we cannot make: no answer. */
+    req[27] = 0x06;
+    assert_int_equal(ar_stun_classic_binding_response(req, sizeof(req), (struct sockaddr *)&src,
+                                                      out, sizeof(out)),
+                     0);
+    req[27] = 0;
+    /* A modern request (magic cookie), a wrong length, and a too small buffer. */
+    uint8_t modern[20] = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42};
+    assert_int_equal(ar_stun_classic_binding_response(modern, sizeof(modern),
+                                                      (struct sockaddr *)&src, out, sizeof(out)),
+                     0);
+    assert_int_equal(ar_stun_classic_binding_response(req, sizeof(req) - 4, (struct sockaddr *)&src,
+                                                      out, sizeof(out)),
+                     0);
+    assert_int_equal(
+        ar_stun_classic_binding_response(req, sizeof(req), (struct sockaddr *)&src, out, 16),
+        AR_ETOOBIG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc5769_request),    cmocka_unit_test(test_rfc5769_responses),
-        cmocka_unit_test(test_rfc5769_long_term),  cmocka_unit_test(test_type_round_trip),
-        cmocka_unit_test(test_builder_round_trip), cmocka_unit_test(test_build_error),
-        cmocka_unit_test(test_builder_errors),     cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_decoders_reject),    cmocka_unit_test(test_channel_data),
-        cmocka_unit_test(test_classify),           cmocka_unit_test(test_integrity_against_openssl),
+        cmocka_unit_test(test_classic_binding),
+        cmocka_unit_test(test_rfc5769_request),
+        cmocka_unit_test(test_rfc5769_responses),
+        cmocka_unit_test(test_rfc5769_long_term),
+        cmocka_unit_test(test_type_round_trip),
+        cmocka_unit_test(test_builder_round_trip),
+        cmocka_unit_test(test_build_error),
+        cmocka_unit_test(test_builder_errors),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_decoders_reject),
+        cmocka_unit_test(test_channel_data),
+        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_integrity_against_openssl),
         cmocka_unit_test(test_channel_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
