@@ -49,7 +49,7 @@ int ar_app_unseal(const uint8_t key[AR_SEAL_KEY_BYTES], const uint8_t *in, size_
 
 /* Recovery codes: 10 of "xxxx-xxxx-xxxx" (base32, 60 bits each). */
 #define AR_RECOVERY_CODES 10
-#define AR_RECOVERY_TEXT 15
+#define AR_RECOVERY_TEXT 14
 /* Hashes a typed recovery code after normalising it (case, dashes, spaces); AR_EINVAL when it
  * cannot be one. */
 int ar_app_recovery_hash(const char *code, size_t len, uint8_t out[32]);

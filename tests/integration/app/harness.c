@@ -112,7 +112,8 @@ static void serve(void)
                        .max_body = 4096,
                        .clock = test_clock,
                        .pwhash_ops = crypto_pwhash_OPSLIMIT_MIN,
-                       .pwhash_mem = crypto_pwhash_MEMLIMIT_MIN};
+                       .pwhash_mem = crypto_pwhash_MEMLIMIT_MIN,
+                       .seal_key = (const uint8_t *)"test seal key: 32 bytes exactly!"};
     if (rc == 0)
         rc = ar_app_start(&loop, &o, &app);
     CHECK(rc == 0);
