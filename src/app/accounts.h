@@ -28,8 +28,8 @@ uint32_t ar_app_hotp(const uint8_t *key, size_t keylen, uint64_t step, unsigned 
  * AR_TOTP_WINDOW. A step at or before last_step was already used and is refused (codes usable
  * once). Returns 0 with *step set to the matched step, or AR_EAUTH.
  */
-int ar_app_totp_check(const uint8_t *key, size_t keylen, int64_t now, const char *code,
-                      size_t len, int64_t last_step, int64_t *step);
+int ar_app_totp_check(const uint8_t *key, size_t keylen, int64_t now, const char *code, size_t len,
+                      int64_t last_step, int64_t *step);
 /* RFC 4648 base32 without padding; out holds ((len * 8 + 4) / 5) + 1 bytes. */
 void ar_app_base32(const uint8_t *in, size_t len, char *out);
 /* otpauth://totp/Anteroom:<email>?secret=...&issuer=Anteroom&... (percent-encoded label).
@@ -41,8 +41,7 @@ char *ar_app_qr_svg(const char *text);
 /* Sealing the TOTP secret at rest (crypto_secretbox: nonce || box). */
 #define AR_SEAL_KEY_BYTES 32
 #define AR_SEALED_BYTES(n) (24 + 16 + (n))
-void ar_app_seal(const uint8_t key[AR_SEAL_KEY_BYTES], const uint8_t *in, size_t len,
-                 uint8_t *out);
+void ar_app_seal(const uint8_t key[AR_SEAL_KEY_BYTES], const uint8_t *in, size_t len, uint8_t *out);
 /* Returns 0 or AR_EAUTH (wrong key or altered). out holds len - 40 bytes. */
 int ar_app_unseal(const uint8_t key[AR_SEAL_KEY_BYTES], const uint8_t *in, size_t len,
                   uint8_t *out);

@@ -47,7 +47,7 @@ typedef struct ar__session_s {
     int present;        /* the request had a well-formed cookie */
     int64_t account_id; /* 0 when no valid session */
     int is_operator;
-    unsigned clinic_roles; /* roles in the route's {clinic} */
+    unsigned clinic_roles;    /* roles in the route's {clinic} */
     int64_t authenticated_at; /* when the password was last proven (re-authentication) */
     int mfa_missing;          /* the account must enrol a second factor before clinic work */
 } ar__session_t;

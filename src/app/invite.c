@@ -173,8 +173,8 @@ static int find_invite(ar_store_conn_t *c, ar__req_t *r, const uint8_t hash[32],
 static int consume(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv, int64_t account)
 {
     ar_store_stmt_t *st;
-    int rc = ar__prep(c, "UPDATE invitations SET used_at = $2 WHERE id = $1 AND used_at IS NULL",
-                      &st);
+    int rc =
+        ar__prep(c, "UPDATE invitations SET used_at = $2 WHERE id = $1 AND used_at IS NULL", &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, iv->id);
@@ -288,8 +288,7 @@ static int accept_new(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv)
         rc = ar__session_open(c, r, account, AR_AUDIT_SIGNIN);
     if (rc < 0)
         return rc;
-    r->out = json_pack("{s:I,s:b}", "account_id", (json_int_t)account, "mfa_enrolment_required",
-                       1);
+    r->out = json_pack("{s:I,s:b}", "account_id", (json_int_t)account, "mfa_enrolment_required", 1);
     r->out_status = 201;
     return r->out != NULL ? 0 : AR_ENOMEM;
 }

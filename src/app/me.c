@@ -231,15 +231,14 @@ static int password_job(ar_store_conn_t *c, void *arg)
         return rc;
     json_t *jp = json_object_get(r->body, "password");
     const char *why = NULL;
-    if (ar_app_password_policy(json_string_value(jp), json_string_length(jp), email,
-                               strlen(email), &why) < 0) {
+    if (ar_app_password_policy(json_string_value(jp), json_string_length(jp), email, strlen(email),
+                               &why) < 0) {
         refuse(r, 400, why, "the password does not meet the policy (docs/api.md)");
         return 0;
     }
     char hash[crypto_pwhash_STRBYTES];
     rc = ar_app_password_hash(json_string_value(jp), json_string_length(jp),
-                              r->app->opts.pwhash_ops, r->app->opts.pwhash_mem, hash,
-                              sizeof(hash));
+                              r->app->opts.pwhash_ops, r->app->opts.pwhash_mem, hash, sizeof(hash));
     if (rc < 0)
         return rc;
     rc = ar_store_begin(c);

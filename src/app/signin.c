@@ -277,9 +277,8 @@ int ar__second_factor(ar_store_conn_t *c, ar__req_t *r, int64_t account)
         return rc;
     /* The step is taken only if no one took it (or a later one) meanwhile: a code is used
      * once even by two instances at the same moment. */
-    rc = ar__prep(c,
-                  "UPDATE accounts SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2",
-                  &st);
+    rc = ar__prep(
+        c, "UPDATE accounts SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2", &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, account);
@@ -470,8 +469,9 @@ static int mfa_job(ar_store_conn_t *c, void *arg)
     }
     crypto_hash_sha256(hash, tok, sizeof(tok));
     ar_store_stmt_t *st;
-    rc = ar__prep(c, "SELECT account_id FROM mfa_challenges WHERE token_hash = $1 AND "
-                     "expires_at > $2",
+    rc = ar__prep(c,
+                  "SELECT account_id FROM mfa_challenges WHERE token_hash = $1 AND "
+                  "expires_at > $2",
                   &st);
     if (rc < 0)
         return rc;

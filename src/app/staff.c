@@ -127,9 +127,8 @@ static int list_job(ar_store_conn_t *c, void *arg)
                 rc = AR_ENOMEM;
             last = id;
         }
-        if (rc == 0 &&
-            json_array_append_new(json_object_get(cur, "roles"),
-                                  json_string(ar_store_col_text(st, 5, NULL))) != 0)
+        if (rc == 0 && json_array_append_new(json_object_get(cur, "roles"),
+                                             json_string(ar_store_col_text(st, 5, NULL))) != 0)
             rc = AR_ENOMEM;
     }
     ar_store_finalize(st);
@@ -199,9 +198,8 @@ static int roles_job(ar_store_conn_t *c, void *arg)
             continue;
         const char *name = ar_app_role_name(b);
         ar_store_stmt_t *st;
-        rc = ar__prep(c,
-                      "INSERT INTO memberships (account_id, clinic_id, role) VALUES ($1, $2, $3)",
-                      &st);
+        rc = ar__prep(
+            c, "INSERT INTO memberships (account_id, clinic_id, role) VALUES ($1, $2, $3)", &st);
         if (rc < 0)
             break;
         rc = ar_store_bind_int64(st, 1, account);

@@ -19,8 +19,7 @@ uint32_t ar_app_hotp(const uint8_t *key, size_t keylen, uint64_t step, unsigned 
     unsigned maclen = 0;
     for (int i = 0; i < 8; i++)
         msg[i] = (uint8_t)(step >> (56 - 8 * i));
-    if (HMAC(EVP_sha1(), key, (int)keylen, msg, sizeof(msg), mac, &maclen) == NULL ||
-        maclen != 20)
+    if (HMAC(EVP_sha1(), key, (int)keylen, msg, sizeof(msg), mac, &maclen) == NULL || maclen != 20)
         return UINT32_MAX; /* never a valid code: the caller's compare fails */
     /* Dynamic truncation (RFC 4226 section 5.3). */
     unsigned off = mac[19] & 0x0f;
@@ -33,8 +32,8 @@ uint32_t ar_app_hotp(const uint8_t *key, size_t keylen, uint64_t step, unsigned 
     return bin % mod;
 }
 
-int ar_app_totp_check(const uint8_t *key, size_t keylen, int64_t now, const char *code,
-                      size_t len, int64_t last_step, int64_t *step)
+int ar_app_totp_check(const uint8_t *key, size_t keylen, int64_t now, const char *code, size_t len,
+                      int64_t last_step, int64_t *step)
 {
     if (len != AR_TOTP_DIGITS || now < 0)
         return AR_EAUTH;
@@ -144,15 +143,13 @@ char *ar_app_qr_svg(const char *text)
     return svg;
 }
 
-void ar_app_seal(const uint8_t key[AR_SEAL_KEY_BYTES], const uint8_t *in, size_t len,
-                 uint8_t *out)
+void ar_app_seal(const uint8_t key[AR_SEAL_KEY_BYTES], const uint8_t *in, size_t len, uint8_t *out)
 {
     randombytes_buf(out, crypto_secretbox_NONCEBYTES);
     crypto_secretbox_easy(out + crypto_secretbox_NONCEBYTES, in, len, out, key);
 }
 
-int ar_app_unseal(const uint8_t key[AR_SEAL_KEY_BYTES], const uint8_t *in, size_t len,
-                  uint8_t *out)
+int ar_app_unseal(const uint8_t key[AR_SEAL_KEY_BYTES], const uint8_t *in, size_t len, uint8_t *out)
 {
     if (len < AR_SEALED_BYTES(0))
         return AR_EAUTH;

@@ -44,15 +44,15 @@ static int call(const char *method, const char *path, const char *cookie, const 
     return status;
 }
 
-static void expect_code(const char *method, const char *path, const char *cookie,
-                        const char *csrf, const char *body, int status, const char *code)
+static void expect_code(const char *method, const char *path, const char *cookie, const char *csrf,
+                        const char *body, int status, const char *code)
 {
     json_t *j = NULL;
     int got = call(method, path, cookie, csrf, body, &j, NULL);
     const char *c = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
     if (got != status || (code != NULL && (c == NULL || strcmp(c, code) != 0))) {
-        fprintf(stderr, "%s %s: got %d %s, want %d %s\n", method, path, got, c ? c : "",
-                status, code ? code : "");
+        fprintf(stderr, "%s %s: got %d %s, want %d %s\n", method, path, got, c ? c : "", status,
+                code ? code : "");
         exit(1);
     }
     json_decref(j);
@@ -69,8 +69,7 @@ static void take_session(resp_t *r, json_t *j, sess_t *s)
     char sc[300];
     CHECK(h_header(r, "set-cookie", sc, sizeof(sc)) != NULL);
     snprintf(s->cookie, sizeof(s->cookie), "%.*s", (int)strcspn(sc, ";"), sc);
-    snprintf(s->csrf, sizeof(s->csrf), "%s",
-             json_string_value(json_object_get(j, "csrf_token")));
+    snprintf(s->csrf, sizeof(s->csrf), "%s", json_string_value(json_object_get(j, "csrf_token")));
 }
 
 static void signin_plain(const char *email, const char *pw, sess_t *s)
@@ -235,8 +234,8 @@ static void test_enrolment(sess_t *s)
     b32_decode(secret, totp_key, &totp_keylen);
     CHECK(totp_keylen == AR_TOTP_KEY_BYTES);
     json_decref(j);
-    expect_code("POST", "/api/v1/me/totp/confirm", s->cookie, s->csrf, "{\"code\":\"000000\"}",
-                400, "bad_code");
+    expect_code("POST", "/api/v1/me/totp/confirm", s->cookie, s->csrf, "{\"code\":\"000000\"}", 400,
+                "bad_code");
     char code[7], body[100];
     code_now(code);
     snprintf(body, sizeof(body), "{\"code\":\"%s\"}", code);
@@ -280,10 +279,10 @@ static void test_enrolment(sess_t *s)
     h_clock_set(t0 + AR_MFA_CHALLENGE_S);
     next_step();
     code_now(code);
-    expect_code("POST", "/api/v1/session/mfa", NULL, NULL,
-                (snprintf(body, sizeof(body), "{\"mfa_token\":\"%s\",\"code\":\"%s\"}", tok, code),
-                 body),
-                401, "mfa_expired");
+    expect_code(
+        "POST", "/api/v1/session/mfa", NULL, NULL,
+        (snprintf(body, sizeof(body), "{\"mfa_token\":\"%s\",\"code\":\"%s\"}", tok, code), body),
+        401, "mfa_expired");
     sql("DELETE FROM addr_backoff");
     /* A fresh session for what follows (the one above has idled across the expiry). */
     signin_first(new_email, new_pw, tok, sizeof(tok));
@@ -304,8 +303,7 @@ static void test_reauth(sess_t *s)
     expect_code("POST", "/api/v1/me/totp", s->cookie, s->csrf, NULL, 403, "reauth_required");
     /* The password alone does not re-authenticate an account with a second factor. */
     snprintf(body, sizeof(body), "{\"password\":\"%s\"}", new_pw);
-    expect_code("POST", "/api/v1/session/reauth", s->cookie, s->csrf, body, 401,
-                "bad_credentials");
+    expect_code("POST", "/api/v1/session/reauth", s->cookie, s->csrf, body, 401, "bad_credentials");
     next_step();
     code_now(code);
     snprintf(body, sizeof(body), "{\"password\":\"%s\",\"code\":\"%s\"}", new_pw, code);
@@ -339,8 +337,8 @@ static void test_staff(sess_t *s)
     char rb[200];
     snprintf(rb, sizeof(rb), "{\"password\":\"%s\"}", h_password);
     expect_code("POST", "/api/v1/session/reauth", admin.cookie, admin.csrf, rb, 204, NULL);
-    expect_code("PUT", path, admin.cookie, admin.csrf,
-                "{\"account_id\":1,\"roles\":\"operator\"}", 400, "bad_request");
+    expect_code("PUT", path, admin.cookie, admin.csrf, "{\"account_id\":1,\"roles\":\"operator\"}",
+                400, "bad_request");
     expect_code("PUT", path, admin.cookie, admin.csrf, body, 204, NULL);
     /* Not a member of this clinic (the operator): 404, so nothing about it is learnt. */
     expect_code("PUT", path, admin.cookie, admin.csrf, "{\"account_id\":1,\"roles\":\"reporter\"}",
@@ -458,11 +456,20 @@ static void audit_checks(const ar_store_opts_t *opts)
     int64_t rows;
     CHECK(ar_app_audit_verify(c, &rows) == 0);
     static const char *const want[] = {
-        AR_AUDIT_SIGNIN,          AR_AUDIT_SIGNIN_FAILED,      AR_AUDIT_SIGNIN_MFA_FAILED,
-        AR_AUDIT_SIGNIN_LOCKED,   AR_AUDIT_REAUTH,             AR_AUDIT_REAUTH_FAILED,
-        AR_AUDIT_MFA_ENROLLED,    AR_AUDIT_MFA_RECOVERY_USED,  AR_AUDIT_MFA_RESET,
-        AR_AUDIT_ROLES_CHANGED,   AR_AUDIT_INVITATION_CREATED, AR_AUDIT_INVITATION_ACCEPTED,
-        AR_AUDIT_STAFF_DEACTIVATED, AR_AUDIT_PASSWORD_CHANGED,
+        AR_AUDIT_SIGNIN,
+        AR_AUDIT_SIGNIN_FAILED,
+        AR_AUDIT_SIGNIN_MFA_FAILED,
+        AR_AUDIT_SIGNIN_LOCKED,
+        AR_AUDIT_REAUTH,
+        AR_AUDIT_REAUTH_FAILED,
+        AR_AUDIT_MFA_ENROLLED,
+        AR_AUDIT_MFA_RECOVERY_USED,
+        AR_AUDIT_MFA_RESET,
+        AR_AUDIT_ROLES_CHANGED,
+        AR_AUDIT_INVITATION_CREATED,
+        AR_AUDIT_INVITATION_ACCEPTED,
+        AR_AUDIT_STAFF_DEACTIVATED,
+        AR_AUDIT_PASSWORD_CHANGED,
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         ar_store_stmt_t *st;

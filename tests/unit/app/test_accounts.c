@@ -65,8 +65,9 @@ static void totp_window_and_replay(void **state)
 static void base32_uri_qr(void **state)
 {
     (void)state;
-    static const char *const want[] = {"", "MY", "MZXQ", "MZXW6", "MZXW6YQ", "MZXW6YTB",
-                                       "MZXW6YTBOI"}; /* RFC 4648 section 10, unpadded */
+    static const char *const want[] = {
+        "",        "MY",       "MZXQ",      "MZXW6",
+        "MZXW6YQ", "MZXW6YTB", "MZXW6YTBOI"}; /* RFC 4648 section 10, unpadded */
     char out[32];
     for (size_t n = 0; n <= 6; n++) {
         ar_app_base32((const uint8_t *)"foobar", n, out);
