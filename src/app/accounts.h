@@ -90,7 +90,7 @@ int ar_app_backoff_clear(ar_store_conn_t *c, const uint8_t addr[32]);
  * this session within this many seconds (POST /api/v1/session/reauth). */
 #define AR_REAUTH_S 300
 /* An invitation link lives this long. */
-#define AR_INVITE_TTL_S (72 * 3600)
+#define AR_INVITE_TTL_S ((int64_t)72 * 3600)
 /* The second step of a sign-in must come within this long. */
 #define AR_MFA_CHALLENGE_S 300
 
