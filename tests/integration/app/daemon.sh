@@ -29,6 +29,16 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d
   -out "$dir/cert.pem" -subj /CN=localhost -days 2 -addext subjectAltName=IP:127.0.0.1 \
   2>/dev/null
 
+# A malformed TOTP sealing key stops the daemon before it serves anything.
+if ANTEROOM_APP_SEAL_KEY=not-hex "$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" \
+  --origin "https://127.0.0.1:$port" --listen-port "$port" --health-port "$hport" \
+  --store-target "$dir/app.db" --web-dir "$web" >"$dir/badkey" 2>&1; then
+  echo "a malformed seal key was accepted"; exit 1
+fi
+grep -q app_seal_key_invalid "$dir/badkey" || { cat "$dir/badkey"; exit 1; }
+echo "ok malformed seal key refused"
+
+ANTEROOM_APP_SEAL_KEY=$(openssl rand -hex 32) \
 "$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" --origin "https://127.0.0.1:$port" \
   --listen-port "$port" --health-port "$hport" --store-target "$dir/app.db" --web-dir "$web" \
   >"$dir/log" 2>&1 &
