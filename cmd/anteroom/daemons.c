@@ -7,7 +7,9 @@
 
 #include "anteroom/alloc.h"
 
+#include <limits.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -106,9 +108,123 @@ static int build_turn(const ar__up_conf_t *conf, const ar__up_state_t *st, unsig
     return 0;
 }
 
-/* Add anteroom-app, -signal and -monitor here as their issues land. */
+/* The built web client next to the build tree's binaries (build/<preset>/web), if any. */
+static int web_dir(char *out, size_t outlen)
+{
+    char exe[PATH_MAX];
+    size_t size = sizeof(exe);
+    if (uv_exepath(exe, &size) != 0)
+        return 0;
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return 0;
+    *slash = '\0';
+    char probe[PATH_MAX + 32];
+    snprintf(probe, sizeof(probe), "%s/../../web/manifest.json", exe);
+    char real[PATH_MAX];
+    if (realpath(probe, real) == NULL)
+        return 0;
+    *strrchr(real, '/') = '\0';
+    snprintf(out, outlen, "%s", real);
+    return 1;
+}
+
+/*
+ * anteroom-app on SQLite in the state directory, with the servers file up_app.c wrote. The app
+ * only speaks HTTPS, so it needs the certificate: with --no-tls the row is skipped. Its TURN
+ * secret is the relay's, passed in the environment like the relay's.
+ */
+static int build_app(const ar__up_conf_t *conf, const ar__up_state_t *st, unsigned metrics_port,
+                     ar__daemon_cmd_t *cmd)
+{
+    if (conf->no_tls)
+        return AR_EUNSUPPORTED;
+    char db[PATH_MAX + 16], servers[PATH_MAX + 16], origin[300], web[PATH_MAX];
+    snprintf(db, sizeof(db), "%s/app.db", st->dir);
+    snprintf(servers, sizeof(servers), "%s/servers.json", st->dir);
+    const char *host = ar__up_public_host(conf);
+    int v6 = strchr(host, ':') != NULL;
+    snprintf(origin, sizeof(origin), "https://%s%s%s:%lld", v6 ? "[" : "", host, v6 ? "]" : "",
+             (long long)conf->app_port);
+    int rc = 0;
+    rc = rc ? rc : ar__cmd_arg(cmd, "--listen-host");
+    rc = rc ? rc : ar__cmd_arg(cmd, conf->bind);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--listen-port");
+    rc = rc ? rc : cmd_arg_int(cmd, conf->app_port);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--cert");
+    rc = rc ? rc : ar__cmd_arg(cmd, st->cert);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--key");
+    rc = rc ? rc : ar__cmd_arg(cmd, st->key);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--origin");
+    rc = rc ? rc : ar__cmd_arg(cmd, origin);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--store-target");
+    rc = rc ? rc : ar__cmd_arg(cmd, db);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--servers");
+    rc = rc ? rc : ar__cmd_arg(cmd, servers);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--health-port");
+    rc = rc ? rc : cmd_arg_int(cmd, metrics_port);
+    if (web_dir(web, sizeof(web))) {
+        rc = rc ? rc : ar__cmd_arg(cmd, "--web-dir");
+        rc = rc ? rc : ar__cmd_arg(cmd, web);
+    }
+    rc = rc ? rc : ar__cmd_env(cmd, "ANTEROOM_APP_TURN_SECRET", st->turn_secret);
+    if (rc != 0)
+        return rc;
+    char a[80];
+    host_port(a, sizeof(a), conf->bind, conf->app_port);
+    snprintf(cmd->listeners, sizeof(cmd->listeners), "https %.79s (origin %.150s)", a, origin);
+    snprintf(cmd->metrics_url, sizeof(cmd->metrics_url), "http://127.0.0.1:%u/metrics",
+             metrics_port);
+    return 0;
+}
+
+/*
+ * anteroom-monitor: HTTPS on --bind two ports above the app's (the signalling node takes the one
+ * between), with the state's certificate, its aggregates in the app's SQLite file, and the token
+ * public keys ar__up_app_prepare exports (secrets/token-keys.pub). The origin is the app's, the
+ * only one allowed to send statistics. Like the app it speaks only HTTPS: skipped with --no-tls.
+ */
+static int build_monitor(const ar__up_conf_t *conf, const ar__up_state_t *st, unsigned metrics_port,
+                         ar__daemon_cmd_t *cmd)
+{
+    if (conf->no_tls)
+        return AR_EUNSUPPORTED;
+    char origin[300], keys[PATH_MAX + 32], db[PATH_MAX + 32], a[80];
+    const char *host = ar__up_public_host(conf);
+    int v6 = strchr(host, ':') != NULL;
+    int64_t port = conf->app_port + 2;
+    snprintf(origin, sizeof(origin), "https://%s%s%s:%lld", v6 ? "[" : "", host, v6 ? "]" : "",
+             (long long)conf->app_port);
+    snprintf(keys, sizeof(keys), "%s/secrets/token-keys.pub", st->dir);
+    snprintf(db, sizeof(db), "%s/app.db", st->dir);
+    const char *const args[][2] = {
+        {"--listen-host", conf->bind},  {"--cert", st->cert}, {"--key", st->key},
+        {"--origin", origin},           {"--keys", keys},     {"--store-target", db},
+        {"--health-host", "127.0.0.1"},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(args) / sizeof(args[0]) && rc == 0; i++) {
+        rc = ar__cmd_arg(cmd, args[i][0]);
+        rc = rc ? rc : ar__cmd_arg(cmd, args[i][1]);
+    }
+    rc = rc ? rc : ar__cmd_arg(cmd, "--listen-port");
+    rc = rc ? rc : cmd_arg_int(cmd, port);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--health-port");
+    rc = rc ? rc : cmd_arg_int(cmd, metrics_port);
+    if (rc != 0)
+        return rc;
+    host_port(a, sizeof(a), conf->bind, port);
+    snprintf(cmd->listeners, sizeof(cmd->listeners), "https %s/v1/stats", a);
+    snprintf(cmd->metrics_url, sizeof(cmd->metrics_url), "http://127.0.0.1:%u/metrics",
+             metrics_port);
+    return 0;
+}
+
+/* Add anteroom-signal here as its issue lands (metrics offset 2). */
 const ar__daemon_spec_t ar__daemons[] = {
     {.name = "turn", .metrics_offset = 0, .build = build_turn},
+    {.name = "app", .metrics_offset = 1, .build = build_app},
+    {.name = "monitor", .metrics_offset = 3, .build = build_monitor},
 };
 const size_t ar__ndaemons = sizeof(ar__daemons) / sizeof(ar__daemons[0]);
 

@@ -15,6 +15,7 @@
 #endif
 
 int ar__up_main(int argc, char **argv);
+int ar__admin_main(int argc, char **argv);
 
 static void usage(FILE *out)
 {
@@ -22,7 +23,7 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  up        start and supervise every built daemon on this machine\n"
                  "  version   print the version and the library versions\n"
-                 "  admin     manage clinics and accounts (arrives with anteroom-app)\n"
+                 "  admin     manage clinics, accounts, second factors, keys and secrets\n"
                  "  help      this text\n\n"
                  "`anteroom <command> --help` describes a command.\n");
 }
@@ -51,11 +52,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "admin") == 0) {
-        fprintf(stderr, "anteroom admin: admin commands arrive with anteroom-app; "
-                        "nothing to manage yet\n");
-        return 2;
-    }
+    if (strcmp(cmd, "admin") == 0)
+        return ar__admin_main(argc - 1, argv + 1);
     fprintf(stderr, "anteroom: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

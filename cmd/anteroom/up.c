@@ -38,6 +38,12 @@ static ar_conf_opt_t up_opts[] = {
      "no TLS listeners and no certificate"},
     {"bin-dir", AR_CONF_STR, offsetof(ar__up_conf_t, bin_dir), NULL, 0, 0,
      "folder holding anteroom-<daemon> binaries (default: found next to anteroom)"},
+    {"app-port", AR_CONF_INT, offsetof(ar__up_conf_t, app_port), "8443", 1, 65534,
+     "anteroom-app's HTTPS port"},
+    {"demo", AR_CONF_BOOL, offsetof(ar__up_conf_t, demo), "false", 0, 0,
+     "add a demo clinic with a waiting area (once)"},
+    {"fast-hash", AR_CONF_BOOL, offsetof(ar__up_conf_t, fast_hash), "false", 0, 0,
+     "tests only: cheapest Argon2id cost for the first operator's password"},
 };
 #define N_UP_OPTS (sizeof(up_opts) / sizeof(up_opts[0]))
 
@@ -88,6 +94,13 @@ static size_t prepare_entries(const ar__up_conf_t *conf, const ar__up_state_t *s
         *err = ar__cmd_arg(&e->cmd, path);
         if (*err == 0)
             *err = spec->build(conf, st, metrics, &e->cmd);
+        if (*err == AR_EUNSUPPORTED) {
+            /* The row cannot run with these flags (the app with --no-tls): said, skipped. */
+            printf("%s: not available with these flags, skipped\n", spec->name);
+            ar__cmd_free(&e->cmd);
+            *err = 0;
+            continue;
+        }
         if (*err == 0) {
             e->log_fd = ar__state_open_log(st, spec->name);
             if (e->log_fd < 0)
@@ -143,6 +156,14 @@ int ar__up_main(int argc, char **argv)
     if (entries == NULL) {
         fprintf(stderr, "anteroom up: out of memory\n");
         goto out;
+    }
+    char app_path[PATH_MAX];
+    if (!conf.no_tls && ar__daemon_find(conf.bin_dir, "app", app_path, sizeof(app_path)) == 0) {
+        rc = ar__up_app_prepare(&conf, &st, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "anteroom up: %s\n", err);
+            goto out;
+        }
     }
     n = prepare_entries(&conf, &st, entries, &rc);
     if (rc != 0) {

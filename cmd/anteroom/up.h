@@ -25,6 +25,9 @@ typedef struct ar__up_conf_s {
     int64_t metrics_port; /* the first daemon's; each row adds its own offset */
     int no_tls;
     char *bin_dir;
+    int64_t app_port; /* anteroom-app's HTTPS port */
+    int demo;         /* add a demo clinic with a waiting area (once) */
+    int fast_hash;    /* tests: the cheapest Argon2id cost for the operator's password */
 } ar__up_conf_t;
 
 /* What the state directory holds once ar__state_prepare has run. Paths are absolute. */
@@ -50,6 +53,11 @@ AR_MUST_CHECK int ar__state_write_file(const char *path, const void *data, size_
 void ar__state_close(ar__up_state_t *st);
 /* Opens (creating 0600, appending) DIR/logs/<name>.log; returns the fd or a negative code. */
 int ar__state_open_log(const ar__up_state_t *st, const char *name);
+
+/* up_app.c: anteroom-app's store, first operator, --demo clinic and servers.json. */
+AR_MUST_CHECK int ar__up_app_prepare(const ar__up_conf_t *conf, const ar__up_state_t *st, char *err,
+                                     size_t errlen);
+const char *ar__up_public_host(const ar__up_conf_t *conf);
 
 #define AR__DAEMON_MAX_ARGS 32
 #define AR__DAEMON_MAX_ENV 4

@@ -49,6 +49,11 @@ typedef struct ar_app_opts_s {
      * NULL uses an all-zero key and logs a warning at start: the secrets are then only as
      * safe as the database. */
     const uint8_t *seal_key;
+    /* Signalling and TURN servers per jurisdiction (servers.h); borrowed. NULL answers the
+     * token and entry routes with 503 (the daemon always passes one). */
+    const struct ar_app_servers_s *servers;
+    /* Patient entries allowed per client address per minute (0 means 10). */
+    unsigned entry_per_minute;
 } ar_app_opts_t;
 
 /* Argon2id parameters for new password hashes; cost measured in docs/api.md. New hashes made by

@@ -5,6 +5,8 @@
 #include "daemon.h"
 
 #include "app.h"
+#include "keys.h"
+#include "servers.h"
 
 #include "anteroom/conf.h"
 #include "anteroom/health.h"
@@ -15,7 +17,9 @@
 #include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     char *listen_host;
@@ -34,6 +38,9 @@ typedef struct {
     int64_t session_max_ms;
     char *log_level;
     char *seal_key;
+    char *servers;
+    int64_t entry_per_minute;
+    char *turn_secret;
 } app_conf_t;
 
 #define O(f) offsetof(app_conf_t, f)
@@ -61,6 +68,13 @@ static const ar_conf_opt_t opts[] = {
     {"log-level", AR_CONF_STR, O(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"seal-key", AR_CONF_STR, O(seal_key), NULL, 0, 0,
      "64 hex digits sealing TOTP secrets at rest; the same on every instance"},
+    {"servers", AR_CONF_STR, O(servers), NULL, 0, 0,
+     "servers file: signalling and TURN servers per jurisdiction (docs/api.md)"},
+    {"entry-per-minute", AR_CONF_INT, O(entry_per_minute), "10", 1, 100000,
+     "patient entries allowed per client address and minute"},
+    {"turn-secret", AR_CONF_STR, O(turn_secret), NULL, 0, 0,
+     "the relays' TURN REST secret; becomes the newest in the store (prefer the environment "
+     "variable ANTEROOM_APP_TURN_SECRET: ps shows flags)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -88,7 +102,28 @@ static void on_signal(uv_signal_t *s, int signum)
         uv_close((uv_handle_t *)&run->sig[i], NULL);
 }
 
-static int run_app(const app_conf_t *c)
+/*
+ * Refuses a configuration that would hand a client a server outside its clinic's jurisdiction
+ * (S10): every clinic's jurisdiction must have its own signalling and TURN servers. Then makes
+ * the first signing key and adopts the configured TURN secret (what `anteroom up` and the
+ * relay share), if one is set.
+ */
+static int check_and_seed(ar_store_conn_t *conn, const ar_app_servers_t *servers,
+                          const char *turn_secret)
+{
+    char err[256];
+    int rc = ar_app_servers_check_store(servers, conn, err, sizeof(err));
+    if (rc == AR_EPERM) {
+        fprintf(stderr, "anteroom-app: refusing to start: %s\n", err);
+        ar_log(AR_LOG_ERROR, "jurisdiction_unserved");
+        return rc;
+    }
+    if (rc == 0)
+        rc = ar_app_keys_ensure(conn, (int64_t)time(NULL), turn_secret);
+    return rc;
+}
+
+static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
 {
     ar_store_opts_t so = {.kind = strcmp(c->store, "sqlite") == 0 ? AR_STORE_SQLITE : AR_STORE_PG,
                           .target = c->store_target};
@@ -97,6 +132,8 @@ static int run_app(const app_conf_t *c)
     int rc = ar_store_open(&so, &conn);
     if (rc == 0) {
         rc = ar_store_migrate(conn);
+        if (rc == 0)
+            rc = check_and_seed(conn, servers, c->turn_secret);
         ar_store_close(conn);
     }
     if (rc < 0) {
@@ -126,7 +163,9 @@ static int run_app(const app_conf_t *c)
                         .session_idle_s = c->session_idle_ms / 1000,
                         .session_max_s = c->session_max_ms / 1000,
                         .max_conns = (unsigned)c->max_conns,
-                        .seal_key = c->seal_key != NULL ? seal : NULL};
+                        .seal_key = c->seal_key != NULL ? seal : NULL,
+                        .servers = servers,
+                        .entry_per_minute = (unsigned)c->entry_per_minute};
     if (rc == 0)
         rc = ar_app_start(&loop, &ao, &run.app);
     ar_health_opts_t ho = {.host = c->health_host, .port = (uint16_t)c->health_port};
@@ -169,6 +208,7 @@ int ar_app_main(int argc, char **argv)
                           : c.key == NULL          ? "key"
                           : c.origin == NULL       ? "origin"
                           : c.store_target == NULL ? "store-target"
+                          : c.servers == NULL      ? "servers"
                                                    : NULL;
     if (missing != NULL || ar_log_level_parse(c.log_level, &level) != 0 ||
         (strcmp(c.store, "sqlite") != 0 && strcmp(c.store, "postgresql") != 0)) {
@@ -183,7 +223,20 @@ int ar_app_main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    rc = run_app(&c);
+    ar_app_servers_t *servers;
+    char serr[256];
+    rc = ar_app_servers_load(c.servers, &servers, serr, sizeof(serr));
+    if (rc < 0) {
+        fprintf(stderr, "anteroom-app: refusing to start: --servers: %s\n", serr);
+        ar_conf_free(opts, NOPTS, &c);
+        return 2;
+    }
+    /* Without NATS the relays keep configuration order; with it, a bus that cannot connect at
+     * start is logged and the order falls back the same way. */
+    if (ar_app_servers_watch_load(servers) < 0)
+        ar_log(AR_LOG_WARN, "load_reports_unavailable");
+    rc = run_app(&c, servers);
+    ar_app_servers_free(servers);
     ar_conf_free(opts, NOPTS, &c);
     return rc == 0 ? 0 : 1;
 }

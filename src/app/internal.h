@@ -20,6 +20,17 @@
 
 typedef struct ar__static_s ar__static_t;
 
+/* Patient entries per client address and minute (entry.c): a small table on the loop thread,
+ * keyed by a keyed hash of the address so the table holds no addresses. Per instance: behind
+ * a load balancer the limit is per instance, which still bounds one address's rate. */
+#define AR__ENTRY_RL_SLOTS 1024
+typedef struct ar__entry_rl_s {
+    uint64_t key[AR__ENTRY_RL_SLOTS];
+    uint16_t count[AR__ENTRY_RL_SLOTS];
+    int64_t minute;
+    uint8_t hash_key[16];
+} ar__entry_rl_t;
+
 struct ar_app_s {
     uv_loop_t *loop;
     ar_app_opts_t opts; /* strings point into owned copies below */
@@ -34,6 +45,7 @@ struct ar_app_s {
     ar__static_t *files;
     char dummy_hash[128]; /* verified against when an account is unknown (equal timing) */
     uint8_t seal_key[32]; /* seals TOTP secrets at rest (ar_app_opts_t.seal_key) */
+    ar__entry_rl_t entry_rl;
     int config_ready;
     int ctx_ready;
     int listener_init;
@@ -63,6 +75,7 @@ typedef struct ar__req_s {
     struct ar__req_s **link; /* slot in h2o's pool that clears `req` on dispose */
     const ar_app_route_t *route;
     int64_t clinic_id;
+    ar_app_params_t params; /* every path parameter (clinic_id repeats params.clinic) */
     int64_t now;
     ar__session_t s;
     json_t *body;
@@ -184,5 +197,24 @@ void ar__account_done(int status, void *arg);
 int ar__reauth_fresh(const ar__req_t *r);
 int ar__prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st);
 int ar__run(ar_store_stmt_t *st, int rc);
+/* ---- areas.c, entry.c, tokens_api.c: clinics, waiting areas, rooms, entry, tokens ---- */
+void ar__h_areas_list(ar__req_t *r);
+void ar__h_area_create(ar__req_t *r);
+void ar__h_area_update(ar__req_t *r);
+void ar__h_area_delete(ar__req_t *r);
+void ar__h_rooms_list(ar__req_t *r);
+void ar__h_room_create(ar__req_t *r);
+void ar__h_room_delete(ar__req_t *r);
+void ar__h_entry_get(ar__req_t *r);
+void ar__h_entry_post(ar__req_t *r);
+void ar__h_signal_token(ar__req_t *r);
+void ar__h_keys(ar__req_t *r);
+extern const ar_app_field_t ar__f_area_create[], ar__f_area_update[], ar__f_room_create[],
+    ar__f_entry[];
+extern const size_t ar__f_area_create_n, ar__f_area_update_n, ar__f_room_create_n;
+/* Answers 503 for a failed store job (api.c's wording). */
+void ar__store_failed(ar__req_t *r, int status);
+/* Replies with r->out (status) and frees r. */
+void ar__reply_out(ar__req_t *r, int status);
 
 #endif

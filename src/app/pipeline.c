@@ -266,11 +266,11 @@ static void on_session_loaded(int status, void *arg)
 
 int ar__api_handle(ar_app_t *app, h2o_req_t *req)
 {
-    int64_t clinic;
+    ar_app_params_t params;
     int known;
     const ar_app_route_t *rt =
-        ar_app_route_find(req->method.base, req->method.len, req->path_normalized.base,
-                          req->path_normalized.len, &clinic, &known);
+        ar_app_route_find_params(req->method.base, req->method.len, req->path_normalized.base,
+                                 req->path_normalized.len, &params, &known);
     if (rt == NULL) {
         if (!h2o_memis(req->path_normalized.base,
                        req->path_normalized.len < 5 ? req->path_normalized.len : 5,
@@ -300,7 +300,8 @@ int ar__api_handle(ar_app_t *app, h2o_req_t *req)
     r->req = req;
     r->link = slot;
     r->route = rt;
-    r->clinic_id = clinic;
+    r->clinic_id = params.clinic;
+    r->params = params;
     r->now = ar__now(app);
     if (rt->auth == AR_AUTH_PUBLIC) {
         run_handler(r);

@@ -44,6 +44,31 @@ static const ar_app_route_t routes[] = {
      ADMINS, 1, F(staff_account), "Reset a member's second factor (re-authentication required)"},
 #undef ADMINS
 #undef F
+    /* ---- clinics, waiting areas, rooms, patient entry, tokens (areas.c, entry.c,
+     * tokens_api.c) ---- */
+    {"GET", "/api/v1/clinics/{clinic}/areas", ar__h_areas_list, AR_AUTH_CLINIC,
+     AR_ROLE_OPERATOR | AR_ROLE_STAFF, 0, NULL, 0, "The clinic's waiting areas"},
+    {"POST", "/api/v1/clinics/{clinic}/areas", ar__h_area_create, AR_AUTH_CLINIC,
+     AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN, 1, ar__f_area_create, 8, "Create a waiting area"},
+    {"PATCH", "/api/v1/clinics/{clinic}/areas/{area}", ar__h_area_update, AR_AUTH_CLINIC,
+     AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN, 1, ar__f_area_update, 7,
+     "Change a waiting area's settings"},
+    {"DELETE", "/api/v1/clinics/{clinic}/areas/{area}", ar__h_area_delete, AR_AUTH_CLINIC,
+     AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN, 1, NULL, 0, "Delete a waiting area"},
+    {"GET", "/api/v1/clinics/{clinic}/rooms", ar__h_rooms_list, AR_AUTH_CLINIC,
+     AR_ROLE_OPERATOR | AR_ROLE_STAFF, 0, NULL, 0, "The clinic's persistent rooms"},
+    {"POST", "/api/v1/clinics/{clinic}/rooms", ar__h_room_create, AR_AUTH_CLINIC,
+     AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN, 1, ar__f_room_create, 1, "Create a persistent room"},
+    {"DELETE", "/api/v1/clinics/{clinic}/rooms/{room}", ar__h_room_delete, AR_AUTH_CLINIC,
+     AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN, 1, NULL, 0, "Delete a persistent room"},
+    {"GET", "/api/v1/entry/{clinic}/{area}", ar__h_entry_get, AR_AUTH_PUBLIC, 0, 0, NULL, 0,
+     "A waiting area's public page (welcome, hours, open now, questions)"},
+    {"POST", "/api/v1/entry/{clinic}/{area}", ar__h_entry_post, AR_AUTH_PUBLIC, 0, 1, ar__f_entry,
+     0, "Enter a waiting area (a one-time room, a patient token and servers)"},
+    {"GET", "/api/v1/signal-token", ar__h_signal_token, AR_AUTH_SESSION, 0, 0, NULL, 0,
+     "Signalling tokens and servers for the signed-in staff member"},
+    {"GET", "/api/v1/keys", ar__h_keys, AR_AUTH_PUBLIC, 0, 0, NULL, 0,
+     "Public keys that verify tokens (for signalling)"},
 };
 
 const ar_app_route_t *ar_app_routes(size_t *count)
@@ -92,18 +117,36 @@ static int parse_id(const char *s, size_t len, int64_t *out)
     return 1;
 }
 
-/* Matches a path against a pattern segment by segment; "{clinic}" takes one id segment. */
-static int match(const char *pat, const char *path, size_t plen, int64_t *clinic)
+/* A slug in a path: 1 to 64 bytes of a-z 0-9 -. */
+static int parse_slug(const char *s, size_t len, char *out)
+{
+    if (len == 0 || len > 64 || !ar_app_charset_ok(AR_CS_SLUG, s, len))
+        return 0;
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return 1;
+}
+
+/* Matches a path against a pattern segment by segment; a parameter takes one whole segment. */
+static int match(const char *pat, const char *path, size_t plen, ar_app_params_t *p)
 {
     size_t i = 0, j = 0, patlen = strlen(pat);
-    *clinic = 0;
+    memset(p, 0, sizeof(*p));
     while (i < patlen && j < plen) {
         if (pat[i] == '{') {
             const char *close = strchr(pat + i, '}');
             size_t k = j;
             while (k < plen && path[k] != '/')
                 k++;
-            if (close == NULL || !parse_id(path + j, k - j, clinic))
+            if (close == NULL)
+                return 0;
+            size_t nlen = (size_t)(close - pat) - i - 1;
+            const char *name = pat + i + 1;
+            int ok =
+                nlen == 4 && memcmp(name, "area", 4) == 0   ? parse_slug(path + j, k - j, p->area)
+                : nlen == 4 && memcmp(name, "room", 4) == 0 ? parse_id(path + j, k - j, &p->room)
+                                                            : parse_id(path + j, k - j, &p->clinic);
+            if (!ok)
                 return 0;
             i = (size_t)(close - pat) + 1;
             j = k;
@@ -116,17 +159,27 @@ static int match(const char *pat, const char *path, size_t plen, int64_t *clinic
     return i == patlen && j == plen;
 }
 
-const ar_app_route_t *ar_app_route_find(const char *method, size_t mlen, const char *path,
-                                        size_t plen, int64_t *clinic, int *path_known)
+const ar_app_route_t *ar_app_route_find_params(const char *method, size_t mlen, const char *path,
+                                               size_t plen, ar_app_params_t *params,
+                                               int *path_known)
 {
     *path_known = 0;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (!match(routes[i].pattern, path, plen, clinic))
+        if (!match(routes[i].pattern, path, plen, params))
             continue;
         *path_known = 1;
         if (strlen(routes[i].method) == mlen && memcmp(routes[i].method, method, mlen) == 0)
             return &routes[i];
     }
-    *clinic = 0;
+    memset(params, 0, sizeof(*params));
     return NULL;
+}
+
+const ar_app_route_t *ar_app_route_find(const char *method, size_t mlen, const char *path,
+                                        size_t plen, int64_t *clinic, int *path_known)
+{
+    ar_app_params_t p;
+    const ar_app_route_t *rt = ar_app_route_find_params(method, mlen, path, plen, &p, path_known);
+    *clinic = p.clinic;
+    return rt;
 }

@@ -10,6 +10,7 @@
 #include "body.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Roles (A1). Operator is installation-wide; the others are held per clinic (memberships). */
 #define AR_ROLE_OPERATOR 0x01u
@@ -32,8 +33,10 @@ struct ar__req_s;
 typedef void (*ar_app_handler_cb)(struct ar__req_s *r);
 
 typedef struct ar_app_route_s {
-    const char *method;  /* "GET", "POST", "DELETE", ... */
-    const char *pattern; /* OpenAPI path syntax; "{clinic}" is the only parameter so far */
+    const char *method; /* "GET", "POST", "DELETE", ... */
+    /* OpenAPI path syntax. Parameters: {clinic} and {room} (ids), {area} (a waiting area's
+     * slug, AR_CS_SLUG, 1 to 64 bytes). */
+    const char *pattern;
     ar_app_handler_cb handler;
     ar_app_auth_t auth;
     unsigned roles; /* AR_AUTH_CLINIC: AR_ROLE_* bits allowed */
@@ -58,5 +61,17 @@ unsigned ar_app_role_parse(const char *name, size_t len);
  */
 const ar_app_route_t *ar_app_route_find(const char *method, size_t mlen, const char *path,
                                         size_t plen, int64_t *clinic, int *path_known);
+
+/* The parameters of a matched path (0 or "" when the pattern has none). */
+typedef struct ar_app_params_s {
+    int64_t clinic;
+    int64_t room;
+    char area[65];
+} ar_app_params_t;
+
+/* ar_app_route_find with every path parameter. */
+const ar_app_route_t *ar_app_route_find_params(const char *method, size_t mlen, const char *path,
+                                               size_t plen, ar_app_params_t *params,
+                                               int *path_known);
 
 #endif

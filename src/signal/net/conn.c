@@ -277,7 +277,10 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
         ar_ws_event_t ev;
         int err = ar_ws_parse(&c->parser, data + off, n - off, &used, &ev);
         if (err) {
-            ar_sn_close(c, c->parser.close_code);
+            uint16_t code = c->parser.close_code;
+            if (err == AR_ETOOBIG && c->loop->conf.too_big_code)
+                code = c->loop->conf.too_big_code; /* the application's own code for it */
+            ar_sn_close(c, code);
             break;
         }
         off += used;
@@ -306,7 +309,9 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
                 direct = ev.data;
                 direct_len = ev.len;
             } else if ((err = in_append(c, ev.data, ev.len, l->conf.max_message)) != 0) {
-                ar_sn_close(c, err == AR_ETOOBIG ? AR_WS_CLOSE_TOO_BIG : AR_WS_CLOSE_INTERNAL);
+                ar_sn_close(c, err != AR_ETOOBIG            ? AR_WS_CLOSE_INTERNAL
+                               : c->loop->conf.too_big_code ? c->loop->conf.too_big_code
+                                                            : AR_WS_CLOSE_TOO_BIG);
                 break;
             }
         } else if (ev.type == AR_WS_EV_FRAME_END && (c->flags & AR__SN_F_CTL)) {
@@ -483,4 +488,12 @@ void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data)
 void *ar_sn_conn_data(const ar_sn_conn_t *c)
 {
     return c->data;
+}
+
+int ar_sn_conn_peer(const ar_sn_conn_t *c, struct sockaddr_storage *ss)
+{
+    socklen_t len = sizeof(*ss);
+    if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)ss, &len) != 0)
+        return AR_ESYS;
+    return 0;
 }

@@ -97,6 +97,15 @@ struct ar_sn_loop_s {
     int epfd, stopfd;
     int listen_fd[AR__SN_MAX_LISTEN];
     int nlisten;
+    struct {
+        int fd;
+        ar_sn_watch_cb cb;
+        void *data;
+    } watch[AR__SN_MAX_LISTEN];
+    int nwatch;
+    uint32_t last_tick;
+    void (*tick_cb)(uint32_t now_s, void *data);
+    void *tick_data;
     int stop;
     uint32_t now;       /* seconds since the loop started */
     uint32_t wheel_pos; /* next second the wheel will process */

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -276,6 +277,9 @@ int ar_sn_loop_run(ar_sn_loop_t *l)
             void *p = evs[i].data.ptr;
             if (p == &l->stopfd) {
                 l->stop = 1;
+            } else if (p >= (void *)&l->watch[0] && p < (void *)&l->watch[AR__SN_MAX_LISTEN]) {
+                int w = (int)(((char *)p - (char *)&l->watch[0]) / (ptrdiff_t)sizeof(l->watch[0]));
+                l->watch[w].cb(l->watch[w].fd, l->watch[w].data);
             } else if (p >= (void *)&l->listen_fd[0] &&
                        p < (void *)&l->listen_fd[AR__SN_MAX_LISTEN]) {
                 accept_some(l, *(int *)p);
@@ -284,6 +288,10 @@ int ar_sn_loop_run(ar_sn_loop_t *l)
             }
         }
         run_wheel(l);
+        if (l->tick_cb && l->now != l->last_tick) {
+            l->last_tick = l->now;
+            l->tick_cb(l->now, l->tick_data);
+        }
         sweep(l);
     }
     uint64_t v;
@@ -291,6 +299,31 @@ int ar_sn_loop_run(ar_sn_loop_t *l)
     if (l->conf.tls)
         l->conf.tls->ops->thread_end();
     return 0;
+}
+
+int ar_sn_loop_watch(ar_sn_loop_t *l, int fd, ar_sn_watch_cb cb, void *data)
+{
+    if (l->nwatch == AR__SN_MAX_LISTEN || !cb)
+        return l->nwatch == AR__SN_MAX_LISTEN ? AR_ERANGE : AR_EINVAL;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->watch[l->nwatch]};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        return AR_ESYS;
+    l->watch[l->nwatch].fd = fd;
+    l->watch[l->nwatch].cb = cb;
+    l->watch[l->nwatch].data = data;
+    l->nwatch++;
+    return 0;
+}
+
+void ar_sn_loop_set_tick(ar_sn_loop_t *l, void (*cb)(uint32_t now_s, void *data), void *data)
+{
+    l->tick_cb = cb;
+    l->tick_data = data;
+}
+
+uint32_t ar_sn_loop_now(const ar_sn_loop_t *l)
+{
+    return l->now;
 }
 
 void ar_sn_loop_stop(ar_sn_loop_t *l)

@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 typedef struct ar_sn_loop_s ar_sn_loop_t;
 typedef struct ar_sn_conn_s ar_sn_conn_t;
@@ -41,6 +42,8 @@ typedef struct ar_sn_conf_s {
     uint16_t handshake_timeout_s; /* TLS + upgrade must finish within this; 0: 10 s */
     uint16_t idle_timeout_s;      /* closed after this long without a byte; 0: 60 s, max 240 */
     ar_sn_tls_ctx_t *tls;         /* NULL for plain WebSocket; borrowed, must outlive the loop */
+    uint16_t too_big_code;        /* close code for a message over max_message; 0: 1009 (an
+                                     application may name its own, e.g. 4008) */
 } ar_sn_conf_t;
 
 typedef struct ar_sn_handler_s {
@@ -55,6 +58,10 @@ typedef struct ar_sn_handler_s {
     void (*close_cb)(ar_sn_conn_t *c, uint16_t code, void *data);
     void *data;
 } ar_sn_handler_t;
+
+/* A readable callback for an extra descriptor watched by the loop (e.g. an eventfd a bus
+ * thread writes to hand messages over to the loop). */
+typedef void (*ar_sn_watch_cb)(int fd, void *data);
 
 /* Creates a loop (epoll, eventfd for stop). conf and handler are copied. */
 AR_MUST_CHECK int ar_sn_loop_new(const ar_sn_conf_t *conf, const ar_sn_handler_t *handler,
@@ -71,6 +78,15 @@ AR_MUST_CHECK int ar_sn_loop_listen(ar_sn_loop_t *l, const char *ip, uint16_t po
  * TLS library's per-thread caches of the calling thread (run a loop on one thread only).
  */
 AR_MUST_CHECK int ar_sn_loop_run(ar_sn_loop_t *l);
+/*
+ * Watches fd for readability (level-triggered) on the loop; cb runs on the loop. Up to 4
+ * watches; AR_ERANGE beyond. The loop does not close fd.
+ */
+AR_MUST_CHECK int ar_sn_loop_watch(ar_sn_loop_t *l, int fd, ar_sn_watch_cb cb, void *data);
+/* Runs cb on the loop about once a second (application timers: keepalive, grace periods). */
+void ar_sn_loop_set_tick(ar_sn_loop_t *l, void (*cb)(uint32_t now_s, void *data), void *data);
+/* Seconds since the loop started (the clock of the tick). */
+uint32_t ar_sn_loop_now(const ar_sn_loop_t *l);
 /* Makes ar_sn_loop_run return; async-signal-safe (one write to an eventfd). */
 void ar_sn_loop_stop(ar_sn_loop_t *l);
 /* Closes every connection (close_cb fires for open ones) and frees the loop. NULL is fine. */
@@ -88,6 +104,9 @@ AR_MUST_CHECK int ar_sn_send(ar_sn_conn_t *c, uint8_t opcode, const void *data, 
 /* Starts a clean close: a close frame with this code, then the TCP close. Idempotent. */
 void ar_sn_close(ar_sn_conn_t *c, uint16_t code);
 void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data);
+/* The peer's address (getpeername); AR_ESYS when the socket has none. For per-address caps:
+ * never log it except through AR_LF_ADDR. */
+AR_MUST_CHECK int ar_sn_conn_peer(const ar_sn_conn_t *c, struct sockaddr_storage *ss);
 void *ar_sn_conn_data(const ar_sn_conn_t *c);
 
 /* ---- TLS (one file per library: tls_openssl.c, tls_wolfssl.c, tls_boringssl.c) ---- */

@@ -304,6 +304,23 @@ int ar_turn_loadboard_pick(ar_turn_loadboard_t *b, int64_t now_ms, double max_sc
     return rc;
 }
 
+/* The app orders a jurisdiction's relays by this (X3): a relay's fresh score, by node name. */
+int ar_turn_loadboard_score(ar_turn_loadboard_t *b, const char *node, int64_t now_ms, double *score)
+{
+    int rc = AR_ENOTFOUND;
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; i < b->count; i++) {
+        const ar_turn_load_t *p = &b->peers[i];
+        if (strcmp(p->node, node) == 0 && now_ms - p->at_ms <= b->stale_ms) {
+            *score = ar_turn_load_score(p);
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
 /* ---- CPU share ---------------------------------------------------------------------------- */
 
 static int64_t wall_us(void)

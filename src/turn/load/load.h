@@ -69,6 +69,9 @@ int ar_turn_loadboard_update(ar_turn_loadboard_t *board, const ar_turn_load_t *l
 int ar_turn_loadboard_pick(ar_turn_loadboard_t *board, int64_t now_ms, double max_score,
                            struct sockaddr_storage *out);
 
+/* The score of node's latest fresh report: 0, or AR_ENOTFOUND (no report, or a stale one). */
+int ar_turn_loadboard_score(ar_turn_loadboard_t *board, const char *node, int64_t now_ms,
+                            double *score);
 /* Measures this process's CPU share between calls from getrusage and the number of cores. */
 typedef struct ar_turn_cpu_sampler_s {
     int64_t last_wall_us;

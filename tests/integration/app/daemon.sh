@@ -29,20 +29,70 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d
   -out "$dir/cert.pem" -subj /CN=localhost -days 2 -addext subjectAltName=IP:127.0.0.1 \
   2>/dev/null
 
+cat >"$dir/servers.json" <<EOF
+{"jurisdiction": "test",
+ "jurisdictions": {"test": {"signal": ["wss://127.0.0.1:1/ws"],
+                            "turn": [{"node": "relay-1", "host": "127.0.0.1", "port": 3478}]},
+                   "empty": {}}}
+EOF
+
 # A malformed TOTP sealing key stops the daemon before it serves anything.
 if ANTEROOM_APP_SEAL_KEY=not-hex "$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" \
   --origin "https://127.0.0.1:$port" --listen-port "$port" --health-port "$hport" \
-  --store-target "$dir/app.db" --web-dir "$web" >"$dir/badkey" 2>&1; then
+  --store-target "$dir/app.db" --web-dir "$web" \
+  --servers "$dir/servers.json" >"$dir/badkey" 2>&1; then
   echo "a malformed seal key was accepted"; exit 1
 fi
 grep -q app_seal_key_invalid "$dir/badkey" || { cat "$dir/badkey"; exit 1; }
 echo "ok malformed seal key refused"
 
-ANTEROOM_APP_SEAL_KEY=$(openssl rand -hex 32) \
+seal_key=$(openssl rand -hex 32)
+start() {
+  ANTEROOM_APP_SEAL_KEY=$seal_key "$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" \
+    --origin "https://127.0.0.1:$port" \
+    --listen-port "$port" --health-port "$hport" --store-target "$dir/app.db" --web-dir "$web" \
+    --servers "$dir/servers.json" >"$dir/log" 2>&1 &
+  pid=$!
+}
+wait_health() {
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$dir/log"; echo "daemon exited early"; exit 1; }
+    sleep 0.1
+  done
+}
+
+# Jurisdictions (S10): a clinic whose jurisdiction has no servers of its own stops the start
+# before anything is served; so does a servers file naming one relay under two jurisdictions.
+start
+wait_health
+kill -TERM "$pid"
+wait "$pid" || true
+pid=""
+sqlite3 "$dir/app.db" "INSERT INTO clinics (name, jurisdiction, created_at) VALUES ('x', 'empty', 0)"
+rc=0
 "$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" --origin "https://127.0.0.1:$port" \
   --listen-port "$port" --health-port "$hport" --store-target "$dir/app.db" --web-dir "$web" \
-  >"$dir/log" 2>&1 &
-pid=$!
+  --servers "$dir/servers.json" >"$dir/log" 2>&1 || rc=$?
+{ [ "$rc" -ne 0 ] && grep -q "refusing to start: clinics of jurisdiction 'empty'" "$dir/log"; } ||
+  { cat "$dir/log"; echo "a clinic without servers in its jurisdiction did not stop the start"; exit 1; }
+sqlite3 "$dir/app.db" "DELETE FROM clinics WHERE jurisdiction = 'empty'"
+echo "ok refuses to start with a clinic whose jurisdiction has no servers"
+cp "$dir/servers.json" "$dir/good.json"
+cat >"$dir/servers.json" <<EOF
+{"jurisdiction": "a",
+ "jurisdictions": {"a": {"signal": ["wss://s.a/ws"], "turn": [{"node": "r1", "host": "t.example"}]},
+                   "b": {"signal": ["wss://s.b/ws"], "turn": [{"node": "r2", "host": "t.example"}]}}}
+EOF
+rc=0
+"$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" --origin "https://127.0.0.1:$port" \
+  --store-target "$dir/app.db" --servers "$dir/servers.json" >"$dir/log" 2>&1 || rc=$?
+{ [ "$rc" -eq 2 ] && grep -q "named under both a and b" "$dir/log"; } ||
+  { cat "$dir/log"; echo "one relay in two jurisdictions was accepted"; exit 1; }
+echo "ok refuses a relay named under two jurisdictions"
+cp "$dir/good.json" "$dir/servers.json"
+
+start
 
 for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && break

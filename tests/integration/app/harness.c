@@ -1,10 +1,12 @@
 #include "harness.h"
+#include "keys.h"
 
 #include "anteroom/log.h"
 #include "anteroom/rand.h"
 #include "anteroom/store.h"
 #include "anteroom/tls.h"
 
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,6 +20,8 @@ const char *h_origin = "https://app.test";
 int64_t h_idle_s = 600, h_max_s = 1800;
 int64_t h_clinic_own, h_clinic_other;
 const char *h_password = "correct horse battery staple";
+const struct ar_app_servers_s *h_servers;
+const char *h_log_path;
 
 static _Atomic int64_t clock_now = 1800000000;
 static char tmpdir[256];
@@ -76,6 +80,11 @@ const char *h_tmpdir(void)
     return tmpdir;
 }
 
+const ar_store_opts_t *h_store_opts(void)
+{
+    return &store_opts;
+}
+
 uint16_t h_port(void)
 {
     return port;
@@ -113,7 +122,9 @@ static void serve(void)
                        .clock = test_clock,
                        .pwhash_ops = crypto_pwhash_OPSLIMIT_MIN,
                        .pwhash_mem = crypto_pwhash_MEMLIMIT_MIN,
-                       .seal_key = (const uint8_t *)"test seal key: 32 bytes exactly!"};
+                       .seal_key = (const uint8_t *)"test seal key: 32 bytes exactly!",
+                       .servers = h_servers,
+                       .entry_per_minute = 5};
     if (rc == 0)
         rc = ar_app_start(&loop, &o, &app);
     CHECK(rc == 0);
@@ -177,14 +188,11 @@ static void seed(void)
                 1, m, 2);
     }
     /* The seeded accounts sign in with a password alone (the second factor is required for
-     * staff by default: migration 0003); the accounts tests enrol their own. */
+     * staff by default: migration 0005); the accounts tests enrol their own. */
     run_sql(c, "UPDATE accounts SET mfa_required = 0", NULL, 0, NULL, 0);
+    /* The first signing key and TURN secret, as the daemon makes them at start. */
+    CHECK(ar_app_keys_ensure(c, h_clock(), "test-turn-secret") == 0);
     ar_store_close(c);
-}
-
-const ar_store_opts_t *h_store_opts(void)
-{
-    return &store_opts;
 }
 
 /* Runs at exit, so a failed check (exit(1)) leaves no temporary files either. */
@@ -200,7 +208,12 @@ void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_st
 {
     CHECK(argc >= 2);
     CHECK(ar_rand_init() == 0);
-    ar_log_init("test_app", AR_LOG_WARN);
+    ar_log_init("test_app", h_log_path ? AR_LOG_DEBUG : AR_LOG_WARN);
+    if (h_log_path != NULL) {
+        int fd = open(h_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        CHECK(fd >= 0);
+        ar_log_set_fd(fd);
+    }
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/ar-app-test.XXXXXX");
     CHECK(mkdtemp(tmpdir) != NULL);
     atexit(remove_tmpdir);

@@ -65,6 +65,10 @@ const char *h_tmpdir(void);
 /* The store the app runs on, for tests that look at or prepare rows directly. */
 const ar_store_opts_t *h_store_opts(void);
 uint16_t h_port(void);
+/* Set before h_run (both may stay NULL): the servers the app hands out, and a file the app's
+ * log lines go to (at debug level) instead of stderr. */
+extern const struct ar_app_servers_s *h_servers;
+extern const char *h_log_path;
 /* Seeded data: clinic ids and the shared test password. */
 extern int64_t h_clinic_own, h_clinic_other;
 extern const char *h_password;

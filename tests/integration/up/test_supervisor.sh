@@ -95,7 +95,8 @@ wait_for 5 out_has '^turn: pid [0-9]+' || fail "stand-in not started"
 pid=$(grep -oE '^turn: pid [0-9]+' "$tmp/out" | head -n 1 | grep -oE '[0-9]+$')
 seen_pids+=("$pid")
 # The stand-in says in its log once its trap is set; a fixed sleep raced on a busy machine.
-wait_for 10 grep -q "stand-in $pid trap set" "$tmp/state/logs/turn.log" || fail "stand-in never set its trap"
+wait_for 30 grep -q "stand-in $pid trap set" "$tmp/state/logs/turn.log" ||
+    fail "stand-in $pid never set its trap; its log: $(tail -n 5 "$tmp/state/logs/turn.log" 2>&1)"
 kill -INT "$up_pid"
 sleep 0.5
 kill -0 "$pid" 2>/dev/null || fail "stubborn daemon died on SIGTERM (test stand-in broken)"

@@ -48,13 +48,14 @@ fail() {
 port_free() { # no socket of any type or state on the port (TIME_WAIT blocks a bind too)
     [ -z "$(ss -Han "( sport = :$1 )" 2>/dev/null)" ]
 }
-pick_ports() { # three consecutive free ports (turn, turn TLS, metrics) below the ephemeral range,
+pick_ports() { # five consecutive free ports (turn, turn TLS, metrics x2, app) below the ephemeral range,
     # so no outgoing connection of another test can take one between our check and the bind
     local i base low
     low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     for i in $(seq 1 50); do
         base=$((10000 + RANDOM % (low - 10010)))
-        if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)); then
+        if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)) &&
+            port_free $((base + 3)) && port_free $((base + 4)); then
             echo "$base"
             return 0
         fi
@@ -93,8 +94,11 @@ base=$(pick_ports) || fail "no free ports"
 turn_port=$base
 metrics_port=$((base + 2))
 
-"$bin" up --state-dir "$state" --bind 127.0.0.1 --turn-port "$turn_port" \
-    --turn-tls-port $((base + 1)) --metrics-port "$metrics_port" >"$tmp/out" 2>"$tmp/err" &
+app_port=$((base + 4))
+up_flags=(--state-dir "$state" --bind 127.0.0.1 --turn-port "$turn_port"
+    --turn-tls-port $((base + 1)) --metrics-port "$metrics_port" --app-port "$app_port"
+    --demo --fast-hash)
+"$bin" up "${up_flags[@]}" >"$tmp/out" 2>"$tmp/err" &
 up_pid=$!
 
 # 1. The relay starts and answers.
@@ -149,6 +153,41 @@ more_allocations() { [ "$(allocations)" -gt "$before" ]; }
 wait_for 5 more_allocations || fail "no allocation with the secret: $(cat "$tmp/uclient")"
 echo "ok: the relay allocates with the state dir's secret and refuses another"
 
+# 2b. anteroom-app runs on SQLite in the state dir (when built): the first start printed the
+# operator's one-time password, which signs in; the --demo waiting area lets a patient enter
+# and hands out this machine's relay with credentials the relay accepts.
+app_bin=$(dirname "$bin")/../anteroom-app/anteroom-app
+[ -n "${ANTEROOM_BIN_DIR:-}" ] && app_bin=$ANTEROOM_BIN_DIR/anteroom-app
+if [ -x "$app_bin" ]; then
+    app_pid() { grep -oE '^app: pid [0-9]+' "$tmp/out" 2>/dev/null | tail -n 1 | grep -oE '[0-9]+$'; }
+    app_up() { curl -sf --max-time 2 "http://127.0.0.1:$((metrics_port + 1))/healthz" >/dev/null; }
+    wait_for 15 app_up || fail "anteroom-app did not come up"
+    seen_pids+=("$(app_pid)")
+    pw=$(grep -oE 'one-time password [A-Za-z0-9_-]+' "$tmp/out" | awk '{print $3}')
+    [ "${#pw}" -ge 12 ] || fail "no one-time operator password printed"
+    origin="https://127.0.0.1:$app_port"
+    code=$(curl -sk --max-time 5 -o /dev/null -w '%{http_code}' -H "Origin: $origin" \
+        -H 'Content-Type: application/json' \
+        -d "{\"email\":\"operator@anteroom.localhost\",\"password\":\"$pw\"}" \
+        "$origin/api/v1/session")
+    [ "$code" = 201 ] || fail "the printed operator password does not sign in ($code)"
+    grep -qF -- "$pw" "$state/logs/app.log" "$tmp/err" && fail "the password is in a log"
+    entry=$(grep -oE '/api/v1/entry/[0-9]+/demo' "$tmp/out" | head -n 1)
+    [ -n "$entry" ] || fail "no demo waiting area printed"
+    curl -sk --max-time 5 "$origin$entry" | grep -q '"open_now":true' || fail "demo area not open"
+    body=$(curl -sk --max-time 5 -H "Origin: $origin" -H 'Content-Type: application/json' \
+        -d '{}' "$origin$entry")
+    grep -q '"token":"AR1\.' <<<"$body" || fail "no patient token: $body"
+    grep -qF "turn:127.0.0.1:$turn_port?transport=udp" <<<"$body" || fail "no relay URL: $body"
+    user=$(sed -E 's/.*"username":"([^"]+)".*/\1/' <<<"$body")
+    cred=$(sed -E 's/.*"credential":"([^"]+)".*/\1/' <<<"$body")
+    timeout 20 turnutils_uclient -u "$user" -w "$cred" -y -n 1 -m 1 -l 100 -p "$turn_port" \
+        127.0.0.1 >"$tmp/uclient-app" 2>&1
+    grep -q 'Cannot complete Allocation' "$tmp/uclient-app" &&
+        fail "the relay refused the app's credential: $(cat "$tmp/uclient-app")"
+    echo "ok: anteroom-app up: operator password signs in, demo entry hands out the relay"
+fi
+
 # 3. One supervisor per state dir.
 out2=$(timeout 10 "$bin" up --state-dir "$state" --turn-port "$turn_port" 2>&1)
 rc2=$?
@@ -178,3 +217,17 @@ for p in "${seen_pids[@]}"; do
 done
 grep -q 'every daemon stopped' "$tmp/out" || fail "no stop message"
 echo "ok: SIGTERM stopped every daemon, exit 0"
+
+# 6. A second start on the same state dir prints no password and adds no second demo clinic.
+if [ -x "$app_bin" ]; then
+    "$bin" up "${up_flags[@]}" >"$tmp/out" 2>"$tmp/err" &
+    up_pid=$!
+    wait_for 15 app_up || fail "anteroom-app did not come up again"
+    seen_pids+=("$(app_pid)" "$(relay_pid)")
+    grep -q 'one-time password' "$tmp/out" && fail "a password was printed again"
+    grep -q 'demo clinic' "$tmp/out" && fail "a second demo clinic was made"
+    kill -TERM "$up_pid"
+    wait "$up_pid" || fail "second run did not stop cleanly"
+    up_pid=""
+    echo "ok: second start: no new password, no second demo clinic"
+fi

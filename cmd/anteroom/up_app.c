@@ -1,0 +1,141 @@
+/*
+ * What `anteroom up` does for anteroom-app before it starts: the store (DIR/app.db, SQLite) is
+ * migrated; on first start an operator account is made and its one-time password printed once;
+ * with --demo a demo clinic with a waiting area is added once; and DIR/servers.json names this
+ * machine's relay (and the signalling URL it will have) under one jurisdiction, "local", so the
+ * app's jurisdiction check passes and clients are handed this machine's servers only.
+ */
+#include "admin.h"
+#include "keys.h"
+#include "up.h"
+
+#include "anteroom/log.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define OPERATOR_EMAIL "operator@anteroom.localhost"
+
+/* The host name in URLs clients use: the bind address, or localhost for a wildcard. */
+const char *ar__up_public_host(const ar__up_conf_t *conf)
+{
+    if (strcmp(conf->bind, "0.0.0.0") == 0 || strcmp(conf->bind, "::") == 0)
+        return "localhost";
+    return conf->bind;
+}
+
+static int write_servers(const ar__up_conf_t *conf, const ar__up_state_t *st)
+{
+    const char *host = ar__up_public_host(conf);
+    int v6 = strchr(host, ':') != NULL;
+    char json[1024], path[PATH_MAX + 16];
+    /* anteroom-signal will serve on the port after the app's; its row brings it along. */
+    snprintf(json, sizeof(json),
+             "{\"jurisdiction\": \"local\",\n"
+             " \"jurisdictions\": {\"local\": {\n"
+             "   \"signal\": [\"wss://%s%s%s:%lld/ws\"],\n"
+             "   \"turn\": [{\"node\": \"turn\", \"host\": \"%s\", \"port\": %lld, "
+             "\"tls_port\": %lld}]}}}\n",
+             v6 ? "[" : "", host, v6 ? "]" : "", (long long)conf->app_port + 1, host,
+             (long long)conf->turn_port, (long long)conf->turn_tls_port);
+    snprintf(path, sizeof(path), "%s/servers.json", st->dir);
+    return ar__state_write_file(path, json, strlen(json));
+}
+
+/*
+ * Makes sure the store holds a token signing key (and the relay's TURN secret), then exports the
+ * public keys to DIR/secrets/token-keys.pub, one "kid base64url-key" line each: the file
+ * anteroom-signal and anteroom-monitor verify tokens with. Rotating keys later with `anteroom
+ * admin` needs a restart of `anteroom up` to re-export them.
+ */
+static int export_token_keys(ar_store_conn_t *c, const ar__up_state_t *st)
+{
+    int64_t now = (int64_t)time(NULL);
+    int rc = ar_app_keys_ensure(c, now, st->turn_secret);
+    ar_token_keyring_t ring;
+    memset(&ring, 0, sizeof(ring));
+    if (rc == 0)
+        rc = ar_app_keys_keyring(c, now, &ring);
+    char text[AR_TOKEN_KEYS_MAX * 128];
+    size_t len = 0;
+    for (size_t i = 0; rc == 0 && i < ring.count; i++) {
+        char pk[64];
+        sodium_bin2base64(pk, sizeof(pk), ring.keys[i].pk, sizeof(ring.keys[i].pk),
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        int n = snprintf(text + len, sizeof(text) - len, "%s %s\n", ring.keys[i].kid, pk);
+        if (n < 0 || (size_t)n >= sizeof(text) - len)
+            rc = AR_ETOOBIG;
+        else
+            len += (size_t)n;
+    }
+    ar_token_keyring_wipe(&ring);
+    if (rc == 0) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof(path), "%s/secrets/token-keys.pub", st->dir);
+        rc = ar__state_write_file(path, text, len);
+    }
+    return rc;
+}
+
+int ar__up_app_prepare(const ar__up_conf_t *conf, const ar__up_state_t *st, char *err,
+                       size_t errlen)
+{
+    char db[PATH_MAX + 16];
+    snprintf(db, sizeof(db), "%s/app.db", st->dir);
+    int rc = write_servers(conf, st);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot write %s/servers.json", st->dir);
+        return rc;
+    }
+    ar_store_conn_t *c;
+    rc = ar__admin_open("sqlite", db, &c);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot open or migrate %s: %s", db, ar_strerror(rc));
+        return rc;
+    }
+    int has = 0;
+    rc = ar__admin_has_operator(c, &has);
+    if (rc == 0 && !has) {
+        char pw[40];
+        int64_t id;
+        rc = ar__admin_create_account(c, OPERATOR_EMAIL, "Operator", 1, conf->fast_hash, pw,
+                                      sizeof(pw), &id);
+        if (rc == 0) {
+            /* Printed once: only its Argon2id hash is kept. `anteroom admin` makes others. */
+            printf("anteroom up: first start: operator account %s, one-time password %s\n"
+                   "             (shown only now; sign in and change it)\n",
+                   OPERATOR_EMAIL, pw);
+            ar_log(AR_LOG_INFO, "operator_account_created");
+        }
+        sodium_memzero(pw, sizeof(pw));
+    }
+    if (rc == 0 && conf->demo) {
+        ar_store_stmt_t *s;
+        static const char q[] = "SELECT count(*) FROM waiting_areas WHERE slug = 'demo'";
+        int exists = 0;
+        rc = ar_store_prepare(c, q, sizeof(q) - 1, &s);
+        if (rc == 0) {
+            exists = ar_store_step(s) == AR_STORE_ROW && ar_store_col_int64(s, 0) > 0;
+            ar_store_finalize(s);
+        }
+        int64_t clinic = 0;
+        if (rc == 0 && !exists)
+            rc = ar__admin_create_clinic(c, "Demo clinic", "local", &clinic);
+        if (rc == 0 && !exists)
+            rc = ar__admin_create_area(c, clinic, "demo", "Demo waiting area", "UTC", "",
+                                       "Welcome to the demo waiting area.");
+        if (rc == 0 && !exists)
+            printf("anteroom up: demo clinic %lld, waiting area: https://%s:%lld/api/v1/entry/"
+                   "%lld/demo\n",
+                   (long long)clinic, ar__up_public_host(conf), (long long)conf->app_port,
+                   (long long)clinic);
+    }
+    if (rc == 0)
+        rc = export_token_keys(c, st);
+    ar_store_close(c);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot prepare the app's store: %s", ar_strerror(rc));
+    return rc;
+}

@@ -1,0 +1,401 @@
+/*
+ * Waiting areas (docs/protocol.md 5.2-5.6; P2, P3, C1-C3): a patient arrives in the area its
+ * token names, with the details it typed (kept in memory only); staff of the clinic subscribe
+ * and get a snapshot, then deltas; take, hold, transfer and staff messages.
+ *
+ * A patient is only ever sent its own `wait` status and messages addressed to it: queue frames
+ * go to subscribers, and only staff with a role in that clinic can subscribe. A peer id that is
+ * not a patient of a clinic the caller works in is `not_found`, so ids cannot be probed.
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+
+#include <string.h>
+#include <time.h>
+
+#define REFUSE(cn, m, code) ar__sig_send_error((cn), (code), NULL, (m)->type, (m)->id)
+
+static ar_sig_str_t str(const char *s)
+{
+    return (ar_sig_str_t){s, strlen(s)};
+}
+
+static ar_sig_str_t opt(const char *s)
+{
+    return (ar_sig_str_t){s && s[0] ? s : NULL, s ? strlen(s) : 0};
+}
+
+static void copy(char *dst, ar_sig_str_t s)
+{
+    memcpy(dst, s.p, s.len);
+    dst[s.len] = '\0';
+}
+
+static void entry_of(ar_sig_entry_t *e, ar__sig_rec_t *p)
+{
+    memset(e, 0, sizeof(*e));
+    e->peer = str(p->peer);
+    e->name = str(p->name ? p->name : "?");
+    e->answers = (ar_sig_list_t){p->ans, p->nans};
+    e->since = p->since;
+    e->status = p->status;
+    e->by = opt(p->by);
+    e->by_name = opt(p->by_name);
+}
+
+static void to_subscribers(ar__sig_srv_t *srv, ar__sig_area_t *a, ar_sig_msg_t *m)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->nsubs; i++)
+        ar__sig_to(srv, a->subs[i]->peer, m, AR__SIG_ACT_NONE);
+}
+
+static void wait_to(ar__sig_srv_t *srv, ar__sig_rec_t *p)
+{
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_WAIT);
+    m.u.wait.area = str(p->area);
+    m.u.wait.status = p->status;
+    ar__sig_to(srv, p->peer, &m, AR__SIG_ACT_NONE);
+}
+
+static void queue_update(ar__sig_srv_t *srv, ar__sig_rec_t *p)
+{
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_QUEUE_UPDATE);
+    m.u.queue.clinic = str(p->clinic);
+    m.u.queue.area = str(p->area);
+    m.u.queue.peer = str(p->peer);
+    m.u.queue.status = p->status;
+    m.u.queue.by = opt(p->by);
+    m.u.queue.by_name = opt(p->by_name);
+    to_subscribers(srv, p->in_area, &m);
+}
+
+void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason)
+{
+    ar__sig_area_t *a = p->in_area;
+    if (!a)
+        return;
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_QUEUE_REMOVE);
+    m.u.queue.clinic = str(a->clinic);
+    m.u.queue.area = str(a->area);
+    m.u.queue.peer = str(p->peer);
+    m.u.queue.reason = reason;
+    to_subscribers(srv, a, &m);
+    ar__sig_rec_set_area(srv, p, p->clinic, "");
+    p->status = 0;
+    ar__sig_rec_publish(srv, p, "st");
+}
+
+static void queue_add(ar__sig_srv_t *srv, ar__sig_rec_t *p)
+{
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_QUEUE_ADD);
+    m.u.queue.clinic = str(p->clinic);
+    m.u.queue.area = str(p->area);
+    entry_of(&m.u.queue.entry, p);
+    to_subscribers(srv, p->in_area, &m);
+}
+
+static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_rec_t *r = cn->sess->rec;
+    const ar__sig_claims_t *cl = cn->sess->claims;
+    if (r->role != AR_SIG_ROLE_PATIENT) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return;
+    }
+    if (r->in_area || r->status) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+        return;
+    }
+    if (m->u.arrive.clinic.len != strlen(cl->clinic) || m->u.arrive.area.len != strlen(cl->area) ||
+        memcmp(m->u.arrive.clinic.p, cl->clinic, m->u.arrive.clinic.len) != 0 ||
+        memcmp(m->u.arrive.area.p, cl->area, m->u.arrive.area.len) != 0) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return;
+    }
+    ar__sig_area_t *a = ar__sig_area_find(srv, cl->clinic, cl->area);
+    if (a && a->npatients >= AR__SIG_QUEUE_MAX) {
+        REFUSE(cn, m, AR_SIG_E_QUEUE_FULL);
+        return;
+    }
+    ar__sig_room_t *room = ar__sig_room_find(srv, cl->room);
+    if (room && room->nmembers >= AR__SIG_ROOM_MAX) {
+        REFUSE(cn, m, AR_SIG_E_ROOM_FULL);
+        return;
+    }
+    /* P2: the name and answers live in this record, in memory, for the wait and the call. */
+    r->name = ar_strndup(m->u.arrive.name.p, m->u.arrive.name.len);
+    for (size_t i = 0; i < m->u.arrive.answers.count && i < AR_SIG_ANSWERS_MAX; i++) {
+        ar_sig_answer_t *in = AR_SIG_ITEM(m->u.arrive.answers, ar_sig_answer_t, i);
+        r->ans[i].q = (ar_sig_str_t){ar_strndup(in->q.p, in->q.len), in->q.len};
+        r->ans[i].a = (ar_sig_str_t){ar_strndup(in->a.p, in->a.len), in->a.len};
+        r->nans = i + 1;
+    }
+    r->since = (int64_t)time(NULL);
+    r->status = AR_SIG_ST_WAITING;
+    r->by[0] = '\0';
+    ar__sig_rec_set_area(srv, r, cl->clinic, cl->area);
+    if (!r->in_room) {
+        int fresh = room == NULL;
+        ar__sig_rec_set_room(srv, r, cl->room);
+        if (fresh && r->in_room) {
+            memcpy(r->in_room->clinic, cl->clinic, sizeof(r->in_room->clinic));
+            r->in_room->profile = cl->profile;
+        }
+        ar__sig_rec_publish(srv, r, "room");
+    }
+    ar__sig_rec_publish(srv, r, "area");
+    wait_to(srv, r);
+    queue_add(srv, r);
+}
+
+static void on_subscribe(ar__sig_conn_t *cn, ar_sig_msg_t *m, int on)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_rec_t *r = cn->sess->rec;
+    char clinic[AR_SIG_ID_MAX + 1], area[AR_SIG_ID_MAX + 1];
+    copy(clinic, m->u.queue.clinic);
+    copy(area, m->u.queue.area);
+    if (!ar__sig_can_queue(cn->sess->claims, clinic)) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return;
+    }
+    size_t i = 0;
+    while (i < r->nsubs &&
+           (strcmp(r->subs[i][0].s, clinic) != 0 || strcmp(r->subs[i][1].s, area) != 0))
+        i++;
+    if (!on) {
+        if (i == r->nsubs) {
+            REFUSE(cn, m, AR_SIG_E_NOT_FOUND);
+            return;
+        }
+        r->subs[i][0] = r->subs[r->nsubs - 1][0];
+        r->subs[i][1] = r->subs[r->nsubs - 1][1];
+        r->nsubs--;
+        ar__sig_area_unsub(srv, r, ar__sig_area_find(srv, clinic, area));
+        ar__sig_rec_publish(srv, r, "subs");
+        return;
+    }
+    if (i == r->nsubs) {
+        if (r->nsubs >= AR__SIG_SUBS_MAX) {
+            REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+            return;
+        }
+        void *ns = ar_realloc(r->subs, (r->nsubs + 1) * sizeof(*r->subs));
+        ar__sig_area_t *a = ar__sig_area_get(srv, clinic, area);
+        if (ns)
+            r->subs = ns;
+        if (!ns || !a || ar__sig_area_sub(srv, r, a) != 0) {
+            REFUSE(cn, m, AR_SIG_E_INTERNAL);
+            return;
+        }
+        memcpy(r->subs[r->nsubs][0].s, clinic, sizeof(clinic));
+        memcpy(r->subs[r->nsubs][1].s, area, sizeof(area));
+        r->nsubs++;
+        ar__sig_rec_publish(srv, r, "subs");
+    }
+    /* The snapshot, 32 entries a frame; the last one has no `more`. */
+    ar__sig_area_t *a = ar__sig_area_find(srv, clinic, area);
+    size_t total = a ? a->npatients : 0, off = 0;
+    ar_sig_entry_t entries[AR_SIG_ENTRIES_MAX];
+    do {
+        size_t n = 0;
+        while (n < AR_SIG_ENTRIES_MAX && off + n < total) {
+            entry_of(&entries[n], a->patients[off + n]);
+            n++;
+        }
+        off += n;
+        ar_sig_msg_t q;
+        ar_sig_msg_init(&q, AR_SIG_QUEUE);
+        q.u.queue.clinic = str(clinic);
+        q.u.queue.area = str(area);
+        q.u.queue.entries = (ar_sig_list_t){entries, n};
+        q.u.queue.more = off < total;
+        ar__sig_to(srv, r->peer, &q, AR__SIG_ACT_NONE);
+    } while (off < total);
+}
+
+/* The waiting patient a staff message names, if the caller may see it. */
+static ar__sig_rec_t *patient(ar__sig_conn_t *cn, ar_sig_msg_t *m, ar_sig_str_t id)
+{
+    char peer[AR__SIG_PEER_LEN + 1];
+    ar__sig_rec_t *p = NULL;
+    if (id.len == AR__SIG_PEER_LEN) {
+        copy(peer, id);
+        p = ar__sig_rec_find(cn->srv, peer);
+    }
+    if (!p || p->role != AR_SIG_ROLE_PATIENT || !p->in_area ||
+        !ar__sig_can_queue(cn->sess->claims, p->clinic)) {
+        REFUSE(cn, m, AR_SIG_E_NOT_FOUND);
+        return NULL;
+    }
+    return p;
+}
+
+static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_rec_t *r = cn->sess->rec;
+    ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
+    if (!p)
+        return;
+    if (!ar__sig_can_call(cn->sess->claims, p->clinic)) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return;
+    }
+    if (p->status == AR_SIG_ST_SEEN && strcmp(p->by, r->peer) != 0) {
+        REFUSE(cn, m, AR_SIG_E_CONFLICT);
+        return;
+    }
+    if (p->status != AR_SIG_ST_WAITING || !p->in_room || (r->in_room && r->in_room != p->in_room)) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+        return;
+    }
+    if (!r->in_room) {
+        if (p->in_room->nmembers >= AR__SIG_ROOM_MAX) {
+            REFUSE(cn, m, AR_SIG_E_ROOM_FULL);
+            return;
+        }
+        ar__sig_rec_set_room(srv, r, p->room);
+        ar__sig_rec_publish(srv, r, "room");
+    }
+    p->status = AR_SIG_ST_SEEN;
+    memcpy(p->by, r->peer, sizeof(p->by));
+    ar_free(p->by_name);
+    p->by_name = r->name ? ar_strndup(r->name, strlen(r->name)) : NULL;
+    ar__sig_rec_publish(srv, p, "st");
+    ar__sig_announce_join(srv, r);
+    wait_to(srv, p);
+    queue_update(srv, p);
+}
+
+static void on_hold(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
+    if (!p)
+        return;
+    /* A receptionist holds a waiting patient only; the call is for those who run it. */
+    if (!ar__sig_can_call(cn->sess->claims, p->clinic) && p->status != AR_SIG_ST_WAITING) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return;
+    }
+    int on = m->u.act.on;
+    if ((on && p->status == AR_SIG_ST_HOLD) || (!on && p->status != AR_SIG_ST_HOLD)) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+        return;
+    }
+    p->status = on ? AR_SIG_ST_HOLD : p->by[0] ? AR_SIG_ST_SEEN : AR_SIG_ST_WAITING;
+    ar__sig_rec_publish(srv, p, "st");
+    wait_to(srv, p);
+    ar_sig_msg_t h;
+    ar_sig_msg_init(&h, AR_SIG_HOLD);
+    h.u.act.peer = str(p->peer);
+    h.u.act.on = on;
+    if (p->in_room)
+        for (size_t i = 0; i < p->in_room->nmembers; i++)
+            if (p->in_room->members[i] != p)
+                ar__sig_to(srv, p->in_room->members[i]->peer, &h, AR__SIG_ACT_NONE);
+    queue_update(srv, p);
+}
+
+static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
+    if (!p)
+        return;
+    char area[AR_SIG_ID_MAX + 1];
+    copy(area, m->u.act.area);
+    if (strcmp(area, p->area) == 0) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+        return;
+    }
+    /* Staff in the call are taken out of it; the patient keeps its room and details. */
+    ar__sig_room_t *room = p->in_room;
+    for (size_t i = 0; room && i < room->nmembers;) {
+        ar__sig_rec_t *x = room->members[i];
+        if (x->role != AR_SIG_ROLE_STAFF) {
+            i++;
+            continue;
+        }
+        ar__sig_rec_set_room(srv, x, "");
+        ar__sig_rec_publish(srv, x, "room");
+        ar_sig_msg_t l;
+        ar_sig_msg_init(&l, AR_SIG_PEER_LEFT);
+        l.u.peer_left.peer = str(p->peer);
+        l.u.peer_left.reason = AR_SIG_LEFT_REMOVED;
+        ar__sig_to(srv, x->peer, &l, AR__SIG_ACT_NONE);
+        l.u.peer_left.peer = str(x->peer);
+        l.u.peer_left.reason = AR_SIG_LEFT_LEFT;
+        ar__sig_to(srv, p->peer, &l, AR__SIG_ACT_NONE);
+        room = p->in_room; /* the room may have gone with its last other member */
+    }
+    char clinic[AR_SIG_ID_MAX + 1];
+    memcpy(clinic, p->clinic, sizeof(clinic));
+    int64_t since = p->since;
+    ar__sig_queue_remove(srv, p, AR_SIG_GONE_TRANSFERRED);
+    p->since = since;
+    p->status = AR_SIG_ST_WAITING;
+    p->by[0] = '\0';
+    ar_free(p->by_name);
+    p->by_name = NULL;
+    ar__sig_rec_set_area(srv, p, clinic, area);
+    ar__sig_rec_publish(srv, p, "area");
+    queue_add(srv, p);
+    wait_to(srv, p);
+}
+
+static void on_message(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
+    if (!p)
+        return;
+    ar_sig_msg_t t;
+    ar_sig_msg_init(&t, AR_SIG_MESSAGE);
+    t.u.act.text = m->u.act.text;
+    ar__sig_to(cn->srv, p->peer, &t, AR__SIG_ACT_NONE);
+}
+
+void ar__sig_area_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    int staff = cn->sess->rec->role == AR_SIG_ROLE_STAFF;
+    if (m->type == AR_SIG_ARRIVE) {
+        on_arrive(cn, m);
+        return;
+    }
+    if (!staff) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return;
+    }
+    switch (m->type) {
+    case AR_SIG_SUBSCRIBE:
+        on_subscribe(cn, m, 1);
+        break;
+    case AR_SIG_UNSUBSCRIBE:
+        on_subscribe(cn, m, 0);
+        break;
+    case AR_SIG_TAKE:
+        on_take(cn, m);
+        break;
+    case AR_SIG_HOLD:
+        on_hold(cn, m);
+        break;
+    case AR_SIG_TRANSFER:
+        on_transfer(cn, m);
+        break;
+    case AR_SIG_MESSAGE:
+        on_message(cn, m);
+        break;
+    default:
+        REFUSE(cn, m, AR_SIG_E_UNKNOWN_TYPE);
+        break;
+    }
+}

@@ -1,0 +1,377 @@
+/*
+ * The bus between workers and nodes: NATS (libnats), subjects under ar.<jurisdiction>. so
+ * a bus shared by several jurisdictions never mixes them (S10):
+ *   ar.<jur>.node                 heartbeats: worker id, node name, draining, send time
+ *   ar.<jur>.sess.<peer>          record updates of a session (role, away, owner, backup, ...)
+ *   ar.<jur>.room.<room>          record updates that change room membership or the profile
+ *   ar.<jur>.area.<clinic>.<area> record updates that change a queue
+ *   ar.<jur>.to.<peer>            session-level frames for a peer (owner and backup subscribe)
+ *   ar.<jur>.proc.<worker>        worker to worker: hand-over, backup mirroring
+ * Every worker subscribes to node, sess.>, room.> and area.>: the control records are small
+ * and replicated (index.c); relayed SDP and candidates go only to the peer's two workers.
+ *
+ * libnats calls back on its own thread; the callback copies the message into an inbox and
+ * pokes an eventfd the loop watches, so all state stays on the loop's thread. One delivery
+ * thread for all subscriptions keeps a publisher's messages in the order it sent them.
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <jansson.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define INBOX_MAX_BYTES (64u << 20) /* beyond this the bus is dropped from, and it is counted */
+
+typedef struct item_s {
+    struct item_s *next;
+    uint8_t kind; /* K_* */
+    char peer[AR__SIG_PEER_LEN + 1];
+    size_t len;
+    char data[];
+} item_t;
+
+enum { K_NODE, K_REC, K_TO, K_PROC };
+
+struct ar__sig_bus_s {
+    natsConnection *nc;
+    natsSubscription *subs[5];
+    int efd;
+    pthread_mutex_t mu;
+    item_t *head, *tail;
+    size_t bytes;
+    char prefix[AR_TOKEN_ID_MAX + 8]; /* "ar.<jur>." */
+    size_t plen;
+    ar__sig_srv_t *srv;
+};
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    ar__sig_bus_t *b = closure;
+    const char *subj = natsMsg_GetSubject(msg);
+    size_t len = (size_t)natsMsg_GetDataLength(msg);
+    uint8_t kind = K_REC;
+    const char *peer = "";
+    if (strncmp(subj, b->prefix, b->plen) == 0) {
+        const char *rest = subj + b->plen;
+        if (strcmp(rest, "node") == 0)
+            kind = K_NODE;
+        else if (strncmp(rest, "to.", 3) == 0)
+            kind = K_TO, peer = rest + 3;
+        else if (strncmp(rest, "proc.", 5) == 0)
+            kind = K_PROC;
+    }
+    item_t *it = len <= (size_t)AR_SIG_OUT_MAX * 8u ? ar_malloc(sizeof(*it) + len + 1) : NULL;
+    if (it) {
+        it->next = NULL;
+        it->kind = kind;
+        snprintf(it->peer, sizeof(it->peer), "%s", peer);
+        it->len = len;
+        memcpy(it->data, natsMsg_GetData(msg), len);
+        it->data[len] = '\0';
+        pthread_mutex_lock(&b->mu);
+        if (b->bytes + len > INBOX_MAX_BYTES) {
+            ar_free(it);
+            it = NULL;
+        } else {
+            b->bytes += len;
+            if (b->tail)
+                b->tail->next = it;
+            else
+                b->head = it;
+            b->tail = it;
+        }
+        pthread_mutex_unlock(&b->mu);
+        uint64_t one = 1;
+        if (it)
+            (void)!write(b->efd, &one, sizeof(one));
+    }
+    natsMsg_Destroy(msg);
+}
+
+/* ---- nodes ---- */
+
+static ar__sig_node_t *node_get(ar__sig_srv_t *srv, uint64_t id)
+{
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id == id)
+            return &srv->nodes[i];
+    if (srv->nnodes == AR__SIG_NODES_MAX)
+        return NULL;
+    ar__sig_node_t *n = &srv->nodes[srv->nnodes++];
+    memset(n, 0, sizeof(*n));
+    n->id = id;
+    return n;
+}
+
+int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id)
+{
+    if (id == srv->node_id)
+        return 1;
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id == id)
+            return srv->now - srv->nodes[i].seen < AR__SIG_NODE_DEAD_S;
+    return 0;
+}
+
+uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude)
+{
+    /* Prefer a live, undrained worker of another node; then any other live worker. */
+    uint64_t same = 0;
+    size_t start = srv->nnodes ? (size_t)(srv->fid_counter++ % srv->nnodes) : 0;
+    for (size_t k = 0; k < srv->nnodes; k++) {
+        ar__sig_node_t *n = &srv->nodes[(start + k) % srv->nnodes];
+        if (n->id == exclude || n->id == srv->node_id || n->draining ||
+            !ar__sig_node_alive(srv, n->id))
+            continue;
+        if (strcmp(n->name, srv->conf->node_name) != 0)
+            return n->id;
+        if (!same)
+            same = n->id;
+    }
+    return same;
+}
+
+int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id)
+{
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id == id)
+            return !srv->nodes[i].draining && ar__sig_node_alive(srv, id) &&
+                   strcmp(srv->nodes[i].name, srv->conf->node_name) != 0;
+    return 0;
+}
+
+void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    char subj[96], body[160];
+    snprintf(subj, sizeof(subj), "%snode", b->prefix);
+    int n = snprintf(body, sizeof(body), "{\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu}",
+                     (unsigned long long)srv->node_id, srv->conf->node_name, srv->draining,
+                     (unsigned long long)ar__sig_now_us());
+    (void)natsConnection_Publish(b->nc, subj, body, n);
+    /* Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). */
+    for (size_t i = 0; i < srv->nnodes; i++) {
+        ar__sig_node_t *nd = &srv->nodes[i];
+        if (nd->id != srv->node_id && !nd->dead && srv->now - nd->seen >= AR__SIG_NODE_DEAD_S) {
+            nd->dead = 1;
+            ar__sig_node_dead(srv, nd->id);
+        }
+    }
+}
+
+static void on_node(ar__sig_srv_t *srv, const char *data, size_t len)
+{
+    json_t *o = json_loadb(data, len, 0, NULL);
+    const char *id, *name;
+    int drain;
+    json_int_t t;
+    if (o && json_unpack(o, "{s:s,s:s,s:i,s:I}", "i", &id, "n", &name, "d", &drain, "t", &t) == 0) {
+        ar__sig_node_t *n = node_get(srv, strtoull(id, NULL, 16));
+        if (n) {
+            snprintf(n->name, sizeof(n->name), "%s", name);
+            n->draining = (uint8_t)drain;
+            n->seen = srv->now;
+            n->dead = 0;
+            uint64_t now = ar__sig_now_us();
+            if (n->id != srv->node_id && now >= (uint64_t)t)
+                ar_metric_observe(srv->m.bus_lag_us, 0, (double)(now - (uint64_t)t));
+        }
+    }
+    json_decref(o);
+}
+
+/* ---- the inbox, drained on the loop ---- */
+
+static void on_wake(int fd, void *data)
+{
+    ar__sig_srv_t *srv = data;
+    ar__sig_bus_t *b = srv->bus;
+    uint64_t v;
+    (void)!read(fd, &v, sizeof(v));
+    pthread_mutex_lock(&b->mu);
+    item_t *it = b->head;
+    b->head = b->tail = NULL;
+    b->bytes = 0;
+    pthread_mutex_unlock(&b->mu);
+    while (it) {
+        item_t *next = it->next;
+        if (it->kind == K_NODE) {
+            on_node(srv, it->data, it->len);
+        } else if (it->kind == K_TO) {
+            ar__sig_to_msg(srv, it->peer, (const uint8_t *)it->data, it->len);
+        } else if (it->kind == K_PROC) {
+            ar__sig_proc_msg(srv, it->data, it->len, NULL);
+        } else {
+            json_t *o = json_loadb(it->data, it->len, JSON_REJECT_DUPLICATES, NULL);
+            if (o)
+                ar__sig_rec_apply(srv, o);
+            json_decref(o);
+        }
+        ar_free(it);
+        it = next;
+    }
+}
+
+/* A frame for a peer: fid(16) | sent_us(8) | action(1) | frame. */
+void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, size_t len)
+{
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    if (!r || !r->local || len < 25)
+        return;
+    uint64_t sent;
+    memcpy(&sent, data + 16, 8);
+    ar__sig_sess_deliver(srv, r->local, data, data[24], (const char *)data + 25, len - 25, sent);
+}
+
+void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len)
+{
+    ar__sig_bus_t *b = srv->bus;
+    if (!b)
+        return;
+    char subj[128];
+    snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
+    uint8_t *buf = (uint8_t *)srv->pub;
+    uint64_t ctr = ++srv->fid_counter, now = ar__sig_now_us();
+    memcpy(buf, &srv->node_id, 8);
+    memcpy(buf + 8, &ctr, 8);
+    memcpy(buf + 16, &now, 8);
+    buf[24] = action;
+    (void)natsConnection_Publish(b->nc, subj, buf, (int)(len + AR__SIG_TO_HDR));
+}
+
+static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
+{
+    char *s = srv->bus ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (s) {
+        (void)natsConnection_PublishString(srv->bus->nc, subj, s);
+        ar_free(s); /* jansson allocates with ar_malloc (ar_sig_init) */
+    }
+    json_decref(o);
+}
+
+void ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj)
+{
+    char subj[96];
+    if (!srv->bus) {
+        json_decref(json_obj);
+        return;
+    }
+    snprintf(subj, sizeof(subj), "%sproc.%016llx", srv->bus->prefix, (unsigned long long)worker);
+    if (json_obj)
+        publish_json(srv, subj, json_obj);
+}
+
+void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj)
+{
+    char subj[200];
+    if (!srv->bus) {
+        json_decref(json_obj);
+        return;
+    }
+    snprintf(subj, sizeof(subj), "%s%s.%s", srv->bus->prefix, kind, key);
+    if (json_obj)
+        publish_json(srv, subj, json_obj);
+}
+
+int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    char subj[128];
+    if (!srv->bus)
+        return AR_ESTATE;
+    snprintf(subj, sizeof(subj), "%sto.%s", srv->bus->prefix, s->rec->peer);
+    natsSubscription *sub = NULL;
+    if (natsConnection_Subscribe(&sub, srv->bus->nc, subj, on_msg, srv->bus) != NATS_OK)
+        return AR_EIO;
+    s->sub_to = sub;
+    return 0;
+}
+
+void ar__sig_bus_unsub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    (void)srv;
+    if (s->sub_to) {
+        (void)natsSubscription_Unsubscribe(s->sub_to);
+        natsSubscription_Destroy(s->sub_to);
+        s->sub_to = NULL;
+    }
+}
+
+int ar__sig_bus_start(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = ar_calloc(1, sizeof(*b));
+    if (!b)
+        return AR_ENOMEM;
+    srv->bus = b;
+    b->srv = srv;
+    b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&b->mu, NULL);
+    b->plen = (size_t)snprintf(b->prefix, sizeof(b->prefix), "ar.%s.", srv->conf->jurisdiction);
+    if (b->efd < 0 || ar_sn_loop_watch(srv->loop, b->efd, on_wake, srv) != 0)
+        return AR_ESYS;
+    natsOptions *o = NULL;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(o, (const char **)srv->conf->nats.items,
+                                   (int)srv->conf->nats.count);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(o, 200);
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(o, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&b->nc, o);
+    natsOptions_Destroy(o);
+    const char *wild[] = {"node", "sess.>", "room.>", "area.>", NULL};
+    char subj[128];
+    for (int i = 0; i < 5 && s == NATS_OK; i++) {
+        if (wild[i])
+            snprintf(subj, sizeof(subj), "%s%s", b->prefix, wild[i]);
+        else
+            snprintf(subj, sizeof(subj), "%sproc.%016llx", b->prefix,
+                     (unsigned long long)srv->node_id);
+        s = natsConnection_Subscribe(&b->subs[i], b->nc, subj, on_msg, b);
+    }
+    if (s != NATS_OK) {
+        ar_log(AR_LOG_ERROR, "signal_bus_connect_failed", AR_LF_INT("nats_status", s));
+        return AR_EIO;
+    }
+    return 0;
+}
+
+void ar__sig_bus_stop(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    if (!b)
+        return;
+    if (b->nc)
+        (void)natsConnection_Flush(b->nc);
+    for (int i = 0; i < 5; i++)
+        natsSubscription_Destroy(b->subs[i]);
+    if (b->nc) {
+        natsConnection_Close(b->nc);
+        natsConnection_Destroy(b->nc);
+    }
+    item_t *it = b->head;
+    while (it) {
+        item_t *n = it->next;
+        ar_free(it);
+        it = n;
+    }
+    if (b->efd >= 0)
+        close(b->efd);
+    pthread_mutex_destroy(&b->mu);
+    ar_free(b);
+    srv->bus = NULL;
+}

@@ -1,0 +1,41 @@
+/* The configuration table of anteroom-signal (docs/configuration.md lists every option). */
+#include "server.h"
+
+#include <stddef.h>
+
+#define O(name, type, field, def, min, max, help)                                                  \
+    {                                                                                              \
+        name, type, offsetof(ar_signal_conf_t, field), def, min, max, help                         \
+    }
+
+const ar_conf_opt_t ar_signal_conf_opts[] = {
+    O("listen", AR_CONF_STR, listen, "127.0.0.1", 0, 0, "address of the WebSocket listener"),
+    O("port", AR_CONF_INT, port, "8443", 1, 65535, "WebSocket port, shared by all workers"),
+    O("jurisdiction", AR_CONF_STR, jurisdiction, "default", 0, 0,
+      "this node's jurisdiction: in every NATS subject; tokens of another are refused"),
+    O("node-name", AR_CONF_STR, node_name, "node", 0, 0,
+      "name shared by this node's workers; session backups go to another node"),
+    O("nats", AR_CONF_LIST, nats, "nats://127.0.0.1:4222", 0, 0, "NATS server URLs"),
+    O("keys", AR_CONF_STR, keys, NULL, 0, 0,
+      "token public keys: lines 'kid base64url-Ed25519-public-key'"),
+    O("origin", AR_CONF_LIST, origins, NULL, 0, 0, "allowed Origin values (repeat)"),
+    O("allow-no-origin", AR_CONF_BOOL, allow_no_origin, "false", 0, 0,
+      "accept clients that send no Origin (non-browser clients)"),
+    O("drain-url", AR_CONF_LIST, drain_urls, NULL, 0, 0,
+      "wss:// URLs of other nodes sent to clients when draining"),
+    O("drain-within", AR_CONF_DURATION, drain_within, "30s", 0, 3600000,
+      "how long a draining node waits before closing with 4006"),
+    O("grace", AR_CONF_DURATION, grace, "120s", 1000, 86400000,
+      "how long a lost session is kept for resume"),
+    O("workers", AR_CONF_INT, workers, "1", 1, 64, "worker processes on this node"),
+    O("max-per-address", AR_CONF_INT, max_per_addr, "256", 0, 65535,
+      "connections per client address per worker; 0: no cap"),
+    O("tls-cert", AR_CONF_STR, tls_cert, NULL, 0, 0, "PEM certificate chain: serve wss://"),
+    O("tls-key", AR_CONF_STR, tls_key, NULL, 0, 0, "PEM private key"),
+    O("metrics-host", AR_CONF_STR, metrics_host, "127.0.0.1", 0, 0, "operator listener address"),
+    O("metrics-port", AR_CONF_INT, metrics_port, "0", 0, 65535,
+      "operator listener (/metrics, /healthz, /readyz) of worker 0; worker i adds i; 0: off"),
+    O("log-level", AR_CONF_STR, log_level, "info", 0, 0, "debug, info, warn or error"),
+};
+
+const size_t ar_signal_conf_nopts = sizeof(ar_signal_conf_opts) / sizeof(ar_signal_conf_opts[0]);

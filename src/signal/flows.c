@@ -1,0 +1,385 @@
+/*
+ * What each client message does in a room (docs/protocol.md 5.3, 5.7-5.9, 5.13): join, leave,
+ * relay of offer/answer/candidate by peer id, quality profile, end. Waiting-area messages are
+ * in area.c.
+ *
+ * Checks use the replicated view (index.c), so a room split across nodes is checked the same
+ * way as a local one. Every session-level frame goes through ar__sig_to(): it is numbered by
+ * the recipient's owner, wherever that is, and kept for resume.
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#define REFUSE(cn, m, code) ar__sig_send_error((cn), (code), NULL, (m)->type, (m)->id)
+
+void ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action)
+{
+    m->seq = 0; /* the owner puts the session's next seq in place of this 0 (sess.c) */
+    /* Built straight after the room left for the bus header: no copy, no allocation. */
+    char *buf = srv->pub + AR__SIG_TO_HDR;
+    int n = ar_sig_build(AR_SIG_FROM_SERVER, m, buf, AR_SIG_OUT_MAX + 1);
+    if (n > 0)
+        ar__sig_bus_to(srv, peer, action, (size_t)n);
+}
+
+static ar_sig_str_t str(const char *s)
+{
+    return (ar_sig_str_t){s, s ? strlen(s) : 0};
+}
+
+static ar_sig_str_t opt(const char *s)
+{
+    return (ar_sig_str_t){s && s[0] ? s : NULL, s ? strlen(s) : 0};
+}
+
+static void peer_of(ar_sig_peer_t *p, const ar__sig_rec_t *r)
+{
+    memset(p, 0, sizeof(*p));
+    p->peer = str(r->peer);
+    p->role = r->role;
+    p->name = opt(r->name);
+    p->lang = opt(r->lang);
+    p->hold = r->status == AR_SIG_ST_HOLD;
+}
+
+ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c)
+{
+    size_t n = c->role == AR_TOKEN_STAFF ? c->nclinics : 0;
+    ar__sig_claims_t *k = ar_calloc(1, sizeof(*k) + n * sizeof(k->clinics[0]));
+    if (!k)
+        return NULL;
+    memcpy(k->room, c->room, sizeof(k->room));
+    memcpy(k->clinic, c->clinic, sizeof(k->clinic));
+    memcpy(k->area, c->area, sizeof(k->area));
+    k->profile = !strcmp(c->profile, "low")    ? AR_SIG_Q_LOW
+                 : !strcmp(c->profile, "high") ? AR_SIG_Q_HIGH
+                                               : AR_SIG_Q_STANDARD;
+    k->nclinics = (uint8_t)n;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(k->clinics[i].id, c->clinics[i].id, sizeof(k->clinics[i].id));
+        for (size_t r = 0; r < c->clinics[i].nroles; r++) {
+            const char *role = c->clinics[i].roles[r];
+            k->clinics[i].roles |= !strcmp(role, "provider")       ? AR__SIG_R_PROVIDER
+                                   : !strcmp(role, "admin")        ? AR__SIG_R_ADMIN
+                                   : !strcmp(role, "receptionist") ? AR__SIG_R_RECEPTION
+                                                                   : 0;
+        }
+    }
+    return k;
+}
+
+void ar__sig_claims_free(ar__sig_claims_t *c)
+{
+    if (!c)
+        return;
+    sodium_memzero(c, sizeof(*c) + c->nclinics * sizeof(c->clinics[0]));
+    ar_free(c);
+}
+
+static unsigned roles_in(const ar__sig_claims_t *cl, const char *clinic)
+{
+    unsigned roles = 0;
+    for (size_t i = 0; clinic[0] && i < cl->nclinics; i++)
+        if (strcmp(cl->clinics[i].id, clinic) == 0)
+            roles |= cl->clinics[i].roles;
+    return roles;
+}
+
+int ar__sig_can_call(const ar__sig_claims_t *cl, const char *clinic)
+{
+    return (roles_in(cl, clinic) & (AR__SIG_R_PROVIDER | AR__SIG_R_ADMIN)) != 0;
+}
+
+int ar__sig_can_queue(const ar__sig_claims_t *cl, const char *clinic)
+{
+    return (roles_in(cl, clinic) & (AR__SIG_R_PROVIDER | AR__SIG_R_ADMIN | AR__SIG_R_RECEPTION)) !=
+           0;
+}
+
+/* Staff who may run the call in this room: a role in its clinic, or a persistent room. */
+static int runs_room(const ar__sig_sess_t *s, const ar__sig_room_t *room)
+{
+    return s->rec->role == AR_SIG_ROLE_STAFF &&
+           (room->persistent || ar__sig_can_call(s->claims, room->clinic));
+}
+
+/* Sends `joined` to r and `peer_joined` about r to the others. */
+void ar__sig_announce_join(ar__sig_srv_t *srv, ar__sig_rec_t *r)
+{
+    ar__sig_room_t *room = r->in_room;
+    ar_sig_peer_t peers[AR_SIG_PEERS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < room->nmembers && n < AR_SIG_PEERS_MAX; i++)
+        if (room->members[i] != r)
+            peer_of(&peers[n++], room->members[i]);
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_JOINED);
+    m.u.join.room = str(room->id);
+    m.u.join.peers = (ar_sig_list_t){peers, n};
+    m.u.join.profile = room->profile;
+    ar__sig_to(srv, r->peer, &m, AR__SIG_ACT_NONE);
+    ar_sig_msg_init(&m, AR_SIG_PEER_JOINED);
+    peer_of(&m.u.peer_joined, r);
+    for (size_t i = 0; i < room->nmembers; i++)
+        if (room->members[i] != r)
+            ar__sig_to(srv, room->members[i]->peer, &m, AR__SIG_ACT_NONE);
+}
+
+void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason)
+{
+    ar__sig_room_t *room = r->in_room;
+    if (!room)
+        return;
+    char others[2 * AR__SIG_ROOM_MAX][AR__SIG_PEER_LEN + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < room->nmembers; i++)
+        if (room->members[i] != r)
+            memcpy(others[n++], room->members[i]->peer, AR__SIG_PEER_LEN + 1);
+    ar__sig_rec_set_room(srv, r, "");
+    ar__sig_rec_publish(srv, r, "room");
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_PEER_LEFT);
+    m.u.peer_left.peer = str(r->peer);
+    m.u.peer_left.reason = reason;
+    for (size_t i = 0; i < n; i++)
+        ar__sig_to(srv, others[i], &m, AR__SIG_ACT_NONE);
+}
+
+static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_sess_t *s = cn->sess;
+    ar__sig_rec_t *r = s->rec;
+    const ar__sig_claims_t *cl = s->claims;
+    char id[AR_SIG_ID_MAX + 1];
+    memcpy(id, m->u.join.room.p, m->u.join.room.len);
+    id[m->u.join.room.len] = '\0';
+    if (r->in_room) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+        return;
+    }
+    ar__sig_room_t *room = ar__sig_room_find(srv, id);
+    int named = strcmp(cl->room, id) == 0;
+    int ok;
+    if (r->role == AR_SIG_ROLE_STAFF)
+        ok = named || (room && ar__sig_can_call(cl, room->clinic));
+    else
+        ok = named;
+    if (!ok) {
+        REFUSE(cn, m,
+               room || r->role != AR_SIG_ROLE_STAFF ? AR_SIG_E_FORBIDDEN : AR_SIG_E_NOT_FOUND);
+        return;
+    }
+    if (room && room->nmembers >= AR__SIG_ROOM_MAX) {
+        REFUSE(cn, m, AR_SIG_E_ROOM_FULL);
+        if (r->role == AR_SIG_ROLE_INVITEE) /* its token opens only this room */
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_ROOM_FULL);
+        return;
+    }
+    int fresh = room == NULL;
+    ar__sig_rec_set_room(srv, r, id);
+    if (!r->in_room) {
+        REFUSE(cn, m, AR_SIG_E_INTERNAL);
+        return;
+    }
+    if (fresh) {
+        room = r->in_room;
+        memcpy(room->clinic, cl->clinic, sizeof(room->clinic));
+        room->persistent = r->role == AR_SIG_ROLE_STAFF;
+        room->profile = cl->profile;
+    }
+    ar__sig_rec_publish(srv, r, "room");
+    ar__sig_announce_join(srv, r);
+}
+
+static int cand_slot(ar__sig_sess_t *s, const char *to, int reset)
+{
+    int free_slot = -1;
+    for (int i = 0; i < AR__SIG_ROOM_MAX - 1; i++) {
+        if (strcmp(s->cand[i].peer, to) == 0) {
+            if (reset)
+                s->cand[i].n = 0;
+            return i;
+        }
+        if (!s->cand[i].peer[0] && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot < 0)
+        free_slot = 0; /* a peer that left: reuse its slot */
+    memcpy(s->cand[free_slot].peer, to, AR__SIG_PEER_LEN + 1);
+    s->cand[free_slot].n = 0;
+    return free_slot;
+}
+
+static void on_relay(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_sess_t *s = cn->sess;
+    ar__sig_rec_t *r = s->rec;
+    ar_sig_str_t *to = m->type == AR_SIG_CANDIDATE ? &m->u.cand.peer : &m->u.sdp.peer;
+    char id[AR__SIG_PEER_LEN + 1];
+    if (!r->in_room) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+        return;
+    }
+    ar__sig_rec_t *t = NULL;
+    if (to->len == AR__SIG_PEER_LEN) {
+        memcpy(id, to->p, AR__SIG_PEER_LEN);
+        id[AR__SIG_PEER_LEN] = '\0';
+        t = ar__sig_rec_find(srv, id);
+    }
+    if (!t || t == r || t->in_room != r->in_room) {
+        REFUSE(cn, m, AR_SIG_E_NOT_FOUND);
+        return;
+    }
+    if (r->status == AR_SIG_ST_HOLD || t->status == AR_SIG_ST_HOLD) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE); /* a held patient has no peer connection (5.5) */
+        return;
+    }
+    int slot = cand_slot(s, id, m->type == AR_SIG_OFFER);
+    if (m->type == AR_SIG_CANDIDATE && s->cand[slot].n >= AR__SIG_CAND_MAX) {
+        REFUSE(cn, m, AR_SIG_E_TOO_MANY_CANDIDATES);
+        return;
+    }
+    if (m->type == AR_SIG_CANDIDATE)
+        s->cand[slot].n++;
+    *to = str(r->peer); /* "to" becomes "from" */
+    ar__sig_to(srv, id, m, m->type == AR_SIG_OFFER ? AR__SIG_ACT_RESET_CAND : AR__SIG_ACT_NONE);
+}
+
+static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_rec_t *r = cn->sess->rec;
+    ar__sig_room_t *room = r->in_room;
+    if (!room) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+        return;
+    }
+    if (!runs_room(cn->sess, room)) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return;
+    }
+    room->profile = (uint8_t)m->u.quality.profile;
+    ar__sig_rec_publish(srv, r, "room");
+    ar_sig_msg_t q;
+    ar_sig_msg_init(&q, AR_SIG_QUALITY);
+    q.u.quality.profile = room->profile;
+    q.u.quality.by = str(r->peer);
+    for (size_t i = 0; i < room->nmembers; i++)
+        ar__sig_to(srv, room->members[i]->peer, &q, AR__SIG_ACT_NONE);
+}
+
+/* C5: the room goes for everyone; patients' and invitees' sessions end with it (P5, S4). */
+static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_rec_t *r = cn->sess->rec;
+    ar__sig_room_t *room = r->in_room;
+    if (!room) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+        return;
+    }
+    if (!runs_room(cn->sess, room)) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return;
+    }
+    char id[AR_SIG_ID_MAX + 1];
+    memcpy(id, room->id, sizeof(id));
+    ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX];
+    size_t n = room->nmembers;
+    memcpy(members, room->members, n * sizeof(ar__sig_rec_t *));
+    ar_sig_msg_t e;
+    ar_sig_msg_init(&e, AR_SIG_ENDED);
+    e.u.ended.room = str(id);
+    e.u.ended.reason = AR_SIG_END_ENDED;
+    for (size_t i = 0; i < n; i++) {
+        ar__sig_rec_t *x = members[i];
+        ar__sig_to(srv, x->peer, &e, AR__SIG_ACT_ENDED);
+        if (x->role == AR_SIG_ROLE_PATIENT && x->in_area)
+            ar__sig_queue_remove(srv, x, AR_SIG_GONE_ENDED);
+    }
+    /* Staff stay connected (they keep their subscriptions) but leave the room. */
+    for (size_t i = 0; i < n; i++) {
+        ar__sig_rec_t *x = members[i];
+        if (x->role == AR_SIG_ROLE_STAFF) {
+            ar__sig_rec_set_room(srv, x, "");
+            ar__sig_rec_publish(srv, x, "room");
+        }
+    }
+}
+
+void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_sess_t *s = cn->sess;
+    if (!s || !s->claims) {
+        REFUSE(cn, m, AR_SIG_E_INTERNAL);
+        return;
+    }
+    int role = s->rec->role;
+    int calls = role != AR_SIG_ROLE_STAFF || s->claims->nclinics == 0 || s->claims->room[0] != '\0';
+    for (size_t i = 0; !calls && i < s->claims->nclinics; i++)
+        calls = ar__sig_can_call(s->claims, s->claims->clinics[i].id);
+    switch (m->type) {
+    case AR_SIG_PING: {
+        ar_sig_msg_t p;
+        ar_sig_msg_init(&p, AR_SIG_PONG);
+        p.u.ping.t = m->u.ping.t;
+        ar__sig_send0(cn, &p);
+        return;
+    }
+    case AR_SIG_PONG:
+        return;
+    case AR_SIG_ACK:
+        ar__sig_sess_ack(srv, s, m->u.ack.seq);
+        return;
+    case AR_SIG_BYE:
+        ar__sig_sess_end(srv, s->rec, AR_SIG_LEFT_LEFT);
+        ar__sig_conn_close(cn, AR_WS_CLOSE_NORMAL);
+        return;
+    case AR_SIG_JOIN:
+    case AR_SIG_LEAVE:
+    case AR_SIG_OFFER:
+    case AR_SIG_ANSWER:
+    case AR_SIG_CANDIDATE:
+    case AR_SIG_QUALITY:
+    case AR_SIG_END:
+        /* Receptionists and reporters join no call (A1). */
+        if (!calls) {
+            REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+            return;
+        }
+        break;
+    default:
+        ar__sig_area_handle(cn, m);
+        return;
+    }
+    switch (m->type) {
+    case AR_SIG_JOIN:
+        on_join(cn, m);
+        break;
+    case AR_SIG_LEAVE:
+        if (!s->rec->in_room) {
+            REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+            break;
+        }
+        if (role == AR_SIG_ROLE_PATIENT && s->rec->in_area)
+            ar__sig_queue_remove(srv, s->rec, AR_SIG_GONE_LEFT);
+        ar__sig_room_leave(srv, s->rec, AR_SIG_LEFT_LEFT);
+        break;
+    case AR_SIG_QUALITY:
+        on_quality(cn, m);
+        break;
+    case AR_SIG_END:
+        on_end(cn, m);
+        break;
+    default:
+        on_relay(cn, m);
+        break;
+    }
+}

@@ -1,0 +1,254 @@
+/*
+ * The replicated view: session records, rooms (who is in which room) and waiting areas (who
+ * waits where, who watches the queue). Every worker of a jurisdiction holds the same view,
+ * updated from the bus (bus.c), so a join, a take or a relay is checked locally with no
+ * round trip. Rooms and areas exist only while someone is in them: nothing outlives its last
+ * session, and nothing here is ever written anywhere (P2, S4).
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+
+#include <string.h>
+
+static uint32_t hash(const char *a, const char *b)
+{
+    uint32_t h = 2166136261u;
+    for (; *a; a++)
+        h = (h ^ (uint8_t)*a) * 16777619u;
+    h = (h ^ '/') * 16777619u;
+    for (; b && *b; b++)
+        h = (h ^ (uint8_t)*b) * 16777619u;
+    return h;
+}
+
+static void copy_id(char *dst, const char *src)
+{
+    size_t n = strnlen(src, AR_SIG_ID_MAX);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer)
+{
+    ar__sig_rec_t *r = srv->recs[hash(peer, NULL) % AR__SIG_REC_BUCKETS];
+    while (r && strcmp(r->peer, peer) != 0)
+        r = r->hnext;
+    return r;
+}
+
+ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
+{
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    if (r || strlen(peer) != AR__SIG_PEER_LEN)
+        return r;
+    r = ar_calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    memcpy(r->peer, peer, AR__SIG_PEER_LEN + 1);
+    ar__sig_rec_t **b = &srv->recs[hash(peer, NULL) % AR__SIG_REC_BUCKETS];
+    r->hnext = *b;
+    *b = r;
+    return r;
+}
+
+static void free_strings(ar__sig_rec_t *r)
+{
+    ar_free(r->name);
+    ar_free(r->by_name);
+    r->name = r->by_name = NULL;
+    for (size_t i = 0; i < r->nans; i++) {
+        ar_free((void *)r->ans[i].q.p);
+        ar_free((void *)r->ans[i].a.p);
+    }
+    r->nans = 0;
+}
+
+void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)
+{
+    if (r->local)
+        ar__sig_sess_free(srv, r->local);
+    ar__sig_rec_set_room(srv, r, "");
+    ar__sig_rec_set_area(srv, r, "", "");
+    for (size_t i = 0; i < r->nsubs; i++)
+        ar__sig_area_unsub(srv, r, ar__sig_area_find(srv, r->subs[i][0].s, r->subs[i][1].s));
+    ar_free(r->subs);
+    free_strings(r);
+    ar__sig_rec_t **p = &srv->recs[hash(r->peer, NULL) % AR__SIG_REC_BUCKETS];
+    while (*p && *p != r)
+        p = &(*p)->hnext;
+    if (*p)
+        *p = r->hnext;
+    /* Names and answers are wiped before the memory goes back (S4). */
+    memset(r, 0, sizeof(*r));
+    ar_free(r);
+}
+
+/* ---- rooms ---- */
+
+ar__sig_room_t *ar__sig_room_find(ar__sig_srv_t *srv, const char *id)
+{
+    ar__sig_room_t *r = srv->rooms[hash(id, NULL) % AR__SIG_SMALL_BUCKETS];
+    while (r && strcmp(r->id, id) != 0)
+        r = r->hnext;
+    return r;
+}
+
+ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id)
+{
+    ar__sig_room_t *r = ar__sig_room_find(srv, id);
+    if (r || !id[0])
+        return r;
+    r = ar_calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    copy_id(r->id, id);
+    r->profile = AR_SIG_Q_STANDARD;
+    ar__sig_room_t **b = &srv->rooms[hash(id, NULL) % AR__SIG_SMALL_BUCKETS];
+    r->hnext = *b;
+    *b = r;
+    srv->nrooms++;
+    return r;
+}
+
+void ar__sig_room_drop(ar__sig_srv_t *srv, ar__sig_room_t *room)
+{
+    for (size_t i = 0; i < room->nmembers; i++)
+        room->members[i]->in_room = NULL;
+    ar__sig_room_t **p = &srv->rooms[hash(room->id, NULL) % AR__SIG_SMALL_BUCKETS];
+    while (*p && *p != room)
+        p = &(*p)->hnext;
+    if (*p)
+        *p = room->hnext;
+    srv->nrooms--;
+    ar_free(room);
+}
+
+void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room)
+{
+    ar__sig_room_t *old = r->in_room;
+    if (old && strcmp(old->id, room) == 0)
+        return;
+    if (old) {
+        for (size_t i = 0; i < old->nmembers; i++) {
+            if (old->members[i] == r) {
+                old->members[i] = old->members[--old->nmembers];
+                break;
+            }
+        }
+        r->in_room = NULL;
+        if (old->nmembers == 0)
+            ar__sig_room_drop(srv, old);
+    }
+    copy_id(r->room, room);
+    if (!room[0])
+        return;
+    ar__sig_room_t *nr = ar__sig_room_get(srv, room);
+    if (!nr || nr->nmembers == sizeof(nr->members) / sizeof(nr->members[0]))
+        return;
+    nr->members[nr->nmembers++] = r;
+    r->in_room = nr;
+}
+
+/* ---- waiting areas ---- */
+
+ar__sig_area_t *ar__sig_area_find(ar__sig_srv_t *srv, const char *clinic, const char *area)
+{
+    ar__sig_area_t *a = srv->areas[hash(clinic, area) % AR__SIG_SMALL_BUCKETS];
+    while (a && (strcmp(a->clinic, clinic) != 0 || strcmp(a->area, area) != 0))
+        a = a->hnext;
+    return a;
+}
+
+ar__sig_area_t *ar__sig_area_get(ar__sig_srv_t *srv, const char *clinic, const char *area)
+{
+    ar__sig_area_t *a = ar__sig_area_find(srv, clinic, area);
+    if (a || !clinic[0] || !area[0])
+        return a;
+    a = ar_calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    copy_id(a->clinic, clinic);
+    copy_id(a->area, area);
+    ar__sig_area_t **b = &srv->areas[hash(clinic, area) % AR__SIG_SMALL_BUCKETS];
+    a->hnext = *b;
+    *b = a;
+    return a;
+}
+
+void ar__sig_area_gc(ar__sig_srv_t *srv, ar__sig_area_t *a)
+{
+    if (!a || a->npatients || a->nsubs)
+        return;
+    ar__sig_area_t **p = &srv->areas[hash(a->clinic, a->area) % AR__SIG_SMALL_BUCKETS];
+    while (*p && *p != a)
+        p = &(*p)->hnext;
+    if (*p)
+        *p = a->hnext;
+    ar_free(a->patients);
+    ar_free(a->subs);
+    ar_free(a);
+}
+
+static int push(ar__sig_rec_t ***arr, size_t *n, size_t *cap, ar__sig_rec_t *r)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        ar__sig_rec_t **na = ar_realloc(*arr, nc * sizeof(ar__sig_rec_t *));
+        if (!na)
+            return AR_ENOMEM;
+        *arr = na;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = r;
+    return 0;
+}
+
+static void remove_keep_order(ar__sig_rec_t **arr, size_t *n, ar__sig_rec_t *r)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (arr[i] == r) {
+            memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(ar__sig_rec_t *));
+            (*n)--;
+            return;
+        }
+    }
+}
+
+void ar__sig_rec_set_area(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *clinic,
+                          const char *area)
+{
+    ar__sig_area_t *old = r->in_area;
+    if (old && strcmp(old->clinic, clinic) == 0 && strcmp(old->area, area) == 0)
+        return;
+    if (old) {
+        remove_keep_order(old->patients, &old->npatients, r);
+        r->in_area = NULL;
+        ar__sig_area_gc(srv, old);
+    }
+    copy_id(r->area, area);
+    if (clinic[0])
+        copy_id(r->clinic, clinic);
+    if (!area[0] || !clinic[0])
+        return;
+    ar__sig_area_t *na = ar__sig_area_get(srv, clinic, area);
+    if (na && push(&na->patients, &na->npatients, &na->cap, r) == 0)
+        r->in_area = na;
+}
+
+int ar__sig_area_sub(ar__sig_srv_t *srv, ar__sig_rec_t *r, ar__sig_area_t *a)
+{
+    (void)srv;
+    for (size_t i = 0; i < a->nsubs; i++)
+        if (a->subs[i] == r)
+            return 0;
+    return push(&a->subs, &a->nsubs, &a->subcap, r);
+}
+
+void ar__sig_area_unsub(ar__sig_srv_t *srv, ar__sig_rec_t *r, ar__sig_area_t *a)
+{
+    if (!a)
+        return;
+    remove_keep_order(a->subs, &a->nsubs, r);
+    ar__sig_area_gc(srv, a);
+}

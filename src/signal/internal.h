@@ -1,0 +1,304 @@
+/*
+ * Internals of anteroom-signal (docs/signal.md). One worker process runs one ar_sn loop; every
+ * structure here belongs to that loop's thread, except the bus inbox (bus.c), which NATS
+ * threads fill under a mutex and the loop drains.
+ *
+ * State comes in two kinds:
+ *  - records (ar__sig_rec_t): the small public facts about a session (role, room, waiting area,
+ *    queue status, display name) that every worker of the jurisdiction replicates from the bus,
+ *    so that any worker can check a join, list a queue or address a peer without asking anyone;
+ *  - local sessions (ar__sig_sess_t): what only the owner (the worker holding the connection)
+ *    and one backup (a worker on another node) keep: sequence numbers, the replay buffer, the
+ *    resume secret, the token's claims.
+ */
+#ifndef ANTEROOM_SIGNAL_INTERNAL_H
+#define ANTEROOM_SIGNAL_INTERNAL_H
+
+#include "anteroom/metrics.h"
+#include "anteroom/token.h"
+#include "net.h"
+#include "server.h"
+#include "signal/signal.h"
+
+#include <stdint.h>
+
+#define AR__SIG_PEER_LEN 22   /* base64url of 128 bits */
+#define AR__SIG_RESUME_LEN 43 /* the peer id, '.', 20 characters of base64url (120 bits) */
+#define AR__SIG_ROOM_MAX 4
+#define AR__SIG_QUEUE_MAX 500
+#define AR__SIG_SUBS_MAX 32
+#define AR__SIG_REPLAY_FRAMES 256
+#define AR__SIG_REPLAY_BYTES ((size_t)256 * 1024)
+#define AR__SIG_CAND_MAX 64
+#define AR__SIG_HELLO_S 10
+#define AR__SIG_IDLE_S 60
+#define AR__SIG_PING_S 25
+#define AR__SIG_GARBAGE 5
+#define AR__SIG_GARBAGE_WINDOW_S 60
+#define AR__SIG_RATE 20u  /* messages per second sustained */
+#define AR__SIG_BURST 50u /* bucket size */
+#define AR__SIG_RATE_CLOSE_S 5
+#define AR__SIG_NODE_DEAD_S 3 /* a worker silent this long on the bus is dead */
+#define AR__SIG_RESUME_WAIT_S 8
+
+typedef struct ar__sig_srv_s ar__sig_srv_t;
+typedef struct ar__sig_sess_s ar__sig_sess_t;
+typedef struct ar__sig_room_s ar__sig_room_t;
+typedef struct ar__sig_area_s ar__sig_area_t;
+
+typedef struct ar__sig_id_s {
+    char s[AR_SIG_ID_MAX + 1];
+} ar__sig_id_t;
+
+/*
+ * What the owner keeps of a token: about 200 bytes plus 65 per clinic, instead of the 3.4 KiB
+ * of ar_token_claims_t, because every held connection carries one.
+ */
+enum { AR__SIG_R_PROVIDER = 1, AR__SIG_R_ADMIN = 2, AR__SIG_R_RECEPTION = 4 };
+typedef struct ar__sig_claims_s {
+    char room[AR_TOKEN_ID_MAX], clinic[AR_TOKEN_ID_MAX], area[AR_TOKEN_ID_MAX];
+    uint8_t profile; /* ar_sig_profile_t */
+    uint8_t nclinics;
+    struct {
+        char id[AR_TOKEN_ID_MAX];
+        uint8_t roles; /* AR__SIG_R_* */
+    } clinics[];
+} ar__sig_claims_t;
+
+/* A replicated session record. Strings are in the record; name/answers only for patients. */
+typedef struct ar__sig_rec_s {
+    struct ar__sig_rec_s *hnext;
+    char peer[AR__SIG_PEER_LEN + 1];
+    uint8_t role;   /* ar_sig_role_t */
+    uint8_t status; /* ar_sig_status_t: 0 when not in a queue */
+    uint8_t away;   /* the connection is lost; inside the grace period */
+    uint64_t owner, backup;
+    char room[AR_SIG_ID_MAX + 1];
+    char clinic[AR_SIG_ID_MAX + 1]; /* a patient's clinic */
+    char area[AR_SIG_ID_MAX + 1];   /* a patient's waiting area (set by arrive) */
+    char by[AR__SIG_PEER_LEN + 1];
+    char *name, *by_name;
+    char lang[36];
+    int64_t since;
+    ar_sig_answer_t ans[AR_SIG_ANSWERS_MAX]; /* strings owned (NUL-terminated) */
+    size_t nans;
+    ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
+    size_t nsubs;
+    ar__sig_room_t *in_room;
+    ar__sig_area_t *in_area;
+    ar__sig_sess_t *local; /* when this worker owns or backs the session */
+} ar__sig_rec_t;
+
+struct ar__sig_room_s {
+    struct ar__sig_room_s *hnext;
+    char id[AR_SIG_ID_MAX + 1];
+    char clinic[AR_SIG_ID_MAX + 1]; /* "" for a persistent room opened by a token naming it */
+    uint8_t profile;
+    uint8_t persistent;
+    ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX]; /* concurrent joins on two nodes may pass 4 */
+    size_t nmembers;
+};
+
+struct ar__sig_area_s {
+    struct ar__sig_area_s *hnext;
+    char clinic[AR_SIG_ID_MAX + 1];
+    char area[AR_SIG_ID_MAX + 1];
+    ar__sig_rec_t **patients; /* in arrival order */
+    size_t npatients, cap;
+    ar__sig_rec_t **subs; /* staff subscribed to this queue */
+    size_t nsubs, subcap;
+};
+
+/* One frame in a replay buffer or a backup's pending list. */
+typedef struct ar__sig_frame_s {
+    struct ar__sig_frame_s *next;
+    int64_t seq; /* 0 while pending (not yet numbered) */
+    uint8_t fid[16];
+    uint8_t action;
+    uint32_t len;
+    char data[]; /* the server frame, built with "seq":0 */
+} ar__sig_frame_t;
+
+/* Actions a frame carries for the session's owner, besides delivering it. */
+enum { AR__SIG_ACT_NONE = 0, AR__SIG_ACT_ENDED = 1, AR__SIG_ACT_RESET_CAND = 2 };
+
+typedef struct ar__sig_conn_s ar__sig_conn_t;
+
+/* A hello with a resume token for a session another worker owns, while we wait for it. */
+typedef struct ar__sig_resume_s {
+    char peer[AR__SIG_PEER_LEN + 1];
+    char resume[AR__SIG_RESUME_LEN + 1];
+    int64_t last_seq;
+    ar_token_claims_t claims;
+    uint32_t deadline, last_try;
+    int answer;        /* 1 handed over, -1 refused, 0 waiting */
+    int created_local; /* the local session was made for this attempt (not a backup) */
+} ar__sig_resume_t;
+
+struct ar__sig_sess_s {
+    ar__sig_rec_t *rec;
+    ar__sig_conn_t *conn; /* NULL while away, and on a backup */
+    uint8_t is_backup;
+    uint8_t provisional; /* made only to catch frames during a resume: never promoted */
+    uint32_t away_since;
+    int64_t seq;   /* last session-level seq assigned */
+    int64_t acked; /* highest seq the client acknowledged */
+    ar__sig_frame_t *head, *tail;
+    size_t nframes, bytes;
+    ar__sig_frame_t *pending, *pending_tail; /* backup, or resuming: frames not yet numbered */
+    size_t npending;
+    char resume[AR__SIG_RESUME_LEN + 1];
+    uint8_t subhash[16];
+    ar__sig_claims_t *claims; /* owner only */
+    struct {
+        char peer[AR__SIG_PEER_LEN + 1];
+        uint8_t n;
+    } cand[AR__SIG_ROOM_MAX - 1];
+    void *sub_to; /* natsSubscription on ar.<jur>.to.<peer> */
+};
+
+enum { AR__SIG_C_HELLO = 0, AR__SIG_C_RESUMING, AR__SIG_C_LIVE, AR__SIG_C_GONE };
+
+struct ar__sig_conn_s {
+    ar__sig_conn_t *next, *prev;
+    ar_sn_conn_t *c;
+    ar__sig_srv_t *srv;
+    ar__sig_sess_t *sess;
+    uint8_t state;
+    uint8_t garbage;
+    uint32_t addr_key;
+    uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
+    uint32_t tokens_ms; /* rate bucket in thousandths of a message */
+    uint64_t refill_ms;
+    /* While resuming on another worker's session: what the hello asked for. */
+    ar__sig_resume_t *resume;
+};
+
+typedef struct ar__sig_node_s {
+    uint64_t id;
+    char name[32];
+    uint8_t draining;
+    uint8_t dead;  /* its death was handled */
+    uint32_t seen; /* loop seconds */
+} ar__sig_node_t;
+
+#define AR__SIG_NODES_MAX 256
+#define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
+#define AR__SIG_REC_BUCKETS 65536
+#define AR__SIG_SMALL_BUCKETS 4096
+#define AR__SIG_ADDR_BUCKETS 4096
+
+typedef struct ar__sig_bus_s ar__sig_bus_t;
+
+struct ar__sig_srv_s {
+    const ar_signal_conf_t *conf;
+    ar_sn_loop_t *loop;
+    ar__sig_bus_t *bus;
+    ar_token_keyring_t keys;
+    uint64_t node_id;
+    unsigned index; /* the worker's number on its node */
+    uint64_t fid_counter;
+    uint32_t now;
+    ar__sig_conn_t *conns;
+    ar__sig_rec_t *recs[AR__SIG_REC_BUCKETS];
+    ar__sig_room_t *rooms[AR__SIG_SMALL_BUCKETS];
+    ar__sig_area_t *areas[AR__SIG_SMALL_BUCKETS];
+    uint16_t addr_count[AR__SIG_ADDR_BUCKETS];
+    ar__sig_node_t nodes[AR__SIG_NODES_MAX];
+    size_t nnodes;
+    uint8_t draining;
+    uint32_t drain_at; /* loop second when the remaining connections are closed */
+    size_t nrooms, nsessions;
+    char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
+    char pub[AR__SIG_TO_HDR + AR_SIG_OUT_MAX + 1]; /* a frame for the bus, after its header */
+    ar_metrics_t *metrics;
+    struct {
+        ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
+        ar_metric_t *errors, *closes, *resumes, *drained;
+    } m;
+};
+
+/* srv.c */
+void ar__sig_send_error(ar__sig_conn_t *cn, int code, const char *text, int about, int64_t id);
+void ar__sig_send0(ar__sig_conn_t *cn, const ar_sig_msg_t *msg);
+void ar__sig_conn_close(ar__sig_conn_t *cn, uint16_t code);
+void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed);
+uint64_t ar__sig_now_us(void);
+
+/* sess.c: records, local sessions, replay, backup, resume */
+ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer);
+ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer);
+void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r);
+ar__sig_room_t *ar__sig_room_find(ar__sig_srv_t *srv, const char *id);
+ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id);
+void ar__sig_room_drop(ar__sig_srv_t *srv, ar__sig_room_t *room);
+ar__sig_area_t *ar__sig_area_find(ar__sig_srv_t *srv, const char *clinic, const char *area);
+void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room);
+void ar__sig_rec_set_area(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *clinic,
+                          const char *area);
+ar__sig_area_t *ar__sig_area_get(ar__sig_srv_t *srv, const char *clinic, const char *area);
+void ar__sig_area_unsub(ar__sig_srv_t *srv, ar__sig_rec_t *r, ar__sig_area_t *a);
+int ar__sig_area_sub(ar__sig_srv_t *srv, ar__sig_rec_t *r, ar__sig_area_t *a);
+void ar__sig_area_gc(ar__sig_srv_t *srv, ar__sig_area_t *a);
+ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
+                                 const ar_token_claims_t *claims);
+void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup);
+void ar__sig_sess_new_resume(ar__sig_sess_t *s);
+void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
+                          const char *frame, size_t len, uint64_t sent_us);
+void ar__sig_sess_ack(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t seq);
+void ar__sig_sess_lost(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint16_t code);
+void ar__sig_sess_end(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason_left);
+void ar__sig_sess_tick(ar__sig_srv_t *srv);
+int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, const char *resume,
+                         int64_t last_seq);
+void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
+void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after);
+void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const char *reply);
+void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, size_t len);
+void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id);
+void ar__sig_subhash(const ar_token_claims_t *claims, uint8_t out[16]);
+
+/* bus.c: NATS; subjects ar.<jur>.{node,sess.<peer>,room.<room>,area.<clinic>.<area>,
+ * to.<peer>,proc.<worker>} */
+int ar__sig_bus_start(ar__sig_srv_t *srv);
+void ar__sig_bus_stop(ar__sig_srv_t *srv);
+/* Publishes a record update (JSON object with "p") on subject kind/key; applies it locally. */
+void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj);
+/* Sends the session-level frame in srv->pub (built with "seq":0 after AR__SIG_TO_HDR bytes)
+ * to a peer's owner and backup. */
+void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
+/* Sends a JSON object to one worker's proc subject; reply: NULL or an inbox for an answer. */
+void ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
+int ar__sig_bus_request(ar__sig_srv_t *srv, uint64_t worker, void *json_obj, const char *peer);
+void ar__sig_bus_reply(ar__sig_srv_t *srv, const char *reply, void *json_obj);
+int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+void ar__sig_bus_unsub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+void ar__sig_bus_heartbeat(ar__sig_srv_t *srv);
+int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id);
+uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude);
+/* 1 when worker id is alive, not draining, and on another node: a backup that survives us. */
+int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id);
+/* Applies a record update (from the bus or local). */
+void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
+
+/* flows.c / area.c: what each client message does */
+void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
+/* Sends a server message to a peer (numbered at its owner); seq is set to 0 here. */
+void ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action);
+void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason);
+void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason);
+void ar__sig_area_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
+/* Roles (A1): "provider" and "admin" run calls; "receptionist" manages the queue only. */
+int ar__sig_can_call(const ar__sig_claims_t *cl, const char *clinic);
+int ar__sig_can_queue(const ar__sig_claims_t *cl, const char *clinic);
+/* A compact copy of verified claims (ar_malloc'd; free with ar__sig_claims_free). */
+ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c);
+void ar__sig_claims_free(ar__sig_claims_t *c);
+void ar__sig_announce_join(ar__sig_srv_t *srv, ar__sig_rec_t *r);
+void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *fields);
+
+#endif

@@ -1,0 +1,209 @@
+/*
+ * Record updates as JSON on the bus. A writer changes the fields it is responsible for and
+ * publishes only those, so updates from different workers about one session (its owner marks
+ * it away, a clinician takes the patient) do not overwrite each other. The subject follows the
+ * field: room changes on ar.<jur>.room.<room>, queue changes on ar.<jur>.area.<clinic>.<area>,
+ * the rest on ar.<jur>.sess.<peer> (see bus.c).
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int has(const char *fields, const char *f)
+{
+    if (strcmp(fields, "all") == 0)
+        return 1;
+    size_t n = strlen(f);
+    for (const char *p = fields; (p = strstr(p, f)) != NULL; p += n)
+        if ((p == fields || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+            return 1;
+    return 0;
+}
+
+static void hexid(char out[17], uint64_t v)
+{
+    snprintf(out, 17, "%016llx", (unsigned long long)v);
+}
+
+void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *fields)
+{
+    char me[17], own[17], bk[17];
+    hexid(me, srv->node_id);
+    json_t *o = json_pack("{s:s,s:s}", "o", me, "p", r->peer);
+    if (!o)
+        return;
+    const char *kind = "sess", *key = r->peer;
+    char area_key[2 * AR_SIG_ID_MAX + 2];
+    if (strcmp(fields, "del") == 0) {
+        json_object_set_new(o, "del", json_true());
+        ar__sig_bus_rec(srv, kind, key, o);
+        ar__sig_rec_free(srv, r);
+        return;
+    }
+    if (has(fields, "role"))
+        json_object_set_new(o, "role", json_integer(r->role));
+    if (has(fields, "away") || has(fields, "own")) {
+        hexid(own, r->owner);
+        hexid(bk, r->backup);
+        json_object_set_new(o, "away", json_integer(r->away));
+        json_object_set_new(o, "own", json_string(own));
+        json_object_set_new(o, "bk", json_string(bk));
+    }
+    if (has(fields, "name") && r->name)
+        json_object_set_new(o, "name", json_string(r->name));
+    if (has(fields, "lang") && r->lang[0])
+        json_object_set_new(o, "lang", json_string(r->lang));
+    if (has(fields, "room")) {
+        json_object_set_new(o, "room", json_string(r->room));
+        if (r->in_room) {
+            json_object_set_new(o, "rc", json_string(r->in_room->clinic));
+            json_object_set_new(o, "rp", json_integer(r->in_room->profile));
+            json_object_set_new(o, "rpers", json_integer(r->in_room->persistent));
+        }
+        if (r->room[0])
+            kind = "room", key = r->room;
+    }
+    if (has(fields, "area") || has(fields, "st")) {
+        json_object_set_new(o, "clinic", json_string(r->clinic));
+        json_object_set_new(o, "area", json_string(r->area));
+        json_object_set_new(o, "st", json_integer(r->status));
+        json_object_set_new(o, "by", json_string(r->by));
+        json_object_set_new(o, "bn", json_string(r->by_name ? r->by_name : ""));
+        json_object_set_new(o, "since", json_integer(r->since));
+        if (has(fields, "area")) {
+            json_t *a = json_array();
+            for (size_t i = 0; i < r->nans; i++)
+                json_array_append_new(a, json_pack("[s,s]", r->ans[i].q.p, r->ans[i].a.p));
+            json_object_set_new(o, "ans", a);
+            if (r->name)
+                json_object_set_new(o, "name", json_string(r->name));
+        }
+        if (r->clinic[0] && r->area[0]) {
+            snprintf(area_key, sizeof(area_key), "%s.%s", r->clinic, r->area);
+            kind = "area", key = area_key;
+        }
+    }
+    if (has(fields, "subs")) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < r->nsubs; i++)
+            json_array_append_new(a, json_pack("[s,s]", r->subs[i][0].s, r->subs[i][1].s));
+        json_object_set_new(o, "subs", a);
+    }
+    ar__sig_bus_rec(srv, kind, key, o);
+}
+
+static void set_str(char **dst, const char *v)
+{
+    ar_free(*dst);
+    *dst = v && v[0] ? ar_strndup(v, strlen(v)) : NULL;
+}
+
+static void apply_subs(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *a)
+{
+    for (size_t i = 0; i < r->nsubs; i++)
+        ar__sig_area_unsub(srv, r, ar__sig_area_find(srv, r->subs[i][0].s, r->subs[i][1].s));
+    ar_free(r->subs);
+    r->subs = NULL;
+    r->nsubs = 0;
+    size_t n = json_array_size(a);
+    if (n > AR__SIG_SUBS_MAX || !n)
+        return;
+    r->subs = ar_calloc(n, sizeof(*r->subs));
+    if (!r->subs)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *c, *ar;
+        if (json_unpack(json_array_get(a, i), "[s,s]", &c, &ar) != 0 || strlen(c) > AR_SIG_ID_MAX ||
+            strlen(ar) > AR_SIG_ID_MAX)
+            continue;
+        ar__sig_area_t *area = ar__sig_area_get(srv, c, ar);
+        if (!area || ar__sig_area_sub(srv, r, area) != 0)
+            continue;
+        memcpy(r->subs[r->nsubs][0].s, c, strlen(c) + 1);
+        memcpy(r->subs[r->nsubs][1].s, ar, strlen(ar) + 1);
+        r->nsubs++;
+    }
+}
+
+void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
+{
+    json_t *o = obj;
+    const char *origin, *peer;
+    if (json_unpack(o, "{s:s,s:s}", "o", &origin, "p", &peer) != 0)
+        return;
+    if (strtoull(origin, NULL, 16) == srv->node_id || strlen(peer) != AR__SIG_PEER_LEN)
+        return; /* our own, applied when published */
+    if (json_is_true(json_object_get(o, "del"))) {
+        ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+        if (r && r->local && r->local->conn) {
+            ar__sig_conn_t *cn = r->local->conn;
+            r->local->conn = NULL;
+            cn->sess = NULL;
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_ENDED);
+        }
+        if (r)
+            ar__sig_rec_free(srv, r);
+        return;
+    }
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, peer);
+    if (!r)
+        return;
+    json_t *v;
+    const char *s;
+    if ((v = json_object_get(o, "role")))
+        r->role = (uint8_t)json_integer_value(v);
+    if ((v = json_object_get(o, "away")))
+        r->away = (uint8_t)json_integer_value(v);
+    if ((s = json_string_value(json_object_get(o, "own"))))
+        r->owner = strtoull(s, NULL, 16);
+    if ((s = json_string_value(json_object_get(o, "bk"))))
+        r->backup = strtoull(s, NULL, 16);
+    if ((s = json_string_value(json_object_get(o, "name"))))
+        set_str(&r->name, s);
+    if ((s = json_string_value(json_object_get(o, "lang"))))
+        snprintf(r->lang, sizeof(r->lang), "%s", s);
+    if ((s = json_string_value(json_object_get(o, "room"))) && strlen(s) <= AR_SIG_ID_MAX) {
+        ar__sig_rec_set_room(srv, r, s);
+        if (r->in_room) {
+            const char *rc = json_string_value(json_object_get(o, "rc"));
+            if (rc && strlen(rc) <= AR_SIG_ID_MAX)
+                memcpy(r->in_room->clinic, rc, strlen(rc) + 1);
+            if ((v = json_object_get(o, "rp")))
+                r->in_room->profile = (uint8_t)json_integer_value(v);
+            if ((v = json_object_get(o, "rpers")))
+                r->in_room->persistent = (uint8_t)json_integer_value(v);
+        }
+    }
+    const char *clinic = json_string_value(json_object_get(o, "clinic"));
+    const char *area = json_string_value(json_object_get(o, "area"));
+    if (clinic && area && strlen(clinic) <= AR_SIG_ID_MAX && strlen(area) <= AR_SIG_ID_MAX) {
+        if ((v = json_object_get(o, "ans"))) {
+            for (size_t i = 0; i < r->nans; i++) {
+                ar_free((void *)r->ans[i].q.p);
+                ar_free((void *)r->ans[i].a.p);
+            }
+            r->nans = 0;
+            for (size_t i = 0; i < json_array_size(v) && i < AR_SIG_ANSWERS_MAX; i++) {
+                const char *q, *a;
+                if (json_unpack(json_array_get(v, i), "[s,s]", &q, &a) != 0)
+                    continue;
+                r->ans[r->nans].q = (ar_sig_str_t){ar_strndup(q, strlen(q)), strlen(q)};
+                r->ans[r->nans].a = (ar_sig_str_t){ar_strndup(a, strlen(a)), strlen(a)};
+                r->nans++;
+            }
+        }
+        ar__sig_rec_set_area(srv, r, clinic, area);
+        r->status = (uint8_t)json_integer_value(json_object_get(o, "st"));
+        r->since = json_integer_value(json_object_get(o, "since"));
+        s = json_string_value(json_object_get(o, "by"));
+        snprintf(r->by, sizeof(r->by), "%s", s ? s : "");
+        set_str(&r->by_name, json_string_value(json_object_get(o, "bn")));
+    }
+    if ((v = json_object_get(o, "subs")))
+        apply_subs(srv, r, v);
+}

@@ -1,0 +1,196 @@
+/*
+ * Session resume (P6, docs/protocol.md 5.10): a hello with a resume token gets its session back
+ * on any worker of any node, within the grace period.
+ *
+ * On the owner it is local. Elsewhere the worker first subscribes to the session's frames (so
+ * nothing sent during the hand-over is lost), then asks the owner over the bus to hand the
+ * session over; the owner checks the secret and the token's subject, answers with its replay
+ * buffer and lets go. If the owner has died, the session's backup promotes itself (sess.c)
+ * and the next attempt goes there, or is local when this worker was the backup.
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+static int available(const ar__sig_sess_t *s, int64_t last)
+{
+    return last >= 0 && last <= s->seq && (last == s->seq || (s->head && s->head->seq <= last + 1));
+}
+
+static int secret_ok(const ar__sig_sess_t *s, const char *resume, const uint8_t *subhash)
+{
+    return strlen(s->resume) == AR__SIG_RESUME_LEN &&
+           sodium_memcmp(resume, s->resume, AR__SIG_RESUME_LEN) == 0 &&
+           sodium_memcmp(subhash, s->subhash, 16) == 0;
+}
+
+/* Attaches cn to s (which this worker now owns), welcomes and replays. */
+static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_t *claims,
+                   int64_t last_seq, int moved)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_conn_t *old = s->conn;
+    if (old && old != cn) {
+        s->conn = NULL;
+        old->sess = NULL;
+        ar__sig_conn_close(old, AR_SIG_CLOSE_REPLACED);
+    }
+    ar__sig_claims_free(s->claims);
+    s->claims = ar__sig_claims_new(claims); /* the new token's: it may name more clinics */
+    s->conn = cn;
+    cn->sess = s;
+    ar__sig_sess_new_resume(s);
+    s->rec->away = 0;
+    s->rec->owner = srv->node_id;
+    ar__sig_welcome(cn, s, 1);
+    ar__sig_replay(srv, s, last_seq);
+    ar_metric_add(srv->m.resumes, 0, 1);
+    ar__sig_rec_publish(srv, s->rec, "away");
+    if (moved) {
+        ar__sig_sess_adopt(srv, s); /* a new backup gets the buffer and the new secret */
+        ar__sig_sess_flush_pending(srv, s);
+    } else if (s->rec->backup) {
+        ar__sig_bus_proc(srv, s->rec->backup,
+                         json_pack("{s:s,s:s,s:s}", "k", "res", "p", s->rec->peer, "r", s->resume));
+    }
+}
+
+int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, const char *resume,
+                         int64_t last_seq)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    if (strlen(resume) != AR__SIG_RESUME_LEN || resume[AR__SIG_PEER_LEN] != '.')
+        return AR_EINVAL;
+    char peer[AR__SIG_PEER_LEN + 1];
+    memcpy(peer, resume, AR__SIG_PEER_LEN);
+    peer[AR__SIG_PEER_LEN] = '\0';
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    if (!r || (r->role != claims->role)) {
+        ar_log0(AR_LOG_DEBUG, "signal_resume_unknown");
+        return AR_ENOTFOUND;
+    }
+    uint8_t h[16];
+    ar__sig_subhash(claims, h);
+    ar__sig_sess_t *s = r->local;
+    if (s && !s->is_backup) {
+        if (!secret_ok(s, resume, h) || !available(s, last_seq)) {
+            ar_log(AR_LOG_DEBUG, "signal_resume_refused",
+                   AR_LF_INT("secret", secret_ok(s, resume, h)), AR_LF_INT("seq", s->seq),
+                   AR_LF_INT("last", last_seq));
+            return AR_EAUTH;
+        }
+        finish(cn, s, claims, last_seq, 0);
+        return 0;
+    }
+    ar__sig_resume_t *a = ar_calloc(1, sizeof(*a));
+    if (!a)
+        return AR_ENOMEM;
+    memcpy(a->peer, peer, sizeof(peer));
+    memcpy(a->resume, resume, AR__SIG_RESUME_LEN + 1);
+    a->last_seq = last_seq;
+    a->claims = *claims;
+    a->deadline = srv->now + AR__SIG_RESUME_WAIT_S;
+    if (!s) {
+        s = ar__sig_sess_local_new(srv, r, 1);
+        a->created_local = 1;
+        if (s)
+            s->provisional = 1;
+    }
+    if (!s) {
+        ar_free(a);
+        return AR_ENOMEM;
+    }
+    cn->sess = s;
+    cn->resume = a;
+    cn->state = AR__SIG_C_RESUMING;
+    ar__sig_resume_tick(srv, cn);
+    return 0;
+}
+
+static void drop_attempt(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
+{
+    ar__sig_resume_t *a = cn->resume;
+    ar__sig_sess_t *s = cn->sess;
+    if (a->created_local && s && s->is_backup && s->provisional)
+        ar__sig_sess_free(srv, s);
+    cn->sess = NULL;
+    cn->resume = NULL;
+    sodium_memzero(a, sizeof(*a));
+    ar_free(a);
+}
+
+void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
+{
+    ar__sig_resume_t *a = cn->resume;
+    if (!a)
+        return;
+    if (cn->state == AR__SIG_C_GONE) {
+        drop_attempt(srv, cn);
+        return;
+    }
+    ar__sig_sess_t *s = cn->sess;
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, a->peer);
+    uint8_t h[16];
+    ar__sig_subhash(&a->claims, h);
+    int fail = !r || !s || r->local != s || a->answer < 0 || srv->now >= a->deadline;
+    if (!fail && a->answer > 0) {
+        s->is_backup = 0;
+        s->provisional = 0;
+        srv->nsessions++;
+        cn->resume = NULL;
+        finish(cn, s, &a->claims, a->last_seq, 1);
+        sodium_memzero(a, sizeof(*a));
+        ar_free(a);
+        return;
+    }
+    if (!fail && !s->is_backup) {
+        /* We were its backup and promoted it: the resume is local now. */
+        if (secret_ok(s, a->resume, h) && available(s, a->last_seq)) {
+            cn->resume = NULL;
+            finish(cn, s, &a->claims, a->last_seq, 0);
+            sodium_memzero(a, sizeof(*a));
+            ar_free(a);
+            return;
+        }
+        fail = 1;
+    }
+    if (fail) {
+        ar_log(AR_LOG_DEBUG, "signal_resume_failed", AR_LF_INT("found", r != NULL),
+               AR_LF_INT("answer", a->answer), AR_LF_INT("late", srv->now >= a->deadline),
+               AR_LF_INT("local", s && !s->is_backup));
+        ar_token_claims_t claims = a->claims;
+        if (s && !s->is_backup)
+            cn->sess = NULL; /* ours now, but not this client's: it stays for its owner */
+        else
+            drop_attempt(srv, cn);
+        ar_free(cn->resume);
+        cn->resume = NULL;
+        cn->state = AR__SIG_C_HELLO;
+        ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, AR_SIG_NONE);
+        ar__sig_sess_t *ns = ar__sig_sess_new(srv, cn, &claims);
+        sodium_memzero(&claims, sizeof(claims));
+        if (ns)
+            ar__sig_welcome(cn, ns, 0);
+        else
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
+        return;
+    }
+    if (r->owner != srv->node_id && ar__sig_node_alive(srv, r->owner) &&
+        (a->last_try == 0 || srv->now - a->last_try >= 1)) {
+        a->last_try = srv->now ? srv->now : 1;
+        ar_log0(AR_LOG_DEBUG, "signal_resume_ask_owner");
+        char hex[33], from[17];
+        sodium_bin2hex(hex, sizeof(hex), h, 16);
+        snprintf(from, sizeof(from), "%016llx", (unsigned long long)srv->node_id);
+        ar__sig_bus_proc(srv, r->owner,
+                         json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "k", "take", "p", a->peer, "r",
+                                   a->resume, "h", hex, "l", (json_int_t)a->last_seq, "from",
+                                   from));
+    }
+}

@@ -1,0 +1,609 @@
+/*
+ * Local sessions: numbering and the replay buffer on the owner, its mirror on one backup worker
+ * of another node, the end of a session, and the grace period.
+ *
+ * Why a backup: a node may die (kill -9) while its clients' peers keep sending them offers and
+ * candidates. Frames for a session travel on ar.<jur>.to.<peer>, which both the owner and the
+ * backup subscribe to. The owner numbers each frame, sends it, keeps it until acknowledged, and
+ * copies the numbered frame to the backup (one publisher, so the backup sees them in order).
+ * The backup also keeps, by frame id, whatever it received on to.<peer> that the owner has not
+ * confirmed yet: if the owner dies, the backup numbers those after the last confirmed one, so a
+ * client resuming there gets every frame once and in order (docs/signal.md, "Resume").
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+#include "anteroom/rand.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+void ar__sig_subhash(const ar_token_claims_t *claims, uint8_t out[16])
+{
+    /* A resume must come with a token of the same subject; we keep a hash, not the subject. */
+    crypto_generichash(out, 16, (const uint8_t *)claims->sub, strlen(claims->sub), NULL, 0);
+}
+
+void ar__sig_sess_new_resume(ar__sig_sess_t *s)
+{
+    char tail[24];
+    (void)ar_rand_id(tail, sizeof(tail), 15); /* 20 characters, 120 bits */
+    memcpy(s->resume, s->rec->peer, AR__SIG_PEER_LEN);
+    s->resume[AR__SIG_PEER_LEN] = '.';
+    memcpy(s->resume + AR__SIG_PEER_LEN + 1, tail, 20);
+    s->resume[AR__SIG_RESUME_LEN] = '\0';
+}
+
+static void frame_free_list(ar__sig_frame_t *f)
+{
+    while (f) {
+        ar__sig_frame_t *n = f->next;
+        sodium_memzero(f->data, f->len);
+        ar_free(f);
+        f = n;
+    }
+}
+
+void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    ar__sig_bus_unsub_to(srv, s);
+    if (s->conn)
+        s->conn->sess = NULL;
+    frame_free_list(s->head);
+    frame_free_list(s->pending);
+    ar__sig_claims_free(s->claims);
+    if (!s->is_backup && srv->nsessions)
+        srv->nsessions--;
+    s->rec->local = NULL;
+    sodium_memzero(s, sizeof(*s));
+    ar_free(s);
+}
+
+ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup)
+{
+    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->rec = r;
+    s->is_backup = (uint8_t)backup;
+    r->local = s;
+    if (!backup)
+        srv->nsessions++;
+    if (ar__sig_bus_sub_to(srv, s) != 0) {
+        ar__sig_sess_free(srv, s);
+        return NULL;
+    }
+    return s;
+}
+
+static json_t *frames_json(const ar__sig_sess_t *s)
+{
+    json_t *a = json_array();
+    char hex[33];
+    for (const ar__sig_frame_t *f = s->head; f && a; f = f->next) {
+        sodium_bin2hex(hex, sizeof(hex), f->fid, 16);
+        json_array_append_new(a, json_pack("[I,s,i,s%]", (json_int_t)f->seq, hex, (int)f->action,
+                                           f->data, (size_t)f->len));
+    }
+    return a;
+}
+
+static ar__sig_frame_t *frame_new(const uint8_t *fid, int64_t seq, uint8_t action, const char *data,
+                                  size_t len)
+{
+    ar__sig_frame_t *f = ar_malloc(sizeof(*f) + len + 1);
+    if (!f)
+        return NULL;
+    f->next = NULL;
+    f->seq = seq;
+    memcpy(f->fid, fid, 16);
+    f->action = action;
+    f->len = (uint32_t)len;
+    memcpy(f->data, data, len);
+    f->data[len] = '\0';
+    return f;
+}
+
+/* Drops acknowledged frames, then the oldest beyond the caps (a resume needing them fails). */
+static void trim(ar__sig_sess_t *s)
+{
+    while (s->head && (s->head->seq <= s->acked || s->nframes > AR__SIG_REPLAY_FRAMES ||
+                       s->bytes > AR__SIG_REPLAY_BYTES)) {
+        ar__sig_frame_t *f = s->head;
+        s->head = f->next;
+        if (!s->head)
+            s->tail = NULL;
+        s->nframes--;
+        s->bytes -= f->len;
+        f->next = NULL;
+        frame_free_list(f);
+    }
+}
+
+static void append(ar__sig_sess_t *s, ar__sig_frame_t *f)
+{
+    if (s->tail)
+        s->tail->next = f;
+    else
+        s->head = f;
+    s->tail = f;
+    s->nframes++;
+    s->bytes += f->len;
+    trim(s);
+}
+
+/* Removes a pending frame with this id; 1 when there was one. */
+static int pending_take(ar__sig_sess_t *s, const uint8_t *fid)
+{
+    ar__sig_frame_t *prev = NULL;
+    for (ar__sig_frame_t *f = s->pending; f; prev = f, f = f->next) {
+        if (memcmp(f->fid, fid, 16) != 0)
+            continue;
+        if (prev)
+            prev->next = f->next;
+        else
+            s->pending = f->next;
+        if (s->pending_tail == f)
+            s->pending_tail = prev;
+        s->npending--;
+        f->next = NULL;
+        frame_free_list(f);
+        return 1;
+    }
+    return 0;
+}
+
+static int numbered_has(const ar__sig_sess_t *s, const uint8_t *fid)
+{
+    for (const ar__sig_frame_t *f = s->head; f; f = f->next)
+        if (memcmp(f->fid, fid, 16) == 0)
+            return 1;
+    return 0;
+}
+
+/* Writes frame f to the live connection with its seq spliced into the "seq":0 placeholder. */
+static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_frame_t *f)
+{
+    if (!s->conn || s->conn->state != AR__SIG_C_LIVE)
+        return;
+    const char *ph = strstr(f->data, ",\"seq\":0");
+    if (!ph)
+        return;
+    size_t pre = (size_t)(ph - f->data) + 7;
+    int n = snprintf(srv->out, sizeof(srv->out), "%.*s%lld%s", (int)pre, f->data, (long long)f->seq,
+                     f->data + pre + 1);
+    if (n > 0 && (size_t)n < sizeof(srv->out) &&
+        ar_sn_send(s->conn->c, AR_WS_OP_TEXT, srv->out, (size_t)n) == 0)
+        ar_metric_add(srv->m.msgs_out, 0, 1);
+}
+
+static void to_backup(ar__sig_srv_t *srv, ar__sig_sess_t *s, json_t *o)
+{
+    if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
+        ar__sig_bus_proc(srv, s->rec->backup, o);
+    else
+        json_decref(o);
+}
+
+/* Owner: number a frame, keep it, send it, mirror it. */
+static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
+                      const char *frame, size_t len)
+{
+    ar__sig_frame_t *f = frame_new(fid, ++s->seq, action, frame, len);
+    if (!f)
+        return;
+    append(s, f);
+    if (action == AR__SIG_ACT_RESET_CAND)
+        memset(s->cand, 0, sizeof(s->cand));
+    send_numbered(srv, s, f);
+    char hex[33];
+    sodium_bin2hex(hex, sizeof(hex), fid, 16);
+    to_backup(srv, s,
+              json_pack("{s:s,s:s,s:I,s:s,s:i,s:s%}", "k", "num", "p", s->rec->peer, "s",
+                        (json_int_t)s->seq, "f", hex, "a", (int)action, "d", frame, len));
+    if (action == AR__SIG_ACT_ENDED && s->rec->role != AR_SIG_ROLE_STAFF) {
+        /* The consultation is over: the patient's or invitee's session goes with it (P5). */
+        ar__sig_conn_t *cn = s->conn;
+        if (cn) {
+            s->conn = NULL;
+            cn->sess = NULL;
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_ENDED);
+        }
+        ar__sig_rec_publish(srv, s->rec, "del");
+    }
+}
+
+void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
+                          const char *frame, size_t len, uint64_t sent_us)
+{
+    if (s->is_backup) {
+        if (numbered_has(s, fid))
+            return;
+        ar__sig_frame_t *f = frame_new(fid, 0, action, frame, len);
+        if (!f)
+            return;
+        if (s->pending_tail)
+            s->pending_tail->next = f;
+        else
+            s->pending = f;
+        s->pending_tail = f;
+        /* Bounded like the replay buffer: a session away too long loses its oldest frames. */
+        if (++s->npending > AR__SIG_REPLAY_FRAMES) {
+            ar__sig_frame_t *old = s->pending;
+            s->pending = old->next;
+            old->next = NULL;
+            frame_free_list(old);
+            s->npending--;
+        }
+        return;
+    }
+    uint64_t now = ar__sig_now_us();
+    if (sent_us && now >= sent_us)
+        ar_metric_observe(srv->m.relay_us, 0, (double)(now - sent_us));
+    own_frame(srv, s, fid, action, frame, len);
+}
+
+/* After a hand-over: frames that reached us but not the old owner are numbered now. */
+void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    ar__sig_frame_t *p = s->pending;
+    s->pending = s->pending_tail = NULL;
+    s->npending = 0;
+    ar__sig_rec_t *r = s->rec;
+    while (p) {
+        ar__sig_frame_t *n = p->next;
+        p->next = NULL;
+        int gone = 0;
+        if (!numbered_has(s, p->fid)) {
+            own_frame(srv, s, p->fid, p->action, p->data, p->len);
+            /* An "ended" frame deletes a patient's or invitee's session: stop here. */
+            gone = p->action == AR__SIG_ACT_ENDED && r->role != AR_SIG_ROLE_STAFF;
+        }
+        frame_free_list(p);
+        p = n;
+        if (gone) {
+            frame_free_list(p);
+            return;
+        }
+    }
+}
+
+void ar__sig_sess_ack(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t seq)
+{
+    if (seq <= s->acked || seq > s->seq)
+        return;
+    s->acked = seq;
+    trim(s);
+    to_backup(srv, s,
+              json_pack("{s:s,s:s,s:I}", "k", "ack", "p", s->rec->peer, "s", (json_int_t)seq));
+}
+
+void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after)
+{
+    for (const ar__sig_frame_t *f = s->head; f; f = f->next)
+        if (f->seq > after)
+            send_numbered(srv, s, f);
+}
+
+/* Sends the backup everything it needs to take over: the resume secret and the buffer. */
+void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    uint64_t old = s->rec->backup;
+    s->rec->backup = ar__sig_pick_backup(srv, srv->node_id);
+    if (old && old != s->rec->backup && ar__sig_node_alive(srv, old))
+        ar__sig_bus_proc(srv, old, json_pack("{s:s,s:s}", "k", "drop", "p", s->rec->peer));
+    ar__sig_rec_publish(srv, s->rec, "own");
+    if (!s->rec->backup)
+        return;
+    char hex[33];
+    sodium_bin2hex(hex, sizeof(hex), s->subhash, 16);
+    ar__sig_bus_proc(srv, s->rec->backup,
+                     json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o}", "k", "adopt", "p", s->rec->peer,
+                               "r", s->resume, "h", hex, "seq", (json_int_t)s->seq, "ack",
+                               (json_int_t)s->acked, "fr", frames_json(s)));
+}
+
+ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
+                                 const ar_token_claims_t *claims)
+{
+    char peer[AR__SIG_PEER_LEN + 2];
+    ar__sig_rec_t *r = NULL;
+    for (int i = 0; i < 4 && !r; i++) {
+        if (ar_rand_id(peer, sizeof(peer), 16) != AR__SIG_PEER_LEN)
+            return NULL;
+        if (!ar__sig_rec_find(srv, peer))
+            r = ar__sig_rec_get(srv, peer);
+    }
+    if (!r)
+        return NULL;
+    r->role = (uint8_t)claims->role; /* token roles and protocol roles share their numbers */
+    r->owner = srv->node_id;
+    snprintf(r->lang, sizeof(r->lang), "%s", claims->lang);
+    ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
+    if (s)
+        s->claims = ar__sig_claims_new(claims);
+    if (!s || !s->claims) {
+        ar__sig_rec_free(srv, r);
+        return NULL;
+    }
+    ar__sig_subhash(claims, s->subhash);
+    ar__sig_sess_new_resume(s);
+    s->conn = cn;
+    cn->sess = s;
+    ar__sig_rec_publish(srv, r, "all");
+    ar__sig_sess_adopt(srv, s);
+    return s;
+}
+
+/* The owner lost the connection (not by bye). */
+void ar__sig_sess_lost(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint16_t code)
+{
+    s->conn = NULL;
+    /* These closes end the session: the client must not (or cannot usefully) resume. */
+    if (code == 1000 || code == AR_SIG_CLOSE_BAD_TOKEN || code == AR_SIG_CLOSE_GARBAGE ||
+        code == AR_SIG_CLOSE_ROOM_FULL || code == AR_SIG_CLOSE_ENDED ||
+        code == AR_SIG_CLOSE_TOO_BIG || code == AR_SIG_CLOSE_BAD_VERSION ||
+        code == AR_SIG_CLOSE_NOT_BINARY || code == AR_SIG_CLOSE_REMOVED) {
+        ar__sig_sess_end(srv, s->rec, AR_SIG_LEFT_LEFT);
+        return;
+    }
+    s->away_since = srv->now;
+    s->rec->away = 1;
+    ar__sig_rec_publish(srv, s->rec, "away");
+}
+
+/* Everything about the session goes: room place, queue place, record, buffers. */
+void ar__sig_sess_end(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason_left)
+{
+    if (r->in_room)
+        ar__sig_room_leave(srv, r, reason_left);
+    if (r->in_area)
+        ar__sig_queue_remove(srv, r, AR_SIG_GONE_LEFT);
+    if (r->local && r->backup && ar__sig_node_alive(srv, r->backup))
+        ar__sig_bus_proc(srv, r->backup, json_pack("{s:s,s:s}", "k", "drop", "p", r->peer));
+    ar__sig_rec_publish(srv, r, "del");
+}
+
+/* A backup (or, with none alive, the lowest live worker) takes over an orphaned session. */
+static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
+{
+    ar__sig_sess_t *s = r->local;
+    ar_log(AR_LOG_DEBUG, "signal_promote", AR_LF_INT("backup", s && s->is_backup),
+           AR_LF_INT("pending", s ? (int64_t)s->npending : 0));
+    if (!s && !(s = ar__sig_sess_local_new(srv, r, 1)))
+        return;
+    if (s->is_backup)
+        srv->nsessions++;
+    s->is_backup = 0;
+    /* Frames the dead owner never confirmed are numbered after the last it did. */
+    ar__sig_frame_t *p = s->pending;
+    s->pending = s->pending_tail = NULL;
+    s->npending = 0;
+    while (p) {
+        ar__sig_frame_t *n = p->next;
+        p->next = NULL;
+        p->seq = ++s->seq;
+        append(s, p);
+        p = n;
+    }
+    r->owner = srv->node_id;
+    r->backup = 0;
+    r->away = 1;
+    s->away_since = srv->now;
+    ar__sig_sess_adopt(srv, s);
+    ar__sig_rec_publish(srv, r, "away");
+}
+
+void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
+{
+    uint64_t lowest = srv->node_id;
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id < lowest && ar__sig_node_alive(srv, srv->nodes[i].id))
+            lowest = srv->nodes[i].id;
+    for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++) {
+        for (ar__sig_rec_t *r = srv->recs[b]; r; r = r->hnext) {
+            if (r->owner == id) {
+                if ((r->local && r->local->is_backup && !r->local->provisional) ||
+                    ((!r->backup || !ar__sig_node_alive(srv, r->backup)) && lowest == srv->node_id))
+                    promote(srv, r);
+            } else if (r->owner == srv->node_id && r->backup == id && r->local) {
+                ar__sig_sess_adopt(srv, r->local);
+            }
+        }
+    }
+}
+
+void ar__sig_sess_tick(ar__sig_srv_t *srv)
+{
+    uint32_t grace = (uint32_t)(srv->conf->grace / 1000);
+    for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++) {
+        ar__sig_rec_t *next;
+        for (ar__sig_rec_t *r = srv->recs[b]; r; r = next) {
+            next = r->hnext;
+            ar__sig_sess_t *s = r->local;
+            if (s && !s->is_backup && !s->conn && r->away && srv->now - s->away_since >= grace) {
+                ar__sig_sess_end(srv, r, AR_SIG_LEFT_DROPPED);
+                continue;
+            }
+            /* A session placed while no other node was known (this node just started, or the
+             * others restarted) gets its backup moved to another node as soon as one appears. */
+            if (s && !s->is_backup && srv->now % 2 == 0 && !ar__sig_backup_remote(srv, r->backup)) {
+                uint64_t b2 = ar__sig_pick_backup(srv, 0);
+                if (b2 && ar__sig_backup_remote(srv, b2))
+                    ar__sig_sess_adopt(srv, s);
+            }
+        }
+    }
+}
+
+/* ---- messages from other workers (ar.<jur>.proc.<worker>) ---- */
+
+static void load_frames(ar__sig_sess_t *s, json_t *fr)
+{
+    frame_free_list(s->head);
+    s->head = s->tail = NULL;
+    s->nframes = s->bytes = 0;
+    size_t i;
+    json_t *it;
+    json_array_foreach(fr, i, it)
+    {
+        json_int_t seq;
+        const char *hex, *d;
+        size_t dlen;
+        int action;
+        uint8_t fid[16];
+        if (json_unpack(it, "[I,s,i,s%]", &seq, &hex, &action, &d, &dlen) != 0 ||
+            sodium_hex2bin(fid, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
+            continue;
+        ar__sig_frame_t *f = frame_new(fid, seq, (uint8_t)action, d, dlen);
+        if (f) {
+            pending_take(s, fid);
+            append(s, f);
+        }
+    }
+}
+
+static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
+{
+    const char *resume = "", *hex = "";
+    json_int_t seq = 0, ack = 0;
+    json_t *fr = NULL;
+    if (json_unpack(o, "{s:s,s:s,s:I,s:I,s:o}", "r", &resume, "h", &hex, "seq", &seq, "ack", &ack,
+                    "fr", &fr) != 0)
+        return;
+    ar__sig_sess_t *s = r->local;
+    if (s && !s->is_backup)
+        return; /* we own it (a resume raced the adoption): ignore */
+    if (!s && !(s = ar__sig_sess_local_new(srv, r, 1)))
+        return;
+    s->provisional = 0; /* a real backup now */
+    snprintf(s->resume, sizeof(s->resume), "%s", resume);
+    if (sodium_hex2bin(s->subhash, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
+        memset(s->subhash, 0, 16);
+    s->seq = seq;
+    s->acked = ack;
+    load_frames(s, fr);
+}
+
+static void on_num(ar__sig_sess_t *s, json_t *o)
+{
+    json_int_t seq;
+    const char *hex, *d;
+    size_t dlen;
+    int action;
+    uint8_t fid[16];
+    if (!s->is_backup ||
+        json_unpack(o, "{s:I,s:s,s:i,s:s%}", "s", &seq, "f", &hex, "a", &action, "d", &d, &dlen) !=
+            0 ||
+        sodium_hex2bin(fid, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
+        return;
+    pending_take(s, fid);
+    ar__sig_frame_t *f = frame_new(fid, seq, (uint8_t)action, d, dlen);
+    if (f) {
+        s->seq = seq;
+        append(s, f);
+    }
+}
+
+/* Another worker asks for a session it has a resuming client for: hand it over. */
+static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
+{
+    const char *resume, *hex, *from;
+    json_int_t last;
+    uint8_t h[16];
+    if (json_unpack(o, "{s:s,s:s,s:I,s:s}", "r", &resume, "h", &hex, "l", &last, "from", &from) !=
+        0)
+        return;
+    uint64_t to = strtoull(from, NULL, 16);
+    ar__sig_sess_t *s = r->local;
+    int ok = s && !s->is_backup && strlen(resume) == AR__SIG_RESUME_LEN &&
+             sodium_memcmp(resume, s->resume, AR__SIG_RESUME_LEN) == 0 &&
+             sodium_hex2bin(h, 16, hex, strlen(hex), NULL, NULL, NULL) == 0 &&
+             sodium_memcmp(h, s->subhash, 16) == 0 && last <= s->seq &&
+             (last == s->seq || (s->head && s->head->seq <= last + 1));
+    if (!ok) {
+        ar_log(AR_LOG_DEBUG, "signal_handover_refused", AR_LF_INT("have", s != NULL),
+               AR_LF_INT("seq", s ? s->seq : -1), AR_LF_INT("last", last),
+               AR_LF_INT("head", s && s->head ? s->head->seq : -1));
+        if (s && !s->is_backup)
+            ar__sig_bus_proc(srv, to,
+                             json_pack("{s:s,s:s,s:b}", "k", "taken", "p", r->peer, "ok", 0));
+        return;
+    }
+    ar__sig_bus_proc(srv, to,
+                     json_pack("{s:s,s:s,s:b,s:I,s:I,s:o}", "k", "taken", "p", r->peer, "ok", 1,
+                               "seq", (json_int_t)s->seq, "ack", (json_int_t)s->acked, "fr",
+                               frames_json(s)));
+    ar__sig_conn_t *cn = s->conn;
+    if (cn) {
+        s->conn = NULL;
+        cn->sess = NULL;
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_REPLACED);
+    }
+    /* The new owner picks its own backup and tells ours to let go. */
+    r->owner = to;
+    ar__sig_sess_free(srv, s);
+}
+
+void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const char *reply)
+{
+    (void)reply;
+    json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *k, *peer;
+    if (!o || json_unpack(o, "{s:s,s:s}", "k", &k, "p", &peer) != 0) {
+        json_decref(o);
+        return;
+    }
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    if (!r) {
+        json_decref(o);
+        return;
+    }
+    ar__sig_sess_t *s = r->local;
+    if (strcmp(k, "adopt") == 0) {
+        on_adopt(srv, o, r);
+    } else if (strcmp(k, "num") == 0 && s) {
+        on_num(s, o);
+    } else if (strcmp(k, "ack") == 0 && s && s->is_backup) {
+        json_int_t seq;
+        if (json_unpack(o, "{s:I}", "s", &seq) == 0 && seq > s->acked) {
+            s->acked = seq;
+            trim(s);
+        }
+    } else if (strcmp(k, "res") == 0 && s && s->is_backup) {
+        const char *res;
+        if (json_unpack(o, "{s:s}", "r", &res) == 0)
+            snprintf(s->resume, sizeof(s->resume), "%s", res);
+    } else if (strcmp(k, "drop") == 0 && s && s->is_backup) {
+        int resuming = 0;
+        for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
+            resuming |= cn->state == AR__SIG_C_RESUMING && cn->sess == s;
+        if (!resuming)
+            ar__sig_sess_free(srv, s);
+    } else if (strcmp(k, "take") == 0) {
+        on_take(srv, o, r);
+    } else if (strcmp(k, "taken") == 0) {
+        for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) {
+            if (cn->state != AR__SIG_C_RESUMING || !s || cn->sess != s || !cn->resume)
+                continue;
+            int ok = 0;
+            json_int_t seq = 0, ack = 0;
+            json_t *fr = NULL;
+            if (json_unpack(o, "{s:b}", "ok", &ok) == 0 && ok &&
+                json_unpack(o, "{s:I,s:I,s:o}", "seq", &seq, "ack", &ack, "fr", &fr) == 0) {
+                s->seq = seq;
+                s->acked = ack;
+                load_frames(s, fr);
+                cn->resume->answer = 1; /* ar__sig_resume_tick finishes the resume */
+            } else {
+                cn->resume->answer = -1;
+            }
+            ar__sig_resume_tick(srv, cn);
+            break;
+        }
+    }
+    json_decref(o);
+}

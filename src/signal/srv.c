@@ -1,0 +1,547 @@
+/*
+ * The session layer of one worker: connections from ar_signal_net become protocol sessions.
+ * Here: hello and the token check, the handshake and idle timers, keepalive, per-connection
+ * rate limit and garbage counter, the per-address cap, drain, and the worker's main loop.
+ *
+ * Every limit closes with the protocol's own close code (docs/protocol.md 4.2), so a client (and
+ * a test) can tell why it was dropped. Nothing here logs an id, a name or an address.
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/health.h"
+#include "anteroom/log.h"
+#include "anteroom/rand.h"
+
+#include <netinet/in.h>
+#include <sodium.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t g_drain, g_stop;
+static ar_sn_loop_t *g_loop;
+
+uint64_t ar__sig_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void send_drain(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
+
+/* ---- sending ---- */
+
+void ar__sig_send0(ar__sig_conn_t *cn, const ar_sig_msg_t *msg)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    if (cn->state == AR__SIG_C_GONE)
+        return;
+    int n = ar_sig_build(AR_SIG_FROM_SERVER, msg, srv->out, sizeof(srv->out));
+    if (n < 0) {
+        ar_log(AR_LOG_ERROR, "signal_build_failed", AR_LF_KW("type", "seq0"), AR_LF_ERR("err", n));
+        return;
+    }
+    if (ar_sn_send(cn->c, AR_WS_OP_TEXT, srv->out, (size_t)n) == 0)
+        ar_metric_add(srv->m.msgs_out, 0, 1);
+}
+
+void ar__sig_send_error(ar__sig_conn_t *cn, int code, const char *text, int about, int64_t id)
+{
+    ar_sig_err_t err = {.code = code, .type = about, .id = id};
+    if (text)
+        snprintf(err.text, sizeof(err.text), "%s", text);
+    ar_sig_msg_t m;
+    ar_sig_error_msg(&m, &err);
+    ar_metric_add(cn->srv->m.errors, 0, 1);
+    ar__sig_send0(cn, &m);
+}
+
+void ar__sig_conn_close(ar__sig_conn_t *cn, uint16_t code)
+{
+    if (cn->state == AR__SIG_C_GONE)
+        return;
+    ar_sn_close(cn->c, code);
+}
+
+void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
+{
+    const ar_signal_conf_t *conf = cn->srv->conf;
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_WELCOME);
+    m.u.welcome.peer = (ar_sig_str_t){s->rec->peer, AR__SIG_PEER_LEN};
+    m.u.welcome.resume = (ar_sig_str_t){s->resume, AR__SIG_RESUME_LEN};
+    m.u.welcome.role = s->rec->role;
+    m.u.welcome.resumed = resumed;
+    m.u.welcome.last_seq = s->seq;
+    m.u.welcome.grace = conf->grace / 1000;
+    m.u.welcome.ping = AR__SIG_PING_S;
+    m.u.welcome.frame_max = AR_SIG_FRAME_MAX;
+    ar__sig_send0(cn, &m);
+    cn->state = AR__SIG_C_LIVE;
+    if (cn->srv->draining)
+        send_drain(cn->srv, cn); /* arrived while draining: move on at once */
+}
+
+/* ---- per-address cap: a count per hashed /32 (IPv4) or /64 (IPv6), never the address ---- */
+
+static uint32_t addr_key(ar_sn_conn_t *c)
+{
+    struct sockaddr_storage ss;
+    if (ar_sn_conn_peer(c, &ss) != 0)
+        return 0;
+    const uint8_t *p;
+    size_t n;
+    if (ss.ss_family == AF_INET) {
+        p = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
+        n = 4;
+    } else {
+        p = (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+        n = 8;
+    }
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* ---- net callbacks ---- */
+
+static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
+{
+    (void)up;
+    ar__sig_srv_t *srv = data;
+    uint32_t key = addr_key(c);
+    uint16_t *cnt = &srv->addr_count[key % AR__SIG_ADDR_BUCKETS];
+    if (srv->conf->max_per_addr > 0 && *cnt >= srv->conf->max_per_addr) {
+        ar_metric_add(srv->m.closes, 0, 1);
+        return -1; /* closed with 1008 before any session exists */
+    }
+    ar__sig_conn_t *cn = ar_calloc(1, sizeof(*cn));
+    if (!cn)
+        return -1;
+    (*cnt)++;
+    cn->c = c;
+    cn->srv = srv;
+    cn->addr_key = key;
+    cn->opened = cn->last_rx = cn->last_ping = srv->now;
+    cn->tokens_ms = AR__SIG_BURST * 1000;
+    cn->refill_ms = mono_ms();
+    cn->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = cn;
+    srv->conns = cn;
+    ar_sn_conn_set_data(c, cn);
+    ar_metric_add(srv->m.conns, 0, 1);
+    return 0;
+}
+
+static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
+{
+    (void)code;
+    ar__sig_srv_t *srv = data;
+    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    if (!cn)
+        return;
+    uint16_t *cnt = &srv->addr_count[cn->addr_key % AR__SIG_ADDR_BUCKETS];
+    if (*cnt)
+        (*cnt)--;
+    if (cn->prev)
+        cn->prev->next = cn->next;
+    else
+        srv->conns = cn->next;
+    if (cn->next)
+        cn->next->prev = cn->prev;
+    cn->state = AR__SIG_C_GONE;
+    if (cn->sess && cn->sess->conn == cn) {
+        cn->sess->conn = NULL;
+        ar__sig_sess_lost(srv, cn->sess, code);
+    }
+    if (cn->resume)
+        ar__sig_resume_tick(srv, cn); /* sees GONE and frees the attempt */
+    ar_metric_add(srv->m.conns, 0, -1);
+    ar_free(cn);
+}
+
+/* Token bucket: AR__SIG_RATE per second, AR__SIG_BURST deep. 1: the frame may pass. */
+static int rate_ok(ar__sig_conn_t *cn)
+{
+    uint64_t now = mono_ms();
+    uint64_t add = (now - cn->refill_ms) * AR__SIG_RATE;
+    cn->refill_ms = now;
+    uint64_t t = cn->tokens_ms + add;
+    cn->tokens_ms =
+        (uint32_t)(t > (uint64_t)AR__SIG_BURST * 1000u ? (uint64_t)AR__SIG_BURST * 1000u : t);
+    if (cn->tokens_ms >= 1000) {
+        cn->tokens_ms -= 1000;
+        return 1;
+    }
+    return 0;
+}
+
+static void garbage(ar__sig_conn_t *cn)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    if (srv->now - cn->garbage_since >= AR__SIG_GARBAGE_WINDOW_S) {
+        cn->garbage_since = srv->now;
+        cn->garbage = 0;
+    }
+    if (++cn->garbage >= AR__SIG_GARBAGE)
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_GARBAGE);
+}
+
+static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar_token_claims_t *cl = ar_malloc(sizeof(*cl));
+    if (!cl) {
+        ar__sig_send_error(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id);
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
+        return;
+    }
+    int rc = ar_token_verify(&srv->keys, m->u.hello.token.p, m->u.hello.token.len, "signal",
+                             (int64_t)time(NULL), cl);
+    if (rc == 0 && strcmp(cl->jur, srv->conf->jurisdiction) != 0)
+        rc = AR_EPERM; /* S10: a node serves only its own jurisdiction */
+    if (rc != 0) {
+        ar__sig_send_error(cn, rc == AR_EEXPIRED ? AR_SIG_E_TOKEN_EXPIRED : AR_SIG_E_BAD_TOKEN,
+                           NULL, AR_SIG_HELLO, m->id);
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_BAD_TOKEN);
+        ar_free(cl);
+        return;
+    }
+    if (m->u.hello.resume.p) {
+        char resume[AR_SIG_ID_MAX + 1];
+        memcpy(resume, m->u.hello.resume.p, m->u.hello.resume.len);
+        resume[m->u.hello.resume.len] = '\0';
+        if (ar__sig_resume_start(cn, cl, resume, m->u.hello.last_seq) == 0) {
+            ar_free(cl);
+            return; /* resumed here, or waiting for the owner's answer */
+        }
+        ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, m->id);
+    }
+    ar__sig_sess_t *s = ar__sig_sess_new(srv, cn, cl);
+    ar_free(cl);
+    if (!s) {
+        ar__sig_send_error(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id);
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
+        return;
+    }
+    if (m->u.hello.name.p && s->rec->role != AR_SIG_ROLE_PATIENT) {
+        s->rec->name = ar_strndup(m->u.hello.name.p, m->u.hello.name.len);
+        ar__sig_rec_publish(srv, s->rec, "name");
+    }
+    ar__sig_welcome(cn, s, 0);
+}
+
+static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len, void *ud)
+{
+    ar__sig_srv_t *srv = ud;
+    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    if (!cn || cn->state == AR__SIG_C_GONE)
+        return;
+    cn->last_rx = srv->now;
+    ar_metric_add(srv->m.msgs_in, 0, 1);
+    if (opcode != AR_WS_OP_TEXT) {
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_NOT_BINARY);
+        return;
+    }
+    if (!rate_ok(cn)) {
+        cn->last_refused = srv->now;
+        if (!cn->over_since)
+            cn->over_since = srv->now ? srv->now : 1;
+        if (srv->now - cn->over_since >= AR__SIG_RATE_CLOSE_S)
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_RATE_LIMIT);
+        else
+            ar__sig_send_error(cn, AR_SIG_E_RATE_LIMITED, NULL, 0, AR_SIG_NONE);
+        return;
+    }
+    /* Over the rate means refusals keep coming: a quiet second ends the episode. */
+    if (cn->over_since && srv->now - cn->last_refused >= 2)
+        cn->over_since = 0;
+    ar_sig_msg_t m;
+    ar_sig_err_t err;
+    int rc = ar_sig_parse(AR_SIG_FROM_CLIENT, (const char *)data, len, &m, &err);
+    if (rc == AR_ENOMEM) {
+        ar__sig_send_error(cn, AR_SIG_E_INTERNAL, NULL, 0, AR_SIG_NONE);
+        return;
+    }
+    if (rc != 0) {
+        ar_sig_msg_t em;
+        ar_sig_error_msg(&em, &err);
+        ar_metric_add(srv->m.errors, 0, 1);
+        ar__sig_send0(cn, &em);
+        if (err.code == AR_SIG_E_BAD_VERSION)
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_BAD_VERSION);
+        else
+            garbage(cn);
+        return;
+    }
+    if (cn->state == AR__SIG_C_HELLO) {
+        if (m.type == AR_SIG_HELLO) {
+            on_hello(cn, &m);
+        } else {
+            ar__sig_send_error(cn, AR_SIG_E_NOT_AUTHENTICATED, NULL, m.type, m.id);
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_BAD_TOKEN);
+        }
+    } else if (cn->state == AR__SIG_C_RESUMING || m.type == AR_SIG_HELLO) {
+        ar__sig_send_error(cn, AR_SIG_E_BAD_STATE, NULL, m.type, m.id);
+    } else {
+        ar__sig_handle(cn, &m);
+    }
+    ar_sig_msg_free(&m);
+}
+
+/* ---- timers ---- */
+
+static void send_drain(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
+{
+    ar_sig_str_t urls[AR_SIG_URLS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < srv->conf->drain_urls.count && n < AR_SIG_URLS_MAX; i++) {
+        const char *u = srv->conf->drain_urls.items[i];
+        urls[n++] = (ar_sig_str_t){u, strlen(u)};
+    }
+    if (n == 0)
+        return;
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_DRAIN);
+    m.u.drain.urls = (ar_sig_list_t){urls, n};
+    m.u.drain.within = srv->drain_at > srv->now ? srv->drain_at - srv->now : 0;
+    ar__sig_send0(cn, &m);
+}
+
+static void on_tick(uint32_t now, void *data)
+{
+    ar__sig_srv_t *srv = data;
+    srv->now = now;
+    if (g_stop)
+        ar_sn_loop_stop(srv->loop);
+    int start_drain = g_drain && !srv->draining;
+    if (start_drain) {
+        srv->draining = 1;
+        srv->drain_at = now + (uint32_t)(srv->conf->drain_within / 1000);
+        ar_log0(AR_LOG_INFO, "signal_drain_started");
+    }
+    ar__sig_conn_t *next;
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
+        next = cn->next;
+        if (cn->state == AR__SIG_C_HELLO) {
+            if (now - cn->opened >= AR__SIG_HELLO_S)
+                ar__sig_conn_close(cn, AR_SIG_CLOSE_HANDSHAKE_TIMEOUT);
+            continue;
+        }
+        if (cn->state == AR__SIG_C_RESUMING) {
+            ar__sig_resume_tick(srv, cn);
+            continue;
+        }
+        if (cn->state != AR__SIG_C_LIVE)
+            continue;
+        if (srv->draining && (start_drain || now >= srv->drain_at)) {
+            if (now >= srv->drain_at) {
+                ar_metric_add(srv->m.drained, 0, 1);
+                ar__sig_conn_close(cn, AR_SIG_CLOSE_DRAINED);
+                continue;
+            }
+            send_drain(srv, cn);
+        }
+        if (now - cn->last_rx >= AR__SIG_IDLE_S) {
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_IDLE);
+        } else if (now - cn->last_ping >= AR__SIG_PING_S) {
+            cn->last_ping = now;
+            ar_sig_msg_t m;
+            ar_sig_msg_init(&m, AR_SIG_PING);
+            ar__sig_send0(cn, &m);
+        }
+    }
+    ar__sig_bus_heartbeat(srv);
+    ar__sig_sess_tick(srv);
+    ar_metric_set(srv->m.sessions, (int64_t)srv->nsessions);
+    ar_metric_set(srv->m.rooms, (int64_t)srv->nrooms);
+}
+
+/* ---- keys ---- */
+
+static int load_keys(ar__sig_srv_t *srv)
+{
+    FILE *f = srv->conf->keys ? fopen(srv->conf->keys, "r") : NULL;
+    if (!f)
+        return AR_EIO;
+    char line[256];
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        char kid[40], b64[80];
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        if (sscanf(line, "%39s %79s", kid, b64) != 2) {
+            rc = AR_ECONFIG;
+            break;
+        }
+        ar_token_key_t k;
+        memset(&k, 0, sizeof(k));
+        size_t n = 0;
+        if (strlen(kid) > 32 ||
+            sodium_base642bin(k.pk, sizeof(k.pk), b64, strlen(b64), NULL, &n, NULL,
+                              sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+            n != 32) {
+            rc = AR_ECONFIG;
+            break;
+        }
+        memcpy(k.kid, kid, strlen(kid) + 1);
+        rc = ar_token_keyring_add(&srv->keys, &k);
+    }
+    fclose(f);
+    return rc ? rc : (srv->keys.count ? 0 : AR_ECONFIG);
+}
+
+/* ---- metrics and the operator listener (its own thread with a libuv loop) ---- */
+
+static const double k_us_bounds[] = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000};
+
+static int metrics_init(ar__sig_srv_t *srv)
+{
+    ar_metrics_t *m = srv->metrics = ar_metrics_new();
+    if (!m)
+        return AR_ENOMEM;
+    srv->m.conns = ar_metrics_gauge(m, "anteroom_signal_connections", "open WebSockets", NULL);
+    srv->m.sessions = ar_metrics_gauge(m, "anteroom_signal_sessions",
+                                       "sessions owned by this worker (live or in grace)", NULL);
+    srv->m.rooms = ar_metrics_gauge(m, "anteroom_signal_rooms", "rooms known to this worker", NULL);
+    srv->m.msgs_in =
+        ar_metrics_counter(m, "anteroom_signal_messages_total", "frames", "dir=\"in\"");
+    srv->m.msgs_out =
+        ar_metrics_counter(m, "anteroom_signal_messages_total", "frames", "dir=\"out\"");
+    srv->m.errors = ar_metrics_counter(m, "anteroom_signal_errors_total", "error frames", NULL);
+    srv->m.closes = ar_metrics_counter(m, "anteroom_signal_refused_total",
+                                       "connections refused by the per-address cap", NULL);
+    srv->m.resumes =
+        ar_metrics_counter(m, "anteroom_signal_resumes_total", "sessions resumed", NULL);
+    srv->m.drained =
+        ar_metrics_counter(m, "anteroom_signal_drained_total", "connections closed by drain", NULL);
+    srv->m.relay_us = ar_metrics_histogram(
+        m, "anteroom_signal_relay_latency_us",
+        "from the sender's worker publishing a frame to the recipient's worker sending it", NULL,
+        k_us_bounds, sizeof(k_us_bounds) / sizeof(k_us_bounds[0]));
+    srv->m.bus_lag_us =
+        ar_metrics_histogram(m, "anteroom_signal_bus_lag_us", "heartbeat delay over NATS", NULL,
+                             k_us_bounds, sizeof(k_us_bounds) / sizeof(k_us_bounds[0]));
+    return srv->m.bus_lag_us ? 0 : AR_ENOMEM;
+}
+
+static int ready_cb(void *data)
+{
+    const ar__sig_srv_t *srv = data;
+    return !srv->draining;
+}
+
+static void *health_thread(void *arg)
+{
+    ar__sig_srv_t *srv = arg;
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0)
+        return NULL;
+    ar_health_opts_t o = {.host = srv->conf->metrics_host,
+                          .port = (uint16_t)(srv->conf->metrics_port + srv->index),
+                          .metrics = srv->metrics,
+                          .ready = ready_cb,
+                          .ready_data = srv};
+    ar_health_t *h;
+    if (ar_health_start(&loop, &o, &h) != 0) {
+        ar_log0(AR_LOG_ERROR, "signal_metrics_listen_failed");
+        return NULL;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT); /* lives as long as the worker process */
+    return NULL;
+}
+
+/* ---- the worker ---- */
+
+static void on_signal(int sig)
+{
+    if (sig == SIGUSR1) {
+        g_drain = 1;
+    } else {
+        g_stop = 1;
+        if (g_loop)
+            ar_sn_loop_stop(g_loop);
+    }
+}
+
+int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
+{
+    ar_sig_init();
+    ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
+    if (!srv)
+        return AR_ENOMEM;
+    srv->conf = conf;
+    srv->index = index;
+    ar_rand_bytes(&srv->node_id, sizeof(srv->node_id));
+    int rc = load_keys(srv);
+    if (rc != 0)
+        ar_log(AR_LOG_ERROR, "signal_keys_unreadable", AR_LF_OPER("file", conf->keys));
+    if (rc == 0)
+        rc = metrics_init(srv);
+    ar_ws_upgrade_conf_t up = {.origins = (const char *const *)conf->origins.items,
+                               .norigins = conf->origins.count,
+                               .allow_no_origin = conf->allow_no_origin,
+                               .protocol = AR_SIG_SUBPROTOCOL};
+    ar_sn_tls_ctx_t *tls = NULL;
+    if (rc == 0 && conf->tls_cert && conf->tls_key)
+        rc = ar_sn_tls_ctx_new(AR_SN_TLS_OPENSSL, conf->tls_cert, conf->tls_key, &tls);
+    ar_sn_conf_t nc = {.upgrade = &up,
+                       .max_message = AR_SIG_FRAME_MAX,
+                       .max_outgoing = 512 * 1024,
+                       .handshake_timeout_s = AR__SIG_HELLO_S,
+                       .idle_timeout_s = 200, /* our own 60 s idle rule closes with 4009 first */
+                       .tls = tls,
+                       .too_big_code = AR_SIG_CLOSE_TOO_BIG};
+    ar_sn_handler_t h = {
+        .open_cb = on_open, .message_cb = on_message, .close_cb = on_close, .data = srv};
+    if (rc == 0)
+        rc = ar_sn_loop_new(&nc, &h, &srv->loop);
+    if (rc == 0)
+        ar_sn_loop_set_tick(srv->loop, on_tick, srv);
+    /* On the bus before taking clients, so their sessions can be placed and backed up. */
+    if (rc == 0)
+        rc = ar__sig_bus_start(srv);
+    if (rc == 0)
+        rc = ar_sn_loop_listen(srv->loop, conf->listen, (uint16_t)conf->port, NULL);
+    if (rc == 0 && conf->metrics_port) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, health_thread, srv) == 0)
+            pthread_detach(t);
+    }
+    if (rc == 0) {
+        g_loop = srv->loop;
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGUSR1, &sa, NULL);
+        ar_log(AR_LOG_INFO, "signal_worker_ready", AR_LF_UINT("worker", index),
+               AR_LF_UINT("port", (uint64_t)conf->port));
+        rc = ar_sn_loop_run(srv->loop);
+        g_loop = NULL;
+    } else {
+        ar_log(AR_LOG_ERROR, "signal_worker_start_failed", AR_LF_ERR("err", rc));
+    }
+    /* Connections close with 4014 as the loop goes: sessions stay resumable on the backups. */
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
+    /* The loop first: its close callbacks still publish (sessions go away, resumable). */
+    ar_sn_loop_free(srv->loop);
+    ar__sig_bus_stop(srv);
+    ar_sn_tls_ctx_free(tls);
+    ar_token_keyring_wipe(&srv->keys);
+    /* The metrics registry stays: the operator thread may still read it until exit. */
+    return rc;
+}

@@ -1,0 +1,90 @@
+/*
+ * The node: one supervisor process forks N worker processes that all listen on one port with
+ * SO_REUSEPORT, so the kernel spreads connections with no hand-off and no shared state between
+ * them. Why processes and not threads: a process may hold at most 20,000 descriptors here, so
+ * a node holding 200,000 connections needs at least 11 processes anyway; each worker is its own
+ * member of the bus (a room split across workers works like one split across nodes).
+ *
+ * The supervisor forwards SIGUSR1 (drain) and SIGTERM/SIGINT, restarts a worker that dies, and
+ * has its workers killed by the kernel if it dies itself (PR_SET_PDEATHSIG), so `kill -9` of a
+ * node's supervisor takes the whole node down, as a machine failure would.
+ */
+#include "server.h"
+
+#include "anteroom/log.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define WORKERS_MAX 64
+
+static pid_t spawn(const ar_signal_conf_t *conf, unsigned index)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    _exit(ar_signal_worker_run(conf, index) == 0 ? 0 : 1);
+}
+
+int ar_signal_supervise(const ar_signal_conf_t *conf)
+{
+    unsigned n = conf->workers < 1             ? 1
+                 : conf->workers > WORKERS_MAX ? WORKERS_MAX
+                                               : (unsigned)conf->workers;
+    pid_t pids[WORKERS_MAX] = {0};
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    for (unsigned i = 0; i < n; i++)
+        pids[i] = spawn(conf, i);
+    int stopping = 0;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGUSR1) {
+            ar_log0(AR_LOG_INFO, "signal_node_drain");
+            for (unsigned i = 0; i < n; i++)
+                if (pids[i] > 0)
+                    kill(pids[i], SIGUSR1);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            stopping = 1;
+            for (unsigned i = 0; i < n; i++)
+                if (pids[i] > 0)
+                    kill(pids[i], SIGTERM);
+        }
+        int status;
+        pid_t dead;
+        while ((dead = waitpid(-1, &status, WNOHANG)) > 0) {
+            for (unsigned i = 0; i < n; i++) {
+                if (pids[i] != dead)
+                    continue;
+                pids[i] = 0;
+                if (!stopping) {
+                    ar_log(AR_LOG_WARN, "signal_worker_restart", AR_LF_UINT("worker", i));
+                    sleep(1); /* a worker that fails at once must not spin the machine */
+                    pids[i] = spawn(conf, i);
+                }
+            }
+        }
+        int alive = 0;
+        for (unsigned i = 0; i < n; i++)
+            alive |= pids[i] > 0;
+        if (stopping && !alive)
+            return 0;
+    }
+}

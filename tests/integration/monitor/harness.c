@@ -1,0 +1,319 @@
+#include "harness.h"
+
+#include "anteroom/log.h"
+#include "anteroom/rand.h"
+#include "anteroom/tls.h"
+
+#include <sodium.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *h_origin = "https://app.test";
+ar_token_key_t h_key;
+ar_metrics_t *h_metrics;
+
+static _Atomic int64_t clock_now = 1800000000;
+static char tmpdir[256];
+static char db_path[300];
+static ar_store_opts_t store_opts;
+static uv_loop_t loop;
+static uv_async_t stop_async, flush_async;
+static uv_sem_t flushed;
+static int flush_rc;
+static uv_thread_t thread;
+static ar_monitor_t *mon;
+static ar_store_pool_t *pool;
+static uint16_t port;
+static void (*cases_fn)(void);
+
+static int64_t test_clock(void *data)
+{
+    (void)data;
+    return atomic_load(&clock_now);
+}
+
+void h_clock_set(int64_t now)
+{
+    atomic_store(&clock_now, now);
+}
+
+int64_t h_clock(void)
+{
+    return atomic_load(&clock_now);
+}
+
+static void on_stopped(int status, void *data)
+{
+    (void)status;
+    (void)data;
+    ar_store_pool_close(pool);
+}
+
+static void on_stop(uv_async_t *a)
+{
+    ar_monitor_stop(mon, on_stopped, NULL);
+    uv_close((uv_handle_t *)a, NULL);
+    uv_close((uv_handle_t *)&flush_async, NULL);
+}
+
+static void on_flushed(int status, void *data)
+{
+    (void)data;
+    flush_rc = status;
+    uv_sem_post(&flushed);
+}
+
+static void on_flush(uv_async_t *a)
+{
+    (void)a;
+    int rc = ar_monitor_flush(mon, on_flushed, NULL);
+    if (rc != 0)
+        on_flushed(rc, NULL);
+}
+
+int h_flush(void)
+{
+    uv_async_send(&flush_async);
+    uv_sem_wait(&flushed);
+    return flush_rc;
+}
+
+void h_token(const char *clinic, const char *area, const char *aud, int64_t exp_in, char *out,
+             size_t cap)
+{
+    ar_token_claims_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.aud, sizeof(c.aud), "%s", aud != NULL ? aud : "monitor");
+    uint8_t sub[12];
+    randombytes_buf(sub, sizeof(sub));
+    sodium_bin2hex(c.sub, sizeof(c.sub), sub, sizeof(sub));
+    snprintf(c.jur, sizeof(c.jur), "eu");
+    if (area != NULL) {
+        c.role = AR_TOKEN_PATIENT;
+        snprintf(c.room, sizeof(c.room), "r%.40s", c.sub);
+        snprintf(c.clinic, sizeof(c.clinic), "%s", clinic);
+        snprintf(c.area, sizeof(c.area), "%s", area);
+    } else {
+        c.role = AR_TOKEN_STAFF;
+        snprintf(c.clinics[0].id, sizeof(c.clinics[0].id), "%s", clinic);
+        snprintf(c.clinics[0].roles[0], sizeof(c.clinics[0].roles[0]), "provider");
+        c.clinics[0].nroles = 1;
+        c.nclinics = 1;
+    }
+    c.iat = h_clock() - 10;
+    c.exp = h_clock() + exp_in;
+    CHECK(ar_token_mint(&h_key, &c, out, cap) > 0);
+}
+
+/* The cases run on their own thread while the monitor runs on the main one: h2o keeps
+ * per-thread allocation caches that a finished thread would leave behind. */
+static void cases_main(void *arg)
+{
+    (void)arg;
+    cases_fn();
+    uv_async_send(&stop_async);
+}
+
+static void serve(void)
+{
+    char cert[300], key[300];
+    snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
+    snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
+    uv_loop_init(&loop);
+    uv_async_init(&loop, &stop_async, on_stop);
+    uv_async_init(&loop, &flush_async, on_flush);
+    uv_sem_init(&flushed, 0);
+    ar_token_keyring_t ring;
+    memset(&ring, 0, sizeof(ring));
+    ar_token_key_t pub = h_key;
+    memset(pub.sk, 0, sizeof(pub.sk));
+    pub.has_sk = 0;
+    CHECK(ar_token_keyring_add(&ring, &pub) == 0);
+    h_metrics = ar_metrics_new();
+    CHECK(h_metrics != NULL);
+    int rc = ar_store_pool_open(&loop, &store_opts, 1, 0, &pool);
+    ar_monitor_opts_t o = {.cert_path = cert,
+                           .key_path = key,
+                           .origin = h_origin,
+                           .keys = &ring,
+                           .store = pool,
+                           .metrics = h_metrics,
+                           .flush_ms = 3600000, /* the tests flush when they choose */
+                           .rate_burst = 5,
+                           .rate_per_min = 1,
+                           .clock = test_clock};
+    if (rc == 0)
+        rc = ar_monitor_start(&loop, &o, &mon);
+    ar_token_keyring_wipe(&ring);
+    CHECK(rc == 0);
+    port = ar_monitor_port(mon);
+    CHECK(uv_thread_create(&thread, cases_main, NULL) == 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_thread_join(&thread);
+    CHECK(uv_loop_close(&loop) == 0);
+    uv_sem_destroy(&flushed);
+}
+
+static void remove_tmpdir(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *))
+{
+    CHECK(argc >= 2);
+    CHECK(ar_rand_init() == 0);
+    ar_log_init("test_monitor", AR_LOG_WARN);
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/ar-monitor-test.XXXXXX");
+    CHECK(mkdtemp(tmpdir) != NULL);
+    atexit(remove_tmpdir);
+    if (strcmp(argv[1], "pg") == 0) {
+        store_opts.kind = AR_STORE_PG;
+        store_opts.target = getenv("AR_PG_CONNINFO");
+        CHECK(store_opts.target != NULL);
+    } else {
+        store_opts.kind = AR_STORE_SQLITE;
+        snprintf(db_path, sizeof(db_path), "%s/monitor.db", tmpdir);
+        store_opts.target = db_path;
+    }
+    char cert[300], key[300];
+    snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
+    snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
+    CHECK(ar_tls_selfsigned_generate(cert, key, NULL, 0, 2) == 0);
+    CHECK(ar_token_key_generate(&h_key, "k1") == 0);
+    ar_store_conn_t *c;
+    CHECK(ar_store_open(&store_opts, &c) == 0);
+    CHECK(ar_store_migrate(c) == 0);
+    ar_store_close(c);
+    cases_fn = cases;
+    serve();
+    if (after != NULL)
+        after(&store_opts);
+    ar_metrics_free(h_metrics);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    CHECK(buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len != NULL)
+        *len = (size_t)n;
+    return buf;
+}
+
+void h_request(const req_t *rq, resp_t *out)
+{
+    char url[512], hdr[300], bodyf[300], reqf[300], outf[300];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%u%s", port, rq->path);
+    snprintf(hdr, sizeof(hdr), "%s/h", tmpdir);
+    snprintf(bodyf, sizeof(bodyf), "%s/b", tmpdir);
+    snprintf(reqf, sizeof(reqf), "@%s/r", tmpdir);
+    snprintf(outf, sizeof(outf), "%s/w", tmpdir);
+    char origin[200] = "", ctype[200] = "";
+    const char *argv[40];
+    int n = 0;
+    argv[n++] = "curl";
+    argv[n++] = "-sS";
+    argv[n++] = "-k";
+    argv[n++] = "--max-time";
+    argv[n++] = "20";
+    argv[n++] = rq->http1 ? "--http1.1" : "--http2";
+    /* -X HEAD rather than -I (which writes the head into the body file): every answer has
+     * Content-Length: 0, so curl does not wait for a body. */
+    argv[n++] = "-X";
+    argv[n++] = rq->method;
+    argv[n++] = "-D";
+    argv[n++] = hdr;
+    argv[n++] = "-o";
+    argv[n++] = bodyf;
+    argv[n++] = "-w";
+    argv[n++] = "%{http_code} %{http_version}";
+    if (rq->origin) {
+        snprintf(origin, sizeof(origin), "Origin: %s", rq->origin);
+        argv[n++] = "-H", argv[n++] = origin;
+    }
+    if (rq->extra)
+        argv[n++] = "-H", argv[n++] = rq->extra;
+    if (rq->body) {
+        FILE *f = fopen(reqf + 1, "wb");
+        CHECK(f != NULL);
+        size_t len = rq->body_len ? rq->body_len : strlen(rq->body);
+        CHECK(fwrite(rq->body, 1, len, f) == len);
+        fclose(f);
+        /* "Content-Type:" with nothing after it makes curl send none. */
+        snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+                 rq->ctype ? rq->ctype : "application/json");
+        argv[n++] = "-H", argv[n++] = ctype;
+        argv[n++] = "--data-binary", argv[n++] = reqf;
+    }
+    argv[n++] = url;
+    argv[n] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        FILE *w = freopen(outf, "w", stdout);
+        (void)w;
+        execvp("curl", (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char *w = slurp(outf, NULL);
+    memset(out, 0, sizeof(*out));
+    CHECK(sscanf(w, "%d %7s", &out->status, out->version) == 2);
+    free(w);
+    out->headers = slurp(hdr, NULL);
+    /* curl writes no file at all for an empty body. */
+    if (access(bodyf, F_OK) == 0) {
+        out->body = slurp(bodyf, &out->body_len);
+        unlink(bodyf);
+    } else {
+        out->body = calloc(1, 1);
+        CHECK(out->body != NULL);
+    }
+}
+
+void h_resp_free(resp_t *r)
+{
+    free(r->headers);
+    free(r->body);
+}
+
+const char *h_header(const resp_t *r, const char *name, char *buf, size_t cap)
+{
+    size_t nlen = strlen(name);
+    for (const char *line = r->headers; line && *line; line = strchr(line, '\n')) {
+        if (*line == '\n')
+            line++;
+        if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+            const char *v = line + nlen + 1;
+            while (*v == ' ')
+                v++;
+            size_t len = strcspn(v, "\r\n");
+            if (len >= cap)
+                len = cap - 1;
+            memcpy(buf, v, len);
+            buf[len] = '\0';
+            return buf;
+        }
+        if (strchr(line, '\n') == NULL)
+            break;
+    }
+    return NULL;
+}

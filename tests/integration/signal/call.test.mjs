@@ -1,0 +1,215 @@
+// A consultation across two signalling nodes joined over a two-server NATS cluster:
+// waiting-area presence on both nodes, take, offer/answer/candidates, quality, hold, transfer,
+// staff messages, the room limit, end; then drain, and resume after kill -9 of a node.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  connect, inviteeToken, kill, patientToken, rid, sleep, staffToken, startNats, startNode,
+  stopAll,
+} from './lib.mjs';
+
+let nats, A, B;
+before(async () => {
+  nats = await startNats();
+  [A, B] = await Promise.all([startNode('a', nats.slice(0, 1)), startNode('b', nats.slice(1))]);
+});
+after(() => stopAll());
+
+test('a call set up across nodes, with presence on both', async () => {
+  const room = rid();
+  const sA = await connect(A, staffToken(), { name: 'Dr Ana' });
+  const sB = await connect(B, staffToken(['receptionist']), { name: 'Desk' });
+  sA.send({ type: 'subscribe', clinic: 'c1', area: 'knee' });
+  sB.send({ type: 'subscribe', clinic: 'c1', area: 'knee' });
+  await sA.next('queue');
+  await sB.next('queue');
+  await sleep(300);
+
+  const p = await connect(B, patientToken(room));
+  assert.equal(p.welcome.role, 'patient');
+  p.send({ type: 'arrive', clinic: 'c1', area: 'knee', name: 'Zoë', consent: true,
+    answers: [{ q: 'reason', a: 'Knee pain' }] });
+  assert.equal((await p.next('wait')).status, 'waiting');
+  for (const s of [sA, sB]) {
+    const add = await s.next('queue_add');
+    assert.equal(add.entry.peer, p.peer);
+    assert.equal(add.entry.name, 'Zoë');
+    assert.equal(add.entry.answers[0].a, 'Knee pain');
+  }
+
+  // A second patient on the other node: the first never hears of it (P3).
+  const p2 = await connect(A, patientToken(rid()));
+  p2.send({ type: 'arrive', clinic: 'c1', area: 'knee', name: 'Other', consent: true });
+  await p2.next('wait');
+  assert.equal((await sB.next('queue_add')).entry.peer, p2.peer);
+
+  // Staff message, then the receptionist may not take the patient.
+  sB.send({ type: 'message', to: p.peer, text: 'Running 10 minutes late.' });
+  assert.equal((await p.next('message')).text, 'Running 10 minutes late.');
+  sB.send({ type: 'take', peer: p.peer, id: 3 });
+  assert.equal((await sB.next('error')).name, 'forbidden');
+
+  sA.send({ type: 'take', peer: p.peer });
+  const joined = await sA.next('joined');
+  assert.equal(joined.room, room);
+  assert.deepEqual(joined.peers.map((x) => x.peer), [p.peer]);
+  assert.equal((await p.next('wait')).status, 'seen');
+  assert.equal((await p.next('peer_joined')).name, 'Dr Ana');
+  const upd = await sB.next('queue_update');
+  assert.equal(upd.status, 'seen');
+  assert.equal(upd.by, sA.peer);
+
+  // A colleague cannot take a patient already being seen.
+  const sA2 = await connect(B, staffToken());
+  sA2.send({ type: 'take', peer: p.peer });
+  assert.equal((await sA2.next('error')).name, 'conflict');
+
+  sA.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n' });
+  const offer = await p.next('offer');
+  assert.equal(offer.from, sA.peer);
+  assert.match(offer.sdp, /^v=0/);
+  p.send({ type: 'answer', to: sA.peer, sdp: 'v=0\r\n' });
+  assert.equal((await sA.next('answer')).from, p.peer);
+  for (let i = 0; i < 4; i++)
+    sA.send({ type: 'candidate', to: p.peer, candidate: `candidate:${i} 1 udp 1 192.0.2.1 ${i} typ host`, mid: '0', mline: 0 });
+  p.send({ type: 'candidate', to: sA.peer, candidate: '' });
+  for (let i = 0; i < 4; i++) assert.equal((await p.next('candidate')).candidate.split(' ')[0], `candidate:${i}`);
+  assert.equal((await sA.next('candidate')).candidate, '');
+  // ICE restart is another offer.
+  sA.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n', restart: true });
+  assert.equal((await p.next('offer')).restart, true);
+
+  // Quality: staff only, to everyone.
+  p.send({ type: 'quality', profile: 'low' });
+  assert.equal((await p.next('error')).name, 'forbidden');
+  sA.send({ type: 'quality', profile: 'low' });
+  assert.equal((await p.next('quality')).profile, 'low');
+  assert.equal((await sA.next('quality')).by, sA.peer);
+
+  // Hold: the patient sees the waiting screen; offers to them are refused.
+  sA.send({ type: 'hold', peer: p.peer, on: true });
+  assert.equal((await p.next('wait')).status, 'hold');
+  assert.equal((await sA.next('hold')).on, true);
+  sA.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n' });
+  assert.equal((await sA.next('error')).name, 'bad_state');
+  sA.send({ type: 'hold', peer: p.peer, on: false });
+  assert.equal((await p.next('wait')).status, 'seen');
+
+  // An interpreter and a relative join (four in all); a fifth is refused and closed (4005).
+  const i1 = await connect(A, inviteeToken(room, { lang: 'uk' }), { name: 'Interpreter' });
+  i1.send({ type: 'join', room });
+  const j1 = await i1.next('joined');
+  assert.equal(j1.peers.length, 2);
+  assert.equal((await sA.next('peer_joined')).lang, 'uk');
+  const i2 = await connect(B, inviteeToken(room), { name: 'Family' });
+  i2.send({ type: 'join', room });
+  await i2.next('joined');
+  const i3 = await connect(B, inviteeToken(room), { name: 'Fifth' });
+  i3.send({ type: 'join', room });
+  assert.equal((await i3.next('error')).name, 'room_full');
+  assert.equal(await i3.waitClose(), 4005);
+  // An invitee token opens no other room.
+  const i4 = await connect(A, inviteeToken(room));
+  i4.send({ type: 'join', room: rid() });
+  assert.equal((await i4.next('error')).name, 'forbidden');
+
+  // End: the room goes; the patient and the invitees are closed with 4007; staff stay.
+  sA.send({ type: 'end' });
+  assert.equal((await sA.next('ended')).room, room);
+  assert.equal((await p.next('ended')).reason, 'ended');
+  assert.equal(await p.waitClose(), 4007);
+  assert.equal(await i1.waitClose(), 4007);
+  assert.equal((await sB.next((f) => f.type === 'queue_remove' && f.peer === p.peer)).reason, 'ended');
+  // Nothing about the patient remains: a staff subscription sees only the other patient.
+  sA.send({ type: 'subscribe', clinic: 'c1', area: 'knee' });
+  await sleep(300);
+  const snap = await sA.next('queue');
+  assert.deepEqual(snap.entries.map((e) => e.peer), [p2.peer]);
+  // The other patient received nothing but its own status.
+  assert.deepEqual(p2.frames.map((f) => f.type), []);
+
+  // Transfer the other patient to another area.
+  sB.send({ type: 'subscribe', clinic: 'c1', area: 'hip' });
+  await sB.next((f) => f.type === 'queue' && f.area === 'hip');
+  await sleep(300); // the subscription reaches the other node's workers over NATS
+  sA.send({ type: 'transfer', peer: p2.peer, area: 'hip' });
+  assert.equal((await p2.next('wait')).area, 'hip');
+  assert.equal((await sB.next((f) => f.type === 'queue_remove' && f.peer === p2.peer)).reason, 'transferred');
+  assert.equal((await sB.next((f) => f.type === 'queue_add' && f.area === 'hip')).entry.peer, p2.peer);
+  for (const c of [sA, sB, sA2, p2, i2, i4]) c.close();
+});
+
+test('drain: clients resume on the other node and the call goes on', async () => {
+  const C = await startNode('c', nats.slice(1), { drainUrls: [A.url], drainWithin: '4s' });
+  const room = rid();
+  const token = patientToken(room, { area: 'drain' });
+  const p = await connect(C, token);
+  p.send({ type: 'arrive', clinic: 'c1', area: 'drain', name: 'P', consent: true });
+  await p.next('wait');
+  const s = await connect(A, staffToken());
+  s.send({ type: 'subscribe', clinic: 'c1', area: 'drain' });
+  await s.next('queue');
+  s.send({ type: 'take', peer: p.peer });
+  await s.next('joined');
+  await p.next('peer_joined');
+  p.ack();
+
+  kill(C, 'SIGUSR1');
+  const d = await p.next('drain', 5000);
+  assert.deepEqual(d.urls, [A.url]);
+  assert.ok(d.within <= 4);
+  const p2 = await connect(A, token, { resume: p.welcome.resume, last_seq: p.lastSeq });
+  assert.equal(p2.welcome.resumed, true);
+  assert.equal(p2.peer, p.peer);
+  p2.lastSeq = p.lastSeq;
+  assert.ok([4006, 4010].includes(await p.waitClose()));
+  s.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n' });
+  assert.equal((await p2.next('offer')).from, s.peer);
+  kill(C, 'SIGTERM');
+  s.close();
+  p2.close();
+});
+
+test('resume after kill -9 of a node: same peer, missed frames in order, no duplicates', async () => {
+  const D = await startNode('d', nats.slice(0, 1));
+  const room = rid();
+  const token = patientToken(room, { area: 'kill' });
+  const p = await connect(D, token);
+  p.send({ type: 'arrive', clinic: 'c1', area: 'kill', name: 'P', consent: true });
+  await p.next('wait');
+  const s = await connect(B, staffToken());
+  s.send({ type: 'subscribe', clinic: 'c1', area: 'kill' });
+  await s.next('queue');
+  s.send({ type: 'take', peer: p.peer });
+  await s.next('joined');
+  await p.next('peer_joined');
+  s.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n' });
+  await p.next('offer');
+  p.ack();
+  await sleep(300);
+  const last = p.lastSeq;
+
+  kill(D, 'SIGKILL');
+  await p.waitClose(5000);
+  for (let i = 0; i < 5; i++) s.send({ type: 'candidate', to: p.peer, candidate: `candidate:${i} 1 udp 1 192.0.2.1 ${i} typ host` });
+  await sleep(500);
+  const p2 = await connect(B, token, { resume: p.welcome.resume, last_seq: last });
+  assert.equal(p2.welcome.resumed, true);
+  assert.equal(p2.peer, p.peer);
+  assert.notEqual(p2.welcome.resume, p.welcome.resume);
+  p2.lastSeq = last;
+  const seqs = [];
+  for (let i = 0; i < 5; i++) {
+    const c = await p2.next('candidate');
+    assert.equal(c.candidate.split(' ')[0], `candidate:${i}`);
+    seqs.push(c.seq);
+  }
+  assert.deepEqual(seqs, seqs.map((_, i) => last + 1 + i));
+  // The call goes on from the new node, and the old resume token no longer works.
+  p2.send({ type: 'answer', to: s.peer, sdp: 'v=0\r\n' });
+  assert.equal((await s.next('answer')).from, p.peer);
+  const p3 = await connect(A, token, { resume: p.welcome.resume, last_seq: last });
+  assert.equal(p3.welcome.resumed, false);
+  assert.notEqual(p3.peer, p.peer);
+  for (const c of [s, p2, p3]) c.close();
+});

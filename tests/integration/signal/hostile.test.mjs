@@ -1,0 +1,201 @@
+// Hostile clients against one signalling node: bad, expired, foreign and wrong-room tokens,
+// the wrong Origin or subprotocol, oversize, binary and malformed frames, floods, slow readers,
+// silence before hello, and the per-address cap. Each ends with the protocol's close code.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import {
+  Client, connect, inviteeToken, JUR, mint, otherKey, patientToken, rid, sleep, staffToken,
+  startNats, startNode, stopAll, tmp,
+} from './lib.mjs';
+
+let N, nats;
+before(async () => {
+  nats = await startNats();
+  N = await startNode('h', nats, { workers: 1, maxPerAddr: 30 });
+});
+after(() => stopAll());
+
+async function hello(token) {
+  const c = await new Client(N.url).open();
+  c.send({ type: 'hello', token });
+  return c;
+}
+
+test('bad, expired, foreign-key and other-jurisdiction tokens: error, then close 4001', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const cases = [
+    ['AR1.k1.garbage.garbage', 'bad_token'],
+    [mint({ role: 'staff', clinics: { c1: ['provider'] } }, { key: otherKey }), 'bad_token'],
+    [mint({ role: 'staff', clinics: { c1: ['provider'] }, iat: now - 700, exp: now - 100 }), 'token_expired'],
+    [mint({ role: 'staff', clinics: { c1: ['provider'] }, aud: 'monitor' }), 'bad_token'],
+    [mint({ role: 'staff', clinics: { c1: ['provider'] }, jur: `${JUR}x` }), 'bad_token'],
+  ];
+  for (const [token, name] of cases) {
+    const c = await hello(token);
+    assert.equal((await c.next('error')).name, name);
+    assert.equal(await c.waitClose(), 4001);
+  }
+  // Anything but hello first.
+  const c = await new Client(N.url).open();
+  c.send({ type: 'ping' });
+  assert.equal((await c.next('error')).name, 'not_authenticated');
+  assert.equal(await c.waitClose(), 4001);
+});
+
+test('wrong-room tokens and roles: forbidden, not_found', async () => {
+  const room = rid();
+  const p = await connect(N, patientToken(room));
+  p.send({ type: 'join', room: rid() });
+  assert.equal((await p.next('error')).name, 'forbidden');
+  p.send({ type: 'arrive', clinic: 'c1', area: 'other', name: 'X', consent: true });
+  assert.equal((await p.next('error')).name, 'forbidden');
+  p.send({ type: 'subscribe', clinic: 'c1', area: 'knee' });
+  assert.equal((await p.next('error')).name, 'forbidden');
+  const s = await connect(N, staffToken(['provider'], { clinics: { c2: ['provider'] } }));
+  s.send({ type: 'subscribe', clinic: 'c1', area: 'knee' });
+  assert.equal((await s.next('error')).name, 'forbidden');
+  s.send({ type: 'take', peer: p.peer });
+  assert.equal((await s.next('error')).name, 'not_found');
+  const i = await connect(N, inviteeToken(room));
+  i.send({ type: 'arrive', clinic: 'c1', area: 'knee', name: 'X', consent: true });
+  assert.equal((await i.next('error')).name, 'forbidden');
+  s.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n' });
+  assert.equal((await s.next('error')).name, 'bad_state');
+  for (const c of [p, s, i]) c.close();
+});
+
+test('Origin and subprotocol are checked at the upgrade', async () => {
+  const bad = new Client(N.url, { origin: 'https://evil.example' });
+  await assert.rejects(bad.open(), /HTTP 403/);
+  const noproto = new Client(N.url, { protocol: 'chat' });
+  await assert.rejects(noproto.open(), /HTTP 400/);
+});
+
+test('oversize, binary and malformed frames', async () => {
+  let c = await connect(N, staffToken());
+  c.send('x'.repeat(70000));
+  assert.equal(await c.waitClose(), 4008);
+  c = await connect(N, staffToken());
+  c.ws.send(Buffer.from([1, 2, 3]));
+  assert.equal(await c.waitClose(), 4013);
+  c = await connect(N, staffToken());
+  const garbage = ['{', '[1]', '{"v":1,"type":"ofer","id":4}', '{"v":1,"type":"offer","to":"p2"}',
+    '{"v":1,"type":"ping","t":1.5}'];
+  const names = [];
+  for (const g of garbage) {
+    c.send(g);
+    names.push((await c.next('error').catch(() => ({ name: 'none' }))).name);
+  }
+  assert.deepEqual(names.slice(0, 4), ['bad_json', 'bad_frame', 'unknown_type', 'bad_field']);
+  assert.equal(await c.waitClose(), 4003);
+  // A too-large SDP inside a frame under the cap is a field error, not a close.
+  c = await connect(N, staffToken());
+  c.send({ type: 'offer', to: 'p2', sdp: 'a'.repeat(61441), id: 12 });
+  const e = await c.next('error');
+  assert.equal(e.name, 'bad_field');
+  assert.equal(e.id, 12);
+  assert.match(e.text, /sdp/);
+  c.send({ v: 2, type: 'ping' });
+  assert.equal((await c.next('error')).name, 'bad_version');
+  assert.equal(await c.waitClose(), 4012);
+});
+
+test('a flood is rate limited, then closed with 4004', async () => {
+  const c = await connect(N, staffToken());
+  for (let i = 0; i < 120; i++) c.send({ type: 'ping', t: i });
+  await sleep(500);
+  const limited = c.frames.filter((f) => f.name === 'rate_limited').length;
+  const pongs = c.frames.filter((f) => f.type === 'pong').length;
+  assert.ok(limited > 50, `rate_limited ${limited}`);
+  assert.ok(pongs >= 45 && pongs < 70, `pongs ${pongs}`); // the bucket holds 50, hello took one
+  const t = setInterval(() => c.ws.readyState === 1 && c.send({ type: 'ping' }), 10);
+  try {
+    assert.equal(await c.waitClose(9000), 4004);
+  } finally {
+    clearInterval(t);
+  }
+});
+
+test('a slow reader is dropped instead of growing memory', async () => {
+  const room = rid();
+  const p = await connect(N, patientToken(room));
+  p.send({ type: 'join', room });
+  await p.next('joined');
+  const s = await connect(N, staffToken(['provider'], { room }));
+  s.send({ type: 'join', room });
+  await s.next('joined');
+  await p.next('peer_joined');
+  p.ws._socket.pause(); // stop reading: the kernel buffers fill, then the server's queue
+  const sdp = 'v=0\r\n' + 'a=x\r\n'.repeat(8000);
+  let sent = 0;
+  const t = setInterval(() => {
+    if (s.ws.readyState === 1) {
+      s.send({ type: 'offer', to: p.peer, sdp });
+      sent++;
+    }
+  }, 55);
+  await sleep(9000);
+  clearInterval(t);
+  // Now read: the server has dropped the connection instead of queueing everything.
+  p.ws._socket.resume();
+  const code = await p.waitClose(15000);
+  const got = p.frames.filter((f) => f.type === 'offer').length;
+  assert.ok(got < sent, `received ${got} of ${sent}: nothing was dropped`);
+  assert.notEqual(code, 1000);
+  s.close();
+  p.close();
+});
+
+test('no hello within 10 s closes with 4002', async () => {
+  const c = await new Client(N.url).open();
+  assert.equal(await c.waitClose(14000), 4002);
+});
+
+test('connections per address are capped', async () => {
+  const socks = [];
+  let refused = 0;
+  for (let i = 0; i < 40 && !refused; i++) {
+    const c = new Client(N.url);
+    socks.push(c);
+    await c.open().catch(() => {});
+    await sleep(20);
+    if (c.closed === 1008) refused++;
+  }
+  await sleep(300);
+  refused = socks.filter((c) => c.closed === 1008).length;
+  assert.ok(refused >= 1, 'no connection refused');
+  assert.ok(socks.length <= 32, `refused only after ${socks.length}`);
+  for (const c of socks) c.close();
+});
+
+test('the operator listener serves metrics without ids', async () => {
+  const body = await new Promise((resolve, reject) => {
+    const s = net.connect(N.metrics, '127.0.0.1', () => s.write('GET /metrics HTTP/1.0\r\n\r\n'));
+    let data = '';
+    s.on('data', (d) => { data += d; });
+    s.on('end', () => resolve(data));
+    s.on('error', reject);
+  });
+  for (const name of ['anteroom_signal_connections', 'anteroom_signal_rooms',
+    'anteroom_signal_messages_total', 'anteroom_signal_relay_latency_us_bucket',
+    'anteroom_signal_bus_lag_us_bucket'])
+    assert.ok(body.includes(name), name);
+});
+
+test('native TLS: wss:// with the node certificate', async () => {
+  const cert = path.join(tmp, 'cert.pem');
+  const key = path.join(tmp, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'],
+  { stdio: 'ignore' });
+  const T = await startNode('tls', nats, { workers: 1, tls: [cert, key] });
+  const c = await new Client(T.url.replace('ws:', 'wss:'), { insecure: true }).open();
+  c.send({ type: 'hello', token: staffToken() });
+  assert.equal((await c.next('welcome')).role, 'staff');
+  c.send({ type: 'ping', t: 7 });
+  assert.equal((await c.next('pong')).t, 7);
+  c.close();
+});

@@ -1,0 +1,206 @@
+// Test harness for anteroom-signal: a two-server NATS cluster, signalling nodes, AR1 tokens
+// minted with node's own Ed25519 (an independent implementation of docs/tokens.md), and a
+// client over npm `ws` (a WebSocket implementation we did not write).
+// Every process started here is recorded by PID and killed by PID when the suite ends.
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import WebSocket from 'ws';
+
+export const ORIGIN = 'https://app.example';
+export const JUR = 'eu';
+const procs = new Set();
+export const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ar-signal-'));
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+function start(cmd, args, name) {
+  const log = fs.openSync(path.join(tmp, `${name}.log`), 'a');
+  const p = spawn(cmd, args, { stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  procs.add(p);
+  p.on('exit', () => procs.delete(p));
+  p.logFile = path.join(tmp, `${name}.log`);
+  return p;
+}
+
+export function stopAll() {
+  for (const p of procs) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  procs.clear();
+  if (!process.env.AR_KEEP_LOGS) fs.rmSync(tmp, { recursive: true, force: true });
+  else console.log(`# logs kept in ${tmp}`);
+}
+
+export function kill(p, sig = 'SIGKILL') {
+  try {
+    process.kill(p.pid, sig);
+  } catch {
+    /* already gone */
+  }
+}
+
+export async function waitFor(fn, ms, what) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+// ---- NATS: two servers joined by routes ----
+export async function startNats() {
+  const [c1, c2, r1, r2] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const a = start('nats-server', ['-a', '127.0.0.1', '-p', `${c1}`, '--cluster_name', 'ar',
+    '--cluster', `nats://127.0.0.1:${r1}`, '--routes', `nats://127.0.0.1:${r2}`], 'nats1');
+  const b = start('nats-server', ['-a', '127.0.0.1', '-p', `${c2}`, '--cluster_name', 'ar',
+    '--cluster', `nats://127.0.0.1:${r2}`, '--routes', `nats://127.0.0.1:${r1}`], 'nats2');
+  const routed = (p) => fs.readFileSync(p.logFile, 'utf8').includes('Route connection created');
+  await waitFor(() => routed(a) && routed(b), 30000, 'the NATS cluster');
+  return [`nats://127.0.0.1:${c1}`, `nats://127.0.0.1:${c2}`];
+}
+
+// ---- tokens ----
+const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
+export const KID = 'k1';
+export const keysFile = path.join(tmp, 'keys');
+fs.writeFileSync(keysFile, `${KID} ${publicKey.export({ format: 'jwk' }).x}\n`);
+
+const b64u = (buf) => Buffer.from(buf).toString('base64url');
+export function mint(claims, { key = privateKey, kid = KID } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const body = { aud: 'signal', sub: crypto.randomBytes(12).toString('hex'), jur: JUR, iat: now,
+    exp: now + 600, ...claims };
+  for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+  const head = `AR1.${kid}.${b64u(JSON.stringify(body))}`;
+  return `${head}.${b64u(crypto.sign(null, Buffer.from(head), key))}`;
+}
+export const otherKey = crypto.generateKeyPairSync('ed25519').privateKey;
+export const rid = () => crypto.randomBytes(16).toString('base64url');
+export const patientToken = (room, extra = {}) =>
+  mint({ role: 'patient', room, clinic: 'c1', area: 'knee', ...extra });
+export const staffToken = (roles = ['provider'], extra = {}) =>
+  mint({ role: 'staff', clinics: { c1: roles }, ...extra });
+export const inviteeToken = (room, extra = {}) => mint({ role: 'invitee', room, ...extra });
+
+// ---- signalling nodes ----
+export async function startNode(name, nats, opts = {}) {
+  const port = opts.port ?? (await freePort());
+  const metrics = await freePort();
+  const args = ['--listen', '127.0.0.1', '--port', `${port}`, '--jurisdiction', JUR,
+    '--node-name', name, '--keys', keysFile, '--origin', ORIGIN, '--grace', opts.grace ?? '20s',
+    '--drain-within', opts.drainWithin ?? '3s', '--workers', `${opts.workers ?? 2}`,
+    '--metrics-port', `${metrics}`, '--max-per-address', `${opts.maxPerAddr ?? 60}`,
+    '--log-level', process.env.AR_LOG_LEVEL ?? 'info'];
+  for (const u of nats) args.push('--nats', u);
+  for (const u of opts.drainUrls ?? []) args.push('--drain-url', u);
+  if (opts.tls) args.push('--tls-cert', opts.tls[0], '--tls-key', opts.tls[1]);
+  const p = start(process.env.AR_SIGNAL_BIN, args, `signal-${name}-${port}`);
+  p.port = port;
+  p.url = `ws://127.0.0.1:${port}/ws`;
+  p.metrics = metrics;
+  await waitFor(() => new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  }), 15000, `node ${name}`);
+  await sleep(1500); // heartbeats: every worker learns the others before tests rely on backups
+  return p;
+}
+
+// ---- a client ----
+export class Client {
+  constructor(url, { origin = ORIGIN, protocol = 'anteroom.v1', insecure = false } = {}) {
+    this.frames = [];
+    this.waiters = [];
+    this.lastSeq = 0;
+    this.closed = null;
+    this.ws = new WebSocket(url, protocol, { origin, maxPayload: 1 << 20,
+      rejectUnauthorized: !insecure });
+    this.ws.on('message', (data, binary) => {
+      const f = binary ? { binary: true } : JSON.parse(data.toString());
+      if (f.seq > 0) {
+        if (f.seq <= this.lastSeq) return; // a duplicate: the protocol says drop it
+        this.lastSeq = f.seq;
+      }
+      this.frames.push(f);
+      this.wake();
+    });
+    this.ws.on('close', (code) => { this.closed = code; this.wake(); });
+    this.ws.on('error', (e) => { this.error = e; this.wake(); });
+    this.ws.on('unexpected-response', (req, res) => {
+      this.httpStatus = res.statusCode;
+      this.closed = -res.statusCode;
+      this.wake();
+    });
+  }
+  wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+  open() {
+    return new Promise((resolve, reject) => {
+      if (this.ws.readyState === WebSocket.OPEN) return resolve(this);
+      this.ws.once('open', () => resolve(this));
+      this.ws.once('error', reject);
+      this.ws.once('unexpected-response', () => reject(new Error(`HTTP ${this.httpStatus}`)));
+    });
+  }
+  send(obj) {
+    this.ws.send(typeof obj === 'string' ? obj : JSON.stringify({ v: 1, ...obj }));
+  }
+  // Waits for (and removes) the first frame matching pred.
+  async next(pred, ms = 8000) {
+    const match = typeof pred === 'string' ? (f) => f.type === pred : pred;
+    const end = Date.now() + ms;
+    for (;;) {
+      const i = this.frames.findIndex(match);
+      if (i >= 0) return this.frames.splice(i, 1)[0];
+      if (this.closed !== null) throw new Error(`closed (${this.closed}) waiting`);
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`timeout waiting; have ${JSON.stringify(this.frames.map((f) => f.type))}`);
+      await new Promise((r) => { this.waiters.push(r); setTimeout(r, left); });
+    }
+  }
+  async waitClose(ms = 8000) {
+    const end = Date.now() + ms;
+    while (this.closed === null) {
+      if (Date.now() > end) throw new Error('not closed');
+      await new Promise((r) => { this.waiters.push(r); setTimeout(r, 200); });
+    }
+    return this.closed;
+  }
+  ack() {
+    this.send({ type: 'ack', seq: this.lastSeq });
+  }
+  close() {
+    try { this.ws.terminate(); } catch { /* gone */ }
+  }
+}
+
+export async function connect(node, token, extra = {}) {
+  const c = await new Client(node.url ?? node).open();
+  c.send({ type: 'hello', token, ...extra });
+  c.welcome = await c.next('welcome');
+  c.peer = c.welcome.peer;
+  return c;
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# anteroom-signal end to end: two NATS servers, signalling nodes, clients on npm `ws`.
+# Usage: run.sh <anteroom-signal binary>. Installs `ws` from the npm registry when it can; with
+# no registry (offline) an existing node_modules is used; with neither the test is skipped (77).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+command -v node >/dev/null || { echo "node is not installed"; exit 77; }
+command -v nats-server >/dev/null || { echo "nats-server is not installed (scripts/deps)"; exit 1; }
+cd "$here"
+if [ ! -d node_modules/ws ]; then
+  timeout 120 npm ci --no-audit --no-fund >/dev/null 2>&1 ||
+    timeout 120 npm install --no-audit --no-fund >/dev/null 2>&1 || true
+fi
+[ -d node_modules/ws ] || { echo "npm package ws unavailable (offline?)"; exit 77; }
+export AR_SIGNAL_BIN=$1
+# node:test runs each file in its own process; every process it starts is killed by PID at the
+# end of its file (lib.mjs), and the timeout bounds the whole run.
+exec timeout 280 node --test --test-concurrency=1 call.test.mjs hostile.test.mjs

@@ -1,0 +1,141 @@
+/*
+ * The servers file (servers.c): strict parsing, the refusals that keep each jurisdiction to its
+ * own servers, relays least-loaded first from load reports, and TURN credentials the relay's
+ * check accepts.
+ */
+#include "load.h"
+#include "servers.h"
+
+#include "anteroom/rand.h"
+#include "anteroom/turn_rest.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+static const char good[] =
+    "{\"jurisdiction\": \"eu\", \"jurisdictions\": {"
+    "\"eu\": {\"signal\": [\"wss://s.eu/ws\"], \"turn\": ["
+    "{\"node\": \"ra\", \"host\": \"ra.eu\"}, {\"node\": \"rb\", \"host\": \"rb.eu\"},"
+    "{\"node\": \"rc\", \"host\": \"rc.eu\", \"port\": 3479, \"tls_port\": 5349}]},"
+    "\"us\": {\"signal\": [\"wss://s.us/ws\"], \"turn\": [{\"node\": \"ru\", \"host\": "
+    "\"ru.us\"}]},"
+    "\"bare\": {}}}";
+
+static void parses_and_refuses(void **state)
+{
+    (void)state;
+    ar_app_servers_t *s;
+    char err[200];
+    assert_int_equal(ar_app_servers_parse(good, strlen(good), &s, err, sizeof(err)), 0);
+    assert_string_equal(ar_app_servers_node_jurisdiction(s), "eu");
+    assert_true(ar_app_servers_serves(s, "eu") && ar_app_servers_serves(s, "us"));
+    assert_false(ar_app_servers_serves(s, "bare") || ar_app_servers_serves(s, "mars"));
+    ar_app_servers_free(s);
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{\"jurisdiction\": \"eu\"}",
+        /* the node's own jurisdiction must be served */
+        "{\"jurisdiction\": \"xx\", \"jurisdictions\": {\"eu\": {\"signal\": [\"wss://a/\"], "
+        "\"turn\": [{\"node\": \"r\", \"host\": \"h\"}]}}}",
+        /* one relay under two jurisdictions */
+        "{\"jurisdiction\": \"a\", \"jurisdictions\": {"
+        "\"a\": {\"signal\": [\"wss://a/\"], \"turn\": [{\"node\": \"r1\", \"host\": \"h\"}]},"
+        "\"b\": {\"signal\": [\"wss://b/\"], \"turn\": [{\"node\": \"r2\", \"host\": \"h\"}]}}}",
+        /* one signalling URL under two */
+        "{\"jurisdiction\": \"a\", \"jurisdictions\": {"
+        "\"a\": {\"signal\": [\"wss://s/\"], \"turn\": [{\"node\": \"r1\", \"host\": \"h1\"}]},"
+        "\"b\": {\"signal\": [\"wss://s/\"], \"turn\": [{\"node\": \"r2\", \"host\": \"h2\"}]}}}",
+        /* unknown keys, bad URLs, bad hosts, bad ports, bad names */
+        "{\"jurisdiction\": \"a\", \"extra\": 1, \"jurisdictions\": {}}",
+        "{\"jurisdiction\": \"a\", \"jurisdictions\": {\"a\": {\"signal\": [\"https://x/\"], "
+        "\"turn\": [{\"node\": \"r\", \"host\": \"h\"}]}}}",
+        "{\"jurisdiction\": \"a\", \"jurisdictions\": {\"a\": {\"signal\": [\"wss://x/\\\"<\"], "
+        "\"turn\": [{\"node\": \"r\", \"host\": \"h\"}]}}}",
+        "{\"jurisdiction\": \"a\", \"jurisdictions\": {\"a\": {\"signal\": [\"wss://x/\"], "
+        "\"turn\": [{\"node\": \"r\", \"host\": \"h h\"}]}}}",
+        "{\"jurisdiction\": \"a\", \"jurisdictions\": {\"a\": {\"signal\": [\"wss://x/\"], "
+        "\"turn\": [{\"node\": \"r\", \"host\": \"h\", \"port\": 70000}]}}}",
+        "{\"jurisdiction\": \"a b\", \"jurisdictions\": {}}",
+        "{\"jurisdiction\": \"a\", \"jurisdictions\": {\"a\": {\"signal\": [\"wss://x/\"], "
+        "\"turn\": [{\"node\": \"r\", \"host\": \"h\", \"colour\": 1}]}}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(ar_app_servers_parse(bad[i], strlen(bad[i]), &s, err, sizeof(err)),
+                         AR_EPARSE);
+        assert_true(err[0] != '\0');
+        assert_null(s);
+    }
+}
+
+static const char *relay_host(json_t *out, size_t i)
+{
+    json_t *urls = json_object_get(json_array_get(json_object_get(out, "ice_servers"), i), "urls");
+    return json_string_value(json_array_get(urls, 0));
+}
+
+static void report(ar_turn_loadboard_t *b, const char *node, double cpu, int64_t at_ms)
+{
+    ar_turn_load_t l = {.cpu = cpu, .capacity = 100, .at_ms = at_ms};
+    snprintf(l.node, sizeof(l.node), "%s", node);
+    snprintf(l.jurisdiction, sizeof(l.jurisdiction), "eu");
+    assert_int_equal(ar_turn_parse_hostport("192.0.2.1:3478", 14, &l.addr), 0);
+    assert_int_equal(ar_turn_loadboard_update(b, &l), 0);
+}
+
+static void least_loaded_first(void **state)
+{
+    (void)state;
+    ar_app_servers_t *s;
+    char err[200];
+    assert_int_equal(ar_app_servers_parse(good, strlen(good), &s, err, sizeof(err)), 0);
+    int64_t now = (int64_t)time(NULL);
+    /* No reports: configuration order. */
+    json_t *out = ar_app_servers_for(s, "eu", "secret", 6, now, 600);
+    assert_non_null(out);
+    assert_string_equal(relay_host(out, 0), "turn:ra.eu:3478?transport=udp");
+    assert_string_equal(relay_host(out, 2), "turn:rc.eu:3479?transport=udp");
+    json_decref(out);
+    /* rc idle, ra busy, rb silent for a minute (stale: sorts after those reporting). */
+    ar_turn_loadboard_t *b = ar_turn_loadboard_new("anteroom-app", "eu", 15000);
+    assert_non_null(b);
+    report(b, "ra", 0.9, now * 1000);
+    report(b, "rc", 0.1, now * 1000);
+    report(b, "rb", 0.0, (now - 60) * 1000);
+    assert_int_equal(ar_app_servers_attach_board(s, "eu", b), 0);
+    out = ar_app_servers_for(s, "eu", "secret", 6, now, 600);
+    assert_string_equal(relay_host(out, 0), "turn:rc.eu:3479?transport=udp");
+    assert_string_equal(relay_host(out, 1), "turn:ra.eu:3478?transport=udp");
+    assert_string_equal(relay_host(out, 2), "turn:rb.eu:3478?transport=udp");
+    /* Every relay shares one credential the relay's own check accepts. */
+    json_t *e = json_array_get(json_object_get(out, "ice_servers"), 0);
+    const char *u = json_string_value(json_object_get(e, "username"));
+    const char *p = json_string_value(json_object_get(e, "credential"));
+    assert_int_equal(ar_turn_rest_verify("secret", 6, u, strlen(u), p, strlen(p), now), 0);
+    /* Nothing of another jurisdiction. */
+    char *text = json_dumps(out, 0);
+    assert_null(strstr(text, ".us"));
+    free(text);
+    json_decref(out);
+    assert_null(ar_app_servers_for(s, "bare", "secret", 6, now, 600));
+    assert_null(ar_app_servers_for(s, "mars", "secret", 6, now, 600));
+    ar_app_servers_free(s);
+}
+
+int main(void)
+{
+    if (ar_rand_init() != 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(parses_and_refuses),
+        cmocka_unit_test(least_loaded_first),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,131 @@
+/*
+ * The replicated view of src/signal/index.c: room membership and waiting-area queues follow
+ * the records, rooms and areas vanish with their last member, and nothing is left after the
+ * records go (P5, S4). No sockets and no bus: records are applied as the bus would apply them.
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static ar__sig_srv_t *srv_new(void)
+{
+    ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
+    assert_non_null(srv);
+    srv->node_id = 1;
+    return srv;
+}
+
+static ar__sig_rec_t *rec(ar__sig_srv_t *srv, char c)
+{
+    char peer[AR__SIG_PEER_LEN + 1];
+    memset(peer, c, AR__SIG_PEER_LEN);
+    peer[AR__SIG_PEER_LEN] = '\0';
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, peer);
+    assert_non_null(r);
+    return r;
+}
+
+static void test_rooms(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = srv_new();
+    ar__sig_rec_t *a = rec(srv, 'a'), *b = rec(srv, 'b'), *c = rec(srv, 'c');
+    assert_ptr_equal(ar__sig_rec_find(srv, a->peer), a);
+    ar__sig_rec_set_room(srv, a, "R1");
+    ar__sig_rec_set_room(srv, b, "R1");
+    ar__sig_rec_set_room(srv, c, "R2");
+    ar__sig_room_t *r1 = ar__sig_room_find(srv, "R1");
+    assert_non_null(r1);
+    assert_int_equal(r1->nmembers, 2);
+    assert_int_equal(srv->nrooms, 2);
+    ar__sig_rec_set_room(srv, c, "R1"); /* moving drops the empty room it left */
+    assert_null(ar__sig_room_find(srv, "R2"));
+    assert_int_equal(r1->nmembers, 3);
+    ar__sig_rec_free(srv, a);
+    ar__sig_rec_free(srv, b);
+    assert_int_equal(r1->nmembers, 1);
+    ar__sig_rec_set_room(srv, c, "");
+    assert_null(ar__sig_room_find(srv, "R1"));
+    assert_int_equal(srv->nrooms, 0);
+    ar__sig_rec_free(srv, c);
+    ar_free(srv);
+}
+
+static void test_areas(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = srv_new();
+    ar__sig_rec_t *p1 = rec(srv, 'p'), *p2 = rec(srv, 'q'), *s = rec(srv, 's');
+    ar__sig_rec_set_area(srv, p1, "c1", "knee");
+    ar__sig_rec_set_area(srv, p2, "c1", "knee");
+    ar__sig_area_t *a = ar__sig_area_find(srv, "c1", "knee");
+    assert_non_null(a);
+    assert_int_equal(a->npatients, 2);
+    assert_ptr_equal(a->patients[0], p1); /* arrival order */
+    assert_int_equal(ar__sig_area_sub(srv, s, a), 0);
+    assert_int_equal(ar__sig_area_sub(srv, s, a), 0); /* once only */
+    assert_int_equal(a->nsubs, 1);
+    ar__sig_rec_set_area(srv, p1, "c1", "hip"); /* transfer */
+    assert_int_equal(a->npatients, 1);
+    assert_ptr_equal(a->patients[0], p2);
+    assert_int_equal(ar__sig_area_find(srv, "c1", "hip")->npatients, 1);
+    ar__sig_rec_free(srv, p1);
+    assert_null(ar__sig_area_find(srv, "c1", "hip"));
+    ar__sig_rec_free(srv, p2);
+    assert_non_null(ar__sig_area_find(srv, "c1", "knee")); /* still watched */
+    ar__sig_area_unsub(srv, s, a);
+    assert_null(ar__sig_area_find(srv, "c1", "knee"));
+    ar__sig_rec_free(srv, s);
+    ar_free(srv);
+}
+
+/* Record updates from another worker, as the bus delivers them. */
+static void test_apply(void **state)
+{
+    (void)state;
+    ar_sig_init();
+    ar__sig_srv_t *srv = srv_new();
+    const char *peer = "pppppppppppppppppppppp";
+    json_t *o =
+        json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s,s:s,s:[[s,s]]}", "o", "0000000000000002", "p",
+                  peer, "role", AR_SIG_ROLE_PATIENT, "room", "R", "clinic", "c1", "area", "knee",
+                  "st", AR_SIG_ST_WAITING, "by", "", "name", "Zoe", "ans", "reason", "pain");
+    ar__sig_rec_apply(srv, o);
+    json_decref(o);
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    assert_non_null(r);
+    assert_string_equal(r->name, "Zoe");
+    assert_int_equal(r->nans, 1);
+    assert_non_null(ar__sig_room_find(srv, "R"));
+    assert_int_equal(ar__sig_area_find(srv, "c1", "knee")->npatients, 1);
+    /* Our own updates come back from NATS too: they are ignored. */
+    o = json_pack("{s:s,s:s,s:b}", "o", "0000000000000001", "p", peer, "del", 1);
+    ar__sig_rec_apply(srv, o);
+    json_decref(o);
+    assert_non_null(ar__sig_rec_find(srv, peer));
+    o = json_pack("{s:s,s:s,s:b}", "o", "0000000000000002", "p", peer, "del", 1);
+    ar__sig_rec_apply(srv, o);
+    json_decref(o);
+    assert_null(ar__sig_rec_find(srv, peer));
+    assert_null(ar__sig_room_find(srv, "R"));
+    assert_null(ar__sig_area_find(srv, "c1", "knee"));
+    ar_free(srv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rooms),
+        cmocka_unit_test(test_areas),
+        cmocka_unit_test(test_apply),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
