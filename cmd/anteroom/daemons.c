@@ -6,12 +6,14 @@
 #include "up.h"
 
 #include "anteroom/alloc.h"
+#include "anteroom/rand.h"
 
 #include <limits.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -220,10 +222,120 @@ static int build_monitor(const ar__up_conf_t *conf, const ar__up_state_t *st, un
     return 0;
 }
 
-/* Add anteroom-signal here as its issue lands (metrics offset 2). */
+/*
+ * The NATS token of this `anteroom up` run: made by build_nats, handed to anteroom-signal by
+ * build_signal (the rows run in table order). Empty when the nats row is skipped; the node then
+ * connects without one, to a server the operator runs on --nats-port.
+ */
+static char nats_token[48];
+
+/*
+ * Debian's nats-server, for anteroom-signal's bus. Everything goes in a configuration file
+ * (DIR/nats/nats.conf, 0600) rather than argv: the client listener on 127.0.0.1 only, the
+ * monitoring listener (/varz, JSON) on 127.0.0.1 too, and a token fresh at each start, because
+ * any local user can reach a loopback port and the bus carries every session's signalling.
+ * Skipped when there is no signalling node to serve. No JetStream: the nodes use plain subjects
+ * only, so the server keeps nothing on disk; its log is its stderr, in logs/nats.log like every
+ * daemon's.
+ */
+static int build_nats(const ar__up_conf_t *conf, const ar__up_state_t *st, unsigned metrics_port,
+                      ar__daemon_cmd_t *cmd)
+{
+    char dir[PATH_MAX + 8], file[PATH_MAX + 24], text[512];
+    unsigned char raw[24];
+    /* Only anteroom-signal uses it: no node to serve (not built, or --no-tls), no server. */
+    if (conf->no_tls || ar__daemon_find(conf->bin_dir, "signal", file, sizeof(file)) != 0) {
+        snprintf(cmd->skip, sizeof(cmd->skip), "only anteroom-signal uses it, which %s",
+                 conf->no_tls ? "needs TLS" : "is not built");
+        return AR_EUNSUPPORTED;
+    }
+    snprintf(dir, sizeof(dir), "%s/nats", st->dir);
+    if (mkdir(dir, 0700) != 0 && access(dir, W_OK) != 0)
+        return AR_ESYS;
+    ar_rand_bytes(raw, sizeof(raw));
+    sodium_bin2base64(nats_token, sizeof(nats_token), raw, sizeof(raw),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof(raw));
+    int n = snprintf(text, sizeof(text),
+                     "# Written by anteroom up at each start; edits are lost.\n"
+                     "server_name: anteroom-up\n"
+                     "listen: \"127.0.0.1:%lld\"\n"
+                     "http: \"127.0.0.1:%u\"\n"
+                     "authorization { token: \"%s\" }\n",
+                     (long long)conf->nats_port, metrics_port, nats_token);
+    snprintf(file, sizeof(file), "%s/nats.conf", dir);
+    int rc = n > 0 && (size_t)n < sizeof(text) ? ar__state_write_file(file, text, (size_t)n)
+                                               : AR_ETOOBIG;
+    sodium_memzero(text, sizeof(text));
+    rc = rc ? rc : ar__cmd_arg(cmd, "--config");
+    rc = rc ? rc : ar__cmd_arg(cmd, file);
+    if (rc != 0)
+        return rc;
+    snprintf(cmd->listeners, sizeof(cmd->listeners), "nats 127.0.0.1:%lld",
+             (long long)conf->nats_port);
+    snprintf(cmd->metrics_url, sizeof(cmd->metrics_url), "http://127.0.0.1:%u/varz", metrics_port);
+    return 0;
+}
+
+/*
+ * anteroom-signal: wss on --bind one port above the app's (the URL servers.json hands out; the
+ * node serves any path, /ws included), with the state's certificate, jurisdiction "local" (the
+ * demo clinic's), the token public keys ar__up_app_prepare exports and the app's origin. The
+ * NATS URL carries the token, so it goes in the environment (ANTEROOM_SIGNAL_NATS), not argv.
+ * The node may start before the NATS server listens: its client retries the first connection
+ * without end (bus.c), so it waits rather than exits. Without the keys (the app is not built)
+ * it could check no token: skipped, as with --no-tls.
+ */
+static int build_signal(const ar__up_conf_t *conf, const ar__up_state_t *st, unsigned metrics_port,
+                        ar__daemon_cmd_t *cmd)
+{
+    if (conf->no_tls)
+        return AR_EUNSUPPORTED;
+    char origin[300], keys[PATH_MAX + 32], nats[128], a[80];
+    snprintf(keys, sizeof(keys), "%s/secrets/token-keys.pub", st->dir);
+    if (access(keys, R_OK) != 0) {
+        snprintf(cmd->skip, sizeof(cmd->skip),
+                 "no token keys (secrets/token-keys.pub comes with anteroom-app)");
+        return AR_EUNSUPPORTED;
+    }
+    const char *host = ar__up_public_host(conf);
+    int v6 = strchr(host, ':') != NULL;
+    int64_t port = conf->app_port + 1;
+    snprintf(origin, sizeof(origin), "https://%s%s%s:%lld", v6 ? "[" : "", host, v6 ? "]" : "",
+             (long long)conf->app_port);
+    snprintf(nats, sizeof(nats), "nats://%s%s127.0.0.1:%lld", nats_token,
+             nats_token[0] != '\0' ? "@" : "", (long long)conf->nats_port);
+    const char *const args[][2] = {
+        {"--listen", conf->bind},    {"--tls-cert", st->cert}, {"--tls-key", st->key},
+        {"--jurisdiction", "local"}, {"--node-name", "up"},    {"--keys", keys},
+        {"--origin", origin},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(args) / sizeof(args[0]) && rc == 0; i++) {
+        rc = ar__cmd_arg(cmd, args[i][0]);
+        rc = rc ? rc : ar__cmd_arg(cmd, args[i][1]);
+    }
+    rc = rc ? rc : ar__cmd_arg(cmd, "--port");
+    rc = rc ? rc : cmd_arg_int(cmd, port);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--metrics-port");
+    rc = rc ? rc : cmd_arg_int(cmd, metrics_port);
+    rc = rc ? rc : ar__cmd_env(cmd, "ANTEROOM_SIGNAL_NATS", nats);
+    sodium_memzero(nats, sizeof(nats));
+    if (rc != 0)
+        return rc;
+    host_port(a, sizeof(a), host, port);
+    snprintf(cmd->listeners, sizeof(cmd->listeners), "wss %s/ws", a);
+    snprintf(cmd->metrics_url, sizeof(cmd->metrics_url), "http://127.0.0.1:%u/metrics",
+             metrics_port);
+    return 0;
+}
+
+/* nats before signal: build_signal reads the token build_nats makes. */
 const ar__daemon_spec_t ar__daemons[] = {
     {.name = "turn", .metrics_offset = 0, .build = build_turn},
     {.name = "app", .metrics_offset = 1, .build = build_app},
+    {.name = "nats", .metrics_offset = 4, .system_bin = "nats-server", .build = build_nats},
+    {.name = "signal", .metrics_offset = 2, .build = build_signal},
     {.name = "monitor", .metrics_offset = 3, .build = build_monitor},
 };
 const size_t ar__ndaemons = sizeof(ar__daemons) / sizeof(ar__daemons[0]);
@@ -231,6 +343,32 @@ const size_t ar__ndaemons = sizeof(ar__daemons) / sizeof(ar__daemons[0]);
 static int exe_ok(const char *path)
 {
     return access(path, X_OK) == 0;
+}
+
+int ar__daemon_find_system(const char *bin_dir, const char *bin, char *path, size_t pathlen)
+{
+    if (bin_dir != NULL && bin_dir[0] != '\0') {
+        snprintf(path, pathlen, "%s/%s", bin_dir, bin);
+        if (!exe_ok(path))
+            return AR_ENOTFOUND;
+        char real[PATH_MAX];
+        if (realpath(path, real) != NULL)
+            snprintf(path, pathlen, "%s", real);
+        return 0;
+    }
+    const char *env = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/sbin", env != NULL ? env : "");
+    char *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+        /* Only absolute folders: a relative PATH entry would depend on the current folder. */
+        if (d[0] != '/')
+            continue;
+        snprintf(path, pathlen, "%s/%s", d, bin);
+        if (exe_ok(path))
+            return 0;
+    }
+    return AR_ENOTFOUND;
 }
 
 int ar__daemon_find(const char *bin_dir, const char *name, char *path, size_t pathlen)

@@ -39,7 +39,9 @@ static ar_conf_opt_t up_opts[] = {
     {"bin-dir", AR_CONF_STR, offsetof(ar__up_conf_t, bin_dir), NULL, 0, 0,
      "folder holding anteroom-<daemon> binaries (default: found next to anteroom)"},
     {"app-port", AR_CONF_INT, offsetof(ar__up_conf_t, app_port), "8443", 1, 65534,
-     "anteroom-app's HTTPS port"},
+     "anteroom-app's HTTPS port (anteroom-signal takes the next, the monitor the one after)"},
+    {"nats-port", AR_CONF_INT, offsetof(ar__up_conf_t, nats_port), "4222", 1, 65535,
+     "the local NATS server's port, on 127.0.0.1 only"},
     {"demo", AR_CONF_BOOL, offsetof(ar__up_conf_t, demo), "false", 0, 0,
      "add a demo clinic with a waiting area (once)"},
     {"fast-hash", AR_CONF_BOOL, offsetof(ar__up_conf_t, fast_hash), "false", 0, 0,
@@ -82,7 +84,16 @@ static size_t prepare_entries(const ar__up_conf_t *conf, const ar__up_state_t *s
     for (size_t i = 0; i < ar__ndaemons && *err == 0; i++) {
         const ar__daemon_spec_t *spec = &ar__daemons[i];
         char path[PATH_MAX];
-        if (ar__daemon_find(conf->bin_dir, spec->name, path, sizeof(path)) != 0) {
+        if (spec->system_bin != NULL) {
+            if (ar__daemon_find_system(conf->bin_dir, spec->system_bin, path, sizeof(path)) != 0) {
+                printf("%s: %s is not installed (%s), skipped\n", spec->name, spec->system_bin,
+                       conf->bin_dir != NULL && conf->bin_dir[0] != '\0'
+                           ? "not in --bin-dir"
+                           : "not in PATH or /usr/sbin; Debian: apt-get install nats-server");
+                ar_log(AR_LOG_WARN, "daemon_not_installed", AR_LF_OPER("daemon", spec->name));
+                continue;
+            }
+        } else if (ar__daemon_find(conf->bin_dir, spec->name, path, sizeof(path)) != 0) {
             printf("%s: not built (no %s), skipped\n", spec->name, path);
             ar_log(AR_LOG_WARN, "daemon_not_built", AR_LF_OPER("daemon", spec->name),
                    AR_LF_OPER("looked_for", path));
@@ -96,7 +107,8 @@ static size_t prepare_entries(const ar__up_conf_t *conf, const ar__up_state_t *s
             *err = spec->build(conf, st, metrics, &e->cmd);
         if (*err == AR_EUNSUPPORTED) {
             /* The row cannot run with these flags (the app with --no-tls): said, skipped. */
-            printf("%s: not available with these flags, skipped\n", spec->name);
+            printf("%s: %s, skipped\n", spec->name,
+                   e->cmd.skip[0] != '\0' ? e->cmd.skip : "not available with these flags");
             ar__cmd_free(&e->cmd);
             *err = 0;
             continue;

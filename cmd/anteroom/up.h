@@ -25,9 +25,10 @@ typedef struct ar__up_conf_s {
     int64_t metrics_port; /* the first daemon's; each row adds its own offset */
     int no_tls;
     char *bin_dir;
-    int64_t app_port; /* anteroom-app's HTTPS port */
-    int demo;         /* add a demo clinic with a waiting area (once) */
-    int fast_hash;    /* tests: the cheapest Argon2id cost for the operator's password */
+    int64_t app_port;  /* anteroom-app's HTTPS port; signal +1, monitor +2 */
+    int64_t nats_port; /* the local NATS server's client port, on 127.0.0.1 only */
+    int demo;          /* add a demo clinic with a waiting area (once) */
+    int fast_hash;     /* tests: the cheapest Argon2id cost for the operator's password */
 } ar__up_conf_t;
 
 /* What the state directory holds once ar__state_prepare has run. Paths are absolute. */
@@ -70,12 +71,14 @@ typedef struct ar__daemon_cmd_s {
     size_t envc;
     char listeners[256]; /* "udp+tcp 127.0.0.1:3478, tls 127.0.0.1:5349" */
     char metrics_url[128];
+    char skip[160]; /* with AR_EUNSUPPORTED from a build: why the row is skipped */
 } ar__daemon_cmd_t;
 
 /* One row of the daemon table. */
 typedef struct ar__daemon_spec_s {
     const char *name;        /* "turn": binary anteroom-turn, log logs/turn.log */
     unsigned metrics_offset; /* added to --metrics-port so every daemon has its own */
+    const char *system_bin;  /* not ours: "nats-server", found by ar__daemon_find_system */
     int (*build)(const ar__up_conf_t *conf, const ar__up_state_t *st, unsigned metrics_port,
                  ar__daemon_cmd_t *cmd);
 } ar__daemon_spec_t;
@@ -96,6 +99,14 @@ void ar__cmd_free(ar__daemon_cmd_t *cmd);
  * AR_ENOTFOUND with the last place looked in `path` so the caller can say where.
  */
 int ar__daemon_find(const char *bin_dir, const char *name, char *path, size_t pathlen);
+
+/*
+ * Finds a system binary (not one of ours): DIR/<bin> only when bin_dir is set, as for ours, so a
+ * bin dir is self-contained; else the first executable <bin> in PATH, /usr/sbin or
+ * /usr/local/sbin (Debian installs nats-server in /usr/sbin, outside a user's PATH). Returns 0
+ * with an absolute path, or AR_ENOTFOUND.
+ */
+int ar__daemon_find_system(const char *bin_dir, const char *bin, char *path, size_t pathlen);
 
 /* A daemon to supervise: the row, its resolved command, and its log file. */
 typedef struct ar__sup_entry_s {

@@ -355,8 +355,13 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
     ar__sig_bus_t *b = srv->bus;
     if (!b)
         return;
-    if (b->nc)
-        (void)natsConnection_Flush(b->nc);
+    /*
+     * The last publications (sessions going away) are worth a short wait, not the client's
+     * default 10 s: under `anteroom up` the NATS server gets SIGTERM at the same time and may be
+     * gone already, and a node that is reconnecting has nothing to flush to.
+     */
+    if (b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
+        (void)natsConnection_FlushTimeout(b->nc, 1000);
     for (int i = 0; i < 5; i++)
         natsSubscription_Destroy(b->subs[i]);
     if (b->nc) {

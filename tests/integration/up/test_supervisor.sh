@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The supervisor's policies, driven with a stand-in daemon (a shell script named anteroom-turn in
 # a temporary ANTEROOM_BIN_DIR) so each one can be forced quickly:
-#   - no binary built: reported, exit 1;
+#   - no binary built: reported, exit 1 (nats-server too: a bin dir is self-contained);
 #   - the secret reaches the daemon through its environment; its stderr lands in logs/turn.log;
 #   - a daemon that keeps dying is restarted after 0.5 s, then 1 s (backoff), and a stop during
 #     the wait exits 0 at once;
@@ -62,6 +62,8 @@ rc=$?
 [ "$rc" -eq 1 ] || fail "no daemon built: exit $rc, want 1"
 out_has "^turn: not built \(no $tmp/bin/anteroom-turn\), skipped" || fail "missing daemon not reported"
 grep -q 'no daemon is built' "$tmp/err" || fail "no 'nothing built' message"
+out_has '^nats: nats-server is not installed \(not in --bin-dir\), skipped' ||
+    fail "a system binary missing from the bin dir not reported"
 echo "ok: a daemon that is not built is reported, exit 1"
 
 cat >"$tmp/bin/anteroom-turn" <<'EOF'

@@ -7,6 +7,9 @@
 #   3. a second `anteroom up` on the same state dir is refused;
 #   4. kill -9 of the relay: a new pid is started and answers;
 #   5. SIGTERM to anteroom: exit 0 and no child left.
+# With anteroom-app built it also enters the --demo waiting area as a patient; with
+# anteroom-signal built and nats-server installed, that patient's token opens a wss session on
+# the signalling node (subprotocol anteroom.v1, hello answered by welcome).
 # Every step is bounded; the trap kills only the PIDs this script started or saw printed.
 # Exit 77 (CTest SKIP_RETURN_CODE) only when anteroom-turn is not built.
 set -uo pipefail
@@ -48,14 +51,18 @@ fail() {
 port_free() { # no socket of any type or state on the port (TIME_WAIT blocks a bind too)
     [ -z "$(ss -Han "( sport = :$1 )" 2>/dev/null)" ]
 }
-pick_ports() { # five consecutive free ports (turn, turn TLS, metrics x2, app) below the ephemeral range,
-    # so no outgoing connection of another test can take one between our check and the bind
-    local i base low
+nports=11 # turn, turn TLS, metrics x5 (offsets 0-4), app, signal, monitor, nats
+pick_ports() { # $nports consecutive free ports below the ephemeral range, so no outgoing
+    # connection of another test can take one between our check and the bind
+    local i j base low ok
     low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     for i in $(seq 1 50); do
-        base=$((10000 + RANDOM % (low - 10010)))
-        if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)) &&
-            port_free $((base + 3)) && port_free $((base + 4)); then
+        base=$((10000 + RANDOM % (low - 10020)))
+        ok=1
+        for j in $(seq 0 $((nports - 1))); do
+            port_free $((base + j)) || { ok=0; break; }
+        done
+        if [ "$ok" = 1 ]; then
             echo "$base"
             return 0
         fi
@@ -93,11 +100,11 @@ new_relay_pid() { # new_relay_pid <old>: true once a different pid is printed
 base=$(pick_ports) || fail "no free ports"
 turn_port=$base
 metrics_port=$((base + 2))
-
-app_port=$((base + 4))
+app_port=$((base + 7)) # signal +1, monitor +2
+nats_port=$((base + 10))
 up_flags=(--state-dir "$state" --bind 127.0.0.1 --turn-port "$turn_port"
     --turn-tls-port $((base + 1)) --metrics-port "$metrics_port" --app-port "$app_port"
-    --demo --fast-hash)
+    --nats-port "$nats_port" --demo --fast-hash)
 "$bin" up "${up_flags[@]}" >"$tmp/out" 2>"$tmp/err" &
 up_pid=$!
 
@@ -186,6 +193,46 @@ if [ -x "$app_bin" ]; then
     grep -q 'Cannot complete Allocation' "$tmp/uclient-app" &&
         fail "the relay refused the app's credential: $(cat "$tmp/uclient-app")"
     echo "ok: anteroom-app up: operator password signs in, demo entry hands out the relay"
+
+    # 2c. The signalling node, on the bus of the NATS server anteroom up runs, takes that patient.
+    signal_bin=$(dirname "$bin")/../anteroom-signal/anteroom-signal
+    [ -n "${ANTEROOM_BIN_DIR:-}" ] && signal_bin=$ANTEROOM_BIN_DIR/anteroom-signal
+    nats_bin=$(PATH=$PATH:/usr/sbin:/usr/local/sbin command -v nats-server)
+    [ -n "${ANTEROOM_BIN_DIR:-}" ] && nats_bin=$ANTEROOM_BIN_DIR/nats-server
+    if [ -x "$signal_bin" ] && [ -x "$nats_bin" ]; then
+        pid_of() { grep -oE "^$1: pid [0-9]+" "$tmp/out" 2>/dev/null | tail -n 1 | grep -oE '[0-9]+$'; }
+        signal_url="wss://127.0.0.1:$((app_port + 1))/ws"
+        grep -qF "\"signal\":[\"$signal_url\"]" <<<"$body" || fail "entry names no $signal_url: $body"
+        grep -qE "^nats: pid [0-9]+, listening nats 127.0.0.1:$nats_port;" "$tmp/out" ||
+            fail "no nats line"
+        grep -qE "^signal: pid [0-9]+, listening wss 127.0.0.1:$((app_port + 1))/ws; metrics http://127.0.0.1:$((metrics_port + 2))/metrics" "$tmp/out" ||
+            fail "no signal line"
+        seen_pids+=("$(pid_of nats)" "$(pid_of signal)")
+        # Only loopback: the NATS server's listening socket is on 127.0.0.1.
+        ss -Hltn "( sport = :$nats_port )" | grep -q "127.0.0.1:$nats_port" || fail "nats not on loopback"
+        tr '\0' ' ' <"/proc/$(pid_of signal)/cmdline" | grep -q 'nats://' && fail "NATS URL in argv"
+        signal_ready() { curl -sf --max-time 2 "http://127.0.0.1:$((metrics_port + 2))/readyz" >/dev/null; }
+        wait_for 15 signal_ready || fail "anteroom-signal not ready: $(tail -n 5 "$state/logs/signal.log")"
+        # The upgrade with curl: 101 and the subprotocol, the certificate checked with the state's.
+        hdrs=$(curl -s --http1.1 -i -N --max-time 3 --cacert "$state/tls/cert.pem" \
+            -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+            -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Sec-WebSocket-Protocol: anteroom.v1' \
+            -H "Origin: $origin" "https://127.0.0.1:$((app_port + 1))/ws" | tr -d '\r')
+        grep -q '^HTTP/1.1 101' <<<"$hdrs" && grep -qi '^Sec-WebSocket-Protocol: anteroom.v1' <<<"$hdrs" ||
+            fail "no wss upgrade with anteroom.v1: $hdrs"
+        # hello and welcome with npm `ws` (scripts/deps installs it in tests/integration/signal).
+        ws_dir=$(cd "$(dirname "$0")/../signal" && pwd)/node_modules/ws
+        if command -v node >/dev/null && [ -d "$ws_dir" ]; then
+            printf '%s' "$body" >"$tmp/entry.json"
+            said=$(timeout 15 node "$(dirname "$0")/signal_hello.cjs" "$ws_dir" "$signal_url" \
+                "$origin" "$state/tls/cert.pem" "$tmp/entry.json" 2>&1)
+            [ "$said" = "welcome patient" ] ||
+                fail "no welcome for the app's patient token: $said; $(tail -n 5 "$state/logs/signal.log")"
+            echo "ok: anteroom-signal on $signal_url: wss, anteroom.v1, the app's token welcomed"
+        else
+            echo "ok: anteroom-signal on $signal_url upgrades with anteroom.v1 (no node/ws: hello not sent)"
+        fi
+    fi
 fi
 
 # 3. One supervisor per state dir.
