@@ -187,14 +187,27 @@ int ar__admin_reset_mfa(ar_store_conn_t *c, const char *email)
     int rc = account_id(c, email, &acct);
     if (rc < 0)
         return rc;
-    /* No secret means "not enrolled": the next sign-in must enrol again. Sessions end too, so
-     * whoever holds the lost device is signed out everywhere. */
-    static const char *const sql[] = {"UPDATE accounts SET totp_secret = NULL WHERE id = $1",
-                                      "DELETE FROM sessions WHERE account_id = $1"};
+    /* The same statements as the app's staff MFA reset (src/app/staff.c): no secret means "not
+     * enrolled", so the next sign-in must enrol again; pending enrolment, recovery codes and
+     * pending second steps go too, and every session ends, so whoever holds the lost device is
+     * signed out everywhere. */
+    static const char *const sql[] = {
+        "UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, totp_last_step = 0 "
+        "WHERE id = $1",
+        "DELETE FROM recovery_codes WHERE account_id = $1",
+        "DELETE FROM mfa_challenges WHERE account_id = $1",
+        "DELETE FROM sessions WHERE account_id = $1"};
     rc = ar_store_begin(c);
-    for (int i = 0; rc == 0 && i < 2; i++)
+    for (size_t i = 0; rc == 0 && i < sizeof(sql) / sizeof(sql[0]); i++)
         rc = insert(c, sql[i], NULL, 0, &acct, 1, NULL);
-    return audited(c, rc, acct, 0, "admin_mfa_reset");
+    /* The entry is about the account, with no actor (the operator at the console). */
+    if (rc == 0)
+        rc = ar_app_audit_append_subject(c, (int64_t)time(NULL), 0, acct, 0, AR_AUDIT_MFA_RESET);
+    if (rc == 0)
+        rc = ar_store_commit(c);
+    if (rc < 0)
+        (void)ar_store_rollback(c);
+    return rc;
 }
 
 int ar__admin_has_operator(ar_store_conn_t *c, int *yes)

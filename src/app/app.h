@@ -45,6 +45,10 @@ typedef struct ar_app_opts_s {
      * (AR_APP_PWHASH_OPS, AR_APP_PWHASH_MEM). */
     unsigned long long pwhash_ops;
     size_t pwhash_mem;
+    /* 32 bytes sealing TOTP secrets at rest (crypto_secretbox), the same on every instance.
+     * NULL uses an all-zero key and logs a warning at start: the secrets are then only as
+     * safe as the database. */
+    const uint8_t *seal_key;
     /* Signalling and TURN servers per jurisdiction (servers.h); borrowed. NULL answers the
      * token and entry routes with 503 (the daemon always passes one). */
     const struct ar_app_servers_s *servers;
@@ -52,7 +56,8 @@ typedef struct ar_app_opts_s {
     unsigned entry_per_minute;
 } ar_app_opts_t;
 
-/* Argon2id parameters for new password hashes; cost measured in docs/api.md. */
+/* Argon2id parameters for new password hashes; cost measured in docs/api.md. New hashes made by
+ * the app (invitations, password changes) use pwhash_ops/pwhash_mem when set (tests). */
 #define AR_APP_PWHASH_OPS 3ULL
 #define AR_APP_PWHASH_MEM ((size_t)64 * 1024 * 1024)
 

@@ -22,9 +22,10 @@ static void put64(crypto_generichash_state *h, int64_t v)
     crypto_generichash_update(h, b, sizeof(b));
 }
 
-/* BLAKE2b-256 over prev || at || actor || clinic || len(event) || event, fixed widths. */
-static void entry_hash(const uint8_t prev[32], int64_t at, int64_t actor, int64_t clinic,
-                       const char *event, size_t elen, uint8_t out[32])
+/* BLAKE2b-256 over prev || at || actor || clinic || len(event) || event [|| subject], fixed
+ * widths; the subject only when there is one, so entries without it hash as before it existed. */
+static void entry_hash(const uint8_t prev[32], int64_t at, int64_t actor, int64_t subject,
+                       int64_t clinic, const char *event, size_t elen, uint8_t out[32])
 {
     crypto_generichash_state h;
     crypto_generichash_init(&h, NULL, 0, 32);
@@ -35,6 +36,8 @@ static void entry_hash(const uint8_t prev[32], int64_t at, int64_t actor, int64_
     uint8_t len = (uint8_t)(elen > 255 ? 255 : elen);
     crypto_generichash_update(&h, &len, 1);
     crypto_generichash_update(&h, (const uint8_t *)event, len);
+    if (subject != 0)
+        put64(&h, subject);
     crypto_generichash_final(&h, out, 32);
 }
 
@@ -45,6 +48,12 @@ static int bind_id(ar_store_stmt_t *st, int idx, int64_t v)
 
 int ar_app_audit_append(ar_store_conn_t *c, int64_t at, int64_t actor, int64_t clinic,
                         const char *event)
+{
+    return ar_app_audit_append_subject(c, at, actor, 0, clinic, event);
+}
+
+int ar_app_audit_append_subject(ar_store_conn_t *c, int64_t at, int64_t actor, int64_t subject,
+                                int64_t clinic, const char *event)
 {
     static const uint8_t zero[32];
     ar_store_stmt_t *st;
@@ -78,10 +87,10 @@ int ar_app_audit_append(ar_store_conn_t *c, int64_t at, int64_t actor, int64_t c
     ar_store_finalize(st);
     if (rc < 0)
         return rc;
-    entry_hash(prev, at, actor, clinic, event, strlen(event), hash);
+    entry_hash(prev, at, actor, subject, clinic, event, strlen(event), hash);
     rc = prep(c,
-              "INSERT INTO audit_log (at, actor_account_id, clinic_id, event, prev_hash, hash) "
-              "VALUES ($1, $2, $3, $4, $5, $6)",
+              "INSERT INTO audit_log (at, actor_account_id, clinic_id, event, prev_hash, hash, "
+              "subject_account_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
               &st);
     if (rc < 0)
         return rc;
@@ -96,6 +105,8 @@ int ar_app_audit_append(ar_store_conn_t *c, int64_t at, int64_t actor, int64_t c
         rc = ar_store_bind_blob(st, 5, prev, sizeof(prev));
     if (rc == 0)
         rc = ar_store_bind_blob(st, 6, hash, sizeof(hash));
+    if (rc == 0)
+        rc = bind_id(st, 7, subject);
     if (rc == 0)
         rc = ar_store_step(st);
     ar_store_finalize(st);
@@ -130,8 +141,8 @@ static int verify_page(ar_store_conn_t *c, int64_t *seq, uint8_t last[32], int64
 {
     ar_store_stmt_t *st;
     int rc = prep(c,
-                  "SELECT seq, at, actor_account_id, clinic_id, event, prev_hash, hash "
-                  "FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 500",
+                  "SELECT seq, at, actor_account_id, clinic_id, event, prev_hash, hash, "
+                  "subject_account_id FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 500",
                   &st);
     if (rc < 0)
         return rc;
@@ -148,7 +159,7 @@ static int verify_page(ar_store_conn_t *c, int64_t *seq, uint8_t last[32], int64
             break;
         }
         entry_hash(last, ar_store_col_int64(st, 1), ar_store_col_int64(st, 2),
-                   ar_store_col_int64(st, 3), event, elen, want);
+                   ar_store_col_int64(st, 7), ar_store_col_int64(st, 3), event, elen, want);
         if (sodium_memcmp(want, hash, 32) != 0) {
             rc = AR_EAUTH;
             break;

@@ -17,6 +17,19 @@
 #define AR_AUDIT_SIGNIN_FAILED "signin_failed"
 #define AR_AUDIT_SIGNOUT "signout"
 #define AR_AUDIT_SIGNOUT_ALL "signout_all"
+/* Accounts (issue 4). */
+#define AR_AUDIT_SIGNIN_MFA_FAILED "signin_mfa_failed"
+#define AR_AUDIT_SIGNIN_LOCKED "signin_locked"
+#define AR_AUDIT_REAUTH "reauth"
+#define AR_AUDIT_REAUTH_FAILED "reauth_failed"
+#define AR_AUDIT_MFA_ENROLLED "mfa_enrolled"
+#define AR_AUDIT_MFA_RECOVERY_USED "mfa_recovery_code_used"
+#define AR_AUDIT_MFA_RESET "mfa_reset"
+#define AR_AUDIT_ROLES_CHANGED "roles_changed"
+#define AR_AUDIT_INVITATION_CREATED "invitation_created"
+#define AR_AUDIT_INVITATION_ACCEPTED "invitation_accepted"
+#define AR_AUDIT_STAFF_DEACTIVATED "staff_deactivated"
+#define AR_AUDIT_PASSWORD_CHANGED "password_changed"
 
 /*
  * Appends one entry inside the caller's open transaction (so the entry commits or rolls back
@@ -25,6 +38,9 @@
  */
 AR_MUST_CHECK int ar_app_audit_append(ar_store_conn_t *c, int64_t at, int64_t actor, int64_t clinic,
                                       const char *event);
+/* The same with the account the entry is about (subject), when that is not the actor. */
+AR_MUST_CHECK int ar_app_audit_append_subject(ar_store_conn_t *c, int64_t at, int64_t actor,
+                                              int64_t subject, int64_t clinic, const char *event);
 /* The same in a transaction of its own. */
 AR_MUST_CHECK int ar_app_audit_append_tx(ar_store_conn_t *c, int64_t at, int64_t actor,
                                          int64_t clinic, const char *event);

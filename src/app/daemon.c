@@ -14,6 +14,7 @@
 #include "anteroom/rand.h"
 
 #include <signal.h>
+#include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ typedef struct {
     int64_t session_idle_ms;
     int64_t session_max_ms;
     char *log_level;
+    char *seal_key;
     char *servers;
     int64_t entry_per_minute;
     char *turn_secret;
@@ -64,6 +66,8 @@ static const ar_conf_opt_t opts[] = {
     {"session-max", AR_CONF_DURATION, O(session_max_ms), "12h", 60000, 2592000000,
      "sessions end this long after sign-in, whatever the activity"},
     {"log-level", AR_CONF_STR, O(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"seal-key", AR_CONF_STR, O(seal_key), NULL, 0, 0,
+     "64 hex digits sealing TOTP secrets at rest; the same on every instance"},
     {"servers", AR_CONF_STR, O(servers), NULL, 0, 0,
      "servers file: signalling and TURN servers per jurisdiction (docs/api.md)"},
     {"entry-per-minute", AR_CONF_INT, O(entry_per_minute), "10", 1, 100000,
@@ -136,6 +140,15 @@ static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
         ar_log(AR_LOG_ERROR, "store_unusable", AR_LF_ERR("err", rc));
         return rc;
     }
+    /* The TOTP sealing key: 32 bytes as hex, from the file, environment or flag. */
+    uint8_t seal[32];
+    size_t seal_len = 0;
+    if (c->seal_key != NULL && (sodium_hex2bin(seal, sizeof(seal), c->seal_key, strlen(c->seal_key),
+                                               NULL, &seal_len, NULL) != 0 ||
+                                seal_len != sizeof(seal))) {
+        ar_log(AR_LOG_ERROR, "app_seal_key_invalid");
+        return AR_ECONFIG;
+    }
     uv_loop_t loop;
     uv_loop_init(&loop);
     run_t run = {0};
@@ -150,6 +163,7 @@ static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
                         .session_idle_s = c->session_idle_ms / 1000,
                         .session_max_s = c->session_max_ms / 1000,
                         .max_conns = (unsigned)c->max_conns,
+                        .seal_key = c->seal_key != NULL ? seal : NULL,
                         .servers = servers,
                         .entry_per_minute = (unsigned)c->entry_per_minute};
     if (rc == 0)
@@ -173,6 +187,7 @@ static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    sodium_memzero(seal, sizeof(seal));
     return rc;
 }
 

@@ -44,6 +44,7 @@ struct ar_app_s {
     unsigned conns; /* open connections (the cap, and stop waits for none) */
     ar__static_t *files;
     char dummy_hash[128]; /* verified against when an account is unknown (equal timing) */
+    uint8_t seal_key[32]; /* seals TOTP secrets at rest (ar_app_opts_t.seal_key) */
     ar__entry_rl_t entry_rl;
     int config_ready;
     int ctx_ready;
@@ -58,7 +59,9 @@ typedef struct ar__session_s {
     int present;        /* the request had a well-formed cookie */
     int64_t account_id; /* 0 when no valid session */
     int is_operator;
-    unsigned clinic_roles; /* roles in the route's {clinic} */
+    unsigned clinic_roles;    /* roles in the route's {clinic} */
+    int64_t authenticated_at; /* when the password was last proven (re-authentication) */
+    int mfa_missing;          /* the account must enrol a second factor before clinic work */
 } ar__session_t;
 
 /*
@@ -82,6 +85,11 @@ typedef struct ar__req_s {
     char *secret; /* a password being verified; wiped and freed with the request */
     size_t secret_len;
     uint8_t new_sid[AR__SID_BYTES];
+    uint8_t addr[32];    /* hash of the peer's address (or IPv6 /64), for the backoff */
+    int64_t retry_after; /* seconds, when an address is told to wait */
+    /* A job's refusal: HTTP status in out_status with these literals (ar__account_done). */
+    const char *err_code;
+    const char *err_msg;
 } ar__req_t;
 
 /* ---- server.c ---- */
@@ -131,6 +139,64 @@ void ar__h_session_delete(ar__req_t *r);
 void ar__h_sessions_delete_all(ar__req_t *r);
 void ar__h_me(ar__req_t *r);
 void ar__h_clinic_get(ar__req_t *r);
+
+/* ---- accounts (issue 4): signin.c, invite.c, staff.c, me.c ---- */
+void ar__h_session_create(ar__req_t *r);
+void ar__h_session_mfa(ar__req_t *r);
+void ar__h_session_reauth(ar__req_t *r);
+void ar__h_invitation_create(ar__req_t *r);
+void ar__h_invitation_accept(ar__req_t *r);
+void ar__h_staff_list(ar__req_t *r);
+void ar__h_staff_roles(ar__req_t *r);
+void ar__h_staff_deactivate(ar__req_t *r);
+void ar__h_staff_mfa_reset(ar__req_t *r);
+void ar__h_totp_begin(ar__req_t *r);
+void ar__h_totp_confirm(ar__req_t *r);
+void ar__h_password_change(ar__req_t *r);
+#define AR__FIELDS(name)                                                                           \
+    extern const ar_app_field_t ar__f_##name[];                                                    \
+    extern const size_t ar__f_##name##_n
+AR__FIELDS(session_create);
+AR__FIELDS(session_mfa);
+AR__FIELDS(session_reauth);
+AR__FIELDS(invitation_create);
+AR__FIELDS(invitation_accept);
+AR__FIELDS(staff_roles);
+AR__FIELDS(staff_account);
+AR__FIELDS(totp_confirm);
+AR__FIELDS(password_change);
+/* Field counts the route table needs as constants; each table's file asserts its own. */
+#define AR__N_session_mfa 3
+#define AR__N_session_reauth 3
+#define AR__N_invitation_create 2
+#define AR__N_invitation_accept 3
+#define AR__N_staff_roles 2
+#define AR__N_staff_account 1
+#define AR__N_totp_confirm 1
+#define AR__N_password_change 1
+#define AR__CHECK_N(name)                                                                          \
+    _Static_assert(sizeof(ar__f_##name) / sizeof(ar__f_##name[0]) == AR__N_##name,                 \
+                   "AR__N_" #name " is the size of ar__f_" #name)
+
+/* signin.c, shared with the other account handlers (store jobs unless said otherwise). */
+/* Hashes the peer's address into r->addr (on the loop). */
+void ar__addr_hash(ar__req_t *r);
+/* Opens a session for account in one transaction with its audit entry, clearing the account's
+ * failures and the address's backoff; r->new_sid gets the id. */
+int ar__session_open(ar_store_conn_t *c, ar__req_t *r, int64_t account, const char *event);
+/* Records a failed proof: the audit entry, the account's failure (account may be 0) and the
+ * address's backoff, in one transaction. */
+int ar__record_failure(ar_store_conn_t *c, ar__req_t *r, int64_t account, const char *event);
+/* Checks the body's "code" (TOTP) or "recovery_code" for account and consumes it (a code once,
+ * a recovery code once). 0, AR_EAUTH, or a store error. */
+int ar__second_factor(ar_store_conn_t *c, ar__req_t *r, int64_t account);
+/* The answer for a finished job: r->out with r->out_status, or the error the status means.
+ * On the loop. Sets the session cookie when r->new_sid is set. */
+void ar__account_done(int status, void *arg);
+/* 1 when this session proved the password within AR_REAUTH_S (on the loop). */
+int ar__reauth_fresh(const ar__req_t *r);
+int ar__prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st);
+int ar__run(ar_store_stmt_t *st, int rc);
 /* ---- areas.c, entry.c, tokens_api.c: clinics, waiting areas, rooms, entry, tokens ---- */
 void ar__h_areas_list(ar__req_t *r);
 void ar__h_area_create(ar__req_t *r);
@@ -150,7 +216,5 @@ extern const size_t ar__f_area_create_n, ar__f_area_update_n, ar__f_room_create_
 void ar__store_failed(ar__req_t *r, int status);
 /* Replies with r->out (status) and frees r. */
 void ar__reply_out(ar__req_t *r, int status);
-extern const ar_app_field_t ar__f_session_create[];
-extern const size_t ar__f_session_create_n;
 
 #endif

@@ -35,10 +35,16 @@ static const char *reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
     case 413:
         return "Payload Too Large";
     case 415:
         return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
     case 503:
         return "Service Unavailable";
     default:
@@ -245,6 +251,13 @@ static void on_session_loaded(int status, void *arg)
                  (r->s.clinic_roles & allowed & ~AR_ROLE_OPERATOR) != 0;
         if (!ok) {
             ar__reply_error(r, 403, "forbidden", "your roles do not allow this request");
+            return;
+        }
+        /* The second factor is required for staff by default: until it is enrolled
+         * (POST /api/v1/me/totp), no clinic's data is reachable. */
+        if (r->s.mfa_missing) {
+            ar__reply_error(r, 403, "mfa_enrolment_required",
+                            "enrol a second factor before working in a clinic");
             return;
         }
     }

@@ -8,7 +8,7 @@
 
 static const ar_app_route_t routes[] = {
     {"POST", "/api/v1/session", ar__h_session_create, AR_AUTH_PUBLIC, 0, 1, ar__f_session_create, 2,
-     "Sign in with email and password"},
+     "Sign in with email and password (first step when a second factor is enrolled)"},
     {"DELETE", "/api/v1/session", ar__h_session_delete, AR_AUTH_SESSION, 0, 1, NULL, 0,
      "Sign out (this session)"},
     {"DELETE", "/api/v1/sessions", ar__h_sessions_delete_all, AR_AUTH_SESSION, 0, 1, NULL, 0,
@@ -17,6 +17,33 @@ static const ar_app_route_t routes[] = {
      "The signed-in account, its roles and the CSRF token"},
     {"GET", "/api/v1/clinics/{clinic}", ar__h_clinic_get, AR_AUTH_CLINIC,
      AR_ROLE_OPERATOR | AR_ROLE_STAFF, 0, NULL, 0, "A clinic's name and jurisdiction"},
+/* ---- accounts (issue 4): signin.c, invite.c, staff.c, me.c ---- */
+#define F(name) ar__f_##name, AR__N_##name
+#define ADMINS (AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN)
+    {"POST", "/api/v1/session/mfa", ar__h_session_mfa, AR_AUTH_PUBLIC, 0, 1, F(session_mfa),
+     "Sign-in, second step: the TOTP code or a recovery code"},
+    {"POST", "/api/v1/session/reauth", ar__h_session_reauth, AR_AUTH_SESSION, 0, 1,
+     F(session_reauth), "Prove the password (and code) again before a sensitive change"},
+    {"POST", "/api/v1/me/totp", ar__h_totp_begin, AR_AUTH_SESSION, 0, 1, NULL, 0,
+     "Start TOTP enrolment: otpauth URI and QR code"},
+    {"POST", "/api/v1/me/totp/confirm", ar__h_totp_confirm, AR_AUTH_SESSION, 0, 1, F(totp_confirm),
+     "Confirm enrolment with a code; returns the recovery codes once"},
+    {"PUT", "/api/v1/me/password", ar__h_password_change, AR_AUTH_SESSION, 0, 1, F(password_change),
+     "Change the password (re-authentication required)"},
+    {"POST", "/api/v1/invitations/accept", ar__h_invitation_accept, AR_AUTH_PUBLIC, 0, 1,
+     F(invitation_accept), "Accept an invitation: set the password, or join with an account"},
+    {"POST", "/api/v1/clinics/{clinic}/invitations", ar__h_invitation_create, AR_AUTH_CLINIC,
+     ADMINS, 1, F(invitation_create), "Invite an email address with a role"},
+    {"GET", "/api/v1/clinics/{clinic}/staff", ar__h_staff_list, AR_AUTH_CLINIC, ADMINS, 0, NULL, 0,
+     "The clinic's staff, their roles and second-factor state"},
+    {"PUT", "/api/v1/clinics/{clinic}/staff/roles", ar__h_staff_roles, AR_AUTH_CLINIC, ADMINS, 1,
+     F(staff_roles), "Set a member's roles (re-authentication required)"},
+    {"POST", "/api/v1/clinics/{clinic}/staff/deactivate", ar__h_staff_deactivate, AR_AUTH_CLINIC,
+     ADMINS, 1, F(staff_account), "Remove a member (re-authentication required)"},
+    {"POST", "/api/v1/clinics/{clinic}/staff/mfa-reset", ar__h_staff_mfa_reset, AR_AUTH_CLINIC,
+     ADMINS, 1, F(staff_account), "Reset a member's second factor (re-authentication required)"},
+#undef ADMINS
+#undef F
     /* ---- clinics, waiting areas, rooms, patient entry, tokens (areas.c, entry.c,
      * tokens_api.c) ---- */
     {"GET", "/api/v1/clinics/{clinic}/areas", ar__h_areas_list, AR_AUTH_CLINIC,

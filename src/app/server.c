@@ -182,6 +182,7 @@ static void free_app(ar_app_t *app)
     ar__static_free(app->files);
     ar_free(app->origin);
     sodium_memzero(app->dummy_hash, sizeof(app->dummy_hash));
+    sodium_memzero(app->seal_key, sizeof(app->seal_key));
     ar_free(app);
 }
 
@@ -194,6 +195,10 @@ static int setup(ar_app_t *app, const ar_app_opts_t *opts)
         return rc;
     if (opts->web_dir != NULL && (rc = ar__static_load(opts->web_dir, &app->files)) < 0)
         return rc;
+    if (opts->seal_key != NULL)
+        memcpy(app->seal_key, opts->seal_key, sizeof(app->seal_key));
+    else
+        ar_log(AR_LOG_WARN, "app_seal_key_missing");
     /* The dummy hash for unknown accounts: one Argon2id run before serving starts. */
     uint8_t junk[32];
     randombytes_buf(junk, sizeof(junk));

@@ -151,7 +151,9 @@ int ar__session_load_job(ar_store_conn_t *c, void *arg)
     ar_store_stmt_t *st;
     int rc = prep(c,
                   "SELECT s.created_at, s.last_seen_at, s.expires_at, a.id, a.is_operator, "
-                  "a.disabled FROM sessions s JOIN accounts a ON a.id = s.account_id "
+                  "a.disabled, s.authenticated_at, a.mfa_required, "
+                  "CASE WHEN a.totp_secret IS NULL THEN 0 ELSE 1 END "
+                  "FROM sessions s JOIN accounts a ON a.id = s.account_id "
                   "WHERE s.id_hash = $1",
                   &st);
     if (rc < 0)
@@ -166,6 +168,10 @@ int ar__session_load_job(ar_store_conn_t *c, void *arg)
     int64_t created = ar_store_col_int64(st, 0), seen = ar_store_col_int64(st, 1);
     int64_t expires = ar_store_col_int64(st, 2), account = ar_store_col_int64(st, 3);
     int oper = ar_store_col_int64(st, 4) != 0, disabled = ar_store_col_int64(st, 5) != 0;
+    r->s.authenticated_at = ar_store_col_int64(st, 6);
+    /* A session exists only after every factor the account has was proven (signin.c), so the
+     * one gap is an account that must have a second factor and has none yet. */
+    r->s.mfa_missing = ar_store_col_int64(st, 7) != 0 && ar_store_col_int64(st, 8) == 0;
     ar_store_finalize(st);
     (void)created;
 

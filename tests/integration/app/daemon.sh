@@ -35,8 +35,21 @@ cat >"$dir/servers.json" <<EOF
                             "turn": [{"node": "relay-1", "host": "127.0.0.1", "port": 3478}]},
                    "empty": {}}}
 EOF
+
+# A malformed TOTP sealing key stops the daemon before it serves anything.
+if ANTEROOM_APP_SEAL_KEY=not-hex "$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" \
+  --origin "https://127.0.0.1:$port" --listen-port "$port" --health-port "$hport" \
+  --store-target "$dir/app.db" --web-dir "$web" \
+  --servers "$dir/servers.json" >"$dir/badkey" 2>&1; then
+  echo "a malformed seal key was accepted"; exit 1
+fi
+grep -q app_seal_key_invalid "$dir/badkey" || { cat "$dir/badkey"; exit 1; }
+echo "ok malformed seal key refused"
+
+seal_key=$(openssl rand -hex 32)
 start() {
-  "$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" --origin "https://127.0.0.1:$port" \
+  ANTEROOM_APP_SEAL_KEY=$seal_key "$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" \
+    --origin "https://127.0.0.1:$port" \
     --listen-port "$port" --health-port "$hport" --store-target "$dir/app.db" --web-dir "$web" \
     --servers "$dir/servers.json" >"$dir/log" 2>&1 &
   pid=$!

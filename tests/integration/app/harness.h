@@ -62,7 +62,7 @@ int h_signin(const char *email, const char *password, char *cookie, size_t cooki
 /* Runs ar_app_reload_tls on the server's loop (what SIGHUP does) and returns its result. */
 int h_reload_tls(void);
 const char *h_tmpdir(void);
-/* The store the app runs on (for tests that open their own connection). */
+/* The store the app runs on, for tests that look at or prepare rows directly. */
 const ar_store_opts_t *h_store_opts(void);
 uint16_t h_port(void);
 /* Set before h_run (both may stay NULL): the servers the app hands out, and a file the app's

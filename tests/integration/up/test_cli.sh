@@ -46,7 +46,7 @@ check 0 'signing key k[A-Za-z0-9_-]+ is now used' admin --state-dir "$adm" rotat
 check 0 'new TURN secret .*: [A-Za-z0-9_-]{43}$' admin --state-dir "$adm" rotate-turn-secret
 check 2 'usage: anteroom admin' admin --state-dir "$adm" create-clinic --name X
 if command -v sqlite3 >/dev/null; then
-    n=$(sqlite3 "$adm/app.db" "SELECT count(*) FROM audit_log WHERE event LIKE 'admin_%'")
+    n=$(sqlite3 "$adm/app.db" "SELECT count(*) FROM audit_log WHERE event LIKE 'admin_%' OR event = 'mfa_reset'")
     [ "$n" -ge 7 ] || { echo "FAIL: $n admin audit entries"; fail=1; }
     n=$(sqlite3 "$adm/app.db" "SELECT count(*) FROM token_keys")
     [ "$n" -eq 1 ] || { echo "FAIL: $n signing keys"; fail=1; }

@@ -50,6 +50,10 @@ stop_up() { # stop_up <signal>...: send each signal, then expect exit 0 within 5
     [ "$rc" -eq 0 ] || fail "anteroom exited $rc, want 0"
 }
 start_up() { # start_up <mode>: FAKE_MODE tells the stand-in what to do
+    # Emptied here, not only by the background job's redirection: otherwise a check right after
+    # start_up could still read the previous run's "turn: pid" line.
+    : >"$tmp/out"
+    : >"$tmp/err"
     FAKE_MODE=$1 ANTEROOM_BIN_DIR=$tmp/bin "$bin" up --state-dir "$tmp/state" --no-tls \
         >"$tmp/out" 2>"$tmp/err" &
     up_pid=$!
