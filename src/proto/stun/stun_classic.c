@@ -17,8 +17,8 @@
 #define CLASSIC_ATTR_CHANGE_REQUEST 0x0003
 #define CLASSIC_MAX_BODY 512 /* a Binding request carries a few small attributes at most */
 
-int ar_stun_classic_binding_response(const uint8_t *req, size_t len,
-                                     const struct sockaddr *mapped, uint8_t *out, size_t cap)
+int ar_stun_classic_binding_response(const uint8_t *req, size_t len, const struct sockaddr *mapped,
+                                     uint8_t *out, size_t cap)
 {
     if (len < AR_STUN_HEADER_LEN || ar__stun_rd16(req) != CLASSIC_BINDING_REQUEST ||
         ar__stun_rd32(req + 4) == AR_STUN_MAGIC_COOKIE)
