@@ -196,6 +196,10 @@ void ar__account_done(int status, void *arg);
 /* 1 when this session proved the password within AR_REAUTH_S (on the loop). */
 int ar__reauth_fresh(const ar__req_t *r);
 int ar__prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st);
+/* Decodes a 256-bit base64url token (an invitation or second-step token) from a JSON string and
+ * writes its SHA-256, the form the store keeps, into hash; the raw token is wiped. Returns 0, or
+ * -1 when the text is not such a token. */
+int ar__token_text_hash(const json_t *jt, uint8_t hash[32]);
 int ar__run(ar_store_stmt_t *st, int rc);
 /* ---- areas.c, entry.c, tokens_api.c: clinics, waiting areas, rooms, entry, tokens ---- */
 void ar__h_areas_list(ar__req_t *r);

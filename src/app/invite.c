@@ -296,20 +296,14 @@ static int accept_new(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv)
 static int accept_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
-    json_t *jt = json_object_get(r->body, "token");
-    uint8_t tok[32], hash[32];
-    size_t got = 0;
+    uint8_t hash[32];
     int rc = ar_app_backoff_check(c, r->addr, r->now, &r->retry_after);
     if (rc < 0)
         return rc;
-    if (sodium_base642bin(tok, sizeof(tok), json_string_value(jt), json_string_length(jt), NULL,
-                          &got, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-        got != sizeof(tok)) {
+    if (ar__token_text_hash(json_object_get(r->body, "token"), hash) != 0) {
         refuse(r, 404, "invitation_unknown", "no such invitation");
         return 0;
     }
-    crypto_hash_sha256(hash, tok, sizeof(tok));
-    sodium_memzero(tok, sizeof(tok));
     invite_t iv;
     rc = find_invite(c, r, hash, &iv);
     if (rc <= 0)

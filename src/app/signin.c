@@ -450,24 +450,33 @@ void ar__h_session_create(ar__req_t *r)
         (void)ar__submit(r, signin_job, ar__account_done);
 }
 
+int ar__token_text_hash(const json_t *jt, uint8_t hash[32])
+{
+    uint8_t tok[32];
+    size_t got = 0;
+    if (!json_is_string(jt) ||
+        sodium_base642bin(tok, sizeof(tok), json_string_value(jt), json_string_length(jt), NULL,
+                          &got, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        got != sizeof(tok))
+        return -1;
+    crypto_hash_sha256(hash, tok, sizeof(tok));
+    sodium_memzero(tok, sizeof(tok));
+    return 0;
+}
+
 /* ---- POST /api/v1/session/mfa ---- */
 
 static int mfa_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
-    json_t *jt = json_object_get(r->body, "mfa_token");
-    uint8_t tok[32], hash[32];
-    size_t got = 0;
+    uint8_t hash[32];
     int rc = ar_app_backoff_check(c, r->addr, r->now, &r->retry_after);
     if (rc < 0)
         return rc;
-    if (sodium_base642bin(tok, sizeof(tok), json_string_value(jt), json_string_length(jt), NULL,
-                          &got, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-        got != sizeof(tok)) {
+    if (ar__token_text_hash(json_object_get(r->body, "mfa_token"), hash) != 0) {
         rc = ar__record_failure(c, r, 0, AR_AUDIT_SIGNIN_MFA_FAILED);
         return rc < 0 ? rc : AR_EAUTH;
     }
-    crypto_hash_sha256(hash, tok, sizeof(tok));
     ar_store_stmt_t *st;
     rc = ar__prep(c,
                   "SELECT account_id FROM mfa_challenges WHERE token_hash = $1 AND "
