@@ -286,6 +286,9 @@ function finish(msg) {
 }
 
 async function main() {
+  // A clinic link opened in a tab already showing this page changes only the fragment: start
+  // over so it is read (and removed from the address bar).
+  window.addEventListener('hashchange', () => location.reload());
   details();
   $('btn-leave').addEventListener('click', () => {
     sig?.bye();
