@@ -30,16 +30,6 @@ typedef struct {
     ar_app_t *app;
 } app_handler_t;
 
-typedef struct {
-    h2o_filter_t super;
-    ar_app_t *app;
-} app_filter_t;
-
-/* The policy before connect-src, which names the deployment's signalling origins (setup). */
-#define CSP_BASE                                                                                   \
-    "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; "           \
-    "base-uri 'none'; connect-src 'self'"
-
 /* A connection's libuv handle, which h2o frees through our close callback. */
 typedef struct {
     uv_tcp_t tcp;
@@ -60,6 +50,16 @@ static void add_static_header(h2o_req_t *req, const char *name, const char *valu
     h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, value,
                           strlen(value));
 }
+
+typedef struct {
+    h2o_filter_t super;
+    ar_app_t *app;
+} app_filter_t;
+
+/* The policy before connect-src, which names the deployment's signalling origins (setup). */
+#define CSP_BASE                                                                                   \
+    "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; "           \
+    "base-uri 'none'; connect-src 'self'"
 
 /*
  * Security headers (S1, S8). The CSP allows only this origin's scripts and styles, no inline
