@@ -8,6 +8,7 @@ import { SignalClient } from './signal.js';
 import { Mesh } from './mesh.js';
 import { CallUI } from './callui.js';
 import { claims } from './api.js';
+import { StatsReporter } from './stats.js';
 import { getLocalStream, levelMeter, playTone, turnReachable, signalReachable } from './media.js';
 
 const KEY = 'anteroom.resume';
@@ -20,6 +21,7 @@ let ui = null;
 let stream = null;
 let area = null;
 let stopMeter = () => {};
+let reporter = null;
 
 function save() {
   if (st) sessionStorage.setItem(KEY, JSON.stringify(st));
@@ -92,6 +94,8 @@ async function check(where) {
     servers: e.servers,
     relay_only: e.relay_only,
     profile: e.profile,
+    // The call monitor's token, when the app hands one out (docs/monitor.md).
+    monitor_token: e.monitor_token || null,
     resume: null,
     last_seq: 0,
     peers: [],
@@ -130,6 +134,7 @@ function details() {
       if (v && answers.length < 4) answers.push({ q: f, a: v });
     }
     st.phase = 'arriving';
+    st.arrived_at = Date.now();
     connect({ name, answers });
     // What the patient typed leaves the form as soon as it is sent.
     $('details-form').reset();
@@ -235,6 +240,8 @@ function showCall() {
   save();
   screen('call');
   ui.start();
+  if (!reporter && st.servers.monitor && st.monitor_token)
+    reporter = new StatsReporter(st.servers.monitor, st.monitor_token, mesh, (Date.now() - (st.arrived_at || Date.now())) / 1000);
 }
 
 function waiting(status) {
@@ -273,6 +280,8 @@ async function resumeCall() {
 }
 
 function finish(msg) {
+  reporter?.stop();
+  reporter = null;
   wipe();
   st = null;
   if (sig) sig.close();

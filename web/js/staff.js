@@ -8,6 +8,7 @@ import { SignalClient } from './signal.js';
 import { Mesh } from './mesh.js';
 import { CallUI } from './callui.js';
 import { getLocalStream, playTone } from './media.js';
+import { StatsReporter } from './stats.js';
 
 let me = null;
 let clinics = []; // [{id, areas: [...], rooms: [...], token, servers}]
@@ -115,7 +116,7 @@ async function connectAll() {
       // A fresh staff token at every (re)connect: they live 10 minutes.
       token: async () => (await tokens()).find((x) => x.jurisdiction === t.jurisdiction).token,
     });
-    const entry = { sig, servers: t.servers, clinics: held };
+    const entry = { sig, servers: t.servers, clinics: held, monitorToken: t.monitor_token || null };
     sigs.set(t.jurisdiction, entry);
     wire(entry);
     sig.connect();
@@ -314,11 +315,13 @@ async function startCall(entry, j) {
   $('sel-profile').value = j.profile;
   screen('call');
   ui.start();
+  if (entry.servers.monitor && entry.monitorToken) call.reporter = new StatsReporter(entry.servers.monitor, entry.monitorToken, mesh);
   for (const p of j.peers) if (!p.hold) mesh.add(p, true);
 }
 
 function endCall() {
   if (!call) return;
+  call.reporter?.stop();
   call.mesh?.close();
   call.ui?.stop();
   call = null;
