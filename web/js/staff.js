@@ -352,5 +352,13 @@ function callControls() {
   });
 }
 
-signin();
-callControls();
+// A reload keeps the session (the cookie lives as long as the browser session): go straight to
+// the dashboard when it is still valid.
+async function main() {
+  signin();
+  callControls();
+  const r = await fetch('/api/v1/me', { cache: 'no-store' }).catch(() => null);
+  if (r && r.ok) await afterSignin().catch(() => screen('s-signin'));
+}
+
+main();
