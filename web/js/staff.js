@@ -110,11 +110,16 @@ async function connectAll() {
   const list = await tokens();
   for (const t of list) {
     const held = Object.keys(claims(t.token).clinics || {});
+    // The same token while it lives (a resume must present the same subject), a fresh one from
+    // the app when it is about to expire (10 minutes; the session then starts over).
+    let cur = t.token;
     const sig = new SignalClient({
       urls: t.servers.signal,
       name: me.display_name.slice(0, 64),
-      // A fresh staff token at every (re)connect: they live 10 minutes.
-      token: async () => (await tokens()).find((x) => x.jurisdiction === t.jurisdiction).token,
+      token: async () => {
+        if (claims(cur).exp - Date.now() / 1000 < 30) cur = (await tokens()).find((x) => x.jurisdiction === t.jurisdiction).token;
+        return cur;
+      },
     });
     const entry = { sig, servers: t.servers, clinics: held, monitorToken: t.monitor_token || null };
     sigs.set(t.jurisdiction, entry);
@@ -128,8 +133,15 @@ function wire(entry) {
   sig.addEventListener('welcome', (e) => {
     $('dash-status').textContent = 'Connected.';
     if (e.detail.resumed) {
-      call?.mesh.restart();
+      if (call?.sig === sig) call.mesh?.restart();
       return;
+    }
+    // A new session: the old one's room membership is gone. Back into the call's room (staff
+    // may join a room of their clinic), with fresh peer connections.
+    if (call?.sig === sig && call.room) {
+      call.mesh?.close();
+      call.rejoining = true;
+      sig.send('join', { room: call.room });
     }
     for (const c of clinics)
       if (entry.clinics.includes(c.id)) for (const a of c.areas) sig.send('subscribe', { clinic: c.id, area: String(a.id) });
@@ -174,6 +186,11 @@ function wire(entry) {
   sig.addEventListener('ended', () => endCall());
   sig.addEventListener('error', (e) => {
     const f = e.detail;
+    // Rejoining after a new session: the room comes back when the patient rejoins it first.
+    if (f.about === 'join' && f.name === 'not_found' && call?.rejoining && (call.tries = (call.tries || 0) + 1) < 20) {
+      setTimeout(() => call?.rejoining && sig.send('join', { room: call.room }), 1000);
+      return;
+    }
     $('dash-status').textContent = `Refused: ${f.name}${f.about ? ` (${f.about})` : ''}`;
   });
 }
@@ -297,6 +314,11 @@ function enterRoom(c, r) {
 // ---- the call ----
 
 async function startCall(entry, j) {
+  if (call?.rejoining && call.mesh) {
+    call.rejoining = false;
+    for (const p of j.peers) if (!p.hold) call.mesh.add(p, true);
+    return;
+  }
   stream = stream || (await getLocalStream().catch(() => new MediaStream()));
   const mesh = new Mesh({ signal: entry.sig, iceServers: entry.servers.ice_servers, relayOnly: false, stream, profile: j.profile });
   const ui = new CallUI(mesh, me.display_name);
