@@ -1,7 +1,7 @@
 // Keyboard alone (I5): the patient's way in (entry, check, details, consent) and the clinician's
 // sign-in, enrolment and admission are done with Tab, Shift+Tab, typing, Space and Enter only:
 // every control is reached through the tab order and activated from the keyboard; the screen
-// change moves focus to the new screen's heading.
+// change moves focus to the new screen's heading. At 200% zoom the screens still fit the width.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,6 +32,16 @@ async function tabTo(page, selector) {
   assert.fail(`${selector} cannot be reached with Tab`);
 }
 
+// 200% zoom of a 1280-pixel-wide window is a 640-pixel viewport in CSS pixels: the screen must
+// still fit its width (no sideways scrolling).
+async function fitsAtDoubleZoom(page, what) {
+  const size = page.viewportSize();
+  await page.setViewportSize({ width: 640, height: 400 });
+  const over = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  await page.setViewportSize(size);
+  assert.ok(over <= 0, `${what}: ${over} px wider than the viewport at 200% zoom`);
+}
+
 async function typeInto(page, selector, text) {
   await tabTo(page, selector);
   await page.keyboard.type(text);
@@ -57,6 +67,7 @@ test('patient and clinician journeys by keyboard alone', async () => {
   await tabTo(S, '#btn-recovery-done');
   await S.keyboard.press('Enter');
   await S.waitForSelector('#dash-status:text("Connected.")');
+  await fitsAtDoubleZoom(S, 'dashboard');
 
   const link = await S.locator('[data-testid="entry-link"]').first().textContent();
   await P.goto(link);
@@ -69,6 +80,7 @@ test('patient and clinician journeys by keyboard alone', async () => {
   await tabTo(P, '#btn-check-done');
   await P.keyboard.press('Enter');
   await P.waitForSelector('#s-details:not([hidden])');
+  await fitsAtDoubleZoom(P, 'details');
   await typeInto(P, '#f-name', 'Kai Keys');
   await tabTo(P, '#f-consent');
   await P.keyboard.press('Space');
@@ -84,6 +96,8 @@ test('patient and clinician journeys by keyboard alone', async () => {
   await S.keyboard.press('Enter');
   await S.waitForSelector('#call:not([hidden])');
   await P.waitForSelector('#call:not([hidden])');
+  await fitsAtDoubleZoom(P, 'patient call');
+  await fitsAtDoubleZoom(S, 'clinician call');
 
   // In the call: mute by keyboard, then end.
   await tabTo(S, '#btn-mute');
