@@ -22,10 +22,16 @@ export class CallUI {
     if (!this.wired) this.wire();
     this.wired = true;
     this.timer = setInterval(() => this.refresh(), 2000);
+    // A network change (back online, another interface): restart ICE toward every peer.
+    this.onOnline = () => this.mesh.restart();
+    addEventListener('online', this.onOnline);
+    navigator.connection?.addEventListener?.('change', this.onOnline);
   }
 
   stop() {
     clearInterval(this.timer);
+    removeEventListener('online', this.onOnline);
+    navigator.connection?.removeEventListener?.('change', this.onOnline);
     for (const id of [...this.tiles.keys()]) this.dropTile(id);
   }
 
