@@ -1,6 +1,6 @@
 // The clinician's other tools, in real Chromium: hold (no peer connection survives it) and back,
 // the quality profile applied to the patient's senders, transfer to another waiting area where
-// another clinician admits the patient; a second call for the first clinician; plus the
+// another clinician admits the patient; a second call for the first clinician with mute, chat and screen share; plus the
 // pre-call check's TURN over TLS.
 
 import { test, before, after } from 'node:test';
@@ -117,6 +117,22 @@ test('hold, quality, transfer, TURN over TLS', async () => {
     return (await P.page.locator('[data-testid="chat-line"]', { hasText: 'second call' }).count()) > 0;
   });
   assert.equal(await A.page.locator('[data-testid="chat-line"]', { hasText: 'second call' }).count() >= 1, true);
+  // Screen share replaces the camera on the video sender, and back.
+  const videoTrack = () =>
+    A.page.evaluate(() =>
+      window.__pcs
+        .filter((pc) => pc.connectionState === 'connected')
+        .flatMap((pc) => pc.getSenders())
+        .filter((x) => x.track && x.track.kind === 'video')
+        .map((x) => x.track.label)
+        .join(),
+    );
+  const camera = await videoTrack();
+  await A.page.click('#btn-share');
+  await until('screen on the sender', async () => (await videoTrack()).startsWith('screen'));
+  assert.equal(await A.page.getAttribute('#btn-share', 'aria-pressed'), 'true');
+  await A.page.click('#btn-share');
+  await until('camera back on the sender', async () => (await videoTrack()) === camera);
   await A.page.click('#btn-end');
   await P.page.waitForSelector('#s-end:not([hidden])');
 });

@@ -132,23 +132,27 @@ export class CallUI {
   }
 
   async share() {
-    const b = $('btn-share');
-    if (this.screenTrack) {
-      this.screenTrack.stop();
-      return;
-    }
+    if (this.screenTrack) return this.stopShare();
     const s = await navigator.mediaDevices.getDisplayMedia({ video: true });
     this.screenTrack = s.getVideoTracks()[0];
     await this.mesh.replaceTrack('video', this.screenTrack);
+    const b = $('btn-share');
     b.setAttribute('aria-pressed', 'true');
     b.textContent = 'Stop sharing';
-    this.screenTrack.onended = async () => {
-      const cam = this.mesh.stream.getVideoTracks()[0];
-      await this.mesh.replaceTrack('video', cam || null);
-      this.screenTrack = null;
-      b.setAttribute('aria-pressed', 'false');
-      b.textContent = 'Share screen';
-    };
+    // The browser's own "stop sharing" ends the track; stop() by us does not fire this.
+    this.screenTrack.onended = () => this.stopShare();
+  }
+
+  async stopShare() {
+    const t = this.screenTrack;
+    if (!t) return;
+    this.screenTrack = null;
+    t.onended = null;
+    t.stop();
+    await this.mesh.replaceTrack('video', this.mesh.stream.getVideoTracks()[0] || null);
+    const b = $('btn-share');
+    b.setAttribute('aria-pressed', 'false');
+    b.textContent = 'Share screen';
   }
 
   tile(p) {
