@@ -160,10 +160,12 @@ function connect(arrival) {
     st.resume = e.detail.resume;
     save();
     if (e.detail.resumed) {
-      if (st.phase === 'call') resumeCall();
+      // Same page (a network drop): ICE restarts on the live connections. After a reload there
+      // are none: new ones to everyone still in the room.
+      if (mesh) mesh.restart();
+      else if (st.phase === 'call') resumeCall();
       else if (st.phase === 'hold') waiting('You are on hold. Please stay on this page.');
       else waiting('You are in the waiting room.');
-      mesh?.restart();
       return;
     }
     if (arrival) {
