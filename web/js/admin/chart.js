@@ -4,8 +4,8 @@
 // report's table holds the same figures for reading.
 const NS = 'http://www.w3.org/2000/svg';
 const W = 640;
-const H = 220;
-const PAD = { left: 48, right: 8, top: 12, bottom: 36 };
+const H = 240;
+const PAD = { left: 56, right: 8, top: 14, bottom: 40 };
 
 function svg(tag, attrs = {}, text) {
   const e = document.createElementNS(NS, tag);
@@ -54,13 +54,13 @@ export function barChart({ id, title, unit, points }) {
     const y = PAD.top + plotH * (1 - f);
     root.append(
       svg('line', { x1: PAD.left, x2: W - PAD.right, y1: y, y2: y, class: f === 0 ? 'axis' : 'grid' }),
-      svg('text', { x: PAD.left - 6, y: y + 4, 'text-anchor': 'end', class: 'tick' }, String(Math.round(max * f * 100) / 100)),
+      svg('text', { x: PAD.left - 6, y: y + 6, 'text-anchor': 'end', class: 'tick' }, String(Math.round(max * f * 100) / 100)),
     );
   }
   const n = Math.max(points.length, 1);
   const slot = plotW / n;
   const bw = Math.max(1, slot * 0.8);
-  const every = Math.ceil(n / 8); // at most about eight labels under the axis
+  const every = Math.ceil(n / 6); // at most about six labels under the axis
   points.forEach((p, i) => {
     const x = PAD.left + i * slot + (slot - bw) / 2;
     if (p.value !== null && p.value !== undefined) {
@@ -70,8 +70,7 @@ export function barChart({ id, title, unit, points }) {
       root.append(bar);
     }
     if (i % every === 0)
-      root.append(svg('text', { x: x + bw / 2, y: H - PAD.bottom + 16, 'text-anchor': 'middle', class: 'tick' }, p.label));
+      root.append(svg('text', { x: x + bw / 2, y: H - PAD.bottom + 24, 'text-anchor': 'middle', class: 'tick' }, p.label));
   });
-  root.append(svg('text', { x: 4, y: 10, class: 'unit' }, unit));
   return root;
 }

@@ -97,7 +97,8 @@ function render(out, rep) {
   );
   const pts = (f) => rep.buckets.map((b) => ({ label: label(b.start, rep.by), value: f(b) }));
   const charts = el('div', { class: 'charts' });
-  const add = (id, title, unit, f) => charts.append(el('figure', {}, barChart({ id, title, unit, points: pts(f) })));
+  const add = (id, title, unit, f) =>
+    charts.append(el('figure', {}, el('figcaption', { text: `${title} (${unit})` }), barChart({ id, title, unit, points: pts(f) })));
   add('chart-calls', `Calls per ${rep.by}`, 'calls', (b) => b.calls);
   add('chart-entries', `Entries per ${rep.by}`, 'entries', (b) => b.entries);
   add('chart-rtt', `Median round-trip time per ${rep.by}`, 'ms', (b) => pct(b.rtt_ms, 'p50'));
