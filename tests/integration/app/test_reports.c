@@ -4,7 +4,8 @@
  * anteroom-monitor stores with) and entries into usage_hourly; the JSON and CSV answers are then
  * checked number by number: counts, means, the relayed share, percentiles (exact below 32, within
  * 1/32 above), the range's bounds, the area filter, another clinic's rows left out, validation
- * and roles, and CSV quoting and formula prefixing.
+ * and roles, and CSV quoting and formula prefixing. Then the clinic settings route (rename):
+ * roles, CSRF, validation, and a name stored as typed.
  */
 #include "harness.h"
 /* The monitor's internals (ar__agg_t, ar__flush_write), by path: src/app has an internal.h too. */
@@ -383,6 +384,72 @@ static void test_refusals(void)
     printf("ok reports refuse bad ranges, unknown parameters, other roles and clinics\n");
 }
 
+static int patch_clinic(int who, int64_t clinic, const char *body, int with_csrf, json_t **out)
+{
+    char path[100];
+    snprintf(path, sizeof(path), "/api/v1/clinics/%lld", (long long)clinic);
+    resp_t r;
+    h_request(&(req_t){.method = "PATCH",
+                       .path = path,
+                       .cookie = cookie[who],
+                       .csrf = with_csrf ? csrf[who] : NULL,
+                       .origin = h_origin,
+                       .body = body},
+              &r);
+    int st = r.status;
+    if (out != NULL)
+        *out = r.body_len ? json_loads(r.body, 0, NULL) : NULL;
+    h_resp_free(&r);
+    return st;
+}
+
+static void test_clinic_rename(void)
+{
+    static const char evil[] = "O'Brien \"Clinic\"; DROP TABLE clinics;--";
+    json_t *j = NULL;
+    json_t *b = json_pack("{s:s}", "name", evil);
+    char *body = json_dumps(b, JSON_COMPACT);
+    CHECK(patch_clinic(1, h_clinic_own, body, 1, &j) == 200);
+    free(body);
+    json_decref(b);
+    CHECK(strcmp(json_string_value(json_object_get(j, "name")), evil) == 0);
+    CHECK(strcmp(json_string_value(json_object_get(j, "jurisdiction")), "eu") == 0);
+    json_decref(j);
+    /* Read back through the clinic's GET, as another role of the clinic. */
+    char path[100];
+    snprintf(path, sizeof(path), "/api/v1/clinics/%lld", (long long)h_clinic_own);
+    resp_t r;
+    h_request(&(req_t){.method = "GET", .path = path, .cookie = cookie[0], .origin = h_origin}, &r);
+    CHECK(r.status == 200 && strstr(r.body, "DROP TABLE clinics;--") != NULL);
+    h_resp_free(&r);
+    static const struct {
+        int who, csrf;
+        const char *body;
+        int status;
+    } cases[] = {
+        {1, 1, "{\"name\": \"\"}", 400},
+        {1, 1, "{\"name\": \"   \"}", 400},
+        {1, 1, "{}", 400},
+        {1, 1, "{\"name\": \"A\", \"jurisdiction\": \"us\"}", 400},
+        {1, 1, "{\"name\": 7}", 400},
+        {1, 1, "{\"name\": \"bell\\u0007\"}", 400},
+        {1, 0, "{\"name\": \"No token\"}", 403},
+        {0, 1, "{\"name\": \"Reporter\"}", 403},
+        {2, 1, "{\"name\": \"Provider\"}", 403},
+        {1, 1, "{\"name\": \"Own Clinic\"}", 200},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int st = patch_clinic(cases[i].who, h_clinic_own, cases[i].body, cases[i].csrf, NULL);
+        if (st != cases[i].status) {
+            fprintf(stderr, "PATCH clinic %s: got %d, want %d\n", cases[i].body, st,
+                    cases[i].status);
+            exit(1);
+        }
+    }
+    CHECK(patch_clinic(1, h_clinic_other, "{\"name\": \"Mine now\"}", 1, NULL) == 403);
+    printf("ok clinic rename: roles, CSRF, validation, stored as typed\n");
+}
+
 static void cases(void)
 {
     static const char *const who[] = {"reporter@example.org", "clinic_admin@example.org",
@@ -416,6 +483,7 @@ static void cases(void)
     test_area();
     test_csv();
     test_refusals();
+    test_clinic_rename();
 }
 
 int main(int argc, char **argv)
