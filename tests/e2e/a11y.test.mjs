@@ -164,6 +164,10 @@ test('axe-core finds nothing on any page, sign-in works by keyboard, 200 % zoom 
   await S.goto(`${stack.origin}/admin.html#areas`);
   await S.waitForSelector('#v-areas:not([hidden]) [data-testid="area"]');
   await check(S, 'admin waiting areas');
+  await S.goto(`${stack.origin}/admin.html#settings`);
+  await S.waitForSelector('#v-settings:not([hidden])');
+  await until('the clinic name', async () => (await S.inputValue('#settings-name')) !== '');
+  await check(S, 'admin clinic settings');
   // Reports by keyboard: the form's controls in order, Enter runs it.
   await S.goto(`${stack.origin}/admin.html#reports`);
   await S.waitForSelector('#v-reports:not([hidden])');

@@ -1,6 +1,6 @@
 // The administration page in real Chromium: a clinic administrator signs in (TOTP enrolment with
 // codes computed here), creates and edits a waiting area, creates a room and an invitation (the
-// one-time link is shown), then sees a report: patients enter through the API, call statistics
+// one-time link is shown), renames the clinic, then sees a report: patients enter through the API, call statistics
 // with known values go through anteroom-monitor's ingest (tokens signed here with the app's key,
 // as the client's would be), and the report page shows them as SVG charts, a summary and a
 // table, and downloads the same figures as CSV.
@@ -169,6 +169,16 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   await A.click('#invite-send');
   const link = await (await A.waitForSelector('[data-testid="invite-link"]')).inputValue();
   assert.match(link, new RegExp(`^${stack.origin.replace(/[.]/g, '\\.')}/invite#[A-Za-z0-9_-]{43}$`));
+
+  // ---- clinic settings: the name ----
+  await A.click('#nav-settings');
+  await A.waitForSelector('#v-settings:not([hidden])');
+  assert.equal(await A.inputValue('#settings-name'), 'Demo clinic');
+  await A.fill('#settings-name', 'Demo clinic, north and south');
+  await A.click('#settings-save');
+  await A.waitForSelector('#clinic-name:text("Demo clinic, north and south")');
+  const renamed = await A.evaluate(async (c) => (await (await fetch(`/api/v1/clinics/${c}`)).json()).name, stack.clinic);
+  assert.equal(renamed, 'Demo clinic, north and south');
 
   // ---- known inputs for the report ----
   for (let i = 0; i < 2; i++) {

@@ -5,9 +5,10 @@ import { api, setCsrf, clinicPath } from './http.js';
 import { initStaff, loadStaff } from './staff.js';
 import { initAreas, loadAreas } from './areas.js';
 import { initReports, loadReports } from './reports.js';
+import { initSettings, loadSettings } from './settings.js';
 import { $, el, announce, clear } from './ui.js';
 
-const VIEWS = ['staff', 'areas', 'reports'];
+const VIEWS = ['staff', 'areas', 'reports', 'settings'];
 const state = { me: null, clinics: new Map(), clinic: null, roles: [] };
 
 function allowed(view) {
@@ -42,7 +43,7 @@ async function chooseClinic(id) {
   $('clinic-name').textContent = state.clinics.get(id)?.name || `Clinic ${id}`;
   const view = showView(false);
   const jobs = [];
-  if (allowed('staff')) jobs.push(loadStaff(id), loadAreas(id));
+  if (allowed('staff')) jobs.push(loadStaff(id), loadAreas(id), loadSettings(id));
   if (allowed('reports')) jobs.push(loadReports(id, allowed('areas')));
   await Promise.all(jobs);
   announce(`${$('clinic-name').textContent}: ${view ? view : 'nothing to administer'}.`);
@@ -80,6 +81,12 @@ async function start() {
   initStaff(state);
   initAreas(state);
   initReports(state);
+  initSettings((c) => {
+    state.clinics.get(c.id).name = c.name;
+    $('clinic-name').textContent = c.name;
+    const opt = [...sel.options].find((o) => Number(o.value) === c.id);
+    if (opt) opt.textContent = c.name;
+  });
   sel.addEventListener('change', () => chooseClinic(Number(sel.value)));
   $('operator-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
