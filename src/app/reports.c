@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define QUERY_MAX 256
 #define SPAN_DAYS_BY_DAY 366
 #define SPAN_DAYS_BY_HOUR 31
 /* Rows of monitor_hourly one day of one clinic may hold: 24 hours x areas. More means a clinic
@@ -101,27 +100,13 @@ static void format_start(int64_t hour, int by_hour, char *out, size_t cap)
 
 /* ---- the query string ---- */
 
-/*
- * Parses from, to, by and area into r->body (the route takes no JSON body, so the slot is free
- * and ar__req_free releases it): {"from": days, "to": days, "by_hour": bool, "area": slug}.
- * Every key at most once, none unknown, values of [a-z0-9-] only (so no percent-decoding is
- * needed: anything else is refused). Returns NULL or a message naming the parameter.
- */
-static const char *parse_query(ar__req_t *r)
+const char *ar__report_query_parse(const char *q, size_t qlen, ar__report_query_t *out)
 {
-    const h2o_req_t *req = r->req;
-    const char *q = "";
-    size_t qlen = 0;
-    if (req->query_at != SIZE_MAX && req->query_at < req->path.len) {
-        q = req->path.base + req->query_at + 1;
-        qlen = req->path.len - req->query_at - 1;
-    }
-    if (qlen > QUERY_MAX)
+    memset(out, 0, sizeof(*out));
+    if (qlen > AR__REPORT_QUERY_MAX)
         return "the query string is too long";
     int64_t from = -1, to = -1;
-    int by_hour = -1;
-    char area[65] = "";
-    int have_area = 0;
+    int by_hour = -1, have_area = 0;
     size_t i = 0;
     while (i < qlen) {
         size_t end = i;
@@ -146,10 +131,10 @@ static const char *parse_query(ar__req_t *r)
                 return "by: day or hour";
             by_hour = vlen == 4;
         } else if (klen == 4 && memcmp(k, "area", 4) == 0) {
-            if (have_area || vlen > 64)
+            if (have_area || vlen >= sizeof(out->area))
                 return "area: one waiting area's slug";
-            memcpy(area, v, vlen);
-            area[vlen] = '\0';
+            memcpy(out->area, v, vlen);
+            out->area[vlen] = '\0';
             have_area = 1;
         } else {
             return "unknown query parameter (from, to, by, area)";
@@ -165,8 +150,32 @@ static const char *parse_query(ar__req_t *r)
     if (to - from + 1 > (by_hour ? SPAN_DAYS_BY_HOUR : SPAN_DAYS_BY_DAY))
         return by_hour ? "the range spans more than 31 days (by=hour)"
                        : "the range spans more than 366 days";
-    r->body = json_pack("{s:I,s:I,s:b,s:s}", "from", (json_int_t)from, "to", (json_int_t)to,
-                        "by_hour", by_hour, "area", area);
+    out->from = from;
+    out->to = to;
+    out->by_hour = by_hour;
+    return NULL;
+}
+
+/*
+ * Parses the request's query into r->body (the route takes no JSON body, so the slot is free and
+ * ar__req_free releases it): {"from": days, "to": days, "by_hour": bool, "area": slug}, for the
+ * store job, which must not touch h2o's request.
+ */
+static const char *parse_query(ar__req_t *r)
+{
+    const h2o_req_t *req = r->req;
+    const char *q = "";
+    size_t qlen = 0;
+    if (req->query_at != SIZE_MAX && req->query_at < req->path.len) {
+        q = req->path.base + req->query_at + 1;
+        qlen = req->path.len - req->query_at - 1;
+    }
+    ar__report_query_t p;
+    const char *bad = ar__report_query_parse(q, qlen, &p);
+    if (bad != NULL)
+        return bad;
+    r->body = json_pack("{s:I,s:I,s:b,s:s}", "from", (json_int_t)p.from, "to", (json_int_t)p.to,
+                        "by_hour", p.by_hour, "area", p.area);
     return r->body == NULL ? "the server is out of memory" : NULL;
 }
 
@@ -396,13 +405,9 @@ static int report_job(ar_store_conn_t *c, void *arg)
 
 /* ---- CSV ---- */
 
-/*
- * Appends one cell, after a comma unless it is a row's first. RFC 4180 quoting (a cell with a
- * comma, quote or line break is quoted, quotes doubled), and CSV-injection safety: a cell a
- * spreadsheet would read as a formula (starting with = + - @, a tab or a carriage return) gets a
- * leading apostrophe, so it stays text. Returns 0, or -1 when the buffer is full.
- */
-static int csv_cell(char *buf, size_t cap, size_t *len, const char *s, int first)
+/* reports.h says what a cell becomes. The check below is for the worst case: every byte a
+ * doubled quote, plus two quotes, an apostrophe, a comma and the NUL. */
+int ar__csv_cell(char *buf, size_t cap, size_t *len, const char *s, int first)
 {
     size_t n = *len;
     int quote = strpbrk(s, ",\"\r\n") != NULL;
@@ -436,10 +441,10 @@ static const char *const csv_counts[] = {
 static int csv_row(char *buf, size_t cap, size_t *len, const char *area, json_t *b)
 {
     char cell[96];
-    int rc = csv_cell(buf, cap, len, b ? area : "area", 1);
+    int rc = ar__csv_cell(buf, cap, len, b ? area : "area", 1);
     if (rc == 0)
-        rc = csv_cell(buf, cap, len, b ? json_string_value(json_object_get(b, "start")) : "start",
-                      0);
+        rc = ar__csv_cell(buf, cap, len,
+                          b ? json_string_value(json_object_get(b, "start")) : "start", 0);
     for (size_t i = 0; rc == 0 && i < CSV_NCOUNTS; i++) {
         json_t *v = json_object_get(b, csv_counts[i]);
         if (b == NULL)
@@ -448,7 +453,7 @@ static int csv_row(char *buf, size_t cap, size_t *len, const char *area, json_t 
             snprintf(cell, sizeof(cell), "%lld", (long long)json_integer_value(v));
         else
             cell[0] = '\0';
-        rc = csv_cell(buf, cap, len, cell, 0);
+        rc = ar__csv_cell(buf, cap, len, cell, 0);
     }
     for (int i = 0; rc == 0 && i < H_N; i++) {
         json_t *h = json_object_get(b, hist_names[i]);
@@ -461,7 +466,7 @@ static int csv_row(char *buf, size_t cap, size_t *len, const char *area, json_t 
                          (long long)json_integer_value(json_object_get(h, qn)));
             else
                 cell[0] = '\0';
-            rc = csv_cell(buf, cap, len, cell, 0);
+            rc = ar__csv_cell(buf, cap, len, cell, 0);
         }
     }
     if (rc != 0 || *len + 3 >= cap)
