@@ -168,6 +168,9 @@ test('axe-core finds nothing on any page, sign-in works by keyboard, 200 % zoom 
   await S.waitForSelector('#v-settings:not([hidden])');
   await until('the clinic name', async () => (await S.inputValue('#settings-name')) !== '');
   await check(S, 'admin clinic settings');
+  await S.evaluate(() => document.getElementById('reauth').showModal());
+  await check(S, 'admin re-authentication dialog');
+  await S.keyboard.press('Escape');
   // Reports by keyboard: the form's controls in order, Enter runs it.
   await S.goto(`${stack.origin}/admin.html#reports`);
   await S.waitForSelector('#v-reports:not([hidden])');

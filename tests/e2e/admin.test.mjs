@@ -1,9 +1,10 @@
 // The administration page in real Chromium: a clinic administrator signs in (TOTP enrolment with
-// codes computed here), creates and edits a waiting area, creates a room and an invitation (the
-// one-time link is shown), renames the clinic, then sees a report: patients enter through the API, call statistics
-// with known values go through anteroom-monitor's ingest (tokens signed here with the app's key,
-// as the client's would be), and the report page shows them as SVG charts, a summary and a
-// table, and downloads the same figures as CSV.
+// codes computed here), creates and edits a waiting area, creates a room, changes a member's
+// roles, resets their second factor and removes them, creates an invitation (the one-time link
+// is shown), renames the clinic, then sees a report: patients enter through the API, call
+// statistics with known values go through anteroom-monitor's ingest (tokens signed here with the
+// app's key, as the client's would be), and the report page shows them as SVG charts, a summary
+// and a table, and downloads the same figures as CSV.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -167,9 +168,29 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   await A.click('#room-save');
   await A.waitForSelector('[data-testid="room"] h3:text("Dr Ada’s room")');
 
-  // ---- invitation: the one-time link is shown ----
+  // ---- staff: roles, second-factor reset, removal of another member ----
+  const pat = await addClinician(stack, 'Pat Provider', ['provider']);
   await A.click('#nav-staff');
   await A.waitForSelector('#v-staff:not([hidden]) [data-testid="member"]');
+  await A.reload();
+  const card = A.locator(`[data-testid="member"][data-email="${pat.email}"]`);
+  await card.waitFor();
+  await card.locator('input[value="receptionist"]').check();
+  await card.locator('button:text("Save roles")').click();
+  await until('roles saved', async () => /Roles of Pat Provider saved/.test(await A.textContent('#admin-live')));
+  const staffRoles = async () =>
+    A.evaluate(async ([c, e]) => (await (await fetch(`/api/v1/clinics/${c}/staff`)).json()).staff.find((m) => m.email === e), [stack.clinic, pat.email]);
+  assert.deepEqual((await staffRoles()).roles.sort(), ['provider', 'receptionist']);
+  await A.locator(`[data-testid="member"][data-email="${pat.email}"] button:text("Reset second factor")`).click();
+  await until('second factor reset', async () => /Second factor of Pat Provider reset/.test(await A.textContent('#admin-live')));
+  A.once('dialog', (d) => d.accept());
+  await A.locator(`[data-testid="member"][data-email="${pat.email}"] button:text("Remove from clinic")`).click();
+  await until('member removed', async () => (await A.locator(`[data-testid="member"][data-email="${pat.email}"]`).count()) === 0);
+  assert.equal(await staffRoles(), undefined);
+  // The administrator cannot remove themselves: no such button on their own card.
+  assert.equal(await A.locator(`[data-testid="member"][data-email="${adminUser.email}"] button:text("Remove from clinic")`).count(), 0);
+
+  // ---- invitation: the one-time link is shown ----
   await A.fill('#invite-email', 'new.reporter@clinic.test');
   await A.selectOption('#invite-role', 'reporter');
   await A.click('#invite-send');
