@@ -285,3 +285,24 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   assert.deepEqual(csp, []);
   for (const url of b.requests) assert.ok(url.startsWith(stack.origin) || url.startsWith('wss://127.0.0.1:'), `request outside the deployment: ${url}`);
 });
+
+test('reporter: only the reports view, and the staff API refuses them', async () => {
+  const rae = await addClinician(stack, 'Rae Reporter', ['reporter']);
+  const b = await launch(stack, 'reporter');
+  browsers.push(b);
+  const R = b.page;
+  await signIn(R, rae);
+  await R.goto(`${stack.origin}/admin.html#staff`);
+  // The staff view is not offered: the page lands on reports.
+  await R.waitForSelector('#v-reports:not([hidden])');
+  assert.equal(await R.isHidden('#v-staff'), true);
+  assert.equal(await R.isHidden('#nav-staff'), true);
+  assert.equal(await R.isHidden('#nav-areas'), true);
+  assert.equal(await R.isHidden('#nav-settings'), true);
+  // The area list is there for narrowing the report.
+  await until('area options', async () => (await R.locator('#rep-area option[value="demo"]').count()) === 1);
+  await R.click('#rep-run');
+  await R.waitForSelector('svg#chart-calls', { state: 'attached' });
+  const staff = await R.evaluate(async (c) => (await fetch(`/api/v1/clinics/${c}/staff`)).status, stack.clinic);
+  assert.equal(staff, 403);
+});

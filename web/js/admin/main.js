@@ -44,7 +44,7 @@ async function chooseClinic(id) {
   const view = showView(false);
   const jobs = [];
   if (allowed('staff')) jobs.push(loadStaff(id), loadAreas(id), loadSettings(id));
-  if (allowed('reports')) jobs.push(loadReports(id, allowed('areas')));
+  if (allowed('reports')) jobs.push(loadReports(id));
   await Promise.all(jobs);
   announce(`${$('clinic-name').textContent}: ${view ? view : 'nothing to administer'}.`);
 }

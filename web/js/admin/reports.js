@@ -21,20 +21,19 @@ export function initReports() {
   });
 }
 
-export async function loadReports(clinicId, canListAreas) {
+export async function loadReports(clinicId) {
   clinic = clinicId;
   clear($('rep-out'));
   $('rep-csv').hidden = true;
   const sel = $('rep-area');
   clear(sel);
   sel.append(el('option', { value: '', text: 'All areas' }));
-  if (canListAreas) {
-    try {
-      const { areas } = await api('GET', clinicPath(clinic, 'areas'));
-      for (const a of areas) sel.append(el('option', { value: a.slug, text: a.name }));
-    } catch {
-      // The report works without the list: it only narrows the choice.
-    }
+  try {
+    // Every role of the clinic may list its areas, reporters included.
+    const { areas } = await api('GET', clinicPath(clinic, 'areas'));
+    for (const a of areas) sel.append(el('option', { value: a.slug, text: a.name }));
+  } catch {
+    // The report works without the list: it only narrows the choice.
   }
 }
 
