@@ -52,7 +52,7 @@ test('patient and clinician: video both ways, chat, file, verification code, not
   assert.ok(patched < 300, `PATCH area: ${patched}`);
 
   // Patient: the entry link from the dashboard; the fragment leaves the address bar at once.
-  const link = await S.textContent('[data-testid="entry-link"]');
+  const link = await S.locator('[data-testid="entry-link"]').first().textContent();
   assert.match(link, /\/patient\.html#clinic=\d+&area=demo$/);
   const name = `Zoe Patient ${randomBytes(4).toString('hex')}`;
   const reason = `Knee pain ${randomBytes(4).toString('hex')}`;
