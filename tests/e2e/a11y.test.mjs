@@ -1,6 +1,7 @@
 // Accessibility (I5) in real Chromium: axe-core (npm) run inside every page and screen a person
 // meets (patient entry, pre-call check, details, waiting; staff sign-in, enrolment, recovery
-// codes, second step, dashboard; administration: staff, waiting areas, reports with charts)
+// codes, second step, dashboard; administration: staff, waiting areas, settings, the
+// re-authentication dialog, reports with charts, an operator's first visit and enrolment)
 // must report no violation; sign-in works by keyboard alone (Tab order, typing, Enter, the
 // second factor included); and at 200 % zoom no page scrolls sideways, both as a 640-pixel
 // viewport (1280 at 200 %) and with CSS zoom 2.
@@ -184,6 +185,24 @@ test('axe-core finds nothing on any page, sign-in works by keyboard, 200 % zoom 
   await S.click('#rep-run');
   await until('hourly report', async () => (await S.locator('[data-testid="rep-table"] tbody tr').count()) >= 24);
   await check(S, 'admin reports by hour');
+
+  // ---- an operator's first visit: no clinic yet, then the second-factor enrolment ----
+  const op = stack.output().match(/operator account (\S+), one-time password (\S+)/);
+  const ob = await launch(stack, 'operator');
+  browsers.push(ob);
+  const O = ob.page;
+  await O.goto(`${stack.origin}/`);
+  await O.fill('#email', op[1]);
+  await O.fill('#password', op[2]);
+  await O.click('#btn-signin');
+  await O.waitForSelector('#s-dash:not([hidden])');
+  await O.goto(`${stack.origin}/admin.html`);
+  await O.waitForSelector('#v-none:not([hidden])');
+  await check(O, 'admin, operator without a clinic');
+  await O.fill('#operator-id', String(stack.clinic));
+  await O.click('#operator-form button[type="submit"]');
+  await O.waitForSelector('#v-enrol:not([hidden]) #enrol-secret:not(:empty)');
+  await check(O, 'admin second-factor enrolment');
 
   assert.deepEqual(found, [], `accessibility findings:\n${found.join('\n')}`);
 });

@@ -1,7 +1,8 @@
 // The administration page (A2, A4): finds who is signed in and in which clinics they administer
 // or report, then shows one view at a time (#staff, #areas, #reports) for the chosen clinic.
 // Views a role cannot use are not offered; the app refuses them anyway (403).
-import { api, setCsrf, clinicPath } from './http.js';
+import { api, setCsrf, clinicPath, ApiError } from './http.js';
+import { enrol } from './enrol.js';
 import { initStaff, loadStaff } from './staff.js';
 import { initAreas, loadAreas } from './areas.js';
 import { initReports, loadReports } from './reports.js';
@@ -37,7 +38,26 @@ function showView(focus) {
   return want;
 }
 
+// The clinic's name as the app has it now (after an enrolment, a rename); also the probe that
+// finds a missing second factor.
+async function refreshName(id) {
+  const name = (await api('GET', clinicPath(id))).name;
+  if (state.clinics.has(id)) state.clinics.get(id).name = name;
+  const opt = [...$('clinic').options].find((o) => Number(o.value) === id);
+  if (opt) opt.textContent = name;
+}
+
 async function chooseClinic(id) {
+  try {
+    await refreshName(id);
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'mfa_enrolment_required') {
+      for (const v of VIEWS) $(`v-${v}`).hidden = true;
+      $('v-none').hidden = true;
+      await enrol();
+      await refreshName(id).catch(() => {});
+    }
+  }
   state.clinic = id;
   state.roles = state.clinics.get(id)?.roles || [];
   $('clinic-name').textContent = state.clinics.get(id)?.name || `Clinic ${id}`;
