@@ -39,13 +39,3 @@ export function field(label, control, hint) {
   if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
   return el('p', { class: 'field' }, el('label', { for: control.id, text: label }), ' ', control, hintEl ? ' ' : null, hintEl);
 }
-
-// Reads a form's named controls into an object (checkboxes as booleans, empty text as '').
-export function formValues(form) {
-  const out = {};
-  for (const c of form.elements) {
-    if (!c.name) continue;
-    out[c.name] = c.type === 'checkbox' ? c.checked : c.value;
-  }
-  return out;
-}
