@@ -1,6 +1,7 @@
 // The clinician's other tools, in real Chromium: hold (no peer connection survives it) and back,
 // the quality profile applied to the patient's senders, transfer to another waiting area where
-// another clinician admits the patient; plus the pre-call check's TURN over TLS.
+// another clinician admits the patient; a second call for the first clinician with mute, chat and screen share; plus the
+// pre-call check's TURN over TLS.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -101,5 +102,37 @@ test('hold, quality, transfer, TURN over TLS', async () => {
   await P.page.waitForSelector('#call:not([hidden])');
   await until('patient decoding Dr Ben', async () => (await framesDecoded(P.page)).some((n) => n > 0), 30000);
   await B.page.click('#btn-end');
+  await P.page.waitForSelector('#s-end:not([hidden])');
+
+  // Dr Ana's second call of the day: the controls act once (not once per earlier call).
+  await patientArrives(P.page, link, { name: 'Nina Next' });
+  await admit(A.page, 'Nina Next');
+  await P.page.waitForSelector('#call:not([hidden])');
+  assert.equal(await A.page.getAttribute('#btn-mute', 'aria-pressed'), 'false');
+  await A.page.click('#btn-mute');
+  assert.equal(await A.page.getAttribute('#btn-mute', 'aria-pressed'), 'true');
+  await until('chat open', async () => {
+    await A.page.fill('#chat-input', 'second call');
+    await A.page.click('#chat-send');
+    return (await P.page.locator('[data-testid="chat-line"]', { hasText: 'second call' }).count()) > 0;
+  });
+  assert.equal(await A.page.locator('[data-testid="chat-line"]', { hasText: 'second call' }).count() >= 1, true);
+  // Screen share replaces the camera on the video sender, and back.
+  const videoTrack = () =>
+    A.page.evaluate(() =>
+      window.__pcs
+        .filter((pc) => pc.connectionState === 'connected')
+        .flatMap((pc) => pc.getSenders())
+        .filter((x) => x.track && x.track.kind === 'video')
+        .map((x) => x.track.label)
+        .join(),
+    );
+  const camera = await videoTrack();
+  await A.page.click('#btn-share');
+  await until('screen on the sender', async () => (await videoTrack()).startsWith('screen'));
+  assert.equal(await A.page.getAttribute('#btn-share', 'aria-pressed'), 'true');
+  await A.page.click('#btn-share');
+  await until('camera back on the sender', async () => (await videoTrack()) === camera);
+  await A.page.click('#btn-end');
   await P.page.waitForSelector('#s-end:not([hidden])');
 });

@@ -169,8 +169,10 @@ export class Mesh extends EventTarget {
 
   // Device switch and screen share: swap the track on every sender of that kind.
   async replaceTrack(kind, track) {
+    // By transceiver: a sender's track may be null, its receiver's track always has the kind.
     for (const p of this.peers.values())
-      for (const s of p.pc.getSenders()) if (s.track ? s.track.kind === kind : false) await s.replaceTrack(track);
+      for (const t of p.pc.getTransceivers())
+        if (t.receiver.track.kind === kind && t.currentDirection !== 'stopped') await t.sender.replaceTrack(track);
   }
 
   close() {

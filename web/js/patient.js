@@ -307,8 +307,9 @@ function finish(msg) {
   st = null;
   if (sig) sig.close();
   mesh?.close();
-  ui?.stop();
+  ui?.clear();
   stopMeter();
+  $('wait-messages').replaceChildren();
   if (stream) for (const t of stream.getTracks()) t.stop();
   if (msg) $('end-text').textContent = msg;
   screen('s-end');

@@ -345,7 +345,7 @@ function endCall() {
   if (!call) return;
   call.reporter?.stop();
   call.mesh?.close();
-  call.ui?.stop();
+  call.ui?.clear();
   call = null;
   if (stream) for (const t of stream.getTracks()) t.stop();
   stream = null;
