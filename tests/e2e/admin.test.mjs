@@ -127,12 +127,10 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   browsers.push(b);
   const A = b.page;
   await signIn(A, adminUser);
-  // From here on only the administration page runs: its console must stay clean. Chromium's
-  // own favicon request (404: there is none) is not the page's doing.
+  // From here on only the administration page runs: its console must stay clean.
   const errors = [];
   A.on('console', (m) => {
-    if ((m.type() === 'error' || /Content Security Policy/i.test(m.text())) && !/\/favicon\.ico$/.test(m.location().url))
-      errors.push(`${m.text()} (${m.location().url})`);
+    if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) errors.push(`${m.text()} (${m.location().url})`);
   });
   A.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
 
