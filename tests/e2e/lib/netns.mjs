@@ -133,6 +133,17 @@ export class Topology {
     this.dirs = [];
   }
 
+  // No namespace: the servers on 127.0.0.1 and every browser in the root namespace (for the
+  // benchmark and the tests that need no firewall). Same interface; teardown removes files.
+  static loopback() {
+    const t = new Topology([]);
+    t.ns = null;
+    t.server = '127.0.0.1';
+    live.add(t);
+    return t;
+  }
+
+  // With firewall false, call firewall(ports) later (once the servers' ports are known).
   static create({ allowPorts = [443], firewall = true } = {}) {
     removeStale();
     const t = new Topology(allowPorts);
@@ -146,15 +157,18 @@ export class Topology {
       run('ip', ['-n', t.ns, 'link', 'set', t.peerIf, 'up']);
       run('ip', ['-n', t.ns, 'link', 'set', 'lo', 'up']);
       run('ip', ['-n', t.ns, 'route', 'add', 'default', 'via', t.server]);
-      if (firewall)
-        run('ip', ['netns', 'exec', t.ns, 'nft', '-f', '-'], {
-          input: nftRules(t.server, allowPorts),
-        });
+      if (firewall) t.firewall(allowPorts);
     } catch (e) {
       t.teardown();
       throw new Error(`netns: cannot build the topology: ${e.stderr || e.message}`);
     }
     return t;
+  }
+
+  // Installs the patient's firewall: out only TCP to the server on these ports.
+  firewall(ports) {
+    this.allowPorts = ports;
+    run('ip', ['netns', 'exec', this.ns, 'nft', '-f', '-'], { input: nftRules(this.server, ports) });
   }
 
   // The firewall's counters in packets: out_allowed (TCP to the allowed ports), and dropped:
@@ -216,9 +230,11 @@ export class Topology {
     if (!live.has(this)) return;
     live.delete(this);
     if (this.onTeardown) this.onTeardown();
-    killNamespacePids(this.ns);
-    tryRun('ip', ['netns', 'del', this.ns]);
-    tryRun('ip', ['link', 'del', this.hostIf]);
+    if (this.ns) {
+      killNamespacePids(this.ns);
+      tryRun('ip', ['netns', 'del', this.ns]);
+      tryRun('ip', ['link', 'del', this.hostIf]);
+    }
     for (const d of this.dirs) fs.rmSync(d, { recursive: true, force: true });
     this.dirs = [];
   }
@@ -260,6 +276,25 @@ export async function freePort(host = '127.0.0.1') {
   });
 }
 
+// A port p with p, p + 1 and p + 2 free (the app, the signalling node and the monitor).
+async function freeRun(n) {
+  for (let i = 0; i < 50; i++) {
+    const p = 30000 + Math.floor(Math.random() * 20000);
+    let ok = true;
+    for (let k = 0; k < n && ok; k++) ok = await portFree(p + k);
+    if (ok) return p;
+  }
+  throw new Error('no run of free ports');
+}
+
+function portFree(port) {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
+  });
+}
+
 function canConnect(host, port) {
   return new Promise((resolve) => {
     const s = net.connect({ host, port, timeout: 1000 });
@@ -283,19 +318,19 @@ export function anteroomBin() {
 
 // Starts `anteroom up` bound to the topology's server address with the relay's TLS listener
 // also on 443. Its own process group, so stop() reaches the daemons even if it is wedged.
-export async function startServers(topo, extraArgs = []) {
+export async function startServers(topo, extraArgs = [], { alt443 = true } = {}) {
   const state = topo.tempDir('state');
   const cert = topo.makeStateCert(state);
   topo.certPem = cert;
   const ports = {
-    turn: await freePort(), turnTls: await freePort(), app: await freePort(),
+    turn: await freePort(), turnTls: await freePort(), app: await freeRun(3),
     metrics: 20000 + Math.floor(Math.random() * 20000), nats: await freePort(),
   };
   const log = path.join(state, 'up.out');
   const fd = fs.openSync(log, 'a');
   const up = spawn(anteroomBin(), ['up', '--state-dir', state, '--bind', topo.server,
     '--turn-port', `${ports.turn}`, '--turn-tls-port', `${ports.turnTls}`,
-    '--turn-alt-tls-port', '443', '--app-port', `${ports.app}`, '--metrics-port',
+    '--turn-alt-tls-port', alt443 ? '443' : '0', '--app-port', `${ports.app}`, '--metrics-port',
     `${ports.metrics}`, '--nats-port', `${ports.nats}`, '--fast-hash', ...extraArgs],
   // The relay refuses private peers by default; here its own relay address is private (the
   // veth's), so relay-to-relay through it is allowed for that one address, as it would pass for
@@ -303,7 +338,8 @@ export async function startServers(topo, extraArgs = []) {
   { stdio: ['ignore', fd, fd], detached: true,
     env: { ...process.env, ANTEROOM_TURN_ALLOWED_PEER_IP: topo.server } });
   fs.closeSync(fd);
-  const srv = { up, state, cert, ports, log, host: topo.server, origin: `https://${topo.server}:${ports.app}` };
+  const srv = { up, state, cert, ports, log, host: topo.server, origin: `https://${topo.server}:${ports.app}`,
+    webPorts: [ports.app, ports.app + 1, ports.app + 2] };
   srv.stop = async () => {
     if (up.exitCode !== null || up.signalCode !== null) return;
     const gone = new Promise((r) => up.once('exit', r));
@@ -317,7 +353,8 @@ export async function startServers(topo, extraArgs = []) {
   try {
     await waitFor(async () => {
       if (up.exitCode !== null) throw new Error(`anteroom up exited: ${fs.readFileSync(log, 'utf8')}`);
-      return (await canConnect(topo.server, 443)) && (await canConnect(topo.server, ports.turnTls));
+      return (!alt443 || (await canConnect(topo.server, 443))) &&
+        (await canConnect(topo.server, ports.turnTls));
     }, 30000, 'the relay on 443');
   } catch (e) {
     await srv.stop();
