@@ -211,7 +211,8 @@ export class Topology {
     const db = path.join(home, '.pki', 'nssdb');
     fs.mkdirSync(db, { recursive: true });
     run('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
-    run('certutil', ['-A', '-d', `sql:${db}`, '-n', 'anteroom-e2e', '-t', 'P,,', '-i', certPem]);
+    if (certPem)
+      run('certutil', ['-A', '-d', `sql:${db}`, '-n', 'anteroom-e2e', '-t', 'P,,', '-i', certPem]);
     return home;
   }
 
