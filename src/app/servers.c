@@ -257,6 +257,47 @@ static const jur_t *find(const ar_app_servers_t *s, const char *name)
     return NULL;
 }
 
+/* 1 when the space-separated list holds word (of n bytes) as a whole item. */
+static int list_has(const char *list, const char *word, size_t n)
+{
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p++)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+int ar_app_servers_signal_origins(const ar_app_servers_t *s, char *out, size_t cap)
+{
+    size_t len = 0;
+    if (cap == 0)
+        return AR_ETOOBIG;
+    out[0] = '\0';
+    for (size_t i = 0; i < s->njur; i++)
+        for (size_t k = 0; k < s->jur[i].nsignal; k++) {
+            /* url_ok admitted only "ws://" or "wss://" URLs, so the origin ends at the first
+             * '/' after the scheme. It goes into a header's directive list: anything but a
+             * host name, an IP literal and a port is refused, so no ';' or ',' can slip in. */
+            const char *u = s->jur[i].signal[k];
+            const char *host = strstr(u, "://") + 3;
+            size_t hlen = strcspn(host, "/");
+            if (hlen == 0 || strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789.-:[]") < hlen)
+                return AR_EPARSE;
+            char origin[AR_SERVERS_URL_MAX];
+            size_t olen = hlen + (size_t)(host - u);
+            memcpy(origin, u, olen);
+            origin[olen] = '\0';
+            if (list_has(out, origin, olen))
+                continue;
+            if (len + 1 + olen + 1 > cap)
+                return AR_ETOOBIG;
+            out[len++] = ' ';
+            memcpy(out + len, origin, olen + 1);
+            len += olen;
+        }
+    return (int)len;
+}
+
 int ar_app_servers_serves(const ar_app_servers_t *s, const char *jur)
 {
     const jur_t *j = find(s, jur);

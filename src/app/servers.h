@@ -44,6 +44,15 @@ const char *ar_app_servers_node_jurisdiction(const ar_app_servers_t *s);
 int ar_app_servers_serves(const ar_app_servers_t *s, const char *jur);
 
 /*
+ * The origins (scheme://host[:port]) of every signalling URL of every jurisdiction, each once,
+ * written as " origin1 origin2" (a leading space each) for the Content-Security-Policy's
+ * connect-src: the web client may open WebSockets to these and nowhere else (S8). Returns the
+ * length, AR_EPARSE when a URL's host holds anything but letters, digits, '.', '-', ':', '[' and
+ * ']', or AR_ETOOBIG when cap is too small.
+ */
+AR_MUST_CHECK int ar_app_servers_signal_origins(const ar_app_servers_t *s, char *out, size_t cap);
+
+/*
  * The start-up check against the store: every clinic's jurisdiction must be served. Returns 0,
  * AR_EPERM (err names the jurisdiction, never a clinic's name) or a store error.
  */

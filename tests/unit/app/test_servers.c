@@ -81,6 +81,32 @@ static const char *relay_host(json_t *out, size_t i)
     return json_string_value(json_array_get(urls, 0));
 }
 
+/* The CSP's connect-src list: each signalling origin once, nothing that could end a directive. */
+static void signal_origins(void **state)
+{
+    (void)state;
+    static const char two[] =
+        "{\"jurisdiction\": \"a\", \"jurisdictions\": {"
+        "\"a\": {\"signal\": [\"wss://s.a:8444/ws\", \"wss://s.a:8444/other\", \"ws://[::1]/\"], "
+        "\"turn\": [{\"node\": \"r1\", \"host\": \"h1\"}]},"
+        "\"b\": {\"signal\": [\"wss://s.a:84/ws\"], \"turn\": [{\"node\": \"r2\", \"host\": "
+        "\"h2\"}]}}}";
+    ar_app_servers_t *s;
+    char err[200], out[200];
+    assert_int_equal(ar_app_servers_parse(two, strlen(two), &s, err, sizeof(err)), 0);
+    int n = ar_app_servers_signal_origins(s, out, sizeof(out));
+    assert_string_equal(out, " wss://s.a:8444 ws://[::1] wss://s.a:84");
+    assert_int_equal(n, (int)strlen(out));
+    assert_int_equal(ar_app_servers_signal_origins(s, out, 10), AR_ETOOBIG);
+    ar_app_servers_free(s);
+    static const char semi[] = "{\"jurisdiction\": \"a\", \"jurisdictions\": {"
+                               "\"a\": {\"signal\": [\"wss://x;script-src*/ws\"], "
+                               "\"turn\": [{\"node\": \"r1\", \"host\": \"h1\"}]}}}";
+    assert_int_equal(ar_app_servers_parse(semi, strlen(semi), &s, err, sizeof(err)), 0);
+    assert_int_equal(ar_app_servers_signal_origins(s, out, sizeof(out)), AR_EPARSE);
+    ar_app_servers_free(s);
+}
+
 static void report(ar_turn_loadboard_t *b, const char *node, double cpu, int64_t at_ms)
 {
     ar_turn_load_t l = {.cpu = cpu, .capacity = 100, .at_ms = at_ms};
@@ -136,6 +162,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parses_and_refuses),
         cmocka_unit_test(least_loaded_first),
+        cmocka_unit_test(signal_origins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
