@@ -6,7 +6,8 @@
 function instrument() {
   const Orig = window.RTCPeerConnection;
   const now = () => performance.timeOrigin + performance.now();
-  window.__pcs = [];
+  // lib/browser.mjs may have wrapped the constructor already and keep the same list.
+  window.__pcs = window.__pcs || [];
   window.__firstFrames = [];
   window.__clicks = [];
   const watch = (track) => {
@@ -22,7 +23,7 @@ function instrument() {
   window.RTCPeerConnection = class extends Orig {
     constructor(...args) {
       super(...args);
-      window.__pcs.push(this);
+      if (!window.__pcs.includes(this)) window.__pcs.push(this);
       this.addEventListener('track', (e) => {
         if (e.track.kind === 'video') watch(e.track);
       });
