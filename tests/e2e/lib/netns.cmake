@@ -5,7 +5,7 @@ if(NOT AR_SANITIZE AND TARGET anteroom)
   set(_ar_e2e ${CMAKE_CURRENT_LIST_DIR}/..)
   foreach(name firewall443)
     add_test(NAME e2e_${name}
-             COMMAND bash ${_ar_e2e}/lib/netns.sh $<TARGET_FILE:anteroom> 150
+             COMMAND bash ${_ar_e2e}/lib/netns.sh ${PROJECT_BINARY_DIR} 150
                      ${_ar_e2e}/${name}.test.mjs)
     set_tests_properties(e2e_${name} PROPERTIES LABELS e2e RESOURCE_LOCK ports TIMEOUT 180
                          SKIP_RETURN_CODE 77)

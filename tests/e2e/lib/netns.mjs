@@ -311,8 +311,22 @@ function canConnect(host, port) {
   });
 }
 
+// The status of a GET (0 when it fails), over HTTPS with ca or plain HTTP.
+async function httpsStatus(url, ca) {
+  const mod = url.startsWith('https:') ? await import('node:https') : await import('node:http');
+  return new Promise((resolve) => {
+    const req = mod.get(url, { ca, timeout: 2000 }, (r) => {
+      r.resume();
+      r.on('end', () => resolve(r.statusCode));
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
 export function anteroomBin() {
-  const bin = process.env.AR_ANTEROOM_BIN || path.join(repo, 'build/default/cmd/anteroom/anteroom');
+  const bin = process.env.AR_ANTEROOM_BIN ||
+    path.join(process.env.AR_BUILD_DIR || path.join(repo, 'build/default'), 'cmd/anteroom/anteroom');
   if (!fs.existsSync(bin)) throw new Error(`no ${bin}: build first (cmake --build --preset default)`);
   return bin;
 }
@@ -325,8 +339,10 @@ export async function startServers(topo, extraArgs = [], { alt443 = true } = {})
   topo.certPem = cert;
   const ports = {
     turn: await freePort(), turnTls: await freePort(), app: await freeRun(3),
-    metrics: 20000 + Math.floor(Math.random() * 20000), nats: await freePort(),
+    metrics: await freeRun(5), nats: await freePort(),
   };
+  ports.signal = ports.app + 1;
+  ports.monitor = ports.app + 2;
   const log = path.join(state, 'up.out');
   const fd = fs.openSync(log, 'a');
   const up = spawn(anteroomBin(), ['up', '--state-dir', state, '--bind', topo.server,
@@ -339,8 +355,10 @@ export async function startServers(topo, extraArgs = [], { alt443 = true } = {})
   { stdio: ['ignore', fd, fd], detached: true,
     env: { ...process.env, ANTEROOM_TURN_ALLOWED_PEER_IP: topo.server } });
   fs.closeSync(fd);
-  const srv = { up, state, cert, ports, log, host: topo.server, origin: `https://${topo.server}:${ports.app}`,
-    webPorts: [ports.app, ports.app + 1, ports.app + 2] };
+  // The same shape as lib/stack.mjs's stack, so its helpers and lib/browser.mjs take it.
+  const srv = { up, state, dir: state, cert, ports, log, host: topo.server,
+    origin: `https://${topo.server}:${ports.app}`, webPorts: [ports.app, ports.app + 1, ports.app + 2],
+    output: () => fs.readFileSync(log, 'utf8'), cleanup: async () => {} };
   srv.stop = async () => {
     if (up.exitCode !== null || up.signalCode !== null) return;
     const gone = new Promise((r) => up.once('exit', r));
@@ -360,6 +378,23 @@ export async function startServers(topo, extraArgs = [], { alt443 = true } = {})
   } catch (e) {
     await srv.stop();
     throw e;
+  }
+  if (extraArgs.includes('--demo')) {
+    // Ready for browsers when the app serves the demo area's entry and signalling is on NATS.
+    try {
+      await waitFor(async () => {
+        const m = srv.output().match(/demo clinic (\d+)/);
+        if (!m || !/signal: pid/.test(srv.output())) return false;
+        srv.clinic = m[1];
+        const entry = await httpsStatus(`${srv.origin}/api/v1/entry/${srv.clinic}/demo`, fs.readFileSync(cert));
+        const ready = await httpsStatus(`http://127.0.0.1:${ports.metrics + 2}/readyz`);
+        return entry === 200 && ready === 200;
+      }, 30000, 'the app and signalling');
+    } catch (e) {
+      await srv.stop();
+      throw new Error(`${e.message}: ${srv.output()}`);
+    }
+    srv.ca = fs.readFileSync(cert);
   }
   srv.turnSecret = fs.readFileSync(path.join(state, 'secrets/turn-static-auth-secret'), 'utf8').trim();
   return srv;
