@@ -91,3 +91,20 @@ export async function waitDecoding(page, n, timeoutMs = 30000) {
 export async function timings(page) {
   return page.evaluate(() => ({ firstFrames: window.__firstFrames, clicks: window.__clicks }));
 }
+
+// Waits until at least one connection of the page decodes video that is still arriving (its
+// framesDecoded grows between two reads); a stale connection beside it does not matter.
+export async function waitSomeDecoding(page, timeoutMs = 30000) {
+  const end = Date.now() + timeoutMs;
+  let prev = null;
+  let last = [];
+  for (;;) {
+    last = await callStats(page);
+    const frames = last.map((s) => (s.state === 'connected' ? s.framesDecoded : 0));
+    if (prev && frames.some((f, i) => f > 0 && i < prev.length && f > prev[i])) return last;
+    prev = frames;
+    if (Date.now() > end)
+      throw new Error(`timed out: no connection decoding fresh video: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
