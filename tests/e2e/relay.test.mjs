@@ -38,7 +38,7 @@ test('relay-only area: both ends of the selected candidate pair are relay candid
   const adm = await addClinician(stack, 'Ad Ministrator', ['clinic_admin']);
   const admCtx = await staff.browser.newContext();
   const A = await admCtx.newPage();
-  await signIn(A, stack.origin, adm);
+  await signIn(A, stack.origin, adm, { connected: false });
   await patchArea(A, stack.clinic, { relay_only: true });
   await admCtx.close();
   await signIn(S, stack.origin, doc);

@@ -16,8 +16,9 @@ export async function until(what, fn, ms = 20000) {
   throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
 
-// Signs the clinician in on page S (first sign-in: TOTP enrolment); ends on the dashboard.
-export async function signIn(S, origin, doc) {
+// Signs the clinician in on page S (first sign-in: TOTP enrolment); ends on the dashboard,
+// connected to signalling unless connected is false (an administrator only changing settings).
+export async function signIn(S, origin, doc, { connected = true } = {}) {
   await S.goto(`${origin}/`);
   await S.fill('#email', doc.email);
   await S.fill('#password', doc.password);
@@ -28,7 +29,8 @@ export async function signIn(S, origin, doc) {
   await S.click('#btn-enrol');
   await S.waitForSelector('#recovery-codes li');
   await S.click('#btn-recovery-done');
-  await S.waitForSelector('#dash-status:text("Connected.")');
+  if (connected) await S.waitForSelector('#dash-status:text("Connected.")', { timeout: 45000 });
+  else await S.waitForSelector('#s-dash:not([hidden])');
 }
 
 // PATCHes the demo area through the clinician's own session (e.g. {relay_only: true}).
