@@ -30,16 +30,6 @@ typedef struct {
     ar_app_t *app;
 } app_handler_t;
 
-typedef struct {
-    h2o_filter_t super;
-    ar_app_t *app;
-} app_filter_t;
-
-/* The policy before connect-src, which names the deployment's signalling origins (setup). */
-#define CSP_BASE                                                                                   \
-    "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; "           \
-    "base-uri 'none'; connect-src 'self'"
-
 /* A connection's libuv handle, which h2o frees through our close callback. */
 typedef struct {
     uv_tcp_t tcp;
@@ -61,10 +51,20 @@ static void add_static_header(h2o_req_t *req, const char *name, const char *valu
                           strlen(value));
 }
 
+typedef struct {
+    h2o_filter_t super;
+    ar_app_t *app;
+} app_filter_t;
+
+/* The policy before connect-src's list of the deployment's signalling and monitor origins. */
+#define CSP_BASE                                                                                   \
+    "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; "           \
+    "base-uri 'none'; connect-src 'self'"
+
 /*
  * Security headers (S1, S8). The CSP allows only this origin's scripts and styles, no inline
  * script, no plugins, no framing, no <base>, and connections only to this origin and the
- * deployment's signalling servers (the client's WebSocket); the client must need nothing else.
+ * deployment's signalling servers and monitors (WebSocket, statistics); nothing else.
  * HSTS is sent on every response: the server only speaks TLS.
  */
 static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
@@ -204,7 +204,7 @@ static int setup(ar_app_t *app, const ar_app_opts_t *opts)
     if (opts->servers != NULL) {
         size_t base = strlen(app->csp);
         int n =
-            ar_app_servers_signal_origins(opts->servers, app->csp + base, sizeof(app->csp) - base);
+            ar_app_servers_connect_origins(opts->servers, app->csp + base, sizeof(app->csp) - base);
         if (n < 0)
             return n;
     }

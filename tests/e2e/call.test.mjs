@@ -2,14 +2,15 @@
 // and the two talk in real Chromium: both decode each other's video, chat and a 1 MB file cross,
 // the verification codes match. After the consultation: the patient's browser storage is empty,
 // the database and logs hold nothing the patient typed, no request left the deployment, and no
-// CSP violation happened.
+// CSP violation happened. Then the clinician signs in again through the second step.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { startStack, addClinician, totp, stateFiles } from './lib/stack.mjs';
+import { startStack, addClinician, stateFiles } from './lib/stack.mjs';
 import { launch, close, framesDecoded } from './lib/browser.mjs';
+import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
 
 let stack;
 const browsers = [];
@@ -26,17 +27,6 @@ after(async () => {
   }
 });
 
-async function until(what, fn, ms = 20000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
-
 test('patient and clinician: video both ways, chat, file, verification code, nothing left behind', async () => {
   const doc = await addClinician(stack, 'Dr Ana Test', ['provider', 'clinic_admin']);
   const staff = await launch(stack, 'staff');
@@ -46,18 +36,8 @@ test('patient and clinician: video both ways, chat, file, verification code, not
   const P = patient.page;
 
   // Clinician: password, then TOTP enrolment with a code computed here (RFC 6238).
-  await S.goto(`${stack.origin}/`);
-  await S.fill('#email', doc.email);
-  await S.fill('#password', doc.password);
-  await S.click('#btn-signin');
-  await S.waitForSelector('#enrol-secret:not(:empty)');
-  const secret = await S.textContent('#enrol-secret');
-  await S.fill('#enrol-code', totp(secret));
-  await S.click('#btn-enrol');
-  await S.waitForSelector('#recovery-codes li');
-  assert.equal(await S.locator('#recovery-codes li').count(), 10);
-  await S.click('#btn-recovery-done');
-  await S.waitForSelector('#dash-status:text("Connected.")');
+  const { recoveryCodes } = await enrolClinician(S, stack, doc);
+  assert.equal(recoveryCodes.length, 10);
 
   // The demo area asks for a reason too (PATCH through the clinician's own session).
   const patched = await S.evaluate(async (clinic) => {
@@ -74,29 +54,24 @@ test('patient and clinician: video both ways, chat, file, verification code, not
   // Patient: the entry link from the dashboard; the fragment leaves the address bar at once.
   const link = await S.textContent('[data-testid="entry-link"]');
   assert.match(link, /\/patient\.html#clinic=\d+&area=demo$/);
-  await P.goto(link);
-  await P.waitForSelector('#btn-check:not([disabled])');
-  assert.equal(new URL(P.url()).hash, '');
-  await P.click('#btn-check');
-  await until('reachability', async () => (await P.textContent('#reach-signal')) === 'reachable');
-  await until('TURN over UDP', async () => (await P.textContent('#reach-turn-udp')) === 'reachable');
-  await P.click('#btn-check-done');
   const name = `Zoe Patient ${randomBytes(4).toString('hex')}`;
   const reason = `Knee pain ${randomBytes(4).toString('hex')}`;
   const chatText = `hello from the patient ${randomBytes(4).toString('hex')}`;
-  await P.fill('#f-name', name);
-  await P.fill('#f-reason', reason);
-  await P.check('#f-consent');
-  await P.click('#btn-arrive');
-  await P.waitForSelector('#wait-status:text("waiting room")');
+  await patientArrives(P, link, { name, reason });
+  assert.equal(new URL(P.url()).hash, '', 'the entry fragment left the address bar');
+  for (const id of ['#reach-signal', '#reach-turn-udp'])
+    await until(`${id} reachable`, async () => (await P.textContent(id)) === 'reachable');
 
-  // Clinician: the card shows the patient; admit after confirming.
+  // Clinician: the card shows the patient and the answer; a message reaches the waiting room;
+  // admit after confirming.
   const card = S.locator('[data-testid="queue-card"]', { hasText: name });
   await card.waitFor();
   assert.match(await card.textContent(), new RegExp(reason));
-  await card.locator('[data-action="admit"]').click();
-  await S.click('#btn-confirm-ok');
-  await S.waitForSelector('#call:not([hidden])');
+  await card.locator('[data-action="message"]').click();
+  await S.fill('#msg-text', 'Running five minutes late');
+  await S.click('#btn-msg-send');
+  await P.locator('#wait-messages li', { hasText: 'Running five minutes late' }).waitFor();
+  await admit(S, name);
   await P.waitForSelector('#call:not([hidden])');
 
   // Both decode each other's video.
@@ -104,8 +79,15 @@ test('patient and clinician: video both ways, chat, file, verification code, not
     await until(`${who} decoding video`, async () => (await framesDecoded(page)).some((n) => n > 0), 30000);
 
   // Verification codes: the same digits on both screens.
-  const codeS = await until('clinician code', () => S.getAttribute('[data-testid="remote-tile"]', 'data-verify'));
-  const codeP = await until('patient code', () => P.getAttribute('[data-testid="remote-tile"]', 'data-verify'));
+  const code = (page) => page.getAttribute('[data-testid="remote-tile"]', 'data-verify');
+  const transports = (page) =>
+    page.evaluate(async () => {
+      const o = [];
+      for (const pc of window.__pcs) (await pc.getStats()).forEach((x) => x.type === 'transport' && o.push(x));
+      return JSON.stringify(o);
+    });
+  const codeS = await until('clinician code', () => code(S)).catch(async (e) => assert.fail(`${e.message}: ${await transports(S)}`));
+  const codeP = await until('patient code', () => code(P)).catch(async (e) => assert.fail(`${e.message}: ${await transports(P)}`));
   assert.match(codeS, /^\d{4} \d{4} \d{4}$/);
   assert.equal(codeS, codeP);
 
@@ -163,4 +145,16 @@ test('patient and clinician: video both ways, chat, file, verification code, not
     for (const p of b.context.pages()) assert.deepEqual(await p.evaluate(() => window.__csp), [], `${b.label} CSP`);
     assert.deepEqual(b.console.filter((m) => /Content Security Policy|pageerror/i.test(m)), [], `${b.label} console`);
   }
+
+  // Signing in again goes through the second step (a recovery code: the enrolment code's time
+  // step cannot be used twice, and waiting for the next one would cost up to 30 s).
+  await S.click('#btn-signout');
+  await S.waitForSelector('#s-signin:not([hidden])');
+  await S.fill('#email', doc.email);
+  await S.fill('#password', doc.password);
+  await S.click('#btn-signin');
+  await S.waitForSelector('#s-totp:not([hidden])');
+  await S.fill('#totp-code', recoveryCodes[0]);
+  await S.click('#btn-totp');
+  await S.waitForSelector('#dash-status:text("Connected.")');
 });

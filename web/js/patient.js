@@ -97,11 +97,15 @@ async function check(where) {
     peers: [],
     phase: 'check',
   };
+  $('btn-check-done').onclick = () => {
+    stopMeter();
+    screen('s-details');
+  };
+  $('btn-speaker').onclick = playTone;
   screen('s-check');
   stream = await getLocalStream().catch(() => new MediaStream());
   $('check-video').srcObject = stream;
   stopMeter = levelMeter(stream, (v) => ($('mic-level').value = v));
-  $('btn-speaker').onclick = playTone;
   const ice = e.servers.ice_servers[0];
   const mark = (id, ok) => ($(id).textContent = ok ? 'reachable' : 'not reachable');
   signalReachable(e.servers.signal[0]).then((ok) => mark('reach-signal', ok));
@@ -109,10 +113,6 @@ async function check(where) {
     turnReachable(ice, (u) => u.startsWith('turn:') && u.includes('transport=udp')).then((ok) => mark('reach-turn-udp', ok));
     turnReachable(ice, (u) => u.startsWith('turns:')).then((ok) => mark('reach-turn-tls', ok));
   }
-  $('btn-check-done').onclick = () => {
-    stopMeter();
-    screen('s-details');
-  };
 }
 
 function details() {
@@ -286,6 +286,9 @@ function finish(msg) {
 }
 
 async function main() {
+  // A clinic link opened in a tab already showing this page changes only the fragment: start
+  // over so it is read (and removed from the address bar).
+  window.addEventListener('hashchange', () => location.reload());
   details();
   $('btn-leave').addEventListener('click', () => {
     sig?.bye();

@@ -8,7 +8,8 @@ export async function fingerprints(pc) {
   let local = null;
   let remote = null;
   stats.forEach((s) => {
-    if (s.type === 'transport' && s.dtlsState === 'connected') {
+    // The remote certificate is known once the DTLS handshake has checked it.
+    if (s.type === 'transport' && s.localCertificateId && s.remoteCertificateId) {
       const l = stats.get(s.localCertificateId);
       const r = stats.get(s.remoteCertificateId);
       if (l && r) {
