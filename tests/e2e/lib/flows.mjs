@@ -82,3 +82,18 @@ export async function admit(S, P, name) {
   await S.waitForSelector('#call:not([hidden])');
   await P.waitForSelector('#call:not([hidden])');
 }
+
+// POSTs to the clinic through the page's session (an administrator's): returns the JSON body.
+export async function postClinic(S, clinic, pathTail, body) {
+  const r = await S.evaluate(async ([c, t, b]) => {
+    const me = await (await fetch('/api/v1/me')).json();
+    const res = await fetch(`/api/v1/clinics/${c}/${t}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
+      body: JSON.stringify(b),
+    });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  }, [clinic, pathTail, body]);
+  if (r.status >= 300) throw new Error(`POST ${pathTail}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
