@@ -59,11 +59,9 @@ test('bare peers: the patient gathers a TURN/TLS relay candidate on 443 and a da
 
   await patient.evaluate(() => window.__dc.send('from behind the firewall'));
   await clinician.evaluate(() => window.__dc.send('to the patient'));
-  const got = async (p, m) => p.evaluate((x) => window.__msgs.includes(x), m);
-  for (let i = 0; i < 50 && !((await got(clinician, 'from behind the firewall')) && (await got(patient, 'to the patient'))); i++)
-    await new Promise((r) => setTimeout(r, 100));
-  assert.ok(await got(clinician, 'from behind the firewall'), 'the clinician got the message');
-  assert.ok(await got(patient, 'to the patient'), 'the patient got the message');
+  const got = (p, m) => p.evaluate((x) => window.__msgs.includes(x), m);
+  await until('the clinician to get the message', () => got(clinician, 'from behind the firewall'), 5000);
+  await until('the patient to get the message', () => got(patient, 'to the patient'), 5000);
 
   const p = await selectedPair(patient);
   const c = await selectedPair(clinician);
@@ -72,9 +70,14 @@ test('bare peers: the patient gathers a TURN/TLS relay candidate on 443 and a da
   assert.match(p.local.url || '', /^turns:.*:443/, `patient's relay URL: ${JSON.stringify(p)}`);
   assert.equal(c.local.type, 'relay', `clinician's local candidate: ${JSON.stringify(c)}`);
   // Every relay candidate the patient gathered came through TLS: UDP and TCP 3478 were blocked.
-  const cands = await patient.evaluate(() => window.__cands);
-  const relays = cands.filter((x) => / typ relay/.test(x.candidate));
-  assert.ok(relays.length > 0, 'the patient gathered a relay candidate');
+  const relays = await patient.evaluate(async () => {
+    const out = [];
+    (await window.__pc.getStats()).forEach((x) => {
+      if (x.type === 'local-candidate' && x.candidateType === 'relay') out.push(`${x.relayProtocol} ${x.url}`);
+    });
+    return out;
+  });
+  assert.ok(relays.length > 0 && relays.every((r) => /^tls turns:.*:443/.test(r)), `relay candidates: ${relays}`);
   const after = topo.counters();
   assert.ok(after.out_allowed > before.out_allowed, `TCP 443 went through: ${JSON.stringify(after)}`);
   assert.ok(after.out_udp_server_dropped > before.out_udp_server_dropped,
