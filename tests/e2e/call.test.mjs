@@ -52,7 +52,7 @@ test('patient and clinician: video both ways, chat, file, verification code, not
   assert.ok(patched < 300, `PATCH area: ${patched}`);
 
   // Patient: the entry link from the dashboard; the fragment leaves the address bar at once.
-  const link = await S.textContent('[data-testid="entry-link"]');
+  const link = await S.locator('[data-testid="entry-link"]').first().textContent();
   assert.match(link, /\/patient\.html#clinic=\d+&area=demo$/);
   const name = `Zoe Patient ${randomBytes(4).toString('hex')}`;
   const reason = `Knee pain ${randomBytes(4).toString('hex')}`;
@@ -122,6 +122,9 @@ test('patient and clinician: video both ways, chat, file, verification code, not
     caches: (await caches.keys()).length,
   }));
   assert.deepEqual(storage, { cookie: '', local: 0, session: 0, idb: 0, caches: 0 });
+  // Nor does the page itself: the call's chat and files are gone from the DOM.
+  assert.equal(await P.evaluate((t) => document.body.innerHTML.includes(t), chatText), false);
+  assert.equal(await P.locator('[data-testid="file-line"]').count(), 0);
   assert.deepEqual((await patient.context.storageState()).cookies, []);
 
   // Nothing the patient typed reached the database or a log. SQLite may still hold pages in

@@ -13,6 +13,7 @@ export class CallUI {
     this.selfName = selfName;
     this.tiles = new Map();
     this.receivers = new Map();
+    this.urls = [];
     this.timer = null;
     this.wired = false;
   }
@@ -21,18 +22,43 @@ export class CallUI {
     $('self-video').srcObject = this.mesh.stream;
     if (!this.wired) this.wire();
     this.wired = true;
+    // Controls start unpressed: a new call's tracks are all on.
+    for (const [id, label] of [['btn-mute', 'Mute'], ['btn-camera', 'Camera off'], ['btn-share', 'Share screen']]) {
+      $(id).textContent = label;
+      $(id).setAttribute('aria-pressed', 'false');
+    }
     this.timer = setInterval(() => this.refresh(), 2000);
+    // A network change (back online, another interface): restart ICE toward every peer.
+    this.onOnline = () => this.mesh.restart();
+    addEventListener('online', this.onOnline);
+    navigator.connection?.addEventListener?.('change', this.onOnline);
   }
 
   stop() {
     clearInterval(this.timer);
+    removeEventListener('online', this.onOnline);
+    navigator.connection?.removeEventListener?.('change', this.onOnline);
     for (const id of [...this.tiles.keys()]) this.dropTile(id);
+  }
+
+  // After the consultation: nothing of it stays in the page (chat, files, codes).
+  clear() {
+    this.stop();
+    for (const u of this.urls) URL.revokeObjectURL(u);
+    this.urls = [];
+    this.receivers.clear();
+    $('chat-log').replaceChildren();
+    $('file-list').replaceChildren();
+    $('verify-code').textContent = 'not yet connected';
+    $('self-video').srcObject = null;
   }
 
   peerName(p) {
     return p.info.name || (p.info.role === 'patient' ? 'Patient' : 'Participant');
   }
 
+  // Mesh events for this call; the page's controls are assigned (not added) so that only the
+  // current call's handlers run.
   wire() {
     const m = this.mesh;
     m.addEventListener('peer', (e) => this.tile(e.detail));
@@ -40,20 +66,20 @@ export class CallUI {
     m.addEventListener('gone', (e) => this.dropTile(e.detail.id));
     m.addEventListener('chat', (e) => this.chatLine(this.peerName(e.detail.peer), e.detail.text));
     m.addEventListener('filedata', (e) => this.receiver(e.detail.peer)(e.detail.data));
-    $('btn-mute').addEventListener('click', () => this.toggle('audio', 'btn-mute', 'Unmute', 'Mute'));
-    $('btn-camera').addEventListener('click', () => this.toggle('video', 'btn-camera', 'Camera on', 'Camera off'));
-    $('btn-share').addEventListener('click', () => this.share());
-    $('sel-camera').addEventListener('change', () => this.switchDevice('video'));
-    $('sel-mic').addEventListener('change', () => this.switchDevice('audio'));
-    $('chat-form').addEventListener('submit', (ev) => {
+    $('btn-mute').onclick = () => this.toggle('audio', 'btn-mute', 'Unmute', 'Mute');
+    $('btn-camera').onclick = () => this.toggle('video', 'btn-camera', 'Camera on', 'Camera off');
+    $('btn-share').onclick = () => this.share();
+    $('sel-camera').onchange = () => this.switchDevice('video');
+    $('sel-mic').onchange = () => this.switchDevice('audio');
+    $('chat-form').onsubmit = (ev) => {
       ev.preventDefault();
       const text = $('chat-input').value.trim();
       if (!text) return;
       for (const p of m.peers.values()) if (p.chat.readyState === 'open') p.chat.send(text);
       this.chatLine('You', text);
       $('chat-input').value = '';
-    });
-    $('file-form').addEventListener('submit', async (ev) => {
+    };
+    $('file-form').onsubmit = async (ev) => {
       ev.preventDefault();
       const f = $('file-input').files[0];
       if (!f) return;
@@ -66,7 +92,7 @@ export class CallUI {
         });
         this.fileLine(`Sent ${f.name} to ${this.peerName(p)}`, hash, null);
       }
-    });
+    };
     this.fillDevices();
   }
 
@@ -106,23 +132,27 @@ export class CallUI {
   }
 
   async share() {
-    const b = $('btn-share');
-    if (this.screenTrack) {
-      this.screenTrack.stop();
-      return;
-    }
+    if (this.screenTrack) return this.stopShare();
     const s = await navigator.mediaDevices.getDisplayMedia({ video: true });
     this.screenTrack = s.getVideoTracks()[0];
     await this.mesh.replaceTrack('video', this.screenTrack);
+    const b = $('btn-share');
     b.setAttribute('aria-pressed', 'true');
     b.textContent = 'Stop sharing';
-    this.screenTrack.onended = async () => {
-      const cam = this.mesh.stream.getVideoTracks()[0];
-      await this.mesh.replaceTrack('video', cam || null);
-      this.screenTrack = null;
-      b.setAttribute('aria-pressed', 'false');
-      b.textContent = 'Share screen';
-    };
+    // The browser's own "stop sharing" ends the track; stop() by us does not fire this.
+    this.screenTrack.onended = () => this.stopShare();
+  }
+
+  async stopShare() {
+    const t = this.screenTrack;
+    if (!t) return;
+    this.screenTrack = null;
+    t.onended = null;
+    t.stop();
+    await this.mesh.replaceTrack('video', this.mesh.stream.getVideoTracks()[0] || null);
+    const b = $('btn-share');
+    b.setAttribute('aria-pressed', 'false');
+    b.textContent = 'Share screen';
   }
 
   tile(p) {
@@ -157,7 +187,9 @@ export class CallUI {
   fileLine(text, sha, blob, name) {
     const li = el('li', { 'data-testid': 'file-line', 'data-sha256': sha }, text + ' ', el('small', { text: `SHA-256 ${sha.slice(0, 16)}…` }));
     if (blob) {
-      const a = el('a', { href: URL.createObjectURL(blob), download: name, text: 'Save' });
+      const url = URL.createObjectURL(blob);
+      this.urls.push(url);
+      const a = el('a', { href: url, download: name, text: 'Save' });
       li.append(' ', a);
     }
     $('file-list').append(li);

@@ -92,22 +92,32 @@ export class Mesh extends EventTarget {
     }
   }
 
-  async onOffer(f) {
-    const p = this.peers.get(f.from) || this.add({ peer: f.from, role: 'peer' }, false);
+  async onOffer(f, retried) {
+    let p = this.peers.get(f.from) || this.add({ peer: f.from, role: 'peer' }, false);
     p.started = true;
     const pc = p.pc;
     const collision = p.makingOffer || pc.signalingState !== 'stable';
     p.ignoreOffer = !p.polite && collision;
     if (p.ignoreOffer) return;
-    await pc.setRemoteDescription({ type: 'offer', sdp: f.sdp });
-    await pc.setLocalDescription();
-    this.signal.send('answer', { to: p.id, sdp: pc.localDescription.sdp });
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: f.sdp });
+      await pc.setLocalDescription();
+      this.signal.send('answer', { to: p.id, sdp: pc.localDescription.sdp });
+    } catch (e) {
+      // An offer that cannot continue this connection (the other side reloaded and has a new
+      // certificate): replace the connection once and answer on the new one.
+      if (retried) return this.emit('error', e);
+      const info = p.info;
+      this.remove(p.id);
+      p = this.add(info, false);
+      return this.onOffer(f, true);
+    }
   }
 
   async onAnswer(f) {
     const p = this.peers.get(f.from);
     if (!p) return;
-    await p.pc.setRemoteDescription({ type: 'answer', sdp: f.sdp });
+    await p.pc.setRemoteDescription({ type: 'answer', sdp: f.sdp }).catch((e) => this.emit('error', e));
   }
 
   async onCandidate(f) {
@@ -159,8 +169,10 @@ export class Mesh extends EventTarget {
 
   // Device switch and screen share: swap the track on every sender of that kind.
   async replaceTrack(kind, track) {
+    // By transceiver: a sender's track may be null, its receiver's track always has the kind.
     for (const p of this.peers.values())
-      for (const s of p.pc.getSenders()) if (s.track ? s.track.kind === kind : false) await s.replaceTrack(track);
+      for (const t of p.pc.getTransceivers())
+        if (t.receiver.track.kind === kind && t.currentDirection !== 'stopped') await t.sender.replaceTrack(track);
   }
 
   close() {

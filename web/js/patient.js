@@ -8,6 +8,7 @@ import { SignalClient } from './signal.js';
 import { Mesh } from './mesh.js';
 import { CallUI } from './callui.js';
 import { claims } from './api.js';
+import { StatsReporter } from './stats.js';
 import { getLocalStream, levelMeter, playTone, turnReachable, signalReachable } from './media.js';
 
 const KEY = 'anteroom.resume';
@@ -20,6 +21,7 @@ let ui = null;
 let stream = null;
 let area = null;
 let stopMeter = () => {};
+let reporter = null;
 
 function save() {
   if (st) sessionStorage.setItem(KEY, JSON.stringify(st));
@@ -92,6 +94,8 @@ async function check(where) {
     servers: e.servers,
     relay_only: e.relay_only,
     profile: e.profile,
+    // The call monitor's token, when the app hands one out (docs/monitor.md).
+    monitor_token: e.monitor_token || null,
     resume: null,
     last_seq: 0,
     peers: [],
@@ -130,7 +134,12 @@ function details() {
       if (v && answers.length < 4) answers.push({ q: f, a: v });
     }
     st.phase = 'arriving';
-    connect({ name, answers });
+    st.arrived_at = st.arrived_at || Date.now();
+    if (sig) {
+      // Signalling started a new session (the old one was lost): arrive again on it.
+      sig.send('arrive', { clinic: st.clinic, area: st.area, name, answers, consent: true });
+      waiting('Connecting…');
+    } else connect({ name, answers });
     // What the patient typed leaves the form as soon as it is sent.
     $('details-form').reset();
   });
@@ -151,24 +160,43 @@ function connect(arrival) {
     st.resume = e.detail.resume;
     save();
     if (e.detail.resumed) {
-      if (st.phase === 'call') resumeCall();
+      // Same page (a network drop): ICE restarts on the live connections. After a reload there
+      // are none: new ones to everyone still in the room.
+      if (mesh) mesh.restart();
+      else if (st.phase === 'call') resumeCall();
       else if (st.phase === 'hold') waiting('You are on hold. Please stay on this page.');
       else waiting('You are in the waiting room.');
-      mesh?.restart();
       return;
     }
     if (arrival) {
       sig.send('arrive', { clinic: st.clinic, area: st.area, name: arrival.name, answers: arrival.answers, consent: true });
       arrival = null;
+    } else if (st.phase === 'call') {
+      // The old session is gone but the room may not be: back into it (the token opens it).
+      sig.send('join', { room: claims(st.token).room });
     } else {
-      // The old session is gone (past the grace period): the patient must enter again.
-      finish('Your session expired. Please open your link again.');
+      // The old session and its queue place are gone, and the name was never kept here: ask
+      // for the details again.
+      $('details-error').textContent = 'The connection was lost for too long. Please enter your details again.';
+      screen('s-details');
     }
   });
   sig.addEventListener('wait', (e) => onWait(e.detail));
   sig.addEventListener('message', (e) => {
     $('wait-messages').append(el('li', { text: e.detail.text }));
     announce(`Message from the clinic: ${e.detail.text}`);
+  });
+  sig.addEventListener('joined', (e) => {
+    // Back in the room after a new session: fresh connections to everyone there.
+    ensureMesh();
+    mesh.close();
+    st.peers = [];
+    for (const p of e.detail.peers) {
+      st.peers.push(p.peer);
+      mesh.add(p, true);
+    }
+    save();
+    showCall();
   });
   sig.addEventListener('peer_joined', (e) => {
     ensureMesh();
@@ -235,6 +263,8 @@ function showCall() {
   save();
   screen('call');
   ui.start();
+  if (!reporter && st.servers.monitor && st.monitor_token)
+    reporter = new StatsReporter(st.servers.monitor, st.monitor_token, mesh, (Date.now() - (st.arrived_at || Date.now())) / 1000);
 }
 
 function waiting(status) {
@@ -273,12 +303,15 @@ async function resumeCall() {
 }
 
 function finish(msg) {
+  reporter?.stop();
+  reporter = null;
   wipe();
   st = null;
   if (sig) sig.close();
   mesh?.close();
-  ui?.stop();
+  ui?.clear();
   stopMeter();
+  $('wait-messages').replaceChildren();
   if (stream) for (const t of stream.getTracks()) t.stop();
   if (msg) $('end-text').textContent = msg;
   screen('s-end');

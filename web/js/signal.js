@@ -33,7 +33,15 @@ export class SignalClient extends EventTarget {
 
   async connect(url) {
     const target = url || this.urls[0];
-    const token = await this.tokenFn();
+    let token;
+    try {
+      token = await this.tokenFn();
+    } catch {
+      // No token now (the app unreachable): try again on the reconnect schedule.
+      this.ws = null;
+      this.retry();
+      return;
+    }
     if (this.stopped) return;
     const ws = new WebSocket(target, 'anteroom.v1');
     this.ws = ws;
@@ -128,15 +136,19 @@ export class SignalClient extends EventTarget {
       return;
     }
     if (code === 4010) return; // replaced: another connection carries the session
-    if (!this.lostAt) this.lostAt = Date.now();
     this.emit('lost', { code });
-    if (Date.now() - this.lostAt > this.grace * 1000) {
-      this.resumeToken = null; // past the grace period: start a new session
-    }
+    this.retry();
+  }
+
+  // Reconnects after a growing delay, rotating through the URLs; past the grace period the old
+  // session is gone, so the next hello starts a new one.
+  retry() {
+    if (!this.lostAt) this.lostAt = Date.now();
+    if (Date.now() - this.lostAt > this.grace * 1000) this.resumeToken = null;
     const delay = Math.min(500 * 2 ** this.attempt++, 5000);
     const url = this.urls[this.attempt % this.urls.length];
     setTimeout(() => {
-      if (!this.stopped) this.connect(url).catch(() => this.onClose(ws, 1006));
+      if (!this.stopped && !this.ws) this.connect(url);
     }, delay);
   }
 

@@ -8,6 +8,7 @@ import { SignalClient } from './signal.js';
 import { Mesh } from './mesh.js';
 import { CallUI } from './callui.js';
 import { getLocalStream, playTone } from './media.js';
+import { StatsReporter } from './stats.js';
 
 let me = null;
 let clinics = []; // [{id, areas: [...], rooms: [...], token, servers}]
@@ -109,13 +110,18 @@ async function connectAll() {
   const list = await tokens();
   for (const t of list) {
     const held = Object.keys(claims(t.token).clinics || {});
+    // The same token while it lives (a resume must present the same subject), a fresh one from
+    // the app when it is about to expire (10 minutes; the session then starts over).
+    let cur = t.token;
     const sig = new SignalClient({
       urls: t.servers.signal,
       name: me.display_name.slice(0, 64),
-      // A fresh staff token at every (re)connect: they live 10 minutes.
-      token: async () => (await tokens()).find((x) => x.jurisdiction === t.jurisdiction).token,
+      token: async () => {
+        if (claims(cur).exp - Date.now() / 1000 < 30) cur = (await tokens()).find((x) => x.jurisdiction === t.jurisdiction).token;
+        return cur;
+      },
     });
-    const entry = { sig, servers: t.servers, clinics: held };
+    const entry = { sig, servers: t.servers, clinics: held, monitorToken: t.monitor_token || null };
     sigs.set(t.jurisdiction, entry);
     wire(entry);
     sig.connect();
@@ -127,8 +133,15 @@ function wire(entry) {
   sig.addEventListener('welcome', (e) => {
     $('dash-status').textContent = 'Connected.';
     if (e.detail.resumed) {
-      call?.mesh.restart();
+      if (call?.sig === sig) call.mesh?.restart();
       return;
+    }
+    // A new session: the old one's room membership is gone. Back into the call's room (staff
+    // may join a room of their clinic), with fresh peer connections.
+    if (call?.sig === sig && call.room) {
+      call.mesh?.close();
+      call.rejoining = true;
+      sig.send('join', { room: call.room });
     }
     for (const c of clinics)
       if (entry.clinics.includes(c.id)) for (const a of c.areas) sig.send('subscribe', { clinic: c.id, area: String(a.id) });
@@ -173,6 +186,11 @@ function wire(entry) {
   sig.addEventListener('ended', () => endCall());
   sig.addEventListener('error', (e) => {
     const f = e.detail;
+    // Rejoining after a new session: the room comes back when the patient rejoins it first.
+    if (f.about === 'join' && f.name === 'not_found' && call?.rejoining && (call.tries = (call.tries || 0) + 1) < 20) {
+      setTimeout(() => call?.rejoining && sig.send('join', { room: call.room }), 1000);
+      return;
+    }
     $('dash-status').textContent = `Refused: ${f.name}${f.about ? ` (${f.about})` : ''}`;
   });
 }
@@ -296,6 +314,11 @@ function enterRoom(c, r) {
 // ---- the call ----
 
 async function startCall(entry, j) {
+  if (call?.rejoining && call.mesh) {
+    call.rejoining = false;
+    for (const p of j.peers) if (!p.hold) call.mesh.add(p, true);
+    return;
+  }
   stream = stream || (await getLocalStream().catch(() => new MediaStream()));
   const mesh = new Mesh({ signal: entry.sig, iceServers: entry.servers.ice_servers, relayOnly: false, stream, profile: j.profile });
   const ui = new CallUI(mesh, me.display_name);
@@ -314,13 +337,15 @@ async function startCall(entry, j) {
   $('sel-profile').value = j.profile;
   screen('call');
   ui.start();
+  if (entry.servers.monitor && entry.monitorToken) call.reporter = new StatsReporter(entry.servers.monitor, entry.monitorToken, mesh);
   for (const p of j.peers) if (!p.hold) mesh.add(p, true);
 }
 
 function endCall() {
   if (!call) return;
+  call.reporter?.stop();
   call.mesh?.close();
-  call.ui?.stop();
+  call.ui?.clear();
   call = null;
   if (stream) for (const t of stream.getTracks()) t.stop();
   stream = null;
@@ -349,5 +374,13 @@ function callControls() {
   });
 }
 
-signin();
-callControls();
+// A reload keeps the session (the cookie lives as long as the browser session): go straight to
+// the dashboard when it is still valid.
+async function main() {
+  signin();
+  callControls();
+  const r = await fetch('/api/v1/me', { cache: 'no-store' }).catch(() => null);
+  if (r && r.ok) await afterSignin().catch(() => screen('s-signin'));
+}
+
+main();

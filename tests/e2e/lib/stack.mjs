@@ -81,6 +81,14 @@ export async function startStack({ demo = true } = {}) {
     '--fast-hash', ...(demo ? ['--demo'] : []),
   ];
   const proc = spawn(ANTEROOM, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+  // Should this process end without stop() (a crash, a signal), the stack goes with it.
+  const orphan = () => proc.kill('SIGTERM');
+  process.once('exit', orphan);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+    process.once(sig, () => {
+      orphan();
+      process.exit(1);
+    });
   let out = '';
   let err = '';
   proc.stdout.on('data', (d) => (out += d));
@@ -90,6 +98,7 @@ export async function startStack({ demo = true } = {}) {
     output: () => out,
     stderr: () => err,
     async stop() {
+      process.removeListener('exit', orphan);
       if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');
