@@ -16,26 +16,6 @@ ar_require turnutils_uclient turnutils_peer turnutils_stunclient stun timeout
 USER_FLAGS=(--realm=anteroom.test --user=alice:alice-secret --allow-loopback-peers)
 REST_SECRET=interop-rest-secret
 
-# ar_uclient <description> <messages expected at least> <uclient flags...>: runs one uclient
-# session set against the server and checks that every message sent came back and none was lost.
-ar_uclient() {
-    local what=$1 want=$2 log rc sent recv lost
-    shift 2
-    log=$AR_WORK/uclient.$((++AR_UCLIENT_RUNS)).log
-    echo "turnutils_uclient $* 127.0.0.1" >"$log"
-    timeout 40 turnutils_uclient "$@" 127.0.0.1 >>"$log" 2>&1
-    rc=$?
-    read -r sent recv < <(sed -nE 's/.*start_mclient: tot_send_msgs=([0-9]+), tot_recv_msgs=([0-9]+).*/\1 \2/p' "$log" | tail -1)
-    lost=$(sed -nE 's/.*Total lost packets ([0-9]+) .*/\1/p' "$log" | tail -1)
-    if [ "$rc" -eq 0 ] && [ -n "$sent" ] && [ "$sent" -ge "$want" ] && [ "$recv" = "$sent" ] &&
-        [ "$lost" = 0 ]; then
-        ar_pass "$what: sent $sent, received $recv, lost $lost"
-    else
-        tail -5 "$log"
-        ar_fail "$what: uclient status $rc, sent ${sent:-?} (want >= $want), received ${recv:-?}, lost ${lost:-?} (log $log)"
-    fi
-}
-
 peer_start() { # echo peers on 127.0.0.1 and ::1
     turnutils_peer -L 127.0.0.1 -p "$AR_PEER_PORT" >"$AR_WORK/peer.log" 2>&1 &
     AR_BG_PIDS="$AR_BG_PIDS $!"
@@ -43,22 +23,24 @@ peer_start() { # echo peers on 127.0.0.1 and ::1
     AR_BG_PIDS="$AR_BG_PIDS $!"
 }
 
-# The relay checks for one transport; $@ are the transport flags of uclient.
+# The relay checks for one transport; $@ are the transport flags of uclient. The runs go
+# together (ar_uclient_start) and are checked when all are done.
 relay_checks() {
     local name=$1
     shift
     local common=(-p "$AR_PORT" -u alice -w alice-secret -m 4 -n 30 -l 180 -z 5 -c)
-    ar_uclient "$name channels, static user" 120 "${common[@]}" "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
-    ar_uclient "$name indications, static user" 120 "${common[@]}" "$@" -s -e 127.0.0.1 -r "$AR_PEER_PORT"
+    ar_uclient_start "$name channels, static user" 120 "${common[@]}" "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
+    ar_uclient_start "$name indications, static user" 120 "${common[@]}" "$@" -s -e 127.0.0.1 -r "$AR_PEER_PORT"
     # Client to client only over UDP and TCP: uclient 4.6.1's -y over TLS races its own
     # permissions and loses packets even against coturn.
     if [ "$name" != TLS ]; then
-        ar_uclient "$name client to client, channels" 120 "${common[@]}" "$@" -y
-        ar_uclient "$name client to client, indications" 120 "${common[@]}" "$@" -y -s
+        ar_uclient_start "$name client to client, channels" 120 "${common[@]}" "$@" -y
+        ar_uclient_start "$name client to client, indications" 120 "${common[@]}" "$@" -y -s
     fi
-    ar_uclient "$name 1200-byte messages" 40 "${common[@]}" -l 1200 -m 2 -n 20 "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
+    ar_uclient_start "$name 1200-byte messages" 40 "${common[@]}" -l 1200 -m 2 -n 20 "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
     # RFC 6156: an IPv6 relay (REQUESTED-ADDRESS-FAMILY) to an IPv6 peer.
-    ar_uclient "$name IPv6 relay, channels" 40 "${common[@]}" -m 2 -n 20 "$@" -x -e ::1 -r "$AR_PEER_PORT"
+    ar_uclient_start "$name IPv6 relay, channels" 40 "${common[@]}" -m 2 -n 20 "$@" -x -e ::1 -r "$AR_PEER_PORT"
+    ar_uclient_wait
 }
 
 binding_checks() {
@@ -156,13 +138,16 @@ case $case in
             --allow-loopback-peers --tls-listening-port="$AR_TLS_PORT" \
             --cert="$AR_WORK/cert.pem" --pkey="$AR_WORK/key.pem"
         rest=(-p "$AR_PORT" -u bob -W "$REST_SECRET" -m 2 -n 30 -l 180 -z 5 -c -e 127.0.0.1 -r "$AR_PEER_PORT")
-        ar_uclient "UDP channels, REST secret" 60 "${rest[@]}"
-        ar_uclient "UDP indications, REST secret" 60 "${rest[@]}" -s
-        ar_uclient "TCP channels, REST secret" 60 "${rest[@]}" -t
-        ar_uclient "TLS channels, REST secret" 60 "${rest[@]}" -t -S -p "$AR_TLS_PORT"
+        ar_uclient_start "UDP channels, REST secret" 60 "${rest[@]}"
+        ar_uclient_start "UDP indications, REST secret" 60 "${rest[@]}" -s
+        ar_uclient_start "TCP channels, REST secret" 60 "${rest[@]}" -t
+        ar_uclient_start "TLS channels, REST secret" 60 "${rest[@]}" -t -S -p "$AR_TLS_PORT"
         # A wrong secret must not relay anything (proves the REST runs above were checked).
-        if timeout 30 turnutils_uclient -p "$AR_PORT" -u bob -W wrong-secret -m 1 -n 3 -c -e 127.0.0.1 \
-            -r "$AR_PEER_PORT" 127.0.0.1 >"$AR_WORK/uclient.wrong.log" 2>&1; then
+        timeout 30 turnutils_uclient -p "$AR_PORT" -u bob -W wrong-secret -m 1 -n 3 -c -e 127.0.0.1 \
+            -r "$AR_PEER_PORT" 127.0.0.1 >"$AR_WORK/uclient.wrong.log" 2>&1 &
+        wrong=$!
+        ar_uclient_wait
+        if wait "$wrong"; then
             ar_fail "uclient with a wrong REST secret is refused"
         else
             ar_pass "uclient with a wrong REST secret is refused"
