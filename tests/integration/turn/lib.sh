@@ -211,13 +211,13 @@ EOF
 AR_UC_WHAT=() AR_UC_WANT=() AR_UC_LOG=() AR_UC_PID=()
 
 # ar_uclient_start <description> <messages expected at least> <uclient flags...>: starts one
-# uclient session set against 127.0.0.1 in the background.
+# uclient session set against 127.0.0.1 (or $AR_UC_HOST) in the background.
 ar_uclient_start() {
     local what=$1 want=$2 log
     shift 2
     log=$AR_WORK/uclient.$((++AR_UCLIENT_RUNS)).log
-    echo "turnutils_uclient $* 127.0.0.1" >"$log"
-    timeout 40 turnutils_uclient "$@" 127.0.0.1 >>"$log" 2>&1 &
+    echo "turnutils_uclient $* ${AR_UC_HOST:-127.0.0.1}" >"$log"
+    timeout 40 turnutils_uclient "$@" "${AR_UC_HOST:-127.0.0.1}" >>"$log" 2>&1 &
     AR_UC_WHAT+=("$what") AR_UC_WANT+=("$want") AR_UC_LOG+=("$log") AR_UC_PID+=($!)
 }
 
