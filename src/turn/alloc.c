@@ -269,6 +269,7 @@ int ar__turn_alloc_create(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
     e->buckets[h] = a;
     e->count++;
     e->stats.allocations++;
+    e->stats.tr[ar_turn_tuple_tr(t)].allocations++;
     *out = a;
     return 0;
 }
@@ -289,6 +290,7 @@ void ar__turn_alloc_delete(ar_turn_engine_t *e, ar_turn_alloc_t *a)
     quota_give(e->sh, a->uhash);
     e->count--;
     e->stats.allocations--;
+    e->stats.tr[ar_turn_tuple_tr(&a->tuple)].allocations--;
     ar_free(a->perms);
     ar_free(a->chans);
     memset(a->key, 0, sizeof(a->key));

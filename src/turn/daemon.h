@@ -45,9 +45,12 @@ int ar__turn_ports_take(ar__turn_ports_t *p, const ar_turn_relay_req_t *req, int
 /* Gives a port back, and cancels the reservation token made with it (0: none). */
 void ar__turn_ports_give(ar__turn_ports_t *p, uint16_t port, uint64_t token);
 
+/* Metrics; the per-transport ones are indexed by AR_TURN_TR_* (label transport="udp|tcp|tls",
+ * the client's transport). Every member is a metric pointer: register_metrics checks them all. */
 typedef struct ar__turn_metrics_s {
-    ar_metric_t *allocations, *allocs_total, *alloc_expired;
-    ar_metric_t *pkts_in, *pkts_out, *bytes_in, *bytes_out;
+    ar_metric_t *allocations[AR_TURN_NTR], *allocs_total[AR_TURN_NTR], *alloc_expired;
+    ar_metric_t *pkts_in[AR_TURN_NTR], *pkts_out[AR_TURN_NTR];
+    ar_metric_t *bytes_in[AR_TURN_NTR], *bytes_out[AR_TURN_NTR];
     ar_metric_t *auth_failures, *stale_nonces, *denied_peers, *quota_rejects, *rate_limited;
     ar_metric_t *bw_dropped, *bad_packets;
     ar_metric_t *load_allocations, *load_bandwidth, *load_cpu;

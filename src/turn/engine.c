@@ -351,6 +351,7 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         memcpy(a->advertised.ip, ext_ip->ip, 16);
     ar__turn_alloc_set_expiry(e, a, desired_lifetime(e, msg));
     e->stats.allocs_total++;
+    e->stats.tr[ar_turn_tuple_tr(t)].allocs_total++;
     reply_allocate_ok(e, t, msg, a, token);
 }
 
@@ -669,6 +670,29 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     sodium_memzero(key, sizeof(key));
 }
 
+/* A packet from client t relayed to a peer, counted by t's transport. */
+static void count_out(ar_turn_engine_t *e, const ar_turn_tuple_t *t, size_t len)
+{
+    ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(t)];
+    e->stats.relayed_pkts_out++;
+    e->stats.relayed_bytes_out += len;
+    tr->pkts_out++;
+    tr->bytes_out += len;
+}
+
+void ar_turn_engine_count_stream(ar_turn_engine_t *e, const ar_turn_tuple_t *t, int out,
+                                 size_t bytes)
+{
+    ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(t)];
+    if (out) {
+        e->stats.relayed_bytes_out += bytes;
+        tr->bytes_out += bytes;
+    } else {
+        e->stats.relayed_bytes_in += bytes;
+        tr->bytes_in += bytes;
+    }
+}
+
 /* Send indication (section 11.2): relayed when a permission exists, silently dropped if not. */
 static void handle_send(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg)
 {
@@ -696,8 +720,7 @@ static void handle_send(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_
         e->stats.bw_dropped++;
         return;
     }
-    e->stats.relayed_pkts_out++;
-    e->stats.relayed_bytes_out += data->len;
+    count_out(e, t, data->len);
     e->tp.send_peer(e->tp.ctx, a->relay, &peer, data->value, data->len);
 }
 
@@ -729,8 +752,7 @@ static void handle_channel_data(ar_turn_engine_t *e, const ar_turn_tuple_t *t, c
         e->stats.bw_dropped++;
         return;
     }
-    e->stats.relayed_pkts_out++;
-    e->stats.relayed_bytes_out += dlen;
+    count_out(e, t, dlen);
     e->tp.send_peer(e->tp.ctx, a->relay, &c->peer, data, dlen);
 }
 
@@ -793,6 +815,9 @@ void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *a, const ar_tu
     ar__turn_chan_t *c = ar__turn_chan_by_peer(e, a, peer);
     e->stats.relayed_pkts_in++;
     e->stats.relayed_bytes_in += len;
+    ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(&a->tuple)];
+    tr->pkts_in++;
+    tr->bytes_in += len;
     if (c) {
         /* ChannelData (section 12.4); over UDP the padding is optional and we send none. */
         uint8_t *h = payload - 4;

@@ -63,6 +63,7 @@ typedef struct stream_listener_s {
     ar__stream_worker_t *sw;
     ar_listener_t *l;
     uint16_t index;
+    bool tls;
 } stream_listener_t;
 
 typedef struct stream_conn_s {
@@ -233,6 +234,7 @@ static void on_open(ar_conn_t *c)
     sc->sw = sw;
     sc->tuple.proto = AR_TURN_PROTO_TCP;
     sc->tuple.listener = li->index;
+    sc->tuple.tls = li->tls;
     sc->tuple.conn = sw->free_slots[--sw->nfree];
     sc->alloc_seen_ms = uv_now(sw->loop);
     sw->slots[sc->tuple.conn] = sc;
@@ -600,6 +602,7 @@ static void raw_to_peer(stream_conn_t *sc, const uint8_t *data, size_t len)
 {
     if (!sc->peer || len == 0)
         return;
+    ar_turn_engine_count_stream(sc->sw->e, &sc->tuple, 1, len);
     if (sc->pout_len == 0) {
         ssize_t n = send(sc->peer->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -667,6 +670,8 @@ static void on_peer_io(uv_poll_t *h, int status, int events)
     }
     if (n > 0 && ar_conn_write(sc->c, sc->sw->scratch, (size_t)n) != 0)
         ar_conn_close(sc->c);
+    else if (n > 0)
+        ar_turn_engine_count_stream(sc->sw->e, &sc->tuple, 0, (size_t)n);
 }
 
 static void on_drain(ar_conn_t *c)
@@ -723,6 +728,7 @@ static int listen_on(ar__stream_worker_t *sw, uv_loop_t *loop, const struct sock
     stream_listener_t *li = &sw->listeners[sw->nlisteners];
     li->sw = sw;
     li->index = (uint16_t)sw->nlisteners;
+    li->tls = tls != NULL;
     ar_conn_opts_t co = {.out_cap = OUT_CAP, .handshake_timeout_ms = TLS_HANDSHAKE_MS};
     int rc = ar_listener_start(loop, fd, tls, &stream_cbs, &co, li, &li->l);
     if (rc != 0)
