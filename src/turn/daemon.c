@@ -229,8 +229,10 @@ out_ports:
     ar_tls_server_free(d->tls);
     ar_free(d->ports.used);
     pthread_mutex_destroy(&d->ports.lock);
-    for (size_t i = 0; i < d->cids.n; i++)
+    for (size_t i = 0; i < d->cids.n; i++) {
         close(d->cids.e[i].fd);
+        ar__turn_tcplife_put(d->cids.e[i].life);
+    }
     pthread_mutex_destroy(&d->cids.lock);
 out:
     ar_metrics_free(d->metrics);

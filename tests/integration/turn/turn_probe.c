@@ -19,6 +19,12 @@
  *                  PEER:PEERPORT while listening on [::]:PEERPORT; prints "delivered N", the
  *                  number of datagrams that reached the listener
  *   connect        (-t) a TCP allocation (RFC 6062) and Connect to PEER:PEERPORT
+ *   tcplife MODE   (-t) RFC 6062 life cycle: a TCP allocation, Connect to PEER:PEERPORT (a TCP
+ *                  echo), then by MODE: "refresh0" binds a data connection, checks the echo of
+ *                  "hello" through it ("echo 0"), deletes the allocation (Refresh 0) and prints
+ *                  "data-closed MS" when the server closed the data connection within 5 s
+ *                  ("data-open" if not); "ctrlclose" does the same but closes the control
+ *                  connection instead; "parked" deletes the allocation without binding
  *   stale SECONDS  waits, then Refresh with the old nonce ("refresh-stale 438" expected), then
  *                  with the nonce the server sent back ("refresh 0")
  *
@@ -66,12 +72,14 @@ typedef struct req_s {
     int lifetime;      /* LIFETIME, when >= 0 */
     const struct sockaddr *peer;
     uint16_t channel;
+    uint32_t cid; /* CONNECTION-ID (ConnectionBind) */
 } req_t;
 
 static const char *g_user;
 static const char *g_pass;
 static struct sockaddr_storage g_server;
 static struct sockaddr_storage g_source; /* ss_family 0: let the kernel choose */
+static uint32_t g_last_cid;              /* CONNECTION-ID of the last success answer */
 
 static socklen_t sa_len(const struct sockaddr *sa)
 {
@@ -241,6 +249,8 @@ static int build(probe_t *p, const req_t *r, const uint8_t tid[12], uint8_t *buf
         ar_stun_build_u32(&b, AR_TURN_ATTR_CHANNEL_NUMBER, (uint32_t)r->channel << 16);
     if (r->peer != NULL)
         ar_stun_build_xor_addr(&b, AR_TURN_ATTR_XOR_PEER_ADDRESS, r->peer);
+    if (r->cid != 0)
+        ar_stun_build_u32(&b, AR_TURN_ATTR_CONNECTION_ID, r->cid);
     if (auth && p->have_key) {
         ar_stun_build_attr(&b, AR_STUN_ATTR_USERNAME, g_user, strlen(g_user));
         ar_stun_build_attr(&b, AR_STUN_ATTR_REALM, p->realm, p->realm_len);
@@ -295,6 +305,9 @@ static int transact(probe_t *p, const req_t *r, int auth)
                     fprintf(stderr, "turn_probe: success response with bad integrity\n");
                     return -1;
                 }
+                const ar_stun_attr_t *ca = ar_stun_find(&m, AR_TURN_ATTR_CONNECTION_ID);
+                if (ca != NULL && ar_stun_attr_u32(ca, &g_last_cid) != 0)
+                    return -1;
                 return 0;
             }
             const ar_stun_attr_t *e = ar_stun_find(&m, AR_STUN_ATTR_ERROR_CODE);
@@ -414,11 +427,86 @@ static int listen_udp(uint16_t port)
     return fd;
 }
 
+/* Milliseconds until the server closes fd (EOF or reset), -1 if not within ms. Data is skipped. */
+static long wait_closed(int fd, int ms)
+{
+    long start = now_ms(), deadline = start + ms;
+    for (;;) {
+        long left = deadline - now_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            return -1;
+        uint8_t buf[512];
+        if (recv(fd, buf, sizeof(buf), 0) <= 0)
+            return now_ms() - start;
+    }
+}
+
+/* The tcplife action (see the top of this file); p holds a TCP allocation. */
+static int tcplife(probe_t *p, const struct sockaddr *peer, const char *mode)
+{
+    static probe_t data;
+    int parked = strcmp(mode, "parked") == 0, ctrlclose = strcmp(mode, "ctrlclose") == 0;
+    if (!parked && !ctrlclose && strcmp(mode, "refresh0") != 0)
+        return -1;
+    req_t r = {.method = AR_TURN_CONNECT, .lifetime = -1, .peer = peer};
+    g_last_cid = 0;
+    int rc = step("connect", transact_auth(p, &r));
+    if (rc != 0 || g_last_cid == 0)
+        return rc < 0 ? -1 : 0;
+    uint32_t cid = g_last_cid;
+    if (!parked) {
+        /* A new connection from the same client: ConnectionBind with the same credentials. */
+        if (probe_open(&data, 1) != 0)
+            return -1;
+        memcpy(data.key, p->key, sizeof(p->key));
+        data.have_key = 1;
+        memcpy(data.realm, p->realm, p->realm_len);
+        data.realm_len = p->realm_len;
+        memcpy(data.nonce, p->nonce, p->nonce_len);
+        data.nonce_len = p->nonce_len;
+        req_t b = {.method = AR_TURN_CONNECTION_BIND, .lifetime = -1, .cid = cid};
+        if (step("bind", transact_auth(&data, &b)) != 0)
+            return -1;
+        /* Raw from here: the peer echoes what we send (bytes after the answer stay in rx). */
+        if (send_all(&data, (const uint8_t *)"hello", 5) != 0)
+            return -1;
+        long deadline = now_ms() + PROBE_TIMEOUT_MS;
+        while (data.rx_len < 5 && now_ms() < deadline) {
+            struct pollfd pfd = {.fd = data.fd, .events = POLLIN};
+            if (poll(&pfd, 1, 100) > 0) {
+                ssize_t n = recv(data.fd, data.rx + data.rx_len, sizeof(data.rx) - data.rx_len, 0);
+                if (n <= 0)
+                    break;
+                data.rx_len += (size_t)n;
+            }
+        }
+        step("echo", data.rx_len >= 5 && memcmp(data.rx, "hello", 5) == 0 ? 0 : 1);
+    }
+    if (ctrlclose) {
+        close(p->fd);
+        p->fd = -1;
+    } else {
+        req_t del = {.method = AR_TURN_REFRESH, .lifetime = 0};
+        if (step("refresh", transact_auth(p, &del)) < 0)
+            return -1;
+    }
+    if (!parked) {
+        long ms = wait_closed(data.fd, 5000);
+        if (ms >= 0)
+            printf("data-closed %ld\n", ms);
+        else
+            printf("data-open\n");
+        fflush(stdout);
+    }
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: turn_probe -s SERVER:PORT -u USER -w PASS [-t] [-p PEER] [-P PORT] "
                     "[-H SECONDS] [-b SOURCE] allocate [N] | permission | channel | send | connect "
-                    "| stale SECONDS\n");
+                    "| tcplife refresh0|ctrlclose|parked | stale SECONDS\n");
     exit(2);
 }
 
@@ -501,6 +589,14 @@ int main(int argc, char **argv)
         rc = step("connect", transact_auth(p, &r));
         release(p);
         return rc < 0;
+    }
+    if (strcmp(action, "tcplife") == 0 && arg != NULL) {
+        if (!tcp)
+            usage();
+        rc = allocate(p, pa, 1);
+        if (rc != 0)
+            return rc < 0;
+        return tcplife(p, pa, arg) < 0;
     }
     rc = allocate(p, pa, 0);
     if (rc != 0)
