@@ -287,6 +287,8 @@ void ar__turn_alloc_delete(ar_turn_engine_t *e, ar_turn_alloc_t *a)
         e->tp.tcp_relay_close(e->tp.ctx, a->relay);
     else if (a->relay)
         e->tp.relay_close(e->tp.ctx, a->relay);
+    if (a->relay2)
+        e->tp.relay_close(e->tp.ctx, a->relay2);
     quota_give(e->sh, a->uhash);
     e->count--;
     e->stats.allocations--;

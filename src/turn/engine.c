@@ -170,6 +170,17 @@ static void reply_allocate_ok(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
     ar_stun_builder_t b;
     start_response(e, &b, req, AR_STUN_SUCCESS);
     ar_stun_build_xor_addr(&b, AR_TURN_ATTR_XOR_RELAYED_ADDRESS, (struct sockaddr *)&relayed);
+    if (a->relay2) {
+        /* A dual allocation's IPv6 address follows the IPv4 one (RFC 8656 section 7.2). */
+        ar_turn_addr_t adv = a->relayed2;
+        if (e->sh->o.external6.family != 0)
+            memcpy(adv.ip, e->sh->o.external6.ip, 16);
+        struct sockaddr_storage r6;
+        ar_turn_addr_to_sa(&adv, &r6);
+        ar_stun_build_xor_addr(&b, AR_TURN_ATTR_XOR_RELAYED_ADDRESS, (struct sockaddr *)&r6);
+    }
+    if (a->v6_error)
+        ar_stun_build_address_error(&b, 6, a->v6_error, NULL);
     ar_stun_build_u32(&b, AR_TURN_ATTR_LIFETIME, a->expiry > e->now_s ? a->expiry - e->now_s : 0);
     ar_stun_build_xor_addr(&b, AR_STUN_ATTR_XOR_MAPPED_ADDRESS, (struct sockaddr *)&mapped);
     if (token) {
@@ -238,9 +249,15 @@ static int peer_attr(const ar_turn_engine_t *e, const ar_turn_alloc_t *a, const 
     if (ar_stun_attr_xor_addr(attr, msg->tid, &ss) != 0 ||
         ar_turn_addr_from_sa(peer, (struct sockaddr *)&ss) != 0)
         return 400;
-    if (peer->family != a->relayed.family)
+    if (peer->family != a->relayed.family && !(a->relay2 && peer->family == a->relayed2.family))
         return 443; /* Peer Address Family Mismatch (RFC 8656 section 9.1, RFC 6156) */
     return 0;
+}
+
+/* The endpoint that relays to peer: a dual allocation sends to IPv6 peers from its IPv6 one. */
+static void *relay_for(const ar_turn_alloc_t *a, const ar_turn_addr_t *peer)
+{
+    return a->relay2 && peer->family == a->relayed2.family ? a->relay2 : a->relay;
 }
 
 static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg,
@@ -299,11 +316,27 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         return;
     }
     if (raf) {
-        if (raf->len != 4 || (raf->value[0] != 1 && raf->value[0] != 2)) {
+        if (ar_stun_attr_family(raf, &family) != 0) {
             reply_error(e, t, msg, 440, key);
             return;
         }
-        family = raf->value[0] == 1 ? 4 : 6;
+    }
+    /* ADDITIONAL-ADDRESS-FAMILY (RFC 8656 section 7.2): an IPv6 relayed address besides the IPv4
+     * one. Not with REQUESTED-ADDRESS-FAMILY, never IPv4 (400); not with a RESERVATION-TOKEN,
+     * which names one reserved port, nor for RFC 6062 TCP allocations (400 too). */
+    const ar_stun_attr_t *aaf = ar_stun_find(msg, AR_TURN_ATTR_ADDITIONAL_ADDRESS_FAMILY);
+    bool dual = false;
+    if (aaf) {
+        int af = 0, prc = ar_stun_attr_family(aaf, &af);
+        if (raf || tok || tcp || prc == AR_EPARSE || (prc == 0 && af == 4)) {
+            reply_error(e, t, msg, 400, key);
+            return;
+        }
+        if (prc != 0) {
+            reply_error(e, t, msg, 440, key);
+            return;
+        }
+        dual = true;
     }
     const ar_turn_addr_t *relay_ip = family == 4 ? &e->sh->o.relay4 : &e->sh->o.relay6;
     if (family != 0 && relay_ip->family == 0) {
@@ -344,6 +377,17 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         reply_error(e, t, msg, 508, key);
         return;
     }
+    if (dual && e->sh->o.relay6.family == 0) {
+        a->v6_error = 440; /* granted IPv4 only: this relay has no IPv6 relay address */
+    } else if (dual) {
+        ar_turn_relay_req_t req6 = {.dont_fragment = req.dont_fragment};
+        uint64_t tok6 = 0;
+        if (e->tp.relay_open(e->tp.ctx, a, 6, &req6, &a->relayed2, &tok6, &a->relay2) != 0) {
+            a->relay2 = NULL;
+            memset(&a->relayed2, 0, sizeof(a->relayed2));
+            a->v6_error = 508;
+        }
+    }
     a->advertised = a->relayed;
     const ar_turn_addr_t *ext_ip =
         a->relayed.family == 4 ? &e->sh->o.external4 : &e->sh->o.external6;
@@ -358,8 +402,12 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
 static void handle_refresh(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg,
                            ar_turn_alloc_t *a)
 {
+    /* A family the allocation does not have is 443. A dual allocation is refreshed (or
+     * deleted) whole, whichever of its families is named. */
     const ar_stun_attr_t *raf = ar_stun_find(msg, AR_TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
-    if (raf && (raf->len != 4 || (raf->value[0] == 1 ? 4 : 6) != a->relayed.family)) {
+    int fam = 0;
+    if (raf && (ar_stun_attr_family(raf, &fam) != 0 ||
+                (fam != a->relayed.family && !(a->relay2 && fam == a->relayed2.family)))) {
         reply_error(e, t, msg, 443, a->key);
         return;
     }
@@ -393,6 +441,8 @@ static void arm(ar_turn_engine_t *e, ar_turn_alloc_t *a)
         a->armed = true;
         if (e->tp.relay_arm)
             e->tp.relay_arm(e->tp.ctx, a->relay);
+        if (e->tp.relay_arm && a->relay2)
+            e->tp.relay_arm(e->tp.ctx, a->relay2);
     }
 }
 
@@ -721,7 +771,7 @@ static void handle_send(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_
         return;
     }
     count_out(e, t, data->len);
-    e->tp.send_peer(e->tp.ctx, a->relay, &peer, data->value, data->len);
+    e->tp.send_peer(e->tp.ctx, relay_for(a, &peer), &peer, data->value, data->len);
 }
 
 static void handle_channel_data(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const uint8_t *buf,
@@ -753,7 +803,7 @@ static void handle_channel_data(ar_turn_engine_t *e, const ar_turn_tuple_t *t, c
         return;
     }
     count_out(e, t, dlen);
-    e->tp.send_peer(e->tp.ctx, a->relay, &c->peer, data, dlen);
+    e->tp.send_peer(e->tp.ctx, relay_for(a, &c->peer), &c->peer, data, dlen);
 }
 
 void ar_turn_engine_on_client(ar_turn_engine_t *e, const ar_turn_tuple_t *t, uint8_t *buf,
