@@ -260,10 +260,10 @@ static void *relay_for(const ar_turn_alloc_t *a, const ar_turn_addr_t *peer)
     return a->relay2 && peer->family == a->relayed2.family ? a->relay2 : a->relay;
 }
 
+/* a: the tuple's allocation, which handle_request looked up already (NULL: none). */
 static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg,
-                            const uint8_t *key, const uint8_t *uhash)
+                            const uint8_t *key, const uint8_t *uhash, ar_turn_alloc_t *a)
 {
-    ar_turn_alloc_t *a = ar__turn_alloc_find(e, t);
     if (a) {
         /* A retransmission of the Allocate that made it gets the same success (section 7.2). */
         if (memcmp(a->tid, msg->tid, 12) == 0 && memcmp(a->uhash, uhash, AR__TURN_UHASH_LEN) == 0)
@@ -667,8 +667,10 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     }
     uint8_t key[16], uhash[AR__TURN_UHASH_LEN];
     ar__auth_result_t ar = AR__AUTH_BAD_REQ;
+    /* One lookup serves authentication and the method (nothing changes the table between). */
+    ar_turn_alloc_t *a = turn_method && nunknown == 0 ? ar__turn_alloc_find(e, t) : NULL;
     if (turn_method && nunknown == 0)
-        ar = ar__turn_authenticate(e, t, msg, ar__turn_alloc_find(e, t), key, uhash);
+        ar = ar__turn_authenticate(e, t, msg, a, key, uhash);
     if (ar != AR__AUTH_OK) {
         /* Everything that failed to authenticate counts against the source's budget. */
         if (!ar__turn_rate_ok(e, &t->client)) {
@@ -697,11 +699,10 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
         return;
     }
     if (msg->method == AR_TURN_ALLOCATE) {
-        handle_allocate(e, t, msg, key, uhash);
+        handle_allocate(e, t, msg, key, uhash, a);
     } else if (msg->method == AR_TURN_CONNECTION_BIND) {
         handle_connection_bind(e, t, msg, key, uhash);
     } else {
-        ar_turn_alloc_t *a = ar__turn_alloc_find(e, t);
         if (!a)
             reply_error(e, t, msg, 437, key);
         else if (memcmp(a->uhash, uhash, AR__TURN_UHASH_LEN) != 0)
