@@ -380,6 +380,7 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
     if (dual && e->sh->o.relay6.family == 0) {
         a->v6_error = 440; /* granted IPv4 only: this relay has no IPv6 relay address */
     } else if (dual) {
+        /* EVEN-PORT (and its reservation) is honoured for the IPv4 address only. */
         ar_turn_relay_req_t req6 = {.dont_fragment = req.dont_fragment};
         uint64_t tok6 = 0;
         if (e->tp.relay_open(e->tp.ctx, a, 6, &req6, &a->relayed2, &tok6, &a->relay2) != 0) {
