@@ -858,9 +858,15 @@ void ar__stream_worker_stop(ar__stream_worker_t *sw)
     for (size_t i = 0; i < sw->nlisteners; i++)
         ar_listener_close(sw->listeners[i].l);
     sw->nlisteners = 0;
+    /* Abortive, not graceful: the worker closes every handle still open as soon as its stop
+     * callback returns, and a graceful close (a pending shutdown request) closed under it would
+     * be closed twice. RFC 6062 peer sides go first, with their own callbacks, for the same
+     * reason. */
     for (uint32_t i = 0; i < sw->max_conns; i++) {
-        if (sw->slots[i])
-            ar_conn_close(sw->slots[i]->c);
+        if (sw->slots[i]) {
+            peer_side_close(sw->slots[i]);
+            ar_conn_abort(sw->slots[i]->c, AR_ECLOSED);
+        }
     }
 }
 

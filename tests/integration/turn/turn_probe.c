@@ -24,7 +24,8 @@
  *                  "hello" through it ("echo 0"), deletes the allocation (Refresh 0) and prints
  *                  "data-closed MS" when the server closed the data connection within 5 s
  *                  ("data-open" if not); "ctrlclose" does the same but closes the control
- *                  connection instead; "parked" deletes the allocation without binding
+ *                  connection instead; "parked" deletes the allocation without binding;
+ *                  "hold" binds, checks the echo and then holds everything open for -H SECONDS
  *   dual           an Allocate with ADDITIONAL-ADDRESS-FAMILY IPv6 (RFC 8656 dual allocation):
  *                  prints "relayed IP" for each XOR-RELAYED-ADDRESS and "address-error FAM CODE"
  *                  for an ADDRESS-ERROR-CODE; then for each relayed family a permission and a
@@ -472,11 +473,12 @@ static long wait_closed(int fd, int ms)
 }
 
 /* The tcplife action (see the top of this file); p holds a TCP allocation. */
-static int tcplife(probe_t *p, const struct sockaddr *peer, const char *mode)
+static int tcplife(probe_t *p, const struct sockaddr *peer, const char *mode, long hold)
 {
     static probe_t data;
     int parked = strcmp(mode, "parked") == 0, ctrlclose = strcmp(mode, "ctrlclose") == 0;
-    if (!parked && !ctrlclose && strcmp(mode, "refresh0") != 0)
+    int holding = strcmp(mode, "hold") == 0;
+    if (!parked && !ctrlclose && !holding && strcmp(mode, "refresh0") != 0)
         return -1;
     req_t r = {.method = AR_TURN_CONNECT, .lifetime = -1, .peer = peer};
     g_last_cid = 0;
@@ -511,6 +513,10 @@ static int tcplife(probe_t *p, const struct sockaddr *peer, const char *mode)
             }
         }
         step("echo", data.rx_len >= 5 && memcmp(data.rx, "hello", 5) == 0 ? 0 : 1);
+    }
+    if (holding) {
+        sleep((unsigned)hold);
+        return 0;
     }
     if (ctrlclose) {
         close(p->fd);
@@ -629,7 +635,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: turn_probe -s SERVER:PORT -u USER -w PASS [-t] [-p PEER] [-P PORT] "
                     "[-H SECONDS] [-b SOURCE] allocate [N] | permission | channel | send | connect "
-                    "| tcplife refresh0|ctrlclose|parked | dual | stale SECONDS\n");
+                    "| tcplife refresh0|ctrlclose|parked|hold | dual | stale SECONDS\n");
     exit(2);
 }
 
@@ -719,7 +725,7 @@ int main(int argc, char **argv)
         rc = allocate(p, pa, 1);
         if (rc != 0)
             return rc < 0;
-        return tcplife(p, pa, arg) < 0;
+        return tcplife(p, pa, arg, hold) < 0;
     }
     if (strcmp(action, "dual") == 0) {
         rc = dual(p, (uint16_t)peer_port);
