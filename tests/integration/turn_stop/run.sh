@@ -63,10 +63,18 @@ stop_turn "idle TCP connection"
 exec 5<&-
 
 start_turn
-sleep 30 | timeout 20 openssl s_client -quiet -connect 127.0.0.1:$tls_port >/dev/null 2>&1 &
+timeout 20 python3 -c '
+import socket, ssl, sys, time
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+c = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))))
+print("up", flush=True)
+time.sleep(15)' $tls_port >"$dir/tls.out" 2>&1 &
 tls_pid=$!
 pids+=("$tls_pid")
-sleep 1
+for _ in $(seq 50); do grep -q up "$dir/tls.out" && break; sleep 0.1; done
+grep -q up "$dir/tls.out" || { echo "FAIL: no TLS connection"; fails=$((fails + 1)); }
 stop_turn "idle TLS connection"
 kill "$tls_pid" 2>/dev/null || true
 
