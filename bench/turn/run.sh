@@ -9,7 +9,9 @@
 #        AR_BUILD (build dir, default build/default), BENCH_TURN_BIN (daemon binary) and
 #        BENCH_TURN_LABEL (what to call it in the report; default: this tree's commit),
 #        (not ANTEROOM_TURN_*: anteroom-turn reads those as its own configuration),
-#        BENCH_SERVERS (default "coturn anteroom bare").
+#        BENCH_SERVERS (default "coturn anteroom bare"),
+#        BENCH_PARTS (default "data alloc": "alloc" alone runs only the allocation and RSS part,
+#        about a minute; "data" alone only the packet part).
 #
 # What is measured, and why this way:
 # - CPU is the server's own utime+stime from /proc/<pid>/stat, read by the load client at the
@@ -38,6 +40,7 @@ SECS=${BENCH_SECS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
 PORT=${BENCH_PORT:-34700}
 SERVERS=${BENCH_SERVERS:-coturn anteroom bare}
+PARTS=${BENCH_PARTS:-data alloc}
 FLAT_ALLOCS=16
 INFLIGHT=8
 RATE=20000
@@ -274,11 +277,23 @@ wait_port udp "$PEER_PORT" || { echo "echo peer did not start" >&2; exit 1; }
 for s in coturn anteroom bare; do
   [[ " $SERVERS " == *" $s "* ]] || WHY[$s,all]="not run (BENCH_SERVERS)"
 done
-data_tests
-for s in $SERVERS; do
-  echo "== $s: allocations" >&2
-  alloc_tests "$s" $((PORT + 40))
-done
+if [[ " $PARTS " == *" data "* ]]; then
+  data_tests
+else
+  for s in coturn anteroom bare; do
+    for t in udp.160 udp.1200 tcp.160 tcp.1200 tls.160 tls.1200 rate; do
+      WHY[$s,$t]="not run (BENCH_PARTS)"
+    done
+  done
+fi
+if [[ " $PARTS " == *" alloc "* ]]; then
+  for s in $SERVERS; do
+    echo "== $s: allocations" >&2
+    alloc_tests "$s" $((PORT + 40))
+  done
+else
+  for s in coturn anteroom bare; do WHY[$s,alloc]="not run (BENCH_PARTS)"; done
+fi
 stop_pid "$PEER_PID"
 
 . "$(dirname "$0")/report.sh"

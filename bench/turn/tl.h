@@ -84,6 +84,7 @@ typedef struct tl_opts_s {
     double hold;         /* seconds to keep the allocations after setup (RSS test) */
     int server_pid;      /* process whose CPU time and RSS the client samples, 0 = none */
     int no_data;         /* set up the allocations only */
+    int alloc_only;      /* Allocate only: no CreatePermission/ChannelBind (profiling) */
     /* Source address of the client sockets. Each client run of run.sh uses another 127.0.0.x,
      * so its 5-tuples never meet an allocation of an earlier run that the server has not yet
      * deleted (that would be 437 Allocation Mismatch, not a measurement). With spread > 1,

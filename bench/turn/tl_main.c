@@ -86,7 +86,7 @@ static void usage(void)
             "       ar-turnload turn --server IP:PORT --peer IP:PORT [--transport udp|tcp|tls]\n"
             "                   [--user U --pass P | --secret S] [--allocs N] [--window W]\n"
             "                   [--size B] [--rate PPS | --inflight K] [--warmup S] [--secs S]\n"
-            "                   [--server-pid PID] [--no-data --hold S]\n"
+            "                   [--server-pid PID] [--no-data [--alloc-only] --hold S]\n"
             "                   [--bind IP [--spread K]]\n"
             "       ar-turnload raw --server IP:PORT (ar-bareforward) [same data options]\n");
 }
@@ -110,7 +110,7 @@ static int run_turn(tl_ctx_t *c, int raw)
         fflush(stdout);
         /* Phase 2: CreatePermission + ChannelBind, what a usable allocation also costs. */
         t0 = tl_now_ns();
-        int ok2 = ok < c->o.allocs ? 0 : tl_ctrl_run_phase(c, 2, 60.0);
+        int ok2 = ok < c->o.allocs ? 0 : c->o.alloc_only ? ok : tl_ctrl_run_phase(c, 2, 60.0);
         dt = (double)(tl_now_ns() - t0) / 1e9;
         long long cpu2 = pid ? tl_proc_cpu_us(pid) : 0;
         printf("BIND allocs=%d ok=%d secs=%.3f srv_cpu_us=%lld\n", c->o.allocs, ok2, dt,
@@ -159,13 +159,13 @@ int main(int argc, char **argv)
     const char *listen_addr = NULL, *server = NULL, *peer = NULL;
 
     static const struct option lo[] = {
-        {"listen", 1, 0, 'l'},    {"server", 1, 0, 's'}, {"peer", 1, 0, 'p'},
-        {"transport", 1, 0, 't'}, {"user", 1, 0, 'u'},   {"pass", 1, 0, 'P'},
-        {"secret", 1, 0, 'S'},    {"allocs", 1, 0, 'n'}, {"window", 1, 0, 'w'},
-        {"size", 1, 0, 'b'},      {"rate", 1, 0, 'r'},   {"inflight", 1, 0, 'k'},
-        {"warmup", 1, 0, 'W'},    {"secs", 1, 0, 'd'},   {"server-pid", 1, 0, 'x'},
-        {"no-data", 0, 0, 'N'},   {"hold", 1, 0, 'H'},   {"bind", 1, 0, 'B'},
-        {"spread", 1, 0, 'C'},    {0, 0, 0, 0},
+        {"listen", 1, 0, 'l'},    {"server", 1, 0, 's'},     {"peer", 1, 0, 'p'},
+        {"transport", 1, 0, 't'}, {"user", 1, 0, 'u'},       {"pass", 1, 0, 'P'},
+        {"secret", 1, 0, 'S'},    {"allocs", 1, 0, 'n'},     {"window", 1, 0, 'w'},
+        {"size", 1, 0, 'b'},      {"rate", 1, 0, 'r'},       {"inflight", 1, 0, 'k'},
+        {"warmup", 1, 0, 'W'},    {"secs", 1, 0, 'd'},       {"server-pid", 1, 0, 'x'},
+        {"no-data", 0, 0, 'N'},   {"alloc-only", 0, 0, 'O'}, {"hold", 1, 0, 'H'},
+        {"bind", 1, 0, 'B'},      {"spread", 1, 0, 'C'},     {0, 0, 0, 0},
     };
     int ch, secs_given = 0;
     optind = 2;
@@ -218,6 +218,9 @@ int main(int argc, char **argv)
             break;
         case 'x':
             o->server_pid = atoi(optarg);
+            break;
+        case 'O':
+            o->alloc_only = 1;
             break;
         case 'N':
             o->no_data = 1;

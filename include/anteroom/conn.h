@@ -98,6 +98,13 @@ void ar_conn_resume_read(ar_conn_t *c);
  * time, then the socket closes and on_close(c, 0) runs from the loop. Safe to call twice.
  */
 void ar_conn_close(ar_conn_t *c);
+/*
+ * Closes at once, without flushing: for a loop that is being torn down (a worker's stop
+ * callback), where a graceful close would still be pending when the worker closes every handle
+ * left. Also ends a graceful close in progress. on_close(c, err) runs from the loop. Safe to call
+ * twice and after ar_conn_close.
+ */
+void ar_conn_abort(ar_conn_t *c, int err);
 
 ar_conn_state_t ar_conn_state(const ar_conn_t *c);
 const char *ar_conn_state_name(ar_conn_state_t s);

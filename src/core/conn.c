@@ -559,6 +559,14 @@ void ar_conn_close(ar_conn_t *c)
     begin_close(c, 0);
 }
 
+void ar_conn_abort(ar_conn_t *c, int err)
+{
+    if (c->err == 0)
+        c->err = err;
+    /* A pending shutdown request is cancelled by the close; on_shutdown then finds CLOSED. */
+    finish_close(c);
+}
+
 ar_conn_state_t ar_conn_state(const ar_conn_t *c)
 {
     return c->state;

@@ -269,6 +269,7 @@ int ar__turn_alloc_create(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
     e->buckets[h] = a;
     e->count++;
     e->stats.allocations++;
+    e->stats.tr[ar_turn_tuple_tr(t)].allocations++;
     *out = a;
     return 0;
 }
@@ -286,9 +287,12 @@ void ar__turn_alloc_delete(ar_turn_engine_t *e, ar_turn_alloc_t *a)
         e->tp.tcp_relay_close(e->tp.ctx, a->relay);
     else if (a->relay)
         e->tp.relay_close(e->tp.ctx, a->relay);
+    if (a->relay2)
+        e->tp.relay_close(e->tp.ctx, a->relay2);
     quota_give(e->sh, a->uhash);
     e->count--;
     e->stats.allocations--;
+    e->stats.tr[ar_turn_tuple_tr(&a->tuple)].allocations--;
     ar_free(a->perms);
     ar_free(a->chans);
     memset(a->key, 0, sizeof(a->key));

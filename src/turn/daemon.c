@@ -24,22 +24,35 @@ static int register_metrics(ar__turn_daemon_t *d)
 {
     ar_metrics_t *r = d->metrics;
     ar__turn_metrics_t *m = &d->m;
-    m->allocations = ar_metrics_gauge(r, "anteroom_turn_allocations", "Current allocations",
-                                      "transport=\"udp\"");
-    m->allocs_total = ar_metrics_counter(r, "anteroom_turn_allocations_total",
-                                         "Allocations granted", "transport=\"udp\"");
+    static const char *const lbl[AR_TURN_NTR] = {"transport=\"udp\"", "transport=\"tcp\"",
+                                                 "transport=\"tls\""};
+    static const char *const lin[AR_TURN_NTR] = {"transport=\"udp\",direction=\"in\"",
+                                                 "transport=\"tcp\",direction=\"in\"",
+                                                 "transport=\"tls\",direction=\"in\""};
+    static const char *const lout[AR_TURN_NTR] = {"transport=\"udp\",direction=\"out\"",
+                                                  "transport=\"tcp\",direction=\"out\"",
+                                                  "transport=\"tls\",direction=\"out\""};
+    for (int i = 0; i < AR_TURN_NTR; i++) {
+        m->allocations[i] =
+            ar_metrics_gauge(r, "anteroom_turn_allocations", "Current allocations", lbl[i]);
+        m->allocs_total[i] =
+            ar_metrics_counter(r, "anteroom_turn_allocations_total", "Allocations granted", lbl[i]);
+        m->pkts_in[i] = ar_metrics_counter(r, "anteroom_turn_relayed_packets_total",
+                                           "Packets relayed (RFC 6062 data connections: none, "
+                                           "their bytes only)",
+                                           lin[i]);
+        m->pkts_out[i] = ar_metrics_counter(r, "anteroom_turn_relayed_packets_total",
+                                            "Packets relayed (RFC 6062 data connections: none, "
+                                            "their bytes only)",
+                                            lout[i]);
+        m->bytes_in[i] = ar_metrics_counter(r, "anteroom_turn_relayed_bytes_total",
+                                            "Payload bytes relayed", lin[i]);
+        m->bytes_out[i] = ar_metrics_counter(r, "anteroom_turn_relayed_bytes_total",
+                                             "Payload bytes relayed", lout[i]);
+    }
     m->alloc_expired =
         ar_metrics_counter(r, "anteroom_turn_allocations_expired_total",
                            "Allocations that reached the end of their lifetime", NULL);
-    m->pkts_in = ar_metrics_counter(r, "anteroom_turn_relayed_packets_total", "Packets relayed",
-                                    "transport=\"udp\",direction=\"in\"");
-    m->pkts_out = ar_metrics_counter(r, "anteroom_turn_relayed_packets_total", "Packets relayed",
-                                     "transport=\"udp\",direction=\"out\"");
-    m->bytes_in = ar_metrics_counter(r, "anteroom_turn_relayed_bytes_total",
-                                     "Payload bytes relayed", "transport=\"udp\",direction=\"in\"");
-    m->bytes_out =
-        ar_metrics_counter(r, "anteroom_turn_relayed_bytes_total", "Payload bytes relayed",
-                           "transport=\"udp\",direction=\"out\"");
     m->auth_failures = ar_metrics_counter(r, "anteroom_turn_auth_failures_total",
                                           "Requests refused with 401 for bad credentials", NULL);
     m->stale_nonces = ar_metrics_counter(r, "anteroom_turn_stale_nonces_total",
@@ -80,7 +93,9 @@ static double cpu_seconds(void)
 
 void ar__turn_daemon_update_load(ar__turn_daemon_t *d, uint64_t now_ms)
 {
-    uint64_t bytes = (uint64_t)(ar_metric_value(d->m.bytes_in) + ar_metric_value(d->m.bytes_out));
+    uint64_t bytes = 0;
+    for (int i = 0; i < AR_TURN_NTR; i++)
+        bytes += (uint64_t)(ar_metric_value(d->m.bytes_in[i]) + ar_metric_value(d->m.bytes_out[i]));
     double cpu = cpu_seconds();
     int64_t bps = 0;
     if (d->last_ms != 0 && now_ms > d->last_ms) {
@@ -214,8 +229,10 @@ out_ports:
     ar_tls_server_free(d->tls);
     ar_free(d->ports.used);
     pthread_mutex_destroy(&d->ports.lock);
-    for (size_t i = 0; i < d->cids.n; i++)
+    for (size_t i = 0; i < d->cids.n; i++) {
         close(d->cids.e[i].fd);
+        ar__turn_tcplife_put(d->cids.e[i].life);
+    }
     pthread_mutex_destroy(&d->cids.lock);
 out:
     ar_metrics_free(d->metrics);

@@ -5,6 +5,7 @@
 #ifndef AR_TURN_DAEMON_H
 #define AR_TURN_DAEMON_H
 
+#include "anteroom/alloc.h"
 #include "anteroom/health.h"
 #include "anteroom/metrics.h"
 #include "anteroom/tls.h"
@@ -45,9 +46,12 @@ int ar__turn_ports_take(ar__turn_ports_t *p, const ar_turn_relay_req_t *req, int
 /* Gives a port back, and cancels the reservation token made with it (0: none). */
 void ar__turn_ports_give(ar__turn_ports_t *p, uint16_t port, uint64_t token);
 
+/* Metrics; the per-transport ones are indexed by AR_TURN_TR_* (label transport="udp|tcp|tls",
+ * the client's transport). Every member is a metric pointer: register_metrics checks them all. */
 typedef struct ar__turn_metrics_s {
-    ar_metric_t *allocations, *allocs_total, *alloc_expired;
-    ar_metric_t *pkts_in, *pkts_out, *bytes_in, *bytes_out;
+    ar_metric_t *allocations[AR_TURN_NTR], *allocs_total[AR_TURN_NTR], *alloc_expired;
+    ar_metric_t *pkts_in[AR_TURN_NTR], *pkts_out[AR_TURN_NTR];
+    ar_metric_t *bytes_in[AR_TURN_NTR], *bytes_out[AR_TURN_NTR];
     ar_metric_t *auth_failures, *stale_nonces, *denied_peers, *quota_rejects, *rate_limited;
     ar_metric_t *bw_dropped, *bad_packets;
     ar_metric_t *load_allocations, *load_bandwidth, *load_cpu;
@@ -72,11 +76,37 @@ typedef struct ar__turn_redirect_s {
  * to a client data connection. They wait here, unread (the kernel buffers what the peer sends),
  * for a ConnectionBind on any worker; after 30 s they are closed. */
 #define AR__TURN_MAX_PARKED 1024
+
+/*
+ * The life of an RFC 6062 TCP allocation as its peer connections see it: the allocation's
+ * endpoint holds one reference, and so does every parked or bound connection it made. When the
+ * allocation ends (deleted, expired, its control connection closed) `dead` is set and its parked
+ * connections are closed at once; bound data connections, which may live on other workers, are
+ * closed by their own worker's next tick (within a second). The last reference frees it.
+ */
+typedef struct ar__turn_tcplife_s {
+    atomic_bool dead;
+    atomic_int refs;
+} ar__turn_tcplife_t;
+
+static inline ar__turn_tcplife_t *ar__turn_tcplife_get(ar__turn_tcplife_t *l)
+{
+    atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+    return l;
+}
+
+static inline void ar__turn_tcplife_put(ar__turn_tcplife_t *l)
+{
+    if (l && atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
+        ar_free(l);
+}
+
 typedef struct ar__turn_parked_s {
     uint32_t cid;
     int fd;
-    uint8_t uhash[16]; /* the allocation's user: only that user may bind */
-    uint64_t at_ms;    /* monotonic */
+    ar__turn_tcplife_t *life; /* a reference */
+    uint8_t uhash[16];        /* the allocation's user: only that user may bind */
+    uint64_t at_ms;           /* monotonic */
 } ar__turn_parked_t;
 
 typedef struct ar__turn_cids_s {
@@ -134,7 +164,8 @@ int ar__stream_peer_connect(void *handle, const ar_turn_tuple_t *ctrl, const ar_
                             const uint8_t tid[12]);
 int ar__stream_data_bind(ar__stream_worker_t *sw, const ar_turn_tuple_t *t, uint32_t cid,
                          const uint8_t uhash[16]);
-/* Closes parked peer connections older than 30 s (any worker may call it). */
+/* Closes parked peer connections older than 30 s or whose allocation ended (any worker may call
+ * it). */
 void ar__stream_cids_sweep(ar__turn_daemon_t *d, uint64_t now_ms);
 /* Stops listening and closes every connection (their allocations go with the engine). */
 void ar__stream_worker_stop(ar__stream_worker_t *sw);

@@ -170,6 +170,17 @@ static void reply_allocate_ok(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
     ar_stun_builder_t b;
     start_response(e, &b, req, AR_STUN_SUCCESS);
     ar_stun_build_xor_addr(&b, AR_TURN_ATTR_XOR_RELAYED_ADDRESS, (struct sockaddr *)&relayed);
+    if (a->relay2) {
+        /* A dual allocation's IPv6 address follows the IPv4 one (RFC 8656 section 7.2). */
+        ar_turn_addr_t adv = a->relayed2;
+        if (e->sh->o.external6.family != 0)
+            memcpy(adv.ip, e->sh->o.external6.ip, 16);
+        struct sockaddr_storage r6;
+        ar_turn_addr_to_sa(&adv, &r6);
+        ar_stun_build_xor_addr(&b, AR_TURN_ATTR_XOR_RELAYED_ADDRESS, (struct sockaddr *)&r6);
+    }
+    if (a->v6_error)
+        ar_stun_build_address_error(&b, 6, a->v6_error, NULL);
     ar_stun_build_u32(&b, AR_TURN_ATTR_LIFETIME, a->expiry > e->now_s ? a->expiry - e->now_s : 0);
     ar_stun_build_xor_addr(&b, AR_STUN_ATTR_XOR_MAPPED_ADDRESS, (struct sockaddr *)&mapped);
     if (token) {
@@ -238,15 +249,21 @@ static int peer_attr(const ar_turn_engine_t *e, const ar_turn_alloc_t *a, const 
     if (ar_stun_attr_xor_addr(attr, msg->tid, &ss) != 0 ||
         ar_turn_addr_from_sa(peer, (struct sockaddr *)&ss) != 0)
         return 400;
-    if (peer->family != a->relayed.family)
+    if (peer->family != a->relayed.family && !(a->relay2 && peer->family == a->relayed2.family))
         return 443; /* Peer Address Family Mismatch (RFC 8656 section 9.1, RFC 6156) */
     return 0;
 }
 
-static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg,
-                            const uint8_t *key, const uint8_t *uhash)
+/* The endpoint that relays to peer: a dual allocation sends to IPv6 peers from its IPv6 one. */
+static void *relay_for(const ar_turn_alloc_t *a, const ar_turn_addr_t *peer)
 {
-    ar_turn_alloc_t *a = ar__turn_alloc_find(e, t);
+    return a->relay2 && peer->family == a->relayed2.family ? a->relay2 : a->relay;
+}
+
+/* a: the tuple's allocation, which handle_request looked up already (NULL: none). */
+static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg,
+                            const uint8_t *key, const uint8_t *uhash, ar_turn_alloc_t *a)
+{
     if (a) {
         /* A retransmission of the Allocate that made it gets the same success (section 7.2). */
         if (memcmp(a->tid, msg->tid, 12) == 0 && memcmp(a->uhash, uhash, AR__TURN_UHASH_LEN) == 0)
@@ -299,11 +316,27 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         return;
     }
     if (raf) {
-        if (raf->len != 4 || (raf->value[0] != 1 && raf->value[0] != 2)) {
+        if (ar_stun_attr_family(raf, &family) != 0) {
             reply_error(e, t, msg, 440, key);
             return;
         }
-        family = raf->value[0] == 1 ? 4 : 6;
+    }
+    /* ADDITIONAL-ADDRESS-FAMILY (RFC 8656 section 7.2): an IPv6 relayed address besides the IPv4
+     * one. Not with REQUESTED-ADDRESS-FAMILY, never IPv4 (400); not with a RESERVATION-TOKEN,
+     * which names one reserved port, nor for RFC 6062 TCP allocations (400 too). */
+    const ar_stun_attr_t *aaf = ar_stun_find(msg, AR_TURN_ATTR_ADDITIONAL_ADDRESS_FAMILY);
+    bool dual = false;
+    if (aaf) {
+        int af = 0, prc = ar_stun_attr_family(aaf, &af);
+        if (raf || tok || tcp || prc == AR_EPARSE || (prc == 0 && af == 4)) {
+            reply_error(e, t, msg, 400, key);
+            return;
+        }
+        if (prc != 0) {
+            reply_error(e, t, msg, 440, key);
+            return;
+        }
+        dual = true;
     }
     const ar_turn_addr_t *relay_ip = family == 4 ? &e->sh->o.relay4 : &e->sh->o.relay6;
     if (family != 0 && relay_ip->family == 0) {
@@ -344,6 +377,18 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         reply_error(e, t, msg, 508, key);
         return;
     }
+    if (dual && e->sh->o.relay6.family == 0) {
+        a->v6_error = 440; /* granted IPv4 only: this relay has no IPv6 relay address */
+    } else if (dual) {
+        /* EVEN-PORT (and its reservation) is honoured for the IPv4 address only. */
+        ar_turn_relay_req_t req6 = {.dont_fragment = req.dont_fragment};
+        uint64_t tok6 = 0;
+        if (e->tp.relay_open(e->tp.ctx, a, 6, &req6, &a->relayed2, &tok6, &a->relay2) != 0) {
+            a->relay2 = NULL;
+            memset(&a->relayed2, 0, sizeof(a->relayed2));
+            a->v6_error = 508;
+        }
+    }
     a->advertised = a->relayed;
     const ar_turn_addr_t *ext_ip =
         a->relayed.family == 4 ? &e->sh->o.external4 : &e->sh->o.external6;
@@ -351,14 +396,19 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
         memcpy(a->advertised.ip, ext_ip->ip, 16);
     ar__turn_alloc_set_expiry(e, a, desired_lifetime(e, msg));
     e->stats.allocs_total++;
+    e->stats.tr[ar_turn_tuple_tr(t)].allocs_total++;
     reply_allocate_ok(e, t, msg, a, token);
 }
 
 static void handle_refresh(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_stun_msg_t *msg,
                            ar_turn_alloc_t *a)
 {
+    /* A family the allocation does not have is 443. A dual allocation is refreshed (or
+     * deleted) whole, whichever of its families is named. */
     const ar_stun_attr_t *raf = ar_stun_find(msg, AR_TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
-    if (raf && (raf->len != 4 || (raf->value[0] == 1 ? 4 : 6) != a->relayed.family)) {
+    int fam = 0;
+    if (raf && (ar_stun_attr_family(raf, &fam) != 0 ||
+                (fam != a->relayed.family && !(a->relay2 && fam == a->relayed2.family)))) {
         reply_error(e, t, msg, 443, a->key);
         return;
     }
@@ -392,6 +442,8 @@ static void arm(ar_turn_engine_t *e, ar_turn_alloc_t *a)
         a->armed = true;
         if (e->tp.relay_arm)
             e->tp.relay_arm(e->tp.ctx, a->relay);
+        if (e->tp.relay_arm && a->relay2)
+            e->tp.relay_arm(e->tp.ctx, a->relay2);
     }
 }
 
@@ -616,8 +668,10 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     }
     uint8_t key[16], uhash[AR__TURN_UHASH_LEN];
     ar__auth_result_t ar = AR__AUTH_BAD_REQ;
+    /* One lookup serves authentication and the method (nothing changes the table between). */
+    ar_turn_alloc_t *a = turn_method && nunknown == 0 ? ar__turn_alloc_find(e, t) : NULL;
     if (turn_method && nunknown == 0)
-        ar = ar__turn_authenticate(e, t, msg, ar__turn_alloc_find(e, t), key, uhash);
+        ar = ar__turn_authenticate(e, t, msg, a, key, uhash);
     if (ar != AR__AUTH_OK) {
         /* Everything that failed to authenticate counts against the source's budget. */
         if (!ar__turn_rate_ok(e, &t->client)) {
@@ -646,11 +700,10 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
         return;
     }
     if (msg->method == AR_TURN_ALLOCATE) {
-        handle_allocate(e, t, msg, key, uhash);
+        handle_allocate(e, t, msg, key, uhash, a);
     } else if (msg->method == AR_TURN_CONNECTION_BIND) {
         handle_connection_bind(e, t, msg, key, uhash);
     } else {
-        ar_turn_alloc_t *a = ar__turn_alloc_find(e, t);
         if (!a)
             reply_error(e, t, msg, 437, key);
         else if (memcmp(a->uhash, uhash, AR__TURN_UHASH_LEN) != 0)
@@ -667,6 +720,29 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
             handle_channel_bind(e, t, msg, a);
     }
     sodium_memzero(key, sizeof(key));
+}
+
+/* A packet from client t relayed to a peer, counted by t's transport. */
+static void count_out(ar_turn_engine_t *e, const ar_turn_tuple_t *t, size_t len)
+{
+    ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(t)];
+    e->stats.relayed_pkts_out++;
+    e->stats.relayed_bytes_out += len;
+    tr->pkts_out++;
+    tr->bytes_out += len;
+}
+
+void ar_turn_engine_count_stream(ar_turn_engine_t *e, const ar_turn_tuple_t *t, int out,
+                                 size_t bytes)
+{
+    ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(t)];
+    if (out) {
+        e->stats.relayed_bytes_out += bytes;
+        tr->bytes_out += bytes;
+    } else {
+        e->stats.relayed_bytes_in += bytes;
+        tr->bytes_in += bytes;
+    }
 }
 
 /* Send indication (section 11.2): relayed when a permission exists, silently dropped if not. */
@@ -696,9 +772,8 @@ static void handle_send(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_
         e->stats.bw_dropped++;
         return;
     }
-    e->stats.relayed_pkts_out++;
-    e->stats.relayed_bytes_out += data->len;
-    e->tp.send_peer(e->tp.ctx, a->relay, &peer, data->value, data->len);
+    count_out(e, t, data->len);
+    e->tp.send_peer(e->tp.ctx, relay_for(a, &peer), &peer, data->value, data->len);
 }
 
 static void handle_channel_data(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const uint8_t *buf,
@@ -729,9 +804,8 @@ static void handle_channel_data(ar_turn_engine_t *e, const ar_turn_tuple_t *t, c
         e->stats.bw_dropped++;
         return;
     }
-    e->stats.relayed_pkts_out++;
-    e->stats.relayed_bytes_out += dlen;
-    e->tp.send_peer(e->tp.ctx, a->relay, &c->peer, data, dlen);
+    count_out(e, t, dlen);
+    e->tp.send_peer(e->tp.ctx, relay_for(a, &c->peer), &c->peer, data, dlen);
 }
 
 void ar_turn_engine_on_client(ar_turn_engine_t *e, const ar_turn_tuple_t *t, uint8_t *buf,
@@ -793,6 +867,9 @@ void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *a, const ar_tu
     ar__turn_chan_t *c = ar__turn_chan_by_peer(e, a, peer);
     e->stats.relayed_pkts_in++;
     e->stats.relayed_bytes_in += len;
+    ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(&a->tuple)];
+    tr->pkts_in++;
+    tr->bytes_in += len;
     if (c) {
         /* ChannelData (section 12.4); over UDP the padding is optional and we send none. */
         uint8_t *h = payload - 4;

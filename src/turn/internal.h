@@ -54,11 +54,13 @@ struct ar_turn_alloc_s {
     ar_turn_alloc_t *hnext;         /* 5-tuple hash chain */
     ar_turn_alloc_t *wnext, *wprev; /* timer wheel slot list */
     void *relay;                    /* transport's endpoint */
+    void *relay2;                   /* a dual allocation's IPv6 endpoint (RFC 8656), or NULL */
     ar__turn_perm_t *perms;
     ar__turn_chan_t *chans;
     ar_turn_tuple_t tuple;
     ar_turn_addr_t relayed;    /* the local relay address */
     ar_turn_addr_t advertised; /* what XOR-RELAYED-ADDRESS says (external-ip) */
+    ar_turn_addr_t relayed2;   /* relay2's address (family 0 when none) */
     uint8_t key[16];           /* long-term credential key of the allocating user */
     uint8_t uhash[AR__TURN_UHASH_LEN];
     uint8_t tid[12]; /* the Allocate transaction, so a retransmission gets the same answer */
@@ -66,6 +68,7 @@ struct ar_turn_alloc_s {
     uint32_t wheel_at;
     uint16_t nperms, cperms, nchans, cchans;
     uint32_t lifetime; /* granted by the last Allocate/Refresh, for retransmitted answers */
+    uint16_t v6_error; /* ADDITIONAL-ADDRESS-FAMILY IPv6 not granted: its ADDRESS-ERROR-CODE */
     bool armed;        /* relay_arm was called */
     bool tcp;          /* RFC 6062 TCP allocation: relay is the transport's TCP endpoint */
     ar__turn_bucket_t bw_in, bw_out;

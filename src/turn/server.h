@@ -60,9 +60,22 @@ typedef struct ar_turn_tuple_s {
     ar_turn_addr_t client;
     uint16_t listener;
     uint8_t proto;
-    uint8_t pad;
+    uint8_t tls; /* 1: a TLS stream (proto is TCP); labels metrics by the client's transport */
     uint32_t conn;
 } ar_turn_tuple_t;
+
+/* Client transports as metrics see them (ar_turn_stats_t.tr). */
+#define AR_TURN_TR_UDP 0
+#define AR_TURN_TR_TCP 1
+#define AR_TURN_TR_TLS 2
+#define AR_TURN_NTR 3
+
+static inline unsigned ar_turn_tuple_tr(const ar_turn_tuple_t *t)
+{
+    return t->proto != AR_TURN_PROTO_TCP ? AR_TURN_TR_UDP
+           : t->tls                      ? AR_TURN_TR_TLS
+                                         : AR_TURN_TR_TCP;
+}
 
 typedef struct ar_turn_alloc_s ar_turn_alloc_t;
 typedef struct ar_turn_engine_s ar_turn_engine_t;
@@ -146,7 +159,15 @@ typedef struct ar_turn_opts_s {
     void *redirect_ctx;
 } ar_turn_opts_t;
 
-/* Counters an engine keeps on its own thread; the daemon turns them into metrics. */
+/* What an engine counts per client transport (udp, tcp, tls: ar_turn_tuple_tr). */
+typedef struct ar_turn_tr_stats_s {
+    uint64_t allocations, allocs_total;
+    uint64_t pkts_in, bytes_in;   /* peer -> client */
+    uint64_t pkts_out, bytes_out; /* client -> peer */
+} ar_turn_tr_stats_t;
+
+/* Counters an engine keeps on its own thread; the daemon turns them into metrics. The totals
+ * are the sums of tr[] (kept because tests and the fuzzer read them). */
 typedef struct ar_turn_stats_s {
     uint64_t allocations;  /* current */
     uint64_t allocs_total; /* granted since start */
@@ -161,6 +182,7 @@ typedef struct ar_turn_stats_s {
     uint64_t bw_dropped;   /* packets dropped by max-bps */
     uint64_t no_perm_dropped;
     uint64_t bad_packets;
+    ar_turn_tr_stats_t tr[AR_TURN_NTR];
 } ar_turn_stats_t;
 
 /* Shared state: copies what it needs from opts. Returns NULL on allocation failure or bad
@@ -205,6 +227,10 @@ void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *alloc, const a
 void ar_turn_engine_tick(ar_turn_engine_t *e);
 
 const ar_turn_stats_t *ar_turn_engine_stats(const ar_turn_engine_t *e);
+/* Bytes an RFC 6062 data connection of client stream t relayed (out: client to peer). They
+ * pass the stream transport only, so it reports them here; counted as bytes, not packets. */
+void ar_turn_engine_count_stream(ar_turn_engine_t *e, const ar_turn_tuple_t *t, int out,
+                                 size_t bytes);
 
 /* Address conversions. */
 int ar_turn_addr_from_sa(ar_turn_addr_t *out, const struct sockaddr *sa);

@@ -25,8 +25,11 @@
  * descriptor is simply taken over by that worker's loop). From then on the client connection
  * is raw: bytes pass both ways with backpressure (the client's reads pause while RAW_CAP bytes
  * wait for the peer; the peer is not read while the client has more than OUT_CAP / 2 queued).
- * Closing either side closes the other. Bound data connections outlive the allocation that
- * made them until one side closes.
+ * Closing either side closes the other. When the allocation ends (deleted, expired, or its
+ * control connection closed), its parked peer connections are closed at once and its bound data
+ * connections, client and peer side, by their worker's next tick (ar__turn_tcplife_t). A Connect
+ * that has not connected within tcp-connect-timeout (30 s by default, as RFC 6062 says) is
+ * abandoned and answered 447.
  */
 #include "daemon.h"
 #include "internal.h"
@@ -63,6 +66,7 @@ typedef struct stream_listener_s {
     ar__stream_worker_t *sw;
     ar_listener_t *l;
     uint16_t index;
+    bool tls;
 } stream_listener_t;
 
 typedef struct stream_conn_s {
@@ -73,7 +77,8 @@ typedef struct stream_conn_s {
     size_t skip;            /* bytes of an oversized frame still to discard */
     bool raw;               /* an RFC 6062 data connection: bytes pass through unframed */
     peer_side_t *peer;
-    uint8_t *pout; /* client bytes the peer has not taken yet (raw only) */
+    ar__turn_tcplife_t *life; /* raw: the allocation that made the peer connection */
+    uint8_t *pout;            /* client bytes the peer has not taken yet (raw only) */
     size_t pout_len;
     size_t used;
     uint8_t buf[FRAME_CAP];
@@ -233,6 +238,7 @@ static void on_open(ar_conn_t *c)
     sc->sw = sw;
     sc->tuple.proto = AR_TURN_PROTO_TCP;
     sc->tuple.listener = li->index;
+    sc->tuple.tls = li->tls;
     sc->tuple.conn = sw->free_slots[--sw->nfree];
     sc->alloc_seen_ms = uv_now(sw->loop);
     sw->slots[sc->tuple.conn] = sc;
@@ -250,6 +256,7 @@ static void on_close(ar_conn_t *c, int err)
     ar__stream_worker_t *sw = sc->sw;
     slot_release(sw, sc);
     peer_side_close(sc);
+    ar__turn_tcplife_put(sc->life);
     if (!sw->stopping) {
         ar__udp_worker_set_now(sw->uw);
         ar_turn_engine_client_closed(sw->e, &sc->tuple);
@@ -273,8 +280,16 @@ void ar__stream_tick(ar__stream_worker_t *sw, uint64_t now_ms)
         return;
     for (uint32_t i = 0; i < sw->max_conns; i++) {
         stream_conn_t *sc = sw->slots[i];
-        if (!sc || sc->raw || ar_conn_state(sc->c) >= AR_CONN_CLOSING)
-            continue; /* data connections hold no allocation of their own */
+        if (!sc || ar_conn_state(sc->c) >= AR_CONN_CLOSING)
+            continue;
+        if (sc->raw) {
+            /* A data connection holds no allocation of its own, and ends with the one that
+             * made its peer connection (RFC 6062 section 5.3: an allocation's connections are
+             * closed when it goes). */
+            if (sc->life && atomic_load_explicit(&sc->life->dead, memory_order_acquire))
+                ar_conn_close(sc->c);
+            continue;
+        }
         if (ar_turn_engine_has_allocation(sw->e, &sc->tuple))
             sc->alloc_seen_ms = now_ms;
         else if (now_ms - sc->alloc_seen_ms > UNALLOC_TIMEOUT_MS)
@@ -284,7 +299,8 @@ void ar__stream_tick(ar__stream_worker_t *sw, uint64_t now_ms)
 
 /* --- RFC 6062: parked peer connections --- */
 
-static uint32_t park(ar__turn_daemon_t *d, int fd, const uint8_t uhash[16], uint64_t now_ms)
+static uint32_t park(ar__turn_daemon_t *d, int fd, const uint8_t uhash[16], uint64_t now_ms,
+                     ar__turn_tcplife_t *life)
 {
     ar__turn_cids_t *t = &d->cids;
     uint32_t cid = 0;
@@ -296,6 +312,7 @@ static uint32_t park(ar__turn_daemon_t *d, int fd, const uint8_t uhash[16], uint
         ar__turn_parked_t *p = &t->e[t->n++];
         p->cid = cid;
         p->fd = fd;
+        p->life = ar__turn_tcplife_get(life);
         memcpy(p->uhash, uhash, 16);
         p->at_ms = now_ms;
     }
@@ -303,8 +320,10 @@ static uint32_t park(ar__turn_daemon_t *d, int fd, const uint8_t uhash[16], uint
     return cid;
 }
 
-/* Takes the parked connection cid if uhash may have it: its fd, or -1. */
-static int unpark(ar__turn_daemon_t *d, uint32_t cid, const uint8_t *uhash)
+/* Takes the parked connection cid if uhash may have it: its fd (and *life, a reference the
+ * caller now holds), or -1. */
+static int unpark(ar__turn_daemon_t *d, uint32_t cid, const uint8_t *uhash,
+                  ar__turn_tcplife_t **life)
 {
     ar__turn_cids_t *t = &d->cids;
     int fd = -1;
@@ -314,6 +333,7 @@ static int unpark(ar__turn_daemon_t *d, uint32_t cid, const uint8_t *uhash)
             continue;
         if (!uhash || sodium_memcmp(t->e[i].uhash, uhash, 16) == 0) {
             fd = t->e[i].fd;
+            *life = t->e[i].life;
             t->e[i] = t->e[--t->n];
         }
         break;
@@ -327,8 +347,27 @@ void ar__stream_cids_sweep(ar__turn_daemon_t *d, uint64_t now_ms)
     ar__turn_cids_t *t = &d->cids;
     pthread_mutex_lock(&t->lock);
     for (size_t i = 0; i < t->n;) {
-        if (now_ms - t->e[i].at_ms > PARK_TIMEOUT_MS) {
+        if (now_ms - t->e[i].at_ms > PARK_TIMEOUT_MS ||
+            atomic_load_explicit(&t->e[i].life->dead, memory_order_acquire)) {
             close(t->e[i].fd);
+            ar__turn_tcplife_put(t->e[i].life);
+            t->e[i] = t->e[--t->n];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Closes the parked connections of an allocation that ended: nobody may bind them any more. */
+static void cids_drop(ar__turn_daemon_t *d, const ar__turn_tcplife_t *life)
+{
+    ar__turn_cids_t *t = &d->cids;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n;) {
+        if (t->e[i].life == life) {
+            close(t->e[i].fd);
+            ar__turn_tcplife_put(t->e[i].life);
             t->e[i] = t->e[--t->n];
         } else {
             i++;
@@ -343,8 +382,10 @@ typedef struct tcp_relay_s tcp_relay_t;
 
 typedef struct tcp_connecting_s {
     uv_poll_t poll;
-    tcp_relay_t *r; /* NULL once the endpoint is closed */
+    uv_timer_t timer; /* tcp-connect-timeout: 447 rather than the kernel's minutes of SYNs */
+    tcp_relay_t *r;   /* NULL once the endpoint is closed */
     struct tcp_connecting_s *next;
+    int handles; /* handles still to close before k is freed */
     int fd;
     ar_turn_tuple_t ctrl;
     ar_turn_addr_t peer;
@@ -356,6 +397,7 @@ struct tcp_relay_s {
     ar__stream_worker_t *sw;
     ar_turn_alloc_t *alloc;
     tcp_connecting_t *connecting;
+    ar__turn_tcplife_t *life;
     ar_turn_addr_t relayed;
     int fd;
     uint16_t port;
@@ -366,12 +408,15 @@ static void tcp_relay_closed(uv_handle_t *h)
     tcp_relay_t *r = h->data;
     close(r->fd);
     ar__turn_ports_give(&r->sw->d->ports, r->port, 0);
+    ar__turn_tcplife_put(r->life);
     ar_free(r);
 }
 
 static void connecting_closed(uv_handle_t *h)
 {
     tcp_connecting_t *k = h->data;
+    if (--k->handles > 0)
+        return;
     if (k->fd >= 0)
         close(k->fd);
     ar_free(k);
@@ -391,6 +436,7 @@ static void connecting_end(tcp_connecting_t *k, bool keep_fd)
     if (keep_fd)
         k->fd = -1;
     uv_close((uv_handle_t *)&k->poll, connecting_closed);
+    uv_close((uv_handle_t *)&k->timer, connecting_closed);
 }
 
 static void on_accept(uv_poll_t *h, int status, int events)
@@ -410,14 +456,16 @@ static void on_accept(uv_poll_t *h, int status, int events)
         ar_turn_addr_t peer;
         uint32_t cid = 0;
         if (ar_turn_addr_from_sa(&peer, (struct sockaddr *)&ss) == 0)
-            cid = park(sw->d, fd, r->alloc->uhash, uv_now(sw->loop));
+            cid = park(sw->d, fd, r->alloc->uhash, uv_now(sw->loop), r->life);
         /* Parked before the indication goes out, so a fast ConnectionBind finds it. */
         if (cid == 0) {
             close(fd);
         } else if (ar_turn_engine_connection_attempt(sw->e, r->alloc, &peer, cid) != 0) {
-            fd = unpark(sw->d, cid, NULL);
+            ar__turn_tcplife_t *life = NULL;
+            fd = unpark(sw->d, cid, NULL, &life);
             if (fd >= 0)
                 close(fd);
+            ar__turn_tcplife_put(life);
         }
     }
 }
@@ -465,7 +513,9 @@ int ar__stream_tcp_relay_open(ar__stream_worker_t *sw, ar_turn_alloc_t *alloc, i
     if (fd < 0)
         return rc;
     tcp_relay_t *r = ar_calloc(1, sizeof(*r));
-    if (!r || uv_poll_init(sw->loop, &r->poll, fd) != 0) {
+    ar__turn_tcplife_t *life = r ? ar_calloc(1, sizeof(*life)) : NULL;
+    if (!r || !life || uv_poll_init(sw->loop, &r->poll, fd) != 0) {
+        ar_free(life);
         ar_free(r);
         close(fd);
         ar__turn_ports_give(&sw->d->ports, port, 0);
@@ -477,6 +527,9 @@ int ar__stream_tcp_relay_open(ar__stream_worker_t *sw, ar_turn_alloc_t *alloc, i
     r->fd = fd;
     r->port = port;
     r->relayed = local;
+    atomic_init(&life->dead, false);
+    atomic_init(&life->refs, 1);
+    r->life = life;
     uv_poll_start(&r->poll, UV_READABLE, on_accept);
     *relayed = local;
     *handle = r;
@@ -489,6 +542,8 @@ void ar__stream_tcp_relay_close(void *handle)
     r->alloc = NULL;
     while (r->connecting)
         connecting_end(r->connecting, false);
+    atomic_store_explicit(&r->life->dead, true, memory_order_release);
+    cids_drop(r->sw->d, r->life);
     uv_close((uv_handle_t *)&r->poll, tcp_relay_closed);
 }
 
@@ -508,13 +563,31 @@ static void on_connected(uv_poll_t *h, int status, int events)
         return;
     uint32_t cid = 0;
     if (err == 0)
-        cid = park(sw->d, k->fd, r->alloc->uhash, uv_now(sw->loop));
+        cid = park(sw->d, k->fd, r->alloc->uhash, uv_now(sw->loop), r->life);
     ar_turn_tuple_t ctrl = k->ctrl;
     uint8_t tid[12];
     memcpy(tid, k->tid, 12);
     connecting_end(k, cid != 0);
     ar__udp_worker_set_now(sw->uw);
     ar_turn_engine_connect_done(sw->e, &ctrl, tid, cid);
+}
+
+/* The peer did not answer within tcp-connect-timeout (a blackholed address keeps sending SYNs
+ * for minutes): 447 Connection Timeout or Failure (RFC 6062 section 5.2). */
+static void on_connect_timeout(uv_timer_t *t)
+{
+    tcp_connecting_t *k = t->data;
+    tcp_relay_t *r = k->r;
+    if (!r)
+        return;
+    ar__stream_worker_t *sw = r->sw;
+    ar_turn_tuple_t ctrl = k->ctrl;
+    uint8_t tid[12];
+    memcpy(tid, k->tid, 12);
+    connecting_end(k, false);
+    ar_log0(AR_LOG_DEBUG, "tcp_connect_timeout");
+    ar__udp_worker_set_now(sw->uw);
+    ar_turn_engine_connect_done(sw->e, &ctrl, tid, 0);
 }
 
 int ar__stream_peer_connect(void *handle, const ar_turn_tuple_t *ctrl, const ar_turn_addr_t *peer,
@@ -548,7 +621,10 @@ int ar__stream_peer_connect(void *handle, const ar_turn_tuple_t *ctrl, const ar_
         close(fd);
         return AR_ENOMEM;
     }
+    (void)uv_timer_init(sw->loop, &k->timer); /* cannot fail on a live loop */
+    k->handles = 2;
     k->poll.data = k;
+    k->timer.data = k;
     k->fd = fd;
     k->r = r;
     k->ctrl = *ctrl;
@@ -557,6 +633,7 @@ int ar__stream_peer_connect(void *handle, const ar_turn_tuple_t *ctrl, const ar_
     k->next = r->connecting;
     r->connecting = k;
     uv_poll_start(&k->poll, UV_WRITABLE, on_connected);
+    uv_timer_start(&k->timer, on_connect_timeout, sw->d->plan->tcp_connect_timeout_ms, 0);
     return 0;
 }
 
@@ -600,6 +677,7 @@ static void raw_to_peer(stream_conn_t *sc, const uint8_t *data, size_t len)
 {
     if (!sc->peer || len == 0)
         return;
+    ar_turn_engine_count_stream(sc->sw->e, &sc->tuple, 1, len);
     if (sc->pout_len == 0) {
         ssize_t n = send(sc->peer->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -667,6 +745,8 @@ static void on_peer_io(uv_poll_t *h, int status, int events)
     }
     if (n > 0 && ar_conn_write(sc->c, sc->sw->scratch, (size_t)n) != 0)
         ar_conn_close(sc->c);
+    else if (n > 0)
+        ar_turn_engine_count_stream(sc->sw->e, &sc->tuple, 0, (size_t)n);
 }
 
 static void on_drain(ar_conn_t *c)
@@ -682,15 +762,18 @@ int ar__stream_data_bind(ar__stream_worker_t *sw, const ar_turn_tuple_t *t, uint
     stream_conn_t *sc = conn_of(sw, t);
     if (!sc || sc->raw)
         return AR_ENOTFOUND;
-    int fd = unpark(sw->d, cid, uhash);
+    ar__turn_tcplife_t *life = NULL;
+    int fd = unpark(sw->d, cid, uhash, &life);
     if (fd < 0)
         return AR_ENOTFOUND;
     peer_side_t *p = ar_calloc(1, sizeof(*p));
     if (!p || uv_poll_init(sw->loop, &p->poll, fd) != 0) {
         ar_free(p);
         close(fd);
+        ar__turn_tcplife_put(life);
         return AR_ENOTFOUND;
     }
+    sc->life = life;
     p->poll.data = p;
     p->fd = fd;
     p->sc = sc;
@@ -723,6 +806,7 @@ static int listen_on(ar__stream_worker_t *sw, uv_loop_t *loop, const struct sock
     stream_listener_t *li = &sw->listeners[sw->nlisteners];
     li->sw = sw;
     li->index = (uint16_t)sw->nlisteners;
+    li->tls = tls != NULL;
     ar_conn_opts_t co = {.out_cap = OUT_CAP, .handshake_timeout_ms = TLS_HANDSHAKE_MS};
     int rc = ar_listener_start(loop, fd, tls, &stream_cbs, &co, li, &li->l);
     if (rc != 0)
@@ -774,9 +858,15 @@ void ar__stream_worker_stop(ar__stream_worker_t *sw)
     for (size_t i = 0; i < sw->nlisteners; i++)
         ar_listener_close(sw->listeners[i].l);
     sw->nlisteners = 0;
+    /* Abortive, not graceful: the worker closes every handle still open as soon as its stop
+     * callback returns, and a graceful close (a pending shutdown request) closed under it would
+     * be closed twice. RFC 6062 peer sides go first, with their own callbacks, for the same
+     * reason. */
     for (uint32_t i = 0; i < sw->max_conns; i++) {
-        if (sw->slots[i])
-            ar_conn_close(sw->slots[i]->c);
+        if (sw->slots[i]) {
+            peer_side_close(sw->slots[i]);
+            ar_conn_abort(sw->slots[i]->c, AR_ECLOSED);
+        }
     }
 }
 

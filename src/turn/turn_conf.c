@@ -75,6 +75,8 @@ const ar_conf_opt_t ar_turn_conf_opts[] = {
      "longest allocation lifetime granted"},
     {"unauth-rate", AR_CONF_INT, O(unauth_rate), "100", 0, 1000000,
      "unauthenticated requests per second per source address (bursts of 4x), 0: no limit"},
+    {"tcp-connect-timeout", AR_CONF_DURATION, O(tcp_connect_timeout), "30", 100, 600000,
+     "RFC 6062: a Connect to a peer that has not answered by then gets 447 (RFC 6062 says 30 s)"},
     {"workers", AR_CONF_INT, O(workers), "0", 0, AR_WORKERS_MAX, "worker threads, 0: one per CPU"},
     {"metrics-listen", AR_CONF_STR, O(metrics_listen), NULL, 0, 0,
      "address:port for /metrics and /healthz (e.g. 127.0.0.1:9641); unset: off"},
@@ -353,6 +355,7 @@ int ar_turn_conf_plan(ar_turn_conf_t *c, ar_turn_plan_t *p, char *err, size_t er
     if (p->alt_tls_port != 0 && p->alt_tls_port == p->tls_port)
         p->alt_tls_port = 0;
     p->stream_max_conns = (uint32_t)c->stream_max_connections;
+    p->tcp_connect_timeout_ms = (uint32_t)c->tcp_connect_timeout;
     p->listen_port = (uint16_t)c->listening_port;
     rc = plan_redirect(c, p, err, errlen);
     if (rc != 0)

@@ -40,6 +40,7 @@ typedef struct ar_turn_conf_s {
     int64_t stale_nonce;           /* ms (a duration): nonce lifetime */
     int64_t max_allocate_lifetime; /* ms */
     int64_t unauth_rate;           /* unauthenticated requests/s per source IP, 0: off */
+    int64_t tcp_connect_timeout;   /* ms: RFC 6062 Connect gives up with 447 after this */
     int64_t workers;
     char *metrics_listen;
     char *log_level;
@@ -72,6 +73,7 @@ typedef struct ar_turn_plan_s {
     uint16_t tcp_port, tls_port, alt_tls_port;
     const char *cert, *pkey; /* NULL: no TLS */
     uint32_t stream_max_conns;
+    uint32_t tcp_connect_timeout_ms; /* RFC 6062 Connect: 447 when not connected by then */
     uint16_t listen_port;
     /* ALTERNATE-SERVER: at most one of the two thresholds is set (the other is -1). */
     int64_t redirect_count;

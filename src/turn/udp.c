@@ -589,13 +589,15 @@ void ar__udp_worker_push_metrics(ar__udp_worker_t *w)
         ar_metric_add(m->metric, sh, (int64_t)(s->field - p->field));                              \
         p->field = s->field;                                                                       \
     } while (0)
-    PUSH(allocations, allocations);
-    PUSH(allocs_total, allocs_total);
+    for (int i = 0; i < AR_TURN_NTR; i++) {
+        PUSH(allocations[i], tr[i].allocations);
+        PUSH(allocs_total[i], tr[i].allocs_total);
+        PUSH(pkts_in[i], tr[i].pkts_in);
+        PUSH(pkts_out[i], tr[i].pkts_out);
+        PUSH(bytes_in[i], tr[i].bytes_in);
+        PUSH(bytes_out[i], tr[i].bytes_out);
+    }
     PUSH(alloc_expired, alloc_expired);
-    PUSH(pkts_in, relayed_pkts_in);
-    PUSH(pkts_out, relayed_pkts_out);
-    PUSH(bytes_in, relayed_bytes_in);
-    PUSH(bytes_out, relayed_bytes_out);
     PUSH(auth_failures, auth_failures);
     PUSH(stale_nonces, stale_nonces);
     PUSH(denied_peers, denied_peers);

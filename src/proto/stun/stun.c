@@ -201,6 +201,33 @@ int ar_stun_attr_error(const ar_stun_attr_t *a, int *code, const uint8_t **reaso
     return 0;
 }
 
+int ar_stun_attr_family(const ar_stun_attr_t *a, int *family)
+{
+    if (a == NULL || a->len != 4)
+        return AR_EPARSE;
+    if (a->value[0] == 0x01)
+        *family = 4;
+    else if (a->value[0] == 0x02)
+        *family = 6;
+    else
+        return AR_EINVAL;
+    return 0;
+}
+
+int ar_stun_attr_address_error(const ar_stun_attr_t *a, int *family, int *code,
+                               const uint8_t **reason, size_t *reason_len)
+{
+    /* The same layout as ERROR-CODE, with the family in the first byte. */
+    if (a == NULL || a->len < 4 || (a->value[0] != 0x01 && a->value[0] != 0x02))
+        return AR_EPARSE;
+    ar_stun_attr_t plain = *a;
+    int rc = ar_stun_attr_error(&plain, code, reason, reason_len);
+    if (rc != 0)
+        return rc;
+    *family = a->value[0] == 0x01 ? 4 : 6;
+    return 0;
+}
+
 int ar_turn_channel_parse(const uint8_t *buf, size_t len, uint16_t *channel, const uint8_t **data,
                           size_t *data_len)
 {

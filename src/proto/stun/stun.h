@@ -128,6 +128,17 @@ AR_MUST_CHECK int ar_stun_attr_addr(const ar_stun_attr_t *a, struct sockaddr_sto
 AR_MUST_CHECK int ar_stun_attr_error(const ar_stun_attr_t *a, int *code, const uint8_t **reason,
                                      size_t *reason_len);
 
+/*
+ * REQUESTED-ADDRESS-FAMILY or ADDITIONAL-ADDRESS-FAMILY (RFC 8656 sections 18.7 and 18.11): *family
+ * gets 4 (0x01) or 6 (0x02). AR_EPARSE for a length other than 4, AR_EINVAL for another family
+ * value (answered 440 Address Family not Supported).
+ */
+AR_MUST_CHECK int ar_stun_attr_family(const ar_stun_attr_t *a, int *family);
+/* ADDRESS-ERROR-CODE (RFC 8656 section 18.12): the family (4 or 6) a dual allocation could not
+ * get, and why, as in ERROR-CODE. */
+AR_MUST_CHECK int ar_stun_attr_address_error(const ar_stun_attr_t *a, int *family, int *code,
+                                             const uint8_t **reason, size_t *reason_len);
+
 /* Verifies FINGERPRINT if present: 0 when absent or correct, AR_EAUTH when wrong. */
 int ar_stun_check_fingerprint(const ar_stun_msg_t *msg);
 /*
@@ -164,6 +175,10 @@ void ar_stun_build_xor_addr(ar_stun_builder_t *b, uint16_t type, const struct so
 void ar_stun_build_addr(ar_stun_builder_t *b, uint16_t type, const struct sockaddr *sa);
 /* ERROR-CODE with the RFC's reason phrase for code when reason is NULL. */
 void ar_stun_build_error(ar_stun_builder_t *b, int code, const char *reason);
+/* REQUESTED-ADDRESS-FAMILY or ADDITIONAL-ADDRESS-FAMILY for family 4 or 6. */
+void ar_stun_build_family(ar_stun_builder_t *b, uint16_t type, int family);
+/* ADDRESS-ERROR-CODE for family 4 or 6, with the RFC's reason phrase when reason is NULL. */
+void ar_stun_build_address_error(ar_stun_builder_t *b, int family, int code, const char *reason);
 /* MESSAGE-INTEGRITY over everything so far (length field adjusted as the RFC requires). */
 void ar_stun_build_integrity(ar_stun_builder_t *b, const uint8_t *key, size_t keylen);
 void ar_stun_build_fingerprint(ar_stun_builder_t *b);

@@ -188,7 +188,19 @@ static const char *default_reason(int code)
     }
 }
 
-void ar_stun_build_error(ar_stun_builder_t *b, int code, const char *reason)
+void ar_stun_build_family(ar_stun_builder_t *b, uint16_t type, int family)
+{
+    if (b->err == 0 && family != 4 && family != 6) {
+        set_err(b, AR_EINVAL);
+        return;
+    }
+    uint8_t v[4] = {family == 4 ? 0x01 : 0x02, 0, 0, 0};
+    ar_stun_build_attr(b, type, v, sizeof(v));
+}
+
+/* ERROR-CODE, or ADDRESS-ERROR-CODE when family is 4 or 6 (its first byte). */
+static void build_error(ar_stun_builder_t *b, uint16_t type, int family, int code,
+                        const char *reason)
 {
     if (b->err != 0)
         return;
@@ -204,14 +216,28 @@ void ar_stun_build_error(ar_stun_builder_t *b, int code, const char *reason)
         set_err(b, AR_EINVAL);
         return;
     }
-    uint8_t *p = reserve_plain(b, AR_STUN_ATTR_ERROR_CODE, 4 + rlen);
+    uint8_t *p = reserve_plain(b, type, 4 + rlen);
     if (p == NULL)
         return;
-    p[0] = 0;
+    p[0] = family == 4 ? 0x01 : family == 6 ? 0x02 : 0;
     p[1] = 0;
     p[2] = (uint8_t)(code / 100);
     p[3] = (uint8_t)(code % 100);
     memcpy(p + 4, reason, rlen);
+}
+
+void ar_stun_build_error(ar_stun_builder_t *b, int code, const char *reason)
+{
+    build_error(b, AR_STUN_ATTR_ERROR_CODE, 0, code, reason);
+}
+
+void ar_stun_build_address_error(ar_stun_builder_t *b, int family, int code, const char *reason)
+{
+    if (b->err == 0 && family != 4 && family != 6) {
+        set_err(b, AR_EINVAL);
+        return;
+    }
+    build_error(b, AR_TURN_ATTR_ADDRESS_ERROR_CODE, family, code, reason);
 }
 
 void ar_stun_build_integrity(ar_stun_builder_t *b, const uint8_t *key, size_t keylen)

@@ -19,6 +19,20 @@
  *                  PEER:PEERPORT while listening on [::]:PEERPORT; prints "delivered N", the
  *                  number of datagrams that reached the listener
  *   connect        (-t) a TCP allocation (RFC 6062) and Connect to PEER:PEERPORT
+ *   tcplife MODE   (-t) RFC 6062 life cycle: a TCP allocation, Connect to PEER:PEERPORT (a TCP
+ *                  echo), then by MODE: "refresh0" binds a data connection, checks the echo of
+ *                  "hello" through it ("echo 0"), deletes the allocation (Refresh 0) and prints
+ *                  "data-closed MS" when the server closed the data connection within 5 s
+ *                  ("data-open" if not); "ctrlclose" does the same but closes the control
+ *                  connection instead; "parked" deletes the allocation without binding;
+ *                  "hold" binds, checks the echo and then holds everything open for -H SECONDS
+ *   dual           an Allocate with ADDITIONAL-ADDRESS-FAMILY IPv6 (RFC 8656 dual allocation):
+ *                  prints "relayed IP" for each XOR-RELAYED-ADDRESS and "address-error FAM CODE"
+ *                  for an ADDRESS-ERROR-CODE; then for each relayed family a permission and a
+ *                  Send indication to the loopback address of that family at PEERPORT, where a
+ *                  dual-stack listener prints "delivered SRC relayed=1" (1: the datagram came from
+ *                  that family's relayed address) and answers, and the client prints
+ *                  "data-from IP" for each Data indication that comes back
  *   stale SECONDS  waits, then Refresh with the old nonce ("refresh-stale 438" expected), then
  *                  with the nonce the server sent back ("refresh 0")
  *
@@ -66,12 +80,18 @@ typedef struct req_s {
     int lifetime;      /* LIFETIME, when >= 0 */
     const struct sockaddr *peer;
     uint16_t channel;
+    uint32_t cid;       /* CONNECTION-ID (ConnectionBind) */
+    uint8_t additional; /* ADDITIONAL-ADDRESS-FAMILY: 2 IPv6 (1, IPv4, is refused) */
 } req_t;
 
 static const char *g_user;
 static const char *g_pass;
 static struct sockaddr_storage g_server;
-static struct sockaddr_storage g_source; /* ss_family 0: let the kernel choose */
+static struct sockaddr_storage g_source;     /* ss_family 0: let the kernel choose */
+static uint32_t g_last_cid;                  /* CONNECTION-ID of the last success answer */
+static struct sockaddr_storage g_relayed[2]; /* XOR-RELAYED-ADDRESSes of the last success */
+static int g_nrelayed;
+static int g_addr_err_family, g_addr_err_code; /* ADDRESS-ERROR-CODE of the last success */
 
 static socklen_t sa_len(const struct sockaddr *sa)
 {
@@ -235,12 +255,18 @@ static int build(probe_t *p, const req_t *r, const uint8_t tid[12], uint8_t *buf
         uint8_t v[4] = {r->family, 0, 0, 0};
         ar_stun_build_attr(&b, AR_TURN_ATTR_REQUESTED_ADDRESS_FAMILY, v, sizeof(v));
     }
+    if (r->additional != 0) {
+        uint8_t v[4] = {r->additional, 0, 0, 0};
+        ar_stun_build_attr(&b, AR_TURN_ATTR_ADDITIONAL_ADDRESS_FAMILY, v, sizeof(v));
+    }
     if (r->lifetime >= 0)
         ar_stun_build_u32(&b, AR_TURN_ATTR_LIFETIME, (uint32_t)r->lifetime);
     if (r->channel != 0)
         ar_stun_build_u32(&b, AR_TURN_ATTR_CHANNEL_NUMBER, (uint32_t)r->channel << 16);
     if (r->peer != NULL)
         ar_stun_build_xor_addr(&b, AR_TURN_ATTR_XOR_PEER_ADDRESS, r->peer);
+    if (r->cid != 0)
+        ar_stun_build_u32(&b, AR_TURN_ATTR_CONNECTION_ID, r->cid);
     if (auth && p->have_key) {
         ar_stun_build_attr(&b, AR_STUN_ATTR_USERNAME, g_user, strlen(g_user));
         ar_stun_build_attr(&b, AR_STUN_ATTR_REALM, p->realm, p->realm_len);
@@ -294,6 +320,23 @@ static int transact(probe_t *p, const req_t *r, int auth)
                 if (auth && p->have_key && ar_stun_check_integrity(&m, p->key, 16) != 0) {
                     fprintf(stderr, "turn_probe: success response with bad integrity\n");
                     return -1;
+                }
+                const ar_stun_attr_t *ca = ar_stun_find(&m, AR_TURN_ATTR_CONNECTION_ID);
+                if (ca != NULL && ar_stun_attr_u32(ca, &g_last_cid) != 0)
+                    return -1;
+                g_nrelayed = 0;
+                g_addr_err_family = g_addr_err_code = 0;
+                for (size_t i = 0; i < m.nattrs; i++) {
+                    const ar_stun_attr_t *a = &m.attrs[i];
+                    const uint8_t *reason;
+                    size_t rlen;
+                    if (a->type == AR_TURN_ATTR_XOR_RELAYED_ADDRESS && g_nrelayed < 2 &&
+                        ar_stun_attr_xor_addr(a, m.tid, &g_relayed[g_nrelayed]) == 0)
+                        g_nrelayed++;
+                    if (a->type == AR_TURN_ATTR_ADDRESS_ERROR_CODE &&
+                        ar_stun_attr_address_error(a, &g_addr_err_family, &g_addr_err_code, &reason,
+                                                   &rlen) != 0)
+                        return -1;
                 }
                 return 0;
             }
@@ -414,11 +457,185 @@ static int listen_udp(uint16_t port)
     return fd;
 }
 
+/* Milliseconds until the server closes fd (EOF or reset), -1 if not within ms. Data is skipped. */
+static long wait_closed(int fd, int ms)
+{
+    long start = now_ms(), deadline = start + ms;
+    for (;;) {
+        long left = deadline - now_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            return -1;
+        uint8_t buf[512];
+        if (recv(fd, buf, sizeof(buf), 0) <= 0)
+            return now_ms() - start;
+    }
+}
+
+/* The tcplife action (see the top of this file); p holds a TCP allocation. */
+static int tcplife(probe_t *p, const struct sockaddr *peer, const char *mode, long hold)
+{
+    static probe_t data;
+    int parked = strcmp(mode, "parked") == 0, ctrlclose = strcmp(mode, "ctrlclose") == 0;
+    int holding = strcmp(mode, "hold") == 0;
+    if (!parked && !ctrlclose && !holding && strcmp(mode, "refresh0") != 0)
+        return -1;
+    req_t r = {.method = AR_TURN_CONNECT, .lifetime = -1, .peer = peer};
+    g_last_cid = 0;
+    int rc = step("connect", transact_auth(p, &r));
+    if (rc != 0 || g_last_cid == 0)
+        return rc < 0 ? -1 : 0;
+    uint32_t cid = g_last_cid;
+    if (!parked) {
+        /* A new connection from the same client: ConnectionBind with the same credentials. */
+        if (probe_open(&data, 1) != 0)
+            return -1;
+        memcpy(data.key, p->key, sizeof(p->key));
+        data.have_key = 1;
+        memcpy(data.realm, p->realm, p->realm_len);
+        data.realm_len = p->realm_len;
+        memcpy(data.nonce, p->nonce, p->nonce_len);
+        data.nonce_len = p->nonce_len;
+        req_t b = {.method = AR_TURN_CONNECTION_BIND, .lifetime = -1, .cid = cid};
+        if (step("bind", transact_auth(&data, &b)) != 0)
+            return -1;
+        /* Raw from here: the peer echoes what we send (bytes after the answer stay in rx). */
+        if (send_all(&data, (const uint8_t *)"hello", 5) != 0)
+            return -1;
+        long deadline = now_ms() + PROBE_TIMEOUT_MS;
+        while (data.rx_len < 5 && now_ms() < deadline) {
+            struct pollfd pfd = {.fd = data.fd, .events = POLLIN};
+            if (poll(&pfd, 1, 100) > 0) {
+                ssize_t n = recv(data.fd, data.rx + data.rx_len, sizeof(data.rx) - data.rx_len, 0);
+                if (n <= 0)
+                    break;
+                data.rx_len += (size_t)n;
+            }
+        }
+        step("echo", data.rx_len >= 5 && memcmp(data.rx, "hello", 5) == 0 ? 0 : 1);
+    }
+    if (holding) {
+        sleep((unsigned)hold);
+        return 0;
+    }
+    if (ctrlclose) {
+        close(p->fd);
+        p->fd = -1;
+    } else {
+        req_t del = {.method = AR_TURN_REFRESH, .lifetime = 0};
+        if (step("refresh", transact_auth(p, &del)) < 0)
+            return -1;
+    }
+    if (!parked) {
+        long ms = wait_closed(data.fd, 5000);
+        if (ms >= 0)
+            printf("data-closed %ld\n", ms);
+        else
+            printf("data-open\n");
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* The printable address of sa, IPv4-mapped IPv6 shown as IPv4; its port in *port. */
+static const char *ip_str(const struct sockaddr_storage *sa, char *buf, size_t cap, uint16_t *port)
+{
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+    if (sa->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+        *port = ntohs(v6->sin6_port);
+        return inet_ntop(AF_INET, v6->sin6_addr.s6_addr + 12, buf, (socklen_t)cap);
+    }
+    if (sa->ss_family == AF_INET6) {
+        *port = ntohs(v6->sin6_port);
+        return inet_ntop(AF_INET6, &v6->sin6_addr, buf, (socklen_t)cap);
+    }
+    *port = ntohs(v4->sin_port);
+    return inet_ntop(AF_INET, &v4->sin_addr, buf, (socklen_t)cap);
+}
+
+/* The dual action (see the top of this file). */
+static int dual(probe_t *p, uint16_t peer_port)
+{
+    req_t r = {.method = AR_TURN_ALLOCATE, .transport = 17, .lifetime = -1, .additional = 2};
+    int rc = step("allocate", transact_auth(p, &r));
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    struct sockaddr_storage relayed[2];
+    int n = g_nrelayed;
+    memcpy(relayed, g_relayed, sizeof(relayed));
+    char ip[INET6_ADDRSTRLEN];
+    uint16_t port;
+    for (int i = 0; i < n; i++)
+        printf("relayed %s\n", ip_str(&relayed[i], ip, sizeof(ip), &port));
+    if (g_addr_err_code)
+        printf("address-error %d %d\n", g_addr_err_family, g_addr_err_code);
+    fflush(stdout);
+    int lfd = listen_udp(peer_port);
+    if (lfd < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_storage peer = {0};
+        if (relayed[i].ss_family == AF_INET) {
+            struct sockaddr_in *v4 = (struct sockaddr_in *)&peer;
+            v4->sin_family = AF_INET;
+            v4->sin_port = htons(peer_port);
+            v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        } else {
+            struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&peer;
+            v6->sin6_family = AF_INET6;
+            v6->sin6_port = htons(peer_port);
+            v6->sin6_addr = in6addr_loopback;
+        }
+        req_t perm = {
+            .method = AR_TURN_CREATE_PERMISSION, .lifetime = -1, .peer = (struct sockaddr *)&peer};
+        if (step("permission", transact_auth(p, &perm)) != 0 ||
+            send_data(p, (struct sockaddr *)&peer) != 0)
+            return -1;
+        /* The Send indication arrives (send_data's ChannelData has no channel: dropped). */
+        struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+        if (poll(&pfd, 1, PROBE_TIMEOUT_MS) <= 0) {
+            printf("delivered none\n");
+            continue;
+        }
+        uint8_t buf[2048];
+        struct sockaddr_storage src;
+        socklen_t sl = sizeof(src);
+        if (recvfrom(lfd, buf, sizeof(buf), 0, (struct sockaddr *)&src, &sl) < 0)
+            return -1;
+        uint16_t sport, rport;
+        char rip[INET6_ADDRSTRLEN];
+        ip_str(&src, ip, sizeof(ip), &sport);
+        ip_str(&relayed[i], rip, sizeof(rip), &rport);
+        printf("delivered %s relayed=%d\n", ip, strcmp(ip, rip) == 0 && sport == rport);
+        fflush(stdout);
+        (void)sendto(lfd, "back", 4, 0, (struct sockaddr *)&src, sl);
+        /* The answer reaches the client as a Data indication naming the peer. */
+        static uint8_t in[AR_STUN_MAX_MSG + 1];
+        ar_stun_msg_t m;
+        long deadline = now_ms() + PROBE_TIMEOUT_MS;
+        while (recv_msg(p, deadline, in, sizeof(in), &m) == 1) {
+            const ar_stun_attr_t *pa = ar_stun_find(&m, AR_TURN_ATTR_XOR_PEER_ADDRESS);
+            const ar_stun_attr_t *da = ar_stun_find(&m, AR_TURN_ATTR_DATA);
+            struct sockaddr_storage from;
+            if (m.method != AR_TURN_DATA || m.cls != AR_STUN_INDICATION || pa == NULL ||
+                da == NULL || da->len != 4 || memcmp(da->value, "back", 4) != 0 ||
+                ar_stun_attr_xor_addr(pa, m.tid, &from) != 0)
+                continue;
+            printf("data-from %s\n", ip_str(&from, ip, sizeof(ip), &sport));
+            break;
+        }
+        fflush(stdout);
+    }
+    close(lfd);
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: turn_probe -s SERVER:PORT -u USER -w PASS [-t] [-p PEER] [-P PORT] "
                     "[-H SECONDS] [-b SOURCE] allocate [N] | permission | channel | send | connect "
-                    "| stale SECONDS\n");
+                    "| tcplife refresh0|ctrlclose|parked|hold | dual | stale SECONDS\n");
     exit(2);
 }
 
@@ -499,6 +716,19 @@ int main(int argc, char **argv)
             return rc < 0;
         req_t r = {.method = AR_TURN_CONNECT, .lifetime = -1, .peer = pa};
         rc = step("connect", transact_auth(p, &r));
+        release(p);
+        return rc < 0;
+    }
+    if (strcmp(action, "tcplife") == 0 && arg != NULL) {
+        if (!tcp)
+            usage();
+        rc = allocate(p, pa, 1);
+        if (rc != 0)
+            return rc < 0;
+        return tcplife(p, pa, arg, hold) < 0;
+    }
+    if (strcmp(action, "dual") == 0) {
+        rc = dual(p, (uint16_t)peer_port);
         release(p);
         return rc < 0;
     }

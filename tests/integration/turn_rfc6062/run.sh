@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# RFC 6062 life cycle (anteroom-turn). turn_probe makes a TCP allocation, Connects to a TCP echo
+# peer, binds a data connection and checks the echo; then the allocation ends, by Refresh with
+# LIFETIME 0 or by closing the control connection, and both the client's data connection and the
+# peer's connection must be closed by the relay within 5 s (they used to outlive it). An unbound
+# (parked) peer connection must close with its allocation too, not 30 s later. A Connect to a
+# blackholed peer (a listener whose accept queue is full, so SYNs are dropped) gets 447 after the
+# configured --tcp-connect-timeout of 1 s; with the default 30 s it gets no answer within the
+# probe's 3 s. Every process started here is stopped by PID on exit.
+# Usage: run.sh path/to/anteroom-turn path/to/turn_probe
+set -euo pipefail
+turn_bin=$1 probe=$2
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -z "${AR_TURN_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
+  exec env AR_TURN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+fi
+port=36080 port2=36090 echo_port=36100 hole_port=36101
+dir=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+start_turn() { # start_turn <port> <extra args...>
+  local p=$1
+  shift
+  "$turn_bin" --listening-ip 127.0.0.1 --listening-port "$p" --relay-ip 127.0.0.1 \
+    --realm anteroom.test --user alice:wonderland --allow-loopback-peers --workers 2 \
+    --min-port $((p * 10 % 60000 + 1024)) --max-port $((p * 10 % 60000 + 1124)) --no-tls "$@" \
+    2>>"$dir/turn.log" &
+  pids+=($!)
+  for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "FAIL: anteroom-turn did not come up on $p"; cat "$dir/turn.log"; exit 1
+}
+start_turn $port --tcp-connect-timeout 1
+start_turn $port2
+python3 "$here/peer.py" echo $echo_port "$dir/peer.log" &
+pids+=($!)
+python3 "$here/peer.py" blackhole $hole_port >"$dir/hole.out" &
+pids+=($!)
+for _ in $(seq 50); do grep -q ready "$dir/hole.out" 2>/dev/null && break; sleep 0.1; done
+
+fails=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+probe() { # probe <server port> <peer port> <action...>
+  local sp=$1 pp=$2
+  shift 2
+  timeout 30 "$probe" -s 127.0.0.1:"$sp" -u alice -w wonderland -t -p 127.0.0.1 -P "$pp" "$@" 2>&1 || true
+}
+peer_eofs() { [ -f "$dir/peer.log" ] && grep -c '^eof' "$dir/peer.log" || echo 0; }
+# The peer saw its connection closed, n-th EOF overall, within 5 s of the accept.
+peer_closed() { # peer_closed <what> <n>
+  local i
+  for i in $(seq 60); do [ "$(peer_eofs)" -ge "$2" ] && break; sleep 0.1; done
+  local ms
+  ms=$(sed -n "${2}s/^eof //p" "$dir/peer.log" 2>/dev/null)
+  if [ -n "$ms" ] && [ "$ms" -lt 5000 ]; then ok "$1: peer connection closed ${ms} ms after it opened"
+  else bad "$1: peer connection not closed within 5 s (log: $(tr '\n' ' ' <"$dir/peer.log" 2>/dev/null))"; fi
+}
+
+for mode in refresh0 ctrlclose; do
+  out=$(probe $port $echo_port tcplife $mode)
+  echo "$out" | sed 's/^/    /'
+  grep -qx 'connect 0' <<<"$out" && grep -qx 'bind 0' <<<"$out" && grep -qx 'echo 0' <<<"$out" &&
+    ok "$mode: Connect, ConnectionBind and data through the relay" || bad "$mode: data path"
+  ms=$(sed -n 's/^data-closed //p' <<<"$out")
+  if [ -n "$ms" ]; then ok "$mode: client data connection closed ${ms} ms after the allocation ended"
+  else bad "$mode: client data connection outlived its allocation"; fi
+  n=$((${n:-0} + 1))
+  peer_closed "$mode" $n
+done
+out=$(probe $port $echo_port tcplife parked)
+echo "$out" | sed 's/^/    /'
+grep -qx 'connect 0' <<<"$out" && grep -qx 'refresh 0' <<<"$out" || bad "parked: connect/refresh"
+n=$((n + 1))
+peer_closed "parked (unbound) peer connection" $n
+
+# Connect to a blackholed peer.
+start=$(date +%s%N)
+out=$(probe $port $hole_port connect)
+ms=$((($(date +%s%N) - start) / 1000000))
+echo "$out" | sed 's/^/    /'
+if grep -qx 'connect 447' <<<"$out" && [ "$ms" -lt 2900 ]; then
+  ok "blackholed peer: 447 after tcp-connect-timeout 1 s (probe took ${ms} ms)"
+else
+  bad "blackholed peer: want 447 within 2.9 s with --tcp-connect-timeout 1, got '$(tr '\n' ' ' <<<"$out")' in ${ms} ms"
+fi
+out=$(probe $port2 $hole_port connect)
+if grep -qx 'connect 447' <<<"$out"; then
+  bad "blackholed peer with the default 30 s timeout answered 447 within the probe's 3 s"
+else
+  ok "default tcp-connect-timeout: no 447 within 3 s (the control case)"
+fi
+for p in "${pids[@]:0:2}"; do kill -0 "$p" 2>/dev/null || bad "anteroom-turn ($p) died"; done
+[ "$fails" -eq 0 ] || { tail -20 "$dir/turn.log"; exit 1; }
+echo "all RFC 6062 life-cycle checks passed"
