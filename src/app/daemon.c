@@ -38,6 +38,7 @@ typedef struct {
     int64_t session_max_ms;
     char *log_level;
     char *seal_key;
+    char *seal_key_file;
     char *servers;
     int64_t entry_per_minute;
     char *turn_secret;
@@ -67,7 +68,10 @@ static const ar_conf_opt_t opts[] = {
      "sessions end this long after sign-in, whatever the activity"},
     {"log-level", AR_CONF_STR, O(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"seal-key", AR_CONF_STR, O(seal_key), NULL, 0, 0,
-     "64 hex digits sealing TOTP secrets at rest; the same on every instance"},
+     "64 hex digits sealing TOTP secrets, signing keys and TURN secrets at rest; the same on "
+     "every instance (prefer --seal-key-file or ANTEROOM_APP_SEAL_KEY: ps shows flags)"},
+    {"seal-key-file", AR_CONF_STR, O(seal_key_file), NULL, 0, 0,
+     "file holding the seal key (64 hex digits), instead of --seal-key"},
     {"servers", AR_CONF_STR, O(servers), NULL, 0, 0,
      "servers file: signalling and TURN servers per jurisdiction (docs/api.md)"},
     {"entry-per-minute", AR_CONF_INT, O(entry_per_minute), "10", 1, 100000,
@@ -109,7 +113,7 @@ static void on_signal(uv_signal_t *s, int signum)
  * relay share), if one is set.
  */
 static int check_and_seed(ar_store_conn_t *conn, const ar_app_servers_t *servers,
-                          const char *turn_secret)
+                          const uint8_t *seal, const char *turn_secret)
 {
     char err[256];
     int rc = ar_app_servers_check_store(servers, conn, err, sizeof(err));
@@ -119,12 +123,21 @@ static int check_and_seed(ar_store_conn_t *conn, const ar_app_servers_t *servers
         return rc;
     }
     if (rc == 0)
-        rc = ar_app_keys_ensure(conn, (int64_t)time(NULL), turn_secret);
+        rc = ar_app_keys_ensure(conn, seal, (int64_t)time(NULL), turn_secret);
+    if (rc == AR_EAUTH)
+        ar_log(AR_LOG_ERROR, "app_seal_key_wrong"); /* the store was sealed under another key */
     return rc;
 }
 
 static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
 {
+    /* The seal key: 32 bytes as hex, from --seal-key (file, environment or flag) or a file. */
+    uint8_t seal[32];
+    int have_seal;
+    if (ar_app_seal_key_load(c->seal_key, c->seal_key_file, seal, &have_seal) < 0) {
+        ar_log(AR_LOG_ERROR, "app_seal_key_invalid");
+        return AR_ECONFIG;
+    }
     ar_store_opts_t so = {.kind = strcmp(c->store, "sqlite") == 0 ? AR_STORE_SQLITE : AR_STORE_PG,
                           .target = c->store_target};
     /* Migrations run once, synchronously, before anything is served. */
@@ -133,21 +146,13 @@ static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
     if (rc == 0) {
         rc = ar_store_migrate(conn);
         if (rc == 0)
-            rc = check_and_seed(conn, servers, c->turn_secret);
+            rc = check_and_seed(conn, servers, seal, c->turn_secret);
         ar_store_close(conn);
     }
     if (rc < 0) {
         ar_log(AR_LOG_ERROR, "store_unusable", AR_LF_ERR("err", rc));
+        sodium_memzero(seal, sizeof(seal));
         return rc;
-    }
-    /* The TOTP sealing key: 32 bytes as hex, from the file, environment or flag. */
-    uint8_t seal[32];
-    size_t seal_len = 0;
-    if (c->seal_key != NULL && (sodium_hex2bin(seal, sizeof(seal), c->seal_key, strlen(c->seal_key),
-                                               NULL, &seal_len, NULL) != 0 ||
-                                seal_len != sizeof(seal))) {
-        ar_log(AR_LOG_ERROR, "app_seal_key_invalid");
-        return AR_ECONFIG;
     }
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -163,7 +168,7 @@ static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
                         .session_idle_s = c->session_idle_ms / 1000,
                         .session_max_s = c->session_max_ms / 1000,
                         .max_conns = (unsigned)c->max_conns,
-                        .seal_key = c->seal_key != NULL ? seal : NULL,
+                        .seal_key = have_seal ? seal : NULL,
                         .servers = servers,
                         .entry_per_minute = (unsigned)c->entry_per_minute};
     if (rc == 0)

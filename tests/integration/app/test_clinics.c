@@ -397,7 +397,7 @@ static void test_rotation(void)
     ar_store_conn_t *c;
     CHECK(ar_store_open(h_store_opts(), &c) == 0);
     char kid[33];
-    CHECK(ar_app_keys_rotate(c, h_clock(), AR_APP_KEY_OVERLAP, kid) == 0);
+    CHECK(ar_app_keys_rotate(c, h_seal_key, h_clock(), AR_APP_KEY_OVERLAP, kid) == 0);
     ar_store_close(c);
     j = call("GET", "/api/v1/keys", NULL, 0, &st);
     CHECK(st == 200 && json_array_size(json_object_get(j, "keys")) == 2);
