@@ -167,6 +167,8 @@ void ar__h_session_delete(ar__req_t *r);
 void ar__h_sessions_delete_all(ar__req_t *r);
 void ar__h_me(ar__req_t *r);
 void ar__h_clinic_get(ar__req_t *r);
+/* clinic_edit.c: PATCH /api/v1/clinics/{clinic} */
+void ar__h_clinic_update(ar__req_t *r);
 
 /* ---- accounts (issue 4): signin.c, invite.c, staff.c, me.c ---- */
 void ar__h_session_create(ar__req_t *r);
@@ -202,6 +204,8 @@ AR__FIELDS(password_change);
 #define AR__N_staff_account 1
 #define AR__N_totp_confirm 1
 #define AR__N_password_change 1
+AR__FIELDS(clinic_update);
+#define AR__N_clinic_update 4
 #define AR__CHECK_N(name)                                                                          \
     _Static_assert(sizeof(ar__f_##name) / sizeof(ar__f_##name[0]) == AR__N_##name,                 \
                    "AR__N_" #name " is the size of ar__f_" #name)
