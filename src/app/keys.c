@@ -342,11 +342,11 @@ static int update_row(ar_store_conn_t *c, const char *sql, const void *blob, siz
 #define ROWS_MAX 64
 
 typedef struct {
-    char kid[33];
     int64_t id;
-    char val[TURN_SEALED_TEXT]; /* a sealed or clear secret key, or a TURN secret's text */
     size_t len;
     int sealed;
+    char kid[33];
+    char val[TURN_SEALED_TEXT]; /* a sealed or clear secret key, or a TURN secret's text */
 } row_t;
 
 static int read_rows(ar_store_conn_t *c, const char *sql, int by_kid, row_t *rows, size_t *n)
