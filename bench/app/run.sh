@@ -169,6 +169,8 @@ run() {
 }
 
 h2=(-c "$conns" -m "$streams")
+echo "anteroom-app benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "anteroom-app $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(h2load --version 2>&1 | head -n 1)"
 printf 'answers: token mint %d B, clinic read %d B, patient entry %d B (nginx serves files of these sizes)\n' \
   "$(wc -c <"$dir/mint.body")" "$(wc -c <"$dir/read.body")" "$(wc -c <"$dir/entry.body")"
 echo "h2load: $nreq requests per row, $conns connections, $streams streams each, HTTP/2 over TLS"
