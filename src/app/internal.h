@@ -20,29 +20,10 @@
 
 typedef struct ar__static_s ar__static_t;
 
-/*
- * HTTP/2 rapid reset (CVE-2023-44487): Debian's libh2o 2.2.5 has no reset budget, and a stream
- * the peer resets stops counting against h2o's concurrency limit at once, while the store job
- * its request started keeps running. So the app counts, per connection, the requests holding a
- * store job (at most AR__CONN_JOBS_MAX; more are answered 503 without a job; h2o's own limit is
- * set to the same, so a client that does not reset never meets ours) and the requests whose
- * stream went away before their answer. More than AR__CONN_ABANDON_MIN of those, and more than
- * were answered, and the connection is shut down (docs/api.md).
- */
-#define AR__CONN_JOBS_MAX 32u
-#define AR__CONN_ABANDON_MIN 64u
-
-/* One accepted connection (server.c). HTTP/2 requests find it through their socket's
- * on_close.data; it outlives the socket until the store jobs of its requests are done. */
-typedef struct ar__conn_s {
-    uv_tcp_t tcp;
-    ar_app_t *app;
-    unsigned jobs;      /* requests of this connection holding a store job */
-    unsigned answered;  /* such requests answered on an open stream */
-    unsigned abandoned; /* such requests whose stream was reset (or lost) first */
-    unsigned closed : 1;
-    unsigned shut : 1;
-} ar__conn_t;
+/* h2guard.c: HTTP/2 rapid reset (CVE-2023-44487), per-connection accounting. */
+#define AR__H2GUARD_JOBS_MAX 32u
+#define AR__H2GUARD_ABANDON_MIN 64u
+typedef struct ar__h2guard_s ar__h2guard_t;
 
 /* Patient entries per client address and minute (entry.c): a small table on the loop thread,
  * keyed by a keyed hash of the address so the table holds no addresses. Per instance: behind
@@ -96,8 +77,7 @@ typedef struct ar__session_s {
 typedef struct ar__req_s {
     ar_app_t *app;
     h2o_req_t *req;
-    ar__conn_t *conn;        /* HTTP/2 only (rapid reset accounting); NULL otherwise */
-    int conn_held;           /* counted in conn->jobs */
+    ar__h2guard_t *guard;    /* an HTTP/2 request holding a store job (h2guard.c); else NULL */
     struct ar__req_s **link; /* slot in h2o's pool that clears `req` on dispose */
     const ar_app_route_t *route;
     int64_t clinic_id;
@@ -120,8 +100,14 @@ typedef struct ar__req_s {
 
 /* ---- server.c ---- */
 int64_t ar__now(ar_app_t *app);
-/* Frees a closed connection once no request of it holds a store job. */
-void ar__conn_release(ar__conn_t *c);
+
+/* ---- h2guard.c ---- */
+/* Counts a request about to hold a store job against its HTTP/2 connection: 0 with *out set
+ * (NULL for HTTP/1.1, whose requests come one at a time), or AR_EQUOTA when the connection
+ * already holds AR__H2GUARD_JOBS_MAX (answer 503 without a job). */
+int ar__h2guard_take(h2o_req_t *req, ar__h2guard_t **out);
+/* The request that took g is done: answered (its stream still open) or abandoned (reset). */
+void ar__h2guard_done(ar__h2guard_t *g, int answered);
 
 /* ---- pipeline.c ---- */
 int ar__api_handle(ar_app_t *app, h2o_req_t *req);

@@ -15,7 +15,6 @@
 
 #include <sodium.h>
 #include <string.h>
-#include <sys/socket.h>
 
 static const char *reason(int status)
 {
@@ -88,55 +87,10 @@ static void on_req_dispose(void *p)
     }
 }
 
-/*
- * The accounting of an HTTP/2 request's connection (internal.h: rapid reset). In h2o 2.2.5 an
- * HTTP/2 connection (struct st_h2o_http2_conn_t, /usr/include/h2o/http2_internal.h, which
- * cannot be included: it needs khash.h, not shipped) begins with its h2o_conn_t and then the
- * socket we accepted; this prefix is all we read. Pinned to that version.
- */
-#if H2O_VERSION_MAJOR != 2 || H2O_VERSION_MINOR != 2
-#error "conn_of() reads h2o 2.2's HTTP/2 connection layout: check it for this version"
-#endif
-typedef struct {
-    h2o_conn_t super;
-    h2o_socket_t *sock;
-} h2_conn_prefix_t;
-
-static ar__conn_t *conn_of(h2o_req_t *req)
-{
-    if (req->version < 0x200)
-        return NULL;
-    const h2_conn_prefix_t *hc = (const h2_conn_prefix_t *)req->conn;
-    return hc->sock != NULL ? hc->sock->on_close.data : NULL;
-}
-
-/* Counts a request that held a store job as answered or abandoned, and shuts down a connection
- * whose peer resets streams faster than it lets them be answered. shutdown(2) rather than a
- * close under h2o: h2o reads the end of the stream and closes the connection its own way. */
-static void conn_done(ar__req_t *r)
-{
-    ar__conn_t *c = r->conn;
-    c->jobs--;
-    if (r->req != NULL)
-        c->answered++;
-    else
-        c->abandoned++;
-    if (!c->closed && !c->shut && c->abandoned > AR__CONN_ABANDON_MIN &&
-        c->abandoned > c->answered) {
-        uv_os_fd_t fd;
-        c->shut = 1;
-        ar_log(AR_LOG_WARN, "h2_reset_flood_closed", AR_LF_UINT("abandoned", c->abandoned),
-               AR_LF_UINT("answered", c->answered));
-        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-            (void)shutdown(fd, SHUT_RDWR);
-    }
-    ar__conn_release(c);
-}
-
 void ar__req_free(ar__req_t *r)
 {
-    if (r->conn_held)
-        conn_done(r);
+    if (r->guard != NULL)
+        ar__h2guard_done(r->guard, r->req != NULL);
     if (r->link != NULL)
         *r->link = NULL;
     json_decref(r->body);
@@ -189,15 +143,12 @@ void ar__reply_empty(ar__req_t *r, int status)
 
 int ar__submit(ar__req_t *r, ar_store_job_cb job, ar_store_done_cb done)
 {
-    if (r->conn != NULL && !r->conn_held) {
-        if (r->conn->jobs >= AR__CONN_JOBS_MAX) {
-            /* Only a peer that resets streams gets here (h2o holds the rest back): no log line
-             * per request, which would be the flood's amplifier. */
-            ar__reply_error(r, 503, "unavailable", "the server is busy; try again");
-            return AR_EQUOTA;
-        }
-        r->conn->jobs++;
-        r->conn_held = 1;
+    /* A request's jobs run one after another: it is counted once, until it is freed. */
+    if (r->guard == NULL && r->req != NULL && ar__h2guard_take(r->req, &r->guard) < 0) {
+        /* Only a peer that resets streams gets here (h2o holds the rest back): no log line
+         * per request, which would be the flood's amplifier. */
+        ar__reply_error(r, 503, "unavailable", "the server is busy; try again");
+        return AR_EQUOTA;
     }
     int rc = ar_store_pool_submit(r->app->opts.store, job, done, r);
     if (rc < 0) {
@@ -356,7 +307,6 @@ int ar__api_handle(ar_app_t *app, h2o_req_t *req)
     *slot = r;
     r->app = app;
     r->req = req;
-    r->conn = conn_of(req);
     r->link = slot;
     r->route = rt;
     r->clinic_id = params.clinic;

@@ -29,6 +29,12 @@ typedef struct {
     ar_app_t *app;
 } app_handler_t;
 
+/* A connection's libuv handle, which h2o frees through our close callback. */
+typedef struct {
+    uv_tcp_t tcp;
+    ar_app_t *app;
+} conn_t;
+
 #define DEFAULT_MAX_CONNS 10000u
 
 int64_t ar__now(ar_app_t *app)
@@ -79,18 +85,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-void ar__conn_release(ar__conn_t *c)
-{
-    if (c->closed && c->jobs == 0)
-        ar_free(c);
-}
-
 static void on_conn_closed(uv_handle_t *h)
 {
-    ar__conn_t *c = (ar__conn_t *)h;
+    conn_t *c = (conn_t *)h;
     c->app->conns--;
-    c->closed = 1;
-    ar__conn_release(c);
+    ar_free(c);
 }
 
 static void on_accept(uv_stream_t *listener, int status)
@@ -98,7 +97,7 @@ static void on_accept(uv_stream_t *listener, int status)
     ar_app_t *app = listener->data;
     if (status != 0 || app->stopping)
         return;
-    ar__conn_t *c = ar_calloc(1, sizeof(*c));
+    conn_t *c = ar_malloc(sizeof(*c));
     if (c == NULL)
         return;
     int over = app->conns >= app->opts.max_conns;
@@ -115,9 +114,6 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
-    /* on_close is the embedder's (h2o's own server puts its context there); ours is the
-     * connection's accounting, which HTTP/2 requests reach through the socket. */
-    sock->on_close.data = c;
     h2o_accept(&app->accept_ctx, sock);
 }
 
@@ -218,9 +214,9 @@ static int setup(ar_app_t *app, const ar_app_opts_t *opts)
      * Over HTTP/2, h2o answers a body above it by resetting the stream rather than with a 413,
      * so its cap sits above ours: bodies between the two get our JSON 413 (pipeline.c). */
     app->config.max_request_entity_size = app->opts.max_body * 4;
-    /* Requests processed at once per HTTP/2 connection (more wait in h2o): the same as the
-     * store jobs a connection may hold, so only a peer that resets its streams meets that cap. */
-    app->config.http2.max_concurrent_requests_per_connection = AR__CONN_JOBS_MAX;
+    /* Rapid reset (h2guard.c): requests processed at once per HTTP/2 connection, the same as
+     * the store jobs one may hold, so only a peer that resets its streams meets that cap. */
+    app->config.http2.max_concurrent_requests_per_connection = AR__H2GUARD_JOBS_MAX;
     h2o_hostconf_t *host =
         h2o_config_register_host(&app->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);

@@ -44,15 +44,27 @@ cat >"$dir/servers.json" <<JSON
 JSON
 store_args=(--store-target "$dir/app.db")
 [ "$store" = pg ] && store_args=(--store postgresql --store-target "${AR_PG_CONNINFO:?}")
-ANTEROOM_APP_SEAL_KEY=$(openssl rand -hex 32) "$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" \
-  --origin "https://127.0.0.1:$port" --listen-port "$port" --health-port "$hport" \
-  "${store_args[@]}" --servers "$dir/servers.json" --store-threads 1 \
-  >"$dir/log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || { cat "$dir/log"; echo "daemon exited early"; exit 1; }
-  sleep 0.1
+seal=$(openssl rand -hex 32)
+# Free ports are picked by probing; another suite may take one first: try again on new ones.
+for attempt in 1 2 3; do
+  ANTEROOM_APP_SEAL_KEY=$seal "$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" \
+    --origin "https://127.0.0.1:$port" --listen-port "$port" --health-port "$hport" \
+    "${store_args[@]}" --servers "$dir/servers.json" --store-threads 1 \
+    >"$dir/log" 2>&1 &
+  pid=$!
+  up=0
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && { up=1; break; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ "$up" = 1 ] && break
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  pid=""
+  grep -q EADDRINUSE "$dir/log" && [ "$attempt" -lt 3 ] || { cat "$dir/log"; echo "daemon exited early"; exit 1; }
+  port=$(free_port)
+  hport=$(free_port)
 done
 url="https://127.0.0.1:$port/api/v1/keys"
 [ "$(curl -sk --http2 -o /dev/null -w '%{http_code}' "$url")" = 200 ] || { echo "no 200 before"; exit 1; }
