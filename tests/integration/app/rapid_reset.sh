@@ -24,6 +24,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
+trap 'echo "rapid_reset.sh: command failed at line $LINENO (status $?)" >&2' ERR
 
 free_port() {
   local p
@@ -76,7 +77,7 @@ rrpid=$!
 while kill -0 "$rrpid" 2>/dev/null; do
   curl -sk --http2 -o /dev/null -w '%{http_code}\n' --max-time 5 "$url" >>"$dir/codes" || echo 000 >>"$dir/codes"
 done
-wait "$rrpid" || { cat "$dir/rr.out"; exit 1; }
+wait "$rrpid" || { echo "the flooding client failed (status $?):"; cat "$dir/rr.out"; exit 1; }
 rrpid=""
 cat "$dir/rr.out"
 echo "other client during the flood: $(sort "$dir/codes" | uniq -c | tr '\n' ' ')"
