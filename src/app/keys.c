@@ -337,9 +337,9 @@ static int update_row(ar_store_conn_t *c, const char *sql, const void *blob, siz
     return rc < 0 ? rc : 0;
 }
 
-/* Keys and TURN secrets are a handful of rows (one per rotation within the overlap, and
- * retired ones): read them whole, then update, so no statement is open while another runs. */
-#define ROWS_MAX 64
+/* Keys and TURN secrets accumulate one row per rotation (retired rows stay): they are walked
+ * in pages, read whole before any update, so no statement is open while another runs. */
+#define PAGE_ROWS 32
 
 typedef struct {
     int64_t id;
@@ -349,12 +349,23 @@ typedef struct {
     char val[TURN_SEALED_TEXT]; /* a sealed or clear secret key, or a TURN secret's text */
 } row_t;
 
-static int read_rows(ar_store_conn_t *c, const char *sql, int by_kid, row_t *rows, size_t *n)
+/* One page of token_keys (by_kid: after kid `after_kid`) or turn_secrets (after id `after`). */
+static int read_rows(ar_store_conn_t *c, int by_kid, const char *after_kid, int64_t after,
+                     row_t *rows, size_t *n)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c, sql, &st);
+    int rc = prep(c,
+                  by_kid ? "SELECT kid, secret_key, sealed FROM token_keys WHERE kid > $1 "
+                           "ORDER BY kid LIMIT 32"
+                         : "SELECT id, secret, sealed FROM turn_secrets WHERE id > $1 "
+                           "ORDER BY id LIMIT 32",
+                  &st);
     *n = 0;
-    while (rc == 0 && (rc = ar_store_step(st)) == AR_STORE_ROW) {
+    if (rc < 0)
+        return rc;
+    rc = by_kid ? ar_store_bind_text(st, 1, after_kid, strlen(after_kid))
+                : ar_store_bind_int64(st, 1, after);
+    while (rc == 0 && *n < PAGE_ROWS && (rc = ar_store_step(st)) == AR_STORE_ROW) {
         row_t *r = &rows[*n];
         size_t kl = 0, vl = 0;
         const void *v =
@@ -369,7 +380,7 @@ static int read_rows(ar_store_conn_t *c, const char *sql, int by_kid, row_t *row
         } else {
             r->id = ar_store_col_int64(st, 0);
         }
-        if (vl >= sizeof(r->val) || *n + 1 >= ROWS_MAX) {
+        if (vl >= sizeof(r->val)) {
             rc = AR_ETOOBIG;
             break;
         }
@@ -383,6 +394,44 @@ static int read_rows(ar_store_conn_t *c, const char *sql, int by_kid, row_t *row
     return rc < 0 ? rc : 0;
 }
 
+/* Seals one row's value under `to` when it is in clear or (from != NULL) under `from`. */
+static int reseal_row(ar_store_conn_t *c, int by_kid, const row_t *r, const uint8_t *from,
+                      const uint8_t *to, size_t *count)
+{
+    int rc;
+    if (by_kid) {
+        uint8_t sk[SK_BYTES], box[AR_SEALED_BYTES(SK_BYTES)];
+        if (r->sealed && (from == NULL || open_sk(to, r->val, r->len, 1, sk) == 0)) {
+            sodium_memzero(sk, sizeof(sk));
+            return 0; /* already under `to` (or only rows in clear wanted) */
+        }
+        rc = open_sk(from, r->val, r->len, r->sealed, sk);
+        if (rc < 0)
+            return rc;
+        ar_app_seal(to, sk, sizeof(sk), box);
+        sodium_memzero(sk, sizeof(sk));
+        rc = update_row(c, "UPDATE token_keys SET secret_key = $1, sealed = 1 WHERE kid = $2", box,
+                        sizeof(box), NULL, 0, r->kid);
+    } else {
+        char secret[AR_APP_TURN_SECRET_MAX], text[TURN_SEALED_TEXT];
+        if (r->sealed &&
+            (from == NULL || open_text(to, r->val, r->len, 1, secret, sizeof(secret)) == 0)) {
+            sodium_memzero(secret, sizeof(secret));
+            return 0;
+        }
+        rc = open_text(from, r->val, r->len, r->sealed, secret, sizeof(secret));
+        if (rc < 0)
+            return rc;
+        seal_text(to, secret, strlen(secret), text);
+        sodium_memzero(secret, sizeof(secret));
+        rc = update_row(c, "UPDATE turn_secrets SET secret = $1, sealed = 1 WHERE id = $2", NULL, 0,
+                        text, r->id, NULL);
+    }
+    if (rc == 0)
+        (*count)++;
+    return rc;
+}
+
 /*
  * Seals under `to` every signing key and TURN secret: with from == NULL only the rows in clear
  * (the migration of rows written before 0006); otherwise also the rows sealed under `from` (a
@@ -391,37 +440,21 @@ static int read_rows(ar_store_conn_t *c, const char *sql, int by_kid, row_t *row
  */
 static int reseal_keys(ar_store_conn_t *c, const uint8_t *from, const uint8_t *to, size_t *count)
 {
-    row_t rows[ROWS_MAX];
-    size_t n;
-    int rc = read_rows(c, "SELECT kid, secret_key, sealed FROM token_keys LIMIT 64", 1, rows, &n);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        uint8_t sk[SK_BYTES], box[AR_SEALED_BYTES(SK_BYTES)];
-        if (rows[i].sealed && (from == NULL || open_sk(to, rows[i].val, rows[i].len, 1, sk) == 0))
-            continue;
-        rc = open_sk(from, rows[i].val, rows[i].len, rows[i].sealed, sk);
-        if (rc < 0)
-            break;
-        ar_app_seal(to, sk, sizeof(sk), box);
-        sodium_memzero(sk, sizeof(sk));
-        rc = update_row(c, "UPDATE token_keys SET secret_key = $1, sealed = 1 WHERE kid = $2", box,
-                        sizeof(box), NULL, 0, rows[i].kid);
-        (*count)++;
-    }
-    if (rc == 0)
-        rc = read_rows(c, "SELECT id, secret, sealed FROM turn_secrets LIMIT 64", 0, rows, &n);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        char secret[AR_APP_TURN_SECRET_MAX], text[TURN_SEALED_TEXT];
-        if (rows[i].sealed && (from == NULL || open_text(to, rows[i].val, rows[i].len, 1, secret,
-                                                         sizeof(secret)) == 0))
-            continue;
-        rc = open_text(from, rows[i].val, rows[i].len, rows[i].sealed, secret, sizeof(secret));
-        if (rc < 0)
-            break;
-        seal_text(to, secret, strlen(secret), text);
-        sodium_memzero(secret, sizeof(secret));
-        rc = update_row(c, "UPDATE turn_secrets SET secret = $1, sealed = 1 WHERE id = $2", NULL, 0,
-                        text, rows[i].id, NULL);
-        (*count)++;
+    row_t rows[PAGE_ROWS];
+    int rc = 0;
+    for (int by_kid = 1; rc == 0 && by_kid >= 0; by_kid--) {
+        char after_kid[33] = "";
+        int64_t after = 0;
+        size_t n;
+        do {
+            rc = read_rows(c, by_kid, after_kid, after, rows, &n);
+            for (size_t i = 0; rc == 0 && i < n; i++)
+                rc = reseal_row(c, by_kid, &rows[i], from, to, count);
+            if (n > 0 && by_kid)
+                memcpy(after_kid, rows[n - 1].kid, sizeof(after_kid));
+            else if (n > 0)
+                after = rows[n - 1].id;
+        } while (rc == 0 && n == PAGE_ROWS);
     }
     sodium_memzero(rows, sizeof(rows));
     return rc;

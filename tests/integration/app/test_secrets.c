@@ -222,6 +222,10 @@ static void test_reseal(void **state)
 {
     (void)state;
     assert_int_equal(ar_app_keys_ensure(db, key_a, 1000, turn1), 0);
+    /* Retired keys stay: more rows than one page of the walk (32). */
+    char kid[33];
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(ar_app_keys_rotate(db, key_a, 1000 + i, 7200, kid), 0);
     int64_t acct[70];
     char email[32];
     /* More accounts than one page of the re-sealing walk. */
@@ -231,11 +235,14 @@ static void test_reseal(void **state)
     }
     size_t n = 0;
     assert_int_equal(ar_app_secrets_reseal(db, key_a, key_b, &n), 0);
-    assert_int_equal(n, 2 + 70 * 2); /* a key, a TURN secret, two TOTP secrets per account */
+    /* 41 keys, a TURN secret, two TOTP secrets per account */
+    assert_int_equal(n, 41 + 1 + 70 * 2);
     ar_token_key_t k;
-    assert_int_equal(ar_app_keys_newest(db, key_b, 1000, &k), 0);
+    assert_int_equal(ar_app_keys_newest(db, key_b, 1039, &k), 0);
+    assert_string_equal(k.kid, kid);
     assert_pair(&k);
-    assert_int_equal(ar_app_keys_newest(db, key_a, 1000, &k), AR_EAUTH);
+    assert_int_equal(ar_app_keys_newest(db, key_a, 1039, &k), AR_EAUTH);
+    assert_int_equal(ar_app_keys_ensure(db, key_b, 1039, turn1), 0);
     char s[AR_APP_TURN_SECRET_MAX];
     assert_int_equal(ar_app_turn_secret_newest(db, key_b, 1000, s, sizeof s), 0);
     assert_string_equal(s, turn1);
