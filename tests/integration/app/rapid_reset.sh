@@ -14,7 +14,9 @@ set -euo pipefail
 bin=${1:?anteroom-app}
 rr=${2:?ar_h2_rapid_reset}
 store=${3:-sqlite}
-pairs=${4:-200000}
+# About 57 MB of frames: more than loopback socket buffers hold, so a server that shuts the
+# connection down is seen doing so before the flood ends.
+pairs=${4:-1000000}
 
 dir=$(mktemp -d /tmp/ar-app-rr.XXXXXX)
 pid=""
@@ -75,7 +77,7 @@ url="https://127.0.0.1:$port/api/v1/keys"
 rrpid=$!
 : >"$dir/codes"
 while kill -0 "$rrpid" 2>/dev/null; do
-  curl -sk --http2 -o /dev/null -w '%{http_code}\n' --max-time 5 "$url" >>"$dir/codes" || echo 000 >>"$dir/codes"
+  curl -sk --http2 -o /dev/null -w '%{http_code}\n' --max-time 20 "$url" >>"$dir/codes" || echo 000 >>"$dir/codes"
 done
 wait "$rrpid" || { echo "the flooding client failed (status $?):"; cat "$dir/rr.out"; exit 1; }
 rrpid=""
