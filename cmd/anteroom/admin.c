@@ -10,6 +10,13 @@
  *   reset-mfa --email E                              second factor to be enrolled again
  *   rotate-keys                                      new token signing key (old one overlaps)
  *   rotate-turn-secret [--secret S]                  new TURN secret, printed for the relays
+ *   reseal --old-seal-key-file F | --from-unkeyed    every sealed secret to the current seal key
+ *   audit-head                                       the audit chain's count and last hash
+ *   audit-verify [--count N --hash H]                the chain intact (and holding that head)
+ *
+ * Secrets in the store are sealed under the app's seal key: --seal-key-file F, else
+ * ANTEROOM_APP_SEAL_KEY (64 hex digits), else the state directory's secrets/seal-key (what
+ * `anteroom up` makes and gives the app), else none (all zero, as the app without a key).
  *
  * The store is the state directory's SQLite file (--state-dir, as `anteroom up` uses it) or
  * --store postgresql --store-target CONNINFO. Every change is audited in the hash chain, with
@@ -31,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
 {
@@ -226,9 +234,10 @@ int ar__admin_has_operator(ar_store_conn_t *c, int *yes)
 
 typedef struct {
     const char *state_dir, *store, *target, *name, *jur, *email, *role, *slug, *tz, *hours, *secret,
-        *welcome;
-    int64_t clinic;
-    int is_operator, fast;
+        *welcome, *seal_file, *old_seal_file, *hash;
+    int64_t clinic, count;
+    int is_operator, fast, from_unkeyed, has_count;
+    uint8_t seal[32]; /* the seal key in use (all zero when none) */
 } args_t;
 
 static void usage(FILE *f)
@@ -243,9 +252,13 @@ static void usage(FILE *f)
             "  add-role --email E --clinic ID --role R\n"
             "  reset-mfa --email E\n"
             "  rotate-keys\n"
-            "  rotate-turn-secret [--secret S]\n\n"
+            "  rotate-turn-secret [--secret S]\n"
+            "  reseal --old-seal-key-file F | --from-unkeyed\n"
+            "  audit-head\n"
+            "  audit-verify [--count N --hash H]\n\n"
             "The state directory's store is DIR/app.db (default ./var/anteroom, or\n"
-            "ANTEROOM_STATE_DIR). See docs/anteroom-up.md.\n");
+            "ANTEROOM_STATE_DIR). The seal key: --seal-key-file F (before the command), else\n"
+            "ANTEROOM_APP_SEAL_KEY, else DIR/secrets/seal-key. See docs/anteroom-up.md.\n");
 }
 
 static int parse_args(int argc, char **argv, int first, args_t *a)
@@ -260,19 +273,31 @@ static int parse_args(int argc, char **argv, int first, args_t *a)
             a->fast = 1;
             continue;
         }
+        if (strcmp(k, "--from-unkeyed") == 0) {
+            a->from_unkeyed = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             return -1;
         const char *v = argv[++i];
         static const struct {
             const char *flag;
             size_t off;
-        } f[] = {
-            {"--state-dir", offsetof(args_t, state_dir)}, {"--store", offsetof(args_t, store)},
-            {"--store-target", offsetof(args_t, target)}, {"--name", offsetof(args_t, name)},
-            {"--jurisdiction", offsetof(args_t, jur)},    {"--email", offsetof(args_t, email)},
-            {"--role", offsetof(args_t, role)},           {"--slug", offsetof(args_t, slug)},
-            {"--time-zone", offsetof(args_t, tz)},        {"--hours", offsetof(args_t, hours)},
-            {"--welcome", offsetof(args_t, welcome)},     {"--secret", offsetof(args_t, secret)}};
+        } f[] = {{"--state-dir", offsetof(args_t, state_dir)},
+                 {"--store", offsetof(args_t, store)},
+                 {"--store-target", offsetof(args_t, target)},
+                 {"--name", offsetof(args_t, name)},
+                 {"--jurisdiction", offsetof(args_t, jur)},
+                 {"--email", offsetof(args_t, email)},
+                 {"--role", offsetof(args_t, role)},
+                 {"--slug", offsetof(args_t, slug)},
+                 {"--time-zone", offsetof(args_t, tz)},
+                 {"--hours", offsetof(args_t, hours)},
+                 {"--welcome", offsetof(args_t, welcome)},
+                 {"--secret", offsetof(args_t, secret)},
+                 {"--seal-key-file", offsetof(args_t, seal_file)},
+                 {"--old-seal-key-file", offsetof(args_t, old_seal_file)},
+                 {"--hash", offsetof(args_t, hash)}};
         int found = 0;
         for (size_t j = 0; j < sizeof(f) / sizeof(f[0]); j++)
             if (strcmp(k, f[j].flag) == 0) {
@@ -283,10 +308,76 @@ static int parse_args(int argc, char **argv, int first, args_t *a)
             a->clinic = strtoll(v, NULL, 10);
             found = a->clinic > 0;
         }
+        if (strcmp(k, "--count") == 0) {
+            char *end;
+            a->count = strtoll(v, &end, 10);
+            found = a->has_count = *end == '\0' && a->count >= 0;
+        }
         if (!found)
             return -1;
     }
     return 0;
+}
+
+/* Every sealed secret from the old key (a file, or none: all zero) to the current one. */
+static int reseal(ar_store_conn_t *c, const args_t *a)
+{
+    uint8_t old[32];
+    int have;
+    int rc = ar_app_seal_key_load(NULL, a->old_seal_file, old, &have);
+    if (rc < 0) {
+        fprintf(stderr, "anteroom admin: cannot read the old seal key\n");
+        return rc;
+    }
+    size_t n = 0;
+    rc = ar_app_secrets_reseal(c, old, a->seal, &n);
+    sodium_memzero(old, sizeof(old));
+    if (rc == 0)
+        rc = ar_app_audit_append_tx(c, (int64_t)time(NULL), 0, 0, "admin_secrets_resealed");
+    if (rc == 0)
+        printf("%zu secrets sealed under the current seal key\n", n);
+    else if (rc == AR_EAUTH)
+        fprintf(stderr, "anteroom admin: a secret opens with neither key; nothing changed\n");
+    return rc;
+}
+
+static int audit_head(ar_store_conn_t *c)
+{
+    int64_t n;
+    uint8_t h[32];
+    int rc = ar_app_audit_head(c, &n, h);
+    if (rc == 0) {
+        char hex[65];
+        sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+        /* One line an operator can paste into a log kept elsewhere, and back into audit-verify. */
+        printf("audit head: --count %lld --hash %s\n", (long long)n, hex);
+    }
+    return rc;
+}
+
+static int audit_verify(ar_store_conn_t *c, const args_t *a)
+{
+    int64_t rows = 0;
+    int rc;
+    if (a->hash != NULL) {
+        uint8_t h[32];
+        size_t len = 0;
+        if (sodium_hex2bin(h, sizeof(h), a->hash, strlen(a->hash), NULL, &len, NULL) != 0 ||
+            len != sizeof(h))
+            return AR_EINVAL;
+        rc = ar_app_audit_verify_anchor(c, a->count, h, &rows);
+    } else {
+        rc = ar_app_audit_verify(c, &rows);
+    }
+    if (rc == 0)
+        printf("audit chain intact: %lld entries%s\n", (long long)rows,
+               a->hash ? ", and it holds the recorded head" : "");
+    else if (rc == AR_EAUTH)
+        fprintf(stderr,
+                "anteroom admin: audit chain BROKEN after %lld good entries, or it does not hold "
+                "the recorded head\n",
+                (long long)rows);
+    return rc;
 }
 
 static int run(ar_store_conn_t *c, const char *cmd, const args_t *a)
@@ -323,7 +414,7 @@ static int run(ar_store_conn_t *c, const char *cmd, const args_t *a)
             printf("second factor reset: the account enrols again at its next sign-in\n");
     } else if (strcmp(cmd, "rotate-keys") == 0) {
         char kid[33];
-        rc = ar_app_keys_rotate(c, (int64_t)time(NULL), AR_APP_KEY_OVERLAP, kid);
+        rc = ar_app_keys_rotate(c, a->seal, (int64_t)time(NULL), AR_APP_KEY_OVERLAP, kid);
         if (rc == 0)
             rc = ar_app_audit_append_tx(c, (int64_t)time(NULL), 0, 0, "admin_keys_rotated");
         if (rc == 0)
@@ -331,8 +422,8 @@ static int run(ar_store_conn_t *c, const char *cmd, const args_t *a)
                    AR_APP_KEY_OVERLAP);
     } else if (strcmp(cmd, "rotate-turn-secret") == 0) {
         char s[AR_APP_TURN_SECRET_MAX];
-        rc = ar_app_turn_secret_rotate(c, (int64_t)time(NULL), AR_APP_TURN_TTL, a->secret, s,
-                                       sizeof(s));
+        rc = ar_app_turn_secret_rotate(c, a->seal, (int64_t)time(NULL), AR_APP_TURN_TTL, a->secret,
+                                       s, sizeof(s));
         if (rc == 0)
             rc = ar_app_audit_append_tx(c, (int64_t)time(NULL), 0, 0, "admin_turn_rotated");
         if (rc == 0)
@@ -340,6 +431,12 @@ static int run(ar_store_conn_t *c, const char *cmd, const args_t *a)
                    "is still minted with for %d s): %s\n",
                    AR_APP_TURN_TTL, s);
         sodium_memzero(s, sizeof(s));
+    } else if (strcmp(cmd, "reseal") == 0 && (a->old_seal_file != NULL) != a->from_unkeyed) {
+        rc = reseal(c, a);
+    } else if (strcmp(cmd, "audit-head") == 0) {
+        rc = audit_head(c);
+    } else if (strcmp(cmd, "audit-verify") == 0 && a->has_count == (a->hash != NULL)) {
+        rc = audit_verify(c, a);
     } else {
         return 1;
     }
@@ -377,6 +474,24 @@ int ar__admin_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* The seal key: a file named here, the app's environment variable, or the state
+     * directory's (made by `anteroom up`). */
+    char keyfile[4200];
+    const char *env = getenv("ANTEROOM_APP_SEAL_KEY");
+    const char *kf = a.seal_file;
+    if (kf == NULL && (env == NULL || env[0] == '\0') && strcmp(store, "sqlite") == 0 &&
+        a.target == NULL) {
+        const char *dir = a.state_dir ? a.state_dir : getenv("ANTEROOM_STATE_DIR");
+        snprintf(keyfile, sizeof(keyfile), "%s/secrets/seal-key",
+                 dir && dir[0] ? dir : "./var/anteroom");
+        if (access(keyfile, F_OK) == 0)
+            kf = keyfile;
+    }
+    int have;
+    if (ar_app_seal_key_load(kf == NULL && env && env[0] ? env : NULL, kf, a.seal, &have) < 0) {
+        fprintf(stderr, "anteroom admin: the seal key is malformed or unreadable\n");
+        return 1;
+    }
     ar_store_conn_t *c;
     int rc = ar__admin_open(store, target, &c);
     if (rc < 0) {
@@ -384,6 +499,7 @@ int ar__admin_main(int argc, char **argv)
         return 1;
     }
     rc = run(c, argv[cmd_at], &a);
+    sodium_memzero(a.seal, sizeof(a.seal));
     ar_store_close(c);
     if (rc == 1) {
         usage(stderr);

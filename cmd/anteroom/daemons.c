@@ -177,6 +177,11 @@ static int build_app(const ar__up_conf_t *conf, const ar__up_state_t *st, unsign
         rc = rc ? rc : ar__cmd_arg(cmd, web);
     }
     rc = rc ? rc : ar__cmd_env(cmd, "ANTEROOM_APP_TURN_SECRET", st->turn_secret);
+    /* The seal key stays in its 0600 file (up_app.c makes it): only the path is on the line. */
+    char seal[PATH_MAX + 32];
+    snprintf(seal, sizeof(seal), "%s/secrets/seal-key", st->dir);
+    rc = rc ? rc : ar__cmd_arg(cmd, "--seal-key-file");
+    rc = rc ? rc : ar__cmd_arg(cmd, seal);
     if (rc != 0)
         return rc;
     char a[80];

@@ -55,10 +55,10 @@ static int write_servers(const ar__up_conf_t *conf, const ar__up_state_t *st)
  * anteroom-signal and anteroom-monitor verify tokens with. Rotating keys later with `anteroom
  * admin` needs a restart of `anteroom up` to re-export them.
  */
-static int export_token_keys(ar_store_conn_t *c, const ar__up_state_t *st)
+static int export_token_keys(ar_store_conn_t *c, const ar__up_state_t *st, const uint8_t *seal)
 {
     int64_t now = (int64_t)time(NULL);
-    int rc = ar_app_keys_ensure(c, now, st->turn_secret);
+    int rc = ar_app_keys_ensure(c, seal, now, st->turn_secret);
     ar_token_keyring_t ring;
     memset(&ring, 0, sizeof(ring));
     if (rc == 0)
@@ -84,6 +84,38 @@ static int export_token_keys(ar_store_conn_t *c, const ar__up_state_t *st)
     return rc;
 }
 
+/*
+ * The seal key the app seals secrets with: DIR/secrets/seal-key (0600, 64 hex digits), made on
+ * first start and handed to the app as --seal-key-file (daemons.c). A state directory from
+ * before it existed has TOTP secrets sealed under the all-zero key (the app had none) and keys
+ * in clear: they are re-sealed under the new key here, once; rows already under it are left.
+ */
+static int prepare_seal_key(ar_store_conn_t *c, const ar__up_state_t *st, uint8_t seal[32])
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/secrets/seal-key", st->dir);
+    int have;
+    int rc = ar_app_seal_key_load(NULL, path, seal, &have);
+    if (rc == AR_ENOTFOUND) {
+        char hex[66];
+        randombytes_buf(seal, 32);
+        sodium_bin2hex(hex, sizeof(hex), seal, 32);
+        hex[64] = '\n';
+        rc = ar__state_write_file(path, hex, 65);
+        sodium_memzero(hex, sizeof(hex));
+        if (rc == 0)
+            ar_log(AR_LOG_INFO, "seal_key_generated", AR_LF_OPER("path", path));
+    }
+    if (rc < 0)
+        return rc;
+    static const uint8_t unkeyed[32];
+    size_t n = 0;
+    rc = ar_app_secrets_reseal(c, unkeyed, seal, &n);
+    if (rc == 0 && n > 0)
+        ar_log(AR_LOG_INFO, "secrets_sealed", AR_LF_UINT("count", n));
+    return rc;
+}
+
 int ar__up_app_prepare(const ar__up_conf_t *conf, const ar__up_state_t *st, char *err,
                        size_t errlen)
 {
@@ -98,6 +130,15 @@ int ar__up_app_prepare(const ar__up_conf_t *conf, const ar__up_state_t *st, char
     rc = ar__admin_open("sqlite", db, &c);
     if (rc < 0) {
         snprintf(err, errlen, "cannot open or migrate %s: %s", db, ar_strerror(rc));
+        return rc;
+    }
+    uint8_t seal[32];
+    rc = prepare_seal_key(c, st, seal);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot prepare %s/secrets/seal-key or seal the store's secrets: %s",
+                 st->dir, ar_strerror(rc));
+        sodium_memzero(seal, sizeof(seal));
+        ar_store_close(c);
         return rc;
     }
     int has = 0;
@@ -138,7 +179,8 @@ int ar__up_app_prepare(const ar__up_conf_t *conf, const ar__up_state_t *st, char
                    (long long)clinic);
     }
     if (rc == 0)
-        rc = export_token_keys(c, st);
+        rc = export_token_keys(c, st, seal);
+    sodium_memzero(seal, sizeof(seal));
     ar_store_close(c);
     if (rc < 0)
         snprintf(err, errlen, "cannot prepare the app's store: %s", ar_strerror(rc));

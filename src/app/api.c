@@ -161,14 +161,19 @@ static int clinic_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = prep(c, "SELECT id, name, jurisdiction FROM clinics WHERE id = $1", &st);
+    int rc = prep(c,
+                  "SELECT id, name, jurisdiction, relay_only, default_profile FROM clinics "
+                  "WHERE id = $1",
+                  &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, r->clinic_id);
     if (rc == 0 && (rc = ar_store_step(st)) == AR_STORE_ROW)
-        r->out = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)ar_store_col_int64(st, 0), "name",
-                           ar_store_col_text(st, 1, NULL), "jurisdiction",
-                           ar_store_col_text(st, 2, NULL));
+        r->out =
+            json_pack("{s:I,s:s,s:s,s:b,s:s}", "id", (json_int_t)ar_store_col_int64(st, 0), "name",
+                      ar_store_col_text(st, 1, NULL), "jurisdiction",
+                      ar_store_col_text(st, 2, NULL), "relay_only", ar_store_col_int64(st, 3) != 0,
+                      "default_profile", ar_store_col_text(st, 4, NULL));
     ar_store_finalize(st);
     if (rc < 0)
         return rc;

@@ -194,7 +194,9 @@ static int area_create_job(ar_store_conn_t *c, void *arg)
     int rc = prep(c,
                   "INSERT INTO waiting_areas (clinic_id, slug, name, time_zone, hours, welcome, "
                   "fields_asked, profile, relay_only, created_at) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING " AREA_COLS,
+                  "VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                  "COALESCE($8, (SELECT default_profile FROM clinics WHERE id = $1)), $9, $10) "
+                  "RETURNING " AREA_COLS,
                   &st);
     if (rc < 0)
         return rc;
@@ -205,7 +207,7 @@ static int area_create_job(ar_store_conn_t *c, void *arg)
     rc = rc ? rc : bind_opt_text(st, 5, b, "hours", "");
     rc = rc ? rc : bind_opt_text(st, 6, b, "welcome", "");
     rc = rc ? rc : bind_opt_text(st, 7, b, "fields_asked", "name");
-    rc = rc ? rc : bind_opt_text(st, 8, b, "profile", "standard");
+    rc = rc ? rc : bind_opt_text(st, 8, b, "profile", NULL); /* else the clinic's default */
     rc = rc ? rc : bind_opt_bool(st, 9, b, "relay_only", 0);
     rc = rc ? rc : ar_store_bind_int64(st, 10, r->now);
     if (rc == 0 && (rc = ar_store_step(st)) == AR_STORE_ROW)

@@ -136,8 +136,16 @@ int ar_app_audit_append_tx(ar_store_conn_t *c, int64_t at, int64_t actor, int64_
     return rc;
 }
 
+/* An anchor: the head an operator recorded outside the database (entry count and hash). */
+typedef struct {
+    int64_t n;
+    const uint8_t *hash;
+    int seen; /* the chain's entry number n had that hash */
+} anchor_t;
+
 /* Checks one page of rows after *seq; returns the number read, or a negative code. */
-static int verify_page(ar_store_conn_t *c, int64_t *seq, uint8_t last[32], int64_t *rows)
+static int verify_page(ar_store_conn_t *c, int64_t *seq, uint8_t last[32], int64_t *rows,
+                       anchor_t *a)
 {
     ar_store_stmt_t *st;
     int rc = prep(c,
@@ -167,6 +175,8 @@ static int verify_page(ar_store_conn_t *c, int64_t *seq, uint8_t last[32], int64
         memcpy(last, want, 32);
         *seq = ar_store_col_int64(st, 0);
         (*rows)++;
+        if (a != NULL && *rows == a->n)
+            a->seen = sodium_memcmp(want, a->hash, 32) == 0;
         n++;
         rc = 0;
     }
@@ -174,14 +184,14 @@ static int verify_page(ar_store_conn_t *c, int64_t *seq, uint8_t last[32], int64
     return rc < 0 ? rc : n;
 }
 
-int ar_app_audit_verify(ar_store_conn_t *c, int64_t *rows)
+static int verify(ar_store_conn_t *c, int64_t *rows, anchor_t *a)
 {
     uint8_t last[32] = {0};
     int64_t seq = 0;
     *rows = 0;
     int n;
     do {
-        n = verify_page(c, &seq, last, rows);
+        n = verify_page(c, &seq, last, rows, a);
         if (n < 0)
             return n;
     } while (n == PAGE);
@@ -198,6 +208,46 @@ int ar_app_audit_verify(ar_store_conn_t *c, int64_t *rows)
                  : AR_EAUTH;
     } else if (rc == AR_STORE_DONE) {
         rc = *rows == 0 ? 0 : AR_EAUTH;
+    }
+    ar_store_finalize(st);
+    return rc;
+}
+
+int ar_app_audit_verify(ar_store_conn_t *c, int64_t *rows)
+{
+    return verify(c, rows, NULL);
+}
+
+int ar_app_audit_verify_anchor(ar_store_conn_t *c, int64_t n, const uint8_t hash[32], int64_t *rows)
+{
+    anchor_t a = {.n = n, .hash = hash};
+    int rc = verify(c, rows, &a);
+    if (rc < 0)
+        return rc;
+    /* An empty anchor (0 entries, zero hash) holds for any chain; else entry n must be it. */
+    if (n == 0)
+        return sodium_is_zero(hash, 32) ? 0 : AR_EAUTH;
+    return a.seen ? 0 : AR_EAUTH;
+}
+
+int ar_app_audit_head(ar_store_conn_t *c, int64_t *n, uint8_t hash[32])
+{
+    ar_store_stmt_t *st;
+    int rc = prep(c, "SELECT n, hash FROM audit_head WHERE id = 1", &st);
+    if (rc < 0)
+        return rc;
+    *n = 0;
+    memset(hash, 0, 32);
+    rc = ar_store_step(st);
+    if (rc == AR_STORE_ROW) {
+        size_t hlen;
+        const void *h = ar_store_col_blob(st, 1, &hlen);
+        *n = ar_store_col_int64(st, 0);
+        if (hlen == 32)
+            memcpy(hash, h, 32);
+        rc = hlen == 32 ? 0 : AR_EPARSE;
+    } else if (rc == AR_STORE_DONE) {
+        rc = 0;
     }
     ar_store_finalize(st);
     return rc;

@@ -52,4 +52,16 @@ AR_MUST_CHECK int ar_app_audit_append_tx(ar_store_conn_t *c, int64_t at, int64_t
  */
 AR_MUST_CHECK int ar_app_audit_verify(ar_store_conn_t *c, int64_t *rows);
 
+/*
+ * Anchoring (A3): whoever can write the database could rebuild the whole chain, so an operator
+ * records the head outside it (`anteroom admin audit-head`: the entry count and the last hash)
+ * and later checks the chain against that record (`anteroom admin audit-verify --count N
+ * --hash H`). ar_app_audit_head reads the head (0 and a zero hash before any entry);
+ * ar_app_audit_verify_anchor verifies the chain as above and that its entry number n has the
+ * hash recorded: AR_EAUTH when the chain is broken, shorter than n, or was rebuilt.
+ */
+AR_MUST_CHECK int ar_app_audit_head(ar_store_conn_t *c, int64_t *n, uint8_t hash[32]);
+AR_MUST_CHECK int ar_app_audit_verify_anchor(ar_store_conn_t *c, int64_t n, const uint8_t hash[32],
+                                             int64_t *rows);
+
 #endif

@@ -26,6 +26,7 @@ typedef struct {
     int64_t session_idle_ms;
     int64_t session_max_ms;
     char *seal_key;
+    char *seal_key_file;
     char *servers;
     int64_t entry_per_minute;
     char *turn_secret;
@@ -41,7 +42,10 @@ static const ar_conf_opt_t opts[] = {
     {"session-max", AR_CONF_DURATION, O(session_max_ms), "12h", 60000, 2592000000,
      "sessions end this long after sign-in, whatever the activity"},
     {"seal-key", AR_CONF_STR, O(seal_key), NULL, 0, 0,
-     "64 hex digits sealing TOTP secrets at rest; the same on every instance"},
+     "64 hex digits sealing TOTP secrets, signing keys and TURN secrets at rest; the same on "
+     "every instance (prefer --seal-key-file or ANTEROOM_APP_SEAL_KEY: ps shows flags)"},
+    {"seal-key-file", AR_CONF_STR, O(seal_key_file), NULL, 0, 0,
+     "file holding the seal key (64 hex digits), instead of --seal-key"},
     {"servers", AR_CONF_STR, O(servers), NULL, 0, 0,
      "servers file: signalling and TURN servers per jurisdiction (docs/api.md)"},
     {"entry-per-minute", AR_CONF_INT, O(entry_per_minute), "10", 1, 100000,
@@ -84,6 +88,7 @@ static void on_stop(void *data)
  */
 typedef struct {
     const ar_app_servers_t *servers;
+    const uint8_t *seal; /* NULL: secrets stay unsealed (no seal key given) */
     const char *turn_secret;
 } seed_t;
 
@@ -91,6 +96,7 @@ static int check_and_seed(ar_store_conn_t *conn, void *data)
 {
     const ar_app_servers_t *servers = ((seed_t *)data)->servers;
     const char *turn_secret = ((seed_t *)data)->turn_secret;
+    const uint8_t *seal = ((seed_t *)data)->seal;
     char err[256];
     int rc = ar_app_servers_check_store(servers, conn, err, sizeof(err));
     if (rc == AR_EPERM) {
@@ -99,24 +105,27 @@ static int check_and_seed(ar_store_conn_t *conn, void *data)
         return rc;
     }
     if (rc == 0)
-        rc = ar_app_keys_ensure(conn, (int64_t)time(NULL), turn_secret);
+        rc = ar_app_keys_ensure(conn, seal, (int64_t)time(NULL), turn_secret);
+    if (rc == AR_EAUTH)
+        ar_log(AR_LOG_ERROR, "app_seal_key_wrong"); /* the store was sealed under another key */
     return rc;
 }
 
 static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
 {
-    seed_t seed = {.servers = servers, .turn_secret = c->turn_secret};
-    int rc = ar_serve_migrate(&c->base, check_and_seed, &seed);
-    if (rc < 0)
-        return rc;
-    /* The TOTP sealing key: 32 bytes as hex, from the file, environment or flag. */
+    /* The seal key: 32 bytes as hex, from --seal-key (file, environment or flag) or a file. It
+     * is needed before migrations, which seal the signing keys and TURN secrets at rest. */
     uint8_t seal[32];
-    size_t seal_len = 0;
-    if (c->seal_key != NULL && (sodium_hex2bin(seal, sizeof(seal), c->seal_key, strlen(c->seal_key),
-                                               NULL, &seal_len, NULL) != 0 ||
-                                seal_len != sizeof(seal))) {
+    int have_seal;
+    if (ar_app_seal_key_load(c->seal_key, c->seal_key_file, seal, &have_seal) < 0) {
         ar_log(AR_LOG_ERROR, "app_seal_key_invalid");
         return AR_ECONFIG;
+    }
+    seed_t seed = {.servers = servers, .seal = have_seal ? seal : NULL, .turn_secret = c->turn_secret};
+    int rc = ar_serve_migrate(&c->base, check_and_seed, &seed);
+    if (rc < 0) {
+        sodium_memzero(seal, sizeof(seal));
+        return rc;
     }
     run_t run = {.l = {.reload = on_reload, .stop = on_stop}};
     run.l.data = &run;
@@ -133,7 +142,7 @@ static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
                         .session_idle_s = c->session_idle_ms / 1000,
                         .session_max_s = c->session_max_ms / 1000,
                         .max_conns = (unsigned)c->base.max_conns,
-                        .seal_key = c->seal_key != NULL ? seal : NULL,
+                        .seal_key = have_seal ? seal : NULL,
                         .servers = servers,
                         .entry_per_minute = (unsigned)c->entry_per_minute};
     if (rc == 0)

@@ -42,7 +42,8 @@ typedef struct {
 static int load_area(ar_store_conn_t *c, ar__req_t *r, area_t *a, json_t **welcome)
 {
     static const char sql[] =
-        "SELECT a.id, a.name, a.time_zone, a.hours, a.fields_asked, a.profile, a.relay_only, "
+        "SELECT a.id, a.name, a.time_zone, a.hours, a.fields_asked, a.profile, "
+        "CASE WHEN a.relay_only = 1 OR c.relay_only = 1 THEN 1 ELSE 0 END, "
         "c.jurisdiction, a.welcome FROM waiting_areas a JOIN clinics c ON c.id = a.clinic_id "
         "WHERE a.clinic_id = $1 AND a.slug = $2";
     ar_store_stmt_t *st;
@@ -173,9 +174,9 @@ static int entry_post_job(ar_store_conn_t *c, void *arg)
         return AR_EUNSUPPORTED;
     ar_token_key_t key;
     char secret[AR_APP_TURN_SECRET_MAX];
-    rc = ar_app_keys_newest(c, r->now, &key);
+    rc = ar_app_keys_newest(c, r->app->seal_key, r->now, &key);
     if (rc == 0)
-        rc = ar_app_turn_secret_newest(c, r->now, secret, sizeof(secret));
+        rc = ar_app_turn_secret_newest(c, r->app->seal_key, r->now, secret, sizeof(secret));
     if (rc == 0)
         rc = count_entry(c, r, a.area_id);
     ar_token_claims_t cl = {

@@ -21,6 +21,11 @@
 
 typedef struct ar__static_s ar__static_t;
 
+/* h2guard.c: HTTP/2 rapid reset (CVE-2023-44487), per-connection accounting. */
+#define AR__H2GUARD_JOBS_MAX 32u
+#define AR__H2GUARD_ABANDON_MIN 64u
+typedef struct ar__h2guard_s ar__h2guard_t;
+
 /* Patient entries per client address and minute (entry.c): a small table on the loop thread,
  * keyed by a keyed hash of the address so the table holds no addresses. Per instance: behind
  * a load balancer the limit is per instance, which still bounds one address's rate. */
@@ -67,6 +72,7 @@ typedef struct ar__session_s {
 typedef struct ar__req_s {
     ar_app_t *app;
     h2o_req_t *req;
+    ar__h2guard_t *guard;    /* an HTTP/2 request holding a store job (h2guard.c); else NULL */
     struct ar__req_s **link; /* slot in h2o's pool that clears `req` on dispose */
     const ar_app_route_t *route;
     int64_t clinic_id;
@@ -89,6 +95,14 @@ typedef struct ar__req_s {
 
 /* ---- server.c ---- */
 int64_t ar__now(ar_app_t *app);
+
+/* ---- h2guard.c ---- */
+/* Counts a request about to hold a store job against its HTTP/2 connection: 0 with *out set
+ * (NULL for HTTP/1.1, whose requests come one at a time), or AR_EQUOTA when the connection
+ * already holds AR__H2GUARD_JOBS_MAX (answer 503 without a job). */
+int ar__h2guard_take(h2o_req_t *req, ar__h2guard_t **out);
+/* The request that took g is done: answered (its stream still open) or abandoned (reset). */
+void ar__h2guard_done(ar__h2guard_t *g, int answered);
 
 /* ---- pipeline.c ---- */
 int ar__api_handle(ar_app_t *app, h2o_req_t *req);
@@ -134,6 +148,8 @@ void ar__h_session_delete(ar__req_t *r);
 void ar__h_sessions_delete_all(ar__req_t *r);
 void ar__h_me(ar__req_t *r);
 void ar__h_clinic_get(ar__req_t *r);
+/* clinic_edit.c: PATCH /api/v1/clinics/{clinic} */
+void ar__h_clinic_update(ar__req_t *r);
 
 /* ---- accounts (issue 4): signin.c, invite.c, staff.c, me.c ---- */
 void ar__h_session_create(ar__req_t *r);
@@ -169,6 +185,8 @@ AR__FIELDS(password_change);
 #define AR__N_staff_account 1
 #define AR__N_totp_confirm 1
 #define AR__N_password_change 1
+AR__FIELDS(clinic_update);
+#define AR__N_clinic_update 4
 #define AR__CHECK_N(name)                                                                          \
     _Static_assert(sizeof(ar__f_##name) / sizeof(ar__f_##name[0]) == AR__N_##name,                 \
                    "AR__N_" #name " is the size of ar__f_" #name)

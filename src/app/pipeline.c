@@ -89,6 +89,8 @@ static void on_req_dispose(void *p)
 
 void ar__req_free(ar__req_t *r)
 {
+    if (r->guard != NULL)
+        ar__h2guard_done(r->guard, r->req != NULL);
     if (r->link != NULL)
         *r->link = NULL;
     json_decref(r->body);
@@ -141,6 +143,13 @@ void ar__reply_empty(ar__req_t *r, int status)
 
 int ar__submit(ar__req_t *r, ar_store_job_cb job, ar_store_done_cb done)
 {
+    /* A request's jobs run one after another: it is counted once, until it is freed. */
+    if (r->guard == NULL && r->req != NULL && ar__h2guard_take(r->req, &r->guard) < 0) {
+        /* Only a peer that resets streams gets here (h2o holds the rest back): no log line
+         * per request, which would be the flood's amplifier. */
+        ar__reply_error(r, 503, "unavailable", "the server is busy; try again");
+        return AR_EQUOTA;
+    }
     int rc = ar_store_pool_submit(r->app->opts.store, job, done, r);
     if (rc < 0) {
         ar_log(AR_LOG_WARN, "store_submit_refused", AR_LF_ERR("err", rc));

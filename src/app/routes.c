@@ -4,7 +4,6 @@
  */
 #include "internal.h"
 #include "reports.h"
-#include "settings.h"
 
 #include <string.h>
 
@@ -19,9 +18,10 @@ static const ar_app_route_t routes[] = {
      "The signed-in account, its roles and the CSRF token"},
     {"GET", "/api/v1/clinics/{clinic}", ar__h_clinic_get, AR_AUTH_CLINIC,
      AR_ROLE_OPERATOR | AR_ROLE_STAFF, 0, NULL, 0, "A clinic's name and jurisdiction"},
+    /* clinic_edit.c (moving to another jurisdiction: operator only, re-authenticated) */
     {"PATCH", "/api/v1/clinics/{clinic}", ar__h_clinic_update, AR_AUTH_CLINIC,
      AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN, 1, ar__f_clinic_update, AR__N_clinic_update,
-     "Rename the clinic"},
+     "Change a clinic's name, jurisdiction or settings"},
 /* ---- accounts (issue 4): signin.c, invite.c, staff.c, me.c ---- */
 #define F(name) ar__f_##name, AR__N_##name
 #define ADMINS (AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN)

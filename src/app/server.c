@@ -141,6 +141,10 @@ static int setup(ar_app_t *app, const ar_app_opts_t *opts)
                           .key_path = opts->key_path,
                           .max_conns = app->opts.max_conns,
                           .max_request_body = app->opts.max_body * 4,
+                          /* Rapid reset (h2guard.c): requests processed at once per HTTP/2
+                           * connection, the same as the store jobs one may hold, so only a peer
+                           * that resets its streams meets that cap. */
+                          .max_h2_streams = AR__H2GUARD_JOBS_MAX,
                           .on_req = on_req,
                           .on_setup_ostream = on_setup_ostream,
                           .data = app};

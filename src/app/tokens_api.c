@@ -110,9 +110,9 @@ static int signal_token_job(ar_store_conn_t *c, void *arg)
         return AR_EUNSUPPORTED;
     ar_token_key_t key;
     char secret[AR_APP_TURN_SECRET_MAX];
-    rc = ar_app_keys_newest(c, r->now, &key);
+    rc = ar_app_keys_newest(c, r->app->seal_key, r->now, &key);
     if (rc == 0)
-        rc = ar_app_turn_secret_newest(c, r->now, secret, sizeof(secret));
+        rc = ar_app_turn_secret_newest(c, r->app->seal_key, r->now, secret, sizeof(secret));
     if (rc == 0)
         rc = mint_all(r, t, nt, &key, secret);
     sodium_memzero(&key, sizeof(key));

@@ -134,6 +134,8 @@ int ar_https_start(ar_https_t *h, uv_loop_t *loop, const ar_https_opts_t *o)
     h->config_ready = 1;
     h->config.server_name = h2o_iovec_init(H2O_STRLIT("anteroom"));
     h->config.max_request_entity_size = o->max_request_body;
+    if (o->max_h2_streams > 0)
+        h->config.http2.max_concurrent_requests_per_connection = o->max_h2_streams;
     h2o_hostconf_t *host =
         h2o_config_register_host(&h->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);

@@ -25,6 +25,7 @@ typedef struct {
     const char *key_path;
     unsigned max_conns;      /* open connections at most */
     size_t max_request_body; /* h2o's own cap while it buffers a body */
+    unsigned max_h2_streams; /* requests processed at once per HTTP/2 connection; 0: h2o's */
     /* Every request and every response; data comes back as ar_https_data(). */
     int (*on_req)(h2o_handler_t *self, h2o_req_t *req);
     void (*on_setup_ostream)(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot);

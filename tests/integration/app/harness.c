@@ -20,6 +20,7 @@ const char *h_origin = "https://app.test";
 int64_t h_idle_s = 600, h_max_s = 1800;
 int64_t h_clinic_own, h_clinic_other;
 const char *h_password = "correct horse battery staple";
+const uint8_t *h_seal_key = (const uint8_t *)"test seal key: 32 bytes exactly!";
 const struct ar_app_servers_s *h_servers;
 const char *h_log_path;
 
@@ -122,7 +123,7 @@ static void serve(void)
                        .clock = test_clock,
                        .pwhash_ops = crypto_pwhash_OPSLIMIT_MIN,
                        .pwhash_mem = crypto_pwhash_MEMLIMIT_MIN,
-                       .seal_key = (const uint8_t *)"test seal key: 32 bytes exactly!",
+                       .seal_key = h_seal_key,
                        .servers = h_servers,
                        .entry_per_minute = 5};
     if (rc == 0)
@@ -192,7 +193,7 @@ static void seed(void)
      * staff by default: migration 0005); the accounts tests enrol their own. */
     run_sql(c, "UPDATE accounts SET mfa_required = 0", NULL, 0, NULL, 0);
     /* The first signing key and TURN secret, as the daemon makes them at start. */
-    CHECK(ar_app_keys_ensure(c, h_clock(), "test-turn-secret") == 0);
+    CHECK(ar_app_keys_ensure(c, h_seal_key, h_clock(), "test-turn-secret") == 0);
     ar_store_close(c);
 }
 

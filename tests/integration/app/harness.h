@@ -40,5 +40,7 @@ extern const char *h_log_path;
 /* Seeded data: clinic ids and the shared test password. */
 extern int64_t h_clinic_own, h_clinic_other;
 extern const char *h_password;
+/* The seal key the app runs with (32 bytes). */
+extern const uint8_t *h_seal_key;
 
 #endif

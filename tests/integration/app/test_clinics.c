@@ -180,6 +180,95 @@ static const api_case_t injection_cases[] = {
     {"GET", "/api/v1/clinics/%c/rooms", NULL, 1, 200, "Dr Who's room"},
 };
 
+/* Editing a clinic (clinic_edit.c) as its administrator: name and settings, and the refusals. */
+static const api_case_t clinic_cases[] = {
+    {"PATCH", "/api/v1/clinics/%c",
+     "{\"name\":\"Renamed Clinic\",\"relay_only\":true,\"default_profile\":\"low\"}", 1, 200,
+     "\"name\":\"Renamed Clinic\""},
+    {"GET", "/api/v1/clinics/%c", NULL, 1, 200, "\"relay_only\":true,\"default_profile\":\"low\""},
+    {"POST", "/api/v1/clinics/%c/areas", "{\"slug\":\"plain\",\"name\":\"Plain\"}", 1, 201,
+     "\"profile\":\"low\""},
+    {"GET", "/api/v1/entry/%c/plain", NULL, 0, 200, "\"relay_only\":true"},
+    {"PATCH", "/api/v1/clinics/%c", "{\"relay_only\":false}", 1, 200, "\"relay_only\":false"},
+    {"GET", "/api/v1/entry/%c/plain", NULL, 0, 200, "\"relay_only\":false"},
+    {"GET", "/api/v1/clinics/%c", NULL, 1, 200, "Renamed Clinic"},
+    {"PATCH", "/api/v1/clinics/%c", "{\"default_profile\":\"ultra\"}", 1, 400, "default_profile"},
+    {"PATCH", "/api/v1/clinics/%c", "{\"name\":\"\"}", 1, 400, "name"},
+    {"PATCH", "/api/v1/clinics/%c", "{\"colour\":\"red\"}", 1, 400, "bad_request"},
+    {"PATCH", "/api/v1/clinics/%c", "{\"relay_only\":1}", 1, 400, "relay_only"},
+    {"PATCH", "/api/v1/clinics/%c", "{\"jurisdiction\":\"eu' OR '1'='1\"}", 1, 400, "jurisdiction"},
+    {"PATCH", "/api/v1/clinics/%c", "{\"jurisdiction\":\"us\"}", 1, 403, "forbidden"},
+    {"PATCH", "/api/v1/clinics/%c", "{\"name\":\"x\"}", 0, 401, "unauthenticated"},
+    {"PATCH", "/api/v1/clinics/999999", "{\"name\":\"x\"}", 1, 403, "forbidden"},
+    {"PATCH", "/api/v1/clinics/%c", "{\"name\":\"Own Clinic\",\"default_profile\":\"standard\"}", 1,
+     200, "\"default_profile\":\"standard\""},
+};
+
+/* Moving a clinic to another jurisdiction: an operator's, to a served one only; staff tokens
+ * then carry the new jurisdiction's servers, and the move is audited. */
+static void test_clinic_move(void)
+{
+    char op_cookie[200], op_csrf[100], path[80];
+    CHECK(h_signin("operator@example.org", h_password, op_cookie, sizeof(op_cookie), op_csrf,
+                   sizeof(op_csrf)) == 201);
+    snprintf(path, sizeof(path), "/api/v1/clinics/%lld", (long long)h_clinic_own);
+    static const struct {
+        const char *body;
+        int status;
+        const char *want;
+    } steps[] = {
+        {"{\"jurisdiction\":\"mars\"}", 409, "jurisdiction_unserved"},
+        {"{\"jurisdiction\":\"us\"}", 200, "\"jurisdiction\":\"us\""},
+    };
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        resp_t r;
+        h_request(&(req_t){.method = "PATCH",
+                           .path = path,
+                           .cookie = op_cookie,
+                           .csrf = op_csrf,
+                           .origin = h_origin,
+                           .body = steps[i].body},
+                  &r);
+        if (r.status != steps[i].status || strstr(r.body, steps[i].want) == NULL) {
+            fprintf(stderr, "clinic move %zu: got %d %s\n", i, r.status, r.body);
+            exit(1);
+        }
+        h_resp_free(&r);
+    }
+    /* The clinic's staff now get the servers of "us" only. */
+    int st;
+    json_t *j = call("GET", "/api/v1/signal-token", NULL, 1, &st);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    CHECK(st == 200 && text != NULL && strstr(text, "signal.us.test") != NULL &&
+          strstr(text, "signal.eu.test") == NULL);
+    free(text);
+    json_decref(j);
+    /* Back, for the cases after this one. */
+    resp_t r;
+    h_request(&(req_t){.method = "PATCH",
+                       .path = path,
+                       .cookie = op_cookie,
+                       .csrf = op_csrf,
+                       .origin = h_origin,
+                       .body = "{\"jurisdiction\":\"eu\"}"},
+              &r);
+    CHECK(r.status == 200);
+    h_resp_free(&r);
+    /* Audited: two moves, and every edit. */
+    ar_store_conn_t *c;
+    CHECK(ar_store_open(h_store_opts(), &c) == 0);
+    static const char q[] =
+        "SELECT count(*) FROM audit_log WHERE event = 'clinic_jurisdiction_changed' AND "
+        "clinic_id = $1";
+    ar_store_stmt_t *s;
+    CHECK(ar_store_prepare(c, q, sizeof(q) - 1, &s) == 0);
+    CHECK(ar_store_bind_int64(s, 1, h_clinic_own) == 0);
+    CHECK(ar_store_step(s) == AR_STORE_ROW && ar_store_col_int64(s, 0) == 2);
+    ar_store_finalize(s);
+    ar_store_close(c);
+    printf("ok clinic moved between jurisdictions by an operator, audited\n");
+}
+
 /* Time zones: one area per zone with the same hours; the injected clock decides. */
 static void test_hours(void)
 {
@@ -397,7 +486,7 @@ static void test_rotation(void)
     ar_store_conn_t *c;
     CHECK(ar_store_open(h_store_opts(), &c) == 0);
     char kid[33];
-    CHECK(ar_app_keys_rotate(c, h_clock(), AR_APP_KEY_OVERLAP, kid) == 0);
+    CHECK(ar_app_keys_rotate(c, h_seal_key, h_clock(), AR_APP_KEY_OVERLAP, kid) == 0);
     ar_store_close(c);
     j = call("GET", "/api/v1/keys", NULL, 0, &st);
     CHECK(st == 200 && json_array_size(json_object_get(j, "keys")) == 2);
@@ -438,6 +527,11 @@ static void cases(void)
     test_entry();
     test_staff_tokens();
     test_rotation();
+    /* The clock moved on through the cases above: a new session. */
+    CHECK(h_signin("clinic_admin@example.org", h_password, admin_cookie, sizeof(admin_cookie),
+                   admin_csrf, sizeof(admin_csrf)) == 201);
+    run_cases(clinic_cases, sizeof(clinic_cases) / sizeof(clinic_cases[0]), "clinic edit");
+    test_clinic_move();
 }
 
 /* Every byte of the store: the SQLite file and its WAL, or a pg_dump of the database. */
