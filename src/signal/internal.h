@@ -21,6 +21,7 @@
 #include "signal/signal.h"
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #define AR__SIG_PEER_LEN 22   /* base64url of 128 bits */
 #define AR__SIG_RESUME_LEN 43 /* the peer id, '.', 20 characters of base64url (120 bits) */
@@ -224,6 +225,8 @@ void ar__sig_send0(ar__sig_conn_t *cn, const ar_sig_msg_t *msg);
 void ar__sig_conn_close(ar__sig_conn_t *cn, uint16_t code);
 void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed);
 uint64_t ar__sig_now_us(void);
+/* The supervisor of this worker (set in the forked child), to which POST /drain is forwarded. */
+extern pid_t ar__sig_supervisor;
 
 /* sess.c: records, local sessions, replay, backup, resume */
 ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer);

@@ -23,6 +23,8 @@
 
 static volatile sig_atomic_t g_drain, g_stop;
 static ar_sn_loop_t *g_loop;
+/* The node's supervisor (supervise.c), which forwards a drain to every worker; 0: none. */
+pid_t ar__sig_supervisor;
 
 uint64_t ar__sig_now_us(void)
 {
@@ -444,6 +446,21 @@ static int ready_cb(void *data)
     return !srv->draining;
 }
 
+/*
+ * POST /drain on any worker's operator listener drains the whole node, as SIGUSR1 to the
+ * supervisor does (health.c takes it from loopback only). Runs on the operator thread: it only
+ * raises the same flags a signal would.
+ */
+static int drain_action(void *data)
+{
+    (void)data;
+    ar_log0(AR_LOG_INFO, "signal_drain_requested");
+    if (ar__sig_supervisor > 0 && kill(ar__sig_supervisor, SIGUSR1) == 0)
+        return 0;
+    g_drain = 1; /* no supervisor to tell: at least this worker drains */
+    return 0;
+}
+
 static void *health_thread(void *arg)
 {
     ar__sig_srv_t *srv = arg;
@@ -454,7 +471,9 @@ static void *health_thread(void *arg)
                           .port = (uint16_t)(srv->conf->metrics_port + srv->index),
                           .metrics = srv->metrics,
                           .ready = ready_cb,
-                          .ready_data = srv};
+                          .ready_data = srv,
+                          .action_path = "/drain",
+                          .action = drain_action};
     ar_health_t *h;
     if (ar_health_start(&loop, &o, &h) != 0) {
         ar_log0(AR_LOG_ERROR, "signal_metrics_listen_failed");

@@ -170,6 +170,84 @@ test('drain: clients resume on the other node and the call goes on', async () =>
   p2.close();
 });
 
+// An operator request (HTTP on the node's loopback operator listener) rather than a signal.
+async function operator(port, path, { method = 'GET', headers = {} } = {}) {
+  const r = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers });
+  return r.status;
+}
+
+test('drain by POST /drain: every worker of the node drains, clients move, no call drops', async () => {
+  const C = await startNode('c2', nats.slice(1), { drainUrls: [A.url], drainWithin: '6s' });
+  // Four calls, each a provider on node A and a patient on node C (the kernel spreads the
+  // patients over C's two workers).
+  const calls = [];
+  for (let i = 0; i < 4; i++) {
+    const s = await connect(A, staffToken());
+    s.send({ type: 'subscribe', clinic: 'c1', area: 'pdrain' });
+    await s.next('queue');
+    const token = patientToken(rid(), { area: 'pdrain' });
+    const p = await connect(C, token);
+    p.send({ type: 'arrive', clinic: 'c1', area: 'pdrain', name: `P${i}`, consent: true });
+    await p.next('wait');
+    await s.next((f) => f.type === 'queue_add' && f.entry.peer === p.peer);
+    s.send({ type: 'take', peer: p.peer });
+    await s.next('joined');
+    await p.next('peer_joined');
+    p.ack();
+    calls.push({ p, s, token });
+  }
+  // Refused without draining: a request carrying a browser's Origin, and GET.
+  assert.equal(await operator(C.metrics, '/drain', { method: 'POST',
+    headers: { Origin: 'https://evil.example' } }), 403);
+  assert.equal(await operator(C.metrics + 1, '/drain'), 405);
+  assert.equal(await operator(C.metrics, '/readyz'), 200);
+  assert.equal(await operator(C.metrics + 1, '/readyz'), 200);
+
+  // One request to worker 1's listener drains the whole node (worker 0 too).
+  assert.equal(await operator(C.metrics + 1, '/drain', { method: 'POST' }), 202);
+  const moved = [];
+  for (const [i, c] of calls.entries()) {
+    const d = await c.p.next('drain', 5000);
+    assert.deepEqual(d.urls, [A.url]);
+    // The call goes on while the patient moves: the provider keeps sending candidates.
+    c.s.send({ type: 'candidate', to: c.p.peer, candidate: `candidate:${i}0 1 udp 1 192.0.2.1 1 typ host` });
+    const p2 = await connect(A, c.token, { resume: c.p.welcome.resume, last_seq: c.p.lastSeq });
+    assert.equal(p2.welcome.resumed, true);
+    assert.equal(p2.peer, c.p.peer);
+    p2.lastSeq = c.p.lastSeq; // what the old connection already delivered
+    c.s.send({ type: 'candidate', to: c.p.peer, candidate: `candidate:${i}1 1 udp 1 192.0.2.1 2 typ host` });
+    moved.push({ p2, old: c.p, s: c.s, i });
+  }
+  for (const { p2, old, s, i } of moved) {
+    assert.ok([4006, 4010].includes(await old.waitClose()));
+    // Each candidate arrives once per sequence number, on the old connection or replayed on the
+    // new one (a client drops a number it has seen, protocol.md): both, in order, none missing.
+    const bySeq = new Map();
+    const take = (f) => {
+      const name = f.candidate.split(' ')[0];
+      if (bySeq.has(f.seq)) assert.equal(bySeq.get(f.seq), name);
+      bySeq.set(f.seq, name);
+    };
+    for (const f of old.frames.filter((x) => x.type === 'candidate')) take(f);
+    while (bySeq.size < 2) take(await p2.next('candidate'));
+    await sleep(100);
+    for (const f of p2.frames.filter((x) => x.type === 'candidate')) take(f);
+    const seqs = [...bySeq.keys()].sort((a, b) => a - b);
+    assert.deepEqual(seqs.map((q) => bySeq.get(q)), [`candidate:${i}0`, `candidate:${i}1`]);
+    s.send({ type: 'offer', to: p2.peer, sdp: 'v=0\r\n' });
+    assert.equal((await p2.next('offer')).from, s.peer);
+    p2.send({ type: 'answer', to: s.peer, sdp: 'v=0\r\n' });
+    assert.equal((await s.next('answer')).from, p2.peer);
+  }
+  assert.equal(await operator(C.metrics, '/readyz'), 503);
+  assert.equal(await operator(C.metrics + 1, '/readyz'), 503);
+  kill(C, 'SIGTERM');
+  for (const { p2, s } of moved) {
+    p2.close();
+    s.close();
+  }
+});
+
 test('resume after kill -9 of a node: same peer, missed frames in order, no duplicates', async () => {
   const D = await startNode('d', nats.slice(0, 1));
   const room = rid();
