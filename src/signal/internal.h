@@ -23,6 +23,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* proxy.c: the client's address behind trusted proxies (X-Forwarded-For) */
+typedef struct ar__sig_cidr_s {
+    uint8_t key[16]; /* IPv4 as ::ffff:a.b.c.d; host bits zero */
+    uint8_t bits;    /* prefix length over the 16-byte key */
+} ar__sig_cidr_t;
+#define AR__SIG_PROXIES_MAX 64
+
 #define AR__SIG_PEER_LEN 22   /* base64url of 128 bits */
 #define AR__SIG_RESUME_LEN 43 /* the peer id, '.', 20 characters of base64url (120 bits) */
 #define AR__SIG_ROOM_MAX 4
@@ -205,6 +212,8 @@ struct ar__sig_srv_s {
     ar__sig_room_t *rooms[AR__SIG_SMALL_BUCKETS];
     ar__sig_area_t *areas[AR__SIG_SMALL_BUCKETS];
     uint16_t addr_count[AR__SIG_ADDR_BUCKETS];
+    ar__sig_cidr_t proxies[AR__SIG_PROXIES_MAX]; /* trusted-proxy */
+    size_t nproxies;
     ar__sig_node_t nodes[AR__SIG_NODES_MAX];
     size_t nnodes;
     uint8_t draining;
@@ -225,6 +234,19 @@ void ar__sig_send0(ar__sig_conn_t *cn, const ar_sig_msg_t *msg);
 void ar__sig_conn_close(ar__sig_conn_t *cn, uint16_t code);
 void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed);
 uint64_t ar__sig_now_us(void);
+/* "10.0.0.0/8", "2001:db8::/32" or one address. 0 or AR_ECONFIG. */
+int ar__sig_cidr_parse(const char *spec, ar__sig_cidr_t *out);
+int ar__sig_cidr_match(const ar__sig_cidr_t *list, size_t n, const uint8_t key[16]);
+int ar__sig_addr_key(const struct sockaddr_storage *ss, uint8_t key[16]);
+/*
+ * The address to count a connection under: peer itself unless peer is a trusted proxy and the
+ * X-Forwarded-For value (xff, len; cut: its start was dropped) names hops; then the rightmost hop
+ * that is not a trusted proxy (or the leftmost, when all are). Returns 1 when taken from the
+ * header, 0 when it is the peer.
+ */
+int ar__sig_client_key(const uint8_t peer[16], const char *xff, size_t len, int cut,
+                       const ar__sig_cidr_t *trusted, size_t ntrusted, uint8_t out[16]);
+
 /* The supervisor of this worker (set in the forked child), to which POST /drain is forwarded. */
 extern pid_t ar__sig_supervisor;
 

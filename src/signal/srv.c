@@ -97,20 +97,17 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
 
 /* ---- per-address cap: a count per hashed /32 (IPv4) or /64 (IPv6), never the address ---- */
 
-static uint32_t addr_key(ar_sn_conn_t *c)
+static uint32_t addr_key(const ar__sig_srv_t *srv, ar_sn_conn_t *c, const ar_ws_upgrade_t *up)
 {
     struct sockaddr_storage ss;
-    if (ar_sn_conn_peer(c, &ss) != 0)
+    uint8_t peer[16], key[16];
+    if (ar_sn_conn_peer(c, &ss) != 0 || ar__sig_addr_key(&ss, peer) != 0)
         return 0;
-    const uint8_t *p;
-    size_t n;
-    if (ss.ss_family == AF_INET) {
-        p = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
-        n = 4;
-    } else {
-        p = (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
-        n = 8;
-    }
+    (void)ar__sig_client_key(peer, up->forwarded, up->forwarded_len, up->forwarded_cut,
+                             srv->proxies, srv->nproxies, key);
+    static const uint8_t v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const uint8_t *p = memcmp(key, v4, 12) == 0 ? key + 12 : key;
+    size_t n = p == key ? 8 : 4;
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++)
         h = (h ^ p[i]) * 16777619u;
@@ -121,9 +118,8 @@ static uint32_t addr_key(ar_sn_conn_t *c)
 
 static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
 {
-    (void)up;
     ar__sig_srv_t *srv = data;
-    uint32_t key = addr_key(c);
+    uint32_t key = addr_key(srv, c, up);
     uint16_t *cnt = &srv->addr_count[key % AR__SIG_ADDR_BUCKETS];
     if (srv->conf->max_per_addr > 0 && *cnt >= srv->conf->max_per_addr) {
         ar_metric_add(srv->m.closes, 0, 1);
@@ -510,6 +506,14 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
         ar_log(AR_LOG_ERROR, "signal_keys_unreadable", AR_LF_OPER("file", conf->keys));
     if (rc == 0)
         rc = metrics_init(srv);
+    for (size_t i = 0; rc == 0 && i < conf->trusted_proxies.count; i++) {
+        if (srv->nproxies == AR__SIG_PROXIES_MAX ||
+            ar__sig_cidr_parse(conf->trusted_proxies.items[i], &srv->proxies[srv->nproxies++]))
+            rc = AR_ECONFIG;
+        if (rc)
+            ar_log(AR_LOG_ERROR, "signal_trusted_proxy_invalid",
+                   AR_LF_OPER("value", conf->trusted_proxies.items[i]));
+    }
     ar_ws_upgrade_conf_t up = {.origins = (const char *const *)conf->origins.items,
                                .norigins = conf->origins.count,
                                .allow_no_origin = conf->allow_no_origin,
