@@ -49,7 +49,8 @@ size_t ar__t13_seal(const ar__t13_suite_t *s, ar__t13_dir_t *d, uint8_t type, co
                     size_t len, uint8_t *out);
 /*
  * Opens one whole record (header included) in place: the content is at rec + AR__T13_HDR,
- * *pt_len bytes, of content type *type. 0 or AR_ETLS (bad tag, bad framing).
+ * *pt_len bytes, of content type *type. 0 or AR_ETLS (bad tag, bad framing: the record's bytes
+ * are then garbage, and the connection is over).
  */
 int ar__t13_open(const ar__t13_suite_t *s, ar__t13_dir_t *d, uint8_t *rec, size_t len,
                  uint8_t *type, size_t *pt_len);
