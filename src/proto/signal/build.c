@@ -149,7 +149,7 @@ static int write_fields(const ar__sig_table_t *t, const void *base, const char *
             ar__sig_name(buf, sizeof(buf), path, f);
             name = buf;
         }
-        if (val == w->raw) {
+        if (w->raw != NULL && val == w->raw) {
             /* The SDP a parse kept escaped (AR_SIG_PARSE_KEEP_SDP_JSON), checked back then. */
             const ar_sig_str_t *sdp = val;
             if (first) {

@@ -140,7 +140,7 @@ size_t ar__t13_seal(const ar__t13_suite_t *s, ar__t13_dir_t *d, uint8_t type, co
              EVP_CipherUpdate(ctx, body, &l2, body, (int)(len + 1)) &&
              EVP_CipherFinal_ex(ctx, body + l2, &l3) &&
              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, AR__T13_TAG, body + len + 1) > 0;
-    if (!ok || (size_t)(l2 + l3) != len + 1)
+    if (!ok || (size_t)l2 + (size_t)l3 != len + 1)
         return 0;
     d->seq++;
     return AR__T13_HDR + ct_len;
