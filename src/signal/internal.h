@@ -93,6 +93,7 @@ typedef struct ar__sig_rec_s {
     ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
     size_t nsubs;
     ar__sig_room_t *in_room;
+    uint64_t joined_us; /* when it joined in_room (the joiner's clock): ranks racing joins */
     ar__sig_area_t *in_area;
     ar__sig_sess_t *local; /* when this worker owns or backs the session */
 } ar__sig_rec_t;
@@ -314,6 +315,9 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
 /* Sends a server message to a peer (numbered at its owner); seq is set to 0 here. */
 void ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action);
+/* Removes the members ranked after the fourth (by join time, then peer id) that this worker
+ * owns: two joins racing on two nodes can both pass the fourth-place check (flows.c). */
+void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room);
 void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason);
 void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason);
 void ar__sig_area_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);

@@ -139,6 +139,50 @@ test('a call set up across nodes, with presence on both', async () => {
   for (const c of [sA, sB, sA2, p2, i2, i4]) c.close();
 });
 
+test('two joins racing on two nodes: the later is removed, the room keeps four', async () => {
+  const room = rid();
+  const s = await connect(A, staffToken());
+  s.send({ type: 'subscribe', clinic: 'c1', area: 'race' });
+  await s.next('queue');
+  const p = await connect(A, patientToken(room, { area: 'race' }));
+  p.send({ type: 'arrive', clinic: 'c1', area: 'race', name: 'P', consent: true });
+  await p.next('wait');
+  s.send({ type: 'take', peer: p.peer });
+  await s.next('joined');
+  await p.next('peer_joined');
+  const i1 = await connect(B, inviteeToken(room));
+  i1.send({ type: 'join', room });
+  await i1.next('joined');
+  const iA = await connect(A, inviteeToken(room));
+  const iB = await connect(B, inviteeToken(room));
+  await sleep(300);
+  // Node B's NATS server stops for a moment: each node sees three members and lets its
+  // invitee in. B's joins first, so A's is the later one.
+  kill(nats.procs[1], 'SIGSTOP');
+  try {
+    iB.send({ type: 'join', room });
+    await sleep(100);
+    iA.send({ type: 'join', room });
+    await sleep(300);
+  } finally {
+    kill(nats.procs[1], 'SIGCONT');
+  }
+  assert.equal((await iB.next('joined')).room, room);
+  assert.equal((await iA.next('joined')).room, room); // both passed: the race happened
+  const e = await iA.next('error', 6000);
+  assert.equal(e.name, 'room_full');
+  assert.equal(await iA.waitClose(), 4005);
+  for (const c of [s, p, i1, iB]) {
+    const left = await c.next((f) => f.type === 'peer_left' && f.peer === iA.peer, 6000);
+    assert.equal(left.reason, 'removed');
+  }
+  // The four go on: the provider reaches the invitee that stayed.
+  s.send({ type: 'offer', to: iB.peer, sdp: 'v=0\r\n' });
+  assert.equal((await iB.next('offer')).from, s.peer);
+  assert.equal(iB.closed, null);
+  for (const c of [s, p, i1, iB]) c.close();
+});
+
 test('drain: clients resume on the other node and the call goes on', async () => {
   const C = await startNode('c', nats.slice(1), { drainUrls: [A.url], drainWithin: '4s' });
   const room = rid();

@@ -78,7 +78,9 @@ export async function startNats() {
     '--cluster', `nats://127.0.0.1:${r2}`, '--routes', `nats://127.0.0.1:${r1}`], 'nats2');
   const routed = (p) => fs.readFileSync(p.logFile, 'utf8').includes('Route connection created');
   await waitFor(() => routed(a) && routed(b), 30000, 'the NATS cluster');
-  return [`nats://127.0.0.1:${c1}`, `nats://127.0.0.1:${c2}`];
+  const urls = [`nats://127.0.0.1:${c1}`, `nats://127.0.0.1:${c2}`];
+  urls.procs = [a, b]; // for tests that stop one server for a moment (SIGSTOP/SIGCONT)
+  return urls;
 }
 
 // ---- tokens ----
