@@ -160,10 +160,12 @@ test('two joins racing on two nodes: the later is removed, the room keeps four',
   // invitee in. B's joins first, so A's is the later one.
   kill(nats.procs[1], 'SIGSTOP');
   try {
+    // Long enough for a loaded machine to handle both joins, well under the 3 s after which
+    // missing heartbeats make B's workers count as dead.
     iB.send({ type: 'join', room });
-    await sleep(100);
+    await sleep(400);
     iA.send({ type: 'join', room });
-    await sleep(300);
+    await sleep(800);
   } finally {
     kill(nats.procs[1], 'SIGCONT');
   }
