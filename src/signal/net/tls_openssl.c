@@ -225,6 +225,7 @@ static int rec_read(oconn_t *o, uint8_t *buf, size_t cap)
     if (cap < AR__T13_MAX_RECORD)
         return AR_EINVAL;
     size_t have = 0, out = 0;
+    int rounds = 0; /* reads that gave no plaintext (empty records, KeyUpdates): bounded */
     if (o->in) {
         memcpy(buf, o->in, o->in_len);
         have = o->in_len;
@@ -278,7 +279,10 @@ static int rec_read(oconn_t *o, uint8_t *buf, size_t cap)
             p += rl;
         }
         size_t left = have - p;
-        if (left && !o->eof && !o->failed && (out > 0 || r < 0)) {
+        /* A peer sending only records without content must not hold the loop: after a few
+         * reads we return as if the socket were empty, and epoll (level-triggered) calls back. */
+        int yield = r < 0 || ++rounds >= 4;
+        if (left && !o->eof && !o->failed && (out > 0 || yield)) {
             o->in = OPENSSL_malloc(left);
             if (!o->in)
                 return AR_ENOMEM;
@@ -291,7 +295,7 @@ static int rec_read(oconn_t *o, uint8_t *buf, size_t cap)
             return AR_ETLS;
         if (o->eof)
             return 0;
-        if (r < 0)
+        if (yield)
             return AR_EAGAIN;
         memmove(buf, buf + p, left); /* no plaintext yet: read on behind the partial record */
         have = left;
