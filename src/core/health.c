@@ -44,11 +44,8 @@ struct hconn_s {
     char url[HEALTH_URL_MAX];
     size_t url_len;
     int url_too_long;
-    int has_origin;
-    int allow_post;
-        /* the route of the current request is the POST-only action */ /* the request carries an
-                                                                          Origin header (a browser
-                                                                          sent it) */
+    int has_origin;   /* the request carries an Origin header (a browser sent it) */
+    int allow_post;   /* the route of the current request is the POST-only action */
     size_t field_len; /* bytes of the current header name seen, capped */
     char field[8];    /* its first bytes, enough to recognise "origin" */
     int closing;
