@@ -75,7 +75,7 @@ static void host_port(char *out, size_t outlen, const char *host, int64_t port)
 static int build_turn(const ar__up_conf_t *conf, const ar__up_state_t *st, unsigned metrics_port,
                       ar__daemon_cmd_t *cmd)
 {
-    char a[80], b[80];
+    char a[64], b[64], c[64]; /* an IPv6 literal, brackets and a port fit */
     int rc = 0;
     rc = rc ? rc : ar__cmd_arg(cmd, "--listening-ip");
     rc = rc ? rc : ar__cmd_arg(cmd, conf->bind);
@@ -84,6 +84,10 @@ static int build_turn(const ar__up_conf_t *conf, const ar__up_state_t *st, unsig
     if (!conf->no_tls) {
         rc = rc ? rc : ar__cmd_arg(cmd, "--tls-listening-port");
         rc = rc ? rc : cmd_arg_int(cmd, conf->turn_tls_port);
+        if (conf->turn_alt_tls_port != 0 && conf->turn_alt_tls_port != conf->turn_tls_port) {
+            rc = rc ? rc : ar__cmd_arg(cmd, "--alt-tls-listening-port");
+            rc = rc ? rc : cmd_arg_int(cmd, conf->turn_alt_tls_port);
+        }
         rc = rc ? rc : ar__cmd_arg(cmd, "--cert");
         rc = rc ? rc : ar__cmd_arg(cmd, st->cert);
         rc = rc ? rc : ar__cmd_arg(cmd, "--pkey");
@@ -101,8 +105,11 @@ static int build_turn(const ar__up_conf_t *conf, const ar__up_state_t *st, unsig
 
     host_port(a, sizeof(a), conf->bind, conf->turn_port);
     host_port(b, sizeof(b), conf->bind, conf->turn_tls_port);
+    host_port(c, sizeof(c), conf->bind, conf->turn_alt_tls_port);
     if (conf->no_tls)
         snprintf(cmd->listeners, sizeof(cmd->listeners), "udp+tcp %s", a);
+    else if (conf->turn_alt_tls_port != 0 && conf->turn_alt_tls_port != conf->turn_tls_port)
+        snprintf(cmd->listeners, sizeof(cmd->listeners), "udp+tcp %s, tls %s and %s", a, b, c);
     else
         snprintf(cmd->listeners, sizeof(cmd->listeners), "udp+tcp %s, tls %s", a, b);
     snprintf(cmd->metrics_url, sizeof(cmd->metrics_url), "http://127.0.0.1:%u/metrics",

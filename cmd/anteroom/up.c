@@ -32,6 +32,9 @@ static ar_conf_opt_t up_opts[] = {
      "STUN/TURN port over UDP and TCP"},
     {"turn-tls-port", AR_CONF_INT, offsetof(ar__up_conf_t, turn_tls_port), "5349", 1, 65535,
      "TURN over TLS port"},
+    {"turn-alt-tls-port", AR_CONF_INT, offsetof(ar__up_conf_t, turn_alt_tls_port), "0", 0, 65535,
+     "a second TURN over TLS port, e.g. 443 for clients behind firewalls that pass only HTTPS; "
+     "clients are handed this one (0: none)"},
     {"metrics-port", AR_CONF_INT, offsetof(ar__up_conf_t, metrics_port), "9641", 1, 65000,
      "first metrics port on 127.0.0.1; each daemon takes the next one"},
     {"no-tls", AR_CONF_BOOL, offsetof(ar__up_conf_t, no_tls), "false", 0, 0,

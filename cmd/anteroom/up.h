@@ -22,7 +22,8 @@ typedef struct ar__up_conf_s {
     char *bind;
     int64_t turn_port;
     int64_t turn_tls_port;
-    int64_t metrics_port; /* the first daemon's; each row adds its own offset */
+    int64_t turn_alt_tls_port; /* a second TLS listener (443) for strict firewalls; 0: none */
+    int64_t metrics_port;      /* the first daemon's; each row adds its own offset */
     int no_tls;
     char *bin_dir;
     int64_t app_port;  /* anteroom-app's HTTPS port; signal +1, monitor +2 */

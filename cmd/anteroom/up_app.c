@@ -31,6 +31,11 @@ static int write_servers(const ar__up_conf_t *conf, const ar__up_state_t *st)
     const char *host = ar__up_public_host(conf);
     int v6 = strchr(host, ':') != NULL;
     char json[1024], path[PATH_MAX + 16];
+    /*
+     * Clients get one turns: URL; with a second TLS listener (443) it is that one, the port a
+     * firewall that passes only HTTPS lets through; clients on open networks use UDP anyway.
+     */
+    int64_t tls_port = conf->turn_alt_tls_port != 0 ? conf->turn_alt_tls_port : conf->turn_tls_port;
     /* anteroom-signal will serve on the port after the app's; its row brings it along. */
     snprintf(json, sizeof(json),
              "{\"jurisdiction\": \"local\",\n"
@@ -39,7 +44,7 @@ static int write_servers(const ar__up_conf_t *conf, const ar__up_state_t *st)
              "   \"turn\": [{\"node\": \"turn\", \"host\": \"%s\", \"port\": %lld, "
              "\"tls_port\": %lld}]}}}\n",
              v6 ? "[" : "", host, v6 ? "]" : "", (long long)conf->app_port + 1, host,
-             (long long)conf->turn_port, (long long)conf->turn_tls_port);
+             (long long)conf->turn_port, (long long)tls_port);
     snprintf(path, sizeof(path), "%s/servers.json", st->dir);
     return ar__state_write_file(path, json, strlen(json));
 }

@@ -4,6 +4,7 @@
 #include "body.h"
 
 #include "anteroom/err.h"
+#include "anteroom/json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -82,29 +83,6 @@ static const char *charset_rule(ar_charset_t cs)
     }
 }
 
-/* Depth of nested arrays and objects, counted on the raw bytes outside strings. */
-static int too_deep(const char *buf, size_t len)
-{
-    int depth = 0, in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = buf[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '{' || c == '[') {
-            if (++depth > MAX_DEPTH)
-                return 1;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return 0;
-}
-
 static int check_field(const ar_app_field_t *f, json_t *v, char *msg, size_t msgcap)
 {
     switch (f->type) {
@@ -153,16 +131,16 @@ int ar_app_body_parse(const char *buf, size_t len, size_t cap, const ar_app_fiel
         snprintf(msg, msgcap, "the body is larger than %zu bytes", cap);
         return AR_ETOOBIG;
     }
-    if (too_deep(buf, len)) {
+    int deep, pos;
+    json_t *root = ar_json_load_strict(buf, len, MAX_DEPTH, &deep, &pos);
+    if (deep) {
         snprintf(msg, msgcap, "the body nests deeper than %d levels", MAX_DEPTH);
         return AR_EPARSE;
     }
-    json_error_t jerr;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL || !json_is_object(root)) {
         /* jansson's text can quote the input; give only the position. */
         if (root == NULL)
-            snprintf(msg, msgcap, "the body is not valid JSON (at byte %d)", jerr.position);
+            snprintf(msg, msgcap, "the body is not valid JSON (at byte %d)", pos);
         else
             snprintf(msg, msgcap, "the body must be a JSON object");
         json_decref(root);

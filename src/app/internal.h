@@ -9,6 +9,7 @@
 #include "routes.h"
 
 #include "anteroom/tls.h"
+#include "https.h"
 
 #include <h2o.h>
 #include <jansson.h>
@@ -31,25 +32,19 @@ typedef struct ar__entry_rl_s {
     uint8_t hash_key[16];
 } ar__entry_rl_t;
 
+/* The CSP header: the fixed policy plus up to 16 x 16 signalling origins of 256 bytes. */
+#define AR__CSP_MAX ((size_t)70 * 1024)
+
 struct ar_app_s {
     uv_loop_t *loop;
     ar_app_opts_t opts; /* strings point into owned copies below */
     char *origin;
-    ar_tls_server_t *tls;
-    h2o_globalconf_t config;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    uv_tcp_t listener;
-    uint16_t port;
-    unsigned conns; /* open connections (the cap, and stop waits for none) */
+    ar_https_t https; /* the listener (src/https) */
     ar__static_t *files;
     char dummy_hash[128]; /* verified against when an account is unknown (equal timing) */
     uint8_t seal_key[32]; /* seals TOTP secrets at rest (ar_app_opts_t.seal_key) */
     ar__entry_rl_t entry_rl;
-    int config_ready;
-    int ctx_ready;
-    int listener_init;
-    int stopping;
+    char csp[AR__CSP_MAX]; /* the Content-Security-Policy header, with the signalling origins */
 };
 
 /* The session a request carries, as loaded from the store. */

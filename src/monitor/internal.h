@@ -11,6 +11,7 @@
 #include "stats.h"
 
 #include "anteroom/tls.h"
+#include "https.h"
 
 #include <h2o.h>
 
@@ -162,23 +163,14 @@ struct ar_monitor_s {
     ar_monitor_opts_t opts; /* strings point into owned copies below */
     char *origin;
     ar_token_keyring_t keys;
-    ar_tls_server_t *tls;
-    h2o_globalconf_t config;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    uv_tcp_t listener;
+    ar_https_t https; /* the listener (src/https) */
     uv_timer_t flush_timer;
-    uint16_t port;
-    unsigned conns;
     ar__rl_t rl;
     ar__aggtab_t agg;
     ar__metrics_t met;
-    int flushing; /* a flush job is running */
-    int config_ready;
-    int ctx_ready;
-    int listener_init;
+    int flushing;           /* a flush job is running */
+    int last_flush_started; /* on stop */
     int timer_init;
-    int stopping;
     ar_monitor_done_cb stop_done;
     void *stop_data;
 };

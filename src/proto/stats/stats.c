@@ -8,6 +8,8 @@
  */
 #include "stats.h"
 
+#include "anteroom/json.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <string.h>
@@ -165,29 +167,6 @@ int ar_stats_has_address(const char *s, size_t len)
     return 0;
 }
 
-/* Depth of nested arrays and objects, counted on the raw bytes outside strings. */
-static int too_deep(const char *buf, size_t len)
-{
-    int depth = 0, in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = buf[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '{' || c == '[') {
-            if (++depth > MAX_DEPTH)
-                return 1;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return 0;
-}
-
 /*
  * 1 when any key or string under v looks like an address. The token's own characters
  * ([A-Za-z0-9._-], checked later) cannot form a candidate line, but its random signature could
@@ -323,10 +302,8 @@ ar_stats_reason_t ar_stats_parse(const char *buf, size_t len, size_t cap, ar_sta
     memset(out, 0, sizeof(*out));
     if (len > cap)
         return AR_STATS_R_TOO_LARGE;
-    if (buf == NULL || too_deep(buf, len))
-        return AR_STATS_R_MALFORMED;
-    json_error_t jerr;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    int deep, pos;
+    json_t *root = ar_json_load_strict(buf, len, MAX_DEPTH, &deep, &pos);
     if (root == NULL)
         return AR_STATS_R_MALFORMED;
     ar_stats_reason_t r = json_is_object(root) ? check(root, out) : AR_STATS_R_MALFORMED;

@@ -10,37 +10,10 @@
 
 #include "anteroom/store.h"
 
+#include "https_client.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-typedef struct {
-    int status;
-    char version[8]; /* "2", "1.1" */
-    char *headers;   /* raw response head, NUL-terminated */
-    char *body;      /* NUL-terminated (binary bodies may hold NULs; see body_len) */
-    size_t body_len;
-} resp_t;
-
-typedef struct {
-    const char *method;
-    const char *path;
-    int http1;          /* 0: --http2, 1: --http1.1 */
-    const char *cookie; /* "name=value" or NULL */
-    const char *csrf;   /* X-CSRF-Token or NULL */
-    const char *origin; /* Origin header or NULL */
-    const char *body;   /* sent as application/json unless ctype says otherwise */
-    size_t body_len;    /* 0 means strlen(body) */
-    const char *ctype;
-    const char *extra; /* one more "Name: value" header or NULL */
-} req_t;
 
 extern const char *h_origin; /* the origin the app is configured with */
 extern int64_t h_idle_s, h_max_s;
@@ -51,11 +24,6 @@ extern int64_t h_idle_s, h_max_s;
 void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *));
 void h_clock_set(int64_t now);
 int64_t h_clock(void);
-/* Runs one request; exits the test on a curl failure. */
-void h_request(const req_t *rq, resp_t *out);
-void h_resp_free(resp_t *r);
-/* The value of a response header (case-insensitive name), copied into buf; NULL if absent. */
-const char *h_header(const resp_t *r, const char *name, char *buf, size_t cap);
 /* Signs in; fills cookie ("__Host-ar_session=...") and csrf. Returns the status. */
 int h_signin(const char *email, const char *password, char *cookie, size_t cookiecap, char *csrf,
              size_t csrfcap);

@@ -13,37 +13,12 @@
 #include "anteroom/store.h"
 #include "anteroom/token.h"
 
+#include "https_client.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-typedef struct {
-    int status;
-    char version[8]; /* "2", "1.1" */
-    char *headers;   /* raw response head, NUL-terminated */
-    char *body;
-    size_t body_len;
-} resp_t;
-
-typedef struct {
-    const char *method;
-    const char *path;
-    int http1;
-    const char *origin; /* Origin header or NULL */
-    const char *body;   /* sent as application/json unless ctype says otherwise */
-    size_t body_len;    /* 0 means strlen(body) */
-    const char *ctype;  /* "" sends no Content-Type */
-    const char *extra;  /* one more "Name: value" header or NULL */
-} req_t;
 
 extern const char *h_origin;
 extern ar_token_key_t h_key; /* the signing key (the test plays the app) */
@@ -54,9 +29,6 @@ extern ar_metrics_t *h_metrics;
 void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *));
 void h_clock_set(int64_t now);
 int64_t h_clock(void);
-void h_request(const req_t *rq, resp_t *out);
-void h_resp_free(resp_t *r);
-const char *h_header(const resp_t *r, const char *name, char *buf, size_t cap);
 /* Runs ar_monitor_flush on the monitor's loop and waits for it; returns its status. */
 int h_flush(void);
 /* Mints a monitor token for a patient of clinic/area (area NULL: a staff token of one clinic),

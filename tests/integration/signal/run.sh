@@ -14,5 +14,8 @@ fi
 [ -d node_modules/ws ] || { echo "npm package ws unavailable (offline?)"; exit 77; }
 export AR_SIGNAL_BIN=$1
 # node:test runs each file in its own process; every process it starts is killed by PID at the
-# end of its file (lib.mjs), and the timeout bounds the whole run.
-exec timeout 280 node --test --test-concurrency=1 call.test.mjs hostile.test.mjs
+# end of its file (lib.mjs), and the timeout bounds the whole run. The two files start their own
+# NATS servers and nodes on free ports, and their tests mostly wait on the server's timers (the
+# 10 s hello timeout, the rate limiter, a slow reader's queue), so they run side by side, in a
+# network namespace of their own where the machine allows (tests/netns.sh).
+exec bash ../../netns.sh timeout 280 node --test --test-concurrency=2 call.test.mjs hostile.test.mjs

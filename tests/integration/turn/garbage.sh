@@ -55,18 +55,11 @@ for t in udp tcp tls; do
     flags=()
     [ $t = tcp ] && flags=(-t)
     [ $t = tls ] && flags=(-t -S -p "$AR_TLS_PORT")
-    log=$AR_WORK/uclient.$t.log
-    timeout 40 turnutils_uclient -p "$AR_PORT" -u alice -w alice-secret -m 2 -n 20 -l 120 -z 5 -c "${flags[@]}" \
-        -e 127.0.0.1 -r "$AR_PEER_PORT" 127.0.0.1 >"$log" 2>&1
-    rc=$?
-    sums=$(grep -E 'tot_send_msgs=[0-9]+, tot_recv_msgs=|Total lost packets' "$log" | grep -v msz | tr '\n' ' ')
-    if [ $rc -eq 0 ] && grep -q 'tot_send_msgs=40, tot_recv_msgs=40' "$log" &&
-        grep -q 'Total lost packets 0 ' "$log"; then
-        ar_pass "uclient over $t relays 40 of 40 messages after the garbage"
-    else
-        ar_fail "uclient over $t relays 40 of 40 messages after the garbage (status $rc: $sums)"
-    fi
+    ar_uclient_start "uclient over $t relays 40 of 40 messages after the garbage" 40 \
+        -p "$AR_PORT" -u alice -w alice-secret -m 2 -n 20 -l 120 -z 5 -c "${flags[@]}" \
+        -e 127.0.0.1 -r "$AR_PEER_PORT"
 done
+ar_uclient_wait
 
 touch "$AR_WORK/stop"
 ar_check "slow clients ran their course" wait "$slow_tcp"

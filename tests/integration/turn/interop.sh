@@ -6,35 +6,18 @@
 #   udp|tcp|tls  turnutils_uclient with a static user relays to turnutils_peer with no loss: over
 #            channels, over Send/Data indications, client to client, to an IPv6 peer; tls also
 #            checks the certificate served and that only TLS 1.2+ with AEAD suites is spoken.
+#            udp also: DONT-FRAGMENT, a client speaking IPv6 to the server, and (anteroom-turn,
+#            in the test namespace) a wildcard listener answering from the address each request
+#            reached, and relayed packets counted on /metrics with no username or address there.
 #   rest     the same over UDP, TCP and TLS with TURN REST credentials from a shared secret.
 AR_ARGS=("$@")
 . "$(dirname "$0")/lib.sh"
 ar_init "${1:-}"
 case=${2:-}
-ar_require turnutils_uclient turnutils_peer turnutils_stunclient stun timeout
+ar_require turnutils_uclient turnutils_peer turnutils_stunclient stun timeout curl
 
 USER_FLAGS=(--realm=anteroom.test --user=alice:alice-secret --allow-loopback-peers)
 REST_SECRET=interop-rest-secret
-
-# ar_uclient <description> <messages expected at least> <uclient flags...>: runs one uclient
-# session set against the server and checks that every message sent came back and none was lost.
-ar_uclient() {
-    local what=$1 want=$2 log rc sent recv lost
-    shift 2
-    log=$AR_WORK/uclient.$((++AR_UCLIENT_RUNS)).log
-    echo "turnutils_uclient $* 127.0.0.1" >"$log"
-    timeout 40 turnutils_uclient "$@" 127.0.0.1 >>"$log" 2>&1
-    rc=$?
-    read -r sent recv < <(sed -nE 's/.*start_mclient: tot_send_msgs=([0-9]+), tot_recv_msgs=([0-9]+).*/\1 \2/p' "$log" | tail -1)
-    lost=$(sed -nE 's/.*Total lost packets ([0-9]+) .*/\1/p' "$log" | tail -1)
-    if [ "$rc" -eq 0 ] && [ -n "$sent" ] && [ "$sent" -ge "$want" ] && [ "$recv" = "$sent" ] &&
-        [ "$lost" = 0 ]; then
-        ar_pass "$what: sent $sent, received $recv, lost $lost"
-    else
-        tail -5 "$log"
-        ar_fail "$what: uclient status $rc, sent ${sent:-?} (want >= $want), received ${recv:-?}, lost ${lost:-?} (log $log)"
-    fi
-}
 
 peer_start() { # echo peers on 127.0.0.1 and ::1
     turnutils_peer -L 127.0.0.1 -p "$AR_PEER_PORT" >"$AR_WORK/peer.log" 2>&1 &
@@ -43,22 +26,57 @@ peer_start() { # echo peers on 127.0.0.1 and ::1
     AR_BG_PIDS="$AR_BG_PIDS $!"
 }
 
-# The relay checks for one transport; $@ are the transport flags of uclient.
+# The relay checks for one transport; $@ are the transport flags of uclient. The runs go
+# together (ar_uclient_start); the caller checks them with ar_uclient_wait.
 relay_checks() {
     local name=$1
     shift
     local common=(-p "$AR_PORT" -u alice -w alice-secret -m 4 -n 30 -l 180 -z 5 -c)
-    ar_uclient "$name channels, static user" 120 "${common[@]}" "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
-    ar_uclient "$name indications, static user" 120 "${common[@]}" "$@" -s -e 127.0.0.1 -r "$AR_PEER_PORT"
+    ar_uclient_start "$name channels, static user" 120 "${common[@]}" "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
+    ar_uclient_start "$name indications, static user" 120 "${common[@]}" "$@" -s -e 127.0.0.1 -r "$AR_PEER_PORT"
     # Client to client only over UDP and TCP: uclient 4.6.1's -y over TLS races its own
     # permissions and loses packets even against coturn.
     if [ "$name" != TLS ]; then
-        ar_uclient "$name client to client, channels" 120 "${common[@]}" "$@" -y
-        ar_uclient "$name client to client, indications" 120 "${common[@]}" "$@" -y -s
+        ar_uclient_start "$name client to client, channels" 120 "${common[@]}" "$@" -y
+        ar_uclient_start "$name client to client, indications" 120 "${common[@]}" "$@" -y -s
     fi
-    ar_uclient "$name 1200-byte messages" 40 "${common[@]}" -l 1200 -m 2 -n 20 "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
+    ar_uclient_start "$name 1200-byte messages" 40 "${common[@]}" -l 1200 -m 2 -n 20 "$@" -e 127.0.0.1 -r "$AR_PEER_PORT"
     # RFC 6156: an IPv6 relay (REQUESTED-ADDRESS-FAMILY) to an IPv6 peer.
-    ar_uclient "$name IPv6 relay, channels" 40 "${common[@]}" -m 2 -n 20 "$@" -x -e ::1 -r "$AR_PEER_PORT"
+    ar_uclient_start "$name IPv6 relay, channels" 40 "${common[@]}" -m 2 -n 20 "$@" -x -e ::1 -r "$AR_PEER_PORT"
+}
+
+# UDP only: DONT-FRAGMENT, an IPv6 client, and on anteroom-turn in the test namespace a wildcard
+# listener (started here on port 3479) that must answer from the address each request reached
+# (IP_PKTINFO): uclient's connected socket takes answers only from 127.0.0.2, where it sent.
+udp_extra_checks() {
+    local common=(-p "$AR_PORT" -u alice -w alice-secret -m 4 -n 30 -l 180 -z 5 -c)
+    ar_uclient_start "UDP DONT-FRAGMENT to the peer" 120 "${common[@]}" -g -e 127.0.0.1 -r "$AR_PEER_PORT"
+    AR_UC_HOST=::1 ar_uclient_start "UDP client over IPv6, IPv6 relay" 40 "${common[@]}" -m 2 -n 20 -x \
+        -e ::1 -r "$AR_PEER_PORT"
+    if [ "$AR_KIND" = anteroom ] && [ -n "${AR_IN_SANDBOX:-}" ]; then
+        "$AR_SERVER" --listening-ip=0.0.0.0 --listening-port=3479 --relay-ip=127.0.0.1 \
+            --min-port=49400 --max-port=49599 "${USER_FLAGS[@]}" >"$AR_WORK/wildcard.log" 2>&1 &
+        AR_BG_PIDS="$AR_BG_PIDS $!"
+        python3 "$AR_HERE/stun_ping.py" 127.0.0.2 3479 10 || ar_die "the wildcard server did not start"
+        AR_UC_HOST=127.0.0.2 ar_uclient_start "wildcard listener answers from 127.0.0.2, where asked" 120 \
+            -p 3479 -u alice -w alice-secret -m 4 -n 30 -l 180 -z 5 -c -y
+    else
+        echo "skip wildcard listener: anteroom-turn in the test namespace only"
+    fi
+}
+
+# anteroom-turn's /metrics (on $AR_METRICS_PORT) counts the relayed UDP packets and carries no
+# username or address. Counters are pushed about once a second: poll for up to 5 s.
+metrics_checks() {
+    local metrics in_pkts i
+    for ((i = 0; i < 25; i++)); do
+        metrics=$(curl -sf "http://127.0.0.1:$AR_METRICS_PORT/metrics")
+        in_pkts=$(sed -nE 's/^anteroom_turn_relayed_packets_total\{transport="udp",direction="in"\} ([0-9]+)$/\1/p' <<<"$metrics")
+        [ "${in_pkts:-0}" -gt 0 ] && break
+        sleep 0.2
+    done
+    ar_check "metrics count relayed UDP packets (in: ${in_pkts:-none})" [ "${in_pkts:-0}" -gt 0 ]
+    ar_check "no username or address in /metrics" bash -c '! grep -qE "alice|127\.0\.0\.1" <<<"$1"' _ "$metrics"
 }
 
 binding_checks() {
@@ -135,10 +153,26 @@ case $case in
         ar_server_start "${USER_FLAGS[@]}"
         binding_checks
         ;;
-    udp | tcp)
+    udp)
+        peer_start
+        extra=()
+        if [ "$AR_KIND" = anteroom ]; then
+            # Two workers on SO_REUSEPORT sockets whatever the CPU count, and the metrics listener.
+            AR_METRICS_PORT=3481
+            [ -n "${AR_IN_SANDBOX:-}" ] || AR_METRICS_PORT=$(ar_free_port)
+            extra=(--workers=2 --metrics-listen="127.0.0.1:$AR_METRICS_PORT")
+        fi
+        ar_server_start "${USER_FLAGS[@]}" "${extra[@]}"
+        relay_checks UDP
+        udp_extra_checks
+        ar_uclient_wait
+        [ "$AR_KIND" = anteroom ] && metrics_checks
+        ;;
+    tcp)
         peer_start
         ar_server_start "${USER_FLAGS[@]}"
-        if [ "$case" = udp ]; then relay_checks UDP; else relay_checks TCP -t; fi
+        relay_checks TCP -t
+        ar_uclient_wait
         ;;
     tls)
         ar_cert
@@ -148,6 +182,7 @@ case $case in
         tls_checks
         cert_reload_check
         relay_checks TLS -t -S -p "$AR_TLS_PORT"
+        ar_uclient_wait
         ;;
     rest)
         ar_cert
@@ -156,13 +191,17 @@ case $case in
             --allow-loopback-peers --tls-listening-port="$AR_TLS_PORT" \
             --cert="$AR_WORK/cert.pem" --pkey="$AR_WORK/key.pem"
         rest=(-p "$AR_PORT" -u bob -W "$REST_SECRET" -m 2 -n 30 -l 180 -z 5 -c -e 127.0.0.1 -r "$AR_PEER_PORT")
-        ar_uclient "UDP channels, REST secret" 60 "${rest[@]}"
-        ar_uclient "UDP indications, REST secret" 60 "${rest[@]}" -s
-        ar_uclient "TCP channels, REST secret" 60 "${rest[@]}" -t
-        ar_uclient "TLS channels, REST secret" 60 "${rest[@]}" -t -S -p "$AR_TLS_PORT"
+        ar_uclient_start "UDP channels, REST secret" 60 "${rest[@]}"
+        ar_uclient_start "UDP indications, REST secret" 60 "${rest[@]}" -s
+        ar_uclient_start "UDP client to client, channels, REST secret" 60 "${rest[@]}" -y
+        ar_uclient_start "TCP channels, REST secret" 60 "${rest[@]}" -t
+        ar_uclient_start "TLS channels, REST secret" 60 "${rest[@]}" -t -S -p "$AR_TLS_PORT"
         # A wrong secret must not relay anything (proves the REST runs above were checked).
-        if timeout 30 turnutils_uclient -p "$AR_PORT" -u bob -W wrong-secret -m 1 -n 3 -c -e 127.0.0.1 \
-            -r "$AR_PEER_PORT" 127.0.0.1 >"$AR_WORK/uclient.wrong.log" 2>&1; then
+        timeout 30 turnutils_uclient -p "$AR_PORT" -u bob -W wrong-secret -m 1 -n 3 -c -e 127.0.0.1 \
+            -r "$AR_PEER_PORT" 127.0.0.1 >"$AR_WORK/uclient.wrong.log" 2>&1 &
+        wrong=$!
+        ar_uclient_wait
+        if wait "$wrong"; then
             ar_fail "uclient with a wrong REST secret is refused"
         else
             ar_pass "uclient with a wrong REST secret is refused"

@@ -20,6 +20,7 @@ AR_SERVER_LOG=
 AR_SERVER_RUNS=0
 AR_UCLIENT_RUNS=0
 AR_BG_PIDS=
+AR_UC_PID=()
 
 ar_die() { # ar_die <message>: a broken environment is a failure, never a skip
     echo "FATAL: $*" >&2
@@ -116,7 +117,7 @@ EOF
 
 ar_cleanup() {
     local pid
-    for pid in $AR_SERVER_PID $AR_BG_PIDS; do
+    for pid in $AR_SERVER_PID $AR_BG_PIDS "${AR_UC_PID[@]}"; do
         kill -KILL "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
     if [ "$AR_FAIL" -eq 0 ] && [ -z "${AR_KEEP:-}" ]; then
@@ -201,6 +202,51 @@ name = "%d:%s" % (int(time.time()) + delta, user)
 mac = hmac.new(secret.encode(), name.encode(), hashlib.sha1).digest()
 print(name, base64.b64encode(mac).decode())
 EOF
+}
+
+# turnutils_uclient runs spend most of their time waiting (each session starts sending 1 to 6 s
+# after it connects, at random), so a script starts its runs together and checks each when all
+# are done: ar_uclient_start for each, then ar_uclient_wait. They share the server, which must
+# then serve them all at once without losing a message.
+AR_UC_WHAT=() AR_UC_WANT=() AR_UC_LOG=() AR_UC_PID=()
+
+# ar_uclient_start <description> <messages expected at least> <uclient flags...>: starts one
+# uclient session set against 127.0.0.1 (or $AR_UC_HOST) in the background.
+ar_uclient_start() {
+    local what=$1 want=$2 log
+    shift 2
+    log=$AR_WORK/uclient.$((++AR_UCLIENT_RUNS)).log
+    echo "turnutils_uclient $* ${AR_UC_HOST:-127.0.0.1}" >"$log"
+    timeout 40 turnutils_uclient "$@" "${AR_UC_HOST:-127.0.0.1}" >>"$log" 2>&1 &
+    AR_UC_WHAT+=("$what") AR_UC_WANT+=("$want") AR_UC_LOG+=("$log") AR_UC_PID+=($!)
+}
+
+# ar_uclient_wait: waits for every run started and checks each: exit status 0, at least the
+# messages expected sent, every one received back, none lost.
+ar_uclient_wait() {
+    local i rc sent recv lost log
+    for i in "${!AR_UC_PID[@]}"; do
+        wait "${AR_UC_PID[$i]}"
+        rc=$?
+        log=${AR_UC_LOG[$i]}
+        sent='' recv='' lost=''
+        read -r sent recv < <(sed -nE 's/.*start_mclient: tot_send_msgs=([0-9]+), tot_recv_msgs=([0-9]+).*/\1 \2/p' "$log" | tail -1)
+        lost=$(sed -nE 's/.*Total lost packets ([0-9]+) .*/\1/p' "$log" | tail -1)
+        if [ "$rc" -eq 0 ] && [ -n "$sent" ] && [ "$sent" -ge "${AR_UC_WANT[$i]}" ] &&
+            [ "$recv" = "$sent" ] && [ "$lost" = 0 ]; then
+            ar_pass "${AR_UC_WHAT[$i]}: sent $sent, received $recv, lost $lost"
+        else
+            tail -5 "$log"
+            ar_fail "${AR_UC_WHAT[$i]}: uclient status $rc, sent ${sent:-?} (want >= ${AR_UC_WANT[$i]}), received ${recv:-?}, lost ${lost:-?} (log $log)"
+        fi
+    done
+    AR_UC_WHAT=() AR_UC_WANT=() AR_UC_LOG=() AR_UC_PID=()
+}
+
+# ar_uclient <description> <messages expected at least> <uclient flags...>: one run, checked.
+ar_uclient() {
+    ar_uclient_start "$@"
+    ar_uclient_wait
 }
 
 ar_finish() { # prints the tally; the exit status is the verdict

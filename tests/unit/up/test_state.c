@@ -260,7 +260,17 @@ static void test_turn_command_line(void **state)
                         "ANTEROOM_TURN_STATIC_AUTH_SECRET=s3cr3t-value-that-is-long-enough-xx");
     assert_string_equal(c.listeners, "udp+tcp [::1]:3478, tls [::1]:5349");
     assert_string_equal(c.metrics_url, "http://127.0.0.1:9641/metrics");
+    assert_false(has_arg(&c, "--alt-tls-listening-port", NULL));
     ar__cmd_free(&c);
+
+    /* A second TLS listener (443, for firewalls that pass only HTTPS) is passed on and shown. */
+    conf.turn_alt_tls_port = 443;
+    assert_int_equal(ar__cmd_arg(&c, "/bin/anteroom-turn"), 0);
+    assert_int_equal(spec->build(&conf, &st, 9641, &c), 0);
+    assert_true(has_arg(&c, "--alt-tls-listening-port", "443"));
+    assert_string_equal(c.listeners, "udp+tcp [::1]:3478, tls [::1]:5349 and [::1]:443");
+    ar__cmd_free(&c);
+    conf.turn_alt_tls_port = 0;
 
     conf.no_tls = 1;
     conf.bind = "127.0.0.1";

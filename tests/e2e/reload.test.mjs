@@ -1,0 +1,76 @@
+// P6: a patient who reloads the page is back where they were. Mid-wait: the same queue card
+// (same peer, same place before a patient who came later); mid-call: the call resumes and video
+// decodes again on both sides.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { close, launch } from './lib/browser.mjs';
+import { admit, arrive, entryLink, queueCard, signIn, until } from './lib/flows.mjs';
+import { waitDecoding, waitSomeDecoding } from './lib/rtcstats.mjs';
+import { addClinician, startStack } from './lib/stack.mjs';
+
+let stack;
+const browsers = [];
+
+before(async () => {
+  stack = await startStack();
+});
+
+after(async () => {
+  for (const b of browsers) await close(b);
+  if (stack) {
+    await stack.stop();
+    await stack.cleanup();
+  }
+});
+
+const cards = (S) => S.locator('[data-testid="queue-card"]').evaluateAll((els) =>
+  els.map((e) => ({ peer: e.dataset.peer, text: e.textContent })));
+
+test('a reload mid-wait keeps the place in the queue; a reload mid-call resumes the call', async () => {
+  const doc = await addClinician(stack, 'Dr Re Load', ['provider']);
+  const staff = await launch(stack, 'staff');
+  const patient = await launch(stack, 'patient');
+  browsers.push(staff, patient);
+  const S = staff.page;
+  const P = patient.page;
+  await signIn(S, stack.origin, doc);
+  const link = await entryLink(S);
+
+  // Two patients wait: P first, then Q (a second context: its own session storage).
+  const first = await arrive(P, link);
+  await queueCard(S, first).waitFor();
+  const qctx = await patient.browser.newContext({ permissions: ['camera', 'microphone'] });
+  const Q = await qctx.newPage();
+  const second = await arrive(Q, link);
+  await queueCard(S, second).waitFor();
+  const before = await cards(S);
+  assert.equal(before.length, 2);
+  assert.match(before[0].text, new RegExp(first));
+  assert.match(before[1].text, new RegExp(second));
+
+  // P reloads while waiting: the waiting screen comes back by itself (nothing typed again).
+  await P.reload();
+  await P.waitForSelector('#s-wait:not([hidden])');
+  await P.waitForSelector('#wait-status:text("waiting room")');
+  assert.equal(await P.locator('#s-details').isHidden(), true);
+  // The clinician still sees one card for P, the same peer, still ahead of Q.
+  await new Promise((r) => setTimeout(r, 1500));
+  const afterWait = await cards(S);
+  assert.deepEqual(afterWait.map((c) => c.peer), before.map((c) => c.peer), JSON.stringify(afterWait));
+  assert.match(afterWait[0].text, new RegExp(first));
+
+  // The clinician admits P; both decode video.
+  await admit(S, P, first);
+  await waitDecoding(P, 1, 30000);
+  await waitDecoding(S, 1, 30000);
+
+  // P reloads mid-call: the call screen comes back and video decodes again both ways (the
+  // reloaded page has new connections; the clinician's fresh frames can only come from them).
+  await P.reload();
+  await P.waitForSelector('#call:not([hidden])', { timeout: 20000 });
+  await waitDecoding(P, 1, 30000);
+  await waitSomeDecoding(S, 20000);
+  await until('the clinician still in the call', async () => !(await S.locator('#call').isHidden()));
+  await qctx.close();
+});
