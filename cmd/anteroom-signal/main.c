@@ -16,6 +16,10 @@ int main(int argc, char **argv)
         ar_conf_print_help(ar_signal_conf_opts, ar_signal_conf_nopts, "ANTEROOM_SIGNAL_");
         return 0;
     }
+    if (rc == 0 && ar_signal_conf_check(&conf, err, sizeof(err)) != 0) {
+        ar_conf_free(ar_signal_conf_opts, ar_signal_conf_nopts, &conf);
+        rc = AR_ECONFIG;
+    }
     if (rc != 0) {
         fprintf(stderr, "anteroom-signal: %s\n", err);
         return 2;

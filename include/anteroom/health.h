@@ -4,6 +4,9 @@
  *   GET /healthz  200 "ok" while the process runs its loop
  *   GET /readyz   200 "ready" or 503 "not ready", from the daemon's callback
  *   GET <extra_path>  200 application/json from the daemon's extra callback, when set
+ *   POST <action_path> 202 after the daemon's action callback (e.g. anteroom-signal's /drain),
+ *                  only from a loopback peer and without an Origin header (403 otherwise: no
+ *                  other host, and no web page a browser on this host visits, can trigger it)
  * Other paths get 404, other methods on these paths 405. HEAD is answered like GET without a
  * body. Requests are parsed with Debian's http-parser.
  *
@@ -28,6 +31,9 @@ typedef int (*ar_health_ready_cb)(void *data);
 /* Writes a JSON body of at most cap bytes into out and returns its length, or a negative code
  * for 503. Runs on the health loop's thread. */
 typedef int (*ar_health_extra_cb)(void *data, char *out, size_t cap);
+/* An operator action: 0 when done or started (202), negative for 503. Runs on the health loop's
+ * thread. */
+typedef int (*ar_health_action_cb)(void *data);
 
 typedef struct ar_health_opts_s {
     const char *host;         /* numeric address to bind; NULL means "127.0.0.1" */
@@ -41,6 +47,9 @@ typedef struct ar_health_opts_s {
     const char *extra_path;   /* e.g. "/load"; NULL: none (must outlive the server) */
     ar_health_extra_cb extra; /* its body, at most 4 KiB */
     void *extra_data;
+    const char *action_path;    /* e.g. "/drain"; NULL: none (must outlive the server) */
+    ar_health_action_cb action; /* POST only, from loopback only */
+    void *action_data;
 } ar_health_opts_t;
 
 /*

@@ -9,7 +9,9 @@
 #include "anteroom/log.h"
 #include "anteroom/worker.h"
 
+#include <arpa/inet.h>
 #include <http_parser.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -42,6 +44,10 @@ struct hconn_s {
     char url[HEALTH_URL_MAX];
     size_t url_len;
     int url_too_long;
+    int has_origin;   /* the request carries an Origin header (a browser sent it) */
+    int allow_post;   /* the route of the current request is the POST-only action */
+    size_t field_len; /* bytes of the current header name seen, capped */
+    char field[8];    /* its first bytes, enough to recognise "origin" */
     int closing;
     int last_request; /* a response said "Connection: close": read nothing more */
     int pending_handles;
@@ -102,7 +108,9 @@ static void respond(hconn_t *c, int code, const char *ctype, const char *body, s
                     int head_only, int close_after)
 {
     const char *reason = code == 200   ? "OK"
+                         : code == 202 ? "Accepted"
                          : code == 400 ? "Bad Request"
+                         : code == 403 ? "Forbidden"
                          : code == 404 ? "Not Found"
                          : code == 405 ? "Method Not Allowed"
                          : code == 413 ? "Request Header Fields Too Large"
@@ -112,7 +120,10 @@ static void respond(hconn_t *c, int code, const char *ctype, const char *body, s
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n%sConnection: %s\r\n\r\n",
-                     code, reason, ctype, body_len, code == 405 ? "Allow: GET, HEAD\r\n" : "",
+                     code, reason, ctype, body_len,
+                     code != 405     ? ""
+                     : c->allow_post ? "Allow: POST\r\n"
+                                     : "Allow: GET, HEAD\r\n",
                      close_after ? "close" : "keep-alive");
     size_t blen = head_only ? 0 : body_len;
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > HEALTH_WRITE_QUEUE_CAP) {
@@ -155,6 +166,37 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* Operator actions are taken from this host only: 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+static int peer_is_loopback(hconn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss.ss_family != AF_INET6)
+        return 0;
+    const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+static void action(hconn_t *c, int close_after)
+{
+    ar_health_t *h = c->h;
+    if ((int)c->parser.method != HTTP_POST) {
+        c->allow_post = 1;
+        respond_text(c, 405, "method not allowed\n", 0, close_after);
+        c->allow_post = 0;
+    } else if (!peer_is_loopback(c) || c->has_origin) {
+        respond_text(c, 403, "forbidden\n", 0, close_after);
+    } else if (h->opts.action(h->opts.action_data) < 0) {
+        respond_text(c, 503, "unavailable\n", 0, close_after);
+    } else {
+        respond_text(c, 202, "accepted\n", 0, close_after);
+    }
+}
+
 static void route(hconn_t *c, int close_after)
 {
     ar_health_t *h = c->h;
@@ -173,6 +215,11 @@ static void route(hconn_t *c, int close_after)
         what = EXTRA;
     if (c->url_too_long) {
         respond_text(c, 414, "uri too long\n", head_only, 1);
+        return;
+    }
+    if (what == NONE && h->opts.action_path && h->opts.action &&
+        strcmp(c->url, h->opts.action_path) == 0) {
+        action(c, close_after);
         return;
     }
     if (what == NONE) {
@@ -217,6 +264,29 @@ static int on_message_begin(http_parser *p)
     c->url_len = 0;
     c->url[0] = '\0';
     c->url_too_long = 0;
+    c->has_origin = 0;
+    c->field_len = 0;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    hconn_t *c = p->data;
+    for (size_t i = 0; i < len; i++, c->field_len++)
+        if (c->field_len < sizeof(c->field))
+            c->field[c->field_len] = (char)(at[i] | 0x20); /* ASCII letters to lower case */
+    return 0;
+}
+
+/* A header's name is complete when its value starts. */
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    (void)at;
+    (void)len;
+    hconn_t *c = p->data;
+    if (c->field_len == 6 && memcmp(c->field, "origin", 6) == 0)
+        c->has_origin = 1;
+    c->field_len = 0;
     return 0;
 }
 
@@ -243,6 +313,8 @@ static int on_message_complete(http_parser *p)
 static const http_parser_settings parser_settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_message_complete = on_message_complete,
 };

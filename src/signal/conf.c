@@ -1,5 +1,7 @@
 /* The configuration table of anteroom-signal (docs/configuration.md lists every option). */
-#include "server.h"
+#include "internal.h"
+
+#include <stdio.h>
 
 #include <stddef.h>
 
@@ -30,6 +32,9 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
     O("workers", AR_CONF_INT, workers, "1", 1, 64, "worker processes on this node"),
     O("max-per-address", AR_CONF_INT, max_per_addr, "256", 0, 65535,
       "connections per client address per worker; 0: no cap"),
+    O("trusted-proxy", AR_CONF_LIST, trusted_proxies, NULL, 0, 0,
+      "load balancer address or CIDR (repeat) whose X-Forwarded-For names the client for "
+      "max-per-address; the header is ignored from anyone else"),
     O("tls-cert", AR_CONF_STR, tls_cert, NULL, 0, 0, "PEM certificate chain: serve wss://"),
     O("tls-key", AR_CONF_STR, tls_key, NULL, 0, 0, "PEM private key"),
     O("metrics-host", AR_CONF_STR, metrics_host, "127.0.0.1", 0, 0, "operator listener address"),
@@ -39,3 +44,20 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
 };
 
 const size_t ar_signal_conf_nopts = sizeof(ar_signal_conf_opts) / sizeof(ar_signal_conf_opts[0]);
+
+int ar_signal_conf_check(const ar_signal_conf_t *conf, char *err, size_t cap)
+{
+    if (conf->trusted_proxies.count > AR__SIG_PROXIES_MAX) {
+        snprintf(err, cap, "at most %d trusted-proxy entries", AR__SIG_PROXIES_MAX);
+        return AR_ECONFIG;
+    }
+    for (size_t i = 0; i < conf->trusted_proxies.count; i++) {
+        ar__sig_cidr_t c;
+        if (ar__sig_cidr_parse(conf->trusted_proxies.items[i], &c) != 0) {
+            snprintf(err, cap, "trusted-proxy: not an address or CIDR: %s",
+                     conf->trusted_proxies.items[i]);
+            return AR_ECONFIG;
+        }
+    }
+    return 0;
+}

@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include "anteroom/alloc.h"
+#include "anteroom/log.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -147,6 +148,49 @@ void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason)
     m.u.peer_left.reason = reason;
     for (size_t i = 0; i < n; i++)
         ar__sig_to(srv, others[i], &m, AR__SIG_ACT_NONE);
+}
+
+/* Earlier join first; the peer id breaks ties, so every worker ranks a room's members alike. */
+static int joined_before(const ar__sig_rec_t *x, const ar__sig_rec_t *y)
+{
+    if (x->joined_us != y->joined_us)
+        return x->joined_us < y->joined_us;
+    return strcmp(x->peer, y->peer) < 0;
+}
+
+/*
+ * Two joins on two nodes within the bus's delay both see three members and both pass. Every
+ * worker applies both records, sees five and ranks them by the join time the joiner's worker
+ * recorded: the owner of a member ranked fifth (or later) removes it, as if refused late. The
+ * others get peer_left (removed); it gets error room_full about its join (an invitee, whose token
+ * opens no other room, is closed with 4005).
+ */
+void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room)
+{
+    if (!room || room->nmembers <= AR__SIG_ROOM_MAX)
+        return;
+    ar__sig_rec_t *ranked[2 * AR__SIG_ROOM_MAX];
+    size_t n = room->nmembers;
+    for (size_t i = 0; i < n; i++) { /* insertion sort: at most eight members */
+        size_t j = i;
+        for (; j > 0 && joined_before(room->members[i], ranked[j - 1]); j--)
+            ranked[j] = ranked[j - 1];
+        ranked[j] = room->members[i];
+    }
+    for (size_t i = AR__SIG_ROOM_MAX; i < n; i++) {
+        ar__sig_rec_t *x = ranked[i];
+        ar__sig_sess_t *s = x->local;
+        if (!s || s->is_backup)
+            continue; /* its owner, on its own worker, does the same */
+        ar_log0(AR_LOG_INFO, "signal_room_race_removed");
+        ar__sig_room_leave(srv, x, AR_SIG_LEFT_REMOVED);
+        ar__sig_conn_t *cn = s->conn;
+        if (cn) {
+            ar__sig_send_error(cn, AR_SIG_E_ROOM_FULL, NULL, AR_SIG_JOIN, AR_SIG_NONE);
+            if (x->role == AR_SIG_ROLE_INVITEE)
+                ar__sig_conn_close(cn, AR_SIG_CLOSE_ROOM_FULL);
+        }
+    }
 }
 
 static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)

@@ -148,6 +148,7 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
         return;
     nr->members[nr->nmembers++] = r;
     r->in_room = nr;
+    r->joined_us = ar__sig_now_us(); /* a record applied from the bus then takes the joiner's */
 }
 
 /* ---- waiting areas ---- */

@@ -21,6 +21,14 @@
 #include "signal/signal.h"
 
 #include <stdint.h>
+#include <sys/types.h>
+
+/* proxy.c: the client's address behind trusted proxies (X-Forwarded-For) */
+typedef struct ar__sig_cidr_s {
+    uint8_t key[16]; /* IPv4 as ::ffff:a.b.c.d; host bits zero */
+    uint8_t bits;    /* prefix length over the 16-byte key */
+} ar__sig_cidr_t;
+#define AR__SIG_PROXIES_MAX 64
 
 #define AR__SIG_PEER_LEN 22   /* base64url of 128 bits */
 #define AR__SIG_RESUME_LEN 43 /* the peer id, '.', 20 characters of base64url (120 bits) */
@@ -85,6 +93,7 @@ typedef struct ar__sig_rec_s {
     ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
     size_t nsubs;
     ar__sig_room_t *in_room;
+    uint64_t joined_us; /* when it joined in_room (the joiner's clock): ranks racing joins */
     ar__sig_area_t *in_area;
     ar__sig_sess_t *local; /* when this worker owns or backs the session */
 } ar__sig_rec_t;
@@ -204,6 +213,8 @@ struct ar__sig_srv_s {
     ar__sig_room_t *rooms[AR__SIG_SMALL_BUCKETS];
     ar__sig_area_t *areas[AR__SIG_SMALL_BUCKETS];
     uint16_t addr_count[AR__SIG_ADDR_BUCKETS];
+    ar__sig_cidr_t proxies[AR__SIG_PROXIES_MAX]; /* trusted-proxy */
+    size_t nproxies;
     ar__sig_node_t nodes[AR__SIG_NODES_MAX];
     size_t nnodes;
     uint8_t draining;
@@ -224,6 +235,21 @@ void ar__sig_send0(ar__sig_conn_t *cn, const ar_sig_msg_t *msg);
 void ar__sig_conn_close(ar__sig_conn_t *cn, uint16_t code);
 void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed);
 uint64_t ar__sig_now_us(void);
+/* "10.0.0.0/8", "2001:db8::/32" or one address. 0 or AR_ECONFIG. */
+int ar__sig_cidr_parse(const char *spec, ar__sig_cidr_t *out);
+int ar__sig_cidr_match(const ar__sig_cidr_t *list, size_t n, const uint8_t key[16]);
+int ar__sig_addr_key(const struct sockaddr_storage *ss, uint8_t key[16]);
+/*
+ * The address to count a connection under: peer itself unless peer is a trusted proxy and the
+ * X-Forwarded-For value (xff, len; cut: its start was dropped) names hops; then the rightmost hop
+ * that is not a trusted proxy (or the leftmost, when all are). Returns 1 when taken from the
+ * header, 0 when it is the peer.
+ */
+int ar__sig_client_key(const uint8_t peer[16], const char *xff, size_t len, int cut,
+                       const ar__sig_cidr_t *trusted, size_t ntrusted, uint8_t out[16]);
+
+/* The supervisor of this worker (set in the forked child), to which POST /drain is forwarded. */
+extern pid_t ar__sig_supervisor;
 
 /* sess.c: records, local sessions, replay, backup, resume */
 ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer);
@@ -289,6 +315,9 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
 /* Sends a server message to a peer (numbered at its owner); seq is set to 0 here. */
 void ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action);
+/* Removes the members ranked after the fourth (by join time, then peer id) that this worker
+ * owns: two joins racing on two nodes can both pass the fourth-place check (flows.c). */
+void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room);
 void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason);
 void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason);
 void ar__sig_area_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);

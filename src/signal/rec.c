@@ -61,6 +61,7 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
     if (has(fields, "room")) {
         json_object_set_new(o, "room", json_string(r->room));
         if (r->in_room) {
+            json_object_set_new(o, "jt", json_integer((json_int_t)r->joined_us));
             json_object_set_new(o, "rc", json_string(r->in_room->clinic));
             json_object_set_new(o, "rp", json_integer(r->in_room->profile));
             json_object_set_new(o, "rpers", json_integer(r->in_room->persistent));
@@ -177,6 +178,8 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
                 r->in_room->profile = (uint8_t)json_integer_value(v);
             if ((v = json_object_get(o, "rpers")))
                 r->in_room->persistent = (uint8_t)json_integer_value(v);
+            if ((v = json_object_get(o, "jt")))
+                r->joined_us = (uint64_t)json_integer_value(v);
         }
     }
     const char *clinic = json_string_value(json_object_get(o, "clinic"));
@@ -206,4 +209,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     }
     if ((v = json_object_get(o, "subs")))
         apply_subs(srv, r, v);
+    /* Last, when the record is complete: a join that raced one on another node is undone. */
+    if (r->room[0])
+        ar__sig_room_enforce(srv, ar__sig_room_find(srv, r->room));
 }

@@ -22,10 +22,11 @@ typedef struct ar_signal_conf_s {
     ar_conf_list_t origins;
     int allow_no_origin; /* accept clients that send no Origin (not browsers) */
     ar_conf_list_t drain_urls;
-    int64_t drain_within; /* ms the draining node waits before closing with 4006 */
-    int64_t grace;        /* ms a lost session is kept for resume */
-    int64_t workers;      /* worker processes on this node */
-    int64_t max_per_addr; /* connections per client address per worker */
+    int64_t drain_within;           /* ms the draining node waits before closing with 4006 */
+    int64_t grace;                  /* ms a lost session is kept for resume */
+    int64_t workers;                /* worker processes on this node */
+    int64_t max_per_addr;           /* connections per client address per worker */
+    ar_conf_list_t trusted_proxies; /* CIDRs whose X-Forwarded-For names the client */
     char *tls_cert, *tls_key;
     char *metrics_host;
     int64_t metrics_port; /* worker i serves /metrics on metrics_port + i; 0: none */
@@ -34,6 +35,9 @@ typedef struct ar_signal_conf_s {
 
 extern const ar_conf_opt_t ar_signal_conf_opts[];
 extern const size_t ar_signal_conf_nopts;
+
+/* Checks what the option table cannot (trusted-proxy syntax). 0, or AR_ECONFIG with a message. */
+AR_MUST_CHECK int ar_signal_conf_check(const ar_signal_conf_t *conf, char *err, size_t cap);
 
 /* Runs one worker until SIGTERM/SIGINT (SIGUSR1 drains). Returns 0 or an AR_E* code. */
 AR_MUST_CHECK int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index);

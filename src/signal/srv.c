@@ -23,6 +23,8 @@
 
 static volatile sig_atomic_t g_drain, g_stop;
 static ar_sn_loop_t *g_loop;
+/* The node's supervisor (supervise.c), which forwards a drain to every worker; 0: none. */
+pid_t ar__sig_supervisor;
 
 uint64_t ar__sig_now_us(void)
 {
@@ -95,20 +97,17 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
 
 /* ---- per-address cap: a count per hashed /32 (IPv4) or /64 (IPv6), never the address ---- */
 
-static uint32_t addr_key(ar_sn_conn_t *c)
+static uint32_t addr_key(const ar__sig_srv_t *srv, ar_sn_conn_t *c, const ar_ws_upgrade_t *up)
 {
     struct sockaddr_storage ss;
-    if (ar_sn_conn_peer(c, &ss) != 0)
+    uint8_t peer[16], key[16];
+    if (ar_sn_conn_peer(c, &ss) != 0 || ar__sig_addr_key(&ss, peer) != 0)
         return 0;
-    const uint8_t *p;
-    size_t n;
-    if (ss.ss_family == AF_INET) {
-        p = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
-        n = 4;
-    } else {
-        p = (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
-        n = 8;
-    }
+    (void)ar__sig_client_key(peer, up->forwarded, up->forwarded_len, up->forwarded_cut,
+                             srv->proxies, srv->nproxies, key);
+    static const uint8_t v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const uint8_t *p = memcmp(key, v4, 12) == 0 ? key + 12 : key;
+    size_t n = p == key ? 8 : 4;
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++)
         h = (h ^ p[i]) * 16777619u;
@@ -119,9 +118,8 @@ static uint32_t addr_key(ar_sn_conn_t *c)
 
 static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
 {
-    (void)up;
     ar__sig_srv_t *srv = data;
-    uint32_t key = addr_key(c);
+    uint32_t key = addr_key(srv, c, up);
     uint16_t *cnt = &srv->addr_count[key % AR__SIG_ADDR_BUCKETS];
     if (srv->conf->max_per_addr > 0 && *cnt >= srv->conf->max_per_addr) {
         ar_metric_add(srv->m.closes, 0, 1);
@@ -271,7 +269,9 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
         cn->over_since = 0;
     ar_sig_msg_t m;
     ar_sig_err_t err;
-    int rc = ar_sig_parse(AR_SIG_FROM_CLIENT, (const char *)data, len, &m, &err);
+    /* Offers and answers keep their SDP as sent: it is only forwarded (lift.c). */
+    int rc = ar_sig_parse2(AR_SIG_FROM_CLIENT, (const char *)data, len, AR_SIG_PARSE_KEEP_SDP_JSON,
+                           &m, &err);
     if (rc == AR_ENOMEM) {
         ar__sig_send_error(cn, AR_SIG_E_INTERNAL, NULL, 0, AR_SIG_NONE);
         return;
@@ -444,6 +444,21 @@ static int ready_cb(void *data)
     return !srv->draining;
 }
 
+/*
+ * POST /drain on any worker's operator listener drains the whole node, as SIGUSR1 to the
+ * supervisor does (health.c takes it from loopback only). Runs on the operator thread: it only
+ * raises the same flags a signal would.
+ */
+static int drain_action(void *data)
+{
+    (void)data;
+    ar_log0(AR_LOG_INFO, "signal_drain_requested");
+    if (ar__sig_supervisor > 0 && kill(ar__sig_supervisor, SIGUSR1) == 0)
+        return 0;
+    g_drain = 1; /* no supervisor to tell: at least this worker drains */
+    return 0;
+}
+
 static void *health_thread(void *arg)
 {
     ar__sig_srv_t *srv = arg;
@@ -454,7 +469,9 @@ static void *health_thread(void *arg)
                           .port = (uint16_t)(srv->conf->metrics_port + srv->index),
                           .metrics = srv->metrics,
                           .ready = ready_cb,
-                          .ready_data = srv};
+                          .ready_data = srv,
+                          .action_path = "/drain",
+                          .action = drain_action};
     ar_health_t *h;
     if (ar_health_start(&loop, &o, &h) != 0) {
         ar_log0(AR_LOG_ERROR, "signal_metrics_listen_failed");
@@ -491,6 +508,14 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
         ar_log(AR_LOG_ERROR, "signal_keys_unreadable", AR_LF_OPER("file", conf->keys));
     if (rc == 0)
         rc = metrics_init(srv);
+    for (size_t i = 0; rc == 0 && i < conf->trusted_proxies.count; i++) {
+        if (srv->nproxies == AR__SIG_PROXIES_MAX ||
+            ar__sig_cidr_parse(conf->trusted_proxies.items[i], &srv->proxies[srv->nproxies++]))
+            rc = AR_ECONFIG;
+        if (rc)
+            ar_log(AR_LOG_ERROR, "signal_trusted_proxy_invalid",
+                   AR_LF_OPER("value", conf->trusted_proxies.items[i]));
+    }
     ar_ws_upgrade_conf_t up = {.origins = (const char *const *)conf->origins.items,
                                .norigins = conf->origins.count,
                                .allow_no_origin = conf->allow_no_origin,

@@ -9,7 +9,7 @@
  * has its workers killed by the kernel if it dies itself (PR_SET_PDEATHSIG), so `kill -9` of a
  * node's supervisor takes the whole node down, as a machine failure would.
  */
-#include "server.h"
+#include "internal.h"
 
 #include "anteroom/log.h"
 
@@ -33,6 +33,7 @@ static pid_t spawn(const ar_signal_conf_t *conf, unsigned index)
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
+    ar__sig_supervisor = parent;
     _exit(ar_signal_worker_run(conf, index) == 0 ? 0 : 1);
 }
 

@@ -16,6 +16,7 @@ typedef struct writer_s {
     size_t len;
     size_t cap; /* bytes usable for text; one more is kept for the NUL */
     int over;
+    const void *raw; /* a field written as it is: the SDP a parse kept escaped, or NULL */
 } writer_t;
 
 static void put(writer_t *w, const char *s, size_t n)
@@ -148,6 +149,22 @@ static int write_fields(const ar__sig_table_t *t, const void *base, const char *
             ar__sig_name(buf, sizeof(buf), path, f);
             name = buf;
         }
+        if (w->raw != NULL && val == w->raw) {
+            /* The SDP a parse kept escaped (AR_SIG_PARSE_KEEP_SDP_JSON), checked back then. */
+            const ar_sig_str_t *sdp = val;
+            if (first) {
+                put(w, "\"", 1);
+                put_cstr(w, f->key);
+                put(w, "\":", 2);
+                first = 0;
+            } else {
+                put_key(w, f->key);
+            }
+            put(w, "\"", 1);
+            put(w, sdp->p, sdp->len);
+            put(w, "\"", 1);
+            continue;
+        }
         int present = ar__sig_present(f, val);
         int rc = ar__sig_check(f, val, present, name, err);
         if (rc != 0)
@@ -195,7 +212,10 @@ int ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t ca
         return AR_EINVAL;
     const ar__sig_table_t *t = ar__sig_types[msg->type].table[dir];
     size_t limit = dir == AR_SIG_FROM_CLIENT ? AR_SIG_FRAME_MAX : AR_SIG_OUT_MAX;
-    writer_t w = {out, 0, cap - 1 < limit ? cap - 1 : limit, 0};
+    writer_t w = {out, 0, cap - 1 < limit ? cap - 1 : limit, 0, NULL};
+    if (msg->sdp_json_ != NULL && msg->u.sdp.sdp.p == msg->sdp_json_ &&
+        (msg->type == AR_SIG_OFFER || msg->type == AR_SIG_ANSWER))
+        w.raw = &msg->u.sdp.sdp;
     ar_sig_err_t err;
 
     put_cstr(&w, "{\"v\":1,\"type\":\"");

@@ -85,6 +85,12 @@ extern const ar__sig_table_t ar__sig_envelope[2];
  * wrong kinds, broken limits and characters. path is the prefix used in error texts
  * ("entries[2]"). Returns 0, AR_EPARSE with err filled, or AR_ENOMEM.
  */
+/*
+ * lift.c: 1 with the span [*vs, *ve) of the SDP string's content when frame is an object with
+ * exactly one top-level "sdp" whose string the SDP field accepts; 0: use the full parse.
+ */
+int ar__sig_lift_sdp(const char *frame, size_t len, size_t *vs, size_t *ve);
+
 int ar__sig_read_object(const ar__sig_table_t *t, const ar__sig_table_t *also, json_t *obj,
                         void *base, const char *path, ar_sig_err_t *err);
 /*

@@ -134,6 +134,57 @@ static int check_head(ar_sig_dir_t dir, json_t *root, ar_sig_err_t *err)
     return 0;
 }
 
+/* The fast path of ar_sig_parse2 (lift.c): 1 when it parsed the frame, 0 to parse it fully. */
+static int parse_lifted(ar_sig_dir_t dir, const char *frame, size_t len, ar_sig_msg_t *msg,
+                        ar_sig_err_t *err, int *rc)
+{
+    size_t vs, ve;
+    /* Small frames decode fast enough; their copy would cost more than it saves. */
+    if (len < 1024 || !ar__sig_lift_sdp(frame, len, &vs, &ve))
+        return 0;
+    size_t raw = ve - vs, slen = len - raw + 1;
+    char *stand_in = ar_malloc(slen);
+    char *keep = stand_in ? ar_malloc(raw + 1) : NULL;
+    if (!keep) {
+        ar_free(stand_in);
+        *rc = AR_ENOMEM;
+        return 1;
+    }
+    memcpy(stand_in, frame, vs);
+    stand_in[vs] = 'x'; /* one character: the field's own checks pass, the real ones were ours */
+    memcpy(stand_in + vs + 1, frame + ve, len - ve);
+    memcpy(keep, frame + vs, raw);
+    keep[raw] = '\0';
+    int r = ar_sig_parse(dir, stand_in, slen, msg, err);
+    ar_free(stand_in);
+    if (r == 0 && (msg->type == AR_SIG_OFFER || msg->type == AR_SIG_ANSWER)) {
+        msg->u.sdp.sdp = (ar_sig_str_t){keep, raw};
+        msg->sdp_json_ = keep;
+        *rc = 0;
+        return 1;
+    }
+    ar_free(keep);
+    if (r == 0)
+        ar_sig_msg_free(msg);
+    if (r == AR_ENOMEM) {
+        *rc = r;
+        return 1;
+    }
+    return 0; /* refused (or another type): the full parse gives the exact answer */
+}
+
+int ar_sig_parse2(ar_sig_dir_t dir, const char *frame, size_t len, unsigned flags,
+                  ar_sig_msg_t *msg, ar_sig_err_t *err)
+{
+    int rc = 0;
+    if ((flags & AR_SIG_PARSE_KEEP_SDP_JSON) && frame != NULL &&
+        (dir == AR_SIG_FROM_CLIENT || dir == AR_SIG_FROM_SERVER) &&
+        len <= (dir == AR_SIG_FROM_CLIENT ? AR_SIG_FRAME_MAX : AR_SIG_OUT_MAX) &&
+        parse_lifted(dir, frame, len, msg, err, &rc))
+        return rc;
+    return ar_sig_parse(dir, frame, len, msg, err);
+}
+
 int ar_sig_parse(ar_sig_dir_t dir, const char *frame, size_t len, ar_sig_msg_t *msg,
                  ar_sig_err_t *err)
 {
@@ -194,7 +245,13 @@ int ar_sig_parse(ar_sig_dir_t dir, const char *frame, size_t len, ar_sig_msg_t *
 
 void ar_sig_msg_free(ar_sig_msg_t *msg)
 {
-    if (msg == NULL || msg->root_ == NULL)
+    if (msg == NULL)
+        return;
+    if (msg->sdp_json_ != NULL) {
+        ar_free(msg->sdp_json_);
+        msg->sdp_json_ = NULL;
+    }
+    if (msg->root_ == NULL)
         return;
     if (msg->type > 0 && msg->type < AR_SIG_TYPE_COUNT &&
         ar__sig_types[msg->type].table[msg->dir_] != NULL)

@@ -277,6 +277,9 @@ typedef struct ar_sig_msg_s {
     } u;
     void *root_; /* the jansson tree of a parsed message, else NULL */
     int dir_;    /* the direction it was parsed in */
+    /* With AR_SIG_PARSE_KEEP_SDP_JSON: the SDP as it came, still JSON-escaped (u.sdp.sdp points
+     * here and is written back as is by ar_sig_build), owned by the message; else NULL. */
+    char *sdp_json_;
 } ar_sig_msg_t;
 
 #define AR_SIG_ERR_TEXT 160
@@ -301,6 +304,16 @@ void ar_sig_init(void);
  */
 AR_MUST_CHECK int ar_sig_parse(ar_sig_dir_t dir, const char *frame, size_t len, ar_sig_msg_t *msg,
                                ar_sig_err_t *err);
+
+/*
+ * ar_sig_parse with flags. AR_SIG_PARSE_KEEP_SDP_JSON: an offer's or answer's SDP is checked
+ * (the same rules, the same errors) but not decoded: msg->u.sdp.sdp then holds the JSON string's
+ * content as sent, escapes and all, and ar_sig_build writes it back unchanged. For relaying,
+ * where the SDP is only forwarded: it saves decoding and re-encoding kilobytes per message.
+ */
+#define AR_SIG_PARSE_KEEP_SDP_JSON 1u
+AR_MUST_CHECK int ar_sig_parse2(ar_sig_dir_t dir, const char *frame, size_t len, unsigned flags,
+                                ar_sig_msg_t *msg, ar_sig_err_t *err);
 
 /* Releases what a parsed message owns; harmless on a message built by hand or zeroed. */
 void ar_sig_msg_free(ar_sig_msg_t *msg);

@@ -136,6 +136,8 @@ size_t ar_ws_close_payload(uint8_t out[AR_WS_MAX_CONTROL], uint16_t code, const 
 #define AR_WS_MAX_PATH 512
 /* base64 of a SHA-1: 28 characters. */
 #define AR_WS_ACCEPT_LEN 28
+/* The tail of X-Forwarded-For kept: the hops a trusted proxy appended are at its end. */
+#define AR_WS_MAX_FORWARDED 256
 
 typedef struct ar_ws_upgrade_conf_s {
     const char *const *origins; /* allowed Origin values, compared ASCII case-insensitively */
@@ -150,6 +152,15 @@ typedef struct ar_ws_upgrade_s {
     char accept[AR_WS_ACCEPT_LEN + 1];
     char path[AR_WS_MAX_PATH + 1]; /* request target, NUL-terminated */
     size_t path_len;
+    /*
+     * X-Forwarded-For as sent (several headers joined with ","), NUL-terminated, for the caller
+     * to read only when the connection comes from a proxy it trusts. When longer than
+     * AR_WS_MAX_FORWARDED only the last bytes are kept and forwarded_cut is set: the first entry
+     * may then be a fragment.
+     */
+    char forwarded[AR_WS_MAX_FORWARDED + 1];
+    size_t forwarded_len;
+    int forwarded_cut;
 } ar_ws_upgrade_t;
 
 /*

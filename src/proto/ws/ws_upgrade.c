@@ -22,6 +22,7 @@ typedef struct slice_s {
 
 typedef struct req_s {
     const ar_ws_upgrade_conf_t *conf;
+    ar_ws_upgrade_t *out;
     slice_t field, value, url, key, version, origin;
     int in_value; /* last callback was a value: the next field starts a new header */
     int hosts, upgrades, keys, versions, origins;
@@ -68,6 +69,37 @@ static void extend(slice_t *s, const char *at, size_t len)
     s->len = (size_t)(at + len - s->p);
 }
 
+/* Appends one X-Forwarded-For value (joined to earlier ones with ","), keeping the tail. */
+static void add_forwarded(ar_ws_upgrade_t *out, slice_t v)
+{
+    char *f = out->forwarded;
+    const size_t cap = AR_WS_MAX_FORWARDED;
+    size_t sep = out->forwarded_len > 0 || out->forwarded_cut ? 1 : 0;
+    if (v.len >= cap) {
+        memcpy(f, v.p + (v.len - cap), cap);
+        out->forwarded_len = cap;
+        out->forwarded_cut = 1;
+    } else {
+        size_t need = out->forwarded_len + sep + v.len;
+        if (need > cap) {
+            size_t drop = need - cap; /* <= forwarded_len + sep, as v.len < cap */
+            if (drop >= out->forwarded_len) {
+                sep -= drop - out->forwarded_len;
+                out->forwarded_len = 0;
+            } else {
+                memmove(f, f + drop, out->forwarded_len - drop);
+                out->forwarded_len -= drop;
+            }
+            out->forwarded_cut = 1;
+        }
+        if (sep)
+            f[out->forwarded_len++] = ',';
+        memcpy(f + out->forwarded_len, v.p, v.len);
+        out->forwarded_len += v.len;
+    }
+    f[out->forwarded_len] = '\0';
+}
+
 static void header_done(req_t *r)
 {
     slice_t v = r->value;
@@ -93,6 +125,8 @@ static void header_done(req_t *r)
             r->protocol_ok = 1;
     } else if (ieq(r->field, "content-length") || ieq(r->field, "transfer-encoding")) {
         r->has_body = 1;
+    } else if (ieq(r->field, "x-forwarded-for")) {
+        add_forwarded(r->out, v);
     }
     memset(&r->field, 0, sizeof(r->field));
     memset(&r->value, 0, sizeof(r->value));
@@ -180,6 +214,7 @@ int ar_ws_upgrade_check(const char *req, size_t len, const ar_ws_upgrade_conf_t 
     req_t r;
     memset(&r, 0, sizeof(r));
     r.conf = conf;
+    r.out = out;
     http_parser hp;
     http_parser_init(&hp, HTTP_REQUEST);
     hp.data = &r;

@@ -87,6 +87,8 @@ struct ar_sn_tls_ctx_s {
 };
 
 extern const ar__sn_tls_ops_t ar__sn_tls_openssl;
+/* Connections whose TLS 1.3 state OpenSSL handed over after the handshake (tls_openssl.c). */
+extern _Atomic unsigned long ar__sn_tls_detached;
 extern const ar__sn_tls_ops_t ar__sn_tls_wolfssl; /* NULL ops when not built */
 /* Defined in the separately loaded BoringSSL module only; tls.c finds it with dlsym. */
 extern const ar__sn_tls_ops_t ar__sn_tls_boringssl;

@@ -139,6 +139,52 @@ test('a call set up across nodes, with presence on both', async () => {
   for (const c of [sA, sB, sA2, p2, i2, i4]) c.close();
 });
 
+test('two joins racing on two nodes: the later is removed, the room keeps four', async () => {
+  const room = rid();
+  const s = await connect(A, staffToken());
+  s.send({ type: 'subscribe', clinic: 'c1', area: 'race' });
+  await s.next('queue');
+  const p = await connect(A, patientToken(room, { area: 'race' }));
+  p.send({ type: 'arrive', clinic: 'c1', area: 'race', name: 'P', consent: true });
+  await p.next('wait');
+  s.send({ type: 'take', peer: p.peer });
+  await s.next('joined');
+  await p.next('peer_joined');
+  const i1 = await connect(B, inviteeToken(room));
+  i1.send({ type: 'join', room });
+  await i1.next('joined');
+  const iA = await connect(A, inviteeToken(room));
+  const iB = await connect(B, inviteeToken(room));
+  await sleep(300);
+  // Node B's NATS server stops for a moment: each node sees three members and lets its
+  // invitee in. B's joins first, so A's is the later one.
+  kill(nats.procs[1], 'SIGSTOP');
+  try {
+    // Long enough for a loaded machine to handle both joins, well under the 3 s after which
+    // missing heartbeats make B's workers count as dead.
+    iB.send({ type: 'join', room });
+    await sleep(400);
+    iA.send({ type: 'join', room });
+    await sleep(800);
+  } finally {
+    kill(nats.procs[1], 'SIGCONT');
+  }
+  assert.equal((await iB.next('joined')).room, room);
+  assert.equal((await iA.next('joined')).room, room); // both passed: the race happened
+  const e = await iA.next('error', 6000);
+  assert.equal(e.name, 'room_full');
+  assert.equal(await iA.waitClose(), 4005);
+  for (const c of [s, p, i1, iB]) {
+    const left = await c.next((f) => f.type === 'peer_left' && f.peer === iA.peer, 6000);
+    assert.equal(left.reason, 'removed');
+  }
+  // The four go on: the provider reaches the invitee that stayed.
+  s.send({ type: 'offer', to: iB.peer, sdp: 'v=0\r\n' });
+  assert.equal((await iB.next('offer')).from, s.peer);
+  assert.equal(iB.closed, null);
+  for (const c of [s, p, i1, iB]) c.close();
+});
+
 test('drain: clients resume on the other node and the call goes on', async () => {
   const C = await startNode('c', nats.slice(1), { drainUrls: [A.url], drainWithin: '4s' });
   const room = rid();
@@ -168,6 +214,84 @@ test('drain: clients resume on the other node and the call goes on', async () =>
   kill(C, 'SIGTERM');
   s.close();
   p2.close();
+});
+
+// An operator request (HTTP on the node's loopback operator listener) rather than a signal.
+async function operator(port, path, { method = 'GET', headers = {} } = {}) {
+  const r = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers });
+  return r.status;
+}
+
+test('drain by POST /drain: every worker of the node drains, clients move, no call drops', async () => {
+  const C = await startNode('c2', nats.slice(1), { drainUrls: [A.url], drainWithin: '6s' });
+  // Four calls, each a provider on node A and a patient on node C (the kernel spreads the
+  // patients over C's two workers).
+  const calls = [];
+  for (let i = 0; i < 4; i++) {
+    const s = await connect(A, staffToken());
+    s.send({ type: 'subscribe', clinic: 'c1', area: 'pdrain' });
+    await s.next('queue');
+    const token = patientToken(rid(), { area: 'pdrain' });
+    const p = await connect(C, token);
+    p.send({ type: 'arrive', clinic: 'c1', area: 'pdrain', name: `P${i}`, consent: true });
+    await p.next('wait');
+    await s.next((f) => f.type === 'queue_add' && f.entry.peer === p.peer);
+    s.send({ type: 'take', peer: p.peer });
+    await s.next('joined');
+    await p.next('peer_joined');
+    p.ack();
+    calls.push({ p, s, token });
+  }
+  // Refused without draining: a request carrying a browser's Origin, and GET.
+  assert.equal(await operator(C.metrics, '/drain', { method: 'POST',
+    headers: { Origin: 'https://evil.example' } }), 403);
+  assert.equal(await operator(C.metrics + 1, '/drain'), 405);
+  assert.equal(await operator(C.metrics, '/readyz'), 200);
+  assert.equal(await operator(C.metrics + 1, '/readyz'), 200);
+
+  // One request to worker 1's listener drains the whole node (worker 0 too).
+  assert.equal(await operator(C.metrics + 1, '/drain', { method: 'POST' }), 202);
+  const moved = [];
+  for (const [i, c] of calls.entries()) {
+    const d = await c.p.next('drain', 5000);
+    assert.deepEqual(d.urls, [A.url]);
+    // The call goes on while the patient moves: the provider keeps sending candidates.
+    c.s.send({ type: 'candidate', to: c.p.peer, candidate: `candidate:${i}0 1 udp 1 192.0.2.1 1 typ host` });
+    const p2 = await connect(A, c.token, { resume: c.p.welcome.resume, last_seq: c.p.lastSeq });
+    assert.equal(p2.welcome.resumed, true);
+    assert.equal(p2.peer, c.p.peer);
+    p2.lastSeq = c.p.lastSeq; // what the old connection already delivered
+    c.s.send({ type: 'candidate', to: c.p.peer, candidate: `candidate:${i}1 1 udp 1 192.0.2.1 2 typ host` });
+    moved.push({ p2, old: c.p, s: c.s, i });
+  }
+  for (const { p2, old, s, i } of moved) {
+    assert.ok([4006, 4010].includes(await old.waitClose()));
+    // Each candidate arrives once per sequence number, on the old connection or replayed on the
+    // new one (a client drops a number it has seen, protocol.md): both, in order, none missing.
+    const bySeq = new Map();
+    const take = (f) => {
+      const name = f.candidate.split(' ')[0];
+      if (bySeq.has(f.seq)) assert.equal(bySeq.get(f.seq), name);
+      bySeq.set(f.seq, name);
+    };
+    for (const f of old.frames.filter((x) => x.type === 'candidate')) take(f);
+    while (bySeq.size < 2) take(await p2.next('candidate'));
+    await sleep(100);
+    for (const f of p2.frames.filter((x) => x.type === 'candidate')) take(f);
+    const seqs = [...bySeq.keys()].sort((a, b) => a - b);
+    assert.deepEqual(seqs.map((q) => bySeq.get(q)), [`candidate:${i}0`, `candidate:${i}1`]);
+    s.send({ type: 'offer', to: p2.peer, sdp: 'v=0\r\n' });
+    assert.equal((await p2.next('offer')).from, s.peer);
+    p2.send({ type: 'answer', to: s.peer, sdp: 'v=0\r\n' });
+    assert.equal((await s.next('answer')).from, p2.peer);
+  }
+  assert.equal(await operator(C.metrics, '/readyz'), 503);
+  assert.equal(await operator(C.metrics + 1, '/readyz'), 503);
+  kill(C, 'SIGTERM');
+  for (const { p2, s } of moved) {
+    p2.close();
+    s.close();
+  }
 });
 
 test('resume after kill -9 of a node: same peer, missed frames in order, no duplicates', async () => {

@@ -177,6 +177,48 @@ test('connections per address are capped', async () => {
   for (const c of socks) c.close();
 });
 
+// Opens connections carrying X-Forwarded-For values until one is refused (1008) or all are
+// open; returns how many opened before the first refusal (or n) and the clients.
+async function openWithXff(node, values) {
+  const socks = [];
+  for (const v of values) {
+    const c = new Client(node.url, { headers: v ? { 'X-Forwarded-For': v } : undefined });
+    socks.push(c);
+    await c.open().catch(() => {});
+    await sleep(30);
+  }
+  await sleep(300);
+  return socks;
+}
+
+test('behind a trusted proxy the cap counts X-Forwarded-For; spoofed headers are ignored', async () => {
+  // The test's clients connect from 127.0.0.1: node P trusts it as its load balancer, node U
+  // trusts only 10.0.0.0/8, so for U the same headers come from an untrusted peer.
+  const [P, U] = await Promise.all([
+    startNode('xp', nats, { workers: 1, maxPerAddr: 3, trustedProxies: ['10.0.0.0/8', '127.0.0.1'] }),
+    startNode('xu', nats, { workers: 1, maxPerAddr: 3, trustedProxies: ['10.0.0.0/8'] }),
+  ]);
+  // Trusted: three clients A, and three clients B, all through the same balancer address.
+  const a = ['203.0.113.1', '203.0.113.1', '203.0.113.1'];
+  const b = ['203.0.113.2', '203.0.113.2', '203.0.113.2'];
+  let socks = await openWithXff(P, [...a, ...b]);
+  assert.deepEqual(socks.map((c) => c.closed), Array(6).fill(null));
+  // A fourth from A is refused; a client B that prepends a fake hop is still B (refused too);
+  // one naming a trusted hop on the right is counted under the hop left of it.
+  const more = await openWithXff(P, ['203.0.113.1', '198.51.100.66, 203.0.113.2',
+    '203.0.113.3, 10.9.9.9', '203.0.113.3']);
+  assert.deepEqual(more.map((c) => c.closed), [1008, 1008, null, null]);
+  for (const c of [...socks, ...more]) c.close();
+  // Untrusted peer: the header is ignored, so every connection counts under 127.0.0.1.
+  socks = await openWithXff(U, ['203.0.113.1', '203.0.113.2', '203.0.113.3', '203.0.113.4']);
+  assert.deepEqual(socks.map((c) => c.closed), [null, null, null, 1008]);
+  for (const c of socks) c.close();
+  // And the daemon refuses a malformed entry at start.
+  assert.throws(() => execFileSync(process.env.AR_SIGNAL_BIN, ['--keys', '/dev/null',
+    '--trusted-proxy', '10.0.0.0/33'], { stdio: 'pipe' }), /trusted-proxy/);
+  for (const n of [P, U]) n.kill('SIGTERM');
+});
+
 test('the operator listener serves metrics without ids', async () => {
   const body = await new Promise((resolve, reject) => {
     const s = net.connect(N.metrics, '127.0.0.1', () => s.write('GET /metrics HTTP/1.0\r\n\r\n'));

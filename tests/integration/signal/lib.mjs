@@ -78,7 +78,9 @@ export async function startNats() {
     '--cluster', `nats://127.0.0.1:${r2}`, '--routes', `nats://127.0.0.1:${r1}`], 'nats2');
   const routed = (p) => fs.readFileSync(p.logFile, 'utf8').includes('Route connection created');
   await waitFor(() => routed(a) && routed(b), 30000, 'the NATS cluster');
-  return [`nats://127.0.0.1:${c1}`, `nats://127.0.0.1:${c2}`];
+  const urls = [`nats://127.0.0.1:${c1}`, `nats://127.0.0.1:${c2}`];
+  urls.procs = [a, b]; // for tests that stop one server for a moment (SIGSTOP/SIGCONT)
+  return urls;
 }
 
 // ---- tokens ----
@@ -116,6 +118,7 @@ export async function startNode(name, nats, opts = {}) {
   for (const u of nats) args.push('--nats', u);
   for (const u of opts.drainUrls ?? []) args.push('--drain-url', u);
   if (opts.tls) args.push('--tls-cert', opts.tls[0], '--tls-key', opts.tls[1]);
+  for (const c of opts.trustedProxies ?? []) args.push('--trusted-proxy', c);
   const p = start(process.env.AR_SIGNAL_BIN, args, `signal-${name}-${port}`);
   p.port = port;
   p.url = `ws://127.0.0.1:${port}/ws`;
@@ -130,13 +133,13 @@ export async function startNode(name, nats, opts = {}) {
 
 // ---- a client ----
 export class Client {
-  constructor(url, { origin = ORIGIN, protocol = 'anteroom.v1', insecure = false } = {}) {
+  constructor(url, { origin = ORIGIN, protocol = 'anteroom.v1', insecure = false, headers } = {}) {
     this.frames = [];
     this.waiters = [];
     this.lastSeq = 0;
     this.closed = null;
     this.ws = new WebSocket(url, protocol, { origin, maxPayload: 1 << 20,
-      rejectUnauthorized: !insecure });
+      rejectUnauthorized: !insecure, headers });
     this.ws.on('message', (data, binary) => {
       const f = binary ? { binary: true } : JSON.parse(data.toString());
       if (f.seq > 0) {

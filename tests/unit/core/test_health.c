@@ -183,6 +183,88 @@ static void test_extra_route(void **state)
     stop(&s);
 }
 
+static int actions;
+
+static int count_action(void *data)
+{
+    (void)data;
+    actions++;
+    return 0;
+}
+
+static int failing_action(void *data)
+{
+    (void)data;
+    return AR_EIO;
+}
+
+/* A local address that is not loopback (the first IPv4 one), or 0 when the host has none. */
+static uint32_t local_non_loopback(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(9)};
+    a.sin_addr.s_addr = htonl(0x0a000001); /* any non-local address: no packet is sent */
+    struct sockaddr_in me = {0};
+    socklen_t len = sizeof(me);
+    uint32_t ip = 0;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&me, &len) == 0 &&
+        (ntohl(me.sin_addr.s_addr) >> 24) != 127)
+        ip = me.sin_addr.s_addr;
+    close(fd);
+    return ip;
+}
+
+/* The operator action (anteroom-signal's POST /drain): POST only, loopback only, no Origin. */
+static void test_action_route(void **state)
+{
+    (void)state;
+    server_t s;
+    ar_health_opts_t o = {.host = "0.0.0.0", .action_path = "/drain", .action = count_action};
+    actions = 0;
+    start(&s, &o);
+    char *r = request(&s, "POST /drain HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 202 Accepted\r\n"));
+    assert_int_equal(actions, 1);
+    r = request(&s, "GET /drain HTTP/1.0\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 405 Method Not Allowed\r\n"));
+    assert_non_null(strstr(r, "Allow: POST\r\n"));
+    /* A web page in a browser on this host could send this: refused by its Origin. */
+    r = request(&s, "POST /drain HTTP/1.1\r\nHost: x\r\nOrIgIn: https://evil.example\r\n"
+                    "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 403 Forbidden\r\n"));
+    assert_int_equal(actions, 1);
+    /* A header merely starting with "origin" is not Origin. */
+    r = request(&s, "POST /drain HTTP/1.0\r\nOrigin-X: y\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 202 Accepted\r\n"));
+    assert_int_equal(actions, 2);
+    r = request(&s, "POST /drains HTTP/1.0\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 404 Not Found\r\n"));
+    uint32_t ip = local_non_loopback();
+    if (ip) { /* the same host, but from a non-loopback address: refused */
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(ar_health_port(s.h))};
+        a.sin_addr.s_addr = ip;
+        struct timeval tv = {3, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        const char *req = "POST /drain HTTP/1.0\r\n\r\n";
+        assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+        r = read_all(fd, 0);
+        close(fd);
+        assert_non_null(strstr(r, "HTTP/1.1 403 Forbidden\r\n"));
+        assert_int_equal(actions, 2);
+    } else {
+        print_message("no non-loopback address here: the remote refusal is not exercised\n");
+    }
+    stop(&s);
+    ar_health_opts_t f = {.action_path = "/drain", .action = failing_action};
+    start(&s, &f);
+    r = request(&s, "POST /drain HTTP/1.0\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 503 Service Unavailable\r\n"));
+    stop(&s);
+}
+
 static void test_keep_alive_pipelining(void **state)
 {
     (void)state;
@@ -277,6 +359,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_extra_route),
+        cmocka_unit_test(test_action_route),
         cmocka_unit_test(test_keep_alive_pipelining),
         cmocka_unit_test(test_caps_and_timeouts),
         cmocka_unit_test(test_bind_errors),

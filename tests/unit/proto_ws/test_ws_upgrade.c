@@ -165,12 +165,53 @@ static void test_caps(void **state)
     assert_int_equal(ar_ws_accept_key(big, 65, acc), AR_EINVAL);
 }
 
+/* Checks the RFC request with `extra` header lines added before the blank line. */
+static void with_headers(const char *extra, ar_ws_upgrade_t *up)
+{
+    char req[4096];
+    size_t n = strlen(rfc_req) - 2;
+    snprintf(req, sizeof(req), "%.*s%s\r\n", (int)n, rfc_req, extra);
+    assert_int_equal(ar_ws_upgrade_check(req, strlen(req), &conf, up), 0);
+}
+
+/* X-Forwarded-For is handed over as sent (headers joined), its tail kept when long. */
+static void test_forwarded_for(void **state)
+{
+    (void)state;
+    ar_ws_upgrade_t up;
+    with_headers("", &up);
+    assert_int_equal(up.forwarded_len, 0);
+    assert_string_equal(up.forwarded, "");
+    with_headers("X-Forwarded-For:  203.0.113.7, 10.0.0.2 \r\n", &up);
+    assert_string_equal(up.forwarded, "203.0.113.7, 10.0.0.2");
+    assert_int_equal(up.forwarded_cut, 0);
+    with_headers("x-forwarded-for: 1.1.1.1\r\nX-Forwarded-For: 203.0.113.7\r\n", &up);
+    assert_string_equal(up.forwarded, "1.1.1.1,203.0.113.7");
+    /* Longer than the cap: the last AR_WS_MAX_FORWARDED bytes, marked cut. */
+    char longv[1200], line[1300];
+    for (size_t i = 0; i < sizeof(longv) - 1; i++)
+        longv[i] = (char)('0' + i % 10);
+    longv[sizeof(longv) - 1] = '\0';
+    snprintf(line, sizeof(line), "X-Forwarded-For: %s, 198.51.100.9\r\n", longv);
+    with_headers(line, &up);
+    assert_int_equal(up.forwarded_len, AR_WS_MAX_FORWARDED);
+    assert_int_equal(up.forwarded_cut, 1);
+    assert_string_equal(up.forwarded + AR_WS_MAX_FORWARDED - 14, ", 198.51.100.9");
+    /* The cap reached across two headers: still the tail, with the separator. */
+    snprintf(line, sizeof(line), "X-Forwarded-For: %.250s\r\nX-Forwarded-For: 192.0.2.1\r\n",
+             longv);
+    with_headers(line, &up);
+    assert_int_equal(up.forwarded_len, AR_WS_MAX_FORWARDED);
+    assert_int_equal(up.forwarded_cut, 1);
+    assert_string_equal(up.forwarded + AR_WS_MAX_FORWARDED - 10, ",192.0.2.1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accept_key), cmocka_unit_test(test_rfc_request),
         cmocka_unit_test(test_refusals),   cmocka_unit_test(test_accepted_variants),
-        cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_caps),       cmocka_unit_test(test_forwarded_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "anteroom/alloc.h"
-#include "net.h"
+#include "internal.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -42,14 +42,32 @@ static server_t srv;
 
 static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
 {
-    (void)c, (void)data;
+    (void)data;
     atomic_fetch_add(&srv.opened, 1);
+    if (strcmp(up->path, "/small") == 0) { /* a small send buffer: writes stall early */
+        int small = 4096;
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    }
     return strcmp(up->path, "/refuse") == 0 ? -1 : 0;
 }
 
 static void on_message(ar_sn_conn_t *c, uint8_t op, const uint8_t *msg, size_t len, void *data)
 {
     (void)data;
+    if (len == 5 && memcmp(msg, "burst", 5) == 0) {
+        /* 100 KiB in five messages of a known pattern, records and partial writes on TLS. */
+        static uint8_t m[20 * 1024];
+        for (int k = 0; k < 5; k++) {
+            for (size_t i = 0; i < sizeof(m); i++)
+                m[i] = (uint8_t)(i * 7 + (size_t)k);
+            int err = ar_sn_send(c, AR_WS_OP_BINARY, m, sizeof(m));
+            if (err) {
+                atomic_store(&srv.send_err, err);
+                return;
+            }
+        }
+        return;
+    }
     if (len == 5 && memcmp(msg, "flood", 5) == 0) {
         /* Up to 128 MiB to a client that does not read: the kernel's buffers fill, then our
          * queue reaches max_outgoing and the client must be dropped. */
@@ -122,9 +140,12 @@ static int cread(client_t *c, void *b, size_t n)
     return c->ssl ? SSL_read(c->ssl, b, (int)n) : (int)recv(c->fd, b, n, 0);
 }
 
-static client_t dial(SSL_CTX *ctx)
+/* rcvbuf > 0: a small receive window, set before connecting so the server's writes stall. */
+static client_t dial_window(SSL_CTX *ctx, int rcvbuf)
 {
     client_t c = {socket(AF_INET, SOCK_STREAM, 0), NULL};
+    if (rcvbuf > 0)
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons(srv.port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -139,6 +160,11 @@ static client_t dial(SSL_CTX *ctx)
         assert_int_equal(SSL_connect(c.ssl), 1);
     }
     return c;
+}
+
+static client_t dial(SSL_CTX *ctx)
+{
+    return dial_window(ctx, 0);
 }
 
 static void hangup(client_t *c)
@@ -465,6 +491,130 @@ static void tls_echo(ar_sn_tls_lib_t lib)
     ar_sn_tls_ctx_free(tls);
 }
 
+/* Writes through a memory BIO and hands the bytes to the socket `step` at a time, so records
+ * arrive split over many reads. */
+static void write_in_pieces(client_t *c, const void *b, size_t n, size_t step)
+{
+    BIO *mem = BIO_new(BIO_s_mem());
+    SSL_set0_wbio(c->ssl, mem);
+    assert_int_equal(SSL_write(c->ssl, b, (int)n), (int)n);
+    char *p;
+    long len = BIO_get_mem_data(mem, &p);
+    for (long off = 0; off < len; off += (long)step) {
+        size_t k = (size_t)(len - off) < step ? (size_t)(len - off) : step;
+        assert_int_equal(send(c->fd, p + off, k, MSG_NOSIGNAL), (ssize_t)k);
+        usleep(200);
+    }
+    SSL_set0_wbio(c->ssl, BIO_new_socket(c->fd, BIO_NOCLOSE));
+}
+
+/*
+ * OpenSSL lets go of a TLS 1.3 connection after the handshake and our record layer carries it
+ * (tls_openssl.c): each suite, records split over reads, several frames per record and a frame
+ * over two records, 100 KiB out to a reader with a small window (partial writes), KeyUpdate both
+ * ways, a forged record, close_notify. OpenSSL's client checks every record we seal.
+ */
+static void test_tls13_detached(void **state)
+{
+    (void)state;
+    ar_sn_tls_ctx_t *tls = NULL;
+    assert_int_equal(ar_sn_tls_ctx_new(AR_SN_TLS_OPENSSL, AR_WS_VECTOR_DIR "/test_cert.pem",
+                                       AR_WS_VECTOR_DIR "/test_key.pem", &tls),
+                     0);
+    start(5, 30, tls);
+    static const char *const suites[] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                                         "TLS_CHACHA20_POLY1305_SHA256"};
+    int closed = 0;
+    for (size_t si = 0; si < 3; si++) {
+        SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+        assert_int_equal(SSL_CTX_set_ciphersuites(ctx, suites[si]), 1);
+        unsigned long before = ar__sn_tls_detached;
+        client_t c = dial(ctx);
+        assert_string_equal(SSL_CIPHER_standard_name(SSL_get_current_cipher(c.ssl)), suites[si]);
+        assert_int_equal(upgrade(&c, "/signal", "https://app.example.org"), 101);
+        assert_int_equal(ar__sn_tls_detached, before + 1);
+        echo_checks(&c);
+        /* Five 4000-byte frames in one write: records of 16384 and 3xxx bytes, handed to the
+         * socket 7 bytes at a time; one frame straddles the two records. */
+        static const uint8_t mask[4] = {9, 8, 7, 6};
+        static uint8_t five[5 * (4000 + 8)];
+        size_t off = 0;
+        for (int k = 0; k < 5; k++) {
+            size_t h = ar_ws_frame_header(five + off, AR_WS_OP_BINARY, 1, 4000, mask);
+            memset(five + off + h, 'a' + k, 4000);
+            ar_ws_mask(five + off + h, 4000, mask, 0);
+            off += h + 4000;
+        }
+        write_in_pieces(&c, five, off, si == 0 ? 7 : 1500);
+        uint8_t b[32 * 1024];
+        size_t n;
+        for (int k = 0; k < 5; k++) {
+            assert_int_equal(read_frame(&c, b, sizeof(b), &n), AR_WS_OP_BINARY);
+            assert_int_equal(n, 4000);
+            assert_int_equal(b[0], 'a' + k);
+            assert_int_equal(b[3999], 'a' + k);
+        }
+        /* The client asks for a KeyUpdate: ours must come before our next record. */
+        assert_int_equal(SSL_key_update(c.ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+        send_frame(&c, 0x81, "after update", 12, 1);
+        assert_int_equal(read_frame(&c, b, sizeof(b), &n), AR_WS_OP_TEXT);
+        assert_memory_equal(b, "after update", 12);
+        assert_int_equal(SSL_key_update(c.ssl, SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+        send_frame(&c, 0x81, "again", 5, 1);
+        assert_int_equal(read_frame(&c, b, sizeof(b), &n), AR_WS_OP_TEXT);
+        assert_memory_equal(b, "again", 5);
+        /* 100 KiB to a client that reads slowly through a small window: the socket takes
+         * records in part, the rest waits (sealed, or to be sealed again). */
+        client_t w = dial_window(ctx, 2048);
+        assert_int_equal(upgrade(&w, "/small", "https://app.example.org"), 101);
+        send_frame(&w, 0x81, "burst", 5, 1);
+        usleep(100000);
+        for (int k = 0; k < 5; k++) {
+            for (size_t got = 0; got < 2 + 2 + 20 * 1024; got += 1000) {
+                size_t want = 2 + 2 + 20 * 1024 - got < 1000 ? 2 + 2 + 20 * 1024 - got : 1000;
+                assert_int_equal(read_all(&w, b + got, want), 0);
+                usleep(2000);
+            }
+            assert_int_equal(b[0], 0x82);
+            assert_int_equal(b[1], 126);
+            assert_int_equal(b[2] << 8 | b[3], 20 * 1024);
+            for (size_t i = 0; i < 20 * 1024; i++)
+                if (b[4 + i] != (uint8_t)(i * 7 + (size_t)k))
+                    fail_msg("byte %zu of message %d", i, k);
+        }
+        hangup(&w);
+        wait_for(&srv.closed, ++closed);
+        if (si == 0) {
+            /* A forged record: the tag does not verify, the server hangs up. */
+            static const uint8_t forged[5 + 17] = {23, 3, 3, 0, 17, 1, 2, 3};
+            assert_int_equal(send(c.fd, forged, sizeof(forged), MSG_NOSIGNAL),
+                             (ssize_t)sizeof(forged));
+            assert_true(cread(&c, b, 1) <= 0);
+        } else {
+            /* close_notify: the stream ends cleanly. */
+            assert_true(SSL_shutdown(c.ssl) >= 0);
+        }
+        wait_for(&srv.closed, ++closed);
+        hangup(&c);
+        SSL_CTX_free(ctx);
+    }
+    /* TLS 1.2 stays on OpenSSL's record layer. */
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    unsigned long before = ar__sn_tls_detached;
+    client_t c = dial(ctx);
+    assert_int_equal(upgrade(&c, "/signal", "https://app.example.org"), 101);
+    echo_checks(&c);
+    assert_int_equal(ar__sn_tls_detached, before);
+    hangup(&c);
+    wait_for(&srv.closed, ++closed);
+    SSL_CTX_free(ctx);
+    assert_int_equal(atomic_load(&srv.send_err), 0);
+    stop();
+    ar_sn_tls_ctx_free(tls);
+}
+
 static void test_tls_openssl(void **state)
 {
     (void)state;
@@ -536,8 +686,9 @@ int main(void)
         cmocka_unit_test(test_echo_and_close),  cmocka_unit_test(test_protocol_errors),
         cmocka_unit_test(test_upgrade_refused), cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_slow_reader),     cmocka_unit_test(test_tls_openssl),
-        cmocka_unit_test(test_tls_wolfssl),     cmocka_unit_test(test_tls_boringssl),
-        cmocka_unit_test(test_alloc_failure),   cmocka_unit_test(test_reuseport),
+        cmocka_unit_test(test_tls13_detached),  cmocka_unit_test(test_tls_wolfssl),
+        cmocka_unit_test(test_tls_boringssl),   cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_reuseport),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
