@@ -13,7 +13,8 @@
 # Usage: bench/signal/full.sh [smoke]      (smoke: small numbers, a few seconds per phase)
 # Environment (defaults): N=10000 idle connections, RATES="2000 8000" msg/s, SECS=5, CALLS=2000,
 #   CALL_PROCS=4, HOP_RATE=2000, SCALE=200000, SCALE_WORKERS=12, SCALE_PROCS=12 (0: no scale run),
-#   SERVERS="bare node-ws peerjs anteroom", AR_BUILD=build/default.
+#   SCALE_HOLD=70 (seconds the scale run holds its connections after measuring, then counts them),
+#   SERVERS="bare node-ws peerjs anteroom", PHASES="servers hop scale", AR_BUILD=build/default.
 # Needs: cmake --build --preset default; (cd bench/signal/node && npm install); nats-server.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,7 +23,7 @@ smoke=0
 [ "${1:-}" = smoke ] && smoke=1
 if [ $smoke = 1 ]; then
   : "${N:=400}" "${RATES:=400}" "${SECS:=2}" "${CALLS:=40}" "${CALL_PROCS:=2}" "${HOP_RATE:=200}"
-  : "${SCALE:=2000}" "${SCALE_WORKERS:=2}" "${SCALE_PROCS:=2}"
+  : "${SCALE:=2000}" "${SCALE_WORKERS:=2}" "${SCALE_PROCS:=2}" "${SCALE_HOLD:=1}"
 fi
 N=${N:-10000}
 RATES=${RATES:-2000 8000}
@@ -33,7 +34,10 @@ HOP_RATE=${HOP_RATE:-2000}
 SCALE=${SCALE:-200000}
 SCALE_WORKERS=${SCALE_WORKERS:-12}
 SCALE_PROCS=${SCALE_PROCS:-12}
+SCALE_HOLD=${SCALE_HOLD:-70}
 SERVERS=${SERVERS:-bare node-ws peerjs anteroom}
+PHASES=${PHASES:-servers hop scale}
+has() { [[ " $2 " == *" $1 "* ]]; }
 build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
@@ -153,7 +157,7 @@ meter() {
 }
 
 echo "== signalling benchmark $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-for s in $SERVERS; do
+has servers "$PHASES" && for s in $SERVERS; do
   meter "$s" "$s" - idle -n "$N" -P 2
   if [ "$s" = anteroom ]; then
     # connect and upgrade only (no hello: the node closes these after 10 s, 4002), then TLS
@@ -169,7 +173,7 @@ done
 
 # The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
 # member on each node, against both members on one node, at the same offered rate.
-if [[ " $SERVERS " == *" anteroom "* ]]; then
+if has anteroom "$SERVERS" && has hop "$PHASES"; then
   nextport
   p1=$port c1=$((port + 1000)) r1=$((port + 2000)) c2=$((port + 1001)) r2=$((port + 2001))
   port=$((port + 2))
@@ -213,8 +217,9 @@ fi
 
 # The scale run: SCALE connections (SCALE/2 calls, each pair joined to its room) held on one
 # node of SCALE_WORKERS workers, from SCALE_PROCS client processes with a source address each.
-if [ "$SCALE_PROCS" -gt 0 ] && [[ " $SERVERS " == *" anteroom "* ]]; then
-  meter scale anteroom - idle -n "$SCALE" -P "$SCALE_PROCS"
+if [ "$SCALE_PROCS" -gt 0 ] && has anteroom "$SERVERS" && has scale "$PHASES"; then
+  # held SCALE_HOLD s after measuring (past the 25 s ping and 60 s idle timeout), then counted
+  meter scale anteroom - idle -n "$SCALE" -P "$SCALE_PROCS" -H "$SCALE_HOLD"
 fi
 
 if [ -s "$work/errors" ]; then

@@ -59,9 +59,9 @@ END {
     printf "  both members on one node: p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f)\n", hs, v("hop-same/rate", "p99_us"), cpu("hop-same/rate", "msg"), v("hop-same/rate", "msg_bus_cpu_us")
     printf "  members on two nodes:     p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f)\n", hc, v("hop-cross/rate", "p99_us"), cpu("hop-cross/rate", "msg"), v("hop-cross/rate", "msg_bus_cpu_us")
   }
-  sc = v("scale/idle", "conns")
+  sc = v("scale/idle", "still_open")
   if (sc != "")
-    printf "\nscale: %d of %d connections (%d calls) held on one node of %s workers; %.0f connects/s; RSS %.0f B per connection (all workers; nats-server %.0f B more); CPU %.1f us per connect (nats %.1f); node RSS %s MiB\n", sc, v("scale/idle", "of"), sc / 2, workers, v("scale/idle", "per_s"), v("scale/idle", "rss_b"), v("scale/idle", "bus_rss_b"), cpu("scale/idle", "connect"), v("scale/idle", "connect_bus_cpu_us"), v("scale/idle", "rss_total_mib")
+    printf "\nscale: %d of %d connections opened, %d still open %d s later (%d calls) on one node of %s workers; %.0f connects/s; RSS %.0f B per connection (all workers; nats-server %.0f B more); CPU %.1f us per connect (nats %.1f); node RSS %s MiB\n", v("scale/idle", "conns"), v("scale/idle", "of"), sc, v("scale/idle", "held_after_s"), sc / 2, workers, v("scale/idle", "per_s"), v("scale/idle", "rss_b"), v("scale/idle", "bus_rss_b"), cpu("scale/idle", "connect"), v("scale/idle", "connect_bus_cpu_us"), v("scale/idle", "rss_total_mib")
 
   printf "\nratios against the issue 3 targets (one run):\n"
   a = v("anteroom/idle", "rss_b"); printf "  %-58s %8s  <= 0.5    %s\n", "KiB RSS per idle plain connection (session in a room)", cell(a == "" ? "" : a / 1024, "%.2f"), verdict(a == "" ? "" : a / 1024, 0.5)

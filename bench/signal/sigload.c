@@ -21,7 +21,8 @@
  *                          4 KB offer, a 4 KB answer, four candidates each way, bye
  * Common: -d dialect -p port[,port2] (port2: the second member of each pair, another node)
  *   -s pid,.. (server processes) -B pid,.. (the bus: counted in the totals, printed apart)
- *   -K sec -l label -t (TLS) -U (anteroom: upgrade only, no hello) -b N (source addresses 127.1.N.x: one per client process, so many
+ *   -K sec -l label -t (TLS) -U (anteroom: upgrade only, no hello) -H secs (idle:
+ *   hold that long after measuring, then count what is still open) -b N (source addresses 127.1.N.x: one per client process, so many
  *   processes pass the ephemeral port limit of one address) -S bytes (relayed message size)
  * Output: one "RESULT key=value ..." line per measurement, read by full.sh.
  */
@@ -51,7 +52,7 @@
 enum { D_ANTEROOM, D_PEERJS, D_WS, D_RAW };
 
 typedef struct opts_s {
-    int dialect, ports[2], n, procs, tls, upgrade_only, pairs, rate, secs, calls, size, srcbase;
+    int dialect, ports[2], n, procs, tls, upgrade_only, hold_secs, pairs, rate, secs, calls, size, srcbase;
     int spids[64], nspids, bpids[8], nbpids;
     const char *label, *sec;
 } opts_t;
@@ -579,61 +580,80 @@ static void partner(lc_t *a, lc_t *b)
 
 /* ---- idle: hold N connections ---- */
 
-static void hold_loop(lc_t *c, int n, int hold_fd)
+/* Services readable connections (pings, peers' frames) for at most `ms`; returns 1 when the
+ * hold pipe says stop. */
+static int service(int ep, lc_t *c, int ms)
 {
-    int ep = epoll_create1(0);
-    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
-    epoll_ctl(ep, EPOLL_CTL_ADD, hold_fd, &ev);
-    for (int i = 0; i < n; i++)
-        if (c[i].fd >= 0) {
-            set_nonblock(&c[i]);
-            ev.data.u32 = (uint32_t)i;
-            epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev);
-        }
-    double next_hb = now_s() + 20;
     struct epoll_event evs[256];
-    for (;;) {
-        int k = epoll_wait(ep, evs, 256, 1000);
-        for (int i = 0; i < k; i++) {
-            if (evs[i].data.u32 == UINT32_MAX)
-                return;
-            lc_t *x = &c[evs[i].data.u32];
-            int r;
-            while ((r = lc_pump(x)) > 0)
-                ;
-            if (r < 0) {
-                epoll_ctl(ep, EPOLL_CTL_DEL, x->fd, NULL);
-                close(x->fd);
-                x->fd = -1;
-            }
+    int k = epoll_wait(ep, evs, 256, ms);
+    for (int i = 0; i < k; i++) {
+        if (evs[i].data.u32 == UINT32_MAX)
+            return 1;
+        lc_t *x = &c[evs[i].data.u32];
+        int r;
+        while ((r = lc_pump(x)) > 0)
+            ;
+        if (r < 0) {
+            epoll_ctl(ep, EPOLL_CTL_DEL, x->fd, NULL);
+            close(x->fd);
+            x->fd = -1;
         }
+    }
+    return 0;
+}
+
+static void watch(int ep, lc_t *c, int i)
+{
+    set_nonblock(&c[i]);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev);
+}
+
+static void hold_loop(int ep, lc_t *c, int n)
+{
+    double next_hb = now_s() + 20;
+    while (!service(ep, c, 1000))
         if (o.dialect == D_PEERJS && now_s() >= next_hb) {
             for (int i = 0; i < n; i++)
                 if (c[i].fd >= 0)
                     (void)lc_send(&c[i], "{\"type\":\"HEARTBEAT\"}");
             next_hb = now_s() + 20;
         }
-    }
 }
 
 static void idle_child(int proc, int first, int n, int ready_fd, int hold_fd)
 {
     SSL_CTX *ctx = o.tls ? client_ctx() : NULL;
     lc_t *c = calloc((size_t)n, sizeof(*c));
-    int ok = 0;
+    int ok = 0, ep = epoll_create1(0);
+    struct epoll_event hev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+    epoll_ctl(ep, EPOLL_CTL_ADD, hold_fd, &hev);
+    double next = now_s() + 1;
     for (int i = 0; i < n; i++) {
         long room = (first + i) / 2;
         int port = (i & 1) && o.ports[1] ? o.ports[1] : o.ports[0];
-        if (lc_open(&c[i], ctx, src_addr(proc), port, room, (i & 1) ? 'b' : 'a') == 0)
+        if (lc_open(&c[i], ctx, src_addr(proc), port, room, (i & 1) ? 'b' : 'a') == 0) {
             ok++;
-        else if (ok == i && g_errors++ < 3)
+            watch(ep, c, i);
+        } else if (ok == i && g_errors++ < 3)
             fprintf(stderr, "%s: connection %d of process %d failed: %s\n", o.label, i, proc,
                     strerror(errno));
+        /* A long opening (the scale run) still answers the pings of the first connections:
+         * the node closes a connection that sends nothing for 60 s. */
+        if (now_s() >= next) {
+            (void)service(ep, c, 0);
+            next = now_s() + 1;
+        }
     }
     char msg[32];
     int len = snprintf(msg, sizeof(msg), "%d\n", ok);
     (void)!write(ready_fd, msg, (size_t)len);
-    hold_loop(c, n, hold_fd);
+    hold_loop(ep, c, n);
+    int still = 0;
+    for (int i = 0; i < n; i++)
+        still += c[i].fd >= 0;
+    len = snprintf(msg, sizeof(msg), "%d\n", still);
+    (void)!write(ready_fd, msg, (size_t)len);
     for (int i = 0; i < n; i++)
         lc_close(&c[i]);
     _exit(0);
@@ -706,9 +726,20 @@ static int cmd_idle(void)
            (double)(s2.anon_kib - s0.anon_kib) * 1024 / per,
            (double)(s2.bus_rss_kib - s0.bus_rss_kib) * 1024 / per);
     print_sample_delta("idle", &s0, &s1, per, "connect");
-    printf(" rss_total_mib=%.0f\n", (double)s2.rss_kib / 1024);
-    fflush(stdout);
+    printf(" rss_total_mib=%.0f", (double)s2.rss_kib / 1024);
+    /* Held for -H seconds more (past the node's ping interval and idle timeout), then each
+     * client process counts the connections the server has not closed. */
+    if (o.hold_secs > 0)
+        sleep((unsigned)o.hold_secs);
     close(hold[1]);
+    int still = 0;
+    for (int i = 0; i < o.procs; i++) {
+        int v = 0;
+        if (fscanf(rf, "%d", &v) == 1)
+            still += v;
+    }
+    printf(" held_after_s=%d still_open=%d\n", o.hold_secs, still);
+    fflush(stdout);
     for (int i = 0; i < o.procs; i++)
         waitpid(kids[i], NULL, 0);
     return ok == o.n ? 0 : 1;
@@ -961,7 +992,7 @@ int main(int argc, char **argv)
         return argc == 4 ? cmd_keygen(argv[2], argv[3]) : 2;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "d:p:n:P:tUk:r:T:c:S:s:B:K:l:b:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:k:r:T:c:S:s:B:K:l:b:")) != -1) {
         switch (opt) {
         case 'd':
             o.dialect = strcmp(optarg, "peerjs") == 0 ? D_PEERJS
@@ -984,6 +1015,9 @@ int main(int argc, char **argv)
             break;
         case 'U':
             o.upgrade_only = 1;
+            break;
+        case 'H':
+            o.hold_secs = atoi(optarg);
             break;
         case 'k':
             o.pairs = atoi(optarg);
