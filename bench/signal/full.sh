@@ -19,6 +19,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
+has() { [[ " $2 " == *" $1 "* ]]; }
 smoke=0
 [ "${1:-}" = smoke ] && smoke=1
 if [ $smoke = 1 ]; then
@@ -37,7 +38,6 @@ SCALE_PROCS=${SCALE_PROCS:-12}
 SCALE_HOLD=${SCALE_HOLD:-70}
 SERVERS=${SERVERS:-bare node-ws peerjs anteroom}
 PHASES=${PHASES:-servers hop scale}
-has() { [[ " $2 " == *" $1 "* ]]; }
 build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
@@ -47,8 +47,10 @@ for f in "$load" "$bare" "$signal"; do
   [ -x "$f" ] || { echo "full.sh: $f is missing (cmake --build --preset default)" >&2; exit 2; }
 done
 command -v nats-server >/dev/null || { echo "full.sh: nats-server is missing (scripts/deps)" >&2; exit 2; }
-[ -d "$node_dir/node_modules/ws" ] && [ -d "$node_dir/node_modules/peer" ] ||
-  { echo "full.sh: run (cd $node_dir && npm install) first" >&2; exit 2; }
+if has node-ws "$SERVERS" || has peerjs "$SERVERS"; then
+  [ -d "$node_dir/node_modules/ws" ] && [ -d "$node_dir/node_modules/peer" ] ||
+    { echo "full.sh: run (cd $node_dir && npm install) first" >&2; exit 2; }
+fi
 
 # A process may hold 20,000 files here: the benchmark's own processes ask for all of them.
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -89,7 +91,7 @@ stop() { # stop PID...: SIGTERM, then SIGKILL after 5 s
   done
 }
 
-spids="" bpids="" started=()
+spids="" bpids="" started=() failed=()
 # start_server NAME [WORKERS [TLS]]: starts it on $port; sets spids (measured processes),
 # bpids (anteroom's NATS servers) and started (everything to stop).
 start_server() {
@@ -146,13 +148,14 @@ meter() {
   shift 2
   [ $tls = 1 ] && set -- -t "$@"
   case $label in scale*) workers=$SCALE_WORKERS ;; esac
-  start_server "$server" "$workers" "$tls" || return 1
+  start_server "$server" "$workers" "$tls" || { failed+=("$label (start)"); stop "${started[@]}"; return 1; }
   local b=()
   [ -n "$bpids" ] && b=(-B "$bpids")
   nextsrc
   timeout 900 "$load" "$cmd" "$@" -d "$(dialect "$server")" -p "$port" -s "$spids" "${b[@]}" \
     -K "$work/sec" -l "$label" -b "$srcbase" 2>>"$work/errors" | tee -a "$results" |
     sed 's/^RESULT /  /' >&2
+  [ "${PIPESTATUS[0]}" = 0 ] || failed+=("$label $cmd")
   stop "${started[@]}"
 }
 
@@ -211,6 +214,7 @@ if has anteroom "$SERVERS" && has hop "$PHASES"; then
     timeout 300 "$load" rate -d anteroom -p "$ports" -s "$w1,$w2" -B "$n1,$n2" -K "$work/sec" \
       -l "hop-$mode" -b "$srcbase" -r "$HOP_RATE" -k "$k" -T "$SECS" 2>>"$work/errors" |
       tee -a "$results" | sed 's/^RESULT /  /' >&2
+    [ "${PIPESTATUS[0]}" = 0 ] || failed+=("hop-$mode")
   done
   stop "$s1" "$s2" "$n1" "$n2"
 fi
@@ -227,3 +231,7 @@ if [ -s "$work/errors" ]; then
   head -5 "$work/errors" >&2
 fi
 bash bench/signal/report.sh "$results" "$SCALE_WORKERS"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "full.sh: measurements that failed: ${failed[*]}" >&2
+  exit 1
+fi

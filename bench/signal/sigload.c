@@ -837,7 +837,7 @@ static int cmd_rate(void)
     fflush(stdout);
     for (int i = 0; i < n; i++)
         lc_close(&c[i]);
-    return 0;
+    return relayed_all > 0 && g_errors == 0 ? 0 : 1;
 }
 
 /* ---- calls: set-ups per second ---- */
