@@ -12,7 +12,7 @@
 #
 # Usage: bench/signal/full.sh [smoke]      (smoke: small numbers, a few seconds per phase)
 # Environment (defaults): N=10000 idle connections, RATES="2000 8000" msg/s, SECS=5, CALLS=2000,
-#   CALL_PROCS=4, HOP_RATE=2000, SCALE=200000, SCALE_WORKERS=12, SCALE_PROCS=12 (0: no scale run),
+#   CALL_PROCS=4, HOP_RATE=2000, HOP_ROUNDS=3 (same/cross interleaved; medians), SCALE=200000, SCALE_WORKERS=12, SCALE_PROCS=12 (0: no scale run),
 #   SCALE_HOLD=70 (seconds the scale run holds its connections after measuring, then counts them),
 #   SERVERS="bare node-ws peerjs anteroom", PHASES="servers hop scale", AR_BUILD=build/default.
 # Needs: cmake --build --preset default; (cd bench/signal/node && npm install); nats-server.
@@ -24,7 +24,7 @@ smoke=0
 [ "${1:-}" = smoke ] && smoke=1
 if [ $smoke = 1 ]; then
   : "${N:=400}" "${RATES:=400}" "${SECS:=2}" "${CALLS:=40}" "${CALL_PROCS:=2}" "${HOP_RATE:=200}"
-  : "${SCALE:=2000}" "${SCALE_WORKERS:=2}" "${SCALE_PROCS:=2}" "${SCALE_HOLD:=1}"
+  : "${HOP_ROUNDS:=1}" "${SCALE:=2000}" "${SCALE_WORKERS:=2}" "${SCALE_PROCS:=2}" "${SCALE_HOLD:=1}"
 fi
 N=${N:-10000}
 RATES=${RATES:-2000 8000}
@@ -32,6 +32,7 @@ SECS=${SECS:-5}
 CALLS=${CALLS:-2000}
 CALL_PROCS=${CALL_PROCS:-4}
 HOP_RATE=${HOP_RATE:-2000}
+HOP_ROUNDS=${HOP_ROUNDS:-3}
 SCALE=${SCALE:-200000}
 SCALE_WORKERS=${SCALE_WORKERS:-12}
 SCALE_PROCS=${SCALE_PROCS:-12}
@@ -175,7 +176,8 @@ has servers "$PHASES" && for s in $SERVERS; do
 done
 
 # The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
-# member on each node, against both members on one node, at the same offered rate.
+# member on each node, against both members on one node (half of the pairs on each node, so that
+# each node carries the same load), at the same offered rate, interleaved HOP_ROUNDS times.
 if has anteroom "$SERVERS" && has hop "$PHASES"; then
   nextport
   p1=$port c1=$((port + 1000)) r1=$((port + 2000)) c2=$((port + 1001)) r2=$((port + 2001))
@@ -207,15 +209,15 @@ if has anteroom "$SERVERS" && has hop "$PHASES"; then
   w1=$(tr -d ' \n' <"/proc/$s1/task/$s1/children")
   w2=$(tr -d ' \n' <"/proc/$s2/task/$s2/children")
   k=$(((HOP_RATE + 19) / 20))
-  for mode in same cross; do
-    ports=$p1
-    [ $mode = cross ] && ports="$p1,$((p1 + 1))"
+  for round in $(seq "$HOP_ROUNDS"); do for mode in same cross; do
+    ports="$p1,$((p1 + 1))" same=()
+    [ $mode = same ] && same=(-m)
     nextsrc
-    timeout 300 "$load" rate -d anteroom -p "$ports" -s "$w1,$w2" -B "$n1,$n2" -K "$work/sec" \
-      -l "hop-$mode" -b "$srcbase" -r "$HOP_RATE" -k "$k" -T "$SECS" 2>>"$work/errors" |
+    timeout 300 "$load" rate "${same[@]}" -d anteroom -p "$ports" -s "$w1,$w2" -B "$n1,$n2" -K "$work/sec" \
+      -l "hop-$mode-$round" -b "$srcbase" -r "$HOP_RATE" -k "$k" -T "$SECS" 2>>"$work/errors" |
       tee -a "$results" | sed 's/^RESULT /  /' >&2
-    [ "${PIPESTATUS[0]}" = 0 ] || failed+=("hop-$mode")
-  done
+    [ "${PIPESTATUS[0]}" = 0 ] || failed+=("hop-$mode-$round")
+  done; done
   stop "$s1" "$s2" "$n1" "$n2"
 fi
 

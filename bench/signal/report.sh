@@ -20,6 +20,15 @@ function cpu(key, unit,   a, b) {
   a = v(key, unit "_cpu_us"); b = v(key, unit "_bus_cpu_us")
   return a + b
 }
+function hopn(mode,   i) { for (i = 1; ("hop-" mode "-" i "/rate") in R; i++); return i - 1 }
+function hopval(mode, i, f) { return f == "cpu" ? cpu("hop-" mode "-" i "/rate", "msg") : v("hop-" mode "-" i "/rate", f) }
+function hoplist(mode,   i, s) { s = ""; for (i = 1; i <= hopn(mode); i++) s = s " " hopval(mode, i, "p50_us"); return s }
+function hopmed(mode, f,   n, i, j, t, arr) {
+  n = hopn(mode); if (n == 0) return ""
+  for (i = 1; i <= n; i++) arr[i] = hopval(mode, i, f) + 0
+  for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
+  return n % 2 ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
+}
 function cell(x, fmt) { return x == "" ? "-" : sprintf(fmt, x) }
 function row(name, vals,   i) {
   printf "%-44s", name
@@ -53,11 +62,11 @@ END {
   for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "/calls", "per_s"), "%.0f"); row("call set-ups/s (4 KB offer+answer, 4+4 cand.)", x)
   for (i = 1; i <= ns; i++) x[i] = cell(cpu(S[i] "/calls", "call"), "%.0f"); row("CPU us per call set-up", x)
 
-  hs = v("hop-same/rate", "p50_us"); hc = v("hop-cross/rate", "p50_us")
+  hs = hopmed("same", "p50_us"); hc = hopmed("cross", "p50_us")
   if (hs != "") {
-    printf "\nNATS hop, two nodes of one worker on a two-server NATS cluster, %s msg/s:\n", v("hop-same/rate", "offered")
-    printf "  both members on one node: p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f)\n", hs, v("hop-same/rate", "p99_us"), cpu("hop-same/rate", "msg"), v("hop-same/rate", "msg_bus_cpu_us")
-    printf "  members on two nodes:     p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f)\n", hc, v("hop-cross/rate", "p99_us"), cpu("hop-cross/rate", "msg"), v("hop-cross/rate", "msg_bus_cpu_us")
+    printf "\nNATS hop, two nodes of one worker on a two-server NATS cluster, %s msg/s, medians of %d interleaved runs:\n", v("hop-same-1/rate", "offered"), hopn("same")
+    printf "  both members on one node: p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f); p50 of each run:%s\n", hs, hopmed("same", "p99_us"), hopmed("same", "cpu"), hopmed("same", "msg_bus_cpu_us"), hoplist("same")
+    printf "  members on two nodes:     p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f); p50 of each run:%s\n", hc, hopmed("cross", "p99_us"), hopmed("cross", "cpu"), hopmed("cross", "msg_bus_cpu_us"), hoplist("cross")
   }
   sc = v("scale/idle", "still_open")
   if (sc != "")

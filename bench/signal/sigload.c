@@ -21,7 +21,8 @@
  *                          4 KB offer, a 4 KB answer, four candidates each way, bye
  * Common: -d dialect -p port[,port2] (port2: the second member of each pair, another node)
  *   -s pid,.. (server processes) -B pid,.. (the bus: counted in the totals, printed apart)
- *   -K sec -l label -t (TLS) -U (anteroom: upgrade only, no hello) -H secs (idle:
+ *   -K sec -l label -t (TLS) -U (anteroom: upgrade only, no hello) -m (rate with two
+ *   ports: both members of a pair on one node, pairs alternating between the nodes) -H secs (idle:
  *   hold that long after measuring, then count what is still open) -b N (source addresses
  * 127.1.N.x: one per client process, so many processes pass the ephemeral port limit of one
  * address) -S bytes (relayed message size) Output: one "RESULT key=value ..." line per measurement,
@@ -308,7 +309,11 @@ static int cmd_rate(void)
     int n = 2 * sl_o.pairs;
     sl_conn_t *c = calloc((size_t)n, sizeof(*c));
     for (int i = 0; i < n; i++) {
-        int port = (i & 1) && sl_o.ports[1] ? sl_o.ports[1] : sl_o.ports[0];
+        /* Two ports: the members of a pair on two nodes, or with -m both on one node, pairs
+         * alternating between the nodes (each node then carries the same load either way). */
+        int port = !sl_o.ports[1]   ? sl_o.ports[0]
+                   : sl_o.same_node ? sl_o.ports[(i / 2) & 1]
+                                    : sl_o.ports[i & 1];
         if (sl_open(&c[i], NULL, sl_src_addr(0), port, i / 2, (i & 1) ? 'b' : 'a') != 0) {
             fprintf(stderr, "%s: rate: connection %d failed\n", sl_o.label, i);
             return 1;
@@ -534,7 +539,7 @@ int main(int argc, char **argv)
         return argc == 4 ? cmd_keygen(argv[2], argv[3]) : 2;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:k:r:T:c:S:s:B:K:l:b:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:mk:r:T:c:S:s:B:K:l:b:")) != -1) {
         switch (opt) {
         case 'd':
             sl_o.dialect = strcmp(optarg, "peerjs") == 0 ? D_PEERJS
@@ -557,6 +562,9 @@ int main(int argc, char **argv)
             break;
         case 'U':
             sl_o.upgrade_only = 1;
+            break;
+        case 'm':
+            sl_o.same_node = 1;
             break;
         case 'H':
             sl_o.hold_secs = atoi(optarg);

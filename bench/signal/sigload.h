@@ -16,8 +16,8 @@
 enum { D_ANTEROOM, D_PEERJS, D_WS, D_RAW };
 
 typedef struct sl_opts_s {
-    int dialect, ports[2], n, procs, tls, upgrade_only, hold_secs, pairs, rate, secs, calls, size,
-        srcbase;
+    int dialect, ports[2], n, procs, tls, upgrade_only, hold_secs, same_node, pairs, rate, secs,
+        calls, size, srcbase;
     int spids[64], nspids, bpids[8], nbpids;
     const char *label, *sec;
 } sl_opts_t;
