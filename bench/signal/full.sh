@@ -15,7 +15,7 @@
 #   CALL_PROCS=4, HOP_RATE=2000, HOP_ROUNDS=3 (same/cross interleaved; medians), SCALE=200000, SCALE_WORKERS=12, SCALE_PROCS=12 (0: no scale run),
 #   SCALE_HOLD=70 (seconds the scale run holds its connections after measuring, then counts them),
 #   SERVERS="bare node-ws peerjs anteroom", PHASES="servers hop scale", AR_BUILD=build/default.
-# Needs: cmake --build --preset default; (cd bench/signal/node && npm install); nats-server.
+# Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -43,14 +43,20 @@ build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
 signal=$build/cmd/anteroom-signal/anteroom-signal
+# Another anteroom-signal build for one more TLS line, e.g. one configured with
+# -DAR_SIGNAL_TLS=boringssl: SIGNAL_TLS_ALT=boringssl=build/boringssl/cmd/anteroom-signal/anteroom-signal
+SIGNAL_TLS_ALT=${SIGNAL_TLS_ALT:-}
 node_dir=bench/signal/node
 for f in "$load" "$bare" "$signal"; do
   [ -x "$f" ] || { echo "full.sh: $f is missing (cmake --build --preset default)" >&2; exit 2; }
 done
 command -v nats-server >/dev/null || { echo "full.sh: nats-server is missing (scripts/deps)" >&2; exit 2; }
 if has node-ws "$SERVERS" || has peerjs "$SERVERS"; then
+  if [ ! -d "$node_dir/node_modules/ws" ] || [ ! -d "$node_dir/node_modules/peer" ]; then
+    (cd "$node_dir" && timeout 180 npm ci --no-audit --no-fund >/dev/null 2>&1)
+  fi
   [ -d "$node_dir/node_modules/ws" ] && [ -d "$node_dir/node_modules/peer" ] ||
-    { echo "full.sh: run (cd $node_dir && npm install) first" >&2; exit 2; }
+    { echo "full.sh: npm ci in $node_dir failed (offline?)" >&2; exit 2; }
 fi
 
 # A process may hold 20,000 files here: the benchmark's own processes ask for all of them.
@@ -116,7 +122,7 @@ start_server() {
     pids+=("$!")
     wait_port "$np" || { echo "nats-server did not start" >&2; return 1; }
     [ "$tls" = 1 ] && tlsargs=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
-    "$signal" --listen 127.0.0.1 --port "$port" --jurisdiction eu --node-name n1 \
+    "${bin:-$signal}" --listen 127.0.0.1 --port "$port" --jurisdiction eu --node-name n1 \
       --keys "$work/pub" --origin https://bench.anteroom.invalid --workers "$workers" \
       --max-per-address 0 --nats "nats://127.0.0.1:$np" --log-level warn "${tlsargs[@]}" \
       >"$work/signal-$port.log" 2>&1 &
@@ -167,6 +173,9 @@ has servers "$PHASES" && for s in $SERVERS; do
     # connect and upgrade only (no hello: the node closes these after 10 s, 4002), then TLS
     meter anteroom-upgrade anteroom - idle -n "$N" -P 2 -U
     meter anteroom-tls anteroom -t idle -n "$N" -P 2
+    if [ -n "$SIGNAL_TLS_ALT" ]; then
+      bin=${SIGNAL_TLS_ALT#*=} meter "anteroom-tls-${SIGNAL_TLS_ALT%%=*}" anteroom -t idle -n "$N" -P 2
+    fi
   fi
   for r in $RATES; do
     # 10 messages/s per connection: anteroom allows 20/s (protocol.md 4); the same for all.
