@@ -14,7 +14,8 @@
 # Environment (defaults): N=10000 idle connections, RATES="2000 8000" msg/s, SECS=5, CALLS=2000,
 #   CALL_PROCS=4, HOP_RATE=2000, HOP_ROUNDS=3 (same/cross interleaved; medians), SCALE=200000, SCALE_WORKERS=12, SCALE_PROCS=12 (0: no scale run),
 #   SCALE_HOLD=70 (seconds the scale run holds its connections after measuring, then counts them),
-#   SERVERS="bare node-ws peerjs anteroom", PHASES="servers hop scale", AR_BUILD=build/default.
+#   SERVERS="bare node-ws peerjs anteroom", PHASES="servers hop scale", AR_BUILD=build/default,
+#   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,9 +43,9 @@ PHASES=${PHASES:-servers hop scale}
 build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
-signal=$build/cmd/anteroom-signal/anteroom-signal
-# Another anteroom-signal build for one more TLS line, e.g. one configured with
-# -DAR_SIGNAL_TLS=boringssl: SIGNAL_TLS_ALT=boringssl=build/boringssl/cmd/anteroom-signal/anteroom-signal
+signal=${SIGNAL_BIN:-$build/cmd/anteroom-signal/anteroom-signal}
+# Another anteroom-signal binary for one more TLS line: SIGNAL_TLS_ALT=NAME=PATH (another branch's
+# build, say).
 SIGNAL_TLS_ALT=${SIGNAL_TLS_ALT:-}
 node_dir=bench/signal/node
 for f in "$load" "$bare" "$signal"; do
