@@ -18,7 +18,7 @@
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 
 has() { [[ " $2 " == *" $1 "* ]]; }
 smoke=0
@@ -56,8 +56,10 @@ if has node-ws "$SERVERS" || has peerjs "$SERVERS"; then
   if [ ! -d "$node_dir/node_modules/ws" ] || [ ! -d "$node_dir/node_modules/peer" ]; then
     (cd "$node_dir" && timeout 180 npm ci --no-audit --no-fund >/dev/null 2>&1)
   fi
-  [ -d "$node_dir/node_modules/ws" ] && [ -d "$node_dir/node_modules/peer" ] ||
-    { echo "full.sh: npm ci in $node_dir failed (offline?)" >&2; exit 2; }
+  if [ ! -d "$node_dir/node_modules/ws" ] || [ ! -d "$node_dir/node_modules/peer" ]; then
+    echo "full.sh: npm ci in $node_dir failed (offline?)" >&2
+    exit 2
+  fi
 fi
 
 # A process may hold 20,000 files here: the benchmark's own processes ask for all of them.
@@ -72,7 +74,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  [ -n "${AR_KEEP_LOGS:-}" ] && echo "logs kept in $work" >&2 || rm -rf "$work"
+  if [ -n "${AR_KEEP_LOGS:-}" ]; then echo "logs kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
