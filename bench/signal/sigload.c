@@ -384,6 +384,10 @@ static int cmd_rate(void)
     fflush(stdout);
     for (int i = 0; i < n; i++)
         sl_close(&c[i]);
+    close(ep);
+    free(c);
+    free(sl_lat);
+    sl_lat = NULL;
     return relayed_all > 0 && sl_errors == 0 ? 0 : 1;
 }
 
