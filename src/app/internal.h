@@ -31,6 +31,9 @@ typedef struct ar__entry_rl_s {
     uint8_t hash_key[16];
 } ar__entry_rl_t;
 
+/* The CSP header: the fixed policy plus up to 16 x 16 signalling origins of 256 bytes. */
+#define AR__CSP_MAX ((size_t)70 * 1024)
+
 struct ar_app_s {
     uv_loop_t *loop;
     ar_app_opts_t opts; /* strings point into owned copies below */
@@ -46,6 +49,7 @@ struct ar_app_s {
     char dummy_hash[128]; /* verified against when an account is unknown (equal timing) */
     uint8_t seal_key[32]; /* seals TOTP secrets at rest (ar_app_opts_t.seal_key) */
     ar__entry_rl_t entry_rl;
+    char csp[AR__CSP_MAX]; /* the Content-Security-Policy header, with the signalling origins */
     int config_ready;
     int ctx_ready;
     int listener_init;

@@ -3,6 +3,8 @@
  * documentation and run it through the authorization matrix.
  */
 #include "internal.h"
+#include "reports.h"
+#include "settings.h"
 
 #include <string.h>
 
@@ -17,6 +19,9 @@ static const ar_app_route_t routes[] = {
      "The signed-in account, its roles and the CSRF token"},
     {"GET", "/api/v1/clinics/{clinic}", ar__h_clinic_get, AR_AUTH_CLINIC,
      AR_ROLE_OPERATOR | AR_ROLE_STAFF, 0, NULL, 0, "A clinic's name and jurisdiction"},
+    {"PATCH", "/api/v1/clinics/{clinic}", ar__h_clinic_update, AR_AUTH_CLINIC,
+     AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN, 1, ar__f_clinic_update, AR__N_clinic_update,
+     "Rename the clinic"},
 /* ---- accounts (issue 4): signin.c, invite.c, staff.c, me.c ---- */
 #define F(name) ar__f_##name, AR__N_##name
 #define ADMINS (AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN)
@@ -61,6 +66,13 @@ static const ar_app_route_t routes[] = {
      AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN, 1, ar__f_room_create, 1, "Create a persistent room"},
     {"DELETE", "/api/v1/clinics/{clinic}/rooms/{room}", ar__h_room_delete, AR_AUTH_CLINIC,
      AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN, 1, NULL, 0, "Delete a persistent room"},
+    /* ---- reports (A4): reports.c ---- */
+    {"GET", "/api/v1/clinics/{clinic}/reports", ar__h_report, AR_AUTH_CLINIC,
+     AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN | AR_ROLE_REPORTER, 0, NULL, 0,
+     "Calls, entries, durations and quality per day or hour over a date range"},
+    {"GET", "/api/v1/clinics/{clinic}/reports.csv", ar__h_report_csv, AR_AUTH_CLINIC,
+     AR_ROLE_OPERATOR | AR_ROLE_CLINIC_ADMIN | AR_ROLE_REPORTER, 0, NULL, 0,
+     "The same report as a CSV download"},
     {"GET", "/api/v1/entry/{clinic}/{area}", ar__h_entry_get, AR_AUTH_PUBLIC, 0, 0, NULL, 0,
      "A waiting area's public page (welcome, hours, open now, questions)"},
     {"POST", "/api/v1/entry/{clinic}/{area}", ar__h_entry_post, AR_AUTH_PUBLIC, 0, 1, ar__f_entry,

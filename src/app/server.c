@@ -8,6 +8,7 @@
  * passes through h2o's response path, errors included.
  */
 #include "internal.h"
+#include "servers.h"
 
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
@@ -50,19 +51,28 @@ static void add_static_header(h2o_req_t *req, const char *name, const char *valu
                           strlen(value));
 }
 
+typedef struct {
+    h2o_filter_t super;
+    ar_app_t *app;
+} app_filter_t;
+
+/* The policy before connect-src's list of the deployment's signalling and monitor origins. */
+#define CSP_BASE                                                                                   \
+    "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; "           \
+    "base-uri 'none'; connect-src 'self'"
+
 /*
  * Security headers (S1, S8). The CSP allows only this origin's scripts and styles, no inline
- * script, no plugins, no framing, no <base>; the client must need nothing else. HSTS is sent on
- * every response: the server only speaks TLS.
+ * script, no plugins, no framing, no <base>, and connections only to this origin and the
+ * deployment's signalling servers and monitors (WebSocket, statistics); nothing else.
+ * HSTS is sent on every response: the server only speaks TLS.
  */
 static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
-    (void)self;
+    ar_app_t *app = ((app_filter_t *)self)->app;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
                    H2O_STRLIT("max-age=63072000; includeSubDomains"));
-    add_static_header(req, "content-security-policy",
-                      "default-src 'self'; script-src 'self'; object-src 'none'; "
-                      "frame-ancestors 'none'; base-uri 'none'");
+    add_static_header(req, "content-security-policy", app->csp);
     add_static_header(req, "referrer-policy", "no-referrer");
     add_static_header(req, "permissions-policy", "camera=(self), microphone=(self)");
     add_static_header(req, "x-content-type-options", "nosniff");
@@ -190,6 +200,14 @@ static void on_listener_closed(uv_handle_t *h);
 
 static int setup(ar_app_t *app, const ar_app_opts_t *opts)
 {
+    snprintf(app->csp, sizeof(app->csp), "%s", CSP_BASE);
+    if (opts->servers != NULL) {
+        size_t base = strlen(app->csp);
+        int n =
+            ar_app_servers_connect_origins(opts->servers, app->csp + base, sizeof(app->csp) - base);
+        if (n < 0)
+            return n;
+    }
     int rc = ar_tls_server_new(opts->cert_path, opts->key_path, &app->tls);
     if (rc < 0)
         return rc;
@@ -220,8 +238,9 @@ static int setup(ar_app_t *app, const ar_app_opts_t *opts)
     app_handler_t *h = (app_handler_t *)h2o_create_handler(path, sizeof(*h));
     h->super.on_req = on_req;
     h->app = app;
-    h2o_filter_t *f = h2o_create_filter(path, sizeof(*f));
-    f->on_setup_ostream = on_setup_ostream;
+    app_filter_t *f = (app_filter_t *)h2o_create_filter(path, sizeof(*f));
+    f->super.on_setup_ostream = on_setup_ostream;
+    f->app = app;
     h2o_context_init(&app->ctx, app->loop, &app->config);
     app->ctx_ready = 1;
     app->accept_ctx.ctx = &app->ctx;

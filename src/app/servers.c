@@ -29,6 +29,7 @@ typedef struct {
     char name[AR_SERVERS_NAME_MAX];
     char signal[AR_SERVERS_PER_JUR][AR_SERVERS_URL_MAX];
     size_t nsignal;
+    char monitor[AR_SERVERS_URL_MAX]; /* the call monitor's report URL, or "" */
     turn_t turn[AR_SERVERS_PER_JUR];
     size_t nturn;
     ar_turn_loadboard_t *board;
@@ -108,11 +109,16 @@ static int parse_turn(json_t *jt, turn_t *t, char *err, size_t errcap)
 static int parse_jur(const char *name, json_t *jj, jur_t *j, char *err, size_t errcap)
 {
     json_t *sig = NULL, *turn = NULL;
+    const char *monitor = NULL;
     json_error_t je;
     if (!name_ok(name))
         FAIL("a jurisdiction name may hold only letters, digits, '-', '_' and '.'");
-    if (json_unpack_ex(jj, &je, JSON_STRICT, "{s?o,s?o}", "signal", &sig, "turn", &turn) != 0)
-        FAIL("jurisdiction %s: only \"signal\" and \"turn\" are allowed", name);
+    if (json_unpack_ex(jj, &je, JSON_STRICT, "{s?o,s?o,s?s}", "signal", &sig, "turn", &turn,
+                       "monitor", &monitor) != 0)
+        FAIL("jurisdiction %s: only \"signal\", \"turn\" and \"monitor\" are allowed", name);
+    if (monitor != NULL && !url_ok(monitor, "https://", "https://"))
+        FAIL("jurisdiction %s: monitor is not an https:// URL", name);
+    snprintf(j->monitor, sizeof(j->monitor), "%s", monitor ? monitor : "");
     snprintf(j->name, sizeof(j->name), "%s", name);
     if ((sig && !json_is_array(sig)) || (turn && !json_is_array(turn)) ||
         json_array_size(sig) > AR_SERVERS_PER_JUR || json_array_size(turn) > AR_SERVERS_PER_JUR)
@@ -133,8 +139,8 @@ static int parse_jur(const char *name, json_t *jj, jur_t *j, char *err, size_t e
     return 0;
 }
 
-/* A relay or signalling URL named under two jurisdictions would let one jurisdiction's calls
- * reach another's server: refused. */
+/* A relay, signalling or monitor URL named under two jurisdictions would let one
+ * jurisdiction's calls reach another's server: refused. */
 static int check_unique(const ar_app_servers_t *s, char *err, size_t errcap)
 {
     for (size_t a = 0; a < s->njur; a++)
@@ -149,6 +155,8 @@ static int check_unique(const ar_app_servers_t *s, char *err, size_t errcap)
                 for (size_t k = 0; k < y->nsignal; k++)
                     if (strcmp(x->signal[i], y->signal[k]) == 0)
                         FAIL("a signalling URL is named under both %s and %s", x->name, y->name);
+            if (x->monitor[0] != '\0' && strcmp(x->monitor, y->monitor) == 0)
+                FAIL("a monitor URL is named under both %s and %s", x->name, y->name);
         }
     return 0;
 }
@@ -255,6 +263,62 @@ static const jur_t *find(const ar_app_servers_t *s, const char *name)
         if (strcmp(s->jur[i].name, name) == 0)
             return &s->jur[i];
     return NULL;
+}
+
+/* 1 when the space-separated list holds word (of n bytes) as a whole item. */
+static int list_has(const char *list, const char *word, size_t n)
+{
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p++)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* Appends url's origin to the list unless it is there. */
+static int add_origin(const char *u, char *out, size_t cap, size_t *len)
+{
+    /* url_ok admitted only the scheme's URLs, so the origin ends at the first '/' after the
+     * scheme. It goes into a header's directive list: anything but a host name, an IP literal
+     * and a port is refused, so no ';' or ',' can slip in. */
+    const char *host = strstr(u, "://") + 3;
+    size_t hlen = strcspn(host, "/");
+    if (hlen == 0 ||
+        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") < hlen)
+        return AR_EPARSE;
+    char origin[AR_SERVERS_URL_MAX];
+    size_t olen = hlen + (size_t)(host - u);
+    memcpy(origin, u, olen);
+    origin[olen] = '\0';
+    if (list_has(out, origin, olen))
+        return 0;
+    if (*len + 1 + olen + 1 > cap)
+        return AR_ETOOBIG;
+    out[(*len)++] = ' ';
+    memcpy(out + *len, origin, olen + 1);
+    *len += olen;
+    return 0;
+}
+
+int ar_app_servers_connect_origins(const ar_app_servers_t *s, char *out, size_t cap)
+{
+    size_t len = 0;
+    if (cap == 0)
+        return AR_ETOOBIG;
+    out[0] = '\0';
+    for (size_t i = 0; i < s->njur; i++) {
+        const jur_t *j = &s->jur[i];
+        for (size_t k = 0; k < j->nsignal; k++) {
+            int rc = add_origin(j->signal[k], out, cap, &len);
+            if (rc < 0)
+                return rc;
+        }
+        if (j->monitor[0] != '\0') {
+            int rc = add_origin(j->monitor, out, cap, &len);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return (int)len;
 }
 
 int ar_app_servers_serves(const ar_app_servers_t *s, const char *jur)
@@ -372,6 +436,8 @@ json_t *ar_app_servers_for(const ar_app_servers_t *s, const char *jur, const cha
     int ok = out != NULL;
     for (size_t i = 0; ok && i < j->nsignal; i++)
         ok = json_array_append_new(sig, json_string(j->signal[i])) == 0;
+    if (ok && j->monitor[0] != '\0')
+        ok = json_object_set_new(out, "monitor", json_string(j->monitor)) == 0;
     size_t idx[AR_SERVERS_PER_JUR] = {0};
     order_relays(j, idx);
     for (size_t i = 0; ok && i < j->nturn; i++) {

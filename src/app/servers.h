@@ -7,7 +7,8 @@
  *    "jurisdictions": {
  *      "eu-de": {"signal": ["wss://signal.example.org/ws"],
  *                "turn": [{"node": "relay-1", "host": "turn1.example.org",
- *                          "port": 3478, "tls_port": 443}]}}}
+ *                          "port": 3478, "tls_port": 443}],
+ *                "monitor": "https://monitor.example.org/v1/stats"}}}   optional
  *
  * A client is only ever handed the servers of its clinic's jurisdiction; the app refuses to
  * start when the file leaves a jurisdiction it needs without signalling or TURN, or names one
@@ -44,6 +45,15 @@ const char *ar_app_servers_node_jurisdiction(const ar_app_servers_t *s);
 int ar_app_servers_serves(const ar_app_servers_t *s, const char *jur);
 
 /*
+ * The origins (scheme://host[:port]) of every signalling URL and every monitor URL of every
+ * jurisdiction, each once, written as " origin1 origin2" (a leading space each) for the
+ * Content-Security-Policy's connect-src: the web client may open WebSockets and send reports to
+ * these and nowhere else (S8). Returns the length, AR_EPARSE when a URL's host holds anything
+ * but letters, digits, '.', '-', ':', '[' and ']', or AR_ETOOBIG when cap is too small.
+ */
+AR_MUST_CHECK int ar_app_servers_connect_origins(const ar_app_servers_t *s, char *out, size_t cap);
+
+/*
  * The start-up check against the store: every clinic's jurisdiction must be served. Returns 0,
  * AR_EPERM (err names the jurisdiction, never a clinic's name) or a store error.
  */
@@ -62,9 +72,9 @@ int ar_app_servers_attach_board(ar_app_servers_t *s, const char *jur, ar_turn_lo
 /*
  * What a client of jurisdiction jur connects to: {"jurisdiction", "signal": [urls],
  * "ice_servers": [{"urls": [turn udp, turn tcp, turns 443], "username", "credential"}],
- * "expires_at"}, relays least-loaded first (configuration order without load reports). One
- * TURN REST credential (ar_turn_rest_mint, random username) serves every relay. Returns NULL
- * when jur is not served or on failure.
+ * "expires_at", "monitor" (only when the file names one)}, relays least-loaded first (configuration
+ * order without load reports). One TURN REST credential (ar_turn_rest_mint, random username) serves
+ * every relay. Returns NULL when jur is not served or on failure.
  */
 json_t *ar_app_servers_for(const ar_app_servers_t *s, const char *jur, const char *secret,
                            size_t secret_len, int64_t now, int64_t ttl_s);

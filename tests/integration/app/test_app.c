@@ -24,8 +24,9 @@ static void check_security_headers(const resp_t *r)
         const char *name, *value;
     } want[] = {
         {"strict-transport-security", "max-age=63072000; includeSubDomains"},
+        /* No servers file here, so connect-src names this origin only. */
         {"content-security-policy", "default-src 'self'; script-src 'self'; object-src 'none'; "
-                                    "frame-ancestors 'none'; base-uri 'none'"},
+                                    "frame-ancestors 'none'; base-uri 'none'; connect-src 'self'"},
         {"referrer-policy", "no-referrer"},
         {"permissions-policy", "camera=(self), microphone=(self)"},
         {"x-content-type-options", "nosniff"},

@@ -52,6 +52,12 @@ static void parses_and_refuses(void **state)
         "{\"jurisdiction\": \"a\", \"jurisdictions\": {"
         "\"a\": {\"signal\": [\"wss://s/\"], \"turn\": [{\"node\": \"r1\", \"host\": \"h1\"}]},"
         "\"b\": {\"signal\": [\"wss://s/\"], \"turn\": [{\"node\": \"r2\", \"host\": \"h2\"}]}}}",
+        /* one monitor URL under two */
+        "{\"jurisdiction\": \"a\", \"jurisdictions\": {"
+        "\"a\": {\"signal\": [\"wss://s1/\"], \"turn\": [{\"node\": \"r1\", \"host\": \"h1\"}], "
+        "\"monitor\": \"https://m/\"},"
+        "\"b\": {\"signal\": [\"wss://s2/\"], \"turn\": [{\"node\": \"r2\", \"host\": \"h2\"}], "
+        "\"monitor\": \"https://m/\"}}}",
         /* unknown keys, bad URLs, bad hosts, bad ports, bad names */
         "{\"jurisdiction\": \"a\", \"extra\": 1, \"jurisdictions\": {}}",
         "{\"jurisdiction\": \"a\", \"jurisdictions\": {\"a\": {\"signal\": [\"https://x/\"], "
@@ -79,6 +85,44 @@ static const char *relay_host(json_t *out, size_t i)
 {
     json_t *urls = json_object_get(json_array_get(json_object_get(out, "ice_servers"), i), "urls");
     return json_string_value(json_array_get(urls, 0));
+}
+
+/* The CSP's connect-src list: each signalling origin once, nothing that could end a directive. */
+static void signal_origins(void **state)
+{
+    (void)state;
+    static const char two[] =
+        "{\"jurisdiction\": \"a\", \"jurisdictions\": {"
+        "\"a\": {\"signal\": [\"wss://s.a:8444/ws\", \"wss://s.a:8444/other\", \"ws://[::1]/\"], "
+        "\"turn\": [{\"node\": \"r1\", \"host\": \"h1\"}], \"monitor\": "
+        "\"https://m.a:8445/v1/stats\"},"
+        "\"b\": {\"signal\": [\"wss://s.a:84/ws\"], \"turn\": [{\"node\": \"r2\", \"host\": "
+        "\"h2\"}], \"monitor\": \"https://m.b/v1/stats\"}}}";
+    ar_app_servers_t *s;
+    char err[200], out[200];
+    assert_int_equal(ar_app_servers_parse(two, strlen(two), &s, err, sizeof(err)), 0);
+    int n = ar_app_servers_connect_origins(s, out, sizeof(out));
+    assert_string_equal(out,
+                        " wss://s.a:8444 ws://[::1] https://m.a:8445 wss://s.a:84 https://m.b");
+    assert_int_equal(n, (int)strlen(out));
+    assert_int_equal(ar_app_servers_connect_origins(s, out, 10), AR_ETOOBIG);
+    /* The monitor URL reaches clients of its jurisdiction only. */
+    json_t *a = ar_app_servers_for(s, "a", "k", 1, 1000, 60);
+    assert_non_null(a);
+    assert_string_equal(json_string_value(json_object_get(a, "monitor")),
+                        "https://m.a:8445/v1/stats");
+    json_decref(a);
+    ar_app_servers_free(s);
+    static const char nomon[] =
+        "{\"jurisdiction\": \"a\", \"jurisdictions\": {\"a\": {\"signal\": [\"wss://s/\"], "
+        "\"turn\": [{\"node\": \"r1\", \"host\": \"h1\"}], \"monitor\": \"http://m/\"}}}";
+    assert_int_equal(ar_app_servers_parse(nomon, strlen(nomon), &s, err, sizeof(err)), AR_EPARSE);
+    static const char semi[] = "{\"jurisdiction\": \"a\", \"jurisdictions\": {"
+                               "\"a\": {\"signal\": [\"wss://x;script-src*/ws\"], "
+                               "\"turn\": [{\"node\": \"r1\", \"host\": \"h1\"}]}}}";
+    assert_int_equal(ar_app_servers_parse(semi, strlen(semi), &s, err, sizeof(err)), 0);
+    assert_int_equal(ar_app_servers_connect_origins(s, out, sizeof(out)), AR_EPARSE);
+    ar_app_servers_free(s);
 }
 
 static void report(ar_turn_loadboard_t *b, const char *node, double cpu, int64_t at_ms)
@@ -136,6 +180,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parses_and_refuses),
         cmocka_unit_test(least_loaded_first),
+        cmocka_unit_test(signal_origins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,138 @@
+// The clinician's other tools, in real Chromium: hold (no peer connection survives it) and back,
+// the quality profile applied to the patient's senders, transfer to another waiting area where
+// another clinician admits the patient; a second call for the first clinician with mute, chat and screen share; plus the
+// pre-call check's TURN over TLS.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack, addClinician } from './lib/stack.mjs';
+import { launch, close, framesDecoded } from './lib/browser.mjs';
+import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
+
+let stack;
+const browsers = [];
+
+before(async () => {
+  stack = await startStack();
+});
+
+after(async () => {
+  for (const b of browsers) await close(b);
+  if (stack) {
+    await stack.stop();
+    await stack.cleanup();
+  }
+});
+
+// A clinic administrator's API call through the page's own session.
+function apiCall(page, method, path, body) {
+  return page.evaluate(
+    async ([method, path, body]) => {
+      const me = await (await fetch('/api/v1/me')).json();
+      const r = await fetch(path, {
+        method,
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      return { status: r.status, body: await r.text() };
+    },
+    [method, path, body],
+  );
+}
+
+const senderBitrates = (page) =>
+  page.evaluate(() =>
+    window.__pcs
+      .filter((pc) => pc.connectionState === 'connected')
+      .flatMap((pc) => pc.getSenders())
+      .filter((s) => s.track && s.track.kind === 'video')
+      .map((s) => s.getParameters().encodings[0]?.maxBitrate),
+  );
+
+test('hold, quality, transfer, TURN over TLS', async () => {
+  const ana = await addClinician(stack, 'Dr Ana', ['provider', 'clinic_admin']);
+  const ben = await addClinician(stack, 'Dr Ben', ['provider']);
+  const A = await launch(stack, 'ana');
+  const B = await launch(stack, 'ben');
+  const P = await launch(stack, 'patient');
+  browsers.push(A, B, P);
+
+  await enrolClinician(A.page, stack, ana);
+  // A second area, before Dr Ben signs in and loads them.
+  const c = stack.clinic;
+  assert.equal((await apiCall(A.page, 'POST', `/api/v1/clinics/${c}/areas`, { slug: 'physio', name: 'Physiotherapy' })).status, 201);
+  await A.page.reload();
+  await A.page.waitForSelector('#dash-status:text("Connected.")');
+  await enrolClinician(B.page, stack, ben);
+  await B.page.waitForSelector('section.area >> nth=1');
+
+  const link = await A.page.locator('[data-testid="entry-link"]').first().textContent();
+  await patientArrives(P.page, link, { name: 'Hana Hold' });
+  await until('TURN over TLS reachable', async () => (await P.page.textContent('#reach-turn-tls')) === 'reachable', 15000);
+
+  // Ben sees Ana take the patient ("who is seeing whom").
+  await admit(A.page, 'Hana Hold');
+  await P.page.waitForSelector('#call:not([hidden])');
+  const benCard = B.page.locator('[data-testid="queue-card"]', { hasText: 'Hana Hold' });
+  await until('seen by Dr Ana on Ben\'s dashboard', async () => /with Dr Ana/.test(await benCard.textContent()));
+  await until('patient decoding', async () => (await framesDecoded(P.page)).some((n) => n > 0), 30000);
+
+  // Quality: low applies to the patient's video sender too.
+  await A.page.selectOption('#sel-profile', 'low');
+  await until('low profile on the patient side', async () => (await senderBitrates(P.page)).includes(300000));
+
+  // Hold: the patient's connections close; back in, video flows again.
+  await A.page.click('#btn-hold-call');
+  await P.page.waitForSelector('#wait-status:text("on hold")');
+  assert.equal(await P.page.evaluate(() => window.__pcs.filter((pc) => pc.connectionState !== 'closed').length), 0);
+  await A.page.click('#btn-hold-call');
+  await P.page.waitForSelector('#call:not([hidden])');
+  await until('patient decoding after hold', async () => (await framesDecoded(P.page)).some((n) => n > 0), 30000);
+
+  // Transfer to Physiotherapy: the patient waits again, in the other area's queue.
+  await A.page.click('#btn-leave-call');
+  const card = A.page.locator('[data-testid="queue-card"]', { hasText: 'Hana Hold' });
+  await card.locator('[data-action="transfer-to"]').selectOption({ label: 'Physiotherapy' });
+  await card.locator('[data-action="transfer"]').click();
+  await P.page.waitForSelector('#wait-status:text("waiting room")');
+  const physio = B.page.locator('section.area', { hasText: 'Physiotherapy' });
+  await physio.locator('[data-testid="queue-card"]', { hasText: 'Hana Hold' }).waitFor();
+  await physio.locator('[data-action="admit"]').click();
+  await B.page.click('#btn-confirm-ok');
+  await P.page.waitForSelector('#call:not([hidden])');
+  await until('patient decoding Dr Ben', async () => (await framesDecoded(P.page)).some((n) => n > 0), 30000);
+  await B.page.click('#btn-end');
+  await P.page.waitForSelector('#s-end:not([hidden])');
+
+  // Dr Ana's second call of the day: the controls act once (not once per earlier call).
+  await patientArrives(P.page, link, { name: 'Nina Next' });
+  await admit(A.page, 'Nina Next');
+  await P.page.waitForSelector('#call:not([hidden])');
+  assert.equal(await A.page.getAttribute('#btn-mute', 'aria-pressed'), 'false');
+  await A.page.click('#btn-mute');
+  assert.equal(await A.page.getAttribute('#btn-mute', 'aria-pressed'), 'true');
+  await until('chat open', async () => {
+    await A.page.fill('#chat-input', 'second call');
+    await A.page.click('#chat-send');
+    return (await P.page.locator('[data-testid="chat-line"]', { hasText: 'second call' }).count()) > 0;
+  });
+  assert.equal(await A.page.locator('[data-testid="chat-line"]', { hasText: 'second call' }).count() >= 1, true);
+  // Screen share replaces the camera on the video sender, and back.
+  const videoTrack = () =>
+    A.page.evaluate(() =>
+      window.__pcs
+        .filter((pc) => pc.connectionState === 'connected')
+        .flatMap((pc) => pc.getSenders())
+        .filter((x) => x.track && x.track.kind === 'video')
+        .map((x) => x.track.label)
+        .join(),
+    );
+  const camera = await videoTrack();
+  await A.page.click('#btn-share');
+  await until('screen on the sender', async () => (await videoTrack()).startsWith('screen'));
+  assert.equal(await A.page.getAttribute('#btn-share', 'aria-pressed'), 'true');
+  await A.page.click('#btn-share');
+  await until('camera back on the sender', async () => (await videoTrack()) === camera);
+  await A.page.click('#btn-end');
+  await P.page.waitForSelector('#s-end:not([hidden])');
+});

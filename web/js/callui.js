@@ -1,0 +1,261 @@
+// The call screen shared by patient and clinician pages: video tiles, mute, camera off, device
+// switch, screen share, chat and files over data channels, the verification code and a
+// connection-quality indicator. The markup is in each page (ids listed in web/README.md).
+
+import { $, el, announce } from './dom.js';
+import { sendFile, fileReceiver } from './files.js';
+import { verificationCode } from './verify.js';
+import { listDevices, getLocalStream } from './media.js';
+
+export class CallUI {
+  constructor(mesh, selfName) {
+    this.mesh = mesh;
+    this.selfName = selfName;
+    this.tiles = new Map();
+    this.receivers = new Map();
+    this.urls = [];
+    this.timer = null;
+    this.wired = false;
+  }
+
+  start() {
+    $('self-video').srcObject = this.mesh.stream;
+    if (!this.wired) this.wire();
+    this.wired = true;
+    // Controls start unpressed: a new call's tracks are all on.
+    for (const [id, label] of [['btn-mute', 'Mute'], ['btn-camera', 'Camera off'], ['btn-share', 'Share screen']]) {
+      $(id).textContent = label;
+      $(id).setAttribute('aria-pressed', 'false');
+    }
+    this.timer = setInterval(() => this.refresh(), 2000);
+    // A network change (back online, another interface): restart ICE toward every peer.
+    this.onOnline = () => this.mesh.restart();
+    addEventListener('online', this.onOnline);
+    navigator.connection?.addEventListener?.('change', this.onOnline);
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    removeEventListener('online', this.onOnline);
+    navigator.connection?.removeEventListener?.('change', this.onOnline);
+    for (const id of [...this.tiles.keys()]) this.dropTile(id);
+  }
+
+  // After the consultation: nothing of it stays in the page (chat, files, codes).
+  clear() {
+    this.stop();
+    for (const u of this.urls) URL.revokeObjectURL(u);
+    this.urls = [];
+    this.receivers.clear();
+    $('chat-log').replaceChildren();
+    $('file-list').replaceChildren();
+    $('verify-code').textContent = 'not yet connected';
+    $('self-video').srcObject = null;
+  }
+
+  peerName(p) {
+    return p.info.name || (p.info.role === 'patient' ? 'Patient' : 'Participant');
+  }
+
+  // Mesh events for this call; the page's controls are assigned (not added) so that only the
+  // current call's handlers run.
+  wire() {
+    const m = this.mesh;
+    m.addEventListener('peer', (e) => this.tile(e.detail));
+    m.addEventListener('track', (e) => (this.tile(e.detail).querySelector('video').srcObject = e.detail.stream));
+    m.addEventListener('gone', (e) => this.dropTile(e.detail.id));
+    m.addEventListener('chat', (e) => this.chatLine(this.peerName(e.detail.peer), e.detail.text));
+    m.addEventListener('filedata', (e) => this.receiver(e.detail.peer)(e.detail.data));
+    $('btn-mute').onclick = () => this.toggle('audio', 'btn-mute', 'Unmute', 'Mute');
+    $('btn-camera').onclick = () => this.toggle('video', 'btn-camera', 'Camera on', 'Camera off');
+    $('btn-share').onclick = () => this.share();
+    $('sel-camera').onchange = () => this.switchDevice('video');
+    $('sel-mic').onchange = () => this.switchDevice('audio');
+    $('chat-form').onsubmit = (ev) => {
+      ev.preventDefault();
+      const text = $('chat-input').value.trim();
+      if (!text) return;
+      for (const p of m.peers.values()) if (p.chat.readyState === 'open') p.chat.send(text);
+      this.chatLine('You', text);
+      $('chat-input').value = '';
+    };
+    $('file-form').onsubmit = async (ev) => {
+      ev.preventDefault();
+      const f = $('file-input').files[0];
+      if (!f) return;
+      const prog = $('file-progress');
+      for (const p of m.peers.values()) {
+        if (p.files.readyState !== 'open') continue;
+        const hash = await sendFile(p.files, f, (s, t) => {
+          prog.max = t;
+          prog.value = s;
+        });
+        this.fileLine(`Sent ${f.name} to ${this.peerName(p)}`, hash, null);
+      }
+    };
+    this.fillDevices();
+  }
+
+  async fillDevices() {
+    const { cameras, mics } = await listDevices();
+    const fill = (sel, list, kind) => {
+      sel.replaceChildren(...list.map((d, i) => el('option', { value: d.deviceId, text: d.label || `${kind} ${i + 1}` })));
+      const cur = this.mesh.stream.getTracks().find((t) => t.kind === (kind === 'Camera' ? 'video' : 'audio'));
+      if (cur) sel.value = cur.getSettings().deviceId || sel.value;
+    };
+    fill($('sel-camera'), cameras, 'Camera');
+    fill($('sel-mic'), mics, 'Microphone');
+  }
+
+  toggle(kind, btnId, offLabel, onLabel) {
+    const tracks = this.mesh.stream.getTracks().filter((t) => t.kind === kind);
+    const enable = !tracks.some((t) => t.enabled);
+    for (const t of tracks) t.enabled = enable;
+    const b = $(btnId);
+    b.textContent = enable ? onLabel : offLabel;
+    b.setAttribute('aria-pressed', String(!enable));
+  }
+
+  async switchDevice(kind) {
+    const id = kind === 'video' ? $('sel-camera').value : $('sel-mic').value;
+    const s = await getLocalStream(kind === 'video' ? id : null, kind === 'audio' ? id : null);
+    const track = s.getTracks().find((t) => t.kind === kind);
+    if (!track) return;
+    for (const t of s.getTracks()) if (t !== track) t.stop();
+    const old = this.mesh.stream.getTracks().find((t) => t.kind === kind);
+    await this.mesh.replaceTrack(kind, track);
+    if (old) {
+      this.mesh.stream.removeTrack(old);
+      old.stop();
+    }
+    this.mesh.stream.addTrack(track);
+  }
+
+  async share() {
+    if (this.screenTrack) return this.stopShare();
+    const s = await navigator.mediaDevices.getDisplayMedia({ video: true });
+    this.screenTrack = s.getVideoTracks()[0];
+    await this.mesh.replaceTrack('video', this.screenTrack);
+    const b = $('btn-share');
+    b.setAttribute('aria-pressed', 'true');
+    b.textContent = 'Stop sharing';
+    // The browser's own "stop sharing" ends the track; stop() by us does not fire this.
+    this.screenTrack.onended = () => this.stopShare();
+  }
+
+  async stopShare() {
+    const t = this.screenTrack;
+    if (!t) return;
+    this.screenTrack = null;
+    t.onended = null;
+    t.stop();
+    await this.mesh.replaceTrack('video', this.mesh.stream.getVideoTracks()[0] || null);
+    const b = $('btn-share');
+    b.setAttribute('aria-pressed', 'false');
+    b.textContent = 'Share screen';
+  }
+
+  tile(p) {
+    let t = this.tiles.get(p.id);
+    if (t) return t;
+    const name = this.peerName(p);
+    const lang = p.info.lang ? ` (interpreter, ${p.info.lang})` : '';
+    t = el(
+      'figure',
+      { class: 'tile', 'data-peer': p.id, 'data-testid': 'remote-tile' },
+      el('video', { autoplay: true, playsinline: true, 'aria-label': `Video of ${name}` }),
+      el('figcaption', { text: name + lang }),
+    );
+    $('videos').append(t);
+    this.tiles.set(p.id, t);
+    announce(`${name} joined the call`);
+    return t;
+  }
+
+  dropTile(id) {
+    const t = this.tiles.get(id);
+    if (!t) return;
+    t.remove();
+    this.tiles.delete(id);
+    announce(`${t.querySelector('figcaption').textContent} left the call`);
+  }
+
+  chatLine(who, text) {
+    $('chat-log').append(el('li', { 'data-testid': 'chat-line' }, el('strong', { text: `${who}: ` }), text));
+  }
+
+  fileLine(text, sha, blob, name) {
+    const li = el('li', { 'data-testid': 'file-line', 'data-sha256': sha }, text + ' ', el('small', { text: `SHA-256 ${sha.slice(0, 16)}…` }));
+    if (blob) {
+      const url = URL.createObjectURL(blob);
+      this.urls.push(url);
+      const a = el('a', { href: url, download: name, text: 'Save' });
+      li.append(' ', a);
+    }
+    $('file-list').append(li);
+  }
+
+  receiver(p) {
+    let r = this.receivers.get(p.id);
+    if (!r) {
+      r = fileReceiver(
+        (name, got, total) => {
+          const prog = $('file-progress');
+          prog.max = total || 1;
+          prog.value = got;
+        },
+        (f) => {
+          const ok = f.sha256 === f.sentSha256;
+          this.fileLine(`${this.peerName(p)} sent ${f.name} (${f.size} bytes${ok ? '' : ', damaged'})`, f.sha256, f.blob, f.name);
+          announce(`File received: ${f.name}`);
+        },
+      );
+      this.receivers.set(p.id, r);
+    }
+    return r;
+  }
+
+  // Verification code and quality, every 2 s.
+  async refresh() {
+    const codes = [];
+    let worst = 'good';
+    for (const p of this.mesh.peers.values()) {
+      const code = await verificationCode(p.pc).catch(() => null);
+      if (code) codes.push(`${this.peerName(p)}: ${code}`);
+      const q = await quality(p.pc);
+      const t = this.tiles.get(p.id);
+      if (t) {
+        t.dataset.quality = q;
+        if (code) t.dataset.verify = code;
+      }
+      if (q === 'poor' || (q === 'fair' && worst === 'good')) worst = q;
+    }
+    const vc = $('verify-code');
+    const text = codes.join('; ') || 'not yet connected';
+    if (vc.textContent !== text) vc.textContent = text;
+    const qi = $('quality');
+    qi.textContent = this.mesh.peers.size ? `Connection: ${worst}` : 'Connection: -';
+    qi.dataset.quality = worst;
+  }
+}
+
+// good / fair / poor from the selected pair's round trip and inbound loss.
+async function quality(pc) {
+  const st = await pc.getStats().catch(() => null);
+  if (!st) return 'poor';
+  let rtt = 0;
+  let lost = 0;
+  let recv = 0;
+  st.forEach((s) => {
+    if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') rtt = s.currentRoundTripTime || 0;
+    if (s.type === 'inbound-rtp') {
+      lost += s.packetsLost || 0;
+      recv += s.packetsReceived || 0;
+    }
+  });
+  if (pc.connectionState !== 'connected') return 'poor';
+  const loss = recv ? lost / (lost + recv) : 0;
+  if (rtt > 0.4 || loss > 0.05) return 'poor';
+  if (rtt > 0.15 || loss > 0.01) return 'fair';
+  return 'good';
+}

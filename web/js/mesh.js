@@ -1,0 +1,181 @@
+// The call mesh (I1): one RTCPeerConnection per other participant, up to three, with the
+// "perfect negotiation" pattern (the peer with the smaller peer id is polite, protocol 5.3),
+// relay-only ICE when the area asks for it (S11), ICE restart on failure and after a
+// signalling resume (I4), and two negotiated data channels per peer: chat (id 0) and files (id 1).
+
+export const PROFILES = {
+  low: { maxBitrate: 300_000, scaleResolutionDownBy: 4, maxFramerate: 15 },
+  standard: { maxBitrate: 1_000_000, scaleResolutionDownBy: 2, maxFramerate: 30 },
+  high: { maxBitrate: 2_500_000, scaleResolutionDownBy: 1, maxFramerate: 30 },
+};
+
+export class Mesh extends EventTarget {
+  // opts: {signal: SignalClient, iceServers, relayOnly, stream: MediaStream, profile}
+  constructor(opts) {
+    super();
+    this.signal = opts.signal;
+    this.iceServers = opts.iceServers || [];
+    this.relayOnly = !!opts.relayOnly;
+    this.stream = opts.stream;
+    this.profile = opts.profile || 'standard';
+    this.peers = new Map();
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  // Start a connection to peerId; the newcomer (offer === true) makes the offer.
+  add(info, offer) {
+    if (this.peers.has(info.peer)) return this.peers.get(info.peer);
+    const pc = new RTCPeerConnection({
+      iceServers: this.iceServers,
+      iceTransportPolicy: this.relayOnly ? 'relay' : 'all',
+    });
+    const p = {
+      id: info.peer,
+      info,
+      pc,
+      polite: this.signal.peer < info.peer,
+      makingOffer: false,
+      ignoreOffer: false,
+      stream: new MediaStream(),
+      chat: pc.createDataChannel('chat', { negotiated: true, id: 0 }),
+      files: pc.createDataChannel('files', { negotiated: true, id: 1 }),
+    };
+    p.files.binaryType = 'arraybuffer';
+    this.peers.set(info.peer, p);
+    for (const t of this.stream.getTracks()) pc.addTrack(t, this.stream);
+    pc.ontrack = (ev) => {
+      p.stream.addTrack(ev.track);
+      this.emit('track', p);
+    };
+    pc.onicecandidate = (ev) => {
+      const c = ev.candidate ? ev.candidate.toJSON() : { candidate: '' };
+      this.signal.send('candidate', {
+        to: p.id,
+        candidate: c.candidate || '',
+        mid: c.sdpMid ?? null,
+        mline: c.sdpMLineIndex ?? null,
+        ufrag: c.usernameFragment ?? null,
+      });
+    };
+    pc.onnegotiationneeded = async () => {
+      if (!offer && !p.started) return; // wait for the newcomer's offer
+      await this.makeOffer(p, false);
+    };
+    pc.onconnectionstatechange = () => {
+      this.emit('state', p);
+      if (pc.connectionState === 'failed') this.restart(p);
+      if (pc.connectionState === 'connected') this.applyProfile(this.profile);
+    };
+    p.chat.onmessage = (ev) => this.emit('chat', { peer: p, text: String(ev.data) });
+    p.files.onmessage = (ev) => this.emit('filedata', { peer: p, data: ev.data });
+    this.emit('peer', p);
+    if (offer) {
+      p.started = true;
+      // onnegotiationneeded fires because tracks and channels were added.
+    }
+    return p;
+  }
+
+  async makeOffer(p, restart) {
+    try {
+      p.makingOffer = true;
+      if (restart) p.pc.restartIce();
+      await p.pc.setLocalDescription();
+      this.signal.send('offer', { to: p.id, sdp: p.pc.localDescription.sdp, ...(restart ? { restart: true } : {}) });
+    } catch (e) {
+      this.emit('error', e);
+    } finally {
+      p.makingOffer = false;
+    }
+  }
+
+  async onOffer(f, retried) {
+    let p = this.peers.get(f.from) || this.add({ peer: f.from, role: 'peer' }, false);
+    p.started = true;
+    const pc = p.pc;
+    const collision = p.makingOffer || pc.signalingState !== 'stable';
+    p.ignoreOffer = !p.polite && collision;
+    if (p.ignoreOffer) return;
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: f.sdp });
+      await pc.setLocalDescription();
+      this.signal.send('answer', { to: p.id, sdp: pc.localDescription.sdp });
+    } catch (e) {
+      // An offer that cannot continue this connection (the other side reloaded and has a new
+      // certificate): replace the connection once and answer on the new one.
+      if (retried) return this.emit('error', e);
+      const info = p.info;
+      this.remove(p.id);
+      p = this.add(info, false);
+      return this.onOffer(f, true);
+    }
+  }
+
+  async onAnswer(f) {
+    const p = this.peers.get(f.from);
+    if (!p) return;
+    await p.pc.setRemoteDescription({ type: 'answer', sdp: f.sdp }).catch((e) => this.emit('error', e));
+  }
+
+  async onCandidate(f) {
+    const p = this.peers.get(f.from);
+    if (!p) return;
+    try {
+      if (f.candidate === '') await p.pc.addIceCandidate();
+      else
+        await p.pc.addIceCandidate({
+          candidate: f.candidate,
+          sdpMid: f.mid ?? undefined,
+          sdpMLineIndex: f.mline ?? undefined,
+          usernameFragment: f.ufrag ?? undefined,
+        });
+    } catch (e) {
+      if (!p.ignoreOffer) this.emit('error', e);
+    }
+  }
+
+  // ICE restart toward one peer, or every peer (after a signalling resume or network change).
+  restart(p) {
+    const list = p ? [p] : [...this.peers.values()];
+    for (const q of list) if (!q.polite || p) this.makeOffer(q, true);
+  }
+
+  remove(id) {
+    const p = this.peers.get(id);
+    if (!p) return;
+    p.pc.close();
+    this.peers.delete(id);
+    this.emit('gone', p);
+  }
+
+  // Quality profile (C7): the same caps on every video sender toward every peer.
+  async applyProfile(name) {
+    const caps = PROFILES[name];
+    if (!caps) return;
+    this.profile = name;
+    for (const p of this.peers.values())
+      for (const s of p.pc.getSenders()) {
+        if (!s.track || s.track.kind !== 'video') continue;
+        const params = s.getParameters();
+        if (!params.encodings || !params.encodings.length) continue;
+        for (const e of params.encodings) Object.assign(e, caps);
+        await s.setParameters(params).catch((e) => this.emit('error', e));
+      }
+    this.emit('profile', name);
+  }
+
+  // Device switch and screen share: swap the track on every sender of that kind.
+  async replaceTrack(kind, track) {
+    // By transceiver: a sender's track may be null, its receiver's track always has the kind.
+    for (const p of this.peers.values())
+      for (const t of p.pc.getTransceivers())
+        if (t.receiver.track.kind === kind && t.currentDirection !== 'stopped') await t.sender.replaceTrack(track);
+  }
+
+  close() {
+    for (const id of [...this.peers.keys()]) this.remove(id);
+  }
+}

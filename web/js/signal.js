@@ -1,0 +1,167 @@
+// Signalling client for protocol v1 (docs/protocol.md): hello with a capability token, session
+// sequence numbers with acks, JSON keepalive, resume within the grace period after a lost
+// connection, and drain to another node. Events are dispatched as CustomEvents named after the
+// frame type (detail = the frame), plus 'open', 'welcome', 'lost', 'closed'.
+
+// Close codes after which the session cannot be resumed (section 4.2).
+const FINAL = new Set([1000, 4001, 4003, 4005, 4007, 4008, 4012, 4013, 4015]);
+const ACK_EVERY = 32;
+
+export class SignalClient extends EventTarget {
+  // opts: {urls: [wss...], token: () => Promise<string>|string, name?, resume?, lastSeq?}
+  constructor(opts) {
+    super();
+    this.urls = opts.urls.slice();
+    this.tokenFn = opts.token;
+    this.name = opts.name;
+    this.resumeToken = opts.resume || null;
+    this.lastSeq = opts.lastSeq || 0;
+    this.acked = this.lastSeq;
+    this.peer = null;
+    this.grace = 120;
+    this.ws = null;
+    this.nextId = 1;
+    this.stopped = false;
+    this.lostAt = 0;
+    this.attempt = 0;
+    this.pingTimer = null;
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  async connect(url) {
+    const target = url || this.urls[0];
+    let token;
+    try {
+      token = await this.tokenFn();
+    } catch {
+      // No token now (the app unreachable): try again on the reconnect schedule.
+      this.ws = null;
+      this.retry();
+      return;
+    }
+    if (this.stopped) return;
+    const ws = new WebSocket(target, 'anteroom.v1');
+    this.ws = ws;
+    ws.onopen = () => {
+      const hello = { token };
+      if (this.name) hello.name = this.name;
+      if (this.resumeToken) {
+        hello.resume = this.resumeToken;
+        hello.last_seq = this.lastSeq;
+      }
+      this.send('hello', hello);
+    };
+    ws.onmessage = (ev) => this.onFrame(ws, ev.data);
+    ws.onclose = (ev) => this.onClose(ws, ev.code);
+    ws.onerror = () => {};
+  }
+
+  send(type, fields = {}) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return 0;
+    const id = this.nextId++;
+    this.ws.send(JSON.stringify({ v: 1, type, id, ...fields }));
+    return id;
+  }
+
+  onFrame(ws, data) {
+    if (ws !== this.ws) return;
+    let f;
+    try {
+      f = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (f.seq > 0) {
+      if (f.seq <= this.lastSeq) return; // a replayed duplicate
+      this.lastSeq = f.seq;
+      this.emit('seq', this.lastSeq);
+      if (this.lastSeq - this.acked >= ACK_EVERY) this.ack();
+    }
+    switch (f.type) {
+      case 'welcome':
+        this.onWelcome(f);
+        return;
+      case 'ping':
+        this.send('pong', f.t !== undefined ? { t: f.t } : {});
+        this.ack();
+        return;
+      case 'drain':
+        this.onDrain(f);
+        return;
+      default:
+        this.emit(f.type, f);
+    }
+  }
+
+  ack() {
+    if (this.lastSeq > this.acked && this.send('ack', { seq: this.lastSeq })) this.acked = this.lastSeq;
+  }
+
+  onWelcome(f) {
+    const resumed = f.resumed === true;
+    if (!resumed) {
+      // A fresh session: numbering starts over.
+      this.lastSeq = 0;
+      this.acked = 0;
+    }
+    this.peer = f.peer;
+    this.resumeToken = f.resume;
+    this.grace = f.grace;
+    this.attempt = 0;
+    this.lostAt = 0;
+    clearInterval(this.pingTimer);
+    // Our own keepalive, well inside the server's 60 s idle limit.
+    this.pingTimer = setInterval(() => this.send('ping', { t: Date.now() }), Math.min(f.ping, 25) * 1000);
+    this.emit('welcome', { ...f, resumed });
+  }
+
+  async onDrain(f) {
+    const urls = f.urls.filter((u) => u.startsWith('wss://') || u.startsWith('ws://'));
+    if (!urls.length) return;
+    const old = this.ws;
+    this.ws = null;
+    await this.connect(urls[0]);
+    if (old) old.close(1000);
+  }
+
+  onClose(ws, code) {
+    if (ws !== this.ws) return;
+    clearInterval(this.pingTimer);
+    this.ws = null;
+    if (this.stopped || FINAL.has(code)) {
+      this.emit('closed', { code });
+      return;
+    }
+    if (code === 4010) return; // replaced: another connection carries the session
+    this.emit('lost', { code });
+    this.retry();
+  }
+
+  // Reconnects after a growing delay, rotating through the URLs; past the grace period the old
+  // session is gone, so the next hello starts a new one.
+  retry() {
+    if (!this.lostAt) this.lostAt = Date.now();
+    if (Date.now() - this.lostAt > this.grace * 1000) this.resumeToken = null;
+    const delay = Math.min(500 * 2 ** this.attempt++, 5000);
+    const url = this.urls[this.attempt % this.urls.length];
+    setTimeout(() => {
+      if (!this.stopped && !this.ws) this.connect(url);
+    }, delay);
+  }
+
+  // Leave on purpose: no grace period.
+  bye() {
+    this.send('bye');
+    this.close();
+  }
+
+  close() {
+    this.stopped = true;
+    clearInterval(this.pingTimer);
+    if (this.ws) this.ws.close(1000);
+    this.ws = null;
+  }
+}

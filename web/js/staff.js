@@ -1,0 +1,386 @@
+// The clinician's page (C1-C7): sign-in with the second step or TOTP enrolment, a dashboard of
+// waiting areas with live queue cards, admit after a confirmation, message, hold, transfer, the
+// call with the quality profile, end; persistent clinic rooms.
+
+import { $, screen, announce, el, fmtWait } from './dom.js';
+import { api, setCsrf, claims, ApiError } from './api.js';
+import { SignalClient } from './signal.js';
+import { Mesh } from './mesh.js';
+import { CallUI } from './callui.js';
+import { getLocalStream, playTone } from './media.js';
+import { StatsReporter } from './stats.js';
+
+let me = null;
+let clinics = []; // [{id, areas: [...], rooms: [...], token, servers}]
+const sigs = new Map(); // jurisdiction -> {sig, servers}
+const queue = new Map(); // peer -> {entry, clinic, area, sig}
+let call = null; // {sig, servers, mesh, ui, room, patient}
+let stream = null;
+
+// ---- sign-in ----
+
+function signin() {
+  $('signin-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    $('signin-error').textContent = '';
+    try {
+      const r = await api('POST', '/api/v1/session', { email: $('email').value.trim(), password: $('password').value });
+      $('password').value = '';
+      if (r.mfa_required) {
+        totp(r.mfa_token);
+        return;
+      }
+      setCsrf(r.csrf_token);
+      await afterSignin();
+    } catch (e) {
+      $('signin-error').textContent =
+        e.code === 'rate_limited' ? 'Too many attempts; wait a little.' : e.code === 'account_locked' ? 'This account is locked for now.' : 'Wrong email or password.';
+    }
+  });
+}
+
+function totp(mfaToken) {
+  screen('s-totp');
+  $('totp-form').onsubmit = async (ev) => {
+    ev.preventDefault();
+    const code = $('totp-code').value.trim();
+    const body = /^[0-9]{6}$/.test(code) ? { mfa_token: mfaToken, code } : { mfa_token: mfaToken, recovery_code: code };
+    try {
+      const r = await api('POST', '/api/v1/session/mfa', body);
+      $('totp-code').value = '';
+      setCsrf(r.csrf_token);
+      await afterSignin();
+    } catch {
+      $('totp-error').textContent = 'That code did not work. Wait for a new one and try again.';
+    }
+  };
+}
+
+async function enrol() {
+  const r = await api('POST', '/api/v1/me/totp');
+  screen('s-enrol');
+  const svg = new DOMParser().parseFromString(r.qr_svg, 'image/svg+xml').documentElement;
+  $('enrol-qr').replaceChildren(document.importNode(svg, true));
+  $('enrol-secret').textContent = r.secret;
+  await new Promise((resolve) => {
+    $('enrol-form').onsubmit = async (ev) => {
+      ev.preventDefault();
+      try {
+        const c = await api('POST', '/api/v1/me/totp/confirm', { code: $('enrol-code').value.trim() });
+        $('enrol-code').value = '';
+        screen('s-recovery');
+        $('recovery-codes').replaceChildren(...c.recovery_codes.map((x) => el('li', { text: x })));
+        $('btn-recovery-done').onclick = resolve;
+      } catch {
+        $('enrol-error').textContent = 'That code did not work. Check the time on your phone and try the next one.';
+      }
+    };
+  });
+}
+
+async function afterSignin() {
+  me = await api('GET', '/api/v1/me');
+  setCsrf(me.csrf_token);
+  const ids = [...new Set(me.memberships.map((m) => m.clinic_id))];
+  clinics = [];
+  for (const id of ids) {
+    let areas;
+    try {
+      areas = (await api('GET', `/api/v1/clinics/${id}/areas`)).areas;
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'mfa_enrolment_required') {
+        await enrol();
+        return afterSignin();
+      }
+      throw e;
+    }
+    const rooms = await api('GET', `/api/v1/clinics/${id}/rooms`).then((r) => r.rooms).catch(() => []);
+    clinics.push({ id: String(id), areas, rooms });
+  }
+  await dashboard();
+}
+
+// ---- signalling, one connection per jurisdiction ----
+
+async function tokens() {
+  return (await api('GET', '/api/v1/signal-token')).tokens;
+}
+
+async function connectAll() {
+  const list = await tokens();
+  for (const t of list) {
+    const held = Object.keys(claims(t.token).clinics || {});
+    // The same token while it lives (a resume must present the same subject), a fresh one from
+    // the app when it is about to expire (10 minutes; the session then starts over).
+    let cur = t.token;
+    const sig = new SignalClient({
+      urls: t.servers.signal,
+      name: me.display_name.slice(0, 64),
+      token: async () => {
+        if (claims(cur).exp - Date.now() / 1000 < 30) cur = (await tokens()).find((x) => x.jurisdiction === t.jurisdiction).token;
+        return cur;
+      },
+    });
+    const entry = { sig, servers: t.servers, clinics: held, monitorToken: t.monitor_token || null };
+    sigs.set(t.jurisdiction, entry);
+    wire(entry);
+    sig.connect();
+  }
+}
+
+function wire(entry) {
+  const { sig } = entry;
+  sig.addEventListener('welcome', (e) => {
+    $('dash-status').textContent = 'Connected.';
+    if (e.detail.resumed) {
+      if (call?.sig === sig) call.mesh?.restart();
+      return;
+    }
+    // A new session: the old one's room membership is gone. Back into the call's room (staff
+    // may join a room of their clinic), with fresh peer connections.
+    if (call?.sig === sig && call.room) {
+      call.mesh?.close();
+      call.rejoining = true;
+      sig.send('join', { room: call.room });
+    }
+    for (const c of clinics)
+      if (entry.clinics.includes(c.id)) for (const a of c.areas) sig.send('subscribe', { clinic: c.id, area: String(a.id) });
+  });
+  sig.addEventListener('lost', () => ($('dash-status').textContent = 'Reconnecting…'));
+  sig.addEventListener('queue', (e) => {
+    for (const en of e.detail.entries) upsert(entry, e.detail.clinic, e.detail.area, en, false);
+  });
+  sig.addEventListener('queue_add', (e) => upsert(entry, e.detail.clinic, e.detail.area, e.detail.entry, true));
+  sig.addEventListener('queue_update', (e) => {
+    const q = queue.get(e.detail.peer);
+    if (!q) return;
+    Object.assign(q.entry, { status: e.detail.status, by: e.detail.by, by_name: e.detail.by_name });
+    render(q);
+  });
+  sig.addEventListener('queue_remove', (e) => {
+    const q = queue.get(e.detail.peer);
+    if (!q || q.area !== e.detail.area) return;
+    q.card.remove();
+    queue.delete(e.detail.peer);
+    announce(`${q.entry.name} left the queue (${e.detail.reason})`);
+  });
+  sig.addEventListener('joined', (e) => startCall(entry, e.detail));
+  sig.addEventListener('peer_joined', (e) => {
+    if (call && call.sig === sig) call.mesh.add(e.detail, false);
+  });
+  sig.addEventListener('peer_left', (e) => call?.mesh.remove(e.detail.peer));
+  sig.addEventListener('hold', (e) => {
+    if (!call || call.sig !== sig) return;
+    if (e.detail.on) call.mesh.remove(e.detail.peer);
+    else if (call.patient === e.detail.peer) call.mesh.add({ peer: e.detail.peer, role: 'patient', name: call.patientName }, true);
+    $('btn-hold-call').textContent = e.detail.on ? 'Take patient off hold' : 'Put patient on hold';
+    call.held = e.detail.on;
+  });
+  sig.addEventListener('offer', (e) => call?.mesh.onOffer(e.detail));
+  sig.addEventListener('answer', (e) => call?.mesh.onAnswer(e.detail));
+  sig.addEventListener('candidate', (e) => call?.mesh.onCandidate(e.detail));
+  sig.addEventListener('quality', (e) => {
+    call?.mesh.applyProfile(e.detail.profile);
+    $('sel-profile').value = e.detail.profile;
+  });
+  sig.addEventListener('ended', () => endCall());
+  sig.addEventListener('error', (e) => {
+    const f = e.detail;
+    // Rejoining after a new session: the room comes back when the patient rejoins it first.
+    if (f.about === 'join' && f.name === 'not_found' && call?.rejoining && (call.tries = (call.tries || 0) + 1) < 20) {
+      setTimeout(() => call?.rejoining && sig.send('join', { room: call.room }), 1000);
+      return;
+    }
+    $('dash-status').textContent = `Refused: ${f.name}${f.about ? ` (${f.about})` : ''}`;
+  });
+}
+
+// ---- dashboard ----
+
+async function dashboard() {
+  screen('s-dash');
+  const box = $('areas');
+  box.replaceChildren();
+  for (const c of clinics)
+    for (const a of c.areas) {
+      const link = `${location.origin}/patient.html#clinic=${encodeURIComponent(c.id)}&area=${encodeURIComponent(a.slug)}`;
+      box.append(
+        el(
+          'section',
+          { class: 'area', 'data-area': a.id, 'data-clinic': c.id, 'aria-label': a.name },
+          el('h2', { text: a.name }),
+          el('p', {}, 'Patient link: ', el('code', { text: link, 'data-testid': 'entry-link' })),
+          el('ul', { class: 'queue', 'data-testid': 'queue', 'aria-label': `Patients waiting in ${a.name}` }),
+        ),
+      );
+    }
+  const rooms = $('rooms');
+  rooms.replaceChildren();
+  for (const c of clinics)
+    for (const r of c.rooms)
+      rooms.append(el('li', {}, `${r.name} `, el('button', { type: 'button', 'data-room': r.room || r.id, text: `Enter ${r.name}`, onclick: () => enterRoom(c, r) })));
+  setInterval(() => {
+    for (const q of queue.values()) q.card.querySelector('.since').textContent = fmtWait(q.entry.since);
+  }, 1000);
+  await connectAll();
+}
+
+function areaName(clinic, area) {
+  const c = clinics.find((x) => x.id === clinic);
+  const a = c?.areas.find((x) => String(x.id) === area);
+  return a ? a.name : area;
+}
+
+function upsert(entry, clinic, area, en, fresh) {
+  let q = queue.get(en.peer);
+  if (q && q.area !== area) {
+    q.card.remove();
+    q = null;
+  }
+  if (!q) {
+    q = { entry: en, clinic, area, sig: entry.sig, card: el('li', { class: 'queue-card', 'data-testid': 'queue-card', 'data-peer': en.peer }) };
+    queue.set(en.peer, q);
+    const list = document.querySelector(`.area[data-area="${CSS.escape(area)}"] .queue`);
+    if (list) list.append(q.card);
+  }
+  q.entry = en;
+  render(q);
+  if (fresh) arrival(q);
+}
+
+function arrival(q) {
+  const text = `${q.entry.name} arrived in ${areaName(q.clinic, q.area)}`;
+  announce(text);
+  playTone();
+  if ('Notification' in window && Notification.permission === 'granted') new Notification('Anteroom', { body: 'A patient is waiting.' });
+}
+
+function render(q) {
+  const e = q.entry;
+  const status = e.status === 'seen' ? `with ${e.by_name || 'a clinician'}` : e.status === 'hold' ? 'on hold' : 'waiting';
+  const c = clinics.find((x) => x.id === q.clinic);
+  const others = (c?.areas || []).filter((a) => String(a.id) !== q.area);
+  const sel = el('select', { 'aria-label': `Transfer ${e.name} to`, 'data-action': 'transfer-to' }, ...others.map((a) => el('option', { value: a.id, text: a.name })));
+  q.card.dataset.status = e.status;
+  q.card.replaceChildren(
+    el('strong', { text: e.name, 'data-testid': 'queue-name' }),
+    ' ',
+    el('span', { class: 'status', text: status }),
+    ' · waiting ',
+    el('span', { class: 'since', text: fmtWait(e.since) }),
+    el('ul', { class: 'answers' }, ...(e.answers || []).map((a) => el('li', { text: `${a.q.replace(/_/g, ' ')}: ${a.a}` }))),
+    el(
+      'div',
+      { role: 'group', 'aria-label': `Actions for ${e.name}` },
+      el('button', { type: 'button', 'data-action': 'admit', text: `Admit ${e.name}`, disabled: e.status !== 'waiting' || !!call, onclick: () => admit(q) }),
+      el('button', { type: 'button', 'data-action': 'message', text: 'Message', onclick: () => message(q) }),
+      el('button', { type: 'button', 'data-action': 'hold', text: e.status === 'hold' ? 'Resume' : 'Hold', disabled: e.status === 'waiting', onclick: () => q.sig.send('hold', { peer: e.peer, on: e.status !== 'hold' }) }),
+      others.length ? sel : '',
+      others.length ? el('button', { type: 'button', 'data-action': 'transfer', text: 'Transfer', onclick: () => q.sig.send('transfer', { peer: e.peer, area: String(sel.value) }) }) : '',
+    ),
+  );
+}
+
+function admit(q) {
+  const d = $('confirm');
+  $('confirm-text').textContent = `${q.entry.name}, waiting in ${areaName(q.clinic, q.area)}. Check this is the patient you expect before joining.`;
+  d.returnValue = '';
+  d.onclose = () => {
+    if (d.returnValue !== 'ok') return;
+    q.sig.send('take', { peer: q.entry.peer });
+    call = { sig: q.sig, patient: q.entry.peer, patientName: q.entry.name, pending: true };
+  };
+  d.showModal();
+}
+
+function message(q) {
+  const d = $('msg-dialog');
+  d.returnValue = '';
+  d.onclose = () => {
+    const text = $('msg-text').value.trim();
+    $('msg-text').value = '';
+    if (d.returnValue === 'ok' && text) q.sig.send('message', { to: q.entry.peer, text: text.slice(0, 500) });
+  };
+  d.showModal();
+}
+
+function enterRoom(c, r) {
+  const entry = [...sigs.values()].find((x) => x.clinics.includes(c.id));
+  if (!entry || call) return;
+  call = { sig: entry.sig, pending: true };
+  entry.sig.send('join', { room: r.room || String(r.id) });
+}
+
+// ---- the call ----
+
+async function startCall(entry, j) {
+  if (call?.rejoining && call.mesh) {
+    call.rejoining = false;
+    for (const p of j.peers) if (!p.hold) call.mesh.add(p, true);
+    return;
+  }
+  stream = stream || (await getLocalStream().catch(() => new MediaStream()));
+  const mesh = new Mesh({ signal: entry.sig, iceServers: entry.servers.ice_servers, relayOnly: false, stream, profile: j.profile });
+  const ui = new CallUI(mesh, me.display_name);
+  call = { ...(call || {}), sig: entry.sig, servers: entry.servers, mesh, ui, room: j.room };
+  const pt = j.peers.find((p) => p.role === 'patient');
+  if (pt) {
+    call.patient = pt.peer;
+    call.patientName = pt.name;
+  }
+  // The area's relay-only rule reaches staff through the area list.
+  const q = queue.get(call.patient);
+  if (q) {
+    const a = clinics.find((x) => x.id === q.clinic)?.areas.find((x) => String(x.id) === q.area);
+    mesh.relayOnly = !!a?.relay_only;
+  }
+  $('sel-profile').value = j.profile;
+  screen('call');
+  ui.start();
+  if (entry.servers.monitor && entry.monitorToken) call.reporter = new StatsReporter(entry.servers.monitor, entry.monitorToken, mesh);
+  for (const p of j.peers) if (!p.hold) mesh.add(p, true);
+}
+
+function endCall() {
+  if (!call) return;
+  call.reporter?.stop();
+  call.mesh?.close();
+  call.ui?.clear();
+  call = null;
+  if (stream) for (const t of stream.getTracks()) t.stop();
+  stream = null;
+  screen('s-dash');
+  for (const q of queue.values()) render(q);
+  announce('The consultation has ended.');
+}
+
+function callControls() {
+  $('sel-profile').addEventListener('change', () => call?.sig.send('quality', { profile: $('sel-profile').value }));
+  $('btn-end').addEventListener('click', () => call?.sig.send('end'));
+  $('btn-leave-call').addEventListener('click', () => {
+    call?.sig.send('leave');
+    endCall();
+  });
+  $('btn-hold-call').addEventListener('click', () => {
+    if (call?.patient) call.sig.send('hold', { peer: call.patient, on: !call.held });
+  });
+  $('btn-notify').addEventListener('click', () => {
+    if ('Notification' in window) Notification.requestPermission();
+  });
+  $('btn-signout').addEventListener('click', async () => {
+    for (const s of sigs.values()) s.sig.bye();
+    await api('DELETE', '/api/v1/session').catch(() => {});
+    location.reload();
+  });
+}
+
+// A reload keeps the session (the cookie lives as long as the browser session): go straight to
+// the dashboard when it is still valid.
+async function main() {
+  signin();
+  callControls();
+  const r = await fetch('/api/v1/me', { cache: 'no-store' }).catch(() => null);
+  if (r && r.ok) await afterSignin().catch(() => screen('s-signin'));
+}
+
+main();
