@@ -167,7 +167,7 @@ static void idle_child(int proc, int first, int n, int ready_fd, int hold_fd)
 {
     SSL_CTX *ctx = sl_o.tls ? sl_client_ctx() : NULL;
     sl_conn_t *c = calloc((size_t)n, sizeof(*c));
-    int ok = 0, ep = epoll_create1(0);
+    int ok = 0, fails = 0, ep = epoll_create1(0);
     struct epoll_event hev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
     epoll_ctl(ep, EPOLL_CTL_ADD, hold_fd, &hev);
     double next = sl_now_s() + 1;
@@ -176,10 +176,24 @@ static void idle_child(int proc, int first, int n, int ready_fd, int hold_fd)
         int port = (i & 1) && sl_o.ports[1] ? sl_o.ports[1] : sl_o.ports[0];
         if (sl_open(&c[i], ctx, sl_src_addr(proc), port, room, (i & 1) ? 'b' : 'a') == 0) {
             ok++;
+            fails = 0;
             watch(ep, c, i);
-        } else if (ok == i && sl_errors++ < 3)
-            fprintf(stderr, "%s: connection %d of process %d failed: %s\n", sl_o.label, i, proc,
-                    strerror(errno));
+        } else {
+            if (sl_errors++ < 3)
+                fprintf(stderr, "%s: connection %d of process %d failed: %s\n", sl_o.label, i, proc,
+                        strerror(errno));
+            /* A node that no longer answers within the 10 s read timeout: stop opening and hold
+             * what is open, so the run still measures (and says) how far it got. */
+            if (++fails >= 20) {
+                fprintf(stderr,
+                        "%s: process %d stops after 20 failed connections in a row (%d of "
+                        "%d open)\n",
+                        sl_o.label, proc, ok, n);
+                for (int k = i + 1; k < n; k++)
+                    c[k].fd = -1;
+                break;
+            }
+        }
         /* A long opening (the scale run) still answers the pings of the first connections:
          * the node closes a connection that sends nothing for 60 s. */
         if (sl_now_s() >= next) {
