@@ -1,57 +1,16 @@
 #!/usr/bin/env bash
-# Runs the signalling transport benchmark: the same meter (ar_bench_signal) against the bare
-# relay, our WebSocket relay plain and with TLS on OpenSSL, wolfSSL and BoringSSL (each one that
-# the build has), and the Node `ws` relay, one server at a time on loopback, and prints each
-# server's figures.
-# Usage: bench/signal/run.sh [connections=10000] [relay pairs=50] [relay seconds=10]
-# Needs: cmake --build --preset default; (cd bench/signal/node && npm install).
+# `bash bench/run signal` lands here. Usage: bench/signal/run.sh [full|smoke|transport [ARGS]|N P S]
+#   full (default)  full.sh: anteroom-signal beside PeerJS, a Node `ws` relay and the bare relay,
+#                   the NATS hop and the 200,000-connection scale run (about 10 minutes)
+#   smoke           full.sh with small numbers: checks the harness itself (about a minute)
+#   transport       transport.sh: the WebSocket transport alone, TLS libraries side by side
+#   N P S           (numbers) transport.sh N P S, as run.sh was called before full.sh existed
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-
-n=${1:-10000}
-pairs=${2:-50}
-secs=${3:-10}
-bin=build/default/bench/signal
-work=build/bench-signal
-mkdir -p "$work"
-if [ ! -f "$work/cert.pem" ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-    -subj /CN=127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-fi
-port=19101
-
-# run LABEL METER-FLAGS -- SERVER COMMAND...: starts the server, waits for its "pid N" line,
-# meters it, stops it by its pid.
-run() {
-  local label=$1 flags=$2
-  shift 3
-: >"$work/$label.out"
-  "$@" >"$work/$label.out" 2>&1 &
-  local spid=$!
-  local pid=""
-  for _ in $(seq 50); do
-    pid=$(awk '/^pid /{print $2; exit}' "$work/$label.out" || true)
-    [ -n "$pid" ] && break
-    sleep 0.1
-  done
-  if [ -z "$pid" ]; then
-    echo "$label: server did not start"; kill "$spid" 2>/dev/null || true; return 1
-  fi
-  # shellcheck disable=SC2086
-  "$bin/ar_bench_signal" -p "$port" -s "$pid" -n "$n" -P 2 -k "$pairs" -T "$secs" \
-    -l "$label" $flags || echo "$label: meter failed"
-  kill "$spid" 2>/dev/null || true
-  wait "$spid" 2>/dev/null || true
-  port=$((port + 1))
-}
-
-echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-run bare "-r" -- "$bin/ar_bench_bare_relay" "$port"
-run anteroom-plain "" -- "$bin/ar_bench_ws_server" "$port"
-run anteroom-openssl "-t" -- "$bin/ar_bench_ws_server" "$port" openssl "$work/cert.pem" \
-  "$work/key.pem"
-run anteroom-wolfssl "-t" -- "$bin/ar_bench_ws_server" "$port" wolfssl "$work/cert.pem" \
-  "$work/key.pem"
-run anteroom-boringssl "-t" -- "$bin/ar_bench_ws_server" "$port" boringssl "$work/cert.pem" \
-  "$work/key.pem"
-run node-ws "" -- node bench/signal/node/relay.js "$port"
+here=$(dirname "$0")
+case ${1:-full} in
+full) exec bash "$here/full.sh" ;;
+smoke) exec bash "$here/full.sh" smoke ;;
+transport) shift; exec bash "$here/transport.sh" "$@" ;;
+[0-9]*) exec bash "$here/transport.sh" "$@" ;;
+*) echo "usage: bench/signal/run.sh [full|smoke|transport [connections pairs seconds]]" >&2; exit 2 ;;
+esac

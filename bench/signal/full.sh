@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# The signalling benchmark of issue 3: one load generator (ar_bench_sigload) on loopback against
+#   bare      the bare relay (bare_relay.c: one recv, one writev; the physical limit)
+#   node-ws   a minimal Node `ws` room relay (node/room_relay.js)
+#   peerjs    the PeerJS server (npm `peer`, node/peerjs_server.js)
+#   anteroom  anteroom-signal with its NATS server (the workers and nats-server are both counted)
+# and prints them side by side with the issue's ratios: connections held, RSS per connection,
+# connects/s and CPU per connect (anteroom also with TLS), CPU per relayed message and latency
+# p50/p99 at fixed offered rates, call set-ups per second; then what a hop through NATS between
+# two nodes adds, and a scale run holding SCALE connections on one node of SCALE_WORKERS workers.
+# Every server starts fresh for each measurement and is stopped by its PID.
+#
+# Usage: bench/signal/full.sh [smoke]      (smoke: small numbers, a few seconds per phase)
+# Environment (defaults): N=10000 idle connections, RATES="2000 8000" msg/s, SECS=5, CALLS=2000,
+#   CALL_PROCS=4, HOP_RATE=2000, HOP_ROUNDS=3 (same/cross interleaved; medians), SCALE=200000, SCALE_WORKERS=12, SCALE_PROCS=12 (0: no scale run),
+#   SCALE_HOLD=70 (seconds the scale run holds its connections after measuring, then counts them),
+#   SERVERS="bare node-ws peerjs anteroom", PHASES="servers hop scale", AR_BUILD=build/default,
+#   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
+# Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 2
+
+has() { [[ " $2 " == *" $1 "* ]]; }
+smoke=0
+[ "${1:-}" = smoke ] && smoke=1
+if [ $smoke = 1 ]; then
+  : "${N:=400}" "${RATES:=400}" "${SECS:=2}" "${CALLS:=40}" "${CALL_PROCS:=2}" "${HOP_RATE:=200}"
+  : "${HOP_ROUNDS:=1}" "${SCALE:=2000}" "${SCALE_WORKERS:=2}" "${SCALE_PROCS:=2}" "${SCALE_HOLD:=1}"
+fi
+N=${N:-10000}
+RATES=${RATES:-2000 8000}
+SECS=${SECS:-5}
+CALLS=${CALLS:-2000}
+CALL_PROCS=${CALL_PROCS:-4}
+HOP_RATE=${HOP_RATE:-2000}
+HOP_ROUNDS=${HOP_ROUNDS:-3}
+SCALE=${SCALE:-200000}
+SCALE_WORKERS=${SCALE_WORKERS:-12}
+SCALE_PROCS=${SCALE_PROCS:-12}
+SCALE_HOLD=${SCALE_HOLD:-70}
+SERVERS=${SERVERS:-bare node-ws peerjs anteroom}
+PHASES=${PHASES:-servers hop scale}
+build=${AR_BUILD:-build/default}
+load=$build/bench/signal/ar_bench_sigload
+bare=$build/bench/signal/ar_bench_bare_relay
+signal=${SIGNAL_BIN:-$build/cmd/anteroom-signal/anteroom-signal}
+# Another anteroom-signal binary for one more TLS line: SIGNAL_TLS_ALT=NAME=PATH (another branch's
+# build, say).
+SIGNAL_TLS_ALT=${SIGNAL_TLS_ALT:-}
+node_dir=bench/signal/node
+for f in "$load" "$bare" "$signal"; do
+  [ -x "$f" ] || { echo "full.sh: $f is missing (cmake --build --preset default)" >&2; exit 2; }
+done
+command -v nats-server >/dev/null || { echo "full.sh: nats-server is missing (scripts/deps)" >&2; exit 2; }
+if has node-ws "$SERVERS" || has peerjs "$SERVERS"; then
+  if [ ! -d "$node_dir/node_modules/ws" ] || [ ! -d "$node_dir/node_modules/peer" ]; then
+    (cd "$node_dir" && timeout 180 npm ci --no-audit --no-fund >/dev/null 2>&1)
+  fi
+  if [ ! -d "$node_dir/node_modules/ws" ] || [ ! -d "$node_dir/node_modules/peer" ]; then
+    echo "full.sh: npm ci in $node_dir failed (offline?)" >&2
+    exit 2
+  fi
+fi
+
+# A process may hold 20,000 files here: the benchmark's own processes ask for all of them.
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+work=$(mktemp -d /tmp/ar-sigbench.XXXXXX)
+results=$work/results
+: >"$results"
+"$load" keygen "$work/pub" "$work/sec" || exit 1
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null || exit 1
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  if [ -n "${AR_KEEP_LOGS:-}" ]; then echo "logs kept in $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port=$((21000 + RANDOM % 2000))
+srcbase=$((RANDOM % 200))
+nextport() { port=$((port + 1)); }
+nextsrc() { srcbase=$(((srcbase + 1) % 250)); }
+
+wait_port() { # wait_port PORT: until something accepts on it (15 s)
+  for _ in $(seq 150); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+stop() { # stop PID...: SIGTERM, then SIGKILL after 5 s
+  for p in "$@"; do kill "$p" 2>/dev/null; done
+  for p in "$@"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+}
+
+spids="" bpids="" started=() failed=()
+# start_server NAME [WORKERS [TLS]]: starts it on $port; sets spids (measured processes),
+# bpids (anteroom's NATS servers) and started (everything to stop).
+start_server() {
+  local name=$1 workers=${2:-1} tls=${3:-0}
+  spids="" bpids="" started=()
+  nextport
+  case $name in
+  bare)
+    "$bare" "$port" >"$work/$name.log" 2>&1 &
+    spids=$! started=($!) ;;
+  node-ws)
+    node "$node_dir/room_relay.js" "$port" >"$work/$name.log" 2>&1 &
+    spids=$! started=($!) ;;
+  peerjs)
+    node "$node_dir/peerjs_server.js" "$port" >"$work/$name.log" 2>&1 &
+    spids=$! started=($!) ;;
+  anteroom | anteroom2)
+    local np=$((port + 1000)) tlsargs=()
+    nats-server -a 127.0.0.1 -p "$np" >"$work/nats-$port.log" 2>&1 &
+    bpids=$! started=($!)
+    pids+=("$!")
+    wait_port "$np" || { echo "nats-server did not start" >&2; return 1; }
+    [ "$tls" = 1 ] && tlsargs=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+    "${bin:-$signal}" --listen 127.0.0.1 --port "$port" --jurisdiction eu --node-name n1 \
+      --keys "$work/pub" --origin https://bench.anteroom.invalid --workers "$workers" \
+      --max-per-address 0 --nats "nats://127.0.0.1:$np" --log-level warn "${tlsargs[@]}" \
+      >"$work/signal-$port.log" 2>&1 &
+    local sup=$!
+    started+=("$sup")
+    pids+=("$sup")
+    wait_port "$port" || { echo "anteroom-signal did not start" >&2; return 1; }
+    for _ in $(seq 100); do
+      spids=$(tr ' ' '\n' <"/proc/$sup/task/$sup/children" | grep -c .)
+      [ "$spids" -ge "$workers" ] && break
+      sleep 0.1
+    done
+    spids=$(tr ' ' ',' <"/proc/$sup/task/$sup/children" | sed 's/,*$//')
+    sleep 1.5 # the workers hear each other's heartbeats before sessions need a backup
+    return 0 ;;
+  esac
+  pids+=("${started[@]}")
+  wait_port "$port" || { echo "$name did not start" >&2; return 1; }
+  return 0
+}
+
+dialect() { case $1 in bare) echo raw ;; node-ws) echo ws ;; *) echo "$1" ;; esac; }
+
+# meter LABEL SERVER ARGS...: one measurement on a fresh server; its RESULT line is kept.
+meter() {
+  local label=$1 server=$2 workers=1 tls=0 cmd
+  shift 2
+  [ "$1" = "-t" ] && tls=1
+  cmd=$2
+  shift 2
+  [ $tls = 1 ] && set -- -t "$@"
+  case $label in scale*) workers=$SCALE_WORKERS ;; esac
+  start_server "$server" "$workers" "$tls" || { failed+=("$label (start)"); stop "${started[@]}"; return 1; }
+  local b=()
+  [ -n "$bpids" ] && b=(-B "$bpids")
+  nextsrc
+  timeout 900 "$load" "$cmd" "$@" -d "$(dialect "$server")" -p "$port" -s "$spids" "${b[@]}" \
+    -K "$work/sec" -l "$label" -b "$srcbase" 2>>"$work/errors" | tee -a "$results" |
+    sed 's/^RESULT /  /' >&2
+  [ "${PIPESTATUS[0]}" = 0 ] || failed+=("$label $cmd")
+  stop "${started[@]}"
+}
+
+echo "== signalling benchmark $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+has servers "$PHASES" && for s in $SERVERS; do
+  meter "$s" "$s" - idle -n "$N" -P 2
+  if [ "$s" = anteroom ]; then
+    # connect and upgrade only (no hello: the node closes these after 10 s, 4002), then TLS
+    meter anteroom-upgrade anteroom - idle -n "$N" -P 2 -U
+    meter anteroom-tls anteroom -t idle -n "$N" -P 2
+    if [ -n "$SIGNAL_TLS_ALT" ]; then
+      bin=${SIGNAL_TLS_ALT#*=} meter "anteroom-tls-${SIGNAL_TLS_ALT%%=*}" anteroom -t idle -n "$N" -P 2
+    fi
+  fi
+  for r in $RATES; do
+    # 10 messages/s per connection: anteroom allows 20/s (protocol.md 4); the same for all.
+    meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS"
+  done
+  [ "$s" != bare ] && meter "$s" "$s" - calls -c "$CALLS" -P "$CALL_PROCS"
+done
+
+# The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
+# member on each node, against both members on one node (half of the pairs on each node, so that
+# each node carries the same load), at the same offered rate, interleaved HOP_ROUNDS times.
+if has anteroom "$SERVERS" && has hop "$PHASES"; then
+  nextport
+  p1=$port c1=$((port + 1000)) r1=$((port + 2000)) c2=$((port + 1001)) r2=$((port + 2001))
+  port=$((port + 2))
+  nats-server -a 127.0.0.1 -p "$c1" --cluster_name ar --cluster "nats://127.0.0.1:$r1" \
+    --routes "nats://127.0.0.1:$r2" >"$work/hopnats1.log" 2>&1 &
+  n1=$!
+  nats-server -a 127.0.0.1 -p "$c2" --cluster_name ar --cluster "nats://127.0.0.1:$r2" \
+    --routes "nats://127.0.0.1:$r1" >"$work/hopnats2.log" 2>&1 &
+  n2=$!
+  pids+=("$n1" "$n2")
+  wait_port "$c1" && wait_port "$c2"
+  for _ in $(seq 100); do
+    grep -q 'Route connection created' "$work/hopnats1.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  hopnode() { # hopnode NAME PORT NATSPORT
+    "$signal" --listen 127.0.0.1 --port "$2" --jurisdiction eu --node-name "$1" \
+      --keys "$work/pub" --origin https://bench.anteroom.invalid --workers 1 \
+      --max-per-address 0 --nats "nats://127.0.0.1:$3" --log-level warn \
+      >"$work/hop-$1.log" 2>&1 &
+    pids+=("$!")
+    echo $!
+  }
+  s1=$(hopnode h1 "$p1" "$c1")
+  s2=$(hopnode h2 $((p1 + 1)) "$c2")
+  wait_port "$p1" && wait_port $((p1 + 1))
+  sleep 2
+  w1=$(tr -d ' \n' <"/proc/$s1/task/$s1/children")
+  w2=$(tr -d ' \n' <"/proc/$s2/task/$s2/children")
+  k=$(((HOP_RATE + 19) / 20))
+  for round in $(seq "$HOP_ROUNDS"); do for mode in same cross; do
+    ports="$p1,$((p1 + 1))" same=()
+    [ $mode = same ] && same=(-m)
+    nextsrc
+    timeout 300 "$load" rate "${same[@]}" -d anteroom -p "$ports" -s "$w1,$w2" -B "$n1,$n2" -K "$work/sec" \
+      -l "hop-$mode-$round" -b "$srcbase" -r "$HOP_RATE" -k "$k" -T "$SECS" 2>>"$work/errors" |
+      tee -a "$results" | sed 's/^RESULT /  /' >&2
+    [ "${PIPESTATUS[0]}" = 0 ] || failed+=("hop-$mode-$round")
+  done; done
+  stop "$s1" "$s2" "$n1" "$n2"
+fi
+
+# The scale run: SCALE connections (SCALE/2 calls, each pair joined to its room) held on one
+# node of SCALE_WORKERS workers, from SCALE_PROCS client processes with a source address each.
+if [ "$SCALE_PROCS" -gt 0 ] && has anteroom "$SERVERS" && has scale "$PHASES"; then
+  # held SCALE_HOLD s after measuring (past the 25 s ping and 60 s idle timeout), then counted
+  meter scale anteroom - idle -n "$SCALE" -P "$SCALE_PROCS" -H "$SCALE_HOLD"
+fi
+
+if [ -s "$work/errors" ]; then
+  echo "-- client errors (first lines):" >&2
+  head -5 "$work/errors" >&2
+fi
+bash bench/signal/report.sh "$results" "$SCALE_WORKERS"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "full.sh: measurements that failed: ${failed[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Prints full.sh's RESULT lines side by side, then the ratios the issue sets as targets.
+# Usage: report.sh RESULTS-FILE [SCALE_WORKERS]
+# CPU figures are utime+stime of the server's processes (10 ms ticks); anteroom's include its
+# nats-server (the bus is part of the relay path), which is also shown apart.
+set -uo pipefail
+awk -v workers="${2:-?}" '
+function get(line, key,   i, n, kv) {
+  n = split(line, kv, " ")
+  for (i = 1; i <= n; i++) if (index(kv[i], key "=") == 1) return substr(kv[i], length(key) + 2)
+  return ""
+}
+/^RESULT / {
+  l = get($0, "label"); p = get($0, "phase"); key = l "/" p; R[key] = $0
+  if (p == "rate" && index(l, "@")) { split(l, parts, "@"); rates[parts[2]] = 1 }
+}
+function v(key, f) { return (key in R) ? get(R[key], f) : "" }
+function cpu(key, unit,   a, b) {
+  if (!(key in R)) return ""
+  a = v(key, unit "_cpu_us"); b = v(key, unit "_bus_cpu_us")
+  return a + b
+}
+function hopn(mode,   i) { for (i = 1; ("hop-" mode "-" i "/rate") in R; i++); return i - 1 }
+function hopval(mode, i, f) { return f == "cpu" ? cpu("hop-" mode "-" i "/rate", "msg") : v("hop-" mode "-" i "/rate", f) }
+function hoplist(mode,   i, s) { s = ""; for (i = 1; i <= hopn(mode); i++) s = s " " hopval(mode, i, "p50_us"); return s }
+function hopmed(mode, f,   n, i, j, t, arr) {
+  n = hopn(mode); if (n == 0) return ""
+  for (i = 1; i <= n; i++) arr[i] = hopval(mode, i, f) + 0
+  for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
+  return n % 2 ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
+}
+function cell(x, fmt) { return x == "" ? "-" : sprintf(fmt, x) }
+function row(name, vals,   i) {
+  printf "%-44s", name
+  for (i = 1; i <= ns; i++) printf " %16s", vals[i]
+  printf "\n"
+}
+function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "" : a / b }
+function verdict(x, lim) { return x == "" ? "not measured" : (x <= lim ? "met" : "NOT met") }
+END {
+  ns = split("bare node-ws peerjs anteroom anteroom-upgrade anteroom-tls", S, " ")
+  printf "\n%-44s", ""
+  for (i = 1; i <= ns; i++) printf " %16s", S[i]
+  printf "\n"
+  for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "/idle", "conns"), "%d"); row("connections held (idle run)", x)
+  for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "/idle", "rss_b"), "%.0f"); row("server RSS B per idle connection", x)
+  for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "/idle", "bus_rss_b"), "%.0f"); row("  of which in nats-server", x)
+  for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "/idle", "per_s"), "%.0f"); row("connects/s (one after another, 2 clients)", x)
+  for (i = 1; i <= ns; i++) x[i] = cell(cpu(S[i] "/idle", "connect"), "%.1f"); row("CPU us per connect (+hello+join: anteroom)", x)
+  for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "/idle", "connect_bus_cpu_us"), "%.1f"); row("  of which nats-server", x)
+  nr = 0
+  for (r in rates) rl[++nr] = r + 0
+  for (i = 1; i <= nr; i++) for (j = i + 1; j <= nr; j++) if (rl[j] < rl[i]) { t = rl[i]; rl[i] = rl[j]; rl[j] = t }
+  for (k = 1; k <= nr; k++) {
+    r = rl[k]
+    for (i = 1; i <= ns; i++) x[i] = cell(cpu(S[i] "@" r "/rate", "msg"), "%.1f"); row("CPU us per relayed msg at " r " msg/s", x)
+    for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "@" r "/rate", "msg_bus_cpu_us"), "%.1f"); row("  of which nats-server", x)
+    for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "@" r "/rate", "p50_us"), "%d"); row("  latency p50 us", x)
+    for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "@" r "/rate", "p99_us"), "%d"); row("  latency p99 us", x)
+    for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "@" r "/rate", "loss"), "%.4f"); row("  loss", x)
+  }
+  for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "/calls", "per_s"), "%.0f"); row("call set-ups/s (4 KB offer+answer, 4+4 cand.)", x)
+  for (i = 1; i <= ns; i++) x[i] = cell(cpu(S[i] "/calls", "call"), "%.0f"); row("CPU us per call set-up", x)
+
+  hs = hopmed("same", "p50_us"); hc = hopmed("cross", "p50_us")
+  if (hs != "") {
+    printf "\nNATS hop, two nodes of one worker on a two-server NATS cluster, %s msg/s, medians of %d interleaved runs:\n", v("hop-same-1/rate", "offered"), hopn("same")
+    printf "  both members on one node: p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f); p50 of each run:%s\n", hs, hopmed("same", "p99_us"), hopmed("same", "cpu"), hopmed("same", "msg_bus_cpu_us"), hoplist("same")
+    printf "  members on two nodes:     p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f); p50 of each run:%s\n", hc, hopmed("cross", "p99_us"), hopmed("cross", "cpu"), hopmed("cross", "msg_bus_cpu_us"), hoplist("cross")
+  }
+  sc = v("scale/idle", "still_open")
+  if (sc != "")
+    printf "\nscale: %d of %d connections opened, %d still open %d s later (%d calls) on one node of %s workers; %.0f connects/s; RSS %.0f B per connection (all workers; nats-server %.0f B more); CPU %.1f us per connect (nats %.1f); node RSS %s MiB\n", v("scale/idle", "conns"), v("scale/idle", "of"), sc, v("scale/idle", "held_after_s"), sc / 2, workers, v("scale/idle", "per_s"), v("scale/idle", "rss_b"), v("scale/idle", "bus_rss_b"), cpu("scale/idle", "connect"), v("scale/idle", "connect_bus_cpu_us"), v("scale/idle", "rss_total_mib")
+
+  printf "\nratios against the issue 3 targets (one run):\n"
+  a = v("anteroom/idle", "rss_b"); printf "  %-58s %8s  <= 0.5    %s\n", "KiB RSS per idle plain connection (session in a room)", cell(a == "" ? "" : a / 1024, "%.2f"), verdict(a == "" ? "" : a / 1024, 0.5)
+  a = v("anteroom-tls/idle", "rss_b"); printf "  %-58s %8s  <= 8      %s\n", "KiB RSS per idle TLS connection (session in a room)", cell(a == "" ? "" : a / 1024, "%.2f"), verdict(a == "" ? "" : a / 1024, 8)
+  for (key in R) if (key ~ /^anteroom-tls-.*\/idle$/) {
+    a = v(key, "rss_b"); split(key, parts, "/")
+    printf "  %-58s %8s  <= 8      %s\n", "KiB RSS per idle TLS connection, " substr(parts[1], 14), cell(a / 1024, "%.2f"), verdict(a / 1024, 8)
+    a = cpu(key, "connect"); printf "  %-58s %8s  (no target)\n", "CPU us per TLS connect+hello+join, " substr(parts[1], 14), cell(a, "%.1f")
+  }
+  a = cpu("anteroom-upgrade/idle", "connect"); printf "  %-58s %8s  <= 50     %s\n", "CPU us per plain connect+upgrade", cell(a, "%.1f"), verdict(a, 50)
+  a = cpu("anteroom/idle", "connect"); printf "  %-58s %8s  (<= 50)  %s\n", "CPU us per plain connect+upgrade+hello+join (a session)", cell(a, "%.1f"), verdict(a, 50)
+  a = v("anteroom-upgrade/idle", "rss_b"); printf "  %-58s %8s  (<= 0.5) %s\n", "KiB RSS per idle plain connection before hello", cell(a == "" ? "" : a / 1024, "%.2f"), verdict(a == "" ? "" : a / 1024, 0.5)
+  for (k = 1; k <= nr; k++) {
+    r = rl[k]
+    q = ratio(cpu("anteroom@" r "/rate", "msg"), cpu("node-ws@" r "/rate", "msg"))
+    printf "  %-58s %8s  <= 0.4    %s\n", "CPU/msg anteroom / Node ws relay at " r " msg/s", cell(q, "%.2f"), verdict(q, 0.4)
+    q = ratio(cpu("anteroom@" r "/rate", "msg"), cpu("bare@" r "/rate", "msg"))
+    printf "  %-58s %8s  <= 1.3    %s\n", "CPU/msg anteroom / bare relay at " r " msg/s", cell(q, "%.2f"), verdict(q, 1.3)
+    q = ratio(cpu("peerjs@" r "/rate", "msg"), cpu("node-ws@" r "/rate", "msg"))
+    printf "  %-58s %8s  (anchor)\n", "CPU/msg PeerJS / Node ws relay at " r " msg/s", cell(q, "%.2f")
+  }
+  q = ratio(cpu("anteroom/calls", "call"), cpu("node-ws/calls", "call"))
+  printf "  %-58s %8s  (no target)\n", "CPU/call set-up anteroom / Node ws relay", cell(q, "%.2f")
+  q = ratio(cpu("anteroom/calls", "call"), cpu("peerjs/calls", "call"))
+  printf "  %-58s %8s  (no target)\n", "CPU/call set-up anteroom / PeerJS", cell(q, "%.2f")
+  printf "  %-58s %8s  >= 200000 %s\n", "connections held by one node", cell(sc, "%d"), sc == "" ? "not measured" : (sc + 0 >= 200000 ? "met" : "NOT met")
+  d = (hs == "" || hc == "") ? "" : (hc - hs) / 1000
+  printf "  %-58s %8s  <= 1      %s\n", "ms a cross-node hop adds at p50", cell(d, "%.3f"), verdict(d, 1)
+}' "$1"

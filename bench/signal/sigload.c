@@ -1,0 +1,641 @@
+/*
+ * ar_bench_sigload: the load generator of the signalling benchmark (bench/signal/full.sh). The
+ * same code drives every server, in its own dialect:
+ *   anteroom  protocol.md: upgrade with anteroom.v1, hello {token}, join {room}, offer/answer/
+ *             candidate addressed by peer id, ack every 32 numbered frames, pong to ping, bye
+ *   peerjs    the PeerJS server (npm `peer`): /peerjs?key&id&token, OPEN, OFFER/ANSWER/CANDIDATE
+ *             with dst, HEARTBEAT
+ *   ws        the Node `ws` room relay (node/room_relay.js): /?room=R, every message goes to the
+ *             other member; the frames are anteroom's JSON, unread by the relay
+ *   raw       the bare relay (bare_relay.c): TCP paired in accept order; the client sends the same
+ *             masked WebSocket frames and the peer parses them as a server would
+ * Every relayed message carries "~T=<send time, ns hex>", so the receiver knows its latency.
+ *
+ * Commands (the server is measured from outside: /proc/<pid>/stat, status, schedstat):
+ *   keygen PUB SEC         an Ed25519 token key: PUB for anteroom-signal --keys, SEC for -K
+ *   idle  -n N -P procs    P client processes open N connections one after another (a pair per
+ *                          room: hello and join for anteroom) and hold them, answering pings;
+ *                          prints RSS per connection and CPU per connect of the server
+ *   rate  -k pairs -r msg/s -T secs   one process, k pairs, open loop at the offered rate
+ *   calls -c calls -P procs           call set-ups: two fresh connections, (hello, join,) a
+ *                          4 KB offer, a 4 KB answer, four candidates each way, bye
+ * Common: -d dialect -p port[,port2] (port2: the second member of each pair, another node)
+ *   -s pid,.. (server processes) -B pid,.. (the bus: counted in the totals, printed apart)
+ *   -K sec -l label -t (TLS) -U (anteroom: upgrade only, no hello) -m (rate with two
+ *   ports: both members of a pair on one node, pairs alternating between the nodes) -H secs (idle:
+ *   hold that long after measuring, then count what is still open) -b N (source addresses
+ * 127.1.N.x: one per client process, so many processes pass the ephemeral port limit of one
+ * address) -S bytes (relayed message size) Output: one "RESULT key=value ..." line per measurement,
+ * read by full.sh.
+ */
+#include "sigload.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+sl_opts_t sl_o = {.n = 1000,
+                  .procs = 2,
+                  .pairs = 50,
+                  .rate = 1000,
+                  .secs = 5,
+                  .calls = 200,
+                  .size = 200,
+                  .label = "server"};
+static ar_token_key_t sl_key;
+char **sl_tokens; /* one per room, minted before any measurement */
+char sl_run[16];  /* makes room and peer names unique per run */
+
+/* ---- the server, from outside ---- */
+
+typedef struct sample_s {
+    long rss_kib, anon_kib, bus_rss_kib;
+    long long ticks, bus_ticks, run_ns;
+} sample_t;
+
+static void sample_pid(int pid, long *rss, long *anon, long long *ticks, long long *run_ns)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            *rss += atol(line + 6);
+        else if (anon && strncmp(line, "RssAnon:", 8) == 0)
+            *anon += atol(line + 8);
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (f && fgets(line, sizeof(line), f)) {
+        /* utime and stime (fields 14, 15) follow the ")" that ends the command name. */
+        char *p = strrchr(line, ')');
+        unsigned long ut = 0, st = 0;
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+            *ticks += (long long)(ut + st);
+    }
+    if (f)
+        fclose(f);
+    if (!run_ns)
+        return;
+    /* schedstat is per thread: Node has GC and I/O threads, libnats its own. */
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char tp[320];
+        snprintf(tp, sizeof(tp), "/proc/%d/task/%s/schedstat", pid, de->d_name);
+        f = fopen(tp, "r");
+        long long ns = 0;
+        if (f && fscanf(f, "%lld", &ns) == 1)
+            *run_ns += ns;
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+}
+
+static void sample(sample_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    for (int i = 0; i < sl_o.nspids; i++)
+        sample_pid(sl_o.spids[i], &s->rss_kib, &s->anon_kib, &s->ticks, &s->run_ns);
+    for (int i = 0; i < sl_o.nbpids; i++)
+        sample_pid(sl_o.bpids[i], &s->bus_rss_kib, NULL, &s->bus_ticks, NULL);
+}
+
+static double tick_us(void)
+{
+    return 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ---- idle: hold N connections ---- */
+
+/* Services readable connections (pings, peers' frames) for at most `ms`; returns 1 when the
+ * hold pipe says stop. */
+static int service(int ep, sl_conn_t *c, int ms)
+{
+    struct epoll_event evs[256];
+    int k = epoll_wait(ep, evs, 256, ms);
+    for (int i = 0; i < k; i++) {
+        if (evs[i].data.u32 == UINT32_MAX)
+            return 1;
+        sl_conn_t *x = &c[evs[i].data.u32];
+        int r;
+        while ((r = sl_pump(x)) > 0)
+            ;
+        if (r < 0) {
+            epoll_ctl(ep, EPOLL_CTL_DEL, x->fd, NULL);
+            close(x->fd);
+            x->fd = -1;
+        }
+    }
+    return 0;
+}
+
+static void watch(int ep, sl_conn_t *c, int i)
+{
+    sl_set_nonblock(&c[i]);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev);
+}
+
+static void hold_loop(int ep, sl_conn_t *c, int n)
+{
+    double next_hb = sl_now_s() + 20;
+    while (!service(ep, c, 1000))
+        if (sl_o.dialect == D_PEERJS && sl_now_s() >= next_hb) {
+            for (int i = 0; i < n; i++)
+                if (c[i].fd >= 0)
+                    (void)sl_send(&c[i], "{\"type\":\"HEARTBEAT\"}");
+            next_hb = sl_now_s() + 20;
+        }
+}
+
+static void idle_child(int proc, int first, int n, int ready_fd, int hold_fd)
+{
+    SSL_CTX *ctx = sl_o.tls ? sl_client_ctx() : NULL;
+    sl_conn_t *c = calloc((size_t)n, sizeof(*c));
+    int ok = 0, fails = 0, ep = epoll_create1(0);
+    struct epoll_event hev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+    epoll_ctl(ep, EPOLL_CTL_ADD, hold_fd, &hev);
+    double next = sl_now_s() + 1;
+    for (int i = 0; i < n; i++) {
+        long room = (first + i) / 2;
+        int port = (i & 1) && sl_o.ports[1] ? sl_o.ports[1] : sl_o.ports[0];
+        if (sl_open(&c[i], ctx, sl_src_addr(proc), port, room, (i & 1) ? 'b' : 'a') == 0) {
+            ok++;
+            fails = 0;
+            watch(ep, c, i);
+        } else {
+            if (sl_errors++ < 3)
+                fprintf(stderr, "%s: connection %d of process %d failed: %s\n", sl_o.label, i, proc,
+                        strerror(errno));
+            /* A node that no longer answers within the 10 s read timeout: stop opening and hold
+             * what is open, so the run still measures (and says) how far it got. */
+            if (++fails >= 20) {
+                fprintf(stderr,
+                        "%s: process %d stops after 20 failed connections in a row (%d of "
+                        "%d open)\n",
+                        sl_o.label, proc, ok, n);
+                for (int k = i + 1; k < n; k++)
+                    c[k].fd = -1;
+                break;
+            }
+        }
+        /* A long opening (the scale run) still answers the pings of the first connections:
+         * the node closes a connection that sends nothing for 60 s. */
+        if (sl_now_s() >= next) {
+            (void)service(ep, c, 0);
+            next = sl_now_s() + 1;
+        }
+    }
+    char msg[32];
+    int len = snprintf(msg, sizeof(msg), "%d\n", ok);
+    (void)!write(ready_fd, msg, (size_t)len);
+    hold_loop(ep, c, n);
+    int still = 0;
+    for (int i = 0; i < n; i++)
+        still += c[i].fd >= 0;
+    len = snprintf(msg, sizeof(msg), "%d\n", still);
+    (void)!write(ready_fd, msg, (size_t)len);
+    for (int i = 0; i < n; i++)
+        sl_close(&c[i]);
+    _exit(0);
+}
+
+static void print_sample_delta(const char *phase, const sample_t *a, const sample_t *b, double per,
+                               const char *unit)
+{
+    printf(" %s_cpu_us=%.2f %s_sched_us=%.2f %s_bus_cpu_us=%.2f", unit,
+           (double)(b->ticks - a->ticks) * tick_us() / per, unit,
+           (double)(b->run_ns - a->run_ns) / 1e3 / per, unit,
+           (double)(b->bus_ticks - a->bus_ticks) * tick_us() / per);
+    (void)phase;
+}
+
+static int cmd_idle(void)
+{
+    sample_t s0, s2;
+    /* Warm-up: 100 connections opened and closed, so code pages and loop buffers are resident
+     * before the baseline and are not charged to the connections. */
+    {
+        SSL_CTX *ctx = sl_o.tls ? sl_client_ctx() : NULL;
+        sl_conn_t w[100];
+        for (int i = 0; i < 100; i++)
+            (void)sl_open(&w[i], ctx, sl_src_addr(200), sl_o.ports[0], sl_o.n / 2 + 1 + i / 2,
+                          (i & 1) ? 'b' : 'a');
+        for (int i = 0; i < 100; i++)
+            sl_close(&w[i]);
+        if (ctx)
+            SSL_CTX_free(ctx);
+        sleep(2);
+    }
+    sample(&s0);
+    int ready[2], hold[2];
+    if (pipe(ready) || pipe(hold))
+        return 1;
+    double t0 = sl_now_s();
+    pid_t kids[64];
+    int first = 0;
+    for (int i = 0; i < sl_o.procs; i++) {
+        int share = sl_o.n / sl_o.procs;
+        share += share & 1; /* whole pairs per process */
+        if (i == sl_o.procs - 1)
+            share = sl_o.n - first;
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            close(hold[1]);
+            close(ready[0]);
+            idle_child(i, first, share, ready[1], hold[0]);
+        }
+        first += share;
+    }
+    close(hold[0]);
+    close(ready[1]);
+    int ok = 0;
+    FILE *rf = fdopen(ready[0], "r");
+    for (int i = 0; i < sl_o.procs; i++) {
+        int v = 0;
+        if (fscanf(rf, "%d", &v) == 1)
+            ok += v;
+    }
+    double wall = sl_now_s() - t0;
+    sleep(3); /* freed handshake memory settles before RSS is read */
+    sample(&s2);
+    double per = ok ? ok : 1;
+    printf("RESULT label=%s phase=idle tls=%d conns=%d of=%d secs=%.2f per_s=%.0f "
+           "rss_b=%.0f anon_b=%.0f bus_rss_b=%.0f",
+           sl_o.label, sl_o.tls, ok, sl_o.n, wall, ok / wall,
+           (double)(s2.rss_kib - s0.rss_kib) * 1024 / per,
+           (double)(s2.anon_kib - s0.anon_kib) * 1024 / per,
+           (double)(s2.bus_rss_kib - s0.bus_rss_kib) * 1024 / per);
+    /* CPU to s2: the other workers apply the sessions' records from the bus after the last join */
+    print_sample_delta("idle", &s0, &s2, per, "connect");
+    printf(" rss_total_mib=%.0f", (double)s2.rss_kib / 1024);
+    /* Held for -H seconds more (past the node's ping interval and idle timeout), then each
+     * client process counts the connections the server has not closed. */
+    if (sl_o.hold_secs > 0)
+        sleep((unsigned)sl_o.hold_secs);
+    close(hold[1]);
+    int still = 0;
+    for (int i = 0; i < sl_o.procs; i++) {
+        int v = 0;
+        if (fscanf(rf, "%d", &v) == 1)
+            still += v;
+    }
+    printf(" held_after_s=%d still_open=%d\n", sl_o.hold_secs, still);
+    fflush(stdout);
+    for (int i = 0; i < sl_o.procs; i++)
+        waitpid(kids[i], NULL, 0);
+    return ok == sl_o.n ? 0 : 1;
+}
+
+/* ---- rate: relay at a fixed offered rate ---- */
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double p)
+{
+    if (!sl_nlat)
+        return 0;
+    size_t i = (size_t)(p * (double)sl_nlat);
+    return sl_lat[i >= sl_nlat ? sl_nlat - 1 : i];
+}
+
+static int cmd_rate(void)
+{
+    int n = 2 * sl_o.pairs;
+    sl_conn_t *c = calloc((size_t)n, sizeof(*c));
+    for (int i = 0; i < n; i++) {
+        /* Two ports: the members of a pair on two nodes, or with -m both on one node, pairs
+         * alternating between the nodes (each node then carries the same load either way). */
+        int port = !sl_o.ports[1]   ? sl_o.ports[0]
+                   : sl_o.same_node ? sl_o.ports[(i / 2) & 1]
+                                    : sl_o.ports[i & 1];
+        if (sl_open(&c[i], NULL, sl_src_addr(0), port, i / 2, (i & 1) ? 'b' : 'a') != 0) {
+            fprintf(stderr, "%s: rate: connection %d failed\n", sl_o.label, i);
+            return 1;
+        }
+    }
+    for (int i = 0; i < n; i += 2)
+        sl_partner(&c[i], &c[i + 1]);
+    int ep = epoll_create1(0);
+    for (int i = 0; i < n; i++) {
+        sl_set_nonblock(&c[i]);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev);
+    }
+    sl_latcap = (size_t)sl_o.rate * (size_t)(sl_o.secs + 2);
+    sl_lat = malloc(sl_latcap * sizeof(double));
+    sleep(1);
+    double t0 = sl_now_s(), ws = t0 + 1, we = ws + sl_o.secs, stop = we;
+    long long sent = 0, relayed_all = 0;
+    sample_t s0 = {0}, s1 = {0};
+    int phase = 0; /* 0 warm-up, 1 window, 2 draining */
+    struct epoll_event evs[256];
+    for (;;) {
+        double t = sl_now_s();
+        if (phase == 0 && t >= ws) {
+            sample(&s0);
+            sl_counting = 1;
+            sl_relayed = 0;
+            sl_nlat = 0;
+            phase = 1;
+        }
+        if (phase == 1 && t >= we) {
+            sample(&s1);
+            relayed_all = sl_relayed;
+            phase = 2;
+        }
+        if (phase == 2 && t >= stop + 1)
+            break;
+        if (t < stop) {
+            long long due = (long long)((t - t0) * sl_o.rate);
+            while (sent < due) {
+                sl_conn_t *x = &c[sent % n];
+                if (sl_send_kind(x, "offer", (size_t)sl_o.size) != 0)
+                    sl_errors++;
+                sent++;
+            }
+        }
+        int k = epoll_wait(ep, evs, 256, 1);
+        for (int i = 0; i < k; i++) {
+            sl_conn_t *x = &c[evs[i].data.u32];
+            int r;
+            while ((r = sl_pump(x)) > 0)
+                ;
+            if (r < 0) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, x->fd, NULL);
+                sl_errors++;
+            }
+        }
+    }
+    qsort(sl_lat, sl_nlat, sizeof(double), cmp_dbl);
+    double per = relayed_all ? (double)relayed_all : 1;
+    printf("RESULT label=%s phase=rate pairs=%d offered=%d secs=%d relayed=%lld msg_s=%.0f "
+           "loss=%.5f p50_us=%.0f p99_us=%.0f errors=%lld",
+           sl_o.label, sl_o.pairs, sl_o.rate, sl_o.secs, relayed_all,
+           (double)relayed_all / (double)sl_o.secs,
+           sent ? 1.0 - (double)sl_recv_all / (double)sent : 0.0, pct(0.5), pct(0.99), sl_errors);
+    print_sample_delta("rate", &s0, &s1, per, "msg");
+    printf("\n");
+    fflush(stdout);
+    for (int i = 0; i < n; i++)
+        sl_close(&c[i]);
+    close(ep);
+    free(c);
+    free(sl_lat);
+    sl_lat = NULL;
+    return relayed_all > 0 && sl_errors == 0 ? 0 : 1;
+}
+
+/* ---- calls: set-ups per second ---- */
+
+static int one_call(int proc, long room)
+{
+    sl_conn_t a, b;
+    int pb = sl_o.ports[1] ? sl_o.ports[1] : sl_o.ports[0];
+    if (sl_open(&a, NULL, sl_src_addr(proc), sl_o.ports[0], room, 'a') != 0)
+        return -1;
+    if (sl_open(&b, NULL, sl_src_addr(proc), pb, room, 'b') != 0) {
+        sl_close(&a);
+        return -1;
+    }
+    sl_partner(&a, &b);
+    int rc = -1;
+    /* The newcomer offers; the other answers; four candidates each way (trickle). */
+    if (sl_send_kind(&b, "offer", 4096) || sl_wait(&a, &a.n_offer, 1) ||
+        sl_send_kind(&a, "answer", 4096))
+        goto out;
+    for (int i = 0; i < 4; i++)
+        if (sl_send_kind(&a, "candidate", 0))
+            goto out;
+    if (sl_wait(&b, &b.n_answer, 1))
+        goto out;
+    for (int i = 0; i < 4; i++)
+        if (sl_send_kind(&b, "candidate", 0))
+            goto out;
+    if (sl_wait(&b, &b.n_cand, 4) || sl_wait(&a, &a.n_cand, 4))
+        goto out;
+    rc = a.errors || b.errors ? -1 : 0;
+out:
+    sl_close(&a);
+    sl_close(&b);
+    return rc;
+}
+
+static int cmd_calls(void)
+{
+    sample_t s0, s1;
+    (void)one_call(63, sl_o.calls); /* warm-up, not counted */
+    sleep(1);
+    sample(&s0);
+    int ready[2];
+    if (pipe(ready))
+        return 1;
+    double t0 = sl_now_s();
+    pid_t kids[64];
+    for (int i = 0; i < sl_o.procs; i++) {
+        int per = sl_o.calls / sl_o.procs, first = i * per;
+        if (i == sl_o.procs - 1)
+            per = sl_o.calls - first;
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            close(ready[0]);
+            int ok = 0;
+            for (int k = 0; k < per; k++)
+                ok += one_call(i, first + k) == 0;
+            char m[32];
+            int len = snprintf(m, sizeof(m), "%d\n", ok);
+            (void)!write(ready[1], m, (size_t)len);
+            _exit(0);
+        }
+    }
+    close(ready[1]);
+    FILE *rf = fdopen(ready[0], "r");
+    int ok = 0;
+    for (int i = 0; i < sl_o.procs; i++) {
+        int v = 0;
+        if (fscanf(rf, "%d", &v) == 1)
+            ok += v;
+    }
+    double wall = sl_now_s() - t0;
+    sample(&s1);
+    for (int i = 0; i < sl_o.procs; i++)
+        waitpid(kids[i], NULL, 0);
+    double per = ok ? ok : 1;
+    printf("RESULT label=%s phase=calls calls=%d of=%d procs=%d secs=%.2f per_s=%.0f", sl_o.label,
+           ok, sl_o.calls, sl_o.procs, wall, ok / wall);
+    print_sample_delta("calls", &s0, &s1, per, "call");
+    printf("\n");
+    fflush(stdout);
+    return ok == sl_o.calls ? 0 : 1;
+}
+
+/* ---- tokens ---- */
+
+static int cmd_keygen(const char *pub, const char *sec)
+{
+    ar_token_key_t k;
+    if (ar_token_key_generate(&k, "bench") != 0)
+        return 1;
+    char b64[64];
+    sodium_bin2base64(b64, sizeof(b64), k.pk, sizeof(k.pk),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    FILE *f = fopen(pub, "w");
+    FILE *g = fopen(sec, "wb");
+    if (!f || !g)
+        return 1;
+    fprintf(f, "%s %s\n", k.kid, b64);
+    fwrite(&k, sizeof(k), 1, g);
+    fclose(f);
+    fclose(g);
+    return 0;
+}
+
+/* One patient token per room: both members of a pair present it (it opens only that room). */
+static int mint_tokens(long rooms)
+{
+    FILE *g = fopen(sl_o.sec, "rb");
+    if (!g || fread(&sl_key, sizeof(sl_key), 1, g) != 1)
+        return fprintf(stderr, "cannot read the key %s\n", sl_o.sec), -1;
+    fclose(g);
+    sl_tokens = calloc((size_t)rooms, sizeof(char *));
+    ar_token_claims_t cl;
+    memset(&cl, 0, sizeof(cl));
+    snprintf(cl.aud, sizeof(cl.aud), "signal");
+    cl.role = AR_TOKEN_PATIENT;
+    snprintf(cl.jur, sizeof(cl.jur), "eu");
+    snprintf(cl.clinic, sizeof(cl.clinic), "c1");
+    snprintf(cl.area, sizeof(cl.area), "a1");
+    cl.iat = (int64_t)time(NULL) - 5;
+    cl.exp = cl.iat + 7200;
+    char tok[AR_TOKEN_MAX];
+    for (long i = 0; i < rooms; i++) {
+        snprintf(cl.sub, sizeof(cl.sub), "s%s%ld", sl_run, i);
+        snprintf(cl.room, sizeof(cl.room), "%s-%ld", sl_run, i);
+        int n = ar_token_mint(&sl_key, &cl, tok, sizeof(tok));
+        if (n < 0)
+            return fprintf(stderr, "mint failed: %d\n", n), -1;
+        sl_tokens[i] = strdup(tok);
+    }
+    return 0;
+}
+
+static int parse_pids(char *s, int *out, int max)
+{
+    int n = 0;
+    for (char *t = strtok(s, ","); t && n < max; t = strtok(NULL, ","))
+        out[n++] = atoi(t);
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return fprintf(stderr, "usage: ar_bench_sigload keygen|idle|rate|calls [options]\n"), 2;
+    if (sodium_init() < 0)
+        return 1;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "keygen") == 0)
+        return argc == 4 ? cmd_keygen(argv[2], argv[3]) : 2;
+    int opt;
+    optind = 2;
+    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:mk:r:T:c:S:s:B:K:l:b:")) != -1) {
+        switch (opt) {
+        case 'd':
+            sl_o.dialect = strcmp(optarg, "peerjs") == 0 ? D_PEERJS
+                           : strcmp(optarg, "ws") == 0   ? D_WS
+                           : strcmp(optarg, "raw") == 0  ? D_RAW
+                                                         : D_ANTEROOM;
+            break;
+        case 'p':
+            sl_o.ports[0] = atoi(optarg);
+            sl_o.ports[1] = strchr(optarg, ',') ? atoi(strchr(optarg, ',') + 1) : 0;
+            break;
+        case 'n':
+            sl_o.n = atoi(optarg);
+            break;
+        case 'P':
+            sl_o.procs = atoi(optarg);
+            break;
+        case 't':
+            sl_o.tls = 1;
+            break;
+        case 'U':
+            sl_o.upgrade_only = 1;
+            break;
+        case 'm':
+            sl_o.same_node = 1;
+            break;
+        case 'H':
+            sl_o.hold_secs = atoi(optarg);
+            break;
+        case 'k':
+            sl_o.pairs = atoi(optarg);
+            break;
+        case 'r':
+            sl_o.rate = atoi(optarg);
+            break;
+        case 'T':
+            sl_o.secs = atoi(optarg);
+            break;
+        case 'c':
+            sl_o.calls = atoi(optarg);
+            break;
+        case 'S':
+            sl_o.size = atoi(optarg);
+            break;
+        case 's':
+            sl_o.nspids = parse_pids(optarg, sl_o.spids, 64);
+            break;
+        case 'B':
+            sl_o.nbpids = parse_pids(optarg, sl_o.bpids, 8);
+            break;
+        case 'K':
+            sl_o.sec = optarg;
+            break;
+        case 'l':
+            sl_o.label = optarg;
+            break;
+        case 'b':
+            sl_o.srcbase = atoi(optarg);
+            break;
+        default:
+            return 2;
+        }
+    }
+    if (!sl_o.ports[0] || !sl_o.nspids || sl_o.procs < 1 || sl_o.procs > 60 || (sl_o.n & 1))
+        return fprintf(stderr, "need -p, -s, 1..60 processes, an even -n\n"), 2;
+    signal(SIGPIPE, SIG_IGN);
+    srandom((unsigned)getpid());
+    snprintf(sl_run, sizeof(sl_run), "r%x", (unsigned)(sl_now_ns() / 1000 % 0xffffff));
+    long rooms = strcmp(cmd, "calls") == 0  ? sl_o.calls + 2
+                 : strcmp(cmd, "rate") == 0 ? sl_o.pairs + 1
+                                            : sl_o.n / 2 + 52;
+    if (sl_o.dialect == D_ANTEROOM && (!sl_o.sec || mint_tokens(rooms) != 0))
+        return fprintf(stderr, "anteroom needs -K key (from keygen)\n"), 2;
+    if (strcmp(cmd, "idle") == 0)
+        return cmd_idle();
+    if (strcmp(cmd, "rate") == 0)
+        return cmd_rate();
+    if (strcmp(cmd, "calls") == 0)
+        return cmd_calls();
+    return 2;
+}
