@@ -217,6 +217,10 @@ void ar__h_entry_get(ar__req_t *r);
 void ar__h_entry_post(ar__req_t *r);
 void ar__h_signal_token(ar__req_t *r);
 void ar__h_keys(ar__req_t *r);
+void ar__h_invite_token(ar__req_t *r); /* invite_tokens.c */
+void ar__h_room_token(ar__req_t *r);
+extern const ar_app_field_t ar__f_invite_token[];
+extern const size_t ar__f_invite_token_n;
 extern const ar_app_field_t ar__f_area_create[], ar__f_area_update[], ar__f_room_create[],
     ar__f_entry[];
 extern const size_t ar__f_area_create_n, ar__f_area_update_n, ar__f_room_create_n;
