@@ -307,7 +307,7 @@ function message(q) {
 function enterRoom(c, r) {
   const entry = [...sigs.values()].find((x) => x.clinics.includes(c.id));
   if (!entry || call) return;
-  call = { sig: entry.sig, pending: true };
+  call = { sig: entry.sig, pending: true, clinic: c.id };
   entry.sig.send('join', { room: r.room || String(r.id) });
 }
 
@@ -334,6 +334,9 @@ async function startCall(entry, j) {
     const a = clinics.find((x) => x.id === q.clinic)?.areas.find((x) => String(x.id) === q.area);
     mesh.relayOnly = !!a?.relay_only;
   }
+  call.clinic = q?.clinic || call.clinic || entry.clinics[0];
+  $('invite-link').value = '';
+  $('invite-error').textContent = '';
   $('sel-profile').value = j.profile;
   screen('call');
   ui.start();
@@ -354,6 +357,21 @@ function endCall() {
   announce('The consultation has ended.');
 }
 
+// C4: a one-time link for a third or fourth participant (an interpreter gets a language).
+async function invite() {
+  if (!call?.room || !call.clinic) return;
+  const lang = $('invite-lang').value.trim();
+  $('invite-error').textContent = '';
+  try {
+    const r = await api('POST', `/api/v1/clinics/${call.clinic}/invite-token`, lang ? { room: call.room, lang } : { room: call.room });
+    $('invite-link').value = location.origin + r.link;
+    $('invite-link').select();
+    announce('Invite link ready: pass it on; it works once.');
+  } catch (e) {
+    $('invite-error').textContent = e.code === 'invalid' ? 'The language must be a tag such as uk or pt-BR.' : 'No invite link could be made.';
+  }
+}
+
 function callControls() {
   $('sel-profile').addEventListener('change', () => call?.sig.send('quality', { profile: $('sel-profile').value }));
   $('btn-end').addEventListener('click', () => call?.sig.send('end'));
@@ -361,6 +379,7 @@ function callControls() {
     call?.sig.send('leave');
     endCall();
   });
+  $('btn-invite').addEventListener('click', invite);
   $('btn-hold-call').addEventListener('click', () => {
     if (call?.patient) call.sig.send('hold', { peer: call.patient, on: !call.held });
   });
