@@ -269,3 +269,30 @@ void ar__h_room_token(ar__req_t *r)
 {
     (void)ar__submit(r, room_token_job, room_token_done);
 }
+
+/* ---- call monitor tokens (docs/monitor.md) ---- */
+
+int ar__mint_monitor_token(const ar_token_key_t *key, const ar_token_claims_t *from, int64_t now,
+                           char *out, size_t cap)
+{
+    /* No identities: a fresh subject, no room; the clinic (and a patient's area) only. */
+    ar_token_claims_t *cl = ar_calloc(1, sizeof(*cl));
+    if (cl == NULL)
+        return AR_ENOMEM;
+    snprintf(cl->aud, sizeof(cl->aud), "monitor");
+    cl->role = from->role;
+    cl->iat = now;
+    cl->exp = from->exp;
+    snprintf(cl->jur, sizeof(cl->jur), "%s", from->jur);
+    snprintf(cl->clinic, sizeof(cl->clinic), "%s", from->clinic);
+    snprintf(cl->area, sizeof(cl->area), "%s", from->area);
+    if (from->role == AR_TOKEN_STAFF && from->nclinics > 0) {
+        cl->clinics[0] = from->clinics[0]; /* the monitor counts a staff report for one clinic */
+        cl->nclinics = 1;
+    }
+    int rc = ar_rand_id(cl->sub, sizeof(cl->sub), 16) < 0 ? AR_EINVAL : 0;
+    if (rc == 0)
+        rc = ar_token_mint(key, cl, out, cap);
+    ar_free(cl);
+    return rc < 0 ? rc : 0;
+}

@@ -26,11 +26,11 @@ after(async () => {
 
 async function makeLink(S, lang) {
   await S.fill('#invite-lang', lang);
-  await S.fill('#invite-link', '');
+  const before = await S.inputValue('#invite-link');
   await S.click('#btn-invite');
-  return until('an invite link', async () => {
+  return until('a new invite link', async () => {
     const v = await S.inputValue('#invite-link');
-    return v.includes('#invite=') ? v : null;
+    return v !== before && v.includes('#invite=') ? v : null;
   });
 }
 

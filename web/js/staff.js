@@ -304,11 +304,27 @@ function message(q) {
   d.showModal();
 }
 
-function enterRoom(c, r) {
-  const entry = [...sigs.values()].find((x) => x.clinics.includes(c.id));
-  if (!entry || call) return;
-  call = { sig: entry.sig, pending: true, clinic: c.id };
-  entry.sig.send('join', { room: r.room || String(r.id) });
+// C6: a persistent room opens with a token naming it (GET .../rooms/{id}/signal-token), on a
+// signalling session of its own that lives as long as the visit to the room.
+async function enterRoom(c, r) {
+  if (call) return;
+  call = { pending: true, clinic: c.id, own: true };
+  let t;
+  try {
+    t = await api('GET', `/api/v1/clinics/${c.id}/rooms/${r.id}/signal-token`);
+  } catch {
+    call = null;
+    $('dash-status').textContent = 'The room cannot be entered now.';
+    return;
+  }
+  const sig = new SignalClient({ urls: t.servers.signal, name: me.display_name.slice(0, 64), token: () => t.token });
+  const entry = { sig, servers: t.servers, clinics: [], monitorToken: t.monitor_token || null };
+  call.sig = sig;
+  wire(entry);
+  sig.addEventListener('welcome', (e) => {
+    if (!e.detail.resumed && !call?.room) sig.send('join', { room: t.room });
+  });
+  sig.connect();
 }
 
 // ---- the call ----
@@ -347,6 +363,7 @@ async function startCall(entry, j) {
 function endCall() {
   if (!call) return;
   call.reporter?.stop();
+  if (call.own) call.sig?.bye(); // the persistent room's own session
   call.mesh?.close();
   call.ui?.clear();
   call = null;

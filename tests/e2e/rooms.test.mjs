@@ -1,0 +1,62 @@
+// C6: an administrator makes a persistent clinic room; two clinicians enter it from their
+// dashboards (each with a token naming the room) and decode each other's video.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack, addClinician } from './lib/stack.mjs';
+import { launch, close, framesDecoded } from './lib/browser.mjs';
+import { until, enrolClinician } from './lib/journeys.mjs';
+
+let stack;
+const browsers = [];
+
+before(async () => {
+  stack = await startStack();
+});
+
+after(async () => {
+  for (const b of browsers) await close(b);
+  if (stack) {
+    await stack.stop();
+    await stack.cleanup();
+  }
+});
+
+test('two clinicians meet in a persistent room', async () => {
+  const a = await addClinician(stack, 'Dr Room One', ['provider', 'clinic_admin']);
+  const b = await addClinician(stack, 'Dr Room Two', ['provider']);
+  const [ba, bb] = await Promise.all([launch(stack, 'room-a'), launch(stack, 'room-b')]);
+  browsers.push(ba, bb);
+  const A = ba.page;
+  const B = bb.page;
+  await enrolClinician(A, stack, a);
+  await enrolClinician(B, stack, b);
+
+  const made = await A.evaluate(async (clinic) => {
+    const me = await (await fetch('/api/v1/me')).json();
+    const r = await fetch(`/api/v1/clinics/${clinic}/rooms`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
+      body: JSON.stringify({ name: 'Team huddle' }),
+    });
+    return r.status;
+  }, stack.clinic);
+  assert.equal(made, 201);
+
+  // A reload keeps the session; the dashboard then lists the new room.
+  for (const page of [A, B]) {
+    await page.reload();
+    await page.waitForSelector('#dash-status:text("Connected.")');
+    await page.locator('#rooms button[data-room]', { hasText: 'Team huddle' }).click();
+    await page.waitForSelector('#call:not([hidden])');
+  }
+  for (const [who, page] of [['first', A], ['second', B]])
+    await until(`${who} clinician decoding video`, async () => (await framesDecoded(page)).some((n) => n > 0), 30000);
+  await A.locator('[data-testid="remote-tile"] figcaption', { hasText: 'Dr Room Two' }).waitFor();
+  await B.locator('[data-testid="remote-tile"] figcaption', { hasText: 'Dr Room One' }).waitFor();
+
+  // Leaving takes the clinician back to the dashboard; the other stays in the room.
+  await B.click('#btn-leave-call');
+  await B.waitForSelector('#s-dash:not([hidden])');
+  assert.equal(await A.isHidden('#call'), false);
+});
