@@ -220,7 +220,8 @@ void ar__h_keys(ar__req_t *r);
 void ar__h_invite_token(ar__req_t *r); /* invite_tokens.c */
 void ar__h_room_token(ar__req_t *r);
 /* A call-monitor token (aud monitor) for the holder of `from`: its role, jurisdiction, clinic
- * (the first of a staff token's) and area, a fresh subject, no room; 0 or AR_E*. */
+ * (the first of a staff token's) and area, a fresh subject (and for a patient a random room,
+ * not the call's); 0 or AR_E*. */
 struct ar_token_key_s;
 struct ar_token_claims_s;
 int ar__mint_monitor_token(const struct ar_token_key_s *key, const struct ar_token_claims_s *from,

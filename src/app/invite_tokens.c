@@ -275,7 +275,7 @@ void ar__h_room_token(ar__req_t *r)
 int ar__mint_monitor_token(const ar_token_key_t *key, const ar_token_claims_t *from, int64_t now,
                            char *out, size_t cap)
 {
-    /* No identities: a fresh subject, no room; the clinic (and a patient's area) only. */
+    /* No identities: a fresh subject and room; the clinic (and a patient's area) only. */
     ar_token_claims_t *cl = ar_calloc(1, sizeof(*cl));
     if (cl == NULL)
         return AR_ENOMEM;
@@ -291,6 +291,9 @@ int ar__mint_monitor_token(const ar_token_key_t *key, const ar_token_claims_t *f
         cl->nclinics = 1;
     }
     int rc = ar_rand_id(cl->sub, sizeof(cl->sub), 16) < 0 ? AR_EINVAL : 0;
+    /* Patient and invitee tokens must name a room: a random one, not the call's. */
+    if (rc == 0 && from->role != AR_TOKEN_STAFF && ar_rand_id(cl->room, sizeof(cl->room), 16) < 0)
+        rc = AR_EINVAL;
     if (rc == 0)
         rc = ar_token_mint(key, cl, out, cap);
     ar_free(cl);

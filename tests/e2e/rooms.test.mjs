@@ -1,5 +1,7 @@
 // C6: an administrator makes a persistent clinic room; two clinicians enter it from their
-// dashboards (each with a token naming the room) and decode each other's video.
+// dashboards (each with a token naming the room) and decode each other's video. Their pages
+// send the call monitor their statistics (servers.monitor and a monitor token from the app):
+// its accepted-reports counter rises.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -59,4 +61,13 @@ test('two clinicians meet in a persistent room', async () => {
   await B.click('#btn-leave-call');
   await B.waitForSelector('#s-dash:not([hidden])');
   assert.equal(await A.isHidden('#call'), false);
+
+  // The leaver's final report (sendBeacon) and the periodic ones (every 10 s) reach the monitor.
+  const accepted = async () => {
+    const r = await fetch(`http://127.0.0.1:${stack.ports.metrics + 3}/metrics`).catch(() => null);
+    const m = r && r.ok ? (await r.text()).match(/^anteroom_monitor_reports_accepted_total(?:\{[^}]*\})? (\d+)/m) : null;
+    return m && Number(m[1]) > 0 ? Number(m[1]) : 0;
+  };
+  const n = await until('the monitor accepting reports', accepted, 25000);
+  assert.ok(n > 0);
 });
