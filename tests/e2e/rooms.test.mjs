@@ -1,7 +1,8 @@
 // C6: an administrator makes a persistent clinic room; two clinicians enter it from their
 // dashboards (each with a token naming the room) and decode each other's video. Their pages
 // send the call monitor their statistics (servers.monitor and a monitor token from the app):
-// its accepted-reports counter rises.
+// its accepted-reports counter rises. When video cannot get through, the page falls back to
+// audio only (I4).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -56,6 +57,27 @@ test('two clinicians meet in a persistent room', async () => {
     await until(`${who} clinician decoding video`, async () => (await framesDecoded(page)).some((n) => n > 0), 30000);
   await A.locator('[data-testid="remote-tile"] figcaption', { hasText: 'Dr Room Two' }).waitFor();
   await B.locator('[data-testid="remote-tile"] figcaption', { hasText: 'Dr Room One' }).waitFor();
+
+  // I4: when the estimate of the outgoing bandwidth stays too low for video (forced here by
+  // rewriting getStats in A's page), A sends B audio only and says so; B's video stops.
+  await A.evaluate(() => {
+    const orig = RTCPeerConnection.prototype.getStats;
+    RTCPeerConnection.prototype.getStats = async function (...args) {
+      const r = await orig.apply(this, args);
+      const m = new Map();
+      r.forEach((v, k) => m.set(k, v.type === 'candidate-pair' ? { ...v, availableOutgoingBitrate: 20000 } : v));
+      return m;
+    };
+  });
+  await until('audio only shown', async () => /audio only to Dr Room Two/.test(await A.textContent('#quality')), 20000);
+  const active = await A.evaluate(() =>
+    window.__pcs.filter((pc) => pc.connectionState === 'connected').flatMap((pc) =>
+      pc.getSenders().filter((s) => s.track?.kind === 'video').flatMap((s) => s.getParameters().encodings.map((e) => e.active))));
+  assert.ok(active.length > 0 && active.every((a) => a === false), `video encodings: ${JSON.stringify(active)}`);
+  const f0 = Math.max(...(await framesDecoded(B)));
+  await new Promise((r) => setTimeout(r, 4000));
+  const f1 = Math.max(...(await framesDecoded(B)));
+  assert.ok(f1 - f0 <= 3, `B still decodes A's video: ${f0} -> ${f1}`);
 
   // Leaving takes the clinician back to the dashboard; the other stays in the room.
   await B.click('#btn-leave-call');
