@@ -234,9 +234,11 @@ static int room_token_job(ar_store_conn_t *c, void *arg)
     rc = ar_app_keys_newest(c, r->now, &key);
     if (rc == 0)
         rc = ar_app_turn_secret_newest(c, r->now, secret, sizeof(secret));
-    char token[AR_TOKEN_MAX];
+    char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
     if (rc == 0)
         rc = ar_token_mint(&key, &cl, token, sizeof(token));
+    if (rc >= 0)
+        rc = ar__mint_monitor_token(&key, &cl, r->now, mon, sizeof(mon));
     sodium_memzero(&key, sizeof(key));
     json_t *srv = NULL;
     if (rc >= 0) {
@@ -246,8 +248,8 @@ static int room_token_job(ar_store_conn_t *c, void *arg)
     sodium_memzero(secret, sizeof(secret));
     if (rc < 0)
         return rc;
-    r->out = json_pack("{s:s,s:s,s:I,s:o}", "room", cl.room, "token", token, "expires_at",
-                       (json_int_t)cl.exp, "servers", srv);
+    r->out = json_pack("{s:s,s:s,s:I,s:o,s:s}", "room", cl.room, "token", token, "expires_at",
+                       (json_int_t)cl.exp, "servers", srv, "monitor_token", mon);
     return r->out ? 0 : AR_ENOMEM;
 }
 

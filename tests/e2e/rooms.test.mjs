@@ -90,6 +90,10 @@ test('two clinicians meet in a persistent room', async () => {
     const m = r && r.ok ? (await r.text()).match(/^anteroom_monitor_reports_accepted_total(?:\{[^}]*\})? (\d+)/m) : null;
     return m && Number(m[1]) > 0 ? Number(m[1]) : 0;
   };
-  const n = await until('the monitor accepting reports', accepted, 25000);
+  const n = await until('the monitor accepting reports', accepted, 25000).catch(async (e) => {
+    const r = await fetch(`http://127.0.0.1:${stack.ports.metrics + 3}/metrics`).catch(() => null);
+    const t = r ? await r.text() : 'no metrics';
+    throw new Error(`${e.message}\n${t.split('\n').filter((l) => l.startsWith('anteroom_monitor_')).join('\n')}`);
+  });
   assert.ok(n > 0);
 });
