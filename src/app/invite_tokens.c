@@ -3,9 +3,9 @@
  * the app mints a one-time invitee token for that room (role invitee, the room, the clinic, an
  * optional language tag for an interpreter) and hands back the link the clinician passes on:
  *
- *   /patient.html#invite=<token>&servers=<base64url of the servers JSON>
+ *   /patient.html#invite=<token>&servers=<base64url of the servers JSON>&monitor=<token>
  *
- * Both travel in the fragment, so they reach no server log; the page removes them from the
+ * All travel in the fragment, so they reach no server log; the page removes them from the
  * address bar at once. The app does not know which room the clinician is in (rooms live in
  * signalling): it mints for the room named in the body, which the clinician's own staff token
  * already opens (any room of the clinic). Signalling lets each invitee token open one session
@@ -65,7 +65,7 @@ static int clinic_jur(ar_store_conn_t *c, int64_t clinic, char *jur, size_t cap)
 }
 
 /* The link's path and fragment; the page joins it to its own origin. */
-static json_t *link_for(const char *token, json_t *srv)
+static json_t *link_for(const char *token, const char *mon, json_t *srv)
 {
     char *js = json_dumps(srv, JSON_COMPACT);
     if (js == NULL)
@@ -73,12 +73,13 @@ static json_t *link_for(const char *token, json_t *srv)
     size_t n = strlen(js);
     size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     char *b64 = ar_malloc(cap);
-    char *link = ar_malloc(cap + strlen(token) + 64);
+    size_t lcap = cap + strlen(token) + strlen(mon) + 64;
+    char *link = ar_malloc(lcap);
     json_t *out = NULL;
     if (b64 && link) {
         sodium_bin2base64(b64, cap, (const unsigned char *)js, n,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-        snprintf(link, cap + strlen(token) + 64, "/patient.html#invite=%s&servers=%s", token, b64);
+        snprintf(link, lcap, "/patient.html#invite=%s&servers=%s&monitor=%s", token, b64, mon);
         out = json_string(link);
     }
     free(js);
@@ -113,9 +114,11 @@ static int invite_job(ar_store_conn_t *c, void *arg)
     rc = ar_app_keys_newest(c, r->now, &key);
     if (rc == 0)
         rc = ar_app_turn_secret_newest(c, r->now, secret, sizeof(secret));
-    char token[AR_TOKEN_MAX];
+    char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
     if (rc == 0)
         rc = ar_token_mint(&key, &cl, token, sizeof(token));
+    if (rc >= 0)
+        rc = ar__mint_monitor_token(&key, &cl, r->now, mon, sizeof(mon));
     sodium_memzero(&key, sizeof(key));
     json_t *srv = NULL;
     if (rc >= 0) {
@@ -125,13 +128,13 @@ static int invite_job(ar_store_conn_t *c, void *arg)
     sodium_memzero(secret, sizeof(secret));
     if (rc < 0)
         return rc;
-    json_t *link = link_for(token, srv);
+    json_t *link = link_for(token, mon, srv);
     if (link == NULL) {
         json_decref(srv);
         return AR_ENOMEM;
     }
-    r->out = json_pack("{s:s,s:o,s:I,s:s,s:o}", "token", token, "link", link, "expires_at",
-                       (json_int_t)cl.exp, "lang", cl.lang, "servers", srv);
+    r->out = json_pack("{s:s,s:o,s:I,s:s,s:o,s:s}", "token", token, "link", link, "expires_at",
+                       (json_int_t)cl.exp, "lang", cl.lang, "servers", srv, "monitor_token", mon);
     r->out_status = 201;
     return r->out ? 0 : AR_ENOMEM;
 }
@@ -277,7 +280,8 @@ void ar__h_room_token(ar__req_t *r)
 int ar__mint_monitor_token(const ar_token_key_t *key, const ar_token_claims_t *from, int64_t now,
                            char *out, size_t cap)
 {
-    /* No identities: a fresh subject and room; the clinic (and a patient's area) only. */
+    /* No identities: a fresh subject and room; the clinic (and a patient's area) only; an
+     * invitee's language stays out. */
     ar_token_claims_t *cl = ar_calloc(1, sizeof(*cl));
     if (cl == NULL)
         return AR_ENOMEM;

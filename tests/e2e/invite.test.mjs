@@ -61,7 +61,7 @@ test('invite links: four participants decode all, a used link and a fifth are re
 
   // Links carry the token in the fragment only.
   const l1 = await makeLink(S, 'uk');
-  assert.match(l1, /^https:\/\/[^/]+\/patient\.html#invite=AR1\.[^&]+&servers=[A-Za-z0-9_-]+$/);
+  assert.match(l1, /^https:\/\/[^/]+\/patient\.html#invite=AR1\.[^&]+&servers=[A-Za-z0-9_-]+&monitor=AR1\.[^&]+$/);
   const l2 = await makeLink(S, '');
   assert.notEqual(l1, l2);
   await inviteeJoins(interp.page, l1, 'Olena Interpreter');

@@ -38,9 +38,10 @@ function parseFragment() {
   const a = h.get('area');
   const invite = h.get('invite');
   const servers = h.get('servers');
+  const monitor = h.get('monitor');
   // The address bar keeps no clinic, area or token (they stay out of history and screenshots).
   history.replaceState(null, '', location.pathname);
-  if (invite && servers) return { invite, servers };
+  if (invite && servers) return { invite, servers, monitor };
   const ok = (s) => s && /^[A-Za-z0-9._-]{1,64}$/.test(s);
   return ok(clinic) && ok(a) ? { clinic, area: a } : null;
 }
@@ -56,7 +57,7 @@ async function invited(where) {
       servers: JSON.parse(atob(b + '='.repeat((4 - (b.length % 4)) % 4))),
       relay_only: false,
       profile: 'standard',
-      monitor_token: null,
+      monitor_token: where.monitor || null,
       resume: null,
       last_seq: 0,
       peers: [],

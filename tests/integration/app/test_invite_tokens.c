@@ -71,9 +71,17 @@ static void test_invite(void)
     snprintf(want, sizeof(want), "/patient.html#invite=%s&servers=", token);
     CHECK(link && strncmp(link, want, strlen(want)) == 0);
     const char *b64 = link + strlen(want);
+    const char *mon = json_string_value(json_object_get(j, "monitor_token"));
+    char tail[AR_TOKEN_MAX + 16];
+    snprintf(tail, sizeof(tail), "&monitor=%s", mon ? mon : "?");
+    CHECK(strlen(b64) > strlen(tail) && strcmp(b64 + strlen(b64) - strlen(tail), tail) == 0);
+    ar_token_claims_t m;
+    verify(mon, "monitor", &m);
+    CHECK(m.role == AR_TOKEN_INVITEE && strcmp(m.clinic, own) == 0 && m.lang[0] == '\0' &&
+          strcmp(m.room, cl.room) != 0 && strcmp(m.sub, cl.sub) != 0);
     unsigned char raw[4096];
     size_t n = 0;
-    CHECK(sodium_base642bin(raw, sizeof(raw) - 1, b64, strlen(b64), NULL, &n, NULL,
+    CHECK(sodium_base642bin(raw, sizeof(raw) - 1, b64, strlen(b64) - strlen(tail), NULL, &n, NULL,
                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0);
     raw[n] = '\0';
     json_t *srv = json_loads((const char *)raw, 0, NULL);
