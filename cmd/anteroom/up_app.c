@@ -36,15 +36,18 @@ static int write_servers(const ar__up_conf_t *conf, const ar__up_state_t *st)
      * firewall that passes only HTTPS lets through; clients on open networks use UDP anyway.
      */
     int64_t tls_port = conf->turn_alt_tls_port != 0 ? conf->turn_alt_tls_port : conf->turn_tls_port;
-    /* anteroom-signal will serve on the port after the app's; its row brings it along. */
+    /* anteroom-signal will serve on the port after the app's and anteroom-monitor two after it
+     * (its reports URL; browsers send statistics there only with a monitor token). */
     snprintf(json, sizeof(json),
              "{\"jurisdiction\": \"local\",\n"
              " \"jurisdictions\": {\"local\": {\n"
              "   \"signal\": [\"wss://%s%s%s:%lld/ws\"],\n"
              "   \"turn\": [{\"node\": \"turn\", \"host\": \"%s\", \"port\": %lld, "
-             "\"tls_port\": %lld}]}}}\n",
+             "\"tls_port\": %lld}],\n"
+             "   \"monitor\": \"https://%s%s%s:%lld/v1/stats\"}}}\n",
              v6 ? "[" : "", host, v6 ? "]" : "", (long long)conf->app_port + 1, host,
-             (long long)conf->turn_port, (long long)tls_port);
+             (long long)conf->turn_port, (long long)tls_port, v6 ? "[" : "", host, v6 ? "]" : "",
+             (long long)conf->app_port + 2);
     snprintf(path, sizeof(path), "%s/servers.json", st->dir);
     return ar__state_write_file(path, json, strlen(json));
 }

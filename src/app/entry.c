@@ -190,9 +190,11 @@ static int entry_post_job(ar_store_conn_t *c, void *arg)
     if (rc == 0 && (ar_rand_id(cl.room, sizeof(cl.room), 16) < 0 ||
                     ar_rand_id(cl.sub, sizeof(cl.sub), 16) < 0))
         rc = AR_EINVAL;
-    char token[AR_TOKEN_MAX];
+    char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
     if (rc == 0)
         rc = ar_token_mint(&key, &cl, token, sizeof(token));
+    if (rc >= 0)
+        rc = ar__mint_monitor_token(&key, &cl, r->now, mon, sizeof(mon));
     sodium_memzero(&key, sizeof(key));
     json_t *srv = NULL;
     if (rc >= 0) {
@@ -202,9 +204,9 @@ static int entry_post_job(ar_store_conn_t *c, void *arg)
     sodium_memzero(secret, sizeof(secret));
     if (rc < 0)
         return rc;
-    r->out = json_pack("{s:s,s:s,s:I,s:s,s:b,s:o}", "room", cl.room, "token", token, "expires_at",
-                       (json_int_t)cl.exp, "profile", a.profile, "relay_only", a.relay_only,
-                       "servers", srv);
+    r->out = json_pack("{s:s,s:s,s:I,s:s,s:b,s:o,s:s}", "room", cl.room, "token", token,
+                       "expires_at", (json_int_t)cl.exp, "profile", a.profile, "relay_only",
+                       a.relay_only, "servers", srv, "monitor_token", mon);
     r->out_status = 201;
     return r->out ? 0 : AR_ENOMEM;
 }

@@ -226,6 +226,17 @@ void ar__h_entry_get(ar__req_t *r);
 void ar__h_entry_post(ar__req_t *r);
 void ar__h_signal_token(ar__req_t *r);
 void ar__h_keys(ar__req_t *r);
+void ar__h_invite_token(ar__req_t *r); /* invite_tokens.c */
+void ar__h_room_token(ar__req_t *r);
+/* A call-monitor token (aud monitor) for the holder of `from`: its role, jurisdiction, clinic
+ * (the first of a staff token's) and area, a fresh subject (and for a patient a random room,
+ * not the call's); 0 or AR_E*. */
+struct ar_token_key_s;
+struct ar_token_claims_s;
+int ar__mint_monitor_token(const struct ar_token_key_s *key, const struct ar_token_claims_s *from,
+                           int64_t now, char *out, size_t cap);
+extern const ar_app_field_t ar__f_invite_token[];
+extern const size_t ar__f_invite_token_n;
 extern const ar_app_field_t ar__f_area_create[], ar__f_area_update[], ar__f_room_create[],
     ar__f_entry[];
 extern const size_t ar__f_area_create_n, ar__f_area_update_n, ar__f_room_create_n;

@@ -79,6 +79,13 @@ static const ar_app_route_t routes[] = {
      0, "Enter a waiting area (a one-time room, a patient token and servers)"},
     {"GET", "/api/v1/signal-token", ar__h_signal_token, AR_AUTH_SESSION, 0, 0, NULL, 0,
      "Signalling tokens and servers for the signed-in staff member"},
+    /* ---- invite links (invite_tokens.c, C4) ---- */
+    {"POST", "/api/v1/clinics/{clinic}/invite-token", ar__h_invite_token, AR_AUTH_CLINIC,
+     AR_ROLE_CLINIC_ADMIN | AR_ROLE_PROVIDER | AR_ROLE_RECEPTIONIST, 1, ar__f_invite_token, 2,
+     "A one-time invite link for a third or fourth participant in a call of the clinic"},
+    {"GET", "/api/v1/clinics/{clinic}/rooms/{room}/signal-token", ar__h_room_token, AR_AUTH_CLINIC,
+     AR_ROLE_CLINIC_ADMIN | AR_ROLE_PROVIDER | AR_ROLE_RECEPTIONIST, 0, NULL, 0,
+     "A signalling token naming a persistent room of the clinic, with servers"},
     {"GET", "/api/v1/keys", ar__h_keys, AR_AUTH_PUBLIC, 0, 0, NULL, 0,
      "Public keys that verify tokens (for signalling)"},
 };

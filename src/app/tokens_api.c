@@ -73,8 +73,15 @@ static int mint_all(ar__req_t *r, staff_t *t, size_t nt, ar_token_key_t *key, co
                                          r->now, AR_APP_TURN_TTL);
         if (srv == NULL)
             continue; /* not served by this configuration: no token rather than a foreign one */
-        json_t *e = json_pack("{s:s,s:s,s:I,s:o}", "jurisdiction", cl->jur, "token", token,
-                              "expires_at", (json_int_t)cl->exp, "servers", srv);
+        char mon[AR_TOKEN_MAX];
+        rc = ar__mint_monitor_token(key, cl, r->now, mon, sizeof(mon));
+        if (rc < 0) {
+            json_decref(srv);
+            return rc;
+        }
+        json_t *e =
+            json_pack("{s:s,s:s,s:I,s:o,s:s}", "jurisdiction", cl->jur, "token", token,
+                      "expires_at", (json_int_t)cl->exp, "servers", srv, "monitor_token", mon);
         if (e == NULL || json_array_append_new(list, e) != 0)
             return AR_ENOMEM;
     }

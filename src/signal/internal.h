@@ -49,6 +49,8 @@ typedef struct ar__sig_cidr_s {
 #define AR__SIG_NODE_DEAD_S 3 /* a worker silent this long on the bus is dead */
 #define AR__SIG_RESUME_WAIT_S 8
 
+#define AR__SIG_INVITES_MAX 256
+
 typedef struct ar__sig_srv_s ar__sig_srv_t;
 typedef struct ar__sig_sess_s ar__sig_sess_t;
 typedef struct ar__sig_room_s ar__sig_room_t;
@@ -222,6 +224,12 @@ struct ar__sig_srv_s {
     size_t nrooms, nsessions;
     char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
     char pub[AR__SIG_TO_HDR + AR_SIG_OUT_MAX + 1]; /* a frame for the bus, after its header */
+    /* Invitee token subjects already used for a session on this worker (one-time links, C4):
+     * kept until the token expires; when full and none expired, new invitees are refused. */
+    struct {
+        char sub[AR_TOKEN_ID_MAX];
+        int64_t exp;
+    } invites_used[AR__SIG_INVITES_MAX];
     ar_metrics_t *metrics;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;

@@ -8,7 +8,6 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey, sign, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
@@ -60,24 +59,6 @@ function post(url, body, headers = {}) {
   });
 }
 
-const b64u = (buf) => Buffer.from(buf).toString('base64url');
-
-// A monitor token as the app would mint it (docs/tokens.md): signed with the app's newest key,
-// read from its store (libsodium's 64-byte secret key: the seed, then the public key).
-async function monitorTokens(n, area) {
-  const { stdout } = await run('sqlite3', [join(stack.dir, 'app.db'), 'SELECT kid, hex(secret_key) FROM token_keys ORDER BY created_at DESC LIMIT 1']);
-  const [kid, hex] = stdout.trim().split('|');
-  const seed = Buffer.from(hex, 'hex').subarray(0, 32);
-  const key = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' });
-  const now = Math.floor(Date.now() / 1000);
-  const out = [];
-  for (let i = 0; i < n; i++) {
-    const claims = { aud: 'monitor', sub: b64u(randomBytes(16)), role: 'patient', room: b64u(randomBytes(16)), clinic: String(stack.clinic), area: String(area), jur: 'local', iat: now, exp: now + 600 };
-    const head = `AR1.${kid}.${b64u(JSON.stringify(claims))}`;
-    out.push(`${head}.${b64u(sign(null, Buffer.from(head), key))}`);
-  }
-  return out;
-}
 
 async function signIn(page, who) {
   await page.goto(`${stack.origin}/`);
@@ -208,13 +189,17 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   assert.equal(renamed, 'Demo clinic, north and south');
 
   // ---- known inputs for the report ----
-  for (let i = 0; i < 2; i++) {
+  // Three patients enter the demo area; each entry answer carries the monitor token their
+  // browser would report with (no identity: clinic and area only).
+  const tokens = [];
+  for (let i = 0; i < 3; i++) {
     const r = await post(`${stack.origin}/api/v1/entry/${stack.clinic}/demo`, '{}');
     assert.equal(r.status, 201, r.body);
+    tokens.push(JSON.parse(r.body).monitor_token);
+    assert.ok(tokens[i], 'the entry answer carries a monitor token');
   }
-  // Three participants' calls in the demo area: the first relayed; waits 30, 60, 90 s; calls
-  // of 60, 120, 180 s; round-trip times 10, 12, ..., 20 ms over the six reports.
-  const tokens = await monitorTokens(3, demo.id);
+  // Their three calls: the first relayed; waits 30, 60, 90 s; calls of 60, 120, 180 s;
+  // round-trip times 10, 12, ..., 20 ms over the six reports.
   const statsUrl = `https://127.0.0.1:${stack.ports.monitor}/v1/stats`;
   let rtt = 10;
   for (let i = 0; i < 3; i++) {
@@ -243,14 +228,14 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   await A.selectOption('#rep-area', 'demo');
   await A.click('#rep-run');
   await A.waitForSelector('svg#chart-calls rect.bar', { state: 'attached' });
-  await until('the live region', async () => /Report ready: 3 calls and 2 entries/.test(await A.textContent('#admin-live')));
+  await until('the live region', async () => /Report ready: 3 calls and 3 entries/.test(await A.textContent('#admin-live')));
   const bars = await A.$$eval('svg#chart-calls rect.bar', (rs) => rs.map((r) => Number(r.getAttribute('data-value'))));
   assert.equal(bars.length, 2);
   assert.equal(bars.reduce((a, v) => a + v, 0), 3);
   assert.equal(await A.getAttribute('svg#chart-calls', 'role'), 'img');
   assert.match(await A.textContent('svg#chart-calls desc'), /total 3/);
   const entryBars = await A.$$eval('svg#chart-entries rect.bar', (rs) => rs.map((r) => Number(r.getAttribute('data-value'))));
-  assert.equal(entryBars.reduce((a, v) => a + v, 0), 2);
+  assert.equal(entryBars.reduce((a, v) => a + v, 0), 3);
   const summary = await A.textContent('[data-testid="rep-summary"]');
   assert.match(summary, /Mean call120 s/);
   assert.match(summary, /Mean wait60 s/);
@@ -269,7 +254,7 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   const cell = (name) => total[head.indexOf(name)];
   assert.equal(rows.length, 4); // header, two days, total
   assert.equal(total[0], demo.name); // the area's name
-  assert.equal(cell('entries'), '2');
+  assert.equal(cell('entries'), '3');
   assert.equal(cell('calls'), '3');
   assert.equal(cell('ended_calls'), '3');
   assert.equal(cell('call_seconds'), '360');

@@ -136,8 +136,9 @@ test('patient and clinician: video both ways, chat, file, verification code, not
       assert.equal(data.includes(Buffer.from(s)), false, `${f} holds "${s}"`);
   }
 
-  // Every request went to the deployment's own origins; no CSP violation anywhere.
-  const allowed = new Set([`127.0.0.1:${stack.ports.app}`, `127.0.0.1:${stack.ports.signal}`]);
+  // Every request went to the deployment's own origins (app, signalling, call monitor); no CSP
+  // violation anywhere.
+  const allowed = new Set([`127.0.0.1:${stack.ports.app}`, `127.0.0.1:${stack.ports.signal}`, `127.0.0.1:${stack.ports.monitor}`]);
   for (const b of [staff, patient]) {
     for (const u of b.requests) {
       const url = new URL(u);

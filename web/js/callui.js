@@ -222,26 +222,56 @@ export class CallUI {
     for (const p of this.mesh.peers.values()) {
       const code = await verificationCode(p.pc).catch(() => null);
       if (code) codes.push(`${this.peerName(p)}: ${code}`);
-      const q = await quality(p.pc);
+      const st = await p.pc.getStats().catch(() => null);
+      const q = quality(p.pc, st);
       const t = this.tiles.get(p.id);
       if (t) {
         t.dataset.quality = q;
         if (code) t.dataset.verify = code;
       }
+      await this.audioFallback(p, st, q, t);
       if (q === 'poor' || (q === 'fair' && worst === 'good')) worst = q;
     }
     const vc = $('verify-code');
     const text = codes.join('; ') || 'not yet connected';
     if (vc.textContent !== text) vc.textContent = text;
     const qi = $('quality');
-    qi.textContent = this.mesh.peers.size ? `Connection: ${worst}` : 'Connection: -';
+    const paused = [...this.mesh.peers.values()].filter((p) => p.videoPaused).map((p) => this.peerName(p));
+    const note = paused.length ? ` (audio only to ${paused.join(', ')}: video cannot get through)` : '';
+    const qt = this.mesh.peers.size ? `Connection: ${worst}${note}` : 'Connection: -';
+    if (qi.textContent !== qt) qi.textContent = qt;
     qi.dataset.quality = worst;
+  }
+
+  // I4: when video cannot get through to a peer (the estimate of the outgoing bandwidth under
+  // WEAK_BPS, or the peer reporting more than a fifth of our video lost) for three checks in a
+  // row (6 s), send that peer audio only and say so; back to video after 30 s of a good link.
+  async audioFallback(p, st, q, tile) {
+    if (!st || p.pc.connectionState !== 'connected') return;
+    let avail = null;
+    let lost = 0;
+    st.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && s.availableOutgoingBitrate !== undefined) avail = s.availableOutgoingBitrate;
+      if (s.type === 'remote-inbound-rtp' && s.kind === 'video' && s.fractionLost !== undefined) lost = Math.max(lost, s.fractionLost);
+    });
+    const weak = (avail !== null && avail < WEAK_BPS) || lost > 0.2;
+    p.weakRuns = weak ? (p.weakRuns || 0) + 1 : 0;
+    p.goodRuns = q === 'good' && !weak ? (p.goodRuns || 0) + 1 : 0;
+    if (!p.videoPaused && p.weakRuns >= 3) {
+      await this.mesh.setVideoPaused(p.id, true);
+      announce(`The connection to ${this.peerName(p)} is too weak for video: audio only.`);
+    } else if (p.videoPaused && p.goodRuns >= 15) {
+      await this.mesh.setVideoPaused(p.id, false);
+      announce(`Video to ${this.peerName(p)} is back.`);
+    }
+    if (tile) tile.dataset.video = p.videoPaused ? 'paused' : 'on';
   }
 }
 
+const WEAK_BPS = 100000;
+
 // good / fair / poor from the selected pair's round trip and inbound loss.
-async function quality(pc) {
-  const st = await pc.getStats().catch(() => null);
+function quality(pc, st) {
   if (!st) return 'poor';
   let rtt = 0;
   let lost = 0;

@@ -161,10 +161,25 @@ export class Mesh extends EventTarget {
         if (!s.track || s.track.kind !== 'video') continue;
         const params = s.getParameters();
         if (!params.encodings || !params.encodings.length) continue;
-        for (const e of params.encodings) Object.assign(e, caps);
+        for (const e of params.encodings) Object.assign(e, caps, { active: !p.videoPaused });
         await s.setParameters(params).catch((e) => this.emit('error', e));
       }
     this.emit('profile', name);
+  }
+
+  // Audio only toward one peer (I4): its video encodings stop (the track stays, so the camera
+  // and the other peers are untouched) until the link recovers.
+  async setVideoPaused(id, on) {
+    const p = this.peers.get(id);
+    if (!p) return;
+    p.videoPaused = on;
+    for (const s of p.pc.getSenders()) {
+      if (!s.track || s.track.kind !== 'video') continue;
+      const params = s.getParameters();
+      if (!params.encodings || !params.encodings.length) continue;
+      for (const e of params.encodings) e.active = !on;
+      await s.setParameters(params).catch((e) => this.emit('error', e));
+    }
   }
 
   // Device switch and screen share: swap the track on every sender of that kind.

@@ -36,10 +36,52 @@ function parseFragment() {
   const h = new URLSearchParams(location.hash.slice(1));
   const clinic = h.get('clinic');
   const a = h.get('area');
+  const invite = h.get('invite');
+  const servers = h.get('servers');
+  const monitor = h.get('monitor');
   // The address bar keeps no clinic, area or token (they stay out of history and screenshots).
   history.replaceState(null, '', location.pathname);
+  if (invite && servers) return { invite, servers, monitor };
   const ok = (s) => s && /^[A-Za-z0-9._-]{1,64}$/.test(s);
   return ok(clinic) && ok(a) ? { clinic, area: a } : null;
+}
+
+// An invite link (C4): a one-time invitee token for one call and the servers, both from the
+// fragment. The invitee gives a name (shown to the others) and consents, then joins the room.
+async function invited(where) {
+  let c;
+  try {
+    const b = where.servers.replace(/-/g, '+').replace(/_/g, '/');
+    st = {
+      token: where.invite,
+      servers: JSON.parse(atob(b + '='.repeat((4 - (b.length % 4)) % 4))),
+      relay_only: false,
+      profile: 'standard',
+      monitor_token: where.monitor || null,
+      resume: null,
+      last_seq: 0,
+      peers: [],
+      phase: 'check',
+      invitee: true,
+    };
+    c = claims(where.invite);
+  } catch {
+    st = null;
+    $('entry-error').textContent = 'This invitation link is damaged. Please ask for a new one.';
+    return;
+  }
+  st.profile = c.profile || 'standard';
+  $('entry-h').textContent = 'You are invited to a call';
+  $('entry-welcome').textContent = c.lang ? `You join as an interpreter (${c.lang}).` : 'A clinician invited you to join their call.';
+  area = { fields_asked: [] };
+  for (const p of document.querySelectorAll('.field')) p.hidden = true;
+  const btn = $('btn-check');
+  btn.disabled = false;
+  btn.onclick = async () => {
+    btn.disabled = true;
+    stream = await getLocalStream().catch(() => new MediaStream());
+    screen('s-details');
+  };
 }
 
 function text(v) {
@@ -135,6 +177,11 @@ function details() {
     }
     st.phase = 'arriving';
     st.arrived_at = st.arrived_at || Date.now();
+    if (st.invitee) {
+      connect(null, name);
+      $('details-form').reset();
+      return;
+    }
     if (sig) {
       // Signalling started a new session (the old one was lost): arrive again on it.
       sig.send('arrive', { clinic: st.clinic, area: st.area, name, answers, consent: true });
@@ -145,9 +192,10 @@ function details() {
   });
 }
 
-function connect(arrival) {
+function connect(arrival, name) {
   sig = new SignalClient({
     urls: st.servers.signal,
+    name,
     token: () => st.token,
     resume: st.resume,
     lastSeq: st.last_seq,
@@ -171,6 +219,11 @@ function connect(arrival) {
     if (arrival) {
       sig.send('arrive', { clinic: st.clinic, area: st.area, name: arrival.name, answers: arrival.answers, consent: true });
       arrival = null;
+    } else if (st.invitee) {
+      st.phase = 'call';
+      save();
+      sig.send('join', { room: claims(st.token).room });
+      waiting('Joining the call…');
     } else if (st.phase === 'call') {
       // The old session is gone but the room may not be: back into it (the token opens it).
       sig.send('join', { room: claims(st.token).room });
@@ -224,6 +277,8 @@ function connect(arrival) {
   sig.addEventListener('closed', (e) => {
     if (e.detail.code === 4007) finish();
     else if (e.detail.code === 4015) finish('You have left the call.');
+    else if (e.detail.code === 4005) finish('The call is full: it already has four participants.');
+    else if (e.detail.code === 4001 && st?.invitee) finish('This invitation link was already used or has expired. Please ask for a new one.');
     else if (e.detail.code === 4001) finish('Your link has expired. Please open it again.');
   });
   sig.addEventListener('error', (e) => {
@@ -344,7 +399,8 @@ async function main() {
     $('entry-error').textContent = 'Please open the link your clinic gave you.';
     return;
   }
-  await entry(where);
+  if (where.invite) await invited(where);
+  else await entry(where);
 }
 
 main();

@@ -304,11 +304,27 @@ function message(q) {
   d.showModal();
 }
 
-function enterRoom(c, r) {
-  const entry = [...sigs.values()].find((x) => x.clinics.includes(c.id));
-  if (!entry || call) return;
-  call = { sig: entry.sig, pending: true };
-  entry.sig.send('join', { room: r.room || String(r.id) });
+// C6: a persistent room opens with a token naming it (GET .../rooms/{id}/signal-token), on a
+// signalling session of its own that lives as long as the visit to the room.
+async function enterRoom(c, r) {
+  if (call) return;
+  call = { pending: true, clinic: c.id, own: true };
+  let t;
+  try {
+    t = await api('GET', `/api/v1/clinics/${c.id}/rooms/${r.id}/signal-token`);
+  } catch {
+    call = null;
+    $('dash-status').textContent = 'The room cannot be entered now.';
+    return;
+  }
+  const sig = new SignalClient({ urls: t.servers.signal, name: me.display_name.slice(0, 64), token: () => t.token });
+  const entry = { sig, servers: t.servers, clinics: [], monitorToken: t.monitor_token || null };
+  call.sig = sig;
+  wire(entry);
+  sig.addEventListener('welcome', (e) => {
+    if (!e.detail.resumed && !call?.room) sig.send('join', { room: t.room });
+  });
+  sig.connect();
 }
 
 // ---- the call ----
@@ -334,6 +350,9 @@ async function startCall(entry, j) {
     const a = clinics.find((x) => x.id === q.clinic)?.areas.find((x) => String(x.id) === q.area);
     mesh.relayOnly = !!a?.relay_only;
   }
+  call.clinic = q?.clinic || call.clinic || entry.clinics[0];
+  $('invite-link').value = '';
+  $('invite-error').textContent = '';
   $('sel-profile').value = j.profile;
   screen('call');
   ui.start();
@@ -344,6 +363,7 @@ async function startCall(entry, j) {
 function endCall() {
   if (!call) return;
   call.reporter?.stop();
+  if (call.own) call.sig?.bye(); // the persistent room's own session
   call.mesh?.close();
   call.ui?.clear();
   call = null;
@@ -354,6 +374,21 @@ function endCall() {
   announce('The consultation has ended.');
 }
 
+// C4: a one-time link for a third or fourth participant (an interpreter gets a language).
+async function invite() {
+  if (!call?.room || !call.clinic) return;
+  const lang = $('invite-lang').value.trim();
+  $('invite-error').textContent = '';
+  try {
+    const r = await api('POST', `/api/v1/clinics/${call.clinic}/invite-token`, lang ? { room: call.room, lang } : { room: call.room });
+    $('invite-link').value = location.origin + r.link;
+    $('invite-link').select();
+    announce('Invite link ready: pass it on; it works once.');
+  } catch (e) {
+    $('invite-error').textContent = e.code === 'invalid' ? 'The language must be a tag such as uk or pt-BR.' : 'No invite link could be made.';
+  }
+}
+
 function callControls() {
   $('sel-profile').addEventListener('change', () => call?.sig.send('quality', { profile: $('sel-profile').value }));
   $('btn-end').addEventListener('click', () => call?.sig.send('end'));
@@ -361,6 +396,7 @@ function callControls() {
     call?.sig.send('leave');
     endCall();
   });
+  $('btn-invite').addEventListener('click', invite);
   $('btn-hold-call').addEventListener('click', () => {
     if (call?.patient) call.sig.send('hold', { peer: call.patient, on: !call.held });
   });

@@ -1,0 +1,96 @@
+// C4: a clinician in a call with a patient makes invite links; a third and a fourth participant
+// (an interpreter with a language, and a relative) join through them and all four decode all;
+// the interpreter's language shows on the others' tiles; a used link is refused, and a fifth
+// participant is refused with a clear message on their page.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack, addClinician } from './lib/stack.mjs';
+import { launch, close, framesDecoded } from './lib/browser.mjs';
+import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
+
+let stack;
+const browsers = [];
+
+before(async () => {
+  stack = await startStack();
+});
+
+after(async () => {
+  for (const b of browsers) await close(b);
+  if (stack) {
+    await stack.stop();
+    await stack.cleanup();
+  }
+});
+
+async function makeLink(S, lang) {
+  await S.fill('#invite-lang', lang);
+  const before = await S.inputValue('#invite-link');
+  await S.click('#btn-invite');
+  return until('a new invite link', async () => {
+    const v = await S.inputValue('#invite-link');
+    return v !== before && v.includes('#invite=') ? v : null;
+  });
+}
+
+async function inviteeJoins(page, link, name) {
+  await page.goto(link);
+  await page.waitForSelector('#btn-check:not([disabled])');
+  assert.equal(new URL(page.url()).hash, '', 'the invite fragment left the address bar');
+  await page.click('#btn-check');
+  await page.waitForSelector('#s-details:not([hidden])');
+  await page.fill('#f-name', name);
+  await page.check('#f-consent');
+  await page.click('#btn-arrive');
+}
+
+test('invite links: four participants decode all, a used link and a fifth are refused', async () => {
+  const doc = await addClinician(stack, 'Dr Ines Test', ['provider']);
+  const [staff, patient, interp, relative, fifth, reuse] = await Promise.all(
+    ['staff', 'patient', 'interp', 'relative', 'fifth', 'reuse'].map((l) => launch(stack, l)),
+  );
+  browsers.push(staff, patient, interp, relative, fifth, reuse);
+  const S = staff.page;
+  const P = patient.page;
+  await enrolClinician(S, stack, doc);
+  const entryLink = await S.locator('[data-testid="entry-link"]').first().textContent();
+  await patientArrives(P, entryLink, { name: 'Pat Invite' });
+  await admit(S, 'Pat Invite');
+  await P.waitForSelector('#call:not([hidden])');
+
+  // Links carry the token in the fragment only.
+  const l1 = await makeLink(S, 'uk');
+  assert.match(l1, /^https:\/\/[^/]+\/patient\.html#invite=AR1\.[^&]+&servers=[A-Za-z0-9_-]+&monitor=AR1\.[^&]+$/);
+  const l2 = await makeLink(S, '');
+  assert.notEqual(l1, l2);
+  await inviteeJoins(interp.page, l1, 'Olena Interpreter');
+  await interp.page.waitForSelector('#call:not([hidden])');
+  await inviteeJoins(relative.page, l2, 'Sam Relative');
+  await relative.page.waitForSelector('#call:not([hidden])');
+
+  // All four decode all: three inbound videos on every page, each with frames decoded.
+  const pages = [S, P, interp.page, relative.page];
+  for (const [i, page] of pages.entries())
+    await until(`page ${i} decoding three videos`, async () => {
+      const f = await framesDecoded(page);
+      return f.length >= 3 && f.filter((n) => n > 0).length >= 3;
+    }, 45000);
+
+  // The interpreter's language on the clinician's and the patient's tiles.
+  for (const page of [S, P])
+    await page.locator('[data-testid="remote-tile"] figcaption', { hasText: 'interpreter, uk' }).waitFor();
+
+  // The first link again: already used.
+  await inviteeJoins(reuse.page, l1, 'Someone Again');
+  await reuse.page.waitForSelector('#s-end:not([hidden])');
+  assert.match(await reuse.page.textContent('#end-text'), /already used/);
+
+  // A fifth participant: the room is full.
+  const l5 = await makeLink(S, 'fr');
+  await inviteeJoins(fifth.page, l5, 'Fifth Person');
+  await fifth.page.waitForSelector('#s-end:not([hidden])');
+  assert.match(await fifth.page.textContent('#end-text'), /call is full/);
+  // Nobody else lost their call.
+  for (const page of pages) assert.equal(await page.isHidden('#call'), false);
+});
