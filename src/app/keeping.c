@@ -28,7 +28,7 @@
 #define IV_BYTES 12
 
 /* base64 (original alphabet, padded) of n bytes */
-#define B64_LEN(n) ((((n) + 2) / 3) * 4)
+#define B64_LEN(n) ((((int64_t)(n) + 2) / 3) * 4)
 
 const ar_app_field_t ar__f_keeping_put[] = {
     {"enabled", AR_FIELD_BOOL, 1, 0, 0, AR_CS_ANY},

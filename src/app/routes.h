@@ -51,9 +51,9 @@ typedef struct ar_app_route_s {
 } ar_app_route_t;
 
 /* Largest ciphertext of one encrypted-keeping item (keeping.c, docs/keeping.md). */
-#define AR_APP_KEEPING_ITEM_MAX (1024u * 1024u)
+#define AR_APP_KEEPING_ITEM_MAX ((size_t)1024 * 1024)
 /* Its route's body: the base64 of the cap plus the other fields. */
-#define AR_APP_KEEPING_BODY_MAX ((AR_APP_KEEPING_ITEM_MAX + 2u) / 3u * 4u + 4096u)
+#define AR_APP_KEEPING_BODY_MAX ((AR_APP_KEEPING_ITEM_MAX + 2) / 3 * 4 + 4096)
 
 const ar_app_route_t *ar_app_routes(size_t *count);
 
