@@ -1,6 +1,6 @@
 // Encrypted keeping (S5, docs/keeping.md) in real Chromium: a clinic administrator turns it on
 // on the administration page (the key pair is made in the browser; the test downloads the
-// private key file), a patient and the clinician have a call with chat and a file, and the
+// private key file, sealed with a passphrase), a patient and the clinician have a call with chat and a file, and the
 // clinician saves the transcript and the file encrypted. The database and logs then hold
 // neither the chat text, nor the file's bytes or name, nor the private key; the administrator
 // loads the key file in the browser and opens both items: the original text and the file's
@@ -8,7 +8,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +47,8 @@ test('keeping: enable with a browser-made key, save transcript and file encrypte
   const A = await staff.context.newPage();
   await A.goto(`${stack.origin}/admin.html#settings`);
   await A.waitForSelector('#v-settings:not([hidden]) [data-testid="keep-state"]:text("off")');
+  const passphrase = `correct horse ${randomBytes(4).toString('hex')}`;
+  await A.fill('#keep-passphrase', passphrase);
   await A.click('#keep-enable');
   // A fresh sign-in counts as re-authentication; should the page still ask, answer it.
   await until('keeping on (or the re-authentication dialog)', async () => {
@@ -61,8 +63,29 @@ test('keeping: enable with a browser-made key, save transcript and file encrypte
   const keyPath = join(dir, 'key.json');
   await download.saveAs(keyPath);
   const keyFile = JSON.parse(await readFile(keyPath, 'utf8'));
-  assert.equal(keyFile.private_key.kty, 'RSA');
-  assert.ok(keyFile.private_key.d.length > 300, 'the private exponent is in the file');
+  assert.equal(keyFile.private_key, undefined, 'the private key is not in the file in clear');
+  // Unsealed here with Node's WebCrypto, following docs/keeping.md, not the page's code.
+  const s = keyFile.sealed_private_key;
+  assert.equal(s.kdf, 'PBKDF2-SHA256');
+  const base = await webcrypto.subtle.importKey('raw', Buffer.from(passphrase), 'PBKDF2', false, ['deriveKey']);
+  const kek = await webcrypto.subtle.deriveKey(
+    { name: 'PBKDF2', hash: 'SHA-256', salt: Buffer.from(s.salt, 'base64'), iterations: s.iterations },
+    base,
+    { name: 'AES-GCM', length: 256 },
+    false,
+    ['decrypt'],
+  );
+  const jwk = JSON.parse(
+    Buffer.from(
+      await webcrypto.subtle.decrypt(
+        { name: 'AES-GCM', iv: Buffer.from(s.iv, 'base64'), additionalData: Buffer.from(`${keyFile.format}/${keyFile.clinic}`) },
+        kek,
+        Buffer.from(s.ciphertext, 'base64'),
+      ),
+    ).toString(),
+  );
+  assert.equal(jwk.kty, 'RSA');
+  assert.ok(jwk.d.length > 300, 'the private exponent is in the sealed part');
 
   // ---- a call: chat and a file from the patient ----
   const link = await S.locator('[data-testid="entry-link"]').first().textContent();
@@ -100,7 +123,7 @@ test('keeping: enable with a browser-made key, save transcript and file encrypte
     Buffer.from(fileName),
     file.subarray(0, 64),
     file.subarray(100 * 1024, 100 * 1024 + 64),
-    Buffer.from(keyFile.private_key.d),
+    Buffer.from(jwk.d),
   ];
   let sawDb = false;
   for (const f of await stateFiles(stack)) {
@@ -114,7 +137,12 @@ test('keeping: enable with a browser-made key, save transcript and file encrypte
   await A.reload(); // the list is read when the page loads the clinic
   await A.waitForSelector('[data-testid="keep-item"][data-kind="transcript"]');
   assert.equal(await A.locator('[data-testid="keep-item"]').count(), 2);
+  // A wrong passphrase is refused; the right one opens the key file.
+  await A.fill('#keep-unlock', 'not the passphrase');
   await A.setInputFiles('#keep-keyfile', keyPath);
+  await A.waitForSelector('#keeping-error:text("Wrong passphrase")');
+  await A.fill('#keep-unlock', passphrase);
+  await A.locator('#keep-unlock').dispatchEvent('change');
   await A.waitForSelector('#keep-keyfile[data-loaded="true"]');
   await A.locator('[data-testid="keep-item"][data-kind="transcript"] button').click();
   const text = await A.locator('#keep-opened [data-testid="keep-text"]').textContent();

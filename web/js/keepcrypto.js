@@ -28,9 +28,22 @@ export async function sha256Hex(bytes) {
   return [...d].map((x) => x.toString(16).padStart(2, '0')).join('');
 }
 
+// The key file's passphrase protection: PBKDF2-SHA256 (OWASP's 2023 figure of 600,000
+// iterations) derives an AES-GCM-256 key that seals the private JWK; the format and clinic are
+// the additional data, so a sealed key cannot be moved into another file unnoticed.
+const PBKDF2_ITERATIONS = 600000;
+
+async function passKey(passphrase, salt, iterations) {
+  const base = await crypto.subtle.importKey('raw', new TextEncoder().encode(passphrase), 'PBKDF2', false, ['deriveKey']);
+  return crypto.subtle.deriveKey({ name: 'PBKDF2', hash: 'SHA-256', salt, iterations }, base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+}
+
+const aad = (clinic) => new TextEncoder().encode(`${KEY_FILE_FORMAT}/${clinic}`);
+
 // A new clinic key pair: the public half as base64 SPKI (for the app) and the private half as
-// the text of a key file (for the administrator alone; never sent).
-export async function makeKeyPair(clinic) {
+// the text of a key file (for the administrator alone; never sent), sealed with the passphrase
+// when one is given.
+export async function makeKeyPair(clinic, passphrase = '') {
   const kp = await crypto.subtle.generateKey(
     { ...RSA, modulusLength: 3072, publicExponent: new Uint8Array([1, 0, 1]) },
     true,
@@ -39,16 +52,40 @@ export async function makeKeyPair(clinic) {
   const spki = await crypto.subtle.exportKey('spki', kp.publicKey);
   const jwk = await crypto.subtle.exportKey('jwk', kp.privateKey);
   const publicKey = toB64(spki);
-  const file = JSON.stringify({ format: KEY_FILE_FORMAT, clinic: String(clinic), public_key: publicKey, private_key: jwk });
-  return { publicKey, file };
+  const doc = { format: KEY_FILE_FORMAT, clinic: String(clinic), public_key: publicKey };
+  if (passphrase) {
+    const salt = crypto.getRandomValues(new Uint8Array(16));
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    const k = await passKey(passphrase, salt, PBKDF2_ITERATIONS);
+    const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: aad(clinic) }, k, new TextEncoder().encode(JSON.stringify(jwk)));
+    doc.sealed_private_key = { kdf: 'PBKDF2-SHA256', iterations: PBKDF2_ITERATIONS, salt: toB64(salt), iv: toB64(iv), ciphertext: toB64(ct) };
+  } else {
+    doc.private_key = jwk;
+  }
+  return { publicKey, file: JSON.stringify(doc) };
 }
 
-// The private key from a key file's text; refuses a file of another format or clinic.
-export async function loadKeyFile(text, clinic) {
+// The private key from a key file's text (and its passphrase, when sealed); refuses a file of
+// another format or clinic.
+export async function loadKeyFile(text, clinic, passphrase = '') {
   const k = JSON.parse(text);
   if (k.format !== KEY_FILE_FORMAT) throw new Error('This is not an Anteroom keeping key file.');
   if (String(k.clinic) !== String(clinic)) throw new Error('This key file belongs to another clinic.');
-  return crypto.subtle.importKey('jwk', k.private_key, RSA, false, ['unwrapKey']);
+  let jwk = k.private_key;
+  const s = k.sealed_private_key;
+  if (s) {
+    if (!passphrase) throw new Error('This key file needs its passphrase.');
+    if (s.kdf !== 'PBKDF2-SHA256' || !(s.iterations >= 100000 && s.iterations <= 10000000)) throw new Error('Unknown key file protection.');
+    const key = await passKey(passphrase, fromB64(s.salt), s.iterations);
+    let plain;
+    try {
+      plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: fromB64(s.iv), additionalData: aad(k.clinic) }, key, fromB64(s.ciphertext));
+    } catch {
+      throw new Error('Wrong passphrase (or a damaged key file).');
+    }
+    jwk = JSON.parse(new TextDecoder().decode(plain));
+  }
+  return crypto.subtle.importKey('jwk', jwk, RSA, false, ['unwrapKey']);
 }
 
 export async function sealItem(publicKeyB64, kind, header, bytes) {

@@ -9,6 +9,7 @@ import { makeKeyPair, loadKeyFile, openItem, sha256Hex } from '../keepcrypto.js'
 let clinic = null;
 let privateKey = null;
 let keyUrl = null;
+let loading = null;
 
 function forgetKeyFile() {
   if (keyUrl) URL.revokeObjectURL(keyUrl);
@@ -28,7 +29,8 @@ export function initKeeping() {
   $('keep-enable').addEventListener('click', async () => {
     showError('keeping-error', null);
     try {
-      const { publicKey, file } = await makeKeyPair(clinic);
+      const { publicKey, file } = await makeKeyPair(clinic, $('keep-passphrase').value);
+      $('keep-passphrase').value = '';
       // The file is offered before the key is used, so nothing is sealed to a key nobody holds.
       forgetKeyFile();
       keyUrl = URL.createObjectURL(new Blob([file], { type: 'application/json' }));
@@ -51,25 +53,36 @@ export function initKeeping() {
       showError('keeping-error', e);
     }
   });
-  $('keep-keyfile').addEventListener('change', async () => {
-    showError('keeping-error', null);
-    const f = $('keep-keyfile').files[0];
-    privateKey = null;
-    delete $('keep-keyfile').dataset.loaded;
-    if (!f) return;
-    try {
-      privateKey = await loadKeyFile(await f.text(), clinic);
-      $('keep-keyfile').dataset.loaded = 'true';
-      announce('Key file loaded.');
-    } catch (e) {
-      showError('keeping-error', e);
-    }
-  });
+  // The passphrase field's change also fires when focus leaves it for an Open button: open()
+  // waits for the load in progress rather than finding no key.
+  const load = () => {
+    loading = (async () => {
+      showError('keeping-error', null);
+      const f = $('keep-keyfile').files[0];
+      if (!f) {
+        privateKey = null;
+        return;
+      }
+      try {
+        privateKey = await loadKeyFile(await f.text(), clinic, $('keep-unlock').value);
+        $('keep-keyfile').dataset.loaded = 'true';
+        announce('Key file loaded.');
+      } catch (e) {
+        privateKey = null;
+        delete $('keep-keyfile').dataset.loaded;
+        showError('keeping-error', e);
+      }
+    })();
+    return loading;
+  };
+  $('keep-keyfile').addEventListener('change', load);
+  $('keep-unlock').addEventListener('change', load);
 }
 
 async function open(id) {
   const out = $('keep-opened');
   clear(out);
+  if (loading) await loading;
   if (!privateKey) {
     showError('keeping-error', new Error('Choose the key file first.'));
     return;
