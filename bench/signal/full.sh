@@ -14,7 +14,8 @@
 # Environment (defaults): N=10000 idle connections, RATES="2000 8000" msg/s, SECS=5, CALLS=2000,
 #   CALL_PROCS=4, HOP_RATE=2000, HOP_ROUNDS=3 (same/cross interleaved; medians), SCALE=200000, SCALE_WORKERS=12, SCALE_PROCS=12 (0: no scale run),
 #   SCALE_HOLD=70 (seconds the scale run holds its connections after measuring, then counts them),
-#   SERVERS="bare node-ws peerjs anteroom", PHASES="servers hop scale", AR_BUILD=build/default,
+#   SERVERS="bare node-ws peerjs anteroom", PHASES="servers hop scale" (or "relay": only the CPU
+#   per relayed message and latency at RATES, the relay part of "servers"), AR_BUILD=build/default,
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
 set -uo pipefail
@@ -185,6 +186,13 @@ has servers "$PHASES" && for s in $SERVERS; do
     meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS"
   done
   [ "$s" != bare ] && meter "$s" "$s" - calls -c "$CALLS" -P "$CALL_PROCS"
+done
+
+# relay: the rate measurements of "servers" alone (a quick before/after of the relay path).
+has relay "$PHASES" && ! has servers "$PHASES" && for s in $SERVERS; do
+  for r in $RATES; do
+    meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS"
+  done
 done
 
 # The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one

@@ -13,6 +13,13 @@
  * libnats calls back on its own thread; the callback copies the message into an inbox and
  * pokes an eventfd the loop watches, so all state stays on the loop's thread. One delivery
  * thread for all subscriptions keeps a publisher's messages in the order it sent them.
+ *
+ * A frame for a session this worker owns does not go through NATS (docs/signal.md, "Local
+ * delivery"): it is queued on the loop's thread and delivered from the same eventfd wake-up,
+ * so the caller's loop over a room's members never sees a delivery's side effects (an "ended"
+ * frame deletes the session) in the middle, as with the bus. Whether the session is still ours
+ * is decided when the queue is drained; if it has moved meanwhile, the frame is published then,
+ * and while the queue is not empty every frame joins it, so one sender's frames keep their order.
  */
 #include "internal.h"
 
@@ -22,6 +29,7 @@
 #include <jansson.h>
 #include <nats/nats.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -49,6 +57,8 @@ struct ar__sig_bus_s {
     char prefix[AR_TOKEN_ID_MAX + 8]; /* "ar.<jur>." */
     size_t plen;
     ar__sig_srv_t *srv;
+    item_t *lhead, *ltail; /* frames for sessions this worker owns: the loop's thread only */
+    int lpoked;
 };
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -191,6 +201,45 @@ static void on_node(ar__sig_srv_t *srv, const char *data, size_t len)
 
 /* ---- the inbox, drained on the loop ---- */
 
+static void publish_to(ar__sig_bus_t *b, const char *peer, const void *buf, size_t len)
+{
+    char subj[128];
+    snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
+    (void)natsConnection_Publish(b->nc, subj, buf, (int)len);
+}
+
+static ar__sig_sess_t *owned_here(ar__sig_srv_t *srv, const char *peer)
+{
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    if (!r || !r->local || r->local->is_backup || r->owner != srv->node_id)
+        return NULL;
+    return r->local;
+}
+
+static void local_drain(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    b->lpoked = 0;
+    while (b->lhead) {
+        item_t *it = b->lhead;
+        b->lhead = it->next;
+        if (!b->lhead)
+            b->ltail = NULL;
+        const uint8_t *d = (const uint8_t *)it->data;
+        ar__sig_sess_t *s = owned_here(srv, it->peer);
+        if (s) {
+            uint64_t sent;
+            memcpy(&sent, d + 16, 8);
+            ar__sig_sess_deliver(srv, s, d, d[24], it->data + AR__SIG_TO_HDR,
+                                 it->len - AR__SIG_TO_HDR, sent);
+        } else {
+            publish_to(b, it->peer, d, it->len); /* moved meanwhile: its new owner gets it */
+        }
+        sodium_memzero(it->data, it->len);
+        ar_free(it);
+    }
+}
+
 static void on_wake(int fd, void *data)
 {
     ar__sig_srv_t *srv = data;
@@ -219,6 +268,7 @@ static void on_wake(int fd, void *data)
         ar_free(it);
         it = next;
     }
+    local_drain(srv);
 }
 
 /* A frame for a peer: fid(16) | sent_us(8) | action(1) | frame. */
@@ -237,15 +287,38 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
     ar__sig_bus_t *b = srv->bus;
     if (!b)
         return;
-    char subj[128];
-    snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
     uint8_t *buf = (uint8_t *)srv->pub;
     uint64_t ctr = ++srv->fid_counter, now = ar__sig_now_us();
     memcpy(buf, &srv->node_id, 8);
     memcpy(buf + 8, &ctr, 8);
     memcpy(buf + 16, &now, 8);
     buf[24] = action;
-    (void)natsConnection_Publish(b->nc, subj, buf, (int)(len + AR__SIG_TO_HDR));
+    size_t n = len + AR__SIG_TO_HDR;
+    if (b->lhead || owned_here(srv, peer)) {
+        item_t *it = ar_malloc(sizeof(*it) + n + 1);
+        if (it) {
+            it->next = NULL;
+            it->kind = K_TO;
+            snprintf(it->peer, sizeof(it->peer), "%s", peer);
+            it->len = n;
+            memcpy(it->data, buf, n);
+            it->data[n] = '\0';
+            if (b->ltail)
+                b->ltail->next = it;
+            else
+                b->lhead = it;
+            b->ltail = it;
+            if (!b->lpoked) {
+                uint64_t one = 1;
+                b->lpoked = 1;
+                (void)!write(b->efd, &one, sizeof(one));
+            }
+            return;
+        }
+        if (b->lhead)
+            return; /* out of memory: dropped, as the inbox drops (never out of order) */
+    }
+    publish_to(b, peer, buf, n);
 }
 
 static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
@@ -368,11 +441,13 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
         natsConnection_Close(b->nc);
         natsConnection_Destroy(b->nc);
     }
-    item_t *it = b->head;
-    while (it) {
-        item_t *n = it->next;
-        ar_free(it);
-        it = n;
+    for (int q = 0; q < 2; q++) {
+        item_t *it = q ? b->lhead : b->head;
+        while (it) {
+            item_t *n = it->next;
+            ar_free(it);
+            it = n;
+        }
     }
     if (b->efd >= 0)
         close(b->efd);

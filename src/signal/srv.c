@@ -551,7 +551,7 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
                                .protocol = AR_SIG_SUBPROTOCOL};
     ar_sn_tls_ctx_t *tls = NULL;
     if (rc == 0 && conf->tls_cert && conf->tls_key)
-        rc = ar_sn_tls_ctx_new(AR_SN_TLS_OPENSSL, conf->tls_cert, conf->tls_key, &tls);
+        rc = ar_sn_tls_ctx_new(AR_SN_TLS_DEFAULT, conf->tls_cert, conf->tls_key, &tls);
     ar_sn_conf_t nc = {.upgrade = &up,
                        .max_message = AR_SIG_FRAME_MAX,
                        .max_outgoing = 512 * 1024,

@@ -1,6 +1,7 @@
 // A consultation across two signalling nodes joined over a two-server NATS cluster:
 // waiting-area presence on both nodes, take, offer/answer/candidates, quality, hold, transfer,
-// staff messages, the room limit, end; then drain, and resume after kill -9 of a node.
+// staff messages, the room limit, end; then drain, and resume after kill -9 of a node (peers on
+// two nodes, and both peers on one worker).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
@@ -14,6 +15,23 @@ before(async () => {
   [A, B] = await Promise.all([startNode('a', nats.slice(0, 1)), startNode('b', nats.slice(1))]);
 });
 after(() => stopAll());
+
+// Subscribes staff client s to an area and waits until it sees patient peer there, in the
+// snapshot or in a queue_add. A patient's `wait` does not wait for the bus when the patient's
+// frames stay on one worker (docs/signal.md, "Local delivery"), so other workers may not know
+// of the arrival yet (and a subscription made just before may not have reached the patient's
+// worker, which sends the queue_add): the subscription is repeated (each answers with a fresh
+// snapshot) until the patient is there.
+async function queued(s, area, peer) {
+  for (let i = 0; ; i++) {
+    s.send({ type: 'subscribe', clinic: 'c1', area });
+    const snap = await s.next((f) => f.type === 'queue' && f.area === area);
+    if (snap.entries.some((e) => e.peer === peer)) return;
+    if (s.frames.some((f) => f.type === 'queue_add' && f.entry.peer === peer)) return;
+    assert.ok(i < 50, 'the patient never reached the staff member\'s worker');
+    await sleep(100);
+  }
+}
 
 test('a call set up across nodes, with presence on both', async () => {
   const room = rid();
@@ -142,11 +160,10 @@ test('a call set up across nodes, with presence on both', async () => {
 test('two joins racing on two nodes: one is removed, the room keeps four', async () => {
   const room = rid();
   const s = await connect(A, staffToken());
-  s.send({ type: 'subscribe', clinic: 'c1', area: 'race' });
-  await s.next('queue');
   const p = await connect(A, patientToken(room, { area: 'race' }));
   p.send({ type: 'arrive', clinic: 'c1', area: 'race', name: 'P', consent: true });
   await p.next('wait');
+  await queued(s, 'race', p.peer);
   s.send({ type: 'take', peer: p.peer });
   await s.next('joined');
   await p.next('peer_joined');
@@ -200,8 +217,7 @@ test('drain: clients resume on the other node and the call goes on', async () =>
   p.send({ type: 'arrive', clinic: 'c1', area: 'drain', name: 'P', consent: true });
   await p.next('wait');
   const s = await connect(A, staffToken());
-  s.send({ type: 'subscribe', clinic: 'c1', area: 'drain' });
-  await s.next('queue');
+  await queued(s, 'drain', p.peer);
   s.send({ type: 'take', peer: p.peer });
   await s.next('joined');
   await p.next('peer_joined');
@@ -236,13 +252,11 @@ test('drain by POST /drain: every worker of the node drains, clients move, no ca
   const calls = [];
   for (let i = 0; i < 4; i++) {
     const s = await connect(A, staffToken());
-    s.send({ type: 'subscribe', clinic: 'c1', area: 'pdrain' });
-    await s.next('queue');
     const token = patientToken(rid(), { area: 'pdrain' });
     const p = await connect(C, token);
     p.send({ type: 'arrive', clinic: 'c1', area: 'pdrain', name: `P${i}`, consent: true });
     await p.next('wait');
-    await s.next((f) => f.type === 'queue_add' && f.entry.peer === p.peer);
+    await queued(s, 'pdrain', p.peer);
     s.send({ type: 'take', peer: p.peer });
     await s.next('joined');
     await p.next('peer_joined');
@@ -309,8 +323,7 @@ test('resume after kill -9 of a node: same peer, missed frames in order, no dupl
   p.send({ type: 'arrive', clinic: 'c1', area: 'kill', name: 'P', consent: true });
   await p.next('wait');
   const s = await connect(B, staffToken());
-  s.send({ type: 'subscribe', clinic: 'c1', area: 'kill' });
-  await s.next('queue');
+  await queued(s, 'kill', p.peer);
   s.send({ type: 'take', peer: p.peer });
   await s.next('joined');
   await p.next('peer_joined');
@@ -343,4 +356,67 @@ test('resume after kill -9 of a node: same peer, missed frames in order, no dupl
   assert.equal(p3.welcome.resumed, false);
   assert.notEqual(p3.peer, p.peer);
   for (const c of [s, p2, p3]) c.close();
+});
+
+test('a call on one worker: relayed without the bus, resumed from its backup after kill -9', async () => {
+  // One worker, so both peers are on it: their frames skip NATS (docs/signal.md, "Local
+  // delivery"); the numbered copies still go to each session's backup on another node.
+  const E = await startNode('e', nats.slice(1), { workers: 1 });
+  const room = rid();
+  const token = patientToken(room, { area: 'local' });
+  const sToken = staffToken();
+  const p = await connect(E, token);
+  p.send({ type: 'arrive', clinic: 'c1', area: 'local', name: 'P', consent: true });
+  await p.next('wait');
+  const s = await connect(E, sToken);
+  await queued(s, 'local', p.peer);
+  s.send({ type: 'take', peer: p.peer });
+  await s.next('joined');
+  await p.next('peer_joined');
+
+  // With E's NATS server stopped, a relay between two sessions of one worker still arrives.
+  let offer;
+  kill(nats.procs[1], 'SIGSTOP');
+  try {
+    s.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n' });
+    offer = await p.next('offer', 700);
+  } finally {
+    kill(nats.procs[1], 'SIGCONT');
+  }
+  assert.equal(offer.from, s.peer);
+  p.ack();
+  const seen = [];
+  for (let i = 0; i < 4; i++) s.send({ type: 'candidate', to: p.peer, candidate: `candidate:${i} 1 udp 1 192.0.2.1 ${i} typ host` });
+  for (let i = 0; i < 4; i++) {
+    const c = await p.next('candidate');
+    assert.equal(c.candidate.split(' ')[0], `candidate:${i}`);
+    seen.push(c.seq);
+  }
+  assert.deepEqual(seen, seen.map((_, i) => offer.seq + 1 + i));
+  await sleep(500); // the numbered copies reach the backup (not acknowledged: kept for replay)
+
+  kill(E, 'SIGKILL');
+  await p.waitClose(5000);
+  await s.waitClose(5000);
+  // The patient saw the candidates but resumes as if it had not: the backup replays them under
+  // the numbers the owner gave them, once each and in order.
+  const p2 = await connect(B, token, { resume: p.welcome.resume, last_seq: offer.seq });
+  assert.equal(p2.welcome.resumed, true);
+  assert.equal(p2.peer, p.peer);
+  p2.lastSeq = offer.seq;
+  const again = [];
+  for (let i = 0; i < 4; i++) {
+    const c = await p2.next('candidate');
+    assert.equal(c.candidate.split(' ')[0], `candidate:${i}`);
+    again.push(c.seq);
+  }
+  assert.deepEqual(again, seen);
+  // The staff member resumes too, on another node, and the call goes on across nodes.
+  const s2 = await connect(A, sToken, { resume: s.welcome.resume, last_seq: s.lastSeq });
+  assert.equal(s2.welcome.resumed, true);
+  p2.send({ type: 'answer', to: s.peer, sdp: 'v=0\r\n' });
+  assert.equal((await s2.next('answer')).from, p.peer);
+  s2.send({ type: 'candidate', to: p.peer, candidate: 'candidate:9 1 udp 1 192.0.2.1 9 typ host' });
+  assert.equal((await p2.next('candidate')).seq, seen[3] + 1);
+  for (const c of [p2, s2]) c.close();
 });
