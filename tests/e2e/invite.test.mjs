@@ -53,6 +53,14 @@ test('invite links: four participants decode all, a used link and a fifth are re
   browsers.push(staff, patient, interp, relative, fifth, reuse);
   const S = staff.page;
   const P = patient.page;
+  // The relative's and the clinician's signalling pass through here, so a frame a racing join
+  // would bring can be handed to them (protocol 5.7: room_full after joined).
+  const sockets = {};
+  for (const [who, b] of [['relative', relative], ['staff', staff]])
+    await b.page.routeWebSocket(/^wss:/, (ws) => {
+      ws.connectToServer(); // frames flow both ways unchanged
+      sockets[who] = ws;
+    });
   await enrolClinician(S, stack, doc);
   const entryLink = await S.locator('[data-testid="entry-link"]').first().textContent();
   await patientArrives(P, entryLink, { name: 'Pat Invite' });
@@ -93,4 +101,17 @@ test('invite links: four participants decode all, a used link and a fifth are re
   assert.match(await fifth.page.textContent('#end-text'), /call is full/);
   // Nobody else lost their call.
   for (const page of pages) assert.equal(await page.isHidden('#call'), false);
+
+  // Two joins racing on two nodes: the one ranked fifth was answered `joined` and is taken out
+  // again with room_full. The invitee's page leaves the call with the clear message; so does a
+  // clinician's, back to the dashboard.
+  const full = JSON.stringify({ v: 1, type: 'error', seq: 0, code: 12, name: 'room_full', about: 'join', text: 'the room already has four participants' });
+  sockets.relative.send(full);
+  await relative.page.waitForSelector('#s-end:not([hidden])');
+  assert.match(await relative.page.textContent('#end-text'), /call is full/);
+  assert.equal(await relative.page.isHidden('#call'), true);
+  sockets.staff.send(full);
+  await S.waitForSelector('#s-dash:not([hidden])');
+  assert.equal(await S.isHidden('#call'), true);
+  assert.match(await S.textContent('#dash-status'), /call is full/);
 });
