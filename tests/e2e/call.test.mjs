@@ -1,8 +1,10 @@
 // A patient enters through the clinic link, a clinician signs in (enrolling TOTP), admits them,
 // and the two talk in real Chromium: both decode each other's video, chat and a 1 MB file cross,
-// the verification codes match. After the consultation: the patient's browser storage is empty,
+// the verification codes match, and the page's own verify.js gives the same code whichever
+// fingerprint comes first and a different one when either changes (I3). After the consultation: the patient's browser storage is empty,
 // the database and logs hold nothing the patient typed, no request left the deployment, and no
-// CSP violation happened. Then the clinician signs in again through the second step.
+// CSP violation happened. Then the clinician signs in again through the second step, and the
+// first operator (no clinic of their own) is led to enrolment at their first sign-in.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,6 @@
 // The patient behind a firewall that lets only TCP to the server's HTTPS ports out (443 for the
-// relay; UDP and every other port dropped): calls still connect, over TURN/TLS on 443.
+// relay; UDP and every other port dropped): calls still connect, over TURN/TLS on 443. A blip
+// on that path: ICE restarts after 2 s disconnected and the call recovers (I4).
 // Needs root (network namespaces); lib/netns.sh skips the file otherwise, node:test skips each
 // test with the reason.
 import assert from 'node:assert/strict';

@@ -1,7 +1,9 @@
 // C4: a clinician in a call with a patient makes invite links; a third and a fourth participant
 // (an interpreter with a language, and a relative) join through them and all four decode all;
 // the interpreter's language shows on the others' tiles; a used link is refused, and a fifth
-// participant is refused with a clear message on their page.
+// participant is refused with a clear message on their page. A room_full arriving after
+// `joined` (two joins racing on two nodes; injected into the real signalling stream here) takes
+// the invitee and the clinician off the call screen with the same message.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
