@@ -29,7 +29,7 @@ after(async () => {
   }
 });
 
-test('patient and clinician: video both ways, chat, file, verification code, nothing left behind', async () => {
+test('patient and clinician: video both ways, chat, file, verification code, nothing left behind', async (t) => {
   const doc = await addClinician(stack, 'Dr Ana Test', ['provider', 'clinic_admin']);
   const staff = await launch(stack, 'staff');
   const patient = await launch(stack, 'patient');
@@ -112,6 +112,9 @@ test('patient and clinician: video both ways, chat, file, verification code, not
       mitmRemote: await v.codeFromFingerprints(local, other(remote)),
       mitmLocal: await v.codeFromFingerprints(other(local), remote),
       viaApi: await v.verificationCode(pc),
+      // Whether Chromium's transport stats named the remote certificate (else the code came
+      // from the DTLS transport's own certificate list): reported, not asserted.
+      statsRemote: [...(await pc.getStats()).values()].some((x) => x.type === 'transport' && x.remoteCertificateId),
     };
   });
   assert.match(i3.local, /^sha-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
@@ -123,6 +126,7 @@ test('patient and clinician: video both ways, chat, file, verification code, not
   assert.notEqual(i3.mitmRemote, i3.code);
   assert.notEqual(i3.mitmLocal, i3.code);
   assert.notEqual(i3.mitmLocal, i3.mitmRemote);
+  t.diagnostic(`remote certificate in the patient's transport stats: ${i3.statsRemote}`);
 
   // Chat both ways.
   await P.fill('#chat-input', chatText);
