@@ -85,6 +85,7 @@ typedef struct ar__req_s {
     int out_status;
     char *secret; /* a password being verified; wiped and freed with the request */
     size_t secret_len;
+    void *aux; /* a handler's own data for its job (keeping.c); the handler frees it */
     uint8_t new_sid[AR__SID_BYTES];
     uint8_t addr[32];    /* hash of the peer's address (or IPv6 /64), for the backoff */
     int64_t retry_after; /* seconds, when an address is told to wait */
@@ -240,6 +241,15 @@ extern const size_t ar__f_invite_token_n;
 extern const ar_app_field_t ar__f_area_create[], ar__f_area_update[], ar__f_room_create[],
     ar__f_entry[];
 extern const size_t ar__f_area_create_n, ar__f_area_update_n, ar__f_room_create_n;
+/* ---- keeping.c (S5) ---- */
+void ar__h_keeping_get(ar__req_t *r);
+void ar__h_keeping_put(ar__req_t *r);
+void ar__h_keeping_item_create(ar__req_t *r);
+void ar__h_keeping_items_list(ar__req_t *r);
+void ar__h_keeping_item_get(ar__req_t *r);
+#define AR__N_keeping_put 2
+#define AR__N_keeping_item 4
+extern const ar_app_field_t ar__f_keeping_put[], ar__f_keeping_item[];
 /* Answers 503 for a failed store job (api.c's wording). */
 void ar__store_failed(ar__req_t *r, int status);
 /* Replies with r->out (status) and frees r. */

@@ -221,8 +221,9 @@ static void run_handler(ar__req_t *r)
         }
         char msg[AR_BODY_MSG_MAX];
         const char *b = req->entity.base != NULL ? req->entity.base : "";
-        int rc = ar_app_body_parse(b, req->entity.len, r->app->opts.max_body, rt->body, rt->nbody,
-                                   &r->body, msg, sizeof(msg));
+        size_t cap = rt->max_body > r->app->opts.max_body ? rt->max_body : r->app->opts.max_body;
+        int rc = ar_app_body_parse(b, req->entity.len, cap, rt->body, rt->nbody, &r->body, msg,
+                                   sizeof(msg));
         if (rc < 0) {
             ar__reply_error(r, rc == AR_ETOOBIG ? 413 : 400,
                             rc == AR_ETOOBIG ? "too_large" : "bad_request", msg);

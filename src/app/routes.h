@@ -34,7 +34,7 @@ typedef void (*ar_app_handler_cb)(struct ar__req_s *r);
 
 typedef struct ar_app_route_s {
     const char *method; /* "GET", "POST", "DELETE", ... */
-    /* OpenAPI path syntax. Parameters: {clinic} and {room} (ids), {area} (a waiting area's
+    /* OpenAPI path syntax. Parameters: {clinic}, {room} and {item} (ids), {area} (a waiting area's
      * slug, AR_CS_SLUG, 1 to 64 bytes). */
     const char *pattern;
     ar_app_handler_cb handler;
@@ -45,7 +45,15 @@ typedef struct ar_app_route_s {
     const ar_app_field_t *body;
     size_t nbody;
     const char *summary;
+    /* Bytes of body this route takes; 0 means the app's max_body (16 KiB by default). Only
+     * encrypted keeping raises it (h2o's reading cap is set above the largest). */
+    size_t max_body;
 } ar_app_route_t;
+
+/* Largest ciphertext of one encrypted-keeping item (keeping.c, docs/keeping.md). */
+#define AR_APP_KEEPING_ITEM_MAX ((size_t)1024 * 1024)
+/* Its route's body: the base64 of the cap plus the other fields. */
+#define AR_APP_KEEPING_BODY_MAX ((AR_APP_KEEPING_ITEM_MAX + 2) / 3 * 4 + 4096)
 
 const ar_app_route_t *ar_app_routes(size_t *count);
 
@@ -66,6 +74,7 @@ const ar_app_route_t *ar_app_route_find(const char *method, size_t mlen, const c
 typedef struct ar_app_params_s {
     int64_t clinic;
     int64_t room;
+    int64_t item; /* {item}: an encrypted-keeping item's id */
     char area[65];
 } ar_app_params_t;
 

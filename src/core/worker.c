@@ -222,6 +222,13 @@ int ar_workers_wait_signals(ar_workers_t *ws, ar_reload_cb reload, void *data)
             rc = AR_ESYS;
     }
     if (rc == 0) {
+        /* A caller may have blocked these while its workers started (src/turn/daemon.c): with
+         * the handlers in place, take any that arrived meanwhile. */
+        sigset_t set;
+        sigemptyset(&set);
+        for (int i = 0; i < 3; i++)
+            sigaddset(&set, nums[i]);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
     } else {
         for (int i = 0; i < 3; i++)

@@ -90,7 +90,7 @@ export class CallUI {
           prog.max = t;
           prog.value = s;
         });
-        this.fileLine(`Sent ${f.name} to ${this.peerName(p)}`, hash, null);
+        this.fileLine(`Sent ${f.name} to ${this.peerName(p)}`, hash, null, f.name, f);
       }
     };
     this.fillDevices();
@@ -184,8 +184,11 @@ export class CallUI {
     $('chat-log').append(el('li', { 'data-testid': 'chat-line' }, el('strong', { text: `${who}: ` }), text));
   }
 
-  fileLine(text, sha, blob, name) {
+  // sent: the File we sent (no download link); either one can be kept encrypted (keeping.js,
+  // through onFileLine).
+  fileLine(text, sha, blob, name, sent) {
     const li = el('li', { 'data-testid': 'file-line', 'data-sha256': sha }, text + ' ', el('small', { text: `SHA-256 ${sha.slice(0, 16)}…` }));
+    if (blob || sent) li.keep = { blob: blob || sent, name };
     if (blob) {
       const url = URL.createObjectURL(blob);
       this.urls.push(url);
@@ -193,6 +196,7 @@ export class CallUI {
       li.append(' ', a);
     }
     $('file-list').append(li);
+    this.onFileLine?.(li);
   }
 
   receiver(p) {

@@ -9,6 +9,7 @@ import { Mesh } from './mesh.js';
 import { CallUI } from './callui.js';
 import { getLocalStream, playTone } from './media.js';
 import { StatsReporter } from './stats.js';
+import { attachKeeping, detachKeeping } from './keeping.js';
 
 let me = null;
 let clinics = []; // [{id, areas: [...], rooms: [...], token, servers}]
@@ -379,6 +380,7 @@ async function startCall(entry, j) {
   $('sel-profile').value = j.profile;
   screen('call');
   ui.start();
+  attachKeeping(ui, call.clinic);
   if (entry.servers.monitor && entry.monitorToken) call.reporter = new StatsReporter(entry.servers.monitor, entry.monitorToken, mesh);
   for (const p of j.peers) if (!p.hold) mesh.add(p, true);
 }
@@ -389,6 +391,7 @@ function endCall(why) {
   if (call.own) call.sig?.bye(); // the persistent room's own session
   call.mesh?.close();
   call.ui?.clear();
+  detachKeeping();
   call = null;
   if (stream) for (const t of stream.getTracks()) t.stop();
   stream = null;

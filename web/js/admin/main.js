@@ -7,6 +7,7 @@ import { initStaff, loadStaff } from './staff.js';
 import { initAreas, loadAreas } from './areas.js';
 import { initReports, loadReports } from './reports.js';
 import { initSettings, loadSettings } from './settings.js';
+import { initKeeping, loadKeeping } from './keeping.js';
 import { $, el, announce, clear } from './ui.js';
 
 const VIEWS = ['staff', 'areas', 'reports', 'settings'];
@@ -63,7 +64,7 @@ async function chooseClinic(id) {
   $('clinic-name').textContent = state.clinics.get(id)?.name || `Clinic ${id}`;
   const view = showView(false);
   const jobs = [];
-  if (allowed('staff')) jobs.push(loadStaff(id), loadAreas(id), loadSettings(id));
+  if (allowed('staff')) jobs.push(loadStaff(id), loadAreas(id), loadSettings(id), loadKeeping(id));
   if (allowed('reports')) jobs.push(loadReports(id));
   await Promise.all(jobs);
   announce(`${$('clinic-name').textContent}: ${view ? view : 'nothing to administer'}.`);
@@ -101,6 +102,7 @@ async function start() {
   initStaff(state);
   initAreas(state);
   initReports(state);
+  initKeeping();
   initSettings((c) => {
     state.clinics.get(c.id).name = c.name;
     $('clinic-name').textContent = c.name;
