@@ -104,10 +104,13 @@ static int me_job(ar_store_conn_t *c, void *arg)
         return rc;
     rc = ar_store_bind_int64(st, 1, r->s.account_id);
     if (rc == 0 && (rc = ar_store_step(st)) == AR_STORE_ROW)
-        r->out = json_pack("{s:I,s:s,s:s,s:b,s:[]}", "id", (json_int_t)r->s.account_id, "email",
-                           ar_store_col_text(st, 0, NULL), "display_name",
-                           ar_store_col_text(st, 1, NULL), "operator",
-                           ar_store_col_int64(st, 2) != 0, "memberships");
+        /* mfa_enrolment_required: the page leads to enrolment at sign-in, even an account
+         * with no membership (the first operator) whose clinic routes would answer 403. */
+        r->out =
+            json_pack("{s:I,s:s,s:s,s:b,s:b,s:[]}", "id", (json_int_t)r->s.account_id, "email",
+                      ar_store_col_text(st, 0, NULL), "display_name",
+                      ar_store_col_text(st, 1, NULL), "operator", ar_store_col_int64(st, 2) != 0,
+                      "mfa_enrolment_required", r->s.mfa_missing != 0, "memberships");
     ar_store_finalize(st);
     if (rc < 0)
         return rc;

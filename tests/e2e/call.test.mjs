@@ -1,14 +1,16 @@
 // A patient enters through the clinic link, a clinician signs in (enrolling TOTP), admits them,
 // and the two talk in real Chromium: both decode each other's video, chat and a 1 MB file cross,
-// the verification codes match. After the consultation: the patient's browser storage is empty,
+// the verification codes match, and the page's own verify.js gives the same code whichever
+// fingerprint comes first and a different one when either changes (I3). After the consultation: the patient's browser storage is empty,
 // the database and logs hold nothing the patient typed, no request left the deployment, and no
-// CSP violation happened. Then the clinician signs in again through the second step.
+// CSP violation happened. Then the clinician signs in again through the second step, and the
+// first operator (no clinic of their own) is led to enrolment at their first sign-in.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { startStack, addClinician, stateFiles } from './lib/stack.mjs';
+import { startStack, addClinician, stateFiles, totp } from './lib/stack.mjs';
 import { launch, close, framesDecoded } from './lib/browser.mjs';
 import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
 
@@ -27,7 +29,7 @@ after(async () => {
   }
 });
 
-test('patient and clinician: video both ways, chat, file, verification code, nothing left behind', async () => {
+test('patient and clinician: video both ways, chat, file, verification code, nothing left behind', async (t) => {
   const doc = await addClinician(stack, 'Dr Ana Test', ['provider', 'clinic_admin']);
   const staff = await launch(stack, 'staff');
   const patient = await launch(stack, 'patient');
@@ -90,6 +92,41 @@ test('patient and clinician: video both ways, chat, file, verification code, not
   const codeP = await until('patient code', () => code(P)).catch(async (e) => assert.fail(`${e.message}: ${await transports(P)}`));
   assert.match(codeS, /^\d{4} \d{4} \d{4}$/);
   assert.equal(codeS, codeP);
+
+  // I3, "different when a server sits in the middle": the page's own verify.js (the module it
+  // loaded, through its modulepreload link) on the fingerprints this connection negotiated. The
+  // code is the displayed one, the same whichever fingerprint comes first, and changes when
+  // either fingerprint is replaced (a relay terminating DTLS presents its own certificate).
+  const i3 = await P.evaluate(async () => {
+    const href = document.querySelector('link[rel="modulepreload"][href*="/verify."]').href;
+    const v = await import(href);
+    const pc = window.__pcs.find((x) => x.connectionState === 'connected');
+    const [local, remote] = await v.fingerprints(pc);
+    const other = (fp) => fp.replace(/[0-9A-F]{2}$/, (h) => ((parseInt(h, 16) + 1) & 255).toString(16).padStart(2, '0').toUpperCase());
+    return {
+      local,
+      remote,
+      code: await v.codeFromFingerprints(local, remote),
+      swapped: await v.codeFromFingerprints(remote, local),
+      lower: await v.codeFromFingerprints(local.toLowerCase(), remote),
+      mitmRemote: await v.codeFromFingerprints(local, other(remote)),
+      mitmLocal: await v.codeFromFingerprints(other(local), remote),
+      viaApi: await v.verificationCode(pc),
+      // Whether Chromium's transport stats named the remote certificate (else the code came
+      // from the DTLS transport's own certificate list): reported, not asserted.
+      statsRemote: [...(await pc.getStats()).values()].some((x) => x.type === 'transport' && x.remoteCertificateId),
+    };
+  });
+  assert.match(i3.local, /^sha-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  assert.notEqual(i3.local, i3.remote);
+  assert.equal(i3.code, codeP);
+  assert.equal(i3.viaApi, codeP);
+  assert.equal(i3.swapped, i3.code);
+  assert.equal(i3.lower, i3.code);
+  assert.notEqual(i3.mitmRemote, i3.code);
+  assert.notEqual(i3.mitmLocal, i3.code);
+  assert.notEqual(i3.mitmLocal, i3.mitmRemote);
+  t.diagnostic(`remote certificate in the patient's transport stats: ${i3.statsRemote}`);
 
   // Chat both ways.
   await P.fill('#chat-input', chatText);
@@ -161,4 +198,29 @@ test('patient and clinician: video both ways, chat, file, verification code, not
   await S.fill('#totp-code', recoveryCodes[0]);
   await S.click('#btn-totp');
   await S.waitForSelector('#dash-status:text("Connected.")');
+});
+
+test('the first operator signing in on the staff page is led to enrolment', async () => {
+  const m = stack.output().match(/operator account (\S+), one-time password (\S+)/);
+  assert.ok(m, 'anteroom up printed the first operator');
+  const b = await launch(stack, 'operator');
+  browsers.push(b);
+  const O = b.page;
+  // No clinic of their own, so nothing on the page would have probed a clinic route: the
+  // sign-in itself must lead to enrolment (clinic routes answer 403 until then).
+  await O.goto(`${stack.origin}/`);
+  await O.fill('#email', m[1]);
+  await O.fill('#password', m[2]);
+  await O.click('#btn-signin');
+  await O.waitForSelector('#s-enrol:not([hidden]) #enrol-secret:not(:empty)');
+  const refused = await O.evaluate(async (c) => (await fetch(`/api/v1/clinics/${c}/areas`)).json(), stack.clinic);
+  assert.equal(refused.error?.code, 'mfa_enrolment_required');
+  await O.fill('#enrol-code', totp(await O.textContent('#enrol-secret')));
+  await O.click('#btn-enrol');
+  await O.waitForSelector('#recovery-codes li');
+  assert.equal(await O.locator('#recovery-codes li').count(), 10);
+  await O.click('#btn-recovery-done');
+  await O.waitForSelector('#s-dash:not([hidden])');
+  const areas = await O.evaluate(async (c) => (await fetch(`/api/v1/clinics/${c}/areas`)).status, stack.clinic);
+  assert.equal(areas, 200, 'clinic routes open once the second factor is enrolled');
 });

@@ -1,7 +1,9 @@
 // C4: a clinician in a call with a patient makes invite links; a third and a fourth participant
 // (an interpreter with a language, and a relative) join through them and all four decode all;
 // the interpreter's language shows on the others' tiles; a used link is refused, and a fifth
-// participant is refused with a clear message on their page.
+// participant is refused with a clear message on their page. A room_full arriving after
+// `joined` (two joins racing on two nodes; injected into the real signalling stream here) takes
+// the invitee and the clinician off the call screen with the same message.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -53,6 +55,14 @@ test('invite links: four participants decode all, a used link and a fifth are re
   browsers.push(staff, patient, interp, relative, fifth, reuse);
   const S = staff.page;
   const P = patient.page;
+  // The relative's and the clinician's signalling pass through here, so a frame a racing join
+  // would bring can be handed to them (protocol 5.7: room_full after joined).
+  const sockets = {};
+  for (const [who, b] of [['relative', relative], ['staff', staff]])
+    await b.page.routeWebSocket(/^wss:/, (ws) => {
+      ws.connectToServer(); // frames flow both ways unchanged
+      sockets[who] = ws;
+    });
   await enrolClinician(S, stack, doc);
   const entryLink = await S.locator('[data-testid="entry-link"]').first().textContent();
   await patientArrives(P, entryLink, { name: 'Pat Invite' });
@@ -93,4 +103,17 @@ test('invite links: four participants decode all, a used link and a fifth are re
   assert.match(await fifth.page.textContent('#end-text'), /call is full/);
   // Nobody else lost their call.
   for (const page of pages) assert.equal(await page.isHidden('#call'), false);
+
+  // Two joins racing on two nodes: the one ranked fifth was answered `joined` and is taken out
+  // again with room_full. The invitee's page leaves the call with the clear message; so does a
+  // clinician's, back to the dashboard.
+  const full = JSON.stringify({ v: 1, type: 'error', seq: 0, code: 12, name: 'room_full', about: 'join', text: 'the room already has four participants' });
+  sockets.relative.send(full);
+  await relative.page.waitForSelector('#s-end:not([hidden])');
+  assert.match(await relative.page.textContent('#end-text'), /call is full/);
+  assert.equal(await relative.page.isHidden('#call'), true);
+  sockets.staff.send(full);
+  await S.waitForSelector('#s-dash:not([hidden])');
+  assert.equal(await S.isHidden('#call'), true);
+  assert.match(await S.textContent('#dash-status'), /call is full/);
 });

@@ -89,12 +89,14 @@ test('hold, quality, transfer, TURN over TLS', async () => {
   await P.page.waitForSelector('#call:not([hidden])');
   await until('patient decoding after hold', async () => (await framesDecoded(P.page)).some((n) => n > 0), 30000);
 
-  // Transfer to Physiotherapy: the patient waits again, in the other area's queue.
-  await A.page.click('#btn-leave-call');
-  const card = A.page.locator('[data-testid="queue-card"]', { hasText: 'Hana Hold' });
-  await card.locator('[data-action="transfer-to"]').selectOption({ label: 'Physiotherapy' });
-  await card.locator('[data-action="transfer"]').click();
+  // Dr Ben transfers her to Physiotherapy while Dr Ana is still with her: the patient waits
+  // again, in the other area's queue; Dr Ana is taken out of the room (peer_left "removed"
+  // about the patient) and is back on her dashboard, told why.
+  await benCard.locator('[data-action="transfer-to"]').selectOption({ label: 'Physiotherapy' });
+  await benCard.locator('[data-action="transfer"]').click();
   await P.page.waitForSelector('#wait-status:text("waiting room")');
+  await A.page.waitForSelector('#s-dash:not([hidden])');
+  assert.match(await A.page.textContent('#dash-status'), /moved to another waiting area/);
   const physio = B.page.locator('section.area', { hasText: 'Physiotherapy' });
   await physio.locator('[data-testid="queue-card"]', { hasText: 'Hana Hold' }).waitFor();
   await physio.locator('[data-action="admit"]').click();

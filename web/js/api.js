@@ -13,7 +13,28 @@ export class ApiError extends Error {
   }
 }
 
+// What to do when the app answers 403 mfa_enrolment_required (the account must enrol a second
+// factor before any clinic route): the page sets it to its enrolment screen; api() waits for it
+// once (concurrent requests share one enrolment) and then sends the request again.
+let enrolment = null;
+let enrolling = null;
+
+export function onEnrolmentRequired(fn) {
+  enrolment = fn;
+}
+
 export async function api(method, path, body) {
+  try {
+    return await request(method, path, body);
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.code !== 'mfa_enrolment_required' || !enrolment) throw e;
+    enrolling = enrolling || Promise.resolve(enrolment()).finally(() => (enrolling = null));
+    await enrolling;
+    return request(method, path, body);
+  }
+}
+
+async function request(method, path, body) {
   const headers = {};
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;

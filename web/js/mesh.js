@@ -1,13 +1,16 @@
 // The call mesh (I1): one RTCPeerConnection per other participant, up to three, with the
 // "perfect negotiation" pattern (the peer with the smaller peer id is polite, protocol 5.3),
-// relay-only ICE when the area asks for it (S11), ICE restart on failure and after a
-// signalling resume (I4), and two negotiated data channels per peer: chat (id 0) and files (id 1).
+// relay-only ICE when the area asks for it (S11), ICE restart on failure, after 2 s
+// disconnected and after a signalling resume (I4), and two negotiated data channels per peer:
+// chat (id 0) and files (id 1).
 
 export const PROFILES = {
   low: { maxBitrate: 300_000, scaleResolutionDownBy: 4, maxFramerate: 15 },
   standard: { maxBitrate: 1_000_000, scaleResolutionDownBy: 2, maxFramerate: 30 },
   high: { maxBitrate: 2_500_000, scaleResolutionDownBy: 1, maxFramerate: 30 },
 };
+
+const DISCONNECTED_MS = 2000;
 
 export class Mesh extends EventTarget {
   // opts: {signal: SignalClient, iceServers, relayOnly, stream: MediaStream, profile}
@@ -63,6 +66,16 @@ export class Mesh extends EventTarget {
     pc.onnegotiationneeded = async () => {
       if (!offer && !p.started) return; // wait for the newcomer's offer
       await this.makeOffer(p, false);
+    };
+    // I4: a path that went quiet (a network change, a lost Wi-Fi) shows as ICE 'disconnected';
+    // left alone it may take 30 s to become 'failed'. After DISCONNECTED_MS still disconnected,
+    // restart ICE toward that peer (either side may: perfect negotiation settles a collision).
+    pc.oniceconnectionstatechange = () => {
+      clearTimeout(p.iceTimer);
+      if (pc.iceConnectionState !== 'disconnected') return;
+      p.iceTimer = setTimeout(() => {
+        if (pc.iceConnectionState === 'disconnected' && this.peers.get(p.id) === p) this.restart(p);
+      }, DISCONNECTED_MS);
     };
     pc.onconnectionstatechange = () => {
       this.emit('state', p);
@@ -146,6 +159,7 @@ export class Mesh extends EventTarget {
   remove(id) {
     const p = this.peers.get(id);
     if (!p) return;
+    clearTimeout(p.iceTimer);
     p.pc.close();
     this.peers.delete(id);
     this.emit('gone', p);

@@ -256,6 +256,7 @@ function connect(arrival, name) {
     addPeer(e.detail);
   });
   sig.addEventListener('peer_left', (e) => {
+    // "removed" (staff took them out, or a racing fifth joiner): their tile goes like any leave.
     mesh?.remove(e.detail.peer);
     st.peers = st.peers.filter((p) => p !== e.detail.peer);
     save();
@@ -277,11 +278,17 @@ function connect(arrival, name) {
   sig.addEventListener('closed', (e) => {
     if (e.detail.code === 4007) finish();
     else if (e.detail.code === 4015) finish('You have left the call.');
-    else if (e.detail.code === 4005) finish('The call is full: it already has four participants.');
+    else if (e.detail.code === 4005) st && finish('The call is full: it already has four participants.');
     else if (e.detail.code === 4001 && st?.invitee) finish('This invitation link was already used or has expired. Please ask for a new one.');
     else if (e.detail.code === 4001) finish('Your link has expired. Please open it again.');
   });
   sig.addEventListener('error', (e) => {
+    // Full, before or after `joined`: two joins racing on two nodes can both be answered and the
+    // later one is taken out again (protocol 5.7). Leave the call screen and say why.
+    if (e.detail.name === 'room_full') {
+      if (st) finish('The call is full: it already has four participants.');
+      return;
+    }
     if (e.detail.about === 'arrive') {
       $('details-error').textContent = e.detail.name === 'closed' ? 'The waiting room is closed now.' : 'The waiting room cannot take you now.';
       screen('s-details');

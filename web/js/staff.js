@@ -3,7 +3,7 @@
 // call with the quality profile, end; persistent clinic rooms.
 
 import { $, screen, announce, el, fmtWait } from './dom.js';
-import { api, setCsrf, claims, ApiError } from './api.js';
+import { api, setCsrf, claims, ApiError, onEnrolmentRequired } from './api.js';
 import { SignalClient } from './signal.js';
 import { Mesh } from './mesh.js';
 import { CallUI } from './callui.js';
@@ -82,6 +82,12 @@ async function enrol() {
 async function afterSignin() {
   me = await api('GET', '/api/v1/me');
   setCsrf(me.csrf_token);
+  // An account that must enrol a second factor first (a new clinician, or the first operator,
+  // who has no clinic to probe): straight to enrolment.
+  if (me.mfa_enrolment_required) {
+    await enrol();
+    return afterSignin();
+  }
   const ids = [...new Set(me.memberships.map((m) => m.clinic_id))];
   clinics = [];
   for (const id of ids) {
@@ -169,7 +175,16 @@ function wire(entry) {
   sig.addEventListener('peer_joined', (e) => {
     if (call && call.sig === sig) call.mesh.add(e.detail, false);
   });
-  sig.addEventListener('peer_left', (e) => call?.mesh.remove(e.detail.peer));
+  sig.addEventListener('peer_left', (e) => {
+    if (!call || call.sig !== sig) return;
+    // A transfer takes the staff out of the patient's room: they are told the patient was
+    // "removed" (protocol 5.6), and the call is over for them.
+    if (e.detail.reason === 'removed' && e.detail.peer === call.patient) {
+      endCall('The patient was moved to another waiting area.');
+      return;
+    }
+    call.mesh.remove(e.detail.peer);
+  });
   sig.addEventListener('hold', (e) => {
     if (!call || call.sig !== sig) return;
     if (e.detail.on) call.mesh.remove(e.detail.peer);
@@ -190,6 +205,14 @@ function wire(entry) {
     // Rejoining after a new session: the room comes back when the patient rejoins it first.
     if (f.about === 'join' && f.name === 'not_found' && call?.rejoining && (call.tries = (call.tries || 0) + 1) < 20) {
       setTimeout(() => call?.rejoining && sig.send('join', { room: call.room }), 1000);
+      return;
+    }
+    // A fifth participant can be answered `joined` and taken out again just after (two joins
+    // racing on two nodes, protocol 5.7): leave the call screen and say why.
+    if (f.name === 'room_full') {
+      const why = 'The call is full: it already has four participants.';
+      if (call) endCall(why);
+      else $('dash-status').textContent = why;
       return;
     }
     $('dash-status').textContent = `Refused: ${f.name}${f.about ? ` (${f.about})` : ''}`;
@@ -362,7 +385,7 @@ async function startCall(entry, j) {
   for (const p of j.peers) if (!p.hold) mesh.add(p, true);
 }
 
-function endCall() {
+function endCall(why) {
   if (!call) return;
   call.reporter?.stop();
   if (call.own) call.sig?.bye(); // the persistent room's own session
@@ -374,7 +397,8 @@ function endCall() {
   stream = null;
   screen('s-dash');
   for (const q of queue.values()) render(q);
-  announce('The consultation has ended.');
+  if (why) $('dash-status').textContent = why;
+  announce(why || 'The consultation has ended.');
 }
 
 // C4: a one-time link for a third or fourth participant (an interpreter gets a language).
@@ -416,6 +440,13 @@ function callControls() {
 // A reload keeps the session (the cookie lives as long as the browser session): go straight to
 // the dashboard when it is still valid.
 async function main() {
+  // Any clinic route may answer 403 mfa_enrolment_required (a second factor reset by an admin
+  // while signed in, for one): enrol, then back to the screen that was showing.
+  onEnrolmentRequired(async () => {
+    const was = document.querySelector('.screen:not([hidden])')?.id;
+    await enrol();
+    if (was) screen(was);
+  });
   signin();
   callControls();
   const r = await fetch('/api/v1/me', { cache: 'no-store' }).catch(() => null);

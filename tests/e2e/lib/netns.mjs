@@ -171,6 +171,28 @@ export class Topology {
     run('ip', ['netns', 'exec', this.ns, 'nft', '-f', '-'], { input: nftRules(this.server, ports) });
   }
 
+  // A network blip on the patient's side: cut (on) or restore (off) its TCP to and from these
+  // server ports, in a table of its own hooked before the firewall (a drop is final), with a
+  // counter so a test can prove packets were really dropped.
+  cut(ports, on) {
+    const set = ports.join(', ');
+    const rules = on
+      ? `table inet anteroom_cut {
+  counter cut_dropped { }
+  chain output {
+    type filter hook output priority -10; policy accept;
+    ip daddr ${this.server} tcp dport { ${set} } counter name "cut_dropped" drop
+  }
+  chain input {
+    type filter hook input priority -10; policy accept;
+    ip saddr ${this.server} tcp sport { ${set} } counter name "cut_dropped" drop
+  }
+}
+`
+      : 'delete table inet anteroom_cut\n';
+    run('ip', ['netns', 'exec', this.ns, 'nft', '-f', '-'], { input: rules });
+  }
+
   // The firewall's counters in packets: out_allowed (TCP to the allowed ports), and dropped:
   // out_udp_server_dropped (UDP to the server), out_udp_dropped (other UDP), out_dropped.
   counters() {

@@ -345,6 +345,7 @@ static void test_staff(sess_t *s)
                 404, "not_found");
     CHECK(call("GET", "/api/v1/me", s->cookie, NULL, NULL, &j, NULL) == 200);
     CHECK(json_array_size(json_object_get(j, "memberships")) == 2);
+    CHECK(json_is_false(json_object_get(j, "mfa_enrolment_required")));
     json_decref(j);
     /* MFA reset: the member's sessions end; the password alone signs in, then enrolment is due. */
     snprintf(path, sizeof(path), "%s/staff/mfa-reset", clinic_path);
@@ -354,6 +355,10 @@ static void test_staff(sess_t *s)
     sess_t again;
     signin_plain(new_email, "another-good-passphrase", &again);
     expect_code("GET", clinic_path, again.cookie, NULL, NULL, 403, "mfa_enrolment_required");
+    /* ... and /me says so, for a page to lead to enrolment at sign-in. */
+    CHECK(call("GET", "/api/v1/me", again.cookie, NULL, NULL, &j, NULL) == 200);
+    CHECK(json_is_true(json_object_get(j, "mfa_enrolment_required")));
+    json_decref(j);
     /* Deactivation: out of the clinic, disabled (no other clinic), signed out. */
     snprintf(path, sizeof(path), "%s/staff/deactivate", clinic_path);
     char self[100];
