@@ -209,6 +209,67 @@ test('two joins racing on two nodes: one is removed, the room keeps four', async
   for (const c of [s, p, i1, winner]) c.close();
 });
 
+// The race docs/signal.md describes under "Queue snapshot and deltas": while node B's NATS
+// server is stopped, a staff member on node A subscribes (its snapshot comes from A's view) and
+// on node B a patient arrives, another is held and a third transferred away (B's workers send
+// their deltas to the subscribers they know: not the new one). Once the bus runs again, A's
+// worker must catch the subscriber up; without that it would never see the arrival, the hold
+// or the departure.
+test('a subscription racing arrival, hold and transfer on another node converges', async () => {
+  const sB = await connect(B, staffToken(['receptionist']));
+  const held = await connect(B, patientToken(rid(), { area: 'qrace' }));
+  const moved = await connect(B, patientToken(rid(), { area: 'qrace' }));
+  for (const p of [held, moved]) {
+    p.send({ type: 'arrive', clinic: 'c1', area: 'qrace', name: 'P', consent: true });
+    await p.next('wait');
+  }
+  // Every worker knows both patients and sB's subscription before the bus stops.
+  const watch = await connect(A, staffToken(['receptionist']));
+  await queued(watch, 'qrace', held.peer);
+  await queued(watch, 'qrace', moved.peer);
+  await queued(sB, 'qrace', held.peer);
+  await queued(sB, 'qrace', moved.peer);
+  await sleep(300);
+  watch.frames = [];
+  sB.frames = [];
+  const late = await connect(B, patientToken(rid(), { area: 'qrace' }));
+  const s = await connect(A, staffToken(['receptionist']));
+  kill(nats.procs[1], 'SIGSTOP');
+  let snap;
+  try {
+    s.send({ type: 'subscribe', clinic: 'c1', area: 'qrace' });
+    snap = await s.next('queue', 1500);
+    late.send({ type: 'arrive', clinic: 'c1', area: 'qrace', name: 'Late', consent: true });
+    await late.next('wait', 1500);
+    sB.send({ type: 'hold', peer: held.peer, on: true });
+    sB.send({ type: 'transfer', peer: moved.peer, area: 'elsewhere' });
+    await sleep(600);
+  } finally {
+    kill(nats.procs[1], 'SIGCONT');
+  }
+  // The race happened: the snapshot has the two patients as they were, not the late one.
+  const peers = snap.entries.map((e) => e.peer);
+  assert.ok(peers.includes(held.peer) && peers.includes(moved.peer));
+  assert.ok(!peers.includes(late.peer));
+  assert.equal(snap.entries.find((e) => e.peer === held.peer).status, 'waiting');
+  // And the subscriber converges: each delta exactly once.
+  const add = await s.next((f) => f.type === 'queue_add' && f.entry.peer === late.peer, 6000);
+  assert.equal(add.entry.name, 'Late');
+  const upd = await s.next((f) => f.type === 'queue_update' && f.peer === held.peer, 6000);
+  assert.equal(upd.status, 'hold');
+  const rm = await s.next((f) => f.type === 'queue_remove' && f.peer === moved.peer, 6000);
+  assert.equal(rm.reason, 'transferred');
+  await sleep(500);
+  assert.deepEqual(s.frames.filter((f) => f.type.startsWith('queue')), []);
+  // The staff member who knew of everything got each delta once too.
+  await watch.next((f) => f.type === 'queue_add' && f.entry.peer === late.peer);
+  await watch.next((f) => f.type === 'queue_update' && f.peer === held.peer);
+  await watch.next((f) => f.type === 'queue_remove' && f.peer === moved.peer);
+  await sleep(300);
+  assert.deepEqual(watch.frames.filter((f) => f.type.startsWith('queue') && f.area === 'qrace'), []);
+  for (const c of [sB, held, moved, watch, late, s]) c.close();
+});
+
 test('drain: clients resume on the other node and the call goes on', async () => {
   const C = await startNode('c', nats.slice(1), { drainUrls: [A.url], drainWithin: '4s' });
   const room = rid();
