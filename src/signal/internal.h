@@ -151,6 +151,7 @@ struct ar__sig_sess_s {
     ar__sig_conn_t *conn; /* NULL while away, and on a backup */
     uint8_t is_backup;
     uint8_t provisional; /* made only to catch frames during a resume: never promoted */
+    uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
     uint32_t away_since;
     int64_t seq;   /* last session-level seq assigned */
     int64_t acked; /* highest seq the client acknowledged */
@@ -292,6 +293,8 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
                          int64_t last_seq);
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
 void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after);
+/* Whether a client that has seen frames up to `last` can resume s (docs/signal.md, "Resume"). */
+int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last);
 void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const char *reply);
 void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, size_t len);
 void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id);

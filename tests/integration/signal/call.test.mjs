@@ -472,11 +472,20 @@ test('a call on one worker: relayed without the bus, resumed from its backup aft
     again.push(c.seq);
   }
   assert.deepEqual(again, seen);
-  // The staff member resumes too, on another node, and the call goes on across nodes.
-  const s2 = await connect(A, sToken, { resume: s.welcome.resume, last_seq: s.lastSeq });
+  // The staff member resumes too, on another node, and the call goes on across nodes. It
+  // resumes as a client would whose last two frames were local and reached it just before the
+  // node died, while their numbered copies had not left for the backup (docs/signal.md, "Local
+  // delivery"): its last_seq is ahead of its backup's count. The promoted backup takes it as
+  // delivered and numbers on after it.
+  const ahead = s.lastSeq + 2;
+  const s2 = await connect(A, sToken, { resume: s.welcome.resume, last_seq: ahead });
   assert.equal(s2.welcome.resumed, true);
+  assert.deepEqual(s2.frames.filter((f) => f.seq > 0 && f.seq <= ahead), []); // nothing replayed
+  s2.lastSeq = ahead;
   p2.send({ type: 'answer', to: s.peer, sdp: 'v=0\r\n' });
-  assert.equal((await s2.next('answer')).from, p.peer);
+  const answer = await s2.next('answer');
+  assert.equal(answer.from, p.peer);
+  assert.ok(answer.seq > ahead, `${answer.seq} after ${ahead}`);
   s2.send({ type: 'candidate', to: p.peer, candidate: 'candidate:9 1 udp 1 192.0.2.1 9 typ host' });
   assert.equal((await p2.next('candidate')).seq, seen[3] + 1);
   for (const c of [p2, s2]) c.close();
