@@ -19,9 +19,10 @@ after(() => stopAll());
 // Subscribes staff client s to an area and waits until it sees patient peer there, in the
 // snapshot or in a queue_add. A patient's `wait` does not wait for the bus when the patient's
 // frames stay on one worker (docs/signal.md, "Local delivery"), so other workers may not know
-// of the arrival yet (and a subscription made just before may not have reached the patient's
-// worker, which sends the queue_add): the subscription is repeated (each answers with a fresh
-// snapshot) until the patient is there.
+// of the arrival yet; the queue_add then comes from the patient's worker or, if that one did
+// not know of the subscription yet, from the subscriber's (docs/signal.md, "Queue snapshot and
+// deltas"). The subscription is repeated (each answers with a fresh snapshot) only to bound the
+// wait on a loaded machine.
 async function queued(s, area, peer) {
   for (let i = 0; ; i++) {
     s.send({ type: 'subscribe', clinic: 'c1', area });
