@@ -11,6 +11,7 @@
 
 #include "anteroom/alloc.h"
 
+#include <jansson.h>
 #include <string.h>
 #include <time.h>
 
@@ -52,6 +53,79 @@ static void to_subscribers(ar__sig_srv_t *srv, ar__sig_area_t *a, ar_sig_msg_t *
         ar__sig_to(srv, a->subs[i]->peer, m, AR__SIG_ACT_NONE);
 }
 
+/* Queue deltas and the race with a subscription (docs/signal.md, "Queue snapshot and deltas"):
+ * the worker that changes a queue sends the delta to the subscribers it knows of and names them
+ * in the record update ("qt"); a worker applying that update sends the same delta to those of
+ * its own subscribers the sender did not name (their subscription had not reached it yet). */
+#define QK_ADD 1
+#define QK_UPDATE 2
+#define QK_REMOVE 3
+#define TOLD_MAX 64 /* subscribers named in one update; beyond, no catch-up (see signal.md) */
+
+static void told(ar__sig_srv_t *srv, ar__sig_area_t *a, int kind, int reason)
+{
+    json_decref(srv->qt);
+    srv->qt = NULL;
+    if (!a || a->nsubs > TOLD_MAX)
+        return;
+    json_t *list = json_array(), *o = json_pack("{s:i,s:i}", "qk", kind, "qr", reason);
+    for (size_t i = 0; list && i < a->nsubs; i++)
+        json_array_append_new(list, json_string(a->subs[i]->peer));
+    if (!o || !list || json_object_set_new(o, "qt", list) != 0) {
+        json_decref(o);
+        return;
+    }
+    srv->qt = o;
+}
+
+static int owned_here(ar__sig_srv_t *srv, const ar__sig_rec_t *x)
+{
+    return x->local && !x->local->is_backup && x->owner == srv->node_id;
+}
+
+static int named(json_t *list, const char *peer)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *s = json_string_value(json_array_get(list, i));
+        if (s && strcmp(s, peer) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void entry_of(ar_sig_entry_t *e, ar__sig_rec_t *p);
+
+void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after)
+{
+    json_t *o = json_obj, *list = json_object_get(o, "qt");
+    int kind = (int)json_integer_value(json_object_get(o, "qk"));
+    ar__sig_area_t *a = p->in_area;
+    if (!json_is_array(list) || !a || (kind == QK_REMOVE) == (after != 0))
+        return;
+    ar_sig_msg_t m;
+    if (kind == QK_ADD) {
+        ar_sig_msg_init(&m, AR_SIG_QUEUE_ADD);
+        entry_of(&m.u.queue.entry, p);
+    } else if (kind == QK_UPDATE) {
+        ar_sig_msg_init(&m, AR_SIG_QUEUE_UPDATE);
+        m.u.queue.peer = str(p->peer);
+        m.u.queue.status = p->status;
+        m.u.queue.by = opt(p->by);
+        m.u.queue.by_name = opt(p->by_name);
+    } else if (kind == QK_REMOVE) {
+        ar_sig_msg_init(&m, AR_SIG_QUEUE_REMOVE);
+        m.u.queue.peer = str(p->peer);
+        m.u.queue.reason = (int)json_integer_value(json_object_get(o, "qr"));
+    } else {
+        return;
+    }
+    m.u.queue.clinic = str(a->clinic);
+    m.u.queue.area = str(a->area);
+    for (size_t i = 0; i < a->nsubs; i++)
+        if (owned_here(srv, a->subs[i]) && !named(list, a->subs[i]->peer))
+            ar__sig_to(srv, a->subs[i]->peer, &m, AR__SIG_ACT_NONE);
+}
+
 static void wait_to(ar__sig_srv_t *srv, ar__sig_rec_t *p)
 {
     ar_sig_msg_t m;
@@ -86,6 +160,7 @@ void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason)
     m.u.queue.peer = str(p->peer);
     m.u.queue.reason = reason;
     to_subscribers(srv, a, &m);
+    told(srv, a, QK_REMOVE, reason); /* before the area may go with its last patient */
     ar__sig_rec_set_area(srv, p, p->clinic, "");
     p->status = 0;
     ar__sig_rec_publish(srv, p, "st");
@@ -151,6 +226,7 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         }
         ar__sig_rec_publish(srv, r, "room");
     }
+    told(srv, r->in_area, QK_ADD, 0);
     ar__sig_rec_publish(srv, r, "area");
     wait_to(srv, r);
     queue_add(srv, r);
@@ -270,6 +346,7 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     memcpy(p->by, r->peer, sizeof(p->by));
     ar_free(p->by_name);
     p->by_name = r->name ? ar_strndup(r->name, strlen(r->name)) : NULL;
+    told(srv, p->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     ar__sig_announce_join(srv, r);
     wait_to(srv, p);
@@ -293,6 +370,7 @@ static void on_hold(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         return;
     }
     p->status = on ? AR_SIG_ST_HOLD : p->by[0] ? AR_SIG_ST_SEEN : AR_SIG_ST_WAITING;
+    told(srv, p->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     wait_to(srv, p);
     ar_sig_msg_t h;
@@ -348,6 +426,7 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar_free(p->by_name);
     p->by_name = NULL;
     ar__sig_rec_set_area(srv, p, clinic, area);
+    told(srv, p->in_area, QK_ADD, 0);
     ar__sig_rec_publish(srv, p, "area");
     queue_add(srv, p);
     wait_to(srv, p);

@@ -267,6 +267,10 @@ static void on_wake(int fd, void *data)
         }
         ar_free(it);
         it = next;
+        /* Frames an item made (a queue catch-up, area.c) go out before the next item's: a
+         * removal that follows an arrival on the bus never overtakes its catch-up. */
+        if (b->lhead)
+            local_drain(srv);
     }
     local_drain(srv);
 }

@@ -151,6 +151,7 @@ struct ar__sig_sess_s {
     ar__sig_conn_t *conn; /* NULL while away, and on a backup */
     uint8_t is_backup;
     uint8_t provisional; /* made only to catch frames during a resume: never promoted */
+    uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
     uint32_t away_since;
     int64_t seq;   /* last session-level seq assigned */
     int64_t acked; /* highest seq the client acknowledged */
@@ -210,6 +211,7 @@ struct ar__sig_srv_s {
     unsigned index; /* the worker's number on its node */
     uint64_t fid_counter;
     uint32_t now;
+    void *qt; /* json_t: the queue delta the next record update carries (area.c, "qk"/"qt") */
     ar__sig_conn_t *conns;
     ar__sig_rec_t *recs[AR__SIG_REC_BUCKETS];
     ar__sig_room_t *rooms[AR__SIG_SMALL_BUCKETS];
@@ -291,6 +293,8 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
                          int64_t last_seq);
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
 void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after);
+/* Whether a client that has seen frames up to `last` can resume s (docs/signal.md, "Resume"). */
+int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last);
 void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const char *reply);
 void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, size_t len);
 void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id);
@@ -328,6 +332,10 @@ void ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t a
 void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room);
 void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason);
 void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason);
+/* Applying a record update from another worker: queue deltas for this worker's subscribers the
+ * sender did not address (docs/signal.md, "Queue snapshot and deltas"); `after` 0 before the
+ * update's area fields are applied (removals), 1 after (additions, updates). */
+void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after);
 void ar__sig_area_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
 /* Roles (A1): "provider" and "admin" run calls; "receptionist" manages the queue only. */
 int ar__sig_can_call(const ar__sig_claims_t *cl, const char *clinic);

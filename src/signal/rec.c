@@ -35,8 +35,15 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
     char me[17], own[17], bk[17];
     hexid(me, srv->node_id);
     json_t *o = json_pack("{s:s,s:s}", "o", me, "p", r->peer);
-    if (!o)
+    json_t *qt = srv->qt;
+    srv->qt = NULL;
+    if (!o) {
+        json_decref(qt);
         return;
+    }
+    if (qt)
+        json_object_update(o, qt);
+    json_decref(qt);
     const char *kind = "sess", *key = r->peer;
     char area_key[2 * AR_SIG_ID_MAX + 2];
     if (strcmp(fields, "del") == 0) {
@@ -184,7 +191,11 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     }
     const char *clinic = json_string_value(json_object_get(o, "clinic"));
     const char *area = json_string_value(json_object_get(o, "area"));
-    if (clinic && area && strlen(clinic) <= AR_SIG_ID_MAX && strlen(area) <= AR_SIG_ID_MAX) {
+    int qfields =
+        clinic && area && strlen(clinic) <= AR_SIG_ID_MAX && strlen(area) <= AR_SIG_ID_MAX;
+    if (qfields)
+        ar__sig_queue_catchup(srv, r, o, 0);
+    if (qfields) {
         if ((v = json_object_get(o, "ans"))) {
             for (size_t i = 0; i < r->nans; i++) {
                 ar_free((void *)r->ans[i].q.p);
@@ -206,6 +217,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         s = json_string_value(json_object_get(o, "by"));
         snprintf(r->by, sizeof(r->by), "%s", s ? s : "");
         set_str(&r->by_name, json_string_value(json_object_get(o, "bn")));
+        ar__sig_queue_catchup(srv, r, o, 1);
     }
     if ((v = json_object_get(o, "subs")))
         apply_subs(srv, r, v);

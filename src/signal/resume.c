@@ -20,7 +20,7 @@
 
 static int available(const ar__sig_sess_t *s, int64_t last)
 {
-    return last >= 0 && last <= s->seq && (last == s->seq || (s->head && s->head->seq <= last + 1));
+    return ar__sig_sess_resumable(s, last);
 }
 
 static int secret_ok(const ar__sig_sess_t *s, const char *resume, const uint8_t *subhash)
@@ -48,6 +48,9 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
     ar__sig_sess_new_resume(s);
     s->rec->away = 0;
     s->rec->owner = srv->node_id;
+    if (last_seq > s->seq)
+        s->seq = last_seq; /* frames a promoted backup never learnt of: the client has them */
+    s->promoted = 0;
     ar__sig_welcome(cn, s, 1);
     ar__sig_replay(srv, s, last_seq);
     ar_metric_add(srv->m.resumes, 0, 1);

@@ -281,6 +281,17 @@ void ar__sig_sess_ack(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t seq)
               json_pack("{s:s,s:s,s:I}", "k", "ack", "p", s->rec->peer, "s", (json_int_t)seq));
 }
 
+int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last)
+{
+    /* A promoted backup may lag the client by the frames whose numbered copies were still on
+     * their way when the owner died (a local frame's copy leaves after the frame reached the
+     * client): the client has them, so they count as delivered. At most a replay buffer's
+     * worth, so a client cannot move the numbering far. */
+    if (s->promoted && last > s->seq && last - s->seq <= AR__SIG_REPLAY_FRAMES)
+        return 1;
+    return last >= 0 && last <= s->seq && (last == s->seq || (s->head && s->head->seq <= last + 1));
+}
+
 void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after)
 {
     for (const ar__sig_frame_t *f = s->head; f; f = f->next)
@@ -375,8 +386,10 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
            AR_LF_INT("pending", s ? (int64_t)s->npending : 0));
     if (!s && !(s = ar__sig_sess_local_new(srv, r, 1)))
         return;
-    if (s->is_backup)
+    if (s->is_backup) {
         srv->nsessions++;
+        s->promoted = 1; /* not when adopted without a buffer: then nothing says what was lost */
+    }
     s->is_backup = 0;
     /* Frames the dead owner never confirmed are numbered after the last it did. */
     ar__sig_frame_t *p = s->pending;
@@ -522,8 +535,7 @@ static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     int ok = s && !s->is_backup && strlen(resume) == AR__SIG_RESUME_LEN &&
              sodium_memcmp(resume, s->resume, AR__SIG_RESUME_LEN) == 0 &&
              sodium_hex2bin(h, 16, hex, strlen(hex), NULL, NULL, NULL) == 0 &&
-             sodium_memcmp(h, s->subhash, 16) == 0 && last <= s->seq &&
-             (last == s->seq || (s->head && s->head->seq <= last + 1));
+             sodium_memcmp(h, s->subhash, 16) == 0 && ar__sig_sess_resumable(s, last);
     if (!ok) {
         ar_log(AR_LOG_DEBUG, "signal_handover_refused", AR_LF_INT("have", s != NULL),
                AR_LF_INT("seq", s ? s->seq : -1), AR_LF_INT("last", last),
@@ -533,6 +545,8 @@ static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
                              json_pack("{s:s,s:s,s:b}", "k", "taken", "p", r->peer, "ok", 0));
         return;
     }
+    if (last > s->seq)
+        s->seq = last; /* a promoted backup behind its client: numbering goes on after it */
     ar__sig_bus_proc(srv, to,
                      json_pack("{s:s,s:s,s:b,s:I,s:I,s:o}", "k", "taken", "p", r->peer, "ok", 1,
                                "seq", (json_int_t)s->seq, "ack", (json_int_t)s->acked, "fr",

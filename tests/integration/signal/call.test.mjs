@@ -19,9 +19,10 @@ after(() => stopAll());
 // Subscribes staff client s to an area and waits until it sees patient peer there, in the
 // snapshot or in a queue_add. A patient's `wait` does not wait for the bus when the patient's
 // frames stay on one worker (docs/signal.md, "Local delivery"), so other workers may not know
-// of the arrival yet (and a subscription made just before may not have reached the patient's
-// worker, which sends the queue_add): the subscription is repeated (each answers with a fresh
-// snapshot) until the patient is there.
+// of the arrival yet; the queue_add then comes from the patient's worker or, if that one did
+// not know of the subscription yet, from the subscriber's (docs/signal.md, "Queue snapshot and
+// deltas"). The subscription is repeated (each answers with a fresh snapshot) only to bound the
+// wait on a loaded machine.
 async function queued(s, area, peer) {
   for (let i = 0; ; i++) {
     s.send({ type: 'subscribe', clinic: 'c1', area });
@@ -207,6 +208,67 @@ test('two joins racing on two nodes: one is removed, the room keeps four', async
   assert.equal((await winner.next('offer')).from, s.peer);
   assert.equal(winner.closed, null);
   for (const c of [s, p, i1, winner]) c.close();
+});
+
+// The race docs/signal.md describes under "Queue snapshot and deltas": while node B's NATS
+// server is stopped, a staff member on node A subscribes (its snapshot comes from A's view) and
+// on node B a patient arrives, another is held and a third transferred away (B's workers send
+// their deltas to the subscribers they know: not the new one). Once the bus runs again, A's
+// worker must catch the subscriber up; without that it would never see the arrival, the hold
+// or the departure.
+test('a subscription racing arrival, hold and transfer on another node converges', async () => {
+  const sB = await connect(B, staffToken(['receptionist']));
+  const held = await connect(B, patientToken(rid(), { area: 'qrace' }));
+  const moved = await connect(B, patientToken(rid(), { area: 'qrace' }));
+  for (const p of [held, moved]) {
+    p.send({ type: 'arrive', clinic: 'c1', area: 'qrace', name: 'P', consent: true });
+    await p.next('wait');
+  }
+  // Every worker knows both patients and sB's subscription before the bus stops.
+  const watch = await connect(A, staffToken(['receptionist']));
+  await queued(watch, 'qrace', held.peer);
+  await queued(watch, 'qrace', moved.peer);
+  await queued(sB, 'qrace', held.peer);
+  await queued(sB, 'qrace', moved.peer);
+  await sleep(300);
+  watch.frames = [];
+  sB.frames = [];
+  const late = await connect(B, patientToken(rid(), { area: 'qrace' }));
+  const s = await connect(A, staffToken(['receptionist']));
+  kill(nats.procs[1], 'SIGSTOP');
+  let snap;
+  try {
+    s.send({ type: 'subscribe', clinic: 'c1', area: 'qrace' });
+    snap = await s.next('queue', 1500);
+    late.send({ type: 'arrive', clinic: 'c1', area: 'qrace', name: 'Late', consent: true });
+    await late.next('wait', 1500);
+    sB.send({ type: 'hold', peer: held.peer, on: true });
+    sB.send({ type: 'transfer', peer: moved.peer, area: 'elsewhere' });
+    await sleep(600);
+  } finally {
+    kill(nats.procs[1], 'SIGCONT');
+  }
+  // The race happened: the snapshot has the two patients as they were, not the late one.
+  const peers = snap.entries.map((e) => e.peer);
+  assert.ok(peers.includes(held.peer) && peers.includes(moved.peer));
+  assert.ok(!peers.includes(late.peer));
+  assert.equal(snap.entries.find((e) => e.peer === held.peer).status, 'waiting');
+  // And the subscriber converges: each delta exactly once.
+  const add = await s.next((f) => f.type === 'queue_add' && f.entry.peer === late.peer, 6000);
+  assert.equal(add.entry.name, 'Late');
+  const upd = await s.next((f) => f.type === 'queue_update' && f.peer === held.peer, 6000);
+  assert.equal(upd.status, 'hold');
+  const rm = await s.next((f) => f.type === 'queue_remove' && f.peer === moved.peer, 6000);
+  assert.equal(rm.reason, 'transferred');
+  await sleep(500);
+  assert.deepEqual(s.frames.filter((f) => f.type.startsWith('queue')), []);
+  // The staff member who knew of everything got each delta once too.
+  await watch.next((f) => f.type === 'queue_add' && f.entry.peer === late.peer);
+  await watch.next((f) => f.type === 'queue_update' && f.peer === held.peer);
+  await watch.next((f) => f.type === 'queue_remove' && f.peer === moved.peer);
+  await sleep(300);
+  assert.deepEqual(watch.frames.filter((f) => f.type.startsWith('queue') && f.area === 'qrace'), []);
+  for (const c of [sB, held, moved, watch, late, s]) c.close();
 });
 
 test('drain: clients resume on the other node and the call goes on', async () => {
@@ -411,11 +473,20 @@ test('a call on one worker: relayed without the bus, resumed from its backup aft
     again.push(c.seq);
   }
   assert.deepEqual(again, seen);
-  // The staff member resumes too, on another node, and the call goes on across nodes.
-  const s2 = await connect(A, sToken, { resume: s.welcome.resume, last_seq: s.lastSeq });
+  // The staff member resumes too, on another node, and the call goes on across nodes. It
+  // resumes as a client would whose last two frames were local and reached it just before the
+  // node died, while their numbered copies had not left for the backup (docs/signal.md, "Local
+  // delivery"): its last_seq is ahead of its backup's count. The promoted backup takes it as
+  // delivered and numbers on after it.
+  const ahead = s.lastSeq + 2;
+  const s2 = await connect(A, sToken, { resume: s.welcome.resume, last_seq: ahead });
   assert.equal(s2.welcome.resumed, true);
+  assert.deepEqual(s2.frames.filter((f) => f.seq > 0 && f.seq <= ahead), []); // nothing replayed
+  s2.lastSeq = ahead;
   p2.send({ type: 'answer', to: s.peer, sdp: 'v=0\r\n' });
-  assert.equal((await s2.next('answer')).from, p.peer);
+  const answer = await s2.next('answer');
+  assert.equal(answer.from, p.peer);
+  assert.ok(answer.seq > ahead, `${answer.seq} after ${ahead}`);
   s2.send({ type: 'candidate', to: p.peer, candidate: 'candidate:9 1 udp 1 192.0.2.1 9 typ host' });
   assert.equal((await p2.next('candidate')).seq, seen[3] + 1);
   for (const c of [p2, s2]) c.close();
