@@ -172,13 +172,6 @@ static int entry_post_job(ar_store_conn_t *c, void *arg)
         return AR_ESTATE;
     if (servers == NULL || !ar_app_servers_serves(servers, a.jur))
         return AR_EUNSUPPORTED;
-    ar_token_key_t key;
-    char secret[AR_APP_TURN_SECRET_MAX];
-    rc = ar_app_keys_newest(c, r->app->seal_key, r->now, &key);
-    if (rc == 0)
-        rc = ar_app_turn_secret_newest(c, r->app->seal_key, r->now, secret, sizeof(secret));
-    if (rc == 0)
-        rc = count_entry(c, r, a.area_id);
     ar_token_claims_t cl = {
         .role = AR_TOKEN_PATIENT, .iat = r->now, .exp = r->now + AR_APP_PATIENT_TOKEN_TTL};
     snprintf(cl.aud, sizeof(cl.aud), "signal");
@@ -187,21 +180,14 @@ static int entry_post_job(ar_store_conn_t *c, void *arg)
     snprintf(cl.jur, sizeof(cl.jur), "%s", a.jur);
     snprintf(cl.profile, sizeof(cl.profile), "%s", a.profile);
     /* The one-time room and the subject: 128 random bits each, stored nowhere. */
-    if (rc == 0 && (ar_rand_id(cl.room, sizeof(cl.room), 16) < 0 ||
-                    ar_rand_id(cl.sub, sizeof(cl.sub), 16) < 0))
-        rc = AR_EINVAL;
+    if (ar_rand_id(cl.room, sizeof(cl.room), 16) < 0 || ar_rand_id(cl.sub, sizeof(cl.sub), 16) < 0)
+        return AR_EINVAL;
     char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
-    if (rc == 0)
-        rc = ar_token_mint(&key, &cl, token, sizeof(token));
-    if (rc >= 0)
-        rc = ar__mint_monitor_token(&key, &cl, r->now, mon, sizeof(mon));
-    sodium_memzero(&key, sizeof(key));
     json_t *srv = NULL;
-    if (rc >= 0) {
-        srv = ar_app_servers_for(servers, a.jur, secret, strlen(secret), r->now, AR_APP_TURN_TTL);
-        rc = srv ? 0 : AR_ENOMEM;
-    }
-    sodium_memzero(secret, sizeof(secret));
+    rc = ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
+    /* Counted only once the answer can be given: a refused entry is no entry. */
+    if (rc == 0 && (rc = count_entry(c, r, a.area_id)) < 0)
+        json_decref(srv);
     if (rc < 0)
         return rc;
     r->out = json_pack("{s:s,s:s,s:I,s:s,s:b,s:o,s:s}", "room", cl.room, "token", token,

@@ -236,6 +236,12 @@ struct ar_token_key_s;
 struct ar_token_claims_s;
 int ar__mint_monitor_token(const struct ar_token_key_s *key, const struct ar_token_claims_s *from,
                            int64_t now, char *out, size_t cap);
+/* What a call client is handed (invite_tokens.c): the signalling token for `cl` and its monitor
+ * token, both signed with the newest key, and the servers of cl's jurisdiction with a fresh TURN
+ * credential (*servers, a new reference). Key and secret are wiped before it returns. 0, or
+ * AR_E* (nothing to free). The caller has checked that the jurisdiction is served. */
+int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, const struct ar_token_claims_s *cl, char *token,
+                  char *mon, size_t cap, json_t **servers);
 extern const ar_app_field_t ar__f_invite_token[];
 extern const size_t ar__f_invite_token_n;
 extern const ar_app_field_t ar__f_area_create[], ar__f_area_update[], ar__f_room_create[],

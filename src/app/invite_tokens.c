@@ -109,23 +109,9 @@ static int invite_job(ar_store_conn_t *c, void *arg)
         return AR_EUNSUPPORTED;
     if (ar_rand_id(cl.sub, sizeof(cl.sub), 16) < 0)
         return AR_EINVAL;
-    ar_token_key_t key;
-    char secret[AR_APP_TURN_SECRET_MAX];
-    rc = ar_app_keys_newest(c, r->app->seal_key, r->now, &key);
-    if (rc == 0)
-        rc = ar_app_turn_secret_newest(c, r->app->seal_key, r->now, secret, sizeof(secret));
     char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
-    if (rc == 0)
-        rc = ar_token_mint(&key, &cl, token, sizeof(token));
-    if (rc >= 0)
-        rc = ar__mint_monitor_token(&key, &cl, r->now, mon, sizeof(mon));
-    sodium_memzero(&key, sizeof(key));
     json_t *srv = NULL;
-    if (rc >= 0) {
-        srv = ar_app_servers_for(servers, cl.jur, secret, strlen(secret), r->now, AR_APP_TURN_TTL);
-        rc = srv ? 0 : AR_ENOMEM;
-    }
-    sodium_memzero(secret, sizeof(secret));
+    rc = ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
     if (rc < 0)
         return rc;
     json_t *link = link_for(token, mon, srv);
@@ -232,23 +218,9 @@ static int room_token_job(ar_store_conn_t *c, void *arg)
         return AR_EUNSUPPORTED;
     if (ar_rand_id(cl.sub, sizeof(cl.sub), 16) < 0)
         return AR_EINVAL;
-    ar_token_key_t key;
-    char secret[AR_APP_TURN_SECRET_MAX];
-    rc = ar_app_keys_newest(c, r->app->seal_key, r->now, &key);
-    if (rc == 0)
-        rc = ar_app_turn_secret_newest(c, r->app->seal_key, r->now, secret, sizeof(secret));
     char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
-    if (rc == 0)
-        rc = ar_token_mint(&key, &cl, token, sizeof(token));
-    if (rc >= 0)
-        rc = ar__mint_monitor_token(&key, &cl, r->now, mon, sizeof(mon));
-    sodium_memzero(&key, sizeof(key));
     json_t *srv = NULL;
-    if (rc >= 0) {
-        srv = ar_app_servers_for(servers, cl.jur, secret, strlen(secret), r->now, AR_APP_TURN_TTL);
-        rc = srv ? 0 : AR_ENOMEM;
-    }
-    sodium_memzero(secret, sizeof(secret));
+    rc = ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
     if (rc < 0)
         return rc;
     r->out = json_pack("{s:s,s:s,s:I,s:o,s:s}", "room", cl.room, "token", token, "expires_at",
@@ -276,6 +248,29 @@ void ar__h_room_token(ar__req_t *r)
 }
 
 /* ---- call monitor tokens (docs/monitor.md) ---- */
+
+int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, const ar_token_claims_t *cl, char *token,
+                  char *mon, size_t cap, json_t **servers)
+{
+    ar_token_key_t key;
+    char secret[AR_APP_TURN_SECRET_MAX];
+    int rc = ar_app_keys_newest(c, r->app->seal_key, r->now, &key);
+    if (rc == 0)
+        rc = ar_app_turn_secret_newest(c, r->app->seal_key, r->now, secret, sizeof(secret));
+    if (rc == 0)
+        rc = ar_token_mint(&key, cl, token, cap);
+    if (rc >= 0)
+        rc = ar__mint_monitor_token(&key, cl, r->now, mon, cap);
+    sodium_memzero(&key, sizeof(key));
+    *servers = NULL;
+    if (rc >= 0) {
+        *servers = ar_app_servers_for(r->app->opts.servers, cl->jur, secret, strlen(secret), r->now,
+                                      AR_APP_TURN_TTL);
+        rc = *servers != NULL ? 0 : AR_ENOMEM;
+    }
+    sodium_memzero(secret, sizeof(secret));
+    return rc < 0 ? rc : 0;
+}
 
 int ar__mint_monitor_token(const ar_token_key_t *key, const ar_token_claims_t *from, int64_t now,
                            char *out, size_t cap)
