@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { startStack, addClinician, totp } from './lib/stack.mjs';
 import { launch, close } from './lib/browser.mjs';
+import { until } from './lib/journeys.mjs';
 
 const AXE = await readFile(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
 let stack;
@@ -29,16 +30,6 @@ after(async () => {
   }
 });
 
-async function until(what, fn, ms = 20000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
 
 // axe-core in the page. Evaluated through the DevTools protocol, which the page's CSP
 // (script-src 'self') does not govern, so the page itself stays as it is served.

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startStack, addClinician, totp } from './lib/stack.mjs';
 import { launch, close } from './lib/browser.mjs';
+import { until } from './lib/journeys.mjs';
 
 const run = promisify(execFile);
 let stack;
@@ -35,16 +36,6 @@ after(async () => {
   }
 });
 
-async function until(what, fn, ms = 20000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
 
 function post(url, body, headers = {}) {
   return new Promise((resolve, reject) => {

@@ -5,16 +5,10 @@ import { randomBytes } from 'node:crypto';
 
 import { totp } from './stack.mjs';
 
-export async function until(what, fn, ms = 20000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
+// One polling helper for every test (lib/journeys.mjs).
+import { until } from './journeys.mjs';
+
+export { until };
 
 // Signs the clinician in on page S (first sign-in: TOTP enrolment); ends on the dashboard,
 // connected to signalling unless connected is false (an administrator only changing settings).
