@@ -180,10 +180,8 @@ static int consume(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv, int64_t
     rc = ar_store_bind_int64(st, 1, iv->id);
     if (rc == 0)
         rc = ar_store_bind_int64(st, 2, r->now);
-    if (rc == 0)
-        rc = ar_store_step(st);
-    int64_t changed = rc == AR_STORE_DONE ? ar_store_changes(st) : 0;
-    ar_store_finalize(st);
+    int64_t changed = 0;
+    rc = ar__run_changes(st, rc, &changed);
     if (rc < 0)
         return rc;
     if (changed != 1)

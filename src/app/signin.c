@@ -66,6 +66,15 @@ int ar__run(ar_store_stmt_t *st, int rc)
     return rc < 0 ? rc : 0;
 }
 
+int ar__run_changes(ar_store_stmt_t *st, int rc, int64_t *changed)
+{
+    if (rc == 0)
+        rc = ar_store_step(st);
+    *changed = rc == AR_STORE_DONE ? ar_store_changes(st) : 0;
+    ar_store_finalize(st);
+    return rc < 0 ? rc : 0;
+}
+
 int ar__reauth_fresh(const ar__req_t *r)
 {
     return r->s.authenticated_at > 0 && r->now - r->s.authenticated_at <= AR_REAUTH_S;
@@ -230,10 +239,8 @@ static int use_recovery_code(ar_store_conn_t *c, ar__req_t *r, int64_t account, 
         rc = ar_store_bind_blob(st, 2, h, sizeof(h));
     if (rc == 0)
         rc = ar_store_bind_int64(st, 3, r->now);
-    if (rc == 0)
-        rc = ar_store_step(st);
-    int64_t changed = rc == AR_STORE_DONE ? ar_store_changes(st) : 0;
-    ar_store_finalize(st);
+    int64_t changed = 0;
+    rc = ar__run_changes(st, rc, &changed);
     if (rc < 0)
         return rc;
     if (changed != 1)
@@ -284,10 +291,8 @@ int ar__second_factor(ar_store_conn_t *c, ar__req_t *r, int64_t account)
     rc = ar_store_bind_int64(st, 1, account);
     if (rc == 0)
         rc = ar_store_bind_int64(st, 2, step);
-    if (rc == 0)
-        rc = ar_store_step(st);
-    int64_t changed = rc == AR_STORE_DONE ? ar_store_changes(st) : 0;
-    ar_store_finalize(st);
+    int64_t changed = 0;
+    rc = ar__run_changes(st, rc, &changed);
     if (rc < 0)
         return rc;
     return changed == 1 ? 0 : AR_EAUTH;
