@@ -215,6 +215,8 @@ int ar__prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st);
  * -1 when the text is not such a token. */
 int ar__token_text_hash(const json_t *jt, uint8_t hash[32]);
 int ar__run(ar_store_stmt_t *st, int rc);
+/* Prepares, binds $1 = a (and $2 = b when the SQL names it) and runs a statement with no rows. */
+int ar__exec_ids(ar_store_conn_t *c, const char *sql, int64_t a, int64_t b);
 /* ar__run for a statement that must change exactly one row: *changed says how many it did. */
 int ar__run_changes(ar_store_stmt_t *st, int rc, int64_t *changed);
 /* ---- areas.c, entry.c, tokens_api.c: clinics, waiting areas, rooms, entry, tokens ---- */

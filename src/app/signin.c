@@ -66,6 +66,18 @@ int ar__run(ar_store_stmt_t *st, int rc)
     return rc < 0 ? rc : 0;
 }
 
+int ar__exec_ids(ar_store_conn_t *c, const char *sql, int64_t a, int64_t b)
+{
+    ar_store_stmt_t *st;
+    int rc = ar__prep(c, sql, &st);
+    if (rc < 0)
+        return rc;
+    rc = ar_store_bind_int64(st, 1, a);
+    if (rc == 0 && strstr(sql, "$2") != NULL)
+        rc = ar_store_bind_int64(st, 2, b);
+    return ar__run(st, rc);
+}
+
 int ar__run_changes(ar_store_stmt_t *st, int rc, int64_t *changed)
 {
     if (rc == 0)
@@ -185,13 +197,8 @@ int ar__session_open(ar_store_conn_t *c, ar__req_t *r, int64_t account, const ch
         return rc;
     /* Expired sessions of this account go when it signs in again, so rows do not pile up. */
     ar_store_stmt_t *st;
-    rc = ar__prep(c, "DELETE FROM sessions WHERE account_id = $1 AND expires_at <= $2", &st);
-    if (rc == 0) {
-        rc = ar_store_bind_int64(st, 1, account);
-        if (rc == 0)
-            rc = ar_store_bind_int64(st, 2, r->now);
-        rc = ar__run(st, rc);
-    }
+    rc = ar__exec_ids(c, "DELETE FROM sessions WHERE account_id = $1 AND expires_at <= $2", account,
+                      r->now);
     if (rc == 0)
         rc = ar__prep(c,
                       "INSERT INTO sessions (id_hash, account_id, created_at, last_seen_at, "
@@ -360,13 +367,8 @@ static int new_challenge(ar_store_conn_t *c, ar__req_t *r, int64_t account)
     if (rc < 0)
         return rc;
     ar_store_stmt_t *st;
-    rc = ar__prep(c, "DELETE FROM mfa_challenges WHERE account_id = $1 AND expires_at <= $2", &st);
-    if (rc == 0) {
-        rc = ar_store_bind_int64(st, 1, account);
-        if (rc == 0)
-            rc = ar_store_bind_int64(st, 2, r->now);
-        rc = ar__run(st, rc);
-    }
+    rc = ar__exec_ids(c, "DELETE FROM mfa_challenges WHERE account_id = $1 AND expires_at <= $2",
+                      account, r->now);
     if (rc == 0)
         rc = ar__prep(c,
                       "INSERT INTO mfa_challenges (token_hash, account_id, expires_at) "

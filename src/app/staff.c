@@ -77,16 +77,19 @@ static int target_ok(ar_store_conn_t *c, ar__req_t *r, int64_t account, int *rcp
     return 1;
 }
 
-static int exec1(ar_store_conn_t *c, const char *sql, int64_t a, int64_t b)
+/* Opens the transaction every change to a staff member runs in and checks the target inside
+ * it: 1 to go on; else 0 with nothing left open and *rcp the job's result (an error, or 0 with
+ * the refusal set by target_ok). */
+static int begin_on_target(ar_store_conn_t *c, ar__req_t *r, int64_t account, int *rcp)
 {
-    ar_store_stmt_t *st;
-    int rc = ar__prep(c, sql, &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, a);
-    if (rc == 0 && strstr(sql, "$2") != NULL)
-        rc = ar_store_bind_int64(st, 2, b);
-    return ar__run(st, rc);
+    *rcp = ar_store_begin(c);
+    if (*rcp < 0)
+        return 0;
+    if (!target_ok(c, r, account, rcp)) {
+        (void)ar_store_rollback(c);
+        return 0;
+    }
+    return 1;
 }
 
 static int finish(ar_store_conn_t *c, int rc)
@@ -184,15 +187,11 @@ static int roles_job(ar_store_conn_t *c, void *arg)
     json_t *jr = json_object_get(r->body, "roles");
     int bad;
     unsigned bits = parse_roles(json_string_value(jr), json_string_length(jr), &bad);
-    int rc = ar_store_begin(c);
-    if (rc < 0)
+    int rc;
+    if (!begin_on_target(c, r, account, &rc))
         return rc;
-    if (!target_ok(c, r, account, &rc)) {
-        (void)ar_store_rollback(c);
-        return rc;
-    }
-    rc = exec1(c, "DELETE FROM memberships WHERE account_id = $1 AND clinic_id = $2", account,
-               r->clinic_id);
+    rc = ar__exec_ids(c, "DELETE FROM memberships WHERE account_id = $1 AND clinic_id = $2",
+                      account, r->clinic_id);
     for (unsigned b = AR_ROLE_CLINIC_ADMIN; rc == 0 && b <= AR_ROLE_REPORTER; b <<= 1) {
         if (!(bits & b))
             continue;
@@ -233,27 +232,24 @@ static int deactivate_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     int64_t account = target(r);
-    int rc = ar_store_begin(c);
-    if (rc < 0)
+    int rc;
+    if (!begin_on_target(c, r, account, &rc))
         return rc;
-    if (!target_ok(c, r, account, &rc)) {
-        (void)ar_store_rollback(c);
-        return rc;
-    }
     /* The clinic's roles go; the account itself is disabled (and signed out everywhere) only
      * when no other clinic and no operator role still need it. */
-    rc = exec1(c, "DELETE FROM memberships WHERE account_id = $1 AND clinic_id = $2", account,
-               r->clinic_id);
+    rc = ar__exec_ids(c, "DELETE FROM memberships WHERE account_id = $1 AND clinic_id = $2",
+                      account, r->clinic_id);
     if (rc == 0)
-        rc = exec1(c,
-                   "UPDATE accounts SET disabled = 1 WHERE id = $1 AND is_operator = 0 AND NOT "
-                   "EXISTS (SELECT 1 FROM memberships WHERE account_id = $1)",
-                   account, 0);
+        rc = ar__exec_ids(
+            c,
+            "UPDATE accounts SET disabled = 1 WHERE id = $1 AND is_operator = 0 AND NOT "
+            "EXISTS (SELECT 1 FROM memberships WHERE account_id = $1)",
+            account, 0);
     if (rc == 0)
-        rc = exec1(c,
-                   "DELETE FROM sessions WHERE account_id = $1 AND EXISTS (SELECT 1 FROM "
-                   "accounts WHERE id = $1 AND disabled = 1)",
-                   account, 0);
+        rc = ar__exec_ids(c,
+                          "DELETE FROM sessions WHERE account_id = $1 AND EXISTS (SELECT 1 FROM "
+                          "accounts WHERE id = $1 AND disabled = 1)",
+                          account, 0);
     if (rc == 0)
         rc = ar_app_audit_append_subject(c, r->now, r->s.account_id, account, r->clinic_id,
                                          AR_AUDIT_STAFF_DEACTIVATED);
@@ -275,25 +271,22 @@ static int mfa_reset_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     int64_t account = target(r);
-    int rc = ar_store_begin(c);
-    if (rc < 0)
+    int rc;
+    if (!begin_on_target(c, r, account, &rc))
         return rc;
-    if (!target_ok(c, r, account, &rc)) {
-        (void)ar_store_rollback(c);
-        return rc;
-    }
     /* The person signs in with the password alone next time and must enrol again before any
      * clinic work; every session and pending second step they had ends now. */
-    rc = exec1(c,
-               "UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, totp_last_step = 0 "
-               "WHERE id = $1",
-               account, 0);
+    rc = ar__exec_ids(
+        c,
+        "UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, totp_last_step = 0 "
+        "WHERE id = $1",
+        account, 0);
     if (rc == 0)
-        rc = exec1(c, "DELETE FROM recovery_codes WHERE account_id = $1", account, 0);
+        rc = ar__exec_ids(c, "DELETE FROM recovery_codes WHERE account_id = $1", account, 0);
     if (rc == 0)
-        rc = exec1(c, "DELETE FROM mfa_challenges WHERE account_id = $1", account, 0);
+        rc = ar__exec_ids(c, "DELETE FROM mfa_challenges WHERE account_id = $1", account, 0);
     if (rc == 0)
-        rc = exec1(c, "DELETE FROM sessions WHERE account_id = $1", account, 0);
+        rc = ar__exec_ids(c, "DELETE FROM sessions WHERE account_id = $1", account, 0);
     if (rc == 0)
         rc = ar_app_audit_append_subject(c, r->now, r->s.account_id, account, r->clinic_id,
                                          AR_AUDIT_MFA_RESET);
