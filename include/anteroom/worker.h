@@ -58,9 +58,10 @@ void ar_workers_join(ar_workers_t *ws);
 /*
  * Runs a loop on the calling (main) thread until SIGINT or SIGTERM, calling reload (may be
  * NULL) on SIGHUP; then stops and joins the workers (ws is freed). Returns 0, or AR_ESYS if the
- * signal handlers could not be installed (the workers are still stopped and joined). Once its
- * handlers are in place it unblocks the three signals in the calling thread, so a daemon may
- * block them before ar_workers_start() (the workers inherit the mask) and lose none.
+ * signal handlers could not be installed (the workers are still stopped and joined).
+ * ar_workers_start() blocks SIGINT, SIGTERM and SIGHUP in the calling thread (the workers
+ * inherit the mask; it unblocks them again if it fails) and this call unblocks them once its
+ * handlers are in place, so none that arrives during start is lost or kills the process.
  */
 int ar_workers_wait_signals(ar_workers_t *ws, ar_reload_cb reload, void *data);
 

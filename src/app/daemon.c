@@ -121,8 +121,8 @@ static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
         ar_log(AR_LOG_ERROR, "app_seal_key_invalid");
         return AR_ECONFIG;
     }
-    seed_t seed = {
-        .servers = servers, .seal = have_seal ? seal : NULL, .turn_secret = c->turn_secret};
+    /* Without a configured key, seal is all zero: the "unkeyed" seal (keys.h), never NULL. */
+    seed_t seed = {.servers = servers, .seal = seal, .turn_secret = c->turn_secret};
     int rc = ar_serve_migrate(&c->base, check_and_seed, &seed);
     if (rc < 0) {
         sodium_memzero(seal, sizeof(seal));

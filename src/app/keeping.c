@@ -359,7 +359,7 @@ static int item_get_job(ar_store_conn_t *c, void *arg)
     }
     ar_store_finalize(st);
     if (rc == 0)
-        rc = ar_app_audit_append(c, r->now, r->s.account_id, r->clinic_id, AUDIT_KEEPING_READ);
+        rc = ar_app_audit_append_tx(c, r->now, r->s.account_id, r->clinic_id, AUDIT_KEEPING_READ);
     return rc;
 }
 

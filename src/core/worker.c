@@ -101,6 +101,19 @@ static void worker_main(void *arg)
     }
 }
 
+/* SIGINT, SIGTERM and SIGHUP are blocked while workers start, so the threads inherit the mask
+ * (the main thread alone receives them) and one that arrives while listeners open waits for
+ * ar_workers_wait_signals' handlers instead of killing the process with the default action. */
+static void block_stop_signals(int how)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(how, &set, NULL);
+}
+
 int ar_workers_start(ar_workers_t **out, unsigned n, ar_worker_init_cb init, ar_worker_stop_cb stop,
                      void *data)
 {
@@ -108,9 +121,12 @@ int ar_workers_start(ar_workers_t **out, unsigned n, ar_worker_init_cb init, ar_
     if (n == 0 || n > AR_WORKERS_MAX || init == NULL)
         return AR_EINVAL;
     ar_ignore_sigpipe();
+    block_stop_signals(SIG_BLOCK);
     ar_workers_t *ws = ar_calloc(1, sizeof(*ws) + n * sizeof(ar_worker_t));
-    if (ws == NULL)
+    if (ws == NULL) {
+        block_stop_signals(SIG_UNBLOCK);
         return AR_ENOMEM;
+    }
     ws->n = n;
     ws->init = init;
     ws->stop = stop;
@@ -152,6 +168,7 @@ int ar_workers_start(ar_workers_t **out, unsigned n, ar_worker_init_cb init, ar_
     if (rc < 0) {
         ar_workers_stop(ws);
         ar_workers_join(ws);
+        block_stop_signals(SIG_UNBLOCK);
         return rc;
     }
     *out = ws;
@@ -222,13 +239,9 @@ int ar_workers_wait_signals(ar_workers_t *ws, ar_reload_cb reload, void *data)
             rc = AR_ESYS;
     }
     if (rc == 0) {
-        /* A caller may have blocked these while its workers started (src/turn/daemon.c): with
-         * the handlers in place, take any that arrived meanwhile. */
-        sigset_t set;
-        sigemptyset(&set);
-        for (int i = 0; i < 3; i++)
-            sigaddset(&set, nums[i]);
-        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        /* Blocked since ar_workers_start: with the handlers in place, take any that arrived
+         * meanwhile. */
+        block_stop_signals(SIG_UNBLOCK);
         uv_run(&loop, UV_RUN_DEFAULT);
     } else {
         for (int i = 0; i < 3; i++)

@@ -93,8 +93,6 @@ static int named(json_t *list, const char *peer)
     return 0;
 }
 
-static void entry_of(ar_sig_entry_t *e, ar__sig_rec_t *p);
-
 void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after)
 {
     json_t *o = json_obj, *list = json_object_get(o, "qt");

@@ -35,7 +35,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define INBOX_MAX_BYTES (64u << 20) /* beyond this the bus is dropped from, and it is counted */
+#define INBOX_MAX_BYTES                                                                            \
+    (64u << 20) /* beyond this (or a message over AR_SIG_OUT_MAX * 8) the                          \
+                 * message is dropped; no metric counts it yet */
 
 typedef struct item_s {
     struct item_s *next;

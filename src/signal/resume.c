@@ -106,6 +106,7 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
             s->provisional = 1;
     }
     if (!s) {
+        sodium_memzero(a, sizeof(*a));
         ar_free(a);
         return AR_ENOMEM;
     }
@@ -172,7 +173,8 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
             cn->sess = NULL; /* ours now, but not this client's: it stays for its owner */
         else
             drop_attempt(srv, cn);
-        ar_free(cn->resume);
+        sodium_memzero(a, sizeof(*a)); /* the resume secret and the token's claims */
+        ar_free(a);
         cn->resume = NULL;
         cn->state = AR__SIG_C_HELLO;
         ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, AR_SIG_NONE);

@@ -12,8 +12,6 @@
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -206,16 +204,6 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
             goto out_ports;
         }
     }
-    /* SIGINT, SIGTERM and SIGHUP stay blocked until ar_workers_wait_signals takes them: worker
-     * threads inherit the mask (so the main thread alone receives them), and one that arrives
-     * while the listeners open waits to be handled as a clean stop instead of killing the relay
-     * with the default action (integration_turn_stop caught this under load). */
-    sigset_t stop_sigs;
-    sigemptyset(&stop_sigs);
-    sigaddset(&stop_sigs, SIGINT);
-    sigaddset(&stop_sigs, SIGTERM);
-    sigaddset(&stop_sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
     ar_workers_t *ws = NULL;
     rc = ar_workers_start(&ws, plan->workers, ar__udp_worker_init, ar__udp_worker_stop, d);
     if (rc != 0) {

@@ -113,12 +113,22 @@ test('hold, quality, transfer, TURN over TLS', async () => {
   assert.equal(await A.page.getAttribute('#btn-mute', 'aria-pressed'), 'false');
   await A.page.click('#btn-mute');
   assert.equal(await A.page.getAttribute('#btn-mute', 'aria-pressed'), 'true');
+  // Until the chat channel is open each try sends a message of its own ("[k]": no text is a
+  // part of another), so the one that got through can be counted exactly.
+  const lines = (pg, text) => pg.locator('[data-testid="chat-line"]', { hasText: text }).count();
+  let k = 0;
+  let sent = '';
   await until('chat open', async () => {
-    await A.page.fill('#chat-input', 'second call');
+    sent = `second call [${++k}]`;
+    await A.page.fill('#chat-input', sent);
     await A.page.click('#chat-send');
-    return (await P.page.locator('[data-testid="chat-line"]', { hasText: 'second call' }).count()) > 0;
+    await new Promise((r) => setTimeout(r, 300));
+    return (await lines(P.page, sent)) > 0;
   });
-  assert.equal(await A.page.locator('[data-testid="chat-line"]', { hasText: 'second call' }).count() >= 1, true);
+  await new Promise((r) => setTimeout(r, 1000));
+  // One submit, one message: a control bound once per earlier call would send it twice.
+  assert.equal(await lines(P.page, sent), 1);
+  assert.equal(await lines(A.page, sent), 1);
   // Screen share replaces the camera on the video sender, and back.
   const videoTrack = () =>
     A.page.evaluate(() =>

@@ -62,6 +62,17 @@ wait_health() {
   done
 }
 
+# No seal key at all on a new database: secrets are sealed under the all-zero "unkeyed" key
+# (keys.h), and the daemon serves (it once crashed here on a NULL key).
+"$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" --origin "https://127.0.0.1:$port" \
+  --listen-port "$port" --health-port "$hport" --store-target "$dir/unkeyed.db" --web-dir "$web" \
+  --servers "$dir/servers.json" >"$dir/unkeyed.log" 2>&1 &
+pid=$!
+wait_health
+kill -TERM "$pid"
+wait "$pid" || { cat "$dir/unkeyed.log"; echo "the unkeyed daemon did not stop cleanly"; exit 1; }
+echo "ok a new database without a seal key"
+
 # Jurisdictions (S10): a clinic whose jurisdiction has no servers of its own stops the start
 # before anything is served; so does a servers file naming one relay under two jurisdictions.
 start

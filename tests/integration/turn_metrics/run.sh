@@ -56,6 +56,8 @@ scrape() {
     [ "$(cat "$out")" = "$prev" ] && return 0
     prev=$(cat "$out")
   done
+  echo "FAIL: the metrics never settled"
+  return 1
 }
 # val <file> <metric> <transport> [direction]
 val() {
