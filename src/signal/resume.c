@@ -169,13 +169,14 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
                AR_LF_INT("answer", a->answer), AR_LF_INT("late", srv->now >= a->deadline),
                AR_LF_INT("local", s && !s->is_backup));
         ar_token_claims_t claims = a->claims;
-        if (s && !s->is_backup)
+        if (s && !s->is_backup) {
             cn->sess = NULL; /* ours now, but not this client's: it stays for its owner */
-        else
-            drop_attempt(srv, cn);
-        sodium_memzero(a, sizeof(*a)); /* the resume secret and the token's claims */
-        ar_free(a);
-        cn->resume = NULL;
+            cn->resume = NULL;
+            sodium_memzero(a, sizeof(*a)); /* the resume secret and the token's claims */
+            ar_free(a);
+        } else {
+            drop_attempt(srv, cn); /* wipes and frees the attempt */
+        }
         cn->state = AR__SIG_C_HELLO;
         ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, AR_SIG_NONE);
         ar__sig_sess_t *ns = ar__sig_sess_new(srv, cn, &claims);
