@@ -190,11 +190,15 @@ static void on_stop_tick(uv_timer_t *t)
     s->waited_ms += STOP_TICK_MS;
     if (h->conns > 0 && s->waited_ms < STOP_WAIT_MS)
         return;
-    /* Once drained returns 1 the owner (and h in it) may be gone: only the timer is touched. */
-    if (h->drained(h, h->drained_data, 1)) {
-        uv_timer_stop(t);
+    /* The timer stops before the owner runs: freeing the owner disposes h2o's context, which
+     * runs the loop once (uv_run NOWAIT), and a tick due then would call the owner again, inside
+     * its own free. Once drained returns 1 the owner (and h in it) may be gone: only the timer
+     * is touched. */
+    uv_timer_stop(t);
+    if (h->drained(h, h->drained_data, 1))
         uv_close((uv_handle_t *)t, on_stopper_closed);
-    }
+    else
+        uv_timer_start(t, on_stop_tick, STOP_TICK_MS, STOP_TICK_MS);
 }
 
 static void on_listener_closed(uv_handle_t *handle)

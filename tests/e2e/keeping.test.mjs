@@ -94,6 +94,8 @@ test('keeping: enable with a browser-made key, save transcript and file encrypte
   await patientArrives(P, link, { name });
   await admit(S, name);
   await P.waitForSelector('#call:not([hidden])');
+  // The clinician is a peer on the patient's side (the line waits there for the channel to open).
+  await P.waitForSelector('[data-testid="remote-tile"]');
   await P.fill('#chat-input', chatText);
   await P.click('#chat-send');
   await S.locator('[data-testid="chat-line"]', { hasText: chatText }).waitFor();

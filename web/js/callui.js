@@ -75,7 +75,7 @@ export class CallUI {
       ev.preventDefault();
       const text = $('chat-input').value.trim();
       if (!text) return;
-      for (const p of m.peers.values()) if (p.chat.readyState === 'open') p.chat.send(text);
+      m.sendChat(text);
       this.chatLine('You', text);
       $('chat-input').value = '';
     };

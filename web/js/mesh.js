@@ -83,6 +83,11 @@ export class Mesh extends EventTarget {
       if (pc.connectionState === 'connected') this.applyProfile(this.profile);
     };
     p.chat.onmessage = (ev) => this.emit('chat', { peer: p, text: String(ev.data) });
+    // A line typed while the channel still opens waits for it rather than being lost.
+    p.chatQueue = [];
+    p.chat.onopen = () => {
+      for (const text of p.chatQueue.splice(0)) p.chat.send(text);
+    };
     p.files.onmessage = (ev) => this.emit('filedata', { peer: p, data: ev.data });
     this.emit('peer', p);
     if (offer) {
@@ -90,6 +95,14 @@ export class Mesh extends EventTarget {
       // onnegotiationneeded fires because tracks and channels were added.
     }
     return p;
+  }
+
+  // Chat to every peer: sent now where the channel is open, queued where it is still opening.
+  sendChat(text) {
+    for (const p of this.peers.values()) {
+      if (p.chat.readyState === 'open') p.chat.send(text);
+      else if (p.chat.readyState === 'connecting') p.chatQueue.push(text);
+    }
   }
 
   async makeOffer(p, restart) {
