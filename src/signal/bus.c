@@ -55,6 +55,7 @@ struct ar__sig_bus_s {
     int efd;
     pthread_mutex_t mu;
     item_t *head, *tail;
+    item_t *nhead, *ntail; /* heartbeats, apart: handled first at every wake-up */
     size_t bytes;
     char prefix[AR_TOKEN_ID_MAX + 8]; /* "ar.<jur>." */
     size_t plen;
@@ -95,11 +96,13 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
             it = NULL;
         } else {
             b->bytes += len;
-            if (b->tail)
-                b->tail->next = it;
+            item_t **head = kind == K_NODE ? &b->nhead : &b->head;
+            item_t **tail = kind == K_NODE ? &b->ntail : &b->tail;
+            if (*tail)
+                (*tail)->next = it;
             else
-                b->head = it;
-            b->tail = it;
+                *head = it;
+            *tail = it;
         }
         pthread_mutex_unlock(&b->mu);
         uint64_t one = 1;
@@ -242,31 +245,71 @@ static void local_drain(ar__sig_srv_t *srv)
     }
 }
 
+/*
+ * Items handled per wake-up. An overloaded worker (more record updates than it can apply) used
+ * to apply its whole inbox before its loop could tick: seconds without a heartbeat of its own,
+ * so the others declared it dead and promoted its sessions (docs/signal.md, "Overload"). The
+ * rest waits for the next turn of the loop, after the clients' input and the tick.
+ */
+#define WAKE_BATCH 1024
+
+static void handle_item(ar__sig_srv_t *srv, item_t *it)
+{
+    if (it->kind == K_TO) {
+        ar__sig_to_msg(srv, it->peer, (const uint8_t *)it->data, it->len);
+    } else if (it->kind == K_PROC) {
+        ar__sig_proc_msg(srv, it->data, it->len, NULL);
+    } else {
+        json_t *o = json_loadb(it->data, it->len, JSON_REJECT_DUPLICATES, NULL);
+        if (o)
+            ar__sig_rec_apply(srv, o);
+        json_decref(o);
+    }
+}
+
 static void on_wake(int fd, void *data)
 {
     ar__sig_srv_t *srv = data;
     ar__sig_bus_t *b = srv->bus;
     uint64_t v;
     (void)!read(fd, &v, sizeof(v));
+    srv->now = ar_sn_loop_now(srv->loop); /* not the last tick's: a heartbeat is seen now */
     pthread_mutex_lock(&b->mu);
-    item_t *it = b->head;
-    b->head = b->tail = NULL;
-    b->bytes = 0;
+    item_t *beats = b->nhead;
+    b->nhead = b->ntail = NULL;
+    item_t *head = b->head, *last = NULL;
+    size_t n = 0;
+    for (item_t *p = head; p && n < WAKE_BATCH; p = p->next, n++)
+        last = p;
+    item_t *rest = last ? last->next : NULL;
+    if (last)
+        last->next = NULL;
+    size_t taken = 0;
+    for (int q = 0; q < 2; q++)
+        for (item_t *p = q ? beats : head; p; p = p->next)
+            taken += p->len;
+    b->head = rest;
+    if (!rest)
+        b->tail = NULL;
+    b->bytes -= taken < b->bytes ? taken : b->bytes;
     pthread_mutex_unlock(&b->mu);
+    if (rest) {
+        uint64_t one = 1; /* come back after the clients' input and the tick */
+        (void)!write(b->efd, &one, sizeof(one));
+    }
+    /* Heartbeats first: whether a worker is alive is judged by when its heartbeat arrived, not
+     * by how far behind it this worker's backlog of records is. Their order against records
+     * does not matter (a heartbeat only says alive, draining and when it was sent). */
+    while (beats) {
+        item_t *next = beats->next;
+        on_node(srv, beats->data, beats->len);
+        ar_free(beats);
+        beats = next;
+    }
+    item_t *it = head;
     while (it) {
         item_t *next = it->next;
-        if (it->kind == K_NODE) {
-            on_node(srv, it->data, it->len);
-        } else if (it->kind == K_TO) {
-            ar__sig_to_msg(srv, it->peer, (const uint8_t *)it->data, it->len);
-        } else if (it->kind == K_PROC) {
-            ar__sig_proc_msg(srv, it->data, it->len, NULL);
-        } else {
-            json_t *o = json_loadb(it->data, it->len, JSON_REJECT_DUPLICATES, NULL);
-            if (o)
-                ar__sig_rec_apply(srv, o);
-            json_decref(o);
-        }
+        handle_item(srv, it);
         ar_free(it);
         it = next;
         /* Frames an item made (a queue catch-up, area.c) go out before the next item's: a
@@ -447,8 +490,8 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
         natsConnection_Close(b->nc);
         natsConnection_Destroy(b->nc);
     }
-    for (int q = 0; q < 2; q++) {
-        item_t *it = q ? b->lhead : b->head;
+    for (int q = 0; q < 3; q++) {
+        item_t *it = q == 2 ? b->nhead : q ? b->lhead : b->head;
         while (it) {
             item_t *n = it->next;
             ar_free(it);

@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include "anteroom/alloc.h"
+#include "anteroom/log.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -138,6 +139,46 @@ static void apply_subs(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *a)
     }
 }
 
+/*
+ * A worker that saw no heartbeat from us for AR__SIG_NODE_DEAD_S promotes its backup copies of
+ * our sessions (sess.c); under overload that can happen while we are alive and still hold the
+ * clients. Left alone, the promoted copy would end the session at the end of its grace period
+ * and close the client's connection. So (docs/signal.md, "Overload"):
+ *  - an owner holding the client's connection refuses a promotion ("pr") of its session and
+ *    says so by re-announcing itself with a fresh backup (CLAIM_REFUSED);
+ *  - a promoter whose copy no client resumed yields when the live owner (origin of the update,
+ *    alive by its heartbeats) announces itself: it becomes the backup again, or lets go.
+ */
+enum { CLAIM_NONE, CLAIM_REFUSED, CLAIM_YIELD };
+
+static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, uint64_t origin)
+{
+    const char *own = json_string_value(json_object_get(o, "own"));
+    ar__sig_sess_t *s = r->local;
+    if (!own || !s || s->is_backup || strtoull(own, NULL, 16) != origin)
+        return CLAIM_NONE;
+    int promotion = json_is_true(json_object_get(o, "pr"));
+    if (promotion && s->conn)
+        return CLAIM_REFUSED;
+    if (!promotion && !s->conn && s->promoted && ar__sig_node_alive(srv, origin))
+        return CLAIM_YIELD;
+    return CLAIM_NONE;
+}
+
+static void yield(ar__sig_srv_t *srv, ar__sig_rec_t *r)
+{
+    ar__sig_sess_t *s = r->local;
+    ar_log0(AR_LOG_INFO, "signal_promotion_undone");
+    if (r->backup != srv->node_id) {
+        ar__sig_sess_free(srv, s);
+        return;
+    }
+    s->is_backup = 1; /* the owner's adopt (next on the bus) brings its buffer */
+    s->promoted = 0;
+    if (srv->nsessions)
+        srv->nsessions--;
+}
+
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
 {
     json_t *o = obj;
@@ -163,14 +204,19 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         return;
     json_t *v;
     const char *s;
+    int claim = ownership_claim(srv, r, o, strtoull(origin, NULL, 16));
     if ((v = json_object_get(o, "role")))
         r->role = (uint8_t)json_integer_value(v);
-    if ((v = json_object_get(o, "away")))
-        r->away = (uint8_t)json_integer_value(v);
-    if ((s = json_string_value(json_object_get(o, "own"))))
-        r->owner = strtoull(s, NULL, 16);
-    if ((s = json_string_value(json_object_get(o, "bk"))))
-        r->backup = strtoull(s, NULL, 16);
+    if (claim != CLAIM_REFUSED) {
+        if ((v = json_object_get(o, "away")))
+            r->away = (uint8_t)json_integer_value(v);
+        if ((s = json_string_value(json_object_get(o, "own"))))
+            r->owner = strtoull(s, NULL, 16);
+        if ((s = json_string_value(json_object_get(o, "bk"))))
+            r->backup = strtoull(s, NULL, 16);
+    }
+    if (claim == CLAIM_YIELD)
+        yield(srv, r);
     if ((s = json_string_value(json_object_get(o, "name"))))
         set_str(&r->name, s);
     if ((s = json_string_value(json_object_get(o, "lang"))))
@@ -224,4 +270,8 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     /* Last, when the record is complete: a join that raced one on another node is undone. */
     if (r->room[0])
         ar__sig_room_enforce(srv, ar__sig_room_find(srv, r->room));
+    if (claim == CLAIM_REFUSED && r->local) {
+        ar_log0(AR_LOG_INFO, "signal_promotion_refused");
+        ar__sig_sess_adopt(srv, r->local); /* "own" with us as owner, and a backup again */
+    }
 }

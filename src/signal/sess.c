@@ -353,6 +353,12 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
 void ar__sig_sess_lost(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint16_t code)
 {
     s->conn = NULL;
+    if (s->rec->owner != srv->node_id) {
+        /* Another worker took the session over while this connection lingered (a client that
+         * resumed elsewhere before we saw it go): the session is theirs, ours just goes. */
+        ar__sig_sess_free(srv, s);
+        return;
+    }
     /* These closes end the session: the client must not (or cannot usefully) resume. */
     if (code == 1000 || code == AR_SIG_CLOSE_BAD_TOKEN || code == AR_SIG_CLOSE_GARBAGE ||
         code == AR_SIG_CLOSE_ROOM_FULL || code == AR_SIG_CLOSE_ENDED ||
@@ -376,6 +382,16 @@ void ar__sig_sess_end(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason_left)
     if (r->local && r->backup && ar__sig_node_alive(srv, r->backup))
         ar__sig_bus_proc(srv, r->backup, json_pack("{s:s,s:s}", "k", "drop", "p", r->peer));
     ar__sig_rec_publish(srv, r, "del");
+}
+
+/* The next record update says "promotion": an owner still holding the client refuses it (rec.c). */
+static void mark_promotion(ar__sig_srv_t *srv)
+{
+    json_t *q = srv->qt ? srv->qt : json_object();
+    if (q && json_object_set_new(q, "pr", json_true()) == 0)
+        srv->qt = q;
+    else if (q != srv->qt)
+        json_decref(q);
 }
 
 /* A backup (or, with none alive, the lowest live worker) takes over an orphaned session. */
@@ -406,7 +422,9 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     r->backup = 0;
     r->away = 1;
     s->away_since = srv->now;
+    mark_promotion(srv);
     ar__sig_sess_adopt(srv, s);
+    mark_promotion(srv);
     ar__sig_rec_publish(srv, r, "away");
 }
 

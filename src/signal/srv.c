@@ -277,6 +277,7 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
     ar__sig_conn_t *cn = ar_sn_conn_data(c);
     if (!cn || cn->state == AR__SIG_C_GONE)
         return;
+    srv->now = ar_sn_loop_now(srv->loop); /* the loop's turn may have started seconds ago */
     cn->last_rx = srv->now;
     ar_metric_add(srv->m.msgs_in, 0, 1);
     if (opcode != AR_WS_OP_TEXT) {
@@ -384,7 +385,15 @@ static void on_tick(uint32_t now, void *data)
             }
             send_drain(srv, cn);
         }
-        if (now - cn->last_rx >= AR__SIG_IDLE_S) {
+        /*
+         * An overloaded loop can reach this check before it has read the pong the client sent
+         * in time: bytes waiting in the socket mean the client is there, so the close waits
+         * (up to one more ping period, so a client trickling a byte now and then while not
+         * reading is still closed).
+         */
+        if (now - cn->last_rx >= AR__SIG_IDLE_S &&
+            (now - cn->last_rx >= AR__SIG_IDLE_S + AR__SIG_PING_S ||
+             !ar_sn_conn_input_waiting(cn->c))) {
             ar__sig_conn_close(cn, AR_SIG_CLOSE_IDLE);
         } else if (now - cn->last_ping >= AR__SIG_PING_S) {
             cn->last_ping = now;
