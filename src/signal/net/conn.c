@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -483,6 +484,12 @@ void ar__sn_conn_timeout(ar_sn_conn_t *c)
 void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data)
 {
     c->data = data;
+}
+
+int ar_sn_conn_input_waiting(const ar_sn_conn_t *c)
+{
+    int n = 0;
+    return c->fd >= 0 && ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
 }
 
 void *ar_sn_conn_data(const ar_sn_conn_t *c)

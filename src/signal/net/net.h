@@ -108,6 +108,9 @@ void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data);
  * never log it except through AR_LF_ADDR. */
 AR_MUST_CHECK int ar_sn_conn_peer(const ar_sn_conn_t *c, struct sockaddr_storage *ss);
 void *ar_sn_conn_data(const ar_sn_conn_t *c);
+/* 1 when bytes from the peer wait in the socket, not yet read (FIONREAD): an idle rule judged
+ * by an overloaded loop asks before closing a client whose answer is already there. */
+int ar_sn_conn_input_waiting(const ar_sn_conn_t *c);
 
 /* ---- TLS (one file per library: tls_openssl.c, tls_wolfssl.c, tls_boringssl.c) ---- */
 
