@@ -147,6 +147,7 @@ typedef struct ar__sig_resume_s {
 } ar__sig_resume_t;
 
 struct ar__sig_sess_s {
+    ar__sig_sess_t *lnext, *lprev; /* srv->locals: the once-a-second sweep visits only these */
     ar__sig_rec_t *rec;
     ar__sig_conn_t *conn; /* NULL while away, and on a backup */
     uint8_t is_backup;
@@ -213,6 +214,7 @@ struct ar__sig_srv_s {
     uint32_t now;
     void *qt; /* json_t: the queue delta the next record update carries (area.c, "qk"/"qt") */
     ar__sig_conn_t *conns;
+    ar__sig_sess_t *locals; /* sessions this worker owns or backs up */
     ar__sig_rec_t *recs[AR__SIG_REC_BUCKETS];
     ar__sig_room_t *rooms[AR__SIG_SMALL_BUCKETS];
     ar__sig_area_t *areas[AR__SIG_SMALL_BUCKETS];

@@ -50,6 +50,12 @@ static void frame_free_list(ar__sig_frame_t *f)
 void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     ar__sig_bus_unsub_to(srv, s);
+    if (s->lprev)
+        s->lprev->lnext = s->lnext;
+    else if (srv->locals == s)
+        srv->locals = s->lnext;
+    if (s->lnext)
+        s->lnext->lprev = s->lprev;
     if (s->conn)
         s->conn->sess = NULL;
     frame_free_list(s->head);
@@ -70,6 +76,10 @@ ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int
     s->rec = r;
     s->is_backup = (uint8_t)backup;
     r->local = s;
+    s->lnext = srv->locals;
+    if (srv->locals)
+        srv->locals->lprev = s;
+    srv->locals = s;
     if (!backup)
         srv->nsessions++;
     if (ar__sig_bus_sub_to(srv, s) != 0) {
@@ -299,14 +309,9 @@ void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after)
             send_numbered(srv, s, f);
 }
 
-/* Sends the backup everything it needs to take over: the resume secret and the buffer. */
-void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+/* The backup (s->rec->backup, when there is one) gets the resume secret and the buffer. */
+static void send_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
-    uint64_t old = s->rec->backup;
-    s->rec->backup = ar__sig_pick_backup(srv, srv->node_id);
-    if (old && old != s->rec->backup && ar__sig_node_alive(srv, old))
-        ar__sig_bus_proc(srv, old, json_pack("{s:s,s:s}", "k", "drop", "p", s->rec->peer));
-    ar__sig_rec_publish(srv, s->rec, "own");
     if (!s->rec->backup)
         return;
     char hex[33];
@@ -315,6 +320,17 @@ void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s)
                      json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o}", "k", "adopt", "p", s->rec->peer,
                                "r", s->resume, "h", hex, "seq", (json_int_t)s->seq, "ack",
                                (json_int_t)s->acked, "fr", frames_json(s)));
+}
+
+/* Sends the backup everything it needs to take over: the resume secret and the buffer. */
+void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    uint64_t old = s->rec->backup;
+    s->rec->backup = ar__sig_pick_backup(srv, srv->node_id);
+    if (old && old != s->rec->backup && ar__sig_node_alive(srv, old))
+        ar__sig_bus_proc(srv, old, json_pack("{s:s,s:s}", "k", "drop", "p", s->rec->peer));
+    ar__sig_rec_publish(srv, s->rec, "own");
+    send_adopt(srv, s);
 }
 
 ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
@@ -344,8 +360,11 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
     ar__sig_sess_new_resume(s);
     s->conn = cn;
     cn->sess = s;
+    /* One record update for the new session, backup included: every worker of the
+     * jurisdiction applies each update, so a second ("own") would cost them all again. */
+    r->backup = ar__sig_pick_backup(srv, srv->node_id);
     ar__sig_rec_publish(srv, r, "all");
-    ar__sig_sess_adopt(srv, s);
+    send_adopt(srv, s);
     return s;
 }
 
@@ -449,23 +468,25 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
 
 void ar__sig_sess_tick(ar__sig_srv_t *srv)
 {
+    /* Only this worker's sessions: the records of the rest of the jurisdiction (every other
+     * worker's) are not visited every second. Ending a session frees only that one. */
     uint32_t grace = (uint32_t)(srv->conf->grace / 1000);
-    for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++) {
-        ar__sig_rec_t *next;
-        for (ar__sig_rec_t *r = srv->recs[b]; r; r = next) {
-            next = r->hnext;
-            ar__sig_sess_t *s = r->local;
-            if (s && !s->is_backup && !s->conn && r->away && srv->now - s->away_since >= grace) {
-                ar__sig_sess_end(srv, r, AR_SIG_LEFT_DROPPED);
-                continue;
-            }
-            /* A session placed while no other node was known (this node just started, or the
-             * others restarted) gets its backup moved to another node as soon as one appears. */
-            if (s && !s->is_backup && srv->now % 2 == 0 && !ar__sig_backup_remote(srv, r->backup)) {
-                uint64_t b2 = ar__sig_pick_backup(srv, 0);
-                if (b2 && ar__sig_backup_remote(srv, b2))
-                    ar__sig_sess_adopt(srv, s);
-            }
+    ar__sig_sess_t *next;
+    for (ar__sig_sess_t *s = srv->locals; s; s = next) {
+        next = s->lnext;
+        ar__sig_rec_t *r = s->rec;
+        if (s->is_backup)
+            continue;
+        if (!s->conn && r->away && srv->now - s->away_since >= grace) {
+            ar__sig_sess_end(srv, r, AR_SIG_LEFT_DROPPED);
+            continue;
+        }
+        /* A session placed while no other node was known (this node just started, or the
+         * others restarted) gets its backup moved to another node as soon as one appears. */
+        if (srv->now % 2 == 0 && !ar__sig_backup_remote(srv, r->backup)) {
+            uint64_t b2 = ar__sig_pick_backup(srv, 0);
+            if (b2 && ar__sig_backup_remote(srv, b2))
+                ar__sig_sess_adopt(srv, s);
         }
     }
 }
