@@ -145,13 +145,14 @@ static void apply_subs(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *a)
  * clients. Left alone, the promoted copy would end the session at the end of its grace period
  * and close the client's connection. So (docs/signal.md, "Overload"):
  *  - an owner holding the client's connection refuses a promotion ("pr") of its session and
- *    says so by re-announcing itself with a fresh backup (CLAIM_REFUSED);
- *  - a promoter whose copy no client resumed yields when the live owner (origin of the update,
- *    alive by its heartbeats) announces itself: it becomes the backup again, or lets go.
+ *    says so by re-announcing itself ("re") with a fresh backup (CLAIM_REFUSED);
+ *  - a promoter whose copy no client resumed yields to that refusal: it becomes the backup
+ *    again, or lets go. Only "re" counts: an update the owner published before it really died
+ *    (still in our backlog) must not undo a promotion.
  */
 enum { CLAIM_NONE, CLAIM_REFUSED, CLAIM_YIELD };
 
-static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, uint64_t origin)
+static int ownership_claim(ar__sig_rec_t *r, json_t *o, uint64_t origin)
 {
     const char *own = json_string_value(json_object_get(o, "own"));
     ar__sig_sess_t *s = r->local;
@@ -160,7 +161,7 @@ static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, uint
     int promotion = json_is_true(json_object_get(o, "pr"));
     if (promotion && s->conn)
         return CLAIM_REFUSED;
-    if (!promotion && !s->conn && s->promoted && ar__sig_node_alive(srv, origin))
+    if (json_is_true(json_object_get(o, "re")) && !s->conn && s->promoted)
         return CLAIM_YIELD;
     return CLAIM_NONE;
 }
@@ -204,7 +205,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         return;
     json_t *v;
     const char *s;
-    int claim = ownership_claim(srv, r, o, strtoull(origin, NULL, 16));
+    int claim = ownership_claim(r, o, strtoull(origin, NULL, 16));
     if ((v = json_object_get(o, "role")))
         r->role = (uint8_t)json_integer_value(v);
     if (claim != CLAIM_REFUSED) {
@@ -272,6 +273,9 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         ar__sig_room_enforce(srv, ar__sig_room_find(srv, r->room));
     if (claim == CLAIM_REFUSED && r->local) {
         ar_log0(AR_LOG_INFO, "signal_promotion_refused");
+        json_t *q = srv->qt ? srv->qt : json_object();
+        if (q && json_object_set_new(q, "re", json_true()) == 0)
+            srv->qt = q;
         ar__sig_sess_adopt(srv, r->local); /* "own" with us as owner, and a backup again */
     }
 }
