@@ -205,7 +205,9 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     }
     /* P2: the name and answers live in this record, in memory, for the wait and the call. */
     r->name = ar_strndup(m->u.arrive.name.p, m->u.arrive.name.len);
-    for (size_t i = 0; i < m->u.arrive.answers.count && i < AR_SIG_ANSWERS_MAX; i++) {
+    if (m->u.arrive.answers.count && !r->ans)
+        r->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*r->ans));
+    for (size_t i = 0; r->ans && i < m->u.arrive.answers.count && i < AR_SIG_ANSWERS_MAX; i++) {
         ar_sig_answer_t *in = AR_SIG_ITEM(m->u.arrive.answers, ar_sig_answer_t, i);
         r->ans[i].q = (ar_sig_str_t){ar_strndup(in->q.p, in->q.len), in->q.len};
         r->ans[i].a = (ar_sig_str_t){ar_strndup(in->a.p, in->a.len), in->a.len};

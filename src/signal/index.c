@@ -62,6 +62,8 @@ static void free_strings(ar__sig_rec_t *r)
         ar_free((void *)r->ans[i].a.p);
     }
     r->nans = 0;
+    ar_free(r->ans);
+    r->ans = NULL;
 }
 
 void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)

@@ -90,7 +90,9 @@ typedef struct ar__sig_rec_s {
     char *name, *by_name;
     char lang[36];
     int64_t since;
-    ar_sig_answer_t ans[AR_SIG_ANSWERS_MAX]; /* strings owned (NUL-terminated) */
+    /* AR_SIG_ANSWERS_MAX, allocated at a patient's arrival (every worker holds every record,
+     * and most have no answers); strings owned (NUL-terminated) */
+    ar_sig_answer_t *ans;
     size_t nans;
     ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
     size_t nsubs;

@@ -249,7 +249,9 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
                 ar_free((void *)r->ans[i].a.p);
             }
             r->nans = 0;
-            for (size_t i = 0; i < json_array_size(v) && i < AR_SIG_ANSWERS_MAX; i++) {
+            if (json_array_size(v) && !r->ans)
+                r->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*r->ans));
+            for (size_t i = 0; r->ans && i < json_array_size(v) && i < AR_SIG_ANSWERS_MAX; i++) {
                 const char *q, *a;
                 if (json_unpack(json_array_get(v, i), "[s,s]", &q, &a) != 0)
                     continue;
