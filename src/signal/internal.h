@@ -155,6 +155,8 @@ struct ar__sig_sess_s {
     uint8_t is_backup;
     uint8_t provisional; /* made only to catch frames during a resume: never promoted */
     uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
+    uint64_t prev_owner; /* promoted: the worker we took it from (asked before the grace ends) */
+    uint32_t asked;      /* when prev_owner was asked whether it still holds the client */
     uint32_t away_since;
     int64_t seq;   /* last session-level seq assigned */
     int64_t acked; /* highest seq the client acknowledged */
@@ -302,6 +304,11 @@ int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last);
 void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const char *reply);
 void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, size_t len);
 void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id);
+/* After a NATS reconnect (nats-server drops a slow consumer), when the others may have declared
+ * this worker dead and promoted its sessions in updates it never received: every session it
+ * owns and holds a client for is re-announced, refusing any promotion (docs/signal.md,
+ * "Overload"). A stall without a reconnect needs none: the promotions wait in the socket. */
+void ar__sig_sess_reassert(ar__sig_srv_t *srv);
 void ar__sig_subhash(const ar_token_claims_t *claims, uint8_t out[16]);
 
 /* bus.c: NATS; subjects ar.<jur>.{node,sess.<peer>,room.<room>,area.<clinic>.<area>,

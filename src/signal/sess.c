@@ -437,6 +437,8 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         append(s, p);
         p = n;
     }
+    s->prev_owner = r->owner;
+    s->asked = 0;
     r->owner = srv->node_id;
     r->backup = 0;
     r->away = 1;
@@ -453,17 +455,43 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
     for (size_t i = 0; i < srv->nnodes; i++)
         if (srv->nodes[i].id < lowest && ar__sig_node_alive(srv, srv->nodes[i].id))
             lowest = srv->nodes[i].id;
+    int64_t promoted = 0;
     for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++) {
         for (ar__sig_rec_t *r = srv->recs[b]; r; r = r->hnext) {
             if (r->owner == id) {
                 if ((r->local && r->local->is_backup && !r->local->provisional) ||
-                    ((!r->backup || !ar__sig_node_alive(srv, r->backup)) && lowest == srv->node_id))
+                    ((!r->backup || !ar__sig_node_alive(srv, r->backup)) &&
+                     lowest == srv->node_id)) {
                     promote(srv, r);
+                    promoted++;
+                }
             } else if (r->owner == srv->node_id && r->backup == id && r->local) {
                 ar__sig_sess_adopt(srv, r->local);
             }
         }
     }
+    ar_log(AR_LOG_INFO, "signal_worker_dead", AR_LF_INT("promoted", promoted));
+}
+
+/* "own" with "re": a promoter of this session that no client resumed yields (rec.c). */
+static void reassert(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    json_t *q = srv->qt ? srv->qt : json_object();
+    if (q && json_object_set_new(q, "re", json_true()) == 0)
+        srv->qt = q;
+    ar__sig_rec_publish(srv, s->rec, "own");
+}
+
+void ar__sig_sess_reassert(ar__sig_srv_t *srv)
+{
+    int64_t n = 0;
+    for (ar__sig_sess_t *s = srv->locals; s; s = s->lnext) {
+        if (s->is_backup || !s->conn || s->rec->owner != srv->node_id)
+            continue;
+        reassert(srv, s);
+        n++;
+    }
+    ar_log(AR_LOG_INFO, "signal_sessions_reasserted", AR_LF_INT("sessions", n));
 }
 
 void ar__sig_sess_tick(ar__sig_srv_t *srv)
@@ -478,6 +506,22 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
         if (s->is_backup)
             continue;
         if (!s->conn && r->away && srv->now - s->away_since >= grace) {
+            /* A copy we promoted and no client resumed: if the worker we took it from is alive
+             * (it was only slow, and our promotion or its refusal was lost on the way), it may
+             * still hold the client. Ask it first; it re-announces the session (we yield) or
+             * says no; no answer within AR__SIG_RESUME_WAIT_S ends the session as before. */
+            if (s->promoted && s->prev_owner && ar__sig_node_alive(srv, s->prev_owner) &&
+                (!s->asked || srv->now - s->asked < AR__SIG_RESUME_WAIT_S)) {
+                if (!s->asked) {
+                    char me[17];
+                    snprintf(me, sizeof(me), "%016llx", (unsigned long long)srv->node_id);
+                    s->asked = srv->now ? srv->now : 1;
+                    ar__sig_bus_proc(
+                        srv, s->prev_owner,
+                        json_pack("{s:s,s:s,s:s}", "k", "held?", "p", r->peer, "from", me));
+                }
+                continue;
+            }
             ar__sig_sess_end(srv, r, AR_SIG_LEFT_DROPPED);
             continue;
         }
@@ -611,6 +655,20 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
         return;
     }
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    if (strcmp(k, "held?") == 0) {
+        /* A promoter asks before ending a session it took from us (sess_tick above). */
+        const char *from;
+        ar__sig_sess_t *mine = r ? r->local : NULL;
+        if (mine && !mine->is_backup && mine->conn && r->owner == srv->node_id) {
+            ar_log0(AR_LOG_INFO, "signal_promotion_refused");
+            reassert(srv, mine);
+        } else if (json_unpack(o, "{s:s}", "from", &from) == 0) {
+            ar__sig_bus_proc(srv, strtoull(from, NULL, 16),
+                             json_pack("{s:s,s:s}", "k", "unheld", "p", peer));
+        }
+        json_decref(o);
+        return;
+    }
     if (!r) {
         json_decref(o);
         return;
@@ -636,6 +694,8 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
             resuming |= cn->state == AR__SIG_C_RESUMING && cn->sess == s;
         if (!resuming)
             ar__sig_sess_free(srv, s);
+    } else if (strcmp(k, "unheld") == 0 && s && !s->is_backup && s->promoted) {
+        s->prev_owner = 0; /* the grace period ends it at the next tick */
     } else if (strcmp(k, "take") == 0) {
         on_take(srv, o, r);
     } else if (strcmp(k, "taken") == 0) {
