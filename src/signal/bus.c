@@ -62,8 +62,6 @@ struct ar__sig_bus_s {
     ar__sig_srv_t *srv;
     item_t *lhead, *ltail; /* frames for sessions this worker owns: the loop's thread only */
     int lpoked;
-    natsStatistics *stats;
-    uint64_t reconnects; /* as of the last heartbeat */
 };
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -175,15 +173,6 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
                      (unsigned long long)srv->node_id, srv->conf->node_name, srv->draining,
                      (unsigned long long)ar__sig_now_us());
     (void)natsConnection_Publish(b->nc, subj, body, n);
-    /* Reconnected since the last heartbeat (nats-server drops a slow consumer): what was
-     * published meanwhile, a promotion of our sessions included, never reached us. */
-    uint64_t rc = 0;
-    if (b->stats && natsConnection_GetStats(b->nc, b->stats) == NATS_OK &&
-        natsStatistics_GetCounts(b->stats, NULL, NULL, NULL, NULL, &rc) == NATS_OK &&
-        rc != b->reconnects) {
-        b->reconnects = rc;
-        ar__sig_sess_reassert(srv);
-    }
     /* Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). */
     for (size_t i = 0; i < srv->nnodes; i++) {
         ar__sig_node_t *nd = &srv->nodes[i];
@@ -466,8 +455,6 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->nc, o);
     natsOptions_Destroy(o);
-    if (s == NATS_OK)
-        s = natsStatistics_Create(&b->stats);
     const char *wild[] = {"node", "sess.>", "room.>", "area.>", NULL};
     char subj[128];
     for (int i = 0; i < 5 && s == NATS_OK; i++) {
@@ -511,8 +498,6 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
             it = n;
         }
     }
-    if (b->stats)
-        natsStatistics_Destroy(b->stats);
     if (b->efd >= 0)
         close(b->efd);
     pthread_mutex_destroy(&b->mu);

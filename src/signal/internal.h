@@ -304,11 +304,6 @@ int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last);
 void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const char *reply);
 void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, size_t len);
 void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id);
-/* After a NATS reconnect (nats-server drops a slow consumer), when the others may have declared
- * this worker dead and promoted its sessions in updates it never received: every session it
- * owns and holds a client for is re-announced, refusing any promotion (docs/signal.md,
- * "Overload"). A stall without a reconnect needs none: the promotions wait in the socket. */
-void ar__sig_sess_reassert(ar__sig_srv_t *srv);
 void ar__sig_subhash(const ar_token_claims_t *claims, uint8_t out[16]);
 
 /* bus.c: NATS; subjects ar.<jur>.{node,sess.<peer>,room.<room>,area.<clinic>.<area>,

@@ -146,13 +146,15 @@ static void apply_subs(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *a)
  * and close the client's connection. So (docs/signal.md, "Overload"):
  *  - an owner holding the client's connection refuses a promotion ("pr") of its session and
  *    says so by re-announcing itself ("re") with a fresh backup (CLAIM_REFUSED);
- *  - a promoter whose copy no client resumed yields to that refusal: it becomes the backup
- *    again, or lets go. Only "re" counts: an update the owner published before it really died
- *    (still in our backlog) must not undo a promotion.
+ *  - a promoter whose copy no client resumed yields to that refusal, or to any announcement of
+ *    ownership by the old owner while its heartbeats say it is alive (one it published while
+ *    cut off from NATS and that arrives after its reconnect): it becomes the backup again, or
+ *    lets go. An update that a really dead owner published before it died, still in our
+ *    backlog of records, does not count: its heartbeats stopped (they are handled first).
  */
 enum { CLAIM_NONE, CLAIM_REFUSED, CLAIM_YIELD };
 
-static int ownership_claim(ar__sig_rec_t *r, json_t *o, uint64_t origin)
+static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, uint64_t origin)
 {
     const char *own = json_string_value(json_object_get(o, "own"));
     ar__sig_sess_t *s = r->local;
@@ -161,7 +163,8 @@ static int ownership_claim(ar__sig_rec_t *r, json_t *o, uint64_t origin)
     int promotion = json_is_true(json_object_get(o, "pr"));
     if (promotion && s->conn)
         return CLAIM_REFUSED;
-    if (json_is_true(json_object_get(o, "re")) && !s->conn && s->promoted)
+    if (!s->conn && s->promoted &&
+        (json_is_true(json_object_get(o, "re")) || (!promotion && ar__sig_node_alive(srv, origin))))
         return CLAIM_YIELD;
     return CLAIM_NONE;
 }
@@ -205,7 +208,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         return;
     json_t *v;
     const char *s;
-    int claim = ownership_claim(r, o, strtoull(origin, NULL, 16));
+    int claim = ownership_claim(srv, r, o, strtoull(origin, NULL, 16));
     if ((v = json_object_get(o, "role")))
         r->role = (uint8_t)json_integer_value(v);
     if (claim != CLAIM_REFUSED) {

@@ -443,10 +443,10 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     r->backup = 0;
     r->away = 1;
     s->away_since = srv->now;
+    /* One update ("own" carries away, owner and backup): each is applied by every worker, and
+     * an owner that still holds the client answers each with a re-announcement. */
     mark_promotion(srv);
     ar__sig_sess_adopt(srv, s);
-    mark_promotion(srv);
-    ar__sig_rec_publish(srv, r, "away");
 }
 
 void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
@@ -482,18 +482,6 @@ static void reassert(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     ar__sig_rec_publish(srv, s->rec, "own");
 }
 
-void ar__sig_sess_reassert(ar__sig_srv_t *srv)
-{
-    int64_t n = 0;
-    for (ar__sig_sess_t *s = srv->locals; s; s = s->lnext) {
-        if (s->is_backup || !s->conn || s->rec->owner != srv->node_id)
-            continue;
-        reassert(srv, s);
-        n++;
-    }
-    ar_log(AR_LOG_INFO, "signal_sessions_reasserted", AR_LF_INT("sessions", n));
-}
-
 void ar__sig_sess_tick(ar__sig_srv_t *srv)
 {
     /* Only this worker's sessions: the records of the rest of the jurisdiction (every other
@@ -516,6 +504,7 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
                     char me[17];
                     snprintf(me, sizeof(me), "%016llx", (unsigned long long)srv->node_id);
                     s->asked = srv->now ? srv->now : 1;
+                    ar_log0(AR_LOG_INFO, "signal_promotion_check");
                     ar__sig_bus_proc(
                         srv, s->prev_owner,
                         json_pack("{s:s,s:s,s:s}", "k", "held?", "p", r->peer, "from", me));
@@ -571,6 +560,14 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
                     "fr", &fr) != 0)
         return;
     ar__sig_sess_t *s = r->local;
+    if (s && !s->is_backup && s->promoted && !s->conn && r->owner != srv->node_id) {
+        /* A copy we promoted while its owner was only cut off, and the owner took it back. */
+        ar_log0(AR_LOG_INFO, "signal_promotion_undone");
+        s->is_backup = 1;
+        s->promoted = 0;
+        if (srv->nsessions)
+            srv->nsessions--;
+    }
     if (s && !s->is_backup)
         return; /* we own it (a resume raced the adoption): ignore */
     if (!s && !(s = ar__sig_sess_local_new(srv, r, 1)))
