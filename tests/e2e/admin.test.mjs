@@ -119,7 +119,7 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   await A.check('#area-relay');
   await A.click('#area-save');
   await A.waitForSelector('[data-testid="area"][data-slug="north-wing"]');
-  await until('the live region', async () => /North wing created/.test(await A.textContent('#admin-live')));
+  await until('the live region', async () => /North wing created/.test(await A.textContent('#announce')));
   // Edit: the name changes, the rest stays.
   await A.click('[data-testid="area"][data-slug="north-wing"] button:text("Edit")');
   assert.equal(await A.inputValue('#area-name'), 'North wing');
@@ -149,12 +149,12 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   await card.waitFor();
   await card.locator('input[value="receptionist"]').check();
   await card.locator('button:text("Save roles")').click();
-  await until('roles saved', async () => /Roles of Pat Provider saved/.test(await A.textContent('#admin-live')));
+  await until('roles saved', async () => /Roles of Pat Provider saved/.test(await A.textContent('#announce')));
   const staffRoles = async () =>
     A.evaluate(async ([c, e]) => (await (await fetch(`/api/v1/clinics/${c}/staff`)).json()).staff.find((m) => m.email === e), [stack.clinic, pat.email]);
   assert.deepEqual((await staffRoles()).roles.sort(), ['provider', 'receptionist']);
   await A.locator(`[data-testid="member"][data-email="${pat.email}"] button:text("Reset second factor")`).click();
-  await until('second factor reset', async () => /Second factor of Pat Provider reset/.test(await A.textContent('#admin-live')));
+  await until('second factor reset', async () => /Second factor of Pat Provider reset/.test(await A.textContent('#announce')));
   A.once('dialog', (d) => d.accept());
   await A.locator(`[data-testid="member"][data-email="${pat.email}"] button:text("Remove from clinic")`).click();
   await until('member removed', async () => (await A.locator(`[data-testid="member"][data-email="${pat.email}"]`).count()) === 0);
@@ -219,7 +219,7 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   await A.selectOption('#rep-area', 'demo');
   await A.click('#rep-run');
   await A.waitForSelector('svg#chart-calls rect.bar', { state: 'attached' });
-  await until('the live region', async () => /Report ready: 3 calls and 3 entries/.test(await A.textContent('#admin-live')));
+  await until('the live region', async () => /Report ready: 3 calls and 3 entries/.test(await A.textContent('#announce')));
   const bars = await A.$$eval('svg#chart-calls rect.bar', (rs) => rs.map((r) => Number(r.getAttribute('data-value'))));
   assert.equal(bars.length, 2);
   assert.equal(bars.reduce((a, v) => a + v, 0), 3);
