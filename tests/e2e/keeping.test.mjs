@@ -12,36 +12,28 @@ import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, addClinician, stateFiles, totp } from './lib/stack.mjs';
-import { launch, close } from './lib/browser.mjs';
+import { addClinician, stateFiles, totp } from './lib/stack.mjs';
 import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
-let stack;
+useStack();
 let dir;
-const browsers = [];
 
 before(async () => {
-  stack = await startStack();
   dir = await mkdtemp(join(tmpdir(), 'anteroom-e2e-keeping-'));
 });
 
 after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 test('keeping: enable with a browser-made key, save transcript and file encrypted, open them with the key file', async () => {
   const doc = await addClinician(stack, 'Dr Kim Keeper', ['provider', 'clinic_admin']);
-  const staff = await launch(stack, 'staff');
-  const patient = await launch(stack, 'patient');
-  browsers.push(staff, patient);
+  const staff = await openBrowser('staff');
+  const patient = await openBrowser('patient');
   const S = staff.page;
   const P = patient.page;
-  const { secret } = await enrolClinician(S, stack, doc);
+  const { secret } = await enrolClinician(S, stack.origin, doc);
 
   // ---- the administrator turns keeping on; the key file is downloaded ----
   const A = await staff.context.newPage();

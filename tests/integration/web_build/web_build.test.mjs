@@ -40,6 +40,18 @@ async function build(src) {
   return { out, parent, code: 0, stderr: '', manifest };
 }
 
+// Builds a tree made of files ({path: content}) and runs check on the result; removes both.
+async function withBuild(filesIn, check) {
+  const src = await tree(filesIn);
+  const b = await build(src);
+  try {
+    await check(b);
+  } finally {
+    await rm(src, { recursive: true, force: true });
+    await rm(b.parent, { recursive: true, force: true });
+  }
+}
+
 async function files(dir) {
   const all = [];
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true }))
@@ -72,17 +84,15 @@ async function checkImports(out) {
   }
 }
 
-test('imports resolve by path: two modules with the same name in two folders stay apart', async () => {
-  const src = await tree({
+test('imports resolve by path: two modules with the same name in two folders stay apart', () =>
+  withBuild({
     'js/a/x.js': "export const who = 'a';\n",
     'js/b/x.js': "export const who = 'b';\n",
     // Both specifiers end in x.js; a rewrite by base name sends both to one file.
     'js/b/main.js': "import { who as A } from '../a/x.js';\nimport { who as B } from \"./x.js\";\nexport const got = [A, B];\n",
     'js/a/y.js': "import { who as A } from './x.js';\nimport { who as B } from '../b/x.js';\nexport const got = [A, B];\n",
     'index.html': '<!doctype html><head><!--MODULES-->\n<script type="module" src="/js/b/main.js"></script></head>\n',
-  });
-  const b = await build(src);
-  try {
+  }, async (b) => {
     assert.equal(b.code, 0, b.stderr);
     const byName = Object.fromEntries(b.manifest.files.map((f) => [f.name, f]));
     assert.notEqual(byName['js/a/x.js'].file, byName['js/b/x.js'].file);
@@ -100,21 +110,15 @@ test('imports resolve by path: two modules with the same name in two folders sta
     const preloads = [...html.matchAll(/rel="modulepreload" href="([^"]+)"/g)].map((m) => m[1]).sort();
     assert.deepEqual(preloads, ['js/a/x.js', 'js/b/main.js', 'js/b/x.js'].map((n) => byName[n].path).sort());
     for (const f of b.manifest.files) assert.equal(f.integrity, sri(await readFile(join(b.out, f.file))), f.name);
-  } finally {
-    await rm(src, { recursive: true, force: true });
-    await rm(b.parent, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('include/ fragments: expanded in place with the marker\'s indentation, their references get SRI, not served', async () => {
-  const src = await tree({
+test('include/ fragments: expanded in place with the marker\'s indentation, their references get SRI, not served', () =>
+  withBuild({
     'include/part.html': '<p id="shared">one source</p>\n<img src="/pic.svg" alt="">\n\n<div>\n  <span>x</span>\n</div>\n',
     'pic.svg': '<svg xmlns="http://www.w3.org/2000/svg"/>\n',
     'one.html': '<main>\n    <!--INCLUDE part.html-->\n  <p>one</p>\n</main>\n',
     'two.html': '<main>\n  <!--INCLUDE part.html-->\n</main>\n',
-  });
-  const b = await build(src);
-  try {
+  }, async (b) => {
     assert.equal(b.code, 0, b.stderr);
     assert.ok(!(await files(b.out)).some((f) => f.includes('include') || f.includes('part')), 'fragments are not in the output');
     assert.ok(!b.manifest.files.some((f) => f.name.includes('part')), 'nor in the manifest');
@@ -123,11 +127,7 @@ test('include/ fragments: expanded in place with the marker\'s indentation, thei
     assert.match(one, /^<main>\n {4}<p id="shared">one source<\/p>\n {4}<img src="\/assets\/pic\.[0-9a-f]{16}\.svg" integrity="sha384-[^"]+" alt="">\n\n {4}<div>\n {6}<span>x<\/span>\n {4}<\/div>\n {2}<p>one<\/p>\n<\/main>\n$/);
     assert.match(two, /^<main>\n {2}<p id="shared">one source<\/p>\n/);
     assert.ok(!one.includes('INCLUDE') && !two.includes('INCLUDE'));
-  } finally {
-    await rm(src, { recursive: true, force: true });
-    await rm(b.parent, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('broken trees fail the build and name the problem', async () => {
   const cases = [
@@ -138,15 +138,10 @@ test('broken trees fail the build and name the problem', async () => {
     [{ 'js/a.js': "import './b.js';\n", 'js/b.js': "import './a.js';\n" }, /import cycle/],
   ];
   for (const [t, why] of cases) {
-    const src = await tree(t);
-    const b = await build(src);
-    try {
+    await withBuild(t, (b) => {
       assert.notEqual(b.code, 0, `built despite ${why}`);
       assert.match(b.stderr, why);
-    } finally {
-      await rm(src, { recursive: true, force: true });
-      await rm(b.parent, { recursive: true, force: true });
-    }
+    });
   }
 });
 
