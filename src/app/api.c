@@ -13,11 +13,6 @@
 #include <sodium.h>
 #include <string.h>
 
-static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
-{
-    return ar_store_prepare(c, sql, strlen(sql), st);
-}
-
 /* Runs a statement that returns no rows, with int64 or blob parameters already bound. */
 static int run(ar_store_stmt_t *st, int rc)
 {
@@ -45,10 +40,10 @@ static int logout(ar_store_conn_t *c, ar__req_t *r, int all)
     if (rc < 0)
         return rc;
     ar_store_stmt_t *st;
-    rc = prep(c,
-              all ? "DELETE FROM sessions WHERE account_id = $1"
-                  : "DELETE FROM sessions WHERE id_hash = $1",
-              &st);
+    rc = ar__prep(c,
+                  all ? "DELETE FROM sessions WHERE account_id = $1"
+                      : "DELETE FROM sessions WHERE id_hash = $1",
+                  &st);
     if (rc == 0)
         rc = run(st, all ? ar_store_bind_int64(st, 1, r->s.account_id)
                          : ar_store_bind_blob(st, 1, r->s.id_hash, sizeof(r->s.id_hash)));
@@ -99,11 +94,9 @@ static int me_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = prep(c, "SELECT email, display_name, is_operator FROM accounts WHERE id = $1", &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, r->s.account_id);
-    if (rc == 0 && (rc = ar_store_step(st)) == AR_STORE_ROW)
+    int rc = ar__query_ids(c, "SELECT email, display_name, is_operator FROM accounts WHERE id = $1",
+                           r->s.account_id, 0, &st);
+    if (rc == AR_STORE_ROW)
         /* mfa_enrolment_required: the page leads to enrolment at sign-in, even an account
          * with no membership (the first operator) whose clinic routes would answer 403. */
         r->out =
@@ -116,10 +109,10 @@ static int me_job(ar_store_conn_t *c, void *arg)
         return rc;
     if (r->out == NULL)
         return rc == AR_STORE_DONE ? AR_EAUTH : AR_ENOMEM;
-    rc = prep(c,
-              "SELECT clinic_id, role FROM memberships WHERE account_id = $1 "
-              "ORDER BY clinic_id, role LIMIT 1000",
-              &st);
+    rc = ar__prep(c,
+                  "SELECT clinic_id, role FROM memberships WHERE account_id = $1 "
+                  "ORDER BY clinic_id, role LIMIT 1000",
+                  &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, r->s.account_id);
@@ -164,14 +157,10 @@ static int clinic_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT id, name, jurisdiction, relay_only, default_profile FROM clinics "
-                  "WHERE id = $1",
-                  &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, r->clinic_id);
-    if (rc == 0 && (rc = ar_store_step(st)) == AR_STORE_ROW)
+    int rc = ar__query_ids(
+        c, "SELECT id, name, jurisdiction, relay_only, default_profile FROM clinics WHERE id = $1",
+        r->clinic_id, 0, &st);
+    if (rc == AR_STORE_ROW)
         r->out =
             json_pack("{s:I,s:s,s:s,s:b,s:s}", "id", (json_int_t)ar_store_col_int64(st, 0), "name",
                       ar_store_col_text(st, 1, NULL), "jurisdiction",

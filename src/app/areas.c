@@ -60,11 +60,6 @@ void ar__reply_out(ar__req_t *r, int status)
     ar__reply_json(r, status, out);
 }
 
-static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
-{
-    return ar_store_prepare(c, sql, strlen(sql), st);
-}
-
 /* "name,phone": comma-separated names from known_fields, each at most once. */
 static int fields_ok(const char *s)
 {
@@ -142,10 +137,10 @@ static int areas_list_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT " AREA_COLS " FROM waiting_areas WHERE clinic_id = $1 "
-                  "ORDER BY slug LIMIT 500",
-                  &st);
+    int rc = ar__prep(c,
+                      "SELECT " AREA_COLS " FROM waiting_areas WHERE clinic_id = $1 "
+                      "ORDER BY slug LIMIT 500",
+                      &st);
     if (rc < 0)
         return rc;
     r->out = json_pack("{s:[]}", "areas");
@@ -191,13 +186,14 @@ static int area_create_job(ar_store_conn_t *c, void *arg)
     ar__req_t *r = arg;
     json_t *b = r->body;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "INSERT INTO waiting_areas (clinic_id, slug, name, time_zone, hours, welcome, "
-                  "fields_asked, profile, relay_only, created_at) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, "
-                  "COALESCE($8, (SELECT default_profile FROM clinics WHERE id = $1)), $9, $10) "
-                  "RETURNING " AREA_COLS,
-                  &st);
+    int rc =
+        ar__prep(c,
+                 "INSERT INTO waiting_areas (clinic_id, slug, name, time_zone, hours, welcome, "
+                 "fields_asked, profile, relay_only, created_at) "
+                 "VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                 "COALESCE($8, (SELECT default_profile FROM clinics WHERE id = $1)), $9, $10) "
+                 "RETURNING " AREA_COLS,
+                 &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, r->clinic_id);
@@ -234,13 +230,13 @@ static int area_update_job(ar_store_conn_t *c, void *arg)
     ar__req_t *r = arg;
     json_t *b = r->body;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "UPDATE waiting_areas SET name = COALESCE($3, name), "
-                  "time_zone = COALESCE($4, time_zone), hours = COALESCE($5, hours), "
-                  "welcome = COALESCE($6, welcome), fields_asked = COALESCE($7, fields_asked), "
-                  "profile = COALESCE($8, profile), relay_only = COALESCE($9, relay_only) "
-                  "WHERE clinic_id = $1 AND slug = $2 RETURNING " AREA_COLS,
-                  &st);
+    int rc = ar__prep(c,
+                      "UPDATE waiting_areas SET name = COALESCE($3, name), "
+                      "time_zone = COALESCE($4, time_zone), hours = COALESCE($5, hours), "
+                      "welcome = COALESCE($6, welcome), fields_asked = COALESCE($7, fields_asked), "
+                      "profile = COALESCE($8, profile), relay_only = COALESCE($9, relay_only) "
+                      "WHERE clinic_id = $1 AND slug = $2 RETURNING " AREA_COLS,
+                      &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, r->clinic_id);
@@ -274,7 +270,7 @@ void ar__h_area_update(ar__req_t *r)
 static int delete_job(ar_store_conn_t *c, ar__req_t *r, const char *sql, int by_slug)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c, sql, &st);
+    int rc = ar__prep(c, sql, &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, r->clinic_id);
@@ -304,10 +300,10 @@ static int rooms_list_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT id, name, token_room FROM rooms WHERE clinic_id = $1 "
-                  "ORDER BY id LIMIT 500",
-                  &st);
+    int rc = ar__prep(c,
+                      "SELECT id, name, token_room FROM rooms WHERE clinic_id = $1 "
+                      "ORDER BY id LIMIT 500",
+                      &st);
     if (rc < 0)
         return rc;
     r->out = json_pack("{s:[]}", "rooms");
@@ -335,10 +331,10 @@ static int room_create_job(ar_store_conn_t *c, void *arg)
     if (ar_rand_id(room, sizeof(room), 16) < 0)
         return AR_EINVAL;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "INSERT INTO rooms (clinic_id, token_room, name, created_at) "
-                  "VALUES ($1, $2, $3, $4) RETURNING id",
-                  &st);
+    int rc = ar__prep(c,
+                      "INSERT INTO rooms (clinic_id, token_room, name, created_at) "
+                      "VALUES ($1, $2, $3, $4) RETURNING id",
+                      &st);
     if (rc < 0)
         return rc;
     const char *name = json_string_value(json_object_get(r->body, "name"));

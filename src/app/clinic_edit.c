@@ -76,10 +76,7 @@ static int clinic_update_job(ar_store_conn_t *c, void *arg)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, r->clinic_id, AUDIT_CLINIC_UPDATED);
     if (rc == 0 && json_object_get(b, "jurisdiction") != NULL)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, r->clinic_id, AUDIT_CLINIC_MOVED);
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    return rc;
+    return ar__finish(c, rc);
 }
 
 static void clinic_update_done(int status, void *arg)
@@ -122,11 +119,8 @@ void ar__h_clinic_update(ar__req_t *r)
                             "only an operator moves a clinic to another jurisdiction");
             return;
         }
-        if (!ar__reauth_fresh(r)) {
-            ar__reply_error(r, 403, "reauth_required",
-                            "prove your password again (POST /api/v1/session/reauth)");
+        if (ar__reauth_refused(r))
             return;
-        }
         if (r->app->opts.servers == NULL || !ar_app_servers_serves(r->app->opts.servers, jur)) {
             ar__reply_error(r, 409, "jurisdiction_unserved",
                             "no signalling and TURN servers of that jurisdiction are configured");

@@ -7,6 +7,7 @@
 
 #include "app.h"
 #include "routes.h"
+#include "sql.h"
 
 #include "anteroom/tls.h"
 #include "https.h"
@@ -209,16 +210,24 @@ int ar__second_factor(ar_store_conn_t *c, ar__req_t *r, int64_t account);
 void ar__account_done(int status, void *arg);
 /* 1 when this session proved the password within AR_REAUTH_S (on the loop). */
 int ar__reauth_fresh(const ar__req_t *r);
-int ar__prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st);
+/* The refusal of a sensitive change without a fresh re-authentication, the same on every
+ * route: 403 reauth_required. */
+#define AR__REAUTH_CODE "reauth_required"
+#define AR__REAUTH_MSG "confirm your password first (POST /api/v1/session/reauth)"
+/* On the loop: 0 when the re-authentication is fresh, else answers the refusal (r is freed)
+ * and returns 1. */
+int ar__reauth_refused(ar__req_t *r);
+/* In a store job: the refusal ar__account_done answers (status, code and message literals). */
+void ar__refuse(ar__req_t *r, int status, const char *code, const char *msg);
+/* base64url without padding of a 256-bit token (an invitation or second-step token) */
+#define AR__TOKEN_TEXT 43
+/* A new 256-bit random token: its text for the holder and its SHA-256, the form the store
+ * keeps; the raw bytes are wiped. The caller wipes text once it is handed out. */
+void ar__token_new(uint8_t hash[32], char text[AR__TOKEN_TEXT + 1]);
 /* Decodes a 256-bit base64url token (an invitation or second-step token) from a JSON string and
  * writes its SHA-256, the form the store keeps, into hash; the raw token is wiped. Returns 0, or
  * -1 when the text is not such a token. */
 int ar__token_text_hash(const json_t *jt, uint8_t hash[32]);
-int ar__run(ar_store_stmt_t *st, int rc);
-/* Prepares, binds $1 = a (and $2 = b when the SQL names it) and runs a statement with no rows. */
-int ar__exec_ids(ar_store_conn_t *c, const char *sql, int64_t a, int64_t b);
-/* ar__run for a statement that must change exactly one row: *changed says how many it did. */
-int ar__run_changes(ar_store_stmt_t *st, int rc, int64_t *changed);
 /* ---- areas.c, entry.c, tokens_api.c: clinics, waiting areas, rooms, entry, tokens ---- */
 void ar__h_areas_list(ar__req_t *r);
 void ar__h_area_create(ar__req_t *r);

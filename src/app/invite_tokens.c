@@ -47,11 +47,7 @@ static int clinic_jur(ar_store_conn_t *c, int64_t clinic, char *jur, size_t cap)
 {
     static const char sql[] = "SELECT jurisdiction FROM clinics WHERE id = $1";
     ar_store_stmt_t *st;
-    int rc = ar_store_prepare(c, sql, sizeof(sql) - 1, &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, clinic);
-    rc = rc ? rc : ar_store_step(st);
+    int rc = ar__query_ids(c, sql, clinic, 0, &st);
     if (rc == AR_STORE_ROW) {
         const char *j = ar_store_col_text(st, 0, NULL);
         rc = j && strlen(j) < cap ? 0 : AR_ENOTFOUND;
@@ -157,12 +153,7 @@ static int room_of(ar_store_conn_t *c, ar__req_t *r, char *room, size_t cap)
 {
     static const char sql[] = "SELECT token_room FROM rooms WHERE clinic_id = $1 AND id = $2";
     ar_store_stmt_t *st;
-    int rc = ar_store_prepare(c, sql, sizeof(sql) - 1, &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, r->clinic_id);
-    rc = rc ? rc : ar_store_bind_int64(st, 2, r->params.room);
-    rc = rc ? rc : ar_store_step(st);
+    int rc = ar__query_ids(c, sql, r->clinic_id, r->params.room, &st);
     if (rc == AR_STORE_ROW) {
         const char *t = ar_store_col_text(st, 0, NULL);
         rc = t && strlen(t) < cap ? 0 : AR_ENOTFOUND;

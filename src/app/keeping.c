@@ -162,11 +162,8 @@ static int keeping_put_job(ar_store_conn_t *c, void *arg)
 
 void ar__h_keeping_put(ar__req_t *r)
 {
-    if (!ar__reauth_fresh(r)) {
-        ar__reply_error(r, 403, "reauth_required",
-                        "confirm your password first (POST /api/v1/session/reauth)");
+    if (ar__reauth_refused(r))
         return;
-    }
     const char *pk = json_string_value(json_object_get(r->body, "public_key"));
     uint8_t *der = NULL;
     size_t len;
@@ -336,15 +333,10 @@ static int item_get_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = ar__prep(c,
-                      "SELECT id, kind, created_at, wrapped_key, iv, ciphertext FROM keeping_items "
-                      "WHERE clinic_id = $1 AND id = $2",
-                      &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, r->clinic_id);
-    rc = rc ? rc : ar_store_bind_int64(st, 2, r->params.item);
-    rc = rc ? rc : ar_store_step(st);
+    int rc = ar__query_ids(c,
+                           "SELECT id, kind, created_at, wrapped_key, iv, ciphertext FROM "
+                           "keeping_items WHERE clinic_id = $1 AND id = $2",
+                           r->clinic_id, r->params.item, &st);
     if (rc == AR_STORE_ROW) {
         size_t ct_len = 0;
         (void)ar_store_col_blob(st, 5, &ct_len);
