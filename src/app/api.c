@@ -22,12 +22,6 @@ static int run(ar_store_stmt_t *st, int rc)
     return rc < 0 ? rc : 0;
 }
 
-static void store_failed(ar__req_t *r, int status)
-{
-    ar_log(AR_LOG_WARN, "store_job_failed", AR_LF_ERR("err", status));
-    ar__reply_error(r, 503, "unavailable", "the store is unavailable; try again");
-}
-
 /* POST /api/v1/session (sign-in in two steps) is in signin.c. */
 
 /* ---- DELETE /api/v1/session and /api/v1/sessions ---- */
@@ -50,10 +44,7 @@ static int logout(ar_store_conn_t *c, ar__req_t *r, int all)
     if (rc == 0)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, 0,
                                  all ? AR_AUDIT_SIGNOUT_ALL : AR_AUDIT_SIGNOUT);
-    if (rc == 0)
-        rc = ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc);
     return rc;
 }
 
@@ -71,7 +62,7 @@ static void logout_done(int status, void *arg)
 {
     ar__req_t *r = arg;
     if (status < 0) {
-        store_failed(r, status);
+        ar__store_failed(r, status);
         return;
     }
     ar__session_set_cookie(r, NULL);
@@ -135,7 +126,7 @@ static void me_done(int status, void *arg)
         return;
     }
     if (status < 0) {
-        store_failed(r, status);
+        ar__store_failed(r, status);
         return;
     }
     char csrf[AR__SID_TEXT + 1];
@@ -180,7 +171,7 @@ static void clinic_done(int status, void *arg)
         return;
     }
     if (status < 0) {
-        store_failed(r, status);
+        ar__store_failed(r, status);
         return;
     }
     json_t *out = r->out;

@@ -47,19 +47,6 @@ const size_t ar__f_room_create_n = sizeof(ar__f_room_create) / sizeof(ar__f_room
 static const char *const known_fields[] = {"name",   "date_of_birth", "phone",
                                            "reason", "email",         "interpreter"};
 
-void ar__store_failed(ar__req_t *r, int status)
-{
-    ar_log(AR_LOG_WARN, "store_job_failed", AR_LF_ERR("err", status));
-    ar__reply_error(r, 503, "unavailable", "the store is unavailable; try again");
-}
-
-void ar__reply_out(ar__req_t *r, int status)
-{
-    json_t *out = r->out;
-    r->out = NULL;
-    ar__reply_json(r, status, out);
-}
-
 /* "name,phone": comma-separated names from known_fields, each at most once. */
 static int fields_ok(const char *s)
 {
@@ -163,15 +150,7 @@ static void out_done(int status, void *arg)
         ar__reply_error(r, 409, "conflict", "slug: already taken");
         return;
     }
-    if (status < 0) {
-        ar__store_failed(r, status);
-        return;
-    }
-    if (r->out == NULL) {
-        ar__reply_empty(r, 204);
-        return;
-    }
-    ar__reply_out(r, r->out_status ? r->out_status : 200);
+    ar__reply_result(r, status);
 }
 
 void ar__h_areas_list(ar__req_t *r)

@@ -125,10 +125,7 @@ int ar_app_audit_append_tx(ar_store_conn_t *c, int64_t at, int64_t actor, int64_
     if (rc < 0)
         return rc;
     rc = ar_app_audit_append(c, at, actor, clinic, event);
-    if (rc == 0)
-        rc = ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc);
     return rc;
 }
 

@@ -115,6 +115,13 @@ void ar__reply_json(ar__req_t *r, int status, json_t *body);
 void ar__reply_error(ar__req_t *r, int status, const char *code, const char *message);
 /* 204 without a body; frees r. */
 void ar__reply_empty(ar__req_t *r, int status);
+/* Answers 503 for a failed store job (logged with its error) and frees r. */
+void ar__store_failed(ar__req_t *r, int status);
+/* Replies with r->out (status) and frees r. */
+void ar__reply_out(ar__req_t *r, int status);
+/* The usual end of a store job that has no refusals of its own: 503 for an error, else r->out
+ * with r->out_status (200 when unset), or no body (204 when unset) when there is no r->out. */
+void ar__reply_result(ar__req_t *r, int status);
 /* Adds a response header copied into the request's pool (no-op when the request is gone). */
 void ar__add_header(ar__req_t *r, const char *name, const char *value, size_t len);
 /* Submits a store job for r; on refusal (queue full) answers 503 and frees r. Returns 0 when
@@ -249,11 +256,12 @@ struct ar_token_key_s;
 struct ar_token_claims_s;
 int ar__mint_monitor_token(const struct ar_token_key_s *key, const struct ar_token_claims_s *from,
                            int64_t now, char *out, size_t cap);
-/* What a call client is handed (invite_tokens.c): the signalling token for `cl` and its monitor
- * token, both signed with the newest key, and the servers of cl's jurisdiction with a fresh TURN
- * credential (*servers, a new reference). Key and secret are wiped before it returns. 0, or
- * AR_E* (nothing to free). The caller has checked that the jurisdiction is served. */
-int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, const struct ar_token_claims_s *cl, char *token,
+/* What a call client is handed (invite_tokens.c): cl gets a fresh random subject; then the
+ * signalling token for `cl` and its monitor token, both signed with the newest key, and the
+ * servers of cl's jurisdiction with a fresh TURN credential (*servers, a new reference). Key
+ * and secret are wiped before it returns. 0, AR_EUNSUPPORTED when this node serves no such
+ * jurisdiction, or another AR_E* (nothing to free in either case). */
+int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, struct ar_token_claims_s *cl, char *token,
                   char *mon, size_t cap, json_t **servers);
 extern const ar_app_field_t ar__f_invite_token[];
 extern const size_t ar__f_invite_token_n;
@@ -269,9 +277,5 @@ void ar__h_keeping_item_get(ar__req_t *r);
 #define AR__N_keeping_put 2
 #define AR__N_keeping_item 4
 extern const ar_app_field_t ar__f_keeping_put[], ar__f_keeping_item[];
-/* Answers 503 for a failed store job (api.c's wording). */
-void ar__store_failed(ar__req_t *r, int status);
-/* Replies with r->out (status) and frees r. */
-void ar__reply_out(ar__req_t *r, int status);
 
 #endif

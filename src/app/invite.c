@@ -201,9 +201,7 @@ static int accept_existing(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv,
     rc = ar_store_begin(c);
     if (rc == 0)
         rc = consume(c, r, iv, account);
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0)
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc);
     if (rc == AR_EEXIST) {
         ar__refuse(r, 410, "invitation_used", "the invitation was already used");
         return 0;
@@ -255,9 +253,7 @@ static int accept_new(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv)
     sodium_memzero(hash, sizeof(hash));
     if (rc == 0)
         rc = consume(c, r, iv, account);
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0)
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc);
     if (rc == AR_EEXIST) {
         /* Another accept won the race, or the address got an account meanwhile. */
         ar__refuse(r, 410, "invitation_used", "the invitation was already used");

@@ -97,17 +97,10 @@ static int invite_job(ar_store_conn_t *c, void *arg)
     snprintf(cl.room, sizeof(cl.room), "%s", room);
     snprintf(cl.clinic, sizeof(cl.clinic), "%lld", (long long)r->clinic_id);
     snprintf(cl.lang, sizeof(cl.lang), "%s", lang ? lang : "");
-    int rc = clinic_jur(c, r->clinic_id, cl.jur, sizeof(cl.jur));
-    if (rc < 0)
-        return rc;
-    const ar_app_servers_t *servers = r->app->opts.servers;
-    if (servers == NULL || !ar_app_servers_serves(servers, cl.jur))
-        return AR_EUNSUPPORTED;
-    if (ar_rand_id(cl.sub, sizeof(cl.sub), 16) < 0)
-        return AR_EINVAL;
     char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
     json_t *srv = NULL;
-    rc = ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
+    int rc = clinic_jur(c, r->clinic_id, cl.jur, sizeof(cl.jur));
+    rc = rc ? rc : ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
     if (rc < 0)
         return rc;
     json_t *link = link_for(token, mon, srv);
@@ -135,11 +128,7 @@ static void invite_done(int status, void *arg)
     default:
         break;
     }
-    if (status < 0) {
-        ar__store_failed(r, status);
-        return;
-    }
-    ar__reply_out(r, r->out_status ? r->out_status : 200);
+    ar__reply_result(r, status);
 }
 
 void ar__h_invite_token(ar__req_t *r)
@@ -199,19 +188,12 @@ static int room_token_job(ar_store_conn_t *c, void *arg)
         .role = AR_TOKEN_STAFF, .iat = r->now, .exp = r->now + AR_APP_STAFF_TOKEN_TTL};
     snprintf(cl.aud, sizeof(cl.aud), "signal");
     cl.nclinics = 1;
+    char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
+    json_t *srv = NULL;
     int rc = room_of(c, r, cl.room, sizeof(cl.room));
     rc = rc ? rc : roles_in(c, r, &cl.clinics[0]);
     rc = rc ? rc : clinic_jur(c, r->clinic_id, cl.jur, sizeof(cl.jur));
-    if (rc < 0)
-        return rc;
-    const ar_app_servers_t *servers = r->app->opts.servers;
-    if (servers == NULL || !ar_app_servers_serves(servers, cl.jur))
-        return AR_EUNSUPPORTED;
-    if (ar_rand_id(cl.sub, sizeof(cl.sub), 16) < 0)
-        return AR_EINVAL;
-    char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
-    json_t *srv = NULL;
-    rc = ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
+    rc = rc ? rc : ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
     if (rc < 0)
         return rc;
     r->out = json_pack("{s:s,s:s,s:I,s:o,s:s}", "room", cl.room, "token", token, "expires_at",
@@ -240,9 +222,15 @@ void ar__h_room_token(ar__req_t *r)
 
 /* ---- call monitor tokens (docs/monitor.md) ---- */
 
-int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, const ar_token_claims_t *cl, char *token,
-                  char *mon, size_t cap, json_t **servers)
+int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, ar_token_claims_t *cl, char *token, char *mon,
+                  size_t cap, json_t **servers)
 {
+    *servers = NULL;
+    const ar_app_servers_t *served = r->app->opts.servers;
+    if (served == NULL || !ar_app_servers_serves(served, cl->jur))
+        return AR_EUNSUPPORTED;
+    if (ar_rand_id(cl->sub, sizeof(cl->sub), 16) < 0)
+        return AR_EINVAL;
     ar_token_key_t key;
     char secret[AR_APP_TURN_SECRET_MAX];
     int rc = ar_app_keys_newest(c, r->app->seal_key, r->now, &key);
@@ -253,7 +241,6 @@ int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, const ar_token_claims_t *cl,
     if (rc >= 0)
         rc = ar__mint_monitor_token(&key, cl, r->now, mon, cap);
     sodium_memzero(&key, sizeof(key));
-    *servers = NULL;
     if (rc >= 0) {
         *servers = ar_app_servers_for(r->app->opts.servers, cl->jur, secret, strlen(secret), r->now,
                                       AR_APP_TURN_TTL);

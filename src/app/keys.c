@@ -116,11 +116,9 @@ int ar_app_keys_rotate(ar_store_conn_t *c, const uint8_t *seal, int64_t now, int
         ar_store_finalize(st);
     }
     sodium_memzero(&key, sizeof(key));
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0) {
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc < 0 ? rc : 0);
+    if (rc < 0)
         return rc;
-    }
     memcpy(kid, id, strlen(id) + 1);
     return 0;
 }
@@ -245,12 +243,9 @@ int ar_app_turn_secret_rotate(ar_store_conn_t *c, const uint8_t *seal, int64_t n
             rc = ar_store_step(st);
         ar_store_finalize(st);
     }
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0) {
-        (void)ar_store_rollback(c);
-    } else {
+    rc = ar__finish(c, rc < 0 ? rc : 0);
+    if (rc == 0)
         memcpy(out, secret, len + 1);
-    }
     sodium_memzero(gen, sizeof(gen));
     return rc < 0 ? rc : 0;
 }
@@ -508,10 +503,7 @@ int ar_app_secrets_seal(ar_store_conn_t *c, const uint8_t *seal, size_t *count)
     int rc = ar_store_begin(c);
     if (rc == 0)
         rc = reseal_keys(c, NULL, seal, count);
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    return rc;
+    return ar__finish(c, rc < 0 ? rc : 0);
 }
 
 int ar_app_secrets_reseal(ar_store_conn_t *c, const uint8_t *from, const uint8_t *to, size_t *count)
@@ -522,10 +514,7 @@ int ar_app_secrets_reseal(ar_store_conn_t *c, const uint8_t *from, const uint8_t
         rc = reseal_keys(c, from, to, count);
     if (rc == 0)
         rc = reseal_totp(c, from, to, count);
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    return rc;
+    return ar__finish(c, rc < 0 ? rc : 0);
 }
 
 int ar_app_seal_key_load(const char *hex, const char *path, uint8_t out[32], int *have)

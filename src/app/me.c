@@ -184,9 +184,7 @@ static int confirm_job(ar_store_conn_t *c, void *arg)
             rc = new_recovery_codes(c, r, codes);
         if (rc == 0)
             rc = ar_app_audit_append(c, r->now, r->s.account_id, 0, AR_AUDIT_MFA_ENROLLED);
-        rc = rc == 0 ? ar_store_commit(c) : rc;
-        if (rc < 0)
-            (void)ar_store_rollback(c);
+        rc = ar__finish(c, rc);
     }
     if (rc < 0) {
         json_decref(codes);
@@ -245,9 +243,7 @@ static int password_job(ar_store_conn_t *c, void *arg)
     }
     if (rc == 0)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, 0, AR_AUDIT_PASSWORD_CHANGED);
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0)
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc);
     sodium_memzero(hash, sizeof(hash));
     r->out_status = 204;
     return rc;

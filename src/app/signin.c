@@ -294,8 +294,7 @@ void ar__account_done(int status, void *arg)
         ar__reply_error(r, 401, "bad_credentials", "the credentials are wrong");
         return;
     default:
-        ar_log(AR_LOG_WARN, "store_job_failed", AR_LF_ERR("err", status));
-        ar__reply_error(r, 503, "unavailable", "the store is unavailable; try again");
+        ar__store_failed(r, status);
         return;
     }
     if (r->err_code != NULL) {
