@@ -15,26 +15,26 @@
 #define WELCOME_MAX 2000
 #define FIELDS_MAX 200
 
+/* An area's fields; the name is required when the area is created. */
+/* clang-format off */
+#define AREA_FIELDS(name_required)                                                                 \
+    {"name", AR_FIELD_STR, name_required, 1, NAME_MAX_LEN, AR_CS_TEXT},                            \
+    {"time_zone", AR_FIELD_STR, 0, 1, AR_TZ_NAME_MAX, AR_CS_TEXT},                                 \
+    {"hours", AR_FIELD_STR, 0, 0, AR_HOURS_TEXT_MAX, AR_CS_TEXT},                                  \
+    {"welcome", AR_FIELD_STR, 0, 0, WELCOME_MAX, AR_CS_TEXT},                                      \
+    {"fields_asked", AR_FIELD_STR, 0, 0, FIELDS_MAX, AR_CS_TEXT},                                  \
+    {"profile", AR_FIELD_STR, 0, 1, 8, AR_CS_SLUG},                                                \
+    {"relay_only", AR_FIELD_BOOL, 0, 0, 0, AR_CS_ANY}
+/* clang-format on */
+
 const ar_app_field_t ar__f_area_create[] = {
     {"slug", AR_FIELD_STR, 1, 1, 64, AR_CS_SLUG},
-    {"name", AR_FIELD_STR, 1, 1, NAME_MAX_LEN, AR_CS_TEXT},
-    {"time_zone", AR_FIELD_STR, 0, 1, AR_TZ_NAME_MAX, AR_CS_TEXT},
-    {"hours", AR_FIELD_STR, 0, 0, AR_HOURS_TEXT_MAX, AR_CS_TEXT},
-    {"welcome", AR_FIELD_STR, 0, 0, WELCOME_MAX, AR_CS_TEXT},
-    {"fields_asked", AR_FIELD_STR, 0, 0, FIELDS_MAX, AR_CS_TEXT},
-    {"profile", AR_FIELD_STR, 0, 1, 8, AR_CS_SLUG},
-    {"relay_only", AR_FIELD_BOOL, 0, 0, 0, AR_CS_ANY},
+    AREA_FIELDS(1),
 };
 const size_t ar__f_area_create_n = sizeof(ar__f_area_create) / sizeof(ar__f_area_create[0]);
 /* The same fields but the slug (the path names the area), all optional: a partial update. */
 const ar_app_field_t ar__f_area_update[] = {
-    {"name", AR_FIELD_STR, 0, 1, NAME_MAX_LEN, AR_CS_TEXT},
-    {"time_zone", AR_FIELD_STR, 0, 1, AR_TZ_NAME_MAX, AR_CS_TEXT},
-    {"hours", AR_FIELD_STR, 0, 0, AR_HOURS_TEXT_MAX, AR_CS_TEXT},
-    {"welcome", AR_FIELD_STR, 0, 0, WELCOME_MAX, AR_CS_TEXT},
-    {"fields_asked", AR_FIELD_STR, 0, 0, FIELDS_MAX, AR_CS_TEXT},
-    {"profile", AR_FIELD_STR, 0, 1, 8, AR_CS_SLUG},
-    {"relay_only", AR_FIELD_BOOL, 0, 0, 0, AR_CS_ANY},
+    AREA_FIELDS(0),
 };
 const size_t ar__f_area_update_n = sizeof(ar__f_area_update) / sizeof(ar__f_area_update[0]);
 const ar_app_field_t ar__f_room_create[] = {
@@ -46,6 +46,11 @@ const size_t ar__f_room_create_n = sizeof(ar__f_room_create) / sizeof(ar__f_room
  * signalling only; the app stores which questions, never an answer. */
 static const char *const known_fields[] = {"name",   "date_of_birth", "phone",
                                            "reason", "email",         "interpreter"};
+
+int ar__profile_ok(const char *p)
+{
+    return strcmp(p, "low") == 0 || strcmp(p, "standard") == 0 || strcmp(p, "high") == 0;
+}
 
 /* "name,phone": comma-separated names from known_fields, each at most once. */
 static int fields_ok(const char *s)
@@ -82,8 +87,7 @@ static const char *area_semantics(json_t *b)
     if ((v = json_string_value(json_object_get(b, "fields_asked"))) && !fields_ok(v))
         return "fields_asked: comma-separated, from name, date_of_birth, phone, reason, email, "
                "interpreter";
-    if ((v = json_string_value(json_object_get(b, "profile"))) && strcmp(v, "low") != 0 &&
-        strcmp(v, "standard") != 0 && strcmp(v, "high") != 0)
+    if ((v = json_string_value(json_object_get(b, "profile"))) && !ar__profile_ok(v))
         return "profile: low, standard or high";
     return NULL;
 }

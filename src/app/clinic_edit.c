@@ -107,8 +107,7 @@ void ar__h_clinic_update(ar__req_t *r)
         return;
     }
     const char *prof = json_string_value(json_object_get(b, "default_profile"));
-    if (prof != NULL && strcmp(prof, "low") != 0 && strcmp(prof, "standard") != 0 &&
-        strcmp(prof, "high") != 0) {
+    if (prof != NULL && !ar__profile_ok(prof)) {
         ar__reply_error(r, 400, "bad_request", "default_profile: low, standard or high");
         return;
     }

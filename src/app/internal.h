@@ -268,6 +268,8 @@ extern const size_t ar__f_invite_token_n;
 extern const ar_app_field_t ar__f_area_create[], ar__f_area_update[], ar__f_room_create[],
     ar__f_entry[];
 extern const size_t ar__f_area_create_n, ar__f_area_update_n, ar__f_room_create_n;
+/* 1 when p names a quality profile (low, standard, high): an area's or a clinic's default. */
+int ar__profile_ok(const char *p);
 /* ---- keeping.c (S5) ---- */
 void ar__h_keeping_get(ar__req_t *r);
 void ar__h_keeping_put(ar__req_t *r);

@@ -185,6 +185,22 @@ static int consume(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv, int64_t
     return rc;
 }
 
+/* Consumes the invitation in the transaction the caller opened (rc: how the work before went)
+ * and ends it. Losing the race (another accept won, or the address got an account meanwhile)
+ * is refused with 410 here and returned as 1; else 0 or an error. */
+static int consume_and_finish(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv, int64_t account,
+                              int rc)
+{
+    if (rc == 0)
+        rc = consume(c, r, iv, account);
+    rc = ar__finish(c, rc);
+    if (rc == AR_EEXIST) {
+        ar__refuse(r, 410, "invitation_used", "the invitation was already used");
+        return 1;
+    }
+    return rc;
+}
+
 /* The address already has an account: its password joins it to the clinic. */
 static int accept_existing(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv, int64_t account,
                            const char *hash)
@@ -198,14 +214,9 @@ static int accept_existing(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv,
         rc = ar__record_failure(c, r, account, AR_AUDIT_SIGNIN_FAILED);
         return rc < 0 ? rc : AR_EAUTH;
     }
-    rc = ar_store_begin(c);
-    if (rc == 0)
-        rc = consume(c, r, iv, account);
-    rc = ar__finish(c, rc);
-    if (rc == AR_EEXIST) {
-        ar__refuse(r, 410, "invitation_used", "the invitation was already used");
+    rc = consume_and_finish(c, r, iv, account, ar_store_begin(c));
+    if (rc == 1)
         return 0;
-    }
     r->out = json_pack("{s:I,s:b}", "account_id", (json_int_t)account, "joined", 1);
     r->out_status = 200;
     return rc < 0 ? rc : r->out != NULL ? 0 : AR_ENOMEM;
@@ -251,14 +262,9 @@ static int accept_new(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv)
         ar_store_finalize(st);
     }
     sodium_memzero(hash, sizeof(hash));
-    if (rc == 0)
-        rc = consume(c, r, iv, account);
-    rc = ar__finish(c, rc);
-    if (rc == AR_EEXIST) {
-        /* Another accept won the race, or the address got an account meanwhile. */
-        ar__refuse(r, 410, "invitation_used", "the invitation was already used");
+    rc = consume_and_finish(c, r, iv, account, rc);
+    if (rc == 1)
         return 0;
-    }
     if (rc == 0)
         rc = ar__session_open(c, r, account, AR_AUDIT_SIGNIN);
     if (rc < 0)
