@@ -36,9 +36,7 @@ dir=$(mktemp -d /tmp/ar-bench-app.XXXXXX)
 chmod 755 "$dir" # nginx workers run as nobody and read the static files under the prefix
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  ar_kill_all "${pids[@]}"
   rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -132,17 +132,25 @@ static void app_origin(const ar__up_conf_t *conf, char *out, size_t outlen)
               conf->app_port);
 }
 
+/* The folder of this executable into out (PATH_MAX bytes): 1, or 0 when it is unknown. */
+static int exe_dir(char *out, size_t outlen)
+{
+    size_t size = outlen;
+    if (uv_exepath(out, &size) != 0)
+        return 0;
+    char *slash = strrchr(out, '/');
+    if (slash == NULL)
+        return 0;
+    *slash = '\0';
+    return 1;
+}
+
 /* The built web client next to the build tree's binaries (build/<preset>/web), if any. */
 static int web_dir(char *out, size_t outlen)
 {
     char exe[PATH_MAX];
-    size_t size = sizeof(exe);
-    if (uv_exepath(exe, &size) != 0)
+    if (!exe_dir(exe, sizeof(exe)))
         return 0;
-    char *slash = strrchr(exe, '/');
-    if (slash == NULL)
-        return 0;
-    *slash = '\0';
     char probe[PATH_MAX + 32];
     snprintf(probe, sizeof(probe), "%s/../../web/manifest.json", exe);
     char real[PATH_MAX];
@@ -380,13 +388,8 @@ int ar__daemon_find(const char *bin_dir, const char *name, char *path, size_t pa
         return exe_ok(path) ? 0 : AR_ENOTFOUND;
     }
     char exe[PATH_MAX];
-    size_t size = sizeof(exe);
-    if (uv_exepath(exe, &size) != 0)
+    if (!exe_dir(exe, sizeof(exe)))
         return AR_ENOTFOUND;
-    char *slash = strrchr(exe, '/');
-    if (slash == NULL)
-        return AR_ENOTFOUND;
-    *slash = '\0';
     /* Installed: every binary in one folder. */
     snprintf(path, pathlen, "%s/anteroom-%s", exe, name);
     if (exe_ok(path))

@@ -163,7 +163,7 @@ static int clinic_job(ar_store_conn_t *c, void *arg)
     return r->out != NULL ? 0 : rc == AR_STORE_DONE ? AR_ENOTFOUND : AR_ENOMEM;
 }
 
-static void clinic_done(int status, void *arg)
+void ar__clinic_done(int status, void *arg)
 {
     ar__req_t *r = arg;
     if (status == AR_ENOTFOUND) {
@@ -181,5 +181,5 @@ static void clinic_done(int status, void *arg)
 
 void ar__h_clinic_get(ar__req_t *r)
 {
-    (void)ar__submit(r, clinic_job, clinic_done);
+    (void)ar__submit(r, clinic_job, ar__clinic_done);
 }

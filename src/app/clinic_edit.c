@@ -79,20 +79,6 @@ static int clinic_update_job(ar_store_conn_t *c, void *arg)
     return ar__finish(c, rc);
 }
 
-static void clinic_update_done(int status, void *arg)
-{
-    ar__req_t *r = arg;
-    if (status == AR_ENOTFOUND) {
-        ar__reply_error(r, 404, "not_found", "no such clinic");
-        return;
-    }
-    if (status < 0) {
-        ar__store_failed(r, status);
-        return;
-    }
-    ar__reply_out(r, 200);
-}
-
 void ar__h_clinic_update(ar__req_t *r)
 {
     json_t *b = r->body;
@@ -126,5 +112,5 @@ void ar__h_clinic_update(ar__req_t *r)
             return;
         }
     }
-    (void)ar__submit(r, clinic_update_job, clinic_update_done);
+    (void)ar__submit(r, clinic_update_job, ar__clinic_done);
 }

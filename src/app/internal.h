@@ -157,6 +157,9 @@ void ar__h_session_delete(ar__req_t *r);
 void ar__h_sessions_delete_all(ar__req_t *r);
 void ar__h_me(ar__req_t *r);
 void ar__h_clinic_get(ar__req_t *r);
+/* The answer of a job that leaves a clinic in r->out: 200 with it, 404 for AR_ENOTFOUND (the
+ * GET in api.c and the PATCH in clinic_edit.c). */
+void ar__clinic_done(int status, void *arg);
 /* clinic_edit.c: PATCH /api/v1/clinics/{clinic} */
 void ar__h_clinic_update(ar__req_t *r);
 

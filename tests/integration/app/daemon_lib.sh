@@ -56,3 +56,12 @@ ar_term() {
   wait "$1" || rc=$?
   return "$rc"
 }
+
+# Stops the given PIDs: SIGTERM, 0.3 s, then SIGKILL to whichever is left (benchmarks' cleanup).
+#   ar_kill_all PID...
+ar_kill_all() {
+  local p
+  for p in "$@"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for p in "$@"; do kill -9 "$p" 2>/dev/null || true; done
+}
