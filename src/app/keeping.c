@@ -44,6 +44,9 @@ const ar_app_field_t ar__f_keeping_item[] = {
 };
 AR__CHECK_N(keeping_item);
 
+/* A clinic's keeping switch and public key. */
+#define KEEPING_SQL "SELECT keeping_enabled, keeping_public_key FROM clinics WHERE id = $1"
+
 static void out_done(int status, void *arg)
 {
     ar__req_t *r = arg;
@@ -56,11 +59,7 @@ static void out_done(int status, void *arg)
                         "encrypted keeping is off, or no public key was uploaded");
         return;
     }
-    if (status < 0) {
-        ar__store_failed(r, status);
-        return;
-    }
-    ar__reply_out(r, r->out_status ? r->out_status : 200);
+    ar__reply_result(r, status);
 }
 
 /* Decodes standard padded base64 into a fresh buffer; 0, or -1 when it is not such text. */
@@ -96,12 +95,7 @@ static int keeping_get_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc =
-        ar__prep(c, "SELECT keeping_enabled, keeping_public_key FROM clinics WHERE id = $1", &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, r->clinic_id);
-    rc = rc ? rc : ar_store_step(st);
+    int rc = ar__query_ids(c, KEEPING_SQL, r->clinic_id, 0, &st);
     if (rc == AR_STORE_ROW) {
         int on = ar_store_col_int64(st, 0) != 0;
         const char *pk = ar_store_col_is_null(st, 1) ? NULL : ar_store_col_text(st, 1, NULL);
@@ -152,21 +146,16 @@ static int keeping_put_job(ar_store_conn_t *c, void *arg)
     }
     if (rc == 0)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, r->clinic_id, AUDIT_KEEPING_SET);
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0) {
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc < 0 ? rc : 0);
+    if (rc < 0)
         return rc;
-    }
     return keeping_get_job(c, arg);
 }
 
 void ar__h_keeping_put(ar__req_t *r)
 {
-    if (!ar__reauth_fresh(r)) {
-        ar__reply_error(r, 403, "reauth_required",
-                        "confirm your password first (POST /api/v1/session/reauth)");
+    if (ar__reauth_refused(r))
         return;
-    }
     const char *pk = json_string_value(json_object_get(r->body, "public_key"));
     uint8_t *der = NULL;
     size_t len;
@@ -191,12 +180,8 @@ static int item_create_job(ar_store_conn_t *c, void *arg)
     item_bytes_t *ib = r->aux;
     int rc = ar_store_begin(c);
     ar_store_stmt_t *st = NULL;
-    if (rc == 0)
-        rc = ar__prep(c, "SELECT keeping_enabled, keeping_public_key FROM clinics WHERE id = $1",
-                      &st);
     if (rc == 0) {
-        rc = ar_store_bind_int64(st, 1, r->clinic_id);
-        rc = rc ? rc : ar_store_step(st);
+        rc = ar__query_ids(c, KEEPING_SQL, r->clinic_id, 0, &st);
         rc = rc == AR_STORE_ROW && ar_store_col_int64(st, 0) != 0 && !ar_store_col_is_null(st, 1)
                  ? 0
              : rc < 0 ? rc
@@ -229,9 +214,7 @@ static int item_create_job(ar_store_conn_t *c, void *arg)
     }
     if (rc == 0)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, r->clinic_id, AUDIT_KEEPING_SAVED);
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc < 0 ? rc : 0);
     r->out_status = 201;
     return rc;
 }
@@ -336,15 +319,10 @@ static int item_get_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = ar__prep(c,
-                      "SELECT id, kind, created_at, wrapped_key, iv, ciphertext FROM keeping_items "
-                      "WHERE clinic_id = $1 AND id = $2",
-                      &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, r->clinic_id);
-    rc = rc ? rc : ar_store_bind_int64(st, 2, r->params.item);
-    rc = rc ? rc : ar_store_step(st);
+    int rc = ar__query_ids(c,
+                           "SELECT id, kind, created_at, wrapped_key, iv, ciphertext FROM "
+                           "keeping_items WHERE clinic_id = $1 AND id = $2",
+                           r->clinic_id, r->params.item, &st);
     if (rc == AR_STORE_ROW) {
         size_t ct_len = 0;
         (void)ar_store_col_blob(st, 5, &ct_len);
