@@ -7,7 +7,8 @@
  *   ar.<jur>.area.<clinic>.<area> record updates that change a queue
  *   ar.<jur>.to.<peer>            session-level frames for a peer (owner and backup subscribe)
  *   ar.<jur>.proc.<worker>        worker to worker: hand-over, backup mirroring
- * Every worker subscribes to node, sess.>, room.> and area.>: the control records are small
+ *   ar.<jur>.inv.<hash>           an invite token used for a session (invite.c)
+ * Every worker subscribes to node, sess.>, room.>, area.> and inv.>: the control records are small
  * and replicated (index.c); relayed SDP and candidates go only to the peer's two workers.
  *
  * libnats calls back on its own thread; the callback copies the message into an inbox and
@@ -47,11 +48,11 @@ typedef struct item_s {
     char data[];
 } item_t;
 
-enum { K_NODE, K_REC, K_TO, K_PROC };
+enum { K_NODE, K_REC, K_TO, K_PROC, K_INV };
 
 struct ar__sig_bus_s {
     natsConnection *nc;
-    natsSubscription *subs[5];
+    natsSubscription *subs[6];
     int efd;
     pthread_mutex_t mu;
     item_t *head, *tail;
@@ -80,6 +81,8 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
             kind = K_TO, peer = rest + 3;
         else if (strncmp(rest, "proc.", 5) == 0)
             kind = K_PROC;
+        else if (strncmp(rest, "inv.", 4) == 0)
+            kind = K_INV;
     }
     item_t *it = len <= (size_t)AR_SIG_OUT_MAX * 8u ? ar_malloc(sizeof(*it) + len + 1) : NULL;
     if (it) {
@@ -261,6 +264,8 @@ static void on_wake(int fd, void *data)
             ar__sig_to_msg(srv, it->peer, (const uint8_t *)it->data, it->len);
         } else if (it->kind == K_PROC) {
             ar__sig_proc_msg(srv, it->data, it->len, NULL);
+        } else if (it->kind == K_INV) {
+            ar__sig_invite_apply(srv, it->data, it->len);
         } else {
             json_t *o = json_loadb(it->data, it->len, JSON_REJECT_DUPLICATES, NULL);
             if (o)
@@ -412,9 +417,9 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->nc, o);
     natsOptions_Destroy(o);
-    const char *wild[] = {"node", "sess.>", "room.>", "area.>", NULL};
+    const char *wild[] = {"node", "sess.>", "room.>", "area.>", "inv.>", NULL};
     char subj[128];
-    for (int i = 0; i < 5 && s == NATS_OK; i++) {
+    for (int i = 0; i < 6 && s == NATS_OK; i++) {
         if (wild[i])
             snprintf(subj, sizeof(subj), "%s%s", b->prefix, wild[i]);
         else
@@ -441,7 +446,7 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
      */
     if (b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
         (void)natsConnection_FlushTimeout(b->nc, 1000);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         natsSubscription_Destroy(b->subs[i]);
     if (b->nc) {
         natsConnection_Close(b->nc);

@@ -49,8 +49,6 @@ typedef struct ar__sig_cidr_s {
 #define AR__SIG_NODE_DEAD_S 3 /* a worker silent this long on the bus is dead */
 #define AR__SIG_RESUME_WAIT_S 8
 
-#define AR__SIG_INVITES_MAX 256
-
 typedef struct ar__sig_srv_s ar__sig_srv_t;
 typedef struct ar__sig_sess_s ar__sig_sess_t;
 typedef struct ar__sig_room_s ar__sig_room_t;
@@ -201,6 +199,7 @@ typedef struct ar__sig_node_s {
 #define AR__SIG_ADDR_BUCKETS 4096
 
 typedef struct ar__sig_bus_s ar__sig_bus_t;
+typedef struct ar__sig_invites_s ar__sig_invites_t;
 
 struct ar__sig_srv_s {
     const ar_signal_conf_t *conf;
@@ -226,12 +225,7 @@ struct ar__sig_srv_s {
     size_t nrooms, nsessions;
     char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
     char pub[AR__SIG_TO_HDR + AR_SIG_OUT_MAX + 1]; /* a frame for the bus, after its header */
-    /* Invitee token subjects already used for a session on this worker (one-time links, C4):
-     * kept until the token expires; when full and none expired, new invitees are refused. */
-    struct {
-        char sub[AR_TOKEN_ID_MAX];
-        int64_t exp;
-    } invites_used[AR__SIG_INVITES_MAX];
+    ar__sig_invites_t *invites; /* invite tokens used in the jurisdiction (invite.c) */
     ar_metrics_t *metrics;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
@@ -322,6 +316,16 @@ uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude);
 int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id);
 /* Applies a record update (from the bus or local). */
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
+
+/* invite.c: one-time invite links across the jurisdiction (docs/signal.md, "Invite links") */
+#define AR__SIG_INVITE_USED_TEXT "this invitation link was already used"
+/* 1 when this invitee token was used for a session already (or nothing can be remembered). */
+int ar__sig_invite_used(ar__sig_srv_t *srv, const ar_token_claims_t *cl);
+/* Marks the token used by session peer and tells every worker: 0, or AR_EPERM (fail closed). */
+int ar__sig_invite_claim(ar__sig_srv_t *srv, const ar_token_claims_t *cl, const char *peer);
+/* A claim from the bus (ar.<jur>.inv.<hash>): a later use of a used token is ended. */
+void ar__sig_invite_apply(ar__sig_srv_t *srv, const char *data, size_t len);
+void ar__sig_invites_free(ar__sig_srv_t *srv);
 
 /* flows.c / area.c: what each client message does */
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  connect, inviteeToken, kill, patientToken, rid, sleep, staffToken, startNats, startNode,
+  Client, connect, inviteeToken, kill, patientToken, rid, sleep, staffToken, startNats, startNode,
   stopAll,
 } from './lib.mjs';
 
@@ -156,6 +156,68 @@ test('a call set up across nodes, with presence on both', async () => {
   assert.equal((await sB.next((f) => f.type === 'queue_remove' && f.peer === p2.peer)).reason, 'transferred');
   assert.equal((await sB.next((f) => f.type === 'queue_add' && f.area === 'hip')).entry.peer, p2.peer);
   for (const c of [sA, sB, sA2, p2, i2, i4]) c.close();
+});
+
+// docs/signal.md, "Invite links": an invite token opens one session in the jurisdiction,
+// whichever node and worker it is used on first. Each node runs two workers behind one port
+// (SO_REUSEPORT), so several tries reach both workers of each node.
+async function refusedAsUsed(node, token) {
+  const c = await new Client(node.url).open();
+  c.send({ type: 'hello', token });
+  const e = await c.next('error');
+  assert.equal(e.name, 'bad_token');
+  assert.match(e.text, /invitation link was already used/);
+  assert.equal(await c.waitClose(), 4001);
+}
+
+test('an invite link is one-use across nodes; a racing second use is ended', async () => {
+  const room = rid();
+  const token = inviteeToken(room);
+  const first = await connect(A, token, { name: 'Interpreter' });
+  first.send({ type: 'join', room });
+  await first.next('joined');
+  // The claim reaches every worker over NATS; until it does, a second use would be let in and
+  // ended right after (the case below), so wait until node B refuses it outright.
+  for (let i = 0; ; i++) {
+    const c = await new Client(B.url).open();
+    c.send({ type: 'hello', token });
+    const f = await c.next((x) => x.type === 'welcome' || x.type === 'error');
+    c.close();
+    if (f.type === 'error') break;
+    assert.ok(i < 50, 'the claim never reached node B');
+    await sleep(100);
+  }
+  for (let i = 0; i < 6; i++) await refusedAsUsed(B, token);
+  for (let i = 0; i < 6; i++) await refusedAsUsed(A, token);
+  // The first session is untouched.
+  const s = await connect(A, staffToken(['provider'], { room }), { name: 'Dr' });
+  s.send({ type: 'join', room });
+  await s.next('joined');
+  assert.equal((await first.next('peer_joined')).peer, s.peer);
+  assert.equal(first.closed, null);
+
+  // A fresh link used on both nodes at once: both may be let in before their claims cross on
+  // the bus; then every worker ranks the claims alike and the later session is ended. Either
+  // way exactly one session stays.
+  const room2 = rid();
+  const token2 = inviteeToken(room2);
+  const both = await Promise.all([A, B].map(async (n) => {
+    const c = await new Client(n.url).open();
+    c.send({ type: 'hello', token: token2 });
+    return c;
+  }));
+  const outcome = await Promise.any(both.map((c) => c.next('error', 15000).then((e) => ({ c, e }))));
+  const keeper = outcome.c === both[0] ? both[1] : both[0];
+  assert.equal(outcome.e.name, 'bad_token');
+  assert.match(outcome.e.text, /invitation link was already used/);
+  assert.equal(await outcome.c.waitClose(), 4001);
+  await keeper.next('welcome');
+  keeper.send({ type: 'join', room: room2 });
+  await keeper.next('joined');
+  await sleep(500);
+  assert.equal(keeper.closed, null);
+  assert.ok(!keeper.frames.some((f) => f.type === 'error'));
+  for (const c of [first, s, keeper]) c.close();
 });
 
 test('two joins racing on two nodes: one is removed, the room keeps four', async () => {
