@@ -164,7 +164,9 @@ struct ar__sig_sess_s {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
     } cand[AR__SIG_ROOM_MAX - 1];
-    void *sub_to; /* natsSubscription on ar.<jur>.to.<peer> */
+    void *sub_to;       /* natsSubscription on ar.<jur>.to.<peer> */
+    uint32_t lost;      /* frames for it dropped (bus.c) and not yet reported to the client */
+    int64_t lost_after; /* its seq when the first of them was dropped */
 };
 
 enum { AR__SIG_C_HELLO = 0, AR__SIG_C_RESUMING, AR__SIG_C_LIVE, AR__SIG_C_GONE };
@@ -310,6 +312,13 @@ void ar__sig_bus_reply(ar__sig_srv_t *srv, const char *reply, void *json_obj);
 int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_bus_unsub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_bus_heartbeat(ar__sig_srv_t *srv);
+/* n frames for peer were dropped before numbering: its client is told (error lost), now if it
+ * is connected here, else after its next welcome on this worker. */
+void ar__sig_sess_frames_lost(ar__sig_srv_t *srv, const char *peer, uint32_t n);
+/* Frames for sessions this worker could not tell apart were dropped: every local one is told. */
+void ar__sig_sess_lost_all(ar__sig_srv_t *srv);
+/* Sends error lost to s's live client if frames were lost for it since the last report. */
+void ar__sig_sess_report_lost(ar__sig_sess_t *s);
 int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id);
 uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude);
 /* 1 when worker id is alive, not draining, and on another node: a backup that survives us. */

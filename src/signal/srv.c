@@ -91,6 +91,7 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
     m.u.welcome.frame_max = AR_SIG_FRAME_MAX;
     ar__sig_send0(cn, &m);
     cn->state = AR__SIG_C_LIVE;
+    ar__sig_sess_report_lost(s); /* frames dropped while it was away (bus.c) */
     if (cn->srv->draining)
         send_drain(cn->srv, cn); /* arrived while draining: move on at once */
 }

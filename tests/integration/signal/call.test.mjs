@@ -220,6 +220,56 @@ test('an invite link is one-use across nodes; a racing second use is ended', asy
   for (const c of [first, s, keeper]) c.close();
 });
 
+// A frame dropped from a worker's bus inbox (over inbox-max) is counted and its session told
+// (error lost, protocol.md 5.10), live or when it resumes, instead of silently missing it. Node
+// D holds at most 4 KiB of bus messages: an offer of about 8 KB for a peer on D is always
+// dropped there, smaller frames pass.
+async function scrape(port) {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+test('a frame dropped from a full bus inbox is counted and reported to its client', async () => {
+  const D = await startNode('d', nats.slice(1), { workers: 1, inboxMax: '4k' });
+  const room = rid();
+  const dToken = inviteeToken(room);
+  const onD = await connect(D, dToken);
+  const onA = await connect(A, inviteeToken(room));
+  onD.send({ type: 'join', room });
+  await onD.next('joined');
+  onA.send({ type: 'join', room });
+  await onA.next('joined');
+  await onD.next('peer_joined');
+  const big = `v=0\r\n${'a=x-pad:0123456789abcdef\r\n'.repeat(320)}`; // about 8.6 KB
+  const cand = (n) => ({ type: 'candidate', to: onD.peer, candidate: `candidate:${n} 1 udp 1 192.0.2.1 ${n} typ host` });
+  onA.send(cand(1));
+  const c1 = await onD.next('candidate');
+  onA.send({ type: 'offer', to: onD.peer, sdp: big });
+  const lost = await onD.next('error');
+  assert.equal(lost.name, 'lost');
+  assert.equal(lost.code, 21);
+  assert.match(lost.text, new RegExp(`^1 messages for this session were lost after seq ${c1.seq}$`));
+  // What follows is numbered on without a gap: the client cannot tell the loss from the seqs.
+  onA.send(cand(2));
+  assert.equal((await onD.next('candidate')).seq, c1.seq + 1);
+  assert.ok(!onD.frames.some((f) => f.type === 'offer'));
+  assert.match(await scrape(D.metrics), /^anteroom_signal_bus_dropped_total\{kind="frame"\} 1$/m);
+
+  // Lost while away: told right after the welcome of the resume.
+  onD.close();
+  await sleep(300);
+  onA.send({ type: 'offer', to: onD.peer, sdp: big });
+  onA.send(cand(3));
+  await sleep(500);
+  const back = await connect(D, dToken, { resume: onD.welcome.resume, last_seq: onD.lastSeq });
+  assert.equal(back.welcome.resumed, true);
+  const again = await back.next('error');
+  assert.equal(again.name, 'lost');
+  assert.equal((await back.next('candidate')).candidate, cand(3).candidate);
+  assert.match(await scrape(D.metrics), /^anteroom_signal_bus_dropped_total\{kind="frame"\} 2$/m);
+  for (const c of [back, onA]) c.close();
+  kill(D);
+});
+
 test('two joins racing on two nodes: one is removed, the room keeps four', async () => {
   const room = rid();
   const s = await connect(A, staffToken());
