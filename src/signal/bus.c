@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -191,6 +192,15 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
 
 /* ---- nodes ---- */
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void on_wake(int fd, void *data);
+
 static ar__sig_node_t *node_get(ar__sig_srv_t *srv, uint64_t id)
 {
     for (size_t i = 0; i < srv->nnodes; i++)
@@ -210,7 +220,7 @@ int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id)
         return 1;
     for (size_t i = 0; i < srv->nnodes; i++)
         if (srv->nodes[i].id == id)
-            return srv->now - srv->nodes[i].seen < AR__SIG_NODE_DEAD_S;
+            return mono_ms() - srv->nodes[i].seen_ms < AR__SIG_NODE_DEAD_S * 1000u;
     return 0;
 }
 
@@ -250,12 +260,22 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
                      (unsigned long long)srv->node_id, srv->conf->node_name, srv->draining,
                      (unsigned long long)ar__sig_now_us());
     (void)natsConnection_Publish(b->nc, subj, body, n);
-    /* Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). */
+    /*
+     * Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). Silence is
+     * measured in milliseconds: counted in the loop's whole seconds, with a heartbeat a second,
+     * a worker passed for dead after anything from 2.0 to 3.0 s of silence, and a NATS server
+     * stalled for 1.2 s (call.test.mjs) could make both nodes promote each other's sessions
+     * while both were alive. Heartbeats already in the inbox count: taken first, so a loop that
+     * was itself held up does not judge others by messages it has not read yet.
+     */
+    on_wake(b->efd, srv);
+    uint64_t now = mono_ms();
     for (size_t i = 0; i < srv->nnodes; i++) {
         ar__sig_node_t *nd = &srv->nodes[i];
-        if (nd->id != srv->node_id && !nd->dead && srv->now - nd->seen >= AR__SIG_NODE_DEAD_S) {
+        if (nd->id != srv->node_id && !nd->dead &&
+            now - nd->seen_ms >= AR__SIG_NODE_DEAD_S * 1000u) {
             nd->dead = 1;
-            ar_log(AR_LOG_INFO, "signal_worker_silent", AR_LF_UINT("silent_s", srv->now - nd->seen),
+            ar_log(AR_LOG_INFO, "signal_worker_silent", AR_LF_UINT("silent_ms", now - nd->seen_ms),
                    AR_LF_INT("same_node", strcmp(nd->name, srv->conf->node_name) == 0));
             ar__sig_node_dead(srv, nd->id);
         }
@@ -273,7 +293,7 @@ static void on_node(ar__sig_srv_t *srv, const char *data, size_t len)
         if (n) {
             snprintf(n->name, sizeof(n->name), "%s", name);
             n->draining = (uint8_t)drain;
-            n->seen = srv->now;
+            n->seen_ms = mono_ms();
             if (n->dead)
                 ar_log0(AR_LOG_INFO, "signal_worker_back");
             n->dead = 0;

@@ -46,7 +46,7 @@ typedef struct ar__sig_cidr_s {
 #define AR__SIG_RATE 20u  /* messages per second sustained */
 #define AR__SIG_BURST 50u /* bucket size */
 #define AR__SIG_RATE_CLOSE_S 5
-#define AR__SIG_NODE_DEAD_S 3 /* a worker silent this long on the bus is dead */
+#define AR__SIG_NODE_DEAD_S 3 /* a worker silent this long on the bus is dead (bus.c, in ms) */
 #define AR__SIG_RESUME_WAIT_S 8
 
 typedef struct ar__sig_srv_s ar__sig_srv_t;
@@ -190,8 +190,8 @@ typedef struct ar__sig_node_s {
     uint64_t id;
     char name[32];
     uint8_t draining;
-    uint8_t dead;  /* its death was handled */
-    uint32_t seen; /* loop seconds */
+    uint8_t dead;     /* its death was handled */
+    uint64_t seen_ms; /* monotonic ms when its last heartbeat was taken from the inbox */
 } ar__sig_node_t;
 
 #define AR__SIG_NODES_MAX 256

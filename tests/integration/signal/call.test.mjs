@@ -270,7 +270,8 @@ test('a frame dropped from a full bus inbox is counted and reported to its clien
   kill(D);
 });
 
-test('two joins racing on two nodes: one is removed, the room keeps four', async () => {
+// One try at two joins racing on two nodes; false when the race did not happen (see below).
+async function raceOnce() {
   const room = rid();
   const s = await connect(A, staffToken());
   const p = await connect(A, patientToken(room, { area: 'race' }));
@@ -290,8 +291,8 @@ test('two joins racing on two nodes: one is removed, the room keeps four', async
   // invitee in. B's joins first, so A's is the later one.
   kill(nats.procs[1], 'SIGSTOP');
   try {
-    // Long enough for a loaded machine to handle both joins, well under the 3 s after which
-    // missing heartbeats make B's workers count as dead.
+    // Long enough for a loaded machine to handle both joins, well under the 3 s of silence
+    // after which a worker counts as dead (measured in milliseconds: bus.c).
     iB.send({ type: 'join', room });
     await sleep(400);
     iA.send({ type: 'join', room });
@@ -299,21 +300,28 @@ test('two joins racing on two nodes: one is removed, the room keeps four', async
   } finally {
     kill(nats.procs[1], 'SIGCONT');
   }
-  assert.equal((await iB.next('joined')).room, room);
-  assert.equal((await iA.next('joined')).room, room); // both passed: the race happened
-  // B's join was sent first, so A's is normally the later one; on a loaded machine B's node may
-  // handle its join after A's, and then B's is. Either way exactly one is removed, and every
-  // node agrees which. The removal waits for the paused node's heartbeat and record updates to
-  // arrive after SIGCONT; under ASan beside clang-tidy that took over 6 s once (2026-11-29).
+  const first = await Promise.all([iB, iA].map((c) => c.next((f) => f.type === 'joined' || f.type === 'error')));
+  if (first.some((f) => f.type === 'error')) {
+    // No race: on a loaded machine a worker may handle its join only after the other node's
+    // record arrived (after SIGCONT); it then sees four members and refuses outright, which is
+    // right. Exactly one is in.
+    assert.deepEqual(first.map((f) => f.type).sort(), ['error', 'joined']);
+    assert.equal(first.find((f) => f.type === 'error').name, 'room_full');
+    for (const c of [s, p, i1, iA, iB]) c.close();
+    return false;
+  }
+  // Both passed: the race happened. B's join was sent first, so A's is normally the later one;
+  // on a loaded machine B's node may handle its join after A's, and then B's is. Either way
+  // exactly one is removed, and every node agrees which.
   const loser = await Promise.any([
-    iA.next('error', 15000).then((e) => ({ c: iA, e })),
-    iB.next('error', 15000).then((e) => ({ c: iB, e })),
+    iA.next('error').then((e) => ({ c: iA, e })),
+    iB.next('error').then((e) => ({ c: iB, e })),
   ]);
   const winner = loser.c === iA ? iB : iA;
   assert.equal(loser.e.name, 'room_full');
   assert.equal(await loser.c.waitClose(), 4005);
   for (const c of [s, p, i1, winner]) {
-    const left = await c.next((f) => f.type === 'peer_left' && f.peer === loser.c.peer, 15000);
+    const left = await c.next((f) => f.type === 'peer_left' && f.peer === loser.c.peer);
     assert.equal(left.reason, 'removed');
   }
   // The four go on: the provider reaches the invitee that stayed.
@@ -321,6 +329,11 @@ test('two joins racing on two nodes: one is removed, the room keeps four', async
   assert.equal((await winner.next('offer')).from, s.peer);
   assert.equal(winner.closed, null);
   for (const c of [s, p, i1, winner]) c.close();
+  return true;
+}
+
+test('two joins racing on two nodes: one is removed, the room keeps four', async () => {
+  for (let i = 0; !(await raceOnce()); i++) assert.ok(i < 3, 'the joins never raced');
 });
 
 // The race docs/signal.md describes under "Queue snapshot and deltas": while node B's NATS
