@@ -328,7 +328,7 @@ static int parse_spec(const char *spec, size_t len, struct range *r)
     buf[len] = 0;
     unsigned bits, bits2;
     char *sep;
-    if ((sep = strchr(buf, '/')) != NULL) {
+    if (strchr(buf, '/') != NULL) {
         unsigned plen;
         if (ar_addr_prefix_parse(buf, len, r->lo, &plen) != 0)
             return AR_ECONFIG;

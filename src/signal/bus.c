@@ -220,7 +220,7 @@ int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id)
         return 1;
     for (size_t i = 0; i < srv->nnodes; i++)
         if (srv->nodes[i].id == id)
-            return mono_ms() - srv->nodes[i].seen_ms < AR__SIG_NODE_DEAD_S * 1000u;
+            return mono_ms() - srv->nodes[i].seen_ms < (uint64_t)AR__SIG_NODE_DEAD_S * 1000u;
     return 0;
 }
 
@@ -273,7 +273,7 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
     for (size_t i = 0; i < srv->nnodes; i++) {
         ar__sig_node_t *nd = &srv->nodes[i];
         if (nd->id != srv->node_id && !nd->dead &&
-            now - nd->seen_ms >= AR__SIG_NODE_DEAD_S * 1000u) {
+            now - nd->seen_ms >= (uint64_t)AR__SIG_NODE_DEAD_S * 1000u) {
             nd->dead = 1;
             ar_log(AR_LOG_INFO, "signal_worker_silent", AR_LF_UINT("silent_ms", now - nd->seen_ms),
                    AR_LF_INT("same_node", strcmp(nd->name, srv->conf->node_name) == 0));
