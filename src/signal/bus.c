@@ -177,8 +177,9 @@ static void sess_lost(ar__sig_sess_t *s, uint32_t n)
 
 void ar__sig_sess_frames_lost(ar__sig_srv_t *srv, const char *peer, uint32_t n)
 {
+    /* Only the owner's: a backup that misses a frame still gets the owner's numbered copy. */
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-    if (r && r->local && !r->local->provisional)
+    if (r && r->local && !r->local->provisional && !r->local->is_backup)
         sess_lost(r->local, n);
 }
 
@@ -186,7 +187,7 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
 {
     for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
         for (ar__sig_rec_t *r = srv->recs[i]; r; r = r->hnext)
-            if (r->local && !r->local->provisional)
+            if (r->local && !r->local->provisional && !r->local->is_backup)
                 sess_lost(r->local, 1);
 }
 
