@@ -335,6 +335,9 @@ int ar__sig_invite_claim(ar__sig_srv_t *srv, const ar_token_claims_t *cl, const 
 /* A claim from the bus (ar.<jur>.inv.<hash>): a later use of a used token is ended. */
 void ar__sig_invite_apply(ar__sig_srv_t *srv, const char *data, size_t len);
 void ar__sig_invites_free(ar__sig_srv_t *srv);
+/* The hex key a token subject is known by on the bus, and the session holding it (tests). */
+void ar__sig_invite_key(const char *sub, char hex[33]);
+const char *ar__sig_invite_holder(ar__sig_srv_t *srv, const char *sub);
 
 /* flows.c / area.c: what each client message does */
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);

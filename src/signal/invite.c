@@ -131,6 +131,21 @@ static void publish(ar__sig_srv_t *srv, const inv_t *e)
                               "t", (json_int_t)e->t, "p", e->peer));
 }
 
+void ar__sig_invite_key(const char *sub, char hex[33])
+{
+    uint8_t h[16];
+    inv_hash(sub, h);
+    sodium_bin2hex(hex, 33, h, 16);
+}
+
+const char *ar__sig_invite_holder(ar__sig_srv_t *srv, const char *sub)
+{
+    uint8_t h[16];
+    inv_hash(sub, h);
+    const inv_t *e = srv->invites ? find(srv->invites, h, (int64_t)time(NULL)) : NULL;
+    return e ? e->peer : NULL;
+}
+
 int ar__sig_invite_used(ar__sig_srv_t *srv, const ar_token_claims_t *cl)
 {
     ar__sig_invites_t *tab = table(srv);
