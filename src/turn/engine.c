@@ -768,6 +768,10 @@ static void handle_send(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_
         e->stats.denied_peers++;
         return;
     }
+    if (data->len > AR_TURN_MAX_UDP_PAYLOAD) {
+        ar_turn_engine_count_oversize(e, data->len);
+        return;
+    }
     if (!ar__turn_bw_take(e, &a->bw_out, data->len)) {
         e->stats.bw_dropped++;
         return;
@@ -798,6 +802,10 @@ static void handle_channel_data(ar_turn_engine_t *e, const ar_turn_tuple_t *t, c
     }
     if (!ar__turn_perm_ok(e, a, &c->peer)) {
         e->stats.no_perm_dropped++;
+        return;
+    }
+    if (dlen > AR_TURN_MAX_UDP_PAYLOAD) {
+        ar_turn_engine_count_oversize(e, dlen);
         return;
     }
     if (!ar__turn_bw_take(e, &a->bw_out, dlen)) {
@@ -859,30 +867,42 @@ void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *a, const ar_tu
         e->stats.no_perm_dropped++;
         return;
     }
+    ar__turn_chan_t *c = ar__turn_chan_by_peer(e, a, peer);
+    size_t alen = peer->family == 4 ? 8 : 20;
+    size_t pad = (4 - (len & 3)) & 3;
+    /* A Data indication's attributes must fit the 16-bit STUN length; ChannelData carries up to
+     * 65535 bytes, more than any UDP datagram. */
+    if (len > AR_TURN_MAX_UDP_PAYLOAD || (!c && 4 + alen + 4 + len + pad > 0xffff)) {
+        ar_turn_engine_count_oversize(e, len);
+        return;
+    }
     if (!ar__turn_bw_take(e, &a->bw_in, len)) {
         e->stats.bw_dropped++;
         return;
     }
     uint8_t *payload = buf + AR_TURN_HEADROOM;
-    ar__turn_chan_t *c = ar__turn_chan_by_peer(e, a, peer);
     e->stats.relayed_pkts_in++;
     e->stats.relayed_bytes_in += len;
     ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(&a->tuple)];
     tr->pkts_in++;
     tr->bytes_in += len;
     if (c) {
-        /* ChannelData (section 12.4); over UDP the padding is optional and we send none. */
+        /* ChannelData (section 12.4): the codec says how much padding a stream frame needs
+         * (section 12.5); over UDP the padding is optional and we send none. */
         uint8_t *h = payload - 4;
-        put16(h, c->num);
-        put16(h + 2, (uint16_t)len);
-        e->tp.send_client(e->tp.ctx, &a->tuple, h, len + 4);
+        int cpad = ar_turn_channel_header(h, c->num, len);
+        if (cpad < 0)
+            return; /* not reached: channel numbers and len were checked above */
+        size_t flen = len + 4;
+        if (a->tuple.proto == AR_TURN_PROTO_TCP) {
+            memset(payload + len, 0, (size_t)cpad);
+            flen += (size_t)cpad;
+        }
+        e->tp.send_client(e->tp.ctx, &a->tuple, h, flen);
         return;
     }
-    if (len > 0xffff - 48)
-        return;
     /* Data indication (section 11.4): header, XOR-PEER-ADDRESS, DATA, written in place. */
-    size_t alen = peer->family == 4 ? 8 : 20;
-    size_t hdr = 20 + 4 + alen + 4, pad = (4 - (len & 3)) & 3;
+    size_t hdr = 20 + 4 + alen + 4;
     uint8_t *m = payload - hdr;
     put16(m, 0x0017);
     put16(m + 2, (uint16_t)(hdr - 20 + len + pad));
@@ -901,4 +921,16 @@ void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *a, const ar_tu
     put16(at + 2, (uint16_t)len);
     memset(payload + len, 0, pad);
     e->tp.send_client(e->tp.ctx, &a->tuple, m, hdr + len + pad);
+}
+
+void ar_turn_engine_count_oversize(ar_turn_engine_t *e, size_t len)
+{
+    e->stats.oversize_dropped++;
+    /* One line a second at most, so a flood of big packets cannot become a flood of logs. */
+    if (e->oversize_logged_s != e->now_s + 1) {
+        e->oversize_logged_s = e->now_s + 1;
+        ar_log(AR_LOG_WARN, "turn_oversize_dropped", AR_LF_UINT("bytes", len),
+               AR_LF_UINT("max", AR_TURN_MAX_UDP_PAYLOAD),
+               AR_LF_UINT("total", e->stats.oversize_dropped));
+    }
 }

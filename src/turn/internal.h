@@ -124,7 +124,8 @@ struct ar_turn_engine_s {
     bool wheel_started;
     ar__turn_rl_t rl[AR__TURN_RL_SLOTS];
     ar_turn_stats_t stats;
-    uint8_t out[1280]; /* responses are built here; the largest is well under this */
+    uint32_t oversize_logged_s; /* engine second of the last oversize log line (+1; 0: never) */
+    uint8_t out[1280];          /* responses are built here; the largest is well under this */
 };
 
 /* auth.c */
