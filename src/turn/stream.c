@@ -779,14 +779,14 @@ static void on_peer_io(uv_poll_t *h, int status, int events)
     }
     if (!(events & UV_READABLE))
         return;
-    size_t queued = ar_conn_outgoing(sc->c);
-    if (queued > OUT_CAP / 2) {
-        /* The client is slow: stop reading the peer until its buffer drains. A write of the
-         * whole cap is refused without queueing anything and arms on_drain. */
-        set_peer_events(sc, p->events & ~UV_READABLE);
-        int rc = ar_conn_write(sc->c, sc->sw->scratch, OUT_CAP);
-        (void)rc;
-        return;
+    if (ar_conn_outgoing(sc->c) > OUT_CAP / 2) {
+        /* The client is slow: stop reading the peer until its buffer drains (on_drain). */
+        int rc = ar_conn_want_drain(sc->c);
+        if (rc != 0) {
+            if (rc == 1)
+                set_peer_events(sc, p->events & ~UV_READABLE);
+            return;
+        }
     }
     size_t room = sizeof(sc->sw->scratch);
     ssize_t n = recv(p->fd, sc->sw->scratch, room, MSG_DONTWAIT);

@@ -25,7 +25,9 @@
  *                  "data-closed MS" when the server closed the data connection within 5 s
  *                  ("data-open" if not); "ctrlclose" does the same but closes the control
  *                  connection instead; "parked" deletes the allocation without binding;
- *                  "hold" binds, checks the echo and then holds everything open for -H SECONDS
+ *                  "hold" binds, checks the echo and then holds everything open for -H SECONDS;
+ *                  "bulk" binds, then echoes 16 MiB while not reading for 1 s (the relay's
+ *                  backpressure), printing "bulk GOT of 16777216"
  *   dual           an Allocate with ADDITIONAL-ADDRESS-FAMILY IPv6 (RFC 8656 dual allocation):
  *                  prints "relayed IP" for each XOR-RELAYED-ADDRESS and "address-error FAM CODE"
  *                  for an ADDRESS-ERROR-CODE; then for each relayed family a permission and a
@@ -583,12 +585,58 @@ static long wait_closed(int fd, int ms)
 }
 
 /* The tcplife action (see the top of this file); p holds a TCP allocation. */
+#define BULK_BYTES ((size_t)16 << 20)
+
+/*
+ * The "bulk" mode: BULK_BYTES through the echo while reading nothing for the first second, so
+ * the relay's buffer towards us fills and it must stop reading the peer until it drains (the
+ * peer then stops reading us). Every byte must come back, in order. Returns 0 when it did.
+ */
+static int bulk_echo(probe_t *d)
+{
+    static uint8_t out[65536], in[65536];
+    size_t sent = 0, got = 0;
+    long start = now_ms();
+    while (got < BULK_BYTES && now_ms() - start < 20000) {
+        int reading = now_ms() - start > 1000;
+        struct pollfd pfd = {
+            .fd = d->fd,
+            .events = (short)((sent < BULK_BYTES ? POLLOUT : 0) | (reading ? POLLIN : 0))};
+        if (poll(&pfd, 1, 50) < 0)
+            return -1;
+        if ((pfd.revents & POLLOUT) && sent < BULK_BYTES) {
+            size_t n = BULK_BYTES - sent < sizeof(out) ? BULK_BYTES - sent : sizeof(out);
+            for (size_t i = 0; i < n; i++)
+                out[i] = (uint8_t)((sent + i) * 13);
+            ssize_t w = send(d->fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                return -1;
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t r = recv(d->fd, in, sizeof(in), MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                return -1;
+            for (ssize_t i = 0; i < r; i++) {
+                if (in[i] != (uint8_t)((got + (size_t)i) * 13))
+                    return -1;
+            }
+            if (r > 0)
+                got += (size_t)r;
+        }
+    }
+    printf("bulk %zu of %zu\n", got, BULK_BYTES);
+    fflush(stdout);
+    return got == BULK_BYTES ? 0 : -1;
+}
+
 static int tcplife(probe_t *p, const struct sockaddr *peer, const char *mode, long hold)
 {
     static probe_t data;
     int parked = strcmp(mode, "parked") == 0, ctrlclose = strcmp(mode, "ctrlclose") == 0;
-    int holding = strcmp(mode, "hold") == 0;
-    if (!parked && !ctrlclose && !holding && strcmp(mode, "refresh0") != 0)
+    int holding = strcmp(mode, "hold") == 0, bulk = strcmp(mode, "bulk") == 0;
+    if (!parked && !ctrlclose && !holding && !bulk && strcmp(mode, "refresh0") != 0)
         return -1;
     req_t r = {.method = AR_TURN_CONNECT, .lifetime = -1, .peer = peer};
     g_last_cid = 0;
@@ -600,6 +648,11 @@ static int tcplife(probe_t *p, const struct sockaddr *peer, const char *mode, lo
         /* A new connection from the same client: ConnectionBind with the same credentials. */
         if (probe_open(&data, 1) != 0)
             return -1;
+        if (bulk) {
+            /* A small receive buffer, so bytes we do not read back up into the relay soon. */
+            int sz = 262144;
+            (void)setsockopt(data.fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+        }
         memcpy(data.key, p->key, sizeof(p->key));
         data.have_key = 1;
         memcpy(data.realm, p->realm, p->realm_len);
@@ -622,8 +675,10 @@ static int tcplife(probe_t *p, const struct sockaddr *peer, const char *mode, lo
                 data.rx_len += (size_t)n;
             }
         }
-        step("echo", data.rx_len >= 5 && memcmp(data.rx, "hello", 5) == 0 ? 0 : 1);
+        step("echo", data.rx_len == 5 && memcmp(data.rx, "hello", 5) == 0 ? 0 : 1);
     }
+    if (bulk)
+        return bulk_echo(&data);
     if (holding) {
         sleep((unsigned)hold);
         return 0;
