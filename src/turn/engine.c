@@ -96,6 +96,20 @@ void ar_turn_engine_tick(ar_turn_engine_t *e)
     ar__turn_wheel_run(e);
 }
 
+ar_turn_tr_stats_t ar_turn_stats_total(const ar_turn_stats_t *s)
+{
+    ar_turn_tr_stats_t t = {0};
+    for (int i = 0; i < AR_TURN_NTR; i++) {
+        t.allocations += s->tr[i].allocations;
+        t.allocs_total += s->tr[i].allocs_total;
+        t.pkts_in += s->tr[i].pkts_in;
+        t.bytes_in += s->tr[i].bytes_in;
+        t.pkts_out += s->tr[i].pkts_out;
+        t.bytes_out += s->tr[i].bytes_out;
+    }
+    return t;
+}
+
 const ar_turn_stats_t *ar_turn_engine_stats(const ar_turn_engine_t *e)
 {
     return &e->stats;
@@ -395,7 +409,6 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
     if (ext_ip->family != 0)
         memcpy(a->advertised.ip, ext_ip->ip, 16);
     ar__turn_alloc_set_expiry(e, a, desired_lifetime(e, msg));
-    e->stats.allocs_total++;
     e->stats.tr[ar_turn_tuple_tr(t)].allocs_total++;
     reply_allocate_ok(e, t, msg, a, token);
 }
@@ -726,8 +739,6 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
 static void count_out(ar_turn_engine_t *e, const ar_turn_tuple_t *t, size_t len)
 {
     ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(t)];
-    e->stats.relayed_pkts_out++;
-    e->stats.relayed_bytes_out += len;
     tr->pkts_out++;
     tr->bytes_out += len;
 }
@@ -736,13 +747,10 @@ void ar_turn_engine_count_stream(ar_turn_engine_t *e, const ar_turn_tuple_t *t, 
                                  size_t bytes)
 {
     ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(t)];
-    if (out) {
-        e->stats.relayed_bytes_out += bytes;
+    if (out)
         tr->bytes_out += bytes;
-    } else {
-        e->stats.relayed_bytes_in += bytes;
+    else
         tr->bytes_in += bytes;
-    }
 }
 
 /* Send indication (section 11.2): relayed when a permission exists, silently dropped if not. */
@@ -881,8 +889,6 @@ void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *a, const ar_tu
         return;
     }
     uint8_t *payload = buf + AR_TURN_HEADROOM;
-    e->stats.relayed_pkts_in++;
-    e->stats.relayed_bytes_in += len;
     ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(&a->tuple)];
     tr->pkts_in++;
     tr->bytes_in += len;

@@ -174,14 +174,10 @@ typedef struct ar_turn_tr_stats_s {
     uint64_t pkts_out, bytes_out; /* client -> peer */
 } ar_turn_tr_stats_t;
 
-/* Counters an engine keeps on its own thread; the daemon turns them into metrics. The totals
- * are the sums of tr[] (kept because tests and the fuzzer read them). */
+/* Counters an engine keeps on its own thread; the daemon turns them into metrics. Allocations
+ * and relayed traffic are kept per transport only (ar_turn_stats_total sums them). */
 typedef struct ar_turn_stats_s {
-    uint64_t allocations;  /* current */
-    uint64_t allocs_total; /* granted since start */
     uint64_t alloc_expired;
-    uint64_t relayed_pkts_in, relayed_bytes_in;   /* peer -> client */
-    uint64_t relayed_pkts_out, relayed_bytes_out; /* client -> peer */
     uint64_t auth_failures; /* 401 for a bad user, password or expired REST username */
     uint64_t stale_nonces;
     uint64_t denied_peers; /* 403 and dropped sends to refused peers */
@@ -236,6 +232,8 @@ void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *alloc, const a
 void ar_turn_engine_tick(ar_turn_engine_t *e);
 
 const ar_turn_stats_t *ar_turn_engine_stats(const ar_turn_engine_t *e);
+/* tr[] summed over the transports. */
+ar_turn_tr_stats_t ar_turn_stats_total(const ar_turn_stats_t *s);
 /*
  * A packet of len bytes dropped because it is bigger than its path can carry: counted in
  * oversize_dropped and logged (one line a second at most). The engine calls it for what it
