@@ -70,18 +70,24 @@ udp_extra_checks() {
     fi
 }
 
-# anteroom-turn's /metrics (on $AR_METRICS_PORT) counts the relayed UDP packets and carries no
-# username or address. Counters are pushed about once a second: poll for up to 5 s.
-metrics_checks() {
-    local metrics in_pkts i
+# metric_wait <sample pattern>: scrapes anteroom-turn's /metrics (on $AR_METRICS_PORT) into
+# $AR_METRICS and the sample's value into $AR_METRIC (empty when absent). Counters are pushed
+# about once a second, so it polls for up to 5 s until the value is above 0.
+metric_wait() {
+    local i
     for ((i = 0; i < 25; i++)); do
-        metrics=$(curl -sf "http://127.0.0.1:$AR_METRICS_PORT/metrics")
-        in_pkts=$(sed -nE 's/^anteroom_turn_relayed_packets_total\{transport="udp",direction="in"\} ([0-9]+)$/\1/p' <<<"$metrics")
-        [ "${in_pkts:-0}" -gt 0 ] && break
+        AR_METRICS=$(curl -sf "http://127.0.0.1:$AR_METRICS_PORT/metrics")
+        AR_METRIC=$(sed -nE "s/^$1 ([0-9]+)\$/\\1/p" <<<"$AR_METRICS")
+        [ "${AR_METRIC:-0}" -gt 0 ] && return
         sleep 0.2
     done
-    ar_check "metrics count relayed UDP packets (in: ${in_pkts:-none})" [ "${in_pkts:-0}" -gt 0 ]
-    ar_check "no username or address in /metrics" bash -c '! grep -qE "alice|127\.0\.0\.1" <<<"$1"' _ "$metrics"
+}
+
+# /metrics counts the relayed UDP packets and carries no username or address.
+metrics_checks() {
+    metric_wait 'anteroom_turn_relayed_packets_total\{transport="udp",direction="in"\}'
+    ar_check "metrics count relayed UDP packets (in: ${AR_METRIC:-none})" [ "${AR_METRIC:-0}" -gt 0 ]
+    ar_check "no username or address in /metrics" bash -c '! grep -qE "alice|127\.0\.0\.1" <<<"$1"' _ "$AR_METRICS"
 }
 
 binding_checks() {
@@ -171,20 +177,14 @@ big_checks() {
 # refused, counted on /metrics (anteroom_turn_oversize_dropped_total) and logged, and the
 # connection goes on relaying (turn_probe's bigframe case).
 oversize_checks() {
-    local metrics n i
     local port=3490
     [ -n "${AR_IN_SANDBOX:-}" ] || port=$(ar_free_port)
     "$AR_TURN_PROBE" -s "127.0.0.1:$AR_PORT" -u alice -w alice-secret -t -p 127.0.0.1 -P "$port" \
         bigframe >"$AR_WORK/bigframe.log" 2>&1
     ar_check "turn_probe bigframe: 65000 bytes relayed both ways, 65535 refused ($(tail -1 "$AR_WORK/bigframe.log"))" \
         grep -q '^bigframe ok' "$AR_WORK/bigframe.log"
-    for ((i = 0; i < 25; i++)); do
-        metrics=$(curl -sf "http://127.0.0.1:$AR_METRICS_PORT/metrics")
-        n=$(sed -nE 's/^anteroom_turn_oversize_dropped_total ([0-9]+)$/\1/p' <<<"$metrics")
-        [ "${n:-0}" -gt 0 ] && break
-        sleep 0.2
-    done
-    ar_check "the refused payload is counted (oversize_dropped_total ${n:-none})" [ "${n:-0}" -eq 1 ]
+    metric_wait anteroom_turn_oversize_dropped_total
+    ar_check "the refused payload is counted (oversize_dropped_total ${AR_METRIC:-none})" [ "${AR_METRIC:-0}" -eq 1 ]
     ar_check "and logged" grep -q '"turn_oversize_dropped"' "$AR_SERVER_LOG"
 }
 

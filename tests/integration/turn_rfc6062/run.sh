@@ -12,18 +12,9 @@
 set -euo pipefail
 turn_bin=$1 probe=$2
 here=$(cd "$(dirname "$0")" && pwd)
-if [ -z "${AR_TURN_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-  exec env AR_TURN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 port=36080 port2=36090 echo_port=36100 hole_port=36101
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../turn/lib.sh"
+ar_rs_begin
 
 start_turn() { # start_turn <port> <extra args...>
   local p=$1
