@@ -489,11 +489,10 @@ static uint8_t *rx_whole(ar__udp_worker_t *w, unsigned base, unsigned i, size_t 
         ar_turn_engine_count_oversize(w->e, m->msg_len);
         return NULL;
     }
-    uint8_t *slot = w->rx[base + i];
     size_t first = w->riov[i][0].iov_len;
     if (m->msg_len <= first)
-        return slot;
-    memcpy(w->whole + headroom, slot + headroom, first);
+        return w->rx[base + i];
+    memcpy(w->whole + headroom, w->riov[i][0].iov_base, first);
     memcpy(w->whole + headroom + first, w->riov[i][1].iov_base, m->msg_len - first);
     return w->whole;
 }
