@@ -94,7 +94,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       --bind "127.$net.0.1" --spread "$N" >"$TMP/tl.out" 2>&1 &
     tl=$!
     for _ in $(seq 2400); do
-      grep -q '^ALLOC' "$TMP/tl.out" && break
+      grep -qs '^ALLOC' "$TMP/tl.out" && break
       kill -0 "$tl" 2>/dev/null || break
       sleep 0.02
     done
