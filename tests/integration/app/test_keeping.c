@@ -406,9 +406,9 @@ static void test_caps_expiry(void)
     printf("ok keeping uploads: caps per account and clinic, expiry deletes\n");
 }
 
-/* h2o buffers a body before any route or session check: every route, and a path that is no
- * route, refuses 65 KiB with 413 before the app sees it (HTTP/1.1; over HTTP/2 h2o resets the
- * stream instead). */
+/* h2o buffers a body before any route or session check: every route, and a static path,
+ * refuses 65 KiB with 413 from h2o's reading cap before the app sees it (HTTP/1.1; over HTTP/2 h2o
+ * resets the stream instead). */
 static void test_body_cap(void)
 {
     size_t n, len = 65 * 1024;
@@ -440,9 +440,13 @@ static void test_body_cap(void)
                            .cookie = cookies[A],
                            .csrf = csrfs[A],
                            .origin = h_origin,
-                           .body = body},
+                           .body = body,
+                           /* h2o answers from the head and closes: without waiting for a
+                            * 100 curl could still be sending and see a reset instead. */
+                           .extra = "Expect: 100-continue"},
                   &r);
-        if (r.status != 413) {
+        /* h2o's own answer, not the app's JSON one: the body was refused before it was read. */
+        if (r.status != 413 || strstr(r.body, "too_large") != NULL) {
             fprintf(stderr, "%s %s with 65 KiB: %d\n", i < n ? routes[i].method : "POST", p,
                     r.status);
             exit(1);
