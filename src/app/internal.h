@@ -276,11 +276,15 @@ int ar__profile_ok(const char *p);
 /* ---- keeping.c (S5) ---- */
 void ar__h_keeping_get(ar__req_t *r);
 void ar__h_keeping_put(ar__req_t *r);
-void ar__h_keeping_item_create(ar__req_t *r);
+void ar__h_keeping_upload_create(ar__req_t *r);
+void ar__h_keeping_upload_chunk(ar__req_t *r);
+void ar__h_keeping_upload_finish(ar__req_t *r);
+void ar__h_keeping_upload_delete(ar__req_t *r);
 void ar__h_keeping_items_list(ar__req_t *r);
 void ar__h_keeping_item_get(ar__req_t *r);
 #define AR__N_keeping_put 2
-#define AR__N_keeping_item 4
-extern const ar_app_field_t ar__f_keeping_put[], ar__f_keeping_item[];
+#define AR__N_keeping_upload 5
+#define AR__N_keeping_chunk 2
+extern const ar_app_field_t ar__f_keeping_put[], ar__f_keeping_upload[], ar__f_keeping_chunk[];
 
 #endif
