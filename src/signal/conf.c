@@ -41,6 +41,9 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
     O("metrics-port", AR_CONF_INT, metrics_port, "0", 0, 65535,
       "operator listener (/metrics, /healthz, /readyz) of worker 0; worker i adds i; 0: off"),
     O("log-level", AR_CONF_STR, log_level, "info", 0, 0, "debug, info, warn or error"),
+    O("inbox-max", AR_CONF_SIZE, inbox_max, "64M", 4096, (int64_t)1 << 32,
+      "bytes of bus messages a worker holds for its loop; beyond, messages are dropped "
+      "(anteroom_signal_bus_dropped_total) and their sessions told (error lost)"),
 };
 
 const size_t ar_signal_conf_nopts = sizeof(ar_signal_conf_opts) / sizeof(ar_signal_conf_opts[0]);

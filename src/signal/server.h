@@ -31,6 +31,7 @@ typedef struct ar_signal_conf_s {
     char *metrics_host;
     int64_t metrics_port; /* worker i serves /metrics on metrics_port + i; 0: none */
     char *log_level;
+    int64_t inbox_max; /* bytes of bus messages waiting for the loop; beyond, dropped (counted) */
 } ar_signal_conf_t;
 
 extern const ar_conf_opt_t ar_signal_conf_opts[];
