@@ -327,6 +327,22 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
     publish_to(b, peer, buf, n);
 }
 
+int ar__sig_bus_to_now(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len)
+{
+    ar__sig_bus_t *b = srv->bus;
+    /* Only when no local frame waits: one sender's frames keep their order. */
+    ar__sig_sess_t *s =
+        b && !b->lhead && action != AR__SIG_ACT_ENDED ? owned_here(srv, peer) : NULL;
+    if (!s)
+        return 0;
+    uint8_t *buf = (uint8_t *)srv->pub;
+    uint64_t ctr = ++srv->fid_counter;
+    memcpy(buf, &srv->node_id, 8);
+    memcpy(buf + 8, &ctr, 8);
+    ar__sig_sess_deliver(srv, s, buf, action, srv->pub + AR__SIG_TO_HDR, len, 0);
+    return 1;
+}
+
 static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
 {
     char *s = srv->bus ? json_dumps(o, JSON_COMPACT) : NULL;

@@ -309,6 +309,11 @@ void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void
 /* Sends the session-level frame in srv->pub (built with "seq":0 after AR__SIG_TO_HDR bytes)
  * to a peer's owner and backup. */
 void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
+/* A relayed frame in srv->pub for a session this worker owns, delivered at once when no local
+ * frame waits (not an "ended" one): 1 when delivered, 0 when the caller sends it with
+ * ar__sig_bus_to. Only for callers that loop over nothing the delivery can change (flows.c,
+ * on_relay). */
+int ar__sig_bus_to_now(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
 /* Sends a JSON object to one worker's proc subject; reply: NULL or an inbox for an answer. */
 void ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
 int ar__sig_bus_request(ar__sig_srv_t *srv, uint64_t worker, void *json_obj, const char *peer);

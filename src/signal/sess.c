@@ -172,11 +172,18 @@ static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_f
     const char *ph = strstr(f->data, ",\"seq\":0");
     if (!ph)
         return;
-    size_t pre = (size_t)(ph - f->data) + 7;
-    int n = snprintf(srv->out, sizeof(srv->out), "%.*s%lld%s", (int)pre, f->data, (long long)f->seq,
-                     f->data + pre + 1);
-    if (n > 0 && (size_t)n < sizeof(srv->out) &&
-        ar_sn_send(s->conn->c, AR_WS_OP_TEXT, srv->out, (size_t)n) == 0)
+    /* Spliced with two copies rather than printf: this runs for every relayed frame. */
+    size_t pre = (size_t)(ph - f->data) + 7, post = f->len - pre - 1;
+    char num[24];
+    size_t nl = 0;
+    for (uint64_t v = f->seq > 0 ? (uint64_t)f->seq : 0; nl == 0 || v; v /= 10)
+        num[sizeof(num) - ++nl] = (char)('0' + v % 10);
+    if (pre + nl + post > sizeof(srv->out))
+        return;
+    memcpy(srv->out, f->data, pre);
+    memcpy(srv->out + pre, num + sizeof(num) - nl, nl);
+    memcpy(srv->out + pre + nl, f->data + pre + 1, post);
+    if (ar_sn_send(s->conn->c, AR_WS_OP_TEXT, srv->out, pre + nl + post) == 0)
         ar_metric_add(srv->m.msgs_out, 0, 1);
 }
 
@@ -199,11 +206,15 @@ static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
     if (action == AR__SIG_ACT_RESET_CAND)
         memset(s->cand, 0, sizeof(s->cand));
     send_numbered(srv, s, f);
-    char hex[33];
-    sodium_bin2hex(hex, sizeof(hex), fid, 16);
-    to_backup(srv, s,
-              json_pack("{s:s,s:s,s:I,s:s,s:i,s:s%}", "k", "num", "p", s->rec->peer, "s",
-                        (json_int_t)s->seq, "f", hex, "a", (int)action, "d", frame, len));
+    /* No copy to build when there is no live backup (a one-worker node). */
+    if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup)) {
+        char hex[33];
+        sodium_bin2hex(hex, sizeof(hex), fid, 16);
+        ar__sig_bus_proc(srv, s->rec->backup,
+                         json_pack("{s:s,s:s,s:I,s:s,s:i,s:s%}", "k", "num", "p", s->rec->peer, "s",
+                                   (json_int_t)s->seq, "f", hex, "a", (int)action, "d", frame,
+                                   len));
+    }
     if (action == AR__SIG_ACT_ENDED && s->rec->role != AR_SIG_ROLE_STAFF) {
         /* The consultation is over: the patient's or invitee's session goes with it (P5). */
         ar__sig_conn_t *cn = s->conn;
