@@ -213,7 +213,8 @@ int ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t ca
     const ar__sig_table_t *t = ar__sig_types[msg->type].table[dir];
     size_t limit = dir == AR_SIG_FROM_CLIENT ? AR_SIG_FRAME_MAX : AR_SIG_OUT_MAX;
     writer_t w = {out, 0, cap - 1 < limit ? cap - 1 : limit, 0, NULL};
-    if (msg->sdp_json_ != NULL && msg->u.sdp.sdp.p == msg->sdp_json_ &&
+    if (((msg->sdp_json_ != NULL && msg->u.sdp.sdp.p == msg->sdp_json_) ||
+         (msg->sdp_raw_ != NULL && msg->u.sdp.sdp.p == msg->sdp_raw_)) &&
         (msg->type == AR_SIG_OFFER || msg->type == AR_SIG_ANSWER))
         w.raw = &msg->u.sdp.sdp;
     ar_sig_err_t err;
