@@ -571,6 +571,11 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
         rc = ar__sig_bus_start(srv);
     if (rc == 0)
         rc = ar_sn_loop_listen(srv->loop, conf->listen, (uint16_t)conf->port, NULL);
+    /* A port of this worker's own: the app (or a benchmark) can put a room's members on one
+     * worker, saving the hop between workers (design.md). */
+    if (rc == 0 && conf->worker_port)
+        rc =
+            ar_sn_loop_listen(srv->loop, conf->listen, (uint16_t)(conf->worker_port + index), NULL);
     if (rc == 0 && conf->metrics_port) {
         pthread_t t;
         if (pthread_create(&t, NULL, health_thread, srv) == 0)
