@@ -327,13 +327,13 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
     publish_to(b, peer, buf, n);
 }
 
-int ar__sig_bus_to_now(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len)
+int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, size_t len)
 {
     ar__sig_bus_t *b = srv->bus;
     /* Only when no local frame waits: one sender's frames keep their order. */
-    ar__sig_sess_t *s =
-        b && !b->lhead && action != AR__SIG_ACT_ENDED ? owned_here(srv, peer) : NULL;
-    if (!s)
+    ar__sig_sess_t *s = r->local;
+    if (!b || b->lhead || action == AR__SIG_ACT_ENDED || !s || s->is_backup ||
+        r->owner != srv->node_id)
         return 0;
     uint8_t *buf = (uint8_t *)srv->pub;
     uint64_t ctr = ++srv->fid_counter;

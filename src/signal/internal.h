@@ -313,7 +313,7 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
  * frame waits (not an "ended" one): 1 when delivered, 0 when the caller sends it with
  * ar__sig_bus_to. Only for callers that loop over nothing the delivery can change (flows.c,
  * on_relay). */
-int ar__sig_bus_to_now(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
+int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, size_t len);
 /* Sends a JSON object to one worker's proc subject; reply: NULL or an inbox for an answer. */
 void ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
 int ar__sig_bus_request(ar__sig_srv_t *srv, uint64_t worker, void *json_obj, const char *peer);

@@ -251,7 +251,8 @@ void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *
         }
         return;
     }
-    uint64_t now = ar__sig_now_us();
+    /* 0: delivered as it was sent (a local relay, bus.c), no latency to observe. */
+    uint64_t now = sent_us ? ar__sig_now_us() : 0;
     if (sent_us && now >= sent_us)
         ar_metric_observe(srv->m.relay_us, 0, (double)(now - sent_us));
     own_frame(srv, s, fid, action, frame, len);

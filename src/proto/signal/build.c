@@ -39,6 +39,13 @@ static void put_cstr(writer_t *w, const char *s)
 static void put_int(writer_t *w, int64_t v)
 {
     char tmp[24];
+    if (v >= 0) { /* by hand: every relayed frame has "seq":0, and printf costs more than it */
+        size_t n = 0;
+        for (uint64_t x = (uint64_t)v; n == 0 || x; x /= 10)
+            tmp[sizeof(tmp) - ++n] = (char)('0' + x % 10);
+        put(w, tmp + sizeof(tmp) - n, n);
+        return;
+    }
     int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
     put(w, tmp, (size_t)n);
 }
