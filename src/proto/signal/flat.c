@@ -152,11 +152,16 @@ static int split(const char *f, size_t len, int keep, pair_t *p)
     return ws(f, i + 1, len) == len ? n : -1;
 }
 
+/* 1 when the NUL-terminated name is spelt s[0..n) (no strlen: this runs per pair and row). */
+static int named(const char *name, const char *s, size_t n)
+{
+    return strncmp(name, s, n) == 0 && name[n] == '\0';
+}
+
 static const pair_t *find(const pair_t *p, int n, const char *key)
 {
-    size_t kl = strlen(key);
     for (int i = 0; i < n; i++)
-        if (p[i].klen == kl && memcmp(p[i].key, key, kl) == 0)
+        if (named(key, p[i].key, p[i].klen))
             return &p[i];
     return NULL;
 }
@@ -166,7 +171,7 @@ static const ar__sig_field_t *row_of(const ar__sig_table_t *t, const pair_t *x)
 {
     for (size_t i = 0; i < t->count; i++) {
         const char *k = t->fields[i].key;
-        if (k != NULL && strlen(k) == x->klen && memcmp(k, x->key, x->klen) == 0)
+        if (k != NULL && named(k, x->key, x->klen))
             return &t->fields[i];
     }
     return NULL;
@@ -228,7 +233,7 @@ static int read_rows(const ar__sig_table_t *t, const pair_t *p, int n, void *bas
         case AR__SIG_ENUM: {
             int found = 0;
             for (size_t k = 0; x->kind == T_STR && x->plain && f->values[k] && !found; k++)
-                if (strlen(f->values[k]) == x->vlen && memcmp(f->values[k], x->val, x->vlen) == 0)
+                if (named(f->values[k], x->val, x->vlen))
                     found = (int)k + 1;
             if (!found)
                 return -1;
@@ -259,7 +264,7 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     int type = 0;
     for (int i = 1; i < AR_SIG_TYPE_COUNT && !type; i++) {
         const char *name = ar_sig_type_name(i);
-        if (strlen(name) == tp->vlen && memcmp(name, tp->val, tp->vlen) == 0)
+        if (named(name, tp->val, tp->vlen))
             type = i;
     }
     /* The types a relay or a keepalive brings; other handlers may expect NUL-terminated text. */
