@@ -95,6 +95,8 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         memcpy(it->data, natsMsg_GetData(msg), len);
         it->data[len] = '\0';
         pthread_mutex_lock(&b->mu);
+        /* The loop takes the whole inbox at each wake-up: only the first item needs a poke. */
+        int poke = b->head == NULL;
         if (b->bytes + len > INBOX_MAX_BYTES) {
             ar_free(it);
             it = NULL;
@@ -108,7 +110,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         }
         pthread_mutex_unlock(&b->mu);
         uint64_t one = 1;
-        if (it)
+        if (it && poke)
             (void)!write(b->efd, &one, sizeof(one));
     }
     natsMsg_Destroy(msg);
