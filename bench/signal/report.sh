@@ -88,8 +88,9 @@ END {
     # A server that fell behind (messages still unrelayed at the end) batches more per wake-up and
     # so shows less CPU per message: its ratios say nothing. The machine is shared; run again.
     for (i = 1; i <= ns; i++) {
-      l = v(S[i] "@" r "/rate", "loss")
+      l = v(S[i] "@" r "/rate", "loss"); ms = v(S[i] "@" r "/rate", "msg_s")
       if (l != "" && l + 0 > 0.01) printf "  WARNING: %s at %s msg/s lost %.0f%% of its messages (overloaded): the ratios at %s msg/s are not valid\n", S[i], r, 100 * l, r
+      else if (ms != "" && ms + 0 < 0.9 * r) printf "  WARNING: %s at %s msg/s relayed only %d msg/s in the window (fell behind): the ratios at %s msg/s are not valid\n", S[i], r, ms, r
     }
     q = ratio(cpu("anteroom@" r "/rate", "msg"), cpu("node-ws@" r "/rate", "msg"))
     printf "  %-58s %8s  <= 0.4    %s\n", "CPU/msg anteroom / Node ws relay at " r " msg/s", cell(q, "%.2f"), verdict(q, 0.4)
