@@ -19,6 +19,7 @@
 # Kills only the PIDs it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/integration/app/daemon_lib.sh
 nreq=${1:-20000}
 conns=${2:-8}
 streams=${3:-16}
@@ -35,22 +36,12 @@ dir=$(mktemp -d /tmp/ar-bench-app.XXXXXX)
 chmod 755 "$dir" # nginx workers run as nobody and read the static files under the prefix
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  ar_kill_all "${pids[@]}"
   rm -rf "$dir"
 }
 trap cleanup EXIT
 
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-}
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/key.pem" \
-  -out "$dir/cert.pem" -subj /CN=localhost -days 2 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+ar_test_cert "$dir"
 
 # The store: a clinic in jurisdiction "local", an always-open waiting area, and a provider
 # whose password has the app's real Argon2id cost (no --fast-hash). The second factor is not
@@ -77,11 +68,7 @@ origin="https://127.0.0.1:$aport"
   --entry-per-minute 100000 --max-conns 10000 --log-level warn >"$dir/app.log" 2>&1 &
 apid=$!
 pids+=("$apid")
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && break
-  kill -0 "$apid" 2>/dev/null || { cat "$dir/app.log"; exit 1; }
-  sleep 0.1
-done
+ar_wait_health "$apid" "$hport" || { cat "$dir/app.log"; exit 1; }
 
 # One session for the reads; curl's cookie jar line 7 holds the value.
 curl -sk --http2 -c "$dir/jar" -H 'content-type: application/json' \

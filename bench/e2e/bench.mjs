@@ -15,7 +15,7 @@ import path from 'node:path';
 const e2e = new URL('../../tests/e2e/', import.meta.url).pathname;
 const { startStack, addClinician } = await import(`${e2e}lib/stack.mjs`);
 const { launch, close } = await import(`${e2e}lib/browser.mjs`);
-const { signIn, patchArea, arrive, entryLink, admit } = await import(`${e2e}lib/flows.mjs`);
+const { enrolClinician, patchArea, patientArrives, entryLink, admit } = await import(`${e2e}lib/journeys.mjs`);
 const { instrumentContext, timings, callStats } = await import(`${e2e}lib/rtcstats.mjs`);
 const { bareCall } = await import('./anchor.mjs');
 
@@ -31,9 +31,9 @@ async function anteroomCall(S, patientBrowser, link, relay) {
   await instrumentContext(ctx);
   const P = await ctx.newPage();
   try {
-    const name = await arrive(P, link, { waitCheck: false });
+    const name = await patientArrives(P, link);
     const since = (await timings(S)).clicks.length;
-    await admit(S, P, name);
+    await admit(S, name, P);
     const wait = (p) => p.waitForFunction((n) => window.__firstFrames.some((f) => f.t >= n), 0, { timeout: 30000 });
     const click = (await timings(S)).clicks.slice(since).find((c) => c.id === 'btn-confirm-ok');
     if (!click) throw new Error('no join click recorded');
@@ -91,7 +91,7 @@ async function main() {
         const adm = await addClinician(stack, 'Bench Admin', ['clinic_admin']);
         const actx = await staff.browser.newContext();
         const A = await actx.newPage();
-        await signIn(A, stack.origin, adm, { connected: false });
+        await enrolClinician(A, stack.origin, adm, { connected: false });
         await patchArea(A, stack.clinic, { relay_only: true });
         await actx.close();
       }
@@ -99,7 +99,7 @@ async function main() {
       const sctx = await staff.browser.newContext({ permissions: ['camera', 'microphone', 'notifications'] });
       await instrumentContext(sctx);
       const S = await sctx.newPage();
-      await signIn(S, stack.origin, doc);
+      await enrolClinician(S, stack.origin, doc);
       const link = await entryLink(S);
       const calls = [];
       for (let i = 0; i < N; i++) calls.push(await anteroomCall(S, patient.browser, link, relay));

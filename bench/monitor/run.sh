@@ -12,6 +12,7 @@
 # Kills only the PIDs it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/integration/app/daemon_lib.sh
 nreq=${1:-50000}
 conns=${2:-8}
 streams=${3:-16}
@@ -26,22 +27,12 @@ dir=$(mktemp -d /tmp/ar-bench-monitor.XXXXXX)
 chmod 755 "$dir" # nginx workers run as nobody and keep request bodies under the prefix
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  ar_kill_all "${pids[@]}"
   rm -rf "$dir"
 }
 trap cleanup EXIT
 
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-}
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/key.pem" \
-  -out "$dir/cert.pem" -subj /CN=localhost -days 2 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+ar_test_cert "$dir"
 "$mint" keys "$dir"
 tok=$("$mint" token "$dir" clinic-1 area-1 1)
 printf '{"v":1,"token":"%s","interval_s":10,"call_s":300,"browser":"firefox","profile":"standard","candidate":"srflx","remote_candidate":"host","bitrate_in_kbps":1450,"bitrate_out_kbps":1380,"loss_permille":4,"jitter_ms":9,"rtt_ms":38,"fps":30,"width":1280,"height":720}' \

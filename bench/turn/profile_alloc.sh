@@ -4,13 +4,17 @@
 # anteroom-turn, with `perf record -g` attached to the server for the allocation phase only
 # (--alloc-only: no CreatePermission or ChannelBind follows; stopped at the ALLOC line). Prints the ALLOC line and the share of
 # the server's samples under each system call and in the scheduler's context switch.
+# PROFILE_TOP=N also lists the N symbols (kernel and user space) with the most samples of their
+# own. With PROFILE_TOOL=strace, `strace -c -f` is attached instead and prints the server's system
+# calls in the allocation phase with their count per Allocate.
 # Usage: bench/turn/profile_alloc.sh [N]   (default 15000; needs perf and root for the namespace)
 # Env: AR_BUILD (build dir, default build/default), BENCH_TURN_BIN (daemon binary).
 set -uo pipefail
 if [ -z "${AR_BENCH_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
   exec env AR_BENCH_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
 fi
-command -v perf >/dev/null || { echo "perf is not installed (linux-perf)" >&2; exit 1; }
+TOOL=${PROFILE_TOOL:-perf}
+command -v "$TOOL" >/dev/null || { echo "$TOOL is not installed" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${AR_BUILD:-$ROOT/build/default}
 TL=$BUILD/bench/turn/ar-turnload
@@ -32,7 +36,11 @@ pids+=("$srv")
 "$TL" peer --listen 127.0.0.1:34700 --secs 120 >/dev/null 2>&1 &
 pids+=($!)
 sleep 0.5
-perf record -F 10000 -g -p "$srv" -o "$TMP/perf.data" >/dev/null 2>&1 &
+if [ "$TOOL" = strace ]; then
+  strace -c -f -p "$srv" -o "$TMP/strace.txt" >/dev/null 2>&1 &
+else
+  perf record -F 10000 -g -p "$srv" -o "$TMP/perf.data" >/dev/null 2>&1 &
+fi
 perf_pid=$!
 pids+=("$perf_pid")
 sleep 0.5
@@ -44,6 +52,12 @@ for _ in $(seq 1200); do grep -q '^ALLOC' "$TMP/tl.out" && break; sleep 0.05; do
 kill -INT "$perf_pid"
 wait "$perf_pid" 2>/dev/null
 grep '^ALLOC' "$TMP/tl.out" || { echo "no ALLOC line:"; cat "$TMP/tl.out"; exit 1; }
+if [ "$TOOL" = strace ]; then
+  echo "the server's system calls in the allocation phase (strace -c -f; calls per Allocate):"
+  awk -v n="$N" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
+    printf "  %-16s %8d  %.3f\n", $NF, $4, $4 / n }' "$TMP/strace.txt"
+  exit 0
+fi
 perf report -i "$TMP/perf.data" --children --sort sym --stdio -g none 2>/dev/null >"$TMP/rep.txt"
 echo "share of the server's samples in the allocation phase (children included):"
 for s in __x64_sys_sendmmsg __x64_sys_recvmmsg __x64_sys_epoll_wait __x64_sys_socket \
@@ -53,3 +67,8 @@ for s in __x64_sys_sendmmsg __x64_sys_recvmmsg __x64_sys_epoll_wait __x64_sys_so
 done
 echo "(entry_SYSCALL_64_after_hwframe: all system calls together; finish_task_switch: the cost of"
 echo " sleeping in epoll_wait and being woken, part of the epoll_wait and sendmmsg shares)"
+if [ -n "${PROFILE_TOP:-}" ]; then
+  echo "the $PROFILE_TOP symbols with the most samples of their own (PROFILE_TOP):"
+  perf report -i "$TMP/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
+    grep -E '^ +[0-9]' | head -n "$PROFILE_TOP"
+fi

@@ -29,6 +29,7 @@
 #include "body.h"
 #include "hours.h"
 #include "keys.h"
+#include "sql.h"
 
 #include "anteroom/log.h"
 #include "anteroom/rand.h"
@@ -39,11 +40,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
-{
-    return ar_store_prepare(c, sql, strlen(sql), st);
-}
 
 int ar__admin_open(const char *kind, const char *target, ar_store_conn_t **out)
 {
@@ -62,7 +58,7 @@ static int insert(ar_store_conn_t *c, const char *sql, const char *const *t, int
                   const int64_t *v, int nv, int64_t *id)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c, sql, &st);
+    int rc = ar__prep(c, sql, &st);
     if (rc < 0)
         return rc;
     for (int i = 0; rc == 0 && i < nt; i++)
@@ -82,11 +78,7 @@ static int audited(ar_store_conn_t *c, int rc, int64_t account, int64_t clinic, 
 {
     if (rc == 0)
         rc = ar_app_audit_append(c, (int64_t)time(NULL), account, clinic, ev);
-    if (rc == 0)
-        rc = ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    return rc;
+    return ar__finish(c, rc);
 }
 
 int ar__admin_create_clinic(ar_store_conn_t *c, const char *name, const char *jur, int64_t *id)
@@ -117,14 +109,11 @@ int ar__admin_create_area(ar_store_conn_t *c, int64_t clinic, const char *slug, 
                   t, 5, v, 2, NULL);
 }
 
+/* The address as the store keeps it (sql.h), as the app's own routes write it. */
 static int lower_email(const char *in, char *out, size_t cap)
 {
-    size_t n = strlen(in);
-    if (n < 3 || n >= cap || !ar_app_charset_ok(AR_CS_EMAIL, in, n))
-        return AR_EINVAL;
-    for (size_t i = 0; i <= n; i++)
-        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] - 'A' + 'a') : in[i];
-    return 0;
+    int rc = ar__email_lower(in, strlen(in), out, cap);
+    return rc < 0 ? rc : 0;
 }
 
 int ar__admin_create_account(ar_store_conn_t *c, const char *email, const char *name,
@@ -162,7 +151,7 @@ static int account_id(ar_store_conn_t *c, const char *email, int64_t *id)
     if (lower_email(email, em, sizeof(em)) < 0)
         return AR_EINVAL;
     ar_store_stmt_t *st;
-    int rc = prep(c, "SELECT id FROM accounts WHERE email = $1", &st);
+    int rc = ar__prep(c, "SELECT id FROM accounts WHERE email = $1", &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_text(st, 1, em, strlen(em));
@@ -195,33 +184,20 @@ int ar__admin_reset_mfa(ar_store_conn_t *c, const char *email)
     int rc = account_id(c, email, &acct);
     if (rc < 0)
         return rc;
-    /* The same statements as the app's staff MFA reset (src/app/staff.c): no secret means "not
-     * enrolled", so the next sign-in must enrol again; pending enrolment, recovery codes and
-     * pending second steps go too, and every session ends, so whoever holds the lost device is
-     * signed out everywhere. */
-    static const char *const sql[] = {
-        "UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, totp_last_step = 0 "
-        "WHERE id = $1",
-        "DELETE FROM recovery_codes WHERE account_id = $1",
-        "DELETE FROM mfa_challenges WHERE account_id = $1",
-        "DELETE FROM sessions WHERE account_id = $1"};
+    /* The app's own reset (sql.h, as the staff route runs it). */
     rc = ar_store_begin(c);
-    for (size_t i = 0; rc == 0 && i < sizeof(sql) / sizeof(sql[0]); i++)
-        rc = insert(c, sql[i], NULL, 0, &acct, 1, NULL);
+    if (rc == 0)
+        rc = ar__mfa_reset(c, acct);
     /* The entry is about the account, with no actor (the operator at the console). */
     if (rc == 0)
         rc = ar_app_audit_append_subject(c, (int64_t)time(NULL), 0, acct, 0, AR_AUDIT_MFA_RESET);
-    if (rc == 0)
-        rc = ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    return rc;
+    return ar__finish(c, rc);
 }
 
 int ar__admin_has_operator(ar_store_conn_t *c, int *yes)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c, "SELECT count(*) FROM accounts WHERE is_operator = 1", &st);
+    int rc = ar__prep(c, "SELECT count(*) FROM accounts WHERE is_operator = 1", &st);
     if (rc < 0)
         return rc;
     rc = ar_store_step(st);

@@ -36,6 +36,19 @@ static int cmd_arg_int(ar__daemon_cmd_t *cmd, int64_t v)
     return ar__cmd_arg(cmd, num);
 }
 
+/* A flag and its value: "--cert" "/path". */
+static int cmd_flag(ar__daemon_cmd_t *cmd, const char *flag, const char *value)
+{
+    int rc = ar__cmd_arg(cmd, flag);
+    return rc ? rc : ar__cmd_arg(cmd, value);
+}
+
+static int cmd_flag_int(ar__daemon_cmd_t *cmd, const char *flag, int64_t value)
+{
+    int rc = ar__cmd_arg(cmd, flag);
+    return rc ? rc : cmd_arg_int(cmd, value);
+}
+
 int ar__cmd_env(ar__daemon_cmd_t *cmd, const char *name, const char *value)
 {
     if (cmd->envc >= AR__DAEMON_MAX_ENV)
@@ -77,28 +90,21 @@ static int build_turn(const ar__up_conf_t *conf, const ar__up_state_t *st, unsig
 {
     char a[64], b[64], c[64]; /* an IPv6 literal, brackets and a port fit */
     int rc = 0;
-    rc = rc ? rc : ar__cmd_arg(cmd, "--listening-ip");
-    rc = rc ? rc : ar__cmd_arg(cmd, conf->bind);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--listening-port");
-    rc = rc ? rc : cmd_arg_int(cmd, conf->turn_port);
+    rc = rc ? rc : cmd_flag(cmd, "--listening-ip", conf->bind);
+    rc = rc ? rc : cmd_flag_int(cmd, "--listening-port", conf->turn_port);
     if (!conf->no_tls) {
-        rc = rc ? rc : ar__cmd_arg(cmd, "--tls-listening-port");
-        rc = rc ? rc : cmd_arg_int(cmd, conf->turn_tls_port);
+        rc = rc ? rc : cmd_flag_int(cmd, "--tls-listening-port", conf->turn_tls_port);
         if (conf->turn_alt_tls_port != 0 && conf->turn_alt_tls_port != conf->turn_tls_port) {
-            rc = rc ? rc : ar__cmd_arg(cmd, "--alt-tls-listening-port");
-            rc = rc ? rc : cmd_arg_int(cmd, conf->turn_alt_tls_port);
+            rc = rc ? rc : cmd_flag_int(cmd, "--alt-tls-listening-port", conf->turn_alt_tls_port);
         }
-        rc = rc ? rc : ar__cmd_arg(cmd, "--cert");
-        rc = rc ? rc : ar__cmd_arg(cmd, st->cert);
-        rc = rc ? rc : ar__cmd_arg(cmd, "--pkey");
-        rc = rc ? rc : ar__cmd_arg(cmd, st->key);
+        rc = rc ? rc : cmd_flag(cmd, "--cert", st->cert);
+        rc = rc ? rc : cmd_flag(cmd, "--pkey", st->key);
     }
     rc = rc ? rc : ar__cmd_arg(cmd, "--use-auth-secret");
     /* Metrics stay on loopback whatever --bind says: they are for the operator only. */
     char metrics[32];
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%u", metrics_port);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--metrics-listen");
-    rc = rc ? rc : ar__cmd_arg(cmd, metrics);
+    rc = rc ? rc : cmd_flag(cmd, "--metrics-listen", metrics);
     rc = rc ? rc : ar__cmd_env(cmd, "ANTEROOM_TURN_STATIC_AUTH_SECRET", st->turn_secret);
     if (rc != 0)
         return rc;
@@ -117,17 +123,34 @@ static int build_turn(const ar__up_conf_t *conf, const ar__up_state_t *st, unsig
     return 0;
 }
 
+/* The app's public origin, which the browsers' requests name: "https://host:port". */
+static void app_origin(const ar__up_conf_t *conf, char *out, size_t outlen)
+{
+    static const char scheme[] = "https://";
+    snprintf(out, outlen, "%s", scheme); /* outlen holds far more than the scheme */
+    host_port(out + sizeof(scheme) - 1, outlen - (sizeof(scheme) - 1), ar__up_public_host(conf),
+              conf->app_port);
+}
+
+/* The folder of this executable into out (PATH_MAX bytes): 1, or 0 when it is unknown. */
+static int exe_dir(char *out, size_t outlen)
+{
+    size_t size = outlen;
+    if (uv_exepath(out, &size) != 0)
+        return 0;
+    char *slash = strrchr(out, '/');
+    if (slash == NULL)
+        return 0;
+    *slash = '\0';
+    return 1;
+}
+
 /* The built web client next to the build tree's binaries (build/<preset>/web), if any. */
 static int web_dir(char *out, size_t outlen)
 {
     char exe[PATH_MAX];
-    size_t size = sizeof(exe);
-    if (uv_exepath(exe, &size) != 0)
+    if (!exe_dir(exe, sizeof(exe)))
         return 0;
-    char *slash = strrchr(exe, '/');
-    if (slash == NULL)
-        return 0;
-    *slash = '\0';
     char probe[PATH_MAX + 32];
     snprintf(probe, sizeof(probe), "%s/../../web/manifest.json", exe);
     char real[PATH_MAX];
@@ -151,37 +174,24 @@ static int build_app(const ar__up_conf_t *conf, const ar__up_state_t *st, unsign
     char db[PATH_MAX + 16], servers[PATH_MAX + 16], origin[300], web[PATH_MAX];
     snprintf(db, sizeof(db), "%s/app.db", st->dir);
     snprintf(servers, sizeof(servers), "%s/servers.json", st->dir);
-    const char *host = ar__up_public_host(conf);
-    int v6 = strchr(host, ':') != NULL;
-    snprintf(origin, sizeof(origin), "https://%s%s%s:%lld", v6 ? "[" : "", host, v6 ? "]" : "",
-             (long long)conf->app_port);
+    app_origin(conf, origin, sizeof(origin));
     int rc = 0;
-    rc = rc ? rc : ar__cmd_arg(cmd, "--listen-host");
-    rc = rc ? rc : ar__cmd_arg(cmd, conf->bind);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--listen-port");
-    rc = rc ? rc : cmd_arg_int(cmd, conf->app_port);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--cert");
-    rc = rc ? rc : ar__cmd_arg(cmd, st->cert);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--key");
-    rc = rc ? rc : ar__cmd_arg(cmd, st->key);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--origin");
-    rc = rc ? rc : ar__cmd_arg(cmd, origin);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--store-target");
-    rc = rc ? rc : ar__cmd_arg(cmd, db);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--servers");
-    rc = rc ? rc : ar__cmd_arg(cmd, servers);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--health-port");
-    rc = rc ? rc : cmd_arg_int(cmd, metrics_port);
+    rc = rc ? rc : cmd_flag(cmd, "--listen-host", conf->bind);
+    rc = rc ? rc : cmd_flag_int(cmd, "--listen-port", conf->app_port);
+    rc = rc ? rc : cmd_flag(cmd, "--cert", st->cert);
+    rc = rc ? rc : cmd_flag(cmd, "--key", st->key);
+    rc = rc ? rc : cmd_flag(cmd, "--origin", origin);
+    rc = rc ? rc : cmd_flag(cmd, "--store-target", db);
+    rc = rc ? rc : cmd_flag(cmd, "--servers", servers);
+    rc = rc ? rc : cmd_flag_int(cmd, "--health-port", metrics_port);
     if (web_dir(web, sizeof(web))) {
-        rc = rc ? rc : ar__cmd_arg(cmd, "--web-dir");
-        rc = rc ? rc : ar__cmd_arg(cmd, web);
+        rc = rc ? rc : cmd_flag(cmd, "--web-dir", web);
     }
     rc = rc ? rc : ar__cmd_env(cmd, "ANTEROOM_APP_TURN_SECRET", st->turn_secret);
     /* The seal key stays in its 0600 file (up_app.c makes it): only the path is on the line. */
     char seal[PATH_MAX + 32];
     snprintf(seal, sizeof(seal), "%s/secrets/seal-key", st->dir);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--seal-key-file");
-    rc = rc ? rc : ar__cmd_arg(cmd, seal);
+    rc = rc ? rc : cmd_flag(cmd, "--seal-key-file", seal);
     if (rc != 0)
         return rc;
     char a[80];
@@ -204,11 +214,8 @@ static int build_monitor(const ar__up_conf_t *conf, const ar__up_state_t *st, un
     if (conf->no_tls)
         return AR_EUNSUPPORTED;
     char origin[300], keys[PATH_MAX + 32], db[PATH_MAX + 32], a[80];
-    const char *host = ar__up_public_host(conf);
-    int v6 = strchr(host, ':') != NULL;
     int64_t port = conf->app_port + 2;
-    snprintf(origin, sizeof(origin), "https://%s%s%s:%lld", v6 ? "[" : "", host, v6 ? "]" : "",
-             (long long)conf->app_port);
+    app_origin(conf, origin, sizeof(origin));
     snprintf(keys, sizeof(keys), "%s/secrets/token-keys.pub", st->dir);
     snprintf(db, sizeof(db), "%s/app.db", st->dir);
     const char *const args[][2] = {
@@ -221,10 +228,8 @@ static int build_monitor(const ar__up_conf_t *conf, const ar__up_state_t *st, un
         rc = ar__cmd_arg(cmd, args[i][0]);
         rc = rc ? rc : ar__cmd_arg(cmd, args[i][1]);
     }
-    rc = rc ? rc : ar__cmd_arg(cmd, "--listen-port");
-    rc = rc ? rc : cmd_arg_int(cmd, port);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--health-port");
-    rc = rc ? rc : cmd_arg_int(cmd, metrics_port);
+    rc = rc ? rc : cmd_flag_int(cmd, "--listen-port", port);
+    rc = rc ? rc : cmd_flag_int(cmd, "--health-port", metrics_port);
     if (rc != 0)
         return rc;
     host_port(a, sizeof(a), conf->bind, port);
@@ -279,8 +284,7 @@ static int build_nats(const ar__up_conf_t *conf, const ar__up_state_t *st, unsig
     int rc = n > 0 && (size_t)n < sizeof(text) ? ar__state_write_file(file, text, (size_t)n)
                                                : AR_ETOOBIG;
     sodium_memzero(text, sizeof(text));
-    rc = rc ? rc : ar__cmd_arg(cmd, "--config");
-    rc = rc ? rc : ar__cmd_arg(cmd, file);
+    rc = rc ? rc : cmd_flag(cmd, "--config", file);
     if (rc != 0)
         return rc;
     snprintf(cmd->listeners, sizeof(cmd->listeners), "nats 127.0.0.1:%lld",
@@ -310,11 +314,8 @@ static int build_signal(const ar__up_conf_t *conf, const ar__up_state_t *st, uns
                  "no token keys (secrets/token-keys.pub comes with anteroom-app)");
         return AR_EUNSUPPORTED;
     }
-    const char *host = ar__up_public_host(conf);
-    int v6 = strchr(host, ':') != NULL;
     int64_t port = conf->app_port + 1;
-    snprintf(origin, sizeof(origin), "https://%s%s%s:%lld", v6 ? "[" : "", host, v6 ? "]" : "",
-             (long long)conf->app_port);
+    app_origin(conf, origin, sizeof(origin));
     snprintf(nats, sizeof(nats), "nats://%s%s127.0.0.1:%lld", nats_token,
              nats_token[0] != '\0' ? "@" : "", (long long)conf->nats_port);
     const char *const args[][2] = {
@@ -324,18 +325,15 @@ static int build_signal(const ar__up_conf_t *conf, const ar__up_state_t *st, uns
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof(args) / sizeof(args[0]) && rc == 0; i++) {
-        rc = ar__cmd_arg(cmd, args[i][0]);
-        rc = rc ? rc : ar__cmd_arg(cmd, args[i][1]);
+        rc = cmd_flag(cmd, args[i][0], args[i][1]);
     }
-    rc = rc ? rc : ar__cmd_arg(cmd, "--port");
-    rc = rc ? rc : cmd_arg_int(cmd, port);
-    rc = rc ? rc : ar__cmd_arg(cmd, "--metrics-port");
-    rc = rc ? rc : cmd_arg_int(cmd, metrics_port);
+    rc = rc ? rc : cmd_flag_int(cmd, "--port", port);
+    rc = rc ? rc : cmd_flag_int(cmd, "--metrics-port", metrics_port);
     rc = rc ? rc : ar__cmd_env(cmd, "ANTEROOM_SIGNAL_NATS", nats);
     sodium_memzero(nats, sizeof(nats));
     if (rc != 0)
         return rc;
-    host_port(a, sizeof(a), host, port);
+    host_port(a, sizeof(a), ar__up_public_host(conf), port);
     snprintf(cmd->listeners, sizeof(cmd->listeners), "wss %s/ws", a);
     snprintf(cmd->metrics_url, sizeof(cmd->metrics_url), "http://127.0.0.1:%u/metrics",
              metrics_port);
@@ -390,13 +388,8 @@ int ar__daemon_find(const char *bin_dir, const char *name, char *path, size_t pa
         return exe_ok(path) ? 0 : AR_ENOTFOUND;
     }
     char exe[PATH_MAX];
-    size_t size = sizeof(exe);
-    if (uv_exepath(exe, &size) != 0)
+    if (!exe_dir(exe, sizeof(exe)))
         return AR_ENOTFOUND;
-    char *slash = strrchr(exe, '/');
-    if (slash == NULL)
-        return AR_ENOTFOUND;
-    *slash = '\0';
     /* Installed: every binary in one folder. */
     snprintf(path, pathlen, "%s/anteroom-%s", exe, name);
     if (exe_ok(path))

@@ -250,9 +250,10 @@ done:
     if (getenv("FZ_DEBUG")) {
         /* For checking that the seeds reach deep states. */
         const ar_turn_stats_t *st = ar_turn_engine_stats(e);
+        ar_turn_tr_stats_t sum = ar_turn_stats_total(st);
         fprintf(stderr, "allocs=%llu out=%llu in=%llu denied=%llu stale=%llu bad=%llu\n",
-                (unsigned long long)st->allocs_total, (unsigned long long)st->relayed_pkts_out,
-                (unsigned long long)st->relayed_pkts_in, (unsigned long long)st->denied_peers,
+                (unsigned long long)sum.allocs_total, (unsigned long long)sum.pkts_out,
+                (unsigned long long)sum.pkts_in, (unsigned long long)st->denied_peers,
                 (unsigned long long)st->stale_nonces, (unsigned long long)st->bad_packets);
     }
     ar_turn_engine_free(e);

@@ -18,6 +18,7 @@
 #include "anteroom/err.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 typedef enum ar_addr_class_e {
@@ -51,6 +52,22 @@ int ar_addr_canonical(const struct sockaddr *sa, struct sockaddr_storage *out);
  * reports the /96 position). Families other than AF_INET/AF_INET6 are AR_ADDR_RESERVED.
  */
 ar_addr_class_t ar_addr_classify(const struct sockaddr *sa);
+
+/*
+ * Addresses as 16-byte keys, IPv4 as ::ffff:a.b.c.d, so that one memcmp compares and orders
+ * both families; the relay's peer policy and signalling's trusted-proxy list share them.
+ */
+/* A numeric address (s, len; no spaces, no zone) into a key; *bits gets 32 (IPv4) or 128. Returns
+ * 0 or AR_ECONFIG. */
+AR_MUST_CHECK int ar_addr_key_parse(const char *s, size_t len, uint8_t key[16], unsigned *bits);
+/* "a.b.c.d/n", "v6/n" or one address (a /32 or /128) into a key with its host bits zero and
+ * *plen the prefix length over the 16-byte key (an IPv4 /n is 96 + n). n is 1-3 digits. Returns 0
+ * or AR_ECONFIG. */
+AR_MUST_CHECK int ar_addr_prefix_parse(const char *s, size_t len, uint8_t key[16], unsigned *plen);
+/* Whether the first plen bits of key and net agree. */
+int ar_addr_key_match(const uint8_t key[16], const uint8_t net[16], unsigned plen);
+/* The key of an AF_INET or AF_INET6 address (as it is, not canonicalised): 0 or AR_EINVAL. */
+int ar_addr_key_of(const struct sockaddr *sa, uint8_t key[16]);
 
 typedef struct ar_addr_policy_s ar_addr_policy_t;
 

@@ -90,6 +90,14 @@ AR_MUST_CHECK int ar_conn_connect(uv_loop_t *loop, const struct sockaddr *addr,
 AR_MUST_CHECK int ar_conn_write(ar_conn_t *c, const void *data, size_t len);
 /* Bytes queued and not yet handed to the kernel. */
 size_t ar_conn_outgoing(const ar_conn_t *c);
+/*
+ * Asks for on_drain without writing anything, for a caller that stops producing while the
+ * outgoing buffer is more than half full (a relay stops reading its other side). Returns 1 when
+ * the buffer is over half its cap (or the connection is not open yet): on_drain follows once it
+ * is down to half. Returns 0 when it is at most half full already (nothing to wait for, no
+ * callback), AR_ESTATE when closing or closed.
+ */
+int ar_conn_want_drain(ar_conn_t *c);
 /* Stops and resumes on_read deliveries (backpressure towards the peer). */
 void ar_conn_pause_read(ar_conn_t *c);
 void ar_conn_resume_read(ar_conn_t *c);

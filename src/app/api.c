@@ -13,11 +13,6 @@
 #include <sodium.h>
 #include <string.h>
 
-static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
-{
-    return ar_store_prepare(c, sql, strlen(sql), st);
-}
-
 /* Runs a statement that returns no rows, with int64 or blob parameters already bound. */
 static int run(ar_store_stmt_t *st, int rc)
 {
@@ -25,12 +20,6 @@ static int run(ar_store_stmt_t *st, int rc)
         rc = ar_store_step(st);
     ar_store_finalize(st);
     return rc < 0 ? rc : 0;
-}
-
-static void store_failed(ar__req_t *r, int status)
-{
-    ar_log(AR_LOG_WARN, "store_job_failed", AR_LF_ERR("err", status));
-    ar__reply_error(r, 503, "unavailable", "the store is unavailable; try again");
 }
 
 /* POST /api/v1/session (sign-in in two steps) is in signin.c. */
@@ -45,20 +34,17 @@ static int logout(ar_store_conn_t *c, ar__req_t *r, int all)
     if (rc < 0)
         return rc;
     ar_store_stmt_t *st;
-    rc = prep(c,
-              all ? "DELETE FROM sessions WHERE account_id = $1"
-                  : "DELETE FROM sessions WHERE id_hash = $1",
-              &st);
+    rc = ar__prep(c,
+                  all ? "DELETE FROM sessions WHERE account_id = $1"
+                      : "DELETE FROM sessions WHERE id_hash = $1",
+                  &st);
     if (rc == 0)
         rc = run(st, all ? ar_store_bind_int64(st, 1, r->s.account_id)
                          : ar_store_bind_blob(st, 1, r->s.id_hash, sizeof(r->s.id_hash)));
     if (rc == 0)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, 0,
                                  all ? AR_AUDIT_SIGNOUT_ALL : AR_AUDIT_SIGNOUT);
-    if (rc == 0)
-        rc = ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc);
     return rc;
 }
 
@@ -76,7 +62,7 @@ static void logout_done(int status, void *arg)
 {
     ar__req_t *r = arg;
     if (status < 0) {
-        store_failed(r, status);
+        ar__store_failed(r, status);
         return;
     }
     ar__session_set_cookie(r, NULL);
@@ -99,11 +85,9 @@ static int me_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = prep(c, "SELECT email, display_name, is_operator FROM accounts WHERE id = $1", &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, r->s.account_id);
-    if (rc == 0 && (rc = ar_store_step(st)) == AR_STORE_ROW)
+    int rc = ar__query_ids(c, "SELECT email, display_name, is_operator FROM accounts WHERE id = $1",
+                           r->s.account_id, 0, &st);
+    if (rc == AR_STORE_ROW)
         /* mfa_enrolment_required: the page leads to enrolment at sign-in, even an account
          * with no membership (the first operator) whose clinic routes would answer 403. */
         r->out =
@@ -116,10 +100,10 @@ static int me_job(ar_store_conn_t *c, void *arg)
         return rc;
     if (r->out == NULL)
         return rc == AR_STORE_DONE ? AR_EAUTH : AR_ENOMEM;
-    rc = prep(c,
-              "SELECT clinic_id, role FROM memberships WHERE account_id = $1 "
-              "ORDER BY clinic_id, role LIMIT 1000",
-              &st);
+    rc = ar__prep(c,
+                  "SELECT clinic_id, role FROM memberships WHERE account_id = $1 "
+                  "ORDER BY clinic_id, role LIMIT 1000",
+                  &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, r->s.account_id);
@@ -142,7 +126,7 @@ static void me_done(int status, void *arg)
         return;
     }
     if (status < 0) {
-        store_failed(r, status);
+        ar__store_failed(r, status);
         return;
     }
     char csrf[AR__SID_TEXT + 1];
@@ -164,14 +148,10 @@ static int clinic_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT id, name, jurisdiction, relay_only, default_profile FROM clinics "
-                  "WHERE id = $1",
-                  &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, r->clinic_id);
-    if (rc == 0 && (rc = ar_store_step(st)) == AR_STORE_ROW)
+    int rc = ar__query_ids(
+        c, "SELECT id, name, jurisdiction, relay_only, default_profile FROM clinics WHERE id = $1",
+        r->clinic_id, 0, &st);
+    if (rc == AR_STORE_ROW)
         r->out =
             json_pack("{s:I,s:s,s:s,s:b,s:s}", "id", (json_int_t)ar_store_col_int64(st, 0), "name",
                       ar_store_col_text(st, 1, NULL), "jurisdiction",
@@ -183,7 +163,7 @@ static int clinic_job(ar_store_conn_t *c, void *arg)
     return r->out != NULL ? 0 : rc == AR_STORE_DONE ? AR_ENOTFOUND : AR_ENOMEM;
 }
 
-static void clinic_done(int status, void *arg)
+void ar__clinic_done(int status, void *arg)
 {
     ar__req_t *r = arg;
     if (status == AR_ENOTFOUND) {
@@ -191,7 +171,7 @@ static void clinic_done(int status, void *arg)
         return;
     }
     if (status < 0) {
-        store_failed(r, status);
+        ar__store_failed(r, status);
         return;
     }
     json_t *out = r->out;
@@ -201,5 +181,5 @@ static void clinic_done(int status, void *arg)
 
 void ar__h_clinic_get(ar__req_t *r)
 {
-    (void)ar__submit(r, clinic_job, clinic_done);
+    (void)ar__submit(r, clinic_job, ar__clinic_done);
 }

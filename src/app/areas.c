@@ -15,26 +15,26 @@
 #define WELCOME_MAX 2000
 #define FIELDS_MAX 200
 
+/* An area's fields; the name is required when the area is created. */
+/* clang-format off */
+#define AREA_FIELDS(name_required)                                                                 \
+    {"name", AR_FIELD_STR, name_required, 1, NAME_MAX_LEN, AR_CS_TEXT},                            \
+    {"time_zone", AR_FIELD_STR, 0, 1, AR_TZ_NAME_MAX, AR_CS_TEXT},                                 \
+    {"hours", AR_FIELD_STR, 0, 0, AR_HOURS_TEXT_MAX, AR_CS_TEXT},                                  \
+    {"welcome", AR_FIELD_STR, 0, 0, WELCOME_MAX, AR_CS_TEXT},                                      \
+    {"fields_asked", AR_FIELD_STR, 0, 0, FIELDS_MAX, AR_CS_TEXT},                                  \
+    {"profile", AR_FIELD_STR, 0, 1, 8, AR_CS_SLUG},                                                \
+    {"relay_only", AR_FIELD_BOOL, 0, 0, 0, AR_CS_ANY}
+/* clang-format on */
+
 const ar_app_field_t ar__f_area_create[] = {
     {"slug", AR_FIELD_STR, 1, 1, 64, AR_CS_SLUG},
-    {"name", AR_FIELD_STR, 1, 1, NAME_MAX_LEN, AR_CS_TEXT},
-    {"time_zone", AR_FIELD_STR, 0, 1, AR_TZ_NAME_MAX, AR_CS_TEXT},
-    {"hours", AR_FIELD_STR, 0, 0, AR_HOURS_TEXT_MAX, AR_CS_TEXT},
-    {"welcome", AR_FIELD_STR, 0, 0, WELCOME_MAX, AR_CS_TEXT},
-    {"fields_asked", AR_FIELD_STR, 0, 0, FIELDS_MAX, AR_CS_TEXT},
-    {"profile", AR_FIELD_STR, 0, 1, 8, AR_CS_SLUG},
-    {"relay_only", AR_FIELD_BOOL, 0, 0, 0, AR_CS_ANY},
+    AREA_FIELDS(1),
 };
 const size_t ar__f_area_create_n = sizeof(ar__f_area_create) / sizeof(ar__f_area_create[0]);
 /* The same fields but the slug (the path names the area), all optional: a partial update. */
 const ar_app_field_t ar__f_area_update[] = {
-    {"name", AR_FIELD_STR, 0, 1, NAME_MAX_LEN, AR_CS_TEXT},
-    {"time_zone", AR_FIELD_STR, 0, 1, AR_TZ_NAME_MAX, AR_CS_TEXT},
-    {"hours", AR_FIELD_STR, 0, 0, AR_HOURS_TEXT_MAX, AR_CS_TEXT},
-    {"welcome", AR_FIELD_STR, 0, 0, WELCOME_MAX, AR_CS_TEXT},
-    {"fields_asked", AR_FIELD_STR, 0, 0, FIELDS_MAX, AR_CS_TEXT},
-    {"profile", AR_FIELD_STR, 0, 1, 8, AR_CS_SLUG},
-    {"relay_only", AR_FIELD_BOOL, 0, 0, 0, AR_CS_ANY},
+    AREA_FIELDS(0),
 };
 const size_t ar__f_area_update_n = sizeof(ar__f_area_update) / sizeof(ar__f_area_update[0]);
 const ar_app_field_t ar__f_room_create[] = {
@@ -47,22 +47,9 @@ const size_t ar__f_room_create_n = sizeof(ar__f_room_create) / sizeof(ar__f_room
 static const char *const known_fields[] = {"name",   "date_of_birth", "phone",
                                            "reason", "email",         "interpreter"};
 
-void ar__store_failed(ar__req_t *r, int status)
+int ar__profile_ok(const char *p)
 {
-    ar_log(AR_LOG_WARN, "store_job_failed", AR_LF_ERR("err", status));
-    ar__reply_error(r, 503, "unavailable", "the store is unavailable; try again");
-}
-
-void ar__reply_out(ar__req_t *r, int status)
-{
-    json_t *out = r->out;
-    r->out = NULL;
-    ar__reply_json(r, status, out);
-}
-
-static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
-{
-    return ar_store_prepare(c, sql, strlen(sql), st);
+    return strcmp(p, "low") == 0 || strcmp(p, "standard") == 0 || strcmp(p, "high") == 0;
 }
 
 /* "name,phone": comma-separated names from known_fields, each at most once. */
@@ -100,8 +87,7 @@ static const char *area_semantics(json_t *b)
     if ((v = json_string_value(json_object_get(b, "fields_asked"))) && !fields_ok(v))
         return "fields_asked: comma-separated, from name, date_of_birth, phone, reason, email, "
                "interpreter";
-    if ((v = json_string_value(json_object_get(b, "profile"))) && strcmp(v, "low") != 0 &&
-        strcmp(v, "standard") != 0 && strcmp(v, "high") != 0)
+    if ((v = json_string_value(json_object_get(b, "profile"))) && !ar__profile_ok(v))
         return "profile: low, standard or high";
     return NULL;
 }
@@ -142,10 +128,10 @@ static int areas_list_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT " AREA_COLS " FROM waiting_areas WHERE clinic_id = $1 "
-                  "ORDER BY slug LIMIT 500",
-                  &st);
+    int rc = ar__prep(c,
+                      "SELECT " AREA_COLS " FROM waiting_areas WHERE clinic_id = $1 "
+                      "ORDER BY slug LIMIT 500",
+                      &st);
     if (rc < 0)
         return rc;
     r->out = json_pack("{s:[]}", "areas");
@@ -168,15 +154,7 @@ static void out_done(int status, void *arg)
         ar__reply_error(r, 409, "conflict", "slug: already taken");
         return;
     }
-    if (status < 0) {
-        ar__store_failed(r, status);
-        return;
-    }
-    if (r->out == NULL) {
-        ar__reply_empty(r, 204);
-        return;
-    }
-    ar__reply_out(r, r->out_status ? r->out_status : 200);
+    ar__reply_result(r, status);
 }
 
 void ar__h_areas_list(ar__req_t *r)
@@ -191,13 +169,14 @@ static int area_create_job(ar_store_conn_t *c, void *arg)
     ar__req_t *r = arg;
     json_t *b = r->body;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "INSERT INTO waiting_areas (clinic_id, slug, name, time_zone, hours, welcome, "
-                  "fields_asked, profile, relay_only, created_at) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, "
-                  "COALESCE($8, (SELECT default_profile FROM clinics WHERE id = $1)), $9, $10) "
-                  "RETURNING " AREA_COLS,
-                  &st);
+    int rc =
+        ar__prep(c,
+                 "INSERT INTO waiting_areas (clinic_id, slug, name, time_zone, hours, welcome, "
+                 "fields_asked, profile, relay_only, created_at) "
+                 "VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                 "COALESCE($8, (SELECT default_profile FROM clinics WHERE id = $1)), $9, $10) "
+                 "RETURNING " AREA_COLS,
+                 &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, r->clinic_id);
@@ -234,13 +213,13 @@ static int area_update_job(ar_store_conn_t *c, void *arg)
     ar__req_t *r = arg;
     json_t *b = r->body;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "UPDATE waiting_areas SET name = COALESCE($3, name), "
-                  "time_zone = COALESCE($4, time_zone), hours = COALESCE($5, hours), "
-                  "welcome = COALESCE($6, welcome), fields_asked = COALESCE($7, fields_asked), "
-                  "profile = COALESCE($8, profile), relay_only = COALESCE($9, relay_only) "
-                  "WHERE clinic_id = $1 AND slug = $2 RETURNING " AREA_COLS,
-                  &st);
+    int rc = ar__prep(c,
+                      "UPDATE waiting_areas SET name = COALESCE($3, name), "
+                      "time_zone = COALESCE($4, time_zone), hours = COALESCE($5, hours), "
+                      "welcome = COALESCE($6, welcome), fields_asked = COALESCE($7, fields_asked), "
+                      "profile = COALESCE($8, profile), relay_only = COALESCE($9, relay_only) "
+                      "WHERE clinic_id = $1 AND slug = $2 RETURNING " AREA_COLS,
+                      &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, r->clinic_id);
@@ -274,7 +253,7 @@ void ar__h_area_update(ar__req_t *r)
 static int delete_job(ar_store_conn_t *c, ar__req_t *r, const char *sql, int by_slug)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c, sql, &st);
+    int rc = ar__prep(c, sql, &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, r->clinic_id);
@@ -304,10 +283,10 @@ static int rooms_list_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT id, name, token_room FROM rooms WHERE clinic_id = $1 "
-                  "ORDER BY id LIMIT 500",
-                  &st);
+    int rc = ar__prep(c,
+                      "SELECT id, name, token_room FROM rooms WHERE clinic_id = $1 "
+                      "ORDER BY id LIMIT 500",
+                      &st);
     if (rc < 0)
         return rc;
     r->out = json_pack("{s:[]}", "rooms");
@@ -335,10 +314,10 @@ static int room_create_job(ar_store_conn_t *c, void *arg)
     if (ar_rand_id(room, sizeof(room), 16) < 0)
         return AR_EINVAL;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "INSERT INTO rooms (clinic_id, token_room, name, created_at) "
-                  "VALUES ($1, $2, $3, $4) RETURNING id",
-                  &st);
+    int rc = ar__prep(c,
+                      "INSERT INTO rooms (clinic_id, token_room, name, created_at) "
+                      "VALUES ($1, $2, $3, $4) RETURNING id",
+                      &st);
     if (rc < 0)
         return rc;
     const char *name = json_string_value(json_object_get(r->body, "name"));

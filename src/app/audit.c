@@ -3,16 +3,12 @@
  * stays linear with any number of app instances on one database.
  */
 #include "audit.h"
+#include "sql.h"
 
 #include <sodium.h>
 #include <string.h>
 
 #define PAGE 500
-
-static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
-{
-    return ar_store_prepare(c, sql, strlen(sql), st);
-}
 
 static void put64(crypto_generichash_state *h, int64_t v)
 {
@@ -57,10 +53,10 @@ int ar_app_audit_append_subject(ar_store_conn_t *c, int64_t at, int64_t actor, i
 {
     static const uint8_t zero[32];
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "INSERT INTO audit_head (id, n, hash) VALUES (1, 0, $1) "
-                  "ON CONFLICT (id) DO NOTHING",
-                  &st);
+    int rc = ar__prep(c,
+                      "INSERT INTO audit_head (id, n, hash) VALUES (1, 0, $1) "
+                      "ON CONFLICT (id) DO NOTHING",
+                      &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_blob(st, 1, zero, sizeof(zero));
@@ -70,7 +66,7 @@ int ar_app_audit_append_subject(ar_store_conn_t *c, int64_t at, int64_t actor, i
     if (rc < 0)
         return rc;
     /* Taking the head first is what serializes appenders. */
-    rc = prep(c, "UPDATE audit_head SET n = n + 1 WHERE id = 1 RETURNING hash", &st);
+    rc = ar__prep(c, "UPDATE audit_head SET n = n + 1 WHERE id = 1 RETURNING hash", &st);
     if (rc < 0)
         return rc;
     uint8_t prev[32], hash[32];
@@ -88,10 +84,10 @@ int ar_app_audit_append_subject(ar_store_conn_t *c, int64_t at, int64_t actor, i
     if (rc < 0)
         return rc;
     entry_hash(prev, at, actor, subject, clinic, event, strlen(event), hash);
-    rc = prep(c,
-              "INSERT INTO audit_log (at, actor_account_id, clinic_id, event, prev_hash, hash, "
-              "subject_account_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-              &st);
+    rc = ar__prep(c,
+                  "INSERT INTO audit_log (at, actor_account_id, clinic_id, event, prev_hash, hash, "
+                  "subject_account_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                  &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, at);
@@ -112,7 +108,7 @@ int ar_app_audit_append_subject(ar_store_conn_t *c, int64_t at, int64_t actor, i
     ar_store_finalize(st);
     if (rc < 0)
         return rc;
-    rc = prep(c, "UPDATE audit_head SET hash = $1 WHERE id = 1", &st);
+    rc = ar__prep(c, "UPDATE audit_head SET hash = $1 WHERE id = 1", &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_blob(st, 1, hash, sizeof(hash));
@@ -129,10 +125,7 @@ int ar_app_audit_append_tx(ar_store_conn_t *c, int64_t at, int64_t actor, int64_
     if (rc < 0)
         return rc;
     rc = ar_app_audit_append(c, at, actor, clinic, event);
-    if (rc == 0)
-        rc = ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc);
     return rc;
 }
 
@@ -148,10 +141,10 @@ static int verify_page(ar_store_conn_t *c, int64_t *seq, uint8_t last[32], int64
                        anchor_t *a)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT seq, at, actor_account_id, clinic_id, event, prev_hash, hash, "
-                  "subject_account_id FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 500",
-                  &st);
+    int rc = ar__prep(c,
+                      "SELECT seq, at, actor_account_id, clinic_id, event, prev_hash, hash, "
+                      "subject_account_id FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 500",
+                      &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, *seq);
@@ -196,7 +189,7 @@ static int verify(ar_store_conn_t *c, int64_t *rows, anchor_t *a)
             return n;
     } while (n == PAGE);
     ar_store_stmt_t *st;
-    int rc = prep(c, "SELECT n, hash FROM audit_head WHERE id = 1", &st);
+    int rc = ar__prep(c, "SELECT n, hash FROM audit_head WHERE id = 1", &st);
     if (rc < 0)
         return rc;
     rc = ar_store_step(st);
@@ -233,7 +226,7 @@ int ar_app_audit_verify_anchor(ar_store_conn_t *c, int64_t n, const uint8_t hash
 int ar_app_audit_head(ar_store_conn_t *c, int64_t *n, uint8_t hash[32])
 {
     ar_store_stmt_t *st;
-    int rc = prep(c, "SELECT n, hash FROM audit_head WHERE id = 1", &st);
+    int rc = ar__prep(c, "SELECT n, hash FROM audit_head WHERE id = 1", &st);
     if (rc < 0)
         return rc;
     *n = 0;

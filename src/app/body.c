@@ -35,6 +35,16 @@ static int bad_text_cp(uint32_t cp)
            (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
 }
 
+/* 1 when every byte is a lower-case letter (or any letter with upper), a digit or in extra. */
+static int ascii_in(const unsigned char *p, size_t len, int upper, const char *extra)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (upper && p[i] >= 'A' && p[i] <= 'Z') ||
+              (p[i] >= '0' && p[i] <= '9') || (p[i] != '\0' && strchr(extra, p[i]) != NULL)))
+            return 0;
+    return 1;
+}
+
 int ar_app_charset_ok(ar_charset_t cs, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -61,10 +71,11 @@ int ar_app_charset_ok(ar_charset_t cs, const char *s, size_t len)
         return ats == 1 && at > 0 && at + 1 < len;
     }
     case AR_CS_SLUG:
-        for (size_t i = 0; i < len; i++)
-            if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '-'))
-                return 0;
-        return 1;
+        return ascii_in(p, len, 0, "-");
+    case AR_CS_ID:
+        return ascii_in(p, len, 1, "._-");
+    case AR_CS_LANG:
+        return ascii_in(p, len, 1, "-");
     }
     return 0;
 }
@@ -78,6 +89,10 @@ static const char *charset_rule(ar_charset_t cs)
         return "an email address";
     case AR_CS_SLUG:
         return "only a-z, 0-9 and -";
+    case AR_CS_ID:
+        return "only A-Z, a-z, 0-9, '.', '_' and '-'";
+    case AR_CS_LANG:
+        return "only A-Z, a-z, 0-9 and '-'";
     default:
         return "text without NUL";
     }

@@ -22,6 +22,8 @@ typedef enum {
     AR_CS_TEXT = 1,  /* UTF-8 without control, C1 or direction-override characters */
     AR_CS_EMAIL = 2, /* printable ASCII without spaces, one '@' not at either end */
     AR_CS_SLUG = 3,  /* a-z 0-9 - */
+    AR_CS_ID = 4,    /* a token id such as a room: A-Z a-z 0-9 . _ - (docs/tokens.md) */
+    AR_CS_LANG = 5,  /* a language tag: A-Z a-z 0-9 - */
 } ar_charset_t;
 
 typedef struct ar_app_field_s {

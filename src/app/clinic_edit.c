@@ -76,24 +76,7 @@ static int clinic_update_job(ar_store_conn_t *c, void *arg)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, r->clinic_id, AUDIT_CLINIC_UPDATED);
     if (rc == 0 && json_object_get(b, "jurisdiction") != NULL)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, r->clinic_id, AUDIT_CLINIC_MOVED);
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    return rc;
-}
-
-static void clinic_update_done(int status, void *arg)
-{
-    ar__req_t *r = arg;
-    if (status == AR_ENOTFOUND) {
-        ar__reply_error(r, 404, "not_found", "no such clinic");
-        return;
-    }
-    if (status < 0) {
-        ar__store_failed(r, status);
-        return;
-    }
-    ar__reply_out(r, 200);
+    return ar__finish(c, rc);
 }
 
 void ar__h_clinic_update(ar__req_t *r)
@@ -110,8 +93,7 @@ void ar__h_clinic_update(ar__req_t *r)
         return;
     }
     const char *prof = json_string_value(json_object_get(b, "default_profile"));
-    if (prof != NULL && strcmp(prof, "low") != 0 && strcmp(prof, "standard") != 0 &&
-        strcmp(prof, "high") != 0) {
+    if (prof != NULL && !ar__profile_ok(prof)) {
         ar__reply_error(r, 400, "bad_request", "default_profile: low, standard or high");
         return;
     }
@@ -122,16 +104,13 @@ void ar__h_clinic_update(ar__req_t *r)
                             "only an operator moves a clinic to another jurisdiction");
             return;
         }
-        if (!ar__reauth_fresh(r)) {
-            ar__reply_error(r, 403, "reauth_required",
-                            "prove your password again (POST /api/v1/session/reauth)");
+        if (ar__reauth_refused(r))
             return;
-        }
         if (r->app->opts.servers == NULL || !ar_app_servers_serves(r->app->opts.servers, jur)) {
             ar__reply_error(r, 409, "jurisdiction_unserved",
                             "no signalling and TURN servers of that jurisdiction are configured");
             return;
         }
     }
-    (void)ar__submit(r, clinic_update_job, clinic_update_done);
+    (void)ar__submit(r, clinic_update_job, ar__clinic_done);
 }

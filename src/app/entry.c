@@ -126,11 +126,7 @@ static void entry_done(int status, void *arg)
     default:
         break;
     }
-    if (status < 0) {
-        ar__store_failed(r, status);
-        return;
-    }
-    ar__reply_out(r, r->out_status ? r->out_status : 200);
+    ar__reply_result(r, status);
 }
 
 void ar__h_entry_get(ar__req_t *r)
@@ -162,7 +158,6 @@ static int count_entry(ar_store_conn_t *c, ar__req_t *r, int64_t area_id)
 static int entry_post_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
-    const ar_app_servers_t *servers = r->app->opts.servers;
     area_t a;
     memset(&a, 0, sizeof(a));
     int rc = load_area(c, r, &a, NULL);
@@ -170,8 +165,6 @@ static int entry_post_job(ar_store_conn_t *c, void *arg)
         return rc;
     if (!a.open)
         return AR_ESTATE;
-    if (servers == NULL || !ar_app_servers_serves(servers, a.jur))
-        return AR_EUNSUPPORTED;
     ar_token_claims_t cl = {
         .role = AR_TOKEN_PATIENT, .iat = r->now, .exp = r->now + AR_APP_PATIENT_TOKEN_TTL};
     snprintf(cl.aud, sizeof(cl.aud), "signal");
@@ -179,8 +172,9 @@ static int entry_post_job(ar_store_conn_t *c, void *arg)
     snprintf(cl.area, sizeof(cl.area), "%lld", (long long)a.area_id);
     snprintf(cl.jur, sizeof(cl.jur), "%s", a.jur);
     snprintf(cl.profile, sizeof(cl.profile), "%s", a.profile);
-    /* The one-time room and the subject: 128 random bits each, stored nowhere. */
-    if (ar_rand_id(cl.room, sizeof(cl.room), 16) < 0 || ar_rand_id(cl.sub, sizeof(cl.sub), 16) < 0)
+    /* The one-time room (and in ar__mint_call the subject): 128 random bits each, stored
+     * nowhere. */
+    if (ar_rand_id(cl.room, sizeof(cl.room), 16) < 0)
         return AR_EINVAL;
     char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
     json_t *srv = NULL;

@@ -7,6 +7,7 @@
 
 #include "app.h"
 #include "routes.h"
+#include "sql.h"
 
 #include "anteroom/tls.h"
 #include "https.h"
@@ -114,6 +115,13 @@ void ar__reply_json(ar__req_t *r, int status, json_t *body);
 void ar__reply_error(ar__req_t *r, int status, const char *code, const char *message);
 /* 204 without a body; frees r. */
 void ar__reply_empty(ar__req_t *r, int status);
+/* Answers 503 for a failed store job (logged with its error) and frees r. */
+void ar__store_failed(ar__req_t *r, int status);
+/* Replies with r->out (status) and frees r. */
+void ar__reply_out(ar__req_t *r, int status);
+/* The usual end of a store job that has no refusals of its own: 503 for an error, else r->out
+ * with r->out_status (200 when unset), or no body (204 when unset) when there is no r->out. */
+void ar__reply_result(ar__req_t *r, int status);
 /* Adds a response header copied into the request's pool (no-op when the request is gone). */
 void ar__add_header(ar__req_t *r, const char *name, const char *value, size_t len);
 /* Submits a store job for r; on refusal (queue full) answers 503 and frees r. Returns 0 when
@@ -149,6 +157,9 @@ void ar__h_session_delete(ar__req_t *r);
 void ar__h_sessions_delete_all(ar__req_t *r);
 void ar__h_me(ar__req_t *r);
 void ar__h_clinic_get(ar__req_t *r);
+/* The answer of a job that leaves a clinic in r->out: 200 with it, 404 for AR_ENOTFOUND (the
+ * GET in api.c and the PATCH in clinic_edit.c). */
+void ar__clinic_done(int status, void *arg);
 /* clinic_edit.c: PATCH /api/v1/clinics/{clinic} */
 void ar__h_clinic_update(ar__req_t *r);
 
@@ -209,16 +220,24 @@ int ar__second_factor(ar_store_conn_t *c, ar__req_t *r, int64_t account);
 void ar__account_done(int status, void *arg);
 /* 1 when this session proved the password within AR_REAUTH_S (on the loop). */
 int ar__reauth_fresh(const ar__req_t *r);
-int ar__prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st);
+/* The refusal of a sensitive change without a fresh re-authentication, the same on every
+ * route: 403 reauth_required. */
+#define AR__REAUTH_CODE "reauth_required"
+#define AR__REAUTH_MSG "confirm your password first (POST /api/v1/session/reauth)"
+/* On the loop: 0 when the re-authentication is fresh, else answers the refusal (r is freed)
+ * and returns 1. */
+int ar__reauth_refused(ar__req_t *r);
+/* In a store job: the refusal ar__account_done answers (status, code and message literals). */
+void ar__refuse(ar__req_t *r, int status, const char *code, const char *msg);
+/* base64url without padding of a 256-bit token (an invitation or second-step token) */
+#define AR__TOKEN_TEXT 43
+/* A new 256-bit random token: its text for the holder and its SHA-256, the form the store
+ * keeps; the raw bytes are wiped. The caller wipes text once it is handed out. */
+void ar__token_new(uint8_t hash[32], char text[AR__TOKEN_TEXT + 1]);
 /* Decodes a 256-bit base64url token (an invitation or second-step token) from a JSON string and
  * writes its SHA-256, the form the store keeps, into hash; the raw token is wiped. Returns 0, or
  * -1 when the text is not such a token. */
 int ar__token_text_hash(const json_t *jt, uint8_t hash[32]);
-int ar__run(ar_store_stmt_t *st, int rc);
-/* Prepares, binds $1 = a (and $2 = b when the SQL names it) and runs a statement with no rows. */
-int ar__exec_ids(ar_store_conn_t *c, const char *sql, int64_t a, int64_t b);
-/* ar__run for a statement that must change exactly one row: *changed says how many it did. */
-int ar__run_changes(ar_store_stmt_t *st, int rc, int64_t *changed);
 /* ---- areas.c, entry.c, tokens_api.c: clinics, waiting areas, rooms, entry, tokens ---- */
 void ar__h_areas_list(ar__req_t *r);
 void ar__h_area_create(ar__req_t *r);
@@ -240,29 +259,32 @@ struct ar_token_key_s;
 struct ar_token_claims_s;
 int ar__mint_monitor_token(const struct ar_token_key_s *key, const struct ar_token_claims_s *from,
                            int64_t now, char *out, size_t cap);
-/* What a call client is handed (invite_tokens.c): the signalling token for `cl` and its monitor
- * token, both signed with the newest key, and the servers of cl's jurisdiction with a fresh TURN
- * credential (*servers, a new reference). Key and secret are wiped before it returns. 0, or
- * AR_E* (nothing to free). The caller has checked that the jurisdiction is served. */
-int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, const struct ar_token_claims_s *cl, char *token,
+/* What a call client is handed (invite_tokens.c): cl gets a fresh random subject; then the
+ * signalling token for `cl` and its monitor token, both signed with the newest key, and the
+ * servers of cl's jurisdiction with a fresh TURN credential (*servers, a new reference). Key
+ * and secret are wiped before it returns. 0, AR_EUNSUPPORTED when this node serves no such
+ * jurisdiction, or another AR_E* (nothing to free in either case). */
+int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, struct ar_token_claims_s *cl, char *token,
                   char *mon, size_t cap, json_t **servers);
 extern const ar_app_field_t ar__f_invite_token[];
 extern const size_t ar__f_invite_token_n;
 extern const ar_app_field_t ar__f_area_create[], ar__f_area_update[], ar__f_room_create[],
     ar__f_entry[];
 extern const size_t ar__f_area_create_n, ar__f_area_update_n, ar__f_room_create_n;
+/* 1 when p names a quality profile (low, standard, high): an area's or a clinic's default. */
+int ar__profile_ok(const char *p);
 /* ---- keeping.c (S5) ---- */
 void ar__h_keeping_get(ar__req_t *r);
 void ar__h_keeping_put(ar__req_t *r);
-void ar__h_keeping_item_create(ar__req_t *r);
+void ar__h_keeping_upload_create(ar__req_t *r);
+void ar__h_keeping_upload_chunk(ar__req_t *r);
+void ar__h_keeping_upload_finish(ar__req_t *r);
+void ar__h_keeping_upload_delete(ar__req_t *r);
 void ar__h_keeping_items_list(ar__req_t *r);
 void ar__h_keeping_item_get(ar__req_t *r);
 #define AR__N_keeping_put 2
-#define AR__N_keeping_item 4
-extern const ar_app_field_t ar__f_keeping_put[], ar__f_keeping_item[];
-/* Answers 503 for a failed store job (api.c's wording). */
-void ar__store_failed(ar__req_t *r, int status);
-/* Replies with r->out (status) and frees r. */
-void ar__reply_out(ar__req_t *r, int status);
+#define AR__N_keeping_upload 5
+#define AR__N_keeping_chunk 2
+extern const ar_app_field_t ar__f_keeping_put[], ar__f_keeping_upload[], ar__f_keeping_chunk[];
 
 #endif

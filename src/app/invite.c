@@ -20,11 +20,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define EMAIL_MAX 254
-#define TOKEN_TEXT 43
-
 const ar_app_field_t ar__f_invitation_create[] = {
-    {"email", AR_FIELD_STR, 1, 3, EMAIL_MAX, AR_CS_EMAIL},
+    {"email", AR_FIELD_STR, 1, 3, AR__EMAIL_MAX, AR_CS_EMAIL},
     {"role", AR_FIELD_STR, 1, 1, 32, AR_CS_TEXT},
 };
 const size_t ar__f_invitation_create_n =
@@ -32,7 +29,7 @@ const size_t ar__f_invitation_create_n =
 AR__CHECK_N(invitation_create);
 
 const ar_app_field_t ar__f_invitation_accept[] = {
-    {"token", AR_FIELD_STR, 1, TOKEN_TEXT, TOKEN_TEXT, AR_CS_ANY},
+    {"token", AR_FIELD_STR, 1, AR__TOKEN_TEXT, AR__TOKEN_TEXT, AR_CS_ANY},
     {"password", AR_FIELD_STR, 1, 1, 1024, AR_CS_ANY},
     {"display_name", AR_FIELD_STR, 0, 1, 200, AR_CS_TEXT},
 };
@@ -40,34 +37,20 @@ const size_t ar__f_invitation_accept_n =
     sizeof(ar__f_invitation_accept) / sizeof(ar__f_invitation_accept[0]);
 AR__CHECK_N(invitation_accept);
 
-static void refuse(ar__req_t *r, int status, const char *code, const char *msg)
-{
-    r->out_status = status;
-    r->err_code = code;
-    r->err_msg = msg;
-}
-
 /* ---- create ---- */
 
 static int create_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     json_t *je = json_object_get(r->body, "email");
-    char email[EMAIL_MAX + 1];
-    size_t len = json_string_length(je);
-    for (size_t i = 0; i < len; i++) {
-        char ch = json_string_value(je)[i];
-        email[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-    }
-    email[len] = '\0';
+    char email[AR__EMAIL_MAX + 1];
+    int len = ar__email_lower(json_string_value(je), json_string_length(je), email, sizeof(email));
+    if (len < 0)
+        return len; /* never: the field table has checked it */
     const char *role = json_string_value(json_object_get(r->body, "role"));
-    uint8_t tok[32], hash[32];
-    char text[TOKEN_TEXT + 1];
-    ar_rand_bytes(tok, sizeof(tok));
-    crypto_hash_sha256(hash, tok, sizeof(tok));
-    sodium_bin2base64(text, sizeof(text), tok, sizeof(tok),
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(tok, sizeof(tok));
+    uint8_t hash[32];
+    char text[AR__TOKEN_TEXT + 1];
+    ar__token_new(hash, text);
     int64_t expires = r->now + AR_INVITE_TTL_S, id = 0;
     int rc = ar_store_begin(c);
     if (rc < 0)
@@ -80,7 +63,7 @@ static int create_job(ar_store_conn_t *c, void *arg)
     if (rc == 0) {
         rc = ar_store_bind_blob(st, 1, hash, sizeof(hash));
         if (rc == 0)
-            rc = ar_store_bind_text(st, 2, email, len);
+            rc = ar_store_bind_text(st, 2, email, (size_t)len);
         if (rc == 0)
             rc = ar_store_bind_int64(st, 3, r->clinic_id);
         if (rc == 0)
@@ -100,11 +83,9 @@ static int create_job(ar_store_conn_t *c, void *arg)
     if (rc == 0)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, r->clinic_id,
                                  AR_AUDIT_INVITATION_CREATED);
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0) {
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc);
+    if (rc < 0)
         return rc;
-    }
     /* The token travels in the fragment: browsers never send it to a server or in a Referer. */
     char link[512];
     snprintf(link, sizeof(link), "%s/invite#%s", r->app->origin, text);
@@ -130,7 +111,7 @@ void ar__h_invitation_create(ar__req_t *r)
 
 typedef struct {
     int64_t id, clinic;
-    char email[EMAIL_MAX + 1];
+    char email[AR__EMAIL_MAX + 1];
     char role[32];
 } invite_t;
 
@@ -151,10 +132,10 @@ static int find_invite(ar_store_conn_t *c, ar__req_t *r, const uint8_t hash[32],
         size_t el, rl;
         const char *e = ar_store_col_text(st, 2, &el), *ro = ar_store_col_text(st, 3, &rl);
         if (ar_store_col_int64(st, 4) <= r->now) {
-            refuse(r, 410, "invitation_expired", "the invitation expired; ask for a new one");
+            ar__refuse(r, 410, "invitation_expired", "the invitation expired; ask for a new one");
         } else if (!ar_store_col_is_null(st, 5)) {
-            refuse(r, 410, "invitation_used", "the invitation was already used");
-        } else if (el <= EMAIL_MAX && rl < sizeof(iv->role)) {
+            ar__refuse(r, 410, "invitation_used", "the invitation was already used");
+        } else if (el <= AR__EMAIL_MAX && rl < sizeof(iv->role)) {
             iv->id = ar_store_col_int64(st, 0);
             iv->clinic = ar_store_col_int64(st, 1);
             memcpy(iv->email, e, el + 1);
@@ -162,7 +143,7 @@ static int find_invite(ar_store_conn_t *c, ar__req_t *r, const uint8_t hash[32],
             found = 1;
         }
     } else if (rc == AR_STORE_DONE) {
-        refuse(r, 404, "invitation_unknown", "no such invitation");
+        ar__refuse(r, 404, "invitation_unknown", "no such invitation");
     }
     ar_store_finalize(st);
     return rc < 0 ? rc : found;
@@ -204,6 +185,22 @@ static int consume(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv, int64_t
     return rc;
 }
 
+/* Consumes the invitation in the transaction the caller opened (rc: how the work before went)
+ * and ends it. Losing the race (another accept won, or the address got an account meanwhile)
+ * is refused with 410 here and returned as 1; else 0 or an error. */
+static int consume_and_finish(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv, int64_t account,
+                              int rc)
+{
+    if (rc == 0)
+        rc = consume(c, r, iv, account);
+    rc = ar__finish(c, rc);
+    if (rc == AR_EEXIST) {
+        ar__refuse(r, 410, "invitation_used", "the invitation was already used");
+        return 1;
+    }
+    return rc;
+}
+
 /* The address already has an account: its password joins it to the clinic. */
 static int accept_existing(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv, int64_t account,
                            const char *hash)
@@ -217,16 +214,9 @@ static int accept_existing(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv,
         rc = ar__record_failure(c, r, account, AR_AUDIT_SIGNIN_FAILED);
         return rc < 0 ? rc : AR_EAUTH;
     }
-    rc = ar_store_begin(c);
-    if (rc == 0)
-        rc = consume(c, r, iv, account);
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    if (rc == AR_EEXIST) {
-        refuse(r, 410, "invitation_used", "the invitation was already used");
+    rc = consume_and_finish(c, r, iv, account, ar_store_begin(c));
+    if (rc == 1)
         return 0;
-    }
     r->out = json_pack("{s:I,s:b}", "account_id", (json_int_t)account, "joined", 1);
     r->out_status = 200;
     return rc < 0 ? rc : r->out != NULL ? 0 : AR_ENOMEM;
@@ -236,12 +226,12 @@ static int accept_new(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv)
 {
     json_t *jn = json_object_get(r->body, "display_name");
     if (jn == NULL) {
-        refuse(r, 400, "bad_request", "display_name: required for a new account");
+        ar__refuse(r, 400, "bad_request", "display_name: required for a new account");
         return 0;
     }
     const char *why = NULL;
     if (ar_app_password_policy(r->secret, r->secret_len, iv->email, strlen(iv->email), &why) < 0) {
-        refuse(r, 400, why, "the password does not meet the policy (docs/api.md)");
+        ar__refuse(r, 400, why, "the password does not meet the policy (docs/api.md)");
         return 0;
     }
     char hash[crypto_pwhash_STRBYTES];
@@ -272,16 +262,9 @@ static int accept_new(ar_store_conn_t *c, ar__req_t *r, const invite_t *iv)
         ar_store_finalize(st);
     }
     sodium_memzero(hash, sizeof(hash));
-    if (rc == 0)
-        rc = consume(c, r, iv, account);
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    if (rc == AR_EEXIST) {
-        /* Another accept won the race, or the address got an account meanwhile. */
-        refuse(r, 410, "invitation_used", "the invitation was already used");
+    rc = consume_and_finish(c, r, iv, account, rc);
+    if (rc == 1)
         return 0;
-    }
     if (rc == 0)
         rc = ar__session_open(c, r, account, AR_AUDIT_SIGNIN);
     if (rc < 0)
@@ -299,7 +282,7 @@ static int accept_job(ar_store_conn_t *c, void *arg)
     if (rc < 0)
         return rc;
     if (ar__token_text_hash(json_object_get(r->body, "token"), hash) != 0) {
-        refuse(r, 404, "invitation_unknown", "no such invitation");
+        ar__refuse(r, 404, "invitation_unknown", "no such invitation");
         return 0;
     }
     invite_t iv;
@@ -328,7 +311,7 @@ static int accept_job(ar_store_conn_t *c, void *arg)
     if (account != 0 && ph[0] != '\0')
         rc = accept_existing(c, r, &iv, account, ph);
     else if (account != 0)
-        refuse(r, 409, "account_exists", "the account exists but cannot sign in");
+        ar__refuse(r, 409, "account_exists", "the account exists but cannot sign in");
     else
         rc = accept_new(c, r, &iv);
     sodium_memzero(ph, sizeof(ph));

@@ -27,31 +27,18 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Token ids: [A-Za-z0-9._-]; language tags: [A-Za-z0-9-] (docs/tokens.md, docs/protocol.md). */
 const ar_app_field_t ar__f_invite_token[] = {
-    {"room", AR_FIELD_STR, 1, 1, AR_TOKEN_ID_MAX - 1, AR_CS_TEXT},
-    {"lang", AR_FIELD_STR, 0, 2, 35, AR_CS_TEXT},
+    {"room", AR_FIELD_STR, 1, 1, AR_TOKEN_ID_MAX - 1, AR_CS_ID},
+    {"lang", AR_FIELD_STR, 0, 2, 35, AR_CS_LANG},
 };
 const size_t ar__f_invite_token_n = sizeof(ar__f_invite_token) / sizeof(ar__f_invite_token[0]);
-
-/* Token ids: [A-Za-z0-9._-]; language tags: [A-Za-z0-9-] (docs/tokens.md, docs/protocol.md). */
-static int chars_ok(const char *s, const char *extra)
-{
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              strchr(extra, *s) != NULL))
-            return 0;
-    return 1;
-}
 
 static int clinic_jur(ar_store_conn_t *c, int64_t clinic, char *jur, size_t cap)
 {
     static const char sql[] = "SELECT jurisdiction FROM clinics WHERE id = $1";
     ar_store_stmt_t *st;
-    int rc = ar_store_prepare(c, sql, sizeof(sql) - 1, &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, clinic);
-    rc = rc ? rc : ar_store_step(st);
+    int rc = ar__query_ids(c, sql, clinic, 0, &st);
     if (rc == AR_STORE_ROW) {
         const char *j = ar_store_col_text(st, 0, NULL);
         rc = j && strlen(j) < cap ? 0 : AR_ENOTFOUND;
@@ -93,7 +80,7 @@ static int invite_job(ar_store_conn_t *c, void *arg)
     ar__req_t *r = arg;
     const char *room = json_string_value(json_object_get(r->body, "room"));
     const char *lang = json_string_value(json_object_get(r->body, "lang"));
-    if (room == NULL || !chars_ok(room, "._-") || (lang != NULL && !chars_ok(lang, "-")))
+    if (room == NULL) /* never: the field table requires it */
         return AR_EINVAL;
     ar_token_claims_t cl = {
         .role = AR_TOKEN_INVITEE, .iat = r->now, .exp = r->now + AR_APP_PATIENT_TOKEN_TTL};
@@ -101,17 +88,10 @@ static int invite_job(ar_store_conn_t *c, void *arg)
     snprintf(cl.room, sizeof(cl.room), "%s", room);
     snprintf(cl.clinic, sizeof(cl.clinic), "%lld", (long long)r->clinic_id);
     snprintf(cl.lang, sizeof(cl.lang), "%s", lang ? lang : "");
-    int rc = clinic_jur(c, r->clinic_id, cl.jur, sizeof(cl.jur));
-    if (rc < 0)
-        return rc;
-    const ar_app_servers_t *servers = r->app->opts.servers;
-    if (servers == NULL || !ar_app_servers_serves(servers, cl.jur))
-        return AR_EUNSUPPORTED;
-    if (ar_rand_id(cl.sub, sizeof(cl.sub), 16) < 0)
-        return AR_EINVAL;
     char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
     json_t *srv = NULL;
-    rc = ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
+    int rc = clinic_jur(c, r->clinic_id, cl.jur, sizeof(cl.jur));
+    rc = rc ? rc : ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
     if (rc < 0)
         return rc;
     json_t *link = link_for(token, mon, srv);
@@ -129,9 +109,6 @@ static void invite_done(int status, void *arg)
 {
     ar__req_t *r = arg;
     switch (status) {
-    case AR_EINVAL:
-        ar__reply_error(r, 400, "invalid", "room: an id of [A-Za-z0-9._-]; lang: [A-Za-z0-9-]");
-        return;
     case AR_EUNSUPPORTED:
     case AR_ENOTFOUND:
         ar__reply_error(r, 503, "unavailable", "no signing key or servers are configured");
@@ -139,11 +116,7 @@ static void invite_done(int status, void *arg)
     default:
         break;
     }
-    if (status < 0) {
-        ar__store_failed(r, status);
-        return;
-    }
-    ar__reply_out(r, r->out_status ? r->out_status : 200);
+    ar__reply_result(r, status);
 }
 
 void ar__h_invite_token(ar__req_t *r)
@@ -157,12 +130,7 @@ static int room_of(ar_store_conn_t *c, ar__req_t *r, char *room, size_t cap)
 {
     static const char sql[] = "SELECT token_room FROM rooms WHERE clinic_id = $1 AND id = $2";
     ar_store_stmt_t *st;
-    int rc = ar_store_prepare(c, sql, sizeof(sql) - 1, &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, r->clinic_id);
-    rc = rc ? rc : ar_store_bind_int64(st, 2, r->params.room);
-    rc = rc ? rc : ar_store_step(st);
+    int rc = ar__query_ids(c, sql, r->clinic_id, r->params.room, &st);
     if (rc == AR_STORE_ROW) {
         const char *t = ar_store_col_text(st, 0, NULL);
         rc = t && strlen(t) < cap ? 0 : AR_ENOTFOUND;
@@ -208,19 +176,12 @@ static int room_token_job(ar_store_conn_t *c, void *arg)
         .role = AR_TOKEN_STAFF, .iat = r->now, .exp = r->now + AR_APP_STAFF_TOKEN_TTL};
     snprintf(cl.aud, sizeof(cl.aud), "signal");
     cl.nclinics = 1;
+    char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
+    json_t *srv = NULL;
     int rc = room_of(c, r, cl.room, sizeof(cl.room));
     rc = rc ? rc : roles_in(c, r, &cl.clinics[0]);
     rc = rc ? rc : clinic_jur(c, r->clinic_id, cl.jur, sizeof(cl.jur));
-    if (rc < 0)
-        return rc;
-    const ar_app_servers_t *servers = r->app->opts.servers;
-    if (servers == NULL || !ar_app_servers_serves(servers, cl.jur))
-        return AR_EUNSUPPORTED;
-    if (ar_rand_id(cl.sub, sizeof(cl.sub), 16) < 0)
-        return AR_EINVAL;
-    char token[AR_TOKEN_MAX], mon[AR_TOKEN_MAX];
-    json_t *srv = NULL;
-    rc = ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
+    rc = rc ? rc : ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
     if (rc < 0)
         return rc;
     r->out = json_pack("{s:s,s:s,s:I,s:o,s:s}", "room", cl.room, "token", token, "expires_at",
@@ -249,9 +210,15 @@ void ar__h_room_token(ar__req_t *r)
 
 /* ---- call monitor tokens (docs/monitor.md) ---- */
 
-int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, const ar_token_claims_t *cl, char *token,
-                  char *mon, size_t cap, json_t **servers)
+int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, ar_token_claims_t *cl, char *token, char *mon,
+                  size_t cap, json_t **servers)
 {
+    *servers = NULL;
+    const ar_app_servers_t *served = r->app->opts.servers;
+    if (served == NULL || !ar_app_servers_serves(served, cl->jur))
+        return AR_EUNSUPPORTED;
+    if (ar_rand_id(cl->sub, sizeof(cl->sub), 16) < 0)
+        return AR_EINVAL;
     ar_token_key_t key;
     char secret[AR_APP_TURN_SECRET_MAX];
     int rc = ar_app_keys_newest(c, r->app->seal_key, r->now, &key);
@@ -262,7 +229,6 @@ int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, const ar_token_claims_t *cl,
     if (rc >= 0)
         rc = ar__mint_monitor_token(&key, cl, r->now, mon, cap);
     sodium_memzero(&key, sizeof(key));
-    *servers = NULL;
     if (rc >= 0) {
         *servers = ar_app_servers_for(r->app->opts.servers, cl->jur, secret, strlen(secret), r->now,
                                       AR_APP_TURN_TTL);

@@ -5,6 +5,7 @@
  * migration 0006 (sealed = 0, in clear) are sealed in place by ar_app_secrets_seal at start.
  */
 #include "keys.h"
+#include "sql.h"
 
 #include "accounts.h"
 
@@ -16,16 +17,11 @@
 
 #define SK_BYTES 64
 
-static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
-{
-    return ar_store_prepare(c, sql, strlen(sql), st);
-}
-
 /* Retires every live row of table older than now, after overlap_s. */
 static int retire(ar_store_conn_t *c, const char *sql, int64_t now, int64_t overlap_s)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c, sql, &st);
+    int rc = ar__prep(c, sql, &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, now + overlap_s);
@@ -103,10 +99,10 @@ int ar_app_keys_rotate(ar_store_conn_t *c, const uint8_t *seal, int64_t now, int
                     overlap_s);
     ar_store_stmt_t *st;
     if (rc == 0)
-        rc = prep(c,
-                  "INSERT INTO token_keys (kid, public_key, secret_key, created_at, sealed) "
-                  "VALUES ($1, $2, $3, $4, 1)",
-                  &st);
+        rc = ar__prep(c,
+                      "INSERT INTO token_keys (kid, public_key, secret_key, created_at, sealed) "
+                      "VALUES ($1, $2, $3, $4, 1)",
+                      &st);
     if (rc == 0) {
         rc = ar_store_bind_text(st, 1, id, strlen(id));
         if (rc == 0)
@@ -120,11 +116,9 @@ int ar_app_keys_rotate(ar_store_conn_t *c, const uint8_t *seal, int64_t now, int
         ar_store_finalize(st);
     }
     sodium_memzero(&key, sizeof(key));
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0) {
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc < 0 ? rc : 0);
+    if (rc < 0)
         return rc;
-    }
     memcpy(kid, id, strlen(id) + 1);
     return 0;
 }
@@ -132,16 +126,11 @@ int ar_app_keys_rotate(ar_store_conn_t *c, const uint8_t *seal, int64_t now, int
 int ar_app_keys_newest(ar_store_conn_t *c, const uint8_t *seal, int64_t now, ar_token_key_t *out)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT kid, public_key, secret_key, sealed FROM token_keys "
-                  "WHERE retire_at IS NULL OR retire_at > $1 ORDER BY created_at DESC, kid "
-                  "LIMIT 1",
-                  &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, now);
-    if (rc == 0)
-        rc = ar_store_step(st);
+    int rc =
+        ar__query_ids(c,
+                      "SELECT kid, public_key, secret_key, sealed FROM token_keys WHERE retire_at "
+                      "IS NULL OR retire_at > $1 ORDER BY created_at DESC, kid LIMIT 1",
+                      now, 0, &st);
     if (rc == AR_STORE_ROW) {
         size_t kl, pl, sl;
         const char *kid = ar_store_col_text(st, 0, &kl);
@@ -172,11 +161,11 @@ static int each_public(ar_store_conn_t *c, int64_t now,
                        void *arg)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT kid, public_key, retire_at FROM token_keys "
-                  "WHERE retire_at IS NULL OR retire_at > $1 ORDER BY created_at DESC, kid "
-                  "LIMIT 8",
-                  &st);
+    int rc = ar__prep(c,
+                      "SELECT kid, public_key, retire_at FROM token_keys "
+                      "WHERE retire_at IS NULL OR retire_at > $1 ORDER BY created_at DESC, kid "
+                      "LIMIT 8",
+                      &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, now);
@@ -244,8 +233,8 @@ int ar_app_turn_secret_rotate(ar_store_conn_t *c, const uint8_t *seal, int64_t n
                     overlap_s);
     ar_store_stmt_t *st;
     if (rc == 0)
-        rc = prep(c, "INSERT INTO turn_secrets (secret, created_at, sealed) VALUES ($1, $2, 1)",
-                  &st);
+        rc = ar__prep(c, "INSERT INTO turn_secrets (secret, created_at, sealed) VALUES ($1, $2, 1)",
+                      &st);
     if (rc == 0) {
         rc = ar_store_bind_text(st, 1, text, strlen(text));
         if (rc == 0)
@@ -254,12 +243,9 @@ int ar_app_turn_secret_rotate(ar_store_conn_t *c, const uint8_t *seal, int64_t n
             rc = ar_store_step(st);
         ar_store_finalize(st);
     }
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0) {
-        (void)ar_store_rollback(c);
-    } else {
+    rc = ar__finish(c, rc < 0 ? rc : 0);
+    if (rc == 0)
         memcpy(out, secret, len + 1);
-    }
     sodium_memzero(gen, sizeof(gen));
     return rc < 0 ? rc : 0;
 }
@@ -268,16 +254,10 @@ int ar_app_turn_secret_newest(ar_store_conn_t *c, const uint8_t *seal, int64_t n
                               size_t cap)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT secret, sealed FROM turn_secrets "
-                  "WHERE retire_at IS NULL OR retire_at > $1 "
-                  "ORDER BY created_at DESC, id DESC LIMIT 1",
-                  &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, now);
-    if (rc == 0)
-        rc = ar_store_step(st);
+    int rc = ar__query_ids(c,
+                           "SELECT secret, sealed FROM turn_secrets WHERE retire_at IS NULL OR "
+                           "retire_at > $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+                           now, 0, &st);
     if (rc == AR_STORE_ROW) {
         size_t len;
         const char *s = ar_store_col_text(st, 0, &len);
@@ -323,7 +303,7 @@ static int update_row(ar_store_conn_t *c, const char *sql, const void *blob, siz
                       const char *text, int64_t id, const char *tkey)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c, sql, &st);
+    int rc = ar__prep(c, sql, &st);
     if (rc < 0)
         return rc;
     rc = text != NULL ? ar_store_bind_text(st, 1, text, strlen(text))
@@ -354,12 +334,12 @@ static int read_rows(ar_store_conn_t *c, int by_kid, const char *after_kid, int6
                      row_t *rows, size_t *n)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  by_kid ? "SELECT kid, secret_key, sealed FROM token_keys WHERE kid > $1 "
-                           "ORDER BY kid LIMIT 32"
-                         : "SELECT id, secret, sealed FROM turn_secrets WHERE id > $1 "
-                           "ORDER BY id LIMIT 32",
-                  &st);
+    int rc = ar__prep(c,
+                      by_kid ? "SELECT kid, secret_key, sealed FROM token_keys WHERE kid > $1 "
+                               "ORDER BY kid LIMIT 32"
+                             : "SELECT id, secret, sealed FROM turn_secrets WHERE id > $1 "
+                               "ORDER BY id LIMIT 32",
+                      &st);
     *n = 0;
     if (rc < 0)
         return rc;
@@ -480,7 +460,7 @@ static int reseal_totp(ar_store_conn_t *c, const uint8_t *from, const uint8_t *t
             uint8_t vals[PAGE][BOX];
             size_t lens[PAGE], n = 0;
             ar_store_stmt_t *st;
-            rc = prep(c, sel[k], &st);
+            rc = ar__prep(c, sel[k], &st);
             if (rc == 0)
                 rc = ar_store_bind_int64(st, 1, after);
             while (rc == 0 && n < PAGE && (rc = ar_store_step(st)) == AR_STORE_ROW) {
@@ -523,10 +503,7 @@ int ar_app_secrets_seal(ar_store_conn_t *c, const uint8_t *seal, size_t *count)
     int rc = ar_store_begin(c);
     if (rc == 0)
         rc = reseal_keys(c, NULL, seal, count);
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    return rc;
+    return ar__finish(c, rc < 0 ? rc : 0);
 }
 
 int ar_app_secrets_reseal(ar_store_conn_t *c, const uint8_t *from, const uint8_t *to, size_t *count)
@@ -537,10 +514,7 @@ int ar_app_secrets_reseal(ar_store_conn_t *c, const uint8_t *from, const uint8_t
         rc = reseal_keys(c, from, to, count);
     if (rc == 0)
         rc = reseal_totp(c, from, to, count);
-    rc = rc < 0 ? rc : ar_store_commit(c);
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    return rc;
+    return ar__finish(c, rc < 0 ? rc : 0);
 }
 
 int ar_app_seal_key_load(const char *hex, const char *path, uint8_t out[32], int *have)

@@ -32,26 +32,14 @@ const size_t ar__f_password_change_n =
     sizeof(ar__f_password_change) / sizeof(ar__f_password_change[0]);
 AR__CHECK_N(password_change);
 
-static void refuse(ar__req_t *r, int status, const char *code, const char *msg)
-{
-    r->out_status = status;
-    r->err_code = code;
-    r->err_msg = msg;
-}
-
 /* Email and whether a second factor is enrolled. */
 static int load_me(ar_store_conn_t *c, ar__req_t *r, char *email, size_t cap, int *enrolled)
 {
     ar_store_stmt_t *st;
-    int rc = ar__prep(c,
-                      "SELECT email, CASE WHEN totp_secret IS NULL THEN 0 ELSE 1 END "
-                      "FROM accounts WHERE id = $1",
-                      &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, r->s.account_id);
-    if (rc == 0)
-        rc = ar_store_step(st);
+    int rc = ar__query_ids(
+        c,
+        "SELECT email, CASE WHEN totp_secret IS NULL THEN 0 ELSE 1 END FROM accounts WHERE id = $1",
+        r->s.account_id, 0, &st);
     if (rc == AR_STORE_ROW) {
         size_t len;
         const char *e = ar_store_col_text(st, 0, &len);
@@ -73,8 +61,7 @@ static int begin_job(ar_store_conn_t *c, void *arg)
     if (rc < 0)
         return rc;
     if (enrolled && !ar__reauth_fresh(r)) {
-        refuse(r, 403, "reauth_required",
-               "confirm your password first (POST /api/v1/session/reauth)");
+        ar__refuse(r, 403, AR__REAUTH_CODE, AR__REAUTH_MSG);
         return 0;
     }
     uint8_t key[AR_TOTP_KEY_BYTES], sealed[AR_SEALED_BYTES(AR_TOTP_KEY_BYTES)];
@@ -151,12 +138,8 @@ static int confirm_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
-    int rc = ar__prep(c, "SELECT totp_pending FROM accounts WHERE id = $1", &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, r->s.account_id);
-    if (rc == 0)
-        rc = ar_store_step(st);
+    int rc = ar__query_ids(c, "SELECT totp_pending FROM accounts WHERE id = $1", r->s.account_id, 0,
+                           &st);
     uint8_t key[AR_TOTP_KEY_BYTES], sealed[AR_SEALED_BYTES(AR_TOTP_KEY_BYTES)];
     int have = 0;
     if (rc == AR_STORE_ROW) {
@@ -171,7 +154,7 @@ static int confirm_job(ar_store_conn_t *c, void *arg)
     if (rc < 0)
         return rc;
     if (!have) {
-        refuse(r, 409, "no_enrolment", "start with POST /api/v1/me/totp");
+        ar__refuse(r, 409, "no_enrolment", "start with POST /api/v1/me/totp");
         return 0;
     }
     json_t *jc = json_object_get(r->body, "code");
@@ -180,7 +163,7 @@ static int confirm_job(ar_store_conn_t *c, void *arg)
                            0, &step);
     sodium_memzero(key, sizeof(key));
     if (rc < 0) {
-        refuse(r, 400, "bad_code", "the code does not match; check the device's clock");
+        ar__refuse(r, 400, "bad_code", "the code does not match; check the device's clock");
         return 0;
     }
     json_t *codes = json_array();
@@ -201,9 +184,7 @@ static int confirm_job(ar_store_conn_t *c, void *arg)
             rc = new_recovery_codes(c, r, codes);
         if (rc == 0)
             rc = ar_app_audit_append(c, r->now, r->s.account_id, 0, AR_AUDIT_MFA_ENROLLED);
-        rc = rc == 0 ? ar_store_commit(c) : rc;
-        if (rc < 0)
-            (void)ar_store_rollback(c);
+        rc = ar__finish(c, rc);
     }
     if (rc < 0) {
         json_decref(codes);
@@ -233,7 +214,7 @@ static int password_job(ar_store_conn_t *c, void *arg)
     const char *why = NULL;
     if (ar_app_password_policy(json_string_value(jp), json_string_length(jp), email, strlen(email),
                                &why) < 0) {
-        refuse(r, 400, why, "the password does not meet the policy (docs/api.md)");
+        ar__refuse(r, 400, why, "the password does not meet the policy (docs/api.md)");
         return 0;
     }
     char hash[crypto_pwhash_STRBYTES];
@@ -262,9 +243,7 @@ static int password_job(ar_store_conn_t *c, void *arg)
     }
     if (rc == 0)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, 0, AR_AUDIT_PASSWORD_CHANGED);
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0)
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc);
     sodium_memzero(hash, sizeof(hash));
     r->out_status = 204;
     return rc;
@@ -272,10 +251,6 @@ static int password_job(ar_store_conn_t *c, void *arg)
 
 void ar__h_password_change(ar__req_t *r)
 {
-    if (!ar__reauth_fresh(r)) {
-        ar__reply_error(r, 403, "reauth_required",
-                        "confirm your password first (POST /api/v1/session/reauth)");
-        return;
-    }
-    (void)ar__submit(r, password_job, ar__account_done);
+    if (!ar__reauth_refused(r))
+        (void)ar__submit(r, password_job, ar__account_done);
 }

@@ -141,6 +141,29 @@ void ar__reply_empty(ar__req_t *r, int status)
     ar__req_free(r);
 }
 
+void ar__store_failed(ar__req_t *r, int status)
+{
+    ar_log(AR_LOG_WARN, "store_job_failed", AR_LF_ERR("err", status));
+    ar__reply_error(r, 503, "unavailable", "the store is unavailable; try again");
+}
+
+void ar__reply_out(ar__req_t *r, int status)
+{
+    json_t *out = r->out;
+    r->out = NULL;
+    ar__reply_json(r, status, out);
+}
+
+void ar__reply_result(ar__req_t *r, int status)
+{
+    if (status < 0)
+        ar__store_failed(r, status);
+    else if (r->out == NULL)
+        ar__reply_empty(r, r->out_status ? r->out_status : 204);
+    else
+        ar__reply_out(r, r->out_status ? r->out_status : 200);
+}
+
 int ar__submit(ar__req_t *r, ar_store_job_cb job, ar_store_done_cb done)
 {
     /* A request's jobs run one after another: it is counted once, until it is freed. */

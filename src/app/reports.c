@@ -181,11 +181,6 @@ static const char *parse_query(ar__req_t *r)
 
 /* ---- reading the store (a job, on a worker thread) ---- */
 
-static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
-{
-    return ar_store_prepare(c, sql, strlen(sql), st);
-}
-
 static const char entries_sql[] =
     "SELECT hour, sum(value) FROM usage_hourly WHERE clinic_id = $1 AND metric = 'entries' "
     "AND hour >= $2 AND hour < $3 GROUP BY hour ORDER BY hour LIMIT 24";
@@ -319,7 +314,8 @@ static json_t *bucket_json(const bucket_t *b, const char *start)
 static int find_area(ar_store_conn_t *c, job_t *j, const char *slug, json_t *out)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c, "SELECT id, name FROM waiting_areas WHERE clinic_id = $1 AND slug = $2", &st);
+    int rc =
+        ar__prep(c, "SELECT id, name FROM waiting_areas WHERE clinic_id = $1 AND slug = $2", &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, j->r->clinic_id);
@@ -364,9 +360,9 @@ static int report(ar_store_conn_t *c, job_t *j)
     int rc = slug[0] ? find_area(c, j, slug, r->out) : 0;
     snprintf(j->area_text, sizeof(j->area_text), "%lld", (long long)j->area_id);
     int area = j->area_id != 0;
-    rc = rc ? rc : prep(c, area ? entries_area_sql : entries_sql, &j->entries);
-    rc = rc ? rc : prep(c, area ? mon_area_sql : mon_sql, &j->mon);
-    rc = rc ? rc : prep(c, area ? counts_area_sql : counts_sql, &j->counts);
+    rc = rc ? rc : ar__prep(c, area ? entries_area_sql : entries_sql, &j->entries);
+    rc = rc ? rc : ar__prep(c, area ? mon_area_sql : mon_sql, &j->mon);
+    rc = rc ? rc : ar__prep(c, area ? counts_area_sql : counts_sql, &j->counts);
     json_t *list = json_object_get(r->out, "buckets");
     for (int64_t day = from; rc == 0 && day <= to; day++) {
         rc = read_day(j, day * 24, by_hour);

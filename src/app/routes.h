@@ -46,14 +46,23 @@ typedef struct ar_app_route_s {
     size_t nbody;
     const char *summary;
     /* Bytes of body this route takes; 0 means the app's max_body (16 KiB by default). Only
-     * encrypted keeping raises it (h2o's reading cap is set above the largest). */
+     * an encrypted-keeping chunk raises it, and it stays under h2o's reading cap (server.c). */
     size_t max_body;
 } ar_app_route_t;
 
 /* Largest ciphertext of one encrypted-keeping item (keeping.c, docs/keeping.md). */
 #define AR_APP_KEEPING_ITEM_MAX ((size_t)1024 * 1024)
-/* Its route's body: the base64 of the cap plus the other fields. */
-#define AR_APP_KEEPING_BODY_MAX ((AR_APP_KEEPING_ITEM_MAX + 2) / 3 * 4 + 4096)
+/* An item arrives in chunks of at most 36 KiB of ciphertext: 48 KiB of base64, so a chunk's
+ * body stays under the listener's 64 KiB reading cap. */
+#define AR_APP_KEEPING_CHUNK_MAX ((size_t)36 * 1024)
+#define AR_APP_KEEPING_CHUNK_BODY_MAX ((AR_APP_KEEPING_CHUNK_MAX + 2) / 3 * 4 + 1024)
+/* Chunks one upload may declare (1 MiB takes 29 of the largest). */
+#define AR_APP_KEEPING_CHUNKS_MAX 64
+/* An unfinished upload is deleted this long after it was started. */
+#define AR_APP_KEEPING_UPLOAD_TTL_S 900
+/* Unfinished uploads open at once, per account in a clinic and per clinic. */
+#define AR_APP_KEEPING_UPLOADS_PER_USER 4
+#define AR_APP_KEEPING_UPLOADS_PER_CLINIC 32
 
 const ar_app_route_t *ar_app_routes(size_t *count);
 

@@ -135,12 +135,14 @@ static int setup(ar_app_t *app, const ar_app_opts_t *opts)
     /* h2o buffers a whole body before the handler runs, so it needs a hard cap while reading.
      * Over HTTP/2, h2o answers a body above it by resetting the stream rather than with a 413,
      * so its cap sits above ours: bodies between the two get our JSON 413 (pipeline.c). */
-    /* One route (encrypted keeping) takes a larger body than max_body: h2o must read it. */
+    /* Every route's body fits under it (an encrypted-keeping chunk is the largest, 49 KiB):
+     * items larger than that arrive in chunks (keeping.c), so an unauthenticated client can make
+     * the app buffer at most 64 KiB per request (by default), whatever the route. */
     size_t nroutes, h2o_cap = app->opts.max_body * 4;
     const ar_app_route_t *routes = ar_app_routes(&nroutes);
     for (size_t i = 0; i < nroutes; i++)
-        if (routes[i].max_body + app->opts.max_body > h2o_cap)
-            h2o_cap = routes[i].max_body + app->opts.max_body;
+        if (routes[i].max_body + 4096 > h2o_cap)
+            h2o_cap = routes[i].max_body + 4096;
     ar_https_opts_t ho = {.host = opts->host,
                           .port = opts->port,
                           .cert_path = opts->cert_path,

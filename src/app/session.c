@@ -104,15 +104,10 @@ void ar__session_set_cookie(ar__req_t *r, const uint8_t *id)
     sodium_memzero(v, sizeof(v));
 }
 
-static int prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
-{
-    return ar_store_prepare(c, sql, strlen(sql), st);
-}
-
 static int delete_session(ar_store_conn_t *c, const uint8_t hash[32])
 {
     ar_store_stmt_t *st;
-    int rc = prep(c, "DELETE FROM sessions WHERE id_hash = $1", &st);
+    int rc = ar__prep(c, "DELETE FROM sessions WHERE id_hash = $1", &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_blob(st, 1, hash, 32);
@@ -125,10 +120,10 @@ static int delete_session(ar_store_conn_t *c, const uint8_t hash[32])
 static int load_roles(ar_store_conn_t *c, ar__req_t *r)
 {
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT role FROM memberships WHERE account_id = $1 AND clinic_id = $2 "
-                  "LIMIT 16",
-                  &st);
+    int rc = ar__prep(c,
+                      "SELECT role FROM memberships WHERE account_id = $1 AND clinic_id = $2 "
+                      "LIMIT 16",
+                      &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_int64(st, 1, r->s.account_id);
@@ -149,13 +144,13 @@ int ar__session_load_job(ar_store_conn_t *c, void *arg)
     ar__req_t *r = arg;
     const ar_app_opts_t *o = &r->app->opts;
     ar_store_stmt_t *st;
-    int rc = prep(c,
-                  "SELECT s.created_at, s.last_seen_at, s.expires_at, a.id, a.is_operator, "
-                  "a.disabled, s.authenticated_at, a.mfa_required, "
-                  "CASE WHEN a.totp_secret IS NULL THEN 0 ELSE 1 END "
-                  "FROM sessions s JOIN accounts a ON a.id = s.account_id "
-                  "WHERE s.id_hash = $1",
-                  &st);
+    int rc = ar__prep(c,
+                      "SELECT s.created_at, s.last_seen_at, s.expires_at, a.id, a.is_operator, "
+                      "a.disabled, s.authenticated_at, a.mfa_required, "
+                      "CASE WHEN a.totp_secret IS NULL THEN 0 ELSE 1 END "
+                      "FROM sessions s JOIN accounts a ON a.id = s.account_id "
+                      "WHERE s.id_hash = $1",
+                      &st);
     if (rc < 0)
         return rc;
     rc = ar_store_bind_blob(st, 1, r->s.id_hash, sizeof(r->s.id_hash));
@@ -180,7 +175,7 @@ int ar__session_load_job(ar_store_conn_t *c, void *arg)
         return rc < 0 ? rc : AR_EAUTH;
     }
     if (r->now - seen >= TOUCH_EVERY_S) {
-        rc = prep(c, "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1", &st);
+        rc = ar__prep(c, "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1", &st);
         if (rc < 0)
             return rc;
         rc = ar_store_bind_blob(st, 1, r->s.id_hash, sizeof(r->s.id_hash));

@@ -24,12 +24,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define EMAIL_MAX 254
 #define PASSWORD_MAX 1024
-#define TOKEN_TEXT 43 /* base64url of 32 bytes */
 
 const ar_app_field_t ar__f_session_create[] = {
-    {"email", AR_FIELD_STR, 1, 3, EMAIL_MAX, AR_CS_EMAIL},
+    {"email", AR_FIELD_STR, 1, 3, AR__EMAIL_MAX, AR_CS_EMAIL},
     /* Sign-in takes any password the store could hold; the policy applies when one is set. */
     {"password", AR_FIELD_STR, 1, 1, PASSWORD_MAX, AR_CS_ANY},
 };
@@ -37,7 +35,7 @@ const size_t ar__f_session_create_n =
     sizeof(ar__f_session_create) / sizeof(ar__f_session_create[0]);
 
 const ar_app_field_t ar__f_session_mfa[] = {
-    {"mfa_token", AR_FIELD_STR, 1, TOKEN_TEXT, TOKEN_TEXT, AR_CS_ANY},
+    {"mfa_token", AR_FIELD_STR, 1, AR__TOKEN_TEXT, AR__TOKEN_TEXT, AR_CS_ANY},
     {"code", AR_FIELD_STR, 0, AR_TOTP_DIGITS, AR_TOTP_DIGITS, AR_CS_TEXT},
     {"recovery_code", AR_FIELD_STR, 0, 12, 20, AR_CS_TEXT},
 };
@@ -53,43 +51,24 @@ const size_t ar__f_session_reauth_n =
     sizeof(ar__f_session_reauth) / sizeof(ar__f_session_reauth[0]);
 AR__CHECK_N(session_reauth);
 
-int ar__prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
-{
-    return ar_store_prepare(c, sql, strlen(sql), st);
-}
-
-int ar__run(ar_store_stmt_t *st, int rc)
-{
-    if (rc == 0)
-        rc = ar_store_step(st);
-    ar_store_finalize(st);
-    return rc < 0 ? rc : 0;
-}
-
-int ar__exec_ids(ar_store_conn_t *c, const char *sql, int64_t a, int64_t b)
-{
-    ar_store_stmt_t *st;
-    int rc = ar__prep(c, sql, &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, a);
-    if (rc == 0 && strstr(sql, "$2") != NULL)
-        rc = ar_store_bind_int64(st, 2, b);
-    return ar__run(st, rc);
-}
-
-int ar__run_changes(ar_store_stmt_t *st, int rc, int64_t *changed)
-{
-    if (rc == 0)
-        rc = ar_store_step(st);
-    *changed = rc == AR_STORE_DONE ? ar_store_changes(st) : 0;
-    ar_store_finalize(st);
-    return rc < 0 ? rc : 0;
-}
-
 int ar__reauth_fresh(const ar__req_t *r)
 {
     return r->s.authenticated_at > 0 && r->now - r->s.authenticated_at <= AR_REAUTH_S;
+}
+
+int ar__reauth_refused(ar__req_t *r)
+{
+    if (ar__reauth_fresh(r))
+        return 0;
+    ar__reply_error(r, 403, AR__REAUTH_CODE, AR__REAUTH_MSG);
+    return 1;
+}
+
+void ar__refuse(ar__req_t *r, int status, const char *code, const char *msg)
+{
+    r->out_status = status;
+    r->err_code = code;
+    r->err_msg = msg;
 }
 
 void ar__addr_hash(ar__req_t *r)
@@ -111,17 +90,12 @@ void ar__addr_hash(ar__req_t *r)
     crypto_generichash(r->addr, sizeof(r->addr), p, n, (const uint8_t *)label, sizeof(label) - 1);
 }
 
-/* The email lower-cased (stored that way: 0001_init.sql) into out (EMAIL_MAX + 1 bytes). */
-static size_t body_email(const ar__req_t *r, const char *key, char *out)
+/* The body's email in the form the store keeps (sql.h) into out (AR__EMAIL_MAX + 1 bytes):
+ * its length, or AR_EINVAL (never, once the field table has passed it). */
+static int body_email(const ar__req_t *r, const char *key, char *out)
 {
     json_t *je = json_object_get(r->body, key);
-    size_t len = json_string_length(je);
-    const char *s = json_string_value(je);
-    for (size_t i = 0; i < len && i < EMAIL_MAX; i++)
-        out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
-    len = len > EMAIL_MAX ? EMAIL_MAX : len;
-    out[len] = '\0';
-    return len;
+    return ar__email_lower(json_string_value(je), json_string_length(je), out, AR__EMAIL_MAX + 1);
 }
 
 typedef struct {
@@ -181,10 +155,7 @@ int ar__record_failure(ar_store_conn_t *c, ar__req_t *r, int64_t account, const 
         rc = ar_app_lockout_fail(c, account, r->now);
     if (rc == 0)
         rc = ar_app_backoff_fail(c, r->addr, r->now);
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    return rc;
+    return ar__finish(c, rc);
 }
 
 int ar__session_open(ar_store_conn_t *c, ar__req_t *r, int64_t account, const char *event)
@@ -221,11 +192,9 @@ int ar__session_open(ar_store_conn_t *c, ar__req_t *r, int64_t account, const ch
         rc = ar_app_lockout_clear(c, account);
     if (rc == 0)
         rc = ar_app_backoff_clear(c, r->addr);
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0) {
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc);
+    if (rc < 0)
         sodium_memzero(r->new_sid, sizeof(r->new_sid));
-    }
     return rc;
 }
 
@@ -263,12 +232,8 @@ int ar__second_factor(ar_store_conn_t *c, ar__req_t *r, int64_t account)
     if (jc == NULL)
         return AR_EAUTH;
     ar_store_stmt_t *st;
-    int rc = ar__prep(c, "SELECT totp_secret, totp_last_step FROM accounts WHERE id = $1", &st);
-    if (rc < 0)
-        return rc;
-    rc = ar_store_bind_int64(st, 1, account);
-    if (rc == 0)
-        rc = ar_store_step(st);
+    int rc = ar__query_ids(c, "SELECT totp_secret, totp_last_step FROM accounts WHERE id = $1",
+                           account, 0, &st);
     uint8_t key[AR_TOTP_KEY_BYTES];
     int64_t last = 0, step = 0;
     int have = 0;
@@ -329,8 +294,7 @@ void ar__account_done(int status, void *arg)
         ar__reply_error(r, 401, "bad_credentials", "the credentials are wrong");
         return;
     default:
-        ar_log(AR_LOG_WARN, "store_job_failed", AR_LF_ERR("err", status));
-        ar__reply_error(r, 503, "unavailable", "the store is unavailable; try again");
+        ar__store_failed(r, status);
         return;
     }
     if (r->err_code != NULL) {
@@ -357,12 +321,9 @@ void ar__account_done(int status, void *arg)
 
 static int new_challenge(ar_store_conn_t *c, ar__req_t *r, int64_t account)
 {
-    uint8_t tok[32], hash[32];
-    char text[TOKEN_TEXT + 1];
-    ar_rand_bytes(tok, sizeof(tok));
-    crypto_hash_sha256(hash, tok, sizeof(tok));
-    sodium_bin2base64(text, sizeof(text), tok, sizeof(tok),
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    uint8_t hash[32];
+    char text[AR__TOKEN_TEXT + 1];
+    ar__token_new(hash, text);
     int rc = ar_store_begin(c);
     if (rc < 0)
         return rc;
@@ -382,15 +343,11 @@ static int new_challenge(ar_store_conn_t *c, ar__req_t *r, int64_t account)
             rc = ar_store_bind_int64(st, 3, r->now + AR_MFA_CHALLENGE_S);
         rc = ar__run(st, rc);
     }
-    if (rc == 0)
-        rc = ar_app_backoff_clear(c, r->addr);
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0) {
-        (void)ar_store_rollback(c);
+    rc = ar__finish(c, rc == 0 ? ar_app_backoff_clear(c, r->addr) : rc);
+    if (rc < 0)
         return rc;
-    }
     r->out = json_pack("{s:b,s:s}", "mfa_required", 1, "mfa_token", text);
-    sodium_memzero(tok, sizeof(tok));
+    sodium_memzero(text, sizeof(text));
     r->out_status = 200;
     return r->out != NULL ? 0 : AR_ENOMEM;
 }
@@ -414,10 +371,12 @@ static int gates(ar_store_conn_t *c, ar__req_t *r, int64_t account)
 static int signin_job(ar_store_conn_t *c, void *arg)
 {
     ar__req_t *r = arg;
-    char email[EMAIL_MAX + 1];
-    size_t len = body_email(r, "email", email);
+    char email[AR__EMAIL_MAX + 1];
+    int len = body_email(r, "email", email);
+    if (len < 0)
+        return len;
     account_t a;
-    int rc = load_account(c, "email", email, len, 0, &a);
+    int rc = load_account(c, "email", email, (size_t)len, 0, &a);
     if (rc == 0)
         rc = gates(c, r, a.id);
     if (rc < 0)
@@ -455,6 +414,16 @@ void ar__h_session_create(ar__req_t *r)
     ar__addr_hash(r);
     if (take_password(r) == 0)
         (void)ar__submit(r, signin_job, ar__account_done);
+}
+
+void ar__token_new(uint8_t hash[32], char text[AR__TOKEN_TEXT + 1])
+{
+    uint8_t tok[32];
+    ar_rand_bytes(tok, sizeof(tok));
+    crypto_hash_sha256(hash, tok, sizeof(tok));
+    sodium_bin2base64(text, AR__TOKEN_TEXT + 1, tok, sizeof(tok),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(tok, sizeof(tok));
 }
 
 int ar__token_text_hash(const json_t *jt, uint8_t hash[32])
@@ -504,9 +473,7 @@ static int mfa_job(ar_store_conn_t *c, void *arg)
         rc = ar__record_failure(c, r, 0, AR_AUDIT_SIGNIN_MFA_FAILED);
         if (rc < 0)
             return rc;
-        r->out_status = 401;
-        r->err_code = "mfa_expired";
-        r->err_msg = "the sign-in expired; sign in with the password again";
+        ar__refuse(r, 401, "mfa_expired", "the sign-in expired; sign in with the password again");
         return 0;
     }
     rc = gates(c, r, account);
@@ -575,11 +542,8 @@ static int reauth_job(ar_store_conn_t *c, void *arg)
         rc = ar_app_audit_append(c, r->now, a.id, 0, AR_AUDIT_REAUTH);
     if (rc == 0)
         rc = ar_app_lockout_clear(c, a.id);
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0)
-        (void)ar_store_rollback(c);
     r->out_status = 204;
-    return rc;
+    return ar__finish(c, rc);
 }
 
 void ar__h_session_reauth(ar__req_t *r)

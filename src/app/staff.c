@@ -28,13 +28,6 @@ const ar_app_field_t ar__f_staff_account[] = {
 const size_t ar__f_staff_account_n = sizeof(ar__f_staff_account) / sizeof(ar__f_staff_account[0]);
 AR__CHECK_N(staff_account);
 
-static void refuse(ar__req_t *r, int status, const char *code, const char *msg)
-{
-    r->out_status = status;
-    r->err_code = code;
-    r->err_msg = msg;
-}
-
 static int64_t target(const ar__req_t *r)
 {
     return (int64_t)json_integer_value(json_object_get(r->body, "account_id"));
@@ -45,17 +38,11 @@ static int64_t target(const ar__req_t *r)
 static int target_ok(ar_store_conn_t *c, ar__req_t *r, int64_t account, int *rcp)
 {
     ar_store_stmt_t *st;
-    *rcp = ar__prep(c,
-                    "SELECT a.is_operator, (SELECT count(*) FROM memberships m WHERE "
-                    "m.account_id = a.id AND m.clinic_id = $2) FROM accounts a WHERE a.id = $1",
-                    &st);
-    if (*rcp < 0)
-        return 0;
-    int rc = ar_store_bind_int64(st, 1, account);
-    if (rc == 0)
-        rc = ar_store_bind_int64(st, 2, r->clinic_id);
-    if (rc == 0)
-        rc = ar_store_step(st);
+    int rc =
+        ar__query_ids(c,
+                      "SELECT a.is_operator, (SELECT count(*) FROM memberships m WHERE "
+                      "m.account_id = a.id AND m.clinic_id = $2) FROM accounts a WHERE a.id = $1",
+                      account, r->clinic_id, &st);
     int oper = 0;
     int64_t members = 0;
     if (rc == AR_STORE_ROW) {
@@ -67,11 +54,11 @@ static int target_ok(ar_store_conn_t *c, ar__req_t *r, int64_t account, int *rcp
     if (rc < 0)
         return 0;
     if (members == 0) {
-        refuse(r, 404, "not_found", "no such member of this clinic");
+        ar__refuse(r, 404, "not_found", "no such member of this clinic");
         return 0;
     }
     if (oper && !r->s.is_operator) {
-        refuse(r, 403, "forbidden", "only an operator may change an operator");
+        ar__refuse(r, 403, "forbidden", "only an operator may change an operator");
         return 0;
     }
     return 1;
@@ -90,14 +77,6 @@ static int begin_on_target(ar_store_conn_t *c, ar__req_t *r, int64_t account, in
         return 0;
     }
     return 1;
-}
-
-static int finish(ar_store_conn_t *c, int rc)
-{
-    rc = rc == 0 ? ar_store_commit(c) : rc;
-    if (rc < 0)
-        (void)ar_store_rollback(c);
-    return rc;
 }
 
 /* ---- GET staff ---- */
@@ -152,15 +131,6 @@ void ar__h_staff_list(ar__req_t *r)
 
 /* ---- sensitive changes ---- */
 
-static int reauth_needed(ar__req_t *r)
-{
-    if (ar__reauth_fresh(r))
-        return 0;
-    ar__reply_error(r, 403, "reauth_required",
-                    "confirm your password first (POST /api/v1/session/reauth)");
-    return 1;
-}
-
 /* Parses "a,b" into role bits; 0 with *bad set on an unknown or operator name. */
 static unsigned parse_roles(const char *s, size_t len, int *bad)
 {
@@ -212,7 +182,7 @@ static int roles_job(ar_store_conn_t *c, void *arg)
         rc = ar_app_audit_append_subject(c, r->now, r->s.account_id, account, r->clinic_id,
                                          AR_AUDIT_ROLES_CHANGED);
     r->out_status = 204;
-    return finish(c, rc);
+    return ar__finish(c, rc);
 }
 
 void ar__h_staff_roles(ar__req_t *r)
@@ -224,7 +194,7 @@ void ar__h_staff_roles(ar__req_t *r)
         ar__reply_error(r, 400, "bad_request", "roles: a comma-separated list of clinic roles");
         return;
     }
-    if (!reauth_needed(r))
+    if (!ar__reauth_refused(r))
         (void)ar__submit(r, roles_job, ar__account_done);
 }
 
@@ -254,7 +224,7 @@ static int deactivate_job(ar_store_conn_t *c, void *arg)
         rc = ar_app_audit_append_subject(c, r->now, r->s.account_id, account, r->clinic_id,
                                          AR_AUDIT_STAFF_DEACTIVATED);
     r->out_status = 204;
-    return finish(c, rc);
+    return ar__finish(c, rc);
 }
 
 void ar__h_staff_deactivate(ar__req_t *r)
@@ -263,7 +233,7 @@ void ar__h_staff_deactivate(ar__req_t *r)
         ar__reply_error(r, 400, "bad_request", "account_id: you cannot deactivate yourself");
         return;
     }
-    if (!reauth_needed(r))
+    if (!ar__reauth_refused(r))
         (void)ar__submit(r, deactivate_job, ar__account_done);
 }
 
@@ -274,28 +244,17 @@ static int mfa_reset_job(ar_store_conn_t *c, void *arg)
     int rc;
     if (!begin_on_target(c, r, account, &rc))
         return rc;
-    /* The person signs in with the password alone next time and must enrol again before any
-     * clinic work; every session and pending second step they had ends now. */
-    rc = ar__exec_ids(
-        c,
-        "UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, totp_last_step = 0 "
-        "WHERE id = $1",
-        account, 0);
-    if (rc == 0)
-        rc = ar__exec_ids(c, "DELETE FROM recovery_codes WHERE account_id = $1", account, 0);
-    if (rc == 0)
-        rc = ar__exec_ids(c, "DELETE FROM mfa_challenges WHERE account_id = $1", account, 0);
-    if (rc == 0)
-        rc = ar__exec_ids(c, "DELETE FROM sessions WHERE account_id = $1", account, 0);
+    /* Every session and pending second step the person had ends now (sql.h). */
+    rc = ar__mfa_reset(c, account);
     if (rc == 0)
         rc = ar_app_audit_append_subject(c, r->now, r->s.account_id, account, r->clinic_id,
                                          AR_AUDIT_MFA_RESET);
     r->out_status = 204;
-    return finish(c, rc);
+    return ar__finish(c, rc);
 }
 
 void ar__h_staff_mfa_reset(ar__req_t *r)
 {
-    if (!reauth_needed(r))
+    if (!ar__reauth_refused(r))
         (void)ar__submit(r, mfa_reset_job, ar__account_done);
 }

@@ -77,15 +77,77 @@ const char *ar_addr_class_name(ar_addr_class_t cls)
     return class_names[cls];
 }
 
-static int prefix_match(const uint8_t *a, const uint8_t *net, unsigned plen)
+int ar_addr_key_match(const uint8_t key[16], const uint8_t net[16], unsigned plen)
 {
     unsigned full = plen / 8, rest = plen % 8;
-    if (memcmp(a, net, full) != 0)
+    if (memcmp(key, net, full) != 0)
         return 0;
     if (rest == 0)
         return 1;
     uint8_t mask = (uint8_t)(0xff << (8 - rest));
-    return (a[full] & mask) == (net[full] & mask);
+    return (key[full] & mask) == (net[full] & mask);
+}
+
+int ar_addr_key_parse(const char *s, size_t len, uint8_t key[16], unsigned *bits)
+{
+    char buf[INET6_ADDRSTRLEN];
+    if (len == 0 || len >= sizeof(buf) || memchr(s, 0, len) != NULL)
+        return AR_ECONFIG;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    memset(key, 0, 16);
+    if (inet_pton(AF_INET, buf, key + 12) == 1) {
+        key[10] = key[11] = 0xff;
+        *bits = 32;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, buf, key) == 1) {
+        *bits = 128;
+        return 0;
+    }
+    return AR_ECONFIG;
+}
+
+int ar_addr_prefix_parse(const char *s, size_t len, uint8_t key[16], unsigned *plen)
+{
+    const char *slash = memchr(s, '/', len);
+    size_t alen = slash ? (size_t)(slash - s) : len;
+    unsigned bits, n;
+    if (ar_addr_key_parse(s, alen, key, &bits) != 0)
+        return AR_ECONFIG;
+    n = bits;
+    if (slash) {
+        size_t dlen = len - alen - 1;
+        if (dlen == 0 || dlen > 3)
+            return AR_ECONFIG;
+        n = 0;
+        for (size_t i = 0; i < dlen; i++) {
+            if (slash[1 + i] < '0' || slash[1 + i] > '9')
+                return AR_ECONFIG;
+            n = n * 10 + (unsigned)(slash[1 + i] - '0');
+        }
+        if (n > bits)
+            return AR_ECONFIG;
+    }
+    *plen = n + (128 - bits);              /* an IPv4 prefix covers the mapped key's low 32 bits */
+    for (unsigned i = *plen; i < 128; i++) /* host bits off, so a match is one compare */
+        key[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
+    return 0;
+}
+
+int ar_addr_key_of(const struct sockaddr *sa, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (sa->sa_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(key, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr, 16);
+        return 0;
+    }
+    return AR_EINVAL;
 }
 
 static ar_addr_class_t classify_v4(uint32_t ip)
@@ -172,7 +234,7 @@ static ar_addr_class_t classify_v6(const uint8_t *a)
     if (embedded_v4(a, &v4))
         return classify_v4(v4);
     for (size_t i = 0; i < sizeof(v6_blocks) / sizeof(v6_blocks[0]); i++) {
-        if (prefix_match(a, v6_blocks[i].net, v6_blocks[i].plen))
+        if (ar_addr_key_match(a, v6_blocks[i].net, v6_blocks[i].plen))
             return (ar_addr_class_t)v6_blocks[i].cls;
     }
     return AR_ADDR_RESERVED;
@@ -253,22 +315,6 @@ void ar_addr_policy_allow_class(ar_addr_policy_t *p, ar_addr_class_t cls, int al
         p->allowed_classes &= ~(1u << cls);
 }
 
-/* Parses one address into a key; *bits gets 32 or 128 for the CIDR check. */
-static int parse_key(const char *s, uint8_t key[16], unsigned *bits)
-{
-    memset(key, 0, 16);
-    if (inet_pton(AF_INET, s, key + 12) == 1) {
-        key[10] = key[11] = 0xff;
-        *bits = 32;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, s, key) == 1) {
-        *bits = 128;
-        return 0;
-    }
-    return AR_ECONFIG;
-}
-
 static int parse_spec(const char *spec, size_t len, struct range *r)
 {
     char buf[MAX_SPEC];
@@ -282,31 +328,24 @@ static int parse_spec(const char *spec, size_t len, struct range *r)
     buf[len] = 0;
     unsigned bits, bits2;
     char *sep;
-    if ((sep = strchr(buf, '/')) != NULL) {
-        *sep = 0;
-        char *end;
-        if (parse_key(buf, r->lo, &bits) != 0 || sep[1] < '0' || sep[1] > '9')
+    if (strchr(buf, '/') != NULL) {
+        unsigned plen;
+        if (ar_addr_prefix_parse(buf, len, r->lo, &plen) != 0)
             return AR_ECONFIG;
-        unsigned long plen = strtoul(sep + 1, &end, 10);
-        if (*end != 0 || plen > bits)
-            return AR_ECONFIG;
-        /* A v4 prefix covers the mapped key's low 32 bits; fixed upper bits stay as parsed. */
-        unsigned keep = (unsigned)plen + (128 - bits);
         memcpy(r->hi, r->lo, 16);
-        for (unsigned i = keep; i < 128; i++) {
-            r->lo[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
+        for (unsigned i = plen; i < 128; i++)
             r->hi[i / 8] |= (uint8_t)(0x80u >> (i % 8));
-        }
         return 0;
     }
     if ((sep = strchr(buf, '-')) != NULL) {
         *sep = 0;
-        if (parse_key(buf, r->lo, &bits) != 0 || parse_key(sep + 1, r->hi, &bits2) != 0 ||
-            bits != bits2 || memcmp(r->lo, r->hi, 16) > 0)
+        if (ar_addr_key_parse(buf, (size_t)(sep - buf), r->lo, &bits) != 0 ||
+            ar_addr_key_parse(sep + 1, strlen(sep + 1), r->hi, &bits2) != 0 || bits != bits2 ||
+            memcmp(r->lo, r->hi, 16) > 0)
             return AR_ECONFIG;
         return 0;
     }
-    if (parse_key(buf, r->lo, &bits) != 0)
+    if (ar_addr_key_parse(buf, len, r->lo, &bits) != 0)
         return AR_ECONFIG;
     memcpy(r->hi, r->lo, 16);
     return 0;
@@ -384,17 +423,6 @@ static int in_ranges(const ar_addr_policy_t *p, int k, const uint8_t key[16])
     return 0;
 }
 
-static void to_key(const struct sockaddr *sa, uint8_t key[16])
-{
-    memset(key, 0, 16);
-    if (sa->sa_family == AF_INET) {
-        key[10] = key[11] = 0xff;
-        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    } else {
-        memcpy(key, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr, 16);
-    }
-}
-
 int ar_addr_policy_check(const ar_addr_policy_t *p, const struct sockaddr *sa)
 {
     struct sockaddr_storage canon;
@@ -404,8 +432,8 @@ int ar_addr_policy_check(const ar_addr_policy_t *p, const struct sockaddr *sa)
     if (p == NULL)
         return cls == AR_ADDR_PUBLIC ? 0 : AR_EPERM;
     uint8_t raw[16], can[16];
-    to_key(sa, raw);
-    to_key((const struct sockaddr *)&canon, can);
+    (void)ar_addr_key_of(sa, raw);
+    (void)ar_addr_key_of((const struct sockaddr *)&canon, can);
     /* allowed-peer-ip overrides both denied-peer-ip and the classes, as in coturn. */
     if (in_ranges(p, 1, raw) || in_ranges(p, 1, can))
         return 0;

@@ -528,6 +528,17 @@ size_t ar_conn_outgoing(const ar_conn_t *c)
     return c->queued + c->pending.len;
 }
 
+int ar_conn_want_drain(ar_conn_t *c)
+{
+    if (c->state >= AR_CONN_CLOSING)
+        return AR_ESTATE;
+    if (c->state == AR_CONN_OPEN && c->queued <= c->out_cap / 2)
+        return 0;
+    /* on_written (open) or the flush at open (before) calls on_drain once it is down to half. */
+    c->want_drain = 1;
+    return 1;
+}
+
 void ar_conn_pause_read(ar_conn_t *c)
 {
     if (c->paused || c->state >= AR_CONN_CLOSING)

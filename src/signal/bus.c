@@ -7,7 +7,8 @@
  *   ar.<jur>.area.<clinic>.<area> record updates that change a queue
  *   ar.<jur>.to.<peer>            session-level frames for a peer (owner and backup subscribe)
  *   ar.<jur>.proc.<worker>        worker to worker: hand-over, backup mirroring
- * Every worker subscribes to node, sess.>, room.> and area.>: the control records are small
+ *   ar.<jur>.inv.<hash>           an invite token used for a session (invite.c)
+ * Every worker subscribes to node, sess.>, room.>, area.> and inv.>: the control records are small
  * and replicated (index.c); relayed SDP and candidates go only to the peer's two workers.
  *
  * libnats calls back on its own thread; the callback copies the message into an inbox and
@@ -33,11 +34,18 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
-#define INBOX_MAX_BYTES                                                                            \
-    (64u << 20) /* beyond this (or a message over AR_SIG_OUT_MAX * 8) the                          \
-                 * message is dropped; no metric counts it yet */
+/*
+ * The inbox holds at most conf->inbox_max bytes (64 MiB by default) of messages the loop has
+ * not taken yet; beyond (or for a message over AR_SIG_OUT_MAX * 8, or out of memory) a message is
+ * dropped. Drops are counted by kind (anteroom_signal_bus_dropped_total); a dropped frame for a
+ * peer is also remembered (at most LOST_MAX peers per wake-up, beyond that every session this
+ * worker owns is told) so that the session's client gets error "lost" (docs/protocol.md 5.10)
+ * instead of silently missing a frame.
+ */
+#define LOST_MAX 64
 
 typedef struct item_s {
     struct item_s *next;
@@ -47,11 +55,13 @@ typedef struct item_s {
     char data[];
 } item_t;
 
-enum { K_NODE, K_REC, K_TO, K_PROC };
+enum { K_NODE, K_REC, K_TO, K_PROC, K_INV, K__COUNT };
+static const char *const k_kind_label[K__COUNT] = {
+    "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
 struct ar__sig_bus_s {
     natsConnection *nc;
-    natsSubscription *subs[5];
+    natsSubscription *subs[6];
     int efd;
     pthread_mutex_t mu;
     item_t *head, *tail;
@@ -66,7 +76,36 @@ struct ar__sig_bus_s {
     size_t nlen, ncap;
     unsigned nframes;
     uint64_t nworker, nsince_us;
+    size_t max_bytes;
+    /* Dropped messages since the loop last looked (under mu): counts by kind, and the peers
+     * whose frames went (lost_all when more than LOST_MAX peers lost some). */
+    uint32_t dropped[K__COUNT];
+    char lost[LOST_MAX][AR__SIG_PEER_LEN + 1];
+    uint32_t nlost_frames[LOST_MAX];
+    size_t nlost;
+    int lost_all;
+    ar_metric_t *m_dropped[K__COUNT];
 };
+
+/* Under b->mu: one message of this kind (for peer, when a frame) was dropped. */
+static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
+{
+    b->dropped[kind]++;
+    if (kind != K_TO)
+        return;
+    for (size_t i = 0; i < b->nlost; i++) {
+        if (strcmp(b->lost[i], peer) == 0) {
+            b->nlost_frames[i]++;
+            return;
+        }
+    }
+    if (b->nlost == LOST_MAX) {
+        b->lost_all = 1;
+        return;
+    }
+    snprintf(b->lost[b->nlost], sizeof(b->lost[0]), "%s", peer);
+    b->nlost_frames[b->nlost++] = 1;
+}
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
@@ -85,6 +124,8 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
             kind = K_TO, peer = rest + 3;
         else if (strncmp(rest, "proc.", 5) == 0)
             kind = K_PROC;
+        else if (strncmp(rest, "inv.", 4) == 0)
+            kind = K_INV;
     }
     item_t *it = len <= (size_t)AR_SIG_OUT_MAX * 8u ? ar_malloc(sizeof(*it) + len + 1) : NULL;
     if (it) {
@@ -94,25 +135,30 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         it->len = len;
         memcpy(it->data, natsMsg_GetData(msg), len);
         it->data[len] = '\0';
-        pthread_mutex_lock(&b->mu);
-        /* The loop takes the whole inbox at each wake-up: only the first item needs a poke. */
-        int poke = b->head == NULL;
-        if (b->bytes + len > INBOX_MAX_BYTES) {
-            ar_free(it);
-            it = NULL;
-        } else {
-            b->bytes += len;
-            if (b->tail)
-                b->tail->next = it;
-            else
-                b->head = it;
-            b->tail = it;
-        }
-        pthread_mutex_unlock(&b->mu);
-        uint64_t one = 1;
-        if (it && poke)
-            (void)!write(b->efd, &one, sizeof(one));
     }
+    pthread_mutex_lock(&b->mu);
+    /* The loop takes the whole inbox (and the drop counts) at each wake-up: only a message
+     * that finds the inbox empty needs to poke it; the others find a poke pending. */
+    int poke = b->head == NULL;
+    if (it && b->bytes + len > b->max_bytes) {
+        ar_free(it);
+        it = NULL;
+    }
+    if (it) {
+        b->bytes += len;
+        if (b->tail)
+            b->tail->next = it;
+        else
+            b->head = it;
+        b->tail = it;
+    } else {
+        note_drop(b, kind, peer);
+    }
+    pthread_mutex_unlock(&b->mu);
+    /* A drop wakes the loop too: the session is told now, not at the next message. */
+    uint64_t one = 1;
+    if (poke)
+        (void)!write(b->efd, &one, sizeof(one));
     natsMsg_Destroy(msg);
 }
 
@@ -195,7 +241,54 @@ static int on_idle(void *data)
     return (int)((NUM_BATCH_US - age + 999) / 1000);
 }
 
+/* ---- frames lost before numbering: the client is told (docs/protocol.md 5.10) ---- */
+
+void ar__sig_sess_report_lost(ar__sig_sess_t *s)
+{
+    ar__sig_conn_t *cn = s->conn;
+    if (!s->lost || s->is_backup || !cn || cn->state != AR__SIG_C_LIVE)
+        return;
+    char text[AR_SIG_ERR_TEXT];
+    snprintf(text, sizeof(text), "%u messages for this session were lost after seq %lld",
+             (unsigned)s->lost, (long long)s->lost_after);
+    ar__sig_send_error(cn, AR_SIG_E_LOST, text, 0, AR_SIG_NONE);
+    s->lost = 0;
+}
+
+static void sess_lost(ar__sig_sess_t *s, uint32_t n)
+{
+    if (!s->lost)
+        s->lost_after = s->seq;
+    s->lost = s->lost + n < s->lost ? UINT32_MAX : s->lost + n;
+    ar__sig_sess_report_lost(s);
+}
+
+void ar__sig_sess_frames_lost(ar__sig_srv_t *srv, const char *peer, uint32_t n)
+{
+    /* Only the owner's: a backup that misses a frame still gets the owner's numbered copy. */
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    if (r && r->local && !r->local->provisional && !r->local->is_backup)
+        sess_lost(r->local, n);
+}
+
+void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
+{
+    for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
+        for (ar__sig_rec_t *r = srv->recs[i]; r; r = r->hnext)
+            if (r->local && !r->local->provisional && !r->local->is_backup)
+                sess_lost(r->local, 1);
+}
+
 /* ---- nodes ---- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void on_wake(int fd, void *data);
 
 static ar__sig_node_t *node_get(ar__sig_srv_t *srv, uint64_t id)
 {
@@ -216,7 +309,7 @@ int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id)
         return 1;
     for (size_t i = 0; i < srv->nnodes; i++)
         if (srv->nodes[i].id == id)
-            return srv->now - srv->nodes[i].seen < AR__SIG_NODE_DEAD_S;
+            return mono_ms() - srv->nodes[i].seen_ms < (uint64_t)AR__SIG_NODE_DEAD_S * 1000u;
     return 0;
 }
 
@@ -257,11 +350,23 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
                      (unsigned long long)ar__sig_now_us());
     nums_flush(b);
     (void)natsConnection_Publish(b->nc, subj, body, n);
-    /* Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). */
+    /*
+     * Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). Silence is
+     * measured in milliseconds: counted in the loop's whole seconds, with a heartbeat a second,
+     * a worker passed for dead after anything from 2.0 to 3.0 s of silence, and a NATS server
+     * stalled for 1.2 s (call.test.mjs) could make both nodes promote each other's sessions
+     * while both were alive. Heartbeats already in the inbox count: taken first, so a loop that
+     * was itself held up does not judge others by messages it has not read yet.
+     */
+    on_wake(b->efd, srv);
+    uint64_t now = mono_ms();
     for (size_t i = 0; i < srv->nnodes; i++) {
         ar__sig_node_t *nd = &srv->nodes[i];
-        if (nd->id != srv->node_id && !nd->dead && srv->now - nd->seen >= AR__SIG_NODE_DEAD_S) {
+        if (nd->id != srv->node_id && !nd->dead &&
+            now - nd->seen_ms >= (uint64_t)AR__SIG_NODE_DEAD_S * 1000u) {
             nd->dead = 1;
+            ar_log(AR_LOG_INFO, "signal_worker_silent", AR_LF_UINT("silent_ms", now - nd->seen_ms),
+                   AR_LF_INT("same_node", strcmp(nd->name, srv->conf->node_name) == 0));
             ar__sig_node_dead(srv, nd->id);
         }
     }
@@ -278,7 +383,9 @@ static void on_node(ar__sig_srv_t *srv, const char *data, size_t len)
         if (n) {
             snprintf(n->name, sizeof(n->name), "%s", name);
             n->draining = (uint8_t)drain;
-            n->seen = srv->now;
+            n->seen_ms = mono_ms();
+            if (n->dead)
+                ar_log0(AR_LOG_INFO, "signal_worker_back");
             n->dead = 0;
             uint64_t now = ar__sig_now_us();
             if (n->id != srv->node_id && now >= (uint64_t)t)
@@ -336,11 +443,40 @@ static void on_wake(int fd, void *data)
     ar__sig_bus_t *b = srv->bus;
     uint64_t v;
     (void)!read(fd, &v, sizeof(v));
+    uint32_t dropped[K__COUNT];
+    char lost[LOST_MAX][AR__SIG_PEER_LEN + 1];
+    uint32_t nlost_frames[LOST_MAX];
+    size_t nlost;
+    int lost_all;
     pthread_mutex_lock(&b->mu);
     item_t *it = b->head;
     b->head = b->tail = NULL;
     b->bytes = 0;
+    memcpy(dropped, b->dropped, sizeof(dropped));
+    memset(b->dropped, 0, sizeof(b->dropped));
+    nlost = b->nlost;
+    memcpy(lost, b->lost, nlost * sizeof(lost[0]));
+    memcpy(nlost_frames, b->nlost_frames, nlost * sizeof(nlost_frames[0]));
+    lost_all = b->lost_all;
+    b->nlost = 0;
+    b->lost_all = 0;
     pthread_mutex_unlock(&b->mu);
+    /* Losses first: the frames that follow come after the gap. */
+    uint64_t total = 0;
+    for (int k = 0; k < K__COUNT; k++) {
+        if (dropped[k] && b->m_dropped[k])
+            ar_metric_add(b->m_dropped[k], 0, dropped[k]);
+        total += dropped[k];
+    }
+    if (total)
+        ar_log(AR_LOG_WARN, "signal_bus_dropped", AR_LF_UINT("frames", dropped[K_TO]),
+               AR_LF_UINT("records", dropped[K_REC]),
+               AR_LF_UINT("other", total - dropped[K_TO] - dropped[K_REC]));
+    if (lost_all)
+        ar__sig_sess_lost_all(srv);
+    else
+        for (size_t i = 0; i < nlost; i++)
+            ar__sig_sess_frames_lost(srv, lost[i], nlost_frames[i]);
     while (it) {
         item_t *next = it->next;
         if (it->kind == K_NODE) {
@@ -349,6 +485,8 @@ static void on_wake(int fd, void *data)
             ar__sig_to_msg(srv, it->peer, (const uint8_t *)it->data, it->len);
         } else if (it->kind == K_PROC) {
             ar__sig_proc_msg(srv, it->data, it->len, NULL);
+        } else if (it->kind == K_INV) {
+            ar__sig_invite_apply(srv, it->data, it->len);
         } else {
             json_t *o = json_loadb(it->data, it->len, JSON_REJECT_DUPLICATES, NULL);
             if (o)
@@ -409,8 +547,12 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
             }
             return;
         }
-        if (b->lhead)
-            return; /* out of memory: dropped, as the inbox drops (never out of order) */
+        if (b->lhead) { /* out of memory: dropped, as the inbox drops (never out of order) */
+            if (b->m_dropped[K_TO])
+                ar_metric_add(b->m_dropped[K_TO], 0, 1);
+            ar__sig_sess_frames_lost(srv, peer, 1);
+            return;
+        }
     }
     publish_to(b, peer, buf, n);
 }
@@ -499,6 +641,12 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
     b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&b->mu, NULL);
     b->plen = (size_t)snprintf(b->prefix, sizeof(b->prefix), "ar.%s.", srv->conf->jurisdiction);
+    b->max_bytes = srv->conf->inbox_max > 0 ? (size_t)srv->conf->inbox_max : (size_t)64 << 20;
+    for (int k = 0; k < K__COUNT && srv->metrics; k++)
+        b->m_dropped[k] = ar_metrics_counter(
+            srv->metrics, "anteroom_signal_bus_dropped_total",
+            "bus messages dropped before the loop took them (inbox-max, out of memory)",
+            k_kind_label[k]);
     if (b->efd < 0 || ar_sn_loop_watch(srv->loop, b->efd, on_wake, srv) != 0)
         return AR_ESYS;
     ar_sn_loop_set_idle(srv->loop, on_idle, srv);
@@ -518,9 +666,9 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->nc, o);
     natsOptions_Destroy(o);
-    const char *wild[] = {"node", "sess.>", "room.>", "area.>", NULL};
+    const char *wild[] = {"node", "sess.>", "room.>", "area.>", "inv.>", NULL};
     char subj[128];
-    for (int i = 0; i < 5 && s == NATS_OK; i++) {
+    for (int i = 0; i < 6 && s == NATS_OK; i++) {
         if (wild[i])
             snprintf(subj, sizeof(subj), "%s%s", b->prefix, wild[i]);
         else
@@ -549,7 +697,7 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
         nums_flush(b);
     if (b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
         (void)natsConnection_FlushTimeout(b->nc, 1000);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         natsSubscription_Destroy(b->subs[i]);
     if (b->nc) {
         natsConnection_Close(b->nc);

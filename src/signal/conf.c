@@ -43,6 +43,9 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
     O("worker-port", AR_CONF_INT, worker_port, "0", 0, 65535,
       "worker i also listens alone on this port + i: a room's members sent to one worker; 0: off"),
     O("log-level", AR_CONF_STR, log_level, "info", 0, 0, "debug, info, warn or error"),
+    O("inbox-max", AR_CONF_SIZE, inbox_max, "64M", 4096, (int64_t)1 << 32,
+      "bytes of bus messages a worker holds for its loop; beyond, messages are dropped "
+      "(anteroom_signal_bus_dropped_total) and their sessions told (error lost)"),
 };
 
 const size_t ar_signal_conf_nopts = sizeof(ar_signal_conf_opts) / sizeof(ar_signal_conf_opts[0]);

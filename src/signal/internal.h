@@ -46,10 +46,8 @@ typedef struct ar__sig_cidr_s {
 #define AR__SIG_RATE 20u  /* messages per second sustained */
 #define AR__SIG_BURST 50u /* bucket size */
 #define AR__SIG_RATE_CLOSE_S 5
-#define AR__SIG_NODE_DEAD_S 3 /* a worker silent this long on the bus is dead */
+#define AR__SIG_NODE_DEAD_S 3 /* a worker silent this long on the bus is dead (bus.c, in ms) */
 #define AR__SIG_RESUME_WAIT_S 8
-
-#define AR__SIG_INVITES_MAX 256
 
 typedef struct ar__sig_srv_s ar__sig_srv_t;
 typedef struct ar__sig_sess_s ar__sig_sess_t;
@@ -166,7 +164,9 @@ struct ar__sig_sess_s {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
     } cand[AR__SIG_ROOM_MAX - 1];
-    void *sub_to; /* natsSubscription on ar.<jur>.to.<peer> */
+    void *sub_to;       /* natsSubscription on ar.<jur>.to.<peer> */
+    uint32_t lost;      /* frames for it dropped (bus.c) and not yet reported to the client */
+    int64_t lost_after; /* its seq when the first of them was dropped */
 };
 
 enum { AR__SIG_C_HELLO = 0, AR__SIG_C_RESUMING, AR__SIG_C_LIVE, AR__SIG_C_GONE };
@@ -190,8 +190,8 @@ typedef struct ar__sig_node_s {
     uint64_t id;
     char name[32];
     uint8_t draining;
-    uint8_t dead;  /* its death was handled */
-    uint32_t seen; /* loop seconds */
+    uint8_t dead;     /* its death was handled */
+    uint64_t seen_ms; /* monotonic ms when its last heartbeat was taken from the inbox */
 } ar__sig_node_t;
 
 #define AR__SIG_NODES_MAX 256
@@ -201,6 +201,7 @@ typedef struct ar__sig_node_s {
 #define AR__SIG_ADDR_BUCKETS 4096
 
 typedef struct ar__sig_bus_s ar__sig_bus_t;
+typedef struct ar__sig_invites_s ar__sig_invites_t;
 
 struct ar__sig_srv_s {
     const ar_signal_conf_t *conf;
@@ -226,12 +227,7 @@ struct ar__sig_srv_s {
     size_t nrooms, nsessions;
     char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
     char pub[AR__SIG_TO_HDR + AR_SIG_OUT_MAX + 1]; /* a frame for the bus, after its header */
-    /* Invitee token subjects already used for a session on this worker (one-time links, C4):
-     * kept until the token expires; when full and none expired, new invitees are refused. */
-    struct {
-        char sub[AR_TOKEN_ID_MAX];
-        int64_t exp;
-    } invites_used[AR__SIG_INVITES_MAX];
+    ar__sig_invites_t *invites; /* invite tokens used in the jurisdiction (invite.c) */
     ar_metrics_t *metrics;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
@@ -330,12 +326,32 @@ void ar__sig_bus_reply(ar__sig_srv_t *srv, const char *reply, void *json_obj);
 int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_bus_unsub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_bus_heartbeat(ar__sig_srv_t *srv);
+/* n frames for peer were dropped before numbering: its client is told (error lost), now if it
+ * is connected here, else after its next welcome on this worker. */
+void ar__sig_sess_frames_lost(ar__sig_srv_t *srv, const char *peer, uint32_t n);
+/* Frames for sessions this worker could not tell apart were dropped: every local one is told. */
+void ar__sig_sess_lost_all(ar__sig_srv_t *srv);
+/* Sends error lost to s's live client if frames were lost for it since the last report. */
+void ar__sig_sess_report_lost(ar__sig_sess_t *s);
 int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id);
 uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude);
 /* 1 when worker id is alive, not draining, and on another node: a backup that survives us. */
 int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id);
 /* Applies a record update (from the bus or local). */
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
+
+/* invite.c: one-time invite links across the jurisdiction (docs/signal.md, "Invite links") */
+#define AR__SIG_INVITE_USED_TEXT "this invitation link was already used"
+/* 1 when this invitee token was used for a session already (or nothing can be remembered). */
+int ar__sig_invite_used(ar__sig_srv_t *srv, const ar_token_claims_t *cl);
+/* Marks the token used by session peer and tells every worker: 0, or AR_EPERM (fail closed). */
+int ar__sig_invite_claim(ar__sig_srv_t *srv, const ar_token_claims_t *cl, const char *peer);
+/* A claim from the bus (ar.<jur>.inv.<hash>): a later use of a used token is ended. */
+void ar__sig_invite_apply(ar__sig_srv_t *srv, const char *data, size_t len);
+void ar__sig_invites_free(ar__sig_srv_t *srv);
+/* The hex key a token subject is known by on the bus, and the session holding it (tests). */
+void ar__sig_invite_key(const char *sub, char hex[33]);
+const char *ar__sig_invite_holder(ar__sig_srv_t *srv, const char *sub);
 
 /* flows.c / area.c: what each client message does */
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);

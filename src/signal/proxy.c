@@ -11,85 +11,33 @@
  */
 #include "internal.h"
 
+#include "anteroom/addr_policy.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
 
-static const uint8_t k_v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-/* Parses a numeric address (NUL-terminated) into a key; *bits is 32 or 128. */
-static int parse_ip(const char *s, uint8_t key[16], unsigned *bits)
-{
-    memcpy(key, k_v4_prefix, 12);
-    if (inet_pton(AF_INET, s, key + 12) == 1) {
-        *bits = 32;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, s, key) == 1) {
-        *bits = 128;
-        return 0;
-    }
-    return AR_ECONFIG;
-}
-
+/* The key parsing and prefix matching are the relay's peer policy's (anteroom/addr_policy.h). */
 int ar__sig_cidr_parse(const char *spec, ar__sig_cidr_t *out)
 {
-    char buf[64];
-    size_t len = strlen(spec);
-    if (len == 0 || len >= sizeof(buf))
+    unsigned plen;
+    if (ar_addr_prefix_parse(spec, strlen(spec), out->key, &plen) != 0)
         return AR_ECONFIG;
-    memcpy(buf, spec, len + 1);
-    char *slash = strchr(buf, '/');
-    if (slash)
-        *slash = '\0';
-    unsigned bits;
-    if (parse_ip(buf, out->key, &bits) != 0)
-        return AR_ECONFIG;
-    unsigned plen = bits;
-    if (slash) {
-        const char *p = slash + 1;
-        if (*p < '0' || *p > '9' || strlen(p) > 3)
-            return AR_ECONFIG;
-        plen = 0;
-        for (; *p; p++) {
-            if (*p < '0' || *p > '9')
-                return AR_ECONFIG;
-            plen = plen * 10 + (unsigned)(*p - '0');
-        }
-        if (plen > bits)
-            return AR_ECONFIG;
-    }
-    out->bits = (uint8_t)(plen + (128 - bits));
-    for (unsigned i = out->bits; i < 128; i++) /* host bits off, so a match is one compare */
-        out->key[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
+    out->bits = (uint8_t)plen;
     return 0;
 }
 
 int ar__sig_cidr_match(const ar__sig_cidr_t *list, size_t n, const uint8_t key[16])
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned full = list[i].bits / 8, rest = list[i].bits % 8;
-        if (memcmp(list[i].key, key, full) != 0)
-            continue;
-        if (rest && ((list[i].key[full] ^ key[full]) & (uint8_t)(0xff00u >> rest)))
-            continue;
-        return 1;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (ar_addr_key_match(key, list[i].key, list[i].bits))
+            return 1;
     return 0;
 }
 
 int ar__sig_addr_key(const struct sockaddr_storage *ss, uint8_t key[16])
 {
-    if (ss->ss_family == AF_INET) {
-        memcpy(key, k_v4_prefix, 12);
-        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-        return 0;
-    }
-    if (ss->ss_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-        return 0;
-    }
-    return AR_EINVAL;
+    return ar_addr_key_of((const struct sockaddr *)ss, key);
 }
 
 /* One X-Forwarded-For entry: "a.b.c.d", "a.b.c.d:port", "v6" or "[v6]:port". */
@@ -99,8 +47,7 @@ static int parse_hop(const char *p, size_t len, uint8_t key[16])
         p++, len--;
     while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
         len--;
-    char buf[64];
-    if (len == 0 || len >= sizeof(buf))
+    if (len == 0)
         return AR_EPARSE;
     if (p[0] == '[') {
         const char *end = memchr(p, ']', len);
@@ -113,10 +60,8 @@ static int parse_hop(const char *p, size_t len, uint8_t key[16])
         if (c1 && !memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - p)))
             len = (size_t)(c1 - p); /* one colon: IPv4 with a port */
     }
-    memcpy(buf, p, len);
-    buf[len] = '\0';
     unsigned bits;
-    return parse_ip(buf, key, &bits) == 0 ? 0 : AR_EPARSE;
+    return ar_addr_key_parse(p, len, key, &bits) == 0 ? 0 : AR_EPARSE;
 }
 
 int ar__sig_client_key(const uint8_t peer[16], const char *xff, size_t len, int cut,

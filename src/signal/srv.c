@@ -91,6 +91,7 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
     m.u.welcome.frame_max = AR_SIG_FRAME_MAX;
     ar__sig_send0(cn, &m);
     cn->state = AR__SIG_C_LIVE;
+    ar__sig_sess_report_lost(s); /* frames dropped while it was away (bus.c) */
     if (cn->srv->draining)
         send_drain(cn->srv, cn); /* arrived while draining: move on at once */
 }
@@ -198,28 +199,6 @@ static void garbage(ar__sig_conn_t *cn)
         ar__sig_conn_close(cn, AR_SIG_CLOSE_GARBAGE);
 }
 
-/* An invitee link opens one session: 1 when sub was unused (and is now marked used), 0 when
- * it was used before or no slot is free (fail closed). A resume is not a new use. */
-static int invite_first_use(ar__sig_srv_t *srv, const ar_token_claims_t *cl, int64_t now)
-{
-    int free_slot = -1;
-    for (int i = 0; i < AR__SIG_INVITES_MAX; i++) {
-        if (srv->invites_used[i].sub[0] && srv->invites_used[i].exp < now)
-            srv->invites_used[i].sub[0] = '\0'; /* expired: the token opens nothing anyway */
-        if (!srv->invites_used[i].sub[0]) {
-            if (free_slot < 0)
-                free_slot = i;
-        } else if (strcmp(srv->invites_used[i].sub, cl->sub) == 0) {
-            return 0;
-        }
-    }
-    if (free_slot < 0)
-        return 0;
-    snprintf(srv->invites_used[free_slot].sub, sizeof(srv->invites_used[0].sub), "%s", cl->sub);
-    srv->invites_used[free_slot].exp = cl->exp;
-    return 1;
-}
-
 static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
@@ -250,14 +229,20 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         }
         ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, m->id);
     }
-    if (cl->role == AR_TOKEN_INVITEE && !invite_first_use(srv, cl, (int64_t)time(NULL))) {
-        ar__sig_send_error(cn, AR_SIG_E_BAD_TOKEN, "this invitation link was already used",
-                           AR_SIG_HELLO, m->id);
+    /* An invite link opens one session in the whole jurisdiction; a resume is not a new use. */
+    if (cl->role == AR_TOKEN_INVITEE && ar__sig_invite_used(srv, cl)) {
+        ar__sig_send_error(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, m->id);
         ar__sig_conn_close(cn, AR_SIG_CLOSE_BAD_TOKEN);
         ar_free(cl);
         return;
     }
     ar__sig_sess_t *s = ar__sig_sess_new(srv, cn, cl);
+    if (s && cl->role == AR_TOKEN_INVITEE && ar__sig_invite_claim(srv, cl, s->rec->peer) != 0) {
+        ar__sig_send_error(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, m->id);
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_BAD_TOKEN); /* ends the session (sess.c) */
+        ar_free(cl);
+        return;
+    }
     ar_free(cl);
     if (!s) {
         ar__sig_send_error(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id);
@@ -600,6 +585,7 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     /* The loop first: its close callbacks still publish (sessions go away, resumable). */
     ar_sn_loop_free(srv->loop);
     ar__sig_bus_stop(srv);
+    ar__sig_invites_free(srv);
     ar_sn_tls_ctx_free(tls);
     ar_token_keyring_wipe(&srv->keys);
     /* The metrics registry stays: the operator thread may still read it until exit. */

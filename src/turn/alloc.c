@@ -268,7 +268,6 @@ int ar__turn_alloc_create(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
     a->hnext = e->buckets[h];
     e->buckets[h] = a;
     e->count++;
-    e->stats.allocations++;
     e->stats.tr[ar_turn_tuple_tr(t)].allocations++;
     *out = a;
     return 0;
@@ -291,7 +290,6 @@ void ar__turn_alloc_delete(ar_turn_engine_t *e, ar_turn_alloc_t *a)
         e->tp.relay_close(e->tp.ctx, a->relay2);
     quota_give(e->sh, a->uhash);
     e->count--;
-    e->stats.allocations--;
     e->stats.tr[ar_turn_tuple_tr(&a->tuple)].allocations--;
     ar_free(a->perms);
     ar_free(a->chans);

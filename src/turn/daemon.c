@@ -68,6 +68,9 @@ static int register_metrics(ar__turn_daemon_t *d)
                                        "Packets dropped by max-bps", NULL);
     m->bad_packets = ar_metrics_counter(r, "anteroom_turn_bad_packets_total",
                                         "Malformed or unexpected client packets", NULL);
+    m->oversize_dropped = ar_metrics_counter(
+        r, "anteroom_turn_oversize_dropped_total",
+        "Packets dropped because they are bigger than their path can carry", NULL);
     m->load_allocations = ar_metrics_gauge(r, "anteroom_turn_load_allocations",
                                            "Load: allocations in this process", NULL);
     m->load_bandwidth = ar_metrics_gauge(r, "anteroom_turn_load_bandwidth_bytes",

@@ -96,6 +96,20 @@ void ar_turn_engine_tick(ar_turn_engine_t *e)
     ar__turn_wheel_run(e);
 }
 
+ar_turn_tr_stats_t ar_turn_stats_total(const ar_turn_stats_t *s)
+{
+    ar_turn_tr_stats_t t = {0};
+    for (int i = 0; i < AR_TURN_NTR; i++) {
+        t.allocations += s->tr[i].allocations;
+        t.allocs_total += s->tr[i].allocs_total;
+        t.pkts_in += s->tr[i].pkts_in;
+        t.bytes_in += s->tr[i].bytes_in;
+        t.pkts_out += s->tr[i].pkts_out;
+        t.bytes_out += s->tr[i].bytes_out;
+    }
+    return t;
+}
+
 const ar_turn_stats_t *ar_turn_engine_stats(const ar_turn_engine_t *e)
 {
     return &e->stats;
@@ -395,7 +409,6 @@ static void handle_allocate(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const
     if (ext_ip->family != 0)
         memcpy(a->advertised.ip, ext_ip->ip, 16);
     ar__turn_alloc_set_expiry(e, a, desired_lifetime(e, msg));
-    e->stats.allocs_total++;
     e->stats.tr[ar_turn_tuple_tr(t)].allocs_total++;
     reply_allocate_ok(e, t, msg, a, token);
 }
@@ -726,8 +739,6 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
 static void count_out(ar_turn_engine_t *e, const ar_turn_tuple_t *t, size_t len)
 {
     ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(t)];
-    e->stats.relayed_pkts_out++;
-    e->stats.relayed_bytes_out += len;
     tr->pkts_out++;
     tr->bytes_out += len;
 }
@@ -736,13 +747,10 @@ void ar_turn_engine_count_stream(ar_turn_engine_t *e, const ar_turn_tuple_t *t, 
                                  size_t bytes)
 {
     ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(t)];
-    if (out) {
-        e->stats.relayed_bytes_out += bytes;
+    if (out)
         tr->bytes_out += bytes;
-    } else {
-        e->stats.relayed_bytes_in += bytes;
+    else
         tr->bytes_in += bytes;
-    }
 }
 
 /* Send indication (section 11.2): relayed when a permission exists, silently dropped if not. */
@@ -766,6 +774,10 @@ static void handle_send(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const ar_
      * policy change (or a bug elsewhere) from ever relaying to a refused address. */
     if (peer_allowed(e, &peer) != 0) {
         e->stats.denied_peers++;
+        return;
+    }
+    if (data->len > AR_TURN_MAX_UDP_PAYLOAD) {
+        ar_turn_engine_count_oversize(e, data->len);
         return;
     }
     if (!ar__turn_bw_take(e, &a->bw_out, data->len)) {
@@ -798,6 +810,10 @@ static void handle_channel_data(ar_turn_engine_t *e, const ar_turn_tuple_t *t, c
     }
     if (!ar__turn_perm_ok(e, a, &c->peer)) {
         e->stats.no_perm_dropped++;
+        return;
+    }
+    if (dlen > AR_TURN_MAX_UDP_PAYLOAD) {
+        ar_turn_engine_count_oversize(e, dlen);
         return;
     }
     if (!ar__turn_bw_take(e, &a->bw_out, dlen)) {
@@ -859,30 +875,40 @@ void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *a, const ar_tu
         e->stats.no_perm_dropped++;
         return;
     }
+    ar__turn_chan_t *c = ar__turn_chan_by_peer(e, a, peer);
+    size_t alen = peer->family == 4 ? 8 : 20;
+    size_t pad = (4 - (len & 3)) & 3;
+    /* A Data indication's attributes must fit the 16-bit STUN length; ChannelData carries up to
+     * 65535 bytes, more than any UDP datagram. */
+    if (len > AR_TURN_MAX_UDP_PAYLOAD || (!c && 4 + alen + 4 + len + pad > 0xffff)) {
+        ar_turn_engine_count_oversize(e, len);
+        return;
+    }
     if (!ar__turn_bw_take(e, &a->bw_in, len)) {
         e->stats.bw_dropped++;
         return;
     }
     uint8_t *payload = buf + AR_TURN_HEADROOM;
-    ar__turn_chan_t *c = ar__turn_chan_by_peer(e, a, peer);
-    e->stats.relayed_pkts_in++;
-    e->stats.relayed_bytes_in += len;
     ar_turn_tr_stats_t *tr = &e->stats.tr[ar_turn_tuple_tr(&a->tuple)];
     tr->pkts_in++;
     tr->bytes_in += len;
     if (c) {
-        /* ChannelData (section 12.4); over UDP the padding is optional and we send none. */
+        /* ChannelData (section 12.4): the codec says how much padding a stream frame needs
+         * (section 12.5); over UDP the padding is optional and we send none. */
         uint8_t *h = payload - 4;
-        put16(h, c->num);
-        put16(h + 2, (uint16_t)len);
-        e->tp.send_client(e->tp.ctx, &a->tuple, h, len + 4);
+        int cpad = ar_turn_channel_header(h, c->num, len);
+        if (cpad < 0)
+            return; /* not reached: channel numbers and len were checked above */
+        size_t flen = len + 4;
+        if (a->tuple.proto == AR_TURN_PROTO_TCP) {
+            memset(payload + len, 0, (size_t)cpad);
+            flen += (size_t)cpad;
+        }
+        e->tp.send_client(e->tp.ctx, &a->tuple, h, flen);
         return;
     }
-    if (len > 0xffff - 48)
-        return;
     /* Data indication (section 11.4): header, XOR-PEER-ADDRESS, DATA, written in place. */
-    size_t alen = peer->family == 4 ? 8 : 20;
-    size_t hdr = 20 + 4 + alen + 4, pad = (4 - (len & 3)) & 3;
+    size_t hdr = 20 + 4 + alen + 4;
     uint8_t *m = payload - hdr;
     put16(m, 0x0017);
     put16(m + 2, (uint16_t)(hdr - 20 + len + pad));
@@ -901,4 +927,16 @@ void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *a, const ar_tu
     put16(at + 2, (uint16_t)len);
     memset(payload + len, 0, pad);
     e->tp.send_client(e->tp.ctx, &a->tuple, m, hdr + len + pad);
+}
+
+void ar_turn_engine_count_oversize(ar_turn_engine_t *e, size_t len)
+{
+    e->stats.oversize_dropped++;
+    /* One line a second at most, so a flood of big packets cannot become a flood of logs. */
+    if (e->oversize_logged_s != e->now_s + 1) {
+        e->oversize_logged_s = e->now_s + 1;
+        ar_log(AR_LOG_WARN, "turn_oversize_dropped", AR_LF_UINT("bytes", len),
+               AR_LF_UINT("max", AR_TURN_MAX_UDP_PAYLOAD),
+               AR_LF_UINT("total", e->stats.oversize_dropped));
+    }
 }

@@ -51,13 +51,15 @@ typedef struct ar__turn_bucket_s {
 } ar__turn_bucket_t;
 
 struct ar_turn_alloc_s {
-    ar_turn_alloc_t *hnext;         /* 5-tuple hash chain */
+    /* The chain link and the key first, in one cache line: a lookup that walks past this
+     * allocation (every request of a new client does) touches only that line. */
+    ar_turn_alloc_t *hnext; /* 5-tuple hash chain */
+    ar_turn_tuple_t tuple;
     ar_turn_alloc_t *wnext, *wprev; /* timer wheel slot list */
     void *relay;                    /* transport's endpoint */
     void *relay2;                   /* a dual allocation's IPv6 endpoint (RFC 8656), or NULL */
     ar__turn_perm_t *perms;
     ar__turn_chan_t *chans;
-    ar_turn_tuple_t tuple;
     ar_turn_addr_t relayed;    /* the local relay address */
     ar_turn_addr_t advertised; /* what XOR-RELAYED-ADDRESS says (external-ip) */
     ar_turn_addr_t relayed2;   /* relay2's address (family 0 when none) */
@@ -124,7 +126,8 @@ struct ar_turn_engine_s {
     bool wheel_started;
     ar__turn_rl_t rl[AR__TURN_RL_SLOTS];
     ar_turn_stats_t stats;
-    uint8_t out[1280]; /* responses are built here; the largest is well under this */
+    uint32_t oversize_logged_s; /* engine second of the last oversize log line (+1; 0: never) */
+    uint8_t out[1280];          /* responses are built here; the largest is well under this */
 };
 
 /* auth.c */

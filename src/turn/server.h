@@ -42,6 +42,14 @@
 /* Room kept in front of a peer datagram so the engine can prepend a Data indication or a
  * ChannelData header in place (20 header + 24 XOR-PEER-ADDRESS (IPv6) + 4 DATA header). */
 #define AR_TURN_HEADROOM 48
+/*
+ * The largest payload relayed to or from a UDP peer: what one UDP datagram holds (65535 less the
+ * IPv4 and UDP headers; IPv6 allows 65527, but one cap for both keeps the rule simple). Stream
+ * clients may frame up to 65535 data bytes (the ChannelData and STUN length fields); larger
+ * ones towards a UDP peer, and Data indications that would not fit a STUN message, are dropped
+ * and counted (ar_turn_engine_count_oversize), never lost silently.
+ */
+#define AR_TURN_MAX_UDP_PAYLOAD 65507
 
 #define AR_TURN_PROTO_UDP 17
 #define AR_TURN_PROTO_TCP 6
@@ -166,14 +174,10 @@ typedef struct ar_turn_tr_stats_s {
     uint64_t pkts_out, bytes_out; /* client -> peer */
 } ar_turn_tr_stats_t;
 
-/* Counters an engine keeps on its own thread; the daemon turns them into metrics. The totals
- * are the sums of tr[] (kept because tests and the fuzzer read them). */
+/* Counters an engine keeps on its own thread; the daemon turns them into metrics. Allocations
+ * and relayed traffic are kept per transport only (ar_turn_stats_total sums them). */
 typedef struct ar_turn_stats_s {
-    uint64_t allocations;  /* current */
-    uint64_t allocs_total; /* granted since start */
     uint64_t alloc_expired;
-    uint64_t relayed_pkts_in, relayed_bytes_in;   /* peer -> client */
-    uint64_t relayed_pkts_out, relayed_bytes_out; /* client -> peer */
     uint64_t auth_failures; /* 401 for a bad user, password or expired REST username */
     uint64_t stale_nonces;
     uint64_t denied_peers; /* 403 and dropped sends to refused peers */
@@ -182,6 +186,7 @@ typedef struct ar_turn_stats_s {
     uint64_t bw_dropped;   /* packets dropped by max-bps */
     uint64_t no_perm_dropped;
     uint64_t bad_packets;
+    uint64_t oversize_dropped; /* bigger than the path can carry (see AR_TURN_MAX_UDP_PAYLOAD) */
     ar_turn_tr_stats_t tr[AR_TURN_NTR];
 } ar_turn_stats_t;
 
@@ -227,6 +232,14 @@ void ar_turn_engine_on_peer(ar_turn_engine_t *e, ar_turn_alloc_t *alloc, const a
 void ar_turn_engine_tick(ar_turn_engine_t *e);
 
 const ar_turn_stats_t *ar_turn_engine_stats(const ar_turn_engine_t *e);
+/* tr[] summed over the transports. */
+ar_turn_tr_stats_t ar_turn_stats_total(const ar_turn_stats_t *s);
+/*
+ * A packet of len bytes dropped because it is bigger than its path can carry: counted in
+ * oversize_dropped and logged (one line a second at most). The engine calls it for what it
+ * refuses itself; transports call it for what the kernel or their buffers refuse.
+ */
+void ar_turn_engine_count_oversize(ar_turn_engine_t *e, size_t len);
 /* Bytes an RFC 6062 data connection of client stream t relayed (out: client to peer). They
  * pass the stream transport only, so it reports them here; counted as bytes, not packets. */
 void ar_turn_engine_count_stream(ar_turn_engine_t *e, const ar_turn_tuple_t *t, int out,

@@ -9,8 +9,11 @@
  * A connection's bytes are cut into frames: a STUN message (20 + its length) or a ChannelData
  * message (4 + its length, padded to 4 over streams). Each whole frame goes to the engine with
  * the connection's tuple (proto TCP, conn = its slot). Anything that is neither closes that
- * connection and only that one. A frame longer than the per-connection buffer is skipped, not
- * fatal: the relay to UDP peers could not carry it anyway.
+ * connection and only that one. A frame longer than the per-connection buffer (FRAME_CAP) is
+ * gathered in a buffer of its own, up to the 16-bit length limit of both framings, so any
+ * payload a client may send is relayed (or, bigger than a UDP datagram, dropped and counted by
+ * the engine). Those buffers are capped per worker (BIG_BUDGET): a frame over the budget is
+ * skipped, counted as oversize and logged, so idle half-sent frames cannot pin memory.
  *
  * Caps and timeouts: at most max_conns connections per worker (more are closed at once); each
  * connection holds at most OUT_CAP bytes towards its client (relayed packets beyond that are
@@ -47,7 +50,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define FRAME_CAP 4096                       /* longest frame we keep; longer ones are skipped */
+#define FRAME_CAP 4096                       /* longest frame kept in the connection itself */
+#define BIG_BUDGET ((size_t)8 << 20)         /* bytes of longer frames a worker gathers at once */
 #define OUT_CAP ((size_t)256 * 1024)         /* bytes queued towards one client */
 #define UNALLOC_TIMEOUT_MS ((uint64_t)30000) /* a connection must hold an allocation by then */
 #define TLS_HANDSHAKE_MS 10000               /* connect to handshake done */
@@ -74,8 +78,10 @@ typedef struct stream_conn_s {
     ar__stream_worker_t *sw;
     ar_turn_tuple_t tuple;
     uint64_t alloc_seen_ms; /* last tick that saw an allocation (or the open time) */
-    size_t skip;            /* bytes of an oversized frame still to discard */
-    bool raw;               /* an RFC 6062 data connection: bytes pass through unframed */
+    size_t skip;            /* bytes of a frame over BIG_BUDGET still to discard */
+    uint8_t *big;           /* a frame longer than FRAME_CAP being gathered, big_need bytes */
+    size_t big_need, big_used;
+    bool raw; /* an RFC 6062 data connection: bytes pass through unframed */
     peer_side_t *peer;
     ar__turn_tcplife_t *life; /* raw: the allocation that made the peer connection */
     uint8_t *pout;            /* client bytes the peer has not taken yet (raw only) */
@@ -94,6 +100,7 @@ struct ar__stream_worker_s {
     stream_conn_t **slots; /* by tuple.conn */
     uint32_t *free_slots;
     uint32_t nfree, max_conns;
+    size_t big_bytes; /* held by connections' big buffers, at most BIG_BUDGET */
     bool stopping;
     uint8_t scratch[FRAME_CAP]; /* a ChannelData frame with its stream padding */
 };
@@ -118,24 +125,57 @@ void ar__stream_send(ar__stream_worker_t *sw, const ar_turn_tuple_t *t, const ui
     stream_conn_t *sc = conn_of(sw, t);
     if (!sc || len == 0)
         return;
-    size_t pad = 0;
-    if ((data[0] & 0xc0) == 0x40)
-        pad = (4 - (len & 3)) & 3; /* ChannelData is padded to 4 over streams (12.5) */
-    if (pad) {
-        if (len + pad > sizeof(sw->scratch))
-            return;
-        memcpy(sw->scratch, data, len);
-        memset(sw->scratch + len, 0, pad);
-        data = sw->scratch;
-        len += pad;
-    }
-    /* AR_EAGAIN: the client reads slower than its peers send; the packet is dropped, as a full
-     * UDP socket buffer would drop it. Other errors close the connection (on_close follows). */
+    /* Frames come whole and, ChannelData included, already padded for a stream (the engine
+     * pads as the codec says). AR_EAGAIN: the client reads slower than its peers send; the packet
+     * is dropped, as a full UDP socket buffer would drop it. Other errors close the connection
+     * (on_close follows). */
     int rc = ar_conn_write(sc->c, data, len);
     (void)rc;
 }
 
 /* --- receiving --- */
+
+static void big_free(stream_conn_t *sc)
+{
+    if (!sc->big)
+        return;
+    sc->sw->big_bytes -= sc->big_need;
+    ar_free(sc->big);
+    sc->big = NULL;
+}
+
+/* Starts gathering a frame of need bytes (longer than FRAME_CAP), or skips it when the worker's
+ * budget is spent or memory is short; either way the frame's bytes are now accounted for. */
+static void big_start(stream_conn_t *sc, size_t need)
+{
+    ar__stream_worker_t *sw = sc->sw;
+    if (sw->big_bytes + need <= BIG_BUDGET)
+        sc->big = ar_malloc(need);
+    if (!sc->big) {
+        ar_turn_engine_count_oversize(sw->e, need);
+        sc->skip = need;
+        return;
+    }
+    sw->big_bytes += need;
+    sc->big_need = need;
+    sc->big_used = 0;
+}
+
+/* Adds bytes to the frame being gathered; hands it to the engine once whole. Returns the bytes
+ * taken. */
+static size_t big_feed(stream_conn_t *sc, const uint8_t *data, size_t len)
+{
+    size_t n = sc->big_need - sc->big_used;
+    if (n > len)
+        n = len;
+    memcpy(sc->big + sc->big_used, data, n);
+    sc->big_used += n;
+    if (sc->big_used == sc->big_need) {
+        ar_turn_engine_on_client(sc->sw->e, &sc->tuple, sc->big, sc->big_need);
+        big_free(sc);
+    }
+    return n;
+}
 
 static void slot_release(ar__stream_worker_t *sw, stream_conn_t *sc)
 {
@@ -156,10 +196,14 @@ static long feed_frames(stream_conn_t *sc, uint8_t *data, size_t len)
         if (need == 0)
             break; /* header incomplete */
         if (need > FRAME_CAP) {
-            sc->skip = need;
-            size_t n = len - off < need ? len - off : need;
-            sc->skip -= n;
-            off += n;
+            big_start(sc, need);
+            if (sc->big) {
+                off += big_feed(sc, data + off, len - off);
+            } else {
+                size_t n = len - off < need ? len - off : need;
+                sc->skip -= n;
+                off += n;
+            }
             continue;
         }
         if (len - off < need)
@@ -188,6 +232,12 @@ static void on_read(ar_conn_t *c, const uint8_t *data, size_t len)
         if (sc->skip) {
             size_t n = len < sc->skip ? len : sc->skip;
             sc->skip -= n;
+            data += n;
+            len -= n;
+            continue;
+        }
+        if (sc->big) {
+            size_t n = big_feed(sc, data, len);
             data += n;
             len -= n;
             continue;
@@ -255,6 +305,7 @@ static void on_close(ar_conn_t *c, int err)
         return;
     ar__stream_worker_t *sw = sc->sw;
     slot_release(sw, sc);
+    big_free(sc);
     peer_side_close(sc);
     ar__turn_tcplife_put(sc->life);
     if (!sw->stopping) {
@@ -728,14 +779,14 @@ static void on_peer_io(uv_poll_t *h, int status, int events)
     }
     if (!(events & UV_READABLE))
         return;
-    size_t queued = ar_conn_outgoing(sc->c);
-    if (queued > OUT_CAP / 2) {
-        /* The client is slow: stop reading the peer until its buffer drains. A write of the
-         * whole cap is refused without queueing anything and arms on_drain. */
-        set_peer_events(sc, p->events & ~UV_READABLE);
-        int rc = ar_conn_write(sc->c, sc->sw->scratch, OUT_CAP);
-        (void)rc;
-        return;
+    if (ar_conn_outgoing(sc->c) > OUT_CAP / 2) {
+        /* The client is slow: stop reading the peer until its buffer drains (on_drain). */
+        int rc = ar_conn_want_drain(sc->c);
+        if (rc != 0) {
+            if (rc == 1)
+                set_peer_events(sc, p->events & ~UV_READABLE);
+            return;
+        }
     }
     size_t room = sizeof(sc->sw->scratch);
     ssize_t n = recv(p->fd, sc->sw->scratch, room, MSG_DONTWAIT);

@@ -8,7 +8,11 @@
  * I/O is batched. A readable socket is drained with recvmmsg() into a per-worker receive arena;
  * the engine's answers and relayed packets are queued as iovecs that point into that arena
  * (zero copy: peer datagrams are received behind AR_TURN_HEADROOM bytes so the engine writes
- * its ChannelData or Data indication header in place). A uv_check handle, which runs once per
+ * its ChannelData or Data indication header in place). A datagram longer than its arena slot
+ * spills into an overflow area and is made whole in one copy, so every datagram up to the UDP
+ * limit is relayed; what the engine builds, and stream clients' payloads, are copied into a
+ * send arena. Anything a path cannot carry is counted as oversize_dropped, never lost
+ * silently (AR_TURN_MAX_UDP_PAYLOAD). A uv_check handle, which runs once per
  * loop iteration after every I/O callback, sends each queue with sendmmsg(), one call per run of
  * packets for the same socket. Arena and queues are reset only between batches, so no queued
  * pointer ever outlives its bytes.
@@ -32,11 +36,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SLOT_SIZE 2048 /* one datagram: larger ones are dropped (MSG_TRUNC) */
+#define SLOT_SIZE 2048 /* one datagram in the arena; a longer one spills into its overflow */
 #define RX_SLOTS 128
 #define BATCH 32
-#define COPY_SLOTS 32 /* engine-built answers, which live in the engine's scratch buffer */
-#define COPY_SIZE 1280
+/* The most one receive takes: any UDP datagram (AR_TURN_MAX_UDP_PAYLOAD) fits, so none is
+ * truncated. Each batch entry has an overflow area of this size behind its arena slot; the
+ * pages are touched only by datagrams longer than a slot, which are rare. */
+#define DGRAM_MAX ((size_t)65536)
+/* Bytes copied for sending: engine-built answers (which live in the engine's scratch buffer) and
+ * stream clients' payloads (which live in their connection's buffer), up to one datagram each. */
+#define COPY_ARENA ((size_t)160 * 1024)
 #define TXQ 256
 #define DRAIN_ROUNDS 4 /* batches per readable event, so one busy socket cannot starve others */
 #define LOCAL_ADDRS 32 /* local addresses a wildcard listener answers from, per worker */
@@ -95,10 +104,12 @@ struct ar__udp_worker_s {
     int64_t wall_base;    /* wall clock seconds minus uv_now() seconds, for REST expiries */
     uint8_t (*rx)[SLOT_SIZE];
     unsigned rx_used;
-    uint8_t (*copy)[COPY_SIZE];
-    unsigned copy_used;
+    uint8_t *copy; /* COPY_ARENA bytes, handed out in order and reset by flush_all */
+    size_t copy_used;
+    uint8_t *over;  /* BATCH overflow areas, DGRAM_MAX bytes each */
+    uint8_t *whole; /* a datagram that spilled into its overflow, made whole again */
     struct mmsghdr rmsgs[BATCH];
-    struct iovec riov[BATCH];
+    struct iovec riov[BATCH][2];
     sa_u raddr[BATCH];
     uint8_t rctl[BATCH][CTL_SIZE];
     /* The local addresses requests reached wildcard listeners at; a UDP tuple's `conn` is its
@@ -133,7 +144,7 @@ static void txq_group(txq_t *q, struct mmsghdr *out, int *fds)
     }
 }
 
-static void txq_flush(txq_t *q)
+static void txq_flush(ar__udp_worker_t *w, txq_t *q)
 {
     struct mmsghdr sorted[TXQ];
     int fds[TXQ];
@@ -161,7 +172,11 @@ static void txq_flush(txq_t *q)
             } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                 i = j; /* the socket buffer is full: UDP drops, and so do we */
             } else {
-                i++; /* this one message failed (unreachable, refused): skip it */
+                /* This one message failed: unreachable or refused (UDP would lose it too), or
+                 * too big for the path with DONT-FRAGMENT set, which is counted. */
+                if (r < 0 && errno == EMSGSIZE && w->e)
+                    ar_turn_engine_count_oversize(w->e, msgs[i].msg_hdr.msg_iov[0].iov_len);
+                i++;
             }
         }
     }
@@ -171,9 +186,9 @@ static void txq_flush(txq_t *q)
 static void flush_all(ar__udp_worker_t *w)
 {
     if (w->to_peer.n)
-        txq_flush(&w->to_peer);
+        txq_flush(w, &w->to_peer);
     if (w->to_client.n)
-        txq_flush(&w->to_client);
+        txq_flush(w, &w->to_client);
     w->copy_used = 0;
 }
 
@@ -186,16 +201,21 @@ static void enqueue(ar__udp_worker_t *w, txq_t *q, int fd, const ar_turn_addr_t 
                     const ar_turn_addr_t *from, const uint8_t *data, size_t len)
 {
     if (!in_rx(w, data)) {
-        if (len > COPY_SIZE)
+        size_t need = (len + 15) & ~(size_t)15;
+        if (len > DGRAM_MAX) {
+            /* The engine caps payloads well below this; no datagram can be longer anyway. */
+            ar_turn_engine_count_oversize(w->e, len);
             return;
-        if (w->copy_used == COPY_SLOTS)
+        }
+        if (COPY_ARENA - w->copy_used < need)
             flush_all(w);
-        uint8_t *c = w->copy[w->copy_used++];
+        uint8_t *c = w->copy + w->copy_used;
+        w->copy_used += need;
         memcpy(c, data, len);
         data = c;
     }
     if (q->n == TXQ)
-        txq_flush(q);
+        txq_flush(w, q);
     unsigned i = q->n++;
     struct sockaddr_storage ss;
     socklen_t sl = ar_turn_addr_to_sa(to, &ss);
@@ -434,14 +454,17 @@ static void rx_reserve(ar__udp_worker_t *w)
 static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom, bool ctl)
 {
     for (unsigned i = 0; i < BATCH; i++) {
-        w->riov[i].iov_base = w->rx[w->rx_used + i] + headroom;
-        w->riov[i].iov_len = SLOT_SIZE - headroom - 4; /* 4 bytes of tailroom for padding */
+        size_t first = SLOT_SIZE - headroom - 4; /* 4 bytes of tailroom for padding */
+        w->riov[i][0].iov_base = w->rx[w->rx_used + i] + headroom;
+        w->riov[i][0].iov_len = first;
+        w->riov[i][1].iov_base = w->over + i * DGRAM_MAX;
+        w->riov[i][1].iov_len = DGRAM_MAX - first;
         struct msghdr *h = &w->rmsgs[i].msg_hdr;
         memset(h, 0, sizeof(*h));
         h->msg_name = &w->raddr[i];
         h->msg_namelen = sizeof(w->raddr[i]);
-        h->msg_iov = &w->riov[i];
-        h->msg_iovlen = 1;
+        h->msg_iov = w->riov[i];
+        h->msg_iovlen = 2;
         if (ctl) {
             h->msg_control = w->rctl[i];
             h->msg_controllen = CTL_SIZE;
@@ -452,6 +475,26 @@ static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom, bool ctl)
         r = recvmmsg(fd, w->rmsgs, BATCH, MSG_DONTWAIT, NULL);
     } while (r < 0 && errno == EINTR);
     return r;
+}
+
+/*
+ * Datagram i of the last batch, whole: in its arena slot, or, when it spilled into its overflow
+ * area, copied with its headroom and tailroom into w->whole (the engine needs it contiguous).
+ * NULL when it was truncated, which DGRAM_MAX rules out for UDP but is still counted.
+ */
+static uint8_t *rx_whole(ar__udp_worker_t *w, unsigned base, unsigned i, size_t headroom)
+{
+    const struct mmsghdr *m = &w->rmsgs[i];
+    if (m->msg_hdr.msg_flags & MSG_TRUNC) {
+        ar_turn_engine_count_oversize(w->e, m->msg_len);
+        return NULL;
+    }
+    size_t first = w->riov[i][0].iov_len;
+    if (m->msg_len <= first)
+        return w->rx[base + i];
+    memcpy(w->whole + headroom, w->riov[i][0].iov_base, first);
+    memcpy(w->whole + headroom + first, w->riov[i][1].iov_base, m->msg_len - first);
+    return w->whole;
 }
 
 /* The local address a datagram reached (from its PKTINFO), as an index + 1 into w->local;
@@ -500,14 +543,13 @@ static void on_listener(uv_poll_t *h, int status, int events)
         unsigned base = w->rx_used;
         w->rx_used += (unsigned)r;
         for (int i = 0; i < r; i++) {
-            if (w->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC)
-                continue;
+            uint8_t *buf = rx_whole(w, base, (unsigned)i, 0);
             ar_turn_tuple_t t = {.listener = l->index, .proto = AR_TURN_PROTO_UDP};
-            if (ar_turn_addr_from_sa(&t.client, &w->raddr[i].sa) != 0)
+            if (!buf || ar_turn_addr_from_sa(&t.client, &w->raddr[i].sa) != 0)
                 continue;
             if (l->wildcard)
                 t.conn = local_id(w, &w->rmsgs[i].msg_hdr);
-            ar_turn_engine_on_client(w->e, &t, w->rx[base + (unsigned)i], w->rmsgs[i].msg_len);
+            ar_turn_engine_on_client(w->e, &t, buf, w->rmsgs[i].msg_len);
         }
         if (r < BATCH)
             break;
@@ -525,11 +567,10 @@ static void relay_read(ar__udp_worker_t *w, udp_relay_t *rl)
         w->rx_used += (unsigned)r;
         for (int i = 0; i < r; i++) {
             ar_turn_addr_t peer;
-            if ((w->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
-                ar_turn_addr_from_sa(&peer, &w->raddr[i].sa) != 0)
+            uint8_t *buf = rx_whole(w, base, (unsigned)i, AR_TURN_HEADROOM);
+            if (!buf || ar_turn_addr_from_sa(&peer, &w->raddr[i].sa) != 0)
                 continue;
-            ar_turn_engine_on_peer(w->e, rl->alloc, &peer, w->rx[base + (unsigned)i],
-                                   w->rmsgs[i].msg_len);
+            ar_turn_engine_on_peer(w->e, rl->alloc, &peer, buf, w->rmsgs[i].msg_len);
         }
         if (r < BATCH)
             break;
@@ -605,6 +646,7 @@ void ar__udp_worker_push_metrics(ar__udp_worker_t *w)
     PUSH(rate_limited, rate_limited);
     PUSH(bw_dropped, bw_dropped);
     PUSH(bad_packets, bad_packets);
+    PUSH(oversize_dropped, oversize_dropped);
 #undef PUSH
 }
 
@@ -619,6 +661,8 @@ void ar__udp_worker_free(ar__udp_worker_t *w)
         close(w->relay_epfd);
     ar_free(w->rx);
     ar_free(w->copy);
+    ar_free(w->over);
+    ar_free(w->whole);
     ar_free(w);
 }
 
@@ -674,8 +718,10 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
     if (w->relay_epfd < 0)
         return AR_ESYS;
     w->rx = ar_malloc(sizeof(*w->rx) * (RX_SLOTS + 1)); /* +1: in_rx's end bound is valid */
-    w->copy = ar_malloc(sizeof(*w->copy) * COPY_SLOTS);
-    if (!w->rx || !w->copy)
+    w->copy = ar_malloc(COPY_ARENA);
+    w->over = ar_malloc(BATCH * DGRAM_MAX); /* untouched pages cost no memory */
+    w->whole = ar_malloc(AR_TURN_HEADROOM + DGRAM_MAX + 4);
+    if (!w->rx || !w->copy || !w->over || !w->whole)
         return AR_ENOMEM;
     w->wall_base = (int64_t)time(NULL) - (int64_t)(uv_now(w->loop) / 1000);
     ar_turn_transport_t tp = {.ctx = w,

@@ -6,29 +6,16 @@
 // second factor included); and at 200 % zoom no page scrolls sideways, both as a 640-pixel
 // viewport (1280 at 200 %) and with CSS zoom 2.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { startStack, addClinician, totp } from './lib/stack.mjs';
-import { launch, close } from './lib/browser.mjs';
-import { until } from './lib/journeys.mjs';
+import { addClinician, totp } from './lib/stack.mjs';
+import { operatorSignsIn, until } from './lib/journeys.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
 const AXE = await readFile(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
-let stack;
-const browsers = [];
+useStack();
 const found = []; // "page: violation" lines from every check, reported together at the end
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
-});
 
 
 // axe-core in the page. Evaluated through the DevTools protocol, which the page's CSP
@@ -83,8 +70,7 @@ async function freshCode(secret, usedStep) {
 
 test('axe-core finds nothing on any page, sign-in works by keyboard, 200 % zoom reflows', async () => {
   // ---- patient ----
-  const pb = await launch(stack, 'patient');
-  browsers.push(pb);
+  const pb = await openBrowser('patient');
   const P = pb.page;
   await P.goto(`${stack.origin}/patient.html#clinic=${stack.clinic}&area=demo`);
   await P.waitForSelector('#btn-check:not([disabled])');
@@ -103,8 +89,7 @@ test('axe-core finds nothing on any page, sign-in works by keyboard, 200 % zoom 
 
   // ---- staff sign-in by keyboard alone, with enrolment ----
   const who = await addClinician(stack, 'Kim Keyboard', ['clinic_admin', 'provider']);
-  const sb = await launch(stack, 'staff');
-  browsers.push(sb);
+  const sb = await openBrowser('staff');
   const S = sb.page;
   await S.goto(`${stack.origin}/`);
   await S.waitForSelector('#s-signin:not([hidden])');
@@ -178,17 +163,10 @@ test('axe-core finds nothing on any page, sign-in works by keyboard, 200 % zoom 
   await check(S, 'admin reports by hour');
 
   // ---- an operator's first visit: no clinic yet, then the second-factor enrolment ----
-  const op = stack.output().match(/operator account (\S+), one-time password (\S+)/);
-  const ob = await launch(stack, 'operator');
-  browsers.push(ob);
-  const O = ob.page;
-  await O.goto(`${stack.origin}/`);
-  await O.fill('#email', op[1]);
-  await O.fill('#password', op[2]);
-  await O.click('#btn-signin');
+  const O = (await openBrowser('operator')).page;
   // The staff page leads to enrolment at once; the operator goes to the admin page instead,
   // which leads there too once a clinic route refuses.
-  await O.waitForSelector('#s-enrol:not([hidden]) #enrol-secret:not(:empty)');
+  await operatorSignsIn(O, stack);
   await O.goto(`${stack.origin}/admin.html`);
   await O.waitForSelector('#v-none:not([hidden])');
   await check(O, 'admin, operator without a clinic');

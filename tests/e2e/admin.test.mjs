@@ -6,35 +6,21 @@
 // app's key, as the client's would be), and the report page shows them as SVG charts, a summary
 // and a table, and downloads the same figures as CSV.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startStack, addClinician, totp } from './lib/stack.mjs';
-import { launch, close } from './lib/browser.mjs';
-import { until } from './lib/journeys.mjs';
+import { addClinician, totp } from './lib/stack.mjs';
+import { operatorSignsIn, until } from './lib/journeys.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
 const run = promisify(execFile);
-let stack;
-const browsers = [];
-
-before(async () => {
-  // The monitor writes its aggregates every second instead of every minute, so the report can
-  // see them while the test waits.
-  process.env.ANTEROOM_MONITOR_FLUSH_INTERVAL = '1s';
-  stack = await startStack();
-});
-
-after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
-});
+// The monitor writes its aggregates every second instead of every minute, so the report can
+// see them while the test waits.
+useStack({ env: { ANTEROOM_MONITOR_FLUSH_INTERVAL: '1s' } });
 
 
 function post(url, body, headers = {}) {
@@ -95,8 +81,7 @@ function parseCsv(text) {
 
 test('administrator: waiting area, room, invitation, report with SVG charts and CSV', async () => {
   const adminUser = await addClinician(stack, 'Ada Admin', ['clinic_admin']);
-  const b = await launch(stack, 'admin');
-  browsers.push(b);
+  const b = await openBrowser('admin');
   const A = b.page;
   await signIn(A, adminUser);
   // From here on only the administration page runs: its console must stay clean.
@@ -119,7 +104,7 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   await A.check('#area-relay');
   await A.click('#area-save');
   await A.waitForSelector('[data-testid="area"][data-slug="north-wing"]');
-  await until('the live region', async () => /North wing created/.test(await A.textContent('#admin-live')));
+  await until('the live region', async () => /North wing created/.test(await A.textContent('#announce')));
   // Edit: the name changes, the rest stays.
   await A.click('[data-testid="area"][data-slug="north-wing"] button:text("Edit")');
   assert.equal(await A.inputValue('#area-name'), 'North wing');
@@ -149,12 +134,12 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   await card.waitFor();
   await card.locator('input[value="receptionist"]').check();
   await card.locator('button:text("Save roles")').click();
-  await until('roles saved', async () => /Roles of Pat Provider saved/.test(await A.textContent('#admin-live')));
+  await until('roles saved', async () => /Roles of Pat Provider saved/.test(await A.textContent('#announce')));
   const staffRoles = async () =>
     A.evaluate(async ([c, e]) => (await (await fetch(`/api/v1/clinics/${c}/staff`)).json()).staff.find((m) => m.email === e), [stack.clinic, pat.email]);
   assert.deepEqual((await staffRoles()).roles.sort(), ['provider', 'receptionist']);
   await A.locator(`[data-testid="member"][data-email="${pat.email}"] button:text("Reset second factor")`).click();
-  await until('second factor reset', async () => /Second factor of Pat Provider reset/.test(await A.textContent('#admin-live')));
+  await until('second factor reset', async () => /Second factor of Pat Provider reset/.test(await A.textContent('#announce')));
   A.once('dialog', (d) => d.accept());
   await A.locator(`[data-testid="member"][data-email="${pat.email}"] button:text("Remove from clinic")`).click();
   await until('member removed', async () => (await A.locator(`[data-testid="member"][data-email="${pat.email}"]`).count()) === 0);
@@ -219,7 +204,7 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
   await A.selectOption('#rep-area', 'demo');
   await A.click('#rep-run');
   await A.waitForSelector('svg#chart-calls rect.bar', { state: 'attached' });
-  await until('the live region', async () => /Report ready: 3 calls and 3 entries/.test(await A.textContent('#admin-live')));
+  await until('the live region', async () => /Report ready: 3 calls and 3 entries/.test(await A.textContent('#announce')));
   const bars = await A.$$eval('svg#chart-calls rect.bar', (rs) => rs.map((r) => Number(r.getAttribute('data-value'))));
   assert.equal(bars.length, 2);
   assert.equal(bars.reduce((a, v) => a + v, 0), 3);
@@ -264,8 +249,7 @@ test('administrator: waiting area, room, invitation, report with SVG charts and 
 
 test('reporter: only the reports view, and the staff API refuses them', async () => {
   const rae = await addClinician(stack, 'Rae Reporter', ['reporter']);
-  const b = await launch(stack, 'reporter');
-  browsers.push(b);
+  const b = await openBrowser('reporter');
   const R = b.page;
   await signIn(R, rae);
   await R.goto(`${stack.origin}/admin.html#staff`);
@@ -284,18 +268,10 @@ test('reporter: only the reports view, and the staff API refuses them', async ()
 });
 
 test('operator: no clinic of their own; opens one by number, enrols a second factor, administers it', async () => {
-  const m = stack.output().match(/operator account (\S+), one-time password (\S+)/);
-  assert.ok(m, 'anteroom up printed the first operator');
-  const b = await launch(stack, 'operator');
-  browsers.push(b);
-  const O = b.page;
+  const O = (await openBrowser('operator')).page;
   // The staff page leads a first operator to enrolment at sign-in (no clinic to probe there);
   // leaving it unfinished, the admin page must lead there too.
-  await O.goto(`${stack.origin}/`);
-  await O.fill('#email', m[1]);
-  await O.fill('#password', m[2]);
-  await O.click('#btn-signin');
-  await O.waitForSelector('#s-enrol:not([hidden]) #enrol-secret:not(:empty)');
+  await operatorSignsIn(O, stack);
   await O.goto(`${stack.origin}/admin.html`);
   await O.waitForSelector('#v-none:not([hidden])');
   assert.equal(await O.isHidden('#operator-form'), false);

@@ -6,52 +6,30 @@
 // CSP violation happened. Then the clinician signs in again through the second step, and the
 // first operator (no clinic of their own) is led to enrolment at their first sign-in.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { startStack, addClinician, stateFiles, totp } from './lib/stack.mjs';
-import { launch, close, framesDecoded } from './lib/browser.mjs';
-import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
+import { addClinician, stateFiles, totp } from './lib/stack.mjs';
+import { framesDecoded } from './lib/browser.mjs';
+import { until, enrolClinician, operatorSignsIn, patchArea, patientArrives, admit } from './lib/journeys.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
-let stack;
-const browsers = [];
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
-});
+useStack();
 
 test('patient and clinician: video both ways, chat, file, verification code, nothing left behind', async (t) => {
   const doc = await addClinician(stack, 'Dr Ana Test', ['provider', 'clinic_admin']);
-  const staff = await launch(stack, 'staff');
-  const patient = await launch(stack, 'patient');
-  browsers.push(staff, patient);
+  const staff = await openBrowser('staff');
+  const patient = await openBrowser('patient');
   const S = staff.page;
   const P = patient.page;
 
   // Clinician: password, then TOTP enrolment with a code computed here (RFC 6238).
-  const { recoveryCodes } = await enrolClinician(S, stack, doc);
+  const { recoveryCodes } = await enrolClinician(S, stack.origin, doc);
   assert.equal(recoveryCodes.length, 10);
 
   // The demo area asks for a reason too (PATCH through the clinician's own session).
-  const patched = await S.evaluate(async (clinic) => {
-    const me = await (await fetch('/api/v1/me')).json();
-    const r = await fetch(`/api/v1/clinics/${clinic}/areas/demo`, {
-      method: 'PATCH',
-      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
-      body: JSON.stringify({ fields_asked: 'name,reason' }),
-    });
-    return r.status;
-  }, stack.clinic);
-  assert.ok(patched < 300, `PATCH area: ${patched}`);
+  await patchArea(S, stack.clinic, { fields_asked: 'name,reason' });
 
   // Patient: the entry link from the dashboard; the fragment leaves the address bar at once.
   const link = await S.locator('[data-testid="entry-link"]').first().textContent();
@@ -201,18 +179,10 @@ test('patient and clinician: video both ways, chat, file, verification code, not
 });
 
 test('the first operator signing in on the staff page is led to enrolment', async () => {
-  const m = stack.output().match(/operator account (\S+), one-time password (\S+)/);
-  assert.ok(m, 'anteroom up printed the first operator');
-  const b = await launch(stack, 'operator');
-  browsers.push(b);
-  const O = b.page;
+  const O = (await openBrowser('operator')).page;
   // No clinic of their own, so nothing on the page would have probed a clinic route: the
   // sign-in itself must lead to enrolment (clinic routes answer 403 until then).
-  await O.goto(`${stack.origin}/`);
-  await O.fill('#email', m[1]);
-  await O.fill('#password', m[2]);
-  await O.click('#btn-signin');
-  await O.waitForSelector('#s-enrol:not([hidden]) #enrol-secret:not(:empty)');
+  await operatorSignsIn(O, stack);
   const refused = await O.evaluate(async (c) => (await fetch(`/api/v1/clinics/${c}/areas`)).json(), stack.clinic);
   assert.equal(refused.error?.code, 'mfa_enrolment_required');
   await O.fill('#enrol-code', totp(await O.textContent('#enrol-secret')));

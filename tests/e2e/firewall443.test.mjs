@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import { close, launch, framesDecoded } from './lib/browser.mjs';
-import { admit, arrive, entryLink, signIn, until } from './lib/flows.mjs';
+import { admit, enrolClinician, entryLink, patientArrives, until } from './lib/journeys.mjs';
 import {
   Topology, barePeer, netnsUnavailable, connectBare, launchChromium, selectedPair, startServers, turnCredentials,
 } from './lib/netns.mjs';
@@ -102,13 +102,13 @@ test('the patient behind the firewall: the call connects over TURN/TLS on 443 an
   browsers.push(patient);
   const S = staff.page;
   const P = patient.page;
-  await signIn(S, srv.origin, doc);
+  await enrolClinician(S, srv.origin, doc);
   const before = topo.counters();
-  const name = await arrive(P, await entryLink(S));
+  const name = await patientArrives(P, await entryLink(S), null, { waitCheck: true });
   // The pre-call check tells the patient what the firewall lets through.
   await until('the TLS relay check', async () => (await P.textContent('#reach-turn-tls')) === 'reachable', 20000);
   await until('the UDP relay check', async () => (await P.textContent('#reach-turn-udp')) === 'not reachable', 30000);
-  await admit(S, P, name);
+  await admit(S, name, P);
 
   const [p] = await waitDecoding(P, 1, 40000);
   await waitDecoding(S, 1, 20000);

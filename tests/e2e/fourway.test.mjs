@@ -8,28 +8,15 @@
 // signalling allows staff with a calling role, through the web client's own SignalClient and
 // Mesh (lib/joiner.mjs). The fifth is a third such clinician.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { close, launch } from './lib/browser.mjs';
-import { admit, arrive, entryLink, signIn, until } from './lib/flows.mjs';
+import { admit, patientArrives, entryLink, enrolClinician, until } from './lib/journeys.mjs';
 import { joinRoom, joinState, patientRoom } from './lib/joiner.mjs';
 import { callStats, waitDecoding } from './lib/rtcstats.mjs';
-import { addClinician, startStack } from './lib/stack.mjs';
+import { addClinician } from './lib/stack.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
-let stack;
-const browsers = [];
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
-});
+useStack();
 
 test('four in one call all decode all; a fifth is refused with room_full', async () => {
   const people = {};
@@ -37,16 +24,14 @@ test('four in one call all decode all; a fifth is refused with room_full', async
   for (const n of ['one', 'three', 'four', 'five']) docs[n] = await addClinician(stack, `Dr ${n}`, ['provider']);
   // Browsers start and sign in side by side (the run time is mostly Chromium starting).
   await Promise.all(Object.keys(docs).map(async (n) => {
-    people[n] = await launch(stack, n);
-    browsers.push(people[n]);
-    await signIn(people[n].page, stack.origin, docs[n]);
+    people[n] = await openBrowser(n);
+    await enrolClinician(people[n].page, stack.origin, docs[n]);
   }));
-  const patient = await launch(stack, 'patient');
-  browsers.push(patient);
+  const patient = await openBrowser('patient');
   const S = people.one.page;
   const P = patient.page;
-  const name = await arrive(P, await entryLink(S));
-  await admit(S, P, name);
+  const name = await patientArrives(P, await entryLink(S), null, { waitCheck: true });
+  await admit(S, name, P);
   await waitDecoding(P, 1, 30000);
   const room = await patientRoom(P);
   assert.ok(room, 'the patient token names its room');

@@ -5,26 +5,14 @@
 // `joined` (two joins racing on two nodes; injected into the real signalling stream here) takes
 // the invitee and the clinician off the call screen with the same message.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, addClinician } from './lib/stack.mjs';
-import { launch, close, framesDecoded } from './lib/browser.mjs';
+import { addClinician } from './lib/stack.mjs';
+import { framesDecoded } from './lib/browser.mjs';
 import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
-let stack;
-const browsers = [];
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
-});
+useStack();
 
 async function makeLink(S, lang) {
   await S.fill('#invite-lang', lang);
@@ -50,9 +38,8 @@ async function inviteeJoins(page, link, name) {
 test('invite links: four participants decode all, a used link and a fifth are refused', async () => {
   const doc = await addClinician(stack, 'Dr Ines Test', ['provider']);
   const [staff, patient, interp, relative, fifth, reuse] = await Promise.all(
-    ['staff', 'patient', 'interp', 'relative', 'fifth', 'reuse'].map((l) => launch(stack, l)),
+    ['staff', 'patient', 'interp', 'relative', 'fifth', 'reuse'].map((l) => openBrowser(l)),
   );
-  browsers.push(staff, patient, interp, relative, fifth, reuse);
   const S = staff.page;
   const P = patient.page;
   // The relative's and the clinician's signalling pass through here, so a frame a racing join
@@ -63,7 +50,7 @@ test('invite links: four participants decode all, a used link and a fifth are re
       ws.connectToServer(); // frames flow both ways unchanged
       sockets[who] = ws;
     });
-  await enrolClinician(S, stack, doc);
+  await enrolClinician(S, stack.origin, doc);
   const entryLink = await S.locator('[data-testid="entry-link"]').first().textContent();
   await patientArrives(P, entryLink, { name: 'Pat Invite' });
   await admit(S, 'Pat Invite');

@@ -3,42 +3,14 @@
 // another clinician admits the patient; a second call for the first clinician with mute, chat and screen share; plus the
 // pre-call check's TURN over TLS.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, addClinician } from './lib/stack.mjs';
-import { launch, close, framesDecoded } from './lib/browser.mjs';
-import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
+import { addClinician } from './lib/stack.mjs';
+import { framesDecoded } from './lib/browser.mjs';
+import { until, enrolClinician, pageApi, patientArrives, admit } from './lib/journeys.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
-let stack;
-const browsers = [];
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
-});
-
-// A clinic administrator's API call through the page's own session.
-function apiCall(page, method, path, body) {
-  return page.evaluate(
-    async ([method, path, body]) => {
-      const me = await (await fetch('/api/v1/me')).json();
-      const r = await fetch(path, {
-        method,
-        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
-        body: body ? JSON.stringify(body) : undefined,
-      });
-      return { status: r.status, body: await r.text() };
-    },
-    [method, path, body],
-  );
-}
+useStack();
 
 const senderBitrates = (page) =>
   page.evaluate(() =>
@@ -52,18 +24,17 @@ const senderBitrates = (page) =>
 test('hold, quality, transfer, TURN over TLS', async () => {
   const ana = await addClinician(stack, 'Dr Ana', ['provider', 'clinic_admin']);
   const ben = await addClinician(stack, 'Dr Ben', ['provider']);
-  const A = await launch(stack, 'ana');
-  const B = await launch(stack, 'ben');
-  const P = await launch(stack, 'patient');
-  browsers.push(A, B, P);
+  const A = await openBrowser('ana');
+  const B = await openBrowser('ben');
+  const P = await openBrowser('patient');
 
-  await enrolClinician(A.page, stack, ana);
+  await enrolClinician(A.page, stack.origin, ana);
   // A second area, before Dr Ben signs in and loads them.
   const c = stack.clinic;
-  assert.equal((await apiCall(A.page, 'POST', `/api/v1/clinics/${c}/areas`, { slug: 'physio', name: 'Physiotherapy' })).status, 201);
+  assert.equal((await pageApi(A.page, 'POST', `/api/v1/clinics/${c}/areas`, { slug: 'physio', name: 'Physiotherapy' })).status, 201);
   await A.page.reload();
   await A.page.waitForSelector('#dash-status:text("Connected.")');
-  await enrolClinician(B.page, stack, ben);
+  await enrolClinician(B.page, stack.origin, ben);
   await B.page.waitForSelector('section.area >> nth=1');
 
   const link = await A.page.locator('[data-testid="entry-link"]').first().textContent();

@@ -1,7 +1,8 @@
 // Encrypted keeping (S5, docs/keeping.md) in real Chromium: a clinic administrator turns it on
 // on the administration page (the key pair is made in the browser; the test downloads the
 // private key file, sealed with a passphrase), a patient and the clinician have a call with chat and a file, and the
-// clinician saves the transcript and the file encrypted. The database and logs then hold
+// clinician saves the transcript and the file encrypted (uploaded in chunks, each body under
+// the app's 64 KiB cap). The database and logs then hold
 // neither the chat text, nor the file's bytes or name, nor the private key; the administrator
 // loads the key file in the browser and opens both items: the original text and the file's
 // SHA-256 come back.
@@ -12,36 +13,28 @@ import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, addClinician, stateFiles, totp } from './lib/stack.mjs';
-import { launch, close } from './lib/browser.mjs';
+import { addClinician, stateFiles, totp } from './lib/stack.mjs';
 import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
-let stack;
+useStack();
 let dir;
-const browsers = [];
 
 before(async () => {
-  stack = await startStack();
   dir = await mkdtemp(join(tmpdir(), 'anteroom-e2e-keeping-'));
 });
 
 after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 test('keeping: enable with a browser-made key, save transcript and file encrypted, open them with the key file', async () => {
   const doc = await addClinician(stack, 'Dr Kim Keeper', ['provider', 'clinic_admin']);
-  const staff = await launch(stack, 'staff');
-  const patient = await launch(stack, 'patient');
-  browsers.push(staff, patient);
+  const staff = await openBrowser('staff');
+  const patient = await openBrowser('patient');
   const S = staff.page;
   const P = patient.page;
-  const { secret } = await enrolClinician(S, stack, doc);
+  const { secret } = await enrolClinician(S, stack.origin, doc);
 
   // ---- the administrator turns keeping on; the key file is downloaded ----
   const A = await staff.context.newPage();
@@ -107,12 +100,23 @@ test('keeping: enable with a browser-made key, save transcript and file encrypte
   const line = S.locator(`[data-testid="file-line"][data-sha256="${sha}"]`);
   await line.waitFor({ timeout: 20000 });
 
-  // ---- the clinician keeps both, encrypted in the page ----
+  // ---- the clinician keeps both, encrypted in the page, uploaded in chunks ----
+  const sent = [];
+  S.on('request', (r) => {
+    if (r.method() !== 'GET') sent.push({ path: new URL(r.url()).pathname, size: r.postDataBuffer()?.length ?? 0 });
+  });
   await S.waitForSelector('#btn-keep-chat:not([hidden])');
   await S.click('#btn-keep-chat');
   await S.waitForSelector('#keep-status:text("Saved encrypted (transcript")');
   await line.locator('[data-action="keep"]').click();
   await S.waitForSelector('#keep-status:text("Saved encrypted (file")');
+  // Every body under the app's 64 KiB reading cap: the 200 KiB file went as six chunks of at
+  // most 36 KiB (48 KiB of base64), the transcript as one; two uploads finished.
+  const keeping = sent.filter((r) => r.path.includes('/keeping/'));
+  assert.equal(keeping.filter((r) => /\/keeping\/uploads$/.test(r.path)).length, 2, 'two uploads started');
+  assert.equal(keeping.filter((r) => /\/chunks$/.test(r.path)).length, 1 + 6, 'chunks sent');
+  assert.equal(keeping.filter((r) => /\/finish$/.test(r.path)).length, 2, 'two uploads finished');
+  for (const r of keeping) assert.ok(r.size <= 48 * 1024 + 64, `${r.path}: a ${r.size}-byte body`);
   await S.click('#btn-end');
   await S.waitForSelector('#s-dash:not([hidden])');
   await P.waitForSelector('#s-end:not([hidden])');

@@ -3,25 +3,12 @@
 // every control is reached through the tab order and activated from the keyboard; the screen
 // change moves focus to the new screen's heading. At 200% zoom the screens still fit the width.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, addClinician, totp } from './lib/stack.mjs';
-import { launch, close } from './lib/browser.mjs';
+import { addClinician, totp } from './lib/stack.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
-let stack;
-const browsers = [];
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
-});
+useStack();
 
 // Presses Tab until selector has focus (at most 40 times); fails if it never gets it.
 async function tabTo(page, selector) {
@@ -49,9 +36,8 @@ async function typeInto(page, selector, text) {
 
 test('patient and clinician journeys by keyboard alone', async () => {
   const doc = await addClinician(stack, 'Dr Kay', ['provider']);
-  const staff = await launch(stack, 'staff');
-  const patient = await launch(stack, 'patient');
-  browsers.push(staff, patient);
+  const staff = await openBrowser('staff');
+  const patient = await openBrowser('patient');
   const S = staff.page;
   const P = patient.page;
 

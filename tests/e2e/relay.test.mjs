@@ -1,36 +1,21 @@
 // Relay-only (S11): in a waiting area that requires it, the call goes through anteroom-turn on
 // both sides: getStats' selected candidate pair is relay at each end, and video decodes.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { close, launch } from './lib/browser.mjs';
-import { admit, arrive, entryLink, patchArea, signIn } from './lib/flows.mjs';
+import { admit, patientArrives, entryLink, patchArea, enrolClinician } from './lib/journeys.mjs';
 import { waitDecoding } from './lib/rtcstats.mjs';
-import { addClinician, startStack } from './lib/stack.mjs';
+import { addClinician } from './lib/stack.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
-let stack;
-const browsers = [];
-
-before(async () => {
-  // Everything is on 127.0.0.1 here, so relaying between two allocations means a loopback
-  // peer, which the relay refuses unless told (a deployment's relay address is public).
-  process.env.ANTEROOM_TURN_ALLOW_LOOPBACK_PEERS = 'true';
-  stack = await startStack();
-});
-
-after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
-});
+// Everything is on 127.0.0.1 here, so relaying between two allocations means a loopback peer,
+// which the relay refuses unless told (a deployment's relay address is public).
+useStack({ env: { ANTEROOM_TURN_ALLOW_LOOPBACK_PEERS: 'true' } });
 
 test('relay-only area: both ends of the selected candidate pair are relay candidates', async () => {
   const doc = await addClinician(stack, 'Dr Rel Ay', ['provider']);
-  const staff = await launch(stack, 'staff');
-  const patient = await launch(stack, 'patient');
-  browsers.push(staff, patient);
+  const staff = await openBrowser('staff');
+  const patient = await openBrowser('patient');
   const S = staff.page;
   const P = patient.page;
   // A clinic administrator makes the area relay-only before the clinician's day begins (the
@@ -38,13 +23,13 @@ test('relay-only area: both ends of the selected candidate pair are relay candid
   const adm = await addClinician(stack, 'Ad Ministrator', ['clinic_admin']);
   const admCtx = await staff.browser.newContext();
   const A = await admCtx.newPage();
-  await signIn(A, stack.origin, adm, { connected: false });
+  await enrolClinician(A, stack.origin, adm, { connected: false });
   await patchArea(A, stack.clinic, { relay_only: true });
   await admCtx.close();
-  await signIn(S, stack.origin, doc);
+  await enrolClinician(S, stack.origin, doc);
 
-  const name = await arrive(P, await entryLink(S));
-  await admit(S, P, name);
+  const name = await patientArrives(P, await entryLink(S), null, { waitCheck: true });
+  await admit(S, name, P);
 
   for (const [who, page] of [['clinician', S], ['patient', P]]) {
     const peers = await waitDecoding(page, 1, 30000);

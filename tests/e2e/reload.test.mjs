@@ -2,47 +2,33 @@
 // (same peer, same place before a patient who came later); mid-call: the call resumes and video
 // decodes again on both sides.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { close, launch } from './lib/browser.mjs';
-import { admit, arrive, entryLink, queueCard, signIn, until } from './lib/flows.mjs';
+import { admit, patientArrives, entryLink, queueCard, enrolClinician, until } from './lib/journeys.mjs';
 import { waitDecoding, waitSomeDecoding } from './lib/rtcstats.mjs';
-import { addClinician, startStack } from './lib/stack.mjs';
+import { addClinician } from './lib/stack.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
-let stack;
-const browsers = [];
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
-});
+useStack();
 
 const cards = (S) => S.locator('[data-testid="queue-card"]').evaluateAll((els) =>
   els.map((e) => ({ peer: e.dataset.peer, text: e.textContent })));
 
 test('a reload mid-wait keeps the place in the queue; a reload mid-call resumes the call', async () => {
   const doc = await addClinician(stack, 'Dr Re Load', ['provider']);
-  const staff = await launch(stack, 'staff');
-  const patient = await launch(stack, 'patient');
-  browsers.push(staff, patient);
+  const staff = await openBrowser('staff');
+  const patient = await openBrowser('patient');
   const S = staff.page;
   const P = patient.page;
-  await signIn(S, stack.origin, doc);
+  await enrolClinician(S, stack.origin, doc);
   const link = await entryLink(S);
 
   // Two patients wait: P first, then Q (a second context: its own session storage).
-  const first = await arrive(P, link);
+  const first = await patientArrives(P, link, null, { waitCheck: true });
   await queueCard(S, first).waitFor();
   const qctx = await patient.browser.newContext({ permissions: ['camera', 'microphone'] });
   const Q = await qctx.newPage();
-  const second = await arrive(Q, link);
+  const second = await patientArrives(Q, link, null, { waitCheck: true });
   await queueCard(S, second).waitFor();
   const before = await cards(S);
   assert.equal(before.length, 2);
@@ -61,7 +47,7 @@ test('a reload mid-wait keeps the place in the queue; a reload mid-call resumes 
   assert.match(afterWait[0].text, new RegExp(first));
 
   // The clinician admits P; both decode video.
-  await admit(S, P, first);
+  await admit(S, first, P);
   await waitDecoding(P, 1, 30000);
   await waitDecoding(S, 1, 30000);
 

@@ -4,47 +4,26 @@
 // its accepted-reports counter rises. When video cannot get through, the page falls back to
 // audio only (I4).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, addClinician } from './lib/stack.mjs';
-import { launch, close, framesDecoded } from './lib/browser.mjs';
-import { until, enrolClinician } from './lib/journeys.mjs';
+import { addClinician } from './lib/stack.mjs';
+import { framesDecoded } from './lib/browser.mjs';
+import { until, enrolClinician, pageApi } from './lib/journeys.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
-let stack;
-const browsers = [];
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
-});
+useStack();
 
 test('two clinicians meet in a persistent room', async () => {
   const a = await addClinician(stack, 'Dr Room One', ['provider', 'clinic_admin']);
   const b = await addClinician(stack, 'Dr Room Two', ['provider']);
-  const [ba, bb] = await Promise.all([launch(stack, 'room-a'), launch(stack, 'room-b')]);
-  browsers.push(ba, bb);
+  const [ba, bb] = await Promise.all([openBrowser('room-a'), openBrowser('room-b')]);
   const A = ba.page;
   const B = bb.page;
-  await enrolClinician(A, stack, a);
-  await enrolClinician(B, stack, b);
+  await enrolClinician(A, stack.origin, a);
+  await enrolClinician(B, stack.origin, b);
 
-  const made = await A.evaluate(async (clinic) => {
-    const me = await (await fetch('/api/v1/me')).json();
-    const r = await fetch(`/api/v1/clinics/${clinic}/rooms`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
-      body: JSON.stringify({ name: 'Team huddle' }),
-    });
-    return r.status;
-  }, stack.clinic);
-  assert.equal(made, 201);
+  const made = await pageApi(A, 'POST', `/api/v1/clinics/${stack.clinic}/rooms`, { name: 'Team huddle' });
+  assert.equal(made.status, 201);
 
   // A reload keeps the session; the dashboard then lists the new room.
   for (const page of [A, B]) {

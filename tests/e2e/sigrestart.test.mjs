@@ -3,26 +3,13 @@
 // patient's token opens it, the clinician's clinic role lets them back in) and set up fresh
 // peer connections, so video flows again on both sides without anyone reloading (I4).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, addClinician } from './lib/stack.mjs';
-import { launch, close } from './lib/browser.mjs';
+import { addClinician } from './lib/stack.mjs';
 import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
+import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
-let stack;
-const browsers = [];
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  for (const b of browsers) await close(b);
-  if (stack) {
-    await stack.stop();
-    await stack.cleanup();
-  }
-});
+useStack();
 
 // The most frames decoded by a live connection made after `since` peer connections existed.
 const decodedSince = (page, since) =>
@@ -39,10 +26,9 @@ const decodedSince = (page, since) =>
 
 test('a signalling restart mid-call: both sides rejoin the room and video flows again', async () => {
   const doc = await addClinician(stack, 'Dr Sam', ['provider']);
-  const S = await launch(stack, 'staff');
-  const P = await launch(stack, 'patient');
-  browsers.push(S, P);
-  await enrolClinician(S.page, stack, doc);
+  const S = await openBrowser('staff');
+  const P = await openBrowser('patient');
+  await enrolClinician(S.page, stack.origin, doc);
   const link = await S.page.locator('[data-testid="entry-link"]').first().textContent();
   await patientArrives(P.page, link, { name: 'Kim Restart' });
   await admit(S.page, 'Kim Restart');

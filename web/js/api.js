@@ -1,8 +1,9 @@
-// The app's JSON API (docs/api.md): same origin only; state changes carry X-CSRF-Token.
+// The app's JSON API (docs/api.md), for every page: same origin, the session cookie, and
+// X-CSRF-Token (from GET /api/v1/me) on every state change.
 let csrf = null;
 
-export function setCsrf(t) {
-  csrf = t;
+export function setCsrf(token) {
+  csrf = token;
 }
 
 export class ApiError extends Error {
@@ -14,8 +15,9 @@ export class ApiError extends Error {
 }
 
 // What to do when the app answers 403 mfa_enrolment_required (the account must enrol a second
-// factor before any clinic route): the page sets it to its enrolment screen; api() waits for it
-// once (concurrent requests share one enrolment) and then sends the request again.
+// factor before any clinic route): a page that can enrol sets it to its enrolment screen; api()
+// waits for it once (concurrent requests share one enrolment) and then sends the request again.
+// Without it (the administration pages) the error reaches the caller.
 let enrolment = null;
 let enrolling = null;
 
@@ -35,7 +37,7 @@ export async function api(method, path, body) {
 }
 
 async function request(method, path, body) {
-  const headers = {};
+  const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
   const r = await fetch(path, {
@@ -44,11 +46,24 @@ async function request(method, path, body) {
     body: body !== undefined ? JSON.stringify(body) : undefined,
     credentials: 'same-origin',
     cache: 'no-store',
+    redirect: 'error', // the API never redirects; a redirect is not followed anywhere
   });
   const text = await r.text();
-  const data = text ? JSON.parse(text) : {};
+  let data = {};
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      throw new ApiError(r.status, 'bad_answer', 'The server sent something unexpected.');
+    }
+  }
   if (!r.ok) throw new ApiError(r.status, data.error?.code || 'error', data.error?.message);
   return data;
+}
+
+// The path of a clinic's resource: /api/v1/clinics/<id>/<rest>.
+export function clinicPath(clinic, rest = '') {
+  return `/api/v1/clinics/${encodeURIComponent(String(clinic))}${rest ? '/' + rest : ''}`;
 }
 
 // A token's claims (the payload part of AR1.kid.payload.sig), for display decisions only: the

@@ -1,4 +1,5 @@
-// Small DOM helpers shared by the pages.
+// DOM helpers for every page: elements built with DOM APIs only (never HTML strings, so nothing
+// the API returns can become markup), screens, the live region, and form errors.
 export const $ = (id) => document.getElementById(id);
 
 export function show(id, on = true) {
@@ -17,7 +18,8 @@ export function screen(id) {
   }
 }
 
-// Polite announcement through the page's live region (#announce).
+// Polite announcement through the page's live region (#announce), once per call (cleared
+// first so that the same words twice are still read).
 export function announce(text) {
   const r = $('announce');
   if (!r) return;
@@ -25,6 +27,9 @@ export function announce(text) {
   setTimeout(() => (r.textContent = text), 50);
 }
 
+// An element: attrs `text` (its text), `class`, `on<event>` (a listener), any other attribute
+// (true: present and empty; false, null, undefined: absent). Null or undefined children are
+// skipped, so optional parts can be written inline.
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -33,8 +38,25 @@ export function el(tag, attrs = {}, ...children) {
     else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
     else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children) e.append(c);
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
   return e;
+}
+
+export function clear(node) {
+  while (node.firstChild) node.firstChild.remove();
+}
+
+// Shows an error next to a form (its element has role="alert"); null clears it.
+export function showError(id, err) {
+  const p = $(id);
+  if (p) p.textContent = err ? err.message || String(err) : '';
+}
+
+// A labelled control: <p><label for=id>text</label> control</p>.
+export function field(label, control, hint) {
+  const hintEl = hint ? el('span', { class: 'hint', id: `${control.id}-hint`, text: hint }) : null;
+  if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
+  return el('p', { class: 'field' }, el('label', { for: control.id, text: label }), ' ', control, hintEl ? ' ' : null, hintEl);
 }
 
 export function fmtWait(sinceSec) {

@@ -4,7 +4,8 @@
 // An item is sealed with a fresh AES-GCM-256 key; that key is wrapped with RSA-OAEP (SHA-256)
 // to the clinic's public key. The plaintext is a 4-byte big-endian length, a JSON header
 // ({kind, name, type, size, sha256, saved_at}: the file name lives here, inside the ciphertext)
-// and the content bytes. The server receives {kind, wrapped_key, iv, ciphertext} and nothing else.
+// and the content bytes. The server receives {kind, wrapped_key, iv} and the ciphertext (in chunks:
+// keeping.js) and nothing else.
 
 const RSA = { name: 'RSA-OAEP', hash: 'SHA-256' };
 export const KEY_FILE_FORMAT = 'anteroom-keeping-key-v1';
@@ -99,7 +100,8 @@ export async function sealItem(publicKeyB64, kind, header, bytes) {
   plain.set(bytes, 4 + head.length);
   const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, aes, plain);
   const wrapped = await crypto.subtle.wrapKey('raw', aes, pub, RSA);
-  return { kind, wrapped_key: toB64(wrapped), iv: toB64(iv), ciphertext: toB64(ct) };
+  // The ciphertext stays bytes: the caller uploads it in chunks (keeping.js).
+  return { kind, wrapped_key: toB64(wrapped), iv: toB64(iv), ciphertext: new Uint8Array(ct) };
 }
 
 // Opens an item from GET .../keeping/items/{item}: {header, bytes}.

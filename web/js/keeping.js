@@ -1,10 +1,11 @@
 // Encrypted keeping on the clinician's call screen (S5, docs/keeping.md): when the call's clinic
 // has it on, "Save transcript encrypted" (#btn-keep-chat) and, on each file line, a "Save
 // encrypted" button (data-action=keep). Each seals in this browser (keepcrypto.js) and uploads
-// only ciphertext; #keep-status says what happened.
+// only ciphertext, in chunks (the app reads at most 64 KiB of body per request: docs/keeping.md);
+// #keep-status says what happened.
 import { $, el, announce } from './dom.js';
 import { api } from './api.js';
-import { sealItem } from './keepcrypto.js';
+import { sealItem, toB64 } from './keepcrypto.js';
 
 let active = null; // {clinic, publicKey}
 
@@ -13,11 +14,41 @@ function status(text) {
   announce(text);
 }
 
+// Sends one chunk, once more after a failure that was not a refusal (a retry replaces the chunk).
+async function sendChunk(base, index, bytes) {
+  const body = { index, data: toB64(bytes) };
+  try {
+    await api('POST', `${base}/chunks`, body);
+  } catch (e) {
+    if (e.status >= 400 && e.status < 500) throw e;
+    await api('POST', `${base}/chunks`, body);
+  }
+}
+
+// The largest chunk of ciphertext the app takes (AR_APP_KEEPING_CHUNK_MAX, docs/keeping.md):
+// 36 KiB, whose base64 is 48 KiB.
+const CHUNK_MAX = 36 * 1024;
+
+// Start, chunks in order, finish: the item appears only once the server has every chunk.
+async function upload(sealed) {
+  const ct = sealed.ciphertext;
+  const uploads = `/api/v1/clinics/${encodeURIComponent(active.clinic)}/keeping/uploads`;
+  const chunks = Math.max(1, Math.ceil(ct.length / CHUNK_MAX));
+  const u = await api('POST', uploads, { kind: sealed.kind, wrapped_key: sealed.wrapped_key, iv: sealed.iv, size: ct.length, chunks });
+  const base = `${uploads}/${encodeURIComponent(u.id)}`;
+  try {
+    for (let i = 0; i < chunks; i++) await sendChunk(base, i, ct.subarray(i * CHUNK_MAX, (i + 1) * CHUNK_MAX));
+    return await api('POST', `${base}/finish`);
+  } catch (e) {
+    api('DELETE', base).catch(() => {}); // abandoned now rather than left to expire
+    throw e;
+  }
+}
+
 async function keep(kind, header, bytes) {
   if (!active) return;
   try {
-    const body = await sealItem(active.publicKey, kind, header, bytes);
-    const r = await api('POST', `/api/v1/clinics/${encodeURIComponent(active.clinic)}/keeping/items`, body);
+    const r = await upload(await sealItem(active.publicKey, kind, header, bytes));
     status(`Saved encrypted (${kind}, item ${r.id}).`);
   } catch (e) {
     status(`Not saved: ${e.message}`);

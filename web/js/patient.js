@@ -294,6 +294,8 @@ function connect(arrival, name) {
       screen('s-details');
     }
   });
+  // Frames for this session were lost (protocol 5.10): in a call, renegotiate with every peer.
+  sig.addEventListener('resync', () => mesh?.restart());
   sig.addEventListener('lost', () => ($('wait-status').textContent = 'Reconnecting…'));
   sig.connect();
   screen('s-wait');

@@ -1,7 +1,8 @@
 // Signalling client for protocol v1 (docs/protocol.md): hello with a capability token, session
 // sequence numbers with acks, JSON keepalive, resume within the grace period after a lost
 // connection, and drain to another node. Events are dispatched as CustomEvents named after the
-// frame type (detail = the frame), plus 'open', 'welcome', 'lost', 'closed'.
+// frame type (detail = the frame), plus 'open', 'welcome', 'lost', 'closed', and 'resync' when the
+// server says frames for this session were lost before it numbered them (error `lost`, 5.10).
 
 // Close codes after which the session cannot be resumed (section 4.2).
 const FINAL = new Set([1000, 4001, 4003, 4005, 4007, 4008, 4012, 4013, 4015]);
@@ -90,6 +91,15 @@ export class SignalClient extends EventTarget {
         return;
       case 'drain':
         this.onDrain(f);
+        return;
+      case 'error':
+        // Not a refusal: what was lost cannot be replayed, so the page rebuilds what it can
+        // (a fresh queue snapshot, an ICE restart that renegotiates every peer).
+        if (f.name === 'lost') {
+          this.emit('resync', f);
+          return;
+        }
+        this.emit(f.type, f);
         return;
       default:
         this.emit(f.type, f);

@@ -135,6 +135,13 @@ async function connectAll() {
   }
 }
 
+// Every waiting area of the clinics this connection's token names; a subscription answers with
+// the whole queue first, so subscribing again resynchronises it.
+function subscribeAll(entry) {
+  for (const c of clinics)
+    if (entry.clinics.includes(c.id)) for (const a of c.areas) entry.sig.send('subscribe', { clinic: c.id, area: String(a.id) });
+}
+
 function wire(entry) {
   const { sig } = entry;
   sig.addEventListener('welcome', (e) => {
@@ -150,8 +157,13 @@ function wire(entry) {
       call.rejoining = true;
       sig.send('join', { room: call.room });
     }
-    for (const c of clinics)
-      if (entry.clinics.includes(c.id)) for (const a of c.areas) sig.send('subscribe', { clinic: c.id, area: String(a.id) });
+    subscribeAll(entry);
+  });
+  // Frames for this session were lost (protocol 5.10): a fresh queue snapshot, and the call's
+  // peers renegotiated.
+  sig.addEventListener('resync', () => {
+    if (call?.sig === sig) call.mesh?.restart();
+    subscribeAll(entry);
   });
   sig.addEventListener('lost', () => ($('dash-status').textContent = 'Reconnecting…'));
   sig.addEventListener('queue', (e) => {

@@ -63,7 +63,8 @@
     X(RESUME_FAILED, 17, "resume_failed", "the session cannot be resumed; a new one started")      \
     X(QUEUE_FULL, 18, "queue_full", "the waiting area is full")                                    \
     X(CLOSED, 19, "closed", "the waiting area is closed now")                                      \
-    X(INTERNAL, 20, "internal", "the server failed; try again")
+    X(INTERNAL, 20, "internal", "the server failed; try again")                                    \
+    X(LOST, 21, "lost", "messages for this session were lost; resynchronise")
 
 typedef enum {
 #define AR__SIG_ERR_ENUM(name, num, str, msg) AR_SIG_E_##name = (num),

@@ -6,6 +6,7 @@
 # key (app_seal_key_wrong).
 #   admin_secrets.sh <anteroom> <anteroom-app>
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/daemon_lib.sh"
 adm=${1:?anteroom}
 app=${2:?anteroom-app}
 dir=$(mktemp -d /tmp/ar-admin-secrets.XXXXXX)
@@ -43,20 +44,8 @@ if A audit-verify --count "${rec[1]}" --hash "$bad"; then echo "a wrong head was
 echo "ok audit head recorded and verified"
 
 # The app on this store: the right key serves, another stops the start.
-cat >"$dir/servers.json" <<JSON
-{"jurisdiction": "test",
- "jurisdictions": {"test": {"signal": ["wss://127.0.0.1:1/ws"],
-                            "turn": [{"node": "relay-1", "host": "127.0.0.1", "port": 3478}]}}}
-JSON
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/key.pem" \
-  -out "$dir/cert.pem" -subj /CN=localhost -days 2 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-}
+ar_test_servers "$dir/servers.json"
+ar_test_cert "$dir"
 port=$(free_port)
 hport=$(free_port)
 run_app() { # call it in a subshell: exec makes the subshell the app (one PID to stop)
@@ -70,11 +59,7 @@ grep -q app_seal_key_wrong "$dir/wrong.log" || { cat "$dir/wrong.log"; exit 1; }
 echo "ok wrong seal key refused"
 (run_app "$dir/secrets/seal-key") >"$dir/app.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || { cat "$dir/app.log"; exit 1; }
-  sleep 0.1
-done
+ar_wait_health "$pid" "$hport" || { cat "$dir/app.log"; exit 1; }
 curl -sfk "https://127.0.0.1:$port/api/v1/keys" | grep -q '"Ed25519"'
 kill -TERM "$pid"
 wait "$pid" || { echo "exit status $?"; cat "$dir/app.log"; exit 1; }

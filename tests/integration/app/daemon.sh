@@ -4,6 +4,7 @@
 # serving, SIGTERM stops cleanly with status 0.
 #   daemon.sh <anteroom-app binary> <built web dir>
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/daemon_lib.sh"
 bin=${1:?binary}
 web=${2:?web dir}
 
@@ -15,26 +16,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-}
 port=$(free_port)
 hport=$(free_port)
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/key.pem" \
-  -out "$dir/cert.pem" -subj /CN=localhost -days 2 -addext subjectAltName=IP:127.0.0.1 \
-  2>/dev/null
+ar_test_cert "$dir"
 
-cat >"$dir/servers.json" <<EOF
-{"jurisdiction": "test",
- "jurisdictions": {"test": {"signal": ["wss://127.0.0.1:1/ws"],
-                            "turn": [{"node": "relay-1", "host": "127.0.0.1", "port": 3478}]},
-                   "empty": {}}}
-EOF
+ar_test_servers "$dir/servers.json" ', "empty": {}'
 
 # A malformed TOTP sealing key stops the daemon before it serves anything.
 if ANTEROOM_APP_SEAL_KEY=not-hex "$bin" --cert "$dir/cert.pem" --key "$dir/key.pem" \
@@ -55,11 +42,7 @@ start() {
   pid=$!
 }
 wait_health() {
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && return 0
-    kill -0 "$pid" 2>/dev/null || { cat "$dir/log"; echo "daemon exited early"; exit 1; }
-    sleep 0.1
-  done
+  ar_wait_health "$pid" "$hport" || { cat "$dir/log"; echo "daemon exited early"; exit 1; }
 }
 
 # No seal key at all on a new database: secrets are sealed under the all-zero "unkeyed" key
@@ -104,12 +87,7 @@ echo "ok refuses a relay named under two jurisdictions"
 cp "$dir/good.json" "$dir/servers.json"
 
 start
-
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || { cat "$dir/log"; echo "daemon exited early"; exit 1; }
-  sleep 0.1
-done
+wait_health
 [ "$(curl -sf "http://127.0.0.1:$hport/healthz")" = "ok" ] || { echo "no /healthz"; exit 1; }
 echo "ok /healthz on the operator listener"
 
@@ -135,10 +113,8 @@ out=$(curl -sk --http1.1 -o /dev/null -w '%{http_code} %{http_version}' "https:/
 grep -q '"tls_reloaded"' "$dir/log" || { cat "$dir/log"; echo "no reload logged"; exit 1; }
 echo "ok SIGHUP reloads and keeps serving"
 
-kill -TERM "$pid"
 rc=0
-for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-wait "$pid" || rc=$?
+ar_term "$pid" || rc=$?
 pid=""
 [ "$rc" -eq 0 ] || { cat "$dir/log"; echo "exit status $rc after SIGTERM"; exit 1; }
 echo "ok SIGTERM stops with status 0"

@@ -8,7 +8,6 @@
 
 #include <fcntl.h>
 #include <sodium.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,35 +23,15 @@ const uint8_t *h_seal_key = (const uint8_t *)"test seal key: 32 bytes exactly!";
 const struct ar_app_servers_s *h_servers;
 const char *h_log_path;
 
-static _Atomic int64_t clock_now = 1800000000;
-static char tmpdir[256];
-static ar_store_opts_t store_opts;
+static h_frame_t frame; /* the directory, certificate and store (serve_frame.h) */
 static uv_loop_t loop;
 static uv_async_t stop_async;
 static uv_async_t reload_async;
 static uv_sem_t reloaded;
 static int reload_rc;
-static uv_thread_t thread;
 static ar_app_t *app;
 static ar_store_pool_t *pool;
 static uint16_t port;
-static char db_path[300];
-
-static int64_t test_clock(void *data)
-{
-    (void)data;
-    return atomic_load(&clock_now);
-}
-
-void h_clock_set(int64_t now)
-{
-    atomic_store(&clock_now, now);
-}
-
-int64_t h_clock(void)
-{
-    return atomic_load(&clock_now);
-}
 
 static void on_stop(uv_async_t *a)
 {
@@ -78,12 +57,12 @@ int h_reload_tls(void)
 
 const char *h_tmpdir(void)
 {
-    return tmpdir;
+    return frame.dir;
 }
 
 const ar_store_opts_t *h_store_opts(void)
 {
-    return &store_opts;
+    return &frame.store;
 }
 
 uint16_t h_port(void)
@@ -91,36 +70,22 @@ uint16_t h_port(void)
     return port;
 }
 
-static void (*cases_fn)(void);
-
-/* The cases run on their own thread while the server runs on the main one: h2o keeps per-thread
- * allocation caches that a finished thread would leave behind (LeakSanitizer sees them). */
-static void cases_main(void *arg)
+static void serve(void (*cases)(void))
 {
-    (void)arg;
-    cases_fn();
-    uv_async_send(&stop_async);
-}
-
-static void serve(void)
-{
-    char cert[300], key[300];
-    snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
-    snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
     uv_loop_init(&loop);
     uv_async_init(&loop, &stop_async, on_stop);
     uv_async_init(&loop, &reload_async, on_reload);
     uv_sem_init(&reloaded, 0);
-    int rc = ar_store_pool_open(&loop, &store_opts, 2, 0, &pool);
-    ar_app_opts_t o = {.cert_path = cert,
-                       .key_path = key,
+    int rc = ar_store_pool_open(&loop, &frame.store, 2, 0, &pool);
+    ar_app_opts_t o = {.cert_path = frame.cert,
+                       .key_path = frame.key,
                        .origin = h_origin,
                        .web_dir = AR_WEB_DIR,
                        .store = pool,
                        .session_idle_s = h_idle_s,
                        .session_max_s = h_max_s,
                        .max_body = 4096,
-                       .clock = test_clock,
+                       .clock = h_clock_cb,
                        .pwhash_ops = crypto_pwhash_OPSLIMIT_MIN,
                        .pwhash_mem = crypto_pwhash_MEMLIMIT_MIN,
                        .seal_key = h_seal_key,
@@ -130,11 +95,8 @@ static void serve(void)
         rc = ar_app_start(&loop, &o, &app);
     CHECK(rc == 0);
     port = ar_app_port(app);
-    h_client_init(tmpdir, port);
-    CHECK(uv_thread_create(&thread, cases_main, NULL) == 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_thread_join(&thread);
-    CHECK(uv_loop_close(&loop) == 0);
+    h_client_init(frame.dir, port);
+    h_frame_serve(&loop, &stop_async, cases);
 }
 
 static int64_t run_sql(ar_store_conn_t *c, const char *sql, const char *const *texts, int nt,
@@ -158,7 +120,7 @@ static int64_t run_sql(ar_store_conn_t *c, const char *sql, const char *const *t
 static void seed(void)
 {
     ar_store_conn_t *c;
-    CHECK(ar_store_open(&store_opts, &c) == 0);
+    CHECK(ar_store_open(&frame.store, &c) == 0);
     CHECK(ar_store_migrate(c) == 0);
     static const char clinic_sql[] =
         "INSERT INTO clinics (name, jurisdiction, created_at) VALUES ($1, $2, $3) RETURNING id";
@@ -197,15 +159,6 @@ static void seed(void)
     ar_store_close(c);
 }
 
-/* Runs at exit, so a failed check (exit(1)) leaves no temporary files either. */
-static void remove_tmpdir(void)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
 void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *))
 {
     CHECK(argc >= 2);
@@ -216,27 +169,11 @@ void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_st
         CHECK(fd >= 0);
         ar_log_set_fd(fd);
     }
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/ar-app-test.XXXXXX");
-    CHECK(mkdtemp(tmpdir) != NULL);
-    atexit(remove_tmpdir);
-    if (strcmp(argv[1], "pg") == 0) {
-        store_opts.kind = AR_STORE_PG;
-        store_opts.target = getenv("AR_PG_CONNINFO");
-        CHECK(store_opts.target != NULL);
-    } else {
-        store_opts.kind = AR_STORE_SQLITE;
-        snprintf(db_path, sizeof(db_path), "%s/app.db", tmpdir);
-        store_opts.target = db_path;
-    }
-    char cert[300], key[300];
-    snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
-    snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
-    CHECK(ar_tls_selfsigned_generate(cert, key, NULL, 0, 2) == 0);
+    h_frame_init(&frame, "/tmp/ar-app-test", "app.db", argv[1]);
     seed();
-    cases_fn = cases;
-    serve();
+    serve(cases);
     if (after != NULL)
-        after(&store_opts);
+        after(&frame.store);
 }
 
 int h_signin(const char *email, const char *password, char *cookie, size_t cookiecap, char *csrf,

@@ -11,6 +11,7 @@
 #include "anteroom/store.h"
 
 #include "https_client.h"
+#include "serve_frame.h" /* h_clock, h_clock_set */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,8 +23,6 @@ extern int64_t h_idle_s, h_max_s;
  * on this thread and `cases` on another, then, once the app has stopped, `after` (may be NULL)
  * with the store's options. A failing check exits the process. */
 void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *));
-void h_clock_set(int64_t now);
-int64_t h_clock(void);
 /* Signs in; fills cookie ("__Host-ar_session=...") and csrf. Returns the status. */
 int h_signin(const char *email, const char *password, char *cookie, size_t cookiecap, char *csrf,
              size_t csrfcap);

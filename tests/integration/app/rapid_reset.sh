@@ -11,6 +11,7 @@
 #   rapid_reset.sh <anteroom-app> <ar_h2_rapid_reset> [sqlite|pg] [pairs]
 # (pg: under scripts/pg-test-server, which exports AR_PG_CONNINFO.)
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/daemon_lib.sh"
 bin=${1:?anteroom-app}
 rr=${2:?ar_h2_rapid_reset}
 store=${3:-sqlite}
@@ -28,23 +29,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "rapid_reset.sh: command failed at line $LINENO (status $?)" >&2' ERR
 
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-}
 port=$(free_port)
 hport=$(free_port)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/key.pem" \
-  -out "$dir/cert.pem" -subj /CN=localhost -days 2 -addext subjectAltName=IP:127.0.0.1 \
-  2>/dev/null
-cat >"$dir/servers.json" <<JSON
-{"jurisdiction": "test",
- "jurisdictions": {"test": {"signal": ["wss://127.0.0.1:1/ws"],
-                            "turn": [{"node": "relay-1", "host": "127.0.0.1", "port": 3478}]}}}
-JSON
+ar_test_cert "$dir"
+ar_test_servers "$dir/servers.json"
 store_args=(--store-target "$dir/app.db")
 [ "$store" = pg ] && store_args=(--store postgresql --store-target "${AR_PG_CONNINFO:?}")
 seal=$(openssl rand -hex 32)
@@ -55,13 +43,7 @@ for attempt in 1 2 3; do
     "${store_args[@]}" --servers "$dir/servers.json" --store-threads 1 \
     >"$dir/log" 2>&1 &
   pid=$!
-  up=0
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && { up=1; break; }
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ "$up" = 1 ] && break
+  ar_wait_health "$pid" "$hport" && break
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   pid=""

@@ -30,25 +30,15 @@
 #include "anteroom/rand.h"
 #include "anteroom/store.h"
 
+#include "store_fixture.h"
+
 static ar_store_opts_t opts;
 static ar_store_conn_t *db;
 static uint8_t key_a[32], key_b[32], key_c[32];
 
 static void wipe(void)
 {
-    if (opts.kind == AR_STORE_SQLITE) {
-        char p[4096];
-        unlink(opts.target);
-        snprintf(p, sizeof p, "%s-wal", opts.target);
-        unlink(p);
-        snprintf(p, sizeof p, "%s-shm", opts.target);
-        unlink(p);
-        return;
-    }
-    ar_store_conn_t *c = NULL;
-    assert_int_equal(ar_store_open(&opts, &c), 0);
-    assert_int_equal(ar_store_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
-    ar_store_close(c);
+    ar_test_store_wipe(&opts);
 }
 
 static int setup(void **state)
@@ -305,16 +295,8 @@ static void test_audit_anchor(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 3 && strcmp(argv[1], "sqlite") == 0) {
-        opts.kind = AR_STORE_SQLITE;
-        opts.target = argv[2];
-    } else if (argc >= 2 && strcmp(argv[1], "pg") == 0 && getenv("AR_PG_CONNINFO") != NULL) {
-        opts.kind = AR_STORE_PG;
-        opts.target = getenv("AR_PG_CONNINFO");
-    } else {
-        fprintf(stderr, "usage: test_secrets sqlite <file> | test_secrets pg (AR_PG_CONNINFO)\n");
+    if (ar_test_store_args(argc, argv, "test_secrets", &opts) < 0)
         return 2;
-    }
     if (ar_rand_init() != 0)
         return 1;
     randombytes_buf(key_a, sizeof key_a);

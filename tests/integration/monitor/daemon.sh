@@ -5,6 +5,7 @@
 # stops with status 0. Kills only the PID it started.
 #   daemon.sh <anteroom-monitor> <monitor_mint>
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../app/daemon_lib.sh"
 bin=${1:?binary}
 mint=${2:?monitor_mint}
 
@@ -17,19 +18,10 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; cat "$dir/log" 2>/dev/null | tail -20; exit 1; }
 
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-}
 port=$(free_port)
 hport=$(free_port)
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/key.pem" \
-  -out "$dir/cert.pem" -subj /CN=localhost -days 2 -addext subjectAltName=IP:127.0.0.1 \
-  2>/dev/null
+ar_test_cert "$dir"
 "$mint" keys "$dir"
 
 "$bin" --help >/dev/null
@@ -43,11 +35,7 @@ echo "ok refuses to start without its keys"
   --keys "$dir/token-keys.pub" --listen-port "$port" --health-port "$hport" \
   --store-target "$dir/m.db" >"$dir/log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || fail "daemon exited early"
-  sleep 0.1
-done
+ar_wait_health "$pid" "$hport" || fail "daemon exited early"
 [ "$(curl -sf "http://127.0.0.1:$hport/healthz")" = "ok" ] || fail "no /healthz"
 echo "ok /healthz on the operator listener"
 
@@ -72,10 +60,8 @@ curl -sf "http://127.0.0.1:$hport/metrics" | grep -q '^anteroom_monitor_reports_
   fail "metrics: $(curl -sf "http://127.0.0.1:$hport/metrics" | grep accepted)"
 echo "ok metrics on the operator listener"
 
-kill -TERM "$pid"
 rc=0
-for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-wait "$pid" || rc=$?
+ar_term "$pid" || rc=$?
 pid=""
 [ "$rc" -eq 0 ] || fail "exit status $rc after SIGTERM"
 row=$(sqlite3 "$dir/m.db" "SELECT clinic, area, reports, calls, relayed_calls, ended_calls FROM monitor_hourly")

@@ -5,7 +5,6 @@
 #include "anteroom/tls.h"
 
 #include <sodium.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/wait.h>
@@ -15,35 +14,14 @@ const char *h_origin = "https://app.test";
 ar_token_key_t h_key;
 ar_metrics_t *h_metrics;
 
-static _Atomic int64_t clock_now = 1800000000;
-static char tmpdir[256];
-static char db_path[300];
-static ar_store_opts_t store_opts;
+static h_frame_t frame; /* the directory, certificate and store (serve_frame.h) */
 static uv_loop_t loop;
 static uv_async_t stop_async, flush_async;
 static uv_sem_t flushed;
 static int flush_rc;
-static uv_thread_t thread;
 static ar_monitor_t *mon;
 static ar_store_pool_t *pool;
 static uint16_t port;
-static void (*cases_fn)(void);
-
-static int64_t test_clock(void *data)
-{
-    (void)data;
-    return atomic_load(&clock_now);
-}
-
-void h_clock_set(int64_t now)
-{
-    atomic_store(&clock_now, now);
-}
-
-int64_t h_clock(void)
-{
-    return atomic_load(&clock_now);
-}
 
 static void on_stopped(int status, void *data)
 {
@@ -108,20 +86,8 @@ void h_token(const char *clinic, const char *area, const char *aud, int64_t exp_
     CHECK(ar_token_mint(&h_key, &c, out, cap) > 0);
 }
 
-/* The cases run on their own thread while the monitor runs on the main one: h2o keeps
- * per-thread allocation caches that a finished thread would leave behind. */
-static void cases_main(void *arg)
+static void serve(void (*cases)(void))
 {
-    (void)arg;
-    cases_fn();
-    uv_async_send(&stop_async);
-}
-
-static void serve(void)
-{
-    char cert[300], key[300];
-    snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
-    snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
     uv_loop_init(&loop);
     uv_async_init(&loop, &stop_async, on_stop);
     uv_async_init(&loop, &flush_async, on_flush);
@@ -134,9 +100,9 @@ static void serve(void)
     CHECK(ar_token_keyring_add(&ring, &pub) == 0);
     h_metrics = ar_metrics_new();
     CHECK(h_metrics != NULL);
-    int rc = ar_store_pool_open(&loop, &store_opts, 1, 0, &pool);
-    ar_monitor_opts_t o = {.cert_path = cert,
-                           .key_path = key,
+    int rc = ar_store_pool_open(&loop, &frame.store, 1, 0, &pool);
+    ar_monitor_opts_t o = {.cert_path = frame.cert,
+                           .key_path = frame.key,
                            .origin = h_origin,
                            .keys = &ring,
                            .store = pool,
@@ -144,26 +110,15 @@ static void serve(void)
                            .flush_ms = 3600000, /* the tests flush when they choose */
                            .rate_burst = 5,
                            .rate_per_min = 1,
-                           .clock = test_clock};
+                           .clock = h_clock_cb};
     if (rc == 0)
         rc = ar_monitor_start(&loop, &o, &mon);
     ar_token_keyring_wipe(&ring);
     CHECK(rc == 0);
     port = ar_monitor_port(mon);
-    h_client_init(tmpdir, port);
-    CHECK(uv_thread_create(&thread, cases_main, NULL) == 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_thread_join(&thread);
-    CHECK(uv_loop_close(&loop) == 0);
+    h_client_init(frame.dir, port);
+    h_frame_serve(&loop, &stop_async, cases);
     uv_sem_destroy(&flushed);
-}
-
-static void remove_tmpdir(void)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
 }
 
 void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *))
@@ -171,30 +126,14 @@ void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_st
     CHECK(argc >= 2);
     CHECK(ar_rand_init() == 0);
     ar_log_init("test_monitor", AR_LOG_WARN);
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/ar-monitor-test.XXXXXX");
-    CHECK(mkdtemp(tmpdir) != NULL);
-    atexit(remove_tmpdir);
-    if (strcmp(argv[1], "pg") == 0) {
-        store_opts.kind = AR_STORE_PG;
-        store_opts.target = getenv("AR_PG_CONNINFO");
-        CHECK(store_opts.target != NULL);
-    } else {
-        store_opts.kind = AR_STORE_SQLITE;
-        snprintf(db_path, sizeof(db_path), "%s/monitor.db", tmpdir);
-        store_opts.target = db_path;
-    }
-    char cert[300], key[300];
-    snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
-    snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
-    CHECK(ar_tls_selfsigned_generate(cert, key, NULL, 0, 2) == 0);
+    h_frame_init(&frame, "/tmp/ar-monitor-test", "monitor.db", argv[1]);
     CHECK(ar_token_key_generate(&h_key, "k1") == 0);
     ar_store_conn_t *c;
-    CHECK(ar_store_open(&store_opts, &c) == 0);
+    CHECK(ar_store_open(&frame.store, &c) == 0);
     CHECK(ar_store_migrate(c) == 0);
     ar_store_close(c);
-    cases_fn = cases;
-    serve();
+    serve(cases);
     if (after != NULL)
-        after(&store_opts);
+        after(&frame.store);
     ar_metrics_free(h_metrics);
 }

@@ -14,6 +14,7 @@
 #include "anteroom/token.h"
 
 #include "https_client.h"
+#include "serve_frame.h" /* h_clock, h_clock_set */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,8 +28,6 @@ extern ar_metrics_t *h_metrics;
 /* Opens the store (argv[1]: "sqlite" or "pg" with AR_PG_CONNINFO), migrates it, runs the
  * monitor on this thread and `cases` on another, then `after` once the monitor has stopped. */
 void h_run(int argc, char **argv, void (*cases)(void), void (*after)(const ar_store_opts_t *));
-void h_clock_set(int64_t now);
-int64_t h_clock(void);
 /* Runs ar_monitor_flush on the monitor's loop and waits for it; returns its status. */
 int h_flush(void);
 /* Mints a monitor token for a patient of clinic/area (area NULL: a staff token of one clinic),

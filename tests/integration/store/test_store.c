@@ -19,6 +19,8 @@
 #include "anteroom/alloc.h"
 #include "anteroom/store.h"
 
+#include "store_fixture.h"
+
 static ar_store_opts_t opts;
 static ar_store_conn_t *db;
 
@@ -26,19 +28,7 @@ static ar_store_conn_t *db;
 
 static void wipe(void)
 {
-    if (opts.kind == AR_STORE_SQLITE) {
-        char p[4096];
-        unlink(opts.target);
-        snprintf(p, sizeof p, "%s-wal", opts.target);
-        unlink(p);
-        snprintf(p, sizeof p, "%s-shm", opts.target);
-        unlink(p);
-        return;
-    }
-    ar_store_conn_t *c = NULL;
-    assert_int_equal(ar_store_open(&opts, &c), 0);
-    assert_int_equal(ar_store_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
-    ar_store_close(c);
+    ar_test_store_wipe(&opts);
 }
 
 static int setup_empty(void **state)
@@ -783,17 +773,8 @@ static void test_pg_tls_verify_full_refuses_plain(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 3 && strcmp(argv[1], "sqlite") == 0) {
-        opts.kind = AR_STORE_SQLITE;
-        opts.target = argv[2];
-    } else if (argc >= 2 && strcmp(argv[1], "pg") == 0 && getenv("AR_PG_CONNINFO") != NULL) {
-        opts.kind = AR_STORE_PG;
-        opts.target = getenv("AR_PG_CONNINFO");
-    } else {
-        fprintf(stderr, "usage: test_store sqlite <file> | test_store pg (with AR_PG_CONNINFO; "
-                        "see scripts/pg-test-server)\n");
+    if (ar_test_store_args(argc, argv, "test_store", &opts) < 0)
         return 2;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrate_from_empty, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_concurrently, setup_empty, teardown),

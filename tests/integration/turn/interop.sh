@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop with clients we did not write (issue 2, "Tests in make test").
-# Usage: interop.sh <server-binary> binding|udp|tcp|tls|rest
+# Usage: interop.sh <server-binary> binding|udp|tcp|tls|rest|big
 #   binding  coturn's turnutils_stunclient and Debian's stun client get Binding answers that carry
 #            the client's own address (sent from 127.0.0.2 so it differs from the server's).
 #   udp|tcp|tls  turnutils_uclient with a static user relays to turnutils_peer with no loss: over
@@ -10,6 +10,11 @@
 #            in the test namespace) a wildcard listener answering from the address each request
 #            reached, and relayed packets counted on /metrics with no username or address there.
 #   rest     the same over UDP, TCP and TLS with TURN REST credentials from a shared secret.
+#   big      payloads over 1280 bytes (once dropped silently from TCP/TLS clients): 1400-byte
+#            messages over TCP, TLS and UDP, channels and indications, then 2500-byte (UDP), 4000-
+#            and 8000-byte ones (TCP, TLS) whose echoes are UDP datagrams longer than the relay's
+#            receive slots; then (on
+#            anteroom-turn) a payload over the UDP limit is refused and counted on /metrics.
 AR_ARGS=("$@")
 . "$(dirname "$0")/lib.sh"
 ar_init "${1:-}"
@@ -65,18 +70,24 @@ udp_extra_checks() {
     fi
 }
 
-# anteroom-turn's /metrics (on $AR_METRICS_PORT) counts the relayed UDP packets and carries no
-# username or address. Counters are pushed about once a second: poll for up to 5 s.
-metrics_checks() {
-    local metrics in_pkts i
+# metric_wait <sample pattern>: scrapes anteroom-turn's /metrics (on $AR_METRICS_PORT) into
+# $AR_METRICS and the sample's value into $AR_METRIC (empty when absent). Counters are pushed
+# about once a second, so it polls for up to 5 s until the value is above 0.
+metric_wait() {
+    local i
     for ((i = 0; i < 25; i++)); do
-        metrics=$(curl -sf "http://127.0.0.1:$AR_METRICS_PORT/metrics")
-        in_pkts=$(sed -nE 's/^anteroom_turn_relayed_packets_total\{transport="udp",direction="in"\} ([0-9]+)$/\1/p' <<<"$metrics")
-        [ "${in_pkts:-0}" -gt 0 ] && break
+        AR_METRICS=$(curl -sf "http://127.0.0.1:$AR_METRICS_PORT/metrics")
+        AR_METRIC=$(sed -nE "s/^$1 ([0-9]+)\$/\\1/p" <<<"$AR_METRICS")
+        [ "${AR_METRIC:-0}" -gt 0 ] && return
         sleep 0.2
     done
-    ar_check "metrics count relayed UDP packets (in: ${in_pkts:-none})" [ "${in_pkts:-0}" -gt 0 ]
-    ar_check "no username or address in /metrics" bash -c '! grep -qE "alice|127\.0\.0\.1" <<<"$1"' _ "$metrics"
+}
+
+# /metrics counts the relayed UDP packets and carries no username or address.
+metrics_checks() {
+    metric_wait 'anteroom_turn_relayed_packets_total\{transport="udp",direction="in"\}'
+    ar_check "metrics count relayed UDP packets (in: ${AR_METRIC:-none})" [ "${AR_METRIC:-0}" -gt 0 ]
+    ar_check "no username or address in /metrics" bash -c '! grep -qE "alice|127\.0\.0\.1" <<<"$1"' _ "$AR_METRICS"
 }
 
 binding_checks() {
@@ -148,6 +159,41 @@ cert_reload_check() {
     ar_check "server still running after SIG$sig" ar_server_alive
 }
 
+# Payloads above the old 1280-byte copy limit, both ways (the peer echoes each message back as
+# one UDP datagram of the same size).
+big_checks() {
+    local name=$1
+    shift
+    local common=(-p "$AR_PORT" -u alice -w alice-secret -m 2 -n 20 -z 5 -c -e 127.0.0.1 -r "$AR_PEER_PORT")
+    ar_uclient_start "$name 1400-byte channels" 40 "${common[@]}" -l 1400 "$@"
+    ar_uclient_start "$name 1400-byte indications" 40 "${common[@]}" -l 1400 -s "$@"
+    # Datagrams longer than the relay's 2 KiB receive slots, and over streams frames longer than
+    # a connection's own 4 KiB buffer. One session, not two: turnutils_peer and uclient keep the
+    # default socket buffers (a few dozen such datagrams), which a loaded machine can overrun
+    # while the relay carried everything, so the bursts are kept small.
+    if [ "$name" = UDP ]; then
+        ar_uclient_start "$name 2500-byte channels" 20 "${common[@]}" -m 1 -l 2500 "$@"
+    else
+        ar_uclient_start "$name 4000-byte channels" 40 "${common[@]}" -l 4000 "$@"
+        ar_uclient_start "$name 8000-byte indications" 20 "${common[@]}" -m 1 -l 8000 -s "$@"
+    fi
+}
+
+# anteroom-turn: ChannelData over TCP with 65535 data bytes, over the 65507-byte UDP limit, is
+# refused, counted on /metrics (anteroom_turn_oversize_dropped_total) and logged, and the
+# connection goes on relaying (turn_probe's bigframe case).
+oversize_checks() {
+    local port=3490
+    [ -n "${AR_IN_SANDBOX:-}" ] || port=$(ar_free_port)
+    "$AR_TURN_PROBE" -s "127.0.0.1:$AR_PORT" -u alice -w alice-secret -t -p 127.0.0.1 -P "$port" \
+        bigframe >"$AR_WORK/bigframe.log" 2>&1
+    ar_check "turn_probe bigframe: 65000 bytes relayed both ways, 65535 refused ($(tail -1 "$AR_WORK/bigframe.log"))" \
+        grep -q '^bigframe ok' "$AR_WORK/bigframe.log"
+    metric_wait anteroom_turn_oversize_dropped_total
+    ar_check "the refused payload is counted (oversize_dropped_total ${AR_METRIC:-none})" [ "${AR_METRIC:-0}" -eq 1 ]
+    ar_check "and logged" grep -q '"turn_oversize_dropped"' "$AR_SERVER_LOG"
+}
+
 case $case in
     binding)
         ar_server_start "${USER_FLAGS[@]}"
@@ -184,6 +230,23 @@ case $case in
         relay_checks TLS -t -S -p "$AR_TLS_PORT"
         ar_uclient_wait
         ;;
+    big)
+        ar_cert
+        peer_start
+        extra=()
+        if [ "$AR_KIND" = anteroom ]; then
+            AR_METRICS_PORT=3481
+            [ -n "${AR_IN_SANDBOX:-}" ] || AR_METRICS_PORT=$(ar_free_port)
+            extra=(--metrics-listen="127.0.0.1:$AR_METRICS_PORT")
+        fi
+        ar_server_start "${USER_FLAGS[@]}" --tls-listening-port="$AR_TLS_PORT" \
+            --cert="$AR_WORK/cert.pem" --pkey="$AR_WORK/key.pem" "${extra[@]}"
+        big_checks TCP -t
+        big_checks TLS -t -S -p "$AR_TLS_PORT"
+        big_checks UDP
+        ar_uclient_wait
+        [ "$AR_KIND" = anteroom ] && oversize_checks
+        ;;
     rest)
         ar_cert
         peer_start
@@ -207,7 +270,7 @@ case $case in
             ar_pass "uclient with a wrong REST secret is refused"
         fi
         ;;
-    *) ar_die "unknown case '$case' (binding, udp, tcp, tls, rest)" ;;
+    *) ar_die "unknown case '$case' (binding, udp, tcp, tls, rest, big)" ;;
 esac
 ar_check "server still running after the clients" ar_server_alive
 ar_server_stop

@@ -127,6 +127,26 @@ ar_cleanup() {
     fi
 }
 
+# For the single-purpose run.sh scripts of tests/integration/turn_*: CTest starts them in a
+# network namespace of their own (${AR_NETNS}, tests/netns.sh), so they use fixed ports and do
+# not enter one themselves. ar_rs_begin [SIGNAL] makes the work directory $dir (also $AR_WORK,
+# for ar_cert) and the list pids, whose processes are stopped (SIGTERM by default) and waited
+# for, and $dir removed, on exit.
+ar_rs_begin() {
+    AR_RS_SIG=${1:-TERM}
+    dir=$(mktemp -d)
+    AR_WORK=$dir
+    pids=()
+    trap ar_rs_cleanup EXIT
+}
+
+ar_rs_cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill -"$AR_RS_SIG" "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$dir"
+}
+
 ar_cert() { # a self-signed P-256 certificate in $AR_WORK/cert.pem, key in $AR_WORK/key.pem
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
         -subj /CN=localhost -keyout "$AR_WORK/key.pem" -out "$AR_WORK/cert.pem" 2>/dev/null ||

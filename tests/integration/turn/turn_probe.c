@@ -25,7 +25,9 @@
  *                  "data-closed MS" when the server closed the data connection within 5 s
  *                  ("data-open" if not); "ctrlclose" does the same but closes the control
  *                  connection instead; "parked" deletes the allocation without binding;
- *                  "hold" binds, checks the echo and then holds everything open for -H SECONDS
+ *                  "hold" binds, checks the echo and then holds everything open for -H SECONDS;
+ *                  "bulk" binds, then echoes 16 MiB while not reading for 1 s (the relay's
+ *                  backpressure), printing "bulk GOT of 16777216"
  *   dual           an Allocate with ADDITIONAL-ADDRESS-FAMILY IPv6 (RFC 8656 dual allocation):
  *                  prints "relayed IP" for each XOR-RELAYED-ADDRESS and "address-error FAM CODE"
  *                  for an ADDRESS-ERROR-CODE; then for each relayed family a permission and a
@@ -33,6 +35,11 @@
  *                  dual-stack listener prints "delivered SRC relayed=1" (1: the datagram came from
  *                  that family's relayed address) and answers, and the client prints
  *                  "data-from IP" for each Data indication that comes back
+ *   bigframe       (-t) payloads at the size limits over a stream: ChannelData with 65000 bytes
+ *                  to PEER:PEERPORT, where the probe listens itself and answers with a 65000-byte
+ *                  datagram that must come back as ChannelData; then 65535 bytes (over the UDP
+ *                  limit, so refused) and 1000 bytes (still relayed). Prints "bigframe ok", or
+ *                  "bigframe fail: WHY"
  *   stale SECONDS  waits, then Refresh with the old nonce ("refresh-stale 438" expected), then
  *                  with the nonce the server sent back ("refresh 0")
  *
@@ -457,6 +464,111 @@ static int listen_udp(uint16_t port)
     return fd;
 }
 
+#define BIG_OK 65000
+#define BIG_OVER 65535
+
+/* Sends ChannelData with len bytes of a pattern on our channel, padded for the stream. */
+static int send_channel(probe_t *p, size_t len)
+{
+    static uint8_t cd[4 + BIG_OVER + 3];
+    cd[0] = PROBE_CHANNEL >> 8;
+    cd[1] = PROBE_CHANNEL & 0xff;
+    cd[2] = (uint8_t)(len >> 8);
+    cd[3] = (uint8_t)len;
+    for (size_t i = 0; i < len; i++)
+        cd[4 + i] = (uint8_t)(i * 7 + len);
+    memset(cd + 4 + len, 0, 3);
+    return send_all(p, cd, (4 + len + 3) & ~(size_t)3);
+}
+
+/* The next datagram at lfd within ms: its length (and sender in from), or -1. */
+static long recv_peer(int lfd, uint8_t *buf, size_t cap, int ms, struct sockaddr_storage *from)
+{
+    struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+    if (poll(&pfd, 1, ms) <= 0)
+        return -1;
+    socklen_t fl = sizeof(*from);
+    return recvfrom(lfd, buf, cap, 0, (struct sockaddr *)from, &fl);
+}
+
+/* True when buf holds the pattern send_channel writes for len bytes. */
+static int pattern_ok(const uint8_t *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] != (uint8_t)(i * 7 + len))
+            return 0;
+    }
+    return 1;
+}
+
+/* Reads stream frames until a ChannelData frame; its data length, or -1 on timeout. */
+static long recv_channel(probe_t *p, uint8_t *buf, size_t cap, int ms)
+{
+    size_t have = p->rx_len;
+    memcpy(buf, p->rx, have);
+    p->rx_len = 0;
+    long deadline = now_ms() + ms;
+    for (;;) {
+        size_t need = 0;
+        int kind = have > 0 ? ar_stun_classify(buf, have, &need) : 1;
+        if (kind == 0)
+            return -1;
+        if (need > 0 && need <= have) {
+            if (kind == 2) {
+                long dlen = (long)(buf[2] << 8 | buf[3]);
+                memmove(buf, buf + 4, (size_t)dlen);
+                return dlen;
+            }
+            memmove(buf, buf + need, have - need); /* a STUN message: not what we wait for */
+            have -= need;
+            continue;
+        }
+        long left = deadline - now_ms();
+        struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+        if (left <= 0 || have == cap || poll(&pfd, 1, (int)left) <= 0)
+            return -1;
+        ssize_t n = recv(p->fd, buf + have, cap - have, 0);
+        if (n <= 0)
+            return -1;
+        have += (size_t)n;
+    }
+}
+
+static int bigframe(probe_t *p, const struct sockaddr *peer, uint16_t peer_port)
+{
+    static uint8_t buf[2 * (4 + BIG_OVER + 3)];
+    int lfd = listen_udp(peer_port);
+    int sz = 1 << 20;
+    req_t perm = {.method = AR_TURN_CREATE_PERMISSION, .lifetime = -1, .peer = peer};
+    req_t chan = {
+        .method = AR_TURN_CHANNEL_BIND, .lifetime = -1, .peer = peer, .channel = PROBE_CHANNEL};
+    if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) != 0 ||
+        step("permission", transact_auth(p, &perm)) != 0 ||
+        step("channel", transact_auth(p, &chan)) != 0)
+        return -1;
+    const char *why = NULL;
+    struct sockaddr_storage relay;
+    long n = -1;
+    if (send_channel(p, BIG_OK) != 0 ||
+        (n = recv_peer(lfd, buf, sizeof(buf), 3000, &relay)) != BIG_OK || !pattern_ok(buf, BIG_OK))
+        why = "65000 bytes did not reach the peer whole";
+    if (!why) {
+        /* The echo: one 65000-byte datagram from the peer, as ChannelData on the stream. */
+        if (sendto(lfd, buf, BIG_OK, 0, (struct sockaddr *)&relay, sa_len((void *)&relay)) < 0 ||
+            (n = recv_channel(p, buf, sizeof(buf), 3000)) != BIG_OK || !pattern_ok(buf, BIG_OK))
+            why = "the 65000-byte answer did not come back whole";
+    }
+    if (!why && (send_channel(p, BIG_OVER) != 0 || send_channel(p, 1000) != 0))
+        why = "send failed";
+    if (!why &&
+        ((n = recv_peer(lfd, buf, sizeof(buf), 3000, &relay)) != 1000 || !pattern_ok(buf, 1000)))
+        why = n == BIG_OVER ? "65535 bytes were relayed over UDP" : "1000 bytes after 65535 lost";
+    close(lfd);
+    printf(why ? "bigframe fail: %s (last %ld)\n" : "bigframe ok%s (last %ld)\n", why ? why : "",
+           n);
+    return why ? -1 : 0;
+}
+
 /* Milliseconds until the server closes fd (EOF or reset), -1 if not within ms. Data is skipped. */
 static long wait_closed(int fd, int ms)
 {
@@ -473,12 +585,58 @@ static long wait_closed(int fd, int ms)
 }
 
 /* The tcplife action (see the top of this file); p holds a TCP allocation. */
+#define BULK_BYTES ((size_t)16 << 20)
+
+/*
+ * The "bulk" mode: BULK_BYTES through the echo while reading nothing for the first second, so
+ * the relay's buffer towards us fills and it must stop reading the peer until it drains (the
+ * peer then stops reading us). Every byte must come back, in order. Returns 0 when it did.
+ */
+static int bulk_echo(probe_t *d)
+{
+    static uint8_t out[65536], in[65536];
+    size_t sent = 0, got = 0;
+    long start = now_ms();
+    while (got < BULK_BYTES && now_ms() - start < 20000) {
+        int reading = now_ms() - start > 1000;
+        struct pollfd pfd = {
+            .fd = d->fd,
+            .events = (short)((sent < BULK_BYTES ? POLLOUT : 0) | (reading ? POLLIN : 0))};
+        if (poll(&pfd, 1, 50) < 0)
+            return -1;
+        if ((pfd.revents & POLLOUT) && sent < BULK_BYTES) {
+            size_t n = BULK_BYTES - sent < sizeof(out) ? BULK_BYTES - sent : sizeof(out);
+            for (size_t i = 0; i < n; i++)
+                out[i] = (uint8_t)((sent + i) * 13);
+            ssize_t w = send(d->fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                return -1;
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t r = recv(d->fd, in, sizeof(in), MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                return -1;
+            for (ssize_t i = 0; i < r; i++) {
+                if (in[i] != (uint8_t)((got + (size_t)i) * 13))
+                    return -1;
+            }
+            if (r > 0)
+                got += (size_t)r;
+        }
+    }
+    printf("bulk %zu of %zu\n", got, BULK_BYTES);
+    fflush(stdout);
+    return got == BULK_BYTES ? 0 : -1;
+}
+
 static int tcplife(probe_t *p, const struct sockaddr *peer, const char *mode, long hold)
 {
     static probe_t data;
     int parked = strcmp(mode, "parked") == 0, ctrlclose = strcmp(mode, "ctrlclose") == 0;
-    int holding = strcmp(mode, "hold") == 0;
-    if (!parked && !ctrlclose && !holding && strcmp(mode, "refresh0") != 0)
+    int holding = strcmp(mode, "hold") == 0, bulk = strcmp(mode, "bulk") == 0;
+    if (!parked && !ctrlclose && !holding && !bulk && strcmp(mode, "refresh0") != 0)
         return -1;
     req_t r = {.method = AR_TURN_CONNECT, .lifetime = -1, .peer = peer};
     g_last_cid = 0;
@@ -490,6 +648,11 @@ static int tcplife(probe_t *p, const struct sockaddr *peer, const char *mode, lo
         /* A new connection from the same client: ConnectionBind with the same credentials. */
         if (probe_open(&data, 1) != 0)
             return -1;
+        if (bulk) {
+            /* A small receive buffer, so bytes we do not read back up into the relay soon. */
+            int sz = 262144;
+            (void)setsockopt(data.fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+        }
         memcpy(data.key, p->key, sizeof(p->key));
         data.have_key = 1;
         memcpy(data.realm, p->realm, p->realm_len);
@@ -512,8 +675,10 @@ static int tcplife(probe_t *p, const struct sockaddr *peer, const char *mode, lo
                 data.rx_len += (size_t)n;
             }
         }
-        step("echo", data.rx_len >= 5 && memcmp(data.rx, "hello", 5) == 0 ? 0 : 1);
+        step("echo", data.rx_len == 5 && memcmp(data.rx, "hello", 5) == 0 ? 0 : 1);
     }
+    if (bulk)
+        return bulk_echo(&data);
     if (holding) {
         sleep((unsigned)hold);
         return 0;
@@ -635,7 +800,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: turn_probe -s SERVER:PORT -u USER -w PASS [-t] [-p PEER] [-P PORT] "
                     "[-H SECONDS] [-b SOURCE] allocate [N] | permission | channel | send | connect "
-                    "| tcplife refresh0|ctrlclose|parked|hold | dual | stale SECONDS\n");
+                    "| tcplife refresh0|ctrlclose|parked|hold | dual | bigframe | stale SECONDS\n");
     exit(2);
 }
 
@@ -735,7 +900,11 @@ int main(int argc, char **argv)
     rc = allocate(p, pa, 0);
     if (rc != 0)
         return rc < 0;
-    if (strcmp(action, "permission") == 0) {
+    if (strcmp(action, "bigframe") == 0) {
+        if (!tcp)
+            usage();
+        rc = bigframe(p, pa, (uint16_t)peer_port);
+    } else if (strcmp(action, "permission") == 0) {
         req_t r = {.method = AR_TURN_CREATE_PERMISSION, .lifetime = -1, .peer = pa};
         rc = step("permission", transact_auth(p, &r));
     } else if (strcmp(action, "channel") == 0) {

@@ -8,20 +8,11 @@
 # Usage: run.sh path/to/anteroom-turn path/to/turn_probe
 set -euo pipefail
 turn_bin=$1 probe=$2
-if [ -z "${AR_TURN_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-  exec env AR_TURN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).bind(("::1", 0))' 2>/dev/null || {
   echo "SKIP: no IPv6 loopback (::1) on this machine"; exit 77; }
 port=36180 port2=36190 peer_port=36200
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../turn/lib.sh"
+ar_rs_begin
 start_turn() { # start_turn <port> <relay-ip args...>
   local p=$1
   shift

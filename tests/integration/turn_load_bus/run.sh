@@ -6,14 +6,8 @@ set -euo pipefail
 check=$1
 command -v nats-server >/dev/null || { echo "nats-server is not installed (scripts/deps)"; exit 1; }
 
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../turn/lib.sh"
+ar_rs_begin
 
 free_port() { # a port nothing listens on now
   local p

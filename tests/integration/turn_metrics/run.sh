@@ -12,22 +12,12 @@ command -v turnutils_uclient >/dev/null && command -v turnutils_peer >/dev/null 
   echo "SKIP: coturn's turnutils are not installed (scripts/deps installs them)"
   exit 77
 }
-if [ -z "${AR_TURN_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-  exec env AR_TURN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 
 port=35880 tls_port=35881 peer_port=35900 metrics_port=35890
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../turn/lib.sh"
+ar_rs_begin
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1
+ar_cert
 "$turn_bin" --listening-ip 127.0.0.1 --listening-port $port --relay-ip 127.0.0.1 \
   --tls-listening-port $tls_port --cert "$dir/cert.pem" --pkey "$dir/key.pem" \
   --realm anteroom.test --user alice:wonderland --allow-loopback-peers --workers 2 \

@@ -13,18 +13,8 @@ for t in turnutils_uclient turnutils_peer nats-server; do
   command -v $t >/dev/null || { echo "SKIP: $t is not installed (scripts/deps installs it)"; exit 77; }
 done
 
-if [ -z "${AR_TURN_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-  exec env AR_TURN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
-
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../turn/lib.sh"
+ar_rs_begin
 
 c1=36422 c2=36423 r1=36432 r2=36433 peer_port=36800
 nats-server -a 127.0.0.1 -p $c1 --cluster_name ar --cluster "nats://127.0.0.1:$r1" \

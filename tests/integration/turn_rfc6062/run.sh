@@ -7,22 +7,14 @@
 # blackholed peer (a listener whose accept queue is full, so SYNs are dropped) gets 447 after the
 # configured --tcp-connect-timeout of 1 s; with the default 30 s it gets no answer within the
 # probe's 3 s. Every process started here is stopped by PID on exit.
+# A bulk transfer through a client that reads nothing at first checks the relay's backpressure.
 # Usage: run.sh path/to/anteroom-turn path/to/turn_probe
 set -euo pipefail
 turn_bin=$1 probe=$2
 here=$(cd "$(dirname "$0")" && pwd)
-if [ -z "${AR_TURN_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-  exec env AR_TURN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 port=36080 port2=36090 echo_port=36100 hole_port=36101
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../turn/lib.sh"
+ar_rs_begin
 
 start_turn() { # start_turn <port> <extra args...>
   local p=$1
@@ -76,6 +68,15 @@ for mode in refresh0 ctrlclose; do
   n=$((${n:-0} + 1))
   peer_closed "$mode" $n
 done
+# Backpressure: the client reads nothing for 500 ms while 16 MiB go through the echo; the relay
+# stops reading the peer until its buffer towards the client drains (ar_conn_want_drain), and
+# every byte comes back in order.
+out=$(probe $port $echo_port tcplife bulk)
+echo "$out" | sed 's/^/    /'
+grep -qx 'bulk 16777216 of 16777216' <<<"$out" && ok "bulk: 16 MiB echoed through a slow client" ||
+  bad "bulk: 16 MiB through a slow client"
+n=$((n + 1))
+peer_closed "bulk (client closed)" $n
 out=$(probe $port $echo_port tcplife parked)
 echo "$out" | sed 's/^/    /'
 grep -qx 'connect 0' <<<"$out" && grep -qx 'refresh 0' <<<"$out" || bad "parked: connect/refresh"

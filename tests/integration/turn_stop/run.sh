@@ -8,20 +8,10 @@
 # Usage: run.sh path/to/anteroom-turn path/to/turn_probe path/to/peer.py
 set -euo pipefail
 turn_bin=$1 probe=$2 peer_py=$3
-if [ -z "${AR_TURN_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-  exec env AR_TURN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 port=36280 tls_port=36281 echo_port=36300
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1
+. "$(dirname "$0")/../turn/lib.sh"
+ar_rs_begin KILL
+ar_cert
 python3 "$peer_py" echo $echo_port "$dir/peer.log" &
 pids+=($!)
 

@@ -15,22 +15,11 @@ command -v turnutils_uclient >/dev/null && command -v turnutils_peer >/dev/null 
   exit 77
 }
 
-if [ -z "${AR_TURN_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-  exec env AR_TURN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
-
 port=35780 tls_port=35781 alt_tls_port=35782 peer_port=35800 metrics_port=35790
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../turn/lib.sh"
+ar_rs_begin
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1
+ar_cert
 
 "$turn_bin" --listening-ip 127.0.0.1 --listening-port $port --relay-ip 127.0.0.1 \
   --tls-listening-port $tls_port --alt-tls-listening-port $alt_tls_port \

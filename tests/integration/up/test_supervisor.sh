@@ -8,17 +8,13 @@
 #   - a daemon that ignores SIGTERM survives the first Ctrl-C and is killed by the second.
 # The real relay is covered by test_up.sh. Binds no port; kills only PIDs it started or saw.
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bin=$1
 tmp=$(mktemp -d /tmp/anteroom-sup-test.XXXXXX)
 up_pid=""
 seen_pids=()
-cleanup() {
-    [ -n "$up_pid" ] && kill -9 "$up_pid" 2>/dev/null
-    for p in "${seen_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap up_cleanup EXIT
 fail() {
     echo "FAIL: $*"
     echo "--- stdout"
@@ -26,15 +22,6 @@ fail() {
     echo "--- stderr"
     tail -n 20 "$tmp/err" 2>/dev/null
     exit 1
-}
-wait_for() { # wait_for <seconds> <command...>
-    local deadline=$((SECONDS + $1))
-    shift
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
 }
 out_has() { grep -qE -- "$1" "$tmp/out"; }
 stop_up() { # stop_up <signal>...: send each signal, then expect exit 0 within 5 s

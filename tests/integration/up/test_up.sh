@@ -13,6 +13,7 @@
 # Every step is bounded; the trap kills only the PIDs this script started or saw printed.
 # Exit 77 (CTest SKIP_RETURN_CODE) only when anteroom-turn is not built.
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bin=$1
 if [ -n "${ANTEROOM_BIN_DIR:-}" ]; then
@@ -30,12 +31,7 @@ state=$tmp/state
 up_pid=""
 seen_pids=()
 
-cleanup() {
-    [ -n "$up_pid" ] && kill -9 "$up_pid" 2>/dev/null
-    for p in "${seen_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap up_cleanup EXIT
 
 fail() {
     echo "FAIL: $*"
@@ -78,15 +74,7 @@ stun_ok() { # stun_ok <port>: one binding request answered
     fi
 }
 
-wait_for() { # wait_for <seconds> <command...>
-    local deadline=$((SECONDS + $1))
-    shift
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        "$@" && return 0
-        sleep 0.2
-    done
-    return 1
-}
+wait_poll=0.2
 
 relay_pid() { # the pid of the last "turn: pid N" line
     grep -oE '^turn: pid [0-9]+' "$tmp/out" 2>/dev/null | tail -n 1 | grep -oE '[0-9]+$'

@@ -75,6 +75,27 @@ static void messages_never_echo_input(void **state)
     }
 }
 
+/* The token-id and language-tag charsets the invite-token table uses (invite_tokens.c). */
+static void id_and_lang_charsets(void **state)
+{
+    (void)state;
+    static const struct {
+        ar_charset_t cs;
+        const char *s;
+        int ok;
+    } c[] = {
+        {AR_CS_ID, "Room_1.a-b", 1}, {AR_CS_ID, "a/b", 0},     {AR_CS_ID, "a b", 0},
+        {AR_CS_ID, "r\u00e9", 0},    {AR_CS_LANG, "uk", 1},    {AR_CS_LANG, "pt-BR", 1},
+        {AR_CS_LANG, "u k", 0},      {AR_CS_LANG, "en_GB", 0}, {AR_CS_LANG, "en.GB", 0},
+        {AR_CS_SLUG, "gp-1", 1},     {AR_CS_SLUG, "Gp", 0},
+    };
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+        if (ar_app_charset_ok(c[i].cs, c[i].s, strlen(c[i].s)) != c[i].ok)
+            fail_msg("case %zu (%s): want %d", i, c[i].s, c[i].ok);
+    /* A NUL inside the length is never one of the extra characters. */
+    assert_int_equal(ar_app_charset_ok(AR_CS_ID, "a\0b", 3), 0);
+}
+
 static void cap_is_enforced(void **state)
 {
     (void)state;
@@ -91,6 +112,7 @@ int main(void)
         cmocka_unit_test(table_cases),
         cmocka_unit_test(messages_never_echo_input),
         cmocka_unit_test(cap_is_enforced),
+        cmocka_unit_test(id_and_lang_charsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -470,6 +470,71 @@ static void test_drain_before_open(void **state)
     assert_int_equal(k.err, 0);
 }
 
+/*
+ * ar_conn_want_drain: nothing to wait for on an empty buffer (0); over half full, on_drain
+ * follows without any write having been refused (1); closed, AR_ESTATE.
+ */
+typedef struct {
+    server_t *server; /* its listener is closed with the client */
+    int opened_empty, armed, drained, after_close;
+    size_t at_drain;
+} want_t;
+
+static void want_open(ar_conn_t *c)
+{
+    want_t *w = ar_conn_get_data(c);
+    static uint8_t chunk[16 << 10];
+    w->opened_empty = ar_conn_want_drain(c);
+    /* The server reads nothing yet: once the kernel's buffers are full, bytes queue here. */
+    for (int i = 0; i < 8192 && ar_conn_outgoing(c) <= (256 << 10) / 2; i++)
+        assert_int_equal(ar_conn_write(c, chunk, sizeof(chunk)), 0);
+    w->armed = ar_conn_want_drain(c);
+}
+
+static void want_read(ar_conn_t *c, const uint8_t *data, size_t len)
+{
+    (void)c, (void)data, (void)len;
+}
+
+static void want_on_drain(ar_conn_t *c)
+{
+    want_t *w = ar_conn_get_data(c);
+    w->drained++;
+    w->at_drain = ar_conn_outgoing(c);
+    ar_conn_close(c);
+    w->after_close = ar_conn_want_drain(c);
+}
+
+static void want_close(ar_conn_t *c, int err)
+{
+    want_t *w = ar_conn_get_data(c);
+    assert_int_equal(err, 0);
+    ar_listener_close(w->server->listener);
+    w->server->listener = NULL;
+}
+
+static const ar_conn_cbs_t want_cbs = {want_open, want_read, want_on_drain, want_close};
+
+static void test_want_drain(void **state)
+{
+    (void)state;
+    server_t s;
+    uint16_t port = serve(&s, NULL, 0);
+    s.pause_on_open = 1; /* a sink that starts reading after 100 ms */
+    want_t w = {.server = &s, .opened_empty = -1, .armed = -1};
+    struct sockaddr_storage a;
+    assert_int_equal(ar_addr_parse("127.0.0.1", port, &a), 0);
+    ar_conn_t *c;
+    assert_int_equal(
+        ar_conn_connect(&loop, (struct sockaddr *)&a, NULL, NULL, &want_cbs, NULL, &w, &c), 0);
+    run_loop();
+    assert_int_equal(w.opened_empty, 0);
+    assert_int_equal(w.armed, 1);
+    assert_int_equal(w.drained, 1);
+    assert_true(w.at_drain <= (256 << 10) / 2);
+    assert_int_equal(w.after_close, AR_ESTATE);
+}
+
 /* Closing right after connecting, and writing after close. */
 static void test_close_early(void **state)
 {
@@ -610,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_refused_and_timeout),
         cmocka_unit_test(test_bind_addr),
         cmocka_unit_test(test_drain_before_open),
+        cmocka_unit_test(test_want_drain),
         cmocka_unit_test(test_close_early),
         cmocka_unit_test(test_alloc_failures),
     };

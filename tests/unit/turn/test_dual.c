@@ -305,7 +305,7 @@ static void test_dual_refresh(void **state)
     assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_refresh_fam, &fam, &code),
                      AR_STUN_SUCCESS);
     assert_int_equal(c.tp.closed, 2);
-    assert_int_equal(ar_turn_engine_stats(c.e)->allocations, 0);
+    assert_int_equal(ar_turn_stats_total(ar_turn_engine_stats(c.e)).allocations, 0);
     /* A single-family IPv4 allocation refuses a Refresh naming IPv6: 443. */
     fam_req_t plain = {0};
     assert_int_equal(alloc_with(&c, &plain), 0);

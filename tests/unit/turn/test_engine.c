@@ -68,7 +68,7 @@ static void test_allocate_401_then_success(void **state)
     uint32_t lt;
     assert_int_equal(ar_stun_attr_u32(ar_stun_find(&m, AR_TURN_ATTR_LIFETIME), &lt), 0);
     assert_int_equal(lt, 600);
-    assert_int_equal(ar_turn_engine_stats(c.e)->allocations, 1);
+    assert_int_equal(ar_turn_stats_total(ar_turn_engine_stats(c.e)).allocations, 1);
     assert_int_equal(ar_turn_shared_allocations(c.sh), 1);
     /* A second Allocate on the same 5-tuple (new transaction) is a mismatch. */
     assert_int_equal(tc_allocate(&c), 437);
@@ -200,7 +200,7 @@ static void test_refresh_and_expiry(void **state)
     assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_lifetime, &lt, &code),
                      AR_STUN_SUCCESS);
     assert_int_equal(c.tp.closed, 2);
-    assert_int_equal(ar_turn_engine_stats(c.e)->allocations, 0);
+    assert_int_equal(ar_turn_stats_total(ar_turn_engine_stats(c.e)).allocations, 0);
     assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_lifetime, &lt, &code),
                      AR_STUN_ERROR);
     assert_int_equal(code, 437);

@@ -15,8 +15,8 @@
 #define FT_MAX_MSGS 64
 
 typedef struct ft_msg_s {
-    uint8_t data[1500];
-    size_t len;
+    uint8_t data[1500]; /* the first 1500 bytes of longer ones */
+    size_t len;         /* whole */
     ar_turn_tuple_t tuple;
     ar_turn_addr_t peer;
     int relay; /* relay id for send_peer */

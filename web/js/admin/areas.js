@@ -1,7 +1,7 @@
 // Waiting areas (create, edit, delete: slug, name, time zone, hours, welcome text, questions
 // asked, quality profile, relay-only) and persistent rooms of a clinic.
-import { api, clinicPath } from './http.js';
-import { $, el, announce, showError, clear } from './ui.js';
+import { api, clinicPath } from '../api.js';
+import { $, el, announce, showError, clear } from '../dom.js';
 
 const QUESTIONS = [
   ['name', 'Name'],

@@ -1,8 +1,8 @@
 // Second-factor enrolment on the administration page. Staff enrol at their first sign-in on the
 // dashboard; an operator, who belongs to no clinic, may arrive here first, and until a factor is
 // enrolled the app refuses every clinic request (403 mfa_enrolment_required).
-import { api } from './http.js';
-import { $, el, announce, showError, clear } from './ui.js';
+import { api } from '../api.js';
+import { $, el, announce, showError, clear } from '../dom.js';
 
 // Shows the enrolment view and resolves once a code confirmed the new factor.
 export async function enrol() {

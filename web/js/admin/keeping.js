@@ -1,9 +1,9 @@
 // Encrypted keeping, the administrator's side (S5, docs/keeping.md): make the clinic's key pair
 // in this browser, upload only the public half and offer the private half as a file to keep;
 // list saved items and open one here with that file. The private key is never sent anywhere.
-import { api, clinicPath } from './http.js';
+import { api, clinicPath } from '../api.js';
 import { withReauth } from './reauth.js';
-import { $, el, announce, showError, clear } from './ui.js';
+import { $, el, announce, showError, clear } from '../dom.js';
 import { makeKeyPair, loadKeyFile, openItem, sha256Hex } from '../keepcrypto.js';
 
 let clinic = null;

@@ -1,14 +1,14 @@
 // The administration page (A2, A4): finds who is signed in and in which clinics they administer
 // or report, then shows one view at a time (#staff, #areas, #reports) for the chosen clinic.
 // Views a role cannot use are not offered; the app refuses them anyway (403).
-import { api, setCsrf, clinicPath, ApiError } from './http.js';
+import { api, setCsrf, clinicPath, ApiError } from '../api.js';
 import { enrol } from './enrol.js';
 import { initStaff, loadStaff } from './staff.js';
 import { initAreas, loadAreas } from './areas.js';
 import { initReports, loadReports } from './reports.js';
 import { initSettings, loadSettings } from './settings.js';
 import { initKeeping, loadKeeping } from './keeping.js';
-import { $, el, announce, clear } from './ui.js';
+import { $, el, announce, clear } from '../dom.js';
 
 const VIEWS = ['staff', 'areas', 'reports', 'settings'];
 const state = { me: null, clinics: new Map(), clinic: null, roles: [] };

@@ -2,8 +2,8 @@
 // (and the code, when a second factor is enrolled) proven within five minutes. withReauth runs
 // an action; when the app answers 403 reauth_required it asks for the proof in a modal dialog,
 // sends it, and runs the action once more.
-import { api, ApiError } from './http.js';
-import { $, showError } from './ui.js';
+import { api, ApiError } from '../api.js';
+import { $, showError } from '../dom.js';
 
 function ask() {
   const dlg = $('reauth');

@@ -1,8 +1,8 @@
 // Reports (A4): a date range, per day or per hour, optionally one waiting area; the figures as
 // a summary, bar charts and a table, and the same report as a CSV download.
-import { api, clinicPath } from './http.js';
+import { api, clinicPath } from '../api.js';
 import { barChart } from './chart.js';
-import { $, el, announce, showError, clear } from './ui.js';
+import { $, el, announce, showError, clear } from '../dom.js';
 
 let clinic = null;
 

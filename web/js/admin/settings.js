@@ -1,6 +1,6 @@
 // Clinic settings: the clinic's name (the jurisdiction stays with the operator).
-import { api, clinicPath } from './http.js';
-import { $, announce, showError } from './ui.js';
+import { api, clinicPath } from '../api.js';
+import { $, announce, showError } from '../dom.js';
 
 let clinic = null;
 let onRenamed = () => {};

@@ -1,8 +1,8 @@
 // Staff of a clinic: the list with roles and second-factor state, role changes, second-factor
 // resets and removal (each behind re-authentication), and invitations with their one-time link.
-import { api, clinicPath } from './http.js';
+import { api, clinicPath } from '../api.js';
 import { withReauth } from './reauth.js';
-import { $, el, announce, showError, clear, field } from './ui.js';
+import { $, el, announce, showError, clear, field } from '../dom.js';
 
 export const ROLES = [
   ['clinic_admin', 'Clinic administrator'],

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# CPU per Allocate, interleaved: coturn and one or more anteroom-turn binaries, each given ROUNDS
+# runs of N Allocates (--alloc-only: no permission or channel; 64 in flight; every client socket
+# on its own source address, as in run.sh) against a freshly started server. The runs take turns
+# (coturn, A, B, coturn, A, B, ...), so the shared machine's other load weighs on all of them
+# alike. The server's CPU is read from /proc/<pid>/task/*/schedstat (nanoseconds) while it is
+# idle just before the client starts and just after the client reports its last answer, so the
+# figure is not limited by the 10 ms ticks of /proc/<pid>/stat (0.7 us per Allocate at 15000,
+# about the size of the differences looked for). Prints every run's ALLOC line (its own,
+# tick-based cpu_us_per_alloc included) with the schedstat figure, then per server the median
+# CPU us per Allocate and its ratio to coturn's median from the same invocation.
+#
+# Usage: bench/turn/alloc_ab.sh [LABEL=BINARY ...]
+#        (default: anteroom=build/default/cmd/anteroom-turn/anteroom-turn)
+# Env:   BENCH_ALLOCS (N, default 15000), BENCH_ROUNDS (default 5), BENCH_PORT (default 34760),
+#        AR_BUILD (build dir, default build/default).
+set -uo pipefail
+if [ -z "${AR_BENCH_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
+  exec env AR_BENCH_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+fi
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${AR_BUILD:-$ROOT/build/default}
+TL=$BUILD/bench/turn/ar-turnload
+N=${BENCH_ALLOCS:-15000}
+ROUNDS=${BENCH_ROUNDS:-5}
+PORT=${BENCH_PORT:-34760}
+PEER_PORT=$((PORT + 10))
+[ -x "$TL" ] || { echo "missing $TL: run cmake --build --preset default first" >&2; exit 1; }
+command -v turnserver >/dev/null || { echo "coturn (turnserver) is not installed" >&2; exit 1; }
+servers=(coturn)
+declare -A BIN
+if [ $# -eq 0 ]; then set -- "anteroom=$BUILD/cmd/anteroom-turn/anteroom-turn"; fi
+for a in "$@"; do
+  label=${a%%=*} bin=${a#*=}
+  [ -x "$bin" ] || { echo "not an executable: $bin" >&2; exit 1; }
+  servers+=("$label")
+  BIN[$label]=$bin
+done
+TMP=$(mktemp -d /tmp/ar-alloc-ab.XXXXXX)
+pids=()
+stop_pid() {
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
+cleanup() {
+  for p in "${pids[@]}"; do stop_pid "$p"; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start_server() { # start_server <label>: sets SRV
+  if [ "$1" = coturn ]; then
+    rm -rf "$TMP/coturn" && mkdir -p "$TMP/coturn"
+    turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port="$PORT" \
+      --min-port=10000 --max-port=29999 --realm=bench --lt-cred-mech --user=bench:bench \
+      --allow-loopback-peers --no-cli --no-dtls --no-tls --no-multicast-peers \
+      --userdb="$TMP/coturn/turndb" --pidfile="$TMP/coturn/turn.pid" \
+      --log-file="$TMP/coturn/turn.log" --no-stdout-log --simple-log >"$TMP/srv.log" 2>&1 &
+  else
+    "${BIN[$1]}" --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$PORT" \
+      --min-port 10000 --max-port 29999 --realm bench --user bench:bench \
+      --allow-loopback-peers --no-tls >"$TMP/srv.log" 2>&1 &
+  fi
+  SRV=$!
+  pids+=("$SRV")
+  for _ in $(seq 100); do
+    ss -Hlnu "sport = :$PORT" | grep -q . && return 0
+    sleep 0.1
+  done
+  echo "$1 did not start: $(tail -1 "$TMP/srv.log")" >&2
+  return 1
+}
+
+cpu_ns() { # CPU time of every thread of process $1, in ns
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'
+}
+
+"$TL" peer --listen "127.0.0.1:$PEER_PORT" --secs 3600 >/dev/null 2>&1 &
+pids+=($!)
+declare -A CPU
+net=20
+echo "alloc_ab: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $N Allocates x $ROUNDS rounds"
+for ((r = 1; r <= ROUNDS; r++)); do
+  for s in "${servers[@]}"; do
+    start_server "$s" || exit 1
+    sleep 0.3
+    net=$((net + 1))
+    c0=$(cpu_ns "$SRV")
+    timeout 120 "$TL" turn --server "127.0.0.1:$PORT" --peer "127.0.0.1:$PEER_PORT" \
+      --allocs "$N" --window 64 --no-data --alloc-only --hold 5 --server-pid "$SRV" \
+      --bind "127.$net.0.1" --spread "$N" >"$TMP/tl.out" 2>&1 &
+    tl=$!
+    for _ in $(seq 2400); do
+      grep -qs '^ALLOC' "$TMP/tl.out" && break
+      kill -0 "$tl" 2>/dev/null || break
+      sleep 0.02
+    done
+    c1=$(cpu_ns "$SRV")
+    stop_pid "$tl"
+    stop_pid "$SRV"
+    line=$(grep '^ALLOC' "$TMP/tl.out")
+    ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$line")
+    v=$(awk -v a="$c0" -v b="$c1" -v n="${ok:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / 1000 / n}')
+    echo "round $r $s ${line:-no ALLOC line} schedstat_us_per_alloc=${v:-n/a}"
+    [ -n "$v" ] && CPU[$s]="${CPU[$s]:-} $v"
+  done
+done
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+base=$(median "${CPU[coturn]:-}")
+echo "median CPU us per Allocate (ratio to coturn):"
+for s in "${servers[@]}"; do
+  m=$(median "${CPU[$s]:-}")
+  awk -v s="$s" -v m="$m" -v b="$base" -v all="${CPU[$s]:-}" \
+    'BEGIN {printf "  %-12s %6.1f  %.3f   (runs:%s)\n", s, m, (b > 0 ? m / b : 0), all}'
+done

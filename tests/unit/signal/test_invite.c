@@ -1,0 +1,156 @@
+/*
+ * One-time invite links across the jurisdiction (src/signal/invite.c): the used-token set, the
+ * claims other workers publish, and how two claims for one token are ranked. No sockets and no
+ * bus: claims are applied as the bus would deliver them.
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+static ar__sig_srv_t *srv_new(void)
+{
+    ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
+    assert_non_null(srv);
+    srv->node_id = 1;
+    return srv;
+}
+
+static void claims(ar_token_claims_t *cl, const char *sub, int64_t exp)
+{
+    memset(cl, 0, sizeof(*cl));
+    snprintf(cl->sub, sizeof(cl->sub), "%s", sub);
+    cl->role = AR_TOKEN_INVITEE;
+    cl->exp = exp;
+}
+
+static const char *peer(char c)
+{
+    static char p[4][AR__SIG_PEER_LEN + 1];
+    static int i;
+    char *out = p[i++ % 4];
+    memset(out, c, AR__SIG_PEER_LEN);
+    out[AR__SIG_PEER_LEN] = '\0';
+    return out;
+}
+
+/* A claim as another worker (w) publishes it. */
+static void apply(ar__sig_srv_t *srv, const char *w, const char *sub, int64_t exp, uint64_t t,
+                  const char *p)
+{
+    char hex[33], msg[256];
+    ar__sig_invite_key(sub, hex);
+    int n =
+        snprintf(msg, sizeof(msg), "{\"w\":\"%s\",\"h\":\"%s\",\"e\":%lld,\"t\":%llu,\"p\":\"%s\"}",
+                 w, hex, (long long)exp, (unsigned long long)t, p);
+    ar__sig_invite_apply(srv, msg, (size_t)n);
+}
+
+static void test_used_once(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = srv_new();
+    int64_t exp = (int64_t)time(NULL) + 600;
+    ar_token_claims_t cl;
+    claims(&cl, "invite-1", exp);
+    assert_int_equal(ar__sig_invite_used(srv, &cl), 0);
+    assert_int_equal(ar__sig_invite_claim(srv, &cl, peer('a')), 0);
+    assert_int_equal(ar__sig_invite_used(srv, &cl), 1);
+    assert_int_equal(ar__sig_invite_claim(srv, &cl, peer('b')), AR_EPERM);
+    assert_string_equal(ar__sig_invite_holder(srv, "invite-1"), peer('a'));
+    /* Another token is unaffected. */
+    claims(&cl, "invite-2", exp);
+    assert_int_equal(ar__sig_invite_used(srv, &cl), 0);
+    /* A claim from another worker marks it used here. */
+    apply(srv, "0000000000000002", "invite-2", exp, 1000, peer('c'));
+    assert_int_equal(ar__sig_invite_used(srv, &cl), 1);
+    ar__sig_invites_free(srv);
+    assert_null(srv->invites);
+    ar_free(srv);
+}
+
+static void test_ranking(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = srv_new();
+    int64_t exp = (int64_t)time(NULL) + 600;
+    /* The earliest claim holds the token, whatever order the claims arrive in. */
+    apply(srv, "0000000000000002", "t", exp, 2000, peer('m'));
+    apply(srv, "0000000000000003", "t", exp, 1000, peer('z'));
+    assert_string_equal(ar__sig_invite_holder(srv, "t"), peer('z'));
+    apply(srv, "0000000000000004", "t", exp, 3000, peer('b'));
+    assert_string_equal(ar__sig_invite_holder(srv, "t"), peer('z'));
+    /* Same time: the smaller peer id. */
+    apply(srv, "0000000000000005", "t", exp, 1000, peer('y'));
+    assert_string_equal(ar__sig_invite_holder(srv, "t"), peer('y'));
+    apply(srv, "0000000000000005", "t", exp, 1000, peer('z'));
+    assert_string_equal(ar__sig_invite_holder(srv, "t"), peer('y'));
+    ar__sig_invites_free(srv);
+    ar_free(srv);
+}
+
+static void test_loser_ended_here(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = srv_new();
+    int64_t exp = (int64_t)time(NULL) + 600;
+    ar_token_claims_t cl;
+    claims(&cl, "race", exp);
+    /* A session this worker owns (away: no connection) used the link... */
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, peer('q'));
+    assert_non_null(r);
+    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->rec = r;
+    r->local = s;
+    r->owner = srv->node_id;
+    srv->nsessions++;
+    assert_int_equal(ar__sig_invite_claim(srv, &cl, r->peer), 0);
+    /* ...after another worker's session did: ours is ended, record and all. */
+    apply(srv, "0000000000000002", "race", exp, 1, peer('p'));
+    assert_null(ar__sig_rec_find(srv, peer('q')));
+    assert_string_equal(ar__sig_invite_holder(srv, "race"), peer('p'));
+    ar__sig_invites_free(srv);
+    ar_free(srv);
+}
+
+static void test_ignored(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = srv_new();
+    int64_t now = (int64_t)time(NULL);
+    /* Our own claims come back from NATS: already applied. */
+    apply(srv, "0000000000000001", "own", now + 600, 1, peer('a'));
+    assert_null(ar__sig_invite_holder(srv, "own"));
+    /* An expired token opens nothing: nothing to remember. */
+    apply(srv, "0000000000000002", "old", now - 1, 1, peer('a'));
+    assert_null(ar__sig_invite_holder(srv, "old"));
+    /* Malformed claims. */
+    const char *bad[] = {"", "{", "[]", "{\"w\":\"2\"}",
+                         "{\"w\":\"2\",\"h\":\"zz\",\"e\":1,\"t\":1,\"p\":\"x\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ar__sig_invite_apply(srv, bad[i], strlen(bad[i]));
+    apply(srv, "0000000000000002", "short", now + 600, 1, "tooshort");
+    assert_null(ar__sig_invite_holder(srv, "short"));
+    ar__sig_invites_free(srv);
+    ar_free(srv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_used_once),
+        cmocka_unit_test(test_ranking),
+        cmocka_unit_test(test_loser_ended_here),
+        cmocka_unit_test(test_ignored),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,68 @@
+// web/js/signal.js without a browser: a stand-in WebSocket feeds it frames. Checks the frame
+// dispatch the pages rely on: `error lost` (protocol 5.10) becomes 'resync' and not a refusal,
+// other errors stay 'error', replayed seqs are dropped, pings are answered.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+class FakeSocket {
+  static OPEN = 1;
+  static last = null;
+  constructor(url, proto) {
+    this.url = url;
+    this.proto = proto;
+    this.readyState = FakeSocket.OPEN;
+    this.sent = [];
+    FakeSocket.last = this;
+    queueMicrotask(() => this.onopen?.());
+  }
+  send(s) {
+    this.sent.push(JSON.parse(s));
+  }
+  close() {}
+  deliver(frame) {
+    this.onmessage({ data: JSON.stringify(frame) });
+  }
+}
+globalThis.WebSocket = FakeSocket;
+const { SignalClient } = await import('../../../web/js/signal.js');
+
+// Each client's keepalive timer ends with its test, pass or fail.
+async function connected(t) {
+  const c = new SignalClient({ urls: ['wss://x.example/ws'], token: () => 'tok' });
+  t.after(() => {
+    c.stopped = true;
+    clearInterval(c.pingTimer);
+  });
+  await c.connect();
+  await new Promise((r) => setImmediate(r));
+  const ws = FakeSocket.last;
+  assert.equal(ws.sent[0].type, 'hello');
+  ws.deliver({ v: 1, type: 'welcome', seq: 1, peer: 'p1', resume: 'r', grace: 120, ping: 25 });
+  return { c, ws };
+}
+
+function record(c, names) {
+  const seen = [];
+  for (const n of names) c.addEventListener(n, (e) => seen.push([n, e.detail]));
+  return seen;
+}
+
+test('error lost is a resync, other errors stay errors', async (t) => {
+  const { c, ws } = await connected(t);
+  const seen = record(c, ['resync', 'error']);
+  ws.deliver({ v: 1, type: 'error', seq: 0, code: 21, name: 'lost', text: '3 messages were lost after seq 1' });
+  ws.deliver({ v: 1, type: 'error', seq: 0, code: 3, name: 'forbidden', about: 'join' });
+  assert.deepEqual(seen.map(([n, f]) => [n, f.name]), [['resync', 'lost'], ['error', 'forbidden']]);
+});
+
+test('a replayed seq is dropped; a ping is answered with a pong and an ack', async (t) => {
+  const { c, ws } = await connected(t);
+  const seen = record(c, ['offer']);
+  ws.deliver({ v: 1, type: 'offer', seq: 2, from: 'p2', sdp: 'a' });
+  ws.deliver({ v: 1, type: 'offer', seq: 2, from: 'p2', sdp: 'a' });
+  ws.deliver({ v: 1, type: 'ping', seq: 0, t: 5 });
+  assert.equal(seen.length, 1);
+  const types = ws.sent.map((f) => f.type);
+  assert.deepEqual(types.slice(-2), ['pong', 'ack']);
+  assert.equal(ws.sent.at(-1).seq, 2);
+});
