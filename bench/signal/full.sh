@@ -14,7 +14,10 @@
 # Environment (defaults): N=10000 idle connections, RATES="2000 8000" msg/s, SECS=5, CALLS=2000,
 #   CALL_PROCS=4, HOP_RATE=2000, HOP_ROUNDS=3 (same/cross interleaved; medians), SCALE=200000, SCALE_WORKERS=12, SCALE_PROCS=12 (0: no scale run),
 #   SCALE_HOLD=70 (seconds the scale run holds its connections after measuring, then counts them),
-#   SERVERS="bare node-ws peerjs anteroom", PHASES="servers hop scale" (or "relay": only the CPU
+#   SERVERS="bare node-ws peerjs anteroom" (also "anteroom-w2": a node of two workers whose pairs
+#   all connect to worker 0's own port, --worker-port, so every frame is relayed on that worker
+#   and copied to its backup on the other; CPU counts both workers and nats-server),
+#   PHASES="servers hop scale" (or "relay": only the CPU
 #   per relayed message and latency at RATES, the relay part of "servers"), AR_BUILD=build/default,
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
@@ -106,9 +109,10 @@ spids="" bpids="" started=() failed=()
 # start_server NAME [WORKERS [TLS]]: starts it on $port; sets spids (measured processes),
 # bpids (anteroom's NATS servers) and started (everything to stop).
 start_server() {
-  local name=$1 workers=${2:-1} tls=${3:-0}
+  local name=$1 workers=${2:-1} tls=${3:-0} wargs=()
   spids="" bpids="" started=()
   nextport
+  lport=$port # where the load generator connects
   case $name in
   bare)
     "$bare" "$port" >"$work/$name.log" 2>&1 &
@@ -119,8 +123,12 @@ start_server() {
   peerjs)
     node "$node_dir/peerjs_server.js" "$port" >"$work/$name.log" 2>&1 &
     spids=$! started=($!) ;;
-  anteroom | anteroom2)
+  anteroom | anteroom2 | anteroom-w2)
     local np=$((port + 1000)) tlsargs=()
+    if [ "$name" = anteroom-w2 ]; then
+      workers=2 lport=$((port + 2000))
+      wargs=(--worker-port "$lport")
+    fi
     nats-server -a 127.0.0.1 -p "$np" >"$work/nats-$port.log" 2>&1 &
     bpids=$! started=($!)
     pids+=("$!")
@@ -129,11 +137,11 @@ start_server() {
     "${bin:-$signal}" --listen 127.0.0.1 --port "$port" --jurisdiction eu --node-name n1 \
       --keys "$work/pub" --origin https://bench.anteroom.invalid --workers "$workers" \
       --max-per-address 0 --nats "nats://127.0.0.1:$np" --log-level warn "${tlsargs[@]}" \
-      >"$work/signal-$port.log" 2>&1 &
+      "${wargs[@]}" >"$work/signal-$port.log" 2>&1 &
     local sup=$!
     started+=("$sup")
     pids+=("$sup")
-    wait_port "$port" || { echo "anteroom-signal did not start" >&2; return 1; }
+    wait_port "$lport" || { echo "anteroom-signal did not start" >&2; return 1; }
     for _ in $(seq 100); do
       spids=$(tr ' ' '\n' <"/proc/$sup/task/$sup/children" | grep -c .)
       [ "$spids" -ge "$workers" ] && break
@@ -148,7 +156,7 @@ start_server() {
   return 0
 }
 
-dialect() { case $1 in bare) echo raw ;; node-ws) echo ws ;; *) echo "$1" ;; esac; }
+dialect() { case $1 in bare) echo raw ;; node-ws) echo ws ;; anteroom*) echo anteroom ;; *) echo "$1" ;; esac; }
 
 # meter LABEL SERVER ARGS...: one measurement on a fresh server; its RESULT line is kept.
 meter() {
@@ -163,7 +171,7 @@ meter() {
   local b=()
   [ -n "$bpids" ] && b=(-B "$bpids")
   nextsrc
-  timeout 900 "$load" "$cmd" "$@" -d "$(dialect "$server")" -p "$port" -s "$spids" "${b[@]}" \
+  timeout 900 "$load" "$cmd" "$@" -d "$(dialect "$server")" -p "$lport" -s "$spids" "${b[@]}" \
     -K "$work/sec" -l "$label" -b "$srcbase" 2>>"$work/errors" | tee -a "$results" |
     sed 's/^RESULT /  /' >&2
   [ "${PIPESTATUS[0]}" = 0 ] || failed+=("$label $cmd")

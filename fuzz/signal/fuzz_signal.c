@@ -6,7 +6,10 @@
  *   - an accepted frame rebuilds (never larger than it came), and the rebuilt frame parses to
  *     a fixed point;
  *   - an accepted client offer, answer or candidate relays: rebuilt as a server frame with the
- *     longest peer id and sequence number, it still fits a server frame.
+ *     longest peer id and sequence number, it still fits a server frame;
+ *   - the relay's parse (AR_SIG_PARSE_KEEP_SDP_JSON | AR_SIG_PARSE_BORROW: the SDP kept as
+ *     sent, flat frames read without jansson) gives the full parse's answer: the same refusal,
+ *     or a message that builds to the same frame once its kept SDP is decoded.
  */
 #include "signal/signal.h"
 
@@ -16,6 +19,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char out1[AR_SIG_OUT_MAX + 1];
 static char out2[AR_SIG_OUT_MAX + 1];
+static char out3[AR_SIG_OUT_MAX + 1];
+
+/* The relay's parse against the full one (rc, err: the full parse's answer; m: its message). */
+static void check_relay_parse(ar_sig_dir_t dir, const char *frame, size_t len, int rc,
+                              const ar_sig_err_t *err, const ar_sig_msg_t *m)
+{
+    ar_sig_msg_t f, g;
+    ar_sig_err_t e;
+    int r =
+        ar_sig_parse2(dir, frame, len, AR_SIG_PARSE_KEEP_SDP_JSON | AR_SIG_PARSE_BORROW, &f, &e);
+    if (r == AR_ENOMEM || rc == AR_ENOMEM)
+        return;
+    if (r != rc || e.type != err->type || e.id != err->id)
+        __builtin_trap();
+    if (r != 0) {
+        if (e.code != err->code || strcmp(e.text, err->text) != 0)
+            __builtin_trap();
+        return;
+    }
+    int n = ar_sig_build(dir, &f, out3, sizeof(out3));
+    ar_sig_msg_free(&f);
+    if (n <= 0)
+        __builtin_trap();
+    /* A kept SDP is written back escaped as it came: decode it through the full parse. */
+    if (ar_sig_parse(dir, out3, (size_t)n, &g, &e) != 0)
+        __builtin_trap();
+    int n3 = ar_sig_build(dir, &g, out3, sizeof(out3));
+    int n1 = ar_sig_build(dir, m, out2, sizeof(out2));
+    ar_sig_msg_free(&g);
+    if (n3 != n1 || n1 <= 0 || memcmp(out2, out3, (size_t)n1) != 0)
+        __builtin_trap();
+}
 
 static void check_refusal(const ar_sig_err_t *err)
 {
@@ -64,6 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = ar_sig_parse(dir, frame, len, &m, &err);
     if (rc == AR_ENOMEM)
         return 0;
+    check_relay_parse(dir, frame, len, rc, &err, rc == 0 ? &m : NULL);
     if (rc != 0) {
         check_refusal(&err);
         return 0;

@@ -72,6 +72,11 @@ struct ar__sig_bus_s {
     ar__sig_srv_t *srv;
     item_t *lhead, *ltail; /* frames for sessions this worker owns: the loop's thread only */
     int lpoked;
+    /* Numbered copies for one backup worker not yet published (ar__sig_bus_num): loop only. */
+    uint8_t *nbuf;
+    size_t nlen, ncap;
+    unsigned nframes;
+    uint64_t nworker, nsince_us;
     size_t max_bytes;
     /* Dropped messages since the loop last looked (under mu): counts by kind, and the peers
      * whose frames went (lost_all when more than LOST_MAX peers lost some). */
@@ -133,6 +138,9 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         it->data[len] = '\0';
     }
     pthread_mutex_lock(&b->mu);
+    /* The loop takes the whole inbox (and the drop counts) at each wake-up: only a message
+     * that finds the inbox empty needs to poke it; the others find a poke pending. */
+    int poke = b->head == NULL;
     if (it && b->bytes + len > b->max_bytes) {
         ar_free(it);
         it = NULL;
@@ -152,8 +160,88 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     pthread_mutex_unlock(&b->mu);
     /* A drop wakes the loop too: the session is told now, not at the next message. */
     uint64_t one = 1;
-    (void)!write(b->efd, &one, sizeof(one));
+    if (poke)
+        (void)!write(b->efd, &one, sizeof(one));
     natsMsg_Destroy(msg);
+}
+
+/* ---- numbered copies to a backup, batched ---- */
+
+/*
+ * Each frame an owner numbers is copied to the session's backup (sess.c). One NATS message per
+ * copy cost more than the relay itself on a two-worker node (performance.md): a publish, hand-offs
+ * between libnats' threads on both workers, nats-server, the backup's eventfd and a JSON parse.
+ * So copies for one backup go out together, in a binary batch ('N', then entries of
+ * AR__SIG_NUM_HDR bytes and the frame), at most NUM_BATCH_US after the first, or sooner when the
+ * batch is full or anything else is published: every other publication flushes the batch first,
+ * so the bus sees exactly the order it saw with one message per copy.
+ */
+#define NUM_BATCH_BYTES (32u << 10)
+#define NUM_BATCH_FRAMES 64u
+#define NUM_BATCH_US 1000u
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void nums_flush(ar__sig_bus_t *b)
+{
+    if (!b->nlen)
+        return;
+    char subj[96];
+    snprintf(subj, sizeof(subj), "%sproc.%016llx", b->prefix, (unsigned long long)b->nworker);
+    (void)natsConnection_Publish(b->nc, subj, b->nbuf, (int)b->nlen);
+    sodium_memzero(b->nbuf, b->nlen); /* relayed SDP does not linger in memory */
+    b->nlen = 0;
+    b->nframes = 0;
+}
+
+void ar__sig_bus_num(ar__sig_srv_t *srv, uint64_t worker, const char *peer, int64_t seq,
+                     const uint8_t fid[16], uint8_t action, const char *frame, size_t len)
+{
+    ar__sig_bus_t *b = srv->bus;
+    size_t need = AR__SIG_NUM_HDR + len;
+    if (!b || len > AR_SIG_OUT_MAX || seq < 0)
+        return;
+    if (b->nlen && (b->nworker != worker || b->nlen + need > b->ncap))
+        nums_flush(b);
+    if (!b->nbuf) {
+        b->ncap = 1 + NUM_BATCH_BYTES + AR__SIG_NUM_HDR + AR_SIG_OUT_MAX;
+        if (!(b->nbuf = ar_malloc(b->ncap)))
+            return;
+    }
+    if (!b->nlen) {
+        b->nbuf[0] = 'N';
+        b->nlen = 1;
+        b->nworker = worker;
+        b->nsince_us = ar__sig_now_us();
+    }
+    uint8_t *p = b->nbuf + b->nlen;
+    memcpy(p, peer, AR__SIG_PEER_LEN);
+    put_le(p + AR__SIG_PEER_LEN, (uint64_t)seq, 8);
+    memcpy(p + AR__SIG_PEER_LEN + 8, fid, 16);
+    p[AR__SIG_PEER_LEN + 24] = action;
+    put_le(p + AR__SIG_PEER_LEN + 25, len, 4);
+    memcpy(p + AR__SIG_NUM_HDR, frame, len);
+    b->nlen += need;
+    if (++b->nframes >= NUM_BATCH_FRAMES || b->nlen >= NUM_BATCH_BYTES)
+        nums_flush(b);
+}
+
+/* Before the loop waits: a batch as old as NUM_BATCH_US goes; else wait at most until then. */
+static int on_idle(void *data)
+{
+    ar__sig_bus_t *b = ((ar__sig_srv_t *)data)->bus;
+    if (!b || !b->nlen)
+        return -1;
+    uint64_t age = ar__sig_now_us() - b->nsince_us;
+    if (age >= NUM_BATCH_US) {
+        nums_flush(b);
+        return -1;
+    }
+    return (int)((NUM_BATCH_US - age + 999) / 1000);
 }
 
 /* ---- frames lost before numbering: the client is told (docs/protocol.md 5.10) ---- */
@@ -263,6 +351,7 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
     int n = snprintf(body, sizeof(body), "{\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu}",
                      (unsigned long long)srv->node_id, srv->conf->node_name, srv->draining,
                      (unsigned long long)ar__sig_now_us());
+    nums_flush(b);
     (void)natsConnection_Publish(b->nc, subj, body, n);
     /*
      * Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). Silence is
@@ -315,6 +404,7 @@ static void publish_to(ar__sig_bus_t *b, const char *peer, const void *buf, size
 {
     char subj[128];
     snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
+    nums_flush(b);
     (void)natsConnection_Publish(b->nc, subj, buf, (int)len);
 }
 
@@ -511,10 +601,27 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
     publish_to(b, peer, buf, n);
 }
 
+int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, size_t len)
+{
+    ar__sig_bus_t *b = srv->bus;
+    /* Only when no local frame waits: one sender's frames keep their order. */
+    ar__sig_sess_t *s = r->local;
+    if (!b || b->lhead || action == AR__SIG_ACT_ENDED || !s || s->is_backup ||
+        r->owner != srv->node_id)
+        return 0;
+    uint8_t *buf = (uint8_t *)srv->pub;
+    uint64_t ctr = ++srv->fid_counter;
+    memcpy(buf, &srv->node_id, 8);
+    memcpy(buf + 8, &ctr, 8);
+    ar__sig_sess_deliver(srv, s, buf, action, srv->pub + AR__SIG_TO_HDR, len, 0);
+    return 1;
+}
+
 static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
 {
     char *s = srv->bus ? json_dumps(o, JSON_COMPACT) : NULL;
     if (s) {
+        nums_flush(srv->bus);
         (void)natsConnection_PublishString(srv->bus->nc, subj, s);
         ar_free(s); /* jansson allocates with ar_malloc (ar_sig_init) */
     }
@@ -586,6 +693,7 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
             k_kind_label[k]);
     if (b->efd < 0 || ar_sn_loop_watch(srv->loop, b->efd, on_wake, srv) != 0)
         return AR_ESYS;
+    ar_sn_loop_set_idle(srv->loop, on_idle, srv);
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
@@ -629,6 +737,8 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
      * default 10 s: under `anteroom up` the NATS server gets SIGTERM at the same time and may be
      * gone already, and a node that is reconnecting has nothing to flush to.
      */
+    if (b->nc)
+        nums_flush(b);
     if (b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
         (void)natsConnection_FlushTimeout(b->nc, 1000);
     for (int i = 0; i < 6; i++)
@@ -645,6 +755,7 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
             it = n;
         }
     }
+    ar_free(b->nbuf);
     if (b->efd >= 0)
         close(b->efd);
     pthread_mutex_destroy(&b->mu);

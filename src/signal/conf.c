@@ -40,6 +40,8 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
     O("metrics-host", AR_CONF_STR, metrics_host, "127.0.0.1", 0, 0, "operator listener address"),
     O("metrics-port", AR_CONF_INT, metrics_port, "0", 0, 65535,
       "operator listener (/metrics, /healthz, /readyz) of worker 0; worker i adds i; 0: off"),
+    O("worker-port", AR_CONF_INT, worker_port, "0", 0, 65535,
+      "worker i also listens alone on this port + i: a room's members sent to one worker; 0: off"),
     O("log-level", AR_CONF_STR, log_level, "info", 0, 0, "debug, info, warn or error"),
     O("inbox-max", AR_CONF_SIZE, inbox_max, "64M", 4096, (int64_t)1 << 32,
       "bytes of bus messages a worker holds for its loop; beyond, messages are dropped "
@@ -50,6 +52,10 @@ const size_t ar_signal_conf_nopts = sizeof(ar_signal_conf_opts) / sizeof(ar_sign
 
 int ar_signal_conf_check(const ar_signal_conf_t *conf, char *err, size_t cap)
 {
+    if (conf->worker_port && conf->worker_port + conf->workers - 1 > 65535) {
+        snprintf(err, cap, "worker-port + workers - 1 must be at most 65535");
+        return AR_ECONFIG;
+    }
     if (conf->trusted_proxies.count > AR__SIG_PROXIES_MAX) {
         snprintf(err, cap, "at most %d trusted-proxy entries", AR__SIG_PROXIES_MAX);
         return AR_ECONFIG;

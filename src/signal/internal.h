@@ -311,6 +311,20 @@ void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void
 /* Sends the session-level frame in srv->pub (built with "seq":0 after AR__SIG_TO_HDR bytes)
  * to a peer's owner and backup. */
 void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
+/* A relayed frame in srv->pub for a session this worker owns, delivered at once when no local
+ * frame waits (not an "ended" one): 1 when delivered, 0 when the caller sends it with
+ * ar__sig_bus_to. Only for callers that loop over nothing the delivery can change (flows.c,
+ * on_relay). */
+int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, size_t len);
+/*
+ * Queues a numbered copy of a frame for a session's backup worker; copies for one worker go
+ * out together on its proc subject (bus.c): 'N', then per frame AR__SIG_NUM_HDR bytes (peer id,
+ * seq as 8 bytes little-endian, fid, action, frame length as 4 bytes little-endian) and the
+ * frame. Anything else published flushes the batch first, so the bus keeps the order.
+ */
+#define AR__SIG_NUM_HDR (AR__SIG_PEER_LEN + 8 + 16 + 1 + 4)
+void ar__sig_bus_num(ar__sig_srv_t *srv, uint64_t worker, const char *peer, int64_t seq,
+                     const uint8_t fid[16], uint8_t action, const char *frame, size_t len);
 /* Sends a JSON object to one worker's proc subject; reply: NULL or an inbox for an answer. */
 void ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
 int ar__sig_bus_request(ar__sig_srv_t *srv, uint64_t worker, void *json_obj, const char *peer);

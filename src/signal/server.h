@@ -30,6 +30,7 @@ typedef struct ar_signal_conf_s {
     char *tls_cert, *tls_key;
     char *metrics_host;
     int64_t metrics_port; /* worker i serves /metrics on metrics_port + i; 0: none */
+    int64_t worker_port;  /* worker i also listens alone on worker_port + i; 0: none */
     char *log_level;
     int64_t inbox_max; /* bytes of bus messages waiting for the loop; beyond, dropped (counted) */
 } ar_signal_conf_t;

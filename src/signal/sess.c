@@ -182,11 +182,18 @@ static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_f
     const char *ph = strstr(f->data, ",\"seq\":0");
     if (!ph)
         return;
-    size_t pre = (size_t)(ph - f->data) + 7;
-    int n = snprintf(srv->out, sizeof(srv->out), "%.*s%lld%s", (int)pre, f->data, (long long)f->seq,
-                     f->data + pre + 1);
-    if (n > 0 && (size_t)n < sizeof(srv->out) &&
-        ar_sn_send(s->conn->c, AR_WS_OP_TEXT, srv->out, (size_t)n) == 0)
+    /* Spliced with two copies rather than printf: this runs for every relayed frame. */
+    size_t pre = (size_t)(ph - f->data) + 7, post = f->len - pre - 1;
+    char num[24];
+    size_t nl = 0;
+    for (uint64_t v = f->seq > 0 ? (uint64_t)f->seq : 0; nl == 0 || v; v /= 10)
+        num[sizeof(num) - ++nl] = (char)('0' + v % 10);
+    if (pre + nl + post > sizeof(srv->out))
+        return;
+    memcpy(srv->out, f->data, pre);
+    memcpy(srv->out + pre, num + sizeof(num) - nl, nl);
+    memcpy(srv->out + pre + nl, f->data + pre + 1, post);
+    if (ar_sn_send(s->conn->c, AR_WS_OP_TEXT, srv->out, pre + nl + post) == 0)
         ar_metric_add(srv->m.msgs_out, 0, 1);
 }
 
@@ -209,11 +216,9 @@ static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
     if (action == AR__SIG_ACT_RESET_CAND)
         memset(s->cand, 0, sizeof(s->cand));
     send_numbered(srv, s, f);
-    char hex[33];
-    sodium_bin2hex(hex, sizeof(hex), fid, 16);
-    to_backup(srv, s,
-              json_pack("{s:s,s:s,s:I,s:s,s:i,s:s%}", "k", "num", "p", s->rec->peer, "s",
-                        (json_int_t)s->seq, "f", hex, "a", (int)action, "d", frame, len));
+    /* Batched with the other copies for that worker (bus.c); none without a live backup. */
+    if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
+        ar__sig_bus_num(srv, s->rec->backup, s->rec->peer, s->seq, fid, action, frame, len);
     if (action == AR__SIG_ACT_ENDED && s->rec->role != AR_SIG_ROLE_STAFF) {
         /* The consultation is over: the patient's or invitee's session goes with it (P5). */
         ar__sig_conn_t *cn = s->conn;
@@ -250,7 +255,8 @@ void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *
         }
         return;
     }
-    uint64_t now = ar__sig_now_us();
+    /* 0: delivered as it was sent (a local relay, bus.c), no latency to observe. */
+    uint64_t now = sent_us ? ar__sig_now_us() : 0;
     if (sent_us && now >= sent_us)
         ar_metric_observe(srv->m.relay_us, 0, (double)(now - sent_us));
     own_frame(srv, s, fid, action, frame, len);
@@ -642,9 +648,50 @@ static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     ar__sig_sess_free(srv, s);
 }
 
+static uint64_t get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* A batch of numbered copies from an owner (ar__sig_bus_num): each as on_num. */
+static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
+{
+    size_t i = 1;
+    while (len - i >= AR__SIG_NUM_HDR) {
+        char peer[AR__SIG_PEER_LEN + 1];
+        memcpy(peer, d + i, AR__SIG_PEER_LEN);
+        peer[AR__SIG_PEER_LEN] = '\0';
+        uint64_t seq = get_le(d + i + AR__SIG_PEER_LEN, 8);
+        const uint8_t *fid = d + i + AR__SIG_PEER_LEN + 8;
+        uint8_t action = d[i + AR__SIG_PEER_LEN + 24];
+        size_t fl = (size_t)get_le(d + i + AR__SIG_PEER_LEN + 25, 4);
+        i += AR__SIG_NUM_HDR;
+        if (fl > len - i || seq > (uint64_t)INT64_MAX)
+            return;
+        ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+        ar__sig_sess_t *s = r ? r->local : NULL;
+        if (s && s->is_backup) {
+            pending_take(s, fid);
+            ar__sig_frame_t *f = frame_new(fid, (int64_t)seq, action, (const char *)d + i, fl);
+            if (f) {
+                s->seq = (int64_t)seq;
+                append(s, f);
+            }
+        }
+        i += fl;
+    }
+}
+
 void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const char *reply)
 {
     (void)reply;
+    if (len > 0 && data[0] == 'N') {
+        on_nums(srv, (const uint8_t *)data, len);
+        return;
+    }
     json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
     const char *k, *peer;
     if (!o || json_unpack(o, "{s:s,s:s}", "k", &k, "p", &peer) != 0) {

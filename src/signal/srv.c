@@ -284,9 +284,10 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
         cn->over_since = 0;
     ar_sig_msg_t m;
     ar_sig_err_t err;
-    /* Offers and answers keep their SDP as sent: it is only forwarded (lift.c). */
-    int rc = ar_sig_parse2(AR_SIG_FROM_CLIENT, (const char *)data, len, AR_SIG_PARSE_KEEP_SDP_JSON,
-                           &m, &err);
+    /* Offers and answers keep their SDP as sent: it is only forwarded (lift.c). A relay's frame
+     * is read without jansson, its strings left in `data`, which outlives m (flat.c). */
+    int rc = ar_sig_parse2(AR_SIG_FROM_CLIENT, (const char *)data, len,
+                           AR_SIG_PARSE_KEEP_SDP_JSON | AR_SIG_PARSE_BORROW, &m, &err);
     if (rc == AR_ENOMEM) {
         ar__sig_send_error(cn, AR_SIG_E_INTERNAL, NULL, 0, AR_SIG_NONE);
         return;
@@ -564,6 +565,11 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
         rc = ar__sig_bus_start(srv);
     if (rc == 0)
         rc = ar_sn_loop_listen(srv->loop, conf->listen, (uint16_t)conf->port, NULL);
+    /* A port of this worker's own: the app (or a benchmark) can put a room's members on one
+     * worker, saving the hop between workers (design.md). */
+    if (rc == 0 && conf->worker_port)
+        rc =
+            ar_sn_loop_listen(srv->loop, conf->listen, (uint16_t)(conf->worker_port + index), NULL);
     if (rc == 0 && conf->metrics_port) {
         pthread_t t;
         if (pthread_create(&t, NULL, health_thread, srv) == 0)

@@ -39,6 +39,13 @@ static void put_cstr(writer_t *w, const char *s)
 static void put_int(writer_t *w, int64_t v)
 {
     char tmp[24];
+    if (v >= 0) { /* by hand: every relayed frame has "seq":0, and printf costs more than it */
+        size_t n = 0;
+        for (uint64_t x = (uint64_t)v; n == 0 || x; x /= 10)
+            tmp[sizeof(tmp) - ++n] = (char)('0' + x % 10);
+        put(w, tmp + sizeof(tmp) - n, n);
+        return;
+    }
     int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
     put(w, tmp, (size_t)n);
 }
@@ -213,7 +220,8 @@ int ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t ca
     const ar__sig_table_t *t = ar__sig_types[msg->type].table[dir];
     size_t limit = dir == AR_SIG_FROM_CLIENT ? AR_SIG_FRAME_MAX : AR_SIG_OUT_MAX;
     writer_t w = {out, 0, cap - 1 < limit ? cap - 1 : limit, 0, NULL};
-    if (msg->sdp_json_ != NULL && msg->u.sdp.sdp.p == msg->sdp_json_ &&
+    if (((msg->sdp_json_ != NULL && msg->u.sdp.sdp.p == msg->sdp_json_) ||
+         (msg->sdp_raw_ != NULL && msg->u.sdp.sdp.p == msg->sdp_raw_)) &&
         (msg->type == AR_SIG_OFFER || msg->type == AR_SIG_ANSWER))
         w.raw = &msg->u.sdp.sdp;
     ar_sig_err_t err;

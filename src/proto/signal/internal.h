@@ -90,6 +90,15 @@ extern const ar__sig_table_t ar__sig_envelope[2];
  * exactly one top-level "sdp" whose string the SDP field accepts; 0: use the full parse.
  */
 int ar__sig_lift_sdp(const char *frame, size_t len, size_t *vs, size_t *ve);
+/* lift.c: the index of the closing quote of the string opening at f[i] when the SDP field
+ * accepts it (decoded: 1 to AR_SIG_SDP_MAX bytes of the SDP charset), else 0. */
+size_t ar__sig_sdp_end(const char *f, size_t i, size_t len);
+/*
+ * flat.c: the parse of AR_SIG_PARSE_BORROW. 1 when it parsed the frame (msg and err filled as
+ * ar_sig_parse would, strings pointing into frame); 0 when the full parse must decide.
+ */
+int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned flags,
+                       ar_sig_msg_t *msg, ar_sig_err_t *err);
 
 int ar__sig_read_object(const ar__sig_table_t *t, const ar__sig_table_t *also, json_t *obj,
                         void *base, const char *path, ar_sig_err_t *err);

@@ -130,7 +130,7 @@ static size_t utf8_at(const unsigned char *p, size_t left, uint32_t *cp)
  * Checks the string whose opening quote is at f[i]: returns the index of its closing quote, or 0
  * when it is not a string the SDP field accepts.
  */
-static size_t check_sdp(const char *f, size_t i, size_t len)
+size_t ar__sig_sdp_end(const char *f, size_t i, size_t len)
 {
     const unsigned char *u = (const unsigned char *)f;
     size_t decoded = 0;
@@ -204,7 +204,7 @@ int ar__sig_lift_sdp(const char *f, size_t len, size_t *vs, size_t *ve)
         if (is_sdp) {
             if (found++ || i >= len || f[i] != '"')
                 return 0;
-            size_t end = check_sdp(f, i, len);
+            size_t end = ar__sig_sdp_end(f, i, len);
             if (end == 0)
                 return 0;
             *vs = i + 1;

@@ -281,6 +281,9 @@ typedef struct ar_sig_msg_s {
     /* With AR_SIG_PARSE_KEEP_SDP_JSON: the SDP as it came, still JSON-escaped (u.sdp.sdp points
      * here and is written back as is by ar_sig_build), owned by the message; else NULL. */
     char *sdp_json_;
+    /* With AR_SIG_PARSE_BORROW and KEEP_SDP_JSON: the SDP as it came, still JSON-escaped, in the
+     * caller's frame (u.sdp.sdp points here); not owned. Else NULL. */
+    const char *sdp_raw_;
 } ar_sig_msg_t;
 
 #define AR_SIG_ERR_TEXT 160
@@ -313,6 +316,14 @@ AR_MUST_CHECK int ar_sig_parse(ar_sig_dir_t dir, const char *frame, size_t len, 
  * where the SDP is only forwarded: it saves decoding and re-encoding kilobytes per message.
  */
 #define AR_SIG_PARSE_KEEP_SDP_JSON 1u
+/*
+ * AR_SIG_PARSE_BORROW: the message may point into frame instead of copies, so frame must stay
+ * unchanged until ar_sig_msg_free, and its strings are then not NUL-terminated (use their
+ * lengths). A relayed offer, answer or candidate, an ack, a ping or a pong that is a flat
+ * object is then read without jansson (flat.c): same rules, same values; any other frame, and
+ * every frame the parse refuses, takes the full parse and gets the same answer as without it.
+ */
+#define AR_SIG_PARSE_BORROW 2u
 AR_MUST_CHECK int ar_sig_parse2(ar_sig_dir_t dir, const char *frame, size_t len, unsigned flags,
                                 ar_sig_msg_t *msg, ar_sig_err_t *err);
 

@@ -108,6 +108,8 @@ struct ar_sn_loop_s {
     uint32_t last_tick;
     void (*tick_cb)(uint32_t now_s, void *data);
     void *tick_data;
+    int (*idle_cb)(void *data); /* before each wait: the most ms to wait, or -1 */
+    void *idle_data;
     int stop;
     uint32_t now;       /* seconds since the loop started */
     uint32_t wheel_pos; /* next second the wheel will process */

@@ -269,6 +269,11 @@ int ar_sn_loop_run(ar_sn_loop_t *l)
     while (!l->stop) {
         uint64_t elapsed = mono_ms() - l->start_ms;
         int timeout = (int)(1000 - elapsed % 1000);
+        if (l->idle_cb) {
+            int t = l->idle_cb(l->idle_data);
+            if (t >= 0 && t < timeout)
+                timeout = t;
+        }
         int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR)
             return AR_ESYS;
@@ -313,6 +318,12 @@ int ar_sn_loop_watch(ar_sn_loop_t *l, int fd, ar_sn_watch_cb cb, void *data)
     l->watch[l->nwatch].data = data;
     l->nwatch++;
     return 0;
+}
+
+void ar_sn_loop_set_idle(ar_sn_loop_t *l, int (*cb)(void *data), void *data)
+{
+    l->idle_cb = cb;
+    l->idle_data = data;
 }
 
 void ar_sn_loop_set_tick(ar_sn_loop_t *l, void (*cb)(uint32_t now_s, void *data), void *data)

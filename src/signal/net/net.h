@@ -85,6 +85,10 @@ AR_MUST_CHECK int ar_sn_loop_run(ar_sn_loop_t *l);
 AR_MUST_CHECK int ar_sn_loop_watch(ar_sn_loop_t *l, int fd, ar_sn_watch_cb cb, void *data);
 /* Runs cb on the loop about once a second (application timers: keepalive, grace periods). */
 void ar_sn_loop_set_tick(ar_sn_loop_t *l, void (*cb)(uint32_t now_s, void *data), void *data);
+/* cb runs before every wait for events and returns the most milliseconds the loop may wait
+ * before running it again, or -1 for no limit: work batched across events (bus.c) goes out
+ * from here. */
+void ar_sn_loop_set_idle(ar_sn_loop_t *l, int (*cb)(void *data), void *data);
 /* Seconds since the loop started (the clock of the tick). */
 uint32_t ar_sn_loop_now(const ar_sn_loop_t *l);
 /* Makes ar_sn_loop_run return; async-signal-safe (one write to an eventfd). */

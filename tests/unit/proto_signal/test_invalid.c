@@ -187,6 +187,14 @@ static void check_case(const bad_case_t *c, const char *json, size_t len)
     /* A failed parse leaves nothing to free and a zeroed message. */
     assert_null(m.root_);
     assert_int_equal(m.type, 0);
+    /* The relay's parse (flat.c, lift.c) refuses it the same way. */
+    ar_sig_err_t e2;
+    rc =
+        ar_sig_parse2(c->dir, json, len, AR_SIG_PARSE_KEEP_SDP_JSON | AR_SIG_PARSE_BORROW, &m, &e2);
+    if (rc != c->rc || e2.code != err.code || strcmp(e2.text, err.text) != 0 || e2.id != err.id ||
+        e2.type != err.type)
+        fail_msg("%.200s: relay parse: rc %s text '%s', full parse '%s'", json, ar_err_name(rc),
+                 e2.text, err.text);
 }
 
 static void test_bad_cases(void **state)
@@ -371,6 +379,11 @@ static void test_truncations(void **state)
             assert_int_equal(rc, AR_EPARSE);
             assert_true(err.code > 0);
             assert_true(err.text[0] != '\0');
+            ar_sig_err_t e2;
+            rc = ar_sig_parse2(valid_frames[i].dir, j, cut,
+                               AR_SIG_PARSE_KEEP_SDP_JSON | AR_SIG_PARSE_BORROW, &m, &e2);
+            assert_int_equal(rc, AR_EPARSE);
+            assert_string_equal(e2.text, err.text);
         }
     }
 }

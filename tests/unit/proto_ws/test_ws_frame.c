@@ -241,6 +241,37 @@ static void test_protocol_errors(void **state)
     }
 }
 
+/* The word-at-a-time mask and UTF-8 check agree with byte-at-a-time references at every offset,
+ * length and position of a multibyte sequence or a bad byte after an ASCII run. */
+static void test_mask_utf8_words(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    for (size_t off = 0; off < 4; off++) {
+        for (size_t len = 0; len < 41; len++) {
+            uint8_t a[48], b[48];
+            for (size_t i = 0; i < len; i++)
+                a[i] = b[i] = (uint8_t)(i * 7 + off);
+            ar_ws_mask(a, len, key, off);
+            for (size_t i = 0; i < len; i++)
+                b[i] ^= key[(i + off) & 3];
+            assert_memory_equal(a, b, len);
+        }
+    }
+    for (size_t pos = 0; pos < 30; pos++) {
+        uint8_t s[40];
+        memset(s, 'a', sizeof(s));
+        memcpy(s + pos, "\xe2\x82\xac", 3); /* a euro sign after pos ASCII bytes */
+        assert_int_equal(ar_ws_utf8(0, s, sizeof(s)), 0);
+        assert_int_not_equal(ar_ws_utf8(0, s, pos + 2), 0); /* cut inside it */
+        s[pos] = 0xff;
+        assert_int_equal(ar_ws_utf8(0, s, sizeof(s)), AR_WS_UTF8_REJECT);
+        s[pos] = 0xe2;
+        s[pos + 1] = 'a'; /* a lead byte followed by ASCII */
+        assert_int_equal(ar_ws_utf8(0, s, sizeof(s)), AR_WS_UTF8_REJECT);
+    }
+}
+
 static void test_utf8(void **state)
 {
     (void)state;
@@ -307,7 +338,7 @@ int main(void)
         cmocka_unit_test(test_rfc_examples),    cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_build_masked),    cmocka_unit_test(test_control_inside_fragments),
         cmocka_unit_test(test_protocol_errors), cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_close),
+        cmocka_unit_test(test_mask_utf8_words), cmocka_unit_test(test_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
