@@ -11,6 +11,7 @@ import { addClinician } from './lib/stack.mjs';
 import { framesDecoded } from './lib/browser.mjs';
 import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
 import { openBrowser, stack, useStack } from './lib/suite.mjs';
+import { instrumentContext, keepConsole, reporting } from './lib/rtcstats.mjs';
 
 useStack();
 
@@ -40,6 +41,10 @@ test('invite links: four participants decode all, a used link and a fifth are re
   const [staff, patient, interp, relative, fifth, reuse] = await Promise.all(
     ['staff', 'patient', 'interp', 'relative', 'fifth', 'reuse'].map((l) => openBrowser(l)),
   );
+  for (const b of [staff, patient, interp, relative]) {
+    await instrumentContext(b.context);
+    keepConsole(b);
+  }
   const S = staff.page;
   const P = patient.page;
   // The relative's and the clinician's signalling pass through here, so a frame a racing join
@@ -68,11 +73,13 @@ test('invite links: four participants decode all, a used link and a fifth are re
 
   // All four decode all: three inbound videos on every page, each with frames decoded.
   const pages = [S, P, interp.page, relative.page];
-  for (const [i, page] of pages.entries())
-    await until(`page ${i} decoding three videos`, async () => {
-      const f = await framesDecoded(page);
-      return f.length >= 3 && f.filter((n) => n > 0).length >= 3;
-    }, 45000);
+  await reporting({ staff, patient, interp, relative }, async () => {
+    for (const [i, page] of pages.entries())
+      await until(`page ${i} decoding three videos`, async () => {
+        const f = await framesDecoded(page);
+        return f.length >= 3 && f.filter((n) => n > 0).length >= 3;
+      }, 45000);
+  });
 
   // The interpreter's language on the clinician's and the patient's tiles.
   for (const page of [S, P])
