@@ -48,7 +48,7 @@ export class Mesh extends EventTarget {
     };
     p.files.binaryType = 'arraybuffer';
     this.peers.set(info.peer, p);
-    for (const t of this.stream.getTracks()) pc.addTrack(t, this.stream);
+    this.attachTracks(p);
     pc.ontrack = (ev) => {
       p.stream.addTrack(ev.track);
       this.emit('track', p);
@@ -95,6 +95,25 @@ export class Mesh extends EventTarget {
       // onnegotiationneeded fires because tracks and channels were added.
     }
     return p;
+  }
+
+  // The local tracks arrived after the mesh was made: a camera slow to start while the patient
+  // already went on and was admitted (or a permission granted late). Every connection gets
+  // them; one that had no track of a kind adds it and renegotiates (perfect negotiation), one
+  // that had one swaps it. Without this such a patient stays unseen and unheard all call.
+  setStream(stream) {
+    if (!stream || stream === this.stream) return;
+    this.stream = stream;
+    for (const p of this.peers.values()) this.attachTracks(p);
+    this.emit('stream', stream);
+  }
+
+  attachTracks(p) {
+    for (const t of this.stream.getTracks()) {
+      const s = p.pc.getSenders().find((x) => x.track && x.track.kind === t.kind);
+      if (!s) p.pc.addTrack(t, this.stream);
+      else if (s.track !== t) s.replaceTrack(t).catch((e) => this.emit('error', e));
+    }
   }
 
   // Chat to every peer: sent now where the channel is open, queued where it is still opening.
