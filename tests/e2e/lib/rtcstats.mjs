@@ -249,3 +249,55 @@ export async function reporting(browsers, fn) {
   if (process.env.AR_E2E_REPORT === '1') await report();
   return out;
 }
+
+// One read of a page for waitProgress: its live connections' states and frames decoded per
+// inbound video, and how many negotiation steps the instruments traced so far.
+async function snapshot(page) {
+  return page.evaluate(async () => {
+    const pcs = [];
+    for (const pc of window.__pcs || []) {
+      if (pc.connectionState === 'closed') continue;
+      const frames = [];
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') frames.push(s.framesDecoded || 0);
+      });
+      pcs.push({ state: pc.connectionState, ice: pc.iceConnectionState, signaling: pc.signalingState, frames });
+    }
+    return { pcs, steps: (window.__trace || []).length };
+  });
+}
+
+// How many inbound videos of a snapshot have decoded a frame (on connections that are up).
+export function decodingCount(snap) {
+  return snap.pcs.reduce((n, p) => n + (p.state === 'connected' ? p.frames.filter((f) => f > 0).length : 0), 0);
+}
+
+// Waits until ok({label: snapshot}) holds for the named pages, as long as the call makes
+// progress: a busy machine only slows the steps down (gathering, checks, DTLS, the first
+// frame), a pair that can never connect stops changing. Progress is any change in a page's
+// connections (their number, states, inbound videos, which of them decode) or in the
+// negotiation steps traced (instrumentContext); it fails after stallMs without any, or after
+// capMs in all. Returns the last snapshots.
+export async function waitProgress(what, pages, ok, { stallMs = 20000, capMs = 120000 } = {}) {
+  const start = Date.now();
+  let lastKey = '';
+  let lastChange = start;
+  let snaps = {};
+  for (;;) {
+    snaps = {};
+    for (const [label, page] of Object.entries(pages)) snaps[label] = await snapshot(page);
+    if (ok(snaps)) return snaps;
+    const key = JSON.stringify(Object.values(snaps).map((s) => [s.steps, s.pcs.map((p) =>
+      [p.state, p.ice, p.signaling, p.frames.length, p.frames.filter((f) => f > 0).length])]));
+    const now = Date.now();
+    if (key !== lastKey) {
+      lastKey = key;
+      lastChange = now;
+    }
+    if (now - lastChange > stallMs || now - start > capMs) {
+      const why = now - start > capMs ? `${capMs} ms in all` : `nothing advanced for ${stallMs} ms`;
+      throw new Error(`waiting for ${what}: ${why} (after ${now - start} ms): ${JSON.stringify(snaps)}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
