@@ -65,7 +65,7 @@ export class Mesh extends EventTarget {
     };
     pc.onnegotiationneeded = async () => {
       if (!offer && !p.started) return; // wait for the newcomer's offer
-      await this.makeOffer(p, false);
+      await this.makeOffer(p);
     };
     // I4: a path that went quiet (a network change, a lost Wi-Fi) shows as ICE 'disconnected';
     // left alone it may take 30 s to become 'failed'. After DISCONNECTED_MS still disconnected,
@@ -124,11 +124,17 @@ export class Mesh extends EventTarget {
     }
   }
 
-  async makeOffer(p, restart) {
+  // Only from negotiationneeded, which fires in 'stable' alone. An offer begun in any other state
+  // would be wrong: setLocalDescription() answers a remote offer still being applied (the other
+  // side's restart landing as ours fires), that answer would go out as an offer and the next one
+  // as an answer, and both sides would wait in have-local-offer for good.
+  async makeOffer(p) {
     try {
       p.makingOffer = true;
-      if (restart) p.pc.restartIce();
       await p.pc.setLocalDescription();
+      if (p.pc.localDescription.type !== 'offer') return;
+      const restart = p.restarting;
+      p.restarting = false;
       this.signal.send('offer', { to: p.id, sdp: p.pc.localDescription.sdp, ...(restart ? { restart: true } : {}) });
     } catch (e) {
       this.emit('error', e);
@@ -183,9 +189,15 @@ export class Mesh extends EventTarget {
   }
 
   // ICE restart toward one peer, or every peer (after a signalling resume or network change).
+  // restartIce() makes the next offer a restart and asks for negotiation, which comes once the
+  // connection is stable (at once, or after the negotiation under way).
   restart(p) {
     const list = p ? [p] : [...this.peers.values()];
-    for (const q of list) if (!q.polite || p) this.makeOffer(q, true);
+    for (const q of list)
+      if (!q.polite || p) {
+        q.restarting = true;
+        q.pc.restartIce();
+      }
   }
 
   remove(id) {
