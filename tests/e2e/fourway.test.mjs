@@ -71,3 +71,83 @@ test('four in one call all decode all; a fifth is refused with room_full', async
     assert.equal(connected.length, 3, `${who} after the fifth: ${connected.length}`);
   }
 });
+
+// A restart collision, made to happen rather than waited for: two Meshes in one page, their
+// signalling an in-order, asynchronous queue between them (as the server relays). One side
+// restarts ICE; its offer reaches the other, and the other's own restart (its 2 s disconnected
+// timer, or `failed`) fires while that offer is still being applied. Both must end stable and
+// connected on new ICE credentials, with no error: an offer made then would be an answer
+// (setLocalDescription() answers a pending remote offer) sent as an offer, and the answer after
+// it an offer, leaving both sides waiting for an answer for good.
+test('an ICE restart colliding with the other side\'s restart settles (both orders)', async () => {
+  const b = await openBrowser('restart');
+  await b.page.goto(`${stack.origin}/`);
+  const out = await b.page.evaluate(async () => {
+    const href = [...document.querySelectorAll('link[rel="modulepreload"]')].map((l) => l.href).find((h) => h.includes('/js/mesh.'));
+    const { Mesh } = await import(href);
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    const results = [];
+    for (const late of ['a', 'b']) { // a is polite (the smaller id), b is not
+      const meshes = {};
+      const errors = [];
+      let onOfferArrives = null;
+      const signal = (peer) => ({
+        peer,
+        send(type, f) {
+          const to = f.to;
+          const frame = { ...f, from: peer };
+          delete frame.to;
+          setTimeout(() => {
+            const m = meshes[to];
+            if (type === 'offer') {
+              m.onOffer(frame);
+              if (onOfferArrives && to === late && frame.restart) {
+                const act = onOfferArrives;
+                onOfferArrives = null;
+                act();
+              }
+            } else if (type === 'answer') m.onAnswer(frame);
+            else m.onCandidate(frame);
+          }, 5);
+        },
+      });
+      for (const id of ['a', 'b']) {
+        meshes[id] = new Mesh({ signal: signal(id), stream });
+        meshes[id].addEventListener('error', (e) => errors.push(`${id}: ${e.detail}`));
+      }
+      meshes.a.add({ peer: 'b', role: 'peer' }, false);
+      meshes.b.add({ peer: 'a', role: 'peer' }, true); // b is the newcomer
+      const pcs = () => [meshes.a.peers.get('b').pc, meshes.b.peers.get('a').pc];
+      const ufrags = () => pcs().map((pc) => (/a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp || '') || [])[1]);
+      // Connected and stable (after a restart: on ICE credentials other than `old` on both sides).
+      const settled = async (ms, old = null) => {
+        for (const end = Date.now() + ms; Date.now() < end; await sleep(100))
+          if (pcs().every((pc) => pc.connectionState === 'connected' && pc.signalingState === 'stable') &&
+              (!old || ufrags().every((u, i) => u && u !== old[i]))) return true;
+        return false;
+      };
+      const first = await settled(20000);
+      const before = ufrags();
+      // The early side restarts; the late side's restart fires as the early side's offer lands.
+      const early = late === 'a' ? 'b' : 'a';
+      onOfferArrives = () => meshes[late].restart(meshes[late].peers.get(early));
+      meshes[early].restart(meshes[early].peers.get(late));
+      const second = await settled(10000, before);
+      await sleep(1000); // a late answer or error would show now
+      const after = ufrags();
+      results.push({ late, first, second, stable: pcs().map((pc) => `${pc.connectionState}/${pc.signalingState}`),
+        restarted: after.every((u, i) => u && u !== before[i]), errors });
+      meshes.a.close();
+      meshes.b.close();
+    }
+    for (const t of stream.getTracks()) t.stop();
+    return results;
+  });
+  for (const r of out) {
+    assert.ok(r.first, `connected before the restart: ${JSON.stringify(r)}`);
+    assert.ok(r.second && r.stable.every((s) => s === 'connected/stable'), `settled after the collision: ${JSON.stringify(r)}`);
+    assert.ok(r.restarted, `both sides on new ICE credentials: ${JSON.stringify(r)}`);
+    assert.deepEqual(r.errors, [], `no negotiation error: ${JSON.stringify(r)}`);
+  }
+});
