@@ -11,6 +11,8 @@ export const PROFILES = {
 };
 
 const DISCONNECTED_MS = 2000;
+// How long a member waits for a newcomer's offer before offering itself (see add()).
+const NEWCOMER_OFFER_MS = 3000;
 
 export class Mesh extends EventTarget {
   // opts: {signal: SignalClient, iceServers, relayOnly, stream: MediaStream, profile}
@@ -93,6 +95,17 @@ export class Mesh extends EventTarget {
     if (offer) {
       p.started = true;
       // onnegotiationneeded fires because tracks and channels were added.
+    } else if (!info.hold) {
+      // Two joins on two signalling workers within the bus's delay each get `joined` without
+      // the other and then `peer_joined` about the other (docs/signal.md): each waits for the
+      // other's offer and the pair would never connect. So a member whose newcomer has not
+      // offered in NEWCOMER_OFFER_MS offers itself; should both offer, perfect negotiation
+      // settles it (the impolite one's offer wins).
+      p.offerTimer = setTimeout(() => {
+        if (p.started || this.peers.get(p.id) !== p) return;
+        p.started = true;
+        this.makeOffer(p);
+      }, NEWCOMER_OFFER_MS);
     }
     return p;
   }
@@ -204,6 +217,7 @@ export class Mesh extends EventTarget {
     const p = this.peers.get(id);
     if (!p) return;
     clearTimeout(p.iceTimer);
+    clearTimeout(p.offerTimer);
     p.pc.close();
     this.peers.delete(id);
     this.emit('gone', p);
