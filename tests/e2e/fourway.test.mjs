@@ -12,7 +12,7 @@ import { test } from 'node:test';
 
 import { admit, patientArrives, entryLink, enrolClinician, until } from './lib/journeys.mjs';
 import { joinRoom, joinState, patientRoom } from './lib/joiner.mjs';
-import { callStats, waitDecoding } from './lib/rtcstats.mjs';
+import { callStats, decodingCount, instrumentContext, keepConsole, reporting, waitDecoding, waitProgress } from './lib/rtcstats.mjs';
 import { addClinician } from './lib/stack.mjs';
 import { openBrowser, stack, useStack } from './lib/suite.mjs';
 
@@ -25,25 +25,33 @@ test('four in one call all decode all; a fifth is refused with room_full', async
   // Browsers start and sign in side by side (the run time is mostly Chromium starting).
   await Promise.all(Object.keys(docs).map(async (n) => {
     people[n] = await openBrowser(n);
+    await instrumentContext(people[n].context);
+    keepConsole(people[n]);
     await enrolClinician(people[n].page, stack.origin, docs[n]);
   }));
   const patient = await openBrowser('patient');
+  await instrumentContext(patient.context);
+  keepConsole(patient);
+  const all = { patient, ...people };
   const S = people.one.page;
   const P = patient.page;
   const name = await patientArrives(P, await entryLink(S), null, { waitCheck: true });
   await admit(S, name, P);
-  await waitDecoding(P, 1, 30000);
+  await reporting(all, () => waitProgress('the patient decoding the clinician', { P }, (s) => decodingCount(s.P) >= 1));
   const room = await patientRoom(P);
   assert.ok(room, 'the patient token names its room');
 
-  // The third and the fourth join; every page ends with three peers decoding fresh video.
-  for (const n of ['three', 'four']) {
-    await joinRoom(people[n].page, room, `Dr ${n}`);
+  // The third and the fourth join at the same instant (each is the other's newcomer or the
+  // one already there, whichever signalling ranks first); every page ends with three peers
+  // decoding fresh video, however long a busy machine takes, as long as the call advances.
+  await Promise.all(['three', 'four'].map((n) => joinRoom(people[n].page, room, `Dr ${n}`)));
+  for (const n of ['three', 'four'])
     await until(`${n} joined`, async () => (await joinState(people[n].page))?.joined);
-  }
   const four = [['patient', P], ['one', S], ['three', people.three.page], ['four', people.four.page]];
+  await reporting(all, () => waitProgress('every page decoding three videos', Object.fromEntries(four),
+    (snaps) => Object.values(snaps).every((s) => decodingCount(s) >= 3)));
   for (const [who, page] of four) {
-    const peers = await waitDecoding(page, 3, 60000);
+    const peers = await reporting(all, () => waitDecoding(page, 3, 20000));
     assert.equal(peers.length, 3, `${who}: ${JSON.stringify(peers)}`);
   }
   // The pages show a tile per other participant.
@@ -61,5 +69,95 @@ test('four in one call all decode all; a fifth is refused with room_full', async
   for (const [who, page] of four) {
     const connected = (await callStats(page)).filter((s) => s.state === 'connected');
     assert.equal(connected.length, 3, `${who} after the fifth: ${connected.length}`);
+  }
+});
+
+// Negotiation races made to happen rather than waited for: two Meshes in one page, their
+// signalling an in-order, asynchronous queue between them (as the server relays).
+// - A restart collision: one side restarts ICE; its offer reaches the other, and the other's own
+//   restart (its 2 s disconnected timer, or `failed`) fires while that offer is still being
+//   applied. Both must end stable and connected on new ICE credentials, with no error (an offer
+//   begun then was an answer sent as an offer, and both sides waited in have-local-offer).
+// - Two joins racing on two signalling workers: each is told of the other by `peer_joined`, so
+//   neither is the newcomer that offers; they must connect all the same.
+test('negotiation races settle: a restart collision (both orders), two members each waiting for the other', async () => {
+  const b = await openBrowser('races');
+  await b.page.goto(`${stack.origin}/`);
+  const out = await b.page.evaluate(async () => {
+    const href = [...document.querySelectorAll('link[rel="modulepreload"]')].map((l) => l.href).find((h) => h.includes('/js/mesh.'));
+    const { Mesh } = await import(href);
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    const results = [];
+    // late: the side whose restart fires as the other's restart offer lands (a is polite, the
+    // smaller id); null: no restart, and neither side is the newcomer.
+    for (const late of ['a', 'b', null]) {
+      const meshes = {};
+      const errors = [];
+      let onOfferArrives = null;
+      const signal = (peer) => ({
+        peer,
+        send(type, f) {
+          const to = f.to;
+          const frame = { ...f, from: peer };
+          delete frame.to;
+          setTimeout(() => {
+            const m = meshes[to];
+            if (type === 'offer') {
+              m.onOffer(frame);
+              if (onOfferArrives && to === late && frame.restart) {
+                const act = onOfferArrives;
+                onOfferArrives = null;
+                act();
+              }
+            } else if (type === 'answer') m.onAnswer(frame);
+            else m.onCandidate(frame);
+          }, 5);
+        },
+      });
+      for (const id of ['a', 'b']) {
+        meshes[id] = new Mesh({ signal: signal(id), stream });
+        meshes[id].addEventListener('error', (e) => errors.push(`${id}: ${e.detail}`));
+      }
+      meshes.a.add({ peer: 'b', role: 'peer' }, false);
+      meshes.b.add({ peer: 'a', role: 'peer' }, late !== null); // b is the newcomer, or nobody is
+      const pcs = () => [meshes.a.peers.get('b').pc, meshes.b.peers.get('a').pc];
+      const ufrags = () => pcs().map((pc) => (/a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp || '') || [])[1]);
+      // Connected and stable (after a restart: on ICE credentials other than `old` on both sides).
+      const settled = async (ms, old = null) => {
+        for (const end = Date.now() + ms; Date.now() < end; await sleep(100))
+          if (pcs().every((pc) => pc.connectionState === 'connected' && pc.signalingState === 'stable') &&
+              (!old || ufrags().every((u, i) => u && u !== old[i]))) return true;
+        return false;
+      };
+      const r = { late, first: await settled(20000) };
+      if (late) {
+        const before = ufrags();
+        // The early side restarts; the late side's restart fires as the early side's offer lands.
+        const early = late === 'a' ? 'b' : 'a';
+        onOfferArrives = () => meshes[late].restart(meshes[late].peers.get(early));
+        meshes[early].restart(meshes[early].peers.get(late));
+        r.second = await settled(10000, before);
+        await sleep(1000); // a late answer or error would show now
+        r.restarted = ufrags().every((u, i) => u && u !== before[i]);
+      }
+      r.stable = pcs().map((pc) => `${pc.connectionState}/${pc.signalingState}`);
+      r.errors = errors;
+      results.push(r);
+      meshes.a.close();
+      meshes.b.close();
+    }
+    for (const t of stream.getTracks()) t.stop();
+    return results;
+  });
+  assert.equal(out.length, 3);
+  for (const r of out) {
+    assert.ok(r.first, `connected (before any restart): ${JSON.stringify(r)}`);
+    assert.ok(r.stable.every((s) => s === 'connected/stable'), `settled: ${JSON.stringify(r)}`);
+    if (r.late) {
+      assert.ok(r.second, `settled after the collision: ${JSON.stringify(r)}`);
+      assert.ok(r.restarted, `both sides on new ICE credentials: ${JSON.stringify(r)}`);
+    }
+    assert.deepEqual(r.errors, [], `no negotiation error: ${JSON.stringify(r)}`);
   }
 });

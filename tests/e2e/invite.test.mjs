@@ -8,9 +8,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addClinician } from './lib/stack.mjs';
-import { framesDecoded } from './lib/browser.mjs';
 import { until, enrolClinician, patientArrives, admit } from './lib/journeys.mjs';
 import { openBrowser, stack, useStack } from './lib/suite.mjs';
+import { decodingCount, instrumentContext, keepConsole, reporting, waitProgress } from './lib/rtcstats.mjs';
 
 useStack();
 
@@ -40,6 +40,22 @@ test('invite links: four participants decode all, a used link and a fifth are re
   const [staff, patient, interp, relative, fifth, reuse] = await Promise.all(
     ['staff', 'patient', 'interp', 'relative', 'fifth', 'reuse'].map((l) => openBrowser(l)),
   );
+  for (const b of [staff, patient, interp, relative]) {
+    await instrumentContext(b.context);
+    keepConsole(b);
+  }
+  // The patient's camera starts only when released here: the patient goes on without waiting
+  // for the preview and is admitted while it still starts (as a slow camera on a busy machine
+  // does), so its tracks must reach a call already made.
+  await patient.context.addInitScript(() => {
+    const md = navigator.mediaDevices;
+    const gum = md.getUserMedia.bind(md);
+    const gate = new Promise((r) => (window.__releaseCamera = r));
+    md.getUserMedia = async (c) => {
+      await gate;
+      return gum(c);
+    };
+  });
   const S = staff.page;
   const P = patient.page;
   // The relative's and the clinician's signalling pass through here, so a frame a racing join
@@ -55,6 +71,10 @@ test('invite links: four participants decode all, a used link and a fifth are re
   await patientArrives(P, entryLink, { name: 'Pat Invite' });
   await admit(S, 'Pat Invite');
   await P.waitForSelector('#call:not([hidden])');
+  await P.evaluate(() => window.__releaseCamera());
+  const all = { staff, patient, interp, relative };
+  await reporting(all, () => waitProgress('the clinician decoding the patient who was admitted before the camera started',
+    { S }, (s) => decodingCount(s.S) >= 1));
 
   // Links carry the token in the fragment only.
   const l1 = await makeLink(S, 'uk');
@@ -68,11 +88,9 @@ test('invite links: four participants decode all, a used link and a fifth are re
 
   // All four decode all: three inbound videos on every page, each with frames decoded.
   const pages = [S, P, interp.page, relative.page];
-  for (const [i, page] of pages.entries())
-    await until(`page ${i} decoding three videos`, async () => {
-      const f = await framesDecoded(page);
-      return f.length >= 3 && f.filter((n) => n > 0).length >= 3;
-    }, 45000);
+  await reporting(all, () => waitProgress('every page decoding three videos',
+    { S, P, interp: interp.page, relative: relative.page },
+    (snaps) => Object.values(snaps).every((s) => decodingCount(s) >= 3)));
 
   // The interpreter's language on the clinician's and the patient's tiles.
   for (const page of [S, P])

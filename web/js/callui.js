@@ -64,6 +64,7 @@ export class CallUI {
     m.addEventListener('peer', (e) => this.tile(e.detail));
     m.addEventListener('track', (e) => (this.tile(e.detail).querySelector('video').srcObject = e.detail.stream));
     m.addEventListener('gone', (e) => this.dropTile(e.detail.id));
+    m.addEventListener('stream', () => ($('self-video').srcObject = m.stream));
     m.addEventListener('chat', (e) => this.chatLine(this.peerName(e.detail.peer), e.detail.text));
     m.addEventListener('filedata', (e) => this.receiver(e.detail.peer)(e.detail.data));
     $('btn-mute').onclick = () => this.toggle('audio', 'btn-mute', 'Unmute', 'Mute');

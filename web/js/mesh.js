@@ -11,6 +11,8 @@ export const PROFILES = {
 };
 
 const DISCONNECTED_MS = 2000;
+// How long a member waits for a newcomer's offer before offering itself (see add()).
+const NEWCOMER_OFFER_MS = 3000;
 
 export class Mesh extends EventTarget {
   // opts: {signal: SignalClient, iceServers, relayOnly, stream: MediaStream, profile}
@@ -48,7 +50,7 @@ export class Mesh extends EventTarget {
     };
     p.files.binaryType = 'arraybuffer';
     this.peers.set(info.peer, p);
-    for (const t of this.stream.getTracks()) pc.addTrack(t, this.stream);
+    this.attachTracks(p);
     pc.ontrack = (ev) => {
       p.stream.addTrack(ev.track);
       this.emit('track', p);
@@ -65,7 +67,7 @@ export class Mesh extends EventTarget {
     };
     pc.onnegotiationneeded = async () => {
       if (!offer && !p.started) return; // wait for the newcomer's offer
-      await this.makeOffer(p, false);
+      await this.makeOffer(p);
     };
     // I4: a path that went quiet (a network change, a lost Wi-Fi) shows as ICE 'disconnected';
     // left alone it may take 30 s to become 'failed'. After DISCONNECTED_MS still disconnected,
@@ -93,8 +95,38 @@ export class Mesh extends EventTarget {
     if (offer) {
       p.started = true;
       // onnegotiationneeded fires because tracks and channels were added.
+    } else if (!info.hold) {
+      // Two joins on two signalling workers within the bus's delay each get `joined` without
+      // the other and then `peer_joined` about the other (docs/signal.md): each waits for the
+      // other's offer and the pair would never connect. So a member whose newcomer has not
+      // offered in NEWCOMER_OFFER_MS offers itself; should both offer, perfect negotiation
+      // settles it (the impolite one's offer wins).
+      p.offerTimer = setTimeout(() => {
+        if (p.started || this.peers.get(p.id) !== p) return;
+        p.started = true;
+        this.makeOffer(p);
+      }, NEWCOMER_OFFER_MS);
     }
     return p;
+  }
+
+  // The local tracks arrived after the mesh was made: a camera slow to start while the patient
+  // already went on and was admitted (or a permission granted late). Every connection gets
+  // them; one that had no track of a kind adds it and renegotiates (perfect negotiation), one
+  // that had one swaps it. Without this such a patient stays unseen and unheard all call.
+  setStream(stream) {
+    if (!stream || stream === this.stream) return;
+    this.stream = stream;
+    for (const p of this.peers.values()) this.attachTracks(p);
+    this.emit('stream', stream);
+  }
+
+  attachTracks(p) {
+    for (const t of this.stream.getTracks()) {
+      const s = p.pc.getSenders().find((x) => x.track && x.track.kind === t.kind);
+      if (!s) p.pc.addTrack(t, this.stream);
+      else if (s.track !== t) s.replaceTrack(t).catch((e) => this.emit('error', e));
+    }
   }
 
   // Chat to every peer: sent now where the channel is open, queued where it is still opening.
@@ -105,11 +137,17 @@ export class Mesh extends EventTarget {
     }
   }
 
-  async makeOffer(p, restart) {
+  // Only from negotiationneeded, which fires in 'stable' alone. An offer begun in any other state
+  // would be wrong: setLocalDescription() answers a remote offer still being applied (the other
+  // side's restart landing as ours fires), that answer would go out as an offer and the next one
+  // as an answer, and both sides would wait in have-local-offer for good.
+  async makeOffer(p) {
     try {
       p.makingOffer = true;
-      if (restart) p.pc.restartIce();
       await p.pc.setLocalDescription();
+      if (p.pc.localDescription.type !== 'offer') return;
+      const restart = p.restarting;
+      p.restarting = false;
       this.signal.send('offer', { to: p.id, sdp: p.pc.localDescription.sdp, ...(restart ? { restart: true } : {}) });
     } catch (e) {
       this.emit('error', e);
@@ -164,15 +202,22 @@ export class Mesh extends EventTarget {
   }
 
   // ICE restart toward one peer, or every peer (after a signalling resume or network change).
+  // restartIce() makes the next offer a restart and asks for negotiation, which comes once the
+  // connection is stable (at once, or after the negotiation under way).
   restart(p) {
     const list = p ? [p] : [...this.peers.values()];
-    for (const q of list) if (!q.polite || p) this.makeOffer(q, true);
+    for (const q of list)
+      if (!q.polite || p) {
+        q.restarting = true;
+        q.pc.restartIce();
+      }
   }
 
   remove(id) {
     const p = this.peers.get(id);
     if (!p) return;
     clearTimeout(p.iceTimer);
+    clearTimeout(p.offerTimer);
     p.pc.close();
     this.peers.delete(id);
     this.emit('gone', p);

@@ -151,7 +151,11 @@ async function check(where) {
   screen('s-check');
   stream = await getLocalStream().catch(() => new MediaStream());
   $('check-video').srcObject = stream;
-  stopMeter = levelMeter(stream, (v) => ($('mic-level').value = v));
+  // The patient need not wait for the camera: if they went on (even into the call) before it
+  // started, the waiting screen and the call get its tracks now, and no meter runs unseen.
+  $('wait-video').srcObject = stream;
+  mesh?.setStream(stream);
+  if (!$('s-check').hidden) stopMeter = levelMeter(stream, (v) => ($('mic-level').value = v));
   const ice = e.servers.ice_servers[0];
   const mark = (id, ok) => ($(id).textContent = ok ? 'reachable' : 'not reachable');
   signalReachable(e.servers.signal[0]).then((ok) => mark('reach-signal', ok));
