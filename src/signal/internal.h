@@ -43,8 +43,10 @@ typedef struct ar__sig_cidr_s {
 #define AR__SIG_PING_S 25
 #define AR__SIG_GARBAGE 5
 #define AR__SIG_GARBAGE_WINDOW_S 60
-#define AR__SIG_RATE 20u  /* messages per second sustained */
-#define AR__SIG_BURST 50u /* bucket size */
+#define AR__SIG_RATE 20u /* messages per second sustained */
+/* Bucket size: a newcomer to a call of four sends about 70 frames in two seconds (an offer and
+ * its candidates to each of three peers); the page paces itself below this (web/js/signal.js). */
+#define AR__SIG_BURST 100u
 #define AR__SIG_RATE_CLOSE_S 5
 #define AR__SIG_NODE_DEAD_S 3 /* a worker silent this long on the bus is dead (bus.c, in ms) */
 #define AR__SIG_RESUME_WAIT_S 8

@@ -14,4 +14,4 @@ command -v certutil >/dev/null || { echo "FAIL: no certutil (scripts/deps: libns
 cd "$here"
 # The per-test timeout sits under CTest's, so a stuck test still runs its after() hook, which
 # stops the stack and the browsers by PID.
-exec node --test --test-concurrency=1 --test-timeout=150000 "$@"
+exec node --test --test-concurrency=1 --test-timeout=220000 "$@"

@@ -1,6 +1,7 @@
 // web/js/signal.js without a browser: a stand-in WebSocket feeds it frames. Checks the frame
 // dispatch the pages rely on: `error lost` (protocol 5.10) becomes 'resync' and not a refusal,
-// other errors stay 'error', replayed seqs are dropped, pings are answered.
+// other errors stay 'error', replayed seqs are dropped, pings are answered, and frames over the
+// server's rate wait in order instead of being sent to be dropped.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -65,4 +66,21 @@ test('a replayed seq is dropped; a ping is answered with a pong and an ack', asy
   const types = ws.sent.map((f) => f.type);
   assert.deepEqual(types.slice(-2), ['pong', 'ack']);
   assert.equal(ws.sent.at(-1).seq, 2);
+});
+
+test('frames beyond the bucket wait and go out in order, within the server limit', async (t) => {
+  const { c, ws } = await connected(t);
+  const before = ws.sent.length; // hello
+  for (let i = 0; i < 120; i++) c.send('candidate', { to: 'p2', candidate: `c${i}` });
+  const now = ws.sent.length - before;
+  assert.ok(now <= 90 && now >= 85, `sent at once: ${now}`);
+  await new Promise((r) => setTimeout(r, 2200));
+  const cands = ws.sent.filter((f) => f.type === 'candidate').map((f) => f.candidate);
+  assert.equal(cands.length, 120);
+  assert.deepEqual(cands, Array.from({ length: 120 }, (_, i) => `c${i}`));
+  // bye goes at once, after what was queued.
+  for (let i = 0; i < 10; i++) c.send('candidate', { to: 'p2', candidate: `d${i}` });
+  c.bye();
+  assert.equal(ws.sent.at(-1).type, 'bye');
+  assert.equal(ws.sent.filter((f) => f.type === 'candidate').length, 130);
 });
