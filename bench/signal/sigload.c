@@ -14,7 +14,8 @@
  * Commands (the server is measured from outside: /proc/<pid>/stat, status, schedstat):
  *   keygen PUB SEC         an Ed25519 token key: PUB for anteroom-signal --keys, SEC for -K
  *   idle  -n N -P procs    P client processes open N connections one after another (a pair per
- *                          room: hello and join for anteroom) and hold them, answering pings;
+ *                          room: hello and join for anteroom) and hold them, answering the
+ *                          pings of all held connections also while opening (one epoll loop);
  *                          prints RSS per connection and CPU per connect of the server
  *   rate  -k pairs -r msg/s -T secs   one process, k pairs, open loop at the offered rate
  *   calls -c calls -P procs           call set-ups: two fresh connections, (hello, join,) a
@@ -25,8 +26,9 @@
  *   ports: both members of a pair on one node, pairs alternating between the nodes) -H secs (idle:
  *   hold that long after measuring, then count what is still open) -b N (source addresses
  * 127.1.N.x: one per client process, so many processes pass the ephemeral port limit of one
- * address) -S bytes (relayed message size) Output: one "RESULT key=value ..." line per measurement,
- * read by full.sh.
+ * address) -S bytes (relayed message size) -f N (idle without TLS: connections opening at once
+ * per client process, 1 to 64, default 1; every held connection's pings are answered meanwhile)
+ * Output: one "RESULT key=value ..." line per measurement, read by full.sh.
  */
 #include "sigload.h"
 
@@ -171,10 +173,12 @@ static void hold_loop(int ep, sl_conn_t *c, int n)
  * Opening without blocking (plain TCP; TLS keeps the blocking sl_open): every connection of a
  * client process is a small state machine in one epoll loop, so the pings of the connections
  * already held are answered while new ones open, however slowly the node answers. At most
- * SL_INFLIGHT connections of a process are opening at once; each has SL_OPEN_SECS to be held
- * (the read timeout of the blocking path), else it counts as a failed connection.
+ * sl_inflight connections of a process are opening at once (-f; 1 by default, so that connects/s
+ * still means one after another per client process, as the report says); each has SL_OPEN_SECS
+ * to be held (the read timeout of the blocking path), else it counts as a failed connection.
  */
-enum { SL_INFLIGHT = 16, SL_OPEN_SECS = 10 };
+enum { SL_INFLIGHT = 64, SL_OPEN_SECS = 10 };
+static int sl_inflight = 1;
 enum { ST_NONE, ST_CONNECT, ST_UPGRADE, ST_HANDSHAKE, ST_HELD, ST_DEAD };
 
 typedef struct opening_s {
@@ -364,18 +368,19 @@ static void advance(int ep, sl_conn_t *c, int i, uint32_t ev, opening_t *o, int 
     }
 }
 
-/* Opens this process's n connections, SL_INFLIGHT at a time, answering all pings meanwhile. */
+/* Opens this process's n connections, sl_inflight at a time, answering all pings meanwhile. */
 static void open_all(int ep, sl_conn_t *c, opening_t *o, int proc, int first)
 {
     struct epoll_event evs[256];
     for (int s = 0; s < SL_INFLIGHT; s++)
         o->slot[s] = -1;
+    int slots = sl_inflight < 1 ? 1 : sl_inflight > SL_INFLIGHT ? SL_INFLIGHT : sl_inflight;
     for (;;) {
         /* Frees the slots of connections now held or failed (also past their deadline) and
          * fills them with new ones. */
         double now = sl_now_s();
         int busy = 0;
-        for (int s = 0; s < SL_INFLIGHT; s++) {
+        for (int s = 0; s < slots; s++) {
             int i = o->slot[s];
             if (i >= 0 && o->st[i] != ST_HELD && o->st[i] != ST_DEAD && now > o->deadline[i])
                 open_failed(ep, c, i, o, proc, "no answer within 10 s");
@@ -807,7 +812,7 @@ int main(int argc, char **argv)
         return argc == 4 ? cmd_keygen(argv[2], argv[3]) : 2;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:mk:r:T:c:S:s:B:K:l:b:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:mk:r:T:c:S:s:B:K:l:b:f:")) != -1) {
         switch (opt) {
         case 'd':
             sl_o.dialect = strcmp(optarg, "peerjs") == 0 ? D_PEERJS
@@ -866,6 +871,9 @@ int main(int argc, char **argv)
             break;
         case 'b':
             sl_o.srcbase = atoi(optarg);
+            break;
+        case 'f':
+            sl_inflight = atoi(optarg);
             break;
         default:
             return 2;
