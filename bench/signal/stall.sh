@@ -8,7 +8,7 @@
 # blocks in connect() meanwhile leaves its held connections without a pong and the node closes
 # them: still_open falls short of conns. The nft table lives and dies with the namespace.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 [ "$(id -u)" = 0 ] || { echo "stall.sh: needs root (nft), in its own namespace (unshare -n)" >&2; exit 2; }
 ip link set lo up
 (
