@@ -502,7 +502,7 @@ static int cmd_idle(void)
     if (pipe(ready) || pipe(hold))
         return 1;
     double t0 = sl_now_s();
-    pid_t kids[64];
+    pid_t kids[64] = {0};
     int first = 0;
     for (int i = 0; i < sl_o.procs; i++) {
         int share = sl_o.n / sl_o.procs;
@@ -705,7 +705,7 @@ static int cmd_calls(void)
     if (pipe(ready))
         return 1;
     double t0 = sl_now_s();
-    pid_t kids[64];
+    pid_t kids[64] = {0};
     for (int i = 0; i < sl_o.procs; i++) {
         int per = sl_o.calls / sl_o.procs, first = i * per;
         if (i == sl_o.procs - 1)
