@@ -14,7 +14,8 @@
  * Commands (the server is measured from outside: /proc/<pid>/stat, status, schedstat):
  *   keygen PUB SEC         an Ed25519 token key: PUB for anteroom-signal --keys, SEC for -K
  *   idle  -n N -P procs    P client processes open N connections one after another (a pair per
- *                          room: hello and join for anteroom) and hold them, answering pings;
+ *                          room: hello and join for anteroom) and hold them, answering the
+ *                          pings of all held connections also while opening (one epoll loop);
  *                          prints RSS per connection and CPU per connect of the server
  *   rate  -k pairs -r msg/s -T secs   one process, k pairs, open loop at the offered rate
  *   calls -c calls -P procs           call set-ups: two fresh connections, (hello, join,) a
@@ -25,8 +26,9 @@
  *   ports: both members of a pair on one node, pairs alternating between the nodes) -H secs (idle:
  *   hold that long after measuring, then count what is still open) -b N (source addresses
  * 127.1.N.x: one per client process, so many processes pass the ephemeral port limit of one
- * address) -S bytes (relayed message size) Output: one "RESULT key=value ..." line per measurement,
- * read by full.sh.
+ * address) -S bytes (relayed message size) -f N (idle without TLS: connections opening at once
+ * per client process, 1 to 64, default 1; every held connection's pings are answered meanwhile)
+ * Output: one "RESULT key=value ..." line per measurement, read by full.sh.
  */
 #include "sigload.h"
 
@@ -37,7 +39,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -163,6 +169,248 @@ static void hold_loop(int ep, sl_conn_t *c, int n)
         }
 }
 
+/*
+ * Opening without blocking (plain TCP; TLS keeps the blocking sl_open): every connection of a
+ * client process is a small state machine in one epoll loop, so the pings of the connections
+ * already held are answered while new ones open, however slowly the node answers. At most
+ * sl_inflight connections of a process are opening at once (-f; 1 by default, so that connects/s
+ * still means one after another per client process, as the report says); each has SL_OPEN_SECS
+ * to be held (the read timeout of the blocking path), else it counts as a failed connection.
+ */
+enum { SL_INFLIGHT = 64, SL_OPEN_SECS = 10 };
+static int sl_inflight = 1;
+enum { ST_NONE, ST_CONNECT, ST_UPGRADE, ST_HANDSHAKE, ST_HELD, ST_DEAD };
+
+typedef struct opening_s {
+    uint8_t *st;           /* per connection: ST_* */
+    double *deadline;      /* per connection opening: when it counts as failed */
+    int slot[SL_INFLIGHT]; /* the connections opening, -1: a free slot */
+    int n, next, ok, fails, stopped, port_of_b;
+} opening_t;
+
+static void arm(int ep, sl_conn_t *c, int i, uint32_t events, int op)
+{
+    struct epoll_event ev = {.events = events, .data.u32 = (uint32_t)i};
+    epoll_ctl(ep, op, c[i].fd, &ev);
+}
+
+/* Starts connection i: socket, source address, non-blocking connect. */
+static int start_open(int ep, sl_conn_t *c, int i, int proc, int port)
+{
+    sl_conn_t *x = &c[i];
+    memset(x, 0, sizeof(*x));
+    x->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (x->fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* The port is chosen at connect() for the whole 4-tuple, not reserved at bind(). */
+    setsockopt(x->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    struct sockaddr_in s = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(sl_src_addr(proc))};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(x->fd, (struct sockaddr *)&s, sizeof(s)) != 0 ||
+        (connect(x->fd, (struct sockaddr *)&a, sizeof(a)) != 0 && errno != EINPROGRESS)) {
+        close(x->fd);
+        x->fd = -1;
+        return -1;
+    }
+    ar_ws_parser_init(&x->p, sl_o.dialect == D_RAW, 1 << 20);
+    arm(ep, c, i, EPOLLOUT, EPOLL_CTL_ADD);
+    return 0;
+}
+
+/* The upgrade request, once connected. */
+static int send_upgrade(sl_conn_t *x, int port, long room, char who)
+{
+    char path[160], req[512];
+    if (sl_o.dialect == D_PEERJS)
+        snprintf(x->id, sizeof(x->id), "%s-%ld%c", sl_run, room, who);
+    if (sl_o.dialect == D_ANTEROOM)
+        snprintf(path, sizeof(path), "/ws");
+    else if (sl_o.dialect == D_PEERJS)
+        snprintf(path, sizeof(path), "/peerjs?key=peerjs&id=%s&token=t%ld", x->id, room);
+    else
+        snprintf(path, sizeof(path), "/?room=%s-%ld", sl_run, room);
+    int rn = snprintf(req, sizeof(req),
+                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Origin: https://bench.anteroom.invalid\r\n"
+                      "Sec-WebSocket-Protocol: anteroom.v1\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                      path, port);
+    return sl_write(x, req, (size_t)rn);
+}
+
+/* Reads the 101 response's header and no byte more (MSG_PEEK first), so that frames sent at
+ * once (PeerJS's OPEN) stay in the socket for sl_pump. 1: done, 0: not yet, -1: failed. */
+static int read_upgrade(sl_conn_t *x)
+{
+    char resp[1024];
+    ssize_t r = recv(x->fd, resp, sizeof(resp) - 1, MSG_PEEK);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (r <= 0)
+        return -1;
+    resp[r] = '\0';
+    char *eoh = strstr(resp, "\r\n\r\n");
+    if (!eoh)
+        return r == (ssize_t)sizeof(resp) - 1 ? -1 : 0;
+    size_t hl = (size_t)(eoh + 4 - resp);
+    if (recv(x->fd, resp, hl, 0) != (ssize_t)hl || strncmp(resp, "HTTP/1.1 101", 12) != 0)
+        return -1;
+    return 1;
+}
+
+/* The dialect's handshake after the upgrade: sends what is due; 1 when the connection is held. */
+static int handshake_step(sl_conn_t *x, long room)
+{
+    if (sl_o.dialect == D_PEERJS)
+        return x->open;
+    if (sl_o.dialect != D_ANTEROOM || sl_o.upgrade_only)
+        return 1;
+    if (x->joined)
+        return 1;
+    char m[AR_TOKEN_MAX + 64];
+    if (!x->n_offer) { /* n_offer is unused while opening: it marks "hello sent" here */
+        snprintf(m, sizeof(m), "{\"v\":1,\"type\":\"hello\",\"token\":\"%s\"}", sl_tokens[room]);
+        if (sl_send(x, m) != 0)
+            return -1;
+        x->n_offer = 1;
+    } else if (x->welcome && x->n_offer == 1) {
+        snprintf(m, sizeof(m), "{\"v\":1,\"type\":\"join\",\"room\":\"%s-%ld\"}", sl_run, room);
+        if (sl_send(x, m) != 0)
+            return -1;
+        x->n_offer = 2;
+    }
+    return 0;
+}
+
+static void open_failed(int ep, sl_conn_t *c, int i, opening_t *o, int proc, const char *why)
+{
+    if (c[i].fd >= 0) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, c[i].fd, NULL);
+        close(c[i].fd);
+    }
+    free(c[i].msg);
+    memset(&c[i], 0, sizeof(c[i]));
+    c[i].fd = -1;
+    o->st[i] = ST_DEAD;
+    if (sl_errors++ < 3)
+        fprintf(stderr, "%s: connection %d of process %d failed: %s\n", sl_o.label, i, proc, why);
+    /* A node that no longer answers within SL_OPEN_SECS: stop opening and hold what is open, so
+     * the run still measures (and says) how far it got. */
+    if (++o->fails >= 20 && !o->stopped) {
+        fprintf(stderr,
+                "%s: process %d stops after 20 failed connections in a row (%d of %d open)\n",
+                sl_o.label, proc, o->ok, o->n);
+        o->stopped = 1;
+    }
+}
+
+/* One event (or a deadline check with ev 0) on connection i, in whatever state it is. */
+static void advance(int ep, sl_conn_t *c, int i, uint32_t ev, opening_t *o, int proc, int first)
+{
+    sl_conn_t *x = &c[i];
+    long room = (first + i) / 2;
+    char who = (i & 1) ? 'b' : 'a';
+    int port = (i & 1) && o->port_of_b ? o->port_of_b : sl_o.ports[0];
+    if (o->st[i] == ST_CONNECT && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err != 0)
+            return open_failed(ep, c, i, o, proc, strerror(err));
+        if (sl_o.dialect == D_RAW) {
+            o->st[i] = ST_HANDSHAKE;
+        } else {
+            if (send_upgrade(x, port, room, who) != 0)
+                return open_failed(ep, c, i, o, proc, "upgrade request not sent");
+            o->st[i] = ST_UPGRADE;
+        }
+        arm(ep, c, i, EPOLLIN, EPOLL_CTL_MOD);
+        if (o->st[i] == ST_UPGRADE)
+            return;
+    }
+    if (o->st[i] == ST_UPGRADE && (ev & EPOLLIN)) {
+        int r = read_upgrade(x);
+        if (r < 0)
+            return open_failed(ep, c, i, o, proc, "no 101 response");
+        if (r == 0)
+            return;
+        o->st[i] = ST_HANDSHAKE;
+    }
+    if (o->st[i] == ST_HANDSHAKE || o->st[i] == ST_HELD) {
+        int r = 1;
+        if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+            while ((r = sl_pump(x)) > 0)
+                ;
+        if (r < 0 && o->st[i] == ST_HANDSHAKE)
+            return open_failed(ep, c, i, o, proc, "closed while opening");
+        if (r < 0) { /* a held connection the server closed: counted by still_open */
+            epoll_ctl(ep, EPOLL_CTL_DEL, x->fd, NULL);
+            close(x->fd);
+            x->fd = -1;
+            o->st[i] = ST_DEAD;
+            return;
+        }
+        if (o->st[i] == ST_HANDSHAKE) {
+            int h = handshake_step(x, room);
+            if (h < 0 || x->errors)
+                return open_failed(ep, c, i, o, proc, "handshake refused");
+            if (h == 1) {
+                x->n_offer = 0;
+                o->st[i] = ST_HELD;
+                o->ok++;
+                o->fails = 0;
+            }
+        }
+    }
+}
+
+/* Opens this process's n connections, sl_inflight at a time, answering all pings meanwhile. */
+static void open_all(int ep, sl_conn_t *c, opening_t *o, int proc, int first)
+{
+    struct epoll_event evs[256];
+    for (int s = 0; s < SL_INFLIGHT; s++)
+        o->slot[s] = -1;
+    int slots = sl_inflight < 1 ? 1 : sl_inflight > SL_INFLIGHT ? SL_INFLIGHT : sl_inflight;
+    for (;;) {
+        /* Frees the slots of connections now held or failed (also past their deadline) and
+         * fills them with new ones. */
+        double now = sl_now_s();
+        int busy = 0;
+        for (int s = 0; s < slots; s++) {
+            int i = o->slot[s];
+            if (i >= 0 && o->st[i] != ST_HELD && o->st[i] != ST_DEAD && now > o->deadline[i])
+                open_failed(ep, c, i, o, proc, "no answer within 10 s");
+            if (i >= 0 && (o->st[i] == ST_HELD || o->st[i] == ST_DEAD))
+                o->slot[s] = i = -1;
+            if (i < 0 && !o->stopped && o->next < o->n) {
+                i = o->slot[s] = o->next++;
+                int port = (i & 1) && o->port_of_b ? o->port_of_b : sl_o.ports[0];
+                o->deadline[i] = now + SL_OPEN_SECS;
+                o->st[i] = ST_CONNECT;
+                if (start_open(ep, c, i, proc, port) != 0) {
+                    open_failed(ep, c, i, o, proc, strerror(errno));
+                    o->slot[s] = i = -1;
+                }
+            }
+            busy += i >= 0;
+        }
+        if (!busy && (o->stopped || o->next >= o->n))
+            break;
+        int k = epoll_wait(ep, evs, 256, 100);
+        for (int e = 0; e < k; e++)
+            if (evs[e].data.u32 != UINT32_MAX)
+                advance(ep, c, (int)evs[e].data.u32, evs[e].events, o, proc, first);
+    }
+    if (o->stopped)
+        for (int i = 0; i < o->n; i++)
+            if (o->st[i] == ST_NONE)
+                c[i].fd = -1;
+}
+
 static void idle_child(int proc, int first, int n, int ready_fd, int hold_fd)
 {
     SSL_CTX *ctx = sl_o.tls ? sl_client_ctx() : NULL;
@@ -171,7 +419,7 @@ static void idle_child(int proc, int first, int n, int ready_fd, int hold_fd)
     struct epoll_event hev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
     epoll_ctl(ep, EPOLL_CTL_ADD, hold_fd, &hev);
     double next = sl_now_s() + 1;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && ctx; i++) {
         long room = (first + i) / 2;
         int port = (i & 1) && sl_o.ports[1] ? sl_o.ports[1] : sl_o.ports[0];
         if (sl_open(&c[i], ctx, sl_src_addr(proc), port, room, (i & 1) ? 'b' : 'a') == 0) {
@@ -182,8 +430,6 @@ static void idle_child(int proc, int first, int n, int ready_fd, int hold_fd)
             if (sl_errors++ < 3)
                 fprintf(stderr, "%s: connection %d of process %d failed: %s\n", sl_o.label, i, proc,
                         strerror(errno));
-            /* A node that no longer answers within the 10 s read timeout: stop opening and hold
-             * what is open, so the run still measures (and says) how far it got. */
             if (++fails >= 20) {
                 fprintf(stderr,
                         "%s: process %d stops after 20 failed connections in a row (%d of "
@@ -194,12 +440,21 @@ static void idle_child(int proc, int first, int n, int ready_fd, int hold_fd)
                 break;
             }
         }
-        /* A long opening (the scale run) still answers the pings of the first connections:
-         * the node closes a connection that sends nothing for 60 s. */
+        /* TLS opens blocking: the pings of the first connections are answered between opens. */
         if (sl_now_s() >= next) {
             (void)service(ep, c, 0);
             next = sl_now_s() + 1;
         }
+    }
+    if (!ctx) {
+        opening_t o = {.st = calloc((size_t)n, 1),
+                       .deadline = calloc((size_t)n, sizeof(double)),
+                       .n = n,
+                       .port_of_b = sl_o.ports[1]};
+        open_all(ep, c, &o, proc, first);
+        ok = o.ok;
+        free(o.st);
+        free(o.deadline);
     }
     char msg[32];
     int len = snprintf(msg, sizeof(msg), "%d\n", ok);
@@ -247,7 +502,7 @@ static int cmd_idle(void)
     if (pipe(ready) || pipe(hold))
         return 1;
     double t0 = sl_now_s();
-    pid_t kids[64];
+    pid_t kids[64] = {0};
     int first = 0;
     for (int i = 0; i < sl_o.procs; i++) {
         int share = sl_o.n / sl_o.procs;
@@ -450,7 +705,7 @@ static int cmd_calls(void)
     if (pipe(ready))
         return 1;
     double t0 = sl_now_s();
-    pid_t kids[64];
+    pid_t kids[64] = {0};
     for (int i = 0; i < sl_o.procs; i++) {
         int per = sl_o.calls / sl_o.procs, first = i * per;
         if (i == sl_o.procs - 1)
@@ -557,7 +812,7 @@ int main(int argc, char **argv)
         return argc == 4 ? cmd_keygen(argv[2], argv[3]) : 2;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:mk:r:T:c:S:s:B:K:l:b:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:mk:r:T:c:S:s:B:K:l:b:f:")) != -1) {
         switch (opt) {
         case 'd':
             sl_o.dialect = strcmp(optarg, "peerjs") == 0 ? D_PEERJS
@@ -616,6 +871,9 @@ int main(int argc, char **argv)
             break;
         case 'b':
             sl_o.srcbase = atoi(optarg);
+            break;
+        case 'f':
+            sl_inflight = atoi(optarg);
             break;
         default:
             return 2;
