@@ -1,6 +1,8 @@
 /*
  * ar_bench_sigload's connections (sigload_conn.c): one client connection in one of four dialects,
- * blocking while it opens, non-blocking once held; the commands are in sigload.c.
+ * opened without blocking in one epoll loop per client process for plain-TCP `idle` (so held
+ * connections keep answering pings meanwhile), blocking for TLS and the other phases; the
+ * commands are in sigload.c.
  */
 #ifndef AR_BENCH_SIGLOAD_H
 #define AR_BENCH_SIGLOAD_H
