@@ -220,7 +220,7 @@ static void upload_done(int status, void *arg)
         ar__reply_error(r, 400, "bad_request",
                         "index beyond the declared chunks, or the chunks exceed the declared size");
         return;
-    case AR_EAGAIN:
+    case AR_EPARSE: /* ours alone: the store's AR_EAGAIN (busy, deadlock) stays a 503 */
         ar__reply_error(r, 409, "upload_incomplete",
                         "a chunk is missing, or the chunks do not add up to the declared size");
         return;
@@ -436,7 +436,7 @@ void ar__h_keeping_upload_chunk(ar__req_t *r)
     upload_submit(r, ub, upload_chunk_job);
 }
 
-/* The upload's chunks joined in index order into ct (size bytes): 0, or AR_EAGAIN when one is
+/* The upload's chunks joined in index order into ct (size bytes): 0, or AR_EPARSE when one is
  * missing or they do not add up to size. */
 static int upload_join(ar_store_conn_t *c, int64_t upload, int64_t chunks, uint8_t *ct, size_t size)
 {
@@ -454,7 +454,7 @@ static int upload_join(ar_store_conn_t *c, int64_t upload, int64_t chunks, uint8
         size_t n = 0;
         const void *p = ar_store_col_blob(st, 1, &n);
         if (ar_store_col_int64(st, 0) != next || p == NULL || n > size - off) {
-            rc = AR_EAGAIN;
+            rc = AR_EPARSE;
             break;
         }
         memcpy(ct + off, p, n);
@@ -465,7 +465,7 @@ static int upload_join(ar_store_conn_t *c, int64_t upload, int64_t chunks, uint8
     ar_store_finalize(st);
     if (rc < 0)
         return rc;
-    return next == chunks && off == size ? 0 : AR_EAGAIN;
+    return next == chunks && off == size ? 0 : AR_EPARSE;
 }
 
 static int upload_finish_job(ar_store_conn_t *c, void *arg)
@@ -521,7 +521,16 @@ static int upload_finish_job(ar_store_conn_t *c, void *arg)
         ar_store_finalize(st);
     }
     /* The upload and its chunks go in the same transaction that makes the item. */
-    rc = rc ? rc : ar__exec_ids(c, "DELETE FROM keeping_uploads WHERE id = $1", r->params.item, 0);
+    /* Exactly one row: two finishes at once (PostgreSQL, read committed) both found the upload,
+     * and the second must roll its item back rather than store it twice. */
+    if (rc == 0) {
+        const int64_t id[] = {r->params.item};
+        rc = prep_ids(c, "DELETE FROM keeping_uploads WHERE id = $1", id, 1, &st);
+        int64_t changed = 0;
+        rc = ar__run_changes(st, rc, &changed);
+        if (rc == 0 && changed != 1)
+            rc = AR_ENOTFOUND;
+    }
     if (rc == 0)
         rc = ar_app_audit_append(c, r->now, r->s.account_id, r->clinic_id, AUDIT_KEEPING_SAVED);
     rc = ar__finish(c, rc < 0 ? rc : 0);

@@ -254,8 +254,8 @@ void ar__sig_sess_report_lost(ar__sig_sess_t *s)
     char text[AR_SIG_ERR_TEXT];
     snprintf(text, sizeof(text), "%u messages for this session were lost after seq %lld",
              (unsigned)s->lost, (long long)s->lost_after);
+    s->lost = 0; /* first: the send may close cn, and s with it */
     ar__sig_send_error(cn, AR_SIG_E_LOST, text, 0, AR_SIG_NONE);
-    s->lost = 0;
 }
 
 static void sess_lost(ar__sig_sess_t *s, uint32_t n)
@@ -270,7 +270,7 @@ void ar__sig_sess_frames_lost(ar__sig_srv_t *srv, const char *peer, uint32_t n)
 {
     /* Only the owner's: a backup that misses a frame still gets the owner's numbered copy. */
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-    if (r && r->local && !r->local->provisional && !r->local->is_backup)
+    if (r && r->local && !r->local->provisional && !r->local->is_backup && r->owner == srv->node_id)
         sess_lost(r->local, n);
 }
 
@@ -278,7 +278,8 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
 {
     for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
         for (ar__sig_rec_t *r = srv->recs[i]; r; r = r->hnext)
-            if (r->local && !r->local->provisional && !r->local->is_backup)
+            if (r->local && !r->local->provisional && !r->local->is_backup &&
+                r->owner == srv->node_id)
                 sess_lost(r->local, 1);
 }
 
@@ -551,7 +552,9 @@ static void on_wake(int fd, void *data)
 void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, size_t len)
 {
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-    if (!r || !r->local || len < 25)
+    /* Only the owner numbers frames (and a backup keeps its copy): a session this worker no
+     * longer owns may still linger here with its old connection until it closes. */
+    if (!r || !r->local || len < 25 || !(r->local->is_backup || r->owner == srv->node_id))
         return;
     uint64_t sent;
     memcpy(&sent, data + 16, 8);

@@ -283,6 +283,7 @@ void ar__sig_area_gc(ar__sig_srv_t *srv, ar__sig_area_t *a);
 ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
                                  const ar_token_claims_t *claims);
 void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+int ar__sig_sess_resuming(ar__sig_srv_t *srv, const ar__sig_sess_t *s);
 ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup);
 void ar__sig_sess_new_resume(ar__sig_sess_t *s);
 void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s);

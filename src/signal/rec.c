@@ -173,7 +173,9 @@ static void yield(ar__sig_srv_t *srv, ar__sig_rec_t *r)
 {
     ar__sig_sess_t *s = r->local;
     ar_log0(AR_LOG_INFO, "signal_promotion_undone");
-    if (r->backup != srv->node_id) {
+    /* A client resuming here points at s (its attempt asks the owner next tick): it stays, as a
+     * backup copy, until the attempt ends. */
+    if (r->backup != srv->node_id && !ar__sig_sess_resuming(srv, s)) {
         ar__sig_sess_free(srv, s);
         return;
     }

@@ -47,6 +47,15 @@ static void frame_free_list(ar__sig_frame_t *f)
     }
 }
 
+/* Whether a connection of this worker is resuming into s (its attempt still points at it). */
+int ar__sig_sess_resuming(ar__sig_srv_t *srv, const ar__sig_sess_t *s)
+{
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
+        if (cn->state == AR__SIG_C_RESUMING && cn->sess == s)
+            return 1;
+    return 0;
+}
+
 void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     ar__sig_bus_unsub_to(srv, s);
@@ -733,10 +742,7 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
         if (json_unpack(o, "{s:s}", "r", &res) == 0)
             snprintf(s->resume, sizeof(s->resume), "%s", res);
     } else if (strcmp(k, "drop") == 0 && s && s->is_backup) {
-        int resuming = 0;
-        for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
-            resuming |= cn->state == AR__SIG_C_RESUMING && cn->sess == s;
-        if (!resuming)
+        if (!ar__sig_sess_resuming(srv, s))
             ar__sig_sess_free(srv, s);
     } else if (strcmp(k, "unheld") == 0 && s && !s->is_backup && s->promoted) {
         s->prev_owner = 0; /* the grace period ends it at the next tick */

@@ -54,8 +54,12 @@
 #define BIG_BUDGET ((size_t)8 << 20)         /* bytes of longer frames a worker gathers at once */
 #define OUT_CAP ((size_t)256 * 1024)         /* bytes queued towards one client */
 #define UNALLOC_TIMEOUT_MS ((uint64_t)30000) /* a connection must hold an allocation by then */
-#define TLS_HANDSHAKE_MS 10000               /* connect to handshake done */
-#define PARK_TIMEOUT_MS 30000                /* RFC 6062: an unbound peer connection lives 30 s */
+/* A frame over FRAME_CAP holds its whole length of the worker's BIG_BUDGET until it is complete:
+ * one that has not arrived after this long is a stall, and its connection is closed, so a few
+ * connections cannot hold the budget that every client's large frames share. */
+#define BIG_STALL_MS ((uint64_t)10000)
+#define TLS_HANDSHAKE_MS 10000       /* connect to handshake done */
+#define PARK_TIMEOUT_MS 30000        /* RFC 6062: an unbound peer connection lives 30 s */
 #define RAW_CAP ((size_t)256 * 1024) /* client bytes waiting for a slow peer (RFC 6062 data) */
 
 /* The peer side of a bound RFC 6062 data connection: a raw TCP socket we read and write. */
@@ -81,7 +85,8 @@ typedef struct stream_conn_s {
     size_t skip;            /* bytes of a frame over BIG_BUDGET still to discard */
     uint8_t *big;           /* a frame longer than FRAME_CAP being gathered, big_need bytes */
     size_t big_need, big_used;
-    bool raw; /* an RFC 6062 data connection: bytes pass through unframed */
+    uint64_t big_seen_ms; /* when the tick first saw the frame being gathered (0: not yet) */
+    bool raw;             /* an RFC 6062 data connection: bytes pass through unframed */
     peer_side_t *peer;
     ar__turn_tcplife_t *life; /* raw: the allocation that made the peer connection */
     uint8_t *pout;            /* client bytes the peer has not taken yet (raw only) */
@@ -159,6 +164,7 @@ static void big_start(stream_conn_t *sc, size_t need)
     sw->big_bytes += need;
     sc->big_need = need;
     sc->big_used = 0;
+    sc->big_seen_ms = 0;
 }
 
 /* Adds bytes to the frame being gathered; hands it to the engine once whole. Returns the bytes
@@ -196,6 +202,11 @@ static long feed_frames(stream_conn_t *sc, uint8_t *data, size_t len)
         if (need == 0)
             break; /* header incomplete */
         if (need > FRAME_CAP) {
+            /* Only a client with an allocation has a use for a large frame (data for a peer);
+             * before that, one would only hold the shared budget (an HTTP request parses as a
+             * 21 KiB ChannelData frame). */
+            if (!ar_turn_engine_has_allocation(sw->e, &sc->tuple))
+                return -1;
             big_start(sc, need);
             if (sc->big) {
                 off += big_feed(sc, data + off, len - off);
@@ -204,6 +215,8 @@ static long feed_frames(stream_conn_t *sc, uint8_t *data, size_t len)
                 sc->skip -= n;
                 off += n;
             }
+            if (sc->raw)
+                break; /* a large ConnectionBind: what follows is the client's data */
             continue;
         }
         if (len - off < need)
@@ -240,6 +253,12 @@ static void on_read(ar_conn_t *c, const uint8_t *data, size_t len)
             size_t n = big_feed(sc, data, len);
             data += n;
             len -= n;
+            if (sc->raw) {
+                /* The frame was a ConnectionBind that succeeded: the rest is the client's data. */
+                if (len)
+                    raw_to_peer(sc, data, len);
+                return;
+            }
             continue;
         }
         size_t n = sizeof(sc->buf) - sc->used;
@@ -340,6 +359,14 @@ void ar__stream_tick(ar__stream_worker_t *sw, uint64_t now_ms)
             if (sc->life && atomic_load_explicit(&sc->life->dead, memory_order_acquire))
                 ar_conn_close(sc->c);
             continue;
+        }
+        if (sc->big) {
+            if (sc->big_seen_ms == 0)
+                sc->big_seen_ms = now_ms;
+            else if (now_ms - sc->big_seen_ms > BIG_STALL_MS) {
+                ar_conn_close(sc->c);
+                continue;
+            }
         }
         if (ar_turn_engine_has_allocation(sw->e, &sc->tuple))
             sc->alloc_seen_ms = now_ms;
@@ -783,15 +810,20 @@ static void on_peer_io(uv_poll_t *h, int status, int events)
         /* The client is slow: stop reading the peer until its buffer drains (on_drain). */
         int rc = ar_conn_want_drain(sc->c);
         if (rc != 0) {
-            if (rc == 1)
-                set_peer_events(sc, p->events & ~UV_READABLE);
+            /* 1: on_drain turns reading back on. Otherwise the client is closing: the peer
+             * socket stays readable while it lingers, and a level-triggered poll left on would
+             * call us on every loop turn. */
+            set_peer_events(sc, p->events & ~UV_READABLE);
             return;
         }
     }
     size_t room = sizeof(sc->sw->scratch);
     ssize_t n = recv(p->fd, sc->sw->scratch, room, MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        ar_conn_close(sc->c); /* the peer closed: flush what we have and close the client */
+        /* The peer closed: flush what we have and close the client; its socket stays readable
+         * (at EOF) while the client lingers, so it is no longer polled. */
+        set_peer_events(sc, 0);
+        ar_conn_close(sc->c);
         return;
     }
     if (n > 0 && ar_conn_write(sc->c, sc->sw->scratch, (size_t)n) != 0)

@@ -149,7 +149,14 @@ async function check(where) {
   };
   $('btn-speaker').onclick = playTone;
   screen('s-check');
-  stream = await getLocalStream().catch(() => new MediaStream());
+  const consultation = st;
+  const local = await getLocalStream().catch(() => new MediaStream());
+  // Ended while the camera was starting (finish() has run): nothing may stay live after it.
+  if (st !== consultation) {
+    for (const t of local.getTracks()) t.stop();
+    return;
+  }
+  stream = local;
   $('check-video').srcObject = stream;
   // The patient need not wait for the camera: if they went on (even into the call) before it
   // started, the waiting screen and the call get its tracks now, and no meter runs unseen.
