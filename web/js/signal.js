@@ -32,6 +32,8 @@ export class SignalClient extends EventTarget {
     this.attempt = 0;
     this.pingTimer = null;
     this.outQueue = [];
+    this.queuedBefore = 0; // frames queued before the current connection's hello
+    this.ready = false; // the current connection is welcomed
     this.tokens = PACE_BURST;
     this.refilled = Date.now();
     this.paceTimer = null;
@@ -55,9 +57,10 @@ export class SignalClient extends EventTarget {
     if (this.stopped) return;
     const ws = new WebSocket(target, 'anteroom.v1');
     this.ws = ws;
-    // A new connection starts with hello: nothing queued for the old one goes before it.
-    this.outQueue = [];
-    this.tokens = PACE_BURST;
+    // Frames queued meanwhile wait for this connection's welcome: a resumed session takes them,
+    // a new one drops those queued before it (they were for the old session).
+    this.ready = false;
+    this.queuedBefore = this.outQueue.length;
     ws.onopen = () => {
       const hello = { token };
       if (this.name) hello.name = this.name;
@@ -65,15 +68,20 @@ export class SignalClient extends EventTarget {
         hello.resume = this.resumeToken;
         hello.last_seq = this.lastSeq;
       }
-      this.send('hello', hello);
+      // Hello goes first whatever is queued (it is the only frame before welcome).
+      ws.send(JSON.stringify({ v: 1, type: 'hello', id: this.nextId++, ...hello }));
+      this.tokens = PACE_BURST - 1;
+      this.refilled = Date.now();
     };
     ws.onmessage = (ev) => this.onFrame(ws, ev.data);
     ws.onclose = (ev) => this.onClose(ws, ev.code);
     ws.onerror = () => {};
   }
 
+  // Queues a frame (sent in order within the rate, once the connection is welcomed); 0 when
+  // there is no connection at all.
   send(type, fields = {}) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return 0;
+    if (!this.ws) return 0;
     const id = this.nextId++;
     this.outQueue.push(JSON.stringify({ v: 1, type, id, ...fields }));
     this.pace();
@@ -86,7 +94,7 @@ export class SignalClient extends EventTarget {
     this.tokens = Math.min(PACE_BURST, this.tokens + ((now - this.refilled) * PACE_RATE) / 1000);
     this.refilled = now;
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !this.ready) return;
     while (this.outQueue.length && this.tokens >= 1) {
       ws.send(this.outQueue.shift());
       this.tokens -= 1;
@@ -148,6 +156,9 @@ export class SignalClient extends EventTarget {
       this.lastSeq = 0;
       this.acked = 0;
     }
+    if (!resumed) this.outQueue.splice(0, this.queuedBefore);
+    this.queuedBefore = 0;
+    this.ready = true;
     this.peer = f.peer;
     this.resumeToken = f.resume;
     this.grace = f.grace;
@@ -157,6 +168,7 @@ export class SignalClient extends EventTarget {
     // Our own keepalive, well inside the server's 60 s idle limit.
     this.pingTimer = setInterval(() => this.send('ping', { t: Date.now() }), Math.min(f.ping, 25) * 1000);
     this.emit('welcome', { ...f, resumed });
+    this.pace();
   }
 
   async onDrain(f) {
@@ -195,9 +207,9 @@ export class SignalClient extends EventTarget {
 
   // Leave on purpose: no grace period.
   bye() {
-    this.send('bye');
-    // Leaving cannot wait for the bucket: what is queued goes now, bye last.
-    if (this.ws?.readyState === WebSocket.OPEN) for (const f of this.outQueue.splice(0)) this.ws.send(f);
+    // Leaving: what is still queued no longer matters, and bye cannot wait for the bucket.
+    this.outQueue = [];
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ v: 1, type: 'bye', id: this.nextId++ }));
     this.close();
   }
 

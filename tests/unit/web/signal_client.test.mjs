@@ -78,9 +78,48 @@ test('frames beyond the bucket wait and go out in order, within the server limit
   const cands = ws.sent.filter((f) => f.type === 'candidate').map((f) => f.candidate);
   assert.equal(cands.length, 120);
   assert.deepEqual(cands, Array.from({ length: 120 }, (_, i) => `c${i}`));
-  // bye goes at once, after what was queued.
-  for (let i = 0; i < 10; i++) c.send('candidate', { to: 'p2', candidate: `d${i}` });
+  // bye goes at once; what was still queued is dropped (leaving, it no longer matters).
+  for (let i = 0; i < 100; i++) c.send('candidate', { to: 'p2', candidate: `d${i}` });
+  const sentBefore = ws.sent.length;
   c.bye();
   assert.equal(ws.sent.at(-1).type, 'bye');
-  assert.equal(ws.sent.filter((f) => f.type === 'candidate').length, 130);
+  assert.equal(ws.sent.length, sentBefore + 1);
+});
+
+test('frames queued while the connection is down go out after a resume, not after a new session', async (t) => {
+  const { c, ws } = await connected(t);
+  // Fill the bucket so that frames wait, then lose the connection.
+  for (let i = 0; i < 95; i++) c.send('candidate', { to: 'p2', candidate: `a${i}` });
+  const waiting = c.outQueue.length;
+  assert.ok(waiting >= 5, `waiting ${waiting}`);
+  ws.onclose({ code: 1006 });
+  assert.equal(c.send('candidate', { to: 'p2', candidate: 'lost' }), 0, 'no connection: not queued');
+  // The retry connects; before welcome only hello goes out, then the queue in order.
+  clearTimeout(c.paceTimer);
+  c.paceTimer = null;
+  await c.connect();
+  await new Promise((r) => setImmediate(r));
+  const ws2 = FakeSocket.last;
+  assert.notEqual(ws2, ws);
+  assert.equal(ws2.sent.length, 1);
+  assert.equal(ws2.sent[0].type, 'hello');
+  assert.equal(ws2.sent[0].resume, 'r');
+  ws2.deliver({ v: 1, type: 'welcome', seq: 0, peer: 'p1', resume: 'r2', grace: 120, ping: 25, resumed: true });
+  const cands = ws2.sent.filter((f) => f.type === 'candidate').map((f) => f.candidate);
+  assert.equal(cands.length, waiting);
+  assert.equal(cands[0], `a${95 - waiting}`);
+
+  // The same with a new session: the old session's frames are dropped, new ones go.
+  for (let i = 0; i < 95; i++) c.send('candidate', { to: 'p2', candidate: `b${i}` });
+  ws2.onclose({ code: 1006 });
+  clearTimeout(c.paceTimer);
+  c.paceTimer = null;
+  await c.connect();
+  await new Promise((r) => setImmediate(r));
+  const ws3 = FakeSocket.last;
+  ws3.deliver({ v: 1, type: 'welcome', seq: 1, peer: 'p9', resume: 'r3', grace: 120, ping: 25 });
+  assert.equal(c.outQueue.length, 0);
+  assert.deepEqual(ws3.sent.map((f) => f.type), ['hello']);
+  c.send('join', { room: 'x' });
+  assert.equal(ws3.sent.at(-1).type, 'join');
 });
