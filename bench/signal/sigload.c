@@ -224,22 +224,9 @@ static int start_open(int ep, sl_conn_t *c, int i, int proc, int port)
 /* The upgrade request, once connected. */
 static int send_upgrade(sl_conn_t *x, int port, long room, char who)
 {
-    char path[160], req[512];
     if (sl_o.dialect == D_PEERJS)
         snprintf(x->id, sizeof(x->id), "%s-%ld%c", sl_run, room, who);
-    if (sl_o.dialect == D_ANTEROOM)
-        snprintf(path, sizeof(path), "/ws");
-    else if (sl_o.dialect == D_PEERJS)
-        snprintf(path, sizeof(path), "/peerjs?key=peerjs&id=%s&token=t%ld", x->id, room);
-    else
-        snprintf(path, sizeof(path), "/?room=%s-%ld", sl_run, room);
-    int rn = snprintf(req, sizeof(req),
-                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Origin: https://bench.anteroom.invalid\r\n"
-                      "Sec-WebSocket-Protocol: anteroom.v1\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                      path, port);
-    return sl_write(x, req, (size_t)rn);
+    return sl_send_upgrade(x, port, room);
 }
 
 /* Reads the 101 response's header and no byte more (MSG_PEEK first), so that frames sent at

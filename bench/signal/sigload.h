@@ -69,6 +69,8 @@ void sl_close(sl_conn_t *c);
 void sl_set_nonblock(sl_conn_t *c);
 uint32_t sl_src_addr(int proc);
 int sl_write(sl_conn_t *c, const void *b, size_t n);
+/* Writes the dialect's WebSocket upgrade request for room (c->id set first for PeerJS). */
+int sl_send_upgrade(sl_conn_t *c, int port, long room);
 int sl_send_frame(sl_conn_t *c, uint8_t op, const char *s, size_t n);
 int sl_send(sl_conn_t *c, const char *s);
 /* One read: 1 bytes came, 0 nothing yet (non-blocking), -1 the connection is over. */

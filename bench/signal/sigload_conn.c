@@ -59,6 +59,26 @@ int sl_write(sl_conn_t *c, const void *b, size_t n)
     return 0;
 }
 
+/* Writes the WebSocket upgrade request of the dialect (the room's path for the Node relay, the
+ * id and token for PeerJS, /ws for anteroom). */
+int sl_send_upgrade(sl_conn_t *c, int port, long room)
+{
+    char path[160], req[512];
+    if (sl_o.dialect == D_ANTEROOM)
+        snprintf(path, sizeof(path), "/ws");
+    else if (sl_o.dialect == D_PEERJS)
+        snprintf(path, sizeof(path), "/peerjs?key=peerjs&id=%s&token=t%ld", c->id, room);
+    else
+        snprintf(path, sizeof(path), "/?room=%s-%ld", sl_run, room);
+    int rn = snprintf(req, sizeof(req),
+                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Origin: https://bench.anteroom.invalid\r\n"
+                      "Sec-WebSocket-Protocol: anteroom.v1\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                      path, port);
+    return sl_write(c, req, (size_t)rn);
+}
+
 /* One masked frame (clients mask, RFC 6455 5.3). */
 int sl_send_frame(sl_conn_t *c, uint8_t op, const char *s, size_t n)
 {
@@ -308,20 +328,7 @@ int sl_open(sl_conn_t *c, SSL_CTX *ctx, uint32_t src, int port, long room, char 
         snprintf(c->id, sizeof(c->id), "%s-%ld%c", sl_run, room, who);
     if (sl_o.dialect == D_RAW)
         return 0;
-    char path[160], req[512];
-    if (sl_o.dialect == D_ANTEROOM)
-        snprintf(path, sizeof(path), "/ws");
-    else if (sl_o.dialect == D_PEERJS)
-        snprintf(path, sizeof(path), "/peerjs?key=peerjs&id=%s&token=t%ld", c->id, room);
-    else
-        snprintf(path, sizeof(path), "/?room=%s-%ld", sl_run, room);
-    int rn = snprintf(req, sizeof(req),
-                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Origin: https://bench.anteroom.invalid\r\n"
-                      "Sec-WebSocket-Protocol: anteroom.v1\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                      path, port);
-    if (sl_write(c, req, (size_t)rn) != 0)
+    if (sl_send_upgrade(c, port, room) != 0)
         goto fail;
     uint8_t resp[1024];
     size_t got = 0;
