@@ -229,19 +229,6 @@ static void upload_done(int status, void *arg)
     }
 }
 
-/* Prepares sql and binds $1..$n to v. */
-static int prep_ids(ar_store_conn_t *c, const char *sql, const int64_t *v, int n,
-                    ar_store_stmt_t **st)
-{
-    *st = NULL;
-    int rc = ar__prep(c, sql, st);
-    if (rc < 0)
-        *st = NULL;
-    for (int i = 0; rc == 0 && i < n; i++)
-        rc = ar_store_bind_int64(*st, i + 1, v[i]);
-    return rc;
-}
-
 /* 0 when the clinic keeps (on, with a public key), AR_ESTATE when not, or a store error. */
 static int keeping_on(ar_store_conn_t *c, int64_t clinic)
 {
@@ -267,7 +254,7 @@ static int upload_find(ar_store_conn_t *c, ar__req_t *r, const char *cols, ar_st
              "account_id = $3 AND expires_at > $4",
              cols);
     const int64_t v[] = {r->params.item, r->clinic_id, r->s.account_id, r->now};
-    int rc = prep_ids(c, sql, v, 4, st);
+    int rc = ar__prep_ids(c, sql, v, 4, st);
     rc = rc == 0 ? ar_store_step(*st) : rc;
     return rc == AR_STORE_DONE ? AR_ENOTFOUND : rc;
 }
@@ -525,7 +512,7 @@ static int upload_finish_job(ar_store_conn_t *c, void *arg)
      * and the second must roll its item back rather than store it twice. */
     if (rc == 0) {
         const int64_t id[] = {r->params.item};
-        rc = prep_ids(c, "DELETE FROM keeping_uploads WHERE id = $1", id, 1, &st);
+        rc = ar__prep_ids(c, "DELETE FROM keeping_uploads WHERE id = $1", id, 1, &st);
         int64_t changed = 0;
         rc = ar__run_changes(st, rc, &changed);
         if (rc == 0 && changed != 1)
@@ -553,10 +540,10 @@ static int upload_delete_job(ar_store_conn_t *c, void *arg)
     ar__req_t *r = arg;
     ar_store_stmt_t *st;
     const int64_t v[] = {r->params.item, r->clinic_id, r->s.account_id};
-    int rc = prep_ids(c,
-                      "DELETE FROM keeping_uploads WHERE id = $1 AND clinic_id = $2 AND "
-                      "account_id = $3",
-                      v, 3, &st);
+    int rc = ar__prep_ids(c,
+                          "DELETE FROM keeping_uploads WHERE id = $1 AND clinic_id = $2 AND "
+                          "account_id = $3",
+                          v, 3, &st);
     int64_t changed = 0;
     rc = ar__run_changes(st, rc, &changed);
     return rc < 0 ? rc : changed == 1 ? 0 : AR_ENOTFOUND;

@@ -13,6 +13,17 @@ int ar__prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st)
     return ar_store_prepare(c, sql, strlen(sql), st);
 }
 
+int ar__prep_ids(ar_store_conn_t *c, const char *sql, const int64_t *v, int n, ar_store_stmt_t **st)
+{
+    *st = NULL;
+    int rc = ar__prep(c, sql, st);
+    if (rc < 0)
+        *st = NULL;
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = ar_store_bind_int64(*st, i + 1, v[i]);
+    return rc;
+}
+
 int ar__run(ar_store_stmt_t *st, int rc)
 {
     if (rc == 0)

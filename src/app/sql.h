@@ -16,6 +16,9 @@
 
 /* ar_store_prepare for a NUL-terminated statement. */
 int ar__prep(ar_store_conn_t *c, const char *sql, ar_store_stmt_t **st);
+/* Prepares sql and binds $1..$n to v[0..n-1]; *st is NULL when preparing failed. */
+int ar__prep_ids(ar_store_conn_t *c, const char *sql, const int64_t *v, int n,
+                 ar_store_stmt_t **st);
 /* Steps st once when rc is 0 (the binds went well), finalizes it and returns rc or the step's
  * error; 0 when the statement ran (a row or done). */
 int ar__run(ar_store_stmt_t *st, int rc);
