@@ -33,6 +33,9 @@ extern double *sl_lat;
 extern size_t sl_nlat, sl_latcap;
 extern int sl_counting;
 
+/* The length of anteroom's peer ids (base64url of 128 bits): the others' frames use it too. */
+#define SL_PEER_LEN 22
+
 typedef struct sl_conn_s {
     int fd;
     SSL *ssl;

@@ -291,6 +291,19 @@ void sl_close(sl_conn_t *c)
 }
 
 /*
+ * The bare and Node relays forward frames unread, so the address in them is never looked at; it
+ * still gets the length of anteroom's peer ids (SL_PEER_LEN), so that every server relays frames
+ * of the same size (an empty "to" made theirs 22 bytes shorter than anteroom's).
+ */
+static void relay_id(sl_conn_t *c, long room, char who)
+{
+    char t[64];
+    int n = snprintf(t, sizeof(t), "%s-%032ld%c", sl_run, room, who);
+    if (n >= SL_PEER_LEN && (size_t)n < sizeof(t))
+        memcpy(c->id, t + n - SL_PEER_LEN, SL_PEER_LEN + 1); /* unique: the room and who */
+}
+
+/*
  * Opens one blocking connection from source address src (0: any): TCP, TLS, the upgrade, then
  * the dialect's handshake (anteroom: hello and, with room >= 0, join; peerjs: OPEN). `who` is
  * 'a' or 'b', the member of the pair.
@@ -326,6 +339,8 @@ int sl_open(sl_conn_t *c, SSL_CTX *ctx, uint32_t src, int port, long room, char 
     ar_ws_parser_init(&c->p, sl_o.dialect == D_RAW, 1 << 20);
     if (sl_o.dialect == D_PEERJS)
         snprintf(c->id, sizeof(c->id), "%s-%ld%c", sl_run, room, who);
+    if (sl_o.dialect == D_RAW || sl_o.dialect == D_WS)
+        relay_id(c, room, who);
     if (sl_o.dialect == D_RAW)
         return 0;
     if (sl_send_upgrade(c, port, room) != 0)
