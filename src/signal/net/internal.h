@@ -114,6 +114,7 @@ struct ar_sn_loop_s {
     uint32_t now;       /* seconds since the loop started */
     uint32_t wheel_pos; /* next second the wheel will process */
     uint64_t start_ms;
+    uint64_t now_ms; /* mono_ms() when the current turn's events arrived */
     size_t nconns;
     ar_sn_conn_t *wheel[AR__SN_WHEEL];
     ar_sn_conn_t *dead; /* freed after each epoll batch */

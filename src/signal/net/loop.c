@@ -33,10 +33,12 @@
 /* Accepts per listener event, so a connect storm cannot starve established connections. */
 #define ACCEPT_BATCH 64
 
+/* The coarse clock (the kernel's last tick, a few ms) is plenty for one-second timers and is a
+ * plain memory read; the precise one costs about 0.1 us a read on this VM, twice per wake-up. */
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
@@ -150,7 +152,7 @@ int ar_sn_loop_new(const ar_sn_conf_t *conf, const ar_sn_handler_t *handler, ar_
     if (!l->conf.idle_timeout_s)
         l->conf.idle_timeout_s = 60;
     l->h = *handler;
-    l->start_ms = mono_ms();
+    l->start_ms = l->now_ms = mono_ms();
     l->stopfd = -1;
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (l->epfd >= 0)
@@ -277,7 +279,8 @@ int ar_sn_loop_run(ar_sn_loop_t *l)
         int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR)
             return AR_ESYS;
-        l->now = (uint32_t)((mono_ms() - l->start_ms) / 1000);
+        l->now_ms = mono_ms();
+        l->now = (uint32_t)((l->now_ms - l->start_ms) / 1000);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &l->stopfd) {
@@ -335,6 +338,11 @@ void ar_sn_loop_set_tick(ar_sn_loop_t *l, void (*cb)(uint32_t now_s, void *data)
 uint32_t ar_sn_loop_now(const ar_sn_loop_t *l)
 {
     return l->now;
+}
+
+uint64_t ar_sn_loop_now_ms(const ar_sn_loop_t *l)
+{
+    return l->now_ms;
 }
 
 void ar_sn_loop_stop(ar_sn_loop_t *l)

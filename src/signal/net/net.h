@@ -91,6 +91,9 @@ void ar_sn_loop_set_tick(ar_sn_loop_t *l, void (*cb)(uint32_t now_s, void *data)
 void ar_sn_loop_set_idle(ar_sn_loop_t *l, int (*cb)(void *data), void *data);
 /* Seconds since the loop started (the clock of the tick). */
 uint32_t ar_sn_loop_now(const ar_sn_loop_t *l);
+/* CLOCK_MONOTONIC_COARSE in milliseconds, read when the current turn's events arrived: per-message
+ * clocks (rate limits) read this instead of the clock (one read per wake-up, not per message). */
+uint64_t ar_sn_loop_now_ms(const ar_sn_loop_t *l);
 /* Makes ar_sn_loop_run return; async-signal-safe (one write to an eventfd). */
 void ar_sn_loop_stop(ar_sn_loop_t *l);
 /* Closes every connection (close_cb fires for open ones) and frees the loop. NULL is fine. */
