@@ -77,12 +77,17 @@ typedef struct ar__sig_claims_s {
 
 /* A replicated session record. Strings are in the record; name/answers only for patients. */
 typedef struct ar__sig_rec_s {
+    /* What a relay reads of both ends (flows.c on_relay, bus.c ar__sig_bus_to_now) comes first,
+     * in the record's first 64 bytes: one cache line per record per relayed frame, not two. */
     struct ar__sig_rec_s *hnext;
+    ar__sig_room_t *in_room;
+    ar__sig_sess_t *local; /* when this worker owns or backs the session */
+    uint64_t owner;
     char peer[AR__SIG_PEER_LEN + 1];
     uint8_t role;   /* ar_sig_role_t */
     uint8_t status; /* ar_sig_status_t: 0 when not in a queue */
     uint8_t away;   /* the connection is lost; inside the grace period */
-    uint64_t owner, backup;
+    uint64_t backup;
     char room[AR_SIG_ID_MAX + 1];
     char clinic[AR_SIG_ID_MAX + 1]; /* a patient's clinic */
     char area[AR_SIG_ID_MAX + 1];   /* a patient's waiting area (set by arrive) */
@@ -96,10 +101,8 @@ typedef struct ar__sig_rec_s {
     size_t nans;
     ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
     size_t nsubs;
-    ar__sig_room_t *in_room;
     uint64_t joined_us; /* when it joined in_room (the joiner's clock): ranks racing joins */
     ar__sig_area_t *in_area;
-    ar__sig_sess_t *local; /* when this worker owns or backs the session */
 } ar__sig_rec_t;
 
 struct ar__sig_room_s {
