@@ -18,6 +18,9 @@
 
 /* Pairs in one frame beyond which the full parse decides. */
 #define FLAT_PAIRS 16
+/* Rows of a table the flat parse maps (the envelope has 3, a relayed type at most 4). */
+#define FLAT_ROWS 8
+_Static_assert(FLAT_PAIRS < 32, "a pair is a bit of a uint32_t (map_rows)");
 
 typedef enum { T_STR = 1, T_INT, T_BOOL, T_NULL } tok_kind_t;
 
@@ -45,6 +48,16 @@ static size_t string_end(const char *f, size_t i, size_t len, uint8_t *plain)
 {
     *plain = 1;
     for (i++; i < len; i++) {
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, f + i, 8);
+            size_t k = ar__sig_plain_run(w);
+            i += k;
+            if (k < 8)
+                break;
+        }
+        if (i >= len)
+            break;
         unsigned char c = (unsigned char)f[i];
         if (c == '"')
             return i;
@@ -152,10 +165,15 @@ static int split(const char *f, size_t len, int keep, pair_t *p)
     return ws(f, i + 1, len) == len ? n : -1;
 }
 
-/* 1 when the NUL-terminated name is spelt s[0..n) (no strlen: this runs per pair and row). */
-static int named(const char *name, const char *s, size_t n)
+/* 1 when the NUL-terminated name is spelt s[0..n) (no strlen: this runs per pair and row). A
+ * loop the compiler inlines rather than strncmp: the names are short and most comparisons fail
+ * at the first byte, where a call to libc's strncmp cost more than the comparison. */
+static inline int named(const char *name, const char *s, size_t n)
 {
-    return strncmp(name, s, n) == 0 && name[n] == '\0';
+    for (size_t i = 0; i < n; i++)
+        if (name[i] != s[i] || name[i] == '\0') /* name shorter than n: never read past it */
+            return 0;
+    return name[n] == '\0';
 }
 
 static const pair_t *find(const pair_t *p, int n, const char *key)
@@ -166,29 +184,42 @@ static const pair_t *find(const pair_t *p, int n, const char *key)
     return NULL;
 }
 
-/* The row of table t named like pair x, or NULL. */
-static const ar__sig_field_t *row_of(const ar__sig_table_t *t, const pair_t *x)
+/*
+ * Pairs to rows, once (rather than each row looking for its pair and each pair for its row):
+ * at[r] is the pair named like row r of t, or -1; bit i of *known is set when pair i names a
+ * row. -1 when a row is named twice (jansson refuses a repeated key: the full parse answers).
+ */
+static int map_rows(const ar__sig_table_t *t, const pair_t *p, int n, int8_t *at, uint32_t *known)
 {
-    for (size_t i = 0; i < t->count; i++) {
-        const char *k = t->fields[i].key;
-        if (k != NULL && named(k, x->key, x->klen))
-            return &t->fields[i];
+    for (size_t r = 0; r < t->count; r++)
+        at[r] = -1;
+    for (int i = 0; i < n; i++) {
+        for (size_t r = 0; r < t->count; r++) {
+            const char *k = t->fields[r].key;
+            if (k == NULL || !named(k, p[i].key, p[i].klen))
+                continue;
+            if (at[r] >= 0)
+                return -1;
+            at[r] = (int8_t)i;
+            *known |= 1u << i;
+            break;
+        }
     }
-    return NULL;
+    return 0;
 }
 
 /*
  * Reads the rows of t from the pairs into base, as ar__sig_read_object would: 0, or -1 for the
- * full parse. sdp_ok: the row for "sdp" may keep an escaped or non-ASCII string as sent (its
- * content then checked by ar__sig_sdp_end).
+ * full parse. at[i]: the pair named like row i, or -1 (map_rows). sdp_ok: the row for "sdp" may
+ * keep an escaped or non-ASCII string as sent (its content then checked by ar__sig_sdp_end).
  */
-static int read_rows(const ar__sig_table_t *t, const pair_t *p, int n, void *base, int sdp_ok,
-                     const char **raw)
+static int read_rows(const ar__sig_table_t *t, const pair_t *p, int n, const int8_t *at, void *base,
+                     int sdp_ok, const char **raw)
 {
     for (size_t i = 0; i < t->count; i++) {
         const ar__sig_field_t *f = &t->fields[i];
         void *dst = (char *)base + f->off;
-        const pair_t *x = f->key ? find(p, n, f->key) : NULL;
+        const pair_t *x = at[i] >= 0 ? &p[at[i]] : NULL;
         if (x != NULL && x->kind == T_NULL) {
             if (!(f->flags & AR__SIG_NULL))
                 return -1;
@@ -261,34 +292,32 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     const pair_t *tp = find(p, n, "type");
     if (tp == NULL || tp->kind != T_STR || !tp->plain)
         return 0;
+    /* The types a relay or a keepalive brings; other handlers may expect NUL-terminated text,
+     * so any other type goes to the full parse (only these six names are compared). */
+    static const int flat_types[] = {AR_SIG_OFFER, AR_SIG_ANSWER, AR_SIG_CANDIDATE,
+                                     AR_SIG_ACK,   AR_SIG_PING,   AR_SIG_PONG};
     int type = 0;
-    for (int i = 1; i < AR_SIG_TYPE_COUNT && !type; i++) {
-        const char *name = ar_sig_type_name(i);
-        if (named(name, tp->val, tp->vlen))
-            type = i;
-    }
-    /* The types a relay or a keepalive brings; other handlers may expect NUL-terminated text. */
-    if (type != AR_SIG_OFFER && type != AR_SIG_ANSWER && type != AR_SIG_CANDIDATE &&
-        type != AR_SIG_ACK && type != AR_SIG_PING && type != AR_SIG_PONG)
+    for (size_t i = 0; i < sizeof(flat_types) / sizeof(flat_types[0]) && !type; i++)
+        if (named(ar_sig_type_name(flat_types[i]), tp->val, tp->vlen))
+            type = flat_types[i];
+    if (type == 0)
         return 0;
     const ar__sig_table_t *t = ar__sig_types[type].table[dir];
     const ar__sig_table_t *env = &ar__sig_envelope[dir];
-    if (t == NULL)
+    if (t == NULL || t->count > FLAT_ROWS || env->count > FLAT_ROWS)
         return 0;
-    /* Every key known, none twice (jansson refuses duplicates). */
-    for (int i = 0; i < n; i++) {
-        if (row_of(env, &p[i]) == NULL && row_of(t, &p[i]) == NULL)
-            return 0;
-        for (int j = 0; j < i; j++)
-            if (p[j].klen == p[i].klen && memcmp(p[j].key, p[i].key, p[i].klen) == 0)
-                return 0;
-    }
+    /* Every key known (a row of the envelope or of the type), none twice. */
+    int8_t at_env[FLAT_ROWS], at_t[FLAT_ROWS];
+    uint32_t known = 0;
+    if (map_rows(env, p, n, at_env, &known) != 0 || map_rows(t, p, n, at_t, &known) != 0 ||
+        known != (1u << n) - 1) /* n <= FLAT_PAIRS < 32 */
+        return 0;
     ar__sig_env_t e;
     memset(&e, 0, sizeof(e));
     memset(msg, 0, sizeof(*msg));
     const char *raw = NULL;
-    if (read_rows(env, p, n, &e, 0, &raw) != 0 || e.v != AR_SIG_VERSION ||
-        read_rows(t, p, n, msg, keep, &raw) != 0) {
+    if (read_rows(env, p, n, at_env, &e, 0, &raw) != 0 || e.v != AR_SIG_VERSION ||
+        read_rows(t, p, n, at_t, msg, keep, &raw) != 0) {
         memset(msg, 0, sizeof(*msg));
         return 0;
     }

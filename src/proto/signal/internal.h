@@ -93,6 +93,27 @@ int ar__sig_lift_sdp(const char *frame, size_t len, size_t *vs, size_t *ve);
 /* lift.c: the index of the closing quote of the string opening at f[i] when the SDP field
  * accepts it (decoded: 1 to AR_SIG_SDP_MAX bytes of the SDP charset), else 0. */
 size_t ar__sig_sdp_end(const char *f, size_t i, size_t len);
+
+/*
+ * How many of the eight bytes of w (read with memcpy), from the first, are printable ASCII that
+ * a JSON string holds as it is (not a control character, DEL, a byte >= 0x80, '"' or '\\'):
+ * 8 when all are. The string scanners (flat.c, lift.c) skip such runs a word at a time, as most
+ * of a relayed frame is such text. Each term is the classic test "some byte is less than n"
+ * ((x - n*ones) & ~x & high, n <= 128), for < 0x20 and for a zero byte of w XOR the byte looked
+ * for; a borrow can only flag bytes above a byte rightly flagged, so the lowest flag is exact.
+ */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "ar__sig_plain_run reads the first byte of a word as its lowest"
+#endif
+static inline size_t ar__sig_plain_run(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\'), d = w ^ (ones * 0x7f);
+    uint64_t bad =
+        (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | ((d - ones) & ~d) | w) &
+        high;
+    return bad ? (size_t)__builtin_ctzll(bad) >> 3 : 8;
+}
 /*
  * flat.c: the parse of AR_SIG_PARSE_BORROW. 1 when it parsed the frame (msg and err filled as
  * ar_sig_parse would, strings pointing into frame); 0 when the full parse must decide.

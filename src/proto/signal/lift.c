@@ -135,6 +135,17 @@ size_t ar__sig_sdp_end(const char *f, size_t i, size_t len)
     const unsigned char *u = (const unsigned char *)f;
     size_t decoded = 0;
     for (i++; i < len;) {
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, u + i, 8);
+            size_t k = ar__sig_plain_run(w);
+            decoded += k;
+            i += k;
+            if (k < 8)
+                break;
+        }
+        if (i >= len)
+            break;
         unsigned char c = u[i];
         if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
             decoded++;
