@@ -196,7 +196,7 @@ static int map_rows(const ar__sig_table_t *t, const pair_t *p, int n, int8_t *at
     for (int i = 0; i < n; i++) {
         for (size_t r = 0; r < t->count; r++) {
             const char *k = t->fields[r].key;
-            if (k == NULL || !named(k, p[i].key, p[i].klen))
+            if (k == NULL || k[0] != p[i].key[0] || !named(k, p[i].key, p[i].klen))
                 continue;
             if (at[r] >= 0)
                 return -1;
