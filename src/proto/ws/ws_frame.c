@@ -167,6 +167,21 @@ int ar_ws_parse(ar_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed, 
     *consumed = 0;
     if (p->state == S_FAILED)
         return AR_EPARSE;
+    /* A whole header in the buffer (nearly always): taken at once, not a byte at a time. */
+    if (p->state == S_HDR && p->hdr_len == 0 && len >= 2 && len >= header_len(data)) {
+        uint8_t hl = header_len(data);
+        memcpy(p->hdr, data, hl);
+        p->hdr_len = hl;
+        int err = check_first(p);
+        if (!err)
+            err = open_frame(p);
+        if (err)
+            return err;
+        *consumed = hl;
+        event(ev, AR_WS_EV_FRAME_START, p);
+        ev->frame_len = p->remaining;
+        return 0;
+    }
     while (p->state == S_HDR) {
         if (i == len) {
             *consumed = i;
