@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Instructions per relayed message in anteroom-signal's worker, counted by callgrind: a figure that,
+# unlike CPU time, does not move with the load of this shared machine, for before/after
+# comparisons of the relay path (docs/performance.md, "Relay: instructions per message").
+#
+# Usage: bench/signal/instr.sh [SIGNAL_BIN]       (default: the build's anteroom-signal)
+# Environment: RATE (offered msg/s, 400: the worker runs about 50 times slower under callgrind),
+#   WINDOW (seconds counted, 8), TOP (functions listed, 25).
+# It runs full.sh's relay phase (one worker, pairs on it, the same offers as the CPU figures) with
+# the node under callgrind, zeroes the worker's counts once the rate is flowing, dumps them WINDOW
+# seconds later and divides by RATE x WINDOW (the load is open loop; the loss line shows it kept up).
+# Needs valgrind (callgrind, callgrind_control) beside what full.sh needs.
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 2
+bin=$(realpath "${1:-build/default/cmd/anteroom-signal/anteroom-signal}")
+RATE=${RATE:-400}
+WINDOW=${WINDOW:-8}
+TOP=${TOP:-25}
+for t in valgrind callgrind_control; do
+  command -v "$t" >/dev/null || { echo "instr.sh: $t is missing (apt-get install valgrind)" >&2; exit 2; }
+done
+[ -x "$bin" ] || { echo "instr.sh: $bin is missing" >&2; exit 2; }
+tmp=$(mktemp -d /tmp/ar-siginstr.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+cat >"$tmp/node" <<EOF
+#!/usr/bin/env bash
+exec valgrind --tool=callgrind --trace-children=yes --compress-strings=no --compress-pos=no \
+  --callgrind-out-file=$tmp/cg.%p "$bin" "\$@" 2>>$tmp/valgrind.log
+EOF
+chmod +x "$tmp/node"
+SIGNAL_BIN=$tmp/node PHASES=relay SERVERS=anteroom RATES=$RATE SECS=$((WINDOW + 6)) \
+  bash bench/signal/full.sh >"$tmp/run" 2>&1 &
+runner=$!
+
+desc() { local p; for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do echo "$p"; desc "$p"; done; }
+# The worker: the child of the supervisor (the process started with --listen). Wait for the load
+# generator's rate phase, then for its warm-up.
+worker="" load=""
+for _ in $(seq 600); do
+  sleep 0.2
+  for p in $(desc "$runner"); do
+    cmd=$({ tr "\0" " " <"/proc/$p/cmdline"; } 2>/dev/null) || continue
+    case $cmd in
+    *ar_bench_sigload\ rate*) load=$p ;;
+    *"$bin"*--listen*) # the supervisor and its forked worker have the same command line
+      c=$(awk '{print $1}' "/proc/$p/task/$p/children" 2>/dev/null)
+      [ -n "$c" ] && worker=$c ;;
+    esac
+  done
+  [ -n "$load" ] && [ -n "$worker" ] && break
+done
+if [ -z "$load" ] || [ -z "$worker" ]; then
+  echo "instr.sh: the relay run did not start" >&2
+  wait "$runner"
+  cat "$tmp/run" >&2
+  exit 1
+fi
+sleep 4 # connections opened, the load generator's second of warm-up passed
+callgrind_control -z "$worker" >/dev/null 2>&1
+t0=$(date +%s.%N)
+sleep "$WINDOW"
+callgrind_control -d "$worker" >/dev/null 2>&1
+t1=$(date +%s.%N)
+wait "$runner"
+grep -o 'label=.*' "$tmp/run" | sed 's/^/  /'
+dump=$(ls "$tmp"/cg."$worker".* 2>/dev/null | grep -v "cg.$worker\$" | head -1)
+[ -n "$dump" ] || { echo "instr.sh: no callgrind dump for the worker" >&2; exit 1; }
+msgs=$(echo "$RATE * ($t1 - $t0)" | bc -l)
+# Self cost per function: cost lines follow fn=; the line after a calls= line is the inclusive
+# cost of that call, not the caller's own.
+awk -v msgs="$msgs" -v top="$TOP" -v bin="$(basename "$bin")" -v rate="$RATE" -v win="$(echo "$t1 - $t0" | bc -l)" '
+/^fn=/ { fn = substr($0, 4); next }
+/^(cfn|cfi|cob|cfl)=/ { next }
+/^calls=/ { skip = 1; next }
+/^[0-9+*-]/ { if (NF < 2) next; if (skip) { skip = 0; next } self[fn] += $2; total += $2; next }
+END {
+  printf "%s: %.0f instructions per relayed message (callgrind, the worker, %d msg/s, %.1f s window)\n", bin, total / msgs, rate, win
+  n = 0
+  for (f in self) { names[++n] = f }
+  for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (self[names[j]] > self[names[i]]) { t = names[i]; names[i] = names[j]; names[j] = t }
+  for (i = 1; i <= n && i <= top; i++) printf "  %8.0f  %5.1f%%  %s\n", self[names[i]] / msgs, 100 * self[names[i]] / total, names[i]
+}' "$dump"
