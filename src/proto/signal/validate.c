@@ -114,6 +114,18 @@ static int ascii_ok(const uint64_t bits[2], unsigned char c)
     return c < 128 && ((bits[c >> 6] >> (c & 63)) & 1);
 }
 
+/* ascii_ok over a string, the class's two words held in registers. */
+static int ascii_all(const uint64_t bits[2], const unsigned char *s, size_t len)
+{
+    const uint64_t lo = bits[0], hi = bits[1];
+    for (size_t i = 0; i < len; i++) {
+        unsigned c = s[i];
+        if (c >= 128 || !(((c < 64 ? lo : hi) >> (c & 63)) & 1))
+            return 0;
+    }
+    return 1;
+}
+
 int ar__sig_charset_ok(int cs, const char *s, size_t len)
 {
     if (cs == AR__CS_NAME || cs == AR__CS_TEXT || cs == AR__CS_SDP)
@@ -123,11 +135,7 @@ int ar__sig_charset_ok(int cs, const char *s, size_t len)
         return 0;
     if (cs < 0 || (size_t)cs >= sizeof(ascii_bits) / sizeof(ascii_bits[0]))
         return len == 0; /* no class: no character is allowed */
-    const uint64_t *bits = ascii_bits[cs];
-    for (size_t i = 0; i < len; i++)
-        if (!ascii_ok(bits, (unsigned char)s[i]))
-            return 0;
-    return 1;
+    return ascii_all(ascii_bits[cs], (const unsigned char *)s, len);
 }
 
 static const char *charset_rule(int cs)
