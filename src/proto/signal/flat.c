@@ -189,10 +189,10 @@ static const pair_t *find(const pair_t *p, int n, const char *key)
  * at[r] is the pair named like row r of t, or -1; bit i of *known is set when pair i names a
  * row. -1 when a row is named twice (jansson refuses a repeated key: the full parse answers).
  */
-static int map_rows(const ar__sig_table_t *t, const pair_t *p, int n, int8_t *at, uint32_t *known)
+static int map_rows(const ar__sig_table_t *t, const pair_t *p, int n, int8_t at[FLAT_ROWS],
+                    uint32_t *known)
 {
-    for (size_t r = 0; r < t->count; r++)
-        at[r] = -1;
+    memset(at, 0xff, FLAT_ROWS); /* every slot -1; the caller checked t->count <= FLAT_ROWS */
     for (int i = 0; i < n; i++) {
         for (size_t r = 0; r < t->count; r++) {
             const char *k = t->fields[r].key;
