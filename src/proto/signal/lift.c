@@ -159,6 +159,11 @@ size_t ar__sig_sdp_end(const char *f, size_t i, size_t len)
             if (i + 1 >= len)
                 return 0;
             char e = f[i + 1];
+            if (e == 'r' && i + 3 < len && f[i + 2] == '\\' && f[i + 3] == 'n') {
+                decoded += 2; /* the "\r\n" that ends every SDP line, as one step */
+                i += 4;
+                continue;
+            }
             if (e == '"' || e == '\\' || e == '/' || e == 'n' || e == 'r' || e == 't') {
                 decoded++;
                 i += 2;
