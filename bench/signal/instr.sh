@@ -8,7 +8,7 @@
 #   WINDOW (seconds counted, 8), TOP (functions listed, 25).
 # It runs full.sh's relay phase (one worker, pairs on it, the same offers as the CPU figures) with
 # the node under callgrind, zeroes the worker's counts once the rate is flowing, dumps them WINDOW
-# seconds later and divides by RATE x WINDOW (the load is open loop; the loss line shows it kept up).
+# seconds later and divides by the messages it relayed in between (calls of ar__sig_bus_to_now).
 # Needs valgrind (callgrind, callgrind_control) beside what full.sh needs.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
@@ -65,16 +65,20 @@ wait "$runner"
 grep -o 'label=.*' "$tmp/run" | sed 's/^/  /'
 dump=$(ls "$tmp"/cg."$worker".* 2>/dev/null | grep -v "cg.$worker\$" | head -1)
 [ -n "$dump" ] || { echo "instr.sh: no callgrind dump for the worker" >&2; exit 1; }
-msgs=$(echo "$RATE * ($t1 - $t0)" | bc -l)
+# Messages relayed in the window: calls of ar__sig_bus_to_now (once per frame delivered by the
+# worker that relays it), read from the dump, so a worker that lagged does not skew the figure.
 # Self cost per function: cost lines follow fn=; the line after a calls= line is the inclusive
 # cost of that call, not the caller's own.
-awk -v msgs="$msgs" -v top="$TOP" -v bin="$(basename "$bin")" -v rate="$RATE" -v win="$(echo "$t1 - $t0" | bc -l)" '
+awk -v top="$TOP" -v bin="$(basename "$bin")" -v rate="$RATE" -v win="$(echo "$t1 - $t0" | bc -l)" '
 /^fn=/ { fn = substr($0, 4); next }
-/^(cfn|cfi|cob|cfl)=/ { next }
-/^calls=/ { skip = 1; next }
+/^cfn=/ { cfn = substr($0, 5); next }
+/^(cfi|cob|cfl)=/ { next }
+/^calls=/ { skip = 1; split(substr($0, 7), c, " "); calls[cfn] += c[1]; next }
 /^[0-9+*-]/ { if (NF < 2) next; if (skip) { skip = 0; next } self[fn] += $2; total += $2; next }
 END {
-  printf "%s: %.0f instructions per relayed message (callgrind, the worker, %d msg/s, %.1f s window)\n", bin, total / msgs, rate, win
+  msgs = calls["ar__sig_bus_to_now"]
+  if (msgs == 0) { print "instr.sh: no relayed message in the window" > "/dev/stderr"; exit 1 }
+  printf "%s: %.0f instructions per relayed message (callgrind, the worker: %d messages in %.1f s at %d msg/s offered)\n", bin, total / msgs, msgs, win, rate
   n = 0
   for (f in self) { names[++n] = f }
   for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (self[names[j]] > self[names[i]]) { t = names[i]; names[i] = names[j]; names[j] = t }
