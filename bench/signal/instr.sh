@@ -32,6 +32,7 @@ SIGNAL_BIN=$tmp/node PHASES=relay SERVERS=anteroom RATES=$RATE SECS=$((WINDOW + 
   bash bench/signal/full.sh >"$tmp/run" 2>&1 &
 runner=$!
 
+# shellcheck disable=SC2013 # children files hold pids separated by spaces
 desc() { local p; for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do echo "$p"; desc "$p"; done; }
 # The worker: the child of the supervisor (the process started with --listen). Wait for the load
 # generator's rate phase, then for its warm-up.
@@ -63,13 +64,14 @@ callgrind_control -d "$worker" >/dev/null 2>&1
 t1=$(date +%s.%N)
 wait "$runner"
 grep -o 'label=.*' "$tmp/run" | sed 's/^/  /'
-dump=$(ls "$tmp"/cg."$worker".* 2>/dev/null | grep -v "cg.$worker\$" | head -1)
+dump=""
+for f in "$tmp"/cg."$worker".*; do [ -f "$f" ] && dump=$f && break; done # the dump, not the final file
 [ -n "$dump" ] || { echo "instr.sh: no callgrind dump for the worker" >&2; exit 1; }
 # Messages relayed in the window: calls of ar__sig_bus_to_now (once per frame delivered by the
 # worker that relays it), read from the dump, so a worker that lagged does not skew the figure.
 # Self cost per function: cost lines follow fn=; the line after a calls= line is the inclusive
 # cost of that call, not the caller's own.
-awk -v top="$TOP" -v bin="$(basename "$bin")" -v rate="$RATE" -v win="$(echo "$t1 - $t0" | bc -l)" '
+awk -v top="$TOP" -v bin="$(basename "$bin")" -v rate="$RATE" -v win="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" '
 /^fn=/ { fn = substr($0, 4); next }
 /^cfn=/ { cfn = substr($0, 5); next }
 /^(cfi|cob|cfl)=/ { next }
