@@ -250,10 +250,10 @@ static void txq_flush(ar__udp_worker_t *w, txq_t *q)
         msgs = sorted;
         fd = fds;
     }
-    unsigned i = 0;
-    while (i < q->n) {
+    unsigned n = q->n, i = 0;
+    while (i < n) {
         unsigned j = i + 1;
-        while (j < q->n && fd[j] == fd[i])
+        while (j < n && fd[j] == fd[i])
             j++;
         send_run(w, fd[i], &msgs[i], j - i);
         i = j;
