@@ -321,6 +321,12 @@ void ar__sig_subhash(const ar_token_claims_t *claims, uint8_t out[16]);
  * to.<peer>,proc.<worker>} */
 int ar__sig_bus_start(ar__sig_srv_t *srv);
 void ar__sig_bus_stop(ar__sig_srv_t *srv);
+/* The bus's inbox alone, not connected (ar__sig_bus_start begins with it; tests use it bare). */
+int ar__sig_bus_new(ar__sig_srv_t *srv);
+/* A message from NATS on subject subj into the inbox (libnats' thread), or dropped when full. */
+void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
+/* The loop takes what waits in the inbox (its eventfd fired). */
+void ar__sig_bus_wake(ar__sig_srv_t *srv);
 /* Publishes a record update (JSON object with "p") on subject kind/key; applies it locally. */
 void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj);
 /* Sends the session-level frame in srv->pub (built with "seq":0 after AR__SIG_TO_HDR bytes)
