@@ -178,6 +178,11 @@ struct ar__sig_sess_s {
 
 enum { AR__SIG_C_HELLO = 0, AR__SIG_C_RESUMING, AR__SIG_C_LIVE, AR__SIG_C_GONE };
 
+/*
+ * A client connection. It stays allocated until the loop has finished the batch of events in
+ * which it closed (srv.c, on_close and on_free): a caller holding one after a send or a close
+ * finds it GONE, and sending or closing it again does nothing.
+ */
 struct ar__sig_conn_s {
     ar__sig_conn_t *next, *prev;
     ar_sn_conn_t *c;
@@ -185,6 +190,7 @@ struct ar__sig_conn_s {
     ar__sig_sess_t *sess;
     uint8_t state;
     uint8_t garbage;
+    uint16_t close_code; /* the first close asked for (or the net layer's): decides the session */
     uint32_t addr_key;
     uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
@@ -247,6 +253,12 @@ struct ar__sig_srv_s {
 void ar__sig_send_error(ar__sig_conn_t *cn, int code, const char *text, int about, int64_t id);
 void ar__sig_send0(ar__sig_conn_t *cn, const ar_sig_msg_t *msg);
 void ar__sig_conn_close(ar__sig_conn_t *cn, uint16_t code);
+/* An error, then a close with close_code: the session follows close_code (ends or goes away)
+ * even when the error frame is what kills the connection. */
+void ar__sig_refuse(ar__sig_conn_t *cn, int code, const char *text, int about, int64_t id,
+                    uint16_t close_code);
+/* The net callbacks of a worker (tests drive a loop with them, without the bus). */
+void ar__sig_net_handler(ar__sig_srv_t *srv, ar_sn_handler_t *h);
 void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed);
 uint64_t ar__sig_now_us(void);
 /* "10.0.0.0/8", "2001:db8::/32" or one address. 0 or AR_ECONFIG. */
@@ -309,6 +321,12 @@ void ar__sig_subhash(const ar_token_claims_t *claims, uint8_t out[16]);
  * to.<peer>,proc.<worker>} */
 int ar__sig_bus_start(ar__sig_srv_t *srv);
 void ar__sig_bus_stop(ar__sig_srv_t *srv);
+/* The bus's inbox alone, not connected (ar__sig_bus_start begins with it; tests use it bare). */
+int ar__sig_bus_new(ar__sig_srv_t *srv);
+/* A message from NATS on subject subj into the inbox (libnats' thread), or dropped when full. */
+void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
+/* The loop takes what waits in the inbox (its eventfd fired). */
+void ar__sig_bus_wake(ar__sig_srv_t *srv);
 /* Publishes a record update (JSON object with "p") on subject kind/key; applies it locally. */
 void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj);
 /* Sends the session-level frame in srv->pub (built with "seq":0 after AR__SIG_TO_HDR bytes)
