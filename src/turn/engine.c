@@ -698,9 +698,12 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     }
     uint8_t key[16], uhash[AR__TURN_UHASH_LEN];
     ar__auth_result_t ar = AR__AUTH_BAD_REQ;
-    /* One lookup serves authentication and the method (nothing changes the table between). */
-    ar_turn_alloc_t *a = turn_method && nunknown == 0 ? ar__turn_alloc_find(e, t) : NULL;
-    if (turn_method && nunknown == 0)
+    /* One lookup serves authentication and the method (nothing changes the table between).
+     * A request without MESSAGE-INTEGRITY (every first Allocate) gets its 401 without one: the
+     * lookup of a new client's tuple is a walk over cold memory that would find nothing. */
+    bool check = turn_method && nunknown == 0;
+    ar_turn_alloc_t *a = check && msg->integrity_off != 0 ? ar__turn_alloc_find(e, t) : NULL;
+    if (check)
         ar = ar__turn_authenticate(e, t, msg, a, key, uhash);
     if (ar != AR__AUTH_OK) {
         /* Everything that failed to authenticate counts against the source's budget. */
