@@ -350,6 +350,26 @@ static void test_stale_nonce(void **state)
     /* The new nonce works. */
     assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_lifetime, &lt, &code),
                      AR_STUN_SUCCESS);
+    /* Our live nonce with one character changed, or one outside base64url, is stale. */
+    uint8_t good[64];
+    memcpy(good, c.nonce, c.nonce_len);
+    const char swaps[] = {'+', '=', '/', '.', 0};
+    for (size_t i = 0; swaps[i]; i++) {
+        memcpy(c.nonce, good, c.nonce_len);
+        c.nonce[5] = (uint8_t)swaps[i];
+        c.tc_retry_stale = false;
+        assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_lifetime, &lt, &code),
+                         AR_STUN_ERROR);
+        assert_int_equal(code, 438);
+    }
+    memcpy(c.nonce, good, c.nonce_len);
+    c.nonce[7] = c.nonce[7] == 'B' ? 'C' : 'B';
+    assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_lifetime, &lt, &code),
+                     AR_STUN_ERROR);
+    assert_int_equal(code, 438);
+    memcpy(c.nonce, good, c.nonce_len);
+    assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_lifetime, &lt, &code),
+                     AR_STUN_SUCCESS);
     /* A nonce from another client address is stale too. */
     c.t.client.ip[3] ^= 1;
     assert_int_equal(tc_request(&c, AR_TURN_ALLOCATE, true, NULL, NULL, &code), AR_STUN_ERROR);
@@ -358,7 +378,7 @@ static void test_stale_nonce(void **state)
     memset(c.nonce, 'A', c.nonce_len);
     assert_int_equal(tc_request(&c, AR_TURN_ALLOCATE, true, NULL, NULL, &code), AR_STUN_ERROR);
     assert_int_equal(code, 438);
-    assert_int_equal(ar_turn_engine_stats(c.e)->stale_nonces, 3);
+    assert_int_equal(ar_turn_engine_stats(c.e)->stale_nonces, 8);
     tc_free(&c);
 }
 
