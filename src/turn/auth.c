@@ -82,9 +82,9 @@ static int b64url_val(uint8_t c)
  * one, and libsodium's general decoder cost more than the rest of the nonce check. */
 static int b64url_12(const uint8_t *in, uint8_t out[12])
 {
-    for (int g = 0; g < 4; g++) {
+    for (size_t g = 0; g < 4; g++) {
         int32_t v = 0;
-        for (int i = 0; i < 4; i++) {
+        for (size_t i = 0; i < 4; i++) {
             int d = b64url_val(in[4 * g + i]);
             if (d < 0)
                 return AR_EINVAL;

@@ -191,12 +191,14 @@ int ar__turn_relay_socket(const ar_turn_addr_t *local, bool dont_fragment, int *
         int one = 1;
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     }
-    if (dont_fragment) {
-        /* Path MTU discovery with DF set: too big a packet fails instead of being fragmented,
-         * as the client asked. */
-        int v = v6 ? IPV6_PMTUDISC_DO : IP_PMTUDISC_DO;
-        (void)setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
-                         v6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER, &v, sizeof(v));
+    /* DONT-FRAGMENT: path MTU discovery with DF set, so too big a packet fails instead of being
+     * fragmented, as the client asked. */
+    if (dont_fragment && v6) {
+        int v = IPV6_PMTUDISC_DO;
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v, sizeof(v));
+    } else if (dont_fragment) {
+        int v = IP_PMTUDISC_DO;
+        (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof(v));
     }
     struct sockaddr_storage ss;
     socklen_t sl = ar_turn_addr_to_sa(local, &ss);
