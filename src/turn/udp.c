@@ -318,9 +318,8 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
         local.port = port;
         if (local.family == 0)
             rc = AR_EINVAL;
-        else if (w->d->ports.lazy)
-            break;
-        else if ((rc = ar__turn_relay_socket(&local, req->dont_fragment, &fd)) == 0)
+        else if (w->d->ports.lazy ||
+                 (rc = ar__turn_relay_socket(&local, req->dont_fragment, &fd)) == 0)
             break;
         if (rc == AR_EADDRINUSE && req->token)
             rc = AR_ESYS; /* a redeemed reservation names its port: no other will do */
