@@ -105,16 +105,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
       --allocs "$N" --window 64 --no-data "${ONLY[@]}" --hold 5 --server-pid "$SRV" \
       --bind "127.$net.0.1" --spread "$N" >"$TMP/tl.out" 2>&1 &
     tl=$!
-    for _ in $(seq 2400); do
+    for _ in $(seq 6000); do
       grep -qs "^$UNTIL" "$TMP/tl.out" && break
       kill -0 "$tl" 2>/dev/null || break
       sleep 0.02
     done
     c1=$(cpu_ns "$SRV")
+    kill -0 "$SRV" 2>/dev/null || echo "  ($s exited during the run)"
     stop_pid "$tl"
     stop_pid "$SRV"
     line=$(grep '^ALLOC' "$TMP/tl.out")
-    [ "$UNTIL" = BIND ] && line="$line $(grep '^BIND' "$TMP/tl.out")"
+    [ -n "$line" ] && [ "$UNTIL" = BIND ] && line="$line $(grep '^BIND' "$TMP/tl.out")"
+    [ -n "$line" ] || echo "  (client output: $(tail -c 300 "$TMP/tl.out" | tr '\n' ' '); server: $(tail -c 300 "$TMP/srv.log" | tr '\n' ' '))"
     ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$line")
     v=$(awk -v a="$c0" -v b="$c1" -v n="${ok:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / 1000 / n}')
     echo "round $r $s ${line:-no ALLOC line} schedstat_us_per_alloc=${v:-n/a}"
