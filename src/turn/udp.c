@@ -98,9 +98,10 @@ typedef struct udp_relay_s {
     ar_turn_alloc_t *alloc; /* NULL once closing */
     ar__udp_worker_t *w;
     struct udp_relay_s *next_closing;
-    int fd;
-    uint16_t port;
-    bool armed; /* in the worker's relay epoll set (see tp_relay_arm) */
+    int fd;        /* -1 until bound, when the pool binds at the first permission (ports.lazy) */
+    uint16_t port; /* held in the pool from relay_open on, bound or not */
+    uint8_t armed : 1;                 /* in the worker's relay epoll set (see tp_relay_arm) */
+    uint8_t v6 : 1, dont_fragment : 1; /* how to make the socket when it is bound late */
 } udp_relay_t;
 
 struct ar__udp_worker_s {
@@ -402,7 +403,8 @@ static void tp_send_peer(void *ctx, void *handle, const ar_turn_addr_t *peer, co
 
 static void relay_free(udp_relay_t *r)
 {
-    close(r->fd);
+    if (r->fd >= 0)
+        close(r->fd);
     ar__turn_ports_give(&r->w->d->ports, r->port, 0);
     ar_free(r);
 }
@@ -424,7 +426,9 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
     const ar_turn_opts_t *o = &w->d->plan->opts;
     ar_turn_addr_t local;
     int fd = -1;
-    /* A port another program holds is skipped; a few tries, then 508 for this allocation. */
+    /* A port another program holds is skipped; a few tries, then 508 for this allocation. With
+     * ports.lazy the port is only taken from the pool here and bound at the first permission
+     * (tp_relay_arm). */
     int rc = AR_EQUOTA;
     uint16_t port = 0;
     for (int attempt = 0; attempt < 16; attempt++) {
@@ -432,56 +436,33 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
         if (rc != 0)
             break;
         local = family == 4 ? o->relay4 : o->relay6;
-        if (local.family == 0) {
+        local.port = port;
+        if (local.family == 0)
             rc = AR_EINVAL;
-        } else if (fd < 0) {
-            fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        0);
-            if (fd < 0)
-                rc = AR_ESYS;
-            if (fd >= 0 && family == 6) {
-                int one = 1;
-                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-            }
-            if (fd >= 0 && req->dont_fragment) {
-                /* Path MTU discovery with DF set: too big a packet fails instead of being
-                 * fragmented, as the client asked. */
-                if (family == 4) {
-                    int v4 = IP_PMTUDISC_DO;
-                    (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof(v4));
-                } else {
-                    int v6 = IPV6_PMTUDISC_DO;
-                    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof(v6));
-                }
-            }
-        }
-        if (fd >= 0 && rc == 0) {
-            local.port = port;
-            struct sockaddr_storage ss;
-            socklen_t sl = ar_turn_addr_to_sa(&local, &ss);
-            if (bind(fd, (struct sockaddr *)&ss, sl) == 0)
-                break;
-            rc = errno == EADDRINUSE && !req->token ? AR_EADDRINUSE : AR_ESYS;
-        }
+        else if (w->d->ports.lazy ||
+                 (rc = ar__turn_relay_socket(&local, req->dont_fragment, &fd)) == 0)
+            break;
+        if (rc == AR_EADDRINUSE && req->token)
+            rc = AR_ESYS; /* a redeemed reservation names its port: no other will do */
         ar__turn_ports_give(&w->d->ports, port, *token);
         *token = 0;
         if (rc != AR_EADDRINUSE)
             break;
     }
-    if (rc != 0) {
-        if (fd >= 0)
-            close(fd);
+    if (rc != 0)
         return rc;
-    }
     udp_relay_t *r = ar_calloc(1, sizeof(*r));
     if (!r) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         ar__turn_ports_give(&w->d->ports, port, *token);
         *token = 0;
         return AR_ENOMEM;
     }
     r->fd = fd;
     r->port = port;
+    r->v6 = family == 6;
+    r->dont_fragment = req->dont_fragment != 0;
     r->alloc = alloc;
     r->w = w;
     *relayed = local;
@@ -493,19 +474,29 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
  * The socket is watched from the allocation's first permission: before it, nothing received
  * could be relayed, so an allocation that never relays costs no epoll call at all.
  */
-static void tp_relay_arm(void *ctx, void *handle)
+static int tp_relay_arm(void *ctx, void *handle)
 {
     ar__udp_worker_t *w = ctx;
     udp_relay_t *r = handle;
     if (r->armed)
-        return;
+        return 0;
+    if (r->fd < 0) {
+        const ar_turn_opts_t *o = &w->d->plan->opts;
+        ar_turn_addr_t local = r->v6 ? o->relay6 : o->relay4;
+        local.port = r->port;
+        int rc = ar__turn_relay_socket(&local, r->dont_fragment, &r->fd);
+        if (rc != 0)
+            return rc;
+    }
     /* Room for bursts from peers between two turns of the loop; kernel memory, used only
      * while datagrams wait (capped by net.core.rmem_max). */
     int sz = 1 << 20;
     (void)setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = r};
-    if (epoll_ctl(w->relay_epfd, EPOLL_CTL_ADD, r->fd, &ev) == 0)
-        r->armed = true;
+    if (epoll_ctl(w->relay_epfd, EPOLL_CTL_ADD, r->fd, &ev) != 0)
+        return AR_ESYS;
+    r->armed = 1;
+    return 0;
 }
 
 static void tp_relay_close(void *ctx, void *handle)
