@@ -303,8 +303,8 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
                          int64_t last_seq);
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
 void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after);
-/* What a resume replays, in order, to cb: the frames above `after`, then the uncertain ones at
- * or below it (once: their mark is cleared). Returns how many uncertain ones went. */
+/* What a resume replays to cb, in the order of their seq: the frames above `after` and the
+ * uncertain ones at or below it (once: every mark is cleared). Returns how many of the latter. */
 typedef void ar__sig_frame_cb(void *arg, const ar__sig_frame_t *f);
 size_t ar__sig_replay_to(ar__sig_sess_t *s, int64_t after, ar__sig_frame_cb *cb, void *arg);
 /* The frame as the client gets it: f->data with "seq":<f->seq>,"fid":"<22 base64url>" in place

@@ -357,22 +357,22 @@ int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last)
 
 size_t ar__sig_replay_to(ar__sig_sess_t *s, int64_t after, ar__sig_frame_cb *cb, void *arg)
 {
-    for (const ar__sig_frame_t *f = s->head; f; f = f->next)
-        if (f->seq > after)
-            cb(arg, f);
     /* After a promotion the numbers at or below the client's last_seq may name other frames
      * than those it got from the dead owner: the uncertain ones go again, once; the client
-     * drops those whose fid it has (protocol.md 5.10.1). Every one goes to the first resume
-     * only, so their mark is cleared, here and (by "res" or "adopt") on the backup. */
+     * drops those whose fid it has (protocol.md 5.10.1). All go in the order of their numbers,
+     * with the frames above last_seq: the backup numbered each sender's frames in that
+     * sender's order, so a frame the client never got still comes before the later frames of
+     * its sender. Only the first resume replays them: their mark is cleared, here and (by
+     * "res" or "adopt") on the backup. */
     size_t n = 0;
     for (ar__sig_frame_t *f = s->head; f; f = f->next) {
-        if (!f->uncertain)
-            continue;
-        f->uncertain = 0;
-        if (f->seq <= after) {
+        if (f->seq > after) {
+            cb(arg, f);
+        } else if (f->uncertain) {
             cb(arg, f);
             n++;
         }
+        f->uncertain = 0;
     }
     return n;
 }
