@@ -24,7 +24,7 @@ static void to_peer(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8
     m->seq = 0; /* the owner puts the session's next seq in place of this 0 (sess.c) */
     /* Built straight after the room left for the bus header: no copy, no allocation. */
     char *buf = srv->pub + AR__SIG_TO_HDR;
-    int n = ar_sig_build(AR_SIG_FROM_SERVER, m, buf, AR_SIG_OUT_MAX + 1);
+    int n = ar_sig_build(AR_SIG_FROM_SERVER, m, buf, AR_SIG_OUT_MAX + 1 - AR__SIG_SPLICE_MAX);
     if (n > 0 && !(now && ar__sig_bus_to_now(srv, now, action, (size_t)n)))
         ar__sig_bus_to(srv, peer, action, (size_t)n);
 }

@@ -128,6 +128,11 @@ typedef struct ar__sig_frame_s {
     int64_t seq; /* 0 while pending (not yet numbered) */
     uint8_t fid[16];
     uint8_t action;
+    /* Numbered by a promoted backup from a sender's copy that no numbered copy from the owner
+     * confirmed: the dead owner may have sent it under another number, or not at all. The
+     * session's first resume replays it even at or below the client's last_seq (protocol.md
+     * 5.10.1; the client drops it by fid if it had it). */
+    uint8_t uncertain;
     uint32_t len;
     char data[]; /* the server frame, built with "seq":0 */
 } ar__sig_frame_t;
@@ -310,6 +315,19 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
                          int64_t last_seq);
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
 void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after);
+/* What a resume replays to cb, in the order of their seq: the frames above `after` and the
+ * uncertain ones at or below it (once: every mark is cleared). Returns how many of the latter. */
+typedef void ar__sig_frame_cb(void *arg, const ar__sig_frame_t *f);
+size_t ar__sig_replay_to(ar__sig_sess_t *s, int64_t after, ar__sig_frame_cb *cb, void *arg);
+/* The frame as the client gets it: f->data with "seq":<f->seq>,"fid":"<22 base64url>" in place
+ * of its "seq":0 (protocol.md 2). Its length, or 0 when it has no placeholder or cap is short. */
+#define AR__SIG_FID_LEN AR_SIG_FID_LEN
+/* What the splice adds to a frame built with "seq":0: up to 15 more digits, ,"fid":"<22>". A
+ * session-level frame is built this much under AR_SIG_OUT_MAX, so the client gets at most that. */
+#define AR__SIG_SPLICE_MAX (15 + 8 + AR__SIG_FID_LEN + 1)
+size_t ar__sig_frame_wire(const ar__sig_frame_t *f, char *out, size_t cap);
+/* 16 bytes of frame id as 22 characters of unpadded base64url (no NUL written). */
+void ar__sig_fid_text(const uint8_t fid[16], char out[AR__SIG_FID_LEN]);
 /* Whether a client that has seen frames up to `last` can resume s (docs/signal.md, "Resume"). */
 int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last);
 void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const char *reply);
