@@ -211,9 +211,13 @@ function connect(arrival, name) {
     token: () => st.token,
     resume: st.resume,
     lastSeq: st.last_seq,
+    // The frame ids seen before a reload: a resume after a node's death may replay some of
+    // them, and the client drops those by id (docs/protocol.md 5.10.1).
+    fids: st.fids || [],
   });
   sig.addEventListener('seq', (e) => {
     st.last_seq = e.detail;
+    st.fids = sig.recentFids();
     save();
   });
   sig.addEventListener('welcome', (e) => {

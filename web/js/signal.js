@@ -141,13 +141,14 @@ export class SignalClient extends EventTarget {
       // Without an id (an older server), a seq not above lastSeq is the duplicate.
       const hasFid = typeof f.fid === 'string';
       const dup = hasFid ? this.fids.has(f.fid) : f.seq <= this.lastSeq;
+      // Remembered before 'seq' is told, so a page saving recentFids() on it saves this one too.
+      if (!dup && hasFid) this.rememberFid(f.fid);
       if (f.seq > this.lastSeq) {
         this.lastSeq = f.seq;
         this.emit('seq', this.lastSeq);
         if (this.lastSeq - this.acked >= ACK_EVERY) this.ack();
       }
       if (dup) return;
-      if (hasFid) this.rememberFid(f.fid);
     }
     switch (f.type) {
       case 'welcome':
