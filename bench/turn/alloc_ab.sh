@@ -13,7 +13,12 @@
 # Usage: bench/turn/alloc_ab.sh [LABEL=BINARY ...]
 #        (default: anteroom=build/default/cmd/anteroom-turn/anteroom-turn)
 # Env:   BENCH_ALLOCS (N, default 15000), BENCH_ROUNDS (default 5), BENCH_PORT (default 34760),
-#        AR_BUILD (build dir, default build/default).
+#        AR_BUILD (build dir, default build/default), BENCH_RELAY_PORTS (relay range of every
+#        server, default 10000-29999 as in run.sh; outside the kernel's ephemeral ports, so
+#        anteroom-turn binds relay sockets at the first permission: docs/turn.md; 49152-65535,
+#        the default range, overlaps them and has it bind at Allocate), BENCH_SETUP=1 (each
+#        allocation then also gets CreatePermission and ChannelBind, as run.sh's second CPU
+#        figure, and the CPU is read after the BIND line: CPU us per usable allocation).
 set -uo pipefail
 if [ -z "${AR_BENCH_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
   exec env AR_BENCH_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
@@ -25,6 +30,13 @@ N=${BENCH_ALLOCS:-15000}
 ROUNDS=${BENCH_ROUNDS:-5}
 PORT=${BENCH_PORT:-34760}
 PEER_PORT=$((PORT + 10))
+RELAY_PORTS=${BENCH_RELAY_PORTS:-10000-29999}
+MIN_PORT=${RELAY_PORTS%-*} MAX_PORT=${RELAY_PORTS#*-}
+if [ "${BENCH_SETUP:-0}" = 1 ]; then
+  ONLY=() UNTIL=BIND WHAT="Allocate+CreatePermission+ChannelBind"
+else
+  ONLY=(--alloc-only) UNTIL=ALLOC WHAT=Allocate
+fi
 [ -x "$TL" ] || { echo "missing $TL: run cmake --build --preset default first" >&2; exit 1; }
 command -v turnserver >/dev/null || { echo "coturn (turnserver) is not installed" >&2; exit 1; }
 servers=(coturn)
@@ -55,13 +67,13 @@ start_server() { # start_server <label>: sets SRV
   if [ "$1" = coturn ]; then
     rm -rf "$TMP/coturn" && mkdir -p "$TMP/coturn"
     turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port="$PORT" \
-      --min-port=10000 --max-port=29999 --realm=bench --lt-cred-mech --user=bench:bench \
+      --min-port="$MIN_PORT" --max-port="$MAX_PORT" --realm=bench --lt-cred-mech --user=bench:bench \
       --allow-loopback-peers --no-cli --no-dtls --no-tls --no-multicast-peers \
       --userdb="$TMP/coturn/turndb" --pidfile="$TMP/coturn/turn.pid" \
       --log-file="$TMP/coturn/turn.log" --no-stdout-log --simple-log >"$TMP/srv.log" 2>&1 &
   else
     "${BIN[$1]}" --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$PORT" \
-      --min-port 10000 --max-port 29999 --realm bench --user bench:bench \
+      --min-port "$MIN_PORT" --max-port "$MAX_PORT" --realm bench --user bench:bench \
       --allow-loopback-peers --no-tls >"$TMP/srv.log" 2>&1 &
   fi
   SRV=$!
@@ -82,7 +94,7 @@ cpu_ns() { # CPU time of every thread of process $1, in ns
 pids+=($!)
 declare -A CPU
 net=20
-echo "alloc_ab: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $N Allocates x $ROUNDS rounds"
+echo "alloc_ab: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $N allocations x $ROUNDS rounds ($WHAT); relay ports $MIN_PORT-$MAX_PORT"
 for ((r = 1; r <= ROUNDS; r++)); do
   for s in "${servers[@]}"; do
     start_server "$s" || exit 1
@@ -90,18 +102,21 @@ for ((r = 1; r <= ROUNDS; r++)); do
     net=$((net + 1))
     c0=$(cpu_ns "$SRV")
     timeout 120 "$TL" turn --server "127.0.0.1:$PORT" --peer "127.0.0.1:$PEER_PORT" \
-      --allocs "$N" --window 64 --no-data --alloc-only --hold 5 --server-pid "$SRV" \
+      --allocs "$N" --window 64 --no-data "${ONLY[@]}" --hold 5 --server-pid "$SRV" \
       --bind "127.$net.0.1" --spread "$N" >"$TMP/tl.out" 2>&1 &
     tl=$!
-    for _ in $(seq 2400); do
-      grep -qs '^ALLOC' "$TMP/tl.out" && break
+    for _ in $(seq 6000); do
+      grep -qs "^$UNTIL" "$TMP/tl.out" && break
       kill -0 "$tl" 2>/dev/null || break
       sleep 0.02
     done
     c1=$(cpu_ns "$SRV")
+    kill -0 "$SRV" 2>/dev/null || echo "  ($s exited during the run)"
     stop_pid "$tl"
     stop_pid "$SRV"
     line=$(grep '^ALLOC' "$TMP/tl.out")
+    [ -n "$line" ] && [ "$UNTIL" = BIND ] && line="$line $(grep '^BIND' "$TMP/tl.out")"
+    [ -n "$line" ] || echo "  (client output: $(tail -c 300 "$TMP/tl.out" | tr '\n' ' '); server: $(tail -c 300 "$TMP/srv.log" | tr '\n' ' '))"
     ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$line")
     v=$(awk -v a="$c0" -v b="$c1" -v n="${ok:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / 1000 / n}')
     echo "round $r $s ${line:-no ALLOC line} schedstat_us_per_alloc=${v:-n/a}"
@@ -110,7 +125,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 base=$(median "${CPU[coturn]:-}")
-echo "median CPU us per Allocate (ratio to coturn):"
+echo "median CPU us per $WHAT (ratio to coturn):"
 for s in "${servers[@]}"; do
   m=$(median "${CPU[$s]:-}")
   awk -v s="$s" -v m="$m" -v b="$base" -v all="${CPU[$s]:-}" \

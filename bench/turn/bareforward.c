@@ -6,12 +6,18 @@
  * spends per packet is the kernel's loopback UDP path plus a table lookup: a relay cannot do
  * less, and anteroom-turn is judged against it.
  *
- * usage: ar-bareforward --listen IP:PORT --peer IP:PORT [--secs S]
+ * With --gso it also does what anteroom-turn does on top of batching: a run of datagrams of one
+ * size (the last may be shorter) for one destination leaves as one UDP GSO message
+ * (UDP_SEGMENT), which the kernel routes once and cuts into the same datagrams at the last
+ * moment. That is the physical limit for a relay that uses GSO; the bench reports both.
+ *
+ * usage: ar-bareforward --listen IP:PORT --peer IP:PORT [--secs S] [--gso]
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <netinet/udp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +32,7 @@
 #define BF_MAX_CLIENTS 16384 /* one fd each: stays under the 20,000 open files of a process */
 #define BF_HASH (BF_MAX_CLIENTS * 2)
 #define BF_LISTEN_ID UINT32_MAX
+#define BF_GSO_SEGS 64 /* the kernel's UDP_MAX_SEGMENTS */
 
 typedef struct bf_client_s {
     struct sockaddr_in addr; /* the client, as the listening socket sees it */
@@ -37,6 +44,7 @@ static int nclients;
 static int hash_tab[BF_HASH]; /* client index + 1; 0 = empty */
 static int ep, lfd;
 static struct sockaddr_in peer;
+static int use_gso;
 
 static int parse_addr(const char *s, struct sockaddr_in *out)
 {
@@ -113,6 +121,54 @@ static int recv_batch(int fd)
     return n;
 }
 
+static void send_all(int fd, struct mmsghdr *m, int n);
+
+/* --gso: sends n datagrams for one destination (m[i] each with one iovec), runs of one size
+ * (the last may be shorter) as one message with UDP_SEGMENT. */
+static void send_gso(int fd, struct mmsghdr *m, int n)
+{
+    static struct iovec giov[BF_BATCH];
+    static union {
+        struct cmsghdr align;
+        uint8_t b[CMSG_SPACE(sizeof(uint16_t))];
+    } ctl[BF_BATCH];
+    struct mmsghdr out[BF_BATCH];
+    int k = 0, i = 0;
+    while (i < n) {
+        size_t seg = m[i].msg_hdr.msg_iov[0].iov_len, bytes = 0;
+        int j = i;
+        while (j < n && j - i < BF_GSO_SEGS && bytes + m[j].msg_hdr.msg_iov[0].iov_len <= 65507 &&
+               seg > 0 && m[j].msg_hdr.msg_iov[0].iov_len <= seg &&
+               bytes == seg * (size_t)(j - i)) {
+            giov[j] = m[j].msg_hdr.msg_iov[0];
+            bytes += giov[j].iov_len;
+            j++;
+        }
+        if (j == i) { /* an empty datagram */
+            giov[j] = m[j].msg_hdr.msg_iov[0];
+            j++;
+        }
+        out[k] = m[i];
+        out[k].msg_hdr.msg_iov = &giov[i];
+        out[k].msg_hdr.msg_iovlen = (size_t)(j - i);
+        out[k].msg_hdr.msg_control = NULL;
+        out[k].msg_hdr.msg_controllen = 0;
+        if (j - i > 1) {
+            struct cmsghdr *cm = &ctl[k].align;
+            uint16_t g = (uint16_t)seg;
+            cm->cmsg_level = SOL_UDP;
+            cm->cmsg_type = UDP_SEGMENT;
+            cm->cmsg_len = CMSG_LEN(sizeof(g));
+            memcpy(CMSG_DATA(cm), &g, sizeof(g));
+            out[k].msg_hdr.msg_control = ctl[k].b;
+            out[k].msg_hdr.msg_controllen = sizeof(ctl[k].b);
+        }
+        k++;
+        i = j;
+    }
+    send_all(fd, out, k);
+}
+
 static void send_all(int fd, struct mmsghdr *m, int n)
 {
     int off = 0;
@@ -143,7 +199,7 @@ static int from_clients(void)
             j++;
         }
         if (c >= 0)
-            send_all(clients[c].fd, out, k);
+            (use_gso ? send_gso : send_all)(clients[c].fd, out, k);
         i = j;
     }
     return n;
@@ -158,7 +214,7 @@ static int from_peer(uint32_t c)
         msgs[i].msg_hdr.msg_namelen = sizeof(clients[c].addr);
     }
     if (n > 0)
-        send_all(lfd, msgs, n);
+        (use_gso ? send_gso : send_all)(lfd, msgs, n);
     return n;
 }
 
@@ -172,8 +228,11 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"listen", 1, 0, 'l'}, {"peer", 1, 0, 'p'}, {"secs", 1, 0, 'd'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"listen", 1, 0, 'l'},
+                                       {"peer", 1, 0, 'p'},
+                                       {"secs", 1, 0, 'd'},
+                                       {"gso", 0, 0, 'g'},
+                                       {0, 0, 0, 0}};
     struct sockaddr_in la;
     const char *l = NULL, *p = NULL;
     double secs = 0;
@@ -185,11 +244,14 @@ int main(int argc, char **argv)
             p = optarg;
         else if (ch == 'd')
             secs = atof(optarg);
+        else if (ch == 'g')
+            use_gso = 1;
         else
             return 2;
     }
     if (!l || !p || parse_addr(l, &la) != 0 || parse_addr(p, &peer) != 0) {
-        fprintf(stderr, "usage: ar-bareforward --listen IP:PORT --peer IP:PORT [--secs S]\n");
+        fprintf(stderr,
+                "usage: ar-bareforward --listen IP:PORT --peer IP:PORT [--secs S] [--gso]\n");
         return 2;
     }
     signal(SIGTERM, on_signal);

@@ -25,7 +25,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$TMP"
+  [ -n "${PROFILE_KEEP:-}" ] && cp "$TMP/perf.data" "$PROFILE_KEEP" 2>/dev/null; rm -rf "$TMP"
 }
 trap cleanup EXIT
 "$AT" --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port 34750 --min-port 10000 \

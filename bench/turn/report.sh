@@ -19,13 +19,15 @@ cell() {
 }
 
 row() { # row <label> <key> <reason key>
-  local a b
+  local a b c
   cell coturn "$2" "$3"
   a=$CELL
   cell anteroom "$2" "$3"
   b=$CELL
   cell bare "$2" "$3"
-  printf '%-44s %14s %14s %14s\n' "$1" "$a" "$b" "$CELL"
+  c=$CELL
+  cell bare-gso "$2" "$3"
+  printf '%-44s %13s %13s %13s %13s\n' "$1" "$a" "$b" "$c" "$CELL"
 }
 
 # ratio <label> <a server> <a key> <b server> <b key> <target>
@@ -46,7 +48,7 @@ report() {
   echo "flat out: $FLAT_ALLOCS allocations x $INFLIGHT packets in flight; fixed rate: $RATE pkt/s" \
     "over $RATE_ALLOCS allocations; medians of $ROUNDS interleaved ${SECS} s runs"
   echo
-  printf '%-44s %14s %14s %14s\n' "" coturn anteroom-turn bare-forward
+  printf '%-44s %13s %13s %13s %13s\n' "" coturn anteroom-turn bare-forward bare+GSO
   for t in udp tcp tls; do
     for s in 160 1200; do
       row "${t^^} $s B relayed pkt/s" "$t.$s.pps" "$t.$s"
@@ -81,6 +83,11 @@ report() {
   ratio "CPU/pkt 160 B  TLS / TCP, coturn" coturn tls.160.cpu coturn tcp.160.cpu "(anchor)"
   ratio "CPU/pkt 1200 B TLS / TCP, coturn" coturn tls.1200.cpu coturn tcp.1200.cpu "(anchor)"
   ratio "CPU/pkt UDP 160 B  coturn / bare" coturn udp.160.cpu bare udp.160.cpu "(anchor)"
+  ratio "CPU/pkt UDP 160 B  anteroom / bare+GSO" anteroom udp.160.cpu bare-gso udp.160.cpu \
+    "(same technique)"
+  ratio "CPU/pkt UDP 1200 B anteroom / bare+GSO" anteroom udp.1200.cpu bare-gso udp.1200.cpu \
+    "(same technique)"
+  ratio "CPU/pkt UDP 160 B  bare+GSO / bare" bare-gso udp.160.cpu bare udp.160.cpu "(anchor)"
   if [ ${#NOTES[@]} -gt 0 ]; then
     echo
     for i in "${!NOTES[@]}"; do echo "[$((i + 1))] ${NOTES[$i]}"; done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# TURN relay benchmark: Debian's coturn, anteroom-turn and a bare recvmmsg/sendmmsg forwarder,
-# one after the other in the same run, under the same load client (ar-turnload) and the same echo
+# TURN relay benchmark: Debian's coturn, anteroom-turn and a bare recvmmsg/sendmmsg forwarder
+# (also run with --gso: the same plus UDP GSO, as anteroom-turn sends), in the same run, under the same load client (ar-turnload) and the same echo
 # peer, all on loopback. Prints one side-by-side table and the ratios issue 2 targets.
 #
 # Usage: bench/turn/run.sh            (about 2 minutes; every step is bounded by `timeout`)
@@ -9,7 +9,9 @@
 #        AR_BUILD (build dir, default build/default), BENCH_TURN_BIN (daemon binary) and
 #        BENCH_TURN_LABEL (what to call it in the report; default: this tree's commit),
 #        (not ANTEROOM_TURN_*: anteroom-turn reads those as its own configuration),
-#        BENCH_SERVERS (default "coturn anteroom bare"),
+#        BENCH_SERVERS (default "coturn anteroom bare bare-gso"),
+#        BENCH_TESTS (default every packet test: udp.160 udp.1200 tcp.160 tcp.1200 tls.160
+#        tls.1200 rate; fewer for a quicker look),
 #        BENCH_PARTS (default "data alloc": "alloc" alone runs only the allocation and RSS part,
 #        about a minute; "data" alone only the packet part).
 #
@@ -39,7 +41,9 @@ AT=${BENCH_TURN_BIN:-$BUILD/cmd/anteroom-turn/anteroom-turn}
 SECS=${BENCH_SECS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
 PORT=${BENCH_PORT:-34700}
-SERVERS=${BENCH_SERVERS:-coturn anteroom bare}
+SERVERS=${BENCH_SERVERS:-coturn anteroom bare bare-gso}
+ALL_TESTS="udp.160 udp.1200 tcp.160 tcp.1200 tls.160 tls.1200 rate"
+TESTS=${BENCH_TESTS:-$ALL_TESTS}
 PARTS=${BENCH_PARTS:-data alloc}
 FLAT_ALLOCS=16
 INFLIGHT=8
@@ -129,6 +133,9 @@ EOF
   bare)
     "$BF" --listen "127.0.0.1:$p" --peer "127.0.0.1:$PEER_PORT" >"$log" 2>&1 &
     ;;
+  bare-gso)
+    "$BF" --gso --listen "127.0.0.1:$p" --peer "127.0.0.1:$PEER_PORT" >"$log" 2>&1 &
+    ;;
   esac
   SRV_PID=$!
   PIDS+=("$SRV_PID")
@@ -137,7 +144,7 @@ EOF
     stop_pid "$SRV_PID"
     return 1
   fi
-  [ "$name" = bare ] || wait_port tcp "$p" || true
+  [[ $name == bare* ]] || wait_port tcp "$p" || true
   return 0
 }
 
@@ -153,7 +160,7 @@ data_run() {
   [ "$rate" != 0 ] && key=rate && allocs=$RATE_ALLOCS
   [ -n "${WHY[$name,$key]:-}" ] && return # failed in an earlier round: not worth retrying
   [ "$tr" = tls ] && port=$((port + 1))
-  [ "$name" = bare ] && mode=raw
+  [[ $name == bare* ]] && mode=raw
   NET=$((NET + 1))
   out=$(timeout $((SECS + 60)) "$TL" $mode --server "127.0.0.1:$port" \
     --peer "127.0.0.1:$PEER_PORT" --transport "$tr" --size "$size" --allocs "$allocs" \
@@ -191,14 +198,14 @@ data_tests() {
     port=$((port + 10))
   done
   for name in "${srv[@]}"; do
-    [ "$name" = bare ] || continue
+    [[ $name == bare* ]] || continue
     for t in tcp.160 tcp.1200 tls.160 tls.1200; do
       WHY[$name,$t]="UDP only: it is the physical limit of the UDP path"
     done
   done
   for r in $(seq "$ROUNDS"); do
     echo "== round $r of $ROUNDS" >&2
-    for t in udp.160 udp.1200 tcp.160 tcp.1200 tls.160 tls.1200 rate; do
+    for t in $TESTS; do
       tr=${t%.*} size=${t#*.}
       [ "$t" = rate ] && tr=udp size=160
       for i in "${!srv[@]}"; do
@@ -221,7 +228,7 @@ data_tests() {
 # alloc_tests <server> <port>: allocation rate, CPU and RSS per allocation on a fresh server.
 alloc_tests() {
   local name=$1 port=$2 rss0 total=0 secs=0 cpu=0 cpu2=0 n i f pid out line clients=()
-  if [ "$name" = bare ]; then
+  if [[ $name == bare* ]]; then
     WHY[$name,alloc]="no allocations: nothing to allocate"
     return
   fi
@@ -274,13 +281,16 @@ PEER_PID=$!
 PIDS+=("$PEER_PID")
 wait_port udp "$PEER_PORT" || { echo "echo peer did not start" >&2; exit 1; }
 
-for s in coturn anteroom bare; do
+for s in coturn anteroom bare bare-gso; do
   [[ " $SERVERS " == *" $s "* ]] || WHY[$s,all]="not run (BENCH_SERVERS)"
+  for t in $ALL_TESTS; do
+    [[ " $TESTS " == *" $t "* ]] || WHY[$s,$t]="not run (BENCH_TESTS)"
+  done
 done
 if [[ " $PARTS " == *" data "* ]]; then
   data_tests
 else
-  for s in coturn anteroom bare; do
+  for s in coturn anteroom bare bare-gso; do
     for t in udp.160 udp.1200 tcp.160 tcp.1200 tls.160 tls.1200 rate; do
       WHY[$s,$t]="not run (BENCH_PARTS)"
     done
@@ -292,7 +302,7 @@ if [[ " $PARTS " == *" alloc "* ]]; then
     alloc_tests "$s" $((PORT + 40))
   done
 else
-  for s in coturn anteroom bare; do WHY[$s,alloc]="not run (BENCH_PARTS)"; done
+  for s in coturn anteroom bare bare-gso; do WHY[$s,alloc]="not run (BENCH_PARTS)"; done
 fi
 stop_pid "$PEER_PID"
 

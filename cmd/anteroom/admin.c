@@ -23,6 +23,7 @@
  * no actor (the operator at the console) and never with names or addresses.
  */
 #include "admin.h"
+#include "drain.h"
 
 #include "app.h"
 #include "audit.h"
@@ -231,7 +232,9 @@ static void usage(FILE *f)
             "  rotate-turn-secret [--secret S]\n"
             "  reseal --old-seal-key-file F | --from-unkeyed\n"
             "  audit-head\n"
-            "  audit-verify [--count N --hash H]\n\n"
+            "  audit-verify [--count N --hash H]\n"
+            "  drain [--port N]   drain the signalling node whose operator listener is on\n"
+            "                     127.0.0.1:N (default 9643, the one `anteroom up` runs)\n\n"
             "The state directory's store is DIR/app.db (default ./var/anteroom, or\n"
             "ANTEROOM_STATE_DIR). The seal key: --seal-key-file F (before the command), else\n"
             "ANTEROOM_APP_SEAL_KEY, else DIR/secrets/seal-key. See docs/anteroom-up.md.\n");
@@ -431,6 +434,9 @@ int ar__admin_main(int argc, char **argv)
         }
         cmd_at += 2;
     }
+    /* drain talks to a running node, not to the store: the store flags do not matter to it. */
+    if (cmd_at < argc && strcmp(argv[cmd_at], "drain") == 0)
+        return ar__admin_drain(argc - cmd_at - 1, argv + cmd_at + 1);
     if (cmd_at >= argc || parse_args(cmd_at, argv, 1, &a) < 0 ||
         parse_args(argc, argv, cmd_at + 1, &a) < 0) {
         usage(stderr);

@@ -239,6 +239,17 @@ static void on_subscribe(ar__sig_conn_t *cn, ar_sig_msg_t *m, int on)
     char clinic[AR_SIG_ID_MAX + 1], area[AR_SIG_ID_MAX + 1];
     copy(clinic, m->u.queue.clinic);
     copy(area, m->u.queue.area);
+    if (r->role == AR_SIG_ROLE_PATIENT) {
+        /* A patient resynchronising after error lost (protocol.md 5.10): what it may see of a
+         * queue is its own status, in its own clinic (any area: it may have been transferred). */
+        if (strcmp(clinic, cn->sess->claims->clinic) != 0)
+            REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        else if (!r->in_area || !r->status)
+            REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+        else
+            wait_to(srv, r);
+        return;
+    }
     if (!ar__sig_can_queue(cn->sess->claims, clinic)) {
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
@@ -448,6 +459,10 @@ void ar__sig_area_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     int staff = cn->sess->rec->role == AR_SIG_ROLE_STAFF;
     if (m->type == AR_SIG_ARRIVE) {
         on_arrive(cn, m);
+        return;
+    }
+    if (m->type == AR_SIG_SUBSCRIBE && cn->sess->rec->role == AR_SIG_ROLE_PATIENT) {
+        on_subscribe(cn, m, 1); /* its own status only (resync) */
         return;
     }
     if (!staff) {

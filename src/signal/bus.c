@@ -41,9 +41,11 @@
  * The inbox holds at most conf->inbox_max bytes (64 MiB by default) of messages the loop has
  * not taken yet; beyond (or for a message over AR_SIG_OUT_MAX * 8, or out of memory) a message is
  * dropped. Drops are counted by kind (anteroom_signal_bus_dropped_total); a dropped frame for a
- * peer is also remembered (at most LOST_MAX peers per wake-up, beyond that every session this
- * worker owns is told) so that the session's client gets error "lost" (docs/protocol.md 5.10)
- * instead of silently missing a frame.
+ * peer also leaves a marker (K_LOST) where it would have been queued, so that the session's client
+ * gets error "lost" (docs/protocol.md 5.10) instead of silently missing a frame, naming exactly
+ * the seq after which the gap is: the marker is handled after the frames queued before the drop
+ * are numbered. At most LOST_MAX markers wait in the inbox; beyond, every session this worker
+ * owns is told at the next wake-up (its seq then may be before some of the gap's predecessors).
  */
 #define LOST_MAX 64
 
@@ -56,6 +58,8 @@ typedef struct item_s {
 } item_t;
 
 enum { K_NODE, K_REC, K_TO, K_PROC, K_INV, K__COUNT };
+/* An inbox item that is no message: len frames for peer were dropped here (no bytes counted). */
+#define K_LOST 0xff
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
@@ -78,43 +82,46 @@ struct ar__sig_bus_s {
     unsigned nframes;
     uint64_t nworker, nsince_us;
     size_t max_bytes;
-    /* Dropped messages since the loop last looked (under mu): counts by kind, and the peers
-     * whose frames went (lost_all when more than LOST_MAX peers lost some). */
+    /* Dropped messages since the loop last looked (under mu): counts by kind; K_LOST markers in
+     * the inbox (lost_all when there was no room for one). */
     uint32_t dropped[K__COUNT];
-    char lost[LOST_MAX][AR__SIG_PEER_LEN + 1];
-    uint32_t nlost_frames[LOST_MAX];
-    size_t nlost;
+    size_t nmarks;
     int lost_all;
     ar_metric_t *m_dropped[K__COUNT];
 };
 
-/* Under b->mu: one message of this kind (for peer, when a frame) was dropped. */
+/* Under b->mu: one message of this kind (for peer, when a frame) was dropped; a frame's drop is
+ * marked where the frame would have gone, after everything already queued. */
 static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
 {
     b->dropped[kind]++;
     if (kind != K_TO)
         return;
-    for (size_t i = 0; i < b->nlost; i++) {
-        if (strcmp(b->lost[i], peer) == 0) {
-            b->nlost_frames[i]++;
-            return;
-        }
+    item_t *t = b->tail;
+    if (t && t->kind == K_LOST && strcmp(t->peer, peer) == 0) {
+        if (t->len < UINT32_MAX)
+            t->len++;
+        return;
     }
-    if (b->nlost == LOST_MAX) {
+    item_t *m = b->nmarks < LOST_MAX ? ar_malloc(sizeof(*m)) : NULL;
+    if (!m) {
         b->lost_all = 1;
         return;
     }
-    snprintf(b->lost[b->nlost], sizeof(b->lost[0]), "%s", peer);
-    b->nlost_frames[b->nlost++] = 1;
+    m->next = NULL;
+    m->kind = K_LOST;
+    snprintf(m->peer, sizeof(m->peer), "%s", peer);
+    m->len = 1;
+    if (t)
+        t->next = m;
+    else
+        b->head = m;
+    b->tail = m;
+    b->nmarks++;
 }
 
-static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
 {
-    (void)nc;
-    (void)sub;
-    ar__sig_bus_t *b = closure;
-    const char *subj = natsMsg_GetSubject(msg);
-    size_t len = (size_t)natsMsg_GetDataLength(msg);
     uint8_t kind = K_REC;
     const char *peer = "";
     if (strncmp(subj, b->prefix, b->plen) == 0) {
@@ -134,7 +141,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         it->kind = kind;
         snprintf(it->peer, sizeof(it->peer), "%s", peer);
         it->len = len;
-        memcpy(it->data, natsMsg_GetData(msg), len);
+        memcpy(it->data, data, len);
         it->data[len] = '\0';
     }
     pthread_mutex_lock(&b->mu);
@@ -162,6 +169,14 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     uint64_t one = 1;
     if (poke)
         (void)!write(b->efd, &one, sizeof(one));
+}
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    ar__sig_bus_put(closure, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
+                    (size_t)natsMsg_GetDataLength(msg));
     natsMsg_Destroy(msg);
 }
 
@@ -453,7 +468,10 @@ static void local_drain(ar__sig_srv_t *srv)
 
 static void handle_item(ar__sig_srv_t *srv, item_t *it)
 {
-    if (it->kind == K_TO) {
+    if (it->kind == K_LOST) {
+        /* Here, in order: the frames for it queued before the drop are numbered already. */
+        ar__sig_sess_frames_lost(srv, it->peer, (uint32_t)it->len);
+    } else if (it->kind == K_TO) {
         ar__sig_to_msg(srv, it->peer, (const uint8_t *)it->data, it->len);
     } else if (it->kind == K_PROC) {
         ar__sig_proc_msg(srv, it->data, it->len, NULL);
@@ -469,15 +487,16 @@ static void handle_item(ar__sig_srv_t *srv, item_t *it)
 
 static void on_wake(int fd, void *data)
 {
-    ar__sig_srv_t *srv = data;
-    ar__sig_bus_t *b = srv->bus;
     uint64_t v;
     (void)!read(fd, &v, sizeof(v));
+    ar__sig_bus_wake(data);
+}
+
+void ar__sig_bus_wake(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
     srv->now = ar_sn_loop_now(srv->loop); /* not the last tick's: a heartbeat is seen now */
     uint32_t dropped[K__COUNT];
-    char lost[LOST_MAX][AR__SIG_PEER_LEN + 1];
-    uint32_t nlost_frames[LOST_MAX];
-    size_t nlost;
     int lost_all;
     pthread_mutex_lock(&b->mu);
     item_t *beats = b->nhead;
@@ -491,19 +510,19 @@ static void on_wake(int fd, void *data)
         last->next = NULL;
     size_t taken = 0;
     for (int q = 0; q < 2; q++)
-        for (item_t *p = q ? beats : head; p; p = p->next)
-            taken += p->len;
+        for (item_t *p = q ? beats : head; p; p = p->next) {
+            if (p->kind == K_LOST)
+                b->nmarks--; /* a count, not bytes */
+            else
+                taken += p->len;
+        }
     b->head = rest;
     if (!rest)
         b->tail = NULL;
     b->bytes -= taken < b->bytes ? taken : b->bytes;
     memcpy(dropped, b->dropped, sizeof(dropped));
     memset(b->dropped, 0, sizeof(b->dropped));
-    nlost = b->nlost;
-    memcpy(lost, b->lost, nlost * sizeof(lost[0]));
-    memcpy(nlost_frames, b->nlost_frames, nlost * sizeof(nlost_frames[0]));
     lost_all = b->lost_all;
-    b->nlost = 0;
     b->lost_all = 0;
     pthread_mutex_unlock(&b->mu);
     if (rest) {
@@ -519,8 +538,7 @@ static void on_wake(int fd, void *data)
         ar_free(beats);
         beats = next;
     }
-    /* Losses next: the frames that follow come after the gap (as with one batch: a loss is
-     * told before whatever of the backlog is still to be handled). */
+    /* Losses with no marker next (see LOST_MAX); the others are told in their place. */
     uint64_t total = 0;
     for (int k = 0; k < K__COUNT; k++) {
         if (dropped[k] && b->m_dropped[k])
@@ -533,9 +551,6 @@ static void on_wake(int fd, void *data)
                AR_LF_UINT("other", total - dropped[K_TO] - dropped[K_REC]));
     if (lost_all)
         ar__sig_sess_lost_all(srv);
-    else
-        for (size_t i = 0; i < nlost; i++)
-            ar__sig_sess_frames_lost(srv, lost[i], nlost_frames[i]);
     item_t *it = head;
     while (it) {
         item_t *next = it->next;
@@ -680,7 +695,7 @@ void ar__sig_bus_unsub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     }
 }
 
-int ar__sig_bus_start(ar__sig_srv_t *srv)
+int ar__sig_bus_new(ar__sig_srv_t *srv)
 {
     ar__sig_bus_t *b = ar_calloc(1, sizeof(*b));
     if (!b)
@@ -696,7 +711,16 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
             srv->metrics, "anteroom_signal_bus_dropped_total",
             "bus messages dropped before the loop took them (inbox-max, out of memory)",
             k_kind_label[k]);
-    if (b->efd < 0 || ar_sn_loop_watch(srv->loop, b->efd, on_wake, srv) != 0)
+    return b->efd < 0 ? AR_ESYS : 0;
+}
+
+int ar__sig_bus_start(ar__sig_srv_t *srv)
+{
+    int rc = ar__sig_bus_new(srv);
+    if (rc != 0)
+        return rc;
+    ar__sig_bus_t *b = srv->bus;
+    if (ar_sn_loop_watch(srv->loop, b->efd, on_wake, srv) != 0)
         return AR_ESYS;
     ar_sn_loop_set_idle(srv->loop, on_idle, srv);
     natsOptions *o = NULL;

@@ -24,7 +24,7 @@ static void to_peer(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8
     m->seq = 0; /* the owner puts the session's next seq in place of this 0 (sess.c) */
     /* Built straight after the room left for the bus header: no copy, no allocation. */
     char *buf = srv->pub + AR__SIG_TO_HDR;
-    int n = ar_sig_build(AR_SIG_FROM_SERVER, m, buf, AR_SIG_OUT_MAX + 1);
+    int n = ar_sig_build(AR_SIG_FROM_SERVER, m, buf, AR_SIG_OUT_MAX + 1 - AR__SIG_SPLICE_MAX);
     if (n > 0 && !(now && ar__sig_bus_to_now(srv, now, action, (size_t)n)))
         ar__sig_bus_to(srv, peer, action, (size_t)n);
 }
@@ -192,11 +192,11 @@ void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room)
         ar_log0(AR_LOG_INFO, "signal_room_race_removed");
         ar__sig_room_leave(srv, x, AR_SIG_LEFT_REMOVED);
         ar__sig_conn_t *cn = s->conn;
-        if (cn) {
+        if (cn && x->role == AR_SIG_ROLE_INVITEE) /* ended even if the error kills cn */
+            ar__sig_refuse(cn, AR_SIG_E_ROOM_FULL, NULL, AR_SIG_JOIN, AR_SIG_NONE,
+                           AR_SIG_CLOSE_ROOM_FULL);
+        else if (cn)
             ar__sig_send_error(cn, AR_SIG_E_ROOM_FULL, NULL, AR_SIG_JOIN, AR_SIG_NONE);
-            if (x->role == AR_SIG_ROLE_INVITEE)
-                ar__sig_conn_close(cn, AR_SIG_CLOSE_ROOM_FULL);
-        }
     }
 }
 
@@ -226,9 +226,10 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         return;
     }
     if (room && room->nmembers >= AR__SIG_ROOM_MAX) {
-        REFUSE(cn, m, AR_SIG_E_ROOM_FULL);
         if (r->role == AR_SIG_ROLE_INVITEE) /* its token opens only this room */
-            ar__sig_conn_close(cn, AR_SIG_CLOSE_ROOM_FULL);
+            ar__sig_refuse(cn, AR_SIG_E_ROOM_FULL, NULL, m->type, m->id, AR_SIG_CLOSE_ROOM_FULL);
+        else
+            REFUSE(cn, m, AR_SIG_E_ROOM_FULL);
         return;
     }
     int fresh = room == NULL;

@@ -131,6 +131,11 @@ typedef struct ar__sig_frame_s {
     int64_t seq; /* 0 while pending (not yet numbered) */
     uint8_t fid[16];
     uint8_t action;
+    /* Numbered by a promoted backup from a sender's copy that no numbered copy from the owner
+     * confirmed: the dead owner may have sent it under another number, or not at all. The
+     * session's first resume replays it even at or below the client's last_seq (protocol.md
+     * 5.10.1; the client drops it by fid if it had it). */
+    uint8_t uncertain;
     uint32_t len;
     char data[]; /* the server frame, built with "seq":0 */
 } ar__sig_frame_t;
@@ -181,6 +186,11 @@ struct ar__sig_sess_s {
 
 enum { AR__SIG_C_HELLO = 0, AR__SIG_C_RESUMING, AR__SIG_C_LIVE, AR__SIG_C_GONE };
 
+/*
+ * A client connection. It stays allocated until the loop has finished the batch of events in
+ * which it closed (srv.c, on_close and on_free): a caller holding one after a send or a close
+ * finds it GONE, and sending or closing it again does nothing.
+ */
 struct ar__sig_conn_s {
     ar__sig_conn_t *next, *prev;
     ar_sn_conn_t *c;
@@ -188,6 +198,7 @@ struct ar__sig_conn_s {
     ar__sig_sess_t *sess;
     uint8_t state;
     uint8_t garbage;
+    uint16_t close_code; /* the first close asked for (or the net layer's): decides the session */
     uint32_t addr_key;
     uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
@@ -250,6 +261,12 @@ struct ar__sig_srv_s {
 void ar__sig_send_error(ar__sig_conn_t *cn, int code, const char *text, int about, int64_t id);
 void ar__sig_send0(ar__sig_conn_t *cn, const ar_sig_msg_t *msg);
 void ar__sig_conn_close(ar__sig_conn_t *cn, uint16_t code);
+/* An error, then a close with close_code: the session follows close_code (ends or goes away)
+ * even when the error frame is what kills the connection. */
+void ar__sig_refuse(ar__sig_conn_t *cn, int code, const char *text, int about, int64_t id,
+                    uint16_t close_code);
+/* The net callbacks of a worker (tests drive a loop with them, without the bus). */
+void ar__sig_net_handler(ar__sig_srv_t *srv, ar_sn_handler_t *h);
 void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed);
 uint64_t ar__sig_now_us(void);
 /* "10.0.0.0/8", "2001:db8::/32" or one address. 0 or AR_ECONFIG. */
@@ -301,6 +318,19 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
                          int64_t last_seq);
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
 void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after);
+/* What a resume replays to cb, in the order of their seq: the frames above `after` and the
+ * uncertain ones at or below it (once: every mark is cleared). Returns how many of the latter. */
+typedef void ar__sig_frame_cb(void *arg, const ar__sig_frame_t *f);
+size_t ar__sig_replay_to(ar__sig_sess_t *s, int64_t after, ar__sig_frame_cb *cb, void *arg);
+/* The frame as the client gets it: f->data with "seq":<f->seq>,"fid":"<22 base64url>" in place
+ * of its "seq":0 (protocol.md 2). Its length, or 0 when it has no placeholder or cap is short. */
+#define AR__SIG_FID_LEN AR_SIG_FID_LEN
+/* What the splice adds to a frame built with "seq":0: up to 15 more digits, ,"fid":"<22>". A
+ * session-level frame is built this much under AR_SIG_OUT_MAX, so the client gets at most that. */
+#define AR__SIG_SPLICE_MAX (15 + 8 + AR__SIG_FID_LEN + 1)
+size_t ar__sig_frame_wire(const ar__sig_frame_t *f, char *out, size_t cap);
+/* 16 bytes of frame id as 22 characters of unpadded base64url (no NUL written). */
+void ar__sig_fid_text(const uint8_t fid[16], char out[AR__SIG_FID_LEN]);
 /* Whether a client that has seen frames up to `last` can resume s (docs/signal.md, "Resume"). */
 int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last);
 void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const char *reply);
@@ -312,6 +342,12 @@ void ar__sig_subhash(const ar_token_claims_t *claims, uint8_t out[16]);
  * to.<peer>,proc.<worker>} */
 int ar__sig_bus_start(ar__sig_srv_t *srv);
 void ar__sig_bus_stop(ar__sig_srv_t *srv);
+/* The bus's inbox alone, not connected (ar__sig_bus_start begins with it; tests use it bare). */
+int ar__sig_bus_new(ar__sig_srv_t *srv);
+/* A message from NATS on subject subj into the inbox (libnats' thread), or dropped when full. */
+void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
+/* The loop takes what waits in the inbox (its eventfd fired). */
+void ar__sig_bus_wake(ar__sig_srv_t *srv);
 /* Publishes a record update (JSON object with "p") on subject kind/key; applies it locally. */
 void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj);
 /* Sends the session-level frame in srv->pub (built with "seq":0 after AR__SIG_TO_HDR bytes)

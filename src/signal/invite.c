@@ -184,9 +184,9 @@ static void end_loser(ar__sig_srv_t *srv, const char *peer)
         ar__sig_room_leave(srv, r, AR_SIG_LEFT_REMOVED);
     ar__sig_conn_t *cn = s->conn;
     if (cn) {
-        ar__sig_send_error(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO,
-                           AR_SIG_NONE);
-        ar__sig_conn_close(cn, AR_SIG_CLOSE_BAD_TOKEN); /* ends the session (sess.c) */
+        /* Ends the session (sess.c), also when the error is what kills the connection. */
+        ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, AR_SIG_NONE,
+                       AR_SIG_CLOSE_BAD_TOKEN);
     } else {
         ar__sig_sess_end(srv, r, AR_SIG_LEFT_REMOVED);
     }

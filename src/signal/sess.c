@@ -104,8 +104,12 @@ static json_t *frames_json(const ar__sig_sess_t *s)
     char hex[33];
     for (const ar__sig_frame_t *f = s->head; f && a; f = f->next) {
         sodium_bin2hex(hex, sizeof(hex), f->fid, 16);
-        json_array_append_new(a, json_pack("[I,s,i,s%]", (json_int_t)f->seq, hex, (int)f->action,
-                                           f->data, (size_t)f->len));
+        /* A fifth item marks an uncertain frame (promote); older workers ignore it. */
+        json_t *it = json_pack("[I,s,i,s%]", (json_int_t)f->seq, hex, (int)f->action, f->data,
+                               (size_t)f->len);
+        if (it && f->uncertain)
+            json_array_append_new(it, json_integer(1));
+        json_array_append_new(a, it);
     }
     return a;
 }
@@ -120,6 +124,7 @@ static ar__sig_frame_t *frame_new(const uint8_t *fid, int64_t seq, uint8_t actio
     f->seq = seq;
     memcpy(f->fid, fid, 16);
     f->action = action;
+    f->uncertain = 0;
     f->len = (uint32_t)len;
     memcpy(f->data, data, len);
     f->data[len] = '\0';
@@ -183,26 +188,59 @@ static int numbered_has(const ar__sig_sess_t *s, const uint8_t *fid)
     return 0;
 }
 
-/* Writes frame f to the live connection with its seq spliced into the "seq":0 placeholder. */
-static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_frame_t *f)
+void ar__sig_fid_text(const uint8_t fid[16], char out[AR__SIG_FID_LEN])
 {
-    if (!s->conn || s->conn->state != AR__SIG_C_LIVE)
-        return;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    /* Five groups of three bytes make 20 characters; the sixteenth byte makes the last two. */
+    size_t o = 0;
+    for (size_t i = 0; i < 15; i += 3) {
+        uint32_t v = (uint32_t)fid[i] << 16 | (uint32_t)fid[i + 1] << 8 | fid[i + 2];
+        out[o++] = b64[v >> 18];
+        out[o++] = b64[(v >> 12) & 63];
+        out[o++] = b64[(v >> 6) & 63];
+        out[o++] = b64[v & 63];
+    }
+    out[o++] = b64[fid[15] >> 2];
+    out[o] = b64[(fid[15] & 3) << 4];
+}
+
+size_t ar__sig_frame_wire(const ar__sig_frame_t *f, char *out, size_t cap)
+{
+    static const char key[] = ",\"fid\":\"";
     const char *ph = strstr(f->data, ",\"seq\":0");
     if (!ph)
-        return;
-    /* Spliced with two copies rather than printf: this runs for every relayed frame. */
+        return 0;
+    /* Spliced with copies rather than printf: this runs for every relayed frame. The frame id
+     * goes next to seq: the client drops a frame whose fid it has processed (5.10.1). */
     size_t pre = (size_t)(ph - f->data) + 7, post = f->len - pre - 1;
     char num[24];
     size_t nl = 0;
     for (uint64_t v = f->seq > 0 ? (uint64_t)f->seq : 0; nl == 0 || v; v /= 10)
         num[sizeof(num) - ++nl] = (char)('0' + v % 10);
-    if (pre + nl + post > sizeof(srv->out))
+    size_t kl = sizeof(key) - 1, n = pre + nl + kl + AR__SIG_FID_LEN + 1 + post;
+    if (n > cap)
+        return 0;
+    char *o = out;
+    memcpy(o, f->data, pre);
+    o += pre;
+    memcpy(o, num + sizeof(num) - nl, nl);
+    o += nl;
+    memcpy(o, key, kl);
+    o += kl;
+    ar__sig_fid_text(f->fid, o);
+    o += AR__SIG_FID_LEN;
+    *o++ = '"';
+    memcpy(o, f->data + pre + 1, post);
+    return n;
+}
+
+/* Writes frame f to the live connection, numbered and with its frame id. */
+static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_frame_t *f)
+{
+    if (!s->conn || s->conn->state != AR__SIG_C_LIVE)
         return;
-    memcpy(srv->out, f->data, pre);
-    memcpy(srv->out + pre, num + sizeof(num) - nl, nl);
-    memcpy(srv->out + pre + nl, f->data + pre + 1, post);
-    if (ar_sn_send(s->conn->c, AR_WS_OP_TEXT, srv->out, pre + nl + post) == 0)
+    size_t n = ar__sig_frame_wire(f, srv->out, sizeof(srv->out));
+    if (n && ar_sn_send(s->conn->c, AR_WS_OP_TEXT, srv->out, n) == 0)
         ar_metric_add(srv->m.msgs_out, 0, 1);
 }
 
@@ -317,11 +355,45 @@ int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last)
     return last >= 0 && last <= s->seq && (last == s->seq || (s->head && s->head->seq <= last + 1));
 }
 
+size_t ar__sig_replay_to(ar__sig_sess_t *s, int64_t after, ar__sig_frame_cb *cb, void *arg)
+{
+    /* After a promotion the numbers at or below the client's last_seq may name other frames
+     * than those it got from the dead owner: the uncertain ones go again, once; the client
+     * drops those whose fid it has (protocol.md 5.10.1). All go in the order of their numbers,
+     * with the frames above last_seq: the backup numbered each sender's frames in that
+     * sender's order, so a frame the client never got still comes before the later frames of
+     * its sender. Only the first resume replays them: their mark is cleared, here and (by
+     * "res" or "adopt") on the backup. */
+    size_t n = 0;
+    for (ar__sig_frame_t *f = s->head; f; f = f->next) {
+        if (f->seq > after) {
+            cb(arg, f);
+        } else if (f->uncertain) {
+            cb(arg, f);
+            n++;
+        }
+        f->uncertain = 0;
+    }
+    return n;
+}
+
+typedef struct replay_arg_s {
+    ar__sig_srv_t *srv;
+    ar__sig_sess_t *s;
+} replay_arg_t;
+
+static void replay_cb(void *arg, const ar__sig_frame_t *f)
+{
+    replay_arg_t *a = arg;
+    send_numbered(a->srv, a->s, f);
+}
+
 void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after)
 {
-    for (const ar__sig_frame_t *f = s->head; f; f = f->next)
-        if (f->seq > after)
-            send_numbered(srv, s, f);
+    replay_arg_t a = {srv, s};
+    size_t n = ar__sig_replay_to(s, after, replay_cb, &a);
+    if (n)
+        ar_log(AR_LOG_INFO, "signal_replay_uncertain", AR_LF_INT("frames", (int64_t)n));
 }
 
 /* The backup (s->rec->backup, when there is one) gets the resume secret and the buffer. */
@@ -441,7 +513,12 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         s->promoted = 1; /* not when adopted without a buffer: then nothing says what was lost */
     }
     s->is_backup = 0;
-    /* Frames the dead owner never confirmed are numbered after the last it did. */
+    /* Frames the dead owner never confirmed are numbered after the last it did, or after the
+     * last the client acknowledged if its copies were lost (an acknowledged number would be
+     * trimmed at once). The owner may have sent them under other numbers, or not at all: they
+     * are uncertain, and the first resume replays them whatever its last_seq (5.10.1). */
+    if (s->acked > s->seq)
+        s->seq = s->acked;
     ar__sig_frame_t *p = s->pending;
     s->pending = s->pending_tail = NULL;
     s->npending = 0;
@@ -449,6 +526,7 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         ar__sig_frame_t *n = p->next;
         p->next = NULL;
         p->seq = ++s->seq;
+        p->uncertain = 1;
         append(s, p);
         p = n;
     }
@@ -560,6 +638,7 @@ static void load_frames(ar__sig_sess_t *s, json_t *fr)
             continue;
         ar__sig_frame_t *f = frame_new(fid, seq, (uint8_t)action, d, dlen);
         if (f) {
+            f->uncertain = json_integer_value(json_array_get(it, 4)) == 1;
             pending_take(s, fid);
             append(s, f);
         }
@@ -741,6 +820,10 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
         const char *res;
         if (json_unpack(o, "{s:s}", "r", &res) == 0)
             snprintf(s->resume, sizeof(s->resume), "%s", res);
+        /* The owner's resume replayed the uncertain frames: a later promotion of ours must
+         * not replay them again. */
+        for (ar__sig_frame_t *f = s->head; f; f = f->next)
+            f->uncertain = 0;
     } else if (strcmp(k, "drop") == 0 && s && s->is_backup) {
         if (!ar__sig_sess_resuming(srv, s))
             ar__sig_sess_free(srv, s);

@@ -66,7 +66,18 @@ void ar__sig_conn_close(ar__sig_conn_t *cn, uint16_t code)
 {
     if (cn->state == AR__SIG_C_GONE)
         return;
+    if (!cn->close_code)
+        cn->close_code = code;
     ar_sn_close(cn->c, code);
+}
+
+void ar__sig_refuse(ar__sig_conn_t *cn, int code, const char *text, int about, int64_t id,
+                    uint16_t close_code)
+{
+    if (cn->state != AR__SIG_C_GONE && !cn->close_code)
+        cn->close_code = close_code;
+    ar__sig_send_error(cn, code, text, about, id);
+    ar__sig_conn_close(cn, close_code);
 }
 
 void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
@@ -83,8 +94,12 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
     m.u.welcome.ping = AR__SIG_PING_S;
     m.u.welcome.frame_max = AR_SIG_FRAME_MAX;
     ar__sig_send0(cn, &m);
+    if (cn->state == AR__SIG_C_GONE)
+        return; /* the welcome could not be sent: the session is lost with cn (on_free) */
     cn->state = AR__SIG_C_LIVE;
     ar__sig_sess_report_lost(s); /* frames dropped while it was away (bus.c) */
+    if (cn->state == AR__SIG_C_GONE)
+        return;
     if (cn->srv->draining)
         send_drain(cn->srv, cn); /* arrived while draining: move on at once */
 }
@@ -138,30 +153,53 @@ static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
     return 0;
 }
 
+/*
+ * The connection is gone, possibly inside a send or a close that a caller further up the stack
+ * made with cn in hand (a send to a slow reader fails and the net layer drops it at once). So
+ * cn is not freed here and its session is not touched: cn is only marked GONE (every send and
+ * close on it then does nothing) and taken off the list of connections. The rest waits for
+ * on_free, which the loop runs once the current batch of events is handled.
+ */
 static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
 {
-    (void)code;
     ar__sig_srv_t *srv = data;
     ar__sig_conn_t *cn = ar_sn_conn_data(c);
-    if (!cn)
+    if (!cn || cn->state == AR__SIG_C_GONE)
         return;
     uint16_t *cnt = &srv->addr_count[cn->addr_key % AR__SIG_ADDR_BUCKETS];
     if (*cnt)
         (*cnt)--;
+    /* Unlinked, but cn->next stays: a loop over the connections that holds cn goes on from it. */
     if (cn->prev)
         cn->prev->next = cn->next;
-    else
+    else if (srv->conns == cn)
         srv->conns = cn->next;
     if (cn->next)
         cn->next->prev = cn->prev;
     cn->state = AR__SIG_C_GONE;
-    if (cn->sess && cn->sess->conn == cn) {
-        cn->sess->conn = NULL;
-        ar__sig_sess_lost(srv, cn->sess, code);
-    }
+    /* The code we closed with decides whether the session ends, even when our close frame could
+     * not be sent and the net layer reports 1006. */
+    if (!cn->close_code)
+        cn->close_code = code;
+    /* A resume attempt goes now, as its provisional session may be freed before on_free by
+     * whoever no longer finds cn resuming (rec.c): nothing up the stack uses it after a send. */
     if (cn->resume)
         ar__sig_resume_tick(srv, cn); /* sees GONE and frees the attempt */
     ar_metric_add(srv->m.conns, 0, -1);
+}
+
+static void on_free(ar_sn_conn_t *c, void *data)
+{
+    ar__sig_srv_t *srv = data;
+    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    if (!cn)
+        return;
+    ar_sn_conn_set_data(c, NULL);
+    /* A session freed or handed to another connection meanwhile has let go of cn. */
+    if (cn->sess && cn->sess->conn == cn) {
+        cn->sess->conn = NULL;
+        ar__sig_sess_lost(srv, cn->sess, cn->close_code);
+    }
     ar_free(cn);
 }
 
@@ -199,8 +237,7 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar__sig_srv_t *srv = cn->srv;
     ar_token_claims_t *cl = ar_malloc(sizeof(*cl));
     if (!cl) {
-        ar__sig_send_error(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id);
-        ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
+        ar__sig_refuse(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id, AR_SIG_CLOSE_SHUTDOWN);
         return;
     }
     int rc = ar_token_verify(&srv->keys, m->u.hello.token.p, m->u.hello.token.len, "signal",
@@ -208,9 +245,8 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     if (rc == 0 && strcmp(cl->jur, srv->conf->jurisdiction) != 0)
         rc = AR_EPERM; /* S10: a node serves only its own jurisdiction */
     if (rc != 0) {
-        ar__sig_send_error(cn, rc == AR_EEXPIRED ? AR_SIG_E_TOKEN_EXPIRED : AR_SIG_E_BAD_TOKEN,
-                           NULL, AR_SIG_HELLO, m->id);
-        ar__sig_conn_close(cn, AR_SIG_CLOSE_BAD_TOKEN);
+        ar__sig_refuse(cn, rc == AR_EEXPIRED ? AR_SIG_E_TOKEN_EXPIRED : AR_SIG_E_BAD_TOKEN, NULL,
+                       AR_SIG_HELLO, m->id, AR_SIG_CLOSE_BAD_TOKEN);
         ar_free(cl);
         return;
     }
@@ -223,25 +259,28 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
             return; /* resumed here, or waiting for the owner's answer */
         }
         ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, m->id);
+        if (cn->state == AR__SIG_C_GONE) {
+            ar_free(cl);
+            return; /* the error could not be sent: no new session for a gone client */
+        }
     }
     /* An invite link opens one session in the whole jurisdiction; a resume is not a new use. */
     if (cl->role == AR_TOKEN_INVITEE && ar__sig_invite_used(srv, cl)) {
-        ar__sig_send_error(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, m->id);
-        ar__sig_conn_close(cn, AR_SIG_CLOSE_BAD_TOKEN);
+        ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, m->id,
+                       AR_SIG_CLOSE_BAD_TOKEN);
         ar_free(cl);
         return;
     }
     ar__sig_sess_t *s = ar__sig_sess_new(srv, cn, cl);
     if (s && cl->role == AR_TOKEN_INVITEE && ar__sig_invite_claim(srv, cl, s->rec->peer) != 0) {
-        ar__sig_send_error(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, m->id);
-        ar__sig_conn_close(cn, AR_SIG_CLOSE_BAD_TOKEN); /* ends the session (sess.c) */
+        ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, m->id,
+                       AR_SIG_CLOSE_BAD_TOKEN); /* ends the session (sess.c) */
         ar_free(cl);
         return;
     }
     ar_free(cl);
     if (!s) {
-        ar__sig_send_error(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id);
-        ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
+        ar__sig_refuse(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id, AR_SIG_CLOSE_SHUTDOWN);
         return;
     }
     if (m->u.hello.name.p && s->rec->role != AR_SIG_ROLE_PATIENT) {
@@ -302,8 +341,8 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
         if (m.type == AR_SIG_HELLO) {
             on_hello(cn, &m);
         } else {
-            ar__sig_send_error(cn, AR_SIG_E_NOT_AUTHENTICATED, NULL, m.type, m.id);
-            ar__sig_conn_close(cn, AR_SIG_CLOSE_BAD_TOKEN);
+            ar__sig_refuse(cn, AR_SIG_E_NOT_AUTHENTICATED, NULL, m.type, m.id,
+                           AR_SIG_CLOSE_BAD_TOKEN);
         }
     } else if (cn->state == AR__SIG_C_RESUMING || m.type == AR_SIG_HELLO) {
         ar__sig_send_error(cn, AR_SIG_E_BAD_STATE, NULL, m.type, m.id);
@@ -311,6 +350,15 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
         ar__sig_handle(cn, &m);
     }
     ar_sig_msg_free(&m);
+}
+
+void ar__sig_net_handler(ar__sig_srv_t *srv, ar_sn_handler_t *h)
+{
+    *h = (ar_sn_handler_t){.open_cb = on_open,
+                           .message_cb = on_message,
+                           .close_cb = on_close,
+                           .free_cb = on_free,
+                           .data = srv};
 }
 
 /* ---- timers ---- */
@@ -549,8 +597,8 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
                        .idle_timeout_s = 200, /* our own 60 s idle rule closes with 4009 first */
                        .tls = tls,
                        .too_big_code = AR_SIG_CLOSE_TOO_BIG};
-    ar_sn_handler_t h = {
-        .open_cb = on_open, .message_cb = on_message, .close_cb = on_close, .data = srv};
+    ar_sn_handler_t h;
+    ar__sig_net_handler(srv, &h);
     if (rc == 0)
         rc = ar_sn_loop_new(&nc, &h, &srv->loop);
     if (rc == 0)

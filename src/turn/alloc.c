@@ -55,7 +55,8 @@ ar_turn_alloc_t *ar__turn_alloc_find(ar_turn_engine_t *e, const ar_turn_tuple_t 
     return NULL;
 }
 
-/* Doubles the table when the load factor passes 1, so chains stay short. */
+/* Doubles the table when the load factor passes 1/2, so chains stay short: a new client's
+ * lookups (which find nothing) then mostly land on an empty bucket and touch no allocation. */
 static int table_grow(ar_turn_engine_t *e)
 {
     size_t n = e->nbuckets ? e->nbuckets * 2 : 64;
@@ -246,7 +247,7 @@ void ar__turn_alloc_set_expiry(ar_turn_engine_t *e, ar_turn_alloc_t *a, uint32_t
 int ar__turn_alloc_create(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
                           const uint8_t uhash[AR__TURN_UHASH_LEN], ar_turn_alloc_t **out)
 {
-    if (e->count >= e->nbuckets) {
+    if (e->count * 2 >= e->nbuckets) {
         int rc = table_grow(e);
         if (rc != 0)
             return rc;

@@ -196,6 +196,12 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
     d->ports.used = ar_calloc((size_t)(plan->max_port - plan->min_port) + 1, 1);
     if (!d->ports.used)
         goto out_ports;
+    /* Relay sockets are bound at the first permission when the kernel cannot hand a port of the
+     * range to anyone else meanwhile (see ports.c); an Allocate then costs no socket. */
+    d->ports.lazy = ar__turn_ports_lazy_here(plan->min_port, plan->max_port);
+    ar_log(AR_LOG_INFO, "relay_ports", AR_LF_UINT("min", plan->min_port),
+           AR_LF_UINT("max", plan->max_port),
+           d->ports.lazy ? AR_LF_KW("bind", "first_permission") : AR_LF_KW("bind", "allocate"));
     rc = ar__turn_redirect_init(d);
     if (rc != 0)
         goto out_ports;

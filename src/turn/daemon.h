@@ -36,6 +36,9 @@ typedef struct ar__turn_ports_s {
     uint8_t *used; /* one byte per port in the range */
     ar__turn_resv_t resv[AR__TURN_MAX_RESV];
     size_t nresv;
+    /* Relay sockets are bound at the allocation's first permission, not at Allocate: set when
+     * no other program can be handed a port of the range (ar__turn_ports_lazy_ok). */
+    bool lazy;
 } ar__turn_ports_t;
 
 /* ports.c: a port as req asks (see ar_turn_relay_req_t); *token gets a new reservation's token
@@ -45,6 +48,20 @@ int ar__turn_ports_take(ar__turn_ports_t *p, const ar_turn_relay_req_t *req, int
                         uint16_t *port, uint64_t *token);
 /* Gives a port back, and cancels the reservation token made with it (0: none). */
 void ar__turn_ports_give(ar__turn_ports_t *p, uint16_t port, uint64_t token);
+/*
+ * Whether min..max may be held in the pool without a bound socket: true when no port of it is
+ * one the kernel hands out on its own (the ephemeral range, less the reserved ports), so only a
+ * program binding that very port could take one. ephemeral is the text of
+ * net.ipv4.ip_local_port_range ("32768\t60999"), reserved that of ip_local_reserved_ports
+ * ("", or "8080,50000-50100"); NULL or unparsable ephemeral text is false.
+ */
+bool ar__turn_ports_lazy_ok(uint16_t min, uint16_t max, const char *ephemeral,
+                            const char *reserved);
+/* The same for this host's network namespace (reads the two files under /proc/sys). */
+bool ar__turn_ports_lazy_here(uint16_t min, uint16_t max);
+/* A UDP relay socket bound to local (its port included), with IPV6_V6ONLY for IPv6 and path
+ * MTU discovery on for dont_fragment. 0 and *fd, AR_EADDRINUSE or AR_ESYS. */
+int ar__turn_relay_socket(const ar_turn_addr_t *local, bool dont_fragment, int *fd);
 
 /* Metrics; the per-transport ones are indexed by AR_TURN_TR_* (label transport="udp|tcp|tls",
  * the client's transport). Every member is a metric pointer: register_metrics checks them all. */

@@ -449,15 +449,29 @@ static void handle_refresh(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     send_built(e, t, &b);
 }
 
-static void arm(ar_turn_engine_t *e, ar_turn_alloc_t *a)
+/*
+ * Readies the relay endpoints for the allocation's first permission: the transport may bind
+ * the socket only now (see relay_arm). Called before anything is installed, so a request whose
+ * endpoint cannot be readied fails whole (508) and can be retried. A TCP allocation's endpoint
+ * is the stream transport's and is always ready.
+ */
+static int arm(ar_turn_engine_t *e, ar_turn_alloc_t *a)
 {
-    if (!a->armed) {
-        a->armed = true;
-        if (e->tp.relay_arm)
-            e->tp.relay_arm(e->tp.ctx, a->relay);
-        if (e->tp.relay_arm && a->relay2)
-            e->tp.relay_arm(e->tp.ctx, a->relay2);
+    if (a->armed || a->tcp)
+        return 0;
+    if (e->tp.relay_arm) {
+        int rc = e->tp.relay_arm(e->tp.ctx, a->relay);
+        if (rc == 0 && a->relay2)
+            rc = e->tp.relay_arm(e->tp.ctx, a->relay2);
+        if (rc != 0) {
+            e->stats.relay_bind_failed++;
+            ar_log(AR_LOG_WARN, "relay_bind_failed", AR_LF_UINT("port", a->relayed.port),
+                   AR_LF_ERR("err", rc));
+            return rc;
+        }
     }
+    a->armed = true;
+    return 0;
 }
 
 static void handle_create_permission(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
@@ -484,13 +498,16 @@ static void handle_create_permission(ar_turn_engine_t *e, const ar_turn_tuple_t 
         reply_error(e, t, msg, 400, a->key);
         return;
     }
+    if (arm(e, a) != 0) {
+        reply_error(e, t, msg, 508, a->key);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         if (ar__turn_perm_add(e, a, &peers[i]) != 0) {
             reply_error(e, t, msg, 508, a->key);
             return;
         }
     }
-    arm(e, a);
     ar_stun_builder_t b;
     start_response(e, &b, msg, AR_STUN_SUCCESS);
     ar_stun_build_integrity(&b, a->key, 16);
@@ -519,14 +536,14 @@ static void handle_channel_bind(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
         e->stats.denied_peers++;
         code = 403;
     }
+    if (code == 0 && arm(e, a) != 0)
+        code = 508;
     if (code == 0) {
         int rc = ar__turn_chan_bind(e, a, num, &peer);
         if (rc == 0)
             rc = ar__turn_perm_add(e, a, &peer);
         code = rc == 0 ? 0 : rc == AR_EINVAL ? 400 : 508;
     }
-    if (code == 0)
-        arm(e, a);
     if (code != 0) {
         ar_log(AR_LOG_DEBUG, "channel_bind_refused", AR_LF_UINT("channel", num),
                AR_LF_INT("code", code));
@@ -681,9 +698,12 @@ static void handle_request(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
     }
     uint8_t key[16], uhash[AR__TURN_UHASH_LEN];
     ar__auth_result_t ar = AR__AUTH_BAD_REQ;
-    /* One lookup serves authentication and the method (nothing changes the table between). */
-    ar_turn_alloc_t *a = turn_method && nunknown == 0 ? ar__turn_alloc_find(e, t) : NULL;
-    if (turn_method && nunknown == 0)
+    /* One lookup serves authentication and the method (nothing changes the table between).
+     * A request without MESSAGE-INTEGRITY (every first Allocate) gets its 401 without one: the
+     * lookup of a new client's tuple is a walk over cold memory that would find nothing. */
+    bool check = turn_method && nunknown == 0;
+    ar_turn_alloc_t *a = check && msg->integrity_off != 0 ? ar__turn_alloc_find(e, t) : NULL;
+    if (check)
         ar = ar__turn_authenticate(e, t, msg, a, key, uhash);
     if (ar != AR__AUTH_OK) {
         /* Everything that failed to authenticate counts against the source's budget. */

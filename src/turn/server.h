@@ -100,9 +100,12 @@ typedef struct ar_turn_shared_s ar_turn_shared_t;
  *   with the transport's object. The transport reports datagrams arriving there with
  *   on_peer(alloc). Returns 0, AR_ENOTFOUND for an unknown token, or AR_EQUOTA/AR_ESYS when no
  *   port or socket is available.
- * - relay_arm (may be NULL): the allocation got its first permission, so datagrams arriving at
- *   the endpoint can now be relayed. Until then nothing could be, and the transport need not
- *   watch the socket at all (saving an epoll registration per allocation that never relays).
+ * - relay_arm (may be NULL): the allocation is getting its first permission, so datagrams
+ *   arriving at the endpoint can now be relayed. Until then nothing could be, and the transport
+ *   need not watch the socket at all (saving an epoll registration per allocation that never
+ *   relays), nor even have bound it yet: the port is held in the pool from relay_open on.
+ *   Returns 0, or an AR_E* code when the endpoint cannot be made ready (the port was bound by
+ *   another program meanwhile), which fails the request that asked for the permission (508).
  * - relay_close: close the endpoint; no on_peer for it may follow.
  * - send_peer: send data from the endpoint to peer; same pointer rules as send_client.
  */
@@ -119,7 +122,7 @@ typedef struct ar_turn_transport_s {
     void (*send_client)(void *ctx, const ar_turn_tuple_t *t, const uint8_t *data, size_t len);
     int (*relay_open)(void *ctx, ar_turn_alloc_t *alloc, int family, const ar_turn_relay_req_t *req,
                       ar_turn_addr_t *relayed, uint64_t *token, void **handle);
-    void (*relay_arm)(void *ctx, void *handle);
+    int (*relay_arm)(void *ctx, void *handle);
     void (*relay_close)(void *ctx, void *handle);
     void (*send_peer)(void *ctx, void *handle, const ar_turn_addr_t *peer, const uint8_t *data,
                       size_t len);
@@ -186,7 +189,8 @@ typedef struct ar_turn_stats_s {
     uint64_t bw_dropped;   /* packets dropped by max-bps */
     uint64_t no_perm_dropped;
     uint64_t bad_packets;
-    uint64_t oversize_dropped; /* bigger than the path can carry (see AR_TURN_MAX_UDP_PAYLOAD) */
+    uint64_t oversize_dropped;  /* bigger than the path can carry (see AR_TURN_MAX_UDP_PAYLOAD) */
+    uint64_t relay_bind_failed; /* a first permission found its relay port taken: 508 */
     ar_turn_tr_stats_t tr[AR_TURN_NTR];
 } ar_turn_stats_t;
 

@@ -17,6 +17,14 @@
  * packets for the same socket. Arena and queues are reset only between batches, so no queued
  * pointer ever outlives its bytes.
  *
+ * Consecutive packets for the same socket, destination and source address whose sizes allow it
+ * (all the same size, the last one no longer) travel as one message with UDP_SEGMENT (UDP GSO):
+ * the kernel builds, routes and passes down the stack one buffer and cuts it into the separate
+ * datagrams at the last moment (the NIC, the device's software GSO, or on loopback the receiving
+ * socket), so what each datagram costs the sender is mostly the copy. The receiver sees exactly
+ * the datagrams it would have without it, in the same order. When the kernel refuses such a
+ * message, its packets are sent one by one and the refusal is remembered (see gso_refused).
+ *
  * Relay sockets are closed in their uv_close callback, after the check handle has flushed the
  * queues, so a queued packet is never sent on a descriptor number that was reused.
  */
@@ -29,6 +37,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -49,7 +58,11 @@
 #define TXQ 256
 #define DRAIN_ROUNDS 4 /* batches per readable event, so one busy socket cannot starve others */
 #define LOCAL_ADDRS 32 /* local addresses a wildcard listener answers from, per worker */
-#define CTL_SIZE CMSG_SPACE(sizeof(struct in6_pktinfo))
+#define PKTINFO_SIZE CMSG_SPACE(sizeof(struct in6_pktinfo))
+#define CTL_SIZE (PKTINFO_SIZE + CMSG_SPACE(sizeof(uint16_t))) /* PKTINFO, then UDP_SEGMENT */
+/* Datagrams in one GSO message: the kernel's UDP_MAX_SEGMENTS has been 64 since UDP GSO came
+ * (Linux 4.18); newer kernels allow 128. Their bytes together stay within one UDP datagram's. */
+#define GSO_SEGS 64
 
 typedef union {
     struct sockaddr sa;
@@ -57,13 +70,19 @@ typedef union {
     struct sockaddr_in6 in6;
 } sa_u;
 
+/* Messages to send; a message holds one datagram, or several of the same size in a row (GSO),
+ * whose iovecs are consecutive in iov[]. */
 typedef struct txq_s {
     struct mmsghdr msgs[TXQ];
-    struct iovec iov[TXQ];
+    struct iovec iov[TXQ]; /* one per datagram, handed out in order */
     sa_u addr[TXQ];
-    uint8_t ctl[TXQ][CTL_SIZE]; /* IP_PKTINFO: the source address for a wildcard listener */
+    uint8_t ctl[TXQ][CTL_SIZE];      /* IP_PKTINFO (source address for a wildcard listener), then
+                                        UDP_SEGMENT once a message holds two datagrams */
+    const ar_turn_addr_t *from[TXQ]; /* the PKTINFO source (an entry of w->local) or NULL */
+    uint32_t bytes[TXQ];             /* a message's datagrams' bytes together */
     int fd[TXQ];
-    unsigned n;
+    unsigned n;    /* messages */
+    unsigned niov; /* datagrams */
 } txq_t;
 
 typedef struct udp_listener_s {
@@ -79,9 +98,10 @@ typedef struct udp_relay_s {
     ar_turn_alloc_t *alloc; /* NULL once closing */
     ar__udp_worker_t *w;
     struct udp_relay_s *next_closing;
-    int fd;
-    uint16_t port;
-    bool armed; /* in the worker's relay epoll set (see tp_relay_arm) */
+    int fd;        /* -1 until bound, when the pool binds at the first permission (ports.lazy) */
+    uint16_t port; /* held in the pool from relay_open on, bound or not */
+    uint8_t armed : 1;                 /* in the worker's relay epoll set (see tp_relay_arm) */
+    uint8_t v6 : 1, dont_fragment : 1; /* how to make the socket when it is bound late */
 } udp_relay_t;
 
 struct ar__udp_worker_s {
@@ -117,6 +137,10 @@ struct ar__udp_worker_s {
     ar_turn_addr_t local[LOCAL_ADDRS];
     unsigned nlocal;
     txq_t to_client, to_peer;
+    /* Datagrams shorter than this are sent GSO-batched; 0: not at all (the kernel has no UDP
+     * GSO, or refused it with EIO). Lowered to the size the kernel refused with EMSGSIZE or
+     * EINVAL (a segment too big for the device's MTU). */
+    size_t gso_below;
     ar_turn_stats_t pushed; /* what has been added to the metrics already */
 };
 
@@ -144,6 +168,75 @@ static void txq_group(txq_t *q, struct mmsghdr *out, int *fds)
     }
 }
 
+/*
+ * The kernel refused a GSO message of `seg`-byte datagrams with `err`. EMSGSIZE or EINVAL: the
+ * segment is too big for the device (UDP GSO needs each datagram to fit its MTU unfragmented),
+ * so only shorter datagrams are batched from now on. EIO and the like: no GSO on this path
+ * (IPsec, a device without checksum offload), so none at all. Other errors (unreachable,
+ * filtered) are the destination's, and each datagram alone meets the same fate.
+ */
+static void gso_refused(ar__udp_worker_t *w, int err, size_t seg)
+{
+    size_t below = w->gso_below;
+    if (err == EMSGSIZE || err == EINVAL)
+        below = seg < below ? seg : below;
+    else if (err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT)
+        below = 0;
+    if (below == w->gso_below)
+        return;
+    w->gso_below = below;
+    ar_log(AR_LOG_INFO, "turn_udp_gso_limited", AR_LF_UINT("segment", seg), AR_LF_INT("errno", err),
+           AR_LF_UINT("batched_below", below));
+}
+
+static void send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsigned n);
+
+/* Sends a GSO message's datagrams one message each, after the kernel refused them as one. */
+static void send_singly(ar__udp_worker_t *w, int fd, const struct msghdr *h)
+{
+    struct mmsghdr one[GSO_SEGS];
+    size_t n = h->msg_iovlen;
+    /* The PKTINFO, when there is one, comes first in the control buffer: keep just that. */
+    size_t ctl = h->msg_controllen - CMSG_SPACE(sizeof(uint16_t));
+    for (size_t k = 0; k < n; k++) {
+        one[k].msg_hdr = *h;
+        one[k].msg_hdr.msg_iov = &h->msg_iov[k];
+        one[k].msg_hdr.msg_iovlen = 1;
+        one[k].msg_hdr.msg_control = ctl ? h->msg_control : NULL;
+        one[k].msg_hdr.msg_controllen = ctl;
+        one[k].msg_len = 0;
+    }
+    send_run(w, fd, one, (unsigned)n);
+}
+
+/* Sends n messages on one socket, each a datagram or a GSO run of them. */
+static void send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsigned n)
+{
+    unsigned i = 0;
+    while (i < n) {
+        int r = sendmmsg(fd, &msgs[i], n - i, MSG_DONTWAIT);
+        if (r > 0) {
+            i += (unsigned)r;
+            continue;
+        }
+        int err = r < 0 ? errno : EIO;
+        if (err == EINTR)
+            continue;
+        if (err == EAGAIN || err == EWOULDBLOCK)
+            return; /* the socket buffer is full: UDP drops, and so do we */
+        const struct msghdr *h = &msgs[i].msg_hdr;
+        if (h->msg_iovlen > 1) {
+            gso_refused(w, err, h->msg_iov[0].iov_len);
+            send_singly(w, fd, h);
+        } else if (err == EMSGSIZE && w->e) {
+            /* Too big for the path with DONT-FRAGMENT set: counted. Otherwise this one
+             * message failed, unreachable or refused, and UDP would lose it too. */
+            ar_turn_engine_count_oversize(w->e, h->msg_iov[0].iov_len);
+        }
+        i++;
+    }
+}
+
 static void txq_flush(ar__udp_worker_t *w, txq_t *q)
 {
     struct mmsghdr sorted[TXQ];
@@ -158,29 +251,16 @@ static void txq_flush(ar__udp_worker_t *w, txq_t *q)
         msgs = sorted;
         fd = fds;
     }
-    unsigned i = 0;
-    while (i < q->n) {
+    unsigned n = q->n, i = 0;
+    while (i < n) {
         unsigned j = i + 1;
-        while (j < q->n && fd[j] == fd[i])
+        while (j < n && fd[j] == fd[i])
             j++;
-        while (i < j) {
-            int r = sendmmsg(fd[i], &msgs[i], j - i, MSG_DONTWAIT);
-            if (r > 0) {
-                i += (unsigned)r;
-            } else if (r < 0 && errno == EINTR) {
-                continue;
-            } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                i = j; /* the socket buffer is full: UDP drops, and so do we */
-            } else {
-                /* This one message failed: unreachable or refused (UDP would lose it too), or
-                 * too big for the path with DONT-FRAGMENT set, which is counted. */
-                if (r < 0 && errno == EMSGSIZE && w->e)
-                    ar_turn_engine_count_oversize(w->e, msgs[i].msg_hdr.msg_iov[0].iov_len);
-                i++;
-            }
-        }
+        send_run(w, fd[i], &msgs[i], j - i);
+        i = j;
     }
     q->n = 0;
+    q->niov = 0;
 }
 
 static void flush_all(ar__udp_worker_t *w)
@@ -195,6 +275,25 @@ static void flush_all(ar__udp_worker_t *w)
 static bool in_rx(const ar__udp_worker_t *w, const uint8_t *p)
 {
     return p >= w->rx[0] && p < w->rx[RX_SLOTS];
+}
+
+/*
+ * Whether a datagram of len bytes for fd, to ss, from `from` may join the queue's last message
+ * as one more GSO segment: same socket, destination and source; every datagram so far of the
+ * first one's size (only the last may be shorter); within the kernel's segment count and one
+ * datagram's bytes.
+ */
+static bool gso_joins(const ar__udp_worker_t *w, const txq_t *q, int fd,
+                      const struct sockaddr_storage *ss, socklen_t sl, const ar_turn_addr_t *from,
+                      size_t len)
+{
+    unsigned i = q->n - 1;
+    const struct msghdr *h = &q->msgs[i].msg_hdr;
+    size_t seg = h->msg_iov[0].iov_len;
+    return q->fd[i] == fd && seg < w->gso_below && len > 0 && len <= seg &&
+           h->msg_iovlen < GSO_SEGS && q->bytes[i] == seg * h->msg_iovlen &&
+           q->bytes[i] + len <= AR_TURN_MAX_UDP_PAYLOAD && q->from[i] == from &&
+           h->msg_namelen == sl && memcmp(&q->addr[i], ss, sl) == 0;
 }
 
 static void enqueue(ar__udp_worker_t *w, txq_t *q, int fd, const ar_turn_addr_t *to,
@@ -214,23 +313,46 @@ static void enqueue(ar__udp_worker_t *w, txq_t *q, int fd, const ar_turn_addr_t 
         memcpy(c, data, len);
         data = c;
     }
-    if (q->n == TXQ)
+    if (q->n == TXQ || q->niov == TXQ)
         txq_flush(w, q);
-    unsigned i = q->n++;
+    if (from && from->family != to->family)
+        from = NULL;
     struct sockaddr_storage ss;
     socklen_t sl = ar_turn_addr_to_sa(to, &ss);
+    struct iovec *v = &q->iov[q->niov++]; /* right after the last message's iovecs */
+    v->iov_base = (void *)data;           /* sendmmsg only reads it */
+    v->iov_len = len;
+    if (q->n > 0 && gso_joins(w, q, fd, &ss, sl, from, len)) {
+        unsigned i = q->n - 1;
+        struct msghdr *h = &q->msgs[i].msg_hdr;
+        if (h->msg_iovlen == 1) {
+            /* The second datagram makes it a GSO message: the segment size is the first's. */
+            struct cmsghdr *cm = (struct cmsghdr *)(void *)(q->ctl[i] + h->msg_controllen);
+            uint16_t seg = (uint16_t)h->msg_iov[0].iov_len;
+            cm->cmsg_level = SOL_UDP;
+            cm->cmsg_type = UDP_SEGMENT;
+            cm->cmsg_len = CMSG_LEN(sizeof(seg));
+            memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+            h->msg_control = q->ctl[i];
+            h->msg_controllen += CMSG_SPACE(sizeof(seg));
+        }
+        h->msg_iovlen++;
+        q->bytes[i] += (uint32_t)len;
+        return;
+    }
+    unsigned i = q->n++;
     memcpy(&q->addr[i], &ss, sl);
-    q->iov[i].iov_base = (void *)data; /* sendmmsg only reads it */
-    q->iov[i].iov_len = len;
     q->fd[i] = fd;
+    q->from[i] = from;
+    q->bytes[i] = (uint32_t)len;
     struct msghdr *h = &q->msgs[i].msg_hdr;
     memset(h, 0, sizeof(*h));
     h->msg_name = &q->addr[i];
     h->msg_namelen = sl;
-    h->msg_iov = &q->iov[i];
+    h->msg_iov = v;
     h->msg_iovlen = 1;
-    if (from && from->family == to->family) {
-        memset(q->ctl[i], 0, CTL_SIZE);
+    if (from) {
+        memset(q->ctl[i], 0, PKTINFO_SIZE);
         h->msg_control = q->ctl[i];
         struct cmsghdr *cm = (struct cmsghdr *)(void *)q->ctl[i];
         if (from->family == 4) {
@@ -281,7 +403,8 @@ static void tp_send_peer(void *ctx, void *handle, const ar_turn_addr_t *peer, co
 
 static void relay_free(udp_relay_t *r)
 {
-    close(r->fd);
+    if (r->fd >= 0)
+        close(r->fd);
     ar__turn_ports_give(&r->w->d->ports, r->port, 0);
     ar_free(r);
 }
@@ -303,7 +426,9 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
     const ar_turn_opts_t *o = &w->d->plan->opts;
     ar_turn_addr_t local;
     int fd = -1;
-    /* A port another program holds is skipped; a few tries, then 508 for this allocation. */
+    /* A port another program holds is skipped; a few tries, then 508 for this allocation. With
+     * ports.lazy the port is only taken from the pool here and bound at the first permission
+     * (tp_relay_arm). */
     int rc = AR_EQUOTA;
     uint16_t port = 0;
     for (int attempt = 0; attempt < 16; attempt++) {
@@ -311,56 +436,33 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
         if (rc != 0)
             break;
         local = family == 4 ? o->relay4 : o->relay6;
-        if (local.family == 0) {
+        local.port = port;
+        if (local.family == 0)
             rc = AR_EINVAL;
-        } else if (fd < 0) {
-            fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        0);
-            if (fd < 0)
-                rc = AR_ESYS;
-            if (fd >= 0 && family == 6) {
-                int one = 1;
-                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-            }
-            if (fd >= 0 && req->dont_fragment) {
-                /* Path MTU discovery with DF set: too big a packet fails instead of being
-                 * fragmented, as the client asked. */
-                if (family == 4) {
-                    int v4 = IP_PMTUDISC_DO;
-                    (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof(v4));
-                } else {
-                    int v6 = IPV6_PMTUDISC_DO;
-                    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof(v6));
-                }
-            }
-        }
-        if (fd >= 0 && rc == 0) {
-            local.port = port;
-            struct sockaddr_storage ss;
-            socklen_t sl = ar_turn_addr_to_sa(&local, &ss);
-            if (bind(fd, (struct sockaddr *)&ss, sl) == 0)
-                break;
-            rc = errno == EADDRINUSE && !req->token ? AR_EADDRINUSE : AR_ESYS;
-        }
+        else if (w->d->ports.lazy ||
+                 (rc = ar__turn_relay_socket(&local, req->dont_fragment, &fd)) == 0)
+            break;
+        if (rc == AR_EADDRINUSE && req->token)
+            rc = AR_ESYS; /* a redeemed reservation names its port: no other will do */
         ar__turn_ports_give(&w->d->ports, port, *token);
         *token = 0;
         if (rc != AR_EADDRINUSE)
             break;
     }
-    if (rc != 0) {
-        if (fd >= 0)
-            close(fd);
+    if (rc != 0)
         return rc;
-    }
     udp_relay_t *r = ar_calloc(1, sizeof(*r));
     if (!r) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         ar__turn_ports_give(&w->d->ports, port, *token);
         *token = 0;
         return AR_ENOMEM;
     }
     r->fd = fd;
     r->port = port;
+    r->v6 = family == 6;
+    r->dont_fragment = req->dont_fragment != 0;
     r->alloc = alloc;
     r->w = w;
     *relayed = local;
@@ -372,19 +474,29 @@ static int tp_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
  * The socket is watched from the allocation's first permission: before it, nothing received
  * could be relayed, so an allocation that never relays costs no epoll call at all.
  */
-static void tp_relay_arm(void *ctx, void *handle)
+static int tp_relay_arm(void *ctx, void *handle)
 {
     ar__udp_worker_t *w = ctx;
     udp_relay_t *r = handle;
     if (r->armed)
-        return;
+        return 0;
+    if (r->fd < 0) {
+        const ar_turn_opts_t *o = &w->d->plan->opts;
+        ar_turn_addr_t local = r->v6 ? o->relay6 : o->relay4;
+        local.port = r->port;
+        int rc = ar__turn_relay_socket(&local, r->dont_fragment, &r->fd);
+        if (rc != 0)
+            return rc;
+    }
     /* Room for bursts from peers between two turns of the loop; kernel memory, used only
      * while datagrams wait (capped by net.core.rmem_max). */
     int sz = 1 << 20;
     (void)setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = r};
-    if (epoll_ctl(w->relay_epfd, EPOLL_CTL_ADD, r->fd, &ev) == 0)
-        r->armed = true;
+    if (epoll_ctl(w->relay_epfd, EPOLL_CTL_ADD, r->fd, &ev) != 0)
+        return AR_ESYS;
+    r->armed = 1;
+    return 0;
 }
 
 static void tp_relay_close(void *ctx, void *handle)
@@ -703,6 +815,19 @@ void ar__udp_worker_stop(ar_worker_t *wk, void *data)
     }
 }
 
+/* Whether this kernel has UDP GSO (Linux 4.18 and later): the socket option exists. */
+static size_t gso_probe(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int v = 0;
+    socklen_t l = sizeof(v);
+    bool ok = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &l) == 0;
+    close(fd);
+    return ok ? AR_TURN_MAX_UDP_PAYLOAD + 1 : 0;
+}
+
 int ar__udp_worker_init(ar_worker_t *wk, void *data)
 {
     ar__turn_daemon_t *d = data;
@@ -724,6 +849,7 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
     if (!w->rx || !w->copy || !w->over || !w->whole)
         return AR_ENOMEM;
     w->wall_base = (int64_t)time(NULL) - (int64_t)(uv_now(w->loop) / 1000);
+    w->gso_below = gso_probe();
     ar_turn_transport_t tp = {.ctx = w,
                               .send_client = tp_send_client,
                               .relay_open = tp_relay_open,

@@ -35,6 +35,13 @@ test('a reload mid-wait keeps the place in the queue; a reload mid-call resumes 
   assert.match(before[0].text, new RegExp(first));
   assert.match(before[1].text, new RegExp(second));
 
+  // The page keeps the ids of the frames it processed with its resume token (a resume after a
+  // node's death drops replayed ones by id, protocol.md 5.10.1).
+  const savedFids = async () =>
+    P.evaluate(() => JSON.parse(sessionStorage.getItem('anteroom.resume') || '{}').fids || []);
+  const fidsBefore = await savedFids();
+  assert.ok(fidsBefore.length > 0 && fidsBefore.every((f) => /^[A-Za-z0-9_-]{22}$/.test(f)), JSON.stringify(fidsBefore));
+
   // P reloads while waiting: the waiting screen comes back by itself (nothing typed again).
   await P.reload();
   await P.waitForSelector('#s-wait:not([hidden])');
@@ -48,6 +55,11 @@ test('a reload mid-wait keeps the place in the queue; a reload mid-call resumes 
 
   // The clinician admits P; both decode video.
   await admit(S, first, P);
+  // The reloaded page started from the saved ids and adds the new frames' to them.
+  await until('the ids saved before the reload kept after it', async () => {
+    const now = await savedFids();
+    return now.length > fidsBefore.length && fidsBefore.every((f) => now.includes(f));
+  });
   await waitDecoding(P, 1, 30000);
   await waitDecoding(S, 1, 30000);
 

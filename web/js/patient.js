@@ -6,6 +6,7 @@
 import { $, screen, announce, el } from './dom.js';
 import { SignalClient } from './signal.js';
 import { Mesh } from './mesh.js';
+import { patientResync } from './resync.js';
 import { CallUI } from './callui.js';
 import { claims } from './api.js';
 import { StatsReporter } from './stats.js';
@@ -210,9 +211,13 @@ function connect(arrival, name) {
     token: () => st.token,
     resume: st.resume,
     lastSeq: st.last_seq,
+    // The frame ids seen before a reload: a resume after a node's death may replay some of
+    // them, and the client drops those by id (docs/protocol.md 5.10.1).
+    fids: st.fids || [],
   });
   sig.addEventListener('seq', (e) => {
     st.last_seq = e.detail;
+    st.fids = sig.recentFids();
     save();
   });
   sig.addEventListener('welcome', (e) => {
@@ -305,8 +310,9 @@ function connect(arrival, name) {
       screen('s-details');
     }
   });
-  // Frames for this session were lost (protocol 5.10): in a call, renegotiate with every peer.
-  sig.addEventListener('resync', () => mesh?.restart());
+  // Frames for this session were lost (protocol 5.10): ask for its own status again and, in a
+  // call, renegotiate with every peer (resync.js).
+  sig.addEventListener('resync', () => patientResync(sig, st, mesh));
   sig.addEventListener('lost', () => ($('wait-status').textContent = 'Reconnecting…'));
   sig.connect();
   screen('s-wait');
@@ -349,21 +355,23 @@ function waiting(status) {
 }
 
 function onWait(f) {
+  // A resync (resync.js) repeats the status the page may already show: announced only on change.
+  const was = st.phase;
   if (f.status === 'waiting') {
     st.phase = 'waiting';
     waiting('You are in the waiting room. The clinic knows you are here.');
-    announce('You are in the waiting room.');
+    if (was !== 'waiting') announce('You are in the waiting room.');
   } else if (f.status === 'hold') {
     st.phase = 'hold';
     // No peer connection survives a hold: nobody can see or hear the patient.
     mesh?.close();
     ui?.stop();
     waiting('You are on hold. Please stay on this page.');
-    announce('You are on hold.');
+    if (was !== 'hold') announce('You are on hold.');
   } else if (f.status === 'seen') {
     ensureMesh();
     showCall();
-    announce('The clinician is joining.');
+    if (was !== 'call') announce('The clinician is joining.');
   }
   save();
 }

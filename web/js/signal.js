@@ -1,12 +1,16 @@
 // Signalling client for protocol v1 (docs/protocol.md): hello with a capability token, session
-// sequence numbers with acks, JSON keepalive, resume within the grace period after a lost
-// connection, and drain to another node. Events are dispatched as CustomEvents named after the
-// frame type (detail = the frame), plus 'open', 'welcome', 'lost', 'closed', and 'resync' when the
-// server says frames for this session were lost before it numbered them (error `lost`, 5.10).
+// sequence numbers with acks, duplicates dropped by frame id (5.10.1), JSON keepalive, resume
+// within the grace period after a lost connection, and drain to another node. Events are
+// dispatched as CustomEvents named after the frame type (detail = the frame), plus 'open',
+// 'welcome', 'lost', 'closed', and 'resync' when the server says frames for this session were
+// lost before it numbered them (error `lost`, 5.10).
 
 // Close codes after which the session cannot be resumed (section 4.2).
 const FINAL = new Set([1000, 4001, 4003, 4005, 4007, 4008, 4012, 4013, 4015]);
 const ACK_EVERY = 32;
+// Frame ids remembered to drop a frame seen before (protocol 5.10.1): twice the server's replay
+// buffer, so that a resume after a node's death cannot bring back one we forgot.
+const FID_WINDOW = 512;
 // The server allows 20 frames a second in bursts of 100 and drops what is over (protocol 4.3);
 // a newcomer to a call of four sends about 70 in two seconds (three offers and their
 // candidates). Frames beyond our own slightly smaller bucket wait here, in order, instead.
@@ -14,7 +18,8 @@ const PACE_RATE = 20;
 const PACE_BURST = 90;
 
 export class SignalClient extends EventTarget {
-  // opts: {urls: [wss...], token: () => Promise<string>|string, name?, resume?, lastSeq?}
+  // opts: {urls: [wss...], token: () => Promise<string>|string, name?, resume?, lastSeq?, fids?}
+  // (fids: recentFids() of the page before a reload, kept with resume and lastSeq)
   constructor(opts) {
     super();
     this.urls = opts.urls.slice();
@@ -23,6 +28,9 @@ export class SignalClient extends EventTarget {
     this.resumeToken = opts.resume || null;
     this.lastSeq = opts.lastSeq || 0;
     this.acked = this.lastSeq;
+    this.fids = new Set();
+    this.fidOrder = [];
+    for (const fid of opts.fids || []) this.rememberFid(fid);
     this.peer = null;
     this.grace = 120;
     this.ws = null;
@@ -106,6 +114,18 @@ export class SignalClient extends EventTarget {
       }, 1000 / PACE_RATE);
   }
 
+  rememberFid(fid) {
+    if (typeof fid !== 'string' || this.fids.has(fid)) return;
+    this.fids.add(fid);
+    this.fidOrder.push(fid);
+    if (this.fidOrder.length > FID_WINDOW) this.fids.delete(this.fidOrder.shift());
+  }
+
+  // The ids of the last frames processed, for a page that keeps its session across a reload.
+  recentFids() {
+    return this.fidOrder.slice();
+  }
+
   onFrame(ws, data) {
     if (ws !== this.ws) return;
     let f;
@@ -115,10 +135,20 @@ export class SignalClient extends EventTarget {
       return;
     }
     if (f.seq > 0) {
-      if (f.seq <= this.lastSeq) return; // a replayed duplicate
-      this.lastSeq = f.seq;
-      this.emit('seq', this.lastSeq);
-      if (this.lastSeq - this.acked >= ACK_EVERY) this.ack();
+      // A frame is a duplicate when its id was processed (protocol 5.10.1): after a node's death
+      // the server may replay one under another number, or one we never got under a number we
+      // have seen. Frames come in the order of their seq, so even a duplicate moves lastSeq.
+      // Without an id (an older server), a seq not above lastSeq is the duplicate.
+      const hasFid = typeof f.fid === 'string';
+      const dup = hasFid ? this.fids.has(f.fid) : f.seq <= this.lastSeq;
+      // Remembered before 'seq' is told, so a page saving recentFids() on it saves this one too.
+      if (!dup && hasFid) this.rememberFid(f.fid);
+      if (f.seq > this.lastSeq) {
+        this.lastSeq = f.seq;
+        this.emit('seq', this.lastSeq);
+        if (this.lastSeq - this.acked >= ACK_EVERY) this.ack();
+      }
+      if (dup) return;
     }
     switch (f.type) {
       case 'welcome':
@@ -152,9 +182,11 @@ export class SignalClient extends EventTarget {
   onWelcome(f) {
     const resumed = f.resumed === true;
     if (!resumed) {
-      // A fresh session: numbering starts over.
+      // A fresh session: numbering starts over, and its frame ids are new.
       this.lastSeq = 0;
       this.acked = 0;
+      this.fids.clear();
+      this.fidOrder = [];
     }
     if (!resumed) this.outQueue.splice(0, this.queuedBefore);
     this.queuedBefore = 0;

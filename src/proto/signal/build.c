@@ -246,6 +246,13 @@ int ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t ca
             return AR_EINVAL;
         put_key(&w, "seq");
         put_int(&w, msg->seq);
+        if (msg->fid.len) {
+            if (msg->fid.p == NULL || msg->fid.len != AR_SIG_FID_LEN || msg->seq < 1 ||
+                !ar__sig_charset_ok(AR__CS_ID, msg->fid.p, msg->fid.len))
+                return AR_EINVAL;
+            put_key(&w, "fid");
+            put_string(&w, msg->fid.p, msg->fid.len);
+        }
     } else if (msg->id != AR_SIG_NONE) {
         if (msg->id < 0 || msg->id > AR_SIG_INT_MAX)
             return AR_EINVAL;

@@ -317,7 +317,7 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     memset(msg, 0, sizeof(*msg));
     const char *raw = NULL;
     if (read_rows(env, p, n, at_env, &e, 0, &raw) != 0 || e.v != AR_SIG_VERSION ||
-        read_rows(t, p, n, at_t, msg, keep, &raw) != 0) {
+        (e.fid.len && e.seq == 0) || read_rows(t, p, n, at_t, msg, keep, &raw) != 0) {
         memset(msg, 0, sizeof(*msg));
         return 0;
     }
@@ -327,6 +327,8 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     msg->type = type;
     msg->id = dir == AR_SIG_FROM_CLIENT ? e.id : AR_SIG_NONE;
     msg->seq = dir == AR_SIG_FROM_SERVER ? e.seq : 0;
+    if (dir == AR_SIG_FROM_SERVER)
+        msg->fid = e.fid;
     msg->dir_ = dir;
     msg->sdp_raw_ = raw;
     return 1;

@@ -75,6 +75,7 @@ typedef struct ar__sig_env_s {
     ar_sig_str_t type;
     int64_t id;
     int64_t seq;
+    ar_sig_str_t fid;
 } ar__sig_env_t;
 
 extern const ar__sig_table_t ar__sig_envelope[2];

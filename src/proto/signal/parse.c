@@ -233,6 +233,8 @@ int ar_sig_parse(ar_sig_dir_t dir, const char *frame, size_t len, ar_sig_msg_t *
         rc = ar__sig_read_object(&ar__sig_envelope[dir], t, root, &env, "", err);
     if (rc == 0)
         rc = ar__sig_read_object(t, &ar__sig_envelope[dir], root, msg, "", err);
+    if (rc == 0 && env.fid.len && env.seq == 0) /* frame ids number session-level frames */
+        rc = AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "field 'fid' needs a 'seq' of 1 or more");
     if (rc != 0) {
         if (t != NULL)
             ar__sig_free_object(t, msg);
@@ -243,6 +245,8 @@ int ar_sig_parse(ar_sig_dir_t dir, const char *frame, size_t len, ar_sig_msg_t *
     msg->type = err->type;
     msg->id = dir == AR_SIG_FROM_CLIENT ? env.id : AR_SIG_NONE;
     msg->seq = dir == AR_SIG_FROM_SERVER ? env.seq : 0;
+    if (dir == AR_SIG_FROM_SERVER)
+        msg->fid = env.fid;
     msg->root_ = root;
     msg->dir_ = dir;
     return 0;

@@ -26,6 +26,7 @@
 #define AR_SIG_FRAME_MAX 65536 /* bytes of one client frame */
 #define AR_SIG_OUT_MAX 66560   /* bytes of one server frame: a relayed SDP gains seq/from */
 #define AR_SIG_SDP_MAX 61440   /* bytes of an SDP after JSON unescaping */
+#define AR_SIG_FID_LEN 22      /* a session-level frame's id: base64url of 128 bits */
 #define AR_SIG_ID_MAX 63       /* peer, room, clinic, area, question ids, resume tokens */
 #define AR_SIG_TOKEN_MAX 2048  /* a capability token (docs/tokens.md) */
 #define AR_SIG_NAME_MAX 64     /* a display name, bytes of UTF-8 */
@@ -195,6 +196,9 @@ typedef struct ar_sig_msg_s {
     int type;    /* ar_sig_type_t */
     int64_t id;  /* client request id echoed in errors, or AR_SIG_NONE */
     int64_t seq; /* server frames: 0 for connection-level, >= 1 session-level */
+    /* server frames, session-level only: the frame id (22 characters of base64url; the client
+     * drops a frame whose fid it has processed, docs/protocol.md 5.10.1), or empty */
+    ar_sig_str_t fid;
     union {
         struct {
             ar_sig_str_t token, name, resume;

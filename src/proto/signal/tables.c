@@ -341,6 +341,7 @@ static const ar__sig_field_t env_s_f[] = {
     I("v", R, ENV(v), 0, AR_SIG_INT_MAX),
     S("type", R, AR__CS_WORD, ENV(type), 1, 32),
     I("seq", R, ENV(seq), 0, AR_SIG_INT_MAX),
+    S("fid", 0, AR__CS_ID, ENV(fid), AR_SIG_FID_LEN, AR_SIG_FID_LEN),
 };
 
 const ar__sig_table_t ar__sig_envelope[2] = {

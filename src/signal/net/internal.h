@@ -64,6 +64,7 @@ enum {
     AR__SN_F_BINARY = 16,  /* the open data message is binary */
     AR__SN_F_WANTW = 32,   /* the TLS library wants writability to make progress */
     AR__SN_F_INWHEEL = 64, /* filed in the timer wheel */
+    AR__SN_F_FREECB = 128, /* close_cb fired: free_cb is owed when it is freed */
 };
 
 typedef struct ar__sn_tls_ops_s {

@@ -118,17 +118,24 @@ void ar__sn_kill(ar_sn_conn_t *c, uint16_t code)
      * caller may be inside this connection's own callback. */
     c->tw_next = l->dead;
     l->dead = c;
-    if ((c->flags & AR__SN_F_OPENED) && l->h.close_cb) {
-        c->flags &= (uint8_t)~AR__SN_F_OPENED;
-        l->h.close_cb(c, code, l->h.data);
+    if (c->flags & AR__SN_F_OPENED) {
+        c->flags = (uint8_t)((c->flags & ~AR__SN_F_OPENED) | AR__SN_F_FREECB);
+        if (l->h.close_cb)
+            l->h.close_cb(c, code, l->h.data);
     }
 }
 
+/* Frees the connections closed during this batch. free_cb may send to other connections and
+ * close them: they join the list (at its head) and are freed in this same sweep. */
 static void sweep(ar_sn_loop_t *l)
 {
     while (l->dead) {
         ar_sn_conn_t *c = l->dead;
         l->dead = c->tw_next;
+        if ((c->flags & AR__SN_F_FREECB) && l->h.free_cb) {
+            c->flags &= (uint8_t)~AR__SN_F_FREECB;
+            l->h.free_cb(c, l->h.data);
+        }
         ar__sn_conn_free(c);
     }
 }

@@ -13,9 +13,13 @@
  * (ar_sn_loop_listen), so the kernel spreads connections with no hand-off.
  *
  * Callbacks (ar_sn_handler_t) run on the loop. Inside any of them the application may call
- * ar_sn_send() and ar_sn_close() on any connection of the same loop; a closed connection is freed
- * only after the current event is handled (never inside its own callback), and close_cb fires
- * once for every connection whose open_cb fired.
+ * ar_sn_send() and ar_sn_close() on any connection of the same loop. Either may close the
+ * connection at once (a send to a slow reader or a dead socket): close_cb then fires inside that
+ * call. The connection's memory, and free_cb, wait until the loop has finished the current batch
+ * of events and the tick, so a caller still holding the connection (or what it attached with
+ * ar_sn_conn_set_data) after a send or a close may keep using it: a send then returns
+ * AR_ESTATE and a close does nothing. close_cb fires once for every connection whose open_cb
+ * fired, and free_cb once after it.
  *
  * SIGPIPE: our own writes use MSG_NOSIGNAL, but the TLS libraries write() to the socket, so a
  * process serving TLS must ignore SIGPIPE (a peer that vanishes mid-alert would kill it).
@@ -56,6 +60,12 @@ typedef struct ar_sn_handler_s {
     void (*message_cb)(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *msg, size_t len, void *data);
     /* The connection is gone (code: the close code sent or received, 1006 when none). */
     void (*close_cb)(ar_sn_conn_t *c, uint16_t code, void *data);
+    /*
+     * The connection is about to be freed (after close_cb, outside any other callback of this
+     * loop's batch): the application frees what it attached with ar_sn_conn_set_data here.
+     * ar_sn_conn_data() still works; sending or closing does nothing. May be NULL.
+     */
+    void (*free_cb)(ar_sn_conn_t *c, void *data);
     void *data;
 } ar_sn_handler_t;
 

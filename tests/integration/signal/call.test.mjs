@@ -62,6 +62,15 @@ test('a call set up across nodes, with presence on both', async () => {
   await p2.next('wait');
   assert.equal((await sB.next('queue_add')).entry.peer, p2.peer);
 
+  // A patient resynchronising after `error lost` (protocol.md 5.10) subscribes to its clinic:
+  // the answer is its own `wait` status, never the queue; another clinic is forbidden.
+  p.send({ type: 'subscribe', clinic: 'c1', area: 'knee' });
+  const own = await p.next('wait');
+  assert.deepEqual([own.area, own.status], ['knee', 'waiting']);
+  p.send({ type: 'subscribe', clinic: 'c2', area: 'knee', id: 8 });
+  assert.equal((await p.next('error')).name, 'forbidden');
+  assert.equal(p.frames.filter((f) => f.type.startsWith('queue')).length, 0);
+
   // Staff message, then the receptionist may not take the patient.
   sB.send({ type: 'message', to: p.peer, text: 'Running 10 minutes late.' });
   assert.equal((await p.next('message')).text, 'Running 10 minutes late.');

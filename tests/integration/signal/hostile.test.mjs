@@ -58,8 +58,13 @@ test('wrong-room tokens and roles: forbidden, not_found', async () => {
   assert.equal((await p.next('error')).name, 'forbidden');
   p.send({ type: 'arrive', clinic: 'c1', area: 'other', name: 'X', consent: true });
   assert.equal((await p.next('error')).name, 'forbidden');
+  // A patient's subscribe gets only its own status (protocol 5.2), none before it arrives, and
+  // nothing at all for another clinic: never a queue.
   p.send({ type: 'subscribe', clinic: 'c1', area: 'knee' });
+  assert.equal((await p.next('error')).name, 'bad_state');
+  p.send({ type: 'subscribe', clinic: 'c2', area: 'knee' });
   assert.equal((await p.next('error')).name, 'forbidden');
+  assert.equal(p.frames.filter((f) => f.type.startsWith('queue') || f.type === 'wait').length, 0);
   const s = await connect(N, staffToken(['provider'], { clinics: { c2: ['provider'] } }));
   s.send({ type: 'subscribe', clinic: 'c1', area: 'knee' });
   assert.equal((await s.next('error')).name, 'forbidden');

@@ -138,16 +138,30 @@ export class Client {
     this.frames = [];
     this.waiters = [];
     this.lastSeq = 0;
+    this.fids = new Set(); // ids of the last 512 frames processed (protocol 5.10.1)
+    this.fidOrder = [];
+    this.dups = []; // session-level frames dropped as duplicates
+    this.all = [];
     this.closed = null;
     this.ws = new WebSocket(url, protocol, { origin, maxPayload: 1 << 20,
       rejectUnauthorized: !insecure, headers });
     this.ws.on('message', (data, binary) => {
       const f = binary ? { binary: true } : JSON.parse(data.toString());
       if (f.seq > 0) {
-        if (f.seq <= this.lastSeq) return; // a duplicate: the protocol says drop it
-        this.lastSeq = f.seq;
+        // A duplicate, which the protocol says to drop: a frame whose fid was processed (a
+        // node's death may bring one back under another number, 5.10.1), or without a fid one
+        // whose seq is not above the last. Even a duplicate moves lastSeq (seqs come in order).
+        const hasFid = typeof f.fid === 'string';
+        const dup = hasFid ? this.fids.has(f.fid) : f.seq <= this.lastSeq;
+        if (f.seq > this.lastSeq) this.lastSeq = f.seq;
+        if (dup) {
+          this.dups.push(f);
+          return;
+        }
+        if (hasFid) this.remember(f.fid);
       }
       this.frames.push(f);
+      this.all.push(f); // every frame processed, also those next() took
       this.wake();
     });
     this.ws.on('close', (code) => { this.closed = code; this.wake(); });
@@ -157,6 +171,11 @@ export class Client {
       this.closed = -res.statusCode;
       this.wake();
     });
+  }
+  remember(fid) {
+    this.fids.add(fid);
+    this.fidOrder.push(fid);
+    if (this.fidOrder.length > 512) this.fids.delete(this.fidOrder.shift());
   }
   wake() {
     for (const w of this.waiters.splice(0)) w();
@@ -201,8 +220,14 @@ export class Client {
   }
 }
 
-export async function connect(node, token, extra = {}) {
+// prev: the client this one resumes for (its lastSeq and frame ids carry over, as a browser
+// client's do across reconnects).
+export async function connect(node, token, extra = {}, prev = null) {
   const c = await new Client(node.url ?? node).open();
+  if (prev) {
+    c.lastSeq = prev.lastSeq;
+    for (const fid of prev.fidOrder) c.remember(fid);
+  }
   c.send({ type: 'hello', token, ...extra });
   c.welcome = await c.next('welcome');
   c.peer = c.welcome.peer;

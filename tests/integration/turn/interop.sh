@@ -209,6 +209,10 @@ case $case in
             extra=(--workers=2 --metrics-listen="127.0.0.1:$AR_METRICS_PORT")
         fi
         ar_server_start "${USER_FLAGS[@]}" "${extra[@]}"
+        if [ "$AR_KIND" = anteroom ] && [ -n "${AR_LATE_BIND:-}" ]; then
+            ar_check "relay sockets bound at the first permission (AR_LATE_BIND)" \
+                grep -q '"bind":"first_permission"' "$AR_SERVER_LOG"
+        fi
         relay_checks UDP
         udp_extra_checks
         ar_uclient_wait

@@ -93,6 +93,11 @@ ar_init() {
         AR_MIN_PORT=$((40000 + (RANDOM % 100) * 200)) AR_MAX_PORT=$((AR_MIN_PORT + 199))
         AR_CLIENT_IP=127.0.0.1
     fi
+    if [ -n "${AR_LATE_BIND:-}" ]; then
+        # A relay range outside the kernel's ephemeral ports (and ar_free_port's): anteroom-turn
+        # then binds relay sockets at the first permission (latebind.sh checks the choice).
+        AR_MIN_PORT=$((10000 + (RANDOM % 40) * 200)) AR_MAX_PORT=$((AR_MIN_PORT + 199))
+    fi
     AR_WORK=$(mktemp -d "${AR_WORK_ROOT:-${TMPDIR:-/tmp}}/ar-turn-it.XXXXXX")
     trap ar_cleanup EXIT
     echo "server: $AR_SERVER ($AR_KIND), namespace: ${AR_IN_SANDBOX:-no}, work: $AR_WORK"

@@ -40,6 +40,10 @@
  *                  datagram that must come back as ChannelData; then 65535 bytes (over the UDP
  *                  limit, so refused) and 1000 bytes (still relayed). Prints "bigframe ok", or
  *                  "bigframe fail: WHY"
+ *   burst [ROUNDS] (UDP) bursts of datagrams of mixed sizes as ChannelData to PEER:PEERPORT,
+ *                  where the probe listens itself and sends them back; each must arrive whole
+ *                  and in order both ways (probe_burst.c). Prints "burst ok ..." or
+ *                  "burst fail: WHY"
  *   stale SECONDS  waits, then Refresh with the old nonce ("refresh-stale 438" expected), then
  *                  with the nonce the server sent back ("refresh 0")
  *
@@ -47,6 +51,7 @@
  * answer or a success response with a wrong MESSAGE-INTEGRITY, 2 on bad usage.
  */
 #include "anteroom/rand.h"
+#include "probe_burst.h"
 #include "stun/stun.h"
 
 #include <arpa/inet.h>
@@ -800,7 +805,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: turn_probe -s SERVER:PORT -u USER -w PASS [-t] [-p PEER] [-P PORT] "
                     "[-H SECONDS] [-b SOURCE] allocate [N] | permission | channel | send | connect "
-                    "| tcplife refresh0|ctrlclose|parked|hold | dual | bigframe | stale SECONDS\n");
+                    "| tcplife refresh0|ctrlclose|parked|hold | dual | bigframe | burst [ROUNDS] "
+                    "| stale SECONDS\n");
     exit(2);
 }
 
@@ -904,6 +910,19 @@ int main(int argc, char **argv)
         if (!tcp)
             usage();
         rc = bigframe(p, pa, (uint16_t)peer_port);
+    } else if (strcmp(action, "burst") == 0) {
+        long rounds = arg != NULL ? strtol(arg, NULL, 10) : 6;
+        int lfd = listen_udp((uint16_t)peer_port);
+        req_t perm = {.method = AR_TURN_CREATE_PERMISSION, .lifetime = -1, .peer = pa};
+        req_t chan = {
+            .method = AR_TURN_CHANNEL_BIND, .lifetime = -1, .peer = pa, .channel = PROBE_CHANNEL};
+        if (tcp || rounds < 1 || rounds > 100)
+            usage();
+        if (lfd < 0 || step("permission", transact_auth(p, &perm)) != 0 ||
+            step("channel", transact_auth(p, &chan)) != 0)
+            return 1;
+        rc = probe_burst(p->fd, lfd, PROBE_CHANNEL, (int)rounds);
+        close(lfd);
     } else if (strcmp(action, "permission") == 0) {
         req_t r = {.method = AR_TURN_CREATE_PERMISSION, .lifetime = -1, .peer = pa};
         rc = step("permission", transact_auth(p, &r));

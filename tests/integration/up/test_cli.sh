@@ -24,6 +24,10 @@ check 0 '^anteroom [0-9]+\.[0-9]+\.[0-9]+.*libuv.*OpenSSL' version
 check 2 'usage: anteroom admin' admin
 check 2 'usage: anteroom admin' admin clinic add
 check 0 'rotate-keys' admin --help
+# drain talks to a node's operator port, not to the store (the running case is in test_up.sh).
+check 2 'takes a port number' admin drain --port 0
+check 2 'unknown argument' admin drain --bogus
+check 1 'cannot reach 127.0.0.1:1: ' admin drain --port 1
 # The admin commands on a scratch store (exit codes and what they print).
 adm=$(mktemp -d /tmp/anteroom-admin-test.XXXXXX)
 trap 'rm -rf "$adm"' EXIT

@@ -220,6 +220,14 @@ if [ -x "$app_bin" ]; then
         else
             echo "ok: anteroom-signal on $signal_url upgrades with anteroom.v1 (no node/ws: hello not sent)"
         fi
+        # 2d. `anteroom admin drain` drains that node: it stays alive and turns not-ready.
+        said=$("$bin" admin drain --port $((metrics_port + 2)) 2>&1) || fail "admin drain: $said"
+        grep -q 'draining the signalling node' <<<"$said" || fail "admin drain said: $said"
+        signal_draining() {
+            ! signal_ready && curl -sf --max-time 2 "http://127.0.0.1:$((metrics_port + 2))/healthz" >/dev/null
+        }
+        wait_for 10 signal_draining || fail "signal node still ready (or dead) after admin drain"
+        echo "ok: anteroom admin drain: the node is alive and not ready"
     fi
 fi
 

@@ -74,7 +74,8 @@ static const frame_case_t valid_frames[] = {
      "{\"v\":1,\"type\":\"peer_joined\",\"seq\":2,\"peer\":\"p4\",\"role\":\"invitee\",\"lang\":"
      "\"de\"}"},
     {"s_peer_left", S, AR_SIG_PEER_LEFT,
-     "{\"v\":1,\"type\":\"peer_left\",\"seq\":3,\"peer\":\"p4\",\"reason\":\"dropped\"}"},
+     "{\"v\":1,\"type\":\"peer_left\",\"seq\":3,\"fid\":\"AAECAwQFBgcICQoLDA0ODw\",\"peer\":\"p4\","
+     "\"reason\":\"dropped\"}"},
     {"s_wait", S, AR_SIG_WAIT,
      "{\"v\":1,\"type\":\"wait\",\"seq\":1,\"area\":\"knee\",\"status\":\"hold\"}"},
     {"s_queue", S, AR_SIG_QUEUE,
@@ -101,10 +102,11 @@ static const frame_case_t valid_frames[] = {
     {"s_offer", S, AR_SIG_OFFER,
      "{\"v\":1,\"type\":\"offer\",\"seq\":7,\"from\":\"p1\",\"sdp\":\"" SDP "\",\"restart\":true}"},
     {"s_answer", S, AR_SIG_ANSWER,
-     "{\"v\":1,\"type\":\"answer\",\"seq\":8,\"from\":\"p2\",\"sdp\":\"v=0\\r\\n\"}"},
+     "{\"v\":1,\"type\":\"answer\",\"seq\":8,\"fid\":\"AAECAwQFBgcICQoLDA0ODw\",\"from\":\"p2\","
+     "\"sdp\":\"v=0\\r\\n\"}"},
     {"s_candidate", S, AR_SIG_CANDIDATE,
-     "{\"v\":1,\"type\":\"candidate\",\"seq\":9,\"from\":\"p2\",\"candidate\":\"" CAND
-     "\",\"mline\":1}"},
+     "{\"v\":1,\"type\":\"candidate\",\"seq\":9,\"fid\":\"AAECAwQFBgcICQoLDA0ODw\",\"from\":\"p2\","
+     "\"candidate\":\"" CAND "\",\"mline\":1}"},
     {"s_quality", S, AR_SIG_QUALITY,
      "{\"v\":1,\"type\":\"quality\",\"seq\":10,\"profile\":\"high\",\"by\":\"p2\"}"},
     {"s_ended", S, AR_SIG_ENDED,

@@ -77,6 +77,19 @@ static const bad_case_t bad_cases[] = {
     {C, "{\"v\":1,\"type\":\"ping\",\"seq\":1}", P, E(BAD_FIELD), "unknown field 'seq'"},
     {S, "{\"v\":1,\"type\":\"ping\",\"id\":1,\"seq\":0}", P, E(BAD_FIELD), "unknown field 'id'"},
     {S, "{\"v\":1,\"type\":\"ping\"}", P, E(BAD_FIELD), "field 'seq' is missing"},
+    /* fid (5.10.1): 22 characters, on session-level frames only */
+    {S, "{\"v\":1,\"type\":\"ping\",\"seq\":0,\"fid\":\"AAECAwQFBgcICQoLDA0ODw\"}", P, E(BAD_FIELD),
+     "field 'fid' needs a 'seq' of 1 or more"},
+    {S,
+     "{\"v\":1,\"type\":\"hold\",\"seq\":2,\"fid\":\"AAECAwQFBgcICQoLDA0OD\",\"peer\":\"p\",\"on\":"
+     "true}",
+     P, E(BAD_FIELD), "field 'fid'*"},
+    {S,
+     "{\"v\":1,\"type\":\"hold\",\"seq\":2,\"fid\":\"AAECAwQFBgcICQoLDA0O/"
+     "w\",\"peer\":\"p\",\"on\":true}",
+     P, E(BAD_FIELD), "field 'fid'*"},
+    {S, "{\"v\":1,\"type\":\"hold\",\"seq\":2,\"fid\":7,\"peer\":\"p\",\"on\":true}", P,
+     E(BAD_FIELD), "field 'fid'*"},
     {C, "{\"v\":1,\"type\":\"ping\",\"id\":\"5\"}", P, E(BAD_FIELD),
      "field 'id' must be an integer"},
     {C, "{\"v\":1,\"type\":\"ping\",\"id\":-5}", P, E(BAD_FIELD),

@@ -136,6 +136,11 @@ static void test_round_trip(void **state)
         assert_string_equal(out1, out2);
         assert_int_equal(a.id, b.id);
         assert_int_equal(a.seq, b.seq);
+        assert_int_equal(a.fid.len, b.fid.len);
+        if (strstr(valid_frames[i].json, "\"fid\":\"AAECAwQFBgcICQoLDA0ODw\""))
+            assert_memory_equal(a.fid.p, "AAECAwQFBgcICQoLDA0ODw", AR_SIG_FID_LEN);
+        else
+            assert_int_equal(a.fid.len, 0);
         ar_sig_msg_free(&a);
         ar_sig_msg_free(&b);
     }
@@ -263,6 +268,20 @@ static void test_build_checks(void **state)
     for (size_t cap = 1; cap <= (size_t)n; cap++)
         assert_int_equal(ar_sig_build(S, &m, buf, cap), AR_ETOOBIG);
     assert_int_equal(ar_sig_build(S, &m, buf, (size_t)n + 1), n);
+    m.fid = (ar_sig_str_t){"AAECAwQFBgcICQoLDA0ODw", AR_SIG_FID_LEN};
+    assert_true(ar_sig_build(S, &m, buf, sizeof(buf)) > 0);
+    assert_string_equal(buf,
+                        "{\"v\":1,\"type\":\"wait\",\"seq\":3,\"fid\":\"AAECAwQFBgcICQoLDA0ODw\","
+                        "\"area\":\"a\",\"status\":\"seen\"}");
+    m.fid.len = 21;
+    assert_int_equal(ar_sig_build(S, &m, buf, sizeof(buf)), AR_EINVAL); /* not 22 characters */
+    m.fid = (ar_sig_str_t){"AAECAwQFBgcICQoLDA0O w", AR_SIG_FID_LEN};
+    assert_int_equal(ar_sig_build(S, &m, buf, sizeof(buf)), AR_EINVAL); /* not base64url */
+    m.fid = (ar_sig_str_t){"AAECAwQFBgcICQoLDA0ODw", AR_SIG_FID_LEN};
+    m.seq = 0;
+    assert_int_equal(ar_sig_build(S, &m, buf, sizeof(buf)), AR_EINVAL); /* connection-level */
+    m.fid = (ar_sig_str_t){NULL, 0};
+    m.seq = 3;
 
     ar_sig_msg_init(&m, AR_SIG_HELLO);
     m.u.hello.token = (ar_sig_str_t){"t", 1};

@@ -35,7 +35,9 @@ typedef struct server_s {
     ar_sn_loop_t *loop;
     pthread_t thread;
     uint16_t port;
-    atomic_int opened, closed, last_code, send_err;
+    atomic_int opened, closed, last_code, send_err, freed;
+    /* the "die" message: close_cb fired inside its send, and what the connection did after */
+    atomic_int die_closed, die_freed, die_again, die_data;
 } server_t;
 
 static server_t srv;
@@ -44,6 +46,8 @@ static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
 {
     (void)data;
     atomic_fetch_add(&srv.opened, 1);
+    if (strcmp(up->path, "/dead") == 0) /* every write fails: the first send kills it */
+        (void)shutdown(c->fd, SHUT_WR);
     if (strcmp(up->path, "/small") == 0) { /* a small send buffer: writes stall early */
         int small = 4096;
         setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
@@ -66,6 +70,18 @@ static void on_message(ar_sn_conn_t *c, uint8_t op, const uint8_t *msg, size_t l
                 return;
             }
         }
+        return;
+    }
+    if (len == 3 && memcmp(msg, "die", 3) == 0) {
+        /* The send fails and drops the connection inside it; c stays usable until the batch
+         * ends: the next send says AR_ESTATE, a close does nothing, its data is still there. */
+        ar_sn_conn_set_data(c, &srv);
+        atomic_store(&srv.send_err, ar_sn_send(c, AR_WS_OP_TEXT, "x", 1));
+        atomic_store(&srv.die_closed, atomic_load(&srv.closed));
+        atomic_store(&srv.die_freed, atomic_load(&srv.freed));
+        atomic_store(&srv.die_again, ar_sn_send(c, AR_WS_OP_TEXT, "y", 1));
+        ar_sn_close(c, 1000);
+        atomic_store(&srv.die_data, ar_sn_conn_data(c) == &srv);
         return;
     }
     if (len == 5 && memcmp(msg, "flood", 5) == 0) {
@@ -93,6 +109,12 @@ static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
     atomic_fetch_add(&srv.closed, 1);
 }
 
+static void on_free(ar_sn_conn_t *c, void *data)
+{
+    (void)c, (void)data;
+    atomic_fetch_add(&srv.freed, 1);
+}
+
 static void *run(void *arg)
 {
     (void)arg;
@@ -109,7 +131,7 @@ static void start(uint16_t hs_timeout, uint16_t idle_timeout, ar_sn_tls_ctx_t *t
                          .handshake_timeout_s = hs_timeout,
                          .idle_timeout_s = idle_timeout,
                          .tls = tls};
-    ar_sn_handler_t h = {on_open, on_message, on_close, NULL};
+    ar_sn_handler_t h = {on_open, on_message, on_close, on_free, NULL};
     assert_int_equal(ar_sn_loop_new(&conf, &h, &srv.loop), 0);
     assert_int_equal(ar_sn_loop_listen(srv.loop, "127.0.0.1", 0, &srv.port), 0);
     assert_int_equal(pthread_create(&srv.thread, NULL, run, NULL), 0);
@@ -416,6 +438,27 @@ static void test_slow_reader(void **state)
     stop();
 }
 
+/* A send that kills its connection: close_cb fires inside it, free_cb only after the batch. */
+static void test_killed_in_send(void **state)
+{
+    (void)state;
+    start(5, 30, NULL);
+    client_t c = dial(NULL);
+    assert_int_equal(upgrade(&c, "/dead", "https://app.example.org"), 101);
+    send_frame(&c, 0x81, "die", 3, 1);
+    wait_for(&srv.freed, 1);
+    assert_int_equal(atomic_load(&srv.send_err), AR_EIO);
+    assert_int_equal(atomic_load(&srv.die_closed), 1);
+    assert_int_equal(atomic_load(&srv.die_freed), 0);
+    assert_int_equal(atomic_load(&srv.die_again), AR_ESTATE);
+    assert_int_equal(atomic_load(&srv.die_data), 1);
+    assert_int_equal(atomic_load(&srv.closed), 1);
+    assert_int_equal(atomic_load(&srv.last_code), 1006);
+    hangup(&c);
+    stop();
+    assert_int_equal(atomic_load(&srv.freed), 1);
+}
+
 /* A TLS client whose handshake is expected to fail: the server dropped the connection. */
 static void dial_tls_refused(SSL_CTX *ctx)
 {
@@ -688,7 +731,7 @@ int main(void)
         cmocka_unit_test(test_slow_reader),     cmocka_unit_test(test_tls_openssl),
         cmocka_unit_test(test_tls13_detached),  cmocka_unit_test(test_tls_wolfssl),
         cmocka_unit_test(test_tls_boringssl),   cmocka_unit_test(test_alloc_failure),
-        cmocka_unit_test(test_reuseport),
+        cmocka_unit_test(test_reuseport),       cmocka_unit_test(test_killed_in_send),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -350,6 +350,26 @@ static void test_stale_nonce(void **state)
     /* The new nonce works. */
     assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_lifetime, &lt, &code),
                      AR_STUN_SUCCESS);
+    /* Our live nonce with one character changed, or one outside base64url, is stale. */
+    uint8_t good[64];
+    memcpy(good, c.nonce, c.nonce_len);
+    const char swaps[] = {'+', '=', '/', '.', 0};
+    for (size_t i = 0; swaps[i]; i++) {
+        memcpy(c.nonce, good, c.nonce_len);
+        c.nonce[5] = (uint8_t)swaps[i];
+        c.tc_retry_stale = false;
+        assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_lifetime, &lt, &code),
+                         AR_STUN_ERROR);
+        assert_int_equal(code, 438);
+    }
+    memcpy(c.nonce, good, c.nonce_len);
+    c.nonce[7] = c.nonce[7] == 'B' ? 'C' : 'B';
+    assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_lifetime, &lt, &code),
+                     AR_STUN_ERROR);
+    assert_int_equal(code, 438);
+    memcpy(c.nonce, good, c.nonce_len);
+    assert_int_equal(tc_request(&c, AR_TURN_REFRESH, true, add_lifetime, &lt, &code),
+                     AR_STUN_SUCCESS);
     /* A nonce from another client address is stale too. */
     c.t.client.ip[3] ^= 1;
     assert_int_equal(tc_request(&c, AR_TURN_ALLOCATE, true, NULL, NULL, &code), AR_STUN_ERROR);
@@ -358,7 +378,7 @@ static void test_stale_nonce(void **state)
     memset(c.nonce, 'A', c.nonce_len);
     assert_int_equal(tc_request(&c, AR_TURN_ALLOCATE, true, NULL, NULL, &code), AR_STUN_ERROR);
     assert_int_equal(code, 438);
-    assert_int_equal(ar_turn_engine_stats(c.e)->stale_nonces, 3);
+    assert_int_equal(ar_turn_engine_stats(c.e)->stale_nonces, 8);
     tc_free(&c);
 }
 
@@ -713,6 +733,7 @@ static void test_tcp_allocation(void **state)
     tc_addr(&peer, "1.2.3.9", 4000);
     assert_int_equal(ar_turn_engine_connection_attempt(c.e, tc_alloc(&c), &peer, 9), AR_EPERM);
     assert_int_equal(tc_create_permission(&c, "1.2.3.9", 0), 0);
+    assert_int_equal(c.tp.arms, 0); /* a TCP allocation's endpoint is never a UDP relay's */
     assert_int_equal(ar_turn_engine_connection_attempt(c.e, tc_alloc(&c), &peer, 9), 0);
     assert_true(tc_last(&c, &m));
     assert_int_equal(m.method, AR_TURN_CONNECTION_ATTEMPT);
@@ -744,6 +765,41 @@ static void test_tcp_allocation(void **state)
     ar_addr_policy_free(pol);
 }
 
+/*
+ * The first permission readies the relay endpoint (the transport may bind it only then). When it
+ * cannot (its port was taken meanwhile), CreatePermission and ChannelBind fail whole with 508,
+ * nothing is installed, and a later request tries again.
+ */
+static void test_relay_arm_failure(void **state)
+{
+    (void)state;
+    tc_t c;
+    ar_turn_opts_t o = base_opts();
+    tc_init(&c, &o);
+    assert_int_equal(tc_allocate(&c), 0);
+    assert_int_equal(c.tp.arms, 0); /* nothing readied at Allocate */
+    c.tp.fail_arm = 1;
+    assert_int_equal(tc_create_permission(&c, "1.2.3.5", 0), 508);
+    assert_int_equal(tc_channel_bind(&c, 0x4000, "1.2.3.5", 9000), 508);
+    assert_int_equal(ar_turn_engine_stats(c.e)->relay_bind_failed, 2);
+    send_indication(&c, "1.2.3.5", 9000, "hello");
+    assert_int_equal(c.tp.npeer, 0); /* no permission was installed */
+    size_t before = c.tp.nclient;
+    tc_from_peer(&c, "1.2.3.5", 9000, "hi", 2);
+    assert_int_equal(c.tp.nclient, before);
+    c.tp.fail_arm = 0;
+    assert_int_equal(tc_channel_bind(&c, 0x4000, "1.2.3.5", 9000), 0);
+    assert_int_equal(c.tp.arms, 3);
+    assert_int_equal(tc_create_permission(&c, "1.2.3.6", 0), 0);
+    assert_int_equal(c.tp.arms, 3); /* once ready, not again */
+    send_indication(&c, "1.2.3.5", 9000, "hello");
+    assert_int_equal(c.tp.npeer, 1);
+    before = c.tp.nclient;
+    tc_from_peer(&c, "1.2.3.5", 9000, "hi", 2);
+    assert_int_equal(c.tp.nclient, before + 1);
+    tc_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -764,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_tcp_allocation),
+        cmocka_unit_test(test_relay_arm_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,11 @@
 #include "anteroom/alloc.h"
 #include "anteroom/rand.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static ar__turn_ports_t *pool_new(uint16_t min, uint16_t max)
 {
@@ -85,6 +89,68 @@ static void test_even_port_and_reservation(void **state)
     pool_free(p);
 }
 
+/* When the pool may hold ports unbound: never when the kernel could hand one of them out. */
+static void test_lazy_ok_table(void **state)
+{
+    (void)state;
+    static const struct {
+        uint16_t min, max;
+        const char *eph, *resv;
+        bool want;
+    } rows[] = {
+        {10000, 29999, "32768\t60999\n", "\n", true},  /* the bench's range: below */
+        {61000, 65535, "32768\t60999\n", "", true},    /* above */
+        {49152, 65535, "32768\t60999\n", "\n", false}, /* the default range overlaps */
+        {10000, 32768, "32768\t60999\n", "", false},   /* one port in common */
+        {60999, 61010, "32768\t60999\n", "", false},
+        {49152, 65535, "32768\t60999\n", "49152-65535\n", true}, /* reserved */
+        {49152, 65535, "32768\t60999\n", "8080,49152-60999\n", true},
+        {49152, 65535, "32768\t60999\n", "49152-60998\n", false}, /* one not reserved */
+        {49152, 49153, "32768\t60999\n", "49152,49153", true},
+        {49152, 49153, "32768\t60999\n", "49152", false},
+        {10000, 29999, "", "", false}, /* unreadable or odd: bind at Allocate */
+        {10000, 29999, "junk", "", false},
+        {10000, 29999, NULL, NULL, false},
+        {10000, 29999, "40000 30000", "", false}, /* not a range */
+        {1024, 1024, "1024 1024", NULL, false},
+        {1025, 1025, "1024 1024", NULL, true},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        bool got = ar__turn_ports_lazy_ok(rows[i].min, rows[i].max, rows[i].eph, rows[i].resv);
+        if (got != rows[i].want)
+            fail_msg("row %zu: %u-%u got %d", i, rows[i].min, rows[i].max, got);
+    }
+}
+
+/* ar__turn_relay_socket binds the port it is given, and says when someone else holds it. */
+static void test_relay_socket(void **state)
+{
+    (void)state;
+    /* A port the kernel picks (ephemeral, so no fixed port is taken from anyone). */
+    int holder = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(holder >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(holder, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    socklen_t sl = sizeof(sin);
+    assert_int_equal(getsockname(holder, (struct sockaddr *)&sin, &sl), 0);
+    ar_turn_addr_t local = {.family = 4, .port = ntohs(sin.sin_port), .ip = {127, 0, 0, 1}};
+    int fd = -1;
+    assert_int_equal(ar__turn_relay_socket(&local, false, &fd), AR_EADDRINUSE);
+    assert_int_equal(fd, -1);
+    close(holder);
+    assert_int_equal(ar__turn_relay_socket(&local, true, &fd), 0);
+    assert_true(fd >= 0);
+    int v = 0;
+    sl = sizeof(v);
+    assert_int_equal(getsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, &sl), 0);
+    assert_int_equal(v, IP_PMTUDISC_DO); /* DONT-FRAGMENT asked for */
+    struct sockaddr_in got;
+    sl = sizeof(got);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&got, &sl), 0);
+    assert_int_equal(ntohs(got.sin_port), local.port);
+    close(fd);
+}
+
 int main(void)
 {
     if (ar_rand_init() != 0)
@@ -92,6 +158,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_range_and_exhaustion),
         cmocka_unit_test(test_even_port_and_reservation),
+        cmocka_unit_test(test_lazy_ok_table),
+        cmocka_unit_test(test_relay_socket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,6 +56,15 @@ static int ft_relay_open(void *ctx, ar_turn_alloc_t *alloc, int family,
     return 0;
 }
 
+static int ft_relay_arm(void *ctx, void *handle)
+{
+    fake_tp_t *f = ctx;
+    int id = (int)(intptr_t)handle;
+    TC_CHECK(id > 0 && f->relays[id] == 1); /* never a TCP allocation's endpoint */
+    f->arms++;
+    return f->fail_arm ? AR_EADDRINUSE : 0;
+}
+
 static void ft_relay_close(void *ctx, void *handle)
 {
     fake_tp_t *f = ctx;
@@ -163,6 +172,7 @@ void tc_init(tc_t *c, const ar_turn_opts_t *opts)
     c->ops = (ar_turn_transport_t){.ctx = &c->tp,
                                    .send_client = ft_send_client,
                                    .relay_open = ft_relay_open,
+                                   .relay_arm = ft_relay_arm,
                                    .relay_close = ft_relay_close,
                                    .send_peer = ft_send_peer,
                                    .tcp_relay_open = ft_tcp_relay_open,

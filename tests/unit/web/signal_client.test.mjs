@@ -1,7 +1,8 @@
 // web/js/signal.js without a browser: a stand-in WebSocket feeds it frames. Checks the frame
 // dispatch the pages rely on: `error lost` (protocol 5.10) becomes 'resync' and not a refusal,
-// other errors stay 'error', replayed seqs are dropped, pings are answered, and frames over the
-// server's rate wait in order instead of being sent to be dropped.
+// other errors stay 'error', replayed frames are dropped (by fid, protocol 5.10.1, or by seq
+// without one), a resume after a node's death gets each frame once, pings are answered, and
+// frames over the server's rate wait in order instead of being sent to be dropped.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -122,4 +123,91 @@ test('frames queued while the connection is down go out after a resume, not afte
   assert.deepEqual(ws3.sent.map((f) => f.type), ['hello']);
   c.send('join', { room: 'x' });
   assert.equal(ws3.sent.at(-1).type, 'join');
+});
+
+// Frame ids (protocol 5.10.1): base64url of 16 bytes, as the server writes them.
+const fid = (n) => Buffer.from(`frame-${String(n).padStart(10, '0')}`).toString('base64url');
+
+test('a frame is dropped by its fid, whatever its seq; lastSeq still moves on', async (t) => {
+  const { c, ws } = await connected(t);
+  const seen = record(c, ['candidate']);
+  ws.deliver({ v: 1, type: 'candidate', seq: 1, fid: fid(1), from: 'p2', candidate: 'a' });
+  ws.deliver({ v: 1, type: 'candidate', seq: 2, fid: fid(2), from: 'p2', candidate: 'b' });
+  // The same frame again under another number: dropped, but everything up to 3 has arrived.
+  ws.deliver({ v: 1, type: 'candidate', seq: 3, fid: fid(1), from: 'p2', candidate: 'a' });
+  assert.equal(c.lastSeq, 3);
+  // A frame never seen under a number already seen: processed, lastSeq unchanged.
+  ws.deliver({ v: 1, type: 'candidate', seq: 2, fid: fid(4), from: 'p3', candidate: 'c' });
+  assert.equal(c.lastSeq, 3);
+  // And the same twice under one number.
+  ws.deliver({ v: 1, type: 'candidate', seq: 4, fid: fid(5), from: 'p2', candidate: 'd' });
+  ws.deliver({ v: 1, type: 'candidate', seq: 4, fid: fid(5), from: 'p2', candidate: 'd' });
+  assert.deepEqual(seen.map(([, f]) => f.candidate), ['a', 'b', 'c', 'd']);
+  assert.equal(c.lastSeq, 4);
+  c.ack();
+  assert.equal(ws.sent.at(-1).type, 'ack');
+  assert.equal(ws.sent.at(-1).seq, 4);
+});
+
+test('without fid (an older server) a seq not above lastSeq is the duplicate', async (t) => {
+  const { c, ws } = await connected(t);
+  const seen = record(c, ['candidate']);
+  ws.deliver({ v: 1, type: 'candidate', seq: 1, from: 'p2', candidate: 'a' });
+  ws.deliver({ v: 1, type: 'candidate', seq: 1, from: 'p2', candidate: 'a' });
+  ws.deliver({ v: 1, type: 'candidate', seq: 2, fid: fid(2), from: 'p2', candidate: 'b' });
+  ws.deliver({ v: 1, type: 'candidate', seq: 2, from: 'p2', candidate: 'b' });
+  assert.deepEqual(seen.map(([, f]) => f.candidate), ['a', 'b']);
+});
+
+// The case of 5.10.1: the owner numbered x1 (seq 5) and y1 (6) and died after sending x1 only;
+// its backup numbered them in the order they reached it, y1 (5) and x1 (6), and replays on the
+// first resume the frames above last_seq (x1 as 6) and the uncertain ones at or below it (y1
+// as 5), in the order of their seq.
+test('a resume after a node death: each frame once, whatever the backup numbered it', async (t) => {
+  const { c, ws } = await connected(t);
+  const seen = record(c, ['candidate', 'welcome']);
+  for (let i = 1; i <= 4; i++) ws.deliver({ v: 1, type: 'candidate', seq: i, fid: fid(i), from: 'p2', candidate: `c${i}` });
+  ws.deliver({ v: 1, type: 'candidate', seq: 5, fid: fid(100), from: 'p2', candidate: 'x1' });
+  ws.onclose({ code: 1006 });
+  await c.connect();
+  await new Promise((r) => setImmediate(r));
+  const ws2 = FakeSocket.last;
+  assert.equal(ws2.sent[0].last_seq, 5);
+  ws2.deliver({ v: 1, type: 'welcome', seq: 0, peer: 'p1', resume: 'r2', grace: 120, ping: 25, resumed: true, last_seq: 6 });
+  ws2.deliver({ v: 1, type: 'candidate', seq: 5, fid: fid(200), from: 'p3', candidate: 'y1' });
+  ws2.deliver({ v: 1, type: 'candidate', seq: 6, fid: fid(100), from: 'p2', candidate: 'x1' });
+  ws2.deliver({ v: 1, type: 'candidate', seq: 7, fid: fid(300), from: 'p2', candidate: 'x2' });
+  const cands = seen.filter(([n]) => n === 'candidate').map(([, f]) => f.candidate);
+  assert.deepEqual(cands, ['c1', 'c2', 'c3', 'c4', 'x1', 'y1', 'x2']);
+  assert.equal(c.lastSeq, 7);
+  // A page reloaded with its session keeps the ids too (patient pages keep resume and lastSeq).
+  const c2 = new SignalClient({ urls: ['wss://x.example/ws'], token: () => 'tok', resume: 'r2', lastSeq: 7, fids: c.recentFids() });
+  t.after(() => c2.close());
+  await c2.connect();
+  await new Promise((r) => setImmediate(r));
+  const ws3 = FakeSocket.last;
+  const again = record(c2, ['candidate']);
+  ws3.deliver({ v: 1, type: 'welcome', seq: 0, peer: 'p1', resume: 'r3', grace: 120, ping: 25, resumed: true, last_seq: 7 });
+  ws3.deliver({ v: 1, type: 'candidate', seq: 5, fid: fid(200), from: 'p3', candidate: 'y1' });
+  ws3.deliver({ v: 1, type: 'candidate', seq: 8, fid: fid(400), from: 'p3', candidate: 'y2' });
+  assert.deepEqual(again.map(([, f]) => f.candidate), ['y2']);
+});
+
+test('the last 512 frame ids are remembered; a new session forgets them', async (t) => {
+  const { c, ws } = await connected(t);
+  const seen = record(c, ['candidate']);
+  for (let i = 1; i <= 513; i++) ws.deliver({ v: 1, type: 'candidate', seq: i, fid: fid(i), from: 'p2', candidate: `c${i}` });
+  assert.equal(c.recentFids().length, 512);
+  ws.deliver({ v: 1, type: 'candidate', seq: 2, fid: fid(2), from: 'p2', candidate: 'c2' }); // remembered
+  ws.deliver({ v: 1, type: 'candidate', seq: 1, fid: fid(1), from: 'p2', candidate: 'c1' }); // forgotten
+  assert.equal(seen.length, 514);
+  assert.equal(seen.at(-1)[1].candidate, 'c1');
+  ws.onclose({ code: 1006 });
+  await c.connect();
+  await new Promise((r) => setImmediate(r));
+  const ws2 = FakeSocket.last;
+  ws2.deliver({ v: 1, type: 'welcome', seq: 0, peer: 'p9', resume: 'r9', grace: 120, ping: 25, resumed: false });
+  assert.equal(c.recentFids().length, 0);
+  ws2.deliver({ v: 1, type: 'candidate', seq: 1, fid: fid(3), from: 'p2', candidate: 'c3' });
+  assert.equal(seen.at(-1)[1].candidate, 'c3');
 });

@@ -1,0 +1,172 @@
+/*
+ * Frames dropped at a full bus inbox (src/signal/bus.c): the session's "error lost" must name
+ * the seq after which the gap is, counting the frames that were queued before the drop and are
+ * numbered in the same wake-up. The inbox is driven as libnats would fill it (ar__sig_bus_put),
+ * without a NATS connection.
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static const char *const origins[] = {"https://app.example.org"};
+static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
+
+typedef struct fixture_s {
+    ar__sig_srv_t *srv;
+    ar_signal_conf_t conf;
+    uint64_t fid;
+} fixture_t;
+
+/* Room for three frames of FRAME_BYTES (plus header) in the inbox, not four. */
+#define FRAME_BYTES 1000
+#define INBOX_MAX (3 * (FRAME_BYTES + AR__SIG_TO_HDR) + 100)
+
+static int setup(void **state)
+{
+    fixture_t *f = ar_calloc(1, sizeof(*f));
+    assert_non_null(f);
+    ar_sig_init();
+    f->conf.jurisdiction = (char *)"eu";
+    f->conf.inbox_max = INBOX_MAX;
+    f->srv = ar_calloc(1, sizeof(*f->srv));
+    assert_non_null(f->srv);
+    f->srv->conf = &f->conf;
+    f->srv->node_id = 1;
+    ar_sn_conf_t nc = {.upgrade = &upconf};
+    ar_sn_handler_t h = {0};
+    assert_int_equal(ar_sn_loop_new(&nc, &h, &f->srv->loop), 0);
+    assert_int_equal(ar__sig_bus_new(f->srv), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
+        while (f->srv->recs[i])
+            ar__sig_rec_free(f->srv, f->srv->recs[i]);
+    ar__sig_bus_stop(f->srv);
+    ar_sn_loop_free(f->srv->loop);
+    ar_free(f->srv);
+    ar_free(f);
+    return 0;
+}
+
+static const char *peer(char c)
+{
+    static char p[4][AR__SIG_PEER_LEN + 1];
+    static int i;
+    char *out = p[i++ % 4];
+    memset(out, c, AR__SIG_PEER_LEN);
+    out[AR__SIG_PEER_LEN] = '\0';
+    return out;
+}
+
+/* A session this worker owns, with no connection (a loss waits for its next welcome). */
+static ar__sig_sess_t *owned(fixture_t *f, char c)
+{
+    ar__sig_rec_t *r = ar__sig_rec_get(f->srv, peer(c));
+    assert_non_null(r);
+    r->owner = f->srv->node_id;
+    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->rec = r;
+    r->local = s;
+    return s;
+}
+
+/* A relayed frame for peer c as another worker publishes it on ar.eu.to.<peer>. */
+static void put(fixture_t *f, char c)
+{
+    static char msg[AR__SIG_TO_HDR + FRAME_BYTES];
+    memset(msg, 0, sizeof(msg));
+    uint64_t ctr = ++f->fid, node = 2;
+    memcpy(msg, &node, 8);
+    memcpy(msg + 8, &ctr, 8);
+    int n = snprintf(msg + AR__SIG_TO_HDR, FRAME_BYTES,
+                     "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"c\":\"");
+    memset(msg + AR__SIG_TO_HDR + n, 'x', FRAME_BYTES - (size_t)n - 2);
+    memcpy(msg + AR__SIG_TO_HDR + FRAME_BYTES - 2, "\"}", 2);
+    char subj[64];
+    snprintf(subj, sizeof(subj), "ar.eu.to.%s", peer(c));
+    ar__sig_bus_put(f->srv->bus, subj, msg, sizeof(msg));
+}
+
+/* Three frames queued, two dropped behind them: the gap is after the third, not before the
+ * first (the session's seq when the loss was noticed). */
+static void test_gap_after_queued_frames(void **state)
+{
+    fixture_t *f = *state;
+    ar__sig_sess_t *s = owned(f, 'a');
+    put(f, 'a');
+    ar__sig_bus_wake(f->srv);
+    assert_int_equal(s->seq, 1);
+    for (int i = 0; i < 5; i++)
+        put(f, 'a'); /* 2, 3, 4 queued; two dropped */
+    ar__sig_bus_wake(f->srv);
+    assert_int_equal(s->seq, 4);
+    assert_int_equal(s->lost, 2);
+    assert_int_equal(s->lost_after, 4);
+    /* A frame after the gap is numbered after it; the report still names the gap. */
+    put(f, 'a');
+    ar__sig_bus_wake(f->srv);
+    assert_int_equal(s->seq, 5);
+    assert_int_equal(s->lost_after, 4);
+}
+
+/* Two sessions' frames interleaved: each gap is placed among its own session's frames. */
+static void test_gaps_of_two_sessions(void **state)
+{
+    fixture_t *f = *state;
+    ar__sig_sess_t *a = owned(f, 'a'), *b = owned(f, 'b');
+    put(f, 'a');
+    put(f, 'b');
+    put(f, 'a');
+    put(f, 'b'); /* dropped: b's gap is after its first frame */
+    put(f, 'a'); /* dropped: a's gap after its second */
+    put(f, 'a');
+    ar__sig_bus_wake(f->srv);
+    assert_int_equal(a->seq, 2);
+    assert_int_equal(b->seq, 1);
+    assert_int_equal(a->lost, 2);
+    assert_int_equal(a->lost_after, 2);
+    assert_int_equal(b->lost, 1);
+    assert_int_equal(b->lost_after, 1);
+}
+
+/* More gaps than markers (LOST_MAX in bus.c): every owned session is told, none is missed. */
+static void test_too_many_gaps(void **state)
+{
+    fixture_t *f = *state;
+    ar__sig_sess_t *a = owned(f, 'a');
+    put(f, 'a');
+    put(f, 'a');
+    put(f, 'a');
+    static char big[AR__SIG_TO_HDR + FRAME_BYTES], subj[64];
+    for (int i = 0; i < 100; i++) { /* drops for 100 other peers, none of them ours */
+        snprintf(subj, sizeof(subj), "ar.eu.to.%022d", i);
+        ar__sig_bus_put(f->srv->bus, subj, big, sizeof(big));
+    }
+    ar__sig_bus_wake(f->srv);
+    assert_int_equal(a->seq, 3);
+    assert_true(a->lost >= 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_gap_after_queued_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gaps_of_two_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_gaps, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
