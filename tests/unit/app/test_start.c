@@ -44,12 +44,14 @@ static int teardown(void **state)
 
 static ar_app_opts_t base(void)
 {
+    /* No keeping sweep: it would submit a job to the pool (the case below has a real one). */
     ar_app_opts_t o = {.cert_path = cert,
                        .key_path = key,
                        .origin = "https://app.test",
                        .store = (ar_store_pool_t *)&not_a_pool,
                        .pwhash_ops = 1,
-                       .pwhash_mem = 8192};
+                       .pwhash_mem = 8192,
+                       .keeping_sweep_ms = -1};
     return o;
 }
 
@@ -139,6 +141,47 @@ static void connection_cap(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The keeping sweep (every 1 ms here) has a job queued or running on a real pool when the app
+ * stops and the pool closes at once, as the daemon does: its done callback then runs after the
+ * app is gone and must touch none of it, and everything is freed (ASan checks both). The delay
+ * before the stop varies so the job is caught queued, running and done. */
+static void sweep_in_flight_at_stop(void **state)
+{
+    (void)state;
+    char db[128];
+    snprintf(db, sizeof(db), "%s/sweep.db", dir);
+    ar_store_opts_t so = {.kind = AR_STORE_SQLITE, .target = db};
+    ar_store_conn_t *c;
+    assert_int_equal(ar_store_open(&so, &c), 0);
+    assert_int_equal(ar_store_migrate(c), 0);
+    ar_store_close(c);
+    for (int i = 0; i < 30; i++) {
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        ar_store_pool_t *pool;
+        assert_int_equal(ar_store_pool_open(&loop, &so, 1, 0, &pool), 0);
+        ar_app_opts_t o = base();
+        o.store = pool;
+        o.keeping_sweep_ms = 1;
+        ar_app_t *app = NULL;
+        assert_int_equal(ar_app_start(&loop, &o, &app), 0);
+        for (int k = 0; k <= i % 6; k++) {
+            usleep(1500);
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
+        ar_app_stop(app);
+        ar_store_pool_close(pool);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_int_equal(uv_loop_close(&loop), 0);
+    }
+    unlink(db);
+    char side[160];
+    snprintf(side, sizeof(side), "%s-wal", db);
+    unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", db);
+    unlink(side);
+}
+
 int main(void)
 {
     if (ar_rand_init() != 0)
@@ -148,6 +191,7 @@ int main(void)
         cmocka_unit_test(starts_and_stops),
         cmocka_unit_test(port_in_use),
         cmocka_unit_test(connection_cap),
+        cmocka_unit_test(sweep_in_flight_at_stop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
