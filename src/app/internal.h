@@ -51,7 +51,7 @@ struct ar_app_s {
     char dummy_hash[128]; /* verified against when an account is unknown (equal timing) */
     uint8_t seal_key[32]; /* seals TOTP secrets at rest (ar_app_opts_t.seal_key) */
     ar__entry_rl_t entry_rl;
-    char csp[AR__CSP_MAX]; /* the Content-Security-Policy header, with the signalling origins */
+    char csp[AR__CSP_MAX];   /* the Content-Security-Policy header, with the signalling origins */
     ar__keep_sweep_t *sweep; /* expired keeping uploads (keep_sweep.c); NULL when off */
 };
 

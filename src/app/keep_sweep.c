@@ -26,10 +26,10 @@ struct ar__keep_sweep_s {
     uv_timer_t timer;
     ar_app_t *app; /* NULL once stopped: nothing may reach the app after ar_app_stop */
     ar_store_pool_t *pool;
-    int in_flight;     /* a job submitted and its done callback not yet run */
-    int timer_closed;  /* the timer's close callback ran */
-    int64_t now;       /* the app's clock when the job was submitted (tests move it) */
-    int64_t removed;   /* written by the job on a worker, read by the done callback */
+    int in_flight;    /* a job submitted and its done callback not yet run */
+    int timer_closed; /* the timer's close callback ran */
+    int64_t now;      /* the app's clock when the job was submitted (tests move it) */
+    int64_t removed;  /* written by the job on a worker, read by the done callback */
 };
 
 static void maybe_free(ar__keep_sweep_t *s)
