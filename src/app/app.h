@@ -54,6 +54,10 @@ typedef struct ar_app_opts_s {
     const struct ar_app_servers_s *servers;
     /* Patient entries allowed per client address per minute (0 means 10). */
     unsigned entry_per_minute;
+    /* How often expired keeping uploads are deleted (docs/keeping.md), in milliseconds; the
+     * first run comes after at most 1 s. 0 means 60 s; negative turns the sweep off (uploads
+     * then go only when the next one starts). */
+    int64_t keeping_sweep_ms;
 } ar_app_opts_t;
 
 /* Argon2id parameters for new password hashes; cost measured in docs/api.md. New hashes made by

@@ -30,6 +30,7 @@ typedef struct {
     char *servers;
     int64_t entry_per_minute;
     char *turn_secret;
+    int64_t keeping_sweep_ms;
 } app_conf_t;
 
 #define O(f) offsetof(app_conf_t, f)
@@ -53,6 +54,8 @@ static const ar_conf_opt_t opts[] = {
     {"turn-secret", AR_CONF_STR, O(turn_secret), NULL, 0, 0,
      "the relays' TURN REST secret; becomes the newest in the store (prefer the environment "
      "variable ANTEROOM_APP_TURN_SECRET: ps shows flags)"},
+    {"keeping-sweep", AR_CONF_DURATION, O(keeping_sweep_ms), "60s", 1000, 3600000,
+     "how often expired encrypted-keeping uploads are deleted (docs/keeping.md)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -75,6 +78,7 @@ static void on_stop(void *data)
 {
     run_t *run = data;
     ar_log(AR_LOG_INFO, "app_stopping");
+    /* The app first: its keeping sweep stops submitting before the pool closes. */
     ar_app_stop(run->app);
     ar_health_stop(run->health);
     ar_store_pool_close(run->pool);
@@ -145,7 +149,8 @@ static int run_app(const app_conf_t *c, ar_app_servers_t *servers)
                         .max_conns = (unsigned)c->base.max_conns,
                         .seal_key = have_seal ? seal : NULL,
                         .servers = servers,
-                        .entry_per_minute = (unsigned)c->entry_per_minute};
+                        .entry_per_minute = (unsigned)c->entry_per_minute,
+                        .keeping_sweep_ms = c->keeping_sweep_ms};
     if (rc == 0)
         rc = ar_app_start(&run.l.loop, &ao, &run.app);
     ar_health_opts_t ho = {.host = c->base.health_host, .port = (uint16_t)c->base.health_port};

@@ -21,6 +21,7 @@
 #define AR__COOKIE_NAME "__Host-ar_session"
 
 typedef struct ar__static_s ar__static_t;
+typedef struct ar__keep_sweep_s ar__keep_sweep_t;
 
 /* h2guard.c: HTTP/2 rapid reset (CVE-2023-44487), per-connection accounting. */
 #define AR__H2GUARD_JOBS_MAX 32u
@@ -50,7 +51,8 @@ struct ar_app_s {
     char dummy_hash[128]; /* verified against when an account is unknown (equal timing) */
     uint8_t seal_key[32]; /* seals TOTP secrets at rest (ar_app_opts_t.seal_key) */
     ar__entry_rl_t entry_rl;
-    char csp[AR__CSP_MAX]; /* the Content-Security-Policy header, with the signalling origins */
+    char csp[AR__CSP_MAX];   /* the Content-Security-Policy header, with the signalling origins */
+    ar__keep_sweep_t *sweep; /* expired keeping uploads (keep_sweep.c); NULL when off */
 };
 
 /* The session a request carries, as loaded from the store. */
@@ -94,6 +96,14 @@ typedef struct ar__req_s {
     const char *err_code;
     const char *err_msg;
 } ar__req_t;
+
+/* ---- keep_sweep.c ---- */
+/* Every interval_ms (the first run after at most 1 s) a store job deletes expired keeping
+ * uploads and logs how many. 0 with *out set, AR_ENOMEM or AR_ESYS. */
+int ar__keep_sweep_start(ar_app_t *app, uint64_t interval_ms, ar__keep_sweep_t **out);
+/* Stops the timer (NULL is a no-op). The sweep frees itself once the timer has closed and a job
+ * still in flight has completed; from here on nothing in it reaches the app. */
+void ar__keep_sweep_stop(ar__keep_sweep_t *s);
 
 /* ---- server.c ---- */
 int64_t ar__now(ar_app_t *app);
@@ -282,6 +292,10 @@ void ar__h_keeping_upload_finish(ar__req_t *r);
 void ar__h_keeping_upload_delete(ar__req_t *r);
 void ar__h_keeping_items_list(ar__req_t *r);
 void ar__h_keeping_item_get(ar__req_t *r);
+/* Deletes every upload expired at now, of every clinic (their chunks cascade); *removed says
+ * how many. On a store connection, in the caller's transaction or on its own. Used by the upload
+ * route and by the periodic sweep (keep_sweep.c). */
+int ar__keeping_delete_expired(ar_store_conn_t *c, int64_t now, int64_t *removed);
 #define AR__N_keeping_put 2
 #define AR__N_keeping_upload 5
 #define AR__N_keeping_chunk 2

@@ -20,6 +20,7 @@
 #define DEFAULT_MAX_S ((int64_t)12 * 60 * 60)
 #define DEFAULT_MAX_BODY ((size_t)16 * 1024)
 #define DEFAULT_MAX_CONNS 10000u
+#define DEFAULT_KEEPING_SWEEP_MS ((uint64_t)60 * 1000)
 
 int64_t ar__now(ar_app_t *app)
 {
@@ -189,6 +190,16 @@ int ar_app_start(uv_loop_t *loop, const ar_app_opts_t *opts, ar_app_t **out)
         }
         return rc;
     }
+    /* Last, so a failed start has no sweep to stop. */
+    if (app->opts.keeping_sweep_ms >= 0) {
+        uint64_t every = app->opts.keeping_sweep_ms > 0 ? (uint64_t)app->opts.keeping_sweep_ms
+                                                        : DEFAULT_KEEPING_SWEEP_MS;
+        rc = ar__keep_sweep_start(app, every, &app->sweep);
+        if (rc < 0) {
+            ar_https_close(&app->https, on_drained, app);
+            return rc;
+        }
+    }
     ar_log(AR_LOG_INFO, "app_listening", AR_LF_UINT("port", app->https.port));
     *out = app;
     return 0;
@@ -203,5 +214,9 @@ void ar_app_stop(ar_app_t *app)
 {
     if (app == NULL || app->https.stopping)
         return;
+    /* Before the listener: a sweep job in flight completes on the sweep's own memory, which
+     * outlives the app (keep_sweep.c), so the pool may be closed right after this. */
+    ar__keep_sweep_stop(app->sweep);
+    app->sweep = NULL;
     ar_https_close(&app->https, on_drained, app);
 }

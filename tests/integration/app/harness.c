@@ -22,6 +22,7 @@ const char *h_password = "correct horse battery staple";
 const uint8_t *h_seal_key = (const uint8_t *)"test seal key: 32 bytes exactly!";
 const struct ar_app_servers_s *h_servers;
 const char *h_log_path;
+int64_t h_keeping_sweep_ms;
 
 static h_frame_t frame; /* the directory, certificate and store (serve_frame.h) */
 static uv_loop_t loop;
@@ -90,7 +91,8 @@ static void serve(void (*cases)(void))
                        .pwhash_mem = crypto_pwhash_MEMLIMIT_MIN,
                        .seal_key = h_seal_key,
                        .servers = h_servers,
-                       .entry_per_minute = 5};
+                       .entry_per_minute = 5,
+                       .keeping_sweep_ms = h_keeping_sweep_ms};
     if (rc == 0)
         rc = ar_app_start(&loop, &o, &app);
     CHECK(rc == 0);

@@ -36,6 +36,8 @@ uint16_t h_port(void);
  * log lines go to (at debug level) instead of stderr. */
 extern const struct ar_app_servers_s *h_servers;
 extern const char *h_log_path;
+/* ar_app_opts_t.keeping_sweep_ms (0, the default, is the app's own 60 s; negative is off). */
+extern int64_t h_keeping_sweep_ms;
 /* Seeded data: clinic ids and the shared test password. */
 extern int64_t h_clinic_own, h_clinic_other;
 extern const char *h_password;
