@@ -1,7 +1,8 @@
 // The patient's journey (P1-P6): entry page, pre-call check, details and consent, waiting room,
 // call, hold, end. Nothing is kept in cookies, localStorage, IndexedDB or Cache storage. For a
-// reload to resume the session (P6) the capability token, resume token and last seq (no name, no
-// answers) sit in sessionStorage under one key, removed at the end of the consultation.
+// reload to resume the session (P6) the capability token, resume token, last seq and the ids of
+// the last frames processed (no name, no answers) sit in sessionStorage under one key, removed
+// at the end of the consultation.
 
 import { $, screen, announce, el } from './dom.js';
 import { SignalClient } from './signal.js';
@@ -217,11 +218,21 @@ function connect(arrival, name) {
   });
   sig.addEventListener('seq', (e) => {
     st.last_seq = e.detail;
+    save();
+  });
+  // Every frame processed, also one replayed at or below last seq (no 'seq' then).
+  sig.addEventListener('fid', () => {
     st.fids = sig.recentFids();
     save();
   });
   sig.addEventListener('welcome', (e) => {
     st.resume = e.detail.resume;
+    // A new session (the resume was refused) numbers from 1 with new frame ids: the old
+    // session's would make a reload's resume ask for frames this one never had.
+    if (!e.detail.resumed) {
+      st.last_seq = 0;
+      st.fids = [];
+    }
     save();
     if (e.detail.resumed) {
       // Same page (a network drop): ICE restarts on the live connections. After a reload there

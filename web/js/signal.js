@@ -119,6 +119,7 @@ export class SignalClient extends EventTarget {
     this.fids.add(fid);
     this.fidOrder.push(fid);
     if (this.fidOrder.length > FID_WINDOW) this.fids.delete(this.fidOrder.shift());
+    this.emit('fid', fid);
   }
 
   // The ids of the last frames processed, for a page that keeps its session across a reload.

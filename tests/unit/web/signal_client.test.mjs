@@ -131,6 +131,11 @@ const fid = (n) => Buffer.from(`frame-${String(n).padStart(10, '0')}`).toString(
 test('a frame is dropped by its fid, whatever its seq; lastSeq still moves on', async (t) => {
   const { c, ws } = await connected(t);
   const seen = record(c, ['candidate']);
+  // 'fid' is told for every frame processed (a page saves recentFids() on it), 'seq' only when
+  // lastSeq moves: the frame processed at seq 2 below tells 'fid' alone.
+  const told = [];
+  c.addEventListener('fid', (e) => told.push(['fid', e.detail, c.recentFids().includes(e.detail)]));
+  c.addEventListener('seq', (e) => told.push(['seq', e.detail]));
   ws.deliver({ v: 1, type: 'candidate', seq: 1, fid: fid(1), from: 'p2', candidate: 'a' });
   ws.deliver({ v: 1, type: 'candidate', seq: 2, fid: fid(2), from: 'p2', candidate: 'b' });
   // The same frame again under another number: dropped, but everything up to 3 has arrived.
@@ -144,6 +149,10 @@ test('a frame is dropped by its fid, whatever its seq; lastSeq still moves on', 
   ws.deliver({ v: 1, type: 'candidate', seq: 4, fid: fid(5), from: 'p2', candidate: 'd' });
   assert.deepEqual(seen.map(([, f]) => f.candidate), ['a', 'b', 'c', 'd']);
   assert.equal(c.lastSeq, 4);
+  assert.deepEqual(told, [
+    ['fid', fid(1), true], ['seq', 1], ['fid', fid(2), true], ['seq', 2], ['seq', 3],
+    ['fid', fid(4), true], ['fid', fid(5), true], ['seq', 4],
+  ]);
   c.ack();
   assert.equal(ws.sent.at(-1).type, 'ack');
   assert.equal(ws.sent.at(-1).seq, 4);
