@@ -15,6 +15,18 @@
  * pokes an eventfd the loop watches, so all state stays on the loop's thread. One delivery
  * thread for all subscriptions keeps a publisher's messages in the order it sent them.
  *
+ * Two NATS connections per worker: every subscription is on one (nc), every publication on the
+ * other (pnc). libnats' reader thread takes the connection's lock after each read, and a write
+ * that blocks (libnats' flusher or our publish, when nats-server stops reading us to slow us
+ * down) holds that lock: on one connection, a worker that nats-server was throttling stopped
+ * reading too, its pending data at nats-server grew, nats-server throttled its publications
+ * harder, and after 10 s nats-server dropped it as a slow consumer (docs/signal.md,
+ * "Overload"). Apart, the reading connection never waits for a write to nats-server. A
+ * publisher's messages still reach each subscriber in order (one connection each way); a
+ * subscription (SUB on nc) is no longer ordered with the publications that follow it (on pnc):
+ * libnats' flusher sends it at once, long before anyone can learn of the session from its
+ * record and address a frame to it.
+ *
  * A frame for a session this worker owns does not go through NATS (docs/signal.md, "Local
  * delivery"): it is queued on the loop's thread and delivered from the same eventfd wake-up,
  * so the caller's loop over a room's members never sees a delivery's side effects (an "ended"
@@ -49,7 +61,8 @@
 
 typedef struct item_s {
     struct item_s *next;
-    uint8_t kind; /* K_* */
+    uint64_t at_ms; /* monotonic ms when the callback queued it: the backlog's age */
+    uint8_t kind;   /* K_* */
     char peer[AR__SIG_PEER_LEN + 1];
     size_t len;
     char data[];
@@ -60,7 +73,8 @@ static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
 struct ar__sig_bus_s {
-    natsConnection *nc;
+    natsConnection *nc;  /* subscriptions: its reader never waits for our writes */
+    natsConnection *pnc; /* publications */
     natsSubscription *subs[6];
     int efd;
     pthread_mutex_t mu;
@@ -86,7 +100,21 @@ struct ar__sig_bus_s {
     size_t nlost;
     int lost_all;
     ar_metric_t *m_dropped[K__COUNT];
+    /* Admission (ar__sig_bus_admit): bounds, until when another worker said it is behind, and
+     * whether this worker was behind at its last look (logged on change). */
+    uint64_t admit_lag_ms;
+    size_t admit_bytes;
+    uint64_t others_behind_until_ms;
+    int behind;
+    ar_metric_t *m_refused, *m_backlog_ms;
 };
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* Under b->mu: one message of this kind (for peer, when a frame) was dropped. */
 static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
@@ -131,6 +159,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     item_t *it = len <= (size_t)AR_SIG_OUT_MAX * 8u ? ar_malloc(sizeof(*it) + len + 1) : NULL;
     if (it) {
         it->next = NULL;
+        it->at_ms = mono_ms();
         it->kind = kind;
         snprintf(it->peer, sizeof(it->peer), "%s", peer);
         it->len = len;
@@ -192,7 +221,7 @@ static void nums_flush(ar__sig_bus_t *b)
         return;
     char subj[96];
     snprintf(subj, sizeof(subj), "%sproc.%016llx", b->prefix, (unsigned long long)b->nworker);
-    (void)natsConnection_Publish(b->nc, subj, b->nbuf, (int)b->nlen);
+    (void)natsConnection_Publish(b->pnc, subj, b->nbuf, (int)b->nlen);
     sodium_memzero(b->nbuf, b->nlen); /* relayed SDP does not linger in memory */
     b->nlen = 0;
     b->nframes = 0;
@@ -285,13 +314,6 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
 
 /* ---- nodes ---- */
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void on_wake(int fd, void *data);
 
 static ar__sig_node_t *node_get(ar__sig_srv_t *srv, uint64_t id)
@@ -344,16 +366,72 @@ int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id)
     return 0;
 }
 
+/* ---- admission: no new sessions while the bus is behind ---- */
+
+/*
+ * Every worker applies every record update of the jurisdiction (index.c): sessions that arrive
+ * faster than the slowest worker applies their records only grow its inbox, until messages are
+ * dropped and the views of the workers part. So a worker refuses new sessions (close 4016
+ * "busy", docs/protocol.md 4.2; clients come back later) while its own inbox is behind by more
+ * than admit-lag (the oldest message waiting) or holds more than half of inbox-max, and while
+ * any other live worker said so in a heartbeat within the last ADMIT_HEARD_MS: the records of
+ * a session admitted here are applied there too. Resumes and sessions already held are never
+ * refused or dropped for it.
+ */
+#define ADMIT_HEARD_MS 2500u
+
+/* This worker's own backlog: 1 when it is past a bound; *age_ms and *bytes say how far. */
+static int own_behind(ar__sig_bus_t *b, uint64_t *age_ms, size_t *bytes)
+{
+    uint64_t now = mono_ms();
+    pthread_mutex_lock(&b->mu);
+    *age_ms = b->head && now > b->head->at_ms ? now - b->head->at_ms : 0;
+    *bytes = b->bytes;
+    pthread_mutex_unlock(&b->mu);
+    return (b->admit_lag_ms && *age_ms > b->admit_lag_ms) || *bytes > b->admit_bytes;
+}
+
+static int check_behind(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    uint64_t age;
+    size_t bytes;
+    int behind = own_behind(b, &age, &bytes);
+    if (b->m_backlog_ms)
+        ar_metric_set(b->m_backlog_ms, (int64_t)age);
+    if (behind && !b->behind)
+        ar_log(AR_LOG_WARN, "signal_bus_behind", AR_LF_UINT("backlog_ms", age),
+               AR_LF_UINT("inbox_bytes", bytes));
+    else if (!behind && b->behind)
+        ar_log(AR_LOG_WARN, "signal_bus_caught_up", AR_LF_UINT("backlog_ms", age),
+               AR_LF_UINT("inbox_bytes", bytes));
+    b->behind = behind;
+    return behind;
+}
+
+int ar__sig_bus_admit(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    if (!b)
+        return 1;
+    if (!check_behind(srv) && mono_ms() >= b->others_behind_until_ms)
+        return 1;
+    if (b->m_refused)
+        ar_metric_add(b->m_refused, 0, 1);
+    return 0;
+}
+
 void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
 {
     ar__sig_bus_t *b = srv->bus;
-    char subj[96], body[160];
+    char subj[96], body[176];
     snprintf(subj, sizeof(subj), "%snode", b->prefix);
-    int n = snprintf(body, sizeof(body), "{\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu}",
+    int n = snprintf(body, sizeof(body),
+                     "{\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu,\"b\":%d}",
                      (unsigned long long)srv->node_id, srv->conf->node_name, srv->draining,
-                     (unsigned long long)ar__sig_now_us());
+                     (unsigned long long)ar__sig_now_us(), check_behind(srv));
     nums_flush(b);
-    (void)natsConnection_Publish(b->nc, subj, body, n);
+    (void)natsConnection_Publish(b->pnc, subj, body, n);
     /*
      * Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). Silence is
      * measured in milliseconds: counted in the loop's whole seconds, with a heartbeat a second,
@@ -394,6 +472,9 @@ static void on_node(ar__sig_srv_t *srv, const char *data, size_t len)
             uint64_t now = ar__sig_now_us();
             if (n->id != srv->node_id && now >= (uint64_t)t)
                 ar_metric_observe(srv->m.bus_lag_us, 0, (double)(now - (uint64_t)t));
+            /* "b" (absent before admission control): that worker is behind on the bus. */
+            if (n->id != srv->node_id && json_integer_value(json_object_get(o, "b")) > 0)
+                srv->bus->others_behind_until_ms = n->seen_ms + ADMIT_HEARD_MS;
         }
     }
     json_decref(o);
@@ -406,7 +487,7 @@ static void publish_to(ar__sig_bus_t *b, const char *peer, const void *buf, size
     char subj[128];
     snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
     nums_flush(b);
-    (void)natsConnection_Publish(b->nc, subj, buf, (int)len);
+    (void)natsConnection_Publish(b->pnc, subj, buf, (int)len);
 }
 
 static ar__sig_sess_t *owned_here(ar__sig_srv_t *srv, const char *peer)
@@ -625,7 +706,7 @@ static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
     char *s = srv->bus ? json_dumps(o, JSON_COMPACT) : NULL;
     if (s) {
         nums_flush(srv->bus);
-        (void)natsConnection_PublishString(srv->bus->nc, subj, s);
+        (void)natsConnection_PublishString(srv->bus->pnc, subj, s);
         ar_free(s); /* jansson allocates with ar_malloc (ar_sig_init) */
     }
     json_decref(o);
@@ -694,6 +775,15 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
             srv->metrics, "anteroom_signal_bus_dropped_total",
             "bus messages dropped before the loop took them (inbox-max, out of memory)",
             k_kind_label[k]);
+    b->admit_lag_ms = (uint64_t)srv->conf->admit_lag;
+    b->admit_bytes = b->max_bytes / 2;
+    if (srv->metrics) {
+        b->m_refused = ar_metrics_counter(srv->metrics, "anteroom_signal_busy_refused_total",
+                                          "new sessions refused with 4016 busy (bus behind)", NULL);
+        b->m_backlog_ms = ar_metrics_gauge(
+            srv->metrics, "anteroom_signal_bus_backlog_ms",
+            "age of the oldest bus message waiting for the loop, at the last look", NULL);
+    }
     if (b->efd < 0 || ar_sn_loop_watch(srv->loop, b->efd, on_wake, srv) != 0)
         return AR_ESYS;
     ar_sn_loop_set_idle(srv->loop, on_idle, srv);
@@ -712,6 +802,8 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
         s = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->nc, o);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&b->pnc, o);
     natsOptions_Destroy(o);
     const char *wild[] = {"node", "sess.>", "room.>", "area.>", "inv.>", NULL};
     char subj[128];
@@ -740,15 +832,18 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
      * default 10 s: under `anteroom up` the NATS server gets SIGTERM at the same time and may be
      * gone already, and a node that is reconnecting has nothing to flush to.
      */
-    if (b->nc)
+    if (b->pnc)
         nums_flush(b);
-    if (b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
-        (void)natsConnection_FlushTimeout(b->nc, 1000);
+    if (b->pnc && natsConnection_Status(b->pnc) == NATS_CONN_STATUS_CONNECTED)
+        (void)natsConnection_FlushTimeout(b->pnc, 1000);
     for (int i = 0; i < 6; i++)
         natsSubscription_Destroy(b->subs[i]);
-    if (b->nc) {
-        natsConnection_Close(b->nc);
-        natsConnection_Destroy(b->nc);
+    for (int i = 0; i < 2; i++) {
+        natsConnection *c = i ? b->pnc : b->nc;
+        if (c) {
+            natsConnection_Close(c);
+            natsConnection_Destroy(c);
+        }
     }
     for (int q = 0; q < 3; q++) {
         item_t *it = q == 2 ? b->nhead : q ? b->lhead : b->head;
