@@ -41,6 +41,7 @@ HOP_ROUNDS=${HOP_ROUNDS:-3}
 SCALE=${SCALE:-200000}
 SCALE_WORKERS=${SCALE_WORKERS:-12}
 SCALE_PROCS=${SCALE_PROCS:-12}
+SCALE_INFLIGHT=${SCALE_INFLIGHT:-1}
 SCALE_HOLD=${SCALE_HOLD:-70}
 SERVERS=${SERVERS:-bare node-ws peerjs anteroom}
 PHASES=${PHASES:-servers hop scale}
@@ -137,7 +138,7 @@ start_server() {
     "${bin:-$signal}" --listen 127.0.0.1 --port "$port" --jurisdiction eu --node-name n1 \
       --keys "$work/pub" --origin https://bench.anteroom.invalid --workers "$workers" \
       --max-per-address 0 --nats "nats://127.0.0.1:$np" --log-level warn "${tlsargs[@]}" \
-      "${wargs[@]}" >"$work/signal-$port.log" 2>&1 &
+      "${wargs[@]}" ${SIGNAL_ARGS:-} >"$work/signal-$port.log" 2>&1 &
     local sup=$!
     started+=("$sup")
     pids+=("$sup")
@@ -253,7 +254,7 @@ fi
 # node of SCALE_WORKERS workers, from SCALE_PROCS client processes with a source address each.
 if [ "$SCALE_PROCS" -gt 0 ] && has anteroom "$SERVERS" && has scale "$PHASES"; then
   # held SCALE_HOLD s after measuring (past the 25 s ping and 60 s idle timeout), then counted
-  meter scale anteroom - idle -n "$SCALE" -P "$SCALE_PROCS" -H "$SCALE_HOLD"
+  meter scale anteroom - idle -n "$SCALE" -P "$SCALE_PROCS" -H "$SCALE_HOLD" -f "$SCALE_INFLIGHT"
 fi
 
 if [ -s "$work/errors" ]; then
