@@ -72,9 +72,26 @@ enum { K_NODE, K_REC, K_TO, K_PROC, K_INV, K__COUNT };
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
+/* A publication waiting for the publisher thread: subject (NUL-terminated), then the data. */
+typedef struct pub_s {
+    struct pub_s *next;
+    uint64_t at_ms;
+    size_t slen, len;
+    char data[];
+} pub_t;
+
 struct ar__sig_bus_s {
     natsConnection *nc;  /* subscriptions: its reader never waits for our writes */
-    natsConnection *pnc; /* publications */
+    natsConnection *pnc; /* publications, by the publisher thread */
+    natsConnection *hnc; /* heartbeats, by the loop */
+    /* The publisher thread's queue (under pmu): the loop waits only when it holds more than
+     * inbox-max bytes (pfree), so that order is kept and memory bounded. */
+    pthread_t pth;
+    int pth_started, pstop;
+    pthread_mutex_t pmu;
+    pthread_cond_t pcv, pfree;
+    pub_t *phead, *ptail;
+    size_t pbytes;
     natsSubscription *subs[6];
     int efd;
     pthread_mutex_t mu;
@@ -114,6 +131,68 @@ static uint64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * Publications go through a thread of their own: natsConnection_Publish writes to nats-server
+ * when libnats' buffer is full, and nats-server stops reading a publisher while the subscribers
+ * it feeds are behind (or while it is short of CPU itself). The loop then stood still in a
+ * publish for seconds: no client served, no heartbeat sent, and the other workers declared it
+ * dead and promoted its sessions, which made more publications (performance.md, "Scale run
+ * with admission control"). Now the loop only queues; the queue's age counts as backlog for
+ * admission (below).
+ */
+static void *pub_main(void *arg)
+{
+    ar__sig_bus_t *b = arg;
+    pthread_mutex_lock(&b->pmu);
+    for (;;) {
+        while (!b->phead && !b->pstop)
+            pthread_cond_wait(&b->pcv, &b->pmu);
+        pub_t *it = b->phead;
+        if (!it)
+            break; /* stopping, and everything went out */
+        b->phead = it->next;
+        if (!b->phead)
+            b->ptail = NULL;
+        pthread_mutex_unlock(&b->pmu);
+        (void)natsConnection_Publish(b->pnc, it->data, it->data + it->slen + 1, (int)it->len);
+        size_t sz = sizeof(*it) + it->slen + 1 + it->len;
+        sodium_memzero(it->data, sz - sizeof(*it)); /* relayed SDP does not linger in memory */
+        ar_free(it);
+        pthread_mutex_lock(&b->pmu);
+        b->pbytes -= sz < b->pbytes ? sz : b->pbytes;
+        pthread_cond_broadcast(&b->pfree);
+    }
+    pthread_mutex_unlock(&b->pmu);
+    return NULL;
+}
+
+static void publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
+{
+    size_t slen = strlen(subj), sz = sizeof(pub_t) + slen + 1 + len;
+    pub_t *it = b->pth_started ? ar_malloc(sz) : NULL;
+    if (!it) { /* no thread (or out of memory): at once, as before */
+        (void)natsConnection_Publish(b->pnc, subj, data, (int)len);
+        return;
+    }
+    it->next = NULL;
+    it->at_ms = mono_ms();
+    it->slen = slen;
+    it->len = len;
+    memcpy(it->data, subj, slen + 1);
+    memcpy(it->data + slen + 1, data, len);
+    pthread_mutex_lock(&b->pmu);
+    while (b->pbytes > b->max_bytes && !b->pstop)
+        pthread_cond_wait(&b->pfree, &b->pmu);
+    b->pbytes += sz;
+    if (b->ptail)
+        b->ptail->next = it;
+    else
+        b->phead = it;
+    b->ptail = it;
+    pthread_cond_signal(&b->pcv);
+    pthread_mutex_unlock(&b->pmu);
 }
 
 /* Under b->mu: one message of this kind (for peer, when a frame) was dropped. */
@@ -221,7 +300,7 @@ static void nums_flush(ar__sig_bus_t *b)
         return;
     char subj[96];
     snprintf(subj, sizeof(subj), "%sproc.%016llx", b->prefix, (unsigned long long)b->nworker);
-    (void)natsConnection_Publish(b->pnc, subj, b->nbuf, (int)b->nlen);
+    publish(b, subj, b->nbuf, b->nlen);
     sodium_memzero(b->nbuf, b->nlen); /* relayed SDP does not linger in memory */
     b->nlen = 0;
     b->nframes = 0;
@@ -388,6 +467,13 @@ static int own_behind(ar__sig_bus_t *b, uint64_t *age_ms, size_t *bytes)
     *age_ms = b->head && now > b->head->at_ms ? now - b->head->at_ms : 0;
     *bytes = b->bytes;
     pthread_mutex_unlock(&b->mu);
+    pthread_mutex_lock(&b->pmu); /* publications waiting count too */
+    uint64_t page = b->phead && now > b->phead->at_ms ? now - b->phead->at_ms : 0;
+    if (page > *age_ms)
+        *age_ms = page;
+    if (b->pbytes > *bytes)
+        *bytes = b->pbytes;
+    pthread_mutex_unlock(&b->pmu);
     return (b->admit_lag_ms && *age_ms > b->admit_lag_ms) || *bytes > b->admit_bytes;
 }
 
@@ -431,7 +517,9 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
                      (unsigned long long)srv->node_id, srv->conf->node_name, srv->draining,
                      (unsigned long long)ar__sig_now_us(), check_behind(srv));
     nums_flush(b);
-    (void)natsConnection_Publish(b->pnc, subj, body, n);
+    /* Its own connection, at once: a heartbeat says the loop runs, and must not wait behind
+     * the publisher thread's backlog (its order against records does not matter, below). */
+    (void)natsConnection_Publish(b->hnc, subj, body, n);
     /*
      * Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). Silence is
      * measured in milliseconds: counted in the loop's whole seconds, with a heartbeat a second,
@@ -487,7 +575,7 @@ static void publish_to(ar__sig_bus_t *b, const char *peer, const void *buf, size
     char subj[128];
     snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
     nums_flush(b);
-    (void)natsConnection_Publish(b->pnc, subj, buf, (int)len);
+    publish(b, subj, buf, len);
 }
 
 static ar__sig_sess_t *owned_here(ar__sig_srv_t *srv, const char *peer)
@@ -706,7 +794,7 @@ static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
     char *s = srv->bus ? json_dumps(o, JSON_COMPACT) : NULL;
     if (s) {
         nums_flush(srv->bus);
-        (void)natsConnection_PublishString(srv->bus->pnc, subj, s);
+        publish(srv->bus, subj, s, strlen(s));
         ar_free(s); /* jansson allocates with ar_malloc (ar_sig_init) */
     }
     json_decref(o);
@@ -768,6 +856,9 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
     b->srv = srv;
     b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&b->mu, NULL);
+    pthread_mutex_init(&b->pmu, NULL);
+    pthread_cond_init(&b->pcv, NULL);
+    pthread_cond_init(&b->pfree, NULL);
     b->plen = (size_t)snprintf(b->prefix, sizeof(b->prefix), "ar.%s.", srv->conf->jurisdiction);
     b->max_bytes = srv->conf->inbox_max > 0 ? (size_t)srv->conf->inbox_max : (size_t)64 << 20;
     for (int k = 0; k < K__COUNT && srv->metrics; k++)
@@ -804,7 +895,11 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
         s = natsConnection_Connect(&b->nc, o);
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->pnc, o);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&b->hnc, o);
     natsOptions_Destroy(o);
+    if (s == NATS_OK && pthread_create(&b->pth, NULL, pub_main, b) == 0)
+        b->pth_started = 1;
     const char *wild[] = {"node", "sess.>", "room.>", "area.>", "inv.>", NULL};
     char subj[128];
     for (int i = 0; i < 6 && s == NATS_OK; i++) {
@@ -834,15 +929,22 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
      */
     if (b->pnc)
         nums_flush(b);
+    if (b->pth_started) { /* it publishes what is queued, then ends */
+        pthread_mutex_lock(&b->pmu);
+        b->pstop = 1;
+        pthread_cond_broadcast(&b->pcv);
+        pthread_mutex_unlock(&b->pmu);
+        pthread_join(b->pth, NULL);
+    }
     if (b->pnc && natsConnection_Status(b->pnc) == NATS_CONN_STATUS_CONNECTED)
         (void)natsConnection_FlushTimeout(b->pnc, 1000);
     for (int i = 0; i < 6; i++)
         natsSubscription_Destroy(b->subs[i]);
-    for (int i = 0; i < 2; i++) {
-        natsConnection *c = i ? b->pnc : b->nc;
-        if (c) {
-            natsConnection_Close(c);
-            natsConnection_Destroy(c);
+    natsConnection *cs[3] = {b->nc, b->pnc, b->hnc};
+    for (int i = 0; i < 3; i++) {
+        if (cs[i]) {
+            natsConnection_Close(cs[i]);
+            natsConnection_Destroy(cs[i]);
         }
     }
     for (int q = 0; q < 3; q++) {
@@ -857,6 +959,9 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
     if (b->efd >= 0)
         close(b->efd);
     pthread_mutex_destroy(&b->mu);
+    pthread_mutex_destroy(&b->pmu);
+    pthread_cond_destroy(&b->pcv);
+    pthread_cond_destroy(&b->pfree);
     ar_free(b);
     srv->bus = NULL;
 }
