@@ -15,17 +15,16 @@
  * pokes an eventfd the loop watches, so all state stays on the loop's thread. One delivery
  * thread for all subscriptions keeps a publisher's messages in the order it sent them.
  *
- * Two NATS connections per worker: every subscription is on one (nc), every publication on the
- * other (pnc). libnats' reader thread takes the connection's lock after each read, and a write
- * that blocks (libnats' flusher or our publish, when nats-server stops reading us to slow us
- * down) holds that lock: on one connection, a worker that nats-server was throttling stopped
- * reading too, its pending data at nats-server grew, nats-server throttled its publications
- * harder, and after 10 s nats-server dropped it as a slow consumer (docs/signal.md,
- * "Overload"). Apart, the reading connection never waits for a write to nats-server. A
- * publisher's messages still reach each subscriber in order (one connection each way); a
- * subscription (SUB on nc) is no longer ordered with the publications that follow it (on pnc):
- * libnats' flusher sends it at once, long before anyone can learn of the session from its
- * record and address a frame to it.
+ * Two NATS connections per worker: every subscription (and the heartbeats) on one (nc), every
+ * other publication on the other (pnc), written by a publisher thread. libnats' reader thread takes
+ * the connection's lock after each read, and a write that blocks (libnats' flusher or our publish,
+ * when nats-server stops reading us to slow us down) holds that lock: on one connection, a worker
+ * that nats-server was throttling stopped reading too, its pending data at nats-server grew,
+ * nats-server throttled its publications harder, and after 10 s nats-server dropped it as a slow
+ * consumer (docs/signal.md, "Overload"). Apart, the reading connection never waits for a write to
+ * nats-server. A publisher's records and frames still reach each subscriber in order (one
+ * connection each way), and the publisher thread makes a SUB reach nats-server before what was
+ * published after it (pub_main).
  *
  * A frame for a session this worker owns does not go through NATS (docs/signal.md, "Local
  * delivery"): it is queued on the loop's thread and delivered from the same eventfd wake-up,
@@ -76,14 +75,14 @@ static const char *const k_kind_label[K__COUNT] = {
 typedef struct pub_s {
     struct pub_s *next;
     uint64_t at_ms;
+    uint64_t sub_gen; /* subscriptions made before it was queued (ar__sig_bus_sub_to) */
     size_t slen, len;
     char data[];
 } pub_t;
 
 struct ar__sig_bus_s {
-    natsConnection *nc;  /* subscriptions: its reader never waits for our writes */
-    natsConnection *pnc; /* publications, by the publisher thread */
-    natsConnection *hnc; /* heartbeats, by the loop */
+    natsConnection *nc;  /* subscriptions and heartbeats: its reader never waits for a write */
+    natsConnection *pnc; /* every other publication, by the publisher thread */
     /* The publisher thread's queue (under pmu): the loop waits only when it holds more than
      * inbox-max bytes (pfree), so that order is kept and memory bounded. */
     pthread_t pth;
@@ -92,6 +91,9 @@ struct ar__sig_bus_s {
     pthread_cond_t pcv, pfree;
     pub_t *phead, *ptail;
     size_t pbytes;
+    /* Subscriptions made (loop, under pmu) and known to be in place at nats-server (publisher
+     * thread): a publication waits for those made before it (pub_main). */
+    uint64_t sub_gen, sub_done;
     natsSubscription *subs[6];
     int efd;
     pthread_mutex_t mu;
@@ -155,7 +157,16 @@ static void *pub_main(void *arg)
         b->phead = it->next;
         if (!b->phead)
             b->ptail = NULL;
+        uint64_t gen = b->sub_gen;
         pthread_mutex_unlock(&b->pmu);
+        /* On one connection a SUB was in place before anything published after it, and a
+         * session's subscription must be before the record that tells others of it: a
+         * round trip on the subscribing connection first (for all subscriptions so far, on
+         * this thread: the loop does not wait). */
+        if (it->sub_gen > b->sub_done) {
+            (void)natsConnection_FlushTimeout(b->nc, 2000);
+            b->sub_done = gen;
+        }
         (void)natsConnection_Publish(b->pnc, it->data, it->data + it->slen + 1, (int)it->len);
         size_t sz = sizeof(*it) + it->slen + 1 + it->len;
         sodium_memzero(it->data, sz - sizeof(*it)); /* relayed SDP does not linger in memory */
@@ -178,6 +189,7 @@ static void publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t
     }
     it->next = NULL;
     it->at_ms = mono_ms();
+    it->sub_gen = b->sub_gen; /* written by this thread only */
     it->slen = slen;
     it->len = len;
     memcpy(it->data, subj, slen + 1);
@@ -517,9 +529,14 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
                      (unsigned long long)srv->node_id, srv->conf->node_name, srv->draining,
                      (unsigned long long)ar__sig_now_us(), check_behind(srv));
     nums_flush(b);
-    /* Its own connection, at once: a heartbeat says the loop runs, and must not wait behind
-     * the publisher thread's backlog (its order against records does not matter, below). */
-    (void)natsConnection_Publish(b->hnc, subj, body, n);
+    /*
+     * At once, on the subscribing connection: a heartbeat says that the loop runs and that
+     * this worker hears its subscriptions (after a reconnect, libnats sends the SUBs again
+     * before anything published meanwhile), and must not wait behind the publisher thread's
+     * backlog; its order against records does not matter (below). A heartbeat a second never
+     * fills the socket, so the write never blocks the reader.
+     */
+    (void)natsConnection_Publish(b->nc, subj, body, n);
     /*
      * Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). Silence is
      * measured in milliseconds: counted in the loop's whole seconds, with a heartbeat a second,
@@ -834,6 +851,9 @@ int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     if (natsConnection_Subscribe(&sub, srv->bus->nc, subj, on_msg, srv->bus) != NATS_OK)
         return AR_EIO;
     s->sub_to = sub;
+    pthread_mutex_lock(&srv->bus->pmu);
+    srv->bus->sub_gen++;
+    pthread_mutex_unlock(&srv->bus->pmu);
     return 0;
 }
 
@@ -895,8 +915,6 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
         s = natsConnection_Connect(&b->nc, o);
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->pnc, o);
-    if (s == NATS_OK)
-        s = natsConnection_Connect(&b->hnc, o);
     natsOptions_Destroy(o);
     if (s == NATS_OK && pthread_create(&b->pth, NULL, pub_main, b) == 0)
         b->pth_started = 1;
@@ -940,8 +958,8 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
         (void)natsConnection_FlushTimeout(b->pnc, 1000);
     for (int i = 0; i < 6; i++)
         natsSubscription_Destroy(b->subs[i]);
-    natsConnection *cs[3] = {b->nc, b->pnc, b->hnc};
-    for (int i = 0; i < 3; i++) {
+    natsConnection *cs[2] = {b->nc, b->pnc};
+    for (int i = 0; i < 2; i++) {
         if (cs[i]) {
             natsConnection_Close(cs[i]);
             natsConnection_Destroy(cs[i]);
