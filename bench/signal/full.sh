@@ -14,6 +14,10 @@
 # Environment (defaults): N=10000 idle connections, RATES="2000 8000" msg/s, SECS=5, CALLS=2000,
 #   CALL_PROCS=4, HOP_RATE=2000, HOP_ROUNDS=3 (same/cross interleaved; medians), SCALE=200000, SCALE_WORKERS=12, SCALE_PROCS=12 (0: no scale run),
 #   SCALE_HOLD=70 (seconds the scale run holds its connections after measuring, then counts them),
+#   SCALE_INFLIGHT=1 (connections each client process of the scale run has opening at once: -f; a
+#   node behind on its bus refuses with 4016 busy, which the load generator retries after a
+#   back-off and counts as refused=, docs/performance.md "Scale run with admission control"),
+#   SIGNAL_ARGS (extra arguments for anteroom-signal, e.g. "--log-level info"),
 #   SERVERS="bare node-ws peerjs anteroom" (also "anteroom-w2": a node of two workers whose pairs
 #   all connect to worker 0's own port, --worker-port, so every frame is relayed on that worker
 #   and copied to its backup on the other; CPU counts both workers and nats-server),
