@@ -158,12 +158,13 @@ static void *pub_main(void *arg)
         if (!b->phead)
             b->ptail = NULL;
         uint64_t gen = b->sub_gen;
+        int stopping = b->pstop;
         pthread_mutex_unlock(&b->pmu);
         /* On one connection a SUB was in place before anything published after it, and a
          * session's subscription must be before the record that tells others of it: a
          * round trip on the subscribing connection first (for all subscriptions so far, on
-         * this thread: the loop does not wait). */
-        if (it->sub_gen > b->sub_done) {
+         * this thread: the loop does not wait). Not when stopping: NATS may be gone. */
+        if (it->sub_gen > b->sub_done && !stopping) {
             (void)natsConnection_FlushTimeout(b->nc, 2000);
             b->sub_done = gen;
         }
