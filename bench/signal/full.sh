@@ -14,6 +14,10 @@
 # Environment (defaults): N=10000 idle connections, RATES="2000 8000" msg/s, SECS=5, CALLS=2000,
 #   CALL_PROCS=4, HOP_RATE=2000, HOP_ROUNDS=3 (same/cross interleaved; medians), SCALE=200000, SCALE_WORKERS=12, SCALE_PROCS=12 (0: no scale run),
 #   SCALE_HOLD=70 (seconds the scale run holds its connections after measuring, then counts them),
+#   SCALE_INFLIGHT=1 (connections each client process of the scale run has opening at once: -f; a
+#   node behind on its bus refuses with 4016 busy, which the load generator retries after a
+#   back-off and counts as refused=, docs/performance.md "Scale run with admission control"),
+#   SIGNAL_ARGS (extra arguments for anteroom-signal, e.g. "--log-level info"),
 #   SERVERS="bare node-ws peerjs anteroom" (also "anteroom-w2": a node of two workers whose pairs
 #   all connect to worker 0's own port, --worker-port, so every frame is relayed on that worker
 #   and copied to its backup on the other; CPU counts both workers and nats-server),
@@ -41,6 +45,7 @@ HOP_ROUNDS=${HOP_ROUNDS:-3}
 SCALE=${SCALE:-200000}
 SCALE_WORKERS=${SCALE_WORKERS:-12}
 SCALE_PROCS=${SCALE_PROCS:-12}
+SCALE_INFLIGHT=${SCALE_INFLIGHT:-1}
 SCALE_HOLD=${SCALE_HOLD:-70}
 SERVERS=${SERVERS:-bare node-ws peerjs anteroom}
 PHASES=${PHASES:-servers hop scale}
@@ -137,7 +142,7 @@ start_server() {
     "${bin:-$signal}" --listen 127.0.0.1 --port "$port" --jurisdiction eu --node-name n1 \
       --keys "$work/pub" --origin https://bench.anteroom.invalid --workers "$workers" \
       --max-per-address 0 --nats "nats://127.0.0.1:$np" --log-level warn "${tlsargs[@]}" \
-      "${wargs[@]}" >"$work/signal-$port.log" 2>&1 &
+      "${wargs[@]}" ${SIGNAL_ARGS:-} >"$work/signal-$port.log" 2>&1 &
     local sup=$!
     started+=("$sup")
     pids+=("$sup")
@@ -253,7 +258,7 @@ fi
 # node of SCALE_WORKERS workers, from SCALE_PROCS client processes with a source address each.
 if [ "$SCALE_PROCS" -gt 0 ] && has anteroom "$SERVERS" && has scale "$PHASES"; then
   # held SCALE_HOLD s after measuring (past the 25 s ping and 60 s idle timeout), then counted
-  meter scale anteroom - idle -n "$SCALE" -P "$SCALE_PROCS" -H "$SCALE_HOLD"
+  meter scale anteroom - idle -n "$SCALE" -P "$SCALE_PROCS" -H "$SCALE_HOLD" -f "$SCALE_INFLIGHT"
 fi
 
 if [ -s "$work/errors" ]; then

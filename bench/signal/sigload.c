@@ -179,13 +179,24 @@ static void hold_loop(int ep, sl_conn_t *c, int n)
  */
 enum { SL_INFLIGHT = 64, SL_OPEN_SECS = 10 };
 static int sl_inflight = 1;
-enum { ST_NONE, ST_CONNECT, ST_UPGRADE, ST_HANDSHAKE, ST_HELD, ST_DEAD };
+/*
+ * A node behind on its bus refuses new sessions with close 4016 "busy" (docs/protocol.md 4.2):
+ * not a failure but "come back later". The connection is opened again after a back-off that
+ * doubles with each refusal of this process (from SL_BACKOFF_MIN_MS, at most SL_BACKOFF_MAX_MS,
+ * jittered by +-50 %) and halves with each connection held; it keeps its slot meanwhile, so a
+ * refused process opens less. Refusals are counted (refused= in the RESULT line); connects/s is
+ * then the rate the node admitted, back-offs included.
+ */
+enum { SL_CLOSE_BUSY = 4016, SL_BACKOFF_MIN_MS = 100, SL_BACKOFF_MAX_MS = 5000 };
+enum { ST_NONE, ST_CONNECT, ST_UPGRADE, ST_HANDSHAKE, ST_HELD, ST_DEAD, ST_RETRY };
 
 typedef struct opening_s {
     uint8_t *st;           /* per connection: ST_* */
-    double *deadline;      /* per connection opening: when it counts as failed */
+    double *deadline;      /* per connection opening: when it counts as failed; ST_RETRY: when
+                              it opens again */
     int slot[SL_INFLIGHT]; /* the connections opening, -1: a free slot */
-    int n, next, ok, fails, stopped, port_of_b;
+    int n, next, ok, fails, stopped, port_of_b, backoff_ms;
+    long long refused;
 } opening_t;
 
 static void arm(int ep, sl_conn_t *c, int i, uint32_t events, int op)
@@ -295,6 +306,23 @@ static void open_failed(int ep, sl_conn_t *c, int i, opening_t *o, int proc, con
     }
 }
 
+/* Connection i was refused with 4016: closed, and opened again after the back-off. */
+static void open_refused(int ep, sl_conn_t *c, int i, opening_t *o)
+{
+    epoll_ctl(ep, EPOLL_CTL_DEL, c[i].fd, NULL);
+    close(c[i].fd);
+    free(c[i].msg);
+    memset(&c[i], 0, sizeof(c[i]));
+    c[i].fd = -1;
+    o->refused++;
+    o->fails = 0; /* the node answered */
+    o->backoff_ms = o->backoff_ms < SL_BACKOFF_MIN_MS       ? SL_BACKOFF_MIN_MS
+                    : o->backoff_ms * 2 > SL_BACKOFF_MAX_MS ? SL_BACKOFF_MAX_MS
+                                                            : o->backoff_ms * 2;
+    o->st[i] = ST_RETRY;
+    o->deadline[i] = sl_now_s() + o->backoff_ms * (0.5 + (double)rand() / RAND_MAX) / 1000.0;
+}
+
 /* One event (or a deadline check with ev 0) on connection i, in whatever state it is. */
 static void advance(int ep, sl_conn_t *c, int i, uint32_t ev, opening_t *o, int proc, int first)
 {
@@ -332,6 +360,8 @@ static void advance(int ep, sl_conn_t *c, int i, uint32_t ev, opening_t *o, int 
         if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
             while ((r = sl_pump(x)) > 0)
                 ;
+        if (r < 0 && o->st[i] == ST_HANDSHAKE && x->close_code == SL_CLOSE_BUSY)
+            return open_refused(ep, c, i, o);
         if (r < 0 && o->st[i] == ST_HANDSHAKE)
             return open_failed(ep, c, i, o, proc, "closed while opening");
         if (r < 0) { /* a held connection the server closed: counted by still_open */
@@ -350,6 +380,7 @@ static void advance(int ep, sl_conn_t *c, int i, uint32_t ev, opening_t *o, int 
                 o->st[i] = ST_HELD;
                 o->ok++;
                 o->fails = 0;
+                o->backoff_ms /= 2;
             }
         }
     }
@@ -369,7 +400,19 @@ static void open_all(int ep, sl_conn_t *c, opening_t *o, int proc, int first)
         int busy = 0;
         for (int s = 0; s < slots; s++) {
             int i = o->slot[s];
-            if (i >= 0 && o->st[i] != ST_HELD && o->st[i] != ST_DEAD && now > o->deadline[i])
+            if (i >= 0 && o->st[i] == ST_RETRY && now >= o->deadline[i]) {
+                int port = (i & 1) && o->port_of_b ? o->port_of_b : sl_o.ports[0];
+                o->deadline[i] = now + SL_OPEN_SECS;
+                o->st[i] = ST_CONNECT;
+                if (o->stopped || start_open(ep, c, i, proc, port) != 0) {
+                    if (!o->stopped)
+                        open_failed(ep, c, i, o, proc, strerror(errno));
+                    o->st[i] = ST_DEAD;
+                    c[i].fd = -1;
+                }
+            }
+            if (i >= 0 && o->st[i] != ST_HELD && o->st[i] != ST_DEAD && o->st[i] != ST_RETRY &&
+                now > o->deadline[i])
                 open_failed(ep, c, i, o, proc, "no answer within 10 s");
             if (i >= 0 && (o->st[i] == ST_HELD || o->st[i] == ST_DEAD))
                 o->slot[s] = i = -1;
@@ -402,7 +445,9 @@ static void idle_child(int proc, int first, int n, int ready_fd, int hold_fd)
 {
     SSL_CTX *ctx = sl_o.tls ? sl_client_ctx() : NULL;
     sl_conn_t *c = calloc((size_t)n, sizeof(*c));
+    long long refused = 0;
     int ok = 0, fails = 0, ep = epoll_create1(0);
+    srand((unsigned)(getpid() ^ (unsigned)sl_now_ns()));
     struct epoll_event hev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
     epoll_ctl(ep, EPOLL_CTL_ADD, hold_fd, &hev);
     double next = sl_now_s() + 1;
@@ -440,11 +485,12 @@ static void idle_child(int proc, int first, int n, int ready_fd, int hold_fd)
                        .port_of_b = sl_o.ports[1]};
         open_all(ep, c, &o, proc, first);
         ok = o.ok;
+        refused = o.refused;
         free(o.st);
         free(o.deadline);
     }
-    char msg[32];
-    int len = snprintf(msg, sizeof(msg), "%d\n", ok);
+    char msg[48];
+    int len = snprintf(msg, sizeof(msg), "%d %lld\n", ok, refused);
     (void)!write(ready_fd, msg, (size_t)len);
     hold_loop(ep, c, n);
     int still = 0;
@@ -507,19 +553,23 @@ static int cmd_idle(void)
     close(hold[0]);
     close(ready[1]);
     int ok = 0;
+    long long refused = 0;
     FILE *rf = fdopen(ready[0], "r");
     for (int i = 0; i < sl_o.procs; i++) {
         int v = 0;
-        if (fscanf(rf, "%d", &v) == 1)
+        long long r = 0;
+        if (fscanf(rf, "%d %lld", &v, &r) == 2) {
             ok += v;
+            refused += r;
+        }
     }
     double wall = sl_now_s() - t0;
     sleep(3); /* freed handshake memory settles before RSS is read */
     sample(&s2);
     double per = ok ? ok : 1;
-    printf("RESULT label=%s phase=idle tls=%d conns=%d of=%d secs=%.2f per_s=%.0f "
+    printf("RESULT label=%s phase=idle tls=%d conns=%d of=%d secs=%.2f per_s=%.0f refused=%lld "
            "rss_b=%.0f anon_b=%.0f bus_rss_b=%.0f",
-           sl_o.label, sl_o.tls, ok, sl_o.n, wall, ok / wall,
+           sl_o.label, sl_o.tls, ok, sl_o.n, wall, ok / wall, refused,
            (double)(s2.rss_kib - s0.rss_kib) * 1024 / per,
            (double)(s2.anon_kib - s0.anon_kib) * 1024 / per,
            (double)(s2.bus_rss_kib - s0.bus_rss_kib) * 1024 / per);

@@ -42,9 +42,11 @@ typedef struct sl_conn_s {
     ar_ws_parser_t p;
     uint8_t *msg;
     uint32_t mlen, mcap;
-    uint8_t data_frame; /* the current frame carries message bytes (not a control frame) */
-    char id[48];        /* anteroom: our peer id (welcome); peerjs: our id */
-    char to[48];        /* the other member's */
+    uint8_t data_frame;  /* the current frame carries message bytes (not a control frame) */
+    uint8_t close_frame; /* the current frame is a close frame: its first two bytes are the code */
+    int close_code;      /* the code of the server's close frame, 0: none (yet) */
+    char id[48];         /* anteroom: our peer id (welcome); peerjs: our id */
+    char to[48];         /* the other member's */
     uint64_t last_seq;
     int unacked;
     int welcome, joined, open, n_offer, n_answer, n_cand, errors;

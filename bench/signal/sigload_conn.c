@@ -213,8 +213,13 @@ static int lc_feed(sl_conn_t *c, uint8_t *b, size_t n)
         off += used;
         if (ev.type == AR_WS_EV_NEED_MORE)
             break;
-        if (ev.type == AR_WS_EV_FRAME_START)
+        if (ev.type == AR_WS_EV_FRAME_START) {
             c->data_frame = ev.opcode < 8;
+            c->close_frame = ev.opcode == AR_WS_OP_CLOSE;
+        }
+        /* The close code (4016 busy: the node asks to come back later, sigload.c). */
+        if (ev.type == AR_WS_EV_DATA && c->close_frame && !c->close_code && ev.len >= 2)
+            c->close_code = (int)ev.data[0] << 8 | ev.data[1];
         if (ev.type == AR_WS_EV_DATA && c->data_frame) {
             if (c->mlen + ev.len > c->mcap) {
                 uint32_t cap = c->mlen + (uint32_t)ev.len + 256;

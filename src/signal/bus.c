@@ -15,6 +15,17 @@
  * pokes an eventfd the loop watches, so all state stays on the loop's thread. One delivery
  * thread for all subscriptions keeps a publisher's messages in the order it sent them.
  *
+ * Two NATS connections per worker: every subscription (and the heartbeats) on one (nc), every
+ * other publication on the other (pnc), written by a publisher thread. libnats' reader thread takes
+ * the connection's lock after each read, and a write that blocks (libnats' flusher or our publish,
+ * when nats-server stops reading us to slow us down) holds that lock: on one connection, a worker
+ * that nats-server was throttling stopped reading too, its pending data at nats-server grew,
+ * nats-server throttled its publications harder, and after 10 s nats-server dropped it as a slow
+ * consumer (docs/signal.md, "Overload"). Apart, the reading connection never waits for a write to
+ * nats-server. A publisher's records and frames still reach each subscriber in order (one
+ * connection each way), and the publisher thread makes a SUB reach nats-server before what was
+ * published after it (pub_main).
+ *
  * A frame for a session this worker owns does not go through NATS (docs/signal.md, "Local
  * delivery"): it is queued on the loop's thread and delivered from the same eventfd wake-up,
  * so the caller's loop over a room's members never sees a delivery's side effects (an "ended"
@@ -51,7 +62,8 @@
 
 typedef struct item_s {
     struct item_s *next;
-    uint8_t kind; /* K_* */
+    uint64_t at_ms; /* monotonic ms when the callback queued it: the backlog's age */
+    uint8_t kind;   /* K_* */
     char peer[AR__SIG_PEER_LEN + 1];
     size_t len;
     char data[];
@@ -63,8 +75,29 @@ enum { K_NODE, K_REC, K_TO, K_PROC, K_INV, K__COUNT };
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
+/* A publication waiting for the publisher thread: subject (NUL-terminated), then the data. */
+typedef struct pub_s {
+    struct pub_s *next;
+    uint64_t at_ms;
+    uint64_t sub_gen; /* subscriptions made before it was queued (ar__sig_bus_sub_to) */
+    size_t slen, len;
+    char data[];
+} pub_t;
+
 struct ar__sig_bus_s {
-    natsConnection *nc;
+    natsConnection *nc;  /* subscriptions and heartbeats: its reader never waits for a write */
+    natsConnection *pnc; /* every other publication, by the publisher thread */
+    /* The publisher thread's queue (under pmu): the loop waits only when it holds more than
+     * inbox-max bytes (pfree), so that order is kept and memory bounded. */
+    pthread_t pth;
+    int pth_started, pstop;
+    pthread_mutex_t pmu;
+    pthread_cond_t pcv, pfree;
+    pub_t *phead, *ptail;
+    size_t pbytes;
+    /* Subscriptions made (loop, under pmu) and known to be in place at nats-server (publisher
+     * thread): a publication waits for those made before it (pub_main). */
+    uint64_t sub_gen, sub_done;
     natsSubscription *subs[6];
     int efd;
     pthread_mutex_t mu;
@@ -88,7 +121,97 @@ struct ar__sig_bus_s {
     size_t nmarks;
     int lost_all;
     ar_metric_t *m_dropped[K__COUNT];
+    /* Admission (ar__sig_bus_admit): bounds, until when another worker said it is behind, and
+     * whether this worker was behind at its last look (logged on change). */
+    uint64_t admit_lag_ms;
+    size_t admit_bytes;
+    uint64_t others_behind_until_ms;
+    int behind;
+    ar_metric_t *m_refused, *m_backlog_ms;
 };
+
+/* Heartbeat ages, admission lag and publication ages are seconds or near: the coarse clock (a
+ * memory read) will do, and a relayed frame with a backup asks whether the backup is alive
+ * (ar__sig_node_alive). */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * Publications go through a thread of their own: natsConnection_Publish writes to nats-server
+ * when libnats' buffer is full, and nats-server stops reading a publisher while the subscribers
+ * it feeds are behind (or while it is short of CPU itself). The loop then stood still in a
+ * publish for seconds: no client served, no heartbeat sent, and the other workers declared it
+ * dead and promoted its sessions, which made more publications (performance.md, "Scale run
+ * with admission control"). Now the loop only queues; the queue's age counts as backlog for
+ * admission (below).
+ */
+static void *pub_main(void *arg)
+{
+    ar__sig_bus_t *b = arg;
+    pthread_mutex_lock(&b->pmu);
+    for (;;) {
+        while (!b->phead && !b->pstop)
+            pthread_cond_wait(&b->pcv, &b->pmu);
+        pub_t *it = b->phead;
+        if (!it)
+            break; /* stopping, and everything went out */
+        b->phead = it->next;
+        if (!b->phead)
+            b->ptail = NULL;
+        uint64_t gen = b->sub_gen;
+        int stopping = b->pstop;
+        pthread_mutex_unlock(&b->pmu);
+        /* On one connection a SUB was in place before anything published after it, and a
+         * session's subscription must be before the record that tells others of it: a
+         * round trip on the subscribing connection first (for all subscriptions so far, on
+         * this thread: the loop does not wait). Not when stopping: NATS may be gone. */
+        if (it->sub_gen > b->sub_done && !stopping) {
+            (void)natsConnection_FlushTimeout(b->nc, 2000);
+            b->sub_done = gen;
+        }
+        (void)natsConnection_Publish(b->pnc, it->data, it->data + it->slen + 1, (int)it->len);
+        size_t sz = sizeof(*it) + it->slen + 1 + it->len;
+        sodium_memzero(it->data, sz - sizeof(*it)); /* relayed SDP does not linger in memory */
+        ar_free(it);
+        pthread_mutex_lock(&b->pmu);
+        b->pbytes -= sz < b->pbytes ? sz : b->pbytes;
+        pthread_cond_broadcast(&b->pfree);
+    }
+    pthread_mutex_unlock(&b->pmu);
+    return NULL;
+}
+
+static void publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
+{
+    size_t slen = strlen(subj), sz = sizeof(pub_t) + slen + 1 + len;
+    pub_t *it = b->pth_started ? ar_malloc(sz) : NULL;
+    if (!it) { /* no thread (or out of memory): at once, as before */
+        (void)natsConnection_Publish(b->pnc, subj, data, (int)len);
+        return;
+    }
+    it->next = NULL;
+    it->at_ms = mono_ms();
+    it->sub_gen = b->sub_gen; /* written by this thread only */
+    it->slen = slen;
+    it->len = len;
+    memcpy(it->data, subj, slen + 1);
+    memcpy(it->data + slen + 1, data, len);
+    pthread_mutex_lock(&b->pmu);
+    while (b->pbytes > b->max_bytes && !b->pstop)
+        pthread_cond_wait(&b->pfree, &b->pmu);
+    b->pbytes += sz;
+    if (b->ptail)
+        b->ptail->next = it;
+    else
+        b->phead = it;
+    b->ptail = it;
+    pthread_cond_signal(&b->pcv);
+    pthread_mutex_unlock(&b->pmu);
+}
 
 /* Under b->mu: one message of this kind (for peer, when a frame) was dropped; a frame's drop is
  * marked where the frame would have gone, after everything already queued. */
@@ -138,6 +261,7 @@ void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_
     item_t *it = len <= (size_t)AR_SIG_OUT_MAX * 8u ? ar_malloc(sizeof(*it) + len + 1) : NULL;
     if (it) {
         it->next = NULL;
+        it->at_ms = mono_ms();
         it->kind = kind;
         snprintf(it->peer, sizeof(it->peer), "%s", peer);
         it->len = len;
@@ -207,7 +331,7 @@ static void nums_flush(ar__sig_bus_t *b)
         return;
     char subj[96];
     snprintf(subj, sizeof(subj), "%sproc.%016llx", b->prefix, (unsigned long long)b->nworker);
-    (void)natsConnection_Publish(b->nc, subj, b->nbuf, (int)b->nlen);
+    publish(b, subj, b->nbuf, b->nlen);
     sodium_memzero(b->nbuf, b->nlen); /* relayed SDP does not linger in memory */
     b->nlen = 0;
     b->nframes = 0;
@@ -300,15 +424,6 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
 
 /* ---- nodes ---- */
 
-/* Heartbeat ages are seconds: the coarse clock (a memory read) will do, and a relayed frame with
- * a backup asks whether the backup is alive (ar__sig_node_alive). */
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void on_wake(int fd, void *data);
 
 static ar__sig_node_t *node_get(ar__sig_srv_t *srv, uint64_t id)
@@ -361,15 +476,85 @@ int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id)
     return 0;
 }
 
+/* ---- admission: no new sessions while the bus is behind ---- */
+
+/*
+ * Every worker applies every record update of the jurisdiction (index.c): sessions that arrive
+ * faster than the slowest worker applies their records only grow its inbox, until messages are
+ * dropped and the views of the workers part. So a worker refuses new sessions (close 4016
+ * "busy", docs/protocol.md 4.2; clients come back later) while its own inbox is behind by more
+ * than admit-lag (the oldest message waiting) or holds more than half of inbox-max, and while
+ * any other live worker said so in a heartbeat within the last ADMIT_HEARD_MS: the records of
+ * a session admitted here are applied there too. Resumes and sessions already held are never
+ * refused or dropped for it.
+ */
+#define ADMIT_HEARD_MS 2500u
+
+/* This worker's own backlog: 1 when it is past a bound; *age_ms and *bytes say how far. */
+static int own_behind(ar__sig_bus_t *b, uint64_t *age_ms, size_t *bytes)
+{
+    uint64_t now = mono_ms();
+    pthread_mutex_lock(&b->mu);
+    *age_ms = b->head && now > b->head->at_ms ? now - b->head->at_ms : 0;
+    *bytes = b->bytes;
+    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_lock(&b->pmu); /* publications waiting count too */
+    uint64_t page = b->phead && now > b->phead->at_ms ? now - b->phead->at_ms : 0;
+    if (page > *age_ms)
+        *age_ms = page;
+    if (b->pbytes > *bytes)
+        *bytes = b->pbytes;
+    pthread_mutex_unlock(&b->pmu);
+    return (b->admit_lag_ms && *age_ms > b->admit_lag_ms) || *bytes > b->admit_bytes;
+}
+
+static int check_behind(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    uint64_t age;
+    size_t bytes;
+    int behind = own_behind(b, &age, &bytes);
+    if (b->m_backlog_ms)
+        ar_metric_set(b->m_backlog_ms, (int64_t)age);
+    if (behind && !b->behind)
+        ar_log(AR_LOG_WARN, "signal_bus_behind", AR_LF_UINT("backlog_ms", age),
+               AR_LF_UINT("inbox_bytes", bytes));
+    else if (!behind && b->behind)
+        ar_log(AR_LOG_WARN, "signal_bus_caught_up", AR_LF_UINT("backlog_ms", age),
+               AR_LF_UINT("inbox_bytes", bytes));
+    b->behind = behind;
+    return behind;
+}
+
+int ar__sig_bus_admit(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    if (!b)
+        return 1;
+    if (!check_behind(srv) && mono_ms() >= b->others_behind_until_ms)
+        return 1;
+    if (b->m_refused)
+        ar_metric_add(b->m_refused, 0, 1);
+    return 0;
+}
+
 void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
 {
     ar__sig_bus_t *b = srv->bus;
-    char subj[96], body[160];
+    char subj[96], body[176];
     snprintf(subj, sizeof(subj), "%snode", b->prefix);
-    int n = snprintf(body, sizeof(body), "{\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu}",
+    int n = snprintf(body, sizeof(body),
+                     "{\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu,\"b\":%d}",
                      (unsigned long long)srv->node_id, srv->conf->node_name, srv->draining,
-                     (unsigned long long)ar__sig_now_us());
+                     (unsigned long long)ar__sig_now_us(), check_behind(srv));
     nums_flush(b);
+    /*
+     * At once, on the subscribing connection: a heartbeat says that the loop runs and that
+     * this worker hears its subscriptions (after a reconnect, libnats sends the SUBs again
+     * before anything published meanwhile), and must not wait behind the publisher thread's
+     * backlog; its order against records does not matter (below). A heartbeat a second never
+     * fills the socket, so the write never blocks the reader.
+     */
     (void)natsConnection_Publish(b->nc, subj, body, n);
     /*
      * Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). Silence is
@@ -411,6 +596,9 @@ static void on_node(ar__sig_srv_t *srv, const char *data, size_t len)
             uint64_t now = ar__sig_now_us();
             if (n->id != srv->node_id && now >= (uint64_t)t)
                 ar_metric_observe(srv->m.bus_lag_us, 0, (double)(now - (uint64_t)t));
+            /* "b" (absent before admission control): that worker is behind on the bus. */
+            if (n->id != srv->node_id && json_integer_value(json_object_get(o, "b")) > 0)
+                srv->bus->others_behind_until_ms = n->seen_ms + ADMIT_HEARD_MS;
         }
     }
     json_decref(o);
@@ -423,7 +611,7 @@ static void publish_to(ar__sig_bus_t *b, const char *peer, const void *buf, size
     char subj[128];
     snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
     nums_flush(b);
-    (void)natsConnection_Publish(b->nc, subj, buf, (int)len);
+    publish(b, subj, buf, len);
 }
 
 static ar__sig_sess_t *owned_here(ar__sig_srv_t *srv, const char *peer)
@@ -642,7 +830,7 @@ static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
     char *s = srv->bus ? json_dumps(o, JSON_COMPACT) : NULL;
     if (s) {
         nums_flush(srv->bus);
-        (void)natsConnection_PublishString(srv->bus->nc, subj, s);
+        publish(srv->bus, subj, s, strlen(s));
         ar_free(s); /* jansson allocates with ar_malloc (ar_sig_init) */
     }
     json_decref(o);
@@ -682,6 +870,9 @@ int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     if (natsConnection_Subscribe(&sub, srv->bus->nc, subj, on_msg, srv->bus) != NATS_OK)
         return AR_EIO;
     s->sub_to = sub;
+    pthread_mutex_lock(&srv->bus->pmu);
+    srv->bus->sub_gen++;
+    pthread_mutex_unlock(&srv->bus->pmu);
     return 0;
 }
 
@@ -704,6 +895,9 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
     b->srv = srv;
     b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&b->mu, NULL);
+    pthread_mutex_init(&b->pmu, NULL);
+    pthread_cond_init(&b->pcv, NULL);
+    pthread_cond_init(&b->pfree, NULL);
     b->plen = (size_t)snprintf(b->prefix, sizeof(b->prefix), "ar.%s.", srv->conf->jurisdiction);
     b->max_bytes = srv->conf->inbox_max > 0 ? (size_t)srv->conf->inbox_max : (size_t)64 << 20;
     for (int k = 0; k < K__COUNT && srv->metrics; k++)
@@ -711,6 +905,15 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
             srv->metrics, "anteroom_signal_bus_dropped_total",
             "bus messages dropped before the loop took them (inbox-max, out of memory)",
             k_kind_label[k]);
+    b->admit_lag_ms = (uint64_t)srv->conf->admit_lag;
+    b->admit_bytes = b->max_bytes / 2;
+    if (srv->metrics) {
+        b->m_refused = ar_metrics_counter(srv->metrics, "anteroom_signal_busy_refused_total",
+                                          "new sessions refused with 4016 busy (bus behind)", NULL);
+        b->m_backlog_ms = ar_metrics_gauge(
+            srv->metrics, "anteroom_signal_bus_backlog_ms",
+            "age of the oldest bus message waiting for the loop, at the last look", NULL);
+    }
     return b->efd < 0 ? AR_ESYS : 0;
 }
 
@@ -738,7 +941,11 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
         s = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->nc, o);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&b->pnc, o);
     natsOptions_Destroy(o);
+    if (s == NATS_OK && pthread_create(&b->pth, NULL, pub_main, b) == 0)
+        b->pth_started = 1;
     const char *wild[] = {"node", "sess.>", "room.>", "area.>", "inv.>", NULL};
     char subj[128];
     for (int i = 0; i < 6 && s == NATS_OK; i++) {
@@ -766,15 +973,25 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
      * default 10 s: under `anteroom up` the NATS server gets SIGTERM at the same time and may be
      * gone already, and a node that is reconnecting has nothing to flush to.
      */
-    if (b->nc)
+    if (b->pnc)
         nums_flush(b);
-    if (b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
-        (void)natsConnection_FlushTimeout(b->nc, 1000);
+    if (b->pth_started) { /* it publishes what is queued, then ends */
+        pthread_mutex_lock(&b->pmu);
+        b->pstop = 1;
+        pthread_cond_broadcast(&b->pcv);
+        pthread_mutex_unlock(&b->pmu);
+        pthread_join(b->pth, NULL);
+    }
+    if (b->pnc && natsConnection_Status(b->pnc) == NATS_CONN_STATUS_CONNECTED)
+        (void)natsConnection_FlushTimeout(b->pnc, 1000);
     for (int i = 0; i < 6; i++)
         natsSubscription_Destroy(b->subs[i]);
-    if (b->nc) {
-        natsConnection_Close(b->nc);
-        natsConnection_Destroy(b->nc);
+    natsConnection *cs[2] = {b->nc, b->pnc};
+    for (int i = 0; i < 2; i++) {
+        if (cs[i]) {
+            natsConnection_Close(cs[i]);
+            natsConnection_Destroy(cs[i]);
+        }
     }
     for (int q = 0; q < 3; q++) {
         item_t *it = q == 2 ? b->nhead : q ? b->lhead : b->head;
@@ -788,6 +1005,9 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
     if (b->efd >= 0)
         close(b->efd);
     pthread_mutex_destroy(&b->mu);
+    pthread_mutex_destroy(&b->pmu);
+    pthread_cond_destroy(&b->pcv);
+    pthread_cond_destroy(&b->pfree);
     ar_free(b);
     srv->bus = NULL;
 }

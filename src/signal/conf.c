@@ -46,6 +46,9 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
     O("inbox-max", AR_CONF_SIZE, inbox_max, "64M", 4096, (int64_t)1 << 32,
       "bytes of bus messages a worker holds for its loop; beyond, messages are dropped "
       "(anteroom_signal_bus_dropped_total) and their sessions told (error lost)"),
+    O("admit-lag", AR_CONF_DURATION, admit_lag, "1s", 0, 3600000,
+      "new sessions are refused (close 4016 busy) while the oldest bus message waiting for a "
+      "worker's loop is older than this, or more than half of inbox-max waits; 0: by size only"),
 };
 
 const size_t ar_signal_conf_nopts = sizeof(ar_signal_conf_opts) / sizeof(ar_signal_conf_opts[0]);

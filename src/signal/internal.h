@@ -374,6 +374,8 @@ void ar__sig_bus_reply(ar__sig_srv_t *srv, const char *reply, void *json_obj);
 int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_bus_unsub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_bus_heartbeat(ar__sig_srv_t *srv);
+/* 1: a new session may start here now; 0: refuse it (4016 busy), the bus is behind (bus.c). */
+int ar__sig_bus_admit(ar__sig_srv_t *srv);
 /* n frames for peer were dropped before numbering: its client is told (error lost), now if it
  * is connected here, else after its next welcome on this worker. */
 void ar__sig_sess_frames_lost(ar__sig_srv_t *srv, const char *peer, uint32_t n);

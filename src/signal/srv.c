@@ -235,6 +235,12 @@ static void garbage(ar__sig_conn_t *cn)
 static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
+    /* A new session costs every worker its records: none while the bus is behind (bus.c), and
+     * refused before the token check, which would cost the node more than the refusal. */
+    if (!m->u.hello.resume.p && !ar__sig_bus_admit(srv)) {
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_BUSY);
+        return;
+    }
     ar_token_claims_t *cl = ar_malloc(sizeof(*cl));
     if (!cl) {
         ar__sig_refuse(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id, AR_SIG_CLOSE_SHUTDOWN);
@@ -263,6 +269,11 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
             ar_free(cl);
             return; /* the error could not be sent: no new session for a gone client */
         }
+    }
+    if (m->u.hello.resume.p && !ar__sig_bus_admit(srv)) { /* would be a new session */
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_BUSY);
+        ar_free(cl);
+        return;
     }
     /* An invite link opens one session in the whole jurisdiction; a resume is not a new use. */
     if (cl->role == AR_TOKEN_INVITEE && ar__sig_invite_used(srv, cl)) {

@@ -89,7 +89,8 @@ typedef enum {
     X(BAD_VERSION, 4012, "bad_version", "the client speaks another protocol version")              \
     X(NOT_BINARY, 4013, "not_text", "a binary frame; the protocol uses text frames only")          \
     X(SHUTDOWN, 4014, "shutdown", "the server is stopping; reconnect and resume")                  \
-    X(REMOVED, 4015, "removed", "removed from the room by staff, or the transfer moved them")
+    X(REMOVED, 4015, "removed", "removed from the room by staff, or the transfer moved them")      \
+    X(BUSY, 4016, "busy", "the node is behind on its bus; retry later")
 
 typedef enum {
 #define AR__SIG_CLOSE_ENUM(name, num, str, msg) AR_SIG_CLOSE_##name = (num),

@@ -18,4 +18,4 @@ export AR_SIGNAL_BIN=$1
 # NATS servers and nodes on free ports, and their tests mostly wait on the server's timers (the
 # 10 s hello timeout, the rate limiter, a slow reader's queue), so they run side by side, in a
 # network namespace of their own where the machine allows (tests/netns.sh).
-exec bash ../../netns.sh timeout 280 node --test --test-concurrency=2 call.test.mjs hostile.test.mjs overload.test.mjs exactly_once.test.mjs
+exec bash ../../netns.sh timeout 280 node --test --test-concurrency=2 call.test.mjs hostile.test.mjs overload.test.mjs exactly_once.test.mjs admit.test.mjs
