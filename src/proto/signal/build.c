@@ -60,14 +60,7 @@ static void put_string(writer_t *w, const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         /* Eight plain ASCII bytes at a time (a byte >= 0x7f also stops the skip, then goes
          * through as it is below). */
-        while (i + 8 <= n) {
-            uint64_t word;
-            memcpy(&word, s + i, 8);
-            size_t k = ar__sig_plain_run(word);
-            i += k;
-            if (k < 8)
-                break;
-        }
+        i = ar__sig_skip_plain(s, i, n);
         if (i >= n)
             break;
         unsigned char c = (unsigned char)s[i];

@@ -48,14 +48,7 @@ static size_t string_end(const char *f, size_t i, size_t len, uint8_t *plain)
 {
     *plain = 1;
     for (i++; i < len; i++) {
-        while (i + 8 <= len) {
-            uint64_t w;
-            memcpy(&w, f + i, 8);
-            size_t k = ar__sig_plain_run(w);
-            i += k;
-            if (k < 8)
-                break;
-        }
+        i = ar__sig_skip_plain(f, i, len);
         if (i >= len)
             break;
         unsigned char c = (unsigned char)f[i];

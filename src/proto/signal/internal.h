@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 typedef enum {
     AR__SIG_STR = 1, /* ar_sig_str_t */
@@ -114,6 +115,20 @@ static inline size_t ar__sig_plain_run(uint64_t w)
         (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | ((d - ones) & ~d) | w) &
         high;
     return bad ? (size_t)__builtin_ctzll(bad) >> 3 : 8;
+}
+/* From s[i], skips plain bytes (above) a word at a time while eight remain before len: the
+ * index of the first byte that is not plain, or where fewer than eight are left to look at. */
+static inline size_t ar__sig_skip_plain(const void *s, size_t i, size_t len)
+{
+    while (i + 8 <= len) {
+        uint64_t w;
+        memcpy(&w, (const char *)s + i, 8);
+        size_t k = ar__sig_plain_run(w);
+        i += k;
+        if (k < 8)
+            break;
+    }
+    return i;
 }
 /*
  * flat.c: the parse of AR_SIG_PARSE_BORROW. 1 when it parsed the frame (msg and err filled as

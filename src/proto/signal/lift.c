@@ -135,15 +135,9 @@ size_t ar__sig_sdp_end(const char *f, size_t i, size_t len)
     const unsigned char *u = (const unsigned char *)f;
     size_t decoded = 0;
     for (i++; i < len;) {
-        while (i + 8 <= len) {
-            uint64_t w;
-            memcpy(&w, u + i, 8);
-            size_t k = ar__sig_plain_run(w);
-            decoded += k;
-            i += k;
-            if (k < 8)
-                break;
-        }
+        size_t plain_to = ar__sig_skip_plain(u, i, len);
+        decoded += plain_to - i;
+        i = plain_to;
         if (i >= len)
             break;
         unsigned char c = u[i];

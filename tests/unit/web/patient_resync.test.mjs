@@ -5,26 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-class FakeSocket {
-  static OPEN = 1;
-  static last = null;
-  constructor(url, proto) {
-    this.url = url;
-    this.proto = proto;
-    this.readyState = FakeSocket.OPEN;
-    this.sent = [];
-    FakeSocket.last = this;
-    queueMicrotask(() => this.onopen?.());
-  }
-  send(s) {
-    this.sent.push(JSON.parse(s));
-  }
-  close() {}
-  deliver(frame) {
-    this.onmessage({ data: JSON.stringify(frame) });
-  }
-}
-globalThis.WebSocket = FakeSocket;
+import { FakeSocket } from './fake_socket.mjs';
 const { SignalClient } = await import('../../../web/js/signal.js');
 const { patientResync } = await import('../../../web/js/resync.js');
 
