@@ -785,6 +785,7 @@ void ar__udp_worker_push_metrics(ar__udp_worker_t *w)
     PUSH(bw_dropped, bw_dropped);
     PUSH(bad_packets, bad_packets);
     PUSH(oversize_dropped, oversize_dropped);
+    PUSH(relay_bind_failed, relay_bind_failed);
 #undef PUSH
 }
 

@@ -22,7 +22,7 @@ if [ -z "$PROBE" ] || [ ! -x "$PROBE" ]; then
     ar_die "set AR_TURN_PROBE to the built turn_probe binary"
 fi
 [ "$AR_KIND" = anteroom ] || ar_die "latebind checks anteroom-turn's own port handling"
-ar_require timeout
+ar_require timeout curl
 
 # A two-port range outside the kernel's default ephemeral range (32768-60999) and outside the
 # ports ar_free_port hands out (20000-32000).
@@ -79,8 +79,23 @@ bind_mode() { # the bind= value of the server's relay_ports log line
     sed -n 's/.*"relay_ports".*"bind":"\([a-z_]*\)".*/\1/p' "$AR_SERVER_LOG" | head -1
 }
 
+# bind_failed_metric: anteroom_turn_relay_bind_failed_total on /metrics, once it reaches $1
+# (counters are pushed about once a second: polls for up to 5 s); the last value read.
+bind_failed_metric() {
+    local v=
+    for _ in $(seq 25); do
+        v=$(curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" |
+            sed -nE 's/^anteroom_turn_relay_bind_failed_total ([0-9]+)$/\1/p')
+        [ "${v:-0}" -ge "$1" ] && break
+        sleep 0.2
+    done
+    echo "${v:-none}"
+}
+METRICS_PORT=3481
+[ -n "${AR_IN_SANDBOX:-}" ] || METRICS_PORT=$(ar_free_port)
+
 echo "relay range $AR_MIN_PORT-$AR_MAX_PORT; ephemeral range $(tr '\t' - </proc/sys/net/ipv4/ip_local_port_range)"
-ar_server_start "${CREDS[@]}"
+ar_server_start "${CREDS[@]}" --metrics-listen="127.0.0.1:$METRICS_PORT"
 mode=$(bind_mode)
 ar_check "range outside the ephemeral ports: bound at the first permission (log: $mode)" \
     test "$mode" = first_permission
@@ -91,6 +106,8 @@ squat
 PROBE_WHAT="port taken after the Allocate" probe "allocate 0 permission 508" -p 127.0.0.1 permission
 PROBE_WHAT="port taken after the Allocate" probe "allocate 0 channel 508" -p 127.0.0.1 channel
 unsquat
+n=$(bind_failed_metric 2)
+ar_check "the two failed binds are counted on /metrics (relay_bind_failed_total $n)" test "$n" = 2
 PROBE_WHAT="port free again" probe "allocate 0 permission 0 channel 0 delivered 2" \
     -p 127.0.0.1 -P "$AR_PEER_PORT" send
 PROBE_WHAT="port free again, freed ports reused" probe "allocate 0 allocate 0 allocate 508" allocate 3
