@@ -12,7 +12,8 @@
 #     (the allocation stays, and the port goes back to the pool when it is released), and once
 #     the port is free again the same range serves permissions as before;
 #   - when the range overlaps the ephemeral range, sockets are bound at Allocate as before: the
-#     taken ports are skipped there and the Allocate itself gets 508.
+#     taken ports are skipped there and the Allocate itself gets 508;
+#   - a relay address the host cannot bind is found at start (logged) and binds at Allocate.
 # Usage: latebind.sh <server-binary>
 AR_ARGS=("$@")
 . "$(dirname "$0")/lib.sh"
@@ -112,6 +113,16 @@ PROBE_WHAT="port free again" probe "allocate 0 permission 0 channel 0 delivered 
     -p 127.0.0.1 -P "$AR_PEER_PORT" send
 PROBE_WHAT="port free again, freed ports reused" probe "allocate 0 allocate 0 allocate 508" allocate 3
 ar_check "server still runs" ar_server_alive
+ar_server_stop
+
+# A relay address this host cannot bind (TEST-NET-1, on no interface): found at start, logged,
+# and the server binds at Allocate, so the Allocate itself gets 508.
+ar_server_start "${CREDS[@]}" --relay-ip=192.0.2.55
+mode=$(bind_mode)
+ar_check "unbindable relay address: bound at Allocate (log: $mode)" test "$mode" = allocate
+ar_check "and the address that could not be bound is logged" \
+    grep -q '"relay_address_unbindable"' "$AR_SERVER_LOG"
+PROBE_WHAT="unbindable relay address" probe "allocate 508" allocate 1
 ar_server_stop
 
 if [ -n "${AR_IN_SANDBOX:-}" ]; then
