@@ -74,6 +74,9 @@ static int register_metrics(ar__turn_daemon_t *d)
     m->relay_bind_failed = ar_metrics_counter(
         r, "anteroom_turn_relay_bind_failed_total",
         "Permissions refused with 508 because their relay port could not be bound", NULL);
+    m->send_dropped = ar_metrics_counter(
+        r, "anteroom_turn_send_dropped_total",
+        "UDP datagrams dropped because their socket's send buffer was full", NULL);
     m->load_allocations = ar_metrics_gauge(r, "anteroom_turn_load_allocations",
                                            "Load: allocations in this process", NULL);
     m->load_bandwidth = ar_metrics_gauge(r, "anteroom_turn_load_bandwidth_bytes",

@@ -143,7 +143,10 @@ struct ar__udp_worker_s {
      * destination's path MTU (which a forged ICMP can lower) or a stale source address can
      * cause those errors too, and must not disable GSO for the worker for good. */
     size_t gso_below, gso_max;
-    bool gso_logged;        /* turn_udp_gso_limited was logged at INFO (once per worker) */
+    bool gso_logged; /* turn_udp_gso_limited was logged at INFO (once per worker) */
+    /* Datagrams dropped because their socket's send buffer was full (EAGAIN), and how many of
+     * them the metrics have. */
+    uint64_t send_dropped, send_dropped_pushed;
     ar_turn_stats_t pushed; /* what has been added to the metrics already */
 };
 
@@ -195,11 +198,11 @@ static void gso_refused(ar__udp_worker_t *w, int err, size_t seg)
     w->gso_logged = true;
 }
 
-static size_t send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsigned n);
+static size_t send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsigned n, bool *full);
 
 /* Sends a GSO message's datagrams one message each, after the kernel refused them as one.
- * Returns how many were not sent. */
-static size_t send_singly(ar__udp_worker_t *w, int fd, const struct msghdr *h)
+ * Returns how many were not sent; *full as for send_run. */
+static size_t send_singly(ar__udp_worker_t *w, int fd, const struct msghdr *h, bool *full)
 {
     struct mmsghdr one[GSO_SEGS];
     size_t n = h->msg_iovlen;
@@ -213,7 +216,7 @@ static size_t send_singly(ar__udp_worker_t *w, int fd, const struct msghdr *h)
         one[k].msg_hdr.msg_controllen = ctl;
         one[k].msg_len = 0;
     }
-    return send_run(w, fd, one, (unsigned)n);
+    return send_run(w, fd, one, (unsigned)n, full);
 }
 
 /* Datagrams in msgs[0..n). */
@@ -226,8 +229,9 @@ static size_t datagrams(const struct mmsghdr *msgs, unsigned n)
 }
 
 /* Sends n messages on one socket, each a datagram or a GSO run of them. Returns how many
- * datagrams were not sent. */
-static size_t send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsigned n)
+ * datagrams were not sent. When the socket's buffer is full (EAGAIN), nothing more is tried on
+ * it: the rest are dropped, as UDP would drop them, counted in send_dropped, and *full is set. */
+static size_t send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsigned n, bool *full)
 {
     unsigned i = 0;
     size_t failed = 0;
@@ -240,15 +244,23 @@ static size_t send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsign
         int err = r < 0 ? errno : EIO;
         if (err == EINTR)
             continue;
-        if (err == EAGAIN || err == EWOULDBLOCK)
-            return failed + datagrams(&msgs[i], n - i); /* the socket buffer is full: UDP
-                                                         * drops, and so do we */
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            size_t rest = datagrams(&msgs[i], n - i);
+            w->send_dropped += rest;
+            *full = true;
+            return failed + rest;
+        }
         const struct msghdr *h = &msgs[i].msg_hdr;
         if (h->msg_iovlen > 1) {
-            size_t lost = send_singly(w, fd, h);
+            size_t lost = send_singly(w, fd, h, full);
             if (lost == 0)
                 gso_refused(w, err, h->msg_iov[0].iov_len);
             failed += lost;
+            if (*full) {
+                size_t rest = datagrams(&msgs[i + 1], n - i - 1);
+                w->send_dropped += rest;
+                return failed + rest;
+            }
         } else {
             if (err == EMSGSIZE && w->e) {
                 /* Too big for the path with DONT-FRAGMENT set: counted. Otherwise this one
@@ -281,7 +293,8 @@ static void txq_flush(ar__udp_worker_t *w, txq_t *q)
         unsigned j = i + 1;
         while (j < n && fd[j] == fd[i])
             j++;
-        (void)send_run(w, fd[i], &msgs[i], j - i);
+        bool full = false;
+        (void)send_run(w, fd[i], &msgs[i], j - i, &full);
         i = j;
     }
     q->n = 0;
@@ -787,6 +800,8 @@ void ar__udp_worker_push_metrics(ar__udp_worker_t *w)
     PUSH(oversize_dropped, oversize_dropped);
     PUSH(relay_bind_failed, relay_bind_failed);
 #undef PUSH
+    ar_metric_add(m->send_dropped, sh, (int64_t)(w->send_dropped - w->send_dropped_pushed));
+    w->send_dropped_pushed = w->send_dropped;
 }
 
 /* --- worker lifecycle --- */

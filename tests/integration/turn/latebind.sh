@@ -109,6 +109,9 @@ PROBE_WHAT="port taken after the Allocate" probe "allocate 0 channel 508" -p 127
 unsquat
 n=$(bind_failed_metric 2)
 ar_check "the two failed binds are counted on /metrics (relay_bind_failed_total $n)" test "$n" = 2
+ar_check "datagrams dropped on a full send buffer are exported (none here)" \
+    bash -c 'curl -sf "http://127.0.0.1:$1/metrics" | grep -qx "anteroom_turn_send_dropped_total 0"' \
+    _ "$METRICS_PORT"
 PROBE_WHAT="port free again" probe "allocate 0 permission 0 channel 0 delivered 2" \
     -p 127.0.0.1 -P "$AR_PEER_PORT" send
 PROBE_WHAT="port free again, freed ports reused" probe "allocate 0 allocate 0 allocate 508" allocate 3
