@@ -71,6 +71,12 @@ static int register_metrics(ar__turn_daemon_t *d)
     m->oversize_dropped = ar_metrics_counter(
         r, "anteroom_turn_oversize_dropped_total",
         "Packets dropped because they are bigger than their path can carry", NULL);
+    m->relay_bind_failed = ar_metrics_counter(
+        r, "anteroom_turn_relay_bind_failed_total",
+        "Permissions refused with 508 because their relay port could not be bound", NULL);
+    m->send_dropped = ar_metrics_counter(
+        r, "anteroom_turn_send_dropped_total",
+        "UDP datagrams dropped because their socket's send buffer was full", NULL);
     m->load_allocations = ar_metrics_gauge(r, "anteroom_turn_load_allocations",
                                            "Load: allocations in this process", NULL);
     m->load_bandwidth = ar_metrics_gauge(r, "anteroom_turn_load_bandwidth_bytes",
@@ -83,6 +89,40 @@ static int register_metrics(ar__turn_daemon_t *d)
             return AR_ENOMEM;
     }
     return 0;
+}
+
+/*
+ * With relay sockets bound at the first permission, a relay address this host cannot bind
+ * (a typo, an address not configured yet) would show only as 508s to the first permissions:
+ * each configured relay address is bound once here, on a port of the range (skipping up to 16
+ * ports other programs hold), so it shows at start. False (bind at Allocate, logged) when one
+ * cannot be bound.
+ */
+static bool relay_addrs_bind(const ar_turn_plan_t *plan)
+{
+    const ar_turn_addr_t *addrs[2] = {&plan->opts.relay4, &plan->opts.relay6};
+    for (int i = 0; i < 2; i++) {
+        if (addrs[i]->family == 0)
+            continue;
+        ar_turn_addr_t local = *addrs[i];
+        int rc = AR_EADDRINUSE;
+        for (unsigned k = 0; k < 16 && rc == AR_EADDRINUSE; k++) {
+            unsigned port = plan->min_port + k;
+            if (port > plan->max_port)
+                break;
+            local.port = (uint16_t)port;
+            int fd = -1;
+            rc = ar__turn_relay_socket(&local, false, &fd);
+            if (rc == 0)
+                close(fd);
+        }
+        if (rc != 0) {
+            ar_log(AR_LOG_WARN, "relay_address_unbindable", AR_LF_INT("family", local.family),
+                   AR_LF_UINT("port", local.port), AR_LF_ERR("err", rc));
+            return false;
+        }
+    }
+    return true;
 }
 
 static double cpu_seconds(void)
@@ -199,6 +239,8 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
     /* Relay sockets are bound at the first permission when the kernel cannot hand a port of the
      * range to anyone else meanwhile (see ports.c); an Allocate then costs no socket. */
     d->ports.lazy = ar__turn_ports_lazy_here(plan->min_port, plan->max_port);
+    if (d->ports.lazy)
+        d->ports.lazy = relay_addrs_bind(plan);
     ar_log(AR_LOG_INFO, "relay_ports", AR_LF_UINT("min", plan->min_port),
            AR_LF_UINT("max", plan->max_port),
            d->ports.lazy ? AR_LF_KW("bind", "first_permission") : AR_LF_KW("bind", "allocate"));

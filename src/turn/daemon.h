@@ -70,7 +70,8 @@ typedef struct ar__turn_metrics_s {
     ar_metric_t *pkts_in[AR_TURN_NTR], *pkts_out[AR_TURN_NTR];
     ar_metric_t *bytes_in[AR_TURN_NTR], *bytes_out[AR_TURN_NTR];
     ar_metric_t *auth_failures, *stale_nonces, *denied_peers, *quota_rejects, *rate_limited;
-    ar_metric_t *bw_dropped, *bad_packets, *oversize_dropped;
+    ar_metric_t *bw_dropped, *bad_packets, *oversize_dropped, *relay_bind_failed;
+    ar_metric_t *send_dropped;
     ar_metric_t *load_allocations, *load_bandwidth, *load_cpu;
 } ar__turn_metrics_t;
 

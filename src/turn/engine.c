@@ -450,27 +450,30 @@ static void handle_refresh(ar_turn_engine_t *e, const ar_turn_tuple_t *t, const 
 }
 
 /*
- * Readies the relay endpoints for the allocation's first permission: the transport may bind
- * the socket only now (see relay_arm). Called before anything is installed, so a request whose
- * endpoint cannot be readied fails whole (508) and can be retried. A TCP allocation's endpoint
- * is the stream transport's and is always ready.
+ * Readies the endpoint that relays to peers of family fam, at its first permission: the
+ * transport may bind the socket only now (see relay_arm). Called before anything is installed,
+ * so a request whose endpoint cannot be readied fails whole (508) and can be retried. Each
+ * endpoint of a dual allocation is readied on its own, so an IPv6 relay address that cannot be
+ * bound does not fail the IPv4 permissions. A TCP allocation's endpoint is the stream
+ * transport's and is always ready.
  */
-static int arm(ar_turn_engine_t *e, ar_turn_alloc_t *a)
+static int arm(ar_turn_engine_t *e, ar_turn_alloc_t *a, int fam)
 {
-    if (a->armed || a->tcp)
+    bool second = a->relay2 && fam == a->relayed2.family;
+    bool *armed = second ? &a->armed2 : &a->armed;
+    if (*armed || a->tcp)
         return 0;
     if (e->tp.relay_arm) {
-        int rc = e->tp.relay_arm(e->tp.ctx, a->relay);
-        if (rc == 0 && a->relay2)
-            rc = e->tp.relay_arm(e->tp.ctx, a->relay2);
+        int rc = e->tp.relay_arm(e->tp.ctx, second ? a->relay2 : a->relay);
         if (rc != 0) {
             e->stats.relay_bind_failed++;
-            ar_log(AR_LOG_WARN, "relay_bind_failed", AR_LF_UINT("port", a->relayed.port),
-                   AR_LF_ERR("err", rc));
+            ar_log(AR_LOG_WARN, "relay_bind_failed",
+                   AR_LF_UINT("port", second ? a->relayed2.port : a->relayed.port),
+                   AR_LF_INT("family", fam), AR_LF_ERR("err", rc));
             return rc;
         }
     }
-    a->armed = true;
+    *armed = true;
     return 0;
 }
 
@@ -498,9 +501,11 @@ static void handle_create_permission(ar_turn_engine_t *e, const ar_turn_tuple_t 
         reply_error(e, t, msg, 400, a->key);
         return;
     }
-    if (arm(e, a) != 0) {
-        reply_error(e, t, msg, 508, a->key);
-        return;
+    for (size_t i = 0; i < n; i++) {
+        if (arm(e, a, peers[i].family) != 0) {
+            reply_error(e, t, msg, 508, a->key);
+            return;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         if (ar__turn_perm_add(e, a, &peers[i]) != 0) {
@@ -536,7 +541,7 @@ static void handle_channel_bind(ar_turn_engine_t *e, const ar_turn_tuple_t *t,
         e->stats.denied_peers++;
         code = 403;
     }
-    if (code == 0 && arm(e, a) != 0)
+    if (code == 0 && arm(e, a, peer.family) != 0)
         code = 508;
     if (code == 0) {
         int rc = ar__turn_chan_bind(e, a, num, &peer);

@@ -71,7 +71,8 @@ struct ar_turn_alloc_s {
     uint16_t nperms, cperms, nchans, cchans;
     uint32_t lifetime; /* granted by the last Allocate/Refresh, for retransmitted answers */
     uint16_t v6_error; /* ADDITIONAL-ADDRESS-FAMILY IPv6 not granted: its ADDRESS-ERROR-CODE */
-    bool armed;        /* relay_arm was called */
+    bool armed;        /* relay_arm succeeded for relay */
+    bool armed2;       /* and for relay2 */
     bool tcp;          /* RFC 6062 TCP allocation: relay is the transport's TCP endpoint */
     ar__turn_bucket_t bw_in, bw_out;
 };

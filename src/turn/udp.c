@@ -139,8 +139,14 @@ struct ar__udp_worker_s {
     txq_t to_client, to_peer;
     /* Datagrams shorter than this are sent GSO-batched; 0: not at all (the kernel has no UDP
      * GSO, or refused it with EIO). Lowered to the size the kernel refused with EMSGSIZE or
-     * EINVAL (a segment too big for the device's MTU). */
-    size_t gso_below;
+     * EINVAL (a segment too big for the device's MTU), and set back to gso_max every tick: one
+     * destination's path MTU (which a forged ICMP can lower) or a stale source address can
+     * cause those errors too, and must not disable GSO for the worker for good. */
+    size_t gso_below, gso_max;
+    bool gso_logged; /* turn_udp_gso_limited was logged at INFO (once per worker) */
+    /* Datagrams dropped because their socket's send buffer was full (EAGAIN), and how many of
+     * them the metrics have. */
+    uint64_t send_dropped, send_dropped_pushed;
     ar_turn_stats_t pushed; /* what has been added to the metrics already */
 };
 
@@ -169,11 +175,13 @@ static void txq_group(txq_t *q, struct mmsghdr *out, int *fds)
 }
 
 /*
- * The kernel refused a GSO message of `seg`-byte datagrams with `err`. EMSGSIZE or EINVAL: the
- * segment is too big for the device (UDP GSO needs each datagram to fit its MTU unfragmented),
- * so only shorter datagrams are batched from now on. EIO and the like: no GSO on this path
- * (IPsec, a device without checksum offload), so none at all. Other errors (unreachable,
- * filtered) are the destination's, and each datagram alone meets the same fate.
+ * The kernel refused a GSO message of `seg`-byte datagrams with `err`, and the same datagrams
+ * sent one by one all went out, so GSO was the cause. EMSGSIZE or EINVAL: the segment is too
+ * big for the device (UDP GSO needs each datagram to fit its MTU unfragmented), so only shorter
+ * datagrams are batched until the next tick. EIO and the like: no GSO on this path (IPsec, a
+ * device without checksum offload), so none at all until then. Other errors (unreachable,
+ * filtered) are the destination's, and each datagram alone meets the same fate. Only the first
+ * limit is logged at INFO: after the tick's reset the same refusal comes back each second.
  */
 static void gso_refused(ar__udp_worker_t *w, int err, size_t seg)
 {
@@ -185,14 +193,16 @@ static void gso_refused(ar__udp_worker_t *w, int err, size_t seg)
     if (below == w->gso_below)
         return;
     w->gso_below = below;
-    ar_log(AR_LOG_INFO, "turn_udp_gso_limited", AR_LF_UINT("segment", seg), AR_LF_INT("errno", err),
-           AR_LF_UINT("batched_below", below));
+    ar_log(w->gso_logged ? AR_LOG_DEBUG : AR_LOG_INFO, "turn_udp_gso_limited",
+           AR_LF_UINT("segment", seg), AR_LF_INT("errno", err), AR_LF_UINT("batched_below", below));
+    w->gso_logged = true;
 }
 
-static void send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsigned n);
+static size_t send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsigned n, bool *full);
 
-/* Sends a GSO message's datagrams one message each, after the kernel refused them as one. */
-static void send_singly(ar__udp_worker_t *w, int fd, const struct msghdr *h)
+/* Sends a GSO message's datagrams one message each, after the kernel refused them as one.
+ * Returns how many were not sent; *full as for send_run. */
+static size_t send_singly(ar__udp_worker_t *w, int fd, const struct msghdr *h, bool *full)
 {
     struct mmsghdr one[GSO_SEGS];
     size_t n = h->msg_iovlen;
@@ -206,13 +216,25 @@ static void send_singly(ar__udp_worker_t *w, int fd, const struct msghdr *h)
         one[k].msg_hdr.msg_controllen = ctl;
         one[k].msg_len = 0;
     }
-    send_run(w, fd, one, (unsigned)n);
+    return send_run(w, fd, one, (unsigned)n, full);
 }
 
-/* Sends n messages on one socket, each a datagram or a GSO run of them. */
-static void send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsigned n)
+/* Datagrams in msgs[0..n). */
+static size_t datagrams(const struct mmsghdr *msgs, unsigned n)
+{
+    size_t d = 0;
+    for (unsigned i = 0; i < n; i++)
+        d += msgs[i].msg_hdr.msg_iovlen;
+    return d;
+}
+
+/* Sends n messages on one socket, each a datagram or a GSO run of them. Returns how many
+ * datagrams were not sent. When the socket's buffer is full (EAGAIN), nothing more is tried on
+ * it: the rest are dropped, as UDP would drop them, counted in send_dropped, and *full is set. */
+static size_t send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsigned n, bool *full)
 {
     unsigned i = 0;
+    size_t failed = 0;
     while (i < n) {
         int r = sendmmsg(fd, &msgs[i], n - i, MSG_DONTWAIT);
         if (r > 0) {
@@ -222,19 +244,34 @@ static void send_run(ar__udp_worker_t *w, int fd, struct mmsghdr *msgs, unsigned
         int err = r < 0 ? errno : EIO;
         if (err == EINTR)
             continue;
-        if (err == EAGAIN || err == EWOULDBLOCK)
-            return; /* the socket buffer is full: UDP drops, and so do we */
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            size_t rest = datagrams(&msgs[i], n - i);
+            w->send_dropped += rest;
+            *full = true;
+            return failed + rest;
+        }
         const struct msghdr *h = &msgs[i].msg_hdr;
         if (h->msg_iovlen > 1) {
-            gso_refused(w, err, h->msg_iov[0].iov_len);
-            send_singly(w, fd, h);
-        } else if (err == EMSGSIZE && w->e) {
-            /* Too big for the path with DONT-FRAGMENT set: counted. Otherwise this one
-             * message failed, unreachable or refused, and UDP would lose it too. */
-            ar_turn_engine_count_oversize(w->e, h->msg_iov[0].iov_len);
+            size_t lost = send_singly(w, fd, h, full);
+            if (lost == 0)
+                gso_refused(w, err, h->msg_iov[0].iov_len);
+            failed += lost;
+            if (*full) {
+                size_t rest = datagrams(&msgs[i + 1], n - i - 1);
+                w->send_dropped += rest;
+                return failed + rest;
+            }
+        } else {
+            if (err == EMSGSIZE && w->e) {
+                /* Too big for the path with DONT-FRAGMENT set: counted. Otherwise this one
+                 * message failed, unreachable or refused, and UDP would lose it too. */
+                ar_turn_engine_count_oversize(w->e, h->msg_iov[0].iov_len);
+            }
+            failed++;
         }
         i++;
     }
+    return failed;
 }
 
 static void txq_flush(ar__udp_worker_t *w, txq_t *q)
@@ -256,7 +293,8 @@ static void txq_flush(ar__udp_worker_t *w, txq_t *q)
         unsigned j = i + 1;
         while (j < n && fd[j] == fd[i])
             j++;
-        send_run(w, fd[i], &msgs[i], j - i);
+        bool full = false;
+        (void)send_run(w, fd[i], &msgs[i], j - i, &full);
         i = j;
     }
     q->n = 0;
@@ -722,6 +760,7 @@ static void on_tick(uv_timer_t *t)
     ar_turn_engine_tick(w->e);
     ar__stream_tick(w->stream, uv_now(w->loop));
     flush_all(w);
+    w->gso_below = w->gso_max; /* see gso_below */
     ar__udp_worker_push_metrics(w);
     if (w->index == 0) {
         ar__turn_daemon_update_load(w->d, uv_now(w->loop));
@@ -759,7 +798,10 @@ void ar__udp_worker_push_metrics(ar__udp_worker_t *w)
     PUSH(bw_dropped, bw_dropped);
     PUSH(bad_packets, bad_packets);
     PUSH(oversize_dropped, oversize_dropped);
+    PUSH(relay_bind_failed, relay_bind_failed);
 #undef PUSH
+    ar_metric_add(m->send_dropped, sh, (int64_t)(w->send_dropped - w->send_dropped_pushed));
+    w->send_dropped_pushed = w->send_dropped;
 }
 
 /* --- worker lifecycle --- */
@@ -849,7 +891,8 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
     if (!w->rx || !w->copy || !w->over || !w->whole)
         return AR_ENOMEM;
     w->wall_base = (int64_t)time(NULL) - (int64_t)(uv_now(w->loop) / 1000);
-    w->gso_below = gso_probe();
+    w->gso_max = gso_probe();
+    w->gso_below = w->gso_max;
     ar_turn_transport_t tp = {.ctx = w,
                               .send_client = tp_send_client,
                               .relay_open = tp_relay_open,

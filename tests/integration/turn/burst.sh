@@ -43,7 +43,7 @@ burst_check() {
         tp=$(sed -nE 's/.*coalesced_to_peer=([0-9]+).*/\1/p' "$log")
         tc=$(sed -nE 's/.*coalesced_to_client=([0-9]+).*/\1/p' "$log")
         ar_check "$what: runs were sent batched (GSO) to the peer ($tp) and to the client ($tc)" \
-            [ "${tp:-0}" -gt 0 ] && [ "${tc:-0}" -gt 0 ]
+            test "${tp:-0}" -gt 0 -a "${tc:-0}" -gt 0
     fi
 }
 BURST_RUNS=0
@@ -58,11 +58,21 @@ if [ -n "${AR_IN_SANDBOX:-}" ]; then
     ar_server_stop
 
     ip link set lo mtu 1500 || ar_die "cannot set loopback's MTU in the test namespace"
-    ar_server_start "${USER_FLAGS[@]}"
+    # anteroom-turn: one worker and debug logs, so a second burst after its one-second tick
+    # meets the same worker with the limit lifted, refused again and logged at DEBUG only.
+    extra=()
+    [ "$AR_KIND" = anteroom ] && extra=(--workers=1 --log-level=debug)
+    ar_server_start "${USER_FLAGS[@]}" "${extra[@]}"
     burst_check "loopback MTU 1500" "$AR_PORT"
     if [ "$AR_KIND" = anteroom ] && [ "$GSO" = 1 ]; then
         ar_check "the refused GSO runs were sent one by one and the limit logged" \
             grep -q '"turn_udp_gso_limited"' "$AR_SERVER_LOG"
+        sleep 1.5
+        burst_check "loopback MTU 1500, after the worker's tick" "$AR_PORT"
+        info=$(grep -c '"level":"info".*"turn_udp_gso_limited"' "$AR_SERVER_LOG")
+        debug=$(grep -c '"level":"debug".*"turn_udp_gso_limited"' "$AR_SERVER_LOG")
+        ar_check "the limit is lifted on the tick and set again, logged at INFO once ($info info, $debug debug)" \
+            test "$info" -eq 1 -a "$debug" -ge 1
     fi
     ar_server_stop
     ip link set lo mtu 65536

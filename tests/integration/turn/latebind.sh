@@ -12,7 +12,8 @@
 #     (the allocation stays, and the port goes back to the pool when it is released), and once
 #     the port is free again the same range serves permissions as before;
 #   - when the range overlaps the ephemeral range, sockets are bound at Allocate as before: the
-#     taken ports are skipped there and the Allocate itself gets 508.
+#     taken ports are skipped there and the Allocate itself gets 508;
+#   - a relay address the host cannot bind is found at start (logged) and binds at Allocate.
 # Usage: latebind.sh <server-binary>
 AR_ARGS=("$@")
 . "$(dirname "$0")/lib.sh"
@@ -22,7 +23,7 @@ if [ -z "$PROBE" ] || [ ! -x "$PROBE" ]; then
     ar_die "set AR_TURN_PROBE to the built turn_probe binary"
 fi
 [ "$AR_KIND" = anteroom ] || ar_die "latebind checks anteroom-turn's own port handling"
-ar_require timeout
+ar_require timeout curl
 
 # A two-port range outside the kernel's default ephemeral range (32768-60999) and outside the
 # ports ar_free_port hands out (20000-32000).
@@ -79,8 +80,23 @@ bind_mode() { # the bind= value of the server's relay_ports log line
     sed -n 's/.*"relay_ports".*"bind":"\([a-z_]*\)".*/\1/p' "$AR_SERVER_LOG" | head -1
 }
 
+# bind_failed_metric: anteroom_turn_relay_bind_failed_total on /metrics, once it reaches $1
+# (counters are pushed about once a second: polls for up to 5 s); the last value read.
+bind_failed_metric() {
+    local v=
+    for _ in $(seq 25); do
+        v=$(curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" |
+            sed -nE 's/^anteroom_turn_relay_bind_failed_total ([0-9]+)$/\1/p')
+        [ "${v:-0}" -ge "$1" ] && break
+        sleep 0.2
+    done
+    echo "${v:-none}"
+}
+METRICS_PORT=3481
+[ -n "${AR_IN_SANDBOX:-}" ] || METRICS_PORT=$(ar_free_port)
+
 echo "relay range $AR_MIN_PORT-$AR_MAX_PORT; ephemeral range $(tr '\t' - </proc/sys/net/ipv4/ip_local_port_range)"
-ar_server_start "${CREDS[@]}"
+ar_server_start "${CREDS[@]}" --metrics-listen="127.0.0.1:$METRICS_PORT"
 mode=$(bind_mode)
 ar_check "range outside the ephemeral ports: bound at the first permission (log: $mode)" \
     test "$mode" = first_permission
@@ -91,10 +107,25 @@ squat
 PROBE_WHAT="port taken after the Allocate" probe "allocate 0 permission 508" -p 127.0.0.1 permission
 PROBE_WHAT="port taken after the Allocate" probe "allocate 0 channel 508" -p 127.0.0.1 channel
 unsquat
+n=$(bind_failed_metric 2)
+ar_check "the two failed binds are counted on /metrics (relay_bind_failed_total $n)" test "$n" = 2
+ar_check "datagrams dropped on a full send buffer are exported (none here)" \
+    bash -c 'curl -sf "http://127.0.0.1:$1/metrics" | grep -qx "anteroom_turn_send_dropped_total 0"' \
+    _ "$METRICS_PORT"
 PROBE_WHAT="port free again" probe "allocate 0 permission 0 channel 0 delivered 2" \
     -p 127.0.0.1 -P "$AR_PEER_PORT" send
 PROBE_WHAT="port free again, freed ports reused" probe "allocate 0 allocate 0 allocate 508" allocate 3
 ar_check "server still runs" ar_server_alive
+ar_server_stop
+
+# A relay address this host cannot bind (TEST-NET-1, on no interface): found at start, logged,
+# and the server binds at Allocate, so the Allocate itself gets 508.
+ar_server_start "${CREDS[@]}" --relay-ip=192.0.2.55
+mode=$(bind_mode)
+ar_check "unbindable relay address: bound at Allocate (log: $mode)" test "$mode" = allocate
+ar_check "and the address that could not be bound is logged" \
+    grep -q '"relay_address_unbindable"' "$AR_SERVER_LOG"
+PROBE_WHAT="unbindable relay address" probe "allocate 508" allocate 1
 ar_server_stop
 
 if [ -n "${AR_IN_SANDBOX:-}" ]; then

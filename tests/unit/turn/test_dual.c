@@ -212,6 +212,45 @@ static void test_dual_allocation(void **state)
     tc_free(&c); /* deletes the allocation: checks both endpoints were closed */
 }
 
+/*
+ * Each endpoint of a dual allocation is readied at the first permission of its family: an IPv6
+ * relay port that cannot be bound fails only the IPv6 permissions (508), never the IPv4 ones.
+ */
+static void test_dual_arm_failure(void **state)
+{
+    (void)state;
+    tc_t c;
+    ar_turn_opts_t o = {0};
+    tc_addr(&o.relay6, "2001:db8::1", 0);
+    tc_init(&c, &o);
+    fam_req_t r = {.additional = 6};
+    assert_int_equal(alloc_with(&c, &r), 0);
+    assert_int_equal(c.tp.opened, 2);
+    c.tp.fail_arm_id = 2; /* the IPv6 endpoint, opened second */
+    assert_int_equal(tc_create_permission(&c, "203.0.113.9", 0), 0);
+    assert_int_equal(c.tp.arms, 1); /* only the IPv4 endpoint */
+    assert_int_equal(tc_create_permission(&c, "2001:db8::9", 0), 508);
+    assert_int_equal(tc_channel_bind(&c, 0x4002, "2001:db8::9", 7000), 508);
+    assert_int_equal(ar_turn_engine_stats(c.e)->relay_bind_failed, 2);
+    assert_int_equal(tc_create_permission(&c, "203.0.113.10", 0), 0);
+    assert_int_equal(tc_channel_bind(&c, 0x4001, "203.0.113.9", 7000), 0);
+    assert_int_equal(c.tp.arms, 3); /* IPv4 once, IPv6 twice (failed) */
+    uint8_t cd[8] = {0x40, 0x01, 0, 1, 'a', 0, 0, 0};
+    ar_turn_engine_on_client(c.e, &c.t, cd, sizeof(cd));
+    assert_int_equal(c.tp.npeer, 1);
+    assert_int_equal(c.tp.to_peer[0].relay, 1);
+    /* Once the port can be bound, the IPv6 permission is installed. */
+    c.tp.fail_arm_id = 0;
+    assert_int_equal(tc_channel_bind(&c, 0x4002, "2001:db8::9", 7000), 0);
+    assert_int_equal(tc_create_permission(&c, "2001:db8::a", 0), 0);
+    assert_int_equal(c.tp.arms, 4);
+    cd[1] = 0x02;
+    ar_turn_engine_on_client(c.e, &c.t, cd, sizeof(cd));
+    assert_int_equal(c.tp.npeer, 2);
+    assert_int_equal(c.tp.to_peer[1].relay, 2);
+    tc_free(&c);
+}
+
 static void test_dual_without_ipv6(void **state)
 {
     (void)state;
@@ -321,7 +360,7 @@ int main(void)
         cmocka_unit_test(test_codec_family),        cmocka_unit_test(test_codec_address_error),
         cmocka_unit_test(test_dual_allocation),     cmocka_unit_test(test_dual_without_ipv6),
         cmocka_unit_test(test_dual_ipv6_exhausted), cmocka_unit_test(test_dual_request_errors),
-        cmocka_unit_test(test_dual_refresh),
+        cmocka_unit_test(test_dual_refresh),        cmocka_unit_test(test_dual_arm_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -62,7 +62,7 @@ static int ft_relay_arm(void *ctx, void *handle)
     int id = (int)(intptr_t)handle;
     TC_CHECK(id > 0 && f->relays[id] == 1); /* never a TCP allocation's endpoint */
     f->arms++;
-    return f->fail_arm ? AR_EADDRINUSE : 0;
+    return f->fail_arm || id == f->fail_arm_id ? AR_EADDRINUSE : 0;
 }
 
 static void ft_relay_close(void *ctx, void *handle)

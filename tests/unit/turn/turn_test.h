@@ -28,9 +28,10 @@ typedef struct fake_tp_s {
     ft_msg_t to_peer[FT_MAX_MSGS];
     size_t npeer;
     int opened, closed;
-    int fail_open; /* relay_open fails when set */
-    int fail_arm;  /* relay_arm fails (AR_EADDRINUSE, a port taken meanwhile) when set */
-    int arms;      /* relay_arm calls */
+    int fail_open;   /* relay_open fails when set */
+    int fail_arm;    /* relay_arm fails (AR_EADDRINUSE, a port taken meanwhile) when set */
+    int fail_arm_id; /* relay_arm fails for this relay id only (0: none) */
+    int arms;        /* relay_arm calls */
     int relays[256];
     ar_turn_alloc_t *allocs[256]; /* by relay id */
     /* RFC 6062 */
