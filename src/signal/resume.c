@@ -52,7 +52,9 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
         s->seq = last_seq; /* frames a promoted backup never learnt of: the client has them */
     s->promoted = 0;
     ar__sig_welcome(cn, s, 1);
-    ar__sig_replay(srv, s, last_seq);
+    /* Nothing when the welcome did not go; broken off when cn goes during it. Either way the
+     * uncertain marks stay (here and on the backup) for the next resume (protocol.md 5.10.1). */
+    int replayed = ar__sig_replay(srv, s, last_seq);
     ar_metric_add(srv->m.resumes, 0, 1);
     ar__sig_rec_publish(srv, s->rec, "away");
     if (moved) {
@@ -60,7 +62,8 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
         ar__sig_sess_flush_pending(srv, s);
     } else if (s->rec->backup) {
         ar__sig_bus_proc(srv, s->rec->backup,
-                         json_pack("{s:s,s:s,s:s}", "k", "res", "p", s->rec->peer, "r", s->resume));
+                         json_pack("{s:s,s:s,s:s,s:b}", "k", "res", "p", s->rec->peer, "r",
+                                   s->resume, "c", replayed >= 0));
     }
 }
 
