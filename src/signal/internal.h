@@ -207,6 +207,12 @@ struct ar__sig_conn_s {
     ar__sig_resume_t *resume;
 };
 
+/* A client is connected to s: a GONE connection (closed, not yet freed) counts as none. */
+static inline int ar__sig_sess_connected(const ar__sig_sess_t *s)
+{
+    return s->conn && s->conn->state != AR__SIG_C_GONE;
+}
+
 typedef struct ar__sig_node_s {
     uint64_t id;
     char name[32];
