@@ -232,6 +232,7 @@ static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
         return;
     }
     m->next = NULL;
+    m->at_ms = mono_ms(); /* at the head, it is the backlog's age (own_behind) */
     m->kind = K_LOST;
     snprintf(m->peer, sizeof(m->peer), "%s", peer);
     m->len = 1;
@@ -782,6 +783,7 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
         item_t *it = ar_malloc(sizeof(*it) + n + 1);
         if (it) {
             it->next = NULL;
+            it->at_ms = mono_ms();
             it->kind = K_TO;
             snprintf(it->peer, sizeof(it->peer), "%s", peer);
             it->len = n;
