@@ -394,8 +394,11 @@ void ar__sig_sess_report_lost(ar__sig_sess_t *s)
     char text[AR_SIG_ERR_TEXT];
     snprintf(text, sizeof(text), "%u messages for this session were lost after seq %lld",
              (unsigned)s->lost, (long long)s->lost_after);
-    s->lost = 0; /* first: the send may close cn, and s with it */
+    /* A send that kills cn leaves cn and s allocated (srv.c, on_close): the loss is cleared only
+     * once it was told, else the next welcome tells it. */
     ar__sig_send_error(cn, AR_SIG_E_LOST, text, 0, AR_SIG_NONE);
+    if (cn->state == AR__SIG_C_LIVE)
+        s->lost = 0;
 }
 
 static void sess_lost(ar__sig_sess_t *s, uint32_t n)
