@@ -14,6 +14,7 @@
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
 
+#include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -501,6 +502,37 @@ static void test_replay_broken_off_keeps_marks(void **state)
     ar_free(B);
 }
 
+/* A promoted copy whose client connection closed in this batch of events (GONE, not yet freed)
+ * holds no client: the old owner's claim takes it back, and the connection lets go of it. */
+static void test_claim_with_gone_conn(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *B = srv_new(2);
+    ar__sig_rec_t *rb = ar__sig_rec_get(B, PEER);
+    rb->owner = 1;
+    rb->backup = 2;
+    ar__sig_sess_t *sb = sess_new(B, rb, 1);
+    ar__sig_node_dead(B, 1);
+    assert_false(sb->is_backup);
+    assert_true(sb->promoted);
+    ar__sig_conn_t gone;
+    memset(&gone, 0, sizeof(gone));
+    gone.srv = B;
+    gone.state = AR__SIG_C_GONE;
+    gone.sess = sb;
+    sb->conn = &gone;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b}", "o", "0000000000000001", "p", PEER, "own",
+                          "0000000000000001", "bk", "0000000000000002", "re", 1);
+    assert_non_null(o);
+    ar__sig_rec_apply(B, o);
+    json_decref(o);
+    assert_true(sb->is_backup);
+    assert_null(sb->conn);
+    assert_null(gone.sess);
+    ar__sig_rec_free(B, rb);
+    ar_free(B);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_promotion_after_lost_copies_and_ack),
         cmocka_unit_test(test_exactly_once_after_promotion),
         cmocka_unit_test(test_replay_broken_off_keeps_marks),
+        cmocka_unit_test(test_claim_with_gone_conn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
