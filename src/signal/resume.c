@@ -184,6 +184,11 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, AR_SIG_NONE);
         if (cn->state == AR__SIG_C_GONE)
             return; /* the error could not be sent: no new session for a gone client */
+        if (!ar__sig_bus_admit(srv)) { /* a new session, as in srv.c's hello: 4016 */
+            sodium_memzero(&claims, sizeof(claims));
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_BUSY);
+            return;
+        }
         ar__sig_sess_t *ns = ar__sig_sess_new(srv, cn, &claims);
         sodium_memzero(&claims, sizeof(claims));
         if (ns)
