@@ -189,7 +189,21 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
             ar__sig_conn_close(cn, AR_SIG_CLOSE_BUSY);
             return;
         }
+        /* Nor is it a new use of an invite link that a session used (srv.c's hello). */
+        int invitee = claims.role == AR_TOKEN_INVITEE;
+        if (invitee && ar__sig_invite_used(srv, &claims)) {
+            sodium_memzero(&claims, sizeof(claims));
+            ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO,
+                           AR_SIG_NONE, AR_SIG_CLOSE_BAD_TOKEN);
+            return;
+        }
         ar__sig_sess_t *ns = ar__sig_sess_new(srv, cn, &claims);
+        if (ns && invitee && ar__sig_invite_claim(srv, &claims, ns->rec->peer) != 0) {
+            sodium_memzero(&claims, sizeof(claims));
+            ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO,
+                           AR_SIG_NONE, AR_SIG_CLOSE_BAD_TOKEN); /* ends the session (sess.c) */
+            return;
+        }
         sodium_memzero(&claims, sizeof(claims));
         if (ns)
             ar__sig_welcome(cn, ns, 0);
