@@ -51,7 +51,8 @@
 /*
  * The inbox holds at most conf->inbox_max bytes (64 MiB by default) of messages the loop has
  * not taken yet; beyond (or for a message over AR_SIG_OUT_MAX * 8, or out of memory) a message is
- * dropped. Drops are counted by kind (anteroom_signal_bus_dropped_total); a dropped frame for a
+ * dropped. Drops are counted by kind (anteroom_signal_bus_dropped_total, with the publications
+ * that found no memory to wait for the publisher thread); a dropped frame for a
  * peer also leaves a marker (K_LOST) where it would have been queued, so that the session's client
  * gets error "lost" (docs/protocol.md 5.10) instead of silently missing a frame, naming exactly
  * the seq after which the gap is: the marker is handled after the frames queued before the drop
@@ -185,12 +186,41 @@ static void *pub_main(void *arg)
     return NULL;
 }
 
+/* The kind of a message by its subject (K_REC for any other); *peer: a frame's peer, or "". */
+static uint8_t subj_kind(const ar__sig_bus_t *b, const char *subj, const char **peer)
+{
+    *peer = "";
+    if (strncmp(subj, b->prefix, b->plen) != 0)
+        return K_REC;
+    const char *rest = subj + b->plen;
+    if (strcmp(rest, "node") == 0)
+        return K_NODE;
+    if (strncmp(rest, "to.", 3) == 0) {
+        *peer = rest + 3;
+        return K_TO;
+    }
+    if (strncmp(rest, "proc.", 5) == 0)
+        return K_PROC;
+    if (strncmp(rest, "inv.", 4) == 0)
+        return K_INV;
+    return K_REC;
+}
+
 static void publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
 {
     size_t slen = strlen(subj), sz = sizeof(pub_t) + slen + 1 + len;
-    pub_t *it = b->pth_started ? ar_malloc(sz) : NULL;
-    if (!it) { /* no thread (or out of memory): at once, as before */
+    if (!b->pth_started) { /* no thread: at once, as before */
         (void)natsConnection_Publish(b->pnc, subj, data, (int)len);
+        return;
+    }
+    pub_t *it = ar_malloc(sz);
+    if (!it) {
+        /* Out of memory: dropped and counted as the inbox's drops are. Published at once it
+         * would overtake the queued ones, and their order is what the receivers rely on. */
+        const char *peer;
+        uint8_t k = subj_kind(b, subj, &peer);
+        if (b->m_dropped[k])
+            ar_metric_add(b->m_dropped[k], 0, 1);
         return;
     }
     it->next = NULL;
@@ -232,6 +262,7 @@ static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
         return;
     }
     m->next = NULL;
+    m->at_ms = mono_ms(); /* at the head, it is the backlog's age (own_behind) */
     m->kind = K_LOST;
     snprintf(m->peer, sizeof(m->peer), "%s", peer);
     m->len = 1;
@@ -245,19 +276,8 @@ static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
 
 void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
 {
-    uint8_t kind = K_REC;
-    const char *peer = "";
-    if (strncmp(subj, b->prefix, b->plen) == 0) {
-        const char *rest = subj + b->plen;
-        if (strcmp(rest, "node") == 0)
-            kind = K_NODE;
-        else if (strncmp(rest, "to.", 3) == 0)
-            kind = K_TO, peer = rest + 3;
-        else if (strncmp(rest, "proc.", 5) == 0)
-            kind = K_PROC;
-        else if (strncmp(rest, "inv.", 4) == 0)
-            kind = K_INV;
-    }
+    const char *peer;
+    uint8_t kind = subj_kind(b, subj, &peer);
     item_t *it = len <= (size_t)AR_SIG_OUT_MAX * 8u ? ar_malloc(sizeof(*it) + len + 1) : NULL;
     if (it) {
         it->next = NULL;
@@ -393,8 +413,11 @@ void ar__sig_sess_report_lost(ar__sig_sess_t *s)
     char text[AR_SIG_ERR_TEXT];
     snprintf(text, sizeof(text), "%u messages for this session were lost after seq %lld",
              (unsigned)s->lost, (long long)s->lost_after);
-    s->lost = 0; /* first: the send may close cn, and s with it */
+    /* A send that kills cn leaves cn and s allocated (srv.c, on_close): the loss is cleared only
+     * once it was told, else the next welcome tells it. */
     ar__sig_send_error(cn, AR_SIG_E_LOST, text, 0, AR_SIG_NONE);
+    if (cn->state == AR__SIG_C_LIVE)
+        s->lost = 0;
 }
 
 static void sess_lost(ar__sig_sess_t *s, uint32_t n)
@@ -782,6 +805,7 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
         item_t *it = ar_malloc(sizeof(*it) + n + 1);
         if (it) {
             it->next = NULL;
+            it->at_ms = mono_ms();
             it->kind = K_TO;
             snprintf(it->peer, sizeof(it->peer), "%s", peer);
             it->len = n;

@@ -191,7 +191,8 @@ void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room)
             continue; /* its owner, on its own worker, does the same */
         ar_log0(AR_LOG_INFO, "signal_room_race_removed");
         ar__sig_room_leave(srv, x, AR_SIG_LEFT_REMOVED);
-        ar__sig_conn_t *cn = s->conn;
+        /* A connection already gone has nothing to tell: its session is away, as without one. */
+        ar__sig_conn_t *cn = ar__sig_sess_connected(s) ? s->conn : NULL;
         if (cn && x->role == AR_SIG_ROLE_INVITEE) /* ended even if the error kills cn */
             ar__sig_refuse(cn, AR_SIG_E_ROOM_FULL, NULL, AR_SIG_JOIN, AR_SIG_NONE,
                            AR_SIG_CLOSE_ROOM_FULL);

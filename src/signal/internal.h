@@ -207,6 +207,12 @@ struct ar__sig_conn_s {
     ar__sig_resume_t *resume;
 };
 
+/* A client is connected to s: a GONE connection (closed, not yet freed) counts as none. */
+static inline int ar__sig_sess_connected(const ar__sig_sess_t *s)
+{
+    return s->conn && s->conn->state != AR__SIG_C_GONE;
+}
+
 typedef struct ar__sig_node_s {
     uint64_t id;
     char name[32];
@@ -317,11 +323,14 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv);
 int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, const char *resume,
                          int64_t last_seq);
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
-void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after);
+/* Replays to s's live connection (ar__sig_replay_to); AR_ECLOSED when it is not or no more live. */
+int ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after);
 /* What a resume replays to cb, in the order of their seq: the frames above `after` and the
- * uncertain ones at or below it (once: every mark is cleared). Returns how many of the latter. */
-typedef void ar__sig_frame_cb(void *arg, const ar__sig_frame_t *f);
-size_t ar__sig_replay_to(ar__sig_sess_t *s, int64_t after, ar__sig_frame_cb *cb, void *arg);
+ * uncertain ones at or below it. cb returns 0 when the frame went out; anything else stops the
+ * replay with AR_ECLOSED and every mark stays. A complete replay clears every mark (once) and
+ * returns how many uncertain frames at or below `after` it sent. */
+typedef int ar__sig_frame_cb(void *arg, const ar__sig_frame_t *f);
+int ar__sig_replay_to(ar__sig_sess_t *s, int64_t after, ar__sig_frame_cb *cb, void *arg);
 /* The frame as the client gets it: f->data with "seq":<f->seq>,"fid":"<22 base64url>" in place
  * of its "seq":0 (protocol.md 2). Its length, or 0 when it has no placeholder or cap is short. */
 #define AR__SIG_FID_LEN AR_SIG_FID_LEN

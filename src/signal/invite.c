@@ -182,11 +182,11 @@ static void end_loser(ar__sig_srv_t *srv, const char *peer)
     ar_log0(AR_LOG_INFO, "signal_invite_reuse_removed");
     if (r->in_room)
         ar__sig_room_leave(srv, r, AR_SIG_LEFT_REMOVED);
-    ar__sig_conn_t *cn = s->conn;
-    if (cn) {
-        /* Ends the session (sess.c), also when the error is what kills the connection. */
-        ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, AR_SIG_NONE,
-                       AR_SIG_CLOSE_BAD_TOKEN);
+    if (ar__sig_sess_connected(s)) {
+        /* Ends the session (sess.c), also when the error is what kills the connection. A
+         * connection already gone would only report the network's code: ended below. */
+        ar__sig_refuse(s->conn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO,
+                       AR_SIG_NONE, AR_SIG_CLOSE_BAD_TOKEN);
     } else {
         ar__sig_sess_end(srv, r, AR_SIG_LEFT_REMOVED);
     }

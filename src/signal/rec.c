@@ -161,9 +161,10 @@ static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, uint
     if (!own || !s || s->is_backup || strtoull(own, NULL, 16) != origin)
         return CLAIM_NONE;
     int promotion = json_is_true(json_object_get(o, "pr"));
-    if (promotion && s->conn)
+    /* A connection closed in this batch of events (GONE, freed later) holds no client. */
+    if (promotion && ar__sig_sess_connected(s))
         return CLAIM_REFUSED;
-    if (!s->conn && s->promoted &&
+    if (!ar__sig_sess_connected(s) && s->promoted &&
         (json_is_true(json_object_get(o, "re")) || (!promotion && ar__sig_node_alive(srv, origin))))
         return CLAIM_YIELD;
     return CLAIM_NONE;
@@ -178,6 +179,10 @@ static void yield(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     if (r->backup != srv->node_id && !ar__sig_sess_resuming(srv, s)) {
         ar__sig_sess_free(srv, s);
         return;
+    }
+    if (s->conn) { /* GONE: its on_free would take the copy for a lost session of ours */
+        s->conn->sess = NULL;
+        s->conn = NULL;
     }
     s->is_backup = 1; /* the owner's adopt (next on the bus) brings its buffer */
     s->promoted = 0;

@@ -52,7 +52,9 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
         s->seq = last_seq; /* frames a promoted backup never learnt of: the client has them */
     s->promoted = 0;
     ar__sig_welcome(cn, s, 1);
-    ar__sig_replay(srv, s, last_seq);
+    /* Nothing when the welcome did not go; broken off when cn goes during it. Either way the
+     * uncertain marks stay (here and on the backup) for the next resume (protocol.md 5.10.1). */
+    int replayed = ar__sig_replay(srv, s, last_seq);
     ar_metric_add(srv->m.resumes, 0, 1);
     ar__sig_rec_publish(srv, s->rec, "away");
     if (moved) {
@@ -60,7 +62,8 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
         ar__sig_sess_flush_pending(srv, s);
     } else if (s->rec->backup) {
         ar__sig_bus_proc(srv, s->rec->backup,
-                         json_pack("{s:s,s:s,s:s}", "k", "res", "p", s->rec->peer, "r", s->resume));
+                         json_pack("{s:s,s:s,s:s,s:b}", "k", "res", "p", s->rec->peer, "r",
+                                   s->resume, "c", replayed >= 0));
     }
 }
 
@@ -181,7 +184,26 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, AR_SIG_NONE);
         if (cn->state == AR__SIG_C_GONE)
             return; /* the error could not be sent: no new session for a gone client */
+        if (!ar__sig_bus_admit(srv)) { /* a new session, as in srv.c's hello: 4016 */
+            sodium_memzero(&claims, sizeof(claims));
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_BUSY);
+            return;
+        }
+        /* Nor is it a new use of an invite link that a session used (srv.c's hello). */
+        int invitee = claims.role == AR_TOKEN_INVITEE;
+        if (invitee && ar__sig_invite_used(srv, &claims)) {
+            sodium_memzero(&claims, sizeof(claims));
+            ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO,
+                           AR_SIG_NONE, AR_SIG_CLOSE_BAD_TOKEN);
+            return;
+        }
         ar__sig_sess_t *ns = ar__sig_sess_new(srv, cn, &claims);
+        if (ns && invitee && ar__sig_invite_claim(srv, &claims, ns->rec->peer) != 0) {
+            sodium_memzero(&claims, sizeof(claims));
+            ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO,
+                           AR_SIG_NONE, AR_SIG_CLOSE_BAD_TOKEN); /* ends the session (sess.c) */
+            return;
+        }
         sodium_memzero(&claims, sizeof(claims));
         if (ns)
             ar__sig_welcome(cn, ns, 0);

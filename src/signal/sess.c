@@ -355,25 +355,27 @@ int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last)
     return last >= 0 && last <= s->seq && (last == s->seq || (s->head && s->head->seq <= last + 1));
 }
 
-size_t ar__sig_replay_to(ar__sig_sess_t *s, int64_t after, ar__sig_frame_cb *cb, void *arg)
+int ar__sig_replay_to(ar__sig_sess_t *s, int64_t after, ar__sig_frame_cb *cb, void *arg)
 {
     /* After a promotion the numbers at or below the client's last_seq may name other frames
      * than those it got from the dead owner: the uncertain ones go again, once; the client
      * drops those whose fid it has (protocol.md 5.10.1). All go in the order of their numbers,
      * with the frames above last_seq: the backup numbered each sender's frames in that
      * sender's order, so a frame the client never got still comes before the later frames of
-     * its sender. Only the first resume replays them: their mark is cleared, here and (by
-     * "res" or "adopt") on the backup. */
-    size_t n = 0;
+     * its sender. Only the first complete replay clears their marks, here and (by "res" or
+     * "adopt") on the backup: when the connection goes during the replay, even the frames
+     * already written may never have left the send buffer, so the next resume sends them all
+     * again. */
+    int n = 0;
     for (ar__sig_frame_t *f = s->head; f; f = f->next) {
-        if (f->seq > after) {
-            cb(arg, f);
-        } else if (f->uncertain) {
-            cb(arg, f);
-            n++;
+        if (f->seq > after || f->uncertain) {
+            if (cb(arg, f) != 0)
+                return AR_ECLOSED;
+            n += f->seq <= after;
         }
-        f->uncertain = 0;
     }
+    for (ar__sig_frame_t *f = s->head; f; f = f->next)
+        f->uncertain = 0;
     return n;
 }
 
@@ -382,18 +384,22 @@ typedef struct replay_arg_s {
     ar__sig_sess_t *s;
 } replay_arg_t;
 
-static void replay_cb(void *arg, const ar__sig_frame_t *f)
+static int replay_cb(void *arg, const ar__sig_frame_t *f)
 {
     replay_arg_t *a = arg;
     send_numbered(a->srv, a->s, f);
+    return a->s->conn && a->s->conn->state == AR__SIG_C_LIVE ? 0 : AR_ECLOSED;
 }
 
-void ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after)
+int ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after)
 {
+    if (!s->conn || s->conn->state != AR__SIG_C_LIVE)
+        return AR_ECLOSED; /* the welcome did not go: the marks stay for the next resume */
     replay_arg_t a = {srv, s};
-    size_t n = ar__sig_replay_to(s, after, replay_cb, &a);
-    if (n)
+    int n = ar__sig_replay_to(s, after, replay_cb, &a);
+    if (n > 0)
         ar_log(AR_LOG_INFO, "signal_replay_uncertain", AR_LF_INT("frames", (int64_t)n));
+    return n;
 }
 
 /* The backup (s->rec->backup, when there is one) gets the resume secret and the buffer. */
@@ -654,9 +660,14 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
                     "fr", &fr) != 0)
         return;
     ar__sig_sess_t *s = r->local;
-    if (s && !s->is_backup && s->promoted && !s->conn && r->owner != srv->node_id) {
+    if (s && !s->is_backup && s->promoted && !ar__sig_sess_connected(s) &&
+        r->owner != srv->node_id) {
         /* A copy we promoted while its owner was only cut off, and the owner took it back. */
         ar_log0(AR_LOG_INFO, "signal_promotion_undone");
+        if (s->conn) { /* GONE: its on_free would take the copy for a lost session of ours */
+            s->conn->sess = NULL;
+            s->conn = NULL;
+        }
         s->is_backup = 1;
         s->promoted = 0;
         if (srv->nsessions)
@@ -820,10 +831,11 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
         const char *res;
         if (json_unpack(o, "{s:s}", "r", &res) == 0)
             snprintf(s->resume, sizeof(s->resume), "%s", res);
-        /* The owner's resume replayed the uncertain frames: a later promotion of ours must
-         * not replay them again. */
-        for (ar__sig_frame_t *f = s->head; f; f = f->next)
-            f->uncertain = 0;
+        /* The owner's resume replayed all the uncertain frames ("c"): a later promotion of
+         * ours must not replay them again. Without it the replay broke off and they stay. */
+        if (json_is_true(json_object_get(o, "c")))
+            for (ar__sig_frame_t *f = s->head; f; f = f->next)
+                f->uncertain = 0;
     } else if (strcmp(k, "drop") == 0 && s && s->is_backup) {
         if (!ar__sig_sess_resuming(srv, s))
             ar__sig_sess_free(srv, s);

@@ -122,6 +122,38 @@ static void test_loser_ended_here(void **state)
     ar_free(srv);
 }
 
+/* The same with the session's connection closed by the network in this batch of events (GONE,
+ * not yet freed): still ended, not left resumable with the network's close code. */
+static void test_loser_ended_gone_conn(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = srv_new();
+    int64_t exp = (int64_t)time(NULL) + 600;
+    ar_token_claims_t cl;
+    claims(&cl, "race2", exp);
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, peer('g'));
+    assert_non_null(r);
+    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->rec = r;
+    r->local = s;
+    r->owner = srv->node_id;
+    srv->nsessions++;
+    ar__sig_conn_t cn;
+    memset(&cn, 0, sizeof(cn));
+    cn.srv = srv;
+    cn.state = AR__SIG_C_GONE;
+    cn.close_code = 1006;
+    cn.sess = s;
+    s->conn = &cn;
+    assert_int_equal(ar__sig_invite_claim(srv, &cl, r->peer), 0);
+    apply(srv, "0000000000000002", "race2", exp, 1, peer('h'));
+    assert_null(ar__sig_rec_find(srv, peer('g')));
+    assert_null(cn.sess); /* let go of: on_free has no session to report lost */
+    ar__sig_invites_free(srv);
+    ar_free(srv);
+}
+
 static void test_ignored(void **state)
 {
     (void)state;
@@ -147,9 +179,8 @@ static void test_ignored(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_used_once),
-        cmocka_unit_test(test_ranking),
-        cmocka_unit_test(test_loser_ended_here),
+        cmocka_unit_test(test_used_once),        cmocka_unit_test(test_ranking),
+        cmocka_unit_test(test_loser_ended_here), cmocka_unit_test(test_loser_ended_gone_conn),
         cmocka_unit_test(test_ignored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

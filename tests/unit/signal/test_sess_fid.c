@@ -14,6 +14,7 @@
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
 
+#include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,10 +142,11 @@ typedef struct rx_s {
     size_t nall;
 } rx_t;
 
-static void replay_cb(void *arg, const ar__sig_frame_t *f)
+static int replay_cb(void *arg, const ar__sig_frame_t *f)
 {
     rx_t *rx = arg;
     client_frame(rx->c, rx->all, rx->nall, f);
+    return 0;
 }
 
 /* The owner's numbered copy of f as the backup gets it (ar__sig_bus_num's batch of one). */
@@ -412,14 +414,121 @@ static void test_promotion_after_lost_copies_and_ack(void **state)
     assert_int_equal(sb->nframes, 3);
     assert_int_equal(sb->head->seq, 6);
     assert_int_equal(sb->seq, 8);
-    /* "res" from a later owner clears the marks on its backup. */
+    /* "res" from a later owner clears the marks on its backup when its replay went whole
+     * ("c"), and only then. */
     assert_true(sb->head->uncertain);
     sb->is_backup = 1;
-    n = snprintf(a, sizeof(a), "{\"k\":\"res\",\"p\":\"%s\",\"r\":\"x\"}", PEER);
+    n = snprintf(a, sizeof(a), "{\"k\":\"res\",\"p\":\"%s\",\"r\":\"x\",\"c\":false}", PEER);
+    ar__sig_proc_msg(B, a, (size_t)n, NULL);
+    for (const ar__sig_frame_t *f = sb->head; f; f = f->next)
+        assert_true(f->uncertain);
+    n = snprintf(a, sizeof(a), "{\"k\":\"res\",\"p\":\"%s\",\"r\":\"x\",\"c\":true}", PEER);
     ar__sig_proc_msg(B, a, (size_t)n, NULL);
     for (const ar__sig_frame_t *f = sb->head; f; f = f->next)
         assert_false(f->uncertain);
     sb->is_backup = 0;
+    ar__sig_rec_free(B, rb);
+    ar_free(B);
+}
+
+typedef struct cut_s {
+    int sent, cut_at; /* the connection goes at the cut_at-th frame (from 1); 0: never */
+    int64_t seqs[8];
+} cut_t;
+
+static int cut_cb(void *arg, const ar__sig_frame_t *f)
+{
+    cut_t *c = arg;
+    if (c->cut_at && c->sent + 1 == c->cut_at)
+        return AR_ECLOSED;
+    c->seqs[c->sent++] = f->seq;
+    return 0;
+}
+
+/* A promoted backup holds frames 6-8, uncertain; the client resumes with last_seq 8. A replay
+ * that the connection does not survive clears no mark: the next resume gets all three. */
+static void test_replay_broken_off_keeps_marks(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *B = srv_new(2);
+    ar__sig_rec_t *rb = ar__sig_rec_get(B, PEER);
+    rb->owner = 1;
+    rb->backup = 2;
+    ar__sig_sess_t *sb = sess_new(B, rb, 1);
+    const char d[] = "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"from\":\"X\",\"candidate\":\"\"}";
+    uint8_t fid[16] = {4};
+    for (int i = 0; i < 3; i++) {
+        fid[8] = (uint8_t)i;
+        ar__sig_sess_deliver(B, sb, fid, 0, d, strlen(d), 0);
+    }
+    char a[96];
+    int n = snprintf(a, sizeof(a), "{\"k\":\"ack\",\"p\":\"%s\",\"s\":5}", PEER);
+    ar__sig_proc_msg(B, a, (size_t)n, NULL);
+    ar__sig_node_dead(B, 1);
+    assert_false(sb->is_backup);
+    assert_int_equal(sb->seq, 8);
+
+    /* The welcome could not be sent: the connection is already gone when the replay starts. */
+    ar__sig_conn_t gone;
+    memset(&gone, 0, sizeof(gone));
+    gone.srv = B;
+    gone.state = AR__SIG_C_GONE;
+    gone.sess = sb;
+    sb->conn = &gone;
+    ar__sig_replay(B, sb, 8);
+    sb->conn = NULL;
+    for (const ar__sig_frame_t *f = sb->head; f; f = f->next)
+        assert_true(f->uncertain);
+
+    /* The connection goes at the second frame (the first was only written to its buffer). */
+    cut_t c = {.cut_at = 2};
+    assert_int_equal(ar__sig_replay_to(sb, 8, cut_cb, &c), AR_ECLOSED);
+    assert_int_equal(c.sent, 1);
+    for (const ar__sig_frame_t *f = sb->head; f; f = f->next)
+        assert_true(f->uncertain);
+
+    /* The next resume gets 6, 7 and 8, in order; then the marks are gone. */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(ar__sig_replay_to(sb, 8, cut_cb, &c), 3);
+    assert_int_equal(c.sent, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(c.seqs[i], 6 + i);
+    for (const ar__sig_frame_t *f = sb->head; f; f = f->next)
+        assert_false(f->uncertain);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(ar__sig_replay_to(sb, 8, cut_cb, &c), 0);
+    assert_int_equal(c.sent, 0);
+    ar__sig_rec_free(B, rb);
+    ar_free(B);
+}
+
+/* A promoted copy whose client connection closed in this batch of events (GONE, not yet freed)
+ * holds no client: the old owner's claim takes it back, and the connection lets go of it. */
+static void test_claim_with_gone_conn(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *B = srv_new(2);
+    ar__sig_rec_t *rb = ar__sig_rec_get(B, PEER);
+    rb->owner = 1;
+    rb->backup = 2;
+    ar__sig_sess_t *sb = sess_new(B, rb, 1);
+    ar__sig_node_dead(B, 1);
+    assert_false(sb->is_backup);
+    assert_true(sb->promoted);
+    ar__sig_conn_t gone;
+    memset(&gone, 0, sizeof(gone));
+    gone.srv = B;
+    gone.state = AR__SIG_C_GONE;
+    gone.sess = sb;
+    sb->conn = &gone;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b}", "o", "0000000000000001", "p", PEER, "own",
+                          "0000000000000001", "bk", "0000000000000002", "re", 1);
+    assert_non_null(o);
+    ar__sig_rec_apply(B, o);
+    json_decref(o);
+    assert_true(sb->is_backup);
+    assert_null(sb->conn);
+    assert_null(gone.sess);
     ar__sig_rec_free(B, rb);
     ar_free(B);
 }
@@ -430,6 +539,8 @@ int main(void)
         cmocka_unit_test(test_two_orders_by_hand),
         cmocka_unit_test(test_promotion_after_lost_copies_and_ack),
         cmocka_unit_test(test_exactly_once_after_promotion),
+        cmocka_unit_test(test_replay_broken_off_keeps_marks),
+        cmocka_unit_test(test_claim_with_gone_conn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
