@@ -33,7 +33,7 @@
  * is decided when the queue is drained; if it has moved meanwhile, the frame is published then,
  * and while the queue is not empty every frame joins it, so one sender's frames keep their order.
  */
-#include "internal.h"
+#include "bus_internal.h"
 
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
@@ -48,98 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/*
- * The inbox holds at most conf->inbox_max bytes (64 MiB by default) of messages the loop has
- * not taken yet; beyond (or for a message over AR_SIG_OUT_MAX * 8, or out of memory) a message is
- * dropped. Drops are counted by kind (anteroom_signal_bus_dropped_total, with the publications
- * that found no memory to wait for the publisher thread); a dropped frame for a
- * peer also leaves a marker (K_LOST) where it would have been queued, so that the session's client
- * gets error "lost" (docs/protocol.md 5.10) instead of silently missing a frame, naming exactly
- * the seq after which the gap is: the marker is handled after the frames queued before the drop
- * are numbered. At most LOST_MAX markers wait in the inbox; beyond, every session this worker
- * owns is told at the next wake-up (its seq then may be before some of the gap's predecessors).
- */
-#define LOST_MAX 64
-
-typedef struct item_s {
-    struct item_s *next;
-    uint64_t at_ms; /* monotonic ms when the callback queued it: the backlog's age */
-    uint8_t kind;   /* K_* */
-    char peer[AR__SIG_PEER_LEN + 1];
-    size_t len;
-    char data[];
-} item_t;
-
-enum { K_NODE, K_REC, K_TO, K_PROC, K_INV, K__COUNT };
-/* An inbox item that is no message: len frames for peer were dropped here (no bytes counted). */
-#define K_LOST 0xff
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
-
-/* A publication waiting for the publisher thread: subject (NUL-terminated), then the data. */
-typedef struct pub_s {
-    struct pub_s *next;
-    uint64_t at_ms;
-    uint64_t sub_gen; /* subscriptions made before it was queued (ar__sig_bus_sub_to) */
-    size_t slen, len;
-    char data[];
-} pub_t;
-
-struct ar__sig_bus_s {
-    natsConnection *nc;  /* subscriptions and heartbeats: its reader never waits for a write */
-    natsConnection *pnc; /* every other publication, by the publisher thread */
-    /* The publisher thread's queue (under pmu): the loop waits only when it holds more than
-     * inbox-max bytes (pfree), so that order is kept and memory bounded. */
-    pthread_t pth;
-    int pth_started, pstop;
-    pthread_mutex_t pmu;
-    pthread_cond_t pcv, pfree;
-    pub_t *phead, *ptail;
-    size_t pbytes;
-    /* Subscriptions made (loop, under pmu) and known to be in place at nats-server (publisher
-     * thread): a publication waits for those made before it (pub_main). */
-    uint64_t sub_gen, sub_done;
-    natsSubscription *subs[6];
-    int efd;
-    pthread_mutex_t mu;
-    item_t *head, *tail;
-    item_t *nhead, *ntail; /* heartbeats, apart: handled first at every wake-up */
-    size_t bytes;
-    char prefix[AR_TOKEN_ID_MAX + 8]; /* "ar.<jur>." */
-    size_t plen;
-    ar__sig_srv_t *srv;
-    item_t *lhead, *ltail; /* frames for sessions this worker owns: the loop's thread only */
-    int lpoked;
-    /* Numbered copies for one backup worker not yet published (ar__sig_bus_num): loop only. */
-    uint8_t *nbuf;
-    size_t nlen, ncap;
-    unsigned nframes;
-    uint64_t nworker, nsince_us;
-    size_t max_bytes;
-    /* Dropped messages since the loop last looked (under mu): counts by kind; K_LOST markers in
-     * the inbox (lost_all when there was no room for one). */
-    uint32_t dropped[K__COUNT];
-    size_t nmarks;
-    int lost_all;
-    ar_metric_t *m_dropped[K__COUNT];
-    /* Admission (ar__sig_bus_admit): bounds, until when another worker said it is behind, and
-     * whether this worker was behind at its last look (logged on change). */
-    uint64_t admit_lag_ms;
-    size_t admit_bytes;
-    uint64_t others_behind_until_ms;
-    int behind;
-    ar_metric_t *m_refused, *m_backlog_ms;
-};
-
-/* Heartbeat ages, admission lag and publication ages are seconds or near: the coarse clock (a
- * memory read) will do, and a relayed frame with a backup asks whether the backup is alive
- * (ar__sig_node_alive). */
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /*
  * Publications go through a thread of their own: natsConnection_Publish writes to nats-server
@@ -345,7 +255,7 @@ static void put_le(uint8_t *p, uint64_t v, int n)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void nums_flush(ar__sig_bus_t *b)
+void ar__sig_bus_nums_flush(ar__sig_bus_t *b)
 {
     if (!b->nlen)
         return;
@@ -365,7 +275,7 @@ void ar__sig_bus_num(ar__sig_srv_t *srv, uint64_t worker, const char *peer, int6
     if (!b || len > AR_SIG_OUT_MAX || seq < 0)
         return;
     if (b->nlen && (b->nworker != worker || b->nlen + need > b->ncap))
-        nums_flush(b);
+        ar__sig_bus_nums_flush(b);
     if (!b->nbuf) {
         b->ncap = 1 + NUM_BATCH_BYTES + AR__SIG_NUM_HDR + AR_SIG_OUT_MAX;
         if (!(b->nbuf = ar_malloc(b->ncap)))
@@ -386,7 +296,7 @@ void ar__sig_bus_num(ar__sig_srv_t *srv, uint64_t worker, const char *peer, int6
     memcpy(p + AR__SIG_NUM_HDR, frame, len);
     b->nlen += need;
     if (++b->nframes >= NUM_BATCH_FRAMES || b->nlen >= NUM_BATCH_BYTES)
-        nums_flush(b);
+        ar__sig_bus_nums_flush(b);
 }
 
 /* Before the loop waits: a batch as old as NUM_BATCH_US goes; else wait at most until then. */
@@ -397,7 +307,7 @@ static int on_idle(void *data)
         return -1;
     uint64_t age = ar__sig_now_us() - b->nsince_us;
     if (age >= NUM_BATCH_US) {
-        nums_flush(b);
+        ar__sig_bus_nums_flush(b);
         return -1;
     }
     return (int)((NUM_BATCH_US - age + 999) / 1000);
@@ -445,187 +355,7 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
                 sess_lost(r->local, 1);
 }
 
-/* ---- nodes ---- */
-
 static void on_wake(int fd, void *data);
-
-static ar__sig_node_t *node_get(ar__sig_srv_t *srv, uint64_t id)
-{
-    for (size_t i = 0; i < srv->nnodes; i++)
-        if (srv->nodes[i].id == id)
-            return &srv->nodes[i];
-    if (srv->nnodes == AR__SIG_NODES_MAX)
-        return NULL;
-    ar__sig_node_t *n = &srv->nodes[srv->nnodes++];
-    memset(n, 0, sizeof(*n));
-    n->id = id;
-    return n;
-}
-
-int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id)
-{
-    if (id == srv->node_id)
-        return 1;
-    for (size_t i = 0; i < srv->nnodes; i++)
-        if (srv->nodes[i].id == id)
-            return mono_ms() - srv->nodes[i].seen_ms < (uint64_t)AR__SIG_NODE_DEAD_S * 1000u;
-    return 0;
-}
-
-uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude)
-{
-    /* Prefer a live, undrained worker of another node; then any other live worker. */
-    uint64_t same = 0;
-    size_t start = srv->nnodes ? (size_t)(srv->fid_counter++ % srv->nnodes) : 0;
-    for (size_t k = 0; k < srv->nnodes; k++) {
-        ar__sig_node_t *n = &srv->nodes[(start + k) % srv->nnodes];
-        if (n->id == exclude || n->id == srv->node_id || n->draining ||
-            !ar__sig_node_alive(srv, n->id))
-            continue;
-        if (strcmp(n->name, srv->conf->node_name) != 0)
-            return n->id;
-        if (!same)
-            same = n->id;
-    }
-    return same;
-}
-
-int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id)
-{
-    for (size_t i = 0; i < srv->nnodes; i++)
-        if (srv->nodes[i].id == id)
-            return !srv->nodes[i].draining && ar__sig_node_alive(srv, id) &&
-                   strcmp(srv->nodes[i].name, srv->conf->node_name) != 0;
-    return 0;
-}
-
-/* ---- admission: no new sessions while the bus is behind ---- */
-
-/*
- * Every worker applies every record update of the jurisdiction (index.c): sessions that arrive
- * faster than the slowest worker applies their records only grow its inbox, until messages are
- * dropped and the views of the workers part. So a worker refuses new sessions (close 4016
- * "busy", docs/protocol.md 4.2; clients come back later) while its own inbox is behind by more
- * than admit-lag (the oldest message waiting) or holds more than half of inbox-max, and while
- * any other live worker said so in a heartbeat within the last ADMIT_HEARD_MS: the records of
- * a session admitted here are applied there too. Resumes and sessions already held are never
- * refused or dropped for it.
- */
-#define ADMIT_HEARD_MS 2500u
-
-/* This worker's own backlog: 1 when it is past a bound; *age_ms and *bytes say how far. */
-static int own_behind(ar__sig_bus_t *b, uint64_t *age_ms, size_t *bytes)
-{
-    uint64_t now = mono_ms();
-    pthread_mutex_lock(&b->mu);
-    *age_ms = b->head && now > b->head->at_ms ? now - b->head->at_ms : 0;
-    *bytes = b->bytes;
-    pthread_mutex_unlock(&b->mu);
-    pthread_mutex_lock(&b->pmu); /* publications waiting count too */
-    uint64_t page = b->phead && now > b->phead->at_ms ? now - b->phead->at_ms : 0;
-    if (page > *age_ms)
-        *age_ms = page;
-    if (b->pbytes > *bytes)
-        *bytes = b->pbytes;
-    pthread_mutex_unlock(&b->pmu);
-    return (b->admit_lag_ms && *age_ms > b->admit_lag_ms) || *bytes > b->admit_bytes;
-}
-
-static int check_behind(ar__sig_srv_t *srv)
-{
-    ar__sig_bus_t *b = srv->bus;
-    uint64_t age;
-    size_t bytes;
-    int behind = own_behind(b, &age, &bytes);
-    if (b->m_backlog_ms)
-        ar_metric_set(b->m_backlog_ms, (int64_t)age);
-    if (behind && !b->behind)
-        ar_log(AR_LOG_WARN, "signal_bus_behind", AR_LF_UINT("backlog_ms", age),
-               AR_LF_UINT("inbox_bytes", bytes));
-    else if (!behind && b->behind)
-        ar_log(AR_LOG_WARN, "signal_bus_caught_up", AR_LF_UINT("backlog_ms", age),
-               AR_LF_UINT("inbox_bytes", bytes));
-    b->behind = behind;
-    return behind;
-}
-
-int ar__sig_bus_admit(ar__sig_srv_t *srv)
-{
-    ar__sig_bus_t *b = srv->bus;
-    if (!b)
-        return 1;
-    if (!check_behind(srv) && mono_ms() >= b->others_behind_until_ms)
-        return 1;
-    if (b->m_refused)
-        ar_metric_add(b->m_refused, 0, 1);
-    return 0;
-}
-
-void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
-{
-    ar__sig_bus_t *b = srv->bus;
-    char subj[96], body[176];
-    snprintf(subj, sizeof(subj), "%snode", b->prefix);
-    int n = snprintf(body, sizeof(body),
-                     "{\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu,\"b\":%d}",
-                     (unsigned long long)srv->node_id, srv->conf->node_name, srv->draining,
-                     (unsigned long long)ar__sig_now_us(), check_behind(srv));
-    nums_flush(b);
-    /*
-     * At once, on the subscribing connection: a heartbeat says that the loop runs and that
-     * this worker hears its subscriptions (after a reconnect, libnats sends the SUBs again
-     * before anything published meanwhile), and must not wait behind the publisher thread's
-     * backlog; its order against records does not matter (below). A heartbeat a second never
-     * fills the socket, so the write never blocks the reader.
-     */
-    (void)natsConnection_Publish(b->nc, subj, body, n);
-    /*
-     * Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). Silence is
-     * measured in milliseconds: counted in the loop's whole seconds, with a heartbeat a second,
-     * a worker passed for dead after anything from 2.0 to 3.0 s of silence, and a NATS server
-     * stalled for 1.2 s (call.test.mjs) could make both nodes promote each other's sessions
-     * while both were alive. Heartbeats already in the inbox count: taken first, so a loop that
-     * was itself held up does not judge others by messages it has not read yet.
-     */
-    on_wake(b->efd, srv);
-    uint64_t now = mono_ms();
-    for (size_t i = 0; i < srv->nnodes; i++) {
-        ar__sig_node_t *nd = &srv->nodes[i];
-        if (nd->id != srv->node_id && !nd->dead &&
-            now - nd->seen_ms >= (uint64_t)AR__SIG_NODE_DEAD_S * 1000u) {
-            nd->dead = 1;
-            ar_log(AR_LOG_INFO, "signal_worker_silent", AR_LF_UINT("silent_ms", now - nd->seen_ms),
-                   AR_LF_INT("same_node", strcmp(nd->name, srv->conf->node_name) == 0));
-            ar__sig_node_dead(srv, nd->id);
-        }
-    }
-}
-
-static void on_node(ar__sig_srv_t *srv, const char *data, size_t len)
-{
-    json_t *o = json_loadb(data, len, 0, NULL);
-    const char *id, *name;
-    int drain;
-    json_int_t t;
-    if (o && json_unpack(o, "{s:s,s:s,s:i,s:I}", "i", &id, "n", &name, "d", &drain, "t", &t) == 0) {
-        ar__sig_node_t *n = node_get(srv, strtoull(id, NULL, 16));
-        if (n) {
-            snprintf(n->name, sizeof(n->name), "%s", name);
-            n->draining = (uint8_t)drain;
-            n->seen_ms = mono_ms();
-            if (n->dead)
-                ar_log0(AR_LOG_INFO, "signal_worker_back");
-            n->dead = 0;
-            uint64_t now = ar__sig_now_us();
-            if (n->id != srv->node_id && now >= (uint64_t)t)
-                ar_metric_observe(srv->m.bus_lag_us, 0, (double)(now - (uint64_t)t));
-            /* "b" (absent before admission control): that worker is behind on the bus. */
-            if (n->id != srv->node_id && json_integer_value(json_object_get(o, "b")) > 0)
-                srv->bus->others_behind_until_ms = n->seen_ms + ADMIT_HEARD_MS;
-        }
-    }
-    json_decref(o);
-}
 
 /* ---- the inbox, drained on the loop ---- */
 
@@ -633,7 +363,7 @@ static void publish_to(ar__sig_bus_t *b, const char *peer, const void *buf, size
 {
     char subj[128];
     snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
-    nums_flush(b);
+    ar__sig_bus_nums_flush(b);
     publish(b, subj, buf, len);
 }
 
@@ -703,6 +433,11 @@ static void on_wake(int fd, void *data)
     ar__sig_bus_wake(data);
 }
 
+void ar__sig_bus_take(ar__sig_srv_t *srv)
+{
+    on_wake(srv->bus->efd, srv);
+}
+
 void ar__sig_bus_wake(ar__sig_srv_t *srv)
 {
     ar__sig_bus_t *b = srv->bus;
@@ -745,7 +480,7 @@ void ar__sig_bus_wake(ar__sig_srv_t *srv)
      * does not matter (a heartbeat only says alive, draining and when it was sent). */
     while (beats) {
         item_t *next = beats->next;
-        on_node(srv, beats->data, beats->len);
+        ar__sig_bus_on_node(srv, beats->data, beats->len);
         ar_free(beats);
         beats = next;
     }
@@ -853,7 +588,7 @@ static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
 {
     char *s = srv->bus ? json_dumps(o, JSON_COMPACT) : NULL;
     if (s) {
-        nums_flush(srv->bus);
+        ar__sig_bus_nums_flush(srv->bus);
         publish(srv->bus, subj, s, strlen(s));
         ar_free(s); /* jansson allocates with ar_malloc (ar_sig_init) */
     }
@@ -998,7 +733,7 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
      * gone already, and a node that is reconnecting has nothing to flush to.
      */
     if (b->pnc)
-        nums_flush(b);
+        ar__sig_bus_nums_flush(b);
     if (b->pth_started) { /* it publishes what is queued, then ends */
         pthread_mutex_lock(&b->pmu);
         b->pstop = 1;

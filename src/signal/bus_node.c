@@ -1,0 +1,192 @@
+/*
+ * The workers of a jurisdiction as the bus sees them (bus.c has the transport): heartbeats, who
+ * is alive and may back a session up, and admission control from the bus's backlog.
+ */
+#include "bus_internal.h"
+
+#include "anteroom/log.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- nodes ---- */
+
+static ar__sig_node_t *node_get(ar__sig_srv_t *srv, uint64_t id)
+{
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id == id)
+            return &srv->nodes[i];
+    if (srv->nnodes == AR__SIG_NODES_MAX)
+        return NULL;
+    ar__sig_node_t *n = &srv->nodes[srv->nnodes++];
+    memset(n, 0, sizeof(*n));
+    n->id = id;
+    return n;
+}
+
+int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id)
+{
+    if (id == srv->node_id)
+        return 1;
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id == id)
+            return mono_ms() - srv->nodes[i].seen_ms < (uint64_t)AR__SIG_NODE_DEAD_S * 1000u;
+    return 0;
+}
+
+uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude)
+{
+    /* Prefer a live, undrained worker of another node; then any other live worker. */
+    uint64_t same = 0;
+    size_t start = srv->nnodes ? (size_t)(srv->fid_counter++ % srv->nnodes) : 0;
+    for (size_t k = 0; k < srv->nnodes; k++) {
+        ar__sig_node_t *n = &srv->nodes[(start + k) % srv->nnodes];
+        if (n->id == exclude || n->id == srv->node_id || n->draining ||
+            !ar__sig_node_alive(srv, n->id))
+            continue;
+        if (strcmp(n->name, srv->conf->node_name) != 0)
+            return n->id;
+        if (!same)
+            same = n->id;
+    }
+    return same;
+}
+
+int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id)
+{
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id == id)
+            return !srv->nodes[i].draining && ar__sig_node_alive(srv, id) &&
+                   strcmp(srv->nodes[i].name, srv->conf->node_name) != 0;
+    return 0;
+}
+
+/* ---- admission: no new sessions while the bus is behind ---- */
+
+/*
+ * Every worker applies every record update of the jurisdiction (index.c): sessions that arrive
+ * faster than the slowest worker applies their records only grow its inbox, until messages are
+ * dropped and the views of the workers part. So a worker refuses new sessions (close 4016
+ * "busy", docs/protocol.md 4.2; clients come back later) while its own inbox is behind by more
+ * than admit-lag (the oldest message waiting) or holds more than half of inbox-max, and while
+ * any other live worker said so in a heartbeat within the last ADMIT_HEARD_MS: the records of
+ * a session admitted here are applied there too. Resumes and sessions already held are never
+ * refused or dropped for it.
+ */
+#define ADMIT_HEARD_MS 2500u
+
+/* This worker's own backlog: 1 when it is past a bound; *age_ms and *bytes say how far. */
+static int own_behind(ar__sig_bus_t *b, uint64_t *age_ms, size_t *bytes)
+{
+    uint64_t now = mono_ms();
+    pthread_mutex_lock(&b->mu);
+    *age_ms = b->head && now > b->head->at_ms ? now - b->head->at_ms : 0;
+    *bytes = b->bytes;
+    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_lock(&b->pmu); /* publications waiting count too */
+    uint64_t page = b->phead && now > b->phead->at_ms ? now - b->phead->at_ms : 0;
+    if (page > *age_ms)
+        *age_ms = page;
+    if (b->pbytes > *bytes)
+        *bytes = b->pbytes;
+    pthread_mutex_unlock(&b->pmu);
+    return (b->admit_lag_ms && *age_ms > b->admit_lag_ms) || *bytes > b->admit_bytes;
+}
+
+static int check_behind(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    uint64_t age;
+    size_t bytes;
+    int behind = own_behind(b, &age, &bytes);
+    if (b->m_backlog_ms)
+        ar_metric_set(b->m_backlog_ms, (int64_t)age);
+    if (behind && !b->behind)
+        ar_log(AR_LOG_WARN, "signal_bus_behind", AR_LF_UINT("backlog_ms", age),
+               AR_LF_UINT("inbox_bytes", bytes));
+    else if (!behind && b->behind)
+        ar_log(AR_LOG_WARN, "signal_bus_caught_up", AR_LF_UINT("backlog_ms", age),
+               AR_LF_UINT("inbox_bytes", bytes));
+    b->behind = behind;
+    return behind;
+}
+
+int ar__sig_bus_admit(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    if (!b)
+        return 1;
+    if (!check_behind(srv) && mono_ms() >= b->others_behind_until_ms)
+        return 1;
+    if (b->m_refused)
+        ar_metric_add(b->m_refused, 0, 1);
+    return 0;
+}
+
+void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    char subj[96], body[176];
+    snprintf(subj, sizeof(subj), "%snode", b->prefix);
+    int n = snprintf(body, sizeof(body),
+                     "{\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu,\"b\":%d}",
+                     (unsigned long long)srv->node_id, srv->conf->node_name, srv->draining,
+                     (unsigned long long)ar__sig_now_us(), check_behind(srv));
+    ar__sig_bus_nums_flush(b);
+    /*
+     * At once, on the subscribing connection: a heartbeat says that the loop runs and that
+     * this worker hears its subscriptions (after a reconnect, libnats sends the SUBs again
+     * before anything published meanwhile), and must not wait behind the publisher thread's
+     * backlog; its order against records does not matter (below). A heartbeat a second never
+     * fills the socket, so the write never blocks the reader.
+     */
+    (void)natsConnection_Publish(b->nc, subj, body, n);
+    /*
+     * Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). Silence is
+     * measured in milliseconds: counted in the loop's whole seconds, with a heartbeat a second,
+     * a worker passed for dead after anything from 2.0 to 3.0 s of silence, and a NATS server
+     * stalled for 1.2 s (call.test.mjs) could make both nodes promote each other's sessions
+     * while both were alive. Heartbeats already in the inbox count: taken first, so a loop that
+     * was itself held up does not judge others by messages it has not read yet.
+     */
+    ar__sig_bus_take(srv);
+    uint64_t now = mono_ms();
+    for (size_t i = 0; i < srv->nnodes; i++) {
+        ar__sig_node_t *nd = &srv->nodes[i];
+        if (nd->id != srv->node_id && !nd->dead &&
+            now - nd->seen_ms >= (uint64_t)AR__SIG_NODE_DEAD_S * 1000u) {
+            nd->dead = 1;
+            ar_log(AR_LOG_INFO, "signal_worker_silent", AR_LF_UINT("silent_ms", now - nd->seen_ms),
+                   AR_LF_INT("same_node", strcmp(nd->name, srv->conf->node_name) == 0));
+            ar__sig_node_dead(srv, nd->id);
+        }
+    }
+}
+
+void ar__sig_bus_on_node(ar__sig_srv_t *srv, const char *data, size_t len)
+{
+    json_t *o = json_loadb(data, len, 0, NULL);
+    const char *id, *name;
+    int drain;
+    json_int_t t;
+    if (o && json_unpack(o, "{s:s,s:s,s:i,s:I}", "i", &id, "n", &name, "d", &drain, "t", &t) == 0) {
+        ar__sig_node_t *n = node_get(srv, strtoull(id, NULL, 16));
+        if (n) {
+            snprintf(n->name, sizeof(n->name), "%s", name);
+            n->draining = (uint8_t)drain;
+            n->seen_ms = mono_ms();
+            if (n->dead)
+                ar_log0(AR_LOG_INFO, "signal_worker_back");
+            n->dead = 0;
+            uint64_t now = ar__sig_now_us();
+            if (n->id != srv->node_id && now >= (uint64_t)t)
+                ar_metric_observe(srv->m.bus_lag_us, 0, (double)(now - (uint64_t)t));
+            /* "b" (absent before admission control): that worker is behind on the bus. */
+            if (n->id != srv->node_id && json_integer_value(json_object_get(o, "b")) > 0)
+                srv->bus->others_behind_until_ms = n->seen_ms + ADMIT_HEARD_MS;
+        }
+    }
+    json_decref(o);
+}
