@@ -8,6 +8,7 @@ import { $, screen, announce, el } from './dom.js';
 import { SignalClient } from './signal.js';
 import { Mesh } from './mesh.js';
 import { patientResync } from './resync.js';
+import { patientEnding } from './endings.js';
 import { CallUI } from './callui.js';
 import { claims } from './api.js';
 import { StatsReporter } from './stats.js';
@@ -303,11 +304,8 @@ function connect(arrival, name) {
   sig.addEventListener('quality', (e) => mesh?.applyProfile(e.detail.profile));
   sig.addEventListener('ended', () => finish());
   sig.addEventListener('closed', (e) => {
-    if (e.detail.code === 4007) finish();
-    else if (e.detail.code === 4015) finish('You have left the call.');
-    else if (e.detail.code === 4005) st && finish('The call is full: it already has four participants.');
-    else if (e.detail.code === 4001 && st?.invitee) finish('This invitation link was already used or has expired. Please ask for a new one.');
-    else if (e.detail.code === 4001) finish('Your link has expired. Please open it again.');
+    const end = patientEnding(e.detail.code, { active: !!st, invitee: !!st?.invitee });
+    if (end) finish(end.msg);
   });
   sig.addEventListener('error', (e) => {
     // Full, before or after `joined`: two joins racing on two nodes can both be answered and the
