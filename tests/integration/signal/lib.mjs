@@ -70,17 +70,38 @@ export async function waitFor(fn, ms, what) {
 }
 
 // ---- NATS: two servers joined by routes ----
+// A port freePort() found free can be taken before nats-server binds it (another test file's
+// processes open connections from the same ephemeral range in the namespace); a server that
+// cannot bind exits and the cluster never forms. So a cluster that has not formed, or a server
+// that exited, is started again on new ports, at most three times (each with its own logs).
+let natsClusters = 0;
 export async function startNats() {
-  const [c1, c2, r1, r2] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const a = start('nats-server', ['-a', '127.0.0.1', '-p', `${c1}`, '--cluster_name', 'ar',
-    '--cluster', `nats://127.0.0.1:${r1}`, '--routes', `nats://127.0.0.1:${r2}`], 'nats1');
-  const b = start('nats-server', ['-a', '127.0.0.1', '-p', `${c2}`, '--cluster_name', 'ar',
-    '--cluster', `nats://127.0.0.1:${r2}`, '--routes', `nats://127.0.0.1:${r1}`], 'nats2');
   const routed = (p) => fs.readFileSync(p.logFile, 'utf8').includes('Route connection created');
-  await waitFor(() => routed(a) && routed(b), 30000, 'the NATS cluster');
-  const urls = [`nats://127.0.0.1:${c1}`, `nats://127.0.0.1:${c2}`];
-  urls.procs = [a, b]; // for tests that stop one server for a moment (SIGSTOP/SIGCONT)
-  return urls;
+  for (let attempt = 1; ; attempt++) {
+    const [c1, c2, r1, r2] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const n = ++natsClusters;
+    const a = start('nats-server', ['-a', '127.0.0.1', '-p', `${c1}`, '--cluster_name', 'ar',
+      '--cluster', `nats://127.0.0.1:${r1}`, '--routes', `nats://127.0.0.1:${r2}`], `nats${n}-1`);
+    const b = start('nats-server', ['-a', '127.0.0.1', '-p', `${c2}`, '--cluster_name', 'ar',
+      '--cluster', `nats://127.0.0.1:${r2}`, '--routes', `nats://127.0.0.1:${r1}`], `nats${n}-2`);
+    const exited = () => a.exitCode !== null || b.exitCode !== null;
+    try {
+      await waitFor(() => (routed(a) && routed(b)) || exited(), 15000, 'the NATS cluster');
+    } catch {
+      /* not formed in time: below */
+    }
+    if (routed(a) && routed(b) && !exited()) {
+      const urls = [`nats://127.0.0.1:${c1}`, `nats://127.0.0.1:${c2}`];
+      urls.procs = [a, b]; // for tests that stop one server for a moment (SIGSTOP/SIGCONT)
+      return urls;
+    }
+    kill(a);
+    kill(b);
+    if (attempt === 3) {
+      const tail = (p) => fs.readFileSync(p.logFile, 'utf8').split('\n').slice(-5).join(' | ');
+      throw new Error(`the NATS cluster did not form in 3 attempts: ${tail(a)} || ${tail(b)}`);
+    }
+  }
 }
 
 // ---- tokens ----
