@@ -310,6 +310,9 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
                                  const ar_token_claims_t *claims);
 void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 int ar__sig_sess_resuming(ar__sig_srv_t *srv, const ar__sig_sess_t *s);
+/* A local session for r, linked into srv->locals, without its bus subscription (the unit tests'
+ * sessions; ar__sig_sess_local_new adds the subscription). */
+ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup);
 ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup);
 void ar__sig_sess_new_resume(ar__sig_sess_t *s);
 void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s);

@@ -77,7 +77,7 @@ void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     ar_free(s);
 }
 
-ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup)
+ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup)
 {
     ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
     if (!s)
@@ -91,6 +91,14 @@ ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int
     srv->locals = s;
     if (!backup)
         srv->nsessions++;
+    return s;
+}
+
+ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup)
+{
+    ar__sig_sess_t *s = ar__sig_sess_link_new(srv, r, backup);
+    if (!s)
+        return NULL;
     if (ar__sig_bus_sub_to(srv, s) != 0) {
         ar__sig_sess_free(srv, s);
         return NULL;

@@ -40,17 +40,8 @@ static ar__sig_srv_t *srv_new(uint64_t id)
 /* A local session as ar__sig_sess_local_new makes it, without the bus subscription. */
 static ar__sig_sess_t *sess_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup)
 {
-    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
+    ar__sig_sess_t *s = ar__sig_sess_link_new(srv, r, backup);
     assert_non_null(s);
-    s->rec = r;
-    s->is_backup = (uint8_t)backup;
-    r->local = s;
-    s->lnext = srv->locals;
-    if (srv->locals)
-        srv->locals->lprev = s;
-    srv->locals = s;
-    if (!backup)
-        srv->nsessions++;
     return s;
 }
 
