@@ -100,10 +100,24 @@ test('a worker cut off from NATS past the heartbeat timeout keeps its clients', 
   // The promotion is published while the owner's NATS server is down: the owner never receives
   // it. It re-announces its sessions when it reconnects (or the promoter asks it before its
   // grace period ends), and the promoter yields.
-  const [c1, c2, r1, r2] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  let n1 = natsServer('ov-nats1', c1, r1, r2);
-  const n2 = natsServer('ov-nats2', c2, r2, r1);
-  await waitFor(() => routes(n1) > 0 && routes(n2) > 0, 30000, 'the NATS cluster');
+  // As startNats (lib.mjs): a port found free may be taken before nats-server binds it, so a
+  // cluster that has not formed in 15 s, or whose server exited, is started again on new ports.
+  let c1, c2, r1, r2, n1, n2;
+  for (let attempt = 1; ; attempt++) {
+    [c1, c2, r1, r2] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    n1 = natsServer(`ov-nats1-${attempt}`, c1, r1, r2);
+    n2 = natsServer(`ov-nats2-${attempt}`, c2, r2, r1);
+    const exited = () => n1.exitCode !== null || n2.exitCode !== null;
+    try {
+      await waitFor(() => (routes(n1) > 0 && routes(n2) > 0) || exited(), 15000, 'the NATS cluster');
+    } catch {
+      /* not formed in time: below */
+    }
+    if (routes(n1) > 0 && routes(n2) > 0 && !exited()) break;
+    kill(n1);
+    kill(n2);
+    assert.ok(attempt < 3, 'the NATS cluster did not form in 3 attempts');
+  }
   const [C, D] = await Promise.all([
     startNode('oc', [`nats://127.0.0.1:${c1}`], { workers: 1, grace: `${GRACE_S}s` }),
     startNode('od', [`nats://127.0.0.1:${c2}`], { workers: 1, grace: `${GRACE_S}s` }),
@@ -121,7 +135,7 @@ test('a worker cut off from NATS past the heartbeat timeout keeps its clients', 
   const before = routes(n2);
   kill(n1);
   await sleep(5000); // D's worker hears no heartbeat from C's and promotes the patient's copy
-  n1 = natsServer('ov-nats1', c1, r1, r2);
+  n1 = natsServer('ov-nats1-again', c1, r1, r2);
   await waitFor(() => routes(n2) > before, 30000, 'the route back');
 
   await sleep((GRACE_S + 4) * 1000);
