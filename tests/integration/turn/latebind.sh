@@ -51,7 +51,13 @@ probe() { # probe <expected output, an ERE over the lines joined by spaces> <pro
 }
 
 SQUAT_PID=
+SQUAT_N=0
 squat() { # binds UDP 127.0.0.1 on both ports of the range, as another program would
+    # A new file each time: the last squatter's "bound" must not be read before this one has
+    # bound (the background job truncates a reused file only once it has started).
+    SQUAT_N=$((SQUAT_N + 1))
+    local out="$AR_WORK/squat.$SQUAT_N.out"
+    rm -f "$out"
     python3 -c '
 import socket, sys, time
 socks = []
@@ -61,14 +67,14 @@ for p in sys.argv[1:]:
     socks.append(s)
 print("bound", flush=True)
 time.sleep(120)
-' "$AR_MIN_PORT" "$AR_MAX_PORT" >"$AR_WORK/squat.out" 2>&1 &
+' "$AR_MIN_PORT" "$AR_MAX_PORT" >"$out" 2>&1 &
     SQUAT_PID=$!
     AR_BG_PIDS="$AR_BG_PIDS $SQUAT_PID"
     for _ in $(seq 50); do
-        grep -q bound "$AR_WORK/squat.out" && return 0
+        grep -q bound "$out" 2>/dev/null && return 0
         sleep 0.1
     done
-    ar_die "the squatter could not bind $AR_MIN_PORT-$AR_MAX_PORT: $(cat "$AR_WORK/squat.out")"
+    ar_die "the squatter could not bind $AR_MIN_PORT-$AR_MAX_PORT: $(cat "$out" 2>/dev/null)"
 }
 unsquat() {
     kill "$SQUAT_PID" 2>/dev/null
