@@ -17,17 +17,6 @@ export const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ar-signal-'));
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
 function start(cmd, args, name) {
   const log = fs.openSync(path.join(tmp, `${name}.log`), 'a');
   const p = spawn(cmd, args, { stdio: ['ignore', log, log] });
@@ -91,21 +80,24 @@ function ephemeralLow() {
   }
 }
 
-// A port below the ephemeral range that nothing listens on now (random, so that concurrent
-// test files rarely try the same one; a clash shows as a server that exits, and is retried).
-async function lowPort() {
+// n consecutive ports below the ephemeral range that nothing listens on now (random, so that
+// concurrent test files rarely try the same ones; a clash shows as a server that exits).
+const canBind = (port) => new Promise((resolve) => {
+  const s = net.createServer();
+  s.once('error', () => resolve(false));
+  s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+});
+export async function lowPorts(n = 1) {
   const hi = Math.min(ephemeralLow(), 65536);
   const lo = Math.max(1024, hi - 12000);
   for (;;) {
-    const port = lo + crypto.randomInt(hi - lo);
-    const free = await new Promise((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
+    const port = lo + crypto.randomInt(hi - lo - n);
+    let free = true;
+    for (let i = 0; i < n && free; i++) free = await canBind(port + i);
     if (free) return port;
   }
 }
+const lowPort = () => lowPorts(1);
 
 // Starts one nats-server and waits for its ports file; resolves to the process with .client
 // and .cluster (its ports), or rejects if it exits or says nothing in 15 s.
@@ -194,9 +186,12 @@ export const staffToken = (roles = ['provider'], extra = {}) =>
 export const inviteeToken = (room, extra = {}) => mint({ role: 'invitee', room, ...extra });
 
 // ---- signalling nodes ----
+// Its ports are below the ephemeral range (lowPorts): a port found free by binding port 0 could
+// be taken by any connect() in the namespace before the node bound it, and each worker i
+// listens for metrics on metrics + i, a port that check never covered.
 export async function startNode(name, nats, opts = {}) {
-  const port = opts.port ?? (await freePort());
-  const metrics = await freePort();
+  const port = opts.port ?? (await lowPorts(1));
+  const metrics = await lowPorts(opts.workers ?? 2);
   const args = ['--listen', '127.0.0.1', '--port', `${port}`, '--jurisdiction', JUR,
     '--node-name', name, '--keys', keysFile, '--origin', ORIGIN, '--grace', opts.grace ?? '20s',
     '--drain-within', opts.drainWithin ?? '3s', '--workers', `${opts.workers ?? 2}`,
