@@ -206,7 +206,7 @@ int lh_read(int fd, char *text, size_t cap, uint16_t *code)
         text[n] = '\0';
     }
     if (code)
-        *code = op == 0x8 && len >= 2 ? (uint16_t)(payload[0] << 8 | payload[1]) : 0;
+        *code = (uint16_t)(op == 0x8 && len >= 2 ? payload[0] << 8 | payload[1] : 0);
     return op;
 }
 
