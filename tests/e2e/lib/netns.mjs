@@ -288,21 +288,12 @@ export async function waitFor(fn, ms, what) {
   }
 }
 
-export async function freePort(host = '127.0.0.1') {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, host, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-// A port p with p, p + 1 and p + 2 free (the app, the signalling node and the monitor).
+// A port p with p .. p + n - 1 free, below the kernel's ephemeral range (32768 up): a port
+// found free there could still be taken, before the daemon binds it, as the local port of an
+// outgoing connection.
 async function freeRun(n) {
   for (let i = 0; i < 50; i++) {
-    const p = 30000 + Math.floor(Math.random() * 20000);
+    const p = 20000 + Math.floor(Math.random() * (12000 - n));
     let ok = true;
     for (let k = 0; k < n && ok; k++) ok = await portFree(p + k);
     if (ok) return p;
@@ -360,8 +351,8 @@ export async function startServers(topo, extraArgs = [], { alt443 = true } = {})
   const cert = topo.makeStateCert(state);
   topo.certPem = cert;
   const ports = {
-    turn: await freePort(), turnTls: await freePort(), app: await freeRun(3),
-    metrics: await freeRun(5), nats: await freePort(),
+    turn: await freeRun(1), turnTls: await freeRun(1), app: await freeRun(3),
+    metrics: await freeRun(5), nats: await freeRun(1),
   };
   ports.signal = ports.app + 1;
   ports.monitor = ports.app + 2;

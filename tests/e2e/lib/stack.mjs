@@ -33,10 +33,12 @@ function udpFree(port) {
   });
 }
 
-// A base port with base..base+14 free on TCP and base, base+1 free on UDP.
+// A base port with base..base+14 free on TCP and base, base+1 free on UDP, below the kernel's
+// ephemeral range (32768 up): a port found free there could still be taken, between this check
+// and the daemon's bind, as the local port of some process's outgoing connection.
 async function freeBase() {
   for (let i = 0; i < 50; i++) {
-    const base = 20000 + randomInt(0, 400) * 100;
+    const base = 20000 + randomInt(0, 120) * 100;
     let ok = true;
     for (let p = base; ok && p < base + 15; p++) ok = await tcpFree(p);
     if (ok && (await udpFree(base)) && (await udpFree(base + 1))) return base;
