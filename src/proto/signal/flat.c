@@ -317,12 +317,7 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     memset(err, 0, sizeof(*err));
     err->type = type;
     err->id = dir == AR_SIG_FROM_CLIENT ? e.id : AR_SIG_NONE;
-    msg->type = type;
-    msg->id = dir == AR_SIG_FROM_CLIENT ? e.id : AR_SIG_NONE;
-    msg->seq = dir == AR_SIG_FROM_SERVER ? e.seq : 0;
-    if (dir == AR_SIG_FROM_SERVER)
-        msg->fid = e.fid;
-    msg->dir_ = dir;
+    ar__sig_env_to_msg(dir, type, &e, msg);
     msg->sdp_raw_ = raw;
     return 1;
 }

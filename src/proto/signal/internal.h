@@ -81,6 +81,10 @@ typedef struct ar__sig_env_s {
 
 extern const ar__sig_table_t ar__sig_envelope[2];
 
+/* parse.c: the envelope's part of a parsed message, the same for the full and the flat parse:
+ * type and direction, the request id of a client frame, the seq and frame id of a server one. */
+void ar__sig_env_to_msg(ar_sig_dir_t dir, int type, const ar__sig_env_t *env, ar_sig_msg_t *msg);
+
 /*
  * Reads a JSON object into the struct at base following table t. Rejects keys found neither in
  * t nor in `also` (the other table applied to the same object, or NULL), missing required ones,
