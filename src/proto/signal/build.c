@@ -36,6 +36,30 @@ static void put_cstr(writer_t *w, const char *s)
     put(w, s, strlen(s));
 }
 
+/* A string literal, its length known at compile time. */
+#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
+
+/* "s": a value whose characters were checked to need no escape. */
+static void put_quoted(writer_t *w, const char *s, size_t n)
+{
+    if (w->over || n + 2 > w->cap - w->len) {
+        w->over = 1;
+        return;
+    }
+    char *o = w->buf + w->len;
+    o[0] = '"';
+    memcpy(o + 1, s, n);
+    o[n + 1] = '"';
+    w->len += n + 2;
+}
+
+/* The classes whose characters a JSON string holds as they are: no quote, no backslash, no
+ * control character, nothing above 0x7e (validate.c's tables). */
+static int needs_no_escape(int cs)
+{
+    return cs == AR__CS_ID || cs == AR__CS_LANG || cs == AR__CS_WORD || cs == AR__CS_URL;
+}
+
 static void put_int(writer_t *w, int64_t v)
 {
     char tmp[24];
@@ -106,7 +130,10 @@ static int write_value(const ar__sig_field_t *f, const void *val, const char *na
     switch (f->kind) {
     case AR__SIG_STR: {
         const ar_sig_str_t *s = val;
-        put_string(w, s->p, s->len);
+        if (needs_no_escape(f->cs)) /* checked against its class before it is written */
+            put_quoted(w, s->p, s->len);
+        else
+            put_string(w, s->p, s->len);
         return 0;
     }
     case AR__SIG_INT:
@@ -231,25 +258,25 @@ int ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t ca
         w.raw = &msg->u.sdp.sdp;
     ar_sig_err_t err;
 
-    put_cstr(&w, "{\"v\":1,\"type\":\"");
-    put_cstr(&w, ar_sig_type_name(msg->type));
-    put(&w, "\"", 1);
+    PUT_LIT(&w, "{\"v\":1,\"type\":");
+    const char *type = ar_sig_type_name(msg->type);
+    put_quoted(&w, type, strlen(type));
     if (dir == AR_SIG_FROM_SERVER) {
         if (msg->seq < 0 || msg->seq > AR_SIG_INT_MAX)
             return AR_EINVAL;
-        put_key(&w, "seq");
+        PUT_LIT(&w, ",\"seq\":");
         put_int(&w, msg->seq);
         if (msg->fid.len) {
             if (msg->fid.p == NULL || msg->fid.len != AR_SIG_FID_LEN || msg->seq < 1 ||
                 !ar__sig_charset_ok(AR__CS_ID, msg->fid.p, msg->fid.len))
                 return AR_EINVAL;
-            put_key(&w, "fid");
-            put_string(&w, msg->fid.p, msg->fid.len);
+            PUT_LIT(&w, ",\"fid\":");
+            put_quoted(&w, msg->fid.p, msg->fid.len); /* checked above: id characters */
         }
     } else if (msg->id != AR_SIG_NONE) {
         if (msg->id < 0 || msg->id > AR_SIG_INT_MAX)
             return AR_EINVAL;
-        put_key(&w, "id");
+        PUT_LIT(&w, ",\"id\":");
         put_int(&w, msg->id);
     }
     if (write_fields(t, msg, "", &w, 0, &err) != 0)
