@@ -1,7 +1,9 @@
 /*
  * The ASCII character classes (validate.c: a table derived at compile time, and printable ASCII
  * eight bytes at a time) against a byte-by-byte reference written from docs/protocol.md's rules:
- * every byte value at every position of strings up to 40 bytes, and random strings.
+ * every byte value at every position of strings up to 40 bytes, and random strings. Then the
+ * string scanners' skip over plain bytes (internal.h: sixteen bytes at a time with SSE2, else
+ * eight) against a byte loop.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -109,12 +111,54 @@ static void test_no_class(void **state)
     assert_int_equal(ar__sig_charset_ok(-1, "", 0), 1);
 }
 
+static int plain_byte(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/* What ar__sig_skip_plain promises: every byte it skips is plain, and it stops at the first one
+ * that is not, unless fewer than eight bytes were left to look at. */
+static void check_skip(const unsigned char *s, size_t i, size_t len)
+{
+    size_t got = ar__sig_skip_plain(s, i, len);
+    size_t want = i;
+    while (want < len && plain_byte(s[want]))
+        want++;
+    if (got > want || (got < want && len - got >= 8))
+        fail_msg("skip from %zu of %zu: got %zu, first byte not plain at %zu", i, len, got, want);
+}
+
+static void test_skip_plain(void **state)
+{
+    (void)state;
+    unsigned char s[72];
+    for (size_t len = 0; len <= 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int b = 0; b < 256; b++) {
+                memset(s, 'a', sizeof(s));
+                s[at] = (unsigned char)b;
+                for (size_t i = 0; i <= len && i < 3; i++)
+                    check_skip(s, i, len);
+            }
+        }
+    }
+    srand(11);
+    for (int round = 0; round < 300000; round++) {
+        size_t len = (size_t)(rand() % (int)sizeof(s));
+        memset(s, 'x', sizeof(s));
+        for (int k = rand() % 4; k > 0 && len > 0; k--)
+            s[rand() % (int)len] = (unsigned char)(rand() % 256);
+        check_skip(s, len ? (size_t)(rand() % (int)len) : 0, len);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_byte_everywhere),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_no_class),
+        cmocka_unit_test(test_skip_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
