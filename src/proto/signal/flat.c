@@ -180,12 +180,12 @@ static const pair_t *find(const pair_t *p, int n, const char *key)
     return NULL;
 }
 
-/* The row of t named like pair x, or -1. */
+/* The row of t named like pair x, or -1: only a key of the pair's length is compared. */
 static inline int row_of(const ar__sig_table_t *t, const pair_t *x)
 {
     for (size_t r = 0; r < t->count; r++) {
-        const char *k = t->fields[r].key;
-        if (k != NULL && k[0] == x->key[0] && named(k, x->key, x->klen))
+        const ar__sig_field_t *f = &t->fields[r];
+        if (f->klen == x->klen && f->key != NULL && named(f->key, x->key, x->klen))
             return (int)r;
     }
     return -1;

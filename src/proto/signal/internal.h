@@ -57,6 +57,7 @@ typedef struct ar__sig_field_s {
     const char *const *values;         /* AR__SIG_ENUM: allowed names, NULL-terminated */
     const struct ar__sig_table_s *sub; /* AR__SIG_LIST element / AR__SIG_OBJ layout */
     const char *needs;                 /* a key that must be present whenever this one is */
+    uint8_t klen;                      /* strlen(key), so a key is compared only when it fits */
 } ar__sig_field_t;
 
 typedef struct ar__sig_table_s {
