@@ -39,7 +39,8 @@ static void put_cstr(writer_t *w, const char *s)
 /* A string literal, its length known at compile time. */
 #define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
 
-/* "s": a value whose characters were checked to need no escape. */
+/* "s": a value whose characters were checked to need no escape, or JSON string text kept as
+ * it came (the SDP of a relay parse). */
 static void put_quoted(writer_t *w, const char *s, size_t n)
 {
     if (w->over || n + 2 > w->cap - w->len) {
@@ -113,11 +114,23 @@ static void put_string(writer_t *w, const char *s, size_t n)
     put(w, "\"", 1);
 }
 
-static void put_key(writer_t *w, const char *key)
+/* ,"key": (or "key": for an object's first), the key's length from its row: one capacity check
+ * and one copy. */
+static void put_key(writer_t *w, const ar__sig_field_t *f, int first)
 {
-    put(w, ",\"", 2);
-    put_cstr(w, key);
-    put(w, "\":", 2);
+    size_t n = f->klen + 4 - (first != 0);
+    if (w->over || n > w->cap - w->len) {
+        w->over = 1;
+        return;
+    }
+    char *o = w->buf + w->len;
+    if (!first)
+        *o++ = ',';
+    o[0] = '"';
+    memcpy(o + 1, f->key, f->klen);
+    o[f->klen + 1] = '"';
+    o[f->klen + 2] = ':';
+    w->len += n;
 }
 
 static int write_object(const ar__sig_table_t *t, const void *base, const char *path, writer_t *w,
@@ -191,17 +204,9 @@ static int write_fields(const ar__sig_table_t *t, const void *base, const char *
         if (w->raw != NULL && val == w->raw) {
             /* The SDP a parse kept escaped (AR_SIG_PARSE_KEEP_SDP_JSON), checked back then. */
             const ar_sig_str_t *sdp = val;
-            if (first) {
-                put(w, "\"", 1);
-                put_cstr(w, f->key);
-                put(w, "\":", 2);
-                first = 0;
-            } else {
-                put_key(w, f->key);
-            }
-            put(w, "\"", 1);
-            put(w, sdp->p, sdp->len);
-            put(w, "\"", 1);
+            put_key(w, f, first);
+            first = 0;
+            put_quoted(w, sdp->p, sdp->len);
             continue;
         }
         int present = ar__sig_present(f, val);
@@ -219,14 +224,8 @@ static int write_fields(const ar__sig_table_t *t, const void *base, const char *
                 return AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "field '%s' needs field '%s'", name,
                                     f->needs);
         }
-        if (first) {
-            put(w, "\"", 1);
-            put_cstr(w, f->key);
-            put(w, "\":", 2);
-            first = 0;
-        } else {
-            put_key(w, f->key);
-        }
+        put_key(w, f, first);
+        first = 0;
         rc = write_value(f, val, name, w, err);
         if (rc != 0)
             return rc;
