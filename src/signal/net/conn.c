@@ -330,6 +330,10 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
                 c->in->len = 0;
             direct = NULL;
         }
+        /* A frame ended with the buffer: the parser waits for a header, so asking it again
+         * would only hear NEED_MORE. */
+        if (off == n && ev.type == AR_WS_EV_FRAME_END)
+            break;
     }
     in_release(c);
 }
