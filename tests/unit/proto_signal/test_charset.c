@@ -95,8 +95,8 @@ static void test_random(void **state)
             static const unsigned char edge[] = {
                 0x00, 0x1f, 0x20, 0x21, 0x22, 0x27, 0x2d, 0x2e, 0x2f, 0x30, 0x39, 0x3a, 0x3c, 0x3e,
                 0x40, 0x41, 0x5a, 0x5b, 0x5c, 0x5f, 0x60, 0x61, 0x7a, 0x7b, 0x7e, 0x7f, 0x80, 0xff};
-            s[rand() % (int)len] =
-                rand() % 2 ? edge[rand() % (int)sizeof(edge)] : (unsigned char)(rand() % 256);
+            int b = rand() % 2 ? edge[rand() % (int)sizeof(edge)] : rand() % 256;
+            s[rand() % (int)len] = (unsigned char)b;
         }
         assert_int_equal(ar__sig_charset_ok(cs, (const char *)s, len), ref(cs, s, len));
     }
