@@ -601,24 +601,31 @@ static void rx_reserve(ar__udp_worker_t *w)
     }
 }
 
-static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom, bool ctl)
+/* The parts of the receive headers that never change (names, iovec arrays, overflow areas), set
+ * once; rx_batch rewrites only what a batch's position, headroom and the kernel change. */
+static void rx_init(ar__udp_worker_t *w)
 {
     for (unsigned i = 0; i < BATCH; i++) {
-        size_t first = SLOT_SIZE - headroom - 4; /* 4 bytes of tailroom for padding */
-        w->riov[i][0].iov_base = w->rx[w->rx_used + i] + headroom;
-        w->riov[i][0].iov_len = first;
-        w->riov[i][1].iov_base = w->over + i * DGRAM_MAX;
-        w->riov[i][1].iov_len = DGRAM_MAX - first;
         struct msghdr *h = &w->rmsgs[i].msg_hdr;
         memset(h, 0, sizeof(*h));
         h->msg_name = &w->raddr[i];
-        h->msg_namelen = sizeof(w->raddr[i]);
         h->msg_iov = w->riov[i];
         h->msg_iovlen = 2;
-        if (ctl) {
-            h->msg_control = w->rctl[i];
-            h->msg_controllen = CTL_SIZE;
-        }
+        w->riov[i][1].iov_base = w->over + i * DGRAM_MAX;
+    }
+}
+
+static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom, bool ctl)
+{
+    size_t first = SLOT_SIZE - headroom - 4; /* 4 bytes of tailroom for padding */
+    for (unsigned i = 0; i < BATCH; i++) {
+        struct msghdr *h = &w->rmsgs[i].msg_hdr;
+        w->riov[i][0].iov_base = w->rx[w->rx_used + i] + headroom;
+        w->riov[i][0].iov_len = first;
+        w->riov[i][1].iov_len = DGRAM_MAX - first;
+        h->msg_namelen = sizeof(w->raddr[i]);
+        h->msg_control = ctl ? w->rctl[i] : NULL;
+        h->msg_controllen = ctl ? CTL_SIZE : 0;
     }
     int r;
     do {
@@ -890,6 +897,7 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
     w->whole = ar_malloc(AR_TURN_HEADROOM + DGRAM_MAX + 4);
     if (!w->rx || !w->copy || !w->over || !w->whole)
         return AR_ENOMEM;
+    rx_init(w);
     w->wall_base = (int64_t)time(NULL) - (int64_t)(uv_now(w->loop) / 1000);
     w->gso_max = gso_probe();
     w->gso_below = w->gso_max;
