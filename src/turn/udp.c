@@ -36,6 +36,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <stdbool.h>
@@ -877,6 +879,30 @@ static size_t gso_probe(void)
     return ok ? AR_TURN_MAX_UDP_PAYLOAD + 1 : 0;
 }
 
+/*
+ * Worker threads run as SCHED_BATCH, which changes one thing for them: a datagram that wakes a
+ * worker does not preempt the task running on the CPU it wakes on (on loopback, often its
+ * sender); the worker runs when that task sleeps or its slice ends, and on an idle CPU at once, as
+ * before. A wake-up (epoll_wait returning, the context switch, going back to sleep) costs our CPU
+ * more than relaying a datagram, and with a worker per core each worker sees only its share of
+ * the traffic, so it wakes for small batches; letting the sender finish its burst first means
+ * fewer, fuller batches (docs/performance.md, bench/turn/udp_ab.sh). Latency grows only while
+ * the CPU is busy with a task that does not sleep, by up to the scheduler's slice (a few ms).
+ * A policy the operator chose (the daemon started under `chrt`, say, real-time or idle) is kept:
+ * only the default one is changed. Failure (a sandbox refusing sched_setscheduler) leaves it.
+ */
+static void sched_batch(void)
+{
+    struct sched_param sp = {0};
+    int policy = SCHED_OTHER;
+    if (pthread_getschedparam(pthread_self(), &policy, &sp) != 0 || policy != SCHED_OTHER)
+        return;
+    sp.sched_priority = 0;
+    int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    if (rc != 0)
+        ar_log(AR_LOG_DEBUG, "turn_sched_batch_failed", AR_LF_INT("errno", rc));
+}
+
 int ar__udp_worker_init(ar_worker_t *wk, void *data)
 {
     ar__turn_daemon_t *d = data;
@@ -885,6 +911,7 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
         return AR_ENOMEM;
     w->relay_epfd = -1;
     d->workers[ar_worker_index(wk)] = w;
+    sched_batch();
     w->d = d;
     w->index = ar_worker_index(wk);
     w->loop = ar_worker_loop(wk);
