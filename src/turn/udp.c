@@ -36,6 +36,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <stdbool.h>
@@ -601,24 +603,31 @@ static void rx_reserve(ar__udp_worker_t *w)
     }
 }
 
-static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom, bool ctl)
+/* The parts of the receive headers that never change (names, iovec arrays, overflow areas), set
+ * once; rx_batch rewrites only what a batch's position, headroom and the kernel change. */
+static void rx_init(ar__udp_worker_t *w)
 {
     for (unsigned i = 0; i < BATCH; i++) {
-        size_t first = SLOT_SIZE - headroom - 4; /* 4 bytes of tailroom for padding */
-        w->riov[i][0].iov_base = w->rx[w->rx_used + i] + headroom;
-        w->riov[i][0].iov_len = first;
-        w->riov[i][1].iov_base = w->over + i * DGRAM_MAX;
-        w->riov[i][1].iov_len = DGRAM_MAX - first;
         struct msghdr *h = &w->rmsgs[i].msg_hdr;
         memset(h, 0, sizeof(*h));
         h->msg_name = &w->raddr[i];
-        h->msg_namelen = sizeof(w->raddr[i]);
         h->msg_iov = w->riov[i];
         h->msg_iovlen = 2;
-        if (ctl) {
-            h->msg_control = w->rctl[i];
-            h->msg_controllen = CTL_SIZE;
-        }
+        w->riov[i][1].iov_base = w->over + i * DGRAM_MAX;
+    }
+}
+
+static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom, bool ctl)
+{
+    size_t first = SLOT_SIZE - headroom - 4; /* 4 bytes of tailroom for padding */
+    for (unsigned i = 0; i < BATCH; i++) {
+        struct msghdr *h = &w->rmsgs[i].msg_hdr;
+        w->riov[i][0].iov_base = w->rx[w->rx_used + i] + headroom;
+        w->riov[i][0].iov_len = first;
+        w->riov[i][1].iov_len = DGRAM_MAX - first;
+        h->msg_namelen = sizeof(w->raddr[i]);
+        h->msg_control = ctl ? w->rctl[i] : NULL;
+        h->msg_controllen = ctl ? CTL_SIZE : 0;
     }
     int r;
     do {
@@ -870,6 +879,30 @@ static size_t gso_probe(void)
     return ok ? AR_TURN_MAX_UDP_PAYLOAD + 1 : 0;
 }
 
+/*
+ * Worker threads run as SCHED_BATCH, which changes one thing for them: a datagram that wakes a
+ * worker does not preempt the task running on the CPU it wakes on (on loopback, often its
+ * sender); the worker runs when that task sleeps or its slice ends, and on an idle CPU at once, as
+ * before. A wake-up (epoll_wait returning, the context switch, going back to sleep) costs our CPU
+ * more than relaying a datagram, and with a worker per core each worker sees only its share of
+ * the traffic, so it wakes for small batches; letting the sender finish its burst first means
+ * fewer, fuller batches (docs/performance.md, bench/turn/udp_ab.sh). Latency grows only while
+ * the CPU is busy with a task that does not sleep, by up to the scheduler's slice (a few ms).
+ * A policy the operator chose (the daemon started under `chrt`, say, real-time or idle) is kept:
+ * only the default one is changed. Failure (a sandbox refusing sched_setscheduler) leaves it.
+ */
+static void sched_batch(void)
+{
+    struct sched_param sp = {0};
+    int policy = SCHED_OTHER;
+    if (pthread_getschedparam(pthread_self(), &policy, &sp) != 0 || policy != SCHED_OTHER)
+        return;
+    sp.sched_priority = 0;
+    int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    if (rc != 0)
+        ar_log(AR_LOG_DEBUG, "turn_sched_batch_failed", AR_LF_INT("errno", rc));
+}
+
 int ar__udp_worker_init(ar_worker_t *wk, void *data)
 {
     ar__turn_daemon_t *d = data;
@@ -878,6 +911,7 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
         return AR_ENOMEM;
     w->relay_epfd = -1;
     d->workers[ar_worker_index(wk)] = w;
+    sched_batch();
     w->d = d;
     w->index = ar_worker_index(wk);
     w->loop = ar_worker_loop(wk);
@@ -890,6 +924,7 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
     w->whole = ar_malloc(AR_TURN_HEADROOM + DGRAM_MAX + 4);
     if (!w->rx || !w->copy || !w->over || !w->whole)
         return AR_ENOMEM;
+    rx_init(w);
     w->wall_base = (int64_t)time(NULL) - (int64_t)(uv_now(w->loop) / 1000);
     w->gso_max = gso_probe();
     w->gso_below = w->gso_max;
