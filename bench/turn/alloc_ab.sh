@@ -90,6 +90,11 @@ cpu_ns() { # CPU time of every thread of process $1, in ns
   cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'
 }
 
+ctxsw() { # context switches (voluntary, involuntary) of every thread of process $1
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/^voluntary_ctxt_switches/ {v += $2} /^nonvoluntary_ctxt_switches/ {n += $2} END {print v + 0, n + 0}'
+}
+
 "$TL" peer --listen "127.0.0.1:$PEER_PORT" --secs 3600 >/dev/null 2>&1 &
 pids+=($!)
 declare -A CPU
@@ -100,7 +105,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     start_server "$s" || exit 1
     sleep 0.3
     net=$((net + 1))
-    c0=$(cpu_ns "$SRV")
+    c0=$(cpu_ns "$SRV") s0=$(ctxsw "$SRV")
     timeout 120 "$TL" turn --server "127.0.0.1:$PORT" --peer "127.0.0.1:$PEER_PORT" \
       --allocs "$N" --window 64 --no-data "${ONLY[@]}" --hold 5 --server-pid "$SRV" \
       --bind "127.$net.0.1" --spread "$N" >"$TMP/tl.out" 2>&1 &
@@ -110,7 +115,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       kill -0 "$tl" 2>/dev/null || break
       sleep 0.02
     done
-    c1=$(cpu_ns "$SRV")
+    c1=$(cpu_ns "$SRV") s1=$(ctxsw "$SRV")
     kill -0 "$SRV" 2>/dev/null || echo "  ($s exited during the run)"
     stop_pid "$tl"
     stop_pid "$SRV"
@@ -119,7 +124,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
     [ -n "$line" ] || echo "  (client output: $(tail -c 300 "$TMP/tl.out" | tr '\n' ' '); server: $(tail -c 300 "$TMP/srv.log" | tr '\n' ' '))"
     ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$line")
     v=$(awk -v a="$c0" -v b="$c1" -v n="${ok:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / 1000 / n}')
-    echo "round $r $s ${line:-no ALLOC line} schedstat_us_per_alloc=${v:-n/a}"
+    sw=$(awk -v a="$s0" -v b="$s1" -v n="${ok:-0}" 'BEGIN {split(a, x, " "); split(b, y, " ");
+      if (n > 0) printf "%.3f/%.3f", (y[1] - x[1]) / n, (y[2] - x[2]) / n}')
+    echo "round $r $s ${line:-no ALLOC line} schedstat_us_per_alloc=${v:-n/a} ctxsw_per_alloc=${sw:-n/a}"
     [ -n "$v" ] && CPU[$s]="${CPU[$s]:-} $v"
   done
 done
