@@ -12,8 +12,6 @@
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
 
-#include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -21,32 +19,6 @@
 #include <unistd.h>
 
 #define FD_RESERVE 256 /* listeners, metrics connections, logs, libuv internals */
-
-/*
- * The calling thread's scheduling policy, SCHED_BATCH or SCHED_OTHER (both unprivileged). Worker
- * threads inherit it from the thread that starts them.
- *
- * Why SCHED_BATCH by default: a worker sleeps in epoll_wait between datagrams, and each wake-up
- * (the switch in and out, on this kind of VM several microseconds) was the largest cost of a
- * short request such as an Allocate. Under SCHED_OTHER a worker woken by a client's datagram
- * preempts the running thread at once, often that same client before it sent its next request,
- * so a worker wakes for one or two datagrams at a time. A SCHED_BATCH thread does not preempt on
- * wake-up: it runs on an idle CPU at once (placement is unchanged) or, when every CPU is busy,
- * once the running thread blocks or its slice ends, and then takes everything that arrived in
- * between in one recvmmsg. Its added wait is bounded by the scheduler's slice (a few ms) and
- * happens only when the CPUs are saturated, where answering is already delayed by the queue.
- * docs/performance.md ("CPU per allocation") has the measurements.
- */
-static bool set_sched_batch(bool batch)
-{
-    struct sched_param sp = {.sched_priority = 0};
-    int rc = pthread_setschedparam(pthread_self(), batch ? SCHED_BATCH : SCHED_OTHER, &sp);
-    if (rc != 0)
-        ar_log(AR_LOG_WARN, "sched_policy_failed",
-               batch ? AR_LF_KW("policy", "batch") : AR_LF_KW("policy", "other"),
-               AR_LF_INT("errno", rc));
-    return rc == 0;
-}
 
 static int register_metrics(ar__turn_daemon_t *d)
 {
@@ -284,10 +256,7 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
         }
     }
     ar_workers_t *ws = NULL;
-    bool batch = plan->sched_batch && set_sched_batch(true);
     rc = ar_workers_start(&ws, plan->workers, ar__udp_worker_init, ar__udp_worker_stop, d);
-    if (batch)
-        (void)set_sched_batch(false); /* the workers have theirs; this thread only waits */
     if (rc != 0) {
         ar_log(AR_LOG_ERROR, "start_failed", AR_LF_ERR("err", rc));
         goto out_workers;
@@ -297,8 +266,6 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
                AR_LF_ADDR("addr", (const struct sockaddr *)&plan->listen[i]),
                AR_LF_INT("port", ar_addr_port((const struct sockaddr *)&plan->listen[i])),
                AR_LF_UINT("workers", plan->workers));
-    ar_log(AR_LOG_INFO, "workers_sched",
-           batch ? AR_LF_KW("policy", "batch") : AR_LF_KW("policy", "other"));
     log_stream_listeners(plan, d);
     if (plan->has_metrics)
         ar_log(AR_LOG_INFO, "metrics_listening",

@@ -42,7 +42,6 @@ typedef struct ar_turn_conf_s {
     int64_t unauth_rate;           /* unauthenticated requests/s per source IP, 0: off */
     int64_t tcp_connect_timeout;   /* ms: RFC 6062 Connect gives up with 447 after this */
     int64_t workers;
-    int sched_batch; /* worker threads under SCHED_BATCH (see daemon.c) */
     char *metrics_listen;
     char *log_level;
     char *redirect_above; /* "0.8" (load score) or "500" (allocations); unset: never */
@@ -70,7 +69,6 @@ typedef struct ar_turn_plan_s {
     ar_turn_opts_t opts;
     uint16_t min_port, max_port;
     unsigned workers;
-    int sched_batch; /* 1: worker threads under SCHED_BATCH */
     /* Stream listeners on every listening address; 0: that one is off. TLS needs cert/pkey. */
     uint16_t tcp_port, tls_port, alt_tls_port;
     const char *cert, *pkey; /* NULL: no TLS */
