@@ -11,7 +11,9 @@
 # CPU us per Allocate and its ratio to coturn's median from the same invocation.
 #
 # Usage: bench/turn/alloc_ab.sh [LABEL=BINARY ...]
-#        (default: anteroom=build/default/cmd/anteroom-turn/anteroom-turn)
+#        (default: anteroom=build/default/cmd/anteroom-turn/anteroom-turn); 'LABEL=BINARY FLAG...'
+#        (one argument, quoted) adds those flags to that server's command line, e.g.
+#        'noyield=build/default/cmd/anteroom-turn/anteroom-turn --yield-after-requests=false'.
 # Env:   BENCH_ALLOCS (N, default 15000), BENCH_ROUNDS (default 5), BENCH_PORT (default 34760),
 #        AR_BUILD (build dir, default build/default), BENCH_RELAY_PORTS (relay range of every
 #        server, default 10000-29999 as in run.sh; outside the kernel's ephemeral ports, so
@@ -40,13 +42,15 @@ fi
 [ -x "$TL" ] || { echo "missing $TL: run cmake --build --preset default first" >&2; exit 1; }
 command -v turnserver >/dev/null || { echo "coturn (turnserver) is not installed" >&2; exit 1; }
 servers=(coturn)
-declare -A BIN
+declare -A BIN FLAGS
 if [ $# -eq 0 ]; then set -- "anteroom=$BUILD/cmd/anteroom-turn/anteroom-turn"; fi
 for a in "$@"; do
-  label=${a%%=*} bin=${a#*=}
+  label=${a%%=*}
+  read -r bin flags <<<"${a#*=}"
   [ -x "$bin" ] || { echo "not an executable: $bin" >&2; exit 1; }
   servers+=("$label")
   BIN[$label]=$bin
+  FLAGS[$label]=${flags:-}
 done
 TMP=$(mktemp -d /tmp/ar-alloc-ab.XXXXXX)
 pids=()
@@ -72,7 +76,8 @@ start_server() { # start_server <label>: sets SRV
       --userdb="$TMP/coturn/turndb" --pidfile="$TMP/coturn/turn.pid" \
       --log-file="$TMP/coturn/turn.log" --no-stdout-log --simple-log >"$TMP/srv.log" 2>&1 &
   else
-    "${BIN[$1]}" --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$PORT" \
+    # shellcheck disable=SC2086 # FLAGS: words given after the binary
+    "${BIN[$1]}" ${FLAGS[$1]} --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$PORT" \
       --min-port "$MIN_PORT" --max-port "$MAX_PORT" --realm bench --user bench:bench \
       --allow-loopback-peers --no-tls >"$TMP/srv.log" 2>&1 &
   fi
