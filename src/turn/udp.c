@@ -64,6 +64,12 @@
 /* Datagrams in one GSO message: the kernel's UDP_MAX_SEGMENTS has been 64 since UDP GSO came
  * (Linux 4.18); newer kernels allow 128. Their bytes together stay within one UDP datagram's. */
 #define GSO_SEGS 64
+/* A yield after requests that kept the worker away longer than this turns yielding off for
+ * YIELD_BACKOFF_MS (see yield_after_requests). 2 ms is more than the scheduler's slice on a
+ * small machine (0.75 ms x (1 + log2 CPUs)): a yield that long means several other threads
+ * were queued for the CPU and had their turn first. */
+#define YIELD_SLOW_NS 2000000
+#define YIELD_BACKOFF_MS 100
 
 typedef union {
     struct sockaddr sa;
@@ -128,8 +134,9 @@ struct ar__udp_worker_s {
     /* This loop iteration's datagrams: all received (listener and relay sockets), and of those
      * the STUN requests on a listener (see yield_after_requests). */
     unsigned it_rx, it_req;
-    bool yield;    /* the yield-after-requests option */
-    uint8_t *copy; /* COPY_ARENA bytes, handed out in order and reset by flush_all */
+    bool yield;               /* the yield-after-requests option */
+    uint64_t yield_off_until; /* uv_now() ms before which the worker does not yield */
+    uint8_t *copy;            /* COPY_ARENA bytes, handed out in order and reset by flush_all */
     size_t copy_used;
     uint8_t *over;  /* BATCH overflow areas, DGRAM_MAX bytes each */
     uint8_t *whole; /* a datagram that spilled into its overflow, made whole again */
@@ -769,14 +776,26 @@ static void on_relays(uv_poll_t *h, int status, int events)
  * microseconds each); when a client or another thread is waiting for this CPU, yielding lets it
  * run now and send its next requests, and the worker comes back to a batch of them without
  * having slept. With no other runnable thread on this CPU, sched_yield returns at once (one
- * system call). Iterations that relayed data never yield, so the relay path's throughput and
- * latency under CPU contention are as before. docs/performance.md ("CPU per allocation").
+ * system call). Turns that relayed data never yield, so the relay path is scheduled as before.
+ *
+ * What it costs is latency: datagrams that arrive while the worker is away wait for it. While
+ * the client runs that is tens to hundreds of microseconds, but when many threads are queued
+ * for the CPU a yield can last milliseconds, where a sleeping worker would have been woken at
+ * once. So a yield longer than YIELD_SLOW_NS turns yielding off for YIELD_BACKOFF_MS: at most
+ * ten such yields a second per worker, the others shorter than YIELD_SLOW_NS.
+ * docs/turn.md and docs/performance.md ("CPU per allocation").
  */
 static void yield_after_requests(ar__udp_worker_t *w)
 {
-    if (w->yield && w->it_req > 0 && w->it_req == w->it_rx)
-        (void)sched_yield();
+    bool due =
+        w->yield && w->it_req > 0 && w->it_req == w->it_rx && uv_now(w->loop) >= w->yield_off_until;
     w->it_rx = w->it_req = 0;
+    if (!due)
+        return;
+    uint64_t t0 = uv_hrtime();
+    (void)sched_yield();
+    if (uv_hrtime() - t0 > YIELD_SLOW_NS)
+        w->yield_off_until = uv_now(w->loop) + YIELD_BACKOFF_MS;
 }
 
 static void on_check(uv_check_t *c)
