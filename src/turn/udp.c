@@ -69,7 +69,7 @@
  * small machine (0.75 ms x (1 + log2 CPUs)): a yield that long means several other threads
  * were queued for the CPU and had their turn first. */
 #define YIELD_SLOW_NS 2000000
-#define YIELD_BACKOFF_MS 100
+#define YIELD_BACKOFF_MS 10
 
 typedef union {
     struct sockaddr sa;
@@ -782,7 +782,8 @@ static void on_relays(uv_poll_t *h, int status, int events)
  * the client runs that is tens to hundreds of microseconds, but when many threads are queued
  * for the CPU a yield can last milliseconds, where a sleeping worker would have been woken at
  * once. So a yield longer than YIELD_SLOW_NS turns yielding off for YIELD_BACKOFF_MS: at most
- * ten such yields a second per worker, the others shorter than YIELD_SLOW_NS.
+ * one such yield per 10 ms per worker, the others shorter than YIELD_SLOW_NS. (A 100 ms pause
+ * kept a third less of the saving on this VM, where the host alone makes some yields slow.)
  * docs/turn.md and docs/performance.md ("CPU per allocation").
  */
 static void yield_after_requests(ar__udp_worker_t *w)
