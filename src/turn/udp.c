@@ -783,7 +783,7 @@ static void on_relays(uv_poll_t *h, int status, int events)
  * for the CPU a yield can last milliseconds, where a sleeping worker would have been woken at
  * once. So a yield longer than YIELD_SLOW_NS turns yielding off for YIELD_BACKOFF_MS: at most
  * one such yield per 10 ms per worker, the others shorter than YIELD_SLOW_NS. (A 100 ms pause
- * kept a third less of the saving on this VM, where the host alone makes some yields slow.)
+ * kept a quarter less of the saving on this VM, where some yields are slow even at low load.)
  * docs/turn.md and docs/performance.md ("CPU per allocation").
  */
 static void yield_after_requests(ar__udp_worker_t *w)
