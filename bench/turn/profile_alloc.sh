@@ -64,12 +64,12 @@ fi
 perf report -i "$TMP/perf.data" --children --sort sym --stdio -g none 2>/dev/null >"$TMP/rep.txt"
 echo "share of the server's samples in the allocation phase (children included):"
 for s in __x64_sys_sendmmsg __x64_sys_recvmmsg __x64_sys_epoll_wait __x64_sys_socket \
-  __x64_sys_bind __x64_sys_close __x64_sys_setsockopt __x64_sys_epoll_ctl \
+  __x64_sys_bind __x64_sys_close __x64_sys_setsockopt __x64_sys_epoll_ctl __x64_sys_sched_yield \
   finish_task_switch.isra.0 entry_SYSCALL_64_after_hwframe; do
   awk -v s="$s" '$NF == s {printf "  %-32s %s\n", s, $1; f = 1} END {if (!f) printf "  %-32s 0%%\n", s}' "$TMP/rep.txt"
 done
 echo "(entry_SYSCALL_64_after_hwframe: all system calls together; finish_task_switch: the cost of"
-echo " sleeping in epoll_wait and being woken, part of the epoll_wait and sendmmsg shares)"
+echo " being switched out and in, part of the epoll_wait, sched_yield and sendmmsg shares)"
 if [ -n "${PROFILE_TOP:-}" ]; then
   echo "the $PROFILE_TOP symbols with the most samples of their own (PROFILE_TOP):"
   perf report -i "$TMP/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
