@@ -944,7 +944,8 @@ static size_t gso_probe(void)
  * fewer, fuller batches (docs/performance.md, bench/turn/udp_ab.sh). Latency grows only while
  * the CPU is busy with a task that does not sleep, by up to the scheduler's slice (a few ms).
  * A policy the operator chose (the daemon started under `chrt`, say, real-time or idle) is kept:
- * only the default one is changed. Failure (a sandbox refusing sched_setscheduler) leaves it.
+ * only the default one is changed; `sched-batch=false` keeps the default policy. Failure (a sandbox
+ * refusing sched_setscheduler) leaves it.
  */
 static void sched_batch(void)
 {
@@ -966,7 +967,8 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
         return AR_ENOMEM;
     w->relay_epfd = -1;
     d->workers[ar_worker_index(wk)] = w;
-    sched_batch();
+    if (d->plan->sched_batch)
+        sched_batch();
     w->d = d;
     w->index = ar_worker_index(wk);
     w->loop = ar_worker_loop(wk);

@@ -61,6 +61,11 @@ if [ "$AR_KIND" = anteroom ]; then
     main=$(sed -nE 's/^policy +: +([0-9]+)$/\1/p' /proc/"$AR_SERVER_PID"/sched 2>/dev/null)
     ar_check "both worker threads run as SCHED_BATCH ($batch), the main thread not (${main:-?})" \
         test "$batch" -eq 2 -a "${main:-x}" = 0
+    ar_server_stop
+    # sched-batch=false: every thread keeps the default policy.
+    ar_server_start "${USER_FLAGS[@]}" "${workers[@]}" --sched-batch=false
+    batch=$(grep -lE '^policy +: +3$' /proc/"$AR_SERVER_PID"/task/*/sched 2>/dev/null | wc -l)
+    ar_check "with sched-batch=false no thread runs as SCHED_BATCH ($batch)" test "$batch" -eq 0
 fi
 ar_server_stop
 
