@@ -22,7 +22,7 @@
 /* Reads per readiness event, so one busy peer cannot monopolise the loop. */
 #define READS_PER_EVENT 8
 /* Frames up to this size go out with one send() from a copy (send_raw2): on this VM a 176-byte
- * frame cost 0.25-0.3 us less CPU so than as a sendmsg() of header and payload
+ * frame cost 0.25-0.3 us less CPU this way than as a sendmsg() of header and payload
  * (bench/signal_parts/send.c, ar_bench_sig_send), and a copy of 2 KB costs well under that. */
 #define SEND_COPY_MAX 2048
 _Static_assert(SEND_COPY_MAX <= AR__SN_READ_BUF, "the copy fits the loop's write scratch");

@@ -72,6 +72,19 @@ static void on_message(ar_sn_conn_t *c, uint8_t op, const uint8_t *msg, size_t l
         }
         return;
     }
+    if (len == 6 && memcmp(msg, "sburst", 6) == 0) { /* 70 small frames, for test_small_partial */
+        static uint8_t m[1500];
+        for (int k = 0; k < 70; k++) {
+            for (size_t i = 0; i < sizeof(m); i++)
+                m[i] = (uint8_t)(i * 7 + (size_t)k);
+            int err = ar_sn_send(c, AR_WS_OP_BINARY, m, sizeof(m));
+            if (err) {
+                atomic_store(&srv.send_err, err);
+                return;
+            }
+        }
+        return;
+    }
     if (len == 3 && memcmp(msg, "die", 3) == 0) {
         /* The send fails and drops the connection inside it; c stays usable until the batch
          * ends: the next send says AR_ESTATE, a close does nothing, its data is still there. */
@@ -438,6 +451,34 @@ static void test_slow_reader(void **state)
     stop();
 }
 
+/* Frames under conn.c's copy threshold (2 KB) are copied behind their header and sent with one
+ * send(): against a 2 KB receive window most sends are partial, and every byte must still
+ * arrive, in order. */
+static void test_small_partial(void **state)
+{
+    (void)state;
+    start(5, 30, NULL);
+    client_t w = dial_window(NULL, 2048);
+    assert_int_equal(upgrade(&w, "/small", "https://app.example.org"), 101);
+    send_frame(&w, 0x81, "sburst", 6, 1);
+    usleep(100000);
+    static uint8_t b[4 + 1500];
+    for (int k = 0; k < 70; k++) {
+        assert_int_equal(read_all(&w, b, sizeof(b)), 0);
+        if (k % 20 == 0)
+            usleep(2000);
+        assert_int_equal(b[0], 0x82);
+        assert_int_equal(b[1], 126);
+        assert_int_equal(b[2] << 8 | b[3], 1500);
+        for (size_t i = 0; i < 1500; i++)
+            if (b[4 + i] != (uint8_t)(i * 7 + (size_t)k))
+                fail_msg("byte %zu of message %d", i, k);
+    }
+    assert_int_equal(atomic_load(&srv.send_err), 0);
+    hangup(&w);
+    stop();
+}
+
 /* A send that kills its connection: close_cb fires inside it, free_cb only after the batch. */
 static void test_killed_in_send(void **state)
 {
@@ -728,10 +769,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_and_close),  cmocka_unit_test(test_protocol_errors),
         cmocka_unit_test(test_upgrade_refused), cmocka_unit_test(test_timeouts),
-        cmocka_unit_test(test_slow_reader),     cmocka_unit_test(test_tls_openssl),
-        cmocka_unit_test(test_tls13_detached),  cmocka_unit_test(test_tls_wolfssl),
-        cmocka_unit_test(test_tls_boringssl),   cmocka_unit_test(test_alloc_failure),
-        cmocka_unit_test(test_reuseport),       cmocka_unit_test(test_killed_in_send),
+        cmocka_unit_test(test_small_partial),   cmocka_unit_test(test_slow_reader),
+        cmocka_unit_test(test_tls_openssl),     cmocka_unit_test(test_tls13_detached),
+        cmocka_unit_test(test_tls_wolfssl),     cmocka_unit_test(test_tls_boringssl),
+        cmocka_unit_test(test_alloc_failure),   cmocka_unit_test(test_reuseport),
+        cmocka_unit_test(test_killed_in_send),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
