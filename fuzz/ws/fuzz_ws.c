@@ -1,7 +1,8 @@
 /*
  * Fuzzes the WebSocket codec. The first input byte picks the mode: even runs the bytes through a
  * server and a client frame parser, fed whole and in chunks of the size given by the second byte,
- * and checks both feedings agree (events and payload); odd runs the rest as an upgrade request
+ * and checks both feedings agree (events and payload) and that every text message completed
+ * is valid UTF-8 by the separate validator; odd runs the rest as an upgrade request
  * (bit 1: allow requests without Origin), checks an accepted one again cut to its length and one
  * byte shorter, and writes the response. Disagreements abort.
  */
@@ -30,6 +31,10 @@ static void parse_all(int server, uint8_t *buf, size_t len, size_t step, trace_t
     ar_ws_parser_t p;
     ar_ws_parser_init(&p, server, 4096);
     memset(t, 0, sizeof(*t));
+    /* An oracle for the parser's own UTF-8 check (done while unmasking): every text message it
+     * completes must also pass the separate validator, ar_ws_utf8, run over its payload. */
+    int in_text = 0;
+    uint8_t utf8 = 0;
     for (size_t off = 0; off < len; off += step) {
         size_t n = len - off < step ? len - off : step, used = 0;
         for (;;) {
@@ -52,6 +57,14 @@ static void parse_all(int server, uint8_t *buf, size_t len, size_t step, trace_t
             /* DATA events depend on the chunking; only their bytes enter the digest. */
             if (ev.type != AR_WS_EV_DATA)
                 t->sum = t->sum * 31 + ev.type * 7 + ev.opcode + ev.msg_end;
+            if (ev.type == AR_WS_EV_FRAME_START && ev.opcode == AR_WS_OP_TEXT)
+                in_text = 1, utf8 = 0;
+            if (ev.type == AR_WS_EV_DATA && in_text && !(ev.opcode & 8))
+                utf8 = ar_ws_utf8(utf8, ev.data, ev.len);
+            if (ev.type == AR_WS_EV_FRAME_END && ev.msg_end && !(ev.opcode & 8) && in_text) {
+                CHECK(utf8 == 0);
+                in_text = 0;
+            }
             if (ev.type == AR_WS_EV_DATA) {
                 CHECK(ev.len > 0 && ev.data == buf + off + used - c);
                 t->payload += ev.len;
