@@ -211,7 +211,7 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         ar_sig_answer_t *in = AR_SIG_ITEM(m->u.arrive.answers, ar_sig_answer_t, i);
         r->ans[i].q = (ar_sig_str_t){ar_strndup(in->q.p, in->q.len), in->q.len};
         r->ans[i].a = (ar_sig_str_t){ar_strndup(in->a.p, in->a.len), in->a.len};
-        r->nans = i + 1;
+        r->nans = (uint8_t)(i + 1);
     }
     r->since = (int64_t)time(NULL);
     r->status = AR_SIG_ST_WAITING;
@@ -221,7 +221,7 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         int fresh = room == NULL;
         ar__sig_rec_set_room(srv, r, cl->room);
         if (fresh && r->in_room) {
-            memcpy(r->in_room->clinic, cl->clinic, sizeof(r->in_room->clinic));
+            ar__sig_str_set(&r->in_room->clinic, cl->clinic, AR_SIG_ID_MAX);
             r->in_room->profile = cl->profile;
         }
         ar__sig_rec_publish(srv, r, "room");
@@ -428,7 +428,7 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         room = p->in_room; /* the room may have gone with its last other member */
     }
     char clinic[AR_SIG_ID_MAX + 1];
-    memcpy(clinic, p->clinic, sizeof(clinic));
+    snprintf(clinic, sizeof(clinic), "%s", p->clinic);
     int64_t since = p->since;
     ar__sig_queue_remove(srv, p, AR_SIG_GONE_TRANSFERRED);
     p->since = since;

@@ -231,13 +231,13 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     if ((s = json_string_value(json_object_get(o, "name"))))
         set_str(&r->name, s);
     if ((s = json_string_value(json_object_get(o, "lang"))))
-        snprintf(r->lang, sizeof(r->lang), "%s", s);
+        ar__sig_str_set(&r->lang, s, AR__SIG_LANG_MAX);
     if ((s = json_string_value(json_object_get(o, "room"))) && strlen(s) <= AR_SIG_ID_MAX) {
         ar__sig_rec_set_room(srv, r, s);
         if (r->in_room) {
             const char *rc = json_string_value(json_object_get(o, "rc"));
             if (rc && strlen(rc) <= AR_SIG_ID_MAX)
-                memcpy(r->in_room->clinic, rc, strlen(rc) + 1);
+                ar__sig_str_set(&r->in_room->clinic, rc, AR_SIG_ID_MAX);
             if ((v = json_object_get(o, "rp")))
                 r->in_room->profile = (uint8_t)json_integer_value(v);
             if ((v = json_object_get(o, "rpers")))

@@ -449,7 +449,7 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
         return NULL;
     r->role = (uint8_t)claims->role; /* token roles and protocol roles share their numbers */
     r->owner = srv->node_id;
-    snprintf(r->lang, sizeof(r->lang), "%s", claims->lang);
+    ar__sig_str_set(&r->lang, claims->lang, AR__SIG_LANG_MAX);
     ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
     if (s)
         s->claims = ar__sig_claims_new(claims);
