@@ -176,32 +176,34 @@ typedef struct ar__sig_resume_s {
     int created_local; /* the local session was made for this attempt (not a backup) */
 } ar__sig_resume_t;
 
+/* Held by the owner and the backup of each session: fields ordered so that no padding is left. */
 struct ar__sig_sess_s {
     ar__sig_sess_t *lnext, *lprev; /* srv->locals: the once-a-second sweep visits only these */
     ar__sig_rec_t *rec;
     ar__sig_conn_t *conn; /* NULL while away, and on a backup */
-    uint8_t is_backup;
-    uint8_t provisional; /* made only to catch frames during a resume: never promoted */
-    uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
-    uint64_t prev_owner; /* promoted: the worker we took it from (asked before the grace ends) */
-    uint32_t asked;      /* when prev_owner was asked whether it still holds the client */
+    uint64_t prev_owner;  /* promoted: the worker we took it from (asked before the grace ends) */
+    uint32_t asked;       /* when prev_owner was asked whether it still holds the client */
     uint32_t away_since;
     int64_t seq;   /* last session-level seq assigned */
     int64_t acked; /* highest seq the client acknowledged */
     ar__sig_frame_t *head, *tail;
-    size_t nframes, bytes;
+    uint32_t nframes,
+        bytes; /* at most AR__SIG_REPLAY_FRAMES (+1), AR__SIG_REPLAY_BYTES (+1 frame) */
     ar__sig_frame_t *pending, *pending_tail; /* backup, or resuming: frames not yet numbered */
-    size_t npending;
-    char resume[AR__SIG_RESUME_LEN + 1];
-    uint8_t subhash[16];
+    uint32_t npending;
+    uint32_t lost;            /* frames for it dropped (bus.c) and not yet reported to the client */
+    int64_t lost_after;       /* its seq when the first of them was dropped */
     ar__sig_claims_t *claims; /* owner only */
+    void *sub_to;             /* natsSubscription on ar.<jur>.to.<peer> */
+    uint8_t subhash[16];
+    char resume[AR__SIG_RESUME_LEN + 1];
+    uint8_t is_backup;
+    uint8_t provisional; /* made only to catch frames during a resume: never promoted */
+    uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
     } cand[AR__SIG_ROOM_MAX - 1];
-    void *sub_to;       /* natsSubscription on ar.<jur>.to.<peer> */
-    uint32_t lost;      /* frames for it dropped (bus.c) and not yet reported to the client */
-    int64_t lost_after; /* its seq when the first of them was dropped */
 };
 
 enum { AR__SIG_C_HELLO = 0, AR__SIG_C_RESUMING, AR__SIG_C_LIVE, AR__SIG_C_GONE };
