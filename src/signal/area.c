@@ -215,7 +215,7 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     }
     r->since = (int64_t)time(NULL);
     r->status = AR_SIG_ST_WAITING;
-    r->by[0] = '\0';
+    ar__sig_str_free(&r->by);
     ar__sig_rec_set_area(srv, r, cl->clinic, cl->area);
     if (!r->in_room) {
         int fresh = room == NULL;
@@ -354,7 +354,7 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         ar__sig_rec_publish(srv, r, "room");
     }
     p->status = AR_SIG_ST_SEEN;
-    memcpy(p->by, r->peer, sizeof(p->by));
+    ar__sig_str_set(&p->by, r->peer, AR__SIG_PEER_LEN);
     ar_free(p->by_name);
     p->by_name = r->name ? ar_strndup(r->name, strlen(r->name)) : NULL;
     told(srv, p->in_area, QK_UPDATE, 0);
@@ -433,7 +433,7 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar__sig_queue_remove(srv, p, AR_SIG_GONE_TRANSFERRED);
     p->since = since;
     p->status = AR_SIG_ST_WAITING;
-    p->by[0] = '\0';
+    ar__sig_str_free(&p->by);
     ar_free(p->by_name);
     p->by_name = NULL;
     ar__sig_rec_set_area(srv, p, clinic, area);

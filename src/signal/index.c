@@ -66,7 +66,7 @@ ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
     if (!r)
         return NULL;
     memcpy(r->peer, peer, AR__SIG_PEER_LEN + 1);
-    r->room = r->clinic = r->area = r->lang = ar__sig_empty;
+    r->room = r->clinic = r->area = r->lang = r->by = ar__sig_empty;
     ar__sig_rec_t **b = &srv->recs[hash(peer, NULL) % AR__SIG_REC_BUCKETS];
     r->hnext = *b;
     *b = r;
@@ -88,6 +88,7 @@ static void free_strings(ar__sig_rec_t *r)
     ar__sig_str_free(&r->clinic);
     ar__sig_str_free(&r->area);
     ar__sig_str_free(&r->lang);
+    ar__sig_str_free(&r->by);
 }
 
 void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)

@@ -90,7 +90,7 @@ void ar__sig_str_free(char **dst);
 
 /*
  * A replicated session record: every worker holds one per session of the jurisdiction, so it
- * is kept small (184 bytes): strings that most records leave empty are pointers
+ * is kept small (168 bytes): strings that most records leave empty are pointers
  * (ar__sig_str_set), the room's id is the room's own, name/answers only for patients.
  */
 typedef struct ar__sig_rec_s {
@@ -121,7 +121,7 @@ typedef struct ar__sig_rec_s {
     uint64_t joined_us;      /* when it joined in_room (the joiner's clock): ranks racing joins */
     ar__sig_area_t *in_area;
     int64_t since;
-    char by[AR__SIG_PEER_LEN + 1];
+    char *by; /* the peer id of who is seeing it (ar__sig_str_set) */
 } ar__sig_rec_t;
 
 /* Every worker holds every room too: its id is allocated at its length, after the struct. */

@@ -274,7 +274,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         r->status = (uint8_t)json_integer_value(json_object_get(o, "st"));
         r->since = json_integer_value(json_object_get(o, "since"));
         s = json_string_value(json_object_get(o, "by"));
-        snprintf(r->by, sizeof(r->by), "%s", s ? s : "");
+        ar__sig_str_set(&r->by, s ? s : "", AR__SIG_PEER_LEN);
         set_str(&r->by_name, json_string_value(json_object_get(o, "bn")));
         ar__sig_queue_catchup(srv, r, o, 1);
     }
