@@ -356,7 +356,7 @@ static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         return;
     }
     char id[AR_SIG_ID_MAX + 1];
-    memcpy(id, room->id, sizeof(id));
+    snprintf(id, sizeof(id), "%s", room->id); /* the id is allocated at its length */
     ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX];
     size_t n = room->nmembers;
     memcpy(members, room->members, n * sizeof(ar__sig_rec_t *));
