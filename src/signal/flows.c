@@ -50,7 +50,7 @@ static void peer_of(ar_sig_peer_t *p, const ar__sig_rec_t *r)
     p->peer = str(r->peer);
     p->role = r->role;
     p->name = opt(r->name);
-    p->lang = opt(r->lang);
+    p->lang = opt(r->q->lang);
     p->hold = r->status == AR_SIG_ST_HOLD;
 }
 

@@ -42,11 +42,28 @@ void ar__sig_str_set(char **dst, const char *v, size_t cap)
 
 void ar__sig_str_free(char **dst)
 {
-    if (*dst && *dst != ar__sig_empty) {
+    if (*dst == ar__sig_empty)
+        return; /* also ar__sig_no_q's, which is never written */
+    if (*dst) {
         sodium_memzero(*dst, strlen(*dst));
         ar_free(*dst);
     }
     *dst = ar__sig_empty;
+}
+
+const ar__sig_recq_t ar__sig_no_q = {
+    ar__sig_empty, ar__sig_empty, ar__sig_empty, ar__sig_empty, ar__sig_empty, NULL, 0};
+
+ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r)
+{
+    if (r->q != &ar__sig_no_q)
+        return r->q;
+    ar__sig_recq_t *q = ar_malloc(sizeof(*q));
+    if (!q)
+        return NULL;
+    *q = ar__sig_no_q;
+    r->q = q;
+    return q;
 }
 
 ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer)
@@ -66,7 +83,8 @@ ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
     if (!r)
         return NULL;
     memcpy(r->peer, peer, AR__SIG_PEER_LEN + 1);
-    r->room = r->clinic = r->area = r->lang = r->by = ar__sig_empty;
+    r->room = ar__sig_empty;
+    r->q = (ar__sig_recq_t *)&ar__sig_no_q; /* read only until ar__sig_rec_q */
     ar__sig_rec_t **b = &srv->recs[hash(peer, NULL) % AR__SIG_REC_BUCKETS];
     r->hnext = *b;
     *b = r;
@@ -76,19 +94,23 @@ ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
 static void free_strings(ar__sig_rec_t *r)
 {
     ar_free(r->name);
-    ar_free(r->by_name);
-    r->name = r->by_name = NULL;
-    for (size_t i = 0; i < r->nans; i++) {
-        ar_free((void *)r->ans[i].q.p);
-        ar_free((void *)r->ans[i].a.p);
+    r->name = NULL;
+    ar__sig_recq_t *q = r->q;
+    if (q == &ar__sig_no_q)
+        return;
+    for (size_t i = 0; q->ans && i < r->nans; i++) {
+        ar_free((void *)q->ans[i].q.p);
+        ar_free((void *)q->ans[i].a.p);
     }
     r->nans = 0;
-    ar_free(r->ans);
-    r->ans = NULL;
-    ar__sig_str_free(&r->clinic);
-    ar__sig_str_free(&r->area);
-    ar__sig_str_free(&r->lang);
-    ar__sig_str_free(&r->by);
+    ar_free(q->ans);
+    ar__sig_str_free(&q->clinic);
+    ar__sig_str_free(&q->area);
+    ar__sig_str_free(&q->lang);
+    ar__sig_str_free(&q->by);
+    ar__sig_str_free(&q->by_name);
+    ar_free(q);
+    r->q = (ar__sig_recq_t *)&ar__sig_no_q;
 }
 
 void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)
@@ -262,9 +284,12 @@ void ar__sig_rec_set_area(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *clin
         r->in_area = NULL;
         ar__sig_area_gc(srv, old);
     }
-    ar__sig_str_set(&r->area, area, AR_SIG_ID_MAX);
+    ar__sig_recq_t *q = area[0] || clinic[0] ? ar__sig_rec_q(r) : r->q;
+    if (!q)
+        return;
+    ar__sig_str_set(&q->area, area, AR_SIG_ID_MAX); /* "" on ar__sig_no_q writes nothing */
     if (clinic[0])
-        ar__sig_str_set(&r->clinic, clinic, AR_SIG_ID_MAX);
+        ar__sig_str_set(&q->clinic, clinic, AR_SIG_ID_MAX);
     if (!area[0] || !clinic[0])
         return;
     ar__sig_area_t *na = ar__sig_area_get(srv, clinic, area);

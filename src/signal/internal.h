@@ -89,9 +89,26 @@ void ar__sig_str_set(char **dst, const char *v, size_t cap);
 void ar__sig_str_free(char **dst);
 
 /*
+ * What only a patient in a queue (or an invitee with a language) has: allocated at the first of
+ * these facts (ar__sig_rec_q); every other record points to ar__sig_no_q, which is never
+ * written. Strings as in ar__sig_str_set.
+ */
+typedef struct ar__sig_recq_s {
+    char *clinic; /* a patient's clinic */
+    char *area;   /* a patient's waiting area (set by arrive) */
+    char *by;     /* the peer id of who is seeing it */
+    char *by_name;
+    char *lang;
+    /* AR_SIG_ANSWERS_MAX, allocated at a patient's arrival; strings owned (NUL-terminated) */
+    ar_sig_answer_t *ans;
+    int64_t since;
+} ar__sig_recq_t;
+extern const ar__sig_recq_t ar__sig_no_q;
+
+/*
  * A replicated session record: every worker holds one per session of the jurisdiction, so it
- * is kept small (168 bytes): strings that most records leave empty are pointers
- * (ar__sig_str_set), the room's id is the room's own, name/answers only for patients.
+ * is kept small (120 bytes): what most records leave empty is apart (q), the room's id is the
+ * room's own.
  */
 typedef struct ar__sig_rec_s {
     /* What a relay reads of both ends (flows.c on_relay, bus.c ar__sig_bus_to_now) comes first,
@@ -110,19 +127,15 @@ typedef struct ar__sig_rec_s {
     /* in_room's id, or "" (also when the room could take no more members: a join that raced
      * past AR__SIG_ROOM_MAX on several nodes is undone anyway, ar__sig_room_enforce) */
     const char *room;
-    char *clinic; /* a patient's clinic (ar__sig_str_set) */
-    char *area;   /* a patient's waiting area (set by arrive) */
-    char *lang;
-    char *name, *by_name;
-    /* AR_SIG_ANSWERS_MAX, allocated at a patient's arrival (every worker holds every record,
-     * and most have no answers); strings owned (NUL-terminated) */
-    ar_sig_answer_t *ans;
+    char *name;
+    ar__sig_recq_t *q;       /* never NULL: &ar__sig_no_q until it has some */
     ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
     uint64_t joined_us;      /* when it joined in_room (the joiner's clock): ranks racing joins */
     ar__sig_area_t *in_area;
-    int64_t since;
-    char *by; /* the peer id of who is seeing it (ar__sig_str_set) */
 } ar__sig_rec_t;
+
+/* r's queue facts, writable (allocated at the first call); NULL when out of memory. */
+ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r);
 
 /* Every worker holds every room too: its id is allocated at its length, after the struct. */
 struct ar__sig_room_s {
