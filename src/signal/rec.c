@@ -253,8 +253,15 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         clinic && area && strlen(clinic) <= AR_SIG_ID_MAX && strlen(area) <= AR_SIG_ID_MAX;
     if (qfields)
         ar__sig_queue_catchup(srv, r, o, 0);
-    if (qfields && (rq = ar__sig_rec_q(r))) {
-        if ((v = json_object_get(o, "ans"))) {
+    /* Every session's first update carries these fields, mostly empty: a record gets its
+     * queue part only for a fact (ar__sig_rec_q), and ar__sig_no_q is never written. */
+    const char *by = json_string_value(json_object_get(o, "by"));
+    const char *bn = json_string_value(json_object_get(o, "bn"));
+    json_int_t since = json_integer_value(json_object_get(o, "since"));
+    int facts = qfields && (clinic[0] || area[0] || (by && by[0]) || (bn && bn[0]) || since ||
+                            json_array_size(json_object_get(o, "ans")));
+    if (qfields && (rq = facts ? ar__sig_rec_q(r) : r->q)) {
+        if ((v = json_object_get(o, "ans")) && rq != &ar__sig_no_q) {
             for (size_t i = 0; rq->ans && i < r->nans; i++) {
                 ar_free((void *)rq->ans[i].q.p);
                 ar_free((void *)rq->ans[i].a.p);
@@ -273,11 +280,11 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         }
         ar__sig_rec_set_area(srv, r, clinic, area);
         r->status = (uint8_t)json_integer_value(json_object_get(o, "st"));
-        rq->since = json_integer_value(json_object_get(o, "since"));
-        s = json_string_value(json_object_get(o, "by"));
-        ar__sig_str_set(&rq->by, s ? s : "", AR__SIG_PEER_LEN);
-        s = json_string_value(json_object_get(o, "bn"));
-        ar__sig_str_set(&rq->by_name, s ? s : "", SIZE_MAX);
+        if (rq != &ar__sig_no_q) {
+            rq->since = since;
+            ar__sig_str_set(&rq->by, by ? by : "", AR__SIG_PEER_LEN);
+            ar__sig_str_set(&rq->by_name, bn ? bn : "", SIZE_MAX);
+        }
         ar__sig_queue_catchup(srv, r, o, 1);
     }
     if ((v = json_object_get(o, "subs")))
