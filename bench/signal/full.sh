@@ -22,7 +22,8 @@
 #   all connect to worker 0's own port, --worker-port, so every frame is relayed on that worker
 #   and copied to its backup on the other; CPU counts both workers and nats-server),
 #   PHASES="servers hop scale" (or "relay": only the CPU
-#   per relayed message and latency at RATES, the relay part of "servers"), AR_BUILD=build/default,
+#   per relayed message and latency at RATES, the relay part of "servers"; or "idle": anteroom's
+#   idle line, plain and TLS, with each of IDLE_WORKERS="1 12" workers), AR_BUILD=build/default,
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
 set -uo pipefail
@@ -49,6 +50,7 @@ SCALE_INFLIGHT=${SCALE_INFLIGHT:-1}
 SCALE_HOLD=${SCALE_HOLD:-70}
 SERVERS=${SERVERS:-bare node-ws peerjs anteroom}
 PHASES=${PHASES:-servers hop scale}
+IDLE_WORKERS=${IDLE_WORKERS:-1 12}
 build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
@@ -171,7 +173,7 @@ meter() {
   cmd=$2
   shift 2
   [ $tls = 1 ] && set -- -t "$@"
-  case $label in scale*) workers=$SCALE_WORKERS ;; esac
+  case $label in scale*) workers=$SCALE_WORKERS ;; idle-w*) workers=${label#idle-w} workers=${workers%%-*} ;; esac
   start_server "$server" "$workers" "$tls" || { failed+=("$label (start)"); stop "${started[@]}"; return 1; }
   local b=()
   [ -n "$bpids" ] && b=(-B "$bpids")
@@ -207,6 +209,15 @@ has relay "$PHASES" && ! has servers "$PHASES" && for s in $SERVERS; do
     meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS"
   done
 done
+
+# idle: anteroom alone, every connection's session in a room (hello and join, a pair per room),
+# plain and TLS, on a node of each of IDLE_WORKERS workers (what a held session costs by workers).
+if has anteroom "$SERVERS" && has idle "$PHASES"; then
+  for w in $IDLE_WORKERS; do
+    meter "idle-w$w" anteroom - idle -n "$N" -P 2
+    meter "idle-w$w-tls" anteroom -t idle -n "$N" -P 2
+  done
+fi
 
 # The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
 # member on each node, against both members on one node (half of the pairs on each node, so that

@@ -72,6 +72,16 @@ END {
   if (sc != "")
     printf "\nscale: %d of %d connections opened, %d still open %d s later (%d calls) on one node of %s workers; %.0f connects/s; RSS %.0f B per connection (all workers; nats-server %.0f B more); CPU %.1f us per connect (nats %.1f); node RSS %s MiB\n", v("scale/idle", "conns"), v("scale/idle", "of"), sc, v("scale/idle", "held_after_s"), sc / 2, workers, v("scale/idle", "per_s"), v("scale/idle", "rss_b"), v("scale/idle", "bus_rss_b"), cpu("scale/idle", "connect"), v("scale/idle", "connect_bus_cpu_us"), v("scale/idle", "rss_total_mib")
 
+  # PHASES=idle: anteroom sessions in rooms, plain and TLS, by number of workers (full.sh)
+  nw = 0
+  for (key in R) if (key ~ /^idle-w[0-9]+\/idle$/) { split(key, parts, "/"); wl[++nw] = substr(parts[1], 7) + 0 }
+  for (i = 1; i <= nw; i++) for (j = i + 1; j <= nw; j++) if (wl[j] < wl[i]) { t = wl[i]; wl[i] = wl[j]; wl[j] = t }
+  if (nw) printf "\nidle sessions (a pair per room) by workers:   RSS B per session, all workers (nats-server)   CPU us per connect (nats-server)\n"
+  for (i = 1; i <= nw; i++) for (tl = 0; tl < 2; tl++) {
+    key = "idle-w" wl[i] (tl ? "-tls" : "") "/idle"
+    if (key in R) printf "  %2d worker(s), %-5s %6d held   %8.0f (%4.0f)  = %5.2f KiB   %8.1f (%5.1f)\n", wl[i], tl ? "TLS" : "plain", v(key, "conns"), v(key, "rss_b"), v(key, "bus_rss_b"), v(key, "rss_b") / 1024, cpu(key, "connect"), v(key, "connect_bus_cpu_us")
+  }
+
   printf "\nratios against the issue 3 targets (one run):\n"
   a = v("anteroom/idle", "rss_b"); printf "  %-58s %8s  <= 0.5    %s\n", "KiB RSS per idle plain connection (session in a room)", cell(a == "" ? "" : a / 1024, "%.2f"), verdict(a == "" ? "" : a / 1024, 0.5)
   a = v("anteroom-tls/idle", "rss_b"); printf "  %-58s %8s  <= 8      %s\n", "KiB RSS per idle TLS connection (session in a room)", cell(a == "" ? "" : a / 1024, "%.2f"), verdict(a == "" ? "" : a / 1024, 8)

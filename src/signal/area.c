@@ -38,11 +38,11 @@ static void entry_of(ar_sig_entry_t *e, ar__sig_rec_t *p)
     memset(e, 0, sizeof(*e));
     e->peer = str(p->peer);
     e->name = str(p->name ? p->name : "?");
-    e->answers = (ar_sig_list_t){p->ans, p->nans};
-    e->since = p->since;
+    e->answers = (ar_sig_list_t){p->q->ans, p->nans};
+    e->since = p->q->since;
     e->status = p->status;
-    e->by = opt(p->by);
-    e->by_name = opt(p->by_name);
+    e->by = opt(p->q->by);
+    e->by_name = opt(p->q->by_name);
 }
 
 static void to_subscribers(ar__sig_srv_t *srv, ar__sig_area_t *a, ar_sig_msg_t *m)
@@ -108,8 +108,8 @@ void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj,
         ar_sig_msg_init(&m, AR_SIG_QUEUE_UPDATE);
         m.u.queue.peer = str(p->peer);
         m.u.queue.status = p->status;
-        m.u.queue.by = opt(p->by);
-        m.u.queue.by_name = opt(p->by_name);
+        m.u.queue.by = opt(p->q->by);
+        m.u.queue.by_name = opt(p->q->by_name);
     } else if (kind == QK_REMOVE) {
         ar_sig_msg_init(&m, AR_SIG_QUEUE_REMOVE);
         m.u.queue.peer = str(p->peer);
@@ -128,7 +128,7 @@ static void wait_to(ar__sig_srv_t *srv, ar__sig_rec_t *p)
 {
     ar_sig_msg_t m;
     ar_sig_msg_init(&m, AR_SIG_WAIT);
-    m.u.wait.area = str(p->area);
+    m.u.wait.area = str(p->q->area);
     m.u.wait.status = p->status;
     ar__sig_to(srv, p->peer, &m, AR__SIG_ACT_NONE);
 }
@@ -137,12 +137,12 @@ static void queue_update(ar__sig_srv_t *srv, ar__sig_rec_t *p)
 {
     ar_sig_msg_t m;
     ar_sig_msg_init(&m, AR_SIG_QUEUE_UPDATE);
-    m.u.queue.clinic = str(p->clinic);
-    m.u.queue.area = str(p->area);
+    m.u.queue.clinic = str(p->q->clinic);
+    m.u.queue.area = str(p->q->area);
     m.u.queue.peer = str(p->peer);
     m.u.queue.status = p->status;
-    m.u.queue.by = opt(p->by);
-    m.u.queue.by_name = opt(p->by_name);
+    m.u.queue.by = opt(p->q->by);
+    m.u.queue.by_name = opt(p->q->by_name);
     to_subscribers(srv, p->in_area, &m);
 }
 
@@ -159,7 +159,7 @@ void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason)
     m.u.queue.reason = reason;
     to_subscribers(srv, a, &m);
     told(srv, a, QK_REMOVE, reason); /* before the area may go with its last patient */
-    ar__sig_rec_set_area(srv, p, p->clinic, "");
+    ar__sig_rec_set_area(srv, p, p->q->clinic, "");
     p->status = 0;
     ar__sig_rec_publish(srv, p, "st");
 }
@@ -168,8 +168,8 @@ static void queue_add(ar__sig_srv_t *srv, ar__sig_rec_t *p)
 {
     ar_sig_msg_t m;
     ar_sig_msg_init(&m, AR_SIG_QUEUE_ADD);
-    m.u.queue.clinic = str(p->clinic);
-    m.u.queue.area = str(p->area);
+    m.u.queue.clinic = str(p->q->clinic);
+    m.u.queue.area = str(p->q->area);
     entry_of(&m.u.queue.entry, p);
     to_subscribers(srv, p->in_area, &m);
 }
@@ -203,25 +203,30 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_ROOM_FULL);
         return;
     }
+    ar__sig_recq_t *q = ar__sig_rec_q(r);
+    if (!q) {
+        REFUSE(cn, m, AR_SIG_E_INTERNAL);
+        return;
+    }
     /* P2: the name and answers live in this record, in memory, for the wait and the call. */
     r->name = ar_strndup(m->u.arrive.name.p, m->u.arrive.name.len);
-    if (m->u.arrive.answers.count && !r->ans)
-        r->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*r->ans));
-    for (size_t i = 0; r->ans && i < m->u.arrive.answers.count && i < AR_SIG_ANSWERS_MAX; i++) {
+    if (m->u.arrive.answers.count && !q->ans)
+        q->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*q->ans));
+    for (size_t i = 0; q->ans && i < m->u.arrive.answers.count && i < AR_SIG_ANSWERS_MAX; i++) {
         ar_sig_answer_t *in = AR_SIG_ITEM(m->u.arrive.answers, ar_sig_answer_t, i);
-        r->ans[i].q = (ar_sig_str_t){ar_strndup(in->q.p, in->q.len), in->q.len};
-        r->ans[i].a = (ar_sig_str_t){ar_strndup(in->a.p, in->a.len), in->a.len};
-        r->nans = i + 1;
+        q->ans[i].q = (ar_sig_str_t){ar_strndup(in->q.p, in->q.len), in->q.len};
+        q->ans[i].a = (ar_sig_str_t){ar_strndup(in->a.p, in->a.len), in->a.len};
+        r->nans = (uint8_t)(i + 1);
     }
-    r->since = (int64_t)time(NULL);
+    q->since = (int64_t)time(NULL);
     r->status = AR_SIG_ST_WAITING;
-    r->by[0] = '\0';
+    ar__sig_str_free(&q->by);
     ar__sig_rec_set_area(srv, r, cl->clinic, cl->area);
     if (!r->in_room) {
         int fresh = room == NULL;
         ar__sig_rec_set_room(srv, r, cl->room);
         if (fresh && r->in_room) {
-            memcpy(r->in_room->clinic, cl->clinic, sizeof(r->in_room->clinic));
+            ar__sig_str_set(&r->in_room->clinic, cl->clinic, AR_SIG_ID_MAX);
             r->in_room->profile = cl->profile;
         }
         ar__sig_rec_publish(srv, r, "room");
@@ -319,7 +324,7 @@ static ar__sig_rec_t *patient(ar__sig_conn_t *cn, ar_sig_msg_t *m, ar_sig_str_t 
         p = ar__sig_rec_find(cn->srv, peer);
     }
     if (!p || p->role != AR_SIG_ROLE_PATIENT || !p->in_area ||
-        !ar__sig_can_queue(cn->sess->claims, p->clinic)) {
+        !ar__sig_can_queue(cn->sess->claims, p->q->clinic)) {
         REFUSE(cn, m, AR_SIG_E_NOT_FOUND);
         return NULL;
     }
@@ -333,11 +338,16 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
     if (!p)
         return;
-    if (!ar__sig_can_call(cn->sess->claims, p->clinic)) {
+    ar__sig_recq_t *pq = ar__sig_rec_q(p);
+    if (!pq) {
+        REFUSE(cn, m, AR_SIG_E_INTERNAL);
+        return;
+    }
+    if (!ar__sig_can_call(cn->sess->claims, pq->clinic)) {
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
     }
-    if (p->status == AR_SIG_ST_SEEN && strcmp(p->by, r->peer) != 0) {
+    if (p->status == AR_SIG_ST_SEEN && strcmp(pq->by, r->peer) != 0) {
         REFUSE(cn, m, AR_SIG_E_CONFLICT);
         return;
     }
@@ -354,9 +364,8 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         ar__sig_rec_publish(srv, r, "room");
     }
     p->status = AR_SIG_ST_SEEN;
-    memcpy(p->by, r->peer, sizeof(p->by));
-    ar_free(p->by_name);
-    p->by_name = r->name ? ar_strndup(r->name, strlen(r->name)) : NULL;
+    ar__sig_str_set(&pq->by, r->peer, AR__SIG_PEER_LEN);
+    ar__sig_str_set(&pq->by_name, r->name ? r->name : "", SIZE_MAX);
     told(srv, p->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     ar__sig_announce_join(srv, r);
@@ -371,7 +380,7 @@ static void on_hold(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     if (!p)
         return;
     /* A receptionist holds a waiting patient only; the call is for those who run it. */
-    if (!ar__sig_can_call(cn->sess->claims, p->clinic) && p->status != AR_SIG_ST_WAITING) {
+    if (!ar__sig_can_call(cn->sess->claims, p->q->clinic) && p->status != AR_SIG_ST_WAITING) {
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
     }
@@ -380,7 +389,7 @@ static void on_hold(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_BAD_STATE);
         return;
     }
-    p->status = on ? AR_SIG_ST_HOLD : p->by[0] ? AR_SIG_ST_SEEN : AR_SIG_ST_WAITING;
+    p->status = on ? AR_SIG_ST_HOLD : p->q->by[0] ? AR_SIG_ST_SEEN : AR_SIG_ST_WAITING;
     told(srv, p->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     wait_to(srv, p);
@@ -401,9 +410,14 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
     if (!p)
         return;
+    ar__sig_recq_t *pq = ar__sig_rec_q(p);
+    if (!pq) {
+        REFUSE(cn, m, AR_SIG_E_INTERNAL);
+        return;
+    }
     char area[AR_SIG_ID_MAX + 1];
     copy(area, m->u.act.area);
-    if (strcmp(area, p->area) == 0) {
+    if (strcmp(area, pq->area) == 0) {
         REFUSE(cn, m, AR_SIG_E_BAD_STATE);
         return;
     }
@@ -428,14 +442,16 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         room = p->in_room; /* the room may have gone with its last other member */
     }
     char clinic[AR_SIG_ID_MAX + 1];
-    memcpy(clinic, p->clinic, sizeof(clinic));
-    int64_t since = p->since;
+    snprintf(clinic, sizeof(clinic), "%s", pq->clinic);
+    int64_t since = pq->since;
     ar__sig_queue_remove(srv, p, AR_SIG_GONE_TRANSFERRED);
-    p->since = since;
+    pq = p->q; /* still p's: queue_remove keeps the record */
+    if (pq != &ar__sig_no_q) {
+        pq->since = since;
+        ar__sig_str_free(&pq->by);
+        ar__sig_str_free(&pq->by_name);
+    }
     p->status = AR_SIG_ST_WAITING;
-    p->by[0] = '\0';
-    ar_free(p->by_name);
-    p->by_name = NULL;
     ar__sig_rec_set_area(srv, p, clinic, area);
     told(srv, p->in_area, QK_ADD, 0);
     ar__sig_rec_publish(srv, p, "area");

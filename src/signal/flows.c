@@ -50,19 +50,29 @@ static void peer_of(ar_sig_peer_t *p, const ar__sig_rec_t *r)
     p->peer = str(r->peer);
     p->role = r->role;
     p->name = opt(r->name);
-    p->lang = opt(r->lang);
+    p->lang = opt(r->q->lang);
     p->hold = r->status == AR_SIG_ST_HOLD;
 }
 
 ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c)
 {
     size_t n = c->role == AR_TOKEN_STAFF ? c->nclinics : 0;
-    ar__sig_claims_t *k = ar_calloc(1, sizeof(*k) + n * sizeof(k->clinics[0]));
+    const char *src[3] = {c->room, c->clinic, c->area};
+    size_t len[3], strs = 0;
+    for (int i = 0; i < 3; i++)
+        strs += (len[i] = strnlen(src[i], AR_TOKEN_ID_MAX - 1)) + 1;
+    ar__sig_claims_t *k = ar_calloc(1, sizeof(*k) + n * sizeof(k->clinics[0]) + strs);
     if (!k)
         return NULL;
-    memcpy(k->room, c->room, sizeof(k->room));
-    memcpy(k->clinic, c->clinic, sizeof(k->clinic));
-    memcpy(k->area, c->area, sizeof(k->area));
+    char *p = (char *)&k->clinics[n], *dst[3];
+    for (int i = 0; i < 3; i++) {
+        memcpy(p, src[i], len[i]); /* NUL from ar_calloc */
+        dst[i] = p;
+        p += len[i] + 1;
+    }
+    k->room = dst[0];
+    k->clinic = dst[1];
+    k->area = dst[2];
     k->profile = !strcmp(c->profile, "low")    ? AR_SIG_Q_LOW
                  : !strcmp(c->profile, "high") ? AR_SIG_Q_HIGH
                                                : AR_SIG_Q_STANDARD;
@@ -84,7 +94,8 @@ void ar__sig_claims_free(ar__sig_claims_t *c)
 {
     if (!c)
         return;
-    sodium_memzero(c, sizeof(*c) + c->nclinics * sizeof(c->clinics[0]));
+    size_t strs = strlen(c->room) + strlen(c->clinic) + strlen(c->area) + 3;
+    sodium_memzero(c, sizeof(*c) + c->nclinics * sizeof(c->clinics[0]) + strs);
     ar_free(c);
 }
 
@@ -241,7 +252,7 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     }
     if (fresh) {
         room = r->in_room;
-        memcpy(room->clinic, cl->clinic, sizeof(room->clinic));
+        ar__sig_str_set(&room->clinic, cl->clinic, AR_SIG_ID_MAX);
         room->persistent = r->role == AR_SIG_ROLE_STAFF;
         room->profile = cl->profile;
     }
@@ -347,7 +358,7 @@ static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         return;
     }
     char id[AR_SIG_ID_MAX + 1];
-    memcpy(id, room->id, sizeof(id));
+    snprintf(id, sizeof(id), "%s", room->id); /* the id is allocated at its length */
     ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX];
     size_t n = room->nmembers;
     memcpy(members, room->members, n * sizeof(ar__sig_rec_t *));

@@ -9,6 +9,8 @@
 
 #include "anteroom/alloc.h"
 
+#include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 static uint32_t hash(const char *a, const char *b)
@@ -22,11 +24,46 @@ static uint32_t hash(const char *a, const char *b)
     return h;
 }
 
-static void copy_id(char *dst, const char *src)
+char ar__sig_empty[1];
+
+void ar__sig_str_set(char **dst, const char *v, size_t cap)
 {
-    size_t n = strnlen(src, AR_SIG_ID_MAX);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
+    if (*dst && strcmp(*dst, v) == 0 && strlen(v) <= cap)
+        return; /* also when v is *dst */
+    size_t n = strnlen(v, cap);
+    char *c = n ? ar_malloc(n + 1) : NULL;
+    if (c) {
+        memcpy(c, v, n);
+        c[n] = '\0';
+    }
+    ar__sig_str_free(dst);
+    *dst = c ? c : ar__sig_empty;
+}
+
+void ar__sig_str_free(char **dst)
+{
+    if (*dst == ar__sig_empty)
+        return; /* also ar__sig_no_q's, which is never written */
+    if (*dst) {
+        sodium_memzero(*dst, strlen(*dst));
+        ar_free(*dst);
+    }
+    *dst = ar__sig_empty;
+}
+
+const ar__sig_recq_t ar__sig_no_q = {
+    ar__sig_empty, ar__sig_empty, ar__sig_empty, ar__sig_empty, ar__sig_empty, NULL, 0};
+
+ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r)
+{
+    if (r->q != &ar__sig_no_q)
+        return r->q;
+    ar__sig_recq_t *q = ar_malloc(sizeof(*q));
+    if (!q)
+        return NULL;
+    *q = ar__sig_no_q;
+    r->q = q;
+    return q;
 }
 
 ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer)
@@ -46,6 +83,8 @@ ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
     if (!r)
         return NULL;
     memcpy(r->peer, peer, AR__SIG_PEER_LEN + 1);
+    r->room = ar__sig_empty;
+    r->q = (ar__sig_recq_t *)&ar__sig_no_q; /* read only until ar__sig_rec_q */
     ar__sig_rec_t **b = &srv->recs[hash(peer, NULL) % AR__SIG_REC_BUCKETS];
     r->hnext = *b;
     *b = r;
@@ -55,15 +94,23 @@ ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
 static void free_strings(ar__sig_rec_t *r)
 {
     ar_free(r->name);
-    ar_free(r->by_name);
-    r->name = r->by_name = NULL;
-    for (size_t i = 0; i < r->nans; i++) {
-        ar_free((void *)r->ans[i].q.p);
-        ar_free((void *)r->ans[i].a.p);
+    r->name = NULL;
+    ar__sig_recq_t *q = r->q;
+    if (q == &ar__sig_no_q)
+        return;
+    for (size_t i = 0; q->ans && i < r->nans; i++) {
+        ar_free((void *)q->ans[i].q.p);
+        ar_free((void *)q->ans[i].a.p);
     }
     r->nans = 0;
-    ar_free(r->ans);
-    r->ans = NULL;
+    ar_free(q->ans);
+    ar__sig_str_free(&q->clinic);
+    ar__sig_str_free(&q->area);
+    ar__sig_str_free(&q->lang);
+    ar__sig_str_free(&q->by);
+    ar__sig_str_free(&q->by_name);
+    ar_free(q);
+    r->q = (ar__sig_recq_t *)&ar__sig_no_q;
 }
 
 void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)
@@ -101,10 +148,12 @@ ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id)
     ar__sig_room_t *r = ar__sig_room_find(srv, id);
     if (r || !id[0])
         return r;
-    r = ar_calloc(1, sizeof(*r));
+    size_t n = strnlen(id, AR_SIG_ID_MAX);
+    r = ar_calloc(1, sizeof(*r) + n + 1);
     if (!r)
         return NULL;
-    copy_id(r->id, id);
+    memcpy(r->id, id, n);
+    r->clinic = ar__sig_empty;
     r->profile = AR_SIG_Q_STANDARD;
     ar__sig_room_t **b = &srv->rooms[hash(id, NULL) % AR__SIG_SMALL_BUCKETS];
     r->hnext = *b;
@@ -123,6 +172,7 @@ void ar__sig_room_drop(ar__sig_srv_t *srv, ar__sig_room_t *room)
     if (*p)
         *p = room->hnext;
     srv->nrooms--;
+    ar__sig_str_free(&room->clinic);
     ar_free(room);
 }
 
@@ -131,6 +181,11 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
     ar__sig_room_t *old = r->in_room;
     if (old && strcmp(old->id, room) == 0)
         return;
+    char id[AR_SIG_ID_MAX + 1]; /* room may be the id of a room dropped below */
+    size_t n = strnlen(room, AR_SIG_ID_MAX);
+    memcpy(id, room, n);
+    id[n] = '\0';
+    r->room = ar__sig_empty;
     if (old) {
         for (size_t i = 0; i < old->nmembers; i++) {
             if (old->members[i] == r) {
@@ -142,14 +197,14 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
         if (old->nmembers == 0)
             ar__sig_room_drop(srv, old);
     }
-    copy_id(r->room, room);
-    if (!room[0])
+    if (!id[0])
         return;
-    ar__sig_room_t *nr = ar__sig_room_get(srv, room);
+    ar__sig_room_t *nr = ar__sig_room_get(srv, id);
     if (!nr || nr->nmembers == sizeof(nr->members) / sizeof(nr->members[0]))
         return;
     nr->members[nr->nmembers++] = r;
     r->in_room = nr;
+    r->room = nr->id;
     r->joined_us = ar__sig_now_us(); /* a record applied from the bus then takes the joiner's */
 }
 
@@ -171,8 +226,8 @@ ar__sig_area_t *ar__sig_area_get(ar__sig_srv_t *srv, const char *clinic, const c
     a = ar_calloc(1, sizeof(*a));
     if (!a)
         return NULL;
-    copy_id(a->clinic, clinic);
-    copy_id(a->area, area);
+    snprintf(a->clinic, sizeof(a->clinic), "%.*s", AR_SIG_ID_MAX, clinic);
+    snprintf(a->area, sizeof(a->area), "%.*s", AR_SIG_ID_MAX, area);
     ar__sig_area_t **b = &srv->areas[hash(clinic, area) % AR__SIG_SMALL_BUCKETS];
     a->hnext = *b;
     *b = a;
@@ -229,9 +284,12 @@ void ar__sig_rec_set_area(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *clin
         r->in_area = NULL;
         ar__sig_area_gc(srv, old);
     }
-    copy_id(r->area, area);
+    ar__sig_recq_t *q = area[0] || clinic[0] ? ar__sig_rec_q(r) : r->q;
+    if (!q)
+        return;
+    ar__sig_str_set(&q->area, area, AR_SIG_ID_MAX); /* "" on ar__sig_no_q writes nothing */
     if (clinic[0])
-        copy_id(r->clinic, clinic);
+        ar__sig_str_set(&q->clinic, clinic, AR_SIG_ID_MAX);
     if (!area[0] || !clinic[0])
         return;
     ar__sig_area_t *na = ar__sig_area_get(srv, clinic, area);

@@ -33,6 +33,7 @@ typedef struct ar__sig_cidr_s {
 #define AR__SIG_PEER_LEN 22   /* base64url of 128 bits */
 #define AR__SIG_RESUME_LEN 43 /* the peer id, '.', 20 characters of base64url (120 bits) */
 #define AR__SIG_ROOM_MAX 4
+#define AR__SIG_LANG_MAX 35 /* a record's lang (ar_token_claims_t's lang[36]) */
 #define AR__SIG_QUEUE_MAX 500
 #define AR__SIG_SUBS_MAX 32
 #define AR__SIG_REPLAY_FRAMES 256
@@ -61,21 +62,54 @@ typedef struct ar__sig_id_s {
 } ar__sig_id_t;
 
 /*
- * What the owner keeps of a token: about 200 bytes plus 65 per clinic, instead of the 3.4 KiB
- * of ar_token_claims_t, because every held connection carries one.
+ * What the owner keeps of a token: 32 bytes, the three strings at their length and 65 bytes per
+ * clinic, instead of the 3.4 KiB of ar_token_claims_t, because every held connection carries
+ * one (one allocation: room, clinic and area point into str, after the clinics).
  */
 enum { AR__SIG_R_PROVIDER = 1, AR__SIG_R_ADMIN = 2, AR__SIG_R_RECEPTION = 4 };
 typedef struct ar__sig_claims_s {
-    char room[AR_TOKEN_ID_MAX], clinic[AR_TOKEN_ID_MAX], area[AR_TOKEN_ID_MAX];
-    uint8_t profile; /* ar_sig_profile_t */
+    const char *room, *clinic, *area; /* "" when absent */
+    uint8_t profile;                  /* ar_sig_profile_t */
     uint8_t nclinics;
     struct {
         char id[AR_TOKEN_ID_MAX];
         uint8_t roles; /* AR__SIG_R_* */
     } clinics[];
+    /* then room, clinic and area, each NUL-terminated */
 } ar__sig_claims_t;
 
-/* A replicated session record. Strings are in the record; name/answers only for patients. */
+/*
+ * The string fields of records and rooms that are often empty are pointers: to a copy of their
+ * length (ar_malloc'd), or to ar__sig_empty (never written, never freed). Every worker holds
+ * every record (replicated), so 64 bytes for each id cost 64 bytes per session per worker.
+ */
+extern char ar__sig_empty[1];
+/* *dst becomes a copy of v (cut at cap characters; "" or a failed copy: ar__sig_empty). */
+void ar__sig_str_set(char **dst, const char *v, size_t cap);
+void ar__sig_str_free(char **dst);
+
+/*
+ * What only a patient in a queue (or an invitee with a language) has: allocated at the first of
+ * these facts (ar__sig_rec_q); every other record points to ar__sig_no_q, which is never
+ * written. Strings as in ar__sig_str_set.
+ */
+typedef struct ar__sig_recq_s {
+    char *clinic; /* a patient's clinic */
+    char *area;   /* a patient's waiting area (set by arrive) */
+    char *by;     /* the peer id of who is seeing it */
+    char *by_name;
+    char *lang;
+    /* AR_SIG_ANSWERS_MAX, allocated at a patient's arrival; strings owned (NUL-terminated) */
+    ar_sig_answer_t *ans;
+    int64_t since;
+} ar__sig_recq_t;
+extern const ar__sig_recq_t ar__sig_no_q;
+
+/*
+ * A replicated session record: every worker holds one per session of the jurisdiction, so it
+ * is kept small (120 bytes): what most records leave empty is apart (q), the room's id is the
+ * room's own.
+ */
 typedef struct ar__sig_rec_s {
     /* What a relay reads of both ends (flows.c on_relay, bus.c ar__sig_bus_to_now) comes first,
      * in the record's first 64 bytes: one cache line per record per relayed frame, not two. */
@@ -87,32 +121,31 @@ typedef struct ar__sig_rec_s {
     uint8_t role;   /* ar_sig_role_t */
     uint8_t status; /* ar_sig_status_t: 0 when not in a queue */
     uint8_t away;   /* the connection is lost; inside the grace period */
+    uint8_t nans;
+    uint8_t nsubs;
     uint64_t backup;
-    char room[AR_SIG_ID_MAX + 1];
-    char clinic[AR_SIG_ID_MAX + 1]; /* a patient's clinic */
-    char area[AR_SIG_ID_MAX + 1];   /* a patient's waiting area (set by arrive) */
-    char by[AR__SIG_PEER_LEN + 1];
-    char *name, *by_name;
-    char lang[36];
-    int64_t since;
-    /* AR_SIG_ANSWERS_MAX, allocated at a patient's arrival (every worker holds every record,
-     * and most have no answers); strings owned (NUL-terminated) */
-    ar_sig_answer_t *ans;
-    size_t nans;
+    /* in_room's id, or "" (also when the room could take no more members: a join that raced
+     * past AR__SIG_ROOM_MAX on several nodes is undone anyway, ar__sig_room_enforce) */
+    const char *room;
+    char *name;
+    ar__sig_recq_t *q;       /* never NULL: &ar__sig_no_q until it has some */
     ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
-    size_t nsubs;
-    uint64_t joined_us; /* when it joined in_room (the joiner's clock): ranks racing joins */
+    uint64_t joined_us;      /* when it joined in_room (the joiner's clock): ranks racing joins */
     ar__sig_area_t *in_area;
 } ar__sig_rec_t;
 
+/* r's queue facts, writable (allocated at the first call); NULL when out of memory. */
+ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r);
+
+/* Every worker holds every room too: its id is allocated at its length, after the struct. */
 struct ar__sig_room_s {
     struct ar__sig_room_s *hnext;
-    char id[AR_SIG_ID_MAX + 1];
-    char clinic[AR_SIG_ID_MAX + 1]; /* "" for a persistent room opened by a token naming it */
+    ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX]; /* concurrent joins on two nodes may pass 4 */
+    char *clinic; /* "" for a persistent room opened by a token naming it (ar__sig_str_set) */
+    uint8_t nmembers;
     uint8_t profile;
     uint8_t persistent;
-    ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX]; /* concurrent joins on two nodes may pass 4 */
-    size_t nmembers;
+    char id[];
 };
 
 struct ar__sig_area_s {
@@ -156,32 +189,34 @@ typedef struct ar__sig_resume_s {
     int created_local; /* the local session was made for this attempt (not a backup) */
 } ar__sig_resume_t;
 
+/* Held by the owner and the backup of each session: fields ordered so that no padding is left. */
 struct ar__sig_sess_s {
     ar__sig_sess_t *lnext, *lprev; /* srv->locals: the once-a-second sweep visits only these */
     ar__sig_rec_t *rec;
     ar__sig_conn_t *conn; /* NULL while away, and on a backup */
-    uint8_t is_backup;
-    uint8_t provisional; /* made only to catch frames during a resume: never promoted */
-    uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
-    uint64_t prev_owner; /* promoted: the worker we took it from (asked before the grace ends) */
-    uint32_t asked;      /* when prev_owner was asked whether it still holds the client */
+    uint64_t prev_owner;  /* promoted: the worker we took it from (asked before the grace ends) */
+    uint32_t asked;       /* when prev_owner was asked whether it still holds the client */
     uint32_t away_since;
     int64_t seq;   /* last session-level seq assigned */
     int64_t acked; /* highest seq the client acknowledged */
     ar__sig_frame_t *head, *tail;
-    size_t nframes, bytes;
+    uint32_t nframes,
+        bytes; /* at most AR__SIG_REPLAY_FRAMES (+1), AR__SIG_REPLAY_BYTES (+1 frame) */
     ar__sig_frame_t *pending, *pending_tail; /* backup, or resuming: frames not yet numbered */
-    size_t npending;
-    char resume[AR__SIG_RESUME_LEN + 1];
-    uint8_t subhash[16];
+    uint32_t npending;
+    uint32_t lost;            /* frames for it dropped (bus.c) and not yet reported to the client */
+    int64_t lost_after;       /* its seq when the first of them was dropped */
     ar__sig_claims_t *claims; /* owner only */
+    void *sub_to;             /* natsSubscription on ar.<jur>.to.<peer> */
+    uint8_t subhash[16];
+    char resume[AR__SIG_RESUME_LEN + 1];
+    uint8_t is_backup;
+    uint8_t provisional; /* made only to catch frames during a resume: never promoted */
+    uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
     } cand[AR__SIG_ROOM_MAX - 1];
-    void *sub_to;       /* natsSubscription on ar.<jur>.to.<peer> */
-    uint32_t lost;      /* frames for it dropped (bus.c) and not yet reported to the client */
-    int64_t lost_after; /* its seq when the first of them was dropped */
 };
 
 enum { AR__SIG_C_HELLO = 0, AR__SIG_C_RESUMING, AR__SIG_C_LIVE, AR__SIG_C_GONE };

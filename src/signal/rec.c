@@ -73,8 +73,8 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
     }
     if (has(fields, "name") && r->name)
         json_object_set_new(o, "name", json_string(r->name));
-    if (has(fields, "lang") && r->lang[0])
-        json_object_set_new(o, "lang", json_string(r->lang));
+    if (has(fields, "lang") && r->q->lang[0])
+        json_object_set_new(o, "lang", json_string(r->q->lang));
     if (has(fields, "room")) {
         json_object_set_new(o, "room", json_string(r->room));
         if (r->in_room) {
@@ -87,22 +87,22 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
             kind = "room", key = r->room;
     }
     if (has(fields, "area") || has(fields, "st")) {
-        json_object_set_new(o, "clinic", json_string(r->clinic));
-        json_object_set_new(o, "area", json_string(r->area));
+        json_object_set_new(o, "clinic", json_string(r->q->clinic));
+        json_object_set_new(o, "area", json_string(r->q->area));
         json_object_set_new(o, "st", json_integer(r->status));
-        json_object_set_new(o, "by", json_string(r->by));
-        json_object_set_new(o, "bn", json_string(r->by_name ? r->by_name : ""));
-        json_object_set_new(o, "since", json_integer(r->since));
+        json_object_set_new(o, "by", json_string(r->q->by));
+        json_object_set_new(o, "bn", json_string(r->q->by_name));
+        json_object_set_new(o, "since", json_integer(r->q->since));
         if (has(fields, "area")) {
             json_t *a = json_array();
             for (size_t i = 0; i < r->nans; i++)
-                json_array_append_new(a, json_pack("[s,s]", r->ans[i].q.p, r->ans[i].a.p));
+                json_array_append_new(a, json_pack("[s,s]", r->q->ans[i].q.p, r->q->ans[i].a.p));
             json_object_set_new(o, "ans", a);
             if (r->name)
                 json_object_set_new(o, "name", json_string(r->name));
         }
-        if (r->clinic[0] && r->area[0]) {
-            snprintf(area_key, sizeof(area_key), "%s.%s", r->clinic, r->area);
+        if (r->q->clinic[0] && r->q->area[0]) {
+            snprintf(area_key, sizeof(area_key), "%s.%s", r->q->clinic, r->q->area);
             kind = "area", key = area_key;
         }
     }
@@ -239,14 +239,15 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         yield(srv, r);
     if ((s = json_string_value(json_object_get(o, "name"))))
         set_str(&r->name, s);
-    if ((s = json_string_value(json_object_get(o, "lang"))))
-        snprintf(r->lang, sizeof(r->lang), "%s", s);
+    ar__sig_recq_t *rq;
+    if ((s = json_string_value(json_object_get(o, "lang"))) && (rq = ar__sig_rec_q(r)))
+        ar__sig_str_set(&rq->lang, s, AR__SIG_LANG_MAX);
     if ((s = json_string_value(json_object_get(o, "room"))) && strlen(s) <= AR_SIG_ID_MAX) {
         ar__sig_rec_set_room(srv, r, s);
         if (r->in_room) {
             const char *rc = json_string_value(json_object_get(o, "rc"));
             if (rc && strlen(rc) <= AR_SIG_ID_MAX)
-                memcpy(r->in_room->clinic, rc, strlen(rc) + 1);
+                ar__sig_str_set(&r->in_room->clinic, rc, AR_SIG_ID_MAX);
             if ((v = json_object_get(o, "rp")))
                 r->in_room->profile = (uint8_t)json_integer_value(v);
             if ((v = json_object_get(o, "rpers")))
@@ -261,30 +262,38 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         clinic && area && strlen(clinic) <= AR_SIG_ID_MAX && strlen(area) <= AR_SIG_ID_MAX;
     if (qfields)
         ar__sig_queue_catchup(srv, r, o, 0);
-    if (qfields) {
-        if ((v = json_object_get(o, "ans"))) {
-            for (size_t i = 0; i < r->nans; i++) {
-                ar_free((void *)r->ans[i].q.p);
-                ar_free((void *)r->ans[i].a.p);
+    /* Every session's first update carries these fields, mostly empty: a record gets its
+     * queue part only for a fact (ar__sig_rec_q), and ar__sig_no_q is never written. */
+    const char *by = json_string_value(json_object_get(o, "by"));
+    const char *bn = json_string_value(json_object_get(o, "bn"));
+    json_int_t since = json_integer_value(json_object_get(o, "since"));
+    int facts = qfields && (clinic[0] || area[0] || (by && by[0]) || (bn && bn[0]) || since ||
+                            json_array_size(json_object_get(o, "ans")));
+    if (qfields && (rq = facts ? ar__sig_rec_q(r) : r->q)) {
+        if ((v = json_object_get(o, "ans")) && rq != &ar__sig_no_q) {
+            for (size_t i = 0; rq->ans && i < r->nans; i++) {
+                ar_free((void *)rq->ans[i].q.p);
+                ar_free((void *)rq->ans[i].a.p);
             }
             r->nans = 0;
-            if (json_array_size(v) && !r->ans)
-                r->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*r->ans));
-            for (size_t i = 0; r->ans && i < json_array_size(v) && i < AR_SIG_ANSWERS_MAX; i++) {
+            if (json_array_size(v) && !rq->ans)
+                rq->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*rq->ans));
+            for (size_t i = 0; rq->ans && i < json_array_size(v) && i < AR_SIG_ANSWERS_MAX; i++) {
                 const char *q, *a;
                 if (json_unpack(json_array_get(v, i), "[s,s]", &q, &a) != 0)
                     continue;
-                r->ans[r->nans].q = (ar_sig_str_t){ar_strndup(q, strlen(q)), strlen(q)};
-                r->ans[r->nans].a = (ar_sig_str_t){ar_strndup(a, strlen(a)), strlen(a)};
+                rq->ans[r->nans].q = (ar_sig_str_t){ar_strndup(q, strlen(q)), strlen(q)};
+                rq->ans[r->nans].a = (ar_sig_str_t){ar_strndup(a, strlen(a)), strlen(a)};
                 r->nans++;
             }
         }
         ar__sig_rec_set_area(srv, r, clinic, area);
         r->status = (uint8_t)json_integer_value(json_object_get(o, "st"));
-        r->since = json_integer_value(json_object_get(o, "since"));
-        s = json_string_value(json_object_get(o, "by"));
-        snprintf(r->by, sizeof(r->by), "%s", s ? s : "");
-        set_str(&r->by_name, json_string_value(json_object_get(o, "bn")));
+        if (rq != &ar__sig_no_q) {
+            rq->since = since;
+            ar__sig_str_set(&rq->by, by ? by : "", AR__SIG_PEER_LEN);
+            ar__sig_str_set(&rq->by_name, bn ? bn : "", SIZE_MAX);
+        }
         ar__sig_queue_catchup(srv, r, o, 1);
     }
     if ((v = json_object_get(o, "subs")))

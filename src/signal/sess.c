@@ -452,7 +452,9 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
         return NULL;
     r->role = (uint8_t)claims->role; /* token roles and protocol roles share their numbers */
     r->owner = srv->node_id;
-    snprintf(r->lang, sizeof(r->lang), "%s", claims->lang);
+    ar__sig_recq_t *q = claims->lang[0] ? ar__sig_rec_q(r) : r->q;
+    if (q)
+        ar__sig_str_set(&q->lang, claims->lang, AR__SIG_LANG_MAX); /* "": nothing written */
     ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
     if (s)
         s->claims = ar__sig_claims_new(claims);
