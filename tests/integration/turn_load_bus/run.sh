@@ -7,17 +7,11 @@ check=$1
 command -v nats-server >/dev/null || { echo "nats-server is not installed (scripts/deps)"; exit 1; }
 
 . "$(dirname "$0")/../turn/lib.sh"
+. "$(dirname "$0")/../app/daemon_lib.sh"
 ar_rs_begin
 
-free_port() { # a port nothing listens on now
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-}
-
-c1=$(free_port); c2=$(free_port); r1=$(free_port); r2=$(free_port)
+# Four distinct ports (none is bound before the servers start, so each excludes those before it).
+c1=$(free_port); c2=$(free_port "$c1"); r1=$(free_port "$c1" "$c2"); r2=$(free_port "$c1" "$c2" "$r1")
 nats-server -a 127.0.0.1 -p "$c1" --cluster_name ar --cluster "nats://127.0.0.1:$r1" \
   --routes "nats://127.0.0.1:$r2" >"$dir/n1.log" 2>&1 &
 pids+=($!)
