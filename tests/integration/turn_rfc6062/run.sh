@@ -36,7 +36,13 @@ python3 "$here/peer.py" echo $echo_port "$dir/peer.log" &
 pids+=($!)
 python3 "$here/peer.py" blackhole $hole_port >"$dir/hole.out" &
 pids+=($!)
-for _ in $(seq 50); do grep -q ready "$dir/hole.out" 2>/dev/null && break; sleep 0.1; done
+# Both peers ready before the first probe: the echo peer listening, the blackhole's queue full.
+for _ in $(seq 100); do
+  ss -Hltn "sport = :$echo_port" | grep -q . && grep -q ready "$dir/hole.out" 2>/dev/null && break
+  sleep 0.1
+done
+ss -Hltn "sport = :$echo_port" | grep -q . || { echo "FAIL: the echo peer did not listen"; exit 1; }
+grep -q ready "$dir/hole.out" || { echo "FAIL: the blackhole peer was not ready"; exit 1; }
 
 fails=0
 ok() { echo "ok   $*"; }
