@@ -299,13 +299,19 @@ export async function freePort(host = '127.0.0.1') {
   });
 }
 
-// A port p with p, p + 1 and p + 2 free (the app, the signalling node and the monitor).
-async function freeRun(n) {
+// A port p with p .. p + n - 1 free (n = 3: the app, the signalling node and the monitor) and
+// clear of the runs in `taken` ([port, n] pairs, added to): nothing binds a port before anteroom
+// up starts, so only this keeps two picks apart. Below the kernel's ephemeral range (32768 by
+// default), so no outgoing connection of a daemon started before another can take its port.
+async function freeRun(n, taken) {
   for (let i = 0; i < 50; i++) {
-    const p = 30000 + Math.floor(Math.random() * 20000);
-    let ok = true;
+    const p = 20000 + Math.floor(Math.random() * 12000);
+    let ok = taken.every(([q, m]) => p + n <= q || q + m <= p);
     for (let k = 0; k < n && ok; k++) ok = await portFree(p + k);
-    if (ok) return p;
+    if (ok) {
+      taken.push([p, n]);
+      return p;
+    }
   }
   throw new Error('no run of free ports');
 }
@@ -359,9 +365,10 @@ export async function startServers(topo, extraArgs = [], { alt443 = true } = {})
   const state = topo.tempDir('state');
   const cert = topo.makeStateCert(state);
   topo.certPem = cert;
+  const taken = [];
   const ports = {
-    turn: await freePort(), turnTls: await freePort(), app: await freeRun(3),
-    metrics: await freeRun(5), nats: await freePort(),
+    turn: await freeRun(1, taken), turnTls: await freeRun(1, taken), app: await freeRun(3, taken),
+    metrics: await freeRun(5, taken), nats: await freeRun(1, taken),
   };
   ports.signal = ports.app + 1;
   ports.monitor = ports.app + 2;
