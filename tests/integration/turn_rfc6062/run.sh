@@ -92,15 +92,18 @@ grep -qx 'connect 0' <<<"$out" && grep -qx 'refresh 0' <<<"$out" || bad "parked:
 n=$((n + 1))
 peer_closed "parked (unbound) peer connection" $n
 
-# Connect to a blackholed peer.
+# Connect to a blackholed peer. The probe waits 3 s for the Connect's answer, so a 447 at all came
+# from the 1 s timeout (the control case below shows the default's does not come that soon); and
+# not sooner than that second, or it was a refusal. (The probe's whole run, start-up and Allocate
+# included, once took 2907 ms under ASan on a loaded machine: no upper bound on that.)
 start=$(date +%s%N)
 out=$(probe $port $hole_port connect)
 ms=$((($(date +%s%N) - start) / 1000000))
 echo "$out" | sed 's/^/    /'
-if grep -qx 'connect 447' <<<"$out" && [ "$ms" -lt 2900 ]; then
+if grep -qx 'connect 447' <<<"$out" && [ "$ms" -ge 1000 ]; then
   ok "blackholed peer: 447 after tcp-connect-timeout 1 s (probe took ${ms} ms)"
 else
-  bad "blackholed peer: want 447 within 2.9 s with --tcp-connect-timeout 1, got '$(tr '\n' ' ' <<<"$out")' in ${ms} ms"
+  bad "blackholed peer: want 447 after 1 s (within the probe's 3 s) with --tcp-connect-timeout 1, got '$(tr '\n' ' ' <<<"$out")' in ${ms} ms"
 fi
 out=$(probe $port2 $hole_port connect)
 if grep -qx 'connect 447' <<<"$out"; then
