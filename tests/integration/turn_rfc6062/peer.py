@@ -2,8 +2,7 @@
 """TCP peers for the RFC 6062 life-cycle test.
 
   peer.py echo PORT LOG       an echo server; for every connection it appends to LOG
-                              "eof <ms from its last byte (or the accept) to the relay closing
-                              it> <ms from the accept>" when it closes
+                              "eof <ms from accept to the relay closing it>" when it closes
   peer.py blackhole PORT      a listener that never accepts, with its accept queue full: further
                               SYNs to PORT are dropped, so a connect() to it hangs until the
                               connecting side gives up (the kernel would take minutes)
@@ -20,14 +19,13 @@ def echo(port, log):
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", port))
     ls.listen(16)
-    conns = {}  # socket: [accepted at, last byte at]
+    conns = {}
     while True:
         r, _, _ = select.select([ls] + list(conns), [], [])
         for s in r:
             if s is ls:
                 c, _ = ls.accept()
-                now = time.monotonic()
-                conns[c] = [now, now]
+                conns[c] = time.monotonic()
                 continue
             try:
                 data = s.recv(4096)
@@ -35,13 +33,11 @@ def echo(port, log):
                 data = b""
             if data:
                 s.sendall(data)
-                conns[s][1] = time.monotonic()
                 continue
-            accepted, last = conns.pop(s)
-            now = time.monotonic()
+            ms = int((time.monotonic() - conns.pop(s)) * 1000)
             s.close()
             with open(log, "a") as f:
-                f.write("eof %d %d\n" % ((now - last) * 1000, (now - accepted) * 1000))
+                f.write("eof %d\n" % ms)
 
 
 def blackhole(port):
