@@ -52,7 +52,11 @@ probe() { # probe <server port> <peer port> <action...>
   shift 2
   timeout 30 "$probe" -s 127.0.0.1:"$sp" -u alice -w wonderland -t -p 127.0.0.1 -P "$pp" "$@" 2>&1 || true
 }
-peer_eofs() { [ -f "$dir/peer.log" ] && grep -c '^eof' "$dir/peer.log" || echo 0; }
+peer_eofs() { # one number, also before the peer's first EOF made its log
+  local n
+  n=$(grep -c '^eof' "$dir/peer.log" 2>/dev/null)
+  echo "${n:-0}"
+}
 # The peer saw its connection closed (the n-th EOF overall) within 5 s of the probe's end, its
 # allocation or data connection gone by then: the relay closed it rather than leaving it open.
 # Timed from there, not from the peer's accept: the bulk case's connection first carries 16 MiB,
