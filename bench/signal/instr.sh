@@ -5,7 +5,8 @@
 #
 # Usage: bench/signal/instr.sh [SIGNAL_BIN]       (default: the build's anteroom-signal)
 # Environment: RATE (offered msg/s, 400: the worker runs about 50 times slower under callgrind),
-#   WINDOW (seconds counted, 8), TOP (functions listed, 25).
+#   WINDOW (seconds counted, 8), TOP (functions listed, 25), KEEP (a file to copy the worker's
+#   callgrind dump to, for callgrind_annotate --inclusive=yes or kcachegrind: who calls what).
 # It runs full.sh's relay phase (one worker, pairs on it, the same offers as the CPU figures) with
 # the node under callgrind, zeroes the worker's counts once the rate is flowing, dumps them WINDOW
 # seconds later and divides by the messages it relayed in between (calls of ar__sig_bus_to_now).
@@ -67,6 +68,7 @@ grep -o 'label=.*' "$tmp/run" | sed 's/^/  /'
 dump=""
 for f in "$tmp"/cg."$worker".*; do [ -f "$f" ] && dump=$f && break; done # the dump, not the final file
 [ -n "$dump" ] || { echo "instr.sh: no callgrind dump for the worker" >&2; exit 1; }
+[ -n "${KEEP:-}" ] && cp "$dump" "$KEEP"
 # Messages relayed in the window: calls of ar__sig_bus_to_now (once per frame delivered by the
 # worker that relays it), read from the dump, so a worker that lagged does not skew the figure.
 # Self cost per function: cost lines follow fn=; the line after a calls= line is the inclusive

@@ -11,7 +11,9 @@
 # CPU us per Allocate and its ratio to coturn's median from the same invocation.
 #
 # Usage: bench/turn/alloc_ab.sh [LABEL=BINARY ...]
-#        (default: anteroom=build/default/cmd/anteroom-turn/anteroom-turn)
+#        (default: anteroom=build/default/cmd/anteroom-turn/anteroom-turn); 'LABEL=BINARY FLAG...'
+#        (one argument, quoted) adds those flags to that server's command line, e.g.
+#        'noyield=build/default/cmd/anteroom-turn/anteroom-turn --yield-after-requests=false'.
 # Env:   BENCH_ALLOCS (N, default 15000), BENCH_ROUNDS (default 5), BENCH_PORT (default 34760),
 #        AR_BUILD (build dir, default build/default), BENCH_RELAY_PORTS (relay range of every
 #        server, default 10000-29999 as in run.sh; outside the kernel's ephemeral ports, so
@@ -40,13 +42,15 @@ fi
 [ -x "$TL" ] || { echo "missing $TL: run cmake --build --preset default first" >&2; exit 1; }
 command -v turnserver >/dev/null || { echo "coturn (turnserver) is not installed" >&2; exit 1; }
 servers=(coturn)
-declare -A BIN
+declare -A BIN FLAGS
 if [ $# -eq 0 ]; then set -- "anteroom=$BUILD/cmd/anteroom-turn/anteroom-turn"; fi
 for a in "$@"; do
-  label=${a%%=*} bin=${a#*=}
+  label=${a%%=*}
+  read -r bin flags <<<"${a#*=}"
   [ -x "$bin" ] || { echo "not an executable: $bin" >&2; exit 1; }
   servers+=("$label")
   BIN[$label]=$bin
+  FLAGS[$label]=${flags:-}
 done
 TMP=$(mktemp -d /tmp/ar-alloc-ab.XXXXXX)
 pids=()
@@ -72,7 +76,8 @@ start_server() { # start_server <label>: sets SRV
       --userdb="$TMP/coturn/turndb" --pidfile="$TMP/coturn/turn.pid" \
       --log-file="$TMP/coturn/turn.log" --no-stdout-log --simple-log >"$TMP/srv.log" 2>&1 &
   else
-    "${BIN[$1]}" --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$PORT" \
+    # shellcheck disable=SC2086 # FLAGS: words given after the binary
+    "${BIN[$1]}" ${FLAGS[$1]} --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$PORT" \
       --min-port "$MIN_PORT" --max-port "$MAX_PORT" --realm bench --user bench:bench \
       --allow-loopback-peers --no-tls >"$TMP/srv.log" 2>&1 &
   fi
@@ -90,6 +95,11 @@ cpu_ns() { # CPU time of every thread of process $1, in ns
   cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'
 }
 
+ctxsw() { # context switches (voluntary, involuntary) of every thread of process $1
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/^voluntary_ctxt_switches/ {v += $2} /^nonvoluntary_ctxt_switches/ {n += $2} END {print v + 0, n + 0}'
+}
+
 "$TL" peer --listen "127.0.0.1:$PEER_PORT" --secs 3600 >/dev/null 2>&1 &
 pids+=($!)
 declare -A CPU
@@ -100,7 +110,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     start_server "$s" || exit 1
     sleep 0.3
     net=$((net + 1))
-    c0=$(cpu_ns "$SRV")
+    c0=$(cpu_ns "$SRV") s0=$(ctxsw "$SRV")
     timeout 120 "$TL" turn --server "127.0.0.1:$PORT" --peer "127.0.0.1:$PEER_PORT" \
       --allocs "$N" --window 64 --no-data "${ONLY[@]}" --hold 5 --server-pid "$SRV" \
       --bind "127.$net.0.1" --spread "$N" >"$TMP/tl.out" 2>&1 &
@@ -110,7 +120,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       kill -0 "$tl" 2>/dev/null || break
       sleep 0.02
     done
-    c1=$(cpu_ns "$SRV")
+    c1=$(cpu_ns "$SRV") s1=$(ctxsw "$SRV")
     kill -0 "$SRV" 2>/dev/null || echo "  ($s exited during the run)"
     stop_pid "$tl"
     stop_pid "$SRV"
@@ -119,7 +129,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
     [ -n "$line" ] || echo "  (client output: $(tail -c 300 "$TMP/tl.out" | tr '\n' ' '); server: $(tail -c 300 "$TMP/srv.log" | tr '\n' ' '))"
     ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$line")
     v=$(awk -v a="$c0" -v b="$c1" -v n="${ok:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / 1000 / n}')
-    echo "round $r $s ${line:-no ALLOC line} schedstat_us_per_alloc=${v:-n/a}"
+    sw=$(awk -v a="$s0" -v b="$s1" -v n="${ok:-0}" 'BEGIN {split(a, x, " "); split(b, y, " ");
+      if (n > 0) printf "%.3f/%.3f", (y[1] - x[1]) / n, (y[2] - x[2]) / n}')
+    echo "round $r $s ${line:-no ALLOC line} schedstat_us_per_alloc=${v:-n/a} ctxsw_per_alloc=${sw:-n/a}"
     [ -n "$v" ] && CPU[$s]="${CPU[$s]:-} $v"
   done
 done

@@ -249,11 +249,13 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar__sig_announce_join(srv, r);
 }
 
-static int cand_slot(ar__sig_sess_t *s, const char *to, int reset)
+/* to: a peer id of exactly AR__SIG_PEER_LEN characters (on_relay), so comparing the whole
+ * arrays (an inlined fixed-size compare, not a strcmp call per slot) is comparing the strings. */
+static int cand_slot(ar__sig_sess_t *s, const char to[AR__SIG_PEER_LEN + 1], int reset)
 {
     int free_slot = -1;
     for (int i = 0; i < AR__SIG_ROOM_MAX - 1; i++) {
-        if (strcmp(s->cand[i].peer, to) == 0) {
+        if (memcmp(s->cand[i].peer, to, AR__SIG_PEER_LEN + 1) == 0) {
             if (reset)
                 s->cand[i].n = 0;
             return i;

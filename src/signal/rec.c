@@ -56,6 +56,15 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
     if (has(fields, "role"))
         json_object_set_new(o, "role", json_integer(r->role));
     if (has(fields, "away") || has(fields, "own")) {
+        /* Every claim of a copy we promoted and no client resumed is a promotion ("pr"), not
+         * only the first: an owner that missed the first (cut off from NATS, or its answer
+         * "re" was lost while our subscriptions came back after a reconnect) took a later one
+         * (a backup moved, sess_tick) as a hand-over, let the record name us while it held
+         * the client, and answered our "held?" with "unheld": the session ended under it. */
+        ar__sig_sess_t *ls = r->local;
+        if (ls && !ls->is_backup && ls->promoted && !ar__sig_sess_connected(ls) &&
+            r->owner == srv->node_id)
+            json_object_set_new(o, "pr", json_true());
         hexid(own, r->owner);
         hexid(bk, r->backup);
         json_object_set_new(o, "away", json_integer(r->away));

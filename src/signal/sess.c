@@ -348,8 +348,11 @@ void ar__sig_sess_ack(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t seq)
         return;
     s->acked = seq;
     trim(s);
-    to_backup(srv, s,
-              json_pack("{s:s,s:s,s:I}", "k", "ack", "p", s->rec->peer, "s", (json_int_t)seq));
+    /* Acknowledgements come every 32 frames of a relay: no JSON for a backup that is not there
+     * (to_backup would only free it). */
+    if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
+        to_backup(srv, s,
+                  json_pack("{s:s,s:s,s:I}", "k", "ack", "p", s->rec->peer, "s", (json_int_t)seq));
 }
 
 int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last)

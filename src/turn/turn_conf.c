@@ -78,6 +78,14 @@ const ar_conf_opt_t ar_turn_conf_opts[] = {
     {"tcp-connect-timeout", AR_CONF_DURATION, O(tcp_connect_timeout), "30", 100, 600000,
      "RFC 6062: a Connect to a peer that has not answered by then gets 447 (RFC 6062 says 30 s)"},
     {"workers", AR_CONF_INT, O(workers), "0", 0, AR_WORKERS_MAX, "worker threads, 0: one per CPU"},
+    {"yield-after-requests", AR_CONF_BOOL, O(yield_after_requests), "true", 0, 0,
+     "a worker whose loop turn carried only STUN/TURN requests (no relayed data) yields the CPU "
+     "before it sleeps, so it takes the next requests without a wake-up (less CPU per request "
+     "when other threads wait for the CPU); false: it sleeps at once"},
+    {"sched-batch", AR_CONF_BOOL, O(sched_batch), "true", 0, 0,
+     "worker threads run as SCHED_BATCH: a datagram that wakes one does not preempt the task on "
+     "its CPU, so batches are fuller (less CPU per packet on a busy host, up to a scheduler slice "
+     "more latency there); false: the default policy"},
     {"metrics-listen", AR_CONF_STR, O(metrics_listen), NULL, 0, 0,
      "address:port for /metrics and /healthz (e.g. 127.0.0.1:9641); unset: off"},
     {"log-level", AR_CONF_STR, O(log_level), "info", 0, 0, "debug, info, warn or error"},
@@ -273,6 +281,8 @@ int ar_turn_conf_plan(ar_turn_conf_t *c, ar_turn_plan_t *p, char *err, size_t er
                                 : (unsigned)(ncpu < 1                ? 1
                                              : ncpu > AR_WORKERS_MAX ? AR_WORKERS_MAX
                                                                      : ncpu);
+    p->yield_after_requests = c->yield_after_requests != 0;
+    p->sched_batch = c->sched_batch != 0;
     if (c->listening_ip.count > AR_TURN_MAX_LISTENERS) {
         snprintf(err, errlen, "listening-ip: at most %d addresses", AR_TURN_MAX_LISTENERS);
         return AR_ECONFIG;

@@ -42,6 +42,8 @@ typedef struct ar_turn_conf_s {
     int64_t unauth_rate;           /* unauthenticated requests/s per source IP, 0: off */
     int64_t tcp_connect_timeout;   /* ms: RFC 6062 Connect gives up with 447 after this */
     int64_t workers;
+    int yield_after_requests; /* see udp.c, yield_after_requests */
+    int sched_batch;          /* see udp.c, sched_batch */
     char *metrics_listen;
     char *log_level;
     char *redirect_above; /* "0.8" (load score) or "500" (allocations); unset: never */
@@ -69,6 +71,8 @@ typedef struct ar_turn_plan_s {
     ar_turn_opts_t opts;
     uint16_t min_port, max_port;
     unsigned workers;
+    int yield_after_requests; /* 1: a worker yields the CPU after request-only iterations */
+    int sched_batch;          /* 1: worker threads run as SCHED_BATCH */
     /* Stream listeners on every listening address; 0: that one is off. TLS needs cert/pkey. */
     uint16_t tcp_port, tls_port, alt_tls_port;
     const char *cert, *pkey; /* NULL: no TLS */

@@ -36,8 +36,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -63,6 +66,12 @@
 /* Datagrams in one GSO message: the kernel's UDP_MAX_SEGMENTS has been 64 since UDP GSO came
  * (Linux 4.18); newer kernels allow 128. Their bytes together stay within one UDP datagram's. */
 #define GSO_SEGS 64
+/* A yield after requests that kept the worker away longer than this turns yielding off for
+ * YIELD_BACKOFF_MS (see yield_after_requests). 2 ms is more than the scheduler's slice on a
+ * small machine (0.75 ms x (1 + log2 CPUs)): a yield that long means several other threads
+ * were queued for the CPU and had their turn first. */
+#define YIELD_SLOW_NS 2000000
+#define YIELD_BACKOFF_MS 10
 
 typedef union {
     struct sockaddr sa;
@@ -124,7 +133,12 @@ struct ar__udp_worker_s {
     int64_t wall_base;    /* wall clock seconds minus uv_now() seconds, for REST expiries */
     uint8_t (*rx)[SLOT_SIZE];
     unsigned rx_used;
-    uint8_t *copy; /* COPY_ARENA bytes, handed out in order and reset by flush_all */
+    /* This loop iteration's datagrams: all received (listener and relay sockets), and of those
+     * the STUN requests on a listener (see yield_after_requests). */
+    unsigned it_rx, it_req;
+    bool yield;               /* the yield-after-requests option */
+    uint64_t yield_off_until; /* uv_now() ms before which the worker does not yield */
+    uint8_t *copy;            /* COPY_ARENA bytes, handed out in order and reset by flush_all */
     size_t copy_used;
     uint8_t *over;  /* BATCH overflow areas, DGRAM_MAX bytes each */
     uint8_t *whole; /* a datagram that spilled into its overflow, made whole again */
@@ -601,29 +615,38 @@ static void rx_reserve(ar__udp_worker_t *w)
     }
 }
 
-static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom, bool ctl)
+/* The parts of the receive headers that never change (names, iovec arrays, overflow areas), set
+ * once; rx_batch rewrites only what a batch's position, headroom and the kernel change. */
+static void rx_init(ar__udp_worker_t *w)
 {
     for (unsigned i = 0; i < BATCH; i++) {
-        size_t first = SLOT_SIZE - headroom - 4; /* 4 bytes of tailroom for padding */
-        w->riov[i][0].iov_base = w->rx[w->rx_used + i] + headroom;
-        w->riov[i][0].iov_len = first;
-        w->riov[i][1].iov_base = w->over + i * DGRAM_MAX;
-        w->riov[i][1].iov_len = DGRAM_MAX - first;
         struct msghdr *h = &w->rmsgs[i].msg_hdr;
         memset(h, 0, sizeof(*h));
         h->msg_name = &w->raddr[i];
-        h->msg_namelen = sizeof(w->raddr[i]);
         h->msg_iov = w->riov[i];
         h->msg_iovlen = 2;
-        if (ctl) {
-            h->msg_control = w->rctl[i];
-            h->msg_controllen = CTL_SIZE;
-        }
+        w->riov[i][1].iov_base = w->over + i * DGRAM_MAX;
+    }
+}
+
+static int rx_batch(ar__udp_worker_t *w, int fd, size_t headroom, bool ctl)
+{
+    size_t first = SLOT_SIZE - headroom - 4; /* 4 bytes of tailroom for padding */
+    for (unsigned i = 0; i < BATCH; i++) {
+        struct msghdr *h = &w->rmsgs[i].msg_hdr;
+        w->riov[i][0].iov_base = w->rx[w->rx_used + i] + headroom;
+        w->riov[i][0].iov_len = first;
+        w->riov[i][1].iov_len = DGRAM_MAX - first;
+        h->msg_namelen = sizeof(w->raddr[i]);
+        h->msg_control = ctl ? w->rctl[i] : NULL;
+        h->msg_controllen = ctl ? CTL_SIZE : 0;
     }
     int r;
     do {
         r = recvmmsg(fd, w->rmsgs, BATCH, MSG_DONTWAIT, NULL);
     } while (r < 0 && errno == EINTR);
+    if (r > 0)
+        w->it_rx += (unsigned)r;
     return r;
 }
 
@@ -677,6 +700,14 @@ static uint32_t local_id(ar__udp_worker_t *w, struct msghdr *h)
     return w->nlocal;
 }
 
+/* A STUN request: not ChannelData (first two bits 01), not an indication (a Send carries
+ * data), not a response: the class bits C1 and C0 of the message type are both 0 (RFC 8489
+ * section 5). Only its size is checked; the engine parses it. */
+static unsigned is_request(const uint8_t *buf, size_t len)
+{
+    return len >= 20 && (buf[0] & 0xc1) == 0 && (buf[1] & 0x10) == 0;
+}
+
 static void on_listener(uv_poll_t *h, int status, int events)
 {
     (void)events;
@@ -699,6 +730,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
                 continue;
             if (l->wildcard)
                 t.conn = local_id(w, &w->rmsgs[i].msg_hdr);
+            w->it_req += is_request(buf, w->rmsgs[i].msg_len);
             ar_turn_engine_on_client(w->e, &t, buf, w->rmsgs[i].msg_len);
         }
         if (r < BATCH)
@@ -745,12 +777,44 @@ static void on_relays(uv_poll_t *h, int status, int events)
     }
 }
 
+/*
+ * After a loop turn whose datagrams were all STUN requests on the listeners (Allocate, Refresh,
+ * permissions, bindings: no relayed data), give the CPU to another runnable thread before
+ * sleeping in epoll_wait. The answers are already sent (flush_all ran). Why: a short request's
+ * largest cost here was the worker's sleep and wake-up around it (on a VM, several
+ * microseconds each); when a client or another thread is waiting for this CPU, yielding lets it
+ * run now and send its next requests, and the worker comes back to a batch of them without
+ * having slept. With no other runnable thread on this CPU, sched_yield returns at once (one
+ * system call). Turns that relayed data never yield, so the relay path is scheduled as before.
+ *
+ * What it costs is latency: datagrams that arrive while the worker is away wait for it. While
+ * the client runs that is tens to hundreds of microseconds, but when many threads are queued
+ * for the CPU a yield can last milliseconds, where a sleeping worker would have been woken at
+ * once. So a yield longer than YIELD_SLOW_NS turns yielding off for YIELD_BACKOFF_MS: at most
+ * one such yield per 10 ms per worker, the others shorter than YIELD_SLOW_NS. (A 100 ms pause
+ * kept a quarter less of the saving on this VM, where some yields are slow even at low load.)
+ * docs/turn.md and docs/performance.md ("CPU per allocation").
+ */
+static void yield_after_requests(ar__udp_worker_t *w)
+{
+    bool due =
+        w->yield && w->it_req > 0 && w->it_req == w->it_rx && uv_now(w->loop) >= w->yield_off_until;
+    w->it_rx = w->it_req = 0;
+    if (!due)
+        return;
+    uint64_t t0 = uv_hrtime();
+    (void)sched_yield();
+    if (uv_hrtime() - t0 > YIELD_SLOW_NS)
+        w->yield_off_until = uv_now(w->loop) + YIELD_BACKOFF_MS;
+}
+
 static void on_check(uv_check_t *c)
 {
     ar__udp_worker_t *w = c->data;
     flush_all(w);
     w->rx_used = 0;
     close_pending(w);
+    yield_after_requests(w);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -870,6 +934,31 @@ static size_t gso_probe(void)
     return ok ? AR_TURN_MAX_UDP_PAYLOAD + 1 : 0;
 }
 
+/*
+ * Worker threads run as SCHED_BATCH, which changes one thing for them: a datagram that wakes a
+ * worker does not preempt the task running on the CPU it wakes on (on loopback, often its
+ * sender); the worker runs when that task sleeps or its slice ends, and on an idle CPU at once, as
+ * before. A wake-up (epoll_wait returning, the context switch, going back to sleep) costs our CPU
+ * more than relaying a datagram, and with a worker per core each worker sees only its share of
+ * the traffic, so it wakes for small batches; letting the sender finish its burst first means
+ * fewer, fuller batches (docs/performance.md, bench/turn/udp_ab.sh). Latency grows only while
+ * the CPU is busy with a task that does not sleep, by up to the scheduler's slice (a few ms).
+ * A policy the operator chose (the daemon started under `chrt`, say, real-time or idle) is kept:
+ * only the default one is changed; `sched-batch=false` keeps the default policy. Failure (a sandbox
+ * refusing sched_setscheduler) leaves it.
+ */
+static void sched_batch(void)
+{
+    struct sched_param sp = {0};
+    int policy = SCHED_OTHER;
+    if (pthread_getschedparam(pthread_self(), &policy, &sp) != 0 || policy != SCHED_OTHER)
+        return;
+    sp.sched_priority = 0;
+    int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    if (rc != 0)
+        ar_log(AR_LOG_DEBUG, "turn_sched_batch_failed", AR_LF_INT("errno", rc));
+}
+
 int ar__udp_worker_init(ar_worker_t *wk, void *data)
 {
     ar__turn_daemon_t *d = data;
@@ -878,6 +967,8 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
         return AR_ENOMEM;
     w->relay_epfd = -1;
     d->workers[ar_worker_index(wk)] = w;
+    if (d->plan->sched_batch)
+        sched_batch();
     w->d = d;
     w->index = ar_worker_index(wk);
     w->loop = ar_worker_loop(wk);
@@ -890,7 +981,9 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
     w->whole = ar_malloc(AR_TURN_HEADROOM + DGRAM_MAX + 4);
     if (!w->rx || !w->copy || !w->over || !w->whole)
         return AR_ENOMEM;
+    rx_init(w);
     w->wall_base = (int64_t)time(NULL) - (int64_t)(uv_now(w->loop) / 1000);
+    w->yield = d->plan->yield_after_requests != 0;
     w->gso_max = gso_probe();
     w->gso_below = w->gso_max;
     ar_turn_transport_t tp = {.ctx = w,

@@ -36,6 +36,31 @@ static void put_cstr(writer_t *w, const char *s)
     put(w, s, strlen(s));
 }
 
+/* A string literal, its length known at compile time. */
+#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
+
+/* "s": a value whose characters were checked to need no escape, or JSON string text kept as
+ * it came (the SDP of a relay parse). */
+static void put_quoted(writer_t *w, const char *s, size_t n)
+{
+    if (w->over || n + 2 > w->cap - w->len) {
+        w->over = 1;
+        return;
+    }
+    char *o = w->buf + w->len;
+    o[0] = '"';
+    memcpy(o + 1, s, n);
+    o[n + 1] = '"';
+    w->len += n + 2;
+}
+
+/* The classes whose characters a JSON string holds as they are: no quote, no backslash, no
+ * control character, nothing above 0x7e (validate.c's tables). */
+static int needs_no_escape(int cs)
+{
+    return cs == AR__CS_ID || cs == AR__CS_LANG || cs == AR__CS_WORD || cs == AR__CS_URL;
+}
+
 static void put_int(writer_t *w, int64_t v)
 {
     char tmp[24];
@@ -89,11 +114,23 @@ static void put_string(writer_t *w, const char *s, size_t n)
     put(w, "\"", 1);
 }
 
-static void put_key(writer_t *w, const char *key)
+/* ,"key": (or "key": for an object's first), the key's length from its row: one capacity check
+ * and one copy. */
+static void put_key(writer_t *w, const ar__sig_field_t *f, int first)
 {
-    put(w, ",\"", 2);
-    put_cstr(w, key);
-    put(w, "\":", 2);
+    size_t n = f->klen + 4 - (first != 0);
+    if (w->over || n > w->cap - w->len) {
+        w->over = 1;
+        return;
+    }
+    char *o = w->buf + w->len;
+    if (!first)
+        *o++ = ',';
+    o[0] = '"';
+    memcpy(o + 1, f->key, f->klen);
+    o[f->klen + 1] = '"';
+    o[f->klen + 2] = ':';
+    w->len += n;
 }
 
 static int write_object(const ar__sig_table_t *t, const void *base, const char *path, writer_t *w,
@@ -106,7 +143,10 @@ static int write_value(const ar__sig_field_t *f, const void *val, const char *na
     switch (f->kind) {
     case AR__SIG_STR: {
         const ar_sig_str_t *s = val;
-        put_string(w, s->p, s->len);
+        if (needs_no_escape(f->cs)) /* checked against its class before it is written */
+            put_quoted(w, s->p, s->len);
+        else
+            put_string(w, s->p, s->len);
         return 0;
     }
     case AR__SIG_INT:
@@ -164,17 +204,9 @@ static int write_fields(const ar__sig_table_t *t, const void *base, const char *
         if (w->raw != NULL && val == w->raw) {
             /* The SDP a parse kept escaped (AR_SIG_PARSE_KEEP_SDP_JSON), checked back then. */
             const ar_sig_str_t *sdp = val;
-            if (first) {
-                put(w, "\"", 1);
-                put_cstr(w, f->key);
-                put(w, "\":", 2);
-                first = 0;
-            } else {
-                put_key(w, f->key);
-            }
-            put(w, "\"", 1);
-            put(w, sdp->p, sdp->len);
-            put(w, "\"", 1);
+            put_key(w, f, first);
+            first = 0;
+            put_quoted(w, sdp->p, sdp->len);
             continue;
         }
         int present = ar__sig_present(f, val);
@@ -192,14 +224,8 @@ static int write_fields(const ar__sig_table_t *t, const void *base, const char *
                 return AR__SIG_FAIL(err, AR_SIG_E_BAD_FIELD, "field '%s' needs field '%s'", name,
                                     f->needs);
         }
-        if (first) {
-            put(w, "\"", 1);
-            put_cstr(w, f->key);
-            put(w, "\":", 2);
-            first = 0;
-        } else {
-            put_key(w, f->key);
-        }
+        put_key(w, f, first);
+        first = 0;
         rc = write_value(f, val, name, w, err);
         if (rc != 0)
             return rc;
@@ -231,25 +257,25 @@ int ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t ca
         w.raw = &msg->u.sdp.sdp;
     ar_sig_err_t err;
 
-    put_cstr(&w, "{\"v\":1,\"type\":\"");
-    put_cstr(&w, ar_sig_type_name(msg->type));
-    put(&w, "\"", 1);
+    PUT_LIT(&w, "{\"v\":1,\"type\":");
+    const char *type = ar_sig_type_name(msg->type);
+    put_quoted(&w, type, strlen(type));
     if (dir == AR_SIG_FROM_SERVER) {
         if (msg->seq < 0 || msg->seq > AR_SIG_INT_MAX)
             return AR_EINVAL;
-        put_key(&w, "seq");
+        PUT_LIT(&w, ",\"seq\":");
         put_int(&w, msg->seq);
         if (msg->fid.len) {
             if (msg->fid.p == NULL || msg->fid.len != AR_SIG_FID_LEN || msg->seq < 1 ||
                 !ar__sig_charset_ok(AR__CS_ID, msg->fid.p, msg->fid.len))
                 return AR_EINVAL;
-            put_key(&w, "fid");
-            put_string(&w, msg->fid.p, msg->fid.len);
+            PUT_LIT(&w, ",\"fid\":");
+            put_quoted(&w, msg->fid.p, msg->fid.len); /* checked above: id characters */
         }
     } else if (msg->id != AR_SIG_NONE) {
         if (msg->id < 0 || msg->id > AR_SIG_INT_MAX)
             return AR_EINVAL;
-        put_key(&w, "id");
+        PUT_LIT(&w, ",\"id\":");
         put_int(&w, msg->id);
     }
     if (write_fields(t, msg, "", &w, 0, &err) != 0)

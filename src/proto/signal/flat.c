@@ -20,7 +20,7 @@
 #define FLAT_PAIRS 16
 /* Rows of a table the flat parse maps (the envelope has 3, a relayed type at most 4). */
 #define FLAT_ROWS 8
-_Static_assert(FLAT_PAIRS < 32, "a pair is a bit of a uint32_t (map_rows)");
+_Static_assert(FLAT_PAIRS < 128, "a pair index is an int8_t (map_rows)");
 
 typedef enum { T_STR = 1, T_INT, T_BOOL, T_NULL } tok_kind_t;
 
@@ -35,9 +35,12 @@ typedef struct pair_s {
     int64_t num;   /* T_INT, T_BOOL */
 } pair_t;
 
-static size_t ws(const char *f, size_t i, size_t len)
+/* Inlined, with the test that fails for every byte a compact frame has here (none is white
+ * space) first: this runs around every key, colon, value and comma. */
+static inline size_t ws(const char *f, size_t i, size_t len)
 {
-    while (i < len && (f[i] == ' ' || f[i] == '\t' || f[i] == '\n' || f[i] == '\r'))
+    while (i < len && (unsigned char)f[i] <= ' ' &&
+           (f[i] == ' ' || f[i] == '\t' || f[i] == '\n' || f[i] == '\r'))
         i++;
     return i;
 }
@@ -177,26 +180,38 @@ static const pair_t *find(const pair_t *p, int n, const char *key)
     return NULL;
 }
 
-/*
- * Pairs to rows, once (rather than each row looking for its pair and each pair for its row):
- * at[r] is the pair named like row r of t, or -1; bit i of *known is set when pair i names a
- * row. -1 when a row is named twice (jansson refuses a repeated key: the full parse answers).
- */
-static int map_rows(const ar__sig_table_t *t, const pair_t *p, int n, int8_t at[FLAT_ROWS],
-                    uint32_t *known)
+/* The row of t named like pair x, or -1: only a key of the pair's length is compared. */
+static inline int row_of(const ar__sig_table_t *t, const pair_t *x)
 {
-    memset(at, 0xff, FLAT_ROWS); /* every slot -1; the caller checked t->count <= FLAT_ROWS */
+    for (size_t r = 0; r < t->count; r++) {
+        const ar__sig_field_t *f = &t->fields[r];
+        if (f->klen == x->klen && f->key != NULL && named(f->key, x->key, x->klen))
+            return (int)r;
+    }
+    return -1;
+}
+
+/*
+ * Pairs to rows of the envelope (a) and of the type's table (b), in one pass over the pairs
+ * (rather than each row looking for its pair and each pair for its row): at_a[r] is the pair
+ * named like row r of a, or -1, at_b likewise. 0 when every pair names a row of either;
+ * -1 when one does not (an unknown key) or a row is named twice (jansson refuses a repeated
+ * key): the full parse answers. The caller checked both tables have at most FLAT_ROWS rows.
+ */
+static int map_rows(const ar__sig_table_t *a, const ar__sig_table_t *b, const pair_t *p, int n,
+                    int8_t at_a[FLAT_ROWS], int8_t at_b[FLAT_ROWS])
+{
+    memset(at_a, 0xff, FLAT_ROWS); /* every slot -1 */
+    memset(at_b, 0xff, FLAT_ROWS);
     for (int i = 0; i < n; i++) {
-        for (size_t r = 0; r < t->count; r++) {
-            const char *k = t->fields[r].key;
-            if (k == NULL || k[0] != p[i].key[0] || !named(k, p[i].key, p[i].klen))
-                continue;
-            if (at[r] >= 0)
-                return -1;
-            at[r] = (int8_t)i;
-            *known |= 1u << i;
-            break;
-        }
+        /* A key both tables name is read by both, as the full parse does. */
+        int ra = row_of(a, &p[i]), rb = row_of(b, &p[i]);
+        if ((ra < 0 && rb < 0) || (ra >= 0 && at_a[ra] >= 0) || (rb >= 0 && at_b[rb] >= 0))
+            return -1;
+        if (ra >= 0)
+            at_a[ra] = (int8_t)i;
+        if (rb >= 0)
+            at_b[rb] = (int8_t)i;
     }
     return 0;
 }
@@ -290,9 +305,11 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     static const int flat_types[] = {AR_SIG_OFFER, AR_SIG_ANSWER, AR_SIG_CANDIDATE,
                                      AR_SIG_ACK,   AR_SIG_PING,   AR_SIG_PONG};
     int type = 0;
-    for (size_t i = 0; i < sizeof(flat_types) / sizeof(flat_types[0]) && !type; i++)
-        if (named(ar_sig_type_name(flat_types[i]), tp->val, tp->vlen))
+    for (size_t i = 0; i < sizeof(flat_types) / sizeof(flat_types[0]) && !type; i++) {
+        const char *name = ar_sig_type_name(flat_types[i]);
+        if (name[0] == tp->val[0] && named(name, tp->val, tp->vlen))
             type = flat_types[i];
+    }
     if (type == 0)
         return 0;
     const ar__sig_table_t *t = ar__sig_types[type].table[dir];
@@ -301,9 +318,7 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
         return 0;
     /* Every key known (a row of the envelope or of the type), none twice. */
     int8_t at_env[FLAT_ROWS], at_t[FLAT_ROWS];
-    uint32_t known = 0;
-    if (map_rows(env, p, n, at_env, &known) != 0 || map_rows(t, p, n, at_t, &known) != 0 ||
-        known != (1u << n) - 1) /* n <= FLAT_PAIRS < 32 */
+    if (map_rows(env, t, p, n, at_env, at_t) != 0)
         return 0;
     ar__sig_env_t e;
     memset(&e, 0, sizeof(e));
@@ -317,12 +332,7 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     memset(err, 0, sizeof(*err));
     err->type = type;
     err->id = dir == AR_SIG_FROM_CLIENT ? e.id : AR_SIG_NONE;
-    msg->type = type;
-    msg->id = dir == AR_SIG_FROM_CLIENT ? e.id : AR_SIG_NONE;
-    msg->seq = dir == AR_SIG_FROM_SERVER ? e.seq : 0;
-    if (dir == AR_SIG_FROM_SERVER)
-        msg->fid = e.fid;
-    msg->dir_ = dir;
+    ar__sig_env_to_msg(dir, type, &e, msg);
     msg->sdp_raw_ = raw;
     return 1;
 }

@@ -134,6 +134,16 @@ static int check_head(ar_sig_dir_t dir, json_t *root, ar_sig_err_t *err)
     return 0;
 }
 
+void ar__sig_env_to_msg(ar_sig_dir_t dir, int type, const ar__sig_env_t *env, ar_sig_msg_t *msg)
+{
+    msg->type = type;
+    msg->id = dir == AR_SIG_FROM_CLIENT ? env->id : AR_SIG_NONE;
+    msg->seq = dir == AR_SIG_FROM_SERVER ? env->seq : 0;
+    if (dir == AR_SIG_FROM_SERVER)
+        msg->fid = env->fid;
+    msg->dir_ = dir;
+}
+
 /* The fast path of ar_sig_parse2 (lift.c): 1 when it parsed the frame, 0 to parse it fully. */
 static int parse_lifted(ar_sig_dir_t dir, const char *frame, size_t len, ar_sig_msg_t *msg,
                         ar_sig_err_t *err, int *rc)
@@ -242,13 +252,8 @@ int ar_sig_parse(ar_sig_dir_t dir, const char *frame, size_t len, ar_sig_msg_t *
         memset(msg, 0, sizeof(*msg));
         return rc;
     }
-    msg->type = err->type;
-    msg->id = dir == AR_SIG_FROM_CLIENT ? env.id : AR_SIG_NONE;
-    msg->seq = dir == AR_SIG_FROM_SERVER ? env.seq : 0;
-    if (dir == AR_SIG_FROM_SERVER)
-        msg->fid = env.fid;
+    ar__sig_env_to_msg(dir, err->type, &env, msg);
     msg->root_ = root;
-    msg->dir_ = dir;
     return 0;
 }
 

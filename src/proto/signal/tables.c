@@ -6,9 +6,14 @@
 #include "internal.h"
 
 #define M(m) offsetof(ar_sig_msg_t, u.m)
+/* k: a string literal (its length is taken with sizeof); a list's element row uses ELEM. */
 #define ROW(k, kind, fl, cs, off, lo, hi, vals, sub, needs)                                        \
     {                                                                                              \
-        (k), (kind), (fl), (cs), (off), (lo), (hi), (vals), (sub), (needs)                         \
+        ("" k), (kind), (fl), (cs), (off), (lo), (hi), (vals), (sub), (needs), sizeof(k) - 1       \
+    }
+#define ELEM(kind, fl, cs, off, lo, hi)                                                            \
+    {                                                                                              \
+        NULL, (kind), (fl), (cs), (off), (lo), (hi), NULL, NULL, NULL, 0                           \
     }
 #define S(k, fl, cs, off, lo, hi) ROW(k, AR__SIG_STR, fl, cs, off, lo, hi, NULL, NULL, NULL)
 #define I(k, fl, off, lo, hi) ROW(k, AR__SIG_INT, fl, 0, off, lo, hi, NULL, NULL, NULL)
@@ -62,7 +67,7 @@ TABLE(t_entry, sizeof(ar_sig_entry_t));
 
 /* A list of bare strings: the element table's one row has no key. */
 static const ar__sig_field_t t_url_f[] = {
-    S(NULL, R, AR__CS_URL, 0, 8, AR_SIG_URL_MAX),
+    ELEM(AR__SIG_STR, R, AR__CS_URL, 0, 8, AR_SIG_URL_MAX),
 };
 TABLE(t_url, sizeof(ar_sig_str_t));
 

@@ -94,36 +94,81 @@ static int utf8_ok(int cs, const char *s, size_t len)
     return 1;
 }
 
-/* The ASCII classes as bitmaps of 128 bits (two words), so that a check is one lookup per byte
- * rather than a switch and a chain of ranges: ids are checked on every relayed frame, twice. */
+/*
+ * The ASCII classes. Each is a set of 128 bits (two words, bit c for character c) written with
+ * CB and CR, from which a table of 256 bytes is derived at compile time: byte c of the table has
+ * bit (cs - 1) set when class cs allows c (bytes >= 128 are in no class). A check ANDs the
+ * entries of all the string's bytes with no branch per byte, which is what an id (checked on
+ * every relayed frame, in the parse and again in the build) costs most of.
+ */
 #define CB(c) (1ull << ((c)&63))
 #define CR(lo, hi) ((~0ull >> (63 - ((hi) - (lo)))) << ((lo)&63)) /* lo..hi in one word */
-static const uint64_t ascii_bits[][2] = {
-    [AR__CS_ID] = {CB('-') | CB('.') | CR('0', '9'), CR('A', 'Z') | CB('_') | CR('a', 'z')},
-    [AR__CS_ASCII] = {CR(0x20, 0x3f), CR(0x40, 0x7e)},
-    [AR__CS_URL] = {CR(0x21, 0x3f) & ~(CB('"') | CB('\'') | CB('<') | CB('>')),
-                    CR(0x40, 0x7e) & ~CB('\\')},
-    [AR__CS_LANG] = {CB('-') | CR('0', '9'), CR('A', 'Z') | CR('a', 'z')},
-    [AR__CS_WORD] = {0, CR('a', 'z') | CB('_')},
-};
+#define ID_LO (CB('-') | CB('.') | CR('0', '9'))
+#define ID_HI (CR('A', 'Z') | CB('_') | CR('a', 'z'))
+#define ASCII_LO CR(0x20, 0x3f)
+#define ASCII_HI CR(0x40, 0x7e)
+#define URL_LO (CR(0x21, 0x3f) & ~(CB('"') | CB('\'') | CB('<') | CB('>')))
+#define URL_HI (CR(0x40, 0x7e) & ~CB('\\'))
+#define LANG_LO (CB('-') | CR('0', '9'))
+#define LANG_HI (CR('A', 'Z') | CR('a', 'z'))
+#define WORD_LO 0ull
+#define WORD_HI (CR('a', 'z') | CB('_'))
+#define IN(c, lo, hi) ((c) < 128 && ((((c) < 64 ? (lo) : (hi)) >> ((c)&63)) & 1))
+#define BIT(cs) (1u << ((cs)-1))
+#define E(c)                                                                                       \
+    (uint8_t)((IN(c, ID_LO, ID_HI) ? BIT(AR__CS_ID) : 0) |                                         \
+              (IN(c, ASCII_LO, ASCII_HI) ? BIT(AR__CS_ASCII) : 0) |                                \
+              (IN(c, URL_LO, URL_HI) ? BIT(AR__CS_URL) : 0) |                                      \
+              (IN(c, LANG_LO, LANG_HI) ? BIT(AR__CS_LANG) : 0) |                                   \
+              (IN(c, WORD_LO, WORD_HI) ? BIT(AR__CS_WORD) : 0))
+#define E4(c) E(c), E((c) + 1), E((c) + 2), E((c) + 3)
+#define E16(c) E4(c), E4((c) + 4), E4((c) + 8), E4((c) + 12)
+#define E64(c) E16(c), E16((c) + 16), E16((c) + 32), E16((c) + 48)
+static const uint8_t ascii_class[256] = {E64(0u), E64(64u), E64(128u), E64(192u)};
+_Static_assert(AR__CS_WORD <= 8, "a class is a bit of a byte");
+#undef E64
+#undef E16
+#undef E4
+#undef E
+#undef IN
 #undef CB
 #undef CR
 
-static int ascii_ok(const uint64_t bits[2], unsigned char c)
+/* Printable ASCII (0x20-0x7e), eight bytes at a time: candidate lines, the longest ASCII-class
+ * values a relay carries. A byte below 0x20 borrows and one above 0x7e carries into its high
+ * bit, as does any byte >= 0x80 itself; a borrow or carry can only come from a lower byte that
+ * is itself flagged, so no printable word is ever flagged and every other word is. */
+static int printable_all(const unsigned char *s, size_t len)
 {
-    return c < 128 && ((bits[c >> 6] >> (c & 63)) & 1);
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t bad = 0;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        bad |= w | (w + ones) | (w - ones * 0x20);
+    }
+    uint8_t acc = BIT(AR__CS_ASCII);
+    for (; i < len; i++)
+        acc &= ascii_class[s[i]];
+    return !(bad & high) && acc;
 }
 
-/* ascii_ok over a string, the class's two words held in registers. */
-static int ascii_all(const uint64_t bits[2], const unsigned char *s, size_t len)
+/* Every byte of s in class cs (an ASCII class). */
+static int ascii_all(int cs, const unsigned char *s, size_t len)
 {
-    const uint64_t lo = bits[0], hi = bits[1];
-    for (size_t i = 0; i < len; i++) {
-        unsigned c = s[i];
-        if (c >= 128 || !(((c < 64 ? lo : hi) >> (c & 63)) & 1))
-            return 0;
+    if (cs == AR__CS_ASCII)
+        return printable_all(s, len);
+    /* Four bytes a round into two accumulators: the lookups do not wait on each other. */
+    uint8_t a = 0xff, b = 0xff;
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        a &= (uint8_t)(ascii_class[s[i]] & ascii_class[s[i + 1]]);
+        b &= (uint8_t)(ascii_class[s[i + 2]] & ascii_class[s[i + 3]]);
     }
-    return 1;
+    for (; i < len; i++)
+        a &= ascii_class[s[i]];
+    return (a & b & BIT(cs)) != 0;
 }
 
 int ar__sig_charset_ok(int cs, const char *s, size_t len)
@@ -133,9 +178,10 @@ int ar__sig_charset_ok(int cs, const char *s, size_t len)
     if (cs == AR__CS_URL && !(len >= 6 && memcmp(s, "wss://", 6) == 0) &&
         !(len >= 5 && memcmp(s, "ws://", 5) == 0))
         return 0;
-    if (cs < 0 || (size_t)cs >= sizeof(ascii_bits) / sizeof(ascii_bits[0]))
+    if (cs != AR__CS_ID && cs != AR__CS_ASCII && cs != AR__CS_URL && cs != AR__CS_LANG &&
+        cs != AR__CS_WORD)
         return len == 0; /* no class: no character is allowed */
-    return ascii_all(ascii_bits[cs], (const unsigned char *)s, len);
+    return ascii_all(cs, (const unsigned char *)s, len);
 }
 
 static const char *charset_rule(int cs)
@@ -377,7 +423,7 @@ static int fail_unknown_key(const char *key, const char *path, ar_sig_err_t *err
     size_t n = strlen(key);
     int plain = n > 0 && n <= 24;
     for (size_t i = 0; plain && i < n; i++)
-        plain = ascii_ok(ascii_bits[AR__CS_WORD], (unsigned char)key[i]) ||
+        plain = (ascii_class[(unsigned char)key[i]] & BIT(AR__CS_WORD)) ||
                 (key[i] >= '0' && key[i] <= '9');
     const char *in = path[0] ? " in " : "";
     if (plain)

@@ -161,6 +161,40 @@ static int frame_end(ar_ws_parser_t *p, ar_ws_event_t *ev)
     return 0;
 }
 
+/* The mask key repeated over eight bytes, turned so that its first byte meets data[0]. */
+static uint64_t mask_word(const uint8_t mask[4], size_t offset)
+{
+    uint8_t k8[8];
+    for (size_t j = 0; j < 8; j++)
+        k8[j] = mask[(j + offset) & 3];
+    uint64_t k;
+    memcpy(&k, k8, 8);
+    return k;
+}
+
+/*
+ * ar_ws_mask, and 1 when every unmasked byte is ASCII: a text frame (every frame a client sends
+ * is masked, nearly every signalling frame is ASCII) then needs no second pass for its UTF-8
+ * check. The high bits of all words are gathered while they are in registers anyway.
+ */
+static int unmask_ascii(uint8_t *data, size_t len, const uint8_t mask[4], size_t offset)
+{
+    uint64_t k = mask_word(mask, offset), high = 0;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, data + i, 8);
+        w ^= k;
+        high |= w;
+        memcpy(data + i, &w, 8);
+    }
+    for (; i < len; i++) {
+        data[i] ^= mask[(i + offset) & 3];
+        high |= data[i];
+    }
+    return (high & 0x8080808080808080ull) == 0;
+}
+
 int ar_ws_parse(ar_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed, ar_ws_event_t *ev)
 {
     size_t i = 0;
@@ -214,11 +248,16 @@ int ar_ws_parse(ar_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed, 
         return 0;
     }
     size_t n = len < p->remaining ? len : (size_t)p->remaining;
-    if (p->flags & F_MASKED) {
+    int ascii = 0; /* the chunk was found to be all ASCII while it was unmasked */
+    if ((p->flags & F_MASKED) && (p->flags & F_TEXT) && p->utf8 == 0) {
+        ascii = unmask_ascii(data, n, p->mask, p->mask_pos);
+        p->mask_pos = (uint8_t)((p->mask_pos + n) & 3);
+    } else if (p->flags & F_MASKED) {
         ar_ws_mask(data, n, p->mask, p->mask_pos);
         p->mask_pos = (uint8_t)((p->mask_pos + n) & 3);
     }
-    if (p->flags & F_TEXT) {
+    /* ASCII after a complete code point leaves the UTF-8 state where it was: at 0. */
+    if ((p->flags & F_TEXT) && !ascii) {
         p->utf8 = ar_ws_utf8(p->utf8, data, n);
         if (p->utf8 == AR_WS_UTF8_REJECT)
             return fail(p, AR_WS_CLOSE_BAD_DATA, AR_EPARSE);
@@ -233,13 +272,8 @@ int ar_ws_parse(ar_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed, 
 
 void ar_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], size_t offset)
 {
-    /* Eight bytes at a time (every client frame is masked): the key repeated, turned so that
-     * its first byte meets data[0]. */
-    uint8_t k8[8];
-    for (size_t j = 0; j < 8; j++)
-        k8[j] = mask[(j + offset) & 3];
-    uint64_t k;
-    memcpy(&k, k8, 8);
+    /* Eight bytes at a time (every client frame is masked). */
+    uint64_t k = mask_word(mask, offset);
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
         uint64_t w;

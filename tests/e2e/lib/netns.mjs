@@ -288,24 +288,13 @@ export async function waitFor(fn, ms, what) {
   }
 }
 
-export async function freePort(host = '127.0.0.1') {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, host, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-// A port p with p .. p + n - 1 free (n = 3: the app, the signalling node and the monitor) and
-// clear of the runs in `taken` ([port, n] pairs, added to): nothing binds a port before anteroom
-// up starts, so only this keeps two picks apart. Below the kernel's ephemeral range (32768 by
-// default), so no outgoing connection of a daemon started before another can take its port.
+// A port p with p .. p + n - 1 free, below the kernel's ephemeral range (32768 up): a port
+// found free there could still be taken, before the daemon binds it, as the local port of an
+// outgoing connection. Clear of the runs in `taken` ([port, n] pairs, added to): nothing binds
+// a port before anteroom up starts, so only this keeps two picks apart.
 async function freeRun(n, taken) {
   for (let i = 0; i < 50; i++) {
-    const p = 20000 + Math.floor(Math.random() * 12000);
+    const p = 20000 + Math.floor(Math.random() * (12000 - n));
     let ok = taken.every(([q, m]) => p + n <= q || q + m <= p);
     for (let k = 0; k < n && ok; k++) ok = await portFree(p + k);
     if (ok) {

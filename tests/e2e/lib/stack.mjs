@@ -33,21 +33,12 @@ function udpFree(port) {
   });
 }
 
-// The first port the kernel hands out by itself (ip_local_port_range), 32768 by default.
-async function ephemeralLow() {
-  const text = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '');
-  const low = Number.parseInt(text, 10);
-  return low > 20115 ? low : 32768;
-}
-
-// A base port with base..base+14 free on TCP and base, base+1 free on UDP, all below the
-// ephemeral range: the stack binds them one daemon after another over a few seconds, and an
-// outgoing connection (the stack's own daemons reaching NATS and each other) takes a port of
-// that range, which could be one of ours not bound yet.
+// A base port with base..base+14 free on TCP and base, base+1 free on UDP, below the kernel's
+// ephemeral range (32768 up): a port found free there could still be taken, between this check
+// and the daemon's bind, as the local port of some process's outgoing connection.
 async function freeBase() {
-  const slots = Math.floor((await ephemeralLow() - 20000 - 15) / 100);
   for (let i = 0; i < 50; i++) {
-    const base = 20000 + randomInt(0, slots) * 100;
+    const base = 20000 + randomInt(0, 120) * 100;
     let ok = true;
     for (let p = base; ok && p < base + 15; p++) ok = await tcpFree(p);
     if (ok && (await udpFree(base)) && (await udpFree(base + 1))) return base;

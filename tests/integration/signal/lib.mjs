@@ -17,17 +17,6 @@ export const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ar-signal-'));
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
 function start(cmd, args, name) {
   const log = fs.openSync(path.join(tmp, `${name}.log`), 'a');
   const p = spawn(cmd, args, { stdio: ['ignore', log, log] });
@@ -69,38 +58,107 @@ export async function waitFor(fn, ms, what) {
   }
 }
 
-// ---- NATS: two servers joined by routes ----
-// A port freePort() found free can be taken before nats-server binds it (another test file's
-// processes open connections from the same ephemeral range in the namespace); a server that
-// cannot bind exits and the cluster never forms. So a cluster that has not formed, or a server
-// that exited, is started again on new ports, at most three times (each with its own logs).
-let natsClusters = 0;
-export async function startNats() {
-  const routed = (p) => fs.readFileSync(p.logFile, 'utf8').includes('Route connection created');
-  for (let attempt = 1; ; attempt++) {
-    const [c1, c2, r1, r2] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const n = ++natsClusters;
-    const a = start('nats-server', ['-a', '127.0.0.1', '-p', `${c1}`, '--cluster_name', 'ar',
-      '--cluster', `nats://127.0.0.1:${r1}`, '--routes', `nats://127.0.0.1:${r2}`], `nats${n}-1`);
-    const b = start('nats-server', ['-a', '127.0.0.1', '-p', `${c2}`, '--cluster_name', 'ar',
-      '--cluster', `nats://127.0.0.1:${r2}`, '--routes', `nats://127.0.0.1:${r1}`], `nats${n}-2`);
-    const exited = () => a.exitCode !== null || b.exitCode !== null;
+// ---- NATS: two servers joined by a route ----
+// Each nats-server binds ports of its own choosing (-p -1, cluster port -1) and writes them to a
+// ports file (--ports_file_dir); the second server's route names the first one's actual
+// cluster port. A port picked "free" beforehand could be taken by another process (any
+// outgoing connection in the namespace draws from the same ephemeral range) before nats-server
+// bound it, and then the cluster never formed (CI, "timed out waiting for the NATS cluster").
+//
+// A server a test kills and starts again (restart below) must come back on the same client
+// port: the signalling nodes reconnect to that URL. Its client port is then one the test picks
+// below the kernel's ephemeral range (restartable: true), which no connect() and no bind to
+// port 0 in this network namespace can take while the server is down.
+let natsServers = 0;
+const routesIn = (p) => fs.readFileSync(p.logFile, 'utf8').split('Route connection created').length - 1;
+
+function ephemeralLow() {
+  try {
+    return Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]);
+  } catch {
+    return 32768;
+  }
+}
+
+// n consecutive ports below the ephemeral range that nothing listens on now (random, so that
+// concurrent test files rarely try the same ones; a clash shows as a server that exits).
+const canBind = (port) => new Promise((resolve) => {
+  const s = net.createServer();
+  s.once('error', () => resolve(false));
+  s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+});
+export async function lowPorts(n = 1) {
+  const hi = Math.min(ephemeralLow(), 65536);
+  const lo = Math.max(1024, hi - 12000);
+  for (;;) {
+    const port = lo + crypto.randomInt(hi - lo - n);
+    let free = true;
+    for (let i = 0; i < n && free; i++) free = await canBind(port + i);
+    if (free) return port;
+  }
+}
+const lowPort = () => lowPorts(1);
+
+// Starts one nats-server and waits for its ports file; resolves to the process with .client
+// and .cluster (its ports), or rejects if it exits or says nothing in 15 s.
+async function natsServer({ name, clientPort = -1, route, noAdvertise }) {
+  const args = ['-a', '127.0.0.1', '-p', `${clientPort}`, '--cluster_name', name,
+    '--cluster', 'nats://127.0.0.1:-1', '--ports_file_dir', tmp];
+  if (route) args.push('--routes', `nats://127.0.0.1:${route}`);
+  if (noAdvertise) args.push('--no_advertise');
+  const p = start('nats-server', args, `nats-${name}-${++natsServers}`);
+  const file = path.join(tmp, `nats-server_${p.pid}.ports`);
+  const ports = await waitFor(() => {
+    if (p.exitCode !== null || p.signalCode !== null) return { exited: true };
     try {
-      await waitFor(() => (routed(a) && routed(b)) || exited(), 15000, 'the NATS cluster');
+      const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+      const port = (u) => Number(new URL(u).port);
+      return { client: port(j.nats[0]), cluster: port(j.cluster[0]) };
     } catch {
-      /* not formed in time: below */
+      return null; /* not written yet (or half written) */
     }
-    if (routed(a) && routed(b) && !exited()) {
-      const urls = [`nats://127.0.0.1:${c1}`, `nats://127.0.0.1:${c2}`];
-      urls.procs = [a, b]; // for tests that stop one server for a moment (SIGSTOP/SIGCONT)
-      return urls;
+  }, 15000, `nats-server ${p.logFile}`);
+  if (ports.exited) throw new Error(`nats-server exited: ${tail(p)}`);
+  p.client = ports.client;
+  p.cluster = ports.cluster;
+  return p;
+}
+const tail = (p) => fs.readFileSync(p.logFile, 'utf8').split('\n').slice(-5).join(' | ');
+
+// Two servers joined by a route. Resolves to their client URLs, with .procs (for tests that
+// stop one for a moment with SIGSTOP/SIGCONT) and .restart(i) (after a test killed server i:
+// the same client port, a new cluster port, a route to the other's; resolves to the new
+// process once the route is up). opts: name (cluster name), noAdvertise (clients learn no other
+// server's URL), restartable (client ports a restart can take again, above).
+export async function startNats(opts = {}) {
+  const name = opts.name ?? 'ar';
+  const base = { name, noAdvertise: opts.noAdvertise };
+  for (let attempt = 1; ; attempt++) {
+    const procs = [];
+    try {
+      const a = await natsServer({ ...base, clientPort: opts.restartable ? await lowPort() : -1 });
+      procs.push(a);
+      const b = await natsServer({ ...base, clientPort: opts.restartable ? await lowPort() : -1,
+        route: a.cluster });
+      procs.push(b);
+      await waitFor(() => routesIn(a) > 0 && routesIn(b) > 0, 15000, 'the NATS route');
+    } catch (e) {
+      for (const p of procs) kill(p);
+      // Only a restartable cluster's own pick of a port can clash (another test file took
+      // the same low port between the check and the bind): then new ports, at most 3 times.
+      if (!opts.restartable || attempt === 3) throw e;
+      continue;
     }
-    kill(a);
-    kill(b);
-    if (attempt === 3) {
-      const tail = (p) => fs.readFileSync(p.logFile, 'utf8').split('\n').slice(-5).join(' | ');
-      throw new Error(`the NATS cluster did not form in 3 attempts: ${tail(a)} || ${tail(b)}`);
-    }
+    const urls = procs.map((p) => `nats://127.0.0.1:${p.client}`);
+    urls.procs = procs;
+    urls.restart = async (i) => {
+      const p = await natsServer({ ...base, clientPort: procs[i].client,
+        route: procs[1 - i].cluster });
+      procs[i] = p;
+      await waitFor(() => routesIn(p) > 0, 30000, 'the NATS route back');
+      return p;
+    };
+    return urls;
   }
 }
 
@@ -128,9 +186,12 @@ export const staffToken = (roles = ['provider'], extra = {}) =>
 export const inviteeToken = (room, extra = {}) => mint({ role: 'invitee', room, ...extra });
 
 // ---- signalling nodes ----
+// Its ports are below the ephemeral range (lowPorts): a port found free by binding port 0 could
+// be taken by any connect() in the namespace before the node bound it, and each worker i
+// listens for metrics on metrics + i, a port that check never covered.
 export async function startNode(name, nats, opts = {}) {
-  const port = opts.port ?? (await freePort());
-  const metrics = await freePort();
+  const port = opts.port ?? (await lowPorts(1));
+  const metrics = await lowPorts(opts.workers ?? 2);
   const args = ['--listen', '127.0.0.1', '--port', `${port}`, '--jurisdiction', JUR,
     '--node-name', name, '--keys', keysFile, '--origin', ORIGIN, '--grace', opts.grace ?? '20s',
     '--drain-within', opts.drainWithin ?? '3s', '--workers', `${opts.workers ?? 2}`,

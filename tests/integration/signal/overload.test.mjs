@@ -5,13 +5,10 @@
 // promoter's grace period runs out (docs/signal.md, "Overload"). Before, the promoted copy
 // ended the session after the grace period and the owner closed the client with 4007.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  connect, freePort, kill, patientToken, rid, sleep, staffToken, startNats, startNode, stopAll,
-  tmp, waitFor,
+  connect, kill, patientToken, rid, sleep, staffToken, startNats, startNode, stopAll,
 } from './lib.mjs';
 
 const GRACE_S = 8;
@@ -23,11 +20,7 @@ before(async () => {
     startNode('ob', nats.slice(1), { workers: 1, grace: `${GRACE_S}s` }),
   ]);
 });
-const own = new Set(); // NATS servers this file starts itself (restarted by the second test)
-after(() => {
-  for (const p of own) kill(p);
-  stopAll();
-});
+after(() => stopAll());
 
 const workerOf = (node) => {
   const pid = Number(fs.readFileSync(`/proc/${node.pid}/task/${node.pid}/children`, 'utf8').trim());
@@ -80,47 +73,16 @@ test('a worker stalled past the heartbeat timeout keeps its clients and its call
   for (const c of [p2, s]) c.close();
 });
 
-// A NATS server of a two-server cluster, started here so that it can be killed and started
-// again on the same ports.
-function natsServer(name, client, route, other) {
-  const log = path.join(tmp, `${name}.log`);
-  const fd = fs.openSync(log, 'a');
-  const p = spawn('nats-server', ['-a', '127.0.0.1', '-p', `${client}`, '--no_advertise', '--cluster_name', 'ov',
-    '--cluster', `nats://127.0.0.1:${route}`, '--routes', `nats://127.0.0.1:${other}`],
-  { stdio: ['ignore', fd, fd] });
-  fs.closeSync(fd);
-  own.add(p);
-  p.on('exit', () => own.delete(p));
-  p.logFile = log;
-  return p;
-}
-const routes = (p) => fs.readFileSync(p.logFile, 'utf8').split('Route connection created').length - 1;
-
 test('a worker cut off from NATS past the heartbeat timeout keeps its clients', async () => {
   // The promotion is published while the owner's NATS server is down: the owner never receives
   // it. It re-announces its sessions when it reconnects (or the promoter asks it before its
   // grace period ends), and the promoter yields.
-  // As startNats (lib.mjs): a port found free may be taken before nats-server binds it, so a
-  // cluster that has not formed in 15 s, or whose server exited, is started again on new ports.
-  let c1, c2, r1, r2, n1, n2;
-  for (let attempt = 1; ; attempt++) {
-    [c1, c2, r1, r2] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    n1 = natsServer(`ov-nats1-${attempt}`, c1, r1, r2);
-    n2 = natsServer(`ov-nats2-${attempt}`, c2, r2, r1);
-    const exited = () => n1.exitCode !== null || n2.exitCode !== null;
-    try {
-      await waitFor(() => (routes(n1) > 0 && routes(n2) > 0) || exited(), 15000, 'the NATS cluster');
-    } catch {
-      /* not formed in time: below */
-    }
-    if (routes(n1) > 0 && routes(n2) > 0 && !exited()) break;
-    kill(n1);
-    kill(n2);
-    assert.ok(attempt < 3, 'the NATS cluster did not form in 3 attempts');
-  }
+  // No advertised URLs: each node knows only its own server, and stays cut off while it is
+  // down. Restartable: the server comes back on the same client port (lib.mjs).
+  const ov = await startNats({ name: 'ov', noAdvertise: true, restartable: true });
   const [C, D] = await Promise.all([
-    startNode('oc', [`nats://127.0.0.1:${c1}`], { workers: 1, grace: `${GRACE_S}s` }),
-    startNode('od', [`nats://127.0.0.1:${c2}`], { workers: 1, grace: `${GRACE_S}s` }),
+    startNode('oc', ov.slice(0, 1), { workers: 1, grace: `${GRACE_S}s` }),
+    startNode('od', ov.slice(1), { workers: 1, grace: `${GRACE_S}s` }),
   ]);
   const room = rid();
   const p = await connect(C, patientToken(room));
@@ -132,11 +94,9 @@ test('a worker cut off from NATS past the heartbeat timeout keeps its clients', 
   await s.next('joined');
   await p.next('peer_joined');
 
-  const before = routes(n2);
-  kill(n1);
+  kill(ov.procs[0]);
   await sleep(5000); // D's worker hears no heartbeat from C's and promotes the patient's copy
-  n1 = natsServer('ov-nats1-again', c1, r1, r2);
-  await waitFor(() => routes(n2) > before, 30000, 'the route back');
+  await ov.restart(0);
 
   await sleep((GRACE_S + 4) * 1000);
   assert.equal(p.closed, null, 'the patient was not closed');

@@ -8,7 +8,8 @@
 #        bytes, where the kernel refuses to segment the 1480-byte and longer runs and the relay
 #        must send them one by one (anteroom-turn logs turn_udp_gso_limited once). On
 #        anteroom-turn, where the kernel has UDP GSO, the probe's UDP_GRO rounds must also see
-#        batched runs both ways, so the test cannot pass with batching silently off.
+#        batched runs both ways, so the test cannot pass with batching silently off; and its
+#        two worker threads must run as SCHED_BATCH (src/turn/udp.c).
 AR_ARGS=("$@")
 . "$(dirname "$0")/lib.sh"
 ar_init "${1:-}"
@@ -48,8 +49,24 @@ burst_check() {
 }
 BURST_RUNS=0
 
-ar_server_start "${USER_FLAGS[@]}"
+workers=()
+[ "$AR_KIND" = anteroom ] && workers=(--workers=2)
+ar_server_start "${USER_FLAGS[@]}" "${workers[@]}"
 burst_check "127.0.0.1" "$AR_PORT"
+if [ "$AR_KIND" = anteroom ]; then
+    # Its worker threads run as SCHED_BATCH (policy 3), so a datagram that wakes one does not
+    # preempt its sender and batches stay full (src/turn/udp.c, sched_batch); the main thread
+    # keeps the default policy (0).
+    batch=$(grep -lE '^policy +: +3$' /proc/"$AR_SERVER_PID"/task/*/sched 2>/dev/null | wc -l)
+    main=$(sed -nE 's/^policy +: +([0-9]+)$/\1/p' /proc/"$AR_SERVER_PID"/sched 2>/dev/null)
+    ar_check "both worker threads run as SCHED_BATCH ($batch), the main thread not (${main:-?})" \
+        test "$batch" -eq 2 -a "${main:-x}" = 0
+    ar_server_stop
+    # sched-batch=false: every thread keeps the default policy.
+    ar_server_start "${USER_FLAGS[@]}" "${workers[@]}" --sched-batch=false
+    batch=$(grep -lE '^policy +: +3$' /proc/"$AR_SERVER_PID"/task/*/sched 2>/dev/null | wc -l)
+    ar_check "with sched-batch=false no thread runs as SCHED_BATCH ($batch)" test "$batch" -eq 0
+fi
 ar_server_stop
 
 if [ -n "${AR_IN_SANDBOX:-}" ]; then

@@ -101,6 +101,28 @@ static void test_every_type_covered(void **state)
         }
 }
 
+/* Every row's klen (the flat parse compares a key only with rows of its length) is its key's
+ * length, in every table and the tables below them. */
+static void check_klen(const ar__sig_table_t *t)
+{
+    for (size_t i = 0; t != NULL && i < t->count; i++) {
+        const ar__sig_field_t *f = &t->fields[i];
+        assert_int_equal(f->klen, f->key ? strlen(f->key) : 0);
+        if (f->sub != NULL)
+            check_klen(f->sub);
+    }
+}
+
+static void test_key_lengths(void **state)
+{
+    (void)state;
+    for (int t = 1; t < AR_SIG_TYPE_COUNT; t++)
+        for (int d = 0; d < 2; d++)
+            check_klen(ar__sig_types[t].table[d]);
+    check_klen(&ar__sig_envelope[0]);
+    check_klen(&ar__sig_envelope[1]);
+}
+
 /* A one-way type is refused the other way, naming the type. */
 static void test_wrong_direction(void **state)
 {
@@ -392,11 +414,17 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--write-corpus") == 0)
         return write_corpus(argv[2]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_frame_parses), cmocka_unit_test(test_every_type_covered),
-        cmocka_unit_test(test_relay_parse_agrees), cmocka_unit_test(test_wrong_direction),
-        cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_values),
-        cmocka_unit_test(test_relay_offer),        cmocka_unit_test(test_build_checks),
-        cmocka_unit_test(test_error_frame),        cmocka_unit_test(test_largest_snapshot_fits),
+        cmocka_unit_test(test_every_frame_parses),
+        cmocka_unit_test(test_every_type_covered),
+        cmocka_unit_test(test_key_lengths),
+        cmocka_unit_test(test_relay_parse_agrees),
+        cmocka_unit_test(test_wrong_direction),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_relay_offer),
+        cmocka_unit_test(test_build_checks),
+        cmocka_unit_test(test_error_frame),
+        cmocka_unit_test(test_largest_snapshot_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

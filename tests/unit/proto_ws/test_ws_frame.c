@@ -272,6 +272,49 @@ static void test_mask_utf8_words(void **state)
     }
 }
 
+/* A masked text frame of len bytes (a server's parser unmasks it and checks its UTF-8 in one
+ * pass while the text is ASCII): accepted exactly when ar_ws_utf8 accepts the text, whether fed
+ * whole or a few bytes at a time, with a non-ASCII byte (valid or not) at every position. */
+static void test_masked_text_utf8(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = {0x9b, 0x01, 0x7f, 0x80};
+    static const uint8_t odd[] = {0x80, 0xc3, 0xe2, 0xff, 0x7f, 0x00};
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t o = 0; o < sizeof(odd) + 1; o++) {
+                uint8_t text[40], frame[48];
+                for (size_t i = 0; i < len; i++)
+                    text[i] = (uint8_t)('a' + i % 26);
+                if (o < sizeof(odd))
+                    text[at] = odd[o];
+                else if (at + 2 < len)
+                    memcpy(text + at, "\xe2\x82\xac", 3); /* a whole euro sign */
+                frame[0] = 0x81;
+                frame[1] = (uint8_t)(0x80 | len);
+                memcpy(frame + 2, key, 4);
+                for (size_t i = 0; i < len; i++)
+                    frame[6 + i] = text[i] ^ key[i & 3];
+                int want = ar_ws_utf8(0, text, len) == 0;
+                for (size_t step = 1; step <= 6 + len; step += 5 + len) {
+                    ar_ws_parser_t p;
+                    ar_ws_parser_init(&p, 1, 0);
+                    int err = run(&p, frame, 6 + len, step);
+                    if ((err == 0) != want)
+                        fail_msg("length %zu, byte %zu at %zu, step %zu: err %d", len, o, at, step,
+                                 err);
+                    if (want) {
+                        assert_int_equal(seen.msg_len, len);
+                        assert_memory_equal(seen.msg, text, len);
+                    } else {
+                        assert_int_equal(p.close_code, AR_WS_CLOSE_BAD_DATA);
+                    }
+                }
+            }
+        }
+    }
+}
+
 static void test_utf8(void **state)
 {
     (void)state;
@@ -335,10 +378,15 @@ static void test_close(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc_examples),    cmocka_unit_test(test_lengths),
-        cmocka_unit_test(test_build_masked),    cmocka_unit_test(test_control_inside_fragments),
-        cmocka_unit_test(test_protocol_errors), cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_mask_utf8_words), cmocka_unit_test(test_close),
+        cmocka_unit_test(test_rfc_examples),
+        cmocka_unit_test(test_lengths),
+        cmocka_unit_test(test_build_masked),
+        cmocka_unit_test(test_control_inside_fragments),
+        cmocka_unit_test(test_protocol_errors),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_masked_text_utf8),
+        cmocka_unit_test(test_mask_utf8_words),
+        cmocka_unit_test(test_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

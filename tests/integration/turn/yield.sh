@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The listener's yield after request-only loop turns (src/turn/udp.c, yield_after_requests; the
+# yield-after-requests option, docs/turn.md). Counts the server's sched_yield calls with strace
+# while a client sends datagrams of one kind, one every 2 ms:
+#   - STUN Binding requests: the workers yield (a turn that carried only requests yields once,
+#     whether or not another thread waits for the CPU);
+#   - Binding indications and ChannelData (not requests: indications and ChannelData are what
+#     carries relayed data): no yield at all;
+#   - with --yield-after-requests=false, Binding requests: no yield.
+# Usage: yield.sh <server-binary>
+AR_ARGS=("$@")
+. "$(dirname "$0")/lib.sh"
+ar_init "${1:-}"
+[ "$AR_KIND" = anteroom ] || ar_die "yield.sh checks anteroom-turn's own worker loop"
+ar_require strace timeout
+
+N=200
+
+send() { # send <kind>: N datagrams of that kind to the server's UDP port
+    timeout 20 python3 - "$AR_PORT" "$1" "$N" <<'EOF'
+import os, socket, struct, sys, time
+port, kind, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(n):
+    tid = os.urandom(12)
+    if kind == "request":  # Binding request
+        msg = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + tid
+    elif kind == "indication":  # Binding indication
+        msg = struct.pack("!HHI", 0x0011, 0, 0x2112A442) + tid
+    else:  # ChannelData on a channel nobody bound
+        msg = struct.pack("!HH", 0x4000, 4) + b"data"
+    s.sendto(msg, ("127.0.0.1", port))
+    time.sleep(0.002)
+EOF
+}
+
+YIELDS=0
+yields() { # yields <kind>: sets YIELDS to the sched_yield calls the server made while <kind> was sent
+    local out="$AR_WORK/strace.$1.$RANDOM" st
+    strace -f -e trace=sched_yield -p "$AR_SERVER_PID" -o "$out" >/dev/null 2>"$out.err" &
+    st=$!
+    AR_BG_PIDS="$AR_BG_PIDS $st"
+    # "Process N attached with M threads": -f attaches to every thread before it says so.
+    for _ in $(seq 100); do
+        grep -q attached "$out.err" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q attached "$out.err" 2>/dev/null ||
+        ar_die "strace did not attach to the server: $(head -c 300 "$out.err")"
+    send "$1" || ar_die "the $1 sender failed"
+    sleep 0.3
+    kill "$st" 2>/dev/null
+    wait "$st" 2>/dev/null
+    YIELDS=$(grep -c 'sched_yield(' "$out" 2>/dev/null)
+}
+
+ar_server_start --realm=anteroom.test --user=alice:alice-secret
+yields request
+ar_check "Binding requests: the workers yield after request-only turns ($YIELDS sched_yield calls for $N requests)" test "$YIELDS" -ge 1
+yields indication
+ar_check "Binding indications: no yield ($YIELDS sched_yield calls)" test "$YIELDS" -eq 0
+yields channeldata
+ar_check "ChannelData: no yield ($YIELDS sched_yield calls)" test "$YIELDS" -eq 0
+ar_check "the server still answers" python3 "$AR_HERE/stun_ping.py" 127.0.0.1 "$AR_PORT" 5
+ar_server_stop
+
+ar_server_start --realm=anteroom.test --user=alice:alice-secret --yield-after-requests=false
+yields request
+ar_check "yield-after-requests=false: no yield for Binding requests ($YIELDS sched_yield calls)" test "$YIELDS" -eq 0
+ar_server_stop
+ar_finish

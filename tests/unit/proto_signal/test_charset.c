@@ -1,0 +1,164 @@
+/*
+ * The ASCII character classes (validate.c: a table derived at compile time, and printable ASCII
+ * eight bytes at a time) against a byte-by-byte reference written from docs/protocol.md's rules:
+ * every byte value at every position of strings up to 40 bytes, and random strings. Then the
+ * string scanners' skip over plain bytes (internal.h: sixteen bytes at a time with SSE2, else
+ * eight) against a byte loop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int ref_byte(int cs, unsigned char c)
+{
+    int alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    switch (cs) {
+    case AR__CS_ID:
+        return alnum || c == '.' || c == '_' || c == '-';
+    case AR__CS_ASCII:
+        return c >= 0x20 && c <= 0x7e;
+    case AR__CS_URL:
+        return c > 0x20 && c <= 0x7e && c != '"' && c != '\'' && c != '<' && c != '>' && c != '\\';
+    case AR__CS_LANG:
+        return alnum || c == '-';
+    case AR__CS_WORD:
+        return (c >= 'a' && c <= 'z') || c == '_';
+    default:
+        return 0;
+    }
+}
+
+static int ref(int cs, const unsigned char *s, size_t len)
+{
+    if (cs == AR__CS_URL && !(len >= 6 && memcmp(s, "wss://", 6) == 0) &&
+        !(len >= 5 && memcmp(s, "ws://", 5) == 0))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!ref_byte(cs, s[i]))
+            return 0;
+    return 1;
+}
+
+static const int k_classes[] = {AR__CS_ID, AR__CS_ASCII, AR__CS_URL, AR__CS_LANG, AR__CS_WORD};
+
+/* A string of len bytes of class cs (for URL, behind "wss://"). */
+static void fill(int cs, unsigned char *s, size_t len)
+{
+    const char *ok = cs == AR__CS_WORD ? "abc_xyz" : "aZ09-b";
+    for (size_t i = 0; i < len; i++)
+        s[i] = (unsigned char)ok[i % strlen(ok)];
+    if (cs == AR__CS_URL && len >= 6)
+        memcpy(s, "wss://", 6);
+}
+
+static void test_every_byte_everywhere(void **state)
+{
+    (void)state;
+    unsigned char s[40];
+    for (size_t c = 0; c < sizeof(k_classes) / sizeof(k_classes[0]); c++) {
+        int cs = k_classes[c];
+        for (size_t len = 0; len <= sizeof(s); len++) {
+            fill(cs, s, len);
+            assert_int_equal(ar__sig_charset_ok(cs, (const char *)s, len), ref(cs, s, len));
+            for (size_t at = 0; at < len; at++) {
+                for (int b = 0; b < 256; b++) {
+                    fill(cs, s, len);
+                    s[at] = (unsigned char)b;
+                    int want = ref(cs, s, len);
+                    if (ar__sig_charset_ok(cs, (const char *)s, len) != want)
+                        fail_msg("class %d, length %zu, byte 0x%02x at %zu: want %d", cs, len, b,
+                                 at, want);
+                }
+            }
+        }
+    }
+}
+
+static void test_random(void **state)
+{
+    (void)state;
+    unsigned char s[64];
+    srand(7);
+    for (int round = 0; round < 200000; round++) {
+        int cs = k_classes[round % 5];
+        size_t len = (size_t)(rand() % (int)sizeof(s));
+        fill(cs, s, len);
+        /* A few bytes anywhere, mostly near the class's edges. */
+        for (int k = rand() % 3; k > 0 && len > 0; k--) {
+            static const unsigned char edge[] = {
+                0x00, 0x1f, 0x20, 0x21, 0x22, 0x27, 0x2d, 0x2e, 0x2f, 0x30, 0x39, 0x3a, 0x3c, 0x3e,
+                0x40, 0x41, 0x5a, 0x5b, 0x5c, 0x5f, 0x60, 0x61, 0x7a, 0x7b, 0x7e, 0x7f, 0x80, 0xff};
+            int b = rand() % 2 ? edge[rand() % (int)sizeof(edge)] : rand() % 256;
+            s[rand() % (int)len] = (unsigned char)b;
+        }
+        assert_int_equal(ar__sig_charset_ok(cs, (const char *)s, len), ref(cs, s, len));
+    }
+}
+
+static void test_no_class(void **state)
+{
+    (void)state;
+    assert_int_equal(ar__sig_charset_ok(0, "", 0), 1);
+    assert_int_equal(ar__sig_charset_ok(0, "a", 1), 0);
+    assert_int_equal(ar__sig_charset_ok(99, "a", 1), 0);
+    assert_int_equal(ar__sig_charset_ok(-1, "", 0), 1);
+}
+
+static int plain_byte(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/* What ar__sig_skip_plain promises: every byte it skips is plain, and it stops at the first one
+ * that is not, unless fewer than eight bytes were left to look at. */
+static void check_skip(const unsigned char *s, size_t i, size_t len)
+{
+    size_t got = ar__sig_skip_plain(s, i, len);
+    size_t want = i;
+    while (want < len && plain_byte(s[want]))
+        want++;
+    if (got > want || (got < want && len - got >= 8))
+        fail_msg("skip from %zu of %zu: got %zu, first byte not plain at %zu", i, len, got, want);
+}
+
+static void test_skip_plain(void **state)
+{
+    (void)state;
+    unsigned char s[72];
+    for (size_t len = 0; len <= 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int b = 0; b < 256; b++) {
+                memset(s, 'a', sizeof(s));
+                s[at] = (unsigned char)b;
+                for (size_t i = 0; i <= len && i < 3; i++)
+                    check_skip(s, i, len);
+            }
+        }
+    }
+    srand(11);
+    for (int round = 0; round < 300000; round++) {
+        size_t len = (size_t)(rand() % (int)sizeof(s));
+        memset(s, 'x', sizeof(s));
+        for (int k = rand() % 4; k > 0 && len > 0; k--)
+            s[rand() % (int)len] = (unsigned char)(rand() % 256);
+        check_skip(s, len ? (size_t)(rand() % (int)len) : 0, len);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_byte_everywhere),
+        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_no_class),
+        cmocka_unit_test(test_skip_plain),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,194 @@
+/*
+ * The libnats stand-in of fake_nats.h. Objects are addresses of static bytes that nothing
+ * dereferences; publications are recorded under a mutex (the loop's thread and bus.c's
+ * publisher thread both publish).
+ */
+#include "fake_nats.h"
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static fake_pub_t pubs[FAKE_NATS_MAX];
+static size_t npubs, entered;
+static int gate_open = 1;
+static pthread_t gate_owner; /* the thread that closed the gate: it never waits at it */
+static char objs[16];        /* fake options, connections and subscriptions point in here */
+
+void fake_nats_reset(void)
+{
+    pthread_mutex_lock(&mu);
+    npubs = entered = 0;
+    gate_open = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+void fake_nats_gate(int open)
+{
+    pthread_mutex_lock(&mu);
+    gate_open = open;
+    gate_owner = pthread_self();
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+int fake_nats_wait_entered(size_t n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    int rc = 0;
+    pthread_mutex_lock(&mu);
+    while (entered < n && rc == 0)
+        rc = pthread_cond_timedwait(&cv, &mu, &until);
+    int ok = entered >= n;
+    pthread_mutex_unlock(&mu);
+    return ok ? 0 : -1;
+}
+
+size_t fake_nats_count(void)
+{
+    pthread_mutex_lock(&mu);
+    size_t n = npubs;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+fake_pub_t fake_nats_get(size_t i)
+{
+    fake_pub_t p;
+    memset(&p, 0, sizeof(p));
+    pthread_mutex_lock(&mu);
+    if (i < npubs)
+        p = pubs[i];
+    pthread_mutex_unlock(&mu);
+    return p;
+}
+
+natsStatus natsConnection_Publish(natsConnection *nc, const char *subj, const void *data,
+                                  int dataLen)
+{
+    (void)nc;
+    pthread_mutex_lock(&mu);
+    entered++;
+    pthread_cond_broadcast(&cv);
+    while (!gate_open && !pthread_equal(pthread_self(), gate_owner))
+        pthread_cond_wait(&cv, &mu);
+    if (npubs < FAKE_NATS_MAX) {
+        fake_pub_t *p = &pubs[npubs++];
+        snprintf(p->subj, sizeof(p->subj), "%s", subj);
+        size_t n = dataLen > 0 ? (size_t)dataLen : 0;
+        memcpy(p->data, data, n < sizeof(p->data) - 1 ? n : sizeof(p->data) - 1);
+        p->len = n;
+    }
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    return NATS_OK;
+}
+
+natsStatus natsOptions_Create(natsOptions **newOpts)
+{
+    *newOpts = (natsOptions *)(void *)&objs[0];
+    return NATS_OK;
+}
+
+natsStatus natsOptions_SetServers(natsOptions *opts, const char **servers, int serversCount)
+{
+    (void)opts;
+    (void)servers;
+    (void)serversCount;
+    return NATS_OK;
+}
+
+natsStatus natsOptions_SetMaxReconnect(natsOptions *opts, int maxReconnect)
+{
+    (void)opts;
+    (void)maxReconnect;
+    return NATS_OK;
+}
+
+natsStatus natsOptions_SetReconnectWait(natsOptions *opts, int64_t reconnectWait)
+{
+    (void)opts;
+    (void)reconnectWait;
+    return NATS_OK;
+}
+
+natsStatus natsOptions_UseGlobalMessageDelivery(natsOptions *opts, bool global)
+{
+    (void)opts;
+    (void)global;
+    return NATS_OK;
+}
+
+natsStatus natsOptions_SetRetryOnFailedConnect(natsOptions *opts, bool retry,
+                                               natsConnectionHandler connectedCb, void *closure)
+{
+    (void)opts;
+    (void)retry;
+    (void)connectedCb;
+    (void)closure;
+    return NATS_OK;
+}
+
+void natsOptions_Destroy(natsOptions *opts)
+{
+    (void)opts;
+}
+
+natsStatus natsConnection_Connect(natsConnection **nc, natsOptions *options)
+{
+    (void)options;
+    *nc = (natsConnection *)(void *)&objs[1];
+    return NATS_OK;
+}
+
+natsStatus natsConnection_Subscribe(natsSubscription **sub, natsConnection *nc, const char *subject,
+                                    natsMsgHandler cb, void *cbClosure)
+{
+    (void)nc;
+    (void)subject;
+    (void)cb;
+    (void)cbClosure;
+    *sub = (natsSubscription *)(void *)&objs[2];
+    return NATS_OK;
+}
+
+natsStatus natsSubscription_Unsubscribe(natsSubscription *sub)
+{
+    (void)sub;
+    return NATS_OK;
+}
+
+void natsSubscription_Destroy(natsSubscription *sub)
+{
+    (void)sub;
+}
+
+natsStatus natsConnection_FlushTimeout(natsConnection *nc, int64_t timeout)
+{
+    (void)nc;
+    (void)timeout;
+    return NATS_OK;
+}
+
+natsConnStatus natsConnection_Status(natsConnection *nc)
+{
+    (void)nc;
+    return NATS_CONN_STATUS_CONNECTED;
+}
+
+void natsConnection_Close(natsConnection *nc)
+{
+    (void)nc;
+}
+
+void natsConnection_Destroy(natsConnection *nc)
+{
+    (void)nc;
+}

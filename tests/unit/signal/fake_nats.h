@@ -1,0 +1,32 @@
+/*
+ * A stand-in for the libnats calls src/signal/bus.c makes, linked into a unit test in place of
+ * the library (the executable's definitions take precedence over libnats.so's): connections and
+ * subscriptions succeed without a server, and every publication is recorded in the order
+ * libnats would have received it. A gate can hold the publisher thread inside a publication,
+ * so that what the loop publishes meanwhile waits in bus.c's queue.
+ */
+#ifndef AR_TEST_FAKE_NATS_H
+#define AR_TEST_FAKE_NATS_H
+
+#include <stddef.h>
+
+#define FAKE_NATS_MAX 64
+
+typedef struct fake_pub_s {
+    char subj[96];
+    char data[64]; /* the first bytes of the payload, NUL-terminated */
+    size_t len;
+} fake_pub_t;
+
+/* Forgets what was published; opens the gate. */
+void fake_nats_reset(void);
+/* Closed: a publication from another thread than the caller's (bus.c's publisher thread, not
+ * the loop's) waits inside natsConnection_Publish until it opens. */
+void fake_nats_gate(int open);
+/* Waits (up to 5 s) until n publications have entered natsConnection_Publish; 0 or -1. */
+int fake_nats_wait_entered(size_t n);
+/* How many publications were recorded, and the i-th (a copy). */
+size_t fake_nats_count(void);
+fake_pub_t fake_nats_get(size_t i);
+
+#endif

@@ -1,0 +1,214 @@
+/*
+ * A promotion the owner never saw (docs/signal.md, "Overload"), without sockets or NATS: worker
+ * C holds a patient's client; worker D, its backup, hears no heartbeat from C (C is cut off
+ * from NATS) and promotes its copy. The promotion itself is lost (C's NATS server is down). C
+ * comes back and receives D's next claim of the session (D moves the copy's backup, as its
+ * tick does once another node is alive) and then, at the end of D's grace period, D's "held?".
+ * C must keep its session and answer by re-announcing it, and D must yield to that.
+ *
+ * Seen in overload.test.mjs ("a worker cut off from NATS ..."): C took D's later claim (no
+ * "pr" on it) as a hand-over, let its record name D while it held the client, answered
+ * "held?" with "unheld", and the staff member's offer went to D's copy; with the roles swapped,
+ * the promoter ended the session under its owner's client. Publications are caught by wrapping
+ * ar__sig_bus_rec and ar__sig_bus_proc at link time (CMakeLists.txt).
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* ---- what each worker published (in order), instead of the bus ---- */
+#define CAUGHT_MAX 16
+typedef struct caught_s {
+    ar__sig_srv_t *from;
+    uint64_t to; /* a proc message's worker; 0 for a record update */
+    json_t *o;
+} caught_t;
+static caught_t caught[CAUGHT_MAX];
+static size_t ncaught;
+
+static void catch (ar__sig_srv_t *srv, uint64_t to, void *json_obj)
+{
+    if (!json_obj)
+        return;
+    assert_true(ncaught < CAUGHT_MAX);
+    caught[ncaught++] = (caught_t){srv, to, json_obj};
+}
+
+void __wrap_ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj);
+void __wrap_ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj)
+{
+    (void)kind;
+    (void)key;
+    catch (srv, 0, json_obj);
+}
+
+void __wrap_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
+void __wrap_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj)
+{
+    catch (srv, worker, json_obj);
+}
+
+static void caught_clear(void)
+{
+    for (size_t i = 0; i < ncaught; i++)
+        json_decref(caught[i].o);
+    ncaught = 0;
+}
+
+/* The last record update srv published, or NULL. */
+static json_t *last_rec(const ar__sig_srv_t *srv)
+{
+    for (size_t i = ncaught; i-- > 0;)
+        if (caught[i].from == srv && caught[i].to == 0)
+            return caught[i].o;
+    return NULL;
+}
+
+/* The proc message of kind k that srv sent, or NULL. */
+static json_t *proc_sent(const ar__sig_srv_t *srv, const char *k)
+{
+    for (size_t i = 0; i < ncaught; i++) {
+        const char *ck = json_string_value(json_object_get(caught[i].o, "k"));
+        if (caught[i].from == srv && caught[i].to && ck && strcmp(ck, k) == 0)
+            return caught[i].o;
+    }
+    return NULL;
+}
+
+static const char PEER[] = "PPPPPPPPPPPPPPPPPPPPPP";
+#define C_ID 1u
+#define D_ID 2u
+
+static ar__sig_srv_t *srv_new(uint64_t id)
+{
+    ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
+    assert_non_null(srv);
+    srv->node_id = id;
+    srv->now = 100;
+    return srv;
+}
+
+static void test_lost_promotion_then_later_claim(void **state)
+{
+    (void)state;
+    ar_log_init("signal", AR_LOG_WARN); /* promotions and refusals log at info */
+    ar_sig_init();
+    ar__sig_srv_t *C = srv_new(C_ID), *D = srv_new(D_ID);
+
+    /* C owns the session and holds its client; D has the backup copy. */
+    ar__sig_rec_t *rc = ar__sig_rec_get(C, PEER), *rd = ar__sig_rec_get(D, PEER);
+    assert_non_null(rc);
+    assert_non_null(rd);
+    rc->owner = rd->owner = C_ID;
+    rc->backup = rd->backup = D_ID;
+    ar__sig_sess_t *sc = ar__sig_sess_link_new(C, rc, 0);
+    ar__sig_sess_t *sd = ar__sig_sess_link_new(D, rd, 1);
+    assert_non_null(sc);
+    assert_non_null(sd);
+    ar__sig_conn_t live;
+    memset(&live, 0, sizeof(live));
+    live.srv = C;
+    live.state = AR__SIG_C_LIVE;
+    live.sess = sc;
+    sc->conn = &live;
+
+    /* D declares C dead and promotes its copy; the promotion never reaches C. */
+    ar__sig_node_dead(D, C_ID);
+    assert_false(sd->is_backup);
+    assert_true(sd->promoted);
+    assert_true(json_is_true(json_object_get(last_rec(D), "pr")));
+    caught_clear();
+
+    /* D's next claim of the copy no client resumed (its backup moved): C still holds the
+     * client, so it is a promotion too, and C refuses it. */
+    ar__sig_sess_adopt(D, sd);
+    json_t *claim = json_incref(last_rec(D));
+    assert_non_null(claim);
+    assert_string_equal(json_string_value(json_object_get(claim, "own")), "0000000000000002");
+    caught_clear();
+    ar__sig_rec_apply(C, claim);
+    json_decref(claim);
+    assert_int_equal(rc->owner, C_ID);
+    assert_int_equal(rc->away, 0);
+    json_t *re = last_rec(C); /* refused: "own" with "re", C the owner */
+    assert_non_null(re);
+    assert_true(json_is_true(json_object_get(re, "re")));
+    assert_string_equal(json_string_value(json_object_get(re, "own")), "0000000000000001");
+    caught_clear(); /* that answer is lost too (C's subscriptions were not back yet) */
+
+    /* D's grace period ends: it asks C, and C re-announces the session instead of "unheld". */
+    json_t *ask = json_pack("{s:s,s:s,s:s}", "k", "held?", "p", PEER, "from", "0000000000000002");
+    char *txt = json_dumps(ask, JSON_COMPACT);
+    json_decref(ask);
+    assert_non_null(txt);
+    ar__sig_proc_msg(C, txt, strlen(txt), NULL);
+    ar_free(txt);
+    assert_null(proc_sent(C, "unheld"));
+    re = json_incref(last_rec(C));
+    assert_non_null(re);
+    assert_true(json_is_true(json_object_get(re, "re")));
+    caught_clear();
+
+    /* D yields: its copy is no longer an owner's, and its grace period ends nothing. */
+    ar__sig_rec_apply(D, re);
+    json_decref(re);
+    assert_int_equal(rd->owner, C_ID);
+    assert_true(rd->local == NULL || rd->local->is_backup);
+    caught_clear();
+
+    ar__sig_rec_free(D, rd);
+    sc->conn = NULL;
+    ar__sig_rec_free(C, rc);
+    ar_free(C);
+    ar_free(D);
+}
+
+/* A promoted copy that a client resumed claims the session as a plain owner: an old owner that
+ * still holds a stale connection takes it as the hand-over it is (the rule above is only for
+ * copies no client resumed). */
+static void test_resumed_copy_claims_plainly(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *D = srv_new(D_ID);
+    ar__sig_rec_t *rd = ar__sig_rec_get(D, PEER);
+    assert_non_null(rd);
+    rd->owner = C_ID;
+    rd->backup = D_ID;
+    ar__sig_sess_t *sd = ar__sig_sess_link_new(D, rd, 1);
+    assert_non_null(sd);
+    ar__sig_node_dead(D, C_ID);
+    assert_true(sd->promoted);
+    caught_clear();
+    ar__sig_conn_t live;
+    memset(&live, 0, sizeof(live));
+    live.srv = D;
+    live.state = AR__SIG_C_LIVE;
+    live.sess = sd;
+    sd->conn = &live;
+    ar__sig_sess_adopt(D, sd);
+    json_t *claim = last_rec(D);
+    assert_non_null(claim);
+    assert_null(json_object_get(claim, "pr"));
+    caught_clear();
+    sd->conn = NULL;
+    ar__sig_rec_free(D, rd);
+    ar_free(D);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lost_promotion_then_later_claim),
+        cmocka_unit_test(test_resumed_copy_claims_plainly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,151 @@
+/*
+ * A publication that finds no memory to wait in the publisher thread's queue (src/signal/bus.c,
+ * publish; review 6b). It is dropped and counted (anteroom_signal_bus_dropped_total), not
+ * published at once: that would put it on the wire ahead of the publications still queued, and
+ * the receivers rely on one publisher's order. The bus runs with its publisher thread over a
+ * stand-in for libnats (fake_nats.c) whose gate holds that thread inside its first publication,
+ * so that the next ones wait in the queue; the allocation hook fails exactly the queue entry.
+ */
+#include "bus_internal.h"
+#include "fake_nats.h"
+
+#include "anteroom/alloc.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static const char *const origins[] = {"https://app.example.org"};
+static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
+
+typedef struct fixture_s {
+    ar__sig_srv_t *srv;
+    ar_signal_conf_t conf;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = ar_calloc(1, sizeof(*f));
+    assert_non_null(f);
+    ar_sig_init();
+    fake_nats_reset();
+    f->conf.jurisdiction = (char *)"eu";
+    f->conf.inbox_max = 1 << 20;
+    f->srv = ar_calloc(1, sizeof(*f->srv));
+    assert_non_null(f->srv);
+    f->srv->conf = &f->conf;
+    f->srv->node_id = 1;
+    f->srv->metrics = ar_metrics_new();
+    assert_non_null(f->srv->metrics);
+    ar_sn_conf_t nc = {.upgrade = &upconf};
+    ar_sn_handler_t h = {0};
+    assert_int_equal(ar_sn_loop_new(&nc, &h, &f->srv->loop), 0);
+    assert_int_equal(ar__sig_bus_start(f->srv), 0);
+    assert_true(f->srv->bus->pth_started); /* the publisher thread runs */
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    fake_nats_gate(1);
+    ar__sig_bus_stop(f->srv);
+    ar_sn_loop_free(f->srv->loop);
+    ar_metrics_free(f->srv->metrics);
+    ar_free(f->srv);
+    ar_free(f);
+    return 0;
+}
+
+static const char *peer(char c)
+{
+    static char p[4][AR__SIG_PEER_LEN + 1];
+    static int i;
+    char *out = p[i++ % 4];
+    memset(out, c, AR__SIG_PEER_LEN);
+    out[AR__SIG_PEER_LEN] = '\0';
+    return out;
+}
+
+/* A relayed frame for peer c (no session of this worker's): published on ar.eu.to.<peer>. */
+static void send_to(fixture_t *f, char c)
+{
+    int n = snprintf(f->srv->pub + AR__SIG_TO_HDR, AR_SIG_OUT_MAX,
+                     "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"c\":\"%c\"}", c);
+    ar__sig_bus_to(f->srv, peer(c), AR__SIG_ACT_NONE, (size_t)n);
+}
+
+/* Which peer the i-th publication went to ('?' for another subject). */
+static char published_to(size_t i)
+{
+    fake_pub_t p = fake_nats_get(i);
+    if (strncmp(p.subj, "ar.eu.to.", 9) != 0 || strlen(p.subj) != 9 + AR__SIG_PEER_LEN)
+        return '?';
+    return p.subj[9];
+}
+
+/* a is being published (the thread holds it), b waits in the queue, c finds no memory, d
+ * follows: a, b and d go out in that order, c is counted as a dropped frame. */
+static void test_dropped_not_ahead(void **state)
+{
+    fixture_t *f = *state;
+    ar_metric_t *dropped = f->srv->bus->m_dropped[K_TO];
+    assert_non_null(dropped);
+    int64_t before = ar_metric_value(dropped);
+    fake_nats_gate(0);
+    send_to(f, 'a');
+    assert_int_equal(fake_nats_wait_entered(1), 0); /* the thread is inside a's publication */
+    send_to(f, 'b');
+    ar_alloc_fail_after(0);
+    send_to(f, 'c');
+    assert_int_equal(ar_alloc_fail_after(-1), 1); /* exactly the queue entry failed */
+    send_to(f, 'd');
+    /* Nothing overtook b while it waited. */
+    assert_int_equal(fake_nats_count(), 0);
+    fake_nats_gate(1);
+    ar__sig_bus_stop(f->srv); /* the thread publishes what is queued, then ends */
+    assert_int_equal(fake_nats_count(), 3);
+    assert_int_equal(published_to(0), 'a');
+    assert_int_equal(published_to(1), 'b');
+    assert_int_equal(published_to(2), 'd');
+    assert_int_equal(ar_metric_value(dropped) - before, 1);
+}
+
+/* Every allocation failing for a while: each frame is published whole or counted, in order,
+ * and the queue works on afterwards (no entry leaks: LeakSanitizer under the asan preset). */
+static void test_many_dropped(void **state)
+{
+    fixture_t *f = *state;
+    ar_metric_t *dropped = f->srv->bus->m_dropped[K_TO];
+    int64_t before = ar_metric_value(dropped);
+    fake_nats_gate(0);
+    send_to(f, 'a');
+    assert_int_equal(fake_nats_wait_entered(1), 0);
+    ar_alloc_fail_after(0);
+    for (int i = 0; i < 10; i++)
+        send_to(f, 'b');
+    assert_int_equal(ar_alloc_fail_after(-1), 10);
+    assert_int_equal(ar_metric_value(dropped) - before, 10);
+    send_to(f, 'c');
+    send_to(f, 'd');
+    fake_nats_gate(1);
+    ar__sig_bus_stop(f->srv);
+    assert_int_equal(fake_nats_count(), 3);
+    assert_int_equal(published_to(0), 'a');
+    assert_int_equal(published_to(1), 'c');
+    assert_int_equal(published_to(2), 'd');
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dropped_not_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_dropped, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
