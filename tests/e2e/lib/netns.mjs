@@ -290,13 +290,17 @@ export async function waitFor(fn, ms, what) {
 
 // A port p with p .. p + n - 1 free, below the kernel's ephemeral range (32768 up): a port
 // found free there could still be taken, before the daemon binds it, as the local port of an
-// outgoing connection.
-async function freeRun(n) {
+// outgoing connection. Clear of the runs in `taken` ([port, n] pairs, added to): nothing binds
+// a port before anteroom up starts, so only this keeps two picks apart.
+async function freeRun(n, taken) {
   for (let i = 0; i < 50; i++) {
     const p = 20000 + Math.floor(Math.random() * (12000 - n));
-    let ok = true;
+    let ok = taken.every(([q, m]) => p + n <= q || q + m <= p);
     for (let k = 0; k < n && ok; k++) ok = await portFree(p + k);
-    if (ok) return p;
+    if (ok) {
+      taken.push([p, n]);
+      return p;
+    }
   }
   throw new Error('no run of free ports');
 }
@@ -350,9 +354,10 @@ export async function startServers(topo, extraArgs = [], { alt443 = true } = {})
   const state = topo.tempDir('state');
   const cert = topo.makeStateCert(state);
   topo.certPem = cert;
+  const taken = [];
   const ports = {
-    turn: await freeRun(1), turnTls: await freeRun(1), app: await freeRun(3),
-    metrics: await freeRun(5), nats: await freeRun(1),
+    turn: await freeRun(1, taken), turnTls: await freeRun(1, taken), app: await freeRun(3, taken),
+    metrics: await freeRun(5, taken), nats: await freeRun(1, taken),
   };
   ports.signal = ports.app + 1;
   ports.monitor = ports.app + 2;

@@ -47,7 +47,7 @@ echo "ok audit head recorded and verified"
 ar_test_servers "$dir/servers.json"
 ar_test_cert "$dir"
 port=$(free_port)
-hport=$(free_port)
+hport=$(free_port "$port")
 run_app() { # call it in a subshell: exec makes the subshell the app (one PID to stop)
   exec "$app" --cert "$dir/cert.pem" --key "$dir/key.pem" --origin "https://127.0.0.1:$port" \
     --listen-port "$port" --health-port "$hport" --store-target "$dir/app.db" \

@@ -3,13 +3,21 @@
 # (bench/app/run.sh, bench/monitor/run.sh). Source it; it starts and kills nothing: each
 # script keeps and stops its own PIDs.
 
-# A TCP port nothing listens on now. Another suite may still take it first: scripts that must
-# not flake on that retry on new ports (rapid_reset.sh).
+# A TCP port no socket uses now, other than the ports given: free_port [PORT...]. It lies below
+# the kernel's ephemeral range, so no port the kernel hands out by itself (another test's
+# outgoing connection, or a bind to port 0) can take it between this check and the daemon's bind;
+# the ports given are those picked already and not yet bound (port and health port would
+# otherwise come out equal now and then). Another suite's free_port may still take it first:
+# scripts that must not flake on that hold RESOURCE_LOCK ports or retry on new ports
+# (rapid_reset.sh).
 free_port() {
-  local p
+  local p low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$low" -gt 11024 ] 2>/dev/null || low=32768
   while :; do
-    p=$((20000 + RANDOM % 20000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
+    p=$((10000 + RANDOM % (low - 10000)))
+    case " $* " in *" $p "*) continue ;; esac
+    ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
   done
 }
 

@@ -30,7 +30,7 @@ trap cleanup EXIT
 trap 'echo "rapid_reset.sh: command failed at line $LINENO (status $?)" >&2' ERR
 
 port=$(free_port)
-hport=$(free_port)
+hport=$(free_port "$port")
 ar_test_cert "$dir"
 ar_test_servers "$dir/servers.json"
 store_args=(--store-target "$dir/app.db")
@@ -49,7 +49,7 @@ for attempt in 1 2 3; do
   pid=""
   grep -q EADDRINUSE "$dir/log" && [ "$attempt" -lt 3 ] || { cat "$dir/log"; echo "daemon exited early"; exit 1; }
   port=$(free_port)
-  hport=$(free_port)
+  hport=$(free_port "$port")
 done
 url="https://127.0.0.1:$port/api/v1/keys"
 [ "$(curl -sk --http2 -o /dev/null -w '%{http_code}' "$url")" = 200 ] || { echo "no 200 before"; exit 1; }

@@ -19,7 +19,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; cat "$dir/log" 2>/dev/null | tail -20; exit 1; }
 
 port=$(free_port)
-hport=$(free_port)
+hport=$(free_port "$port")
 
 ar_test_cert "$dir"
 "$mint" keys "$dir"

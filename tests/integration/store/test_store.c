@@ -6,6 +6,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -474,11 +475,13 @@ typedef struct async_state_s {
     int64_t rows;
     uv_thread_t loop_thread;
     int ran_elsewhere;
+    atomic_int started; /* set by the worker as the slow job begins (it is off the queue) */
 } async_state_t;
 
 static int slow_job(ar_store_conn_t *conn, void *arg)
 {
     async_state_t *s = arg;
+    atomic_store(&s->started, 1);
     uv_thread_t self = uv_thread_self();
     s->ran_elsewhere = !uv_thread_equal(&self, &s->loop_thread);
     /* Several hundred milliseconds of work in the database itself: pg_sleep on PostgreSQL, a
@@ -615,7 +618,12 @@ static void test_async_queue_cap(void **state)
     /* One thread busy with a slow job, a queue of two: the fourth submission is refused. */
     assert_int_equal(ar_store_pool_open(&loop, &opts, 1, 2, &m.pool), 0);
     assert_int_equal(ar_store_pool_submit(m.pool, slow_job, slow_quiet_cb, &s), 0);
-    uv_sleep(50); /* let the worker take the slow job off the queue */
+    /* The queue is empty once the worker has taken the slow job off it, which is when the job
+     * starts. Waited for, not slept on: a fixed 50 ms was not always enough on a loaded machine
+     * (the second insert below was then refused, the slow job still queued). */
+    for (int i = 0; i < 10000 && !atomic_load(&s.started); i++)
+        uv_sleep(1);
+    assert_true(atomic_load(&s.started));
     assert_int_equal(ar_store_pool_submit(m.pool, insert_job, many_done_cb, &m), 0);
     assert_int_equal(ar_store_pool_submit(m.pool, insert_job, many_done_cb, &m), 0);
     assert_int_equal(ar_store_pool_submit(m.pool, insert_job, many_done_cb, &m), AR_EQUOTA);
@@ -703,6 +711,23 @@ static int64_t backend_pid(ar_store_conn_t *c)
     return q_int(c, "SELECT CAST(pg_backend_pid() AS BIGINT)");
 }
 
+/* Whether process pid still runs here: /proc/<pid>/stat exists and names a state other than
+ * zombie or dead (a zombie has closed its sockets). */
+static int backend_alive(int64_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "pid (comm) S ...": the state follows the last ')', as comm may hold one. */
+    const char *p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X' && p[2] != '\0';
+}
+
 static void terminate(int64_t pid)
 {
     ar_store_conn_t *c = NULL;
@@ -729,8 +754,11 @@ static void terminate(int64_t pid)
         uv_sleep(10);
     }
     /* A backend leaves pg_stat_activity a moment before its process exits and closes the
-     * socket; give the goodbye time to arrive. */
-    uv_sleep(200);
+     * socket, and only that EOF shows the next statement the session is gone: wait for the
+     * process itself (scripts/pg-test-server runs the server on this machine). A fixed 200 ms
+     * assumed the exit is never later than that. */
+    for (int i = 0; i < 1000 && backend_alive(pid); i++)
+        uv_sleep(10);
     ar_store_close(c);
 }
 

@@ -36,7 +36,13 @@ python3 "$here/peer.py" echo $echo_port "$dir/peer.log" &
 pids+=($!)
 python3 "$here/peer.py" blackhole $hole_port >"$dir/hole.out" &
 pids+=($!)
-for _ in $(seq 50); do grep -q ready "$dir/hole.out" 2>/dev/null && break; sleep 0.1; done
+# Both peers ready before the first probe: the echo peer listening, the blackhole's queue full.
+for _ in $(seq 100); do
+  ss -Hltn "sport = :$echo_port" | grep -q . && grep -q ready "$dir/hole.out" 2>/dev/null && break
+  sleep 0.1
+done
+ss -Hltn "sport = :$echo_port" | grep -q . || { echo "FAIL: the echo peer did not listen"; exit 1; }
+grep -q ready "$dir/hole.out" || { echo "FAIL: the blackhole peer was not ready"; exit 1; }
 
 fails=0
 ok() { echo "ok   $*"; }
@@ -46,15 +52,25 @@ probe() { # probe <server port> <peer port> <action...>
   shift 2
   timeout 30 "$probe" -s 127.0.0.1:"$sp" -u alice -w wonderland -t -p 127.0.0.1 -P "$pp" "$@" 2>&1 || true
 }
-peer_eofs() { [ -f "$dir/peer.log" ] && grep -c '^eof' "$dir/peer.log" || echo 0; }
-# The peer saw its connection closed, n-th EOF overall, within 5 s of the accept.
+peer_eofs() { # one number, also before the peer's first EOF made its log
+  local n
+  n=$(grep -c '^eof' "$dir/peer.log" 2>/dev/null)
+  echo "${n:-0}"
+}
+# The peer saw its connection closed (the n-th EOF overall) within 5 s of the probe's end, its
+# allocation or data connection gone by then: the relay closed it rather than leaving it open.
+# Timed from there, not from the peer's accept: the bulk case's connection first carries 16 MiB,
+# which took 8.7 s in all under ASan on a loaded machine.
 peer_closed() { # peer_closed <what> <n>
-  local i
-  for i in $(seq 60); do [ "$(peer_eofs)" -ge "$2" ] && break; sleep 0.1; done
-  local ms
-  ms=$(sed -n "${2}s/^eof //p" "$dir/peer.log" 2>/dev/null)
-  if [ -n "$ms" ] && [ "$ms" -lt 5000 ]; then ok "$1: peer connection closed ${ms} ms after it opened"
-  else bad "$1: peer connection not closed within 5 s (log: $(tr '\n' ' ' <"$dir/peer.log" 2>/dev/null))"; fi
+  local start ms
+  start=$(date +%s%N)
+  while [ "$(peer_eofs)" -lt "$2" ] && [ $((($(date +%s%N) - start) / 1000000)) -lt 5000 ]; do
+    sleep 0.1
+  done
+  ms=$((($(date +%s%N) - start) / 1000000))
+  if [ "$(peer_eofs)" -ge "$2" ]; then
+    ok "$1: peer connection closed at most ${ms} ms after the probe ended ($(sed -n "${2}s/^eof //p" "$dir/peer.log") ms after it opened)"
+  else bad "$1: peer connection not closed within 5 s of the probe's end (log: $(tr '\n' ' ' <"$dir/peer.log" 2>/dev/null))"; fi
 }
 
 for mode in refresh0 ctrlclose; do
@@ -83,15 +99,18 @@ grep -qx 'connect 0' <<<"$out" && grep -qx 'refresh 0' <<<"$out" || bad "parked:
 n=$((n + 1))
 peer_closed "parked (unbound) peer connection" $n
 
-# Connect to a blackholed peer.
+# Connect to a blackholed peer. The probe waits 3 s for the Connect's answer, so a 447 at all came
+# from the 1 s timeout (the control case below shows the default's does not come that soon); and
+# not sooner than that second, or it was a refusal. (The probe's whole run, start-up and Allocate
+# included, once took 2907 ms under ASan on a loaded machine: no upper bound on that.)
 start=$(date +%s%N)
 out=$(probe $port $hole_port connect)
 ms=$((($(date +%s%N) - start) / 1000000))
 echo "$out" | sed 's/^/    /'
-if grep -qx 'connect 447' <<<"$out" && [ "$ms" -lt 2900 ]; then
+if grep -qx 'connect 447' <<<"$out" && [ "$ms" -ge 1000 ]; then
   ok "blackholed peer: 447 after tcp-connect-timeout 1 s (probe took ${ms} ms)"
 else
-  bad "blackholed peer: want 447 within 2.9 s with --tcp-connect-timeout 1, got '$(tr '\n' ' ' <<<"$out")' in ${ms} ms"
+  bad "blackholed peer: want 447 after 1 s (within the probe's 3 s) with --tcp-connect-timeout 1, got '$(tr '\n' ' ' <<<"$out")' in ${ms} ms"
 fi
 out=$(probe $port2 $hole_port connect)
 if grep -qx 'connect 447' <<<"$out"; then
