@@ -37,7 +37,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sched.h>
@@ -67,11 +66,11 @@
  * (Linux 4.18); newer kernels allow 128. Their bytes together stay within one UDP datagram's. */
 #define GSO_SEGS 64
 /* A yield after requests that kept the worker away longer than this turns yielding off for
- * YIELD_BACKOFF_MS (see yield_after_requests). 2 ms is more than the scheduler's slice on a
+ * YIELD_BACKOFF_NS (see yield_after_requests). 2 ms is more than the scheduler's slice on a
  * small machine (0.75 ms x (1 + log2 CPUs)): a yield that long means several other threads
  * were queued for the CPU and had their turn first. */
 #define YIELD_SLOW_NS 2000000
-#define YIELD_BACKOFF_MS 10
+#define YIELD_BACKOFF_NS 10000000
 
 typedef union {
     struct sockaddr sa;
@@ -137,7 +136,7 @@ struct ar__udp_worker_s {
      * the STUN requests on a listener (see yield_after_requests). */
     unsigned it_rx, it_req;
     bool yield;               /* the yield-after-requests option */
-    uint64_t yield_off_until; /* uv_now() ms before which the worker does not yield */
+    uint64_t yield_off_until; /* uv_hrtime() ns before which the worker does not yield */
     uint8_t *copy;            /* COPY_ARENA bytes, handed out in order and reset by flush_all */
     size_t copy_used;
     uint8_t *over;  /* BATCH overflow areas, DGRAM_MAX bytes each */
@@ -785,27 +784,34 @@ static void on_relays(uv_poll_t *h, int status, int events)
  * microseconds each); when a client or another thread is waiting for this CPU, yielding lets it
  * run now and send its next requests, and the worker comes back to a batch of them without
  * having slept. With no other runnable thread on this CPU, sched_yield returns at once (one
- * system call). Turns that relayed data never yield, so the relay path is scheduled as before.
+ * system call). Turns that relayed UDP data never yield, so that relay path is scheduled as
+ * before; TCP and TLS traffic on the same loop is not counted (a turn with UDP requests and
+ * stream data yields, within the same bound).
  *
  * What it costs is latency: datagrams that arrive while the worker is away wait for it. While
  * the client runs that is tens to hundreds of microseconds, but when many threads are queued
  * for the CPU a yield can last milliseconds, where a sleeping worker would have been woken at
- * once. So a yield longer than YIELD_SLOW_NS turns yielding off for YIELD_BACKOFF_MS: at most
+ * once. So a yield longer than YIELD_SLOW_NS turns yielding off for YIELD_BACKOFF_NS: at most
  * one such yield per 10 ms per worker, the others shorter than YIELD_SLOW_NS. (A 100 ms pause
  * kept a quarter less of the saving on this VM, where some yields are slow even at low load.)
+ * The pause is timed with uv_hrtime(), not uv_now(): the loop's cached time is that of the last
+ * epoll_wait return, before this turn's work and the yield, so a pause counted from it would be
+ * shortened by both (to nothing after a 10 ms yield).
  * docs/turn.md and docs/performance.md ("CPU per allocation").
  */
 static void yield_after_requests(ar__udp_worker_t *w)
 {
-    bool due =
-        w->yield && w->it_req > 0 && w->it_req == w->it_rx && uv_now(w->loop) >= w->yield_off_until;
+    bool due = w->yield && w->it_req > 0 && w->it_req == w->it_rx;
     w->it_rx = w->it_req = 0;
     if (!due)
         return;
     uint64_t t0 = uv_hrtime();
+    if (t0 < w->yield_off_until)
+        return;
     (void)sched_yield();
-    if (uv_hrtime() - t0 > YIELD_SLOW_NS)
-        w->yield_off_until = uv_now(w->loop) + YIELD_BACKOFF_MS;
+    uint64_t t1 = uv_hrtime();
+    if (t1 - t0 > YIELD_SLOW_NS)
+        w->yield_off_until = t1 + YIELD_BACKOFF_NS;
 }
 
 static void on_check(uv_check_t *c)
