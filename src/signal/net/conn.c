@@ -134,33 +134,12 @@ static int send_raw2(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8
     int err;
     if (c->out) {
         err = queue(c, a, alen, b, blen);
-    } else if (!c->tls && blen && alen + blen <= SEND_COPY_MAX) {
-        /* A small frame (nearly every signalling frame): header and payload copied together
-         * and sent with send(), which costs the kernel less than a two-part sendmsg (no
-         * message header or iovec array to copy in) by more than the copy costs here. */
-        uint8_t *w = c->loop->wbuf;
-        memcpy(w, a, alen);
-        memcpy(w + alen, b, blen);
-        int n = raw_write(c, w, alen + blen);
-        if (n < 0 && n != AR_EAGAIN)
-            return n;
-        size_t done = n < 0 ? 0 : (size_t)n;
-        if (done == alen + blen)
-            return 0;
-        err = queue(c, w + done, alen + blen - done, NULL, 0);
-    } else if (!c->tls) {
-        struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = blen ? 2 : 1};
-        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return AR_EIO;
-        size_t w = n < 0 ? 0 : (size_t)n;
-        if (w == alen + blen)
-            return 0;
-        err = w < alen ? queue(c, a + w, alen - w, b, blen)
-                       : queue(c, b + (w - alen), blen - (w - alen), NULL, 0);
-    } else if (alen + blen <= sizeof(c->loop->wbuf)) {
-        /* One TLS record for header and payload: copy them together first. */
+    } else if (c->tls ? alen + blen <= sizeof(c->loop->wbuf)
+                      : blen && alen + blen <= SEND_COPY_MAX) {
+        /* Header and payload copied together and written at once. With TLS: one record for
+         * both. Plain: a small frame (nearly every signalling frame) sent with send(), which
+         * costs the kernel less than a two-part sendmsg (no message header or iovec array to
+         * copy in) by more than the copy costs here. */
         uint8_t *w = c->loop->wbuf;
         memcpy(w, a, alen);
         if (blen)
@@ -173,6 +152,17 @@ static int send_raw2(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8
             return 0;
         /* A retried TLS write must offer the same bytes again: queue from where it stopped. */
         err = queue(c, w + done, alen + blen - done, NULL, 0);
+    } else if (!c->tls) {
+        struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = blen ? 2 : 1};
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return AR_EIO;
+        size_t w = n < 0 ? 0 : (size_t)n;
+        if (w == alen + blen)
+            return 0;
+        err = w < alen ? queue(c, a + w, alen - w, b, blen)
+                       : queue(c, b + (w - alen), blen - (w - alen), NULL, 0);
     } else {
         err = queue(c, a, alen, b, blen);
         if (!err)
