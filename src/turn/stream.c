@@ -425,7 +425,12 @@ void ar__stream_cids_sweep(ar__turn_daemon_t *d, uint64_t now_ms)
     ar__turn_cids_t *t = &d->cids;
     pthread_mutex_lock(&t->lock);
     for (size_t i = 0; i < t->n;) {
-        if (now_ms - t->e[i].at_ms > PARK_TIMEOUT_MS ||
+        /* at_ms is the parking worker's loop time, now_ms the sweeping worker's: each loop's
+         * clock is cached from its last turn, so a connection another worker parked a moment
+         * ago can carry a time later than now_ms. Its age is then 0, not a wrapped-around
+         * 2^64 - 1 that closed it before its ConnectionBind (answered 400). */
+        uint64_t age = now_ms > t->e[i].at_ms ? now_ms - t->e[i].at_ms : 0;
+        if (age > PARK_TIMEOUT_MS ||
             atomic_load_explicit(&t->e[i].life->dead, memory_order_acquire)) {
             close(t->e[i].fd);
             ar__turn_tcplife_put(t->e[i].life);
