@@ -124,7 +124,7 @@ typedef struct ar__turn_parked_s {
     int fd;
     ar__turn_tcplife_t *life; /* a reference */
     uint8_t uhash[16];        /* the allocation's user: only that user may bind */
-    uint64_t at_ms;           /* monotonic */
+    uint64_t at_ms;           /* the parking worker's loop time: may be ahead of the sweeper's */
 } ar__turn_parked_t;
 
 typedef struct ar__turn_cids_s {
