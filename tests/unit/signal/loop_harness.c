@@ -6,8 +6,6 @@
 
 #include "anteroom/alloc.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +13,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +20,7 @@
 
 lh_t LH;
 
-static const char *const origins[] = {"https://app.example.org"};
+static const char *const origins[] = {SU_ORIGIN};
 static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
 
 static struct {
@@ -139,30 +136,7 @@ void lh_wait(atomic_int *v, int want)
 int lh_dial(const char *path)
 {
     int want = atomic_load(&LH.opened) + 1;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons(H.port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    char req[512];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: %s\r\n"
-                     "Sec-WebSocket-Protocol: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     path, origins[0], AR_SIG_SUBPROTOCOL);
-    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
-    char resp[512];
-    size_t got = 0;
-    while (got < sizeof(resp) - 1 && recv(fd, resp + got, 1, 0) == 1) {
-        resp[++got] = '\0';
-        if (strstr(resp, "\r\n\r\n"))
-            break;
-    }
-    assert_true(got > 12);
-    assert_memory_equal(resp, "HTTP/1.1 101", 12);
+    int fd = su_dial(H.port, path);
     lh_wait(&LH.opened, want);
     return fd;
 }
@@ -208,14 +182,4 @@ int lh_read(int fd, char *text, size_t cap, uint16_t *code)
     if (code)
         *code = (uint16_t)(op == 0x8 && len >= 2 ? payload[0] << 8 | payload[1] : 0);
     return op;
-}
-
-const char *lh_peer(char c)
-{
-    static char p[4][AR__SIG_PEER_LEN + 1];
-    static int i;
-    char *out = p[i++ % 4];
-    memset(out, c, AR__SIG_PEER_LEN);
-    out[AR__SIG_PEER_LEN] = '\0';
-    return out;
 }

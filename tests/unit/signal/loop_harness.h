@@ -9,6 +9,7 @@
 #define AR_TEST_LOOP_HARNESS_H
 
 #include "internal.h"
+#include "sig_util.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -37,7 +38,5 @@ void lh_run(void (*fn)(void *), void *arg);
 int lh_read(int fd, char *text, size_t cap, uint16_t *code);
 /* Waits up to 5 s for *v to reach want; fails the test otherwise. */
 void lh_wait(atomic_int *v, int want);
-/* A peer id of 22 times c (up to four at once). */
-const char *lh_peer(char c);
 
 #endif

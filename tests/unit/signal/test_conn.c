@@ -7,12 +7,11 @@
  * a connection freed by its close callback would be read after free.
  */
 #include "internal.h"
+#include "sig_util.h"
 #include "net/internal.h"
 
 #include "anteroom/alloc.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,13 +20,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-static const char *const origins[] = {"https://app.example.org"};
+static const char *const origins[] = {SU_ORIGIN};
 static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
 
 static struct {
@@ -121,35 +119,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static int dial(const char *path)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons(T.port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    char req[512];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: %s\r\n"
-                     "Sec-WebSocket-Protocol: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     path, origins[0], AR_SIG_SUBPROTOCOL);
-    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
-    char resp[512];
-    size_t got = 0;
-    while (got < sizeof(resp) - 1 && recv(fd, resp + got, 1, 0) == 1) {
-        resp[++got] = '\0';
-        if (strstr(resp, "\r\n\r\n"))
-            break;
-    }
-    assert_true(got > 12);
-    assert_memory_equal(resp, "HTTP/1.1 101", 12);
-    return fd;
-}
-
 /* One masked text frame (mask zero: the payload goes as is) at f; returns its length. */
 static size_t frame(uint8_t *f, const char *s)
 {
@@ -182,7 +151,7 @@ static void wait_for(atomic_int *v, int want)
 static void test_refuse_kills_in_send(void **state)
 {
     (void)state;
-    int fd = dial("/dead");
+    int fd = su_dial(T.port, "/dead");
     wait_for(&T.opened, 1);
     send_text(fd, "{\"v\":1,\"type\":\"ping\"}");
     wait_for(&T.freed, 1);
@@ -200,7 +169,7 @@ static void test_refuse_kills_in_send(void **state)
 static void test_garbage_kills_in_send(void **state)
 {
     (void)state;
-    int fd = dial("/dead");
+    int fd = su_dial(T.port, "/dead");
     wait_for(&T.opened, 1);
     send_text(fd, "{");
     wait_for(&T.freed, 1);
@@ -216,7 +185,7 @@ static void test_garbage_kills_in_send(void **state)
 static void test_second_frame_after_death(void **state)
 {
     (void)state;
-    int fd = dial("/dead");
+    int fd = su_dial(T.port, "/dead");
     wait_for(&T.opened, 1);
     uint8_t two[256];
     size_t n = frame(two, "{");
@@ -233,7 +202,7 @@ static void test_second_frame_after_death(void **state)
 static void test_refuse_clean(void **state)
 {
     (void)state;
-    int fd = dial("/ok");
+    int fd = su_dial(T.port, "/ok");
     wait_for(&T.opened, 1);
     send_text(fd, "{\"v\":1,\"type\":\"ping\"}");
     uint8_t buf[512];

@@ -4,6 +4,7 @@
  * bus: claims are applied as the bus would deliver them.
  */
 #include "internal.h"
+#include "sig_util.h"
 
 #include "anteroom/alloc.h"
 
@@ -32,16 +33,6 @@ static void claims(ar_token_claims_t *cl, const char *sub, int64_t exp)
     cl->exp = exp;
 }
 
-static const char *peer(char c)
-{
-    static char p[4][AR__SIG_PEER_LEN + 1];
-    static int i;
-    char *out = p[i++ % 4];
-    memset(out, c, AR__SIG_PEER_LEN);
-    out[AR__SIG_PEER_LEN] = '\0';
-    return out;
-}
-
 /* A claim as another worker (w) publishes it. */
 static void apply(ar__sig_srv_t *srv, const char *w, const char *sub, int64_t exp, uint64_t t,
                   const char *p)
@@ -62,15 +53,15 @@ static void test_used_once(void **state)
     ar_token_claims_t cl;
     claims(&cl, "invite-1", exp);
     assert_int_equal(ar__sig_invite_used(srv, &cl), 0);
-    assert_int_equal(ar__sig_invite_claim(srv, &cl, peer('a')), 0);
+    assert_int_equal(ar__sig_invite_claim(srv, &cl, su_peer('a')), 0);
     assert_int_equal(ar__sig_invite_used(srv, &cl), 1);
-    assert_int_equal(ar__sig_invite_claim(srv, &cl, peer('b')), AR_EPERM);
-    assert_string_equal(ar__sig_invite_holder(srv, "invite-1"), peer('a'));
+    assert_int_equal(ar__sig_invite_claim(srv, &cl, su_peer('b')), AR_EPERM);
+    assert_string_equal(ar__sig_invite_holder(srv, "invite-1"), su_peer('a'));
     /* Another token is unaffected. */
     claims(&cl, "invite-2", exp);
     assert_int_equal(ar__sig_invite_used(srv, &cl), 0);
     /* A claim from another worker marks it used here. */
-    apply(srv, "0000000000000002", "invite-2", exp, 1000, peer('c'));
+    apply(srv, "0000000000000002", "invite-2", exp, 1000, su_peer('c'));
     assert_int_equal(ar__sig_invite_used(srv, &cl), 1);
     ar__sig_invites_free(srv);
     assert_null(srv->invites);
@@ -83,16 +74,16 @@ static void test_ranking(void **state)
     ar__sig_srv_t *srv = srv_new();
     int64_t exp = (int64_t)time(NULL) + 600;
     /* The earliest claim holds the token, whatever order the claims arrive in. */
-    apply(srv, "0000000000000002", "t", exp, 2000, peer('m'));
-    apply(srv, "0000000000000003", "t", exp, 1000, peer('z'));
-    assert_string_equal(ar__sig_invite_holder(srv, "t"), peer('z'));
-    apply(srv, "0000000000000004", "t", exp, 3000, peer('b'));
-    assert_string_equal(ar__sig_invite_holder(srv, "t"), peer('z'));
+    apply(srv, "0000000000000002", "t", exp, 2000, su_peer('m'));
+    apply(srv, "0000000000000003", "t", exp, 1000, su_peer('z'));
+    assert_string_equal(ar__sig_invite_holder(srv, "t"), su_peer('z'));
+    apply(srv, "0000000000000004", "t", exp, 3000, su_peer('b'));
+    assert_string_equal(ar__sig_invite_holder(srv, "t"), su_peer('z'));
     /* Same time: the smaller peer id. */
-    apply(srv, "0000000000000005", "t", exp, 1000, peer('y'));
-    assert_string_equal(ar__sig_invite_holder(srv, "t"), peer('y'));
-    apply(srv, "0000000000000005", "t", exp, 1000, peer('z'));
-    assert_string_equal(ar__sig_invite_holder(srv, "t"), peer('y'));
+    apply(srv, "0000000000000005", "t", exp, 1000, su_peer('y'));
+    assert_string_equal(ar__sig_invite_holder(srv, "t"), su_peer('y'));
+    apply(srv, "0000000000000005", "t", exp, 1000, su_peer('z'));
+    assert_string_equal(ar__sig_invite_holder(srv, "t"), su_peer('y'));
     ar__sig_invites_free(srv);
     ar_free(srv);
 }
@@ -105,7 +96,7 @@ static void test_loser_ended_here(void **state)
     ar_token_claims_t cl;
     claims(&cl, "race", exp);
     /* A session this worker owns (away: no connection) used the link... */
-    ar__sig_rec_t *r = ar__sig_rec_get(srv, peer('q'));
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('q'));
     assert_non_null(r);
     ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
     assert_non_null(s);
@@ -115,9 +106,9 @@ static void test_loser_ended_here(void **state)
     srv->nsessions++;
     assert_int_equal(ar__sig_invite_claim(srv, &cl, r->peer), 0);
     /* ...after another worker's session did: ours is ended, record and all. */
-    apply(srv, "0000000000000002", "race", exp, 1, peer('p'));
-    assert_null(ar__sig_rec_find(srv, peer('q')));
-    assert_string_equal(ar__sig_invite_holder(srv, "race"), peer('p'));
+    apply(srv, "0000000000000002", "race", exp, 1, su_peer('p'));
+    assert_null(ar__sig_rec_find(srv, su_peer('q')));
+    assert_string_equal(ar__sig_invite_holder(srv, "race"), su_peer('p'));
     ar__sig_invites_free(srv);
     ar_free(srv);
 }
@@ -131,7 +122,7 @@ static void test_loser_ended_gone_conn(void **state)
     int64_t exp = (int64_t)time(NULL) + 600;
     ar_token_claims_t cl;
     claims(&cl, "race2", exp);
-    ar__sig_rec_t *r = ar__sig_rec_get(srv, peer('g'));
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('g'));
     assert_non_null(r);
     ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
     assert_non_null(s);
@@ -147,8 +138,8 @@ static void test_loser_ended_gone_conn(void **state)
     cn.sess = s;
     s->conn = &cn;
     assert_int_equal(ar__sig_invite_claim(srv, &cl, r->peer), 0);
-    apply(srv, "0000000000000002", "race2", exp, 1, peer('h'));
-    assert_null(ar__sig_rec_find(srv, peer('g')));
+    apply(srv, "0000000000000002", "race2", exp, 1, su_peer('h'));
+    assert_null(ar__sig_rec_find(srv, su_peer('g')));
     assert_null(cn.sess); /* let go of: on_free has no session to report lost */
     ar__sig_invites_free(srv);
     ar_free(srv);
@@ -160,10 +151,10 @@ static void test_ignored(void **state)
     ar__sig_srv_t *srv = srv_new();
     int64_t now = (int64_t)time(NULL);
     /* Our own claims come back from NATS: already applied. */
-    apply(srv, "0000000000000001", "own", now + 600, 1, peer('a'));
+    apply(srv, "0000000000000001", "own", now + 600, 1, su_peer('a'));
     assert_null(ar__sig_invite_holder(srv, "own"));
     /* An expired token opens nothing: nothing to remember. */
-    apply(srv, "0000000000000002", "old", now - 1, 1, peer('a'));
+    apply(srv, "0000000000000002", "old", now - 1, 1, su_peer('a'));
     assert_null(ar__sig_invite_holder(srv, "old"));
     /* Malformed claims. */
     const char *bad[] = {"", "{", "[]", "{\"w\":\"2\"}",

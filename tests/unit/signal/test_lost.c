@@ -5,6 +5,7 @@
  * without a NATS connection.
  */
 #include "internal.h"
+#include "sig_util.h"
 
 #include "anteroom/alloc.h"
 
@@ -16,7 +17,7 @@
 
 #include <cmocka.h>
 
-static const char *const origins[] = {"https://app.example.org"};
+static const char *const origins[] = {SU_ORIGIN};
 static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
 
 typedef struct fixture_s {
@@ -62,20 +63,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static const char *peer(char c)
-{
-    static char p[4][AR__SIG_PEER_LEN + 1];
-    static int i;
-    char *out = p[i++ % 4];
-    memset(out, c, AR__SIG_PEER_LEN);
-    out[AR__SIG_PEER_LEN] = '\0';
-    return out;
-}
-
 /* A session this worker owns, with no connection (a loss waits for its next welcome). */
 static ar__sig_sess_t *owned(fixture_t *f, char c)
 {
-    ar__sig_rec_t *r = ar__sig_rec_get(f->srv, peer(c));
+    ar__sig_rec_t *r = ar__sig_rec_get(f->srv, su_peer(c));
     assert_non_null(r);
     r->owner = f->srv->node_id;
     ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
@@ -98,7 +89,7 @@ static void put(fixture_t *f, char c)
     memset(msg + AR__SIG_TO_HDR + n, 'x', FRAME_BYTES - (size_t)n - 2);
     memcpy(msg + AR__SIG_TO_HDR + FRAME_BYTES - 2, "\"}", 2);
     char subj[64];
-    snprintf(subj, sizeof(subj), "ar.eu.to.%s", peer(c));
+    snprintf(subj, sizeof(subj), "ar.eu.to.%s", su_peer(c));
     ar__sig_bus_put(f->srv->bus, subj, msg, sizeof(msg));
 }
 
@@ -169,7 +160,7 @@ static void test_backlog_with_marker_at_head(void **state)
     fixture_t *f = *state;
     ar__sig_sess_t *a = owned(f, 'a');
     static char big[INBOX_MAX + 1], subj[64];
-    snprintf(subj, sizeof(subj), "ar.eu.to.%s", peer('a'));
+    snprintf(subj, sizeof(subj), "ar.eu.to.%s", su_peer('a'));
     /* A freed block of about the marker's size: glibc hands it out again with the word where
      * the marker keeps at_ms set to zero, which an unset at_ms would leave as it is. */
     for (size_t sz = 40; sz <= 72; sz += 8)

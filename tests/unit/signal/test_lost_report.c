@@ -46,7 +46,7 @@ static void live_session_loses_two(void *arg)
 {
     (void)arg;
     ar__sig_srv_t *srv = LH.srv;
-    ar__sig_rec_t *r = ar__sig_rec_get(srv, lh_peer('a'));
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('a'));
     assert_non_null(r);
     r->owner = srv->node_id;
     r->role = AR_SIG_ROLE_PATIENT;

@@ -8,6 +8,7 @@
  */
 #include "bus_internal.h"
 #include "fake_nats.h"
+#include "sig_util.h"
 
 #include "anteroom/alloc.h"
 
@@ -19,7 +20,7 @@
 
 #include <cmocka.h>
 
-static const char *const origins[] = {"https://app.example.org"};
+static const char *const origins[] = {SU_ORIGIN};
 static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
 
 typedef struct fixture_s {
@@ -62,22 +63,12 @@ static int teardown(void **state)
     return 0;
 }
 
-static const char *peer(char c)
-{
-    static char p[4][AR__SIG_PEER_LEN + 1];
-    static int i;
-    char *out = p[i++ % 4];
-    memset(out, c, AR__SIG_PEER_LEN);
-    out[AR__SIG_PEER_LEN] = '\0';
-    return out;
-}
-
 /* A relayed frame for peer c (no session of this worker's): published on ar.eu.to.<peer>. */
 static void send_to(fixture_t *f, char c)
 {
     int n = snprintf(f->srv->pub + AR__SIG_TO_HDR, AR_SIG_OUT_MAX,
                      "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"c\":\"%c\"}", c);
-    ar__sig_bus_to(f->srv, peer(c), AR__SIG_ACT_NONE, (size_t)n);
+    ar__sig_bus_to(f->srv, su_peer(c), AR__SIG_ACT_NONE, (size_t)n);
 }
 
 /* Which peer the i-th publication went to ('?' for another subject). */

@@ -67,7 +67,7 @@ static void start_resume(void *arg)
 {
     (void)arg;
     ar__sig_srv_t *srv = LH.srv;
-    ar__sig_rec_t *r = ar__sig_rec_get(srv, lh_peer('o'));
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
     assert_non_null(r);
     r->owner = 2;
     r->role = (uint8_t)T.cl.role;
@@ -92,7 +92,7 @@ static void owner_refuses(void *arg)
 {
     (void)arg;
     char msg[128];
-    int n = snprintf(msg, sizeof(msg), "{\"k\":\"taken\",\"p\":\"%s\",\"ok\":false}", lh_peer('o'));
+    int n = snprintf(msg, sizeof(msg), "{\"k\":\"taken\",\"p\":\"%s\",\"ok\":false}", su_peer('o'));
     ar__sig_proc_msg(LH.srv, msg, (size_t)n, NULL);
     ar__sig_conn_t *cn = LH.last;
     T.new_peer[0] = '\0';
@@ -145,7 +145,7 @@ static void test_fallback_welcomed_when_not_behind(void **state)
     assert_non_null(strstr(text, "\"type\":\"welcome\""));
     assert_non_null(strstr(text, "\"resumed\":false"));
     assert_int_equal(strlen(T.new_peer), AR__SIG_PEER_LEN);
-    assert_null(strstr(text, lh_peer('o'))); /* a new peer id */
+    assert_null(strstr(text, su_peer('o'))); /* a new peer id */
     close(fd);
     lh_wait(&LH.freed, 1);
 }
@@ -154,7 +154,7 @@ static void test_fallback_welcomed_when_not_behind(void **state)
 static void link_used_by_o(void *arg)
 {
     (void)arg;
-    assert_int_equal(ar__sig_invite_claim(LH.srv, &T.cl, lh_peer('o')), 0);
+    assert_int_equal(ar__sig_invite_claim(LH.srv, &T.cl, su_peer('o')), 0);
 }
 
 /* An invitee whose link its lost session used: refused, not a second session. */
@@ -176,7 +176,7 @@ static void test_fallback_used_invite_refused(void **state)
     assert_int_equal(code, AR_SIG_CLOSE_BAD_TOKEN);
     close(fd);
     lh_wait(&LH.freed, 1);
-    assert_string_equal(ar__sig_invite_holder(LH.srv, "invite-1"), lh_peer('o'));
+    assert_string_equal(ar__sig_invite_holder(LH.srv, "invite-1"), su_peer('o'));
 }
 
 /* An invitee whose link no session here used yet: the new session claims it, so a later

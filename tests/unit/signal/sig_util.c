@@ -1,0 +1,55 @@
+/*
+ * The shared test pieces of sig_util.h.
+ */
+#include "sig_util.h"
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cmocka.h>
+
+int su_dial(uint16_t port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: %s\r\n"
+                     "Sec-WebSocket-Protocol: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     path, SU_ORIGIN, AR_SIG_SUBPROTOCOL);
+    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    char resp[512];
+    size_t got = 0;
+    while (got < sizeof(resp) - 1 && recv(fd, resp + got, 1, 0) == 1) {
+        resp[++got] = '\0';
+        if (strstr(resp, "\r\n\r\n"))
+            break;
+    }
+    assert_true(got > 12);
+    assert_memory_equal(resp, "HTTP/1.1 101", 12);
+    return fd;
+}
+
+const char *su_peer(char c)
+{
+    static char p[4][AR__SIG_PEER_LEN + 1];
+    static int i;
+    char *out = p[i++ % 4];
+    memset(out, c, AR__SIG_PEER_LEN);
+    out[AR__SIG_PEER_LEN] = '\0';
+    return out;
+}
