@@ -53,19 +53,8 @@ for a in "$@"; do
   FLAGS[$label]=${flags:-}
 done
 TMP=$(mktemp -d /tmp/ar-alloc-ab.XXXXXX)
-pids=()
-stop_pid() {
-  kill "$1" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
-}
-cleanup() {
-  for p in "${pids[@]}"; do stop_pid "$p"; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/turn/lib.sh
+. "$ROOT/bench/turn/lib.sh"
 
 start_server() { # start_server <label>: sets SRV
   if [ "$1" = coturn ]; then
@@ -82,7 +71,7 @@ start_server() { # start_server <label>: sets SRV
       --allow-loopback-peers --no-tls >"$TMP/srv.log" 2>&1 &
   fi
   SRV=$!
-  pids+=("$SRV")
+  PIDS+=("$SRV")
   for _ in $(seq 100); do
     ss -Hlnu "sport = :$PORT" | grep -q . && return 0
     sleep 0.1
@@ -101,7 +90,7 @@ ctxsw() { # context switches (voluntary, involuntary) of every thread of process
 }
 
 "$TL" peer --listen "127.0.0.1:$PEER_PORT" --secs 3600 >/dev/null 2>&1 &
-pids+=($!)
+PIDS+=($!)
 declare -A CPU
 net=20
 echo "alloc_ab: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $N allocations x $ROUNDS rounds ($WHAT); relay ports $MIN_PORT-$MAX_PORT"

@@ -52,40 +52,15 @@ RATE_ALLOCS=64
 STAGES=(1000 4000 5000 5000) # cumulative: 1k, 5k, 10k, 15k allocations held
 PEER_PORT=$PORT
 TMP=$(mktemp -d /tmp/ar-bench-turn.XXXXXX)
+# shellcheck source=bench/turn/lib.sh
+. "$ROOT/bench/turn/lib.sh"
 declare -A R    # results: R[server,key]
 declare -A WHY  # n/a reasons: WHY[server,key]
-PIDS=()
 NET=10 # each client run takes its source addresses from its own 127.NET.0.0/16
 
 for bin in "$TL" "$BF"; do
   [ -x "$bin" ] || { echo "missing $bin: run cmake --build --preset default first" >&2; exit 1; }
 done
-
-# Stops one process we started: SIGTERM, then SIGKILL after 5 s.
-stop_pid() {
-  local pid=$1 i
-  kill "$pid" 2>/dev/null || return 0
-  for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_port() { # wait_port <tcp|udp> <port>: up to 10 s
-  local flag=-lnt i
-  [ "$1" = udp ] && flag=-lnu
-  for i in $(seq 100); do
-    ss -H $flag "sport = :$2" | grep -q . && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
@@ -98,29 +73,8 @@ start_server() {
   SRV_PID=
   case $name in
   coturn)
-    mkdir -p "$TMP/coturn"
-    cat >"$TMP/coturn/turn.conf" <<EOF
-listening-ip=127.0.0.1
-relay-ip=127.0.0.1
-listening-port=$p
-tls-listening-port=$((p + 1))
-min-port=10000
-max-port=29999
-realm=bench
-lt-cred-mech
-user=bench:bench
-allow-loopback-peers
-no-cli
-no-dtls
-no-multicast-peers
-cert=$TMP/cert.pem
-pkey=$TMP/key.pem
-userdb=$TMP/coturn/turndb
-pidfile=$TMP/coturn/turn.pid
-log-file=$TMP/coturn/turn.log
-no-stdout-log
-simple-log
-EOF
+    coturn_conf "$TMP/coturn" "$p" "tls-listening-port=$((p + 1))" "cert=$TMP/cert.pem" \
+      "pkey=$TMP/key.pem"
     turnserver -c "$TMP/coturn/turn.conf" >"$log" 2>&1 &
     ;;
   anteroom)

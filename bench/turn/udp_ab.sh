@@ -57,54 +57,15 @@ if [[ " ${SPEC[*]} " == *" coturn "* ]] && ! command -v turnserver >/dev/null; t
   exit 1
 fi
 TMP=$(mktemp -d /tmp/ar-udp-ab.XXXXXX)
-pids=()
-stop_pid() {
-  kill "$1" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
-}
-cleanup() {
-  for p in "${pids[@]}"; do stop_pid "$p"; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_udp() { # wait_udp <port>: up to 10 s
-  for _ in $(seq 100); do
-    ss -H -lnu "sport = :$1" | grep -q . && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# shellcheck source=bench/turn/lib.sh
+. "$ROOT/bench/turn/lib.sh"
 
 # start <label> <port>: sets SRV to the server's PID.
 start() {
   local spec=${SPEC[$1]} p=$2 extra=()
   case $spec in
   coturn)
-    mkdir -p "$TMP/coturn"
-    cat >"$TMP/coturn/turn.conf" <<EOF
-listening-ip=127.0.0.1
-relay-ip=127.0.0.1
-listening-port=$p
-min-port=10000
-max-port=29999
-realm=bench
-lt-cred-mech
-user=bench:bench
-allow-loopback-peers
-no-cli
-no-dtls
-no-tls
-no-multicast-peers
-userdb=$TMP/coturn/turndb
-pidfile=$TMP/coturn/turn.pid
-log-file=$TMP/coturn/turn.log
-no-stdout-log
-simple-log
-EOF
+    coturn_conf "$TMP/coturn" "$p" no-tls
     turnserver -c "$TMP/coturn/turn.conf" >"$TMP/srv.log" 2>&1 &
     ;;
   bare) "$BF" --listen "127.0.0.1:$p" --peer "127.0.0.1:$PEER_PORT" >"$TMP/srv.log" 2>&1 & ;;
@@ -118,13 +79,13 @@ EOF
     ;;
   esac
   SRV=$!
-  pids+=("$SRV")
-  wait_udp "$p" && kill -0 "$SRV" 2>/dev/null
+  PIDS+=("$SRV")
+  wait_port udp "$p" && kill -0 "$SRV" 2>/dev/null
 }
 
 "$TL" peer --listen "127.0.0.1:$PEER_PORT" --secs 100000 >/dev/null 2>&1 &
-pids+=($!)
-wait_udp "$PEER_PORT" || { echo "the echo peer did not start" >&2; exit 1; }
+PIDS+=($!)
+wait_port udp "$PEER_PORT" || { echo "the echo peer did not start" >&2; exit 1; }
 echo "UDP relay A/B, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$RATE" = 0 ]; then
   echo "flat out: 16 allocations x 8 packets in flight, ${SECS} s windows, $ROUNDS interleaved rounds"
