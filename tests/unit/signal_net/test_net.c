@@ -55,34 +55,32 @@ static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
     return strcmp(up->path, "/refuse") == 0 ? -1 : 0;
 }
 
+/* Sends n binary messages of size bytes each, message k filled with (i * 7 + k): the reader
+ * checks every byte and the order. The first failed send is kept in srv.send_err. */
+static void send_pattern(ar_sn_conn_t *c, int n, size_t size)
+{
+    static uint8_t m[20 * 1024];
+    for (int k = 0; k < n; k++) {
+        for (size_t i = 0; i < size; i++)
+            m[i] = (uint8_t)(i * 7 + (size_t)k);
+        int err = ar_sn_send(c, AR_WS_OP_BINARY, m, size);
+        if (err) {
+            atomic_store(&srv.send_err, err);
+            return;
+        }
+    }
+}
+
 static void on_message(ar_sn_conn_t *c, uint8_t op, const uint8_t *msg, size_t len, void *data)
 {
     (void)data;
     if (len == 5 && memcmp(msg, "burst", 5) == 0) {
         /* 100 KiB in five messages of a known pattern, records and partial writes on TLS. */
-        static uint8_t m[20 * 1024];
-        for (int k = 0; k < 5; k++) {
-            for (size_t i = 0; i < sizeof(m); i++)
-                m[i] = (uint8_t)(i * 7 + (size_t)k);
-            int err = ar_sn_send(c, AR_WS_OP_BINARY, m, sizeof(m));
-            if (err) {
-                atomic_store(&srv.send_err, err);
-                return;
-            }
-        }
+        send_pattern(c, 5, 20 * 1024);
         return;
     }
     if (len == 6 && memcmp(msg, "sburst", 6) == 0) { /* 70 small frames, for test_small_partial */
-        static uint8_t m[1500];
-        for (int k = 0; k < 70; k++) {
-            for (size_t i = 0; i < sizeof(m); i++)
-                m[i] = (uint8_t)(i * 7 + (size_t)k);
-            int err = ar_sn_send(c, AR_WS_OP_BINARY, m, sizeof(m));
-            if (err) {
-                atomic_store(&srv.send_err, err);
-                return;
-            }
-        }
+        send_pattern(c, 70, 1500);
         return;
     }
     if (len == 3 && memcmp(msg, "die", 3) == 0) {
