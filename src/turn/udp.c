@@ -135,7 +135,6 @@ struct ar__udp_worker_s {
     /* This loop iteration's datagrams: all received (listener and relay sockets), and of those
      * the STUN requests on a listener (see yield_after_requests). */
     unsigned it_rx, it_req;
-    bool yield;               /* the yield-after-requests option */
     uint64_t yield_off_until; /* uv_hrtime() ns before which the worker does not yield */
     uint8_t *copy;            /* COPY_ARENA bytes, handed out in order and reset by flush_all */
     size_t copy_used;
@@ -702,7 +701,7 @@ static uint32_t local_id(ar__udp_worker_t *w, struct msghdr *h)
 /* A STUN request: not ChannelData (first two bits 01), not an indication (a Send carries
  * data), not a response: the class bits C1 and C0 of the message type are both 0 (RFC 8489
  * section 5). Only its size is checked; the engine parses it. */
-static unsigned is_request(const uint8_t *buf, size_t len)
+static bool is_request(const uint8_t *buf, size_t len)
 {
     return len >= 20 && (buf[0] & 0xc1) == 0 && (buf[1] & 0x10) == 0;
 }
@@ -801,7 +800,7 @@ static void on_relays(uv_poll_t *h, int status, int events)
  */
 static void yield_after_requests(ar__udp_worker_t *w)
 {
-    bool due = w->yield && w->it_req > 0 && w->it_req == w->it_rx;
+    bool due = w->d->plan->yield_after_requests && w->it_req > 0 && w->it_req == w->it_rx;
     w->it_rx = w->it_req = 0;
     if (!due)
         return;
@@ -989,7 +988,6 @@ int ar__udp_worker_init(ar_worker_t *wk, void *data)
         return AR_ENOMEM;
     rx_init(w);
     w->wall_base = (int64_t)time(NULL) - (int64_t)(uv_now(w->loop) / 1000);
-    w->yield = d->plan->yield_after_requests != 0;
     w->gso_max = gso_probe();
     w->gso_below = w->gso_max;
     ar_turn_transport_t tp = {.ctx = w,
