@@ -164,8 +164,10 @@ ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id)
 
 void ar__sig_room_drop(ar__sig_srv_t *srv, ar__sig_room_t *room)
 {
-    for (size_t i = 0; i < room->nmembers; i++)
+    for (size_t i = 0; i < room->nmembers; i++) {
         room->members[i]->in_room = NULL;
+        room->members[i]->room = ar__sig_empty; /* it pointed at room->id, freed below */
+    }
     ar__sig_room_t **p = &srv->rooms[hash(room->id, NULL) % AR__SIG_SMALL_BUCKETS];
     while (*p && *p != room)
         p = &(*p)->hnext;
