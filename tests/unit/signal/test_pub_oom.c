@@ -96,7 +96,7 @@ static void test_dropped_not_ahead(void **state)
     send_to(f, 'c');
     assert_int_equal(ar_alloc_fail_after(-1), 1); /* exactly the queue entry failed */
     send_to(f, 'd');
-    fake_nats_gate(1); /* the gate held every publication; the order is checked below */
+    fake_nats_gate(1);        /* the gate held every publication; the order is checked below */
     ar__sig_bus_stop(f->srv); /* the thread publishes what is queued, then ends */
     assert_int_equal(fake_nats_count(), 3);
     assert_int_equal(published_to(0), 'a');
