@@ -367,7 +367,7 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
             REFUSE(cn, m, AR_SIG_E_ROOM_FULL);
             return;
         }
-        ar__sig_rec_set_room(srv, r, p->room);
+        ar__sig_rec_set_room(srv, r, ar__sig_rec_room(p));
         ar__sig_rec_publish(srv, r, "room");
     }
     p->status = AR_SIG_ST_SEEN;
@@ -451,13 +451,10 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     char clinic[AR_SIG_ID_MAX + 1];
     snprintf(clinic, sizeof(clinic), "%s", pq->clinic);
     int64_t since = pq->since;
-    ar__sig_queue_remove(srv, p, AR_SIG_GONE_TRANSFERRED);
-    pq = p->q; /* still p's: queue_remove keeps the record */
-    if (pq != &ar__sig_no_q) {
-        pq->since = since;
-        ar__sig_str_free(&pq->by);
-        ar__sig_str_free(&pq->by_name);
-    }
+    ar__sig_queue_remove(srv, p, AR_SIG_GONE_TRANSFERRED); /* keeps the record and pq */
+    pq->since = since;
+    ar__sig_str_free(&pq->by);
+    ar__sig_str_free(&pq->by_name);
     p->status = AR_SIG_ST_WAITING;
     ar__sig_rec_set_area(srv, p, clinic, area);
     told(srv, p->in_area, QK_ADD, 0);

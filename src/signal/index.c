@@ -83,7 +83,6 @@ ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
     if (!r)
         return NULL;
     memcpy(r->peer, peer, AR__SIG_PEER_LEN + 1);
-    r->room = ar__sig_empty;
     r->q = (ar__sig_recq_t *)&ar__sig_no_q; /* read only until ar__sig_rec_q */
     ar__sig_rec_t **b = &srv->recs[hash(peer, NULL) % AR__SIG_REC_BUCKETS];
     r->hnext = *b;
@@ -164,10 +163,8 @@ ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id)
 
 void ar__sig_room_drop(ar__sig_srv_t *srv, ar__sig_room_t *room)
 {
-    for (size_t i = 0; i < room->nmembers; i++) {
+    for (size_t i = 0; i < room->nmembers; i++)
         room->members[i]->in_room = NULL;
-        room->members[i]->room = ar__sig_empty; /* it pointed at room->id, freed below */
-    }
     ar__sig_room_t **p = &srv->rooms[hash(room->id, NULL) % AR__SIG_SMALL_BUCKETS];
     while (*p && *p != room)
         p = &(*p)->hnext;
@@ -183,11 +180,7 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
     ar__sig_room_t *old = r->in_room;
     if (old && strcmp(old->id, room) == 0)
         return;
-    char id[AR_SIG_ID_MAX + 1]; /* room may be the id of a room dropped below */
-    size_t n = strnlen(room, AR_SIG_ID_MAX);
-    memcpy(id, room, n);
-    id[n] = '\0';
-    r->room = ar__sig_empty;
+    /* room is not old->id (that returned above), and old is the only room dropped below. */
     if (old) {
         for (size_t i = 0; i < old->nmembers; i++) {
             if (old->members[i] == r) {
@@ -199,14 +192,13 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
         if (old->nmembers == 0)
             ar__sig_room_drop(srv, old);
     }
-    if (!id[0])
+    if (!room[0])
         return;
-    ar__sig_room_t *nr = ar__sig_room_get(srv, id);
+    ar__sig_room_t *nr = ar__sig_room_get(srv, room);
     if (!nr || nr->nmembers == sizeof(nr->members) / sizeof(nr->members[0]))
         return;
     nr->members[nr->nmembers++] = r;
     r->in_room = nr;
-    r->room = nr->id;
     r->joined_us = ar__sig_now_us(); /* a record applied from the bus then takes the joiner's */
 }
 

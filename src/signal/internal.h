@@ -107,8 +107,8 @@ extern const ar__sig_recq_t ar__sig_no_q;
 
 /*
  * A replicated session record: every worker holds one per session of the jurisdiction, so it
- * is kept small (120 bytes): what most records leave empty is apart (q), the room's id is the
- * room's own.
+ * is kept small (112 bytes): what most records leave empty is apart (q), and the room's id is
+ * the room's own (ar__sig_rec_room).
  */
 typedef struct ar__sig_rec_s {
     /* What a relay reads of both ends (flows.c on_relay, bus.c ar__sig_bus_to_now) comes first,
@@ -124,9 +124,6 @@ typedef struct ar__sig_rec_s {
     uint8_t nans;
     uint8_t nsubs;
     uint64_t backup;
-    /* in_room's id, or "" (also when the room could take no more members: a join that raced
-     * past AR__SIG_ROOM_MAX on several nodes is undone anyway, ar__sig_room_enforce) */
-    const char *room;
     char *name;
     ar__sig_recq_t *q;       /* never NULL: &ar__sig_no_q until it has some */
     ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
@@ -147,6 +144,13 @@ struct ar__sig_room_s {
     uint8_t persistent;
     char id[];
 };
+
+/* The id of r's room, or "" (also when the room could take no more members: a join that raced
+ * past AR__SIG_ROOM_MAX on several nodes is undone anyway, ar__sig_room_enforce). */
+static inline const char *ar__sig_rec_room(const ar__sig_rec_t *r)
+{
+    return r->in_room ? r->in_room->id : ar__sig_empty;
+}
 
 struct ar__sig_area_s {
     struct ar__sig_area_s *hnext;

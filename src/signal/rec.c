@@ -76,15 +76,15 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
     if (has(fields, "lang") && r->q->lang[0])
         json_object_set_new(o, "lang", json_string(r->q->lang));
     if (has(fields, "room")) {
-        json_object_set_new(o, "room", json_string(r->room));
+        json_object_set_new(o, "room", json_string(ar__sig_rec_room(r)));
         if (r->in_room) {
             json_object_set_new(o, "jt", json_integer((json_int_t)r->joined_us));
             json_object_set_new(o, "rc", json_string(r->in_room->clinic));
             json_object_set_new(o, "rp", json_integer(r->in_room->profile));
             json_object_set_new(o, "rpers", json_integer(r->in_room->persistent));
         }
-        if (r->room[0])
-            kind = "room", key = r->room;
+        if (r->in_room)
+            kind = "room", key = r->in_room->id;
     }
     if (has(fields, "area") || has(fields, "st")) {
         json_object_set_new(o, "clinic", json_string(r->q->clinic));
@@ -299,8 +299,8 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     if ((v = json_object_get(o, "subs")))
         apply_subs(srv, r, v);
     /* Last, when the record is complete: a join that raced one on another node is undone. */
-    if (r->room[0])
-        ar__sig_room_enforce(srv, ar__sig_room_find(srv, r->room));
+    if (r->in_room)
+        ar__sig_room_enforce(srv, r->in_room);
     if (claim == CLAIM_REFUSED && r->local) {
         ar_log0(AR_LOG_INFO, "signal_promotion_refused");
         json_t *q = srv->qt ? srv->qt : json_object();
