@@ -252,6 +252,13 @@ static inline int ar__sig_sess_connected(const ar__sig_sess_t *s)
     return s->conn && s->conn->state != AR__SIG_C_GONE;
 }
 
+/* s is a copy this worker promoted (its backup took over) that no client has resumed: the old
+ * owner may be alive and still hold the client (docs/signal.md, "Overload"). NULL: no. */
+static inline int ar__sig_sess_unresumed_promotion(const ar__sig_sess_t *s)
+{
+    return s && !s->is_backup && s->promoted && !ar__sig_sess_connected(s);
+}
+
 typedef struct ar__sig_node_s {
     uint64_t id;
     char name[32];

@@ -61,9 +61,7 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
          * "re" was lost while our subscriptions came back after a reconnect) took a later one
          * (a backup moved, sess_tick) as a hand-over, let the record name us while it held
          * the client, and answered our "held?" with "unheld": the session ended under it. */
-        ar__sig_sess_t *ls = r->local;
-        if (ls && !ls->is_backup && ls->promoted && !ar__sig_sess_connected(ls) &&
-            r->owner == srv->node_id)
+        if (ar__sig_sess_unresumed_promotion(r->local) && r->owner == srv->node_id)
             json_object_set_new(o, "pr", json_true());
         hexid(own, r->owner);
         hexid(bk, r->backup);
@@ -173,7 +171,7 @@ static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, uint
     /* A connection closed in this batch of events (GONE, freed later) holds no client. */
     if (promotion && ar__sig_sess_connected(s))
         return CLAIM_REFUSED;
-    if (!ar__sig_sess_connected(s) && s->promoted &&
+    if (ar__sig_sess_unresumed_promotion(s) &&
         (json_is_true(json_object_get(o, "re")) || (!promotion && ar__sig_node_alive(srv, origin))))
         return CLAIM_YIELD;
     return CLAIM_NONE;

@@ -673,8 +673,7 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
                     "fr", &fr) != 0)
         return;
     ar__sig_sess_t *s = r->local;
-    if (s && !s->is_backup && s->promoted && !ar__sig_sess_connected(s) &&
-        r->owner != srv->node_id) {
+    if (ar__sig_sess_unresumed_promotion(s) && r->owner != srv->node_id) {
         /* A copy we promoted while its owner was only cut off, and the owner took it back. */
         ar_log0(AR_LOG_INFO, "signal_promotion_undone");
         if (s->conn) { /* GONE: its on_free would take the copy for a lost session of ours */
