@@ -187,14 +187,7 @@ static void yield(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         ar__sig_sess_free(srv, s);
         return;
     }
-    if (s->conn) { /* GONE: its on_free would take the copy for a lost session of ours */
-        s->conn->sess = NULL;
-        s->conn = NULL;
-    }
-    s->is_backup = 1; /* the owner's adopt (next on the bus) brings its buffer */
-    s->promoted = 0;
-    if (srv->nsessions)
-        srv->nsessions--;
+    ar__sig_sess_demote(srv, s); /* the owner's adopt (next on the bus) brings its buffer */
 }
 
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)

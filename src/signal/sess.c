@@ -509,6 +509,18 @@ void ar__sig_sess_end(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason_left)
     ar__sig_rec_publish(srv, r, "del");
 }
 
+void ar__sig_sess_demote(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    if (s->conn) { /* GONE: its on_free would take the copy for a lost session of ours */
+        s->conn->sess = NULL;
+        s->conn = NULL;
+    }
+    s->is_backup = 1;
+    s->promoted = 0;
+    if (srv->nsessions)
+        srv->nsessions--;
+}
+
 /* The next record update says "promotion": an owner still holding the client refuses it (rec.c). */
 static void mark_promotion(ar__sig_srv_t *srv)
 {
@@ -676,14 +688,7 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     if (ar__sig_sess_unresumed_promotion(s) && r->owner != srv->node_id) {
         /* A copy we promoted while its owner was only cut off, and the owner took it back. */
         ar_log0(AR_LOG_INFO, "signal_promotion_undone");
-        if (s->conn) { /* GONE: its on_free would take the copy for a lost session of ours */
-            s->conn->sess = NULL;
-            s->conn = NULL;
-        }
-        s->is_backup = 1;
-        s->promoted = 0;
-        if (srv->nsessions)
-            srv->nsessions--;
+        ar__sig_sess_demote(srv, s);
     }
     if (s && !s->is_backup)
         return; /* we own it (a resume raced the adoption): ignore */
