@@ -320,6 +320,15 @@ void ar__sig_refuse(ar__sig_conn_t *cn, int code, const char *text, int about, i
 /* The net callbacks of a worker (tests drive a loop with them, without the bus). */
 void ar__sig_net_handler(ar__sig_srv_t *srv, ar_sn_handler_t *h);
 void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed);
+/*
+ * The new session of a hello (srv.c), also when its resume failed later (resume.c): with admit,
+ * none while the bus is behind (closed with 4016, AR_EAGAIN); an invite link used by another
+ * session refused (bad_token about message id, close 4001, AR_EPERM); else the session, and an
+ * invitee's claim of its link. 0 and *out the session, not yet welcomed; AR_ENOMEM: nothing was
+ * sent, the caller closes cn.
+ */
+int ar__sig_hello_session(ar__sig_conn_t *cn, const ar_token_claims_t *cl, int64_t id, int admit,
+                          ar__sig_sess_t **out);
 uint64_t ar__sig_now_us(void);
 /* "10.0.0.0/8", "2001:db8::/32" or one address. 0 or AR_ECONFIG. */
 int ar__sig_cidr_parse(const char *spec, ar__sig_cidr_t *out);
