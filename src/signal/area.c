@@ -372,7 +372,7 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     }
     p->status = AR_SIG_ST_SEEN;
     ar__sig_str_set(&pq->by, r->peer, AR__SIG_PEER_LEN);
-    ar__sig_str_set(&pq->by_name, r->name ? r->name : "", SIZE_MAX);
+    ar__sig_str_set_personal(&pq->by_name, r->name ? r->name : "", SIZE_MAX);
     told(srv, p->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     ar__sig_announce_join(srv, r);
@@ -454,7 +454,7 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar__sig_queue_remove(srv, p, AR_SIG_GONE_TRANSFERRED); /* keeps the record and pq */
     pq->since = since;
     ar__sig_str_free(&pq->by);
-    ar__sig_str_free(&pq->by_name);
+    ar__sig_str_free_personal(&pq->by_name);
     p->status = AR_SIG_ST_WAITING;
     ar__sig_rec_set_area(srv, p, clinic, area);
     told(srv, p->in_area, QK_ADD, 0);

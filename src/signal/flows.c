@@ -61,9 +61,12 @@ ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c)
     size_t len[3], strs = 0;
     for (int i = 0; i < 3; i++)
         strs += (len[i] = strnlen(src[i], AR_TOKEN_ID_MAX - 1)) + 1;
-    ar__sig_claims_t *k = ar_calloc(1, sizeof(*k) + n * sizeof(k->clinics[0]) + strs);
+    ar__sig_claims_t *k = NULL;
+    size_t size = sizeof(*k) + n * sizeof(k->clinics[0]) + strs;
+    k = ar_calloc(1, size);
     if (!k)
         return NULL;
+    k->size = (uint32_t)size;
     char *p = (char *)&k->clinics[n], *dst[3];
     for (int i = 0; i < 3; i++) {
         memcpy(p, src[i], len[i]); /* NUL from ar_calloc */
@@ -94,8 +97,7 @@ void ar__sig_claims_free(ar__sig_claims_t *c)
 {
     if (!c)
         return;
-    size_t strs = strlen(c->room) + strlen(c->clinic) + strlen(c->area) + 3;
-    sodium_memzero(c, sizeof(*c) + c->nclinics * sizeof(c->clinics[0]) + strs);
+    sodium_memzero(c, c->size);
     ar_free(c);
 }
 

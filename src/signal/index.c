@@ -26,7 +26,19 @@ static uint32_t hash(const char *a, const char *b)
 
 char ar__sig_empty[1];
 
-void ar__sig_str_set(char **dst, const char *v, size_t cap)
+static void str_free(char **dst, int wipe)
+{
+    if (*dst == ar__sig_empty)
+        return; /* also ar__sig_no_q's, which is never written */
+    if (*dst) {
+        if (wipe)
+            sodium_memzero(*dst, strlen(*dst));
+        ar_free(*dst);
+    }
+    *dst = ar__sig_empty;
+}
+
+static void str_set(char **dst, const char *v, size_t cap, int wipe)
 {
     if (*dst && strcmp(*dst, v) == 0 && strlen(v) <= cap)
         return; /* also when v is *dst */
@@ -36,19 +48,28 @@ void ar__sig_str_set(char **dst, const char *v, size_t cap)
         memcpy(c, v, n);
         c[n] = '\0';
     }
-    ar__sig_str_free(dst);
+    str_free(dst, wipe);
     *dst = c ? c : ar__sig_empty;
+}
+
+void ar__sig_str_set(char **dst, const char *v, size_t cap)
+{
+    str_set(dst, v, cap, 0);
 }
 
 void ar__sig_str_free(char **dst)
 {
-    if (*dst == ar__sig_empty)
-        return; /* also ar__sig_no_q's, which is never written */
-    if (*dst) {
-        sodium_memzero(*dst, strlen(*dst));
-        ar_free(*dst);
-    }
-    *dst = ar__sig_empty;
+    str_free(dst, 0);
+}
+
+void ar__sig_str_set_personal(char **dst, const char *v, size_t cap)
+{
+    str_set(dst, v, cap, 1);
+}
+
+void ar__sig_str_free_personal(char **dst)
+{
+    str_free(dst, 1);
 }
 
 const ar__sig_recq_t ar__sig_no_q = {
@@ -105,9 +126,9 @@ static void free_strings(ar__sig_rec_t *r)
     ar_free(q->ans);
     ar__sig_str_free(&q->clinic);
     ar__sig_str_free(&q->area);
-    ar__sig_str_free(&q->lang);
+    ar__sig_str_free_personal(&q->lang);
     ar__sig_str_free(&q->by);
-    ar__sig_str_free(&q->by_name);
+    ar__sig_str_free_personal(&q->by_name);
     ar_free(q);
     r->q = (ar__sig_recq_t *)&ar__sig_no_q;
 }

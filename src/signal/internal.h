@@ -71,6 +71,7 @@ typedef struct ar__sig_claims_s {
     const char *room, *clinic, *area; /* "" when absent */
     uint8_t profile;                  /* ar_sig_profile_t */
     uint8_t nclinics;
+    uint32_t size; /* of the allocation, for the wipe in ar__sig_claims_free */
     struct {
         char id[AR_TOKEN_ID_MAX];
         uint8_t roles; /* AR__SIG_R_* */
@@ -84,9 +85,14 @@ typedef struct ar__sig_claims_s {
  * every record (replicated), so 64 bytes for each id cost 64 bytes per session per worker.
  */
 extern char ar__sig_empty[1];
-/* *dst becomes a copy of v (cut at cap characters; "" or a failed copy: ar__sig_empty). */
+/* *dst becomes a copy of v (cut at cap characters; "" or a failed copy: ar__sig_empty). Ids
+ * (clinics, areas, peers) are freed as they are; what says something about a person (a
+ * patient's language, the name of who is seeing a patient) goes through the _personal pair,
+ * which wipes the old value before freeing it (S4). */
 void ar__sig_str_set(char **dst, const char *v, size_t cap);
 void ar__sig_str_free(char **dst);
+void ar__sig_str_set_personal(char **dst, const char *v, size_t cap);
+void ar__sig_str_free_personal(char **dst);
 
 /*
  * What only a patient in a queue (or an invitee with a language) has: allocated at the first of

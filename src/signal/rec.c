@@ -232,7 +232,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         set_str(&r->name, s);
     ar__sig_recq_t *rq;
     if ((s = json_string_value(json_object_get(o, "lang"))) && (rq = ar__sig_rec_q(r)))
-        ar__sig_str_set(&rq->lang, s, AR__SIG_LANG_MAX);
+        ar__sig_str_set_personal(&rq->lang, s, AR__SIG_LANG_MAX);
     if ((s = json_string_value(json_object_get(o, "room"))) && strlen(s) <= AR_SIG_ID_MAX) {
         ar__sig_rec_set_room(srv, r, s);
         if (r->in_room) {
@@ -283,7 +283,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         if (rq != &ar__sig_no_q) {
             rq->since = since;
             ar__sig_str_set(&rq->by, by ? by : "", AR__SIG_PEER_LEN);
-            ar__sig_str_set(&rq->by_name, bn ? bn : "", SIZE_MAX);
+            ar__sig_str_set_personal(&rq->by_name, bn ? bn : "", SIZE_MAX);
         }
         ar__sig_queue_catchup(srv, r, o, 1);
     }

@@ -252,14 +252,6 @@ static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_f
         ar_metric_add(srv->m.msgs_out, 0, 1);
 }
 
-static void to_backup(ar__sig_srv_t *srv, ar__sig_sess_t *s, json_t *o)
-{
-    if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
-        ar__sig_bus_proc(srv, s->rec->backup, o);
-    else
-        json_decref(o);
-}
-
 /* Owner: number a frame, keep it, send it, mirror it. */
 static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
                       const char *frame, size_t len)
@@ -348,11 +340,11 @@ void ar__sig_sess_ack(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t seq)
         return;
     s->acked = seq;
     trim(s);
-    /* Acknowledgements come every 32 frames of a relay: no JSON for a backup that is not there
-     * (to_backup would only free it). */
+    /* Acknowledgements come every 32 frames of a relay: no JSON for a backup that is not there. */
     if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
-        to_backup(srv, s,
-                  json_pack("{s:s,s:s,s:I}", "k", "ack", "p", s->rec->peer, "s", (json_int_t)seq));
+        ar__sig_bus_proc(
+            srv, s->rec->backup,
+            json_pack("{s:s,s:s,s:I}", "k", "ack", "p", s->rec->peer, "s", (json_int_t)seq));
 }
 
 int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last)
@@ -453,8 +445,8 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
     r->role = (uint8_t)claims->role; /* token roles and protocol roles share their numbers */
     r->owner = srv->node_id;
     ar__sig_recq_t *q = claims->lang[0] ? ar__sig_rec_q(r) : r->q;
-    if (q)
-        ar__sig_str_set(&q->lang, claims->lang, AR__SIG_LANG_MAX); /* "": nothing written */
+    if (q) /* "": nothing written */
+        ar__sig_str_set_personal(&q->lang, claims->lang, AR__SIG_LANG_MAX);
     ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
     if (s)
         s->claims = ar__sig_claims_new(claims);
