@@ -102,9 +102,6 @@ start_server() {
   return 0
 }
 
-# field <line> <key>: the value of key=value in a RESULT/ALLOC line.
-field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -1; }
-
 # data_run <server> <pid> <port> <transport> <size> [rate]: one flat-out or fixed-rate run. Each
 # figure is appended to R[server,key.metric.all]; the report shows the median over the rounds.
 data_run() {
@@ -132,9 +129,6 @@ data_run() {
     R[$name,$key.${m#*:}.all]+="$(field "$res" "${m%%:*}") "
   done
 }
-
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR] = $1}
-  END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 # data_tests: every server runs at once on its own ports, and the runs interleave (each round
 # starts with the next server), so that the other tenants of this shared machine weigh on all
