@@ -128,6 +128,21 @@ static int runs_room(const ar__sig_sess_t *s, const ar__sig_room_t *room)
            (room->persistent || ar__sig_can_call(s->claims, room->clinic));
 }
 
+/* The sender's room, when it may run the call there (quality, end); else m is refused: NULL. */
+static ar__sig_room_t *room_to_run(ar__sig_conn_t *cn, const ar_sig_msg_t *m)
+{
+    ar__sig_room_t *room = cn->sess->rec->in_room;
+    if (!room) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+        return NULL;
+    }
+    if (!runs_room(cn->sess, room)) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return NULL;
+    }
+    return room;
+}
+
 /* Sends `joined` to r and `peer_joined` about r to the others. */
 void ar__sig_announce_join(ar__sig_srv_t *srv, ar__sig_rec_t *r)
 {
@@ -326,15 +341,9 @@ static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
     ar__sig_rec_t *r = cn->sess->rec;
-    ar__sig_room_t *room = r->in_room;
-    if (!room) {
-        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+    ar__sig_room_t *room = room_to_run(cn, m);
+    if (!room)
         return;
-    }
-    if (!runs_room(cn->sess, room)) {
-        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
-        return;
-    }
     room->profile = (uint8_t)m->u.quality.profile;
     ar__sig_rec_publish(srv, r, "room");
     ar_sig_msg_t q;
@@ -349,16 +358,9 @@ static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
-    ar__sig_rec_t *r = cn->sess->rec;
-    ar__sig_room_t *room = r->in_room;
-    if (!room) {
-        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+    ar__sig_room_t *room = room_to_run(cn, m);
+    if (!room)
         return;
-    }
-    if (!runs_room(cn->sess, room)) {
-        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
-        return;
-    }
     char id[AR_SIG_ID_MAX + 1];
     snprintf(id, sizeof(id), "%s", room->id); /* the id is allocated at its length */
     ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX];
