@@ -338,18 +338,25 @@ static ar__sig_rec_t *patient(ar__sig_conn_t *cn, ar_sig_msg_t *m, ar_sig_str_t 
     return p;
 }
 
+/* patient(), with its queue facts writable in *pq (allocated if need be); NULL: m refused. */
+static ar__sig_rec_t *patient_q(ar__sig_conn_t *cn, ar_sig_msg_t *m, ar__sig_recq_t **pq)
+{
+    ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
+    if (p && !(*pq = ar__sig_rec_q(p))) {
+        REFUSE(cn, m, AR_SIG_E_INTERNAL);
+        return NULL;
+    }
+    return p;
+}
+
 static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
     ar__sig_rec_t *r = cn->sess->rec;
-    ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
+    ar__sig_recq_t *pq;
+    ar__sig_rec_t *p = patient_q(cn, m, &pq);
     if (!p)
         return;
-    ar__sig_recq_t *pq = ar__sig_rec_q(p);
-    if (!pq) {
-        REFUSE(cn, m, AR_SIG_E_INTERNAL);
-        return;
-    }
     if (!ar__sig_can_call(cn->sess->claims, pq->clinic)) {
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
@@ -414,14 +421,10 @@ static void on_hold(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
-    ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
+    ar__sig_recq_t *pq;
+    ar__sig_rec_t *p = patient_q(cn, m, &pq);
     if (!p)
         return;
-    ar__sig_recq_t *pq = ar__sig_rec_q(p);
-    if (!pq) {
-        REFUSE(cn, m, AR_SIG_E_INTERNAL);
-        return;
-    }
     char area[AR_SIG_ID_MAX + 1];
     copy(area, m->u.act.area);
     if (strcmp(area, pq->area) == 0) {
