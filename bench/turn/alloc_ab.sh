@@ -22,9 +22,8 @@
 #        allocation then also gets CreatePermission and ChannelBind, as run.sh's second CPU
 #        figure, and the CPU is read after the BIND line: CPU us per usable allocation).
 set -uo pipefail
-if [ -z "${AR_BENCH_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-  exec env AR_BENCH_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
+# shellcheck source=bench/turn/netns.sh
+. "$(dirname "$0")/netns.sh" "$@"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${AR_BUILD:-$ROOT/build/default}
 TL=$BUILD/bench/turn/ar-turnload

@@ -26,12 +26,8 @@
 #   held, at 1k, 5k and 15k (client processes of at most 5k sockets: 20,000 open files each).
 set -uo pipefail
 
-# Run in a network namespace of our own when we can: the machine is shared, and other suites
-# bind loopback ports too. The servers' CPU and RSS are still read from /proc (same PID space).
-if [ -z "${AR_BENCH_NETNS:-}" ] && command -v unshare >/dev/null &&
-  unshare -n true 2>/dev/null; then
-  exec env AR_BENCH_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
+# shellcheck source=bench/turn/netns.sh
+. "$(dirname "$0")/netns.sh" "$@"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${AR_BUILD:-$ROOT/build/default}

@@ -17,9 +17,8 @@
 #        BENCH_RATE (default 0: flat out; N: run.sh's fixed-rate test instead, N packets/s offered
 #        over 64 allocations, whose RTT percentiles are then printed too).
 set -uo pipefail
-if [ -z "${AR_BENCH_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-  exec env AR_BENCH_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
+# shellcheck source=bench/turn/netns.sh
+. "$(dirname "$0")/netns.sh" "$@"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${AR_BUILD:-$ROOT/build/default}
 TL=$BUILD/bench/turn/ar-turnload
