@@ -47,8 +47,28 @@ typedef struct pub_s {
     uint64_t at_ms;
     uint64_t sub_gen; /* subscriptions made before it was queued (ar__sig_bus_sub_to) */
     size_t slen, len;
+    uint8_t notice; /* one of the bus's preallocated lost notices (below), never freed */
     char data[];
 } pub_t;
+
+/*
+ * A lost notice: frames for one peer that this worker's publisher dropped (no memory for the
+ * queue entry, a queue full while publications are held, or libnats refusing one), published on
+ * to.<peer> where the first of them would have gone. Its owner turns it into error "lost" in
+ * that place, as it does its own inbox's drops (docs/signal.md, "Messages dropped before the
+ * loop takes them"). The frame part of a to.<peer> message is then the count (4 bytes, little
+ * endian) and the action byte ACT_LOST, which no frame carries (internal.h AR__SIG_ACT_*).
+ * NOTICE_MAX of them are allocated with the bus: a notice needs no memory when memory is
+ * short, and the queue may hold them beyond inbox-max (at most NOTICE_MAX * NOTICE_SZ bytes).
+ */
+#define ACT_LOST 0xfe
+#define NOTICE_LEN (AR__SIG_TO_HDR + 4)
+#define NOTICE_MAX 64
+#define NOTICE_SZ                                                                                  \
+    ((sizeof(pub_t) + AR_TOKEN_ID_MAX + 16 + AR__SIG_PEER_LEN + NOTICE_LEN + 15) & ~(size_t)15)
+
+/* The subscribing connection as the publisher thread sees it (ar__sig_bus_t.nc_state). */
+enum { NC_UP, NC_DOWN, NC_BACK };
 
 struct ar__sig_bus_s {
     natsConnection *nc;  /* subscriptions and heartbeats: its reader never waits for a write */
@@ -64,6 +84,21 @@ struct ar__sig_bus_s {
     /* Subscriptions made (loop, under pmu) and known to be in place at nats-server (publisher
      * thread): a publication waits for those made before it (pub_main). */
     uint64_t sub_gen, sub_done;
+    /* Under pmu, written by libnats' callbacks: nc disconnected (NC_DOWN), reconnected but its
+     * subscriptions not yet known to be in place again (NC_BACK), or up; nc_epoch counts the
+     * changes; pnc_up: the publishing connection is connected. Publications are held unless
+     * NC_UP and pnc_up (pub_main); held_ms: since when (0: not held). */
+    int nc_state, pnc_up;
+    uint64_t nc_epoch, held_ms;
+    /* The lost notices (NOTICE_MAX slots of NOTICE_SZ bytes, under pmu) and how many are in
+     * use; untold: frames dropped with no notice free (counted, warned). */
+    uint8_t *notices;
+    unsigned notices_used;
+    uint32_t untold;
+    /* Publications dropped on this side since the last warning (under pmu) and when that was. */
+    uint32_t pdropped[K__COUNT];
+    uint64_t pwarn_ms;
+    ar_metric_t *m_untold;
     natsSubscription *subs[6];
     int efd;
     pthread_mutex_t mu;
