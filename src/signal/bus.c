@@ -51,337 +51,6 @@
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
-/* The kind of a message by its subject (K_REC for any other); *peer: a frame's peer, or "". */
-static uint8_t subj_kind(const ar__sig_bus_t *b, const char *subj, const char **peer)
-{
-    *peer = "";
-    if (strncmp(subj, b->prefix, b->plen) != 0)
-        return K_REC;
-    const char *rest = subj + b->plen;
-    if (strcmp(rest, "node") == 0)
-        return K_NODE;
-    if (strncmp(rest, "to.", 3) == 0) {
-        *peer = rest + 3;
-        return K_TO;
-    }
-    if (strncmp(rest, "proc.", 5) == 0)
-        return K_PROC;
-    if (strncmp(rest, "inv.", 4) == 0)
-        return K_INV;
-    return K_REC;
-}
-
-/* ---- publications dropped on this side: counted, warned, a frame's recipient told ---- */
-
-/*
- * Under pmu: frames for peer were dropped here. A lost notice goes where the first of them would
- * have gone: at the queue's tail (the loop), or at its head (the publisher thread, whose dropped
- * publication was the head). Consecutive drops for one peer share the tail's notice.
- */
-static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, int at_head)
-{
-    pub_t *t = b->ptail;
-    if (!at_head && t && t->notice && strcmp(t->data + b->plen + 3, peer) == 0) {
-        uint8_t *cnt = (uint8_t *)t->data + t->slen + 1 + AR__SIG_TO_HDR;
-        uint32_t c = (uint32_t)cnt[0] | (uint32_t)cnt[1] << 8 | (uint32_t)cnt[2] << 16 |
-                     (uint32_t)cnt[3] << 24;
-        c = c + n < c ? UINT32_MAX : c + n;
-        for (int i = 0; i < 4; i++)
-            cnt[i] = (uint8_t)(c >> (8 * i));
-        return;
-    }
-    pub_t *it = NULL;
-    for (unsigned i = 0; i < NOTICE_MAX && b->notices && !it; i++) {
-        pub_t *p = (pub_t *)(void *)(b->notices + (size_t)i * NOTICE_SZ);
-        if (!p->notice)
-            it = p;
-    }
-    if (!it) { /* counted and warned: the one loss nobody else is told of (docs/signal.md) */
-        b->untold = b->untold + n < b->untold ? UINT32_MAX : b->untold + n;
-        if (b->m_untold)
-            ar_metric_add(b->m_untold, 0, n);
-        return;
-    }
-    b->notices_used++;
-    it->notice = 1;
-    it->at_ms = mono_ms();
-    it->sub_gen = 0;
-    it->slen = (size_t)snprintf(it->data, NOTICE_SZ - sizeof(*it), "%sto.%s", b->prefix, peer);
-    it->len = NOTICE_LEN;
-    uint8_t *d = (uint8_t *)it->data + it->slen + 1;
-    uint64_t now = ar__sig_now_us();
-    memset(d, 0, NOTICE_LEN);
-    memcpy(d, &b->srv->node_id, 8); /* fid: this worker, counter 0 (never numbered) */
-    memcpy(d + 16, &now, 8);
-    d[24] = ACT_LOST;
-    for (int i = 0; i < 4; i++)
-        d[AR__SIG_TO_HDR + i] = (uint8_t)(n >> (8 * i));
-    if (at_head) {
-        it->next = b->phead;
-        b->phead = it;
-        if (!b->ptail)
-            b->ptail = it;
-    } else {
-        it->next = NULL;
-        if (b->ptail)
-            b->ptail->next = it;
-        else
-            b->phead = it;
-        b->ptail = it;
-    }
-    b->pbytes += NOTICE_SZ;
-    pthread_cond_signal(&b->pcv);
-}
-
-/* Under pmu: a publication to subj was dropped here (why: a log keyword). Counted by kind; a
- * warning at most once a second with the counts since the last; a frame's peer is told. */
-static void pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head)
-{
-    const char *peer;
-    uint8_t k = subj_kind(b, subj, &peer);
-    if (b->m_dropped[k])
-        ar_metric_add(b->m_dropped[k], 0, 1);
-    b->pdropped[k]++;
-    if (k == K_TO && strlen(peer) == AR__SIG_PEER_LEN)
-        notice_lost(b, peer, 1, at_head);
-    uint64_t now = mono_ms();
-    if (now - b->pwarn_ms < 1000 && b->pwarn_ms)
-        return;
-    b->pwarn_ms = now;
-    uint32_t *d = b->pdropped, other = d[K_NODE] + d[K_PROC] + d[K_INV];
-    ar_log(AR_LOG_WARN, "signal_bus_publish_dropped", AR_LF_UINT("frames", d[K_TO]),
-           AR_LF_UINT("records", d[K_REC]), AR_LF_UINT("other", other),
-           AR_LF_UINT("untold", b->untold), AR_LF_INT("held", b->held_ms != 0));
-    memset(b->pdropped, 0, sizeof(b->pdropped));
-    b->untold = 0;
-}
-
-/* ---- the publisher thread ---- */
-
-/* Under pmu: whether publications wait (nc's subscriptions not known to be in place at
- * nats-server, or pnc not connected); not once stopping (below). */
-static int held(const ar__sig_bus_t *b)
-{
-    return b->nc_state != NC_UP || !b->pnc_up;
-}
-
-/* libnats' callbacks (its own thread; in order for one connection). */
-static void on_nc_down(natsConnection *nc, void *closure)
-{
-    ar__sig_bus_t *b = closure;
-    (void)nc;
-    pthread_mutex_lock(&b->pmu);
-    b->nc_state = NC_DOWN;
-    b->nc_epoch++;
-    if (!b->held_ms)
-        b->held_ms = mono_ms();
-    pthread_cond_broadcast(&b->pfree); /* a loop waiting for room drops instead (publish) */
-    pthread_mutex_unlock(&b->pmu);
-}
-
-static void on_nc_back(natsConnection *nc, void *closure)
-{
-    ar__sig_bus_t *b = closure;
-    (void)nc;
-    pthread_mutex_lock(&b->pmu);
-    b->nc_state = NC_BACK; /* the publisher thread checks the subscriptions (confirm_subs) */
-    b->nc_epoch++;
-    pthread_cond_broadcast(&b->pcv);
-    pthread_mutex_unlock(&b->pmu);
-}
-
-static void on_pnc_change(natsConnection *nc, void *closure, int up)
-{
-    ar__sig_bus_t *b = closure;
-    (void)nc;
-    pthread_mutex_lock(&b->pmu);
-    b->pnc_up = up;
-    if (!up && !b->held_ms)
-        b->held_ms = mono_ms();
-    pthread_cond_broadcast(up ? &b->pcv : &b->pfree);
-    pthread_mutex_unlock(&b->pmu);
-}
-
-static void on_pnc_down(natsConnection *nc, void *closure)
-{
-    on_pnc_change(nc, closure, 0);
-}
-
-static void on_pnc_back(natsConnection *nc, void *closure)
-{
-    on_pnc_change(nc, closure, 1);
-}
-
-/*
- * Under pmu, with nc reconnected: libnats sent our SUBs again before anything else, so one round
- * trip on nc, asked after the reconnection, proves nats-server has them. Until then this worker
- * would publish (claims, records, hand-over answers) while it cannot hear the answers or the
- * frames for its sessions: they reached other copies of its sessions for about 2 s
- * (overload.test.mjs, "a worker cut off from NATS keeps its clients").
- */
-static void confirm_subs(ar__sig_bus_t *b)
-{
-    uint64_t epoch = b->nc_epoch, gen = b->sub_gen;
-    pthread_mutex_unlock(&b->pmu);
-    natsStatus s = natsConnection_FlushTimeout(b->nc, 2000);
-    pthread_mutex_lock(&b->pmu);
-    if (b->nc_epoch != epoch || b->nc_state != NC_BACK)
-        return; /* down again meanwhile: the next reconnection asks again */
-    if (s != NATS_OK) {
-        struct timespec until; /* no answer yet: ask again soon, not in a tight loop */
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
-        return;
-    }
-    b->nc_state = NC_UP;
-    b->sub_done = gen;
-}
-
-/* Under pmu: the head taken off the queue, its bytes given back to the loop. */
-static void pub_done(ar__sig_bus_t *b, pub_t *it)
-{
-    size_t sz = it->notice ? NOTICE_SZ : sizeof(*it) + it->slen + 1 + it->len;
-    b->pbytes -= sz < b->pbytes ? sz : b->pbytes;
-    if (it->notice) {
-        it->notice = 0;
-        b->notices_used--;
-    } else {
-        sodium_memzero(it->data, sz - sizeof(*it)); /* relayed SDP does not linger in memory */
-        ar_free(it);
-    }
-    pthread_cond_broadcast(&b->pfree);
-}
-
-/*
- * Publications go through a thread of their own: natsConnection_Publish writes to nats-server
- * when libnats' buffer is full, and nats-server stops reading a publisher while the subscribers
- * it feeds are behind (or while it is short of CPU itself). The loop then stood still in a
- * publish for seconds: no client served, no heartbeat sent, and the other workers declared it
- * dead and promoted its sessions, which made more publications (performance.md, "Scale run
- * with admission control"). Now the loop only queues; the queue's age counts as backlog for
- * admission (bus_node.c).
- *
- * While the subscribing connection is down, or back but its subscriptions not yet confirmed
- * (confirm_subs), or the publishing one is down, the queue is held, in order; a loop that finds
- * it full meanwhile drops and counts (publish). Stopping publishes what is queued at once.
- */
-static void *pub_main(void *arg)
-{
-    ar__sig_bus_t *b = arg;
-    pthread_mutex_lock(&b->pmu);
-    for (;;) {
-        if (b->nc_state == NC_BACK && !b->pstop) {
-            confirm_subs(b);
-            continue;
-        }
-        if (b->held_ms && !held(b)) {
-            ar_log(AR_LOG_WARN, "signal_bus_released",
-                   AR_LF_UINT("held_ms", mono_ms() - b->held_ms),
-                   AR_LF_UINT("queued_bytes", b->pbytes));
-            b->held_ms = 0;
-        }
-        if (!b->phead && b->pstop)
-            break; /* stopping, and everything went out */
-        if (!b->phead || (held(b) && !b->pstop)) {
-            pthread_cond_wait(&b->pcv, &b->pmu);
-            continue;
-        }
-        pub_t *it = b->phead;
-        b->phead = it->next;
-        if (!b->phead)
-            b->ptail = NULL;
-        uint64_t gen = b->sub_gen;
-        int stopping = b->pstop;
-        pthread_mutex_unlock(&b->pmu);
-        /* On one connection a SUB was in place before anything published after it, and a
-         * session's subscription must be before the record that tells others of it: a
-         * round trip on the subscribing connection first (for all subscriptions so far, on
-         * this thread: the loop does not wait). Not when stopping: NATS may be gone. */
-        if (it->sub_gen > b->sub_done && !stopping) {
-            (void)natsConnection_FlushTimeout(b->nc, 2000);
-            b->sub_done = gen;
-        }
-        natsStatus s =
-            natsConnection_Publish(b->pnc, it->data, it->data + it->slen + 1, (int)it->len);
-        pthread_mutex_lock(&b->pmu);
-        if (s != NATS_OK) {
-            /* libnats refused it (its reconnect buffer full, say): a notice for a frame goes
-             * first, at the head, where the frame was; a notice refused waits and is tried
-             * again (published at once when stopping, and dropped if refused then). */
-            if (it->notice && b->pstop) {
-                b->untold++;
-                if (b->m_untold)
-                    ar_metric_add(b->m_untold, 0, 1);
-            } else if (it->notice) {
-                it->next = b->phead;
-                b->phead = it;
-                if (!b->ptail)
-                    b->ptail = it;
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_sec++;
-                (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
-                continue;
-            } else {
-                pub_dropped(b, it->data, 1);
-            }
-        }
-        pub_done(b, it);
-    }
-    pthread_mutex_unlock(&b->pmu);
-    return NULL;
-}
-
-static void publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
-{
-    size_t slen = strlen(subj), sz = sizeof(pub_t) + slen + 1 + len;
-    if (!b->pth_started) { /* no thread: at once, as before */
-        (void)natsConnection_Publish(b->pnc, subj, data, (int)len);
-        return;
-    }
-    /* Out of memory: dropped and counted as the inbox's drops are. Published at once it would
-     * overtake the queued ones, and their order is what the receivers rely on. */
-    pub_t *it = ar_malloc(sz);
-    if (it) {
-        it->next = NULL;
-        it->notice = 0;
-        it->at_ms = mono_ms();
-        it->sub_gen = b->sub_gen; /* written by this thread only */
-        it->slen = slen;
-        it->len = len;
-        memcpy(it->data, subj, slen + 1);
-        memcpy(it->data + slen + 1, data, len);
-    }
-    pthread_mutex_lock(&b->pmu);
-    /* Full: the loop waits for the publisher thread, so that order is kept and memory bounded;
-     * not while publications are held (NATS may be gone for long): then dropped and counted. */
-    while (it && b->pbytes > b->max_bytes && !b->pstop && !held(b))
-        pthread_cond_wait(&b->pfree, &b->pmu);
-    if (it && b->pbytes > b->max_bytes && !b->pstop) {
-        sodium_memzero(it->data, slen + 1 + len);
-        ar_free(it);
-        it = NULL;
-    }
-    if (!it) {
-        pub_dropped(b, subj, 0);
-        pthread_mutex_unlock(&b->pmu);
-        return;
-    }
-    b->pbytes += sz;
-    if (b->ptail)
-        b->ptail->next = it;
-    else
-        b->phead = it;
-    b->ptail = it;
-    pthread_cond_signal(&b->pcv);
-    pthread_mutex_unlock(&b->pmu);
-}
-
 /* Under b->mu: one message of this kind (for peer, when a frame) was dropped; a frame's drop is
  * marked where the frame would have gone, after everything already queued. */
 static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
@@ -416,7 +85,7 @@ static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
 void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
 {
     const char *peer;
-    uint8_t kind = subj_kind(b, subj, &peer);
+    uint8_t kind = ar__sig_bus_subj_kind(b, subj, &peer);
     item_t *it = len <= (size_t)AR_SIG_OUT_MAX * 8u ? ar_malloc(sizeof(*it) + len + 1) : NULL;
     if (it) {
         it->next = NULL;
@@ -490,7 +159,7 @@ void ar__sig_bus_nums_flush(ar__sig_bus_t *b)
         return;
     char subj[96];
     snprintf(subj, sizeof(subj), "%sproc.%016llx", b->prefix, (unsigned long long)b->nworker);
-    publish(b, subj, b->nbuf, b->nlen);
+    ar__sig_bus_publish(b, subj, b->nbuf, b->nlen);
     sodium_memzero(b->nbuf, b->nlen); /* relayed SDP does not linger in memory */
     b->nlen = 0;
     b->nframes = 0;
@@ -593,7 +262,7 @@ static void publish_to(ar__sig_bus_t *b, const char *peer, const void *buf, size
     char subj[128];
     snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
     ar__sig_bus_nums_flush(b);
-    publish(b, subj, buf, len);
+    ar__sig_bus_publish(b, subj, buf, len);
 }
 
 static ar__sig_sess_t *owned_here(ar__sig_srv_t *srv, const char *peer)
@@ -825,14 +494,14 @@ static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
     char *s = b ? json_dumps(o, JSON_COMPACT) : NULL;
     if (s) {
         ar__sig_bus_nums_flush(b);
-        publish(b, subj, s, strlen(s));
+        ar__sig_bus_publish(b, subj, s, strlen(s));
         ar_free(s); /* jansson allocates with ar_malloc (ar_sig_init) */
     } else if (b) {
         /* Out of memory: dropped as a publication the queue has no memory for is (publish).
          * A record's drop leaves the other workers' view of it stale until its next update
          * (docs/signal.md, "Messages dropped before the loop takes them"). */
         pthread_mutex_lock(&b->pmu);
-        pub_dropped(b, subj, 0);
+        ar__sig_bus_pub_dropped(b, subj, 0);
         pthread_mutex_unlock(&b->pmu);
     }
     json_decref(o);
@@ -950,21 +619,17 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
         s = natsOptions_UseGlobalMessageDelivery(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
-    /* Each connection tells the publisher thread when it goes and comes back (pub_main). */
+    /* Each connection tells the publisher thread when it goes and comes back (bus_pub.c). */
     if (s == NATS_OK)
-        s = natsOptions_SetDisconnectedCB(o, on_nc_down, b);
-    if (s == NATS_OK)
-        s = natsOptions_SetReconnectedCB(o, on_nc_back, b);
+        s = ar__sig_bus_watch_conn(b, o, 0);
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->nc, o);
     if (s == NATS_OK)
-        s = natsOptions_SetDisconnectedCB(o, on_pnc_down, b);
-    if (s == NATS_OK)
-        s = natsOptions_SetReconnectedCB(o, on_pnc_back, b);
+        s = ar__sig_bus_watch_conn(b, o, 1);
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->pnc, o);
     natsOptions_Destroy(o);
-    if (s == NATS_OK && pthread_create(&b->pth, NULL, pub_main, b) == 0)
+    if (s == NATS_OK && pthread_create(&b->pth, NULL, ar__sig_bus_pub_main, b) == 0)
         b->pth_started = 1;
     const char *wild[] = {"node", "sess.>", "room.>", "area.>", "inv.>", NULL};
     char subj[128];
@@ -976,7 +641,7 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
                      (unsigned long long)srv->node_id);
         s = natsConnection_Subscribe(&b->subs[i], b->nc, subj, on_msg, b);
     }
-    pthread_mutex_lock(&b->pmu); /* the first publication waits for these too (pub_main) */
+    pthread_mutex_lock(&b->pmu); /* the first publication waits for these too (bus_pub.c) */
     b->sub_gen++;
     pthread_mutex_unlock(&b->pmu);
     if (s != NATS_OK) {

@@ -141,6 +141,18 @@ static inline uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* bus_pub.c: the kind of a message by its subject (K_REC for any other); *peer: a frame's
+ * peer, or "". */
+uint8_t ar__sig_bus_subj_kind(const ar__sig_bus_t *b, const char *subj, const char **peer);
+/* bus_pub.c: queues a publication for the publisher thread (at once without one). */
+void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
+/* bus_pub.c, under pmu: a publication to subj was dropped on this side: counted, warned, a
+ * frame's peer told by a lost notice (at the queue's head when at_head, else at its tail). */
+void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head);
+/* bus_pub.c: the publisher thread (arg: the bus). */
+void *ar__sig_bus_pub_main(void *arg);
+/* bus_pub.c: sets o's callbacks for the subscribing (pub 0) or the publishing connection. */
+natsStatus ar__sig_bus_watch_conn(ar__sig_bus_t *b, natsOptions *o, int pub);
 /* bus.c: publishes the numbered copies batched for one backup worker (ar__sig_bus_num). */
 void ar__sig_bus_nums_flush(ar__sig_bus_t *b);
 /* bus.c: takes what the inbox holds now, as a wake-up of the loop would. */

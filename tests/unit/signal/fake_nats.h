@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#define FAKE_NATS_MAX 64
+#define FAKE_NATS_MAX 128
 
 typedef struct fake_pub_s {
     int conn; /* which connection: 0 the first connected (bus.c's nc), 1 the second (pnc) */

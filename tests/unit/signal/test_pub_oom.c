@@ -14,6 +14,7 @@
 
 #include "anteroom/alloc.h"
 
+#include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -149,11 +150,34 @@ static void test_many_dropped(void **state)
     assert_int_equal(published_to(3), 'd');
 }
 
+/* A record whose text finds no memory (json_dumps, publish_json) is counted as a dropped
+ * record, not lost without a trace; the next one goes out. */
+static void test_record_text_dropped(void **state)
+{
+    fixture_t *f = *state;
+    ar_metric_t *dropped = f->srv->bus->m_dropped[K_REC];
+    assert_non_null(dropped);
+    int64_t before = ar_metric_value(dropped);
+    ar__sig_bus_rec(f->srv, "sess", su_peer('a'), json_pack("{s:s}", "p", su_peer('a')));
+    json_t *o = json_pack("{s:s}", "p", su_peer('b'));
+    assert_non_null(o);
+    ar_alloc_fail_after(0);
+    ar__sig_bus_rec(f->srv, "sess", su_peer('b'), o);
+    assert_true(ar_alloc_fail_after(-1) >= 1);
+    assert_int_equal(ar_metric_value(dropped) - before, 1);
+    ar__sig_bus_rec(f->srv, "sess", su_peer('c'), json_pack("{s:s}", "p", su_peer('c')));
+    ar__sig_bus_stop(f->srv);
+    assert_int_equal(fake_nats_count(), 2);
+    assert_string_equal(fake_nats_get(0).subj + 11, su_peer('a'));
+    assert_string_equal(fake_nats_get(1).subj + 11, su_peer('c'));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dropped_not_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_text_dropped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
