@@ -675,12 +675,19 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
     for (int i = 0; i < 6; i++)
         natsSubscription_Destroy(b->subs[i]);
     natsConnection *cs[2] = {b->nc, b->pnc};
+    int nconn = 0;
     for (int i = 0; i < 2; i++) {
         if (cs[i]) {
             natsConnection_Close(cs[i]);
             natsConnection_Destroy(cs[i]);
+            nconn++;
         }
     }
+    /* libnats calls back (disconnected, then closed) on its own thread after Close: b is freed
+     * only once both connections' last callback has run. Not waited for without end: after 2 s
+     * b is left allocated (a leak at exit rather than a callback into freed memory). */
+    if (!ar__sig_bus_wait_closed(b, nconn))
+        return;
     for (int q = 0; q < 3; q++) {
         item_t *it = q == 2 ? b->nhead : q ? b->lhead : b->head;
         while (it) {

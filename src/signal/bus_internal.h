@@ -88,7 +88,7 @@ struct ar__sig_bus_s {
      * subscriptions not yet known to be in place again (NC_BACK), or up; nc_epoch counts the
      * changes; pnc_up: the publishing connection is connected. Publications are held unless
      * NC_UP and pnc_up (pub_main); held_ms: since when (0: not held). */
-    int nc_state, pnc_up;
+    int nc_state, pnc_up, closed; /* closed: connections whose closed callback has run */
     uint64_t nc_epoch, held_ms;
     /* The lost notices (NOTICE_MAX slots of NOTICE_SZ bytes, under pmu) and how many are in
      * use; untold: frames dropped with no notice free (counted, warned). */
@@ -153,6 +153,8 @@ void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head);
 void *ar__sig_bus_pub_main(void *arg);
 /* bus_pub.c: sets o's callbacks for the subscribing (pub 0) or the publishing connection. */
 natsStatus ar__sig_bus_watch_conn(ar__sig_bus_t *b, natsOptions *o, int pub);
+/* bus_pub.c: waits (up to 2 s) until n connections' closed callbacks have run; 1 if they have. */
+int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n);
 /* bus.c: publishes the numbered copies batched for one backup worker (ar__sig_bus_num). */
 void ar__sig_bus_nums_flush(ar__sig_bus_t *b);
 /* bus.c: takes what the inbox holds now, as a wake-up of the loop would. */

@@ -176,12 +176,40 @@ static void on_pnc_back(natsConnection *nc, void *closure)
     on_pnc_change(nc, closure, 1);
 }
 
+static void on_closed(natsConnection *nc, void *closure)
+{
+    ar__sig_bus_t *b = closure;
+    (void)nc;
+    pthread_mutex_lock(&b->pmu);
+    b->closed++;
+    pthread_cond_broadcast(&b->pcv);
+    pthread_mutex_unlock(&b->pmu); /* b is not touched after: bus_stop may free it now */
+}
+
 natsStatus ar__sig_bus_watch_conn(ar__sig_bus_t *b, natsOptions *o, int pub)
 {
     natsStatus s = natsOptions_SetDisconnectedCB(o, pub ? on_pnc_down : on_nc_down, b);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(o, pub ? on_pnc_back : on_nc_back, b);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(o, on_closed, b);
     return s;
+}
+
+int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 2;
+    int rc = 0;
+    pthread_mutex_lock(&b->pmu);
+    while (b->closed < n && rc == 0)
+        rc = pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+    int done = b->closed >= n;
+    pthread_mutex_unlock(&b->pmu);
+    if (!done)
+        ar_log0(AR_LOG_WARN, "signal_bus_close_timeout");
+    return done;
 }
 
 /*

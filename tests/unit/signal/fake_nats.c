@@ -19,12 +19,12 @@ static int gate_open = 1;
 static pthread_t gate_owner; /* the thread that closed the gate: it never waits at it */
 static char objs[16];        /* fake options, connections and subscriptions point in here */
 static int nconns, flush_fail, flush_rec;
-static natsConnectionHandler opt_down, opt_back; /* as the options hold them now */
+static natsConnectionHandler opt_down, opt_back, opt_closed; /* as the options hold them now */
 static struct {
-    natsConnectionHandler down, back; /* as the options held them at connect */
-    void *down_arg, *back_arg;
+    natsConnectionHandler down, back, closed; /* as the options held them at connect */
+    void *down_arg, *back_arg, *closed_arg;
 } conns[2];
-static void *opt_down_arg, *opt_back_arg;
+static void *opt_down_arg, *opt_back_arg, *opt_closed_arg;
 
 static int conn_index(natsConnection *nc)
 {
@@ -72,8 +72,8 @@ void fake_nats_reset(void)
     npubs = entered = 0;
     gate_open = 1;
     nconns = flush_fail = flush_rec = 0;
-    opt_down = opt_back = NULL;
-    opt_down_arg = opt_back_arg = NULL;
+    opt_down = opt_back = opt_closed = NULL;
+    opt_down_arg = opt_back_arg = opt_closed_arg = NULL;
     memset(conns, 0, sizeof(conns));
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
@@ -201,6 +201,14 @@ natsStatus natsOptions_SetReconnectedCB(natsOptions *opts, natsConnectionHandler
     return NATS_OK;
 }
 
+natsStatus natsOptions_SetClosedCB(natsOptions *opts, natsConnectionHandler cb, void *closure)
+{
+    (void)opts;
+    opt_closed = cb;
+    opt_closed_arg = closure;
+    return NATS_OK;
+}
+
 natsStatus natsConnection_Connect(natsConnection **nc, natsOptions *options)
 {
     (void)options;
@@ -209,6 +217,8 @@ natsStatus natsConnection_Connect(natsConnection **nc, natsOptions *options)
     conns[i].down_arg = opt_down_arg;
     conns[i].back = opt_back;
     conns[i].back_arg = opt_back_arg;
+    conns[i].closed = opt_closed;
+    conns[i].closed_arg = opt_closed_arg;
     *nc = (natsConnection *)(void *)&objs[i ? 4 : 1];
     return NATS_OK;
 }
@@ -257,7 +267,11 @@ natsConnStatus natsConnection_Status(natsConnection *nc)
 
 void natsConnection_Close(natsConnection *nc)
 {
-    (void)nc;
+    /* libnats calls back on its own thread after Close; here at once, which bus_stop's wait
+     * for it covers too. */
+    int i = conn_index(nc);
+    if (conns[i].closed)
+        conns[i].closed(nc, conns[i].closed_arg);
 }
 
 void natsConnection_Destroy(natsConnection *nc)
