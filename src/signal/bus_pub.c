@@ -96,7 +96,7 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, int at_h
     pthread_cond_signal(&b->pcv);
 }
 
-/* Under pmu: a publication to subj was dropped here (why: a log keyword). Counted by kind; a
+/* Under pmu: a publication to subj was dropped here. Counted by kind (the metric at once); a
  * warning at most once a second with the counts since the last; a frame's peer is told. */
 void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head)
 {
