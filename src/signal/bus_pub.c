@@ -96,6 +96,17 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, int at_h
     pthread_cond_signal(&b->pcv);
 }
 
+static void warn_dropped(ar__sig_bus_t *b, int force);
+
+/* Under pmu: drops counted and not yet in a warning. */
+static int drops_pending(const ar__sig_bus_t *b)
+{
+    uint32_t any = b->untold;
+    for (int k = 0; k < K__COUNT; k++)
+        any |= b->pdropped[k];
+    return any != 0;
+}
+
 /* Under pmu: a publication to subj was dropped here. Counted by kind (the metric at once); a
  * warning at most once a second with the counts since the last; a frame's peer is told. */
 void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head)
@@ -107,8 +118,17 @@ void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head)
     b->pdropped[k]++;
     if (k == K_TO && strlen(peer) == AR__SIG_PEER_LEN)
         notice_lost(b, peer, 1, at_head);
+    warn_dropped(b, 0);
+}
+
+/* Under pmu: the drops counted since the last warning, logged unless one was less than a second
+ * ago (the publisher thread logs those a second later, pub_main); force: whatever the time. */
+static void warn_dropped(ar__sig_bus_t *b, int force)
+{
     uint64_t now = mono_ms();
-    if (now - b->pwarn_ms < 1000 && b->pwarn_ms)
+    if (!force && b->pwarn_ms && now - b->pwarn_ms < 1000)
+        return;
+    if (!drops_pending(b))
         return;
     b->pwarn_ms = now;
     uint32_t *d = b->pdropped, other = d[K_NODE] + d[K_PROC] + d[K_INV];
@@ -288,8 +308,16 @@ void *ar__sig_bus_pub_main(void *arg)
         }
         if (!b->phead && b->pstop)
             break; /* stopping, and everything went out */
+        warn_dropped(b, 0);
         if (!b->phead || (held(b) && !b->pstop)) {
-            pthread_cond_wait(&b->pcv, &b->pmu);
+            if (drops_pending(b)) { /* their warning is due within a second */
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec++;
+                (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+            } else {
+                pthread_cond_wait(&b->pcv, &b->pmu);
+            }
             continue;
         }
         pub_t *it = b->phead;
@@ -334,6 +362,7 @@ void *ar__sig_bus_pub_main(void *arg)
         }
         pub_done(b, it);
     }
+    warn_dropped(b, 1);
     pthread_mutex_unlock(&b->pmu);
     return NULL;
 }
