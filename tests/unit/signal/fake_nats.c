@@ -59,6 +59,14 @@ void fake_nats_record_flushes(int on)
     pthread_mutex_unlock(&mu);
 }
 
+int fake_nats_flushes_to_fail(void)
+{
+    pthread_mutex_lock(&mu);
+    int n = flush_fail;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
 void fake_nats_fail_flushes(int n)
 {
     pthread_mutex_lock(&mu);

@@ -40,5 +40,7 @@ void fake_nats_conn(int conn, int up);
 void fake_nats_record_flushes(int on);
 /* The next n round trips fail (as with no answer within their timeout). */
 void fake_nats_fail_flushes(int n);
+/* How many of those are still to fail. */
+int fake_nats_flushes_to_fail(void);
 
 #endif

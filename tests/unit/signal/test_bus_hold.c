@@ -153,10 +153,12 @@ static void test_round_trip_fails(void **state)
     fixture_t *f = *state;
     fake_nats_conn(0, 0);
     send_to(f, 'a');
-    fake_nats_fail_flushes(2);
+    fake_nats_fail_flushes(3);
     fake_nats_conn(0, 1);
-    sleep_ms(100);
-    assert_int_equal(fake_nats_count(), 0); /* the first attempt failed */
+    for (int i = 0; i < 500 && fake_nats_flushes_to_fail() > 1; i++)
+        sleep_ms(10);
+    assert_int_equal(fake_nats_flushes_to_fail(), 1); /* two attempts failed, 100 ms apart */
+    assert_int_equal(fake_nats_count(), 0);           /* and nothing went out */
     wait_count(2);
     assert_int_equal(what(0), 'F');
     assert_int_equal(what(1), 'a');
