@@ -7,6 +7,7 @@
 # Prints every run's CPU figure, then per server and size the median CPU us per relayed packet
 # and its ratio to the first server's median from the same invocation: the command for
 # before/after comparisons of the UDP relay path (run.sh's table is the one the issue reads).
+# A run that fails is warned of at once and left out of the medians; the end says how many.
 #
 # Usage: bench/turn/udp_ab.sh [LABEL=SERVER ...]
 #        SERVER: an anteroom-turn binary, optionally followed by a comma-separated list of extra
