@@ -210,13 +210,9 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     }
     /* P2: the name and answers live in this record, in memory, for the wait and the call. A
      * record that arrived before (a patient back to status 0) drops the old ones first. */
-    ar_free(r->name);
+    ar__sig_name_wipe(&r->name);
     r->name = ar_strndup(m->u.arrive.name.p, m->u.arrive.name.len);
-    for (size_t i = 0; q->ans && i < r->nans; i++) {
-        ar_free((void *)q->ans[i].q.p);
-        ar_free((void *)q->ans[i].a.p);
-    }
-    r->nans = 0;
+    ar__sig_answers_wipe(r, q);
     if (m->u.arrive.answers.count && !q->ans)
         q->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*q->ans));
     for (size_t i = 0; q->ans && i < m->u.arrive.answers.count && i < AR_SIG_ANSWERS_MAX; i++) {

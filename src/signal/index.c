@@ -72,6 +72,26 @@ void ar__sig_str_free_personal(char **dst)
     str_free(dst, 1);
 }
 
+void ar__sig_name_wipe(char **name)
+{
+    if (*name) {
+        sodium_memzero(*name, strlen(*name));
+        ar_free(*name);
+    }
+    *name = NULL;
+}
+
+void ar__sig_answers_wipe(ar__sig_rec_t *r, ar__sig_recq_t *q)
+{
+    for (size_t i = 0; q->ans && i < r->nans; i++) {
+        sodium_memzero((void *)q->ans[i].q.p, q->ans[i].q.len);
+        sodium_memzero((void *)q->ans[i].a.p, q->ans[i].a.len);
+        ar_free((void *)q->ans[i].q.p);
+        ar_free((void *)q->ans[i].a.p);
+    }
+    r->nans = 0;
+}
+
 const ar__sig_recq_t ar__sig_no_q = {
     ar__sig_empty, ar__sig_empty, ar__sig_empty, ar__sig_empty, ar__sig_empty, NULL, 0};
 
@@ -113,16 +133,11 @@ ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
 
 static void free_strings(ar__sig_rec_t *r)
 {
-    ar_free(r->name);
-    r->name = NULL;
+    ar__sig_name_wipe(&r->name);
     ar__sig_recq_t *q = r->q;
     if (q == &ar__sig_no_q)
         return;
-    for (size_t i = 0; q->ans && i < r->nans; i++) {
-        ar_free((void *)q->ans[i].q.p);
-        ar_free((void *)q->ans[i].a.p);
-    }
-    r->nans = 0;
+    ar__sig_answers_wipe(r, q);
     ar_free(q->ans);
     ar__sig_str_free(&q->clinic);
     ar__sig_str_free(&q->area);

@@ -139,6 +139,10 @@ typedef struct ar__sig_rec_s {
 
 /* r's queue facts, writable (allocated at the first call); NULL when out of memory. */
 ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r);
+/* A patient's name (NULL or allocated) and its typed answers, wiped before the memory goes back
+ * (P2, S4): *name becomes NULL, the answers none (their array is kept for the next ones). */
+void ar__sig_name_wipe(char **name);
+void ar__sig_answers_wipe(ar__sig_rec_t *r, ar__sig_recq_t *q);
 
 /* Every worker holds every room too: its id is allocated at its length, after the struct. */
 struct ar__sig_room_s {

@@ -113,9 +113,12 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
     ar__sig_bus_rec(srv, kind, key, o);
 }
 
-static void set_str(char **dst, const char *v)
+/* A patient's name from a record update: the old one wiped (ar__sig_name_wipe). */
+static void set_name(char **dst, const char *v)
 {
-    ar_free(*dst);
+    if (*dst && v && strcmp(*dst, v) == 0)
+        return;
+    ar__sig_name_wipe(dst);
     *dst = v && v[0] ? ar_strndup(v, strlen(v)) : NULL;
 }
 
@@ -229,7 +232,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     if (claim == CLAIM_YIELD)
         yield(srv, r);
     if ((s = json_string_value(json_object_get(o, "name"))))
-        set_str(&r->name, s);
+        set_name(&r->name, s);
     ar__sig_recq_t *rq;
     if ((s = json_string_value(json_object_get(o, "lang"))) && (rq = ar__sig_rec_q(r)))
         ar__sig_str_set_personal(&rq->lang, s, AR__SIG_LANG_MAX);
@@ -262,11 +265,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
                             json_array_size(json_object_get(o, "ans")));
     if (qfields && (rq = facts ? ar__sig_rec_q(r) : r->q)) {
         if ((v = json_object_get(o, "ans")) && rq != &ar__sig_no_q) {
-            for (size_t i = 0; rq->ans && i < r->nans; i++) {
-                ar_free((void *)rq->ans[i].q.p);
-                ar_free((void *)rq->ans[i].a.p);
-            }
-            r->nans = 0;
+            ar__sig_answers_wipe(r, rq);
             if (json_array_size(v) && !rq->ans)
                 rq->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*rq->ans));
             for (size_t i = 0; rq->ans && i < json_array_size(v) && i < AR_SIG_ANSWERS_MAX; i++) {
