@@ -119,6 +119,8 @@ static uint8_t subj_kind(const ar__sig_bus_t *b, const char *subj, const char **
 static void publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
 {
     size_t slen = strlen(subj), sz = sizeof(pub_t) + slen + 1 + len;
+    if (b->left)
+        return; /* after our departure (ar__sig_bus_leave) the sessions are the backups' */
     if (!b->pth_started) { /* no thread: at once, as before */
         (void)natsConnection_Publish(b->pnc, subj, data, (int)len);
         return;
@@ -208,8 +210,12 @@ void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_
     }
     if (it) {
         b->bytes += len;
-        item_t **head = kind == K_NODE ? &b->nhead : &b->head;
-        item_t **tail = kind == K_NODE ? &b->ntail : &b->tail;
+        /* A departure is handled in its place, after the leaving worker's copies (bus_node.c). */
+        int beat = kind == K_NODE && !(len >= sizeof(AR__SIG_LEAVE_HEAD) - 1 &&
+                                       memcmp(data, AR__SIG_LEAVE_HEAD,
+                                              sizeof(AR__SIG_LEAVE_HEAD) - 1) == 0);
+        item_t **head = beat ? &b->nhead : &b->head;
+        item_t **tail = beat ? &b->ntail : &b->tail;
         if (*tail)
             (*tail)->next = it;
         else
@@ -253,6 +259,12 @@ static void put_le(uint8_t *p, uint64_t v, int n)
 {
     for (int i = 0; i < n; i++)
         p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
+{
+    ar__sig_bus_nums_flush(b);
+    publish(b, subj, data, len);
 }
 
 void ar__sig_bus_nums_flush(ar__sig_bus_t *b)
@@ -418,6 +430,8 @@ static void handle_item(ar__sig_srv_t *srv, item_t *it)
         ar__sig_proc_msg(srv, it->data, it->len, NULL);
     } else if (it->kind == K_INV) {
         ar__sig_invite_apply(srv, it->data, it->len);
+    } else if (it->kind == K_NODE) {
+        ar__sig_bus_on_node(srv, it->data, it->len); /* a departure */
     } else {
         json_t *o = json_loadb(it->data, it->len, JSON_REJECT_DUPLICATES, NULL);
         if (o)

@@ -94,6 +94,8 @@ struct ar__sig_bus_s {
     uint64_t others_behind_until_ms;
     int behind;
     ar_metric_t *m_refused, *m_backlog_ms;
+    /* This worker announced that it leaves (ar__sig_bus_leave): it publishes nothing more. */
+    int left;
 };
 
 /* Heartbeat ages, admission lag and publication ages are seconds or near: the coarse clock (a
@@ -108,6 +110,12 @@ static inline uint64_t mono_ms(void)
 
 /* bus.c: publishes the numbered copies batched for one backup worker (ar__sig_bus_num). */
 void ar__sig_bus_nums_flush(ar__sig_bus_t *b);
+/* bus.c: publishes on subj after the numbered copies batched so far, through the publisher
+ * thread's queue (after everything queued before). */
+void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
+/* A worker's departure on ar.<jur>.node begins so (bus_node.c): it is no heartbeat to take
+ * first, but keeps its place after that worker's records and copies (ar__sig_bus_put). */
+#define AR__SIG_LEAVE_HEAD "{\"l\":1,"
 /* bus.c: takes what the inbox holds now, as a wake-up of the loop would. */
 void ar__sig_bus_take(ar__sig_srv_t *srv);
 /* bus_node.c: a heartbeat from the bus (ar.<jur>.node). */

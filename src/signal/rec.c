@@ -225,6 +225,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     json_t *v;
     const char *s;
     int claim = ownership_claim(srv, r, o, strtoull(origin, NULL, 16));
+    uint64_t owner = r->owner;
     if ((v = json_object_get(o, "role")))
         r->role = (uint8_t)json_integer_value(v);
     if (claim != CLAIM_REFUSED) {
@@ -237,6 +238,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     }
     if (claim == CLAIM_YIELD)
         yield(srv, r);
+    int moved = r->owner != owner;
     if ((s = json_string_value(json_object_get(o, "name"))))
         set_str(&r->name, s);
     ar__sig_recq_t *rq;
@@ -308,4 +310,8 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
             srv->qt = q;
         ar__sig_sess_adopt(srv, r->local); /* "own" with us as owner, and a backup again */
     }
+    /* A client resuming here asks the new owner (a promoter, graceful stop or death) now,
+     * not at the next tick. Looked up again: enforcing the room above may end sessions. */
+    if (moved && (r = ar__sig_rec_find(srv, peer)) && r->local)
+        ar__sig_resume_kick(srv, r->local);
 }
