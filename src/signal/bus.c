@@ -211,9 +211,9 @@ void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_
     if (it) {
         b->bytes += len;
         /* A departure is handled in its place, after the leaving worker's copies (bus_node.c). */
-        int beat = kind == K_NODE && !(len >= sizeof(AR__SIG_LEAVE_HEAD) - 1 &&
-                                       memcmp(data, AR__SIG_LEAVE_HEAD,
-                                              sizeof(AR__SIG_LEAVE_HEAD) - 1) == 0);
+        int beat = kind == K_NODE &&
+                   !(len >= sizeof(AR__SIG_LEAVE_HEAD) - 1 &&
+                     memcmp(data, AR__SIG_LEAVE_HEAD, sizeof(AR__SIG_LEAVE_HEAD) - 1) == 0);
         item_t **head = beat ? &b->nhead : &b->head;
         item_t **tail = beat ? &b->ntail : &b->tail;
         if (*tail)
