@@ -51,110 +51,6 @@
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
-/*
- * Publications go through a thread of their own: natsConnection_Publish writes to nats-server
- * when libnats' buffer is full, and nats-server stops reading a publisher while the subscribers
- * it feeds are behind (or while it is short of CPU itself). The loop then stood still in a
- * publish for seconds: no client served, no heartbeat sent, and the other workers declared it
- * dead and promoted its sessions, which made more publications (performance.md, "Scale run
- * with admission control"). Now the loop only queues; the queue's age counts as backlog for
- * admission (below).
- */
-static void *pub_main(void *arg)
-{
-    ar__sig_bus_t *b = arg;
-    pthread_mutex_lock(&b->pmu);
-    for (;;) {
-        while (!b->phead && !b->pstop)
-            pthread_cond_wait(&b->pcv, &b->pmu);
-        pub_t *it = b->phead;
-        if (!it)
-            break; /* stopping, and everything went out */
-        b->phead = it->next;
-        if (!b->phead)
-            b->ptail = NULL;
-        uint64_t gen = b->sub_gen;
-        int stopping = b->pstop;
-        pthread_mutex_unlock(&b->pmu);
-        /* On one connection a SUB was in place before anything published after it, and a
-         * session's subscription must be before the record that tells others of it: a
-         * round trip on the subscribing connection first (for all subscriptions so far, on
-         * this thread: the loop does not wait). Not when stopping: NATS may be gone. */
-        if (it->sub_gen > b->sub_done && !stopping) {
-            (void)natsConnection_FlushTimeout(b->nc, 2000);
-            b->sub_done = gen;
-        }
-        (void)natsConnection_Publish(b->pnc, it->data, it->data + it->slen + 1, (int)it->len);
-        size_t sz = sizeof(*it) + it->slen + 1 + it->len;
-        sodium_memzero(it->data, sz - sizeof(*it)); /* relayed SDP does not linger in memory */
-        ar_free(it);
-        pthread_mutex_lock(&b->pmu);
-        b->pbytes -= sz < b->pbytes ? sz : b->pbytes;
-        pthread_cond_broadcast(&b->pfree);
-    }
-    pthread_mutex_unlock(&b->pmu);
-    return NULL;
-}
-
-/* The kind of a message by its subject (K_REC for any other); *peer: a frame's peer, or "". */
-static uint8_t subj_kind(const ar__sig_bus_t *b, const char *subj, const char **peer)
-{
-    *peer = "";
-    if (strncmp(subj, b->prefix, b->plen) != 0)
-        return K_REC;
-    const char *rest = subj + b->plen;
-    if (strcmp(rest, "node") == 0)
-        return K_NODE;
-    if (strncmp(rest, "to.", 3) == 0) {
-        *peer = rest + 3;
-        return K_TO;
-    }
-    if (strncmp(rest, "proc.", 5) == 0)
-        return K_PROC;
-    if (strncmp(rest, "inv.", 4) == 0)
-        return K_INV;
-    return K_REC;
-}
-
-static void publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
-{
-    size_t slen = strlen(subj), sz = sizeof(pub_t) + slen + 1 + len;
-    if (b->left)
-        return; /* after our departure (ar__sig_bus_leave) the sessions are the backups' */
-    if (!b->pth_started) { /* no thread: at once, as before */
-        (void)natsConnection_Publish(b->pnc, subj, data, (int)len);
-        return;
-    }
-    pub_t *it = ar_malloc(sz);
-    if (!it) {
-        /* Out of memory: dropped and counted as the inbox's drops are. Published at once it
-         * would overtake the queued ones, and their order is what the receivers rely on. */
-        const char *peer;
-        uint8_t k = subj_kind(b, subj, &peer);
-        if (b->m_dropped[k])
-            ar_metric_add(b->m_dropped[k], 0, 1);
-        return;
-    }
-    it->next = NULL;
-    it->at_ms = mono_ms();
-    it->sub_gen = b->sub_gen; /* written by this thread only */
-    it->slen = slen;
-    it->len = len;
-    memcpy(it->data, subj, slen + 1);
-    memcpy(it->data + slen + 1, data, len);
-    pthread_mutex_lock(&b->pmu);
-    while (b->pbytes > b->max_bytes && !b->pstop)
-        pthread_cond_wait(&b->pfree, &b->pmu);
-    b->pbytes += sz;
-    if (b->ptail)
-        b->ptail->next = it;
-    else
-        b->phead = it;
-    b->ptail = it;
-    pthread_cond_signal(&b->pcv);
-    pthread_mutex_unlock(&b->pmu);
-}
-
 /* Under b->mu: one message of this kind (for peer, when a frame) was dropped; a frame's drop is
  * marked where the frame would have gone, after everything already queued. */
 static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
@@ -189,7 +85,7 @@ static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
 void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
 {
     const char *peer;
-    uint8_t kind = subj_kind(b, subj, &peer);
+    uint8_t kind = ar__sig_bus_subj_kind(b, subj, &peer);
     item_t *it = len <= (size_t)AR_SIG_OUT_MAX * 8u ? ar_malloc(sizeof(*it) + len + 1) : NULL;
     if (it) {
         it->next = NULL;
@@ -261,19 +157,13 @@ static void put_le(uint8_t *p, uint64_t v, int n)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
-{
-    ar__sig_bus_nums_flush(b);
-    publish(b, subj, data, len);
-}
-
 void ar__sig_bus_nums_flush(ar__sig_bus_t *b)
 {
     if (!b->nlen)
         return;
     char subj[96];
     snprintf(subj, sizeof(subj), "%sproc.%016llx", b->prefix, (unsigned long long)b->nworker);
-    publish(b, subj, b->nbuf, b->nlen);
+    ar__sig_bus_publish(b, subj, b->nbuf, b->nlen);
     sodium_memzero(b->nbuf, b->nlen); /* relayed SDP does not linger in memory */
     b->nlen = 0;
     b->nframes = 0;
@@ -376,7 +266,7 @@ static void publish_to(ar__sig_bus_t *b, const char *peer, const void *buf, size
     char subj[128];
     snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
     ar__sig_bus_nums_flush(b);
-    publish(b, subj, buf, len);
+    ar__sig_bus_publish(b, subj, buf, len);
 }
 
 static ar__sig_sess_t *owned_here(ar__sig_srv_t *srv, const char *peer)
@@ -531,6 +421,12 @@ void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, s
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
     /* Only the owner numbers frames (and a backup keeps its copy): a session this worker no
      * longer owns may still linger here with its old connection until it closes. */
+    if (len == NOTICE_LEN && data[24] == ACT_LOST) { /* the sender's publisher dropped some */
+        uint32_t n = (uint32_t)data[25] | (uint32_t)data[26] << 8 | (uint32_t)data[27] << 16 |
+                     (uint32_t)data[28] << 24;
+        ar__sig_sess_frames_lost(srv, peer, n ? n : 1);
+        return;
+    }
     if (!r || !r->local || len < 25 || !(r->local->is_backup || r->owner == srv->node_id))
         return;
     uint64_t sent;
@@ -600,11 +496,19 @@ int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, siz
 
 static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
 {
-    char *s = srv->bus ? json_dumps(o, JSON_COMPACT) : NULL;
+    ar__sig_bus_t *b = srv->bus;
+    char *s = b ? json_dumps(o, JSON_COMPACT) : NULL;
     if (s) {
-        ar__sig_bus_nums_flush(srv->bus);
-        publish(srv->bus, subj, s, strlen(s));
+        ar__sig_bus_nums_flush(b);
+        ar__sig_bus_publish(b, subj, s, strlen(s));
         ar_free(s); /* jansson allocates with ar_malloc (ar_sig_init) */
+    } else if (b) {
+        /* Out of memory: dropped as a publication the queue has no memory for is (publish).
+         * A record's drop leaves the other workers' view of it stale until its next update
+         * (docs/signal.md, "Messages dropped before the loop takes them"). */
+        pthread_mutex_lock(&b->pmu);
+        ar__sig_bus_pub_dropped(b, subj, 0);
+        pthread_mutex_unlock(&b->pmu);
     }
     json_decref(o);
 }
@@ -673,11 +577,20 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
     pthread_cond_init(&b->pfree, NULL);
     b->plen = (size_t)snprintf(b->prefix, sizeof(b->prefix), "ar.%s.", srv->conf->jurisdiction);
     b->max_bytes = srv->conf->inbox_max > 0 ? (size_t)srv->conf->inbox_max : (size_t)64 << 20;
+    b->pnc_up = 1;
+    b->notices = ar_calloc(NOTICE_MAX, NOTICE_SZ);
+    if (!b->notices)
+        return AR_ENOMEM;
     for (int k = 0; k < K__COUNT && srv->metrics; k++)
         b->m_dropped[k] = ar_metrics_counter(
             srv->metrics, "anteroom_signal_bus_dropped_total",
             "bus messages dropped before the loop took them (inbox-max, out of memory)",
             k_kind_label[k]);
+    if (srv->metrics)
+        b->m_untold = ar_metrics_counter(
+            srv->metrics, "anteroom_signal_bus_lost_untold_total",
+            "frames this worker dropped whose recipient got no lost notice (all notices in use)",
+            NULL);
     b->admit_lag_ms = (uint64_t)srv->conf->admit_lag;
     b->admit_bytes = b->max_bytes / 2;
     if (srv->metrics) {
@@ -712,12 +625,17 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
         s = natsOptions_UseGlobalMessageDelivery(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
+    /* Each connection tells the publisher thread when it goes and comes back (bus_pub.c). */
+    if (s == NATS_OK)
+        s = ar__sig_bus_watch_conn(b, o, 0);
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->nc, o);
     if (s == NATS_OK)
+        s = ar__sig_bus_watch_conn(b, o, 1);
+    if (s == NATS_OK)
         s = natsConnection_Connect(&b->pnc, o);
     natsOptions_Destroy(o);
-    if (s == NATS_OK && pthread_create(&b->pth, NULL, pub_main, b) == 0)
+    if (s == NATS_OK && pthread_create(&b->pth, NULL, ar__sig_bus_pub_main, b) == 0)
         b->pth_started = 1;
     const char *wild[] = {"node", "sess.>", "room.>", "area.>", "inv.>", NULL};
     char subj[128];
@@ -729,6 +647,9 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
                      (unsigned long long)srv->node_id);
         s = natsConnection_Subscribe(&b->subs[i], b->nc, subj, on_msg, b);
     }
+    pthread_mutex_lock(&b->pmu); /* the first publication waits for these too (bus_pub.c) */
+    b->sub_gen++;
+    pthread_mutex_unlock(&b->pmu);
     if (s != NATS_OK) {
         ar_log(AR_LOG_ERROR, "signal_bus_connect_failed", AR_LF_INT("nats_status", s));
         return AR_EIO;
@@ -760,12 +681,19 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
     for (int i = 0; i < 6; i++)
         natsSubscription_Destroy(b->subs[i]);
     natsConnection *cs[2] = {b->nc, b->pnc};
+    int nconn = 0;
     for (int i = 0; i < 2; i++) {
         if (cs[i]) {
             natsConnection_Close(cs[i]);
             natsConnection_Destroy(cs[i]);
+            nconn++;
         }
     }
+    /* libnats calls back (disconnected, then closed) on its own thread after Close: b is freed
+     * only once both connections' last callback has run. Not waited for without end: after 2 s
+     * b is left allocated (a leak at exit rather than a callback into freed memory). */
+    if (!ar__sig_bus_wait_closed(b, nconn))
+        return;
     for (int q = 0; q < 3; q++) {
         item_t *it = q == 2 ? b->nhead : q ? b->lhead : b->head;
         while (it) {
@@ -775,6 +703,7 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
         }
     }
     ar_free(b->nbuf);
+    ar_free(b->notices);
     if (b->efd >= 0)
         close(b->efd);
     pthread_mutex_destroy(&b->mu);

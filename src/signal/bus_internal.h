@@ -47,8 +47,28 @@ typedef struct pub_s {
     uint64_t at_ms;
     uint64_t sub_gen; /* subscriptions made before it was queued (ar__sig_bus_sub_to) */
     size_t slen, len;
+    uint8_t notice; /* one of the bus's preallocated lost notices (below), never freed */
     char data[];
 } pub_t;
+
+/*
+ * A lost notice: frames for one peer that this worker's publisher dropped (no memory for the
+ * queue entry, a queue full while publications are held, or libnats refusing one), published on
+ * to.<peer> where the first of them would have gone. Its owner turns it into error "lost" in
+ * that place, as it does its own inbox's drops (docs/signal.md, "Messages dropped before the
+ * loop takes them"). The frame part of a to.<peer> message is then the count (4 bytes, little
+ * endian) and the action byte ACT_LOST, which no frame carries (internal.h AR__SIG_ACT_*).
+ * NOTICE_MAX of them are allocated with the bus: a notice needs no memory when memory is
+ * short, and the queue may hold them beyond inbox-max (at most NOTICE_MAX * NOTICE_SZ bytes).
+ */
+#define ACT_LOST 0xfe
+#define NOTICE_LEN (AR__SIG_TO_HDR + 4)
+#define NOTICE_MAX 64
+#define NOTICE_SZ                                                                                  \
+    ((sizeof(pub_t) + AR_TOKEN_ID_MAX + 16 + AR__SIG_PEER_LEN + NOTICE_LEN + 15) & ~(size_t)15)
+
+/* The subscribing connection as the publisher thread sees it (ar__sig_bus_t.nc_state). */
+enum { NC_UP, NC_DOWN, NC_BACK };
 
 struct ar__sig_bus_s {
     natsConnection *nc;  /* subscriptions and heartbeats: its reader never waits for a write */
@@ -64,6 +84,21 @@ struct ar__sig_bus_s {
     /* Subscriptions made (loop, under pmu) and known to be in place at nats-server (publisher
      * thread): a publication waits for those made before it (pub_main). */
     uint64_t sub_gen, sub_done;
+    /* Under pmu, written by libnats' callbacks: nc disconnected (NC_DOWN), reconnected but its
+     * subscriptions not yet known to be in place again (NC_BACK), or up; nc_epoch counts the
+     * changes; pnc_up: the publishing connection is connected. Publications are held unless
+     * NC_UP and pnc_up (pub_main); held_ms: since when (0: not held). */
+    int nc_state, pnc_up, closed; /* closed: connections whose closed callback has run */
+    uint64_t nc_epoch, held_ms;
+    /* The lost notices (NOTICE_MAX slots of NOTICE_SZ bytes, under pmu) and how many are in
+     * use; untold: frames dropped with no notice free (counted, warned). */
+    uint8_t *notices;
+    unsigned notices_used;
+    uint32_t untold;
+    /* Publications dropped on this side since the last warning (under pmu) and when that was. */
+    uint32_t pdropped[K__COUNT];
+    uint64_t pwarn_ms;
+    ar_metric_t *m_untold;
     natsSubscription *subs[6];
     int efd;
     pthread_mutex_t mu;
@@ -108,11 +143,22 @@ static inline uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* bus_pub.c: the kind of a message by its subject (K_REC for any other); *peer: a frame's
+ * peer, or "". */
+uint8_t ar__sig_bus_subj_kind(const ar__sig_bus_t *b, const char *subj, const char **peer);
+/* bus_pub.c: queues a publication for the publisher thread (at once without one). */
+void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
+/* bus_pub.c, under pmu: a publication to subj was dropped on this side: counted, warned, a
+ * frame's peer told by a lost notice (at the queue's head when at_head, else at its tail). */
+void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head);
+/* bus_pub.c: the publisher thread (arg: the bus). */
+void *ar__sig_bus_pub_main(void *arg);
+/* bus_pub.c: sets o's callbacks for the subscribing (pub 0) or the publishing connection. */
+natsStatus ar__sig_bus_watch_conn(ar__sig_bus_t *b, natsOptions *o, int pub);
+/* bus_pub.c: waits (up to 2 s) until n connections' closed callbacks have run; 1 if they have. */
+int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n);
 /* bus.c: publishes the numbered copies batched for one backup worker (ar__sig_bus_num). */
 void ar__sig_bus_nums_flush(ar__sig_bus_t *b);
-/* bus.c: publishes on subj after the numbered copies batched so far, through the publisher
- * thread's queue (after everything queued before). */
-void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
 /* A worker's departure on ar.<jur>.node begins so (bus_node.c): it is no heartbeat to take
  * first, but keeps its place after that worker's records and copies (ar__sig_bus_put). */
 #define AR__SIG_LEAVE_HEAD "{\"l\":1,"

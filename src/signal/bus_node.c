@@ -184,8 +184,8 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
  * waits in the inbox in its place, not with the heartbeats handled first (ar__sig_bus_put).
  * Every worker then does what it does on a death (ar__sig_node_dead: backups promote their
  * copies, the owners of sessions it backed up pick new backups). Nothing this worker publishes
- * afterwards goes out (bus.c publish): the sessions are the backups' now. Bounded: the
- * publisher thread publishes what is queued and ends (as at ar__sig_bus_stop), then one flush
+ * afterwards goes out (bus_pub.c ar__sig_bus_publish): the sessions are the backups' now. Bounded:
+ * the publisher thread publishes what is queued and ends (as at ar__sig_bus_stop), then one flush
  * of at most 1 s, so the clients are told to go only once nats-server has the departure.
  */
 void ar__sig_bus_leave(ar__sig_srv_t *srv)
@@ -196,6 +196,7 @@ void ar__sig_bus_leave(ar__sig_srv_t *srv)
     char subj[96], body[192];
     snprintf(subj, sizeof(subj), "%snode", b->prefix);
     int n = node_body(srv, body, sizeof(body), 1);
+    ar__sig_bus_nums_flush(b); /* the copies batched so far go before it */
     ar__sig_bus_publish(b, subj, body, (size_t)n);
     b->left = 1;
     uint64_t t0 = mono_ms();

@@ -49,6 +49,10 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
     O("admit-lag", AR_CONF_DURATION, admit_lag, "1s", 0, 3600000,
       "new sessions are refused (close 4016 busy) while the oldest bus message waiting for a "
       "worker's loop is older than this, or more than half of inbox-max waits; 0: by size only"),
+    O("sched-batch", AR_CONF_BOOL, sched_batch, "true", 0, 0,
+      "workers run as SCHED_BATCH: a frame that wakes one does not preempt the task on its CPU, "
+      "so it wakes less often and reads fuller batches (latency: up to a scheduler slice while "
+      "the CPU is busy); false: the default policy"),
 };
 
 const size_t ar_signal_conf_nopts = sizeof(ar_signal_conf_opts) / sizeof(ar_signal_conf_opts[0]);

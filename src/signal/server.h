@@ -34,6 +34,7 @@ typedef struct ar_signal_conf_s {
     char *log_level;
     int64_t inbox_max; /* bytes of bus messages waiting for the loop; beyond, dropped (counted) */
     int64_t admit_lag; /* ms the bus inbox may be behind before new sessions are refused; 0: off */
+    int sched_batch;   /* 1: workers run as SCHED_BATCH (anteroom/sched.h) */
 } ar_signal_conf_t;
 
 extern const ar_conf_opt_t ar_signal_conf_opts[];

@@ -721,6 +721,22 @@ static void on_num(ar__sig_sess_t *s, json_t *o)
     }
 }
 
+/*
+ * The old owner's count of frames dropped for the session while it was away ([n, seq before the
+ * first]), added to drops noted here while the hand-over ran (this worker subscribed first):
+ * the earlier position is the one the client is told.
+ */
+static void take_lost(ar__sig_sess_t *s, const json_t *lost)
+{
+    json_int_t n = 0, after = 0;
+    if (!lost || json_unpack((json_t *)lost, "[I,I]", &n, &after) != 0 || n <= 0 || after < 0)
+        return;
+    if (!s->lost || after < s->lost_after)
+        s->lost_after = after;
+    uint64_t sum = (uint64_t)s->lost + (uint64_t)n;
+    s->lost = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+}
+
 /* Another worker asks for a session it has a resuming client for: hand it over. */
 static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
 {
@@ -747,10 +763,14 @@ static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     }
     if (last > s->seq)
         s->seq = last; /* a promoted backup behind its client: numbering goes on after it */
-    ar__sig_bus_proc(srv, to,
-                     json_pack("{s:s,s:s,s:b,s:I,s:I,s:o}", "k", "taken", "p", r->peer, "ok", 1,
-                               "seq", (json_int_t)s->seq, "ack", (json_int_t)s->acked, "fr",
-                               frames_json(s)));
+    json_t *ans = json_pack("{s:s,s:s,s:b,s:I,s:I,s:o}", "k", "taken", "p", r->peer, "ok", 1, "seq",
+                            (json_int_t)s->seq, "ack", (json_int_t)s->acked, "fr", frames_json(s));
+    /* Frames dropped for it while it was away go with it: its client is told by the new owner
+     * (after the welcome, as here), not never (docs/signal.md, "Messages dropped ..."). */
+    if (ans && s->lost)
+        (void)json_object_set_new(ans, "lost",
+                                  json_pack("[i,I]", (int)s->lost, (json_int_t)s->lost_after));
+    ar__sig_bus_proc(srv, to, ans);
     ar__sig_conn_t *cn = s->conn;
     if (cn) {
         s->conn = NULL;
@@ -870,6 +890,9 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
                 s->seq = seq;
                 s->acked = ack;
                 load_frames(s, fr);
+                if (s->lost) /* dropped here during the hand-over: after all the owner numbered */
+                    s->lost_after = seq;
+                take_lost(s, json_object_get(o, "lost"));
                 cn->resume->answer = 1; /* ar__sig_resume_tick finishes the resume */
             } else {
                 cn->resume->answer = -1;

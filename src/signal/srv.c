@@ -12,7 +12,9 @@
 #include "anteroom/health.h"
 #include "anteroom/log.h"
 #include "anteroom/rand.h"
+#include "anteroom/sched.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <sodium.h>
 #include <pthread.h>
@@ -615,6 +617,9 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     srv->conf = conf;
     srv->index = index;
     ar_rand_bytes(&srv->node_id, sizeof(srv->node_id));
+    /* Before libnats starts its threads, which inherit the policy (anteroom/sched.h says why). */
+    if (conf->sched_batch && ar_sched_batch() < 0)
+        ar_log(AR_LOG_DEBUG, "signal_sched_batch_failed", AR_LF_INT("errno", errno));
     int rc = load_keys(srv);
     if (rc != 0)
         ar_log(AR_LOG_ERROR, "signal_keys_unreadable", AR_LF_OPER("file", conf->keys));

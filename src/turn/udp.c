@@ -33,10 +33,10 @@
 
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
+#include "anteroom/sched.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sched.h>
@@ -940,28 +940,15 @@ static size_t gso_probe(void)
 }
 
 /*
- * Worker threads run as SCHED_BATCH, which changes one thing for them: a datagram that wakes a
- * worker does not preempt the task running on the CPU it wakes on (on loopback, often its
- * sender); the worker runs when that task sleeps or its slice ends, and on an idle CPU at once, as
- * before. A wake-up (epoll_wait returning, the context switch, going back to sleep) costs our CPU
- * more than relaying a datagram, and with a worker per core each worker sees only its share of
- * the traffic, so it wakes for small batches; letting the sender finish its burst first means
- * fewer, fuller batches (docs/performance.md, bench/turn/udp_ab.sh). Latency grows only while
- * the CPU is busy with a task that does not sleep, by up to the scheduler's slice (a few ms).
- * A policy the operator chose (the daemon started under `chrt`, say, real-time or idle) is kept:
- * only the default one is changed; `sched-batch=false` keeps the default policy. Failure (a sandbox
- * refusing sched_setscheduler) leaves it.
+ * Worker threads run as SCHED_BATCH (anteroom/sched.h): on loopback the task a datagram's wake-up
+ * would preempt is often its sender, and with a worker per core each worker sees only its share of
+ * the traffic, so it would wake for small batches (docs/performance.md, bench/turn/udp_ab.sh).
+ * `sched-batch=false` keeps the default policy.
  */
 static void sched_batch(void)
 {
-    struct sched_param sp = {0};
-    int policy = SCHED_OTHER;
-    if (pthread_getschedparam(pthread_self(), &policy, &sp) != 0 || policy != SCHED_OTHER)
-        return;
-    sp.sched_priority = 0;
-    int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
-    if (rc != 0)
-        ar_log(AR_LOG_DEBUG, "turn_sched_batch_failed", AR_LF_INT("errno", rc));
+    if (ar_sched_batch() < 0)
+        ar_log(AR_LOG_DEBUG, "turn_sched_batch_failed", AR_LF_INT("errno", errno));
 }
 
 int ar__udp_worker_init(ar_worker_t *wk, void *data)

@@ -283,7 +283,22 @@ test('a frame dropped from a full bus inbox is counted and reported to its clien
   assert.equal(again.name, 'lost');
   assert.equal((await back.next('candidate')).candidate, cand(3).candidate);
   assert.match(await scrape(D.metrics), /^anteroom_signal_bus_dropped_total\{kind="frame"\} 2$/m);
-  for (const c of [back, onA]) c.close();
+
+  // Lost while away, resumed through another node: the note goes with the hand-over, and the
+  // new owner tells the client after its welcome, before the replay.
+  back.close();
+  await sleep(300);
+  onA.send({ type: 'offer', to: onD.peer, sdp: big });
+  onA.send(cand(4));
+  await sleep(500);
+  assert.match(await scrape(D.metrics), /^anteroom_signal_bus_dropped_total\{kind="frame"\} 3$/m);
+  const moved = await connect(B, dToken, { resume: back.welcome.resume, last_seq: back.lastSeq });
+  assert.equal(moved.welcome.resumed, true);
+  const third = await moved.next('error');
+  assert.equal(third.name, 'lost');
+  assert.match(third.text, new RegExp(`^1 messages for this session were lost after seq ${back.lastSeq}$`));
+  assert.equal((await moved.next('candidate')).candidate, cand(4).candidate);
+  for (const c of [moved, onA]) c.close();
   kill(D);
 });
 

@@ -3,6 +3,7 @@
 // silence before hello, and the per-address cap. Each ends with the protocol's close code.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -251,4 +252,31 @@ test('native TLS: wss:// with the node certificate', async () => {
   c.send({ type: 'ping', t: 7 });
   assert.equal((await c.next('pong')).t, 7);
   c.close();
+});
+
+// The scheduling policy of every thread of a node's workers (field 41 of /proc/.../stat; the
+// name, field 2, may hold spaces, so fields are counted after its closing parenthesis), and of
+// the supervisor's own threads.
+function policies(node) {
+  const of = (pid) => fs.readdirSync(`/proc/${pid}/task`).map((t) => {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3]);
+  });
+  const workers = fs.readFileSync(`/proc/${node.pid}/task/${node.pid}/children`, 'utf8')
+    .trim().split(/\s+/).filter(Boolean);
+  return { supervisor: of(node.pid), workers: workers.flatMap(of), nworkers: workers.length };
+}
+
+test('workers run as SCHED_BATCH; sched-batch=false keeps the default policy', async () => {
+  // SCHED_BATCH is 3, the default (SCHED_OTHER) 0: docs/signal.md, "Processes".
+  const B = await startNode('batch', nats, { workers: 2 });
+  const on = policies(B);
+  assert.equal(on.nworkers, 2);
+  // Every thread of a worker, libnats' too (they inherit it: the worker sets it first).
+  assert.ok(on.workers.length > 2 && on.workers.every((p) => p === 3), `${on.workers}`);
+  assert.ok(on.supervisor.every((p) => p === 0), `${on.supervisor}`);
+  const D = await startNode('nobatch', nats, { workers: 2, args: ['--sched-batch=false'] });
+  const off = policies(D);
+  assert.equal(off.nworkers, 2);
+  assert.ok(off.workers.length > 2 && off.workers.every((p) => p === 0), `${off.workers}`);
 });

@@ -202,6 +202,7 @@ export async function startNode(name, nats, opts = {}) {
   if (opts.tls) args.push('--tls-cert', opts.tls[0], '--tls-key', opts.tls[1]);
   for (const c of opts.trustedProxies ?? []) args.push('--trusted-proxy', c);
   if (opts.inboxMax) args.push('--inbox-max', opts.inboxMax);
+  args.push(...(opts.args ?? []));
   const p = start(process.env.AR_SIGNAL_BIN, args, `signal-${name}-${port}`);
   p.port = port;
   p.url = `ws://127.0.0.1:${port}/ws`;

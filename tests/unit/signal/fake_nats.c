@@ -18,12 +18,71 @@ static size_t npubs, entered;
 static int gate_open = 1;
 static pthread_t gate_owner; /* the thread that closed the gate: it never waits at it */
 static char objs[16];        /* fake options, connections and subscriptions point in here */
+static int nconns, flush_fail, flush_rec;
+static natsConnectionHandler opt_down, opt_back, opt_closed; /* as the options hold them now */
+static struct {
+    natsConnectionHandler down, back, closed; /* as the options held them at connect */
+    void *down_arg, *back_arg, *closed_arg;
+} conns[2];
+static void *opt_down_arg, *opt_back_arg, *opt_closed_arg;
+
+static int conn_index(natsConnection *nc)
+{
+    return nc == (natsConnection *)(void *)&objs[4] ? 1 : 0;
+}
+
+static void record(int conn, const char *subj, const void *data, int dataLen)
+{
+    if (npubs < FAKE_NATS_MAX) {
+        fake_pub_t *p = &pubs[npubs++];
+        p->conn = conn;
+        snprintf(p->subj, sizeof(p->subj), "%s", subj);
+        size_t n = dataLen > 0 ? (size_t)dataLen : 0;
+        memcpy(p->data, data, n < sizeof(p->data) - 1 ? n : sizeof(p->data) - 1);
+        p->data[n < sizeof(p->data) - 1 ? n : sizeof(p->data) - 1] = '\0';
+        p->len = n;
+    }
+}
+
+void fake_nats_conn(int conn, int up)
+{
+    natsConnectionHandler cb = up ? conns[conn].back : conns[conn].down;
+    void *arg = up ? conns[conn].back_arg : conns[conn].down_arg;
+    if (cb)
+        cb((natsConnection *)(void *)&objs[conn ? 4 : 1], arg);
+}
+
+void fake_nats_record_flushes(int on)
+{
+    pthread_mutex_lock(&mu);
+    flush_rec = on;
+    pthread_mutex_unlock(&mu);
+}
+
+int fake_nats_flushes_to_fail(void)
+{
+    pthread_mutex_lock(&mu);
+    int n = flush_fail;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+void fake_nats_fail_flushes(int n)
+{
+    pthread_mutex_lock(&mu);
+    flush_fail = n;
+    pthread_mutex_unlock(&mu);
+}
 
 void fake_nats_reset(void)
 {
     pthread_mutex_lock(&mu);
     npubs = entered = 0;
     gate_open = 1;
+    nconns = flush_fail = flush_rec = 0;
+    opt_down = opt_back = opt_closed = NULL;
+    opt_down_arg = opt_back_arg = opt_closed_arg = NULL;
+    memset(conns, 0, sizeof(conns));
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
 }
@@ -73,19 +132,12 @@ fake_pub_t fake_nats_get(size_t i)
 natsStatus natsConnection_Publish(natsConnection *nc, const char *subj, const void *data,
                                   int dataLen)
 {
-    (void)nc;
     pthread_mutex_lock(&mu);
     entered++;
     pthread_cond_broadcast(&cv);
     while (!gate_open && !pthread_equal(pthread_self(), gate_owner))
         pthread_cond_wait(&cv, &mu);
-    if (npubs < FAKE_NATS_MAX) {
-        fake_pub_t *p = &pubs[npubs++];
-        snprintf(p->subj, sizeof(p->subj), "%s", subj);
-        size_t n = dataLen > 0 ? (size_t)dataLen : 0;
-        memcpy(p->data, data, n < sizeof(p->data) - 1 ? n : sizeof(p->data) - 1);
-        p->len = n;
-    }
+    record(conn_index(nc), subj, data, dataLen);
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
     return NATS_OK;
@@ -141,10 +193,41 @@ void natsOptions_Destroy(natsOptions *opts)
     (void)opts;
 }
 
+natsStatus natsOptions_SetDisconnectedCB(natsOptions *opts, natsConnectionHandler cb, void *closure)
+{
+    (void)opts;
+    opt_down = cb;
+    opt_down_arg = closure;
+    return NATS_OK;
+}
+
+natsStatus natsOptions_SetReconnectedCB(natsOptions *opts, natsConnectionHandler cb, void *closure)
+{
+    (void)opts;
+    opt_back = cb;
+    opt_back_arg = closure;
+    return NATS_OK;
+}
+
+natsStatus natsOptions_SetClosedCB(natsOptions *opts, natsConnectionHandler cb, void *closure)
+{
+    (void)opts;
+    opt_closed = cb;
+    opt_closed_arg = closure;
+    return NATS_OK;
+}
+
 natsStatus natsConnection_Connect(natsConnection **nc, natsOptions *options)
 {
     (void)options;
-    *nc = (natsConnection *)(void *)&objs[1];
+    int i = nconns < 2 ? nconns++ : 1;
+    conns[i].down = opt_down;
+    conns[i].down_arg = opt_down_arg;
+    conns[i].back = opt_back;
+    conns[i].back_arg = opt_back_arg;
+    conns[i].closed = opt_closed;
+    conns[i].closed_arg = opt_closed_arg;
+    *nc = (natsConnection *)(void *)&objs[i ? 4 : 1];
     return NATS_OK;
 }
 
@@ -172,9 +255,16 @@ void natsSubscription_Destroy(natsSubscription *sub)
 
 natsStatus natsConnection_FlushTimeout(natsConnection *nc, int64_t timeout)
 {
-    (void)nc;
     (void)timeout;
-    return NATS_OK;
+    pthread_mutex_lock(&mu);
+    int fail = flush_fail > 0;
+    if (fail)
+        flush_fail--;
+    else if (flush_rec)
+        record(conn_index(nc), FAKE_NATS_FLUSH, "", 0);
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    return fail ? NATS_TIMEOUT : NATS_OK;
 }
 
 natsConnStatus natsConnection_Status(natsConnection *nc)
@@ -185,7 +275,11 @@ natsConnStatus natsConnection_Status(natsConnection *nc)
 
 void natsConnection_Close(natsConnection *nc)
 {
-    (void)nc;
+    /* libnats calls back on its own thread after Close; here at once, which bus_stop's wait
+     * for it covers too. */
+    int i = conn_index(nc);
+    if (conns[i].closed)
+        conns[i].closed(nc, conns[i].closed_arg);
 }
 
 void natsConnection_Destroy(natsConnection *nc)

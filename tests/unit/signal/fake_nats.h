@@ -10,15 +10,20 @@
 
 #include <stddef.h>
 
-#define FAKE_NATS_MAX 64
+#define FAKE_NATS_MAX 128
 
 typedef struct fake_pub_s {
+    int conn; /* which connection: 0 the first connected (bus.c's nc), 1 the second (pnc) */
     char subj[96];
     char data[64]; /* the first bytes of the payload, NUL-terminated */
     size_t len;
 } fake_pub_t;
 
-/* Forgets what was published; opens the gate. */
+/* The subject a round trip (natsConnection_FlushTimeout) is recorded under, in order with the
+ * publications, once fake_nats_record_flushes(1) was called. */
+#define FAKE_NATS_FLUSH "<flush>"
+
+/* Forgets what was published; opens the gate; every connection connected and flushes succeed. */
 void fake_nats_reset(void);
 /* Closed: a publication from another thread than the caller's (bus.c's publisher thread, not
  * the loop's) waits inside natsConnection_Publish until it opens. */
@@ -28,5 +33,14 @@ int fake_nats_wait_entered(size_t n);
 /* How many publications were recorded, and the i-th (a copy). */
 size_t fake_nats_count(void);
 fake_pub_t fake_nats_get(size_t i);
+
+/* libnats' callbacks for connection conn (0 or 1, as fake_pub_t.conn): disconnected (up 0) or
+ * reconnected (up 1), called on the caller's thread as libnats' callback thread would. */
+void fake_nats_conn(int conn, int up);
+void fake_nats_record_flushes(int on);
+/* The next n round trips fail (as with no answer within their timeout). */
+void fake_nats_fail_flushes(int n);
+/* How many of those are still to fail. */
+int fake_nats_flushes_to_fail(void);
 
 #endif

@@ -2,7 +2,9 @@
  * A publication that finds no memory to wait in the publisher thread's queue (src/signal/bus.c,
  * publish; review 6b). It is dropped and counted (anteroom_signal_bus_dropped_total), not
  * published at once: that would put it on the wire ahead of the publications still queued, and
- * the receivers rely on one publisher's order. The bus runs with its publisher thread over a
+ * the receivers rely on one publisher's order. A dropped frame leaves a lost notice in its place
+ * (bus_internal.h ACT_LOST), so that the recipient's owner tells its client (test_lost_notice.c
+ * has the receiving side). The bus runs with its publisher thread over a
  * stand-in for libnats (fake_nats.c) whose gate holds that thread inside its first publication,
  * so that the next ones wait in the queue; the allocation hook fails exactly the queue entry.
  */
@@ -12,6 +14,7 @@
 
 #include "anteroom/alloc.h"
 
+#include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,8 +83,19 @@ static char published_to(size_t i)
     return p.subj[9];
 }
 
+/* The i-th publication is a lost notice for n frames (and so went to its peer, published_to). */
+static void assert_notice(size_t i, unsigned n)
+{
+    fake_pub_t p = fake_nats_get(i);
+    assert_int_equal(p.len, NOTICE_LEN);
+    assert_int_equal((uint8_t)p.data[24], ACT_LOST);
+    unsigned got = (unsigned)(uint8_t)p.data[25] | (unsigned)(uint8_t)p.data[26] << 8;
+    assert_int_equal(got, n);
+}
+
 /* a is being published (the thread holds it), b waits in the queue, c finds no memory, d
- * follows: a, b and d go out in that order, c is counted as a dropped frame. */
+ * follows: a, b and d go out in that order, c is counted as a dropped frame and its notice
+ * goes where it would have been. */
 static void test_dropped_not_ahead(void **state)
 {
     fixture_t *f = *state;
@@ -98,15 +112,19 @@ static void test_dropped_not_ahead(void **state)
     send_to(f, 'd');
     fake_nats_gate(1);        /* the gate held every publication; the order is checked below */
     ar__sig_bus_stop(f->srv); /* the thread publishes what is queued, then ends */
-    assert_int_equal(fake_nats_count(), 3);
+    assert_int_equal(fake_nats_count(), 4);
     assert_int_equal(published_to(0), 'a');
     assert_int_equal(published_to(1), 'b');
-    assert_int_equal(published_to(2), 'd');
+    assert_int_equal(published_to(2), 'c');
+    assert_notice(2, 1);
+    assert_int_equal(published_to(3), 'd');
+    assert_true(fake_nats_get(3).len > NOTICE_LEN);
     assert_int_equal(ar_metric_value(dropped) - before, 1);
 }
 
 /* Every allocation failing for a while: each frame is published whole or counted, in order,
- * and the queue works on afterwards (no entry leaks: LeakSanitizer under the asan preset). */
+ * one notice counts the ten consecutive drops for b, and the queue works on afterwards (no
+ * entry leaks: LeakSanitizer under the asan preset). */
 static void test_many_dropped(void **state)
 {
     fixture_t *f = *state;
@@ -124,10 +142,34 @@ static void test_many_dropped(void **state)
     send_to(f, 'd');
     fake_nats_gate(1);
     ar__sig_bus_stop(f->srv);
-    assert_int_equal(fake_nats_count(), 3);
+    assert_int_equal(fake_nats_count(), 4);
     assert_int_equal(published_to(0), 'a');
-    assert_int_equal(published_to(1), 'c');
-    assert_int_equal(published_to(2), 'd');
+    assert_int_equal(published_to(1), 'b');
+    assert_notice(1, 10);
+    assert_int_equal(published_to(2), 'c');
+    assert_int_equal(published_to(3), 'd');
+}
+
+/* A record whose text finds no memory (json_dumps, publish_json) is counted as a dropped
+ * record, not lost without a trace; the next one goes out. */
+static void test_record_text_dropped(void **state)
+{
+    fixture_t *f = *state;
+    ar_metric_t *dropped = f->srv->bus->m_dropped[K_REC];
+    assert_non_null(dropped);
+    int64_t before = ar_metric_value(dropped);
+    ar__sig_bus_rec(f->srv, "sess", su_peer('a'), json_pack("{s:s}", "p", su_peer('a')));
+    json_t *o = json_pack("{s:s}", "p", su_peer('b'));
+    assert_non_null(o);
+    ar_alloc_fail_after(0);
+    ar__sig_bus_rec(f->srv, "sess", su_peer('b'), o);
+    assert_true(ar_alloc_fail_after(-1) >= 1);
+    assert_int_equal(ar_metric_value(dropped) - before, 1);
+    ar__sig_bus_rec(f->srv, "sess", su_peer('c'), json_pack("{s:s}", "p", su_peer('c')));
+    ar__sig_bus_stop(f->srv);
+    assert_int_equal(fake_nats_count(), 2);
+    assert_string_equal(fake_nats_get(0).subj + 11, su_peer('a'));
+    assert_string_equal(fake_nats_get(1).subj + 11, su_peer('c'));
 }
 
 int main(void)
@@ -135,6 +177,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dropped_not_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_text_dropped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

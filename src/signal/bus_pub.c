@@ -1,0 +1,415 @@
+/*
+ * The bus's publisher thread (bus.c has the rest of the transport): the queue the loop fills
+ * (ar__sig_bus_publish), its hold while a connection is away, and what is dropped on this side,
+ * counted and told (lost notices, bus_internal.h).
+ */
+#include "bus_internal.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+uint8_t ar__sig_bus_subj_kind(const ar__sig_bus_t *b, const char *subj, const char **peer)
+{
+    *peer = "";
+    if (strncmp(subj, b->prefix, b->plen) != 0)
+        return K_REC;
+    const char *rest = subj + b->plen;
+    if (strcmp(rest, "node") == 0)
+        return K_NODE;
+    if (strncmp(rest, "to.", 3) == 0) {
+        *peer = rest + 3;
+        return K_TO;
+    }
+    if (strncmp(rest, "proc.", 5) == 0)
+        return K_PROC;
+    if (strncmp(rest, "inv.", 4) == 0)
+        return K_INV;
+    return K_REC;
+}
+
+/* ---- publications dropped on this side: counted, warned, a frame's recipient told ---- */
+
+/*
+ * Under pmu: frames for peer were dropped here. A lost notice goes where the first of them would
+ * have gone: at the queue's tail (the loop), or at its head (the publisher thread, whose dropped
+ * publication was the head). Consecutive drops for one peer share the tail's notice.
+ */
+static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, int at_head)
+{
+    pub_t *t = b->ptail;
+    if (!at_head && t && t->notice && strcmp(t->data + b->plen + 3, peer) == 0) {
+        uint8_t *cnt = (uint8_t *)t->data + t->slen + 1 + AR__SIG_TO_HDR;
+        uint32_t c = (uint32_t)cnt[0] | (uint32_t)cnt[1] << 8 | (uint32_t)cnt[2] << 16 |
+                     (uint32_t)cnt[3] << 24;
+        c = c + n < c ? UINT32_MAX : c + n;
+        for (int i = 0; i < 4; i++)
+            cnt[i] = (uint8_t)(c >> (8 * i));
+        return;
+    }
+    pub_t *it = NULL;
+    for (unsigned i = 0; i < NOTICE_MAX && b->notices && !it; i++) {
+        pub_t *p = (pub_t *)(void *)(b->notices + (size_t)i * NOTICE_SZ);
+        if (!p->notice)
+            it = p;
+    }
+    if (!it) { /* counted and warned: the one loss nobody else is told of (docs/signal.md) */
+        b->untold = b->untold + n < b->untold ? UINT32_MAX : b->untold + n;
+        if (b->m_untold)
+            ar_metric_add(b->m_untold, 0, n);
+        return;
+    }
+    b->notices_used++;
+    it->notice = 1;
+    it->at_ms = mono_ms();
+    it->sub_gen = 0;
+    it->slen = (size_t)snprintf(it->data, NOTICE_SZ - sizeof(*it), "%sto.%s", b->prefix, peer);
+    it->len = NOTICE_LEN;
+    uint8_t *d = (uint8_t *)it->data + it->slen + 1;
+    uint64_t now = ar__sig_now_us();
+    memset(d, 0, NOTICE_LEN);
+    memcpy(d, &b->srv->node_id, 8); /* fid: this worker, counter 0 (never numbered) */
+    memcpy(d + 16, &now, 8);
+    d[24] = ACT_LOST;
+    for (int i = 0; i < 4; i++)
+        d[AR__SIG_TO_HDR + i] = (uint8_t)(n >> (8 * i));
+    if (at_head) {
+        it->next = b->phead;
+        b->phead = it;
+        if (!b->ptail)
+            b->ptail = it;
+    } else {
+        it->next = NULL;
+        if (b->ptail)
+            b->ptail->next = it;
+        else
+            b->phead = it;
+        b->ptail = it;
+    }
+    b->pbytes += NOTICE_SZ;
+    pthread_cond_signal(&b->pcv);
+}
+
+static void warn_dropped(ar__sig_bus_t *b, int force);
+
+/* Under pmu: drops counted and not yet in a warning. */
+static int drops_pending(const ar__sig_bus_t *b)
+{
+    uint32_t any = b->untold;
+    for (int k = 0; k < K__COUNT; k++)
+        any |= b->pdropped[k];
+    return any != 0;
+}
+
+/* Under pmu: a publication to subj was dropped here. Counted by kind (the metric at once); a
+ * warning at most once a second with the counts since the last; a frame's peer is told. */
+void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head)
+{
+    const char *peer;
+    uint8_t k = ar__sig_bus_subj_kind(b, subj, &peer);
+    if (b->m_dropped[k])
+        ar_metric_add(b->m_dropped[k], 0, 1);
+    b->pdropped[k]++;
+    if (k == K_TO && strlen(peer) == AR__SIG_PEER_LEN)
+        notice_lost(b, peer, 1, at_head);
+    warn_dropped(b, 0);
+}
+
+/* Under pmu: the drops counted since the last warning, logged unless one was less than a second
+ * ago (the publisher thread logs those a second later, pub_main); force: whatever the time. */
+static void warn_dropped(ar__sig_bus_t *b, int force)
+{
+    uint64_t now = mono_ms();
+    if (!force && b->pwarn_ms && now - b->pwarn_ms < 1000)
+        return;
+    if (!drops_pending(b))
+        return;
+    b->pwarn_ms = now;
+    uint32_t *d = b->pdropped, other = d[K_NODE] + d[K_PROC] + d[K_INV];
+    ar_log(AR_LOG_WARN, "signal_bus_publish_dropped", AR_LF_UINT("frames", d[K_TO]),
+           AR_LF_UINT("records", d[K_REC]), AR_LF_UINT("other", other),
+           AR_LF_UINT("untold", b->untold), AR_LF_INT("held", b->held_ms != 0));
+    memset(b->pdropped, 0, sizeof(b->pdropped));
+    b->untold = 0;
+}
+
+/* ---- the publisher thread ---- */
+
+/* Under pmu: whether publications wait (nc's subscriptions not known to be in place at
+ * nats-server, or pnc not connected); not once stopping (below). */
+static int held(const ar__sig_bus_t *b)
+{
+    return b->nc_state != NC_UP || !b->pnc_up;
+}
+
+/* libnats' callbacks (its own thread; in order for one connection). */
+static void on_nc_down(natsConnection *nc, void *closure)
+{
+    ar__sig_bus_t *b = closure;
+    (void)nc;
+    pthread_mutex_lock(&b->pmu);
+    b->nc_state = NC_DOWN;
+    b->nc_epoch++;
+    if (!b->held_ms)
+        b->held_ms = mono_ms();
+    pthread_cond_broadcast(
+        &b->pfree); /* a loop waiting for room drops instead (ar__sig_bus_publish) */
+    pthread_mutex_unlock(&b->pmu);
+}
+
+static void on_nc_back(natsConnection *nc, void *closure)
+{
+    ar__sig_bus_t *b = closure;
+    (void)nc;
+    pthread_mutex_lock(&b->pmu);
+    b->nc_state = NC_BACK; /* the publisher thread checks the subscriptions (confirm_subs) */
+    b->nc_epoch++;
+    pthread_cond_broadcast(&b->pcv);
+    pthread_mutex_unlock(&b->pmu);
+}
+
+static void on_pnc_change(natsConnection *nc, void *closure, int up)
+{
+    ar__sig_bus_t *b = closure;
+    (void)nc;
+    pthread_mutex_lock(&b->pmu);
+    b->pnc_up = up;
+    if (!up && !b->held_ms)
+        b->held_ms = mono_ms();
+    pthread_cond_broadcast(up ? &b->pcv : &b->pfree);
+    pthread_mutex_unlock(&b->pmu);
+}
+
+static void on_pnc_down(natsConnection *nc, void *closure)
+{
+    on_pnc_change(nc, closure, 0);
+}
+
+static void on_pnc_back(natsConnection *nc, void *closure)
+{
+    on_pnc_change(nc, closure, 1);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    ar__sig_bus_t *b = closure;
+    (void)nc;
+    pthread_mutex_lock(&b->pmu);
+    b->closed++;
+    pthread_cond_broadcast(&b->pcv);
+    pthread_mutex_unlock(&b->pmu); /* b is not touched after: bus_stop may free it now */
+}
+
+natsStatus ar__sig_bus_watch_conn(ar__sig_bus_t *b, natsOptions *o, int pub)
+{
+    natsStatus s = natsOptions_SetDisconnectedCB(o, pub ? on_pnc_down : on_nc_down, b);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(o, pub ? on_pnc_back : on_nc_back, b);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(o, on_closed, b);
+    return s;
+}
+
+int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 2;
+    int rc = 0;
+    pthread_mutex_lock(&b->pmu);
+    while (b->closed < n && rc == 0)
+        rc = pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+    int done = b->closed >= n;
+    pthread_mutex_unlock(&b->pmu);
+    if (!done)
+        ar_log0(AR_LOG_WARN, "signal_bus_close_timeout");
+    return done;
+}
+
+/*
+ * Under pmu, with nc reconnected: libnats sent our SUBs again before anything else, so one round
+ * trip on nc, asked after the reconnection, proves nats-server has them. Until then this worker
+ * would publish (claims, records, hand-over answers) while it cannot hear the answers or the
+ * frames for its sessions: they reached other copies of its sessions for about 2 s
+ * (overload.test.mjs, "a worker cut off from NATS keeps its clients").
+ */
+static void confirm_subs(ar__sig_bus_t *b)
+{
+    uint64_t epoch = b->nc_epoch, gen = b->sub_gen;
+    pthread_mutex_unlock(&b->pmu);
+    natsStatus s = natsConnection_FlushTimeout(b->nc, 2000);
+    pthread_mutex_lock(&b->pmu);
+    if (b->nc_epoch != epoch || b->nc_state != NC_BACK)
+        return; /* down again meanwhile: the next reconnection asks again */
+    if (s != NATS_OK) {
+        struct timespec until; /* no answer yet: ask again soon, not in a tight loop */
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+        return;
+    }
+    b->nc_state = NC_UP;
+    b->sub_done = gen;
+}
+
+/* Under pmu: the head taken off the queue, its bytes given back to the loop. */
+static void pub_done(ar__sig_bus_t *b, pub_t *it)
+{
+    size_t sz = it->notice ? NOTICE_SZ : sizeof(*it) + it->slen + 1 + it->len;
+    b->pbytes -= sz < b->pbytes ? sz : b->pbytes;
+    if (it->notice) {
+        it->notice = 0;
+        b->notices_used--;
+    } else {
+        sodium_memzero(it->data, sz - sizeof(*it)); /* relayed SDP does not linger in memory */
+        ar_free(it);
+    }
+    pthread_cond_broadcast(&b->pfree);
+}
+
+/*
+ * Publications go through a thread of their own: natsConnection_Publish writes to nats-server
+ * when libnats' buffer is full, and nats-server stops reading a publisher while the subscribers
+ * it feeds are behind (or while it is short of CPU itself). The loop then stood still in a
+ * publish for seconds: no client served, no heartbeat sent, and the other workers declared it
+ * dead and promoted its sessions, which made more publications (performance.md, "Scale run
+ * with admission control"). Now the loop only queues; the queue's age counts as backlog for
+ * admission (bus_node.c).
+ *
+ * While the subscribing connection is down, or back but its subscriptions not yet confirmed
+ * (confirm_subs), or the publishing one is down, the queue is held, in order; a loop that finds
+ * it full meanwhile drops and counts (ar__sig_bus_publish). Stopping publishes what is queued at
+ * once.
+ */
+void *ar__sig_bus_pub_main(void *arg)
+{
+    ar__sig_bus_t *b = arg;
+    pthread_mutex_lock(&b->pmu);
+    for (;;) {
+        if (b->nc_state == NC_BACK && !b->pstop) {
+            confirm_subs(b);
+            continue;
+        }
+        if (b->held_ms && !held(b)) {
+            ar_log(AR_LOG_WARN, "signal_bus_released",
+                   AR_LF_UINT("held_ms", mono_ms() - b->held_ms),
+                   AR_LF_UINT("queued_bytes", b->pbytes));
+            b->held_ms = 0;
+        }
+        if (!b->phead && b->pstop)
+            break; /* stopping, and everything went out */
+        warn_dropped(b, 0);
+        if (!b->phead || (held(b) && !b->pstop)) {
+            if (drops_pending(b)) { /* their warning is due within a second */
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec++;
+                (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+            } else {
+                pthread_cond_wait(&b->pcv, &b->pmu);
+            }
+            continue;
+        }
+        pub_t *it = b->phead;
+        b->phead = it->next;
+        if (!b->phead)
+            b->ptail = NULL;
+        uint64_t gen = b->sub_gen;
+        int stopping = b->pstop;
+        pthread_mutex_unlock(&b->pmu);
+        /* On one connection a SUB was in place before anything published after it, and a
+         * session's subscription must be before the record that tells others of it: a
+         * round trip on the subscribing connection first (for all subscriptions so far, on
+         * this thread: the loop does not wait). Not when stopping: NATS may be gone. */
+        if (it->sub_gen > b->sub_done && !stopping) {
+            (void)natsConnection_FlushTimeout(b->nc, 2000);
+            b->sub_done = gen;
+        }
+        natsStatus s =
+            natsConnection_Publish(b->pnc, it->data, it->data + it->slen + 1, (int)it->len);
+        pthread_mutex_lock(&b->pmu);
+        if (s != NATS_OK) {
+            /* libnats refused it (its reconnect buffer full, say): a notice for a frame goes
+             * first, at the head, where the frame was; a notice refused waits and is tried
+             * again (published at once when stopping, and dropped if refused then). */
+            if (it->notice && b->pstop) {
+                b->untold++;
+                if (b->m_untold)
+                    ar_metric_add(b->m_untold, 0, 1);
+            } else if (it->notice) {
+                it->next = b->phead;
+                b->phead = it;
+                if (!b->ptail)
+                    b->ptail = it;
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec++;
+                (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+                continue;
+            } else {
+                ar__sig_bus_pub_dropped(b, it->data, 1);
+            }
+        }
+        pub_done(b, it);
+    }
+    warn_dropped(b, 1);
+    pthread_mutex_unlock(&b->pmu);
+    return NULL;
+}
+
+void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
+{
+    size_t slen = strlen(subj), sz = sizeof(pub_t) + slen + 1 + len;
+    if (b->left)
+        return; /* after our departure (ar__sig_bus_leave) the sessions are the backups' */
+    if (!b->pth_started) { /* no thread: at once, as before */
+        (void)natsConnection_Publish(b->pnc, subj, data, (int)len);
+        return;
+    }
+    /* Out of memory: dropped and counted as the inbox's drops are. Published at once it would
+     * overtake the queued ones, and their order is what the receivers rely on. */
+    pub_t *it = ar_malloc(sz);
+    if (it) {
+        it->next = NULL;
+        it->notice = 0;
+        it->at_ms = mono_ms();
+        it->sub_gen = b->sub_gen; /* written by this thread only */
+        it->slen = slen;
+        it->len = len;
+        memcpy(it->data, subj, slen + 1);
+        memcpy(it->data + slen + 1, data, len);
+    }
+    pthread_mutex_lock(&b->pmu);
+    /* Full: the loop waits for the publisher thread, so that order is kept and memory bounded;
+     * not while publications are held (NATS may be gone for long): then dropped and counted. */
+    while (it && b->pbytes > b->max_bytes && !b->pstop && !held(b))
+        pthread_cond_wait(&b->pfree, &b->pmu);
+    if (it && b->pbytes > b->max_bytes && !b->pstop) {
+        sodium_memzero(it->data, slen + 1 + len);
+        ar_free(it);
+        it = NULL;
+    }
+    if (!it) {
+        ar__sig_bus_pub_dropped(b, subj, 0);
+        pthread_mutex_unlock(&b->pmu);
+        return;
+    }
+    b->pbytes += sz;
+    if (b->ptail)
+        b->ptail->next = it;
+    else
+        b->phead = it;
+    b->ptail = it;
+    pthread_cond_signal(&b->pcv);
+    pthread_mutex_unlock(&b->pmu);
+}

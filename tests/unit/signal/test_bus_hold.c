@@ -1,0 +1,267 @@
+/*
+ * Publications while the subscribing connection is away (src/signal/bus.c, pub_main): after a
+ * NATS server restart or a network cut the two connections of a worker come back on their own,
+ * and a worker that published (claims, records, hand-over answers) before its subscriptions were
+ * in place again could not hear the answers, nor the frames for its sessions (docs/signal.md,
+ * "Publications held while the subscriptions are away"). The publisher thread holds the queue,
+ * in order, from nc's disconnection until a round trip on nc after its reconnection; a queue full
+ * meanwhile drops and counts instead of stopping the loop; stopping does not wait. libnats is
+ * stood in for (fake_nats.c), its connection callbacks called from here.
+ */
+#include "bus_internal.h"
+#include "fake_nats.h"
+#include "sig_util.h"
+
+#include "anteroom/alloc.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static const char *const origins[] = {SU_ORIGIN};
+static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
+
+typedef struct fixture_s {
+    ar__sig_srv_t *srv;
+    ar_signal_conf_t conf;
+    int stopped;
+} fixture_t;
+
+/* Frames of FRAME_BYTES; the queue's bound holds three of them, not four. */
+#define FRAME_BYTES 1000
+#define INBOX_MAX (3 * (FRAME_BYTES + 200))
+
+static int setup(void **state)
+{
+    fixture_t *f = ar_calloc(1, sizeof(*f));
+    assert_non_null(f);
+    ar_sig_init();
+    fake_nats_reset();
+    f->conf.jurisdiction = (char *)"eu";
+    f->conf.inbox_max = INBOX_MAX;
+    f->srv = ar_calloc(1, sizeof(*f->srv));
+    assert_non_null(f->srv);
+    f->srv->conf = &f->conf;
+    f->srv->node_id = 1;
+    f->srv->metrics = ar_metrics_new();
+    assert_non_null(f->srv->metrics);
+    ar_sn_conf_t nc = {.upgrade = &upconf};
+    ar_sn_handler_t h = {0};
+    assert_int_equal(ar_sn_loop_new(&nc, &h, &f->srv->loop), 0);
+    assert_int_equal(ar__sig_bus_start(f->srv), 0);
+    assert_true(f->srv->bus->pth_started);
+    fake_nats_record_flushes(1);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    fake_nats_gate(1);
+    if (!f->stopped)
+        ar__sig_bus_stop(f->srv);
+    ar_sn_loop_free(f->srv->loop);
+    ar_metrics_free(f->srv->metrics);
+    ar_free(f->srv);
+    ar_free(f);
+    return 0;
+}
+
+/* A relayed frame of FRAME_BYTES for peer c (no session here): published on ar.eu.to.<peer>. */
+static void send_to(fixture_t *f, char c)
+{
+    char *p = f->srv->pub + AR__SIG_TO_HDR;
+    int n = snprintf(p, AR_SIG_OUT_MAX, "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"c\":\"%c", c);
+    memset(p + n, 'x', FRAME_BYTES - (size_t)n - 2);
+    memcpy(p + FRAME_BYTES - 2, "\"}", 2);
+    ar__sig_bus_to(f->srv, su_peer(c), AR__SIG_ACT_NONE, FRAME_BYTES);
+}
+
+/* A record update, as rec.c publishes one. */
+static void send_rec(fixture_t *f, char c)
+{
+    ar__sig_bus_rec(f->srv, "sess", su_peer(c), json_pack("{s:s}", "p", su_peer(c)));
+}
+
+/* What the i-th recorded call was: 'F' a round trip on nc, the peer's letter for a frame or a
+ * record (by its subject) on pnc, '?' anything else. */
+static char what(size_t i)
+{
+    fake_pub_t p = fake_nats_get(i);
+    if (strcmp(p.subj, FAKE_NATS_FLUSH) == 0)
+        return p.conn == 0 ? 'F' : '?';
+    if (p.conn != 1)
+        return '?';
+    if (strncmp(p.subj, "ar.eu.to.", 9) == 0 && strlen(p.subj) == 9 + AR__SIG_PEER_LEN)
+        return p.subj[9];
+    if (strncmp(p.subj, "ar.eu.sess.", 11) == 0 && strlen(p.subj) == 11 + AR__SIG_PEER_LEN)
+        return p.subj[11];
+    return '?';
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits up to 5 s for n recorded calls. */
+static void wait_count(size_t n)
+{
+    for (int i = 0; i < 500 && fake_nats_count() < n; i++)
+        sleep_ms(10);
+    assert_true(fake_nats_count() >= n);
+}
+
+/* What the loop publishes while nc is down waits, in order, until nc is back and a round trip
+ * on it has proved its subscriptions are in place: nothing reaches nats-server before. */
+static void test_held_until_resubscribed(void **state)
+{
+    fixture_t *f = *state;
+    send_rec(f, 'z'); /* before the cut: published (after the first round trip) */
+    wait_count(2);
+    assert_int_equal(what(0), 'F');
+    assert_int_equal(what(1), 'z');
+    fake_nats_conn(0, 0); /* nc disconnected */
+    send_to(f, 'a');
+    send_rec(f, 'b');
+    send_to(f, 'c');
+    sleep_ms(200);
+    assert_int_equal(fake_nats_count(), 2); /* nothing while nc is away */
+    fake_nats_conn(0, 1);                   /* nc reconnected: released after a round trip on nc */
+    wait_count(6);
+    assert_int_equal(fake_nats_count(), 6);
+    assert_int_equal(what(2), 'F');
+    assert_int_equal(what(3), 'a');
+    assert_int_equal(what(4), 'b');
+    assert_int_equal(what(5), 'c');
+}
+
+/* A round trip that gets no answer proves nothing: held until one does. pnc's own
+ * disconnection holds too, and its reconnection needs no round trip. */
+static void test_round_trip_fails(void **state)
+{
+    fixture_t *f = *state;
+    fake_nats_conn(0, 0);
+    send_to(f, 'a');
+    fake_nats_fail_flushes(3);
+    fake_nats_conn(0, 1);
+    for (int i = 0; i < 500 && fake_nats_flushes_to_fail() > 1; i++)
+        sleep_ms(10);
+    assert_int_equal(fake_nats_flushes_to_fail(), 1); /* two attempts failed, 100 ms apart */
+    assert_int_equal(fake_nats_count(), 0);           /* and nothing went out */
+    wait_count(2);
+    assert_int_equal(what(0), 'F');
+    assert_int_equal(what(1), 'a');
+    fake_nats_conn(1, 0); /* pnc disconnected */
+    send_to(f, 'b');
+    sleep_ms(150);
+    assert_int_equal(fake_nats_count(), 2);
+    fake_nats_conn(1, 1);
+    wait_count(3);
+    assert_int_equal(what(2), 'b');
+}
+
+/* Held long, the queue stays bounded: beyond inbox-max the loop does not wait (NATS may be gone
+ * for minutes) but drops and counts, and the dropped frames' recipient gets a notice in their
+ * place. */
+static void test_bounded_while_held(void **state)
+{
+    fixture_t *f = *state;
+    ar_metric_t *dropped = f->srv->bus->m_dropped[K_TO];
+    int64_t before = ar_metric_value(dropped);
+    fake_nats_conn(0, 0);
+    for (int i = 0; i < 10; i++)
+        send_to(f, 'a');
+    pthread_mutex_lock(&f->srv->bus->pmu);
+    size_t queued = f->srv->bus->pbytes;
+    pthread_mutex_unlock(&f->srv->bus->pmu);
+    assert_true(queued <= INBOX_MAX + FRAME_BYTES + 200 + NOTICE_SZ);
+    int64_t n_dropped = ar_metric_value(dropped) - before;
+    assert_true(n_dropped >= 5 && n_dropped <= 7);
+    send_to(f, 'b'); /* also dropped: its own notice, after a's */
+    fake_nats_conn(0, 1);
+    size_t kept = (size_t)(10 - n_dropped);
+    wait_count(1 + kept + 2);
+    assert_int_equal(what(0), 'F');
+    for (size_t i = 0; i < kept; i++)
+        assert_int_equal(what(1 + i), 'a');
+    fake_pub_t na = fake_nats_get(1 + kept), nb = fake_nats_get(2 + kept);
+    assert_int_equal(what(1 + kept), 'a');
+    assert_int_equal(na.len, NOTICE_LEN);
+    assert_int_equal((uint8_t)na.data[24], ACT_LOST);
+    assert_int_equal((uint8_t)na.data[25], (uint8_t)n_dropped);
+    assert_int_equal(what(2 + kept), 'b');
+    assert_int_equal(nb.len, NOTICE_LEN);
+    assert_int_equal((uint8_t)nb.data[25], 1);
+}
+
+static void *cut_later(void *arg)
+{
+    (void)arg;
+    sleep_ms(200);
+    fake_nats_conn(0, 0);
+    return NULL;
+}
+
+/* A loop waiting for room in a full queue (the thread stuck in a publication) is let go when
+ * nc goes: the publication is dropped and counted, not waited for without end. */
+static void test_waiting_loop_let_go(void **state)
+{
+    fixture_t *f = *state;
+    ar_metric_t *dropped = f->srv->bus->m_dropped[K_TO];
+    int64_t before = ar_metric_value(dropped);
+    fake_nats_gate(0);
+    send_to(f, 'a');
+    assert_int_equal(fake_nats_wait_entered(1), 0); /* the thread is inside a's publication */
+    for (int i = 0; i < 3; i++)
+        send_to(f, 'b'); /* the queue (a still counted) is over its bound after these */
+    assert_int_equal(ar_metric_value(dropped), before);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cut_later, NULL), 0);
+    send_to(f, 'c'); /* waits for room until the cut, then is dropped */
+    pthread_join(t, NULL);
+    assert_int_equal(ar_metric_value(dropped) - before, 1);
+    fake_nats_gate(1);
+}
+
+/* Stopping while held does not wait for NATS: what is queued is handed to libnats at once. */
+static void test_stop_while_held(void **state)
+{
+    fixture_t *f = *state;
+    fake_nats_record_flushes(0); /* bus_stop's last flush of pnc is not counted below */
+    fake_nats_conn(0, 0);
+    fake_nats_conn(1, 0);
+    send_to(f, 'a');
+    send_rec(f, 'b');
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ar__sig_bus_stop(f->srv);
+    f->stopped = 1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 2);
+    assert_int_equal(fake_nats_count(), 2);
+    assert_int_equal(what(0), 'a');
+    assert_int_equal(what(1), 'b');
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_held_until_resubscribed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounded_while_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_loop_let_go, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_while_held, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
