@@ -632,6 +632,15 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
         s = natsConnection_Connect(&b->nc, o);
     if (s == NATS_OK)
         s = ar__sig_bus_watch_conn(b, o, 1);
+    /*
+     * The publishing connection writes each publication at once. Otherwise libnats' flusher
+     * thread sleeps a millisecond before every write (to gather more), which was most of what a
+     * hop between nodes added (about 1 ms at p50). Our publisher thread already hands libnats
+     * whatever accumulated, and backup copies are batched before that (ar__sig_bus_num); the
+     * A/B (performance.md, "Bus: publications written at once") found no more CPU per message.
+     */
+    if (s == NATS_OK)
+        s = natsOptions_SetSendAsap(o, true);
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->pnc, o);
     natsOptions_Destroy(o);
