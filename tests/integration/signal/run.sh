@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # anteroom-signal end to end: two NATS servers, signalling nodes, clients on npm `ws`.
-# Usage: run.sh <anteroom-signal binary> [test files]. Installs `ws` from the npm registry when it can; with
-# no registry (offline) an existing node_modules is used; with neither the test is skipped (77).
+# Usage: run.sh <anteroom-signal binary> [test files, by default all but stop.test.mjs, which
+# CTest runs alone as signal_stop]. Installs `ws` from the npm registry when it can; with no
+# registry (offline) an existing node_modules is used; with neither the test is skipped (77).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 command -v node >/dev/null || { echo "node is not installed"; exit 77; }
