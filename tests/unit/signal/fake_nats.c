@@ -178,6 +178,13 @@ natsStatus natsOptions_UseGlobalMessageDelivery(natsOptions *opts, bool global)
     return NATS_OK;
 }
 
+natsStatus natsOptions_SetSendAsap(natsOptions *opts, bool sendAsap)
+{
+    (void)opts;
+    (void)sendAsap;
+    return NATS_OK;
+}
+
 natsStatus natsOptions_SetRetryOnFailedConnect(natsOptions *opts, bool retry,
                                                natsConnectionHandler connectedCb, void *closure)
 {
