@@ -7,6 +7,7 @@
  * published is fed to the receiver's inbox as libnats' callback would (ar__sig_bus_put).
  */
 #include "bus_internal.h"
+#include "bus_worker.h"
 #include "fake_nats.h"
 #include "sig_util.h"
 
@@ -20,52 +21,11 @@
 
 #include <cmocka.h>
 
-static const char *const origins[] = {SU_ORIGIN};
-static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
-
-/* A worker: the sender's bus is started (publisher thread, fake libnats), the receiver's only
- * made (its inbox). */
-typedef struct worker_s {
-    ar__sig_srv_t *srv;
-    ar_signal_conf_t conf;
-} worker_t;
-
+/* The sender's bus is started (publisher thread, fake libnats), the receiver's only made (its
+ * inbox). */
 typedef struct fixture_s {
-    worker_t tx, rx;
+    su_worker_t tx, rx;
 } fixture_t;
-
-static void worker_new(worker_t *w, uint64_t id, int start, long inbox_max)
-{
-    w->conf.jurisdiction = (char *)"eu";
-    w->conf.inbox_max = inbox_max;
-    w->conf.admit_lag = 60000;
-    w->srv = ar_calloc(1, sizeof(*w->srv));
-    assert_non_null(w->srv);
-    w->srv->conf = &w->conf;
-    w->srv->node_id = id;
-    w->srv->metrics = ar_metrics_new();
-    assert_non_null(w->srv->metrics);
-    ar_sn_conf_t nc = {.upgrade = &upconf};
-    ar_sn_handler_t h = {0};
-    assert_int_equal(ar_sn_loop_new(&nc, &h, &w->srv->loop), 0);
-    if (start) {
-        assert_int_equal(ar__sig_bus_start(w->srv), 0);
-        assert_true(w->srv->bus->pth_started);
-    } else {
-        assert_int_equal(ar__sig_bus_new(w->srv), 0);
-    }
-}
-
-static void worker_free(worker_t *w)
-{
-    for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
-        while (w->srv->recs[i])
-            ar__sig_rec_free(w->srv, w->srv->recs[i]);
-    ar__sig_bus_stop(w->srv); /* nothing if a test stopped it already */
-    ar_sn_loop_free(w->srv->loop);
-    ar_metrics_free(w->srv->metrics);
-    ar_free(w->srv);
-}
 
 /* Room for three frames of FRAME_BYTES (plus header) in the receiver's inbox, not four. */
 #define FRAME_BYTES 40
@@ -77,8 +37,9 @@ static int setup(void **state)
     assert_non_null(f);
     ar_sig_init();
     fake_nats_reset();
-    worker_new(&f->tx, 2, 1, 1 << 20);
-    worker_new(&f->rx, 1, 0, RX_INBOX_MAX);
+    f->tx.conf.admit_lag = f->rx.conf.admit_lag = 60000;
+    su_worker_new(&f->tx, 2, 1, 1 << 20);
+    su_worker_new(&f->rx, 1, 0, RX_INBOX_MAX);
     *state = f;
     return 0;
 }
@@ -87,15 +48,15 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     fake_nats_gate(1);
-    worker_free(&f->tx);
-    worker_free(&f->rx);
+    su_worker_free(&f->tx);
+    su_worker_free(&f->rx);
     ar_free(f);
     return 0;
 }
 
 /* A session the receiver owns (or backs up), with no connection: the loss waits for its next
  * welcome (s->lost, s->lost_after), as in test_lost.c. */
-static ar__sig_sess_t *held_by(worker_t *w, char c, int backup)
+static ar__sig_sess_t *held_by(su_worker_t *w, char c, int backup)
 {
     ar__sig_rec_t *r = ar__sig_rec_get(w->srv, su_peer(c));
     assert_non_null(r);

@@ -9,6 +9,7 @@
  * so that the next ones wait in the queue; the allocation hook fails exactly the queue entry.
  */
 #include "bus_internal.h"
+#include "bus_worker.h"
 #include "fake_nats.h"
 #include "sig_util.h"
 
@@ -23,12 +24,9 @@
 
 #include <cmocka.h>
 
-static const char *const origins[] = {SU_ORIGIN};
-static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
-
 typedef struct fixture_s {
-    ar__sig_srv_t *srv;
-    ar_signal_conf_t conf;
+    su_worker_t w;
+    ar__sig_srv_t *srv; /* w.srv */
 } fixture_t;
 
 static int setup(void **state)
@@ -37,19 +35,8 @@ static int setup(void **state)
     assert_non_null(f);
     ar_sig_init();
     fake_nats_reset();
-    f->conf.jurisdiction = (char *)"eu";
-    f->conf.inbox_max = 1 << 20;
-    f->srv = ar_calloc(1, sizeof(*f->srv));
-    assert_non_null(f->srv);
-    f->srv->conf = &f->conf;
-    f->srv->node_id = 1;
-    f->srv->metrics = ar_metrics_new();
-    assert_non_null(f->srv->metrics);
-    ar_sn_conf_t nc = {.upgrade = &upconf};
-    ar_sn_handler_t h = {0};
-    assert_int_equal(ar_sn_loop_new(&nc, &h, &f->srv->loop), 0);
-    assert_int_equal(ar__sig_bus_start(f->srv), 0);
-    assert_true(f->srv->bus->pth_started); /* the publisher thread runs */
+    su_worker_new(&f->w, 1, 1, 1 << 20);
+    f->srv = f->w.srv;
     *state = f;
     return 0;
 }
@@ -58,10 +45,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     fake_nats_gate(1);
-    ar__sig_bus_stop(f->srv);
-    ar_sn_loop_free(f->srv->loop);
-    ar_metrics_free(f->srv->metrics);
-    ar_free(f->srv);
+    su_worker_free(&f->w);
     ar_free(f);
     return 0;
 }
