@@ -106,8 +106,12 @@ void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_
     }
     if (it) {
         b->bytes += len;
-        item_t **head = kind == K_NODE ? &b->nhead : &b->head;
-        item_t **tail = kind == K_NODE ? &b->ntail : &b->tail;
+        /* A departure is handled in its place, after the leaving worker's copies (bus_node.c). */
+        int beat = kind == K_NODE &&
+                   !(len >= sizeof(AR__SIG_LEAVE_HEAD) - 1 &&
+                     memcmp(data, AR__SIG_LEAVE_HEAD, sizeof(AR__SIG_LEAVE_HEAD) - 1) == 0);
+        item_t **head = beat ? &b->nhead : &b->head;
+        item_t **tail = beat ? &b->ntail : &b->tail;
         if (*tail)
             (*tail)->next = it;
         else
@@ -316,6 +320,8 @@ static void handle_item(ar__sig_srv_t *srv, item_t *it)
         ar__sig_proc_msg(srv, it->data, it->len, NULL);
     } else if (it->kind == K_INV) {
         ar__sig_invite_apply(srv, it->data, it->len);
+    } else if (it->kind == K_NODE) {
+        ar__sig_bus_on_node(srv, it->data, it->len); /* a departure */
     } else {
         json_t *o = json_loadb(it->data, it->len, JSON_REJECT_DUPLICATES, NULL);
         if (o)

@@ -129,6 +129,8 @@ struct ar__sig_bus_s {
     uint64_t others_behind_until_ms;
     int behind;
     ar_metric_t *m_refused, *m_backlog_ms;
+    /* This worker announced that it leaves (ar__sig_bus_leave): it publishes nothing more. */
+    int left;
 };
 
 /* Heartbeat ages, admission lag and publication ages are seconds or near: the coarse clock (a
@@ -157,6 +159,9 @@ natsStatus ar__sig_bus_watch_conn(ar__sig_bus_t *b, natsOptions *o, int pub);
 int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n);
 /* bus.c: publishes the numbered copies batched for one backup worker (ar__sig_bus_num). */
 void ar__sig_bus_nums_flush(ar__sig_bus_t *b);
+/* A worker's departure on ar.<jur>.node begins so (bus_node.c): it is no heartbeat to take
+ * first, but keeps its place after that worker's records and copies (ar__sig_bus_put). */
+#define AR__SIG_LEAVE_HEAD "{\"l\":1,"
 /* bus.c: takes what the inbox holds now, as a wake-up of the loop would. */
 void ar__sig_bus_take(ar__sig_srv_t *srv);
 /* bus_node.c: a heartbeat from the bus (ar.<jur>.node). */

@@ -1,6 +1,7 @@
 /*
  * The workers of a jurisdiction as the bus sees them (bus.c has the transport): heartbeats, who
- * is alive and may back a session up, and admission control from the bus's backlog.
+ * is alive and may back a session up, a worker's departure on a graceful stop, and admission
+ * control from the bus's backlog.
  */
 #include "bus_internal.h"
 
@@ -32,7 +33,8 @@ int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id)
         return 1;
     for (size_t i = 0; i < srv->nnodes; i++)
         if (srv->nodes[i].id == id)
-            return mono_ms() - srv->nodes[i].seen_ms < (uint64_t)AR__SIG_NODE_DEAD_S * 1000u;
+            return !srv->nodes[i].left &&
+                   mono_ms() - srv->nodes[i].seen_ms < (uint64_t)AR__SIG_NODE_DEAD_S * 1000u;
     return 0;
 }
 
@@ -125,15 +127,22 @@ int ar__sig_bus_admit(ar__sig_srv_t *srv)
     return 0;
 }
 
+/* A heartbeat's body; a departure's begins with AR__SIG_LEAVE_HEAD. Its length. */
+static int node_body(ar__sig_srv_t *srv, char *body, size_t cap, int leave)
+{
+    int n = snprintf(body, cap, "%s\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu,\"b\":%d}",
+                     leave ? AR__SIG_LEAVE_HEAD : "{", (unsigned long long)srv->node_id,
+                     srv->conf->node_name, srv->draining || leave,
+                     (unsigned long long)ar__sig_now_us(), leave ? 0 : check_behind(srv));
+    return n < 0 || (size_t)n >= cap ? (int)cap - 1 : n;
+}
+
 void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
 {
     ar__sig_bus_t *b = srv->bus;
-    char subj[96], body[176];
+    char subj[96], body[192];
     snprintf(subj, sizeof(subj), "%snode", b->prefix);
-    int n = snprintf(body, sizeof(body),
-                     "{\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu,\"b\":%d}",
-                     (unsigned long long)srv->node_id, srv->conf->node_name, srv->draining,
-                     (unsigned long long)ar__sig_now_us(), check_behind(srv));
+    int n = node_body(srv, body, sizeof(body), 0);
     ar__sig_bus_nums_flush(b);
     /*
      * At once, on the subscribing connection: a heartbeat says that the loop runs and that
@@ -165,6 +174,47 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
     }
 }
 
+/*
+ * A graceful stop (SIGTERM, `anteroom up` stopping, a rolling restart; srv.c) hands the
+ * worker's sessions over now rather than after AR__SIG_NODE_DEAD_S of silence (docs/signal.md,
+ * "Graceful stop"). The departure is the worker's last publication, queued after every record
+ * and numbered copy it published, on the same connection (pnc), so each backup holds
+ * everything the owner numbered when it handles the departure: NATS keeps one publisher's
+ * order, libnats hands all subscriptions' messages to the inbox on one thread, and a departure
+ * waits in the inbox in its place, not with the heartbeats handled first (ar__sig_bus_put).
+ * Every worker then does what it does on a death (ar__sig_node_dead: backups promote their
+ * copies, the owners of sessions it backed up pick new backups). Nothing this worker publishes
+ * afterwards goes out (bus_pub.c ar__sig_bus_publish): the sessions are the backups' now. Bounded:
+ * the publisher thread publishes what is queued and ends (as at ar__sig_bus_stop), then one flush
+ * of at most 1 s, so the clients are told to go only once nats-server has the departure.
+ */
+void ar__sig_bus_leave(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    if (!b || !b->pnc || b->left)
+        return;
+    char subj[96], body[192];
+    snprintf(subj, sizeof(subj), "%snode", b->prefix);
+    int n = node_body(srv, body, sizeof(body), 1);
+    ar__sig_bus_nums_flush(b); /* the copies batched so far go before it */
+    ar__sig_bus_publish(b, subj, body, (size_t)n);
+    b->left = 1;
+    uint64_t t0 = mono_ms();
+    if (b->pth_started) {
+        pthread_mutex_lock(&b->pmu);
+        b->pstop = 1;
+        pthread_cond_broadcast(&b->pcv);
+        pthread_mutex_unlock(&b->pmu);
+        pthread_join(b->pth, NULL);
+        b->pth_started = 0;
+    }
+    natsStatus st = NATS_CONNECTION_CLOSED;
+    if (natsConnection_Status(b->pnc) == NATS_CONN_STATUS_CONNECTED)
+        st = natsConnection_FlushTimeout(b->pnc, 1000);
+    ar_log(AR_LOG_INFO, "signal_worker_leaving", AR_LF_INT("flushed", st == NATS_OK),
+           AR_LF_UINT("ms", mono_ms() - t0));
+}
+
 void ar__sig_bus_on_node(ar__sig_srv_t *srv, const char *data, size_t len)
 {
     json_t *o = json_loadb(data, len, 0, NULL);
@@ -173,6 +223,18 @@ void ar__sig_bus_on_node(ar__sig_srv_t *srv, const char *data, size_t len)
     json_int_t t;
     if (o && json_unpack(o, "{s:s,s:s,s:i,s:I}", "i", &id, "n", &name, "d", &drain, "t", &t) == 0) {
         ar__sig_node_t *n = node_get(srv, strtoull(id, NULL, 16));
+        /* A worker that left never comes back under its id (a restarted worker draws a new
+         * one): a heartbeat it sent before its departure but that arrives after is ignored. */
+        if (n && n->left)
+            n = NULL;
+        if (n && n->id != srv->node_id && json_integer_value(json_object_get(o, "l")) > 0) {
+            n->left = n->dead = n->draining = 1;
+            snprintf(n->name, sizeof(n->name), "%s", name);
+            ar_log(AR_LOG_INFO, "signal_worker_left",
+                   AR_LF_INT("same_node", strcmp(n->name, srv->conf->node_name) == 0));
+            ar__sig_node_dead(srv, n->id); /* as on a death: the same promotions */
+            n = NULL;
+        }
         if (n) {
             snprintf(n->name, sizeof(n->name), "%s", name);
             n->draining = (uint8_t)drain;

@@ -370,6 +370,8 @@ void *ar__sig_bus_pub_main(void *arg)
 void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
 {
     size_t slen = strlen(subj), sz = sizeof(pub_t) + slen + 1 + len;
+    if (b->left)
+        return; /* after our departure (ar__sig_bus_leave) the sessions are the backups' */
     if (!b->pth_started) { /* no thread: at once, as before */
         (void)natsConnection_Publish(b->pnc, subj, data, (int)len);
         return;

@@ -274,6 +274,7 @@ typedef struct ar__sig_node_s {
     char name[32];
     uint8_t draining;
     uint8_t dead;     /* its death was handled */
+    uint8_t left;     /* it said it leaves (a graceful stop): gone for good, whatever comes later */
     uint64_t seen_ms; /* monotonic ms when its last heartbeat was taken from the inbox */
 } ar__sig_node_t;
 
@@ -394,6 +395,9 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv);
 int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, const char *resume,
                          int64_t last_seq);
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
+/* The connections resuming into s (NULL: every resuming connection) try again now, asking the
+ * owner anew: its owner changed or died (rec.c, sess.c), and the next tick is up to 1 s off. */
+void ar__sig_resume_kick(ar__sig_srv_t *srv, const ar__sig_sess_t *s);
 /* Replays to s's live connection (ar__sig_replay_to); AR_ECLOSED when it is not or no more live. */
 int ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after);
 /* What a resume replays to cb, in the order of their seq: the frames above `after` and the
@@ -422,6 +426,9 @@ void ar__sig_subhash(const ar_token_claims_t *claims, uint8_t out[16]);
  * to.<peer>,proc.<worker>} */
 int ar__sig_bus_start(ar__sig_srv_t *srv);
 void ar__sig_bus_stop(ar__sig_srv_t *srv);
+/* A graceful stop: after everything this worker published, tells the bus it leaves (every
+ * worker then handles it as dead at once); nothing published afterwards goes out (bus_node.c). */
+void ar__sig_bus_leave(ar__sig_srv_t *srv);
 /* The bus's inbox alone, not connected (ar__sig_bus_start begins with it; tests use it bare). */
 int ar__sig_bus_new(ar__sig_srv_t *srv);
 /* A message from NATS on subject subj into the inbox (libnats' thread), or dropped when full. */

@@ -219,6 +219,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     json_t *v;
     const char *s;
     int claim = ownership_claim(srv, r, o, strtoull(origin, NULL, 16));
+    uint64_t owner = r->owner;
     if ((v = json_object_get(o, "role")))
         r->role = (uint8_t)json_integer_value(v);
     if (claim != CLAIM_REFUSED) {
@@ -231,6 +232,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     }
     if (claim == CLAIM_YIELD)
         yield(srv, r);
+    int moved = r->owner != owner;
     if ((s = json_string_value(json_object_get(o, "name"))))
         set_name(&r->name, s);
     ar__sig_recq_t *rq;
@@ -298,4 +300,10 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
             srv->qt = q;
         ar__sig_sess_adopt(srv, r->local); /* "own" with us as owner, and a backup again */
     }
+    /* A client resuming here asks the new owner (a promoter, graceful stop or death) now,
+     * not at the next tick. Only for a copy made for a resume (provisional): the kick walks
+     * the connections, and a node's death changes the owner of every session it held. Looked
+     * up again: enforcing the room above may end sessions. */
+    if (moved && (r = ar__sig_rec_find(srv, peer)) && r->local && r->local->provisional)
+        ar__sig_resume_kick(srv, r->local);
 }

@@ -120,6 +120,18 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
     return 0;
 }
 
+void ar__sig_resume_kick(ar__sig_srv_t *srv, const ar__sig_sess_t *s)
+{
+    ar__sig_conn_t *next;
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
+        next = cn->next; /* a connection that goes meanwhile keeps next (srv.c on_close) */
+        if (cn->state != AR__SIG_C_RESUMING || !cn->resume || (s && cn->sess != s))
+            continue;
+        cn->resume->last_try = 0; /* a new owner is asked at once */
+        ar__sig_resume_tick(srv, cn);
+    }
+}
+
 static void drop_attempt(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
 {
     ar__sig_resume_t *a = cn->resume;

@@ -575,6 +575,40 @@ static void *health_thread(void *arg)
 
 /* ---- the worker ---- */
 
+/*
+ * A graceful stop (SIGTERM/SIGINT) hands the sessions over now, not after the heartbeat
+ * timeout (docs/signal.md, "Graceful stop"). In this order: what waits in the bus's inbox is
+ * handled (frames for our sessions numbered, sent and copied to their backups; frames between
+ * two of our own sessions, which never go through NATS, delivered); then the departure goes out
+ * after every copy and record, and every worker promotes as on our death (bus_node.c); only
+ * then are the clients told to go (drain with the drain-urls, then close 4014), so that their
+ * resumes find the sessions promoted. The sessions are let go of first: their connections'
+ * closes must not mark them away or end them here (a client that closes with 1000 after
+ * moving on a drain), and nothing published after the departure would go out anyway.
+ */
+static void stop_gracefully(ar__sig_srv_t *srv)
+{
+    srv->now = ar_sn_loop_now(srv->loop);
+    srv->draining = 1; /* /readyz 503 while we go */
+    srv->drain_at = srv->now;
+    if (srv->bus)
+        ar__sig_bus_wake(srv);
+    ar__sig_bus_leave(srv);
+    size_t told = 0;
+    ar__sig_conn_t *next;
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
+        next = cn->next;
+        if (cn->state == AR__SIG_C_LIVE && cn->sess && cn->sess->conn == cn) {
+            cn->sess->conn = NULL;
+            cn->sess = NULL;
+            send_drain(srv, cn); /* within 0: go now (nothing without drain-urls) */
+            told++;
+        }
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
+    }
+    ar_log(AR_LOG_INFO, "signal_worker_stopping", AR_LF_UINT("clients", told));
+}
+
 static void on_signal(int sig)
 {
     if (sig == SIGUSR1) {
@@ -656,6 +690,8 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
                AR_LF_UINT("port", (uint64_t)conf->port));
         rc = ar_sn_loop_run(srv->loop);
         g_loop = NULL;
+        if (rc == 0 && g_stop)
+            stop_gracefully(srv);
     } else {
         ar_log(AR_LOG_ERROR, "signal_worker_start_failed", AR_LF_ERR("err", rc));
     }

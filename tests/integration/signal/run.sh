@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # anteroom-signal end to end: two NATS servers, signalling nodes, clients on npm `ws`.
-# Usage: run.sh <anteroom-signal binary>. Installs `ws` from the npm registry when it can; with
-# no registry (offline) an existing node_modules is used; with neither the test is skipped (77).
+# Usage: run.sh <anteroom-signal binary> [test files, by default all but stop.test.mjs, which
+# CTest runs alone as signal_stop]. Installs `ws` from the npm registry when it can; with no
+# registry (offline) an existing node_modules is used; with neither the test is skipped (77).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 command -v node >/dev/null || { echo "node is not installed"; exit 77; }
@@ -18,4 +19,7 @@ export AR_SIGNAL_BIN=$1
 # NATS servers and nodes on free ports, and their tests mostly wait on the server's timers (the
 # 10 s hello timeout, the rate limiter, a slow reader's queue), so they run side by side, in a
 # network namespace of their own where the machine allows (tests/netns.sh).
-exec bash ../../netns.sh timeout 280 node --test --test-concurrency=2 call.test.mjs hostile.test.mjs overload.test.mjs exactly_once.test.mjs admit.test.mjs
+files=("${@:2}")
+[ ${#files[@]} -gt 0 ] ||
+  files=(call.test.mjs hostile.test.mjs overload.test.mjs exactly_once.test.mjs admit.test.mjs)
+exec bash ../../netns.sh timeout 280 node --test --test-concurrency=2 "${files[@]}"
