@@ -232,6 +232,20 @@ int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n)
     return done;
 }
 
+/* Under pmu: waits up to ms for pcv (a stop, a connection's change, a publication). */
+static void pause_ms(ar__sig_bus_t *b, long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+}
+
 /*
  * Under pmu, with nc reconnected: libnats sent our SUBs again before anything else, so one round
  * trip on nc, asked after the reconnection, proves nats-server has them. Until then this worker
@@ -248,14 +262,7 @@ static void confirm_subs(ar__sig_bus_t *b)
     if (b->nc_epoch != epoch || b->nc_state != NC_BACK)
         return; /* down again meanwhile: the next reconnection asks again */
     if (s != NATS_OK) {
-        struct timespec until; /* no answer yet: ask again soon, not in a tight loop */
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+        pause_ms(b, 100); /* no answer yet: ask again soon, not in a tight loop */
         return;
     }
     b->nc_state = NC_UP;
@@ -311,10 +318,7 @@ void *ar__sig_bus_pub_main(void *arg)
         warn_dropped(b, 0);
         if (!b->phead || (held(b) && !b->pstop)) {
             if (drops_pending(b)) { /* their warning is due within a second */
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_sec++;
-                (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+                pause_ms(b, 1000);
             } else {
                 pthread_cond_wait(&b->pcv, &b->pmu);
             }
@@ -332,8 +336,23 @@ void *ar__sig_bus_pub_main(void *arg)
          * round trip on the subscribing connection first (for all subscriptions so far, on
          * this thread: the loop does not wait). Not when stopping: NATS may be gone. */
         if (it->sub_gen > b->sub_done && !stopping) {
-            (void)natsConnection_FlushTimeout(b->nc, 2000);
+            natsStatus fs = natsConnection_FlushTimeout(b->nc, 2000);
+            pthread_mutex_lock(&b->pmu);
+            if (fs != NATS_OK) {
+                /* No answer: the subscriptions are not known to be in place, so it is not
+                 * published yet. Back at the head, in order; tried again in 100 ms, or held
+                 * if nc went away meanwhile (its disconnected callback), or published at once
+                 * if stopping. */
+                it->next = b->phead;
+                b->phead = it;
+                if (!b->ptail)
+                    b->ptail = it;
+                if (!b->pstop)
+                    pause_ms(b, 100);
+                continue;
+            }
             b->sub_done = gen;
+            pthread_mutex_unlock(&b->pmu);
         }
         natsStatus s =
             natsConnection_Publish(b->pnc, it->data, it->data + it->slen + 1, (int)it->len);
@@ -351,10 +370,7 @@ void *ar__sig_bus_pub_main(void *arg)
                 b->phead = it;
                 if (!b->ptail)
                     b->ptail = it;
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_sec++;
-                (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+                pause_ms(b, 1000);
                 continue;
             } else {
                 ar__sig_bus_pub_dropped(b, it->data, 1);

@@ -153,6 +153,30 @@ static void test_round_trip_fails(void **state)
     assert_int_equal(what(2), 'b');
 }
 
+/* A publication made after a subscription waits for a round trip on nc proving the subscription
+ * is in place; a round trip that fails proves nothing: the publication waits for one that
+ * answers (it used to go out after the failure). */
+static void test_sub_round_trip_fails(void **state)
+{
+    fixture_t *f = *state;
+    send_rec(f, 'z'); /* the bus's own subscriptions: one round trip first */
+    wait_count(2);
+    assert_int_equal(what(0), 'F');
+    assert_int_equal(what(1), 'z');
+    pthread_mutex_lock(&f->srv->bus->pmu); /* a session's subscription (ar__sig_bus_sub_to) */
+    f->srv->bus->sub_gen++;
+    pthread_mutex_unlock(&f->srv->bus->pmu);
+    fake_nats_fail_flushes(2);
+    send_to(f, 'a');
+    for (int i = 0; i < 500 && fake_nats_flushes_to_fail() > 0; i++)
+        sleep_ms(10);
+    assert_int_equal(fake_nats_flushes_to_fail(), 0);
+    wait_count(4);
+    assert_int_equal(fake_nats_count(), 4);
+    assert_int_equal(what(2), 'F'); /* the third round trip, the first to answer */
+    assert_int_equal(what(3), 'a');
+}
+
 /* Held long, the queue stays bounded: beyond inbox-max the loop does not wait (NATS may be gone
  * for minutes) but drops and counts, and the dropped frames' recipient gets a notice in their
  * place. */
@@ -240,6 +264,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_held_until_resubscribed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sub_round_trip_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_while_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_loop_let_go, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_held, setup, teardown),
