@@ -766,8 +766,8 @@ static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     /* Frames dropped for it while it was away go with it: its client is told by the new owner
      * (after the welcome, as here), not never (docs/signal.md, "Messages dropped ..."). */
     if (ans && s->lost)
-        (void)json_object_set_new(ans, "lost",
-                                  json_pack("[i,I]", (int)s->lost, (json_int_t)s->lost_after));
+        (void)json_object_set_new(
+            ans, "lost", json_pack("[I,I]", (json_int_t)s->lost, (json_int_t)s->lost_after));
     ar__sig_bus_proc(srv, to, ans);
     ar__sig_conn_t *cn = s->conn;
     if (cn) {
