@@ -195,6 +195,8 @@ static void yield(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     }
     s->is_backup = 1; /* the owner's adopt (next on the bus) brings its buffer */
     s->promoted = 0;
+    s->lost = 0; /* noted as owner: the owner noted them too, and tells its client */
+    s->lost_after = 0;
     if (srv->nsessions)
         srv->nsessions--;
 }

@@ -683,6 +683,8 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
         }
         s->is_backup = 1;
         s->promoted = 0;
+        s->lost = 0; /* noted as owner: the owner noted them too, and tells its client */
+        s->lost_after = 0;
         if (srv->nsessions)
             srv->nsessions--;
     }
@@ -888,8 +890,6 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
                 s->seq = seq;
                 s->acked = ack;
                 load_frames(s, fr);
-                if (s->lost) /* dropped here during the hand-over: after all the owner numbered */
-                    s->lost_after = seq;
                 take_lost(s, json_object_get(o, "lost"));
                 cn->resume->answer = 1; /* ar__sig_resume_tick finishes the resume */
             } else {
