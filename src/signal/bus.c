@@ -236,12 +236,23 @@ static void sess_lost(ar__sig_sess_t *s, uint32_t n)
     ar__sig_sess_report_lost(s);
 }
 
+/*
+ * The owner's, and a copy's that a client of this worker is resuming into (the old owner may
+ * have handed the session over already, and then nobody else would tell it; the new owner
+ * places them at the hand-over's seq, sess.c "taken"). A plain backup that misses a frame still
+ * gets the owner's numbered copy. A loss both the old owner and the resuming copy saw (a lost
+ * notice reaches both) is counted by each and told as their sum: an over-count, accepted (the
+ * client is told of a gap either way; docs/signal.md).
+ */
 void ar__sig_sess_frames_lost(ar__sig_srv_t *srv, const char *peer, uint32_t n)
 {
-    /* Only the owner's: a backup that misses a frame still gets the owner's numbered copy. */
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-    if (r && r->local && !r->local->provisional && !r->local->is_backup && r->owner == srv->node_id)
-        sess_lost(r->local, n);
+    if (!r || !r->local)
+        return;
+    ar__sig_sess_t *s = r->local;
+    if ((!s->provisional && !s->is_backup && r->owner == srv->node_id) ||
+        ar__sig_sess_resuming(srv, s))
+        sess_lost(s, n);
 }
 
 void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
@@ -251,6 +262,9 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
             if (r->local && !r->local->provisional && !r->local->is_backup &&
                 r->owner == srv->node_id)
                 sess_lost(r->local, 1);
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) /* and the copies being resumed */
+        if (cn->state == AR__SIG_C_RESUMING && cn->sess && cn->sess->is_backup)
+            sess_lost(cn->sess, 1);
 }
 
 static void on_wake(int fd, void *data);

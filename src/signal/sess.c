@@ -890,6 +890,8 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
                 s->seq = seq;
                 s->acked = ack;
                 load_frames(s, fr);
+                if (s->lost) /* noted here while resuming: after all the owner numbered */
+                    s->lost_after = seq;
                 take_lost(s, json_object_get(o, "lost"));
                 cn->resume->answer = 1; /* ar__sig_resume_tick finishes the resume */
             } else {
