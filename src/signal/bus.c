@@ -51,17 +51,30 @@
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
-/* Under b->mu: one message of this kind (for peer, when a frame) was dropped; a frame's drop is
- * marked where the frame would have gone, after everything already queued. */
-static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
+/* A lost notice's count (bus_internal.h), or 0 when data is no notice. */
+static uint32_t notice_count(const uint8_t *data, size_t len)
 {
-    b->dropped[kind]++;
+    if (len != NOTICE_LEN || data[24] != ACT_LOST)
+        return 0;
+    uint32_t n = (uint32_t)data[25] | (uint32_t)data[26] << 8 | (uint32_t)data[27] << 16 |
+                 (uint32_t)data[28] << 24;
+    return n ? n : 1;
+}
+
+/* Under b->mu: one message of this kind (for peer, when a frame) was dropped; a frame's drop is
+ * marked where the frame would have gone, after everything already queued. notice: it was a
+ * lost notice for that many frames: the marker carries its count, and it is not counted as a
+ * drop here (the sender counted the frames). */
+static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer, uint32_t notice)
+{
+    if (!notice)
+        b->dropped[kind]++;
     if (kind != K_TO)
         return;
+    uint32_t n = notice ? notice : 1;
     item_t *t = b->tail;
     if (t && t->kind == K_LOST && strcmp(t->peer, peer) == 0) {
-        if (t->len < UINT32_MAX)
-            t->len++;
+        t->len = t->len + n > UINT32_MAX ? UINT32_MAX : t->len + n;
         return;
     }
     item_t *m = b->nmarks < LOST_MAX ? ar_malloc(sizeof(*m)) : NULL;
@@ -73,7 +86,7 @@ static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
     m->at_ms = mono_ms(); /* at the head, it is the backlog's age (own_behind) */
     m->kind = K_LOST;
     snprintf(m->peer, sizeof(m->peer), "%s", peer);
-    m->len = 1;
+    m->len = n;
     if (t)
         t->next = m;
     else
@@ -114,7 +127,7 @@ void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_
             *head = it;
         *tail = it;
     } else {
-        note_drop(b, kind, peer);
+        note_drop(b, kind, peer, kind == K_TO ? notice_count(data, len) : 0);
     }
     pthread_mutex_unlock(&b->mu);
     /* A drop wakes the loop too: the session is told now, not at the next message. */
@@ -429,10 +442,9 @@ void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, s
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
     /* Only the owner numbers frames (and a backup keeps its copy): a session this worker no
      * longer owns may still linger here with its old connection until it closes. */
-    if (len == NOTICE_LEN && data[24] == ACT_LOST) { /* the sender's publisher dropped some */
-        uint32_t n = (uint32_t)data[25] | (uint32_t)data[26] << 8 | (uint32_t)data[27] << 16 |
-                     (uint32_t)data[28] << 24;
-        ar__sig_sess_frames_lost(srv, peer, n ? n : 1);
+    uint32_t lost = notice_count(data, len);
+    if (lost) { /* the sender's publisher dropped some */
+        ar__sig_sess_frames_lost(srv, peer, lost);
         return;
     }
     if (!r || !r->local || len < 25 || !(r->local->is_backup || r->owner == srv->node_id))
