@@ -489,9 +489,20 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
             return;
         }
         if (b->lhead) { /* out of memory: dropped, as the inbox drops (never out of order) */
-            if (b->m_dropped[K_TO])
-                ar_metric_add(b->m_dropped[K_TO], 0, 1);
-            ar__sig_sess_frames_lost(srv, peer, 1);
+            if (owned_here(srv, peer)) {
+                if (b->m_dropped[K_TO])
+                    ar_metric_add(b->m_dropped[K_TO], 0, 1);
+                ar__sig_sess_frames_lost(srv, peer, 1);
+                return;
+            }
+            /* Owned elsewhere: counted, and its owner told by a lost notice (which needs no
+             * memory). It may overtake frames for the peer still in the local queue: the
+             * client is then told of the gap a little early, never not at all. */
+            char subj[128];
+            snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
+            pthread_mutex_lock(&b->pmu);
+            ar__sig_bus_pub_dropped(b, subj, 0);
+            pthread_mutex_unlock(&b->pmu);
             return;
         }
     }

@@ -134,6 +134,33 @@ static void test_many_dropped(void **state)
     assert_int_equal(published_to(3), 'd');
 }
 
+/* A frame for a peer owned elsewhere, while a frame for a session of this worker waits in the
+ * local queue (bus.c, ar__sig_bus_to), finds no memory for its entry there: dropped (never out
+ * of order), counted, and its recipient told by a lost notice (it used to be counted only). */
+static void test_local_queue_oom_told(void **state)
+{
+    fixture_t *f = *state;
+    ar_metric_t *dropped = f->srv->bus->m_dropped[K_TO];
+    int64_t before = ar_metric_value(dropped);
+    ar__sig_rec_t *r = ar__sig_rec_get(f->srv, su_peer('o'));
+    assert_non_null(r);
+    r->owner = f->srv->node_id;
+    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->rec = r;
+    r->local = s;
+    send_to(f, 'o'); /* ours: waits in the local queue */
+    assert_non_null(f->srv->bus->lhead);
+    ar_alloc_fail_after(0);
+    send_to(f, 'b');
+    assert_true(ar_alloc_fail_after(-1) >= 1);
+    assert_int_equal(ar_metric_value(dropped) - before, 1);
+    ar__sig_bus_stop(f->srv);
+    assert_int_equal(fake_nats_count(), 1);
+    assert_int_equal(published_to(0), 'b');
+    assert_notice(0, 1);
+}
+
 /* A record whose text finds no memory (json_dumps, publish_json) is counted as a dropped
  * record, not lost without a trace; the next one goes out. */
 static void test_record_text_dropped(void **state)
@@ -160,6 +187,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dropped_not_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_queue_oom_told, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_text_dropped, setup, teardown),
     };
