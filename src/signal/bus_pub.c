@@ -36,6 +36,18 @@ uint8_t ar__sig_bus_subj_kind(const ar__sig_bus_t *b, const char *subj, const ch
 
 /* ---- publications dropped on this side: counted, warned, a frame's recipient told ---- */
 
+/* Where a queued notice's count is (4 bytes, little endian), and what it says. */
+static uint8_t *notice_cnt(pub_t *it)
+{
+    return (uint8_t *)it->data + it->slen + 1 + AR__SIG_TO_HDR;
+}
+
+static uint32_t notice_n(pub_t *it)
+{
+    const uint8_t *c = notice_cnt(it);
+    return (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+}
+
 /*
  * Under pmu: frames for peer were dropped here. A lost notice goes where the first of them would
  * have gone: at the queue's tail (the loop), or at its head (the publisher thread, whose dropped
@@ -45,9 +57,8 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, int at_h
 {
     pub_t *t = b->ptail;
     if (!at_head && t && t->notice && strcmp(t->data + b->plen + 3, peer) == 0) {
-        uint8_t *cnt = (uint8_t *)t->data + t->slen + 1 + AR__SIG_TO_HDR;
-        uint32_t c = (uint32_t)cnt[0] | (uint32_t)cnt[1] << 8 | (uint32_t)cnt[2] << 16 |
-                     (uint32_t)cnt[3] << 24;
+        uint8_t *cnt = notice_cnt(t);
+        uint32_t c = notice_n(t);
         c = c + n < c ? UINT32_MAX : c + n;
         for (int i = 0; i < 4; i++)
             cnt[i] = (uint8_t)(c >> (8 * i));
@@ -361,10 +372,11 @@ void *ar__sig_bus_pub_main(void *arg)
             /* libnats refused it (its reconnect buffer full, say): a notice for a frame goes
              * first, at the head, where the frame was; a notice refused waits and is tried
              * again (published at once when stopping, and dropped if refused then). */
-            if (it->notice && b->pstop) {
-                b->untold++;
+            if (it->notice && b->pstop) { /* its count: the frames nobody is told of */
+                uint32_t n = notice_n(it);
+                b->untold = b->untold + n < b->untold ? UINT32_MAX : b->untold + n;
                 if (b->m_untold)
-                    ar_metric_add(b->m_untold, 0, 1);
+                    ar_metric_add(b->m_untold, 0, n);
             } else if (it->notice) {
                 it->next = b->phead;
                 b->phead = it;

@@ -18,7 +18,7 @@ static size_t npubs, entered;
 static int gate_open = 1;
 static pthread_t gate_owner; /* the thread that closed the gate: it never waits at it */
 static char objs[16];        /* fake options, connections and subscriptions point in here */
-static int nconns, flush_fail, flush_rec;
+static int nconns, flush_fail, flush_rec, pub_fail;
 static natsConnectionHandler opt_down, opt_back, opt_closed; /* as the options hold them now */
 static struct {
     natsConnectionHandler down, back, closed; /* as the options held them at connect */
@@ -74,12 +74,19 @@ void fake_nats_fail_flushes(int n)
     pthread_mutex_unlock(&mu);
 }
 
+void fake_nats_fail_publishes(int on)
+{
+    pthread_mutex_lock(&mu);
+    pub_fail = on;
+    pthread_mutex_unlock(&mu);
+}
+
 void fake_nats_reset(void)
 {
     pthread_mutex_lock(&mu);
     npubs = entered = 0;
     gate_open = 1;
-    nconns = flush_fail = flush_rec = 0;
+    nconns = flush_fail = flush_rec = pub_fail = 0;
     opt_down = opt_back = opt_closed = NULL;
     opt_down_arg = opt_back_arg = opt_closed_arg = NULL;
     memset(conns, 0, sizeof(conns));
@@ -137,10 +144,12 @@ natsStatus natsConnection_Publish(natsConnection *nc, const char *subj, const vo
     pthread_cond_broadcast(&cv);
     while (!gate_open && !pthread_equal(pthread_self(), gate_owner))
         pthread_cond_wait(&cv, &mu);
-    record(conn_index(nc), subj, data, dataLen);
+    int fail = pub_fail;
+    if (!fail)
+        record(conn_index(nc), subj, data, dataLen);
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
-    return NATS_OK;
+    return fail ? NATS_INSUFFICIENT_BUFFER : NATS_OK;
 }
 
 natsStatus natsOptions_Create(natsOptions **newOpts)

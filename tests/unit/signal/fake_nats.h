@@ -42,5 +42,8 @@ void fake_nats_record_flushes(int on);
 void fake_nats_fail_flushes(int n);
 /* How many of those are still to fail. */
 int fake_nats_flushes_to_fail(void);
+/* on: every publication is refused (as libnats does when its reconnect buffer is full), and not
+ * recorded; off: as before. */
+void fake_nats_fail_publishes(int on);
 
 #endif

@@ -161,6 +161,23 @@ static void test_local_queue_oom_told(void **state)
     assert_notice(0, 1);
 }
 
+/* A notice for two frames that libnats refuses until the end: stopping drops it, and both
+ * frames are counted as untold (it used to count 1). */
+static void test_notice_refused_at_stop(void **state)
+{
+    fixture_t *f = *state;
+    ar_metric_t *untold = f->srv->bus->m_untold;
+    assert_non_null(untold);
+    fake_nats_fail_publishes(1);
+    ar_alloc_fail_after(0);
+    send_to(f, 'b');
+    send_to(f, 'b');
+    assert_int_equal(ar_alloc_fail_after(-1), 2); /* one notice for both */
+    ar__sig_bus_stop(f->srv);                     /* tried at once, refused, dropped */
+    assert_int_equal(fake_nats_count(), 0);
+    assert_int_equal(ar_metric_value(untold), 2);
+}
+
 /* A record whose text finds no memory (json_dumps, publish_json) is counted as a dropped
  * record, not lost without a trace; the next one goes out. */
 static void test_record_text_dropped(void **state)
@@ -188,6 +205,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dropped_not_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_queue_oom_told, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notice_refused_at_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_text_dropped, setup, teardown),
     };
