@@ -604,8 +604,14 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
     b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&b->mu, NULL);
     pthread_mutex_init(&b->pmu, NULL);
-    pthread_cond_init(&b->pcv, NULL);
-    pthread_cond_init(&b->pfree, NULL);
+    /* Timed waits (bus_pub.c) count on the monotonic clock: a step of the wall clock (NTP,
+     * an operator) neither stretches nor cuts them short. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->pcv, &ca);
+    pthread_cond_init(&b->pfree, &ca);
+    pthread_condattr_destroy(&ca);
     b->plen = (size_t)snprintf(b->prefix, sizeof(b->prefix), "ar.%s.", srv->conf->jurisdiction);
     b->max_bytes = srv->conf->inbox_max > 0 ? (size_t)srv->conf->inbox_max : (size_t)64 << 20;
     b->pnc_up = 1;

@@ -230,7 +230,7 @@ natsStatus ar__sig_bus_watch_conn(ar__sig_bus_t *b, natsOptions *o, int pub)
 int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until); /* the clock of pcv (bus.c) */
     until.tv_sec += 2;
     int rc = 0;
     pthread_mutex_lock(&b->pmu);
@@ -247,7 +247,7 @@ int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n)
 static void pause_ms(ar__sig_bus_t *b, long ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until); /* the clock of pcv (bus.c) */
     until.tv_sec += ms / 1000;
     until.tv_nsec += (ms % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
