@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PNC_WRITE_DEADLINE_MS 2000
+
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
@@ -678,6 +680,14 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
      */
     if (s == NATS_OK)
         s = natsOptions_SetSendAsap(o, true);
+    /*
+     * A write to a nats-server that does not read gives up after PNC_WRITE_DEADLINE_MS (libnats
+     * then treats the connection as broken and reconnects; publications are held meanwhile,
+     * bus_pub.c): without it the publisher thread, and so bus_stop's join, could wait on a
+     * blocked socket without end.
+     */
+    if (s == NATS_OK)
+        s = natsOptions_SetWriteDeadline(o, PNC_WRITE_DEADLINE_MS);
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->pnc, o);
     natsOptions_Destroy(o);

@@ -9,6 +9,7 @@
 #define AR_TEST_FAKE_NATS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define FAKE_NATS_MAX 128
 
@@ -45,5 +46,7 @@ int fake_nats_flushes_to_fail(void);
 /* on: every publication is refused (as libnats does when its reconnect buffer is full), and not
  * recorded; off: as before. */
 void fake_nats_fail_publishes(int on);
+/* The write deadline (ms, 0: none) connection conn was connected with. */
+int64_t fake_nats_write_deadline(int conn);
 
 #endif

@@ -177,6 +177,16 @@ static void test_sub_round_trip_fails(void **state)
     assert_int_equal(what(3), 'a');
 }
 
+/* The publishing connection's writes have a deadline (a nats-server that does not read cannot
+ * hold the publisher thread, and so a stop, without end); the subscribing one's need none. */
+static void test_write_deadline(void **state)
+{
+    (void)state;
+    assert_int_equal(fake_nats_write_deadline(0), 0);
+    assert_true(fake_nats_write_deadline(1) > 0);
+    assert_true(fake_nats_write_deadline(1) <= 5000);
+}
+
 /* Held long, the queue stays bounded: beyond inbox-max the loop does not wait (NATS may be gone
  * for minutes) but drops and counts, and the dropped frames' recipient gets a notice in their
  * place. */
@@ -265,6 +275,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_held_until_resubscribed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sub_round_trip_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_while_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_loop_let_go, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_held, setup, teardown),
