@@ -159,6 +159,14 @@ static int held(const ar__sig_bus_t *b)
     return b->nc_state != NC_UP || !b->pnc_up;
 }
 
+/* A hold starts (signal_bus_released says when it ends): a long one is visible while it lasts,
+ * not only once it is over. pub: the publishing connection went, else the subscribing one. */
+static void log_held(int pub, size_t queued)
+{
+    ar_log(AR_LOG_WARN, "signal_bus_held", AR_LF_INT("publishing", pub),
+           AR_LF_UINT("queued_bytes", queued));
+}
+
 /* libnats' callbacks (its own thread; in order for one connection). */
 static void on_nc_down(natsConnection *nc, void *closure)
 {
@@ -167,11 +175,15 @@ static void on_nc_down(natsConnection *nc, void *closure)
     pthread_mutex_lock(&b->pmu);
     b->nc_state = NC_DOWN;
     b->nc_epoch++;
-    if (!b->held_ms)
+    int start = !b->held_ms;
+    if (start)
         b->held_ms = mono_ms();
+    size_t queued = b->pbytes;
     pthread_cond_broadcast(
         &b->pfree); /* a loop waiting for room drops instead (ar__sig_bus_publish) */
     pthread_mutex_unlock(&b->pmu);
+    if (start)
+        log_held(0, queued);
 }
 
 static void on_nc_back(natsConnection *nc, void *closure)
@@ -191,10 +203,14 @@ static void on_pnc_change(natsConnection *nc, void *closure, int up)
     (void)nc;
     pthread_mutex_lock(&b->pmu);
     b->pnc_up = up;
-    if (!up && !b->held_ms)
+    int start = !up && !b->held_ms;
+    if (start)
         b->held_ms = mono_ms();
+    size_t queued = b->pbytes;
     pthread_cond_broadcast(up ? &b->pcv : &b->pfree);
     pthread_mutex_unlock(&b->pmu);
+    if (start)
+        log_held(1, queued);
 }
 
 static void on_pnc_down(natsConnection *nc, void *closure)
