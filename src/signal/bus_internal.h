@@ -147,8 +147,9 @@ uint8_t ar__sig_bus_subj_kind(const ar__sig_bus_t *b, const char *subj, const ch
 /* bus_pub.c: queues a publication for the publisher thread (at once without one). */
 void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
 /* bus_pub.c, under pmu: a publication to subj was dropped on this side: counted, warned, a
- * frame's peer told by a lost notice (at the queue's head when at_head, else at its tail). */
-void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head);
+ * frame's peer told by a lost notice: at the queue's tail when head_ms is 0, else at its head
+ * with the dropped publication's queueing time head_ms (its age counts for admission). */
+void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, uint64_t head_ms);
 /* bus_pub.c: the publisher thread (arg: the bus). */
 void *ar__sig_bus_pub_main(void *arg);
 /* bus_pub.c: sets o's callbacks for the subscribing (pub 0) or the publishing connection. */

@@ -53,8 +53,9 @@ static uint32_t notice_n(pub_t *it)
  * have gone: at the queue's tail (the loop), or at its head (the publisher thread, whose dropped
  * publication was the head). Consecutive drops for one peer share the tail's notice.
  */
-static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, int at_head)
+static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, uint64_t head_ms)
 {
+    int at_head = head_ms != 0;
     pub_t *t = b->ptail;
     if (!at_head && t && t->notice && strcmp(t->data + b->plen + 3, peer) == 0) {
         uint8_t *cnt = notice_cnt(t);
@@ -78,7 +79,7 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, int at_h
     }
     b->notices_used++;
     it->notice = 1;
-    it->at_ms = mono_ms();
+    it->at_ms = at_head ? head_ms : mono_ms(); /* at the head, the dropped one's age (admission) */
     it->sub_gen = 0;
     it->slen = (size_t)snprintf(it->data, NOTICE_SZ - sizeof(*it), "%sto.%s", b->prefix, peer);
     it->len = NOTICE_LEN;
@@ -120,7 +121,7 @@ static int drops_pending(const ar__sig_bus_t *b)
 
 /* Under pmu: a publication to subj was dropped here. Counted by kind (the metric at once); a
  * warning at most once a second with the counts since the last; a frame's peer is told. */
-void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head)
+void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, uint64_t head_ms)
 {
     const char *peer;
     uint8_t k = ar__sig_bus_subj_kind(b, subj, &peer);
@@ -128,7 +129,7 @@ void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head)
         ar_metric_add(b->m_dropped[k], 0, 1);
     b->pdropped[k]++;
     if (k == K_TO && strlen(peer) == AR__SIG_PEER_LEN)
-        notice_lost(b, peer, 1, at_head);
+        notice_lost(b, peer, 1, head_ms);
     warn_dropped(b, 0);
 }
 
@@ -401,7 +402,7 @@ void *ar__sig_bus_pub_main(void *arg)
                 pause_ms(b, 1000);
                 continue;
             } else {
-                ar__sig_bus_pub_dropped(b, it->data, 1);
+                ar__sig_bus_pub_dropped(b, it->data, it->at_ms ? it->at_ms : 1);
             }
         }
         pub_done(b, it);

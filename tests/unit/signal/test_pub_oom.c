@@ -16,11 +16,13 @@
 #include "anteroom/alloc.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -178,6 +180,35 @@ static void test_notice_refused_at_stop(void **state)
     assert_int_equal(ar_metric_value(untold), 2);
 }
 
+/* A frame libnats refuses leaves its notice at the queue's head with the frame's queueing time,
+ * not the time of the refusal: the queue's age (admission control, bus_node.c) is not reset
+ * by a drop at its head. */
+static void test_head_notice_keeps_age(void **state)
+{
+    fixture_t *f = *state;
+    ar__sig_bus_t *b = f->srv->bus;
+    fake_nats_gate(0);
+    fake_nats_fail_publishes(1);
+    uint64_t t0 = mono_ms();
+    send_to(f, 'a');
+    assert_int_equal(fake_nats_wait_entered(1), 0); /* the thread is inside a's publication */
+    struct timespec ts = {0, 200 * 1000000L};
+    nanosleep(&ts, NULL);
+    fake_nats_gate(1); /* refused now, 200 ms after it was queued */
+    uint64_t at = 0;
+    for (int i = 0; i < 500 && !at; i++) {
+        pthread_mutex_lock(&b->pmu);
+        if (b->phead && b->phead->notice)
+            at = b->phead->at_ms;
+        pthread_mutex_unlock(&b->pmu);
+        if (!at)
+            nanosleep(&(struct timespec){0, 1000000L}, NULL);
+    }
+    assert_true(at != 0);
+    assert_true(at - t0 < 100);
+    fake_nats_fail_publishes(0);
+}
+
 /* A record whose text finds no memory (json_dumps, publish_json) is counted as a dropped
  * record, not lost without a trace; the next one goes out. */
 static void test_record_text_dropped(void **state)
@@ -206,6 +237,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dropped_not_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_queue_oom_told, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notice_refused_at_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_notice_keeps_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_text_dropped, setup, teardown),
     };
