@@ -90,10 +90,9 @@ struct ar__sig_bus_s {
      * NC_UP and pnc_up (pub_main); held_ms: since when (0: not held). */
     int nc_state, pnc_up, closed; /* closed: connections whose closed callback has run */
     uint64_t nc_epoch, held_ms;
-    /* The lost notices (NOTICE_MAX slots of NOTICE_SZ bytes, under pmu) and how many are in
-     * use; untold: frames dropped with no notice free (counted, warned). */
+    /* The lost notices (NOTICE_MAX slots of NOTICE_SZ bytes, under pmu; a slot is in use while
+     * its notice is set); untold: frames dropped with no notice free (counted, warned). */
     uint8_t *notices;
-    unsigned notices_used;
     uint32_t untold;
     /* Publications dropped on this side since the last warning (under pmu) and when that was. */
     uint32_t pdropped[K__COUNT];

@@ -77,7 +77,6 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, uint64_t
             ar_metric_add(b->m_untold, 0, n);
         return;
     }
-    b->notices_used++;
     it->notice = 1;
     it->at_ms = at_head ? head_ms : mono_ms(); /* at the head, the dropped one's age (admission) */
     it->sub_gen = 0;
@@ -303,8 +302,7 @@ static void pub_done(ar__sig_bus_t *b, pub_t *it)
     size_t sz = it->notice ? NOTICE_SZ : sizeof(*it) + it->slen + 1 + it->len;
     b->pbytes -= sz < b->pbytes ? sz : b->pbytes;
     if (it->notice) {
-        it->notice = 0;
-        b->notices_used--;
+        it->notice = 0; /* its slot free again */
     } else {
         sodium_memzero(it->data, sz - sizeof(*it)); /* relayed SDP does not linger in memory */
         ar_free(it);
