@@ -22,9 +22,8 @@
 #        allocation then also gets CreatePermission and ChannelBind, as run.sh's second CPU
 #        figure, and the CPU is read after the BIND line: CPU us per usable allocation).
 set -uo pipefail
-if [ -z "${AR_BENCH_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-  exec env AR_BENCH_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
+# shellcheck source=bench/turn/netns.sh
+. "$(dirname "$0")/netns.sh" "$@"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${AR_BUILD:-$ROOT/build/default}
 TL=$BUILD/bench/turn/ar-turnload
@@ -124,11 +123,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
     [ -n "$v" ] && CPU[$s]="${CPU[$s]:-} $v"
   done
 done
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-base=$(median "${CPU[coturn]:-}")
+base=$(median "${CPU[coturn]:-}" 1)
 echo "median CPU us per $WHAT (ratio to coturn):"
 for s in "${servers[@]}"; do
-  m=$(median "${CPU[$s]:-}")
+  m=$(median "${CPU[$s]:-}" 1)
   awk -v s="$s" -v m="$m" -v b="$base" -v all="${CPU[$s]:-}" \
     'BEGIN {printf "  %-12s %6.1f  %.3f   (runs:%s)\n", s, m, (b > 0 ? m / b : 0), all}'
 done

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared by run.sh, udp_ab.sh and alloc_ab.sh (sourced, not run): stopping what a script
-# started, waiting for a port, and coturn's configuration, so the scripts start and stop their
-# servers the same way. The caller sets TMP (its scratch directory) and adds every PID it starts
+# started, waiting for a port, coturn's configuration, and reading and summing up the load
+# generator's figures, so the scripts start and stop their servers and compute their medians the
+# same way. The caller sets TMP (its scratch directory) and adds every PID it starts
 # to the array PIDS.
 PIDS=()
 
@@ -41,4 +42,14 @@ coturn_conf() {
     max-port=29999 realm=bench lt-cred-mech user=bench:bench allow-loopback-peers no-cli \
     no-dtls no-multicast-peers "userdb=$d/turndb" "pidfile=$d/turn.pid" \
     "log-file=$d/turn.log" no-stdout-log simple-log "$@" >"$d/turn.conf"
+}
+
+# field <line> <key>: the value of key=value in a RESULT/ALLOC line ("" when it has none).
+field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -1; }
+
+# median "<figures separated by blanks>" [places]: the middle figure, or for an even count the
+# mean of the middle two printed with that many decimal places (default 3); nothing for none.
+median() {
+  tr ' ' '\n' <<<"$1" | grep . | sort -g | awk -v fmt="%.${2:-3}f\n" '{v[NR] = $1}
+    END {if (NR % 2) print v[(NR + 1) / 2]; else if (NR) printf fmt, (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }

@@ -26,12 +26,8 @@
 #   held, at 1k, 5k and 15k (client processes of at most 5k sockets: 20,000 open files each).
 set -uo pipefail
 
-# Run in a network namespace of our own when we can: the machine is shared, and other suites
-# bind loopback ports too. The servers' CPU and RSS are still read from /proc (same PID space).
-if [ -z "${AR_BENCH_NETNS:-}" ] && command -v unshare >/dev/null &&
-  unshare -n true 2>/dev/null; then
-  exec env AR_BENCH_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
+# shellcheck source=bench/turn/netns.sh
+. "$(dirname "$0")/netns.sh" "$@"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${AR_BUILD:-$ROOT/build/default}
@@ -102,9 +98,6 @@ start_server() {
   return 0
 }
 
-# field <line> <key>: the value of key=value in a RESULT/ALLOC line.
-field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -1; }
-
 # data_run <server> <pid> <port> <transport> <size> [rate]: one flat-out or fixed-rate run. Each
 # figure is appended to R[server,key.metric.all]; the report shows the median over the rounds.
 data_run() {
@@ -132,9 +125,6 @@ data_run() {
     R[$name,$key.${m#*:}.all]+="$(field "$res" "${m%%:*}") "
   done
 }
-
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR] = $1}
-  END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 # data_tests: every server runs at once on its own ports, and the runs interleave (each round
 # starts with the next server), so that the other tenants of this shared machine weigh on all

@@ -7,6 +7,7 @@
 # Prints every run's CPU figure, then per server and size the median CPU us per relayed packet
 # and its ratio to the first server's median from the same invocation: the command for
 # before/after comparisons of the UDP relay path (run.sh's table is the one the issue reads).
+# A run that fails is warned of at once and left out of the medians; the end says how many.
 #
 # Usage: bench/turn/udp_ab.sh [LABEL=SERVER ...]
 #        SERVER: an anteroom-turn binary, optionally followed by a comma-separated list of extra
@@ -17,9 +18,8 @@
 #        BENCH_RATE (default 0: flat out; N: run.sh's fixed-rate test instead, N packets/s offered
 #        over 64 allocations, whose RTT percentiles are then printed too).
 set -uo pipefail
-if [ -z "${AR_BENCH_NETNS:-}" ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-  exec env AR_BENCH_NETNS=1 unshare -n bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
+# shellcheck source=bench/turn/netns.sh
+. "$(dirname "$0")/netns.sh" "$@"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${AR_BUILD:-$ROOT/build/default}
 TL=$BUILD/bench/turn/ar-turnload
@@ -92,7 +92,15 @@ if [ "$RATE" = 0 ]; then
 else
   echo "fixed rate: $RATE pkt/s offered over 64 allocations, ${SECS} s windows, $ROUNDS interleaved rounds"
 fi
-declare -A CPU P50 P99
+declare -A CPU P50 P99 FAILED
+nruns=0 nfailed=0
+# failed <label> <size> <why>: a run that gives no figure is said at once and counted, so that
+# the medians below say over how many runs they are.
+failed() {
+  echo "  warning: round $r $1 $2 B failed ($3); left out of the medians" >&2
+  FAILED[$1,$2]=$((${FAILED[$1,$2]:-0} + 1))
+  nfailed=$((nfailed + 1))
+}
 net=20
 for r in $(seq "$ROUNDS"); do
   n=${#labels[@]}
@@ -101,8 +109,9 @@ for r in $(seq "$ROUNDS"); do
     for size in $SIZES; do
       port=$((PORT + 10))
       net=$((net + 1))
+      nruns=$((nruns + 1))
       if ! start "$label" "$port"; then
-        echo "  $label did not start: $(tail -1 "$TMP/srv.log")" >&2
+        failed "$label" "$size" "the server did not start: $(tail -1 "$TMP/srv.log")"
         stop_pid "$SRV"
         continue
       fi
@@ -111,16 +120,16 @@ for r in $(seq "$ROUNDS"); do
       out=$(timeout $((SECS + 60)) "$TL" $mode --server "127.0.0.1:$port" \
         --peer "127.0.0.1:$PEER_PORT" --transport udp --size "$size" --allocs $ALLOCS \
         --inflight 8 --rate "$RATE" --warmup 1 --secs "$SECS" --server-pid "$SRV" \
-        --bind "127.$net.0.1" --spread $ALLOCS 2>/dev/null | grep '^RESULT')
+        --bind "127.$net.0.1" --spread $ALLOCS 2>"$TMP/tl.err" | grep '^RESULT')
       stop_pid "$SRV"
-      cpu=$(tr ' ' '\n' <<<"$out" | sed -n 's/^cpu_us_per_pkt=//p')
-      pps=$(tr ' ' '\n' <<<"$out" | sed -n 's/^relayed_pps=//p')
+      cpu=$(field "$out" cpu_us_per_pkt)
+      pps=$(field "$out" relayed_pps)
       if [ -z "$cpu" ] || [ "${pps:-0}" = 0 ]; then
-        echo "  round $r $label $size B: failed" >&2
+        failed "$label" "$size" "${out:+nothing relayed}${out:-no RESULT line: $(tail -1 "$TMP/tl.err")}"
         continue
       fi
-      p50=$(tr ' ' '\n' <<<"$out" | sed -n 's/^rtt_p50_us=//p')
-      p99=$(tr ' ' '\n' <<<"$out" | sed -n 's/^rtt_p99_us=//p')
+      p50=$(field "$out" rtt_p50_us)
+      p99=$(field "$out" rtt_p99_us)
       printf '  round %d %-12s %5d B  %7s us/pkt  %7s relayed pkt/s  RTT p50 %s p99 %s us\n' \
         "$r" "$label" "$size" "$cpu" "$pps" "$p50" "$p99"
       CPU[$label,$size]+="$cpu "
@@ -129,8 +138,6 @@ for r in $(seq "$ROUNDS"); do
     done
   done
 done
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR] = $1}
-  END {if (NR % 2) print v[(NR + 1) / 2]; else if (NR) printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 echo
 printf '%-14s' "median us/pkt"
 for size in $SIZES; do printf '%10s %9s' "${size} B" "/ ${labels[0]}"; done
@@ -157,5 +164,15 @@ if [ "$RATE" != 0 ]; then
     done
     echo
   done
+fi
+if [ "$nfailed" != 0 ]; then
+  echo
+  printf 'warning: %d of %d runs failed and are left out of the medians:' "$nfailed" "$nruns"
+  for label in "${labels[@]}"; do
+    for size in $SIZES; do
+      [ -n "${FAILED[$label,$size]:-}" ] && printf ' %s %s B x%d;' "$label" "$size" "${FAILED[$label,$size]}"
+    done
+  done
+  echo
 fi
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -210,13 +210,9 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     }
     /* P2: the name and answers live in this record, in memory, for the wait and the call. A
      * record that arrived before (a patient back to status 0) drops the old ones first. */
-    ar_free(r->name);
+    ar__sig_name_wipe(&r->name);
     r->name = ar_strndup(m->u.arrive.name.p, m->u.arrive.name.len);
-    for (size_t i = 0; q->ans && i < r->nans; i++) {
-        ar_free((void *)q->ans[i].q.p);
-        ar_free((void *)q->ans[i].a.p);
-    }
-    r->nans = 0;
+    ar__sig_answers_wipe(r, q);
     if (m->u.arrive.answers.count && !q->ans)
         q->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*q->ans));
     for (size_t i = 0; q->ans && i < m->u.arrive.answers.count && i < AR_SIG_ANSWERS_MAX; i++) {
@@ -338,18 +334,25 @@ static ar__sig_rec_t *patient(ar__sig_conn_t *cn, ar_sig_msg_t *m, ar_sig_str_t 
     return p;
 }
 
+/* patient(), with its queue facts writable in *pq (allocated if need be); NULL: m refused. */
+static ar__sig_rec_t *patient_q(ar__sig_conn_t *cn, ar_sig_msg_t *m, ar__sig_recq_t **pq)
+{
+    ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
+    if (p && !(*pq = ar__sig_rec_q(p))) {
+        REFUSE(cn, m, AR_SIG_E_INTERNAL);
+        return NULL;
+    }
+    return p;
+}
+
 static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
     ar__sig_rec_t *r = cn->sess->rec;
-    ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
+    ar__sig_recq_t *pq;
+    ar__sig_rec_t *p = patient_q(cn, m, &pq);
     if (!p)
         return;
-    ar__sig_recq_t *pq = ar__sig_rec_q(p);
-    if (!pq) {
-        REFUSE(cn, m, AR_SIG_E_INTERNAL);
-        return;
-    }
     if (!ar__sig_can_call(cn->sess->claims, pq->clinic)) {
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
@@ -367,12 +370,12 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
             REFUSE(cn, m, AR_SIG_E_ROOM_FULL);
             return;
         }
-        ar__sig_rec_set_room(srv, r, p->room);
+        ar__sig_rec_set_room(srv, r, ar__sig_rec_room(p));
         ar__sig_rec_publish(srv, r, "room");
     }
     p->status = AR_SIG_ST_SEEN;
     ar__sig_str_set(&pq->by, r->peer, AR__SIG_PEER_LEN);
-    ar__sig_str_set(&pq->by_name, r->name ? r->name : "", SIZE_MAX);
+    ar__sig_str_set_personal(&pq->by_name, r->name ? r->name : "", SIZE_MAX);
     told(srv, p->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     ar__sig_announce_join(srv, r);
@@ -414,14 +417,10 @@ static void on_hold(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
-    ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
+    ar__sig_recq_t *pq;
+    ar__sig_rec_t *p = patient_q(cn, m, &pq);
     if (!p)
         return;
-    ar__sig_recq_t *pq = ar__sig_rec_q(p);
-    if (!pq) {
-        REFUSE(cn, m, AR_SIG_E_INTERNAL);
-        return;
-    }
     char area[AR_SIG_ID_MAX + 1];
     copy(area, m->u.act.area);
     if (strcmp(area, pq->area) == 0) {
@@ -451,13 +450,10 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     char clinic[AR_SIG_ID_MAX + 1];
     snprintf(clinic, sizeof(clinic), "%s", pq->clinic);
     int64_t since = pq->since;
-    ar__sig_queue_remove(srv, p, AR_SIG_GONE_TRANSFERRED);
-    pq = p->q; /* still p's: queue_remove keeps the record */
-    if (pq != &ar__sig_no_q) {
-        pq->since = since;
-        ar__sig_str_free(&pq->by);
-        ar__sig_str_free(&pq->by_name);
-    }
+    ar__sig_queue_remove(srv, p, AR_SIG_GONE_TRANSFERRED); /* keeps the record and pq */
+    pq->since = since;
+    ar__sig_str_free(&pq->by);
+    ar__sig_str_free_personal(&pq->by_name);
     p->status = AR_SIG_ST_WAITING;
     ar__sig_rec_set_area(srv, p, clinic, area);
     told(srv, p->in_area, QK_ADD, 0);

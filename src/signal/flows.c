@@ -61,9 +61,12 @@ ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c)
     size_t len[3], strs = 0;
     for (int i = 0; i < 3; i++)
         strs += (len[i] = strnlen(src[i], AR_TOKEN_ID_MAX - 1)) + 1;
-    ar__sig_claims_t *k = ar_calloc(1, sizeof(*k) + n * sizeof(k->clinics[0]) + strs);
+    ar__sig_claims_t *k = NULL;
+    size_t size = sizeof(*k) + n * sizeof(k->clinics[0]) + strs;
+    k = ar_calloc(1, size);
     if (!k)
         return NULL;
+    k->size = (uint32_t)size;
     char *p = (char *)&k->clinics[n], *dst[3];
     for (int i = 0; i < 3; i++) {
         memcpy(p, src[i], len[i]); /* NUL from ar_calloc */
@@ -94,8 +97,7 @@ void ar__sig_claims_free(ar__sig_claims_t *c)
 {
     if (!c)
         return;
-    size_t strs = strlen(c->room) + strlen(c->clinic) + strlen(c->area) + 3;
-    sodium_memzero(c, sizeof(*c) + c->nclinics * sizeof(c->clinics[0]) + strs);
+    sodium_memzero(c, c->size);
     ar_free(c);
 }
 
@@ -124,6 +126,21 @@ static int runs_room(const ar__sig_sess_t *s, const ar__sig_room_t *room)
 {
     return s->rec->role == AR_SIG_ROLE_STAFF &&
            (room->persistent || ar__sig_can_call(s->claims, room->clinic));
+}
+
+/* The sender's room, when it may run the call there (quality, end); else m is refused: NULL. */
+static ar__sig_room_t *room_to_run(ar__sig_conn_t *cn, const ar_sig_msg_t *m)
+{
+    ar__sig_room_t *room = cn->sess->rec->in_room;
+    if (!room) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+        return NULL;
+    }
+    if (!runs_room(cn->sess, room)) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return NULL;
+    }
+    return room;
 }
 
 /* Sends `joined` to r and `peer_joined` about r to the others. */
@@ -324,15 +341,9 @@ static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
     ar__sig_rec_t *r = cn->sess->rec;
-    ar__sig_room_t *room = r->in_room;
-    if (!room) {
-        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+    ar__sig_room_t *room = room_to_run(cn, m);
+    if (!room)
         return;
-    }
-    if (!runs_room(cn->sess, room)) {
-        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
-        return;
-    }
     room->profile = (uint8_t)m->u.quality.profile;
     ar__sig_rec_publish(srv, r, "room");
     ar_sig_msg_t q;
@@ -347,16 +358,9 @@ static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
-    ar__sig_rec_t *r = cn->sess->rec;
-    ar__sig_room_t *room = r->in_room;
-    if (!room) {
-        REFUSE(cn, m, AR_SIG_E_BAD_STATE);
+    ar__sig_room_t *room = room_to_run(cn, m);
+    if (!room)
         return;
-    }
-    if (!runs_room(cn->sess, room)) {
-        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
-        return;
-    }
     char id[AR_SIG_ID_MAX + 1];
     snprintf(id, sizeof(id), "%s", room->id); /* the id is allocated at its length */
     ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX];

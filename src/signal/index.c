@@ -26,7 +26,19 @@ static uint32_t hash(const char *a, const char *b)
 
 char ar__sig_empty[1];
 
-void ar__sig_str_set(char **dst, const char *v, size_t cap)
+static void str_free(char **dst, int wipe)
+{
+    if (*dst == ar__sig_empty)
+        return; /* also ar__sig_no_q's, which is never written */
+    if (*dst) {
+        if (wipe)
+            sodium_memzero(*dst, strlen(*dst));
+        ar_free(*dst);
+    }
+    *dst = ar__sig_empty;
+}
+
+static void str_set(char **dst, const char *v, size_t cap, int wipe)
 {
     if (*dst && strcmp(*dst, v) == 0 && strlen(v) <= cap)
         return; /* also when v is *dst */
@@ -36,19 +48,48 @@ void ar__sig_str_set(char **dst, const char *v, size_t cap)
         memcpy(c, v, n);
         c[n] = '\0';
     }
-    ar__sig_str_free(dst);
+    str_free(dst, wipe);
     *dst = c ? c : ar__sig_empty;
+}
+
+void ar__sig_str_set(char **dst, const char *v, size_t cap)
+{
+    str_set(dst, v, cap, 0);
 }
 
 void ar__sig_str_free(char **dst)
 {
-    if (*dst == ar__sig_empty)
-        return; /* also ar__sig_no_q's, which is never written */
-    if (*dst) {
-        sodium_memzero(*dst, strlen(*dst));
-        ar_free(*dst);
+    str_free(dst, 0);
+}
+
+void ar__sig_str_set_personal(char **dst, const char *v, size_t cap)
+{
+    str_set(dst, v, cap, 1);
+}
+
+void ar__sig_str_free_personal(char **dst)
+{
+    str_free(dst, 1);
+}
+
+void ar__sig_name_wipe(char **name)
+{
+    if (*name) {
+        sodium_memzero(*name, strlen(*name));
+        ar_free(*name);
     }
-    *dst = ar__sig_empty;
+    *name = NULL;
+}
+
+void ar__sig_answers_wipe(ar__sig_rec_t *r, ar__sig_recq_t *q)
+{
+    for (size_t i = 0; q->ans && i < r->nans; i++) {
+        sodium_memzero((void *)q->ans[i].q.p, q->ans[i].q.len);
+        sodium_memzero((void *)q->ans[i].a.p, q->ans[i].a.len);
+        ar_free((void *)q->ans[i].q.p);
+        ar_free((void *)q->ans[i].a.p);
+    }
+    r->nans = 0;
 }
 
 const ar__sig_recq_t ar__sig_no_q = {
@@ -83,7 +124,6 @@ ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
     if (!r)
         return NULL;
     memcpy(r->peer, peer, AR__SIG_PEER_LEN + 1);
-    r->room = ar__sig_empty;
     r->q = (ar__sig_recq_t *)&ar__sig_no_q; /* read only until ar__sig_rec_q */
     ar__sig_rec_t **b = &srv->recs[hash(peer, NULL) % AR__SIG_REC_BUCKETS];
     r->hnext = *b;
@@ -93,22 +133,17 @@ ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
 
 static void free_strings(ar__sig_rec_t *r)
 {
-    ar_free(r->name);
-    r->name = NULL;
+    ar__sig_name_wipe(&r->name);
     ar__sig_recq_t *q = r->q;
     if (q == &ar__sig_no_q)
         return;
-    for (size_t i = 0; q->ans && i < r->nans; i++) {
-        ar_free((void *)q->ans[i].q.p);
-        ar_free((void *)q->ans[i].a.p);
-    }
-    r->nans = 0;
+    ar__sig_answers_wipe(r, q);
     ar_free(q->ans);
     ar__sig_str_free(&q->clinic);
     ar__sig_str_free(&q->area);
-    ar__sig_str_free(&q->lang);
+    ar__sig_str_free_personal(&q->lang);
     ar__sig_str_free(&q->by);
-    ar__sig_str_free(&q->by_name);
+    ar__sig_str_free_personal(&q->by_name);
     ar_free(q);
     r->q = (ar__sig_recq_t *)&ar__sig_no_q;
 }
@@ -164,10 +199,8 @@ ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id)
 
 void ar__sig_room_drop(ar__sig_srv_t *srv, ar__sig_room_t *room)
 {
-    for (size_t i = 0; i < room->nmembers; i++) {
+    for (size_t i = 0; i < room->nmembers; i++)
         room->members[i]->in_room = NULL;
-        room->members[i]->room = ar__sig_empty; /* it pointed at room->id, freed below */
-    }
     ar__sig_room_t **p = &srv->rooms[hash(room->id, NULL) % AR__SIG_SMALL_BUCKETS];
     while (*p && *p != room)
         p = &(*p)->hnext;
@@ -183,11 +216,7 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
     ar__sig_room_t *old = r->in_room;
     if (old && strcmp(old->id, room) == 0)
         return;
-    char id[AR_SIG_ID_MAX + 1]; /* room may be the id of a room dropped below */
-    size_t n = strnlen(room, AR_SIG_ID_MAX);
-    memcpy(id, room, n);
-    id[n] = '\0';
-    r->room = ar__sig_empty;
+    /* room is not old->id (that returned above), and old is the only room dropped below. */
     if (old) {
         for (size_t i = 0; i < old->nmembers; i++) {
             if (old->members[i] == r) {
@@ -199,14 +228,13 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
         if (old->nmembers == 0)
             ar__sig_room_drop(srv, old);
     }
-    if (!id[0])
+    if (!room[0])
         return;
-    ar__sig_room_t *nr = ar__sig_room_get(srv, id);
+    ar__sig_room_t *nr = ar__sig_room_get(srv, room);
     if (!nr || nr->nmembers == sizeof(nr->members) / sizeof(nr->members[0]))
         return;
     nr->members[nr->nmembers++] = r;
     r->in_room = nr;
-    r->room = nr->id;
     r->joined_us = ar__sig_now_us(); /* a record applied from the bus then takes the joiner's */
 }
 

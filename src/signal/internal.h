@@ -71,6 +71,7 @@ typedef struct ar__sig_claims_s {
     const char *room, *clinic, *area; /* "" when absent */
     uint8_t profile;                  /* ar_sig_profile_t */
     uint8_t nclinics;
+    uint32_t size; /* of the allocation, for the wipe in ar__sig_claims_free */
     struct {
         char id[AR_TOKEN_ID_MAX];
         uint8_t roles; /* AR__SIG_R_* */
@@ -84,9 +85,14 @@ typedef struct ar__sig_claims_s {
  * every record (replicated), so 64 bytes for each id cost 64 bytes per session per worker.
  */
 extern char ar__sig_empty[1];
-/* *dst becomes a copy of v (cut at cap characters; "" or a failed copy: ar__sig_empty). */
+/* *dst becomes a copy of v (cut at cap characters; "" or a failed copy: ar__sig_empty). Ids
+ * (clinics, areas, peers) are freed as they are; what says something about a person (a
+ * patient's language, the name of who is seeing a patient) goes through the _personal pair,
+ * which wipes the old value before freeing it (S4). */
 void ar__sig_str_set(char **dst, const char *v, size_t cap);
 void ar__sig_str_free(char **dst);
+void ar__sig_str_set_personal(char **dst, const char *v, size_t cap);
+void ar__sig_str_free_personal(char **dst);
 
 /*
  * What only a patient in a queue (or an invitee with a language) has: allocated at the first of
@@ -107,8 +113,8 @@ extern const ar__sig_recq_t ar__sig_no_q;
 
 /*
  * A replicated session record: every worker holds one per session of the jurisdiction, so it
- * is kept small (120 bytes): what most records leave empty is apart (q), the room's id is the
- * room's own.
+ * is kept small (112 bytes): what most records leave empty is apart (q), and the room's id is
+ * the room's own (ar__sig_rec_room).
  */
 typedef struct ar__sig_rec_s {
     /* What a relay reads of both ends (flows.c on_relay, bus.c ar__sig_bus_to_now) comes first,
@@ -124,9 +130,6 @@ typedef struct ar__sig_rec_s {
     uint8_t nans;
     uint8_t nsubs;
     uint64_t backup;
-    /* in_room's id, or "" (also when the room could take no more members: a join that raced
-     * past AR__SIG_ROOM_MAX on several nodes is undone anyway, ar__sig_room_enforce) */
-    const char *room;
     char *name;
     ar__sig_recq_t *q;       /* never NULL: &ar__sig_no_q until it has some */
     ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
@@ -136,6 +139,10 @@ typedef struct ar__sig_rec_s {
 
 /* r's queue facts, writable (allocated at the first call); NULL when out of memory. */
 ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r);
+/* A patient's name (NULL or allocated) and its typed answers, wiped before the memory goes back
+ * (P2, S4): *name becomes NULL, the answers none (their array is kept for the next ones). */
+void ar__sig_name_wipe(char **name);
+void ar__sig_answers_wipe(ar__sig_rec_t *r, ar__sig_recq_t *q);
 
 /* Every worker holds every room too: its id is allocated at its length, after the struct. */
 struct ar__sig_room_s {
@@ -147,6 +154,13 @@ struct ar__sig_room_s {
     uint8_t persistent;
     char id[];
 };
+
+/* The id of r's room, or "" (also when the room could take no more members: a join that raced
+ * past AR__SIG_ROOM_MAX on several nodes is undone anyway, ar__sig_room_enforce). */
+static inline const char *ar__sig_rec_room(const ar__sig_rec_t *r)
+{
+    return r->in_room ? r->in_room->id : ar__sig_empty;
+}
 
 struct ar__sig_area_s {
     struct ar__sig_area_s *hnext;
@@ -248,6 +262,13 @@ static inline int ar__sig_sess_connected(const ar__sig_sess_t *s)
     return s->conn && s->conn->state != AR__SIG_C_GONE;
 }
 
+/* s is a copy this worker promoted (its backup took over) that no client has resumed: the old
+ * owner may be alive and still hold the client (docs/signal.md, "Overload"). NULL: no. */
+static inline int ar__sig_sess_unresumed_promotion(const ar__sig_sess_t *s)
+{
+    return s && !s->is_backup && s->promoted && !ar__sig_sess_connected(s);
+}
+
 typedef struct ar__sig_node_s {
     uint64_t id;
     char name[32];
@@ -309,6 +330,15 @@ void ar__sig_refuse(ar__sig_conn_t *cn, int code, const char *text, int about, i
 /* The net callbacks of a worker (tests drive a loop with them, without the bus). */
 void ar__sig_net_handler(ar__sig_srv_t *srv, ar_sn_handler_t *h);
 void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed);
+/*
+ * The new session of a hello (srv.c), also when its resume failed later (resume.c): with admit,
+ * none while the bus is behind (closed with 4016, AR_EAGAIN); an invite link used by another
+ * session refused (bad_token about message id, close 4001, AR_EPERM); else the session, and an
+ * invitee's claim of its link. 0 and *out the session, not yet welcomed; AR_ENOMEM: nothing was
+ * sent, the caller closes cn.
+ */
+int ar__sig_hello_session(ar__sig_conn_t *cn, const ar_token_claims_t *cl, int64_t id, int admit,
+                          ar__sig_sess_t **out);
 uint64_t ar__sig_now_us(void);
 /* "10.0.0.0/8", "2001:db8::/32" or one address. 0 or AR_ECONFIG. */
 int ar__sig_cidr_parse(const char *spec, ar__sig_cidr_t *out);
@@ -350,6 +380,10 @@ int ar__sig_sess_resuming(ar__sig_srv_t *srv, const ar__sig_sess_t *s);
 ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup);
 ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup);
 void ar__sig_sess_new_resume(ar__sig_sess_t *s);
+/* An unresumed promotion (ar__sig_sess_unresumed_promotion) undone: s is a backup copy again,
+ * a connection closed in this batch of events (GONE) that still points at it lets go, and the
+ * losses it noted as owner are forgotten (the owner noted them too). */
+void ar__sig_sess_demote(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,

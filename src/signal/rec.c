@@ -61,9 +61,7 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
          * "re" was lost while our subscriptions came back after a reconnect) took a later one
          * (a backup moved, sess_tick) as a hand-over, let the record name us while it held
          * the client, and answered our "held?" with "unheld": the session ended under it. */
-        ar__sig_sess_t *ls = r->local;
-        if (ls && !ls->is_backup && ls->promoted && !ar__sig_sess_connected(ls) &&
-            r->owner == srv->node_id)
+        if (ar__sig_sess_unresumed_promotion(r->local) && r->owner == srv->node_id)
             json_object_set_new(o, "pr", json_true());
         hexid(own, r->owner);
         hexid(bk, r->backup);
@@ -76,15 +74,15 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
     if (has(fields, "lang") && r->q->lang[0])
         json_object_set_new(o, "lang", json_string(r->q->lang));
     if (has(fields, "room")) {
-        json_object_set_new(o, "room", json_string(r->room));
+        json_object_set_new(o, "room", json_string(ar__sig_rec_room(r)));
         if (r->in_room) {
             json_object_set_new(o, "jt", json_integer((json_int_t)r->joined_us));
             json_object_set_new(o, "rc", json_string(r->in_room->clinic));
             json_object_set_new(o, "rp", json_integer(r->in_room->profile));
             json_object_set_new(o, "rpers", json_integer(r->in_room->persistent));
         }
-        if (r->room[0])
-            kind = "room", key = r->room;
+        if (r->in_room)
+            kind = "room", key = r->in_room->id;
     }
     if (has(fields, "area") || has(fields, "st")) {
         json_object_set_new(o, "clinic", json_string(r->q->clinic));
@@ -115,9 +113,12 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
     ar__sig_bus_rec(srv, kind, key, o);
 }
 
-static void set_str(char **dst, const char *v)
+/* A patient's name from a record update: the old one wiped (ar__sig_name_wipe). */
+static void set_name(char **dst, const char *v)
 {
-    ar_free(*dst);
+    if (*dst && v && strcmp(*dst, v) == 0)
+        return;
+    ar__sig_name_wipe(dst);
     *dst = v && v[0] ? ar_strndup(v, strlen(v)) : NULL;
 }
 
@@ -173,7 +174,7 @@ static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, uint
     /* A connection closed in this batch of events (GONE, freed later) holds no client. */
     if (promotion && ar__sig_sess_connected(s))
         return CLAIM_REFUSED;
-    if (!ar__sig_sess_connected(s) && s->promoted &&
+    if (ar__sig_sess_unresumed_promotion(s) &&
         (json_is_true(json_object_get(o, "re")) || (!promotion && ar__sig_node_alive(srv, origin))))
         return CLAIM_YIELD;
     return CLAIM_NONE;
@@ -189,16 +190,7 @@ static void yield(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         ar__sig_sess_free(srv, s);
         return;
     }
-    if (s->conn) { /* GONE: its on_free would take the copy for a lost session of ours */
-        s->conn->sess = NULL;
-        s->conn = NULL;
-    }
-    s->is_backup = 1; /* the owner's adopt (next on the bus) brings its buffer */
-    s->promoted = 0;
-    s->lost = 0; /* noted as owner: the owner noted them too, and tells its client */
-    s->lost_after = 0;
-    if (srv->nsessions)
-        srv->nsessions--;
+    ar__sig_sess_demote(srv, s); /* the owner's adopt (next on the bus) brings its buffer */
 }
 
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
@@ -240,10 +232,10 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     if (claim == CLAIM_YIELD)
         yield(srv, r);
     if ((s = json_string_value(json_object_get(o, "name"))))
-        set_str(&r->name, s);
+        set_name(&r->name, s);
     ar__sig_recq_t *rq;
     if ((s = json_string_value(json_object_get(o, "lang"))) && (rq = ar__sig_rec_q(r)))
-        ar__sig_str_set(&rq->lang, s, AR__SIG_LANG_MAX);
+        ar__sig_str_set_personal(&rq->lang, s, AR__SIG_LANG_MAX);
     if ((s = json_string_value(json_object_get(o, "room"))) && strlen(s) <= AR_SIG_ID_MAX) {
         ar__sig_rec_set_room(srv, r, s);
         if (r->in_room) {
@@ -273,11 +265,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
                             json_array_size(json_object_get(o, "ans")));
     if (qfields && (rq = facts ? ar__sig_rec_q(r) : r->q)) {
         if ((v = json_object_get(o, "ans")) && rq != &ar__sig_no_q) {
-            for (size_t i = 0; rq->ans && i < r->nans; i++) {
-                ar_free((void *)rq->ans[i].q.p);
-                ar_free((void *)rq->ans[i].a.p);
-            }
-            r->nans = 0;
+            ar__sig_answers_wipe(r, rq);
             if (json_array_size(v) && !rq->ans)
                 rq->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*rq->ans));
             for (size_t i = 0; rq->ans && i < json_array_size(v) && i < AR_SIG_ANSWERS_MAX; i++) {
@@ -294,15 +282,15 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         if (rq != &ar__sig_no_q) {
             rq->since = since;
             ar__sig_str_set(&rq->by, by ? by : "", AR__SIG_PEER_LEN);
-            ar__sig_str_set(&rq->by_name, bn ? bn : "", SIZE_MAX);
+            ar__sig_str_set_personal(&rq->by_name, bn ? bn : "", SIZE_MAX);
         }
         ar__sig_queue_catchup(srv, r, o, 1);
     }
     if ((v = json_object_get(o, "subs")))
         apply_subs(srv, r, v);
     /* Last, when the record is complete: a join that raced one on another node is undone. */
-    if (r->room[0])
-        ar__sig_room_enforce(srv, ar__sig_room_find(srv, r->room));
+    if (r->in_room)
+        ar__sig_room_enforce(srv, r->in_room);
     if (claim == CLAIM_REFUSED && r->local) {
         ar_log0(AR_LOG_INFO, "signal_promotion_refused");
         json_t *q = srv->qt ? srv->qt : json_object();

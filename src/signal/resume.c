@@ -188,30 +188,15 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, AR_SIG_NONE);
         if (cn->state == AR__SIG_C_GONE)
             return; /* the error could not be sent: no new session for a gone client */
-        if (!ar__sig_bus_admit(srv)) { /* a new session, as in srv.c's hello: 4016 */
-            sodium_memzero(&claims, sizeof(claims));
-            ar__sig_conn_close(cn, AR_SIG_CLOSE_BUSY);
-            return;
-        }
-        /* Nor is it a new use of an invite link that a session used (srv.c's hello). */
-        int invitee = claims.role == AR_TOKEN_INVITEE;
-        if (invitee && ar__sig_invite_used(srv, &claims)) {
-            sodium_memzero(&claims, sizeof(claims));
-            ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO,
-                           AR_SIG_NONE, AR_SIG_CLOSE_BAD_TOKEN);
-            return;
-        }
-        ar__sig_sess_t *ns = ar__sig_sess_new(srv, cn, &claims);
-        if (ns && invitee && ar__sig_invite_claim(srv, &claims, ns->rec->peer) != 0) {
-            sodium_memzero(&claims, sizeof(claims));
-            ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO,
-                           AR_SIG_NONE, AR_SIG_CLOSE_BAD_TOKEN); /* ends the session (sess.c) */
-            return;
-        }
+        /* A new session, as srv.c's hello makes it: admitted (4016), and not a second use of
+         * an invite link. The hello's message id and name are gone by now (not kept while
+         * waiting for the owner): errors name no id, and the session has no name. */
+        ar__sig_sess_t *ns;
+        int rc = ar__sig_hello_session(cn, &claims, AR_SIG_NONE, 1, &ns);
         sodium_memzero(&claims, sizeof(claims));
-        if (ns)
+        if (rc == 0)
             ar__sig_welcome(cn, ns, 0);
-        else
+        else if (rc == AR_ENOMEM)
             ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
         return;
     }

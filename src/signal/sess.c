@@ -252,14 +252,6 @@ static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_f
         ar_metric_add(srv->m.msgs_out, 0, 1);
 }
 
-static void to_backup(ar__sig_srv_t *srv, ar__sig_sess_t *s, json_t *o)
-{
-    if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
-        ar__sig_bus_proc(srv, s->rec->backup, o);
-    else
-        json_decref(o);
-}
-
 /* Owner: number a frame, keep it, send it, mirror it. */
 static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
                       const char *frame, size_t len)
@@ -348,11 +340,11 @@ void ar__sig_sess_ack(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t seq)
         return;
     s->acked = seq;
     trim(s);
-    /* Acknowledgements come every 32 frames of a relay: no JSON for a backup that is not there
-     * (to_backup would only free it). */
+    /* Acknowledgements come every 32 frames of a relay: no JSON for a backup that is not there. */
     if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
-        to_backup(srv, s,
-                  json_pack("{s:s,s:s,s:I}", "k", "ack", "p", s->rec->peer, "s", (json_int_t)seq));
+        ar__sig_bus_proc(
+            srv, s->rec->backup,
+            json_pack("{s:s,s:s,s:I}", "k", "ack", "p", s->rec->peer, "s", (json_int_t)seq));
 }
 
 int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last)
@@ -453,8 +445,8 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
     r->role = (uint8_t)claims->role; /* token roles and protocol roles share their numbers */
     r->owner = srv->node_id;
     ar__sig_recq_t *q = claims->lang[0] ? ar__sig_rec_q(r) : r->q;
-    if (q)
-        ar__sig_str_set(&q->lang, claims->lang, AR__SIG_LANG_MAX); /* "": nothing written */
+    if (q) /* "": nothing written */
+        ar__sig_str_set_personal(&q->lang, claims->lang, AR__SIG_LANG_MAX);
     ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
     if (s)
         s->claims = ar__sig_claims_new(claims);
@@ -507,6 +499,20 @@ void ar__sig_sess_end(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason_left)
     if (r->local && r->backup && ar__sig_node_alive(srv, r->backup))
         ar__sig_bus_proc(srv, r->backup, json_pack("{s:s,s:s}", "k", "drop", "p", r->peer));
     ar__sig_rec_publish(srv, r, "del");
+}
+
+void ar__sig_sess_demote(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    if (s->conn) { /* GONE: its on_free would take the copy for a lost session of ours */
+        s->conn->sess = NULL;
+        s->conn = NULL;
+    }
+    s->is_backup = 1;
+    s->promoted = 0;
+    s->lost = 0; /* noted as owner: the owner noted them too, and tells its client */
+    s->lost_after = 0;
+    if (srv->nsessions)
+        srv->nsessions--;
 }
 
 /* The next record update says "promotion": an owner still holding the client refuses it (rec.c). */
@@ -673,20 +679,10 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
                     "fr", &fr) != 0)
         return;
     ar__sig_sess_t *s = r->local;
-    if (s && !s->is_backup && s->promoted && !ar__sig_sess_connected(s) &&
-        r->owner != srv->node_id) {
+    if (ar__sig_sess_unresumed_promotion(s) && r->owner != srv->node_id) {
         /* A copy we promoted while its owner was only cut off, and the owner took it back. */
         ar_log0(AR_LOG_INFO, "signal_promotion_undone");
-        if (s->conn) { /* GONE: its on_free would take the copy for a lost session of ours */
-            s->conn->sess = NULL;
-            s->conn = NULL;
-        }
-        s->is_backup = 1;
-        s->promoted = 0;
-        s->lost = 0; /* noted as owner: the owner noted them too, and tells its client */
-        s->lost_after = 0;
-        if (srv->nsessions)
-            srv->nsessions--;
+        ar__sig_sess_demote(srv, s);
     }
     if (s && !s->is_backup)
         return; /* we own it (a resume raced the adoption): ignore */

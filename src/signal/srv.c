@@ -234,6 +234,34 @@ static void garbage(ar__sig_conn_t *cn)
         ar__sig_conn_close(cn, AR_SIG_CLOSE_GARBAGE);
 }
 
+int ar__sig_hello_session(ar__sig_conn_t *cn, const ar_token_claims_t *cl, int64_t id, int admit,
+                          ar__sig_sess_t **out)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    *out = NULL;
+    if (admit && !ar__sig_bus_admit(srv)) {
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_BUSY);
+        return AR_EAGAIN;
+    }
+    /* An invite link opens one session in the whole jurisdiction; a resume is not a new use. */
+    int invitee = cl->role == AR_TOKEN_INVITEE;
+    if (invitee && ar__sig_invite_used(srv, cl)) {
+        ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, id,
+                       AR_SIG_CLOSE_BAD_TOKEN);
+        return AR_EPERM;
+    }
+    ar__sig_sess_t *s = ar__sig_sess_new(srv, cn, cl);
+    if (!s)
+        return AR_ENOMEM;
+    if (invitee && ar__sig_invite_claim(srv, cl, s->rec->peer) != 0) {
+        ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, id,
+                       AR_SIG_CLOSE_BAD_TOKEN); /* ends the session (sess.c) */
+        return AR_EPERM;
+    }
+    *out = s;
+    return 0;
+}
+
 static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
@@ -272,30 +300,14 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
             return; /* the error could not be sent: no new session for a gone client */
         }
     }
-    if (m->u.hello.resume.p && !ar__sig_bus_admit(srv)) { /* would be a new session */
-        ar__sig_conn_close(cn, AR_SIG_CLOSE_BUSY);
-        ar_free(cl);
-        return;
-    }
-    /* An invite link opens one session in the whole jurisdiction; a resume is not a new use. */
-    if (cl->role == AR_TOKEN_INVITEE && ar__sig_invite_used(srv, cl)) {
-        ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, m->id,
-                       AR_SIG_CLOSE_BAD_TOKEN);
-        ar_free(cl);
-        return;
-    }
-    ar__sig_sess_t *s = ar__sig_sess_new(srv, cn, cl);
-    if (s && cl->role == AR_TOKEN_INVITEE && ar__sig_invite_claim(srv, cl, s->rec->peer) != 0) {
-        ar__sig_refuse(cn, AR_SIG_E_BAD_TOKEN, AR__SIG_INVITE_USED_TEXT, AR_SIG_HELLO, m->id,
-                       AR_SIG_CLOSE_BAD_TOKEN); /* ends the session (sess.c) */
-        ar_free(cl);
-        return;
-    }
+    /* Without a resume token the admission was checked above, before the token's. */
+    ar__sig_sess_t *s;
+    rc = ar__sig_hello_session(cn, cl, m->id, m->u.hello.resume.p != NULL, &s);
     ar_free(cl);
-    if (!s) {
+    if (rc == AR_ENOMEM)
         ar__sig_refuse(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id, AR_SIG_CLOSE_SHUTDOWN);
+    if (rc != 0)
         return;
-    }
     if (m->u.hello.name.p && s->rec->role != AR_SIG_ROLE_PATIENT) {
         s->rec->name = ar_strndup(m->u.hello.name.p, m->u.hello.name.len);
         ar__sig_rec_publish(srv, s->rec, "name");

@@ -2,7 +2,8 @@
  * The shared test pieces of sig_util.h.
  */
 #include "sig_util.h"
-#include "internal.h"
+
+#include "anteroom/alloc.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -52,4 +53,22 @@ const char *su_peer(char c)
     memset(out, c, AR__SIG_PEER_LEN);
     out[AR__SIG_PEER_LEN] = '\0';
     return out;
+}
+
+ar__sig_srv_t *su_srv_new(uint64_t id)
+{
+    ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
+    assert_non_null(srv);
+    srv->node_id = id;
+    srv->now = 100;
+    return srv;
+}
+
+void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, uint8_t state)
+{
+    memset(cn, 0, sizeof(*cn));
+    cn->srv = srv;
+    cn->state = state;
+    cn->sess = s;
+    s->conn = cn;
 }

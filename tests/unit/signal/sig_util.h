@@ -1,9 +1,12 @@
 /*
  * Small pieces the signalling unit tests share: a WebSocket client dialled and upgraded on
- * loopback, and peer ids made of one repeated character.
+ * loopback, peer ids made of one repeated character, and a worker and client connections
+ * without a loop or a bus.
  */
 #ifndef AR_TEST_SIG_UTIL_H
 #define AR_TEST_SIG_UTIL_H
+
+#include "internal.h"
 
 #include <stdint.h>
 
@@ -15,5 +18,11 @@
 int su_dial(uint16_t port, const char *path);
 /* A peer id of AR__SIG_PEER_LEN times c (up to four at once). */
 const char *su_peer(char c);
+/* A worker's state alone (ar_calloc'd; free with ar_free): node id id, loop second 100, no
+ * loop, no bus. */
+ar__sig_srv_t *su_srv_new(uint64_t id);
+/* *cn becomes a client connection of srv in state (AR__SIG_C_*) attached to s, as if the net
+ * layer had opened it: the caller owns cn and lets go of it (s->conn = NULL) before s goes. */
+void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, uint8_t state);
 
 #endif

@@ -17,12 +17,15 @@
 
 #include <cmocka.h>
 
-static ar__sig_srv_t *srv_new(void)
+/* A session this worker owns for peer id c (away: no connection). */
+static ar__sig_sess_t *owned(ar__sig_srv_t *srv, char c)
 {
-    ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
-    assert_non_null(srv);
-    srv->node_id = 1;
-    return srv;
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer(c));
+    assert_non_null(r);
+    r->owner = srv->node_id;
+    ar__sig_sess_t *s = ar__sig_sess_link_new(srv, r, 0);
+    assert_non_null(s);
+    return s;
 }
 
 static void claims(ar_token_claims_t *cl, const char *sub, int64_t exp)
@@ -48,7 +51,7 @@ static void apply(ar__sig_srv_t *srv, const char *w, const char *sub, int64_t ex
 static void test_used_once(void **state)
 {
     (void)state;
-    ar__sig_srv_t *srv = srv_new();
+    ar__sig_srv_t *srv = su_srv_new(1);
     int64_t exp = (int64_t)time(NULL) + 600;
     ar_token_claims_t cl;
     claims(&cl, "invite-1", exp);
@@ -71,7 +74,7 @@ static void test_used_once(void **state)
 static void test_ranking(void **state)
 {
     (void)state;
-    ar__sig_srv_t *srv = srv_new();
+    ar__sig_srv_t *srv = su_srv_new(1);
     int64_t exp = (int64_t)time(NULL) + 600;
     /* The earliest claim holds the token, whatever order the claims arrive in. */
     apply(srv, "0000000000000002", "t", exp, 2000, su_peer('m'));
@@ -88,67 +91,50 @@ static void test_ranking(void **state)
     ar_free(srv);
 }
 
-static void test_loser_ended_here(void **state)
+/*
+ * A session this worker owns used the link after another worker's session did: ours is ended,
+ * record and all. gone: its connection was closed by the network in this batch of events (GONE,
+ * not yet freed); the session is still ended, not left resumable with the network's close code,
+ * and the connection lets go of it. Without: the session is away (no connection).
+ */
+static void loser_ended(int gone)
 {
-    (void)state;
-    ar__sig_srv_t *srv = srv_new();
+    ar__sig_srv_t *srv = su_srv_new(1);
     int64_t exp = (int64_t)time(NULL) + 600;
     ar_token_claims_t cl;
     claims(&cl, "race", exp);
-    /* A session this worker owns (away: no connection) used the link... */
-    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('q'));
-    assert_non_null(r);
-    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
-    assert_non_null(s);
-    s->rec = r;
-    r->local = s;
-    r->owner = srv->node_id;
-    srv->nsessions++;
-    assert_int_equal(ar__sig_invite_claim(srv, &cl, r->peer), 0);
-    /* ...after another worker's session did: ours is ended, record and all. */
+    ar__sig_sess_t *s = owned(srv, 'q');
+    ar__sig_conn_t cn;
+    if (gone) {
+        su_conn_attach(&cn, srv, s, AR__SIG_C_GONE);
+        cn.close_code = 1006;
+    }
+    assert_int_equal(ar__sig_invite_claim(srv, &cl, s->rec->peer), 0);
     apply(srv, "0000000000000002", "race", exp, 1, su_peer('p'));
     assert_null(ar__sig_rec_find(srv, su_peer('q')));
     assert_string_equal(ar__sig_invite_holder(srv, "race"), su_peer('p'));
+    if (gone)
+        assert_null(cn.sess); /* let go of: on_free has no session to report lost */
     ar__sig_invites_free(srv);
     ar_free(srv);
 }
 
-/* The same with the session's connection closed by the network in this batch of events (GONE,
- * not yet freed): still ended, not left resumable with the network's close code. */
+static void test_loser_ended_here(void **state)
+{
+    (void)state;
+    loser_ended(0);
+}
+
 static void test_loser_ended_gone_conn(void **state)
 {
     (void)state;
-    ar__sig_srv_t *srv = srv_new();
-    int64_t exp = (int64_t)time(NULL) + 600;
-    ar_token_claims_t cl;
-    claims(&cl, "race2", exp);
-    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('g'));
-    assert_non_null(r);
-    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
-    assert_non_null(s);
-    s->rec = r;
-    r->local = s;
-    r->owner = srv->node_id;
-    srv->nsessions++;
-    ar__sig_conn_t cn;
-    memset(&cn, 0, sizeof(cn));
-    cn.srv = srv;
-    cn.state = AR__SIG_C_GONE;
-    cn.close_code = 1006;
-    cn.sess = s;
-    s->conn = &cn;
-    assert_int_equal(ar__sig_invite_claim(srv, &cl, r->peer), 0);
-    apply(srv, "0000000000000002", "race2", exp, 1, su_peer('h'));
-    assert_null(ar__sig_rec_find(srv, su_peer('g')));
-    assert_null(cn.sess); /* let go of: on_free has no session to report lost */
-    ar__sig_invites_free(srv);
-    ar_free(srv);
+    loser_ended(1);
 }
 
 static void test_ignored(void **state)
 {
     (void)state;
-    ar__sig_srv_t *srv = srv_new();
+    ar__sig_srv_t *srv = su_srv_new(1);
     int64_t now = (int64_t)time(NULL);
     /* Our own claims come back from NATS: already applied. */
     apply(srv, "0000000000000001", "own", now + 600, 1, su_peer('a'));

@@ -13,6 +13,7 @@
  * ar__sig_bus_rec and ar__sig_bus_proc at link time (CMakeLists.txt).
  */
 #include "internal.h"
+#include "sig_util.h"
 
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
@@ -88,21 +89,12 @@ static const char PEER[] = "PPPPPPPPPPPPPPPPPPPPPP";
 #define C_ID 1u
 #define D_ID 2u
 
-static ar__sig_srv_t *srv_new(uint64_t id)
-{
-    ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
-    assert_non_null(srv);
-    srv->node_id = id;
-    srv->now = 100;
-    return srv;
-}
-
 static void test_lost_promotion_then_later_claim(void **state)
 {
     (void)state;
     ar_log_init("signal", AR_LOG_WARN); /* promotions and refusals log at info */
     ar_sig_init();
-    ar__sig_srv_t *C = srv_new(C_ID), *D = srv_new(D_ID);
+    ar__sig_srv_t *C = su_srv_new(C_ID), *D = su_srv_new(D_ID);
 
     /* C owns the session and holds its client; D has the backup copy. */
     ar__sig_rec_t *rc = ar__sig_rec_get(C, PEER), *rd = ar__sig_rec_get(D, PEER);
@@ -115,11 +107,7 @@ static void test_lost_promotion_then_later_claim(void **state)
     assert_non_null(sc);
     assert_non_null(sd);
     ar__sig_conn_t live;
-    memset(&live, 0, sizeof(live));
-    live.srv = C;
-    live.state = AR__SIG_C_LIVE;
-    live.sess = sc;
-    sc->conn = &live;
+    su_conn_attach(&live, C, sc, AR__SIG_C_LIVE);
 
     /* D declares C dead and promotes its copy; the promotion never reaches C. */
     ar__sig_node_dead(D, C_ID);
@@ -178,7 +166,7 @@ static void test_lost_promotion_then_later_claim(void **state)
 static void test_resumed_copy_claims_plainly(void **state)
 {
     (void)state;
-    ar__sig_srv_t *D = srv_new(D_ID);
+    ar__sig_srv_t *D = su_srv_new(D_ID);
     ar__sig_rec_t *rd = ar__sig_rec_get(D, PEER);
     assert_non_null(rd);
     rd->owner = C_ID;
@@ -189,11 +177,7 @@ static void test_resumed_copy_claims_plainly(void **state)
     assert_true(sd->promoted);
     caught_clear();
     ar__sig_conn_t live;
-    memset(&live, 0, sizeof(live));
-    live.srv = D;
-    live.state = AR__SIG_C_LIVE;
-    live.sess = sd;
-    sd->conn = &live;
+    su_conn_attach(&live, D, sd, AR__SIG_C_LIVE);
     ar__sig_sess_adopt(D, sd);
     json_t *claim = last_rec(D);
     assert_non_null(claim);

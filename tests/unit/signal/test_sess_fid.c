@@ -10,6 +10,7 @@
  * of the same cases (checked too, so that the test can tell the two apart).
  */
 #include "internal.h"
+#include "sig_util.h"
 
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
@@ -27,22 +28,25 @@
 #define MAXF 24    /* frames per trial */
 #define WINDOW 512 /* fids the client remembers */
 
-static ar__sig_srv_t *srv_new(uint64_t id)
-{
-    ar_log_init("signal", AR_LOG_WARN); /* every promotion logs at info */
-    ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
-    assert_non_null(srv);
-    srv->node_id = id;
-    srv->now = 100;
-    return srv;
-}
-
 /* A local session as ar__sig_sess_local_new makes it, without the bus subscription. */
 static ar__sig_sess_t *sess_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup)
 {
     ar__sig_sess_t *s = ar__sig_sess_link_new(srv, r, backup);
     assert_non_null(s);
     return s;
+}
+
+static const char PEER[] = "PPPPPPPPPPPPPPPPPPPPPP";
+
+/* Worker 2 (*B) with the backup copy of PEER's session, which worker 1 owns. */
+static ar__sig_sess_t *backup_copy(ar__sig_srv_t **B, ar__sig_rec_t **rb)
+{
+    *B = su_srv_new(2);
+    *rb = ar__sig_rec_get(*B, PEER);
+    assert_non_null(*rb);
+    (*rb)->owner = 1;
+    (*rb)->backup = 2;
+    return sess_new(*B, *rb, 1);
 }
 
 static uint64_t rng = 88172645463325252ull;
@@ -72,8 +76,6 @@ typedef struct client_s {
     int order[2][MAXF];
     int norder[2];
 } client_t;
-
-static const char PEER[] = "PPPPPPPPPPPPPPPPPPPPPP";
 
 static void client_rx(client_t *c, const frame_t *all, size_t nall, const char *wire, size_t n)
 {
@@ -219,13 +221,11 @@ static result_t trial(void)
     }
 
     for (int rule = 0; rule < 2; rule++) {
-        ar__sig_srv_t *O = srv_new(1), *B = srv_new(2);
-        ar__sig_rec_t *ro = ar__sig_rec_get(O, PEER), *rb = ar__sig_rec_get(B, PEER);
+        ar__sig_srv_t *O = su_srv_new(1), *B;
+        ar__sig_rec_t *ro = ar__sig_rec_get(O, PEER), *rb;
         assert_non_null(ro);
-        assert_non_null(rb);
-        ro->owner = rb->owner = 1;
-        rb->backup = 2; /* ro->backup stays 0: the copies are handed over below */
-        ar__sig_sess_t *so = sess_new(O, ro, 0), *sb = sess_new(B, rb, 1);
+        ro->owner = 1; /* ro->backup stays 0: the copies are handed over below */
+        ar__sig_sess_t *so = sess_new(O, ro, 0), *sb = backup_copy(&B, &rb);
         client_t *c = ar_calloc(1, sizeof(*c));
         assert_non_null(c);
         c->by_fid = rule == 0;
@@ -328,11 +328,11 @@ static void test_exactly_once_after_promotion(void **state)
 static void test_two_orders_by_hand(void **state)
 {
     (void)state;
-    ar__sig_srv_t *O = srv_new(1), *B = srv_new(2);
-    ar__sig_rec_t *ro = ar__sig_rec_get(O, PEER), *rb = ar__sig_rec_get(B, PEER);
-    ro->owner = rb->owner = 1;
-    rb->backup = 2;
-    ar__sig_sess_t *so = sess_new(O, ro, 0), *sb = sess_new(B, rb, 1);
+    ar__sig_srv_t *O = su_srv_new(1), *B;
+    ar__sig_rec_t *ro = ar__sig_rec_get(O, PEER), *rb;
+    assert_non_null(ro);
+    ro->owner = 1;
+    ar__sig_sess_t *so = sess_new(O, ro, 0), *sb = backup_copy(&B, &rb);
     const uint8_t fx[16] = {1, 0, 0, 0, 0, 0, 0, 0, 7}, fy[16] = {2, 0, 0, 0, 0, 0, 0, 0, 9};
     const char dx[] =
         "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"from\":\"X\",\"candidate\":\"\"}";
@@ -382,34 +382,42 @@ static void test_two_orders_by_hand(void **state)
     ar_free(B);
 }
 
+/* Worker 2's backup copy (backup_copy) gets three frames from X (fid[0] = tag) that no numbered
+ * copy confirms (the owner's copies were lost) and an acknowledgement of 5 from the client;
+ * then it is promoted. */
+static ar__sig_sess_t *promoted_after_ack(uint8_t tag, ar__sig_srv_t **B, ar__sig_rec_t **rb)
+{
+    ar__sig_sess_t *sb = backup_copy(B, rb);
+    const char d[] = "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"from\":\"X\",\"candidate\":\"\"}";
+    uint8_t fid[16] = {tag};
+    for (int i = 0; i < 3; i++) {
+        fid[8] = (uint8_t)i;
+        ar__sig_sess_deliver(*B, sb, fid, 0, d, strlen(d), 0);
+    }
+    char a[96];
+    int n = snprintf(a, sizeof(a), "{\"k\":\"ack\",\"p\":\"%s\",\"s\":5}", PEER);
+    ar__sig_proc_msg(*B, a, (size_t)n, NULL);
+    ar__sig_node_dead(*B, 1);
+    return sb;
+}
+
 /* A promoted backup numbers after the client's acknowledgement when copies were lost: an
  * acknowledged number would be trimmed at once and never replayed. */
 static void test_promotion_after_lost_copies_and_ack(void **state)
 {
     (void)state;
-    ar__sig_srv_t *B = srv_new(2);
-    ar__sig_rec_t *rb = ar__sig_rec_get(B, PEER);
-    rb->owner = 1;
-    rb->backup = 2;
-    ar__sig_sess_t *sb = sess_new(B, rb, 1);
-    const char d[] = "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"from\":\"X\",\"candidate\":\"\"}";
-    uint8_t fid[16] = {3};
-    for (int i = 0; i < 3; i++) {
-        fid[8] = (uint8_t)i;
-        ar__sig_sess_deliver(B, sb, fid, 0, d, strlen(d), 0);
-    }
-    char a[96];
-    int n = snprintf(a, sizeof(a), "{\"k\":\"ack\",\"p\":\"%s\",\"s\":5}", PEER);
-    ar__sig_proc_msg(B, a, (size_t)n, NULL);
-    ar__sig_node_dead(B, 1);
+    ar__sig_srv_t *B;
+    ar__sig_rec_t *rb;
+    ar__sig_sess_t *sb = promoted_after_ack(3, &B, &rb);
     assert_int_equal(sb->nframes, 3);
     assert_int_equal(sb->head->seq, 6);
     assert_int_equal(sb->seq, 8);
+    char a[96];
     /* "res" from a later owner clears the marks on its backup when its replay went whole
      * ("c"), and only then. */
     assert_true(sb->head->uncertain);
     sb->is_backup = 1;
-    n = snprintf(a, sizeof(a), "{\"k\":\"res\",\"p\":\"%s\",\"r\":\"x\",\"c\":false}", PEER);
+    int n = snprintf(a, sizeof(a), "{\"k\":\"res\",\"p\":\"%s\",\"r\":\"x\",\"c\":false}", PEER);
     ar__sig_proc_msg(B, a, (size_t)n, NULL);
     for (const ar__sig_frame_t *f = sb->head; f; f = f->next)
         assert_true(f->uncertain);
@@ -441,31 +449,15 @@ static int cut_cb(void *arg, const ar__sig_frame_t *f)
 static void test_replay_broken_off_keeps_marks(void **state)
 {
     (void)state;
-    ar__sig_srv_t *B = srv_new(2);
-    ar__sig_rec_t *rb = ar__sig_rec_get(B, PEER);
-    rb->owner = 1;
-    rb->backup = 2;
-    ar__sig_sess_t *sb = sess_new(B, rb, 1);
-    const char d[] = "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"from\":\"X\",\"candidate\":\"\"}";
-    uint8_t fid[16] = {4};
-    for (int i = 0; i < 3; i++) {
-        fid[8] = (uint8_t)i;
-        ar__sig_sess_deliver(B, sb, fid, 0, d, strlen(d), 0);
-    }
-    char a[96];
-    int n = snprintf(a, sizeof(a), "{\"k\":\"ack\",\"p\":\"%s\",\"s\":5}", PEER);
-    ar__sig_proc_msg(B, a, (size_t)n, NULL);
-    ar__sig_node_dead(B, 1);
+    ar__sig_srv_t *B;
+    ar__sig_rec_t *rb;
+    ar__sig_sess_t *sb = promoted_after_ack(4, &B, &rb);
     assert_false(sb->is_backup);
     assert_int_equal(sb->seq, 8);
 
     /* The welcome could not be sent: the connection is already gone when the replay starts. */
     ar__sig_conn_t gone;
-    memset(&gone, 0, sizeof(gone));
-    gone.srv = B;
-    gone.state = AR__SIG_C_GONE;
-    gone.sess = sb;
-    sb->conn = &gone;
+    su_conn_attach(&gone, B, sb, AR__SIG_C_GONE);
     ar__sig_replay(B, sb, 8);
     sb->conn = NULL;
     for (const ar__sig_frame_t *f = sb->head; f; f = f->next)
@@ -498,20 +490,14 @@ static void test_replay_broken_off_keeps_marks(void **state)
 static void test_claim_with_gone_conn(void **state)
 {
     (void)state;
-    ar__sig_srv_t *B = srv_new(2);
-    ar__sig_rec_t *rb = ar__sig_rec_get(B, PEER);
-    rb->owner = 1;
-    rb->backup = 2;
-    ar__sig_sess_t *sb = sess_new(B, rb, 1);
+    ar__sig_srv_t *B;
+    ar__sig_rec_t *rb;
+    ar__sig_sess_t *sb = backup_copy(&B, &rb);
     ar__sig_node_dead(B, 1);
     assert_false(sb->is_backup);
     assert_true(sb->promoted);
     ar__sig_conn_t gone;
-    memset(&gone, 0, sizeof(gone));
-    gone.srv = B;
-    gone.state = AR__SIG_C_GONE;
-    gone.sess = sb;
-    sb->conn = &gone;
+    su_conn_attach(&gone, B, sb, AR__SIG_C_GONE);
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b}", "o", "0000000000000001", "p", PEER, "own",
                           "0000000000000001", "bk", "0000000000000002", "re", 1);
     assert_non_null(o);
@@ -526,6 +512,7 @@ static void test_claim_with_gone_conn(void **state)
 
 int main(void)
 {
+    ar_log_init("signal", AR_LOG_WARN); /* every promotion logs at info */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_orders_by_hand),
         cmocka_unit_test(test_promotion_after_lost_copies_and_ack),
