@@ -48,20 +48,35 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PNC_WRITE_DEADLINE_MS 2000
+
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
-/* Under b->mu: one message of this kind (for peer, when a frame) was dropped; a frame's drop is
- * marked where the frame would have gone, after everything already queued. */
-static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
+/* A lost notice's count (bus_internal.h), or 0 when data is no notice. */
+static uint32_t notice_count(const uint8_t *data, size_t len)
 {
-    b->dropped[kind]++;
+    if (len != NOTICE_LEN || data[24] != ACT_LOST)
+        return 0;
+    uint32_t n = (uint32_t)data[25] | (uint32_t)data[26] << 8 | (uint32_t)data[27] << 16 |
+                 (uint32_t)data[28] << 24;
+    return n ? n : 1;
+}
+
+/* Under b->mu: one message of this kind (for peer, when a frame) was dropped; a frame's drop is
+ * marked where the frame would have gone, after everything already queued. notice: it was a
+ * lost notice for that many frames: the marker carries its count, and it is not counted as a
+ * drop here (the sender counted the frames). */
+static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer, uint32_t notice)
+{
+    if (!notice)
+        b->dropped[kind]++;
     if (kind != K_TO)
         return;
+    uint32_t n = notice ? notice : 1;
     item_t *t = b->tail;
     if (t && t->kind == K_LOST && strcmp(t->peer, peer) == 0) {
-        if (t->len < UINT32_MAX)
-            t->len++;
+        t->len = t->len + n > UINT32_MAX ? UINT32_MAX : t->len + n;
         return;
     }
     item_t *m = b->nmarks < LOST_MAX ? ar_malloc(sizeof(*m)) : NULL;
@@ -73,7 +88,7 @@ static void note_drop(ar__sig_bus_t *b, uint8_t kind, const char *peer)
     m->at_ms = mono_ms(); /* at the head, it is the backlog's age (own_behind) */
     m->kind = K_LOST;
     snprintf(m->peer, sizeof(m->peer), "%s", peer);
-    m->len = 1;
+    m->len = n;
     if (t)
         t->next = m;
     else
@@ -118,7 +133,7 @@ void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_
             *head = it;
         *tail = it;
     } else {
-        note_drop(b, kind, peer);
+        note_drop(b, kind, peer, kind == K_TO ? notice_count(data, len) : 0);
     }
     pthread_mutex_unlock(&b->mu);
     /* A drop wakes the loop too: the session is told now, not at the next message. */
@@ -240,12 +255,23 @@ static void sess_lost(ar__sig_sess_t *s, uint32_t n)
     ar__sig_sess_report_lost(s);
 }
 
+/*
+ * The owner's, and a copy's that a client of this worker is resuming into (the old owner may
+ * have handed the session over already, and then nobody else would tell it; the new owner
+ * places them at the hand-over's seq, sess.c "taken"). A plain backup that misses a frame still
+ * gets the owner's numbered copy. A loss both the old owner and the resuming copy saw (a lost
+ * notice reaches both) is counted by each and told as their sum: an over-count, accepted (the
+ * client is told of a gap either way; docs/signal.md).
+ */
 void ar__sig_sess_frames_lost(ar__sig_srv_t *srv, const char *peer, uint32_t n)
 {
-    /* Only the owner's: a backup that misses a frame still gets the owner's numbered copy. */
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-    if (r && r->local && !r->local->provisional && !r->local->is_backup && r->owner == srv->node_id)
-        sess_lost(r->local, n);
+    if (!r || !r->local)
+        return;
+    ar__sig_sess_t *s = r->local;
+    if ((!s->provisional && !s->is_backup && r->owner == srv->node_id) ||
+        ar__sig_sess_resuming(srv, s))
+        sess_lost(s, n);
 }
 
 void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
@@ -255,6 +281,9 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
             if (r->local && !r->local->provisional && !r->local->is_backup &&
                 r->owner == srv->node_id)
                 sess_lost(r->local, 1);
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) /* and the copies being resumed */
+        if (cn->state == AR__SIG_C_RESUMING && cn->sess && cn->sess->is_backup)
+            sess_lost(cn->sess, 1);
 }
 
 static void on_wake(int fd, void *data);
@@ -421,10 +450,9 @@ void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, s
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
     /* Only the owner numbers frames (and a backup keeps its copy): a session this worker no
      * longer owns may still linger here with its old connection until it closes. */
-    if (len == NOTICE_LEN && data[24] == ACT_LOST) { /* the sender's publisher dropped some */
-        uint32_t n = (uint32_t)data[25] | (uint32_t)data[26] << 8 | (uint32_t)data[27] << 16 |
-                     (uint32_t)data[28] << 24;
-        ar__sig_sess_frames_lost(srv, peer, n ? n : 1);
+    uint32_t lost = notice_count(data, len);
+    if (lost) { /* the sender's publisher dropped some */
+        ar__sig_sess_frames_lost(srv, peer, lost);
         return;
     }
     if (!r || !r->local || len < 25 || !(r->local->is_backup || r->owner == srv->node_id))
@@ -469,9 +497,20 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
             return;
         }
         if (b->lhead) { /* out of memory: dropped, as the inbox drops (never out of order) */
-            if (b->m_dropped[K_TO])
-                ar_metric_add(b->m_dropped[K_TO], 0, 1);
-            ar__sig_sess_frames_lost(srv, peer, 1);
+            if (owned_here(srv, peer)) {
+                if (b->m_dropped[K_TO])
+                    ar_metric_add(b->m_dropped[K_TO], 0, 1);
+                ar__sig_sess_frames_lost(srv, peer, 1);
+                return;
+            }
+            /* Owned elsewhere: counted, and its owner told by a lost notice (which needs no
+             * memory). It may overtake frames for the peer still in the local queue: the
+             * client is then told of the gap a little early, never not at all. */
+            char subj[128];
+            snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
+            pthread_mutex_lock(&b->pmu);
+            ar__sig_bus_pub_dropped(b, subj, 0);
+            pthread_mutex_unlock(&b->pmu);
             return;
         }
     }
@@ -573,8 +612,14 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
     b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&b->mu, NULL);
     pthread_mutex_init(&b->pmu, NULL);
-    pthread_cond_init(&b->pcv, NULL);
-    pthread_cond_init(&b->pfree, NULL);
+    /* Timed waits (bus_pub.c) count on the monotonic clock: a step of the wall clock (NTP,
+     * an operator) neither stretches nor cuts them short. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->pcv, &ca);
+    pthread_cond_init(&b->pfree, &ca);
+    pthread_condattr_destroy(&ca);
     b->plen = (size_t)snprintf(b->prefix, sizeof(b->prefix), "ar.%s.", srv->conf->jurisdiction);
     b->max_bytes = srv->conf->inbox_max > 0 ? (size_t)srv->conf->inbox_max : (size_t)64 << 20;
     b->pnc_up = 1;
@@ -641,6 +686,14 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
      */
     if (s == NATS_OK)
         s = natsOptions_SetSendAsap(o, true);
+    /*
+     * A write to a nats-server that does not read gives up after PNC_WRITE_DEADLINE_MS (libnats
+     * then treats the connection as broken and reconnects; publications are held meanwhile,
+     * bus_pub.c): without it the publisher thread, and so bus_stop's join, could wait on a
+     * blocked socket without end.
+     */
+    if (s == NATS_OK)
+        s = natsOptions_SetWriteDeadline(o, PNC_WRITE_DEADLINE_MS);
     if (s == NATS_OK)
         s = natsConnection_Connect(&b->pnc, o);
     natsOptions_Destroy(o);

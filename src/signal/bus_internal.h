@@ -90,10 +90,9 @@ struct ar__sig_bus_s {
      * NC_UP and pnc_up (pub_main); held_ms: since when (0: not held). */
     int nc_state, pnc_up, closed; /* closed: connections whose closed callback has run */
     uint64_t nc_epoch, held_ms;
-    /* The lost notices (NOTICE_MAX slots of NOTICE_SZ bytes, under pmu) and how many are in
-     * use; untold: frames dropped with no notice free (counted, warned). */
+    /* The lost notices (NOTICE_MAX slots of NOTICE_SZ bytes, under pmu; a slot is in use while
+     * its notice is set); untold: frames dropped with no notice free (counted, warned). */
     uint8_t *notices;
-    unsigned notices_used;
     uint32_t untold;
     /* Publications dropped on this side since the last warning (under pmu) and when that was. */
     uint32_t pdropped[K__COUNT];
@@ -149,8 +148,9 @@ uint8_t ar__sig_bus_subj_kind(const ar__sig_bus_t *b, const char *subj, const ch
 /* bus_pub.c: queues a publication for the publisher thread (at once without one). */
 void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
 /* bus_pub.c, under pmu: a publication to subj was dropped on this side: counted, warned, a
- * frame's peer told by a lost notice (at the queue's head when at_head, else at its tail). */
-void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head);
+ * frame's peer told by a lost notice: at the queue's tail when head_ms is 0, else at its head
+ * with the dropped publication's queueing time head_ms (its age counts for admission). */
+void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, uint64_t head_ms);
 /* bus_pub.c: the publisher thread (arg: the bus). */
 void *ar__sig_bus_pub_main(void *arg);
 /* bus_pub.c: sets o's callbacks for the subscribing (pub 0) or the publishing connection. */

@@ -36,18 +36,30 @@ uint8_t ar__sig_bus_subj_kind(const ar__sig_bus_t *b, const char *subj, const ch
 
 /* ---- publications dropped on this side: counted, warned, a frame's recipient told ---- */
 
+/* Where a queued notice's count is (4 bytes, little endian), and what it says. */
+static uint8_t *notice_cnt(pub_t *it)
+{
+    return (uint8_t *)it->data + it->slen + 1 + AR__SIG_TO_HDR;
+}
+
+static uint32_t notice_n(pub_t *it)
+{
+    const uint8_t *c = notice_cnt(it);
+    return (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+}
+
 /*
  * Under pmu: frames for peer were dropped here. A lost notice goes where the first of them would
  * have gone: at the queue's tail (the loop), or at its head (the publisher thread, whose dropped
  * publication was the head). Consecutive drops for one peer share the tail's notice.
  */
-static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, int at_head)
+static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, uint64_t head_ms)
 {
+    int at_head = head_ms != 0;
     pub_t *t = b->ptail;
     if (!at_head && t && t->notice && strcmp(t->data + b->plen + 3, peer) == 0) {
-        uint8_t *cnt = (uint8_t *)t->data + t->slen + 1 + AR__SIG_TO_HDR;
-        uint32_t c = (uint32_t)cnt[0] | (uint32_t)cnt[1] << 8 | (uint32_t)cnt[2] << 16 |
-                     (uint32_t)cnt[3] << 24;
+        uint8_t *cnt = notice_cnt(t);
+        uint32_t c = notice_n(t);
         c = c + n < c ? UINT32_MAX : c + n;
         for (int i = 0; i < 4; i++)
             cnt[i] = (uint8_t)(c >> (8 * i));
@@ -65,9 +77,8 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, int at_h
             ar_metric_add(b->m_untold, 0, n);
         return;
     }
-    b->notices_used++;
     it->notice = 1;
-    it->at_ms = mono_ms();
+    it->at_ms = at_head ? head_ms : mono_ms(); /* at the head, the dropped one's age (admission) */
     it->sub_gen = 0;
     it->slen = (size_t)snprintf(it->data, NOTICE_SZ - sizeof(*it), "%sto.%s", b->prefix, peer);
     it->len = NOTICE_LEN;
@@ -109,7 +120,7 @@ static int drops_pending(const ar__sig_bus_t *b)
 
 /* Under pmu: a publication to subj was dropped here. Counted by kind (the metric at once); a
  * warning at most once a second with the counts since the last; a frame's peer is told. */
-void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head)
+void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, uint64_t head_ms)
 {
     const char *peer;
     uint8_t k = ar__sig_bus_subj_kind(b, subj, &peer);
@@ -117,7 +128,7 @@ void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, int at_head)
         ar_metric_add(b->m_dropped[k], 0, 1);
     b->pdropped[k]++;
     if (k == K_TO && strlen(peer) == AR__SIG_PEER_LEN)
-        notice_lost(b, peer, 1, at_head);
+        notice_lost(b, peer, 1, head_ms);
     warn_dropped(b, 0);
 }
 
@@ -148,6 +159,14 @@ static int held(const ar__sig_bus_t *b)
     return b->nc_state != NC_UP || !b->pnc_up;
 }
 
+/* A hold starts (signal_bus_released says when it ends): a long one is visible while it lasts,
+ * not only once it is over. pub: the publishing connection went, else the subscribing one. */
+static void log_held(int pub, size_t queued)
+{
+    ar_log(AR_LOG_WARN, "signal_bus_held", AR_LF_INT("publishing", pub),
+           AR_LF_UINT("queued_bytes", queued));
+}
+
 /* libnats' callbacks (its own thread; in order for one connection). */
 static void on_nc_down(natsConnection *nc, void *closure)
 {
@@ -156,11 +175,15 @@ static void on_nc_down(natsConnection *nc, void *closure)
     pthread_mutex_lock(&b->pmu);
     b->nc_state = NC_DOWN;
     b->nc_epoch++;
-    if (!b->held_ms)
+    int start = !b->held_ms;
+    if (start)
         b->held_ms = mono_ms();
+    size_t queued = b->pbytes;
     pthread_cond_broadcast(
         &b->pfree); /* a loop waiting for room drops instead (ar__sig_bus_publish) */
     pthread_mutex_unlock(&b->pmu);
+    if (start)
+        log_held(0, queued);
 }
 
 static void on_nc_back(natsConnection *nc, void *closure)
@@ -180,10 +203,14 @@ static void on_pnc_change(natsConnection *nc, void *closure, int up)
     (void)nc;
     pthread_mutex_lock(&b->pmu);
     b->pnc_up = up;
-    if (!up && !b->held_ms)
+    int start = !up && !b->held_ms;
+    if (start)
         b->held_ms = mono_ms();
+    size_t queued = b->pbytes;
     pthread_cond_broadcast(up ? &b->pcv : &b->pfree);
     pthread_mutex_unlock(&b->pmu);
+    if (start)
+        log_held(1, queued);
 }
 
 static void on_pnc_down(natsConnection *nc, void *closure)
@@ -219,7 +246,7 @@ natsStatus ar__sig_bus_watch_conn(ar__sig_bus_t *b, natsOptions *o, int pub)
 int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until); /* the clock of pcv (bus.c) */
     until.tv_sec += 2;
     int rc = 0;
     pthread_mutex_lock(&b->pmu);
@@ -230,6 +257,20 @@ int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n)
     if (!done)
         ar_log0(AR_LOG_WARN, "signal_bus_close_timeout");
     return done;
+}
+
+/* Under pmu: waits up to ms for pcv (a stop, a connection's change, a publication). */
+static void pause_ms(ar__sig_bus_t *b, long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until); /* the clock of pcv (bus.c) */
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
 }
 
 /*
@@ -248,14 +289,7 @@ static void confirm_subs(ar__sig_bus_t *b)
     if (b->nc_epoch != epoch || b->nc_state != NC_BACK)
         return; /* down again meanwhile: the next reconnection asks again */
     if (s != NATS_OK) {
-        struct timespec until; /* no answer yet: ask again soon, not in a tight loop */
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+        pause_ms(b, 100); /* no answer yet: ask again soon, not in a tight loop */
         return;
     }
     b->nc_state = NC_UP;
@@ -268,8 +302,7 @@ static void pub_done(ar__sig_bus_t *b, pub_t *it)
     size_t sz = it->notice ? NOTICE_SZ : sizeof(*it) + it->slen + 1 + it->len;
     b->pbytes -= sz < b->pbytes ? sz : b->pbytes;
     if (it->notice) {
-        it->notice = 0;
-        b->notices_used--;
+        it->notice = 0; /* its slot free again */
     } else {
         sodium_memzero(it->data, sz - sizeof(*it)); /* relayed SDP does not linger in memory */
         ar_free(it);
@@ -311,10 +344,7 @@ void *ar__sig_bus_pub_main(void *arg)
         warn_dropped(b, 0);
         if (!b->phead || (held(b) && !b->pstop)) {
             if (drops_pending(b)) { /* their warning is due within a second */
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_sec++;
-                (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+                pause_ms(b, 1000);
             } else {
                 pthread_cond_wait(&b->pcv, &b->pmu);
             }
@@ -332,8 +362,23 @@ void *ar__sig_bus_pub_main(void *arg)
          * round trip on the subscribing connection first (for all subscriptions so far, on
          * this thread: the loop does not wait). Not when stopping: NATS may be gone. */
         if (it->sub_gen > b->sub_done && !stopping) {
-            (void)natsConnection_FlushTimeout(b->nc, 2000);
+            natsStatus fs = natsConnection_FlushTimeout(b->nc, 2000);
+            pthread_mutex_lock(&b->pmu);
+            if (fs != NATS_OK) {
+                /* No answer: the subscriptions are not known to be in place, so it is not
+                 * published yet. Back at the head, in order; tried again in 100 ms, or held
+                 * if nc went away meanwhile (its disconnected callback), or published at once
+                 * if stopping. */
+                it->next = b->phead;
+                b->phead = it;
+                if (!b->ptail)
+                    b->ptail = it;
+                if (!b->pstop)
+                    pause_ms(b, 100);
+                continue;
+            }
             b->sub_done = gen;
+            pthread_mutex_unlock(&b->pmu);
         }
         natsStatus s =
             natsConnection_Publish(b->pnc, it->data, it->data + it->slen + 1, (int)it->len);
@@ -342,22 +387,20 @@ void *ar__sig_bus_pub_main(void *arg)
             /* libnats refused it (its reconnect buffer full, say): a notice for a frame goes
              * first, at the head, where the frame was; a notice refused waits and is tried
              * again (published at once when stopping, and dropped if refused then). */
-            if (it->notice && b->pstop) {
-                b->untold++;
+            if (it->notice && b->pstop) { /* its count: the frames nobody is told of */
+                uint32_t n = notice_n(it);
+                b->untold = b->untold + n < b->untold ? UINT32_MAX : b->untold + n;
                 if (b->m_untold)
-                    ar_metric_add(b->m_untold, 0, 1);
+                    ar_metric_add(b->m_untold, 0, n);
             } else if (it->notice) {
                 it->next = b->phead;
                 b->phead = it;
                 if (!b->ptail)
                     b->ptail = it;
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_sec++;
-                (void)pthread_cond_timedwait(&b->pcv, &b->pmu, &until);
+                pause_ms(b, 1000);
                 continue;
             } else {
-                ar__sig_bus_pub_dropped(b, it->data, 1);
+                ar__sig_bus_pub_dropped(b, it->data, it->at_ms ? it->at_ms : 1);
             }
         }
         pub_done(b, it);

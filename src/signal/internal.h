@@ -382,7 +382,8 @@ ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int 
 ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup);
 void ar__sig_sess_new_resume(ar__sig_sess_t *s);
 /* An unresumed promotion (ar__sig_sess_unresumed_promotion) undone: s is a backup copy again,
- * and a connection closed in this batch of events (GONE) that still points at it lets go. */
+ * a connection closed in this batch of events (GONE) that still points at it lets go, and the
+ * losses it noted as owner are forgotten (the owner noted them too). */
 void ar__sig_sess_demote(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s);

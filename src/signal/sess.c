@@ -509,6 +509,8 @@ void ar__sig_sess_demote(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     }
     s->is_backup = 1;
     s->promoted = 0;
+    s->lost = 0; /* noted as owner: the owner noted them too, and tells its client */
+    s->lost_after = 0;
     if (srv->nsessions)
         srv->nsessions--;
 }
@@ -764,8 +766,8 @@ static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     /* Frames dropped for it while it was away go with it: its client is told by the new owner
      * (after the welcome, as here), not never (docs/signal.md, "Messages dropped ..."). */
     if (ans && s->lost)
-        (void)json_object_set_new(ans, "lost",
-                                  json_pack("[i,I]", (int)s->lost, (json_int_t)s->lost_after));
+        (void)json_object_set_new(
+            ans, "lost", json_pack("[I,I]", (json_int_t)s->lost, (json_int_t)s->lost_after));
     ar__sig_bus_proc(srv, to, ans);
     ar__sig_conn_t *cn = s->conn;
     if (cn) {
@@ -886,7 +888,7 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
                 s->seq = seq;
                 s->acked = ack;
                 load_frames(s, fr);
-                if (s->lost) /* dropped here during the hand-over: after all the owner numbered */
+                if (s->lost) /* noted here while resuming: after all the owner numbered */
                     s->lost_after = seq;
                 take_lost(s, json_object_get(o, "lost"));
                 cn->resume->answer = 1; /* ar__sig_resume_tick finishes the resume */

@@ -18,7 +18,9 @@ static size_t npubs, entered;
 static int gate_open = 1;
 static pthread_t gate_owner; /* the thread that closed the gate: it never waits at it */
 static char objs[16];        /* fake options, connections and subscriptions point in here */
-static int nconns, flush_fail, flush_rec;
+static int nconns, flush_fail, flush_rec, pub_fail;
+static int64_t write_deadline[2]; /* as set before each connection's connect */
+static int64_t opt_write_deadline;
 static natsConnectionHandler opt_down, opt_back, opt_closed; /* as the options hold them now */
 static struct {
     natsConnectionHandler down, back, closed; /* as the options held them at connect */
@@ -74,12 +76,20 @@ void fake_nats_fail_flushes(int n)
     pthread_mutex_unlock(&mu);
 }
 
+void fake_nats_fail_publishes(int on)
+{
+    pthread_mutex_lock(&mu);
+    pub_fail = on;
+    pthread_mutex_unlock(&mu);
+}
+
 void fake_nats_reset(void)
 {
     pthread_mutex_lock(&mu);
     npubs = entered = 0;
     gate_open = 1;
-    nconns = flush_fail = flush_rec = 0;
+    nconns = flush_fail = flush_rec = pub_fail = 0;
+    opt_write_deadline = write_deadline[0] = write_deadline[1] = 0;
     opt_down = opt_back = opt_closed = NULL;
     opt_down_arg = opt_back_arg = opt_closed_arg = NULL;
     memset(conns, 0, sizeof(conns));
@@ -137,10 +147,12 @@ natsStatus natsConnection_Publish(natsConnection *nc, const char *subj, const vo
     pthread_cond_broadcast(&cv);
     while (!gate_open && !pthread_equal(pthread_self(), gate_owner))
         pthread_cond_wait(&cv, &mu);
-    record(conn_index(nc), subj, data, dataLen);
+    int fail = pub_fail;
+    if (!fail)
+        record(conn_index(nc), subj, data, dataLen);
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
-    return NATS_OK;
+    return fail ? NATS_INSUFFICIENT_BUFFER : NATS_OK;
 }
 
 natsStatus natsOptions_Create(natsOptions **newOpts)
@@ -183,6 +195,23 @@ natsStatus natsOptions_SetSendAsap(natsOptions *opts, bool sendAsap)
     (void)opts;
     (void)sendAsap;
     return NATS_OK;
+}
+
+natsStatus natsOptions_SetWriteDeadline(natsOptions *opts, int64_t deadline)
+{
+    (void)opts;
+    pthread_mutex_lock(&mu);
+    opt_write_deadline = deadline;
+    pthread_mutex_unlock(&mu);
+    return NATS_OK;
+}
+
+int64_t fake_nats_write_deadline(int conn)
+{
+    pthread_mutex_lock(&mu);
+    int64_t d = write_deadline[conn];
+    pthread_mutex_unlock(&mu);
+    return d;
 }
 
 natsStatus natsOptions_SetRetryOnFailedConnect(natsOptions *opts, bool retry,
@@ -234,6 +263,9 @@ natsStatus natsConnection_Connect(natsConnection **nc, natsOptions *options)
     conns[i].back_arg = opt_back_arg;
     conns[i].closed = opt_closed;
     conns[i].closed_arg = opt_closed_arg;
+    pthread_mutex_lock(&mu);
+    write_deadline[i] = opt_write_deadline;
+    pthread_mutex_unlock(&mu);
     *nc = (natsConnection *)(void *)&objs[i ? 4 : 1];
     return NATS_OK;
 }

@@ -9,6 +9,7 @@
 #define AR_TEST_FAKE_NATS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define FAKE_NATS_MAX 128
 
@@ -42,5 +43,10 @@ void fake_nats_record_flushes(int on);
 void fake_nats_fail_flushes(int n);
 /* How many of those are still to fail. */
 int fake_nats_flushes_to_fail(void);
+/* on: every publication is refused (as libnats does when its reconnect buffer is full), and not
+ * recorded; off: as before. */
+void fake_nats_fail_publishes(int on);
+/* The write deadline (ms, 0: none) connection conn was connected with. */
+int64_t fake_nats_write_deadline(int conn);
 
 #endif

@@ -14,6 +14,7 @@
 #include "sig_util.h"
 
 #include "anteroom/alloc.h"
+#include "anteroom/log.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -21,6 +22,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -153,6 +155,78 @@ static void test_round_trip_fails(void **state)
     assert_int_equal(what(2), 'b');
 }
 
+/* A publication made after a subscription waits for a round trip on nc proving the subscription
+ * is in place; a round trip that fails proves nothing: the publication waits for one that
+ * answers (it used to go out after the failure). */
+static void test_sub_round_trip_fails(void **state)
+{
+    fixture_t *f = *state;
+    send_rec(f, 'z'); /* the bus's own subscriptions: one round trip first */
+    wait_count(2);
+    assert_int_equal(what(0), 'F');
+    assert_int_equal(what(1), 'z');
+    pthread_mutex_lock(&f->srv->bus->pmu); /* a session's subscription (ar__sig_bus_sub_to) */
+    f->srv->bus->sub_gen++;
+    pthread_mutex_unlock(&f->srv->bus->pmu);
+    fake_nats_fail_flushes(2);
+    send_to(f, 'a');
+    for (int i = 0; i < 500 && fake_nats_flushes_to_fail() > 0; i++)
+        sleep_ms(10);
+    assert_int_equal(fake_nats_flushes_to_fail(), 0);
+    wait_count(4);
+    assert_int_equal(fake_nats_count(), 4);
+    assert_int_equal(what(2), 'F'); /* the third round trip, the first to answer */
+    assert_int_equal(what(3), 'a');
+}
+
+/* The publishing connection's writes have a deadline (a nats-server that does not read cannot
+ * hold the publisher thread, and so a stop, without end); the subscribing one's need none. */
+static void test_write_deadline(void **state)
+{
+    (void)state;
+    assert_int_equal(fake_nats_write_deadline(0), 0);
+    assert_true(fake_nats_write_deadline(1) > 0);
+    assert_true(fake_nats_write_deadline(1) <= 5000);
+}
+
+/* How often event appears in the log written to fd (a file) so far. */
+static int log_count(int fd, const char *event)
+{
+    static char buf[16384];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    assert_true(n >= 0);
+    buf[n] = '\0';
+    int c = 0;
+    for (const char *p = buf; (p = strstr(p, event)); p += strlen(event))
+        c++;
+    return c;
+}
+
+/* A hold is logged when it starts (a long one is visible while it lasts), once: the other
+ * connection going too does not log it again. */
+static void test_hold_logged_once(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ar_bus_hold_logXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    ar_log_init("signal", AR_LOG_INFO);
+    ar_log_set_fd(fd);
+    fake_nats_conn(0, 0);
+    fake_nats_conn(1, 0);
+    int held = log_count(fd, "\"signal_bus_held\"");
+    fake_nats_conn(1, 1);
+    fake_nats_conn(0, 1);
+    for (int i = 0; i < 500 && log_count(fd, "\"signal_bus_released\"") < 1; i++)
+        sleep_ms(10);
+    int released = log_count(fd, "\"signal_bus_released\"");
+    ar_log_set_fd(-1);
+    close(fd);
+    assert_int_equal(held, 1);
+    assert_int_equal(released, 1);
+}
+
 /* Held long, the queue stays bounded: beyond inbox-max the loop does not wait (NATS may be gone
  * for minutes) but drops and counts, and the dropped frames' recipient gets a notice in their
  * place. */
@@ -240,6 +314,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_held_until_resubscribed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sub_round_trip_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_logged_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_while_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_loop_let_go, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_held, setup, teardown),

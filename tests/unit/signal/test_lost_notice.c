@@ -153,6 +153,32 @@ static void test_notice_dropped_at_recipient(void **state)
     assert_int_equal(b->lost, 0);
 }
 
+/* A notice for 3 frames dropped at the receiver's full inbox: its marker carries the 3 (it
+ * used to say 1), and the notice is not counted as a frame dropped here (the sender counted
+ * the frames; it used to count once more in the receiver's dropped metric). */
+static void test_notice_count_kept_at_full_inbox(void **state)
+{
+    fixture_t *f = *state;
+    ar__sig_sess_t *a = held_by(&f->rx, 'a', 0);
+    char subj[64], msg[AR__SIG_TO_HDR + FRAME_BYTES];
+    snprintf(subj, sizeof(subj), "ar.eu.to.%s", su_peer('a'));
+    memset(msg, 0, AR__SIG_TO_HDR);
+    frame(msg + AR__SIG_TO_HDR);
+    for (int i = 0; i < 3; i++) /* these fill the receiver's inbox */
+        ar__sig_bus_put(f->rx.srv->bus, subj, msg, sizeof(msg));
+    uint8_t d[NOTICE_LEN];
+    memset(d, 0, sizeof(d));
+    d[0] = 2;
+    d[24] = ACT_LOST;
+    d[AR__SIG_TO_HDR] = 3;
+    ar__sig_bus_put(f->rx.srv->bus, subj, d, sizeof(d));
+    ar__sig_bus_wake(f->rx.srv);
+    assert_int_equal(a->seq, 3);
+    assert_int_equal(a->lost, 3);
+    assert_int_equal(a->lost_after, 3);
+    assert_int_equal(ar_metric_value(f->rx.srv->bus->m_dropped[K_TO]), 0);
+}
+
 /* More peers' drops waiting than notices (NOTICE_MAX): the one that found none is counted in
  * anteroom_signal_bus_lost_untold_total, the others each get theirs. */
 static void test_notices_run_out(void **state)
@@ -180,6 +206,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_recipient_told, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notice_dropped_at_recipient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notice_count_kept_at_full_inbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notices_run_out, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

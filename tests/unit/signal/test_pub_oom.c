@@ -16,11 +16,13 @@
 #include "anteroom/alloc.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -134,6 +136,79 @@ static void test_many_dropped(void **state)
     assert_int_equal(published_to(3), 'd');
 }
 
+/* A frame for a peer owned elsewhere, while a frame for a session of this worker waits in the
+ * local queue (bus.c, ar__sig_bus_to), finds no memory for its entry there: dropped (never out
+ * of order), counted, and its recipient told by a lost notice (it used to be counted only). */
+static void test_local_queue_oom_told(void **state)
+{
+    fixture_t *f = *state;
+    ar_metric_t *dropped = f->srv->bus->m_dropped[K_TO];
+    int64_t before = ar_metric_value(dropped);
+    ar__sig_rec_t *r = ar__sig_rec_get(f->srv, su_peer('o'));
+    assert_non_null(r);
+    r->owner = f->srv->node_id;
+    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->rec = r;
+    r->local = s;
+    send_to(f, 'o'); /* ours: waits in the local queue */
+    assert_non_null(f->srv->bus->lhead);
+    ar_alloc_fail_after(0);
+    send_to(f, 'b');
+    assert_true(ar_alloc_fail_after(-1) >= 1);
+    assert_int_equal(ar_metric_value(dropped) - before, 1);
+    ar__sig_bus_stop(f->srv);
+    assert_int_equal(fake_nats_count(), 1);
+    assert_int_equal(published_to(0), 'b');
+    assert_notice(0, 1);
+}
+
+/* A notice for two frames that libnats refuses until the end: stopping drops it, and both
+ * frames are counted as untold (it used to count 1). */
+static void test_notice_refused_at_stop(void **state)
+{
+    fixture_t *f = *state;
+    ar_metric_t *untold = f->srv->bus->m_untold;
+    assert_non_null(untold);
+    fake_nats_fail_publishes(1);
+    ar_alloc_fail_after(0);
+    send_to(f, 'b');
+    send_to(f, 'b');
+    assert_int_equal(ar_alloc_fail_after(-1), 2); /* one notice for both */
+    ar__sig_bus_stop(f->srv);                     /* tried at once, refused, dropped */
+    assert_int_equal(fake_nats_count(), 0);
+    assert_int_equal(ar_metric_value(untold), 2);
+}
+
+/* A frame libnats refuses leaves its notice at the queue's head with the frame's queueing time,
+ * not the time of the refusal: the queue's age (admission control, bus_node.c) is not reset
+ * by a drop at its head. */
+static void test_head_notice_keeps_age(void **state)
+{
+    fixture_t *f = *state;
+    ar__sig_bus_t *b = f->srv->bus;
+    fake_nats_gate(0);
+    fake_nats_fail_publishes(1);
+    uint64_t t0 = mono_ms();
+    send_to(f, 'a');
+    assert_int_equal(fake_nats_wait_entered(1), 0); /* the thread is inside a's publication */
+    struct timespec ts = {0, 200 * 1000000L};
+    nanosleep(&ts, NULL);
+    fake_nats_gate(1); /* refused now, 200 ms after it was queued */
+    uint64_t at = 0;
+    for (int i = 0; i < 500 && !at; i++) {
+        pthread_mutex_lock(&b->pmu);
+        if (b->phead && b->phead->notice)
+            at = b->phead->at_ms;
+        pthread_mutex_unlock(&b->pmu);
+        if (!at)
+            nanosleep(&(struct timespec){0, 1000000L}, NULL);
+    }
+    assert_true(at != 0);
+    assert_true(at - t0 < 100);
+    fake_nats_fail_publishes(0);
+}
+
 /* A record whose text finds no memory (json_dumps, publish_json) is counted as a dropped
  * record, not lost without a trace; the next one goes out. */
 static void test_record_text_dropped(void **state)
@@ -160,6 +235,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dropped_not_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_queue_oom_told, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notice_refused_at_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_notice_keeps_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_text_dropped, setup, teardown),
     };
