@@ -81,6 +81,18 @@ void ar_ignore_sigpipe(void);
 AR_MUST_CHECK int ar_listen_socket(int type, const struct sockaddr *addr, int backlog);
 
 /*
+ * 0 when nothing is bound to addr's port now (type SOCK_STREAM or SOCK_DGRAM), AR_EADDRINUSE
+ * when something is, AR_EINVAL or AR_ESYS. Why: ar_listen_socket's SO_REUSEPORT lets any process
+ * of the same user bind the same port, so a second daemon started on a port in use would not
+ * fail: the kernel would spread connections or datagrams over both, and clients would reach the
+ * wrong one at random. A daemon checks each of its ports once at start, before its own workers
+ * bind them, with a socket that does not set SO_REUSEPORT, whose bind fails while any other
+ * socket holds the port. (A TCP check sets SO_REUSEADDR, so connections in TIME_WAIT from a
+ * previous run do not count; a UDP one does not, as UDP sockets with it share a port.)
+ */
+AR_MUST_CHECK int ar_port_unclaimed(int type, const struct sockaddr *addr);
+
+/*
  * Parses a numeric IPv4 or IPv6 address (no name lookup) and a port into out.
  * Returns 0 or AR_EINVAL.
  */

@@ -297,6 +297,28 @@ fail:;
     return e == EADDRINUSE ? AR_EADDRINUSE : e == EADDRNOTAVAIL ? AR_EINVAL : AR_ESYS;
 }
 
+int ar_port_unclaimed(int type, const struct sockaddr *addr)
+{
+    if (addr == NULL || (type != SOCK_DGRAM && type != SOCK_STREAM) ||
+        (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+        return AR_EINVAL;
+    socklen_t len =
+        addr->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    int fd = socket(addr->sa_family, type | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return AR_ESYS;
+    int one = 1;
+    int rc = 0;
+    if ((type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) ||
+        (addr->sa_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0))
+        rc = AR_ESYS;
+    else if (bind(fd, addr, len) != 0)
+        rc = errno == EADDRINUSE ? AR_EADDRINUSE : errno == EADDRNOTAVAIL ? AR_EINVAL : AR_ESYS;
+    close(fd);
+    return rc;
+}
+
 int ar_addr_parse(const char *host, uint16_t port, struct sockaddr_storage *out)
 {
     memset(out, 0, sizeof(*out));

@@ -12,8 +12,10 @@
 #include "internal.h"
 
 #include "anteroom/log.h"
+#include "anteroom/worker.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -37,11 +39,45 @@ static pid_t spawn(const ar_signal_conf_t *conf, unsigned index)
     _exit(ar_signal_worker_run(conf, index) == 0 ? 0 : 1);
 }
 
+/*
+ * Every port the workers will bind (the shared one, each worker's own, each worker's operator
+ * listener) must be free before they start: with SO_REUSEPORT a second node on a port in use
+ * would share its clients with the first (anteroom/worker.h, ar_port_unclaimed).
+ */
+static int ports_free(const ar_signal_conf_t *conf, unsigned n)
+{
+    struct {
+        const char *host;
+        int64_t base;
+        unsigned count;
+    } sets[] = {{conf->listen, conf->port, 1},
+                {conf->listen, conf->worker_port, conf->worker_port ? n : 0},
+                {conf->metrics_host, conf->metrics_port, conf->metrics_port ? n : 0}};
+    for (size_t k = 0; k < sizeof(sets) / sizeof(sets[0]); k++) {
+        for (unsigned i = 0; i < sets[k].count; i++) {
+            struct sockaddr_storage ss;
+            uint16_t port = (uint16_t)(sets[k].base + i);
+            if (ar_addr_parse(sets[k].host, port, &ss) != 0)
+                continue; /* the worker's own bind reports a bad address */
+            int rc = ar_port_unclaimed(SOCK_STREAM, (const struct sockaddr *)&ss);
+            if (rc == AR_EADDRINUSE) {
+                ar_log(AR_LOG_ERROR, "signal_port_in_use", AR_LF_UINT("port", port));
+                fprintf(stderr, "anteroom-signal: port %u is in use by another process\n", port);
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
 int ar_signal_supervise(const ar_signal_conf_t *conf)
 {
     unsigned n = conf->workers < 1             ? 1
                  : conf->workers > WORKERS_MAX ? WORKERS_MAX
                                                : (unsigned)conf->workers;
+    int rc = ports_free(conf, n);
+    if (rc != 0)
+        return rc;
     pid_t pids[WORKERS_MAX] = {0};
     sigset_t set;
     sigemptyset(&set);

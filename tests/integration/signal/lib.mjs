@@ -80,20 +80,59 @@ function ephemeralLow() {
   }
 }
 
-// n consecutive ports below the ephemeral range that nothing listens on now (random, so that
-// concurrent test files rarely try the same ones; a clash shows as a server that exits).
+// Ports picked by test processes that run side by side (the files of one run share a network
+// namespace) are reserved in a directory they all see, one file per port holding the picker's
+// PID, until that process ends: a port is free when nothing listens on it AND no live test
+// process picked it. Without this, two files could both pick a port before either node bound
+// it, and since the nodes listen with SO_REUSEPORT both bound it and the kernel spread one
+// node's clients over the two (HTTP 404 from the other node's operator listener; nodes now
+// refuse to start on a port in use, ar_port_unclaimed).
+const reserveDir = path.join(os.tmpdir(), 'anteroom-test-ports');
+const reserved = [];
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === 'EPERM';
+  }
+}
+function reserve(port) {
+  fs.mkdirSync(reserveDir, { recursive: true });
+  const f = path.join(reserveDir, `${port}`);
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      fs.writeFileSync(f, `${process.pid}`, { flag: 'wx' });
+      reserved.push(f);
+      return true;
+    } catch {
+      let pid = 0;
+      try { pid = Number(fs.readFileSync(f, 'utf8')); } catch { /* just removed */ }
+      if (pid && alive(pid)) return false; /* another live test process (or this one) has it */
+      try { fs.unlinkSync(f); } catch { /* another process reclaimed it first */ }
+    }
+  }
+  return false;
+}
+process.on('exit', () => {
+  for (const f of reserved) try { fs.unlinkSync(f); } catch { /* gone */ }
+});
+
 const canBind = (port) => new Promise((resolve) => {
   const s = net.createServer();
   s.once('error', () => resolve(false));
   s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
 });
+
+// n consecutive ports below the ephemeral range that nothing listens on now and no other test
+// process reserved (random, so that concurrent picks rarely meet).
 export async function lowPorts(n = 1) {
   const hi = Math.min(ephemeralLow(), 65536);
   const lo = Math.max(1024, hi - 12000);
   for (;;) {
     const port = lo + crypto.randomInt(hi - lo - n);
     let free = true;
-    for (let i = 0; i < n && free; i++) free = await canBind(port + i);
+    for (let i = 0; i < n && free; i++) free = reserve(port + i) && await canBind(port + i);
     if (free) return port;
   }
 }
@@ -212,6 +251,8 @@ export async function startNode(name, nats, opts = {}) {
     s.on('error', () => resolve(false));
   }), 15000, `node ${name}`);
   await sleep(1500); // heartbeats: every worker learns the others before tests rely on backups
+  // What answered must be this node: one that found a port in use has exited by now.
+  if (p.exitCode !== null || p.signalCode !== null) throw new Error(`node ${name} exited: ${tail(p)}`);
   return p;
 }
 
