@@ -206,6 +206,38 @@ static void log_stream_listeners(const ar_turn_plan_t *plan, const ar__turn_daem
     }
 }
 
+/*
+ * Every address the workers will listen on must be free before they start: with SO_REUSEPORT a
+ * second relay started on a port in use would share its clients with the first
+ * (anteroom/worker.h, ar_port_unclaimed). UDP on each listening address's port, TCP on the
+ * stream ports.
+ */
+static int listeners_free(const ar_turn_plan_t *plan, const ar__turn_daemon_t *d)
+{
+    const uint16_t stream[3] = {plan->tcp_port, d->tls ? plan->tls_port : 0,
+                                d->tls ? plan->alt_tls_port : 0};
+    for (size_t i = 0; i < plan->nlisten; i++) {
+        for (int k = -1; k < 3; k++) {
+            struct sockaddr_storage ss = plan->listen[i];
+            if (k >= 0 && !stream[k])
+                continue;
+            if (k >= 0 && ss.ss_family == AF_INET)
+                ((struct sockaddr_in *)(void *)&ss)->sin_port = htons(stream[k]);
+            else if (k >= 0)
+                ((struct sockaddr_in6 *)(void *)&ss)->sin6_port = htons(stream[k]);
+            const struct sockaddr *sa = (const struct sockaddr *)&ss;
+            if (ar_port_unclaimed(k < 0 ? SOCK_DGRAM : SOCK_STREAM, sa) == AR_EADDRINUSE) {
+                ar_log(AR_LOG_ERROR, "port_in_use", AR_LF_INT("udp", k < 0), AR_LF_ADDR("addr", sa),
+                       AR_LF_INT("port", ar_addr_port(sa)));
+                fprintf(stderr, "anteroom-turn: %s port %u is in use by another process\n",
+                        k < 0 ? "UDP" : "TCP", (unsigned)ar_addr_port(sa));
+                return AR_EADDRINUSE;
+            }
+        }
+    }
+    return 0;
+}
+
 int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
 {
     (void)conf;
@@ -255,6 +287,9 @@ int ar_turn_run(ar_turn_conf_t *conf, ar_turn_plan_t *plan)
             goto out_ports;
         }
     }
+    rc = listeners_free(plan, d);
+    if (rc != 0)
+        goto out_ports;
     ar_workers_t *ws = NULL;
     rc = ar_workers_start(&ws, plan->workers, ar__udp_worker_init, ar__udp_worker_stop, d);
     if (rc != 0) {
