@@ -21,21 +21,48 @@ N=200
 
 send() { # send <kind>: N datagrams of that kind to the server's UDP port
     timeout 20 python3 - "$AR_PORT" "$1" "$N" <<'EOF'
-import os, socket, struct, sys, time
+import ctypes, os, socket, struct, sys, time
 port, kind, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.1", port))
+
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+class mmsghdr(ctypes.Structure):  # struct msghdr, then msg_len
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
+                ("iov", ctypes.POINTER(iovec)), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int), ("len", ctypes.c_uint)]
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+def send_both(a, b):
+    """Both datagrams in one sendmmsg call: queued microseconds apart, before the worker the first
+    one wakes can run (two Python sendto calls could be split by a preemption under load)."""
+    bufs = [ctypes.create_string_buffer(x, len(x)) for x in (a, b)]
+    iovs = [iovec(ctypes.cast(x, ctypes.c_void_p), len(y)) for x, y in zip(bufs, (a, b))]
+    msgs = (mmsghdr * 2)()
+    for i in range(2):
+        msgs[i].iov = ctypes.pointer(iovs[i])
+        msgs[i].iovlen = 1
+    if libc.sendmmsg(s.fileno(), msgs, 2, 0) != 2:
+        raise OSError(ctypes.get_errno(), "sendmmsg")
+
 for _ in range(n):
     tid = os.urandom(12)
-    if kind == "mixed":  # ChannelData, then at once a Binding request: one loop turn, mostly
-        s.sendto(struct.pack("!HH", 0x4000, 4) + b"data", ("127.0.0.1", port))
-        msg = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + tid
+    if kind == "mixed":  # ChannelData and a Binding request at once: one loop turn, mostly
+        send_both(struct.pack("!HH", 0x4000, 4) + b"data",
+                  struct.pack("!HHI", 0x0001, 0, 0x2112A442) + tid)
+        time.sleep(0.002)
+        continue
     elif kind == "request":  # Binding request
         msg = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + tid
     elif kind == "indication":  # Binding indication
         msg = struct.pack("!HHI", 0x0011, 0, 0x2112A442) + tid
     else:  # ChannelData on a channel nobody bound
         msg = struct.pack("!HH", 0x4000, 4) + b"data"
-    s.sendto(msg, ("127.0.0.1", port))
+    s.send(msg)
     time.sleep(0.002)
 EOF
 }
