@@ -223,15 +223,19 @@ export class SignalClient extends EventTarget {
     }
     if (code === 4010) return; // replaced: another connection carries the session
     this.emit('lost', { code });
-    this.retry();
+    this.retry(code);
   }
 
   // Reconnects after a growing delay, rotating through the URLs; past the grace period the old
-  // session is gone, so the next hello starts a new one.
-  retry() {
+  // session is gone, so the next hello starts a new one. A node that is stopping (4014) has
+  // handed its sessions over already (signal.md, "Graceful stop"): the first try goes at once,
+  // to the next URL.
+  retry(code) {
     if (!this.lostAt) this.lostAt = Date.now();
     if (Date.now() - this.lostAt > this.grace * 1000) this.resumeToken = null;
-    const delay = Math.min(500 * 2 ** this.attempt++, 5000);
+    const now = code === 4014 && this.attempt === 0;
+    const delay = now ? 0 : Math.min(500 * 2 ** this.attempt, 5000);
+    this.attempt++;
     const url = this.urls[this.attempt % this.urls.length];
     setTimeout(() => {
       if (!this.stopped && !this.ws) this.connect(url);
