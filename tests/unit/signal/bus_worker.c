@@ -2,6 +2,7 @@
 #include "bus_worker.h"
 
 #include "bus_internal.h"
+#include "fake_nats.h"
 #include "sig_util.h"
 
 #include "anteroom/alloc.h"
@@ -45,4 +46,24 @@ void su_worker_free(su_worker_t *w)
     ar_sn_loop_free(w->srv->loop);
     ar_metrics_free(w->srv->metrics);
     ar_free(w->srv);
+}
+
+su_bus_fixture_t *su_bus_fixture_new(long inbox_max)
+{
+    su_bus_fixture_t *f = ar_calloc(1, sizeof(*f));
+    assert_non_null(f);
+    ar_sig_init();
+    fake_nats_reset();
+    su_worker_new(&f->w, 1, 1, inbox_max);
+    f->srv = f->w.srv;
+    return f;
+}
+
+int su_bus_fixture_teardown(void **state)
+{
+    su_bus_fixture_t *f = *state;
+    fake_nats_gate(1);
+    su_worker_free(&f->w);
+    ar_free(f);
+    return 0;
 }

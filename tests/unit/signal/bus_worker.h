@@ -21,4 +21,13 @@ void su_worker_new(su_worker_t *w, uint64_t id, int start, long inbox_max);
 /* Frees its records, stops its bus (nothing if the test stopped it), frees the rest. */
 void su_worker_free(su_worker_t *w);
 
+/* A cmocka fixture of one started worker (id 1) over a reset libnats stand-in. */
+typedef struct su_bus_fixture_s {
+    su_worker_t w;
+    ar__sig_srv_t *srv; /* w.srv */
+} su_bus_fixture_t;
+su_bus_fixture_t *su_bus_fixture_new(long inbox_max);
+/* A cmocka teardown for it: opens the stand-in's gate (a test may have closed it), frees. */
+int su_bus_fixture_teardown(void **state);
+
 #endif

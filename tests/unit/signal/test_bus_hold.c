@@ -29,10 +29,7 @@
 
 #include <cmocka.h>
 
-typedef struct fixture_s {
-    su_worker_t w;
-    ar__sig_srv_t *srv; /* w.srv */
-} fixture_t;
+typedef su_bus_fixture_t fixture_t;
 
 /* Frames of FRAME_BYTES; the queue's bound holds three of them, not four. */
 #define FRAME_BYTES 1000
@@ -40,23 +37,8 @@ typedef struct fixture_s {
 
 static int setup(void **state)
 {
-    fixture_t *f = ar_calloc(1, sizeof(*f));
-    assert_non_null(f);
-    ar_sig_init();
-    fake_nats_reset();
-    su_worker_new(&f->w, 1, 1, INBOX_MAX);
-    f->srv = f->w.srv;
+    *state = su_bus_fixture_new(INBOX_MAX);
     fake_nats_record_flushes(1);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    fake_nats_gate(1);
-    su_worker_free(&f->w);
-    ar_free(f);
     return 0;
 }
 
@@ -312,14 +294,15 @@ static void test_stop_while_held(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_held_until_resubscribed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sub_round_trip_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_deadline, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_logged_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bounded_while_held, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_waiting_loop_let_go, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stop_while_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_until_resubscribed, setup,
+                                        su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_fails, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_sub_round_trip_fails, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_write_deadline, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_hold_logged_once, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bounded_while_held, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_loop_let_go, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_while_held, setup, su_bus_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,29 +26,11 @@
 
 #include <cmocka.h>
 
-typedef struct fixture_s {
-    su_worker_t w;
-    ar__sig_srv_t *srv; /* w.srv */
-} fixture_t;
+typedef su_bus_fixture_t fixture_t;
 
 static int setup(void **state)
 {
-    fixture_t *f = ar_calloc(1, sizeof(*f));
-    assert_non_null(f);
-    ar_sig_init();
-    fake_nats_reset();
-    su_worker_new(&f->w, 1, 1, 1 << 20);
-    f->srv = f->w.srv;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    fake_nats_gate(1);
-    su_worker_free(&f->w);
-    ar_free(f);
+    *state = su_bus_fixture_new(1 << 20);
     return 0;
 }
 
@@ -234,12 +216,13 @@ static void test_record_text_dropped(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_dropped_not_ahead, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_local_queue_oom_told, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_notice_refused_at_stop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_head_notice_keeps_age, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_dropped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_record_text_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_not_ahead, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_local_queue_oom_told, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_notice_refused_at_stop, setup,
+                                        su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_head_notice_keeps_age, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_many_dropped, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_record_text_dropped, setup, su_bus_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
