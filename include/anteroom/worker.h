@@ -88,15 +88,18 @@ AR_MUST_CHECK int ar_listen_socket(int type, const struct sockaddr *addr, int ba
  * wrong one at random. A daemon checks each of its ports once at start, before its own workers
  * bind them, with a socket that does not set SO_REUSEPORT, whose bind fails while any other
  * socket holds the port. (A TCP check sets SO_REUSEADDR, so connections in TIME_WAIT from a
- * previous run do not count; a UDP one does not, as UDP sockets with it share a port.)
+ * previous run do not count; a UDP one does not, as UDP sockets with it share a port.) A port in
+ * use is logged (port_in_use) and said on stderr as "<prog>: TCP port N is in use ...".
  */
-AR_MUST_CHECK int ar_port_unclaimed(int type, const struct sockaddr *addr);
+AR_MUST_CHECK int ar_port_unclaimed(int type, const struct sockaddr *addr, const char *prog);
 
 /*
  * Parses a numeric IPv4 or IPv6 address (no name lookup) and a port into out.
  * Returns 0 or AR_EINVAL.
  */
 AR_MUST_CHECK int ar_addr_parse(const char *host, uint16_t port, struct sockaddr_storage *out);
+/* Sets the port of an AF_INET or AF_INET6 address (host order given); others are left alone. */
+void ar_addr_set_port(struct sockaddr_storage *ss, uint16_t port);
 /* The port of an AF_INET or AF_INET6 address (host order), 0 otherwise. */
 uint16_t ar_addr_port(const struct sockaddr *sa);
 

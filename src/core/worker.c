@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -297,7 +298,7 @@ fail:;
     return e == EADDRINUSE ? AR_EADDRINUSE : e == EADDRNOTAVAIL ? AR_EINVAL : AR_ESYS;
 }
 
-int ar_port_unclaimed(int type, const struct sockaddr *addr)
+int ar_port_unclaimed(int type, const struct sockaddr *addr, const char *prog)
 {
     if (addr == NULL || (type != SOCK_DGRAM && type != SOCK_STREAM) ||
         (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
@@ -316,6 +317,13 @@ int ar_port_unclaimed(int type, const struct sockaddr *addr)
     else if (bind(fd, addr, len) != 0)
         rc = errno == EADDRINUSE ? AR_EADDRINUSE : errno == EADDRNOTAVAIL ? AR_EINVAL : AR_ESYS;
     close(fd);
+    if (rc == AR_EADDRINUSE) {
+        uint16_t port = ar_addr_port(addr);
+        ar_log(AR_LOG_ERROR, "port_in_use", AR_LF_INT("udp", type == SOCK_DGRAM),
+               AR_LF_ADDR("addr", addr), AR_LF_UINT("port", port));
+        fprintf(stderr, "%s: %s port %u is in use by another process\n", prog,
+                type == SOCK_DGRAM ? "UDP" : "TCP", (unsigned)port);
+    }
     return rc;
 }
 
@@ -345,6 +353,14 @@ int ar_addr_parse(const char *host, uint16_t port, struct sockaddr_storage *out)
         return 0;
     }
     return AR_EINVAL;
+}
+
+void ar_addr_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)(void *)ss)->sin_port = htons(port);
+    else if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)(void *)ss)->sin6_port = htons(port);
 }
 
 uint16_t ar_addr_port(const struct sockaddr *sa)

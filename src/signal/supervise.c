@@ -15,7 +15,6 @@
 #include "anteroom/worker.h"
 
 #include <signal.h>
-#include <stdio.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -59,12 +58,9 @@ static int ports_free(const ar_signal_conf_t *conf, unsigned n)
             uint16_t port = (uint16_t)(sets[k].base + i);
             if (ar_addr_parse(sets[k].host, port, &ss) != 0)
                 continue; /* the worker's own bind reports a bad address */
-            int rc = ar_port_unclaimed(SOCK_STREAM, (const struct sockaddr *)&ss);
-            if (rc == AR_EADDRINUSE) {
-                ar_log(AR_LOG_ERROR, "signal_port_in_use", AR_LF_UINT("port", port));
-                fprintf(stderr, "anteroom-signal: port %u is in use by another process\n", port);
-                return rc;
-            }
+            if (ar_port_unclaimed(SOCK_STREAM, (const struct sockaddr *)&ss, "anteroom-signal") ==
+                AR_EADDRINUSE)
+                return AR_EADDRINUSE;
         }
     }
     return 0;

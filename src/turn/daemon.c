@@ -221,18 +221,11 @@ static int listeners_free(const ar_turn_plan_t *plan, const ar__turn_daemon_t *d
             struct sockaddr_storage ss = plan->listen[i];
             if (k >= 0 && !stream[k])
                 continue;
-            if (k >= 0 && ss.ss_family == AF_INET)
-                ((struct sockaddr_in *)(void *)&ss)->sin_port = htons(stream[k]);
-            else if (k >= 0)
-                ((struct sockaddr_in6 *)(void *)&ss)->sin6_port = htons(stream[k]);
-            const struct sockaddr *sa = (const struct sockaddr *)&ss;
-            if (ar_port_unclaimed(k < 0 ? SOCK_DGRAM : SOCK_STREAM, sa) == AR_EADDRINUSE) {
-                ar_log(AR_LOG_ERROR, "port_in_use", AR_LF_INT("udp", k < 0), AR_LF_ADDR("addr", sa),
-                       AR_LF_INT("port", ar_addr_port(sa)));
-                fprintf(stderr, "anteroom-turn: %s port %u is in use by another process\n",
-                        k < 0 ? "UDP" : "TCP", (unsigned)ar_addr_port(sa));
+            if (k >= 0)
+                ar_addr_set_port(&ss, stream[k]);
+            if (ar_port_unclaimed(k < 0 ? SOCK_DGRAM : SOCK_STREAM, (const struct sockaddr *)&ss,
+                                  "anteroom-turn") == AR_EADDRINUSE)
                 return AR_EADDRINUSE;
-            }
         }
     }
     return 0;

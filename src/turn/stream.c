@@ -881,10 +881,7 @@ static int listen_on(ar__stream_worker_t *sw, uv_loop_t *loop, const struct sock
     if (sw->nlisteners == sizeof(sw->listeners) / sizeof(sw->listeners[0]))
         return AR_ECONFIG;
     struct sockaddr_storage ss = *addr;
-    if (ss.ss_family == AF_INET)
-        ((struct sockaddr_in *)(void *)&ss)->sin_port = htons(port);
-    else
-        ((struct sockaddr_in6 *)(void *)&ss)->sin6_port = htons(port);
+    ar_addr_set_port(&ss, port);
     int fd = ar_listen_socket(SOCK_STREAM, (const struct sockaddr *)&ss, 1024);
     if (fd < 0) {
         ar_log(AR_LOG_ERROR, "listen_failed", AR_LF_ADDR("addr", (const struct sockaddr *)&ss),
