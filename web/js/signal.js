@@ -65,6 +65,7 @@ export class SignalClient extends EventTarget {
     if (this.stopped) return;
     const ws = new WebSocket(target, 'anteroom.v1');
     this.ws = ws;
+    this.url = target; // retries go on from the URL after it
     // Frames queued meanwhile wait for this connection's welcome: a resumed session takes them,
     // a new one drops those queued before it (they were for the old session).
     this.ready = false;
@@ -236,7 +237,8 @@ export class SignalClient extends EventTarget {
     const now = code === 4014 && this.attempt === 0;
     const delay = now ? 0 : Math.min(500 * 2 ** this.attempt, 5000);
     this.attempt++;
-    const url = this.urls[this.attempt % this.urls.length];
+    const from = Math.max(this.urls.indexOf(this.url), 0);
+    const url = this.urls[(from + this.attempt) % this.urls.length];
     setTimeout(() => {
       if (!this.stopped && !this.ws) this.connect(url);
     }, delay);

@@ -205,13 +205,15 @@ test('the last 512 frame ids are remembered; a new session forgets them', async 
 // A node that is stopping closes with 4014 after handing its sessions over (docs/signal.md,
 // "Graceful stop"): the first retry goes at once, to the next URL; any other loss waits.
 test('after 4014 the client retries at once on the next URL; after 1006 it waits', async (t) => {
-  for (const [code, atOnce] of [[4014, true], [1006, false]]) {
-    const c = new SignalClient({ urls: ['wss://a.example/ws', 'wss://b.example/ws'], token: () => 'tok' });
+  const a = 'wss://a.example/ws';
+  const b = 'wss://b.example/ws';
+  for (const [code, atOnce, on, next] of [[4014, true, a, b], [4014, true, b, a], [1006, false, a, b]]) {
+    const c = new SignalClient({ urls: [a, b], token: () => 'tok' });
     t.after(() => {
       c.stopped = true;
       clearInterval(c.pingTimer);
     });
-    await c.connect();
+    await c.connect(on);
     await new Promise((r) => setImmediate(r));
     const ws = FakeSocket.last;
     ws.deliver({ v: 1, type: 'welcome', seq: 1, peer: 'p1', resume: 'r', grace: 120, ping: 25 });
@@ -219,7 +221,7 @@ test('after 4014 the client retries at once on the next URL; after 1006 it waits
     await new Promise((r) => setTimeout(r, 50));
     if (atOnce) {
       assert.notEqual(FakeSocket.last, ws, `${code}: reconnected within 50 ms`);
-      assert.equal(FakeSocket.last.url, 'wss://b.example/ws');
+      assert.equal(FakeSocket.last.url, next, `${code} on ${on}`);
       await new Promise((r) => setImmediate(r));
       assert.equal(FakeSocket.last.sent[0].resume, 'r');
     } else {
