@@ -224,6 +224,7 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     q->since = (int64_t)time(NULL);
     r->status = AR_SIG_ST_WAITING;
     ar__sig_str_free(&q->by);
+    ar__sig_str_free_personal(&q->by_name); /* who saw the patient before: not now */
     ar__sig_rec_set_area(srv, r, cl->clinic, cl->area);
     if (!r->in_room) {
         int fresh = room == NULL;

@@ -74,20 +74,26 @@ void ar__sig_str_free_personal(char **dst)
 
 void ar__sig_name_wipe(char **name)
 {
-    if (*name) {
-        sodium_memzero(*name, strlen(*name));
-        ar_free(*name);
-    }
+    if (*name)
+        str_free(name, 1);
     *name = NULL;
+}
+
+/* One answer string: NULL when its copy found no memory (its length is still set). */
+static void answer_wipe(ar_sig_str_t *t)
+{
+    if (t->p) {
+        sodium_memzero((void *)t->p, t->len);
+        ar_free((void *)t->p);
+    }
+    *t = (ar_sig_str_t){NULL, 0};
 }
 
 void ar__sig_answers_wipe(ar__sig_rec_t *r, ar__sig_recq_t *q)
 {
     for (size_t i = 0; q->ans && i < r->nans; i++) {
-        sodium_memzero((void *)q->ans[i].q.p, q->ans[i].q.len);
-        sodium_memzero((void *)q->ans[i].a.p, q->ans[i].a.len);
-        ar_free((void *)q->ans[i].q.p);
-        ar_free((void *)q->ans[i].a.p);
+        answer_wipe(&q->ans[i].q);
+        answer_wipe(&q->ans[i].a);
     }
     r->nans = 0;
 }

@@ -103,11 +103,28 @@ static void test_replaced(void **state)
     ar_free(srv);
 }
 
+/* An answer whose copy found no memory (NULL, its length set) is skipped, not wiped through. */
+static void test_failed_copy(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = su_srv_new(1);
+    ar__sig_rec_t *r = patient(srv);
+    ar__sig_recq_t *q = r->q;
+    ar_free((void *)q->ans[1].a.p);
+    q->ans[1].a.p = NULL; /* as ar_strndup leaves it; .len stays */
+    ar__sig_answers_wipe(r, q);
+    assert_int_equal(r->nans, 0);
+    assert_int_equal(freed_unwiped, 1); /* the block freed by hand above, not wiped */
+    ar__sig_rec_free(srv, r);
+    ar_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_end),
         cmocka_unit_test(test_replaced),
+        cmocka_unit_test(test_failed_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
