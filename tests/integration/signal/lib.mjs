@@ -114,6 +114,14 @@ function reserve(port) {
   }
   return false;
 }
+function unreserve(port, n) {
+  for (let i = 0; i < n; i++) {
+    const k = reserved.indexOf(path.join(reserveDir, `${port + i}`));
+    if (k < 0) continue;
+    try { fs.unlinkSync(reserved[k]); } catch { /* gone */ }
+    reserved.splice(k, 1);
+  }
+}
 process.on('exit', () => {
   for (const f of reserved) try { fs.unlinkSync(f); } catch { /* gone */ }
 });
@@ -129,12 +137,14 @@ const canBind = (port) => new Promise((resolve) => {
 export async function lowPorts(n = 1) {
   const hi = Math.min(ephemeralLow(), 65536);
   const lo = Math.max(1024, hi - 12000);
-  for (;;) {
+  for (let tries = 0; tries < 200; tries++) {
     const port = lo + crypto.randomInt(hi - lo - n);
     let free = true;
     for (let i = 0; i < n && free; i++) free = reserve(port + i) && await canBind(port + i);
     if (free) return port;
+    unreserve(port, n); /* the ones this try took; another process's stay */
   }
+  throw new Error(`no ${n} free ports below ${hi}`);
 }
 const lowPort = () => lowPorts(1);
 

@@ -93,7 +93,10 @@ yields() {
 
 ar_server_start --realm=anteroom.test --user=alice:alice-secret
 yields request
-ar_check "Binding requests: the workers yield after request-only turns ($YIELDS sched_yield calls for $N requests)" test "$YIELDS" -ge 1
+# Each request, 2 ms apart, is a request-only turn; a yield over 2 ms pauses yielding for 10 ms
+# (udp.c), so a loaded machine sees fewer, but not a few: at least a quarter.
+ar_check "Binding requests: the workers yield after request-only turns ($YIELDS sched_yield calls for $N requests, $READS reads)" \
+    test "$YIELDS" -ge $((N / 4)) -a "$READS" -ge 1
 yields indication
 ar_check "Binding indications: no yield ($YIELDS sched_yield calls, $READS reads)" test "$YIELDS" -eq 0 -a "$READS" -ge 1
 yields channeldata
