@@ -58,8 +58,7 @@ static uint32_t notice_count(const uint8_t *data, size_t len)
 {
     if (len != NOTICE_LEN || data[24] != ACT_LOST)
         return 0;
-    uint32_t n = (uint32_t)data[25] | (uint32_t)data[26] << 8 | (uint32_t)data[27] << 16 |
-                 (uint32_t)data[28] << 24;
+    uint32_t n = notice_rd32(data + AR__SIG_TO_HDR);
     return n ? n : 1;
 }
 
@@ -444,17 +443,25 @@ void ar__sig_bus_wake(ar__sig_srv_t *srv)
     local_drain(srv);
 }
 
+/* A publication to subj dropped here for want of memory: at the queue's tail (bus_pub.c). */
+static void pub_dropped(ar__sig_bus_t *b, const char *subj)
+{
+    pthread_mutex_lock(&b->pmu);
+    ar__sig_bus_pub_dropped(b, subj, 0);
+    pthread_mutex_unlock(&b->pmu);
+}
+
 /* A frame for a peer: fid(16) | sent_us(8) | action(1) | frame. */
 void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, size_t len)
 {
-    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-    /* Only the owner numbers frames (and a backup keeps its copy): a session this worker no
-     * longer owns may still linger here with its old connection until it closes. */
     uint32_t lost = notice_count(data, len);
     if (lost) { /* the sender's publisher dropped some */
         ar__sig_sess_frames_lost(srv, peer, lost);
         return;
     }
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    /* Only the owner numbers frames (and a backup keeps its copy): a session this worker no
+     * longer owns may still linger here with its old connection until it closes. */
     if (!r || !r->local || len < 25 || !(r->local->is_backup || r->owner == srv->node_id))
         return;
     uint64_t sent;
@@ -508,9 +515,7 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
              * client is then told of the gap a little early, never not at all. */
             char subj[128];
             snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
-            pthread_mutex_lock(&b->pmu);
-            ar__sig_bus_pub_dropped(b, subj, 0);
-            pthread_mutex_unlock(&b->pmu);
+            pub_dropped(b, subj);
             return;
         }
     }
@@ -545,9 +550,7 @@ static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
         /* Out of memory: dropped as a publication the queue has no memory for is (publish).
          * A record's drop leaves the other workers' view of it stale until its next update
          * (docs/signal.md, "Messages dropped before the loop takes them"). */
-        pthread_mutex_lock(&b->pmu);
-        ar__sig_bus_pub_dropped(b, subj, 0);
-        pthread_mutex_unlock(&b->pmu);
+        pub_dropped(b, subj);
     }
     json_decref(o);
 }
@@ -731,15 +734,7 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
      */
     if (b->pnc)
         ar__sig_bus_nums_flush(b);
-    if (b->pth_started) { /* it publishes what is queued, then ends */
-        pthread_mutex_lock(&b->pmu);
-        b->pstop = 1;
-        pthread_cond_broadcast(&b->pcv);
-        pthread_mutex_unlock(&b->pmu);
-        pthread_join(b->pth, NULL);
-    }
-    if (b->pnc && natsConnection_Status(b->pnc) == NATS_CONN_STATUS_CONNECTED)
-        (void)natsConnection_FlushTimeout(b->pnc, 1000);
+    (void)ar__sig_bus_pub_end(b); /* once: not again after ar__sig_bus_leave */
     for (int i = 0; i < 6; i++)
         natsSubscription_Destroy(b->subs[i]);
     natsConnection *cs[2] = {b->nc, b->pnc};

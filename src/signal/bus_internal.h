@@ -67,6 +67,18 @@ typedef struct pub_s {
 #define NOTICE_SZ                                                                                  \
     ((sizeof(pub_t) + AR_TOKEN_ID_MAX + 16 + AR__SIG_PEER_LEN + NOTICE_LEN + 15) & ~(size_t)15)
 
+/* A lost notice's count: 4 bytes, little endian. */
+static inline uint32_t notice_rd32(const uint8_t *c)
+{
+    return (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+}
+
+static inline void notice_wr32(uint8_t *c, uint32_t n)
+{
+    for (int i = 0; i < 4; i++)
+        c[i] = (uint8_t)(n >> (8 * i));
+}
+
 /* The subscribing connection as the publisher thread sees it (ar__sig_bus_t.nc_state). */
 enum { NC_UP, NC_DOWN, NC_BACK };
 
@@ -77,6 +89,7 @@ struct ar__sig_bus_s {
      * inbox-max bytes (pfree), so that order is kept and memory bounded. */
     pthread_t pth;
     int pth_started, pstop;
+    int pub_ended; /* ar__sig_bus_pub_end ran: the thread is joined, pnc flushed */
     pthread_mutex_t pmu;
     pthread_cond_t pcv, pfree;
     pub_t *phead, *ptail;
@@ -153,6 +166,10 @@ void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, s
 void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, uint64_t head_ms);
 /* bus_pub.c: the publisher thread (arg: the bus). */
 void *ar__sig_bus_pub_main(void *arg);
+/* bus_pub.c: the publisher thread publishes what is queued and ends (joined), then one flush of
+ * pnc (at most 1 s) if it is connected; NATS_CONNECTION_CLOSED when it is not. Once: a later call
+ * (ar__sig_bus_stop after ar__sig_bus_leave) does nothing and returns NATS_OK. */
+natsStatus ar__sig_bus_pub_end(ar__sig_bus_t *b);
 /* bus_pub.c: sets o's callbacks for the subscribing (pub 0) or the publishing connection. */
 natsStatus ar__sig_bus_watch_conn(ar__sig_bus_t *b, natsOptions *o, int pub);
 /* bus_pub.c: waits (up to 2 s) until n connections' closed callbacks have run; 1 if they have. */

@@ -200,17 +200,7 @@ void ar__sig_bus_leave(ar__sig_srv_t *srv)
     ar__sig_bus_publish(b, subj, body, (size_t)n);
     b->left = 1;
     uint64_t t0 = mono_ms();
-    if (b->pth_started) {
-        pthread_mutex_lock(&b->pmu);
-        b->pstop = 1;
-        pthread_cond_broadcast(&b->pcv);
-        pthread_mutex_unlock(&b->pmu);
-        pthread_join(b->pth, NULL);
-        b->pth_started = 0;
-    }
-    natsStatus st = NATS_CONNECTION_CLOSED;
-    if (natsConnection_Status(b->pnc) == NATS_CONN_STATUS_CONNECTED)
-        st = natsConnection_FlushTimeout(b->pnc, 1000);
+    natsStatus st = ar__sig_bus_pub_end(b);
     ar_log(AR_LOG_INFO, "signal_worker_leaving", AR_LF_INT("flushed", st == NATS_OK),
            AR_LF_UINT("ms", mono_ms() - t0));
 }

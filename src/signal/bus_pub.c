@@ -44,8 +44,24 @@ static uint8_t *notice_cnt(pub_t *it)
 
 static uint32_t notice_n(pub_t *it)
 {
-    const uint8_t *c = notice_cnt(it);
-    return (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+    return notice_rd32(notice_cnt(it));
+}
+
+/* Under pmu: it goes back at the head of the queue. */
+static void push_head(ar__sig_bus_t *b, pub_t *it)
+{
+    it->next = b->phead;
+    b->phead = it;
+    if (!b->ptail)
+        b->ptail = it;
+}
+
+/* Under pmu: n frames dropped that nobody is told of (counted, warned). */
+static void add_untold(ar__sig_bus_t *b, uint32_t n)
+{
+    b->untold = b->untold + n < b->untold ? UINT32_MAX : b->untold + n;
+    if (b->m_untold)
+        ar_metric_add(b->m_untold, 0, n);
 }
 
 /*
@@ -58,11 +74,8 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, uint64_t
     int at_head = head_ms != 0;
     pub_t *t = b->ptail;
     if (!at_head && t && t->notice && strcmp(t->data + b->plen + 3, peer) == 0) {
-        uint8_t *cnt = notice_cnt(t);
         uint32_t c = notice_n(t);
-        c = c + n < c ? UINT32_MAX : c + n;
-        for (int i = 0; i < 4; i++)
-            cnt[i] = (uint8_t)(c >> (8 * i));
+        notice_wr32(notice_cnt(t), c + n < c ? UINT32_MAX : c + n);
         return;
     }
     pub_t *it = NULL;
@@ -72,9 +85,7 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, uint64_t
             it = p;
     }
     if (!it) { /* counted and warned: the one loss nobody else is told of (docs/signal.md) */
-        b->untold = b->untold + n < b->untold ? UINT32_MAX : b->untold + n;
-        if (b->m_untold)
-            ar_metric_add(b->m_untold, 0, n);
+        add_untold(b, n);
         return;
     }
     it->notice = 1;
@@ -88,13 +99,9 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, uint64_t
     memcpy(d, &b->srv->node_id, 8); /* fid: this worker, counter 0 (never numbered) */
     memcpy(d + 16, &now, 8);
     d[24] = ACT_LOST;
-    for (int i = 0; i < 4; i++)
-        d[AR__SIG_TO_HDR + i] = (uint8_t)(n >> (8 * i));
+    notice_wr32(d + AR__SIG_TO_HDR, n);
     if (at_head) {
-        it->next = b->phead;
-        b->phead = it;
-        if (!b->ptail)
-            b->ptail = it;
+        push_head(b, it);
     } else {
         it->next = NULL;
         if (b->ptail)
@@ -136,10 +143,10 @@ void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, uint64_t head_m
  * ago (the publisher thread logs those a second later, pub_main); force: whatever the time. */
 static void warn_dropped(ar__sig_bus_t *b, int force)
 {
+    if (!drops_pending(b))
+        return;
     uint64_t now = mono_ms();
     if (!force && b->pwarn_ms && now - b->pwarn_ms < 1000)
-        return;
-    if (!drops_pending(b))
         return;
     b->pwarn_ms = now;
     uint32_t *d = b->pdropped, other = d[K_NODE] + d[K_PROC] + d[K_INV];
@@ -369,10 +376,7 @@ void *ar__sig_bus_pub_main(void *arg)
                  * published yet. Back at the head, in order; tried again in 100 ms, or held
                  * if nc went away meanwhile (its disconnected callback), or published at once
                  * if stopping. */
-                it->next = b->phead;
-                b->phead = it;
-                if (!b->ptail)
-                    b->ptail = it;
+                push_head(b, it);
                 if (!b->pstop)
                     pause_ms(b, 100);
                 continue;
@@ -388,15 +392,9 @@ void *ar__sig_bus_pub_main(void *arg)
              * first, at the head, where the frame was; a notice refused waits and is tried
              * again (published at once when stopping, and dropped if refused then). */
             if (it->notice && b->pstop) { /* its count: the frames nobody is told of */
-                uint32_t n = notice_n(it);
-                b->untold = b->untold + n < b->untold ? UINT32_MAX : b->untold + n;
-                if (b->m_untold)
-                    ar_metric_add(b->m_untold, 0, n);
+                add_untold(b, notice_n(it));
             } else if (it->notice) {
-                it->next = b->phead;
-                b->phead = it;
-                if (!b->ptail)
-                    b->ptail = it;
+                push_head(b, it);
                 pause_ms(b, 1000);
                 continue;
             } else {
@@ -408,6 +406,24 @@ void *ar__sig_bus_pub_main(void *arg)
     warn_dropped(b, 1);
     pthread_mutex_unlock(&b->pmu);
     return NULL;
+}
+
+natsStatus ar__sig_bus_pub_end(ar__sig_bus_t *b)
+{
+    if (b->pub_ended)
+        return NATS_OK;
+    b->pub_ended = 1;
+    if (b->pth_started) { /* it publishes what is queued, then ends */
+        pthread_mutex_lock(&b->pmu);
+        b->pstop = 1;
+        pthread_cond_broadcast(&b->pcv);
+        pthread_mutex_unlock(&b->pmu);
+        pthread_join(b->pth, NULL);
+        b->pth_started = 0;
+    }
+    if (b->pnc && natsConnection_Status(b->pnc) == NATS_CONN_STATUS_CONNECTED)
+        return natsConnection_FlushTimeout(b->pnc, 1000);
+    return NATS_CONNECTION_CLOSED;
 }
 
 void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)

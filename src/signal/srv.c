@@ -577,9 +577,10 @@ static void *health_thread(void *arg)
 
 /*
  * A graceful stop (SIGTERM/SIGINT) hands the sessions over now, not after the heartbeat
- * timeout (docs/signal.md, "Graceful stop"). In this order: what waits in the bus's inbox is
- * handled (frames for our sessions numbered, sent and copied to their backups; frames between
- * two of our own sessions, which never go through NATS, delivered); then the departure goes out
+ * timeout (docs/signal.md, "Graceful stop"). In this order: one wake-up's batch of what waits in
+ * the bus's inbox is handled (bus.c WAKE_BATCH items and the heartbeats; the rest is not): frames
+ * for our sessions numbered, sent and copied to their backups, frames between two of our own
+ * sessions, which never go through NATS, delivered; then the departure goes out
  * after every copy and record, and every worker promotes as on our death (bus_node.c); only
  * then are the clients told to go (drain with the drain-urls, then close 4014), so that their
  * resumes find the sessions promoted. The sessions are let go of first: their connections'
