@@ -259,6 +259,10 @@ static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
     ar__sig_frame_t *f = frame_new(fid, ++s->seq, action, frame, len);
     if (!f)
         return;
+    /* A promoted copy numbers after its own count, which can be below what the dead owner sent
+     * the client (copies still in their batch): until the client resumes, its new frames are
+     * uncertain too, so that the resume replays them whatever its last_seq (5.10.1). */
+    f->uncertain = s->promoted;
     append(s, f);
     if (action == AR__SIG_ACT_RESET_CAND)
         memset(s->cand, 0, sizeof(s->cand));

@@ -485,6 +485,39 @@ static void test_replay_broken_off_keeps_marks(void **state)
     ar_free(B);
 }
 
+/* A frame that reaches a promoted backup before its client resumes is numbered after the
+ * backup's count, which can be below the client's last_seq: the dead owner sent the client
+ * frames whose copies never arrived. That frame is new to the client whatever its number, so
+ * the first resume replays it even at or below last_seq; a client that had the frame under
+ * another number drops it by fid. Found because a longer copy batch widens that gap. */
+static void test_frame_after_promotion_replayed(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *B;
+    ar__sig_rec_t *rb;
+    ar__sig_sess_t *sb = promoted_after_ack(5, &B, &rb);
+    assert_int_equal(sb->seq, 8);
+    const char d[] = "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"from\":\"Y\",\"candidate\":\"\"}";
+    uint8_t fid[16] = {5, 1};
+    ar__sig_sess_deliver(B, sb, fid, 0, d, strlen(d), 0);
+    assert_int_equal(sb->seq, 9);
+    /* The client got 10 frames from the dead owner (two local to it, never copied). */
+    cut_t c = {0};
+    assert_int_equal(ar__sig_replay_to(sb, 10, cut_cb, &c), 4);
+    assert_int_equal(c.sent, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(c.seqs[i], 6 + i);
+    /* After the resume (resume.c's finish moves the count past last_seq) frames are certain. */
+    sb->promoted = 0;
+    sb->seq = 10;
+    fid[1] = 2;
+    ar__sig_sess_deliver(B, sb, fid, 0, d, strlen(d), 0);
+    for (const ar__sig_frame_t *f = sb->head; f; f = f->next)
+        assert_false(f->uncertain);
+    ar__sig_rec_free(B, rb);
+    ar_free(B);
+}
+
 /* A promoted copy whose client connection closed in this batch of events (GONE, not yet freed)
  * holds no client: the old owner's claim takes it back, and the connection lets go of it. */
 static void test_claim_with_gone_conn(void **state)
@@ -519,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_exactly_once_after_promotion),
         cmocka_unit_test(test_replay_broken_off_keeps_marks),
         cmocka_unit_test(test_claim_with_gone_conn),
+        cmocka_unit_test(test_frame_after_promotion_replayed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
