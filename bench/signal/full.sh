@@ -20,7 +20,10 @@
 #   SIGNAL_ARGS (extra arguments for anteroom-signal, e.g. "--log-level info"),
 #   SERVERS="bare node-ws peerjs anteroom" (also "anteroom-w2": a node of two workers whose pairs
 #   all connect to worker 0's own port, --worker-port, so every frame is relayed on that worker
-#   and copied to its backup on the other; CPU counts both workers and nats-server),
+#   and copied to its backup on the other; "anteroom-w4": the same with four workers, so the
+#   backups of worker 0's sessions are spread over three; "anteroom-x2": two workers with each pair's members
+#   on the two workers, so every frame also crosses the bus; CPU counts both workers and
+#   nats-server),
 #   PHASES="servers hop scale" (or "relay": only the CPU
 #   per relayed message and latency at RATES, the relay part of "servers"; or "idle": anteroom's
 #   idle line, plain and TLS, with each of IDLE_WORKERS="1 12" workers), AR_BUILD=build/default,
@@ -130,11 +133,16 @@ start_server() {
   peerjs)
     node "$node_dir/peerjs_server.js" "$port" >"$work/$name.log" 2>&1 &
     spids=$! started=($!) ;;
-  anteroom | anteroom2 | anteroom-w2)
+  anteroom | anteroom2 | anteroom-w2 | anteroom-w4 | anteroom-x2)
     local np=$((port + 1000)) tlsargs=()
-    if [ "$name" = anteroom-w2 ]; then
-      workers=2 lport=$((port + 2000))
+    if [ "$name" = anteroom-w2 ] || [ "$name" = anteroom-w4 ]; then
+      workers=${name#anteroom-w} lport=$((port + 2000))
       wargs=(--worker-port "$lport")
+    elif [ "$name" = anteroom-x2 ]; then
+      # each pair's members on the two workers' own ports (the load generator splits a pair
+      # over two ports): every frame crosses the bus, and its numbered copy too
+      workers=2 lport="$((port + 2000)),$((port + 2001))"
+      wargs=(--worker-port "$((port + 2000))")
     fi
     nats-server -a 127.0.0.1 -p "$np" >"$work/nats-$port.log" 2>&1 &
     bpids=$! started=($!)
@@ -148,7 +156,7 @@ start_server() {
     local sup=$!
     started+=("$sup")
     pids+=("$sup")
-    wait_port "$lport" || { echo "anteroom-signal did not start" >&2; return 1; }
+    wait_port "${lport%%,*}" || { echo "anteroom-signal did not start" >&2; return 1; }
     for _ in $(seq 100); do
       spids=$(tr ' ' '\n' <"/proc/$sup/task/$sup/children" | grep -c .)
       [ "$spids" -ge "$workers" ] && break

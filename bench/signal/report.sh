@@ -38,7 +38,7 @@ function row(name, vals,   i) {
 function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "" : a / b }
 function verdict(x, lim) { return x == "" ? "not measured" : (x <= lim ? "met" : "NOT met") }
 END {
-  ns = split("bare node-ws peerjs anteroom anteroom-w2 anteroom-upgrade anteroom-tls", S, " ")
+  ns = split("bare node-ws peerjs anteroom anteroom-w2 anteroom-w4 anteroom-x2 anteroom-upgrade anteroom-tls", S, " ")
   printf "\n%-44s", ""
   for (i = 1; i <= ns; i++) printf " %16s", S[i]
   printf "\n"
@@ -106,11 +106,20 @@ END {
     printf "  %-58s %8s  <= 0.4    %s\n", "CPU/msg anteroom / Node ws relay at " r " msg/s", cell(q, "%.2f"), verdict(q, 0.4)
     q = ratio(cpu("anteroom@" r "/rate", "msg"), cpu("bare@" r "/rate", "msg"))
     printf "  %-58s %8s  <= 1.3    %s\n", "CPU/msg anteroom / bare relay at " r " msg/s", cell(q, "%.2f"), verdict(q, 1.3)
-    # A pair on one worker of a two-worker node: each frame also copied to the backup worker.
-    q = ratio(cpu("anteroom-w2@" r "/rate", "msg"), cpu("node-ws@" r "/rate", "msg"))
-    if (q != "") printf "  %-58s %8s  <= 0.4    %s\n", "CPU/msg anteroom 2 workers / Node ws relay at " r " msg/s", cell(q, "%.2f"), verdict(q, 0.4)
-    q = ratio(cpu("anteroom-w2@" r "/rate", "msg"), cpu("bare@" r "/rate", "msg"))
-    if (q != "") printf "  %-58s %8s  <= 1.3    %s\n", "CPU/msg anteroom 2 workers / bare relay at " r " msg/s", cell(q, "%.2f"), verdict(q, 1.3)
+    # A pair on one worker of a two-worker node (w2: each frame also copied to the backup
+    # worker), or split over the two (x2: each frame also crosses the bus).
+    for (w = 1; w <= 3; w++) {
+      sv = w == 1 ? "anteroom-w2" : w == 2 ? "anteroom-w4" : "anteroom-x2"
+      nm = w == 1 ? "2 workers" : w == 2 ? "4 workers" : "2 workers, pairs split"
+      q = ratio(cpu(sv "@" r "/rate", "msg"), cpu("node-ws@" r "/rate", "msg"))
+      if (q != "") printf "  %-58s %8s  <= 0.4    %s\n", "CPU/msg anteroom " nm " / Node ws at " r " msg/s", cell(q, "%.2f"), verdict(q, 0.4)
+      q = ratio(cpu(sv "@" r "/rate", "msg"), cpu("bare@" r "/rate", "msg"))
+      if (q != "") printf "  %-58s %8s  <= 1.3    %s\n", "CPU/msg anteroom " nm " / bare at " r " msg/s", cell(q, "%.2f"), verdict(q, 1.3)
+    }
+    # The physical limit against the same bar: when the bare relay itself is above 0.4 x Node,
+    # that target asks for less than one recv and one writev per message cost in this run.
+    q = ratio(cpu("bare@" r "/rate", "msg"), cpu("node-ws@" r "/rate", "msg"))
+    printf "  %-58s %8s  (the floor for the 0.4 target)\n", "CPU/msg bare relay / Node ws relay at " r " msg/s", cell(q, "%.2f")
     q = ratio(cpu("peerjs@" r "/rate", "msg"), cpu("node-ws@" r "/rate", "msg"))
     printf "  %-58s %8s  (anchor)\n", "CPU/msg PeerJS / Node ws relay at " r " msg/s", cell(q, "%.2f")
   }

@@ -150,85 +150,6 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     natsMsg_Destroy(msg);
 }
 
-/* ---- numbered copies to a backup, batched ---- */
-
-/*
- * Each frame an owner numbers is copied to the session's backup (sess.c). One NATS message per
- * copy cost more than the relay itself on a two-worker node (performance.md): a publish, hand-offs
- * between libnats' threads on both workers, nats-server, the backup's eventfd and a JSON parse.
- * So copies for one backup go out together, in a binary batch ('N', then entries of
- * AR__SIG_NUM_HDR bytes and the frame), at most NUM_BATCH_US after the first, or sooner when the
- * batch is full or anything else is published: every other publication flushes the batch first,
- * so the bus sees exactly the order it saw with one message per copy.
- */
-#define NUM_BATCH_BYTES (32u << 10)
-#define NUM_BATCH_FRAMES 64u
-#define NUM_BATCH_US 1000u
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-void ar__sig_bus_nums_flush(ar__sig_bus_t *b)
-{
-    if (!b->nlen)
-        return;
-    char subj[96];
-    snprintf(subj, sizeof(subj), "%sproc.%016llx", b->prefix, (unsigned long long)b->nworker);
-    ar__sig_bus_publish(b, subj, b->nbuf, b->nlen);
-    sodium_memzero(b->nbuf, b->nlen); /* relayed SDP does not linger in memory */
-    b->nlen = 0;
-    b->nframes = 0;
-}
-
-void ar__sig_bus_num(ar__sig_srv_t *srv, uint64_t worker, const char *peer, int64_t seq,
-                     const uint8_t fid[16], uint8_t action, const char *frame, size_t len)
-{
-    ar__sig_bus_t *b = srv->bus;
-    size_t need = AR__SIG_NUM_HDR + len;
-    if (!b || len > AR_SIG_OUT_MAX || seq < 0)
-        return;
-    if (b->nlen && (b->nworker != worker || b->nlen + need > b->ncap))
-        ar__sig_bus_nums_flush(b);
-    if (!b->nbuf) {
-        b->ncap = 1 + NUM_BATCH_BYTES + AR__SIG_NUM_HDR + AR_SIG_OUT_MAX;
-        if (!(b->nbuf = ar_malloc(b->ncap)))
-            return;
-    }
-    if (!b->nlen) {
-        b->nbuf[0] = 'N';
-        b->nlen = 1;
-        b->nworker = worker;
-        b->nsince_us = ar__sig_now_us();
-    }
-    uint8_t *p = b->nbuf + b->nlen;
-    memcpy(p, peer, AR__SIG_PEER_LEN);
-    put_le(p + AR__SIG_PEER_LEN, (uint64_t)seq, 8);
-    memcpy(p + AR__SIG_PEER_LEN + 8, fid, 16);
-    p[AR__SIG_PEER_LEN + 24] = action;
-    put_le(p + AR__SIG_PEER_LEN + 25, len, 4);
-    memcpy(p + AR__SIG_NUM_HDR, frame, len);
-    b->nlen += need;
-    if (++b->nframes >= NUM_BATCH_FRAMES || b->nlen >= NUM_BATCH_BYTES)
-        ar__sig_bus_nums_flush(b);
-}
-
-/* Before the loop waits: a batch as old as NUM_BATCH_US goes; else wait at most until then. */
-static int on_idle(void *data)
-{
-    ar__sig_bus_t *b = ((ar__sig_srv_t *)data)->bus;
-    if (!b || !b->nlen)
-        return -1;
-    uint64_t age = ar__sig_now_us() - b->nsince_us;
-    if (age >= NUM_BATCH_US) {
-        ar__sig_bus_nums_flush(b);
-        return -1;
-    }
-    return (int)((NUM_BATCH_US - age + 999) / 1000);
-}
-
 /* ---- frames lost before numbering: the client is told (docs/protocol.md 5.10) ---- */
 
 void ar__sig_sess_report_lost(ar__sig_sess_t *s)
@@ -287,13 +208,19 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
 
 static void on_wake(int fd, void *data);
 
+/* Before the loop waits: batches of copies as old as copy-batch go; else it waits until then. */
+static int nums_idle(void *data)
+{
+    return ar__sig_bus_nums_idle(data);
+}
+
 /* ---- the inbox, drained on the loop ---- */
 
+/* A relayed frame: the numbered copies batched so far may stay behind it (bus_nums.c). */
 static void publish_to(ar__sig_bus_t *b, const char *peer, const void *buf, size_t len)
 {
     char subj[128];
     snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
-    ar__sig_bus_nums_flush(b);
     ar__sig_bus_publish(b, subj, buf, len);
 }
 
@@ -640,6 +567,7 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
             "frames this worker dropped whose recipient got no lost notice (all notices in use)",
             NULL);
     b->admit_lag_ms = (uint64_t)srv->conf->admit_lag;
+    b->nbatch_us = (uint64_t)srv->conf->copy_batch * 1000;
     b->admit_bytes = b->max_bytes / 2;
     if (srv->metrics) {
         b->m_refused = ar_metrics_counter(srv->metrics, "anteroom_signal_busy_refused_total",
@@ -659,7 +587,7 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
     ar__sig_bus_t *b = srv->bus;
     if (ar_sn_loop_watch(srv->loop, b->efd, on_wake, srv) != 0)
         return AR_ESYS;
-    ar_sn_loop_set_idle(srv->loop, on_idle, srv);
+    ar_sn_loop_set_idle(srv->loop, nums_idle, srv);
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
@@ -759,7 +687,7 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
             it = n;
         }
     }
-    ar_free(b->nbuf);
+    ar__sig_bus_nums_free(b);
     ar_free(b->notices);
     if (b->efd >= 0)
         close(b->efd);

@@ -82,6 +82,15 @@ static inline void notice_wr32(uint8_t *c, uint32_t n)
 /* The subscribing connection as the publisher thread sees it (ar__sig_bus_t.nc_state). */
 enum { NC_UP, NC_DOWN, NC_BACK };
 
+/* The numbered copies waiting for one backup worker (bus_nums.c): 'N', then entries. */
+typedef struct ar__sig_nums_s {
+    uint64_t worker;   /* its proc subject's worker */
+    uint64_t since_us; /* when the first waiting copy came */
+    uint8_t *buf;
+    size_t len, cap; /* len 0: none waits */
+    unsigned frames;
+} ar__sig_nums_t;
+
 struct ar__sig_bus_s {
     natsConnection *nc;  /* subscriptions and heartbeats: its reader never waits for a write */
     natsConnection *pnc; /* every other publication, by the publisher thread */
@@ -122,11 +131,10 @@ struct ar__sig_bus_s {
     ar__sig_srv_t *srv;
     item_t *lhead, *ltail; /* frames for sessions this worker owns: the loop's thread only */
     int lpoked;
-    /* Numbered copies for one backup worker not yet published (ar__sig_bus_num): loop only. */
-    uint8_t *nbuf;
-    size_t nlen, ncap;
-    unsigned nframes;
-    uint64_t nworker, nsince_us;
+    /* Numbered copies not yet published, a batch per backup worker (bus_nums.c): loop only. */
+    ar__sig_nums_t *nums;
+    size_t nnums, nnums_cap;
+    uint64_t nbatch_us; /* copy-batch: how long a batch may wait */
     size_t max_bytes;
     /* Dropped messages since the loop last looked (under mu): counts by kind; K_LOST markers in
      * the inbox (lost_all when there was no room for one). */
@@ -174,8 +182,12 @@ natsStatus ar__sig_bus_pub_end(ar__sig_bus_t *b);
 natsStatus ar__sig_bus_watch_conn(ar__sig_bus_t *b, natsOptions *o, int pub);
 /* bus_pub.c: waits (up to 2 s) until n connections' closed callbacks have run; 1 if they have. */
 int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n);
-/* bus.c: publishes the numbered copies batched for one backup worker (ar__sig_bus_num). */
+/* bus_nums.c: publishes every batch of numbered copies (ar__sig_bus_num) now. */
 void ar__sig_bus_nums_flush(ar__sig_bus_t *b);
+/* Publishes the batches as old as copy-batch; the ms until the next is due, or -1 for none. */
+int ar__sig_bus_nums_idle(ar__sig_srv_t *srv);
+/* Wipes and frees the batches (bus stop). */
+void ar__sig_bus_nums_free(ar__sig_bus_t *b);
 /* A worker's departure on ar.<jur>.node begins so (bus_node.c): it is no heartbeat to take
  * first, but keeps its place after that worker's records and copies (ar__sig_bus_put). */
 #define AR__SIG_LEAVE_HEAD "{\"l\":1,"

@@ -49,6 +49,10 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
     O("admit-lag", AR_CONF_DURATION, admit_lag, "1s", 0, 3600000,
       "new sessions are refused (close 4016 busy) while the oldest bus message waiting for a "
       "worker's loop is older than this, or more than half of inbox-max waits; 0: by size only"),
+    O("copy-batch", AR_CONF_DURATION, copy_batch, "10ms", 0, 1000,
+      "how long a worker gathers the numbered copies for one backup worker before publishing "
+      "them together (sooner when anything else is published); longer costs less CPU per relayed "
+      "message and leaves more recent frames only on the owner if its machine dies; 0: at once"),
     O("sched-batch", AR_CONF_BOOL, sched_batch, "true", 0, 0,
       "workers run as SCHED_BATCH: a frame that wakes one does not preempt the task on its CPU, "
       "so it wakes less often and reads fuller batches (latency: up to a scheduler slice while "

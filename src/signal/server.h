@@ -32,9 +32,10 @@ typedef struct ar_signal_conf_s {
     int64_t metrics_port; /* worker i serves /metrics on metrics_port + i; 0: none */
     int64_t worker_port;  /* worker i also listens alone on worker_port + i; 0: none */
     char *log_level;
-    int64_t inbox_max; /* bytes of bus messages waiting for the loop; beyond, dropped (counted) */
-    int64_t admit_lag; /* ms the bus inbox may be behind before new sessions are refused; 0: off */
-    int sched_batch;   /* 1: workers run as SCHED_BATCH (anteroom/sched.h) */
+    int64_t inbox_max;  /* bytes of bus messages waiting for the loop; beyond, dropped (counted) */
+    int64_t admit_lag;  /* ms the bus inbox may be behind before new sessions are refused; 0: off */
+    int64_t copy_batch; /* ms a backup's numbered copies are gathered before they go; 0: at once */
+    int sched_batch;    /* 1: workers run as SCHED_BATCH (anteroom/sched.h) */
 } ar_signal_conf_t;
 
 extern const ar_conf_opt_t ar_signal_conf_opts[];
