@@ -110,7 +110,7 @@ END {
     # worker), or split over the two (x2: each frame also crosses the bus).
     for (w = 1; w <= 3; w++) {
       sv = w == 1 ? "anteroom-w2" : w == 2 ? "anteroom-w4" : "anteroom-x2"
-      nm = w == 1 ? "2 workers" : w == 2 ? "4 workers" : "2 workers, pairs split"
+      nm = w == 1 ? "2 workers" : w == 2 ? "4 workers" : "2 workers split"
       q = ratio(cpu(sv "@" r "/rate", "msg"), cpu("node-ws@" r "/rate", "msg"))
       if (q != "") printf "  %-58s %8s  <= 0.4    %s\n", "CPU/msg anteroom " nm " / Node ws at " r " msg/s", cell(q, "%.2f"), verdict(q, 0.4)
       q = ratio(cpu(sv "@" r "/rate", "msg"), cpu("bare@" r "/rate", "msg"))
