@@ -227,6 +227,9 @@ struct ar__sig_sess_s {
     uint8_t is_backup;
     uint8_t provisional; /* made only to catch frames during a resume: never promoted */
     uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
+    /* A backup whose owner is such a promotion (adopt "u"): the frames that owner numbers are
+     * uncertain here too, until the client resumes ("res"), in case this copy is promoted. */
+    uint8_t copies_uncertain;
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
