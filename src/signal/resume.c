@@ -113,6 +113,8 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
         ar_free(a);
         return AR_ENOMEM;
     }
+    s->kick = 0; /* marked before this attempt: its first tick below asks the owner of now */
+    s->resumed = 1;
     cn->sess = s;
     cn->resume = a;
     cn->state = AR__SIG_C_RESUMING;
@@ -129,6 +131,50 @@ void ar__sig_resume_kick(ar__sig_srv_t *srv, const ar__sig_sess_t *s)
             continue;
         cn->resume->last_try = 0; /* a new owner is asked at once */
         ar__sig_resume_tick(srv, cn);
+    }
+}
+
+/*
+ * The session cn resumes into when it is still its record's copy, else NULL. Through the record,
+ * not cn->sess: only the pointer is compared, so a session freed during the attempt (its record
+ * deleted) is never read here.
+ */
+static ar__sig_sess_t *resuming_into(ar__sig_srv_t *srv, const ar__sig_conn_t *cn)
+{
+    if (cn->state != AR__SIG_C_RESUMING || !cn->resume || !cn->sess)
+        return NULL;
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, cn->resume->peer);
+    return r && r->local == cn->sess ? r->local : NULL;
+}
+
+/*
+ * A mark matters only while a connection resumes into its session: one set with none keeps
+ * until a connection starts resuming into it, which clears it (ar__sig_resume_start). So after
+ * the kicks, only the marks of sessions still being resumed are cleared: a second walk, and only
+ * when something was kicked. A session freed while marked takes its mark with it.
+ */
+void ar__sig_resume_kick_marked(ar__sig_srv_t *srv)
+{
+    if (!srv->kicks)
+        return;
+    srv->kicks = 0;
+    int kicked = 0;
+    ar__sig_conn_t *next;
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
+        next = cn->next; /* a connection that goes meanwhile keeps next (srv.c on_close) */
+        ar__sig_sess_t *s = resuming_into(srv, cn);
+        if (!s || !s->kick)
+            continue;
+        kicked = 1;
+        cn->resume->last_try = 0; /* a new owner is asked at once */
+        ar__sig_resume_tick(srv, cn);
+    }
+    if (!kicked)
+        return;
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) {
+        ar__sig_sess_t *s = resuming_into(srv, cn);
+        if (s)
+            s->kick = 0;
     }
 }
 
