@@ -186,6 +186,8 @@ int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n);
 void ar__sig_bus_nums_flush(ar__sig_bus_t *b);
 /* Publishes the batches as old as copy-batch; the ms until the next is due, or -1 for none. */
 int ar__sig_bus_nums_idle(ar__sig_srv_t *srv);
+/* Once a second (the heartbeat): forgets the empty batches of workers no longer alive. */
+void ar__sig_bus_nums_sweep(ar__sig_srv_t *srv);
 /* Wipes and frees the batches (bus stop). */
 void ar__sig_bus_nums_free(ar__sig_bus_t *b);
 /* A worker's departure on ar.<jur>.node begins so (bus_node.c): it is no heartbeat to take

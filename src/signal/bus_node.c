@@ -144,6 +144,7 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
     snprintf(subj, sizeof(subj), "%snode", b->prefix);
     int n = node_body(srv, body, sizeof(body), 0);
     ar__sig_bus_nums_flush(b);
+    ar__sig_bus_nums_sweep(srv);
     /*
      * At once, on the subscribing connection: a heartbeat says that the loop runs and that
      * this worker hears its subscriptions (after a reconnect, libnats sends the SUBs again

@@ -37,6 +37,9 @@
 #define NUM_BATCH_BYTES (32u << 10)
 #define NUM_BATCH_FRAMES 64u
 #define NUM_BUF_MIN 4096u
+/* A buffer grown past this for a big batch is given back once that batch went: a batch per
+ * backup worker, each kept at its largest, would hold up to 128 KiB per worker for nothing. */
+#define NUM_BUF_KEEP (2 * NUM_BUF_MIN)
 
 static void put_le(uint8_t *p, uint64_t v, int n)
 {
@@ -54,6 +57,11 @@ static void batch_flush(ar__sig_bus_t *b, ar__sig_nums_t *q)
     sodium_memzero(q->buf, q->len); /* relayed SDP does not linger in memory */
     q->len = 0;
     q->frames = 0;
+    if (q->cap > NUM_BUF_KEEP) {
+        ar_free(q->buf);
+        q->buf = NULL;
+        q->cap = 0;
+    }
 }
 
 void ar__sig_bus_nums_flush(ar__sig_bus_t *b)
@@ -140,23 +148,29 @@ int ar__sig_bus_nums_idle(ar__sig_srv_t *srv)
     if (!b)
         return -1;
     uint64_t now = ar__sig_now_us(), wait_us = UINT64_MAX;
-    for (size_t i = 0; i < b->nnums;) {
+    for (size_t i = 0; i < b->nnums; i++) {
         ar__sig_nums_t *q = &b->nums[i];
         if (q->len && now - q->since_us >= b->nbatch_us)
             batch_flush(b, q);
-        if (q->len) {
-            uint64_t left = b->nbatch_us - (now - q->since_us);
-            if (left < wait_us)
-                wait_us = left;
-        } else if (!ar__sig_node_alive(srv, q->worker)) {
-            /* A worker gone for good (its id is never reused) keeps no buffer here. */
-            ar_free(q->buf);
+        if (q->len && b->nbatch_us - (now - q->since_us) < wait_us)
+            wait_us = b->nbatch_us - (now - q->since_us);
+    }
+    return wait_us == UINT64_MAX ? -1 : (int)((wait_us + 999) / 1000);
+}
+
+void ar__sig_bus_nums_sweep(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    for (size_t i = 0; b && i < b->nnums;) {
+        ar__sig_nums_t *q = &b->nums[i];
+        if (!q->len && !ar__sig_node_alive(srv, q->worker)) {
+            /* A worker gone for good (its id is never reused) keeps no batch here. */
+            ar_free(q->buf); /* wiped when its last batch went */
             *q = b->nums[--b->nnums];
             continue;
         }
         i++;
     }
-    return wait_us == UINT64_MAX ? -1 : (int)((wait_us + 999) / 1000);
 }
 
 void ar__sig_bus_nums_free(ar__sig_bus_t *b)

@@ -51,8 +51,9 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
       "worker's loop is older than this, or more than half of inbox-max waits; 0: by size only"),
     O("copy-batch", AR_CONF_DURATION, copy_batch, "10ms", 0, 1000,
       "how long a worker gathers the numbered copies for one backup worker before publishing "
-      "them together (sooner when anything else is published); longer costs less CPU per relayed "
-      "message and leaves more recent frames only on the owner if its machine dies; 0: at once"),
+      "them together (sooner when it publishes anything but a relayed frame); longer costs less "
+      "CPU per relayed message and leaves more recent frames only on the owner if it dies; 0: "
+      "at once"),
     O("sched-batch", AR_CONF_BOOL, sched_batch, "true", 0, 0,
       "workers run as SCHED_BATCH: a frame that wakes one does not preempt the task on its CPU, "
       "so it wakes less often and reads fuller batches (latency: up to a scheduler slice while "

@@ -227,10 +227,14 @@ struct ar__sig_sess_s {
     uint8_t is_backup;
     uint8_t provisional; /* made only to catch frames during a resume: never promoted */
     uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
-    /* One byte, the struct's last padding: kick, its owner moved and a client resuming into it
-     * asks anew at the end of the batch (resume.c); resumed, a connection started resuming
-     * into it (resume.c), so its free lets go of them (sess.c). */
-    uint8_t kick : 1, resumed : 1;
+    /* One byte between them, the struct's last padding (272 bytes):
+     *  - copies_uncertain: a backup whose owner is such a promotion (adopt "u"): the frames that
+     *    owner numbers are uncertain here too, until the client resumes ("res"), in case this
+     *    copy is promoted;
+     *  - kick: its owner moved, and a client resuming into it asks anew at the end of the batch
+     *    of bus messages (rec.c, resume.c);
+     *  - resumed: a connection started resuming into it (resume.c): its free lets go of them. */
+    uint8_t copies_uncertain : 1, kick : 1, resumed : 1;
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;

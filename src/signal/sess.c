@@ -423,10 +423,12 @@ static void send_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s)
         return;
     char hex[33];
     sodium_bin2hex(hex, sizeof(hex), s->subhash, 16);
+    /* "u": we are a promotion no client has resumed yet, so the frames we number now are
+     * uncertain (own_frame), and must be on the backup too, should it be promoted in turn. */
     ar__sig_bus_proc(srv, s->rec->backup,
-                     json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o}", "k", "adopt", "p", s->rec->peer,
+                     json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}", "k", "adopt", "p", s->rec->peer,
                                "r", s->resume, "h", hex, "seq", (json_int_t)s->seq, "ack",
-                               (json_int_t)s->acked, "fr", frames_json(s)));
+                               (json_int_t)s->acked, "fr", frames_json(s), "u", s->promoted));
 }
 
 /* Sends the backup everything it needs to take over: the resume secret and the buffer. */
@@ -707,6 +709,7 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
         memset(s->subhash, 0, 16);
     s->seq = seq;
     s->acked = ack;
+    s->copies_uncertain = json_is_true(json_object_get(o, "u"));
     load_frames(s, fr);
 }
 
@@ -725,6 +728,7 @@ static void on_num(ar__sig_sess_t *s, json_t *o)
     pending_take(s, fid);
     ar__sig_frame_t *f = frame_new(fid, seq, (uint8_t)action, d, dlen);
     if (f) {
+        f->uncertain = s->copies_uncertain;
         s->seq = seq;
         append(s, f);
     }
@@ -820,6 +824,7 @@ static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
             pending_take(s, fid);
             ar__sig_frame_t *f = frame_new(fid, (int64_t)seq, action, (const char *)d + i, fl);
             if (f) {
+                f->uncertain = s->copies_uncertain;
                 s->seq = (int64_t)seq;
                 append(s, f);
             }
@@ -875,6 +880,7 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
         const char *res;
         if (json_unpack(o, "{s:s}", "r", &res) == 0)
             snprintf(s->resume, sizeof(s->resume), "%s", res);
+        s->copies_uncertain = 0; /* the owner's promotion ended with this resume */
         /* The owner's resume replayed all the uncertain frames ("c"): a later promotion of
          * ours must not replay them again. Without it the replay broke off and they stay. */
         if (json_is_true(json_object_get(o, "c")))

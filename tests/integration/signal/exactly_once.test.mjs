@@ -8,10 +8,12 @@
 // a row after the last number it knew, below the patient's last_seq: before 5.10.1 the resume
 // replayed nothing above last_seq and the three offers the patient never got were missed. Now
 // they are uncertain and replayed; the client drops the four it has by fid. A second case has
-// the patient acknowledge its frames first (see scenario).
+// the patient acknowledge its frames first (see scenario). A third has X send one more offer
+// after K promoted the session and before the patient resumes: K numbers it after its own
+// count, still at or below the patient's last_seq, and it must be replayed all the same.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connect, inviteeToken, kill, rid, sleep, startNats, startNode, stopAll } from './lib.mjs';
+import { connect, inviteeToken, kill, rid, sleep, startNats, startNode, stopAll, waitFor } from './lib.mjs';
 
 const PAD = 'a=x-pad:0123456789abcdef\r\n'.repeat(600); // about 16 KB
 const sdp = (tag) => `v=0\r\na=x-id:${tag}\r\n${PAD}`;
@@ -33,6 +35,13 @@ after(() => stopAll());
 async function dropped(node, kind) {
   const text = await (await fetch(`http://127.0.0.1:${node.metrics}/metrics`)).text();
   const m = text.match(new RegExp(`^anteroom_signal_bus_dropped_total\\{kind="${kind}"\\} (\\d+)$`, 'm'));
+  return m ? Number(m[1]) : 0;
+}
+
+// Sessions the node owns (a gauge set every second).
+async function owned(node) {
+  const text = await (await fetch(`http://127.0.0.1:${node.metrics}/metrics`)).text();
+  const m = text.match(/^anteroom_signal_sessions (\d+)$/m);
   return m ? Number(m[1]) : 0;
 }
 
@@ -68,8 +77,9 @@ async function room(O) {
 // ack: the patient acknowledges what it has before going away. The acknowledgement reaches K
 // (it is small) although the copies did not, so K's acknowledged number is ahead of its count:
 // the promotion numbers after it (an acknowledged number would be trimmed at once).
-async function scenario(ack) {
-  const O = await startNode(ack ? 'o2' : 'o', nats.slice(0, 1), { workers: 1 });
+// late: X sends x8 after K promoted the session and before the patient resumes.
+async function scenario(ack, late = false) {
+  const O = await startNode(late ? 'o3' : ack ? 'o2' : 'o', nats.slice(0, 1), { workers: 1 });
   let t;
   // A to.<peer> frame K drops (its inbox held something else at that moment) would be a
   // frame K cannot replay: such a try is abandoned for a new room (at most three).
@@ -106,13 +116,20 @@ async function scenario(ack) {
   const { tok, p, x } = t;
   assert.deepEqual(t.live, [], 'nothing repeated while live');
   const last = p.lastSeq;
+  const ownedBefore = await owned(K);
 
   kill(O, 'SIGKILL');
+  if (late) {
+    await waitFor(async () => (await owned(K)) > ownedBefore, 15000, 'K to promote the session');
+    x.send({ type: 'offer', to: p.peer, sdp: sdp('x8') });
+    await sleep(300);
+  }
   // K promotes the session after 3 s of silence; a resume meanwhile waits for it.
   const p2 = await connect(K, tok, { resume: p.welcome.resume, last_seq: last }, p);
   assert.equal(p2.welcome.resumed, true);
   assert.equal(p2.peer, p.peer);
-  for (let i = 5; i <= 7; i++) await p2.next((f) => f.type === 'offer' && tagOf(f) === `x${i}`, 10000);
+  const lastX = late ? 8 : 7;
+  for (let i = 5; i <= lastX; i++) await p2.next((f) => f.type === 'offer' && tagOf(f) === `x${i}`, 10000);
   await sleep(500);
   // Every offer exactly once across the two connections; the four K replayed that the client
   // already had went again under K's numbers and were dropped by their fid.
@@ -125,10 +142,11 @@ async function scenario(ack) {
     assert.ok(!seen.has(f.fid), 'a frame processed twice');
     seen.add(f.fid);
   }
-  assert.deepEqual(offers.sort(), ['x1', 'x2', 'x3', 'x4', 'x5', 'y1', 'y2', 'y3', 'y4', 'x6', 'x7'].sort());
-  // Each sender's order holds: X's offers 1..7 in order.
+  const xTags = Array.from({ length: lastX }, (_, i) => `x${i + 1}`);
+  assert.deepEqual(offers.sort(), [...xTags, 'y1', 'y2', 'y3', 'y4'].sort());
+  // Each sender's order holds: X's offers in order.
   const xs = [...p.all, ...p2.all].filter((f) => f.type === 'offer' && f.from === x.peer).map(tagOf);
-  assert.deepEqual(xs, ['x1', 'x2', 'x3', 'x4', 'x5', 'x6', 'x7']);
+  assert.deepEqual(xs, xTags);
   const again = p2.dups.filter((f) => f.type === 'offer').map(tagOf).sort();
   assert.deepEqual(again, ['x1', 'x2', 'x3', 'x4'], 'the uncertain offers the client had came again');
   // Without the acknowledgement K numbered X's offers below the client's last_seq (replayed as
@@ -136,8 +154,9 @@ async function scenario(ack) {
   assert.ok(p2.dups.every((f) => (ack ? f.seq > last : f.seq <= last)), 'where K numbered them');
 
   // The call goes on from K: the next frame is numbered after everything replayed.
-  x.send({ type: 'offer', to: p.peer, sdp: sdp('x8') });
-  const next = await p2.next((f) => f.type === 'offer' && tagOf(f) === 'x8');
+  const tag = `x${lastX + 1}`;
+  x.send({ type: 'offer', to: p.peer, sdp: sdp(tag) });
+  const next = await p2.next((f) => f.type === 'offer' && tagOf(f) === tag);
   assert.equal(next.seq, ack ? last + 8 : last + 1);
   for (const c of [p2, x]) c.close();
 }
@@ -145,3 +164,5 @@ async function scenario(ack) {
 test('a backup that missed the owner\'s numbered copies: after kill -9 the resumed client gets every frame once', () => scenario(false));
 
 test('the same after the client acknowledged frames whose copies the backup missed', () => scenario(true));
+
+test('a frame the backup receives after its promotion and before the resume is replayed', () => scenario(false, true));

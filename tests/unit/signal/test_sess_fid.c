@@ -518,6 +518,53 @@ static void test_frame_after_promotion_replayed(void **state)
     ar_free(B);
 }
 
+/* Two deaths before the client resumes. B promoted the session (6-8 uncertain) and numbers a
+ * frame Z (9) that reached it since; its new backup C gets the buffer (adopt, "u": B is an
+ * unresumed promotion) and Z's numbered copy. B dies too; C promotes and the client, which
+ * had 10 frames from the first owner, resumes there: Z is replayed although numbered below
+ * last_seq. Without "u", C held Z as certain and skipped it. */
+static void test_two_deaths_keep_marks(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *B;
+    ar__sig_rec_t *rb;
+    ar__sig_sess_t *sb = promoted_after_ack(6, &B, &rb);
+    const char d[] = "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"from\":\"Y\",\"candidate\":\"\"}";
+    uint8_t fid[16] = {6, 1};
+    ar__sig_sess_deliver(B, sb, fid, 0, d, strlen(d), 0);
+    assert_int_equal(sb->seq, 9);
+
+    /* Worker 3 (C) as B's new backup: the adopt B sends, then Z's numbered copy. */
+    ar__sig_srv_t *C = su_srv_new(3);
+    ar__sig_rec_t *rc = ar__sig_rec_get(C, PEER);
+    assert_non_null(rc);
+    rc->owner = 2;
+    rc->backup = 3;
+    ar__sig_sess_t *sc = sess_new(C, rc, 1); /* as on_adopt would make it, without the bus */
+    char adopt[512];
+    int n = snprintf(adopt, sizeof(adopt),
+                     "{\"k\":\"adopt\",\"p\":\"%s\",\"r\":\"x\",\"h\":\"\",\"seq\":8,\"ack\":5,"
+                     "\"fr\":[],\"u\":%s}",
+                     PEER, sb->promoted ? "true" : "false");
+    ar__sig_proc_msg(C, adopt, (size_t)n, NULL);
+    assert_ptr_equal(rc->local, sc);
+    assert_true(sc->copies_uncertain);
+    copy_to_backup(C, sb->tail);
+    assert_int_equal(sc->seq, 9);
+    assert_true(sc->tail->uncertain);
+
+    ar__sig_node_dead(C, 2);
+    assert_false(sc->is_backup);
+    cut_t c = {0};
+    assert_int_equal(ar__sig_replay_to(sc, 10, cut_cb, &c), 1);
+    assert_int_equal(c.seqs[0], 9);
+
+    ar__sig_rec_free(C, rc);
+    ar_free(C);
+    ar__sig_rec_free(B, rb);
+    ar_free(B);
+}
+
 /* A promoted copy whose client connection closed in this batch of events (GONE, not yet freed)
  * holds no client: the old owner's claim takes it back, and the connection lets go of it. */
 static void test_claim_with_gone_conn(void **state)
@@ -553,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_replay_broken_off_keeps_marks),
         cmocka_unit_test(test_claim_with_gone_conn),
         cmocka_unit_test(test_frame_after_promotion_replayed),
+        cmocka_unit_test(test_two_deaths_keep_marks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
