@@ -227,9 +227,14 @@ struct ar__sig_sess_s {
     uint8_t is_backup;
     uint8_t provisional; /* made only to catch frames during a resume: never promoted */
     uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
-    /* A backup whose owner is such a promotion (adopt "u"): the frames that owner numbers are
-     * uncertain here too, until the client resumes ("res"), in case this copy is promoted. */
-    uint8_t copies_uncertain;
+    /* One byte between them, the struct's last padding (272 bytes):
+     *  - copies_uncertain: a backup whose owner is such a promotion (adopt "u"): the frames that
+     *    owner numbers are uncertain here too, until the client resumes ("res"), in case this
+     *    copy is promoted;
+     *  - kick: its owner moved, and a client resuming into it asks anew at the end of the batch
+     *    of bus messages (rec.c, resume.c);
+     *  - resumed: a connection started resuming into it (resume.c): its free lets go of them. */
+    uint8_t copies_uncertain : 1, kick : 1, resumed : 1;
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
@@ -311,6 +316,7 @@ struct ar__sig_srv_s {
     ar__sig_node_t nodes[AR__SIG_NODES_MAX];
     size_t nnodes;
     uint8_t draining;
+    uint8_t kicks;     /* some session's kick is set: ar__sig_resume_kick_marked walks */
     uint32_t drain_at; /* loop second when the remaining connections are closed */
     size_t nrooms, nsessions;
     char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
@@ -402,6 +408,11 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
 /* The connections resuming into s (NULL: every resuming connection) try again now, asking the
  * owner anew: its owner changed or died (rec.c, sess.c), and the next tick is up to 1 s off. */
 void ar__sig_resume_kick(ar__sig_srv_t *srv, const ar__sig_sess_t *s);
+/* As ar__sig_resume_kick for every session whose kick is set (rec.c sets it for each record
+ * update that moves a session a client resumes into), in one walk of the connections at the end
+ * of a batch of bus messages (bus.c ar__sig_bus_wake), not one walk per update; the marks are
+ * cleared. Nothing to do (no walk) when no session was marked. */
+void ar__sig_resume_kick_marked(ar__sig_srv_t *srv);
 /* Replays to s's live connection (ar__sig_replay_to); AR_ECLOSED when it is not or no more live. */
 int ar__sig_replay(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t after);
 /* What a resume replays to cb, in the order of their seq: the frames above `after` and the

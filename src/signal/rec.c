@@ -300,10 +300,14 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
             srv->qt = q;
         ar__sig_sess_adopt(srv, r->local); /* "own" with us as owner, and a backup again */
     }
-    /* A client resuming here asks the new owner (a promoter, graceful stop or death) now,
-     * not at the next tick. Only for a copy made for a resume (provisional): the kick walks
-     * the connections, and a node's death changes the owner of every session it held. Looked
-     * up again: enforcing the room above may end sessions. */
-    if (moved && (r = ar__sig_rec_find(srv, peer)) && r->local && r->local->provisional)
-        ar__sig_resume_kick(srv, r->local);
+    /* A client resuming here asks the new owner (a promoter, graceful stop or death) at the
+     * end of this batch of bus messages, not at the next tick. Only for a copy made for a
+     * resume (provisional). Marked, not kicked here: the kick walks the connections, and a
+     * node's death changes the owner of every session it held, so thousands of these in one
+     * batch cost one walk (ar__sig_resume_kick_marked). Looked up again: enforcing the room
+     * above may end sessions. */
+    if (moved && (r = ar__sig_rec_find(srv, peer)) && r->local && r->local->provisional) {
+        r->local->kick = 1;
+        srv->kicks = 1;
+    }
 }

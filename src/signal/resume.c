@@ -35,27 +35,42 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
                    int64_t last_seq, int moved)
 {
     ar__sig_srv_t *srv = cn->srv;
+    /* The new token's claims: it may name more clinics. Without memory for them the session is
+     * still taken (it is ours now: the old owner may have let go), but the client gets error
+     * internal and close 4014 instead of the welcome, and resumes again with the secret it
+     * holds (not renewed): a copy that was a backup has no claims to serve it with. */
+    ar__sig_claims_t *cl = ar__sig_claims_new(claims);
     ar__sig_conn_t *old = s->conn;
     if (old && old != cn) {
         s->conn = NULL;
         old->sess = NULL;
         ar__sig_conn_close(old, AR_SIG_CLOSE_REPLACED);
     }
-    ar__sig_claims_free(s->claims);
-    s->claims = ar__sig_claims_new(claims); /* the new token's: it may name more clinics */
+    if (cl) {
+        ar__sig_claims_free(s->claims);
+        s->claims = cl;
+    }
     s->conn = cn;
     cn->sess = s;
-    ar__sig_sess_new_resume(s);
+    if (cl)
+        ar__sig_sess_new_resume(s);
     s->rec->away = 0;
     s->rec->owner = srv->node_id;
     if (last_seq > s->seq)
         s->seq = last_seq; /* frames a promoted backup never learnt of: the client has them */
     s->promoted = 0;
-    ar__sig_welcome(cn, s, 1);
-    /* Nothing when the welcome did not go; broken off when cn goes during it. Either way the
-     * uncertain marks stay (here and on the backup) for the next resume (protocol.md 5.10.1). */
-    int replayed = ar__sig_replay(srv, s, last_seq);
-    ar_metric_add(srv->m.resumes, 0, 1);
+    int replayed = -1;
+    if (cl) {
+        ar__sig_welcome(cn, s, 1);
+        /* Nothing when the welcome did not go; broken off when cn goes during it. Either way
+         * the uncertain marks stay (here and on the backup) for the next resume (5.10.1). */
+        replayed = ar__sig_replay(srv, s, last_seq);
+        ar_metric_add(srv->m.resumes, 0, 1);
+    } else {
+        ar_log0(AR_LOG_WARN, "signal_resume_no_memory");
+        ar__sig_refuse(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, AR_SIG_NONE,
+                       AR_SIG_CLOSE_SHUTDOWN);
+    }
     ar__sig_rec_publish(srv, s->rec, "away");
     if (moved) {
         ar__sig_sess_adopt(srv, s); /* a new backup gets the buffer and the new secret */
@@ -113,6 +128,8 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
         ar_free(a);
         return AR_ENOMEM;
     }
+    s->kick = 0; /* marked before this attempt: its first tick below asks the owner of now */
+    s->resumed = 1;
     cn->sess = s;
     cn->resume = a;
     cn->state = AR__SIG_C_RESUMING;
@@ -129,6 +146,50 @@ void ar__sig_resume_kick(ar__sig_srv_t *srv, const ar__sig_sess_t *s)
             continue;
         cn->resume->last_try = 0; /* a new owner is asked at once */
         ar__sig_resume_tick(srv, cn);
+    }
+}
+
+/*
+ * The session cn resumes into when it is still its record's copy, else NULL. Through the record,
+ * not cn->sess: only the pointer is compared, so a session freed during the attempt (its record
+ * deleted) is never read here.
+ */
+static ar__sig_sess_t *resuming_into(ar__sig_srv_t *srv, const ar__sig_conn_t *cn)
+{
+    if (cn->state != AR__SIG_C_RESUMING || !cn->resume || !cn->sess)
+        return NULL;
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, cn->resume->peer);
+    return r && r->local == cn->sess ? r->local : NULL;
+}
+
+/*
+ * A mark matters only while a connection resumes into its session: one set with none keeps
+ * until a connection starts resuming into it, which clears it (ar__sig_resume_start). So after
+ * the kicks, only the marks of sessions still being resumed are cleared: a second walk, and only
+ * when something was kicked. A session freed while marked takes its mark with it.
+ */
+void ar__sig_resume_kick_marked(ar__sig_srv_t *srv)
+{
+    if (!srv->kicks)
+        return;
+    srv->kicks = 0;
+    int kicked = 0;
+    ar__sig_conn_t *next;
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
+        next = cn->next; /* a connection that goes meanwhile keeps next (srv.c on_close) */
+        ar__sig_sess_t *s = resuming_into(srv, cn);
+        if (!s || !s->kick)
+            continue;
+        kicked = 1;
+        cn->resume->last_try = 0; /* a new owner is asked at once */
+        ar__sig_resume_tick(srv, cn);
+    }
+    if (!kicked)
+        return;
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) {
+        ar__sig_sess_t *s = resuming_into(srv, cn);
+        if (s)
+            s->kick = 0;
     }
 }
 
@@ -163,6 +224,10 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
     ar__sig_subhash(&a->claims, h);
     int fail = !r || !s || r->local != s || a->answer < 0 || srv->now >= a->deadline;
     if (!fail && a->answer > 0) {
+        /* What the owner checked the client against, for its next resume (a copy made for
+         * this one had neither): finish renews the secret, unless it finds no memory. */
+        memcpy(s->resume, a->resume, AR__SIG_RESUME_LEN + 1);
+        memcpy(s->subhash, h, 16);
         s->is_backup = 0;
         s->provisional = 0;
         srv->nsessions++;
@@ -208,8 +273,9 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         sodium_memzero(&claims, sizeof(claims));
         if (rc == 0)
             ar__sig_welcome(cn, ns, 0);
-        else if (rc == AR_ENOMEM)
-            ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
+        else if (rc == AR_ENOMEM) /* as srv.c's hello says it: told, not only closed */
+            ar__sig_refuse(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, AR_SIG_NONE,
+                           AR_SIG_CLOSE_SHUTDOWN);
         return;
     }
     if (r->owner != srv->node_id && ar__sig_node_alive(srv, r->owner) &&

@@ -67,6 +67,13 @@ void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
         s->lnext->lprev = s->lprev;
     if (s->conn)
         s->conn->sess = NULL;
+    /* A client resuming into it (its record deleted, the owner ended it) finds none at its
+     * attempt's next look and fails it, instead of reading freed memory. Only for a session a
+     * connection resumed into: not a walk of the connections for every session that ends. */
+    if (s->resumed)
+        for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
+            if (cn->state == AR__SIG_C_RESUMING && cn->sess == s)
+                cn->sess = NULL;
     frame_free_list(s->head);
     frame_free_list(s->pending);
     ar__sig_claims_free(s->claims);

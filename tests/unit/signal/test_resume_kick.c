@@ -1,0 +1,220 @@
+/*
+ * A client resuming through this worker asks its session's new owner as soon as a record update
+ * says the owner changed (src/signal/rec.c, resume.c ar__sig_resume_kick_marked): the update
+ * marks the session, and one walk of the connections at the end of the batch of bus messages
+ * kicks every client resuming into a marked session (was one walk per update). A session freed
+ * while marked (its record deleted in the same batch) is not touched by that walk.
+ * A worker loop on loopback (loop_harness.h) with the bus's inbox; libnats is stood in for
+ * (fake_nats.c), and the bus's ar__sig_bus_proc is wrapped at link time to see each request.
+ */
+#include "bus_internal.h"
+#include "fake_nats.h"
+#include "loop_harness.h"
+
+#include "anteroom/alloc.h"
+
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define INBOX_MAX (1 << 20)
+
+static struct {
+    ar_token_claims_t cl;
+    int state_after;
+    int takes[4];      /* "take" requests sent to worker i (on the loop's thread) */
+    uint32_t last_try; /* the attempt's last_try, read on the loop */
+    int kick_pending;  /* srv->kicks after the record update, before the batch's end */
+} T;
+
+void __real_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
+void __wrap_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
+void __wrap_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj)
+{
+    const char *k = json_string_value(json_object_get(json_obj, "k"));
+    if (k && strcmp(k, "take") == 0 && worker < 4)
+        T.takes[worker]++;
+    __real_ar__sig_bus_proc(srv, worker, json_obj);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&T, 0, sizeof(T));
+    fake_nats_reset();
+    lh_start(1, INBOX_MAX);
+    snprintf(T.cl.aud, sizeof(T.cl.aud), "signal");
+    snprintf(T.cl.sub, sizeof(T.cl.sub), "patient-1");
+    snprintf(T.cl.jur, sizeof(T.cl.jur), "eu");
+    snprintf(T.cl.room, sizeof(T.cl.room), "room-1");
+    snprintf(T.cl.clinic, sizeof(T.cl.clinic), "clinic-1");
+    T.cl.role = AR_TOKEN_PATIENT;
+    T.cl.iat = (int64_t)time(NULL);
+    T.cl.exp = T.cl.iat + 600;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    lh_stop();
+    return 0;
+}
+
+/* Worker id heard from just now (alive, ar__sig_node_alive). */
+static void heard(ar__sig_srv_t *srv, uint64_t id)
+{
+    srv->nodes[srv->nnodes] = (ar__sig_node_t){.id = id, .seen_ms = mono_ms()};
+    snprintf(srv->nodes[srv->nnodes++].name, sizeof(srv->nodes[0].name), "node-b");
+}
+
+/* On the loop: workers 2 and 3 are alive; the last connection's hello resumes session 'o',
+ * owned by worker 2, which is asked for it at once. */
+static void start_resume(void *arg)
+{
+    (void)arg;
+    ar__sig_srv_t *srv = LH.srv;
+    LH.conf.node_name = (char *)"node-a"; /* a backup for a new session is picked by name */
+    heard(srv, 2);
+    heard(srv, 3);
+    srv->now = 100;
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
+    assert_non_null(r);
+    r->owner = 2;
+    r->backup = 3;
+    r->role = (uint8_t)T.cl.role;
+    char resume[AR__SIG_RESUME_LEN + 1];
+    snprintf(resume, sizeof(resume), "%s.AAAAAAAAAAAAAAAAAAAA", r->peer);
+    assert_int_equal(ar__sig_resume_start(LH.last, &T.cl, resume, 0), 0);
+    T.state_after = LH.last->state;
+    assert_non_null(r->local);
+    assert_true(r->local->provisional);
+}
+
+/* A record update for 'o' from worker 3, as the bus's batch applies it. */
+static void apply(const char *fields)
+{
+    char txt[256];
+    snprintf(txt, sizeof(txt), "{\"o\":\"%016x\",\"p\":\"%s\",%s}", 3u, su_peer('o'), fields);
+    json_t *o = json_loads(txt, 0, NULL);
+    assert_non_null(o);
+    ar__sig_rec_apply(LH.srv, o);
+    json_decref(o);
+}
+
+/* On the loop, in the same second as the first request (which would wait a second for the
+ * next): worker 3 promoted its backup copy and says so. Then the batch's end. */
+static void owner_moves(void *arg)
+{
+    (void)arg;
+    apply("\"away\":1,\"own\":\"0000000000000003\",\"bk\":\"0000000000000000\",\"pr\":true");
+    T.kick_pending = LH.srv->kicks;
+    ar__sig_resume_kick_marked(LH.srv);
+    ar__sig_conn_t *cn = LH.last;
+    T.state_after = cn->state;
+    T.last_try = cn->resume ? cn->resume->last_try : 0;
+}
+
+/* The client resuming into 'o' asks the new owner (3) at once, in the batch that moved it. */
+static void test_kicked_when_owner_moves(void **state)
+{
+    (void)state;
+    int fd = lh_dial("/ok");
+    lh_run(start_resume, NULL);
+    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    assert_int_equal(T.takes[2], 1);
+    assert_int_equal(T.takes[3], 0);
+    lh_run(owner_moves, NULL);
+    assert_true(T.kick_pending);
+    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    assert_int_equal(T.takes[3], 1); /* not a second later, at its next tick */
+    assert_int_equal(T.takes[2], 1);
+    assert_int_equal(T.last_try, 100);
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
+/* On the loop: a batch with an update that moves 'o' twice; only one request per move. The
+ * second batch finds nothing marked (the marks were cleared): no request. */
+static void moves_then_nothing(void *arg)
+{
+    (void)arg;
+    apply("\"away\":1,\"own\":\"0000000000000003\",\"bk\":\"0000000000000000\",\"pr\":true");
+    ar__sig_resume_kick_marked(LH.srv);
+    assert_false(LH.srv->kicks);
+    ar__sig_rec_t *r = ar__sig_rec_find(LH.srv, su_peer('o'));
+    assert_non_null(r);
+    assert_non_null(r->local);
+    assert_false(r->local->kick);
+    /* An update that moves nothing marks nothing. */
+    apply("\"away\":1,\"own\":\"0000000000000003\",\"bk\":\"0000000000000000\"");
+    assert_false(LH.srv->kicks);
+    ar__sig_resume_kick_marked(LH.srv);
+}
+
+static void test_marks_cleared(void **state)
+{
+    (void)state;
+    int fd = lh_dial("/ok");
+    lh_run(start_resume, NULL);
+    lh_run(moves_then_nothing, NULL);
+    assert_int_equal(T.takes[3], 1);
+    assert_int_equal(T.takes[2], 1);
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
+/* On the loop: one batch moves 'o' (marked) and then deletes its record (its session freed
+ * while marked); the walk at the batch's end does not touch it. */
+static void moves_then_deleted(void *arg)
+{
+    (void)arg;
+    apply("\"away\":1,\"own\":\"0000000000000003\",\"bk\":\"0000000000000000\",\"pr\":true");
+    assert_true(LH.srv->kicks);
+    apply("\"del\":true");
+    assert_null(ar__sig_rec_find(LH.srv, su_peer('o')));
+    ar__sig_resume_kick_marked(LH.srv);
+    T.state_after = LH.last->state;
+}
+
+/* The attempt whose session went fails at its next look (the tick's, or the client's close):
+ * under the asan preset, any read of the freed session is caught. */
+static void tick_it(void *arg)
+{
+    (void)arg;
+    ar__sig_resume_tick(LH.srv, LH.last);
+}
+
+static void test_marked_then_freed(void **state)
+{
+    (void)state;
+    int fd = lh_dial("/ok");
+    lh_run(start_resume, NULL);
+    lh_run(moves_then_deleted, NULL);
+    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    assert_int_equal(T.takes[3], 0); /* nothing to ask for */
+    lh_run(tick_it, NULL);
+    char text[1024];
+    uint16_t code;
+    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
+    assert_non_null(strstr(text, "\"name\":\"resume_failed\""));
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_kicked_when_owner_moves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_marks_cleared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_marked_then_freed, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
