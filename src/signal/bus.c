@@ -367,6 +367,10 @@ void ar__sig_bus_wake(ar__sig_srv_t *srv)
         if (b->lhead)
             local_drain(srv);
     }
+    /* Clients resuming through this worker whose sessions this batch moved ask the new owner
+     * now: one walk of the connections for the batch, not one per record (resume.c). Before
+     * the drain: a kick can finish a resume here, and its frames go out in this turn. */
+    ar__sig_resume_kick_marked(srv);
     local_drain(srv);
 }
 

@@ -39,7 +39,7 @@
 #define NUM_BUF_MIN 4096u
 /* A buffer grown past this for a big batch is given back once that batch went: a batch per
  * backup worker, each kept at its largest, would hold up to 128 KiB per worker for nothing. */
-#define NUM_BUF_KEEP (2 * NUM_BUF_MIN)
+#define NUM_BUF_KEEP (2 * (size_t)NUM_BUF_MIN)
 
 static void put_le(uint8_t *p, uint64_t v, int n)
 {

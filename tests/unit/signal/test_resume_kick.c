@@ -209,12 +209,39 @@ static void test_marked_then_freed(void **state)
     lh_wait(&LH.freed, 1);
 }
 
+/* The same through the bus's inbox: the batch's end kicks (bus.c ar__sig_bus_wake). */
+static void via_bus(void *arg)
+{
+    (void)arg;
+    char txt[256];
+    int n = snprintf(txt, sizeof(txt),
+                     "{\"o\":\"%016x\",\"p\":\"%s\",\"away\":1,\"own\":\"0000000000000003\",\"bk\":"
+                     "\"0000000000000000\",\"pr\":true}",
+                     3u, su_peer('o'));
+    ar__sig_bus_put(LH.srv->bus, "ar.eu.sess.x", txt, (size_t)n);
+    ar__sig_bus_take(LH.srv);
+    T.kick_pending = LH.srv->kicks;
+}
+
+static void test_via_bus(void **state)
+{
+    (void)state;
+    int fd = lh_dial("/ok");
+    lh_run(start_resume, NULL);
+    lh_run(via_bus, NULL);
+    assert_int_equal(T.takes[3], 1);
+    assert_false(T.kick_pending);
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_kicked_when_owner_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_marks_cleared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_marked_then_freed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_via_bus, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
