@@ -99,6 +99,13 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
     uint8_t h[16];
     ar__sig_subhash(claims, h);
     ar__sig_sess_t *s = r->local;
+    if (s && !s->is_backup && r->owner != srv->node_id && !ar__sig_sess_connected(s)) {
+        /* Another worker promoted this session while we were thought dead and its client was
+         * away: its copy holds what arrived since, so the client resumes from it, asked as any
+         * other owner is. Taken back from ours, those frames would be lost. */
+        ar_log0(AR_LOG_INFO, "signal_resume_from_promoter");
+        ar__sig_sess_demote(srv, s);
+    }
     if (s && !s->is_backup) {
         if (!secret_ok(s, resume, h) || !available(s, last_seq)) {
             ar_log(AR_LOG_DEBUG, "signal_resume_refused",

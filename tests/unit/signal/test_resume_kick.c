@@ -209,6 +209,45 @@ static void test_marked_then_freed(void **state)
     lh_wait(&LH.freed, 1);
 }
 
+/* On the loop: this worker owned 'o' and lost its client; worker 3 promoted its copy meanwhile
+ * (we were thought dead). The client comes back here with the right secret. */
+static void resume_at_old_owner(void *arg)
+{
+    (void)arg;
+    ar__sig_srv_t *srv = LH.srv;
+    LH.conf.node_name = (char *)"node-a";
+    heard(srv, 2);
+    heard(srv, 3);
+    srv->now = 100;
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
+    assert_non_null(r);
+    r->owner = srv->node_id;
+    r->backup = 3;
+    r->role = (uint8_t)T.cl.role;
+    ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
+    assert_non_null(s);
+    char resume[AR__SIG_RESUME_LEN + 1];
+    snprintf(resume, sizeof(resume), "%s.AAAAAAAAAAAAAAAAAAAA", r->peer);
+    snprintf(s->resume, sizeof(s->resume), "%s", resume);
+    ar__sig_subhash(&T.cl, s->subhash);
+    apply("\"away\":1,\"own\":\"0000000000000003\",\"bk\":\"0000000000000000\",\"pr\":true");
+    assert_int_equal(r->owner, 3);
+    assert_int_equal(ar__sig_resume_start(LH.last, &T.cl, resume, 0), 0);
+    T.state_after = LH.last->state;
+}
+
+/* It asks the promoter (3) for the session rather than taking back its own stale copy. */
+static void test_old_owner_asks_the_promoter(void **state)
+{
+    (void)state;
+    int fd = lh_dial("/ok");
+    lh_run(resume_at_old_owner, NULL);
+    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    assert_int_equal(T.takes[3], 1);
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
 /* The same through the bus's inbox: the batch's end kicks (bus.c ar__sig_bus_wake). */
 static void via_bus(void *arg)
 {
@@ -242,6 +281,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_marks_cleared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_marked_then_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_via_bus, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_owner_asks_the_promoter, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
