@@ -201,6 +201,7 @@ typedef struct ar__sig_resume_s {
     uint32_t deadline, last_try;
     int answer;        /* 1 handed over, -1 refused, 0 waiting */
     int created_local; /* the local session was made for this attempt (not a backup) */
+    int demoted;       /* ours, demoted to ask its promoter (resume.c): ours again if refused */
 } ar__sig_resume_t;
 
 /* Held by the owner and the backup of each session: fields ordered so that no padding is left. */

@@ -99,14 +99,14 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
     uint8_t h[16];
     ar__sig_subhash(claims, h);
     ar__sig_sess_t *s = r->local;
-    if (s && !s->is_backup && r->owner != srv->node_id && !ar__sig_sess_connected(s)) {
-        /* Another worker promoted this session while we were thought dead and its client was
-         * away: its copy holds what arrived since, so the client resumes from it, asked as any
-         * other owner is. Taken back from ours, those frames would be lost. */
-        ar_log0(AR_LOG_INFO, "signal_resume_from_promoter");
-        ar__sig_sess_demote(srv, s);
-    }
-    if (s && !s->is_backup) {
+    /* Another worker promoted this session while we were thought dead and its client was away:
+     * its copy holds what arrived since, so the client resumes from it, asked as any other owner
+     * is (taken back from ours, those frames would be lost). Only for a client that proves
+     * itself here first, and with ours kept to fall back on if the promoter does not answer. */
+    int ask_promoter = s && !s->is_backup && r->owner != srv->node_id &&
+                       !ar__sig_sess_connected(s) && ar__sig_node_alive(srv, r->owner) &&
+                       secret_ok(s, resume, h) && available(s, last_seq);
+    if (s && !s->is_backup && !ask_promoter) {
         if (!secret_ok(s, resume, h) || !available(s, last_seq)) {
             ar_log(AR_LOG_DEBUG, "signal_resume_refused",
                    AR_LF_INT("secret", secret_ok(s, resume, h)), AR_LF_INT("seq", s->seq),
@@ -124,6 +124,11 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
     a->last_seq = last_seq;
     a->claims = *claims;
     a->deadline = srv->now + AR__SIG_RESUME_WAIT_S;
+    if (ask_promoter) {
+        ar_log0(AR_LOG_INFO, "signal_resume_from_promoter");
+        ar__sig_sess_demote(srv, s);
+        a->demoted = 1;
+    }
     if (!s) {
         s = ar__sig_sess_local_new(srv, r, 1);
         a->created_local = 1;
@@ -254,6 +259,18 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
             return;
         }
         fail = 1;
+    }
+    if (fail && a->demoted && s && r && r->local == s && s->is_backup && !s->provisional) {
+        /* The promoter refused or did not answer in time: our copy is the client's again, as
+         * before we asked (its own update then makes the promoter yield, rec.c). */
+        ar_log0(AR_LOG_INFO, "signal_resume_promoter_silent");
+        s->is_backup = 0;
+        srv->nsessions++;
+        cn->resume = NULL;
+        finish(cn, s, &a->claims, a->last_seq, 0);
+        sodium_memzero(a, sizeof(*a));
+        ar_free(a);
+        return;
     }
     if (fail) {
         ar_log(AR_LOG_DEBUG, "signal_resume_failed", AR_LF_INT("found", r != NULL),

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sys/time.h>
 
 #include <cmocka.h>
@@ -71,4 +72,17 @@ void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, u
     cn->state = state;
     cn->sess = s;
     s->conn = cn;
+}
+
+void su_claims(ar_token_claims_t *cl, ar_token_role_t role, const char *sub)
+{
+    memset(cl, 0, sizeof(*cl));
+    snprintf(cl->aud, sizeof(cl->aud), "signal");
+    snprintf(cl->sub, sizeof(cl->sub), "%s", sub);
+    snprintf(cl->jur, sizeof(cl->jur), "eu");
+    snprintf(cl->room, sizeof(cl->room), "room-1");
+    snprintf(cl->clinic, sizeof(cl->clinic), "clinic-1");
+    cl->role = role;
+    cl->iat = (int64_t)time(NULL);
+    cl->exp = cl->iat + 600;
 }

@@ -25,4 +25,8 @@ ar__sig_srv_t *su_srv_new(uint64_t id);
  * layer had opened it: the caller owns cn and lets go of it (s->conn = NULL) before s goes. */
 void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, uint8_t state);
 
+/* Claims of a token for jurisdiction "eu", room "room-1" of clinic "clinic-1", valid for ten
+ * minutes from now, with this role and subject. */
+void su_claims(ar_token_claims_t *cl, ar_token_role_t role, const char *sub);
+
 #endif

@@ -51,15 +51,7 @@ static int teardown(void **state)
 
 static void claims(ar_token_role_t role, const char *sub)
 {
-    memset(&T.cl, 0, sizeof(T.cl));
-    snprintf(T.cl.aud, sizeof(T.cl.aud), "signal");
-    snprintf(T.cl.sub, sizeof(T.cl.sub), "%s", sub);
-    snprintf(T.cl.jur, sizeof(T.cl.jur), "eu");
-    snprintf(T.cl.room, sizeof(T.cl.room), "room-1");
-    snprintf(T.cl.clinic, sizeof(T.cl.clinic), "clinic-1");
-    T.cl.role = role;
-    T.cl.iat = (int64_t)time(NULL);
-    T.cl.exp = T.cl.iat + 600;
+    su_claims(&T.cl, role, sub);
 }
 
 /* On the loop: the last connection's hello resumes session 'o', owned by worker 2. */

@@ -29,9 +29,13 @@
 static struct {
     ar_token_claims_t cl;
     int state_after;
-    int takes[4];      /* "take" requests sent to worker i (on the loop's thread) */
-    uint32_t last_try; /* the attempt's last_try, read on the loop */
-    int kick_pending;  /* srv->kicks after the record update, before the batch's end */
+    int takes[4];         /* "take" requests sent to worker i (on the loop's thread) */
+    uint32_t last_try;    /* the attempt's last_try, read on the loop */
+    int kick_pending;     /* srv->kicks after the record update, before the batch's end */
+    int owned_here;       /* 'o' is this worker's own, not a backup copy */
+    int wrong_secret;     /* resume_at_old_owner: the copy's secret is not the client's */
+    int rc;               /* what ar__sig_resume_start returned there */
+    uint64_t owner_after; /* the record's owner after the promoter's update */
 } T;
 
 void __real_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
@@ -50,14 +54,7 @@ static int setup(void **state)
     memset(&T, 0, sizeof(T));
     fake_nats_reset();
     lh_start(1, INBOX_MAX);
-    snprintf(T.cl.aud, sizeof(T.cl.aud), "signal");
-    snprintf(T.cl.sub, sizeof(T.cl.sub), "patient-1");
-    snprintf(T.cl.jur, sizeof(T.cl.jur), "eu");
-    snprintf(T.cl.room, sizeof(T.cl.room), "room-1");
-    snprintf(T.cl.clinic, sizeof(T.cl.clinic), "clinic-1");
-    T.cl.role = AR_TOKEN_PATIENT;
-    T.cl.iat = (int64_t)time(NULL);
-    T.cl.exp = T.cl.iat + 600;
+    su_claims(&T.cl, AR_TOKEN_PATIENT, "patient-1");
     return 0;
 }
 
@@ -210,7 +207,9 @@ static void test_marked_then_freed(void **state)
 }
 
 /* On the loop: this worker owned 'o' and lost its client; worker 3 promoted its copy meanwhile
- * (we were thought dead). The client comes back here with the right secret. */
+ * (we were thought dead). The client comes back here, with the right secret unless
+ * T.wrong_secret. Results in T, checked on the test's thread (a failed check on the loop's
+ * thread would not reach cmocka). */
 static void resume_at_old_owner(void *arg)
 {
     (void)arg;
@@ -219,21 +218,27 @@ static void resume_at_old_owner(void *arg)
     heard(srv, 2);
     heard(srv, 3);
     srv->now = 100;
+    T.rc = -1000;
     ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
-    assert_non_null(r);
+    if (!r)
+        return;
     r->owner = srv->node_id;
     r->backup = 3;
     r->role = (uint8_t)T.cl.role;
     ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
-    assert_non_null(s);
+    if (!s)
+        return;
     char resume[AR__SIG_RESUME_LEN + 1];
     snprintf(resume, sizeof(resume), "%s.AAAAAAAAAAAAAAAAAAAA", r->peer);
     snprintf(s->resume, sizeof(s->resume), "%s", resume);
     ar__sig_subhash(&T.cl, s->subhash);
     apply("\"away\":1,\"own\":\"0000000000000003\",\"bk\":\"0000000000000000\",\"pr\":true");
-    assert_int_equal(r->owner, 3);
-    assert_int_equal(ar__sig_resume_start(LH.last, &T.cl, resume, 0), 0);
+    T.owner_after = r->owner;
+    if (T.wrong_secret)
+        memset(s->resume + AR__SIG_PEER_LEN + 1, 'B', 20);
+    T.rc = ar__sig_resume_start(LH.last, &T.cl, resume, 0);
     T.state_after = LH.last->state;
+    T.owned_here = r->local == s && !s->is_backup;
 }
 
 /* It asks the promoter (3) for the session rather than taking back its own stale copy. */
@@ -242,8 +247,59 @@ static void test_old_owner_asks_the_promoter(void **state)
     (void)state;
     int fd = lh_dial("/ok");
     lh_run(resume_at_old_owner, NULL);
+    assert_int_equal(T.owner_after, 3);
+    assert_int_equal(T.rc, 0);
     assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    assert_false(T.owned_here);
     assert_int_equal(T.takes[3], 1);
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
+/* On the loop, after resume_at_old_owner: the promoter refuses the hand-over. */
+static void promoter_refuses(void *arg)
+{
+    (void)arg;
+    char txt[128];
+    int n = snprintf(txt, sizeof(txt), "{\"k\":\"taken\",\"p\":\"%s\",\"ok\":false}", su_peer('o'));
+    ar__sig_proc_msg(LH.srv, txt, (size_t)n, NULL);
+    ar__sig_resume_tick(LH.srv, LH.last);
+    T.state_after = LH.last->state;
+    ar__sig_rec_t *r = ar__sig_rec_find(LH.srv, su_peer('o'));
+    T.owned_here = r && r->local && !r->local->is_backup && r->owner == LH.srv->node_id;
+}
+
+/* A promoter that refuses: the old owner's copy is the client's again (welcomed, as before it
+ * asked), not a lost session and a stale backup copy. */
+static void test_old_owner_falls_back(void **state)
+{
+    (void)state;
+    int fd = lh_dial("/ok");
+    lh_run(resume_at_old_owner, NULL);
+    assert_int_equal(T.rc, 0);
+    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    lh_run(promoter_refuses, NULL);
+    assert_int_equal(T.state_after, AR__SIG_C_LIVE);
+    assert_true(T.owned_here);
+    char text[1024];
+    uint16_t code;
+    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
+    assert_non_null(strstr(text, "\"type\":\"welcome\""));
+    assert_non_null(strstr(text, "\"resumed\":true"));
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
+/* A client that cannot prove itself here does not make the old owner let go of its copy. */
+static void test_old_owner_keeps_copy_for_a_stranger(void **state)
+{
+    (void)state;
+    T.wrong_secret = 1;
+    int fd = lh_dial("/ok");
+    lh_run(resume_at_old_owner, NULL);
+    assert_int_equal(T.rc, AR_EAUTH);
+    assert_int_equal(T.takes[3], 0);
+    assert_true(T.owned_here);
     close(fd);
     lh_wait(&LH.freed, 1);
 }
@@ -282,6 +338,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_marked_then_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_via_bus, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_owner_asks_the_promoter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_owner_falls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_owner_keeps_copy_for_a_stranger, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

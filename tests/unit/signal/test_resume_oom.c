@@ -42,14 +42,7 @@ static int setup(void **state)
     memset(&T, 0, sizeof(T));
     fake_nats_reset();
     lh_start(1, INBOX_MAX);
-    snprintf(T.cl.aud, sizeof(T.cl.aud), "signal");
-    snprintf(T.cl.sub, sizeof(T.cl.sub), "patient-1");
-    snprintf(T.cl.jur, sizeof(T.cl.jur), "eu");
-    snprintf(T.cl.room, sizeof(T.cl.room), "room-1");
-    snprintf(T.cl.clinic, sizeof(T.cl.clinic), "clinic-1");
-    T.cl.role = AR_TOKEN_PATIENT;
-    T.cl.iat = (int64_t)time(NULL);
-    T.cl.exp = T.cl.iat + 600;
+    su_claims(&T.cl, AR_TOKEN_PATIENT, "patient-1");
     return 0;
 }
 
