@@ -31,7 +31,25 @@ static struct {
     void (*fn)(void *);
     void *arg;
     atomic_int done;
+    char failed[512]; /* the first LH_CHECK that failed, written before done */
 } H;
+
+void lh_check_failed(const char *what, const char *file, int line)
+{
+    if (!H.failed[0])
+        snprintf(H.failed, sizeof(H.failed), "%s:%d: on the loop: %s", file, line, what);
+}
+
+/* On the test's thread: a check that failed on the loop's fails the test now. */
+static void check_loop_failures(void)
+{
+    if (H.failed[0]) {
+        char msg[sizeof(H.failed)];
+        memcpy(msg, H.failed, sizeof(msg));
+        H.failed[0] = '\0';
+        fail_msg("%s", msg);
+    }
+}
 
 static int w_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
 {
@@ -99,6 +117,7 @@ void lh_start(int bus, long inbox_max)
 
 void lh_stop(void)
 {
+    check_loop_failures();
     ar__sig_srv_t *srv = LH.srv;
     ar_sn_loop_stop(srv->loop);
     pthread_join(H.thread, NULL);
@@ -122,6 +141,7 @@ void lh_run(void (*fn)(void *), void *arg)
     uint64_t one = 1;
     assert_int_equal(write(H.efd, &one, sizeof(one)), (ssize_t)sizeof(one));
     lh_wait(&H.done, 1);
+    check_loop_failures();
 }
 
 void lh_wait(atomic_int *v, int want)

@@ -31,8 +31,23 @@ void lh_start(int bus, long inbox_max);
 void lh_stop(void);
 /* A WebSocket client on path, upgraded (101 read); returns when the server has opened it. */
 int lh_dial(const char *path);
-/* Runs fn(arg) on the loop's thread and returns when it has. */
+/* Runs fn(arg) on the loop's thread and returns when it has; fails the test there if a check
+ * on the loop's thread failed (LH_CHECK). */
 void lh_run(void (*fn)(void *), void *arg);
+/*
+ * A check in code that runs on the loop's thread, in place of cmocka's assertions: those fail
+ * a test only from the test's own thread (their failure longjmps to it), and from the loop's
+ * they were lost. The first failure is kept, the function returns, and lh_run (or lh_stop)
+ * fails the test with it.
+ */
+#define LH_CHECK(cond)                                                                             \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            lh_check_failed(#cond, __FILE__, __LINE__);                                            \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+void lh_check_failed(const char *what, const char *file, int line);
 /* One frame from the server: its opcode, the text of a text frame in text (NUL-terminated), the
  * code of a close frame in *code. -1 on EOF or after 5 s without one. */
 int lh_read(int fd, char *text, size_t cap, uint16_t *code);

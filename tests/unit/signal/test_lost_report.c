@@ -47,11 +47,11 @@ static void live_session_loses_two(void *arg)
     (void)arg;
     ar__sig_srv_t *srv = LH.srv;
     ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('a'));
-    assert_non_null(r);
+    LH_CHECK(r != NULL);
     r->owner = srv->node_id;
     r->role = AR_SIG_ROLE_PATIENT;
     ar__sig_sess_t *s = ar__sig_sess_link_new(srv, r, 0);
-    assert_non_null(s);
+    LH_CHECK(s != NULL);
     ar__sig_sess_new_resume(s);
     s->seq = 7;
     ar__sig_conn_t *cn = LH.last;

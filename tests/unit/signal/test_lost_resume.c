@@ -54,12 +54,12 @@ static void start_resume(void *arg)
 {
     (void)arg;
     ar__sig_rec_t *r = ar__sig_rec_get(LH.srv, su_peer('o'));
-    assert_non_null(r);
+    LH_CHECK(r != NULL);
     r->owner = 2;
     r->role = (uint8_t)T.cl.role;
     char resume[AR__SIG_RESUME_LEN + 1];
     snprintf(resume, sizeof(resume), "%s.AAAAAAAAAAAAAAAAAAAA", r->peer);
-    assert_int_equal(ar__sig_resume_start(LH.last, &T.cl, resume, 0), 0);
+    LH_CHECK(ar__sig_resume_start(LH.last, &T.cl, resume, 0) == 0);
     T.state_after = LH.last->state;
 }
 

@@ -60,7 +60,7 @@ static void start_resume(void *arg)
     (void)arg;
     ar__sig_srv_t *srv = LH.srv;
     ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
-    assert_non_null(r);
+    LH_CHECK(r != NULL);
     r->owner = 2;
     r->role = (uint8_t)T.cl.role;
     if (T.behind) {
@@ -70,12 +70,12 @@ static void start_resume(void *arg)
         big[0] = '{';
         big[sizeof(big) - 1] = '}';
         ar__sig_bus_put(srv->bus, "ar.eu.sess.x", big, sizeof(big));
-        assert_int_equal(ar__sig_bus_admit(srv), 0);
+        LH_CHECK(ar__sig_bus_admit(srv) == 0);
     }
     char resume[AR__SIG_RESUME_LEN + 1];
     snprintf(resume, sizeof(resume), "%s.AAAAAAAAAAAAAAAAAAAA", r->peer);
     /* A resume is never refused for the bus: it waits for the owner's answer. */
-    assert_int_equal(ar__sig_resume_start(LH.last, &T.cl, resume, 0), 0);
+    LH_CHECK(ar__sig_resume_start(LH.last, &T.cl, resume, 0) == 0);
     T.state_after = LH.last->state;
 }
 
@@ -146,7 +146,7 @@ static void test_fallback_welcomed_when_not_behind(void **state)
 static void link_used_by_o(void *arg)
 {
     (void)arg;
-    assert_int_equal(ar__sig_invite_claim(LH.srv, &T.cl, su_peer('o')), 0);
+    LH_CHECK(ar__sig_invite_claim(LH.srv, &T.cl, su_peer('o')) == 0);
 }
 
 /* An invitee whose link its lost session used: refused, not a second session. */

@@ -83,16 +83,16 @@ static void start_resume(void *arg)
     heard(srv, 3);
     srv->now = 100;
     ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
-    assert_non_null(r);
+    LH_CHECK(r != NULL);
     r->owner = 2;
     r->backup = 3;
     r->role = (uint8_t)T.cl.role;
     char resume[AR__SIG_RESUME_LEN + 1];
     snprintf(resume, sizeof(resume), "%s.AAAAAAAAAAAAAAAAAAAA", r->peer);
-    assert_int_equal(ar__sig_resume_start(LH.last, &T.cl, resume, 0), 0);
+    LH_CHECK(ar__sig_resume_start(LH.last, &T.cl, resume, 0) == 0);
     T.state_after = LH.last->state;
-    assert_non_null(r->local);
-    assert_true(r->local->provisional);
+    LH_CHECK(r->local != NULL);
+    LH_CHECK(r->local->provisional);
 }
 
 /* A record update for 'o' from worker 3, as the bus's batch applies it. */
@@ -101,7 +101,7 @@ static void apply(const char *fields)
     char txt[256];
     snprintf(txt, sizeof(txt), "{\"o\":\"%016x\",\"p\":\"%s\",%s}", 3u, su_peer('o'), fields);
     json_t *o = json_loads(txt, 0, NULL);
-    assert_non_null(o);
+    LH_CHECK(o != NULL);
     ar__sig_rec_apply(LH.srv, o);
     json_decref(o);
 }
@@ -145,14 +145,14 @@ static void moves_then_nothing(void *arg)
     (void)arg;
     apply("\"away\":1,\"own\":\"0000000000000003\",\"bk\":\"0000000000000000\",\"pr\":true");
     ar__sig_resume_kick_marked(LH.srv);
-    assert_false(LH.srv->kicks);
+    LH_CHECK(!LH.srv->kicks);
     ar__sig_rec_t *r = ar__sig_rec_find(LH.srv, su_peer('o'));
-    assert_non_null(r);
-    assert_non_null(r->local);
-    assert_false(r->local->kick);
+    LH_CHECK(r != NULL);
+    LH_CHECK(r->local != NULL);
+    LH_CHECK(!r->local->kick);
     /* An update that moves nothing marks nothing. */
     apply("\"away\":1,\"own\":\"0000000000000003\",\"bk\":\"0000000000000000\"");
-    assert_false(LH.srv->kicks);
+    LH_CHECK(!LH.srv->kicks);
     ar__sig_resume_kick_marked(LH.srv);
 }
 
@@ -174,9 +174,9 @@ static void moves_then_deleted(void *arg)
 {
     (void)arg;
     apply("\"away\":1,\"own\":\"0000000000000003\",\"bk\":\"0000000000000000\",\"pr\":true");
-    assert_true(LH.srv->kicks);
+    LH_CHECK(LH.srv->kicks);
     apply("\"del\":true");
-    assert_null(ar__sig_rec_find(LH.srv, su_peer('o')));
+    LH_CHECK((ar__sig_rec_find(LH.srv, su_peer('o'))) == NULL);
     ar__sig_resume_kick_marked(LH.srv);
     T.state_after = LH.last->state;
 }

@@ -60,7 +60,7 @@ static void start_resume(void *arg)
 {
     (void)arg;
     ar__sig_rec_t *r = ar__sig_rec_get(LH.srv, su_peer('o'));
-    assert_non_null(r);
+    LH_CHECK(r != NULL);
     if (!r->local)
         r->owner = 2;
     r->role = (uint8_t)T.cl.role;
@@ -75,7 +75,7 @@ static void answer_without_memory(void *arg)
 {
     (void)arg;
     ar__sig_conn_t *cn = LH.last;
-    assert_non_null(cn->resume);
+    LH_CHECK(cn->resume != NULL);
     cn->resume->answer = T.answer;
     ar_alloc_fail_after(0);
     ar__sig_resume_tick(LH.srv, cn);
