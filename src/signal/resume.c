@@ -82,6 +82,32 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
     }
 }
 
+/*
+ * A client that reconnects while its earlier connection still waits for the owner's answer
+ * (a flapping network): the newest connection is the client's, as finish() decides for a
+ * connected session. The earlier attempt is handed to the new one (the copy it made is now
+ * the new one's to free) and its connection closed with 4010; left, the owner's answer would
+ * go to it, and the new connection would fail. A walk of the connections, only for a session
+ * some connection resumed into before (s->resumed).
+ */
+static void replace_attempts(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_conn_t *cn,
+                             ar__sig_resume_t *a)
+{
+    ar__sig_conn_t *next;
+    for (ar__sig_conn_t *old = srv->conns; old; old = next) {
+        next = old->next; /* a connection that goes meanwhile keeps next (srv.c on_close) */
+        if (old == cn || old->state != AR__SIG_C_RESUMING || old->sess != s || !old->resume)
+            continue;
+        a->created_local |= old->resume->created_local;
+        a->demoted |= old->resume->demoted;
+        sodium_memzero(old->resume, sizeof(*old->resume));
+        ar_free(old->resume);
+        old->resume = NULL;
+        old->sess = NULL;
+        ar__sig_conn_close(old, AR_SIG_CLOSE_REPLACED);
+    }
+}
+
 int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, const char *resume,
                          int64_t last_seq)
 {
@@ -140,6 +166,8 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
         ar_free(a);
         return AR_ENOMEM;
     }
+    if (s->resumed)
+        replace_attempts(srv, s, cn, a);
     s->kick = 0; /* marked before this attempt: its first tick below asks the owner of now */
     s->resumed = 1;
     cn->sess = s;

@@ -36,6 +36,8 @@ static struct {
     int wrong_secret;     /* resume_at_old_owner: the copy's secret is not the client's */
     int rc;               /* what ar__sig_resume_start returned there */
     uint64_t owner_after; /* the record's owner after the promoter's update */
+    int created_local;    /* second_resume: the new attempt frees the copy when it fails */
+    int first_waits;      /* second_resume: the first connection still has its attempt */
 } T;
 
 void __real_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
@@ -304,6 +306,43 @@ static void test_old_owner_keeps_copy_for_a_stranger(void **state)
     lh_wait(&LH.freed, 1);
 }
 
+/* On the loop: a second connection (the last one opened) resumes 'o' too, while the first
+ * (arg) still waits for the owner. */
+static void second_resume(void *arg)
+{
+    ar__sig_conn_t *first = arg;
+    char resume[AR__SIG_RESUME_LEN + 1];
+    snprintf(resume, sizeof(resume), "%s.AAAAAAAAAAAAAAAAAAAA", su_peer('o'));
+    T.rc = ar__sig_resume_start(LH.last, &T.cl, resume, 0);
+    T.state_after = LH.last->state;
+    T.created_local = LH.last->resume ? LH.last->resume->created_local : -1;
+    T.first_waits = first->resume != NULL; /* first stays allocated until the batch's end */
+}
+
+/* The client reconnects before the owner answered: the new connection takes the attempt over
+ * (and the copy made for it), the first is closed with 4010, and the owner is asked again. */
+static void test_reconnect_while_waiting(void **state)
+{
+    (void)state;
+    int fd1 = lh_dial("/ok");
+    lh_run(start_resume, NULL);
+    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    ar__sig_conn_t *first = LH.last;
+    int fd2 = lh_dial("/ok");
+    lh_run(second_resume, first);
+    assert_int_equal(T.rc, 0);
+    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    assert_int_equal(T.created_local, 1);
+    assert_false(T.first_waits);
+    char text[1024];
+    uint16_t code = 0;
+    assert_int_equal(lh_read(fd1, text, sizeof(text), &code), 8);
+    assert_int_equal(code, AR_SIG_CLOSE_REPLACED);
+    close(fd1);
+    close(fd2);
+    lh_wait(&LH.freed, 2);
+}
+
 /* The same through the bus's inbox: the batch's end kicks (bus.c ar__sig_bus_wake). */
 static void via_bus(void *arg)
 {
@@ -340,6 +379,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_owner_asks_the_promoter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_owner_falls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_owner_keeps_copy_for_a_stranger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_while_waiting, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
