@@ -58,7 +58,7 @@ static uint32_t notice_count(const uint8_t *data, size_t len)
 {
     if (len != NOTICE_LEN || data[24] != ACT_LOST)
         return 0;
-    uint32_t n = notice_rd32(data + AR__SIG_TO_HDR);
+    uint32_t n = (uint32_t)ar__sig_le_get(data + AR__SIG_TO_HDR, 4);
     return n ? n : 1;
 }
 
@@ -207,12 +207,6 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
 }
 
 static void on_wake(int fd, void *data);
-
-/* Before the loop waits: batches of copies as old as copy-batch go; else it waits until then. */
-static int nums_idle(void *data)
-{
-    return ar__sig_bus_nums_idle(data);
-}
 
 /* ---- the inbox, drained on the loop ---- */
 
@@ -591,7 +585,7 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
     ar__sig_bus_t *b = srv->bus;
     if (ar_sn_loop_watch(srv->loop, b->efd, on_wake, srv) != 0)
         return AR_ESYS;
-    ar_sn_loop_set_idle(srv->loop, nums_idle, srv);
+    ar_sn_loop_set_idle(srv->loop, ar__sig_bus_nums_idle, srv);
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)

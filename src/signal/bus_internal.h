@@ -67,18 +67,6 @@ typedef struct pub_s {
 #define NOTICE_SZ                                                                                  \
     ((sizeof(pub_t) + AR_TOKEN_ID_MAX + 16 + AR__SIG_PEER_LEN + NOTICE_LEN + 15) & ~(size_t)15)
 
-/* A lost notice's count: 4 bytes, little endian. */
-static inline uint32_t notice_rd32(const uint8_t *c)
-{
-    return (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
-}
-
-static inline void notice_wr32(uint8_t *c, uint32_t n)
-{
-    for (int i = 0; i < 4; i++)
-        c[i] = (uint8_t)(n >> (8 * i));
-}
-
 /* The subscribing connection as the publisher thread sees it (ar__sig_bus_t.nc_state). */
 enum { NC_UP, NC_DOWN, NC_BACK };
 
@@ -184,8 +172,9 @@ natsStatus ar__sig_bus_watch_conn(ar__sig_bus_t *b, natsOptions *o, int pub);
 int ar__sig_bus_wait_closed(ar__sig_bus_t *b, int n);
 /* bus_nums.c: publishes every batch of numbered copies (ar__sig_bus_num) now. */
 void ar__sig_bus_nums_flush(ar__sig_bus_t *b);
-/* Publishes the batches as old as copy-batch; the ms until the next is due, or -1 for none. */
-int ar__sig_bus_nums_idle(ar__sig_srv_t *srv);
+/* The loop's idle hook (data: the worker's srv), before it waits: publishes the batches as old
+ * as copy-batch; the ms until the next is due, or -1 for none. */
+int ar__sig_bus_nums_idle(void *data);
 /* Once a second (the heartbeat): forgets the empty batches of workers no longer alive. */
 void ar__sig_bus_nums_sweep(ar__sig_srv_t *srv);
 /* Wipes and frees the batches (bus stop). */

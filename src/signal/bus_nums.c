@@ -24,7 +24,8 @@
  * owner dies are not lost to the client when the owner's frames reached it (a process killed
  * leaves its sockets' written data to the kernel) or came over the bus (the backup has them,
  * numbered as uncertain, protocol.md 5.10.1); what a longer batch can lose is a frame from a
- * sender on the owner's own worker that was still in the owner's kernel when its machine died.
+ * sender on the owner's own worker still in the owner's user-space send queue when it was
+ * killed, or in its kernel when its machine died (docs/signal.md, "What the copy batch risks").
  */
 #include "bus_internal.h"
 
@@ -40,12 +41,6 @@
 /* A buffer grown past this for a big batch is given back once that batch went: a batch per
  * backup worker, each kept at its largest, would hold up to 128 KiB per worker for nothing. */
 #define NUM_BUF_KEEP (2 * (size_t)NUM_BUF_MIN)
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static void batch_flush(ar__sig_bus_t *b, ar__sig_nums_t *q)
 {
@@ -132,28 +127,34 @@ void ar__sig_bus_num(ar__sig_srv_t *srv, uint64_t worker, const char *peer, int6
     }
     uint8_t *p = q->buf + q->len;
     memcpy(p, peer, AR__SIG_PEER_LEN);
-    put_le(p + AR__SIG_PEER_LEN, (uint64_t)seq, 8);
+    ar__sig_le_put(p + AR__SIG_PEER_LEN, (uint64_t)seq, 8);
     memcpy(p + AR__SIG_PEER_LEN + 8, fid, 16);
     p[AR__SIG_PEER_LEN + 24] = action;
-    put_le(p + AR__SIG_PEER_LEN + 25, len, 4);
+    ar__sig_le_put(p + AR__SIG_PEER_LEN + 25, len, 4);
     memcpy(p + AR__SIG_NUM_HDR, frame, len);
     q->len += need;
     if (++q->frames >= NUM_BATCH_FRAMES || q->len >= NUM_BATCH_BYTES || !b->nbatch_us)
         batch_flush(b, q);
 }
 
-int ar__sig_bus_nums_idle(ar__sig_srv_t *srv)
+int ar__sig_bus_nums_idle(void *data)
 {
-    ar__sig_bus_t *b = srv->bus;
+    ar__sig_bus_t *b = ((ar__sig_srv_t *)data)->bus;
     if (!b)
         return -1;
-    uint64_t now = ar__sig_now_us(), wait_us = UINT64_MAX;
+    /* Before every wait of the loop: the clock is read only when a batch waits. */
+    uint64_t now = 0, wait_us = UINT64_MAX;
     for (size_t i = 0; i < b->nnums; i++) {
         ar__sig_nums_t *q = &b->nums[i];
-        if (q->len && now - q->since_us >= b->nbatch_us)
+        if (!q->len)
+            continue;
+        if (!now)
+            now = ar__sig_now_us();
+        uint64_t age = now - q->since_us;
+        if (age >= b->nbatch_us)
             batch_flush(b, q);
-        if (q->len && b->nbatch_us - (now - q->since_us) < wait_us)
-            wait_us = b->nbatch_us - (now - q->since_us);
+        else if (b->nbatch_us - age < wait_us)
+            wait_us = b->nbatch_us - age;
     }
     return wait_us == UINT64_MAX ? -1 : (int)((wait_us + 999) / 1000);
 }

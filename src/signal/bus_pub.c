@@ -44,7 +44,7 @@ static uint8_t *notice_cnt(pub_t *it)
 
 static uint32_t notice_n(pub_t *it)
 {
-    return notice_rd32(notice_cnt(it));
+    return (uint32_t)ar__sig_le_get(notice_cnt(it), 4);
 }
 
 /* Under pmu: it goes back at the head of the queue. */
@@ -75,7 +75,7 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, uint64_t
     pub_t *t = b->ptail;
     if (!at_head && t && t->notice && strcmp(t->data + b->plen + 3, peer) == 0) {
         uint32_t c = notice_n(t);
-        notice_wr32(notice_cnt(t), c + n < c ? UINT32_MAX : c + n);
+        ar__sig_le_put(notice_cnt(t), c + n < c ? UINT32_MAX : c + n, 4);
         return;
     }
     pub_t *it = NULL;
@@ -99,7 +99,7 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, uint64_t
     memcpy(d, &b->srv->node_id, 8); /* fid: this worker, counter 0 (never numbered) */
     memcpy(d + 16, &now, 8);
     d[24] = ACT_LOST;
-    notice_wr32(d + AR__SIG_TO_HDR, n);
+    ar__sig_le_put(d + AR__SIG_TO_HDR, n, 4);
     if (at_head) {
         push_head(b, it);
     } else {

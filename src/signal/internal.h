@@ -468,6 +468,21 @@ int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, siz
  * frame. Anything else published flushes the batch first, so the bus keeps the order.
  */
 #define AR__SIG_NUM_HDR (AR__SIG_PEER_LEN + 8 + 16 + 1 + 4)
+
+/* The bus's binary fields (numbered copies, lost notices): n bytes, little endian. */
+static inline void ar__sig_le_put(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t ar__sig_le_get(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
 void ar__sig_bus_num(ar__sig_srv_t *srv, uint64_t worker, const char *peer, int64_t seq,
                      const uint8_t fid[16], uint8_t action, const char *frame, size_t len);
 /* Sends a JSON object to one worker's proc subject; reply: NULL or an inbox for an answer. */

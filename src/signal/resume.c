@@ -233,6 +233,23 @@ void ar__sig_resume_kick_marked(ar__sig_srv_t *srv)
     }
 }
 
+/* A copy this worker held for a backup (or for a resume) is its own session again. */
+static void own_again(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    s->is_backup = 0;
+    srv->nsessions++;
+}
+
+/* cn's attempt ends in its resume into s: finished, and the attempt wiped. */
+static void finish_attempt(ar__sig_conn_t *cn, ar__sig_sess_t *s, int moved)
+{
+    ar__sig_resume_t *a = cn->resume;
+    cn->resume = NULL;
+    finish(cn, s, &a->claims, a->last_seq, moved);
+    sodium_memzero(a, sizeof(*a));
+    ar_free(a);
+}
+
 static void drop_attempt(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
 {
     ar__sig_resume_t *a = cn->resume;
@@ -268,22 +285,15 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
          * this one had neither): finish renews the secret, unless it finds no memory. */
         memcpy(s->resume, a->resume, AR__SIG_RESUME_LEN + 1);
         memcpy(s->subhash, h, 16);
-        s->is_backup = 0;
         s->provisional = 0;
-        srv->nsessions++;
-        cn->resume = NULL;
-        finish(cn, s, &a->claims, a->last_seq, 1);
-        sodium_memzero(a, sizeof(*a));
-        ar_free(a);
+        own_again(srv, s);
+        finish_attempt(cn, s, 1);
         return;
     }
     if (!fail && !s->is_backup) {
         /* We were its backup and promoted it: the resume is local now. */
         if (secret_ok(s, a->resume, h) && available(s, a->last_seq)) {
-            cn->resume = NULL;
-            finish(cn, s, &a->claims, a->last_seq, 0);
-            sodium_memzero(a, sizeof(*a));
-            ar_free(a);
+            finish_attempt(cn, s, 0);
             return;
         }
         fail = 1;
@@ -292,12 +302,8 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         /* The promoter refused or did not answer in time: our copy is the client's again, as
          * before we asked (its own update then makes the promoter yield, rec.c). */
         ar_log0(AR_LOG_INFO, "signal_resume_promoter_silent");
-        s->is_backup = 0;
-        srv->nsessions++;
-        cn->resume = NULL;
-        finish(cn, s, &a->claims, a->last_seq, 0);
-        sodium_memzero(a, sizeof(*a));
-        ar_free(a);
+        own_again(srv, s);
+        finish_attempt(cn, s, 0);
         return;
     }
     if (fail) {

@@ -795,14 +795,6 @@ static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     ar__sig_sess_free(srv, s);
 }
 
-static uint64_t get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* A batch of numbered copies from an owner (ar__sig_bus_num): each as on_num. */
 static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
 {
@@ -811,10 +803,10 @@ static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
         char peer[AR__SIG_PEER_LEN + 1];
         memcpy(peer, d + i, AR__SIG_PEER_LEN);
         peer[AR__SIG_PEER_LEN] = '\0';
-        uint64_t seq = get_le(d + i + AR__SIG_PEER_LEN, 8);
+        uint64_t seq = ar__sig_le_get(d + i + AR__SIG_PEER_LEN, 8);
         const uint8_t *fid = d + i + AR__SIG_PEER_LEN + 8;
         uint8_t action = d[i + AR__SIG_PEER_LEN + 24];
-        size_t fl = (size_t)get_le(d + i + AR__SIG_PEER_LEN + 25, 4);
+        size_t fl = (size_t)ar__sig_le_get(d + i + AR__SIG_PEER_LEN + 25, 4);
         i += AR__SIG_NUM_HDR;
         if (fl > len - i || seq > (uint64_t)INT64_MAX)
             return;
