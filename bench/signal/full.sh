@@ -156,7 +156,8 @@ start_server() {
     local sup=$!
     started+=("$sup")
     pids+=("$sup")
-    wait_port "${lport%%,*}" || { echo "anteroom-signal did not start" >&2; return 1; }
+    wait_port "${lport%%,*}" && wait_port "${lport#*,}" ||
+      { echo "anteroom-signal did not start" >&2; return 1; }
     for _ in $(seq 100); do
       spids=$(tr ' ' '\n' <"/proc/$sup/task/$sup/children" | grep -c .)
       [ "$spids" -ge "$workers" ] && break

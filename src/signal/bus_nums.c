@@ -19,7 +19,7 @@
  *
  * How long (copy-batch, default 10 ms) trades CPU against what a machine's death loses. On a
  * two-worker node at 2,000 relayed messages/s, 1 ms batches carried about one copy each and the
- * relay cost about 83 us of CPU per message (workers and nats-server), 10 ms batches about 35
+ * relay cost 88 to 101 us of CPU per message (workers and nats-server), 10 ms batches 39 to 43
  * (performance.md, "Relay with a backup: the copy batch"). Copies still in a batch when the
  * owner dies are not lost to the client when the owner's frames reached it (a process killed
  * leaves its sockets' written data to the kernel) or came over the bus (the backup has them,

@@ -117,7 +117,6 @@ void lh_start(int bus, long inbox_max)
 
 void lh_stop(void)
 {
-    check_loop_failures();
     ar__sig_srv_t *srv = LH.srv;
     ar_sn_loop_stop(srv->loop);
     pthread_join(H.thread, NULL);
@@ -131,6 +130,7 @@ void lh_stop(void)
     close(H.efd);
     ar_free(srv);
     LH.srv = NULL;
+    check_loop_failures(); /* after the loop's thread is joined: it does not run on */
 }
 
 void lh_run(void (*fn)(void *), void *arg)

@@ -9,6 +9,7 @@
  * (CMakeLists.txt), as in test_promotion.c.
  */
 #include "internal.h"
+#include "sig_util.h"
 
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
@@ -75,15 +76,6 @@ static const char HASH0[] = "00000000000000000000000000000000"; /* subhash all z
 #define C_ID 1u
 #define D_ID 2u
 
-static ar__sig_srv_t *srv_new(uint64_t id)
-{
-    ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
-    assert_non_null(srv);
-    srv->node_id = id;
-    srv->now = 100;
-    return srv;
-}
-
 static void proc(ar__sig_srv_t *srv, json_t *o)
 {
     char *txt = json_dumps(o, JSON_COMPACT);
@@ -97,7 +89,7 @@ static void proc(ar__sig_srv_t *srv, json_t *o)
 static void test_taken_carries_saturated_count(void **state)
 {
     (void)state;
-    ar__sig_srv_t *C = srv_new(C_ID);
+    ar__sig_srv_t *C = su_srv_new(C_ID);
     ar__sig_rec_t *r = ar__sig_rec_get(C, PEER);
     assert_non_null(r);
     r->owner = C_ID;
@@ -145,7 +137,7 @@ static ar__sig_sess_t *promoted_with_losses(ar__sig_srv_t *D, ar__sig_rec_t *r)
 static void test_adopt_undoes_promotion_clears_lost(void **state)
 {
     (void)state;
-    ar__sig_srv_t *D = srv_new(D_ID);
+    ar__sig_srv_t *D = su_srv_new(D_ID);
     ar__sig_rec_t *r = ar__sig_rec_get(D, PEER);
     assert_non_null(r);
     ar__sig_sess_t *s = promoted_with_losses(D, r);
@@ -166,7 +158,7 @@ static void test_adopt_undoes_promotion_clears_lost(void **state)
 static void test_yield_clears_lost(void **state)
 {
     (void)state;
-    ar__sig_srv_t *D = srv_new(D_ID);
+    ar__sig_srv_t *D = su_srv_new(D_ID);
     ar__sig_rec_t *r = ar__sig_rec_get(D, PEER);
     assert_non_null(r);
     ar__sig_sess_t *s = promoted_with_losses(D, r);

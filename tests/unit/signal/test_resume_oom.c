@@ -142,6 +142,7 @@ static void test_handover_without_memory(void **state)
 static void handed_over(void *arg)
 {
     (void)arg;
+    LH_CHECK(LH.last->resume != NULL);
     LH.last->resume->answer = 1;
     ar__sig_resume_tick(LH.srv, LH.last);
 }

@@ -114,6 +114,7 @@ static void test_failed_copy(void **state)
     q->ans[1].a.p = NULL; /* as ar_strndup leaves it; .len stays */
     ar__sig_answers_wipe(r, q);
     assert_int_equal(r->nans, 0);
+    assert_int_equal(freed_watched, 4); /* the other three answers went with the wipe */
     assert_int_equal(freed_unwiped, 1); /* the block freed by hand above, not wiped */
     ar__sig_rec_free(srv, r);
     ar_free(srv);
