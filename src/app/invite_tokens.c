@@ -230,8 +230,8 @@ int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, ar_token_claims_t *cl, char 
         rc = ar__mint_monitor_token(&key, cl, r->now, mon, cap);
     sodium_memzero(&key, sizeof(key));
     if (rc >= 0) {
-        *servers = ar_app_servers_for(r->app->opts.servers, cl->jur, secret, strlen(secret), r->now,
-                                      AR_APP_TURN_TTL);
+        *servers = ar_app_servers_for(r->app->opts.servers, cl->jur, ar_app_servers_place(cl),
+                                      secret, strlen(secret), r->now, AR_APP_TURN_TTL);
         rc = *servers != NULL ? 0 : AR_ENOMEM;
     }
     sodium_memzero(secret, sizeof(secret));

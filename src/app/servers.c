@@ -11,6 +11,7 @@
 #include "anteroom/log.h"
 #include "anteroom/turn_rest.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,8 +421,30 @@ static json_t *relay_urls(const turn_t *t)
     return json_pack("[sss]", a, b, c);
 }
 
-json_t *ar_app_servers_for(const ar_app_servers_t *s, const char *jur, const char *secret,
-                           size_t secret_len, int64_t now, int64_t ttl_s)
+size_t ar_app_servers_signal_first(const char *clinic, size_t n)
+{
+    if (clinic == NULL || clinic[0] == '\0' || n <= 1)
+        return 0;
+    /* A fixed key: the placement must be the same on every app instance and across restarts;
+     * a clinic's id is no secret, and SipHash spreads ids that differ in one digit. */
+    static const unsigned char key[crypto_shorthash_KEYBYTES + 1] = "anteroom-placing";
+    unsigned char h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, (const unsigned char *)clinic, strlen(clinic), key);
+    uint64_t v = 0;
+    for (size_t i = 0; i < sizeof(h); i++)
+        v = v << 8 | h[i];
+    return (size_t)(v % n);
+}
+
+const char *ar_app_servers_place(const ar_token_claims_t *cl)
+{
+    if (cl->clinic[0] != '\0')
+        return cl->clinic;
+    return cl->nclinics > 0 ? cl->clinics[0].id : NULL;
+}
+
+json_t *ar_app_servers_for(const ar_app_servers_t *s, const char *jur, const char *clinic,
+                           const char *secret, size_t secret_len, int64_t now, int64_t ttl_s)
 {
     const jur_t *j = find(s, jur);
     if (j == NULL || j->nsignal == 0 || j->nturn == 0)
@@ -434,8 +457,9 @@ json_t *ar_app_servers_for(const ar_app_servers_t *s, const char *jur, const cha
                             "expires_at", (json_int_t)now + (json_int_t)ttl_s);
     json_t *sig = json_object_get(out, "signal"), *ice = json_object_get(out, "ice_servers");
     int ok = out != NULL;
+    size_t first = ar_app_servers_signal_first(clinic, j->nsignal);
     for (size_t i = 0; ok && i < j->nsignal; i++)
-        ok = json_array_append_new(sig, json_string(j->signal[i])) == 0;
+        ok = json_array_append_new(sig, json_string(j->signal[(first + i) % j->nsignal])) == 0;
     if (ok && j->monitor[0] != '\0')
         ok = json_object_set_new(out, "monitor", json_string(j->monitor)) == 0;
     size_t idx[AR_SERVERS_PER_JUR] = {0};

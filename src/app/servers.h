@@ -19,6 +19,7 @@
 
 #include "anteroom/err.h"
 #include "anteroom/store.h"
+#include "anteroom/token.h"
 #include "load.h"
 
 #include <jansson.h>
@@ -75,8 +76,24 @@ int ar_app_servers_attach_board(ar_app_servers_t *s, const char *jur, ar_turn_lo
  * "expires_at", "monitor" (only when the file names one)}, relays least-loaded first (configuration
  * order without load reports). One TURN REST credential (ar_turn_rest_mint, random username) serves
  * every relay. Returns NULL when jur is not served or on failure.
+ *
+ * The signalling URLs come in the file's order rotated to start at the entry of clinic (the
+ * clinic whose calls the client makes; NULL or "": no rotation): clients connect to the first
+ * and go down the list when it fails, so every client of one clinic (its staff, its patients,
+ * their invitees) reaches the same signalling node, and the same worker when the file lists
+ * each worker's own port (anteroom-signal --worker-port). Their frames then do not cross the bus
+ * between workers (docs/api.md, "Servers file"); the clinics spread over the entries.
  */
-json_t *ar_app_servers_for(const ar_app_servers_t *s, const char *jur, const char *secret,
-                           size_t secret_len, int64_t now, int64_t ttl_s);
+json_t *ar_app_servers_for(const ar_app_servers_t *s, const char *jur, const char *clinic,
+                           const char *secret, size_t secret_len, int64_t now, int64_t ttl_s);
+
+/* The clinic a token's holder is placed with: a patient's or invitee's room's clinic, a staff
+ * member's first clinic in the token (by id; a member of several shares a worker with the
+ * patients of that one). NULL when the token names none. */
+const char *ar_app_servers_place(const ar_token_claims_t *cl);
+
+/* The entry of jur's signalling list that clinic's clients try first (the rotation above), in
+ * [0, n) for n entries; 0 for no clinic or n <= 1. */
+size_t ar_app_servers_signal_first(const char *clinic, size_t n);
 
 #endif

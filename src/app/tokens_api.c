@@ -69,8 +69,8 @@ static int mint_all(ar__req_t *r, staff_t *t, size_t nt, ar_token_key_t *key, co
         int rc = ar_token_mint(key, cl, token, sizeof(token));
         if (rc < 0)
             return rc;
-        json_t *srv = ar_app_servers_for(r->app->opts.servers, cl->jur, secret, strlen(secret),
-                                         r->now, AR_APP_TURN_TTL);
+        json_t *srv = ar_app_servers_for(r->app->opts.servers, cl->jur, ar_app_servers_place(cl),
+                                         secret, strlen(secret), r->now, AR_APP_TURN_TTL);
         if (srv == NULL)
             continue; /* not served by this configuration: no token rather than a foreign one */
         char mon[AR_TOKEN_MAX];

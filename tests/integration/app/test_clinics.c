@@ -35,7 +35,10 @@ static char seen_room[64], seen_sub_token[AR_TOKEN_MAX];
 
 static const char servers_json[] =
     "{\"jurisdiction\": \"eu\", \"jurisdictions\": {"
-    "\"eu\": {\"signal\": [\"wss://signal.eu.test/ws\"], \"turn\": ["
+    "\"eu\": {\"signal\": [\"wss://signal.eu.test/ws\", \"wss://signal.eu.test:9001/ws\","
+    "\"wss://signal.eu.test:9002/ws\", \"wss://n2.signal.eu.test/ws\", "
+    "\"wss://n3.signal.eu.test/ws\"],"
+    "\"turn\": ["
     "{\"node\": \"relay-a\", \"host\": \"turn-a.eu.test\", \"port\": 3478, \"tls_port\": 443},"
     "{\"node\": \"relay-b\", \"host\": \"2001:db8::1\"}]},"
     "\"us\": {\"signal\": [\"wss://signal.us.test/ws\"], \"turn\": ["
@@ -343,14 +346,29 @@ static void keyring(ar_token_keyring_t *ring, int64_t now)
     ar_store_close(c);
 }
 
-/* The servers block: this jurisdiction's URLs only, relays in order, credentials that the
- * relay's check (ar_turn_rest_verify) accepts and that name nobody. */
-static void check_servers(json_t *srv, int64_t now)
+/* The first signalling URL the patient of the entry test was handed: the clinic's staff must be
+ * handed the same (ar_app_servers_for places a clinic's clients on one entry). */
+static char placed_url[128];
+
+/* The servers block: this jurisdiction's URLs only, signalling URLs in the file's order from
+ * some entry on (into first), relays in order, credentials that the relay's check
+ * (ar_turn_rest_verify) accepts and that name nobody. */
+static void check_servers(json_t *srv, int64_t now, char first[128])
 {
+    static const char *const eu[] = {"wss://signal.eu.test/ws", "wss://signal.eu.test:9001/ws",
+                                     "wss://signal.eu.test:9002/ws", "wss://n2.signal.eu.test/ws",
+                                     "wss://n3.signal.eu.test/ws"};
     CHECK(strcmp(json_string_value(json_object_get(srv, "jurisdiction")), "eu") == 0);
     json_t *sig = json_object_get(srv, "signal"), *ice = json_object_get(srv, "ice_servers");
-    CHECK(json_array_size(sig) == 1 &&
-          strcmp(json_string_value(json_array_get(sig, 0)), "wss://signal.eu.test/ws") == 0);
+    CHECK(json_array_size(sig) == 5);
+    size_t at = 5;
+    for (size_t i = 0; i < 5; i++)
+        if (strcmp(json_string_value(json_array_get(sig, 0)), eu[i]) == 0)
+            at = i;
+    CHECK(at < 5);
+    for (size_t i = 0; i < 5; i++)
+        CHECK(strcmp(json_string_value(json_array_get(sig, i)), eu[(at + i) % 5]) == 0);
+    snprintf(first, 128, "%s", eu[at]);
     CHECK(json_array_size(ice) == 2);
     json_t *a = json_object_get(json_array_get(ice, 0), "urls");
     CHECK(strcmp(json_string_value(json_array_get(a, 0)),
@@ -408,7 +426,10 @@ static void test_entry(void)
     CHECK(ar_token_verify(&ring, token, strlen(token), "monitor", h_clock(), &cl) == AR_EPERM);
     snprintf(seen_sub_token, sizeof(seen_sub_token), "%s", cl.sub);
     CHECK(json_is_true(json_object_get(j, "relay_only")));
-    check_servers(json_object_get(j, "servers"), h_clock());
+    check_servers(json_object_get(j, "servers"), h_clock(), placed_url);
+    /* Not the file's first entry (the harness's first clinic is placed on the fourth of five),
+     * so that a token placed by nothing would not pass the staff check below by chance. */
+    CHECK(strcmp(placed_url, "wss://signal.eu.test/ws") != 0);
     json_decref(j);
     /* Two entries never share a room. */
     j = call("POST", path, "{}", 0, &st);
@@ -458,7 +479,11 @@ static void test_staff_tokens(void)
           ar_token_has_clinic_role(&cl, own, "provider") &&
           !ar_token_has_clinic_role(&cl, own, "clinic_admin"));
     CHECK(cl.exp - cl.iat == AR_APP_STAFF_TOKEN_TTL);
-    check_servers(json_object_get(t0, "servers"), h_clock());
+    char first[128];
+    check_servers(json_object_get(t0, "servers"), h_clock(), first);
+    /* On the signalling entry of the clinic's patients (the entry test's), so their calls'
+     * frames need not cross between workers or nodes. */
+    CHECK(placed_url[0] != '\0' && strcmp(first, placed_url) == 0);
     json_decref(j);
     /* The operator holds no clinic role: no token. */
     CHECK(h_signin("operator@example.org", h_password, cookie, sizeof(cookie), csrf,

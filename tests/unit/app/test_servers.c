@@ -1,7 +1,7 @@
 /*
  * The servers file (servers.c): strict parsing, the refusals that keep each jurisdiction to its
  * own servers, relays least-loaded first from load reports, and TURN credentials the relay's
- * check accepts.
+ * check accepts, and the signalling list placed per clinic.
  */
 #include "load.h"
 #include "servers.h"
@@ -107,7 +107,7 @@ static void signal_origins(void **state)
     assert_int_equal(n, (int)strlen(out));
     assert_int_equal(ar_app_servers_connect_origins(s, out, 10), AR_ETOOBIG);
     /* The monitor URL reaches clients of its jurisdiction only. */
-    json_t *a = ar_app_servers_for(s, "a", "k", 1, 1000, 60);
+    json_t *a = ar_app_servers_for(s, "a", NULL, "k", 1, 1000, 60);
     assert_non_null(a);
     assert_string_equal(json_string_value(json_object_get(a, "monitor")),
                         "https://m.a:8445/v1/stats");
@@ -142,7 +142,7 @@ static void least_loaded_first(void **state)
     assert_int_equal(ar_app_servers_parse(good, strlen(good), &s, err, sizeof(err)), 0);
     int64_t now = (int64_t)time(NULL);
     /* No reports: configuration order. */
-    json_t *out = ar_app_servers_for(s, "eu", "secret", 6, now, 600);
+    json_t *out = ar_app_servers_for(s, "eu", NULL, "secret", 6, now, 600);
     assert_non_null(out);
     assert_string_equal(relay_host(out, 0), "turn:ra.eu:3478?transport=udp");
     assert_string_equal(relay_host(out, 2), "turn:rc.eu:3479?transport=udp");
@@ -154,7 +154,7 @@ static void least_loaded_first(void **state)
     report(b, "rc", 0.1, now * 1000);
     report(b, "rb", 0.0, (now - 60) * 1000);
     assert_int_equal(ar_app_servers_attach_board(s, "eu", b), 0);
-    out = ar_app_servers_for(s, "eu", "secret", 6, now, 600);
+    out = ar_app_servers_for(s, "eu", NULL, "secret", 6, now, 600);
     assert_string_equal(relay_host(out, 0), "turn:rc.eu:3479?transport=udp");
     assert_string_equal(relay_host(out, 1), "turn:ra.eu:3478?transport=udp");
     assert_string_equal(relay_host(out, 2), "turn:rb.eu:3478?transport=udp");
@@ -168,8 +168,67 @@ static void least_loaded_first(void **state)
     assert_null(strstr(text, ".us"));
     free(text);
     json_decref(out);
-    assert_null(ar_app_servers_for(s, "bare", "secret", 6, now, 600));
-    assert_null(ar_app_servers_for(s, "mars", "secret", 6, now, 600));
+    assert_null(ar_app_servers_for(s, "bare", NULL, "secret", 6, now, 600));
+    assert_null(ar_app_servers_for(s, "mars", NULL, "secret", 6, now, 600));
+    ar_app_servers_free(s);
+}
+
+/* A clinic's clients get the signalling list rotated to the clinic's own entry: the same for
+ * all of them (whatever else their tokens say), the file's order without a clinic, and
+ * clinics spread over the entries. */
+static void signal_placed_per_clinic(void **state)
+{
+    (void)state;
+    static const char five[] =
+        "{\"jurisdiction\": \"eu\", \"jurisdictions\": {\"eu\": {\"signal\": ["
+        "\"wss://n1.eu:9001/ws\", \"wss://n1.eu:9002/ws\", \"wss://n2.eu:9001/ws\","
+        "\"wss://n2.eu:9002/ws\", \"wss://n3.eu/ws\"],"
+        "\"turn\": [{\"node\": \"ra\", \"host\": \"ra.eu\"}]}}}";
+    const char *url[5] = {"wss://n1.eu:9001/ws", "wss://n1.eu:9002/ws", "wss://n2.eu:9001/ws",
+                          "wss://n2.eu:9002/ws", "wss://n3.eu/ws"};
+    ar_app_servers_t *s;
+    char err[200];
+    assert_int_equal(ar_app_servers_parse(five, strlen(five), &s, err, sizeof(err)), 0);
+    int64_t now = (int64_t)time(NULL);
+    size_t seen[5] = {0};
+    for (int c = 1; c <= 200; c++) {
+        char id[24];
+        snprintf(id, sizeof(id), "%d", c);
+        size_t first = ar_app_servers_signal_first(id, 5);
+        assert_true(first < 5);
+        seen[first]++;
+        json_t *out = ar_app_servers_for(s, "eu", id, "secret", 6, now, 600);
+        assert_non_null(out);
+        json_t *sig = json_object_get(out, "signal");
+        /* Every URL once, in the file's order from the clinic's entry on. */
+        assert_int_equal(json_array_size(sig), 5);
+        for (size_t i = 0; i < 5; i++)
+            assert_string_equal(json_string_value(json_array_get(sig, i)), url[(first + i) % 5]);
+        json_decref(out);
+        /* A patient's token (the room's clinic) and a staff token naming the clinic first place
+         * their holders alike. */
+        ar_token_claims_t patient = {.role = AR_TOKEN_PATIENT}, staff = {.role = AR_TOKEN_STAFF};
+        snprintf(patient.clinic, sizeof(patient.clinic), "%s", id);
+        snprintf(staff.clinics[0].id, sizeof(staff.clinics[0].id), "%s", id);
+        snprintf(staff.clinics[1].id, sizeof(staff.clinics[1].id), "%d", c + 1000);
+        staff.nclinics = 2;
+        assert_string_equal(ar_app_servers_place(&patient), id);
+        assert_string_equal(ar_app_servers_place(&staff), id);
+    }
+    /* 200 clinics over 5 entries: each gets some (a fixed hash of fixed ids: this cannot
+     * flake), none most. */
+    for (size_t i = 0; i < 5; i++)
+        assert_true(seen[i] >= 20 && seen[i] <= 80);
+    /* No clinic, or one entry: the file's order. */
+    ar_token_claims_t none = {.role = AR_TOKEN_STAFF};
+    assert_null(ar_app_servers_place(&none));
+    assert_int_equal(ar_app_servers_signal_first(NULL, 5), 0);
+    assert_int_equal(ar_app_servers_signal_first("", 5), 0);
+    assert_int_equal(ar_app_servers_signal_first("17", 1), 0);
+    json_t *out = ar_app_servers_for(s, "eu", NULL, "secret", 6, now, 600);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(out, "signal"), 0)),
+                        url[0]);
+    json_decref(out);
     ar_app_servers_free(s);
 }
 
@@ -181,6 +240,7 @@ int main(void)
         cmocka_unit_test(parses_and_refuses),
         cmocka_unit_test(least_loaded_first),
         cmocka_unit_test(signal_origins),
+        cmocka_unit_test(signal_placed_per_clinic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
