@@ -22,7 +22,10 @@
 #   all connect to worker 0's own port, --worker-port, so every frame is relayed on that worker
 #   and copied to its backup on the other; "anteroom-w4": the same with four workers, so the
 #   backups of worker 0's sessions are spread over three; "anteroom-x2": two workers with each pair's members
-#   on the two workers, so every frame also crosses the bus; CPU counts both workers and
+#   on the two workers, so every frame also crosses the bus; "anteroom-r4": four workers on the
+#   shared port, where the kernel places each connection, so three pairs in four are split, as
+#   without placement; "anteroom-p4": four workers, each pair on one worker's own port, the pairs
+#   spread over the four, as the app's placement by clinic puts them; CPU counts all workers and
 #   nats-server),
 #   PHASES="servers hop scale" (or "relay": only the CPU
 #   per relayed message and latency at RATES, the relay part of "servers"; or "idle": anteroom's
@@ -133,7 +136,7 @@ start_server() {
   peerjs)
     node "$node_dir/peerjs_server.js" "$port" >"$work/$name.log" 2>&1 &
     spids=$! started=($!) ;;
-  anteroom | anteroom2 | anteroom-w2 | anteroom-w4 | anteroom-x2)
+  anteroom | anteroom2 | anteroom-w2 | anteroom-w4 | anteroom-x2 | anteroom-r4 | anteroom-p4)
     local np=$((port + 1000)) tlsargs=()
     if [ "$name" = anteroom-w2 ] || [ "$name" = anteroom-w4 ]; then
       workers=${name#anteroom-w} lport=$((port + 2000))
@@ -142,6 +145,12 @@ start_server() {
       # each pair's members on the two workers' own ports (the load generator splits a pair
       # over two ports): every frame crosses the bus, and its numbered copy too
       workers=2 lport="$((port + 2000)),$((port + 2001))"
+      wargs=(--worker-port "$((port + 2000))")
+    elif [ "$name" = anteroom-r4 ]; then
+      workers=4 # the shared port: SO_REUSEPORT places each connection
+    elif [ "$name" = anteroom-p4 ]; then
+      # every worker's own port; the rate measurement's -m (rate_args) keeps each pair on one
+      workers=4 lport="$((port + 2000)),$((port + 2001)),$((port + 2002)),$((port + 2003))"
       wargs=(--worker-port "$((port + 2000))")
     fi
     nats-server -a 127.0.0.1 -p "$np" >"$work/nats-$port.log" 2>&1 &
@@ -156,8 +165,10 @@ start_server() {
     local sup=$!
     started+=("$sup")
     pids+=("$sup")
-    wait_port "${lport%%,*}" && wait_port "${lport#*,}" ||
-      { echo "anteroom-signal did not start" >&2; return 1; }
+    local lp
+    for lp in ${lport//,/ }; do
+      wait_port "$lp" || { echo "anteroom-signal did not start" >&2; return 1; }
+    done
     for _ in $(seq 100); do
       spids=$(tr ' ' '\n' <"/proc/$sup/task/$sup/children" | grep -c .)
       [ "$spids" -ge "$workers" ] && break
@@ -173,6 +184,8 @@ start_server() {
 }
 
 dialect() { case $1 in bare) echo raw ;; node-ws) echo ws ;; anteroom*) echo anteroom ;; *) echo "$1" ;; esac; }
+# What a shape adds to its rate measurement: p4's pairs each on one of its ports (sigload -m).
+rate_args() { [ "$1" = anteroom-p4 ] && echo -m; }
 
 # meter LABEL SERVER ARGS...: one measurement on a fresh server; its RESULT line is kept.
 meter() {
@@ -207,7 +220,7 @@ has servers "$PHASES" && for s in $SERVERS; do
   fi
   for r in $RATES; do
     # 10 messages/s per connection: anteroom allows 20/s (protocol.md 4); the same for all.
-    meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS"
+    meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS" $(rate_args "$s")
   done
   [ "$s" != bare ] && meter "$s" "$s" - calls -c "$CALLS" -P "$CALL_PROCS"
 done
@@ -215,7 +228,7 @@ done
 # relay: the rate measurements of "servers" alone (a quick before/after of the relay path).
 has relay "$PHASES" && ! has servers "$PHASES" && for s in $SERVERS; do
   for r in $RATES; do
-    meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS"
+    meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS" $(rate_args "$s")
   done
 done
 

@@ -38,7 +38,7 @@ function row(name, vals,   i) {
 function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "" : a / b }
 function verdict(x, lim) { return x == "" ? "not measured" : (x <= lim ? "met" : "NOT met") }
 END {
-  ns = split("bare node-ws peerjs anteroom anteroom-w2 anteroom-w4 anteroom-x2 anteroom-upgrade anteroom-tls", S, " ")
+  ns = split("bare node-ws peerjs anteroom anteroom-w2 anteroom-w4 anteroom-x2 anteroom-r4 anteroom-p4 anteroom-upgrade anteroom-tls", S, " ")
   printf "\n%-44s", ""
   for (i = 1; i <= ns; i++) printf " %16s", S[i]
   printf "\n"
@@ -107,10 +107,11 @@ END {
     q = ratio(cpu("anteroom@" r "/rate", "msg"), cpu("bare@" r "/rate", "msg"))
     printf "  %-58s %8s  <= 1.3    %s\n", "CPU/msg anteroom / bare relay at " r " msg/s", cell(q, "%.2f"), verdict(q, 1.3)
     # A pair on one worker of a two-worker node (w2: each frame also copied to the backup
-    # worker), or split over the two (x2: each frame also crosses the bus).
-    for (w = 1; w <= 3; w++) {
-      sv = w == 1 ? "anteroom-w2" : w == 2 ? "anteroom-w4" : "anteroom-x2"
-      nm = w == 1 ? "2 workers" : w == 2 ? "4 workers" : "2 workers split"
+    # worker), or split over the two (x2: each frame also crosses the bus); four workers placed
+    # by the kernel (r4: most pairs split) or by clinic (p4: every pair on one worker).
+    for (w = 1; w <= 5; w++) {
+      sv = w == 1 ? "anteroom-w2" : w == 2 ? "anteroom-w4" : w == 3 ? "anteroom-x2" : w == 4 ? "anteroom-r4" : "anteroom-p4"
+      nm = w == 1 ? "2 workers" : w == 2 ? "4 workers" : w == 3 ? "2 workers split" : w == 4 ? "4 workers, kernel-placed" : "4 workers, placed by clinic"
       q = ratio(cpu(sv "@" r "/rate", "msg"), cpu("node-ws@" r "/rate", "msg"))
       if (q != "") printf "  %-58s %8s  <= 0.4    %s\n", "CPU/msg anteroom " nm " / Node ws at " r " msg/s", cell(q, "%.2f"), verdict(q, 0.4)
       q = ratio(cpu(sv "@" r "/rate", "msg"), cpu("bare@" r "/rate", "msg"))

@@ -20,11 +20,12 @@
  *   rate  -k pairs -r msg/s -T secs   one process, k pairs, open loop at the offered rate
  *   calls -c calls -P procs           call set-ups: two fresh connections, (hello, join,) a
  *                          4 KB offer, a 4 KB answer, four candidates each way, bye
- * Common: -d dialect -p port[,port2] (port2: the second member of each pair, another node)
+ * Common: -d dialect -p port[,port2,...] (port2: the second member of each pair, another node;
+ *   with rate -m, up to 8 ports: each pair on one, the pairs spread over them in turn)
  *   -s pid,.. (server processes) -B pid,.. (the bus: counted in the totals, printed apart)
  *   -K sec -l label -t (TLS) -U (anteroom: upgrade only, no hello) -m (rate with two
- *   ports: both members of a pair on one node, pairs alternating between the nodes) -H secs (idle:
- *   hold that long after measuring, then count what is still open) -b N (source addresses
+ *   ports or more: both members of a pair on one port, the pairs spread over the ports in turn) -H
+ * secs (idle: hold that long after measuring, then count what is still open) -b N (source addresses
  * 127.1.N.x: one per client process, so many processes pass the ephemeral port limit of one
  * address) -S bytes (relayed message size) -f N (idle without TLS: connections opening at once
  * per client process, 1 to 64, default 1; every held connection's pings are answered meanwhile)
@@ -615,10 +616,11 @@ static int cmd_rate(void)
     int n = 2 * sl_o.pairs;
     sl_conn_t *c = calloc((size_t)n, sizeof(*c));
     for (int i = 0; i < n; i++) {
-        /* Two ports: the members of a pair on two nodes, or with -m both on one node, pairs
-         * alternating between the nodes (each node then carries the same load either way). */
+        /* Two ports: the members of a pair on two nodes (or workers), or with -m both on one,
+         * the pairs spread over the ports in turn (each port then carries the same load either
+         * way; with a worker port each, as the app's placement by clinic puts them). */
         int port = !sl_o.ports[1]   ? sl_o.ports[0]
-                   : sl_o.same_node ? sl_o.ports[(i / 2) & 1]
+                   : sl_o.same_node ? sl_o.ports[(i / 2) % sl_o.nports]
                                     : sl_o.ports[i & 1];
         if (sl_open(&c[i], NULL, sl_src_addr(0), port, i / 2, (i & 1) ? 'b' : 'a') != 0) {
             fprintf(stderr, "%s: rate: connection %d failed\n", sl_o.label, i);
@@ -858,8 +860,12 @@ int main(int argc, char **argv)
                                                          : D_ANTEROOM;
             break;
         case 'p':
-            sl_o.ports[0] = atoi(optarg);
-            sl_o.ports[1] = strchr(optarg, ',') ? atoi(strchr(optarg, ',') + 1) : 0;
+            memset(sl_o.ports, 0, sizeof(sl_o.ports));
+            sl_o.nports = 0;
+            for (const char *q = optarg; q && sl_o.nports < 8; q = strchr(q, ',')) {
+                q += *q == ',';
+                sl_o.ports[sl_o.nports++] = atoi(q);
+            }
             break;
         case 'n':
             sl_o.n = atoi(optarg);

@@ -18,8 +18,9 @@
 enum { D_ANTEROOM, D_PEERJS, D_WS, D_RAW };
 
 typedef struct sl_opts_s {
-    int dialect, ports[2], n, procs, tls, upgrade_only, hold_secs, same_node, pairs, rate, secs,
-        calls, size, srcbase;
+    /* ports[1]: 0, or the second port of -p (see sigload.c); ports[2..]: rate -m only */
+    int dialect, ports[8], nports, n, procs, tls, upgrade_only, hold_secs, same_node, pairs, rate,
+        secs, calls, size, srcbase;
     int spids[64], nspids, bpids[8], nbpids;
     const char *label, *sec;
 } sl_opts_t;
