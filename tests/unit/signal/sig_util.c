@@ -2,6 +2,7 @@
  * The shared test pieces of sig_util.h.
  */
 #include "sig_util.h"
+#include "bus_internal.h"
 
 #include "anteroom/alloc.h"
 
@@ -85,4 +86,12 @@ void su_claims(ar_token_claims_t *cl, ar_token_role_t role, const char *sub)
     cl->role = role;
     cl->iat = (int64_t)time(NULL);
     cl->exp = cl->iat + 600;
+}
+
+void su_lost_notice(uint8_t *d, uint64_t from, uint32_t n)
+{
+    memset(d, 0, NOTICE_LEN);
+    memcpy(d, &from, 8);
+    d[24] = ACT_LOST;
+    ar__sig_le_put(d + AR__SIG_TO_HDR, n, 4);
 }

@@ -167,10 +167,7 @@ static void test_notice_count_kept_at_full_inbox(void **state)
     for (int i = 0; i < 3; i++) /* these fill the receiver's inbox */
         ar__sig_bus_put(f->rx.srv->bus, subj, msg, sizeof(msg));
     uint8_t d[NOTICE_LEN];
-    memset(d, 0, sizeof(d));
-    d[0] = 2;
-    d[24] = ACT_LOST;
-    d[AR__SIG_TO_HDR] = 3;
+    su_lost_notice(d, 2, 3);
     ar__sig_bus_put(f->rx.srv->bus, subj, d, sizeof(d));
     ar__sig_bus_wake(f->rx.srv);
     assert_int_equal(a->seq, 3);
