@@ -95,3 +95,16 @@ void su_lost_notice(uint8_t *d, uint64_t from, uint32_t n)
     d[24] = ACT_LOST;
     ar__sig_le_put(d + AR__SIG_TO_HDR, n, 4);
 }
+
+ar__sig_sess_t *su_sess_held(ar__sig_srv_t *srv, char c, int backup)
+{
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer(c));
+    assert_non_null(r);
+    r->owner = backup ? 7 : srv->node_id;
+    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->rec = r;
+    s->is_backup = (uint8_t)backup;
+    r->local = s;
+    return s;
+}

@@ -49,19 +49,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A session this worker owns, with no connection (a loss waits for its next welcome). */
-static ar__sig_sess_t *owned(fixture_t *f, char c)
-{
-    ar__sig_rec_t *r = ar__sig_rec_get(f->srv, su_peer(c));
-    assert_non_null(r);
-    r->owner = f->srv->node_id;
-    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
-    assert_non_null(s);
-    s->rec = r;
-    r->local = s;
-    return s;
-}
-
 /* A relayed frame for peer c as another worker publishes it on ar.eu.to.<peer>. */
 static void put(fixture_t *f, char c)
 {
@@ -84,7 +71,7 @@ static void put(fixture_t *f, char c)
 static void test_gap_after_queued_frames(void **state)
 {
     fixture_t *f = *state;
-    ar__sig_sess_t *s = owned(f, 'a');
+    ar__sig_sess_t *s = su_sess_held(f->srv, 'a', 0);
     put(f, 'a');
     ar__sig_bus_wake(f->srv);
     assert_int_equal(s->seq, 1);
@@ -105,7 +92,7 @@ static void test_gap_after_queued_frames(void **state)
 static void test_gaps_of_two_sessions(void **state)
 {
     fixture_t *f = *state;
-    ar__sig_sess_t *a = owned(f, 'a'), *b = owned(f, 'b');
+    ar__sig_sess_t *a = su_sess_held(f->srv, 'a', 0), *b = su_sess_held(f->srv, 'b', 0);
     put(f, 'a');
     put(f, 'b');
     put(f, 'a');
@@ -125,7 +112,7 @@ static void test_gaps_of_two_sessions(void **state)
 static void test_too_many_gaps(void **state)
 {
     fixture_t *f = *state;
-    ar__sig_sess_t *a = owned(f, 'a');
+    ar__sig_sess_t *a = su_sess_held(f->srv, 'a', 0);
     put(f, 'a');
     put(f, 'a');
     put(f, 'a');
@@ -144,7 +131,7 @@ static void test_too_many_gaps(void **state)
 static void test_backlog_with_marker_at_head(void **state)
 {
     fixture_t *f = *state;
-    ar__sig_sess_t *a = owned(f, 'a');
+    ar__sig_sess_t *a = su_sess_held(f->srv, 'a', 0);
     static char big[INBOX_MAX + 1], subj[64];
     snprintf(subj, sizeof(subj), "ar.eu.to.%s", su_peer('a'));
     /* A freed block of about the marker's size: glibc hands it out again with the word where
