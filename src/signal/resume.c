@@ -108,6 +108,13 @@ static void replace_attempts(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_conn
     }
 }
 
+/*
+ * 0: resumed here, or waiting for the owner's answer (cn->resume), including a resume that
+ * finish() refused for want of memory (it told the client). Otherwise nothing has changed and
+ * the hello goes on (srv.c): AR_EINVAL, AR_ENOTFOUND, AR_EAUTH: the session cannot be had here
+ * (the client is told resume_failed); AR_ENOMEM: no memory to start (error internal and close
+ * 4014, the session left for the next resume); another code from the bus's subscription.
+ */
 int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, const char *resume,
                          int64_t last_seq)
 {
@@ -156,15 +163,22 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
         a->demoted = 1;
     }
     if (!s) {
-        s = ar__sig_sess_local_new(srv, r, 1);
+        /* A copy to catch the session's frames during the hand-over: its memory, then its
+         * subscription, each failure told as what it is (no memory: srv.c's hello tells the
+         * client to come back; anything else fails the resume). Nothing else changed yet. */
+        int rc = AR_ENOMEM;
+        s = ar__sig_sess_link_new(srv, r, 1);
+        if (s && (rc = ar__sig_bus_sub_to(srv, s)) != 0) {
+            ar__sig_sess_free(srv, s);
+            s = NULL;
+        }
+        if (!s) {
+            sodium_memzero(a, sizeof(*a));
+            ar_free(a);
+            return rc;
+        }
         a->created_local = 1;
-        if (s)
-            s->provisional = 1;
-    }
-    if (!s) {
-        sodium_memzero(a, sizeof(*a));
-        ar_free(a);
-        return AR_ENOMEM;
+        s->provisional = 1;
     }
     if (s->resumed)
         replace_attempts(srv, s, cn, a);

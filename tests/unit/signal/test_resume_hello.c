@@ -1,0 +1,222 @@
+/*
+ * A hello with a resume token that finds no memory to start the resume (srv.c on_hello,
+ * resume.c ar__sig_resume_start): the client is told error internal and close 4014, the
+ * session it resumes is left as it was, and its next resume, with the same secret, gets it
+ * back. Before, the node sent resume_failed and started a new session: the client threw away
+ * the one it still had.
+ *
+ * The hello goes through the worker's real message path: a signed token (sig_util.h su_mint),
+ * a masked frame from a client socket, the codec, on_hello and the token check. Only the
+ * arming of the allocation hook (ar_alloc_fail_after, as test_resume_oom.c uses it) needs a
+ * seam: ar__sig_resume_start is wrapped at link time, so that exactly the allocations of the
+ * resume's start fail, not those of the frame's parse or of the token check before it.
+ * A worker loop on loopback (loop_harness.h) with the bus's inbox; libnats is stood in for.
+ */
+#include "fake_nats.h"
+#include "loop_harness.h"
+
+#include "anteroom/alloc.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define INBOX_MAX (1 << 20)
+#define SECRET ".AAAAAAAAAAAAAAAAAAAA"
+
+static struct {
+    ar_token_claims_t cl;
+    ar_token_key_t key;
+    char token[AR_TOKEN_MAX];
+    char resume[AR__SIG_RESUME_LEN + 1];
+    long countdown; /* armed (>= 0): allocations that succeed before every one fails */
+    atomic_int calls;
+    int rc;      /* what the last ar__sig_resume_start returned */
+    long failed; /* allocations that failed in it */
+    /* Read on the loop after the refusal: the session as it was. */
+    int found, owner_kept, no_copy, sessions;
+} T;
+
+int __real_ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims,
+                                const char *resume, int64_t last_seq);
+int __wrap_ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims,
+                                const char *resume, int64_t last_seq);
+
+/* On the loop, called by srv.c's hello. */
+int __wrap_ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims,
+                                const char *resume, int64_t last_seq)
+{
+    long armed = T.countdown;
+    T.countdown = -1;
+    if (armed >= 0)
+        ar_alloc_fail_after(armed);
+    T.rc = __real_ar__sig_resume_start(cn, claims, resume, last_seq);
+    T.failed = armed >= 0 ? ar_alloc_fail_after(-1) : 0;
+    atomic_fetch_add(&T.calls, 1);
+    return T.rc;
+}
+
+/* On the loop: session 'o' is worker 2's (away), with no copy here: a resume through us makes
+ * the attempt, then a copy to catch its frames, then asks worker 2 for it. */
+static void place_session(void *arg)
+{
+    (void)arg;
+    ar__sig_rec_t *r = ar__sig_rec_get(LH.srv, su_peer('o'));
+    LH_CHECK(r != NULL);
+    r->owner = 2;
+    r->away = 1;
+    r->role = (uint8_t)T.cl.role;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&T, 0, sizeof(T));
+    T.countdown = -1;
+    fake_nats_reset();
+    lh_start(1, INBOX_MAX);
+    su_claims(&T.cl, AR_TOKEN_PATIENT, "patient-1");
+    snprintf(T.cl.area, sizeof(T.cl.area), "area-1");
+    su_signer(&T.key);
+    lh_trust(&T.key);
+    su_mint(&T.key, &T.cl, T.token, sizeof(T.token));
+    lh_run(place_session, NULL);
+    snprintf(T.resume, sizeof(T.resume), "%s" SECRET, su_peer('o'));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ar_alloc_fail_after(-1);
+    lh_stop();
+    return 0;
+}
+
+/* The next frame is error `name`. */
+static void expect_error(int fd, const char *name)
+{
+    char text[1024], want[64];
+    uint16_t code = 0;
+    int op = lh_read(fd, text, sizeof(text), &code);
+    snprintf(want, sizeof(want), "\"name\":\"%s\"", name);
+    if (op != 1 || !strstr(text, want))
+        fail_msg("not error %s (op %d, code %u): %s", name, op, code, op == 1 ? text : "");
+}
+
+static void expect_close(int fd, uint16_t want)
+{
+    char text[1024];
+    uint16_t code = 0;
+    int op = lh_read(fd, text, sizeof(text), &code);
+    if (op != 8)
+        fail_msg("no close %u (op %d): %s", want, op, op == 1 ? text : "");
+    assert_int_equal(code, want);
+}
+
+/* On the loop: the session after the refusal. */
+static void look(void *arg)
+{
+    (void)arg;
+    ar__sig_rec_t *r = ar__sig_rec_find(LH.srv, su_peer('o'));
+    T.found = r != NULL;
+    T.owner_kept = r && r->owner == 2 && r->away;
+    T.no_copy = r && !r->local && !LH.srv->locals; /* no copy left, and no new session */
+    T.sessions = (int)LH.srv->nsessions;
+}
+
+/* On the loop: worker 2 hands the session over (as sess.c's "taken" sets the answer). */
+static void handed_over(void *arg)
+{
+    (void)arg;
+    LH_CHECK(LH.last->state == AR__SIG_C_RESUMING && LH.last->resume != NULL);
+    LH.last->resume->answer = 1;
+    ar__sig_resume_tick(LH.srv, LH.last);
+}
+
+/*
+ * A hello that resumes 'o' with allocations failing after `countdown` succeed in the resume's
+ * start: error internal, close 4014, the session as it was. Then a hello with the same secret
+ * and memory: the resume starts, and once worker 2 hands the session over the client has it.
+ */
+static void refused_then_resumed(long countdown)
+{
+    int fd = lh_dial("/ok");
+    T.countdown = countdown;
+    su_hello(fd, T.token, T.resume, 0);
+    expect_error(fd, "internal");
+    expect_close(fd, AR_SIG_CLOSE_SHUTDOWN);
+    assert_int_equal(atomic_load(&T.calls), 1);
+    assert_int_equal(T.rc, AR_ENOMEM);
+    assert_true(T.failed >= 1);
+    close(fd);
+    lh_wait(&LH.freed, 1);
+    lh_run(look, NULL);
+    assert_true(T.found);
+    assert_true(T.owner_kept);
+    assert_true(T.no_copy);
+    assert_int_equal(T.sessions, 0);
+
+    fd = lh_dial("/ok");
+    su_hello(fd, T.token, T.resume, 0);
+    lh_wait(&T.calls, 2);
+    assert_int_equal(T.rc, 0);
+    lh_run(handed_over, NULL);
+    char text[1024];
+    uint16_t code;
+    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
+    assert_non_null(strstr(text, "\"type\":\"welcome\""));
+    assert_non_null(strstr(text, "\"resumed\":true"));
+    assert_non_null(strstr(text, su_peer('o')));
+    close(fd);
+    lh_wait(&LH.freed, 2);
+}
+
+/* No memory for the attempt itself (resume.c's first allocation). */
+static void test_no_memory_for_attempt(void **state)
+{
+    (void)state;
+    refused_then_resumed(0);
+}
+
+/* Memory for the attempt, none for the copy that catches the session's frames meanwhile: the
+ * attempt is let go of, and no copy stays behind. */
+static void test_no_memory_for_copy(void **state)
+{
+    (void)state;
+    refused_then_resumed(1);
+}
+
+/* The same hello with memory: the resume starts at once (what the tests above refuse is the
+ * memory, not the hello). */
+static void test_with_memory(void **state)
+{
+    (void)state;
+    int fd = lh_dial("/ok");
+    su_hello(fd, T.token, T.resume, 0);
+    lh_wait(&T.calls, 1);
+    assert_int_equal(T.rc, 0);
+    lh_run(handed_over, NULL);
+    char text[1024];
+    uint16_t code;
+    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
+    assert_non_null(strstr(text, "\"resumed\":true"));
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_no_memory_for_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_memory_for_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_with_memory, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
