@@ -49,12 +49,21 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
     if (cl) {
         ar__sig_claims_free(s->claims);
         s->claims = cl;
-    }
-    s->conn = cn;
-    cn->sess = s;
-    if (cl)
+        s->conn = cn;
+        cn->sess = s;
         ar__sig_sess_new_resume(s);
-    s->rec->away = 0;
+        s->rec->away = 0;
+    } else {
+        /* Refused below: the session stays away, with cn not attached, as if its connection had
+         * just been lost (sess.c ar__sig_sess_lost): frames for it are kept for the next resume,
+         * not sent to a connection being closed, and its grace period starts again now that
+         * the client is told to come back. The rest is as with memory: the owner is us (the old
+         * owner may have let go, and a promoter must yield to the copy we own again), the
+         * client's last_seq is what it has (numbering goes on after it, so promoted is over),
+         * and the secret it holds still works, as its subject hash is unchanged. */
+        s->away_since = srv->now;
+        s->rec->away = 1;
+    }
     s->rec->owner = srv->node_id;
     if (last_seq > s->seq)
         s->seq = last_seq; /* frames a promoted backup never learnt of: the client has them */
