@@ -10,8 +10,11 @@
  * arming of the allocation hook (ar_alloc_fail_after, as test_resume_oom.c uses it) needs a
  * seam: ar__sig_resume_start is wrapped at link time, so that exactly the allocations of the
  * resume's start fail, not those of the frame's parse or of the token check before it.
+ * Three places run out: the attempt, the copy that catches the session's frames meanwhile,
+ * and the attempt that would ask a promoter (our copy is kept, not demoted).
  * A worker loop on loopback (loop_harness.h) with the bus's inbox; libnats is stood in for.
  */
+#include "bus_internal.h"
 #include "fake_nats.h"
 #include "loop_harness.h"
 
@@ -41,6 +44,7 @@ static struct {
     long failed; /* allocations that failed in it */
     /* Read on the loop after the refusal: the session as it was. */
     int found, owner_kept, no_copy, sessions;
+    int ours_kept; /* the promoted copy here is still ours (not a backup), not connected */
 } T;
 
 int __real_ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims,
@@ -211,11 +215,70 @@ static void test_with_memory(void **state)
     lh_wait(&LH.freed, 1);
 }
 
+/* On the loop: session 'o' is ours, away, with the client's secret and subject, but worker 2
+ * (alive) has promoted it meanwhile: a resume through us asks worker 2 first, keeping our copy
+ * as a backup to fall back on (resume.c ask_promoter). */
+static void place_promoted_elsewhere(void *arg)
+{
+    (void)arg;
+    ar__sig_srv_t *srv = LH.srv;
+    LH.conf.node_name = (char *)"node-a"; /* the hand-over picks a backup on another node */
+    srv->nodes[srv->nnodes] = (ar__sig_node_t){.id = 2, .seen_ms = mono_ms()};
+    snprintf(srv->nodes[srv->nnodes++].name, sizeof(srv->nodes[0].name), "node-b");
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, su_peer('o'));
+    LH_CHECK(r != NULL);
+    ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
+    LH_CHECK(s != NULL);
+    snprintf(s->resume, sizeof(s->resume), "%s", T.resume);
+    ar__sig_subhash(&T.cl, s->subhash);
+    s->away_since = srv->now;
+}
+
+static void look_promoted(void *arg)
+{
+    (void)arg;
+    ar__sig_rec_t *r = ar__sig_rec_find(LH.srv, su_peer('o'));
+    T.ours_kept = r && r->owner == 2 && r->local && !r->local->is_backup && !r->local->conn &&
+                  LH.srv->nsessions == 1;
+}
+
+/* No memory for the attempt that would ask the promoter: our copy is not demoted (it stays the
+ * session's, ready for the next resume), and the next resume asks the promoter and gets it. */
+static void test_no_memory_asking_promoter(void **state)
+{
+    (void)state;
+    lh_run(place_promoted_elsewhere, NULL);
+    int fd = lh_dial("/ok");
+    T.countdown = 0;
+    su_hello(fd, T.token, T.resume, 0);
+    expect_error(fd, "internal");
+    expect_close(fd, AR_SIG_CLOSE_SHUTDOWN);
+    assert_int_equal(T.rc, AR_ENOMEM);
+    close(fd);
+    lh_wait(&LH.freed, 1);
+    lh_run(look_promoted, NULL);
+    assert_true(T.ours_kept);
+
+    fd = lh_dial("/ok");
+    su_hello(fd, T.token, T.resume, 0);
+    lh_wait(&T.calls, 2);
+    assert_int_equal(T.rc, 0);
+    lh_run(handed_over, NULL);
+    char text[1024];
+    uint16_t code;
+    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
+    assert_non_null(strstr(text, "\"resumed\":true"));
+    assert_non_null(strstr(text, su_peer('o')));
+    close(fd);
+    lh_wait(&LH.freed, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_memory_for_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_memory_for_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_memory_asking_promoter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_with_memory, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
