@@ -2,6 +2,7 @@
  * The shared test pieces of sig_util.h.
  */
 #include "sig_util.h"
+#include "bus_internal.h"
 
 #include "anteroom/alloc.h"
 
@@ -86,6 +87,27 @@ void su_claims(ar_token_claims_t *cl, ar_token_role_t role, const char *sub)
     cl->role = role;
     cl->iat = (int64_t)time(NULL);
     cl->exp = cl->iat + 600;
+}
+
+void su_lost_notice(uint8_t *d, uint64_t from, uint32_t n)
+{
+    memset(d, 0, NOTICE_LEN);
+    memcpy(d, &from, 8);
+    d[24] = ACT_LOST;
+    ar__sig_le_put(d + AR__SIG_TO_HDR, n, 4);
+}
+
+ar__sig_sess_t *su_sess_held(ar__sig_srv_t *srv, char c, int backup)
+{
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer(c));
+    assert_non_null(r);
+    r->owner = backup ? 7 : srv->node_id;
+    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->rec = r;
+    s->is_backup = (uint8_t)backup;
+    r->local = s;
+    return s;
 }
 
 void su_signer(ar_token_key_t *key)

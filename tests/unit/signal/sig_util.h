@@ -29,6 +29,15 @@ void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, u
  * minutes from now, with this role and subject. */
 void su_claims(ar_token_claims_t *cl, ar_token_role_t role, const char *sub);
 
+/* In d (NOTICE_LEN bytes, bus_internal.h): the frame part of a lost notice for n frames, as
+ * worker `from`'s publisher sends it on to.<peer> (bus_pub.c): its fid that worker with counter
+ * 0, send time 0, action ACT_LOST, the count (4 bytes, little endian). */
+void su_lost_notice(uint8_t *d, uint64_t from, uint32_t n);
+/* The session of peer c as srv holds it, with no connection: its owner (backup 0) or a backup
+ * of worker 7's session. A bare copy (ar_calloc'd, no frames; ar__sig_rec_free frees it) that
+ * keeps a loss for its next welcome (s->lost, s->lost_after). */
+ar__sig_sess_t *su_sess_held(ar__sig_srv_t *srv, char c, int backup);
+
 /* Signed tokens and the frames a client sends, for a hello through a worker's real message
  * path (loop_harness.h lh_trust makes the worker accept the key). */
 /* A new Ed25519 signing key of kid "k1"; fails the test otherwise. */

@@ -12,11 +12,11 @@
  * resume's start fail, not those of the frame's parse or of the token check before it.
  * Three places run out: the attempt, the copy that catches the session's frames meanwhile,
  * and the attempt that would ask a promoter (our copy is kept, not demoted).
- * A worker loop on loopback (loop_harness.h) with the bus's inbox; libnats is stood in for.
+ * A worker loop on loopback (loop_harness.h, resume_fixture.h) with the bus's inbox; libnats is
+ * stood in for.
  */
 #include "bus_internal.h"
-#include "fake_nats.h"
-#include "loop_harness.h"
+#include "resume_fixture.h"
 
 #include "anteroom/alloc.h"
 
@@ -31,10 +31,9 @@
 #include <cmocka.h>
 
 #define INBOX_MAX (1 << 20)
-#define SECRET ".AAAAAAAAAAAAAAAAAAAA"
 
 static struct {
-    ar_token_claims_t cl;
+    rf_resume_t a; /* its claims: the token's */
     ar_token_key_t key;
     char token[AR_TOKEN_MAX];
     char resume[AR__SIG_RESUME_LEN + 1];
@@ -75,7 +74,7 @@ static void place_session(void *arg)
     LH_CHECK(r != NULL);
     r->owner = 2;
     r->away = 1;
-    r->role = (uint8_t)T.cl.role;
+    r->role = (uint8_t)T.a.cl.role;
 }
 
 static int setup(void **state)
@@ -83,45 +82,14 @@ static int setup(void **state)
     (void)state;
     memset(&T, 0, sizeof(T));
     T.countdown = -1;
-    fake_nats_reset();
-    lh_start(1, INBOX_MAX);
-    su_claims(&T.cl, AR_TOKEN_PATIENT, "patient-1");
-    snprintf(T.cl.area, sizeof(T.cl.area), "area-1");
+    rf_start(&T.a, INBOX_MAX);
+    snprintf(T.a.cl.area, sizeof(T.a.cl.area), "area-1");
     su_signer(&T.key);
     lh_trust(&T.key);
-    su_mint(&T.key, &T.cl, T.token, sizeof(T.token));
+    su_mint(&T.key, &T.a.cl, T.token, sizeof(T.token));
     lh_run(place_session, NULL);
-    snprintf(T.resume, sizeof(T.resume), "%s" SECRET, su_peer('o'));
+    rf_resume_text(T.resume, su_peer('o'));
     return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    ar_alloc_fail_after(-1);
-    lh_stop();
-    return 0;
-}
-
-/* The next frame is error `name`. */
-static void expect_error(int fd, const char *name)
-{
-    char text[1024], want[64];
-    uint16_t code = 0;
-    int op = lh_read(fd, text, sizeof(text), &code);
-    snprintf(want, sizeof(want), "\"name\":\"%s\"", name);
-    if (op != 1 || !strstr(text, want))
-        fail_msg("not error %s (op %d, code %u): %s", name, op, code, op == 1 ? text : "");
-}
-
-static void expect_close(int fd, uint16_t want)
-{
-    char text[1024];
-    uint16_t code = 0;
-    int op = lh_read(fd, text, sizeof(text), &code);
-    if (op != 8)
-        fail_msg("no close %u (op %d): %s", want, op, op == 1 ? text : "");
-    assert_int_equal(code, want);
 }
 
 /* On the loop: the session after the refusal. */
@@ -154,8 +122,8 @@ static void refused_then_resumed(long countdown)
     int fd = lh_dial("/ok");
     T.countdown = countdown;
     su_hello(fd, T.token, T.resume, 0);
-    expect_error(fd, "internal");
-    expect_close(fd, AR_SIG_CLOSE_SHUTDOWN);
+    rf_expect_error(fd, "internal");
+    rf_expect_close(fd, AR_SIG_CLOSE_SHUTDOWN);
     assert_int_equal(atomic_load(&T.calls), 1);
     assert_int_equal(T.rc, AR_ENOMEM);
     assert_true(T.failed >= 1);
@@ -173,10 +141,7 @@ static void refused_then_resumed(long countdown)
     assert_int_equal(T.rc, 0);
     lh_run(handed_over, NULL);
     char text[1024];
-    uint16_t code;
-    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
-    assert_non_null(strstr(text, "\"type\":\"welcome\""));
-    assert_non_null(strstr(text, "\"resumed\":true"));
+    rf_expect_resumed(fd, text, sizeof(text));
     assert_non_null(strstr(text, su_peer('o')));
     close(fd);
     lh_wait(&LH.freed, 2);
@@ -208,9 +173,7 @@ static void test_with_memory(void **state)
     assert_int_equal(T.rc, 0);
     lh_run(handed_over, NULL);
     char text[1024];
-    uint16_t code;
-    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
-    assert_non_null(strstr(text, "\"resumed\":true"));
+    rf_expect_resumed(fd, text, sizeof(text));
     close(fd);
     lh_wait(&LH.freed, 1);
 }
@@ -230,7 +193,7 @@ static void place_promoted_elsewhere(void *arg)
     ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
     LH_CHECK(s != NULL);
     snprintf(s->resume, sizeof(s->resume), "%s", T.resume);
-    ar__sig_subhash(&T.cl, s->subhash);
+    ar__sig_subhash(&T.a.cl, s->subhash);
     s->away_since = srv->now;
 }
 
@@ -251,8 +214,8 @@ static void test_no_memory_asking_promoter(void **state)
     int fd = lh_dial("/ok");
     T.countdown = 0;
     su_hello(fd, T.token, T.resume, 0);
-    expect_error(fd, "internal");
-    expect_close(fd, AR_SIG_CLOSE_SHUTDOWN);
+    rf_expect_error(fd, "internal");
+    rf_expect_close(fd, AR_SIG_CLOSE_SHUTDOWN);
     assert_int_equal(T.rc, AR_ENOMEM);
     close(fd);
     lh_wait(&LH.freed, 1);
@@ -265,9 +228,7 @@ static void test_no_memory_asking_promoter(void **state)
     assert_int_equal(T.rc, 0);
     lh_run(handed_over, NULL);
     char text[1024];
-    uint16_t code;
-    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
-    assert_non_null(strstr(text, "\"resumed\":true"));
+    rf_expect_resumed(fd, text, sizeof(text));
     assert_non_null(strstr(text, su_peer('o')));
     close(fd);
     lh_wait(&LH.freed, 2);
@@ -276,10 +237,10 @@ static void test_no_memory_asking_promoter(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_no_memory_for_attempt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_memory_for_copy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_memory_asking_promoter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_with_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_memory_for_attempt, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_no_memory_for_copy, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_no_memory_asking_promoter, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_with_memory, setup, rf_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
