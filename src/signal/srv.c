@@ -290,9 +290,17 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         char resume[AR_SIG_ID_MAX + 1];
         memcpy(resume, m->u.hello.resume.p, m->u.hello.resume.len);
         resume[m->u.hello.resume.len] = '\0';
-        if (ar__sig_resume_start(cn, cl, resume, m->u.hello.last_seq) == 0) {
+        rc = ar__sig_resume_start(cn, cl, resume, m->u.hello.last_seq);
+        if (rc == 0 || rc == AR_ENOMEM) {
+            /* Without memory to start the resume, the session is left as it was: the client
+             * is told to come back (internal, 4014) and resumes it with the same secret, as
+             * after a resume that runs out of memory later (resume.c finish). A new session
+             * in its place would throw away the one it still has. */
+            if (rc == AR_ENOMEM)
+                ar__sig_refuse(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id,
+                               AR_SIG_CLOSE_SHUTDOWN);
             ar_free(cl);
-            return; /* resumed here, or waiting for the owner's answer */
+            return; /* resumed here, waiting for the owner's answer, or told to come back */
         }
         ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, m->id);
         if (cn->state == AR__SIG_C_GONE) {

@@ -38,4 +38,19 @@ void su_lost_notice(uint8_t *d, uint64_t from, uint32_t n);
  * keeps a loss for its next welcome (s->lost, s->lost_after). */
 ar__sig_sess_t *su_sess_held(ar__sig_srv_t *srv, char c, int backup);
 
+/* Signed tokens and the frames a client sends, for a hello through a worker's real message
+ * path (loop_harness.h lh_trust makes the worker accept the key). */
+/* A new Ed25519 signing key of kid "k1"; fails the test otherwise. */
+void su_signer(ar_token_key_t *key);
+/* Adds key's public half to ring, as a worker loads it (srv.c load_keys); fails the test
+ * otherwise. */
+void su_trust(ar_token_keyring_t *ring, const ar_token_key_t *key);
+/* The token of cl signed with key, NUL-terminated in out (AR_TOKEN_MAX bytes is enough); fails
+ * the test otherwise. A patient's claims need an area besides su_claims's. */
+void su_mint(const ar_token_key_t *key, const ar_token_claims_t *cl, char *out, size_t cap);
+/* One masked text frame of text (up to 65535 bytes) from a client socket. */
+void su_send_text(int fd, const char *text);
+/* A hello frame (id 1) with token, and with resume and last_seq when resume is not NULL. */
+void su_hello(int fd, const char *token, const char *resume, int64_t last_seq);
+
 #endif
