@@ -510,6 +510,11 @@ void *ar_sn_conn_data(const ar_sn_conn_t *c)
     return c->data;
 }
 
+uint16_t ar_sn_conn_tag(const ar_sn_conn_t *c)
+{
+    return c->tag;
+}
+
 int ar_sn_conn_peer(const ar_sn_conn_t *c, struct sockaddr_storage *ss)
 {
     socklen_t len = sizeof(*ss);
