@@ -259,8 +259,12 @@ static int in_append(ar_sn_conn_t *c, const uint8_t *p, size_t n, size_t max)
 
 static void on_control(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *p, size_t n)
 {
-    if (opcode == AR_WS_OP_PING) {
-        (void)send_frame(c, AR_WS_OP_PONG, p, n);
+    if (opcode == AR_WS_OP_PING || opcode == AR_WS_OP_PONG) {
+        ar_sn_loop_t *l = c->loop;
+        if (l->h.control_cb && l->h.control_cb(c, opcode, l->h.data) != 0)
+            return; /* over the application's rate: unanswered */
+        if (opcode == AR_WS_OP_PING && c->state == AR__SN_OPEN)
+            (void)send_frame(c, AR_WS_OP_PONG, p, n);
     } else if (opcode == AR_WS_OP_CLOSE) {
         uint16_t code;
         const uint8_t *reason;

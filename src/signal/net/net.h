@@ -79,6 +79,13 @@ typedef struct ar_sn_handler_s {
      * ar_sn_conn_data() still works; sending or closing does nothing. May be NULL.
      */
     void (*free_cb)(ar_sn_conn_t *c, void *data);
+    /*
+     * A ping or a pong arrived on an open connection (opcode AR_WS_OP_PING or _PONG): control
+     * frames cost the loop as much as messages, so the application counts them against its
+     * rate limit. 0: a ping is answered with a pong; non-zero: it is not (the application may
+     * also close the connection here). May be NULL (every ping answered).
+     */
+    int (*control_cb)(ar_sn_conn_t *c, uint8_t opcode, void *data);
     void *data;
 } ar_sn_handler_t;
 

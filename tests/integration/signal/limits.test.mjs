@@ -101,3 +101,27 @@ test('the per-address cap counts connections that never upgrade, from the accept
   for (const c of cs) c.close();
   P.kill('SIGTERM');
 });
+
+test('a ping flood before hello goes unanswered past the rate, then is closed with 4004', async () => {
+  const Q = await startNode('pf', nats, { workers: 1 });
+  const c = await new Client(Q.url).open(); // no hello: no token at all
+  let pongs = 0;
+  let pings = 0;
+  c.ws.on('pong', () => pongs++);
+  const opened = Date.now();
+  const t = setInterval(() => {
+    for (let i = 0; i < 100 && c.ws.readyState === 1; i++, pings++) c.ws.ping();
+  }, 10);
+  let code;
+  try {
+    code = await c.waitClose(9500); // the 10 s hello timeout (4002) must not come first
+  } finally {
+    clearInterval(t);
+  }
+  const took = Date.now() - opened;
+  console.log(`# ping flood: ${pings} pings, ${pongs} pongs, closed ${code} after ${took} ms`);
+  assert.equal(code, 4004);
+  // The bucket: 100 at once, then 20 a second, for the 5 s or so before the close.
+  assert.ok(pongs <= 100 + 20 * Math.ceil(took / 1000) + 20, `${pongs} pongs to ${pings} pings`);
+  Q.kill('SIGTERM');
+});
