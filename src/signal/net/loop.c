@@ -473,5 +473,8 @@ void ar_sn_loop_free(ar_sn_loop_t *l)
         close(l->spare_fd);
     if (l->epfd >= 0)
         close(l->epfd);
+    /* The last messages read and framed are still in the shared buffers (conn.c, wipe_free). */
+    explicit_bzero(l->rbuf, sizeof(l->rbuf));
+    explicit_bzero(l->wbuf, sizeof(l->wbuf));
     ar_free(l);
 }
