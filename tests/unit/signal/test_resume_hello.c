@@ -112,6 +112,21 @@ static void handed_over(void *arg)
     ar__sig_resume_tick(LH.srv, LH.last);
 }
 
+/* The client's second hello, with memory: the session comes back (worker 2 hands it over). */
+static void resumed_second_time(void)
+{
+    int fd = lh_dial("/ok");
+    su_hello(fd, T.token, T.resume, 0);
+    lh_wait(&T.calls, 2);
+    assert_int_equal(T.rc, 0);
+    lh_run(handed_over, NULL);
+    char text[1024];
+    rf_expect_resumed(fd, text, sizeof(text));
+    assert_non_null(strstr(text, su_peer('o')));
+    close(fd);
+    lh_wait(&LH.freed, 2);
+}
+
 /*
  * A hello that resumes 'o' with allocations failing after `countdown` succeed in the resume's
  * start: error internal, close 4014, the session as it was. Then a hello with the same secret
@@ -135,16 +150,7 @@ static void refused_then_resumed(long countdown)
     assert_true(T.no_copy);
     assert_int_equal(T.sessions, 0);
 
-    fd = lh_dial("/ok");
-    su_hello(fd, T.token, T.resume, 0);
-    lh_wait(&T.calls, 2);
-    assert_int_equal(T.rc, 0);
-    lh_run(handed_over, NULL);
-    char text[1024];
-    rf_expect_resumed(fd, text, sizeof(text));
-    assert_non_null(strstr(text, su_peer('o')));
-    close(fd);
-    lh_wait(&LH.freed, 2);
+    resumed_second_time();
 }
 
 /* No memory for the attempt itself (resume.c's first allocation). */
@@ -222,16 +228,7 @@ static void test_no_memory_asking_promoter(void **state)
     lh_run(look_promoted, NULL);
     assert_true(T.ours_kept);
 
-    fd = lh_dial("/ok");
-    su_hello(fd, T.token, T.resume, 0);
-    lh_wait(&T.calls, 2);
-    assert_int_equal(T.rc, 0);
-    lh_run(handed_over, NULL);
-    char text[1024];
-    rf_expect_resumed(fd, text, sizeof(text));
-    assert_non_null(strstr(text, su_peer('o')));
-    close(fd);
-    lh_wait(&LH.freed, 2);
+    resumed_second_time();
 }
 
 int main(void)

@@ -81,6 +81,22 @@ static void look(void *arg)
     T.seq = r->local->seq;
 }
 
+/* The client on fd was told internal and 4014; once its connection is freed the session is
+ * still ours, away, unattached, with its secret, and no longer promoted: resumable. */
+static void refused_and_kept(int fd)
+{
+    rf_expect_error(fd, "internal");
+    rf_expect_close(fd, AR_SIG_CLOSE_SHUTDOWN);
+    close(fd);
+    lh_wait(&LH.freed, 1);
+    lh_run(look, NULL);
+    assert_true(T.owned);
+    assert_true(T.away);
+    assert_false(T.attached);
+    assert_true(T.secret_kept);
+    assert_false(T.promoted);
+}
+
 /* Handed over, no memory for the token's claims: error internal and close 4014; the session is
  * ours and the client resumes it here at once, with the secret it had. */
 static void test_handover_without_memory(void **state)
@@ -96,16 +112,7 @@ static void test_handover_without_memory(void **state)
      * come back, and until then the session is not connected to anyone. */
     assert_true(T.away);
     assert_false(T.attached);
-    rf_expect_error(fd, "internal");
-    rf_expect_close(fd, AR_SIG_CLOSE_SHUTDOWN);
-    close(fd);
-    lh_wait(&LH.freed, 1);
-    lh_run(look, NULL);
-    assert_true(T.owned);
-    assert_true(T.away);
-    assert_false(T.attached);
-    assert_true(T.secret_kept);
-    assert_false(T.promoted);
+    refused_and_kept(fd);
     /* Again, with memory: resumed here (the session is ours: rf_resume_o leaves its owner), the
      * session the hand-over brought. */
     fd = lh_dial("/ok");
@@ -230,16 +237,7 @@ static void test_promoted_without_memory(void **state)
     assert_true(T.failed >= 1);
     assert_true(T.away);
     assert_false(T.attached);
-    rf_expect_error(fd, "internal");
-    rf_expect_close(fd, AR_SIG_CLOSE_SHUTDOWN);
-    close(fd);
-    lh_wait(&LH.freed, 1);
-    lh_run(look, NULL);
-    assert_true(T.owned);
-    assert_true(T.away);
-    assert_false(T.attached);
-    assert_true(T.secret_kept);
-    assert_false(T.promoted);
+    refused_and_kept(fd);
     assert_int_equal(T.seq, 43);
     fd = lh_dial("/ok");
     lh_run(resume_promoted, NULL);
