@@ -663,13 +663,15 @@ static void catch_signals(ar__sig_srv_t *srv)
 
 int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
 {
-    sigset_t held;
+    sigset_t held, caller;
     node_signals(&held);
-    pthread_sigmask(SIG_BLOCK, &held, NULL); /* until catch_signals */
+    pthread_sigmask(SIG_BLOCK, &held, &caller); /* until catch_signals; the caller's on return */
     ar_sig_init();
     ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
-    if (!srv)
+    if (!srv) {
+        pthread_sigmask(SIG_SETMASK, &caller, NULL);
         return AR_ENOMEM;
+    }
     srv->conf = conf;
     srv->index = index;
     ar_rand_bytes(&srv->node_id, sizeof(srv->node_id));
@@ -750,5 +752,6 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     ar_sn_tls_ctx_free(tls);
     ar_token_keyring_wipe(&srv->keys);
     /* The metrics registry stays: the operator thread may still read it until exit. */
+    pthread_sigmask(SIG_SETMASK, &caller, NULL);
     return rc;
 }
