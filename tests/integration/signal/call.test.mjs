@@ -612,7 +612,7 @@ test('drain by POST /drain: every worker of the node drains, clients move, no ca
   // A SIGUSR1 to a new worker as soon as it exists lands, most likely, while it connects to
   // the bus: it holds the signal until its handlers are in place. Without that, the default
   // action killed it (and the supervisor's own SIGUSR1 killed every restart at once).
-  const fresh = await restart(1, true);
+  const fresh = await restart(0, true); // the oldest now: the other worker
   await sleep(200);
   assert.ok(workersOf(C.pid).includes(fresh), 'the restarted worker survived the drain signal');
   // New clients of the node (the kernel spreads them over both workers) are sent on at once.
