@@ -473,6 +473,14 @@ static void send_drain(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
     ar__sig_send0(cn, &m);
 }
 
+/* From now: /readyz 503, "draining" in heartbeats, clients told to go until drain_at. */
+static void begin_drain(ar__sig_srv_t *srv, uint32_t now)
+{
+    srv->draining = 1;
+    srv->drain_at = now + (uint32_t)(srv->conf->drain_within / 1000);
+    ar_log0(AR_LOG_INFO, "signal_drain_started");
+}
+
 static void on_tick(uint32_t now, void *data)
 {
     ar__sig_srv_t *srv = data;
@@ -480,11 +488,8 @@ static void on_tick(uint32_t now, void *data)
     if (g_stop)
         ar_sn_loop_stop(srv->loop);
     int start_drain = g_drain && !srv->draining;
-    if (start_drain) {
-        srv->draining = 1;
-        srv->drain_at = now + (uint32_t)(srv->conf->drain_within / 1000);
-        ar_log0(AR_LOG_INFO, "signal_drain_started");
-    }
+    if (start_drain)
+        begin_drain(srv, now);
     ar__sig_conn_t *next;
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
         next = cn->next;
@@ -689,12 +694,52 @@ static void on_signal(int sig)
     }
 }
 
+static void node_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
+/*
+ * A worker holds SIGUSR1 (drain), SIGTERM and SIGINT blocked until its handlers are in place:
+ * the supervisor forks it with them blocked (supervise.c spawn), and a direct caller gets them
+ * blocked at the start of ar_signal_worker_run. One sent while the worker connects to the bus
+ * and listens then waits, pending, instead of killing the worker by its default action (it
+ * would be restarted, and not draining). Threads started meanwhile (libnats', the operator
+ * listener's) keep them blocked, so the loop's thread takes them.
+ */
+static int drain_pending(void)
+{
+    sigset_t p;
+    return sigpending(&p) == 0 && sigismember(&p, SIGUSR1) == 1;
+}
+
+static void catch_signals(ar__sig_srv_t *srv)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigset_t set;
+    node_signals(&set);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL); /* what is pending is delivered here */
+    if (g_drain && !srv->draining)
+        begin_drain(srv, ar_sn_loop_now(srv->loop)); /* before the loop takes anyone */
+}
+
 int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
 {
+    sigset_t held, caller;
+    node_signals(&held);
+    pthread_sigmask(SIG_BLOCK, &held, &caller); /* until catch_signals; the caller's on return */
     ar_sig_init();
     ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
-    if (!srv)
+    if (!srv) {
+        pthread_sigmask(SIG_SETMASK, &caller, NULL);
         return AR_ENOMEM;
+    }
     srv->conf = conf;
     srv->index = index;
     ar_rand_bytes(&srv->node_id, sizeof(srv->node_id));
@@ -734,6 +779,10 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
         rc = ar_sn_loop_new(&nc, &h, &srv->loop);
     if (rc == 0)
         ar_sn_loop_set_tick(srv->loop, on_tick, srv);
+    /* A worker restarted on a draining node has a drain waiting (supervise.c): its first
+     * heartbeat says so, or other workers would pick it as a backup. */
+    if (rc == 0 && drain_pending())
+        begin_drain(srv, ar_sn_loop_now(srv->loop));
     /* On the bus before taking clients, so their sessions can be placed and backed up. */
     if (rc == 0)
         rc = ar__sig_bus_start(srv);
@@ -751,10 +800,7 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     }
     if (rc == 0) {
         g_loop = srv->loop;
-        struct sigaction sa = {.sa_handler = on_signal};
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGUSR1, &sa, NULL);
+        catch_signals(srv);
         ar_log(AR_LOG_INFO, "signal_worker_ready", AR_LF_UINT("worker", index),
                AR_LF_UINT("port", (uint64_t)conf->port));
         rc = ar_sn_loop_run(srv->loop);
@@ -775,5 +821,6 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     ar_sn_tls_ctx_free(tls);
     ar_token_keyring_wipe(&srv->keys);
     /* The metrics registry stays: the operator thread may still read it until exit. */
+    pthread_sigmask(SIG_SETMASK, &caller, NULL);
     return rc;
 }

@@ -5,7 +5,8 @@
  * a node holding 200,000 connections needs at least 11 processes anyway; each worker is its own
  * member of the bus (a room split across workers works like one split across nodes).
  *
- * The supervisor forwards SIGUSR1 (drain) and SIGTERM/SIGINT, restarts a worker that dies, and
+ * The supervisor forwards SIGUSR1 (drain) and SIGTERM/SIGINT, restarts a worker that dies (one
+ * restarted on a draining node is told to drain), and
  * has its workers killed by the kernel if it dies itself (PR_SET_PDEATHSIG), so `kill -9` of a
  * node's supervisor takes the whole node down, as a machine failure would.
  */
@@ -31,9 +32,15 @@ static pid_t spawn(const ar_signal_conf_t *conf, unsigned index)
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(1);
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
+    /* SIGUSR1, SIGTERM and SIGINT stay blocked, as the supervisor holds them, until the worker
+     * has its handlers (ar_signal_worker_run): one sent before that waits for them instead of
+     * killing the worker. The rest (SIGCHLD among them) is unblocked. */
+    sigset_t held;
+    sigemptyset(&held);
+    sigaddset(&held, SIGUSR1);
+    sigaddset(&held, SIGTERM);
+    sigaddset(&held, SIGINT);
+    sigprocmask(SIG_SETMASK, &held, NULL);
     ar__sig_supervisor = parent;
     _exit(ar_signal_worker_run(conf, index) == 0 ? 0 : 1);
 }
@@ -85,12 +92,17 @@ int ar_signal_supervise(const ar_signal_conf_t *conf)
     for (unsigned i = 0; i < n; i++)
         pids[i] = spawn(conf, i);
     int stopping = 0;
+    /* Once drained, the node stays draining: a worker restarted later drains too (a drain
+     * waits for it, pending, until its handlers are in place), or it would answer /readyz
+     * 200, take new clients and offer itself as a backup. */
+    int draining = 0;
     for (;;) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGUSR1) {
             ar_log0(AR_LOG_INFO, "signal_node_drain");
+            draining = 1;
             for (unsigned i = 0; i < n; i++)
                 if (pids[i] > 0)
                     kill(pids[i], SIGUSR1);
@@ -111,6 +123,8 @@ int ar_signal_supervise(const ar_signal_conf_t *conf)
                     ar_log(AR_LOG_WARN, "signal_worker_restart", AR_LF_UINT("worker", i));
                     sleep(1); /* a worker that fails at once must not spin the machine */
                     pids[i] = spawn(conf, i);
+                    if (draining && pids[i] > 0)
+                        kill(pids[i], SIGUSR1);
                 }
             }
         }

@@ -16,6 +16,11 @@ const FID_WINDOW = 512;
 // candidates). Frames beyond our own slightly smaller bucket wait here, in order, instead.
 const PACE_RATE = 20;
 const PACE_BURST = 90;
+// Drain moves (protocol 5.12): a drain within this long of the last one waits before it moves,
+// twice as long each time from DRAIN_BACKOFF_MS up to 5 s; a move without a token tries again.
+const DRAIN_AGAIN_MS = 60000;
+const DRAIN_BACKOFF_MS = 500;
+const DRAIN_RETRY_MS = 2000;
 
 export class SignalClient extends EventTarget {
   // opts: {urls: [wss...], token: () => Promise<string>|string, name?, resume?, lastSeq?, fids?}
@@ -45,6 +50,10 @@ export class SignalClient extends EventTarget {
     this.tokens = PACE_BURST;
     this.refilled = Date.now();
     this.paceTimer = null;
+    this.moving = false; // a drain move is under way (onDrain)
+    this.moves = 0; // drains in a row, each within DRAIN_AGAIN_MS of the last
+    this.drainedAt = -Infinity;
+    this.superseded = new Set(); // connections a drain left, closed after the next welcome
   }
 
   emit(type, detail) {
@@ -63,6 +72,10 @@ export class SignalClient extends EventTarget {
       return;
     }
     if (this.stopped) return;
+    this.open(target, token);
+  }
+
+  open(target, token) {
     const ws = new WebSocket(target, 'anteroom.v1');
     this.ws = ws;
     this.url = target; // retries go on from the URL after it
@@ -193,6 +206,8 @@ export class SignalClient extends EventTarget {
     if (!resumed) this.outQueue.splice(0, this.queuedBefore);
     this.queuedBefore = 0;
     this.ready = true;
+    this.moving = false;
+    this.dropSuperseded(resumed);
     this.peer = f.peer;
     this.resumeToken = f.resume;
     this.grace = f.grace;
@@ -205,19 +220,70 @@ export class SignalClient extends EventTarget {
     this.pace();
   }
 
+  // Drain (protocol 5.12): the session moves to another node and must not end on the way. The
+  // old connection stays the live one (frames in and out) until the new one's token is here;
+  // from then on frames wait for the new one, which resumes the session with what the old one
+  // delivered (frames the old one gets meanwhile come back in the replay). The old connection is
+  // closed only after the new one's welcome, never with 1000 before it: 1000 ends the session
+  // on the server (protocol 4.2), and the resume would find nothing to take.
   async onDrain(f) {
-    const urls = f.urls.filter((u) => u.startsWith('wss://') || u.startsWith('ws://'));
-    if (!urls.length) return;
+    const urls = (Array.isArray(f.urls) ? f.urls : []).filter(
+      (u) => typeof u === 'string' && (u.startsWith('wss://') || u.startsWith('ws://')),
+    );
+    if (!urls.length || this.stopped || this.moving) return;
     const old = this.ws;
-    this.ws = null;
-    await this.connect(urls[0]);
-    if (old) old.close(1000);
+    // Drained again within a minute (the node we moved to drains too, or a rolling restart):
+    // each further move waits longer and tries another URL, so that draining nodes do not
+    // bounce their clients back and forth at once.
+    const now = Date.now();
+    this.moves = now - this.drainedAt < DRAIN_AGAIN_MS ? this.moves + 1 : 0;
+    this.drainedAt = now;
+    const delay = this.moves ? Math.min(DRAIN_BACKOFF_MS * 2 ** (this.moves - 1), 5000) : 0;
+    const others = urls.filter((u) => u !== this.url);
+    const pick = others.length ? others : urls;
+    const target = pick[this.moves % pick.length];
+    this.moving = true;
+    if (delay) await new Promise((r) => setTimeout(r, delay));
+    let token = null;
+    if (!this.stopped && this.ws === old) {
+      try {
+        token = await this.tokenFn();
+      } catch {
+        token = null;
+      }
+    }
+    this.moving = false;
+    // The old connection went meanwhile (4014, 4006: the reconnect schedule has taken over), or
+    // the client stopped: nothing left to move.
+    if (this.stopped || this.ws !== old || !old) return;
+    if (!token) {
+      // No token (the app unreachable): stay where we are, which works until the node closes
+      // with 4006, and try the move again.
+      setTimeout(() => {
+        if (this.ws === old) this.onDrain(f);
+      }, DRAIN_RETRY_MS);
+      return;
+    }
+    this.moving = true;
+    this.superseded.add(old);
+    this.open(target, token);
+  }
+
+  // After a welcome: the connections a drain left behind go. After a resume the hand-over has
+  // normally closed them (4010) already; closing with 4010 ourselves keeps the session either
+  // way. After a new session the old one is of no use to us, and 1000 ends it at once instead
+  // of leaving our old peer in its room for the grace period.
+  dropSuperseded(resumed) {
+    for (const ws of this.superseded) ws.close(resumed ? 4010 : 1000);
+    this.superseded.clear();
   }
 
   onClose(ws, code) {
+    this.superseded.delete(ws);
     if (ws !== this.ws) return;
     clearInterval(this.pingTimer);
     this.ws = null;
+    this.moving = false; // a drain move that failed goes on by the reconnect schedule
     if (this.stopped || FINAL.has(code)) {
       this.emit('closed', { code });
       return;
@@ -259,5 +325,6 @@ export class SignalClient extends EventTarget {
     this.outQueue = [];
     if (this.ws) this.ws.close(1000);
     this.ws = null;
+    this.dropSuperseded(false); // leaving: the session ends wherever it is
   }
 }

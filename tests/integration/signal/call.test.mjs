@@ -3,11 +3,24 @@
 // staff messages, the room limit, end; then drain, and resume after kill -9 of a node (peers on
 // two nodes, and both peers on one worker).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, test } from 'node:test';
+import WebSocket from 'ws';
 import {
-  Client, connect, inviteeToken, kill, patientToken, rid, sleep, staffToken, startNats, startNode,
-  stopAll,
+  Client, connect, inviteeToken, kill, ORIGIN, patientToken, rid, sleep, staffToken, startNats,
+  startNode, stopAll, waitFor,
 } from './lib.mjs';
+
+// The browser client itself (web/js/signal.js) where a test needs its own behaviour (the drain
+// move): npm `ws` stands in for the browser's WebSocket, with the Origin a page would send.
+globalThis.WebSocket = class extends WebSocket {
+  constructor(url, protocol) {
+    super(url, protocol, { origin: ORIGIN });
+  }
+};
+const { SignalClient } = await import('../../../web/js/signal.js');
+const webClients = [];
+after(() => webClients.forEach((c) => c.close()));
 
 let nats, A, B;
 before(async () => {
@@ -481,6 +494,27 @@ test('drain: clients resume on the other node and the call goes on', async () =>
   await p.next('peer_joined');
   p.ack();
 
+  // A second call whose patient is the web client: it moves on the drain by itself, in its
+  // own order of steps (signal.js onDrain). Closing its old connection with 1000 before the
+  // new one resumed ended the session: the resume then found nothing, and the call dropped.
+  const wToken = patientToken(rid(), { area: 'drain' });
+  const w = new SignalClient({ urls: [C.url], token: () => wToken });
+  webClients.push(w);
+  const wSeen = [];
+  for (const n of ['welcome', 'wait', 'peer_joined', 'offer', 'closed', 'error'])
+    w.addEventListener(n, (e) => wSeen.push([n, e.detail]));
+  const seen = (n, k = 1) => wSeen.filter(([m]) => m === n).length >= k;
+  await w.connect();
+  await waitFor(() => seen('welcome'), 8000, 'the web client\'s welcome');
+  w.send('arrive', { clinic: 'c1', area: 'drain', name: 'W', consent: true });
+  await waitFor(() => seen('wait'), 8000, 'the web client waiting');
+  const s2 = await connect(A, staffToken());
+  await queued(s2, 'drain', w.peer);
+  s2.send({ type: 'take', peer: w.peer });
+  await s2.next('joined');
+  await waitFor(() => seen('peer_joined'), 8000, 'the web client in its call');
+  const wPeer = w.peer;
+
   kill(C, 'SIGUSR1');
   const d = await p.next('drain', 5000);
   assert.deepEqual(d.urls, [A.url]);
@@ -492,10 +526,38 @@ test('drain: clients resume on the other node and the call goes on', async () =>
   assert.ok([4006, 4010].includes(await p.waitClose()));
   s.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n' });
   assert.equal((await p2.next('offer')).from, s.peer);
+
+  await waitFor(() => seen('welcome', 2), 8000, 'the web client\'s welcome on the other node');
+  const wWelcome = wSeen.filter(([n]) => n === 'welcome')[1][1];
+  assert.equal(wWelcome.resumed, true, 'the web client resumed its session');
+  assert.equal(w.peer, wPeer);
+  assert.equal(w.url, A.url);
+  s2.send({ type: 'offer', to: wPeer, sdp: 'v=0\r\n' });
+  await waitFor(() => seen('offer'), 8000, 'the offer to the moved web client');
+  await sleep(300);
+  assert.deepEqual(s2.frames.filter((f) => f.type === 'peer_left'), [], 'the call did not drop');
+  assert.deepEqual(wSeen.filter(([n]) => n === 'error' || n === 'closed'), []);
   kill(C, 'SIGTERM');
   s.close();
   p2.close();
+  w.close();
+  s2.close();
 });
+
+// The worker processes of a node: the children of its supervisor, oldest first.
+function workersOf(pid) {
+  const w = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) w.push(Number(d));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return w.sort((a, b) => a - b);
+}
 
 // An operator request (HTTP on the node's loopback operator listener) rather than a signal.
 async function operator(port, path, { method = 'GET', headers = {} } = {}) {
@@ -566,6 +628,37 @@ test('drain by POST /drain: every worker of the node drains, clients move, no ca
   }
   assert.equal(await operator(C.metrics, '/readyz'), 503);
   assert.equal(await operator(C.metrics + 1, '/readyz'), 503);
+
+  // A worker that dies during the drain is restarted draining: the supervisor remembers the
+  // drain and tells it. One restarted fresh answered /readyz 200, took new clients and offered
+  // itself as a backup.
+  const up = async (port) => operator(port, '/readyz').catch(() => 0);
+  const restart = async (i, signal) => {
+    const before = workersOf(C.pid);
+    assert.equal(before.length, 2);
+    process.kill(before[i], 'SIGKILL');
+    const fresh = await waitFor(() => workersOf(C.pid).find((w) => !before.includes(w)), 8000,
+      'the worker restarted');
+    if (signal) process.kill(fresh, 'SIGUSR1');
+    await waitFor(async () => (await up(C.metrics)) && (await up(C.metrics + 1)), 10000,
+      'both operator listeners');
+    assert.equal(await operator(C.metrics, '/readyz'), 503);
+    assert.equal(await operator(C.metrics + 1, '/readyz'), 503);
+    return fresh;
+  };
+  await restart(0, false);
+  // A SIGUSR1 to a new worker as soon as it exists lands, most likely, while it connects to
+  // the bus: it holds the signal until its handlers are in place. Without that, the default
+  // action killed it (and the supervisor's own SIGUSR1 killed every restart at once).
+  const fresh = await restart(0, true); // the oldest now: the other worker
+  await sleep(200);
+  assert.ok(workersOf(C.pid).includes(fresh), 'the restarted worker survived the drain signal');
+  // New clients of the node (the kernel spreads them over both workers) are sent on at once.
+  for (let i = 0; i < 4; i++) {
+    const late = await connect(C, patientToken(rid(), { area: 'pdrain' }));
+    assert.deepEqual((await late.next('drain', 3000)).urls, [A.url]);
+    late.close();
+  }
   kill(C, 'SIGTERM');
   for (const { p2, s } of moved) {
     p2.close();

@@ -230,3 +230,106 @@ test('after 4014 the client retries at once on the next URL; after 1006 it waits
     c.stopped = true;
   }
 });
+
+// Drain (protocol 5.12), step by step as onDrain takes them. The old connection must stay open
+// until the new one is welcomed: a close 1000 ends the session on the server (protocol 4.2),
+// and the resume on the drain URL would then start a new session (the call drops).
+const tick = () => new Promise((r) => setImmediate(r));
+const drainTo = (ws, urls) => ws.deliver({ v: 1, type: 'drain', seq: 0, urls, within: 30 });
+
+test('drain: the old connection stays open until the new one resumed, then goes with 4010', async (t) => {
+  const { c, ws } = await connected(t);
+  drainTo(ws, ['wss://n2.example/ws']);
+  await tick();
+  const ws2 = FakeSocket.last;
+  assert.notEqual(ws2, ws, 'a new connection to the drain URL');
+  assert.equal(ws2.url, 'wss://n2.example/ws');
+  assert.equal(ws.closeCode, undefined, 'the old connection is open while the new one says hello');
+  assert.equal(ws2.sent[0].type, 'hello');
+  assert.equal(ws2.sent[0].resume, 'r');
+  // Frames sent meanwhile wait for the new connection's welcome.
+  c.send('candidate', { to: 'p2', candidate: 'c1' });
+  assert.equal(ws.sent.at(-1).type, 'hello');
+  assert.equal(ws.closeCode, undefined, 'still open before the welcome');
+  const seen = record(c, ['welcome']);
+  ws2.deliver({ v: 1, type: 'welcome', seq: 0, peer: 'p1', resume: 'r2', grace: 120, ping: 25, resumed: true });
+  assert.equal(seen[0][1].resumed, true);
+  assert.equal(ws.closeCode, 4010, 'closed after the resume, with a code that keeps the session');
+  assert.equal(ws2.sent.at(-1).candidate, 'c1');
+  // The server's own close of the old connection (4006 or 4010) changes nothing.
+  ws.onclose({ code: 4006 });
+  assert.equal(c.ws, ws2);
+});
+
+test('drain: a new session instead of a resume ends the old one (1000)', async (t) => {
+  const { ws } = await connected(t);
+  drainTo(ws, ['wss://n2.example/ws']);
+  await tick();
+  const ws2 = FakeSocket.last;
+  assert.equal(ws.closeCode, undefined);
+  ws2.deliver({ v: 1, type: 'welcome', seq: 1, peer: 'p7', resume: 'r7', grace: 120, ping: 25 });
+  assert.equal(ws.closeCode, 1000);
+});
+
+test('drain: without a token the client stays on the old connection and tries again', async (t) => {
+  let fail = true;
+  const c = new SignalClient({
+    urls: ['wss://x.example/ws'],
+    token: () => {
+      if (fail) throw new Error('app unreachable');
+      return 'tok';
+    },
+  });
+  t.after(() => {
+    c.stopped = true;
+    clearInterval(c.pingTimer);
+  });
+  fail = false;
+  await c.connect();
+  await tick();
+  const ws = FakeSocket.last;
+  ws.deliver({ v: 1, type: 'welcome', seq: 1, peer: 'p1', resume: 'r', grace: 120, ping: 25 });
+  fail = true;
+  drainTo(ws, ['wss://n2.example/ws']);
+  await tick();
+  assert.equal(FakeSocket.last, ws, 'no new connection without a token');
+  assert.equal(ws.closeCode, undefined, 'the old connection is kept');
+  assert.equal(c.ws, ws);
+  // It still carries the call.
+  c.send('candidate', { to: 'p2', candidate: 'c1' });
+  assert.equal(ws.sent.at(-1).candidate, 'c1');
+  fail = false;
+  await new Promise((r) => setTimeout(r, 3200)); // the retry, with its back-off
+  const ws2 = FakeSocket.last;
+  assert.notEqual(ws2, ws, 'moved once a token came');
+  assert.equal(ws2.sent[0].resume, 'r');
+  assert.equal(ws.closeCode, undefined);
+});
+
+test('drain during a move is ignored; a drain right after a move waits and picks another URL', async (t) => {
+  const { c, ws } = await connected(t);
+  const a = 'wss://a.example/ws';
+  const b = 'wss://b.example/ws';
+  drainTo(ws, [a, b]);
+  drainTo(ws, [a, b]); // a second drain before the token came: one move
+  await tick();
+  const ws2 = FakeSocket.last;
+  assert.equal(ws2.url, a);
+  await tick();
+  assert.equal(FakeSocket.last, ws2, 'one new connection');
+  ws2.deliver({ v: 1, type: 'welcome', seq: 0, peer: 'p1', resume: 'r2', grace: 120, ping: 25, resumed: true });
+  // The node we moved to drains too (as a draining node tells a client right after its welcome).
+  drainTo(ws2, [a, b]);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(FakeSocket.last, ws2, 'the second move waits');
+  assert.equal(ws2.closeCode, undefined);
+  await new Promise((r) => setTimeout(r, 1000));
+  const ws3 = FakeSocket.last;
+  assert.notEqual(ws3, ws2, 'then moves');
+  assert.equal(ws3.url, b, 'not back to the node it is leaving');
+  assert.equal(ws3.sent[0].resume, 'r2');
+  assert.equal(ws2.closeCode, undefined);
+  ws3.deliver({ v: 1, type: 'welcome', seq: 0, peer: 'p1', resume: 'r3', grace: 120, ping: 25, resumed: true });
+  assert.equal(ws2.closeCode, 4010);
+  assert.equal(c.ws, ws3);
+});
