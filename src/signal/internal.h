@@ -234,8 +234,10 @@ struct ar__sig_sess_s {
      *    copy is promoted;
      *  - kick: its owner moved, and a client resuming into it asks anew at the end of the batch
      *    of bus messages (rec.c, resume.c);
-     *  - resumed: a connection started resuming into it (resume.c): its free lets go of them. */
-    uint8_t copies_uncertain : 1, kick : 1, resumed : 1;
+     *  - resumed: a connection started resuming into it (resume.c): its free lets go of them;
+     *  - handed: the owner's copy after it answered "taken" (sess.c on_take): a backup copy kept
+     *    until the new owner (prev_owner) announces itself, promoted back should it die first. */
+    uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1;
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
@@ -395,6 +397,9 @@ void ar__sig_sess_new_resume(ar__sig_sess_t *s);
  * a connection closed in this batch of events (GONE) that still points at it lets go, and the
  * losses it noted as owner are forgotten (the owner noted them too). */
 void ar__sig_sess_demote(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+/* A record update from origin naming origin r's owner (rec.c): a copy we handed over to it
+ * ("handed", sess.c on_take) lets go, or stays as its backup when the update names us. */
+void ar__sig_sess_owner_seen(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint64_t origin);
 void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
