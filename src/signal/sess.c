@@ -581,6 +581,15 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     ar__sig_sess_adopt(srv, s);
 }
 
+/* Worker id's death was handled here (not one we never heard from). */
+static int death_handled(const ar__sig_srv_t *srv, uint64_t id)
+{
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id == id)
+            return srv->nodes[i].dead;
+    return 0;
+}
+
 void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
 {
     uint64_t lowest = srv->node_id;
@@ -599,6 +608,12 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
                 }
             } else if (r->owner == srv->node_id && r->backup == id && r->local) {
                 ar__sig_sess_adopt(srv, r->local);
+            } else if (r->backup == id && lowest == srv->node_id && death_handled(srv, r->owner)) {
+                /* Its owner died first, while this backup still looked alive (its heartbeat a
+                 * little younger, or it was stopping): the owner's death left the session to
+                 * it. Now nobody has it: taken over as on the owner's death with no backup. */
+                promote(srv, r);
+                promoted++;
             }
         }
     }

@@ -326,6 +326,44 @@ static void test_never_confirmed(void **state)
     H.ro = NULL;
 }
 
+/* Owner W1 and backup W2 (one node) die one after the other; worker X of the other node handles
+ * W1's death while W2 still looks alive (its heartbeat a second younger), so the session is
+ * W2's to promote; then W2's death. X, the lowest live worker, takes the session over. A session
+ * whose owner is alive is not touched by its backup's death (the owner picks another). */
+static void test_owner_then_backup_die(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *X = su_srv_new(X_ID + 10);
+    X->conf = &conf;
+    heard(X, 1, "node-c", 3500);
+    heard(X, 2, "node-c", 2500);
+    heard(X, X_ID + 20, "node-d", 0);
+    ar__sig_rec_t *r = ar__sig_rec_get(X, su_peer('s'));
+    ar__sig_rec_t *r2 = ar__sig_rec_get(X, su_peer('t'));
+    assert_non_null(r);
+    assert_non_null(r2);
+    r->owner = 1;
+    r->backup = 2;
+    r2->owner = X_ID + 20;
+    r2->backup = 2;
+    X->nodes[0].dead = 1;
+    ar__sig_node_dead(X, 1);
+    assert_int_equal(r->owner, 1);
+    X->nodes[1].seen_ms = mono_ms() - 3500;
+    X->nodes[1].dead = 1;
+    ar__sig_node_dead(X, 2);
+    assert_int_equal(r->owner, X->node_id);
+    assert_non_null(r->local);
+    assert_false(r->local->is_backup);
+    assert_true(r->away);
+    assert_int_equal(r2->owner, X_ID + 20);
+    assert_null(r2->local);
+    caught_clear();
+    ar__sig_rec_free(X, r);
+    ar__sig_rec_free(X, r2);
+    ar_free(X);
+}
+
 int main(void)
 {
     ar_log_init("signal", AR_LOG_WARN);
@@ -335,6 +373,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_owner_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_lost_asked_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_confirmed, setup, teardown),
+        cmocka_unit_test(test_owner_then_backup_die),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
