@@ -5,10 +5,10 @@
  * without sockets or NATS. Worker O owns an away session; worker T has a client resuming into it
  * and asks O for it ("take"); O answers "taken":
  *  - the client's connection on T goes before the answer arrives: T takes the session as away
- *    (its grace period runs there, its record names T) and O's copy lets go when T's record
- *    update reaches it. It was: T ignored the answer, O had freed its copy, every other worker
- *    still named O, and the record stayed everywhere for ever (no grace period ran, no
- *    peer_left, the next resume waited 8 s and failed);
+ *    (its grace period runs there, its record names T), with the frames its copy caught
+ *    meanwhile, and O's copy lets go when T's record update reaches it. It was: T ignored the
+ * answer, O had freed its copy, every other worker still named O, and the record stayed everywhere
+ * for ever (no grace period ran, no peer_left, the next resume waited 8 s and failed);
  *  - T dies with the answer in flight: O's copy, kept since it answered, is promoted back;
  *  - the answer is lost and T's attempt asks again: O answers again;
  *  - T never announces itself: O ends the session after a grace period.
@@ -226,16 +226,24 @@ static void test_client_gone_mid_handover(void **state)
     ar__sig_resume_tick(H.T, &H.cn); /* srv.c on_close: the attempt is dropped */
     assert_null(H.cn.resume);
     json_t *ans = owner_answers();
+    /* A frame for the session reaches T before the answer: O no longer numbers it, so T's
+     * copy, kept for the answer, must still hold it. */
+    ar__sig_sess_t *s = H.rt->local;
+    assert_non_null(s);
+    static const char cand[] = "{\"type\":\"candidate\",\"seq\":0,\"candidate\":\"c\"}";
+    uint8_t fid[16] = {9};
+    ar__sig_sess_deliver(H.T, s, fid, AR__SIG_ACT_NONE, cand, sizeof(cand) - 1, 0);
     caught_clear();
     deliver(H.T, ans);
     json_decref(ans);
-    ar__sig_sess_t *s = H.rt->local;
+    s = H.rt->local;
     assert_non_null(s);
     assert_false(s->is_backup);
     assert_int_equal(H.rt->owner, T_ID);
     assert_true(H.rt->away);
-    assert_int_equal(s->seq, 2);
-    assert_int_equal(s->nframes, 2);
+    assert_int_equal(s->seq, 3); /* O's two, then the candidate */
+    assert_int_equal(s->nframes, 3);
+    assert_memory_equal(s->tail->fid, fid, 16);
     assert_string_equal(s->resume, H.resume); /* the client resumes with the secret it holds */
     assert_int_equal(H.T->nsessions, 1);
     json_t *own = json_incref(last_rec(H.T));
@@ -306,6 +314,24 @@ static void test_answer_lost_asked_again(void **state)
     assert_int_equal(H.rt->owner, T_ID);
 }
 
+/* The copy T kept for the answer goes when no answer comes in time (O died: its backup has
+ * the session), or at a refusal. */
+static void test_kept_copy_goes_without_answer(void **state)
+{
+    (void)state;
+    H.cn.state = AR__SIG_C_GONE;
+    ar__sig_resume_tick(H.T, &H.cn);
+    assert_non_null(H.rt->local);
+    H.T->now += AR__SIG_RESUME_WAIT_S - 1;
+    ar__sig_sess_tick(H.T);
+    assert_non_null(H.rt->local);
+    H.T->now++;
+    ar__sig_sess_tick(H.T);
+    assert_null(H.rt->local);
+    assert_int_equal(H.rt->owner, O_ID);
+    assert_int_equal(H.T->nsessions, 0);
+}
+
 /* T never announces itself (all it published lost): O ends the session after a grace period,
  * rather than keep it for ever with every other worker naming O. */
 static void test_never_confirmed(void **state)
@@ -372,6 +398,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_gone_mid_handover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_owner_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_lost_asked_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_copy_goes_without_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_confirmed, setup, teardown),
         cmocka_unit_test(test_owner_then_backup_die),
     };
