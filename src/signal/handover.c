@@ -205,6 +205,7 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
     json_t *fr = NULL;
     int given = json_unpack(o, "{s:b}", "ok", &ok) == 0 && ok &&
                 json_unpack(o, "{s:I,s:I,s:o}", "seq", &seq, "ack", &ack, "fr", &fr) == 0;
+    int asked = 0;
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) {
         if (cn->state != AR__SIG_C_RESUMING || !s || cn->sess != s || !cn->resume)
             continue;
@@ -220,12 +221,14 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
         } else {
             cn->resume->answer = -1;
         }
-        ar__sig_resume_tick(srv, cn);
+        ar__sig_resume_tick(srv, cn); /* may free s */
+        asked = 1;
         break;
     }
     if (!given) {
-        if (s && s->handed && s->provisional && r->local == s)
-            ar__sig_sess_release(srv, s); /* refused: the copy kept for the answer goes */
+        /* Refused: a copy kept for the answer (no attempt left) goes. */
+        if (!asked && s && s->handed && s->provisional)
+            ar__sig_sess_release(srv, s);
         return;
     }
     /* Looked up again: the resume may have ended the session (an "ended" frame). Ours now when

@@ -332,6 +332,20 @@ static void test_kept_copy_goes_without_answer(void **state)
     assert_int_equal(H.T->nsessions, 0);
 }
 
+/* ... and at once at a refusal. */
+static void test_kept_copy_goes_at_refusal(void **state)
+{
+    (void)state;
+    H.cn.state = AR__SIG_C_GONE;
+    ar__sig_resume_tick(H.T, &H.cn);
+    assert_non_null(H.rt->local);
+    json_t *no = json_pack("{s:s,s:s,s:b}", "k", "taken", "p", su_peer('p'), "ok", 0);
+    deliver(H.T, no);
+    json_decref(no);
+    assert_null(H.rt->local);
+    assert_int_equal(H.rt->owner, O_ID);
+}
+
 /* T never announces itself (all it published lost): O ends the session after a grace period,
  * rather than keep it for ever with every other worker naming O. */
 static void test_never_confirmed(void **state)
@@ -399,6 +413,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_owner_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_lost_asked_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_copy_goes_without_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_copy_goes_at_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_confirmed, setup, teardown),
         cmocka_unit_test(test_owner_then_backup_die),
     };
