@@ -62,6 +62,15 @@ static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint64_t to)
     s->rec->owner = to;
 }
 
+/* Worker id's death (or departure) was handled here: nothing we hand it would be promoted. */
+static int gone(const ar__sig_srv_t *srv, uint64_t id)
+{
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id == id)
+            return srv->nodes[i].dead;
+    return 0;
+}
+
 /* Another worker asks for a session it has a resuming client for: hand it over. */
 void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
 {
@@ -73,6 +82,8 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
         0)
         return;
     uint64_t to = strtoull(from, NULL, 16);
+    if (gone(srv, to))
+        return; /* a request that waited in our inbox past its sender's death */
     ar__sig_sess_t *s = r->local;
     /* Handed to the asker already: our answer was lost, or crossed its next ask. The same
      * answer again; the new owner ignores it once it holds the session. */

@@ -346,6 +346,23 @@ static void test_kept_copy_goes_at_refusal(void **state)
     assert_int_equal(H.rt->owner, O_ID);
 }
 
+/* A request that waited in O's inbox past T's death: O keeps the session (handed to a worker
+ * whose death was handled already, nobody would promote it). */
+static void test_take_from_the_dead(void **state)
+{
+    (void)state;
+    H.O->nodes[0].seen_ms = mono_ms() - 5000; /* T */
+    H.O->nodes[0].dead = 1;
+    ar__sig_node_dead(H.O, T_ID);
+    json_t *take = json_incref(proc_sent(H.T, O_ID, "take"));
+    deliver(H.O, take);
+    json_decref(take);
+    assert_null(proc_sent(H.O, T_ID, "taken"));
+    assert_non_null(H.ro->local);
+    assert_false(H.ro->local->is_backup);
+    assert_int_equal(H.ro->owner, O_ID);
+}
+
 /* T never announces itself (all it published lost): O ends the session after a grace period,
  * rather than keep it for ever with every other worker naming O. */
 static void test_never_confirmed(void **state)
@@ -414,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_answer_lost_asked_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_copy_goes_without_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_copy_goes_at_refusal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_take_from_the_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_confirmed, setup, teardown),
         cmocka_unit_test(test_owner_then_backup_die),
     };
