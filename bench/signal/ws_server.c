@@ -90,7 +90,7 @@ static int worker(uint16_t port, ar_sn_tls_ctx_t *tls)
     static const ar_ws_upgrade_conf_t up = {origins, 1, 0, "anteroom.v1"};
     ar_sn_conf_t conf = {
         .upgrade = &up, .tls = tls, .idle_timeout_s = 200, .handshake_timeout_s = 30};
-    ar_sn_handler_t h = {on_open, on_message, on_close, NULL, NULL};
+    ar_sn_handler_t h = {.open_cb = on_open, .message_cb = on_message, .close_cb = on_close};
     if (ar_sn_loop_new(&conf, &h, &loop) || ar_sn_loop_listen(loop, "127.0.0.1", port, NULL)) {
         fprintf(stderr, "listen failed\n");
         return 1;

@@ -421,19 +421,43 @@ static json_t *relay_urls(const turn_t *t)
     return json_pack("[sss]", a, b, c);
 }
 
-size_t ar_app_servers_signal_first(const char *clinic, size_t n)
+/* The entry's weight for clinic: SipHash of "clinic\nurl" under a fixed key (the placement
+ * must be the same on every app instance and across restarts; a clinic's id is no secret). */
+static uint64_t place_weight(const char *clinic, const char *url)
 {
-    if (clinic == NULL || clinic[0] == '\0' || n <= 1)
-        return 0;
-    /* A fixed key: the placement must be the same on every app instance and across restarts;
-     * a clinic's id is no secret, and SipHash spreads ids that differ in one digit. */
     static const unsigned char key[crypto_shorthash_KEYBYTES + 1] = "anteroom-placing";
-    unsigned char h[crypto_shorthash_BYTES];
-    crypto_shorthash(h, (const unsigned char *)clinic, strlen(clinic), key);
+    unsigned char in[AR_TOKEN_ID_MAX + 1 + AR_SERVERS_URL_MAX], h[crypto_shorthash_BYTES];
+    size_t c = strnlen(clinic, AR_TOKEN_ID_MAX), u = strnlen(url, AR_SERVERS_URL_MAX);
+    memcpy(in, clinic, c);
+    in[c] = '\n';
+    memcpy(in + c + 1, url, u);
+    crypto_shorthash(h, in, c + 1 + u, key);
     uint64_t v = 0;
     for (size_t i = 0; i < sizeof(h); i++)
         v = v << 8 | h[i];
-    return (size_t)(v % n);
+    return v;
+}
+
+/*
+ * Rendezvous (highest random weight) order of jur's signalling entries for clinic: heaviest
+ * first. Every client of the clinic gets the same order, the clinics spread evenly over the
+ * first places, and when an entry fails its clinics' next choices spread over all the others
+ * (a rotation would send them all to the one entry after it, a worker that may then pass its
+ * open-file limit). No clinic: the file's order.
+ */
+static void signal_order(const jur_t *j, const char *clinic, size_t *order)
+{
+    uint64_t w[AR_SERVERS_PER_JUR];
+    for (size_t i = 0; i < j->nsignal; i++) {
+        order[i] = i;
+        w[i] = clinic && clinic[0] != '\0' ? place_weight(clinic, j->signal[i]) : 0;
+    }
+    for (size_t i = 1; i < j->nsignal; i++) /* insertion sort, stable: at most 16 entries */
+        for (size_t k = i; k > 0 && w[order[k]] > w[order[k - 1]]; k--) {
+            size_t t = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = t;
+        }
 }
 
 const char *ar_app_servers_place(const ar_token_claims_t *cl)
@@ -457,9 +481,10 @@ json_t *ar_app_servers_for(const ar_app_servers_t *s, const char *jur, const cha
                             "expires_at", (json_int_t)now + (json_int_t)ttl_s);
     json_t *sig = json_object_get(out, "signal"), *ice = json_object_get(out, "ice_servers");
     int ok = out != NULL;
-    size_t first = ar_app_servers_signal_first(clinic, j->nsignal);
+    size_t order[AR_SERVERS_PER_JUR];
+    signal_order(j, clinic, order);
     for (size_t i = 0; ok && i < j->nsignal; i++)
-        ok = json_array_append_new(sig, json_string(j->signal[(first + i) % j->nsignal])) == 0;
+        ok = json_array_append_new(sig, json_string(j->signal[order[i]])) == 0;
     if (ok && j->monitor[0] != '\0')
         ok = json_object_set_new(out, "monitor", json_string(j->monitor)) == 0;
     size_t idx[AR_SERVERS_PER_JUR] = {0};

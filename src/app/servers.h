@@ -77,12 +77,13 @@ int ar_app_servers_attach_board(ar_app_servers_t *s, const char *jur, ar_turn_lo
  * order without load reports). One TURN REST credential (ar_turn_rest_mint, random username) serves
  * every relay. Returns NULL when jur is not served or on failure.
  *
- * The signalling URLs come in the file's order rotated to start at the entry of clinic (the
- * clinic whose calls the client makes; NULL or "": no rotation): clients connect to the first
- * and go down the list when it fails, so every client of one clinic (its staff, its patients,
- * their invitees) reaches the same signalling node, and the same worker when the file lists
- * each worker's own port (anteroom-signal --worker-port). Their frames then do not cross the bus
- * between workers (docs/api.md, "Servers file"); the clinics spread over the entries.
+ * The signalling URLs come in an order of their own for each clinic (the clinic whose calls the
+ * client makes; NULL or "": the file's order): rendezvous hashing of the clinic id and each
+ * URL. Clients connect to the first and go down the list when it fails, so every client of one
+ * clinic (its staff, its patients, their invitees) reaches the same signalling node, and the
+ * same worker when the file lists each worker's own port (anteroom-signal --worker-port). Their
+ * frames then do not cross the bus between workers (docs/api.md, "Placement by clinic"); the
+ * clinics spread over the entries, and a failed entry's clinics over all the others.
  */
 json_t *ar_app_servers_for(const ar_app_servers_t *s, const char *jur, const char *clinic,
                            const char *secret, size_t secret_len, int64_t now, int64_t ttl_s);
@@ -91,9 +92,5 @@ json_t *ar_app_servers_for(const ar_app_servers_t *s, const char *jur, const cha
  * member's first clinic in the token (by id; a member of several shares a worker with the
  * patients of that one). NULL when the token names none. */
 const char *ar_app_servers_place(const ar_token_claims_t *cl);
-
-/* The entry of jur's signalling list that clinic's clients try first (the rotation above), in
- * [0, n) for n entries; 0 for no clinic or n <= 1. */
-size_t ar_app_servers_signal_first(const char *clinic, size_t n);
 
 #endif

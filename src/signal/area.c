@@ -297,24 +297,28 @@ static void on_subscribe(ar__sig_conn_t *cn, ar_sig_msg_t *m, int on)
         r->nsubs++;
         ar__sig_rec_publish(srv, r, "subs");
     }
-    /* The snapshot, 32 entries a frame; the last one has no `more`. */
+    /* The snapshot, up to 32 entries a frame; the last one has no `more`. 32 entries whose
+     * names and answers are long and full of characters JSON escapes pass the frame limit
+     * (AR_SIG_OUT_MAX): such a page is sent as two of half as many entries, down to one entry
+     * a page, which always fits, so no waiting patient is left out of the snapshot. */
     ar__sig_area_t *a = ar__sig_area_find(srv, clinic, area);
     size_t total = a ? a->npatients : 0, off = 0;
     ar_sig_entry_t entries[AR_SIG_ENTRIES_MAX];
     do {
-        size_t n = 0;
-        while (n < AR_SIG_ENTRIES_MAX && off + n < total) {
-            entry_of(&entries[n], a->patients[off + n]);
-            n++;
-        }
+        size_t n = total - off < AR_SIG_ENTRIES_MAX ? total - off : AR_SIG_ENTRIES_MAX;
+        for (size_t k = 0; k < n; k++)
+            entry_of(&entries[k], a->patients[off + k]);
+        int rc;
+        do {
+            ar_sig_msg_t q;
+            ar_sig_msg_init(&q, AR_SIG_QUEUE);
+            q.u.queue.clinic = str(clinic);
+            q.u.queue.area = str(area);
+            q.u.queue.entries = (ar_sig_list_t){entries, n};
+            q.u.queue.more = off + n < total;
+            rc = ar__sig_to(srv, r->peer, &q, AR__SIG_ACT_NONE);
+        } while (rc == AR_ETOOBIG && n > 1 && (n /= 2));
         off += n;
-        ar_sig_msg_t q;
-        ar_sig_msg_init(&q, AR_SIG_QUEUE);
-        q.u.queue.clinic = str(clinic);
-        q.u.queue.area = str(area);
-        q.u.queue.entries = (ar_sig_list_t){entries, n};
-        q.u.queue.more = off < total;
-        ar__sig_to(srv, r->peer, &q, AR__SIG_ACT_NONE);
     } while (off < total);
 }
 

@@ -53,6 +53,15 @@
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
+/* Frees an inbox item, wiped: record updates carry names and answers, frames SDP (P5, S4).
+ * A K_LOST marker has no data (its len is a count). */
+static void item_free(item_t *it)
+{
+    if (it->kind != K_LOST)
+        sodium_memzero(it->data, it->len);
+    ar_free(it);
+}
+
 /* A lost notice's count (bus_internal.h), or 0 when data is no notice. */
 static uint32_t notice_count(const uint8_t *data, size_t len)
 {
@@ -115,7 +124,7 @@ void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_
      * that finds the inbox empty needs to poke it; the others find a poke pending. */
     int poke = b->head == NULL;
     if (it && b->bytes + len > b->max_bytes) {
-        ar_free(it);
+        item_free(it);
         it = NULL;
     }
     if (it) {
@@ -245,8 +254,7 @@ static void local_drain(ar__sig_srv_t *srv)
         } else {
             publish_to(b, it->peer, d, it->len); /* moved meanwhile: its new owner gets it */
         }
-        sodium_memzero(it->data, it->len);
-        ar_free(it);
+        item_free(it);
     }
 }
 
@@ -354,7 +362,7 @@ void ar__sig_bus_wake(ar__sig_srv_t *srv)
     while (it) {
         item_t *next = it->next;
         handle_item(srv, it);
-        ar_free(it);
+        item_free(it);
         it = next;
         /* Frames an item made (a queue catch-up, area.c) go out before the next item's: a
          * removal that follows an arrival on the bus never overtakes its catch-up. */
@@ -681,7 +689,7 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
         item_t *it = q == 2 ? b->nhead : q ? b->lhead : b->head;
         while (it) {
             item_t *n = it->next;
-            ar_free(it);
+            item_free(it);
             it = n;
         }
     }

@@ -17,21 +17,31 @@
 
 #define REFUSE(cn, m, code) ar__sig_send_error((cn), (code), NULL, (m)->type, (m)->id)
 
-/* now: the peer's record when the frame may be delivered at once (ar__sig_bus_to_now). */
-static void to_peer(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action,
-                    ar__sig_rec_t *now)
+/* now: the peer's record when the frame may be delivered at once (ar__sig_bus_to_now).
+ * Returns 0, or the build's error (AR_ETOOBIG: larger than a frame may be; nothing sent). */
+static int to_peer(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action,
+                   ar__sig_rec_t *now)
 {
     m->seq = 0; /* the owner puts the session's next seq in place of this 0 (sess.c) */
     /* Built straight after the room left for the bus header: no copy, no allocation. */
     char *buf = srv->pub + AR__SIG_TO_HDR;
     int n = ar_sig_build(AR_SIG_FROM_SERVER, m, buf, AR_SIG_OUT_MAX + 1 - AR__SIG_SPLICE_MAX);
+    if (n < 0)
+        return n;
     if (n > 0 && !(now && ar__sig_bus_to_now(srv, now, action, (size_t)n)))
         ar__sig_bus_to(srv, peer, action, (size_t)n);
+    return 0;
 }
 
-void ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action)
+int ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action)
 {
-    to_peer(srv, peer, m, action, NULL);
+    int rc = to_peer(srv, peer, m, action, NULL);
+    /* Never silent: a frame nobody gets is a gap in what its peer sees. A message the server
+     * composes should always fit; the caller may split it (the queue snapshot does). */
+    if (rc < 0)
+        ar_log(AR_LOG_WARN, "signal_frame_unbuilt", AR_LF_INT("type", m->type),
+               AR_LF_INT("rc", rc));
+    return rc;
 }
 
 static ar_sig_str_t str(const char *s)
@@ -334,7 +344,11 @@ static void on_relay(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     /* A relay is the last thing its handler does and loops over nothing, so a peer this worker
      * owns gets it at once, not from the next wake-up of the bus's eventfd (docs/signal.md,
      * "Local delivery"): no queued copy, no eventfd write and read, no extra loop turn. */
-    to_peer(srv, id, m, m->type == AR_SIG_OFFER ? AR__SIG_ACT_RESET_CAND : AR__SIG_ACT_NONE, t);
+    /* Its sender learns of a frame that could not be passed on (over the limit once "from" and
+     * "seq" are added), rather than waiting for an answer that cannot come. */
+    if (to_peer(srv, id, m, m->type == AR_SIG_OFFER ? AR__SIG_ACT_RESET_CAND : AR__SIG_ACT_NONE,
+                t) < 0)
+        REFUSE(cn, m, AR_SIG_E_TOO_BIG);
 }
 
 static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)

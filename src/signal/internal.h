@@ -30,6 +30,34 @@ typedef struct ar__sig_cidr_s {
 } ar__sig_cidr_t;
 #define AR__SIG_PROXIES_MAX 64
 
+/* addr.c: connections per client address (max-per-address), exact and keyed */
+#define AR__SIG_ADDRS_MAX 65535 /* addresses counted at once per worker (a 16-bit tag each) */
+typedef struct ar__sig_addr_ent_s {
+    uint8_t key[16]; /* IPv4 as ::ffff:a.b.c.d, IPv6 masked to its /64 */
+    uint32_t hash;
+    uint16_t count;
+    uint16_t next_free;
+} ar__sig_addr_ent_t;
+typedef struct ar__sig_addrs_s {
+    uint8_t hkey[16]; /* SipHash key, drawn at the first use */
+    uint8_t keyed;
+    ar__sig_addr_ent_t *ent; /* entries 1..nent (0 unused) */
+    uint32_t nent, cap, live;
+    uint16_t free_head;
+    uint16_t *slots; /* entry numbers by hash, 0 empty; nslots a power of two */
+    uint32_t nslots;
+} ar__sig_addrs_t;
+/* The key addr is counted under: the address for IPv4, the /64 prefix for IPv6. */
+void ar__sig_addr_prefix(const uint8_t addr[16], uint8_t out[16]);
+/* Counts one connection of addr: its entry number (the tag to release it with, 1..65535), or
+ * AR_EQUOTA when addr already has max, or AR_ENOMEM (the caller refuses the connection). */
+int ar__sig_addrs_add(ar__sig_addrs_t *t, const uint8_t addr[16], uint32_t max);
+/* Uncounts one connection of entry e (what ar__sig_addrs_add returned). */
+void ar__sig_addrs_release(ar__sig_addrs_t *t, uint16_t e);
+/* Connections counted for addr now. */
+uint32_t ar__sig_addrs_count(const ar__sig_addrs_t *t, const uint8_t addr[16]);
+void ar__sig_addrs_free(ar__sig_addrs_t *t);
+
 #define AR__SIG_PEER_LEN 22   /* base64url of 128 bits */
 #define AR__SIG_RESUME_LEN 43 /* the peer id, '.', 20 characters of base64url (120 bits) */
 #define AR__SIG_ROOM_MAX 4
@@ -260,7 +288,7 @@ struct ar__sig_conn_s {
     uint8_t state;
     uint8_t garbage;
     uint16_t close_code; /* the first close asked for (or the net layer's): decides the session */
-    uint32_t addr_key;
+    uint16_t addr_tag;   /* counted after the upgrade (behind a trusted proxy): its entry */
     uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
     uint64_t refill_ms;
@@ -294,7 +322,6 @@ typedef struct ar__sig_node_s {
 #define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
 #define AR__SIG_REC_BUCKETS 65536
 #define AR__SIG_SMALL_BUCKETS 4096
-#define AR__SIG_ADDR_BUCKETS 4096
 
 typedef struct ar__sig_bus_s ar__sig_bus_t;
 typedef struct ar__sig_invites_s ar__sig_invites_t;
@@ -314,7 +341,7 @@ struct ar__sig_srv_s {
     ar__sig_rec_t *recs[AR__SIG_REC_BUCKETS];
     ar__sig_room_t *rooms[AR__SIG_SMALL_BUCKETS];
     ar__sig_area_t *areas[AR__SIG_SMALL_BUCKETS];
-    uint16_t addr_count[AR__SIG_ADDR_BUCKETS];
+    ar__sig_addrs_t addrs;                       /* max-per-address (addr.c) */
     ar__sig_cidr_t proxies[AR__SIG_PROXIES_MAX]; /* trusted-proxy */
     size_t nproxies;
     ar__sig_node_t nodes[AR__SIG_NODES_MAX];
@@ -543,8 +570,9 @@ const char *ar__sig_invite_holder(ar__sig_srv_t *srv, const char *sub);
 
 /* flows.c / area.c: what each client message does */
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
-/* Sends a server message to a peer (numbered at its owner); seq is set to 0 here. */
-void ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action);
+/* Sends a server message to a peer (numbered at its owner); seq is set to 0 here. Returns 0,
+ * or AR_ETOOBIG / AR_EINVAL when the message could not be built (logged, nothing sent). */
+int ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action);
 /* Removes the members ranked after the fourth (by join time, then peer id) that this worker
  * owns: two joins racing on two nodes can both pass the fourth-place check (flows.c). */
 void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room);

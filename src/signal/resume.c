@@ -49,12 +49,21 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
     if (cl) {
         ar__sig_claims_free(s->claims);
         s->claims = cl;
-    }
-    s->conn = cn;
-    cn->sess = s;
-    if (cl)
+        s->conn = cn;
+        cn->sess = s;
         ar__sig_sess_new_resume(s);
-    s->rec->away = 0;
+        s->rec->away = 0;
+    } else {
+        /* Refused below: the session stays away, with cn not attached, as if its connection had
+         * just been lost (sess.c ar__sig_sess_lost): frames for it are kept for the next resume,
+         * not sent to a connection being closed, and its grace period starts again now that
+         * the client is told to come back. The rest is as with memory: the owner is us (the old
+         * owner may have let go, and a promoter must yield to the copy we own again), the
+         * client's last_seq is what it has (numbering goes on after it, so promoted is over),
+         * and the secret it holds still works, as its subject hash is unchanged. */
+        s->away_since = srv->now;
+        s->rec->away = 1;
+    }
     s->rec->owner = srv->node_id;
     if (last_seq > s->seq)
         s->seq = last_seq; /* frames a promoted backup never learnt of: the client has them */
@@ -108,6 +117,13 @@ static void replace_attempts(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_conn
     }
 }
 
+/*
+ * 0: resumed here, or waiting for the owner's answer (cn->resume), including a resume that
+ * finish() refused for want of memory (it told the client). Otherwise nothing has changed and
+ * the hello goes on (srv.c): AR_EINVAL, AR_ENOTFOUND, AR_EAUTH: the session cannot be had here
+ * (the client is told resume_failed); AR_ENOMEM: no memory to start (error internal and close
+ * 4014, the session left for the next resume); another code from the bus's subscription.
+ */
 int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, const char *resume,
                          int64_t last_seq)
 {
@@ -156,15 +172,22 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
         a->demoted = 1;
     }
     if (!s) {
-        s = ar__sig_sess_local_new(srv, r, 1);
+        /* A copy to catch the session's frames during the hand-over: its memory, then its
+         * subscription, each failure told as what it is (no memory: srv.c's hello tells the
+         * client to come back; anything else fails the resume). Nothing else changed yet. */
+        int rc = AR_ENOMEM;
+        s = ar__sig_sess_link_new(srv, r, 1);
+        if (s && (rc = ar__sig_bus_sub_to(srv, s)) != 0) {
+            ar__sig_sess_free(srv, s);
+            s = NULL;
+        }
+        if (!s) {
+            sodium_memzero(a, sizeof(*a));
+            ar_free(a);
+            return rc;
+        }
         a->created_local = 1;
-        if (s)
-            s->provisional = 1;
-    }
-    if (!s) {
-        sodium_memzero(a, sizeof(*a));
-        ar_free(a);
-        return AR_ENOMEM;
+        s->provisional = 1;
     }
     if (s->resumed)
         replace_attempts(srv, s, cn, a);

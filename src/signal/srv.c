@@ -106,23 +106,56 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
         send_drain(cn->srv, cn); /* arrived while draining: move on at once */
 }
 
-/* ---- per-address cap: a count per hashed /32 (IPv4) or /64 (IPv6), never the address ---- */
+/*
+ * ---- per-address cap (max-per-address; the table is addr.c's) ----
+ *
+ * A direct client is counted from the moment its TCP connection is accepted, under its peer
+ * address: one host cannot hold a crowd of bare TCP or half-done TLS connections, each kept
+ * until the 10 s handshake timeout. A trusted proxy's connections are not counted at accept: the
+ * client behind it is known only from X-Forwarded-For, after the upgrade, and it is counted then.
+ * So each connection is counted once, at accept (its net tag names the entry; released by the
+ * net layer when the socket closes, whatever the state) or after the upgrade (cn->addr_tag;
+ * released in on_close).
+ */
 
-static uint32_t addr_key(const ar__sig_srv_t *srv, ar_sn_conn_t *c, const ar_ws_upgrade_t *up)
+static uint32_t max_per_addr(const ar__sig_srv_t *srv)
+{
+    return srv->conf->max_per_addr > 0 ? (uint32_t)srv->conf->max_per_addr : 0;
+}
+
+static int on_accept(ar_sn_conn_t *c, const struct sockaddr_storage *ss, void *data)
+{
+    ar__sig_srv_t *srv = data;
+    (void)c;
+    uint8_t peer[16];
+    if (!max_per_addr(srv) || ar__sig_addr_key(ss, peer) != 0 ||
+        ar__sig_cidr_match(srv->proxies, srv->nproxies, peer))
+        return 0; /* not counted now: no cap, no address, or counted after the upgrade */
+    int tag = ar__sig_addrs_add(&srv->addrs, peer, max_per_addr(srv));
+    if (tag < 0)
+        ar_metric_add(srv->m.closes, 0, 1); /* closed before a byte is read */
+    return tag;
+}
+
+static void on_release(ar_sn_conn_t *c, uint16_t tag, void *data)
+{
+    ar__sig_srv_t *srv = data;
+    (void)c;
+    ar__sig_addrs_release(&srv->addrs, tag);
+}
+
+/* After the upgrade: a connection from a trusted proxy is counted under the client it names.
+ * Returns the entry (0: not counted) or a negative code to refuse the connection. */
+static int count_proxied(ar__sig_srv_t *srv, ar_sn_conn_t *c, const ar_ws_upgrade_t *up)
 {
     struct sockaddr_storage ss;
     uint8_t peer[16], key[16];
-    if (ar_sn_conn_peer(c, &ss) != 0 || ar__sig_addr_key(&ss, peer) != 0)
+    if (!max_per_addr(srv) || ar_sn_conn_tag(c) != 0 || ar_sn_conn_peer(c, &ss) != 0 ||
+        ar__sig_addr_key(&ss, peer) != 0)
         return 0;
     (void)ar__sig_client_key(peer, up->forwarded, up->forwarded_len, up->forwarded_cut,
                              srv->proxies, srv->nproxies, key);
-    static const uint8_t v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    const uint8_t *p = memcmp(key, v4, 12) == 0 ? key + 12 : key;
-    size_t n = p == key ? 8 : 4;
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h;
+    return ar__sig_addrs_add(&srv->addrs, key, max_per_addr(srv));
 }
 
 /* ---- net callbacks ---- */
@@ -130,19 +163,19 @@ static uint32_t addr_key(const ar__sig_srv_t *srv, ar_sn_conn_t *c, const ar_ws_
 static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
 {
     ar__sig_srv_t *srv = data;
-    uint32_t key = addr_key(srv, c, up);
-    uint16_t *cnt = &srv->addr_count[key % AR__SIG_ADDR_BUCKETS];
-    if (srv->conf->max_per_addr > 0 && *cnt >= srv->conf->max_per_addr) {
+    int tag = count_proxied(srv, c, up);
+    if (tag < 0) {
         ar_metric_add(srv->m.closes, 0, 1);
         return -1; /* closed with 1008 before any session exists */
     }
     ar__sig_conn_t *cn = ar_calloc(1, sizeof(*cn));
-    if (!cn)
+    if (!cn) {
+        ar__sig_addrs_release(&srv->addrs, (uint16_t)tag);
         return -1;
-    (*cnt)++;
+    }
+    cn->addr_tag = (uint16_t)tag;
     cn->c = c;
     cn->srv = srv;
-    cn->addr_key = key;
     cn->opened = cn->last_rx = cn->last_ping = srv->now;
     cn->tokens_ms = AR__SIG_BURST * 1000;
     cn->refill_ms = ar_sn_loop_now_ms(srv->loop);
@@ -168,9 +201,8 @@ static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
     ar__sig_conn_t *cn = ar_sn_conn_data(c);
     if (!cn || cn->state == AR__SIG_C_GONE)
         return;
-    uint16_t *cnt = &srv->addr_count[cn->addr_key % AR__SIG_ADDR_BUCKETS];
-    if (*cnt)
-        (*cnt)--;
+    ar__sig_addrs_release(&srv->addrs, cn->addr_tag);
+    cn->addr_tag = 0;
     /* Unlinked, but cn->next stays: a loop over the connections that holds cn goes on from it. */
     if (cn->prev)
         cn->prev->next = cn->next;
@@ -290,9 +322,17 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         char resume[AR_SIG_ID_MAX + 1];
         memcpy(resume, m->u.hello.resume.p, m->u.hello.resume.len);
         resume[m->u.hello.resume.len] = '\0';
-        if (ar__sig_resume_start(cn, cl, resume, m->u.hello.last_seq) == 0) {
+        rc = ar__sig_resume_start(cn, cl, resume, m->u.hello.last_seq);
+        if (rc == 0 || rc == AR_ENOMEM) {
+            /* Without memory to start the resume, the session is left as it was: the client
+             * is told to come back (internal, 4014) and resumes it with the same secret, as
+             * after a resume that runs out of memory later (resume.c finish). A new session
+             * in its place would throw away the one it still has. */
+            if (rc == AR_ENOMEM)
+                ar__sig_refuse(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id,
+                               AR_SIG_CLOSE_SHUTDOWN);
             ar_free(cl);
-            return; /* resumed here, or waiting for the owner's answer */
+            return; /* resumed here, waiting for the owner's answer, or told to come back */
         }
         ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, m->id);
         if (cn->state == AR__SIG_C_GONE) {
@@ -313,6 +353,31 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         ar__sig_rec_publish(srv, s->rec, "name");
     }
     ar__sig_welcome(cn, s, 0);
+}
+
+/* WebSocket pings and pongs: unanswered pings were a way round the message rate (a client
+ * without a token got a pong for each of 200,000 pings). They take tokens from the same bucket;
+ * over it a ping goes unanswered, and a connection still over after AR__SIG_RATE_CLOSE_S is
+ * closed with 4004 as a message flood is. */
+static int on_control(ar_sn_conn_t *c, uint8_t opcode, void *ud)
+{
+    ar__sig_srv_t *srv = ud;
+    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    (void)opcode;
+    if (!cn || cn->state == AR__SIG_C_GONE)
+        return 1;
+    srv->now = ar_sn_loop_now(srv->loop);
+    if (rate_ok(cn)) {
+        if (cn->over_since && srv->now - cn->last_refused >= 2)
+            cn->over_since = 0;
+        return 0;
+    }
+    cn->last_refused = srv->now;
+    if (!cn->over_since)
+        cn->over_since = srv->now ? srv->now : 1;
+    if (srv->now - cn->over_since >= AR__SIG_RATE_CLOSE_S)
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_RATE_LIMIT);
+    return 1;
 }
 
 static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len, void *ud)
@@ -379,10 +444,13 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
 
 void ar__sig_net_handler(ar__sig_srv_t *srv, ar_sn_handler_t *h)
 {
-    *h = (ar_sn_handler_t){.open_cb = on_open,
+    *h = (ar_sn_handler_t){.accept_cb = on_accept,
+                           .release_cb = on_release,
+                           .open_cb = on_open,
                            .message_cb = on_message,
                            .close_cb = on_close,
                            .free_cb = on_free,
+                           .control_cb = on_control,
                            .data = srv};
 }
 
@@ -701,6 +769,7 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
         ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
     /* The loop first: its close callbacks still publish (sessions go away, resumable). */
     ar_sn_loop_free(srv->loop);
+    ar__sig_addrs_free(&srv->addrs); /* after the loop: its closes release their counts */
     ar__sig_bus_stop(srv);
     ar__sig_invites_free(srv);
     ar_sn_tls_ctx_free(tls);

@@ -33,15 +33,40 @@ static void set_state(ar_sn_conn_t *c, ar__sn_state_t st)
     c->state = (uint8_t)st;
 }
 
+/*
+ * Input and output buffers hold what clients said (upgrade requests with their headers, messages
+ * with SDP, names, tokens): they are wiped before they go back to the allocator, as records and
+ * frames are elsewhere, so a later allocation or a core dump does not carry them (defence in
+ * depth for privacy).
+ */
+static void wipe_free(void *p, size_t n)
+{
+    if (!p)
+        return;
+    explicit_bzero(p, n);
+    ar_free(p);
+}
+
+static void in_free(ar__sn_in_t *in)
+{
+    if (!in)
+        return;
+    wipe_free(in->data, in->cap);
+    wipe_free(in, sizeof(*in));
+}
+
+static void out_free(ar__sn_out_t *o)
+{
+    if (o)
+        wipe_free(o, sizeof(*o) + o->cap);
+}
+
 void ar__sn_conn_free(ar_sn_conn_t *c)
 {
     if (c->tls)
         c->loop->conf.tls->ops->conn_free(c->tls);
-    if (c->in) {
-        ar_free(c->in->data);
-        ar_free(c->in);
-    }
-    ar_free(c->out);
+    in_free(c->in);
+    out_free(c->out);
     ar_free(c);
 }
 
@@ -79,7 +104,7 @@ static int queue(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8_t *
             return AR_ENOMEM;
         if (o)
             memcpy(n->data, o->data + o->off, have);
-        ar_free(o);
+        out_free(o);
         n->cap = (uint32_t)cap;
         o = c->out = n;
     } else if (o->off) {
@@ -117,7 +142,7 @@ static void flush(ar_sn_conn_t *c)
         }
         o->off += (uint32_t)n;
     }
-    ar_free(c->out);
+    out_free(c->out);
     c->out = NULL;
     c->flags &= (uint8_t)~AR__SN_F_WANTW;
     if (ar__sn_epoll_update(c) != 0) {
@@ -227,8 +252,7 @@ static ar__sn_in_t *in_get(ar_sn_conn_t *c)
 static void in_release(ar_sn_conn_t *c)
 {
     if (c->in && c->in->len == 0 && !(c->flags & AR__SN_F_CTL)) {
-        ar_free(c->in->data);
-        ar_free(c->in);
+        in_free(c->in);
         c->in = NULL;
     }
 }
@@ -246,9 +270,13 @@ static int in_append(ar_sn_conn_t *c, const uint8_t *p, size_t n, size_t max)
             cap *= 2;
         if (cap > max)
             cap = max;
-        uint8_t *d = ar_realloc(in->data, cap);
+        /* Not realloc: the old block is wiped before it is given back. */
+        uint8_t *d = ar_malloc(cap);
         if (!d)
             return AR_ENOMEM;
+        if (in->len)
+            memcpy(d, in->data, in->len);
+        wipe_free(in->data, in->cap);
         in->data = d;
         in->cap = (uint32_t)cap;
     }
@@ -259,8 +287,12 @@ static int in_append(ar_sn_conn_t *c, const uint8_t *p, size_t n, size_t max)
 
 static void on_control(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *p, size_t n)
 {
-    if (opcode == AR_WS_OP_PING) {
-        (void)send_frame(c, AR_WS_OP_PONG, p, n);
+    if (opcode == AR_WS_OP_PING || opcode == AR_WS_OP_PONG) {
+        ar_sn_loop_t *l = c->loop;
+        if (l->h.control_cb && l->h.control_cb(c, opcode, l->h.data) != 0)
+            return; /* over the application's rate: unanswered */
+        if (opcode == AR_WS_OP_PING && c->state == AR__SN_OPEN)
+            (void)send_frame(c, AR_WS_OP_PONG, p, n);
     } else if (opcode == AR_WS_OP_CLOSE) {
         uint16_t code;
         const uint8_t *reason;
@@ -387,8 +419,7 @@ static void on_http(ar_sn_conn_t *c, uint8_t *data, size_t n)
      * remainder of this read that did not fit the request buffer. */
     if (c->state == AR__SN_OPEN)
         on_frames(c, in->data + up.consumed, in->len - up.consumed);
-    ar_free(in->data);
-    ar_free(in);
+    in_free(in);
     if (c->state == AR__SN_OPEN && take < n)
         on_frames(c, data + take, n - take);
 }
@@ -508,6 +539,11 @@ int ar_sn_conn_input_waiting(const ar_sn_conn_t *c)
 void *ar_sn_conn_data(const ar_sn_conn_t *c)
 {
     return c->data;
+}
+
+uint16_t ar_sn_conn_tag(const ar_sn_conn_t *c)
+{
+    return c->tag;
 }
 
 int ar_sn_conn_peer(const ar_sn_conn_t *c, struct sockaddr_storage *ss)

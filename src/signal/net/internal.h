@@ -48,6 +48,7 @@ struct ar_sn_conn_s {
     uint16_t close_code;
     uint32_t deadline;     /* loop seconds */
     uint8_t deadline_slot; /* the wheel slot it is filed in (deadline may have moved on) */
+    uint16_t tag;          /* what accept_cb returned; sits in what was padding before tw_next */
     ar_sn_conn_t *tw_next, *tw_prev;
     ar_sn_loop_t *loop;
     void *tls; /* the TLS library's connection, or NULL */
@@ -117,6 +118,14 @@ struct ar_sn_loop_s {
     uint64_t start_ms;
     uint64_t now_ms; /* mono_ms() when the current turn's events arrived */
     size_t nconns;
+    /* Descriptor exhaustion (loop.c fd_exhausted): a spare descriptor given up to accept and
+     * close a connection the table has no room for, the listeners paused when even that fails,
+     * and the warning's own rate limit. */
+    int spare_fd;
+    int accept_paused;
+    uint64_t accept_resume_ms;
+    uint64_t fd_log_ms;
+    uint64_t fd_refused; /* connections refused since the last warning */
     ar_sn_conn_t *wheel[AR__SN_WHEEL];
     ar_sn_conn_t *dead; /* freed after each epoll batch */
     uint8_t rbuf[AR__SN_READ_BUF];

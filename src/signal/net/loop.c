@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -32,6 +33,10 @@
 #define MAX_EVENTS 256
 /* Accepts per listener event, so a connect storm cannot starve established connections. */
 #define ACCEPT_BATCH 64
+/* Listeners rest this long when the descriptor table is full and the spare is gone too. */
+#define ACCEPT_PAUSE_MS 100
+/* signal_net_fd_limit is logged at most this often (with the count refused meanwhile). */
+#define FD_LOG_MS 1000
 
 /* The coarse clock (the kernel's last tick, a few ms) is plenty for one-second timers and is a
  * plain memory read; the precise one costs about 0.1 us a read on this VM, twice per wake-up. */
@@ -103,6 +108,15 @@ int ar__sn_epoll_update(ar_sn_conn_t *c)
     return 0;
 }
 
+/* What accept_cb counted for c is undone, once (the tag is cleared). */
+static void release(ar_sn_conn_t *c)
+{
+    uint16_t tag = c->tag;
+    c->tag = 0;
+    if (tag && c->loop->h.release_cb)
+        c->loop->h.release_cb(c, tag, c->loop->h.data);
+}
+
 void ar__sn_kill(ar_sn_conn_t *c, uint16_t code)
 {
     if (c->state == AR__SN_DEAD)
@@ -114,6 +128,9 @@ void ar__sn_kill(ar_sn_conn_t *c, uint16_t code)
     c->fd = -1;
     c->state = AR__SN_DEAD;
     l->nconns--;
+    /* A descriptor is free again: listeners resting from a full table may take it. */
+    if (l->accept_paused)
+        l->accept_resume_ms = 0;
     /* Freed after the current epoll batch: events already fetched may still name it, and the
      * caller may be inside this connection's own callback. */
     c->tw_next = l->dead;
@@ -123,6 +140,7 @@ void ar__sn_kill(ar_sn_conn_t *c, uint16_t code)
         if (l->h.close_cb)
             l->h.close_cb(c, code, l->h.data);
     }
+    release(c);
 }
 
 /* Frees the connections closed during this batch. free_cb may send to other connections and
@@ -161,6 +179,9 @@ int ar_sn_loop_new(const ar_sn_conf_t *conf, const ar_sn_handler_t *handler, ar_
     l->h = *handler;
     l->start_ms = l->now_ms = mono_ms();
     l->stopfd = -1;
+    /* Kept for the day the descriptor table is full (fd_exhausted); without it (the table is
+     * already full) the listeners rest instead. */
+    l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (l->epfd >= 0)
         l->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -218,13 +239,63 @@ int ar_sn_loop_listen(ar_sn_loop_t *l, const char *ip, uint16_t port, uint16_t *
     return 0;
 }
 
+static void listeners_arm(ar_sn_loop_t *l, uint32_t events)
+{
+    for (int i = 0; i < l->nlisten; i++) {
+        struct epoll_event ev = {.events = events, .data.ptr = &l->listen_fd[i]};
+        (void)epoll_ctl(l->epfd, EPOLL_CTL_MOD, l->listen_fd[i], &ev);
+    }
+}
+
+/*
+ * accept4 failed with EMFILE or ENFILE. The connection stays in the listener's queue, and the
+ * listener is level-triggered: returning as if nothing happened makes epoll_wait report it again
+ * at once, forever (a worker spinning at full CPU and logging each turn). So the connection is
+ * taken off the queue: the spare descriptor is given up, the connection accepted into its slot
+ * and closed at once (the client sees a closed connection and may try another node), and the
+ * spare taken again. When that fails too (another thread took the slot, or the system table is
+ * full), the listeners rest for ACCEPT_PAUSE_MS, or until a connection of ours closes.
+ * Returns 1 when a connection was taken off the queue this way (the caller goes on accepting).
+ */
+static int fd_exhausted(ar_sn_loop_t *l, int lfd)
+{
+    int taken = 0;
+    if (l->spare_fd >= 0) {
+        close(l->spare_fd);
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+            taken = 1;
+        }
+        int again = fd < 0 && errno == EAGAIN;
+        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (again)
+            return 0; /* the queue is empty: nothing to refuse, nothing to log */
+    }
+    if (!taken && !l->accept_paused) {
+        listeners_arm(l, 0);
+        l->accept_paused = 1;
+        l->accept_resume_ms = l->now_ms + ACCEPT_PAUSE_MS;
+    }
+    l->fd_refused++;
+    if (!l->fd_log_ms || l->now_ms - l->fd_log_ms >= FD_LOG_MS) {
+        ar_log(AR_LOG_WARN, "signal_net_fd_limit", AR_LF_UINT("refused", l->fd_refused),
+               AR_LF_UINT("conns", l->nconns));
+        l->fd_log_ms = l->now_ms ? l->now_ms : 1;
+        l->fd_refused = 0;
+    }
+    return taken;
+}
+
 static void accept_some(ar_sn_loop_t *l, int lfd)
 {
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    for (int i = 0; i < ACCEPT_BATCH && !l->accept_paused; i++) {
+        struct sockaddr_storage ss;
+        socklen_t slen = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                ar_log0(AR_LOG_WARN, "signal_net_fd_limit");
+            if ((errno == EMFILE || errno == ENFILE) && fd_exhausted(l, lfd))
+                continue;
             return;
         }
         int one = 1;
@@ -237,6 +308,16 @@ static void accept_some(ar_sn_loop_t *l, int lfd)
         }
         c->fd = fd;
         c->loop = l;
+        if (l->h.accept_cb) {
+            int tag = l->h.accept_cb(c, &ss, l->h.data);
+            if (tag < 0) {
+                /* Refused (a per-address cap): before any state or memory of the handshake. */
+                close(fd);
+                ar_free(c);
+                continue;
+            }
+            c->tag = (uint16_t)tag;
+        }
         ar_ws_parser_init(&c->parser, 1, l->conf.max_message);
         c->state = l->conf.tls ? AR__SN_TLS_HS : AR__SN_HTTP;
         int err = 0;
@@ -246,6 +327,7 @@ static void accept_some(ar_sn_loop_t *l, int lfd)
         if (err || epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
             close(fd);
             c->fd = -1;
+            release(c);
             ar__sn_conn_free(c);
             continue;
         }
@@ -283,10 +365,22 @@ int ar_sn_loop_run(ar_sn_loop_t *l)
             if (t >= 0 && t < timeout)
                 timeout = t;
         }
+        if (l->accept_paused) {
+            uint64_t now = mono_ms();
+            int t = l->accept_resume_ms > now ? (int)(l->accept_resume_ms - now) : 0;
+            if (t < timeout)
+                timeout = t;
+        }
         int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR)
             return AR_ESYS;
         l->now_ms = mono_ms();
+        if (l->accept_paused && l->now_ms >= l->accept_resume_ms) {
+            l->accept_paused = 0;
+            if (l->spare_fd < 0)
+                l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            listeners_arm(l, EPOLLIN);
+        }
         l->now = (uint32_t)((l->now_ms - l->start_ms) / 1000);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -375,7 +469,12 @@ void ar_sn_loop_free(ar_sn_loop_t *l)
         close(l->listen_fd[i]);
     if (l->stopfd >= 0)
         close(l->stopfd);
+    if (l->spare_fd >= 0)
+        close(l->spare_fd);
     if (l->epfd >= 0)
         close(l->epfd);
+    /* The last messages read and framed are still in the shared buffers (conn.c, wipe_free). */
+    explicit_bzero(l->rbuf, sizeof(l->rbuf));
+    explicit_bzero(l->wbuf, sizeof(l->wbuf));
     ar_free(l);
 }

@@ -51,6 +51,19 @@ typedef struct ar_sn_conf_s {
 } ar_sn_conf_t;
 
 typedef struct ar_sn_handler_s {
+    /*
+     * A TCP connection was accepted from peer, before TLS and the upgrade: the place for limits
+     * on connections that may never upgrade (a per-address cap). Returns a tag (0 to 65535) the
+     * connection keeps (ar_sn_conn_tag), or a negative value to refuse it: the socket is closed
+     * at once and no other callback fires for it. May be NULL (every tag 0).
+     */
+    int (*accept_cb)(ar_sn_conn_t *c, const struct sockaddr_storage *peer, void *data);
+    /*
+     * The socket of a connection whose tag is not 0 was closed, whatever its state (after
+     * close_cb if it was open; also inside ar_sn_loop_free): undo what accept_cb counted. Fires
+     * once per such connection. May be NULL.
+     */
+    void (*release_cb)(ar_sn_conn_t *c, uint16_t tag, void *data);
     /* The upgrade succeeded (101 sent). up->path is the request target. Non-zero: close 1008. */
     int (*open_cb)(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data);
     /*
@@ -66,6 +79,13 @@ typedef struct ar_sn_handler_s {
      * ar_sn_conn_data() still works; sending or closing does nothing. May be NULL.
      */
     void (*free_cb)(ar_sn_conn_t *c, void *data);
+    /*
+     * A ping or a pong arrived on an open connection (opcode AR_WS_OP_PING or _PONG): control
+     * frames cost the loop as much as messages, so the application counts them against its
+     * rate limit. 0: a ping is answered with a pong; non-zero: it is not (the application may
+     * also close the connection here). May be NULL (every ping answered).
+     */
+    int (*control_cb)(ar_sn_conn_t *c, uint8_t opcode, void *data);
     void *data;
 } ar_sn_handler_t;
 
@@ -125,6 +145,8 @@ void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data);
  * never log it except through AR_LF_ADDR. */
 AR_MUST_CHECK int ar_sn_conn_peer(const ar_sn_conn_t *c, struct sockaddr_storage *ss);
 void *ar_sn_conn_data(const ar_sn_conn_t *c);
+/* The tag accept_cb gave the connection (0 without accept_cb). */
+uint16_t ar_sn_conn_tag(const ar_sn_conn_t *c);
 /* 1 when bytes from the peer wait in the socket, not yet read (FIONREAD): an idle rule judged
  * by an overloaded loop asks before closing a client whose answer is already there. */
 int ar_sn_conn_input_waiting(const ar_sn_conn_t *c);

@@ -350,8 +350,8 @@ static void keyring(ar_token_keyring_t *ring, int64_t now)
  * handed the same (ar_app_servers_for places a clinic's clients on one entry). */
 static char placed_url[128];
 
-/* The servers block: this jurisdiction's URLs only, signalling URLs in the file's order from
- * some entry on (into first), relays in order, credentials that the relay's check
+/* The servers block: this jurisdiction's URLs only, every signalling URL once (the first into
+ * first), relays in order, credentials that the relay's check
  * (ar_turn_rest_verify) accepts and that name nobody. */
 static void check_servers(json_t *srv, int64_t now, char first[128])
 {
@@ -361,14 +361,13 @@ static void check_servers(json_t *srv, int64_t now, char first[128])
     CHECK(strcmp(json_string_value(json_object_get(srv, "jurisdiction")), "eu") == 0);
     json_t *sig = json_object_get(srv, "signal"), *ice = json_object_get(srv, "ice_servers");
     CHECK(json_array_size(sig) == 5);
-    size_t at = 5;
+    int seen = 0;
     for (size_t i = 0; i < 5; i++)
-        if (strcmp(json_string_value(json_array_get(sig, 0)), eu[i]) == 0)
-            at = i;
-    CHECK(at < 5);
-    for (size_t i = 0; i < 5; i++)
-        CHECK(strcmp(json_string_value(json_array_get(sig, i)), eu[(at + i) % 5]) == 0);
-    snprintf(first, 128, "%s", eu[at]);
+        for (size_t k = 0; k < 5; k++)
+            if (strcmp(json_string_value(json_array_get(sig, i)), eu[k]) == 0)
+                seen |= 1 << k;
+    CHECK(seen == 0x1f); /* every URL once, in the clinic's order */
+    snprintf(first, 128, "%s", json_string_value(json_array_get(sig, 0)));
     CHECK(json_array_size(ice) == 2);
     json_t *a = json_object_get(json_array_get(ice, 0), "urls");
     CHECK(strcmp(json_string_value(json_array_get(a, 0)),

@@ -429,6 +429,44 @@ test('a subscription racing arrival, hold and transfer on another node converges
   for (const c of [sB, held, moved, watch, late, s]) c.close();
 });
 
+// A snapshot page holds up to 32 entries, but 32 of the longest (a 64-byte name and four
+// 200-byte answers, all characters JSON escapes) pass the frame limit: such a page must come
+// as smaller pages, not be dropped (area.c). 33 patients: without the split the first page of
+// 32 was never sent, and the staff member saw one patient.
+test('a queue snapshot of the longest entries comes whole, in pages under the frame limit', async () => {
+  const name = '"'.repeat(64);
+  const answers = ['a', 'b', 'c', 'd'].map((q) => ({ q: `q${q}`.repeat(31), a: '\\'.repeat(200) }));
+  const patients = [];
+  for (let i = 0; i < 33; i++) {
+    const p = await connect(A, patientToken(rid(), { area: 'long' }));
+    p.send({ type: 'arrive', clinic: 'c1', area: 'long', name, consent: true, answers });
+    assert.equal((await p.next('wait')).status, 'waiting');
+    patients.push(p);
+  }
+  const s = await connect(A, staffToken());
+  // The patients' records reach the staff member's worker over the bus: subscribe until all
+  // are there (each subscription answers with a fresh snapshot), within a bound.
+  let entries = [];
+  for (let i = 0; entries.length < 33; i++) {
+    assert.ok(i < 50, `the snapshot never held all 33 patients (last: ${entries.length})`);
+    if (i) await sleep(100);
+    s.send({ type: 'subscribe', clinic: 'c1', area: 'long' });
+    entries = [];
+    for (;;) {
+      const page = await s.next((f) => f.type === 'queue' && f.area === 'long');
+      assert.ok(page.entries.length <= 32);
+      entries.push(...page.entries);
+      if (!page.more) break;
+    }
+  }
+  assert.deepEqual(new Set(entries.map((e) => e.peer)), new Set(patients.map((p) => p.peer)));
+  for (const e of entries) {
+    assert.equal(e.name, name);
+    assert.deepEqual(e.answers, answers);
+  }
+  for (const c of [s, ...patients]) c.close();
+});
+
 test('drain: clients resume on the other node and the call goes on', async () => {
   const C = await startNode('c', nats.slice(1), { drainUrls: [A.url], drainWithin: '4s' });
   const room = rid();

@@ -173,9 +173,19 @@ static void least_loaded_first(void **state)
     ar_app_servers_free(s);
 }
 
-/* A clinic's clients get the signalling list rotated to the clinic's own entry: the same for
- * all of them (whatever else their tokens say), the file's order without a clinic, and
- * clinics spread over the entries. */
+/* The position of url in the file's list of five, or 5. */
+static size_t index_of(const char *const url[5], const char *u)
+{
+    size_t i = 0;
+    while (i < 5 && strcmp(url[i], u) != 0)
+        i++;
+    return i;
+}
+
+/* A clinic's clients get the signalling list in an order of the clinic's own: every URL once,
+ * the same order for all of them (whatever else their tokens say), the file's order without a
+ * clinic; the clinics spread over the first places, and the clinics of one entry, when it
+ * fails, over all the others (rendezvous hashing, not a rotation). */
 static void signal_placed_per_clinic(void **state)
 {
     (void)state;
@@ -184,27 +194,16 @@ static void signal_placed_per_clinic(void **state)
         "\"wss://n1.eu:9001/ws\", \"wss://n1.eu:9002/ws\", \"wss://n2.eu:9001/ws\","
         "\"wss://n2.eu:9002/ws\", \"wss://n3.eu/ws\"],"
         "\"turn\": [{\"node\": \"ra\", \"host\": \"ra.eu\"}]}}}";
-    const char *url[5] = {"wss://n1.eu:9001/ws", "wss://n1.eu:9002/ws", "wss://n2.eu:9001/ws",
-                          "wss://n2.eu:9002/ws", "wss://n3.eu/ws"};
+    const char *const url[5] = {"wss://n1.eu:9001/ws", "wss://n1.eu:9002/ws", "wss://n2.eu:9001/ws",
+                                "wss://n2.eu:9002/ws", "wss://n3.eu/ws"};
     ar_app_servers_t *s;
     char err[200];
     assert_int_equal(ar_app_servers_parse(five, strlen(five), &s, err, sizeof(err)), 0);
     int64_t now = (int64_t)time(NULL);
-    size_t seen[5] = {0};
+    size_t first[5] = {0}, second[5][5] = {{0}};
     for (int c = 1; c <= 200; c++) {
         char id[24];
         snprintf(id, sizeof(id), "%d", c);
-        size_t first = ar_app_servers_signal_first(id, 5);
-        assert_true(first < 5);
-        seen[first]++;
-        json_t *out = ar_app_servers_for(s, "eu", id, "secret", 6, now, 600);
-        assert_non_null(out);
-        json_t *sig = json_object_get(out, "signal");
-        /* Every URL once, in the file's order from the clinic's entry on. */
-        assert_int_equal(json_array_size(sig), 5);
-        for (size_t i = 0; i < 5; i++)
-            assert_string_equal(json_string_value(json_array_get(sig, i)), url[(first + i) % 5]);
-        json_decref(out);
         /* A patient's token (the room's clinic) and a staff token naming the clinic first place
          * their holders alike. */
         ar_token_claims_t patient = {.role = AR_TOKEN_PATIENT}, staff = {.role = AR_TOKEN_STAFF};
@@ -214,21 +213,50 @@ static void signal_placed_per_clinic(void **state)
         staff.nclinics = 2;
         assert_string_equal(ar_app_servers_place(&patient), id);
         assert_string_equal(ar_app_servers_place(&staff), id);
+        json_t *a =
+            ar_app_servers_for(s, "eu", ar_app_servers_place(&patient), "secret", 6, now, 600);
+        json_t *b =
+            ar_app_servers_for(s, "eu", ar_app_servers_place(&staff), "secret", 6, now, 600);
+        assert_non_null(a);
+        assert_non_null(b);
+        json_t *sa = json_object_get(a, "signal"), *sb = json_object_get(b, "signal");
+        assert_true(json_equal(sa, sb));
+        /* Every URL once. */
+        assert_int_equal(json_array_size(sa), 5);
+        int seen = 0;
+        for (size_t i = 0; i < 5; i++) {
+            size_t at = index_of(url, json_string_value(json_array_get(sa, i)));
+            assert_true(at < 5);
+            seen |= 1 << at;
+        }
+        assert_int_equal(seen, 0x1f);
+        size_t f = index_of(url, json_string_value(json_array_get(sa, 0)));
+        first[f]++;
+        second[f][index_of(url, json_string_value(json_array_get(sa, 1)))]++;
+        json_decref(a);
+        json_decref(b);
     }
-    /* 200 clinics over 5 entries: each gets some (a fixed hash of fixed ids: this cannot
-     * flake), none most. */
-    for (size_t i = 0; i < 5; i++)
-        assert_true(seen[i] >= 20 && seen[i] <= 80);
-    /* No clinic, or one entry: the file's order. */
+    /* 200 clinics over 5 entries: each gets some, none most (a fixed hash of fixed ids: this
+     * cannot flake). The clinics of each entry fall back over at least three of the four
+     * others, not all onto one. */
+    for (size_t i = 0; i < 5; i++) {
+        assert_true(first[i] >= 20 && first[i] <= 80);
+        int others = 0;
+        for (size_t k = 0; k < 5; k++)
+            others += k != i && second[i][k] > 0;
+        assert_int_equal(second[i][i], 0);
+        assert_true(others >= 3);
+    }
+    /* No clinic: the file's order. */
     ar_token_claims_t none = {.role = AR_TOKEN_STAFF};
     assert_null(ar_app_servers_place(&none));
-    assert_int_equal(ar_app_servers_signal_first(NULL, 5), 0);
-    assert_int_equal(ar_app_servers_signal_first("", 5), 0);
-    assert_int_equal(ar_app_servers_signal_first("17", 1), 0);
-    json_t *out = ar_app_servers_for(s, "eu", NULL, "secret", 6, now, 600);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(out, "signal"), 0)),
-                        url[0]);
-    json_decref(out);
+    for (int k = 0; k < 2; k++) {
+        json_t *out = ar_app_servers_for(s, "eu", k ? "" : NULL, "secret", 6, now, 600);
+        for (size_t i = 0; i < 5; i++)
+            assert_string_equal(
+                json_string_value(json_array_get(json_object_get(out, "signal"), i)), url[i]);
+        json_decref(out);
+    }
     ar_app_servers_free(s);
 }
 

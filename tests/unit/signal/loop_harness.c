@@ -203,3 +203,20 @@ int lh_read(int fd, char *text, size_t cap, uint16_t *code)
         *code = (uint16_t)(op == 0x8 && len >= 2 ? payload[0] << 8 | payload[1] : 0);
     return op;
 }
+
+/* On the loop: the key's public half into the worker's keyring (cmocka's assertions fail a
+ * test only from the test's thread, so su_trust is not used here). */
+static void trust(void *arg)
+{
+    const ar_token_key_t *key = arg;
+    ar_token_key_t pub;
+    memset(&pub, 0, sizeof(pub));
+    memcpy(pub.kid, key->kid, sizeof(pub.kid));
+    memcpy(pub.pk, key->pk, sizeof(pub.pk));
+    LH_CHECK(ar_token_keyring_add(&LH.srv->keys, &pub) == 0);
+}
+
+void lh_trust(const ar_token_key_t *key)
+{
+    lh_run(trust, (void *)key);
+}

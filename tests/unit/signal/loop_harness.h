@@ -54,4 +54,8 @@ int lh_read(int fd, char *text, size_t cap, uint16_t *code);
 /* Waits up to 5 s for *v to reach want; fails the test otherwise. */
 void lh_wait(atomic_int *v, int want);
 
+/* The worker accepts tokens signed with key from now on (its public half added to the
+ * worker's keyring on the loop's thread, sig_util.h su_trust). */
+void lh_trust(const ar_token_key_t *key);
+
 #endif

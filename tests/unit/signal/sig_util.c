@@ -2,6 +2,7 @@
  * The shared test pieces of sig_util.h.
  */
 #include "sig_util.h"
+#include "bus_internal.h"
 
 #include "anteroom/alloc.h"
 
@@ -17,6 +18,7 @@
 #include <sys/time.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 int su_dial(uint16_t port, const char *path)
 {
@@ -85,4 +87,86 @@ void su_claims(ar_token_claims_t *cl, ar_token_role_t role, const char *sub)
     cl->role = role;
     cl->iat = (int64_t)time(NULL);
     cl->exp = cl->iat + 600;
+}
+
+void su_lost_notice(uint8_t *d, uint64_t from, uint32_t n)
+{
+    memset(d, 0, NOTICE_LEN);
+    memcpy(d, &from, 8);
+    d[24] = ACT_LOST;
+    ar__sig_le_put(d + AR__SIG_TO_HDR, n, 4);
+}
+
+ar__sig_sess_t *su_sess_held(ar__sig_srv_t *srv, char c, int backup)
+{
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer(c));
+    assert_non_null(r);
+    r->owner = backup ? 7 : srv->node_id;
+    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->rec = r;
+    s->is_backup = (uint8_t)backup;
+    r->local = s;
+    return s;
+}
+
+void su_signer(ar_token_key_t *key)
+{
+    assert_true(sodium_init() >= 0);
+    assert_int_equal(ar_token_key_generate(key, "k1"), 0);
+}
+
+void su_trust(ar_token_keyring_t *ring, const ar_token_key_t *key)
+{
+    ar_token_key_t pub;
+    memset(&pub, 0, sizeof(pub));
+    memcpy(pub.kid, key->kid, sizeof(pub.kid));
+    memcpy(pub.pk, key->pk, sizeof(pub.pk));
+    assert_int_equal(ar_token_keyring_add(ring, &pub), 0);
+}
+
+void su_mint(const ar_token_key_t *key, const ar_token_claims_t *cl, char *out, size_t cap)
+{
+    int n = ar_token_mint(key, cl, out, cap);
+    if (n <= 0)
+        fail_msg("token not minted: %d", n);
+}
+
+void su_send_text(int fd, const char *text)
+{
+    size_t len = strlen(text);
+    assert_true(len <= 65535);
+    uint8_t *f = ar_malloc(len + 8);
+    assert_non_null(f);
+    size_t h = 2;
+    f[0] = 0x81; /* FIN, text */
+    if (len < 126) {
+        f[1] = (uint8_t)(0x80 | len);
+    } else {
+        f[1] = 0x80 | 126;
+        f[2] = (uint8_t)(len >> 8);
+        f[3] = (uint8_t)len;
+        h = 4;
+    }
+    memset(f + h, 0, 4); /* a zero mask: the payload goes as is */
+    memcpy(f + h + 4, text, len);
+    size_t n = h + 4 + len;
+    assert_int_equal(send(fd, f, n, MSG_NOSIGNAL), (ssize_t)n);
+    ar_free(f);
+}
+
+void su_hello(int fd, const char *token, const char *resume, int64_t last_seq)
+{
+    char text[AR_TOKEN_MAX + 256];
+    int n;
+    if (resume)
+        n = snprintf(text, sizeof(text),
+                     "{\"v\":1,\"type\":\"hello\",\"id\":1,\"token\":\"%s\",\"resume\":\"%s\","
+                     "\"last_seq\":%lld}",
+                     token, resume, (long long)last_seq);
+    else
+        n = snprintf(text, sizeof(text), "{\"v\":1,\"type\":\"hello\",\"id\":1,\"token\":\"%s\"}",
+                     token);
+    assert_true(n > 0 && (size_t)n < sizeof(text));
+    su_send_text(fd, text);
 }

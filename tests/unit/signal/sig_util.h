@@ -29,4 +29,28 @@ void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, u
  * minutes from now, with this role and subject. */
 void su_claims(ar_token_claims_t *cl, ar_token_role_t role, const char *sub);
 
+/* In d (NOTICE_LEN bytes, bus_internal.h): the frame part of a lost notice for n frames, as
+ * worker `from`'s publisher sends it on to.<peer> (bus_pub.c): its fid that worker with counter
+ * 0, send time 0, action ACT_LOST, the count (4 bytes, little endian). */
+void su_lost_notice(uint8_t *d, uint64_t from, uint32_t n);
+/* The session of peer c as srv holds it, with no connection: its owner (backup 0) or a backup
+ * of worker 7's session. A bare copy (ar_calloc'd, no frames; ar__sig_rec_free frees it) that
+ * keeps a loss for its next welcome (s->lost, s->lost_after). */
+ar__sig_sess_t *su_sess_held(ar__sig_srv_t *srv, char c, int backup);
+
+/* Signed tokens and the frames a client sends, for a hello through a worker's real message
+ * path (loop_harness.h lh_trust makes the worker accept the key). */
+/* A new Ed25519 signing key of kid "k1"; fails the test otherwise. */
+void su_signer(ar_token_key_t *key);
+/* Adds key's public half to ring, as a worker loads it (srv.c load_keys); fails the test
+ * otherwise. */
+void su_trust(ar_token_keyring_t *ring, const ar_token_key_t *key);
+/* The token of cl signed with key, NUL-terminated in out (AR_TOKEN_MAX bytes is enough); fails
+ * the test otherwise. A patient's claims need an area besides su_claims's. */
+void su_mint(const ar_token_key_t *key, const ar_token_claims_t *cl, char *out, size_t cap);
+/* One masked text frame of text (up to 65535 bytes) from a client socket. */
+void su_send_text(int fd, const char *text);
+/* A hello frame (id 1) with token, and with resume and last_seq when resume is not NULL. */
+void su_hello(int fd, const char *token, const char *resume, int64_t last_seq);
+
 #endif

@@ -147,18 +147,32 @@ static void wait_for(atomic_int *v, int want)
     assert_int_equal(atomic_load(v), want);
 }
 
+/* A client on "/dead", opened: the server's first send to it kills the connection. */
+static int dial_dead(void)
+{
+    int fd = su_dial(T.port, "/dead");
+    wait_for(&T.opened, 1);
+    return fd;
+}
+
+/* The connection was killed by a send made while its message was handled: freed, closed once,
+ * still readable (marked gone) when the handler returned, not freed inside it. */
+static void expect_killed_in_send(void)
+{
+    wait_for(&T.freed, 1);
+    assert_int_equal(atomic_load(&T.closed), 1);
+    assert_int_equal(atomic_load(&T.gone_after_msg), 1);
+    assert_int_equal(atomic_load(&T.freed_in_message), 0);
+}
+
 /* A message before hello: error not_authenticated, then close 4001. The error kills it. */
 static void test_refuse_kills_in_send(void **state)
 {
     (void)state;
-    int fd = su_dial(T.port, "/dead");
-    wait_for(&T.opened, 1);
+    int fd = dial_dead();
     send_text(fd, "{\"v\":1,\"type\":\"ping\"}");
-    wait_for(&T.freed, 1);
-    assert_int_equal(atomic_load(&T.closed), 1);
+    expect_killed_in_send();
     assert_int_equal(atomic_load(&T.close_code), 1006); /* dropped by the net layer in the send */
-    assert_int_equal(atomic_load(&T.gone_after_msg), 1);
-    assert_int_equal(atomic_load(&T.freed_in_message), 0);
     assert_int_equal(atomic_load(&T.freed_state), AR__SIG_C_GONE);
     /* The session would follow the close we asked for, not the 1006 of the dead socket. */
     assert_int_equal(atomic_load(&T.freed_code), AR_SIG_CLOSE_BAD_TOKEN);
@@ -169,13 +183,9 @@ static void test_refuse_kills_in_send(void **state)
 static void test_garbage_kills_in_send(void **state)
 {
     (void)state;
-    int fd = su_dial(T.port, "/dead");
-    wait_for(&T.opened, 1);
+    int fd = dial_dead();
     send_text(fd, "{");
-    wait_for(&T.freed, 1);
-    assert_int_equal(atomic_load(&T.closed), 1);
-    assert_int_equal(atomic_load(&T.gone_after_msg), 1);
-    assert_int_equal(atomic_load(&T.freed_in_message), 0);
+    expect_killed_in_send();
     assert_int_equal(atomic_load(&T.freed_code), 1006);
     close(fd);
 }
@@ -185,16 +195,12 @@ static void test_garbage_kills_in_send(void **state)
 static void test_second_frame_after_death(void **state)
 {
     (void)state;
-    int fd = su_dial(T.port, "/dead");
-    wait_for(&T.opened, 1);
+    int fd = dial_dead();
     uint8_t two[256];
     size_t n = frame(two, "{");
     n += frame(two + n, "{\"v\":1,\"type\":\"ping\"}");
     assert_int_equal(send(fd, two, n, MSG_NOSIGNAL), (ssize_t)n);
-    wait_for(&T.freed, 1);
-    assert_int_equal(atomic_load(&T.closed), 1);
-    assert_int_equal(atomic_load(&T.gone_after_msg), 1);
-    assert_int_equal(atomic_load(&T.freed_in_message), 0);
+    expect_killed_in_send();
     close(fd);
 }
 

@@ -4,6 +4,7 @@
  * numbered in the same wake-up. The inbox is driven as libnats would fill it (ar__sig_bus_put),
  * without a NATS connection.
  */
+#include "bus_worker.h"
 #include "internal.h"
 #include "sig_util.h"
 
@@ -17,12 +18,10 @@
 
 #include <cmocka.h>
 
-static const char *const origins[] = {SU_ORIGIN};
-static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
-
+/* A worker whose bus is only made (bus_worker.h): its inbox, fed with ar__sig_bus_put. */
 typedef struct fixture_s {
-    ar__sig_srv_t *srv;
-    ar_signal_conf_t conf;
+    su_worker_t w;
+    ar__sig_srv_t *srv; /* w.srv */
     uint64_t fid;
 } fixture_t;
 
@@ -35,17 +34,9 @@ static int setup(void **state)
     fixture_t *f = ar_calloc(1, sizeof(*f));
     assert_non_null(f);
     ar_sig_init();
-    f->conf.jurisdiction = (char *)"eu";
-    f->conf.inbox_max = INBOX_MAX;
-    f->conf.admit_lag = 60000; /* ms: any real backlog here is far younger */
-    f->srv = ar_calloc(1, sizeof(*f->srv));
-    assert_non_null(f->srv);
-    f->srv->conf = &f->conf;
-    f->srv->node_id = 1;
-    ar_sn_conf_t nc = {.upgrade = &upconf};
-    ar_sn_handler_t h = {0};
-    assert_int_equal(ar_sn_loop_new(&nc, &h, &f->srv->loop), 0);
-    assert_int_equal(ar__sig_bus_new(f->srv), 0);
+    f->w.conf.admit_lag = 60000; /* ms: any real backlog here is far younger */
+    su_worker_new(&f->w, 1, 0, INBOX_MAX);
+    f->srv = f->w.srv;
     *state = f;
     return 0;
 }
@@ -53,27 +44,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
-        while (f->srv->recs[i])
-            ar__sig_rec_free(f->srv, f->srv->recs[i]);
-    ar__sig_bus_stop(f->srv);
-    ar_sn_loop_free(f->srv->loop);
-    ar_free(f->srv);
+    su_worker_free(&f->w);
     ar_free(f);
     return 0;
-}
-
-/* A session this worker owns, with no connection (a loss waits for its next welcome). */
-static ar__sig_sess_t *owned(fixture_t *f, char c)
-{
-    ar__sig_rec_t *r = ar__sig_rec_get(f->srv, su_peer(c));
-    assert_non_null(r);
-    r->owner = f->srv->node_id;
-    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
-    assert_non_null(s);
-    s->rec = r;
-    r->local = s;
-    return s;
 }
 
 /* A relayed frame for peer c as another worker publishes it on ar.eu.to.<peer>. */
@@ -98,7 +71,7 @@ static void put(fixture_t *f, char c)
 static void test_gap_after_queued_frames(void **state)
 {
     fixture_t *f = *state;
-    ar__sig_sess_t *s = owned(f, 'a');
+    ar__sig_sess_t *s = su_sess_held(f->srv, 'a', 0);
     put(f, 'a');
     ar__sig_bus_wake(f->srv);
     assert_int_equal(s->seq, 1);
@@ -119,7 +92,7 @@ static void test_gap_after_queued_frames(void **state)
 static void test_gaps_of_two_sessions(void **state)
 {
     fixture_t *f = *state;
-    ar__sig_sess_t *a = owned(f, 'a'), *b = owned(f, 'b');
+    ar__sig_sess_t *a = su_sess_held(f->srv, 'a', 0), *b = su_sess_held(f->srv, 'b', 0);
     put(f, 'a');
     put(f, 'b');
     put(f, 'a');
@@ -139,7 +112,7 @@ static void test_gaps_of_two_sessions(void **state)
 static void test_too_many_gaps(void **state)
 {
     fixture_t *f = *state;
-    ar__sig_sess_t *a = owned(f, 'a');
+    ar__sig_sess_t *a = su_sess_held(f->srv, 'a', 0);
     put(f, 'a');
     put(f, 'a');
     put(f, 'a');
@@ -158,7 +131,7 @@ static void test_too_many_gaps(void **state)
 static void test_backlog_with_marker_at_head(void **state)
 {
     fixture_t *f = *state;
-    ar__sig_sess_t *a = owned(f, 'a');
+    ar__sig_sess_t *a = su_sess_held(f->srv, 'a', 0);
     static char big[INBOX_MAX + 1], subj[64];
     snprintf(subj, sizeof(subj), "ar.eu.to.%s", su_peer('a'));
     /* A freed block of about the marker's size: glibc hands it out again with the word where

@@ -118,9 +118,13 @@ static void test_taken_carries_saturated_count(void **state)
     ar_free(C);
 }
 
-/* D's copy, promoted when D declared C dead; drops were noted on it as owner. */
-static ar__sig_sess_t *promoted_with_losses(ar__sig_srv_t *D, ar__sig_rec_t *r)
+/* Worker D (*Dp) with a copy of PEER's session (its record *rp), promoted when D declared C
+ * dead; drops were noted on it as owner. */
+static ar__sig_sess_t *promoted_with_losses(ar__sig_srv_t **Dp, ar__sig_rec_t **rp)
 {
+    ar__sig_srv_t *D = *Dp = su_srv_new(D_ID);
+    ar__sig_rec_t *r = *rp = ar__sig_rec_get(D, PEER);
+    assert_non_null(r);
     r->owner = C_ID;
     r->backup = D_ID;
     ar__sig_sess_t *s = ar__sig_sess_link_new(D, r, 1);
@@ -135,18 +139,10 @@ static ar__sig_sess_t *promoted_with_losses(ar__sig_srv_t *D, ar__sig_rec_t *r)
     return s;
 }
 
-/* The owner (only cut off) takes the session back with its adopt: D's copy is a backup again
- * and no longer holds the drops it noted as owner (the owner noted them too). */
-static void test_adopt_undoes_promotion_clears_lost(void **state)
+/* After C took the session back: D's copy s is C's backup again and no longer holds the drops
+ * it noted as owner (the owner noted them too). Frees D. */
+static void backup_again_without_losses(ar__sig_srv_t *D, ar__sig_rec_t *r, ar__sig_sess_t *s)
 {
-    (void)state;
-    ar__sig_srv_t *D = su_srv_new(D_ID);
-    ar__sig_rec_t *r = ar__sig_rec_get(D, PEER);
-    assert_non_null(r);
-    ar__sig_sess_t *s = promoted_with_losses(D, r);
-    r->owner = C_ID; /* C's claim, applied */
-    proc(D, json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:[]}", "k", "adopt", "p", PEER, "r", RESUME, "h",
-                      HASH0, "seq", (json_int_t)9, "ack", (json_int_t)0, "fr"));
     assert_ptr_equal(r->local, s);
     assert_true(s->is_backup);
     assert_int_equal(s->lost, 0);
@@ -156,27 +152,34 @@ static void test_adopt_undoes_promotion_clears_lost(void **state)
     ar_free(D);
 }
 
+/* The owner (only cut off) takes the session back with its adopt: D's copy is a backup again
+ * and no longer holds the drops it noted as owner (the owner noted them too). */
+static void test_adopt_undoes_promotion_clears_lost(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *D;
+    ar__sig_rec_t *r;
+    ar__sig_sess_t *s = promoted_with_losses(&D, &r);
+    r->owner = C_ID; /* C's claim, applied */
+    proc(D, json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:[]}", "k", "adopt", "p", PEER, "r", RESUME, "h",
+                      HASH0, "seq", (json_int_t)9, "ack", (json_int_t)0, "fr"));
+    backup_again_without_losses(D, r, s);
+}
+
 /* D yields to the owner's re-announcement ("re"); its copy stays as the backup, without the
  * drops it noted as owner. */
 static void test_yield_clears_lost(void **state)
 {
     (void)state;
-    ar__sig_srv_t *D = su_srv_new(D_ID);
-    ar__sig_rec_t *r = ar__sig_rec_get(D, PEER);
-    assert_non_null(r);
-    ar__sig_sess_t *s = promoted_with_losses(D, r);
+    ar__sig_srv_t *D;
+    ar__sig_rec_t *r;
+    ar__sig_sess_t *s = promoted_with_losses(&D, &r);
     json_t *re = json_pack("{s:s,s:s,s:s,s:s,s:b}", "o", "0000000000000001", "p", PEER, "own",
                            "0000000000000001", "bk", "0000000000000002", "re", 1);
     ar__sig_rec_apply(D, re);
     json_decref(re);
     assert_int_equal(r->owner, C_ID);
-    assert_ptr_equal(r->local, s);
-    assert_true(s->is_backup);
-    assert_int_equal(s->lost, 0);
-    assert_int_equal(s->lost_after, 0);
-    caught_clear();
-    ar__sig_rec_free(D, r);
-    ar_free(D);
+    backup_again_without_losses(D, r, s);
 }
 
 int main(void)

@@ -54,21 +54,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A session the receiver owns (or backs up), with no connection: the loss waits for its next
- * welcome (s->lost, s->lost_after), as in test_lost.c. */
-static ar__sig_sess_t *held_by(su_worker_t *w, char c, int backup)
-{
-    ar__sig_rec_t *r = ar__sig_rec_get(w->srv, su_peer(c));
-    assert_non_null(r);
-    r->owner = backup ? 7 : w->srv->node_id;
-    ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
-    assert_non_null(s);
-    s->rec = r;
-    s->is_backup = (uint8_t)backup;
-    r->local = s;
-    return s;
-}
-
 /* A frame of FRAME_BYTES with "seq":0, as a sender builds it. */
 static void frame(char *p)
 {
@@ -111,7 +96,7 @@ static void deliver_all(fixture_t *f, int wake_each)
 static void test_recipient_told(void **state)
 {
     fixture_t *f = *state;
-    ar__sig_sess_t *s = held_by(&f->rx, 'a', 0);
+    ar__sig_sess_t *s = su_sess_held(f->rx.srv, 'a', 0);
     fake_nats_gate(0);
     send_to(f, 'a');
     assert_int_equal(fake_nats_wait_entered(1), 0); /* the thread holds frame 1 */
@@ -136,7 +121,7 @@ static void test_recipient_told(void **state)
 static void test_notice_dropped_at_recipient(void **state)
 {
     fixture_t *f = *state;
-    ar__sig_sess_t *a = held_by(&f->rx, 'a', 0), *b = held_by(&f->rx, 'b', 1);
+    ar__sig_sess_t *a = su_sess_held(f->rx.srv, 'a', 0), *b = su_sess_held(f->rx.srv, 'b', 1);
     for (int i = 0; i < 3; i++)
         send_to(f, 'a'); /* these fill the receiver's inbox */
     ar_alloc_fail_after(0);
@@ -159,7 +144,7 @@ static void test_notice_dropped_at_recipient(void **state)
 static void test_notice_count_kept_at_full_inbox(void **state)
 {
     fixture_t *f = *state;
-    ar__sig_sess_t *a = held_by(&f->rx, 'a', 0);
+    ar__sig_sess_t *a = su_sess_held(f->rx.srv, 'a', 0);
     char subj[64], msg[AR__SIG_TO_HDR + FRAME_BYTES];
     snprintf(subj, sizeof(subj), "ar.eu.to.%s", su_peer('a'));
     memset(msg, 0, AR__SIG_TO_HDR);
@@ -167,10 +152,7 @@ static void test_notice_count_kept_at_full_inbox(void **state)
     for (int i = 0; i < 3; i++) /* these fill the receiver's inbox */
         ar__sig_bus_put(f->rx.srv->bus, subj, msg, sizeof(msg));
     uint8_t d[NOTICE_LEN];
-    memset(d, 0, sizeof(d));
-    d[0] = 2;
-    d[24] = ACT_LOST;
-    d[AR__SIG_TO_HDR] = 3;
+    su_lost_notice(d, 2, 3);
     ar__sig_bus_put(f->rx.srv->bus, subj, d, sizeof(d));
     ar__sig_bus_wake(f->rx.srv);
     assert_int_equal(a->seq, 3);

@@ -6,11 +6,11 @@
  *  - admission (review 6a): while the bus is behind, close 4016 busy instead of a session;
  *  - an invite link opens one session: an invitee whose link was used gets bad_token and close
  *    4001, and the new session of an unused link claims it, so that it is not used again.
- * A worker loop on loopback (loop_harness.h) with the bus's inbox; libnats is stood in for
- * (fake_nats.c), so that a new session's subscription succeeds without a server.
+ * A worker loop on loopback (loop_harness.h, resume_fixture.h) with the bus's inbox; libnats is
+ * stood in for (fake_nats.c), so that a new session's subscription succeeds without a server.
  */
 #include "fake_nats.h"
-#include "loop_harness.h"
+#include "resume_fixture.h"
 
 #include "anteroom/alloc.h"
 
@@ -27,9 +27,8 @@
 #define INBOX_MAX 4096 /* admission refuses while the inbox holds more than half */
 
 static struct {
-    ar_token_claims_t cl;
-    int behind;      /* put a record in the inbox that makes the bus behind */
-    int state_after; /* the connection's state once the resume was started */
+    rf_resume_t a; /* the client's resume of 'o' (its claims set by each test) */
+    int behind;    /* put a record in the inbox that makes the bus behind */
     char new_peer[AR__SIG_PEER_LEN + 1];
 } T;
 
@@ -37,55 +36,39 @@ static int setup(void **state)
 {
     (void)state;
     memset(&T, 0, sizeof(T));
-    fake_nats_reset();
-    lh_start(1, INBOX_MAX);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    lh_stop();
+    rf_start(&T.a, INBOX_MAX);
     return 0;
 }
 
 static void claims(ar_token_role_t role, const char *sub)
 {
-    su_claims(&T.cl, role, sub);
+    su_claims(&T.a.cl, role, sub);
 }
 
-/* On the loop: the last connection's hello resumes session 'o', owned by worker 2. */
+/* On the loop: the last connection's hello resumes session 'o', owned by worker 2, after (if
+ * T.behind) a record update that makes the bus behind. */
 static void start_resume(void *arg)
 {
     (void)arg;
-    ar__sig_srv_t *srv = LH.srv;
-    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
-    LH_CHECK(r != NULL);
-    r->owner = 2;
-    r->role = (uint8_t)T.cl.role;
     if (T.behind) {
         /* A record update the loop has not taken yet, over half of inbox-max. */
         static char big[INBOX_MAX * 3 / 4];
         memset(big, ' ', sizeof(big));
         big[0] = '{';
         big[sizeof(big) - 1] = '}';
-        ar__sig_bus_put(srv->bus, "ar.eu.sess.x", big, sizeof(big));
-        LH_CHECK(ar__sig_bus_admit(srv) == 0);
+        ar__sig_bus_put(LH.srv->bus, "ar.eu.sess.x", big, sizeof(big));
+        LH_CHECK(ar__sig_bus_admit(LH.srv) == 0);
     }
-    char resume[AR__SIG_RESUME_LEN + 1];
-    snprintf(resume, sizeof(resume), "%s.AAAAAAAAAAAAAAAAAAAA", r->peer);
-    /* A resume is never refused for the bus: it waits for the owner's answer. */
-    LH_CHECK(ar__sig_resume_start(LH.last, &T.cl, resume, 0) == 0);
-    T.state_after = LH.last->state;
+    /* A resume is never refused for the bus: it waits for the owner's answer (rf_dial_resuming
+     * checks). */
+    (void)rf_resume_o(&T.a, 2);
 }
 
 /* On the loop: the owner's answer, a refusal. */
 static void owner_refuses(void *arg)
 {
     (void)arg;
-    char msg[128];
-    int n = snprintf(msg, sizeof(msg), "{\"k\":\"taken\",\"p\":\"%s\",\"ok\":false}", su_peer('o'));
-    ar__sig_proc_msg(LH.srv, msg, (size_t)n, NULL);
+    rf_taken("\"ok\":false");
     ar__sig_conn_t *cn = LH.last;
     T.new_peer[0] = '\0';
     if (cn->state == AR__SIG_C_LIVE && cn->sess)
@@ -95,14 +78,9 @@ static void owner_refuses(void *arg)
 /* A client whose resume fails asynchronously; returns its connection after the refusal. */
 static int resume_and_fail(void)
 {
-    int fd = lh_dial("/ok");
-    lh_run(start_resume, NULL);
-    assert_int_equal(T.state_after, AR__SIG_C_RESUMING); /* waiting for the owner */
+    int fd = rf_dial_resuming(start_resume, &T.a);
     lh_run(owner_refuses, NULL);
-    char text[1024];
-    uint16_t code;
-    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
-    assert_non_null(strstr(text, "\"name\":\"resume_failed\""));
+    rf_expect_error(fd, "resume_failed");
     return fd;
 }
 
@@ -113,13 +91,7 @@ static void test_fallback_admitted_like_hello(void **state)
     claims(AR_TOKEN_PATIENT, "patient-1");
     T.behind = 1;
     int fd = resume_and_fail();
-    char text[1024];
-    uint16_t code = 0;
-    int op = lh_read(fd, text, sizeof(text), &code);
-    if (op == 1)
-        fail_msg("a frame instead of close 4016: %s", text);
-    assert_int_equal(op, 8);
-    assert_int_equal(code, AR_SIG_CLOSE_BUSY);
+    rf_expect_close(fd, AR_SIG_CLOSE_BUSY);
     assert_int_equal(T.new_peer[0], '\0');
     close(fd);
     lh_wait(&LH.freed, 1);
@@ -132,10 +104,7 @@ static void test_fallback_welcomed_when_not_behind(void **state)
     claims(AR_TOKEN_PATIENT, "patient-1");
     int fd = resume_and_fail();
     char text[1024];
-    uint16_t code;
-    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
-    assert_non_null(strstr(text, "\"type\":\"welcome\""));
-    assert_non_null(strstr(text, "\"resumed\":false"));
+    rf_expect_text(fd, text, sizeof(text), "\"type\":\"welcome\"", "\"resumed\":false");
     assert_int_equal(strlen(T.new_peer), AR__SIG_PEER_LEN);
     assert_null(strstr(text, su_peer('o'))); /* a new peer id */
     close(fd);
@@ -146,7 +115,7 @@ static void test_fallback_welcomed_when_not_behind(void **state)
 static void link_used_by_o(void *arg)
 {
     (void)arg;
-    LH_CHECK(ar__sig_invite_claim(LH.srv, &T.cl, su_peer('o')) == 0);
+    LH_CHECK(ar__sig_invite_claim(LH.srv, &T.a.cl, su_peer('o')) == 0);
 }
 
 /* An invitee whose link its lost session used: refused, not a second session. */
@@ -157,15 +126,9 @@ static void test_fallback_used_invite_refused(void **state)
     lh_run(link_used_by_o, NULL);
     int fd = resume_and_fail();
     char text[1024];
-    uint16_t code = 0;
-    int op = lh_read(fd, text, sizeof(text), &code);
-    assert_int_equal(op, 1);
-    if (strstr(text, "\"type\":\"welcome\""))
-        fail_msg("a second session for a used invite link: %s", text);
-    assert_non_null(strstr(text, "\"name\":\"bad_token\""));
-    assert_non_null(strstr(text, AR__SIG_INVITE_USED_TEXT));
-    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 8);
-    assert_int_equal(code, AR_SIG_CLOSE_BAD_TOKEN);
+    /* Error bad_token naming the used link, not a welcome (a second session for the link). */
+    rf_expect_text(fd, text, sizeof(text), "\"name\":\"bad_token\"", AR__SIG_INVITE_USED_TEXT);
+    rf_expect_close(fd, AR_SIG_CLOSE_BAD_TOKEN);
     close(fd);
     lh_wait(&LH.freed, 1);
     assert_string_equal(ar__sig_invite_holder(LH.srv, "invite-1"), su_peer('o'));
@@ -179,15 +142,13 @@ static void test_fallback_claims_invite(void **state)
     claims(AR_TOKEN_INVITEE, "invite-2");
     int fd = resume_and_fail();
     char text[1024];
-    uint16_t code;
-    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
-    assert_non_null(strstr(text, "\"type\":\"welcome\""));
+    rf_expect_text(fd, text, sizeof(text), "\"type\":\"welcome\"", NULL);
     assert_int_equal(strlen(T.new_peer), AR__SIG_PEER_LEN);
     const char *holder = ar__sig_invite_holder(LH.srv, "invite-2");
     if (!holder)
         fail_msg("the new session did not claim its invite link");
     assert_string_equal(holder, T.new_peer);
-    assert_int_equal(ar__sig_invite_used(LH.srv, &T.cl), 1);
+    assert_int_equal(ar__sig_invite_used(LH.srv, &T.a.cl), 1);
     /* The claim went to the other workers too (ar.eu.inv.<hash>). */
     char hex[33], subj[64];
     ar__sig_invite_key("invite-2", hex);
@@ -203,10 +164,10 @@ static void test_fallback_claims_invite(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_fallback_admitted_like_hello, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fallback_welcomed_when_not_behind, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fallback_used_invite_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fallback_claims_invite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fallback_admitted_like_hello, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_fallback_welcomed_when_not_behind, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_fallback_used_invite_refused, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_fallback_claims_invite, setup, rf_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

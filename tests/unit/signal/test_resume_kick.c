@@ -4,12 +4,12 @@
  * marks the session, and one walk of the connections at the end of the batch of bus messages
  * kicks every client resuming into a marked session (was one walk per update). A session freed
  * while marked (its record deleted in the same batch) is not touched by that walk.
- * A worker loop on loopback (loop_harness.h) with the bus's inbox; libnats is stood in for
- * (fake_nats.c), and the bus's ar__sig_bus_proc is wrapped at link time to see each request.
+ * A worker loop on loopback (loop_harness.h, resume_fixture.h) with the bus's inbox; libnats is
+ * stood in for (fake_nats.c), and the bus's ar__sig_bus_proc is wrapped at link time to see each
+ * request.
  */
 #include "bus_internal.h"
-#include "fake_nats.h"
-#include "loop_harness.h"
+#include "resume_fixture.h"
 
 #include "anteroom/alloc.h"
 
@@ -27,8 +27,8 @@
 #define INBOX_MAX (1 << 20)
 
 static struct {
-    ar_token_claims_t cl;
-    int state_after;
+    rf_resume_t a;        /* the client's resume of 'o' */
+    int state_after;      /* the connection's state after a later step */
     int takes[4];         /* "take" requests sent to worker i (on the loop's thread) */
     uint32_t last_try;    /* the attempt's last_try, read on the loop */
     int kick_pending;     /* srv->kicks after the record update, before the batch's end */
@@ -54,16 +54,7 @@ static int setup(void **state)
 {
     (void)state;
     memset(&T, 0, sizeof(T));
-    fake_nats_reset();
-    lh_start(1, INBOX_MAX);
-    su_claims(&T.cl, AR_TOKEN_PATIENT, "patient-1");
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    lh_stop();
+    rf_start(&T.a, INBOX_MAX);
     return 0;
 }
 
@@ -86,13 +77,8 @@ static void start_resume(void *arg)
     srv->now = 100;
     ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
     LH_CHECK(r != NULL);
-    r->owner = 2;
     r->backup = 3;
-    r->role = (uint8_t)T.cl.role;
-    char resume[AR__SIG_RESUME_LEN + 1];
-    snprintf(resume, sizeof(resume), "%s.AAAAAAAAAAAAAAAAAAAA", r->peer);
-    LH_CHECK(ar__sig_resume_start(LH.last, &T.cl, resume, 0) == 0);
-    T.state_after = LH.last->state;
+    LH_CHECK(rf_resume_o(&T.a, 2) == r);
     LH_CHECK(r->local != NULL);
     LH_CHECK(r->local->provisional);
 }
@@ -125,9 +111,7 @@ static void owner_moves(void *arg)
 static void test_kicked_when_owner_moves(void **state)
 {
     (void)state;
-    int fd = lh_dial("/ok");
-    lh_run(start_resume, NULL);
-    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    int fd = rf_dial_resuming(start_resume, &T.a);
     assert_int_equal(T.takes[2], 1);
     assert_int_equal(T.takes[3], 0);
     lh_run(owner_moves, NULL);
@@ -161,8 +145,7 @@ static void moves_then_nothing(void *arg)
 static void test_marks_cleared(void **state)
 {
     (void)state;
-    int fd = lh_dial("/ok");
-    lh_run(start_resume, NULL);
+    int fd = rf_dial_resuming(start_resume, &T.a);
     lh_run(moves_then_nothing, NULL);
     assert_int_equal(T.takes[3], 1);
     assert_int_equal(T.takes[2], 1);
@@ -194,8 +177,7 @@ static void tick_it(void *arg)
 static void test_marked_then_freed(void **state)
 {
     (void)state;
-    int fd = lh_dial("/ok");
-    lh_run(start_resume, NULL);
+    int fd = rf_dial_resuming(start_resume, &T.a);
     lh_run(moves_then_deleted, NULL);
     assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
     assert_int_equal(T.takes[3], 0); /* nothing to ask for */
@@ -220,26 +202,23 @@ static void resume_at_old_owner(void *arg)
     heard(srv, 2);
     heard(srv, 3);
     srv->now = 100;
-    T.rc = -1000;
+    T.a.rc = -1000;
     ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
     if (!r)
         return;
     r->owner = srv->node_id;
     r->backup = 3;
-    r->role = (uint8_t)T.cl.role;
+    r->role = (uint8_t)T.a.cl.role;
     ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
     if (!s)
         return;
-    char resume[AR__SIG_RESUME_LEN + 1];
-    snprintf(resume, sizeof(resume), "%s.AAAAAAAAAAAAAAAAAAAA", r->peer);
-    snprintf(s->resume, sizeof(s->resume), "%s", resume);
-    ar__sig_subhash(&T.cl, s->subhash);
+    rf_resume_text(s->resume, r->peer);
+    ar__sig_subhash(&T.a.cl, s->subhash);
     apply("\"away\":1,\"own\":\"0000000000000003\",\"bk\":\"0000000000000000\",\"pr\":true");
     T.owner_after = r->owner;
     if (T.wrong_secret)
         memset(s->resume + AR__SIG_PEER_LEN + 1, 'B', 20);
-    T.rc = ar__sig_resume_start(LH.last, &T.cl, resume, 0);
-    T.state_after = LH.last->state;
+    rf_resume_start(&T.a, r->peer);
     T.owned_here = r->local == s && !s->is_backup;
 }
 
@@ -250,8 +229,8 @@ static void test_old_owner_asks_the_promoter(void **state)
     int fd = lh_dial("/ok");
     lh_run(resume_at_old_owner, NULL);
     assert_int_equal(T.owner_after, 3);
-    assert_int_equal(T.rc, 0);
-    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    assert_int_equal(T.a.rc, 0);
+    assert_int_equal(T.a.state_after, AR__SIG_C_RESUMING);
     assert_false(T.owned_here);
     assert_int_equal(T.takes[3], 1);
     close(fd);
@@ -262,9 +241,7 @@ static void test_old_owner_asks_the_promoter(void **state)
 static void promoter_refuses(void *arg)
 {
     (void)arg;
-    char txt[128];
-    int n = snprintf(txt, sizeof(txt), "{\"k\":\"taken\",\"p\":\"%s\",\"ok\":false}", su_peer('o'));
-    ar__sig_proc_msg(LH.srv, txt, (size_t)n, NULL);
+    rf_taken("\"ok\":false");
     ar__sig_resume_tick(LH.srv, LH.last);
     T.state_after = LH.last->state;
     ar__sig_rec_t *r = ar__sig_rec_find(LH.srv, su_peer('o'));
@@ -278,16 +255,13 @@ static void test_old_owner_falls_back(void **state)
     (void)state;
     int fd = lh_dial("/ok");
     lh_run(resume_at_old_owner, NULL);
-    assert_int_equal(T.rc, 0);
-    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    assert_int_equal(T.a.rc, 0);
+    assert_int_equal(T.a.state_after, AR__SIG_C_RESUMING);
     lh_run(promoter_refuses, NULL);
     assert_int_equal(T.state_after, AR__SIG_C_LIVE);
     assert_true(T.owned_here);
     char text[1024];
-    uint16_t code;
-    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 1);
-    assert_non_null(strstr(text, "\"type\":\"welcome\""));
-    assert_non_null(strstr(text, "\"resumed\":true"));
+    rf_expect_resumed(fd, text, sizeof(text));
     close(fd);
     lh_wait(&LH.freed, 1);
 }
@@ -299,7 +273,7 @@ static void test_old_owner_keeps_copy_for_a_stranger(void **state)
     T.wrong_secret = 1;
     int fd = lh_dial("/ok");
     lh_run(resume_at_old_owner, NULL);
-    assert_int_equal(T.rc, AR_EAUTH);
+    assert_int_equal(T.a.rc, AR_EAUTH);
     assert_int_equal(T.takes[3], 0);
     assert_true(T.owned_here);
     close(fd);
@@ -311,10 +285,7 @@ static void test_old_owner_keeps_copy_for_a_stranger(void **state)
 static void second_resume(void *arg)
 {
     ar__sig_conn_t *first = arg;
-    char resume[AR__SIG_RESUME_LEN + 1];
-    snprintf(resume, sizeof(resume), "%s.AAAAAAAAAAAAAAAAAAAA", su_peer('o'));
-    T.rc = ar__sig_resume_start(LH.last, &T.cl, resume, 0);
-    T.state_after = LH.last->state;
+    rf_resume_start(&T.a, su_peer('o'));
     T.created_local = LH.last->resume ? LH.last->resume->created_local : -1;
     T.first_waits = first->resume != NULL; /* first stays allocated until the batch's end */
 }
@@ -324,14 +295,12 @@ static void second_resume(void *arg)
 static void test_reconnect_while_waiting(void **state)
 {
     (void)state;
-    int fd1 = lh_dial("/ok");
-    lh_run(start_resume, NULL);
-    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    int fd1 = rf_dial_resuming(start_resume, &T.a);
     ar__sig_conn_t *first = LH.last;
     int fd2 = lh_dial("/ok");
     lh_run(second_resume, first);
-    assert_int_equal(T.rc, 0);
-    assert_int_equal(T.state_after, AR__SIG_C_RESUMING);
+    assert_int_equal(T.a.rc, 0);
+    assert_int_equal(T.a.state_after, AR__SIG_C_RESUMING);
     assert_int_equal(T.created_local, 1);
     assert_false(T.first_waits);
     char text[1024];
@@ -360,8 +329,7 @@ static void via_bus(void *arg)
 static void test_via_bus(void **state)
 {
     (void)state;
-    int fd = lh_dial("/ok");
-    lh_run(start_resume, NULL);
+    int fd = rf_dial_resuming(start_resume, &T.a);
     lh_run(via_bus, NULL);
     assert_int_equal(T.takes[3], 1);
     assert_false(T.kick_pending);
@@ -372,14 +340,15 @@ static void test_via_bus(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_kicked_when_owner_moves, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_marks_cleared, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_marked_then_freed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_via_bus, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_old_owner_asks_the_promoter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_old_owner_falls_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_old_owner_keeps_copy_for_a_stranger, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reconnect_while_waiting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kicked_when_owner_moves, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_marks_cleared, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_marked_then_freed, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_via_bus, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_old_owner_asks_the_promoter, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_old_owner_falls_back, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_old_owner_keeps_copy_for_a_stranger, setup,
+                                        rf_teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_while_waiting, setup, rf_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

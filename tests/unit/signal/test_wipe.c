@@ -1,17 +1,21 @@
 /*
  * A patient's name and typed answers are wiped before their memory goes back (P2, S4;
  * docs/signal.md, "State"): when the record ends, when a second arrive replaces them, when a
- * record update brings new ones. ar_free is wrapped at link time (-Wl,--wrap=ar_free) to look
- * at each watched block just before it is freed.
+ * record update brings new ones; what jansson parsed, and a bus inbox item, when freed. ar_free
+ * is wrapped at link time (-Wl,--wrap=ar_free) to look at each watched block just before it is
+ * freed, or at every block for a marker string.
  */
+#include "bus_worker.h"
 #include "internal.h"
 #include "sig_util.h"
 
 #include "anteroom/alloc.h"
 
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -25,8 +29,17 @@ static const void *watched[WATCH_MAX];
 static size_t watched_len[WATCH_MAX];
 static int nwatched, freed_watched, freed_unwiped;
 
+/* While marker is set: blocks freed (that the allocator sized), and those still holding it. */
+static const char *marker;
+static int freed_scanned, freed_marked;
+
 void __wrap_ar_free(void *p)
 {
+    if (p && marker) {
+        freed_scanned++;
+        if (memmem(p, malloc_usable_size(p), marker, strlen(marker)))
+            freed_marked++;
+    }
     for (int i = 0; p && i < nwatched; i++) {
         if (watched[i] != p)
             continue;
@@ -120,12 +133,59 @@ static void test_failed_copy(void **state)
     ar_free(srv);
 }
 
+static void scan_for(const char *m)
+{
+    marker = m;
+    freed_scanned = freed_marked = 0;
+}
+
+/* A patient's arrive as the codec parses it (jansson's tree and strings): once freed, no block
+ * holds the name or an answer. */
+static void test_parsed_json(void **state)
+{
+    (void)state;
+    ar_sig_init();
+    static const char frame[] = "{\"v\":1,\"type\":\"arrive\",\"clinic\":\"c1\",\"area\":\"knee\","
+                                "\"name\":\"Quentin Marker-7Q\",\"consent\":true,"
+                                "\"answers\":[{\"q\":\"reason\",\"a\":\"Marker-7Q hurts\"}]}";
+    ar_sig_msg_t m;
+    ar_sig_err_t err;
+    scan_for("Marker-7Q");
+    assert_int_equal(ar_sig_parse(AR_SIG_FROM_CLIENT, frame, sizeof(frame) - 1, &m, &err), 0);
+    assert_int_equal((int)m.u.arrive.name.len, 17);
+    ar_sig_msg_free(&m);
+    marker = NULL;
+    assert_true(freed_scanned > 0);
+    assert_int_equal(freed_marked, 0);
+}
+
+/* A record update from the bus (a name in it) in a worker's inbox: wiped when handled. */
+static void test_inbox_item(void **state)
+{
+    (void)state;
+    ar_sig_init();
+    su_worker_t w = {0};
+    w.conf.admit_lag = 60000;
+    su_worker_new(&w, 1, 0, 1 << 20);
+    char subj[64], rec[256];
+    snprintf(subj, sizeof(subj), "ar.eu.sess.%s", su_peer('p'));
+    int n = snprintf(rec, sizeof(rec),
+                     "{\"k\":\"upd\",\"p\":\"%s\",\"name\":\"Quentin Marker-7Q\"}", su_peer('p'));
+    scan_for("Marker-7Q");
+    ar__sig_bus_put(w.srv->bus, subj, rec, (size_t)n);
+    ar__sig_bus_wake(w.srv);
+    marker = NULL;
+    assert_true(freed_scanned > 0);
+    assert_int_equal(freed_marked, 0);
+    su_worker_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_record_end),
-        cmocka_unit_test(test_replaced),
-        cmocka_unit_test(test_failed_copy),
+        cmocka_unit_test(test_record_end),  cmocka_unit_test(test_replaced),
+        cmocka_unit_test(test_failed_copy), cmocka_unit_test(test_parsed_json),
+        cmocka_unit_test(test_inbox_item),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -142,7 +142,8 @@ static void start(uint16_t hs_timeout, uint16_t idle_timeout, ar_sn_tls_ctx_t *t
                          .handshake_timeout_s = hs_timeout,
                          .idle_timeout_s = idle_timeout,
                          .tls = tls};
-    ar_sn_handler_t h = {on_open, on_message, on_close, on_free, NULL};
+    ar_sn_handler_t h = {
+        .open_cb = on_open, .message_cb = on_message, .close_cb = on_close, .free_cb = on_free};
     assert_int_equal(ar_sn_loop_new(&conf, &h, &srv.loop), 0);
     assert_int_equal(ar_sn_loop_listen(srv.loop, "127.0.0.1", 0, &srv.port), 0);
     assert_int_equal(pthread_create(&srv.thread, NULL, run, NULL), 0);
