@@ -262,8 +262,11 @@ struct ar__sig_sess_s {
      *    copy is promoted;
      *  - kick: its owner moved, and a client resuming into it asks anew at the end of the batch
      *    of bus messages (rec.c, resume.c);
-     *  - resumed: a connection started resuming into it (resume.c): its free lets go of them. */
-    uint8_t copies_uncertain : 1, kick : 1, resumed : 1;
+     *  - resumed: a connection started resuming into it (resume.c): its free lets go of them;
+     *  - handed: the owner's copy after it answered "taken" (sess.c on_take): a backup copy kept
+     *    until the new owner (prev_owner) announces itself, promoted back should it die first;
+     *    with provisional, a resume's copy kept for the owner's answer (ar__sig_sess_orphan). */
+    uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1;
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
@@ -422,6 +425,23 @@ void ar__sig_sess_new_resume(ar__sig_sess_t *s);
  * a connection closed in this batch of events (GONE) that still points at it lets go, and the
  * losses it noted as owner are forgotten (the owner noted them too). */
 void ar__sig_sess_demote(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+/* A record update from origin naming origin r's owner (rec.c): a copy we handed over to it
+ * ("handed", sess.c on_take) lets go, or stays as its backup when the update names us. */
+void ar__sig_sess_owner_seen(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint64_t origin);
+/* The copy made for a resume whose connection went (or whose time ran out) after it asked the
+ * owner (resume.c): kept, still catching frames, for the owner's answer, which makes it the
+ * session's away owner (sess.c on_taken); freed at a refusal or after AR__SIG_RESUME_WAIT_S. */
+void ar__sig_sess_orphan(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+/* A copy kept for a hand-over that is settled goes, unless a client resumes into it: then it
+ * is that attempt's to free when it fails (provisional, created_local). */
+void ar__sig_sess_release(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+/* handover.c: "take" (msg, a json_t) from a worker with a client resuming into r, and its
+ * answer "taken" on that worker (peer: r's id, which the resume may delete). */
+void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r);
+void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const char *peer);
+/* sess.c: a replay buffer as the JSON array "adopt" and "taken" carry (json_t), and loaded. */
+void *ar__sig_frames_json(const ar__sig_sess_t *s);
+void ar__sig_load_frames(ar__sig_sess_t *s, void *frames);
 void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,

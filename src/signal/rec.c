@@ -232,6 +232,8 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     }
     if (claim == CLAIM_YIELD)
         yield(srv, r);
+    else if (claim == CLAIM_NONE && r->local && r->local->handed)
+        ar__sig_sess_owner_seen(srv, r, strtoull(origin, NULL, 16)); /* a hand-over confirmed */
     int moved = r->owner != owner;
     if ((s = json_string_value(json_object_get(o, "name"))))
         set_name(&r->name, s);

@@ -277,7 +277,9 @@ static void drop_attempt(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
 {
     ar__sig_resume_t *a = cn->resume;
     ar__sig_sess_t *s = cn->sess;
-    if (a->created_local && s && s->is_backup && s->provisional) {
+    if (a->created_local && s && s->is_backup && s->provisional && a->last_try && !a->answer) {
+        ar__sig_sess_orphan(srv, s); /* the owner's answer may be on its way: kept for it */
+    } else if (a->created_local && s && s->is_backup && s->provisional) {
         ar__sig_sess_free(srv, s);
     } else if (s && s->is_backup) {
         s->lost = 0; /* noted for the resume (bus.c): the owner noted them too */

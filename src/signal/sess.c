@@ -113,7 +113,7 @@ ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int
     return s;
 }
 
-static json_t *frames_json(const ar__sig_sess_t *s)
+void *ar__sig_frames_json(const ar__sig_sess_t *s)
 {
     json_t *a = json_array();
     char hex[33];
@@ -428,7 +428,8 @@ static void send_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     ar__sig_bus_proc(srv, s->rec->backup,
                      json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}", "k", "adopt", "p", s->rec->peer,
                                "r", s->resume, "h", hex, "seq", (json_int_t)s->seq, "ack",
-                               (json_int_t)s->acked, "fr", frames_json(s), "u", s->promoted));
+                               (json_int_t)s->acked, "fr", ar__sig_frames_json(s), "u",
+                               s->promoted));
 }
 
 /* Sends the backup everything it needs to take over: the resume secret and the buffer. */
@@ -551,6 +552,7 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         s->promoted = 1; /* not when adopted without a buffer: then nothing says what was lost */
     }
     s->is_backup = 0;
+    s->handed = 0; /* handed over to a worker that died before it said it took the session */
     /* Frames the dead owner never confirmed are numbered after the last it did, or after the
      * last the client acknowledged if its copies were lost (an acknowledged number would be
      * trimmed at once). The owner may have sent them under other numbers, or not at all: they
@@ -580,6 +582,15 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     ar__sig_sess_adopt(srv, s);
 }
 
+/* Worker id's death was handled here (not one we never heard from). */
+static int death_handled(const ar__sig_srv_t *srv, uint64_t id)
+{
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id == id)
+            return srv->nodes[i].dead;
+    return 0;
+}
+
 void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
 {
     uint64_t lowest = srv->node_id;
@@ -598,6 +609,12 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
                 }
             } else if (r->owner == srv->node_id && r->backup == id && r->local) {
                 ar__sig_sess_adopt(srv, r->local);
+            } else if (r->backup == id && lowest == srv->node_id && death_handled(srv, r->owner)) {
+                /* Its owner died first, while this backup still looked alive (its heartbeat a
+                 * little younger, or it was stopping): the owner's death left the session to
+                 * it. Now nobody has it: taken over as on the owner's death with no backup. */
+                promote(srv, r);
+                promoted++;
             }
         }
     }
@@ -624,6 +641,21 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
     for (ar__sig_sess_t *s = srv->locals; s; s = next) {
         next = s->lnext;
         ar__sig_rec_t *r = s->rec;
+        if (s->handed && s->provisional) {
+            /* A resume's copy kept for an answer that never came (the owner died, or the
+             * answer was lost): the owner or its backup still has the session. */
+            if (srv->now - s->away_since >= AR__SIG_RESUME_WAIT_S)
+                ar__sig_sess_release(srv, s);
+            continue;
+        }
+        if (s->handed && s->is_backup && srv->now - s->away_since >= grace) {
+            /* Handed over, and the new owner never announced itself in a grace period (its
+             * every update lost, or the answer lost with no client left asking there): the
+             * session ends as an away one does, for every worker, instead of staying on. */
+            ar_log0(AR_LOG_INFO, "signal_handover_unconfirmed");
+            ar__sig_sess_end(srv, r, AR_SIG_LEFT_DROPPED);
+            continue;
+        }
         if (s->is_backup)
             continue;
         if (!s->conn && r->away && srv->now - s->away_since >= grace) {
@@ -659,8 +691,9 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
 
 /* ---- messages from other workers (ar.<jur>.proc.<worker>) ---- */
 
-static void load_frames(ar__sig_sess_t *s, json_t *fr)
+void ar__sig_load_frames(ar__sig_sess_t *s, void *frames)
 {
+    json_t *fr = frames;
     frame_free_list(s->head);
     s->head = s->tail = NULL;
     s->nframes = s->bytes = 0;
@@ -704,13 +737,14 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     if (!s && !(s = ar__sig_sess_local_new(srv, r, 1)))
         return;
     s->provisional = 0; /* a real backup now */
+    s->handed = 0;      /* handed over and chosen as the new owner's backup */
     snprintf(s->resume, sizeof(s->resume), "%s", resume);
     if (sodium_hex2bin(s->subhash, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
         memset(s->subhash, 0, 16);
     s->seq = seq;
     s->acked = ack;
     s->copies_uncertain = json_is_true(json_object_get(o, "u"));
-    load_frames(s, fr);
+    ar__sig_load_frames(s, fr);
 }
 
 static void on_num(ar__sig_sess_t *s, json_t *o)
@@ -732,67 +766,6 @@ static void on_num(ar__sig_sess_t *s, json_t *o)
         s->seq = seq;
         append(s, f);
     }
-}
-
-/*
- * The old owner's count of frames dropped for the session while it was away ([n, seq before the
- * first]), added to drops noted here while the hand-over ran (this worker subscribed first):
- * the earlier position is the one the client is told.
- */
-static void take_lost(ar__sig_sess_t *s, const json_t *lost)
-{
-    json_int_t n = 0, after = 0;
-    if (!lost || json_unpack((json_t *)lost, "[I,I]", &n, &after) != 0 || n <= 0 || after < 0)
-        return;
-    if (!s->lost || after < s->lost_after)
-        s->lost_after = after;
-    uint64_t sum = (uint64_t)s->lost + (uint64_t)n;
-    s->lost = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
-}
-
-/* Another worker asks for a session it has a resuming client for: hand it over. */
-static void on_take(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
-{
-    const char *resume, *hex, *from;
-    json_int_t last;
-    uint8_t h[16];
-    if (json_unpack(o, "{s:s,s:s,s:I,s:s}", "r", &resume, "h", &hex, "l", &last, "from", &from) !=
-        0)
-        return;
-    uint64_t to = strtoull(from, NULL, 16);
-    ar__sig_sess_t *s = r->local;
-    int ok = s && !s->is_backup && strlen(resume) == AR__SIG_RESUME_LEN &&
-             sodium_memcmp(resume, s->resume, AR__SIG_RESUME_LEN) == 0 &&
-             sodium_hex2bin(h, 16, hex, strlen(hex), NULL, NULL, NULL) == 0 &&
-             sodium_memcmp(h, s->subhash, 16) == 0 && ar__sig_sess_resumable(s, last);
-    if (!ok) {
-        ar_log(AR_LOG_DEBUG, "signal_handover_refused", AR_LF_INT("have", s != NULL),
-               AR_LF_INT("seq", s ? s->seq : -1), AR_LF_INT("last", last),
-               AR_LF_INT("head", s && s->head ? s->head->seq : -1));
-        if (s && !s->is_backup)
-            ar__sig_bus_proc(srv, to,
-                             json_pack("{s:s,s:s,s:b}", "k", "taken", "p", r->peer, "ok", 0));
-        return;
-    }
-    if (last > s->seq)
-        s->seq = last; /* a promoted backup behind its client: numbering goes on after it */
-    json_t *ans = json_pack("{s:s,s:s,s:b,s:I,s:I,s:o}", "k", "taken", "p", r->peer, "ok", 1, "seq",
-                            (json_int_t)s->seq, "ack", (json_int_t)s->acked, "fr", frames_json(s));
-    /* Frames dropped for it while it was away go with it: its client is told by the new owner
-     * (after the welcome, as here), not never (docs/signal.md, "Messages dropped ..."). */
-    if (ans && s->lost)
-        (void)json_object_set_new(
-            ans, "lost", json_pack("[I,I]", (json_int_t)s->lost, (json_int_t)s->lost_after));
-    ar__sig_bus_proc(srv, to, ans);
-    ar__sig_conn_t *cn = s->conn;
-    if (cn) {
-        s->conn = NULL;
-        cn->sess = NULL;
-        ar__sig_conn_close(cn, AR_SIG_CLOSE_REPLACED);
-    }
-    /* The new owner picks its own backup and tells ours to let go. */
-    r->owner = to;
-    ar__sig_sess_free(srv, s);
 }
 
 /* A batch of numbered copies from an owner (ar__sig_bus_num): each as on_num. */
@@ -884,29 +857,9 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
     } else if (strcmp(k, "unheld") == 0 && s && !s->is_backup && s->promoted) {
         s->prev_owner = 0; /* the grace period ends it at the next tick */
     } else if (strcmp(k, "take") == 0) {
-        on_take(srv, o, r);
+        ar__sig_on_take(srv, o, r);
     } else if (strcmp(k, "taken") == 0) {
-        for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) {
-            if (cn->state != AR__SIG_C_RESUMING || !s || cn->sess != s || !cn->resume)
-                continue;
-            int ok = 0;
-            json_int_t seq = 0, ack = 0;
-            json_t *fr = NULL;
-            if (json_unpack(o, "{s:b}", "ok", &ok) == 0 && ok &&
-                json_unpack(o, "{s:I,s:I,s:o}", "seq", &seq, "ack", &ack, "fr", &fr) == 0) {
-                s->seq = seq;
-                s->acked = ack;
-                load_frames(s, fr);
-                if (s->lost) /* noted here while resuming: after all the owner numbered */
-                    s->lost_after = seq;
-                take_lost(s, json_object_get(o, "lost"));
-                cn->resume->answer = 1; /* ar__sig_resume_tick finishes the resume */
-            } else {
-                cn->resume->answer = -1;
-            }
-            ar__sig_resume_tick(srv, cn);
-            break;
-        }
+        ar__sig_on_taken(srv, o, r, peer);
     }
     json_decref(o);
 }

@@ -109,7 +109,10 @@ static void test_taken_carries_saturated_count(void **state)
     assert_int_equal(json_unpack(json_object_get(ans, "lost"), "[I,I]", &n, &after), 0);
     assert_true(n == (json_int_t)UINT32_MAX);
     assert_true(after == 3);
-    assert_null(r->local); /* handed over */
+    /* Handed over: kept as a backup copy until the new owner announces itself (handover.c). */
+    assert_non_null(r->local);
+    assert_true(r->local->is_backup);
+    assert_int_equal(r->owner, 2);
     caught_clear();
     ar__sig_rec_free(C, r);
     ar_free(C);

@@ -1,0 +1,254 @@
+/*
+ * Hand-over of a session between workers (docs/signal.md, "Resume (P6) and node failure"): a
+ * worker with a client resuming into a session another worker owns asks for it ("take",
+ * resume.c); the owner answers with its buffer ("taken") and keeps its copy, handed, until the
+ * new owner announces itself in a record update. The new owner finishes the resume, or takes
+ * the session as away when the client's connection went meanwhile, so that the session always
+ * has exactly one owner whose grace period runs, whatever happens to the asker on the way.
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * The old owner's count of frames dropped for the session while it was away ([n, seq before the
+ * first]), added to drops noted here while the hand-over ran (this worker subscribed first):
+ * the earlier position is the one the client is told.
+ */
+static void take_lost(ar__sig_sess_t *s, const json_t *lost)
+{
+    json_int_t n = 0, after = 0;
+    if (!lost || json_unpack((json_t *)lost, "[I,I]", &n, &after) != 0 || n <= 0 || after < 0)
+        return;
+    if (!s->lost || after < s->lost_after)
+        s->lost_after = after;
+    uint64_t sum = (uint64_t)s->lost + (uint64_t)n;
+    s->lost = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+}
+
+/*
+ * The copy we answered "taken" with becomes a backup-like copy ("handed") instead of going: the
+ * answer may find no client on the new owner (its connection went meanwhile, or it stops), or
+ * the new owner may die with it in flight. The new owner takes the session either way (as away
+ * without a client, on_taken); its first record update naming itself is what lets ours go
+ * (ar__sig_sess_owner_seen). Until then r->owner names it here, so that its death promotes our
+ * copy back (ar__sig_node_dead) and a client resuming here asks it. Every other worker still
+ * names us until that update: a resume there asks us and is kicked to the new owner by it.
+ */
+static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint64_t to)
+{
+    ar__sig_conn_t *cn = s->conn;
+    if (cn) {
+        s->conn = NULL;
+        cn->sess = NULL;
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_REPLACED);
+    }
+    s->is_backup = 1;
+    if (srv->nsessions)
+        srv->nsessions--;
+    ar__sig_claims_free(s->claims); /* owner only: a copy promoted back has none either */
+    s->claims = NULL;
+    s->promoted = 0;
+    s->handed = 1;
+    s->prev_owner = to;
+    s->away_since = srv->now; /* when it was handed: no word from `to` in a grace period ends it */
+    s->rec->owner = to;
+}
+
+/* Worker id's death (or departure) was handled here: nothing we hand it would be promoted. */
+static int gone(const ar__sig_srv_t *srv, uint64_t id)
+{
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (srv->nodes[i].id == id)
+            return srv->nodes[i].dead;
+    return 0;
+}
+
+/* Another worker asks for a session it has a resuming client for: hand it over. */
+void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
+{
+    json_t *o = msg;
+    const char *resume, *hex, *from;
+    json_int_t last;
+    uint8_t h[16];
+    if (json_unpack(o, "{s:s,s:s,s:I,s:s}", "r", &resume, "h", &hex, "l", &last, "from", &from) !=
+        0)
+        return;
+    uint64_t to = strtoull(from, NULL, 16);
+    if (gone(srv, to))
+        return; /* a request that waited in our inbox past its sender's death */
+    ar__sig_sess_t *s = r->local;
+    /* Handed to the asker already: our answer was lost, or crossed its next ask. The same
+     * answer again; the new owner ignores it once it holds the session. */
+    int again = s && s->handed && s->is_backup && !s->provisional && s->prev_owner == to;
+    int ok = s && (!s->is_backup || again) && strlen(resume) == AR__SIG_RESUME_LEN &&
+             sodium_memcmp(resume, s->resume, AR__SIG_RESUME_LEN) == 0 &&
+             sodium_hex2bin(h, 16, hex, strlen(hex), NULL, NULL, NULL) == 0 &&
+             sodium_memcmp(h, s->subhash, 16) == 0 && ar__sig_sess_resumable(s, last);
+    if (!ok) {
+        ar_log(AR_LOG_DEBUG, "signal_handover_refused", AR_LF_INT("have", s != NULL),
+               AR_LF_INT("seq", s ? s->seq : -1), AR_LF_INT("last", last),
+               AR_LF_INT("head", s && s->head ? s->head->seq : -1));
+        if (s && !s->is_backup)
+            ar__sig_bus_proc(srv, to,
+                             json_pack("{s:s,s:s,s:b}", "k", "taken", "p", r->peer, "ok", 0));
+        return;
+    }
+    if (last > s->seq)
+        s->seq = last; /* a promoted backup behind its client: numbering goes on after it */
+    /* The secret and the subject's hash go too (as to a backup, send_adopt): a new owner whose
+     * client went meanwhile keeps the session for the client's next resume (on_taken). */
+    char me[17], sh[33];
+    snprintf(me, sizeof(me), "%016llx", (unsigned long long)srv->node_id);
+    sodium_bin2hex(sh, sizeof(sh), s->subhash, 16);
+    json_t *ans = json_pack("{s:s,s:s,s:b,s:I,s:I,s:o,s:s,s:s,s:s}", "k", "taken", "p", r->peer,
+                            "ok", 1, "seq", (json_int_t)s->seq, "ack", (json_int_t)s->acked, "fr",
+                            ar__sig_frames_json(s), "r", s->resume, "h", sh, "from", me);
+    /* Frames dropped for it while it was away go with it: its client is told by the new owner
+     * (after the welcome, as here), not never (docs/signal.md, "Messages dropped ..."). */
+    if (ans && s->lost)
+        (void)json_object_set_new(
+            ans, "lost", json_pack("[I,I]", (json_int_t)s->lost, (json_int_t)s->lost_after));
+    ar__sig_bus_proc(srv, to, ans);
+    if (!again)
+        hand_off(srv, s, to);
+}
+
+/* A copy kept for a hand-over that is settled: it goes, unless a client resumes into it. */
+void ar__sig_sess_release(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    s->handed = 0;
+    if (!ar__sig_sess_resuming(srv, s)) {
+        ar__sig_sess_free(srv, s);
+        return;
+    }
+    /* A client resuming here points at it (its attempt asks the new owner): kept for the
+     * attempt as a copy made for it, never promoted (a stale copy promoted on the new owner's
+     * death would be a second owner beside its backup), freed when the attempt fails. */
+    s->provisional = 1;
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
+        if (cn->state == AR__SIG_C_RESUMING && cn->sess == s && cn->resume)
+            cn->resume->created_local = 1;
+}
+
+/* Our handed copy is not needed any more: the new owner announced itself. */
+static void let_go(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    s->handed = 0;
+    s->lost = 0; /* told to the new owner with the answer */
+    s->lost_after = 0;
+    if (s->rec->backup != srv->node_id) /* else its backup now: its adopt brings the buffer */
+        ar__sig_sess_release(srv, s);
+}
+
+void ar__sig_sess_orphan(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    /* Freed, it would leave a gap: frames sent to the session after the owner answered and
+     * before a new copy subscribed here reach neither. Kept, it numbers them after the
+     * owner's buffer, in the order they came (take_away, ar__sig_sess_flush_pending). */
+    s->handed = 1;
+    s->away_since = srv->now;
+}
+
+void ar__sig_sess_owner_seen(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint64_t origin)
+{
+    ar__sig_sess_t *s = r->local;
+    if (s && s->handed && s->is_backup && !s->provisional && origin != srv->node_id &&
+        r->owner == origin) {
+        ar_log0(AR_LOG_DEBUG, "signal_handover_confirmed");
+        let_go(srv, s);
+    }
+}
+
+/*
+ * The new owner, without a client to finish the resume with: the connection that asked went
+ * (the client's network dropped again, or this worker stops), or its attempt ran out of time
+ * as the answer came. The old owner has let go of the session, so we take it as away: its grace
+ * period runs here, it gets a backup, and our record update tells every worker (and lets the
+ * old owner's copy go). The client resumes here, or anywhere, with the secret it holds.
+ */
+static void take_away(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, json_int_t seq,
+                      json_int_t ack, json_t *fr)
+{
+    const char *res = "", *hex = "";
+    if (json_unpack(o, "{s:s,s:s}", "r", &res, "h", &hex) != 0 || strlen(res) != AR__SIG_RESUME_LEN)
+        return;
+    ar__sig_sess_t *s = r->local;
+    if (!s && !(s = ar__sig_sess_local_new(srv, r, 1)))
+        return;
+    if (s->is_backup)
+        srv->nsessions++;
+    s->is_backup = 0;
+    s->provisional = 0;
+    s->handed = 0;
+    s->promoted = 0; /* the old owner numbered every frame it answered with */
+    snprintf(s->resume, sizeof(s->resume), "%s", res);
+    if (sodium_hex2bin(s->subhash, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
+        memset(s->subhash, 0, 16);
+    s->seq = seq;
+    s->acked = ack;
+    ar__sig_load_frames(s, fr);
+    if (s->lost)
+        s->lost_after = seq;
+    take_lost(s, json_object_get(o, "lost"));
+    r->owner = srv->node_id;
+    r->away = 1;
+    s->away_since = srv->now;
+    ar_log0(AR_LOG_INFO, "signal_handover_away");
+    ar__sig_sess_adopt(srv, s); /* "own" (away, owner, backup), and the backup's buffer */
+    ar__sig_sess_flush_pending(srv, s);
+}
+
+/* The owner's answer to our "take" (on_take). */
+void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const char *peer)
+{
+    json_t *o = msg;
+    ar__sig_sess_t *s = r->local;
+    int ok = 0;
+    json_int_t seq = 0, ack = 0;
+    json_t *fr = NULL;
+    int given = json_unpack(o, "{s:b}", "ok", &ok) == 0 && ok &&
+                json_unpack(o, "{s:I,s:I,s:o}", "seq", &seq, "ack", &ack, "fr", &fr) == 0;
+    int asked = 0;
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) {
+        if (cn->state != AR__SIG_C_RESUMING || !s || cn->sess != s || !cn->resume)
+            continue;
+        if (given) {
+            s->handed = 0; /* ours again, should it be the copy we handed over before */
+            s->seq = seq;
+            s->acked = ack;
+            ar__sig_load_frames(s, fr);
+            if (s->lost) /* noted here while resuming: after all the owner numbered */
+                s->lost_after = seq;
+            take_lost(s, json_object_get(o, "lost"));
+            cn->resume->answer = 1; /* ar__sig_resume_tick finishes the resume */
+        } else {
+            cn->resume->answer = -1;
+        }
+        ar__sig_resume_tick(srv, cn); /* may free s */
+        asked = 1;
+        break;
+    }
+    if (!given) {
+        /* Refused: a copy kept for the answer (no attempt left) goes. */
+        if (!asked && s && s->handed && s->provisional)
+            ar__sig_sess_release(srv, s);
+        return;
+    }
+    /* Looked up again: the resume may have ended the session (an "ended" frame). Ours now when
+     * it finished; else taken as away, unless the record names another owner than the one that
+     * answered (an answer repeated after we handed the session on). */
+    const char *from = json_string_value(json_object_get(o, "from"));
+    uint64_t giver = from ? strtoull(from, NULL, 16) : 0;
+    if (!(r = ar__sig_rec_find(srv, peer)) || r->owner == srv->node_id || !giver ||
+        r->owner != giver)
+        return;
+    take_away(srv, r, o, seq, ack, fr);
+}

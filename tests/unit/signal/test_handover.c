@@ -1,0 +1,439 @@
+/*
+ * A session handed over between workers keeps exactly one owner whatever happens to the new
+ * owner meanwhile (docs/signal.md, "Resume", "A hand-over that finds no client"), and a session
+ * whose owner and backup die one after the other is taken over (docs/signal.md, "Node failure"),
+ * without sockets or NATS. Worker O owns an away session; worker T has a client resuming into it
+ * and asks O for it ("take"); O answers "taken":
+ *  - the client's connection on T goes before the answer arrives: T takes the session as away
+ *    (its grace period runs there, its record names T), with the frames its copy caught
+ *    meanwhile, and O's copy lets go when T's record update reaches it. It was: T ignored the
+ * answer, O had freed its copy, every other worker still named O, and the record stayed everywhere
+ * for ever (no grace period ran, no peer_left, the next resume waited 8 s and failed);
+ *  - T dies with the answer in flight: O's copy, kept since it answered, is promoted back;
+ *  - the answer is lost and T's attempt asks again: O answers again;
+ *  - T never announces itself: O ends the session after a grace period.
+ * Publications are caught by wrapping ar__sig_bus_rec and ar__sig_bus_proc at link time
+ * (CMakeLists.txt), as in test_promotion.c; ar__sig_bus_sub_to too (no bus to subscribe on).
+ */
+#include "bus_internal.h"
+#include "sig_util.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* ---- what each worker published (in order), instead of the bus ---- */
+#define CAUGHT_MAX 32
+typedef struct caught_s {
+    ar__sig_srv_t *from;
+    uint64_t to; /* a proc message's worker; 0 for a record update */
+    json_t *o;
+} caught_t;
+static caught_t caught[CAUGHT_MAX];
+static size_t ncaught;
+
+static void catch_it(ar__sig_srv_t *srv, uint64_t to, void *json_obj)
+{
+    if (!json_obj)
+        return;
+    assert_true(ncaught < CAUGHT_MAX);
+    caught[ncaught++] = (caught_t){srv, to, json_obj};
+}
+
+void __wrap_ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj);
+void __wrap_ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj)
+{
+    (void)kind;
+    (void)key;
+    catch_it(srv, 0, json_obj);
+}
+
+void __wrap_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
+void __wrap_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj)
+{
+    catch_it(srv, worker, json_obj);
+}
+
+int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    (void)srv;
+    (void)s;
+    return 0;
+}
+
+static void caught_clear(void)
+{
+    for (size_t i = 0; i < ncaught; i++)
+        json_decref(caught[i].o);
+    ncaught = 0;
+}
+
+/* The last record update srv published, or NULL. */
+static json_t *last_rec(const ar__sig_srv_t *srv)
+{
+    for (size_t i = ncaught; i-- > 0;)
+        if (caught[i].from == srv && caught[i].to == 0)
+            return caught[i].o;
+    return NULL;
+}
+
+/* The last proc message of kind k that srv sent to worker to, or NULL. */
+static json_t *proc_sent(const ar__sig_srv_t *srv, uint64_t to, const char *k)
+{
+    for (size_t i = ncaught; i-- > 0;) {
+        const char *ck = json_string_value(json_object_get(caught[i].o, "k"));
+        if (caught[i].from == srv && caught[i].to == to && ck && strcmp(ck, k) == 0)
+            return caught[i].o;
+    }
+    return NULL;
+}
+
+/* Delivers a caught proc message to worker dst, as its bus would. */
+static void deliver(ar__sig_srv_t *dst, json_t *o)
+{
+    assert_non_null(o);
+    char *txt = json_dumps(o, JSON_COMPACT);
+    assert_non_null(txt);
+    ar__sig_proc_msg(dst, txt, strlen(txt), NULL);
+    ar_free(txt);
+}
+
+#define O_ID 1u /* the owner */
+#define T_ID 2u /* the worker the client resumes through */
+#define X_ID 3u /* a worker of another node: the backups go there */
+#define B_ID 4u /* the session's backup, long gone */
+
+static ar_signal_conf_t conf = {.node_name = (char *)"node-a", .grace = 20000};
+
+static struct {
+    ar__sig_srv_t *O, *T;
+    ar__sig_rec_t *ro, *rt;
+    ar_token_claims_t cl;
+    char resume[AR__SIG_RESUME_LEN + 1];
+    ar__sig_conn_t cn; /* the client's connection on T */
+} H;
+
+/* Worker id of node name, heard from ago_ms before now (alive under AR__SIG_NODE_DEAD_S). */
+static void heard(ar__sig_srv_t *srv, uint64_t id, const char *name, uint64_t ago_ms)
+{
+    srv->nodes[srv->nnodes] = (ar__sig_node_t){.id = id, .seen_ms = mono_ms() - ago_ms};
+    snprintf(srv->nodes[srv->nnodes++].name, sizeof(srv->nodes[0].name), "%s", name);
+}
+
+static ar__sig_srv_t *worker(uint64_t id)
+{
+    ar__sig_srv_t *srv = su_srv_new(id);
+    srv->conf = &conf;
+    if (id != O_ID)
+        heard(srv, O_ID, "node-a", 0);
+    if (id != T_ID)
+        heard(srv, T_ID, "node-a", 0);
+    heard(srv, X_ID, "node-b", 0);
+    return srv;
+}
+
+/* O owns an away session with two frames its client has not acknowledged; T knows its record
+ * and has a client resuming into it, which has asked O ("take", caught). */
+static int setup(void **state)
+{
+    (void)state;
+    memset(&H, 0, sizeof(H));
+    H.O = worker(O_ID);
+    H.T = worker(T_ID);
+    su_claims(&H.cl, AR_TOKEN_PATIENT, "patient-1");
+    const char *peer = su_peer('p');
+    H.ro = ar__sig_rec_get(H.O, peer);
+    H.rt = ar__sig_rec_get(H.T, peer);
+    assert_non_null(H.ro);
+    assert_non_null(H.rt);
+    H.ro->owner = H.rt->owner = O_ID;
+    H.ro->backup = H.rt->backup = B_ID;
+    H.ro->role = H.rt->role = (uint8_t)H.cl.role;
+    H.ro->away = H.rt->away = 1;
+    ar__sig_sess_t *s = ar__sig_sess_link_new(H.O, H.ro, 0);
+    assert_non_null(s);
+    ar__sig_sess_new_resume(s);
+    memcpy(H.resume, s->resume, sizeof(H.resume));
+    ar__sig_subhash(&H.cl, s->subhash);
+    s->away_since = H.O->now;
+    static const char frame[] = "{\"type\":\"offer\",\"seq\":0,\"sdp\":\"v=0\"}";
+    uint8_t fid[16] = {1};
+    for (int i = 0; i < 2; i++) {
+        fid[1] = (uint8_t)i;
+        ar__sig_sess_deliver(H.O, s, fid, AR__SIG_ACT_NONE, frame, sizeof(frame) - 1, 0);
+    }
+    assert_int_equal(s->seq, 2);
+    memset(&H.cn, 0, sizeof(H.cn));
+    H.cn.srv = H.T;
+    H.cn.state = AR__SIG_C_HELLO;
+    H.T->conns = &H.cn;
+    assert_int_equal(ar__sig_resume_start(&H.cn, &H.cl, H.resume, 0), 0);
+    assert_int_equal(H.cn.state, AR__SIG_C_RESUMING);
+    assert_non_null(proc_sent(H.T, O_ID, "take"));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    caught_clear();
+    H.cn.sess = NULL;
+    if (H.cn.resume) {
+        ar_free(H.cn.resume);
+        H.cn.resume = NULL;
+    }
+    H.T->conns = NULL;
+    for (ar__sig_srv_t **w = (ar__sig_srv_t *[]){H.O, H.T, NULL}; *w; w++) {
+        for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++)
+            while ((*w)->recs[b])
+                ar__sig_rec_free(*w, (*w)->recs[b]);
+        ar_free(*w);
+    }
+    return 0;
+}
+
+/* O answers T's "take" (caught, not yet delivered). */
+static json_t *owner_answers(void)
+{
+    json_t *take = json_incref(proc_sent(H.T, O_ID, "take"));
+    deliver(H.O, take);
+    json_decref(take);
+    json_t *ans = proc_sent(H.O, T_ID, "taken");
+    assert_non_null(ans);
+    assert_true(json_is_true(json_object_get(ans, "ok")));
+    /* O keeps its copy, as a backup that names T the owner, until T says it has the session. */
+    assert_non_null(H.ro->local);
+    assert_true(H.ro->local->is_backup);
+    assert_int_equal(H.ro->owner, T_ID);
+    return json_incref(ans);
+}
+
+/* The client's connection on T goes after its hello, before O's answer: T takes the session as
+ * away, announces it, its grace period runs; O lets go at T's announcement. */
+static void test_client_gone_mid_handover(void **state)
+{
+    (void)state;
+    H.cn.state = AR__SIG_C_GONE;
+    ar__sig_resume_tick(H.T, &H.cn); /* srv.c on_close: the attempt is dropped */
+    assert_null(H.cn.resume);
+    json_t *ans = owner_answers();
+    /* A frame for the session reaches T before the answer: O no longer numbers it, so T's
+     * copy, kept for the answer, must still hold it. */
+    ar__sig_sess_t *s = H.rt->local;
+    assert_non_null(s);
+    static const char cand[] = "{\"type\":\"candidate\",\"seq\":0,\"candidate\":\"c\"}";
+    uint8_t fid[16] = {9};
+    ar__sig_sess_deliver(H.T, s, fid, AR__SIG_ACT_NONE, cand, sizeof(cand) - 1, 0);
+    caught_clear();
+    deliver(H.T, ans);
+    json_decref(ans);
+    s = H.rt->local;
+    assert_non_null(s);
+    assert_false(s->is_backup);
+    assert_int_equal(H.rt->owner, T_ID);
+    assert_true(H.rt->away);
+    assert_int_equal(s->seq, 3); /* O's two, then the candidate */
+    assert_int_equal(s->nframes, 3);
+    assert_memory_equal(s->tail->fid, fid, 16);
+    assert_string_equal(s->resume, H.resume); /* the client resumes with the secret it holds */
+    assert_int_equal(H.T->nsessions, 1);
+    json_t *own = json_incref(last_rec(H.T));
+    assert_non_null(own);
+    assert_string_equal(json_string_value(json_object_get(own, "own")), "0000000000000002");
+    assert_int_equal(json_integer_value(json_object_get(own, "away")), 1);
+    assert_int_equal(H.rt->backup, X_ID);
+    assert_non_null(proc_sent(H.T, X_ID, "adopt"));
+
+    /* O applies T's update: its copy goes (X is the backup). */
+    ar__sig_rec_apply(H.O, own);
+    json_decref(own);
+    assert_null(H.ro->local);
+    assert_int_equal(H.O->nsessions, 0);
+
+    /* No client comes back: the grace period ends the session on T, for everyone. */
+    caught_clear();
+    H.T->now += (uint32_t)(conf.grace / 1000);
+    ar__sig_sess_tick(H.T);
+    json_t *del = last_rec(H.T);
+    assert_non_null(del);
+    assert_true(json_is_true(json_object_get(del, "del")));
+    assert_null(ar__sig_rec_find(H.T, su_peer('p')));
+}
+
+/* T dies with the answer in flight: O promotes its copy back, and says so. */
+static void test_new_owner_dies(void **state)
+{
+    (void)state;
+    json_t *ans = owner_answers();
+    json_decref(ans);
+    caught_clear();
+    H.O->nodes[0].seen_ms = mono_ms() - 5000; /* T: silent */
+    H.O->nodes[0].dead = 1;
+    ar__sig_node_dead(H.O, T_ID);
+    ar__sig_sess_t *s = H.ro->local;
+    assert_non_null(s);
+    assert_false(s->is_backup);
+    assert_int_equal(H.ro->owner, O_ID);
+    assert_true(H.ro->away);
+    assert_string_equal(s->resume, H.resume);
+    assert_true(ar__sig_sess_resumable(s, 2));
+    json_t *own = last_rec(H.O);
+    assert_non_null(own);
+    assert_string_equal(json_string_value(json_object_get(own, "own")), "0000000000000001");
+    assert_int_equal(H.O->nsessions, 1);
+}
+
+/* The answer is lost; T's attempt asks again a second later: O, which handed its copy to T
+ * already, answers the same again (it answered nothing: it had freed its copy). */
+static void test_answer_lost_asked_again(void **state)
+{
+    (void)state;
+    json_t *lost = owner_answers();
+    json_decref(lost);
+    caught_clear();
+    H.T->now++;
+    ar__sig_resume_tick(H.T, &H.cn);
+    json_t *ans = owner_answers();
+    assert_string_equal(json_string_value(json_object_get(ans, "r")), H.resume);
+    /* Its connection goes before this one arrives too: T takes the session as away. */
+    H.cn.state = AR__SIG_C_GONE;
+    ar__sig_resume_tick(H.T, &H.cn);
+    deliver(H.T, ans);
+    json_decref(ans);
+    assert_non_null(H.rt->local);
+    assert_false(H.rt->local->is_backup);
+    assert_int_equal(H.rt->owner, T_ID);
+}
+
+/* The copy T kept for the answer goes when no answer comes in time (O died: its backup has
+ * the session), or at a refusal. */
+static void test_kept_copy_goes_without_answer(void **state)
+{
+    (void)state;
+    H.cn.state = AR__SIG_C_GONE;
+    ar__sig_resume_tick(H.T, &H.cn);
+    assert_non_null(H.rt->local);
+    H.T->now += AR__SIG_RESUME_WAIT_S - 1;
+    ar__sig_sess_tick(H.T);
+    assert_non_null(H.rt->local);
+    H.T->now++;
+    ar__sig_sess_tick(H.T);
+    assert_null(H.rt->local);
+    assert_int_equal(H.rt->owner, O_ID);
+    assert_int_equal(H.T->nsessions, 0);
+}
+
+/* ... and at once at a refusal. */
+static void test_kept_copy_goes_at_refusal(void **state)
+{
+    (void)state;
+    H.cn.state = AR__SIG_C_GONE;
+    ar__sig_resume_tick(H.T, &H.cn);
+    assert_non_null(H.rt->local);
+    json_t *no = json_pack("{s:s,s:s,s:b}", "k", "taken", "p", su_peer('p'), "ok", 0);
+    deliver(H.T, no);
+    json_decref(no);
+    assert_null(H.rt->local);
+    assert_int_equal(H.rt->owner, O_ID);
+}
+
+/* A request that waited in O's inbox past T's death: O keeps the session (handed to a worker
+ * whose death was handled already, nobody would promote it). */
+static void test_take_from_the_dead(void **state)
+{
+    (void)state;
+    H.O->nodes[0].seen_ms = mono_ms() - 5000; /* T */
+    H.O->nodes[0].dead = 1;
+    ar__sig_node_dead(H.O, T_ID);
+    json_t *take = json_incref(proc_sent(H.T, O_ID, "take"));
+    deliver(H.O, take);
+    json_decref(take);
+    assert_null(proc_sent(H.O, T_ID, "taken"));
+    assert_non_null(H.ro->local);
+    assert_false(H.ro->local->is_backup);
+    assert_int_equal(H.ro->owner, O_ID);
+}
+
+/* T never announces itself (all it published lost): O ends the session after a grace period,
+ * rather than keep it for ever with every other worker naming O. */
+static void test_never_confirmed(void **state)
+{
+    (void)state;
+    json_t *ans = owner_answers();
+    json_decref(ans);
+    caught_clear();
+    H.O->now += (uint32_t)(conf.grace / 1000) - 1;
+    ar__sig_sess_tick(H.O);
+    assert_non_null(H.ro->local);
+    H.O->now++;
+    ar__sig_sess_tick(H.O);
+    json_t *del = last_rec(H.O);
+    assert_non_null(del);
+    assert_true(json_is_true(json_object_get(del, "del")));
+    assert_null(ar__sig_rec_find(H.O, su_peer('p')));
+    H.ro = NULL;
+}
+
+/* Owner W1 and backup W2 (one node) die one after the other; worker X of the other node handles
+ * W1's death while W2 still looks alive (its heartbeat a second younger), so the session is
+ * W2's to promote; then W2's death. X, the lowest live worker, takes the session over. A session
+ * whose owner is alive is not touched by its backup's death (the owner picks another). */
+static void test_owner_then_backup_die(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *X = su_srv_new(X_ID + 10);
+    X->conf = &conf;
+    heard(X, 1, "node-c", 3500);
+    heard(X, 2, "node-c", 2500);
+    heard(X, X_ID + 20, "node-d", 0);
+    ar__sig_rec_t *r = ar__sig_rec_get(X, su_peer('s'));
+    ar__sig_rec_t *r2 = ar__sig_rec_get(X, su_peer('t'));
+    assert_non_null(r);
+    assert_non_null(r2);
+    r->owner = 1;
+    r->backup = 2;
+    r2->owner = X_ID + 20;
+    r2->backup = 2;
+    X->nodes[0].dead = 1;
+    ar__sig_node_dead(X, 1);
+    assert_int_equal(r->owner, 1);
+    X->nodes[1].seen_ms = mono_ms() - 3500;
+    X->nodes[1].dead = 1;
+    ar__sig_node_dead(X, 2);
+    assert_int_equal(r->owner, X->node_id);
+    assert_non_null(r->local);
+    assert_false(r->local->is_backup);
+    assert_true(r->away);
+    assert_int_equal(r2->owner, X_ID + 20);
+    assert_null(r2->local);
+    caught_clear();
+    ar__sig_rec_free(X, r);
+    ar__sig_rec_free(X, r2);
+    ar_free(X);
+}
+
+int main(void)
+{
+    ar_log_init("signal", AR_LOG_WARN);
+    ar_sig_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_client_gone_mid_handover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_owner_dies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_lost_asked_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_copy_goes_without_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_copy_goes_at_refusal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_take_from_the_dead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_never_confirmed, setup, teardown),
+        cmocka_unit_test(test_owner_then_backup_die),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
