@@ -520,6 +520,11 @@ void ar__sig_invites_free(ar__sig_srv_t *srv);
 /* The hex key a token subject is known by on the bus, and the session holding it (tests). */
 void ar__sig_invite_key(const char *sub, char hex[33]);
 const char *ar__sig_invite_holder(ar__sig_srv_t *srv, const char *sub);
+/* Ended one-time rooms, across the jurisdiction (invite.c; docs/signal.md, "Ended rooms"):
+ * mark one (kept 30 minutes, replicated), ask whether one was, count those remembered. */
+void ar__sig_room_mark_ended(ar__sig_srv_t *srv, const char *room);
+int ar__sig_room_ended(ar__sig_srv_t *srv, const char *room);
+size_t ar__sig_rooms_ended_count(const ar__sig_srv_t *srv);
 
 /* flows.c / area.c: what each client message does */
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
