@@ -148,7 +148,7 @@ void ar__sig_answers_wipe(ar__sig_rec_t *r, ar__sig_recq_t *q);
 struct ar__sig_room_s {
     struct ar__sig_room_s *hnext;
     ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX]; /* concurrent joins on two nodes may pass 4 */
-    char *clinic; /* "" for a persistent room opened by a token naming it (ar__sig_str_set) */
+    char *clinic; /* of the token that opened it (flows.c, join_allowed; ar__sig_str_set) */
     uint8_t nmembers;
     uint8_t profile;
     uint8_t persistent;
