@@ -281,7 +281,7 @@ void ar__sig_invites_free(ar__sig_srv_t *srv)
  * instead would refuse every new patient.
  */
 #define ENDED_BUCKETS 65536
-#define ENDED_MAX (1u << 19)
+#define ENDED_MAX AR__SIG_ENDED_MAX
 #define ENDED_KEEP_S 1800 /* the longest patient and invitee token: AR_APP_PATIENT_TOKEN_TTL */
 
 typedef struct end_s {
@@ -389,6 +389,13 @@ void ar__sig_room_mark_ended(ar__sig_srv_t *srv, const char *room)
     ar__sig_bus_rec(
         srv, "inv", hex,
         json_pack("{s:s,s:s,s:I,s:b}", "w", wid, "h", hex, "e", (json_int_t)exp, "end", 1));
+}
+
+void ar__sig_room_ended_key(const char *room, char hex[33])
+{
+    uint8_t h[16];
+    ended_hash(room, h);
+    sodium_bin2hex(hex, 33, h, 16);
 }
 
 int ar__sig_room_ended(ar__sig_srv_t *srv, const char *room)
