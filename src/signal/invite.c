@@ -17,6 +17,8 @@
  * No owner and no request on the hello path: a hello is answered at once, a dead node takes
  * nothing with it, and the bus's delay is the window in which a reused link is let in briefly,
  * as for two racing joins to a room (flows.c).
+ *
+ * The same subjects carry the ended one-time rooms (below, "Ended one-time rooms").
  */
 #include "internal.h"
 
