@@ -275,7 +275,7 @@ void ar__sig_invites_free(ar__sig_srv_t *srv)
  * long as the longest token that opens a one-time room (ENDED_KEEP_S); join and arrive in one
  * are refused. Kept: a hash of the room's id and an expiry, nothing that names anyone.
  *
- * Bounded: ENDED_MAX markers (48 bytes each with the allocator's; 24 MiB at most per worker),
+ * Bounded: ENDED_MAX markers (48 bytes each with glibc's allocator: 24 MiB at most per worker),
  * 291 ends a second in the jurisdiction for 30 minutes. At the cap the oldest marker (the one
  * whose tokens run out first) is forgotten and a warning logged: that room could be opened
  * again by its patient's token for what is left of its 30 minutes, which shows the patient in
