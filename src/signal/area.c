@@ -199,6 +199,11 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         return;
     }
     ar__sig_room_t *room = ar__sig_room_find(srv, cl->room);
+    if (ar__sig_room_ended(srv, cl->room)) { /* its consultation is over (protocol.md 5.13) */
+        ar__sig_refuse(cn, AR_SIG_E_NOT_FOUND, "the consultation has ended", m->type, m->id,
+                       AR_SIG_CLOSE_ENDED);
+        return;
+    }
     if (room && room->nmembers >= AR__SIG_ROOM_MAX) {
         REFUSE(cn, m, AR_SIG_E_ROOM_FULL);
         return;

@@ -239,6 +239,44 @@ void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room)
     }
 }
 
+/*
+ * What a token may not do even in the room it names (docs/protocol.md 5.7, 5.13):
+ *  - enter a one-time room that was ended (ar__sig_room_ended): a patient or an invitee, whose
+ *    token opens nothing else, is closed with 4007 as when the room ended under it;
+ *  - as an invitee, open a room: the room is defined (its clinic, persistent or not) by the
+ *    token it belongs to, a patient's or a staff token naming a persistent room, never by a
+ *    link a clinician handed out. A room not open (over, or not begun) closes the invitee's
+ *    session with 4007 too: its link opens nothing else, and its page shows the end screen;
+ *  - as an invitee, enter a room of another clinic than the one its token was minted for
+ *    (the app mints an invite for any room id it is given, in the clinic of the request).
+ * Returns 1 when the join may go on; else m was refused.
+ */
+static int join_allowed(ar__sig_conn_t *cn, const ar_sig_msg_t *m, const ar__sig_room_t *room,
+                        const char *id)
+{
+    const ar__sig_rec_t *r = cn->sess->rec;
+    const ar__sig_claims_t *cl = cn->sess->claims;
+    int invitee = r->role == AR_SIG_ROLE_INVITEE;
+    if ((!room || !room->persistent) && ar__sig_room_ended(cn->srv, id)) {
+        if (r->role == AR_SIG_ROLE_STAFF)
+            REFUSE(cn, m, AR_SIG_E_NOT_FOUND);
+        else
+            ar__sig_refuse(cn, AR_SIG_E_NOT_FOUND, "the consultation has ended", m->type, m->id,
+                           AR_SIG_CLOSE_ENDED);
+        return 0;
+    }
+    if (invitee && !room) {
+        ar__sig_refuse(cn, AR_SIG_E_NOT_FOUND, "the call is not open", m->type, m->id,
+                       AR_SIG_CLOSE_ENDED);
+        return 0;
+    }
+    if (invitee && cl->clinic[0] && strcmp(cl->clinic, room->clinic) != 0) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return 0;
+    }
+    return 1;
+}
+
 static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
@@ -264,6 +302,8 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
                room || r->role != AR_SIG_ROLE_STAFF ? AR_SIG_E_FORBIDDEN : AR_SIG_E_NOT_FOUND);
         return;
     }
+    if (!join_allowed(cn, m, room, id))
+        return;
     if (room && room->nmembers >= AR__SIG_ROOM_MAX) {
         if (r->role == AR_SIG_ROLE_INVITEE) /* its token opens only this room */
             ar__sig_refuse(cn, AR_SIG_E_ROOM_FULL, NULL, m->type, m->id, AR_SIG_CLOSE_ROOM_FULL);
@@ -277,10 +317,12 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_INTERNAL);
         return;
     }
-    if (fresh) {
+    if (fresh) { /* a patient's own room, or a clinic's persistent room (join_allowed) */
         room = r->in_room;
-        ar__sig_str_set(&room->clinic, cl->clinic, AR_SIG_ID_MAX);
-        room->persistent = r->role == AR_SIG_ROLE_STAFF;
+        int staff = r->role == AR_SIG_ROLE_STAFF;
+        const char *clinic = !staff ? cl->clinic : cl->nclinics ? cl->clinics[0].id : "";
+        ar__sig_str_set(&room->clinic, clinic, AR_SIG_ID_MAX);
+        room->persistent = (uint8_t)staff;
         room->profile = cl->profile;
     }
     ar__sig_rec_publish(srv, r, "room");
@@ -377,6 +419,7 @@ static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         return;
     char id[AR_SIG_ID_MAX + 1];
     snprintf(id, sizeof(id), "%s", room->id); /* the id is allocated at its length */
+    int once = !room->persistent;             /* read now: the room goes with its members */
     ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX];
     size_t n = room->nmembers;
     memcpy(members, room->members, n * sizeof(ar__sig_rec_t *));
@@ -398,6 +441,10 @@ static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
             ar__sig_rec_publish(srv, x, "room");
         }
     }
+    /* Gone for good: no token still valid for it opens it again (join_allowed, on_arrive). A
+     * persistent room is only emptied (C6): it is meant to be opened again. */
+    if (once)
+        ar__sig_room_mark_ended(srv, id);
 }
 
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)

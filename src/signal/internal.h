@@ -176,7 +176,7 @@ void ar__sig_answers_wipe(ar__sig_rec_t *r, ar__sig_recq_t *q);
 struct ar__sig_room_s {
     struct ar__sig_room_s *hnext;
     ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX]; /* concurrent joins on two nodes may pass 4 */
-    char *clinic; /* "" for a persistent room opened by a token naming it (ar__sig_str_set) */
+    char *clinic; /* of the token that opened it (flows.c, join_allowed; ar__sig_str_set) */
     uint8_t nmembers;
     uint8_t profile;
     uint8_t persistent;
@@ -567,6 +567,15 @@ void ar__sig_invites_free(ar__sig_srv_t *srv);
 /* The hex key a token subject is known by on the bus, and the session holding it (tests). */
 void ar__sig_invite_key(const char *sub, char hex[33]);
 const char *ar__sig_invite_holder(ar__sig_srv_t *srv, const char *sub);
+/* Ended one-time rooms, across the jurisdiction (invite.c; docs/signal.md, "Ended rooms"):
+ * mark one (kept 30 minutes, replicated), ask whether one was, count those remembered.
+ * Bus messages: ar__sig_invite_apply (the same subjects, with "end": true). */
+void ar__sig_room_mark_ended(ar__sig_srv_t *srv, const char *room);
+int ar__sig_room_ended(ar__sig_srv_t *srv, const char *room);
+size_t ar__sig_rooms_ended_count(const ar__sig_srv_t *srv);
+#define AR__SIG_ENDED_MAX (1u << 19) /* markers per worker; at the cap the oldest goes */
+/* The hex key a room is known by on the bus (tests). */
+void ar__sig_room_ended_key(const char *room, char hex[33]);
 
 /* flows.c / area.c: what each client message does */
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);

@@ -17,6 +17,8 @@
  * No owner and no request on the hello path: a hello is answered at once, a dead node takes
  * nothing with it, and the bus's delay is the window in which a reused link is let in briefly,
  * as for two racing joins to a room (flows.c).
+ *
+ * The same subjects carry the ended one-time rooms (below, "Ended one-time rooms").
  */
 #include "internal.h"
 
@@ -41,9 +43,12 @@ typedef struct inv_s {
     char peer[AR__SIG_PEER_LEN + 1];
 } inv_t;
 
+typedef struct ended_s ended_t;
+
 struct ar__sig_invites_s {
     inv_t *b[INV_BUCKETS];
     size_t n;
+    ended_t *ended; /* ended one-time rooms (below), allocated at the first */
 };
 
 static void inv_hash(const char *sub, uint8_t h[16])
@@ -192,9 +197,16 @@ static void end_loser(ar__sig_srv_t *srv, const char *peer)
     }
 }
 
+static void ended_apply(ar__sig_srv_t *srv, json_t *o);
+
 void ar__sig_invite_apply(ar__sig_srv_t *srv, const char *data, size_t len)
 {
     json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    if (o && json_is_true(json_object_get(o, "end"))) {
+        ended_apply(srv, o);
+        json_decref(o);
+        return;
+    }
     const char *w, *hex, *peer;
     json_int_t exp, t;
     uint8_t h[16];
@@ -234,11 +246,14 @@ void ar__sig_invite_apply(ar__sig_srv_t *srv, const char *data, size_t len)
     json_decref(o);
 }
 
+static void ended_free(ended_t *t);
+
 void ar__sig_invites_free(ar__sig_srv_t *srv)
 {
     ar__sig_invites_t *tab = srv->invites;
     if (!tab)
         return;
+    ended_free(tab->ended);
     for (size_t i = 0; i < INV_BUCKETS; i++) {
         inv_t *e = tab->b[i];
         while (e) {
@@ -249,4 +264,179 @@ void ar__sig_invites_free(ar__sig_srv_t *srv)
     }
     ar_free(tab);
     srv->invites = NULL;
+}
+
+/*
+ * Ended one-time rooms (docs/protocol.md 5.13; docs/signal.md, "Ended rooms"). A room is made
+ * again by the next join that names it, so after `end` every token still valid for it (the
+ * patient's, an invite link not yet used) would open it again: a patient could queue again, or
+ * meet an invitee with no clinician. Every worker therefore keeps the rooms ended in the
+ * jurisdiction, replicated like invite claims (ar.<jur>.inv.<hash>, with "end": true), for as
+ * long as the longest token that opens a one-time room (ENDED_KEEP_S); join and arrive in one
+ * are refused. Kept: a hash of the room's id and an expiry, nothing that names anyone.
+ *
+ * Bounded: ENDED_MAX markers (48 bytes each with glibc's allocator: 24 MiB at most per worker),
+ * 291 ends a second in the jurisdiction for 30 minutes. At the cap the oldest marker (the one
+ * whose tokens run out first) is forgotten and a warning logged: that room could be opened
+ * again by its patient's token for what is left of its 30 minutes, which shows the patient in
+ * its clinic's queue like any arrival (an invitee still opens no room). Refusing new rooms
+ * instead would refuse every new patient.
+ */
+#define ENDED_BUCKETS 65536
+#define ENDED_MAX AR__SIG_ENDED_MAX
+#define ENDED_KEEP_S 1800 /* the longest patient and invitee token: AR_APP_PATIENT_TOKEN_TTL */
+
+typedef struct end_s {
+    struct end_s *hnext, *fnext; /* its bucket; the order markers came in (oldest first) */
+    int64_t exp;
+    uint8_t h[16];
+} end_t;
+
+struct ended_s {
+    end_t *b[ENDED_BUCKETS];
+    end_t *head, *tail;
+    size_t n;
+    uint64_t dropped; /* forgotten at the cap */
+};
+
+static void ended_hash(const char *room, uint8_t h[16])
+{
+    static const char dom[] = "anteroom ended room v1";
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 16);
+    crypto_generichash_update(&st, (const unsigned char *)dom, sizeof(dom));
+    crypto_generichash_update(&st, (const unsigned char *)room, strlen(room));
+    crypto_generichash_final(&st, h, 16);
+}
+
+static end_t **ended_bucket(ended_t *t, const uint8_t h[16])
+{
+    return &t->b[(h[0] | (unsigned)h[1] << 8) % ENDED_BUCKETS];
+}
+
+static end_t *ended_find(ended_t *t, const uint8_t h[16])
+{
+    end_t *e = t ? *ended_bucket(t, h) : NULL;
+    while (e && memcmp(e->h, h, 16) != 0)
+        e = e->hnext;
+    return e;
+}
+
+/* The oldest marker goes: out of its bucket and the order. */
+static void ended_pop(ended_t *t)
+{
+    end_t *e = t->head;
+    end_t **pp = ended_bucket(t, e->h);
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    t->head = e->fnext;
+    if (!t->head)
+        t->tail = NULL;
+    t->n--;
+    ar_free(e);
+}
+
+/* Markers come in nearly in the order they expire (one lifetime for all; other nodes' clocks
+ * may differ a little): a marker behind an unexpired one stays a little longer, never less. */
+static void ended_expire(ended_t *t, int64_t now)
+{
+    while (t->head && t->head->exp < now)
+        ended_pop(t);
+}
+
+static void ended_insert(ar__sig_srv_t *srv, const uint8_t h[16], int64_t exp, int64_t now)
+{
+    ar__sig_invites_t *tab = table(srv);
+    if (!tab)
+        return;
+    if (!tab->ended && !(tab->ended = ar_calloc(1, sizeof(ended_t))))
+        return;
+    ended_t *t = tab->ended;
+    ended_expire(t, now);
+    end_t *e = ended_find(t, h);
+    if (e) {
+        e->exp = exp > e->exp ? exp : e->exp;
+        return;
+    }
+    if (t->n >= ENDED_MAX) {
+        if (t->dropped++ % 65536 == 0)
+            ar_log(AR_LOG_WARN, "signal_ended_rooms_full", AR_LF_INT("max", ENDED_MAX));
+        ended_pop(t);
+    }
+    if (!(e = ar_calloc(1, sizeof(*e))))
+        return;
+    memcpy(e->h, h, 16);
+    e->exp = exp;
+    end_t **b = ended_bucket(t, h);
+    e->hnext = *b;
+    *b = e;
+    if (t->tail)
+        t->tail->fnext = e;
+    else
+        t->head = e;
+    t->tail = e;
+    t->n++;
+}
+
+void ar__sig_room_mark_ended(ar__sig_srv_t *srv, const char *room)
+{
+    uint8_t h[16];
+    char hex[33], wid[17];
+    int64_t now = (int64_t)time(NULL), exp = now + ENDED_KEEP_S;
+    ended_hash(room, h);
+    ended_insert(srv, h, exp, now);
+    sodium_bin2hex(hex, sizeof(hex), h, 16);
+    snprintf(wid, sizeof(wid), "%016llx", (unsigned long long)srv->node_id);
+    ar__sig_bus_rec(
+        srv, "inv", hex,
+        json_pack("{s:s,s:s,s:I,s:b}", "w", wid, "h", hex, "e", (json_int_t)exp, "end", 1));
+}
+
+void ar__sig_room_ended_key(const char *room, char hex[33])
+{
+    uint8_t h[16];
+    ended_hash(room, h);
+    sodium_bin2hex(hex, 33, h, 16);
+}
+
+int ar__sig_room_ended(ar__sig_srv_t *srv, const char *room)
+{
+    uint8_t h[16];
+    ended_hash(room, h);
+    const end_t *e = srv->invites ? ended_find(srv->invites->ended, h) : NULL;
+    return e && e->exp >= (int64_t)time(NULL);
+}
+
+size_t ar__sig_rooms_ended_count(const ar__sig_srv_t *srv)
+{
+    return srv->invites && srv->invites->ended ? srv->invites->ended->n : 0;
+}
+
+static void ended_apply(ar__sig_srv_t *srv, json_t *o)
+{
+    const char *w, *hex;
+    json_int_t exp;
+    uint8_t h[16];
+    int64_t now = (int64_t)time(NULL);
+    if (json_unpack(o, "{s:s,s:s,s:I}", "w", &w, "h", &hex, "e", &exp) != 0 ||
+        strtoull(w, NULL, 16) == srv->node_id || strlen(hex) != 32 ||
+        sodium_hex2bin(h, 16, hex, 32, NULL, NULL, NULL) != 0 || exp < now)
+        return;
+    /* Another node's clock may run ahead: never kept longer than a token lasts, plus a minute. */
+    if (exp > now + ENDED_KEEP_S + 60)
+        exp = now + ENDED_KEEP_S + 60;
+    ended_insert(srv, h, exp, now);
+}
+
+static void ended_free(ended_t *t)
+{
+    if (!t)
+        return;
+    while (t->head) {
+        end_t *e = t->head;
+        t->head = e->fnext;
+        ar_free(e);
+    }
+    ar_free(t);
 }

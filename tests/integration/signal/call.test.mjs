@@ -57,7 +57,8 @@ test('a call set up across nodes, with presence on both', async () => {
   await sB.next('queue');
   await sleep(300);
 
-  const p = await connect(B, patientToken(room));
+  const pTok = patientToken(room);
+  const p = await connect(B, pTok);
   assert.equal(p.welcome.role, 'patient');
   p.send({ type: 'arrive', clinic: 'c1', area: 'knee', name: 'Zoë', consent: true,
     answers: [{ q: 'reason', a: 'Knee pain' }] });
@@ -168,6 +169,19 @@ test('a call set up across nodes, with presence on both', async () => {
   assert.deepEqual(snap.entries.map((e) => e.peer), [p2.peer]);
   // The other patient received nothing but its own status.
   assert.deepEqual(p2.frames.map((f) => f.type), []);
+  // The room is gone for good on every node and worker (5.13): the patient's token, still
+  // valid, neither opens it again nor queues in it again, on the node that ended it or the other.
+  await sleep(300);
+  for (const n of [A, A, B, B]) {
+    const again = await connect(n, pTok);
+    again.send({ type: 'join', room });
+    assert.equal((await again.next('error')).name, 'not_found');
+    assert.equal(await again.waitClose(), 4007);
+    const queue = await connect(n, pTok);
+    queue.send({ type: 'arrive', clinic: 'c1', area: 'knee', name: 'Zoë', consent: true });
+    assert.equal((await queue.next('error')).name, 'not_found');
+    assert.equal(await queue.waitClose(), 4007);
+  }
 
   // Transfer the other patient to another area.
   sB.send({ type: 'subscribe', clinic: 'c1', area: 'hip' });
@@ -192,9 +206,20 @@ async function refusedAsUsed(node, token) {
   assert.equal(await c.waitClose(), 4001);
 }
 
+// A patient opens room on node n and every worker hears of it: an invitee opens no room
+// (protocol 5.7), and one whose worker has not heard of the room yet is refused.
+async function opened(n, room) {
+  const host = await connect(n, patientToken(room));
+  host.send({ type: 'join', room });
+  await host.next('joined');
+  await sleep(500);
+  return host;
+}
+
 test('an invite link is one-use across nodes; a racing second use is ended', async () => {
   const room = rid();
   const token = inviteeToken(room);
+  const host = await opened(A, room);
   const first = await connect(A, token, { name: 'Interpreter' });
   first.send({ type: 'join', room });
   await first.next('joined');
@@ -223,6 +248,7 @@ test('an invite link is one-use across nodes; a racing second use is ended', asy
   // way exactly one session stays.
   const room2 = rid();
   const token2 = inviteeToken(room2);
+  const host2 = await opened(A, room2);
   const both = await Promise.all([A, B].map(async (n) => {
     const c = await new Client(n.url).open();
     c.send({ type: 'hello', token: token2 });
@@ -239,7 +265,7 @@ test('an invite link is one-use across nodes; a racing second use is ended', asy
   await sleep(500);
   assert.equal(keeper.closed, null);
   assert.ok(!keeper.frames.some((f) => f.type === 'error'));
-  for (const c of [first, s, keeper]) c.close();
+  for (const c of [first, s, keeper, host, host2]) c.close();
 });
 
 // A frame dropped from a worker's bus inbox (over inbox-max) is counted and its session told
@@ -253,9 +279,9 @@ async function scrape(port) {
 test('a frame dropped from a full bus inbox is counted and reported to its client', async () => {
   const D = await startNode('d', nats.slice(1), { workers: 1, inboxMax: '16k' });
   const room = rid();
-  const dToken = inviteeToken(room);
+  const dToken = patientToken(room); // two sessions of a patient token: each may open the room
   const onD = await connect(D, dToken);
-  const onA = await connect(A, inviteeToken(room));
+  const onA = await connect(A, patientToken(room));
   onA.send({ type: 'join', room });
   await onA.next('joined');
   // A join answered before the other node's join record arrived lists nobody (the bus's delay):
@@ -326,6 +352,7 @@ async function raceOnce() {
   s.send({ type: 'take', peer: p.peer });
   await s.next('joined');
   await p.next('peer_joined');
+  await sleep(300); // node B hears of the room: an invitee opens none
   const i1 = await connect(B, inviteeToken(room));
   i1.send({ type: 'join', room });
   await i1.next('joined');

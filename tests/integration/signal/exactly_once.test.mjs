@@ -13,7 +13,7 @@
 // count, still at or below the patient's last_seq, and it must be replayed all the same.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connect, inviteeToken, kill, rid, sleep, startNats, startNode, stopAll, waitFor } from './lib.mjs';
+import { connect, kill, patientToken, rid, sleep, startNats, startNode, stopAll, waitFor } from './lib.mjs';
 
 const PAD = 'a=x-pad:0123456789abcdef\r\n'.repeat(600); // about 16 KB
 const sdp = (tag) => `v=0\r\na=x-id:${tag}\r\n${PAD}`;
@@ -47,14 +47,15 @@ async function owned(node) {
 
 const tagOf = (f) => /a=x-id:(\w+)/.exec(f.sdp)[1];
 
-// Three invitees in one room: the patient-like peer P and Y on O, X on K. Returns them once
-// each has seen the others (joins cross the bus).
+// Three sessions of one patient token in its room (an invitee opens no room, and a join on a
+// node that has not heard of the room yet would refuse it): the patient P and Y on O, X on K.
+// Returns them once each has seen the others (joins cross the bus).
 async function room(O) {
   const r = rid();
-  const tok = inviteeToken(r);
+  const tok = patientToken(r);
   const p = await connect(O, tok);
-  const y = await connect(O, inviteeToken(r));
-  const x = await connect(K, inviteeToken(r));
+  const y = await connect(O, patientToken(r));
+  const x = await connect(K, patientToken(r));
   for (const c of [p, y, x]) {
     c.send({ type: 'join', room: r });
     await c.next('joined');

@@ -79,6 +79,96 @@ test('wrong-room tokens and roles: forbidden, not_found', async () => {
   for (const c of [p, s, i]) c.close();
 });
 
+// An invitee token opens only a room already open (protocol 5.7: a room is made by its
+// patient, or by a staff token naming a persistent room) and only in the clinic the app minted
+// it for: a clinician of another clinic who learnt a room id cannot send anyone into it.
+test('an invitee enters only an open room of its token\'s clinic', async () => {
+  const room = rid();
+  const early = await connect(N, inviteeToken(room, { clinic: 'c1' }));
+  early.send({ type: 'join', room });
+  assert.equal((await early.next('error')).name, 'not_found');
+  assert.equal(await early.waitClose(), 4007);
+
+  const p = await connect(N, patientToken(room));
+  p.send({ type: 'arrive', clinic: 'c1', area: 'knee', name: 'P', consent: true });
+  await p.next('wait');
+  const s = await connect(N, staffToken(['provider']), { name: 'Dr' });
+  s.send({ type: 'take', peer: p.peer });
+  await s.next('joined');
+  const other = await connect(N, inviteeToken(room, { clinic: 'c2' }), { name: 'Other clinic' });
+  other.send({ type: 'join', room });
+  assert.equal((await other.next('error')).name, 'forbidden');
+  const own = await connect(N, inviteeToken(room, { clinic: 'c1' }), { name: 'Family' });
+  own.send({ type: 'join', room });
+  assert.equal((await own.next('joined')).peers.length, 2);
+  await sleep(200);
+  assert.ok(!p.frames.some((f) => f.type === 'peer_joined' && f.peer === other.peer));
+
+  // A persistent room belongs to the clinic of the staff token that names it (the app names
+  // the room's clinic alone), not to nobody: its clinic's invitees enter, others' do not.
+  const proom = rid();
+  const ps = await connect(N, staffToken(['provider'], { room: proom }), { name: 'Dr' });
+  ps.send({ type: 'join', room: proom });
+  await ps.next('joined');
+  const pi = await connect(N, inviteeToken(proom, { clinic: 'c1' }), { name: 'Guest' });
+  pi.send({ type: 'join', room: proom });
+  assert.equal((await pi.next('joined')).peers.length, 1);
+  const px = await connect(N, inviteeToken(proom, { clinic: 'c2' }), { name: 'Guest' });
+  px.send({ type: 'join', room: proom });
+  assert.equal((await px.next('error')).name, 'forbidden');
+  for (const c of [p, s, other, own, ps, pi, px]) c.close();
+});
+
+// Protocol 5.13: an ended one-time room is gone; tokens still valid for it (the patient's, an
+// invite link not used yet) neither open it again nor queue in it. A persistent room is only
+// emptied: its token opens it again.
+test('an ended room stays gone: its patient and invite tokens open it no more', async () => {
+  const room = rid();
+  const pTok = patientToken(room);
+  const s = await connect(N, staffToken(['provider']), { name: 'Dr' });
+  s.send({ type: 'subscribe', clinic: 'c1', area: 'knee' });
+  await s.next('queue');
+  const p = await connect(N, pTok);
+  p.send({ type: 'arrive', clinic: 'c1', area: 'knee', name: 'P', consent: true });
+  await p.next('wait');
+  await s.next('queue_add');
+  const unused = inviteeToken(room, { clinic: 'c1' });
+  s.send({ type: 'take', peer: p.peer });
+  await s.next('joined');
+  s.send({ type: 'end' });
+  await s.next('ended');
+  assert.equal(await p.waitClose(), 4007);
+
+  const back = await connect(N, pTok);
+  back.send({ type: 'join', room });
+  assert.equal((await back.next('error')).name, 'not_found');
+  assert.equal(await back.waitClose(), 4007);
+  const requeue = await connect(N, pTok);
+  requeue.send({ type: 'arrive', clinic: 'c1', area: 'knee', name: 'P', consent: true });
+  assert.equal((await requeue.next('error')).name, 'not_found');
+  assert.equal(await requeue.waitClose(), 4007);
+  const late = await connect(N, unused, { name: 'Family' });
+  late.send({ type: 'join', room });
+  assert.equal((await late.next('error')).name, 'not_found');
+  assert.equal(await late.waitClose(), 4007);
+  await sleep(200);
+  assert.ok(!s.frames.some((f) => f.type === 'queue_add'));
+  // Staff of the clinic cannot open it either (no such room), and stay connected.
+  s.send({ type: 'join', room });
+  assert.equal((await s.next('error')).name, 'not_found');
+
+  const proom = rid();
+  const sTok = staffToken(['provider'], { room: proom });
+  const ps = await connect(N, sTok, { name: 'Dr' });
+  ps.send({ type: 'join', room: proom });
+  await ps.next('joined');
+  ps.send({ type: 'end' });
+  await ps.next('ended');
+  ps.send({ type: 'join', room: proom });
+  await ps.next('joined');
+  for (const c of [s, ps]) c.close();
+});
+
 test('Origin and subprotocol are checked at the upgrade', async () => {
   const bad = new Client(N.url, { origin: 'https://evil.example' });
   await assert.rejects(bad.open(), /HTTP 403/);
