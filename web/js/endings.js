@@ -1,3 +1,5 @@
+const FULL = 'The call is full: it already has four participants.';
+
 // What the patient page does when the signalling server closes the session for good (the final
 // close codes of docs/protocol.md 4.2, web/js/signal.js FINAL): the consultation screen ends and
 // everything the page kept for a reload is wiped (patient.js finish). Returns null when the page
@@ -12,7 +14,7 @@ export function patientEnding(code, { active = false, invitee = false } = {}) {
     case 4015:
       return { msg: 'You have left the call.' };
     case 4005:
-      return active ? { msg: 'The call is full: it already has four participants.' } : null;
+      return active ? { msg: FULL } : null;
     case 4001:
       return {
         msg: invitee
@@ -28,4 +30,15 @@ export function patientEnding(code, { active = false, invitee = false } = {}) {
     default:
       return null;
   }
+}
+
+// What the patient page does with an error frame that ends its part (protocol 5.7): null when the
+// page goes on, else {msg}. room_full only while the page holds a session (a race after
+// `joined`); forbidden on an invitee's join: its link names another clinic's room.
+export function patientErrorEnding(err, { active = false, invitee = false } = {}) {
+  if (err.name === 'room_full') return active ? { msg: FULL } : null;
+  if (err.name === 'forbidden' && err.about === 'join' && invitee) {
+    return { msg: 'This invitation link cannot be used. Please ask for a new one.' };
+  }
+  return null;
 }

@@ -8,7 +8,7 @@ import { $, screen, announce, el } from './dom.js';
 import { SignalClient } from './signal.js';
 import { Mesh } from './mesh.js';
 import { patientResync } from './resync.js';
-import { patientEnding } from './endings.js';
+import { patientEnding, patientErrorEnding } from './endings.js';
 import { CallUI } from './callui.js';
 import { claims } from './api.js';
 import { StatsReporter } from './stats.js';
@@ -308,12 +308,15 @@ function connect(arrival, name) {
     if (end) finish(end.msg);
   });
   sig.addEventListener('error', (e) => {
-    // Full, before or after `joined`: two joins racing on two nodes can both be answered and the
-    // later one is taken out again (protocol 5.7). Leave the call screen and say why.
-    if (e.detail.name === 'room_full') {
-      if (st) finish('The call is full: it already has four participants.');
+    // Full, before or after `joined` (two joins racing on two nodes can both be answered and the
+    // later one is taken out again), or an invitation into another clinic's room (protocol
+    // 5.7): leave the call screen and say why.
+    const end = patientErrorEnding(e.detail, { active: !!st, invitee: !!st?.invitee });
+    if (end) {
+      finish(end.msg);
       return;
     }
+    if (e.detail.name === 'room_full') return;
     if (e.detail.about === 'arrive') {
       $('details-error').textContent = e.detail.name === 'closed' ? 'The waiting room is closed now.' : 'The waiting room cannot take you now.';
       screen('s-details');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readFileSync } from 'node:fs';
 
-const { patientEnding } = await import('../../../web/js/endings.js');
+const { patientEnding, patientErrorEnding } = await import('../../../web/js/endings.js');
 
 test('every final close code but 1000 ends the page', () => {
   const src = readFileSync(new URL('../../../web/js/signal.js', import.meta.url), 'utf8');
@@ -29,4 +29,15 @@ test('the words for each ending', () => {
   for (const c of [4003, 4008, 4013]) assert.match(patientEnding(c).msg, /went wrong/);
   // Not final: the client resumes, nothing ends.
   for (const c of [1006, 4006, 4009, 4010, 4016]) assert.equal(patientEnding(c), null);
+});
+
+test('error frames that end the page: a full room in a call, an invitation into another clinic', () => {
+  assert.match(patientErrorEnding({ name: 'room_full', about: 'join' }, { active: true }).msg, /four participants/);
+  assert.equal(patientErrorEnding({ name: 'room_full', about: 'join' }), null);
+  assert.match(patientErrorEnding({ name: 'forbidden', about: 'join' }, { active: true, invitee: true }).msg,
+    /invitation link cannot be used/);
+  // A patient's forbidden join, or an invitee's forbidden quality change: the page goes on.
+  assert.equal(patientErrorEnding({ name: 'forbidden', about: 'join' }, { active: true }), null);
+  assert.equal(patientErrorEnding({ name: 'forbidden', about: 'quality' }, { active: true, invitee: true }), null);
+  assert.equal(patientErrorEnding({ name: 'closed', about: 'arrive' }, { active: true }), null);
 });
