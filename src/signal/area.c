@@ -93,7 +93,7 @@ static int named(json_t *list, const char *peer)
     return 0;
 }
 
-void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after)
+static void catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after)
 {
     json_t *o = json_obj, *list = json_object_get(o, "qt");
     int kind = (int)json_integer_value(json_object_get(o, "qk"));
@@ -375,6 +375,20 @@ void ar__sig_seen_left(ar__sig_srv_t *srv, ar__sig_rec_t *p, const ar__sig_rec_t
             next = x;
     }
     mark_seen(srv, p, p->q, next);
+}
+
+void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after)
+{
+    catchup(srv, p, json_obj, after);
+    /* Another worker marked p as seen by a session of ours that has left p's room: it picked
+     * that session as the one left in the room while our departure was on its way (two staff
+     * members leaving at once). We handled the departure, so we know the mark is stale, and
+     * only we (the session's owner) mend it, once, as if it left now (docs/signal.md, "Who is
+     * seeing a patient"). */
+    ar__sig_rec_t *x = after && p->in_area && p->q->by[0] ? ar__sig_rec_find(srv, p->q->by) : NULL;
+    if (x && owned_here(srv, x) && (p->status == AR_SIG_ST_SEEN || p->status == AR_SIG_ST_HOLD) &&
+        !seeing(srv, p))
+        ar__sig_seen_left(srv, p, x);
 }
 
 /* The waiting patient a staff message names, if the caller may see it. */

@@ -5,11 +5,13 @@
 // clinician's session ends within the test.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connect, patientToken, rid, staffToken, startNats, startNode, stopAll, sleep } from './lib.mjs';
+import {
+  connect, kill, patientToken, rid, sleep, staffToken, startNats, startNode, stopAll,
+} from './lib.mjs';
 
-let A, B;
+let nats, A, B;
 before(async () => {
-  const nats = await startNats();
+  nats = await startNats();
   [A, B] = await Promise.all([
     startNode('a', nats.slice(0, 1), { grace: '2s' }),
     startNode('b', nats.slice(1), { grace: '2s' }),
@@ -96,6 +98,7 @@ test('the mark moves to a colleague still in the room, then goes with them', asy
   await take(s1, p, [desk]);
   s2.send({ type: 'join', room: p.room });
   await s2.next('joined');
+  await s1.next('peer_joined'); // s1's worker knows s2 is in the room
   s1.send({ type: 'leave' });
   const u = await desk.next(upd(p.peer));
   assert.deepEqual([u.status, u.by, u.by_name], ['seen', s2.peer, 'Dr Bo']);
@@ -119,6 +122,9 @@ test('a receptionist holds, releases and transfers only a patient nobody is seei
   desk.send({ type: 'hold', peer: p.peer, on: false, id: 2 });
   assert.equal((await p.next('wait')).status, 'waiting');
   assert.equal((await desk.next(upd(p.peer))).status, 'waiting');
+  // s1's worker knows the patient is waiting again before s1 takes it.
+  assert.deepEqual([(await s1.next(upd(p.peer))).status, (await s1.next(upd(p.peer))).status],
+    ['hold', 'waiting']);
 
   // In a call: neither hold nor transfer (was: the transfer pulled the clinician out).
   await take(s1, p, [desk]);
@@ -139,4 +145,68 @@ test('a receptionist holds, releases and transfers only a patient nobody is seei
   const w = await p.next((f) => f.type === 'wait' && f.area === 'hip');
   assert.equal(w.status, 'waiting');
   for (const c of [p, desk, s1]) c.close();
+});
+
+// Two staff members leave the patient's room at once, on two nodes (node B's NATS server
+// stopped meanwhile): node A, not yet knowing that s2 left, moves the mark from s1 to s2; node
+// B, not yet knowing that s1 left, sees no mark of s2's to undo. Once the bus runs again, s2's
+// worker mends the mark it knows to be stale (docs/signal.md, "Who is seeing a patient"), and a
+// colleague takes the patient.
+test('two staff members leaving at once on two nodes: the mark does not stay behind', async () => {
+  const p = await patient(A);
+  const desk = await watcher(A, p, ['receptionist'], 'Desk');
+  const s1 = await watcher(A, p, ['provider'], 'Dr Ana');
+  const s2 = await watcher(B, p, ['provider'], 'Dr Bo');
+  await take(s1, p, [desk, s2]);
+  s2.send({ type: 'join', room: p.room });
+  await s2.next('joined');
+  await s1.next('peer_joined');
+  await sleep(300); // every worker of both nodes knows s2 in the room
+  kill(nats.procs[1], 'SIGSTOP');
+  try {
+    s1.send({ type: 'leave' });
+    s2.send({ type: 'leave' });
+    const moved = await desk.next(upd(p.peer), 1500);
+    assert.equal(moved.by, s2.peer); // A's view: s2 still in the room
+    await sleep(300);
+  } finally {
+    kill(nats.procs[1], 'SIGCONT');
+  }
+  await released(p, [desk]);
+  const s3 = await connect(A, staffToken(), { name: 'Dr Cy' });
+  s3.send({ type: 'take', peer: p.peer });
+  assert.equal((await s3.next('joined')).room, p.room);
+  for (const c of [p, desk, s1, s2, s3]) c.close();
+});
+
+// As above, but s2 ends its session (bye): no worker holds it any more to mend the mark, which
+// stays behind naming s2 (docs/signal.md, "Who is seeing a patient"). A mark whose holder is
+// not in the patient's room counts as none: a colleague's take is not refused with conflict.
+test('a mark left behind by a racing bye does not keep the patient from being taken', async () => {
+  const p = await patient(A);
+  const desk = await watcher(A, p, ['receptionist'], 'Desk');
+  const s1 = await watcher(A, p, ['provider'], 'Dr Ana');
+  const s2 = await watcher(B, p, ['provider'], 'Dr Bo');
+  await take(s1, p, [desk, s2]);
+  s2.send({ type: 'join', room: p.room });
+  await s2.next('joined');
+  await s1.next('peer_joined');
+  await sleep(300);
+  kill(nats.procs[1], 'SIGSTOP');
+  try {
+    s1.send({ type: 'leave' });
+    s2.send({ type: 'bye' });
+    assert.equal((await desk.next(upd(p.peer), 1500)).by, s2.peer);
+    await sleep(300);
+  } finally {
+    kill(nats.procs[1], 'SIGCONT');
+  }
+  await p.next((f) => f.type === 'peer_left' && f.peer === s2.peer);
+  await sleep(300); // s2's departure reaches node A
+  const s3 = await connect(A, staffToken(), { name: 'Dr Cy' });
+  s3.send({ type: 'take', peer: p.peer });
+  assert.equal((await s3.next((f) => f.type === 'joined' || f.type === 'error')).type, 'joined');
+  const u = await desk.next(upd(p.peer));
+  assert.deepEqual([u.status, u.by, u.by_name], ['seen', s3.peer, 'Dr Cy']);
+  for (const c of [p, desk, s1, s3]) c.close();
 });
