@@ -93,7 +93,7 @@ static int named(json_t *list, const char *peer)
     return 0;
 }
 
-void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after)
+static void catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after)
 {
     json_t *o = json_obj, *list = json_object_get(o, "qt");
     int kind = (int)json_integer_value(json_object_get(o, "qk"));
@@ -327,6 +327,75 @@ static void on_subscribe(ar__sig_conn_t *cn, ar_sig_msg_t *m, int on)
     } while (off < total);
 }
 
+/* The staff member seeing patient p: the record `by` names, while it is in p's room. A mark
+ * whose member is gone from the room (a departure that raced another on a second worker,
+ * docs/protocol.md 5.3) counts as none, so it never keeps the patient from being taken. */
+static ar__sig_rec_t *seeing(ar__sig_srv_t *srv, const ar__sig_rec_t *p)
+{
+    ar__sig_rec_t *x = p->q->by[0] ? ar__sig_rec_find(srv, p->q->by) : NULL;
+    return x && p->in_room && x->in_room == p->in_room ? x : NULL;
+}
+
+/* Earlier join first, then the peer id: every worker picks the same member (as flows.c ranks). */
+static int joined_first(const ar__sig_rec_t *x, const ar__sig_rec_t *y)
+{
+    if (x->joined_us != y->joined_us)
+        return x->joined_us < y->joined_us;
+    return strcmp(x->peer, y->peer) < 0;
+}
+
+/* Sets who sees p (NULL: nobody; a patient seen goes back to waiting, a held one stays held)
+ * and tells p, every subscriber and every worker, as a take does. */
+static void mark_seen(ar__sig_srv_t *srv, ar__sig_rec_t *p, ar__sig_recq_t *pq,
+                      const ar__sig_rec_t *by)
+{
+    int was = p->status;
+    if (by) {
+        ar__sig_str_set(&pq->by, by->peer, AR__SIG_PEER_LEN);
+        ar__sig_str_set_personal(&pq->by_name, by->name ? by->name : "", SIZE_MAX);
+    } else {
+        ar__sig_str_free(&pq->by);
+        ar__sig_str_free_personal(&pq->by_name);
+        if (p->status == AR_SIG_ST_SEEN)
+            p->status = AR_SIG_ST_WAITING;
+    }
+    told(srv, p->in_area, QK_UPDATE, 0);
+    ar__sig_rec_publish(srv, p, "st");
+    if (p->status != was)
+        wait_to(srv, p);
+    queue_update(srv, p);
+}
+
+void ar__sig_seen_left(ar__sig_srv_t *srv, ar__sig_rec_t *p, const ar__sig_rec_t *left)
+{
+    if (p->role != AR_SIG_ROLE_PATIENT || !p->in_area || p->q == &ar__sig_no_q ||
+        strcmp(p->q->by, left->peer) != 0)
+        return;
+    /* Another staff member still in the room goes on seeing the patient: the queue says so,
+     * and a colleague's take or a receptionist's transfer does not cut into their call. */
+    ar__sig_rec_t *next = NULL;
+    for (size_t i = 0; p->in_room && i < p->in_room->nmembers; i++) {
+        ar__sig_rec_t *x = p->in_room->members[i];
+        if (x != left && x->role == AR_SIG_ROLE_STAFF && (!next || joined_first(x, next)))
+            next = x;
+    }
+    mark_seen(srv, p, p->q, next);
+}
+
+void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after)
+{
+    catchup(srv, p, json_obj, after);
+    /* Another worker marked p as seen by a session of ours that has left p's room: it picked
+     * that session as the one left in the room while our departure was on its way (two staff
+     * members leaving at once). We handled the departure, so we know the mark is stale, and
+     * only we (the session's owner) mend it, once, as if it left now (docs/signal.md, "Who is
+     * seeing a patient"). */
+    ar__sig_rec_t *x = after && p->in_area && p->q->by[0] ? ar__sig_rec_find(srv, p->q->by) : NULL;
+    if (x && owned_here(srv, x) && (p->status == AR_SIG_ST_SEEN || p->status == AR_SIG_ST_HOLD) &&
+        !seeing(srv, p))
+        ar__sig_seen_left(srv, p, x);
+}
+
 /* The waiting patient a staff message names, if the caller may see it. */
 static ar__sig_rec_t *patient(ar__sig_conn_t *cn, ar_sig_msg_t *m, ar_sig_str_t id)
 {
@@ -367,11 +436,14 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
     }
-    if (p->status == AR_SIG_ST_SEEN && strcmp(pq->by, r->peer) != 0) {
+    ar__sig_rec_t *by = p->status == AR_SIG_ST_SEEN ? seeing(srv, p) : NULL;
+    if (by && by != r) {
         REFUSE(cn, m, AR_SIG_E_CONFLICT);
         return;
     }
-    if (p->status != AR_SIG_ST_WAITING || !p->in_room || (r->in_room && r->in_room != p->in_room)) {
+    /* Seen by nobody still in the room (a stale mark): as good as waiting. */
+    int waiting = p->status == AR_SIG_ST_WAITING || (p->status == AR_SIG_ST_SEEN && !by);
+    if (!waiting || !p->in_room || (r->in_room && r->in_room != p->in_room)) {
         REFUSE(cn, m, AR_SIG_E_BAD_STATE);
         return;
     }
@@ -396,11 +468,14 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 static void on_hold(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
-    ar__sig_rec_t *p = patient(cn, m, m->u.act.peer);
+    ar__sig_recq_t *pq;
+    ar__sig_rec_t *p = patient_q(cn, m, &pq);
     if (!p)
         return;
-    /* A receptionist holds a waiting patient only; the call is for those who run it. */
-    if (!ar__sig_can_call(cn->sess->claims, p->q->clinic) && p->status != AR_SIG_ST_WAITING) {
+    /* A receptionist holds and releases a patient nobody is seeing; a patient in a call (held
+     * in it or not) is for those who run the call (protocol.md, "Who may send what"). */
+    ar__sig_rec_t *by = seeing(srv, p);
+    if (by && !ar__sig_can_call(cn->sess->claims, pq->clinic)) {
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
     }
@@ -409,7 +484,11 @@ static void on_hold(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_BAD_STATE);
         return;
     }
-    p->status = on ? AR_SIG_ST_HOLD : p->q->by[0] ? AR_SIG_ST_SEEN : AR_SIG_ST_WAITING;
+    if (!by) { /* a stale mark goes with the change */
+        ar__sig_str_free(&pq->by);
+        ar__sig_str_free_personal(&pq->by_name);
+    }
+    p->status = on ? AR_SIG_ST_HOLD : by ? AR_SIG_ST_SEEN : AR_SIG_ST_WAITING;
     told(srv, p->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     wait_to(srv, p);
@@ -437,7 +516,15 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_BAD_STATE);
         return;
     }
-    /* Staff in the call are taken out of it; the patient keeps its room and details. */
+    /* A receptionist moves a patient nobody is seeing; one in a call is moved by those who run
+     * calls, which takes them out of it (below). */
+    if (seeing(srv, p) && !ar__sig_can_call(cn->sess->claims, pq->clinic)) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
+        return;
+    }
+    /* Staff in the call are taken out of it; the patient keeps its room and details. Invitees
+     * (an interpreter, family) stay with the patient, as they may join it before any take:
+     * the next clinician finds them there (protocol.md 5.6). */
     ar__sig_room_t *room = p->in_room;
     for (size_t i = 0; room && i < room->nmembers;) {
         ar__sig_rec_t *x = room->members[i];

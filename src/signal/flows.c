@@ -181,10 +181,15 @@ void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason)
     if (!room)
         return;
     char others[2 * AR__SIG_ROOM_MAX][AR__SIG_PEER_LEN + 1];
-    size_t n = 0;
-    for (size_t i = 0; i < room->nmembers; i++)
-        if (room->members[i] != r)
-            memcpy(others[n++], room->members[i]->peer, AR__SIG_PEER_LEN + 1);
+    ar__sig_rec_t *seen[2 * AR__SIG_ROOM_MAX]; /* patients whose "seen by" may name r */
+    size_t n = 0, nseen = 0;
+    for (size_t i = 0; i < room->nmembers; i++) {
+        if (room->members[i] == r)
+            continue;
+        memcpy(others[n++], room->members[i]->peer, AR__SIG_PEER_LEN + 1);
+        if (r->role == AR_SIG_ROLE_STAFF && room->members[i]->role == AR_SIG_ROLE_PATIENT)
+            seen[nseen++] = room->members[i];
+    }
     ar__sig_rec_set_room(srv, r, "");
     ar__sig_rec_publish(srv, r, "room");
     ar_sig_msg_t m;
@@ -193,6 +198,12 @@ void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason)
     m.u.peer_left.reason = reason;
     for (size_t i = 0; i < n; i++)
         ar__sig_to(srv, others[i], &m, AR__SIG_ACT_NONE);
+    /* Whoever leaves (leave, bye, the end of its grace period, a removal) leaves here, on its
+     * own worker, once: the patient it was seeing is marked anew after the room update, so no
+     * worker sees the mark move while r still seems to be in the room (protocol.md 5.3). The
+     * room still holds those patients (it goes only when empty). */
+    for (size_t i = 0; i < nseen; i++)
+        ar__sig_seen_left(srv, seen[i], r);
 }
 
 /* Earlier join first; the peer id breaks ties, so every worker ranks a room's members alike. */

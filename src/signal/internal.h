@@ -587,6 +587,11 @@ int ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t ac
 void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room);
 void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason);
 void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason);
+/* Member `left` has just left patient p's room (on left's owner, flows.c ar__sig_room_leave):
+ * if p was marked as seen by it, the mark moves to the staff member left in the room who
+ * joined first, or is cleared (seen: waiting again; held: still held), and p, its subscribers
+ * and every worker are told (area.c). Anything else: nothing. */
+void ar__sig_seen_left(ar__sig_srv_t *srv, ar__sig_rec_t *p, const ar__sig_rec_t *left);
 /* Applying a record update from another worker: queue deltas for this worker's subscribers the
  * sender did not address (docs/signal.md, "Queue snapshot and deltas"); `after` 0 before the
  * update's area fields are applied (removals), 1 after (additions, updates). */

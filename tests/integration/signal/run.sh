@@ -21,5 +21,6 @@ export AR_SIGNAL_BIN=$1
 # network namespace of their own where the machine allows (tests/netns.sh).
 files=("${@:2}")
 [ ${#files[@]} -gt 0 ] ||
-  files=(call.test.mjs hostile.test.mjs overload.test.mjs exactly_once.test.mjs admit.test.mjs)
+  files=(call.test.mjs hostile.test.mjs overload.test.mjs exactly_once.test.mjs admit.test.mjs
+    seen.test.mjs)
 exec bash ../../netns.sh timeout 280 node --test --test-concurrency=2 "${files[@]}"
