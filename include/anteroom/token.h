@@ -97,7 +97,8 @@ AR_MUST_CHECK int ar_token_mint(const ar_token_key_t *key, const ar_token_claims
  * Verifies a token: form, known kid, signature, then claims (strict table), audience equal to
  * `aud`, not expired at `now`, not issued in the future. Returns 0 and fills claims, or
  * AR_EPARSE (malformed), AR_ENOTFOUND (unknown kid), AR_EAUTH (bad signature), AR_EEXPIRED,
- * AR_EPERM (wrong audience).
+ * AR_EPERM (wrong audience). With AR_EEXPIRED the claims are filled too, everything but the
+ * expiry checked: a caller may accept an expired token for less (signalling, a resume).
  */
 AR_MUST_CHECK int ar_token_verify(const ar_token_keyring_t *ring, const char *token, size_t len,
                                   const char *aud, int64_t now, ar_token_claims_t *claims);

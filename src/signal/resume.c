@@ -17,6 +17,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static int available(const ar__sig_sess_t *s, int64_t last)
 {
@@ -345,6 +346,13 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
             drop_attempt(srv, cn); /* wipes and frees the attempt */
         }
         cn->state = AR__SIG_C_HELLO;
+        if (claims.exp <= (int64_t)time(NULL)) {
+            /* An expired token could only resume (srv.c on_hello): no new session from it. */
+            sodium_memzero(&claims, sizeof(claims));
+            ar__sig_refuse(cn, AR_SIG_E_TOKEN_EXPIRED, NULL, AR_SIG_HELLO, AR_SIG_NONE,
+                           AR_SIG_CLOSE_BAD_TOKEN);
+            return;
+        }
         ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, AR_SIG_NONE);
         if (cn->state == AR__SIG_C_GONE)
             return; /* the error could not be sent: no new session for a gone client */

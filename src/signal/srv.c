@@ -308,8 +308,16 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         ar__sig_refuse(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id, AR_SIG_CLOSE_SHUTDOWN);
         return;
     }
-    int rc = ar_token_verify(&srv->keys, m->u.hello.token.p, m->u.hello.token.len, "signal",
-                             (int64_t)time(NULL), cl);
+    int64_t now = (int64_t)time(NULL);
+    int rc =
+        ar_token_verify(&srv->keys, m->u.hello.token.p, m->u.hello.token.len, "signal", now, cl);
+    /* An expired token (signature and audience good) may still resume the session it opened:
+     * what proves the client then is the resume secret (protocol.md 5.10), and a patient may
+     * wait longer than its token lives. Never a new session, and not for ever. */
+    int expired = rc == AR_EEXPIRED && m->u.hello.resume.p != NULL &&
+                  now - cl->exp < AR__SIG_RESUME_EXPIRED_MAX_S;
+    if (expired)
+        rc = 0;
     if (rc == 0 && strcmp(cl->jur, srv->conf->jurisdiction) != 0)
         rc = AR_EPERM; /* S10: a node serves only its own jurisdiction */
     if (rc != 0) {
@@ -333,6 +341,12 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
                                AR_SIG_CLOSE_SHUTDOWN);
             ar_free(cl);
             return; /* resumed here, waiting for the owner's answer, or told to come back */
+        }
+        if (expired) { /* no session to resume: what the token says of a new one counts */
+            ar__sig_refuse(cn, AR_SIG_E_TOKEN_EXPIRED, NULL, AR_SIG_HELLO, m->id,
+                           AR_SIG_CLOSE_BAD_TOKEN);
+            ar_free(cl);
+            return;
         }
         ar__sig_send_error(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, m->id);
         if (cn->state == AR__SIG_C_GONE) {

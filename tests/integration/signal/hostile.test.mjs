@@ -52,6 +52,30 @@ test('bad, expired, foreign-key and other-jurisdiction tokens: error, then close
   assert.equal(await c.waitClose(), 4001);
 });
 
+// A patient may wait longer than its token lives (30 minutes from the app): a network change
+// after that must not cost it its place. The expired token resumes the session it opened
+// (the resume secret proves the client); it opens no new one (srv.c on_hello).
+test('an expired token resumes the session it opened, and opens nothing else', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const token = patientToken(rid(), { iat: now - 10, exp: now + 3 });
+  const p = await connect(N, token);
+  p.send({ type: 'arrive', clinic: 'c1', area: 'knee', name: 'Late Larry', consent: true });
+  assert.equal((await p.next('wait')).status, 'waiting');
+  p.close(); // the connection is lost (terminated, not left: 1000 would end the session)
+  await sleep(Math.max(0, (now + 4) * 1000 - Date.now()));
+  const back = await connect(N, token, { resume: p.welcome.resume, last_seq: p.lastSeq }, p);
+  assert.equal(back.welcome.resumed, true);
+  assert.equal(back.peer, p.peer);
+  // No session behind the secret, or no resume at all: refused as expired, no new session.
+  for (const extra of [{ resume: `${p.peer}.AAAAAAAAAAAAAAAAAAAA`, last_seq: 0 }, {}]) {
+    const c = await new Client(N.url).open();
+    c.send({ type: 'hello', token, ...extra });
+    assert.equal((await c.next('error')).name, 'token_expired');
+    assert.equal(await c.waitClose(), 4001);
+  }
+  back.close();
+});
+
 test('wrong-room tokens and roles: forbidden, not_found', async () => {
   const room = rid();
   const p = await connect(N, patientToken(room));

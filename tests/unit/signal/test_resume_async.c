@@ -161,6 +161,25 @@ static void test_fallback_claims_invite(void **state)
     lh_wait(&LH.freed, 1);
 }
 
+/* A resume with an expired token (srv.c lets it try: the secret proves the client) that the
+ * owner refuses: told token_expired and closed 4001, not given a new session the token could
+ * no longer open. */
+static void test_fallback_expired_token_refused(void **state)
+{
+    (void)state;
+    claims(AR_TOKEN_PATIENT, "patient-1");
+    T.a.cl.iat = (int64_t)time(NULL) - 700;
+    T.a.cl.exp = T.a.cl.iat + 600;
+    int fd = rf_dial_resuming(start_resume, &T.a);
+    lh_run(owner_refuses, NULL);
+    char text[1024];
+    rf_expect_text(fd, text, sizeof(text), "\"name\":\"token_expired\"", NULL);
+    rf_expect_close(fd, AR_SIG_CLOSE_BAD_TOKEN);
+    assert_int_equal(T.new_peer[0], '\0');
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +187,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fallback_welcomed_when_not_behind, setup, rf_teardown),
         cmocka_unit_test_setup_teardown(test_fallback_used_invite_refused, setup, rf_teardown),
         cmocka_unit_test_setup_teardown(test_fallback_claims_invite, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_fallback_expired_token_refused, setup, rf_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
