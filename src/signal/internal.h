@@ -61,7 +61,7 @@ void ar__sig_addrs_free(ar__sig_addrs_t *t);
 #define AR__SIG_PEER_LEN 22 /* base64url of 128 bits */
 /* How long after its token expired a client may still resume its session with it (srv.c
  * on_hello): past the longest wait in a waiting room, short of for ever. */
-#define AR__SIG_RESUME_EXPIRED_MAX_S (4 * 3600)
+#define AR__SIG_RESUME_EXPIRED_MAX_S (INT64_C(4) * 3600)
 #define AR__SIG_RESUME_LEN 43 /* the peer id, '.', 20 characters of base64url (120 bits) */
 #define AR__SIG_ROOM_MAX 4
 #define AR__SIG_LANG_MAX 35 /* a record's lang (ar_token_claims_t's lang[36]) */
