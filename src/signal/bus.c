@@ -460,8 +460,8 @@ int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, siz
     ar__sig_bus_t *b = srv->bus;
     /* Only when no local frame waits: one sender's frames keep their order. */
     ar__sig_sess_t *s = r->local;
-    if (!b || b->lhead || action == AR__SIG_ACT_ENDED || !s || s->is_backup ||
-        r->owner != srv->node_id)
+    if (!b || b->lhead || action == AR__SIG_ACT_ENDED || action == AR__SIG_ACT_REMOVED || !s ||
+        s->is_backup || r->owner != srv->node_id)
         return 0;
     uint8_t *buf = (uint8_t *)srv->pub;
     uint64_t ctr = ++srv->fid_counter;

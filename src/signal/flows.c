@@ -494,6 +494,7 @@ void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     case AR_SIG_CANDIDATE:
     case AR_SIG_QUALITY:
     case AR_SIG_END:
+    case AR_SIG_REMOVE:
         /* Receptionists and reporters join no call (A1). */
         if (!calls) {
             REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
@@ -522,6 +523,9 @@ void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         break;
     case AR_SIG_END:
         on_end(cn, m);
+        break;
+    case AR_SIG_REMOVE:
+        ar__sig_on_remove(cn, m); /* remove.c */
         break;
     default:
         on_relay(cn, m);

@@ -218,8 +218,14 @@ typedef struct ar__sig_frame_s {
     char data[]; /* the server frame, built with "seq":0 */
 } ar__sig_frame_t;
 
-/* Actions a frame carries for the session's owner, besides delivering it. */
-enum { AR__SIG_ACT_NONE = 0, AR__SIG_ACT_ENDED = 1, AR__SIG_ACT_RESET_CAND = 2 };
+/* Actions a frame carries for the session's owner, besides delivering it. REMOVED: staff took
+ * the member out of its room (remove.c ar__sig_removed_apply). */
+enum {
+    AR__SIG_ACT_NONE = 0,
+    AR__SIG_ACT_ENDED = 1,
+    AR__SIG_ACT_RESET_CAND = 2,
+    AR__SIG_ACT_REMOVED = 3
+};
 
 typedef struct ar__sig_conn_s ar__sig_conn_t;
 
@@ -600,6 +606,12 @@ void ar__sig_seen_left(ar__sig_srv_t *srv, ar__sig_rec_t *p, const ar__sig_rec_t
  * update's area fields are applied (removals), 1 after (additions, updates). */
 void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after);
 void ar__sig_area_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
+/* remove.c: staff take one member out of their room (protocol.md 5.7). on_remove checks and
+ * sends the member a frame with AR__SIG_ACT_REMOVED; its owner, once it has numbered and sent
+ * that frame, calls removed_apply: the member leaves the room, and an invitee's connection is
+ * closed with 4015 and its session ended (s is then freed). */
+void ar__sig_on_remove(ar__sig_conn_t *cn, ar_sig_msg_t *m);
+void ar__sig_removed_apply(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 /* Roles (A1): "provider" and "admin" run calls; "receptionist" manages the queue only. */
 int ar__sig_can_call(const ar__sig_claims_t *cl, const char *clinic);
 int ar__sig_can_queue(const ar__sig_claims_t *cl, const char *clinic);

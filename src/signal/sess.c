@@ -286,6 +286,8 @@ static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
             ar__sig_conn_close(cn, AR_SIG_CLOSE_ENDED);
         }
         ar__sig_rec_publish(srv, s->rec, "del");
+    } else if (action == AR__SIG_ACT_REMOVED) {
+        ar__sig_removed_apply(srv, s); /* may end s: nothing after */
     }
 }
 
@@ -333,8 +335,9 @@ void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s)
         int gone = 0;
         if (!numbered_has(s, p->fid)) {
             own_frame(srv, s, p->fid, p->action, p->data, p->len);
-            /* An "ended" frame deletes a patient's or invitee's session: stop here. */
-            gone = p->action == AR__SIG_ACT_ENDED && r->role != AR_SIG_ROLE_STAFF;
+            /* An "ended" or "removed" frame deletes a patient's or invitee's session: stop. */
+            gone = (p->action == AR__SIG_ACT_ENDED || p->action == AR__SIG_ACT_REMOVED) &&
+                   r->role != AR_SIG_ROLE_STAFF;
         }
         frame_free_list(p);
         p = n;

@@ -189,6 +189,11 @@ function wire(entry) {
   });
   sig.addEventListener('peer_left', (e) => {
     if (!call || call.sig !== sig) return;
+    // A colleague took us out of the room (protocol 5.7.1): the session stays, the call is over.
+    if (e.detail.peer === sig.peer) {
+      endCall('A colleague removed you from the call.');
+      return;
+    }
     // A transfer takes the staff out of the patient's room: they are told the patient was
     // "removed" (protocol 5.6), and the call is over for them.
     if (e.detail.reason === 'removed' && e.detail.peer === call.patient) {

@@ -131,7 +131,8 @@ typedef enum {
     X(PONG, "pong")                                                                                \
     X(ACK, "ack")                                                                                  \
     X(DRAIN, "drain")                                                                              \
-    X(BYE, "bye")
+    X(BYE, "bye")                                                                                  \
+    X(REMOVE, "remove")
 
 typedef enum {
     AR_SIG_NONE_TYPE = 0,
@@ -245,7 +246,7 @@ typedef struct ar_sig_msg_s {
             ar_sig_str_t area; /* transfer */
             ar_sig_str_t text; /* message */
             int on;            /* hold */
-        } act;                 /* take, hold, transfer, message */
+        } act;                 /* take, hold, transfer, message, remove */
         struct {
             ar_sig_str_t peer; /* "to" from a client, "from" from the server */
             ar_sig_str_t sdp;

@@ -61,6 +61,7 @@ static const frame_case_t valid_frames[] = {
     {"c_pong", C, AR_SIG_PONG, "{\"v\":1,\"type\":\"pong\"}"},
     {"c_ack", C, AR_SIG_ACK, "{\"v\":1,\"type\":\"ack\",\"seq\":42}"},
     {"c_bye", C, AR_SIG_BYE, "{\"type\":\"bye\",\"v\":1}"},
+    {"c_remove", C, AR_SIG_REMOVE, "{\"v\":1,\"type\":\"remove\",\"id\":5,\"peer\":\"i3-x_Y.z\"}"},
 
     {"s_welcome", S, AR_SIG_WELCOME,
      "{\"v\":1,\"type\":\"welcome\",\"seq\":0,\"peer\":\"Qm9P3xk\",\"resume\":"

@@ -1,0 +1,86 @@
+/*
+ * Staff take one member out of their room (docs/protocol.md 5.7, "remove"): an invitee who
+ * disrupts the call, or a colleague, without ending the consultation for everyone.
+ *
+ * The check runs on the remover's worker against the replicated view (index.c); the removal
+ * itself runs at the member's owner, wherever that is, because that is where its connection is
+ * and where a member leaves a room (flows.c ar__sig_room_leave: once, on its own worker). So
+ * the remover sends the member one frame, `peer_left` about itself with reason "removed", that
+ * carries the action AR__SIG_ACT_REMOVED: the owner numbers and sends it like any frame (it is
+ * kept for resume and mirrored to the backup) and then applies it (sess.c own_frame calls
+ * ar__sig_removed_apply).
+ */
+#include "internal.h"
+
+#include "anteroom/log.h"
+
+#include <string.h>
+
+#define REFUSE(cn, m, code, text) ar__sig_send_error((cn), (code), (text), (m)->type, (m)->id)
+
+void ar__sig_on_remove(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_sess_t *s = cn->sess;
+    ar__sig_rec_t *r = s->rec;
+    ar__sig_room_t *room = r->in_room;
+    if (!room) {
+        REFUSE(cn, m, AR_SIG_E_BAD_STATE, NULL);
+        return;
+    }
+    /* Who may run the call (as for quality and end, flows.c): staff with a role that sees
+     * patients in the room's clinic, or any staff in a persistent clinic room. */
+    if (r->role != AR_SIG_ROLE_STAFF ||
+        !(room->persistent || ar__sig_can_call(s->claims, room->clinic))) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN, NULL);
+        return;
+    }
+    ar__sig_rec_t *t = NULL;
+    if (m->u.act.peer.len == AR__SIG_PEER_LEN) {
+        char id[AR__SIG_PEER_LEN + 1];
+        memcpy(id, m->u.act.peer.p, AR__SIG_PEER_LEN);
+        id[AR__SIG_PEER_LEN] = '\0';
+        t = ar__sig_rec_find(srv, id);
+    }
+    if (!t || t->in_room != room) {
+        REFUSE(cn, m, AR_SIG_E_NOT_FOUND, "no such member in this room");
+        return;
+    }
+    if (t == r) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN, "to leave the room, send leave");
+        return;
+    }
+    /* The patient's room is the consultation: it goes only with end (5.13), which deletes
+     * what is known about the patient; a patient taken out alone would linger in it. */
+    if (t->role == AR_SIG_ROLE_PATIENT) {
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN, "the patient leaves only when the consultation ends");
+        return;
+    }
+    ar_sig_msg_t l;
+    ar_sig_msg_init(&l, AR_SIG_PEER_LEFT);
+    l.u.peer_left.peer = (ar_sig_str_t){t->peer, strlen(t->peer)};
+    l.u.peer_left.reason = AR_SIG_LEFT_REMOVED;
+    ar__sig_to(srv, t->peer, &l, AR__SIG_ACT_REMOVED);
+}
+
+void ar__sig_removed_apply(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    ar__sig_rec_t *r = s->rec;
+    ar_log0(AR_LOG_INFO, "signal_member_removed");
+    if (r->role == AR_SIG_ROLE_STAFF) {
+        /* Staff keep their session and subscriptions (as after end): only the room goes. The
+         * others get peer_left (removed); the member had its own just before this. */
+        ar__sig_room_leave(srv, r, AR_SIG_LEFT_REMOVED);
+        return;
+    }
+    /* An invitee's token opens only this room: its session ends, so its link (single-use)
+     * opens nothing again and a resume finds no session. Closed with 4015 first, so that the
+     * close is not taken for a lost connection (sess.c ar__sig_sess_lost). */
+    ar__sig_conn_t *cn = s->conn;
+    if (cn) {
+        s->conn = NULL;
+        cn->sess = NULL;
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_REMOVED);
+    }
+    ar__sig_sess_end(srv, r, AR_SIG_LEFT_REMOVED); /* frees s: nothing after */
+}

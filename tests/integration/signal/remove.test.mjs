@@ -1,0 +1,124 @@
+// Staff take one member out of the room (protocol.md 5.7, `remove`), across two nodes: the
+// remover's node checks, the member's own node (another node here, so the removal crosses
+// NATS) applies it. An invitee is closed with 4015 and its session ends (its single-use link
+// opens nothing again, a resume included); a colleague leaves the room and stays connected.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  Client, connect, inviteeToken, patientToken, rid, sleep, staffToken, startNats, startNode, stopAll,
+} from './lib.mjs';
+
+let nats, A, B;
+before(async () => {
+  nats = await startNats();
+  [A, B] = await Promise.all([startNode('a', nats.slice(0, 1)), startNode('b', nats.slice(1))]);
+});
+after(() => stopAll());
+
+const left = (peer) => (f) => f.type === 'peer_left' && f.peer === peer;
+
+// A patient opens a room on node A; every worker hears of it before anyone else joins.
+async function room() {
+  const id = rid();
+  const p = await connect(A, patientToken(id));
+  p.send({ type: 'join', room: id });
+  await p.next('joined');
+  await sleep(500);
+  p.room = id;
+  return p;
+}
+
+// c joins p's room; everyone already there (and so their workers) sees it come in.
+async function enter(c, p, others) {
+  c.send({ type: 'join', room: p.room });
+  await c.next('joined');
+  for (const o of [p, ...others]) assert.equal((await o.next('peer_joined')).peer, c.peer);
+}
+
+// The refusal of one `remove`, with its request id echoed.
+async function refused(c, peer, id) {
+  c.send({ type: 'remove', peer, id });
+  const e = await c.next((f) => f.type === 'error' && f.id === id);
+  assert.equal(e.about, 'remove');
+  return e.name;
+}
+
+test('staff remove an invitee on the other node: 4015, the others told, its link is spent', async () => {
+  const p = await room();
+  const s = await connect(A, staffToken(['provider'], { room: p.room }), { name: 'Dr Ana' });
+  await enter(s, p, []);
+  const iTok = inviteeToken(p.room);
+  const i = await connect(B, iTok, { name: 'Family' });
+  await enter(i, p, [s]);
+  const away = await connect(B, staffToken(), { name: 'Dr Bo' }); // in no room
+
+  // Who may not, and whom not.
+  assert.equal(await refused(away, i.peer, 1), 'bad_state'); // not in a room
+  assert.equal(await refused(p, i.peer, 2), 'forbidden'); // the patient
+  assert.equal(await refused(i, s.peer, 3), 'forbidden'); // an invitee
+  assert.equal(await refused(s, p.peer, 4), 'forbidden'); // the patient goes only with end
+  assert.equal(await refused(s, s.peer, 5), 'forbidden'); // oneself: leave
+  assert.equal(await refused(s, away.peer, 6), 'not_found'); // not in this room
+  assert.equal(await refused(s, 'nobody', 7), 'not_found');
+  assert.equal(i.closed, null);
+
+  s.send({ type: 'remove', peer: i.peer, id: 8 });
+  const own = await i.next('peer_left');
+  assert.deepEqual([own.peer, own.reason], [i.peer, 'removed']);
+  assert.equal(await i.waitClose(), 4015);
+  assert.equal((await p.next(left(i.peer))).reason, 'removed');
+  assert.equal((await s.next(left(i.peer))).reason, 'removed');
+  assert.ok(!s.frames.some((f) => f.type === 'error'), 'the removal itself was refused');
+
+  // Its session is gone: a resume fails (on either node), and its link opens no new session.
+  for (const n of [B, A]) {
+    const c = await new Client(n.url).open();
+    c.send({ type: 'hello', token: iTok, resume: i.welcome.resume, last_seq: i.lastSeq });
+    assert.equal((await c.next('error')).name, 'resume_failed');
+    const e = await c.next('error');
+    assert.equal(e.name, 'bad_token');
+    assert.match(e.text, /invitation link was already used/);
+    assert.equal(await c.waitClose(), 4001);
+  }
+  // The call goes on between the two left.
+  s.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n' });
+  assert.equal((await p.next('offer')).from, s.peer);
+  for (const c of [p, s, away]) c.close();
+});
+
+test('an invitee removed by staff on its own node goes the same way', async () => {
+  const p = await room();
+  const s = await connect(A, staffToken(['provider'], { room: p.room }));
+  await enter(s, p, []);
+  const i = await connect(A, inviteeToken(p.room));
+  await enter(i, p, [s]);
+  s.send({ type: 'remove', peer: i.peer });
+  assert.equal((await i.next('peer_left')).reason, 'removed');
+  assert.equal(await i.waitClose(), 4015);
+  assert.equal((await p.next(left(i.peer))).reason, 'removed');
+  assert.equal((await s.next(left(i.peer))).reason, 'removed');
+  for (const x of [p, s]) x.close();
+});
+
+test('staff remove a colleague on the other node: out of the room, still connected', async () => {
+  const p = await room();
+  const s1 = await connect(A, staffToken(['provider'], { room: p.room }), { name: 'Dr Ana' });
+  await enter(s1, p, []);
+  const s2 = await connect(B, staffToken(), { name: 'Dr Bo' }); // in c1: joins any of its rooms
+  await enter(s2, p, [s1]);
+  s1.send({ type: 'remove', peer: s2.peer });
+  const own = await s2.next('peer_left');
+  assert.deepEqual([own.peer, own.reason], [s2.peer, 'removed']);
+  assert.equal((await p.next(left(s2.peer))).reason, 'removed');
+  assert.equal((await s1.next(left(s2.peer))).reason, 'removed');
+  await sleep(300);
+  assert.equal(s2.closed, null);
+  // No longer in the room: calls refused, leave too; its session still answers.
+  s2.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n', id: 1 });
+  assert.equal((await s2.next('error')).name, 'bad_state');
+  s2.send({ type: 'ping', t: 7 });
+  assert.equal((await s2.next('pong')).t, 7);
+  // A second removal of the same member finds it gone.
+  assert.equal(await refused(s1, s2.peer, 9), 'not_found');
+  for (const c of [p, s1, s2]) c.close();
+});
