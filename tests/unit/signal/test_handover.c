@@ -15,6 +15,7 @@
  * Publications are caught by wrapping ar__sig_bus_rec and ar__sig_bus_proc at link time
  * (CMakeLists.txt), as in test_promotion.c; ar__sig_bus_sub_to too (no bus to subscribe on).
  */
+#include "bus_catch.h"
 #include "bus_internal.h"
 #include "sig_util.h"
 
@@ -30,71 +31,12 @@
 
 #include <cmocka.h>
 
-/* ---- what each worker published (in order), instead of the bus ---- */
-#define CAUGHT_MAX 32
-typedef struct caught_s {
-    ar__sig_srv_t *from;
-    uint64_t to; /* a proc message's worker; 0 for a record update */
-    json_t *o;
-} caught_t;
-static caught_t caught[CAUGHT_MAX];
-static size_t ncaught;
-
-static void catch_it(ar__sig_srv_t *srv, uint64_t to, void *json_obj)
-{
-    if (!json_obj)
-        return;
-    assert_true(ncaught < CAUGHT_MAX);
-    caught[ncaught++] = (caught_t){srv, to, json_obj};
-}
-
-void __wrap_ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj);
-void __wrap_ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj)
-{
-    (void)kind;
-    (void)key;
-    catch_it(srv, 0, json_obj);
-}
-
-void __wrap_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
-void __wrap_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj)
-{
-    catch_it(srv, worker, json_obj);
-}
-
 int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     (void)srv;
     (void)s;
     return 0;
-}
-
-static void caught_clear(void)
-{
-    for (size_t i = 0; i < ncaught; i++)
-        json_decref(caught[i].o);
-    ncaught = 0;
-}
-
-/* The last record update srv published, or NULL. */
-static json_t *last_rec(const ar__sig_srv_t *srv)
-{
-    for (size_t i = ncaught; i-- > 0;)
-        if (caught[i].from == srv && caught[i].to == 0)
-            return caught[i].o;
-    return NULL;
-}
-
-/* The last proc message of kind k that srv sent to worker to, or NULL. */
-static json_t *proc_sent(const ar__sig_srv_t *srv, uint64_t to, const char *k)
-{
-    for (size_t i = ncaught; i-- > 0;) {
-        const char *ck = json_string_value(json_object_get(caught[i].o, "k"));
-        if (caught[i].from == srv && caught[i].to == to && ck && strcmp(ck, k) == 0)
-            return caught[i].o;
-    }
-    return NULL;
 }
 
 /* Delivers a caught proc message to worker dst, as its bus would. */
@@ -178,14 +120,14 @@ static int setup(void **state)
     H.T->conns = &H.cn;
     assert_int_equal(ar__sig_resume_start(&H.cn, &H.cl, H.resume, 0), 0);
     assert_int_equal(H.cn.state, AR__SIG_C_RESUMING);
-    assert_non_null(proc_sent(H.T, O_ID, "take"));
+    assert_non_null(bc_proc_sent(H.T, O_ID, "take"));
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    caught_clear();
+    bc_clear();
     H.cn.sess = NULL;
     if (H.cn.resume) {
         ar_free(H.cn.resume);
@@ -204,10 +146,10 @@ static int teardown(void **state)
 /* O answers T's "take" (caught, not yet delivered). */
 static json_t *owner_answers(void)
 {
-    json_t *take = json_incref(proc_sent(H.T, O_ID, "take"));
+    json_t *take = json_incref(bc_proc_sent(H.T, O_ID, "take"));
     deliver(H.O, take);
     json_decref(take);
-    json_t *ans = proc_sent(H.O, T_ID, "taken");
+    json_t *ans = bc_proc_sent(H.O, T_ID, "taken");
     assert_non_null(ans);
     assert_true(json_is_true(json_object_get(ans, "ok")));
     /* O keeps its copy, as a backup that names T the owner, until T says it has the session. */
@@ -233,7 +175,7 @@ static void test_client_gone_mid_handover(void **state)
     static const char cand[] = "{\"type\":\"candidate\",\"seq\":0,\"candidate\":\"c\"}";
     uint8_t fid[16] = {9};
     ar__sig_sess_deliver(H.T, s, fid, AR__SIG_ACT_NONE, cand, sizeof(cand) - 1, 0);
-    caught_clear();
+    bc_clear();
     deliver(H.T, ans);
     json_decref(ans);
     s = H.rt->local;
@@ -246,12 +188,12 @@ static void test_client_gone_mid_handover(void **state)
     assert_memory_equal(s->tail->fid, fid, 16);
     assert_string_equal(s->resume, H.resume); /* the client resumes with the secret it holds */
     assert_int_equal(H.T->nsessions, 1);
-    json_t *own = json_incref(last_rec(H.T));
+    json_t *own = json_incref(bc_last_rec(H.T));
     assert_non_null(own);
     assert_string_equal(json_string_value(json_object_get(own, "own")), "0000000000000002");
     assert_int_equal(json_integer_value(json_object_get(own, "away")), 1);
     assert_int_equal(H.rt->backup, X_ID);
-    assert_non_null(proc_sent(H.T, X_ID, "adopt"));
+    assert_non_null(bc_proc_sent(H.T, X_ID, "adopt"));
 
     /* O applies T's update: its copy goes (X is the backup). */
     ar__sig_rec_apply(H.O, own);
@@ -260,10 +202,10 @@ static void test_client_gone_mid_handover(void **state)
     assert_int_equal(H.O->nsessions, 0);
 
     /* No client comes back: the grace period ends the session on T, for everyone. */
-    caught_clear();
+    bc_clear();
     H.T->now += (uint32_t)(conf.grace / 1000);
     ar__sig_sess_tick(H.T);
-    json_t *del = last_rec(H.T);
+    json_t *del = bc_last_rec(H.T);
     assert_non_null(del);
     assert_true(json_is_true(json_object_get(del, "del")));
     assert_null(ar__sig_rec_find(H.T, su_peer('p')));
@@ -275,7 +217,7 @@ static void test_new_owner_dies(void **state)
     (void)state;
     json_t *ans = owner_answers();
     json_decref(ans);
-    caught_clear();
+    bc_clear();
     H.O->nodes[0].seen_ms = mono_ms() - 5000; /* T: silent */
     H.O->nodes[0].dead = 1;
     ar__sig_node_dead(H.O, T_ID);
@@ -286,7 +228,7 @@ static void test_new_owner_dies(void **state)
     assert_true(H.ro->away);
     assert_string_equal(s->resume, H.resume);
     assert_true(ar__sig_sess_resumable(s, 2));
-    json_t *own = last_rec(H.O);
+    json_t *own = bc_last_rec(H.O);
     assert_non_null(own);
     assert_string_equal(json_string_value(json_object_get(own, "own")), "0000000000000001");
     assert_int_equal(H.O->nsessions, 1);
@@ -299,7 +241,7 @@ static void test_answer_lost_asked_again(void **state)
     (void)state;
     json_t *lost = owner_answers();
     json_decref(lost);
-    caught_clear();
+    bc_clear();
     H.T->now++;
     ar__sig_resume_tick(H.T, &H.cn);
     json_t *ans = owner_answers();
@@ -354,10 +296,10 @@ static void test_take_from_the_dead(void **state)
     H.O->nodes[0].seen_ms = mono_ms() - 5000; /* T */
     H.O->nodes[0].dead = 1;
     ar__sig_node_dead(H.O, T_ID);
-    json_t *take = json_incref(proc_sent(H.T, O_ID, "take"));
+    json_t *take = json_incref(bc_proc_sent(H.T, O_ID, "take"));
     deliver(H.O, take);
     json_decref(take);
-    assert_null(proc_sent(H.O, T_ID, "taken"));
+    assert_null(bc_proc_sent(H.O, T_ID, "taken"));
     assert_non_null(H.ro->local);
     assert_false(H.ro->local->is_backup);
     assert_int_equal(H.ro->owner, O_ID);
@@ -370,13 +312,13 @@ static void test_never_confirmed(void **state)
     (void)state;
     json_t *ans = owner_answers();
     json_decref(ans);
-    caught_clear();
+    bc_clear();
     H.O->now += (uint32_t)(conf.grace / 1000) - 1;
     ar__sig_sess_tick(H.O);
     assert_non_null(H.ro->local);
     H.O->now++;
     ar__sig_sess_tick(H.O);
-    json_t *del = last_rec(H.O);
+    json_t *del = bc_last_rec(H.O);
     assert_non_null(del);
     assert_true(json_is_true(json_object_get(del, "del")));
     assert_null(ar__sig_rec_find(H.O, su_peer('p')));
@@ -415,7 +357,7 @@ static void test_owner_then_backup_die(void **state)
     assert_true(r->away);
     assert_int_equal(r2->owner, X_ID + 20);
     assert_null(r2->local);
-    caught_clear();
+    bc_clear();
     ar__sig_rec_free(X, r);
     ar__sig_rec_free(X, r2);
     ar_free(X);

@@ -12,6 +12,7 @@
  * the promoter ended the session under its owner's client. Publications are caught by wrapping
  * ar__sig_bus_rec and ar__sig_bus_proc at link time (CMakeLists.txt).
  */
+#include "bus_catch.h"
 #include "internal.h"
 #include "sig_util.h"
 
@@ -25,65 +26,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-
-/* ---- what each worker published (in order), instead of the bus ---- */
-#define CAUGHT_MAX 16
-typedef struct caught_s {
-    ar__sig_srv_t *from;
-    uint64_t to; /* a proc message's worker; 0 for a record update */
-    json_t *o;
-} caught_t;
-static caught_t caught[CAUGHT_MAX];
-static size_t ncaught;
-
-static void catch (ar__sig_srv_t *srv, uint64_t to, void *json_obj)
-{
-    if (!json_obj)
-        return;
-    assert_true(ncaught < CAUGHT_MAX);
-    caught[ncaught++] = (caught_t){srv, to, json_obj};
-}
-
-void __wrap_ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj);
-void __wrap_ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj)
-{
-    (void)kind;
-    (void)key;
-    catch (srv, 0, json_obj);
-}
-
-void __wrap_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
-void __wrap_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj)
-{
-    catch (srv, worker, json_obj);
-}
-
-static void caught_clear(void)
-{
-    for (size_t i = 0; i < ncaught; i++)
-        json_decref(caught[i].o);
-    ncaught = 0;
-}
-
-/* The last record update srv published, or NULL. */
-static json_t *last_rec(const ar__sig_srv_t *srv)
-{
-    for (size_t i = ncaught; i-- > 0;)
-        if (caught[i].from == srv && caught[i].to == 0)
-            return caught[i].o;
-    return NULL;
-}
-
-/* The proc message of kind k that srv sent, or NULL. */
-static json_t *proc_sent(const ar__sig_srv_t *srv, const char *k)
-{
-    for (size_t i = 0; i < ncaught; i++) {
-        const char *ck = json_string_value(json_object_get(caught[i].o, "k"));
-        if (caught[i].from == srv && caught[i].to && ck && strcmp(ck, k) == 0)
-            return caught[i].o;
-    }
-    return NULL;
-}
 
 static const char PEER[] = "PPPPPPPPPPPPPPPPPPPPPP";
 #define C_ID 1u
@@ -113,25 +55,25 @@ static void test_lost_promotion_then_later_claim(void **state)
     ar__sig_node_dead(D, C_ID);
     assert_false(sd->is_backup);
     assert_true(sd->promoted);
-    assert_true(json_is_true(json_object_get(last_rec(D), "pr")));
-    caught_clear();
+    assert_true(json_is_true(json_object_get(bc_last_rec(D), "pr")));
+    bc_clear();
 
     /* D's next claim of the copy no client resumed (its backup moved): C still holds the
      * client, so it is a promotion too, and C refuses it. */
     ar__sig_sess_adopt(D, sd);
-    json_t *claim = json_incref(last_rec(D));
+    json_t *claim = json_incref(bc_last_rec(D));
     assert_non_null(claim);
     assert_string_equal(json_string_value(json_object_get(claim, "own")), "0000000000000002");
-    caught_clear();
+    bc_clear();
     ar__sig_rec_apply(C, claim);
     json_decref(claim);
     assert_int_equal(rc->owner, C_ID);
     assert_int_equal(rc->away, 0);
-    json_t *re = last_rec(C); /* refused: "own" with "re", C the owner */
+    json_t *re = bc_last_rec(C); /* refused: "own" with "re", C the owner */
     assert_non_null(re);
     assert_true(json_is_true(json_object_get(re, "re")));
     assert_string_equal(json_string_value(json_object_get(re, "own")), "0000000000000001");
-    caught_clear(); /* that answer is lost too (C's subscriptions were not back yet) */
+    bc_clear(); /* that answer is lost too (C's subscriptions were not back yet) */
 
     /* D's grace period ends: it asks C, and C re-announces the session instead of "unheld". */
     json_t *ask = json_pack("{s:s,s:s,s:s}", "k", "held?", "p", PEER, "from", "0000000000000002");
@@ -140,18 +82,18 @@ static void test_lost_promotion_then_later_claim(void **state)
     assert_non_null(txt);
     ar__sig_proc_msg(C, txt, strlen(txt), NULL);
     ar_free(txt);
-    assert_null(proc_sent(C, "unheld"));
-    re = json_incref(last_rec(C));
+    assert_null(bc_proc_sent(C, 0, "unheld"));
+    re = json_incref(bc_last_rec(C));
     assert_non_null(re);
     assert_true(json_is_true(json_object_get(re, "re")));
-    caught_clear();
+    bc_clear();
 
     /* D yields: its copy is no longer an owner's, and its grace period ends nothing. */
     ar__sig_rec_apply(D, re);
     json_decref(re);
     assert_int_equal(rd->owner, C_ID);
     assert_true(rd->local == NULL || rd->local->is_backup);
-    caught_clear();
+    bc_clear();
 
     ar__sig_rec_free(D, rd);
     sc->conn = NULL;
@@ -175,14 +117,14 @@ static void test_resumed_copy_claims_plainly(void **state)
     assert_non_null(sd);
     ar__sig_node_dead(D, C_ID);
     assert_true(sd->promoted);
-    caught_clear();
+    bc_clear();
     ar__sig_conn_t live;
     su_conn_attach(&live, D, sd, AR__SIG_C_LIVE);
     ar__sig_sess_adopt(D, sd);
-    json_t *claim = last_rec(D);
+    json_t *claim = bc_last_rec(D);
     assert_non_null(claim);
     assert_null(json_object_get(claim, "pr"));
-    caught_clear();
+    bc_clear();
     sd->conn = NULL;
     ar__sig_rec_free(D, rd);
     ar_free(D);
