@@ -159,12 +159,8 @@ test('a receptionist holds, releases and transfers only a patient nobody is seei
   for (const c of [p, desk, s1]) c.close();
 });
 
-// Two staff members leave the patient's room at once, on two nodes (node B's NATS server
-// stopped meanwhile): node A, not yet knowing that s2 left, moves the mark from s1 to s2; node
-// B, not yet knowing that s1 left, sees no mark of s2's to undo. Once the bus runs again, s2's
-// worker mends the mark it knows to be stale (docs/signal.md, "Who is seeing a patient"), and a
-// colleague takes the patient.
-test('two staff members leaving at once on two nodes: the mark does not stay behind', async () => {
+// A patient taken by s1 (node A) and joined by s2 (node B), watched by a receptionist on A.
+async function twoInTheRoom() {
   const p = await patient(A);
   const desk = await watcher(A, p, ['receptionist'], 'Desk');
   const s1 = await watcher(A, p, ['provider'], 'Dr Ana');
@@ -173,6 +169,16 @@ test('two staff members leaving at once on two nodes: the mark does not stay beh
   s2.send({ type: 'join', room: p.room });
   await s2.next('joined');
   await s1.next('peer_joined');
+  return { p, desk, s1, s2 };
+}
+
+// Two staff members leave the patient's room at once, on two nodes (node B's NATS server
+// stopped meanwhile): node A, not yet knowing that s2 left, moves the mark from s1 to s2; node
+// B, not yet knowing that s1 left, sees no mark of s2's to undo. Once the bus runs again, s2's
+// worker mends the mark it knows to be stale (docs/signal.md, "Who is seeing a patient"), and a
+// colleague takes the patient.
+test('two staff members leaving at once on two nodes: the mark does not stay behind', async () => {
+  const { p, desk, s1, s2 } = await twoInTheRoom();
   await sleep(300); // every worker of both nodes knows s2 in the room
   kill(nats.procs[1], 'SIGSTOP');
   try {
@@ -194,14 +200,7 @@ test('two staff members leaving at once on two nodes: the mark does not stay beh
 // stays behind naming s2 (docs/signal.md, "Who is seeing a patient"). A mark whose holder is
 // not in the patient's room counts as none: a colleague's take is not refused with conflict.
 test('a mark left behind by a racing bye does not keep the patient from being taken', async () => {
-  const p = await patient(A);
-  const desk = await watcher(A, p, ['receptionist'], 'Desk');
-  const s1 = await watcher(A, p, ['provider'], 'Dr Ana');
-  const s2 = await watcher(B, p, ['provider'], 'Dr Bo');
-  await take(s1, p, [desk, s2]);
-  s2.send({ type: 'join', room: p.room });
-  await s2.next('joined');
-  await s1.next('peer_joined');
+  const { p, desk, s1, s2 } = await twoInTheRoom();
   await sleep(300);
   kill(nats.procs[1], 'SIGSTOP');
   try {
