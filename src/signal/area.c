@@ -174,6 +174,18 @@ static void queue_add(ar__sig_srv_t *srv, ar__sig_rec_t *p)
     to_subscribers(srv, p->in_area, &m);
 }
 
+/* Who sees a patient (the record's `by` and the name shown for it): by, or nobody (NULL). */
+static void set_by(ar__sig_recq_t *pq, const ar__sig_rec_t *by)
+{
+    if (by) {
+        ar__sig_str_set(&pq->by, by->peer, AR__SIG_PEER_LEN);
+        ar__sig_str_set_personal(&pq->by_name, by->name ? by->name : "", SIZE_MAX);
+    } else {
+        ar__sig_str_free(&pq->by);
+        ar__sig_str_free_personal(&pq->by_name);
+    }
+}
+
 static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
@@ -200,8 +212,7 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     }
     ar__sig_room_t *room = ar__sig_room_find(srv, cl->room);
     if (ar__sig_room_ended(srv, cl->room)) { /* its consultation is over (protocol.md 5.13) */
-        ar__sig_refuse(cn, AR_SIG_E_NOT_FOUND, "the consultation has ended", m->type, m->id,
-                       AR_SIG_CLOSE_ENDED);
+        ar__sig_refuse_ended(cn, m);
         return;
     }
     if (room && room->nmembers >= AR__SIG_ROOM_MAX) {
@@ -228,8 +239,7 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     }
     q->since = (int64_t)time(NULL);
     r->status = AR_SIG_ST_WAITING;
-    ar__sig_str_free(&q->by);
-    ar__sig_str_free_personal(&q->by_name); /* who saw the patient before: not now */
+    set_by(q, NULL); /* who saw the patient before: not now */
     ar__sig_rec_set_area(srv, r, cl->clinic, cl->area);
     if (!r->in_room) {
         int fresh = room == NULL;
@@ -350,15 +360,9 @@ static void mark_seen(ar__sig_srv_t *srv, ar__sig_rec_t *p, ar__sig_recq_t *pq,
                       const ar__sig_rec_t *by)
 {
     int was = p->status;
-    if (by) {
-        ar__sig_str_set(&pq->by, by->peer, AR__SIG_PEER_LEN);
-        ar__sig_str_set_personal(&pq->by_name, by->name ? by->name : "", SIZE_MAX);
-    } else {
-        ar__sig_str_free(&pq->by);
-        ar__sig_str_free_personal(&pq->by_name);
-        if (p->status == AR_SIG_ST_SEEN)
-            p->status = AR_SIG_ST_WAITING;
-    }
+    set_by(pq, by);
+    if (!by && p->status == AR_SIG_ST_SEEN)
+        p->status = AR_SIG_ST_WAITING;
     told(srv, p->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     if (p->status != was)
@@ -456,8 +460,7 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         ar__sig_rec_publish(srv, r, "room");
     }
     p->status = AR_SIG_ST_SEEN;
-    ar__sig_str_set(&pq->by, r->peer, AR__SIG_PEER_LEN);
-    ar__sig_str_set_personal(&pq->by_name, r->name ? r->name : "", SIZE_MAX);
+    set_by(pq, r);
     told(srv, p->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     ar__sig_announce_join(srv, r);
@@ -484,10 +487,8 @@ static void on_hold(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_BAD_STATE);
         return;
     }
-    if (!by) { /* a stale mark goes with the change */
-        ar__sig_str_free(&pq->by);
-        ar__sig_str_free_personal(&pq->by_name);
-    }
+    if (!by)
+        set_by(pq, NULL); /* a stale mark goes with the change */
     p->status = on ? AR_SIG_ST_HOLD : by ? AR_SIG_ST_SEEN : AR_SIG_ST_WAITING;
     told(srv, p->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
@@ -549,8 +550,7 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     int64_t since = pq->since;
     ar__sig_queue_remove(srv, p, AR_SIG_GONE_TRANSFERRED); /* keeps the record and pq */
     pq->since = since;
-    ar__sig_str_free(&pq->by);
-    ar__sig_str_free_personal(&pq->by_name);
+    set_by(pq, NULL);
     p->status = AR_SIG_ST_WAITING;
     ar__sig_rec_set_area(srv, p, clinic, area);
     told(srv, p->in_area, QK_ADD, 0);

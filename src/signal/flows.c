@@ -250,6 +250,12 @@ void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room)
     }
 }
 
+void ar__sig_refuse_ended(ar__sig_conn_t *cn, const ar_sig_msg_t *m)
+{
+    ar__sig_refuse(cn, AR_SIG_E_NOT_FOUND, "the consultation has ended", m->type, m->id,
+                   AR_SIG_CLOSE_ENDED);
+}
+
 /*
  * What a token may not do even in the room it names (docs/protocol.md 5.7, 5.13):
  *  - enter a one-time room that was ended (ar__sig_room_ended): a patient or an invitee, whose
@@ -272,8 +278,7 @@ static int join_allowed(ar__sig_conn_t *cn, const ar_sig_msg_t *m, const ar__sig
         if (r->role == AR_SIG_ROLE_STAFF)
             REFUSE(cn, m, AR_SIG_E_NOT_FOUND);
         else
-            ar__sig_refuse(cn, AR_SIG_E_NOT_FOUND, "the consultation has ended", m->type, m->id,
-                           AR_SIG_CLOSE_ENDED);
+            ar__sig_refuse_ended(cn, m);
         return 0;
     }
     if (invitee && !room) {

@@ -591,6 +591,9 @@ void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
 /* Sends a server message to a peer (numbered at its owner); seq is set to 0 here. Returns 0,
  * or AR_ETOOBIG / AR_EINVAL when the message could not be built (logged, nothing sent). */
 int ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action);
+/* A patient's or invitee's m into a one-time room that was ended: error not_found, close 4007
+ * (its token opens nothing else; protocol.md 5.13). */
+void ar__sig_refuse_ended(ar__sig_conn_t *cn, const ar_sig_msg_t *m);
 /* Removes the members ranked after the fourth (by join time, then peer id) that this worker
  * owns: two joins racing on two nodes can both pass the fourth-place check (flows.c). */
 void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room);
