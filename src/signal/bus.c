@@ -478,6 +478,8 @@ static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
     if (s) {
         ar__sig_bus_nums_flush(b);
         ar__sig_bus_publish(b, subj, s, strlen(s));
+        /* A record's text (a patient's name and answers): wiped, as jansson's blocks are. */
+        sodium_memzero(s, strlen(s));
         ar_free(s); /* jansson allocates with ar_malloc (ar_sig_init) */
     } else if (b) {
         /* Out of memory: dropped as a publication the queue has no memory for is (publish).

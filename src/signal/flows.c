@@ -138,8 +138,7 @@ static int runs_room(const ar__sig_sess_t *s, const ar__sig_room_t *room)
            (room->persistent || ar__sig_can_call(s->claims, room->clinic));
 }
 
-/* The sender's room, when it may run the call there (quality, end); else m is refused: NULL. */
-static ar__sig_room_t *room_to_run(ar__sig_conn_t *cn, const ar_sig_msg_t *m)
+ar__sig_room_t *ar__sig_room_to_run(ar__sig_conn_t *cn, const ar_sig_msg_t *m)
 {
     ar__sig_room_t *room = cn->sess->rec->in_room;
     if (!room) {
@@ -413,7 +412,7 @@ static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
     ar__sig_rec_t *r = cn->sess->rec;
-    ar__sig_room_t *room = room_to_run(cn, m);
+    ar__sig_room_t *room = ar__sig_room_to_run(cn, m);
     if (!room)
         return;
     room->profile = (uint8_t)m->u.quality.profile;
@@ -430,7 +429,7 @@ static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
     ar__sig_srv_t *srv = cn->srv;
-    ar__sig_room_t *room = room_to_run(cn, m);
+    ar__sig_room_t *room = ar__sig_room_to_run(cn, m);
     if (!room)
         return;
     char id[AR_SIG_ID_MAX + 1];

@@ -44,12 +44,7 @@ static void take_lost(ar__sig_sess_t *s, const json_t *lost)
  */
 static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint64_t to)
 {
-    ar__sig_conn_t *cn = s->conn;
-    if (cn) {
-        s->conn = NULL;
-        cn->sess = NULL;
-        ar__sig_conn_close(cn, AR_SIG_CLOSE_REPLACED);
-    }
+    ar__sig_sess_close_conn(s, AR_SIG_CLOSE_REPLACED);
     s->is_backup = 1;
     if (srv->nsessions)
         srv->nsessions--;
@@ -60,15 +55,6 @@ static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint64_t to)
     s->prev_owner = to;
     s->away_since = srv->now; /* when it was handed: no word from `to` in a grace period ends it */
     s->rec->owner = to;
-}
-
-/* Worker id's death (or departure) was handled here: nothing we hand it would be promoted. */
-static int gone(const ar__sig_srv_t *srv, uint64_t id)
-{
-    for (size_t i = 0; i < srv->nnodes; i++)
-        if (srv->nodes[i].id == id)
-            return srv->nodes[i].dead;
-    return 0;
 }
 
 /* Another worker asks for a session it has a resuming client for: hand it over. */
@@ -82,7 +68,7 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
         0)
         return;
     uint64_t to = strtoull(from, NULL, 16);
-    if (gone(srv, to))
+    if (ar__sig_node_death_handled(srv, to)) /* nothing we hand it would be promoted */
         return; /* a request that waited in our inbox past its sender's death */
     ar__sig_sess_t *s = r->local;
     /* Handed to the asker already: our answer was lost, or crossed its next ask. The same

@@ -492,6 +492,10 @@ int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last);
 void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const char *reply);
 void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, size_t len);
 void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id);
+/* Worker id's death (or departure) was handled here: not one we never heard from. */
+int ar__sig_node_death_handled(const ar__sig_srv_t *srv, uint64_t id);
+/* Detaches s's connection, if any, and closes it with code (the session stays). */
+void ar__sig_sess_close_conn(ar__sig_sess_t *s, uint16_t code);
 void ar__sig_subhash(const ar_token_claims_t *claims, uint8_t out[16]);
 
 /* bus.c: NATS; subjects ar.<jur>.{node,sess.<peer>,room.<room>,area.<clinic>.<area>,
@@ -594,6 +598,10 @@ int ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t ac
 /* A patient's or invitee's m into a one-time room that was ended: error not_found, close 4007
  * (its token opens nothing else; protocol.md 5.13). */
 void ar__sig_refuse_ended(ar__sig_conn_t *cn, const ar_sig_msg_t *m);
+/* The sender's room, when it may run the call there (quality, end, remove: staff with a role
+ * that sees patients in its clinic, or any staff in a persistent room); else m is refused
+ * (bad_state out of a room, forbidden): NULL. */
+ar__sig_room_t *ar__sig_room_to_run(ar__sig_conn_t *cn, const ar_sig_msg_t *m);
 /* Removes the members ranked after the fourth (by join time, then peer id) that this worker
  * owns: two joins racing on two nodes can both pass the fourth-place check (flows.c). */
 void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room);

@@ -203,12 +203,8 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         return; /* our own, applied when published */
     if (json_is_true(json_object_get(o, "del"))) {
         ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-        if (r && r->local && r->local->conn) {
-            ar__sig_conn_t *cn = r->local->conn;
-            r->local->conn = NULL;
-            cn->sess = NULL;
-            ar__sig_conn_close(cn, AR_SIG_CLOSE_ENDED);
-        }
+        if (r && r->local)
+            ar__sig_sess_close_conn(r->local, AR_SIG_CLOSE_ENDED);
         if (r)
             ar__sig_rec_free(srv, r);
         return;

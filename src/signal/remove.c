@@ -23,18 +23,9 @@ void ar__sig_on_remove(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar__sig_srv_t *srv = cn->srv;
     ar__sig_sess_t *s = cn->sess;
     ar__sig_rec_t *r = s->rec;
-    ar__sig_room_t *room = r->in_room;
-    if (!room) {
-        REFUSE(cn, m, AR_SIG_E_BAD_STATE, NULL);
+    ar__sig_room_t *room = ar__sig_room_to_run(cn, m); /* who may run the call: as for end */
+    if (!room)
         return;
-    }
-    /* Who may run the call (as for quality and end, flows.c): staff with a role that sees
-     * patients in the room's clinic, or any staff in a persistent clinic room. */
-    if (r->role != AR_SIG_ROLE_STAFF ||
-        !(room->persistent || ar__sig_can_call(s->claims, room->clinic))) {
-        REFUSE(cn, m, AR_SIG_E_FORBIDDEN, NULL);
-        return;
-    }
     ar__sig_rec_t *t = NULL;
     if (m->u.act.peer.len == AR__SIG_PEER_LEN) {
         char id[AR__SIG_PEER_LEN + 1];
@@ -76,11 +67,6 @@ void ar__sig_removed_apply(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     /* An invitee's token opens only this room: its session ends, so its link (single-use)
      * opens nothing again and a resume finds no session. Closed with 4015 first, so that the
      * close is not taken for a lost connection (sess.c ar__sig_sess_lost). */
-    ar__sig_conn_t *cn = s->conn;
-    if (cn) {
-        s->conn = NULL;
-        cn->sess = NULL;
-        ar__sig_conn_close(cn, AR_SIG_CLOSE_REMOVED);
-    }
+    ar__sig_sess_close_conn(s, AR_SIG_CLOSE_REMOVED);
     ar__sig_sess_end(srv, r, AR_SIG_LEFT_REMOVED); /* frees s: nothing after */
 }

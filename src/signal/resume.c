@@ -42,11 +42,8 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
      * holds (not renewed): a copy that was a backup has no claims to serve it with. */
     ar__sig_claims_t *cl = ar__sig_claims_new(claims);
     ar__sig_conn_t *old = s->conn;
-    if (old && old != cn) {
-        s->conn = NULL;
-        old->sess = NULL;
-        ar__sig_conn_close(old, AR_SIG_CLOSE_REPLACED);
-    }
+    if (old && old != cn)
+        ar__sig_sess_close_conn(s, AR_SIG_CLOSE_REPLACED);
     if (cl) {
         ar__sig_claims_free(s->claims);
         s->claims = cl;

@@ -279,12 +279,7 @@ static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
         ar__sig_bus_num(srv, s->rec->backup, s->rec->peer, s->seq, fid, action, frame, len);
     if (action == AR__SIG_ACT_ENDED && s->rec->role != AR_SIG_ROLE_STAFF) {
         /* The consultation is over: the patient's or invitee's session goes with it (P5). */
-        ar__sig_conn_t *cn = s->conn;
-        if (cn) {
-            s->conn = NULL;
-            cn->sess = NULL;
-            ar__sig_conn_close(cn, AR_SIG_CLOSE_ENDED);
-        }
+        ar__sig_sess_close_conn(s, AR_SIG_CLOSE_ENDED);
         ar__sig_rec_publish(srv, s->rec, "del");
     } else if (action == AR__SIG_ACT_REMOVED) {
         ar__sig_removed_apply(srv, s); /* may end s: nothing after */
@@ -322,6 +317,16 @@ void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *
     own_frame(srv, s, fid, action, frame, len);
 }
 
+void ar__sig_sess_close_conn(ar__sig_sess_t *s, uint16_t code)
+{
+    ar__sig_conn_t *cn = s->conn;
+    if (cn) {
+        s->conn = NULL;
+        cn->sess = NULL;
+        ar__sig_conn_close(cn, code);
+    }
+}
+
 /* After a hand-over: frames that reached us but not the old owner are numbered now. */
 void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
@@ -334,10 +339,11 @@ void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s)
         p->next = NULL;
         int gone = 0;
         if (!numbered_has(s, p->fid)) {
-            own_frame(srv, s, p->fid, p->action, p->data, p->len);
-            /* An "ended" or "removed" frame deletes a patient's or invitee's session: stop. */
+            /* An "ended" or "removed" frame deletes a patient's or invitee's session, r and s
+             * with it: known before, and nothing of them read after. */
             gone = (p->action == AR__SIG_ACT_ENDED || p->action == AR__SIG_ACT_REMOVED) &&
                    r->role != AR_SIG_ROLE_STAFF;
+            own_frame(srv, s, p->fid, p->action, p->data, p->len);
         }
         frame_free_list(p);
         p = n;
@@ -585,8 +591,7 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     ar__sig_sess_adopt(srv, s);
 }
 
-/* Worker id's death was handled here (not one we never heard from). */
-static int death_handled(const ar__sig_srv_t *srv, uint64_t id)
+int ar__sig_node_death_handled(const ar__sig_srv_t *srv, uint64_t id)
 {
     for (size_t i = 0; i < srv->nnodes; i++)
         if (srv->nodes[i].id == id)
@@ -612,7 +617,8 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
                 }
             } else if (r->owner == srv->node_id && r->backup == id && r->local) {
                 ar__sig_sess_adopt(srv, r->local);
-            } else if (r->backup == id && lowest == srv->node_id && death_handled(srv, r->owner)) {
+            } else if (r->backup == id && lowest == srv->node_id &&
+                       ar__sig_node_death_handled(srv, r->owner)) {
                 /* Its owner died first, while this backup still looked alive (its heartbeat a
                  * little younger, or it was stopping): the owner's death left the session to
                  * it. Now nobody has it: taken over as on the owner's death with no backup. */

@@ -102,16 +102,11 @@ static const ar__sig_field_t c_area_f[] = {
 };
 TABLE(c_area, 0);
 
+/* take, remove (protocol.md 5.7.1): one peer */
 static const ar__sig_field_t c_take_f[] = {
     S("peer", R, AR__CS_ID, M(act.peer), 1, ID_MAX),
 };
 TABLE(c_take, 0);
-
-/* remove: staff take one member out of their room (protocol.md 5.7) */
-static const ar__sig_field_t c_remove_f[] = {
-    S("peer", R, AR__CS_ID, M(act.peer), 1, ID_MAX),
-};
-TABLE(c_remove, 0);
 
 static const ar__sig_field_t c_hold_f[] = {
     S("peer", R, AR__CS_ID, M(act.peer), 1, ID_MAX),
@@ -339,7 +334,7 @@ const ar__sig_type_info_t ar__sig_types[AR_SIG_TYPE_COUNT] = {
     [AR_SIG_ACK] = {C_ONLY(c_ack)},
     [AR_SIG_DRAIN] = {S_ONLY(s_drain)},
     [AR_SIG_BYE] = {C_ONLY(t_empty)},
-    [AR_SIG_REMOVE] = {C_ONLY(c_remove)},
+    [AR_SIG_REMOVE] = {C_ONLY(c_take)},
 };
 
 #define ENV(m) offsetof(ar__sig_env_t, m)
