@@ -27,7 +27,8 @@ _Static_assert(crypto_shorthash_KEYBYTES == sizeof(((ar__sig_addrs_t *)0)->hkey)
 
 static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-void ar__sig_addr_prefix(const uint8_t key[16], uint8_t out[16])
+/* The key an address is counted by. */
+static void prefix_of(const uint8_t key[16], uint8_t out[16])
 {
     memcpy(out, key, 16);
     /* IPv6 is counted per /64, the smallest network one subscriber is usually given; IPv4
@@ -88,8 +89,6 @@ static uint16_t new_entry(ar__sig_addrs_t *t)
         uint32_t cap = t->cap ? t->cap * 2 : 64;
         if (cap > AR__SIG_ADDRS_MAX + 1)
             cap = AR__SIG_ADDRS_MAX + 1;
-        if (cap <= t->nent + 1)
-            return 0;
         ar__sig_addr_ent_t *ent = ar_realloc(t->ent, cap * sizeof(*ent));
         if (!ent)
             return 0;
@@ -108,7 +107,7 @@ int ar__sig_addrs_add(ar__sig_addrs_t *t, const uint8_t addr[16], uint32_t max)
     if ((t->live + 1) * 2 > t->nslots && grow_index(t) != 0)
         return AR_ENOMEM;
     uint8_t key[16];
-    ar__sig_addr_prefix(addr, key);
+    prefix_of(addr, key);
     uint32_t hash = hash_of(t, key);
     uint32_t i = find(t, key, hash);
     uint16_t e = t->slots[i];
@@ -163,7 +162,7 @@ uint32_t ar__sig_addrs_count(const ar__sig_addrs_t *t, const uint8_t addr[16])
     if (!t->nslots)
         return 0;
     uint8_t key[16];
-    ar__sig_addr_prefix(addr, key);
+    prefix_of(addr, key);
     uint16_t e = t->slots[find(t, key, hash_of(t, key))];
     return e ? t->ent[e].count : 0;
 }

@@ -47,8 +47,6 @@ typedef struct ar__sig_addrs_s {
     uint16_t *slots; /* entry numbers by hash, 0 empty; nslots a power of two */
     uint32_t nslots;
 } ar__sig_addrs_t;
-/* The key addr is counted under: the address for IPv4, the /64 prefix for IPv6. */
-void ar__sig_addr_prefix(const uint8_t addr[16], uint8_t out[16]);
 /* Counts one connection of addr: its entry number (the tag to release it with, 1..65535), or
  * AR_EQUOTA when addr already has max, or AR_ENOMEM (the caller refuses the connection). */
 int ar__sig_addrs_add(ar__sig_addrs_t *t, const uint8_t addr[16], uint32_t max);

@@ -369,6 +369,27 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar__sig_welcome(cn, s, 0);
 }
 
+/* One message or control frame against cn's bucket (srv->now current): 1 when it passes, 0
+ * when refused, -1 when refused and cn closed. Over the rate, refusals keep coming: past
+ * AR__SIG_RATE_CLOSE_S of them the connection is closed (4004); a quiet second ends the
+ * episode. */
+static int rate_admit(ar__sig_conn_t *cn)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    if (rate_ok(cn)) {
+        if (cn->over_since && srv->now - cn->last_refused >= 2)
+            cn->over_since = 0;
+        return 1;
+    }
+    cn->last_refused = srv->now;
+    if (!cn->over_since)
+        cn->over_since = srv->now ? srv->now : 1;
+    if (srv->now - cn->over_since < AR__SIG_RATE_CLOSE_S)
+        return 0;
+    ar__sig_conn_close(cn, AR_SIG_CLOSE_RATE_LIMIT);
+    return -1;
+}
+
 /* WebSocket pings and pongs: unanswered pings were a way round the message rate (a client
  * without a token got a pong for each of 200,000 pings). They take tokens from the same bucket;
  * over it a ping goes unanswered, and a connection still over after AR__SIG_RATE_CLOSE_S is
@@ -381,17 +402,7 @@ static int on_control(ar_sn_conn_t *c, uint8_t opcode, void *ud)
     if (!cn || cn->state == AR__SIG_C_GONE)
         return 1;
     srv->now = ar_sn_loop_now(srv->loop);
-    if (rate_ok(cn)) {
-        if (cn->over_since && srv->now - cn->last_refused >= 2)
-            cn->over_since = 0;
-        return 0;
-    }
-    cn->last_refused = srv->now;
-    if (!cn->over_since)
-        cn->over_since = srv->now ? srv->now : 1;
-    if (srv->now - cn->over_since >= AR__SIG_RATE_CLOSE_S)
-        ar__sig_conn_close(cn, AR_SIG_CLOSE_RATE_LIMIT);
-    return 1;
+    return rate_admit(cn) <= 0;
 }
 
 static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len, void *ud)
@@ -407,19 +418,12 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
         ar__sig_conn_close(cn, AR_SIG_CLOSE_NOT_BINARY);
         return;
     }
-    if (!rate_ok(cn)) {
-        cn->last_refused = srv->now;
-        if (!cn->over_since)
-            cn->over_since = srv->now ? srv->now : 1;
-        if (srv->now - cn->over_since >= AR__SIG_RATE_CLOSE_S)
-            ar__sig_conn_close(cn, AR_SIG_CLOSE_RATE_LIMIT);
-        else
+    int admit = rate_admit(cn);
+    if (admit <= 0) {
+        if (admit == 0)
             ar__sig_send_error(cn, AR_SIG_E_RATE_LIMITED, NULL, 0, AR_SIG_NONE);
         return;
     }
-    /* Over the rate means refusals keep coming: a quiet second ends the episode. */
-    if (cn->over_since && srv->now - cn->last_refused >= 2)
-        cn->over_since = 0;
     ar_sig_msg_t m;
     ar_sig_err_t err;
     /* Offers and answers keep their SDP as sent: it is only forwarded (lift.c). A relay's frame
