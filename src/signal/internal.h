@@ -460,9 +460,9 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv);
 int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, const char *resume,
                          int64_t last_seq);
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
-/* The connections resuming into s (NULL: every resuming connection) try again now, asking the
- * owner anew: its owner changed or died (rec.c, sess.c), and the next tick is up to 1 s off. */
-void ar__sig_resume_kick(ar__sig_srv_t *srv, const ar__sig_sess_t *s);
+/* Every resuming connection tries again now, asking the owner anew: a worker died (sess.c),
+ * and the next tick is up to 1 s off. */
+void ar__sig_resume_kick(ar__sig_srv_t *srv);
 /* As ar__sig_resume_kick for every session whose kick is set (rec.c sets it for each record
  * update that moves a session a client resumes into), in one walk of the connections at the end
  * of a batch of bus messages (bus.c ar__sig_bus_wake), not one walk per update; the marks are

@@ -198,18 +198,6 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
     return 0;
 }
 
-void ar__sig_resume_kick(ar__sig_srv_t *srv, const ar__sig_sess_t *s)
-{
-    ar__sig_conn_t *next;
-    for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
-        next = cn->next; /* a connection that goes meanwhile keeps next (srv.c on_close) */
-        if (cn->state != AR__SIG_C_RESUMING || !cn->resume || (s && cn->sess != s))
-            continue;
-        cn->resume->last_try = 0; /* a new owner is asked at once */
-        ar__sig_resume_tick(srv, cn);
-    }
-}
-
 /*
  * The session cn resumes into when it is still its record's copy, else NULL. Through the record,
  * not cn->sess: only the pointer is compared, so a session freed during the attempt (its record
@@ -223,35 +211,40 @@ static ar__sig_sess_t *resuming_into(ar__sig_srv_t *srv, const ar__sig_conn_t *c
     return r && r->local == cn->sess ? r->local : NULL;
 }
 
-/*
- * A mark matters only while a connection resumes into its session: one set with none keeps
- * until a connection starts resuming into it, which clears it (ar__sig_resume_start). So after
- * the kicks, only the marks of sessions still being resumed are cleared: a second walk, and only
- * when something was kicked. A session freed while marked takes its mark with it.
- */
+/* Every resuming connection (marked: only those whose session's kick is set) asks its session's
+ * owner again at once. A mark matters only while a connection resumes into its session, and one
+ * connection at most does (replace_attempts): it is cleared as that one is kicked; a mark set
+ * with none keeps until a connection starts resuming into it, which clears it
+ * (ar__sig_resume_start); a session freed while marked takes its mark with it. */
+static void kick(ar__sig_srv_t *srv, int marked)
+{
+    ar__sig_conn_t *next;
+    for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
+        next = cn->next; /* a connection that goes meanwhile keeps next (srv.c on_close) */
+        if (marked) {
+            ar__sig_sess_t *s = resuming_into(srv, cn);
+            if (!s || !s->kick)
+                continue;
+            s->kick = 0; /* before the tick, which may free s */
+        } else if (cn->state != AR__SIG_C_RESUMING || !cn->resume) {
+            continue;
+        }
+        cn->resume->last_try = 0; /* a new owner is asked at once */
+        ar__sig_resume_tick(srv, cn);
+    }
+}
+
+void ar__sig_resume_kick(ar__sig_srv_t *srv)
+{
+    kick(srv, 0);
+}
+
 void ar__sig_resume_kick_marked(ar__sig_srv_t *srv)
 {
     if (!srv->kicks)
         return;
     srv->kicks = 0;
-    int kicked = 0;
-    ar__sig_conn_t *next;
-    for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
-        next = cn->next; /* a connection that goes meanwhile keeps next (srv.c on_close) */
-        ar__sig_sess_t *s = resuming_into(srv, cn);
-        if (!s || !s->kick)
-            continue;
-        kicked = 1;
-        cn->resume->last_try = 0; /* a new owner is asked at once */
-        ar__sig_resume_tick(srv, cn);
-    }
-    if (!kicked)
-        return;
-    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) {
-        ar__sig_sess_t *s = resuming_into(srv, cn);
-        if (s)
-            s->kick = 0;
-    }
+    kick(srv, 1);
 }
 
 /* A copy this worker held for a backup (or for a resume) is its own session again. */

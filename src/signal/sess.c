@@ -629,7 +629,7 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
     }
     ar_log(AR_LOG_INFO, "signal_worker_dead", AR_LF_INT("promoted", promoted));
     /* Clients resuming here meanwhile go on now: local when we promoted their session. */
-    ar__sig_resume_kick(srv, NULL);
+    ar__sig_resume_kick(srv);
 }
 
 /* "own" with "re": a promoter of this session that no client resumed yields (rec.c). */
