@@ -167,7 +167,7 @@ static void take_away(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, json_int_
     if (json_unpack(o, "{s:s,s:s}", "r", &res, "h", &hex) != 0 || strlen(res) != AR__SIG_RESUME_LEN)
         return;
     ar__sig_sess_t *s = r->local;
-    if (!s && !(s = ar__sig_sess_local_new(srv, r, 1)))
+    if (!s && !(s = ar__sig_sess_local_new(srv, r, 1, NULL)))
         return;
     if (s->is_backup)
         srv->nsessions++;

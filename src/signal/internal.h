@@ -426,7 +426,8 @@ int ar__sig_sess_resuming(ar__sig_srv_t *srv, const ar__sig_sess_t *s);
 /* A local session for r, linked into srv->locals, without its bus subscription (the unit tests'
  * sessions; ar__sig_sess_local_new adds the subscription). */
 ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup);
-ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup);
+/* err (when not NULL): 0, or why there is none (AR_ENOMEM, or the subscription's error). */
+ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup, int *err);
 void ar__sig_sess_new_resume(ar__sig_sess_t *s);
 /* An unresumed promotion (ar__sig_sess_unresumed_promotion) undone: s is a backup copy again,
  * a connection closed in this batch of events (GONE) that still points at it lets go, and the

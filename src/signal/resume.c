@@ -173,12 +173,8 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
         /* A copy to catch the session's frames during the hand-over: its memory, then its
          * subscription, each failure told as what it is (no memory: srv.c's hello tells the
          * client to come back; anything else fails the resume). Nothing else changed yet. */
-        int rc = AR_ENOMEM;
-        s = ar__sig_sess_link_new(srv, r, 1);
-        if (s && (rc = ar__sig_bus_sub_to(srv, s)) != 0) {
-            ar__sig_sess_free(srv, s);
-            s = NULL;
-        }
+        int rc;
+        s = ar__sig_sess_local_new(srv, r, 1, &rc);
         if (!s) {
             sodium_memzero(a, sizeof(*a));
             ar_free(a);

@@ -101,15 +101,16 @@ ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int 
     return s;
 }
 
-ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup)
+ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup, int *err)
 {
+    int rc = AR_ENOMEM;
     ar__sig_sess_t *s = ar__sig_sess_link_new(srv, r, backup);
-    if (!s)
-        return NULL;
-    if (ar__sig_bus_sub_to(srv, s) != 0) {
+    if (s && (rc = ar__sig_bus_sub_to(srv, s)) != 0) {
         ar__sig_sess_free(srv, s);
-        return NULL;
+        s = NULL;
     }
+    if (err)
+        *err = s ? 0 : rc;
     return s;
 }
 
@@ -470,7 +471,7 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
     ar__sig_recq_t *q = claims->lang[0] ? ar__sig_rec_q(r) : r->q;
     if (q) /* "": nothing written */
         ar__sig_str_set_personal(&q->lang, claims->lang, AR__SIG_LANG_MAX);
-    ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
+    ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0, NULL);
     if (s)
         s->claims = ar__sig_claims_new(claims);
     if (!s || !s->claims) {
@@ -554,7 +555,7 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     ar__sig_sess_t *s = r->local;
     ar_log(AR_LOG_DEBUG, "signal_promote", AR_LF_INT("backup", s && s->is_backup),
            AR_LF_INT("pending", s ? (int64_t)s->npending : 0));
-    if (!s && !(s = ar__sig_sess_local_new(srv, r, 1)))
+    if (!s && !(s = ar__sig_sess_local_new(srv, r, 1, NULL)))
         return;
     if (s->is_backup) {
         srv->nsessions++;
@@ -743,7 +744,7 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     }
     if (s && !s->is_backup)
         return; /* we own it (a resume raced the adoption): ignore */
-    if (!s && !(s = ar__sig_sess_local_new(srv, r, 1)))
+    if (!s && !(s = ar__sig_sess_local_new(srv, r, 1, NULL)))
         return;
     s->provisional = 0; /* a real backup now */
     s->handed = 0;      /* handed over and chosen as the new owner's backup */

@@ -196,7 +196,7 @@ static void place_promoted_elsewhere(void *arg)
     snprintf(srv->nodes[srv->nnodes++].name, sizeof(srv->nodes[0].name), "node-b");
     ar__sig_rec_t *r = ar__sig_rec_find(srv, su_peer('o'));
     LH_CHECK(r != NULL);
-    ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
+    ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0, NULL);
     LH_CHECK(s != NULL);
     snprintf(s->resume, sizeof(s->resume), "%s", T.resume);
     ar__sig_subhash(&T.a.cl, s->subhash);

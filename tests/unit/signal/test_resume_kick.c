@@ -209,7 +209,7 @@ static void resume_at_old_owner(void *arg)
     r->owner = srv->node_id;
     r->backup = 3;
     r->role = (uint8_t)T.a.cl.role;
-    ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0);
+    ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0, NULL);
     if (!s)
         return;
     rf_resume_text(s->resume, r->peer);

@@ -188,7 +188,7 @@ static void place_promoted(void *arg)
     (void)arg;
     ar__sig_rec_t *r = ar__sig_rec_get(LH.srv, su_peer('o'));
     LH_CHECK(r != NULL);
-    ar__sig_sess_t *s = ar__sig_sess_local_new(LH.srv, r, 0);
+    ar__sig_sess_t *s = ar__sig_sess_local_new(LH.srv, r, 0, NULL);
     LH_CHECK(s != NULL);
     r->owner = LH.srv->node_id;
     r->role = (uint8_t)T.a.cl.role;
