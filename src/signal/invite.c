@@ -51,14 +51,30 @@ struct ar__sig_invites_s {
     ended_t *ended; /* ended one-time rooms (below), allocated at the first */
 };
 
-static void inv_hash(const char *sub, uint8_t h[16])
+/* The 16-byte key a string is known by on the bus and in the tables: never the string itself.
+ * dom (its NUL included) keeps invite subjects and ended rooms apart. */
+static void hash_dom(const char *dom, const char *str, uint8_t h[16])
 {
-    static const char dom[] = "anteroom invite v1";
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, 16);
-    crypto_generichash_update(&st, (const unsigned char *)dom, sizeof(dom));
-    crypto_generichash_update(&st, (const unsigned char *)sub, strlen(sub));
+    crypto_generichash_update(&st, (const unsigned char *)dom, strlen(dom) + 1);
+    crypto_generichash_update(&st, (const unsigned char *)str, strlen(str));
     crypto_generichash_final(&st, h, 16);
+}
+
+#define DOM_INVITE "anteroom invite v1"
+#define DOM_ENDED "anteroom ended room v1"
+
+static void inv_hash(const char *sub, uint8_t h[16])
+{
+    hash_dom(DOM_INVITE, sub, h);
+}
+
+static void key_hex(const char *dom, const char *str, char hex[33])
+{
+    uint8_t h[16];
+    hash_dom(dom, str, h);
+    sodium_bin2hex(hex, 33, h, 16);
 }
 
 static ar__sig_invites_t *table(ar__sig_srv_t *srv)
@@ -138,9 +154,7 @@ static void publish(ar__sig_srv_t *srv, const inv_t *e)
 
 void ar__sig_invite_key(const char *sub, char hex[33])
 {
-    uint8_t h[16];
-    inv_hash(sub, h);
-    sodium_bin2hex(hex, 33, h, 16);
+    key_hex(DOM_INVITE, sub, hex);
 }
 
 const char *ar__sig_invite_holder(ar__sig_srv_t *srv, const char *sub)
@@ -301,12 +315,7 @@ struct ended_s {
 
 static void ended_hash(const char *room, uint8_t h[16])
 {
-    static const char dom[] = "anteroom ended room v1";
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, 16);
-    crypto_generichash_update(&st, (const unsigned char *)dom, sizeof(dom));
-    crypto_generichash_update(&st, (const unsigned char *)room, strlen(room));
-    crypto_generichash_final(&st, h, 16);
+    hash_dom(DOM_ENDED, room, h);
 }
 
 static end_t **ended_bucket(ended_t *t, const uint8_t h[16])
@@ -395,9 +404,7 @@ void ar__sig_room_mark_ended(ar__sig_srv_t *srv, const char *room)
 
 void ar__sig_room_ended_key(const char *room, char hex[33])
 {
-    uint8_t h[16];
-    ended_hash(room, h);
-    sodium_bin2hex(hex, 33, h, 16);
+    key_hex(DOM_ENDED, room, hex);
 }
 
 int ar__sig_room_ended(ar__sig_srv_t *srv, const char *room)
