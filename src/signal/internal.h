@@ -20,6 +20,7 @@
 #include "server.h"
 #include "signal/signal.h"
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -493,6 +494,9 @@ void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, s
 void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id);
 /* Worker id's death (or departure) was handled here: not one we never heard from. */
 int ar__sig_node_death_handled(const ar__sig_srv_t *srv, uint64_t id);
+/* The signals a node's processes take from their operator (drain, stop), held blocked by a
+ * worker until its handlers are in (srv.c) and waited for by the supervisor (supervise.c). */
+void ar__sig_node_signals(sigset_t *set);
 /* Detaches s's connection, if any, and closes it with code (the session stays). */
 void ar__sig_sess_close_conn(ar__sig_sess_t *s, uint16_t code);
 void ar__sig_subhash(const ar_token_claims_t *claims, uint8_t out[16]);

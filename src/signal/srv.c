@@ -712,7 +712,7 @@ static void on_signal(int sig)
     }
 }
 
-static void node_signals(sigset_t *set)
+void ar__sig_node_signals(sigset_t *set)
 {
     sigemptyset(set);
     sigaddset(set, SIGUSR1);
@@ -741,7 +741,7 @@ static void catch_signals(ar__sig_srv_t *srv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sigset_t set;
-    node_signals(&set);
+    ar__sig_node_signals(&set);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL); /* what is pending is delivered here */
     if (g_drain && !srv->draining)
         begin_drain(srv, ar_sn_loop_now(srv->loop)); /* before the loop takes anyone */
@@ -750,7 +750,7 @@ static void catch_signals(ar__sig_srv_t *srv)
 int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
 {
     sigset_t held, caller;
-    node_signals(&held);
+    ar__sig_node_signals(&held);
     pthread_sigmask(SIG_BLOCK, &held, &caller); /* until catch_signals; the caller's on return */
     ar_sig_init();
     ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));

@@ -36,10 +36,7 @@ static pid_t spawn(const ar_signal_conf_t *conf, unsigned index)
      * has its handlers (ar_signal_worker_run): one sent before that waits for them instead of
      * killing the worker. The rest (SIGCHLD among them) is unblocked. */
     sigset_t held;
-    sigemptyset(&held);
-    sigaddset(&held, SIGUSR1);
-    sigaddset(&held, SIGTERM);
-    sigaddset(&held, SIGINT);
+    ar__sig_node_signals(&held);
     sigprocmask(SIG_SETMASK, &held, NULL);
     ar__sig_supervisor = parent;
     _exit(ar_signal_worker_run(conf, index) == 0 ? 0 : 1);
@@ -83,10 +80,7 @@ int ar_signal_supervise(const ar_signal_conf_t *conf)
         return rc;
     pid_t pids[WORKERS_MAX] = {0};
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
+    ar__sig_node_signals(&set);
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, NULL);
     for (unsigned i = 0; i < n; i++)

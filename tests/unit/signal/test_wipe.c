@@ -61,7 +61,7 @@ static void watch(const char *s)
     watched_len[nwatched++] = strlen(s);
 }
 
-static char *dup(const char *s)
+static char *dup_str(const char *s)
 {
     return ar_strndup(s, strlen(s));
 }
@@ -74,13 +74,13 @@ static ar__sig_rec_t *patient(ar__sig_srv_t *srv)
     assert_non_null(r);
     ar__sig_recq_t *q = ar__sig_rec_q(r);
     assert_non_null(q);
-    r->name = dup("Alice Example");
+    r->name = dup_str("Alice Example");
     watch(r->name);
     q->ans = ar_calloc(2, sizeof(*q->ans));
     assert_non_null(q->ans);
     const char *text[4] = {"reason", "chest pain", "allergies", "penicillin"};
     for (int i = 0; i < 2; i++) {
-        char *qs = dup(text[2 * i]), *as = dup(text[2 * i + 1]);
+        char *qs = dup_str(text[2 * i]), *as = dup_str(text[2 * i + 1]);
         q->ans[i].q = (ar_sig_str_t){qs, strlen(qs)};
         q->ans[i].a = (ar_sig_str_t){as, strlen(as)};
         watch(qs);
