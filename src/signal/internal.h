@@ -99,9 +99,13 @@ typedef struct ar__sig_id_s {
 enum { AR__SIG_R_PROVIDER = 1, AR__SIG_R_ADMIN = 2, AR__SIG_R_RECEPTION = 4 };
 typedef struct ar__sig_claims_s {
     const char *room, *clinic, *area; /* "" when absent */
-    uint8_t profile;                  /* ar_sig_profile_t */
-    uint8_t nclinics;
     uint32_t size; /* of the allocation, for the wipe in ar__sig_claims_free */
+    /* Unix seconds: the token's exp, or when the copy was made if that is later (a resume with
+     * an expired token, protocol.md 5.10): a staff session lives until this plus the
+     * token-allowance unless a refresh moves it (refresh.c). */
+    uint32_t exp;
+    uint8_t profile; /* ar_sig_profile_t */
+    uint8_t nclinics;
     struct {
         char id[AR_TOKEN_ID_MAX];
         uint8_t roles; /* AR__SIG_R_* */
@@ -299,6 +303,7 @@ struct ar__sig_conn_s {
     uint16_t addr_tag;   /* counted after the upgrade (behind a trusted proxy): its entry */
     uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
+    uint32_t token_exp; /* staff: its session's claims->exp (the sweep reads it here); else 0 */
     uint64_t refill_ms;
     /* While resuming on another worker's session: what the hello asked for. */
     ar__sig_resume_t *resume;
@@ -592,6 +597,19 @@ size_t ar__sig_rooms_ended_count(const ar__sig_srv_t *srv);
 #define AR__SIG_ENDED_MAX (1u << 19) /* markers per worker; at the cap the oldest goes */
 /* The hex key a room is known by on the bus (tests). */
 void ar__sig_room_ended_key(const char *room, char hex[33]);
+
+/* refresh.c: a staff session's token renewed in place (protocol.md 5.15) */
+/* refresh {token}: verified as at hello, the same subject and role, then the session's claims
+ * replaced (areas no longer allowed unsubscribed) and `refreshed {exp}` sent; refused with an
+ * error otherwise, the connection kept. */
+void ar__sig_on_refresh(ar__sig_conn_t *cn, ar_sig_msg_t *m);
+/* Unsubscribes s's record from the waiting areas its claims no longer allow (after a refresh
+ * or a resume with a new token): 1 when it dropped any. */
+int ar__sig_claims_prune(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+/* The once-a-second sweep (srv.c on_tick) for a live connection: closes a staff session whose
+ * token expired more than the token-allowance ago at wall (Unix seconds) with error
+ * token_expired and close 4001 (the session ends). 1 when it closed cn. */
+int ar__sig_token_sweep(ar__sig_srv_t *srv, ar__sig_conn_t *cn, int64_t wall);
 
 /* flows.c / area.c: what each client message does */
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);

@@ -99,6 +99,9 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
     if (cn->state == AR__SIG_C_GONE)
         return; /* the welcome could not be sent: the session is lost with cn (on_free) */
     cn->state = AR__SIG_C_LIVE;
+    /* A staff session's token is watched (refresh.c); a patient's or an invitee's session ends
+     * with its consultation instead (protocol.md 5.15). */
+    cn->token_exp = s->rec->role == AR_SIG_ROLE_STAFF && s->claims ? s->claims->exp : 0;
     ar__sig_sess_report_lost(s); /* frames dropped while it was away (bus.c) */
     if (cn->state == AR__SIG_C_GONE)
         return;
@@ -508,6 +511,7 @@ static void on_tick(uint32_t now, void *data)
     int start_drain = g_drain && !srv->draining;
     if (start_drain)
         begin_drain(srv, now);
+    int64_t wall = (int64_t)time(NULL); /* tokens' expiry is in Unix seconds */
     ar__sig_conn_t *next;
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
         next = cn->next;
@@ -521,6 +525,8 @@ static void on_tick(uint32_t now, void *data)
             continue;
         }
         if (cn->state != AR__SIG_C_LIVE)
+            continue;
+        if (cn->token_exp && ar__sig_token_sweep(srv, cn, wall))
             continue;
         if (srv->draining && (start_drain || now >= srv->drain_at)) {
             if (now >= srv->drain_at) {
