@@ -99,7 +99,7 @@ typedef struct ar__sig_id_s {
 enum { AR__SIG_R_PROVIDER = 1, AR__SIG_R_ADMIN = 2, AR__SIG_R_RECEPTION = 4 };
 typedef struct ar__sig_claims_s {
     const char *room, *clinic, *area; /* "" when absent */
-    uint32_t size; /* of the allocation, for the wipe in ar__sig_claims_free */
+    uint32_t size;                    /* of the allocation, for the wipe in ar__sig_claims_free */
     /* Unix seconds: the token's exp, or when the copy was made if that is later (a resume with
      * an expired token, protocol.md 5.10): a staff session lives until this plus the
      * token-allowance unless a refresh moves it (refresh.c). */

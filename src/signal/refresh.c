@@ -70,8 +70,8 @@ void ar__sig_on_refresh(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         return;
     }
     int64_t now = (int64_t)time(NULL);
-    int rc =
-        ar_token_verify(&srv->keys, m->u.refresh.token.p, m->u.refresh.token.len, "signal", now, cl);
+    int rc = ar_token_verify(&srv->keys, m->u.refresh.token.p, m->u.refresh.token.len, "signal",
+                             now, cl);
     if (rc == 0 && strcmp(cl->jur, srv->conf->jurisdiction) != 0)
         rc = AR_EPERM; /* S10, as at hello */
     uint8_t h[16] = {0};

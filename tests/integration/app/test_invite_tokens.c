@@ -180,11 +180,10 @@ static void test_room_and_monitor(void)
     j = req("GET", "/api/v1/signal-token", NULL, NULL, &st);
     CHECK(st == 200);
     ar_token_claims_t again;
-    verify(json_string_value(json_object_get(json_array_get(json_object_get(j, "tokens"), 0),
-                                             "token")),
+    verify(json_string_value(
+               json_object_get(json_array_get(json_object_get(j, "tokens"), 0), "token")),
            "signal", &again);
-    CHECK(strlen(cl.sub) == 22 && strcmp(again.sub, cl.sub) == 0 &&
-          strcmp(room_sub, cl.sub) == 0);
+    CHECK(strlen(cl.sub) == 22 && strcmp(again.sub, cl.sub) == 0 && strcmp(room_sub, cl.sub) == 0);
     json_decref(j);
     printf("ok persistent-room tokens and monitor tokens\n");
 }
