@@ -22,7 +22,8 @@ export class TokenRefresher extends EventTarget {
     this.current = opts.token;
     this.fetchToken = opts.fetchToken;
     this.claims = opts.claims;
-    this.timers = opts.timers || { set: setTimeout, clear: clearTimeout, now: Date.now };
+    // Wrapped: a browser refuses setTimeout called as a method of another object.
+    this.timers = opts.timers || { set: (fn, ms) => setTimeout(fn, ms), clear: (h) => clearTimeout(h), now: () => Date.now() };
     this.timer = null;
     this.failures = 0;
     this.pending = null; // the token sent, until refreshed or refused

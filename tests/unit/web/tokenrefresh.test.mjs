@@ -125,3 +125,20 @@ test('a client closed by the page: the refresher stops instead of retrying', asy
   assert.equal(clk.timers.length, 0);
   assert.equal(refreshes(ws).length, 0);
 });
+
+test('the default timers are called as functions (a browser refuses setTimeout as a method)', async (t) => {
+  const saved = globalThis.setTimeout;
+  let planned = 0;
+  globalThis.setTimeout = function (fn, ms) {
+    if (this !== undefined && this !== globalThis) throw new TypeError('Illegal invocation');
+    planned++;
+    return saved(() => {}, 0);
+  };
+  t.after(() => (globalThis.setTimeout = saved));
+  const ev = new EventTarget();
+  ev.send = () => 1;
+  const r = new TokenRefresher({ sig: ev, token: tok(1, 2, 0), fetchToken: async () => null, claims });
+  ev.dispatchEvent(new CustomEvent('welcome'));
+  assert.equal(planned, 1);
+  r.stop();
+});
