@@ -108,7 +108,7 @@ void ar__sig_sess_prev_get(ar__sig_sess_t *s, const void *o)
     const char *hex = json_string_value(json_object_get(o, "q"));
     uint8_t h[AR__SIG_PREV_LEN];
     ar__sig_sess_prev_wipe(s);
-    if (hex && strlen(hex) == 2 * AR__SIG_PREV_LEN &&
+    if (hex && strlen(hex) == 2 * (size_t)AR__SIG_PREV_LEN &&
         sodium_hex2bin(h, sizeof(h), hex, strlen(hex), NULL, NULL, NULL) == 0) {
         memcpy(s->prev_resume, h, sizeof(h));
         s->has_prev = 1;
