@@ -99,9 +99,9 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
     json_t *ans = json_pack("{s:s,s:s,s:b,s:I,s:I,s:o,s:s,s:s,s:s}", "k", "taken", "p", r->peer,
                             "ok", 1, "seq", (json_int_t)s->seq, "ack", (json_int_t)s->acked, "fr",
                             ar__sig_frames_json(s), "r", s->resume, "h", sh, "from", me);
+    ar__sig_sess_prev_put(s, ans);
     /* Frames dropped for it while it was away go with it: its client is told by the new owner
      * (after the welcome, as here), not never (docs/signal.md, "Messages dropped ..."). */
-    ar__sig_sess_prev_put(s, ans);
     if (ans && s->lost)
         (void)json_object_set_new(
             ans, "lost", json_pack("[I,I]", (json_int_t)s->lost, (json_int_t)s->lost_after));
