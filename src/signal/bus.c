@@ -587,6 +587,16 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
     return b->efd < 0 ? AR_ESYS : 0;
 }
 
+/* Before every wait of the loop: the copy batches due, and the next step of a catch-up on the
+ * ended rooms (invite.c), so that it asks and gives up on time, not at the next tick. */
+static int bus_idle(void *data)
+{
+    ar__sig_srv_t *srv = data;
+    int a = ar__sig_bus_nums_idle(srv);
+    int e = ar__sig_rooms_ended_step(srv, mono_ms());
+    return a < 0 ? e : e < 0 || a < e ? a : e;
+}
+
 int ar__sig_bus_start(ar__sig_srv_t *srv)
 {
     int rc = ar__sig_bus_new(srv);
@@ -595,7 +605,9 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
     ar__sig_bus_t *b = srv->bus;
     if (ar_sn_loop_watch(srv->loop, b->efd, on_wake, srv) != 0)
         return AR_ESYS;
-    ar_sn_loop_set_idle(srv->loop, ar__sig_bus_nums_idle, srv);
+    ar_sn_loop_set_idle(srv->loop, bus_idle, srv);
+    /* Rooms ended before we listened: asked for once the heartbeats are heard (invite.c). */
+    ar__sig_rooms_ended_begin(srv, 0, mono_ms(), AR__SIG_ENDED_HEAR_MS);
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
