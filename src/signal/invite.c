@@ -310,7 +310,11 @@ void ar__sig_invites_free(ar__sig_srv_t *srv)
  * whose tokens run out first) is forgotten and a warning logged: that room could be opened
  * again by its patient's token for what is left of its 30 minutes, which shows the patient in
  * its clinic's queue like any arrival (an invitee still opens no room). Refusing new rooms
- * instead would refuse every new patient.
+ * instead would refuse every new patient. Every worker holds the same set, so all reach the
+ * cap together and forget the same markers.
+ *
+ * A worker that starts later, or comes back from a cut, asks for the markers it missed before
+ * it admits a new session (below, "Catching up").
  */
 #define ENDED_BUCKETS 65536
 #define ENDED_MAX AR__SIG_ENDED_MAX
@@ -479,17 +483,21 @@ static void ended_free(ended_t *t)
  *    whose set covers ENDED_KEEP_S has every marker still alive: it alone is asked. In a
  *    jurisdiction younger than that (every worker started within 30 minutes), every live worker
  *    is asked, and each holds only what ended since it started. At the start the worker first
- *    listens to the heartbeats for AR__SIG_ENDED_HEAR_MS (each worker beats once a second); after a
- * cut it knows them already and asks at once.
+ *    listens to the heartbeats for AR__SIG_ENDED_HEAR_MS (each worker beats once a second);
+ *    after a cut it knows them already and asks at once.
  *  - The answer: the asked worker's markers in pages of SYNC_PAGE (the last one says so), on
  *    the asker's proc subject, with the time its own coverage begins. Once every asked worker's
  *    last page came, the asker's coverage begins there too.
  *  - Bounded: SYNC_ANSWER_MS after asking, an asked worker that has not answered (it died,
  *    or its answer was dropped) is given up on, logged; sessions are admitted again. At most
- *    ENDED_MAX markers an answer (24 bytes each, 48 as hex: 25 MiB at the cap, from one
+ *    ENDED_MAX markers an answer (24 bytes each, 48 as hex: 24 MiB at the cap, from one
  *    worker); pages are applied as markers from the bus are (expired ones skipped, a clock
- *    ahead clamped). Pages come oldest first, after markers heard live since the start: those
- *    stay a little longer than they need to (ended_expire), never less.
+ *    ahead clamped). A page's markers, older, go in behind those heard live since the start,
+ *    so they stay a little longer than they need to (ended_expire takes from the head), never
+ *    less.
+ * Not reactive, as invite claims are: no worker sees a room's reopening as a conflict before
+ * the patient is in (queued, shown to staff), and taking them out a bus's delay later leaves
+ * that window; one answer per starting worker closes it.
  * What it does not cover: markers published while this worker is cut from the bus, for the
  * cut's length (a room reopened here meanwhile is not closed by the catch-up that follows),
  * markers forgotten at the cap everywhere, and a jurisdiction whose every worker stopped.
