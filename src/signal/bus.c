@@ -6,8 +6,9 @@
  *   ar.<jur>.room.<room>          record updates that change room membership or the profile
  *   ar.<jur>.area.<clinic>.<area> record updates that change a queue
  *   ar.<jur>.to.<peer>            session-level frames for a peer (owner and backup subscribe)
- *   ar.<jur>.proc.<worker>        worker to worker: hand-over, backup mirroring
- *   ar.<jur>.inv.<hash>           an invite token used for a session (invite.c)
+ *   ar.<jur>.proc.<worker>        worker to worker: hand-over, backup mirroring, the ended
+ *                                 rooms a starting worker asks for (invite.c)
+ *   ar.<jur>.inv.<hash>           an invite token used for a session, an ended room (invite.c)
  * Every worker subscribes to node, sess.>, room.>, area.> and inv.>: the control records are small
  * and replicated (index.c); relayed SDP and candidates go only to the peer's two workers.
  *

@@ -133,8 +133,10 @@ int ar__sig_bus_admit(ar__sig_srv_t *srv)
     if (!b)
         return 1;
     /* A worker that has not learnt which rooms ended is behind too: a patient's token of an
-     * ended consultation would open it again here (invite.c). */
-    if (!check_behind(srv) && mono_ms() >= b->others_behind_until_ms && !ended_behind(srv))
+     * ended consultation would open it again here (invite.c). Unless it drains: its new
+     * clients are sent on at once (a worker restarted on a draining node still tells them). */
+    if (!check_behind(srv) && mono_ms() >= b->others_behind_until_ms &&
+        (!ended_behind(srv) || srv->draining))
         return 1;
     if (b->m_refused)
         ar_metric_add(b->m_refused, 0, 1);

@@ -356,6 +356,8 @@ struct ar__sig_srv_s {
     ar__sig_node_t nodes[AR__SIG_NODES_MAX];
     size_t nnodes;
     uint8_t draining;
+    /* Catching up on ended rooms (invite.c): /readyz 503. Atomic: the operator thread reads. */
+    uint8_t ended_catchup;
     uint8_t kicks;     /* some session's kick is set: ar__sig_resume_kick_marked walks */
     uint32_t drain_at; /* loop second when the remaining connections are closed */
     size_t nrooms, nsessions;

@@ -509,6 +509,7 @@ static void ended_free(ended_t *t)
 static void sync_finish(ar__sig_srv_t *srv, ended_sync_t *y, uint64_t now_ms)
 {
     y->pending = 0;
+    __atomic_store_n(&srv->ended_catchup, 0, __ATOMIC_RELAXED);
     if (y->nleft == 0 && y->got_since < y->since)
         y->since = y->got_since;
     uint64_t ms = now_ms > y->asked_ms ? now_ms - y->asked_ms : 0;
@@ -572,6 +573,7 @@ void ar__sig_rooms_ended_begin(ar__sig_srv_t *srv, uint64_t epoch, uint64_t now_
     ended_sync_t *y = &tab->sync;
     y->begun = 1;
     y->pending = 1;
+    __atomic_store_n(&srv->ended_catchup, 1, __ATOMIC_RELAXED); /* read by /readyz's thread */
     y->epoch = epoch;
     y->due_ms = now_ms + hear_ms;
     y->asked_ms = 0;

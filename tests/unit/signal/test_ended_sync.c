@@ -83,6 +83,7 @@ static void test_late_worker_refuses_ended_room(void **state)
     assert_int_equal(wait, AR__SIG_ENDED_HEAR_MS - 200);
     assert_int_equal(bc_n, 0);
     assert_int_equal(ar__sig_rooms_ended_cover(b), 0); /* nobody picks it to ask meanwhile */
+    assert_int_equal(b->ended_catchup, 1);             /* /readyz 503 meanwhile (srv.c ready_cb) */
     /* Then it asks A, A answers, and B refuses join and arrive in the room (flows.c, area.c
      * ask ar__sig_room_ended). */
     assert_true(ar__sig_rooms_ended_step(b, T0 + AR__SIG_ENDED_HEAR_MS) > 0);
@@ -96,6 +97,7 @@ static void test_late_worker_refuses_ended_room(void **state)
     assert_int_equal(ar__sig_room_ended(b, "room-1"), 1);
     assert_int_equal(ar__sig_room_ended(b, "room-2"), 0);
     assert_int_equal(ar__sig_rooms_ended_sync(b, 0, 1, T0 + AR__SIG_ENDED_HEAR_MS + 2), 0);
+    assert_int_equal(b->ended_catchup, 0);
     /* B's set now covers as far back as A's: it may be asked in turn. */
     assert_true(ar__sig_rooms_ended_cover(b) >= ar__sig_rooms_ended_cover(a));
     bc_clear();
