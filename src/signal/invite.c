@@ -52,12 +52,10 @@ typedef struct ended_sync_s {
     uint64_t epoch;    /* the subscribing connection's epoch this round is for (bus_pub.c) */
     uint64_t due_ms;   /* monotonic ms: when to ask (time to hear the heartbeats first) */
     uint64_t asked_ms; /* when the question went out (0: not yet) */
+    uint64_t asked;    /* the worker asked (0: nobody, or its last page came) */
     uint32_t round;    /* echoed by the answers: a late answer to an older round is no "last" */
     int64_t since;     /* wall s: every marker of a room ended since then is held here */
-    int64_t got_since; /* the earliest "since" of the workers that answered this round */
     uint64_t learned;  /* markers taken from answers this round */
-    size_t nasked, nleft;
-    uint64_t asked[AR__SIG_NODES_MAX]; /* 0 once that worker's last page came */
 } ended_sync_t;
 
 struct ar__sig_invites_s {
@@ -478,16 +476,18 @@ static void ended_free(ended_t *t)
  * behind: bus_node.c ar__sig_bus_admit) until the answers are in: there is no window in which
  * such a worker admits a session before knowing what ended (a resume is never held: its
  * session was not ended, or it finds nothing).
- *  - Whom: each worker says in its heartbeats how long its set has been complete ("ec",
- *    seconds since its own catch-up's coverage begins; 0 while it catches up). One worker
- *    whose set covers ENDED_KEEP_S has every marker still alive: it alone is asked. In a
- *    jurisdiction younger than that (every worker started within 30 minutes), every live worker
- *    is asked, and each holds only what ended since it started. At the start the worker first
- *    listens to the heartbeats for AR__SIG_ENDED_HEAR_MS (each worker beats once a second);
- *    after a cut it knows them already and asks at once.
+ *  - Whom: each worker says in its heartbeats for how long its set has been complete ("ec",
+ *    seconds since its coverage begins; 0 while it catches up), and the one that says most is
+ *    asked, alone. It holds every marker any live worker could: a marker older than its
+ *    coverage was heard only by workers listening before that, and any such worker alive
+ *    (or any that caught up from one) would cover more. One answer per round, whatever the
+ *    number of workers. At the start the worker first listens to the heartbeats for
+ *    AR__SIG_ENDED_HEAR_MS (each worker beats once a second); after a cut it knows them
+ *    already and asks at once.
  *  - The answer: the asked worker's markers in pages of SYNC_PAGE (the last one says so), on
- *    the asker's proc subject, with the time its own coverage begins. Once every asked worker's
- *    last page came, the asker's coverage begins there too.
+ *    the asker's proc subject, with the time its own coverage begins. Once its last page
+ *    came, the asker's coverage begins there too if that is earlier. A cut does not move the
+ *    coverage back: what ended during it comes from the answer of the round after it.
  *  - Bounded: SYNC_ANSWER_MS after asking, an asked worker that has not answered (it died,
  *    or its answer was dropped) is given up on, logged; sessions are admitted again. At most
  *    ENDED_MAX markers an answer (24 bytes each, 48 as hex: 24 MiB at the cap, from one
@@ -500,61 +500,53 @@ static void ended_free(ended_t *t)
  * that window; one answer per starting worker closes it.
  * What it does not cover: markers published while this worker is cut from the bus, for the
  * cut's length (a room reopened here meanwhile is not closed by the catch-up that follows),
- * markers forgotten at the cap everywhere, and a jurisdiction whose every worker stopped.
+ * a marker the asked worker missed too (both cut when it went out), markers forgotten at the
+ * cap everywhere, and a jurisdiction whose every worker stopped.
  */
 #define SYNC_ANSWER_MS 3000u /* the longest wait for an asked worker's last page */
 #define SYNC_PAGE 1024       /* markers a page: 48 KiB of hex */
 #define SYNC_REC 24          /* a marker in a page: its hash, its expiry (8 bytes LE) */
 
-static void sync_finish(ar__sig_srv_t *srv, ended_sync_t *y, uint64_t now_ms)
+/* The round ends: answered (the asker's coverage may begin earlier now) or given up on. */
+static void sync_finish(ar__sig_srv_t *srv, ended_sync_t *y, int64_t their_since, uint64_t now_ms)
 {
+    int answered = !y->asked;
     y->pending = 0;
     __atomic_store_n(&srv->ended_catchup, 0, __ATOMIC_RELAXED);
-    if (y->nleft == 0 && y->got_since < y->since)
-        y->since = y->got_since;
+    if (answered && their_since < y->since)
+        y->since = their_since;
     uint64_t ms = now_ms > y->asked_ms ? now_ms - y->asked_ms : 0;
     size_t held = ar__sig_rooms_ended_count(srv);
-    if (y->nleft) /* given up on: what they alone knew stays unknown here */
-        ar_log(AR_LOG_WARN, "signal_ended_catchup_incomplete", AR_LF_UINT("asked", y->nasked),
-               AR_LF_UINT("unanswered", y->nleft), AR_LF_UINT("markers", y->learned),
+    if (!answered) /* what it alone knew stays unknown here */
+        ar_log(AR_LOG_WARN, "signal_ended_catchup_unanswered", AR_LF_UINT("markers", y->learned),
                AR_LF_UINT("ms", ms), AR_LF_UINT("rooms_ended", held));
     else
-        ar_log(AR_LOG_INFO, "signal_ended_caught_up", AR_LF_UINT("asked", y->nasked),
-               AR_LF_UINT("markers", y->learned), AR_LF_UINT("ms", ms),
-               AR_LF_UINT("rooms_ended", held));
+        ar_log(AR_LOG_INFO, "signal_ended_caught_up", AR_LF_UINT("markers", y->learned),
+               AR_LF_UINT("ms", ms), AR_LF_UINT("rooms_ended", held));
 }
 
-/* Whom to ask (above): one worker complete for ENDED_KEEP_S, or every live one. */
+/* Asks the live worker whose markers are complete for longest (above). */
 static void sync_ask(ar__sig_srv_t *srv, ended_sync_t *y, uint64_t now_ms)
 {
-    char me[17];
     const ar__sig_node_t *best = NULL;
-    y->nasked = 0;
     for (size_t i = 0; i < srv->nnodes; i++) {
         const ar__sig_node_t *n = &srv->nodes[i];
-        if (n->id == srv->node_id || !ar__sig_node_alive(srv, n->id))
-            continue;
-        y->asked[y->nasked++] = n->id;
-        if (!best || n->ended_cover_s > best->ended_cover_s)
+        if (n->id != srv->node_id && ar__sig_node_alive(srv, n->id) &&
+            (!best || n->ended_cover_s > best->ended_cover_s))
             best = n;
     }
-    if (best && best->ended_cover_s >= ENDED_KEEP_S) {
-        y->asked[0] = best->id;
-        y->nasked = 1;
-    }
-    y->nleft = y->nasked;
     y->asked_ms = now_ms ? now_ms : 1;
     y->round++;
     y->learned = 0;
-    y->got_since = INT64_MAX;
-    if (!y->nasked) { /* nobody else: nothing to learn */
-        sync_finish(srv, y, now_ms);
+    y->asked = best ? best->id : 0;
+    if (!best) { /* nobody else: nothing to learn */
+        sync_finish(srv, y, INT64_MAX, now_ms);
         return;
     }
+    char me[17];
     snprintf(me, sizeof(me), "%016llx", (unsigned long long)srv->node_id);
-    for (size_t i = 0; i < y->nasked; i++)
-        ar__sig_bus_proc(srv, y->asked[i],
-                         json_pack("{s:s,s:s,s:i}", "k", "ended?", "from", me, "q", (int)y->round));
+    ar__sig_bus_proc(srv, y->asked,
+                     json_pack("{s:s,s:s,s:i}", "k", "ended?", "from", me, "q", (int)y->round));
 }
 
 uint64_t ar__sig_rooms_ended_clock(void)
@@ -571,15 +563,15 @@ void ar__sig_rooms_ended_begin(ar__sig_srv_t *srv, uint64_t epoch, uint64_t now_
     if (!tab)
         return; /* no memory for the tables at all: nothing to hold markers in either */
     ended_sync_t *y = &tab->sync;
+    if (!y->begun) /* the start: nothing before now; after a cut, still what it held */
+        y->since = (int64_t)time(NULL);
     y->begun = 1;
     y->pending = 1;
     __atomic_store_n(&srv->ended_catchup, 1, __ATOMIC_RELAXED); /* read by /readyz's thread */
     y->epoch = epoch;
     y->due_ms = now_ms + hear_ms;
     y->asked_ms = 0;
-    y->nasked = y->nleft = 0;
-    /* What this worker heard before a cut it still holds, but not what ended during it. */
-    y->since = (int64_t)time(NULL);
+    y->asked = 0;
 }
 
 int ar__sig_rooms_ended_step(ar__sig_srv_t *srv, uint64_t now_ms)
@@ -594,7 +586,7 @@ int ar__sig_rooms_ended_step(ar__sig_srv_t *srv, uint64_t now_ms)
         return y->pending ? (int)SYNC_ANSWER_MS : -1;
     }
     if (now_ms - y->asked_ms >= SYNC_ANSWER_MS) {
-        sync_finish(srv, y, now_ms);
+        sync_finish(srv, y, INT64_MAX, now_ms);
         return -1;
     }
     return (int)(y->asked_ms + SYNC_ANSWER_MS - now_ms);
@@ -706,19 +698,10 @@ static void sync_take(ar__sig_srv_t *srv, json_t *o)
         ended_insert(srv, rec, (int64_t)exp, now);
         y->learned++;
     }
-    if (!last || !y->pending || !y->asked_ms || (uint32_t)q != y->round)
-        return;
-    uint64_t id = strtoull(w, NULL, 16);
-    for (size_t i = 0; i < y->nasked; i++) {
-        if (y->asked[i] != id)
-            continue;
-        y->asked[i] = 0;
-        y->nleft--;
-        if (since < y->got_since)
-            y->got_since = since;
-        if (!y->nleft)
-            sync_finish(srv, y, ar__sig_rooms_ended_clock());
-        return;
+    if (last && y->pending && y->asked && (uint32_t)q == y->round &&
+        strtoull(w, NULL, 16) == y->asked) {
+        y->asked = 0;
+        sync_finish(srv, y, since, ar__sig_rooms_ended_clock());
     }
 }
 
