@@ -525,14 +525,20 @@ static void sync_finish(ar__sig_srv_t *srv, ended_sync_t *y, int64_t their_since
                AR_LF_UINT("ms", ms), AR_LF_UINT("rooms_ended", held));
 }
 
-/* Asks the live worker whose markers are complete for longest (above). */
+/* Asks the live worker whose markers are complete for longest (above); among those complete
+ * for ENDED_KEEP_S, which all hold the same, one at random, so that the workers of a node
+ * started at once do not all ask the same one. */
 static void sync_ask(ar__sig_srv_t *srv, ended_sync_t *y, uint64_t now_ms)
 {
     const ar__sig_node_t *best = NULL;
+    uint32_t complete = 0;
     for (size_t i = 0; i < srv->nnodes; i++) {
         const ar__sig_node_t *n = &srv->nodes[i];
-        if (n->id != srv->node_id && ar__sig_node_alive(srv, n->id) &&
-            (!best || n->ended_cover_s > best->ended_cover_s))
+        if (n->id == srv->node_id || !ar__sig_node_alive(srv, n->id))
+            continue;
+        if (n->ended_cover_s >= ENDED_KEEP_S) /* reservoir sampling: each complete one alike */
+            best = randombytes_uniform(++complete) == 0 ? n : best;
+        else if (!complete && (!best || n->ended_cover_s > best->ended_cover_s))
             best = n;
     }
     y->asked_ms = now_ms ? now_ms : 1;

@@ -183,6 +183,20 @@ static void test_whom_and_give_up(void **state)
     done(w3);
     done(b);
 
+    /* Among workers complete for 30 minutes (all alike), any one; never an incomplete one. */
+    for (int k = 0; k < 8; k++) {
+        b = su_srv_new(2);
+        ar__sig_rooms_ended_begin(b, 0, T0, 0);
+        hear(b, 1, 5000);
+        hear(b, 3, 1700);
+        hear(b, 4, 1800);
+        ar__sig_rooms_ended_step(b, T0);
+        assert_int_equal(bc_n, 1);
+        assert_true(bc_caught[0].to == 1 || bc_caught[0].to == 4);
+        bc_clear();
+        done(b);
+    }
+
     /* The last page of the worker asked, in this round: its coverage becomes the asker's. */
     b = su_srv_new(2);
     ar__sig_rooms_ended_begin(b, 0, T0, 0);
