@@ -503,9 +503,9 @@ static void ended_free(ended_t *t)
  * a marker the asked worker missed too (both cut when it went out), markers forgotten at the
  * cap everywhere, and a jurisdiction whose every worker stopped.
  */
-#define SYNC_ANSWER_MS 3000u /* the longest wait for an asked worker's last page */
-#define SYNC_PAGE 1024       /* markers a page: 48 KiB of hex */
-#define SYNC_REC 24          /* a marker in a page: its hash, its expiry (8 bytes LE) */
+#define SYNC_ANSWER_MS 3000u  /* the longest wait for an asked worker's last page */
+#define SYNC_PAGE 1024        /* markers a page: 48 KiB of hex */
+#define SYNC_REC ((size_t)24) /* a marker in a page: its hash, its expiry (8 bytes LE) */
 
 /* The round ends: answered (the asker's coverage may begin earlier now) or given up on. */
 static void sync_finish(ar__sig_srv_t *srv, ended_sync_t *y, int64_t their_since, uint64_t now_ms)
