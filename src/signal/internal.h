@@ -332,6 +332,7 @@ typedef struct ar__sig_node_s {
     uint8_t dead;     /* its death was handled */
     uint8_t left;     /* it said it leaves (a graceful stop): gone for good, whatever comes later */
     uint64_t seen_ms; /* monotonic ms when its last heartbeat was taken from the inbox */
+    uint32_t ended_cover_s; /* its heartbeat's "ec": how long its ended rooms are complete */
 } ar__sig_node_t;
 
 #define AR__SIG_NODES_MAX 256
@@ -363,6 +364,8 @@ struct ar__sig_srv_s {
     ar__sig_node_t nodes[AR__SIG_NODES_MAX];
     size_t nnodes;
     uint8_t draining;
+    /* Catching up on ended rooms (invite.c): /readyz 503. Atomic: the operator thread reads. */
+    uint8_t ended_catchup;
     uint8_t kicks;     /* some session's kick is set: ar__sig_resume_kick_marked walks */
     uint32_t drain_at; /* loop second when the remaining connections are closed */
     size_t nrooms, nsessions;
@@ -620,6 +623,21 @@ size_t ar__sig_rooms_ended_count(const ar__sig_srv_t *srv);
 #define AR__SIG_ENDED_MAX (1u << 19) /* markers per worker; at the cap the oldest goes */
 /* The hex key a room is known by on the bus (tests). */
 void ar__sig_room_ended_key(const char *room, char hex[33]);
+/* Catching up on the rooms ended before this worker listened (invite.c, "Catching up"). Times
+ * are ar__sig_rooms_ended_clock()'s (monotonic ms). begin: the bus started (epoch: the
+ * subscribing connection's, bus_pub.c), ask after hear_ms. step: asks or gives up when due;
+ * the ms until the next step, or -1. sync: the same, after beginning a new round if the
+ * connection is up in another epoch (back after a cut); 1 while new sessions must wait.
+ * cover: seconds this worker's markers have been complete (heartbeat "ec"; 0 while catching
+ * up). msg: a proc message "ended?" (answered) or "ended" (a page taken): 1 if it was one. */
+uint64_t ar__sig_rooms_ended_clock(void);
+void ar__sig_rooms_ended_begin(ar__sig_srv_t *srv, uint64_t epoch, uint64_t now_ms,
+                               unsigned hear_ms);
+int ar__sig_rooms_ended_step(ar__sig_srv_t *srv, uint64_t now_ms);
+int ar__sig_rooms_ended_sync(ar__sig_srv_t *srv, uint64_t epoch, int up, uint64_t now_ms);
+uint32_t ar__sig_rooms_ended_cover(const ar__sig_srv_t *srv);
+int ar__sig_rooms_ended_msg(ar__sig_srv_t *srv, void *json_obj);
+#define AR__SIG_ENDED_HEAR_MS 1200u /* at the start: heartbeats heard before asking */
 
 /* flows.c / area.c: what each client message does */
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);

@@ -897,7 +897,8 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
     }
     json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
     const char *k, *peer;
-    if (!o || json_unpack(o, "{s:s,s:s}", "k", &k, "p", &peer) != 0) {
+    if (!o || ar__sig_rooms_ended_msg(srv, o) || /* about no session: invite.c */
+        json_unpack(o, "{s:s,s:s}", "k", &k, "p", &peer) != 0) {
         json_decref(o);
         return;
     }

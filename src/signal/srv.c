@@ -629,7 +629,8 @@ static int metrics_init(ar__sig_srv_t *srv)
 static int ready_cb(void *data)
 {
     const ar__sig_srv_t *srv = data;
-    return !srv->draining;
+    /* Not while it catches up on ended rooms either: it admits no new session then (invite.c). */
+    return !srv->draining && !__atomic_load_n(&srv->ended_catchup, __ATOMIC_RELAXED);
 }
 
 /*
