@@ -68,8 +68,8 @@ static const char *key_value(const char *d, size_t len, const char *key, size_t 
     if (!k)
         return NULL;
     const char *v = k + kl, *end = d + len;
-    const char *q = memchr(v, '"', (size_t)(end - v) < AR_SIG_ID_MAX + 1 ? (size_t)(end - v)
-                                                                           : AR_SIG_ID_MAX + 1);
+    const char *q = memchr(
+        v, '"', (size_t)(end - v) < AR_SIG_ID_MAX + 1 ? (size_t)(end - v) : AR_SIG_ID_MAX + 1);
     if (!q)
         return NULL;
     *vn = (size_t)(q - v);
@@ -123,7 +123,6 @@ void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f)
     f->about = v ? about_hash(v, vn) : ABOUT_NONE;
     ar__sig_about_count(srv, f, 1);
 }
-
 
 /* The peer id `peer` is v (vn bytes). */
 static int same_peer(const char *v, size_t vn, const char *peer)

@@ -799,8 +799,7 @@ static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
         ar__sig_sess_t *s = r ? r->local : NULL;
         if (s && s->is_backup) {
             pending_take(srv, s, fid);
-            ar__sig_frame_t *f =
-                frame_new(srv, fid, (int64_t)seq, action, (const char *)d + i, fl);
+            ar__sig_frame_t *f = frame_new(srv, fid, (int64_t)seq, action, (const char *)d + i, fl);
             if (f) {
                 f->uncertain = s->copies_uncertain;
                 s->seq = (int64_t)seq;
