@@ -334,6 +334,8 @@ typedef struct ar__sig_node_s {
 } ar__sig_node_t;
 
 #define AR__SIG_NODES_MAX 256
+#define AR__SIG_GONE_MAX 1024
+#define AR__SIG_GONE_S 30
 #define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
 #define AR__SIG_REC_BUCKETS 65536
 #define AR__SIG_SMALL_BUCKETS 4096
@@ -372,6 +374,17 @@ struct ar__sig_srv_s {
      * a frame about several counted once for each (sess.c): a patient's end looks through the
      * buffers only when some frame may be about it. 256 KiB, untouched pages until used. */
     uint32_t about_n[65536];
+    /* Patients and invitees that went in the last AR__SIG_GONE_S seconds (the last
+     * AR__SIG_GONE_MAX of them), their tags, and how many of those have each tag: a frame
+     * about one of them that arrives after its deletion (a backup's copy, a hand-over's buffer,
+     * a frame from another worker still on the bus) is redacted as it enters (purge.c). */
+    struct {
+        char peer[AR__SIG_PEER_LEN];
+        uint32_t at;
+    } gone[AR__SIG_GONE_MAX];
+    uint16_t gone_tag[AR__SIG_GONE_MAX];
+    uint32_t gone_next;
+    uint8_t gone_n[65536];
     ar_metrics_t *metrics;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;

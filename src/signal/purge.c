@@ -102,7 +102,8 @@ void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir)
         srv->about_n[about_hash(v, vn)] += (uint32_t)dir;
 }
 
-void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f)
+/* f's tag from its body, counted. */
+static void tag(ar__sig_srv_t *srv, ar__sig_frame_t *f)
 {
     size_t pos = 0, vn = 0;
     const char *v = NULL;
@@ -124,10 +125,10 @@ void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f)
     ar__sig_about_count(srv, f, 1);
 }
 
-/* The peer id `peer` is v (vn bytes). */
+/* The peer id `peer` (AR__SIG_PEER_LEN bytes, as every session's) is v (vn bytes). */
 static int same_peer(const char *v, size_t vn, const char *peer)
 {
-    return vn == strlen(peer) && memcmp(v, peer, vn) == 0;
+    return vn == AR__SIG_PEER_LEN && memcmp(v, peer, vn) == 0;
 }
 
 /* f (about one peer) is about `peer`. */
@@ -164,7 +165,7 @@ static void rewrite(ar__sig_srv_t *srv, ar__sig_frame_t *f, const char *b, size_
     if (bytes)
         *bytes -= f->len - (uint32_t)n;
     f->len = (uint32_t)n;
-    ar__sig_about_tag(srv, f);
+    tag(srv, f);
 }
 
 /* A joined or queue snapshot rebuilt without `peer`'s item: 0, or -1 when it could not be (no
@@ -239,11 +240,65 @@ static int purge_frame(ar__sig_srv_t *srv, ar__sig_frame_t *f, const char *peer,
     return 1;
 }
 
+/* One who went, remembered for the frames about them still on their way (srv->gone). */
+static void gone_note(ar__sig_srv_t *srv, const char *peer, uint16_t t)
+{
+    uint32_t i = srv->gone_next++ % AR__SIG_GONE_MAX;
+    uint8_t *old = &srv->gone_n[srv->gone_tag[i]];
+    if (srv->gone[i].at && *old && *old < UINT8_MAX)
+        (*old)--;
+    memcpy(srv->gone[i].peer, peer, AR__SIG_PEER_LEN);
+    srv->gone[i].at = srv->now ? srv->now : 1;
+    srv->gone_tag[i] = t;
+    if (srv->gone_n[t] < UINT8_MAX)
+        srv->gone_n[t]++;
+}
+
+/* A peer with tag t that went in the last AR__SIG_GONE_S seconds and that f is about; NULL. A
+ * count saturated at 255 stays so: only a look more. */
+static const char *gone_in(const ar__sig_srv_t *srv, const ar__sig_frame_t *f, uint16_t t)
+{
+    if (!srv->gone_n[t])
+        return NULL;
+    for (uint32_t i = 0; i < AR__SIG_GONE_MAX; i++) {
+        if (srv->gone_tag[i] != t || !srv->gone[i].at ||
+            srv->now - srv->gone[i].at > AR__SIG_GONE_S)
+            continue;
+        const char *p = srv->gone[i].peer;
+        if (f->about == ABOUT_MANY ? about_many(f, p) : about_one(f, p))
+            return p;
+    }
+    return NULL;
+}
+
+/* Any peer f is about that went lately: NULL, or one of them. */
+static const char *late(const ar__sig_srv_t *srv, const ar__sig_frame_t *f)
+{
+    if (f->about != ABOUT_MANY)
+        return f->about == ABOUT_NONE ? NULL : gone_in(srv, f, f->about);
+    size_t pos = 0, vn;
+    const char *v, *p;
+    while ((v = key_value(f->data, f->len, "\"peer\":\"", &pos, &vn)))
+        if ((p = gone_in(srv, f, about_hash(v, vn))))
+            return p;
+    return NULL;
+}
+
+void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f)
+{
+    tag(srv, f);
+    /* Each pass takes one of them out of f (a snapshot may name several), or all of f. */
+    const char *p;
+    while ((p = late(srv, f)))
+        purge_frame(srv, f, p, f->about, NULL);
+}
+
 size_t ar__sig_frames_purge(ar__sig_srv_t *srv, const ar__sig_rec_t *gone)
 {
     if (gone->role != AR_SIG_ROLE_PATIENT && gone->role != AR_SIG_ROLE_INVITEE)
         return 0;
-    uint16_t t = about_hash(gone->peer, strlen(gone->peer));
+    uint16_t t = about_hash(gone->peer, AR__SIG_PEER_LEN);
+    gone_note(srv, gone->peer, t);
     size_t n = 0;
     /* Every session this worker owns or backs up: a staff member who left the room or
      * unsubscribed since, or whose patient was transferred, may hold frames about it too. */

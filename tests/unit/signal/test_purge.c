@@ -427,11 +427,74 @@ static void test_staff_and_strangers(void **state)
     ar_free(O);
 }
 
+/*
+ * Frames about the patient that reach a worker after it applied the deletion: the owner's
+ * numbered copies still in their batch, a frame on to.<peer> from another worker, a hand-over's
+ * buffer. Each is redacted (or rebuilt) as it enters; AR__SIG_GONE_S later, no longer looked
+ * for (a new frame naming that id is a new one's business, and none can come so late).
+ */
+static void test_late_frames(void **state)
+{
+    (void)state;
+    ar_sig_init();
+    frame_t fr[NF];
+    size_t n = make_frames(fr);
+    ar__sig_srv_t *O = su_srv_new(1), *B = su_srv_new(2);
+    records(O);
+    records(B);
+    ar__sig_sess_t *so = ar__sig_sess_link_new(O, ar__sig_rec_find(O, STAFF), 0);
+    ar__sig_sess_t *sb = ar__sig_sess_link_new(B, ar__sig_rec_find(B, STAFF), 1);
+    assert_non_null(so);
+    assert_non_null(sb);
+    /* The backup applies the deletions before any copy arrives. */
+    apply_del(B, PAT);
+    apply_del(B, INV);
+    for (size_t i = 0; i < n; i++) {
+        ar__sig_sess_deliver(O, so, fr[i].fid, 0, fr[i].data, fr[i].len, 0);
+        if (i < 8)
+            copy_to_backup(B, so->tail);
+        else
+            ar__sig_sess_deliver(B, sb, fr[i].fid, 0, fr[i].data, fr[i].len, 0);
+    }
+    assert_no_secret(sb->head);
+    assert_no_secret(sb->pending);
+    /* A hand-over's or adoption's buffer: the owner's, not purged (it never saw the deletion). */
+    json_t *frames = ar__sig_frames_json(so);
+    assert_non_null(frames);
+    ar__sig_load_frames(B, sb, frames);
+    json_decref(frames);
+    check_buffer(sb, fr, n); /* all twelve, as the purge on the owner would have left them */
+    assert_no_secret(sb->head);
+
+    /* Half a minute on, the same ids are not looked for any more. */
+    B->now += AR__SIG_GONE_S + 1;
+    fr[4].fid[15] = 1; /* another frame */
+    ar__sig_sess_deliver(B, sb, fr[4].fid, 0, fr[4].data, fr[4].len, 0);
+    assert_non_null(sb->pending_tail);
+    assert_memory_equal(sb->pending_tail->data, fr[4].data, fr[4].len);
+
+    ar__sig_rec_free(O, ar__sig_rec_find(O, STAFF));
+    ar__sig_rec_free(B, ar__sig_rec_find(B, STAFF));
+    assert_int_equal(counted(O), 0);
+    assert_int_equal(counted(B), 0);
+    const char *rest[] = {PAT, INV, OTHER};
+    for (size_t i = 0; i < 3; i++) {
+        ar__sig_rec_t *r = ar__sig_rec_find(O, rest[i]);
+        if (r)
+            ar__sig_rec_free(O, r);
+        if ((r = ar__sig_rec_find(B, rest[i])))
+            ar__sig_rec_free(B, r);
+    }
+    ar_free(O);
+    ar_free(B);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_end_purges_owner_and_backup),
         cmocka_unit_test(test_staff_and_strangers),
+        cmocka_unit_test(test_late_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
