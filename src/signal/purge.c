@@ -38,7 +38,7 @@ enum { K_NONE, K_FROM, K_PEER, K_MANY };
  * fixed place, and a key ("peer":") cannot occur inside a string value, where every quote is
  * escaped: the first one found is the field.
  */
-static int about_kind(const char *d, size_t len)
+static int about_kind(const char *d, size_t len, size_t *first)
 {
     static const char pre[] = "{\"v\":1,\"type\":\"";
     size_t pl = sizeof(pre) - 1;
@@ -46,6 +46,11 @@ static int about_kind(const char *d, size_t len)
         return K_NONE;
     const char *t = d + pl, *q = memchr(t, '"', len - pl < 16 ? len - pl : 16);
     size_t n = q ? (size_t)(q - t) : 0;
+    /* Where the first field starts, after "seq":0 (the relays' "from", peer_joined's and hold's
+     * "peer"): looked at there before any search. */
+    *first = q && (size_t)(q - d) + 10 <= len && memcmp(q, "\",\"seq\":0,", 10) == 0
+                 ? (size_t)(q - d) + 10
+                 : 0;
 #define IS(w) (n == sizeof(w) - 1 && memcmp(t, w, n) == 0)
     if (IS("offer") || IS("answer") || IS("candidate"))
         return K_FROM;
@@ -64,7 +69,10 @@ static const char *key_value(const char *d, size_t len, const char *key, size_t 
     size_t kl = strlen(key);
     if (*pos >= len)
         return NULL;
-    const char *k = memmem(d + *pos, len - *pos, key, kl);
+    /* memmem's set-up costs more than the rest of the tag: not when the key is where we look. */
+    const char *k = len - *pos >= kl && memcmp(d + *pos, key, kl) == 0
+                        ? d + *pos
+                        : memmem(d + *pos, len - *pos, key, kl);
     if (!k)
         return NULL;
     const char *v = k + kl, *end = d + len;
@@ -77,14 +85,34 @@ static const char *key_value(const char *d, size_t len, const char *key, size_t 
     return v;
 }
 
-/* FNV-1a, folded to 16 bits, past the two reserved values. Not keyed: a tag only selects the
- * frames the purge compares, so a collision someone arranged costs a comparison, nothing more. */
+/* The value of key in a frame about one peer: at `first` (the first field) when it is there,
+ * else the first one found. */
+static const char *subject(const char *d, size_t len, const char *key, size_t first, size_t *vn)
+{
+    size_t pos = 0, kl = strlen(key);
+    if (first && first + kl <= len && memcmp(d + first, key, kl) == 0)
+        pos = first; /* key_value takes it there without a search */
+    return key_value(d, len, key, &pos, vn);
+}
+
+/* 16 bits of the id, past the two reserved values. Peer ids are 128 random bits the server
+ * drew, so their first and last eight bytes, multiplied and folded, spread well enough; shorter
+ * values (never a session's) go byte by byte. Not keyed: a tag only selects the frames the
+ * purge compares, so a collision someone arranged costs a comparison, nothing more. */
 static uint16_t about_hash(const char *p, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)p[i]) * 16777619u;
-    h ^= h >> 16;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+        h = (h ^ a) * 0xff51afd7ed558ccdull;
+        h = (h ^ b ^ (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ (uint8_t)p[i]) * 0x100000001b3ull;
+    }
+    h ^= h >> 32;
     return (uint16_t)(2 + (h & 0xffffu) % 65534u);
 }
 
@@ -105,14 +133,14 @@ void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir)
 /* f's tag from its body, counted. */
 static void tag(ar__sig_srv_t *srv, ar__sig_frame_t *f)
 {
-    size_t pos = 0, vn = 0;
+    size_t first, vn = 0;
     const char *v = NULL;
-    switch (about_kind(f->data, f->len)) {
+    switch (about_kind(f->data, f->len, &first)) {
     case K_FROM:
-        v = key_value(f->data, f->len, "\"from\":\"", &pos, &vn);
+        v = subject(f->data, f->len, "\"from\":\"", first, &vn);
         break;
     case K_PEER:
-        v = key_value(f->data, f->len, "\"peer\":\"", &pos, &vn);
+        v = subject(f->data, f->len, "\"peer\":\"", first, &vn);
         break;
     case K_MANY:
         f->about = ABOUT_MANY;
@@ -134,10 +162,10 @@ static int same_peer(const char *v, size_t vn, const char *peer)
 /* f (about one peer) is about `peer`. */
 static int about_one(const ar__sig_frame_t *f, const char *peer)
 {
-    int k = about_kind(f->data, f->len);
-    size_t pos = 0, vn = 0;
-    const char *v = k == K_FROM   ? key_value(f->data, f->len, "\"from\":\"", &pos, &vn)
-                    : k == K_PEER ? key_value(f->data, f->len, "\"peer\":\"", &pos, &vn)
+    size_t first, vn = 0;
+    int k = about_kind(f->data, f->len, &first);
+    const char *v = k == K_FROM   ? subject(f->data, f->len, "\"from\":\"", first, &vn)
+                    : k == K_PEER ? subject(f->data, f->len, "\"peer\":\"", first, &vn)
                                   : NULL;
     return v && same_peer(v, vn, peer);
 }
