@@ -62,6 +62,9 @@ void ar__sig_addrs_free(ar__sig_addrs_t *t);
  * on_hello): past the longest wait in a waiting room, short of for ever. */
 #define AR__SIG_RESUME_EXPIRED_MAX_S ((int64_t)4 * 3600)
 #define AR__SIG_RESUME_LEN 43 /* the peer id, '.', 20 characters of base64url (120 bits) */
+/* The previous resume secret a session keeps until its client proves it got the new one
+ * (sess.c ar__sig_sess_rotate_resume): a truncated BLAKE2b hash of the token, not the token. */
+#define AR__SIG_PREV_LEN 8
 #define AR__SIG_ROOM_MAX 4
 #define AR__SIG_LANG_MAX 35 /* a record's lang (ar_token_claims_t's lang[36]) */
 #define AR__SIG_QUEUE_MAX 500
@@ -267,11 +270,14 @@ struct ar__sig_sess_s {
     ar__sig_claims_t *claims; /* owner only */
     void *sub_to;             /* natsSubscription on ar.<jur>.to.<peer> */
     uint8_t subhash[16];
+    /* The previous resume secret's hash, while has_prev (sess.c ar__sig_sess_rotate_resume):
+     * 8 bytes, so the struct stays in the allocator's 288-byte class (280 bytes). */
+    uint8_t prev_resume[AR__SIG_PREV_LEN];
     char resume[AR__SIG_RESUME_LEN + 1];
     uint8_t is_backup;
     uint8_t provisional; /* made only to catch frames during a resume: never promoted */
     uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
-    /* One byte between them, the struct's last padding (272 bytes):
+    /* One byte between them, the struct's last padding:
      *  - copies_uncertain: a backup whose owner is such a promotion (adopt "u"): the frames that
      *    owner numbers are uncertain here too, until the client resumes ("res"), in case this
      *    copy is promoted;
@@ -280,8 +286,10 @@ struct ar__sig_sess_s {
      *  - resumed: a connection started resuming into it (resume.c): its free lets go of them;
      *  - handed: the owner's copy after it answered "taken" (sess.c on_take): a backup copy kept
      *    until the new owner (prev_owner) announces itself, promoted back should it die first;
-     *    with provisional, a resume's copy kept for the owner's answer (ar__sig_sess_orphan). */
-    uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1;
+     *    with provisional, a resume's copy kept for the owner's answer (ar__sig_sess_orphan);
+     *  - has_prev: prev_resume holds a secret the client may still hold (its welcome may have
+     *    been lost), wiped at its first frame after that welcome. */
+    uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1, has_prev : 1;
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
@@ -454,6 +462,26 @@ ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int 
 /* err (when not NULL): 0, or why there is none (AR_ENOMEM, or the subscription's error). */
 ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup, int *err);
 void ar__sig_sess_new_resume(ar__sig_sess_t *s);
+/*
+ * The resume secret, renewed at a resume whose client presented `presented` (its current or its
+ * previous secret): the new one is sent in the welcome, and the presented one is kept (as
+ * prev_resume) until the client's first frame after that welcome, in case the welcome is lost
+ * with its connection (protocol.md 5.10). Both travel wherever the secret does: to the backup
+ * ("adopt", "res") and with a hand-over ("taken").
+ */
+void ar__sig_sess_rotate_resume(ar__sig_sess_t *s, const char *presented);
+/* Whether resume (AR__SIG_RESUME_LEN characters) is s's current or kept previous secret and
+ * subhash its subject's hash; in constant time for a given outcome of each compare. */
+int ar__sig_sess_secret_ok(const ar__sig_sess_t *s, const char *resume, const uint8_t subhash[16]);
+/* The previous secret forgotten (wiped). */
+void ar__sig_sess_prev_wipe(ar__sig_sess_t *s);
+/* The client of s sent a frame after its welcome, so it holds the secret that welcome carried:
+ * the previous one is wiped, here and on the backup ("got"). Nothing when there is none. */
+void ar__sig_sess_resume_confirmed(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+/* The previous secret as the bus carries it ("q": 16 hex digits), into a message o (a json_t)
+ * when s keeps one; and read from one into s (absent or malformed: none kept). */
+void ar__sig_sess_prev_put(const ar__sig_sess_t *s, void *o);
+void ar__sig_sess_prev_get(ar__sig_sess_t *s, const void *o);
 /* An unresumed promotion (ar__sig_sess_unresumed_promotion) undone: s is a backup copy again,
  * a connection closed in this batch of events (GONE) that still points at it lets go, and the
  * losses it noted as owner are forgotten (the owner noted them too). */

@@ -37,6 +37,85 @@ void ar__sig_sess_new_resume(ar__sig_sess_t *s)
     s->resume[AR__SIG_RESUME_LEN] = '\0';
 }
 
+static void prev_hash(const char *resume, uint8_t out[AR__SIG_PREV_LEN])
+{
+    uint8_t h[crypto_generichash_BYTES_MIN];
+    crypto_generichash(h, sizeof(h), (const uint8_t *)resume, AR__SIG_RESUME_LEN, NULL, 0);
+    memcpy(out, h, AR__SIG_PREV_LEN);
+    sodium_memzero(h, sizeof(h));
+}
+
+/*
+ * What is kept is the secret the client presented, whichever of the two it was: a client holds
+ * either that one (the welcome with the new secret was lost) or the new one, never the secret
+ * it did not present. So after two lost welcomes in a row (A presented, welcome B lost; A
+ * presented again, welcome C lost) A still works and B does not, which the client never had;
+ * a client that got C and presents it makes C the kept one and A goes. Only a hash is kept:
+ * 64 bits, checked only with a signed token of the same subject, online, within the grace
+ * period and until the client's first frame, against 120 bits for the current secret.
+ */
+void ar__sig_sess_rotate_resume(ar__sig_sess_t *s, const char *presented)
+{
+    prev_hash(presented, s->prev_resume);
+    s->has_prev = 1;
+    ar__sig_sess_new_resume(s);
+}
+
+void ar__sig_sess_prev_wipe(ar__sig_sess_t *s)
+{
+    sodium_memzero(s->prev_resume, sizeof(s->prev_resume));
+    s->has_prev = 0;
+}
+
+int ar__sig_sess_secret_ok(const ar__sig_sess_t *s, const char *resume, const uint8_t subhash[16])
+{
+    if (strlen(resume) != AR__SIG_RESUME_LEN)
+        return 0;
+    uint8_t h[AR__SIG_PREV_LEN];
+    prev_hash(resume, h);
+    /* Both compared whatever the first gives, so that the time taken does not tell which. */
+    int cur = strlen(s->resume) == AR__SIG_RESUME_LEN &&
+              sodium_memcmp(resume, s->resume, AR__SIG_RESUME_LEN) == 0;
+    int prev = sodium_memcmp(h, s->prev_resume, AR__SIG_PREV_LEN) == 0 && s->has_prev;
+    int sub = sodium_memcmp(subhash, s->subhash, 16) == 0;
+    sodium_memzero(h, sizeof(h));
+    return (cur | prev) & sub;
+}
+
+void ar__sig_sess_resume_confirmed(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    if (!s->has_prev)
+        return;
+    ar__sig_sess_prev_wipe(s);
+    /* The backup forgets it too: promoted, it would otherwise still take a secret the client
+     * has replaced. Ordered after the "adopt" or "res" that brought it (one publisher). */
+    if (s->rec->backup)
+        ar__sig_bus_proc(srv, s->rec->backup,
+                         json_pack("{s:s,s:s}", "k", "got", "p", s->rec->peer));
+}
+
+void ar__sig_sess_prev_put(const ar__sig_sess_t *s, void *o)
+{
+    if (!o || !s->has_prev)
+        return;
+    char hex[2 * AR__SIG_PREV_LEN + 1];
+    sodium_bin2hex(hex, sizeof(hex), s->prev_resume, AR__SIG_PREV_LEN);
+    (void)json_object_set_new(o, "q", json_string(hex));
+}
+
+void ar__sig_sess_prev_get(ar__sig_sess_t *s, const void *o)
+{
+    const char *hex = json_string_value(json_object_get(o, "q"));
+    uint8_t h[AR__SIG_PREV_LEN];
+    ar__sig_sess_prev_wipe(s);
+    if (hex && strlen(hex) == 2 * (size_t)AR__SIG_PREV_LEN &&
+        sodium_hex2bin(h, sizeof(h), hex, strlen(hex), NULL, NULL, NULL) == 0) {
+        memcpy(s->prev_resume, h, sizeof(h));
+        s->has_prev = 1;
+    }
+    sodium_memzero(h, sizeof(h));
+}
+
 static void frame_free_list(ar__sig_srv_t *srv, ar__sig_frame_t *f)
 {
     while (f) {
@@ -437,11 +516,11 @@ static void send_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     sodium_bin2hex(hex, sizeof(hex), s->subhash, 16);
     /* "u": we are a promotion no client has resumed yet, so the frames we number now are
      * uncertain (own_frame), and must be on the backup too, should it be promoted in turn. */
-    ar__sig_bus_proc(srv, s->rec->backup,
-                     json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}", "k", "adopt", "p", s->rec->peer,
-                               "r", s->resume, "h", hex, "seq", (json_int_t)s->seq, "ack",
-                               (json_int_t)s->acked, "fr", ar__sig_frames_json(s), "u",
-                               s->promoted));
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}", "k", "adopt", "p", s->rec->peer, "r",
+                          s->resume, "h", hex, "seq", (json_int_t)s->seq, "ack",
+                          (json_int_t)s->acked, "fr", ar__sig_frames_json(s), "u", s->promoted);
+    ar__sig_sess_prev_put(s, o); /* "q": the previous secret, kept until the client's frame */
+    ar__sig_bus_proc(srv, s->rec->backup, o);
 }
 
 /* Sends the backup everything it needs to take over: the resume secret and the buffer. */
@@ -751,6 +830,7 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     s->provisional = 0; /* a real backup now */
     s->handed = 0;      /* handed over and chosen as the new owner's backup */
     snprintf(s->resume, sizeof(s->resume), "%s", resume);
+    ar__sig_sess_prev_get(s, o);
     if (sodium_hex2bin(s->subhash, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
         memset(s->subhash, 0, 16);
     s->seq = seq;
@@ -855,14 +935,18 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
         }
     } else if (strcmp(k, "res") == 0 && s && s->is_backup) {
         const char *res;
-        if (json_unpack(o, "{s:s}", "r", &res) == 0)
+        if (json_unpack(o, "{s:s}", "r", &res) == 0) {
             snprintf(s->resume, sizeof(s->resume), "%s", res);
+            ar__sig_sess_prev_get(s, o); /* the secret the client presented ("q") */
+        }
         s->copies_uncertain = 0; /* the owner's promotion ended with this resume */
         /* The owner's resume replayed all the uncertain frames ("c"): a later promotion of
          * ours must not replay them again. Without it the replay broke off and they stay. */
         if (json_is_true(json_object_get(o, "c")))
             for (ar__sig_frame_t *f = s->head; f; f = f->next)
                 f->uncertain = 0;
+    } else if (strcmp(k, "got") == 0 && s && s->is_backup) {
+        ar__sig_sess_prev_wipe(s); /* the client got its new secret (owner's confirmed) */
     } else if (strcmp(k, "drop") == 0 && s && s->is_backup) {
         if (!ar__sig_sess_resuming(srv, s))
             ar__sig_sess_free(srv, s);
