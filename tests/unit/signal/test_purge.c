@@ -24,7 +24,7 @@
 
 #include <cmocka.h>
 
-#define NF 12
+#define NF 13
 #define STAFF "SSSSSSSSSSSSSSSSSSSSSS"
 #define PAT "PPPPPPPPPPPPPPPPPPPPPP"
 #define OTHER "QQQQQQQQQQQQQQQQQQQQQQ"
@@ -128,6 +128,12 @@ static size_t make_frames(frame_t *fr)
     ar_sig_msg_init(&m, AR_SIG_CANDIDATE);
     m.u.cand.peer = str(PAT);
     m.u.cand.candidate = str("candidate:1 1 udp 2122260223 198.51.100.77 54400 typ host");
+    build(&fr[n], &m, REDACT, (int)n);
+    n++;
+
+    ar_sig_msg_init(&m, AR_SIG_HOLD);
+    m.u.act.peer = str(PAT);
+    m.u.act.on = 1;
     build(&fr[n], &m, REDACT, (int)n);
     n++;
 
@@ -304,9 +310,9 @@ static uint64_t counted(const ar__sig_srv_t *srv)
 }
 
 /*
- * Worker 1 owns the staff member's session and numbers the twelve frames; worker 2 backs it up
- * and got the numbered copies of the first eight (the rest were in flight): it holds those
- * four as pending, from to.<peer>. The patient's and invitee's records are deleted on both
+ * Worker 1 owns the staff member's session and numbers the thirteen frames; worker 2 backs it
+ * up and got the numbered copies of the first eight (the rest were in flight): it holds those
+ * five as pending, from to.<peer>. The patient's and invitee's records are deleted on both
  * (the end: the patient's owner publishes "del"), the owner's own view through rec_publish.
  */
 static void test_end_purges_owner_and_backup(void **state)
@@ -357,21 +363,21 @@ static void test_end_purges_owner_and_backup(void **state)
     assert_no_secret(sb->head);
     assert_no_secret(sb->pending);
 
-    /* A resume on the owner: twelve frames, seq 1 to 12, five redacted. */
+    /* A resume on the owner: thirteen frames, seq 1 to 13, six redacted. */
     rx_t rx = {1, 0};
     assert_int_equal(ar__sig_replay_to(so, 0, replay_cb, &rx), 0);
     assert_int_equal(rx.next, (int64_t)n + 1);
-    assert_int_equal(rx.redacted, 5);
+    assert_int_equal(rx.redacted, 6);
 
     /* The owner dies; the backup numbers its pending frames after the copies and a resume
-     * there replays the same twelve, the same five redacted. */
+     * there replays the same thirteen, the same six redacted. */
     ar__sig_node_dead(B, 1);
     assert_false(sb->is_backup);
     check_buffer(sb, fr, n);
     rx = (rx_t){1, 0};
     ar__sig_replay_to(sb, 0, replay_cb, &rx);
     assert_int_equal(rx.next, (int64_t)n + 1);
-    assert_int_equal(rx.redacted, 5);
+    assert_int_equal(rx.redacted, 6);
 
     /* The counts the purge relies on follow every frame in and out. */
     ar__sig_rec_free(O, ar__sig_rec_find(O, STAFF));
@@ -416,8 +422,8 @@ static void test_staff_and_strangers(void **state)
     assert_int_equal(ar__sig_frames_purge(O, stranger), 0);
     assert_int_equal(counted(O), before);
     assert_memory_equal(so->tail->data, from_staff.data, from_staff.len);
-    /* The patient: six frames changed, in place (four redacted, two rebuilt). */
-    assert_int_equal(ar__sig_frames_purge(O, ar__sig_rec_find(O, PAT)), 6);
+    /* The patient: seven frames changed, in place (five redacted, two rebuilt). */
+    assert_int_equal(ar__sig_frames_purge(O, ar__sig_rec_find(O, PAT)), 7);
     assert_int_equal(ar__sig_frames_purge(O, ar__sig_rec_find(O, PAT)), 0); /* once */
     const char *all[] = {
         STAFF, PAT, INV, OTHER, "TTTTTTTTTTTTTTTTTTTTTT", "ZZZZZZZZZZZZZZZZZZZZZZ"};
@@ -463,7 +469,7 @@ static void test_late_frames(void **state)
     assert_non_null(frames);
     ar__sig_load_frames(B, sb, frames);
     json_decref(frames);
-    check_buffer(sb, fr, n); /* all twelve, as the purge on the owner would have left them */
+    check_buffer(sb, fr, n); /* all thirteen, as the purge on the owner would have left them */
     assert_no_secret(sb->head);
 
     /* Half a minute on, the same ids are not looked for any more. */
