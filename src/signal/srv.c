@@ -211,6 +211,7 @@ static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
     if (cn->next)
         cn->next->prev = cn->prev;
     cn->state = AR__SIG_C_GONE;
+    ar__sig_snap_conn_gone(srv, cn); /* a queue snapshot still to send goes with it */
     /* The code we closed with decides whether the session ends, even when our close frame could
      * not be sent and the net layer reports 1006. */
     if (!cn->close_code)
@@ -460,6 +461,15 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
     ar_sig_msg_free(&m);
 }
 
+/* Asked for by a queue snapshot with more pages to send (area.c). */
+static void on_writable(ar_sn_conn_t *c, void *data)
+{
+    (void)data;
+    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    if (cn)
+        ar__sig_snap_writable(cn);
+}
+
 void ar__sig_net_handler(ar__sig_srv_t *srv, ar_sn_handler_t *h)
 {
     *h = (ar_sn_handler_t){.accept_cb = on_accept,
@@ -469,6 +479,7 @@ void ar__sig_net_handler(ar__sig_srv_t *srv, ar_sn_handler_t *h)
                            .close_cb = on_close,
                            .free_cb = on_free,
                            .control_cb = on_control,
+                           .writable_cb = on_writable,
                            .data = srv};
 }
 
