@@ -7,11 +7,39 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, test } from 'node:test';
-import { connect, patientToken, rid, sleep, staffToken, startNats, startNode, stopAll } from './lib.mjs';
+import { Client, patientToken, rid, sleep, staffToken, startNats, startNode, stopAll } from './lib.mjs';
 
 const N = Number(process.env.AR_SNAP_PATIENTS ?? 500);
 const name = '"'.repeat(64);
 const answers = ['a', 'b', 'c', 'd'].map((q) => ({ q: `q${q}`.repeat(31), a: '\\'.repeat(200) }));
+
+// Client.next leaves its timer running: a thousand of them would keep this file's process alive
+// for seconds after its test. These waits clear theirs.
+function take(c, pred, ms = 15000) {
+  const match = typeof pred === 'string' ? (f) => f.type === pred : pred;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      c.waiters = c.waiters.filter((w) => w !== check);
+      reject(new Error(`timeout waiting; have ${JSON.stringify(c.frames.map((f) => f.type))}`));
+    }, ms);
+    function check() {
+      const i = c.frames.findIndex(match);
+      if (i >= 0 || c.closed !== null) clearTimeout(timer);
+      if (i >= 0) resolve(c.frames.splice(i, 1)[0]);
+      else if (c.closed !== null) reject(new Error(`closed (${c.closed}) waiting`));
+      else c.waiters.push(check);
+    }
+    check();
+  });
+}
+
+async function connect(token) {
+  const c = await new Client(node.url).open();
+  c.send({ type: 'hello', token });
+  c.welcome = await take(c, 'welcome');
+  c.peer = c.welcome.peer;
+  return c;
+}
 
 let node;
 const patients = [];
@@ -30,9 +58,9 @@ before(async () => {
   node = await startNode('s', nats, { workers: 1, maxPerAddr: N + 50 });
   for (let i = 0; i < N; i += 50) {
     const batch = await Promise.all(Array.from({ length: Math.min(50, N - i) }, async () => {
-      const p = await connect(node, patientToken(rid(), { area: 'big' }));
+      const p = await connect(patientToken(rid(), { area: 'big' }));
       p.send({ type: 'arrive', clinic: 'c1', area: 'big', name, consent: true, answers });
-      assert.equal((await p.next('wait', 15000)).status, 'waiting');
+      assert.equal((await take(p, 'wait')).status, 'waiting');
       return p;
     }));
     patients.push(...batch);
@@ -48,7 +76,7 @@ async function snapshot(s, area) {
   const entries = [];
   let bytes = 0;
   for (;;) {
-    const page = await s.next((f) => f.type === 'queue' && f.area === area, 15000);
+    const page = await take(s, (f) => f.type === 'queue' && f.area === area);
     assert.ok(page.entries.length <= 32);
     entries.push(...page.entries);
     bytes += JSON.stringify(page).length;
@@ -57,7 +85,7 @@ async function snapshot(s, area) {
 }
 
 test('a snapshot past the output cap reaches a staff member who reads slowly', async () => {
-  const s = await connect(node, staffToken());
+  const s = await connect(staffToken());
   // Not reading for a while: the kernel's buffers fill, and whatever the server still has to
   // send waits in its queue for this connection, which must stay under the cap.
   if (!process.env.AR_SNAP_NOPAUSE) s.ws._socket.pause();
@@ -75,6 +103,65 @@ test('a snapshot past the output cap reaches a staff member who reads slowly', a
   }
   // The connection still works: a ping is answered after the snapshot.
   s.send({ type: 'ping' });
-  await s.next('pong');
+  await take(s, 'pong');
   s.close();
+});
+
+// Deltas while the snapshot is being paged (area.c, the rule above snap_pages): the snapshot
+// lists each patient who waited when the subscription was handled at most once, with its state
+// when its page was built; one who arrives later comes by queue_add only; one who leaves before
+// its page is not listed, and nobody after it is skipped. Applied in order, pages and deltas
+// make up the queue as it is.
+test('deltas during a paged snapshot: every patient once, the queue as it ends up', async () => {
+  const s = await connect(staffToken());
+  const desk = await connect(staffToken(['receptionist']));
+  s.ws._socket.pause();
+  s.send({ type: 'subscribe', clinic: 'c1', area: 'big' });
+  await sleep(300); // the first pages fill the kernel's buffers; the rest wait for the reader
+  const gone = [patients[5], patients[250], patients[N - 1]];
+  const held = [patients[3], patients[300]];
+  for (const p of gone) desk.send({ type: 'transfer', peer: p.peer, area: 'other' });
+  for (const p of held) desk.send({ type: 'hold', peer: p.peer, on: true });
+  for (const p of gone) assert.equal((await take(p, 'wait')).area, 'other');
+  for (const p of held) assert.equal((await take(p, 'wait')).status, 'hold');
+  const late = [];
+  for (let i = 0; i < 3; i++) {
+    const p = await connect(patientToken(rid(), { area: 'big' }));
+    p.send({ type: 'arrive', clinic: 'c1', area: 'big', name: 'Late', consent: true });
+    assert.equal((await take(p, 'wait')).status, 'waiting');
+    late.push(p);
+  }
+  s.ws._socket.resume();
+  await snapshot(s, 'big');
+  for (const p of late) await take(s, (f) => f.type === 'queue_add' && f.entry.peer === p.peer);
+  await sleep(300); // nothing more should come
+  assert.equal(s.closed, null);
+
+  const view = new Map();
+  const listed = new Set();
+  for (const f of s.all) {
+    if (f.area !== 'big') continue;
+    if (f.type === 'queue') {
+      for (const e of f.entries) {
+        assert.ok(!listed.has(e.peer), 'a patient listed twice in one snapshot');
+        listed.add(e.peer);
+        view.set(e.peer, e.status);
+      }
+    } else if (f.type === 'queue_add') {
+      assert.ok(!listed.has(f.entry.peer), 'a patient both listed and added');
+      view.set(f.entry.peer, f.entry.status);
+    } else if (f.type === 'queue_update') {
+      if (view.has(f.peer)) view.set(f.peer, f.status);
+    } else if (f.type === 'queue_remove') {
+      view.delete(f.peer);
+    }
+  }
+  for (const p of [patients[250], patients[N - 1], ...late]) assert.ok(!listed.has(p.peer));
+  const expect = new Map();
+  for (const p of patients) if (!gone.includes(p)) expect.set(p.peer, 'waiting');
+  for (const p of held) expect.set(p.peer, 'hold');
+  for (const p of late) expect.set(p.peer, 'waiting');
+  assert.equal(view.size, expect.size);
+  assert.deepEqual(view, expect);
+  for (const c of [s, desk, ...late]) c.close();
 });
