@@ -288,7 +288,7 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
  * goes with the connection (ar__sig_snap_conn_gone), the subscription (ar__sig_snap_unsub) and
  * the record (which unsubscribes as it is freed).
  */
-#define SNAP_TURN (64 * 1024)
+#define SNAP_TURN ((size_t)64 * 1024)
 
 struct ar__sig_snap_s {
     struct ar__sig_snap_s *next;
