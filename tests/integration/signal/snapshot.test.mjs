@@ -169,3 +169,33 @@ test('deltas during a paged snapshot: every patient once, the queue as it ends u
   assert.deepEqual(view, expect);
   for (const c of [s, desk, ...late]) c.close();
 });
+
+// A staff member who goes mid-snapshot, by closing the connection or by unsubscribing: what
+// the snapshot still had to send is dropped with it (area.c ar__sig_snap_conn_gone, _unsub),
+// and no page comes after the unsubscribe is handled (that the cursor's memory goes back is
+// checked under AddressSanitizer by signal_test_snap).
+test('a staff member who leaves mid-snapshot takes its rest with it', async () => {
+  const gone = await connect(staffToken());
+  gone.ws._socket.pause();
+  gone.send({ type: 'subscribe', clinic: 'c1', area: 'big' });
+  await sleep(200);
+  gone.close();
+
+  const s = await connect(staffToken());
+  s.ws._socket.pause();
+  s.send({ type: 'subscribe', clinic: 'c1', area: 'big' });
+  await sleep(200);
+  // Read only once the server has drained its queue for s: the pages queued by then arrive.
+  s.send({ type: 'unsubscribe', clinic: 'c1', area: 'big' });
+  s.ws._socket.resume();
+  await sleep(1000);
+  const pages = s.all.filter((f) => f.type === 'queue');
+  const listed = pages.reduce((n, f) => n + f.entries.length, 0);
+  assert.ok(pages.length > 0 && listed < N, `${listed} of ${N} listed after the unsubscribe`);
+  assert.equal(pages.at(-1).more, true);
+  assert.equal(s.closed, null);
+  // The connection still works.
+  s.send({ type: 'ping' });
+  await take(s, 'pong');
+  s.close();
+});
