@@ -306,6 +306,7 @@ static void snap_unlink(ar__sig_srv_t *srv, ar__sig_snap_t *sn)
     if (*p)
         *p = sn->next;
     ar_free(sn);
+    ar_metric_add(srv->m.snaps, 0, -1);
 }
 
 /* Sends sn's next pages, about *budget bytes of them (taken from it): 1 when the last went. */
@@ -369,6 +370,7 @@ static void snap_start(ar__sig_conn_t *cn, ar_sig_msg_t *m, ar__sig_area_t *a)
     if (!sn && a && (sn = ar_calloc(1, sizeof(*sn)))) {
         sn->next = srv->snaps;
         srv->snaps = sn;
+        ar_metric_add(srv->m.snaps, 0, 1);
         sn->cn = cn;
         sn->sub = r;
         sn->a = a;

@@ -367,6 +367,7 @@ struct ar__sig_srv_s {
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
         ar_metric_t *errors, *closes, *resumes, *drained;
+        ar_metric_t *snaps; /* queue snapshots still being sent (area.c) */
     } m;
 };
 

@@ -622,6 +622,8 @@ static int metrics_init(ar__sig_srv_t *srv)
         ar_metrics_counter(m, "anteroom_signal_resumes_total", "sessions resumed", NULL);
     srv->m.drained =
         ar_metrics_counter(m, "anteroom_signal_drained_total", "connections closed by drain", NULL);
+    srv->m.snaps = ar_metrics_gauge(m, "anteroom_signal_queue_snapshots_pending",
+                                    "queue snapshots waiting for their connection to drain", NULL);
     srv->m.relay_us = ar_metrics_histogram(
         m, "anteroom_signal_relay_latency_us",
         "from the sender's worker publishing a frame to the recipient's worker sending it", NULL,

@@ -6,6 +6,7 @@
 // and deltas"). Now its pages go out as the connection drains.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { Client, patientToken, rid, sleep, staffToken, startNats, startNode, stopAll } from './lib.mjs';
 
@@ -170,25 +171,44 @@ test('deltas during a paged snapshot: every patient once, the queue as it ends u
   for (const c of [s, desk, ...late]) c.close();
 });
 
+// The worker's count of snapshots still being sent (its operator listener's metrics).
+async function pending() {
+  const body = await new Promise((resolve, reject) => {
+    const c = net.connect(node.metrics, '127.0.0.1', () => c.write('GET /metrics HTTP/1.0\r\n\r\n'));
+    let data = '';
+    c.on('data', (d) => { data += d; });
+    c.on('end', () => resolve(data));
+    c.on('error', reject);
+  });
+  const m = /^anteroom_signal_queue_snapshots_pending (\d+)/m.exec(body);
+  assert.ok(m, 'no anteroom_signal_queue_snapshots_pending');
+  return Number(m[1]);
+}
+
 // A staff member who goes mid-snapshot, by closing the connection or by unsubscribing: what
 // the snapshot still had to send is dropped with it (area.c ar__sig_snap_conn_gone, _unsub),
-// and no page comes after the unsubscribe is handled (that the cursor's memory goes back is
-// checked under AddressSanitizer by signal_test_snap).
+// and no page comes after the unsubscribe is handled; the worker counts none left.
 test('a staff member who leaves mid-snapshot takes its rest with it', async () => {
+  assert.equal(await pending(), 0);
   const gone = await connect(staffToken());
   gone.ws._socket.pause();
   gone.send({ type: 'subscribe', clinic: 'c1', area: 'big' });
   await sleep(200);
+  assert.equal(await pending(), 1, 'the snapshot was not waiting for the reader');
   gone.close();
+  await sleep(200);
+  assert.equal(await pending(), 0, 'a closed connection\'s snapshot stayed');
 
   const s = await connect(staffToken());
   s.ws._socket.pause();
   s.send({ type: 'subscribe', clinic: 'c1', area: 'big' });
   await sleep(200);
+  assert.equal(await pending(), 1);
   // Read only once the server has drained its queue for s: the pages queued by then arrive.
   s.send({ type: 'unsubscribe', clinic: 'c1', area: 'big' });
   s.ws._socket.resume();
   await sleep(1000);
+  assert.equal(await pending(), 0, 'an ended subscription\'s snapshot stayed');
   const pages = s.all.filter((f) => f.type === 'queue');
   const listed = pages.reduce((n, f) => n + f.entries.length, 0);
   assert.ok(pages.length > 0 && listed < N, `${listed} of ${N} listed after the unsubscribe`);
