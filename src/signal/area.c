@@ -419,6 +419,14 @@ void ar__sig_snap_unsub(ar__sig_srv_t *srv, const ar__sig_rec_t *r, const ar__si
     }
 }
 
+size_t ar__sig_snaps_pending(const ar__sig_srv_t *srv)
+{
+    size_t n = 0;
+    for (const ar__sig_snap_t *sn = srv->snaps; sn; sn = sn->next)
+        n++;
+    return n;
+}
+
 void ar__sig_snap_conn_gone(ar__sig_srv_t *srv, const ar__sig_conn_t *cn)
 {
     for (ar__sig_snap_t *sn = srv->snaps, *next; sn; sn = next) {

@@ -632,6 +632,8 @@ void ar__sig_snap_writable(ar__sig_conn_t *cn);
 void ar__sig_snap_removed(ar__sig_srv_t *srv, ar__sig_area_t *a, size_t i);
 void ar__sig_snap_unsub(ar__sig_srv_t *srv, const ar__sig_rec_t *r, const ar__sig_area_t *a);
 void ar__sig_snap_conn_gone(ar__sig_srv_t *srv, const ar__sig_conn_t *cn);
+/* Snapshots still being sent on this worker (tests; the metric counts them too). */
+size_t ar__sig_snaps_pending(const ar__sig_srv_t *srv);
 /* remove.c: staff take one member out of their room (protocol.md 5.7). on_remove checks and
  * sends the member a frame with AR__SIG_ACT_REMOVED; its owner, once it has numbered and sent
  * that frame, calls removed_apply: the member leaves the room, and an invitee's connection is
