@@ -210,11 +210,22 @@ static void test_gone_mid_snapshot(void **state)
     usleep(300000);
     assert_int_equal(snaps(), 1);
     su_send_text(fd, "{\"v\":1,\"type\":\"unsubscribe\",\"clinic\":\"c1\",\"area\":\"big\"}");
-    /* The client reads; the server reads the unsubscribe once its queue is written. */
+    /* The client reads; the server reads the unsubscribe once its queue is written, and no
+     * page is made after it: the last one that comes still says `more`. */
     static char text[AR_SIG_OUT_MAX + 1];
-    for (int i = 0; i < 200 && snaps() != 0; i++)
-        if (lh_read(fd, text, sizeof(text), NULL) < 0)
+    int more = 0;
+    for (int i = 0; i < 400; i++) {
+        char c;
+        if (snaps() == 0 && (usleep(300000), recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0))
             break;
+        assert_int_equal(lh_read(fd, text, sizeof(text), NULL), AR_WS_OP_TEXT);
+        json_t *f = json_loads(text, 0, NULL);
+        assert_non_null(f);
+        if (strcmp(json_string_value(json_object_get(f, "type")), "queue") == 0)
+            more = json_is_true(json_object_get(f, "more"));
+        json_decref(f);
+    }
+    assert_true(more);
     assert_int_equal(snaps(), 0);
     close(fd);
 }
