@@ -90,7 +90,9 @@ typedef struct ar_sn_handler_s {
      * After ar_sn_conn_notify_writable(c): the connection has no output queued and its socket
      * takes more (EPOLLOUT). Fires once per request, from the loop, never inside a send. For a
      * sender with more to say than max_outgoing allows at once (a long queue snapshot): it
-     * sends while ar_sn_conn_outgoing() is low, asks, and goes on here. May be NULL.
+     * sends while ar_sn_conn_outgoing() is low, asks, and goes on here. If nothing is queued
+     * after it, the peer's input is read next (reading is off while output is queued), so the
+     * peer is heard between the sender's turns. May be NULL.
      */
     void (*writable_cb)(ar_sn_conn_t *c, void *data);
     void *data;
