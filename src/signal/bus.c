@@ -6,8 +6,9 @@
  *   ar.<jur>.room.<room>          record updates that change room membership or the profile
  *   ar.<jur>.area.<clinic>.<area> record updates that change a queue
  *   ar.<jur>.to.<peer>            session-level frames for a peer (owner and backup subscribe)
- *   ar.<jur>.proc.<worker>        worker to worker: hand-over, backup mirroring
- *   ar.<jur>.inv.<hash>           an invite token used for a session (invite.c)
+ *   ar.<jur>.proc.<worker>        worker to worker: hand-over, backup mirroring, the ended
+ *                                 rooms a starting worker asks for (invite.c)
+ *   ar.<jur>.inv.<hash>           an invite token used for a session, an ended room (invite.c)
  * Every worker subscribes to node, sess.>, room.>, area.> and inv.>: the control records are small
  * and replicated (index.c); relayed SDP and candidates go only to the peer's two workers.
  *
@@ -587,6 +588,16 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
     return b->efd < 0 ? AR_ESYS : 0;
 }
 
+/* Before every wait of the loop: the copy batches due, and the next step of a catch-up on the
+ * ended rooms (invite.c), so that it asks and gives up on time, not at the next tick. */
+static int bus_idle(void *data)
+{
+    ar__sig_srv_t *srv = data;
+    int a = ar__sig_bus_nums_idle(srv);
+    int e = ar__sig_rooms_ended_step(srv, mono_ms());
+    return a < 0 ? e : e < 0 || a < e ? a : e;
+}
+
 int ar__sig_bus_start(ar__sig_srv_t *srv)
 {
     int rc = ar__sig_bus_new(srv);
@@ -595,7 +606,9 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
     ar__sig_bus_t *b = srv->bus;
     if (ar_sn_loop_watch(srv->loop, b->efd, on_wake, srv) != 0)
         return AR_ESYS;
-    ar_sn_loop_set_idle(srv->loop, ar__sig_bus_nums_idle, srv);
+    ar_sn_loop_set_idle(srv->loop, bus_idle, srv);
+    /* Rooms ended before we listened: asked for once the heartbeats are heard (invite.c). */
+    ar__sig_rooms_ended_begin(srv, 0, mono_ms(), AR__SIG_ENDED_HEAR_MS);
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)

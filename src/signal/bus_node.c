@@ -115,12 +115,28 @@ static int check_behind(ar__sig_srv_t *srv)
     return behind;
 }
 
+/* The catch-up on ended rooms (invite.c, "Catching up"), begun again when the subscribing
+ * connection is back after a cut: 1 while it runs, and new sessions wait. */
+static int ended_behind(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    pthread_mutex_lock(&b->pmu);
+    uint64_t epoch = b->nc_epoch;
+    int up = b->nc_state == NC_UP;
+    pthread_mutex_unlock(&b->pmu);
+    return ar__sig_rooms_ended_sync(srv, epoch, up, mono_ms());
+}
+
 int ar__sig_bus_admit(ar__sig_srv_t *srv)
 {
     ar__sig_bus_t *b = srv->bus;
     if (!b)
         return 1;
-    if (!check_behind(srv) && mono_ms() >= b->others_behind_until_ms)
+    /* A worker that has not learnt which rooms ended is behind too: a patient's token of an
+     * ended consultation would open it again here (invite.c). Unless it drains: its new
+     * clients are sent on at once (a worker restarted on a draining node still tells them). */
+    if (!check_behind(srv) && mono_ms() >= b->others_behind_until_ms &&
+        (!ended_behind(srv) || srv->draining))
         return 1;
     if (b->m_refused)
         ar_metric_add(b->m_refused, 0, 1);
@@ -130,10 +146,11 @@ int ar__sig_bus_admit(ar__sig_srv_t *srv)
 /* A heartbeat's body; a departure's begins with AR__SIG_LEAVE_HEAD. Its length. */
 static int node_body(ar__sig_srv_t *srv, char *body, size_t cap, int leave)
 {
-    int n = snprintf(body, cap, "%s\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu,\"b\":%d}",
-                     leave ? AR__SIG_LEAVE_HEAD : "{", (unsigned long long)srv->node_id,
-                     srv->conf->node_name, srv->draining || leave,
-                     (unsigned long long)ar__sig_now_us(), leave ? 0 : check_behind(srv));
+    int n = snprintf(
+        body, cap, "%s\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu,\"b\":%d,\"ec\":%u}",
+        leave ? AR__SIG_LEAVE_HEAD : "{", (unsigned long long)srv->node_id, srv->conf->node_name,
+        srv->draining || leave, (unsigned long long)ar__sig_now_us(), leave ? 0 : check_behind(srv),
+        (unsigned)ar__sig_rooms_ended_cover(srv));
     return n < 0 || (size_t)n >= cap ? (int)cap - 1 : n;
 }
 
@@ -162,6 +179,7 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
      * was itself held up does not judge others by messages it has not read yet.
      */
     ar__sig_bus_take(srv);
+    (void)ended_behind(srv); /* a catch-up after a cut begins even with no hello to admit */
     uint64_t now = mono_ms();
     for (size_t i = 0; i < srv->nnodes; i++) {
         ar__sig_node_t *nd = &srv->nodes[i];
@@ -239,6 +257,9 @@ void ar__sig_bus_on_node(ar__sig_srv_t *srv, const char *data, size_t len)
             /* "b" (absent before admission control): that worker is behind on the bus. */
             if (n->id != srv->node_id && json_integer_value(json_object_get(o, "b")) > 0)
                 srv->bus->others_behind_until_ms = n->seen_ms + ADMIT_HEARD_MS;
+            /* "ec" (absent before the ended rooms' catch-up): whom to ask (invite.c). */
+            json_int_t ec = json_integer_value(json_object_get(o, "ec"));
+            n->ended_cover_s = ec > 0 && ec <= (json_int_t)UINT32_MAX ? (uint32_t)ec : 0;
         }
     }
     json_decref(o);

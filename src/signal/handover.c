@@ -74,10 +74,11 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
     /* Handed to the asker already: our answer was lost, or crossed its next ask. The same
      * answer again; the new owner ignores it once it holds the session. */
     int again = s && s->handed && s->is_backup && !s->provisional && s->prev_owner == to;
-    int ok = s && (!s->is_backup || again) && strlen(resume) == AR__SIG_RESUME_LEN &&
-             sodium_memcmp(resume, s->resume, AR__SIG_RESUME_LEN) == 0 &&
+    /* The secret may be the previous one, kept while the client may have lost the welcome
+     * that replaced it (sess.c ar__sig_sess_rotate_resume). */
+    int ok = s && (!s->is_backup || again) &&
              sodium_hex2bin(h, 16, hex, strlen(hex), NULL, NULL, NULL) == 0 &&
-             sodium_memcmp(h, s->subhash, 16) == 0 && ar__sig_sess_resumable(s, last);
+             ar__sig_sess_secret_ok(s, resume, h) && ar__sig_sess_resumable(s, last);
     if (!ok) {
         ar_log(AR_LOG_DEBUG, "signal_handover_refused", AR_LF_INT("have", s != NULL),
                AR_LF_INT("seq", s ? s->seq : -1), AR_LF_INT("last", last),
@@ -89,14 +90,16 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
     }
     if (last > s->seq)
         s->seq = last; /* a promoted backup behind its client: numbering goes on after it */
-    /* The secret and the subject's hash go too (as to a backup, send_adopt): a new owner whose
-     * client went meanwhile keeps the session for the client's next resume (on_taken). */
+    /* The secret and the subject's hash go too (as to a backup, send_adopt), and the previous
+     * secret ("q") while it is kept: a new owner whose client went meanwhile keeps the session
+     * for the client's next resume (on_taken), with whichever of the two the client holds. */
     char me[17], sh[33];
     snprintf(me, sizeof(me), "%016llx", (unsigned long long)srv->node_id);
     sodium_bin2hex(sh, sizeof(sh), s->subhash, 16);
     json_t *ans = json_pack("{s:s,s:s,s:b,s:I,s:I,s:o,s:s,s:s,s:s}", "k", "taken", "p", r->peer,
                             "ok", 1, "seq", (json_int_t)s->seq, "ack", (json_int_t)s->acked, "fr",
                             ar__sig_frames_json(s), "r", s->resume, "h", sh, "from", me);
+    ar__sig_sess_prev_put(s, ans);
     /* Frames dropped for it while it was away go with it: its client is told by the new owner
      * (after the welcome, as here), not never (docs/signal.md, "Messages dropped ..."). */
     if (ans && s->lost)
@@ -176,11 +179,12 @@ static void take_away(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, json_int_
     s->handed = 0;
     s->promoted = 0; /* the old owner numbered every frame it answered with */
     snprintf(s->resume, sizeof(s->resume), "%s", res);
+    ar__sig_sess_prev_get(s, o);
     if (sodium_hex2bin(s->subhash, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
         memset(s->subhash, 0, 16);
     s->seq = seq;
     s->acked = ack;
-    ar__sig_load_frames(s, fr);
+    ar__sig_load_frames(srv, s, fr);
     if (s->lost)
         s->lost_after = seq;
     take_lost(s, json_object_get(o, "lost"));
@@ -210,7 +214,7 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
             s->handed = 0; /* ours again, should it be the copy we handed over before */
             s->seq = seq;
             s->acked = ack;
-            ar__sig_load_frames(s, fr);
+            ar__sig_load_frames(srv, s, fr);
             if (s->lost) /* noted here while resuming: after all the owner numbered */
                 s->lost_after = seq;
             take_lost(s, json_object_get(o, "lost"));

@@ -62,6 +62,9 @@ void ar__sig_addrs_free(ar__sig_addrs_t *t);
  * on_hello): past the longest wait in a waiting room, short of for ever. */
 #define AR__SIG_RESUME_EXPIRED_MAX_S ((int64_t)4 * 3600)
 #define AR__SIG_RESUME_LEN 43 /* the peer id, '.', 20 characters of base64url (120 bits) */
+/* The previous resume secret a session keeps until its client proves it got the new one
+ * (sess.c ar__sig_sess_rotate_resume): a truncated BLAKE2b hash of the token, not the token. */
+#define AR__SIG_PREV_LEN 8
 #define AR__SIG_ROOM_MAX 4
 #define AR__SIG_LANG_MAX 35 /* a record's lang (ar_token_claims_t's lang[36]) */
 #define AR__SIG_QUEUE_MAX 500
@@ -214,6 +217,13 @@ typedef struct ar__sig_frame_s {
      * session's first resume replays it even at or below the client's last_seq (protocol.md
      * 5.10.1; the client drops it by fid if it had it). */
     uint8_t uncertain;
+    /* Whom the frame is about, for the purge when a patient or an invitee goes (sess.c
+     * frames_purge, protocol.md 5.13): 0 no one (or only as the id a removal notice names), 1
+     * several (a queue snapshot, joined), else 2 + a 16-bit hash of the one peer id it is
+     * about. Two bytes that were padding: a frame costs nothing more. A hash, not the id (22
+     * bytes) or the record (gone before the frame): it only picks the frames to look at; the
+     * purge compares the id in the frame itself, so a collision wipes nothing it should not. */
+    uint16_t about;
     uint32_t len;
     char data[]; /* the server frame, built with "seq":0 */
 } ar__sig_frame_t;
@@ -261,11 +271,14 @@ struct ar__sig_sess_s {
     ar__sig_claims_t *claims; /* owner only */
     void *sub_to;             /* natsSubscription on ar.<jur>.to.<peer> */
     uint8_t subhash[16];
+    /* The previous resume secret's hash, while has_prev (sess.c ar__sig_sess_rotate_resume):
+     * 8 bytes, so the struct stays in the allocator's 288-byte class (280 bytes). */
+    uint8_t prev_resume[AR__SIG_PREV_LEN];
     char resume[AR__SIG_RESUME_LEN + 1];
     uint8_t is_backup;
     uint8_t provisional; /* made only to catch frames during a resume: never promoted */
     uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
-    /* One byte between them, the struct's last padding (272 bytes):
+    /* One byte between them, the struct's last padding:
      *  - copies_uncertain: a backup whose owner is such a promotion (adopt "u"): the frames that
      *    owner numbers are uncertain here too, until the client resumes ("res"), in case this
      *    copy is promoted;
@@ -274,8 +287,10 @@ struct ar__sig_sess_s {
      *  - resumed: a connection started resuming into it (resume.c): its free lets go of them;
      *  - handed: the owner's copy after it answered "taken" (sess.c on_take): a backup copy kept
      *    until the new owner (prev_owner) announces itself, promoted back should it die first;
-     *    with provisional, a resume's copy kept for the owner's answer (ar__sig_sess_orphan). */
-    uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1;
+     *    with provisional, a resume's copy kept for the owner's answer (ar__sig_sess_orphan);
+     *  - has_prev: prev_resume holds a secret the client may still hold (its welcome may have
+     *    been lost), wiped at its first frame after that welcome. */
+    uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1, has_prev : 1;
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
@@ -325,9 +340,12 @@ typedef struct ar__sig_node_s {
     uint8_t dead;     /* its death was handled */
     uint8_t left;     /* it said it leaves (a graceful stop): gone for good, whatever comes later */
     uint64_t seen_ms; /* monotonic ms when its last heartbeat was taken from the inbox */
+    uint32_t ended_cover_s; /* its heartbeat's "ec": how long its ended rooms are complete */
 } ar__sig_node_t;
 
 #define AR__SIG_NODES_MAX 256
+#define AR__SIG_GONE_MAX 1024
+#define AR__SIG_GONE_S 30
 #define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
 #define AR__SIG_REC_BUCKETS 65536
 #define AR__SIG_SMALL_BUCKETS 4096
@@ -357,12 +375,29 @@ struct ar__sig_srv_s {
     ar__sig_node_t nodes[AR__SIG_NODES_MAX];
     size_t nnodes;
     uint8_t draining;
+    /* Catching up on ended rooms (invite.c): /readyz 503. Atomic: the operator thread reads. */
+    uint8_t ended_catchup;
     uint8_t kicks;     /* some session's kick is set: ar__sig_resume_kick_marked walks */
     uint32_t drain_at; /* loop second when the remaining connections are closed */
     size_t nrooms, nsessions;
     char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
     char pub[AR__SIG_TO_HDR + AR_SIG_OUT_MAX + 1]; /* a frame for the bus, after its header */
     ar__sig_invites_t *invites; /* invite tokens used in the jurisdiction (invite.c) */
+    /* Frames held here (replay buffers, pending lists) about each value of a frame's about tag,
+     * a frame about several counted once for each (sess.c): a patient's end looks through the
+     * buffers only when some frame may be about it. 256 KiB, untouched pages until used. */
+    uint32_t about_n[65536];
+    /* Patients and invitees that went in the last AR__SIG_GONE_S seconds (the last
+     * AR__SIG_GONE_MAX of them), their tags, and how many of those have each tag: a frame
+     * about one of them that arrives after its deletion (a backup's copy, a hand-over's buffer,
+     * a frame from another worker still on the bus) is redacted as it enters (purge.c). */
+    struct {
+        char peer[AR__SIG_PEER_LEN];
+        uint32_t at;
+    } gone[AR__SIG_GONE_MAX];
+    uint16_t gone_tag[AR__SIG_GONE_MAX];
+    uint32_t gone_next;
+    uint8_t gone_n[65536];
     ar_metrics_t *metrics;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
@@ -433,6 +468,26 @@ ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int 
 /* err (when not NULL): 0, or why there is none (AR_ENOMEM, or the subscription's error). */
 ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup, int *err);
 void ar__sig_sess_new_resume(ar__sig_sess_t *s);
+/*
+ * The resume secret, renewed at a resume whose client presented `presented` (its current or its
+ * previous secret): the new one is sent in the welcome, and the presented one is kept (as
+ * prev_resume) until the client's first frame after that welcome, in case the welcome is lost
+ * with its connection (protocol.md 5.10). Both travel wherever the secret does: to the backup
+ * ("adopt", "res") and with a hand-over ("taken").
+ */
+void ar__sig_sess_rotate_resume(ar__sig_sess_t *s, const char *presented);
+/* Whether resume (AR__SIG_RESUME_LEN characters) is s's current or kept previous secret and
+ * subhash its subject's hash; in constant time for a given outcome of each compare. */
+int ar__sig_sess_secret_ok(const ar__sig_sess_t *s, const char *resume, const uint8_t subhash[16]);
+/* The previous secret forgotten (wiped). */
+void ar__sig_sess_prev_wipe(ar__sig_sess_t *s);
+/* The client of s sent a frame after its welcome, so it holds the secret that welcome carried:
+ * the previous one is wiped, here and on the backup ("got"). Nothing when there is none. */
+void ar__sig_sess_resume_confirmed(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+/* The previous secret as the bus carries it ("q": 16 hex digits), into a message o (a json_t)
+ * when s keeps one; and read from one into s (absent or malformed: none kept). */
+void ar__sig_sess_prev_put(const ar__sig_sess_t *s, void *o);
+void ar__sig_sess_prev_get(ar__sig_sess_t *s, const void *o);
 /* An unresumed promotion (ar__sig_sess_unresumed_promotion) undone: s is a backup copy again,
  * a connection closed in this batch of events (GONE) that still points at it lets go, and the
  * losses it noted as owner are forgotten (the owner noted them too). */
@@ -453,7 +508,18 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r);
 void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const char *peer);
 /* sess.c: a replay buffer as the JSON array "adopt" and "taken" carry (json_t), and loaded. */
 void *ar__sig_frames_json(const ar__sig_sess_t *s);
-void ar__sig_load_frames(ar__sig_sess_t *s, void *frames);
+void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames);
+/* Patient or invitee `gone` ends (its record is deleted, rec.c): every frame about it in this
+ * worker's replay buffers and pending lists (owner and backup copies) is wiped and replaced by
+ * "redacted" under the same seq and fid; a queue snapshot or joined naming it is rebuilt
+ * without it. Staff: nothing. Returns how many frames were changed. */
+size_t ar__sig_frames_purge(ar__sig_srv_t *srv, const ar__sig_rec_t *gone);
+/* purge.c: f's about tag (ar__sig_frame_t) set from its body and counted in srv->about_n, as
+ * it enters this worker's buffers; uncounted (dir -1) as it leaves them (or counted again). */
+void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f);
+void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir);
+/* The body of a redacted frame (protocol.md 5.13), built with "seq":0 as every frame is. */
+#define AR__SIG_REDACTED_FRAME "{\"v\":1,\"type\":\"redacted\",\"seq\":0}"
 void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
@@ -595,6 +661,21 @@ size_t ar__sig_rooms_ended_count(const ar__sig_srv_t *srv);
 #define AR__SIG_ENDED_MAX (1u << 19) /* markers per worker; at the cap the oldest goes */
 /* The hex key a room is known by on the bus (tests). */
 void ar__sig_room_ended_key(const char *room, char hex[33]);
+/* Catching up on the rooms ended before this worker listened (invite.c, "Catching up"). Times
+ * are ar__sig_rooms_ended_clock()'s (monotonic ms). begin: the bus started (epoch: the
+ * subscribing connection's, bus_pub.c), ask after hear_ms. step: asks or gives up when due;
+ * the ms until the next step, or -1. sync: the same, after beginning a new round if the
+ * connection is up in another epoch (back after a cut); 1 while new sessions must wait.
+ * cover: seconds this worker's markers have been complete (heartbeat "ec"; 0 while catching
+ * up). msg: a proc message "ended?" (answered) or "ended" (a page taken): 1 if it was one. */
+uint64_t ar__sig_rooms_ended_clock(void);
+void ar__sig_rooms_ended_begin(ar__sig_srv_t *srv, uint64_t epoch, uint64_t now_ms,
+                               unsigned hear_ms);
+int ar__sig_rooms_ended_step(ar__sig_srv_t *srv, uint64_t now_ms);
+int ar__sig_rooms_ended_sync(ar__sig_srv_t *srv, uint64_t epoch, int up, uint64_t now_ms);
+uint32_t ar__sig_rooms_ended_cover(const ar__sig_srv_t *srv);
+int ar__sig_rooms_ended_msg(ar__sig_srv_t *srv, void *json_obj);
+#define AR__SIG_ENDED_HEAR_MS 1200u /* at the start: heartbeats heard before asking */
 
 /* flows.c / area.c: what each client message does */
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);

@@ -45,10 +45,24 @@ typedef struct inv_s {
 
 typedef struct ended_s ended_t;
 
+/* A catch-up on the ended rooms (below, "Catching up"): one round per bus connection. */
+typedef struct ended_sync_s {
+    uint8_t begun;     /* the bus started (ar__sig_rooms_ended_begin) */
+    uint8_t pending;   /* this round has not finished: new sessions wait (ar__sig_bus_admit) */
+    uint64_t epoch;    /* the subscribing connection's epoch this round is for (bus_pub.c) */
+    uint64_t due_ms;   /* monotonic ms: when to ask (time to hear the heartbeats first) */
+    uint64_t asked_ms; /* when the question went out (0: not yet) */
+    uint64_t asked;    /* the worker asked (0: nobody, or its last page came) */
+    uint32_t round;    /* echoed by the answers: a late answer to an older round is no "last" */
+    int64_t since;     /* wall s: every marker of a room ended since then is held here */
+    uint64_t learned;  /* markers taken from answers this round */
+} ended_sync_t;
+
 struct ar__sig_invites_s {
     inv_t *b[INV_BUCKETS];
     size_t n;
     ended_t *ended; /* ended one-time rooms (below), allocated at the first */
+    ended_sync_t sync;
 };
 
 /* The 16-byte key a string is known by on the bus and in the tables: never the string itself.
@@ -294,7 +308,11 @@ void ar__sig_invites_free(ar__sig_srv_t *srv)
  * whose tokens run out first) is forgotten and a warning logged: that room could be opened
  * again by its patient's token for what is left of its 30 minutes, which shows the patient in
  * its clinic's queue like any arrival (an invitee still opens no room). Refusing new rooms
- * instead would refuse every new patient.
+ * instead would refuse every new patient. Every worker holds the same set, so all reach the
+ * cap together and forget the same markers.
+ *
+ * A worker that starts later, or comes back from a cut, asks for the markers it missed before
+ * it admits a new session (below, "Catching up").
  */
 #define ENDED_BUCKETS 65536
 #define ENDED_MAX AR__SIG_ENDED_MAX
@@ -446,4 +464,261 @@ static void ended_free(ended_t *t)
         ar_free(e);
     }
     ar_free(t);
+}
+
+/*
+ * Catching up (docs/signal.md, "Ended rooms: a worker that starts later"). A marker is
+ * published once, when its room ends: a worker started afterwards (a new node, a worker its
+ * supervisor restarted) or cut from the bus at that moment never hears it, and would let the
+ * patient's token, valid for the rest of its 30 minutes, open the consultation again there.
+ * So at the start of its bus, and each time its subscribing connection is back after a cut,
+ * a worker asks for the markers, and holds new sessions (close 4016 "busy", as when its bus is
+ * behind: bus_node.c ar__sig_bus_admit) until the answers are in: there is no window in which
+ * such a worker admits a session before knowing what ended (a resume is never held: its
+ * session was not ended, or it finds nothing).
+ *  - Whom: each worker says in its heartbeats for how long its set has been complete ("ec",
+ *    seconds since its coverage begins; 0 while it catches up), and the one that says most is
+ *    asked, alone. It holds every marker any live worker could: a marker older than its
+ *    coverage was heard only by workers listening before that, and any such worker alive
+ *    (or any that caught up from one) would cover more. One answer per round, whatever the
+ *    number of workers. At the start the worker first listens to the heartbeats for
+ *    AR__SIG_ENDED_HEAR_MS (each worker beats once a second); after a cut it knows them
+ *    already and asks at once.
+ *  - The answer: the asked worker's markers in pages of SYNC_PAGE (the last one says so), on
+ *    the asker's proc subject, with the time its own coverage begins. Once its last page
+ *    came, the asker's coverage begins there too if that is earlier. A cut does not move the
+ *    coverage back: what ended during it comes from the answer of the round after it.
+ *  - Bounded: SYNC_ANSWER_MS after asking, an asked worker that has not answered (it died,
+ *    or its answer was dropped) is given up on, logged; sessions are admitted again. At most
+ *    ENDED_MAX markers an answer (24 bytes each, 48 as hex: 24 MiB at the cap, from one
+ *    worker); pages are applied as markers from the bus are (expired ones skipped, a clock
+ *    ahead clamped). A page's markers, older, go in behind those heard live since the start,
+ *    so they stay a little longer than they need to (ended_expire takes from the head), never
+ *    less.
+ * Not reactive, as invite claims are: no worker sees a room's reopening as a conflict before
+ * the patient is in (queued, shown to staff), and taking them out a bus's delay later leaves
+ * that window; one answer per starting worker closes it.
+ * What it does not cover: markers published while this worker is cut from the bus, for the
+ * cut's length (a room reopened here meanwhile is not closed by the catch-up that follows),
+ * a marker the asked worker missed too (both cut when it went out), markers forgotten at the
+ * cap everywhere, and a jurisdiction whose every worker stopped.
+ */
+#define SYNC_ANSWER_MS 3000u  /* the longest wait for an asked worker's last page */
+#define SYNC_PAGE 1024        /* markers a page: 48 KiB of hex */
+#define SYNC_REC ((size_t)24) /* a marker in a page: its hash, its expiry (8 bytes LE) */
+
+/* The round ends: answered (the asker's coverage may begin earlier now) or given up on. */
+static void sync_finish(ar__sig_srv_t *srv, ended_sync_t *y, int64_t their_since, uint64_t now_ms)
+{
+    int answered = !y->asked;
+    y->pending = 0;
+    __atomic_store_n(&srv->ended_catchup, 0, __ATOMIC_RELAXED);
+    if (answered && their_since < y->since)
+        y->since = their_since;
+    uint64_t ms = now_ms > y->asked_ms ? now_ms - y->asked_ms : 0;
+    size_t held = ar__sig_rooms_ended_count(srv);
+    if (!answered) /* what it alone knew stays unknown here */
+        ar_log(AR_LOG_WARN, "signal_ended_catchup_unanswered", AR_LF_UINT("markers", y->learned),
+               AR_LF_UINT("ms", ms), AR_LF_UINT("rooms_ended", held));
+    else
+        ar_log(AR_LOG_INFO, "signal_ended_caught_up", AR_LF_UINT("markers", y->learned),
+               AR_LF_UINT("ms", ms), AR_LF_UINT("rooms_ended", held));
+}
+
+/* Asks the live worker whose markers are complete for longest (above); among those complete
+ * for ENDED_KEEP_S, which all hold the same, one at random, so that the workers of a node
+ * started at once do not all ask the same one. */
+static void sync_ask(ar__sig_srv_t *srv, ended_sync_t *y, uint64_t now_ms)
+{
+    const ar__sig_node_t *best = NULL;
+    uint32_t complete = 0;
+    for (size_t i = 0; i < srv->nnodes; i++) {
+        const ar__sig_node_t *n = &srv->nodes[i];
+        if (n->id == srv->node_id || !ar__sig_node_alive(srv, n->id))
+            continue;
+        if (n->ended_cover_s >= ENDED_KEEP_S) /* reservoir sampling: each complete one alike */
+            best = randombytes_uniform(++complete) == 0 ? n : best;
+        else if (!complete && (!best || n->ended_cover_s > best->ended_cover_s))
+            best = n;
+    }
+    y->asked_ms = now_ms ? now_ms : 1;
+    y->round++;
+    y->learned = 0;
+    y->asked = best ? best->id : 0;
+    if (!best) { /* nobody else: nothing to learn */
+        sync_finish(srv, y, INT64_MAX, now_ms);
+        return;
+    }
+    char me[17];
+    snprintf(me, sizeof(me), "%016llx", (unsigned long long)srv->node_id);
+    ar__sig_bus_proc(srv, y->asked,
+                     json_pack("{s:s,s:s,s:i}", "k", "ended?", "from", me, "q", (int)y->round));
+}
+
+uint64_t ar__sig_rooms_ended_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void ar__sig_rooms_ended_begin(ar__sig_srv_t *srv, uint64_t epoch, uint64_t now_ms,
+                               unsigned hear_ms)
+{
+    ar__sig_invites_t *tab = table(srv);
+    if (!tab)
+        return; /* no memory for the tables at all: nothing to hold markers in either */
+    ended_sync_t *y = &tab->sync;
+    if (!y->begun) /* the start: nothing before now; after a cut, still what it held */
+        y->since = (int64_t)time(NULL);
+    y->begun = 1;
+    y->pending = 1;
+    __atomic_store_n(&srv->ended_catchup, 1, __ATOMIC_RELAXED); /* read by /readyz's thread */
+    y->epoch = epoch;
+    y->due_ms = now_ms + hear_ms;
+    y->asked_ms = 0;
+    y->asked = 0;
+}
+
+int ar__sig_rooms_ended_step(ar__sig_srv_t *srv, uint64_t now_ms)
+{
+    ended_sync_t *y = srv->invites ? &srv->invites->sync : NULL;
+    if (!y || !y->pending)
+        return -1;
+    if (!y->asked_ms) {
+        if (now_ms < y->due_ms)
+            return (int)(y->due_ms - now_ms);
+        sync_ask(srv, y, now_ms);
+        return y->pending ? (int)SYNC_ANSWER_MS : -1;
+    }
+    if (now_ms - y->asked_ms >= SYNC_ANSWER_MS) {
+        sync_finish(srv, y, INT64_MAX, now_ms);
+        return -1;
+    }
+    return (int)(y->asked_ms + SYNC_ANSWER_MS - now_ms);
+}
+
+int ar__sig_rooms_ended_sync(ar__sig_srv_t *srv, uint64_t epoch, int up, uint64_t now_ms)
+{
+    ended_sync_t *y = srv->invites ? &srv->invites->sync : NULL;
+    if (!y || !y->begun)
+        return 0;
+    if (up && epoch != y->epoch) {
+        ar_log0(AR_LOG_INFO, "signal_ended_catchup_after_cut");
+        ar__sig_rooms_ended_begin(srv, epoch, now_ms, 0); /* the workers are known: ask now */
+    }
+    ar__sig_rooms_ended_step(srv, now_ms);
+    /* While cut (not up), nothing can be learnt: admission waits as the bus's backlog says. */
+    return y->pending;
+}
+
+uint32_t ar__sig_rooms_ended_cover(const ar__sig_srv_t *srv)
+{
+    const ended_sync_t *y = srv->invites ? &srv->invites->sync : NULL;
+    int64_t now = (int64_t)time(NULL);
+    if (!y || !y->begun || y->pending || now <= y->since)
+        return 0;
+    return now - y->since > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)(now - y->since);
+}
+
+/* One page of the answer to worker `to` (round q): the markers' records, as hex. */
+static void sync_page(ar__sig_srv_t *srv, uint64_t to, int q, const char *hex, int last)
+{
+    const ended_sync_t *y = &srv->invites->sync;
+    /* A worker that never started a bus (tests) vouches for nothing before now. */
+    int64_t since = y->begun ? y->since : (int64_t)time(NULL);
+    char me[17];
+    snprintf(me, sizeof(me), "%016llx", (unsigned long long)srv->node_id);
+    ar__sig_bus_proc(srv, to,
+                     json_pack("{s:s,s:s,s:i,s:I,s:s,s:b}", "k", "ended", "w", me, "q", q, "s",
+                               (json_int_t)since, "m", hex, "b", last));
+}
+
+/* "ended?": every marker this worker holds, oldest first, to the asker. */
+static void sync_answer(ar__sig_srv_t *srv, json_t *o)
+{
+    const char *from;
+    int q;
+    ar__sig_invites_t *tab = table(srv);
+    if (!tab || json_unpack(o, "{s:s,s:i}", "from", &from, "q", &q) != 0)
+        return;
+    uint64_t to = strtoull(from, NULL, 16);
+    if (!to || to == srv->node_id)
+        return;
+    char *hex = ar_malloc((size_t)SYNC_PAGE * SYNC_REC * 2 + 1);
+    if (!hex)
+        return; /* the asker gives up on us after SYNC_ANSWER_MS (logged there) */
+    int64_t now = (int64_t)time(NULL);
+    size_t n = 0;
+    if (tab->ended)
+        ended_expire(tab->ended, now);
+    const end_t *e = tab->ended ? tab->ended->head : NULL;
+    for (;;) {
+        while (e && e->exp < now)
+            e = e->fnext;
+        if (!e || n == SYNC_PAGE) { /* the last page may be empty: the asker waits for it */
+            hex[n * SYNC_REC * 2] = '\0';
+            sync_page(srv, to, q, hex, e == NULL);
+            n = 0;
+            if (!e)
+                break;
+        }
+        uint8_t rec[SYNC_REC];
+        memcpy(rec, e->h, 16);
+        for (int i = 0; i < 8; i++)
+            rec[16 + i] = (uint8_t)((uint64_t)e->exp >> (8 * i));
+        sodium_bin2hex(hex + n * SYNC_REC * 2, SYNC_REC * 2 + 1, rec, SYNC_REC);
+        n++;
+        e = e->fnext;
+    }
+    ar_free(hex);
+}
+
+/* "ended": a page of an answer. Its markers count whoever sent it; its end only this round's. */
+static void sync_take(ar__sig_srv_t *srv, json_t *o)
+{
+    const char *w, *hex;
+    int q, last;
+    json_int_t since;
+    size_t len;
+    ar__sig_invites_t *tab = srv->invites;
+    if (!tab ||
+        json_unpack(o, "{s:s,s:i,s:I,s:s%,s:b}", "w", &w, "q", &q, "s", &since, "m", &hex, &len,
+                    "b", &last) != 0 ||
+        len % (SYNC_REC * 2) != 0)
+        return;
+    ended_sync_t *y = &tab->sync;
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; i < len; i += SYNC_REC * 2) {
+        uint8_t rec[SYNC_REC];
+        if (sodium_hex2bin(rec, sizeof(rec), hex + i, SYNC_REC * 2, NULL, NULL, NULL) != 0)
+            return;
+        uint64_t exp = 0;
+        for (int k = 0; k < 8; k++)
+            exp |= (uint64_t)rec[16 + k] << (8 * k);
+        if ((int64_t)exp < now || exp > (uint64_t)INT64_MAX)
+            continue;
+        /* As from the bus (ended_apply): never kept longer than a token lasts, plus a minute. */
+        if ((int64_t)exp > now + ENDED_KEEP_S + 60)
+            exp = (uint64_t)(now + ENDED_KEEP_S + 60);
+        ended_insert(srv, rec, (int64_t)exp, now);
+        y->learned++;
+    }
+    if (last && y->pending && y->asked && (uint32_t)q == y->round &&
+        strtoull(w, NULL, 16) == y->asked) {
+        y->asked = 0;
+        sync_finish(srv, y, since, ar__sig_rooms_ended_clock());
+    }
+}
+
+int ar__sig_rooms_ended_msg(ar__sig_srv_t *srv, void *json_obj)
+{
+    const char *k = json_string_value(json_object_get(json_obj, "k"));
+    if (!k || strncmp(k, "ended", 5) != 0)
+        return 0;
+    if (strcmp(k, "ended?") == 0)
+        sync_answer(srv, json_obj);
+    else if (strcmp(k, "ended") == 0)
+        sync_take(srv, json_obj);
+    return 1;
 }

@@ -24,16 +24,11 @@ static int available(const ar__sig_sess_t *s, int64_t last)
     return ar__sig_sess_resumable(s, last);
 }
 
-static int secret_ok(const ar__sig_sess_t *s, const char *resume, const uint8_t *subhash)
-{
-    return strlen(s->resume) == AR__SIG_RESUME_LEN &&
-           sodium_memcmp(resume, s->resume, AR__SIG_RESUME_LEN) == 0 &&
-           sodium_memcmp(subhash, s->subhash, 16) == 0;
-}
-
-/* Attaches cn to s (which this worker now owns), welcomes and replays. */
+/* Attaches cn to s (which this worker now owns), welcomes and replays. presented: the secret
+ * the client resumed with (checked), kept beside the new one until the client shows it got the
+ * welcome. */
 static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_t *claims,
-                   int64_t last_seq, int moved)
+                   const char *presented, int64_t last_seq, int moved)
 {
     ar__sig_srv_t *srv = cn->srv;
     /* The new token's claims: it may name more clinics. Without memory for them the session is
@@ -49,7 +44,10 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
         s->claims = cl;
         s->conn = cn;
         cn->sess = s;
-        ar__sig_sess_new_resume(s);
+        /* The welcome below may be lost with cn, after which the client still holds only
+         * what it presented: that one keeps working until its first frame on cn (srv.c
+         * on_message), and the backup learns both ("res" below, or "adopt"). */
+        ar__sig_sess_rotate_resume(s, presented);
         s->rec->away = 0;
     } else {
         /* Refused below: the session stays away, with cn not attached, as if its connection had
@@ -83,9 +81,10 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
         ar__sig_sess_adopt(srv, s); /* a new backup gets the buffer and the new secret */
         ar__sig_sess_flush_pending(srv, s);
     } else if (s->rec->backup) {
-        ar__sig_bus_proc(srv, s->rec->backup,
-                         json_pack("{s:s,s:s,s:s,s:b}", "k", "res", "p", s->rec->peer, "r",
-                                   s->resume, "c", replayed >= 0));
+        json_t *res = json_pack("{s:s,s:s,s:s,s:b}", "k", "res", "p", s->rec->peer, "r", s->resume,
+                                "c", replayed >= 0);
+        ar__sig_sess_prev_put(s, res);
+        ar__sig_bus_proc(srv, s->rec->backup, res);
     }
 }
 
@@ -145,15 +144,15 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
      * itself here first, and with ours kept to fall back on if the promoter does not answer. */
     int ask_promoter = s && !s->is_backup && r->owner != srv->node_id &&
                        !ar__sig_sess_connected(s) && ar__sig_node_alive(srv, r->owner) &&
-                       secret_ok(s, resume, h) && available(s, last_seq);
+                       ar__sig_sess_secret_ok(s, resume, h) && available(s, last_seq);
     if (s && !s->is_backup && !ask_promoter) {
-        if (!secret_ok(s, resume, h) || !available(s, last_seq)) {
+        if (!ar__sig_sess_secret_ok(s, resume, h) || !available(s, last_seq)) {
             ar_log(AR_LOG_DEBUG, "signal_resume_refused",
-                   AR_LF_INT("secret", secret_ok(s, resume, h)), AR_LF_INT("seq", s->seq),
-                   AR_LF_INT("last", last_seq));
+                   AR_LF_INT("secret", ar__sig_sess_secret_ok(s, resume, h)),
+                   AR_LF_INT("seq", s->seq), AR_LF_INT("last", last_seq));
             return AR_EAUTH;
         }
-        finish(cn, s, claims, last_seq, 0);
+        finish(cn, s, claims, resume, last_seq, 0);
         return 0;
     }
     ar__sig_resume_t *a = ar_calloc(1, sizeof(*a));
@@ -255,7 +254,7 @@ static void finish_attempt(ar__sig_conn_t *cn, ar__sig_sess_t *s, int moved)
 {
     ar__sig_resume_t *a = cn->resume;
     cn->resume = NULL;
-    finish(cn, s, &a->claims, a->last_seq, moved);
+    finish(cn, s, &a->claims, a->resume, a->last_seq, moved);
     sodium_memzero(a, sizeof(*a));
     ar_free(a);
 }
@@ -294,8 +293,11 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
     int fail = !r || !s || r->local != s || a->answer < 0 || srv->now >= a->deadline;
     if (!fail && a->answer > 0) {
         /* What the owner checked the client against, for its next resume (a copy made for
-         * this one had neither): finish renews the secret, unless it finds no memory. */
+         * this one had neither): finish renews the secret, unless it finds no memory. The
+         * client holds the secret it presented (the owner's current or previous one), so that
+         * alone is kept: a previous secret this copy had as a backup goes. */
         memcpy(s->resume, a->resume, AR__SIG_RESUME_LEN + 1);
+        ar__sig_sess_prev_wipe(s);
         memcpy(s->subhash, h, 16);
         s->provisional = 0;
         own_again(srv, s);
@@ -304,7 +306,7 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
     }
     if (!fail && !s->is_backup) {
         /* We were its backup and promoted it: the resume is local now. */
-        if (secret_ok(s, a->resume, h) && available(s, a->last_seq)) {
+        if (ar__sig_sess_secret_ok(s, a->resume, h) && available(s, a->last_seq)) {
             finish_attempt(cn, s, 0);
             return;
         }

@@ -37,10 +37,90 @@ void ar__sig_sess_new_resume(ar__sig_sess_t *s)
     s->resume[AR__SIG_RESUME_LEN] = '\0';
 }
 
-static void frame_free_list(ar__sig_frame_t *f)
+static void prev_hash(const char *resume, uint8_t out[AR__SIG_PREV_LEN])
+{
+    uint8_t h[crypto_generichash_BYTES_MIN];
+    crypto_generichash(h, sizeof(h), (const uint8_t *)resume, AR__SIG_RESUME_LEN, NULL, 0);
+    memcpy(out, h, AR__SIG_PREV_LEN);
+    sodium_memzero(h, sizeof(h));
+}
+
+/*
+ * What is kept is the secret the client presented, whichever of the two it was: a client holds
+ * either that one (the welcome with the new secret was lost) or the new one, never the secret
+ * it did not present. So after two lost welcomes in a row (A presented, welcome B lost; A
+ * presented again, welcome C lost) A still works and B does not, which the client never had;
+ * a client that got C and presents it makes C the kept one and A goes. Only a hash is kept:
+ * 64 bits, checked only with a signed token of the same subject, online, within the grace
+ * period and until the client's first frame, against 120 bits for the current secret.
+ */
+void ar__sig_sess_rotate_resume(ar__sig_sess_t *s, const char *presented)
+{
+    prev_hash(presented, s->prev_resume);
+    s->has_prev = 1;
+    ar__sig_sess_new_resume(s);
+}
+
+void ar__sig_sess_prev_wipe(ar__sig_sess_t *s)
+{
+    sodium_memzero(s->prev_resume, sizeof(s->prev_resume));
+    s->has_prev = 0;
+}
+
+int ar__sig_sess_secret_ok(const ar__sig_sess_t *s, const char *resume, const uint8_t subhash[16])
+{
+    if (strlen(resume) != AR__SIG_RESUME_LEN)
+        return 0;
+    uint8_t h[AR__SIG_PREV_LEN];
+    prev_hash(resume, h);
+    /* Both compared whatever the first gives, so that the time taken does not tell which. */
+    int cur = strlen(s->resume) == AR__SIG_RESUME_LEN &&
+              sodium_memcmp(resume, s->resume, AR__SIG_RESUME_LEN) == 0;
+    int prev = sodium_memcmp(h, s->prev_resume, AR__SIG_PREV_LEN) == 0 && s->has_prev;
+    int sub = sodium_memcmp(subhash, s->subhash, 16) == 0;
+    sodium_memzero(h, sizeof(h));
+    return (cur | prev) & sub;
+}
+
+void ar__sig_sess_resume_confirmed(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    if (!s->has_prev)
+        return;
+    ar__sig_sess_prev_wipe(s);
+    /* The backup forgets it too: promoted, it would otherwise still take a secret the client
+     * has replaced. Ordered after the "adopt" or "res" that brought it (one publisher). */
+    if (s->rec->backup)
+        ar__sig_bus_proc(srv, s->rec->backup,
+                         json_pack("{s:s,s:s}", "k", "got", "p", s->rec->peer));
+}
+
+void ar__sig_sess_prev_put(const ar__sig_sess_t *s, void *o)
+{
+    if (!o || !s->has_prev)
+        return;
+    char hex[2 * AR__SIG_PREV_LEN + 1];
+    sodium_bin2hex(hex, sizeof(hex), s->prev_resume, AR__SIG_PREV_LEN);
+    (void)json_object_set_new(o, "q", json_string(hex));
+}
+
+void ar__sig_sess_prev_get(ar__sig_sess_t *s, const void *o)
+{
+    const char *hex = json_string_value(json_object_get(o, "q"));
+    uint8_t h[AR__SIG_PREV_LEN];
+    ar__sig_sess_prev_wipe(s);
+    if (hex && strlen(hex) == 2 * (size_t)AR__SIG_PREV_LEN &&
+        sodium_hex2bin(h, sizeof(h), hex, strlen(hex), NULL, NULL, NULL) == 0) {
+        memcpy(s->prev_resume, h, sizeof(h));
+        s->has_prev = 1;
+    }
+    sodium_memzero(h, sizeof(h));
+}
+
+static void frame_free_list(ar__sig_srv_t *srv, ar__sig_frame_t *f)
 {
     while (f) {
         ar__sig_frame_t *n = f->next;
+        ar__sig_about_count(srv, f, -1);
         sodium_memzero(f->data, f->len);
         ar_free(f);
         f = n;
@@ -74,8 +154,8 @@ void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
         for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
             if (cn->state == AR__SIG_C_RESUMING && cn->sess == s)
                 cn->sess = NULL;
-    frame_free_list(s->head);
-    frame_free_list(s->pending);
+    frame_free_list(srv, s->head);
+    frame_free_list(srv, s->pending);
     ar__sig_claims_free(s->claims);
     if (!s->is_backup && srv->nsessions)
         srv->nsessions--;
@@ -130,8 +210,8 @@ void *ar__sig_frames_json(const ar__sig_sess_t *s)
     return a;
 }
 
-static ar__sig_frame_t *frame_new(const uint8_t *fid, int64_t seq, uint8_t action, const char *data,
-                                  size_t len)
+static ar__sig_frame_t *frame_new(ar__sig_srv_t *srv, const uint8_t *fid, int64_t seq,
+                                  uint8_t action, const char *data, size_t len)
 {
     ar__sig_frame_t *f = ar_malloc(sizeof(*f) + len + 1);
     if (!f)
@@ -144,11 +224,12 @@ static ar__sig_frame_t *frame_new(const uint8_t *fid, int64_t seq, uint8_t actio
     f->len = (uint32_t)len;
     memcpy(f->data, data, len);
     f->data[len] = '\0';
+    ar__sig_about_tag(srv, f);
     return f;
 }
 
 /* Drops acknowledged frames, then the oldest beyond the caps (a resume needing them fails). */
-static void trim(ar__sig_sess_t *s)
+static void trim(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     while (s->head && (s->head->seq <= s->acked || s->nframes > AR__SIG_REPLAY_FRAMES ||
                        s->bytes > AR__SIG_REPLAY_BYTES)) {
@@ -159,11 +240,11 @@ static void trim(ar__sig_sess_t *s)
         s->nframes--;
         s->bytes -= f->len;
         f->next = NULL;
-        frame_free_list(f);
+        frame_free_list(srv, f);
     }
 }
 
-static void append(ar__sig_sess_t *s, ar__sig_frame_t *f)
+static void append(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_frame_t *f)
 {
     if (s->tail)
         s->tail->next = f;
@@ -172,11 +253,11 @@ static void append(ar__sig_sess_t *s, ar__sig_frame_t *f)
     s->tail = f;
     s->nframes++;
     s->bytes += f->len;
-    trim(s);
+    trim(srv, s);
 }
 
 /* Removes a pending frame with this id; 1 when there was one. */
-static int pending_take(ar__sig_sess_t *s, const uint8_t *fid)
+static int pending_take(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid)
 {
     ar__sig_frame_t *prev = NULL;
     for (ar__sig_frame_t *f = s->pending; f; prev = f, f = f->next) {
@@ -190,7 +271,7 @@ static int pending_take(ar__sig_sess_t *s, const uint8_t *fid)
             s->pending_tail = prev;
         s->npending--;
         f->next = NULL;
-        frame_free_list(f);
+        frame_free_list(srv, f);
         return 1;
     }
     return 0;
@@ -264,14 +345,14 @@ static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_f
 static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
                       const char *frame, size_t len)
 {
-    ar__sig_frame_t *f = frame_new(fid, ++s->seq, action, frame, len);
+    ar__sig_frame_t *f = frame_new(srv, fid, ++s->seq, action, frame, len);
     if (!f)
         return;
     /* A promoted copy numbers after its own count, which can be below what the dead owner sent
      * the client (copies still in their batch): until the client resumes, its new frames are
      * uncertain too, so that the resume replays them whatever its last_seq (5.10.1). */
     f->uncertain = s->promoted;
-    append(s, f);
+    append(srv, s, f);
     if (action == AR__SIG_ACT_RESET_CAND)
         memset(s->cand, 0, sizeof(s->cand));
     send_numbered(srv, s, f);
@@ -293,7 +374,7 @@ void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *
     if (s->is_backup) {
         if (numbered_has(s, fid))
             return;
-        ar__sig_frame_t *f = frame_new(fid, 0, action, frame, len);
+        ar__sig_frame_t *f = frame_new(srv, fid, 0, action, frame, len);
         if (!f)
             return;
         if (s->pending_tail)
@@ -306,7 +387,7 @@ void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *
             ar__sig_frame_t *old = s->pending;
             s->pending = old->next;
             old->next = NULL;
-            frame_free_list(old);
+            frame_free_list(srv, old);
             s->npending--;
         }
         return;
@@ -346,10 +427,10 @@ void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s)
                    r->role != AR_SIG_ROLE_STAFF;
             own_frame(srv, s, p->fid, p->action, p->data, p->len);
         }
-        frame_free_list(p);
+        frame_free_list(srv, p);
         p = n;
         if (gone) {
-            frame_free_list(p);
+            frame_free_list(srv, p);
             return;
         }
     }
@@ -360,7 +441,7 @@ void ar__sig_sess_ack(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t seq)
     if (seq <= s->acked || seq > s->seq)
         return;
     s->acked = seq;
-    trim(s);
+    trim(srv, s);
     /* Acknowledgements come every 32 frames of a relay: no JSON for a backup that is not there. */
     if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
         ar__sig_bus_proc(
@@ -435,11 +516,11 @@ static void send_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     sodium_bin2hex(hex, sizeof(hex), s->subhash, 16);
     /* "u": we are a promotion no client has resumed yet, so the frames we number now are
      * uncertain (own_frame), and must be on the backup too, should it be promoted in turn. */
-    ar__sig_bus_proc(srv, s->rec->backup,
-                     json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}", "k", "adopt", "p", s->rec->peer,
-                               "r", s->resume, "h", hex, "seq", (json_int_t)s->seq, "ack",
-                               (json_int_t)s->acked, "fr", ar__sig_frames_json(s), "u",
-                               s->promoted));
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}", "k", "adopt", "p", s->rec->peer, "r",
+                          s->resume, "h", hex, "seq", (json_int_t)s->seq, "ack",
+                          (json_int_t)s->acked, "fr", ar__sig_frames_json(s), "u", s->promoted);
+    ar__sig_sess_prev_put(s, o); /* "q": the previous secret, kept until the client's frame */
+    ar__sig_bus_proc(srv, s->rec->backup, o);
 }
 
 /* Sends the backup everything it needs to take over: the resume secret and the buffer. */
@@ -577,7 +658,7 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         p->next = NULL;
         p->seq = ++s->seq;
         p->uncertain = 1;
-        append(s, p);
+        append(srv, s, p);
         p = n;
     }
     s->prev_owner = r->owner;
@@ -701,10 +782,10 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
 
 /* ---- messages from other workers (ar.<jur>.proc.<worker>) ---- */
 
-void ar__sig_load_frames(ar__sig_sess_t *s, void *frames)
+void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames)
 {
     json_t *fr = frames;
-    frame_free_list(s->head);
+    frame_free_list(srv, s->head);
     s->head = s->tail = NULL;
     s->nframes = s->bytes = 0;
     size_t i;
@@ -719,11 +800,11 @@ void ar__sig_load_frames(ar__sig_sess_t *s, void *frames)
         if (json_unpack(it, "[I,s,i,s%]", &seq, &hex, &action, &d, &dlen) != 0 ||
             sodium_hex2bin(fid, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
             continue;
-        ar__sig_frame_t *f = frame_new(fid, seq, (uint8_t)action, d, dlen);
+        ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen);
         if (f) {
             f->uncertain = json_integer_value(json_array_get(it, 4)) == 1;
-            pending_take(s, fid);
-            append(s, f);
+            pending_take(srv, s, fid);
+            append(srv, s, f);
         }
     }
 }
@@ -749,15 +830,16 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     s->provisional = 0; /* a real backup now */
     s->handed = 0;      /* handed over and chosen as the new owner's backup */
     snprintf(s->resume, sizeof(s->resume), "%s", resume);
+    ar__sig_sess_prev_get(s, o);
     if (sodium_hex2bin(s->subhash, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
         memset(s->subhash, 0, 16);
     s->seq = seq;
     s->acked = ack;
     s->copies_uncertain = json_is_true(json_object_get(o, "u"));
-    ar__sig_load_frames(s, fr);
+    ar__sig_load_frames(srv, s, fr);
 }
 
-static void on_num(ar__sig_sess_t *s, json_t *o)
+static void on_num(ar__sig_srv_t *srv, ar__sig_sess_t *s, json_t *o)
 {
     json_int_t seq;
     const char *hex, *d;
@@ -769,12 +851,12 @@ static void on_num(ar__sig_sess_t *s, json_t *o)
             0 ||
         sodium_hex2bin(fid, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
         return;
-    pending_take(s, fid);
-    ar__sig_frame_t *f = frame_new(fid, seq, (uint8_t)action, d, dlen);
+    pending_take(srv, s, fid);
+    ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen);
     if (f) {
         f->uncertain = s->copies_uncertain;
         s->seq = seq;
-        append(s, f);
+        append(srv, s, f);
     }
 }
 
@@ -796,12 +878,12 @@ static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
         ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
         ar__sig_sess_t *s = r ? r->local : NULL;
         if (s && s->is_backup) {
-            pending_take(s, fid);
-            ar__sig_frame_t *f = frame_new(fid, (int64_t)seq, action, (const char *)d + i, fl);
+            pending_take(srv, s, fid);
+            ar__sig_frame_t *f = frame_new(srv, fid, (int64_t)seq, action, (const char *)d + i, fl);
             if (f) {
                 f->uncertain = s->copies_uncertain;
                 s->seq = (int64_t)seq;
-                append(s, f);
+                append(srv, s, f);
             }
         }
         i += fl;
@@ -817,7 +899,8 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
     }
     json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
     const char *k, *peer;
-    if (!o || json_unpack(o, "{s:s,s:s}", "k", &k, "p", &peer) != 0) {
+    if (!o || ar__sig_rooms_ended_msg(srv, o) || /* about no session: invite.c */
+        json_unpack(o, "{s:s,s:s}", "k", &k, "p", &peer) != 0) {
         json_decref(o);
         return;
     }
@@ -844,23 +927,27 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
     if (strcmp(k, "adopt") == 0) {
         on_adopt(srv, o, r);
     } else if (strcmp(k, "num") == 0 && s) {
-        on_num(s, o);
+        on_num(srv, s, o);
     } else if (strcmp(k, "ack") == 0 && s && s->is_backup) {
         json_int_t seq;
         if (json_unpack(o, "{s:I}", "s", &seq) == 0 && seq > s->acked) {
             s->acked = seq;
-            trim(s);
+            trim(srv, s);
         }
     } else if (strcmp(k, "res") == 0 && s && s->is_backup) {
         const char *res;
-        if (json_unpack(o, "{s:s}", "r", &res) == 0)
+        if (json_unpack(o, "{s:s}", "r", &res) == 0) {
             snprintf(s->resume, sizeof(s->resume), "%s", res);
+            ar__sig_sess_prev_get(s, o); /* the secret the client presented ("q") */
+        }
         s->copies_uncertain = 0; /* the owner's promotion ended with this resume */
         /* The owner's resume replayed all the uncertain frames ("c"): a later promotion of
          * ours must not replay them again. Without it the replay broke off and they stay. */
         if (json_is_true(json_object_get(o, "c")))
             for (ar__sig_frame_t *f = s->head; f; f = f->next)
                 f->uncertain = 0;
+    } else if (strcmp(k, "got") == 0 && s && s->is_backup) {
+        ar__sig_sess_prev_wipe(s); /* the client got its new secret (owner's confirmed) */
     } else if (strcmp(k, "drop") == 0 && s && s->is_backup) {
         if (!ar__sig_sess_resuming(srv, s))
             ar__sig_sess_free(srv, s);

@@ -456,6 +456,11 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
     } else if (cn->state == AR__SIG_C_RESUMING || m.type == AR_SIG_HELLO) {
         ar__sig_send_error(cn, AR_SIG_E_BAD_STATE, NULL, m.type, m.id);
     } else {
+        /* A client sends nothing before its welcome (7 not_authenticated, bad_state while
+         * resuming): this frame shows it read the welcome, so the secret that welcome
+         * replaced stops working (sess.c ar__sig_sess_rotate_resume). */
+        if (cn->sess && cn->sess->has_prev)
+            ar__sig_sess_resume_confirmed(srv, cn->sess);
         ar__sig_handle(cn, &m);
     }
     ar_sig_msg_free(&m);
@@ -637,7 +642,8 @@ static int metrics_init(ar__sig_srv_t *srv)
 static int ready_cb(void *data)
 {
     const ar__sig_srv_t *srv = data;
-    return !srv->draining;
+    /* Not while it catches up on ended rooms either: it admits no new session then (invite.c). */
+    return !srv->draining && !__atomic_load_n(&srv->ended_catchup, __ATOMIC_RELAXED);
 }
 
 /*

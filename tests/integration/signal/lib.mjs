@@ -260,7 +260,16 @@ export async function startNode(name, nats, opts = {}) {
     const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
     s.on('error', () => resolve(false));
   }), 15000, `node ${name}`);
-  await sleep(1500); // heartbeats: every worker learns the others before tests rely on backups
+  // Every worker ready: /readyz answers 503 while a worker catches up on the rooms ended before
+  // it started, and it admits no new session then (docs/signal.md, "Ended rooms: a worker that
+  // starts later"). A node that exited is caught below.
+  const t0 = Date.now();
+  const ready = (i) => fetch(`http://127.0.0.1:${metrics + i}/readyz`).then((r) => r.status === 200, () => false);
+  await waitFor(async () => p.exitCode !== null || p.signalCode !== null ||
+    (await Promise.all([...Array(opts.workers ?? 2).keys()].map(ready))).every(Boolean), 15000,
+  `node ${name} ready`);
+  // heartbeats: every worker learns the others before tests rely on backups
+  await sleep(Math.max(0, 1500 - (Date.now() - t0)));
   // What answered must be this node: one that found a port in use has exited by now.
   if (p.exitCode !== null || p.signalCode !== null) throw new Error(`node ${name} exited: ${tail(p)}`);
   return p;

@@ -1,0 +1,82 @@
+// An ended consultation stays ended on workers that were not there when it ended
+// (docs/signal.md, "Ended rooms: a worker that starts later"; src/signal/invite.c,
+// "Catching up"): a node added after the `end`, and then another one added after the node that
+// ended it was killed, refuse the patient's token (still valid) in the room with not_found and
+// close 4007. Each node runs two workers behind one port (SO_REUSEPORT), so several tries reach
+// both workers of each node.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  Client, connect, kill, patientToken, rid, sleep, staffToken, startNats, startNode, stopAll,
+} from './lib.mjs';
+
+let nats;
+before(async () => {
+  nats = await startNats();
+});
+after(() => stopAll());
+
+// A new session on node n: a worker still catching up answers 4016 "busy" (come back later).
+async function hello(n, token) {
+  for (let i = 0; ; i++) {
+    const c = await new Client(n.url).open();
+    c.send({ type: 'hello', token });
+    const w = await c.next('welcome').catch(() => null);
+    if (w) {
+      c.peer = w.peer;
+      return c;
+    }
+    assert.equal(c.closed, 4016, 'refused only as busy');
+    assert.ok(i < 40, 'still busy after 8 s');
+    await sleep(200);
+  }
+}
+
+// The patient's token neither opens the room again nor queues in it, on any worker of n.
+async function refused(n, pTok, room) {
+  for (let i = 0; i < 4; i++) {
+    const again = await hello(n, pTok);
+    again.send({ type: 'join', room });
+    const e = await again.next('error');
+    assert.equal(e.name, 'not_found', 'join in the ended room');
+    assert.equal(await again.waitClose(), 4007);
+    const queue = await hello(n, pTok);
+    queue.send({ type: 'arrive', clinic: 'c1', area: 'knee', name: 'Zoë', consent: true });
+    assert.equal((await queue.next('error')).name, 'not_found', 'arrive in the ended room');
+    assert.equal(await queue.waitClose(), 4007);
+  }
+}
+
+test('a node started after the end refuses the ended room, and so does one started after that node alone knew it', async () => {
+  const A = await startNode('a', nats.slice(0, 1));
+  const room = rid();
+  const pTok = patientToken(room, { exp: Math.floor(Date.now() / 1000) + 1800 });
+  const p = await connect(A, pTok);
+  p.send({ type: 'join', room });
+  await p.next('joined');
+  const s = await connect(A, staffToken());
+  s.send({ type: 'join', room });
+  await s.next('joined');
+  s.send({ type: 'end' });
+  assert.equal((await s.next('ended')).room, room);
+  assert.equal(await p.waitClose(), 4007);
+  s.close();
+
+  // Node C starts after the end: its workers never heard the marker published then.
+  const C = await startNode('c', nats.slice(1));
+  await refused(C, pTok, room);
+
+  // Node A goes (kill -9): only C's workers, which learnt the marker by catching up, know it.
+  // Node D starts then and learns it from them.
+  kill(A);
+  await sleep(3500); // A's workers are declared dead: D does not wait on them
+  const D = await startNode('d', nats.slice(0, 1));
+  await refused(D, pTok, room);
+
+  // Another room, never ended, still opens on the late nodes.
+  const other = rid();
+  const q = await hello(D, patientToken(other));
+  q.send({ type: 'join', room: other });
+  await q.next('joined');
+  q.close();
+});
