@@ -20,7 +20,8 @@
 #define REFUSE(cn, m, code) ar__sig_send_error((cn), (code), NULL, (m)->type, (m)->id)
 
 /* now: the peer's record when the frame may be delivered at once (ar__sig_bus_to_now).
- * Returns 0, or the build's error (AR_ETOOBIG: larger than a frame may be; nothing sent). */
+ * Returns the frame's length, or the build's error (AR_ETOOBIG: larger than a frame may be;
+ * nothing sent). */
 static int to_peer(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action,
                    ar__sig_rec_t *now)
 {
@@ -32,7 +33,7 @@ static int to_peer(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_
         return n;
     if (n > 0 && !(now && ar__sig_bus_to_now(srv, now, action, (size_t)n)))
         ar__sig_bus_to(srv, peer, action, (size_t)n);
-    return 0;
+    return n;
 }
 
 int ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action)

@@ -159,7 +159,9 @@ async function connectAll() {
         return r.current;
       },
     });
-    const entry = { sig, servers: t.servers, clinics: held, monitorToken: t.monitor_token || null };
+    // snapOpen: areas whose queue snapshot is still coming (its last page had `more`).
+    const entry = { sig, servers: t.servers, clinics: held, monitorToken: t.monitor_token || null,
+      snapOpen: new Set() };
     r = keepFresh(entry, t.token, () => tokenFor(t.jurisdiction), (tok) => {
       entry.clinics = Object.keys(claims(tok).clinics || {});
       dropUnheld(entry);
@@ -186,6 +188,11 @@ function wire(entry) {
     $('dash-status').textContent = 'Connected.';
     if (e.detail.resumed) {
       if (call?.sig === sig) call.mesh?.restart();
+      // A queue snapshot the lost connection cut short does not go on (protocol 5.2): again.
+      for (const k of entry.snapOpen) {
+        const [clinic, area] = JSON.parse(k);
+        sig.send('subscribe', { clinic, area });
+      }
       return;
     }
     // A new session: the old one's room membership is gone. Back into the call's room (staff
@@ -205,6 +212,9 @@ function wire(entry) {
   });
   sig.addEventListener('lost', () => ($('dash-status').textContent = 'Reconnecting…'));
   sig.addEventListener('queue', (e) => {
+    const k = JSON.stringify([e.detail.clinic, e.detail.area]);
+    if (e.detail.more) entry.snapOpen.add(k);
+    else entry.snapOpen.delete(k);
     for (const en of e.detail.entries) upsert(entry, e.detail.clinic, e.detail.area, en, false);
   });
   sig.addEventListener('queue_add', (e) => upsert(entry, e.detail.clinic, e.detail.area, e.detail.entry, true));
