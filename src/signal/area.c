@@ -504,14 +504,6 @@ static ar__sig_rec_t *seeing(ar__sig_srv_t *srv, const ar__sig_rec_t *p)
     return x && p->in_room && x->in_room == p->in_room ? x : NULL;
 }
 
-/* Earlier join first, then the peer id: every worker picks the same member (as flows.c ranks). */
-static int joined_first(const ar__sig_rec_t *x, const ar__sig_rec_t *y)
-{
-    if (x->joined_us != y->joined_us)
-        return x->joined_us < y->joined_us;
-    return strcmp(x->peer, y->peer) < 0;
-}
-
 /* Sets who sees p (NULL: nobody; a patient seen goes back to waiting, a held one stays held)
  * and tells p, every subscriber and every worker, as a take does. */
 static void mark_seen(ar__sig_srv_t *srv, ar__sig_rec_t *p, ar__sig_recq_t *pq,
@@ -538,7 +530,7 @@ void ar__sig_seen_left(ar__sig_srv_t *srv, ar__sig_rec_t *p, const ar__sig_rec_t
     ar__sig_rec_t *next = NULL;
     for (size_t i = 0; p->in_room && i < p->in_room->nmembers; i++) {
         ar__sig_rec_t *x = p->in_room->members[i];
-        if (x != left && x->role == AR_SIG_ROLE_STAFF && (!next || joined_first(x, next)))
+        if (x != left && x->role == AR_SIG_ROLE_STAFF && (!next || ar__sig_joined_before(x, next)))
             next = x;
     }
     mark_seen(srv, p, p->q, next);

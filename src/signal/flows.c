@@ -212,14 +212,6 @@ void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason)
         ar__sig_seen_left(srv, seen[i], r);
 }
 
-/* Earlier join first; the peer id breaks ties, so every worker ranks a room's members alike. */
-static int joined_before(const ar__sig_rec_t *x, const ar__sig_rec_t *y)
-{
-    if (x->joined_us != y->joined_us)
-        return x->joined_us < y->joined_us;
-    return strcmp(x->peer, y->peer) < 0;
-}
-
 /*
  * Two joins on two nodes within the bus's delay both see three members and both pass. Every
  * worker applies both records, sees five and ranks them by the join time the joiner's worker
@@ -235,7 +227,7 @@ void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room)
     size_t n = room->nmembers;
     for (size_t i = 0; i < n; i++) { /* insertion sort: at most eight members */
         size_t j = i;
-        for (; j > 0 && joined_before(room->members[i], ranked[j - 1]); j--)
+        for (; j > 0 && ar__sig_joined_before(room->members[i], ranked[j - 1]); j--)
             ranked[j] = ranked[j - 1];
         ranked[j] = room->members[i];
     }

@@ -217,6 +217,13 @@ void ar__sig_room_drop(ar__sig_srv_t *srv, ar__sig_room_t *room)
     ar_free(room);
 }
 
+int ar__sig_joined_before(const ar__sig_rec_t *x, const ar__sig_rec_t *y)
+{
+    if (x->joined_us != y->joined_us)
+        return x->joined_us < y->joined_us;
+    return strcmp(x->peer, y->peer) < 0;
+}
+
 void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room)
 {
     ar__sig_room_t *old = r->in_room;

@@ -456,6 +456,9 @@ ar__sig_room_t *ar__sig_room_find(ar__sig_srv_t *srv, const char *id);
 ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id);
 void ar__sig_room_drop(ar__sig_srv_t *srv, ar__sig_room_t *room);
 ar__sig_area_t *ar__sig_area_find(ar__sig_srv_t *srv, const char *clinic, const char *area);
+/* How every worker ranks a room's members (the fifth of a race, whom a "seen" mark moves to):
+ * earlier join first (a joiner's time is after every member its worker saw), then peer id. */
+int ar__sig_joined_before(const ar__sig_rec_t *x, const ar__sig_rec_t *y);
 void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room);
 void ar__sig_rec_set_area(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *clinic,
                           const char *area);
