@@ -184,7 +184,7 @@ static void take_away(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, json_int_
         memset(s->subhash, 0, 16);
     s->seq = seq;
     s->acked = ack;
-    ar__sig_load_frames(s, fr);
+    ar__sig_load_frames(srv, s, fr);
     if (s->lost)
         s->lost_after = seq;
     take_lost(s, json_object_get(o, "lost"));
@@ -214,7 +214,7 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
             s->handed = 0; /* ours again, should it be the copy we handed over before */
             s->seq = seq;
             s->acked = ack;
-            ar__sig_load_frames(s, fr);
+            ar__sig_load_frames(srv, s, fr);
             if (s->lost) /* noted here while resuming: after all the owner numbered */
                 s->lost_after = seq;
             take_lost(s, json_object_get(o, "lost"));

@@ -239,9 +239,20 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
     ar__sig_room_t *nr = ar__sig_room_get(srv, room);
     if (!nr || nr->nmembers == sizeof(nr->members) / sizeof(nr->members[0]))
         return;
+    /* Members are ranked by this time on every worker (flows.c ar__sig_room_enforce, the seen
+     * mark in area.c): a joiner ranks after every member its worker already sees, whatever the
+     * clocks of the nodes involved. With the local clock alone, a node whose clock is behind by
+     * more than an established member's time in the room would rank its joiner first and
+     * have that member removed as the fifth. Two joins racing on two workers (neither seeing
+     * the other) are still ordered by their clocks, then by peer id, alike everywhere. A
+     * record applied from the bus then takes the joiner's time ("jt", rec.c). */
+    uint64_t t = ar__sig_now_us();
+    for (size_t i = 0; i < nr->nmembers; i++)
+        if (nr->members[i]->joined_us >= t)
+            t = nr->members[i]->joined_us + 1;
     nr->members[nr->nmembers++] = r;
     r->in_room = nr;
-    r->joined_us = ar__sig_now_us(); /* a record applied from the bus then takes the joiner's */
+    r->joined_us = t;
 }
 
 /* ---- waiting areas ---- */

@@ -216,6 +216,13 @@ typedef struct ar__sig_frame_s {
      * session's first resume replays it even at or below the client's last_seq (protocol.md
      * 5.10.1; the client drops it by fid if it had it). */
     uint8_t uncertain;
+    /* Whom the frame is about, for the purge when a patient or an invitee goes (sess.c
+     * frames_purge, protocol.md 5.13): 0 no one (or only as the id a removal notice names), 1
+     * several (a queue snapshot, joined), else 2 + a 16-bit hash of the one peer id it is
+     * about. Two bytes that were padding: a frame costs nothing more. A hash, not the id (22
+     * bytes) or the record (gone before the frame): it only picks the frames to look at; the
+     * purge compares the id in the frame itself, so a collision wipes nothing it should not. */
+    uint16_t about;
     uint32_t len;
     char data[]; /* the server frame, built with "seq":0 */
 } ar__sig_frame_t;
@@ -337,6 +344,8 @@ typedef struct ar__sig_node_s {
 } ar__sig_node_t;
 
 #define AR__SIG_NODES_MAX 256
+#define AR__SIG_GONE_MAX 1024
+#define AR__SIG_GONE_S 30
 #define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
 #define AR__SIG_REC_BUCKETS 65536
 #define AR__SIG_SMALL_BUCKETS 4096
@@ -377,6 +386,21 @@ struct ar__sig_srv_s {
     char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
     char pub[AR__SIG_TO_HDR + AR_SIG_OUT_MAX + 1]; /* a frame for the bus, after its header */
     ar__sig_invites_t *invites; /* invite tokens used in the jurisdiction (invite.c) */
+    /* Frames held here (replay buffers, pending lists) about each value of a frame's about tag,
+     * a frame about several counted once for each (sess.c): a patient's end looks through the
+     * buffers only when some frame may be about it. 256 KiB, untouched pages until used. */
+    uint32_t about_n[65536];
+    /* Patients and invitees that went in the last AR__SIG_GONE_S seconds (the last
+     * AR__SIG_GONE_MAX of them), their tags, and how many of those have each tag: a frame
+     * about one of them that arrives after its deletion (a backup's copy, a hand-over's buffer,
+     * a frame from another worker still on the bus) is redacted as it enters (purge.c). */
+    struct {
+        char peer[AR__SIG_PEER_LEN];
+        uint32_t at;
+    } gone[AR__SIG_GONE_MAX];
+    uint16_t gone_tag[AR__SIG_GONE_MAX];
+    uint32_t gone_next;
+    uint8_t gone_n[65536];
     ar_metrics_t *metrics;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
@@ -507,7 +531,18 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r);
 void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const char *peer);
 /* sess.c: a replay buffer as the JSON array "adopt" and "taken" carry (json_t), and loaded. */
 void *ar__sig_frames_json(const ar__sig_sess_t *s);
-void ar__sig_load_frames(ar__sig_sess_t *s, void *frames);
+void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames);
+/* Patient or invitee `gone` ends (its record is deleted, rec.c): every frame about it in this
+ * worker's replay buffers and pending lists (owner and backup copies) is wiped and replaced by
+ * "redacted" under the same seq and fid; a queue snapshot or joined naming it is rebuilt
+ * without it. Staff: nothing. Returns how many frames were changed. */
+size_t ar__sig_frames_purge(ar__sig_srv_t *srv, const ar__sig_rec_t *gone);
+/* purge.c: f's about tag (ar__sig_frame_t) set from its body and counted in srv->about_n, as
+ * it enters this worker's buffers; uncounted (dir -1) as it leaves them (or counted again). */
+void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f);
+void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir);
+/* The body of a redacted frame (protocol.md 5.13), built with "seq":0 as every frame is. */
+#define AR__SIG_REDACTED_FRAME "{\"v\":1,\"type\":\"redacted\",\"seq\":0}"
 void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,

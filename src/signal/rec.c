@@ -50,6 +50,7 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
     if (strcmp(fields, "del") == 0) {
         json_object_set_new(o, "del", json_true());
         ar__sig_bus_rec(srv, kind, key, o);
+        ar__sig_frames_purge(srv, r); /* what our buffers hold about a patient (purge.c) */
         ar__sig_rec_free(srv, r);
         return;
     }
@@ -205,8 +206,10 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
         if (r && r->local)
             ar__sig_sess_close_conn(r->local, AR_SIG_CLOSE_ENDED);
-        if (r)
+        if (r) {
+            ar__sig_frames_purge(srv, r); /* as for our own deletions (rec_publish) */
             ar__sig_rec_free(srv, r);
+        }
         return;
     }
     ar__sig_rec_t *r = ar__sig_rec_get(srv, peer);

@@ -116,10 +116,11 @@ void ar__sig_sess_prev_get(ar__sig_sess_t *s, const void *o)
     sodium_memzero(h, sizeof(h));
 }
 
-static void frame_free_list(ar__sig_frame_t *f)
+static void frame_free_list(ar__sig_srv_t *srv, ar__sig_frame_t *f)
 {
     while (f) {
         ar__sig_frame_t *n = f->next;
+        ar__sig_about_count(srv, f, -1);
         sodium_memzero(f->data, f->len);
         ar_free(f);
         f = n;
@@ -153,8 +154,8 @@ void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
         for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
             if (cn->state == AR__SIG_C_RESUMING && cn->sess == s)
                 cn->sess = NULL;
-    frame_free_list(s->head);
-    frame_free_list(s->pending);
+    frame_free_list(srv, s->head);
+    frame_free_list(srv, s->pending);
     ar__sig_claims_free(s->claims);
     if (!s->is_backup && srv->nsessions)
         srv->nsessions--;
@@ -209,8 +210,8 @@ void *ar__sig_frames_json(const ar__sig_sess_t *s)
     return a;
 }
 
-static ar__sig_frame_t *frame_new(const uint8_t *fid, int64_t seq, uint8_t action, const char *data,
-                                  size_t len)
+static ar__sig_frame_t *frame_new(ar__sig_srv_t *srv, const uint8_t *fid, int64_t seq,
+                                  uint8_t action, const char *data, size_t len)
 {
     ar__sig_frame_t *f = ar_malloc(sizeof(*f) + len + 1);
     if (!f)
@@ -223,11 +224,12 @@ static ar__sig_frame_t *frame_new(const uint8_t *fid, int64_t seq, uint8_t actio
     f->len = (uint32_t)len;
     memcpy(f->data, data, len);
     f->data[len] = '\0';
+    ar__sig_about_tag(srv, f);
     return f;
 }
 
 /* Drops acknowledged frames, then the oldest beyond the caps (a resume needing them fails). */
-static void trim(ar__sig_sess_t *s)
+static void trim(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     while (s->head && (s->head->seq <= s->acked || s->nframes > AR__SIG_REPLAY_FRAMES ||
                        s->bytes > AR__SIG_REPLAY_BYTES)) {
@@ -238,11 +240,11 @@ static void trim(ar__sig_sess_t *s)
         s->nframes--;
         s->bytes -= f->len;
         f->next = NULL;
-        frame_free_list(f);
+        frame_free_list(srv, f);
     }
 }
 
-static void append(ar__sig_sess_t *s, ar__sig_frame_t *f)
+static void append(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_frame_t *f)
 {
     if (s->tail)
         s->tail->next = f;
@@ -251,11 +253,11 @@ static void append(ar__sig_sess_t *s, ar__sig_frame_t *f)
     s->tail = f;
     s->nframes++;
     s->bytes += f->len;
-    trim(s);
+    trim(srv, s);
 }
 
 /* Removes a pending frame with this id; 1 when there was one. */
-static int pending_take(ar__sig_sess_t *s, const uint8_t *fid)
+static int pending_take(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid)
 {
     ar__sig_frame_t *prev = NULL;
     for (ar__sig_frame_t *f = s->pending; f; prev = f, f = f->next) {
@@ -269,7 +271,7 @@ static int pending_take(ar__sig_sess_t *s, const uint8_t *fid)
             s->pending_tail = prev;
         s->npending--;
         f->next = NULL;
-        frame_free_list(f);
+        frame_free_list(srv, f);
         return 1;
     }
     return 0;
@@ -343,14 +345,14 @@ static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_f
 static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
                       const char *frame, size_t len)
 {
-    ar__sig_frame_t *f = frame_new(fid, ++s->seq, action, frame, len);
+    ar__sig_frame_t *f = frame_new(srv, fid, ++s->seq, action, frame, len);
     if (!f)
         return;
     /* A promoted copy numbers after its own count, which can be below what the dead owner sent
      * the client (copies still in their batch): until the client resumes, its new frames are
      * uncertain too, so that the resume replays them whatever its last_seq (5.10.1). */
     f->uncertain = s->promoted;
-    append(s, f);
+    append(srv, s, f);
     if (action == AR__SIG_ACT_RESET_CAND)
         memset(s->cand, 0, sizeof(s->cand));
     send_numbered(srv, s, f);
@@ -372,7 +374,7 @@ void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *
     if (s->is_backup) {
         if (numbered_has(s, fid))
             return;
-        ar__sig_frame_t *f = frame_new(fid, 0, action, frame, len);
+        ar__sig_frame_t *f = frame_new(srv, fid, 0, action, frame, len);
         if (!f)
             return;
         if (s->pending_tail)
@@ -385,7 +387,7 @@ void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *
             ar__sig_frame_t *old = s->pending;
             s->pending = old->next;
             old->next = NULL;
-            frame_free_list(old);
+            frame_free_list(srv, old);
             s->npending--;
         }
         return;
@@ -425,10 +427,10 @@ void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s)
                    r->role != AR_SIG_ROLE_STAFF;
             own_frame(srv, s, p->fid, p->action, p->data, p->len);
         }
-        frame_free_list(p);
+        frame_free_list(srv, p);
         p = n;
         if (gone) {
-            frame_free_list(p);
+            frame_free_list(srv, p);
             return;
         }
     }
@@ -439,7 +441,7 @@ void ar__sig_sess_ack(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t seq)
     if (seq <= s->acked || seq > s->seq)
         return;
     s->acked = seq;
-    trim(s);
+    trim(srv, s);
     /* Acknowledgements come every 32 frames of a relay: no JSON for a backup that is not there. */
     if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
         ar__sig_bus_proc(
@@ -656,7 +658,7 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         p->next = NULL;
         p->seq = ++s->seq;
         p->uncertain = 1;
-        append(s, p);
+        append(srv, s, p);
         p = n;
     }
     s->prev_owner = r->owner;
@@ -780,10 +782,10 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
 
 /* ---- messages from other workers (ar.<jur>.proc.<worker>) ---- */
 
-void ar__sig_load_frames(ar__sig_sess_t *s, void *frames)
+void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames)
 {
     json_t *fr = frames;
-    frame_free_list(s->head);
+    frame_free_list(srv, s->head);
     s->head = s->tail = NULL;
     s->nframes = s->bytes = 0;
     size_t i;
@@ -798,11 +800,11 @@ void ar__sig_load_frames(ar__sig_sess_t *s, void *frames)
         if (json_unpack(it, "[I,s,i,s%]", &seq, &hex, &action, &d, &dlen) != 0 ||
             sodium_hex2bin(fid, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
             continue;
-        ar__sig_frame_t *f = frame_new(fid, seq, (uint8_t)action, d, dlen);
+        ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen);
         if (f) {
             f->uncertain = json_integer_value(json_array_get(it, 4)) == 1;
-            pending_take(s, fid);
-            append(s, f);
+            pending_take(srv, s, fid);
+            append(srv, s, f);
         }
     }
 }
@@ -834,10 +836,10 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     s->seq = seq;
     s->acked = ack;
     s->copies_uncertain = json_is_true(json_object_get(o, "u"));
-    ar__sig_load_frames(s, fr);
+    ar__sig_load_frames(srv, s, fr);
 }
 
-static void on_num(ar__sig_sess_t *s, json_t *o)
+static void on_num(ar__sig_srv_t *srv, ar__sig_sess_t *s, json_t *o)
 {
     json_int_t seq;
     const char *hex, *d;
@@ -849,12 +851,12 @@ static void on_num(ar__sig_sess_t *s, json_t *o)
             0 ||
         sodium_hex2bin(fid, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
         return;
-    pending_take(s, fid);
-    ar__sig_frame_t *f = frame_new(fid, seq, (uint8_t)action, d, dlen);
+    pending_take(srv, s, fid);
+    ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen);
     if (f) {
         f->uncertain = s->copies_uncertain;
         s->seq = seq;
-        append(s, f);
+        append(srv, s, f);
     }
 }
 
@@ -876,12 +878,12 @@ static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
         ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
         ar__sig_sess_t *s = r ? r->local : NULL;
         if (s && s->is_backup) {
-            pending_take(s, fid);
-            ar__sig_frame_t *f = frame_new(fid, (int64_t)seq, action, (const char *)d + i, fl);
+            pending_take(srv, s, fid);
+            ar__sig_frame_t *f = frame_new(srv, fid, (int64_t)seq, action, (const char *)d + i, fl);
             if (f) {
                 f->uncertain = s->copies_uncertain;
                 s->seq = (int64_t)seq;
-                append(s, f);
+                append(srv, s, f);
             }
         }
         i += fl;
@@ -925,12 +927,12 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
     if (strcmp(k, "adopt") == 0) {
         on_adopt(srv, o, r);
     } else if (strcmp(k, "num") == 0 && s) {
-        on_num(s, o);
+        on_num(srv, s, o);
     } else if (strcmp(k, "ack") == 0 && s && s->is_backup) {
         json_int_t seq;
         if (json_unpack(o, "{s:I}", "s", &seq) == 0 && seq > s->acked) {
             s->acked = seq;
-            trim(s);
+            trim(srv, s);
         }
     } else if (strcmp(k, "res") == 0 && s && s->is_backup) {
         const char *res;

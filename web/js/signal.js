@@ -176,6 +176,10 @@ export class SignalClient extends EventTarget {
       case 'drain':
         this.onDrain(f);
         return;
+      case 'redacted':
+        // A frame the server wiped when the patient it was about went (protocol 5.13): its seq
+        // and fid count (above, and in the next ack) so the numbering has no gap; nothing else.
+        return;
       case 'error':
         // Not a refusal: what was lost cannot be replayed, so the page rebuilds what it can
         // (a fresh queue snapshot, an ICE restart that renegotiates every peer).

@@ -132,7 +132,8 @@ typedef enum {
     X(ACK, "ack")                                                                                  \
     X(DRAIN, "drain")                                                                              \
     X(BYE, "bye")                                                                                  \
-    X(REMOVE, "remove")
+    X(REMOVE, "remove")                                                                            \
+    X(REDACTED, "redacted")
 
 typedef enum {
     AR_SIG_NONE_TYPE = 0,

@@ -34,7 +34,8 @@ static const char *const left_reasons[] = {"left", "dropped", "removed", NULL};
 static const char *const gone_reasons[] = {"left", "transferred", "ended", NULL};
 static const char *const end_reasons[] = {"ended", "expired", NULL};
 
-/* Messages without fields of their own (leave, end, bye). */
+/* Messages without fields of their own (leave, end, bye; redacted, a frame whose body the
+ * server wiped, protocol.md 5.13). */
 static const ar__sig_table_t t_empty = {NULL, 0, 0};
 
 /* ---- list elements and nested objects ---- */
@@ -335,6 +336,7 @@ const ar__sig_type_info_t ar__sig_types[AR_SIG_TYPE_COUNT] = {
     [AR_SIG_DRAIN] = {S_ONLY(s_drain)},
     [AR_SIG_BYE] = {C_ONLY(t_empty)},
     [AR_SIG_REMOVE] = {C_ONLY(c_take)},
+    [AR_SIG_REDACTED] = {S_ONLY(t_empty)},
 };
 
 #define ENV(m) offsetof(ar__sig_env_t, m)

@@ -112,6 +112,8 @@ static const frame_case_t valid_frames[] = {
      "{\"v\":1,\"type\":\"quality\",\"seq\":10,\"profile\":\"high\",\"by\":\"p2\"}"},
     {"s_ended", S, AR_SIG_ENDED,
      "{\"v\":1,\"type\":\"ended\",\"seq\":11,\"room\":\"r1\",\"reason\":\"ended\"}"},
+    {"s_redacted", S, AR_SIG_REDACTED,
+     "{\"v\":1,\"type\":\"redacted\",\"seq\":12,\"fid\":\"AAECAwQFBgcICQoLDA0ODw\"}"},
     {"s_error", S, AR_SIG_ERROR,
      "{\"v\":1,\"type\":\"error\",\"seq\":0,\"code\":6,\"name\":\"bad_field\",\"text\":\"field "
      "'sdp' exceeds 61440 bytes\",\"about\":\"offer\",\"id\":12}"},

@@ -59,6 +59,31 @@ static void test_rooms(void **state)
     ar_free(srv);
 }
 
+/* A joiner ranks after the members its worker sees, even when their nodes' clocks are ahead
+ * of this one's (their times came from the bus, "jt"), so that an established member is never
+ * ranked fifth by a node whose clock is behind. */
+static void test_join_after_members(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = srv_new();
+    ar__sig_rec_t *a = rec(srv, 'a'), *b = rec(srv, 'b'), *c = rec(srv, 'c');
+    ar__sig_rec_set_room(srv, a, "R1");
+    ar__sig_rec_set_room(srv, b, "R1");
+    uint64_t ahead = ar__sig_now_us() + 3600ull * 1000000u; /* a node an hour ahead */
+    a->joined_us = ahead;
+    b->joined_us = ahead + 5;
+    ar__sig_rec_set_room(srv, c, "R1");
+    assert_true(c->joined_us > b->joined_us);
+    assert_true(c->joined_us > a->joined_us);
+    /* Moving to an empty room takes the local clock again. */
+    ar__sig_rec_set_room(srv, c, "R2");
+    assert_true(c->joined_us < ahead);
+    ar__sig_rec_free(srv, a);
+    ar__sig_rec_free(srv, b);
+    ar__sig_rec_free(srv, c);
+    ar_free(srv);
+}
+
 static void test_areas(void **state)
 {
     (void)state;
@@ -124,6 +149,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rooms),
+        cmocka_unit_test(test_join_after_members),
         cmocka_unit_test(test_areas),
         cmocka_unit_test(test_apply),
     };

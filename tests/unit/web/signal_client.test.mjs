@@ -2,7 +2,8 @@
 // dispatch the pages rely on: `error lost` (protocol 5.10) becomes 'resync' and not a refusal,
 // other errors stay 'error', replayed frames are dropped (by fid, protocol 5.10.1, or by seq
 // without one), a resume after a node's death gets each frame once, pings are answered, and
-// frames over the server's rate wait in order instead of being sent to be dropped.
+// frames over the server's rate wait in order instead of being sent to be dropped, and a
+// `redacted` frame (protocol 5.13) counts for seq and ack but reaches no page.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -332,4 +333,24 @@ test('drain during a move is ignored; a drain right after a move waits and picks
   ws3.deliver({ v: 1, type: 'welcome', seq: 0, peer: 'p1', resume: 'r3', grace: 120, ping: 25, resumed: true });
   assert.equal(ws2.closeCode, 4010);
   assert.equal(c.ws, ws3);
+});
+
+test('a redacted frame counts for seq and ack, is dropped by fid, and reaches no page', async (t) => {
+  const { c, ws } = await connected(t);
+  const seen = [];
+  const emit = c.emit.bind(c);
+  c.emit = (type, detail) => {
+    seen.push(type);
+    emit(type, detail);
+  };
+  ws.deliver({ v: 1, type: 'queue_add', seq: 2, fid: 'AAAAAAAAAAAAAAAAAAAAAA', clinic: 'c1', area: 'a', entry: { peer: 'p9', name: 'Bo', since: 1, status: 'waiting' } });
+  ws.deliver({ v: 1, type: 'redacted', seq: 3, fid: 'AAAAAAAAAAAAAAAAAAAAAB' });
+  ws.deliver({ v: 1, type: 'redacted', seq: 3, fid: 'AAAAAAAAAAAAAAAAAAAAAB' });
+  ws.deliver({ v: 1, type: 'queue_remove', seq: 4, fid: 'AAAAAAAAAAAAAAAAAAAAAC', clinic: 'c1', area: 'a', peer: 'p7', reason: 'ended' });
+  assert.equal(c.lastSeq, 4);
+  assert.ok(c.recentFids().includes('AAAAAAAAAAAAAAAAAAAAAB'));
+  const pages = seen.filter((n) => !['seq', 'fid'].includes(n));
+  assert.deepEqual(pages, ['queue_add', 'queue_remove']);
+  ws.deliver({ v: 1, type: 'ping', seq: 0, t: 1 });
+  assert.deepEqual(ws.sent.at(-1), { v: 1, type: 'ack', id: ws.sent.at(-1).id, seq: 4 });
 });
