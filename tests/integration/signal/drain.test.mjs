@@ -7,19 +7,23 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  connect, inviteeToken, patientToken, rid, sleep, startNats, startNode, stopAll, waitFor,
+  connect, inviteeToken, lowPorts, patientToken, rid, sleep, startNats, startNode, stopAll, waitFor,
 } from './lib.mjs';
 
 const CALLS = 100;
 const STRAGGLERS = 10; // calls whose two clients ignore the drain
 const WITHIN_S = 6; // the drain frames go out over the first 3 s
 
-let nats, A, C;
+let nats, A, C, workerUrls;
 before(async () => {
   nats = await startNats();
   A = await startNode('spread-a', nats.slice(0, 1), { maxPerAddr: 400 });
-  C = await startNode('spread-c', nats.slice(1),
-    { maxPerAddr: 400, drainUrls: [A.url], drainWithin: `${WITHIN_S}s` });
+  // Both members of a call on one worker of C (its worker port): an invitee joining on the other
+  // worker before that one heard over the bus that the patient opened the room is refused (4007).
+  const wp = await lowPorts(2);
+  C = await startNode('spread-c', nats.slice(1), { maxPerAddr: 400, drainUrls: [A.url],
+    drainWithin: `${WITHIN_S}s`, args: ['--worker-port', `${wp}`] });
+  workerUrls = [0, 1].map((i) => `ws://127.0.0.1:${wp + i}/ws`);
 });
 after(() => stopAll());
 
@@ -36,15 +40,15 @@ function watch(c) {
   return c;
 }
 
-async function call() {
+async function call(url) {
   const room = rid();
   const pTok = patientToken(room);
-  const p = watch(await connect(C, pTok));
+  const p = watch(await connect(url, pTok));
   p.token = pTok;
   p.send({ type: 'join', room });
   await p.next('joined');
   const qTok = inviteeToken(room);
-  const q = watch(await connect(C, qTok));
+  const q = watch(await connect(url, qTok));
   q.token = qTok;
   q.send({ type: 'join', room });
   await q.next('joined');
@@ -79,7 +83,7 @@ async function drained(node) {
 test('drain: 200 clients told over the first half of drain-within, all resume, no call drops', async (t) => {
   const calls = [];
   for (let i = 0; i < CALLS; i += 10)
-    calls.push(...await Promise.all([...Array(10)].map(() => call())));
+    calls.push(...await Promise.all([...Array(10)].map((_, j) => call(workerUrls[j % 2]))));
   const clients = calls.flatMap(({ p, q }) => [p, q]);
   assert.equal(clients.length, 2 * CALLS);
 
