@@ -269,7 +269,14 @@ struct ar_token_key_s;
 struct ar_token_claims_s;
 int ar__mint_monitor_token(const struct ar_token_key_s *key, const struct ar_token_claims_s *from,
                            int64_t now, char *out, size_t cap);
-/* What a call client is handed (invite_tokens.c): cl gets a fresh random subject; then the
+/* tokens_api.c: the subject of r's signed-in session's staff tokens in jurisdiction jur, into
+ * sub (AR_TOKEN_ID_MAX bytes): 22 characters of base64url of a keyed hash (key: the session id)
+ * of jur. The same for every token of one sign-in, so that signalling can renew a session's
+ * token in place (`refresh`, docs/protocol.md 5.15) or resume it with a newer one; opaque, and
+ * no two sign-ins share it. */
+void ar__staff_subject(const ar__req_t *r, const char *jur, char *sub);
+/* What a call client is handed (invite_tokens.c): cl gets a fresh random subject (unless it has
+ * one: a staff room token's, ar__staff_subject); then the
  * signalling token for `cl` and its monitor token, both signed with the newest key, and the
  * servers of cl's jurisdiction with a fresh TURN credential (*servers, a new reference). Key
  * and secret are wiped before it returns. 0, AR_EUNSUPPORTED when this node serves no such

@@ -181,6 +181,8 @@ static int room_token_job(ar_store_conn_t *c, void *arg)
     int rc = room_of(c, r, cl.room, sizeof(cl.room));
     rc = rc ? rc : roles_in(c, r, &cl.clinics[0]);
     rc = rc ? rc : clinic_jur(c, r->clinic_id, cl.jur, sizeof(cl.jur));
+    if (rc == 0)
+        ar__staff_subject(r, cl.jur, cl.sub); /* renewable in place (refresh) */
     rc = rc ? rc : ar__mint_call(c, r, &cl, token, mon, AR_TOKEN_MAX, &srv);
     if (rc < 0)
         return rc;
@@ -217,7 +219,7 @@ int ar__mint_call(ar_store_conn_t *c, ar__req_t *r, ar_token_claims_t *cl, char 
     const ar_app_servers_t *served = r->app->opts.servers;
     if (served == NULL || !ar_app_servers_serves(served, cl->jur))
         return AR_EUNSUPPORTED;
-    if (ar_rand_id(cl->sub, sizeof(cl->sub), 16) < 0)
+    if (!cl->sub[0] && ar_rand_id(cl->sub, sizeof(cl->sub), 16) < 0)
         return AR_EINVAL;
     ar_token_key_t key;
     char secret[AR_APP_TURN_SECRET_MAX];

@@ -54,6 +54,19 @@ static int add_role(staff_t *t, size_t *nt, size_t cap, const char *jur, int64_t
 
 #define JURS_MAX 4
 
+void ar__staff_subject(const ar__req_t *r, const char *jur, char *sub)
+{
+    static const char label[] = "anteroom-staff-sub-v1";
+    uint8_t h[16];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, r->s.id, sizeof(r->s.id), sizeof(h));
+    crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label)); /* with its NUL */
+    crypto_generichash_update(&st, (const uint8_t *)jur, strlen(jur));
+    crypto_generichash_final(&st, h, sizeof(h));
+    sodium_bin2base64(sub, AR_TOKEN_ID_MAX, h, sizeof(h), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(&st, sizeof(st));
+}
+
 static int mint_all(ar__req_t *r, staff_t *t, size_t nt, ar_token_key_t *key, const char *secret)
 {
     json_t *list = json_object_get(r->out, "tokens");
@@ -63,8 +76,7 @@ static int mint_all(ar__req_t *r, staff_t *t, size_t nt, ar_token_key_t *key, co
         cl->role = AR_TOKEN_STAFF;
         cl->iat = r->now;
         cl->exp = r->now + AR_APP_STAFF_TOKEN_TTL;
-        if (ar_rand_id(cl->sub, sizeof(cl->sub), 16) < 0)
-            return AR_EINVAL;
+        ar__staff_subject(r, cl->jur, cl->sub);
         char token[AR_TOKEN_MAX];
         int rc = ar_token_mint(key, cl, token, sizeof(token));
         if (rc < 0)

@@ -256,6 +256,186 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     queue_add(srv, r);
 }
 
+/*
+ * The queue snapshot (docs/signal.md, "Queue snapshot and deltas"): up to 32 entries a frame;
+ * the last one has no `more`. 32 entries whose names and answers are long and full of
+ * characters JSON escapes pass the frame limit (AR_SIG_OUT_MAX): such a page is sent as two of
+ * half as many entries, down to one entry a page, which always fits, so no waiting patient is
+ * left out of the snapshot.
+ *
+ * 500 patients with the longest details come to about 1 MB of pages, more than a connection
+ * may have queued (max_outgoing, srv.c): queued at once, the snapshot got its subscriber
+ * dropped as a slow reader. So pages go out while the connection's output is low, SNAP_TURN
+ * bytes a turn of the loop at most, and the rest when the net layer says the connection has
+ * written everything (ar_sn_conn_notify_writable). Pages pass through the bus's local queue
+ * (ar__sig_to), which the loop empties every turn: at most two turns' pages (if the writable
+ * callback runs before the queue is emptied) and one page over each are in memory at once.
+ *
+ * What a snapshot still to send holds is a cursor, not a copy: a->patients[pos, end) are the
+ * patients it has yet to list. The rule it keeps with the deltas, which every subscriber gets
+ * from the moment its subscription is handled (to_subscribers, or a catch-up from another
+ * worker's update):
+ *  - it lists only the patients in the queue when the subscription was handled (end is the
+ *    queue's length then; arrivals are appended after it), each once, with the state it has
+ *    when its page is built. A patient who arrives later is told by its queue_add alone;
+ *  - a patient removed before its page is never listed: index.c tells ar__sig_snap_removed the
+ *    place it leaves, and pos and end move down past it, so no other patient is skipped;
+ *  - so a queue_update or queue_remove may name a patient the snapshot has not listed yet (or
+ *    never will): the client ignores it (protocol.md 5.2), and the page that lists the patient
+ *    later carries its state after that update.
+ * Each delta thus still reaches each subscriber once, and pages and deltas together make up
+ * the queue. A subscribe to an area whose snapshot is still going starts it over. The cursor
+ * goes with the connection (ar__sig_snap_conn_gone), the subscription (ar__sig_snap_unsub) and
+ * the record (which unsubscribes as it is freed).
+ */
+#define SNAP_TURN ((size_t)64 * 1024)
+
+struct ar__sig_snap_s {
+    struct ar__sig_snap_s *next;
+    ar__sig_conn_t *cn; /* the connection it goes out on */
+    ar__sig_rec_t *sub; /* cn's session's record: the subscriber */
+    ar__sig_area_t *a;
+    uint32_t pos, end;
+};
+
+static void snap_unlink(ar__sig_srv_t *srv, ar__sig_snap_t *sn)
+{
+    ar__sig_snap_t **p = &srv->snaps;
+    while (*p && *p != sn)
+        p = &(*p)->next;
+    if (*p)
+        *p = sn->next;
+    ar_free(sn);
+    ar_metric_add(srv->m.snaps, 0, -1);
+}
+
+/* Sends sn's next pages, about *budget bytes of them (taken from it): 1 when the last went. */
+static int snap_pages(ar__sig_srv_t *srv, ar__sig_snap_t *sn, size_t *budget)
+{
+    ar__sig_area_t *a = sn->a;
+    ar_sig_entry_t entries[AR_SIG_ENTRIES_MAX];
+    while (*budget > 0) {
+        size_t left = sn->end - sn->pos;
+        size_t n = left < AR_SIG_ENTRIES_MAX ? left : AR_SIG_ENTRIES_MAX;
+        for (size_t k = 0; k < n; k++)
+            entry_of(&entries[k], a->patients[sn->pos + k]);
+        int rc;
+        do {
+            ar_sig_msg_t q;
+            ar_sig_msg_init(&q, AR_SIG_QUEUE);
+            q.u.queue.clinic = str(a->clinic);
+            q.u.queue.area = str(a->area);
+            q.u.queue.entries = (ar_sig_list_t){entries, n};
+            q.u.queue.more = sn->pos + n < sn->end;
+            rc = ar__sig_to(srv, sn->sub->peer, &q, AR__SIG_ACT_NONE);
+        } while (rc == AR_ETOOBIG && n > 1 && (n /= 2));
+        /* A page that could not be built was logged (ar__sig_to); the snapshot goes on. */
+        size_t cost = rc > 0 ? (size_t)rc : 1;
+        *budget -= cost < *budget ? cost : *budget;
+        sn->pos += (uint32_t)n;
+        if (sn->pos >= sn->end)
+            return 1;
+    }
+    return 0;
+}
+
+/* The pages of cn's snapshots that fit this turn; asks to be called again for the rest. */
+static void snap_send(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
+{
+    size_t queued = ar_sn_conn_outgoing(cn->c);
+    size_t budget = queued < SNAP_TURN ? SNAP_TURN - queued : 0;
+    int more = 0;
+    for (ar__sig_snap_t *sn = srv->snaps, *next; sn; sn = next) {
+        next = sn->next;
+        if (sn->cn != cn)
+            continue;
+        if (budget > 0 && snap_pages(srv, sn, &budget))
+            snap_unlink(srv, sn);
+        else
+            more = 1;
+    }
+    /* Pages only go into the bus's local queue here, so cn is still open. */
+    if (more && ar_sn_conn_notify_writable(cn->c) != 0)
+        ar__sig_snap_conn_gone(srv, cn);
+}
+
+/* A subscription was made (or repeated): its snapshot starts on the loop's next turn. */
+static void snap_start(ar__sig_conn_t *cn, ar_sig_msg_t *m, ar__sig_area_t *a)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_rec_t *r = cn->sess->rec;
+    ar__sig_snap_t *sn = srv->snaps;
+    while (sn && (sn->cn != cn || sn->a != a))
+        sn = sn->next;
+    if (!sn && a && (sn = ar_calloc(1, sizeof(*sn)))) {
+        sn->next = srv->snaps;
+        srv->snaps = sn;
+        ar_metric_add(srv->m.snaps, 0, 1);
+        sn->cn = cn;
+        sn->sub = r;
+        sn->a = a;
+    }
+    if (sn) {
+        sn->pos = 0;
+        sn->end = (uint32_t)a->npatients;
+        if (ar_sn_conn_notify_writable(cn->c) != 0)
+            ar__sig_snap_conn_gone(srv, cn);
+        return;
+    }
+    /* No area (nobody waits there) or no memory: an empty snapshot now, as the queue was. */
+    ar_sig_msg_t q;
+    ar_sig_msg_init(&q, AR_SIG_QUEUE);
+    q.u.queue.clinic = m->u.queue.clinic;
+    q.u.queue.area = m->u.queue.area;
+    if (a)
+        REFUSE(cn, m, AR_SIG_E_INTERNAL);
+    else
+        ar__sig_to(srv, r->peer, &q, AR__SIG_ACT_NONE);
+}
+
+void ar__sig_snap_writable(ar__sig_conn_t *cn)
+{
+    if (cn->state == AR__SIG_C_LIVE && cn->sess && cn->sess->conn == cn)
+        snap_send(cn->srv, cn);
+}
+
+void ar__sig_snap_removed(ar__sig_srv_t *srv, ar__sig_area_t *a, size_t i)
+{
+    for (ar__sig_snap_t *sn = srv->snaps; sn; sn = sn->next) {
+        if (sn->a != a || i >= sn->end)
+            continue;
+        sn->end--;
+        if (i < sn->pos)
+            sn->pos--;
+    }
+}
+
+void ar__sig_snap_unsub(ar__sig_srv_t *srv, const ar__sig_rec_t *r, const ar__sig_area_t *a)
+{
+    for (ar__sig_snap_t *sn = srv->snaps, *next; sn; sn = next) {
+        next = sn->next;
+        if (sn->sub == r && sn->a == a)
+            snap_unlink(srv, sn);
+    }
+}
+
+size_t ar__sig_snaps_pending(const ar__sig_srv_t *srv)
+{
+    size_t n = 0;
+    for (const ar__sig_snap_t *sn = srv->snaps; sn; sn = sn->next)
+        n++;
+    return n;
+}
+
+void ar__sig_snap_conn_gone(ar__sig_srv_t *srv, const ar__sig_conn_t *cn)
+{
+    for (ar__sig_snap_t *sn = srv->snaps, *next; sn; sn = next) {
+        next = sn->next;
+        if (sn->cn == cn)
+            snap_unlink(srv, sn);
+    }
+}
+
 static void on_subscribe(ar__sig_conn_t *cn, ar_sig_msg_t *m, int on)
 {
     ar__sig_srv_t *srv = cn->srv;
@@ -312,29 +492,7 @@ static void on_subscribe(ar__sig_conn_t *cn, ar_sig_msg_t *m, int on)
         r->nsubs++;
         ar__sig_rec_publish(srv, r, "subs");
     }
-    /* The snapshot, up to 32 entries a frame; the last one has no `more`. 32 entries whose
-     * names and answers are long and full of characters JSON escapes pass the frame limit
-     * (AR_SIG_OUT_MAX): such a page is sent as two of half as many entries, down to one entry
-     * a page, which always fits, so no waiting patient is left out of the snapshot. */
-    ar__sig_area_t *a = ar__sig_area_find(srv, clinic, area);
-    size_t total = a ? a->npatients : 0, off = 0;
-    ar_sig_entry_t entries[AR_SIG_ENTRIES_MAX];
-    do {
-        size_t n = total - off < AR_SIG_ENTRIES_MAX ? total - off : AR_SIG_ENTRIES_MAX;
-        for (size_t k = 0; k < n; k++)
-            entry_of(&entries[k], a->patients[off + k]);
-        int rc;
-        do {
-            ar_sig_msg_t q;
-            ar_sig_msg_init(&q, AR_SIG_QUEUE);
-            q.u.queue.clinic = str(clinic);
-            q.u.queue.area = str(area);
-            q.u.queue.entries = (ar_sig_list_t){entries, n};
-            q.u.queue.more = off + n < total;
-            rc = ar__sig_to(srv, r->peer, &q, AR__SIG_ACT_NONE);
-        } while (rc == AR_ETOOBIG && n > 1 && (n /= 2));
-        off += n;
-    } while (off < total);
+    snap_start(cn, m, ar__sig_area_find(srv, clinic, area));
 }
 
 /* The staff member seeing patient p: the record `by` names, while it is in p's room. A mark

@@ -59,6 +59,10 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
       "workers run as SCHED_BATCH: a frame that wakes one does not preempt the task on its CPU, "
       "so it wakes less often and reads fuller batches (latency: up to a scheduler slice while "
       "the CPU is busy); false: the default policy"),
+    O("token-allowance", AR_CONF_DURATION, token_allowance, "120s", 0, 3600000,
+      "how long a staff session lives past its token's expiry without a refresh before it is "
+      "closed (error token_expired, close 4001): room for clocks that differ and for an app "
+      "that is briefly unreachable when the client asks for its next token"),
 };
 
 const size_t ar_signal_conf_nopts = sizeof(ar_signal_conf_opts) / sizeof(ar_signal_conf_opts[0]);

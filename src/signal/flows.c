@@ -13,12 +13,15 @@
 #include "anteroom/log.h"
 
 #include <sodium.h>
+#include <stddef.h>
 #include <string.h>
+#include <time.h>
 
 #define REFUSE(cn, m, code) ar__sig_send_error((cn), (code), NULL, (m)->type, (m)->id)
 
 /* now: the peer's record when the frame may be delivered at once (ar__sig_bus_to_now).
- * Returns 0, or the build's error (AR_ETOOBIG: larger than a frame may be; nothing sent). */
+ * Returns the frame's length, or the build's error (AR_ETOOBIG: larger than a frame may be;
+ * nothing sent). */
 static int to_peer(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action,
                    ar__sig_rec_t *now)
 {
@@ -30,7 +33,7 @@ static int to_peer(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_
         return n;
     if (n > 0 && !(now && ar__sig_bus_to_now(srv, now, action, (size_t)n)))
         ar__sig_bus_to(srv, peer, action, (size_t)n);
-    return 0;
+    return n;
 }
 
 int ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action)
@@ -72,11 +75,15 @@ ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c)
     for (int i = 0; i < 3; i++)
         strs += (len[i] = strnlen(src[i], AR_TOKEN_ID_MAX - 1)) + 1;
     ar__sig_claims_t *k = NULL;
-    size_t size = sizeof(*k) + n * sizeof(k->clinics[0]) + strs;
+    /* From the clinics' offset, not sizeof: the struct's tail padding is not held for nothing. */
+    size_t size = offsetof(ar__sig_claims_t, clinics) + n * sizeof(k->clinics[0]) + strs;
     k = ar_calloc(1, size);
     if (!k)
         return NULL;
     k->size = (uint32_t)size;
+    /* A resume may bring an expired token (5.10): its session's time to refresh starts now. */
+    int64_t now = (int64_t)time(NULL), exp = c->exp > now ? c->exp : now;
+    k->exp = exp > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)exp;
     char *p = (char *)&k->clinics[n], *dst[3];
     for (int i = 0; i < 3; i++) {
         memcpy(p, src[i], len[i]); /* NUL from ar_calloc */
@@ -486,6 +493,9 @@ void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         return;
     case AR_SIG_ACK:
         ar__sig_sess_ack(srv, s, m->u.ack.seq);
+        return;
+    case AR_SIG_REFRESH:
+        ar__sig_on_refresh(cn, m); /* refresh.c */
         return;
     case AR_SIG_BYE:
         ar__sig_sess_end(srv, s->rec, AR_SIG_LEFT_LEFT);

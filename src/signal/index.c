@@ -309,15 +309,17 @@ static int push(ar__sig_rec_t ***arr, size_t *n, size_t *cap, ar__sig_rec_t *r)
     return 0;
 }
 
-static void remove_keep_order(ar__sig_rec_t **arr, size_t *n, ar__sig_rec_t *r)
+/* Where r was (SIZE_MAX: not there). */
+static size_t remove_keep_order(ar__sig_rec_t **arr, size_t *n, ar__sig_rec_t *r)
 {
     for (size_t i = 0; i < *n; i++) {
         if (arr[i] == r) {
             memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(ar__sig_rec_t *));
             (*n)--;
-            return;
+            return i;
         }
     }
+    return SIZE_MAX;
 }
 
 void ar__sig_rec_set_area(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *clinic,
@@ -327,7 +329,9 @@ void ar__sig_rec_set_area(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *clin
     if (old && strcmp(old->clinic, clinic) == 0 && strcmp(old->area, area) == 0)
         return;
     if (old) {
-        remove_keep_order(old->patients, &old->npatients, r);
+        size_t i = remove_keep_order(old->patients, &old->npatients, r);
+        if (i != SIZE_MAX)
+            ar__sig_snap_removed(srv, old, i); /* a snapshot's cursor moves past it */
         r->in_area = NULL;
         ar__sig_area_gc(srv, old);
     }
@@ -357,6 +361,7 @@ void ar__sig_area_unsub(ar__sig_srv_t *srv, ar__sig_rec_t *r, ar__sig_area_t *a)
 {
     if (!a)
         return;
-    remove_keep_order(a->subs, &a->nsubs, r);
+    ar__sig_snap_unsub(srv, r, a);
+    (void)remove_keep_order(a->subs, &a->nsubs, r);
     ar__sig_area_gc(srv, a);
 }

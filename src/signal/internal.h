@@ -89,6 +89,7 @@ typedef struct ar__sig_srv_s ar__sig_srv_t;
 typedef struct ar__sig_sess_s ar__sig_sess_t;
 typedef struct ar__sig_room_s ar__sig_room_t;
 typedef struct ar__sig_area_s ar__sig_area_t;
+typedef struct ar__sig_snap_s ar__sig_snap_t;
 
 typedef struct ar__sig_id_s {
     char s[AR_SIG_ID_MAX + 1];
@@ -102,9 +103,13 @@ typedef struct ar__sig_id_s {
 enum { AR__SIG_R_PROVIDER = 1, AR__SIG_R_ADMIN = 2, AR__SIG_R_RECEPTION = 4 };
 typedef struct ar__sig_claims_s {
     const char *room, *clinic, *area; /* "" when absent */
-    uint8_t profile;                  /* ar_sig_profile_t */
+    uint32_t size;                    /* of the allocation, for the wipe in ar__sig_claims_free */
+    /* Unix seconds: the token's exp, or when the copy was made if that is later (a resume with
+     * an expired token, protocol.md 5.10): a staff session lives until this plus the
+     * token-allowance unless a refresh moves it (refresh.c). */
+    uint32_t exp;
+    uint8_t profile; /* ar_sig_profile_t */
     uint8_t nclinics;
-    uint32_t size; /* of the allocation, for the wipe in ar__sig_claims_free */
     struct {
         char id[AR_TOKEN_ID_MAX];
         uint8_t roles; /* AR__SIG_R_* */
@@ -315,6 +320,7 @@ struct ar__sig_conn_s {
     uint8_t drain_wait;  /* there when the drain started, not told yet (drain.c) */
     uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
+    uint32_t token_exp; /* staff: its session's claims->exp (the sweep reads it here); else 0 */
     uint64_t refill_ms;
     /* While resuming on another worker's session: what the hello asked for. */
     ar__sig_resume_t *resume;
@@ -363,6 +369,7 @@ struct ar__sig_srv_s {
     uint64_t fid_counter;
     uint32_t now;
     void *qt; /* json_t: the queue delta the next record update carries (area.c, "qk"/"qt") */
+    ar__sig_snap_t *snaps; /* queue snapshots still being sent (area.c) */
     ar__sig_conn_t *conns;
     ar__sig_sess_t *locals; /* sessions this worker owns or backs up */
     ar__sig_rec_t *recs[AR__SIG_REC_BUCKETS];
@@ -405,6 +412,7 @@ struct ar__sig_srv_s {
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
         ar_metric_t *errors, *closes, *resumes, *drained;
+        ar_metric_t *snaps; /* queue snapshots still being sent (area.c) */
     } m;
 };
 
@@ -700,10 +708,24 @@ uint32_t ar__sig_rooms_ended_cover(const ar__sig_srv_t *srv);
 int ar__sig_rooms_ended_msg(ar__sig_srv_t *srv, void *json_obj);
 #define AR__SIG_ENDED_HEAR_MS 1200u /* at the start: heartbeats heard before asking */
 
+/* refresh.c: a staff session's token renewed in place (protocol.md 5.15) */
+/* refresh {token}: verified as at hello, the same subject and role, then the session's claims
+ * replaced (areas no longer allowed unsubscribed) and `refreshed {exp}` sent; refused with an
+ * error otherwise, the connection kept. */
+void ar__sig_on_refresh(ar__sig_conn_t *cn, ar_sig_msg_t *m);
+/* Unsubscribes s's record from the waiting areas its claims no longer allow (after a refresh
+ * or a resume with a new token): 1 when it dropped any. */
+int ar__sig_claims_prune(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+/* The once-a-second sweep (srv.c on_tick) for a live connection: closes a staff session whose
+ * token expired more than the token-allowance ago at wall (Unix seconds) with error
+ * token_expired and close 4001 (the session ends). 1 when it closed cn. */
+int ar__sig_token_sweep(ar__sig_srv_t *srv, ar__sig_conn_t *cn, int64_t wall);
+
 /* flows.c / area.c: what each client message does */
 void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
-/* Sends a server message to a peer (numbered at its owner); seq is set to 0 here. Returns 0,
- * or AR_ETOOBIG / AR_EINVAL when the message could not be built (logged, nothing sent). */
+/* Sends a server message to a peer (numbered at its owner); seq is set to 0 here. Returns the
+ * length of the frame built (before its seq and fid), or AR_ETOOBIG / AR_EINVAL when the
+ * message could not be built (logged, nothing sent). */
 int ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action);
 /* A patient's or invitee's m into a one-time room that was ended: error not_found, close 4007
  * (its token opens nothing else; protocol.md 5.13). */
@@ -727,6 +749,16 @@ void ar__sig_seen_left(ar__sig_srv_t *srv, ar__sig_rec_t *p, const ar__sig_rec_t
  * update's area fields are applied (removals), 1 after (additions, updates). */
 void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after);
 void ar__sig_area_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m);
+/* Queue snapshots sent as the subscriber's connection drains (area.c, docs/signal.md "Queue
+ * snapshot and deltas"): the net layer's writable callback for cn (srv.c); patient i of area a
+ * has left it (index.c, before the area may go); r's subscription to a ends (index.c); cn is
+ * closed (srv.c). The last three free what a snapshot still to send held. */
+void ar__sig_snap_writable(ar__sig_conn_t *cn);
+void ar__sig_snap_removed(ar__sig_srv_t *srv, ar__sig_area_t *a, size_t i);
+void ar__sig_snap_unsub(ar__sig_srv_t *srv, const ar__sig_rec_t *r, const ar__sig_area_t *a);
+void ar__sig_snap_conn_gone(ar__sig_srv_t *srv, const ar__sig_conn_t *cn);
+/* Snapshots still being sent on this worker (tests; the metric counts them too). */
+size_t ar__sig_snaps_pending(const ar__sig_srv_t *srv);
 /* remove.c: staff take one member out of their room (protocol.md 5.7). on_remove checks and
  * sends the member a frame with AR__SIG_ACT_REMOVED; its owner, once it has numbered and sent
  * that frame, calls removed_apply: the member leaves the room, and an invitee's connection is

@@ -42,6 +42,7 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
     if (cl) {
         ar__sig_claims_free(s->claims);
         s->claims = cl;
+        (void)ar__sig_claims_prune(srv, s); /* areas the new token no longer allows (refresh.c) */
         s->conn = cn;
         cn->sess = s;
         /* The welcome below may be lost with cn, after which the client still holds only

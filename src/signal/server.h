@@ -36,6 +36,7 @@ typedef struct ar_signal_conf_s {
     int64_t admit_lag;  /* ms the bus inbox may be behind before new sessions are refused; 0: off */
     int64_t copy_batch; /* ms a backup's numbered copies are gathered before they go; 0: at once */
     int sched_batch;    /* 1: workers run as SCHED_BATCH (anteroom/sched.h) */
+    int64_t token_allowance; /* ms a staff session lives past its token's exp unrefreshed */
 } ar_signal_conf_t;
 
 extern const ar_conf_opt_t ar_signal_conf_opts[];

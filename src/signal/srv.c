@@ -97,6 +97,9 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
     if (cn->state == AR__SIG_C_GONE)
         return; /* the welcome could not be sent: the session is lost with cn (on_free) */
     cn->state = AR__SIG_C_LIVE;
+    /* A staff session's token is watched (refresh.c); a patient's or an invitee's session ends
+     * with its consultation instead (protocol.md 5.15). */
+    cn->token_exp = s->rec->role == AR_SIG_ROLE_STAFF && s->claims ? s->claims->exp : 0;
     ar__sig_sess_report_lost(s); /* frames dropped while it was away (bus.c) */
     if (cn->state == AR__SIG_C_GONE)
         return;
@@ -210,6 +213,7 @@ static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
     if (cn->next)
         cn->next->prev = cn->prev;
     cn->state = AR__SIG_C_GONE;
+    ar__sig_snap_conn_gone(srv, cn); /* a queue snapshot still to send goes with it */
     /* The code we closed with decides whether the session ends, even when our close frame could
      * not be sent and the net layer reports 1006. */
     if (!cn->close_code)
@@ -464,6 +468,15 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
     ar_sig_msg_free(&m);
 }
 
+/* Asked for by a queue snapshot with more pages to send (area.c). */
+static void on_writable(ar_sn_conn_t *c, void *data)
+{
+    (void)data;
+    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    if (cn)
+        ar__sig_snap_writable(cn);
+}
+
 void ar__sig_net_handler(ar__sig_srv_t *srv, ar_sn_handler_t *h)
 {
     *h = (ar_sn_handler_t){.accept_cb = on_accept,
@@ -473,6 +486,7 @@ void ar__sig_net_handler(ar__sig_srv_t *srv, ar_sn_handler_t *h)
                            .close_cb = on_close,
                            .free_cb = on_free,
                            .control_cb = on_control,
+                           .writable_cb = on_writable,
                            .data = srv};
 }
 
@@ -495,6 +509,7 @@ static void on_tick(uint32_t now, void *data)
         begin_drain(srv, now);
     /* This second's share of the clients told to go (drain.c), before any is closed below. */
     ar__sig_drain_tick(srv);
+    int64_t wall = (int64_t)time(NULL); /* tokens' expiry is in Unix seconds */
     ar__sig_conn_t *next;
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
         next = cn->next;
@@ -508,6 +523,8 @@ static void on_tick(uint32_t now, void *data)
             continue;
         }
         if (cn->state != AR__SIG_C_LIVE)
+            continue;
+        if (cn->token_exp && ar__sig_token_sweep(srv, cn, wall))
             continue;
         if (srv->draining && now >= srv->drain_at) {
             ar_metric_add(srv->m.drained, 0, 1);
@@ -595,6 +612,8 @@ static int metrics_init(ar__sig_srv_t *srv)
         ar_metrics_counter(m, "anteroom_signal_resumes_total", "sessions resumed", NULL);
     srv->m.drained =
         ar_metrics_counter(m, "anteroom_signal_drained_total", "connections closed by drain", NULL);
+    srv->m.snaps = ar_metrics_gauge(m, "anteroom_signal_queue_snapshots_pending",
+                                    "queue snapshots waiting for their connection to drain", NULL);
     srv->m.relay_us = ar_metrics_histogram(
         m, "anteroom_signal_relay_latency_us",
         "from the sender's worker publishing a frame to the recipient's worker sending it", NULL,

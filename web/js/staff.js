@@ -5,6 +5,7 @@
 import { $, screen, announce, el, fmtWait } from './dom.js';
 import { api, setCsrf, claims, ApiError, onEnrolmentRequired } from './api.js';
 import { SignalClient } from './signal.js';
+import { TokenRefresher } from './tokenrefresh.js';
 import { Mesh } from './mesh.js';
 import { CallUI } from './callui.js';
 import { getLocalStream, playTone } from './media.js';
@@ -113,22 +114,61 @@ async function tokens() {
   return (await api('GET', '/api/v1/signal-token')).tokens;
 }
 
+// This jurisdiction's token from the app now; null when the account has none there any more.
+async function tokenFor(jurisdiction) {
+  return (await tokens()).find((x) => x.jurisdiction === jurisdiction)?.token ?? null;
+}
+
+// Staff tokens live 10 minutes and a session may stay up all day: the session's token is renewed
+// in place (`refresh`, protocol 5.15) at 80% of its life; a sign-in's tokens share their subject,
+// so a resume may present any of them. Without a token from the app (roles withdrawn, signed out)
+// the refreshing stops and the server closes the session once the token it holds has expired.
+function keepFresh(entry, first, fetchToken, onToken) {
+  const r = new TokenRefresher({ sig: entry.sig, token: first, fetchToken, claims });
+  r.addEventListener('token', (e) => onToken?.(e.detail));
+  entry.refresher = r;
+  return r;
+}
+
+// The queue cards of clinics this connection's token no longer names go (the server has
+// unsubscribed them: no more frames come for them).
+function dropUnheld(entry) {
+  for (const [peer, q] of queue)
+    if (q.sig === entry.sig && !entry.clinics.includes(q.clinic)) {
+      q.card.remove();
+      queue.delete(peer);
+    }
+}
+
 async function connectAll() {
   const list = await tokens();
   for (const t of list) {
     const held = Object.keys(claims(t.token).clinics || {});
-    // The same token while it lives (a resume must present the same subject), a fresh one from
-    // the app when it is about to expire (10 minutes; the session then starts over).
-    let cur = t.token;
+    let r = null;
     const sig = new SignalClient({
       urls: t.servers.signal,
       name: me.display_name.slice(0, 64),
+      // The refreshed token (the same subject as every token of this sign-in), or a new one
+      // from the app when it is about to expire (the connection was down at refresh time).
       token: async () => {
-        if (claims(cur).exp - Date.now() / 1000 < 30) cur = (await tokens()).find((x) => x.jurisdiction === t.jurisdiction).token;
-        return cur;
+        if (claims(r.current).exp - Date.now() / 1000 < 30) {
+          const next = await tokenFor(t.jurisdiction);
+          if (!next) throw new Error('no token for this jurisdiction');
+          r.current = next;
+        }
+        return r.current;
       },
     });
-    const entry = { sig, servers: t.servers, clinics: held, monitorToken: t.monitor_token || null };
+    // snapOpen: areas whose queue snapshot is still coming (its last page had `more`).
+    const entry = { sig, servers: t.servers, clinics: held, monitorToken: t.monitor_token || null,
+      snapOpen: new Set() };
+    r = keepFresh(entry, t.token, () => tokenFor(t.jurisdiction), (tok) => {
+      entry.clinics = Object.keys(claims(tok).clinics || {});
+      dropUnheld(entry);
+    });
+    const changed = () => ($('dash-status').textContent = 'Your access to these clinics has changed: sign in again.');
+    r.addEventListener('revoked', changed);
+    sig.addEventListener('closed', (e) => e.detail.code === 4001 && changed());
     sigs.set(t.jurisdiction, entry);
     wire(entry);
     sig.connect();
@@ -148,6 +188,11 @@ function wire(entry) {
     $('dash-status').textContent = 'Connected.';
     if (e.detail.resumed) {
       if (call?.sig === sig) call.mesh?.restart();
+      // A queue snapshot the lost connection cut short does not go on (protocol 5.2): again.
+      for (const k of entry.snapOpen) {
+        const [clinic, area] = JSON.parse(k);
+        sig.send('subscribe', { clinic, area });
+      }
       return;
     }
     // A new session: the old one's room membership is gone. Back into the call's room (staff
@@ -167,6 +212,9 @@ function wire(entry) {
   });
   sig.addEventListener('lost', () => ($('dash-status').textContent = 'Reconnecting…'));
   sig.addEventListener('queue', (e) => {
+    const k = JSON.stringify([e.detail.clinic, e.detail.area]);
+    if (e.detail.more) entry.snapOpen.add(k);
+    else entry.snapOpen.delete(k);
     for (const en of e.detail.entries) upsert(entry, e.detail.clinic, e.detail.area, en, false);
   });
   sig.addEventListener('queue_add', (e) => upsert(entry, e.detail.clinic, e.detail.area, e.detail.entry, true));
@@ -358,8 +406,19 @@ async function enterRoom(c, r) {
     $('dash-status').textContent = 'The room cannot be entered now.';
     return;
   }
-  const sig = new SignalClient({ urls: t.servers.signal, name: me.display_name.slice(0, 64), token: () => t.token });
+  const sig = new SignalClient({ urls: t.servers.signal, name: me.display_name.slice(0, 64), token: () => entry.refresher.current });
   const entry = { sig, servers: t.servers, clinics: [], monitorToken: t.monitor_token || null };
+  // The room's token renewed from the same route; 403/404 (no role there any more, the room
+  // deleted): none, and the server ends the session when the token it holds expires.
+  keepFresh(entry, t.token, () =>
+    api('GET', `/api/v1/clinics/${c.id}/rooms/${r.id}/signal-token`).then(
+      (x) => x.token,
+      (e) => {
+        if (e instanceof ApiError && (e.status === 403 || e.status === 404)) return null;
+        throw e;
+      },
+    ),
+  );
   call.sig = sig;
   wire(entry);
   sig.addEventListener('welcome', (e) => {

@@ -103,6 +103,8 @@ typedef enum {
 #define AR_SIG_TYPE_MAP(X)                                                                         \
     X(HELLO, "hello")                                                                              \
     X(WELCOME, "welcome")                                                                          \
+    X(REFRESH, "refresh")                                                                          \
+    X(REFRESHED, "refreshed")                                                                      \
     X(JOIN, "join")                                                                                \
     X(JOINED, "joined")                                                                            \
     X(LEAVE, "leave")                                                                              \
@@ -207,6 +209,10 @@ typedef struct ar_sig_msg_s {
             ar_sig_str_t token, name, resume;
             int64_t last_seq;
         } hello;
+        struct {
+            ar_sig_str_t token; /* refresh: the new token (docs/protocol.md 5.15) */
+            int64_t exp;        /* refreshed: the expiry the session now has, Unix seconds */
+        } refresh;              /* refresh and refreshed */
         struct {
             ar_sig_str_t peer, resume;
             int role; /* ar_sig_role_t */

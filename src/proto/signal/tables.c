@@ -82,6 +82,12 @@ static const ar__sig_field_t c_hello_f[] = {
 };
 TABLE(c_hello, 0);
 
+/* refresh (protocol.md 5.15): a staff session's new token, checked as hello's */
+static const ar__sig_field_t c_refresh_f[] = {
+    S("token", R, AR__CS_ID, M(refresh.token), 1, AR_SIG_TOKEN_MAX),
+};
+TABLE(c_refresh, 0);
+
 static const ar__sig_field_t c_join_f[] = {
     S("room", R, AR__CS_ID, M(join.room), 1, ID_MAX),
 };
@@ -178,6 +184,11 @@ static const ar__sig_field_t s_welcome_f[] = {
     I("frame_max", R, M(welcome.frame_max), 1024, AR_SIG_FRAME_MAX),
 };
 TABLE(s_welcome, 0);
+
+static const ar__sig_field_t s_refreshed_f[] = {
+    I("exp", R, M(refresh.exp), 0, AR_SIG_INT_MAX),
+};
+TABLE(s_refreshed, 0);
 
 static const ar__sig_field_t s_joined_f[] = {
     S("room", R, AR__CS_ID, M(join.room), 1, ID_MAX),
@@ -306,6 +317,8 @@ TABLE(s_drain, 0);
 const ar__sig_type_info_t ar__sig_types[AR_SIG_TYPE_COUNT] = {
     [AR_SIG_HELLO] = {C_ONLY(c_hello)},
     [AR_SIG_WELCOME] = {S_ONLY(s_welcome)},
+    [AR_SIG_REFRESH] = {C_ONLY(c_refresh)},
+    [AR_SIG_REFRESHED] = {S_ONLY(s_refreshed)},
     [AR_SIG_JOIN] = {C_ONLY(c_join)},
     [AR_SIG_JOINED] = {S_ONLY(s_joined)},
     [AR_SIG_LEAVE] = {C_ONLY(t_empty)},

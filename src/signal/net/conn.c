@@ -505,7 +505,22 @@ void ar__sn_conn_event(ar_sn_conn_t *c, uint32_t events)
         c->flags &= (uint8_t)~AR__SN_F_WANTW;
     if (c->state == AR__SN_DEAD || c->out)
         return;
-    if ((events & (EPOLLIN | EPOLLHUP)) || tls_wanted_write)
+    int writable = 0;
+    if ((events & EPOLLOUT) && (c->xflags & AR__SN_X_WRITABLE)) {
+        /* Cleared first: the callback may ask again (and send, which may queue or close). A
+         * connection that is closing gets no callback, and stops asking for EPOLLOUT. */
+        c->xflags &= (uint8_t)~AR__SN_X_WRITABLE;
+        (void)ar__sn_epoll_update(c);
+        writable = c->state == AR__SN_OPEN;
+        if (writable)
+            c->loop->h.writable_cb(c, c->loop->h.data);
+        if (c->state == AR__SN_DEAD || c->out)
+            return;
+    }
+    /* After the writable callback, input too: while output was queued, reading was off (no
+     * EPOLLIN reported), and a sender that keeps the output busy (a long queue snapshot) would
+     * otherwise keep the peer's messages (an unsubscribe, a take) waiting until it is done. */
+    if ((events & (EPOLLIN | EPOLLHUP)) || tls_wanted_write || writable)
         on_readable(c);
 }
 
@@ -523,6 +538,21 @@ void ar__sn_conn_timeout(ar_sn_conn_t *c)
         ar__sn_kill(c, c->close_code ? c->close_code : 1006);
         break;
     }
+}
+
+size_t ar_sn_conn_outgoing(const ar_sn_conn_t *c)
+{
+    return c->out ? c->out->len - c->out->off : 0;
+}
+
+int ar_sn_conn_notify_writable(ar_sn_conn_t *c)
+{
+    if (c->state != AR__SN_OPEN)
+        return AR_ESTATE;
+    if (!c->loop->h.writable_cb)
+        return AR_EINVAL;
+    c->xflags |= AR__SN_X_WRITABLE;
+    return ar__sn_epoll_update(c);
 }
 
 void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data)

@@ -48,6 +48,7 @@ struct ar_sn_conn_s {
     uint16_t close_code;
     uint32_t deadline;     /* loop seconds */
     uint8_t deadline_slot; /* the wheel slot it is filed in (deadline may have moved on) */
+    uint8_t xflags;        /* AR__SN_X_*: what was a padding byte before tag */
     uint16_t tag;          /* what accept_cb returned; sits in what was padding before tw_next */
     ar_sn_conn_t *tw_next, *tw_prev;
     ar_sn_loop_t *loop;
@@ -66,6 +67,10 @@ enum {
     AR__SN_F_WANTW = 32,   /* the TLS library wants writability to make progress */
     AR__SN_F_INWHEEL = 64, /* filed in the timer wheel */
     AR__SN_F_FREECB = 128, /* close_cb fired: free_cb is owed when it is freed */
+};
+
+enum {
+    AR__SN_X_WRITABLE = 1, /* writable_cb asked for (ar_sn_conn_notify_writable) */
 };
 
 typedef struct ar__sn_tls_ops_s {

@@ -93,7 +93,8 @@ int ar__sn_epoll_update(ar_sn_conn_t *c)
     if (c->state == AR__SN_DEAD)
         return 0;
     /* Queued output pauses reading: a peer that does not read gets nothing more done for it. */
-    int want_out = c->out != NULL || (c->flags & AR__SN_F_WANTW);
+    int want_out = c->out != NULL || (c->flags & AR__SN_F_WANTW) ||
+                   ((c->xflags & AR__SN_X_WRITABLE) && c->state == AR__SN_OPEN);
     int want_in = c->out == NULL;
     int has_out = (c->flags & AR__SN_F_EPOLLOUT) != 0;
     int has_in = !(c->flags & AR__SN_F_NOREAD);

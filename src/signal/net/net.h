@@ -86,6 +86,15 @@ typedef struct ar_sn_handler_s {
      * also close the connection here). May be NULL (every ping answered).
      */
     int (*control_cb)(ar_sn_conn_t *c, uint8_t opcode, void *data);
+    /*
+     * After ar_sn_conn_notify_writable(c): the connection has no output queued and its socket
+     * takes more (EPOLLOUT). Fires once per request, from the loop, never inside a send. For a
+     * sender with more to say than max_outgoing allows at once (a long queue snapshot): it
+     * sends while ar_sn_conn_outgoing() is low, asks, and goes on here. If nothing is queued
+     * after it, the peer's input is read next (reading is off while output is queued), so the
+     * peer is heard between the sender's turns. May be NULL.
+     */
+    void (*writable_cb)(ar_sn_conn_t *c, void *data);
     void *data;
 } ar_sn_handler_t;
 
@@ -138,6 +147,13 @@ size_t ar_sn_loop_conns(const ar_sn_loop_t *l);
  * connection is not open. While output is queued the connection is not read (backpressure).
  */
 AR_MUST_CHECK int ar_sn_send(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len);
+/* Bytes queued on c for its peer (written when the socket takes them; ar_sn_send fails past
+ * max_outgoing): 0 while everything sent went straight to the socket. */
+size_t ar_sn_conn_outgoing(const ar_sn_conn_t *c);
+/* Asks for one writable_cb on c once its queued output is written and the socket takes more
+ * (at once, on the loop's next turn, when nothing is queued). AR_ESTATE when c is not open,
+ * AR_EINVAL without a writable_cb. Repeated requests before it fires make one call. */
+AR_MUST_CHECK int ar_sn_conn_notify_writable(ar_sn_conn_t *c);
 /* Starts a clean close: a close frame with this code, then the TCP close. Idempotent. */
 void ar_sn_close(ar_sn_conn_t *c, uint16_t code);
 void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data);

@@ -150,6 +150,8 @@ static void test_room_and_monitor(void)
     CHECK(cl.role == AR_TOKEN_STAFF &&
           strcmp(cl.room, json_string_value(json_object_get(room, "room"))) == 0 &&
           ar_token_has_clinic_role(&cl, own, "provider") && cl.nclinics == 1);
+    char room_sub[AR_TOKEN_ID_MAX];
+    snprintf(room_sub, sizeof(room_sub), "%s", cl.sub);
     ar_token_claims_t m;
     verify(json_string_value(json_object_get(j, "monitor_token")), "monitor", &m);
     CHECK(m.role == AR_TOKEN_STAFF && m.room[0] == '\0' && m.nclinics == 1 &&
@@ -172,6 +174,16 @@ static void test_room_and_monitor(void)
     verify(json_string_value(json_object_get(t0, "monitor_token")), "monitor", &m);
     verify(json_string_value(json_object_get(t0, "token")), "signal", &cl);
     CHECK(m.role == AR_TOKEN_STAFF && m.nclinics == 1 && strcmp(m.sub, cl.sub) != 0);
+    json_decref(j);
+    /* A sign-in's staff tokens share their subject (signalling renews a session in place with
+     * the next one, protocol.md 5.15), the persistent room's too; not a random one each time. */
+    j = req("GET", "/api/v1/signal-token", NULL, NULL, &st);
+    CHECK(st == 200);
+    ar_token_claims_t again;
+    verify(json_string_value(
+               json_object_get(json_array_get(json_object_get(j, "tokens"), 0), "token")),
+           "signal", &again);
+    CHECK(strlen(cl.sub) == 22 && strcmp(again.sub, cl.sub) == 0 && strcmp(room_sub, cl.sub) == 0);
     json_decref(j);
     printf("ok persistent-room tokens and monitor tokens\n");
 }

@@ -62,11 +62,15 @@ static const frame_case_t valid_frames[] = {
     {"c_ack", C, AR_SIG_ACK, "{\"v\":1,\"type\":\"ack\",\"seq\":42}"},
     {"c_bye", C, AR_SIG_BYE, "{\"type\":\"bye\",\"v\":1}"},
     {"c_remove", C, AR_SIG_REMOVE, "{\"v\":1,\"type\":\"remove\",\"id\":5,\"peer\":\"i3-x_Y.z\"}"},
+    {"c_refresh", C, AR_SIG_REFRESH,
+     "{\"v\":1,\"type\":\"refresh\",\"id\":3,\"token\":\"AR1.k1.eyJhIjoyfQ.c2ln\"}"},
 
     {"s_welcome", S, AR_SIG_WELCOME,
      "{\"v\":1,\"type\":\"welcome\",\"seq\":0,\"peer\":\"Qm9P3xk\",\"resume\":"
      "\"Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5\",\"role\":\"patient\",\"resumed\":false,\"last_seq\":0,"
      "\"grace\":120,\"ping\":25,\"frame_max\":65536}"},
+    {"s_refreshed", S, AR_SIG_REFRESHED,
+     "{\"v\":1,\"type\":\"refreshed\",\"seq\":0,\"exp\":1732000600}"},
     {"s_joined", S, AR_SIG_JOINED,
      "{\"v\":1,\"type\":\"joined\",\"seq\":1,\"room\":\"r1\",\"peers\":[{\"peer\":\"p2\",\"role\":"
      "\"staff\",\"name\":\"Dr Ana\"},{\"peer\":\"p3\",\"role\":\"invitee\",\"lang\":\"uk-UA\","

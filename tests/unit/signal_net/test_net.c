@@ -3,9 +3,10 @@
  * thread; the test is a blocking client speaking raw WebSocket. Covers the upgrade and its
  * refusals, echo of whole, split and fragmented messages, ping/pong, the close handshake, each
  * protocol error's close code, handshake and idle timeouts, a slow reader being dropped at its
- * output cap, and the same echo over TLS on each library built (OpenSSL; wolfSSL and BoringSSL
- * when installed; the build's AR_SN_TLS_DEFAULT must be there), with a client that does not
- * speak TLS and allocation failures on the TLS path.
+ * output cap while a writer that paces itself by the writable callback is not, and the same echo
+ * over TLS on each library built (OpenSSL; wolfSSL and BoringSSL when installed; the build's
+ * AR_SN_TLS_DEFAULT must be there), with a client that does not speak TLS and allocation
+ * failures on the TLS path.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,6 +39,9 @@ typedef struct server_s {
     atomic_int opened, closed, last_code, send_err, freed;
     /* the "die" message: close_cb fired inside its send, and what the connection did after */
     atomic_int die_closed, die_freed, die_again, die_data;
+    /* "paced": messages still to send as the connection drains, writable_cb calls, and the
+     * most output ever queued */
+    atomic_int paced_left, paced_sent, writables, max_queued;
 } server_t;
 
 static server_t srv;
@@ -71,9 +75,55 @@ static void send_pattern(ar_sn_conn_t *c, int n, size_t size)
     }
 }
 
+/* "paced": PACED_MSGS messages of PACED_SIZE bytes, 32 MiB in all, far past max_outgoing, sent
+ * only while less than PACED_LOW is queued; the rest from writable_cb. Message k is filled
+ * as send_pattern's. */
+#define PACED_MSGS 2048
+#define PACED_SIZE (16 * 1024)
+#define PACED_LOW (32 * 1024)
+static void pace(ar_sn_conn_t *c)
+{
+    static uint8_t m[PACED_SIZE];
+    while (atomic_load(&srv.paced_left) > 0 && ar_sn_conn_outgoing(c) < PACED_LOW) {
+        int k = atomic_load(&srv.paced_sent);
+        for (size_t i = 0; i < sizeof(m); i++)
+            m[i] = (uint8_t)(i * 7 + (size_t)k);
+        int err = ar_sn_send(c, AR_WS_OP_BINARY, m, sizeof(m));
+        if (err) {
+            atomic_store(&srv.send_err, err);
+            return;
+        }
+        atomic_fetch_add(&srv.paced_sent, 1);
+        atomic_fetch_sub(&srv.paced_left, 1);
+        int q = (int)ar_sn_conn_outgoing(c);
+        if (q > atomic_load(&srv.max_queued))
+            atomic_store(&srv.max_queued, q);
+    }
+    if (atomic_load(&srv.paced_left) > 0) {
+        int err = ar_sn_conn_notify_writable(c);
+        if (err)
+            atomic_store(&srv.send_err, err);
+    }
+}
+
+static void on_writable(ar_sn_conn_t *c, void *data)
+{
+    (void)data;
+    atomic_fetch_add(&srv.writables, 1);
+    /* Called only once everything queued was written. */
+    if (ar_sn_conn_outgoing(c) != 0)
+        atomic_store(&srv.send_err, AR_EINVAL);
+    pace(c);
+}
+
 static void on_message(ar_sn_conn_t *c, uint8_t op, const uint8_t *msg, size_t len, void *data)
 {
     (void)data;
+    if (len == 5 && memcmp(msg, "paced", 5) == 0) {
+        atomic_store(&srv.paced_left, PACED_MSGS);
+        pace(c);
+        return;
+    }
     if (len == 5 && memcmp(msg, "burst", 5) == 0) {
         /* 100 KiB in five messages of a known pattern, records and partial writes on TLS. */
         send_pattern(c, 5, 20 * 1024);
@@ -142,8 +192,11 @@ static void start(uint16_t hs_timeout, uint16_t idle_timeout, ar_sn_tls_ctx_t *t
                          .handshake_timeout_s = hs_timeout,
                          .idle_timeout_s = idle_timeout,
                          .tls = tls};
-    ar_sn_handler_t h = {
-        .open_cb = on_open, .message_cb = on_message, .close_cb = on_close, .free_cb = on_free};
+    ar_sn_handler_t h = {.open_cb = on_open,
+                         .message_cb = on_message,
+                         .close_cb = on_close,
+                         .free_cb = on_free,
+                         .writable_cb = on_writable};
     assert_int_equal(ar_sn_loop_new(&conf, &h, &srv.loop), 0);
     assert_int_equal(ar_sn_loop_listen(srv.loop, "127.0.0.1", 0, &srv.port), 0);
     assert_int_equal(pthread_create(&srv.thread, NULL, run, NULL), 0);
@@ -446,6 +499,42 @@ static void test_slow_reader(void **state)
     wait_for(&srv.closed, 1);
     assert_int_equal(atomic_load(&srv.send_err), AR_EQUOTA);
     assert_int_equal(atomic_load(&srv.last_code), AR_WS_CLOSE_POLICY);
+    hangup(&c);
+    stop();
+}
+
+/* A sender that paces itself by ar_sn_conn_outgoing and writable_cb gets 32 MiB through a
+ * slow reader's small window without ever queueing near max_outgoing (128 KiB here): every
+ * byte arrives, in order, and the connection stays open. */
+static void test_paced_writer(void **state)
+{
+    (void)state;
+    start(5, 30, NULL);
+    client_t c = dial_window(NULL, 4096);
+    assert_int_equal(upgrade(&c, "/small", "https://app.example.org"), 101);
+    send_frame(&c, 0x81, "paced", 5, 1);
+    static uint8_t b[4 + PACED_SIZE];
+    for (int k = 0; k < PACED_MSGS; k++) {
+        if (k < 4)
+            usleep(50000); /* slow at first: the server's queue fills and must wait */
+        assert_int_equal(read_all(&c, b, 4), 0);
+        assert_int_equal(b[0], 0x82);
+        assert_int_equal(b[1], 126);
+        assert_int_equal(b[2] << 8 | b[3], PACED_SIZE);
+        assert_int_equal(read_all(&c, b + 4, PACED_SIZE), 0);
+        for (size_t i = 0; i < PACED_SIZE; i++)
+            if (b[4 + i] != (uint8_t)(i * 7 + (size_t)k))
+                fail_msg("byte %zu of message %d", i, k);
+    }
+    assert_int_equal(atomic_load(&srv.send_err), 0);
+    assert_int_equal(atomic_load(&srv.closed), 0);
+    assert_true(atomic_load(&srv.writables) > 0);
+    assert_true(atomic_load(&srv.max_queued) < PACED_LOW + PACED_SIZE + 16);
+    /* The connection still echoes. */
+    send_frame(&c, 0x81, "Hello", 5, 1);
+    size_t n;
+    assert_int_equal(read_frame(&c, b, sizeof(b), &n), AR_WS_OP_TEXT);
+    assert_int_equal(n, 5);
     hangup(&c);
     stop();
 }
@@ -772,7 +861,7 @@ int main(void)
         cmocka_unit_test(test_tls_openssl),     cmocka_unit_test(test_tls13_detached),
         cmocka_unit_test(test_tls_wolfssl),     cmocka_unit_test(test_tls_boringssl),
         cmocka_unit_test(test_alloc_failure),   cmocka_unit_test(test_reuseport),
-        cmocka_unit_test(test_killed_in_send),
+        cmocka_unit_test(test_killed_in_send),  cmocka_unit_test(test_paced_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,116 @@
+/*
+ * A staff session's token renewed in place (docs/protocol.md 5.15; docs/signal.md, "Sessions and
+ * their tokens' lifetime").
+ *
+ * A token is proven at hello; staff tokens live 10 minutes (the app's AR_APP_STAFF_TOKEN_TTL),
+ * and a connection may stay up for days. So a staff client sends `refresh {token}` with the
+ * next token the app gives it, before the current one expires. The token is checked exactly as
+ * at hello (signature, audience, jurisdiction, expiry) and must name the session's subject and
+ * role; the session then takes its claims, so that a clinic or a role the app withdrew stops
+ * applying at once: every action checks the claims when it is asked for, and the waiting areas
+ * the new claims no longer allow are unsubscribed here (no more queue frames, with their
+ * patients' names and answers). A staff member whose account lost its roles gets no token from
+ * the app: its session is closed by the once-a-second sweep (srv.c on_tick) when the token it
+ * holds is past its exp by more than the token-allowance.
+ *
+ * Patients and invitees are not watched: their sessions end with their consultation, and a
+ * patient may resume with an expired token by design (5.10).
+ */
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <sodium.h>
+#include <string.h>
+#include <time.h>
+
+int ar__sig_claims_prune(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    ar__sig_rec_t *r = s->rec;
+    if (!r || r->role != AR_SIG_ROLE_STAFF || !s->claims)
+        return 0;
+    int dropped = 0;
+    for (size_t i = r->nsubs; i-- > 0;) {
+        if (ar__sig_can_queue(s->claims, r->subs[i][0].s))
+            continue;
+        /* As an unsubscribe does (area.c on_subscribe): the pair goes from the record, the
+         * record from the area's subscribers, and every worker is told below. */
+        ar__sig_area_t *a = ar__sig_area_find(srv, r->subs[i][0].s, r->subs[i][1].s);
+        r->subs[i][0] = r->subs[r->nsubs - 1][0];
+        r->subs[i][1] = r->subs[r->nsubs - 1][1];
+        r->nsubs--;
+        ar__sig_area_unsub(srv, r, a);
+        dropped = 1;
+    }
+    if (dropped)
+        ar__sig_rec_publish(srv, r, "subs");
+    return dropped;
+}
+
+static void refused(ar__sig_conn_t *cn, const ar_sig_msg_t *m, int code, const char *text)
+{
+    /* A refresh that fails leaves the session as it was (its old token's time still runs): the
+     * client may try again with another token before the sweep closes it. */
+    ar__sig_send_error(cn, code, text, m->type, m->id);
+}
+
+void ar__sig_on_refresh(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_sess_t *s = cn->sess;
+    if (s->rec->role != AR_SIG_ROLE_STAFF) {
+        refused(cn, m, AR_SIG_E_FORBIDDEN, "only staff sessions refresh their token");
+        return;
+    }
+    /* On the heap as at hello: ar_token_claims_t is 3.4 KiB. */
+    ar_token_claims_t *cl = ar_malloc(sizeof(*cl));
+    if (!cl) {
+        refused(cn, m, AR_SIG_E_INTERNAL, NULL);
+        return;
+    }
+    int64_t now = (int64_t)time(NULL);
+    int rc = ar_token_verify(&srv->keys, m->u.refresh.token.p, m->u.refresh.token.len, "signal",
+                             now, cl);
+    if (rc == 0 && strcmp(cl->jur, srv->conf->jurisdiction) != 0)
+        rc = AR_EPERM; /* S10, as at hello */
+    uint8_t h[16] = {0};
+    if (rc == 0)
+        ar__sig_subhash(cl, h);
+    ar__sig_claims_t *k = NULL;
+    if (rc != 0) {
+        refused(cn, m, rc == AR_EEXPIRED ? AR_SIG_E_TOKEN_EXPIRED : AR_SIG_E_BAD_TOKEN, NULL);
+    } else if (cl->role != AR_TOKEN_STAFF || sodium_memcmp(h, s->subhash, sizeof(h)) != 0) {
+        /* Another subject is another person's (or another sign-in's) token: a session is not
+         * handed from one to another. The same test as a resume's (resume.c secret_ok). */
+        refused(cn, m, AR_SIG_E_FORBIDDEN, "the token names another subject or role");
+    } else if (!(k = ar__sig_claims_new(cl))) {
+        refused(cn, m, AR_SIG_E_INTERNAL, NULL);
+    }
+    sodium_memzero(cl, sizeof(*cl));
+    ar_free(cl);
+    sodium_memzero(h, sizeof(h));
+    if (!k)
+        return;
+    ar__sig_claims_free(s->claims);
+    s->claims = k;
+    cn->token_exp = k->exp;
+    if (ar__sig_claims_prune(srv, s))
+        ar_log0(AR_LOG_INFO, "signal_refresh_unsubscribed");
+    ar_sig_msg_t a;
+    ar_sig_msg_init(&a, AR_SIG_REFRESHED);
+    a.u.refresh.exp = k->exp;
+    ar__sig_send0(cn, &a);
+}
+
+int ar__sig_token_sweep(ar__sig_srv_t *srv, ar__sig_conn_t *cn, int64_t wall)
+{
+    int64_t allowance = srv->conf->token_allowance / 1000;
+    if (wall <= (int64_t)cn->token_exp + allowance)
+        return 0;
+    ar_log0(AR_LOG_INFO, "signal_token_expired_closed");
+    /* 4001 ends the session (sess.c): its room and subscriptions go as after a bye. */
+    ar__sig_refuse(cn, AR_SIG_E_TOKEN_EXPIRED, "the token expired and was not refreshed", 0,
+                   AR_SIG_NONE, AR_SIG_CLOSE_BAD_TOKEN);
+    return 1;
+}
