@@ -26,7 +26,8 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
     O("drain-url", AR_CONF_LIST, drain_urls, NULL, 0, 0,
       "wss:// URLs of other nodes sent to clients when draining"),
     O("drain-within", AR_CONF_DURATION, drain_within, "30s", 0, 3600000,
-      "how long a draining node waits before closing with 4006"),
+      "how long a draining node waits before closing with 4006; its clients are told to go "
+      "over the first half"),
     O("grace", AR_CONF_DURATION, grace, "120s", 1000, 86400000,
       "how long a lost session is kept for resume"),
     O("workers", AR_CONF_INT, workers, "1", 1, 64, "worker processes on this node"),

@@ -317,6 +317,7 @@ struct ar__sig_conn_s {
     uint8_t garbage;
     uint16_t close_code; /* the first close asked for (or the net layer's): decides the session */
     uint16_t addr_tag;   /* counted after the upgrade (behind a trusted proxy): its entry */
+    uint8_t drain_wait;  /* there when the drain started, not told yet (drain.c) */
     uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
     uint32_t token_exp; /* staff: its session's claims->exp (the sweep reads it here); else 0 */
@@ -382,8 +383,12 @@ struct ar__sig_srv_s {
     uint8_t draining;
     /* Catching up on ended rooms (invite.c): /readyz 503. Atomic: the operator thread reads. */
     uint8_t ended_catchup;
-    uint8_t kicks;     /* some session's kick is set: ar__sig_resume_kick_marked walks */
-    uint32_t drain_at; /* loop second when the remaining connections are closed */
+    uint8_t kicks;       /* some session's kick is set: ar__sig_resume_kick_marked walks */
+    uint32_t drain_at;   /* loop second when the remaining connections are closed */
+    uint32_t drain_from; /* loop second when the drain started */
+    /* The paced drain (drain.c): the next connection to tell, and how many are still to be. */
+    ar__sig_conn_t *drain_cur;
+    size_t drain_left;
     size_t nrooms, nsessions;
     char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
     char pub[AR__SIG_TO_HDR + AR_SIG_OUT_MAX + 1]; /* a frame for the bus, after its header */
@@ -447,6 +452,27 @@ int ar__sig_client_key(const uint8_t peer[16], const char *xff, size_t len, int 
 
 /* The supervisor of this worker (set in the forked child), to which POST /drain is forwarded. */
 extern pid_t ar__sig_supervisor;
+
+/*
+ * drain.c: the drain told in batches over the first 1/AR__SIG_DRAIN_SPREAD_PART of
+ * drain-within, one batch a tick (docs/signal.md, "Drain").
+ */
+#define AR__SIG_DRAIN_SPREAD_PART 2
+/* The drain frame to cn: drain-urls and the seconds left until drain_at (nothing without
+ * drain-urls). cn is no longer one the paced drain has to tell. */
+void ar__sig_drain_send(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
+/* How many of the left connections still to be told a tick at loop second now tells, for a
+ * drain started at second from that closes at second at: all of them at the last tick of the
+ * first 1/AR__SIG_DRAIN_SPREAD_PART of the window (and at once when that part is under 2 s),
+ * else an even share of what is left over the ticks left. Pure arithmetic. */
+size_t ar__sig_drain_batch(size_t left, uint32_t from, uint32_t at, uint32_t now);
+/* Starts draining at loop second now: drain_at from drain-within, and every connection held
+ * now marked to be told. */
+void ar__sig_drain_begin(ar__sig_srv_t *srv, uint32_t now);
+/* This tick's batch (srv->now current): nothing once drain_at is reached. */
+void ar__sig_drain_tick(ar__sig_srv_t *srv);
+/* cn closes (on_close, before it is unlinked): the cursor moves off it, its mark goes. */
+void ar__sig_drain_forget(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
 
 /* sess.c: records, local sessions, replay, backup, resume */
 ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer);

@@ -35,8 +35,6 @@ uint64_t ar__sig_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void send_drain(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
-
 /* ---- sending ---- */
 
 void ar__sig_send0(ar__sig_conn_t *cn, const ar_sig_msg_t *msg)
@@ -106,7 +104,7 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
     if (cn->state == AR__SIG_C_GONE)
         return;
     if (cn->srv->draining)
-        send_drain(cn->srv, cn); /* arrived while draining: move on at once */
+        ar__sig_drain_send(cn->srv, cn); /* arrived while draining: move on at once */
 }
 
 /*
@@ -206,6 +204,7 @@ static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
         return;
     ar__sig_addrs_release(&srv->addrs, cn->addr_tag);
     cn->addr_tag = 0;
+    ar__sig_drain_forget(srv, cn); /* the paced drain's cursor moves off it */
     /* Unlinked, but cn->next stays: a loop over the connections that holds cn goes on from it. */
     if (cn->prev)
         cn->prev->next = cn->next;
@@ -493,28 +492,10 @@ void ar__sig_net_handler(ar__sig_srv_t *srv, ar_sn_handler_t *h)
 
 /* ---- timers ---- */
 
-static void send_drain(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
-{
-    ar_sig_str_t urls[AR_SIG_URLS_MAX];
-    size_t n = 0;
-    for (size_t i = 0; i < srv->conf->drain_urls.count && n < AR_SIG_URLS_MAX; i++) {
-        const char *u = srv->conf->drain_urls.items[i];
-        urls[n++] = (ar_sig_str_t){u, strlen(u)};
-    }
-    if (n == 0)
-        return;
-    ar_sig_msg_t m;
-    ar_sig_msg_init(&m, AR_SIG_DRAIN);
-    m.u.drain.urls = (ar_sig_list_t){urls, n};
-    m.u.drain.within = srv->drain_at > srv->now ? srv->drain_at - srv->now : 0;
-    ar__sig_send0(cn, &m);
-}
-
 /* From now: /readyz 503, "draining" in heartbeats, clients told to go until drain_at. */
 static void begin_drain(ar__sig_srv_t *srv, uint32_t now)
 {
-    srv->draining = 1;
-    srv->drain_at = now + (uint32_t)(srv->conf->drain_within / 1000);
+    ar__sig_drain_begin(srv, now);
     ar_log0(AR_LOG_INFO, "signal_drain_started");
 }
 
@@ -524,9 +505,10 @@ static void on_tick(uint32_t now, void *data)
     srv->now = now;
     if (g_stop)
         ar_sn_loop_stop(srv->loop);
-    int start_drain = g_drain && !srv->draining;
-    if (start_drain)
+    if (g_drain && !srv->draining)
         begin_drain(srv, now);
+    /* This second's share of the clients told to go (drain.c), before any is closed below. */
+    ar__sig_drain_tick(srv);
     int64_t wall = (int64_t)time(NULL); /* tokens' expiry is in Unix seconds */
     ar__sig_conn_t *next;
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
@@ -544,13 +526,10 @@ static void on_tick(uint32_t now, void *data)
             continue;
         if (cn->token_exp && ar__sig_token_sweep(srv, cn, wall))
             continue;
-        if (srv->draining && (start_drain || now >= srv->drain_at)) {
-            if (now >= srv->drain_at) {
-                ar_metric_add(srv->m.drained, 0, 1);
-                ar__sig_conn_close(cn, AR_SIG_CLOSE_DRAINED);
-                continue;
-            }
-            send_drain(srv, cn);
+        if (srv->draining && now >= srv->drain_at) {
+            ar_metric_add(srv->m.drained, 0, 1);
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_DRAINED);
+            continue;
         }
         /*
          * An overloaded loop can reach this check before it has read the pong the client sent
@@ -718,7 +697,7 @@ static void stop_gracefully(ar__sig_srv_t *srv)
         if (cn->state == AR__SIG_C_LIVE && cn->sess && cn->sess->conn == cn) {
             cn->sess->conn = NULL;
             cn->sess = NULL;
-            send_drain(srv, cn); /* within 0: go now (nothing without drain-urls) */
+            ar__sig_drain_send(srv, cn); /* within 0: go now (nothing without drain-urls) */
             told++;
         }
         ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
