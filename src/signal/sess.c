@@ -121,8 +121,9 @@ static void frame_free_list(ar__sig_srv_t *srv, ar__sig_frame_t *f)
     while (f) {
         ar__sig_frame_t *n = f->next;
         ar__sig_about_count(srv, f, -1);
-        sodium_memzero(f->data, f->len);
-        ar_free(f);
+        /* The whole block, not only f->len: per relayed frame, its header and the allocator's
+         * slack more, a few dozen bytes beside the frame's own. */
+        ar_free_wiped(f);
         f = n;
     }
 }
@@ -160,8 +161,7 @@ void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     if (!s->is_backup && srv->nsessions)
         srv->nsessions--;
     s->rec->local = NULL;
-    sodium_memzero(s, sizeof(*s));
-    ar_free(s);
+    ar_free_wiped(s);
 }
 
 ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup)
