@@ -316,7 +316,6 @@ struct ar__sig_conn_s {
     uint8_t state;
     uint8_t garbage;
     uint16_t close_code; /* the first close asked for (or the net layer's): decides the session */
-    uint16_t addr_tag;   /* counted after the upgrade (behind a trusted proxy): its entry */
     uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
     uint32_t token_exp; /* staff: its session's claims->exp (the sweep reads it here); else 0 */
