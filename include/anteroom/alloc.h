@@ -12,6 +12,13 @@ void *ar_malloc(size_t size);
 void *ar_calloc(size_t count, size_t size);
 void *ar_realloc(void *ptr, size_t size);
 void ar_free(void *ptr);
+/*
+ * Wipes the whole block (every byte the allocator gave it, malloc_usable_size, which covers
+ * whatever length the caller asked for) and frees it with ar_free; NULL does nothing. For
+ * blocks that held personal data or secrets (P5, S4): one wipe that cannot miss a header or
+ * a length kept elsewhere. Only for blocks from ar_malloc, ar_calloc or ar_realloc.
+ */
+void ar_free_wiped(void *ptr);
 /* A copy of len bytes of s followed by a NUL; NULL when out of memory. */
 char *ar_strndup(const char *s, size_t len);
 

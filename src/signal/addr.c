@@ -169,9 +169,7 @@ uint32_t ar__sig_addrs_count(const ar__sig_addrs_t *t, const uint8_t addr[16])
 
 void ar__sig_addrs_free(ar__sig_addrs_t *t)
 {
-    if (t->ent)
-        sodium_memzero(t->ent, t->cap * sizeof(*t->ent));
-    ar_free(t->ent);
+    ar_free_wiped(t->ent);
     ar_free(t->slots);
     sodium_memzero(t, sizeof(*t));
 }

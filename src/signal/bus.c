@@ -42,7 +42,6 @@
 #include <jansson.h>
 #include <nats/nats.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -55,12 +54,12 @@ static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
 
 /* Frees an inbox item, wiped: record updates carry names and answers, frames SDP (P5, S4).
- * A K_LOST marker has no data (its len is a count). */
+ * The whole block, header and a K_LOST marker's (whose len is a count) included: per relayed
+ * message that is the header and the allocator's slack beyond len, a few dozen bytes beside
+ * the message's own, and one malloc_usable_size (a read of the chunk's header). */
 static void item_free(item_t *it)
 {
-    if (it->kind != K_LOST)
-        sodium_memzero(it->data, it->len);
-    ar_free(it);
+    ar_free_wiped(it);
 }
 
 /* A lost notice's count (bus_internal.h), or 0 when data is no notice. */
@@ -480,8 +479,7 @@ static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
         ar__sig_bus_nums_flush(b);
         ar__sig_bus_publish(b, subj, s, strlen(s));
         /* A record's text (a patient's name and answers): wiped, as jansson's blocks are. */
-        sodium_memzero(s, strlen(s));
-        ar_free(s); /* jansson allocates with ar_malloc (ar_sig_init) */
+        ar_free_wiped(s); /* jansson allocates with ar_malloc (ar_sig_init) */
     } else if (b) {
         /* Out of memory: dropped as a publication the queue has no memory for is (publish).
          * A record's drop leaves the other workers' view of it stale until its next update

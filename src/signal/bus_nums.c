@@ -98,8 +98,7 @@ static int batch_room(ar__sig_nums_t *q, size_t need)
         return -1;
     if (q->buf) {
         memcpy(n, q->buf, q->len);
-        sodium_memzero(q->buf, q->len);
-        ar_free(q->buf);
+        ar_free_wiped(q->buf); /* its cap whole, not only len: on growth only, not per message */
     }
     q->buf = n;
     q->cap = cap;
@@ -177,9 +176,7 @@ void ar__sig_bus_nums_sweep(ar__sig_srv_t *srv)
 void ar__sig_bus_nums_free(ar__sig_bus_t *b)
 {
     for (size_t i = 0; i < b->nnums; i++) {
-        if (b->nums[i].buf)
-            sodium_memzero(b->nums[i].buf, b->nums[i].len);
-        ar_free(b->nums[i].buf);
+        ar_free_wiped(b->nums[i].buf);
     }
     ar_free(b->nums);
     b->nums = NULL;

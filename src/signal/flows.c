@@ -12,8 +12,8 @@
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
 
-#include <sodium.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -112,10 +112,7 @@ ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c)
 
 void ar__sig_claims_free(ar__sig_claims_t *c)
 {
-    if (!c)
-        return;
-    sodium_memzero(c, c->size);
-    ar_free(c);
+    ar_free_wiped(c); /* the whole block, c->size bytes and the allocator's slack */
 }
 
 static unsigned roles_in(const ar__sig_claims_t *cl, const char *clinic)

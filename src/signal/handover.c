@@ -44,6 +44,8 @@ static void take_lost(ar__sig_sess_t *s, const json_t *lost)
  */
 static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint64_t to)
 {
+    /* Not ar__sig_sess_demote: the client is closed (it resumes on `to`), the losses stay for
+     * the answer (let_go forgets them), and the copy remembers whom it went to. */
     ar__sig_sess_close_conn(s, AR_SIG_CLOSE_REPLACED);
     s->is_backup = 1;
     if (srv->nsessions)
@@ -175,16 +177,8 @@ static void take_away(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, json_int_
     if (s->is_backup)
         srv->nsessions++;
     s->is_backup = 0;
-    s->provisional = 0;
-    s->handed = 0;
     s->promoted = 0; /* the old owner numbered every frame it answered with */
-    snprintf(s->resume, sizeof(s->resume), "%s", res);
-    ar__sig_sess_prev_get(s, o);
-    if (sodium_hex2bin(s->subhash, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
-        memset(s->subhash, 0, 16);
-    s->seq = seq;
-    s->acked = ack;
-    ar__sig_load_frames(srv, s, fr);
+    ar__sig_sess_take_state(srv, s, o, res, hex, seq, ack, fr); /* as a backup's adopt does */
     if (s->lost)
         s->lost_after = seq;
     take_lost(s, json_object_get(o, "lost"));

@@ -9,7 +9,6 @@
 
 #include "anteroom/alloc.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,11 +29,10 @@ static void str_free(char **dst, int wipe)
 {
     if (*dst == ar__sig_empty)
         return; /* also ar__sig_no_q's, which is never written */
-    if (*dst) {
-        if (wipe)
-            sodium_memzero(*dst, strlen(*dst));
+    if (wipe)
+        ar_free_wiped(*dst);
+    else
         ar_free(*dst);
-    }
     *dst = ar__sig_empty;
 }
 
@@ -82,10 +80,7 @@ void ar__sig_name_wipe(char **name)
 /* One answer string: NULL when its copy found no memory (its length is still set). */
 static void answer_wipe(ar_sig_str_t *t)
 {
-    if (t->p) {
-        sodium_memzero((void *)t->p, t->len);
-        ar_free((void *)t->p);
-    }
+    ar_free_wiped((void *)t->p);
     *t = (ar_sig_str_t){NULL, 0};
 }
 

@@ -316,7 +316,6 @@ struct ar__sig_conn_s {
     uint8_t state;
     uint8_t garbage;
     uint16_t close_code; /* the first close asked for (or the net layer's): decides the session */
-    uint16_t addr_tag;   /* counted after the upgrade (behind a trusted proxy): its entry */
     uint8_t drain_wait;  /* there when the drain started, not told yet (drain.c) */
     uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
@@ -543,6 +542,13 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
 /* sess.c: a replay buffer as the JSON array "adopt" and "taken" carry (json_t), and loaded. */
 void *ar__sig_frames_json(const ar__sig_sess_t *s);
 void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames);
+/* A copy takes the session's state from its owner's message msg (a json_t: a backup's "adopt",
+ * or a "taken" the new owner takes as away, handover.c): the resume secret and the previous
+ * one, the subject's hash (hex; malformed: zeros), seq and ack, and the buffer (frames); it is
+ * neither provisional nor handed any more. Which role it has (backup or owner) is the caller's. */
+void ar__sig_sess_take_state(ar__sig_srv_t *srv, ar__sig_sess_t *s, const void *msg,
+                             const char *resume, const char *hex, int64_t seq, int64_t ack,
+                             void *frames);
 /* Patient or invitee `gone` ends (its record is deleted, rec.c): every frame about it in this
  * worker's replay buffers and pending lists (owner and backup copies) is wiped and replaced by
  * "redacted" under the same seq and fid; a queue snapshot or joined naming it is rebuilt

@@ -239,10 +239,7 @@ static int rebuild_without(ar__sig_srv_t *srv, ar__sig_frame_t *f, const char *p
         rewrite(srv, f, out, (size_t)n, bytes);
         rc = 0;
     }
-    if (out) {
-        sodium_memzero(out, f->len + 1);
-        ar_free(out);
-    }
+    ar_free_wiped(out);
     sodium_memzero(peers, sizeof(peers));
     sodium_memzero(entries, sizeof(entries));
     ar_sig_msg_free(&m);

@@ -87,8 +87,7 @@ void ar__sig_on_refresh(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     } else if (!(k = ar__sig_claims_new(cl))) {
         refused(cn, m, AR_SIG_E_INTERNAL, NULL);
     }
-    sodium_memzero(cl, sizeof(*cl));
-    ar_free(cl);
+    ar_free_wiped(cl);
     sodium_memzero(h, sizeof(h));
     if (!k)
         return;

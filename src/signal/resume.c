@@ -107,8 +107,7 @@ static void replace_attempts(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_conn
             continue;
         a->created_local |= old->resume->created_local;
         a->demoted |= old->resume->demoted;
-        sodium_memzero(old->resume, sizeof(*old->resume));
-        ar_free(old->resume);
+        ar_free_wiped(old->resume);
         old->resume = NULL;
         old->sess = NULL;
         ar__sig_conn_close(old, AR_SIG_CLOSE_REPLACED);
@@ -176,8 +175,7 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
         int rc;
         s = ar__sig_sess_local_new(srv, r, 1, &rc);
         if (!s) {
-            sodium_memzero(a, sizeof(*a));
-            ar_free(a);
+            ar_free_wiped(a);
             return rc;
         }
         a->created_local = 1;
@@ -256,8 +254,7 @@ static void finish_attempt(ar__sig_conn_t *cn, ar__sig_sess_t *s, int moved)
     ar__sig_resume_t *a = cn->resume;
     cn->resume = NULL;
     finish(cn, s, &a->claims, a->resume, a->last_seq, moved);
-    sodium_memzero(a, sizeof(*a));
-    ar_free(a);
+    ar_free_wiped(a);
 }
 
 static void drop_attempt(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
@@ -274,8 +271,7 @@ static void drop_attempt(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
     }
     cn->sess = NULL;
     cn->resume = NULL;
-    sodium_memzero(a, sizeof(*a));
-    ar_free(a);
+    ar_free_wiped(a);
 }
 
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
@@ -329,8 +325,7 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         if (s && !s->is_backup) {
             cn->sess = NULL; /* ours now, but not this client's: it stays for its owner */
             cn->resume = NULL;
-            sodium_memzero(a, sizeof(*a)); /* the resume secret and the token's claims */
-            ar_free(a);
+            ar_free_wiped(a); /* the resume secret and the token's claims */
         } else {
             drop_attempt(srv, cn); /* wipes and frees the attempt */
         }

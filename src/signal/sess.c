@@ -121,8 +121,9 @@ static void frame_free_list(ar__sig_srv_t *srv, ar__sig_frame_t *f)
     while (f) {
         ar__sig_frame_t *n = f->next;
         ar__sig_about_count(srv, f, -1);
-        sodium_memzero(f->data, f->len);
-        ar_free(f);
+        /* The whole block, not only f->len: per relayed frame, its header and the allocator's
+         * slack more, a few dozen bytes beside the frame's own. */
+        ar_free_wiped(f);
         f = n;
     }
 }
@@ -160,8 +161,7 @@ void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     if (!s->is_backup && srv->nsessions)
         srv->nsessions--;
     s->rec->local = NULL;
-    sodium_memzero(s, sizeof(*s));
-    ar_free(s);
+    ar_free_wiped(s);
 }
 
 ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup)
@@ -608,6 +608,8 @@ void ar__sig_sess_end(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason_left)
 
 void ar__sig_sess_demote(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
+    /* Not handover.c's hand_off: no client of ours to close (a GONE one lets go), the owner
+     * noted the losses, and no hand-over is under way to remember. */
     if (s->conn) { /* GONE: its on_free would take the copy for a lost session of ours */
         s->conn->sess = NULL;
         s->conn = NULL;
@@ -809,6 +811,21 @@ void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames)
     }
 }
 
+void ar__sig_sess_take_state(ar__sig_srv_t *srv, ar__sig_sess_t *s, const void *msg,
+                             const char *resume, const char *hex, int64_t seq, int64_t ack,
+                             void *frames)
+{
+    s->provisional = 0; /* a copy kept for an attempt or a hand-over no more */
+    s->handed = 0;
+    snprintf(s->resume, sizeof(s->resume), "%s", resume);
+    ar__sig_sess_prev_get(s, msg);
+    if (sodium_hex2bin(s->subhash, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
+        memset(s->subhash, 0, 16);
+    s->seq = seq;
+    s->acked = ack;
+    ar__sig_load_frames(srv, s, frames);
+}
+
 static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
 {
     const char *resume = "", *hex = "";
@@ -827,16 +844,10 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
         return; /* we own it (a resume raced the adoption): ignore */
     if (!s && !(s = ar__sig_sess_local_new(srv, r, 1, NULL)))
         return;
-    s->provisional = 0; /* a real backup now */
-    s->handed = 0;      /* handed over and chosen as the new owner's backup */
-    snprintf(s->resume, sizeof(s->resume), "%s", resume);
-    ar__sig_sess_prev_get(s, o);
-    if (sodium_hex2bin(s->subhash, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
-        memset(s->subhash, 0, 16);
-    s->seq = seq;
-    s->acked = ack;
+    /* A real backup now (not provisional), also when handed over and chosen as the new
+     * owner's backup (not handed). */
     s->copies_uncertain = json_is_true(json_object_get(o, "u"));
-    ar__sig_load_frames(srv, s, fr);
+    ar__sig_sess_take_state(srv, s, o, resume, hex, seq, ack, fr);
 }
 
 static void on_num(ar__sig_srv_t *srv, ar__sig_sess_t *s, json_t *o)

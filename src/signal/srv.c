@@ -114,9 +114,10 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
  * address: one host cannot hold a crowd of bare TCP or half-done TLS connections, each kept
  * until the 10 s handshake timeout. A trusted proxy's connections are not counted at accept: the
  * client behind it is known only from X-Forwarded-For, after the upgrade, and it is counted then.
- * So each connection is counted once, at accept (its net tag names the entry; released by the
- * net layer when the socket closes, whatever the state) or after the upgrade (cn->addr_tag;
- * released in on_close).
+ * So each connection is counted once, at accept or after the upgrade, and either way its net
+ * tag names the entry (ar_sn_conn_set_tag for the second): one release path, on_release, which
+ * the net layer calls once when the socket closes, whatever the state. A connection that was
+ * never counted has tag 0 and releases nothing.
  */
 
 static uint32_t max_per_addr(const ar__sig_srv_t *srv)
@@ -169,12 +170,10 @@ static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
         ar_metric_add(srv->m.closes, 0, 1);
         return -1; /* closed with 1008 before any session exists */
     }
+    ar_sn_conn_set_tag(c, (uint16_t)tag); /* released with the socket (on_release) */
     ar__sig_conn_t *cn = ar_calloc(1, sizeof(*cn));
-    if (!cn) {
-        ar__sig_addrs_release(&srv->addrs, (uint16_t)tag);
+    if (!cn)
         return -1;
-    }
-    cn->addr_tag = (uint16_t)tag;
     cn->c = c;
     cn->srv = srv;
     cn->opened = cn->last_rx = cn->last_ping = srv->now;
@@ -202,8 +201,6 @@ static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
     ar__sig_conn_t *cn = ar_sn_conn_data(c);
     if (!cn || cn->state == AR__SIG_C_GONE)
         return;
-    ar__sig_addrs_release(&srv->addrs, cn->addr_tag);
-    cn->addr_tag = 0;
     ar__sig_drain_forget(srv, cn); /* the paced drain's cursor moves off it */
     /* Unlinked, but cn->next stays: a loop over the connections that holds cn goes on from it. */
     if (cn->prev)

@@ -7,8 +7,6 @@
 
 #include "anteroom/alloc.h"
 
-#include <malloc.h>
-#include <sodium.h>
 #include <string.h>
 
 static const char *const type_names[AR_SIG_TYPE_COUNT] = {[AR_SIG_NONE_TYPE] = "?",
@@ -66,19 +64,12 @@ static void *json_alloc(size_t n)
     return ar_malloc(n);
 }
 
-/* What jansson held (a patient's name and answers, an SDP) is wiped before the memory goes
- * back, as every other copy of them is (P5, S4). jansson does not pass the size; the
- * allocator knows the block's. */
-static void json_free(void *p)
-{
-    if (p)
-        sodium_memzero(p, malloc_usable_size(p));
-    ar_free(p);
-}
-
 void ar_sig_init(void)
 {
-    json_set_alloc_funcs(json_alloc, json_free);
+    /* What jansson held (a patient's name and answers, an SDP) is wiped before the memory goes
+     * back, as every other copy of them is (P5, S4). jansson does not pass the size;
+     * ar_free_wiped asks the allocator for the block's. */
+    json_set_alloc_funcs(json_alloc, ar_free_wiped);
 }
 
 /* jansson's own texts quote the input, so each of its error kinds gets a text of ours. */

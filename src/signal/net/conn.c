@@ -576,6 +576,12 @@ uint16_t ar_sn_conn_tag(const ar_sn_conn_t *c)
     return c->tag;
 }
 
+void ar_sn_conn_set_tag(ar_sn_conn_t *c, uint16_t tag)
+{
+    if (!c->tag)
+        c->tag = tag;
+}
+
 int ar_sn_conn_peer(const ar_sn_conn_t *c, struct sockaddr_storage *ss)
 {
     socklen_t len = sizeof(*ss);

@@ -60,8 +60,8 @@ typedef struct ar_sn_handler_s {
     int (*accept_cb)(ar_sn_conn_t *c, const struct sockaddr_storage *peer, void *data);
     /*
      * The socket of a connection whose tag is not 0 was closed, whatever its state (after
-     * close_cb if it was open; also inside ar_sn_loop_free): undo what accept_cb counted. Fires
-     * once per such connection. May be NULL.
+     * close_cb if it was open; also inside ar_sn_loop_free): undo what accept_cb (or a later
+     * ar_sn_conn_set_tag) counted. Fires once per such connection. May be NULL.
      */
     void (*release_cb)(ar_sn_conn_t *c, uint16_t tag, void *data);
     /* The upgrade succeeded (101 sent). up->path is the request target. Non-zero: close 1008. */
@@ -163,6 +163,10 @@ AR_MUST_CHECK int ar_sn_conn_peer(const ar_sn_conn_t *c, struct sockaddr_storage
 void *ar_sn_conn_data(const ar_sn_conn_t *c);
 /* The tag accept_cb gave the connection (0 without accept_cb). */
 uint16_t ar_sn_conn_tag(const ar_sn_conn_t *c);
+/* Gives a connection that has tag 0 the tag of a count known only later (after the upgrade,
+ * behind a proxy): release_cb then undoes it as it does accept_cb's, so a count has one
+ * release path. A connection that already has a tag keeps it. */
+void ar_sn_conn_set_tag(ar_sn_conn_t *c, uint16_t tag);
 /* 1 when bytes from the peer wait in the socket, not yet read (FIONREAD): an idle rule judged
  * by an overloaded loop asks before closing a client whose answer is already there. */
 int ar_sn_conn_input_waiting(const ar_sn_conn_t *c);
