@@ -607,7 +607,7 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
             return;
         }
         ar__sig_rec_set_room(srv, r, ar__sig_rec_room(p));
-        ar__sig_rec_publish(srv, r, "room");
+        ar__sig_rec_publish(srv, r, "room,rt"); /* announced below */
     }
     p->status = AR_SIG_ST_SEEN;
     set_by(pq, r);

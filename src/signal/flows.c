@@ -12,6 +12,7 @@
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -178,6 +179,27 @@ void ar__sig_announce_join(ar__sig_srv_t *srv, ar__sig_rec_t *r)
             ar__sig_to(srv, room->members[i]->peer, &m, AR__SIG_ACT_NONE);
 }
 
+void ar__sig_announce_late(ar__sig_srv_t *srv, ar__sig_rec_t *r, const void *told)
+{
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_PEER_JOINED);
+    peer_of(&m.u.peer_joined, r);
+    const ar__sig_room_t *room = r->in_room;
+    for (size_t i = 0; i < room->nmembers; i++) {
+        const ar__sig_rec_t *x = room->members[i];
+        const ar__sig_sess_t *s = x->local;
+        if (x == r || !s || s->is_backup || x->owner != srv->node_id)
+            continue; /* not ours: its own worker does the same */
+        int named = 0;
+        for (size_t j = 0; !named && j < json_array_size(told); j++) {
+            const char *p = json_string_value(json_array_get(told, j));
+            named = p && strcmp(p, x->peer) == 0;
+        }
+        if (!named)
+            ar__sig_to(srv, x->peer, &m, AR__SIG_ACT_NONE);
+    }
+}
+
 void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason)
 {
     ar__sig_room_t *room = r->in_room;
@@ -336,7 +358,7 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         room->persistent = (uint8_t)staff;
         room->profile = cl->profile;
     }
-    ar__sig_rec_publish(srv, r, "room");
+    ar__sig_rec_publish(srv, r, "room,rt");
     ar__sig_announce_join(srv, r);
 }
 

@@ -781,6 +781,9 @@ int ar__sig_can_queue(const ar__sig_claims_t *cl, const char *clinic);
 ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c);
 void ar__sig_claims_free(ar__sig_claims_t *c);
 void ar__sig_announce_join(ar__sig_srv_t *srv, ar__sig_rec_t *r);
+/* r's record, from the bus, put it in a room here: peer_joined about r to the members this
+ * worker owns that its joiner's worker did not tell (told: the record's "rt", a json array). */
+void ar__sig_announce_late(ar__sig_srv_t *srv, ar__sig_rec_t *r, const void *told);
 void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *fields);
 
 #endif

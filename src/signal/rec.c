@@ -84,6 +84,16 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
         }
         if (r->in_room)
             kind = "room", key = r->in_room->id;
+        /* "rt": the members its joiner's worker told (ar__sig_announce_join follows this
+         * publication), asked for by the join and the take only ("all" republishes tell
+         * nobody). A worker applying it tells those of its own members it does not name. */
+        json_t *rt =
+            strcmp(fields, "all") != 0 && has(fields, "rt") && r->in_room ? json_array() : NULL;
+        for (size_t i = 0; rt && i < r->in_room->nmembers; i++)
+            if (r->in_room->members[i] != r)
+                json_array_append_new(rt, json_string(r->in_room->members[i]->peer));
+        if (rt)
+            json_object_set_new(o, "rt", rt);
     }
     if (has(fields, "area") || has(fields, "st")) {
         json_object_set_new(o, "clinic", json_string(r->q->clinic));
@@ -239,7 +249,9 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     ar__sig_recq_t *rq;
     if ((s = json_string_value(json_object_get(o, "lang"))) && (rq = ar__sig_rec_q(r)))
         ar__sig_str_set_personal(&rq->lang, s, AR__SIG_LANG_MAX);
+    int entered = 0;
     if ((s = json_string_value(json_object_get(o, "room"))) && strlen(s) <= AR_SIG_ID_MAX) {
+        entered = s[0] && (!r->in_room || strcmp(r->in_room->id, s) != 0);
         ar__sig_rec_set_room(srv, r, s);
         if (r->in_room) {
             const char *rc = json_string_value(json_object_get(o, "rc"));
@@ -291,6 +303,11 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     }
     if ((v = json_object_get(o, "subs")))
         apply_subs(srv, r, v);
+    /* Two joins racing on two workers: each joiner's worker told only the members it knew.
+     * Our members that r's joiner did not name hear of r from us, and r of them when their own
+     * record reaches r's worker: everyone in the room, once (flows.c ar__sig_announce_late). */
+    if (entered && r->in_room && (v = json_object_get(o, "rt")))
+        ar__sig_announce_late(srv, r, v);
     /* Last, when the record is complete: a join that raced one on another node is undone. */
     if (r->in_room)
         ar__sig_room_enforce(srv, r->in_room);
