@@ -1,8 +1,13 @@
 /* Publications caught instead of sent (bus_catch.h). */
 #include "bus_catch.h"
+#include "bus_internal.h"
+#include "sig_util.h"
+
+#include "anteroom/alloc.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -56,4 +61,39 @@ json_t *bc_proc_sent(const ar__sig_srv_t *srv, uint64_t to, const char *k)
             return bc_caught[i].o;
     }
     return NULL;
+}
+
+void bc_deliver(ar__sig_srv_t *dst, json_t *o)
+{
+    assert_non_null(o);
+    char *txt = json_dumps(o, JSON_COMPACT);
+    assert_non_null(txt);
+    ar__sig_proc_msg(dst, txt, strlen(txt), NULL);
+    ar_free(txt);
+}
+
+void bc_heard(ar__sig_srv_t *srv, uint64_t id, const char *name, uint64_t ago_ms)
+{
+    srv->nodes[srv->nnodes] = (ar__sig_node_t){.id = id, .seen_ms = mono_ms() - ago_ms};
+    snprintf(srv->nodes[srv->nnodes++].name, sizeof(srv->nodes[0].name), "%s", name);
+}
+
+ar__sig_srv_t *bc_worker(uint64_t id, ar_signal_conf_t *conf)
+{
+    ar__sig_srv_t *srv = su_srv_new(id);
+    srv->conf = conf;
+    if (id != BC_O)
+        bc_heard(srv, BC_O, "node-a", 0);
+    if (id != BC_T)
+        bc_heard(srv, BC_T, "node-a", 0);
+    bc_heard(srv, BC_X, "node-b", 0);
+    return srv;
+}
+
+void bc_worker_free(ar__sig_srv_t *srv)
+{
+    for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++)
+        while (srv->recs[b])
+            ar__sig_rec_free(srv, srv->recs[b]);
+    ar_free(srv);
 }

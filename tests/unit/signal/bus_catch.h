@@ -28,5 +28,19 @@ void bc_clear(void);
 json_t *bc_last_rec(const ar__sig_srv_t *srv);
 /* The last proc message of kind k that srv sent to worker `to` (0: to any worker), or NULL. */
 json_t *bc_proc_sent(const ar__sig_srv_t *srv, uint64_t to, const char *k);
+/* Delivers a caught proc message o to worker dst, as its bus would. */
+void bc_deliver(ar__sig_srv_t *dst, json_t *o);
+
+/* The hand-over tests' workers: BC_O (the owner) and BC_T (the worker a client resumes
+ * through) on node-a, BC_X on node-b, where backups go. */
+#define BC_O 1u
+#define BC_T 2u
+#define BC_X 3u
+/* Worker id of node name heard by srv ago_ms before now (alive under AR__SIG_NODE_DEAD_S). */
+void bc_heard(ar__sig_srv_t *srv, uint64_t id, const char *name, uint64_t ago_ms);
+/* Worker id's state (su_srv_new) with conf, having heard BC_O and BC_T (but itself) and BC_X. */
+ar__sig_srv_t *bc_worker(uint64_t id, ar_signal_conf_t *conf);
+/* Frees srv and every record it holds. */
+void bc_worker_free(ar__sig_srv_t *srv);
 
 #endif

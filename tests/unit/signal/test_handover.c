@@ -39,20 +39,10 @@ int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     return 0;
 }
 
-/* Delivers a caught proc message to worker dst, as its bus would. */
-static void deliver(ar__sig_srv_t *dst, json_t *o)
-{
-    assert_non_null(o);
-    char *txt = json_dumps(o, JSON_COMPACT);
-    assert_non_null(txt);
-    ar__sig_proc_msg(dst, txt, strlen(txt), NULL);
-    ar_free(txt);
-}
-
-#define O_ID 1u /* the owner */
-#define T_ID 2u /* the worker the client resumes through */
-#define X_ID 3u /* a worker of another node: the backups go there */
-#define B_ID 4u /* the session's backup, long gone */
+#define O_ID BC_O /* the owner */
+#define T_ID BC_T /* the worker the client resumes through */
+#define X_ID BC_X /* a worker of another node: the backups go there */
+#define B_ID 4u   /* the session's backup, long gone */
 
 static ar_signal_conf_t conf = {.node_name = (char *)"node-a", .grace = 20000};
 
@@ -64,33 +54,14 @@ static struct {
     ar__sig_conn_t cn; /* the client's connection on T */
 } H;
 
-/* Worker id of node name, heard from ago_ms before now (alive under AR__SIG_NODE_DEAD_S). */
-static void heard(ar__sig_srv_t *srv, uint64_t id, const char *name, uint64_t ago_ms)
-{
-    srv->nodes[srv->nnodes] = (ar__sig_node_t){.id = id, .seen_ms = mono_ms() - ago_ms};
-    snprintf(srv->nodes[srv->nnodes++].name, sizeof(srv->nodes[0].name), "%s", name);
-}
-
-static ar__sig_srv_t *worker(uint64_t id)
-{
-    ar__sig_srv_t *srv = su_srv_new(id);
-    srv->conf = &conf;
-    if (id != O_ID)
-        heard(srv, O_ID, "node-a", 0);
-    if (id != T_ID)
-        heard(srv, T_ID, "node-a", 0);
-    heard(srv, X_ID, "node-b", 0);
-    return srv;
-}
-
 /* O owns an away session with two frames its client has not acknowledged; T knows its record
  * and has a client resuming into it, which has asked O ("take", caught). */
 static int setup(void **state)
 {
     (void)state;
     memset(&H, 0, sizeof(H));
-    H.O = worker(O_ID);
-    H.T = worker(T_ID);
+    H.O = bc_worker(O_ID, &conf);
+    H.T = bc_worker(T_ID, &conf);
     su_claims(&H.cl, AR_TOKEN_PATIENT, "patient-1");
     const char *peer = su_peer('p');
     H.ro = ar__sig_rec_get(H.O, peer);
@@ -134,12 +105,8 @@ static int teardown(void **state)
         H.cn.resume = NULL;
     }
     H.T->conns = NULL;
-    for (ar__sig_srv_t **w = (ar__sig_srv_t *[]){H.O, H.T, NULL}; *w; w++) {
-        for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++)
-            while ((*w)->recs[b])
-                ar__sig_rec_free(*w, (*w)->recs[b]);
-        ar_free(*w);
-    }
+    bc_worker_free(H.O);
+    bc_worker_free(H.T);
     return 0;
 }
 
@@ -147,7 +114,7 @@ static int teardown(void **state)
 static json_t *owner_answers(void)
 {
     json_t *take = json_incref(bc_proc_sent(H.T, O_ID, "take"));
-    deliver(H.O, take);
+    bc_deliver(H.O, take);
     json_decref(take);
     json_t *ans = bc_proc_sent(H.O, T_ID, "taken");
     assert_non_null(ans);
@@ -176,7 +143,7 @@ static void test_client_gone_mid_handover(void **state)
     uint8_t fid[16] = {9};
     ar__sig_sess_deliver(H.T, s, fid, AR__SIG_ACT_NONE, cand, sizeof(cand) - 1, 0);
     bc_clear();
-    deliver(H.T, ans);
+    bc_deliver(H.T, ans);
     json_decref(ans);
     s = H.rt->local;
     assert_non_null(s);
@@ -249,7 +216,7 @@ static void test_answer_lost_asked_again(void **state)
     /* Its connection goes before this one arrives too: T takes the session as away. */
     H.cn.state = AR__SIG_C_GONE;
     ar__sig_resume_tick(H.T, &H.cn);
-    deliver(H.T, ans);
+    bc_deliver(H.T, ans);
     json_decref(ans);
     assert_non_null(H.rt->local);
     assert_false(H.rt->local->is_backup);
@@ -282,7 +249,7 @@ static void test_kept_copy_goes_at_refusal(void **state)
     ar__sig_resume_tick(H.T, &H.cn);
     assert_non_null(H.rt->local);
     json_t *no = json_pack("{s:s,s:s,s:b}", "k", "taken", "p", su_peer('p'), "ok", 0);
-    deliver(H.T, no);
+    bc_deliver(H.T, no);
     json_decref(no);
     assert_null(H.rt->local);
     assert_int_equal(H.rt->owner, O_ID);
@@ -297,7 +264,7 @@ static void test_take_from_the_dead(void **state)
     H.O->nodes[0].dead = 1;
     ar__sig_node_dead(H.O, T_ID);
     json_t *take = json_incref(bc_proc_sent(H.T, O_ID, "take"));
-    deliver(H.O, take);
+    bc_deliver(H.O, take);
     json_decref(take);
     assert_null(bc_proc_sent(H.O, T_ID, "taken"));
     assert_non_null(H.ro->local);
@@ -334,9 +301,9 @@ static void test_owner_then_backup_die(void **state)
     (void)state;
     ar__sig_srv_t *X = su_srv_new(X_ID + 10);
     X->conf = &conf;
-    heard(X, 1, "node-c", 3500);
-    heard(X, 2, "node-c", 2500);
-    heard(X, X_ID + 20, "node-d", 0);
+    bc_heard(X, 1, "node-c", 3500);
+    bc_heard(X, 2, "node-c", 2500);
+    bc_heard(X, X_ID + 20, "node-d", 0);
     ar__sig_rec_t *r = ar__sig_rec_get(X, su_peer('s'));
     ar__sig_rec_t *r2 = ar__sig_rec_get(X, su_peer('t'));
     assert_non_null(r);

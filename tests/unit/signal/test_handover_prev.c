@@ -36,19 +36,10 @@ int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     return 0;
 }
 
-static void deliver(ar__sig_srv_t *dst, json_t *o)
-{
-    assert_non_null(o);
-    char *txt = json_dumps(o, JSON_COMPACT);
-    assert_non_null(txt);
-    ar__sig_proc_msg(dst, txt, strlen(txt), NULL);
-    ar_free(txt);
-}
-
-#define O_ID 1u /* the owner */
-#define T_ID 2u /* the worker the client resumes through */
-#define X_ID 3u /* a worker of another node: the backups go there */
-#define B_ID 4u /* O's backup for the session */
+#define O_ID BC_O /* the owner */
+#define T_ID BC_T /* the worker the client resumes through */
+#define X_ID BC_X /* a worker of another node: the backups go there */
+#define B_ID 4u   /* O's backup for the session */
 
 static ar_signal_conf_t conf = {.node_name = (char *)"node-a", .grace = 20000};
 
@@ -59,24 +50,6 @@ static struct {
     char s1[AR__SIG_RESUME_LEN + 1], s2[AR__SIG_RESUME_LEN + 1];
     ar__sig_conn_t cn; /* the client's connection on T */
 } H;
-
-static void heard(ar__sig_srv_t *srv, uint64_t id, const char *name)
-{
-    srv->nodes[srv->nnodes] = (ar__sig_node_t){.id = id, .seen_ms = mono_ms()};
-    snprintf(srv->nodes[srv->nnodes++].name, sizeof(srv->nodes[0].name), "%s", name);
-}
-
-static ar__sig_srv_t *worker(uint64_t id)
-{
-    ar__sig_srv_t *srv = su_srv_new(id);
-    srv->conf = &conf;
-    if (id != O_ID)
-        heard(srv, O_ID, "node-a");
-    if (id != T_ID)
-        heard(srv, T_ID, "node-a");
-    heard(srv, X_ID, "node-b");
-    return srv;
-}
 
 static int accepts(const ar__sig_sess_t *s, const char *secret)
 {
@@ -91,8 +64,8 @@ static int setup(void **state)
 {
     (void)state;
     memset(&H, 0, sizeof(H));
-    H.O = worker(O_ID);
-    H.T = worker(T_ID);
+    H.O = bc_worker(O_ID, &conf);
+    H.T = bc_worker(T_ID, &conf);
     su_claims(&H.cl, AR_TOKEN_PATIENT, "patient-1");
     const char *peer = su_peer('p');
     H.ro = ar__sig_rec_get(H.O, peer);
@@ -134,12 +107,8 @@ static int teardown(void **state)
         H.cn.resume = NULL;
     }
     H.T->conns = NULL;
-    for (ar__sig_srv_t **w = (ar__sig_srv_t *[]){H.O, H.T, NULL}; *w; w++) {
-        for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++)
-            while ((*w)->recs[b])
-                ar__sig_rec_free(*w, (*w)->recs[b]);
-        ar_free(*w);
-    }
+    bc_worker_free(H.O);
+    bc_worker_free(H.T);
     return 0;
 }
 
@@ -147,7 +116,7 @@ static int teardown(void **state)
 static json_t *owner_answers(void)
 {
     json_t *take = json_incref(bc_proc_sent(H.T, O_ID, "take"));
-    deliver(H.O, take);
+    bc_deliver(H.O, take);
     json_decref(take);
     return bc_proc_sent(H.O, T_ID, "taken");
 }
@@ -166,7 +135,7 @@ static void test_previous_secret_handed_over(void **state)
     assert_non_null(json_string_value(json_object_get(ans, "q")));
     ans = json_incref(ans);
     bc_clear();
-    deliver(H.T, ans);
+    bc_deliver(H.T, ans);
     json_decref(ans);
     ar__sig_sess_t *s = H.rt->local;
     assert_non_null(s);
@@ -179,12 +148,12 @@ static void test_previous_secret_handed_over(void **state)
     json_t *adopt = json_incref(bc_proc_sent(H.T, X_ID, "adopt"));
     assert_non_null(adopt);
     assert_non_null(json_string_value(json_object_get(adopt, "q")));
-    ar__sig_srv_t *X = worker(X_ID);
+    ar__sig_srv_t *X = bc_worker(X_ID, &conf);
     ar__sig_rec_t *rx = ar__sig_rec_get(X, su_peer('p'));
     assert_non_null(rx);
     rx->owner = T_ID;
     rx->backup = X_ID;
-    deliver(X, adopt);
+    bc_deliver(X, adopt);
     json_decref(adopt);
     assert_non_null(rx->local);
     assert_true(rx->local->is_backup);
