@@ -42,7 +42,7 @@ void su_worker_free(su_worker_t *w)
     for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
         while (w->srv->recs[i])
             ar__sig_rec_free(w->srv, w->srv->recs[i]);
-    ar__sig_bus_stop(w->srv); /* nothing if the test stopped it already */
+    ar__sig_bus_stop(w->srv);     /* nothing if the test stopped it already */
     ar__sig_invites_free(w->srv); /* the bus's start made them (the ended rooms' catch-up) */
     ar_sn_loop_free(w->srv->loop);
     ar_metrics_free(w->srv->metrics);
