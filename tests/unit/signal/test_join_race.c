@@ -27,12 +27,19 @@ static struct {
     char about[AR__SIG_PEER_LEN + 1];
 } sent[8];
 static size_t nsent;
+static size_t nleft; /* peer_left frames sent, and to whom the last one went */
+static char left_to[AR__SIG_PEER_LEN + 1];
 
 void __wrap_ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
 void __wrap_ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len)
 {
     (void)action;
     const char *f = srv->pub + AR__SIG_TO_HDR;
+    if (memmem(f, len, "\"type\":\"peer_left\"", 18)) {
+        nleft++;
+        snprintf(left_to, sizeof(left_to), "%s", peer);
+        return;
+    }
     if (!memmem(f, len, "\"type\":\"peer_joined\"", 20) || nsent == 8)
         return;
     const char *p = memmem(f, len, "\"peer\":\"", 8);
@@ -79,7 +86,7 @@ static int setup(void **state)
     f.copy = su_sess_held(f.srv, 'b', 1);
     ar__sig_rec_set_room(f.srv, f.mine->rec, "room-1");
     ar__sig_rec_set_room(f.srv, f.copy->rec, "room-1");
-    nsent = 0;
+    nsent = nleft = 0;
     *state = &f;
     return 0;
 }
@@ -131,12 +138,41 @@ static void test_no_list_no_announcement(void **state)
     assert_ptr_equal(ar__sig_rec_find(f->srv, su_peer('y'))->in_room, f->mine->rec->in_room);
 }
 
+/* x, announced to 'a' by us (its joiner's worker did not know 'a'), leaves before its worker
+ * learns of 'a': its worker tells only the members it knew ("lt"), so we tell 'a', once. */
+static void test_unknown_member_told_of_leave(void **state)
+{
+    fix_t *f = *state;
+    apply_join(f->srv, 'x', NULL, 0);
+    assert_int_equal(nleft, 0);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:[],s:i}", "o", THEM, "p", su_peer('x'), "room", "", "lt",
+                          "lr", 1);
+    assert_non_null(o);
+    ar__sig_rec_apply(f->srv, o);
+    json_decref(o);
+    assert_int_equal(nleft, 1);
+    assert_string_equal(left_to, su_peer('a'));
+    assert_null(ar__sig_rec_find(f->srv, su_peer('x'))->in_room);
+    /* A leave that named 'a' (its worker told it), or carries no "lt": nobody here. */
+    apply_join(f->srv, 'y', NULL, 0);
+    o = json_pack("{s:s,s:s,s:s,s:[s],s:i}", "o", THEM, "p", su_peer('y'), "room", "", "lt",
+                  su_peer('a'), "lr", 1);
+    ar__sig_rec_apply(f->srv, o);
+    json_decref(o);
+    apply_join(f->srv, 'z', NULL, 0);
+    o = json_pack("{s:s,s:s,s:s}", "o", THEM, "p", su_peer('z'), "room", "");
+    ar__sig_rec_apply(f->srv, o);
+    json_decref(o);
+    assert_int_equal(nleft, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_unknown_member_told, setup, teardown),
         cmocka_unit_test_setup_teardown(test_named_member_not_told, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_list_no_announcement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_member_told_of_leave, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
