@@ -82,7 +82,7 @@ void ar__sig_on_refresh(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         refused(cn, m, rc == AR_EEXPIRED ? AR_SIG_E_TOKEN_EXPIRED : AR_SIG_E_BAD_TOKEN, NULL);
     } else if (cl->role != AR_TOKEN_STAFF || sodium_memcmp(h, s->subhash, sizeof(h)) != 0) {
         /* Another subject is another person's (or another sign-in's) token: a session is not
-         * handed from one to another. The same test as a resume's (resume.c secret_ok). */
+         * handed from one to another. A resume tests the subject too (ar__sig_sess_secret_ok). */
         refused(cn, m, AR_SIG_E_FORBIDDEN, "the token names another subject or role");
     } else if (!(k = ar__sig_claims_new(cl))) {
         refused(cn, m, AR_SIG_E_INTERNAL, NULL);
