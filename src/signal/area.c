@@ -83,8 +83,9 @@ static int owned_here(ar__sig_srv_t *srv, const ar__sig_rec_t *x)
     return x->local && !x->local->is_backup && x->owner == srv->node_id;
 }
 
-static int named(json_t *list, const char *peer)
+int ar__sig_named(const void *json_list, const char *peer)
 {
+    const json_t *list = json_list;
     for (size_t i = 0; i < json_array_size(list); i++) {
         const char *s = json_string_value(json_array_get(list, i));
         if (s && strcmp(s, peer) == 0)
@@ -120,7 +121,7 @@ static void catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int af
     m.u.queue.clinic = str(a->clinic);
     m.u.queue.area = str(a->area);
     for (size_t i = 0; i < a->nsubs; i++)
-        if (owned_here(srv, a->subs[i]) && !named(list, a->subs[i]->peer))
+        if (owned_here(srv, a->subs[i]) && !ar__sig_named(list, a->subs[i]->peer))
             ar__sig_to(srv, a->subs[i]->peer, &m, AR__SIG_ACT_NONE);
 }
 
@@ -607,7 +608,7 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
             return;
         }
         ar__sig_rec_set_room(srv, r, ar__sig_rec_room(p));
-        ar__sig_rec_publish(srv, r, "room");
+        ar__sig_rec_publish(srv, r, "room,rt"); /* announced below */
     }
     p->status = AR_SIG_ST_SEEN;
     set_by(pq, r);

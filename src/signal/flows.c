@@ -12,6 +12,7 @@
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -178,6 +179,33 @@ void ar__sig_announce_join(ar__sig_srv_t *srv, ar__sig_rec_t *r)
             ar__sig_to(srv, room->members[i]->peer, &m, AR__SIG_ACT_NONE);
 }
 
+void ar__sig_announce_late(ar__sig_srv_t *srv, ar__sig_rec_t *r, const void *told)
+{
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_PEER_JOINED);
+    peer_of(&m.u.peer_joined, r);
+    const ar__sig_room_t *room = r->in_room;
+    for (size_t i = 0; i < room->nmembers; i++) {
+        const ar__sig_rec_t *x = room->members[i];
+        const ar__sig_sess_t *s = x->local;
+        if (x == r || !s || s->is_backup || x->owner != srv->node_id)
+            continue; /* not ours: its own worker does the same */
+        if (!ar__sig_named(told, x->peer))
+            ar__sig_to(srv, x->peer, &m, AR__SIG_ACT_NONE);
+    }
+}
+
+void ar__sig_announce_left(ar__sig_srv_t *srv, const ar__sig_rec_t *r,
+                           const char (*peers)[AR__SIG_PEER_LEN + 1], size_t n, int reason)
+{
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_PEER_LEFT);
+    m.u.peer_left.peer = str(r->peer);
+    m.u.peer_left.reason = reason;
+    for (size_t i = 0; i < n; i++)
+        ar__sig_to(srv, peers[i], &m, AR__SIG_ACT_NONE);
+}
+
 void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason)
 {
     ar__sig_room_t *room = r->in_room;
@@ -194,6 +222,18 @@ void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason)
             seen[nseen++] = room->members[i];
     }
     ar__sig_rec_set_room(srv, r, "");
+    /* Whom we tell below, named in the update ("lt", rec.c): a member we did not know of (its
+     * join raced ours) hears of this from its own worker, which sent it our peer_joined. */
+    json_t *lt = json_array(), *o = json_object();
+    for (size_t i = 0; lt && i < n; i++)
+        json_array_append_new(lt, json_string(others[i]));
+    if (lt && o && json_object_set_new(o, "lt", lt) == 0 &&
+        json_object_set_new(o, "lr", json_integer(reason)) == 0) {
+        json_decref(srv->left_told);
+        srv->left_told = o;
+    } else {
+        json_decref(o);
+    }
     ar__sig_rec_publish(srv, r, "room");
     ar_sig_msg_t m;
     ar_sig_msg_init(&m, AR_SIG_PEER_LEFT);
@@ -336,7 +376,7 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         room->persistent = (uint8_t)staff;
         room->profile = cl->profile;
     }
-    ar__sig_rec_publish(srv, r, "room");
+    ar__sig_rec_publish(srv, r, "room,rt");
     ar__sig_announce_join(srv, r);
 }
 

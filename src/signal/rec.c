@@ -38,13 +38,21 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
     json_t *o = json_pack("{s:s,s:s}", "o", me, "p", r->peer);
     json_t *qt = srv->qt;
     srv->qt = NULL;
+    /* A leave's "lt"/"lr" (flows.c ar__sig_room_leave), for its room update only. */
+    json_t *lt = has(fields, "room") ? srv->left_told : NULL;
+    if (lt)
+        srv->left_told = NULL;
     if (!o) {
         json_decref(qt);
+        json_decref(lt);
         return;
     }
     if (qt)
         json_object_update(o, qt);
     json_decref(qt);
+    if (lt)
+        json_object_update(o, lt);
+    json_decref(lt);
     const char *kind = "sess", *key = r->peer;
     char area_key[2 * AR_SIG_ID_MAX + 2];
     if (strcmp(fields, "del") == 0) {
@@ -84,6 +92,16 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
         }
         if (r->in_room)
             kind = "room", key = r->in_room->id;
+        /* "rt": the members its joiner's worker told (ar__sig_announce_join follows this
+         * publication), asked for by the join and the take only ("all" republishes tell
+         * nobody). A worker applying it tells those of its own members it does not name. */
+        json_t *rt =
+            strcmp(fields, "all") != 0 && has(fields, "rt") && r->in_room ? json_array() : NULL;
+        for (size_t i = 0; rt && i < r->in_room->nmembers; i++)
+            if (r->in_room->members[i] != r)
+                json_array_append_new(rt, json_string(r->in_room->members[i]->peer));
+        if (rt)
+            json_object_set_new(o, "rt", rt);
     }
     if (has(fields, "area") || has(fields, "st")) {
         json_object_set_new(o, "clinic", json_string(r->q->clinic));
@@ -194,6 +212,28 @@ static void yield(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     ar__sig_sess_demote(srv, s); /* the owner's adopt (next on the bus) brings its buffer */
 }
 
+/* r, from the bus, leaves its room here: the members we own that its worker did not tell
+ * ("lt": it did not know of them, their joins raced) hear of it from us, as they heard of its
+ * join (ar__sig_announce_late). Without "lt" (an update that is no leave: a room's end, a
+ * record from an older worker) nobody is told here. */
+static void left_late(ar__sig_srv_t *srv, const ar__sig_rec_t *r, json_t *lt, json_t *lr)
+{
+    if (!json_is_array(lt) || !json_is_integer(lr))
+        return;
+    char peers[2 * AR__SIG_ROOM_MAX][AR__SIG_PEER_LEN + 1];
+    size_t n = 0;
+    const ar__sig_room_t *room = r->in_room;
+    for (size_t i = 0; i < room->nmembers && n < sizeof(peers) / sizeof(peers[0]); i++) {
+        const ar__sig_rec_t *x = room->members[i];
+        if (x == r || !x->local || x->local->is_backup || x->owner != srv->node_id)
+            continue;
+        if (!ar__sig_named(lt, x->peer))
+            memcpy(peers[n++], x->peer, AR__SIG_PEER_LEN + 1);
+    }
+    ar__sig_announce_left(srv, r, (const char(*)[AR__SIG_PEER_LEN + 1]) peers, n,
+                          (int)json_integer_value(lr));
+}
+
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
 {
     json_t *o = obj;
@@ -239,7 +279,11 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     ar__sig_recq_t *rq;
     if ((s = json_string_value(json_object_get(o, "lang"))) && (rq = ar__sig_rec_q(r)))
         ar__sig_str_set_personal(&rq->lang, s, AR__SIG_LANG_MAX);
+    int entered = 0;
     if ((s = json_string_value(json_object_get(o, "room"))) && strlen(s) <= AR_SIG_ID_MAX) {
+        entered = s[0] && (!r->in_room || strcmp(r->in_room->id, s) != 0);
+        if (r->in_room && strcmp(r->in_room->id, s) != 0)
+            left_late(srv, r, json_object_get(o, "lt"), json_object_get(o, "lr"));
         ar__sig_rec_set_room(srv, r, s);
         if (r->in_room) {
             const char *rc = json_string_value(json_object_get(o, "rc"));
@@ -291,6 +335,11 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     }
     if ((v = json_object_get(o, "subs")))
         apply_subs(srv, r, v);
+    /* Two joins racing on two workers: each joiner's worker told only the members it knew.
+     * Our members that r's joiner did not name hear of r from us, and r of them when their own
+     * record reaches r's worker: everyone in the room, once (flows.c ar__sig_announce_late). */
+    if (entered && r->in_room && (v = json_object_get(o, "rt")))
+        ar__sig_announce_late(srv, r, v);
     /* Last, when the record is complete: a join that raced one on another node is undone. */
     if (r->in_room)
         ar__sig_room_enforce(srv, r->in_room);
