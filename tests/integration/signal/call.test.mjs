@@ -285,16 +285,21 @@ test('a frame dropped from a full bus inbox is counted and reported to its clien
   onA.send({ type: 'join', room });
   await onA.next('joined');
   // A join answered before the other node's join record arrived lists nobody (the bus's delay):
-  // join again until node D's view has the peer on A.
+  // join again until node D's view has the peer on A. The peer on A hears of each join and
+  // leave (from node A's worker when node D's did not know of it: racing joins), and takes
+  // them here, so the peer_joined awaited below is the last join's.
+  const aboutD = (type) => (f) => f.type === type && f.peer === onD.peer;
   for (let i = 0; ; i++) {
     onD.send({ type: 'join', room });
     if ((await onD.next('joined')).peers.some((x) => x.peer === onA.peer)) break;
     assert.ok(i < 50, 'node D never learnt of the peer on node A');
+    await onA.next(aboutD('peer_joined'));
     onD.send({ type: 'leave' });
+    await onA.next(aboutD('peer_left'));
     await sleep(100);
   }
-  // Node A announces it to the peer on A after applying D's record: A knows both are in the room.
-  await onA.next((f) => f.type === 'peer_joined' && f.peer === onD.peer);
+  // Announced to the peer on A after node A applied D's record: A knows both are in the room.
+  await onA.next(aboutD('peer_joined'));
   const big = `v=0\r\n${'a=x-pad:0123456789abcdef\r\n'.repeat(1200)}`; // about 32 KB
   const cand = (n) => ({ type: 'candidate', to: onD.peer, candidate: `candidate:${n} 1 udp 1 192.0.2.1 ${n} typ host` });
   onA.send(cand(1));
@@ -406,6 +411,54 @@ async function raceOnce() {
 
 test('two joins racing on two nodes: one is removed, the room keeps four', async () => {
   for (let i = 0; !(await raceOnce()); i++) assert.ok(i < 3, 'the joins never raced');
+});
+
+// One try at two joins that fit racing on two nodes: each joiner's node answers from a view
+// without the other, so neither `joined` lists the other. Each must then hear of the other
+// once, from its own node (docs/signal.md, "Rooms across nodes"). False when no race happened.
+async function fitRaceOnce() {
+  const room = rid();
+  const s = await connect(A, staffToken());
+  const p = await connect(A, patientToken(room, { area: 'fitrace' }));
+  p.send({ type: 'arrive', clinic: 'c1', area: 'fitrace', name: 'P', consent: true });
+  await p.next('wait');
+  await queued(s, 'fitrace', p.peer);
+  s.send({ type: 'take', peer: p.peer });
+  await s.next('joined');
+  await p.next('peer_joined');
+  await sleep(300); // node B hears of the room: an invitee opens none
+  const iA = await connect(A, inviteeToken(room));
+  const iB = await connect(B, inviteeToken(room));
+  await sleep(300);
+  kill(nats.procs[1], 'SIGSTOP'); // node B's NATS server: neither node hears the other's join
+  try {
+    iB.send({ type: 'join', room });
+    iA.send({ type: 'join', room });
+    await sleep(800);
+  } finally {
+    kill(nats.procs[1], 'SIGCONT');
+  }
+  const [jB, jA] = await Promise.all([iB.next('joined'), iA.next('joined')]);
+  const raced = !jB.peers.some((x) => x.peer === iA.peer) && !jA.peers.some((x) => x.peer === iB.peer);
+  const about = (c) => (f) => f.type === 'peer_joined' && f.peer === c.peer;
+  await iA.next(about(iB));
+  await iB.next(about(iA));
+  for (const c of [s, p]) for (const i of [iA, iB]) await c.next(about(i));
+  // Once each: a late announcement never doubles one its joiner's node made.
+  await sleep(500);
+  for (const [c, i] of [[iA, iB], [iB, iA], [s, iA], [s, iB], [p, iA], [p, iB]])
+    assert.equal(c.all.filter(about(i)).length, 1, 'one peer_joined about each other member');
+  // The two reach each other, and each hears of the other's leave.
+  iA.send({ type: 'offer', to: iB.peer, sdp: 'v=0\r\n' });
+  assert.equal((await iB.next('offer')).from, iA.peer);
+  iB.send({ type: 'leave' });
+  await iA.next((f) => f.type === 'peer_left' && f.peer === iB.peer);
+  for (const c of [s, p, iA, iB]) c.close();
+  return raced;
+}
+
+test('two joins that fit, racing on two nodes, hear of each other once', async () => {
+  for (let i = 0; !(await fitRaceOnce()); i++) assert.ok(i < 3, 'the joins never raced');
 });
 
 // The race docs/signal.md describes under "Queue snapshot and deltas": while node B's NATS

@@ -28,14 +28,11 @@ async function room() {
   return p;
 }
 
-// c joins p's room; everyone already there (and so their workers) sees it come in. Then every
-// worker hears of it before anyone else joins: two joins racing on two workers are not
-// announced to each other (docs/signal.md, "Not done yet"), which is not what these tests test.
+// c joins p's room; everyone already there (and so their workers) sees it come in.
 async function enter(c, p, others) {
   c.send({ type: 'join', room: p.room });
   await c.next('joined');
   for (const o of [p, ...others]) assert.equal((await o.next('peer_joined')).peer, c.peer);
-  await sleep(500);
 }
 
 // The refusal of one `remove`, with its request id echoed.

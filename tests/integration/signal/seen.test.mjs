@@ -108,9 +108,6 @@ test('the mark moves to a colleague still in the room, then goes with them', asy
   const s1 = await watcher(A, p, ['provider'], 'Dr Ana');
   const s2 = await connect(B, staffToken(), { name: 'Dr Bo' });
   await take(s1, p, [desk]);
-  // Every worker hears of s1's join before s2 joins: two joins racing on two workers are not
-  // announced to each other (docs/signal.md, "Not done yet"), which this test is not about.
-  await sleep(500);
   s2.send({ type: 'join', room: p.room });
   await s2.next('joined');
   await s1.next('peer_joined'); // s1's worker knows s2 is in the room
