@@ -235,12 +235,7 @@ void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason)
         json_decref(o);
     }
     ar__sig_rec_publish(srv, r, "room");
-    ar_sig_msg_t m;
-    ar_sig_msg_init(&m, AR_SIG_PEER_LEFT);
-    m.u.peer_left.peer = str(r->peer);
-    m.u.peer_left.reason = reason;
-    for (size_t i = 0; i < n; i++)
-        ar__sig_to(srv, others[i], &m, AR__SIG_ACT_NONE);
+    ar__sig_announce_left(srv, r, (const char(*)[AR__SIG_PEER_LEN + 1]) others, n, reason);
     /* Whoever leaves (leave, bye, the end of its grace period, a removal) leaves here, on its
      * own worker, once: the patient it was seeing is marked anew after the room update, so no
      * worker sees the mark move while r still seems to be in the room (protocol.md 5.3). The

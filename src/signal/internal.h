@@ -787,8 +787,9 @@ int ar__sig_named(const void *json_list, const char *peer);
 /* r's record, from the bus, put it in a room here: peer_joined about r to the members this
  * worker owns that its joiner's worker did not tell (told: the record's "rt", a json array). */
 void ar__sig_announce_late(ar__sig_srv_t *srv, ar__sig_rec_t *r, const void *told);
-/* r's record, from the bus, took it out of a room here: peer_left about it (reason) to the n
- * members this worker owns that its worker did not tell (rec.c picks them: "lt"). */
+/* peer_left about r (reason) to n peers: the others in the room r leaves on its own worker
+ * (ar__sig_room_leave), or, r's record from the bus having taken it out of a room here, the
+ * members this worker owns that r's worker did not tell (rec.c picks them: "lt"). */
 void ar__sig_announce_left(ar__sig_srv_t *srv, const ar__sig_rec_t *r,
                            const char (*peers)[AR__SIG_PEER_LEN + 1], size_t n, int reason);
 void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *fields);

@@ -346,18 +346,25 @@ test('a frame dropped from a full bus inbox is counted and reported to its clien
   kill(D);
 });
 
-// One try at two joins racing on two nodes; false when the race did not happen (see below).
-async function raceOnce() {
+// A staff member on node A takes a patient of area into its room; node B then knows the room
+// (an invitee opens none).
+async function takenRoom(area) {
   const room = rid();
   const s = await connect(A, staffToken());
-  const p = await connect(A, patientToken(room, { area: 'race' }));
-  p.send({ type: 'arrive', clinic: 'c1', area: 'race', name: 'P', consent: true });
+  const p = await connect(A, patientToken(room, { area }));
+  p.send({ type: 'arrive', clinic: 'c1', area, name: 'P', consent: true });
   await p.next('wait');
-  await queued(s, 'race', p.peer);
+  await queued(s, area, p.peer);
   s.send({ type: 'take', peer: p.peer });
   await s.next('joined');
   await p.next('peer_joined');
-  await sleep(300); // node B hears of the room: an invitee opens none
+  await sleep(300);
+  return { room, s, p };
+}
+
+// One try at two joins racing on two nodes; false when the race did not happen (see below).
+async function raceOnce() {
+  const { room, s, p } = await takenRoom('race');
   const i1 = await connect(B, inviteeToken(room));
   i1.send({ type: 'join', room });
   await i1.next('joined');
@@ -417,16 +424,7 @@ test('two joins racing on two nodes: one is removed, the room keeps four', async
 // without the other, so neither `joined` lists the other. Each must then hear of the other
 // once, from its own node (docs/signal.md, "Rooms across nodes"). False when no race happened.
 async function fitRaceOnce() {
-  const room = rid();
-  const s = await connect(A, staffToken());
-  const p = await connect(A, patientToken(room, { area: 'fitrace' }));
-  p.send({ type: 'arrive', clinic: 'c1', area: 'fitrace', name: 'P', consent: true });
-  await p.next('wait');
-  await queued(s, 'fitrace', p.peer);
-  s.send({ type: 'take', peer: p.peer });
-  await s.next('joined');
-  await p.next('peer_joined');
-  await sleep(300); // node B hears of the room: an invitee opens none
+  const { room, s, p } = await takenRoom('fitrace');
   const iA = await connect(A, inviteeToken(room));
   const iB = await connect(B, inviteeToken(room));
   await sleep(300);
