@@ -587,8 +587,7 @@ static void ended_free(ended_t *t)
 #define SYNC_REC ((size_t)24) /* a marker in a page: its hash, its expiry (8 bytes LE) */
 
 static uint64_t own_window(uint64_t last, uint64_t now_ms);
-static void own_send(ar__sig_srv_t *srv, uint64_t to, uint64_t window_ms, int ask,
-                     uint64_t now_ms);
+static void own_send(ar__sig_srv_t *srv, uint64_t to, uint64_t window_ms, int ask);
 
 /* The round ends: answered (the asker's coverage may begin earlier now) or given up on. */
 static void sync_finish(ar__sig_srv_t *srv, ended_sync_t *y, int64_t their_since, uint64_t now_ms)
@@ -690,7 +689,7 @@ int ar__sig_rooms_ended_sync(ar__sig_srv_t *srv, uint64_t epoch, int up, uint64_
         ar_log0(AR_LOG_INFO, "signal_ended_catchup_after_cut");
         /* Ours that the cut may have lost, and a question for everyone else's of the same
          * window (above, "Markers a cut may have lost"), besides the catch-up's one worker. */
-        own_send(srv, 0, own_window(y->up_ms, now_ms), 1, now_ms);
+        own_send(srv, 0, own_window(y->up_ms, now_ms), 1);
         ar__sig_rooms_ended_begin(srv, epoch, now_ms, 0); /* the workers are known: ask now */
     }
     if (up && epoch == y->epoch)
@@ -892,11 +891,12 @@ static size_t own_hex(const ar__sig_invites_t *tab, uint64_t window_ms, uint64_t
     return n;
 }
 
-/* Our markers of the last window_ms, to every worker (to: 0) or to one; ask: the page asks
- * every worker for theirs of that window. Nothing when there is nothing to send or ask. */
-static void own_send(ar__sig_srv_t *srv, uint64_t to, uint64_t window_ms, int ask,
-                     uint64_t now_ms)
+/* Our markers of the last window_ms (a duration: measured back from now on the clock they were
+ * stamped with), to every worker (to: 0) or to one; ask: the page asks every worker for theirs
+ * of that window. Nothing when there is nothing to send or ask. */
+static void own_send(ar__sig_srv_t *srv, uint64_t to, uint64_t window_ms, int ask)
 {
+    uint64_t now_ms = ar__sig_rooms_ended_clock();
     ar__sig_invites_t *tab = table(srv);
     char *hex = tab ? ar_malloc((size_t)OWN_MAX * SYNC_REC * 2 + 1) : NULL;
     if (!hex)
@@ -934,7 +934,7 @@ static void own_take(ar__sig_srv_t *srv, json_t *o)
     json_int_t d = json_integer_value(json_object_get(o, "d"));
     if (taken >= 0 && d > 0) {
         uint64_t window = (uint64_t)d < OWN_WINDOW_MAX_MS ? (uint64_t)d : OWN_WINDOW_MAX_MS;
-        own_send(srv, from, window, 0, ar__sig_rooms_ended_clock());
+        own_send(srv, from, window, 0);
     }
 }
 
@@ -945,7 +945,7 @@ void ar__sig_rooms_ended_pub(ar__sig_srv_t *srv, uint64_t pepoch, int up, uint64
         return;
     if (pepoch != y->pepoch) {
         y->pepoch = pepoch;
-        own_send(srv, 0, own_window(y->pup_ms, now_ms), 0, now_ms);
+        own_send(srv, 0, own_window(y->pup_ms, now_ms), 0);
     }
     y->pup_ms = now_ms;
 }
