@@ -192,8 +192,8 @@ struct ar__sig_room_s {
     uint8_t persistent;
     /* The first bytes of the key its ended marker would have (ar__sig_room_ended_tag), set
      * when the room is made: a marker that comes finds the rooms open here by it without
-     * hashing every id (invite.c). ended_here: this worker ended its own members for such a
-     * marker. Both in what was the struct's tail padding: a room costs nothing more. */
+     * hashing every id (invite.c). ended_here: this worker ended it (or its own members in
+     * it, for such a marker): its marker ends nothing more here. Both in what was the struct's tail padding: a room costs nothing more. */
     uint8_t etag[4];
     uint8_t ended_here;
     char id[];
@@ -715,6 +715,11 @@ size_t ar__sig_rooms_ended_count(const ar__sig_srv_t *srv);
 #define AR__SIG_ENDED_MAX (1u << 19) /* markers per worker; at the cap the oldest goes */
 /* The hex key a room is known by on the bus (tests). */
 void ar__sig_room_ended_key(const char *room, char hex[33]);
+/* Each one-time room open here in which this worker owns a member and whose marker it holds is
+ * ended for those members (ar__sig_room_end, mine), once: after a new marker, and once a second
+ * (srv.c on_tick) for a member it came to own later (invite.c, "A room open here when its
+ * marker comes"). */
+void ar__sig_rooms_ended_sweep(ar__sig_srv_t *srv);
 /* The first 4 bytes of that key (a room's etag, set when it is made: index.c). */
 void ar__sig_room_ended_tag(const char *room, uint8_t tag[4]);
 /* Catching up on the rooms ended before this worker listened (invite.c, "Catching up"). Times

@@ -440,32 +440,38 @@ static void own_add(ar__sig_srv_t *srv, const uint8_t h[16], int64_t exp);
  * cut or sent again by its publisher (below). Every worker applies it, and each ends, as `end`
  * does (flows.c ar__sig_room_end), the members of the room that it owns: so each member is
  * told `ended` once, by its own worker, and a patient's or invitee's session and record (with
- * the patient's data) go as after `end`. A marker already held changes nothing, and neither
- * does one for a room ended in the usual way: its ender sent the members `ended` before it
- * published the marker, on the same connection, so their owners have ended them by the time
- * the marker comes (NATS keeps a publisher's order; bus.c). Rooms are found by their tag
- * (index.c): one walk of this worker's own sessions for a batch of markers, no hash per room.
+ * the patient's data) go as after `end`. Done at once after a new marker, and in the
+ * once-a-second sweep (srv.c), which also finds a member this worker came to own later (a
+ * promotion, a hand-over) in a room it knew was ended. A room ended in the usual way is not
+ * ended twice: its ender's worker flagged it (ended_here), and elsewhere the ender sent the
+ * members `ended` (and staff their record updates) before it published the marker, on the same
+ * connection, so their owners have ended them by the time the marker comes (NATS keeps a
+ * publisher's order, and the inbox keeps it across subjects: bus.c). Rooms are checked by their
+ * tag (index.c): the ended bucket it names, a few markers at most, and a hash of the id only
+ * when one matches. One walk of this worker's own sessions (owned and backed up) per call.
  */
-static int tag_cmp(const void *a, const void *b)
+static int ended_tag_held(const ended_t *t, const uint8_t tag[4], int64_t now)
 {
-    return memcmp(a, b, 4);
+    for (const end_t *e = t->b[(tag[0] | (unsigned)tag[1] << 8) % ENDED_BUCKETS]; e; e = e->hnext)
+        if (memcmp(e->h, tag, 4) == 0 && e->exp >= now)
+            return 1;
+    return 0;
 }
 
-static void ended_close(ar__sig_srv_t *srv, uint8_t (*tags)[4], size_t n)
+void ar__sig_rooms_ended_sweep(ar__sig_srv_t *srv)
 {
-    if (!n || !srv->locals)
+    const ended_t *t = srv->invites ? srv->invites->ended : NULL;
+    if (!t || !t->n)
         return;
-    qsort(tags, n, sizeof(tags[0]), tag_cmp);
+    int64_t now = (int64_t)time(NULL);
     size_t rooms = 0;
     for (ar__sig_sess_t *s = srv->locals; s; s = s->lnext) {
         ar__sig_room_t *room = s->rec->in_room;
         if (!room || room->persistent || room->ended_here || !ar__sig_owns(srv, s->rec) ||
-            !bsearch(room->etag, tags, n, sizeof(tags[0]), tag_cmp) ||
-            !ar__sig_room_ended(srv, room->id))
+            !ended_tag_held(t, room->etag, now) || !ar__sig_room_ended(srv, room->id))
             continue;
-        /* Ending sends (through the local queue: no session goes within this walk) and moves
+        /* Ending sends through the local queue (no session goes within this walk) and moves
          * staff out; the flag keeps its other members here from ending it again. */
-        room->ended_here = 1;
         ar__sig_room_end(srv, room, 1);
         rooms++;
     }
@@ -526,11 +532,8 @@ static void ended_apply(ar__sig_srv_t *srv, json_t *o)
     /* Another node's clock may run ahead: never kept longer than a token lasts, plus a minute. */
     if (exp > now + ENDED_KEEP_S + 60)
         exp = now + ENDED_KEEP_S + 60;
-    if (ended_insert(srv, h, exp, now)) {
-        uint8_t tag[1][4];
-        memcpy(tag[0], h, 4);
-        ended_close(srv, tag, 1);
-    }
+    if (ended_insert(srv, h, exp, now))
+        ar__sig_rooms_ended_sweep(srv);
 }
 
 static void ended_free(ended_t *t)
@@ -577,10 +580,11 @@ static void ended_free(ended_t *t)
  * Not reactive, as invite claims are: no worker sees a room's reopening as a conflict before
  * the patient is in (queued, shown to staff), and taking them out a bus's delay later leaves
  * that window; one answer per starting worker closes it.
- * What it does not cover: markers published while this worker is cut from the bus, for the
- * cut's length (a room reopened here meanwhile is not closed by the catch-up that follows),
- * a marker the asked worker missed too (both cut when it went out), markers forgotten at the
- * cap everywhere, and a jurisdiction whose every worker stopped.
+ * During a cut nothing can be learnt, and a room reopened here meanwhile is ended when its
+ * marker comes (above, "A room open here when its marker comes"); a marker the asked worker
+ * missed too comes from its publisher (below, "Markers a cut may have lost"). What it does not
+ * cover: markers forgotten at the cap everywhere, a marker whose publisher stopped and that
+ * every live worker missed, and a jurisdiction whose every worker stopped.
  */
 #define SYNC_ANSWER_MS 3000u  /* the longest wait for an asked worker's last page */
 #define SYNC_PAGE 1024        /* markers a page: 48 KiB of hex */
@@ -763,14 +767,13 @@ static void sync_answer(ar__sig_srv_t *srv, json_t *o)
 
 /* The markers of a page (hex of SYNC_REC-byte records), applied as markers from the bus are
  * (expired ones skipped, a clock ahead clamped); a room open here for a new one is ended
- * (ended_close). How many were taken, or -1 when the page is malformed (what came before the
- * fault is kept). */
+ * (ar__sig_rooms_ended_sweep). How many were taken, or -1 when the page is malformed (what came
+ * before the fault is kept). */
 static long page_apply(ar__sig_srv_t *srv, const char *hex, size_t len)
 {
     if (len % (SYNC_REC * 2) != 0)
         return -1;
-    uint8_t tags[SYNC_PAGE][4];
-    size_t nt = 0;
+    size_t fresh = 0;
     long taken = 0;
     int64_t now = (int64_t)time(NULL);
     for (size_t i = 0; i < len; i += SYNC_REC * 2) {
@@ -787,16 +790,11 @@ static long page_apply(ar__sig_srv_t *srv, const char *hex, size_t len)
         /* As from the bus (ended_apply): never kept longer than a token lasts, plus a minute. */
         if ((int64_t)exp > now + ENDED_KEEP_S + 60)
             exp = (uint64_t)(now + ENDED_KEEP_S + 60);
-        if (ended_insert(srv, rec, (int64_t)exp, now)) {
-            memcpy(tags[nt++], rec, 4);
-            if (nt == SYNC_PAGE) { /* a longer page than we send: closed a page at a time */
-                ended_close(srv, tags, nt);
-                nt = 0;
-            }
-        }
+        fresh += (size_t)ended_insert(srv, rec, (int64_t)exp, now);
         taken++;
     }
-    ended_close(srv, tags, nt);
+    if (fresh)
+        ar__sig_rooms_ended_sweep(srv);
     return taken;
 }
 

@@ -3,7 +3,8 @@
  * comes" and "Markers a cut may have lost"; docs/signal.md, "Ended rooms: a worker cut from the
  * bus"). A worker cut from NATS while a room ended lets the patient's token open it again; the
  * marker that comes later ends it there, for the members that worker owns, as `end` does. And a
- * marker that the worker asked after the cut missed too still comes, from its publisher.
+ * marker that the worker asked after the cut missed too still comes, from its publisher. A
+ * member this worker comes to own later in a room it knows ended is ended by the sweep.
  * No sockets and no bus: what workers publish is caught (bus_catch.c), the frames for peers too
  * (the wrap below), and handed on by hand. Times are given, not waited for.
  */
@@ -309,6 +310,43 @@ static void test_publisher_sends_again(void **state)
     worker_free(b);
 }
 
+/* `end` on this worker (on_end: ar__sig_room_end for every member, then the marker) sends each
+ * member `ended` once; the once-a-second sweep that runs before those frames are numbered (the
+ * patient is still in the room until then) sends nothing more. A member this worker comes to own
+ * later (a backup copy promoted, a hand-over) in a room it knows was ended is ended by the
+ * sweep, once. */
+static void test_sweep(void **state)
+{
+    (void)state;
+    reset();
+    ar__sig_srv_t *x = worker(4);
+    ar__sig_rec_t *p = member(x, 'p', AR_SIG_ROLE_PATIENT, "room-1", 0, 0);
+    ar__sig_rec_t *s = member(x, 's', AR_SIG_ROLE_STAFF, "room-1", 0, 0);
+    ar__sig_room_end(x, p->in_room, 0);
+    ar__sig_room_mark_ended(x, "room-1");
+    assert_int_equal(ended_to('p'), 1);
+    assert_int_equal(ended_to('s'), 1);
+    assert_null(s->in_room);
+    ar__sig_rooms_ended_sweep(x);
+    assert_int_equal(nsent, 2);
+
+    /* Worker 7's session, backed up here, in a room this worker knows ended: nothing while it is
+     * a backup's copy; promoted (its owner died), it is ours and ended. */
+    marker_from_bus(x, "room-3");
+    ar__sig_rec_t *q = member(x, 'q', AR_SIG_ROLE_PATIENT, "room-3", 0, 1);
+    ar__sig_rooms_ended_sweep(x);
+    assert_int_equal(nsent, 2);
+    q->local->is_backup = 0;
+    q->owner = x->node_id;
+    ar__sig_rooms_ended_sweep(x);
+    assert_int_equal(ended_to('q'), 1);
+    ar__sig_rooms_ended_sweep(x);
+    assert_int_equal(ended_to('q'), 1);
+    assert_int_equal(nsent, 3);
+    reset();
+    worker_free(x);
+}
+
 int main(void)
 {
     ar_sig_init();
@@ -317,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_room_opened_during_cut_ends_at_catchup),
         cmocka_unit_test(test_marker_the_asked_worker_missed),
         cmocka_unit_test(test_publisher_sends_again),
+        cmocka_unit_test(test_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
