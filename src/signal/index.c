@@ -176,7 +176,8 @@ void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)
  * every room, so a room that grew would cost that on every worker. */
 #define ROOM_ALIGN _Alignof(ar__sig_room_t)
 _Static_assert(sizeof(ar__sig_room_t) ==
-                   ((offsetof(ar__sig_room_t, persistent) + 1 + ROOM_ALIGN - 1) & ~(ROOM_ALIGN - 1)),
+                   ((offsetof(ar__sig_room_t, persistent) + 1 + ROOM_ALIGN - 1) &
+                    ~(ROOM_ALIGN - 1)),
                "a room grew");
 
 ar__sig_room_t *ar__sig_room_find(ar__sig_srv_t *srv, const char *id)

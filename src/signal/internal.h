@@ -193,7 +193,8 @@ struct ar__sig_room_s {
     /* The first bytes of the key its ended marker would have (ar__sig_room_ended_tag), set
      * when the room is made: a marker that comes finds the rooms open here by it without
      * hashing every id (invite.c). ended_here: this worker ended it (or its own members in
-     * it, for such a marker): its marker ends nothing more here. Both in what was the struct's tail padding: a room costs nothing more. */
+     * it, for such a marker): its marker ends nothing more here. Both in what was the struct's
+     * tail padding: a room costs nothing more. */
     uint8_t etag[4];
     uint8_t ended_here;
     char id[];

@@ -74,7 +74,7 @@ struct ar__sig_invites_s {
     size_t n;
     ended_t *ended; /* ended one-time rooms (below), allocated at the first */
     ended_sync_t sync;
-    own_t *own; /* the last OWN_MAX markers this worker published, a ring (allocated at the first) */
+    own_t *own; /* the last OWN_MAX markers this worker published: a ring, allocated at the first */
     size_t own_next, own_n;
 };
 
@@ -868,8 +868,7 @@ static uint64_t own_window(uint64_t last, uint64_t now_ms)
 
 /* Our markers published in the last window_ms, unexpired, as a page's hex (hex: room for
  * OWN_MAX records); how many. */
-static size_t own_hex(const ar__sig_invites_t *tab, uint64_t window_ms, uint64_t now_ms,
-                      char *hex)
+static size_t own_hex(const ar__sig_invites_t *tab, uint64_t window_ms, uint64_t now_ms, char *hex)
 {
     size_t n = 0;
     int64_t now = (int64_t)time(NULL);

@@ -97,8 +97,10 @@ static void marker_from_bus(ar__sig_srv_t *w, const char *room)
 {
     char hex[33], msg[160];
     ar__sig_room_ended_key(room, hex);
-    int n = snprintf(msg, sizeof(msg), "{\"w\":\"0000000000000003\",\"h\":\"%s\",\"e\":%lld,"
-                     "\"end\":true}", hex, (long long)time(NULL) + 1800);
+    int n = snprintf(msg, sizeof(msg),
+                     "{\"w\":\"0000000000000003\",\"h\":\"%s\",\"e\":%lld,"
+                     "\"end\":true}",
+                     hex, (long long)time(NULL) + 1800);
     ar__sig_invite_apply(w, msg, (size_t)n);
 }
 
