@@ -897,7 +897,7 @@ static void own_send(ar__sig_srv_t *srv, uint64_t to, uint64_t window_ms, int as
     ar__sig_invites_t *tab = table(srv);
     char *hex = tab ? ar_malloc((size_t)OWN_MAX * SYNC_REC * 2 + 1) : NULL;
     if (!hex)
-        return; /* those workers learn it no better than before (logged by the allocator) */
+        return; /* not sent: the others learn of these markers no better than before */
     size_t n = own_hex(tab, window_ms, now_ms, hex);
     if (n || ask) {
         char me[17];
@@ -911,7 +911,7 @@ static void own_send(ar__sig_srv_t *srv, uint64_t to, uint64_t window_ms, int as
             ar__sig_bus_rec(srv, "inv", "resend", o);
         if (n)
             ar_log(AR_LOG_INFO, "signal_ended_resent", AR_LF_UINT("markers", n),
-                   AR_LF_INT("asked", to != 0));
+                   AR_LF_INT("answer", to != 0));
     }
     ar_free(hex);
 }
