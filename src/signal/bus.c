@@ -9,6 +9,7 @@
  *   ar.<jur>.proc.<worker>        worker to worker: hand-over, backup mirroring, the ended
  *                                 rooms a starting worker asks for (invite.c)
  *   ar.<jur>.inv.<hash>           an invite token used for a session, an ended room (invite.c)
+ *   ar.<jur>.inv.resend           a worker's ended rooms sent again after a cut (invite.c)
  * Every worker subscribes to node, sess.>, room.>, area.> and inv.>: the control records are small
  * and replicated (index.c); relayed SDP and candidates go only to the peer's two workers.
  *

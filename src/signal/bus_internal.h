@@ -100,6 +100,7 @@ struct ar__sig_bus_s {
      * NC_UP and pnc_up (pub_main); held_ms: since when (0: not held). */
     int nc_state, pnc_up, closed; /* closed: connections whose closed callback has run */
     uint64_t nc_epoch, held_ms;
+    uint64_t pnc_epoch; /* pnc's returns (reconnections), under pmu: the ended rooms' resend */
     /* The lost notices (NOTICE_MAX slots of NOTICE_SZ bytes, under pmu; a slot is in use while
      * its notice is set); untold: frames dropped with no notice free (counted, warned). */
     uint8_t *notices;

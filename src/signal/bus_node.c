@@ -116,15 +116,19 @@ static int check_behind(ar__sig_srv_t *srv)
 }
 
 /* The catch-up on ended rooms (invite.c, "Catching up"), begun again when the subscribing
- * connection is back after a cut: 1 while it runs, and new sessions wait. */
+ * connection is back after a cut: 1 while it runs, and new sessions wait. Our own recent
+ * markers are sent again when either connection is back (invite.c, "Markers a cut may have
+ * lost"). */
 static int ended_behind(ar__sig_srv_t *srv)
 {
     ar__sig_bus_t *b = srv->bus;
     pthread_mutex_lock(&b->pmu);
-    uint64_t epoch = b->nc_epoch;
-    int up = b->nc_state == NC_UP;
+    uint64_t epoch = b->nc_epoch, pepoch = b->pnc_epoch;
+    int up = b->nc_state == NC_UP, pup = up && b->pnc_up;
     pthread_mutex_unlock(&b->pmu);
-    return ar__sig_rooms_ended_sync(srv, epoch, up, mono_ms());
+    uint64_t now = mono_ms();
+    ar__sig_rooms_ended_pub(srv, pepoch, pup, now);
+    return ar__sig_rooms_ended_sync(srv, epoch, up, now);
 }
 
 int ar__sig_bus_admit(ar__sig_srv_t *srv)

@@ -209,6 +209,8 @@ static void on_pnc_change(natsConnection *nc, void *closure, int up)
     (void)nc;
     pthread_mutex_lock(&b->pmu);
     b->pnc_up = up;
+    if (up)
+        b->pnc_epoch++; /* what it published just before it went may be lost (invite.c) */
     int start = !up && !b->held_ms;
     if (start)
         b->held_ms = mono_ms();

@@ -456,19 +456,27 @@ static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         ar__sig_to(srv, room->members[i]->peer, &q, AR__SIG_ACT_NONE);
 }
 
-/* C5: the room goes for everyone; patients' and invitees' sessions end with it (P5, S4). */
-static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+/*
+ * C5: the room goes for everyone; patients' and invitees' sessions end with it (P5, S4). Each
+ * member is sent `ended` with AR__SIG_ACT_ENDED (its owner closes a patient or an invitee with
+ * 4007 and deletes its record, sess.c own_frame), a patient leaves its queue, and staff leave
+ * the room. mine: only the members this worker owns, for a room found open here after it was
+ * marked ended elsewhere (invite.c, "A room open here when its marker comes"): the owners of
+ * the others do the same on their own workers, so each member is told once.
+ */
+void ar__sig_room_end(ar__sig_srv_t *srv, ar__sig_room_t *room, int mine)
 {
-    ar__sig_srv_t *srv = cn->srv;
-    ar__sig_room_t *room = ar__sig_room_to_run(cn, m);
-    if (!room)
-        return;
+    /* Ended here: its marker, when it comes or in the sweep, ends nothing more (invite.c). */
+    room->ended_here = 1;
     char id[AR_SIG_ID_MAX + 1];
     snprintf(id, sizeof(id), "%s", room->id); /* the id is allocated at its length */
-    int once = !room->persistent;             /* read now: the room goes with its members */
     ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX];
-    size_t n = room->nmembers;
-    memcpy(members, room->members, n * sizeof(ar__sig_rec_t *));
+    size_t n = 0;
+    for (size_t i = 0; i < room->nmembers; i++) {
+        ar__sig_rec_t *x = room->members[i];
+        if (!mine || ar__sig_owns(srv, x))
+            members[n++] = x;
+    }
     ar_sig_msg_t e;
     ar_sig_msg_init(&e, AR_SIG_ENDED);
     e.u.ended.room = str(id);
@@ -479,7 +487,8 @@ static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         if (x->role == AR_SIG_ROLE_PATIENT && x->in_area)
             ar__sig_queue_remove(srv, x, AR_SIG_GONE_ENDED);
     }
-    /* Staff stay connected (they keep their subscriptions) but leave the room. */
+    /* Staff stay connected (they keep their subscriptions) but leave the room (which goes with
+     * its last member: room is not read after this). */
     for (size_t i = 0; i < n; i++) {
         ar__sig_rec_t *x = members[i];
         if (x->role == AR_SIG_ROLE_STAFF) {
@@ -487,6 +496,18 @@ static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
             ar__sig_rec_publish(srv, x, "room");
         }
     }
+}
+
+static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    ar__sig_room_t *room = ar__sig_room_to_run(cn, m);
+    if (!room)
+        return;
+    char id[AR_SIG_ID_MAX + 1];
+    snprintf(id, sizeof(id), "%s", room->id);
+    int once = !room->persistent; /* read now: the room goes with its members */
+    ar__sig_room_end(srv, room, 0);
     /* Gone for good: no token still valid for it opens it again (join_allowed, on_arrive). A
      * persistent room is only emptied (C6): it is meant to be opened again. */
     if (once)

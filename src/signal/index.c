@@ -9,6 +9,7 @@
 
 #include "anteroom/alloc.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -171,6 +172,14 @@ void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)
 
 /* ---- rooms ---- */
 
+/* The ended marker's tag and flag went into the tail padding (internal.h): every worker holds
+ * every room, so a room that grew would cost that on every worker. */
+#define ROOM_ALIGN _Alignof(ar__sig_room_t)
+_Static_assert(sizeof(ar__sig_room_t) ==
+                   ((offsetof(ar__sig_room_t, persistent) + 1 + ROOM_ALIGN - 1) &
+                    ~(ROOM_ALIGN - 1)),
+               "a room grew");
+
 ar__sig_room_t *ar__sig_room_find(ar__sig_srv_t *srv, const char *id)
 {
     ar__sig_room_t *r = srv->rooms[hash(id, NULL) % AR__SIG_SMALL_BUCKETS];
@@ -189,6 +198,7 @@ ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id)
     if (!r)
         return NULL;
     memcpy(r->id, id, n);
+    ar__sig_room_ended_tag(r->id, r->etag);
     r->clinic = ar__sig_empty;
     r->profile = AR_SIG_Q_STANDARD;
     ar__sig_room_t **b = &srv->rooms[hash(id, NULL) % AR__SIG_SMALL_BUCKETS];

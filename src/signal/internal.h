@@ -190,6 +190,13 @@ struct ar__sig_room_s {
     uint8_t nmembers;
     uint8_t profile;
     uint8_t persistent;
+    /* The first bytes of the key its ended marker would have (ar__sig_room_ended_tag), set
+     * when the room is made: a marker that comes finds the rooms open here by it without
+     * hashing every id (invite.c). ended_here: this worker ended it (or its own members in
+     * it, for such a marker): its marker ends nothing more here. Both in what was the struct's
+     * tail padding: a room costs nothing more. */
+    uint8_t etag[4];
+    uint8_t ended_here;
     char id[];
 };
 
@@ -415,6 +422,14 @@ struct ar__sig_srv_s {
         ar_metric_t *snaps; /* queue snapshots still being sent (area.c) */
     } m;
 };
+
+/* r's session is this worker's to act on as owner: not a backup's copy, a resume's provisional
+ * copy or one handed over to another worker (which its record may still name us for). */
+static inline int ar__sig_owns(const ar__sig_srv_t *srv, const ar__sig_rec_t *r)
+{
+    const ar__sig_sess_t *s = r->local;
+    return s && !s->is_backup && !s->provisional && !s->handed && r->owner == srv->node_id;
+}
 
 /* srv.c */
 void ar__sig_send_error(ar__sig_conn_t *cn, int code, const char *text, int about, int64_t id);
@@ -702,6 +717,13 @@ size_t ar__sig_rooms_ended_count(const ar__sig_srv_t *srv);
 #define AR__SIG_ENDED_MAX (1u << 19) /* markers per worker; at the cap the oldest goes */
 /* The hex key a room is known by on the bus (tests). */
 void ar__sig_room_ended_key(const char *room, char hex[33]);
+/* Each one-time room open here in which this worker owns a member and whose marker it holds is
+ * ended for those members (ar__sig_room_end, mine), once: after a new marker, and once a second
+ * (srv.c on_tick) for a member it came to own later (invite.c, "A room open here when its
+ * marker comes"). */
+void ar__sig_rooms_ended_sweep(ar__sig_srv_t *srv);
+/* The first 4 bytes of that key (a room's etag, set when it is made: index.c). */
+void ar__sig_room_ended_tag(const char *room, uint8_t tag[4]);
 /* Catching up on the rooms ended before this worker listened (invite.c, "Catching up"). Times
  * are ar__sig_rooms_ended_clock()'s (monotonic ms). begin: the bus started (epoch: the
  * subscribing connection's, bus_pub.c), ask after hear_ms. step: asks or gives up when due;
@@ -715,6 +737,13 @@ void ar__sig_rooms_ended_begin(ar__sig_srv_t *srv, uint64_t epoch, uint64_t now_
 int ar__sig_rooms_ended_step(ar__sig_srv_t *srv, uint64_t now_ms);
 int ar__sig_rooms_ended_sync(ar__sig_srv_t *srv, uint64_t epoch, int up, uint64_t now_ms);
 uint32_t ar__sig_rooms_ended_cover(const ar__sig_srv_t *srv);
+/* The publishing connection as the loop sees it now: its epoch (a count of its returns) and
+ * whether publications go out. Back in a new epoch: this worker's recent markers are sent again
+ * (invite.c, "Markers a cut may have lost"); the subscribing connection's return does the same
+ * and asks every worker for theirs (ar__sig_rooms_ended_sync). A proc message "ended!" (a
+ * worker's own markers) is taken by ar__sig_rooms_ended_msg too, and on inv.resend by
+ * ar__sig_invite_apply. */
+void ar__sig_rooms_ended_pub(ar__sig_srv_t *srv, uint64_t pepoch, int up, uint64_t now_ms);
 int ar__sig_rooms_ended_msg(ar__sig_srv_t *srv, void *json_obj);
 #define AR__SIG_ENDED_HEAR_MS 1200u /* at the start: heartbeats heard before asking */
 
@@ -748,6 +777,12 @@ ar__sig_room_t *ar__sig_room_to_run(ar__sig_conn_t *cn, const ar_sig_msg_t *m);
  * owns: two joins racing on two nodes can both pass the fourth-place check (flows.c). */
 void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room);
 void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason);
+/* What `end` does to a room (protocol.md 5.13): every member is sent `ended` (its owner ends a
+ * patient's or an invitee's session with 4007, and its record with the patient's data goes),
+ * a patient leaves its queue, staff leave the room (room may be freed: not read after). mine:
+ * only the members this worker owns (a room open here whose marker came later, invite.c). The
+ * caller marks the room ended when it should be. */
+void ar__sig_room_end(ar__sig_srv_t *srv, ar__sig_room_t *room, int mine);
 void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason);
 /* Member `left` has just left patient p's room (on left's owner, flows.c ar__sig_room_leave):
  * if p was marked as seen by it, the mark moves to the staff member left in the room who

@@ -56,13 +56,26 @@ typedef struct ended_sync_s {
     uint32_t round;    /* echoed by the answers: a late answer to an older round is no "last" */
     int64_t since;     /* wall s: every marker of a room ended since then is held here */
     uint64_t learned;  /* markers taken from answers this round */
+    /* Sending our own markers again after a cut (below, "Markers a cut may have lost"):
+     * monotonic ms when each connection was last seen up, and the publishing connection's
+     * epoch (its returns) last seen. */
+    uint64_t up_ms, pup_ms, pepoch;
 } ended_sync_t;
+
+/* A marker this worker published (ar__sig_room_mark_ended), kept to be sent again. */
+typedef struct own_s {
+    uint8_t h[16];
+    int64_t exp;
+    uint64_t at_ms; /* ar__sig_rooms_ended_clock() when it was published */
+} own_t;
 
 struct ar__sig_invites_s {
     inv_t *b[INV_BUCKETS];
     size_t n;
     ended_t *ended; /* ended one-time rooms (below), allocated at the first */
     ended_sync_t sync;
+    own_t *own; /* the last OWN_MAX markers this worker published: a ring, allocated at the first */
+    size_t own_next, own_n;
 };
 
 /* The 16-byte key a string is known by on the bus and in the tables: never the string itself.
@@ -226,12 +239,20 @@ static void end_loser(ar__sig_srv_t *srv, const char *peer)
 }
 
 static void ended_apply(ar__sig_srv_t *srv, json_t *o);
+static void own_take(ar__sig_srv_t *srv, json_t *o);
 
 void ar__sig_invite_apply(ar__sig_srv_t *srv, const char *data, size_t len)
 {
     json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
     if (o && json_is_true(json_object_get(o, "end"))) {
         ended_apply(srv, o);
+        json_decref(o);
+        return;
+    }
+    const char *k = json_string_value(json_object_get(o, "k"));
+    if (k) { /* on inv.resend, only a worker's own markers sent again ("Markers a cut ...") */
+        if (strcmp(k, "ended!") == 0)
+            own_take(srv, o);
         json_decref(o);
         return;
     }
@@ -282,6 +303,7 @@ void ar__sig_invites_free(ar__sig_srv_t *srv)
     if (!tab)
         return;
     ended_free(tab->ended);
+    ar_free(tab->own);
     for (size_t i = 0; i < INV_BUCKETS; i++) {
         inv_t *e = tab->b[i];
         while (e) {
@@ -372,19 +394,21 @@ static void ended_expire(ended_t *t, int64_t now)
         ended_pop(t);
 }
 
-static void ended_insert(ar__sig_srv_t *srv, const uint8_t h[16], int64_t exp, int64_t now)
+/* 1 when the marker is new here; 0 when it was held already (its expiry may move later, never
+ * earlier: a marker applied twice is applied once) or could not be kept. */
+static int ended_insert(ar__sig_srv_t *srv, const uint8_t h[16], int64_t exp, int64_t now)
 {
     ar__sig_invites_t *tab = table(srv);
     if (!tab)
-        return;
+        return 0;
     if (!tab->ended && !(tab->ended = ar_calloc(1, sizeof(ended_t))))
-        return;
+        return 0;
     ended_t *t = tab->ended;
     ended_expire(t, now);
     end_t *e = ended_find(t, h);
     if (e) {
         e->exp = exp > e->exp ? exp : e->exp;
-        return;
+        return 0;
     }
     if (t->n >= ENDED_MAX) {
         if (t->dropped++ % 65536 == 0)
@@ -392,7 +416,7 @@ static void ended_insert(ar__sig_srv_t *srv, const uint8_t h[16], int64_t exp, i
         ended_pop(t);
     }
     if (!(e = ar_calloc(1, sizeof(*e))))
-        return;
+        return 0;
     memcpy(e->h, h, 16);
     e->exp = exp;
     end_t **b = ended_bucket(t, h);
@@ -404,6 +428,55 @@ static void ended_insert(ar__sig_srv_t *srv, const uint8_t h[16], int64_t exp, i
         t->head = e;
     t->tail = e;
     t->n++;
+    return 1;
+}
+
+static void own_add(ar__sig_srv_t *srv, const uint8_t h[16], int64_t exp);
+
+/*
+ * A room open here when its marker comes (docs/signal.md, "Ended rooms: a worker cut from the
+ * bus"). A worker that did not hear a marker (cut from NATS when it went out) lets the
+ * patient's token open the room again; the marker comes later, from the catch-up after the
+ * cut or sent again by its publisher (below). Every worker applies it, and each ends, as `end`
+ * does (flows.c ar__sig_room_end), the members of the room that it owns: so each member is
+ * told `ended` once, by its own worker, and a patient's or invitee's session and record (with
+ * the patient's data) go as after `end`. Done at once after a new marker, and in the
+ * once-a-second sweep (srv.c), which also finds a member this worker came to own later (a
+ * promotion, a hand-over) in a room it knew was ended. A room ended in the usual way is not
+ * ended twice: its ender's worker flagged it (ended_here), and elsewhere the ender sent the
+ * members `ended` (and staff their record updates) before it published the marker, on the same
+ * connection, so their owners have ended them by the time the marker comes (NATS keeps a
+ * publisher's order, and the inbox keeps it across subjects: bus.c). Rooms are checked by their
+ * tag (index.c): the ended bucket it names, a few markers at most, and a hash of the id only
+ * when one matches. One walk of this worker's own sessions (owned and backed up) per call.
+ */
+static int ended_tag_held(const ended_t *t, const uint8_t tag[4], int64_t now)
+{
+    for (const end_t *e = t->b[(tag[0] | (unsigned)tag[1] << 8) % ENDED_BUCKETS]; e; e = e->hnext)
+        if (memcmp(e->h, tag, 4) == 0 && e->exp >= now)
+            return 1;
+    return 0;
+}
+
+void ar__sig_rooms_ended_sweep(ar__sig_srv_t *srv)
+{
+    const ended_t *t = srv->invites ? srv->invites->ended : NULL;
+    if (!t || !t->n)
+        return;
+    int64_t now = (int64_t)time(NULL);
+    size_t rooms = 0;
+    for (ar__sig_sess_t *s = srv->locals; s; s = s->lnext) {
+        ar__sig_room_t *room = s->rec->in_room;
+        if (!room || room->persistent || room->ended_here || !ar__sig_owns(srv, s->rec) ||
+            !ended_tag_held(t, room->etag, now) || !ar__sig_room_ended(srv, room->id))
+            continue;
+        /* Ending sends through the local queue (no session goes within this walk) and moves
+         * staff out; the flag keeps its other members here from ending it again. */
+        ar__sig_room_end(srv, room, 1);
+        rooms++;
+    }
+    if (rooms)
+        ar_log(AR_LOG_WARN, "signal_ended_room_closed", AR_LF_UINT("rooms", rooms));
 }
 
 void ar__sig_room_mark_ended(ar__sig_srv_t *srv, const char *room)
@@ -412,7 +485,8 @@ void ar__sig_room_mark_ended(ar__sig_srv_t *srv, const char *room)
     char hex[33], wid[17];
     int64_t now = (int64_t)time(NULL), exp = now + ENDED_KEEP_S;
     ended_hash(room, h);
-    ended_insert(srv, h, exp, now);
+    (void)ended_insert(srv, h, exp, now);
+    own_add(srv, h, exp);
     sodium_bin2hex(hex, sizeof(hex), h, 16);
     snprintf(wid, sizeof(wid), "%016llx", (unsigned long long)srv->node_id);
     ar__sig_bus_rec(
@@ -423,6 +497,13 @@ void ar__sig_room_mark_ended(ar__sig_srv_t *srv, const char *room)
 void ar__sig_room_ended_key(const char *room, char hex[33])
 {
     key_hex(DOM_ENDED, room, hex);
+}
+
+void ar__sig_room_ended_tag(const char *room, uint8_t tag[4])
+{
+    uint8_t h[16];
+    ended_hash(room, h);
+    memcpy(tag, h, 4);
 }
 
 int ar__sig_room_ended(ar__sig_srv_t *srv, const char *room)
@@ -451,7 +532,8 @@ static void ended_apply(ar__sig_srv_t *srv, json_t *o)
     /* Another node's clock may run ahead: never kept longer than a token lasts, plus a minute. */
     if (exp > now + ENDED_KEEP_S + 60)
         exp = now + ENDED_KEEP_S + 60;
-    ended_insert(srv, h, exp, now);
+    if (ended_insert(srv, h, exp, now))
+        ar__sig_rooms_ended_sweep(srv);
 }
 
 static void ended_free(ended_t *t)
@@ -498,14 +580,18 @@ static void ended_free(ended_t *t)
  * Not reactive, as invite claims are: no worker sees a room's reopening as a conflict before
  * the patient is in (queued, shown to staff), and taking them out a bus's delay later leaves
  * that window; one answer per starting worker closes it.
- * What it does not cover: markers published while this worker is cut from the bus, for the
- * cut's length (a room reopened here meanwhile is not closed by the catch-up that follows),
- * a marker the asked worker missed too (both cut when it went out), markers forgotten at the
- * cap everywhere, and a jurisdiction whose every worker stopped.
+ * During a cut nothing can be learnt, and a room reopened here meanwhile is ended when its
+ * marker comes (above, "A room open here when its marker comes"); a marker the asked worker
+ * missed too comes from its publisher (below, "Markers a cut may have lost"). What it does not
+ * cover: markers forgotten at the cap everywhere, a marker whose publisher stopped and that
+ * every live worker missed, and a jurisdiction whose every worker stopped.
  */
 #define SYNC_ANSWER_MS 3000u  /* the longest wait for an asked worker's last page */
 #define SYNC_PAGE 1024        /* markers a page: 48 KiB of hex */
 #define SYNC_REC ((size_t)24) /* a marker in a page: its hash, its expiry (8 bytes LE) */
+
+static uint64_t own_window(uint64_t last, uint64_t now_ms);
+static void own_send(ar__sig_srv_t *srv, uint64_t to, uint64_t window_ms, int ask);
 
 /* The round ends: answered (the asker's coverage may begin earlier now) or given up on. */
 static void sync_finish(ar__sig_srv_t *srv, ended_sync_t *y, int64_t their_since, uint64_t now_ms)
@@ -605,8 +691,13 @@ int ar__sig_rooms_ended_sync(ar__sig_srv_t *srv, uint64_t epoch, int up, uint64_
         return 0;
     if (up && epoch != y->epoch) {
         ar_log0(AR_LOG_INFO, "signal_ended_catchup_after_cut");
+        /* Ours that the cut may have lost, and a question for everyone else's of the same
+         * window (above, "Markers a cut may have lost"), besides the catch-up's one worker. */
+        own_send(srv, 0, own_window(y->up_ms, now_ms), 1);
         ar__sig_rooms_ended_begin(srv, epoch, now_ms, 0); /* the workers are known: ask now */
     }
+    if (up && epoch == y->epoch)
+        y->up_ms = now_ms;
     ar__sig_rooms_ended_step(srv, now_ms);
     /* While cut (not up), nothing can be learnt: admission waits as the bus's backlog says. */
     return y->pending;
@@ -674,25 +765,23 @@ static void sync_answer(ar__sig_srv_t *srv, json_t *o)
     ar_free(hex);
 }
 
-/* "ended": a page of an answer. Its markers count whoever sent it; its end only this round's. */
-static void sync_take(ar__sig_srv_t *srv, json_t *o)
+/* The markers of a page (hex of SYNC_REC-byte records), applied as markers from the bus are
+ * (expired ones skipped, a clock ahead clamped); a room open here for a new one is ended
+ * (ar__sig_rooms_ended_sweep). How many were taken, or -1 when the page is malformed (what came
+ * before the fault is kept). */
+static long page_apply(ar__sig_srv_t *srv, const char *hex, size_t len)
 {
-    const char *w, *hex;
-    int q, last;
-    json_int_t since;
-    size_t len;
-    ar__sig_invites_t *tab = srv->invites;
-    if (!tab ||
-        json_unpack(o, "{s:s,s:i,s:I,s:s%,s:b}", "w", &w, "q", &q, "s", &since, "m", &hex, &len,
-                    "b", &last) != 0 ||
-        len % (SYNC_REC * 2) != 0)
-        return;
-    ended_sync_t *y = &tab->sync;
+    if (len % (SYNC_REC * 2) != 0)
+        return -1;
+    size_t fresh = 0;
+    long taken = 0;
     int64_t now = (int64_t)time(NULL);
     for (size_t i = 0; i < len; i += SYNC_REC * 2) {
         uint8_t rec[SYNC_REC];
-        if (sodium_hex2bin(rec, sizeof(rec), hex + i, SYNC_REC * 2, NULL, NULL, NULL) != 0)
-            return;
+        if (sodium_hex2bin(rec, sizeof(rec), hex + i, SYNC_REC * 2, NULL, NULL, NULL) != 0) {
+            taken = -1;
+            break;
+        }
         uint64_t exp = 0;
         for (int k = 0; k < 8; k++)
             exp |= (uint64_t)rec[16 + k] << (8 * k);
@@ -701,14 +790,161 @@ static void sync_take(ar__sig_srv_t *srv, json_t *o)
         /* As from the bus (ended_apply): never kept longer than a token lasts, plus a minute. */
         if ((int64_t)exp > now + ENDED_KEEP_S + 60)
             exp = (uint64_t)(now + ENDED_KEEP_S + 60);
-        ended_insert(srv, rec, (int64_t)exp, now);
-        y->learned++;
+        fresh += (size_t)ended_insert(srv, rec, (int64_t)exp, now);
+        taken++;
     }
+    if (fresh)
+        ar__sig_rooms_ended_sweep(srv);
+    return taken;
+}
+
+/* "ended": a page of an answer. Its markers count whoever sent it; its end only this round's. */
+static void sync_take(ar__sig_srv_t *srv, json_t *o)
+{
+    const char *w, *hex;
+    int q, last;
+    json_int_t since;
+    size_t len;
+    ar__sig_invites_t *tab = srv->invites;
+    if (!tab || json_unpack(o, "{s:s,s:i,s:I,s:s%,s:b}", "w", &w, "q", &q, "s", &since, "m", &hex,
+                            &len, "b", &last) != 0)
+        return;
+    ended_sync_t *y = &tab->sync;
+    long taken = page_apply(srv, hex, len);
+    if (taken < 0)
+        return;
+    y->learned += (uint64_t)taken;
     if (last && y->pending && y->asked && (uint32_t)q == y->round &&
         strtoull(w, NULL, 16) == y->asked) {
         y->asked = 0;
         sync_finish(srv, y, since, ar__sig_rooms_ended_clock());
     }
+}
+
+/*
+ * Markers a cut may have lost (docs/signal.md, "Ended rooms: a worker cut from the bus"). The
+ * catch-up after a cut asks one worker; a marker that worker missed too (both cut when it went
+ * out: a NATS server restarted) is still held by its publisher, and a marker that left its
+ * publisher just before the publisher's own cut was noticed (written to a socket nats-server
+ * never read) reached nobody. So each worker keeps the last OWN_MAX markers it published, with
+ * when, and sends those of a window again, as one page ("ended!", on inv.resend, applied by
+ * every worker as markers from the bus are: a marker held already changes nothing):
+ *  - when its subscribing connection is back after a cut: those published since OWN_MARGIN_MS
+ *    before it was last seen up, and the page asks ("d": that window in ms, a duration, so the
+ *    nodes' clocks do not matter) every other worker for theirs of the same window;
+ *  - when its publishing connection is back (it may have been cut alone): the same, asking
+ *    nothing;
+ *  - asked: those of the window asked for, on the asker's proc subject, when there are any.
+ * Bounded: a page is at most OWN_MAX markers (48 KiB), one per return of a connection and one
+ * per question; a worker asks once per return. The margin covers what was queued or in flight
+ * when the cut began (a publisher's backlog counts for admission, bus_node.c).
+ */
+#define OWN_MAX SYNC_PAGE
+#define OWN_MARGIN_MS 30000u
+#define OWN_WINDOW_MAX_MS ((uint64_t)ENDED_KEEP_S * 1000u)
+
+static void own_add(ar__sig_srv_t *srv, const uint8_t h[16], int64_t exp)
+{
+    ar__sig_invites_t *tab = table(srv);
+    if (!tab || (!tab->own && !(tab->own = ar_calloc(OWN_MAX, sizeof(own_t)))))
+        return; /* not kept: sent once only, as before */
+    own_t *o = &tab->own[tab->own_next];
+    memcpy(o->h, h, 16);
+    o->exp = exp;
+    o->at_ms = ar__sig_rooms_ended_clock();
+    tab->own_next = (tab->own_next + 1) % OWN_MAX;
+    if (tab->own_n < OWN_MAX)
+        tab->own_n++;
+}
+
+/* The window from `last` (when the connection was last seen up; 0: never) to now_ms. */
+static uint64_t own_window(uint64_t last, uint64_t now_ms)
+{
+    if (!last)
+        return OWN_WINDOW_MAX_MS;
+    uint64_t w = (now_ms > last ? now_ms - last : 0) + OWN_MARGIN_MS;
+    return w < OWN_WINDOW_MAX_MS ? w : OWN_WINDOW_MAX_MS;
+}
+
+/* Our markers published in the last window_ms, unexpired, as a page's hex (hex: room for
+ * OWN_MAX records); how many. */
+static size_t own_hex(const ar__sig_invites_t *tab, uint64_t window_ms, uint64_t now_ms, char *hex)
+{
+    size_t n = 0;
+    int64_t now = (int64_t)time(NULL);
+    hex[0] = '\0';
+    for (size_t i = 0; tab->own && i < tab->own_n; i++) {
+        /* Oldest first, as markers came in (ended_expire takes from the head). */
+        const own_t *o = &tab->own[(tab->own_next + OWN_MAX - tab->own_n + i) % OWN_MAX];
+        if (o->exp < now || o->at_ms + window_ms < now_ms)
+            continue;
+        uint8_t rec[SYNC_REC];
+        memcpy(rec, o->h, 16);
+        for (int k = 0; k < 8; k++)
+            rec[16 + k] = (uint8_t)((uint64_t)o->exp >> (8 * k));
+        sodium_bin2hex(hex + n * SYNC_REC * 2, SYNC_REC * 2 + 1, rec, SYNC_REC);
+        n++;
+    }
+    return n;
+}
+
+/* Our markers of the last window_ms (a duration: measured back from now on the clock they were
+ * stamped with), to every worker (to: 0) or to one; ask: the page asks every worker for theirs
+ * of that window. Nothing when there is nothing to send or ask. */
+static void own_send(ar__sig_srv_t *srv, uint64_t to, uint64_t window_ms, int ask)
+{
+    uint64_t now_ms = ar__sig_rooms_ended_clock();
+    ar__sig_invites_t *tab = table(srv);
+    char *hex = tab ? ar_malloc((size_t)OWN_MAX * SYNC_REC * 2 + 1) : NULL;
+    if (!hex)
+        return; /* not sent: the others learn of these markers no better than before */
+    size_t n = own_hex(tab, window_ms, now_ms, hex);
+    if (n || ask) {
+        char me[17];
+        snprintf(me, sizeof(me), "%016llx", (unsigned long long)srv->node_id);
+        json_t *o = json_pack("{s:s,s:s,s:s}", "k", "ended!", "w", me, "m", hex);
+        if (o && ask)
+            json_object_set_new(o, "d", json_integer((json_int_t)window_ms));
+        if (to)
+            ar__sig_bus_proc(srv, to, o);
+        else
+            ar__sig_bus_rec(srv, "inv", "resend", o);
+        if (n)
+            ar_log(AR_LOG_INFO, "signal_ended_resent", AR_LF_UINT("markers", n),
+                   AR_LF_INT("answer", to != 0));
+    }
+    ar_free(hex);
+}
+
+/* "ended!": a worker's own markers sent again (or an answer to ours); with "d", it asks for
+ * ours of the last d ms. */
+static void own_take(ar__sig_srv_t *srv, json_t *o)
+{
+    const char *w, *hex;
+    size_t len;
+    if (json_unpack(o, "{s:s,s:s%}", "w", &w, "m", &hex, &len) != 0)
+        return;
+    uint64_t from = strtoull(w, NULL, 16);
+    if (!from || from == srv->node_id)
+        return; /* our own page, heard back */
+    long taken = page_apply(srv, hex, len);
+    json_int_t d = json_integer_value(json_object_get(o, "d"));
+    if (taken >= 0 && d > 0) {
+        uint64_t window = (uint64_t)d < OWN_WINDOW_MAX_MS ? (uint64_t)d : OWN_WINDOW_MAX_MS;
+        own_send(srv, from, window, 0);
+    }
+}
+
+void ar__sig_rooms_ended_pub(ar__sig_srv_t *srv, uint64_t pepoch, int up, uint64_t now_ms)
+{
+    ended_sync_t *y = srv->invites ? &srv->invites->sync : NULL;
+    if (!y || !y->begun || !up)
+        return;
+    if (pepoch != y->pepoch) {
+        y->pepoch = pepoch;
+        own_send(srv, 0, own_window(y->pup_ms, now_ms), 0);
+    }
+    y->pup_ms = now_ms;
 }
 
 int ar__sig_rooms_ended_msg(ar__sig_srv_t *srv, void *json_obj)
@@ -720,5 +956,7 @@ int ar__sig_rooms_ended_msg(ar__sig_srv_t *srv, void *json_obj)
         sync_answer(srv, json_obj);
     else if (strcmp(k, "ended") == 0)
         sync_take(srv, json_obj);
+    else if (strcmp(k, "ended!") == 0)
+        own_take(srv, json_obj);
     return 1;
 }

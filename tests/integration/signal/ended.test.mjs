@@ -3,7 +3,9 @@
 // "Catching up"): a node added after the `end`, and then another one added after the node that
 // ended it was killed, refuse the patient's token (still valid) in the room with not_found and
 // close 4007. Each node runs two workers behind one port (SO_REUSEPORT), so several tries reach
-// both workers of each node.
+// both workers of each node. And a node cut from NATS when the room ended, where the patient's
+// token opened the room again meanwhile, ends that room once it is back (docs/signal.md, "Ended
+// rooms: a worker cut from the bus").
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
@@ -79,4 +81,45 @@ test('a node started after the end refuses the ended room, and so does one start
   q.send({ type: 'join', room: other });
   await q.next('joined');
   q.close();
+});
+
+// Node B (one worker) is cut from NATS (its server killed; no advertised URLs, so it cannot move
+// to the other) while the room ends on node A: B never hears the marker, and the patient's token
+// opens the room again there. Once B's server is back, B learns the marker (its catch-up, or A's
+// answer to B's question) and ends the room it let open: the patient is told `ended` and closed
+// with 4007, as by `end`. Before this, the patient stayed in the reopened room.
+test('a room opened on a node cut from NATS when it ended is ended there once the node is back', async () => {
+  const cut = await startNats({ name: 'ec', noAdvertise: true, restartable: true });
+  const [A, B] = await Promise.all([
+    startNode('ea', cut.slice(0, 1), { workers: 1 }),
+    startNode('eb', cut.slice(1), { workers: 1 }),
+  ]);
+  const room = rid();
+  const pTok = patientToken(room, { exp: Math.floor(Date.now() / 1000) + 1800 });
+  const p = await connect(A, pTok);
+  p.send({ type: 'join', room });
+  await p.next('joined');
+  const s = await connect(A, staffToken());
+  s.send({ type: 'join', room });
+  await s.next('joined');
+
+  kill(cut.procs[1]); // B's server: B hears nothing from now on
+  s.send({ type: 'end' });
+  assert.equal((await s.next('ended')).room, room);
+  assert.equal(await p.waitClose(), 4007);
+  s.close();
+
+  // On B, cut: the token opens the room again (a session admitted while B's backlog allows).
+  const again = await hello(B, pTok);
+  again.send({ type: 'join', room });
+  await again.next('joined');
+
+  await cut.restart(1);
+  const e = await again.next('ended', 15000);
+  assert.equal(e.room, room);
+  assert.equal(await again.waitClose(), 4007);
+  // And the token opens it no more there.
+  await refused(B, pTok, room);
+  kill(A);
+  kill(B);
 });
