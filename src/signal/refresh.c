@@ -63,8 +63,8 @@ int ar__sig_claims_evict(ar__sig_srv_t *srv, ar__sig_sess_t *s)
         return 0;
     ar_log0(AR_LOG_INFO, "signal_claims_left_room");
     /* The client hears why, in a session-level frame (kept for a resume, like remove.c's): a
-     * colleague's `remove` says "removed", this says its own access went, so the page does not
-     * offer to join again. It goes before the leave's frames, as a removal's does. */
+     * colleague's `remove` says "removed" (it may join again), this that its own access went
+     * (a join would be refused). It goes before the leave's frames, as a removal's does. */
     ar_sig_msg_t l;
     ar_sig_msg_init(&l, AR_SIG_PEER_LEFT);
     l.u.peer_left.peer = (ar_sig_str_t){r->peer, strlen(r->peer)};
@@ -128,6 +128,8 @@ void ar__sig_on_refresh(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     cn->token_exp = k->exp;
     if (ar__sig_claims_prune(srv, s))
         ar_log0(AR_LOG_INFO, "signal_refresh_unsubscribed");
+    /* Before the answer, while s is surely there (a send may close cn); its frames still come
+     * after the answer: ar__sig_to queues them (bus.c), never writes them from this handler. */
     (void)ar__sig_claims_evict(srv, s);
     ar_sig_msg_t a;
     ar_sig_msg_init(&a, AR_SIG_REFRESHED);

@@ -183,6 +183,27 @@ test('a persistent clinic room is left the same way; one the token names is kept
   b.close();
 });
 
+test('a resume with a token that drops the clinic of its call takes the session out too', async () => {
+  const s = sub();
+  const c = await connect(N, staff(s, now() + 600, { c1: ['provider'], c2: ['provider'] }));
+  const p = await connect(N, patientToken(rid(), { clinic: 'c2' }));
+  p.send({ type: 'arrive', clinic: 'c2', area: 'knee', name: 'Resumed Call', consent: true });
+  await p.next('wait');
+  c.send({ type: 'take', peer: p.peer });
+  await c.next('joined');
+  await p.next('peer_joined');
+  c.close(); // lost, not left: the session waits for its client in the room
+  const back = await connect(N, staff(s, now() + 600, { c1: ['provider'] }),
+    { resume: c.welcome.resume, last_seq: c.lastSeq }, c);
+  assert.equal(back.welcome.resumed, true);
+  const own = await back.next('peer_left');
+  assert.deepEqual([own.peer, own.reason], [c.peer, 'revoked']);
+  const gone = await p.next('peer_left');
+  assert.deepEqual([gone.peer, gone.reason], [c.peer, 'removed']);
+  back.close();
+  p.close();
+});
+
 test('a staff session resumed with an expired token must refresh within the allowance', async () => {
   const s = sub();
   const token = staff(s, now() + 2);
