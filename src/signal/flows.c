@@ -287,40 +287,38 @@ void ar__sig_refuse_ended(ar__sig_conn_t *cn, const ar_sig_msg_t *m)
 }
 
 /*
- * What a token may not do even in the room it names (docs/protocol.md 5.7, 5.13):
- *  - enter a one-time room that was ended (ar__sig_room_ended): a patient or an invitee, whose
- *    token opens nothing else, is closed with 4007 as when the room ended under it;
- *  - as an invitee, open a room: the room is defined (its clinic, persistent or not) by the
- *    token it belongs to, a patient's or a staff token naming a persistent room, never by a
- *    link a clinician handed out. A room not open (over, or not begun) closes the invitee's
- *    session with 4007 too: its link opens nothing else, and its page shows the end screen;
- *  - as an invitee, enter a room of another clinic than the one its token was minted for
- *    (the app mints an invite for any room id it is given, in the clinic of the request).
- * Returns 1 when the join may go on; else m was refused.
+ * Whether session s may be in room id (room: it, or NULL when it is not open), by its claims
+ * (docs/protocol.md 5.7, 5.13, 5.15):
+ *  - staff enter a room their token names, or a room open in a clinic where they may see
+ *    patients (ar__sig_can_call); patients and invitees only the room their token names;
+ *  - a one-time room that was ended (ar__sig_room_ended) opens to no one: a patient or an
+ *    invitee, whose token opens nothing else, is closed with 4007 as when the room ended under it;
+ *  - an invitee opens no room: the room is defined (its clinic, persistent or not) by the token
+ *    it belongs to, a patient's or a staff token naming a persistent room, never by a link a
+ *    clinician handed out. A room not open (over, or not begun) closes the invitee's session
+ *    with 4007 too: its link opens nothing else, and its page shows the end screen;
+ *  - an invitee enters no room of another clinic than the one its token was minted for (the app
+ *    mints an invite for any room id it is given, in the clinic of the request).
+ * The one check for a join (on_join) and for a staff session already in a room whose claims a
+ * refresh or a resume replaced (refresh.c ar__sig_claims_evict). Whether the room has space is
+ * not part of it: that is the join's alone.
  */
-static int join_allowed(ar__sig_conn_t *cn, const ar_sig_msg_t *m, const ar__sig_room_t *room,
-                        const char *id)
+int ar__sig_join_check(ar__sig_srv_t *srv, const ar__sig_sess_t *s, const ar__sig_room_t *room,
+                       const char *id)
 {
-    const ar__sig_rec_t *r = cn->sess->rec;
-    const ar__sig_claims_t *cl = cn->sess->claims;
-    int invitee = r->role == AR_SIG_ROLE_INVITEE;
-    if ((!room || !room->persistent) && ar__sig_room_ended(cn->srv, id)) {
-        if (r->role == AR_SIG_ROLE_STAFF)
-            REFUSE(cn, m, AR_SIG_E_NOT_FOUND);
-        else
-            ar__sig_refuse_ended(cn, m);
-        return 0;
-    }
-    if (invitee && !room) {
-        ar__sig_refuse(cn, AR_SIG_E_NOT_FOUND, "the call is not open", m->type, m->id,
-                       AR_SIG_CLOSE_ENDED);
-        return 0;
-    }
-    if (invitee && cl->clinic[0] && strcmp(cl->clinic, room->clinic) != 0) {
-        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
-        return 0;
-    }
-    return 1;
+    const ar__sig_rec_t *r = s->rec;
+    const ar__sig_claims_t *cl = s->claims;
+    int staff = r->role == AR_SIG_ROLE_STAFF, invitee = r->role == AR_SIG_ROLE_INVITEE;
+    int named = strcmp(cl->room, id) == 0;
+    if (!named && !(staff && room && ar__sig_can_call(cl, room->clinic)))
+        return room || !staff ? AR__SIG_JOIN_FORBIDDEN : AR__SIG_JOIN_NOT_FOUND;
+    if ((!room || !room->persistent) && ar__sig_room_ended(srv, id))
+        return staff ? AR__SIG_JOIN_NOT_FOUND : AR__SIG_JOIN_ENDED;
+    if (invitee && !room)
+        return AR__SIG_JOIN_NOT_OPEN;
+    if (invitee && cl->clinic[0] && strcmp(cl->clinic, room->clinic) != 0)
+        return AR__SIG_JOIN_FORBIDDEN;
+    return AR__SIG_JOIN_OK;
 }
 
 static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
@@ -337,19 +335,23 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         return;
     }
     ar__sig_room_t *room = ar__sig_room_find(srv, id);
-    int named = strcmp(cl->room, id) == 0;
-    int ok;
-    if (r->role == AR_SIG_ROLE_STAFF)
-        ok = named || (room && ar__sig_can_call(cl, room->clinic));
-    else
-        ok = named;
-    if (!ok) {
-        REFUSE(cn, m,
-               room || r->role != AR_SIG_ROLE_STAFF ? AR_SIG_E_FORBIDDEN : AR_SIG_E_NOT_FOUND);
+    switch (ar__sig_join_check(srv, s, room, id)) {
+    case AR__SIG_JOIN_OK:
+        break;
+    case AR__SIG_JOIN_NOT_FOUND:
+        REFUSE(cn, m, AR_SIG_E_NOT_FOUND);
+        return;
+    case AR__SIG_JOIN_ENDED:
+        ar__sig_refuse_ended(cn, m);
+        return;
+    case AR__SIG_JOIN_NOT_OPEN:
+        ar__sig_refuse(cn, AR_SIG_E_NOT_FOUND, "the call is not open", m->type, m->id,
+                       AR_SIG_CLOSE_ENDED);
+        return;
+    default:
+        REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
     }
-    if (!join_allowed(cn, m, room, id))
-        return;
     if (room && room->nmembers >= AR__SIG_ROOM_MAX) {
         if (r->role == AR_SIG_ROLE_INVITEE) /* its token opens only this room */
             ar__sig_refuse(cn, AR_SIG_E_ROOM_FULL, NULL, m->type, m->id, AR_SIG_CLOSE_ROOM_FULL);
@@ -363,7 +365,7 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_INTERNAL);
         return;
     }
-    if (fresh) { /* a patient's own room, or a clinic's persistent room (join_allowed) */
+    if (fresh) { /* a patient's own room, or a clinic's persistent room (join check) */
         room = r->in_room;
         int staff = r->role == AR_SIG_ROLE_STAFF;
         const char *clinic = !staff ? cl->clinic : cl->nclinics ? cl->clinics[0].id : "";
@@ -508,8 +510,8 @@ static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     snprintf(id, sizeof(id), "%s", room->id);
     int once = !room->persistent; /* read now: the room goes with its members */
     ar__sig_room_end(srv, room, 0);
-    /* Gone for good: no token still valid for it opens it again (join_allowed, on_arrive). A
-     * persistent room is only emptied (C6): it is meant to be opened again. */
+    /* Gone for good: no token still valid for it opens it again (ar__sig_join_check,
+     * on_arrive). A persistent room is only emptied (C6): it is meant to be opened again. */
     if (once)
         ar__sig_room_mark_ended(srv, id);
 }

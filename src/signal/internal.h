@@ -186,7 +186,7 @@ void ar__sig_answers_wipe(ar__sig_rec_t *r, ar__sig_recq_t *q);
 struct ar__sig_room_s {
     struct ar__sig_room_s *hnext;
     ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX]; /* concurrent joins on two nodes may pass 4 */
-    char *clinic; /* of the token that opened it (flows.c, join_allowed; ar__sig_str_set) */
+    char *clinic; /* of the token that opened it (flows.c, on_join; ar__sig_str_set) */
     uint8_t nmembers;
     uint8_t profile;
     uint8_t persistent;
@@ -749,12 +749,18 @@ int ar__sig_rooms_ended_msg(ar__sig_srv_t *srv, void *json_obj);
 
 /* refresh.c: a staff session's token renewed in place (protocol.md 5.15) */
 /* refresh {token}: verified as at hello, the same subject and role, then the session's claims
- * replaced (areas no longer allowed unsubscribed) and `refreshed {exp}` sent; refused with an
- * error otherwise, the connection kept. */
+ * replaced (areas no longer allowed unsubscribed, a room no longer allowed left) and
+ * `refreshed {exp}` sent; refused with an error otherwise, the connection kept. */
 void ar__sig_on_refresh(ar__sig_conn_t *cn, ar_sig_msg_t *m);
 /* Unsubscribes s's record from the waiting areas its claims no longer allow (after a refresh
  * or a resume with a new token): 1 when it dropped any. */
 int ar__sig_claims_prune(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+/* Takes s (a staff session this worker owns) out of its room when its claims would no longer
+ * let it join it (ar__sig_join_check), after a refresh or a resume with a new token: its client
+ * gets peer_left about itself with reason "revoked", then it leaves as with `leave`
+ * (ar__sig_room_leave: the others get peer_left "removed", every worker the record update, a
+ * "seen by" mark it held moves or goes). 1 when it took s out; 0 otherwise (nothing sent). */
+int ar__sig_claims_evict(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 /* The once-a-second sweep (srv.c on_tick) for a live connection: closes a staff session whose
  * token expired more than the token-allowance ago at wall (Unix seconds) with error
  * token_expired and close 4001 (the session ends). 1 when it closed cn. */
@@ -769,6 +775,19 @@ int ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t ac
 /* A patient's or invitee's m into a one-time room that was ended: error not_found, close 4007
  * (its token opens nothing else; protocol.md 5.13). */
 void ar__sig_refuse_ended(ar__sig_conn_t *cn, const ar_sig_msg_t *m);
+/* Whether session s's claims let it be in room id (room: it, NULL when not open), as a join
+ * checks it (flows.c; the room's space aside): AR__SIG_JOIN_OK, or how the join is refused:
+ * forbidden, not_found, not_found with close 4007 (ENDED: "the consultation has ended";
+ * NOT_OPEN: an invitee's room not open). Sends nothing. */
+enum {
+    AR__SIG_JOIN_OK = 0,
+    AR__SIG_JOIN_FORBIDDEN,
+    AR__SIG_JOIN_NOT_FOUND,
+    AR__SIG_JOIN_ENDED,
+    AR__SIG_JOIN_NOT_OPEN
+};
+int ar__sig_join_check(ar__sig_srv_t *srv, const ar__sig_sess_t *s, const ar__sig_room_t *room,
+                       const char *id);
 /* The sender's room, when it may run the call there (quality, end, remove: staff with a role
  * that sees patients in its clinic, or any staff in a persistent room); else m is refused
  * (bad_state out of a room, forbidden): NULL. */

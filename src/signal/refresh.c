@@ -7,11 +7,12 @@
  * next token the app gives it, before the current one expires. The token is checked exactly as
  * at hello (signature, audience, jurisdiction, expiry) and must name the session's subject and
  * role; the session then takes its claims, so that a clinic or a role the app withdrew stops
- * applying at once: every action checks the claims when it is asked for, and the waiting areas
+ * applying at once: every action checks the claims when it is asked for, the waiting areas
  * the new claims no longer allow are unsubscribed here (no more queue frames, with their
- * patients' names and answers). A staff member whose account lost its roles gets no token from
- * the app: its session is closed by the once-a-second sweep (srv.c on_tick) when the token it
- * holds is past its exp by more than the token-allowance.
+ * patients' names and answers), and a room they would no longer let it join is left (no more
+ * of that call's media negotiation: offers, answers, candidates). A staff member whose account
+ * lost its roles gets no token from the app: its session is closed by the once-a-second sweep
+ * (srv.c on_tick) when the token it holds is past its exp by more than the token-allowance.
  *
  * Patients and invitees are not watched: their sessions end with their consultation, and a
  * patient may resume with an expired token by design (5.10).
@@ -46,6 +47,36 @@ int ar__sig_claims_prune(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     if (dropped)
         ar__sig_rec_publish(srv, r, "subs");
     return dropped;
+}
+
+int ar__sig_claims_evict(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    ar__sig_rec_t *r = s->rec;
+    if (!r || r->role != AR_SIG_ROLE_STAFF || !s->claims || s->is_backup || !r->in_room)
+        return 0;
+    /* The join's own check (flows.c), not a copy of it: whatever a join of this room would be
+     * refused for now, the session may not stay for. A persistent room included: its staff
+     * token names it (the page refreshes such a session with the room's token, so it stays)
+     * or its clinic is one where the session may see patients. */
+    if (ar__sig_join_check(srv, s, r->in_room, r->in_room->id) == AR__SIG_JOIN_OK)
+        return 0;
+    ar_log0(AR_LOG_INFO, "signal_claims_left_room");
+    /* The client hears why, in a session-level frame (kept for a resume, like remove.c's): a
+     * colleague's `remove` says "removed" (it may join again), this that its own access went
+     * (a join would be refused). It goes before the leave's frames, as a removal's does. */
+    ar_sig_msg_t l;
+    ar_sig_msg_init(&l, AR_SIG_PEER_LEFT);
+    l.u.peer_left.peer = (ar_sig_str_t){r->peer, strlen(r->peer)};
+    l.u.peer_left.reason = AR_SIG_LEFT_REVOKED;
+    (void)ar__sig_to(srv, r->peer, &l, AR__SIG_ACT_NONE);
+    /* As a client's `leave` (flows.c): the others get peer_left "removed" (taken out by the
+     * server; why is the staff member's business, not the patient's), every worker the record
+     * update, and a patient this session was seeing is marked anew (area.c ar__sig_seen_left:
+     * by a colleague still in the room, else nobody), so no patient stays "seen" by someone
+     * who may no longer see it. The areas were pruned first, so the queue_update that marks the
+     * patient waiting again goes to the clinic's subscribers, not to this session. */
+    ar__sig_room_leave(srv, r, AR_SIG_LEFT_REMOVED);
+    return 1;
 }
 
 static void refused(ar__sig_conn_t *cn, const ar_sig_msg_t *m, int code, const char *text)
@@ -96,6 +127,9 @@ void ar__sig_on_refresh(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     cn->token_exp = k->exp;
     if (ar__sig_claims_prune(srv, s))
         ar_log0(AR_LOG_INFO, "signal_refresh_unsubscribed");
+    /* Before the answer, while s is surely there (a send may close cn); its frames still come
+     * after the answer: ar__sig_to queues them (bus.c), never writes them from this handler. */
+    (void)ar__sig_claims_evict(srv, s);
     ar_sig_msg_t a;
     ar_sig_msg_init(&a, AR_SIG_REFRESHED);
     a.u.refresh.exp = k->exp;

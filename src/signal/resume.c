@@ -87,6 +87,10 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
         ar__sig_sess_prev_put(s, res);
         ar__sig_bus_proc(srv, s->rec->backup, res);
     }
+    /* A room the new token would not let it join is left as after a refresh (refresh.c), once
+     * the session is settled here: owned, welcomed, replayed, its backup told. */
+    if (cl)
+        (void)ar__sig_claims_evict(srv, s);
 }
 
 /*

@@ -237,9 +237,12 @@ function wire(entry) {
   });
   sig.addEventListener('peer_left', (e) => {
     if (!call || call.sig !== sig) return;
-    // A colleague took us out of the room (protocol 5.7.1): the session stays, the call is over.
+    // A colleague took us out of the room (protocol 5.7.1), or the server did because our
+    // refreshed token no longer allows it ("revoked", 5.15): the session stays, the call is over.
     if (e.detail.peer === sig.peer) {
-      endCall('A colleague removed you from the call.');
+      endCall(e.detail.reason === 'revoked'
+        ? 'Your access to this clinic was withdrawn: you have left the call.'
+        : 'A colleague removed you from the call.');
       return;
     }
     // A transfer takes the staff out of the patient's room: they are told the patient was

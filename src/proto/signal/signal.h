@@ -151,8 +151,14 @@ typedef enum { AR_SIG_FROM_CLIENT = 0, AR_SIG_FROM_SERVER = 1 } ar_sig_dir_t;
 typedef enum { AR_SIG_ROLE_PATIENT = 1, AR_SIG_ROLE_STAFF, AR_SIG_ROLE_INVITEE } ar_sig_role_t;
 typedef enum { AR_SIG_Q_LOW = 1, AR_SIG_Q_STANDARD, AR_SIG_Q_HIGH } ar_sig_profile_t;
 typedef enum { AR_SIG_ST_WAITING = 1, AR_SIG_ST_SEEN, AR_SIG_ST_HOLD } ar_sig_status_t;
-/* peer_left reasons */
-typedef enum { AR_SIG_LEFT_LEFT = 1, AR_SIG_LEFT_DROPPED, AR_SIG_LEFT_REMOVED } ar_sig_left_t;
+/* peer_left reasons. REVOKED: only about the recipient itself, a staff session taken out of its
+ * room because its refreshed token no longer allows it there (protocol.md 5.15). */
+typedef enum {
+    AR_SIG_LEFT_LEFT = 1,
+    AR_SIG_LEFT_DROPPED,
+    AR_SIG_LEFT_REMOVED,
+    AR_SIG_LEFT_REVOKED
+} ar_sig_left_t;
 /* queue_remove reasons */
 typedef enum { AR_SIG_GONE_LEFT = 1, AR_SIG_GONE_TRANSFERRED, AR_SIG_GONE_ENDED } ar_sig_gone_t;
 /* ended reasons */

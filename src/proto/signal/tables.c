@@ -30,7 +30,7 @@
 static const char *const roles[] = {"patient", "staff", "invitee", NULL};
 static const char *const profiles[] = {"low", "standard", "high", NULL};
 static const char *const statuses[] = {"waiting", "seen", "hold", NULL};
-static const char *const left_reasons[] = {"left", "dropped", "removed", NULL};
+static const char *const left_reasons[] = {"left", "dropped", "removed", "revoked", NULL};
 static const char *const gone_reasons[] = {"left", "transferred", "ended", NULL};
 static const char *const end_reasons[] = {"ended", "expired", NULL};
 

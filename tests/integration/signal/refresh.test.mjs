@@ -3,7 +3,8 @@
 // node's token-allowance (1 s here, 120 s by default); one that refreshes in time stays and is
 // told its new expiry; a refresh with another subject, an expired or a forged token is refused
 // without closing; a refreshed token naming fewer clinics stops the queue frames of the clinic
-// it dropped; a staff session resumed with an expired token must refresh within the allowance;
+// it dropped, and takes the session out of a call (or a persistent room) that clinic's role let it
+// be in (peer_left about itself, "revoked"); a staff session resumed with an expired token must refresh within the allowance;
 // patients are not closed at their token's expiry (they may wait and resume past it, 5.10).
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -19,8 +20,9 @@ after(() => stopAll());
 
 const now = () => Math.floor(Date.now() / 1000);
 const sub = () => crypto.randomBytes(12).toString('hex');
-const staff = (s, exp, clinics = { c1: ['provider'] }) =>
-  mint({ role: 'staff', sub: s, clinics, iat: now() - 5, exp });
+const staff = (s, exp, clinics = { c1: ['provider'] }, room = undefined) =>
+  mint({ role: 'staff', sub: s, clinics, iat: now() - 5, exp, ...(room ? { room } : {}) });
+const SDP = 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n';
 
 // The connection is alive: a ping gets its pong.
 async function alive(c) {
@@ -106,6 +108,100 @@ test('a refreshed token naming fewer clinics stops the dropped clinic\'s queue f
   c.send({ type: 'subscribe', clinic: 'c2', area: 'knee' });
   assert.equal((await c.next('error')).name, 'forbidden');
   for (const x of [c, p1, p2, p3]) x.close();
+});
+
+test('a refreshed token that drops the clinic of a call takes the staff member out of it', async () => {
+  const s = sub();
+  const c = await connect(N, staff(s, now() + 600, { c1: ['provider'], c2: ['provider'] }),
+    { name: 'Dr Ana' });
+  const desk = await connect(N, staff(sub(), now() + 600, { c2: ['receptionist'] }));
+  desk.send({ type: 'subscribe', clinic: 'c2', area: 'knee' });
+  await desk.next('queue');
+  const p = await connect(N, patientToken(rid(), { clinic: 'c2' }));
+  p.send({ type: 'arrive', clinic: 'c2', area: 'knee', name: 'In Call', consent: true });
+  await p.next('wait');
+  await desk.next('queue_add');
+  c.send({ type: 'take', peer: p.peer });
+  const { room } = await c.next('joined');
+  assert.equal((await p.next('wait')).status, 'seen');
+  await p.next('peer_joined');
+  assert.equal((await desk.next('queue_update')).by, c.peer);
+  c.send({ type: 'offer', to: p.peer, sdp: SDP });
+  assert.equal((await p.next('offer')).from, c.peer); // the call runs
+
+  c.send({ type: 'refresh', token: staff(s, now() + 600, { c1: ['provider'] }) });
+  await c.next('refreshed');
+  // Told why, in a session-level frame (replayed on a resume); the patient sees it leave.
+  const own = await c.next('peer_left');
+  assert.deepEqual([own.peer, own.reason], [c.peer, 'revoked']);
+  assert.ok(own.seq > 0);
+  const gone = await p.next('peer_left');
+  assert.deepEqual([gone.peer, gone.reason], [c.peer, 'removed']);
+  // The patient it was seeing waits again, for the clinic's staff to take.
+  assert.equal((await p.next('wait')).status, 'waiting');
+  const upd = await desk.next('queue_update');
+  assert.deepEqual([upd.peer, upd.status, upd.by], [p.peer, 'waiting', undefined]);
+  // Nothing more of the call passes either way, and it may not join again.
+  c.send({ type: 'offer', to: p.peer, sdp: SDP, id: 4 });
+  assert.equal((await c.next('error')).name, 'bad_state');
+  p.send({ type: 'offer', to: c.peer, sdp: SDP, id: 5 });
+  assert.equal((await p.next('error')).name, 'not_found');
+  c.send({ type: 'join', room, id: 6 });
+  assert.equal((await c.next('error')).name, 'forbidden');
+  await alive(c); // the session stays, with its other clinic
+  for (const x of [c, desk, p]) x.close();
+});
+
+test('a persistent clinic room is left the same way; one the token names is kept', async () => {
+  const room = rid();
+  const s1 = sub();
+  const s2 = sub();
+  // s1 opens c2's persistent room with a token naming it; s2 joins it by its role in c2.
+  const a = await connect(N, staff(s1, now() + 600, { c2: ['provider'] }, room));
+  a.send({ type: 'join', room });
+  await a.next('joined');
+  const b = await connect(N, staff(s2, now() + 600, { c1: ['provider'], c2: ['admin'] }));
+  b.send({ type: 'join', room });
+  await b.next('joined');
+  assert.equal((await a.next('peer_joined')).peer, b.peer);
+  // The room's token (the page refreshes such a session with it) keeps a in, whatever its role.
+  a.send({ type: 'refresh', token: staff(s1, now() + 600, { c2: ['receptionist'] }, room) });
+  await a.next('refreshed');
+  b.send({ type: 'refresh', token: staff(s2, now() + 600, { c1: ['provider'] }) });
+  await b.next('refreshed');
+  const own = await b.next('peer_left');
+  assert.deepEqual([own.peer, own.reason], [b.peer, 'revoked']);
+  const gone = await a.next('peer_left');
+  assert.deepEqual([gone.peer, gone.reason], [b.peer, 'removed']);
+  // a is still in it: nothing came about itself, and it still runs the room.
+  assert.ok(!a.all.some((f) => f.type === 'peer_left' && f.peer === a.peer));
+  a.send({ type: 'quality', profile: 'low' });
+  assert.equal((await a.next('quality')).by, a.peer);
+  b.send({ type: 'join', room, id: 2 });
+  assert.equal((await b.next('error')).name, 'forbidden');
+  a.close();
+  b.close();
+});
+
+test('a resume with a token that drops the clinic of its call takes the session out too', async () => {
+  const s = sub();
+  const c = await connect(N, staff(s, now() + 600, { c1: ['provider'], c2: ['provider'] }));
+  const p = await connect(N, patientToken(rid(), { clinic: 'c2' }));
+  p.send({ type: 'arrive', clinic: 'c2', area: 'knee', name: 'Resumed Call', consent: true });
+  await p.next('wait');
+  c.send({ type: 'take', peer: p.peer });
+  await c.next('joined');
+  await p.next('peer_joined');
+  c.close(); // lost, not left: the session waits for its client in the room
+  const back = await connect(N, staff(s, now() + 600, { c1: ['provider'] }),
+    { resume: c.welcome.resume, last_seq: c.lastSeq }, c);
+  assert.equal(back.welcome.resumed, true);
+  const own = await back.next('peer_left');
+  assert.deepEqual([own.peer, own.reason], [c.peer, 'revoked']);
+  const gone = await p.next('peer_left');
+  assert.deepEqual([gone.peer, gone.reason], [c.peer, 'removed']);
+  back.close();
+  p.close();
 });
 
 test('a staff session resumed with an expired token must refresh within the allowance', async () => {

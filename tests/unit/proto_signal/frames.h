@@ -81,6 +81,9 @@ static const frame_case_t valid_frames[] = {
     {"s_peer_left", S, AR_SIG_PEER_LEFT,
      "{\"v\":1,\"type\":\"peer_left\",\"seq\":3,\"fid\":\"AAECAwQFBgcICQoLDA0ODw\",\"peer\":\"p4\","
      "\"reason\":\"dropped\"}"},
+    {"s_peer_left_revoked", S, AR_SIG_PEER_LEFT,
+     "{\"v\":1,\"type\":\"peer_left\",\"seq\":7,\"fid\":\"AAECAwQFBgcICQoLDA0ODw\",\"peer\":"
+     "\"s1\",\"reason\":\"revoked\"}"},
     {"s_wait", S, AR_SIG_WAIT,
      "{\"v\":1,\"type\":\"wait\",\"seq\":1,\"area\":\"knee\",\"status\":\"hold\"}"},
     {"s_queue", S, AR_SIG_QUEUE,

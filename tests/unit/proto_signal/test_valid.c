@@ -215,6 +215,13 @@ static void test_values(void **state)
     assert_int_equal(m.u.queue.more, 0);
     ar_sig_msg_free(&m);
 
+    /* A staff session taken out of its room by a refresh hears why (protocol.md 5.15). */
+    parse_ok(S, "{\"v\":1,\"type\":\"peer_left\",\"seq\":7,\"peer\":\"s1\",\"reason\":\"revoked\"}",
+             &m);
+    assert_int_equal(m.u.peer_left.reason, AR_SIG_LEFT_REVOKED);
+    assert_true(str_is(m.u.peer_left.peer, "s1"));
+    ar_sig_msg_free(&m);
+
     parse_ok(S, valid_frames[N_VALID - 1].json, &m); /* drain */
     assert_int_equal(m.u.drain.urls.count, 2);
     assert_true(

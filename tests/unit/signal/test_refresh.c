@@ -5,6 +5,11 @@
  *    (a resume with an expired token gets one allowance from then to refresh);
  *  - claims naming fewer clinics unsubscribe the record from the areas of the dropped clinic
  *    (and only those), and every worker is told (a "subs" record update);
+ *  - a refresh whose token no longer allows the room the session is in takes it out (the join's
+ *    check, a persistent room too): its client is told why (peer_left about itself, "revoked"),
+ *    the others get peer_left "removed", every worker the record update, and a patient it was
+ *    seeing is waiting again; a token that still allows the room (a clinic where it may run
+ *    calls, or naming it) changes nothing. Frames are caught by wrapping ar__sig_bus_to;
  *  - the sweep closes a connection past exp + token-allowance, not at it.
  * The whole path (hello, refresh, the close on the wire) is tests/integration/signal/
  * refresh.test.mjs.
@@ -131,6 +136,204 @@ static void test_prune(void **state)
     ar_free(srv);
 }
 
+/* Session-level frames sent (ar__sig_to builds them in srv->pub): whom to, and the frame. */
+#define SENT_MAX 16
+static struct {
+    char peer[AR__SIG_PEER_LEN + 1];
+    char frame[256];
+} sent[SENT_MAX];
+static size_t nsent;
+
+void __wrap_ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
+void __wrap_ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len)
+{
+    (void)action;
+    assert_true(nsent < SENT_MAX);
+    snprintf(sent[nsent].peer, sizeof(sent[nsent].peer), "%s", peer);
+    size_t n = len < sizeof(sent[0].frame) - 1 ? len : sizeof(sent[0].frame) - 1;
+    memcpy(sent[nsent].frame, srv->pub + AR__SIG_TO_HDR, n);
+    sent[nsent].frame[n] = '\0';
+    nsent++;
+}
+
+/* The index of the first frame sent to peer that holds every one of the (up to two) words. */
+static int sent_to(const char *peer, const char *w1, const char *w2)
+{
+    for (size_t i = 0; i < nsent; i++)
+        if (strcmp(sent[i].peer, peer) == 0 && strstr(sent[i].frame, w1) &&
+            (!w2 || strstr(sent[i].frame, w2)))
+            return (int)i;
+    return -1;
+}
+
+/* The last record update srv published about peer. */
+static json_t *rec_update(const ar__sig_srv_t *srv, const char *peer)
+{
+    for (size_t i = bc_n; i-- > 0;) {
+        const char *p = json_string_value(json_object_get(bc_caught[i].o, "p"));
+        if (bc_caught[i].from == srv && bc_caught[i].to == 0 && p && strcmp(p, peer) == 0)
+            return bc_caught[i].o;
+    }
+    return NULL;
+}
+
+typedef struct evict_fx_s {
+    ar_signal_conf_t conf;
+    ar__sig_srv_t *srv;
+    ar_token_key_t key;
+    ar__sig_rec_t *r, *p;
+    ar__sig_sess_t *s;
+    ar__sig_conn_t cn;
+} evict_fx_t;
+
+/* Staff claims of subject-1: provider in clinic-1, clinic2 (with role2) when not NULL, naming
+ * room when not NULL. */
+static void staff_token_claims(ar_token_claims_t *cl, const char *clinic2, const char *role2,
+                               const char *room)
+{
+    staff_claims(cl, NULL);
+    cl->clinic[0] = '\0';
+    snprintf(cl->room, sizeof(cl->room), "%s", room ? room : "");
+    if (clinic2) {
+        cl->nclinics = 2;
+        snprintf(cl->clinics[1].id, sizeof(cl->clinics[1].id), "%s", clinic2);
+        snprintf(cl->clinics[1].roles[0], sizeof(cl->clinics[1].roles[0]), "%s", role2);
+        cl->clinics[1].nroles = 1;
+    }
+}
+
+/* The session's client sends refresh with such a token, through the message's own handler. */
+static void refresh(evict_fx_t *f, const char *clinic2, const char *role2, const char *room)
+{
+    ar_token_claims_t cl;
+    staff_token_claims(&cl, clinic2, role2, room);
+    char token[AR_TOKEN_MAX];
+    su_mint(&f->key, &cl, token, sizeof(token));
+    ar_sig_msg_t m;
+    ar_sig_msg_init(&m, AR_SIG_REFRESH);
+    m.u.refresh.token = (ar_sig_str_t){token, strlen(token)};
+    nsent = 0;
+    bc_clear();
+    ar__sig_on_refresh(&f->cn, &m);
+    assert_int_equal(f->s->claims->nclinics, clinic2 ? 2 : 1); /* it was taken */
+}
+
+/* room id of clinic (persistent or not) holding the staff session f->r, and the patient too
+ * when with_patient. */
+static ar__sig_room_t *into_room(evict_fx_t *f, const char *id, const char *clinic, int persistent,
+                                 int with_patient)
+{
+    if (with_patient)
+        ar__sig_rec_set_room(f->srv, f->p, id);
+    ar__sig_rec_set_room(f->srv, f->r, id);
+    ar__sig_room_t *room = f->r->in_room;
+    assert_non_null(room);
+    ar__sig_str_set(&room->clinic, clinic, AR_SIG_ID_MAX);
+    room->persistent = (uint8_t)persistent;
+    return room;
+}
+
+static void test_refresh_leaves_room(void **state)
+{
+    (void)state;
+    ar_log_init("signal", AR_LOG_WARN);
+    ar_sig_init();
+    evict_fx_t *f = ar_calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->conf.jurisdiction = (char *)"eu";
+    f->conf.token_allowance = 120000;
+    f->srv = su_srv_new(1);
+    f->srv->conf = &f->conf;
+    su_signer(&f->key);
+    su_trust(&f->srv->keys, &f->key);
+
+    /* A provider of clinic-1 and clinic-2, owned here, connected (the connection is closed:
+     * the `refreshed` answer goes nowhere, the frames below are caught). */
+    f->r = ar__sig_rec_get(f->srv, su_peer('s'));
+    assert_non_null(f->r);
+    f->r->role = AR_SIG_ROLE_STAFF;
+    f->r->owner = 1;
+    f->s = ar__sig_sess_link_new(f->srv, f->r, 0);
+    assert_non_null(f->s);
+    ar_token_claims_t cl;
+    staff_token_claims(&cl, "clinic-2", "provider", NULL);
+    f->s->claims = ar__sig_claims_new(&cl);
+    assert_non_null(f->s->claims);
+    ar__sig_subhash(&cl, f->s->subhash);
+    su_conn_attach(&f->cn, f->srv, f->s, AR__SIG_C_GONE);
+
+    /* A patient of clinic-2 (on another worker) it took: in its room, seen by it. */
+    f->p = ar__sig_rec_get(f->srv, su_peer('p'));
+    assert_non_null(f->p);
+    f->p->role = AR_SIG_ROLE_PATIENT;
+    f->p->owner = 2;
+    ar__sig_rec_set_area(f->srv, f->p, "clinic-2", "knee");
+    assert_non_null(f->p->in_area);
+    f->p->status = AR_SIG_ST_SEEN;
+    ar__sig_str_set(&f->p->q->by, f->r->peer, AR__SIG_PEER_LEN);
+    ar__sig_room_t *room = into_room(f, "room-2", "clinic-2", 0, 1);
+    assert_int_equal(room->nmembers, 2);
+
+    /* The same clinics again: the call goes on, nothing is sent about it. */
+    refresh(f, "clinic-2", "provider", NULL);
+    assert_ptr_equal(f->r->in_room, room);
+    assert_int_equal(nsent, 0);
+    /* A receptionist there now: no more calls in clinic-2 (A1), as a join would be refused. */
+    refresh(f, "clinic-2", "receptionist", NULL);
+    assert_null(f->r->in_room);
+    assert_int_equal(room->nmembers, 1); /* the patient's room stays, with the patient */
+    assert_ptr_equal(f->p->in_room, room);
+    /* Its client hears why first, then the patient hears it left, as after a removal. */
+    assert_int_equal(sent_to(f->r->peer, "\"type\":\"peer_left\"", "\"reason\":\"revoked\""), 0);
+    assert_true(sent_to(f->r->peer, f->r->peer, NULL) == 0); /* about itself */
+    int i = sent_to(f->p->peer, "\"type\":\"peer_left\"", "\"reason\":\"removed\"");
+    assert_true(i > 0);
+    assert_non_null(strstr(sent[i].frame, f->r->peer));
+    assert_true(sent_to(f->p->peer, "revoked", NULL) < 0); /* why is not the patient's business */
+    /* Every worker hears it left the room. */
+    json_t *o = rec_update(f->srv, f->r->peer);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "room")), "");
+    /* The patient it was seeing waits again (area.c ar__sig_seen_left): told, and every worker
+     * too. */
+    assert_int_equal(f->p->status, AR_SIG_ST_WAITING);
+    assert_string_equal(f->p->q->by, "");
+    assert_true(sent_to(f->p->peer, "\"type\":\"wait\"", "\"status\":\"waiting\"") > i);
+    o = rec_update(f->srv, f->p->peer);
+    assert_non_null(o);
+    assert_int_equal(json_integer_value(json_object_get(o, "st")), AR_SIG_ST_WAITING);
+    /* Out already: a later refresh sends nothing more. */
+    refresh(f, "clinic-2", "receptionist", NULL);
+    assert_int_equal(nsent, 0);
+
+    /* A persistent room follows the same rule: in clinic-2's, it goes with its calling role
+     * there; one its token names it keeps (the page refreshes such a session with the room's
+     * token), whatever its roles. */
+    ar__sig_rec_set_room(f->srv, f->p, ""); /* the patient's room goes */
+    room = into_room(f, "room-p", "clinic-2", 1, 0);
+    refresh(f, "clinic-2", "provider", NULL);
+    assert_ptr_equal(f->r->in_room, room);
+    refresh(f, "clinic-3", "provider", NULL);
+    assert_null(f->r->in_room);
+    assert_int_equal(sent_to(f->r->peer, "\"type\":\"peer_left\"", "\"reason\":\"revoked\""), 0);
+    room = into_room(f, "room-n", "clinic-2", 1, 0);
+    refresh(f, "clinic-2", "receptionist", "room-n");
+    assert_ptr_equal(f->r->in_room, room);
+    assert_int_equal(nsent, 0);
+    refresh(f, NULL, NULL, "room-n");
+    assert_ptr_equal(f->r->in_room, room);
+    refresh(f, NULL, NULL, NULL);
+    assert_null(f->r->in_room);
+    bc_clear();
+
+    f->s->conn = NULL;
+    ar__sig_rec_free(f->srv, f->r); /* and its session */
+    ar__sig_rec_free(f->srv, f->p);
+    ar_token_keyring_wipe(&f->srv->keys);
+    ar_free(f->srv);
+    ar_free(f);
+}
+
 static void test_sweep(void **state)
 {
     (void)state;
@@ -158,6 +361,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_claims_exp),
         cmocka_unit_test(test_prune),
+        cmocka_unit_test(test_refresh_leaves_room),
         cmocka_unit_test(test_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
