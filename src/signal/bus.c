@@ -5,13 +5,25 @@
  *   ar.<jur>.sess.<peer>          record updates of a session (role, away, owner, backup, ...)
  *   ar.<jur>.room.<room>          record updates that change room membership or the profile
  *   ar.<jur>.area.<clinic>.<area> record updates that change a queue
- *   ar.<jur>.to.<peer>            session-level frames for a peer (owner and backup subscribe)
+ *   ar.<jur>.to.<o>.<b>.<peer>    session-level frames for a peer: <o> and <b> are the tags of
+ *                                 the owner and backup it was created with (below)
  *   ar.<jur>.proc.<worker>        worker to worker: hand-over, backup mirroring, the ended
  *                                 rooms a starting worker asks for (invite.c)
  *   ar.<jur>.inv.<hash>           an invite token used for a session, an ended room (invite.c)
  *   ar.<jur>.inv.resend           a worker's ended rooms sent again after a cut (invite.c)
  * Every worker subscribes to node, sess.>, room.>, area.> and inv.>: the control records are small
  * and replicated (index.c); relayed SDP and candidates go only to the peer's two workers.
+ *
+ * Those two take a session's frames through two subscriptions per worker, not one per session
+ * (466 bytes here and 864 in nats-server each, docs/signal.md): a session's subject names the
+ * owner and backup it was created with, by their tags, and never changes, and every worker
+ * subscribes to to.<its tag>.*.* and to.*.<its tag>.*. Only a worker that holds a session
+ * without being one of those two (a resume on another worker, a backup chosen later) subscribes
+ * to its subject alone (to.*.*.<peer>), before the record that names it goes out, as every
+ * holder once did. The subject stays one per session, so a sender's frames keep their order and
+ * none is lost in a move; a worker of the first pair that no longer holds the session drops
+ * what still reaches it (ar__sig_to_msg). A sender finds the tags in the session's record,
+ * which every record update carries ("h", rec.c).
  *
  * libnats calls back on its own thread; the callback copies the message into an inbox and
  * pokes an eventfd the loop watches, so all state stays on the loop's thread. One delivery
@@ -220,11 +232,22 @@ static void on_wake(int fd, void *data);
 
 /* ---- the inbox, drained on the loop ---- */
 
+/* On the loop: the subject of peer's frames (n >= AR__SIG_TO_SUBJ_MAX). A peer whose record
+ * this worker does not hold has no tags: only a worker holding it by its subject alone hears. */
+static void to_subject(ar__sig_bus_t *b, const char *peer, char *subj, size_t n)
+{
+    const ar__sig_rec_t *r = ar__sig_rec_find(b->srv, peer);
+    int k = snprintf(subj, n, "%sto.%08x.%08x.%s", b->prefix, r ? (unsigned)r->home[0] : 0u,
+                     r ? (unsigned)r->home[1] : 0u, peer);
+    if (k < 0 || (size_t)k >= n) /* not with a jurisdiction id and a peer id at their limits */
+        subj[0] = '\0';
+}
+
 /* A relayed frame: the numbered copies batched so far may stay behind it (bus_nums.c). */
 static void publish_to(ar__sig_bus_t *b, const char *peer, const void *buf, size_t len)
 {
-    char subj[128];
-    snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
+    char subj[AR__SIG_TO_SUBJ_MAX];
+    to_subject(b, peer, subj, sizeof(subj));
     ar__sig_bus_publish(b, subj, buf, len);
 }
 
@@ -447,8 +470,8 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
             /* Owned elsewhere: counted, and its owner told by a lost notice (which needs no
              * memory). It may overtake frames for the peer still in the local queue: the
              * client is then told of the gap a little early, never not at all. */
-            char subj[128];
-            snprintf(subj, sizeof(subj), "%sto.%s", b->prefix, peer);
+            char subj[AR__SIG_TO_SUBJ_MAX];
+            to_subject(b, peer, subj, sizeof(subj));
             pub_dropped(b, subj);
             return;
         }
@@ -516,10 +539,13 @@ void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void
 
 int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
-    char subj[128];
+    char subj[AR__SIG_TO_SUBJ_MAX];
     if (!srv->bus)
         return AR_ESTATE;
-    snprintf(subj, sizeof(subj), "%sto.%s", srv->bus->prefix, s->rec->peer);
+    uint32_t me = ar__sig_worker_tag(srv->node_id);
+    if (s->rec->home[0] == me || s->rec->home[1] == me)
+        return 0; /* ours by a tag: the subscriptions of the bus's start bring its frames */
+    snprintf(subj, sizeof(subj), "%sto.*.*.%s", srv->bus->prefix, s->rec->peer);
     natsSubscription *sub = NULL;
     if (natsConnection_Subscribe(&sub, srv->bus->nc, subj, on_msg, srv->bus) != NATS_OK)
         return AR_EIO;
@@ -650,14 +676,18 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
     natsOptions_Destroy(o);
     if (s == NATS_OK && pthread_create(&b->pth, NULL, ar__sig_bus_pub_main, b) == 0)
         b->pth_started = 1;
-    const char *wild[] = {"node", "sess.>", "room.>", "area.>", "inv.>", NULL};
+    const char *wild[] = {"node", "sess.>", "room.>", "area.>", "inv.>"};
     char subj[128];
-    for (int i = 0; i < 6 && s == NATS_OK; i++) {
-        if (wild[i])
+    unsigned tag = ar__sig_worker_tag(srv->node_id);
+    for (size_t i = 0; i < sizeof(b->subs) / sizeof(b->subs[0]) && s == NATS_OK; i++) {
+        if (i < sizeof(wild) / sizeof(wild[0]))
             snprintf(subj, sizeof(subj), "%s%s", b->prefix, wild[i]);
-        else
+        else if (i == 5)
             snprintf(subj, sizeof(subj), "%sproc.%016llx", b->prefix,
                      (unsigned long long)srv->node_id);
+        else /* the frames of the sessions created with us as their owner, then backup */
+            snprintf(subj, sizeof(subj), i == 6 ? "%sto.%08x.*.*" : "%sto.*.%08x.*", b->prefix,
+                     tag);
         s = natsConnection_Subscribe(&b->subs[i], b->nc, subj, on_msg, b);
     }
     pthread_mutex_lock(&b->pmu); /* the first publication waits for these too (bus_pub.c) */
@@ -683,7 +713,7 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
     if (b->pnc)
         ar__sig_bus_nums_flush(b);
     (void)ar__sig_bus_pub_end(b); /* once: not again after ar__sig_bus_leave */
-    for (int i = 0; i < 6; i++)
+    for (size_t i = 0; i < sizeof(b->subs) / sizeof(b->subs[0]); i++)
         natsSubscription_Destroy(b->subs[i]);
     natsConnection *cs[2] = {b->nc, b->pnc};
     int nconn = 0;

@@ -64,8 +64,7 @@ typedef struct pub_s {
 #define ACT_LOST 0xfe
 #define NOTICE_LEN (AR__SIG_TO_HDR + 4)
 #define NOTICE_MAX 64
-#define NOTICE_SZ                                                                                  \
-    ((sizeof(pub_t) + AR_TOKEN_ID_MAX + 16 + AR__SIG_PEER_LEN + NOTICE_LEN + 15) & ~(size_t)15)
+#define NOTICE_SZ ((sizeof(pub_t) + AR__SIG_TO_SUBJ_MAX + NOTICE_LEN + 15) & ~(size_t)15)
 
 /* The subscribing connection as the publisher thread sees it (ar__sig_bus_t.nc_state). */
 enum { NC_UP, NC_DOWN, NC_BACK };
@@ -109,7 +108,7 @@ struct ar__sig_bus_s {
     uint32_t pdropped[K__COUNT];
     uint64_t pwarn_ms;
     ar_metric_t *m_untold;
-    natsSubscription *subs[6];
+    natsSubscription *subs[8]; /* node, sess, room, area, inv, proc, to as owner, as backup */
     int efd;
     pthread_mutex_t mu;
     item_t *head, *tail;

@@ -23,7 +23,8 @@ uint8_t ar__sig_bus_subj_kind(const ar__sig_bus_t *b, const char *subj, const ch
     if (strcmp(rest, "node") == 0)
         return K_NODE;
     if (strncmp(rest, "to.", 3) == 0) {
-        *peer = rest + 3;
+        const char *last = strrchr(rest, '.'); /* to.<owner tag>.<backup tag>.<peer> (bus.c) */
+        *peer = last + 1;
         return K_TO;
     }
     if (strncmp(rest, "proc.", 5) == 0)
@@ -64,15 +65,16 @@ static void add_untold(ar__sig_bus_t *b, uint32_t n)
 }
 
 /*
- * Under pmu: frames for peer were dropped here. A lost notice goes where the first of them would
- * have gone: at the queue's tail (the loop), or at its head (the publisher thread, whose dropped
- * publication was the head). Consecutive drops for one peer share the tail's notice.
+ * Under pmu: frames for a peer were dropped here (to: their subject after "to.", tags and peer).
+ * A lost notice goes where the first of them would have gone: at the queue's tail (the loop), or
+ * at its head (the publisher thread, whose dropped publication was the head). Consecutive drops
+ * for one peer share the tail's notice.
  */
-static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, uint64_t head_ms)
+static void notice_lost(ar__sig_bus_t *b, const char *to, uint32_t n, uint64_t head_ms)
 {
     int at_head = head_ms != 0;
     pub_t *t = b->ptail;
-    if (!at_head && t && t->notice && strcmp(t->data + b->plen + 3, peer) == 0) {
+    if (!at_head && t && t->notice && strcmp(t->data + b->plen + 3, to) == 0) {
         uint32_t c = notice_n(t);
         ar__sig_le_put(notice_cnt(t), c + n < c ? UINT32_MAX : c + n, 4);
         return;
@@ -90,7 +92,7 @@ static void notice_lost(ar__sig_bus_t *b, const char *peer, uint32_t n, uint64_t
     it->notice = 1;
     it->at_ms = at_head ? head_ms : mono_ms(); /* at the head, the dropped one's age (admission) */
     it->sub_gen = 0;
-    it->slen = (size_t)snprintf(it->data, NOTICE_SZ - sizeof(*it), "%sto.%s", b->prefix, peer);
+    it->slen = (size_t)snprintf(it->data, NOTICE_SZ - sizeof(*it), "%sto.%s", b->prefix, to);
     it->len = NOTICE_LEN;
     uint8_t *d = (uint8_t *)it->data + it->slen + 1;
     uint64_t now = ar__sig_now_us();
@@ -134,7 +136,7 @@ void ar__sig_bus_pub_dropped(ar__sig_bus_t *b, const char *subj, uint64_t head_m
         ar_metric_add(b->m_dropped[k], 0, 1);
     b->pdropped[k]++;
     if (k == K_TO && strlen(peer) == AR__SIG_PEER_LEN)
-        notice_lost(b, peer, 1, head_ms);
+        notice_lost(b, subj + b->plen + 3, 1, head_ms);
     warn_dropped(b, 0);
 }
 

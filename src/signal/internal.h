@@ -173,7 +173,18 @@ typedef struct ar__sig_rec_s {
     ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
     uint64_t joined_us;      /* when it joined in_room (the joiner's clock): ranks racing joins */
     ar__sig_area_t *in_area;
+    /* The tags (ar__sig_worker_tag) of the owner and backup the session was created with, 0 for
+     * none: its frames' subject for good, to.<home[0]>.<home[1]>.<peer> (bus.c). */
+    uint32_t home[2];
 } ar__sig_rec_t;
+
+/* A worker's short name in to-subjects: every worker subscribes to to.<tag>.*.* and
+ * to.*.<tag>.* (bus.c). Never 0, which stands for no worker. Two workers sharing a tag (one
+ * chance in 2^31 per pair) each get the other's frames too, and drop them. */
+static inline uint32_t ar__sig_worker_tag(uint64_t id)
+{
+    return (uint32_t)(id ^ (id >> 32)) | 0x80000000u;
+}
 
 /* r's queue facts, writable (allocated at the first call); NULL when out of memory. */
 ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r);
@@ -280,7 +291,7 @@ struct ar__sig_sess_s {
     uint32_t lost;            /* frames for it dropped (bus.c) and not yet reported to the client */
     int64_t lost_after;       /* its seq when the first of them was dropped */
     ar__sig_claims_t *claims; /* owner only */
-    void *sub_to;             /* natsSubscription on ar.<jur>.to.<peer> */
+    void *sub_to; /* natsSubscription on ar.<jur>.to.*.*.<peer>, unless ours by a tag (bus.c) */
     uint8_t subhash[16];
     /* The previous resume secret's hash, while has_prev (sess.c ar__sig_sess_rotate_resume):
      * 8 bytes, so the struct stays in the allocator's 288-byte class (280 bytes). */
@@ -359,6 +370,8 @@ typedef struct ar__sig_node_s {
 #define AR__SIG_GONE_MAX 1024
 #define AR__SIG_GONE_S 30
 #define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
+/* ar.<jurisdiction>.to.<owner tag>.<backup tag>.<peer>, and its NUL (bus.c) */
+#define AR__SIG_TO_SUBJ_MAX (3 + AR_TOKEN_ID_MAX + 4 + 18 + AR__SIG_PEER_LEN + 1)
 #define AR__SIG_REC_BUCKETS 65536
 #define AR__SIG_SMALL_BUCKETS 4096
 

@@ -35,7 +35,11 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
 {
     char me[17], own[17], bk[17];
     hexid(me, srv->node_id);
-    json_t *o = json_pack("{s:s,s:s}", "o", me, "p", r->peer);
+    /* "h": the tags of the session's frames' subject (bus.c), in every update, since any of
+     * them may be the first a worker hears of the session. */
+    char home[18];
+    snprintf(home, sizeof(home), "%08x.%08x", (unsigned)r->home[0], (unsigned)r->home[1]);
+    json_t *o = json_pack("{s:s,s:s,s:s}", "o", me, "p", r->peer, "h", home);
     json_t *qt = srv->qt;
     srv->qt = NULL;
     /* A leave's "lt"/"lr" (flows.c ar__sig_room_leave), for its room update only. */
@@ -234,6 +238,16 @@ static void left_late(ar__sig_srv_t *srv, const ar__sig_rec_t *r, json_t *lt, js
                           (int)json_integer_value(lr));
 }
 
+/* "h" (ar__sig_rec_publish): two tags of 8 hex digits, as the session was created with. */
+static void set_home(ar__sig_rec_t *r, const char *h)
+{
+    if (strlen(h) != 17 || h[8] != '.' || strspn(h, "0123456789abcdef") != 8 ||
+        strspn(h + 9, "0123456789abcdef") != 8)
+        return;
+    r->home[0] = (uint32_t)strtoul(h, NULL, 16);
+    r->home[1] = (uint32_t)strtoul(h + 9, NULL, 16);
+}
+
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
 {
     json_t *o = obj;
@@ -257,6 +271,8 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         return;
     json_t *v;
     const char *s;
+    if ((s = json_string_value(json_object_get(o, "h"))))
+        set_home(r, s);
     int claim = ownership_claim(srv, r, o, strtoull(origin, NULL, 16));
     uint64_t owner = r->owner;
     if ((v = json_object_get(o, "role")))

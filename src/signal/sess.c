@@ -549,6 +549,11 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
         return NULL;
     r->role = (uint8_t)claims->role; /* token roles and protocol roles share their numbers */
     r->owner = srv->node_id;
+    /* Its backup first: the two name its frames' subject for good (bus.c), and the local
+     * session below subscribes to it unless we are one of them (we are). */
+    r->backup = ar__sig_pick_backup(srv, srv->node_id);
+    r->home[0] = ar__sig_worker_tag(r->owner);
+    r->home[1] = r->backup ? ar__sig_worker_tag(r->backup) : 0;
     ar__sig_recq_t *q = claims->lang[0] ? ar__sig_rec_q(r) : r->q;
     if (q) /* "": nothing written */
         ar__sig_str_set_personal(&q->lang, claims->lang, AR__SIG_LANG_MAX);
@@ -565,7 +570,6 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
     cn->sess = s;
     /* One record update for the new session, backup included: every worker of the
      * jurisdiction applies each update, so a second ("own") would cost them all again. */
-    r->backup = ar__sig_pick_backup(srv, srv->node_id);
     ar__sig_rec_publish(srv, r, "all");
     send_adopt(srv, s);
     return s;

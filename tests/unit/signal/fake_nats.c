@@ -15,6 +15,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static fake_pub_t pubs[FAKE_NATS_MAX];
 static size_t npubs, entered;
+static fake_pub_t subs[FAKE_NATS_MAX]; /* the subjects subscribed to (subj only) */
+static size_t nsubs;
 static int gate_open = 1;
 static pthread_t gate_owner; /* the thread that closed the gate: it never waits at it */
 static char objs[16];        /* fake options, connections and subscriptions point in here */
@@ -86,7 +88,7 @@ void fake_nats_fail_publishes(int on)
 void fake_nats_reset(void)
 {
     pthread_mutex_lock(&mu);
-    npubs = entered = 0;
+    npubs = entered = nsubs = 0;
     gate_open = 1;
     nconns = flush_fail = flush_rec = pub_fail = 0;
     opt_write_deadline = write_deadline[0] = write_deadline[1] = 0;
@@ -274,11 +276,33 @@ natsStatus natsConnection_Subscribe(natsSubscription **sub, natsConnection *nc, 
                                     natsMsgHandler cb, void *cbClosure)
 {
     (void)nc;
-    (void)subject;
     (void)cb;
     (void)cbClosure;
+    pthread_mutex_lock(&mu);
+    if (nsubs < FAKE_NATS_MAX)
+        snprintf(subs[nsubs].subj, sizeof(subs[nsubs].subj), "%s", subject);
+    nsubs++;
+    pthread_mutex_unlock(&mu);
     *sub = (natsSubscription *)(void *)&objs[2];
     return NATS_OK;
+}
+
+size_t fake_nats_subs(void)
+{
+    pthread_mutex_lock(&mu);
+    size_t n = nsubs;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+fake_pub_t fake_nats_sub(size_t i)
+{
+    fake_pub_t p = {0};
+    pthread_mutex_lock(&mu);
+    if (i < nsubs && i < FAKE_NATS_MAX)
+        p = subs[i];
+    pthread_mutex_unlock(&mu);
+    return p;
 }
 
 natsStatus natsSubscription_Unsubscribe(natsSubscription *sub)

@@ -16,7 +16,7 @@
 typedef struct fake_pub_s {
     int conn; /* which connection: 0 the first connected (bus.c's nc), 1 the second (pnc) */
     char subj[96];
-    char data[64]; /* the first bytes of the payload, NUL-terminated */
+    char data[256]; /* the first bytes of the payload, NUL-terminated */
     size_t len;
 } fake_pub_t;
 
@@ -34,6 +34,11 @@ int fake_nats_wait_entered(size_t n);
 /* How many publications were recorded, and the i-th (a copy). */
 size_t fake_nats_count(void);
 fake_pub_t fake_nats_get(size_t i);
+
+/* How many subscriptions were made since fake_nats_reset, and the subject of the i-th (a copy;
+ * the first FAKE_NATS_MAX only). */
+size_t fake_nats_subs(void);
+fake_pub_t fake_nats_sub(size_t i);
 
 /* libnats' callbacks for connection conn (0 or 1, as fake_pub_t.conn): disconnected (up 0) or
  * reconnected (up 1), called on the caller's thread as libnats' callback thread would. */

@@ -170,3 +170,11 @@ void su_hello(int fd, const char *token, const char *resume, int64_t last_seq)
     assert_true(n > 0 && (size_t)n < sizeof(text));
     su_send_text(fd, text);
 }
+
+const char *su_to_peer(const char *subj)
+{
+    if (strncmp(subj, "ar.eu.to.", 9) != 0)
+        return NULL;
+    const char *peer = strrchr(subj, '.') + 1;
+    return strlen(peer) == AR__SIG_PEER_LEN ? peer : NULL;
+}

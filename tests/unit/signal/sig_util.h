@@ -18,6 +18,9 @@
 int su_dial(uint16_t port, const char *path);
 /* A peer id of AR__SIG_PEER_LEN times c (up to four at once). */
 const char *su_peer(char c);
+/* The peer a frame's subject (ar.eu.to.<owner tag>.<backup tag>.<peer>) is for, NULL when subj
+ * is no frame's subject. */
+const char *su_to_peer(const char *subj);
 /* A worker's state alone (ar_calloc'd; free with ar_free): node id id, loop second 100, no
  * loop, no bus. */
 ar__sig_srv_t *su_srv_new(uint64_t id);

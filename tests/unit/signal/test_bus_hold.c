@@ -42,7 +42,7 @@ static int setup(void **state)
     return 0;
 }
 
-/* A relayed frame of FRAME_BYTES for peer c (no session here): published on ar.eu.to.<peer>. */
+/* A relayed frame of FRAME_BYTES for peer c (no session here): published on its to-subject. */
 static void send_to(fixture_t *f, char c)
 {
     char *p = f->srv->pub + AR__SIG_TO_HDR;
@@ -67,8 +67,8 @@ static char what(size_t i)
         return p.conn == 0 ? 'F' : '?';
     if (p.conn != 1)
         return '?';
-    if (strncmp(p.subj, "ar.eu.to.", 9) == 0 && strlen(p.subj) == 9 + AR__SIG_PEER_LEN)
-        return p.subj[9];
+    if (su_to_peer(p.subj))
+        return su_to_peer(p.subj)[0];
     if (strncmp(p.subj, "ar.eu.sess.", 11) == 0 && strlen(p.subj) == 11 + AR__SIG_PEER_LEN)
         return p.subj[11];
     return '?';

@@ -34,7 +34,7 @@ static int setup(void **state)
     return 0;
 }
 
-/* A relayed frame for peer c (no session of this worker's): published on ar.eu.to.<peer>. */
+/* A relayed frame for peer c (no session of this worker's): published on its to-subject. */
 static void send_to(fixture_t *f, char c)
 {
     int n = snprintf(f->srv->pub + AR__SIG_TO_HDR, AR_SIG_OUT_MAX,
@@ -46,9 +46,8 @@ static void send_to(fixture_t *f, char c)
 static char published_to(size_t i)
 {
     fake_pub_t p = fake_nats_get(i);
-    if (strncmp(p.subj, "ar.eu.to.", 9) != 0 || strlen(p.subj) != 9 + AR__SIG_PEER_LEN)
-        return '?';
-    return p.subj[9];
+    const char *peer = su_to_peer(p.subj);
+    return peer ? peer[0] : '?';
 }
 
 /* The i-th publication is a lost notice for n frames (and so went to its peer, published_to). */
