@@ -439,9 +439,19 @@ async function fitRaceOnce() {
   const [jB, jA] = await Promise.all([iB.next('joined'), iA.next('joined')]);
   const raced = !jB.peers.some((x) => x.peer === iA.peer) && !jA.peers.some((x) => x.peer === iB.peer);
   const about = (c) => (f) => f.type === 'peer_joined' && f.peer === c.peer;
-  await iA.next(about(iB));
-  await iB.next(about(iA));
-  for (const c of [s, p]) for (const i of [iA, iB]) await c.next(about(i));
+  // What each joiner was told, for the message of a failure below.
+  const told = () =>
+    `raced ${raced}; joined of iA ${JSON.stringify(jA.peers.map((x) => x.peer))}, of iB ` +
+    `${JSON.stringify(jB.peers.map((x) => x.peer))}; iA ${iA.peer}, iB ${iB.peer}; ` +
+    `iA had ${JSON.stringify(iA.all.map((f) => [f.type, f.peer]))}, iB had ` +
+    `${JSON.stringify(iB.all.map((f) => [f.type, f.peer]))}`;
+  try {
+    await iA.next(about(iB));
+    await iB.next(about(iA));
+    for (const c of [s, p]) for (const i of [iA, iB]) await c.next(about(i));
+  } catch (e) {
+    throw new Error(`${e.message}; ${told()}`);
+  }
   // Once each: a late announcement never doubles one its joiner's node made.
   await sleep(500);
   for (const [c, i] of [[iA, iB], [iB, iA], [s, iA], [s, iB], [p, iA], [p, iB]])
