@@ -437,7 +437,10 @@ async function fitRaceOnce() {
     kill(nats.procs[1], 'SIGCONT');
   }
   const [jB, jA] = await Promise.all([iB.next('joined'), iA.next('joined')]);
-  const raced = !jB.peers.some((x) => x.peer === iA.peer) && !jA.peers.some((x) => x.peer === iB.peer);
+  const listed = (j, c) => j.peers.some((x) => x.peer === c.peer);
+  // On a loaded machine a node may handle its join only after the other's record came: then
+  // its joiner finds the other in its `joined`, and the other hears of it by peer_joined.
+  const raced = !listed(jB, iA) && !listed(jA, iB);
   const about = (c) => (f) => f.type === 'peer_joined' && f.peer === c.peer;
   // What each joiner was told, for the message of a failure below.
   const told = () =>
@@ -446,16 +449,17 @@ async function fitRaceOnce() {
     `iA had ${JSON.stringify(iA.all.map((f) => [f.type, f.peer]))}, iB had ` +
     `${JSON.stringify(iB.all.map((f) => [f.type, f.peer]))}`;
   try {
-    await iA.next(about(iB));
-    await iB.next(about(iA));
+    if (!listed(jA, iB)) await iA.next(about(iB));
+    if (!listed(jB, iA)) await iB.next(about(iA));
     for (const c of [s, p]) for (const i of [iA, iB]) await c.next(about(i));
   } catch (e) {
     throw new Error(`${e.message}; ${told()}`);
   }
-  // Once each: a late announcement never doubles one its joiner's node made.
+  // Once each: a late announcement never doubles one its joiner's node made, nor a `joined`.
   await sleep(500);
-  for (const [c, i] of [[iA, iB], [iB, iA], [s, iA], [s, iB], [p, iA], [p, iB]])
-    assert.equal(c.all.filter(about(i)).length, 1, 'one peer_joined about each other member');
+  const heard = (c, j, i) => c.all.filter(about(i)).length + (j && listed(j, i) ? 1 : 0);
+  for (const [c, j, i] of [[iA, jA, iB], [iB, jB, iA], [s, null, iA], [s, null, iB], [p, null, iA], [p, null, iB]])
+    assert.equal(heard(c, j, i), 1, `told once of each other member; ${told()}`);
   // The two reach each other, and each hears of the other's leave.
   iA.send({ type: 'offer', to: iB.peer, sdp: 'v=0\r\n' });
   assert.equal((await iB.next('offer')).from, iA.peer);
