@@ -34,6 +34,19 @@ async function hello(n, token) {
   }
 }
 
+// A consultation on node n: a patient (whose token is valid 30 minutes) and a clinician in it.
+async function consultation(n) {
+  const room = rid();
+  const pTok = patientToken(room, { exp: Math.floor(Date.now() / 1000) + 1800 });
+  const p = await connect(n, pTok);
+  p.send({ type: 'join', room });
+  await p.next('joined');
+  const s = await connect(n, staffToken());
+  s.send({ type: 'join', room });
+  await s.next('joined');
+  return { room, pTok, p, s };
+}
+
 // The patient's token neither opens the room again nor queues in it, on any worker of n.
 async function refused(n, pTok, room) {
   for (let i = 0; i < 4; i++) {
@@ -51,14 +64,7 @@ async function refused(n, pTok, room) {
 
 test('a node started after the end refuses the ended room, and so does one started after that node alone knew it', async () => {
   const A = await startNode('a', nats.slice(0, 1));
-  const room = rid();
-  const pTok = patientToken(room, { exp: Math.floor(Date.now() / 1000) + 1800 });
-  const p = await connect(A, pTok);
-  p.send({ type: 'join', room });
-  await p.next('joined');
-  const s = await connect(A, staffToken());
-  s.send({ type: 'join', room });
-  await s.next('joined');
+  const { room, pTok, p, s } = await consultation(A);
   s.send({ type: 'end' });
   assert.equal((await s.next('ended')).room, room);
   assert.equal(await p.waitClose(), 4007);
@@ -94,14 +100,7 @@ test('a room opened on a node cut from NATS when it ended is ended there once th
     startNode('ea', cut.slice(0, 1), { workers: 1 }),
     startNode('eb', cut.slice(1), { workers: 1 }),
   ]);
-  const room = rid();
-  const pTok = patientToken(room, { exp: Math.floor(Date.now() / 1000) + 1800 });
-  const p = await connect(A, pTok);
-  p.send({ type: 'join', room });
-  await p.next('joined');
-  const s = await connect(A, staffToken());
-  s.send({ type: 'join', room });
-  await s.next('joined');
+  const { room, pTok, p, s } = await consultation(A);
 
   kill(cut.procs[1]); // B's server: B hears nothing from now on
   s.send({ type: 'end' });

@@ -122,23 +122,35 @@ int fake_nats_wait_entered(size_t n)
     return ok ? 0 : -1;
 }
 
-size_t fake_nats_count(void)
+/* *n, and the i-th of list (zeros when there is none), read under the lock: the publications
+ * and the subscriptions are recorded from the caller's and the publisher thread. */
+static size_t locked_count(const size_t *n)
 {
     pthread_mutex_lock(&mu);
-    size_t n = npubs;
+    size_t v = *n;
     pthread_mutex_unlock(&mu);
-    return n;
+    return v;
 }
 
-fake_pub_t fake_nats_get(size_t i)
+static fake_pub_t locked_get(const fake_pub_t *list, const size_t *n, size_t i)
 {
     fake_pub_t p;
     memset(&p, 0, sizeof(p));
     pthread_mutex_lock(&mu);
-    if (i < npubs)
-        p = pubs[i];
+    if (i < *n && i < FAKE_NATS_MAX)
+        p = list[i];
     pthread_mutex_unlock(&mu);
     return p;
+}
+
+size_t fake_nats_count(void)
+{
+    return locked_count(&npubs);
+}
+
+fake_pub_t fake_nats_get(size_t i)
+{
+    return locked_get(pubs, &npubs, i);
 }
 
 natsStatus natsConnection_Publish(natsConnection *nc, const char *subj, const void *data,
@@ -289,20 +301,12 @@ natsStatus natsConnection_Subscribe(natsSubscription **sub, natsConnection *nc, 
 
 size_t fake_nats_subs(void)
 {
-    pthread_mutex_lock(&mu);
-    size_t n = nsubs;
-    pthread_mutex_unlock(&mu);
-    return n;
+    return locked_count(&nsubs);
 }
 
 fake_pub_t fake_nats_sub(size_t i)
 {
-    fake_pub_t p = {0};
-    pthread_mutex_lock(&mu);
-    if (i < nsubs && i < FAKE_NATS_MAX)
-        p = subs[i];
-    pthread_mutex_unlock(&mu);
-    return p;
+    return locked_get(subs, &nsubs, i);
 }
 
 natsStatus natsSubscription_Unsubscribe(natsSubscription *sub)

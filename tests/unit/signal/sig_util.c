@@ -178,3 +178,12 @@ const char *su_to_peer(const char *subj)
     const char *peer = strrchr(subj, '.') + 1;
     return strlen(peer) == AR__SIG_PEER_LEN ? peer : NULL;
 }
+
+ar__sig_srv_t *su_srv_caught_up(uint64_t id, uint32_t now)
+{
+    ar__sig_srv_t *w = su_srv_new(id);
+    ar__sig_rooms_ended_begin(w, 0, now, 0);
+    assert_int_equal(ar__sig_rooms_ended_step(w, now), -1); /* nobody to ask */
+    assert_int_equal(ar__sig_rooms_ended_sync(w, 0, 1, now), 0);
+    return w;
+}

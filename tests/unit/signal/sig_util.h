@@ -24,6 +24,10 @@ const char *su_to_peer(const char *subj);
 /* A worker's state alone (ar_calloc'd; free with ar_free): node id id, loop second 100, no
  * loop, no bus. */
 ar__sig_srv_t *su_srv_new(uint64_t id);
+/* su_srv_new's worker with its ended-room catch-up done at now (ms, as the catch-up's clock),
+ * with nobody to ask: a worker already on the bus (invite.c "Catching up"). Fails the test
+ * otherwise. */
+ar__sig_srv_t *su_srv_caught_up(uint64_t id, uint32_t now);
 /* *cn becomes a client connection of srv in state (AR__SIG_C_*) attached to s, as if the net
  * layer had opened it: the caller owns cn and lets go of it (s->conn = NULL) before s goes. */
 void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, uint8_t state);

@@ -63,11 +63,7 @@ static size_t ended_to(char c)
 
 static ar__sig_srv_t *worker(uint64_t id)
 {
-    ar__sig_srv_t *w = su_srv_new(id);
-    ar__sig_rooms_ended_begin(w, 0, T0, 0);
-    assert_int_equal(ar__sig_rooms_ended_step(w, T0), -1); /* nobody to ask */
-    assert_int_equal(ar__sig_rooms_ended_sync(w, 0, 1, T0), 0);
-    return w;
+    return su_srv_caught_up(id, T0);
 }
 
 static void worker_free(ar__sig_srv_t *w)

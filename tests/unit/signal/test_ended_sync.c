@@ -53,11 +53,7 @@ static size_t deliver(ar__sig_srv_t *from, ar__sig_srv_t *to, const char *k)
 /* A worker already on the bus: its own catch-up done (nobody else to ask then). */
 static ar__sig_srv_t *old_worker(uint64_t id)
 {
-    ar__sig_srv_t *w = su_srv_new(id);
-    ar__sig_rooms_ended_begin(w, 0, T0, 0);
-    assert_int_equal(ar__sig_rooms_ended_step(w, T0), -1); /* nobody to ask */
-    assert_int_equal(ar__sig_rooms_ended_sync(w, 0, 1, T0), 0);
-    return w;
+    return su_srv_caught_up(id, T0);
 }
 
 static void done(ar__sig_srv_t *w)
