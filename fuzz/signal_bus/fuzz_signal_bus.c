@@ -19,9 +19,10 @@
  *     bit 3 the worker (0: worker 1, 1: worker 3); bits 4-5 the key (peer, room, area) among
  *     four fixed ones;
  *   length (2 bytes, little endian, cut to what is left), then the payload.
- * Kind 7 carries no payload: bit 6 clear, the worker gets an away session of peer <key> that it
- * owns, as a client whose connection dropped leaves it (resume secret <peer>.rrrrrrrrrrrrrrrrrrrr) (the records of others name it only if
- * the input says so); bit 6 set, the worker's tick runs (heartbeat, sessions' sweep).
+ * Kind 7 ignores its payload: bit 6 clear, the worker gets an away session of peer <key> that it
+ * owns, as a client whose connection dropped leaves it (resume secret: the peer id, '.', twenty
+ * 'r'; the records of others name it only if the input says so); bit 6 set, the worker's tick
+ * runs (heartbeat, sessions' sweep).
  * Beyond "no crash, no leak": after each operation the links between records, rooms, waiting
  * areas and local sessions agree (check_links), and once everything is freed the worker counts no
  * room, session or frame left (purge.c's about counts), so a message that corrupts them shows.
@@ -365,8 +366,7 @@ static void feed(worker_t *w, int kind, int key, const uint8_t *p, size_t len)
         snprintf(subj, sizeof(subj), "%sto.%s", prefix, peers[key]);
         break;
     case 5:
-        snprintf(subj, sizeof(subj), "%sproc.%016llx", prefix,
-                 (unsigned long long)w->srv->node_id);
+        snprintf(subj, sizeof(subj), "%sproc.%016llx", prefix, (unsigned long long)w->srv->node_id);
         break;
     default:
         snprintf(subj, sizeof(subj), "%sinv.%032x", prefix, (unsigned)key);
@@ -381,7 +381,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static int ready;
     if (!ready) {
         ar_sig_init();
-        ar_log_init("fuzz", (ar_log_level_t)(AR_LOG_ERROR + 1)); /* quiet: a message per input is noise */
+        ar_log_init("fuzz",
+                    (ar_log_level_t)(AR_LOG_ERROR + 1)); /* quiet: a message per input is noise */
         ready = 1;
     }
     for (int i = 0; i < NWORKERS; i++) {

@@ -78,8 +78,7 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
     int again = s && s->handed && s->is_backup && !s->provisional && s->prev_owner == to;
     /* The secret may be the previous one, kept while the client may have lost the welcome
      * that replaced it (sess.c ar__sig_sess_rotate_resume). */
-    int ok = s && (!s->is_backup || again) &&
-             ar__sig_hex16(hex, h) == 0 &&
+    int ok = s && (!s->is_backup || again) && ar__sig_hex16(hex, h) == 0 &&
              ar__sig_sess_secret_ok(s, resume, h) && ar__sig_sess_resumable(s, last);
     if (!ok) {
         ar_log(AR_LOG_DEBUG, "signal_handover_refused", AR_LF_INT("have", s != NULL),

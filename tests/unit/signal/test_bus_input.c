@@ -26,7 +26,8 @@
 static const char PEER[] = "PPPPPPPPPPPPPPPPPPPPPP";
 static const char RESUME[] = "PPPPPPPPPPPPPPPPPPPPPP.rrrrrrrrrrrrrrrrrrrr";
 static const char FID[] = "0102030405060708090a0b0c0d0e0f10";
-static const char FRAME[] = "{\"v\":1,\"type\":\"peer_left\",\"seq\":0,\"peer\":\"x\",\"reason\":1}";
+static const char FRAME[] =
+    "{\"v\":1,\"type\":\"peer_left\",\"seq\":0,\"peer\":\"x\",\"reason\":1}";
 #define OWNER 1u
 #define BACKUP 3u
 
@@ -73,8 +74,8 @@ static void worker_free(ar__sig_srv_t *srv)
 
 static json_t *adopt(json_int_t seq, json_int_t ack, json_t *frames)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}", "k", "adopt", "p", PEER, "r", RESUME,
-                     "h", "00000000000000000000000000000000", "seq", seq, "ack", ack, "fr",
+    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}", "k", "adopt", "p", PEER, "r", RESUME, "h",
+                     "00000000000000000000000000000000", "seq", seq, "ack", ack, "fr",
                      frames ? frames : json_array(), "u", 0);
 }
 
@@ -150,8 +151,8 @@ static void test_copies_checked(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", bad[i], "f",
                             FID, "a", 0, "d", FRAME));
-    proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", (json_int_t)1,
-                        "f", "0102", "a", 0, "d", FRAME));
+    proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", (json_int_t)1, "f",
+                        "0102", "a", 0, "d", FRAME));
     assert_int_equal(s->nframes, 0);
     assert_int_equal(s->seq, 0);
 
@@ -171,8 +172,8 @@ static void test_copies_checked(void **state)
     assert_int_equal(s->nframes, 0);
     assert_int_equal(s->seq, 0);
 
-    proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", (json_int_t)1,
-                        "f", FID, "a", 0, "d", FRAME));
+    proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", (json_int_t)1, "f",
+                        FID, "a", 0, "d", FRAME));
     assert_int_equal(s->nframes, 1);
     assert_int_equal(s->seq, 1);
     worker_free(srv);
@@ -197,10 +198,8 @@ static void test_ack_out_of_range(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_adopt_seq_out_of_range),
-        cmocka_unit_test(test_adopt_frames_checked),
-        cmocka_unit_test(test_adopt_short_hash),
-        cmocka_unit_test(test_copies_checked),
+        cmocka_unit_test(test_adopt_seq_out_of_range), cmocka_unit_test(test_adopt_frames_checked),
+        cmocka_unit_test(test_adopt_short_hash),       cmocka_unit_test(test_copies_checked),
         cmocka_unit_test(test_ack_out_of_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
