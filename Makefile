@@ -25,9 +25,10 @@ test: deps
 test-asan: build-asan
 	bash scripts/test --only asan
 
-# Long fuzz campaigns (FUZZ_SECONDS per target), not part of `make test`.
+# Long fuzz campaigns (FUZZ_SECONDS per target; FUZZ_TARGETS: only these, e.g. signal_bus), not
+# part of `make test`.
 fuzz: deps
-	bash scripts/fuzz $(FUZZ_SECONDS)
+	bash scripts/fuzz $(or $(FUZZ_SECONDS),60) $(FUZZ_TARGETS)
 
 bench: build
 	bash bench/run

@@ -94,8 +94,8 @@ int ar__mfa_reset(ar_store_conn_t *c, int64_t account)
     /* No secret means "not enrolled": the person signs in with the password alone next time
      * and must enrol again before any clinic work. */
     static const char *const sql[] = {
-        "UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, totp_last_step = 0 "
-        "WHERE id = $1",
+        ("UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, totp_last_step = 0 "
+         "WHERE id = $1"),
         "DELETE FROM recovery_codes WHERE account_id = $1",
         "DELETE FROM mfa_challenges WHERE account_id = $1",
         "DELETE FROM sessions WHERE account_id = $1"};

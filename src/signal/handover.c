@@ -78,8 +78,7 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
     int again = s && s->handed && s->is_backup && !s->provisional && s->prev_owner == to;
     /* The secret may be the previous one, kept while the client may have lost the welcome
      * that replaced it (sess.c ar__sig_sess_rotate_resume). */
-    int ok = s && (!s->is_backup || again) &&
-             sodium_hex2bin(h, 16, hex, strlen(hex), NULL, NULL, NULL) == 0 &&
+    int ok = s && (!s->is_backup || again) && ar__sig_hex16(hex, h) == 0 &&
              ar__sig_sess_secret_ok(s, resume, h) && ar__sig_sess_resumable(s, last);
     if (!ok) {
         ar_log(AR_LOG_DEBUG, "signal_handover_refused", AR_LF_INT("have", s != NULL),
@@ -199,7 +198,8 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
     json_int_t seq = 0, ack = 0;
     json_t *fr = NULL;
     int given = json_unpack(o, "{s:b}", "ok", &ok) == 0 && ok &&
-                json_unpack(o, "{s:I,s:I,s:o}", "seq", &seq, "ack", &ack, "fr", &fr) == 0;
+                json_unpack(o, "{s:I,s:I,s:o}", "seq", &seq, "ack", &ack, "fr", &fr) == 0 &&
+                ar__sig_seq_ok(seq, 0) && ar__sig_seq_ok(ack, 0);
     int asked = 0;
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) {
         if (cn->state != AR__SIG_C_RESUMING || !s || cn->sess != s || !cn->resume)

@@ -568,6 +568,20 @@ void ar__sig_sess_release(ar__sig_srv_t *srv, ar__sig_sess_t *s);
  * answer "taken" on that worker (peer: r's id, which the resume may delete). */
 void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r);
 void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const char *peer);
+/*
+ * What another worker's message says about a session's numbering, checked before it is taken
+ * (docs/signal.md, "Fuzzing the bus"): a bus peer may be corrupted, hostile or of another
+ * version. A frame's seq is 1..AR_SIG_INT_MAX, what a client can be sent; a session's seq and
+ * ack also 0 (nothing numbered yet). Numbering goes on one by one from them, so it never
+ * overflows.
+ */
+static inline int ar__sig_seq_ok(int64_t seq, int64_t min)
+{
+    return seq >= min && seq <= AR_SIG_INT_MAX;
+}
+/* A frame id or a subject's hash as the bus carries it: exactly 32 hex digits into out (0), or
+ * -1 with out untouched (a shorter string would leave bytes of out unwritten). */
+int ar__sig_hex16(const char *hex, uint8_t out[16]);
 /* sess.c: a replay buffer as the JSON array "adopt" and "taken" carry (json_t), and loaded. */
 void *ar__sig_frames_json(const ar__sig_sess_t *s);
 void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames);

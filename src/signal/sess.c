@@ -27,6 +27,15 @@ void ar__sig_subhash(const ar_token_claims_t *claims, uint8_t out[16])
     crypto_generichash(out, 16, (const uint8_t *)claims->sub, strlen(claims->sub), NULL, 0);
 }
 
+int ar__sig_hex16(const char *hex, uint8_t out[16])
+{
+    uint8_t b[16];
+    if (!hex || strlen(hex) != 32 || sodium_hex2bin(b, 16, hex, 32, NULL, NULL, NULL) != 0)
+        return -1;
+    memcpy(out, b, 16);
+    return 0;
+}
+
 void ar__sig_sess_new_resume(ar__sig_sess_t *s)
 {
     char tail[24];
@@ -804,7 +813,7 @@ void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames)
         int action;
         uint8_t fid[16];
         if (json_unpack(it, "[I,s,i,s%]", &seq, &hex, &action, &d, &dlen) != 0 ||
-            sodium_hex2bin(fid, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
+            !ar__sig_seq_ok(seq, 1) || ar__sig_hex16(hex, fid) != 0)
             continue;
         ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen);
         if (f) {
@@ -823,7 +832,7 @@ void ar__sig_sess_take_state(ar__sig_srv_t *srv, ar__sig_sess_t *s, const void *
     s->handed = 0;
     snprintf(s->resume, sizeof(s->resume), "%s", resume);
     ar__sig_sess_prev_get(s, msg);
-    if (sodium_hex2bin(s->subhash, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
+    if (ar__sig_hex16(hex, s->subhash) != 0)
         memset(s->subhash, 0, 16);
     s->seq = seq;
     s->acked = ack;
@@ -836,7 +845,8 @@ static void on_adopt(ar__sig_srv_t *srv, json_t *o, ar__sig_rec_t *r)
     json_int_t seq = 0, ack = 0;
     json_t *fr = NULL;
     if (json_unpack(o, "{s:s,s:s,s:I,s:I,s:o}", "r", &resume, "h", &hex, "seq", &seq, "ack", &ack,
-                    "fr", &fr) != 0)
+                    "fr", &fr) != 0 ||
+        !ar__sig_seq_ok(seq, 0) || !ar__sig_seq_ok(ack, 0))
         return;
     ar__sig_sess_t *s = r->local;
     if (ar__sig_sess_unresumed_promotion(s) && r->owner != srv->node_id) {
@@ -864,7 +874,7 @@ static void on_num(ar__sig_srv_t *srv, ar__sig_sess_t *s, json_t *o)
     if (!s->is_backup ||
         json_unpack(o, "{s:I,s:s,s:i,s:s%}", "s", &seq, "f", &hex, "a", &action, "d", &d, &dlen) !=
             0 ||
-        sodium_hex2bin(fid, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
+        !ar__sig_seq_ok(seq, 1) || ar__sig_hex16(hex, fid) != 0)
         return;
     pending_take(srv, s, fid);
     ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen);
@@ -888,7 +898,7 @@ static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
         uint8_t action = d[i + AR__SIG_PEER_LEN + 24];
         size_t fl = (size_t)ar__sig_le_get(d + i + AR__SIG_PEER_LEN + 25, 4);
         i += AR__SIG_NUM_HDR;
-        if (fl > len - i || seq > (uint64_t)INT64_MAX)
+        if (fl > len - i || seq < 1 || seq > (uint64_t)AR_SIG_INT_MAX)
             return;
         ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
         ar__sig_sess_t *s = r ? r->local : NULL;
@@ -945,7 +955,7 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
         on_num(srv, s, o);
     } else if (strcmp(k, "ack") == 0 && s && s->is_backup) {
         json_int_t seq;
-        if (json_unpack(o, "{s:I}", "s", &seq) == 0 && seq > s->acked) {
+        if (json_unpack(o, "{s:I}", "s", &seq) == 0 && ar__sig_seq_ok(seq, 1) && seq > s->acked) {
             s->acked = seq;
             trim(srv, s);
         }

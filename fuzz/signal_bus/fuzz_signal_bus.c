@@ -1,0 +1,418 @@
+/*
+ * What a signalling worker reads from the NATS bus (docs/signal.md, "Fuzzing the bus"): record
+ * updates (sess/room/area), worker-to-worker messages (proc.<worker>: hand-over, backup adopt,
+ * res, got, numbered copies and their batches, the ended rooms' catch-up pages), heartbeats and
+ * departures (node), invite claims and ended markers (inv.<hash>) and frames (to.<peer>), from a
+ * corrupted or hostile NATS peer or another version of the worker.
+ *
+ * Two workers (ids 1 on node-a and 3 on node-b, each having heard the other and worker 2 of
+ * node-a) are made for each input, fed, and freed with everything they hold, so an input's
+ * outcome never depends on the inputs before it. Each message goes in where libnats' callback
+ * puts it (ar__sig_bus_put, bus.c on_msg) and is taken as the loop's wake-up takes it
+ * (ar__sig_bus_take). What the workers publish is caught (natsConnection_Publish below, in place
+ * of libnats') and delivered to the workers subscribed to its subject, a few rounds after each
+ * message, so that a record, an adopt or a hand-over answer meets the other worker's state.
+ *
+ * The input is a sequence of at most OPS_MAX operations, each:
+ *   op (1 byte): bits 0-2 the subject kind: 0 node, 1 sess.<peer>, 2 room.<room>,
+ *     3 area.<clinic>.<area>, 4 to.<peer>, 5 proc.<worker>, 6 inv.<hash>, 7 no message (below);
+ *     bit 3 the worker (0: worker 1, 1: worker 3); bits 4-5 the key (peer, room, area) among
+ *     four fixed ones;
+ *   length (2 bytes, little endian, cut to what is left), then the payload.
+ * Kind 7 ignores its payload: bit 6 clear, the worker gets an away session of peer <key> that it
+ * owns, as a client whose connection dropped leaves it (resume secret: the peer id, '.', twenty
+ * 'r'; the records of others name it only if the input says so); bit 6 set, the worker's tick
+ * runs (heartbeat, sessions' sweep).
+ * Beyond "no crash, no leak": after each operation the links between records, rooms, waiting
+ * areas and local sessions agree (check_links), and once everything is freed the worker counts no
+ * room, session or frame left (purge.c's about counts), so a message that corrupts them shows.
+ */
+#include "bus_internal.h"
+#include "internal.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <jansson.h>
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define OPS_MAX 24
+#define ROUNDS 4
+#define CAUGHT_MAX 64
+#define NWORKERS 2
+
+static const uint64_t worker_id[NWORKERS] = {1, 3};
+static const char *const node_of[NWORKERS] = {"node-a", "node-b"};
+static const char *const peers[4] = {"AAAAAAAAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBBBBBBBB",
+                                     "CCCCCCCCCCCCCCCCCCCCCC", "DDDDDDDDDDDDDDDDDDDDDD"};
+static const char *const rooms[4] = {"room-1", "room-2", "room-3", "room-4"};
+static const char *const areas[4] = {"clinic-1.area-1", "clinic-1.area-2", "clinic-2.area-1",
+                                     "clinic-2.area-2"};
+
+typedef struct worker_s {
+    ar__sig_srv_t *srv;
+    ar_signal_conf_t conf;
+    char conn_tag; /* its fake connections' address: what publishes tells the worker apart */
+} worker_t;
+
+static worker_t workers[NWORKERS];
+
+typedef struct caught_s {
+    int from;
+    char *subj;
+    char *data;
+    size_t len;
+} caught_t;
+
+static caught_t caught[CAUGHT_MAX];
+static size_t ncaught;
+static char subscription_tag; /* what natsConnection_Subscribe hands out */
+
+/* ---- libnats, stood in for: subscriptions succeed, publications are caught ---- */
+
+natsStatus natsConnection_Publish(natsConnection *nc, const char *subj, const void *data,
+                                  int dataLen)
+{
+    int from = -1;
+    for (int i = 0; i < NWORKERS; i++)
+        if ((const void *)nc == (const void *)&workers[i].conn_tag)
+            from = i;
+    if (from < 0 || ncaught == CAUGHT_MAX || dataLen < 0)
+        return NATS_OK; /* beyond: lost, as a bus may lose it */
+    caught_t *c = &caught[ncaught];
+    c->subj = ar_strndup(subj, strlen(subj));
+    c->data = ar_malloc((size_t)dataLen + 1);
+    if (!c->subj || !c->data) {
+        ar_free(c->subj);
+        ar_free(c->data);
+        return NATS_NO_MEMORY;
+    }
+    memcpy(c->data, data, (size_t)dataLen);
+    c->len = (size_t)dataLen;
+    c->from = from;
+    ncaught++;
+    return NATS_OK;
+}
+
+natsStatus natsConnection_Subscribe(natsSubscription **sub, natsConnection *nc, const char *subject,
+                                    natsMsgHandler cb, void *cbClosure)
+{
+    (void)nc;
+    (void)subject;
+    (void)cb;
+    (void)cbClosure;
+    *sub = (natsSubscription *)&subscription_tag;
+    return NATS_OK;
+}
+
+natsStatus natsSubscription_Unsubscribe(natsSubscription *sub)
+{
+    (void)sub;
+    return NATS_OK;
+}
+
+void natsSubscription_Destroy(natsSubscription *sub)
+{
+    (void)sub;
+}
+
+/* ---- the workers ---- */
+
+static void heard(ar__sig_srv_t *srv, uint64_t id, const char *name)
+{
+    ar__sig_node_t *n = &srv->nodes[srv->nnodes++];
+    *n = (ar__sig_node_t){.id = id, .seen_ms = mono_ms()};
+    snprintf(n->name, sizeof(n->name), "%s", name);
+}
+
+static int worker_new(worker_t *w, int i)
+{
+    static const char *const origins[] = {"https://app.example.org"};
+    static const ar_ws_upgrade_conf_t up = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
+    ar_sn_handler_t h;
+    ar_sn_conf_t nc = {.upgrade = &up, .max_message = AR_SIG_FRAME_MAX};
+    w->conf.jurisdiction = (char *)"eu";
+    w->conf.node_name = (char *)node_of[i];
+    w->conf.grace = 30000;
+    w->srv = ar_calloc(1, sizeof(*w->srv));
+    if (!w->srv)
+        return -1;
+    ar__sig_srv_t *srv = w->srv;
+    srv->conf = &w->conf;
+    srv->node_id = worker_id[i];
+    ar__sig_net_handler(srv, &h);
+    if (ar_sn_loop_new(&nc, &h, &srv->loop) != 0 || ar__sig_bus_new(srv) != 0)
+        return -1;
+    /* Both connections are the worker's tag: what it publishes is caught, and known as its. */
+    srv->bus->nc = (natsConnection *)&w->conn_tag;
+    srv->bus->pnc = (natsConnection *)&w->conn_tag;
+    ar__sig_rooms_ended_begin(srv, 0, mono_ms(), AR__SIG_ENDED_HEAR_MS);
+    heard(srv, 1, "node-a");
+    heard(srv, 2, "node-a");
+    heard(srv, 3, "node-b");
+    return 0;
+}
+
+/* The harness's own scans of every bucket are not what the fuzzer should learn from (nor spend
+ * its time in): left out of the coverage instrumentation. */
+#if defined(__clang__)
+#define NO_COVERAGE __attribute__((no_sanitize("coverage")))
+#else
+#define NO_COVERAGE
+#endif
+
+static const uint32_t zeros[1024];
+
+NO_COVERAGE static void check_empty(const ar__sig_srv_t *srv)
+{
+    if (srv->locals || srv->nrooms || srv->nsessions)
+        __builtin_trap();
+    for (size_t i = 0; i < 65536; i += 1024)
+        if (memcmp(&srv->about_n[i], zeros, sizeof(zeros)) != 0)
+            __builtin_trap();
+}
+
+/* The links between records, rooms, areas and local sessions agree with each other. */
+NO_COVERAGE static void check_links(ar__sig_srv_t *srv)
+{
+    const size_t block = sizeof(zeros) / (sizeof(srv->recs[0]));
+    for (size_t at = 0; at < AR__SIG_REC_BUCKETS; at += block) {
+        if (memcmp(&srv->recs[at], zeros, sizeof(zeros)) == 0)
+            continue;
+        for (size_t b = at; b < at + block; b++)
+            for (ar__sig_rec_t *r = srv->recs[b]; r; r = r->hnext) {
+                if (ar__sig_rec_find(srv, r->peer) != r || (r->local && r->local->rec != r) ||
+                    r->nsubs > AR__SIG_SUBS_MAX)
+                    __builtin_trap();
+                if (r->in_room) {
+                    const ar__sig_room_t *room = r->in_room;
+                    size_t seen = 0;
+                    for (size_t i = 0; i < room->nmembers; i++)
+                        seen += room->members[i] == r;
+                    if (seen != 1 || ar__sig_room_find(srv, room->id) != room)
+                        __builtin_trap();
+                }
+                if (r->in_area) {
+                    const ar__sig_area_t *a = r->in_area;
+                    size_t seen = 0;
+                    for (size_t i = 0; i < a->npatients; i++)
+                        seen += a->patients[i] == r;
+                    if (seen != 1)
+                        __builtin_trap();
+                }
+            }
+    }
+    size_t nrooms = 0;
+    for (size_t b = 0; b < AR__SIG_SMALL_BUCKETS; b++) {
+        for (const ar__sig_room_t *room = srv->rooms[b]; room; room = room->hnext, nrooms++) {
+            if (room->nmembers > 2 * AR__SIG_ROOM_MAX)
+                __builtin_trap();
+            for (size_t i = 0; i < room->nmembers; i++)
+                if (room->members[i]->in_room != room)
+                    __builtin_trap();
+        }
+        for (const ar__sig_area_t *a = srv->areas[b]; a; a = a->hnext)
+            for (size_t i = 0; i < a->npatients; i++)
+                if (a->patients[i]->in_area != a)
+                    __builtin_trap();
+    }
+    if (nrooms != srv->nrooms)
+        __builtin_trap();
+    for (const ar__sig_sess_t *x = srv->locals; x; x = x->lnext) {
+        if (x->rec->local != x || (x->lnext && x->lnext->lprev != x))
+            __builtin_trap();
+        uint32_t nf = 0, np = 0;
+        const ar__sig_frame_t *last = NULL;
+        for (const ar__sig_frame_t *f = x->head; f; f = f->next, nf++)
+            last = f;
+        if (nf != x->nframes || last != x->tail)
+            __builtin_trap();
+        last = NULL;
+        for (const ar__sig_frame_t *f = x->pending; f; f = f->next, np++)
+            last = f;
+        if (np != x->npending || last != x->pending_tail)
+            __builtin_trap();
+    }
+}
+
+NO_COVERAGE static void free_records(ar__sig_srv_t *srv)
+{
+    const size_t block = sizeof(zeros) / (sizeof(srv->recs[0]));
+    for (size_t at = 0; at < AR__SIG_REC_BUCKETS; at += block) {
+        if (memcmp(&srv->recs[at], zeros, sizeof(zeros)) == 0)
+            continue;
+        for (size_t b = at; b < at + block; b++)
+            while (srv->recs[b])
+                ar__sig_rec_free(srv, srv->recs[b]);
+    }
+}
+
+static void worker_free(worker_t *w)
+{
+    ar__sig_srv_t *srv = w->srv;
+    if (!srv)
+        return;
+    free_records(srv);
+    check_empty(srv);
+    if (srv->bus) {
+        srv->bus->nc = srv->bus->pnc = NULL; /* nothing to close: they were never connected */
+        ar__sig_bus_stop(srv);
+    }
+    ar__sig_invites_free(srv);
+    json_decref(srv->qt);
+    json_decref(srv->left_told);
+    if (srv->loop)
+        ar_sn_loop_free(srv->loop);
+    ar_free(srv);
+    w->srv = NULL;
+}
+
+/* ---- feeding ---- */
+
+static void take(worker_t *w)
+{
+    ar__sig_bus_take(w->srv);
+}
+
+/* Delivers what was caught to each worker subscribed to its subject, as NATS would. */
+static void deliver_caught(void)
+{
+    for (int round = 0; round < ROUNDS && ncaught; round++) {
+        caught_t batch[CAUGHT_MAX];
+        size_t n = ncaught;
+        memcpy(batch, caught, n * sizeof(caught[0]));
+        ncaught = 0;
+        for (size_t i = 0; i < n; i++) {
+            for (int j = 0; j < NWORKERS; j++) {
+                ar__sig_srv_t *srv = workers[j].srv;
+                const char *peer;
+                uint8_t kind = ar__sig_bus_subj_kind(srv->bus, batch[i].subj, &peer);
+                int to_me = 1;
+                if (kind == K_PROC) {
+                    char mine[128];
+                    snprintf(mine, sizeof(mine), "%sproc.%016llx", srv->bus->prefix,
+                             (unsigned long long)srv->node_id);
+                    to_me = strcmp(batch[i].subj, mine) == 0;
+                } else if (kind == K_TO) {
+                    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+                    to_me = r && r->local && r->local->sub_to;
+                }
+                if (to_me)
+                    ar__sig_bus_put(srv->bus, batch[i].subj, batch[i].data, batch[i].len);
+            }
+            ar_free(batch[i].subj);
+            ar_free(batch[i].data);
+        }
+        for (int j = 0; j < NWORKERS; j++)
+            take(&workers[j]);
+    }
+}
+
+static void forget_caught(void)
+{
+    for (size_t i = 0; i < ncaught; i++) {
+        ar_free(caught[i].subj);
+        ar_free(caught[i].data);
+    }
+    ncaught = 0;
+}
+
+/* Kind 7: an away session that w owns, or w's tick. */
+static void special(worker_t *w, int key, int tick)
+{
+    ar__sig_srv_t *srv = w->srv;
+    if (tick) {
+        ar__sig_bus_heartbeat(srv);
+        ar__sig_sess_tick(srv);
+        return;
+    }
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, peers[key]);
+    if (!r || r->local)
+        return;
+    r->owner = srv->node_id;
+    r->away = 1;
+    ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0, NULL);
+    if (s) {
+        /* A known secret (the peer id, '.', twenty 'r'; subject hash zero), so that a "take"
+         * in the input can present it and a hand-over goes through. */
+        s->away_since = srv->now;
+        snprintf(s->resume, sizeof(s->resume), "%s.rrrrrrrrrrrrrrrrrrrr", peers[key]);
+    }
+}
+
+static void feed(worker_t *w, int kind, int key, const uint8_t *p, size_t len)
+{
+    char subj[128];
+    const char *prefix = w->srv->bus->prefix;
+    switch (kind) {
+    case 0:
+        snprintf(subj, sizeof(subj), "%snode", prefix);
+        break;
+    case 1:
+        snprintf(subj, sizeof(subj), "%ssess.%s", prefix, peers[key]);
+        break;
+    case 2:
+        snprintf(subj, sizeof(subj), "%sroom.%s", prefix, rooms[key]);
+        break;
+    case 3:
+        snprintf(subj, sizeof(subj), "%sarea.%s", prefix, areas[key]);
+        break;
+    case 4:
+        snprintf(subj, sizeof(subj), "%sto.%s", prefix, peers[key]);
+        break;
+    case 5:
+        snprintf(subj, sizeof(subj), "%sproc.%016llx", prefix, (unsigned long long)w->srv->node_id);
+        break;
+    default:
+        snprintf(subj, sizeof(subj), "%sinv.%032x", prefix, (unsigned)key);
+        break;
+    }
+    ar__sig_bus_put(w->srv->bus, subj, p, len);
+    take(w);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int ready;
+    if (!ready) {
+        ar_sig_init();
+        ar_log_init("fuzz",
+                    (ar_log_level_t)(AR_LOG_ERROR + 1)); /* quiet: a message per input is noise */
+        ready = 1;
+    }
+    for (int i = 0; i < NWORKERS; i++) {
+        if (worker_new(&workers[i], i) != 0) {
+            for (int j = 0; j <= i; j++)
+                worker_free(&workers[j]);
+            return 0;
+        }
+    }
+    size_t at = 0;
+    for (int op = 0; op < OPS_MAX && at + 3 <= size; op++) {
+        uint8_t b = data[at];
+        size_t len = (size_t)data[at + 1] | (size_t)data[at + 2] << 8;
+        at += 3;
+        if (len > size - at)
+            len = size - at;
+        worker_t *w = &workers[(b >> 3) & 1];
+        int kind = b & 7, key = (b >> 4) & 3;
+        if (kind == 7)
+            special(w, key, (b >> 6) & 1);
+        else
+            feed(w, kind, key, data + at, len);
+        at += len;
+        deliver_caught();
+        for (int i = 0; i < NWORKERS; i++)
+            check_links(workers[i].srv);
+    }
+    forget_caught();
+    for (int i = 0; i < NWORKERS; i++)
+        worker_free(&workers[i]);
+    forget_caught(); /* what freeing the sessions published */
+    return 0;
+}

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of fuzz_signal_bus (fuzz/corpus/signal_bus/) in its input format
+(fuzz_signal_bus.c): each seed a short sequence of bus messages as workers publish them
+(src/signal rec.c, sess.c, handover.c, bus_nums.c, bus_node.c, invite.c; docs/signal.md), so that
+they meet: a record that puts a session in a room, then a leave naming others; a backup's adopt,
+then its numbered copies; a claim, then a second use. Run from the repository root."""
+import json
+import os
+import struct
+
+OUT = "fuzz/corpus/signal_bus"
+NODE, SESS, ROOM, AREA, TO, PROC, INV, SPECIAL = range(8)
+W1, W3 = 0, 1  # the harness's workers: id 1 (node-a) and id 3 (node-b)
+A, B, C, D = 0, 1, 2, 3
+PEERS = ["A" * 22, "B" * 22, "C" * 22, "D" * 22]
+FAR = 4102444800  # 2100-01-01: an expiry that stays in the future for the corpus's life
+
+
+def wid(n):
+    return "%016x" % n
+
+
+def op(kind, dst, key=0, payload=b"", tick=0):
+    if isinstance(payload, (dict, list)):
+        payload = json.dumps(payload, separators=(",", ":")).encode()
+    elif isinstance(payload, str):
+        payload = payload.encode()
+    b = kind | dst << 3 | key << 4 | tick << 6
+    return bytes([b]) + struct.pack("<H", len(payload)) + payload
+
+
+def own(dst, key):
+    """dst owns an away session of PEERS[key]."""
+    return op(SPECIAL, dst, key)
+
+
+def tick(dst):
+    return op(SPECIAL, dst, 0, tick=1)
+
+
+def beat(dst, origin, node, leave=False, **extra):
+    o = {"l": 1} if leave else {}
+    o.update({"i": wid(origin), "n": node, "d": int(leave), "t": 1700000000000000, "b": 0, "ec": 0})
+    o.update(extra)
+    body = json.dumps(o, separators=(",", ":"))
+    return op(NODE, dst, 0, body)
+
+
+def rec(dst, origin, key, kind=SESS, **fields):
+    o = {"o": wid(origin), "p": PEERS[key]}
+    o.update(fields)
+    subj_key = key if kind in (SESS, ROOM, AREA) else 0
+    return op(kind, dst, subj_key, o)
+
+
+def full(role, owner, backup, room="", **more):
+    o = {"role": role, "away": 0, "own": wid(owner), "bk": wid(backup), "room": room}
+    if room:
+        o.update({"jt": 1700000000000001, "rc": "clinic-1", "rp": 0, "rpers": 0})
+    o.update(more)
+    return o
+
+
+def frame(t, **f):
+    o = {"v": 1, "type": t, "seq": 0}
+    o.update(f)
+    return json.dumps(o, separators=(",", ":"))
+
+
+def fid(n):
+    return bytes([n]) * 16
+
+
+def to_msg(fid_bytes, action, body, sent=1700000000000000):
+    return fid_bytes + struct.pack("<Q", sent) + bytes([action]) + body.encode()
+
+
+def lost_notice(origin, n):
+    return struct.pack("<Q", origin) + bytes(16) + bytes([0xFE]) + struct.pack("<I", n)
+
+
+def nums(entries):
+    out = b"N"
+    for key, seq, f, action, body in entries:
+        b = body.encode()
+        out += PEERS[key].encode() + struct.pack("<Q", seq) + f + bytes([action])
+        out += struct.pack("<I", len(b)) + b
+    return out
+
+
+def resume(key):
+    return PEERS[key] + "." + "r" * 20
+
+
+def adopt(key, seq=2, ack=0, frames=None, u=False, **more):
+    if frames is None:
+        frames = [[i, fid(i).hex(), 0, frame("peer_joined", peer=PEERS[B])] for i in range(1, seq + 1)]
+    o = {"k": "adopt", "p": PEERS[key], "r": resume(key), "h": "ab" * 16, "seq": seq, "ack": ack,
+         "fr": frames, "u": u}
+    o.update(more)
+    return o
+
+
+HASH = "0123456789abcdef" * 2
+
+seeds = {
+    # node: heartbeats, a draining worker, a worker behind, a departure
+    "node_heartbeat": beat(W1, 2, "node-a"),
+    "node_heartbeat_draining_behind": beat(W1, 3, "node-b", b=1, ec=1800) + beat(W3, 1, "node-a", d=1),
+    "node_new_worker": beat(W1, 0x99, "node-c") + beat(W3, 0x99, "node-c"),
+    "node_leave_promotes_backup": (
+        rec(W3, 2, A, **full(1, 2, 3)) + op(PROC, W3, 0, adopt(A)) + beat(W3, 2, "node-a", leave=True)
+        + tick(W3)),
+    "node_leave_then_heartbeat": beat(W1, 2, "node-a", leave=True) + beat(W1, 2, "node-a"),
+    # records: sessions, rooms, areas
+    "rec_patient_new": rec(W1, 2, A, **full(1, 2, 3, name="", lang="en")),
+    "rec_staff_join_room": rec(W1, 2, B, ROOM, **full(2, 2, 3, room="room-1", rt=[])),
+    "rec_two_joins_rt": (
+        rec(W1, 2, A, ROOM, **full(1, 2, 3, room="room-1", rt=[]))
+        + rec(W1, 3, B, ROOM, **full(2, 3, 2, room="room-1", rt=[PEERS[A]]))),
+    "rec_join_meets_local": (
+        own(W1, C) + rec(W1, 3, C, ROOM, room="room-1", jt=5)
+        + rec(W1, 2, A, ROOM, **full(2, 2, 3, room="room-1", rt=[]))),
+    "rec_leave_lt_lr": (
+        own(W1, C) + rec(W1, 3, C, ROOM, room="room-1", jt=5)
+        + rec(W1, 2, A, ROOM, **full(2, 2, 3, room="room-1", rt=[PEERS[C]]))
+        + rec(W1, 2, A, ROOM, room="", lt=[], lr=1)),
+    "rec_room_overfull": b"".join(
+        rec(W1, 2 + (i % 2), i % 4, ROOM, **full(1 if i == 0 else 2, 2, 3, room="room-2", rt=[], jt=10 + i))
+        for i in range(4)) + own(W1, D) + rec(W1, 3, D, ROOM, room="room-2", jt=1),
+    "rec_patient_arrives_area": rec(
+        W1, 2, A, AREA, **full(1, 2, 3, clinic="clinic-1", area="area-1", st=1, by="", bn="",
+                               since=1700000000, ans=[["reason", "cough"], ["age", "40"]],
+                               name="Pat", qk=1, qr=0, qt=[])),
+    "rec_patient_seen": (
+        rec(W1, 2, A, AREA, **full(1, 2, 3, clinic="clinic-1", area="area-1", st=1, since=1, qk=1, qt=[]))
+        + rec(W1, 2, A, AREA, clinic="clinic-1", area="area-1", st=2, by=PEERS[B], bn="Dr B",
+              since=1, qk=2, qr=0, qt=[PEERS[B]])),
+    "rec_staff_subs_then_arrival": (
+        own(W1, B) + rec(W1, 3, B, SESS, role=2, subs=[["clinic-1", "area-1"], ["clinic-1", "area-2"]])
+        + rec(W1, 2, A, AREA, **full(1, 2, 3, clinic="clinic-1", area="area-1", st=1, since=1, qk=1, qt=[]))
+        + rec(W1, 2, A, AREA, clinic="", area="", st=0, qk=3, qr=1, qt=[])),
+    "rec_delete": rec(W1, 2, A, **full(1, 2, 3, room="room-1")) + rec(W1, 2, A, SESS, **{"del": True}),
+    "rec_delete_local": own(W1, A) + rec(W1, 3, A, SESS, **{"del": True}),
+    "rec_promotion_refused": own(W1, A) + rec(W1, 3, A, SESS, own=wid(3), bk=wid(1), pr=True, away=1),
+    "rec_owner_moves": own(W3, A) + rec(W3, 2, A, SESS, own=wid(2), bk=wid(3)),
+    "rec_reannounce_re": (
+        rec(W3, 2, A, **full(1, 2, 3)) + op(PROC, W3, 0, adopt(A)) + beat(W3, 2, "node-a", leave=True)
+        + rec(W3, 2, A, SESS, own=wid(2), bk=wid(3), re=True)),
+    "rec_wrong_jurisdiction_subject": op(SESS, W1, A, b'{"o":"2","p":"' + PEERS[A].encode() + b'","role":1}'),
+    # to.<peer>: frames for a session owned here, a backup's copy, a lost notice
+    "to_frame_owned": own(W1, A) + op(TO, W1, A, to_msg(fid(7), 0, frame("peer_left", peer=PEERS[B], reason=1))),
+    "to_frame_ended": own(W1, A) + op(TO, W1, A, to_msg(fid(8), 1, frame("ended", reason=1))),
+    "to_frame_backup_pending": (
+        rec(W3, 1, A, **full(1, 1, 3)) + op(PROC, W3, 0, adopt(A, seq=0, frames=[]))
+        + op(TO, W3, A, to_msg(fid(9), 2, frame("candidate", peer=PEERS[B], candidate={"candidate": "c"})))),
+    "to_lost_notice": own(W1, A) + op(TO, W1, A, lost_notice(2, 3)),
+    # proc.<worker>: backups, hand-over, promotion questions, the ended rooms' pages
+    "proc_adopt_num_ack": (
+        rec(W3, 1, A, **full(1, 1, 3)) + op(PROC, W3, 0, adopt(A))
+        + op(PROC, W3, 0, {"k": "num", "p": PEERS[A], "s": 3, "f": fid(3).hex(), "a": 0,
+                           "d": frame("peer_joined", peer=PEERS[C])})
+        + op(PROC, W3, 0, {"k": "ack", "p": PEERS[A], "s": 2})),
+    "proc_adopt_nums_batch": (
+        rec(W3, 1, A, **full(1, 1, 3)) + rec(W3, 1, B, **full(2, 1, 3))
+        + op(PROC, W3, 0, adopt(A, seq=0, frames=[])) + op(PROC, W3, 0, adopt(B, seq=0, frames=[]))
+        + op(PROC, W3, 0, nums([(A, 1, fid(1), 0, frame("peer_joined", peer=PEERS[B])),
+                                (B, 1, fid(2), 0, frame("peer_joined", peer=PEERS[A])),
+                                (A, 2, fid(3), 1, frame("ended", reason=1))]))),
+    "proc_res_got_drop": (
+        rec(W3, 1, A, **full(1, 1, 3)) + op(PROC, W3, 0, adopt(A, u=True, q="0011223344556677"))
+        + op(PROC, W3, 0, {"k": "res", "p": PEERS[A], "r": resume(A), "q": "8899aabbccddeeff", "c": True})
+        + op(PROC, W3, 0, {"k": "got", "p": PEERS[A]}) + op(PROC, W3, 0, {"k": "drop", "p": PEERS[A]})),
+    "proc_take_owned": (
+        own(W1, A) + rec(W1, 3, A, SESS, bk=wid(3))
+        + op(PROC, W1, 0, {"k": "take", "p": PEERS[A], "r": resume(A), "h": "00" * 16, "l": 0,
+                           "from": wid(3)})),
+    "proc_taken_ok": (
+        rec(W1, 2, A, **full(1, 2, 3))
+        + op(PROC, W1, 0, {"k": "taken", "p": PEERS[A], "ok": True, "seq": 2, "ack": 1,
+                           "fr": [[2, fid(2).hex(), 0, frame("peer_joined", peer=PEERS[B])]],
+                           "r": resume(A), "h": "ab" * 16, "from": wid(2), "lost": [1, 1],
+                           "q": "0011223344556677"})),
+    "proc_taken_refused": rec(W1, 2, A, **full(1, 2, 3)) + op(PROC, W1, 0, {"k": "taken", "p": PEERS[A], "ok": False}),
+    "proc_held_unheld": (
+        own(W1, A) + op(PROC, W1, 0, {"k": "held?", "p": PEERS[A], "from": wid(3)})
+        + op(PROC, W1, 0, {"k": "unheld", "p": PEERS[A]})),
+    "proc_ended_ask": op(PROC, W1, 0, {"k": "ended?", "from": wid(3), "q": 1}),
+    "proc_ended_page": op(PROC, W1, 0, {"k": "ended", "w": wid(3), "q": 0, "s": 1700000000,
+                                        "m": HASH + struct.pack("<Q", FAR).hex(), "b": True}),
+    "proc_nums_truncated": op(PROC, W3, 0, nums([(A, 1, fid(1), 0, frame("x"))])[:-3]),
+    # inv.<hash>: claims and ended rooms
+    "inv_claim": op(INV, W1, 0, {"w": wid(2), "h": HASH, "e": FAR, "t": 5, "p": PEERS[A]}),
+    "inv_claim_reuse_local": (
+        own(W1, B) + op(INV, W1, 0, {"w": wid(2), "h": HASH, "e": FAR, "t": 5, "p": PEERS[A]})
+        + op(INV, W1, 0, {"w": wid(3), "h": HASH, "e": FAR, "t": 9, "p": PEERS[B]})),
+    "inv_room_ended": op(INV, W1, 0, {"w": wid(2), "h": HASH, "e": FAR, "end": True}),
+    # a mix, through both workers and their ticks
+    "mix_backup_promoted_then_resumed": (
+        rec(W3, 1, A, **full(1, 1, 3, room="room-1", rt=[])) + op(PROC, W3, 0, adopt(A))
+        + beat(W3, 1, "node-a", leave=True) + tick(W3)
+        + op(PROC, W3, 0, {"k": "held?", "p": PEERS[A], "from": wid(1)}) + tick(W1)),
+}
+
+os.makedirs(OUT, exist_ok=True)
+for name, data in seeds.items():
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(data)
+print("wrote %d seeds" % len(seeds))

@@ -1,0 +1,206 @@
+/*
+ * Malformed worker-to-worker messages (proc.<worker>) as fuzz_signal_bus found or showed them
+ * (docs/signal.md, "Fuzzing the bus"): what they say about a session's numbering is refused
+ * unless a client could be sent it, so a backup promoted later never numbers past INT64_MAX
+ * (signed overflow, sess.c own_frame and the promotion), and a frame id or subject hash that is
+ * not 32 hex digits is refused instead of leaving bytes unwritten. Workers without sockets or
+ * NATS; publications are caught by wrapping ar__sig_bus_rec and ar__sig_bus_proc at link time,
+ * and ar__sig_bus_sub_to is wrapped to succeed.
+ */
+#include "bus_catch.h"
+#include "internal.h"
+#include "sig_util.h"
+
+#include "anteroom/alloc.h"
+#include "anteroom/log.h"
+
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static const char PEER[] = "PPPPPPPPPPPPPPPPPPPPPP";
+static const char RESUME[] = "PPPPPPPPPPPPPPPPPPPPPP.rrrrrrrrrrrrrrrrrrrr";
+static const char FID[] = "0102030405060708090a0b0c0d0e0f10";
+static const char FRAME[] =
+    "{\"v\":1,\"type\":\"peer_left\",\"seq\":0,\"peer\":\"x\",\"reason\":1}";
+#define OWNER 1u
+#define BACKUP 3u
+
+/* A backup's copy subscribes to its peer's frames: here, as if it had. */
+int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    (void)srv;
+    (void)s;
+    return 0;
+}
+
+static void proc(ar__sig_srv_t *srv, json_t *o)
+{
+    assert_non_null(o);
+    char *txt = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    assert_non_null(txt);
+    ar__sig_proc_msg(srv, txt, strlen(txt), NULL);
+    ar_free(txt);
+}
+
+/* Worker BACKUP with PEER's record (owned by OWNER, backed up here), and no copy yet. */
+static ar__sig_srv_t *backup_worker(void)
+{
+    ar_log_init("signal", AR_LOG_ERROR);
+    ar_sig_init();
+    ar__sig_srv_t *srv = su_srv_new(BACKUP);
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, PEER);
+    assert_non_null(r);
+    r->owner = OWNER;
+    r->backup = BACKUP;
+    return srv;
+}
+
+static void worker_free(ar__sig_srv_t *srv)
+{
+    bc_clear();
+    for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++)
+        while (srv->recs[b])
+            ar__sig_rec_free(srv, srv->recs[b]);
+    ar_free(srv);
+}
+
+static json_t *adopt(json_int_t seq, json_int_t ack, json_t *frames)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}", "k", "adopt", "p", PEER, "r", RESUME, "h",
+                     "00000000000000000000000000000000", "seq", seq, "ack", ack, "fr",
+                     frames ? frames : json_array(), "u", 0);
+}
+
+/* An adopt whose seq or ack no client could be sent makes no copy: a promotion would number on
+ * from INT64_MAX (the fuzzer's UBSan report: signed overflow in own_frame). */
+static void test_adopt_seq_out_of_range(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = backup_worker();
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, PEER);
+    proc(srv, adopt(INT64_MAX, 0, NULL));
+    assert_null(r->local);
+    proc(srv, adopt(AR_SIG_INT_MAX + 1, 0, NULL));
+    assert_null(r->local);
+    proc(srv, adopt(5, INT64_MAX, NULL));
+    assert_null(r->local);
+    proc(srv, adopt(-1, 0, NULL));
+    assert_null(r->local);
+    proc(srv, adopt(5, 2, NULL)); /* the same, well formed */
+    assert_non_null(r->local);
+    assert_int_equal(r->local->seq, 5);
+    assert_int_equal(r->local->acked, 2);
+    worker_free(srv);
+}
+
+/* The frames an adopt carries: one numbered 0, past what a client can be sent, or with a
+ * short frame id is left out; the others are kept. */
+static void test_adopt_frames_checked(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = backup_worker();
+    json_t *fr = json_pack("[[I,s,i,s],[I,s,i,s],[I,s,i,s],[I,s,i,s]]", (json_int_t)0, FID, 0,
+                           FRAME, (json_int_t)INT64_MAX, FID, 0, FRAME, (json_int_t)3, "0102", 0,
+                           FRAME, (json_int_t)4, FID, 0, FRAME);
+    proc(srv, adopt(4, 0, fr));
+    ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
+    assert_non_null(s);
+    assert_int_equal(s->nframes, 1);
+    assert_int_equal(s->head->seq, 4);
+    worker_free(srv);
+}
+
+/* A subject hash that is not 32 hex digits leaves the copy's hash zero, not its first bytes
+ * written over the last adopt's. */
+static void test_adopt_short_hash(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = backup_worker();
+    json_t *o = adopt(1, 0, NULL);
+    json_object_set_new(o, "h", json_string("ffffffffffffffffffffffffffffffff"));
+    proc(srv, o);
+    ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
+    assert_non_null(s);
+    assert_int_equal(s->subhash[15], 0xff);
+    o = adopt(1, 0, NULL);
+    json_object_set_new(o, "h", json_string("ab"));
+    proc(srv, o);
+    static const uint8_t zero[16];
+    assert_memory_equal(s->subhash, zero, 16);
+    worker_free(srv);
+}
+
+/* Numbered copies, one by one ("num") and batched ('N'): a seq out of 1..AR_SIG_INT_MAX or a
+ * frame id that is not 32 hex digits is refused; the backup's numbering stays where it was. */
+static void test_copies_checked(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = backup_worker();
+    proc(srv, adopt(0, 0, NULL));
+    ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
+    assert_non_null(s);
+    json_int_t bad[] = {INT64_MAX, AR_SIG_INT_MAX + 1, 0, -1};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", bad[i], "f",
+                            FID, "a", 0, "d", FRAME));
+    proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", (json_int_t)1, "f",
+                        "0102", "a", 0, "d", FRAME));
+    assert_int_equal(s->nframes, 0);
+    assert_int_equal(s->seq, 0);
+
+    uint64_t seqs[] = {0, (uint64_t)AR_SIG_INT_MAX + 1, UINT64_MAX};
+    for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+        uint8_t batch[1 + AR__SIG_NUM_HDR + sizeof(FRAME)];
+        size_t fl = sizeof(FRAME) - 1;
+        batch[0] = 'N';
+        memcpy(batch + 1, PEER, AR__SIG_PEER_LEN);
+        ar__sig_le_put(batch + 1 + AR__SIG_PEER_LEN, seqs[i], 8);
+        memset(batch + 1 + AR__SIG_PEER_LEN + 8, 7, 16);
+        batch[1 + AR__SIG_PEER_LEN + 24] = 0;
+        ar__sig_le_put(batch + 1 + AR__SIG_PEER_LEN + 25, fl, 4);
+        memcpy(batch + 1 + AR__SIG_NUM_HDR, FRAME, fl);
+        ar__sig_proc_msg(srv, (const char *)batch, 1 + AR__SIG_NUM_HDR + fl, NULL);
+    }
+    assert_int_equal(s->nframes, 0);
+    assert_int_equal(s->seq, 0);
+
+    proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", (json_int_t)1, "f",
+                        FID, "a", 0, "d", FRAME));
+    assert_int_equal(s->nframes, 1);
+    assert_int_equal(s->seq, 1);
+    worker_free(srv);
+}
+
+/* An "ack" past what a client can be sent is ignored: the promotion numbers the pending frames
+ * after the ack (sess.c), which overflowed from INT64_MAX (the fuzzer's second UBSan report). */
+static void test_ack_out_of_range(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = backup_worker();
+    proc(srv, adopt(0, 0, NULL));
+    ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
+    assert_non_null(s);
+    proc(srv, json_pack("{s:s,s:s,s:I}", "k", "ack", "p", PEER, "s", (json_int_t)INT64_MAX));
+    assert_int_equal(s->acked, 0);
+    proc(srv, json_pack("{s:s,s:s,s:I}", "k", "ack", "p", PEER, "s", (json_int_t)2));
+    assert_int_equal(s->acked, 2);
+    worker_free(srv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_adopt_seq_out_of_range), cmocka_unit_test(test_adopt_frames_checked),
+        cmocka_unit_test(test_adopt_short_hash),       cmocka_unit_test(test_copies_checked),
+        cmocka_unit_test(test_ack_out_of_range),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
