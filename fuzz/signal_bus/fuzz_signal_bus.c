@@ -299,8 +299,13 @@ static void deliver_caught(void)
                              (unsigned long long)srv->node_id);
                     to_me = strcmp(batch[i].subj, mine) == 0;
                 } else if (kind == K_TO) {
+                    /* to.<owner tag>.<backup tag>.<peer>: by a tag, or by the session's own
+                     * subscription (bus.c) */
+                    unsigned o = 0, bk = 0, me = ar__sig_worker_tag(srv->node_id);
+                    const char *t = batch[i].subj + srv->bus->plen + 3;
+                    int tagged = sscanf(t, "%8x.%8x.", &o, &bk) == 2 && (o == me || bk == me);
                     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-                    to_me = r && r->local && r->local->sub_to;
+                    to_me = tagged || (r && r->local && r->local->sub_to);
                 }
                 if (to_me)
                     ar__sig_bus_put(srv->bus, batch[i].subj, batch[i].data, batch[i].len);
