@@ -869,8 +869,9 @@ int ar__sig_named(const void *json_list, const char *peer);
  * worker owns that its joiner's worker did not tell (told: the record's "rt", a json array). */
 void ar__sig_announce_late(ar__sig_srv_t *srv, ar__sig_rec_t *r, const void *told);
 /* peer_left about r (reason) to n peers: the others in the room r leaves on its own worker
- * (ar__sig_room_leave), or, r's record from the bus having taken it out of a room here, the
- * members this worker owns that r's worker did not tell (rec.c picks them: "lt"). */
+ * (ar__sig_room_leave), r itself when a refresh took its room away (refresh.c), or, r's record
+ * from the bus having taken it out of a room here, the members this worker owns that r's
+ * worker did not tell (rec.c picks them: "lt"). */
 void ar__sig_announce_left(ar__sig_srv_t *srv, const ar__sig_rec_t *r,
                            const char (*peers)[AR__SIG_PEER_LEN + 1], size_t n, int reason);
 void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *fields);

@@ -64,11 +64,7 @@ int ar__sig_claims_evict(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     /* The client hears why, in a session-level frame (kept for a resume, like remove.c's): a
      * colleague's `remove` says "removed" (it may join again), this that its own access went
      * (a join would be refused). It goes before the leave's frames, as a removal's does. */
-    ar_sig_msg_t l;
-    ar_sig_msg_init(&l, AR_SIG_PEER_LEFT);
-    l.u.peer_left.peer = (ar_sig_str_t){r->peer, strlen(r->peer)};
-    l.u.peer_left.reason = AR_SIG_LEFT_REVOKED;
-    (void)ar__sig_to(srv, r->peer, &l, AR__SIG_ACT_NONE);
+    ar__sig_announce_left(srv, r, &r->peer, 1, AR_SIG_LEFT_REVOKED);
     /* As a client's `leave` (flows.c): the others get peer_left "removed" (taken out by the
      * server; why is the staff member's business, not the patient's), every worker the record
      * update, and a patient this session was seeing is marked anew (area.c ar__sig_seen_left:
