@@ -94,9 +94,11 @@ yields() {
 ar_server_start --realm=anteroom.test --user=alice:alice-secret
 yields request
 # Each request, 2 ms apart, is a request-only turn; a yield over 2 ms pauses yielding for 10 ms
-# (udp.c), so a loaded machine sees fewer, but not a few: at least a quarter.
+# (udp.c), so a loaded machine sees fewer: strace's own stops around each sched_yield make the
+# yield slower still (a CI run with a build beside it counted 44 for 200). At least a tenth:
+# every other kind below must see none, or at most a quarter.
 ar_check "Binding requests: the workers yield after request-only turns ($YIELDS sched_yield calls for $N requests, $READS reads)" \
-    test "$YIELDS" -ge $((N / 4)) -a "$READS" -ge 1
+    test "$YIELDS" -ge $((N / 10)) -a "$READS" -ge 1
 yields indication
 ar_check "Binding indications: no yield ($YIELDS sched_yield calls, $READS reads)" test "$YIELDS" -eq 0 -a "$READS" -ge 1
 yields channeldata
