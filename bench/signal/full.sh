@@ -29,7 +29,8 @@
 #   nats-server),
 #   PHASES="servers hop scale" (or "relay": only the CPU
 #   per relayed message and latency at RATES, the relay part of "servers"; or "idle": anteroom's
-#   idle line, plain and TLS, with each of IDLE_WORKERS="1 12" workers), AR_BUILD=build/default,
+#   idle line, plain and TLS, with each of IDLE_WORKERS="1 12" workers; IDLE_HOLD=S holds the
+#   sessions S seconds more, past the first ping, and says their RSS again), AR_BUILD=build/default,
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
 set -uo pipefail
@@ -57,6 +58,7 @@ SCALE_HOLD=${SCALE_HOLD:-70}
 SERVERS=${SERVERS:-bare node-ws peerjs anteroom}
 PHASES=${PHASES:-servers hop scale}
 IDLE_WORKERS=${IDLE_WORKERS:-1 12}
+IDLE_HOLD=${IDLE_HOLD:-0}
 build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
@@ -236,8 +238,8 @@ done
 # plain and TLS, on a node of each of IDLE_WORKERS workers (what a held session costs by workers).
 if has anteroom "$SERVERS" && has idle "$PHASES"; then
   for w in $IDLE_WORKERS; do
-    meter "idle-w$w" anteroom - idle -n "$N" -P 2
-    meter "idle-w$w-tls" anteroom -t idle -n "$N" -P 2
+    meter "idle-w$w" anteroom - idle -n "$N" -P 2 -H "$IDLE_HOLD"
+    meter "idle-w$w-tls" anteroom -t idle -n "$N" -P 2 -H "$IDLE_HOLD"
   done
 fi
 

@@ -579,8 +579,14 @@ static int cmd_idle(void)
     printf(" rss_total_mib=%.0f", (double)s2.rss_kib / 1024);
     /* Held for -H seconds more (past the node's ping interval and idle timeout), then each
      * client process counts the connections the server has not closed. */
-    if (sl_o.hold_secs > 0)
+    sample_t s3 = s2;
+    if (sl_o.hold_secs > 0) {
         sleep((unsigned)sl_o.hold_secs);
+        /* Past the first ping, each client acknowledged what it was sent: what an idle session
+         * costs once its replay buffer is empty (the joined frame and the like are freed; the
+         * allocator may keep their memory, which this shows). */
+        sample(&s3);
+    }
     close(hold[1]);
     int still = 0;
     for (int i = 0; i < sl_o.procs; i++) {
@@ -588,7 +594,9 @@ static int cmd_idle(void)
         if (fscanf(rf, "%d", &v) == 1)
             still += v;
     }
-    printf(" held_after_s=%d still_open=%d\n", sl_o.hold_secs, still);
+    printf(" held_after_s=%d still_open=%d rss_held_b=%.0f anon_held_b=%.0f\n", sl_o.hold_secs,
+           still, (double)(s3.rss_kib - s0.rss_kib) * 1024 / per,
+           (double)(s3.anon_kib - s0.anon_kib) * 1024 / per);
     fflush(stdout);
     for (int i = 0; i < sl_o.procs; i++)
         waitpid(kids[i], NULL, 0);
