@@ -131,15 +131,15 @@ seeds = {
     "rec_patient_arrives_area": rec(
         W1, 2, A, AREA, **full(1, 2, 3, clinic="clinic-1", area="area-1", st=1, by="", bn="",
                                since=1700000000, ans=[["reason", "cough"], ["age", "40"]],
-                               name="Pat", qk=1, qr=0, qt=[])),
+                               name="Pat", qk=1, qr=0, qh="")),
     "rec_patient_seen": (
-        rec(W1, 2, A, AREA, **full(1, 2, 3, clinic="clinic-1", area="area-1", st=1, since=1, qk=1, qt=[]))
+        rec(W1, 2, A, AREA, **full(1, 2, 3, clinic="clinic-1", area="area-1", st=1, since=1, qk=1, qh=""))
         + rec(W1, 2, A, AREA, clinic="clinic-1", area="area-1", st=2, by=PEERS[B], bn="Dr B",
-              since=1, qk=2, qr=0, qt=[PEERS[B]])),
+              since=1, qk=2, qr=0, qh=PEERS[B][:8])),
     "rec_staff_subs_then_arrival": (
         own(W1, B) + rec(W1, 3, B, SESS, role=2, subs=[["clinic-1", "area-1"], ["clinic-1", "area-2"]])
-        + rec(W1, 2, A, AREA, **full(1, 2, 3, clinic="clinic-1", area="area-1", st=1, since=1, qk=1, qt=[]))
-        + rec(W1, 2, A, AREA, clinic="", area="", st=0, qk=3, qr=1, qt=[])),
+        + rec(W1, 2, A, AREA, **full(1, 2, 3, clinic="clinic-1", area="area-1", st=1, since=1, qk=1, qh=""))
+        + rec(W1, 2, A, AREA, clinic="", area="", st=0, qk=3, qr=1, qh="")),
     "rec_delete": rec(W1, 2, A, **full(1, 2, 3, room="room-1")) + rec(W1, 2, A, SESS, **{"del": True}),
     "rec_delete_local": own(W1, A) + rec(W1, 3, A, SESS, **{"del": True}),
     "rec_promotion_refused": own(W1, A) + rec(W1, 3, A, SESS, own=wid(3), bk=wid(1), pr=True, away=1),

@@ -12,6 +12,7 @@
 #include "anteroom/alloc.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -55,12 +56,34 @@ static void to_subscribers(ar__sig_srv_t *srv, ar__sig_area_t *a, ar_sig_msg_t *
 
 /* Queue deltas and the race with a subscription (docs/signal.md, "Queue snapshot and deltas"):
  * the worker that changes a queue sends the delta to the subscribers it knows of and names them
- * in the record update ("qt"); a worker applying that update sends the same delta to those of
- * its own subscribers the sender did not name (their subscription had not reached it yet). */
+ * in the record update ("qh"); a worker applying that update sends the same delta to those of
+ * its own subscribers the sender did not name (their subscription had not reached it yet).
+ *
+ * A subscriber is named by the first TOLD_KEY characters of its peer id, the keys sorted and
+ * joined in one string: 48 of the id's 128 random bits (the server drew them), so an area
+ * watched by n staff makes 8n bytes, and a subscriber the sender did not know is taken for a
+ * named one, and not caught up, with a chance of n in 2^48. Full ids in a JSON array (the "qt"
+ * this replaced) made 25n bytes and n allocations to parse, and were capped at 64. */
 #define QK_ADD 1
 #define QK_UPDATE 2
 #define QK_REMOVE 3
-#define TOLD_MAX 64 /* subscribers named in one update; beyond, no catch-up (see signal.md) */
+#define TOLD_KEY 8
+/* Keys in one update, 64 KiB of them; beyond, the update names nobody and nobody is caught up
+ * (an area watched by more than 8,192 staff at once; see signal.md). */
+#define TOLD_MAX 8192
+
+/* peer's key: its first TOLD_KEY characters, padded with '.' (never in a peer id) if shorter. */
+static void told_key(const char *peer, char key[TOLD_KEY])
+{
+    size_t n = strnlen(peer, TOLD_KEY);
+    memcpy(key, peer, n);
+    memset(key + n, '.', TOLD_KEY - n);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, TOLD_KEY);
+}
 
 static void told(ar__sig_srv_t *srv, ar__sig_area_t *a, int kind, int reason)
 {
@@ -68,14 +91,24 @@ static void told(ar__sig_srv_t *srv, ar__sig_area_t *a, int kind, int reason)
     srv->qt = NULL;
     if (!a || a->nsubs > TOLD_MAX)
         return;
-    json_t *list = json_array(), *o = json_pack("{s:i,s:i}", "qk", kind, "qr", reason);
-    for (size_t i = 0; list && i < a->nsubs; i++)
-        json_array_append_new(list, json_string(a->subs[i]->peer));
-    if (!o || !list || json_object_set_new(o, "qt", list) != 0) {
-        json_decref(o);
+    char *keys = ar_malloc(a->nsubs * TOLD_KEY + 1); /* + 1: never a 0-byte allocation */
+    if (!keys)
         return;
-    }
-    srv->qt = o;
+    for (size_t i = 0; i < a->nsubs; i++)
+        told_key(a->subs[i]->peer, keys + i * TOLD_KEY);
+    qsort(keys, a->nsubs, TOLD_KEY, key_cmp);
+    json_t *o =
+        json_pack("{s:i,s:i,s:s%}", "qk", kind, "qr", reason, "qh", keys, a->nsubs * TOLD_KEY);
+    ar_free(keys);
+    srv->qt = o; /* NULL when out of memory: nobody named, nobody caught up */
+}
+
+/* Whether the sorted keys (n of them) name peer. */
+static int told_named(const char *keys, size_t n, const char *peer)
+{
+    char key[TOLD_KEY];
+    told_key(peer, key);
+    return bsearch(key, keys, n, TOLD_KEY, key_cmp) != NULL;
 }
 
 static int owned_here(ar__sig_srv_t *srv, const ar__sig_rec_t *x)
@@ -96,10 +129,13 @@ int ar__sig_named(const void *json_list, const char *peer)
 
 static void catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int after)
 {
-    json_t *o = json_obj, *list = json_object_get(o, "qt");
+    json_t *o = json_obj, *named = json_object_get(o, "qh");
     int kind = (int)json_integer_value(json_object_get(o, "qk"));
     ar__sig_area_t *a = p->in_area;
-    if (!json_is_array(list) || !a || (kind == QK_REMOVE) == (after != 0))
+    /* No keys, or not whole keys (not from a worker of ours): nobody is caught up, as when the
+     * sender named nobody. Unsorted keys make wrong answers, never a read out of bounds. */
+    size_t len = json_string_length(named);
+    if (!json_is_string(named) || len % TOLD_KEY || !a || (kind == QK_REMOVE) == (after != 0))
         return;
     ar_sig_msg_t m;
     if (kind == QK_ADD) {
@@ -120,8 +156,9 @@ static void catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int af
     }
     m.u.queue.clinic = str(a->clinic);
     m.u.queue.area = str(a->area);
+    const char *keys = json_string_value(named);
     for (size_t i = 0; i < a->nsubs; i++)
-        if (owned_here(srv, a->subs[i]) && !ar__sig_named(list, a->subs[i]->peer))
+        if (owned_here(srv, a->subs[i]) && !told_named(keys, len / TOLD_KEY, a->subs[i]->peer))
             ar__sig_to(srv, a->subs[i]->peer, &m, AR__SIG_ACT_NONE);
 }
 

@@ -387,7 +387,7 @@ struct ar__sig_srv_s {
     unsigned index; /* the worker's number on its node */
     uint64_t fid_counter;
     uint32_t now;
-    void *qt; /* json_t: the queue delta the next record update carries (area.c, "qk"/"qt") */
+    void *qt; /* json_t: the queue delta the next record update carries (area.c, "qk"/"qh") */
     void *left_told;       /* json_t: a leave's "lt" and "lr" for its record update (flows.c) */
     ar__sig_snap_t *snaps; /* queue snapshots still being sent (area.c) */
     ar__sig_conn_t *conns;
@@ -863,7 +863,7 @@ int ar__sig_can_queue(const ar__sig_claims_t *cl, const char *clinic);
 ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c);
 void ar__sig_claims_free(ar__sig_claims_t *c);
 void ar__sig_announce_join(ar__sig_srv_t *srv, ar__sig_rec_t *r);
-/* Whether the json array of strings json_list names peer (a record's "qt", "rt", "lt"). */
+/* Whether the json array of strings json_list names peer (a record's "rt", "lt"). */
 int ar__sig_named(const void *json_list, const char *peer);
 /* r's record, from the bus, put it in a room here: peer_joined about r to the members this
  * worker owns that its joiner's worker did not tell (told: the record's "rt", a json array). */

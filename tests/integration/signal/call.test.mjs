@@ -478,32 +478,40 @@ test('two joins that fit, racing on two nodes, hear of each other once', async (
 // on node B a patient arrives, another is held and a third transferred away (B's workers send
 // their deltas to the subscribers they know: not the new one). Once the bus runs again, A's
 // worker must catch the subscriber up; without that it would never see the arrival, the hold
-// or the departure.
-test('a subscription racing arrival, hold and transfer on another node converges', async () => {
+// or the departure. With `others` more staff watching the area, half on each node, the queue
+// updates name more than 64 subscribers (which once made them name nobody: no catch-up at all).
+async function subscriptionRace(area, others) {
   const sB = await connect(B, staffToken(['receptionist']));
-  const held = await connect(B, patientToken(rid(), { area: 'qrace' }));
-  const moved = await connect(B, patientToken(rid(), { area: 'qrace' }));
+  const held = await connect(B, patientToken(rid(), { area }));
+  const moved = await connect(B, patientToken(rid(), { area }));
   for (const p of [held, moved]) {
-    p.send({ type: 'arrive', clinic: 'c1', area: 'qrace', name: 'P', consent: true });
+    p.send({ type: 'arrive', clinic: 'c1', area, name: 'P', consent: true });
     await p.next('wait');
+  }
+  const crowd = [];
+  for (let i = 0; i < others; i++) {
+    const w = await connect(i % 2 ? B : A, staffToken(['receptionist']));
+    w.send({ type: 'subscribe', clinic: 'c1', area });
+    await w.next((f) => f.type === 'queue' && f.area === area);
+    crowd.push(w);
   }
   // Every worker knows both patients and sB's subscription before the bus stops.
   const watch = await connect(A, staffToken(['receptionist']));
-  await queued(watch, 'qrace', held.peer);
-  await queued(watch, 'qrace', moved.peer);
-  await queued(sB, 'qrace', held.peer);
-  await queued(sB, 'qrace', moved.peer);
+  await queued(watch, area, held.peer);
+  await queued(watch, area, moved.peer);
+  await queued(sB, area, held.peer);
+  await queued(sB, area, moved.peer);
   await sleep(300);
   watch.frames = [];
   sB.frames = [];
-  const late = await connect(B, patientToken(rid(), { area: 'qrace' }));
+  const late = await connect(B, patientToken(rid(), { area }));
   const s = await connect(A, staffToken(['receptionist']));
   kill(nats.procs[1], 'SIGSTOP');
   let snap;
   try {
-    s.send({ type: 'subscribe', clinic: 'c1', area: 'qrace' });
+    s.send({ type: 'subscribe', clinic: 'c1', area });
     snap = await s.next('queue', 1500);
-    late.send({ type: 'arrive', clinic: 'c1', area: 'qrace', name: 'Late', consent: true });
+    late.send({ type: 'arrive', clinic: 'c1', area, name: 'Late', consent: true });
     await late.next('wait', 1500);
     sB.send({ type: 'hold', peer: held.peer, on: true });
     sB.send({ type: 'transfer', peer: moved.peer, area: 'elsewhere' });
@@ -530,9 +538,23 @@ test('a subscription racing arrival, hold and transfer on another node converges
   await watch.next((f) => f.type === 'queue_update' && f.peer === held.peer);
   await watch.next((f) => f.type === 'queue_remove' && f.peer === moved.peer);
   await sleep(300);
-  assert.deepEqual(watch.frames.filter((f) => f.type.startsWith('queue') && f.area === 'qrace'), []);
-  for (const c of [sB, held, moved, watch, late, s]) c.close();
-});
+  assert.deepEqual(watch.frames.filter((f) => f.type.startsWith('queue') && f.area === area), []);
+  // So did every other subscriber, wherever it was.
+  for (const w of crowd) {
+    await w.next((f) => f.type === 'queue_add' && f.entry.peer === late.peer);
+    await w.next((f) => f.type === 'queue_update' && f.peer === held.peer);
+    await w.next((f) => f.type === 'queue_remove' && f.peer === moved.peer);
+  }
+  await sleep(crowd.length ? 300 : 0);
+  for (const w of crowd)
+    assert.deepEqual(w.frames.filter((f) => f.type.startsWith('queue') && f.area === area), []);
+  for (const c of [sB, held, moved, watch, late, s, ...crowd]) c.close();
+}
+
+test('a subscription racing arrival, hold and transfer on another node converges', () =>
+  subscriptionRace('qrace', 0));
+test('... and with 70 more staff watching the area (updates naming over 64 subscribers)', () =>
+  subscriptionRace('qcrowd', 70));
 
 // A snapshot page holds up to 32 entries, but 32 of the longest (a 64-byte name and four
 // 200-byte answers, all characters JSON escapes) pass the frame limit: such a page must come
