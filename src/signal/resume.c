@@ -81,7 +81,7 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
     char peer[AR__SIG_PEER_LEN + 1];
     memcpy(peer, s->rec->peer, sizeof(peer));
     if (moved) {
-        ar__sig_sess_adopt(srv, s); /* a new backup gets the buffer and the new secret */
+        ar__sig_sess_adopt(srv, s);         /* a new backup gets the buffer and the new secret */
         ar__sig_sess_flush_pending(srv, s); /* an "ended" frame it caught ends it, s and all */
     } else if (s->rec->backup) {
         json_t *res = json_pack("{s:s,s:s,s:s,s:b}", "k", "res", "p", s->rec->peer, "r", s->resume,

@@ -25,7 +25,7 @@
 #define INBOX_MAX (1 << 20)
 
 static struct {
-    rf_resume_t a; /* the client's resume of 'o' */
+    rf_resume_t a;      /* the client's resume of 'o' */
     const char *marker; /* the room whose marker this worker holds, or NULL */
 } T;
 
