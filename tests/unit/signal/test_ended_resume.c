@@ -22,34 +22,22 @@
 
 #include <cmocka.h>
 
-#define INBOX_MAX (1 << 20)
+static rf_resume_t A;      /* the client's resume of 'o' */
+static const char *marker; /* the room whose marker this worker holds, or NULL */
 
-static struct {
-    rf_resume_t a;      /* the client's resume of 'o' */
-    const char *marker; /* the room whose marker this worker holds, or NULL */
-} T;
-
-static int setup(void **state)
-{
-    (void)state;
-    memset(&T, 0, sizeof(T));
-    rf_start(&T.a, INBOX_MAX);
-    return 0;
-}
-
-/* On the loop: the marker of T.marker from worker 3, if any; then 'o', worker 2's session, in
+/* On the loop: the marker of `marker` from worker 3, if any; then 'o', worker 2's session, in
  * "room-9", resumed through this worker (which asks worker 2 and waits). */
 static void start_in_room(void *arg)
 {
     ar__sig_srv_t *srv = LH.srv;
-    if (T.marker) {
+    if (marker) {
         char hex[33], msg[160];
-        ar__sig_room_ended_key(T.marker, hex);
+        ar__sig_room_ended_key(marker, hex);
         int n = snprintf(msg, sizeof(msg),
                          "{\"w\":\"0000000000000003\",\"h\":\"%s\",\"e\":%lld,\"end\":true}", hex,
                          (long long)time(NULL) + 1800);
         ar__sig_invite_apply(srv, msg, (size_t)n);
-        LH_CHECK(ar__sig_room_ended(srv, T.marker));
+        LH_CHECK(ar__sig_room_ended(srv, marker));
     }
     ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
     LH_CHECK(r != NULL);
@@ -97,8 +85,8 @@ static void expect_resumed_then_ended(int fd)
 static void test_resume_into_ended_room(void **state)
 {
     (void)state;
-    T.marker = "room-9";
-    int fd = rf_dial_resuming(start_in_room, &T.a);
+    marker = "room-9";
+    int fd = rf_dial_resuming(start_in_room, &A);
     lh_run(owner_hands_over, NULL);
     expect_resumed_then_ended(fd);
 }
@@ -108,7 +96,8 @@ static void test_resume_into_ended_room(void **state)
 static void test_ended_caught_during_handover(void **state)
 {
     (void)state;
-    int fd = rf_dial_resuming(start_in_room, &T.a);
+    marker = NULL;
+    int fd = rf_dial_resuming(start_in_room, &A);
     lh_run(ended_frame_caught, NULL);
     lh_run(owner_hands_over, NULL);
     expect_resumed_then_ended(fd);
@@ -117,8 +106,10 @@ static void test_ended_caught_during_handover(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_resume_into_ended_room, setup, rf_teardown),
-        cmocka_unit_test_setup_teardown(test_ended_caught_during_handover, setup, rf_teardown),
+        cmocka_unit_test_prestate_setup_teardown(test_resume_into_ended_room, rf_setup, rf_teardown,
+                                                 &A),
+        cmocka_unit_test_prestate_setup_teardown(test_ended_caught_during_handover, rf_setup,
+                                                 rf_teardown, &A),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
