@@ -441,9 +441,10 @@ static void own_add(ar__sig_srv_t *srv, const uint8_t h[16], int64_t exp);
  * does (flows.c ar__sig_room_end), the members of the room that it owns: so each member is
  * told `ended` once, by its own worker, and a patient's or invitee's session and record (with
  * the patient's data) go as after `end`. Done for every session of this worker's own after a new
- * marker (ar__sig_rooms_ended_sweep), and for one session at each moment this worker comes to own
- * it (ar__sig_sess_check_ended: a promotion, a hand-over taken, a resume finished, a record
- * update naming us), in a room it may know was ended. A room ended in the usual way is not
+ * marker (ar__sig_rooms_ended_sweep), and for a session this worker comes to own later, in a room
+ * it may know was ended, at that moment: one session at a hand-over taken, a resume finished or
+ * a record update naming us (ar__sig_sess_check_ended), the walk after a death that promoted
+ * sessions here (sess.c ar__sig_node_dead). A room ended in the usual way is not
  * ended twice: its ender's worker flagged it (ended_here), and elsewhere the ender sent the
  * members `ended` (and staff their record updates) before it published the marker, on the same
  * connection, so their owners have ended them by the time the marker comes (NATS keeps a
