@@ -468,7 +468,8 @@ static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
  */
 void ar__sig_room_end(ar__sig_srv_t *srv, ar__sig_room_t *room, int mine)
 {
-    /* Ended here: its marker, when it comes or in the sweep, ends nothing more (invite.c). */
+    /* Ended here: its marker, when it comes or when a member becomes ours, ends nothing more
+     * (invite.c). */
     room->ended_here = 1;
     char id[AR_SIG_ID_MAX + 1];
     snprintf(id, sizeof(id), "%s", room->id); /* the id is allocated at its length */

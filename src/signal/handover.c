@@ -235,4 +235,8 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
         r->owner != giver)
         return;
     take_away(srv, r, o, seq, ack, fr);
+    /* Ours now, in a room this worker may know was ended: looked up again, as the frames its
+     * copy caught (numbered in take_away) may have ended it already. */
+    if ((r = ar__sig_rec_find(srv, peer)) && r->local)
+        ar__sig_sess_check_ended(srv, r->local);
 }

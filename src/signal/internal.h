@@ -745,10 +745,15 @@ size_t ar__sig_rooms_ended_count(const ar__sig_srv_t *srv);
 /* The hex key a room is known by on the bus (tests). */
 void ar__sig_room_ended_key(const char *room, char hex[33]);
 /* Each one-time room open here in which this worker owns a member and whose marker it holds is
- * ended for those members (ar__sig_room_end, mine), once: after a new marker, and once a second
- * (srv.c on_tick) for a member it came to own later (invite.c, "A room open here when its
- * marker comes"). */
+ * ended for those members (ar__sig_room_end, mine), once: after a new marker, and after a death
+ * that promoted sessions here (invite.c, "A room open here when its marker comes"). */
 void ar__sig_rooms_ended_sweep(ar__sig_srv_t *srv);
+/* The same for s's room alone, at a moment this worker has come to own s (a hand-over taken, a
+ * resume finished, a record update naming us): ended for the members this worker owns when s is
+ * one and the room's marker is held. Sends through the local queue and moves staff out of the
+ * room (which may go): the caller reads neither s's room nor its members' places after it, and
+ * calls it outside any walk of rooms or areas. s itself stays. */
+void ar__sig_sess_check_ended(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 /* The first 4 bytes of that key (a room's etag, set when it is made: index.c). */
 void ar__sig_room_ended_tag(const char *room, uint8_t tag[4]);
 /* Catching up on the rooms ended before this worker listened (invite.c, "Catching up"). Times

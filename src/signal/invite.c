@@ -440,15 +440,17 @@ static void own_add(ar__sig_srv_t *srv, const uint8_t h[16], int64_t exp);
  * cut or sent again by its publisher (below). Every worker applies it, and each ends, as `end`
  * does (flows.c ar__sig_room_end), the members of the room that it owns: so each member is
  * told `ended` once, by its own worker, and a patient's or invitee's session and record (with
- * the patient's data) go as after `end`. Done at once after a new marker, and in the
- * once-a-second sweep (srv.c), which also finds a member this worker came to own later (a
- * promotion, a hand-over) in a room it knew was ended. A room ended in the usual way is not
+ * the patient's data) go as after `end`. Done for every session of this worker's own after a new
+ * marker (ar__sig_rooms_ended_sweep), and for a session this worker comes to own later, in a room
+ * it may know was ended, at that moment: one session at a hand-over taken, a resume finished or
+ * a record update naming us (ar__sig_sess_check_ended), the walk after a death that promoted
+ * sessions here (sess.c ar__sig_node_dead). A room ended in the usual way is not
  * ended twice: its ender's worker flagged it (ended_here), and elsewhere the ender sent the
  * members `ended` (and staff their record updates) before it published the marker, on the same
  * connection, so their owners have ended them by the time the marker comes (NATS keeps a
  * publisher's order, and the inbox keeps it across subjects: bus.c). Rooms are checked by their
  * tag (index.c): the ended bucket it names, a few markers at most, and a hash of the id only
- * when one matches. One walk of this worker's own sessions (owned and backed up) per call.
+ * when one matches.
  */
 static int ended_tag_held(const ended_t *t, const uint8_t tag[4], int64_t now)
 {
@@ -458,6 +460,27 @@ static int ended_tag_held(const ended_t *t, const uint8_t tag[4], int64_t now)
     return 0;
 }
 
+/* s's room ended for the members this worker owns, when s is one of them and its marker is held
+ * (t: the markers, not empty): 1 when it was. */
+static int sess_end_ended(ar__sig_srv_t *srv, const ended_t *t, int64_t now, ar__sig_sess_t *s)
+{
+    ar__sig_room_t *room = s->rec->in_room;
+    if (!room || room->persistent || room->ended_here || !ar__sig_owns(srv, s->rec) ||
+        !ended_tag_held(t, room->etag, now) || !ar__sig_room_ended(srv, room->id))
+        return 0;
+    /* Ending sends through the local queue (no session goes here, nor within a walk of them)
+     * and moves staff out; the flag keeps its other members here from ending it again. */
+    ar__sig_room_end(srv, room, 1);
+    return 1;
+}
+
+void ar__sig_sess_check_ended(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    const ended_t *t = srv->invites ? srv->invites->ended : NULL;
+    if (t && t->n && sess_end_ended(srv, t, (int64_t)time(NULL), s))
+        ar_log(AR_LOG_WARN, "signal_ended_room_closed", AR_LF_UINT("rooms", 1));
+}
+
 void ar__sig_rooms_ended_sweep(ar__sig_srv_t *srv)
 {
     const ended_t *t = srv->invites ? srv->invites->ended : NULL;
@@ -465,16 +488,8 @@ void ar__sig_rooms_ended_sweep(ar__sig_srv_t *srv)
         return;
     int64_t now = (int64_t)time(NULL);
     size_t rooms = 0;
-    for (ar__sig_sess_t *s = srv->locals; s; s = s->lnext) {
-        ar__sig_room_t *room = s->rec->in_room;
-        if (!room || room->persistent || room->ended_here || !ar__sig_owns(srv, s->rec) ||
-            !ended_tag_held(t, room->etag, now) || !ar__sig_room_ended(srv, room->id))
-            continue;
-        /* Ending sends through the local queue (no session goes within this walk) and moves
-         * staff out; the flag keeps its other members here from ending it again. */
-        ar__sig_room_end(srv, room, 1);
-        rooms++;
-    }
+    for (ar__sig_sess_t *s = srv->locals; s; s = s->lnext)
+        rooms += (size_t)sess_end_ended(srv, t, now, s);
     if (rooms)
         ar_log(AR_LOG_WARN, "signal_ended_room_closed", AR_LF_UINT("rooms", rooms));
 }

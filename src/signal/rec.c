@@ -269,6 +269,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     ar__sig_rec_t *r = ar__sig_rec_get(srv, peer);
     if (!r)
         return;
+    int owned = ar__sig_owns(srv, r);
     json_t *v;
     const char *s;
     if ((s = json_string_value(json_object_get(o, "h"))))
@@ -376,4 +377,8 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         r->local->kick = 1;
         srv->kicks = 1;
     }
+    /* Our copy that the update made ours to act on as owner (its record names us again), in a
+     * room this worker may know was ended: ended for it now (invite.c). */
+    if (!owned && (r = ar__sig_rec_find(srv, peer)) && ar__sig_owns(srv, r))
+        ar__sig_sess_check_ended(srv, r->local);
 }

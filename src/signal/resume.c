@@ -78,19 +78,27 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
                        AR_SIG_CLOSE_SHUTDOWN);
     }
     ar__sig_rec_publish(srv, s->rec, "away");
+    char peer[AR__SIG_PEER_LEN + 1];
+    memcpy(peer, s->rec->peer, sizeof(peer));
     if (moved) {
-        ar__sig_sess_adopt(srv, s); /* a new backup gets the buffer and the new secret */
-        ar__sig_sess_flush_pending(srv, s);
+        ar__sig_sess_adopt(srv, s);         /* a new backup gets the buffer and the new secret */
+        ar__sig_sess_flush_pending(srv, s); /* an "ended" frame it caught ends it, s and all */
     } else if (s->rec->backup) {
         json_t *res = json_pack("{s:s,s:s,s:s,s:b}", "k", "res", "p", s->rec->peer, "r", s->resume,
                                 "c", replayed >= 0);
         ar__sig_sess_prev_put(s, res);
         ar__sig_bus_proc(srv, s->rec->backup, res);
     }
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    if (!r || r->local != s)
+        return; /* ended by a frame it caught: nothing of it is read after */
     /* A room the new token would not let it join is left as after a refresh (refresh.c), once
      * the session is settled here: owned, welcomed, replayed, its backup told. */
     if (cl)
         (void)ar__sig_claims_evict(srv, s);
+    /* Ours now, perhaps in a room this worker knows was ended (its marker came while the
+     * session was another worker's, or this copy a backup's): ended for it now. */
+    ar__sig_sess_check_ended(srv, s);
 }
 
 /*

@@ -725,6 +725,12 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
         }
     }
     ar_log(AR_LOG_INFO, "signal_worker_dead", AR_LF_INT("promoted", promoted));
+    /* A session promoted here may be in a room this worker knows was ended (its marker came
+     * while the copy was a backup's, so the room was not ended for it then): ended now, for all
+     * the members promoted here at once. After the walk, not at each promotion: ending the room
+     * for the first flags it (ended_here), and a member promoted later in the walk would stay. */
+    if (promoted)
+        ar__sig_rooms_ended_sweep(srv);
     /* Clients resuming here meanwhile go on now: local when we promoted their session. */
     ar__sig_resume_kick(srv);
 }

@@ -547,8 +547,6 @@ static void on_tick(uint32_t now, void *data)
     }
     ar__sig_bus_heartbeat(srv);
     ar__sig_sess_tick(srv);
-    /* A room open here that was ended (a member this worker came to own later): invite.c. */
-    ar__sig_rooms_ended_sweep(srv);
     ar_metric_set(srv->m.sessions, (int64_t)srv->nsessions);
     ar_metric_set(srv->m.rooms, (int64_t)srv->nrooms);
 }

@@ -19,6 +19,12 @@ void rf_start(rf_resume_t *a, long inbox_max)
     su_claims(&a->cl, AR_TOKEN_PATIENT, "patient-1");
 }
 
+int rf_setup(void **state)
+{
+    rf_start(*state, 1 << 20);
+    return 0;
+}
+
 int rf_teardown(void **state)
 {
     (void)state;

@@ -25,6 +25,9 @@ typedef struct rf_resume_s {
 /* The start of a test's setup: the stand-in reset, the loop started with the bus's inbox of
  * inbox_max bytes (lh_start), and *a zeroed but for a patient's claims (subject "patient-1"). */
 void rf_start(rf_resume_t *a, long inbox_max);
+/* A cmocka setup (cmocka_unit_test_prestate_setup_teardown) whose prestate is the test's
+ * rf_resume_t: rf_start with an inbox of 1 MiB. */
+int rf_setup(void **state);
 /* A cmocka teardown for it: allocations no longer fail (a test may have left the hook set),
  * then the loop stops (lh_stop). */
 int rf_teardown(void **state);

@@ -36,6 +36,14 @@ static struct {
 } sent[SENT_MAX];
 static size_t nsent;
 
+int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
+{
+    (void)srv;
+    (void)s;
+    return 0; /* no bus to subscribe on */
+}
+
 void __wrap_ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
 void __wrap_ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len)
 {
@@ -309,10 +317,8 @@ static void test_publisher_sends_again(void **state)
 }
 
 /* `end` on this worker (on_end: ar__sig_room_end for every member, then the marker) sends each
- * member `ended` once; the once-a-second sweep that runs before those frames are numbered (the
- * patient is still in the room until then) sends nothing more. A member this worker comes to own
- * later (a backup copy promoted, a hand-over) in a room it knows was ended is ended by the
- * sweep, once. */
+ * member `ended` once; a sweep that runs before those frames are numbered (the patient is still
+ * in the room until then: the same marker again, from a catch-up) sends nothing more. */
 static void test_sweep(void **state)
 {
     (void)state;
@@ -327,20 +333,112 @@ static void test_sweep(void **state)
     assert_null(s->in_room);
     ar__sig_rooms_ended_sweep(x);
     assert_int_equal(nsent, 2);
+    reset();
+    worker_free(x);
+}
 
-    /* Worker 7's session, backed up here, in a room this worker knows ended: nothing while it is
-     * a backup's copy; promoted (its owner died), it is ours and ended. */
+/* ---- a member this worker comes to own later, in a room it knows was ended ---- */
+
+static ar_signal_conf_t conf = {.node_name = (char *)"node-a", .grace = 20000};
+
+/* Worker 7's patient and clinician, backed up here, in a room this worker knows ended (its
+ * marker came while they were worker 7's: nothing for backup copies). Worker 7 dies: both are
+ * promoted here (ar__sig_node_dead, as on a real death) and each is sent `ended` once, in one
+ * end of the room; the clinician leaves it. No sweep is called. A third, in another room, is
+ * promoted and left alone. */
+static void test_promoted_into_ended_room(void **state)
+{
+    (void)state;
+    reset();
+    ar__sig_srv_t *x = worker(4);
+    x->conf = &conf;
+    bc_heard(x, 7, "node-b", 5000);
+    x->nodes[0].dead = 1;
     marker_from_bus(x, "room-3");
     ar__sig_rec_t *q = member(x, 'q', AR_SIG_ROLE_PATIENT, "room-3", 0, 1);
-    ar__sig_rooms_ended_sweep(x);
+    ar__sig_rec_t *c = member(x, 'c', AR_SIG_ROLE_STAFF, "room-3", 0, 1);
+    ar__sig_rec_t *o = member(x, 'o', AR_SIG_ROLE_PATIENT, "room-2", 0, 1);
+    marker_from_bus(x, "room-3"); /* again: backup copies, nothing */
+    assert_int_equal(nsent, 0);
+    ar__sig_node_dead(x, 7);
+    assert_true(ar__sig_owns(x, q) && ar__sig_owns(x, c) && ar__sig_owns(x, o));
+    assert_int_equal(ended_to('q'), 1);
+    assert_int_equal(ended_to('c'), 1);
     assert_int_equal(nsent, 2);
-    q->local->is_backup = 0;
-    q->owner = x->node_id;
-    ar__sig_rooms_ended_sweep(x);
-    assert_int_equal(ended_to('q'), 1);
-    ar__sig_rooms_ended_sweep(x);
-    assert_int_equal(ended_to('q'), 1);
-    assert_int_equal(nsent, 3);
+    assert_null(c->in_room);
+    assert_string_equal(ar__sig_rec_room(o), "room-2");
+    reset();
+    worker_free(x);
+}
+
+/* A session handed over to this worker (T), which knows its room ended, while the client that
+ * asked for it went (T takes it as away: handover.c take_away): ended at once. Its owner (O)
+ * missed the marker. */
+static void test_handed_over_into_ended_room(void **state)
+{
+    (void)state;
+    reset();
+    ar__sig_srv_t *O = bc_worker(BC_O, &conf), *T = bc_worker(BC_T, &conf);
+    ar_token_claims_t cl;
+    su_claims(&cl, AR_TOKEN_PATIENT, "patient-1");
+    ar__sig_rec_t *ro = ar__sig_rec_get(O, su_peer('p')), *rt = ar__sig_rec_get(T, su_peer('p'));
+    assert_non_null(ro);
+    assert_non_null(rt);
+    ro->owner = rt->owner = BC_O;
+    ro->role = rt->role = (uint8_t)cl.role;
+    ro->away = rt->away = 1;
+    ar__sig_rec_set_room(O, ro, "room-5");
+    ar__sig_rec_set_room(T, rt, "room-5");
+    ar__sig_sess_t *s = ar__sig_sess_link_new(O, ro, 0);
+    assert_non_null(s);
+    ar__sig_sess_new_resume(s);
+    ar__sig_subhash(&cl, s->subhash);
+    marker_from_bus(T, "room-5");
+    ar__sig_conn_t cn;
+    memset(&cn, 0, sizeof(cn));
+    cn.srv = T;
+    cn.state = AR__SIG_C_HELLO;
+    T->conns = &cn;
+    assert_int_equal(ar__sig_resume_start(&cn, &cl, s->resume, 0), 0);
+    assert_int_equal(cn.state, AR__SIG_C_RESUMING);
+    cn.state = AR__SIG_C_GONE;
+    ar__sig_resume_tick(T, &cn); /* the attempt is dropped, the copy kept for the answer */
+    assert_int_equal(nsent, 0);
+    bc_deliver(O, bc_proc_sent(T, BC_O, "take"));
+    bc_deliver(T, bc_proc_sent(O, BC_T, "taken"));
+    assert_true(ar__sig_owns(T, rt));
+    assert_int_equal(ended_to('p'), 1);
+    assert_int_equal(nsent, 1);
+    T->conns = NULL;
+    reset();
+    worker_free(O);
+    worker_free(T);
+}
+
+/* A copy of ours that another worker (7) took while this worker was thought dead (its record
+ * names 7; our client away), in a room this worker knows ended: nothing while it is 7's. 7's
+ * record update names us the owner again: ended at once. */
+static void test_update_names_us_in_ended_room(void **state)
+{
+    (void)state;
+    reset();
+    ar__sig_srv_t *x = worker(4);
+    ar__sig_rec_t *r = member(x, 'r', AR_SIG_ROLE_PATIENT, "room-4", 0, 0);
+    r->owner = 7;
+    marker_from_bus(x, "room-4");
+    assert_int_equal(nsent, 0);
+    char msg[200];
+    int n = snprintf(msg, sizeof(msg),
+                     "{\"o\":\"0000000000000007\",\"p\":\"%s\",\"own\":\"0000000000000004\","
+                     "\"bk\":\"0000000000000000\",\"away\":1}",
+                     su_peer('r'));
+    json_t *o = json_loadb(msg, (size_t)n, 0, NULL);
+    assert_non_null(o);
+    ar__sig_rec_apply(x, o);
+    json_decref(o);
+    assert_true(ar__sig_owns(x, r));
+    assert_int_equal(ended_to('r'), 1);
+    assert_int_equal(nsent, 1);
     reset();
     worker_free(x);
 }
@@ -354,6 +452,9 @@ int main(void)
         cmocka_unit_test(test_marker_the_asked_worker_missed),
         cmocka_unit_test(test_publisher_sends_again),
         cmocka_unit_test(test_sweep),
+        cmocka_unit_test(test_promoted_into_ended_room),
+        cmocka_unit_test(test_handed_over_into_ended_room),
+        cmocka_unit_test(test_update_names_us_in_ended_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
