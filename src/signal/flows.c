@@ -458,6 +458,29 @@ static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         ar__sig_to(srv, room->members[i]->peer, &q, AR__SIG_ACT_NONE);
 }
 
+/* Member x told that room `id` ended, with the action by which its owner ends a patient's or an
+ * invitee's session (sess.c own_frame); a patient also leaves its queue. */
+static void tell_ended(ar__sig_srv_t *srv, const char *id, ar__sig_rec_t *x)
+{
+    ar_sig_msg_t e;
+    ar_sig_msg_init(&e, AR_SIG_ENDED);
+    e.u.ended.room = str(id);
+    e.u.ended.reason = AR_SIG_END_ENDED;
+    ar__sig_to(srv, x->peer, &e, AR__SIG_ACT_ENDED);
+    if (x->role == AR_SIG_ROLE_PATIENT && x->in_area)
+        ar__sig_queue_remove(srv, x, AR_SIG_GONE_ENDED);
+}
+
+/* Staff stay connected (they keep their subscriptions) but leave the room, which goes with its
+ * last member. */
+static void staff_out(ar__sig_srv_t *srv, ar__sig_rec_t *x)
+{
+    if (x->role != AR_SIG_ROLE_STAFF)
+        return;
+    ar__sig_rec_set_room(srv, x, "");
+    ar__sig_rec_publish(srv, x, "room");
+}
+
 /*
  * C5: the room goes for everyone; patients' and invitees' sessions end with it (P5, S4). Each
  * member is sent `ended` with AR__SIG_ACT_ENDED (its owner closes a patient or an invitee with
@@ -468,8 +491,7 @@ static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
  */
 void ar__sig_room_end(ar__sig_srv_t *srv, ar__sig_room_t *room, int mine)
 {
-    /* Ended here: its marker, when it comes or when a member becomes ours, ends nothing more
-     * (invite.c). */
+    /* Ended here: its marker, when it comes, ends nothing more (invite.c). */
     room->ended_here = 1;
     char id[AR_SIG_ID_MAX + 1];
     snprintf(id, sizeof(id), "%s", room->id); /* the id is allocated at its length */
@@ -480,25 +502,21 @@ void ar__sig_room_end(ar__sig_srv_t *srv, ar__sig_room_t *room, int mine)
         if (!mine || ar__sig_owns(srv, x))
             members[n++] = x;
     }
-    ar_sig_msg_t e;
-    ar_sig_msg_init(&e, AR_SIG_ENDED);
-    e.u.ended.room = str(id);
-    e.u.ended.reason = AR_SIG_END_ENDED;
-    for (size_t i = 0; i < n; i++) {
-        ar__sig_rec_t *x = members[i];
-        ar__sig_to(srv, x->peer, &e, AR__SIG_ACT_ENDED);
-        if (x->role == AR_SIG_ROLE_PATIENT && x->in_area)
-            ar__sig_queue_remove(srv, x, AR_SIG_GONE_ENDED);
-    }
-    /* Staff stay connected (they keep their subscriptions) but leave the room (which goes with
-     * its last member: room is not read after this). */
-    for (size_t i = 0; i < n; i++) {
-        ar__sig_rec_t *x = members[i];
-        if (x->role == AR_SIG_ROLE_STAFF) {
-            ar__sig_rec_set_room(srv, x, "");
-            ar__sig_rec_publish(srv, x, "room");
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        tell_ended(srv, id, members[i]);
+    /* room is not read after this: it goes with its last member. */
+    for (size_t i = 0; i < n; i++)
+        staff_out(srv, members[i]);
+}
+
+void ar__sig_room_end_member(ar__sig_srv_t *srv, ar__sig_rec_t *x)
+{
+    if (!x->in_room)
+        return;
+    char id[AR_SIG_ID_MAX + 1];
+    snprintf(id, sizeof(id), "%s", x->in_room->id);
+    tell_ended(srv, id, x);
+    staff_out(srv, x);
 }
 
 static void on_end(ar__sig_conn_t *cn, ar_sig_msg_t *m)

@@ -311,8 +311,10 @@ struct ar__sig_sess_s {
      *    until the new owner (prev_owner) announces itself, promoted back should it die first;
      *    with provisional, a resume's copy kept for the owner's answer (ar__sig_sess_orphan);
      *  - has_prev: prev_resume holds a secret the client may still hold (its welcome may have
-     *    been lost), wiped at its first frame after that welcome. */
-    uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1, has_prev : 1;
+     *    been lost), wiped at its first frame after that welcome;
+     *  - settle: promoted in the walk of a death, its end (if due) still to come after it
+     *    (sess.c settle_promoted). */
+    uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1, has_prev : 1, settle : 1;
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;
@@ -745,14 +747,15 @@ size_t ar__sig_rooms_ended_count(const ar__sig_srv_t *srv);
 /* The hex key a room is known by on the bus (tests). */
 void ar__sig_room_ended_key(const char *room, char hex[33]);
 /* Each one-time room open here in which this worker owns a member and whose marker it holds is
- * ended for those members (ar__sig_room_end, mine), once: after a new marker, and after a death
- * that promoted sessions here (invite.c, "A room open here when its marker comes"). */
+ * ended for those members (ar__sig_room_end, mine), once (unless ended here before): after a
+ * new marker (invite.c, "A room open here when its marker comes"). */
 void ar__sig_rooms_ended_sweep(ar__sig_srv_t *srv);
-/* The same for s's room alone, at a moment this worker has come to own s (a hand-over taken, a
- * resume finished, a record update naming us): ended for the members this worker owns when s is
- * one and the room's marker is held. Sends through the local queue and moves staff out of the
- * room (which may go): the caller reads neither s's room nor its members' places after it, and
- * calls it outside any walk of rooms or areas. s itself stays. */
+/* At a moment this worker has come to own s (a hand-over taken, a resume finished, a record
+ * update naming us, a promotion): s alone is ended (ar__sig_room_end_member) when its room is a
+ * one-time room whose marker is held, even one ended here before. Sends through the local
+ * queue and moves staff out of the room (which may go): the caller reads neither s's room nor
+ * its members' places after it, and calls it outside any walk of rooms or areas. s itself
+ * stays. */
 void ar__sig_sess_check_ended(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 /* The first 4 bytes of that key (a room's etag, set when it is made: index.c). */
 void ar__sig_room_ended_tag(const char *room, uint8_t tag[4]);
@@ -834,6 +837,9 @@ void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason);
  * only the members this worker owns (a room open here whose marker came later, invite.c). The
  * caller marks the room ended when it should be. */
 void ar__sig_room_end(ar__sig_srv_t *srv, ar__sig_room_t *room, int mine);
+/* The same for member x alone (a session this worker came to own in a room it knows ended):
+ * `ended` to x, a patient out of its queue, staff out of the room. */
+void ar__sig_room_end_member(ar__sig_srv_t *srv, ar__sig_rec_t *x);
 void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason);
 /* Member `left` has just left patient p's room (on left's owner, flows.c ar__sig_room_leave):
  * if p was marked as seen by it, the mark moves to the staff member left in the room who

@@ -442,9 +442,9 @@ static void own_add(ar__sig_srv_t *srv, const uint8_t h[16], int64_t exp);
  * told `ended` once, by its own worker, and a patient's or invitee's session and record (with
  * the patient's data) go as after `end`. Done for every session of this worker's own after a new
  * marker (ar__sig_rooms_ended_sweep), and for a session this worker comes to own later, in a room
- * it may know was ended, at that moment: one session at a hand-over taken, a resume finished or
- * a record update naming us (ar__sig_sess_check_ended), the walk after a death that promoted
- * sessions here (sess.c ar__sig_node_dead). A room ended in the usual way is not
+ * it may know was ended, at that moment, for that member alone (ar__sig_sess_check_ended): a
+ * hand-over taken, a resume finished, a record update naming us, each session promoted at a
+ * death (sess.c ar__sig_node_dead, after its walk of records). A room ended in the usual way is not
  * ended twice: its ender's worker flagged it (ended_here), and elsewhere the ender sent the
  * members `ended` (and staff their record updates) before it published the marker, on the same
  * connection, so their owners have ended them by the time the marker comes (NATS keeps a
@@ -460,25 +460,29 @@ static int ended_tag_held(const ended_t *t, const uint8_t tag[4], int64_t now)
     return 0;
 }
 
-/* s's room ended for the members this worker owns, when s is one of them and its marker is held
- * (t: the markers, not empty): 1 when it was. */
-static int sess_end_ended(ar__sig_srv_t *srv, const ended_t *t, int64_t now, ar__sig_sess_t *s)
+/* s is this worker's own, in a one-time room whose marker it holds (t: the markers, not empty). */
+static int in_ended_room(ar__sig_srv_t *srv, const ended_t *t, int64_t now, const ar__sig_sess_t *s)
 {
-    ar__sig_room_t *room = s->rec->in_room;
-    if (!room || room->persistent || room->ended_here || !ar__sig_owns(srv, s->rec) ||
-        !ended_tag_held(t, room->etag, now) || !ar__sig_room_ended(srv, room->id))
-        return 0;
-    /* Ending sends through the local queue (no session goes here, nor within a walk of them)
-     * and moves staff out; the flag keeps its other members here from ending it again. */
-    ar__sig_room_end(srv, room, 1);
-    return 1;
+    const ar__sig_room_t *room = s->rec->in_room;
+    return room && !room->persistent && ar__sig_owns(srv, s->rec) &&
+           ended_tag_held(t, room->etag, now) && ar__sig_room_ended(srv, room->id);
 }
 
+/*
+ * One session this worker has just come to own, ended alone: not the room for every member it
+ * owns, and whether or not the room was ended here before (ended_here). That flag only keeps a
+ * walk of sessions from ending one room once per member; a member this worker did not own then
+ * (its owner elsewhere was cut from the bus, then died) was not ended by it, and would stay.
+ * The callers have applied what its copy caught first (a hand-over's frames, a promoted
+ * backup's "ended": sess.c), so a member already told is gone by now.
+ */
 void ar__sig_sess_check_ended(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     const ended_t *t = srv->invites ? srv->invites->ended : NULL;
-    if (t && t->n && sess_end_ended(srv, t, (int64_t)time(NULL), s))
-        ar_log(AR_LOG_WARN, "signal_ended_room_closed", AR_LF_UINT("rooms", 1));
+    if (!t || !t->n || !in_ended_room(srv, t, (int64_t)time(NULL), s))
+        return;
+    ar__sig_room_end_member(srv, s->rec);
+    ar_log(AR_LOG_WARN, "signal_ended_room_closed", AR_LF_UINT("rooms", 1));
 }
 
 void ar__sig_rooms_ended_sweep(ar__sig_srv_t *srv)
@@ -488,8 +492,15 @@ void ar__sig_rooms_ended_sweep(ar__sig_srv_t *srv)
         return;
     int64_t now = (int64_t)time(NULL);
     size_t rooms = 0;
-    for (ar__sig_sess_t *s = srv->locals; s; s = s->lnext)
-        rooms += (size_t)sess_end_ended(srv, t, now, s);
+    for (ar__sig_sess_t *s = srv->locals; s; s = s->lnext) {
+        ar__sig_room_t *room = s->rec->in_room;
+        if (!room || room->ended_here || !in_ended_room(srv, t, now, s))
+            continue;
+        /* Ending sends through the local queue (no session goes within this walk) and moves
+         * staff out; the flag keeps its other members here from ending it again. */
+        ar__sig_room_end(srv, room, 1);
+        rooms++;
+    }
     if (rooms)
         ar_log(AR_LOG_WARN, "signal_ended_room_closed", AR_LF_UINT("rooms", rooms));
 }

@@ -350,6 +350,19 @@ static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_f
         ar_metric_add(srv->m.msgs_out, 0, 1);
 }
 
+/* What the owner does besides delivering a frame with this action (RESET_CAND: own_frame). May
+ * end s, and free it and its record: nothing of them is read after. */
+static void frame_action(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint8_t action)
+{
+    if (action == AR__SIG_ACT_ENDED && s->rec->role != AR_SIG_ROLE_STAFF) {
+        /* The consultation is over: the patient's or invitee's session goes with it (P5). */
+        ar__sig_sess_close_conn(s, AR_SIG_CLOSE_ENDED);
+        ar__sig_rec_publish(srv, s->rec, "del");
+    } else if (action == AR__SIG_ACT_REMOVED) {
+        ar__sig_removed_apply(srv, s);
+    }
+}
+
 /* Owner: number a frame, keep it, send it, mirror it. */
 static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
                       const char *frame, size_t len)
@@ -368,13 +381,7 @@ static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
     /* Batched with the other copies for that worker (bus.c); none without a live backup. */
     if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
         ar__sig_bus_num(srv, s->rec->backup, s->rec->peer, s->seq, fid, action, frame, len);
-    if (action == AR__SIG_ACT_ENDED && s->rec->role != AR_SIG_ROLE_STAFF) {
-        /* The consultation is over: the patient's or invitee's session goes with it (P5). */
-        ar__sig_sess_close_conn(s, AR_SIG_CLOSE_ENDED);
-        ar__sig_rec_publish(srv, s->rec, "del");
-    } else if (action == AR__SIG_ACT_REMOVED) {
-        ar__sig_removed_apply(srv, s); /* may end s: nothing after */
-    }
+    frame_action(srv, s, action); /* may end s: nothing after */
 }
 
 void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
@@ -645,7 +652,22 @@ static void mark_promotion(ar__sig_srv_t *srv)
         json_decref(q);
 }
 
-/* A backup (or, with none alive, the lowest live worker) takes over an orphaned session. */
+/* The action by which a patient's or an invitee's copy says its session ended ("ended" or
+ * "removed", numbered or not), 0 for none: the dead owner may have died before applying it. */
+static uint8_t ending_action(const ar__sig_sess_t *s)
+{
+    if (s->rec->role == AR_SIG_ROLE_STAFF)
+        return 0; /* their actions are not an end: they stay connected, out of the room */
+    const ar__sig_frame_t *lists[2] = {s->head, s->pending};
+    for (size_t i = 0; i < 2; i++)
+        for (const ar__sig_frame_t *f = lists[i]; f; f = f->next)
+            if (f->action == AR__SIG_ACT_ENDED || f->action == AR__SIG_ACT_REMOVED)
+                return f->action;
+    return 0;
+}
+
+/* A backup (or, with none alive, the lowest live worker) takes over an orphaned session. Its
+ * end, if its frames or its room say so, comes after the caller's walk (settle_promoted). */
 static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
 {
     ar__sig_sess_t *s = r->local;
@@ -659,6 +681,7 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     }
     s->is_backup = 0;
     s->handed = 0; /* handed over to a worker that died before it said it took the session */
+    s->settle = 1;
     /* Frames the dead owner never confirmed are numbered after the last it did, or after the
      * last the client acknowledged if its copies were lost (an acknowledged number would be
      * trimmed at once). The owner may have sent them under other numbers, or not at all: they
@@ -686,6 +709,32 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
      * an owner that still holds the client answers each with a re-announcement. */
     mark_promotion(srv);
     ar__sig_sess_adopt(srv, s);
+}
+
+/*
+ * The sessions just promoted, after the walk of records (ending one there would free records
+ * under it):
+ *  - a patient's or invitee's copy holding an "ended" or "removed" is ended by it now: its dead
+ *    owner may never have applied it (the frame reached both, or the owner died right after
+ *    numbering it), and the copy only numbered it;
+ *  - any other in a room this worker knows ended (its marker came while the copy was a
+ *    backup's: nobody ended the room for it) is ended alone (invite.c ar__sig_sess_check_ended),
+ *    even in a room this worker ended for its own members before.
+ */
+static void settle_promoted(ar__sig_srv_t *srv)
+{
+    ar__sig_sess_t *next;
+    for (ar__sig_sess_t *s = srv->locals; s; s = next) {
+        next = s->lnext; /* s alone may go below */
+        if (!s->settle)
+            continue;
+        s->settle = 0;
+        uint8_t action = ending_action(s);
+        if (action)
+            frame_action(srv, s, action);
+        else
+            ar__sig_sess_check_ended(srv, s);
+    }
 }
 
 int ar__sig_node_death_handled(const ar__sig_srv_t *srv, uint64_t id)
@@ -725,12 +774,8 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
         }
     }
     ar_log(AR_LOG_INFO, "signal_worker_dead", AR_LF_INT("promoted", promoted));
-    /* A session promoted here may be in a room this worker knows was ended (its marker came
-     * while the copy was a backup's, so the room was not ended for it then): ended now, for all
-     * the members promoted here at once. After the walk, not at each promotion: ending the room
-     * for the first flags it (ended_here), and a member promoted later in the walk would stay. */
     if (promoted)
-        ar__sig_rooms_ended_sweep(srv);
+        settle_promoted(srv);
     /* Clients resuming here meanwhile go on now: local when we promoted their session. */
     ar__sig_resume_kick(srv);
 }

@@ -371,6 +371,61 @@ static void test_promoted_into_ended_room(void **state)
     worker_free(x);
 }
 
+/* Worker 7's patient, backed up here, in a room a clinician of this worker ended: the `ended`
+ * reached 7 and this copy, and 7 died before applying it. The promoted copy applies it: the
+ * patient's session and record go (they stayed, with the frame only numbered, before). */
+static void test_promoted_with_its_ended_frame(void **state)
+{
+    (void)state;
+    reset();
+    ar__sig_srv_t *x = worker(4);
+    x->conf = &conf;
+    bc_heard(x, 7, "node-b", 5000);
+    x->nodes[0].dead = 1;
+    ar__sig_rec_t *c = member(x, 'c', AR_SIG_ROLE_STAFF, "room-6", 0, 0);
+    ar__sig_rec_t *q = member(x, 'q', AR_SIG_ROLE_PATIENT, "room-6", 0, 1);
+    ar__sig_room_end(x, c->in_room, 0); /* `end` from c */
+    ar__sig_room_mark_ended(x, "room-6");
+    assert_int_equal(ended_to('q'), 1);
+    assert_true(q->local->is_backup);
+    const uint8_t fid[16] = {6};
+    const char *e = "{\"v\":1,\"type\":\"ended\",\"seq\":0,\"room\":\"room-6\"}";
+    ar__sig_sess_deliver(x, q->local, fid, AR__SIG_ACT_ENDED, e, strlen(e), 0);
+    assert_int_equal(q->local->npending, 1);
+    ar__sig_node_dead(x, 7);
+    assert_null(ar__sig_rec_find(x, su_peer('q')));
+    assert_int_equal(ended_to('q'), 1); /* ended by its own frame: not told again */
+    reset();
+    worker_free(x);
+}
+
+/* The marker came while worker 7 (cut from the bus) owned the patient: this worker ended the
+ * room for its own member (the clinician) and flagged it ended here. 7 dies; the patient,
+ * promoted here, is ended alone (before, the flag kept it in the room). */
+static void test_promoted_into_room_ended_here(void **state)
+{
+    (void)state;
+    reset();
+    ar__sig_srv_t *x = worker(4);
+    x->conf = &conf;
+    bc_heard(x, 7, "node-b", 5000);
+    x->nodes[0].dead = 1;
+    ar__sig_rec_t *c = member(x, 'c', AR_SIG_ROLE_STAFF, "room-7", 0, 0);
+    ar__sig_rec_t *q = member(x, 'q', AR_SIG_ROLE_PATIENT, "room-7", 0, 1);
+    marker_from_bus(x, "room-7");
+    assert_int_equal(ended_to('c'), 1);
+    assert_int_equal(ended_to('q'), 0);
+    assert_null(c->in_room);
+    assert_non_null(q->in_room);
+    assert_true(q->in_room->ended_here);
+    ar__sig_node_dead(x, 7);
+    assert_true(ar__sig_owns(x, q));
+    assert_int_equal(ended_to('q'), 1);
+    assert_int_equal(nsent, 2);
+    reset();
+    worker_free(x);
+}
+
 /* A session handed over to this worker (T), which knows its room ended, while the client that
  * asked for it went (T takes it as away: handover.c take_away): ended at once. Its owner (O)
  * missed the marker. */
@@ -453,6 +508,8 @@ int main(void)
         cmocka_unit_test(test_publisher_sends_again),
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_promoted_into_ended_room),
+        cmocka_unit_test(test_promoted_with_its_ended_frame),
+        cmocka_unit_test(test_promoted_into_room_ended_here),
         cmocka_unit_test(test_handed_over_into_ended_room),
         cmocka_unit_test(test_update_names_us_in_ended_room),
     };
