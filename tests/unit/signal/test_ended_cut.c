@@ -341,19 +341,27 @@ static void test_sweep(void **state)
 
 static ar_signal_conf_t conf = {.node_name = (char *)"node-a", .grace = 20000};
 
-/* Worker 7's patient and clinician, backed up here, in a room this worker knows ended (its
- * marker came while they were worker 7's: nothing for backup copies). Worker 7 dies: both are
- * promoted here (ar__sig_node_dead, as on a real death) and each is sent `ended` once, in one
- * end of the room; the clinician leaves it. No sweep is called. A third, in another room, is
- * promoted and left alone. */
-static void test_promoted_into_ended_room(void **state)
+/* Worker 4, which heard worker 7 (node-b), now dead: ar__sig_node_dead(x, 7) promotes 7's
+ * sessions backed up here, as on a real death. */
+static ar__sig_srv_t *worker_beside_dead_7(void)
 {
-    (void)state;
     reset();
     ar__sig_srv_t *x = worker(4);
     x->conf = &conf;
     bc_heard(x, 7, "node-b", 5000);
     x->nodes[0].dead = 1;
+    return x;
+}
+
+/* Worker 7's patient and clinician, backed up here, in a room this worker knows ended (its
+ * marker came while they were worker 7's: nothing for backup copies). Worker 7 dies: both are
+ * promoted here and each is sent `ended` once (each alone, after the walk of the records); the
+ * clinician leaves the room. No sweep is called. A third, in another room, is promoted and left
+ * alone. */
+static void test_promoted_into_ended_room(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *x = worker_beside_dead_7();
     marker_from_bus(x, "room-3");
     ar__sig_rec_t *q = member(x, 'q', AR_SIG_ROLE_PATIENT, "room-3", 0, 1);
     ar__sig_rec_t *c = member(x, 'c', AR_SIG_ROLE_STAFF, "room-3", 0, 1);
@@ -377,11 +385,7 @@ static void test_promoted_into_ended_room(void **state)
 static void test_promoted_with_its_ended_frame(void **state)
 {
     (void)state;
-    reset();
-    ar__sig_srv_t *x = worker(4);
-    x->conf = &conf;
-    bc_heard(x, 7, "node-b", 5000);
-    x->nodes[0].dead = 1;
+    ar__sig_srv_t *x = worker_beside_dead_7();
     ar__sig_rec_t *c = member(x, 'c', AR_SIG_ROLE_STAFF, "room-6", 0, 0);
     ar__sig_rec_t *q = member(x, 'q', AR_SIG_ROLE_PATIENT, "room-6", 0, 1);
     ar__sig_room_end(x, c->in_room, 0); /* `end` from c */
@@ -405,11 +409,7 @@ static void test_promoted_with_its_ended_frame(void **state)
 static void test_promoted_into_room_ended_here(void **state)
 {
     (void)state;
-    reset();
-    ar__sig_srv_t *x = worker(4);
-    x->conf = &conf;
-    bc_heard(x, 7, "node-b", 5000);
-    x->nodes[0].dead = 1;
+    ar__sig_srv_t *x = worker_beside_dead_7();
     ar__sig_rec_t *c = member(x, 'c', AR_SIG_ROLE_STAFF, "room-7", 0, 0);
     ar__sig_rec_t *q = member(x, 'q', AR_SIG_ROLE_PATIENT, "room-7", 0, 1);
     marker_from_bus(x, "room-7");
