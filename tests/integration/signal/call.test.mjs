@@ -3,12 +3,11 @@
 // staff messages, the room limit, end; then drain, and resume after kill -9 of a node (peers on
 // two nodes, and both peers on one worker).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 import {
   Client, connect, inviteeToken, kill, ORIGIN, patientToken, rid, sleep, staffToken, startNats,
-  startNode, stopAll, waitFor,
+  startNode, stopAll, waitFor, workersOf,
 } from './lib.mjs';
 
 // The browser client itself (web/js/signal.js) where a test needs its own behaviour (the drain
@@ -657,21 +656,6 @@ test('drain: clients resume on the other node and the call goes on', async () =>
   w.close();
   s2.close();
 });
-
-// The worker processes of a node: the children of its supervisor, oldest first.
-function workersOf(pid) {
-  const w = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) w.push(Number(d));
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return w.sort((a, b) => a - b);
-}
 
 // An operator request (HTTP on the node's loopback operator listener) rather than a signal.
 async function operator(port, path, { method = 'GET', headers = {} } = {}) {

@@ -5,11 +5,13 @@
 // close 4007. Each node runs two workers behind one port (SO_REUSEPORT), so several tries reach
 // both workers of each node. And a node cut from NATS when the room ended, where the patient's
 // token opened the room again meanwhile, ends that room once it is back (docs/signal.md, "Ended
-// rooms: a worker cut from the bus").
+// rooms: a worker cut from the bus"). And a patient whose node dies before it acts on the `end`
+// is ended by its promoted backup, which holds the same `ended`.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
   Client, connect, kill, patientToken, rid, sleep, staffToken, startNats, startNode, stopAll,
+  workersOf,
 } from './lib.mjs';
 
 let nats;
@@ -25,6 +27,7 @@ async function hello(n, token) {
     c.send({ type: 'hello', token });
     const w = await c.next('welcome').catch(() => null);
     if (w) {
+      c.welcome = w;
       c.peer = w.peer;
       return c;
     }
@@ -121,4 +124,45 @@ test('a room opened on a node cut from NATS when it ended is ended there once th
   await refused(B, pTok, room);
   kill(A);
   kill(B);
+});
+
+// The patient's node stops before it applies the `end` of its room (sent by a clinician on the
+// other node, which backs the patient's session up), and is killed: the backup, promoted, holds
+// the `ended` its owner never acted on, and ends the session by it. Before, it only numbered the
+// frame: the session stayed, in the ended room, and its client resumed into it.
+test('a patient whose node dies before it applies the end is ended by its backup', async () => {
+  const own = await startNats({ name: 'ep' });
+  const [D, E] = await Promise.all([
+    startNode('ed', own.slice(0, 1), { workers: 1 }),
+    startNode('ee', own.slice(1), { workers: 1 }),
+  ]);
+  const room = rid();
+  const pTok = patientToken(room, { exp: Math.floor(Date.now() / 1000) + 1800 });
+  const p = await hello(D, pTok); // its backup: E's worker, the only other one
+  p.send({ type: 'join', room });
+  await p.next('joined');
+  const s = await hello(E, staffToken());
+  s.send({ type: 'join', room });
+  await s.next('joined');
+  await p.next('peer_joined');
+  await sleep(500); // p's copy is on E
+
+  const [worker] = workersOf(D.pid);
+  assert.ok(worker, 'node D has its worker');
+  process.kill(worker, 'SIGSTOP'); // D hears the `ended` but never acts on it
+  s.send({ type: 'end' });
+  assert.equal((await s.next('ended')).room, room);
+  await sleep(300);
+  kill(D); // the supervisor, then its stopped worker: D is gone
+  process.kill(worker, 'SIGKILL');
+  await sleep(5000); // E declares D's worker dead (3 s of silence) and promotes p's copy
+
+  const back = await connect(E, pTok, { resume: p.welcome.resume, last_seq: p.lastSeq }, p);
+  assert.equal(back.welcome.resumed, false, 'no session left to resume into');
+  assert.equal((await back.next('error')).name, 'resume_failed');
+  back.send({ type: 'join', room });
+  assert.equal((await back.next('error')).name, 'not_found');
+  assert.equal(await back.waitClose(), 4007);
+  s.close();
+  kill(E);
 });

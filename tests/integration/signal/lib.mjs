@@ -40,6 +40,21 @@ export function stopAll() {
   else console.log(`# logs kept in ${tmp}`);
 }
 
+// The worker processes of a node: the children of its supervisor, oldest first.
+export function workersOf(pid) {
+  const w = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) w.push(Number(d));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return w.sort((a, b) => a - b);
+}
+
 export function kill(p, sig = 'SIGKILL') {
   try {
     process.kill(p.pid, sig);
