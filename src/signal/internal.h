@@ -313,8 +313,10 @@ struct ar__sig_sess_s {
      *  - has_prev: prev_resume holds a secret the client may still hold (its welcome may have
      *    been lost), wiped at its first frame after that welcome;
      *  - settle: promoted in the walk of a death, its end (if due) still to come after it
-     *    (sess.c settle_promoted). */
-    uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1, has_prev : 1, settle : 1;
+     *    (sess.c settle_promoted), by the action settle_act (AR__SIG_ACT_ENDED or _REMOVED, 0
+     *    for none) its copy held. */
+    uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1, has_prev : 1, settle : 1,
+        settle_act : 2;
     struct {
         char peer[AR__SIG_PEER_LEN + 1];
         uint8_t n;

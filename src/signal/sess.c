@@ -652,16 +652,23 @@ static void mark_promotion(ar__sig_srv_t *srv)
         json_decref(q);
 }
 
-/* The action by which a patient's or an invitee's copy says its session ended ("ended" or
- * "removed", numbered or not), 0 for none: the dead owner may have died before applying it. */
+/*
+ * What a backup's copy says its dead owner may have died before applying, 0 for nothing:
+ *  - for a patient or an invitee, an "ended" or a "removed", numbered or not: either ends its
+ *    session, whenever it came;
+ *  - for staff, a "removed" not numbered yet: it takes them out of the room it was sent for,
+ *    the one they are in, since their owner had not numbered it when it last published (a join
+ *    after it would have come behind its numbered copy). A numbered one may be old (staff stay
+ *    connected and may be in another room since), and an "ended" moved them out already (the
+ *    ender's worker updates their record, flows.c).
+ */
 static uint8_t ending_action(const ar__sig_sess_t *s)
 {
-    if (s->rec->role == AR_SIG_ROLE_STAFF)
-        return 0; /* their actions are not an end: they stay connected, out of the room */
-    const ar__sig_frame_t *lists[2] = {s->head, s->pending};
+    int staff = s->rec->role == AR_SIG_ROLE_STAFF;
+    const ar__sig_frame_t *lists[2] = {s->pending, staff ? NULL : s->head};
     for (size_t i = 0; i < 2; i++)
         for (const ar__sig_frame_t *f = lists[i]; f; f = f->next)
-            if (f->action == AR__SIG_ACT_ENDED || f->action == AR__SIG_ACT_REMOVED)
+            if (f->action == AR__SIG_ACT_REMOVED || (!staff && f->action == AR__SIG_ACT_ENDED))
                 return f->action;
     return 0;
 }
@@ -682,6 +689,7 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     s->is_backup = 0;
     s->handed = 0; /* handed over to a worker that died before it said it took the session */
     s->settle = 1;
+    s->settle_act = ending_action(s) & 3u; /* read before the pending frames are numbered */
     /* Frames the dead owner never confirmed are numbered after the last it did, or after the
      * last the client acknowledged if its copies were lost (an acknowledged number would be
      * trimmed at once). The owner may have sent them under other numbers, or not at all: they
@@ -714,9 +722,9 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
 /*
  * The sessions just promoted, after the walk of records (ending one there would free records
  * under it):
- *  - a patient's or invitee's copy holding an "ended" or "removed" is ended by it now: its dead
- *    owner may never have applied it (the frame reached both, or the owner died right after
- *    numbering it), and the copy only numbered it;
+ *  - a copy holding an "ended" or "removed" its dead owner may never have applied (the frame
+ *    reached both, or the owner died right after numbering it; ending_action) is ended or
+ *    taken out of its room by it now: the copy only numbered it;
  *  - any other in a room this worker knows ended (its marker came while the copy was a
  *    backup's: nobody ended the room for it) is ended alone (invite.c ar__sig_sess_check_ended),
  *    even in a room this worker ended for its own members before.
@@ -729,7 +737,8 @@ static void settle_promoted(ar__sig_srv_t *srv)
         if (!s->settle)
             continue;
         s->settle = 0;
-        uint8_t action = ending_action(s);
+        uint8_t action = s->settle_act;
+        s->settle_act = 0;
         if (action)
             frame_action(srv, s, action);
         else

@@ -403,6 +403,28 @@ static void test_promoted_with_its_ended_frame(void **state)
     worker_free(x);
 }
 
+/* Worker 7's clinician, backed up here, removed from a room by a colleague of this worker: the
+ * `removed` reached 7 and this copy, and 7 died before numbering it. The promoted copy takes the
+ * clinician out of the room (it stayed in it, and could go on relaying there, before). */
+static void test_promoted_with_its_removed_frame(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *x = worker_beside_dead_7();
+    ar__sig_rec_t *d = member(x, 'd', AR_SIG_ROLE_STAFF, "room-8", 0, 0);
+    ar__sig_rec_t *c = member(x, 'c', AR_SIG_ROLE_STAFF, "room-8", 0, 1);
+    const uint8_t fid[16] = {8};
+    const char *e = "{\"v\":1,\"type\":\"peer_left\",\"seq\":0,\"peer\":\"c\","
+                    "\"reason\":\"removed\"}";
+    ar__sig_sess_deliver(x, c->local, fid, AR__SIG_ACT_REMOVED, e, strlen(e), 0);
+    assert_int_equal(c->local->npending, 1);
+    ar__sig_node_dead(x, 7);
+    assert_true(ar__sig_owns(x, c));
+    assert_null(c->in_room);
+    assert_string_equal(ar__sig_rec_room(d), "room-8");
+    reset();
+    worker_free(x);
+}
+
 /* The marker came while worker 7 (cut from the bus) owned the patient: this worker ended the
  * room for its own member (the clinician) and flagged it ended here. 7 dies; the patient,
  * promoted here, is ended alone (before, the flag kept it in the room). */
@@ -510,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_promoted_into_ended_room),
         cmocka_unit_test(test_promoted_with_its_ended_frame),
         cmocka_unit_test(test_promoted_into_room_ended_here),
+        cmocka_unit_test(test_promoted_with_its_removed_frame),
         cmocka_unit_test(test_handed_over_into_ended_room),
         cmocka_unit_test(test_update_names_us_in_ended_room),
     };
