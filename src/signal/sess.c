@@ -953,7 +953,7 @@ static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
             return;
         ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
         ar__sig_sess_t *s = r ? r->local : NULL;
-        if (s && s->is_backup) {
+        if (s && s->is_backup && ar__sig_frame_utf8((const char *)d + i, fl)) {
             pending_take(srv, s, fid);
             ar__sig_frame_t *f = frame_new(srv, fid, (int64_t)seq, action, (const char *)d + i, fl);
             if (f) {
