@@ -19,13 +19,26 @@
  *     bit 3 the worker (0: worker 1, 1: worker 3); bits 4-5 the key (peer, room, area) among
  *     four fixed ones;
  *   length (2 bytes, little endian, cut to what is left), then the payload.
- * Kind 7 ignores its payload: bit 6 clear, the worker gets an away session of peer <key> that it
- * owns, as a client whose connection dropped leaves it (resume secret: the peer id, '.', twenty
- * 'r'; the records of others name it only if the input says so); bit 6 set, the worker's tick
- * runs (heartbeat, sessions' sweep).
+ * Kind 7 with bit 7 clear ignores its payload: bit 6 clear, the worker gets an away session of
+ * peer <key> that it owns, as a client whose connection dropped leaves it (resume secret: the
+ * peer id, '.', twenty 'r'; subject hash zero; the records of others name it only if the input
+ * says so); bit 6 set, the worker's tick runs (heartbeat, sessions' sweep).
+ * Kind 7 with bit 7 set is a client of the worker (client_op): one that connects and resumes
+ * <key>'s session (LIVE on a session the worker owns, or RESUMING while it asks the owner on
+ * another worker), hangs up, or sends a frame. Each client is one end of a socketpair whose other
+ * end the worker's loop adopted (ar_sn_loop_adopt: the real upgrade, srv.c's callbacks); the
+ * loops take a turn after each operation (ar_sn_loop_turn: output flushed, closed connections
+ * freed, as between two waits of a running loop), so deliveries, replays, hand-overs, ends and
+ * removals reach real connections. What each client reads is checked as a browser would take
+ * it: well-formed WebSocket frames from a server (UTF-8 text included, src/proto/ws), each text
+ * frame one the protocol's parser takes as a server frame (src/proto/signal), numbered ones in
+ * order, or a relayed frame whose body came from the bus as it is (only its seq and fid
+ * spliced); nothing after a close frame. Every connection is closed at the end of an input
+ * (4014, as a stopping worker closes them) and every socket with it.
  * Beyond "no crash, no leak": after each operation the links between records, rooms, waiting
  * areas and local sessions agree (check_links), and once everything is freed the worker counts no
- * room, session or frame left (purge.c's about counts), so a message that corrupts them shows.
+ * room, session, connection or frame left (purge.c's about counts) and no descriptor is left
+ * open, so a message that corrupts them shows.
  */
 #include "bus_internal.h"
 #include "internal.h"
@@ -674,13 +687,21 @@ static void clients_end(void)
     }
 }
 
-/* The lowest descriptor free: the same after an input as before it, or one leaked. */
-NO_COVERAGE static int lowest_free_fd(void)
+/* Which of the 64 descriptors from the lowest free one are open: the same after an input as
+ * before it, or the input left one open (an input opens fewer than 64: two loops' epoll,
+ * eventfd and spare descriptors, and a socketpair per client). */
+NO_COVERAGE static uint64_t fds_open(int *from)
 {
-    int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
-    if (fd >= 0)
-        close(fd);
-    return fd;
+    if (*from < 0) {
+        *from = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+        if (*from >= 0)
+            close(*from);
+    }
+    uint64_t open_fds = 0;
+    for (int i = 0; i < 64 && *from >= 0; i++)
+        if (fcntl(*from + i, F_GETFD) >= 0)
+            open_fds |= 1ull << i;
+    return open_fds;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -695,7 +716,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         trace = getenv("FUZZ_SIGNAL_BUS_TRACE") != NULL;
         ready = 1;
     }
-    int fd_before = lowest_free_fd();
+    int fd_from = -1;
+    uint64_t fds_before = fds_open(&fd_from);
     connected = 0;
     if (trace)
         fprintf(stderr, "input of %zu bytes\n", size);
@@ -734,7 +756,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < NWORKERS; i++)
         worker_free(&workers[i]);
     forget_caught(); /* what freeing the sessions published */
-    if (lowest_free_fd() != fd_before)
-        __builtin_trap(); /* a descriptor leaked */
+    if (fds_open(&fd_from) != fds_before)
+        __builtin_trap(); /* a descriptor left open */
     return 0;
 }
