@@ -25,7 +25,7 @@
  * says so); bit 6 set, the worker's tick runs (heartbeat, sessions' sweep).
  * Kind 7 with bit 7 set is a client of the worker (client_op): one that connects and resumes
  * <key>'s session (LIVE on a session the worker owns, or RESUMING while it asks the owner on
- * another worker), hangs up, or sends a frame. Each client is one end of a socketpair whose other
+ * another worker), hangs up, or sends a frame; or the worker starts draining. Each client is one end of a socketpair whose other
  * end the worker's loop adopted (ar_sn_loop_adopt: the real upgrade, srv.c's callbacks); the
  * loops take a turn after each operation (ar_sn_loop_turn: output flushed, closed connections
  * freed, as between two waits of a running loop), so deliveries, replays, hand-overs, ends and
@@ -158,6 +158,9 @@ static int worker_new(worker_t *w, int i)
     w->conf.jurisdiction = (char *)"eu";
     w->conf.node_name = (char *)node_of[i];
     w->conf.grace = 30000;
+    static char *drain_urls[] = {(char *)"wss://other.example.org/signal"};
+    w->conf.drain_urls = (ar_conf_list_t){drain_urls, 1};
+    w->conf.drain_within = 10000;
     w->srv = ar_calloc(1, sizeof(*w->srv));
     if (!w->srv)
         return -1;
@@ -558,14 +561,15 @@ static ar__sig_conn_t *client_new(worker_t *w, int wi, int key)
 }
 
 /*
- * Kind 7 with bit 7 set: a client of w for peer key (payload byte 0, bits 0-1):
+ * Kind 7 with bit 7 set: a client of w for peer key (payload byte 0, modulo 5):
  *  0: connects and resumes key's session, which w owns (made away first when w has none, as
  *     kind 7 makes one, with the client's subject): LIVE, welcomed and replayed through the
  *     connection;
  *  1: connects and resumes key's session as it stands here (a record made new names the
  *     other worker its owner): RESUMING while it asks that owner ("take"), or LIVE;
  *  2: the newest such client hangs up (its connection goes at the loop's next turn);
- *  3: the newest such client sends the rest of the payload as a text frame.
+ *  3: the newest such client sends the rest of the payload as a text frame;
+ *  4: w starts draining (drain.c: its clients told to move, a batch now, welcomes after).
  * Payload byte 1: the role (1 patient, 2 staff, 3 invitee) when the record has none; byte 2
  * the last_seq of the resume. The resume secret is the one kind 7 gives (the peer id, '.',
  * twenty 'r').
@@ -573,7 +577,13 @@ static ar__sig_conn_t *client_new(worker_t *w, int wi, int key)
 static void client_op(worker_t *w, int wi, int key, const uint8_t *p, size_t len)
 {
     ar__sig_srv_t *srv = w->srv;
-    int sub = len ? p[0] & 3 : 0;
+    int sub = len ? p[0] % 5 : 0;
+    if (sub == 4) {
+        if (!srv->draining)
+            ar__sig_drain_begin(srv, srv->now);
+        ar__sig_drain_tick(srv);
+        return;
+    }
     if (sub >= 2) {
         client_t *cl = client_of(wi, key);
         if (!cl)

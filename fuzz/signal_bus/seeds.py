@@ -32,7 +32,7 @@ def op(kind, dst, key=0, payload=b"", tick=0, client=0):
 
 # A client's op (kind 7, bit 7): what it does (payload byte 0), then the role (byte 1: 0
 # patient, 1 staff, 2 invitee) and the last_seq of its resume (byte 2).
-OWN_LIVE, RESUME, HANG_UP, SEND = range(4)
+OWN_LIVE, RESUME, HANG_UP, SEND, DRAIN = range(5)
 PATIENT, STAFF, INVITEE = range(3)
 
 
@@ -49,6 +49,11 @@ def hang_up(dst, key):
 def send(dst, key, msg):
     body = json.dumps(msg, separators=(",", ":")).encode() if isinstance(msg, dict) else msg
     return op(SPECIAL, dst, key, bytes([SEND]) + body, client=1)
+
+
+def drain(dst):
+    """dst starts draining (its clients are told where to go)."""
+    return op(SPECIAL, dst, 0, bytes([DRAIN]), client=1)
 
 
 def subhash(key):
@@ -273,6 +278,14 @@ seeds.update({
         client(W1, A) + op(PROC, W1, 0, take(A, 3)) + op(TO, W1, A, to_msg(fid(6), 0, LEFT))),
     "conn_live_deleted": client(W1, A) + rec(W1, 3, A, SESS, **{"del": True}),
     "conn_lost_notice": client(W1, A) + op(TO, W1, A, lost_notice(2, 3)),
+    "conn_drain_then_resume": (
+        client(W1, A) + client(W1, B, role=STAFF) + drain(W1) + beat(W3, 1, "node-a", d=1)
+        + client(W3, C) + hang_up(W3, C) + client(W1, C, RESUME) + drain(W1)),
+    "conn_second_resume_replaces": (
+        rec(W1, 2, A, **full(1, 2, 3)) + client(W1, A, RESUME) + client(W1, A, RESUME)
+        + op(PROC, W1, 0, {"k": "taken", "p": PEERS[A], "ok": True, "seq": 1, "ack": 0,
+                           "fr": [[1, fid(1).hex(), 0, LEFT]], "r": resume(A), "h": subhash(A),
+                           "from": wid(2)})),
 })
 
 os.makedirs(OUT, exist_ok=True)
