@@ -25,16 +25,17 @@
  * says so); bit 6 set, the worker's tick runs (heartbeat, sessions' sweep).
  * Kind 7 with bit 7 set is a client of the worker (client_op): one that connects and resumes
  * <key>'s session (LIVE on a session the worker owns, or RESUMING while it asks the owner on
- * another worker), hangs up, or sends a frame; or the worker starts draining. Each client is one end of a socketpair whose other
- * end the worker's loop adopted (ar_sn_loop_adopt: the real upgrade, srv.c's callbacks); the
- * loops take a turn after each operation (ar_sn_loop_turn: output flushed, closed connections
- * freed, as between two waits of a running loop), so deliveries, replays, hand-overs, ends and
- * removals reach real connections. What each client reads is checked as a browser would take
- * it: well-formed WebSocket frames from a server (UTF-8 text included, src/proto/ws), each text
- * frame one the protocol's parser takes as a server frame (src/proto/signal), numbered ones in
- * order, or a relayed frame whose body came from the bus as it is (only its seq and fid
- * spliced); nothing after a close frame. Every connection is closed at the end of an input
- * (4014, as a stopping worker closes them) and every socket with it.
+ * another worker), hangs up or sends a frame; or the worker starts draining. Each client is one
+ * end of a socketpair whose other end the worker's loop adopted (ar_sn_loop_adopt: the real
+ * upgrade, srv.c's callbacks); the loops take a turn after each operation (ar_sn_loop_turn:
+ * output flushed, closed connections freed, as between two waits of a running loop), so
+ * deliveries, replays, hand-overs, ends and removals reach real connections. What each client
+ * reads is checked as a browser would take it: well-formed WebSocket frames from a server (UTF-8
+ * text included, src/proto/ws), each text frame one the protocol's parser takes as a server
+ * frame (src/proto/signal), numbered ones in order, or a relayed frame whose body came from the
+ * bus as it is (only its seq and fid spliced); nothing after a close frame. Every connection is
+ * closed at the end of an input (4014, as a stopping worker closes them) and every socket with
+ * it.
  * Beyond "no crash, no leak": after each operation the links between records, rooms, waiting
  * areas and local sessions agree (check_links), and once everything is freed the worker counts no
  * room, session, connection or frame left (purge.c's about counts) and no descriptor is left
@@ -383,7 +384,7 @@ static void special(worker_t *w, int key, int tick)
 typedef struct client_s {
     int fd; /* the client's end; -1: a free slot */
     int w, key;
-    int closed; /* a close frame came: nothing may follow it */
+    int closed;  /* a close frame came: nothing may follow it */
     int64_t seq; /* the last numbered frame it got */
     ar_ws_parser_t p;
     uint8_t op; /* of the message being read */
@@ -525,11 +526,12 @@ static void claims_of(ar_token_claims_t *cl, int key, int role)
  * its connection (srv.c on_open) returned; NULL when no slot is free. */
 static ar__sig_conn_t *client_new(worker_t *w, int wi, int key)
 {
-    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                              "Origin: https://app.example.org\r\n"
-                              "Sec-WebSocket-Protocol: " AR_SIG_SUBPROTOCOL "\r\n"
-                              "Sec-WebSocket-Version: 13\r\n\r\n";
+    static const char req[] =
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Origin: https://app.example.org\r\n"
+        "Sec-WebSocket-Protocol: " AR_SIG_SUBPROTOCOL "\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
     client_t *cl = NULL;
     for (int i = 0; i < CLIENTS_MAX && !cl; i++)
         if (clients[i].fd < 0)

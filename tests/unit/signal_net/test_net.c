@@ -874,10 +874,8 @@ static void test_adopt_and_turn(void **state)
     (void)state;
     memset(&srv, 0, sizeof(srv));
     ar_sn_conf_t conf = {.upgrade = &upconf, .max_message = 4096};
-    ar_sn_handler_t h = {.open_cb = on_open,
-                         .message_cb = on_message,
-                         .close_cb = on_close,
-                         .free_cb = on_free};
+    ar_sn_handler_t h = {
+        .open_cb = on_open, .message_cb = on_message, .close_cb = on_close, .free_cb = on_free};
     assert_int_equal(ar_sn_loop_new(&conf, &h, &srv.loop), 0);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
@@ -885,10 +883,11 @@ static void test_adopt_and_turn(void **state)
     assert_int_equal(ar_sn_loop_conns(srv.loop), 1);
     assert_int_equal(ar_sn_loop_turn(srv.loop), 0); /* nothing ready: returns at once */
     client_t c = {sv[1], NULL};
-    static const char req[] = "GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                              "Origin: https://app.example.org\r\nSec-WebSocket-Protocol: anteroom.v1\r\n"
-                              "Sec-WebSocket-Version: 13\r\n\r\n";
+    static const char req[] =
+        "GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Origin: https://app.example.org\r\nSec-WebSocket-Protocol: anteroom.v1\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
     assert_int_equal(cwrite(&c, req, sizeof(req) - 1), (int)sizeof(req) - 1);
     assert_int_equal(ar_sn_loop_turn(srv.loop), 0);
     assert_int_equal(atomic_load(&srv.opened), 1);
