@@ -593,7 +593,8 @@ static inline int ar__sig_frame_utf8(const char *frame, size_t len)
 {
     return ar_ws_utf8(0, (const uint8_t *)frame, len) == 0;
 }
-/* sess.c: a replay buffer as the JSON array "adopt" and "taken" carry (json_t), and loaded. */
+/* sess.c: a replay buffer as the JSON array "adopt" and "taken" carry (json_t), and loaded into
+ * s once its seq is the message's: frames numbered above it or out of order are left out. */
 void *ar__sig_frames_json(const ar__sig_sess_t *s);
 void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames);
 /* A copy takes the session's state from its owner's message msg (a json_t: a backup's "adopt",
