@@ -19,13 +19,27 @@
  *     bit 3 the worker (0: worker 1, 1: worker 3); bits 4-5 the key (peer, room, area) among
  *     four fixed ones;
  *   length (2 bytes, little endian, cut to what is left), then the payload.
- * Kind 7 ignores its payload: bit 6 clear, the worker gets an away session of peer <key> that it
- * owns, as a client whose connection dropped leaves it (resume secret: the peer id, '.', twenty
- * 'r'; the records of others name it only if the input says so); bit 6 set, the worker's tick
- * runs (heartbeat, sessions' sweep).
+ * Kind 7 with bit 7 clear ignores its payload: bit 6 clear, the worker gets an away session of
+ * peer <key> that it owns, as a client whose connection dropped leaves it (resume secret: the
+ * peer id, '.', twenty 'r'; subject hash zero; the records of others name it only if the input
+ * says so); bit 6 set, the worker's tick runs (heartbeat, sessions' sweep).
+ * Kind 7 with bit 7 set is a client of the worker (client_op): one that connects and resumes
+ * <key>'s session (LIVE on a session the worker owns, or RESUMING while it asks the owner on
+ * another worker), hangs up or sends a frame; or the worker starts draining. Each client is one
+ * end of a socketpair whose other end the worker's loop adopted (ar_sn_loop_adopt: the real
+ * upgrade, srv.c's callbacks); the loops take a turn after each operation (ar_sn_loop_turn:
+ * output flushed, closed connections freed, as between two waits of a running loop), so
+ * deliveries, replays, hand-overs, ends and removals reach real connections. What each client
+ * reads is checked as a browser would take it: well-formed WebSocket frames from a server (UTF-8
+ * text included, src/proto/ws), each text frame one the protocol's parser takes as a server
+ * frame (src/proto/signal), numbered ones in order, or a relayed frame whose body came from the
+ * bus as it is (only its seq and fid spliced); nothing after a close frame. Every connection is
+ * closed at the end of an input (4014, as a stopping worker closes them) and every socket with
+ * it.
  * Beyond "no crash, no leak": after each operation the links between records, rooms, waiting
  * areas and local sessions agree (check_links), and once everything is freed the worker counts no
- * room, session or frame left (purge.c's about counts), so a message that corrupts them shows.
+ * room, session, connection or frame left (purge.c's about counts) and no descriptor is left
+ * open, so a message that corrupts them shows.
  */
 #include "bus_internal.h"
 #include "internal.h"
@@ -33,11 +47,17 @@
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <nats/nats.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -139,6 +159,9 @@ static int worker_new(worker_t *w, int i)
     w->conf.jurisdiction = (char *)"eu";
     w->conf.node_name = (char *)node_of[i];
     w->conf.grace = 30000;
+    static char *drain_urls[] = {(char *)"wss://other.example.org/signal"};
+    w->conf.drain_urls = (ar_conf_list_t){drain_urls, 1};
+    w->conf.drain_within = 10000;
     w->srv = ar_calloc(1, sizeof(*w->srv));
     if (!w->srv)
         return -1;
@@ -257,6 +280,11 @@ static void worker_free(worker_t *w)
     ar__sig_srv_t *srv = w->srv;
     if (!srv)
         return;
+    /* The loop first, as srv.c's worker stops: its close callbacks still publish. */
+    ar_sn_loop_free(srv->loop);
+    srv->loop = NULL;
+    if (srv->conns)
+        __builtin_trap();
     free_records(srv);
     check_empty(srv);
     if (srv->bus) {
@@ -266,8 +294,6 @@ static void worker_free(worker_t *w)
     ar__sig_invites_free(srv);
     json_decref(srv->qt);
     json_decref(srv->left_told);
-    if (srv->loop)
-        ar_sn_loop_free(srv->loop);
     ar_free(srv);
     w->srv = NULL;
 }
@@ -350,6 +376,264 @@ static void special(worker_t *w, int key, int tick)
     }
 }
 
+/* ---- clients: a socketpair each, the worker's end adopted by its loop ---- */
+
+#define CLIENTS_MAX 8
+#define FAR_EXP 4102444800 /* 2100-01-01: tokens that stay valid for the corpus's life */
+
+typedef struct client_s {
+    int fd; /* the client's end; -1: a free slot */
+    int w, key;
+    int closed;  /* a close frame came: nothing may follow it */
+    int64_t seq; /* the last numbered frame it got */
+    ar_ws_parser_t p;
+    uint8_t op; /* of the message being read */
+    size_t len;
+    uint8_t msg[AR_SIG_OUT_MAX + 64];
+} client_t;
+
+static client_t clients[CLIENTS_MAX];
+/* FUZZ_SIGNAL_BUS_TRACE set: every message a client reads is printed (what a seed reaches). */
+static int trace;
+
+/* One turn of w's loop: what its clients sent, its output flushed, the connections closed in it
+ * freed (srv.c on_free: a session goes away, which publishes). */
+static void turn(worker_t *w)
+{
+    if (ar_sn_loop_turn(w->srv->loop) != 0)
+        __builtin_trap();
+}
+
+/* A complete message from the worker: a text frame the protocol's own parser takes as a server
+ * frame, numbered ones in order; or a relayed frame, whose body is what a bus peer sent (only
+ * its splice is the worker's, sess.c ar__sig_frame_wire); or a close frame, the last. */
+NO_COVERAGE static void client_message(client_t *cl)
+{
+    if (trace)
+        fprintf(stderr, "client %d of worker %d: op %u: %.*s\n", cl->key, cl->w, cl->op,
+                cl->op == AR_WS_OP_CLOSE ? 0 : (int)cl->len, (const char *)cl->msg);
+    if (cl->closed)
+        __builtin_trap(); /* a frame after the close frame */
+    if (cl->op == AR_WS_OP_CLOSE) {
+        uint16_t code;
+        const uint8_t *reason;
+        size_t rlen;
+        if (ar_ws_close_parse(cl->msg, cl->len, &code, &reason, &rlen) != 0)
+            __builtin_trap();
+        cl->closed = 1;
+        return;
+    }
+    if (cl->op != AR_WS_OP_TEXT)
+        __builtin_trap(); /* the worker sends text, and close frames; pings only from its tick */
+    ar_sig_msg_t m;
+    ar_sig_err_t err;
+    if (ar_sig_parse(AR_SIG_FROM_SERVER, (const char *)cl->msg, cl->len, &m, &err) == 0) {
+        if (m.seq > 0 && m.seq <= cl->seq)
+            __builtin_trap(); /* a connection gets its session's frames in order, once */
+        if (m.seq > 0)
+            cl->seq = m.seq;
+        ar_sig_msg_free(&m);
+        return;
+    }
+    cl->msg[cl->len < sizeof(cl->msg) ? cl->len : sizeof(cl->msg) - 1] = '\0';
+    if (!strstr((const char *)cl->msg, ",\"fid\":\""))
+        __builtin_trap(); /* the worker's own frame, malformed */
+}
+
+/* Reads what the worker sent cl, checking each frame; at EOF the client closes its end. */
+NO_COVERAGE static void client_drain(client_t *cl)
+{
+    uint8_t buf[16384];
+    for (;;) {
+        ssize_t n = recv(cl->fd, buf, sizeof(buf), 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            close(cl->fd);
+            cl->fd = -1;
+            return;
+        }
+        /* Parsed until the parser asks for more: the event that ends a frame may come with
+         * nothing left to consume. */
+        for (size_t off = 0;;) {
+            size_t used = 0;
+            ar_ws_event_t ev;
+            if (ar_ws_parse(&cl->p, buf + off, (size_t)n - off, &used, &ev) != 0)
+                __builtin_trap(); /* not a well-formed WebSocket stream from a server */
+            off += used;
+            if (ev.type == AR_WS_EV_FRAME_START) {
+                if (ev.opcode != AR_WS_OP_CONT) {
+                    cl->op = ev.opcode;
+                    cl->len = 0;
+                }
+            } else if (ev.type == AR_WS_EV_DATA) {
+                if (ev.len > sizeof(cl->msg) - cl->len)
+                    __builtin_trap(); /* larger than a server frame may be */
+                memcpy(cl->msg + cl->len, ev.data, ev.len);
+                cl->len += ev.len;
+            } else if (ev.type == AR_WS_EV_FRAME_END && (ev.msg_end || (cl->op & 8))) {
+                client_message(cl);
+            } else if (ev.type == AR_WS_EV_NEED_MORE) {
+                break;
+            }
+        }
+    }
+}
+
+static void clients_drain(void)
+{
+    for (int i = 0; i < CLIENTS_MAX; i++)
+        if (clients[i].fd >= 0)
+            client_drain(&clients[i]);
+}
+
+/* The newest client of w for peer key, or NULL. */
+static client_t *client_of(int w, int key)
+{
+    for (int i = CLIENTS_MAX - 1; i >= 0; i--)
+        if (clients[i].fd >= 0 && clients[i].w == w && clients[i].key == key)
+            return &clients[i];
+    return NULL;
+}
+
+/* What the token of a client of peer key says: its subject "subject-<key>" (hashed into the
+ * sessions the harness makes, so that its resume and a "take" presenting it go through), the
+ * role, a patient's room and waiting area, staff's two clinics. */
+static void claims_of(ar_token_claims_t *cl, int key, int role)
+{
+    memset(cl, 0, sizeof(*cl));
+    snprintf(cl->aud, sizeof(cl->aud), "signal");
+    snprintf(cl->sub, sizeof(cl->sub), "subject-%d", key);
+    snprintf(cl->jur, sizeof(cl->jur), "eu");
+    cl->role = (ar_token_role_t)role;
+    if (role == AR_TOKEN_STAFF) {
+        for (int i = 0; i < 2; i++) {
+            snprintf(cl->clinics[i].id, sizeof(cl->clinics[i].id), "clinic-%d", i + 1);
+            snprintf(cl->clinics[i].roles[0], sizeof(cl->clinics[i].roles[0]), "provider");
+            cl->clinics[i].nroles = 1;
+        }
+        cl->nclinics = 2;
+    } else {
+        snprintf(cl->room, sizeof(cl->room), "%s", rooms[key]);
+        snprintf(cl->clinic, sizeof(cl->clinic), "clinic-1");
+        snprintf(cl->area, sizeof(cl->area), "area-1");
+    }
+    cl->iat = (int64_t)time(NULL);
+    cl->exp = FAR_EXP;
+}
+
+/* A WebSocket client of w on a socketpair: upgraded through the worker's loop (the 101 read),
+ * its connection (srv.c on_open) returned; NULL when no slot is free. */
+static ar__sig_conn_t *client_new(worker_t *w, int wi, int key)
+{
+    static const char req[] =
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Origin: https://app.example.org\r\n"
+        "Sec-WebSocket-Protocol: " AR_SIG_SUBPROTOCOL "\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    client_t *cl = NULL;
+    for (int i = 0; i < CLIENTS_MAX && !cl; i++)
+        if (clients[i].fd < 0)
+            cl = &clients[i];
+    int sv[2];
+    if (!cl || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        return NULL;
+    ar__sig_srv_t *srv = w->srv;
+    const ar__sig_conn_t *before = srv->conns;
+    if (ar_sn_loop_adopt(srv->loop, sv[0]) != 0 ||
+        send(sv[1], req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1)
+        __builtin_trap();
+    turn(w);
+    char resp[256];
+    ssize_t n = recv(sv[1], resp, sizeof(resp) - 1, 0);
+    ar__sig_conn_t *cn = srv->conns;
+    if (n < 12 || memcmp(resp, "HTTP/1.1 101", 12) != 0 || !cn || cn == before ||
+        cn->state != AR__SIG_C_HELLO)
+        __builtin_trap();
+    resp[n] = '\0';
+    if (strcmp(resp + n - 4, "\r\n\r\n") != 0)
+        __builtin_trap();
+    memset(cl, 0, offsetof(client_t, msg));
+    cl->fd = sv[1];
+    cl->w = wi;
+    cl->key = key;
+    ar_ws_parser_init(&cl->p, 0, sizeof(cl->msg));
+    return cn;
+}
+
+/*
+ * Kind 7 with bit 7 set: a client of w for peer key (payload byte 0, modulo 5):
+ *  0: connects and resumes key's session, which w owns (made away first when w has none, as
+ *     kind 7 makes one, with the client's subject): LIVE, welcomed and replayed through the
+ *     connection;
+ *  1: connects and resumes key's session as it stands here (a record made new names the
+ *     other worker its owner): RESUMING while it asks that owner ("take"), or LIVE;
+ *  2: the newest such client hangs up (its connection goes at the loop's next turn);
+ *  3: the newest such client sends the rest of the payload as a text frame;
+ *  4: w starts draining (drain.c: its clients told to move, a batch now, welcomes after).
+ * Payload byte 1: the role (1 patient, 2 staff, 3 invitee) when the record has none; byte 2
+ * the last_seq of the resume. The resume secret is the one kind 7 gives (the peer id, '.',
+ * twenty 'r').
+ */
+static void client_op(worker_t *w, int wi, int key, const uint8_t *p, size_t len)
+{
+    ar__sig_srv_t *srv = w->srv;
+    int sub = len ? p[0] % 5 : 0;
+    if (sub == 4) {
+        if (!srv->draining)
+            ar__sig_drain_begin(srv, srv->now);
+        ar__sig_drain_tick(srv);
+        return;
+    }
+    if (sub >= 2) {
+        client_t *cl = client_of(wi, key);
+        if (!cl)
+            return;
+        if (sub == 2) {
+            close(cl->fd);
+            cl->fd = -1;
+        } else {
+            static const uint8_t mask[4] = {0x5a, 0xa5, 0x3c, 0xc3};
+            uint8_t frame[AR_WS_MAX_HEADER + 1024];
+            size_t n = len - 1 < 1024 ? len - 1 : 1024;
+            size_t h = ar_ws_frame_header(frame, AR_WS_OP_TEXT, 1, n, mask);
+            memcpy(frame + h, p + 1, n);
+            ar_ws_mask(frame + h, n, mask, 0);
+            (void)send(cl->fd, frame, h + n, MSG_NOSIGNAL);
+        }
+        turn(w);
+        return;
+    }
+    int role = len > 1 ? p[1] % 3 + 1 : AR_TOKEN_PATIENT;
+    int64_t last_seq = len > 2 ? p[2] : 0;
+    int known = ar__sig_rec_find(srv, peers[key]) != NULL;
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, peers[key]);
+    if (!r)
+        return;
+    if (r->role >= AR_TOKEN_PATIENT && r->role <= AR_TOKEN_INVITEE)
+        role = r->role;
+    r->role = (uint8_t)role;
+    ar_token_claims_t claims;
+    claims_of(&claims, key, role);
+    if (sub == 0 && !r->local) {
+        special(w, key, 0);
+        if (r->local)
+            ar__sig_subhash(&claims, r->local->subhash);
+    } else if (sub == 1 && !known) {
+        r->owner = worker_id[!wi];
+    }
+    ar__sig_conn_t *cn = client_new(w, wi, key);
+    if (!cn)
+        return;
+    char resume[AR__SIG_RESUME_LEN + 1];
+    snprintf(resume, sizeof(resume), "%s.rrrrrrrrrrrrrrrrrrrr", peers[key]);
+    int rc = ar__sig_resume_start(cn, &claims, resume, last_seq);
+    if (rc != 0) /* as srv.c's hello tells a client its resume failed, but with no new session */
+        ar__sig_refuse(cn, AR_SIG_E_RESUME_FAILED, NULL, AR_SIG_HELLO, AR_SIG_NONE,
+                       AR_SIG_CLOSE_SHUTDOWN);
+}
+
 static void feed(worker_t *w, int kind, int key, const uint8_t *p, size_t len)
 {
     char subj[128];
@@ -381,6 +665,57 @@ static void feed(worker_t *w, int kind, int key, const uint8_t *p, size_t len)
     take(w);
 }
 
+/* After each operation: what was published delivered, the loops turned (their output flushed,
+ * the connections closed freed) and the clients' input read, twice, as what one turn frees
+ * publishes (a session goes away), and a delivery may write to a client. */
+static int connected; /* a client was made in this input: the loops have turns to take */
+
+static void settle(void)
+{
+    for (int round = 0; round < 2 && connected; round++) {
+        deliver_caught();
+        for (int i = 0; i < NWORKERS; i++)
+            turn(&workers[i]);
+        clients_drain();
+    }
+    deliver_caught();
+}
+
+/* The end of an input: every connection closed as a stopping worker closes them (4014), each
+ * client reads its close frame and hangs up, the loops take that in; the rest goes with the
+ * loops (worker_free). */
+static void clients_end(void)
+{
+    if (!connected)
+        return;
+    for (int i = 0; i < NWORKERS; i++)
+        for (ar__sig_conn_t *cn = workers[i].srv->conns; cn; cn = cn->next)
+            ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
+    settle();
+    for (int i = 0; i < CLIENTS_MAX; i++) {
+        if (clients[i].fd >= 0)
+            close(clients[i].fd);
+        clients[i].fd = -1;
+    }
+}
+
+/* Which of the 64 descriptors from the lowest free one are open: the same after an input as
+ * before it, or the input left one open (an input opens fewer than 64: two loops' epoll,
+ * eventfd and spare descriptors, and a socketpair per client). */
+NO_COVERAGE static uint64_t fds_open(int *from)
+{
+    if (*from < 0) {
+        *from = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+        if (*from >= 0)
+            close(*from);
+    }
+    uint64_t open_fds = 0;
+    for (int i = 0; i < 64 && *from >= 0; i++)
+        if (fcntl(*from + i, F_GETFD) >= 0)
+            open_fds |= 1ull << i;
+    return open_fds;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;
@@ -388,8 +723,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ar_sig_init();
         ar_log_init("fuzz",
                     (ar_log_level_t)(AR_LOG_ERROR + 1)); /* quiet: a message per input is noise */
+        for (int i = 0; i < CLIENTS_MAX; i++)
+            clients[i].fd = -1;
+        trace = getenv("FUZZ_SIGNAL_BUS_TRACE") != NULL;
         ready = 1;
     }
+    int fd_from = -1;
+    uint64_t fds_before = fds_open(&fd_from);
+    connected = 0;
+    if (trace)
+        fprintf(stderr, "input of %zu bytes\n", size);
     for (int i = 0; i < NWORKERS; i++) {
         if (worker_new(&workers[i], i) != 0) {
             for (int j = 0; j <= i; j++)
@@ -404,20 +747,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         at += 3;
         if (len > size - at)
             len = size - at;
-        worker_t *w = &workers[(b >> 3) & 1];
+        int wi = (b >> 3) & 1;
+        worker_t *w = &workers[wi];
         int kind = b & 7, key = (b >> 4) & 3;
-        if (kind == 7)
+        if (kind == 7 && (b & 0x80)) {
+            connected = 1;
+            client_op(w, wi, key, data + at, len);
+        } else if (kind == 7) {
             special(w, key, (b >> 6) & 1);
-        else
+        } else {
             feed(w, kind, key, data + at, len);
+        }
         at += len;
-        deliver_caught();
+        settle();
         for (int i = 0; i < NWORKERS; i++)
             check_links(workers[i].srv);
     }
+    clients_end();
     forget_caught();
     for (int i = 0; i < NWORKERS; i++)
         worker_free(&workers[i]);
     forget_caught(); /* what freeing the sessions published */
+    if (fds_open(&fd_from) != fds_before)
+        __builtin_trap(); /* a descriptor left open */
     return 0;
 }

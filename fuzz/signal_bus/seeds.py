@@ -4,6 +4,7 @@
 (src/signal rec.c, sess.c, handover.c, bus_nums.c, bus_node.c, invite.c; docs/signal.md), so that
 they meet: a record that puts a session in a room, then a leave naming others; a backup's adopt,
 then its numbered copies; a claim, then a second use. Run from the repository root."""
+import hashlib
 import json
 import os
 import struct
@@ -20,13 +21,44 @@ def wid(n):
     return "%016x" % n
 
 
-def op(kind, dst, key=0, payload=b"", tick=0):
+def op(kind, dst, key=0, payload=b"", tick=0, client=0):
     if isinstance(payload, (dict, list)):
         payload = json.dumps(payload, separators=(",", ":")).encode()
     elif isinstance(payload, str):
         payload = payload.encode()
-    b = kind | dst << 3 | key << 4 | tick << 6
+    b = kind | dst << 3 | key << 4 | tick << 6 | client << 7
     return bytes([b]) + struct.pack("<H", len(payload)) + payload
+
+
+# A client's op (kind 7, bit 7): what it does (payload byte 0), then the role (byte 1: 0
+# patient, 1 staff, 2 invitee) and the last_seq of its resume (byte 2).
+OWN_LIVE, RESUME, HANG_UP, SEND, DRAIN = range(5)
+PATIENT, STAFF, INVITEE = range(3)
+
+
+def client(dst, key, what=OWN_LIVE, role=PATIENT, last=0):
+    """A client of dst connects (OWN_LIVE: into a session dst owns, made away first if need be;
+    RESUME: into the session as dst knows it, a new record naming the other worker its owner)."""
+    return op(SPECIAL, dst, key, bytes([what, role, last]), client=1)
+
+
+def hang_up(dst, key):
+    return op(SPECIAL, dst, key, bytes([HANG_UP]), client=1)
+
+
+def send(dst, key, msg):
+    body = json.dumps(msg, separators=(",", ":")).encode() if isinstance(msg, dict) else msg
+    return op(SPECIAL, dst, key, bytes([SEND]) + body, client=1)
+
+
+def drain(dst):
+    """dst starts draining (its clients are told where to go)."""
+    return op(SPECIAL, dst, 0, bytes([DRAIN]), client=1)
+
+
+def subhash(key):
+    """The hash of a harness client's token subject ("subject-<key>"), as sessions keep it."""
+    return hashlib.blake2b(("subject-%d" % key).encode(), digest_size=16).hexdigest()
 
 
 def own(dst, key):
@@ -201,6 +233,60 @@ seeds = {
         + beat(W3, 1, "node-a", leave=True) + tick(W3)
         + op(PROC, W3, 0, {"k": "held?", "p": PEERS[A], "from": wid(1)}) + tick(W1)),
 }
+
+
+def take(key, origin, last=0, h=None):
+    return {"k": "take", "p": PEERS[key], "r": resume(key), "h": h or subhash(key), "l": last,
+            "from": wid(origin)}
+
+
+LEFT = frame("peer_left", peer=PEERS[B], reason="left")
+ENDED = frame("ended", reason="ended")
+CAND = frame("candidate", **{"from": PEERS[B], "candidate": "candidate:1 1 udp 1 192.0.2.1 1 typ host"})
+
+seeds.update({
+    # a client connected here: deliveries, replays, resumes through the connection, ends
+    "conn_live_deliver_ack": (
+        client(W1, A) + op(TO, W1, A, to_msg(fid(7), 0, LEFT)) + op(TO, W1, A, to_msg(fid(8), 0, CAND))
+        + send(W1, A, {"v": 1, "type": "ack", "seq": 1})),
+    "conn_live_ended_patient": client(W1, A) + op(TO, W1, A, to_msg(fid(8), 1, ENDED)),
+    "conn_live_removed_invitee": (
+        client(W3, B, role=INVITEE)
+        + op(TO, W3, B, to_msg(fid(9), 3, frame("peer_left", peer=PEERS[B], reason="removed")))),
+    "conn_live_staff_ended": client(W1, C, role=STAFF) + op(TO, W1, C, to_msg(fid(8), 1, ENDED)),
+    "conn_replay_after_away": (
+        client(W1, A) + hang_up(W1, A) + op(TO, W1, A, to_msg(fid(1), 0, LEFT))
+        + op(TO, W1, A, to_msg(fid(2), 0, CAND)) + client(W1, A, last=1)
+        + op(TO, W1, A, to_msg(fid(3), 0, LEFT))),
+    "conn_hang_up_then_resume_elsewhere": (
+        client(W3, A) + op(TO, W3, A, to_msg(fid(4), 0, LEFT)) + hang_up(W3, A)
+        + client(W1, A, RESUME) + op(TO, W1, A, to_msg(fid(5), 0, CAND))),
+    "conn_take_while_resuming": (
+        rec(W1, 2, A, **full(1, 2, 3)) + client(W1, A, RESUME)
+        + op(PROC, W1, 0, take(A, 3))
+        + op(PROC, W1, 0, {"k": "taken", "p": PEERS[A], "ok": True, "seq": 2, "ack": 0,
+                           "fr": [[1, fid(1).hex(), 0, LEFT], [2, fid(2).hex(), 0, CAND]],
+                           "r": resume(A), "h": subhash(A), "from": wid(2)})
+        + op(TO, W1, A, to_msg(fid(3), 1, ENDED))),
+    "conn_resuming_refused": (
+        rec(W1, 2, A, **full(1, 2, 3)) + client(W1, A, RESUME)
+        + op(PROC, W1, 0, {"k": "taken", "p": PEERS[A], "ok": False})),
+    "conn_resuming_owner_moves": (
+        rec(W1, 2, A, **full(1, 2, 3)) + client(W1, A, RESUME)
+        + rec(W1, 3, A, SESS, own=wid(3), bk=wid(2)) + beat(W1, 2, "node-a", leave=True) + tick(W1)),
+    "conn_live_take_from_other": (
+        client(W1, A) + op(PROC, W1, 0, take(A, 3)) + op(TO, W1, A, to_msg(fid(6), 0, LEFT))),
+    "conn_live_deleted": client(W1, A) + rec(W1, 3, A, SESS, **{"del": True}),
+    "conn_lost_notice": client(W1, A) + op(TO, W1, A, lost_notice(2, 3)),
+    "conn_drain_then_resume": (
+        client(W1, A) + client(W1, B, role=STAFF) + drain(W1) + beat(W3, 1, "node-a", d=1)
+        + client(W3, C) + hang_up(W3, C) + client(W1, C, RESUME) + drain(W1)),
+    "conn_second_resume_replaces": (
+        rec(W1, 2, A, **full(1, 2, 3)) + client(W1, A, RESUME) + client(W1, A, RESUME)
+        + op(PROC, W1, 0, {"k": "taken", "p": PEERS[A], "ok": True, "seq": 1, "ack": 0,
+                           "fr": [[1, fid(1).hex(), 0, LEFT]], "r": resume(A), "h": subhash(A),
+                           "from": wid(2)})),
+})
 
 os.makedirs(OUT, exist_ok=True)
 for name, data in seeds.items():

@@ -586,7 +586,17 @@ static inline int ar__sig_seq_ok(int64_t seq, int64_t min)
 /* A frame id or a subject's hash as the bus carries it: exactly 32 hex digits into out (0), or
  * -1 with out untouched (a shorter string would leave bytes of out unwritten). */
 int ar__sig_hex16(const char *hex, uint8_t out[16]);
-/* sess.c: a replay buffer as the JSON array "adopt" and "taken" carry (json_t), and loaded. */
+/* A frame from another worker may go to a client as a text frame only if it is UTF-8: RFC 6455
+ * 8.1 requires it of every text frame, and a browser fails the connection at the first that is
+ * not (kept in the replay buffer, such a frame would fail every resume too). Frames built here
+ * always are; one from the bus is checked as it comes in binary (to.<peer>, a batch of numbered
+ * copies), JSON having been checked by jansson. ASCII, nearly all of a frame, costs little. */
+static inline int ar__sig_frame_utf8(const char *frame, size_t len)
+{
+    return ar_ws_utf8(0, (const uint8_t *)frame, len) == 0;
+}
+/* sess.c: a replay buffer as the JSON array "adopt" and "taken" carry (json_t), and loaded into
+ * s once its seq is the message's: frames numbered above it or out of order are left out. */
 void *ar__sig_frames_json(const ar__sig_sess_t *s);
 void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames);
 /* A copy takes the session's state from its owner's message msg (a json_t: a backup's "adopt",

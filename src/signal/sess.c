@@ -865,6 +865,10 @@ void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames)
     s->nframes = s->bytes = 0;
     size_t i;
     json_t *it;
+    /* As the owner keeps it: each frame numbered after the one before, none after the session's
+     * seq (set before this), which its next frame follows. A frame out of that order (a bus
+     * peer's mistake) is left out: the client would get its number twice. */
+    int64_t last = 0;
     json_array_foreach(fr, i, it)
     {
         json_int_t seq;
@@ -873,8 +877,9 @@ void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames)
         int action;
         uint8_t fid[16];
         if (json_unpack(it, "[I,s,i,s%]", &seq, &hex, &action, &d, &dlen) != 0 ||
-            !ar__sig_seq_ok(seq, 1) || ar__sig_hex16(hex, fid) != 0)
+            !ar__sig_seq_ok(seq, last + 1) || seq > s->seq || ar__sig_hex16(hex, fid) != 0)
             continue;
+        last = seq;
         ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen);
         if (f) {
             f->uncertain = json_integer_value(json_array_get(it, 4)) == 1;
@@ -962,7 +967,7 @@ static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
             return;
         ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
         ar__sig_sess_t *s = r ? r->local : NULL;
-        if (s && s->is_backup) {
+        if (s && s->is_backup && ar__sig_frame_utf8((const char *)d + i, fl)) {
             pending_take(srv, s, fid);
             ar__sig_frame_t *f = frame_new(srv, fid, (int64_t)seq, action, (const char *)d + i, fl);
             if (f) {

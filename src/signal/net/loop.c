@@ -288,6 +288,45 @@ static int fd_exhausted(ar_sn_loop_t *l, int lfd)
     return taken;
 }
 
+/* fd, connected, becomes a connection in its handshake (TLS or the upgrade), or is closed: 0,
+ * AR_EPERM (accept_cb refused it), AR_ENOMEM, or AR_ESYS / the TLS library's error. */
+static int take(ar_sn_loop_t *l, int fd, const struct sockaddr_storage *ss)
+{
+    ar_sn_conn_t *c = ar_calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return AR_ENOMEM;
+    }
+    c->fd = fd;
+    c->loop = l;
+    if (l->h.accept_cb) {
+        int tag = l->h.accept_cb(c, ss, l->h.data);
+        if (tag < 0) {
+            /* Refused (a per-address cap): before any state or memory of the handshake. */
+            close(fd);
+            ar_free(c);
+            return AR_EPERM;
+        }
+        c->tag = (uint16_t)tag;
+    }
+    ar_ws_parser_init(&c->parser, 1, l->conf.max_message);
+    c->state = l->conf.tls ? AR__SN_TLS_HS : AR__SN_HTTP;
+    int err = 0;
+    if (l->conf.tls)
+        err = l->conf.tls->ops->conn_new(l->conf.tls->ctx, fd, &c->tls);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (err || epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        close(fd);
+        c->fd = -1;
+        release(c);
+        ar__sn_conn_free(c);
+        return err ? err : AR_ESYS;
+    }
+    l->nconns++;
+    ar__sn_timer_set(c, l->conf.handshake_timeout_s);
+    return 0;
+}
+
 static void accept_some(ar_sn_loop_t *l, int lfd)
 {
     for (int i = 0; i < ACCEPT_BATCH && !l->accept_paused; i++) {
@@ -302,39 +341,24 @@ static void accept_some(ar_sn_loop_t *l, int lfd)
         int one = 1;
         /* Signalling messages are small and latency-bound: no Nagle delay. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        ar_sn_conn_t *c = ar_calloc(1, sizeof(*c));
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        c->fd = fd;
-        c->loop = l;
-        if (l->h.accept_cb) {
-            int tag = l->h.accept_cb(c, &ss, l->h.data);
-            if (tag < 0) {
-                /* Refused (a per-address cap): before any state or memory of the handshake. */
-                close(fd);
-                ar_free(c);
-                continue;
-            }
-            c->tag = (uint16_t)tag;
-        }
-        ar_ws_parser_init(&c->parser, 1, l->conf.max_message);
-        c->state = l->conf.tls ? AR__SN_TLS_HS : AR__SN_HTTP;
-        int err = 0;
-        if (l->conf.tls)
-            err = l->conf.tls->ops->conn_new(l->conf.tls->ctx, fd, &c->tls);
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        if (err || epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            close(fd);
-            c->fd = -1;
-            release(c);
-            ar__sn_conn_free(c);
-            continue;
-        }
-        l->nconns++;
-        ar__sn_timer_set(c, l->conf.handshake_timeout_s);
+        (void)take(l, fd, &ss);
     }
+}
+
+int ar_sn_loop_adopt(ar_sn_loop_t *l, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t slen = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    if (getpeername(fd, (struct sockaddr *)&ss, &slen) != 0)
+        ss.ss_family = AF_UNSPEC;
+    return take(l, fd, &ss);
+}
+
+int ar_sn_loop_turn(ar_sn_loop_t *l)
+{
+    ar_sn_loop_stop(l); /* the stop is seen at once: no wait, one batch of what is ready */
+    return ar_sn_loop_run(l);
 }
 
 static void run_wheel(ar_sn_loop_t *l)

@@ -135,6 +135,16 @@ uint32_t ar_sn_loop_now(const ar_sn_loop_t *l);
 uint64_t ar_sn_loop_now_ms(const ar_sn_loop_t *l);
 /* Makes ar_sn_loop_run return; async-signal-safe (one write to an eventfd). */
 void ar_sn_loop_stop(ar_sn_loop_t *l);
+/*
+ * For tests and fuzzers that drive a loop without a listener or a thread (a socketpair per
+ * client, fuzz/signal_bus/). adopt: fd, a connected non-blocking stream socket, is taken as if
+ * accepted (accept_cb with its peer address, then TLS and the upgrade); on the loop's thread.
+ * The loop owns fd whatever the outcome: 0, AR_EPERM (accept_cb refused it), AR_ENOMEM or
+ * AR_ESYS, fd closed. turn: one batch of what is ready now (no wait), its timers and the frees
+ * it leaves, as ar_sn_loop_run does between waits; its return value.
+ */
+AR_MUST_CHECK int ar_sn_loop_adopt(ar_sn_loop_t *l, int fd);
+AR_MUST_CHECK int ar_sn_loop_turn(ar_sn_loop_t *l);
 /* Closes every connection (close_cb fires for open ones) and frees the loop. NULL is fine. */
 void ar_sn_loop_free(ar_sn_loop_t *l);
 /* Connections currently held, in any state. */

@@ -467,6 +467,7 @@ static void test_late_frames(void **state)
     /* A hand-over's or adoption's buffer: the owner's, not purged (it never saw the deletion). */
     json_t *frames = ar__sig_frames_json(so);
     assert_non_null(frames);
+    sb->seq = so->seq; /* as the message's seq is taken first (sess.c take_state, on_taken) */
     ar__sig_load_frames(B, sb, frames);
     json_decref(frames);
     check_buffer(sb, fr, n); /* all thirteen, as the purge on the owner would have left them */

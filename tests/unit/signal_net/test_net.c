@@ -18,6 +18,7 @@
 #include "internal.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
@@ -849,6 +850,86 @@ static void test_reuseport(void **state)
     stop();
 }
 
+static int refuse_all(ar_sn_conn_t *c, const struct sockaddr_storage *peer, void *data)
+{
+    (void)c, (void)peer, (void)data;
+    return -1;
+}
+
+/* Reads what is there now (the socket is non-blocking): exactly want, or fails the test. */
+static void expect_now(int fd, const void *want, size_t n)
+{
+    uint8_t b[512];
+    assert_true(n <= sizeof(b));
+    assert_int_equal(recv(fd, b, sizeof(b), 0), (ssize_t)n);
+    assert_memory_equal(b, want, n);
+}
+
+/* A socket from elsewhere (one end of a socketpair) adopted by a loop that no thread runs, and
+ * driven a turn at a time (ar_sn_loop_adopt, ar_sn_loop_turn; fuzz_signal_bus's clients): each
+ * turn handles what is ready then, without waiting, and frees what closed in it. A socket that
+ * accept_cb refuses, or that epoll cannot watch, is closed. */
+static void test_adopt_and_turn(void **state)
+{
+    (void)state;
+    memset(&srv, 0, sizeof(srv));
+    ar_sn_conf_t conf = {.upgrade = &upconf, .max_message = 4096};
+    ar_sn_handler_t h = {
+        .open_cb = on_open, .message_cb = on_message, .close_cb = on_close, .free_cb = on_free};
+    assert_int_equal(ar_sn_loop_new(&conf, &h, &srv.loop), 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    assert_int_equal(ar_sn_loop_adopt(srv.loop, sv[0]), 0);
+    assert_int_equal(ar_sn_loop_conns(srv.loop), 1);
+    assert_int_equal(ar_sn_loop_turn(srv.loop), 0); /* nothing ready: returns at once */
+    client_t c = {sv[1], NULL};
+    static const char req[] =
+        "GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Origin: https://app.example.org\r\nSec-WebSocket-Protocol: anteroom.v1\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    assert_int_equal(cwrite(&c, req, sizeof(req) - 1), (int)sizeof(req) - 1);
+    assert_int_equal(ar_sn_loop_turn(srv.loop), 0);
+    assert_int_equal(atomic_load(&srv.opened), 1);
+    char resp[512];
+    ssize_t n = recv(sv[1], resp, sizeof(resp) - 1, 0);
+    assert_true(n > 12);
+    resp[n] = '\0';
+    assert_memory_equal(resp, "HTTP/1.1 101", 12);
+    assert_non_null(strstr(resp, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    send_frame(&c, 0x81, "Hello", 5, 1);
+    assert_int_equal(ar_sn_loop_turn(srv.loop), 0);
+    expect_now(sv[1], "\x81\x05Hello", 7);
+    uint8_t pl[AR_WS_MAX_CONTROL];
+    size_t pn = ar_ws_close_payload(pl, 1000, NULL);
+    send_frame(&c, 0x88, pl, pn, 1);
+    assert_int_equal(ar_sn_loop_turn(srv.loop), 0);
+    expect_now(sv[1], "\x88\x02\x03\xe8", 4);
+    assert_int_equal(recv(sv[1], resp, sizeof(resp), 0), 0); /* then the server's FIN */
+    close(sv[1]);
+    assert_int_equal(ar_sn_loop_turn(srv.loop), 0); /* our FIN: closed and freed in the turn */
+    assert_int_equal(atomic_load(&srv.closed), 1);
+    assert_int_equal(atomic_load(&srv.last_code), 1000);
+    assert_int_equal(atomic_load(&srv.freed), 1);
+    assert_int_equal(ar_sn_loop_conns(srv.loop), 0);
+    /* Not a socket epoll can watch: closed. */
+    int fd = open("/dev/null", O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(ar_sn_loop_adopt(srv.loop, fd), AR_ESYS);
+    assert_int_equal(fcntl(fd, F_GETFD), -1);
+    ar_sn_loop_free(srv.loop);
+    /* Refused by accept_cb: closed before anything else. */
+    h.accept_cb = refuse_all;
+    assert_int_equal(ar_sn_loop_new(&conf, &h, &srv.loop), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    assert_int_equal(ar_sn_loop_adopt(srv.loop, sv[0]), AR_EPERM);
+    assert_int_equal(ar_sn_loop_conns(srv.loop), 0);
+    assert_int_equal(recv(sv[1], resp, sizeof(resp), 0), 0);
+    close(sv[1]);
+    ar_sn_loop_free(srv.loop);
+    srv.loop = NULL;
+}
+
 int main(void)
 {
     /* As in every server process: the TLS libraries write() to sockets the peer may have closed
@@ -862,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_tls_wolfssl),     cmocka_unit_test(test_tls_boringssl),
         cmocka_unit_test(test_alloc_failure),   cmocka_unit_test(test_reuseport),
         cmocka_unit_test(test_killed_in_send),  cmocka_unit_test(test_paced_writer),
+        cmocka_unit_test(test_adopt_and_turn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
