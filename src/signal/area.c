@@ -111,11 +111,6 @@ static int told_named(const char *keys, size_t n, const char *peer)
     return bsearch(key, keys, n, TOLD_KEY, key_cmp) != NULL;
 }
 
-static int owned_here(ar__sig_srv_t *srv, const ar__sig_rec_t *x)
-{
-    return x->local && !x->local->is_backup && x->owner == srv->node_id;
-}
-
 int ar__sig_named(const void *json_list, const char *peer)
 {
     const json_t *list = json_list;
@@ -158,7 +153,8 @@ static void catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int af
     m.u.queue.area = str(a->area);
     const char *keys = json_string_value(named);
     for (size_t i = 0; i < a->nsubs; i++)
-        if (owned_here(srv, a->subs[i]) && !told_named(keys, len / TOLD_KEY, a->subs[i]->peer))
+        if (ar__sig_owned_here(srv, a->subs[i]) &&
+            !told_named(keys, len / TOLD_KEY, a->subs[i]->peer))
             ar__sig_to(srv, a->subs[i]->peer, &m, AR__SIG_ACT_NONE);
 }
 
@@ -583,8 +579,8 @@ void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj,
      * only we (the session's owner) mend it, once, as if it left now (docs/signal.md, "Who is
      * seeing a patient"). */
     ar__sig_rec_t *x = after && p->in_area && p->q->by[0] ? ar__sig_rec_find(srv, p->q->by) : NULL;
-    if (x && owned_here(srv, x) && (p->status == AR_SIG_ST_SEEN || p->status == AR_SIG_ST_HOLD) &&
-        !seeing(srv, p))
+    if (x && ar__sig_owned_here(srv, x) &&
+        (p->status == AR_SIG_ST_SEEN || p->status == AR_SIG_ST_HOLD) && !seeing(srv, p))
         ar__sig_seen_left(srv, p, x);
 }
 

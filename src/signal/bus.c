@@ -232,11 +232,12 @@ static void on_wake(int fd, void *data);
 
 /* ---- the inbox, drained on the loop ---- */
 
-/* On the loop: the subject of peer's frames (n >= AR__SIG_TO_SUBJ_MAX). A peer whose record
- * this worker does not hold has no tags: only a worker holding it by its subject alone hears. */
-static void to_subject(ar__sig_bus_t *b, const char *peer, char *subj, size_t n)
+/* On the loop: the subject of peer's frames (n >= AR__SIG_TO_SUBJ_MAX), from r, its record (NULL
+ * when this worker holds none: no tags, so only a worker holding it by its subject alone
+ * hears). The callers have looked the record up already: one lookup per frame. */
+static void to_subject(ar__sig_bus_t *b, const ar__sig_rec_t *r, const char *peer, char *subj,
+                       size_t n)
 {
-    const ar__sig_rec_t *r = ar__sig_rec_find(b->srv, peer);
     int k = snprintf(subj, n, "%sto.%08x.%08x.%s", b->prefix, r ? (unsigned)r->home[0] : 0u,
                      r ? (unsigned)r->home[1] : 0u, peer);
     if (k < 0 || (size_t)k >= n) /* not with a jurisdiction id and a peer id at their limits */
@@ -244,19 +245,12 @@ static void to_subject(ar__sig_bus_t *b, const char *peer, char *subj, size_t n)
 }
 
 /* A relayed frame: the numbered copies batched so far may stay behind it (bus_nums.c). */
-static void publish_to(ar__sig_bus_t *b, const char *peer, const void *buf, size_t len)
+static void publish_to(ar__sig_bus_t *b, const ar__sig_rec_t *r, const char *peer, const void *buf,
+                       size_t len)
 {
     char subj[AR__SIG_TO_SUBJ_MAX];
-    to_subject(b, peer, subj, sizeof(subj));
+    to_subject(b, r, peer, subj, sizeof(subj));
     ar__sig_bus_publish(b, subj, buf, len);
-}
-
-static ar__sig_sess_t *owned_here(ar__sig_srv_t *srv, const char *peer)
-{
-    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-    if (!r || !r->local || r->local->is_backup || r->owner != srv->node_id)
-        return NULL;
-    return r->local;
 }
 
 static void local_drain(ar__sig_srv_t *srv)
@@ -269,14 +263,14 @@ static void local_drain(ar__sig_srv_t *srv)
         if (!b->lhead)
             b->ltail = NULL;
         const uint8_t *d = (const uint8_t *)it->data;
-        ar__sig_sess_t *s = owned_here(srv, it->peer);
-        if (s) {
+        ar__sig_rec_t *r = ar__sig_rec_find(srv, it->peer);
+        if (r && ar__sig_owned_here(srv, r)) {
             uint64_t sent;
             memcpy(&sent, d + 16, 8);
-            ar__sig_sess_deliver(srv, s, d, d[24], it->data + AR__SIG_TO_HDR,
+            ar__sig_sess_deliver(srv, r->local, d, d[24], it->data + AR__SIG_TO_HDR,
                                  it->len - AR__SIG_TO_HDR, sent);
         } else {
-            publish_to(b, it->peer, d, it->len); /* moved meanwhile: its new owner gets it */
+            publish_to(b, r, it->peer, d, it->len); /* moved meanwhile: its new owner gets it */
         }
         item_free(it);
     }
@@ -439,7 +433,9 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
     memcpy(buf + 16, &now, 8);
     buf[24] = action;
     size_t n = len + AR__SIG_TO_HDR;
-    if (b->lhead || owned_here(srv, peer)) {
+    const ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    int mine = r && ar__sig_owned_here(srv, r);
+    if (b->lhead || mine) {
         item_t *it = ar_malloc(sizeof(*it) + n + 1);
         if (it) {
             it->next = NULL;
@@ -462,7 +458,7 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
             return;
         }
         if (b->lhead) { /* out of memory: dropped, as the inbox drops (never out of order) */
-            if (owned_here(srv, peer)) {
+            if (mine) {
                 if (b->m_dropped[K_TO])
                     ar_metric_add(b->m_dropped[K_TO], 0, 1);
                 ar__sig_sess_frames_lost(srv, peer, 1);
@@ -472,22 +468,22 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
              * memory). It may overtake frames for the peer still in the local queue: the
              * client is then told of the gap a little early, never not at all. */
             char subj[AR__SIG_TO_SUBJ_MAX];
-            to_subject(b, peer, subj, sizeof(subj));
+            to_subject(b, r, peer, subj, sizeof(subj));
             pub_dropped(b, subj);
             return;
         }
     }
-    publish_to(b, peer, buf, n);
+    publish_to(b, r, peer, buf, n);
 }
 
 int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, size_t len)
 {
     ar__sig_bus_t *b = srv->bus;
     /* Only when no local frame waits: one sender's frames keep their order. */
-    ar__sig_sess_t *s = r->local;
-    if (!b || b->lhead || action == AR__SIG_ACT_ENDED || action == AR__SIG_ACT_REMOVED || !s ||
-        s->is_backup || r->owner != srv->node_id)
+    if (!b || b->lhead || action == AR__SIG_ACT_ENDED || action == AR__SIG_ACT_REMOVED ||
+        !ar__sig_owned_here(srv, r))
         return 0;
+    ar__sig_sess_t *s = r->local;
     uint8_t *buf = (uint8_t *)srv->pub;
     uint64_t ctr = ++srv->fid_counter;
     memcpy(buf, &srv->node_id, 8);

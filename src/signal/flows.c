@@ -187,8 +187,7 @@ void ar__sig_announce_late(ar__sig_srv_t *srv, ar__sig_rec_t *r, const void *tol
     const ar__sig_room_t *room = r->in_room;
     for (size_t i = 0; i < room->nmembers; i++) {
         const ar__sig_rec_t *x = room->members[i];
-        const ar__sig_sess_t *s = x->local;
-        if (x == r || !s || s->is_backup || x->owner != srv->node_id)
+        if (x == r || !ar__sig_owned_here(srv, x))
             continue; /* not ours: its own worker does the same */
         if (!ar__sig_named(told, x->peer))
             ar__sig_to(srv, x->peer, &m, AR__SIG_ACT_NONE);

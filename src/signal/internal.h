@@ -440,6 +440,13 @@ struct ar__sig_srv_s {
     } m;
 };
 
+/* r's session is this worker's own copy, not a backup's: where its frames are delivered and
+ * numbered (a provisional or handed copy too; ar__sig_owns, below, is who acts as its owner). */
+static inline int ar__sig_owned_here(const ar__sig_srv_t *srv, const ar__sig_rec_t *r)
+{
+    return r->local && !r->local->is_backup && r->owner == srv->node_id;
+}
+
 /* r's session is this worker's to act on as owner: not a backup's copy, a resume's provisional
  * copy or one handed over to another worker (which its record may still name us for). */
 static inline int ar__sig_owns(const ar__sig_srv_t *srv, const ar__sig_rec_t *r)

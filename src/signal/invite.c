@@ -738,6 +738,15 @@ uint32_t ar__sig_rooms_ended_cover(const ar__sig_srv_t *srv)
     return now - y->since > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)(now - y->since);
 }
 
+/* The i-th record of a page in hex: a marker's hash, then its expiry (8 bytes, little-endian). */
+static void page_rec(char *hex, size_t i, const uint8_t h[16], int64_t exp)
+{
+    uint8_t rec[SYNC_REC];
+    memcpy(rec, h, 16);
+    ar__sig_le_put(rec + 16, (uint64_t)exp, 8);
+    sodium_bin2hex(hex + i * SYNC_REC * 2, SYNC_REC * 2 + 1, rec, SYNC_REC);
+}
+
 /* One page of the answer to worker `to` (round q): the markers' records, as hex. */
 static void sync_page(ar__sig_srv_t *srv, uint64_t to, int q, const char *hex, int last)
 {
@@ -780,12 +789,7 @@ static void sync_answer(ar__sig_srv_t *srv, json_t *o)
             if (!e)
                 break;
         }
-        uint8_t rec[SYNC_REC];
-        memcpy(rec, e->h, 16);
-        for (int i = 0; i < 8; i++)
-            rec[16 + i] = (uint8_t)((uint64_t)e->exp >> (8 * i));
-        sodium_bin2hex(hex + n * SYNC_REC * 2, SYNC_REC * 2 + 1, rec, SYNC_REC);
-        n++;
+        page_rec(hex, n++, e->h, e->exp);
         e = e->fnext;
     }
     ar_free(hex);
@@ -808,9 +812,7 @@ static long page_apply(ar__sig_srv_t *srv, const char *hex, size_t len)
             taken = -1;
             break;
         }
-        uint64_t exp = 0;
-        for (int k = 0; k < 8; k++)
-            exp |= (uint64_t)rec[16 + k] << (8 * k);
+        uint64_t exp = ar__sig_le_get(rec + 16, 8);
         if ((int64_t)exp < now || exp > (uint64_t)INT64_MAX)
             continue;
         /* As from the bus (ended_apply): never kept longer than a token lasts, plus a minute. */
@@ -904,12 +906,7 @@ static size_t own_hex(const ar__sig_invites_t *tab, uint64_t window_ms, uint64_t
         const own_t *o = &tab->own[(tab->own_next + OWN_MAX - tab->own_n + i) % OWN_MAX];
         if (o->exp < now || o->at_ms + window_ms < now_ms)
             continue;
-        uint8_t rec[SYNC_REC];
-        memcpy(rec, o->h, 16);
-        for (int k = 0; k < 8; k++)
-            rec[16 + k] = (uint8_t)((uint64_t)o->exp >> (8 * k));
-        sodium_bin2hex(hex + n * SYNC_REC * 2, SYNC_REC * 2 + 1, rec, SYNC_REC);
-        n++;
+        page_rec(hex, n++, o->h, o->exp);
     }
     return n;
 }

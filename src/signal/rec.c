@@ -229,7 +229,7 @@ static void left_late(ar__sig_srv_t *srv, const ar__sig_rec_t *r, json_t *lt, js
     const ar__sig_room_t *room = r->in_room;
     for (size_t i = 0; i < room->nmembers && n < sizeof(peers) / sizeof(peers[0]); i++) {
         const ar__sig_rec_t *x = room->members[i];
-        if (x == r || !x->local || x->local->is_backup || x->owner != srv->node_id)
+        if (x == r || !ar__sig_owned_here(srv, x))
             continue;
         if (!ar__sig_named(lt, x->peer))
             memcpy(peers[n++], x->peer, AR__SIG_PEER_LEN + 1);
