@@ -130,9 +130,7 @@ static void frame_free_list(ar__sig_srv_t *srv, ar__sig_frame_t *f)
     while (f) {
         ar__sig_frame_t *n = f->next;
         ar__sig_about_count(srv, f, -1);
-        /* The whole block, not only f->len: per relayed frame, its header and the allocator's
-         * slack more, a few dozen bytes beside the frame's own. */
-        ar_free_wiped(f);
+        ar__sig_frame_release(srv, f); /* wiped, whole */
         f = n;
     }
 }
@@ -222,7 +220,7 @@ void *ar__sig_frames_json(const ar__sig_sess_t *s)
 static ar__sig_frame_t *frame_new(ar__sig_srv_t *srv, const uint8_t *fid, int64_t seq,
                                   uint8_t action, const char *data, size_t len)
 {
-    ar__sig_frame_t *f = ar_malloc(sizeof(*f) + len + 1);
+    ar__sig_frame_t *f = ar__sig_frame_alloc(srv, len);
     if (!f)
         return NULL;
     f->next = NULL;
@@ -262,7 +260,11 @@ static void append(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_frame_t *f)
     s->tail = f;
     s->nframes++;
     s->bytes += f->len;
-    trim(srv, s);
+    /* Only the caps: every acknowledgement trims what it covers at once (ar__sig_sess_ack and
+     * the other writers of acked trim after), and a new frame is numbered above acked, so the
+     * oldest frame, a block apart that a relay would otherwise read, cannot be due here. */
+    if (s->nframes > AR__SIG_REPLAY_FRAMES || s->bytes > AR__SIG_REPLAY_BYTES)
+        trim(srv, s);
 }
 
 /* Removes a pending frame with this id; 1 when there was one. */
@@ -887,6 +889,7 @@ void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames)
             append(srv, s, f);
         }
     }
+    trim(srv, s); /* what the sender kept that s->acked (set before this) already covers */
 }
 
 void ar__sig_sess_take_state(ar__sig_srv_t *srv, ar__sig_sess_t *s, const void *msg,
