@@ -436,6 +436,7 @@ struct ar__sig_srv_s {
     } gone[AR__SIG_GONE_MAX];
     uint16_t gone_tag[AR__SIG_GONE_MAX];
     uint32_t gone_next;
+    uint32_t gone_last; /* srv->now at the latest of them (0: none yet): none lately, no look */
     uint8_t gone_n[65536];
     /* Wiped frame blocks kept for reuse, by capacity (frame_pool.c), and their bytes. */
     ar__sig_frame_t *frame_pool[AR__SIG_FRAME_CLASSES];

@@ -312,10 +312,24 @@ void ar__sig_fid_text(const uint8_t fid[16], char out[AR__SIG_FID_LEN])
     out[o] = b64[(fid[15] & 3) << 4];
 }
 
+/* Where a frame's ",\"seq\":0" is: straight after its type in every frame the server builds
+ * ({"v":1,"type":"<type>","seq":0,...}), looked for anywhere else only if it is not there. */
+static const char *seq_placeholder(const ar__sig_frame_t *f)
+{
+    static const char pre[] = "{\"v\":1,\"type\":\"", seq0[] = ",\"seq\":0";
+    size_t pl = sizeof(pre) - 1, sl = sizeof(seq0) - 1;
+    if (f->len > pl && memcmp(f->data, pre, pl) == 0) {
+        const char *q = memchr(f->data + pl, '"', f->len - pl);
+        if (q && (size_t)(f->data + f->len - q) > sl && memcmp(q + 1, seq0, sl) == 0)
+            return q + 1;
+    }
+    return strstr(f->data, seq0);
+}
+
 size_t ar__sig_frame_wire(const ar__sig_frame_t *f, char *out, size_t cap)
 {
     static const char key[] = ",\"fid\":\"";
-    const char *ph = strstr(f->data, ",\"seq\":0");
+    const char *ph = seq_placeholder(f);
     if (!ph)
         return 0;
     /* Spliced with copies rather than printf: this runs for every relayed frame. The frame id
