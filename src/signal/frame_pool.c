@@ -17,7 +17,22 @@
 #include "anteroom/alloc.h"
 
 #include <malloc.h>
+#include <stddef.h>
 #include <sodium.h>
+
+/* Under AddressSanitizer a kept block is poisoned but for its link, so that a frame read after
+ * its release is still reported, as it was when the block went back to malloc. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define KEPT(f, n) ASAN_POISON_MEMORY_REGION((char *)(f) + sizeof(void *), (n) - sizeof(void *))
+#define TAKEN(f, n) ASAN_UNPOISON_MEMORY_REGION((f), (n))
+#else
+#define KEPT(f, n) ((void)(f), (void)(n))
+#define TAKEN(f, n) ((void)(f), (void)(n))
+#endif
+
+/* A kept block's link is the frame's own first field. */
+_Static_assert(offsetof(ar__sig_frame_t, next) == 0, "a frame's link moved");
 
 /* The capacity a block of `need` bytes gets: a multiple of the class step when it is pooled. */
 static size_t capacity(size_t need)
@@ -46,6 +61,7 @@ ar__sig_frame_t *ar__sig_frame_alloc(ar__sig_srv_t *srv, size_t len)
     if (f) {
         srv->frame_pool[c] = f->next;
         srv->frame_pool_bytes -= cap;
+        TAKEN(f, cap);
         return f;
     }
     return ar_malloc(cap);
@@ -66,6 +82,7 @@ void ar__sig_frame_release(ar__sig_srv_t *srv, ar__sig_frame_t *f)
     f->next = srv->frame_pool[c];
     srv->frame_pool[c] = f;
     srv->frame_pool_bytes += cap;
+    KEPT(f, cap);
 }
 
 void ar__sig_frame_pool_free(ar__sig_srv_t *srv)
@@ -74,6 +91,7 @@ void ar__sig_frame_pool_free(ar__sig_srv_t *srv)
         while (srv->frame_pool[c]) {
             ar__sig_frame_t *f = srv->frame_pool[c];
             srv->frame_pool[c] = f->next;
+            TAKEN(f, (size_t)(c + 1) * AR__SIG_FRAME_STEP);
             ar_free(f);
         }
     }

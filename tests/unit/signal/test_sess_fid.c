@@ -301,8 +301,8 @@ static result_t trial(void)
         ar__sig_rec_free(B, rb);
         assert_int_equal(O->nsessions, 0);
         assert_int_equal(B->nsessions, 0);
-        ar_free(O);
-        ar_free(B);
+        su_srv_free(O);
+        su_srv_free(B);
     }
     return res;
 }
@@ -378,8 +378,8 @@ static void test_two_orders_by_hand(void **state)
     assert_int_equal(ar__sig_replay_to(sb, 1, replay_cb, &rx), 0); /* once only */
     ar__sig_rec_free(O, ro);
     ar__sig_rec_free(B, rb);
-    ar_free(O);
-    ar_free(B);
+    su_srv_free(O);
+    su_srv_free(B);
 }
 
 /* Worker 2's backup copy (backup_copy) gets three frames from X (fid[0] = tag) that no numbered
@@ -427,7 +427,7 @@ static void test_promotion_after_lost_copies_and_ack(void **state)
         assert_false(f->uncertain);
     sb->is_backup = 0;
     ar__sig_rec_free(B, rb);
-    ar_free(B);
+    su_srv_free(B);
 }
 
 typedef struct cut_s {
@@ -482,7 +482,7 @@ static void test_replay_broken_off_keeps_marks(void **state)
     assert_int_equal(ar__sig_replay_to(sb, 8, cut_cb, &c), 0);
     assert_int_equal(c.sent, 0);
     ar__sig_rec_free(B, rb);
-    ar_free(B);
+    su_srv_free(B);
 }
 
 /* A frame that reaches a promoted backup before its client resumes is numbered after the
@@ -515,7 +515,7 @@ static void test_frame_after_promotion_replayed(void **state)
     for (const ar__sig_frame_t *f = sb->head; f; f = f->next)
         assert_false(f->uncertain);
     ar__sig_rec_free(B, rb);
-    ar_free(B);
+    su_srv_free(B);
 }
 
 /* Two deaths before the client resumes. B promoted the session (6-8 uncertain) and numbers a
@@ -560,9 +560,9 @@ static void test_two_deaths_keep_marks(void **state)
     assert_int_equal(c.seqs[0], 9);
 
     ar__sig_rec_free(C, rc);
-    ar_free(C);
+    su_srv_free(C);
     ar__sig_rec_free(B, rb);
-    ar_free(B);
+    su_srv_free(B);
 }
 
 /* A promoted copy whose client connection closed in this batch of events (GONE, not yet freed)
@@ -587,7 +587,7 @@ static void test_claim_with_gone_conn(void **state)
     assert_null(sb->conn);
     assert_null(gone.sess);
     ar__sig_rec_free(B, rb);
-    ar_free(B);
+    su_srv_free(B);
 }
 
 int main(void)
