@@ -316,8 +316,7 @@ int main(void)
         cmocka_unit_test(test_adopt_seq_out_of_range), cmocka_unit_test(test_adopt_frames_checked),
         cmocka_unit_test(test_adopt_short_hash),       cmocka_unit_test(test_copies_checked),
         cmocka_unit_test(test_ack_out_of_range),       cmocka_unit_test(test_frames_not_utf8),
-        cmocka_unit_test(test_adopt_frames_in_order),
-        cmocka_unit_test(test_adopt_frames_acked),
+        cmocka_unit_test(test_adopt_frames_in_order),  cmocka_unit_test(test_adopt_frames_acked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
