@@ -881,9 +881,10 @@ void ar__sig_snap_conn_gone(ar__sig_srv_t *srv, const ar__sig_conn_t *cn);
 /* Snapshots still being sent on this worker (tests; the metric counts them too). */
 size_t ar__sig_snaps_pending(const ar__sig_srv_t *srv);
 /* remove.c: staff take one member out of their room (protocol.md 5.7). on_remove checks and
- * sends the member a frame with AR__SIG_ACT_REMOVED; its owner, once it has numbered and sent
- * that frame, calls removed_apply: the member leaves the room, and an invitee's connection is
- * closed with 4015 and its session ended (s is then freed). */
+ * sends the member a frame with AR__SIG_ACT_REMOVED that names the room; its owner, once it has
+ * numbered and sent that frame, calls removed_apply if the member is still in that room
+ * (removal_for below): the member leaves the room, and an invitee's connection is closed with
+ * 4015 and its session ended (s is then freed). */
 void ar__sig_on_remove(ar__sig_conn_t *cn, ar_sig_msg_t *m);
 void ar__sig_removed_apply(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 /* What a removal frame (frame, len: as the owner got it) does to s now: HERE, it takes s out of

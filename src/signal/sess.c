@@ -380,8 +380,7 @@ static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
      * backup's copy says what was done, for the owner may die before the room change it
      * makes is published (ending_action). */
     uint8_t act = action;
-    if (action == AR__SIG_ACT_REMOVED &&
-        ar__sig_removal_for(s, frame, len) == AR__SIG_RM_ELSEWHERE)
+    if (action == AR__SIG_ACT_REMOVED && ar__sig_removal_for(s, frame, len) == AR__SIG_RM_ELSEWHERE)
         act = AR__SIG_ACT_NONE;
     ar__sig_frame_t *f = frame_new(srv, fid, ++s->seq,
                                    act == AR__SIG_ACT_REMOVED ? AR__SIG_ACT_NONE : act, frame, len);

@@ -190,7 +190,7 @@ static void test_removal_from_a_room_left_since(void **state)
     assert_string_equal(ar__sig_rec_room(c), "room-y");
     assert_int_equal(c->in_room->nmembers, 2);
     assert_int_equal(sent_to('e'), 0);
-    assert_int_equal(c->local->seq, seq + 1);                  /* delivered and kept */
+    assert_int_equal(c->local->seq, seq + 1);                   /* delivered and kept */
     assert_int_equal(c->local->tail->action, AR__SIG_ACT_NONE); /* nothing to apply again */
     assert_int_equal(bc_n, 0); /* no record update: c did not move */
     assert_string_equal(ar__sig_rec_room(d), "room-x");
