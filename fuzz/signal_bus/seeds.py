@@ -193,6 +193,19 @@ seeds = {
         + op(PROC, W3, 0, {"k": "num", "p": PEERS[A], "s": 3, "f": fid(3).hex(), "a": 0,
                            "d": frame("peer_joined", peer=PEERS[C])})
         + op(PROC, W3, 0, {"k": "ack", "p": PEERS[A], "s": 2})),
+    # a backup's numbered removal of staff: applied at a promotion while the room still
+    # matches, settled by a room change that came after it (sess.c ending_action)
+    "proc_num_removed_staff_promoted": (
+        rec(W3, 2, B, ROOM, **full(2, 2, 3, room="room-1", rt=[])) + op(PROC, W3, 0, adopt(B, seq=0, frames=[]))
+        + op(PROC, W3, 0, nums([(B, 1, fid(1), 3, frame("peer_left", peer=PEERS[B], reason="removed",
+                                                         room="room-1"))]))
+        + beat(W3, 2, "node-a", leave=True) + tick(W3)),
+    "proc_num_removed_staff_rejoined": (
+        rec(W3, 2, B, ROOM, **full(2, 2, 3, room="room-1", rt=[])) + op(PROC, W3, 0, adopt(B, seq=0, frames=[]))
+        + op(PROC, W3, 0, nums([(B, 1, fid(1), 3, frame("peer_left", peer=PEERS[B], reason="removed",
+                                                         room="room-1"))]))
+        + rec(W3, 2, B, ROOM, room="", lt=[], lr=3) + rec(W3, 2, B, ROOM, room="room-1", jt=9, rt=[])
+        + beat(W3, 2, "node-a", leave=True) + tick(W3)),
     "proc_adopt_nums_batch": (
         rec(W3, 1, A, **full(1, 1, 3)) + rec(W3, 1, B, **full(2, 1, 3))
         + op(PROC, W3, 0, adopt(A, seq=0, frames=[])) + op(PROC, W3, 0, adopt(B, seq=0, frames=[]))
@@ -254,6 +267,13 @@ seeds.update({
         client(W3, B, role=INVITEE)
         + op(TO, W3, B, to_msg(fid(9), 3, frame("peer_left", peer=PEERS[B], reason="removed")))),
     "conn_live_staff_ended": client(W1, C, role=STAFF) + op(TO, W1, C, to_msg(fid(8), 1, ENDED)),
+    # a removal names its room (remove.c): one from a room the clinician left is only delivered
+    "conn_live_removed_staff_rooms": (
+        client(W1, C, role=STAFF) + rec(W1, 3, C, ROOM, room="room-2", jt=5)
+        + op(TO, W1, C, to_msg(fid(9), 3, frame("peer_left", peer=PEERS[C], reason="removed",
+                                                room="room-1")))
+        + op(TO, W1, C, to_msg(fid(10), 3, frame("peer_left", peer=PEERS[C], reason="removed",
+                                                 room="room-2")))),
     "conn_replay_after_away": (
         client(W1, A) + hang_up(W1, A) + op(TO, W1, A, to_msg(fid(1), 0, LEFT))
         + op(TO, W1, A, to_msg(fid(2), 0, CAND)) + client(W1, A, last=1)

@@ -895,11 +895,23 @@ void ar__sig_snap_conn_gone(ar__sig_srv_t *srv, const ar__sig_conn_t *cn);
 /* Snapshots still being sent on this worker (tests; the metric counts them too). */
 size_t ar__sig_snaps_pending(const ar__sig_srv_t *srv);
 /* remove.c: staff take one member out of their room (protocol.md 5.7). on_remove checks and
- * sends the member a frame with AR__SIG_ACT_REMOVED; its owner, once it has numbered and sent
- * that frame, calls removed_apply: the member leaves the room, and an invitee's connection is
- * closed with 4015 and its session ended (s is then freed). */
+ * sends the member a frame with AR__SIG_ACT_REMOVED that names the room; its owner, once it has
+ * numbered and sent that frame, calls removed_apply if the member is still in that room
+ * (removal_for below): the member leaves the room, and an invitee's connection is closed with
+ * 4015 and its session ended (s is then freed). */
 void ar__sig_on_remove(ar__sig_conn_t *cn, ar_sig_msg_t *m);
 void ar__sig_removed_apply(ar__sig_srv_t *srv, ar__sig_sess_t *s);
+/* What a removal frame (frame, len: as the owner got it) does to s now: HERE, it takes s out of
+ * the room it names, the one s is in (an invitee: always, its token opens that room alone);
+ * ELSEWHERE, s is in another room or none (it left the named one and maybe joined another
+ * within the bus's delay): it is only delivered; UNNAMED, it names no room (sent by a worker
+ * from before 2026-11-30): applied to the room s is in now, as then. */
+enum { AR__SIG_RM_ELSEWHERE = 0, AR__SIG_RM_HERE = 1, AR__SIG_RM_UNNAMED = 2 };
+int ar__sig_removal_for(const ar__sig_sess_t *s, const char *frame, size_t len);
+/* sess.c: s's numbered frames' removals count as applied (their action becomes NONE): a backup
+ * copy whose record changed room after them (its owner publishes the room change after the
+ * numbered copies, bus_nums.c), or a promoted copy that applied one. */
+void ar__sig_sess_removals_settled(ar__sig_sess_t *s);
 /* Roles (A1): "provider" and "admin" run calls; "receptionist" manages the queue only. */
 int ar__sig_can_call(const ar__sig_claims_t *cl, const char *clinic);
 int ar__sig_can_queue(const ar__sig_claims_t *cl, const char *clinic);

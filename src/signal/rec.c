@@ -301,6 +301,10 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         entered = s[0] && (!r->in_room || strcmp(r->in_room->id, s) != 0);
         if (r->in_room && strcmp(r->in_room->id, s) != 0)
             left_late(srv, r, json_object_get(o, "lt"), json_object_get(o, "lr"));
+        /* A backup copy's removals numbered before this change were applied or moot by then:
+         * the owner published the change after their copies (sess.c ending_action). */
+        if (r->local && r->local->is_backup && strcmp(ar__sig_rec_room(r), s) != 0)
+            ar__sig_sess_removals_settled(r->local);
         ar__sig_rec_set_room(srv, r, s);
         if (r->in_room) {
             const char *rc = json_string_value(json_object_get(o, "rc"));

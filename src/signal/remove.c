@@ -9,6 +9,11 @@
  * carries the action AR__SIG_ACT_REMOVED: the owner numbers and sends it like any frame (it is
  * kept for resume and mirrored to the backup) and then applies it (sess.c own_frame calls
  * ar__sig_removed_apply).
+ *
+ * The frame names the room it is a removal from ("room"): it reaches the owner a bus hop after
+ * the check, and a clinician may have left that room and joined another meanwhile. The owner
+ * applies it only while the member is still in that room (ar__sig_removal_for); otherwise the
+ * member only gets the frame, which its client ignores (web/js/staff.js).
  */
 #include "internal.h"
 
@@ -51,7 +56,43 @@ void ar__sig_on_remove(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar_sig_msg_init(&l, AR_SIG_PEER_LEFT);
     l.u.peer_left.peer = (ar_sig_str_t){t->peer, strlen(t->peer)};
     l.u.peer_left.reason = AR_SIG_LEFT_REMOVED;
+    l.u.peer_left.room = (ar_sig_str_t){room->id, strlen(room->id)};
     ar__sig_to(srv, t->peer, &l, AR__SIG_ACT_REMOVED);
+}
+
+/* The value of the removal frame's "room" (d is a frame the server built with "seq":0: ids
+ * hold no quote and no escape): 1 with *room and *n set, 0 when the frame names no room, -1
+ * when its value ends nowhere an id could (not a frame this server built). */
+static int removal_room(const char *d, size_t len, const char **room, size_t *n)
+{
+    static const char key[] = ",\"room\":\"";
+    const char *k = memmem(d, len, key, sizeof(key) - 1);
+    if (!k)
+        return 0;
+    const char *v = k + sizeof(key) - 1, *end = d + len;
+    size_t left = (size_t)(end - v);
+    const char *q = memchr(v, '"', left < AR_SIG_ID_MAX + 1 ? left : AR_SIG_ID_MAX + 1);
+    if (!q || q == v)
+        return -1;
+    *room = v;
+    *n = (size_t)(q - v);
+    return 1;
+}
+
+int ar__sig_removal_for(const ar__sig_sess_t *s, const char *frame, size_t len)
+{
+    /* An invitee's token opens only its one room: whatever it names, the removal is from it
+     * (and ends the session even if the invitee left the room meanwhile, as it always did). */
+    if (s->rec->role != AR_SIG_ROLE_STAFF)
+        return AR__SIG_RM_HERE;
+    const char *room = NULL;
+    size_t n = 0;
+    int rc = removal_room(frame, len, &room, &n);
+    if (rc == 0)
+        return AR__SIG_RM_UNNAMED;
+    const char *cur = ar__sig_rec_room(s->rec);
+    return rc == 1 && strlen(cur) == n && memcmp(cur, room, n) == 0 ? AR__SIG_RM_HERE
+                                                                    : AR__SIG_RM_ELSEWHERE;
 }
 
 void ar__sig_removed_apply(ar__sig_srv_t *srv, ar__sig_sess_t *s)

@@ -379,11 +379,27 @@ static void frame_action(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint8_t action)
     }
 }
 
+void ar__sig_sess_removals_settled(ar__sig_sess_t *s)
+{
+    for (ar__sig_frame_t *f = s->head; f; f = f->next)
+        if (f->action == AR__SIG_ACT_REMOVED)
+            f->action = AR__SIG_ACT_NONE;
+}
+
 /* Owner: number a frame, keep it, send it, mirror it. */
 static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
                       const char *frame, size_t len)
 {
-    ar__sig_frame_t *f = frame_new(srv, fid, ++s->seq, action, frame, len);
+    /* A removal from a room the member is no longer in is only delivered (remove.c). One that
+     * applies is applied now: the copy kept here says NONE, so that no later holder of it (a
+     * hand-over, a new backup) applies it again once the member is back in that room. The
+     * backup's copy says what was done, for the owner may die before the room change it
+     * makes is published (ending_action). */
+    uint8_t act = action;
+    if (action == AR__SIG_ACT_REMOVED && ar__sig_removal_for(s, frame, len) == AR__SIG_RM_ELSEWHERE)
+        act = AR__SIG_ACT_NONE;
+    ar__sig_frame_t *f = frame_new(srv, fid, ++s->seq,
+                                   act == AR__SIG_ACT_REMOVED ? AR__SIG_ACT_NONE : act, frame, len);
     if (!f)
         return;
     /* A promoted copy numbers after its own count, which can be below what the dead owner sent
@@ -391,13 +407,13 @@ static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
      * uncertain too, so that the resume replays them whatever its last_seq (5.10.1). */
     f->uncertain = s->promoted;
     append(srv, s, f);
-    if (action == AR__SIG_ACT_RESET_CAND)
+    if (act == AR__SIG_ACT_RESET_CAND)
         memset(s->cand, 0, sizeof(s->cand));
     send_numbered(srv, s, f);
     /* Batched with the other copies for that worker (bus.c); none without a live backup. */
     if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
-        ar__sig_bus_num(srv, s->rec->backup, s->rec->peer, s->seq, fid, action, frame, len);
-    frame_action(srv, s, action); /* may end s: nothing after */
+        ar__sig_bus_num(srv, s->rec->backup, s->rec->peer, s->seq, fid, act, frame, len);
+    frame_action(srv, s, act); /* may end s: nothing after */
 }
 
 void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
@@ -672,20 +688,32 @@ static void mark_promotion(ar__sig_srv_t *srv)
  * What a backup's copy says its dead owner may have died before applying, 0 for nothing:
  *  - for a patient or an invitee, an "ended" or a "removed", numbered or not: either ends its
  *    session, whenever it came;
- *  - for staff, a "removed" not numbered yet: it takes them out of the room it was sent for,
- *    the one they are in, since their owner had not numbered it when it last published (a join
- *    after it would have come behind its numbered copy). A numbered one may be old (staff stay
- *    connected and may be in another room since), and an "ended" moved them out already (the
- *    ender's worker updates their record, flows.c).
+ *  - for staff, a "removed" from the room they are in (ar__sig_removal_for), numbered or not.
+ *    A numbered copy keeps REMOVED only when its owner applied it (one for another room comes
+ *    as NONE, own_frame) and no room change came after it: the owner publishes that change
+ *    (the removal's own leave, a later join) after the copy (bus_nums.c), and its coming
+ *    settles the copy (rec.c). So a REMOVED still on a numbered copy of the room they are in
+ *    is one the owner died before its leave was published. A pending one (not numbered when
+ *    the owner last published) is from the room they are in when it names it: a join after it
+ *    would have come behind its numbered copy. One that names no room (sent by an older
+ *    worker) is applied when pending only, as before: numbered, it may be from an old room.
+ *    An "ended" moved staff out already (the ender's worker updates their record, flows.c).
  */
 static uint8_t ending_action(const ar__sig_sess_t *s)
 {
     int staff = s->rec->role == AR_SIG_ROLE_STAFF;
-    const ar__sig_frame_t *lists[2] = {s->pending, staff ? NULL : s->head};
-    for (size_t i = 0; i < 2; i++)
-        for (const ar__sig_frame_t *f = lists[i]; f; f = f->next)
-            if (f->action == AR__SIG_ACT_REMOVED || (!staff && f->action == AR__SIG_ACT_ENDED))
+    const ar__sig_frame_t *lists[2] = {s->pending, s->head};
+    for (size_t i = 0; i < 2; i++) {
+        for (const ar__sig_frame_t *f = lists[i]; f; f = f->next) {
+            if (!staff && (f->action == AR__SIG_ACT_REMOVED || f->action == AR__SIG_ACT_ENDED))
                 return f->action;
+            if (staff && f->action == AR__SIG_ACT_REMOVED) {
+                int rm = ar__sig_removal_for(s, f->data, f->len);
+                if (rm == AR__SIG_RM_HERE || (rm == AR__SIG_RM_UNNAMED && i == 0))
+                    return AR__SIG_ACT_REMOVED;
+            }
+        }
+    }
     return 0;
 }
 
@@ -723,6 +751,9 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         append(srv, s, p);
         p = n;
     }
+    /* The owner's copy keeps no removal to apply (own_frame): the one due, if any, is in
+     * settle_act, and the others are from rooms it is no longer in. */
+    ar__sig_sess_removals_settled(s);
     s->prev_owner = r->owner;
     s->asked = 0;
     r->owner = srv->node_id;
@@ -740,7 +771,8 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
  * under it):
  *  - a copy holding an "ended" or "removed" its dead owner may never have applied (the frame
  *    reached both, or the owner died right after numbering it; ending_action) is ended or
- *    taken out of its room by it now: the copy only numbered it;
+ *    taken out of its room by it now (ending_action checked the room at the promotion, and
+ *    nothing in the walk moves the record): the copy only numbered it;
  *  - any other in a room this worker knows ended (its marker came while the copy was a
  *    backup's: nobody ended the room for it) is ended alone (invite.c ar__sig_sess_check_ended),
  *    even in a room this worker ended for its own members before.

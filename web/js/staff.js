@@ -240,6 +240,9 @@ function wire(entry) {
     // A colleague took us out of the room (protocol 5.7.1), or the server did because our
     // refreshed token no longer allows it ("revoked", 5.15): the session stays, the call is over.
     if (e.detail.peer === sig.peer) {
+      // A removal names the room it was made for: one from a room we have left since (and
+      // arriving after we joined this one) is not about this call, and the server left us here.
+      if (e.detail.room && call.room && e.detail.room !== call.room) return;
       endCall(e.detail.reason === 'revoked'
         ? 'Your access to this clinic was withdrawn: you have left the call.'
         : 'A colleague removed you from the call.');

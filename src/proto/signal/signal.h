@@ -234,6 +234,9 @@ typedef struct ar_sig_msg_s {
         struct {
             ar_sig_str_t peer;
             int reason; /* ar_sig_left_t */
+            /* Optional: the room the member left, set on the removal a member gets about
+             * itself (protocol.md 5.7.1), so that it is not taken for one from a later room. */
+            ar_sig_str_t room;
         } peer_left;
         struct {
             ar_sig_str_t clinic, area, name;

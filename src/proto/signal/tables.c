@@ -209,6 +209,7 @@ TABLE(s_peer_joined, 0);
 static const ar__sig_field_t s_peer_left_f[] = {
     S("peer", R, AR__CS_ID, M(peer_left.peer), 1, ID_MAX),
     E("reason", R, M(peer_left.reason), left_reasons),
+    S("room", 0, AR__CS_ID, M(peer_left.room), 1, ID_MAX),
 };
 TABLE(s_peer_left, 0);
 

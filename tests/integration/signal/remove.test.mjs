@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  Client, connect, inviteeToken, patientToken, rid, sleep, staffToken, startNats, startNode, stopAll,
+  Client, connect, inviteeToken, kill, patientToken, rid, sleep, staffToken, startNats, startNode,
+  stopAll,
 } from './lib.mjs';
 
 let nats, A, B;
@@ -17,10 +18,10 @@ after(() => stopAll());
 
 const left = (peer) => (f) => f.type === 'peer_left' && f.peer === peer;
 
-// A patient opens a room on node A; every worker hears of it before anyone else joins.
-async function room() {
+// A patient opens a room on node A (or n); every worker hears of it before anyone else joins.
+async function room(n = A) {
   const id = rid();
-  const p = await connect(A, patientToken(id));
+  const p = await connect(n, patientToken(id));
   p.send({ type: 'join', room: id });
   await p.next('joined');
   await sleep(500);
@@ -108,7 +109,7 @@ test('staff remove a colleague on the other node: out of the room, still connect
   await enter(s2, p, [s1]);
   s1.send({ type: 'remove', peer: s2.peer });
   const own = await s2.next('peer_left');
-  assert.deepEqual([own.peer, own.reason], [s2.peer, 'removed']);
+  assert.deepEqual([own.peer, own.reason, own.room], [s2.peer, 'removed', p.room]);
   assert.equal((await p.next(left(s2.peer))).reason, 'removed');
   assert.equal((await s1.next(left(s2.peer))).reason, 'removed');
   await sleep(300);
@@ -121,4 +122,42 @@ test('staff remove a colleague on the other node: out of the room, still connect
   // A second removal of the same member finds it gone.
   assert.equal(await refused(s1, s2.peer, 9), 'not_found');
   for (const c of [p, s1, s2]) c.close();
+});
+
+// The removal reaches the member's node a bus hop after the check: a colleague who left the
+// room and joined another meanwhile gets the frame (it names the room it was for) and stays in
+// the room it is in now. Node B's NATS server stops for a moment, so the removal waits there
+// while B handles the colleague's leave and join itself.
+test('a removal from a room the colleague has left since leaves it in its new room', async () => {
+  const p = await room();
+  const s1 = await connect(A, staffToken(['provider'], { room: p.room }));
+  await enter(s1, p, []);
+  const s2 = await connect(B, staffToken());
+  await enter(s2, p, [s1]);
+  const q = await room(B); // the room s2 moves to
+  kill(nats.procs[1], 'SIGSTOP');
+  try {
+    // A checks the removal against s2 still in p's room (s2's leave cannot reach A now); its
+    // pong says it did. Both waits at once, well under the 3 s of silence after which a
+    // worker counts as dead (bus.c).
+    s1.send({ type: 'remove', peer: s2.peer });
+    s1.send({ type: 'ping', t: 1 });
+    s2.send({ type: 'leave' });
+    s2.send({ type: 'join', room: q.room });
+    const [pong, joined] = await Promise.all([s1.next('pong', 2000), s2.next('joined', 2000)]);
+    assert.deepEqual([pong.t, joined.room], [1, q.room]);
+  } finally {
+    kill(nats.procs[1], 'SIGCONT');
+  }
+  const own = await s2.next((f) => f.type === 'peer_left' && f.peer === s2.peer);
+  assert.deepEqual([own.reason, own.room], ['removed', p.room]);
+  // Still in q's room: a relay to its patient passes (bad_state if s2 had been taken out).
+  s2.send({ type: 'offer', to: q.peer, sdp: 'v=0\r\n', id: 1 });
+  assert.equal((await q.next('offer')).from, s2.peer);
+  assert.ok(!s2.frames.some((f) => f.type === 'error'), JSON.stringify(s2.frames));
+  assert.ok(!q.all.some(left(s2.peer)), 'q was told s2 left');
+  // p's room saw s2 go by its own leave, not by the removal.
+  assert.equal((await p.next(left(s2.peer))).reason, 'left');
+  assert.equal((await s1.next(left(s2.peer))).reason, 'left');
+  for (const c of [p, q, s1, s2]) c.close();
 });

@@ -84,6 +84,9 @@ static const frame_case_t valid_frames[] = {
     {"s_peer_left_revoked", S, AR_SIG_PEER_LEFT,
      "{\"v\":1,\"type\":\"peer_left\",\"seq\":7,\"fid\":\"AAECAwQFBgcICQoLDA0ODw\",\"peer\":"
      "\"s1\",\"reason\":\"revoked\"}"},
+    {"s_peer_left_removed", S, AR_SIG_PEER_LEFT,
+     "{\"v\":1,\"type\":\"peer_left\",\"seq\":9,\"fid\":\"AAECAwQFBgcICQoLDA0ODw\",\"peer\":"
+     "\"s2\",\"reason\":\"removed\",\"room\":\"r-7f3a9c0b\"}"},
     {"s_wait", S, AR_SIG_WAIT,
      "{\"v\":1,\"type\":\"wait\",\"seq\":1,\"area\":\"knee\",\"status\":\"hold\"}"},
     {"s_queue", S, AR_SIG_QUEUE,

@@ -220,6 +220,16 @@ static void test_values(void **state)
              &m);
     assert_int_equal(m.u.peer_left.reason, AR_SIG_LEFT_REVOKED);
     assert_true(str_is(m.u.peer_left.peer, "s1"));
+    assert_null(m.u.peer_left.room.p); /* optional: only a removal names its room */
+    ar_sig_msg_free(&m);
+
+    /* A removal names the room it was made for (protocol.md 5.7.1), and builds back to it. */
+    parse_ok(S,
+             "{\"v\":1,\"type\":\"peer_left\",\"seq\":9,\"peer\":\"s2\",\"reason\":"
+             "\"removed\",\"room\":\"r-7f3a9c0b\"}",
+             &m);
+    assert_int_equal(m.u.peer_left.reason, AR_SIG_LEFT_REMOVED);
+    assert_true(str_is(m.u.peer_left.room, "r-7f3a9c0b"));
     ar_sig_msg_free(&m);
 
     parse_ok(S, valid_frames[N_VALID - 1].json, &m); /* drain */
