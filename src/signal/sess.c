@@ -312,15 +312,18 @@ void ar__sig_fid_text(const uint8_t fid[16], char out[AR__SIG_FID_LEN])
     out[o] = b64[(fid[15] & 3) << 4];
 }
 
-/* Where a frame's ",\"seq\":0" is: straight after its type in every frame the server builds
- * ({"v":1,"type":"<type>","seq":0,...}), looked for anywhere else only if it is not there. */
+/* Where a frame's ",\"seq\":0" is, as strstr finds it (the first, before any NUL): straight
+ * after its type in every frame the server builds ({"v":1,"type":"<type>","seq":0,...}), looked
+ * for through the whole frame only if it is not there. A NUL in the type (a bus peer's frame;
+ * the fuzzer's) leaves it to strstr, which then finds none, as before. */
 static const char *seq_placeholder(const ar__sig_frame_t *f)
 {
     static const char pre[] = "{\"v\":1,\"type\":\"", seq0[] = ",\"seq\":0";
     size_t pl = sizeof(pre) - 1, sl = sizeof(seq0) - 1;
     if (f->len > pl && memcmp(f->data, pre, pl) == 0) {
-        const char *q = memchr(f->data + pl, '"', f->len - pl);
-        if (q && (size_t)(f->data + f->len - q) > sl && memcmp(q + 1, seq0, sl) == 0)
+        const char *t = f->data + pl, *q = memchr(t, '"', f->len - pl);
+        if (q && (size_t)(f->data + f->len - q) > sl && memcmp(q + 1, seq0, sl) == 0 &&
+            !memchr(t, '\0', (size_t)(q - t)))
             return q + 1;
     }
     return strstr(f->data, seq0);
