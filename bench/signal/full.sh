@@ -27,6 +27,7 @@
 #   without placement; "anteroom-p4": four workers, each pair on one worker's own port, the pairs
 #   spread over the four, as the app's placement by clinic puts them; CPU counts all workers and
 #   nats-server),
+#   RATE_PAIRS (the relay phase's pairs: RATE/20 by default, 10 messages/s per connection),
 #   PHASES="servers hop scale" (or "relay": only the CPU
 #   per relayed message and latency at RATES, the relay part of "servers"; or "idle": anteroom's
 #   idle line, plain and TLS, with each of IDLE_WORKERS="1 12" workers; IDLE_HOLD=S holds the
@@ -230,7 +231,7 @@ done
 # relay: the rate measurements of "servers" alone (a quick before/after of the relay path).
 has relay "$PHASES" && ! has servers "$PHASES" && for s in $SERVERS; do
   for r in $RATES; do
-    meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS" $(rate_args "$s")
+    meter "$s@$r" "$s" - rate -r "$r" -k "${RATE_PAIRS:-$(((r + 19) / 20))}" -T "$SECS" $(rate_args "$s")
   done
 done
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints full.sh's RESULT lines side by side, then the ratios the issue sets as targets.
 # Usage: report.sh RESULTS-FILE [SCALE_WORKERS]
-# CPU figures are utime+stime of the server's processes (10 ms ticks); anteroom's include its
+# CPU figures are the run time of the server's threads (schedstat, in nanoseconds), or utime+stime
+# (10 ms ticks) for results from before sigload printed both; anteroom's include its
 # nats-server (the bus is part of the relay path), which is also shown apart.
 set -uo pipefail
 awk -v workers="${2:-?}" '
@@ -15,13 +16,18 @@ function get(line, key,   i, n, kv) {
   if (p == "rate" && index(l, "@")) { split(l, parts, "@"); rates[parts[2]] = 1 }
 }
 function v(key, f) { return (key in R) ? get(R[key], f) : "" }
+# The run time (ns) when the line has it for both the server and its bus, else the ticks: a
+# tick is 10 ms, 0.5 us a message at 2,000 msg/s for 10 s, more than the differences compared.
+function precise(key, unit) { return v(key, unit "_sched_us") != "" && v(key, unit "_bus_sched_us") != "" }
 function cpu(key, unit,   a, b) {
   if (!(key in R)) return ""
-  a = v(key, unit "_cpu_us"); b = v(key, unit "_bus_cpu_us")
+  if (precise(key, unit)) { a = v(key, unit "_sched_us"); b = v(key, unit "_bus_sched_us") }
+  else { a = v(key, unit "_cpu_us"); b = v(key, unit "_bus_cpu_us") }
   return a + b
 }
+function buscpu(key, unit) { return precise(key, unit) ? v(key, unit "_bus_sched_us") : v(key, unit "_bus_cpu_us") }
 function hopn(mode,   i) { for (i = 1; ("hop-" mode "-" i "/rate") in R; i++); return i - 1 }
-function hopval(mode, i, f) { return f == "cpu" ? cpu("hop-" mode "-" i "/rate", "msg") : v("hop-" mode "-" i "/rate", f) }
+function hopval(mode, i, f) { return f == "cpu" ? cpu("hop-" mode "-" i "/rate", "msg") : f == "bus" ? buscpu("hop-" mode "-" i "/rate", "msg") : v("hop-" mode "-" i "/rate", f) }
 function hoplist(mode,   i, s) { s = ""; for (i = 1; i <= hopn(mode); i++) s = s " " hopval(mode, i, "p50_us"); return s }
 function hopmed(mode, f,   n, i, j, t, arr) {
   n = hopn(mode); if (n == 0) return ""
@@ -47,14 +53,14 @@ END {
   for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "/idle", "bus_rss_b"), "%.0f"); row("  of which in nats-server", x)
   for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "/idle", "per_s"), "%.0f"); row("connects/s (one after another, 2 clients)", x)
   for (i = 1; i <= ns; i++) x[i] = cell(cpu(S[i] "/idle", "connect"), "%.1f"); row("CPU us per connect (+hello+join: anteroom)", x)
-  for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "/idle", "connect_bus_cpu_us"), "%.1f"); row("  of which nats-server", x)
+  for (i = 1; i <= ns; i++) x[i] = cell(buscpu(S[i] "/idle", "connect"), "%.1f"); row("  of which nats-server", x)
   nr = 0
   for (r in rates) rl[++nr] = r + 0
   for (i = 1; i <= nr; i++) for (j = i + 1; j <= nr; j++) if (rl[j] < rl[i]) { t = rl[i]; rl[i] = rl[j]; rl[j] = t }
   for (k = 1; k <= nr; k++) {
     r = rl[k]
     for (i = 1; i <= ns; i++) x[i] = cell(cpu(S[i] "@" r "/rate", "msg"), "%.1f"); row("CPU us per relayed msg at " r " msg/s", x)
-    for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "@" r "/rate", "msg_bus_cpu_us"), "%.1f"); row("  of which nats-server", x)
+    for (i = 1; i <= ns; i++) x[i] = cell(buscpu(S[i] "@" r "/rate", "msg"), "%.1f"); row("  of which nats-server", x)
     for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "@" r "/rate", "p50_us"), "%d"); row("  latency p50 us", x)
     for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "@" r "/rate", "p99_us"), "%d"); row("  latency p99 us", x)
     for (i = 1; i <= ns; i++) x[i] = cell(v(S[i] "@" r "/rate", "loss"), "%.4f"); row("  loss", x)
@@ -65,12 +71,12 @@ END {
   hs = hopmed("same", "p50_us"); hc = hopmed("cross", "p50_us")
   if (hs != "") {
     printf "\nNATS hop, two nodes of one worker on a two-server NATS cluster, %s msg/s, medians of %d interleaved runs:\n", v("hop-same-1/rate", "offered"), hopn("same")
-    printf "  both members on one node: p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f); p50 of each run:%s\n", hs, hopmed("same", "p99_us"), hopmed("same", "cpu"), hopmed("same", "msg_bus_cpu_us"), hoplist("same")
-    printf "  members on two nodes:     p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f); p50 of each run:%s\n", hc, hopmed("cross", "p99_us"), hopmed("cross", "cpu"), hopmed("cross", "msg_bus_cpu_us"), hoplist("cross")
+    printf "  both members on one node: p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f); p50 of each run:%s\n", hs, hopmed("same", "p99_us"), hopmed("same", "cpu"), hopmed("same", "bus"), hoplist("same")
+    printf "  members on two nodes:     p50 %d us, p99 %d us, CPU %.1f us/msg (nats %.1f); p50 of each run:%s\n", hc, hopmed("cross", "p99_us"), hopmed("cross", "cpu"), hopmed("cross", "bus"), hoplist("cross")
   }
   sc = v("scale/idle", "still_open")
   if (sc != "")
-    printf "\nscale: %d of %d connections opened, %d still open %d s later (%d calls) on one node of %s workers; %.0f connects/s; RSS %.0f B per connection (all workers; nats-server %.0f B more); CPU %.1f us per connect (nats %.1f); node RSS %s MiB\n", v("scale/idle", "conns"), v("scale/idle", "of"), sc, v("scale/idle", "held_after_s"), sc / 2, workers, v("scale/idle", "per_s"), v("scale/idle", "rss_b"), v("scale/idle", "bus_rss_b"), cpu("scale/idle", "connect"), v("scale/idle", "connect_bus_cpu_us"), v("scale/idle", "rss_total_mib")
+    printf "\nscale: %d of %d connections opened, %d still open %d s later (%d calls) on one node of %s workers; %.0f connects/s; RSS %.0f B per connection (all workers; nats-server %.0f B more); CPU %.1f us per connect (nats %.1f); node RSS %s MiB\n", v("scale/idle", "conns"), v("scale/idle", "of"), sc, v("scale/idle", "held_after_s"), sc / 2, workers, v("scale/idle", "per_s"), v("scale/idle", "rss_b"), v("scale/idle", "bus_rss_b"), cpu("scale/idle", "connect"), buscpu("scale/idle", "connect"), v("scale/idle", "rss_total_mib")
 
   # PHASES=idle: anteroom sessions in rooms, plain and TLS, by number of workers (full.sh)
   nw = 0
@@ -79,7 +85,7 @@ END {
   if (nw) printf "\nidle sessions (a pair per room) by workers:   RSS B per session, all workers (nats-server)   CPU us per connect (nats-server)\n"
   for (i = 1; i <= nw; i++) for (tl = 0; tl < 2; tl++) {
     key = "idle-w" wl[i] (tl ? "-tls" : "") "/idle"
-    if (key in R) printf "  %2d worker(s), %-5s %6d held   %8.0f (%4.0f)  = %5.2f KiB   %8.1f (%5.1f)\n", wl[i], tl ? "TLS" : "plain", v(key, "conns"), v(key, "rss_b"), v(key, "bus_rss_b"), v(key, "rss_b") / 1024, cpu(key, "connect"), v(key, "connect_bus_cpu_us")
+    if (key in R) printf "  %2d worker(s), %-5s %6d held   %8.0f (%4.0f)  = %5.2f KiB   %8.1f (%5.1f)\n", wl[i], tl ? "TLS" : "plain", v(key, "conns"), v(key, "rss_b"), v(key, "bus_rss_b"), v(key, "rss_b") / 1024, cpu(key, "connect"), buscpu(key, "connect")
   }
 
   printf "\nratios against the issue 3 targets (one run):\n"

@@ -294,6 +294,7 @@ static void worker_free(worker_t *w)
     ar__sig_invites_free(srv);
     json_decref(srv->qt);
     json_decref(srv->left_told);
+    ar__sig_frame_pool_free(srv);
     ar_free(srv);
     w->srv = NULL;
 }

@@ -372,6 +372,11 @@ typedef struct ar__sig_node_s {
 
 #define AR__SIG_NODES_MAX 256
 #define AR__SIG_GONE_MAX 1024
+/* Frame blocks kept for reuse (frame_pool.c): capacities in steps of 64 bytes up to 1 KiB, at
+ * most 256 KiB a worker. */
+#define AR__SIG_FRAME_STEP 64
+#define AR__SIG_FRAME_CLASSES 16
+#define AR__SIG_FRAME_POOL_BYTES ((size_t)256 * 1024)
 #define AR__SIG_GONE_S 30
 #define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
 /* ar.<jurisdiction>.to.<owner tag>.<backup tag>.<peer>, and its NUL (bus.c) */
@@ -431,7 +436,11 @@ struct ar__sig_srv_s {
     } gone[AR__SIG_GONE_MAX];
     uint16_t gone_tag[AR__SIG_GONE_MAX];
     uint32_t gone_next;
+    uint32_t gone_last; /* srv->now at the latest of them (0: none yet): none lately, no look */
     uint8_t gone_n[65536];
+    /* Wiped frame blocks kept for reuse, by capacity (frame_pool.c), and their bytes. */
+    ar__sig_frame_t *frame_pool[AR__SIG_FRAME_CLASSES];
+    size_t frame_pool_bytes;
     ar_metrics_t *metrics;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
@@ -622,6 +631,11 @@ size_t ar__sig_frames_purge(ar__sig_srv_t *srv, const ar__sig_rec_t *gone);
  * it enters this worker's buffers; uncounted (dir -1) as it leaves them (or counted again). */
 void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f);
 void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir);
+/* frame_pool.c: a block for a frame of len bytes of body (fields unset; NULL when out of
+ * memory); a frame's block back, wiped whole, kept for reuse or freed; the kept blocks freed. */
+ar__sig_frame_t *ar__sig_frame_alloc(ar__sig_srv_t *srv, size_t len);
+void ar__sig_frame_release(ar__sig_srv_t *srv, ar__sig_frame_t *f);
+void ar__sig_frame_pool_free(ar__sig_srv_t *srv);
 /* The body of a redacted frame (protocol.md 5.13), built with "seq":0 as every frame is. */
 #define AR__SIG_REDACTED_FRAME "{\"v\":1,\"type\":\"redacted\",\"seq\":0}"
 void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s);

@@ -277,7 +277,7 @@ static void gone_note(ar__sig_srv_t *srv, const char *peer, uint16_t t)
     if (srv->gone[i].at && *old && *old < UINT8_MAX)
         (*old)--;
     memcpy(srv->gone[i].peer, peer, AR__SIG_PEER_LEN);
-    srv->gone[i].at = srv->now ? srv->now : 1;
+    srv->gone[i].at = srv->gone_last = srv->now ? srv->now : 1;
     srv->gone_tag[i] = t;
     if (srv->gone_n[t] < UINT8_MAX)
         srv->gone_n[t]++;
@@ -287,7 +287,9 @@ static void gone_note(ar__sig_srv_t *srv, const char *peer, uint16_t t)
  * count saturated at 255 stays so: only a look more. */
 static const char *gone_in(const ar__sig_srv_t *srv, const ar__sig_frame_t *f, uint16_t t)
 {
-    if (!srv->gone_n[t])
+    /* Checked first: a frame enters a buffer at every relay, and the count is a random line of
+     * a 64 KiB table, while nobody may have gone here for a while. */
+    if (!srv->gone_last || srv->now - srv->gone_last > AR__SIG_GONE_S || !srv->gone_n[t])
         return NULL;
     for (uint32_t i = 0; i < AR__SIG_GONE_MAX; i++) {
         if (srv->gone_tag[i] != t || !srv->gone[i].at ||

@@ -130,9 +130,7 @@ static void frame_free_list(ar__sig_srv_t *srv, ar__sig_frame_t *f)
     while (f) {
         ar__sig_frame_t *n = f->next;
         ar__sig_about_count(srv, f, -1);
-        /* The whole block, not only f->len: per relayed frame, its header and the allocator's
-         * slack more, a few dozen bytes beside the frame's own. */
-        ar_free_wiped(f);
+        ar__sig_frame_release(srv, f); /* wiped, whole */
         f = n;
     }
 }
@@ -222,7 +220,7 @@ void *ar__sig_frames_json(const ar__sig_sess_t *s)
 static ar__sig_frame_t *frame_new(ar__sig_srv_t *srv, const uint8_t *fid, int64_t seq,
                                   uint8_t action, const char *data, size_t len)
 {
-    ar__sig_frame_t *f = ar_malloc(sizeof(*f) + len + 1);
+    ar__sig_frame_t *f = ar__sig_frame_alloc(srv, len);
     if (!f)
         return NULL;
     f->next = NULL;
@@ -262,7 +260,11 @@ static void append(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_frame_t *f)
     s->tail = f;
     s->nframes++;
     s->bytes += f->len;
-    trim(srv, s);
+    /* Only the caps: every acknowledgement trims what it covers at once (ar__sig_sess_ack and
+     * the other writers of acked trim after), and a new frame is numbered above acked, so the
+     * oldest frame, a block apart that a relay would otherwise read, cannot be due here. */
+    if (s->nframes > AR__SIG_REPLAY_FRAMES || s->bytes > AR__SIG_REPLAY_BYTES)
+        trim(srv, s);
 }
 
 /* Removes a pending frame with this id; 1 when there was one. */
@@ -310,10 +312,27 @@ void ar__sig_fid_text(const uint8_t fid[16], char out[AR__SIG_FID_LEN])
     out[o] = b64[(fid[15] & 3) << 4];
 }
 
+/* Where a frame's ",\"seq\":0" is, as strstr finds it (the first, before any NUL): straight
+ * after its type in every frame the server builds ({"v":1,"type":"<type>","seq":0,...}), looked
+ * for through the whole frame only if it is not there. A NUL in the type (a bus peer's frame;
+ * the fuzzer's) leaves it to strstr, which then finds none, as before. */
+static const char *seq_placeholder(const ar__sig_frame_t *f)
+{
+    static const char pre[] = "{\"v\":1,\"type\":\"", seq0[] = ",\"seq\":0";
+    size_t pl = sizeof(pre) - 1, sl = sizeof(seq0) - 1;
+    if (f->len > pl && memcmp(f->data, pre, pl) == 0) {
+        const char *t = f->data + pl, *q = memchr(t, '"', f->len - pl);
+        if (q && (size_t)(f->data + f->len - q) > sl && memcmp(q + 1, seq0, sl) == 0 &&
+            !memchr(t, '\0', (size_t)(q - t)))
+            return q + 1;
+    }
+    return strstr(f->data, seq0);
+}
+
 size_t ar__sig_frame_wire(const ar__sig_frame_t *f, char *out, size_t cap)
 {
     static const char key[] = ",\"fid\":\"";
-    const char *ph = strstr(f->data, ",\"seq\":0");
+    const char *ph = seq_placeholder(f);
     if (!ph)
         return 0;
     /* Spliced with copies rather than printf: this runs for every relayed frame. The frame id
@@ -919,6 +938,7 @@ void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames)
             append(srv, s, f);
         }
     }
+    trim(srv, s); /* what the sender kept that s->acked (set before this) already covers */
 }
 
 void ar__sig_sess_take_state(ar__sig_srv_t *srv, ar__sig_sess_t *s, const void *msg,

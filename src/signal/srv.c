@@ -837,6 +837,7 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     ar__sig_addrs_free(&srv->addrs); /* after the loop: its closes release their counts */
     ar__sig_bus_stop(srv);
     ar__sig_invites_free(srv);
+    ar__sig_frame_pool_free(srv);
     ar_sn_tls_ctx_free(tls);
     ar_token_keyring_wipe(&srv->keys);
     /* The metrics registry stays: the operator thread may still read it until exit. */

@@ -95,5 +95,5 @@ void bc_worker_free(ar__sig_srv_t *srv)
     for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++)
         while (srv->recs[b])
             ar__sig_rec_free(srv, srv->recs[b]);
-    ar_free(srv);
+    su_srv_free(srv);
 }

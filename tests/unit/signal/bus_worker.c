@@ -46,7 +46,7 @@ void su_worker_free(su_worker_t *w)
     ar__sig_invites_free(w->srv); /* the bus's start made them (the ended rooms' catch-up) */
     ar_sn_loop_free(w->srv->loop);
     ar_metrics_free(w->srv->metrics);
-    ar_free(w->srv);
+    su_srv_free(w->srv);
 }
 
 su_bus_fixture_t *su_bus_fixture_new(long inbox_max)

@@ -128,7 +128,7 @@ void lh_stop(void)
     ar__sig_bus_stop(srv);
     ar__sig_invites_free(srv);
     close(H.efd);
-    ar_free(srv);
+    su_srv_free(srv);
     LH.srv = NULL;
     check_loop_failures(); /* after the loop's thread is joined: it does not run on */
 }

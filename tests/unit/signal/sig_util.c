@@ -67,6 +67,12 @@ ar__sig_srv_t *su_srv_new(uint64_t id)
     return srv;
 }
 
+void su_srv_free(ar__sig_srv_t *srv)
+{
+    ar__sig_frame_pool_free(srv);
+    ar_free(srv);
+}
+
 void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, uint8_t state)
 {
     memset(cn, 0, sizeof(*cn));

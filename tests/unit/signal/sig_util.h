@@ -24,6 +24,8 @@ const char *su_to_peer(const char *subj);
 /* A worker's state alone (ar_calloc'd; free with ar_free): node id id, loop second 100, no
  * loop, no bus. */
 ar__sig_srv_t *su_srv_new(uint64_t id);
+/* srv freed, with the frame blocks it kept for reuse (frame_pool.c). */
+void su_srv_free(ar__sig_srv_t *srv);
 /* su_srv_new's worker with its ended-room catch-up done at now (ms, as the catch-up's clock),
  * with nobody to ask: a worker already on the bus (invite.c "Catching up"). Fails the test
  * otherwise. */

@@ -165,7 +165,7 @@ static void test_backup_reads_the_batch(void **state)
     assert_int_equal(g->len, strlen(big));
     assert_memory_equal(g->data, big, strlen(big));
     ar__sig_rec_free(B, r);
-    ar_free(B);
+    su_srv_free(B);
 
     /* Sent, the grown buffer is given back; the next batch starts small. */
     ar__sig_bus_nums_flush(w.srv->bus);

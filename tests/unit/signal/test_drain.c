@@ -156,7 +156,7 @@ static void test_cursor(void **state)
         if (f[i].cn)
             close_conn(srv, &f[i]);
     assert_null(srv->conns);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 /* A drain that starts with the cursor's connection closing before the first tick, and with
@@ -186,7 +186,7 @@ static void test_all_close(void **state)
     srv->now = 101;
     ar__sig_drain_tick(srv);
     assert_null(srv->conns);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 int main(void)

@@ -40,7 +40,7 @@ static void done(ar__sig_srv_t *srv)
 {
     ar__sig_invites_free(srv);
     assert_null(srv->invites);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 static void test_marked_here_and_elsewhere(void **state)

@@ -56,6 +56,7 @@ static void test_rooms(void **state)
     assert_null(ar__sig_room_find(srv, "R1"));
     assert_int_equal(srv->nrooms, 0);
     ar__sig_rec_free(srv, c);
+    ar__sig_frame_pool_free(srv);
     ar_free(srv);
 }
 
@@ -81,6 +82,7 @@ static void test_join_after_members(void **state)
     ar__sig_rec_free(srv, a);
     ar__sig_rec_free(srv, b);
     ar__sig_rec_free(srv, c);
+    ar__sig_frame_pool_free(srv);
     ar_free(srv);
 }
 
@@ -109,6 +111,7 @@ static void test_areas(void **state)
     ar__sig_area_unsub(srv, s, a);
     assert_null(ar__sig_area_find(srv, "c1", "knee"));
     ar__sig_rec_free(srv, s);
+    ar__sig_frame_pool_free(srv);
     ar_free(srv);
 }
 
@@ -142,6 +145,7 @@ static void test_apply(void **state)
     assert_null(ar__sig_rec_find(srv, peer));
     assert_null(ar__sig_room_find(srv, "R"));
     assert_null(ar__sig_area_find(srv, "c1", "knee"));
+    ar__sig_frame_pool_free(srv);
     ar_free(srv);
 }
 

@@ -68,7 +68,7 @@ static void test_used_once(void **state)
     assert_int_equal(ar__sig_invite_used(srv, &cl), 1);
     ar__sig_invites_free(srv);
     assert_null(srv->invites);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 static void test_ranking(void **state)
@@ -88,7 +88,7 @@ static void test_ranking(void **state)
     apply(srv, "0000000000000005", "t", exp, 1000, su_peer('z'));
     assert_string_equal(ar__sig_invite_holder(srv, "t"), su_peer('y'));
     ar__sig_invites_free(srv);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 /*
@@ -116,7 +116,7 @@ static void loser_ended(int gone)
     if (gone)
         assert_null(cn.sess); /* let go of: on_free has no session to report lost */
     ar__sig_invites_free(srv);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 static void test_loser_ended_here(void **state)
@@ -150,7 +150,7 @@ static void test_ignored(void **state)
     apply(srv, "0000000000000002", "short", now + 600, 1, "tooshort");
     assert_null(ar__sig_invite_holder(srv, "short"));
     ar__sig_invites_free(srv);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 int main(void)

@@ -99,7 +99,7 @@ static int teardown(void **state)
         if (r)
             ar__sig_rec_free(f->srv, r);
     }
-    ar_free(f->srv);
+    su_srv_free(f->srv);
     return 0;
 }
 

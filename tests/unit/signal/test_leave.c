@@ -88,7 +88,7 @@ static int teardown(void **state)
         }
     ar__sig_bus_stop(f->srv);
     ar_sn_loop_free(f->srv->loop);
-    ar_free(f->srv);
+    su_srv_free(f->srv);
     ar_free(f);
     return 0;
 }

@@ -386,8 +386,8 @@ static void test_end_purges_owner_and_backup(void **state)
     assert_int_equal(counted(B), 0);
     ar__sig_rec_free(O, ar__sig_rec_find(O, OTHER));
     ar__sig_rec_free(B, ar__sig_rec_find(B, OTHER));
-    ar_free(O);
-    ar_free(B);
+    su_srv_free(O);
+    su_srv_free(B);
 }
 
 /* A staff member's end changes nothing in others' buffers (staff data is not the patient's),
@@ -430,7 +430,7 @@ static void test_staff_and_strangers(void **state)
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         ar__sig_rec_free(O, ar__sig_rec_find(O, all[i]));
     assert_int_equal(counted(O), 0);
-    ar_free(O);
+    su_srv_free(O);
 }
 
 /*
@@ -492,8 +492,8 @@ static void test_late_frames(void **state)
         if ((r = ar__sig_rec_find(B, rest[i])))
             ar__sig_rec_free(B, r);
     }
-    ar_free(O);
-    ar_free(B);
+    su_srv_free(O);
+    su_srv_free(B);
 }
 
 int main(void)

@@ -133,7 +133,7 @@ static void test_prune(void **state)
     r->role = AR_SIG_ROLE_STAFF;
 
     ar__sig_rec_free(srv, r);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 /* Session-level frames sent (ar__sig_to builds them in srv->pub): whom to, and the frame. */
@@ -353,7 +353,7 @@ static void test_sweep(void **state)
     conf.token_allowance = 0;
     assert_int_equal(ar__sig_token_sweep(srv, &cn, 1000000), 0);
     assert_int_equal(ar__sig_token_sweep(srv, &cn, 1000001), 1);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 int main(void)

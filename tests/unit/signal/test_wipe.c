@@ -97,7 +97,7 @@ static void test_record_end(void **state)
     ar__sig_rec_free(srv, patient(srv));
     assert_int_equal(freed_watched, 5);
     assert_int_equal(freed_unwiped, 0);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 static void test_replaced(void **state)
@@ -113,7 +113,7 @@ static void test_replaced(void **state)
     assert_int_equal(freed_watched, 5);
     assert_int_equal(freed_unwiped, 0);
     ar__sig_rec_free(srv, r);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 /* An answer whose copy found no memory (NULL, its length set) is skipped, not wiped through. */
@@ -130,7 +130,7 @@ static void test_failed_copy(void **state)
     assert_int_equal(freed_watched, 4); /* the other three answers went with the wipe */
     assert_int_equal(freed_unwiped, 1); /* the block freed by hand above, not wiped */
     ar__sig_rec_free(srv, r);
-    ar_free(srv);
+    su_srv_free(srv);
 }
 
 static void scan_for(const char *m)
