@@ -7,6 +7,7 @@
 #include "anteroom/alloc.h"
 
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -65,6 +66,16 @@ ar__sig_srv_t *su_srv_new(uint64_t id)
     srv->node_id = id;
     srv->now = 100;
     return srv;
+}
+
+void su_proc(ar__sig_srv_t *srv, json_t *o)
+{
+    assert_non_null(o);
+    char *txt = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    assert_non_null(txt);
+    ar__sig_proc_msg(srv, txt, strlen(txt), NULL);
+    ar_free(txt);
 }
 
 void su_srv_free(ar__sig_srv_t *srv)

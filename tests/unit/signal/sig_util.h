@@ -8,6 +8,8 @@
 
 #include "internal.h"
 
+#include <jansson.h>
+
 #include <stdint.h>
 
 /* The origin the tests' servers allow and the clients send. */
@@ -24,6 +26,8 @@ const char *su_to_peer(const char *subj);
 /* A worker's state alone (ar_calloc'd; free with ar_free): node id id, loop second 100, no
  * loop, no bus. */
 ar__sig_srv_t *su_srv_new(uint64_t id);
+/* Worker-to-worker message o (taken) applied by srv, as its bus delivers one. */
+void su_proc(ar__sig_srv_t *srv, json_t *o);
 /* srv freed, with the frame blocks it kept for reuse (frame_pool.c). */
 void su_srv_free(ar__sig_srv_t *srv);
 /* su_srv_new's worker with its ended-room catch-up done at now (ms, as the catch-up's clock),

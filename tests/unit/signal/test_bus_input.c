@@ -40,16 +40,6 @@ int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     return 0;
 }
 
-static void proc(ar__sig_srv_t *srv, json_t *o)
-{
-    assert_non_null(o);
-    char *txt = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    assert_non_null(txt);
-    ar__sig_proc_msg(srv, txt, strlen(txt), NULL);
-    ar_free(txt);
-}
-
 /* Worker BACKUP with PEER's record (owned by OWNER, backed up here), and no copy yet. */
 static ar__sig_srv_t *backup_worker(void)
 {
@@ -86,15 +76,15 @@ static void test_adopt_seq_out_of_range(void **state)
     (void)state;
     ar__sig_srv_t *srv = backup_worker();
     ar__sig_rec_t *r = ar__sig_rec_find(srv, PEER);
-    proc(srv, adopt(INT64_MAX, 0, NULL));
+    su_proc(srv, adopt(INT64_MAX, 0, NULL));
     assert_null(r->local);
-    proc(srv, adopt(AR_SIG_INT_MAX + 1, 0, NULL));
+    su_proc(srv, adopt(AR_SIG_INT_MAX + 1, 0, NULL));
     assert_null(r->local);
-    proc(srv, adopt(5, INT64_MAX, NULL));
+    su_proc(srv, adopt(5, INT64_MAX, NULL));
     assert_null(r->local);
-    proc(srv, adopt(-1, 0, NULL));
+    su_proc(srv, adopt(-1, 0, NULL));
     assert_null(r->local);
-    proc(srv, adopt(5, 2, NULL)); /* the same, well formed */
+    su_proc(srv, adopt(5, 2, NULL)); /* the same, well formed */
     assert_non_null(r->local);
     assert_int_equal(r->local->seq, 5);
     assert_int_equal(r->local->acked, 2);
@@ -110,7 +100,7 @@ static void test_adopt_frames_checked(void **state)
     json_t *fr = json_pack("[[I,s,i,s],[I,s,i,s],[I,s,i,s],[I,s,i,s]]", (json_int_t)0, FID, 0,
                            FRAME, (json_int_t)INT64_MAX, FID, 0, FRAME, (json_int_t)3, "0102", 0,
                            FRAME, (json_int_t)4, FID, 0, FRAME);
-    proc(srv, adopt(4, 0, fr));
+    su_proc(srv, adopt(4, 0, fr));
     ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
     assert_non_null(s);
     assert_int_equal(s->nframes, 1);
@@ -135,7 +125,7 @@ static void test_adopt_frames_in_order(void **state)
     json_t *fr = json_array();
     for (size_t i = 0; i < 5; i++)
         json_array_append_new(fr, json_pack("[I,s,i,s]", seqs[i], fids[i], 0, FRAME));
-    proc(srv, adopt(3, 0, fr));
+    su_proc(srv, adopt(3, 0, fr));
     ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
     assert_non_null(s);
     assert_int_equal(s->nframes, 3);
@@ -158,7 +148,7 @@ static void test_adopt_frames_acked(void **state)
     json_t *fr = json_array();
     for (size_t i = 0; i < 3; i++)
         json_array_append_new(fr, json_pack("[I,s,i,s]", (json_int_t)(i + 1), fids[i], 0, FRAME));
-    proc(srv, adopt(3, 2, fr));
+    su_proc(srv, adopt(3, 2, fr));
     ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
     assert_non_null(s);
     assert_int_equal(s->nframes, 1);
@@ -175,13 +165,13 @@ static void test_adopt_short_hash(void **state)
     ar__sig_srv_t *srv = backup_worker();
     json_t *o = adopt(1, 0, NULL);
     json_object_set_new(o, "h", json_string("ffffffffffffffffffffffffffffffff"));
-    proc(srv, o);
+    su_proc(srv, o);
     ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
     assert_non_null(s);
     assert_int_equal(s->subhash[15], 0xff);
     o = adopt(1, 0, NULL);
     json_object_set_new(o, "h", json_string("ab"));
-    proc(srv, o);
+    su_proc(srv, o);
     static const uint8_t zero[16];
     assert_memory_equal(s->subhash, zero, 16);
     worker_free(srv);
@@ -193,15 +183,15 @@ static void test_copies_checked(void **state)
 {
     (void)state;
     ar__sig_srv_t *srv = backup_worker();
-    proc(srv, adopt(0, 0, NULL));
+    su_proc(srv, adopt(0, 0, NULL));
     ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
     assert_non_null(s);
     json_int_t bad[] = {INT64_MAX, AR_SIG_INT_MAX + 1, 0, -1};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", bad[i], "f",
-                            FID, "a", 0, "d", FRAME));
-    proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", (json_int_t)1, "f",
-                        "0102", "a", 0, "d", FRAME));
+        su_proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", bad[i], "f",
+                               FID, "a", 0, "d", FRAME));
+    su_proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", (json_int_t)1,
+                           "f", "0102", "a", 0, "d", FRAME));
     assert_int_equal(s->nframes, 0);
     assert_int_equal(s->seq, 0);
 
@@ -221,8 +211,8 @@ static void test_copies_checked(void **state)
     assert_int_equal(s->nframes, 0);
     assert_int_equal(s->seq, 0);
 
-    proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", (json_int_t)1, "f",
-                        FID, "a", 0, "d", FRAME));
+    su_proc(srv, json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", PEER, "s", (json_int_t)1,
+                           "f", FID, "a", 0, "d", FRAME));
     assert_int_equal(s->nframes, 1);
     assert_int_equal(s->seq, 1);
     worker_free(srv);
@@ -234,12 +224,12 @@ static void test_ack_out_of_range(void **state)
 {
     (void)state;
     ar__sig_srv_t *srv = backup_worker();
-    proc(srv, adopt(0, 0, NULL));
+    su_proc(srv, adopt(0, 0, NULL));
     ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
     assert_non_null(s);
-    proc(srv, json_pack("{s:s,s:s,s:I}", "k", "ack", "p", PEER, "s", (json_int_t)INT64_MAX));
+    su_proc(srv, json_pack("{s:s,s:s,s:I}", "k", "ack", "p", PEER, "s", (json_int_t)INT64_MAX));
     assert_int_equal(s->acked, 0);
-    proc(srv, json_pack("{s:s,s:s,s:I}", "k", "ack", "p", PEER, "s", (json_int_t)2));
+    su_proc(srv, json_pack("{s:s,s:s,s:I}", "k", "ack", "p", PEER, "s", (json_int_t)2));
     assert_int_equal(s->acked, 2);
     worker_free(srv);
 }
@@ -294,7 +284,7 @@ static void test_frames_not_utf8(void **state)
     worker_free(srv);
 
     srv = backup_worker();
-    proc(srv, adopt(0, 0, NULL));
+    su_proc(srv, adopt(0, 0, NULL));
     s = ar__sig_rec_find(srv, PEER)->local;
     assert_non_null(s);
     to_peer(srv, 1, bad);

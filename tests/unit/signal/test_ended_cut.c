@@ -10,6 +10,7 @@
  */
 #include "bus_catch.h"
 #include "internal.h"
+#include "sent_capture.h"
 #include "sig_util.h"
 
 #include "anteroom/alloc.h"
@@ -25,44 +26,15 @@
 
 #define T0 1000000u /* the tests' clock for the catch-up, ms */
 
-/* ---- frames sent to peers (ar__sig_bus_to, wrapped at link time) ---- */
-
-#define SENT_MAX 16
-static struct {
-    char peer[AR__SIG_PEER_LEN + 1];
-    uint8_t action;
-    char frame[256];
-    size_t len;
-} sent[SENT_MAX];
-static size_t nsent;
-
-int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
-int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
-{
-    (void)srv;
-    (void)s;
-    return 0; /* no bus to subscribe on */
-}
-
-void __wrap_ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
-void __wrap_ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len)
-{
-    assert_true(nsent < SENT_MAX);
-    assert_true(len < sizeof(sent[0].frame));
-    snprintf(sent[nsent].peer, sizeof(sent[0].peer), "%s", peer);
-    sent[nsent].action = action;
-    memcpy(sent[nsent].frame, srv->pub + AR__SIG_TO_HDR, len);
-    sent[nsent].frame[len] = '\0';
-    sent[nsent++].len = len;
-}
+/* ---- frames sent to peers (sent_capture.c) ---- */
 
 /* How many `ended` frames (with the action that ends a patient's session) went to peer c. */
 static size_t ended_to(char c)
 {
     size_t n = 0;
-    for (size_t i = 0; i < nsent; i++)
-        if (strcmp(sent[i].peer, su_peer(c)) == 0 && sent[i].action == AR__SIG_ACT_ENDED &&
-            strstr(sent[i].frame, "\"type\":\"ended\""))
+    for (size_t i = 0; i < sc_nsent; i++)
+        if (strcmp(sc_sent[i].peer, su_peer(c)) == 0 && sc_sent[i].action == AR__SIG_ACT_ENDED &&
+            strstr(sc_sent[i].frame, "\"type\":\"ended\""))
             n++;
     return n;
 }
@@ -132,7 +104,7 @@ static json_t *resent(const ar__sig_srv_t *srv)
 static void reset(void)
 {
     bc_clear();
-    nsent = 0;
+    sc_nsent = 0;
 }
 
 /* (1) A room opened here during a cut (the patient's token, the room's marker unheard), with a
@@ -153,31 +125,31 @@ static void test_room_opened_during_cut_ends(void **state)
     ar__sig_rec_t *q = member(b, 'q', AR_SIG_ROLE_PATIENT, "room-2", 0, 0);
     ar__sig_rec_t *t = member(b, 't', AR_SIG_ROLE_STAFF, "room-p", 1, 0);
     marker_from_bus(b, "room-p"); /* a persistent room: never ended by a marker */
-    assert_int_equal(nsent, 0);
+    assert_int_equal(sc_nsent, 0);
 
     marker_from_bus(b, "room-1");
     assert_int_equal(ar__sig_room_ended(b, "room-1"), 1);
     assert_int_equal(ended_to('p'), 1);
     assert_int_equal(ended_to('s'), 1);
-    assert_int_equal(nsent, 2); /* nothing to the backup copy, nor to rooms 2 and p */
-    assert_null(s->in_room);    /* staff leave the room at once, as after `end` */
-    assert_null(p->in_area);    /* the patient leaves its queue */
+    assert_int_equal(sc_nsent, 2); /* nothing to the backup copy, nor to rooms 2 and p */
+    assert_null(s->in_room);       /* staff leave the room at once, as after `end` */
+    assert_null(p->in_area);       /* the patient leaves its queue */
     assert_string_equal(ar__sig_rec_room(q), "room-2");
     assert_string_equal(ar__sig_rec_room(t), "room-p");
 
     /* The same marker again (from a catch-up answer, or sent again by its publisher): held
      * already, nothing is sent twice. */
     marker_from_bus(b, "room-1");
-    assert_int_equal(nsent, 2);
+    assert_int_equal(sc_nsent, 2);
     assert_int_equal(ar__sig_rooms_ended_count(b), 2);
 
     /* The patient's owner (this worker) numbers its `ended` as any: the session ends and the
      * record goes (deleted on every worker, with what the frames held about the patient). */
     size_t i = 0;
-    while (strcmp(sent[i].peer, su_peer('p')) != 0)
+    while (strcmp(sc_sent[i].peer, su_peer('p')) != 0)
         i++;
     uint8_t fid[16] = {9};
-    ar__sig_sess_deliver(b, p->local, fid, sent[i].action, sent[i].frame, sent[i].len, 0);
+    ar__sig_sess_deliver(b, p->local, fid, sc_sent[i].action, sc_sent[i].frame, sc_sent[i].len, 0);
     assert_null(ar__sig_rec_find(b, su_peer('p')));
     json_t *del = bc_last_rec(b);
     assert_non_null(del);
@@ -212,7 +184,7 @@ static void test_room_opened_during_cut_ends_at_catchup(void **state)
     bc_deliver(b, page);
     assert_int_equal(ar__sig_room_ended(b, "room-5"), 1);
     assert_int_equal(ended_to('p'), 1);
-    assert_int_equal(nsent, 1);
+    assert_int_equal(sc_nsent, 1);
     assert_int_equal(ar__sig_rooms_ended_sync(b, 2, 1, T0 + 30), 0);
     assert_string_equal(ar__sig_rec_room(p), "room-5"); /* until its `ended` is numbered */
     reset();
@@ -332,7 +304,7 @@ static void test_sweep(void **state)
     assert_int_equal(ended_to('s'), 1);
     assert_null(s->in_room);
     ar__sig_rooms_ended_sweep(x);
-    assert_int_equal(nsent, 2);
+    assert_int_equal(sc_nsent, 2);
     reset();
     worker_free(x);
 }
@@ -367,12 +339,12 @@ static void test_promoted_into_ended_room(void **state)
     ar__sig_rec_t *c = member(x, 'c', AR_SIG_ROLE_STAFF, "room-3", 0, 1);
     ar__sig_rec_t *o = member(x, 'o', AR_SIG_ROLE_PATIENT, "room-2", 0, 1);
     marker_from_bus(x, "room-3"); /* again: backup copies, nothing */
-    assert_int_equal(nsent, 0);
+    assert_int_equal(sc_nsent, 0);
     ar__sig_node_dead(x, 7);
     assert_true(ar__sig_owns(x, q) && ar__sig_owns(x, c) && ar__sig_owns(x, o));
     assert_int_equal(ended_to('q'), 1);
     assert_int_equal(ended_to('c'), 1);
-    assert_int_equal(nsent, 2);
+    assert_int_equal(sc_nsent, 2);
     assert_null(c->in_room);
     assert_string_equal(ar__sig_rec_room(o), "room-2");
     reset();
@@ -443,7 +415,7 @@ static void test_promoted_into_room_ended_here(void **state)
     ar__sig_node_dead(x, 7);
     assert_true(ar__sig_owns(x, q));
     assert_int_equal(ended_to('q'), 1);
-    assert_int_equal(nsent, 2);
+    assert_int_equal(sc_nsent, 2);
     reset();
     worker_free(x);
 }
@@ -480,12 +452,12 @@ static void test_handed_over_into_ended_room(void **state)
     assert_int_equal(cn.state, AR__SIG_C_RESUMING);
     cn.state = AR__SIG_C_GONE;
     ar__sig_resume_tick(T, &cn); /* the attempt is dropped, the copy kept for the answer */
-    assert_int_equal(nsent, 0);
+    assert_int_equal(sc_nsent, 0);
     bc_deliver(O, bc_proc_sent(T, BC_O, "take"));
     bc_deliver(T, bc_proc_sent(O, BC_T, "taken"));
     assert_true(ar__sig_owns(T, rt));
     assert_int_equal(ended_to('p'), 1);
-    assert_int_equal(nsent, 1);
+    assert_int_equal(sc_nsent, 1);
     T->conns = NULL;
     reset();
     worker_free(O);
@@ -503,7 +475,7 @@ static void test_update_names_us_in_ended_room(void **state)
     ar__sig_rec_t *r = member(x, 'r', AR_SIG_ROLE_PATIENT, "room-4", 0, 0);
     r->owner = 7;
     marker_from_bus(x, "room-4");
-    assert_int_equal(nsent, 0);
+    assert_int_equal(sc_nsent, 0);
     char msg[200];
     int n = snprintf(msg, sizeof(msg),
                      "{\"o\":\"0000000000000007\",\"p\":\"%s\",\"own\":\"0000000000000004\","
@@ -515,7 +487,7 @@ static void test_update_names_us_in_ended_room(void **state)
     json_decref(o);
     assert_true(ar__sig_owns(x, r));
     assert_int_equal(ended_to('r'), 1);
-    assert_int_equal(nsent, 1);
+    assert_int_equal(sc_nsent, 1);
     reset();
     worker_free(x);
 }

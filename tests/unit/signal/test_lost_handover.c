@@ -76,15 +76,6 @@ static const char HASH0[] = "00000000000000000000000000000000"; /* subhash all z
 #define C_ID 1u
 #define D_ID 2u
 
-static void proc(ar__sig_srv_t *srv, json_t *o)
-{
-    char *txt = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    assert_non_null(txt);
-    ar__sig_proc_msg(srv, txt, strlen(txt), NULL);
-    ar_free(txt);
-}
-
 /* A saturated count goes in "taken" as UINT32_MAX, which take_lost accepts ("[I,I]"). */
 static void test_taken_carries_saturated_count(void **state)
 {
@@ -100,8 +91,8 @@ static void test_taken_carries_saturated_count(void **state)
     s->seq = 5;
     s->lost = UINT32_MAX;
     s->lost_after = 3;
-    proc(C, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "k", "take", "p", PEER, "r", RESUME, "h", HASH0,
-                      "l", (json_int_t)5, "from", "0000000000000002"));
+    su_proc(C, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "k", "take", "p", PEER, "r", RESUME, "h",
+                         HASH0, "l", (json_int_t)5, "from", "0000000000000002"));
     json_t *ans = caught_kind("taken");
     assert_non_null(ans);
     assert_true(json_is_true(json_object_get(ans, "ok")));
@@ -161,8 +152,8 @@ static void test_adopt_undoes_promotion_clears_lost(void **state)
     ar__sig_rec_t *r;
     ar__sig_sess_t *s = promoted_with_losses(&D, &r);
     r->owner = C_ID; /* C's claim, applied */
-    proc(D, json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:[]}", "k", "adopt", "p", PEER, "r", RESUME, "h",
-                      HASH0, "seq", (json_int_t)9, "ack", (json_int_t)0, "fr"));
+    su_proc(D, json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:[]}", "k", "adopt", "p", PEER, "r", RESUME,
+                         "h", HASH0, "seq", (json_int_t)9, "ack", (json_int_t)0, "fr"));
     backup_again_without_losses(D, r, s);
 }
 

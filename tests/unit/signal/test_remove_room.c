@@ -9,6 +9,7 @@
  */
 #include "bus_catch.h"
 #include "internal.h"
+#include "sent_capture.h"
 #include "sig_util.h"
 
 #include "anteroom/alloc.h"
@@ -23,43 +24,14 @@
 
 #define T0 1000000u /* the tests' clock for the ended rooms' catch-up, ms */
 
-/* ---- frames sent to peers (ar__sig_bus_to, wrapped at link time) ---- */
-
-#define SENT_MAX 16
-static struct {
-    char peer[AR__SIG_PEER_LEN + 1];
-    uint8_t action;
-    char frame[256];
-    size_t len;
-} sent[SENT_MAX];
-static size_t nsent;
-
-int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
-int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
-{
-    (void)srv;
-    (void)s;
-    return 0; /* no bus to subscribe on */
-}
-
-void __wrap_ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
-void __wrap_ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len)
-{
-    assert_true(nsent < SENT_MAX);
-    assert_true(len < sizeof(sent[0].frame));
-    snprintf(sent[nsent].peer, sizeof(sent[0].peer), "%s", peer);
-    sent[nsent].action = action;
-    memcpy(sent[nsent].frame, srv->pub + AR__SIG_TO_HDR, len);
-    sent[nsent].frame[len] = '\0';
-    sent[nsent++].len = len;
-}
+/* ---- frames sent to peers (sent_capture.c) ---- */
 
 /* How many frames went to peer c. */
 static size_t sent_to(char c)
 {
     size_t n = 0;
-    for (size_t i = 0; i < nsent; i++)
-        if (strcmp(sent[i].peer, su_peer(c)) == 0)
+    for (size_t i = 0; i < sc_nsent; i++)
+        if (strcmp(sc_sent[i].peer, su_peer(c)) == 0)
             n++;
     return n;
 }
@@ -67,7 +39,7 @@ static size_t sent_to(char c)
 static void reset(void)
 {
     bc_clear();
-    nsent = 0;
+    sc_nsent = 0;
 }
 
 /* ---- workers, members, frames ---- */
@@ -116,12 +88,12 @@ static size_t remove_peer(ar__sig_srv_t *w, ar__sig_rec_t *remover, const ar__si
     ar_sig_msg_t m;
     ar_sig_msg_init(&m, AR_SIG_REMOVE);
     m.u.act.peer = (ar_sig_str_t){target->peer, strlen(target->peer)};
-    size_t before = nsent;
+    size_t before = sc_nsent;
     ar__sig_on_remove(&cn, &m);
     remover->local->conn = NULL;
-    assert_int_equal(nsent, before + 1);
-    assert_string_equal(sent[before].peer, target->peer);
-    assert_int_equal(sent[before].action, AR__SIG_ACT_REMOVED);
+    assert_int_equal(sc_nsent, before + 1);
+    assert_string_equal(sc_sent[before].peer, target->peer);
+    assert_int_equal(sc_sent[before].action, AR__SIG_ACT_REMOVED);
     return before;
 }
 
@@ -137,12 +109,7 @@ static void num_from_7(ar__sig_srv_t *x, char c, int64_t seq, uint8_t id, uint8_
     hex[32] = '\0';
     json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:i,s:s}", "k", "num", "p", su_peer(c), "s",
                           (json_int_t)seq, "f", hex, "a", (int)action, "d", frame);
-    assert_non_null(o);
-    char *d = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    assert_non_null(d);
-    ar__sig_proc_msg(x, d, strlen(d), NULL);
-    ar_free(d);
+    su_proc(x, o);
 }
 
 /* Worker 7's record update moving c to room ("" for none), as its owner publishes it. */
@@ -178,7 +145,7 @@ static void test_removal_from_a_room_left_since(void **state)
     ar__sig_rec_t *c = staff(x, 'c', "room-x", 0);
     ar__sig_rec_t *e = staff(x, 'e', "room-y", 0);
     size_t i = remove_peer(x, d, c);
-    assert_non_null(strstr(sent[i].frame, "\"room\":\"room-x\""));
+    assert_non_null(strstr(sc_sent[i].frame, "\"room\":\"room-x\""));
 
     ar__sig_room_leave(x, c, AR_SIG_LEFT_LEFT);
     ar__sig_rec_set_room(x, c, "room-y");
@@ -186,7 +153,7 @@ static void test_removal_from_a_room_left_since(void **state)
     reset();
     const uint8_t fid[16] = {1};
     int64_t seq = c->local->seq;
-    ar__sig_sess_deliver(x, c->local, fid, sent[i].action, sent[i].frame, sent[i].len, 0);
+    ar__sig_sess_deliver(x, c->local, fid, sc_sent[i].action, sc_sent[i].frame, sc_sent[i].len, 0);
     assert_string_equal(ar__sig_rec_room(c), "room-y");
     assert_int_equal(c->in_room->nmembers, 2);
     assert_int_equal(sent_to('e'), 0);
@@ -208,8 +175,8 @@ static void test_removal_in_its_room(void **state)
     ar__sig_rec_t *c = staff(x, 'c', "room-x", 0);
     size_t i = remove_peer(x, d, c);
     char f[256];
-    size_t n = sent[i].len;
-    memcpy(f, sent[i].frame, n + 1);
+    size_t n = sc_sent[i].len;
+    memcpy(f, sc_sent[i].frame, n + 1);
     reset();
     const uint8_t fid[16] = {2};
     ar__sig_sess_deliver(x, c->local, fid, AR__SIG_ACT_REMOVED, f, n, 0);
@@ -217,7 +184,7 @@ static void test_removal_in_its_room(void **state)
     assert_true(ar__sig_owns(x, c)); /* staff keep their session */
     assert_int_equal(c->local->tail->action, AR__SIG_ACT_NONE);
     assert_int_equal(sent_to('d'), 1);
-    assert_non_null(strstr(sent[0].frame, "\"reason\":\"removed\""));
+    assert_non_null(strstr(sc_sent[0].frame, "\"reason\":\"removed\""));
     worker_free(x);
 }
 
