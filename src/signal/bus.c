@@ -414,7 +414,7 @@ void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, s
     /* Only the owner numbers frames (and a backup keeps its copy): a session this worker no
      * longer owns may still linger here with its old connection until it closes. */
     if (!r || !r->local || len < 25 || !(r->local->is_backup || r->owner == srv->node_id) ||
-        !ar__sig_frame_utf8((const char *)data + 25, len - 25))
+        !ar__sig_frame_text_ok((const char *)data + 25, len - 25))
         return;
     uint64_t sent;
     memcpy(&sent, data + 16, 8);

@@ -22,6 +22,7 @@
 
 #include <signal.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 /* proxy.c: the client's address behind trusted proxies (X-Forwarded-For) */
@@ -602,14 +603,34 @@ static inline int ar__sig_seq_ok(int64_t seq, int64_t min)
 /* A frame id or a subject's hash as the bus carries it: exactly 32 hex digits into out (0), or
  * -1 with out untouched (a shorter string would leave bytes of out unwritten). */
 int ar__sig_hex16(const char *hex, uint8_t out[16]);
+/* Some byte of p[0..len) is a control character (below 0x20): eight bytes a step, by the test
+ * that sets a byte's top bit in (w - 0x20 each) & ~w exactly when some byte is below 0x20. */
+static inline int ar__sig_has_control(const char *p, size_t len)
+{
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if ((w - 0x2020202020202020ull) & ~w & 0x8080808080808080ull)
+            return 1;
+    }
+    for (; i < len; i++)
+        if ((unsigned char)p[i] < 0x20)
+            return 1;
+    return 0;
+}
 /* A frame from another worker may go to a client as a text frame only if it is UTF-8: RFC 6455
  * 8.1 requires it of every text frame, and a browser fails the connection at the first that is
- * not (kept in the replay buffer, such a frame would fail every resume too). Frames built here
- * always are; one from the bus is checked as it comes in binary (to.<peer>, a batch of numbered
- * copies), JSON having been checked by jansson. ASCII, nearly all of a frame, costs little. */
-static inline int ar__sig_frame_utf8(const char *frame, size_t len)
+ * not (kept in the replay buffer, such a frame would fail every resume too). Nor with a control
+ * character: a compact JSON frame the server built has none (JSON escapes them in strings), a
+ * client's JSON parse refuses one, and a NUL ended the frame early for the splice of its seq
+ * (the bus fuzzer, sess.c seq_placeholder). Frames built here are always clean; one from the bus
+ * is checked as it comes (to.<peer> and a batch of numbered copies, in binary; a hand-over's or
+ * an adoption's buffer, in JSON strings that may hold escaped controls). ASCII, nearly all of a
+ * frame, costs little. */
+static inline int ar__sig_frame_text_ok(const char *frame, size_t len)
 {
-    return ar_ws_utf8(0, (const uint8_t *)frame, len) == 0;
+    return !ar__sig_has_control(frame, len) && ar_ws_utf8(0, (const uint8_t *)frame, len) == 0;
 }
 /* sess.c: a replay buffer as the JSON array "adopt" and "taken" carry (json_t), and loaded into
  * s once its seq is the message's: frames numbered above it or out of order are left out. */

@@ -928,7 +928,8 @@ void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames)
         int action;
         uint8_t fid[16];
         if (json_unpack(it, "[I,s,i,s%]", &seq, &hex, &action, &d, &dlen) != 0 ||
-            !ar__sig_seq_ok(seq, last + 1) || seq > s->seq || ar__sig_hex16(hex, fid) != 0)
+            !ar__sig_seq_ok(seq, last + 1) || seq > s->seq || ar__sig_hex16(hex, fid) != 0 ||
+            !ar__sig_frame_text_ok(d, dlen))
             continue;
         last = seq;
         ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen);
@@ -1019,7 +1020,7 @@ static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
             return;
         ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
         ar__sig_sess_t *s = r ? r->local : NULL;
-        if (s && s->is_backup && ar__sig_frame_utf8((const char *)d + i, fl)) {
+        if (s && s->is_backup && ar__sig_frame_text_ok((const char *)d + i, fl)) {
             pending_take(srv, s, fid);
             ar__sig_frame_t *f = frame_new(srv, fid, (int64_t)seq, action, (const char *)d + i, fl);
             if (f) {
