@@ -37,34 +37,11 @@ EOF
 chmod +x "$tmp/node"
 export CACHE_ARGS=""
 [ "${CACHE:-0}" = 1 ] && CACHE_ARGS="--cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64"
-RATE_PAIRS=${PAIRS:-} SIGNAL_BIN=$tmp/node PHASES=relay SERVERS=anteroom RATES=$RATE SECS=$((WINDOW + WARM + 2)) \
-  bash bench/signal/full.sh >"$tmp/run" 2>&1 &
-runner=$!
-
-# shellcheck disable=SC2013 # children files hold pids separated by spaces
-desc() { local p; for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do echo "$p"; desc "$p"; done; }
-# The worker: the child of the supervisor (the process started with --listen). Wait for the load
-# generator's rate phase, then for its warm-up.
-worker="" load=""
-for _ in $(seq 600); do
-  sleep 0.2
-  for p in $(desc "$runner"); do
-    cmd=$({ tr "\0" " " <"/proc/$p/cmdline"; } 2>/dev/null) || continue
-    case $cmd in
-    *ar_bench_sigload\ rate*) load=$p ;;
-    *"$bin"*--listen*) # the supervisor and its forked worker have the same command line
-      c=$(awk '{print $1}' "/proc/$p/task/$p/children" 2>/dev/null)
-      [ -n "$c" ] && worker=$c ;;
-    esac
-  done
-  [ -n "$load" ] && [ -n "$worker" ] && break
-done
-if [ -z "$load" ] || [ -z "$worker" ]; then
-  echo "instr.sh: the relay run did not start" >&2
-  wait "$runner"
-  cat "$tmp/run" >&2
-  exit 1
-fi
+export RATE_PAIRS=${PAIRS:-} # full.sh's pairs
+# The run, and its worker, load generator and nats-server (relay_procs.sh).
+# shellcheck source=bench/signal/relay_procs.sh
+. bench/signal/relay_procs.sh
+relay_start instr.sh "$tmp/run" "$bin" "$tmp/node" "$RATE" "$((WINDOW + WARM + 2))"
 sleep "$WARM" # connections opened, the load generator's second of warm-up passed
 callgrind_control -z "$worker" >/dev/null 2>&1
 t0=$(date +%s.%N)

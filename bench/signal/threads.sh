@@ -16,33 +16,10 @@ SPAN=${SPAN:-8}
 [ -x "$bin" ] || { echo "threads.sh: $bin is missing" >&2; exit 2; }
 out=$(mktemp /tmp/ar-sigthreads.XXXXXX)
 trap 'rm -f "$out"' EXIT
-SIGNAL_BIN=$bin PHASES=relay SERVERS=anteroom RATES=$RATE SECS=$((FROM + SPAN + 4)) \
-  bash bench/signal/full.sh >"$out" 2>&1 &
-runner=$!
-
-# shellcheck disable=SC2013 # children files hold pids separated by spaces
-desc() { local p; for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do echo "$p"; desc "$p"; done; }
-worker="" nats="" load=""
-for _ in $(seq 300); do
-  sleep 0.2
-  for p in $(desc "$runner"); do
-    cmd=$({ tr "\0" " " <"/proc/$p/cmdline"; } 2>/dev/null) || continue
-    case $cmd in
-    *ar_bench_sigload\ rate*) load=$p ;;
-    nats-server*) nats=$p ;;
-    *"$bin"*--listen*) # the supervisor and its forked worker have the same command line
-      c=$(awk '{print $1}' "/proc/$p/task/$p/children" 2>/dev/null)
-      [ -n "$c" ] && worker=$c ;;
-    esac
-  done
-  [ -n "$load" ] && [ -n "$worker" ] && [ -n "$nats" ] && break
-done
-if [ -z "$load" ] || [ -z "$worker" ] || [ -z "$nats" ]; then
-  echo "threads.sh: the relay run did not start" >&2
-  wait "$runner"
-  cat "$out" >&2
-  exit 1
-fi
+# The run, and its worker, load generator and nats-server (relay_procs.sh).
+# shellcheck source=bench/signal/relay_procs.sh
+. bench/signal/relay_procs.sh
+relay_start threads.sh "$out" "$bin" "$bin" "$RATE" "$((FROM + SPAN + 4))"
 # snap: one line per thread: who (loop, libnats, nats), run ns, context switches
 snap() {
   local t who

@@ -34,14 +34,6 @@
 /* A kept block's link is the frame's own first field. */
 _Static_assert(offsetof(ar__sig_frame_t, next) == 0, "a frame's link moved");
 
-/* The capacity a block of `need` bytes gets: a multiple of the class step when it is pooled. */
-static size_t capacity(size_t need)
-{
-    if (need > (size_t)AR__SIG_FRAME_CLASSES * AR__SIG_FRAME_STEP)
-        return need;
-    return (need + AR__SIG_FRAME_STEP - 1) / AR__SIG_FRAME_STEP * AR__SIG_FRAME_STEP;
-}
-
 /* The pool's class of a block the allocator says holds `usable` bytes, or -1 for none. A block
  * asked for at capacity c (a multiple of the step) has at least c and less than c + step usable
  * bytes (glibc adds 8, ASan none), so its class is known without a field in the frame. */
@@ -53,18 +45,19 @@ static int class_of(size_t usable)
 
 ar__sig_frame_t *ar__sig_frame_alloc(ar__sig_srv_t *srv, size_t len)
 {
-    size_t cap = capacity(sizeof(ar__sig_frame_t) + len + 1);
-    int c = cap <= (size_t)AR__SIG_FRAME_CLASSES * AR__SIG_FRAME_STEP
-                ? (int)(cap / AR__SIG_FRAME_STEP) - 1
-                : -1;
-    ar__sig_frame_t *f = c >= 0 ? srv->frame_pool[c] : NULL;
-    if (f) {
-        srv->frame_pool[c] = f->next;
-        srv->frame_pool_bytes -= cap;
-        TAKEN(f, cap);
-        return f;
-    }
-    return ar_malloc(cap);
+    /* The class whose capacity (a multiple of the step) is the first to hold it, if any. */
+    size_t need = sizeof(ar__sig_frame_t) + len + 1,
+           k = (need + AR__SIG_FRAME_STEP - 1) / AR__SIG_FRAME_STEP;
+    if (k > AR__SIG_FRAME_CLASSES)
+        return ar_malloc(need);
+    size_t cap = k * AR__SIG_FRAME_STEP;
+    ar__sig_frame_t *f = srv->frame_pool[k - 1];
+    if (!f)
+        return ar_malloc(cap);
+    srv->frame_pool[k - 1] = f->next;
+    srv->frame_pool_bytes -= cap;
+    TAKEN(f, cap);
+    return f;
 }
 
 void ar__sig_frame_release(ar__sig_srv_t *srv, ar__sig_frame_t *f)

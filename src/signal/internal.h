@@ -373,12 +373,12 @@ typedef struct ar__sig_node_s {
 
 #define AR__SIG_NODES_MAX 256
 #define AR__SIG_GONE_MAX 1024
+#define AR__SIG_GONE_S 30
 /* Frame blocks kept for reuse (frame_pool.c): capacities in steps of 64 bytes up to 1 KiB, at
  * most 256 KiB a worker. */
 #define AR__SIG_FRAME_STEP 64
 #define AR__SIG_FRAME_CLASSES 16
 #define AR__SIG_FRAME_POOL_BYTES ((size_t)256 * 1024)
-#define AR__SIG_GONE_S 30
 #define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
 /* ar.<jurisdiction>.to.<owner tag>.<backup tag>.<peer>, and its NUL (bus.c) */
 #define AR__SIG_TO_SUBJ_MAX (3 + AR_TOKEN_ID_MAX + 4 + 18 + AR__SIG_PEER_LEN + 1)
@@ -652,6 +652,11 @@ size_t ar__sig_frames_purge(ar__sig_srv_t *srv, const ar__sig_rec_t *gone);
  * it enters this worker's buffers; uncounted (dir -1) as it leaves them (or counted again). */
 void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f);
 void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir);
+/* purge.c: in a frame the server built, the value of the first key (with its quotes, colon and
+ * opening quote, e.g. "\"peer\":\"") at or after *pos, its length in *vn and *pos moved past it;
+ * NULL when there is none or it ends nowhere an id could. Ids hold no escape and no quote. */
+const char *ar__sig_frame_value(const char *d, size_t len, const char *key, size_t *pos,
+                                size_t *vn);
 /* frame_pool.c: a block for a frame of len bytes of body (fields unset; NULL when out of
  * memory); a frame's block back, wiped whole, kept for reuse or freed; the kept blocks freed. */
 ar__sig_frame_t *ar__sig_frame_alloc(ar__sig_srv_t *srv, size_t len);

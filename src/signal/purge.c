@@ -66,9 +66,7 @@ static int about_kind(const char *d, size_t len, size_t *first)
     return K_NONE;
 }
 
-/* The value of the first key (with its quotes, colon and opening quote) at or after *pos, and
- * *pos moved past it; NULL when there is none. Ids hold no escapes and no quote. */
-static const char *key_value(const char *d, size_t len, const char *key, size_t *pos, size_t *vn)
+const char *ar__sig_frame_value(const char *d, size_t len, const char *key, size_t *pos, size_t *vn)
 {
     size_t kl = strlen(key);
     if (*pos >= len)
@@ -95,8 +93,8 @@ static const char *subject(const char *d, size_t len, const char *key, size_t fi
 {
     size_t pos = 0, kl = strlen(key);
     if (first && first + kl <= len && memcmp(d + first, key, kl) == 0)
-        pos = first; /* key_value takes it there without a search */
-    return key_value(d, len, key, &pos, vn);
+        pos = first; /* ar__sig_frame_value takes it there without a search */
+    return ar__sig_frame_value(d, len, key, &pos, vn);
 }
 
 /* 16 bits of the id, past the two reserved values. Peer ids are 128 random bits the server
@@ -130,7 +128,7 @@ void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir)
     }
     size_t pos = 0, vn;
     const char *v;
-    while ((v = key_value(f->data, f->len, "\"peer\":\"", &pos, &vn)))
+    while ((v = ar__sig_frame_value(f->data, f->len, "\"peer\":\"", &pos, &vn)))
         srv->about_n[about_hash(v, vn)] += (uint32_t)dir;
 }
 
@@ -179,7 +177,7 @@ static int about_many(const ar__sig_frame_t *f, const char *peer)
 {
     size_t pos = 0, vn;
     const char *v;
-    while ((v = key_value(f->data, f->len, "\"peer\":\"", &pos, &vn)))
+    while ((v = ar__sig_frame_value(f->data, f->len, "\"peer\":\"", &pos, &vn)))
         if (same_peer(v, vn, peer))
             return 1;
     return 0;
@@ -309,7 +307,7 @@ static const char *late(const ar__sig_srv_t *srv, const ar__sig_frame_t *f)
         return f->about == ABOUT_NONE ? NULL : gone_in(srv, f, f->about);
     size_t pos = 0, vn;
     const char *v, *p;
-    while ((v = key_value(f->data, f->len, "\"peer\":\"", &pos, &vn)))
+    while ((v = ar__sig_frame_value(f->data, f->len, "\"peer\":\"", &pos, &vn)))
         if ((p = gone_in(srv, f, about_hash(v, vn))))
             return p;
     return NULL;

@@ -60,23 +60,17 @@ void ar__sig_on_remove(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar__sig_to(srv, t->peer, &l, AR__SIG_ACT_REMOVED);
 }
 
-/* The value of the removal frame's "room" (d is a frame the server built with "seq":0: ids
- * hold no quote and no escape): 1 with *room and *n set, 0 when the frame names no room, -1
- * when its value ends nowhere an id could (not a frame this server built). */
+/* The value of the removal frame's "room" (d is a frame the server built with "seq":0): 1 with
+ * *room and *n set, 0 when the frame names no room, -1 when its value is empty or ends nowhere
+ * an id could (not a frame this server built). */
 static int removal_room(const char *d, size_t len, const char **room, size_t *n)
 {
     static const char key[] = ",\"room\":\"";
-    const char *k = memmem(d, len, key, sizeof(key) - 1);
-    if (!k)
-        return 0;
-    const char *v = k + sizeof(key) - 1, *end = d + len;
-    size_t left = (size_t)(end - v);
-    const char *q = memchr(v, '"', left < AR_SIG_ID_MAX + 1 ? left : AR_SIG_ID_MAX + 1);
-    if (!q || q == v)
-        return -1;
-    *room = v;
-    *n = (size_t)(q - v);
-    return 1;
+    size_t pos = 0;
+    *room = ar__sig_frame_value(d, len, key, &pos, n);
+    if (*room)
+        return *n ? 1 : -1;
+    return memmem(d, len, key, sizeof(key) - 1) ? -1 : 0;
 }
 
 int ar__sig_removal_for(const ar__sig_sess_t *s, const char *frame, size_t len)
