@@ -171,6 +171,9 @@ void ar__sig_announce_join(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     m.u.join.room = str(room->id);
     m.u.join.peers = (ar_sig_list_t){peers, n};
     m.u.join.profile = room->profile;
+    char stay[AR__SIG_STAY_LEN]; /* a removal from this stay names it (remove.c) */
+    size_t sn = ar__sig_stay_text(r, stay);
+    m.u.join.stay = (ar_sig_str_t){sn ? stay : NULL, sn};
     ar__sig_to(srv, r->peer, &m, AR__SIG_ACT_NONE);
     ar_sig_msg_init(&m, AR_SIG_PEER_JOINED);
     peer_of(&m.u.peer_joined, r);

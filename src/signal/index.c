@@ -257,11 +257,18 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
      * more than an established member's time in the room would rank its joiner first and
      * have that member removed as the fifth. Two joins racing on two workers (neither seeing
      * the other) are still ordered by their clocks, then by peer id, alike everywhere. A
-     * record applied from the bus then takes the joiner's time ("jt", rec.c). */
+     * record applied from the bus then takes the joiner's time ("jt", rec.c).
+     * The time also names r's stay in the room (remove.c: a removal applies only to the stay its
+     * remover saw), so a stay never takes r's previous one's: a rejoin after the same member
+     * whose time is ahead of ours (r's last stay ranked just after it too), or in the clock's
+     * same microsecond. In a room with members it comes after r's previous time, as after
+     * theirs; an empty room (no remover left in it) takes the local clock again. */
     uint64_t t = ar__sig_now_us();
     for (size_t i = 0; i < nr->nmembers; i++)
         if (nr->members[i]->joined_us >= t)
             t = nr->members[i]->joined_us + 1;
+    if (t == r->joined_us || (nr->nmembers && t < r->joined_us))
+        t = r->joined_us + 1;
     nr->members[nr->nmembers++] = r;
     r->in_room = nr;
     r->joined_us = t;

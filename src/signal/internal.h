@@ -921,19 +921,25 @@ void ar__sig_snap_conn_gone(ar__sig_srv_t *srv, const ar__sig_conn_t *cn);
 /* Snapshots still being sent on this worker (tests; the metric counts them too). */
 size_t ar__sig_snaps_pending(const ar__sig_srv_t *srv);
 /* remove.c: staff take one member out of their room (protocol.md 5.7). on_remove checks and
- * sends the member a frame with AR__SIG_ACT_REMOVED that names the room; its owner, once it has
- * numbered and sent that frame, calls removed_apply if the member is still in that room
- * (removal_for below): the member leaves the room, and an invitee's connection is closed with
- * 4015 and its session ended (s is then freed). */
+ * sends the member a frame with AR__SIG_ACT_REMOVED that names the room and the member's stay in
+ * it; its owner, once it has numbered and sent that frame, calls removed_apply if the member is
+ * still in that stay (removal_for below): the member leaves the room, and an invitee's
+ * connection is closed with 4015 and its session ended (s is then freed). */
 void ar__sig_on_remove(ar__sig_conn_t *cn, ar_sig_msg_t *m);
 void ar__sig_removed_apply(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 /* What a removal frame (frame, len: as the owner got it) does to s now: HERE, it takes s out of
- * the room it names, the one s is in (an invitee: always, its token opens that room alone);
- * ELSEWHERE, s is in another room or none (it left the named one and maybe joined another
- * within the bus's delay): it is only delivered; UNNAMED, it names no room (sent by a worker
+ * the room it names, the one s is in, in the stay it names (its join time there; a frame from a
+ * worker before stays names none and is from the room's current stay, as then); an invitee:
+ * always, its token opens that room alone. ELSEWHERE, s is in another room, or in another stay
+ * in that room, or none (it left the named one and maybe joined another, or the same again,
+ * within the bus's delay): it is only delivered. UNNAMED, it names no room (sent by a worker
  * from before 2026-11-30): applied to the room s is in now, as then. */
 enum { AR__SIG_RM_ELSEWHERE = 0, AR__SIG_RM_HERE = 1, AR__SIG_RM_UNNAMED = 2 };
 int ar__sig_removal_for(const ar__sig_sess_t *s, const char *frame, size_t len);
+/* r's stay in its room as joined.stay and a removal's peer_left.stay carry it, NUL-terminated in
+ * out: its length, 0 when r is in no room (out then untouched). */
+#define AR__SIG_STAY_LEN 21
+size_t ar__sig_stay_text(const ar__sig_rec_t *r, char out[AR__SIG_STAY_LEN]);
 /* sess.c: s's numbered frames' removals count as applied (their action becomes NONE): a backup
  * copy whose record changed room after them (its owner publishes the room change after the
  * numbered copies, bus_nums.c), or a promoted copy that applied one. */

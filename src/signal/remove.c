@@ -10,18 +10,31 @@
  * kept for resume and mirrored to the backup) and then applies it (sess.c own_frame calls
  * ar__sig_removed_apply).
  *
- * The frame names the room it is a removal from ("room"): it reaches the owner a bus hop after
- * the check, and a clinician may have left that room and joined another meanwhile. The owner
- * applies it only while the member is still in that room (ar__sig_removal_for); otherwise the
- * member only gets the frame, which its client ignores (web/js/staff.js).
+ * The frame names the room it is a removal from ("room") and the member's stay in it ("stay",
+ * its join time there): it reaches the owner a bus hop after the check, and a clinician may have
+ * left that room and joined another, or the same one again, meanwhile. The owner applies it only
+ * while the member is still in that stay (ar__sig_removal_for); otherwise the member only gets
+ * the frame, which its client ignores (web/js/staff.js, by the room and the stay its joined
+ * named).
  */
 #include "internal.h"
 
 #include "anteroom/log.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define REFUSE(cn, m, code, text) ar__sig_send_error((cn), (code), (text), (m)->type, (m)->id)
+
+size_t ar__sig_stay_text(const ar__sig_rec_t *r, char out[AR__SIG_STAY_LEN])
+{
+    if (!r->in_room || !r->joined_us)
+        return 0;
+    /* Decimal: the stay's join time, unique to the stay (index.c ar__sig_rec_set_room). A string
+     * for the client, which only compares it; as a JSON number its 16 digits would be more
+     * than jansson lexes without growing its token buffer (purge.c parses joined again). */
+    return (size_t)snprintf(out, AR__SIG_STAY_LEN, "%llu", (unsigned long long)r->joined_us);
+}
 
 void ar__sig_on_remove(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 {
@@ -57,20 +70,22 @@ void ar__sig_on_remove(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     l.u.peer_left.peer = (ar_sig_str_t){t->peer, strlen(t->peer)};
     l.u.peer_left.reason = AR_SIG_LEFT_REMOVED;
     l.u.peer_left.room = (ar_sig_str_t){room->id, strlen(room->id)};
+    char stay[AR__SIG_STAY_LEN];
+    size_t sn = ar__sig_stay_text(t, stay);
+    l.u.peer_left.stay = (ar_sig_str_t){sn ? stay : NULL, sn};
     ar__sig_to(srv, t->peer, &l, AR__SIG_ACT_REMOVED);
 }
 
-/* The value of the removal frame's "room" (d is a frame the server built with "seq":0): 1 with
- * *room and *n set, 0 when the frame names no room, -1 when its value is empty or ends nowhere
- * an id could (not a frame this server built). */
-static int removal_room(const char *d, size_t len, const char **room, size_t *n)
+/* The value of key (",\"room\":\"", ",\"stay\":\"") in a removal frame (d is a frame the server
+ * built with "seq":0): 1 with *v and *n set, 0 when the frame has no such key, -1 when its value
+ * is empty or ends nowhere an id could (not a frame this server built). */
+static int removal_value(const char *d, size_t len, const char *key, const char **v, size_t *n)
 {
-    static const char key[] = ",\"room\":\"";
     size_t pos = 0;
-    *room = ar__sig_frame_value(d, len, key, &pos, n);
-    if (*room)
+    *v = ar__sig_frame_value(d, len, key, &pos, n);
+    if (*v)
         return *n ? 1 : -1;
-    return memmem(d, len, key, sizeof(key) - 1) ? -1 : 0;
+    return memmem(d, len, key, strlen(key)) ? -1 : 0;
 }
 
 int ar__sig_removal_for(const ar__sig_sess_t *s, const char *frame, size_t len)
@@ -81,12 +96,21 @@ int ar__sig_removal_for(const ar__sig_sess_t *s, const char *frame, size_t len)
         return AR__SIG_RM_HERE;
     const char *room = NULL;
     size_t n = 0;
-    int rc = removal_room(frame, len, &room, &n);
+    int rc = removal_value(frame, len, ",\"room\":\"", &room, &n);
     if (rc == 0)
         return AR__SIG_RM_UNNAMED;
     const char *cur = ar__sig_rec_room(s->rec);
-    return rc == 1 && strlen(cur) == n && memcmp(cur, room, n) == 0 ? AR__SIG_RM_HERE
-                                                                    : AR__SIG_RM_ELSEWHERE;
+    if (rc != 1 || strlen(cur) != n || memcmp(cur, room, n) != 0)
+        return AR__SIG_RM_ELSEWHERE;
+    /* The same room, but maybe not the same stay: the member left it and joined it again
+     * within the bus's delay. A removal naming no stay (a remover from before stays) is one
+     * from the room, as then. */
+    const char *stay = NULL;
+    char cur_stay[AR__SIG_STAY_LEN];
+    rc = removal_value(frame, len, ",\"stay\":\"", &stay, &n);
+    size_t sn = rc == 1 ? ar__sig_stay_text(s->rec, cur_stay) : 0;
+    return rc == 0 || (rc == 1 && sn == n && memcmp(cur_stay, stay, n) == 0) ? AR__SIG_RM_HERE
+                                                                             : AR__SIG_RM_ELSEWHERE;
 }
 
 void ar__sig_removed_apply(ar__sig_srv_t *srv, ar__sig_sess_t *s)

@@ -691,7 +691,9 @@ static void mark_promotion(ar__sig_srv_t *srv)
  * What a backup's copy says its dead owner may have died before applying, 0 for nothing:
  *  - for a patient or an invitee, an "ended" or a "removed", numbered or not: either ends its
  *    session, whenever it came;
- *  - for staff, a "removed" from the room they are in (ar__sig_removal_for), numbered or not.
+ *  - for staff, a "removed" from the room they are in, and from their stay in it when it names
+ *    one (ar__sig_removal_for), numbered or not: a pending one from a stay before a leave and
+ *    a join again that the owner published is passed over.
  *    A numbered copy keeps REMOVED only when its owner applied it (one for another room comes
  *    as NONE, own_frame) and no room change came after it: the owner publishes that change
  *    (the removal's own leave, a later join) after the copy (bus_nums.c), and its coming

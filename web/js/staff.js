@@ -240,9 +240,11 @@ function wire(entry) {
     // A colleague took us out of the room (protocol 5.7.1), or the server did because our
     // refreshed token no longer allows it ("revoked", 5.15): the session stays, the call is over.
     if (e.detail.peer === sig.peer) {
-      // A removal names the room it was made for: one from a room we have left since (and
-      // arriving after we joined this one) is not about this call, and the server left us here.
+      // A removal names the room it was made for, and our stay in it (joined's): one from a
+      // room we have left since, or from an earlier stay in this one (we left and joined it
+      // again), arriving after we joined, is not about this call: the server left us here.
       if (e.detail.room && call.room && e.detail.room !== call.room) return;
+      if (e.detail.stay && call.stay && e.detail.stay !== call.stay) return;
       endCall(e.detail.reason === 'revoked'
         ? 'Your access to this clinic was withdrawn: you have left the call.'
         : 'A colleague removed you from the call.');
@@ -438,13 +440,14 @@ async function enterRoom(c, r) {
 async function startCall(entry, j) {
   if (call?.rejoining && call.mesh) {
     call.rejoining = false;
+    call.stay = j.stay;
     for (const p of j.peers) if (!p.hold) call.mesh.add(p, true);
     return;
   }
   stream = stream || (await getLocalStream().catch(() => new MediaStream()));
   const mesh = new Mesh({ signal: entry.sig, iceServers: entry.servers.ice_servers, relayOnly: false, stream, profile: j.profile });
   const ui = new CallUI(mesh, me.display_name);
-  call = { ...(call || {}), sig: entry.sig, servers: entry.servers, mesh, ui, room: j.room };
+  call = { ...(call || {}), sig: entry.sig, servers: entry.servers, mesh, ui, room: j.room, stay: j.stay };
   const pt = j.peers.find((p) => p.role === 'patient');
   if (pt) {
     call.patient = pt.peer;

@@ -229,7 +229,10 @@ typedef struct ar_sig_msg_s {
             ar_sig_str_t room;
             ar_sig_list_t peers; /* of ar_sig_peer_t */
             int profile;         /* ar_sig_profile_t */
-        } join;                  /* join (room only) and joined */
+            /* joined, optional: the recipient's stay in the room, an opaque id that a removal
+             * from that stay names too (peer_left.stay) */
+            ar_sig_str_t stay;
+        } join; /* join (room only) and joined */
         ar_sig_peer_t peer_joined;
         struct {
             ar_sig_str_t peer;
@@ -237,6 +240,9 @@ typedef struct ar_sig_msg_s {
             /* Optional: the room the member left, set on the removal a member gets about
              * itself (protocol.md 5.7.1), so that it is not taken for one from a later room. */
             ar_sig_str_t room;
+            /* Optional, with room: the member's stay in that room that the removal is from (its
+             * joined.stay), so that it is not taken for one from a later stay in the same room. */
+            ar_sig_str_t stay;
         } peer_left;
         struct {
             ar_sig_str_t clinic, area, name;

@@ -194,6 +194,7 @@ static const ar__sig_field_t s_joined_f[] = {
     S("room", R, AR__CS_ID, M(join.room), 1, ID_MAX),
     L("peers", R, M(join.peers), 0, AR_SIG_PEERS_MAX, &t_peer),
     E("profile", R, M(join.profile), profiles),
+    S("stay", 0, AR__CS_ID, M(join.stay), 1, ID_MAX),
 };
 TABLE(s_joined, 0);
 
@@ -210,6 +211,7 @@ static const ar__sig_field_t s_peer_left_f[] = {
     S("peer", R, AR__CS_ID, M(peer_left.peer), 1, ID_MAX),
     E("reason", R, M(peer_left.reason), left_reasons),
     S("room", 0, AR__CS_ID, M(peer_left.room), 1, ID_MAX),
+    ROW("stay", AR__SIG_STR, 0, AR__CS_ID, M(peer_left.stay), 1, ID_MAX, NULL, NULL, "room"),
 };
 TABLE(s_peer_left, 0);
 

@@ -36,6 +36,16 @@ async function enter(c, p, others) {
   for (const o of [p, ...others]) assert.equal((await o.next('peer_joined')).peer, c.peer);
 }
 
+// p's room, s1 (on A, may run the call) and s2 (on B, a colleague of c1) in it.
+async function withColleague() {
+  const p = await room();
+  const s1 = await connect(A, staffToken(['provider'], { room: p.room }), { name: 'Dr Ana' });
+  await enter(s1, p, []);
+  const s2 = await connect(B, staffToken(), { name: 'Dr Bo' }); // in c1: joins any of its rooms
+  await enter(s2, p, [s1]);
+  return { p, s1, s2 };
+}
+
 // The refusal of one `remove`, with its request id echoed.
 async function refused(c, peer, id) {
   c.send({ type: 'remove', peer, id });
@@ -102,11 +112,7 @@ test('an invitee removed by staff on its own node goes the same way', async () =
 });
 
 test('staff remove a colleague on the other node: out of the room, still connected', async () => {
-  const p = await room();
-  const s1 = await connect(A, staffToken(['provider'], { room: p.room }), { name: 'Dr Ana' });
-  await enter(s1, p, []);
-  const s2 = await connect(B, staffToken(), { name: 'Dr Bo' }); // in c1: joins any of its rooms
-  await enter(s2, p, [s1]);
+  const { p, s1, s2 } = await withColleague();
   s1.send({ type: 'remove', peer: s2.peer });
   const own = await s2.next('peer_left');
   assert.deepEqual([own.peer, own.reason, own.room], [s2.peer, 'removed', p.room]);
@@ -124,31 +130,33 @@ test('staff remove a colleague on the other node: out of the room, still connect
   for (const c of [p, s1, s2]) c.close();
 });
 
+// s1 (on A) removes s2 (on B) while node B's NATS server is stopped, and s2 leaves its room
+// and joins `to`, which B handles itself: A checks the removal against s2 still in its room
+// (s2's leave cannot reach A now); its pong says it did. Both waits at once, well under the 3 s
+// of silence after which a worker counts as dead (bus.c). s2's `joined` in `to`.
+async function removeWhileMoving(s1, s2, to) {
+  kill(nats.procs[1], 'SIGSTOP');
+  try {
+    s1.send({ type: 'remove', peer: s2.peer });
+    s1.send({ type: 'ping', t: 1 });
+    s2.send({ type: 'leave' });
+    s2.send({ type: 'join', room: to });
+    const [pong, joined] = await Promise.all([s1.next('pong', 2000), s2.next('joined', 2000)]);
+    assert.deepEqual([pong.t, joined.room], [1, to]);
+    return joined;
+  } finally {
+    kill(nats.procs[1], 'SIGCONT');
+  }
+}
+
 // The removal reaches the member's node a bus hop after the check: a colleague who left the
 // room and joined another meanwhile gets the frame (it names the room it was for) and stays in
 // the room it is in now. Node B's NATS server stops for a moment, so the removal waits there
 // while B handles the colleague's leave and join itself.
 test('a removal from a room the colleague has left since leaves it in its new room', async () => {
-  const p = await room();
-  const s1 = await connect(A, staffToken(['provider'], { room: p.room }));
-  await enter(s1, p, []);
-  const s2 = await connect(B, staffToken());
-  await enter(s2, p, [s1]);
+  const { p, s1, s2 } = await withColleague();
   const q = await room(B); // the room s2 moves to
-  kill(nats.procs[1], 'SIGSTOP');
-  try {
-    // A checks the removal against s2 still in p's room (s2's leave cannot reach A now); its
-    // pong says it did. Both waits at once, well under the 3 s of silence after which a
-    // worker counts as dead (bus.c).
-    s1.send({ type: 'remove', peer: s2.peer });
-    s1.send({ type: 'ping', t: 1 });
-    s2.send({ type: 'leave' });
-    s2.send({ type: 'join', room: q.room });
-    const [pong, joined] = await Promise.all([s1.next('pong', 2000), s2.next('joined', 2000)]);
-    assert.deepEqual([pong.t, joined.room], [1, q.room]);
-  } finally {
-    kill(nats.procs[1], 'SIGCONT');
-  }
+  await removeWhileMoving(s1, s2, q.room);
   const own = await s2.next((f) => f.type === 'peer_left' && f.peer === s2.peer);
   assert.deepEqual([own.reason, own.room], ['removed', p.room]);
   // Still in q's room: a relay to its patient passes (bad_state if s2 had been taken out).
@@ -160,4 +168,29 @@ test('a removal from a room the colleague has left since leaves it in its new ro
   assert.equal((await p.next(left(s2.peer))).reason, 'left');
   assert.equal((await s1.next(left(s2.peer))).reason, 'left');
   for (const c of [p, q, s1, s2]) c.close();
+});
+
+// The same within one room: the colleague leaves the room and joins it again before the
+// removal reaches its node. The removal names the stay it was for (the `stay` of the first
+// `joined`), the second stay has another, and the colleague stays in the room. Before, the
+// removal named only the room and took it out of its new stay.
+test('a removal from an earlier stay in the room leaves the colleague in its new stay', async () => {
+  const { p, s1, s2 } = await withColleague();
+  const first = s2.all.find((f) => f.type === 'joined');
+  assert.ok(first.stay, 'joined names the stay');
+  const again = await removeWhileMoving(s1, s2, p.room); // checked against the first stay
+  assert.notEqual(again.stay, first.stay);
+  const own = await s2.next((f) => f.type === 'peer_left' && f.peer === s2.peer);
+  assert.deepEqual([own.reason, own.room, own.stay], ['removed', p.room, first.stay]);
+  // Still in the room: a relay to its patient passes (bad_state if s2 had been taken out).
+  s2.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n', id: 1 });
+  assert.equal((await p.next('offer')).from, s2.peer);
+  assert.ok(!s2.frames.some((f) => f.type === 'error'), JSON.stringify(s2.frames));
+  // The others saw s2 leave by its own leave and come back, never removed.
+  for (const o of [p, s1]) {
+    assert.equal((await o.next(left(s2.peer))).reason, 'left');
+    assert.equal((await o.next('peer_joined')).peer, s2.peer);
+    assert.ok(!o.all.some((f) => left(s2.peer)(f) && f.reason === 'removed'), 'told s2 was removed');
+  }
+  for (const c of [p, s1, s2]) c.close();
 });

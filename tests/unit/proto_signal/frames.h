@@ -74,7 +74,7 @@ static const frame_case_t valid_frames[] = {
     {"s_joined", S, AR_SIG_JOINED,
      "{\"v\":1,\"type\":\"joined\",\"seq\":1,\"room\":\"r1\",\"peers\":[{\"peer\":\"p2\",\"role\":"
      "\"staff\",\"name\":\"Dr Ana\"},{\"peer\":\"p3\",\"role\":\"invitee\",\"lang\":\"uk-UA\","
-     "\"hold\":true}],\"profile\":\"standard\"}"},
+     "\"hold\":true}],\"profile\":\"standard\",\"stay\":\"1764489600123456\"}"},
     {"s_peer_joined", S, AR_SIG_PEER_JOINED,
      "{\"v\":1,\"type\":\"peer_joined\",\"seq\":2,\"peer\":\"p4\",\"role\":\"invitee\",\"lang\":"
      "\"de\"}"},
@@ -86,7 +86,7 @@ static const frame_case_t valid_frames[] = {
      "\"s1\",\"reason\":\"revoked\"}"},
     {"s_peer_left_removed", S, AR_SIG_PEER_LEFT,
      "{\"v\":1,\"type\":\"peer_left\",\"seq\":9,\"fid\":\"AAECAwQFBgcICQoLDA0ODw\",\"peer\":"
-     "\"s2\",\"reason\":\"removed\",\"room\":\"r-7f3a9c0b\"}"},
+     "\"s2\",\"reason\":\"removed\",\"room\":\"r-7f3a9c0b\",\"stay\":\"1764489600123456\"}"},
     {"s_wait", S, AR_SIG_WAIT,
      "{\"v\":1,\"type\":\"wait\",\"seq\":1,\"area\":\"knee\",\"status\":\"hold\"}"},
     {"s_queue", S, AR_SIG_QUEUE,

@@ -101,6 +101,10 @@ static const bad_case_t bad_cases[] = {
      E(BAD_FIELD), "field 'resume' needs field 'last_seq'"},
     {C, "{\"v\":1,\"type\":\"hello\",\"token\":\"a\",\"last_seq\":1}", P, E(BAD_FIELD),
      "field 'last_seq' needs field 'resume'"},
+    {S,
+     "{\"v\":1,\"type\":\"peer_left\",\"seq\":3,\"peer\":\"p\",\"reason\":\"removed\",\"stay\":"
+     "\"5\"}",
+     P, E(BAD_FIELD), "field 'stay' needs field 'room'"},
     {C, "{\"v\":1,\"type\":\"hello\",\"token\":\"a b\"}", P, E(BAD_FIELD),
      "field 'token' must hold only A-Z a-z 0-9 . _ -"},
     {C,

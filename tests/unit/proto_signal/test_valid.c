@@ -221,15 +221,33 @@ static void test_values(void **state)
     assert_int_equal(m.u.peer_left.reason, AR_SIG_LEFT_REVOKED);
     assert_true(str_is(m.u.peer_left.peer, "s1"));
     assert_null(m.u.peer_left.room.p); /* optional: only a removal names its room */
+
+    assert_null(m.u.peer_left.stay.p);
     ar_sig_msg_free(&m);
 
-    /* A removal names the room it was made for (protocol.md 5.7.1), and builds back to it. */
+    /* A removal names the room it was made for (protocol.md 5.7.1), and builds back to it; one
+     * from a worker before stays names no stay. */
     parse_ok(S,
              "{\"v\":1,\"type\":\"peer_left\",\"seq\":9,\"peer\":\"s2\",\"reason\":"
              "\"removed\",\"room\":\"r-7f3a9c0b\"}",
              &m);
     assert_int_equal(m.u.peer_left.reason, AR_SIG_LEFT_REMOVED);
     assert_true(str_is(m.u.peer_left.room, "r-7f3a9c0b"));
+    assert_null(m.u.peer_left.stay.p);
+    ar_sig_msg_free(&m);
+
+    /* And the member's stay in that room, as its joined named it. */
+    parse_ok(S,
+             "{\"v\":1,\"type\":\"peer_left\",\"seq\":9,\"peer\":\"s2\",\"reason\":"
+             "\"removed\",\"room\":\"r-7f3a9c0b\",\"stay\":\"1764489600123456\"}",
+             &m);
+    assert_true(str_is(m.u.peer_left.stay, "1764489600123456"));
+    ar_sig_msg_free(&m);
+    parse_ok(S,
+             "{\"v\":1,\"type\":\"joined\",\"seq\":1,\"room\":\"r1\",\"peers\":[],"
+             "\"profile\":\"low\",\"stay\":\"7\"}",
+             &m);
+    assert_true(str_is(m.u.join.stay, "7"));
     ar_sig_msg_free(&m);
 
     parse_ok(S, valid_frames[N_VALID - 1].json, &m); /* drain */
