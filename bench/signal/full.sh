@@ -28,6 +28,9 @@
 #   spread over the four, as the app's placement by clinic puts them; CPU counts all workers and
 #   nats-server),
 #   RATE_PAIRS (the relay phase's pairs: RATE/20 by default, 10 messages/s per connection),
+#   RELAY_ROUNDS (the "relay" phase's servers and rates run that many times over, interleaved,
+#   1 by default: report.sh gives each ratio per round and their median, which the load of this
+#   shared machine moves less than one round's),
 #   PHASES="servers hop scale" (or "relay": only the CPU
 #   per relayed message and latency at RATES, the relay part of "servers"; or "idle": anteroom's
 #   idle line, plain and TLS, with each of IDLE_WORKERS="1 12" workers; IDLE_HOLD=S holds the
@@ -51,6 +54,7 @@ CALLS=${CALLS:-2000}
 CALL_PROCS=${CALL_PROCS:-4}
 HOP_RATE=${HOP_RATE:-2000}
 HOP_ROUNDS=${HOP_ROUNDS:-3}
+RELAY_ROUNDS=${RELAY_ROUNDS:-1}
 SCALE=${SCALE:-200000}
 SCALE_WORKERS=${SCALE_WORKERS:-12}
 SCALE_PROCS=${SCALE_PROCS:-12}
@@ -229,9 +233,15 @@ has servers "$PHASES" && for s in $SERVERS; do
 done
 
 # relay: the rate measurements of "servers" alone (a quick before/after of the relay path).
-has relay "$PHASES" && ! has servers "$PHASES" && for s in $SERVERS; do
-  for r in $RATES; do
-    meter "$s@$r" "$s" - rate -r "$r" -k "${RATE_PAIRS:-$(((r + 19) / 20))}" -T "$SECS" $(rate_args "$s")
+# Round k > 1 labels its lines <server>@<rate>~k (report.sh: the ratios of each round, and their
+# median).
+has relay "$PHASES" && ! has servers "$PHASES" && for round in $(seq "$RELAY_ROUNDS"); do
+  suffix=""
+  [ "$round" -gt 1 ] && suffix="~$round"
+  for s in $SERVERS; do
+    for r in $RATES; do
+      meter "$s@$r$suffix" "$s" - rate -r "$r" -k "${RATE_PAIRS:-$(((r + 19) / 20))}" -T "$SECS" $(rate_args "$s")
+    done
   done
 done
 
