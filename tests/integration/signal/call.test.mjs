@@ -491,7 +491,8 @@ async function subscriptionRace(area, others) {
   for (let i = 0; i < others; i++) {
     const w = await connect(i % 2 ? B : A, staffToken(['receptionist']));
     w.send({ type: 'subscribe', clinic: 'c1', area });
-    await w.next((f) => f.type === 'queue' && f.area === area);
+    const snap = await w.next((f) => f.type === 'queue' && f.area === area);
+    w.snapped = new Set(snap.entries.map((e) => e.peer));
     crowd.push(w);
   }
   // Every worker knows both patients and sB's subscription before the bus stops.
@@ -501,6 +502,16 @@ async function subscriptionRace(area, others) {
   await queued(sB, area, held.peer);
   await queued(sB, area, moved.peer);
   await sleep(300);
+  // A crowd member may have subscribed before the patients' records reached its worker: it then
+  // got their queue_add after its snapshot, once, and only for a patient its snapshot lacked.
+  for (const w of crowd) {
+    const adds = w.frames.filter((f) => f.type === 'queue_add' && f.area === area);
+    for (const p of [held, moved]) {
+      const n = adds.filter((f) => f.entry.peer === p.peer).length;
+      assert.equal(n, w.snapped.has(p.peer) ? 0 : 1);
+    }
+    w.frames = [];
+  }
   watch.frames = [];
   sB.frames = [];
   const late = await connect(B, patientToken(rid(), { area }));
