@@ -221,7 +221,6 @@ static void test_values(void **state)
     assert_int_equal(m.u.peer_left.reason, AR_SIG_LEFT_REVOKED);
     assert_true(str_is(m.u.peer_left.peer, "s1"));
     assert_null(m.u.peer_left.room.p); /* optional: only a removal names its room */
-
     assert_null(m.u.peer_left.stay.p);
     ar_sig_msg_free(&m);
 
