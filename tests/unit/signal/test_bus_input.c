@@ -69,6 +69,18 @@ static json_t *adopt(json_int_t seq, json_int_t ack, json_t *frames)
                      frames ? frames : json_array(), "u", 0);
 }
 
+/* A backup worker (*srv) that took PEER's session from an adoption numbered up to seq,
+ * acknowledged up to ack, with the buffer frames: the session as it holds it. */
+static ar__sig_sess_t *adopted(ar__sig_srv_t **srv, json_int_t seq, json_int_t ack, json_t *frames)
+{
+    *srv = backup_worker();
+    su_proc(*srv, adopt(seq, ack, frames));
+    ar__sig_rec_t *r = ar__sig_rec_find(*srv, PEER);
+    assert_non_null(r);
+    assert_non_null(r->local);
+    return r->local;
+}
+
 /* An adopt whose seq or ack no client could be sent makes no copy: a promotion would number on
  * from INT64_MAX (the fuzzer's UBSan report: signed overflow in own_frame). */
 static void test_adopt_seq_out_of_range(void **state)
@@ -96,13 +108,11 @@ static void test_adopt_seq_out_of_range(void **state)
 static void test_adopt_frames_checked(void **state)
 {
     (void)state;
-    ar__sig_srv_t *srv = backup_worker();
     json_t *fr = json_pack("[[I,s,i,s],[I,s,i,s],[I,s,i,s],[I,s,i,s]]", (json_int_t)0, FID, 0,
                            FRAME, (json_int_t)INT64_MAX, FID, 0, FRAME, (json_int_t)3, "0102", 0,
                            FRAME, (json_int_t)4, FID, 0, FRAME);
-    su_proc(srv, adopt(4, 0, fr));
-    ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
-    assert_non_null(s);
+    ar__sig_srv_t *srv;
+    ar__sig_sess_t *s = adopted(&srv, 4, 0, fr);
     assert_int_equal(s->nframes, 1);
     assert_int_equal(s->head->seq, 4);
     worker_free(srv);
@@ -116,7 +126,6 @@ static void test_adopt_frames_checked(void **state)
 static void test_adopt_frames_in_order(void **state)
 {
     (void)state;
-    ar__sig_srv_t *srv = backup_worker();
     static const char *const fids[] = {
         "01010101010101010101010101010101", "05050505050505050505050505050505",
         "02020202020202020202020202020202", "03030303030303030303030303030303",
@@ -125,9 +134,8 @@ static void test_adopt_frames_in_order(void **state)
     json_t *fr = json_array();
     for (size_t i = 0; i < 5; i++)
         json_array_append_new(fr, json_pack("[I,s,i,s]", seqs[i], fids[i], 0, FRAME));
-    su_proc(srv, adopt(3, 0, fr));
-    ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
-    assert_non_null(s);
+    ar__sig_srv_t *srv;
+    ar__sig_sess_t *s = adopted(&srv, 3, 0, fr);
     assert_int_equal(s->nframes, 3);
     int64_t want = 1;
     for (const ar__sig_frame_t *f = s->head; f; f = f->next)
@@ -141,16 +149,14 @@ static void test_adopt_frames_in_order(void **state)
 static void test_adopt_frames_acked(void **state)
 {
     (void)state;
-    ar__sig_srv_t *srv = backup_worker();
     static const char *const fids[] = {"01010101010101010101010101010101",
                                        "02020202020202020202020202020202",
                                        "03030303030303030303030303030303"};
     json_t *fr = json_array();
     for (size_t i = 0; i < 3; i++)
         json_array_append_new(fr, json_pack("[I,s,i,s]", (json_int_t)(i + 1), fids[i], 0, FRAME));
-    su_proc(srv, adopt(3, 2, fr));
-    ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
-    assert_non_null(s);
+    ar__sig_srv_t *srv;
+    ar__sig_sess_t *s = adopted(&srv, 3, 2, fr);
     assert_int_equal(s->nframes, 1);
     assert_int_equal(s->head->seq, 3);
     assert_ptr_equal(s->head, s->tail);
@@ -333,13 +339,11 @@ static void test_frames_with_controls(void **state)
     (void)state;
     static const char bad[] = "{\"v\":1,\"type\":\"peer_left\",\"seq\":0,\"peer\":\"a\x01\"}";
     refused_from_bus(bad);
-    ar__sig_srv_t *srv = backup_worker();
     json_t *fr =
         json_pack("[[I,s,i,s],[I,s,i,s]]", (json_int_t)1, "01010101010101010101010101010101", 0,
                   bad, (json_int_t)2, "02020202020202020202020202020202", 0, FRAME);
-    su_proc(srv, adopt(2, 0, fr));
-    ar__sig_sess_t *s = ar__sig_rec_find(srv, PEER)->local;
-    assert_non_null(s);
+    ar__sig_srv_t *srv;
+    ar__sig_sess_t *s = adopted(&srv, 2, 0, fr);
     assert_int_equal(s->nframes, 1);
     assert_int_equal(s->head->seq, 2);
     worker_free(srv);
