@@ -256,9 +256,9 @@ NO_COVERAGE static void check_links(ar__sig_srv_t *srv)
         if (nf != x->nframes || last != x->tail)
             __builtin_trap();
         last = NULL;
-        for (const ar__sig_frame_t *f = x->pending; f; f = f->next, np++)
+        for (const ar__sig_frame_t *f = x->cold->pending; f; f = f->next, np++)
             last = f;
-        if (np != x->npending || last != x->pending_tail)
+        if (np != x->cold->npending || last != x->cold->pending_tail)
             __builtin_trap();
     }
 }
@@ -373,7 +373,10 @@ static void special(worker_t *w, int key, int tick)
         /* A known secret (the peer id, '.', twenty 'r'; subject hash zero), so that a "take"
          * in the input can present it and a hand-over goes through. */
         s->away_since = srv->now;
-        snprintf(s->resume, sizeof(s->resume), "%s.rrrrrrrrrrrrrrrrrrrr", peers[key]);
+        char text[AR__SIG_RESUME_LEN + 1];
+        snprintf(text, sizeof(text), "%s.rrrrrrrrrrrrrrrrrrrr", peers[key]);
+        if (ar__sig_sess_resume_set(s, text) != 0)
+            __builtin_trap();
     }
 }
 

@@ -174,26 +174,39 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 
 /* ---- frames lost before numbering: the client is told (docs/protocol.md 5.10) ---- */
 
-void ar__sig_sess_report_lost(ar__sig_sess_t *s)
+/* error lost to s's live client about n frames after seq after: 1 when it was sent. */
+static int tell_lost(ar__sig_sess_t *s, uint32_t n, int64_t after)
 {
     ar__sig_conn_t *cn = s->conn;
-    if (!s->lost || s->is_backup || !cn || cn->state != AR__SIG_C_LIVE)
-        return;
+    if (s->is_backup || !cn || cn->state != AR__SIG_C_LIVE)
+        return 0;
     char text[AR_SIG_ERR_TEXT];
     snprintf(text, sizeof(text), "%u messages for this session were lost after seq %lld",
-             (unsigned)s->lost, (long long)s->lost_after);
-    /* A send that kills cn leaves cn and s allocated (srv.c, on_close): the loss is cleared only
-     * once it was told, else the next welcome tells it. */
+             (unsigned)n, (long long)after);
+    /* A send that kills cn leaves cn and s allocated (srv.c, on_close). */
     ar__sig_send_error(cn, AR_SIG_E_LOST, text, 0, AR_SIG_NONE);
-    if (cn->state == AR__SIG_C_LIVE)
-        s->lost = 0;
+    return cn->state == AR__SIG_C_LIVE;
+}
+
+void ar__sig_sess_report_lost(ar__sig_sess_t *s)
+{
+    /* The loss is cleared only once it was told, else the next welcome tells it. */
+    if (s->cold->lost && tell_lost(s, s->cold->lost, s->cold->lost_after))
+        s->cold->lost = 0; /* its own: lost was set */
 }
 
 static void sess_lost(ar__sig_sess_t *s, uint32_t n)
 {
-    if (!s->lost)
-        s->lost_after = s->seq;
-    s->lost = s->lost + n < s->lost ? UINT32_MAX : s->lost + n;
+    ar__sig_sess_cold_t *c = ar__sig_sess_cold(s);
+    if (!c) {
+        /* Nowhere to keep the count: a live client is told now, an away one never (logged). */
+        if (!tell_lost(s, n, s->seq))
+            ar_log(AR_LOG_WARN, "signal_lost_unnoted", AR_LF_INT("frames", (int64_t)n));
+        return;
+    }
+    if (!c->lost)
+        c->lost_after = s->seq;
+    c->lost = c->lost + n < c->lost ? UINT32_MAX : c->lost + n;
     ar__sig_sess_report_lost(s);
 }
 

@@ -381,22 +381,22 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 
 /* to: a peer id of exactly AR__SIG_PEER_LEN characters (on_relay), so comparing the whole
  * arrays (an inlined fixed-size compare, not a strcmp call per slot) is comparing the strings. */
-static int cand_slot(ar__sig_sess_t *s, const char to[AR__SIG_PEER_LEN + 1], int reset)
+static int cand_slot(ar__sig_sess_cold_t *c, const char to[AR__SIG_PEER_LEN + 1], int reset)
 {
     int free_slot = -1;
     for (int i = 0; i < AR__SIG_ROOM_MAX - 1; i++) {
-        if (memcmp(s->cand[i].peer, to, AR__SIG_PEER_LEN + 1) == 0) {
+        if (memcmp(c->cand[i].peer, to, AR__SIG_PEER_LEN + 1) == 0) {
             if (reset)
-                s->cand[i].n = 0;
+                c->cand[i].n = 0;
             return i;
         }
-        if (!s->cand[i].peer[0] && free_slot < 0)
+        if (!c->cand[i].peer[0] && free_slot < 0)
             free_slot = i;
     }
     if (free_slot < 0)
         free_slot = 0; /* a peer that left: reuse its slot */
-    memcpy(s->cand[free_slot].peer, to, AR__SIG_PEER_LEN + 1);
-    s->cand[free_slot].n = 0;
+    memcpy(c->cand[free_slot].peer, to, AR__SIG_PEER_LEN + 1);
+    c->cand[free_slot].n = 0;
     return free_slot;
 }
 
@@ -425,13 +425,23 @@ static void on_relay(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_BAD_STATE); /* a held patient has no peer connection (5.5) */
         return;
     }
-    int slot = cand_slot(s, id, m->type == AR_SIG_OFFER);
-    if (m->type == AR_SIG_CANDIDATE && s->cand[slot].n >= AR__SIG_CAND_MAX) {
-        REFUSE(cn, m, AR_SIG_E_TOO_MANY_CANDIDATES);
-        return;
+    /* The counts live in the session's cold part, made at its first candidate: an offer or an
+     * answer before any has no count to reset (none is kept where there is no part). */
+    if (m->type == AR_SIG_CANDIDATE) {
+        ar__sig_sess_cold_t *c = ar__sig_sess_cold(s);
+        if (!c) {
+            REFUSE(cn, m, AR_SIG_E_INTERNAL); /* not relayed: the client may send it again */
+            return;
+        }
+        int slot = cand_slot(c, id, 0);
+        if (c->cand[slot].n >= AR__SIG_CAND_MAX) {
+            REFUSE(cn, m, AR_SIG_E_TOO_MANY_CANDIDATES);
+            return;
+        }
+        c->cand[slot].n++;
+    } else if (ar__sig_sess_has_cold(s)) {
+        (void)cand_slot(s->cold, id, m->type == AR_SIG_OFFER);
     }
-    if (m->type == AR_SIG_CANDIDATE)
-        s->cand[slot].n++;
     *to = str(r->peer); /* "to" becomes "from" */
     /* A relay is the last thing its handler does and loops over nothing, so a peer this worker
      * owns gets it at once, not from the next wake-up of the bus's eventfd (docs/signal.md,

@@ -25,12 +25,18 @@
 static void take_lost(ar__sig_sess_t *s, const json_t *lost)
 {
     json_int_t n = 0, after = 0;
+    ar__sig_sess_cold_t *c;
     if (!lost || json_unpack((json_t *)lost, "[I,I]", &n, &after) != 0 || n <= 0 || after < 0)
         return;
-    if (!s->lost || after < s->lost_after)
-        s->lost_after = after;
-    uint64_t sum = (uint64_t)s->lost + (uint64_t)n;
-    s->lost = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+    if (!(c = ar__sig_sess_cold(s))) {
+        /* Nowhere to keep it: the client is not told (as a loss noted nowhere; logged). */
+        ar_log(AR_LOG_WARN, "signal_lost_unnoted", AR_LF_INT("frames", (int64_t)n));
+        return;
+    }
+    if (!c->lost || after < c->lost_after)
+        c->lost_after = after;
+    uint64_t sum = (uint64_t)c->lost + (uint64_t)n;
+    c->lost = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
 }
 
 /*
@@ -42,7 +48,7 @@ static void take_lost(ar__sig_sess_t *s, const json_t *lost)
  * copy back (ar__sig_node_dead) and a client resuming here asks it. Every other worker still
  * names us until that update: a resume there asks us and is kicked to the new owner by it.
  */
-static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint64_t to)
+static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_sess_cold_t *c, uint64_t to)
 {
     /* Not ar__sig_sess_demote: the client is closed (it resumes on `to`), the losses stay for
      * the answer (let_go forgets them), and the copy remembers whom it went to. */
@@ -54,7 +60,7 @@ static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint64_t to)
     s->claims = NULL;
     s->promoted = 0;
     s->handed = 1;
-    s->prev_owner = to;
+    c->prev_owner = to;
     s->away_since = srv->now; /* when it was handed: no word from `to` in a grace period ends it */
     s->rec->owner = to;
 }
@@ -75,12 +81,18 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
     ar__sig_sess_t *s = r->local;
     /* Handed to the asker already: our answer was lost, or crossed its next ask. The same
      * answer again; the new owner ignores it once it holds the session. */
-    int again = s && s->handed && s->is_backup && !s->provisional && s->prev_owner == to;
+    int again = s && s->handed && s->is_backup && !s->provisional && s->cold->prev_owner == to;
     /* The secret may be the previous one, kept while the client may have lost the welcome
      * that replaced it (sess.c ar__sig_sess_rotate_resume). */
     int ok = s && (!s->is_backup || again) && ar__sig_hex16(hex, h) == 0 &&
              ar__sig_sess_secret_ok(s, resume, h) && ar__sig_sess_resumable(s, last);
-    if (!ok) {
+    /* The handed copy remembers whom it went to (its cold part: there already when again).
+     * Without memory for it the session is not handed over: refused, as a session that cannot
+     * be had here, and the client resumes anew (here, by its next hello). */
+    ar__sig_sess_cold_t *c = ok ? ar__sig_sess_cold(s) : NULL;
+    if (ok && !c)
+        ar_log0(AR_LOG_WARN, "signal_handover_no_memory");
+    if (!c) {
         ar_log(AR_LOG_DEBUG, "signal_handover_refused", AR_LF_INT("have", s != NULL),
                AR_LF_INT("seq", s ? s->seq : -1), AR_LF_INT("last", last),
                AR_LF_INT("head", s && s->head ? s->head->seq : -1));
@@ -94,21 +106,23 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
     /* The secret and the subject's hash go too (as to a backup, send_adopt), and the previous
      * secret ("q") while it is kept: a new owner whose client went meanwhile keeps the session
      * for the client's next resume (on_taken), with whichever of the two the client holds. */
-    char me[17], sh[33];
+    char me[17], sh[33], res[AR__SIG_RESUME_LEN + 1];
     snprintf(me, sizeof(me), "%016llx", (unsigned long long)srv->node_id);
     sodium_bin2hex(sh, sizeof(sh), s->subhash, 16);
+    ar__sig_sess_resume_text(s, res);
     json_t *ans = json_pack("{s:s,s:s,s:b,s:I,s:I,s:o,s:s,s:s,s:s}", "k", "taken", "p", r->peer,
                             "ok", 1, "seq", (json_int_t)s->seq, "ack", (json_int_t)s->acked, "fr",
-                            ar__sig_frames_json(s), "r", s->resume, "h", sh, "from", me);
+                            ar__sig_frames_json(s), "r", res, "h", sh, "from", me);
+    sodium_memzero(res, sizeof(res));
     ar__sig_sess_prev_put(s, ans);
     /* Frames dropped for it while it was away go with it: its client is told by the new owner
      * (after the welcome, as here), not never (docs/signal.md, "Messages dropped ..."). */
-    if (ans && s->lost)
+    if (ans && c->lost)
         (void)json_object_set_new(
-            ans, "lost", json_pack("[I,I]", (json_int_t)s->lost, (json_int_t)s->lost_after));
+            ans, "lost", json_pack("[I,I]", (json_int_t)c->lost, (json_int_t)c->lost_after));
     ar__sig_bus_proc(srv, to, ans);
     if (!again)
-        hand_off(srv, s, to);
+        hand_off(srv, s, c, to);
 }
 
 /* A copy kept for a hand-over that is settled: it goes, unless a client resumes into it. */
@@ -132,8 +146,10 @@ void ar__sig_sess_release(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 static void let_go(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     s->handed = 0;
-    s->lost = 0; /* told to the new owner with the answer */
-    s->lost_after = 0;
+    if (ar__sig_sess_has_cold(s)) {
+        s->cold->lost = 0; /* told to the new owner with the answer */
+        s->cold->lost_after = 0;
+    }
     if (s->rec->backup != srv->node_id) /* else its backup now: its adopt brings the buffer */
         ar__sig_sess_release(srv, s);
 }
@@ -178,8 +194,8 @@ static void take_away(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, json_int_
     s->is_backup = 0;
     s->promoted = 0; /* the old owner numbered every frame it answered with */
     ar__sig_sess_take_state(srv, s, o, res, hex, seq, ack, fr); /* as a backup's adopt does */
-    if (s->lost)
-        s->lost_after = seq;
+    if (s->cold->lost) /* its own then */
+        s->cold->lost_after = seq;
     take_lost(s, json_object_get(o, "lost"));
     r->owner = srv->node_id;
     r->away = 1;
@@ -209,8 +225,8 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
             s->seq = seq;
             s->acked = ack;
             ar__sig_load_frames(srv, s, fr);
-            if (s->lost) /* noted here while resuming: after all the owner numbered */
-                s->lost_after = seq;
+            if (s->cold->lost) /* noted here while resuming: after all the owner numbered */
+                s->cold->lost_after = seq;
             take_lost(s, json_object_get(o, "lost"));
             cn->resume->answer = 1; /* ar__sig_resume_tick finishes the resume */
         } else {

@@ -274,34 +274,68 @@ typedef struct ar__sig_resume_s {
     int demoted;       /* ours, demoted to ask its promoter (resume.c): ours again if refused */
 } ar__sig_resume_t;
 
-/* Held by the owner and the backup of each session: fields ordered so that no padding is left. */
+/*
+ * What only some local sessions need, apart from the session (ar__sig_sess_cold): an idle
+ * session in a room has none of it, and every held session would otherwise carry its 128 bytes
+ * (docs/performance.md, "Idle sessions: the local session's cold part"). Allocated at the first
+ * write of one of these fields; until then (and again once the once-a-second sweep finds it
+ * empty, sess.c) the session points at ar__sig_no_cold, which is read as all empty and never
+ * written. Pointers first, then by size, so that no padding is left inside.
+ */
+typedef struct ar__sig_sess_cold_s {
+    ar__sig_frame_t *pending, *pending_tail; /* backup, or resuming: frames not yet numbered */
+    int64_t lost_after;  /* its seq when the first of the lost frames was dropped */
+    uint64_t prev_owner; /* promoted: the worker we took it from (asked before the grace ends);
+                          * handed: the worker we handed it to */
+    uint32_t npending;
+    uint32_t lost;  /* frames for it dropped (bus.c) and not yet reported to the client */
+    uint32_t asked; /* when prev_owner was asked whether it still holds the client */
+    /* The previous resume secret's hash, while the session's has_prev (sess.c
+     * ar__sig_sess_rotate_resume): 8 bytes, wiped before the part is freed. */
+    uint8_t prev_resume[AR__SIG_PREV_LEN];
+    /* Candidates relayed to each peer since its last offer (flows.c on_relay): only once a
+     * candidate was relayed. */
+    struct {
+        char peer[AR__SIG_PEER_LEN + 1];
+        uint8_t n;
+    } cand[AR__SIG_ROOM_MAX - 1];
+} ar__sig_sess_cold_t;
+extern const ar__sig_sess_cold_t ar__sig_no_cold;
+
+/* The random part of a resume secret: the secret the client holds is the session's peer id,
+ * '.', and these 15 bytes in 20 characters of base64url (ar__sig_sess_resume_text). */
+#define AR__SIG_SECRET_LEN 15
+
+/*
+ * Held by the owner and the backup of each session. Every held session has one on its owner
+ * (and one on its backup), so it is kept to 136 bytes, the allocator's 144-byte class: what
+ * most sessions leave empty is apart (cold), and the resume secret is kept as its 15 random
+ * bytes, not as the 43 characters the client holds (its peer id is the record's). Fields by
+ * size, pointers first, so that no padding is left but the last byte's.
+ */
 struct ar__sig_sess_s {
     ar__sig_sess_t *lnext, *lprev; /* srv->locals: the once-a-second sweep visits only these */
     ar__sig_rec_t *rec;
     ar__sig_conn_t *conn; /* NULL while away, and on a backup */
-    uint64_t prev_owner;  /* promoted: the worker we took it from (asked before the grace ends) */
-    uint32_t asked;       /* when prev_owner was asked whether it still holds the client */
-    uint32_t away_since;
-    int64_t seq;   /* last session-level seq assigned */
-    int64_t acked; /* highest seq the client acknowledged */
+    int64_t seq;          /* last session-level seq assigned */
+    int64_t acked;        /* highest seq the client acknowledged */
     ar__sig_frame_t *head, *tail;
+    ar__sig_claims_t *claims; /* owner only */
+    /* natsSubscription on ar.<jur>.to.*.*.<peer>, unless ours by a tag (bus.c). Rare too, but
+     * kept here: the struct would be 128 bytes without it, in the same 144-byte class. */
+    void *sub_to;
+    ar__sig_sess_cold_t *cold; /* never NULL: &ar__sig_no_cold until ar__sig_sess_cold */
     uint32_t nframes,
         bytes; /* at most AR__SIG_REPLAY_FRAMES (+1), AR__SIG_REPLAY_BYTES (+1 frame) */
-    ar__sig_frame_t *pending, *pending_tail; /* backup, or resuming: frames not yet numbered */
-    uint32_t npending;
-    uint32_t lost;            /* frames for it dropped (bus.c) and not yet reported to the client */
-    int64_t lost_after;       /* its seq when the first of them was dropped */
-    ar__sig_claims_t *claims; /* owner only */
-    void *sub_to; /* natsSubscription on ar.<jur>.to.*.*.<peer>, unless ours by a tag (bus.c) */
+    uint32_t away_since;
     uint8_t subhash[16];
-    /* The previous resume secret's hash, while has_prev (sess.c ar__sig_sess_rotate_resume):
-     * 8 bytes, so the struct stays in the allocator's 288-byte class (280 bytes). */
-    uint8_t prev_resume[AR__SIG_PREV_LEN];
-    char resume[AR__SIG_RESUME_LEN + 1];
+    /* The resume secret's random part, valid while has_secret (a copy made before its owner's
+     * state came has none, and no secret opens it). Wiped with the session (ar_free_wiped). */
+    uint8_t secret[AR__SIG_SECRET_LEN];
     uint8_t is_backup;
     uint8_t provisional; /* made only to catch frames during a resume: never promoted */
     uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
-    /* One byte between them, the struct's last padding:
+    /* Two bytes of flags, the struct's last padding but one byte:
      *  - copies_uncertain: a backup whose owner is such a promotion (adopt "u"): the frames that
      *    owner numbers are uncertain here too, until the client resumes ("res"), in case this
      *    copy is promoted;
@@ -309,20 +343,28 @@ struct ar__sig_sess_s {
      *    of bus messages (rec.c, resume.c);
      *  - resumed: a connection started resuming into it (resume.c): its free lets go of them;
      *  - handed: the owner's copy after it answered "taken" (sess.c on_take): a backup copy kept
-     *    until the new owner (prev_owner) announces itself, promoted back should it die first;
-     *    with provisional, a resume's copy kept for the owner's answer (ar__sig_sess_orphan);
-     *  - has_prev: prev_resume holds a secret the client may still hold (its welcome may have
-     *    been lost), wiped at its first frame after that welcome;
+     *    until the new owner (cold->prev_owner) announces itself, promoted back should it die
+     *    first; with provisional, a resume's copy kept for the owner's answer
+     *    (ar__sig_sess_orphan);
+     *  - has_prev: cold->prev_resume holds a secret the client may still hold (its welcome may
+     *    have been lost), wiped at its first frame after that welcome;
      *  - settle: promoted in the walk of a death, its end (if due) still to come after it
      *    (sess.c settle_promoted), by the action settle_act (AR__SIG_ACT_ENDED or _REMOVED, 0
-     *    for none) its copy held. */
+     *    for none) its copy held;
+     *  - has_secret: secret holds one. */
     uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1, has_prev : 1, settle : 1,
         settle_act : 2;
-    struct {
-        char peer[AR__SIG_PEER_LEN + 1];
-        uint8_t n;
-    } cand[AR__SIG_ROOM_MAX - 1];
+    uint8_t has_secret : 1;
 };
+
+/* s's cold part, writable: allocated (empty) at the first call; NULL when out of memory, and
+ * then s still points at ar__sig_no_cold. */
+ar__sig_sess_cold_t *ar__sig_sess_cold(ar__sig_sess_t *s);
+/* Whether s has a cold part of its own (its fields may be written without ar__sig_sess_cold). */
+static inline int ar__sig_sess_has_cold(const ar__sig_sess_t *s)
+{
+    return s->cold != &ar__sig_no_cold;
+}
 
 enum { AR__SIG_C_HELLO = 0, AR__SIG_C_RESUMING, AR__SIG_C_LIVE, AR__SIG_C_GONE };
 
@@ -551,15 +593,26 @@ int ar__sig_sess_resuming(ar__sig_srv_t *srv, const ar__sig_sess_t *s);
 ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup);
 /* err (when not NULL): 0, or why there is none (AR_ENOMEM, or the subscription's error). */
 ar__sig_sess_t *ar__sig_sess_local_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int backup, int *err);
+/* A new random resume secret for s. */
 void ar__sig_sess_new_resume(ar__sig_sess_t *s);
+/* s's resume secret as the client holds it and the bus carries it ("r"): its peer id, '.', 20
+ * characters of base64url (AR__SIG_RESUME_LEN), NUL-terminated in out; "" when s has none.
+ * The caller wipes out after use (sodium_memzero). */
+void ar__sig_sess_resume_text(const ar__sig_sess_t *s, char out[AR__SIG_RESUME_LEN + 1]);
+/* s's resume secret set from its text (as ar__sig_sess_resume_text makes it): 0, or AR_EINVAL
+ * when text is not s's peer id, '.' and 20 characters of base64url, and then s has none (no
+ * secret opens it) until the next set. */
+int ar__sig_sess_resume_set(ar__sig_sess_t *s, const char *text);
 /*
  * The resume secret, renewed at a resume whose client presented `presented` (its current or its
  * previous secret): the new one is sent in the welcome, and the presented one is kept (as
- * prev_resume) until the client's first frame after that welcome, in case the welcome is lost
- * with its connection (protocol.md 5.10). Both travel wherever the secret does: to the backup
- * ("adopt", "res") and with a hand-over ("taken").
+ * cold->prev_resume) until the client's first frame after that welcome, in case the welcome is
+ * lost with its connection (protocol.md 5.10). Both travel wherever the secret does: to the
+ * backup ("adopt", "res") and with a hand-over ("taken"). AR_ENOMEM when there is no memory for
+ * s's cold part to keep the presented one in: the secret is then not renewed (the presented one
+ * stays s's only secret, the one the client holds, and the welcome carries it again).
  */
-void ar__sig_sess_rotate_resume(ar__sig_sess_t *s, const char *presented);
+int ar__sig_sess_rotate_resume(ar__sig_sess_t *s, const char *presented);
 /* Whether resume (AR__SIG_RESUME_LEN characters) is s's current or kept previous secret and
  * subhash its subject's hash; in constant time for a given outcome of each compare. */
 int ar__sig_sess_secret_ok(const ar__sig_sess_t *s, const char *resume, const uint8_t subhash[16]);
@@ -569,7 +622,8 @@ void ar__sig_sess_prev_wipe(ar__sig_sess_t *s);
  * the previous one is wiped, here and on the backup ("got"). Nothing when there is none. */
 void ar__sig_sess_resume_confirmed(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 /* The previous secret as the bus carries it ("q": 16 hex digits), into a message o (a json_t)
- * when s keeps one; and read from one into s (absent or malformed: none kept). */
+ * when s keeps one; and read from one into s (absent or malformed: none kept; nor when there is
+ * no memory for s's cold part: only the current secret opens s then). */
 void ar__sig_sess_prev_put(const ar__sig_sess_t *s, void *o);
 void ar__sig_sess_prev_get(ar__sig_sess_t *s, const void *o);
 /* An unresumed promotion (ar__sig_sess_unresumed_promotion) undone: s is a backup copy again,

@@ -336,7 +336,7 @@ size_t ar__sig_frames_purge(ar__sig_srv_t *srv, const ar__sig_rec_t *gone)
             continue; /* its own buffer goes with it, wiped */
         for (ar__sig_frame_t *f = s->head; f; f = f->next)
             n += (size_t)purge_frame(srv, f, gone->peer, t, &s->bytes);
-        for (ar__sig_frame_t *f = s->pending; f; f = f->next)
+        for (ar__sig_frame_t *f = s->cold->pending; f; f = f->next)
             n += (size_t)purge_frame(srv, f, gone->peer, t, NULL);
     }
     if (n)

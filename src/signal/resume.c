@@ -48,7 +48,8 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
         /* The welcome below may be lost with cn, after which the client still holds only
          * what it presented: that one keeps working until its first frame on cn (srv.c
          * on_message), and the backup learns both ("res" below, or "adopt"). */
-        ar__sig_sess_rotate_resume(s, presented);
+        if (ar__sig_sess_rotate_resume(s, presented) != 0)
+            ar_log0(AR_LOG_WARN, "signal_resume_secret_kept"); /* the welcome carries it again */
         s->rec->away = 0;
     } else {
         /* Refused below: the session stays away, with cn not attached, as if its connection had
@@ -84,8 +85,11 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
         ar__sig_sess_adopt(srv, s);         /* a new backup gets the buffer and the new secret */
         ar__sig_sess_flush_pending(srv, s); /* an "ended" frame it caught ends it, s and all */
     } else if (s->rec->backup) {
-        json_t *res = json_pack("{s:s,s:s,s:s,s:b}", "k", "res", "p", s->rec->peer, "r", s->resume,
-                                "c", replayed >= 0);
+        char text[AR__SIG_RESUME_LEN + 1];
+        ar__sig_sess_resume_text(s, text);
+        json_t *res = json_pack("{s:s,s:s,s:s,s:b}", "k", "res", "p", s->rec->peer, "r", text, "c",
+                                replayed >= 0);
+        sodium_memzero(text, sizeof(text));
         ar__sig_sess_prev_put(s, res);
         ar__sig_bus_proc(srv, s->rec->backup, res);
     }
@@ -277,9 +281,9 @@ static void drop_attempt(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         ar__sig_sess_orphan(srv, s); /* the owner's answer may be on its way: kept for it */
     } else if (a->created_local && s && s->is_backup && s->provisional) {
         ar__sig_sess_free(srv, s);
-    } else if (s && s->is_backup) {
-        s->lost = 0; /* noted for the resume (bus.c): the owner noted them too */
-        s->lost_after = 0;
+    } else if (s && s->is_backup && ar__sig_sess_has_cold(s)) {
+        s->cold->lost = 0; /* noted for the resume (bus.c): the owner noted them too */
+        s->cold->lost_after = 0;
     }
     cn->sess = NULL;
     cn->resume = NULL;
@@ -305,7 +309,7 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
          * this one had neither): finish renews the secret, unless it finds no memory. The
          * client holds the secret it presented (the owner's current or previous one), so that
          * alone is kept: a previous secret this copy had as a backup goes. */
-        memcpy(s->resume, a->resume, AR__SIG_RESUME_LEN + 1);
+        (void)ar__sig_sess_resume_set(s, a->resume); /* checked at the hello: s's peer */
         ar__sig_sess_prev_wipe(s);
         memcpy(s->subhash, h, 16);
         s->provisional = 0;

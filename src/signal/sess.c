@@ -36,14 +36,70 @@ int ar__sig_hex16(const char *hex, uint8_t out[16])
     return 0;
 }
 
+const ar__sig_sess_cold_t ar__sig_no_cold; /* all zero: no frames, no loss, no slots */
+
+ar__sig_sess_cold_t *ar__sig_sess_cold(ar__sig_sess_t *s)
+{
+    if (ar__sig_sess_has_cold(s))
+        return s->cold;
+    ar__sig_sess_cold_t *c = ar_calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    s->cold = c;
+    return c;
+}
+
+/* s's cold part goes when nothing in it is in use any more (the once-a-second sweep): a backup
+ * catches each frame for its session as pending until the owner's numbered copy comes, and a
+ * session promoted or handed over keeps a worker in it for a while; idle again, they would
+ * otherwise keep the part for good. Candidate counts keep it (a call's peers relay some). */
+static void cold_trim(ar__sig_sess_t *s)
+{
+    const ar__sig_sess_cold_t *c = s->cold;
+    if (c->pending || c->lost || s->has_prev || s->handed || (s->promoted && c->prev_owner))
+        return;
+    for (size_t i = 0; i < AR__SIG_ROOM_MAX - 1; i++)
+        if (c->cand[i].peer[0])
+            return;
+    ar_free_wiped(s->cold);
+    s->cold = (ar__sig_sess_cold_t *)&ar__sig_no_cold;
+}
+
 void ar__sig_sess_new_resume(ar__sig_sess_t *s)
 {
-    char tail[24];
-    (void)ar_rand_id(tail, sizeof(tail), 15); /* 20 characters, 120 bits */
-    memcpy(s->resume, s->rec->peer, AR__SIG_PEER_LEN);
-    s->resume[AR__SIG_PEER_LEN] = '.';
-    memcpy(s->resume + AR__SIG_PEER_LEN + 1, tail, 20);
-    s->resume[AR__SIG_RESUME_LEN] = '\0';
+    randombytes_buf(s->secret, sizeof(s->secret)); /* 120 bits */
+    s->has_secret = 1;
+}
+
+void ar__sig_sess_resume_text(const ar__sig_sess_t *s, char out[AR__SIG_RESUME_LEN + 1])
+{
+    memset(out, 0, AR__SIG_RESUME_LEN + 1); /* all of it read by secret_ok's compare */
+    if (!s->has_secret)
+        return;
+    memcpy(out, s->rec->peer, AR__SIG_PEER_LEN);
+    out[AR__SIG_PEER_LEN] = '.';
+    /* 15 bytes make 20 characters exactly, and any 20 characters of the alphabet 15 bytes: the
+     * text round-trips through ar__sig_sess_resume_set whatever it is. */
+    sodium_bin2base64(out + AR__SIG_PEER_LEN + 1, AR__SIG_RESUME_LEN - AR__SIG_PEER_LEN, s->secret,
+                      AR__SIG_SECRET_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+int ar__sig_sess_resume_set(ar__sig_sess_t *s, const char *text)
+{
+    const char *tail = text + AR__SIG_PEER_LEN + 1;
+    size_t got = 0;
+    sodium_memzero(s->secret, sizeof(s->secret));
+    s->has_secret = 0;
+    if (strlen(text) != AR__SIG_RESUME_LEN || memcmp(text, s->rec->peer, AR__SIG_PEER_LEN) != 0 ||
+        text[AR__SIG_PEER_LEN] != '.' ||
+        sodium_base642bin(s->secret, sizeof(s->secret), tail, AR__SIG_RESUME_LEN - AR__SIG_PEER_LEN - 1,
+                          NULL, &got, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        got != AR__SIG_SECRET_LEN) {
+        sodium_memzero(s->secret, sizeof(s->secret));
+        return AR_EINVAL;
+    }
+    s->has_secret = 1;
+    return 0;
 }
 
 static void prev_hash(const char *resume, uint8_t out[AR__SIG_PREV_LEN])
@@ -63,16 +119,27 @@ static void prev_hash(const char *resume, uint8_t out[AR__SIG_PREV_LEN])
  * 64 bits, checked only with a signed token of the same subject, online, within the grace
  * period and until the client's first frame, against 120 bits for the current secret.
  */
-void ar__sig_sess_rotate_resume(ar__sig_sess_t *s, const char *presented)
+int ar__sig_sess_rotate_resume(ar__sig_sess_t *s, const char *presented)
 {
-    prev_hash(presented, s->prev_resume);
+    ar__sig_sess_cold_t *c = ar__sig_sess_cold(s);
+    if (!c) {
+        /* Nowhere to keep the presented secret: it stays the only one (it is the client's). A
+         * session with a previous secret has its cold part already: the presented one may be
+         * that previous one, so it is set, not assumed. */
+        ar__sig_sess_prev_wipe(s);
+        (void)ar__sig_sess_resume_set(s, presented);
+        return AR_ENOMEM;
+    }
+    prev_hash(presented, c->prev_resume);
     s->has_prev = 1;
     ar__sig_sess_new_resume(s);
+    return 0;
 }
 
 void ar__sig_sess_prev_wipe(ar__sig_sess_t *s)
 {
-    sodium_memzero(s->prev_resume, sizeof(s->prev_resume));
+    if (ar__sig_sess_has_cold(s))
+        sodium_memzero(s->cold->prev_resume, sizeof(s->cold->prev_resume));
     s->has_prev = 0;
 }
 
@@ -81,13 +148,15 @@ int ar__sig_sess_secret_ok(const ar__sig_sess_t *s, const char *resume, const ui
     if (strlen(resume) != AR__SIG_RESUME_LEN)
         return 0;
     uint8_t h[AR__SIG_PREV_LEN];
+    char mine[AR__SIG_RESUME_LEN + 1];
     prev_hash(resume, h);
-    /* Both compared whatever the first gives, so that the time taken does not tell which. */
-    int cur = strlen(s->resume) == AR__SIG_RESUME_LEN &&
-              sodium_memcmp(resume, s->resume, AR__SIG_RESUME_LEN) == 0;
-    int prev = sodium_memcmp(h, s->prev_resume, AR__SIG_PREV_LEN) == 0 && s->has_prev;
+    ar__sig_sess_resume_text(s, mine);
+    /* All compared whatever the first gives, so that the time taken does not tell which. */
+    int cur = sodium_memcmp(resume, mine, AR__SIG_RESUME_LEN) == 0 && s->has_secret;
+    int prev = sodium_memcmp(h, s->cold->prev_resume, AR__SIG_PREV_LEN) == 0 && s->has_prev;
     int sub = sodium_memcmp(subhash, s->subhash, 16) == 0;
     sodium_memzero(h, sizeof(h));
+    sodium_memzero(mine, sizeof(mine));
     return (cur | prev) & sub;
 }
 
@@ -108,19 +177,25 @@ void ar__sig_sess_prev_put(const ar__sig_sess_t *s, void *o)
     if (!o || !s->has_prev)
         return;
     char hex[2 * AR__SIG_PREV_LEN + 1];
-    sodium_bin2hex(hex, sizeof(hex), s->prev_resume, AR__SIG_PREV_LEN);
+    sodium_bin2hex(hex, sizeof(hex), s->cold->prev_resume, AR__SIG_PREV_LEN);
     (void)json_object_set_new(o, "q", json_string(hex));
+    sodium_memzero(hex, sizeof(hex));
 }
 
 void ar__sig_sess_prev_get(ar__sig_sess_t *s, const void *o)
 {
     const char *hex = json_string_value(json_object_get(o, "q"));
     uint8_t h[AR__SIG_PREV_LEN];
+    ar__sig_sess_cold_t *c;
     ar__sig_sess_prev_wipe(s);
     if (hex && strlen(hex) == 2 * (size_t)AR__SIG_PREV_LEN &&
         sodium_hex2bin(h, sizeof(h), hex, strlen(hex), NULL, NULL, NULL) == 0) {
-        memcpy(s->prev_resume, h, sizeof(h));
-        s->has_prev = 1;
+        if ((c = ar__sig_sess_cold(s))) {
+            memcpy(c->prev_resume, h, sizeof(h));
+            s->has_prev = 1;
+        } else {
+            ar_log0(AR_LOG_WARN, "signal_prev_secret_no_memory");
+        }
     }
     sodium_memzero(h, sizeof(h));
 }
@@ -163,7 +238,10 @@ void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
             if (cn->state == AR__SIG_C_RESUMING && cn->sess == s)
                 cn->sess = NULL;
     frame_free_list(srv, s->head);
-    frame_free_list(srv, s->pending);
+    if (ar__sig_sess_has_cold(s)) {
+        frame_free_list(srv, s->cold->pending);
+        ar_free_wiped(s->cold); /* the previous secret's hash with it */
+    }
     ar__sig_claims_free(s->claims);
     if (!s->is_backup && srv->nsessions)
         srv->nsessions--;
@@ -177,6 +255,7 @@ ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int 
     if (!s)
         return NULL;
     s->rec = r;
+    s->cold = (ar__sig_sess_cold_t *)&ar__sig_no_cold; /* read only until ar__sig_sess_cold */
     s->is_backup = (uint8_t)backup;
     r->local = s;
     s->lnext = srv->locals;
@@ -271,16 +350,17 @@ static void append(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_frame_t *f)
 static int pending_take(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid)
 {
     ar__sig_frame_t *prev = NULL;
-    for (ar__sig_frame_t *f = s->pending; f; prev = f, f = f->next) {
+    ar__sig_sess_cold_t *c = s->cold; /* written only when it holds the frame: its own then */
+    for (ar__sig_frame_t *f = c->pending; f; prev = f, f = f->next) {
         if (memcmp(f->fid, fid, 16) != 0)
             continue;
         if (prev)
             prev->next = f->next;
         else
-            s->pending = f->next;
-        if (s->pending_tail == f)
-            s->pending_tail = prev;
-        s->npending--;
+            c->pending = f->next;
+        if (c->pending_tail == f)
+            c->pending_tail = prev;
+        c->npending--;
         f->next = NULL;
         frame_free_list(srv, f);
         return 1;
@@ -410,8 +490,8 @@ static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
      * uncertain too, so that the resume replays them whatever its last_seq (5.10.1). */
     f->uncertain = s->promoted;
     append(srv, s, f);
-    if (act == AR__SIG_ACT_RESET_CAND)
-        memset(s->cand, 0, sizeof(s->cand));
+    if (act == AR__SIG_ACT_RESET_CAND && ar__sig_sess_has_cold(s)) /* else none to reset */
+        memset(s->cold->cand, 0, sizeof(s->cold->cand));
     send_numbered(srv, s, f);
     /* Batched with the other copies for that worker (bus.c); none without a live backup. */
     if (s->rec->backup && ar__sig_node_alive(srv, s->rec->backup))
@@ -425,21 +505,24 @@ void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *
     if (s->is_backup) {
         if (numbered_has(s, fid))
             return;
-        ar__sig_frame_t *f = frame_new(srv, fid, 0, action, frame, len);
+        /* Without memory for the list or the frame, the frame is not kept, as before the cold
+         * part: the owner's numbered copy brings it, unless the owner dies first. */
+        ar__sig_sess_cold_t *c = ar__sig_sess_cold(s);
+        ar__sig_frame_t *f = c ? frame_new(srv, fid, 0, action, frame, len) : NULL;
         if (!f)
             return;
-        if (s->pending_tail)
-            s->pending_tail->next = f;
+        if (c->pending_tail)
+            c->pending_tail->next = f;
         else
-            s->pending = f;
-        s->pending_tail = f;
+            c->pending = f;
+        c->pending_tail = f;
         /* Bounded like the replay buffer: a session away too long loses its oldest frames. */
-        if (++s->npending > AR__SIG_REPLAY_FRAMES) {
-            ar__sig_frame_t *old = s->pending;
-            s->pending = old->next;
+        if (++c->npending > AR__SIG_REPLAY_FRAMES) {
+            ar__sig_frame_t *old = c->pending;
+            c->pending = old->next;
             old->next = NULL;
             frame_free_list(srv, old);
-            s->npending--;
+            c->npending--;
         }
         return;
     }
@@ -463,9 +546,11 @@ void ar__sig_sess_close_conn(ar__sig_sess_t *s, uint16_t code)
 /* After a hand-over: frames that reached us but not the old owner are numbered now. */
 void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
-    ar__sig_frame_t *p = s->pending;
-    s->pending = s->pending_tail = NULL;
-    s->npending = 0;
+    if (!ar__sig_sess_has_cold(s))
+        return; /* none pending */
+    ar__sig_frame_t *p = s->cold->pending;
+    s->cold->pending = s->cold->pending_tail = NULL;
+    s->cold->npending = 0;
     ar__sig_rec_t *r = s->rec;
     while (p) {
         ar__sig_frame_t *n = p->next;
@@ -563,13 +648,15 @@ static void send_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     if (!s->rec->backup)
         return;
-    char hex[33];
+    char hex[33], res[AR__SIG_RESUME_LEN + 1];
     sodium_bin2hex(hex, sizeof(hex), s->subhash, 16);
+    ar__sig_sess_resume_text(s, res); /* "r" as the client holds it, as before it was kept raw */
     /* "u": we are a promotion no client has resumed yet, so the frames we number now are
      * uncertain (own_frame), and must be on the backup too, should it be promoted in turn. */
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}", "k", "adopt", "p", s->rec->peer, "r",
-                          s->resume, "h", hex, "seq", (json_int_t)s->seq, "ack",
-                          (json_int_t)s->acked, "fr", ar__sig_frames_json(s), "u", s->promoted);
+                          res, "h", hex, "seq", (json_int_t)s->seq, "ack", (json_int_t)s->acked,
+                          "fr", ar__sig_frames_json(s), "u", s->promoted);
+    sodium_memzero(res, sizeof(res));
     ar__sig_sess_prev_put(s, o); /* "q": the previous secret, kept until the client's frame */
     ar__sig_bus_proc(srv, s->rec->backup, o);
 }
@@ -671,8 +758,10 @@ void ar__sig_sess_demote(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     }
     s->is_backup = 1;
     s->promoted = 0;
-    s->lost = 0; /* noted as owner: the owner noted them too, and tells its client */
-    s->lost_after = 0;
+    if (ar__sig_sess_has_cold(s)) {
+        s->cold->lost = 0; /* noted as owner: the owner noted them too, and tells its client */
+        s->cold->lost_after = 0;
+    }
     if (srv->nsessions)
         srv->nsessions--;
 }
@@ -707,7 +796,7 @@ static void mark_promotion(ar__sig_srv_t *srv)
 static uint8_t ending_action(const ar__sig_sess_t *s)
 {
     int staff = s->rec->role == AR_SIG_ROLE_STAFF;
-    const ar__sig_frame_t *lists[2] = {s->pending, s->head};
+    const ar__sig_frame_t *lists[2] = {s->cold->pending, s->head};
     for (size_t i = 0; i < 2; i++) {
         for (const ar__sig_frame_t *f = lists[i]; f; f = f->next) {
             if (!staff && (f->action == AR__SIG_ACT_REMOVED || f->action == AR__SIG_ACT_ENDED))
@@ -728,7 +817,7 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
 {
     ar__sig_sess_t *s = r->local;
     ar_log(AR_LOG_DEBUG, "signal_promote", AR_LF_INT("backup", s && s->is_backup),
-           AR_LF_INT("pending", s ? (int64_t)s->npending : 0));
+           AR_LF_INT("pending", s ? (int64_t)s->cold->npending : 0));
     if (!s && !(s = ar__sig_sess_local_new(srv, r, 1, NULL)))
         return;
     if (s->is_backup) {
@@ -745,9 +834,17 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
      * are uncertain, and the first resume replays them whatever its last_seq (5.10.1). */
     if (s->acked > s->seq)
         s->seq = s->acked;
-    ar__sig_frame_t *p = s->pending;
-    s->pending = s->pending_tail = NULL;
-    s->npending = 0;
+    /* Its cold part: for the frames pending (there already if any), and for the worker to ask
+     * before the grace ends. Without memory for it the promotion still happens (nobody else
+     * would take the session) but asks nobody: the session ends at the grace's end as one
+     * whose old owner is dead, unless a client resumes it (the old owner, if alive, refuses
+     * the promotion's record update anyway, rec.c). */
+    ar__sig_sess_cold_t *c = ar__sig_sess_cold(s);
+    ar__sig_frame_t *p = c ? c->pending : NULL;
+    if (c) {
+        c->pending = c->pending_tail = NULL;
+        c->npending = 0;
+    }
     while (p) {
         ar__sig_frame_t *n = p->next;
         p->next = NULL;
@@ -759,8 +856,12 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     /* The owner's copy keeps no removal to apply (own_frame): the one due, if any, is in
      * settle_act, and the others are from rooms it is no longer in. */
     ar__sig_sess_removals_settled(s);
-    s->prev_owner = r->owner;
-    s->asked = 0;
+    if (c) {
+        c->prev_owner = r->owner;
+        c->asked = 0;
+    } else {
+        ar_log0(AR_LOG_WARN, "signal_promote_no_memory");
+    }
     r->owner = srv->node_id;
     r->backup = 0;
     r->away = 1;
@@ -860,6 +961,8 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
     for (ar__sig_sess_t *s = srv->locals; s; s = next) {
         next = s->lnext;
         ar__sig_rec_t *r = s->rec;
+        if (ar__sig_sess_has_cold(s))
+            cold_trim(s);
         if (s->handed && s->provisional) {
             /* A resume's copy kept for an answer that never came (the owner died, or the
              * answer was lost): the owner or its backup still has the session. */
@@ -882,15 +985,16 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
              * (it was only slow, and our promotion or its refusal was lost on the way), it may
              * still hold the client. Ask it first; it re-announces the session (we yield) or
              * says no; no answer within AR__SIG_RESUME_WAIT_S ends the session as before. */
-            if (s->promoted && s->prev_owner && ar__sig_node_alive(srv, s->prev_owner) &&
-                (!s->asked || srv->now - s->asked < AR__SIG_RESUME_WAIT_S)) {
-                if (!s->asked) {
+            ar__sig_sess_cold_t *c = s->cold; /* its own when prev_owner is set */
+            if (s->promoted && c->prev_owner && ar__sig_node_alive(srv, c->prev_owner) &&
+                (!c->asked || srv->now - c->asked < AR__SIG_RESUME_WAIT_S)) {
+                if (!c->asked) {
                     char me[17];
                     snprintf(me, sizeof(me), "%016llx", (unsigned long long)srv->node_id);
-                    s->asked = srv->now ? srv->now : 1;
+                    c->asked = srv->now ? srv->now : 1;
                     ar_log0(AR_LOG_INFO, "signal_promotion_check");
                     ar__sig_bus_proc(
-                        srv, s->prev_owner,
+                        srv, c->prev_owner,
                         json_pack("{s:s,s:s,s:s}", "k", "held?", "p", r->peer, "from", me));
                 }
                 continue;
@@ -950,7 +1054,7 @@ void ar__sig_sess_take_state(ar__sig_srv_t *srv, ar__sig_sess_t *s, const void *
 {
     s->provisional = 0; /* a copy kept for an attempt or a hand-over no more */
     s->handed = 0;
-    snprintf(s->resume, sizeof(s->resume), "%s", resume);
+    (void)ar__sig_sess_resume_set(s, resume); /* malformed: no secret opens it */
     ar__sig_sess_prev_get(s, msg);
     if (ar__sig_hex16(hex, s->subhash) != 0)
         memset(s->subhash, 0, 16);
@@ -1082,7 +1186,7 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
     } else if (strcmp(k, "res") == 0 && s && s->is_backup) {
         const char *res;
         if (json_unpack(o, "{s:s}", "r", &res) == 0) {
-            snprintf(s->resume, sizeof(s->resume), "%s", res);
+            (void)ar__sig_sess_resume_set(s, res);
             ar__sig_sess_prev_get(s, o); /* the secret the client presented ("q") */
         }
         s->copies_uncertain = 0; /* the owner's promotion ended with this resume */
@@ -1096,8 +1200,9 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
     } else if (strcmp(k, "drop") == 0 && s && s->is_backup) {
         if (!ar__sig_sess_resuming(srv, s))
             ar__sig_sess_free(srv, s);
-    } else if (strcmp(k, "unheld") == 0 && s && !s->is_backup && s->promoted) {
-        s->prev_owner = 0; /* the grace period ends it at the next tick */
+    } else if (strcmp(k, "unheld") == 0 && s && !s->is_backup && s->promoted &&
+               ar__sig_sess_has_cold(s)) {
+        s->cold->prev_owner = 0; /* the grace period ends it at the next tick */
     } else if (strcmp(k, "take") == 0) {
         ar__sig_on_take(srv, o, r);
     } else if (strcmp(k, "taken") == 0) {

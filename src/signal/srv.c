@@ -86,7 +86,11 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
     ar_sig_msg_t m;
     ar_sig_msg_init(&m, AR_SIG_WELCOME);
     m.u.welcome.peer = (ar_sig_str_t){s->rec->peer, AR__SIG_PEER_LEN};
-    m.u.welcome.resume = (ar_sig_str_t){s->resume, AR__SIG_RESUME_LEN};
+    char resume[AR__SIG_RESUME_LEN + 1];
+    if (!s->has_secret) /* a copy whose owner's secret came malformed: the client gets one */
+        ar__sig_sess_new_resume(s);
+    ar__sig_sess_resume_text(s, resume);
+    m.u.welcome.resume = (ar_sig_str_t){resume, AR__SIG_RESUME_LEN};
     m.u.welcome.role = s->rec->role;
     m.u.welcome.resumed = resumed;
     m.u.welcome.last_seq = s->seq;
@@ -94,6 +98,7 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
     m.u.welcome.ping = AR__SIG_PING_S;
     m.u.welcome.frame_max = AR_SIG_FRAME_MAX;
     ar__sig_send0(cn, &m);
+    sodium_memzero(resume, sizeof(resume));
     if (cn->state == AR__SIG_C_GONE)
         return; /* the welcome could not be sent: the session is lost with cn (on_free) */
     cn->state = AR__SIG_C_LIVE;

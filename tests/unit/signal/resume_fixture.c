@@ -38,6 +38,13 @@ void rf_resume_text(char *out, const char *peer)
     snprintf(out, AR__SIG_RESUME_LEN + 1, "%s" RF_SECRET, peer);
 }
 
+int rf_sess_secret(ar__sig_sess_t *s)
+{
+    char text[AR__SIG_RESUME_LEN + 1];
+    rf_resume_text(text, s->rec->peer);
+    return ar__sig_sess_resume_set(s, text);
+}
+
 void rf_resume_start(rf_resume_t *a, const char *peer)
 {
     char resume[AR__SIG_RESUME_LEN + 1];

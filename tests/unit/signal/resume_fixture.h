@@ -34,6 +34,8 @@ int rf_teardown(void **state);
 
 /* The resume text out (AR__SIG_RESUME_LEN + 1 bytes) of a client of session peer. */
 void rf_resume_text(char *out, const char *peer);
+/* s's resume secret becomes the one rf_resume_text gives for its peer: 0, or AR_EINVAL. */
+int rf_sess_secret(ar__sig_sess_t *s);
 /* On the loop's thread: the last connection's hello resumes session peer with a's claims and
  * the client's secret; a->rc and a->state_after tell how it went. */
 void rf_resume_start(rf_resume_t *a, const char *peer);

@@ -122,9 +122,17 @@ ar__sig_sess_t *su_sess_held(ar__sig_srv_t *srv, char c, int backup)
     ar__sig_sess_t *s = ar_calloc(1, sizeof(*s));
     assert_non_null(s);
     s->rec = r;
+    s->cold = (ar__sig_sess_cold_t *)&ar__sig_no_cold; /* as ar__sig_sess_link_new leaves it */
     s->is_backup = (uint8_t)backup;
     r->local = s;
     return s;
+}
+
+const char *su_resume(const ar__sig_sess_t *s)
+{
+    static char text[AR__SIG_RESUME_LEN + 1];
+    ar__sig_sess_resume_text(s, text);
+    return text;
 }
 
 void su_signer(ar_token_key_t *key)

@@ -51,6 +51,10 @@ void su_lost_notice(uint8_t *d, uint64_t from, uint32_t n);
  * keeps a loss for its next welcome (s->lost, s->lost_after). */
 ar__sig_sess_t *su_sess_held(ar__sig_srv_t *srv, char c, int backup);
 
+/* s's resume secret as its client holds it (ar__sig_sess_resume_text), in a static buffer that
+ * the next call overwrites. */
+const char *su_resume(const ar__sig_sess_t *s);
+
 /* Signed tokens and the frames a client sends, for a hello through a worker's real message
  * path (loop_harness.h lh_trust makes the worker accept the key). */
 /* A new Ed25519 signing key of kid "k1"; fails the test otherwise. */

@@ -289,13 +289,13 @@ static void refused_from_bus(const char *bad)
     s = ar__sig_rec_find(srv, PEER)->local;
     assert_non_null(s);
     to_peer(srv, 1, bad);
-    assert_int_equal(s->npending, 0);
+    assert_int_equal(s->cold->npending, 0);
     copy_batch(srv, 1, bad);
     assert_int_equal(s->nframes, 0);
     assert_int_equal(s->seq, 0);
     to_peer(srv, 2, FRAME);
     copy_batch(srv, 1, FRAME);
-    assert_int_equal(s->npending, 1);
+    assert_int_equal(s->cold->npending, 1);
     assert_int_equal(s->nframes, 1);
     assert_int_equal(s->seq, 1);
     worker_free(srv);

@@ -58,7 +58,7 @@ static void ended_frame_caught(void *arg)
         "{\"v\":1,\"type\":\"ended\",\"seq\":0,\"room\":\"room-9\",\"reason\":\"ended\"}";
     uint8_t fid[16] = {7};
     ar__sig_sess_deliver(LH.srv, r->local, fid, AR__SIG_ACT_ENDED, frame, sizeof(frame) - 1, 0);
-    LH_CHECK(r->local->npending == 1);
+    LH_CHECK(r->local->cold->npending == 1);
 }
 
 /* On the loop: worker 2 hands the session over; then the loop's wake-up for its bus (not

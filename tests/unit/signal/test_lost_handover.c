@@ -86,11 +86,12 @@ static void test_taken_carries_saturated_count(void **state)
     r->owner = C_ID;
     ar__sig_sess_t *s = ar__sig_sess_link_new(C, r, 0);
     assert_non_null(s);
-    snprintf(s->resume, sizeof(s->resume), "%s", RESUME);
+    assert_int_equal(ar__sig_sess_resume_set(s, RESUME), 0);
     memset(s->subhash, 0, sizeof(s->subhash));
     s->seq = 5;
-    s->lost = UINT32_MAX;
-    s->lost_after = 3;
+    assert_non_null(ar__sig_sess_cold(s));
+    s->cold->lost = UINT32_MAX;
+    s->cold->lost_after = 3;
     su_proc(C, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "k", "take", "p", PEER, "r", RESUME, "h",
                          HASH0, "l", (json_int_t)5, "from", "0000000000000002"));
     json_t *ans = caught_kind("taken");
@@ -125,7 +126,7 @@ static ar__sig_sess_t *promoted_with_losses(ar__sig_srv_t **Dp, ar__sig_rec_t **
     assert_false(s->is_backup);
     assert_true(s->promoted);
     ar__sig_sess_frames_lost(D, PEER, 2); /* counted: D owns it now */
-    assert_int_equal(s->lost, 2);
+    assert_int_equal(s->cold->lost, 2);
     caught_clear();
     return s;
 }
@@ -136,8 +137,8 @@ static void backup_again_without_losses(ar__sig_srv_t *D, ar__sig_rec_t *r, ar__
 {
     assert_ptr_equal(r->local, s);
     assert_true(s->is_backup);
-    assert_int_equal(s->lost, 0);
-    assert_int_equal(s->lost_after, 0);
+    assert_int_equal(s->cold->lost, 0);
+    assert_int_equal(s->cold->lost_after, 0);
     caught_clear();
     ar__sig_rec_free(D, r);
     ar_free(D);

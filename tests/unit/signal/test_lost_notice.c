@@ -111,8 +111,8 @@ static void test_recipient_told(void **state)
     deliver_all(f, 1);
     ar__sig_bus_wake(f->rx.srv);
     assert_int_equal(s->seq, 3);
-    assert_int_equal(s->lost, 1);
-    assert_int_equal(s->lost_after, 2);
+    assert_int_equal(s->cold->lost, 1);
+    assert_int_equal(s->cold->lost_after, 2);
 }
 
 /* The notice itself dropped at the receiver's full inbox still tells the client (the inbox's
@@ -133,9 +133,9 @@ static void test_notice_dropped_at_recipient(void **state)
     deliver_all(f, 0);
     ar__sig_bus_wake(f->rx.srv);
     assert_int_equal(a->seq, 3);
-    assert_int_equal(a->lost, 1);
-    assert_int_equal(a->lost_after, 3);
-    assert_int_equal(b->lost, 0);
+    assert_int_equal(a->cold->lost, 1);
+    assert_int_equal(a->cold->lost_after, 3);
+    assert_int_equal(b->cold->lost, 0);
 }
 
 /* A notice for 3 frames dropped at the receiver's full inbox: its marker carries the 3 (it
@@ -156,8 +156,8 @@ static void test_notice_count_kept_at_full_inbox(void **state)
     ar__sig_bus_put(f->rx.srv->bus, subj, d, sizeof(d));
     ar__sig_bus_wake(f->rx.srv);
     assert_int_equal(a->seq, 3);
-    assert_int_equal(a->lost, 3);
-    assert_int_equal(a->lost_after, 3);
+    assert_int_equal(a->cold->lost, 3);
+    assert_int_equal(a->cold->lost_after, 3);
     assert_int_equal(ar_metric_value(f->rx.srv->bus->m_dropped[K_TO]), 0);
 }
 

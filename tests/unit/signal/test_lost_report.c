@@ -60,7 +60,7 @@ static void live_session_loses_two(void *arg)
     cn->state = AR__SIG_C_LIVE;
     ar__sig_sess_frames_lost(srv, r->peer, 2); /* reported at once: the send is made here */
     T.s = s;
-    T.lost = s->lost;
+    T.lost = s->cold->lost;
     T.state = cn->state;
 }
 
@@ -79,7 +79,7 @@ static void resume_on_last(void *arg)
     ar_sig_msg_t m;
     ar_sig_msg_init(&m, AR_SIG_PING);
     ar__sig_send0(cn, &m);
-    T.lost = s->lost;
+    T.lost = s->cold->lost;
     T.state = cn->state;
 }
 
@@ -90,7 +90,7 @@ static void test_report_killed_by_send_is_kept(void **state)
     lh_run(live_session_loses_two, NULL);
     assert_int_equal(T.state, AR__SIG_C_GONE); /* the report's send killed the connection */
     assert_int_equal(T.lost, 2);               /* and the loss is still to be told */
-    assert_int_equal(T.s->lost_after, 7);
+    assert_int_equal(T.s->cold->lost_after, 7);
     lh_wait(&LH.freed, 1);
     close(dead);
 

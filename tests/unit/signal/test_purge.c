@@ -337,7 +337,7 @@ static void test_end_purges_owner_and_backup(void **state)
     }
     assert_int_equal(so->nframes, n);
     assert_int_equal(sb->nframes, 8);
-    assert_int_equal(sb->npending, n - 8);
+    assert_int_equal(sb->cold->npending, n - 8);
     /* Before: the buffers hold the patient's name (the test can tell). */
     assert_non_null(memmem(so->head->data, so->head->len, secrets[0], strlen(secrets[0])));
 
@@ -351,7 +351,7 @@ static void test_end_purges_owner_and_backup(void **state)
 
     check_buffer(so, fr, n);
     /* The backup: the eight copies as the owner's buffer; the four pending ones, unnumbered. */
-    const ar__sig_frame_t *p = sb->pending;
+    const ar__sig_frame_t *p = sb->cold->pending;
     for (size_t i = 8; i < n; i++, p = p->next) {
         assert_non_null(p);
         assert_memory_equal(p->fid, fr[i].fid, 16);
@@ -361,7 +361,7 @@ static void test_end_purges_owner_and_backup(void **state)
             assert_string_equal(p->data, AR__SIG_REDACTED_FRAME);
     }
     assert_no_secret(sb->head);
-    assert_no_secret(sb->pending);
+    assert_no_secret(sb->cold->pending);
 
     /* A resume on the owner: thirteen frames, seq 1 to 13, six redacted. */
     rx_t rx = {1, 0};
@@ -463,7 +463,7 @@ static void test_late_frames(void **state)
             ar__sig_sess_deliver(B, sb, fr[i].fid, 0, fr[i].data, fr[i].len, 0);
     }
     assert_no_secret(sb->head);
-    assert_no_secret(sb->pending);
+    assert_no_secret(sb->cold->pending);
     /* A hand-over's or adoption's buffer: the owner's, not purged (it never saw the deletion). */
     json_t *frames = ar__sig_frames_json(so);
     assert_non_null(frames);
@@ -477,8 +477,8 @@ static void test_late_frames(void **state)
     B->now += AR__SIG_GONE_S + 1;
     fr[4].fid[15] = 1; /* another frame */
     ar__sig_sess_deliver(B, sb, fr[4].fid, 0, fr[4].data, fr[4].len, 0);
-    assert_non_null(sb->pending_tail);
-    assert_memory_equal(sb->pending_tail->data, fr[4].data, fr[4].len);
+    assert_non_null(sb->cold->pending_tail);
+    assert_memory_equal(sb->cold->pending_tail->data, fr[4].data, fr[4].len);
 
     ar__sig_rec_free(O, ar__sig_rec_find(O, STAFF));
     ar__sig_rec_free(B, ar__sig_rec_find(B, STAFF));

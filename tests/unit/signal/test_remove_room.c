@@ -335,7 +335,7 @@ static void test_promoted_with_numbered_removal(void **state)
     ar__sig_rec_t *c = staff(x, 'c', "room-8", 1);
     num_from_7(x, 'c', 1, 8, AR__SIG_ACT_REMOVED, removal('c', "room-8"));
     assert_int_equal(c->local->seq, 1);
-    assert_int_equal(c->local->npending, 0);
+    assert_int_equal(c->local->cold->npending, 0);
     owner_dies(x, c);
     assert_null(c->in_room);
     assert_string_equal(ar__sig_rec_room(d), "room-8");
@@ -376,7 +376,7 @@ static void test_promoted_with_removal_from_another_room(void **state)
     num_from_7(x, 'c', 2, 6, AR__SIG_ACT_NONE, removal('c', "room-8"));
     const char *f = removal('c', "room-8");
     deliver_removal(x, c, 7, f, strlen(f));
-    assert_int_equal(c->local->npending, 1);
+    assert_int_equal(c->local->cold->npending, 1);
     owner_dies(x, c);
     assert_string_equal(ar__sig_rec_room(c), "room-9");
     assert_string_equal(ar__sig_rec_room(e), "room-9");
@@ -401,7 +401,7 @@ static void test_promoted_with_removal_from_an_earlier_stay(void **state)
     assert_true(c->joined_us == first + 5);
     const char *f = removal_in('c', "room-8", first);
     deliver_removal(x, c, 13, f, strlen(f));
-    assert_int_equal(c->local->npending, 1);
+    assert_int_equal(c->local->cold->npending, 1);
     owner_dies(x, c);
     assert_string_equal(ar__sig_rec_room(c), "room-8");
     assert_string_equal(ar__sig_rec_room(d), "room-8");

@@ -198,7 +198,7 @@ static void place_promoted_elsewhere(void *arg)
     LH_CHECK(r != NULL);
     ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0, NULL);
     LH_CHECK(s != NULL);
-    snprintf(s->resume, sizeof(s->resume), "%s", T.resume);
+    LH_CHECK(ar__sig_sess_resume_set(s, T.resume) == 0);
     ar__sig_subhash(&T.a.cl, s->subhash);
     s->away_since = srv->now;
 }

@@ -212,12 +212,12 @@ static void resume_at_old_owner(void *arg)
     ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0, NULL);
     if (!s)
         return;
-    rf_resume_text(s->resume, r->peer);
+    LH_CHECK(rf_sess_secret(s) == 0);
     ar__sig_subhash(&T.a.cl, s->subhash);
     apply("\"away\":1,\"own\":\"0000000000000003\",\"bk\":\"0000000000000000\",\"pr\":true");
     T.owner_after = r->owner;
     if (T.wrong_secret)
-        memset(s->resume + AR__SIG_PEER_LEN + 1, 'B', 20);
+        s->secret[0] ^= 0xff; /* not the client's */
     rf_resume_start(&T.a, r->peer);
     T.owned_here = r->local == s && !s->is_backup;
 }

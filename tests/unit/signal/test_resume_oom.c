@@ -76,7 +76,7 @@ static void look(void *arg)
     T.owned = r->owner == LH.srv->node_id;
     T.away = r->away;
     T.attached = r->local->conn != NULL;
-    T.secret_kept = strstr(r->local->resume, RF_SECRET) != NULL;
+    T.secret_kept = strstr(su_resume(r->local), RF_SECRET) != NULL;
     T.promoted = r->local->promoted;
     T.seq = r->local->seq;
 }
@@ -193,7 +193,7 @@ static void place_promoted(void *arg)
     r->owner = LH.srv->node_id;
     r->role = (uint8_t)T.a.cl.role;
     r->away = 1;
-    rf_resume_text(s->resume, r->peer);
+    LH_CHECK(rf_sess_secret(s) == 0);
     ar__sig_subhash(&T.a.cl, s->subhash);
     s->seq = 40;
     s->promoted = 1;
