@@ -59,6 +59,9 @@ int main(int argc, char **argv)
            chunk(clinic));
     printf("local session %zu B (allocated %zu B), on the owner and the backup\n",
            sizeof(ar__sig_sess_t), chunk(sizeof(ar__sig_sess_t)));
+    printf("local session's cold part %zu B (allocated %zu B), only while needed (a backup's "
+           "pending frames, candidates relayed, a promotion, a renewed secret)\n",
+           sizeof(ar__sig_sess_cold_t), chunk(sizeof(ar__sig_sess_cold_t)));
     printf("compact claims %zu B + strings (allocated %zu B for a patient with room, clinic, "
            "area), on the owner\n",
            claims, chunk(claims + room_id + clinic + 3));

@@ -194,7 +194,7 @@ static void take_away(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, json_int_
     s->is_backup = 0;
     s->promoted = 0; /* the old owner numbered every frame it answered with */
     ar__sig_sess_take_state(srv, s, o, res, hex, seq, ack, fr); /* as a backup's adopt does */
-    if (s->cold->lost) /* its own then */
+    if (s->cold->lost)                                          /* its own then */
         s->cold->lost_after = seq;
     take_lost(s, json_object_get(o, "lost"));
     r->owner = srv->node_id;

@@ -92,8 +92,9 @@ int ar__sig_sess_resume_set(ar__sig_sess_t *s, const char *text)
     s->has_secret = 0;
     if (strlen(text) != AR__SIG_RESUME_LEN || memcmp(text, s->rec->peer, AR__SIG_PEER_LEN) != 0 ||
         text[AR__SIG_PEER_LEN] != '.' ||
-        sodium_base642bin(s->secret, sizeof(s->secret), tail, AR__SIG_RESUME_LEN - AR__SIG_PEER_LEN - 1,
-                          NULL, &got, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        sodium_base642bin(s->secret, sizeof(s->secret), tail,
+                          AR__SIG_RESUME_LEN - AR__SIG_PEER_LEN - 1, NULL, &got, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
         got != AR__SIG_SECRET_LEN) {
         sodium_memzero(s->secret, sizeof(s->secret));
         return AR_EINVAL;

@@ -420,10 +420,10 @@ static int taken_lost(long n, int *failed)
     ar__sig_srv_t *T = bc_worker(BC_T, &conf);
     ar__sig_sess_t *s = sess(T, 1); /* a copy made for the resume, now without its client */
     ar__sig_rec_t *r = s->rec;
-    json_t *taken = json_pack("{s:s,s:s,s:b,s:I,s:I,s:[],s:s,s:s,s:s,s:[I,I]}", "k", "taken", "p",
-                              PEER, "ok", 1, "seq", (json_int_t)2, "ack", (json_int_t)0, "fr",
-                              "r", RESUME, "h", HASH0, "from", "0000000000000001", "lost",
-                              (json_int_t)3, (json_int_t)1);
+    json_t *taken =
+        json_pack("{s:s,s:s,s:b,s:I,s:I,s:[],s:s,s:s,s:s,s:[I,I]}", "k", "taken", "p", PEER, "ok",
+                  1, "seq", (json_int_t)2, "ack", (json_int_t)0, "fr", "r", RESUME, "h", HASH0,
+                  "from", "0000000000000001", "lost", (json_int_t)3, (json_int_t)1);
     assert_non_null(taken);
     ar_alloc_fail_after(n);
     ar__sig_on_taken(T, taken, r, PEER);
@@ -470,10 +470,12 @@ static void test_secret_text(void **state)
     assert_int_equal(ar__sig_sess_resume_set(s, RESUME), 0);
     assert_string_equal(su_resume(s), RESUME);
     assert_true(ar__sig_sess_secret_ok(s, RESUME, h0));
-    static const char *const bad[] = {
-        "", "QQQQQQQQQQQQQQQQQQQQQQ.rrrrrrrrrrrrrrrrrrrr", "PPPPPPPPPPPPPPPPPPPPPP,rrrrrrrrrrrrrrrrrrrr",
-        "PPPPPPPPPPPPPPPPPPPPPP.rrrrrrrrrrrrrrrrrrr+", "PPPPPPPPPPPPPPPPPPPPPP.rrrrrrrrrrrrrrrrrrr",
-        "PPPPPPPPPPPPPPPPPPPPPP.rrrrrrrrrrrrrrrrrrrrr"};
+    static const char *const bad[] = {"",
+                                      "QQQQQQQQQQQQQQQQQQQQQQ.rrrrrrrrrrrrrrrrrrrr",
+                                      "PPPPPPPPPPPPPPPPPPPPPP,rrrrrrrrrrrrrrrrrrrr",
+                                      "PPPPPPPPPPPPPPPPPPPPPP.rrrrrrrrrrrrrrrrrrr+",
+                                      "PPPPPPPPPPPPPPPPPPPPPP.rrrrrrrrrrrrrrrrrrr",
+                                      "PPPPPPPPPPPPPPPPPPPPPP.rrrrrrrrrrrrrrrrrrrrr"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(ar__sig_sess_resume_set(s, bad[i]), AR_EINVAL);
         assert_false(s->has_secret);
