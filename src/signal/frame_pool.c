@@ -7,7 +7,10 @@
  * per-thread cache holds seven blocks of a size; the rest of a burst went through _int_free and
  * its coalescing, and the next allocations through _int_malloc's bins: about 600 instructions a
  * relayed frame (bench/signal/instr.sh), and page faults as the top of the heap was trimmed and
- * touched again. Here each block's capacity is a multiple of 64 bytes up to 1 KiB; a released
+ * touched again. Here each block's capacity is what fills one of glibc's chunks (16-byte steps,
+ * less the chunk's 8-byte header) up to a 1 KiB chunk: a frame's block costs what malloc would
+ * have given it, no more (64-byte steps cost 24 bytes a frame more on average, about 36 bytes
+ * per idle session, whose `joined` and `peer_joined` wait for an acknowledgement); a released
  * block goes, wiped, to a list of its size, the most recently released first (its lines the
  * likeliest to be in the cache), up to AR__SIG_FRAME_POOL_BYTES a worker. Larger frames (an
  * offer of several kilobytes) and blocks beyond the bound go back to malloc as before.
@@ -34,27 +37,39 @@
 /* A kept block's link is the frame's own first field. */
 _Static_assert(offsetof(ar__sig_frame_t, next) == 0, "a frame's link moved");
 
-/* The pool's class of a block the allocator says holds `usable` bytes, or -1 for none. A block
- * asked for at capacity c (a multiple of the step) has at least c and less than c + step usable
- * bytes (glibc adds 8, ASan none), so its class is known without a field in the frame. */
+/* The capacity of class c: a chunk of (c + 2) steps, less its header (32 bytes is glibc's
+ * smallest chunk; a frame's header alone is 40). */
+static size_t cap_of(int c)
+{
+    return (size_t)(c + 2) * AR__SIG_FRAME_STEP - AR__SIG_FRAME_CHUNK_HDR;
+}
+
+/* The pool's class of a block the allocator says holds `usable` bytes, or -1 for none: the
+ * largest whose capacity it holds. A block asked for at a class's capacity has exactly that
+ * many usable bytes (under glibc and under ASan), so its class is known without a field in the
+ * frame. One larger than the largest class (a frame asked for at its length) is not kept,
+ * whichever allocator rounded it. */
 static int class_of(size_t usable)
 {
-    size_t k = usable / AR__SIG_FRAME_STEP;
-    return k >= 1 && k <= AR__SIG_FRAME_CLASSES ? (int)k - 1 : -1;
+    if (usable > cap_of(AR__SIG_FRAME_CLASSES - 1))
+        return -1;
+    size_t k = (usable + AR__SIG_FRAME_CHUNK_HDR) / AR__SIG_FRAME_STEP;
+    return k < 2 ? -1 : (int)(k - 2);
 }
 
 ar__sig_frame_t *ar__sig_frame_alloc(ar__sig_srv_t *srv, size_t len)
 {
-    /* The class whose capacity (a multiple of the step) is the first to hold it, if any. */
+    /* The first class whose capacity holds it, if any. */
     size_t need = sizeof(ar__sig_frame_t) + len + 1,
-           k = (need + AR__SIG_FRAME_STEP - 1) / AR__SIG_FRAME_STEP;
-    if (k > AR__SIG_FRAME_CLASSES)
+           k = (need + AR__SIG_FRAME_CHUNK_HDR + AR__SIG_FRAME_STEP - 1) / AR__SIG_FRAME_STEP;
+    if (k - 2 >= AR__SIG_FRAME_CLASSES)
         return ar_malloc(need);
-    size_t cap = k * AR__SIG_FRAME_STEP;
-    ar__sig_frame_t *f = srv->frame_pool[k - 1];
+    int c = (int)(k - 2);
+    size_t cap = cap_of(c);
+    ar__sig_frame_t *f = srv->frame_pool[c];
     if (!f)
         return ar_malloc(cap);
-    srv->frame_pool[k - 1] = f->next;
+    srv->frame_pool[c] = f->next;
     srv->frame_pool_bytes -= cap;
     TAKEN(f, cap);
     return f;
@@ -67,7 +82,7 @@ void ar__sig_frame_release(ar__sig_srv_t *srv, ar__sig_frame_t *f)
      * went back to malloc; a pooled block is as clean as a freed one. */
     sodium_memzero(f, usable);
     int c = class_of(usable);
-    size_t cap = (size_t)(c + 1) * AR__SIG_FRAME_STEP;
+    size_t cap = c < 0 ? 0 : cap_of(c);
     if (c < 0 || srv->frame_pool_bytes + cap > AR__SIG_FRAME_POOL_BYTES) {
         ar_free(f);
         return;
@@ -84,7 +99,7 @@ void ar__sig_frame_pool_free(ar__sig_srv_t *srv)
         while (srv->frame_pool[c]) {
             ar__sig_frame_t *f = srv->frame_pool[c];
             srv->frame_pool[c] = f->next;
-            TAKEN(f, (size_t)(c + 1) * AR__SIG_FRAME_STEP);
+            TAKEN(f, cap_of(c));
             ar_free(f);
         }
     }

@@ -32,26 +32,37 @@ static void test_reused_wiped(void **state)
     ar__sig_srv_t *srv = su_srv_new(1);
     ar__sig_frame_t *f = filled(srv, 150);
     ar__sig_frame_release(srv, f);
-    assert_int_equal(srv->frame_pool_bytes, 192); /* 40 + 150 + 1, rounded up to 64s */
+    /* 40 + 150 + 1 bytes: kept at 200, what fills a 208-byte chunk (64-byte steps kept 192 in
+     * a 208-byte chunk, 300 in a 320-byte one) */
+    assert_int_equal(srv->frame_pool_bytes, 200);
     ar__sig_frame_t *other = ar__sig_frame_alloc(srv, 600);
     assert_ptr_not_equal(other, f);
-    ar__sig_frame_t *g = ar__sig_frame_alloc(srv, 140); /* 181 bytes: the same 192 */
+    ar__sig_frame_t *h = ar__sig_frame_alloc(srv, 140); /* 181 bytes: the class below, 184 */
+    assert_ptr_not_equal(h, f);
+    ar__sig_frame_t *g = ar__sig_frame_alloc(srv, 145); /* 186 bytes: the same 200 */
     assert_ptr_equal(g, f);
     assert_int_equal(srv->frame_pool_bytes, 0);
-    static const unsigned char zero[192];
-    assert_memory_equal(g, zero, 192);
+    static const unsigned char zero[200];
+    assert_memory_equal(g, zero, 200);
+    ar__sig_frame_release(srv, h);
     ar__sig_frame_release(srv, g);
     ar__sig_frame_release(srv, other);
     su_srv_free(srv);
 }
 
-/* A frame past the largest class is freed, not kept; the kept bytes never pass the bound. */
+/* A frame past the largest class (1,016 bytes, a 1,024-byte chunk) is freed, not kept; the kept
+ * bytes never pass the bound. */
 static void test_bounded(void **state)
 {
     (void)state;
     ar__sig_srv_t *srv = su_srv_new(1);
     ar__sig_frame_release(srv, filled(srv, 4000));
     assert_int_equal(srv->frame_pool_bytes, 0);
+    ar__sig_frame_release(srv, filled(srv, 976)); /* 1,017 bytes */
+    assert_int_equal(srv->frame_pool_bytes, 0);
+    ar__sig_frame_release(srv, filled(srv, 975)); /* 1,016 */
+    assert_int_equal(srv->frame_pool_bytes, 1016);
+    ar__sig_frame_pool_free(srv);
     size_t n = AR__SIG_FRAME_POOL_BYTES / 900 + 8;
     ar__sig_frame_t **fs = ar_calloc(n, sizeof(*fs));
     assert_non_null(fs);
@@ -59,8 +70,8 @@ static void test_bounded(void **state)
         fs[i] = filled(srv, 900);
     for (size_t i = 0; i < n; i++)
         ar__sig_frame_release(srv, fs[i]);
-    /* 941 bytes each, kept at 960: as many as fit in the bound */
-    assert_int_equal(srv->frame_pool_bytes, AR__SIG_FRAME_POOL_BYTES / 960 * 960);
+    /* 941 bytes each, kept at 952 (a 960-byte chunk): as many as fit in the bound */
+    assert_int_equal(srv->frame_pool_bytes, AR__SIG_FRAME_POOL_BYTES / 952 * 952);
     ar_free(fs);
     su_srv_free(srv);
 }
