@@ -220,8 +220,8 @@ static const pair_t *find(const pair_t *p, int n, const char *key)
 typedef struct key_slot_s {
     const char *key; /* NULL: an empty slot */
     uint8_t klen;    /* as the row's */
-    int8_t env_row;  /* its row in the envelope, or -1 */
-    int8_t row;      /* its row in the type's table, or -1 */
+    int16_t env_row; /* its row in the envelope, or -1 */
+    int16_t row;     /* its row in the type's table, or -1 */
 } key_slot_t;
 
 /* A power of two, twice the most keys an index holds (both tables at FLAT_ROWS): a key's slot
@@ -287,9 +287,9 @@ static void key_put(key_index_t *ix, const ar__sig_field_t *f, int r, int env)
             *s = (key_slot_t){f->key, f->klen, -1, -1};
         else if (s->klen != n || !same_bytes(s->key, f->key, n))
             continue;
-        int8_t *row = env ? &s->env_row : &s->row;
+        int16_t *row = env ? &s->env_row : &s->row;
         if (*row < 0)
-            *row = (int8_t)r;
+            *row = (int16_t)r;
         return;
     }
 }
