@@ -212,7 +212,7 @@ static const pair_t *find(const pair_t *p, int n, const char *key)
  * and of its type's table, a byte at a time; here a key goes straight to its slot in a small
  * open-addressed table per direction and flat type, built once from the field tables, and is
  * compared with the one key found there, of the same length, a word at a time: with the
- * type's name compared so too, about 180 of the worker's instructions a relayed message less
+ * type's name compared so too, about 200 of the worker's instructions a relayed message less
  * (docs/performance.md, "Relay: the about tag at build, and key matching"). It says what the
  * rows' search said: the first row of each table whose key is spelt exactly so (named), or
  * none.
