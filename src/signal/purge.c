@@ -13,9 +13,11 @@
  *
  * Finding the frames: each carries a 16-bit tag of whom it is about (ar__sig_frame_t about),
  * set as it enters a buffer, and the worker counts its frames per tag (srv->about_n). A relay
- * delivered at once passes the tag of its sender (ar__sig_about_one), which its builder knows:
- * reading the body for it cost about a twentieth of the worker's instructions per relayed
- * message. Every other frame's tag is read from its body (tag()), the one rule both follow. A
+ * delivered at once passes the tag of its sender (ar__sig_about_one), which its builder knows,
+ * and a pending frame numbered after a hand-over its pending copy's: reading the body for it
+ * cost about a thirtieth of the worker's instructions per relayed message. Every other frame's
+ * tag is read from its body (tag()); a tag passed must be the one the reading gives
+ * (tests/unit/signal/test_about_tag.c). A
  * deletion looks at the buffers only when a frame may be about the one who went (every worker
  * applies every deletion of the jurisdiction; most hold nothing about that person), and stops
  * once the count says none is left.
