@@ -489,7 +489,7 @@ void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t
     publish_to(b, r, peer, buf, n);
 }
 
-int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, size_t len)
+int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, size_t len, int about)
 {
     ar__sig_bus_t *b = srv->bus;
     /* Only when no local frame waits: one sender's frames keep their order. */
@@ -501,7 +501,7 @@ int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, siz
     uint64_t ctr = ++srv->fid_counter;
     memcpy(buf, &srv->node_id, 8);
     memcpy(buf + 8, &ctr, 8);
-    ar__sig_sess_deliver(srv, s, buf, action, srv->pub + AR__SIG_TO_HDR, len, 0);
+    ar__sig_sess_deliver_about(srv, s, buf, action, srv->pub + AR__SIG_TO_HDR, len, 0, about);
     return 1;
 }
 

@@ -20,11 +20,11 @@
 
 #define REFUSE(cn, m, code) ar__sig_send_error((cn), (code), NULL, (m)->type, (m)->id)
 
-/* now: the peer's record when the frame may be delivered at once (ar__sig_bus_to_now).
- * Returns the frame's length, or the build's error (AR_ETOOBIG: larger than a frame may be;
- * nothing sent). */
+/* now: the peer's record when the frame may be delivered at once (ar__sig_bus_to_now), with
+ * about, the frame's about tag (ar__sig_about_tag). Returns the frame's length, or the build's
+ * error (AR_ETOOBIG: larger than a frame may be; nothing sent). */
 static int to_peer(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action,
-                   ar__sig_rec_t *now)
+                   ar__sig_rec_t *now, int about)
 {
     m->seq = 0; /* the owner puts the session's next seq in place of this 0 (sess.c) */
     /* Built straight after the room left for the bus header: no copy, no allocation. */
@@ -32,14 +32,14 @@ static int to_peer(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_
     int n = ar_sig_build(AR_SIG_FROM_SERVER, m, buf, AR_SIG_OUT_MAX + 1 - AR__SIG_SPLICE_MAX);
     if (n < 0)
         return n;
-    if (n > 0 && !(now && ar__sig_bus_to_now(srv, now, action, (size_t)n)))
+    if (n > 0 && !(now && ar__sig_bus_to_now(srv, now, action, (size_t)n, about)))
         ar__sig_bus_to(srv, peer, action, (size_t)n);
     return n;
 }
 
 int ar__sig_to(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_t action)
 {
-    int rc = to_peer(srv, peer, m, action, NULL);
+    int rc = to_peer(srv, peer, m, action, NULL, AR__SIG_ABOUT_READ);
     /* Never silent: a frame nobody gets is a gap in what its peer sees. A message the server
      * composes should always fit; the caller may split it (the queue snapshot does). */
     if (rc < 0)
@@ -448,8 +448,10 @@ static void on_relay(ar__sig_conn_t *cn, ar_sig_msg_t *m)
      * "Local delivery"): no queued copy, no eventfd write and read, no extra loop turn. */
     /* Its sender learns of a frame that could not be passed on (over the limit once "from" and
      * "seq" are added), rather than waiting for an answer that cannot come. */
-    if (to_peer(srv, id, m, m->type == AR_SIG_OFFER ? AR__SIG_ACT_RESET_CAND : AR__SIG_ACT_NONE,
-                t) < 0)
+    /* The frame is about its sender, "from" (purge.c): tagged so here rather than read back out
+     * of the frame built. */
+    uint8_t action = m->type == AR_SIG_OFFER ? AR__SIG_ACT_RESET_CAND : AR__SIG_ACT_NONE;
+    if (to_peer(srv, id, m, action, t, ar__sig_about_one(to->p, to->len)) < 0)
         REFUSE(cn, m, AR_SIG_E_TOO_BIG);
 }
 

@@ -705,10 +705,16 @@ void ar__sig_sess_take_state(ar__sig_srv_t *srv, ar__sig_sess_t *s, const void *
  * "redacted" under the same seq and fid; a queue snapshot or joined naming it is rebuilt
  * without it. Staff: nothing. Returns how many frames were changed. */
 size_t ar__sig_frames_purge(ar__sig_srv_t *srv, const ar__sig_rec_t *gone);
-/* purge.c: f's about tag (ar__sig_frame_t) set from its body and counted in srv->about_n, as
- * it enters this worker's buffers; uncounted (dir -1) as it leaves them (or counted again). */
-void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f);
+/* purge.c: f's about tag (ar__sig_frame_t) counted in srv->about_n as it enters this worker's
+ * buffers: `about` when the code that built the frame knows it (ar__sig_about_one), else
+ * AR__SIG_ABOUT_READ, read from its body; uncounted (dir -1) as it leaves them (or counted
+ * again). */
+#define AR__SIG_ABOUT_READ (-1)
+void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f, int about);
 void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir);
+/* purge.c: the tag of a frame about the one peer id p (n bytes), as the body's reading gives it
+ * for a relayed offer, answer or candidate from p. */
+uint16_t ar__sig_about_one(const char *p, size_t n);
 /* purge.c: in a frame the server built, the value of the first key (with its quotes, colon and
  * opening quote, e.g. "\"peer\":\"") at or after *pos, its length in *vn and *pos moved past it;
  * NULL when there is none or it ends nowhere an id could. Ids hold no escape and no quote. */
@@ -725,6 +731,10 @@ void ar__sig_sess_adopt(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s);
 void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
                           const char *frame, size_t len, uint64_t sent_us);
+/* As ar__sig_sess_deliver, with the frame's about tag known (ar__sig_about_tag's `about`). */
+void ar__sig_sess_deliver_about(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
+                                uint8_t action, const char *frame, size_t len, uint64_t sent_us,
+                                int about);
 void ar__sig_sess_ack(ar__sig_srv_t *srv, ar__sig_sess_t *s, int64_t seq);
 void ar__sig_sess_lost(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint16_t code);
 void ar__sig_sess_end(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason_left);
@@ -791,9 +801,9 @@ void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void
 void ar__sig_bus_to(ar__sig_srv_t *srv, const char *peer, uint8_t action, size_t len);
 /* A relayed frame in srv->pub for a session this worker owns, delivered at once when no local
  * frame waits (not an "ended" one): 1 when delivered, 0 when the caller sends it with
- * ar__sig_bus_to. Only for callers that loop over nothing the delivery can change (flows.c,
- * on_relay). */
-int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, size_t len);
+ * ar__sig_bus_to. about: its about tag (ar__sig_about_tag). Only for callers that loop over
+ * nothing the delivery can change (flows.c, on_relay). */
+int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, size_t len, int about);
 /*
  * Queues a numbered copy of a frame for a session's backup worker; copies for one worker go
  * out together on its proc subject (bus.c): 'N', then per frame AR__SIG_NUM_HDR bytes (peer id,

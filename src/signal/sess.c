@@ -297,8 +297,9 @@ void *ar__sig_frames_json(const ar__sig_sess_t *s)
     return a;
 }
 
+/* about: the frame's about tag when its builder knows it, else AR__SIG_ABOUT_READ. */
 static ar__sig_frame_t *frame_new(ar__sig_srv_t *srv, const uint8_t *fid, int64_t seq,
-                                  uint8_t action, const char *data, size_t len)
+                                  uint8_t action, const char *data, size_t len, int about)
 {
     ar__sig_frame_t *f = ar__sig_frame_alloc(srv, len);
     if (!f)
@@ -311,7 +312,7 @@ static ar__sig_frame_t *frame_new(ar__sig_srv_t *srv, const uint8_t *fid, int64_
     f->len = (uint32_t)len;
     memcpy(f->data, data, len);
     f->data[len] = '\0';
-    ar__sig_about_tag(srv, f);
+    ar__sig_about_tag(srv, f, about);
     return f;
 }
 
@@ -472,7 +473,7 @@ void ar__sig_sess_removals_settled(ar__sig_sess_t *s)
 
 /* Owner: number a frame, keep it, send it, mirror it. */
 static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
-                      const char *frame, size_t len)
+                      const char *frame, size_t len, int about)
 {
     /* A removal from a room the member is no longer in is only delivered (remove.c). One that
      * applies is applied now: the copy kept here says NONE, so that no later holder of it (a
@@ -482,8 +483,8 @@ static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
     uint8_t act = action;
     if (action == AR__SIG_ACT_REMOVED && ar__sig_removal_for(s, frame, len) == AR__SIG_RM_ELSEWHERE)
         act = AR__SIG_ACT_NONE;
-    ar__sig_frame_t *f = frame_new(srv, fid, ++s->seq,
-                                   act == AR__SIG_ACT_REMOVED ? AR__SIG_ACT_NONE : act, frame, len);
+    uint8_t kept = act == AR__SIG_ACT_REMOVED ? AR__SIG_ACT_NONE : act;
+    ar__sig_frame_t *f = frame_new(srv, fid, ++s->seq, kept, frame, len, about);
     if (!f)
         return;
     /* A promoted copy numbers after its own count, which can be below what the dead owner sent
@@ -503,13 +504,20 @@ static void own_frame(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
 void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid, uint8_t action,
                           const char *frame, size_t len, uint64_t sent_us)
 {
+    ar__sig_sess_deliver_about(srv, s, fid, action, frame, len, sent_us, AR__SIG_ABOUT_READ);
+}
+
+void ar__sig_sess_deliver_about(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *fid,
+                                uint8_t action, const char *frame, size_t len, uint64_t sent_us,
+                                int about)
+{
     if (s->is_backup) {
         if (numbered_has(s, fid))
             return;
         /* Without memory for the list or the frame, the frame is not kept, as before the cold
          * part: the owner's numbered copy brings it, unless the owner dies first. */
         ar__sig_sess_cold_t *c = ar__sig_sess_cold(s);
-        ar__sig_frame_t *f = c ? frame_new(srv, fid, 0, action, frame, len) : NULL;
+        ar__sig_frame_t *f = c ? frame_new(srv, fid, 0, action, frame, len, about) : NULL;
         if (!f)
             return;
         if (c->pending_tail)
@@ -531,7 +539,7 @@ void ar__sig_sess_deliver(ar__sig_srv_t *srv, ar__sig_sess_t *s, const uint8_t *
     uint64_t now = sent_us ? ar__sig_now_us() : 0;
     if (sent_us && now >= sent_us)
         ar_metric_observe(srv->m.relay_us, 0, (double)(now - sent_us));
-    own_frame(srv, s, fid, action, frame, len);
+    own_frame(srv, s, fid, action, frame, len, about);
 }
 
 void ar__sig_sess_close_conn(ar__sig_sess_t *s, uint16_t code)
@@ -562,7 +570,8 @@ void ar__sig_sess_flush_pending(ar__sig_srv_t *srv, ar__sig_sess_t *s)
              * with it: known before, and nothing of them read after. */
             gone = (p->action == AR__SIG_ACT_ENDED || p->action == AR__SIG_ACT_REMOVED) &&
                    r->role != AR_SIG_ROLE_STAFF;
-            own_frame(srv, s, p->fid, p->action, p->data, p->len);
+            /* The same body: the same tag as the pending copy's. */
+            own_frame(srv, s, p->fid, p->action, p->data, p->len, p->about);
         }
         frame_free_list(srv, p);
         p = n;
@@ -1039,7 +1048,7 @@ void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames)
             !ar__sig_frame_text_ok(d, dlen))
             continue;
         last = seq;
-        ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen);
+        ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen, AR__SIG_ABOUT_READ);
         if (f) {
             f->uncertain = json_integer_value(json_array_get(it, 4)) == 1;
             pending_take(srv, s, fid);
@@ -1102,7 +1111,7 @@ static void on_num(ar__sig_srv_t *srv, ar__sig_sess_t *s, json_t *o)
         !ar__sig_seq_ok(seq, 1) || ar__sig_hex16(hex, fid) != 0)
         return;
     pending_take(srv, s, fid);
-    ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen);
+    ar__sig_frame_t *f = frame_new(srv, fid, seq, (uint8_t)action, d, dlen, AR__SIG_ABOUT_READ);
     if (f) {
         f->uncertain = s->copies_uncertain;
         s->seq = seq;
@@ -1129,7 +1138,8 @@ static void on_nums(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
         ar__sig_sess_t *s = r ? r->local : NULL;
         if (s && s->is_backup && ar__sig_frame_text_ok((const char *)d + i, fl)) {
             pending_take(srv, s, fid);
-            ar__sig_frame_t *f = frame_new(srv, fid, (int64_t)seq, action, (const char *)d + i, fl);
+            ar__sig_frame_t *f = frame_new(srv, fid, (int64_t)seq, action, (const char *)d + i, fl,
+                                           AR__SIG_ABOUT_READ);
             if (f) {
                 f->uncertain = s->copies_uncertain;
                 s->seq = (int64_t)seq;

@@ -14,6 +14,7 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <string.h>
 
 /* Pairs in one frame beyond which the full parse decides. */
@@ -172,6 +173,32 @@ static inline int named(const char *name, const char *s, size_t n)
     return name[n] == '\0';
 }
 
+/* a[0..n) and b[0..n) are the same bytes. For a key's few bytes, compared a word at a time
+ * where one fits (never past n), rather than a byte at a time or a call to memcmp. */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    for (; n >= 8; n -= 8, a += 8, b += 8) {
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y)
+            return 0;
+    }
+    uint32_t u = 0, v = 0;
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        n -= 4, a += 4, b += 4;
+    }
+    uint16_t w = 0, z = 0;
+    if (n >= 2) {
+        memcpy(&w, a, 2);
+        memcpy(&z, b, 2);
+        n -= 2, a += 2, b += 2;
+    }
+    return u == v && w == z && (n == 0 || *a == *b);
+}
+
 static const pair_t *find(const pair_t *p, int n, const char *key)
 {
     for (int i = 0; i < n; i++)
@@ -180,40 +207,176 @@ static const pair_t *find(const pair_t *p, int n, const char *key)
     return NULL;
 }
 
-/* The row of t named like pair x, or -1: only a key of the pair's length is compared. */
-static inline int row_of(const ar__sig_table_t *t, const pair_t *x)
+/*
+ * Which rows a key names. Each pair's key used to be compared with every row of the envelope
+ * and of its type's table, a byte at a time; here a key goes straight to its slot in a small
+ * open-addressed table per direction and flat type, built once from the field tables, and is
+ * compared with the one key found there, of the same length, a word at a time: with the
+ * type's name compared so too, about 200 of the worker's instructions a relayed message less
+ * (docs/performance.md, "Relay: the about tag at build, and key matching"). It says what the
+ * rows' search said: the first row of each table whose key is spelt exactly so (named), or
+ * none.
+ */
+typedef struct key_slot_s {
+    const char *key; /* NULL: an empty slot */
+    uint8_t klen;    /* as the row's */
+    int16_t env_row; /* its row in the envelope, or -1 */
+    int16_t row;     /* its row in the type's table, or -1 */
+} key_slot_t;
+
+/* A power of two, twice the most keys an index holds (both tables at FLAT_ROWS): a key's slot
+ * is seldom taken by another. */
+#define KEY_SLOTS 32
+_Static_assert(KEY_SLOTS >= 2 * 2 * FLAT_ROWS && (KEY_SLOTS & (KEY_SLOTS - 1)) == 0,
+               "room for every key of two tables, half empty");
+
+typedef struct key_index_s {
+    key_slot_t slot[KEY_SLOTS];
+} key_index_t;
+
+/* The types a relay or a keepalive brings; other handlers may expect NUL-terminated text, so
+ * any other type goes to the full parse. */
+static const int flat_types[] = {AR_SIG_OFFER, AR_SIG_ANSWER, AR_SIG_CANDIDATE,
+                                 AR_SIG_ACK,   AR_SIG_PING,   AR_SIG_PONG};
+#define FLAT_TYPES (sizeof(flat_types) / sizeof(flat_types[0]))
+
+/* By direction and place in flat_types, and the types' names with their lengths: written once
+ * (pthread_once), then only read. */
+static key_index_t key_index[2][FLAT_TYPES];
+static const char *flat_name[FLAT_TYPES];
+static size_t flat_name_len[FLAT_TYPES];
+static pthread_once_t key_index_once = PTHREAD_ONCE_INIT;
+
+/* Where a key of n bytes starts looking: its length and its first and last bytes, which tell
+ * the keys of one message apart. */
+static inline unsigned key_hash(const char *k, size_t n)
 {
-    for (size_t r = 0; r < t->count; r++) {
-        const ar__sig_field_t *f = &t->fields[r];
-        if (f->klen == x->klen && f->key != NULL && named(f->key, x->key, x->klen))
-            return (int)r;
+    unsigned h = (unsigned)n;
+    if (n > 0)
+        h += (unsigned char)k[0] * 7u + (unsigned char)k[n - 1];
+    return h & (KEY_SLOTS - 1);
+}
+
+/* The slot of the key spelt k[0..n), or NULL when neither table has it. */
+static inline const key_slot_t *key_find(const key_index_t *ix, const char *k, size_t n)
+{
+    unsigned h = key_hash(k, n);
+    for (unsigned i = 0; i < KEY_SLOTS; i++, h = (h + 1) & (KEY_SLOTS - 1)) {
+        const key_slot_t *s = &ix->slot[h];
+        if (s->key == NULL)
+            return NULL;
+        if (s->klen == n && same_bytes(s->key, k, n))
+            return s;
     }
-    return -1;
+    return NULL;
+}
+
+/* Row r of a table (of the envelope when env) into ix: a key already there keeps the first row
+ * of each table that names it, as the rows' search found the first. */
+static void key_put(key_index_t *ix, const ar__sig_field_t *f, int r, int env)
+{
+    /* A list's element row has no key. One whose length is not its klen (a NUL inside) names no
+     * key of a pair either: the rows' search compared up to the NUL and the length. */
+    if (f->key == NULL || strlen(f->key) != f->klen)
+        return;
+    size_t n = f->klen;
+    unsigned h = key_hash(f->key, n);
+    for (unsigned i = 0; i < KEY_SLOTS; i++, h = (h + 1) & (KEY_SLOTS - 1)) {
+        key_slot_t *s = &ix->slot[h];
+        if (s->key == NULL)
+            *s = (key_slot_t){f->key, f->klen, -1, -1};
+        else if (s->klen != n || !same_bytes(s->key, f->key, n))
+            continue;
+        int16_t *row = env ? &s->env_row : &s->row;
+        if (*row < 0)
+            *row = (int16_t)r;
+        return;
+    }
+}
+
+/* The type's table in dir when the flat parse reads it, else NULL. */
+static const ar__sig_table_t *flat_table(int dir, int type)
+{
+    const ar__sig_table_t *t = ar__sig_types[type].table[dir];
+    return t == NULL || t->count > FLAT_ROWS || ar__sig_envelope[dir].count > FLAT_ROWS ? NULL : t;
+}
+
+static void key_index_build(void)
+{
+    for (size_t i = 0; i < FLAT_TYPES; i++) {
+        flat_name[i] = ar_sig_type_name(flat_types[i]);
+        flat_name_len[i] = strlen(flat_name[i]);
+    }
+    for (int d = 0; d < 2; d++) {
+        const ar__sig_table_t *env = &ar__sig_envelope[d];
+        for (size_t i = 0; i < FLAT_TYPES; i++) {
+            const ar__sig_table_t *t = flat_table(d, flat_types[i]);
+            if (t == NULL)
+                continue;
+            for (size_t r = 0; r < env->count; r++)
+                key_put(&key_index[d][i], &env->fields[r], (int)r, 1);
+            for (size_t r = 0; r < t->count; r++)
+                key_put(&key_index[d][i], &t->fields[r], (int)r, 0);
+        }
+    }
+}
+
+int ar__sig_flat_rows(ar_sig_dir_t dir, int type, const char *key, size_t n, int *env_row, int *row)
+{
+    *env_row = *row = -1;
+    size_t i = 0;
+    while (i < FLAT_TYPES && flat_types[i] != type)
+        i++;
+    if (i == FLAT_TYPES || (dir != AR_SIG_FROM_CLIENT && dir != AR_SIG_FROM_SERVER) ||
+        flat_table(dir, type) == NULL)
+        return -1;
+    pthread_once(&key_index_once, key_index_build);
+    const key_slot_t *s = key_find(&key_index[dir][i], key, n);
+    if (s) {
+        *env_row = s->env_row;
+        *row = s->row;
+    }
+    return 0;
 }
 
 /*
- * Pairs to rows of the envelope (a) and of the type's table (b), in one pass over the pairs
- * (rather than each row looking for its pair and each pair for its row): at_a[r] is the pair
- * named like row r of a, or -1, at_b likewise. 0 when every pair names a row of either;
- * -1 when one does not (an unknown key) or a row is named twice (jansson refuses a repeated
- * key): the full parse answers. The caller checked both tables have at most FLAT_ROWS rows.
+ * Pairs to rows of the envelope and of the type's table (ix), in one pass over the pairs:
+ * at_env[r] is the pair named like row r of the envelope, or -1, at_t likewise. 0 when every
+ * pair names a row of either; -1 when one does not (an unknown key) or a row is named twice
+ * (jansson refuses a repeated key): the full parse answers. The caller checked both tables
+ * have at most FLAT_ROWS rows.
  */
-static int map_rows(const ar__sig_table_t *a, const ar__sig_table_t *b, const pair_t *p, int n,
-                    int8_t at_a[FLAT_ROWS], int8_t at_b[FLAT_ROWS])
+static int map_rows(const key_index_t *ix, const pair_t *p, int n, int8_t at_env[FLAT_ROWS],
+                    int8_t at_t[FLAT_ROWS])
 {
-    memset(at_a, 0xff, FLAT_ROWS); /* every slot -1 */
-    memset(at_b, 0xff, FLAT_ROWS);
+    memset(at_env, 0xff, FLAT_ROWS); /* every slot -1 */
+    memset(at_t, 0xff, FLAT_ROWS);
     for (int i = 0; i < n; i++) {
+        const key_slot_t *s = key_find(ix, p[i].key, p[i].klen);
+        if (s == NULL)
+            return -1; /* a slot has a row in one table at least */
         /* A key both tables name is read by both, as the full parse does. */
-        int ra = row_of(a, &p[i]), rb = row_of(b, &p[i]);
-        if ((ra < 0 && rb < 0) || (ra >= 0 && at_a[ra] >= 0) || (rb >= 0 && at_b[rb] >= 0))
-            return -1;
-        if (ra >= 0)
-            at_a[ra] = (int8_t)i;
-        if (rb >= 0)
-            at_b[rb] = (int8_t)i;
+        if (s->env_row >= 0) {
+            if (at_env[s->env_row] >= 0)
+                return -1;
+            at_env[s->env_row] = (int8_t)i;
+        }
+        if (s->row >= 0) {
+            if (at_t[s->row] >= 0)
+                return -1;
+            at_t[s->row] = (int8_t)i;
+        }
     }
     return 0;
+}
+
+/* The pair keyed "type", as find(p, n, "type"), with the key's length known. */
+static const pair_t *type_pair(const pair_t *p, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (p[i].klen == 4 && same_bytes(p[i].key, "type", 4))
+            return &p[i];
+    return NULL;
 }
 
 /*
@@ -297,28 +460,28 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     int n = split(frame, len, keep, p);
     if (n < 0)
         return 0;
-    const pair_t *tp = find(p, n, "type");
+    const pair_t *tp = type_pair(p, n);
     if (tp == NULL || tp->kind != T_STR || !tp->plain)
         return 0;
-    /* The types a relay or a keepalive brings; other handlers may expect NUL-terminated text,
-     * so any other type goes to the full parse (only these six names are compared). */
-    static const int flat_types[] = {AR_SIG_OFFER, AR_SIG_ANSWER, AR_SIG_CANDIDATE,
-                                     AR_SIG_ACK,   AR_SIG_PING,   AR_SIG_PONG};
+    pthread_once(&key_index_once, key_index_build);
+    /* Only the flat types' names are compared. */
     int type = 0;
-    for (size_t i = 0; i < sizeof(flat_types) / sizeof(flat_types[0]) && !type; i++) {
-        const char *name = ar_sig_type_name(flat_types[i]);
-        if (name[0] == tp->val[0] && named(name, tp->val, tp->vlen))
-            type = flat_types[i];
+    size_t ti = 0;
+    for (; ti < FLAT_TYPES; ti++) {
+        if (tp->vlen == flat_name_len[ti] && same_bytes(flat_name[ti], tp->val, tp->vlen)) {
+            type = flat_types[ti];
+            break;
+        }
     }
     if (type == 0)
         return 0;
-    const ar__sig_table_t *t = ar__sig_types[type].table[dir];
+    const ar__sig_table_t *t = flat_table(dir, type);
     const ar__sig_table_t *env = &ar__sig_envelope[dir];
-    if (t == NULL || t->count > FLAT_ROWS || env->count > FLAT_ROWS)
+    if (t == NULL)
         return 0;
     /* Every key known (a row of the envelope or of the type), none twice. */
     int8_t at_env[FLAT_ROWS], at_t[FLAT_ROWS];
-    if (map_rows(env, t, p, n, at_env, at_t) != 0)
+    if (map_rows(&key_index[dir][ti], p, n, at_env, at_t) != 0)
         return 0;
     ar__sig_env_t e;
     memset(&e, 0, sizeof(e));

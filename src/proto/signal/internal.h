@@ -161,6 +161,11 @@ static inline size_t ar__sig_skip_plain(const void *s, size_t i, size_t len)
  */
 int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned flags,
                        ar_sig_msg_t *msg, ar_sig_err_t *err);
+/* flat.c: the rows of the envelope (*env_row) and of the type's table (*row) the flat parse
+ * reads a key spelt key[0..n) into, -1 for none; -1 when type in dir is never parsed flat. For
+ * the tests: the first row of each table with that key, as a search of the rows finds it. */
+int ar__sig_flat_rows(ar_sig_dir_t dir, int type, const char *key, size_t n, int *env_row,
+                      int *row);
 
 int ar__sig_read_object(const ar__sig_table_t *t, const ar__sig_table_t *also, json_t *obj,
                         void *base, const char *path, ar_sig_err_t *err);
