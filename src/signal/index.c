@@ -24,6 +24,30 @@ static uint32_t hash(const char *a, const char *b)
     return h;
 }
 
+/*
+ * A record's bucket: the relay looks up its target's record for every message, and the byte-at-a-
+ * time hash above cost about 180 instructions a message there with strcmp along the chain
+ * (bench/signal/instr.sh). Every record's peer id is AR__SIG_PEER_LEN characters
+ * (ar__sig_rec_get makes no other), 128 random bits in base64url that the server drew, so three
+ * overlapping words, multiplied and folded, spread them well; no one but the servers chooses
+ * them, so a collision cannot be arranged (a client's lookup of an id of its choosing walks one
+ * short chain). An id of another length has no record: *len says which it is.
+ */
+static uint32_t peer_bucket(const char *peer, size_t *len)
+{
+    *len = strnlen(peer, AR__SIG_PEER_LEN + 1);
+    if (*len != AR__SIG_PEER_LEN)
+        return 0;
+    uint64_t a, b, c;
+    memcpy(&a, peer, 8);
+    memcpy(&b, peer + 8, 8);
+    memcpy(&c, peer + AR__SIG_PEER_LEN - 8, 8);
+    uint64_t h = (a ^ 0x9e3779b97f4a7c15ull) * 0xff51afd7ed558ccdull;
+    h = (h ^ b ^ (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
+    h = (h ^ c ^ (h >> 32)) * 0xff51afd7ed558ccdull;
+    return (uint32_t)((h ^ (h >> 32)) % AR__SIG_REC_BUCKETS);
+}
+
 char ar__sig_empty[1];
 
 static void str_free(char **dst, int wipe)
@@ -111,23 +135,28 @@ ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r)
 
 ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer)
 {
-    ar__sig_rec_t *r = srv->recs[hash(peer, NULL) % AR__SIG_REC_BUCKETS];
-    while (r && strcmp(r->peer, peer) != 0)
+    size_t n;
+    ar__sig_rec_t *r = srv->recs[peer_bucket(peer, &n)];
+    if (n != AR__SIG_PEER_LEN)
+        return NULL;
+    while (r && memcmp(r->peer, peer, AR__SIG_PEER_LEN) != 0)
         r = r->hnext;
     return r;
 }
 
 ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
 {
+    size_t n;
+    uint32_t bucket = peer_bucket(peer, &n);
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-    if (r || strlen(peer) != AR__SIG_PEER_LEN)
+    if (r || n != AR__SIG_PEER_LEN)
         return r;
     r = ar_calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     memcpy(r->peer, peer, AR__SIG_PEER_LEN + 1);
     r->q = (ar__sig_recq_t *)&ar__sig_no_q; /* read only until ar__sig_rec_q */
-    ar__sig_rec_t **b = &srv->recs[hash(peer, NULL) % AR__SIG_REC_BUCKETS];
+    ar__sig_rec_t **b = &srv->recs[bucket];
     r->hnext = *b;
     *b = r;
     return r;
@@ -160,7 +189,8 @@ void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         ar__sig_area_unsub(srv, r, ar__sig_area_find(srv, r->subs[i][0].s, r->subs[i][1].s));
     ar_free(r->subs);
     free_strings(r);
-    ar__sig_rec_t **p = &srv->recs[hash(r->peer, NULL) % AR__SIG_REC_BUCKETS];
+    size_t n;
+    ar__sig_rec_t **p = &srv->recs[peer_bucket(r->peer, &n)];
     while (*p && *p != r)
         p = &(*p)->hnext;
     if (*p)

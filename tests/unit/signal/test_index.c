@@ -60,6 +60,55 @@ static void test_rooms(void **state)
     ar_free(srv);
 }
 
+/* Records are found by their whole id: ids that differ in any one character are distinct
+ * records (index.c hashes them as three words, and compares all 22 characters), an id of
+ * another length finds none and makes none, and a freed record is gone from its bucket. */
+static void test_records_by_whole_id(void **state)
+{
+    (void)state;
+    ar__sig_srv_t *srv = srv_new();
+    char base[AR__SIG_PEER_LEN + 1];
+    memset(base, 'k', AR__SIG_PEER_LEN);
+    base[AR__SIG_PEER_LEN] = '\0';
+    ar__sig_rec_t *k = ar__sig_rec_get(srv, base);
+    assert_non_null(k);
+    ar__sig_rec_t *one[AR__SIG_PEER_LEN];
+    for (int i = 0; i < AR__SIG_PEER_LEN; i++) {
+        char id[AR__SIG_PEER_LEN + 1];
+        memcpy(id, base, sizeof(id));
+        id[i] = 'Q';
+        one[i] = ar__sig_rec_get(srv, id);
+        assert_non_null(one[i]);
+        assert_ptr_not_equal(one[i], k);
+        for (int j = 0; j < i; j++)
+            assert_ptr_not_equal(one[i], one[j]);
+        assert_ptr_equal(ar__sig_rec_find(srv, id), one[i]);
+    }
+    assert_ptr_equal(ar__sig_rec_find(srv, base), k);
+    char shorter[AR__SIG_PEER_LEN];
+    memcpy(shorter, base, AR__SIG_PEER_LEN - 1);
+    shorter[AR__SIG_PEER_LEN - 1] = '\0';
+    char longer[AR__SIG_PEER_LEN + 2];
+    memcpy(longer, base, AR__SIG_PEER_LEN);
+    longer[AR__SIG_PEER_LEN] = 'k';
+    longer[AR__SIG_PEER_LEN + 1] = '\0';
+    assert_null(ar__sig_rec_find(srv, shorter));
+    assert_null(ar__sig_rec_find(srv, longer));
+    assert_null(ar__sig_rec_get(srv, shorter));
+    assert_null(ar__sig_rec_get(srv, longer));
+    assert_null(ar__sig_rec_find(srv, ""));
+    ar__sig_rec_free(srv, k);
+    assert_null(ar__sig_rec_find(srv, base));
+    for (int i = 0; i < AR__SIG_PEER_LEN; i++) {
+        char id[AR__SIG_PEER_LEN + 1];
+        memcpy(id, one[i]->peer, sizeof(id));
+        ar__sig_rec_free(srv, one[i]);
+        assert_null(ar__sig_rec_find(srv, id));
+    }
+    ar__sig_frame_pool_free(srv);
+    ar_free(srv);
+}
+
 /* A joiner ranks after the members its worker sees, even when their nodes' clocks are ahead
  * of this one's (their times came from the bus, "jt"), so that an established member is never
  * ranked fifth by a node whose clock is behind. */
@@ -153,6 +202,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rooms),
+        cmocka_unit_test(test_records_by_whole_id),
         cmocka_unit_test(test_join_after_members),
         cmocka_unit_test(test_areas),
         cmocka_unit_test(test_apply),
