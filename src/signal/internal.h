@@ -711,7 +711,20 @@ size_t ar__sig_frames_purge(ar__sig_srv_t *srv, const ar__sig_rec_t *gone);
  * again). */
 #define AR__SIG_ABOUT_READ (-1)
 void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f, int about);
-void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir);
+/* A frame's about tag when it names no one peer: about no one, or about several. */
+enum { AR__SIG_ABOUT_NONE = 0, AR__SIG_ABOUT_MANY = 1 };
+void ar__sig_about_count_many(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir);
+/* Inline: it runs twice a relayed message (the frame kept, then acknowledged), and a call's
+ * prologue and epilogue cost more than the count itself (bench/signal/instr.sh). */
+static inline void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir)
+{
+    if (f->about == AR__SIG_ABOUT_NONE)
+        return;
+    if (f->about == AR__SIG_ABOUT_MANY)
+        ar__sig_about_count_many(srv, f, dir);
+    else
+        srv->about_n[f->about] += (uint32_t)dir;
+}
 /* purge.c: the tag of a frame about the one peer id p (n bytes), as the body's reading gives it
  * for a relayed offer, answer or candidate from p. */
 uint16_t ar__sig_about_one(const char *p, size_t n);

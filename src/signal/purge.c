@@ -34,7 +34,7 @@
 /* The tag lives in what was padding: every frame held costs what it did before. */
 _Static_assert(offsetof(ar__sig_frame_t, data) == 40, "a frame's header grew");
 
-enum { ABOUT_NONE = 0, ABOUT_MANY = 1 };
+enum { ABOUT_NONE = AR__SIG_ABOUT_NONE, ABOUT_MANY = AR__SIG_ABOUT_MANY };
 enum { K_NONE, K_FROM, K_PEER, K_MANY };
 
 /*
@@ -128,14 +128,9 @@ uint16_t ar__sig_about_one(const char *p, size_t n)
     return about_hash(p, n);
 }
 
-void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir)
+/* A frame about several (ar__sig_about_count has the rest): each peer it lists. */
+void ar__sig_about_count_many(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir)
 {
-    if (f->about == ABOUT_NONE)
-        return;
-    if (f->about != ABOUT_MANY) {
-        srv->about_n[f->about] += (uint32_t)dir;
-        return;
-    }
     size_t pos = 0, vn;
     const char *v;
     while ((v = ar__sig_frame_value(f->data, f->len, "\"peer\":\"", &pos, &vn)))
