@@ -39,9 +39,7 @@ void su_worker_new(su_worker_t *w, uint64_t id, int start, long inbox_max)
 
 void su_worker_free(su_worker_t *w)
 {
-    for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
-        while (w->srv->recs[i])
-            ar__sig_rec_free(w->srv, w->srv->recs[i]);
+    su_recs_free(w->srv);
     ar__sig_bus_stop(w->srv);     /* nothing if the test stopped it already */
     ar__sig_invites_free(w->srv); /* the bus's start made them (the ended rooms' catch-up) */
     ar_sn_loop_free(w->srv->loop);

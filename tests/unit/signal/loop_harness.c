@@ -3,6 +3,7 @@
  */
 #include "loop_harness.h"
 #include "net/internal.h"
+#include "sig_util.h"
 
 #include "anteroom/alloc.h"
 
@@ -122,9 +123,7 @@ void lh_stop(void)
     pthread_join(H.thread, NULL);
     ar_sn_loop_free(srv->loop); /* what is still open closes: srv.c's callbacks run here */
     assert_null(srv->conns);
-    for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
-        while (srv->recs[i])
-            ar__sig_rec_free(srv, srv->recs[i]);
+    su_recs_free(srv);
     ar__sig_bus_stop(srv);
     ar__sig_invites_free(srv);
     close(H.efd);

@@ -84,6 +84,13 @@ void su_srv_free(ar__sig_srv_t *srv)
     ar_free(srv);
 }
 
+void su_recs_free(ar__sig_srv_t *srv)
+{
+    for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
+        while (srv->recs[i])
+            ar__sig_rec_free(srv, srv->recs[i]); /* its local session too */
+}
+
 void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, uint8_t state)
 {
     memset(cn, 0, sizeof(*cn));

@@ -30,6 +30,8 @@ ar__sig_srv_t *su_srv_new(uint64_t id);
 void su_proc(ar__sig_srv_t *srv, json_t *o);
 /* srv freed, with the frame blocks it kept for reuse (frame_pool.c). */
 void su_srv_free(ar__sig_srv_t *srv);
+/* Every record srv holds freed, with its local session (a test's teardown). */
+void su_recs_free(ar__sig_srv_t *srv);
 /* su_srv_new's worker with its ended-room catch-up done at now (ms, as the catch-up's clock),
  * with nobody to ask: a worker already on the bus (invite.c "Catching up"). Fails the test
  * otherwise. */

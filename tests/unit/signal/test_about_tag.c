@@ -87,15 +87,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
-        while (f->srv->recs[i]) {
-            ar__sig_rec_t *r = f->srv->recs[i];
-            if (r->local) {
-                r->local->conn = NULL;
-                ar__sig_sess_free(f->srv, r->local);
-            }
-            ar__sig_rec_free(f->srv, r);
-        }
+    su_recs_free(f->srv); /* the connections are the fixture's: their sessions let go of them */
     ar__sig_bus_stop(f->srv);
     ar_sn_loop_free(f->srv->loop);
     su_srv_free(f->srv);
