@@ -152,8 +152,8 @@ extern const ar__sig_recq_t ar__sig_no_q;
 
 /*
  * A replicated session record: every worker holds one per session of the jurisdiction, so it
- * is kept small (112 bytes): what most records leave empty is apart (q), and the room's id is
- * the room's own (ar__sig_rec_room).
+ * is kept small (120 bytes, a 128-byte chunk): what most records leave empty is apart (q),
+ * and the room's id is the room's own (ar__sig_rec_room).
  */
 typedef struct ar__sig_rec_s {
     /* What a relay reads of both ends (flows.c on_relay, bus.c ar__sig_bus_to_now) comes first,
