@@ -206,7 +206,7 @@ static void sess_lost(ar__sig_sess_t *s, uint32_t n)
     }
     if (!c->lost)
         c->lost_after = s->seq;
-    c->lost = c->lost + n < c->lost ? UINT32_MAX : c->lost + n;
+    ar__sig_lost_add(c, n);
     ar__sig_sess_report_lost(s);
 }
 

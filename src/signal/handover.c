@@ -35,8 +35,7 @@ static void take_lost(ar__sig_sess_t *s, const json_t *lost)
     }
     if (!c->lost || after < c->lost_after)
         c->lost_after = after;
-    uint64_t sum = (uint64_t)c->lost + (uint64_t)n;
-    c->lost = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+    ar__sig_lost_add(c, (uint64_t)n);
 }
 
 /*
@@ -146,10 +145,8 @@ void ar__sig_sess_release(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 static void let_go(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     s->handed = 0;
-    if (ar__sig_sess_has_cold(s)) {
-        s->cold->lost = 0; /* told to the new owner with the answer */
-        s->cold->lost_after = 0;
-    }
+    /* The loss was told to the new owner with the answer. */
+    ar__sig_lost_clear(s);
     if (s->rec->backup != srv->node_id) /* else its backup now: its adopt brings the buffer */
         ar__sig_sess_release(srv, s);
 }

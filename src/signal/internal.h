@@ -365,6 +365,20 @@ static inline int ar__sig_sess_has_cold(const ar__sig_sess_t *s)
 {
     return s->cold != &ar__sig_no_cold;
 }
+/* n more frames lost for the session noted in c's count, which stops at UINT32_MAX. */
+static inline void ar__sig_lost_add(ar__sig_sess_cold_t *c, uint64_t n)
+{
+    uint64_t sum = (uint64_t)c->lost + n;
+    c->lost = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+}
+/* s's noted loss forgotten: another worker, or the client, has it (nothing when none). */
+static inline void ar__sig_lost_clear(ar__sig_sess_t *s)
+{
+    if (ar__sig_sess_has_cold(s)) {
+        s->cold->lost = 0;
+        s->cold->lost_after = 0;
+    }
+}
 
 enum { AR__SIG_C_HELLO = 0, AR__SIG_C_RESUMING, AR__SIG_C_LIVE, AR__SIG_C_GONE };
 

@@ -34,7 +34,6 @@
 /* The tag lives in what was padding: every frame held costs what it did before. */
 _Static_assert(offsetof(ar__sig_frame_t, data) == 40, "a frame's header grew");
 
-enum { ABOUT_NONE = AR__SIG_ABOUT_NONE, ABOUT_MANY = AR__SIG_ABOUT_MANY };
 enum { K_NONE, K_FROM, K_PEER, K_MANY };
 
 /*
@@ -150,13 +149,13 @@ static void tag(ar__sig_srv_t *srv, ar__sig_frame_t *f)
         v = subject(f->data, f->len, "\"peer\":\"", first, &vn);
         break;
     case K_MANY:
-        f->about = ABOUT_MANY;
+        f->about = AR__SIG_ABOUT_MANY;
         ar__sig_about_count(srv, f, 1);
         return;
     default:
         break;
     }
-    f->about = v ? about_hash(v, vn) : ABOUT_NONE;
+    f->about = v ? about_hash(v, vn) : AR__SIG_ABOUT_NONE;
     ar__sig_about_count(srv, f, 1);
 }
 
@@ -254,7 +253,7 @@ static int purge_frame(ar__sig_srv_t *srv, ar__sig_frame_t *f, const char *peer,
                        uint32_t *bytes)
 {
     static const char body[] = AR__SIG_REDACTED_FRAME;
-    if (f->about == ABOUT_MANY) {
+    if (f->about == AR__SIG_ABOUT_MANY) {
         if (!about_many(f, peer))
             return 0;
         if (rebuild_without(srv, f, peer, bytes) == 0)
@@ -265,7 +264,7 @@ static int purge_frame(ar__sig_srv_t *srv, ar__sig_frame_t *f, const char *peer,
     if (f->len < sizeof(body) - 1) { /* never: any frame about someone names them */
         ar__sig_about_count(srv, f, -1);
         sodium_memzero(f->data, f->len);
-        f->about = ABOUT_NONE;
+        f->about = AR__SIG_ABOUT_NONE;
         return 1;
     }
     rewrite(srv, f, body, sizeof(body) - 1, bytes);
@@ -299,7 +298,7 @@ static const char *gone_in(const ar__sig_srv_t *srv, const ar__sig_frame_t *f, u
             srv->now - srv->gone[i].at > AR__SIG_GONE_S)
             continue;
         const char *p = srv->gone[i].peer;
-        if (f->about == ABOUT_MANY ? about_many(f, p) : about_one(f, p))
+        if (f->about == AR__SIG_ABOUT_MANY ? about_many(f, p) : about_one(f, p))
             return p;
     }
     return NULL;
@@ -308,8 +307,8 @@ static const char *gone_in(const ar__sig_srv_t *srv, const ar__sig_frame_t *f, u
 /* Any peer f is about that went lately: NULL, or one of them. */
 static const char *late(const ar__sig_srv_t *srv, const ar__sig_frame_t *f)
 {
-    if (f->about != ABOUT_MANY)
-        return f->about == ABOUT_NONE ? NULL : gone_in(srv, f, f->about);
+    if (f->about != AR__SIG_ABOUT_MANY)
+        return f->about == AR__SIG_ABOUT_NONE ? NULL : gone_in(srv, f, f->about);
     size_t pos = 0, vn;
     const char *v, *p;
     while ((v = ar__sig_frame_value(f->data, f->len, "\"peer\":\"", &pos, &vn)))

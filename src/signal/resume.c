@@ -281,9 +281,8 @@ static void drop_attempt(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         ar__sig_sess_orphan(srv, s); /* the owner's answer may be on its way: kept for it */
     } else if (a->created_local && s && s->is_backup && s->provisional) {
         ar__sig_sess_free(srv, s);
-    } else if (s && s->is_backup && ar__sig_sess_has_cold(s)) {
-        s->cold->lost = 0; /* noted for the resume (bus.c): the owner noted them too */
-        s->cold->lost_after = 0;
+    } else if (s && s->is_backup) {
+        ar__sig_lost_clear(s); /* noted for the resume (bus.c): the owner noted them too */
     }
     cn->sess = NULL;
     cn->resume = NULL;

@@ -768,10 +768,7 @@ void ar__sig_sess_demote(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     }
     s->is_backup = 1;
     s->promoted = 0;
-    if (ar__sig_sess_has_cold(s)) {
-        s->cold->lost = 0; /* noted as owner: the owner noted them too, and tells its client */
-        s->cold->lost_after = 0;
-    }
+    ar__sig_lost_clear(s); /* noted as owner: the owner noted them too, and tells its client */
     if (srv->nsessions)
         srv->nsessions--;
 }
