@@ -51,7 +51,7 @@ _Static_assert(offsetof(ar__sig_frame_t, next) == 0, "a frame's link moved");
 #define SLAB_BYTES ((size_t)1 << AR__SIG_SLAB_SHIFT)
 #define NONE (-1)
 /* The smallest class's block: the frame header and a little body, a whole number of steps. */
-#define CLASS0_BYTES (3 * AR__SIG_FRAME_STEP)
+#define CLASS0_BYTES ((size_t)3 * AR__SIG_FRAME_STEP)
 _Static_assert(sizeof(ar__sig_frame_t) < CLASS0_BYTES, "a frame header fits the smallest block");
 _Static_assert(SLAB_BYTES / CLASS0_BYTES <= UINT16_MAX, "a slab's block counts are 16-bit");
 
@@ -212,7 +212,7 @@ static void block_give(ar__sig_srv_t *srv, ar__sig_frame_slabs_t *z, int32_t i, 
     sodium_memzero(f, cap);
     f->next = s->free;
     s->free = f;
-    POISON((char *)f + sizeof(f->next), cap - sizeof(f->next));
+    POISON((char *)f + sizeof(void *), cap - sizeof(void *));
     s->live--;
     z->live--;
     if (s->live == 0) {

@@ -242,7 +242,8 @@ static void assert_no_secret(const ar__sig_srv_t *srv, const ar__sig_frame_t *li
 
 /* The buffer holds frames seq 1..n with the fids they were numbered with, each as its fate
  * says: kept byte for byte, redacted, or rebuilt without the patient and its invitee. */
-static void check_buffer(const ar__sig_srv_t *srv, const ar__sig_sess_t *s, const frame_t *fr, size_t n)
+static void check_buffer(const ar__sig_srv_t *srv, const ar__sig_sess_t *s, const frame_t *fr,
+                         size_t n)
 {
     static const char red[] = AR__SIG_REDACTED_FRAME;
     size_t i = 0;
