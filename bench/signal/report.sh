@@ -104,6 +104,8 @@ END {
   for (i = 1; i <= nw; i++) for (tl = 0; tl < 2; tl++) {
     key = "idle-w" wl[i] (tl ? "-tls" : "") "/idle"
     if (key in R) printf "  %2d worker(s), %-5s %6d held   %8.0f (%4.0f)  = %5.2f KiB   %8.1f (%5.1f)\n", wl[i], tl ? "TLS" : "plain", v(key, "conns"), v(key, "rss_b"), v(key, "bus_rss_b"), v(key, "rss_b") / 1024, cpu(key, "connect"), buscpu(key, "connect")
+    # IDLE_HOLD: the same sessions past the first ping of the node, their first frames acknowledged
+    if (key in R && v(key, "rss_held_b") != "") printf "  %2d worker(s), %-5s %6d still open %d s later: %8.0f B per session = %5.2f KiB\n", wl[i], tl ? "TLS" : "plain", v(key, "still_open"), v(key, "held_after_s"), v(key, "rss_held_b"), v(key, "rss_held_b") / 1024
   }
 
   printf "\nratios against the issue 3 targets (one run):\n"

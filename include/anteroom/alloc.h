@@ -19,6 +19,12 @@ void ar_free(void *ptr);
  * a length kept elsewhere. Only for blocks from ar_malloc, ar_calloc or ar_realloc.
  */
 void ar_free_wiped(void *ptr);
+/*
+ * For memory a caller maps and carves itself (signal's frame slabs): taking more of it counts as
+ * one allocation for the test hook below. 0 when it may go ahead; -1 when the hook fails it,
+ * counted as a failed malloc is (ar_alloc_failures).
+ */
+int ar_alloc_check(void);
 /* A copy of len bytes of s followed by a NUL; NULL when out of memory. */
 char *ar_strndup(const char *s, size_t len);
 

@@ -36,6 +36,15 @@ static int should_fail(void)
     return 0;
 }
 
+int ar_alloc_check(void)
+{
+    if (should_fail()) {
+        thread_failures++;
+        return -1;
+    }
+    return 0;
+}
+
 void *ar_malloc(size_t size)
 {
     if (should_fail())

@@ -430,14 +430,15 @@ typedef struct ar__sig_node_s {
 #define AR__SIG_NODES_MAX 256
 #define AR__SIG_GONE_MAX 1024
 #define AR__SIG_GONE_S 30
-/* Frame blocks kept for reuse (frame_pool.c): capacities that fill glibc's chunks of 32, 48, ...
- * 1,024 bytes exactly (the chunk less its 8-byte header), at most 4 MiB a worker (256 KiB was
- * reached at 8,000 msg/s over 400 pairs, about 12,800 frames waiting for their
- * acknowledgements: performance.md "The frame pool's bound"). */
+/* Frame blocks (frame_pool.c): classes of 48 to 1,024 bytes in 16-byte steps, carved from
+ * 16 KiB slabs of a region of 256 MiB of address space a worker; a slab empty this many seconds
+ * goes back to the kernel (docs/signal.md, "Frames in slabs"). */
 #define AR__SIG_FRAME_STEP 16
-#define AR__SIG_FRAME_CHUNK_HDR 8
-#define AR__SIG_FRAME_CLASSES 63
-#define AR__SIG_FRAME_POOL_BYTES ((size_t)4 * 1024 * 1024)
+#define AR__SIG_FRAME_CLASSES 62
+#define AR__SIG_SLAB_SHIFT 14
+#define AR__SIG_SLABS 16384
+#define AR__SIG_SLAB_IDLE_S 2
+typedef struct ar__sig_frame_slabs_s ar__sig_frame_slabs_t;
 #define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
 /* ar.<jurisdiction>.to.<owner tag>.<backup tag>.<peer>, and its NUL (bus.c) */
 #define AR__SIG_TO_SUBJ_MAX (3 + AR_TOKEN_ID_MAX + 4 + 18 + AR__SIG_PEER_LEN + 1)
@@ -498,9 +499,10 @@ struct ar__sig_srv_s {
     uint32_t gone_next;
     uint32_t gone_last; /* srv->now at the latest of them (0: none yet): none lately, no look */
     uint8_t gone_n[65536];
-    /* Wiped frame blocks kept for reuse, by capacity (frame_pool.c), and their bytes. */
-    ar__sig_frame_t *frame_pool[AR__SIG_FRAME_CLASSES];
-    size_t frame_pool_bytes;
+    /* The frames' slabs (frame_pool.c): NULL until the first frame, and for good when they could
+     * not be mapped (slabs_failed: frames from malloc). */
+    ar__sig_frame_slabs_t *slabs;
+    uint8_t slabs_failed;
     ar_metrics_t *metrics;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
@@ -748,9 +750,15 @@ uint16_t ar__sig_about_one(const char *p, size_t n);
 const char *ar__sig_frame_value(const char *d, size_t len, const char *key, size_t *pos,
                                 size_t *vn);
 /* frame_pool.c: a block for a frame of len bytes of body (fields unset; NULL when out of
- * memory); a frame's block back, wiped whole, kept for reuse or freed; the kept blocks freed. */
+ * memory); a frame's block back, wiped whole; the bytes f's block holds (for tests that look at
+ * every byte); from the once-a-second tick, slabs empty AR__SIG_SLAB_IDLE_S seconds handed back
+ * to the kernel; how many slabs may be resident (in use, or empty and not handed back yet); the
+ * region unmapped, once no frame is held. */
 ar__sig_frame_t *ar__sig_frame_alloc(ar__sig_srv_t *srv, size_t len);
 void ar__sig_frame_release(ar__sig_srv_t *srv, ar__sig_frame_t *f);
+size_t ar__sig_frame_cap(const ar__sig_srv_t *srv, const ar__sig_frame_t *f);
+void ar__sig_frame_slabs_tick(ar__sig_srv_t *srv);
+uint32_t ar__sig_frame_slabs_resident(const ar__sig_srv_t *srv);
 void ar__sig_frame_pool_free(ar__sig_srv_t *srv);
 /* The body of a redacted frame (protocol.md 5.13), built with "seq":0 as every frame is. */
 #define AR__SIG_REDACTED_FRAME "{\"v\":1,\"type\":\"redacted\",\"seq\":0}"

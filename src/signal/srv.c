@@ -552,6 +552,7 @@ static void on_tick(uint32_t now, void *data)
     }
     ar__sig_bus_heartbeat(srv);
     ar__sig_sess_tick(srv);
+    ar__sig_frame_slabs_tick(srv);
     ar_metric_set(srv->m.sessions, (int64_t)srv->nsessions);
     ar_metric_set(srv->m.rooms, (int64_t)srv->nrooms);
 }

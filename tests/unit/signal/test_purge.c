@@ -232,17 +232,18 @@ static void apply_del(ar__sig_srv_t *srv, const char *peer)
 }
 
 /* Nothing the patient or the invitee typed or sent, in any byte of any frame's block. */
-static void assert_no_secret(const ar__sig_frame_t *list)
+static void assert_no_secret(const ar__sig_srv_t *srv, const ar__sig_frame_t *list)
 {
     for (const ar__sig_frame_t *f = list; f; f = f->next)
         for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
-            if (memmem(f, malloc_usable_size((void *)f), secrets[i], strlen(secrets[i])))
+            if (memmem(f, ar__sig_frame_cap(srv, f), secrets[i], strlen(secrets[i])))
                 fail_msg("seq %lld still holds \"%s\"", (long long)f->seq, secrets[i]);
 }
 
 /* The buffer holds frames seq 1..n with the fids they were numbered with, each as its fate
  * says: kept byte for byte, redacted, or rebuilt without the patient and its invitee. */
-static void check_buffer(const ar__sig_sess_t *s, const frame_t *fr, size_t n)
+static void check_buffer(const ar__sig_srv_t *srv, const ar__sig_sess_t *s, const frame_t *fr,
+                         size_t n)
 {
     static const char red[] = AR__SIG_REDACTED_FRAME;
     size_t i = 0;
@@ -273,7 +274,7 @@ static void check_buffer(const ar__sig_sess_t *s, const frame_t *fr, size_t n)
     }
     assert_int_equal(i, n);
     assert_int_equal(s->bytes, bytes);
-    assert_no_secret(s->head);
+    assert_no_secret(srv, s->head);
 }
 
 typedef struct rx_s {
@@ -349,7 +350,7 @@ static void test_end_purges_owner_and_backup(void **state)
     assert_null(ar__sig_rec_find(O, PAT));
     assert_null(ar__sig_rec_find(B, INV));
 
-    check_buffer(so, fr, n);
+    check_buffer(O, so, fr, n);
     /* The backup: the eight copies as the owner's buffer; the four pending ones, unnumbered. */
     const ar__sig_frame_t *p = sb->cold->pending;
     for (size_t i = 8; i < n; i++, p = p->next) {
@@ -360,8 +361,8 @@ static void test_end_purges_owner_and_backup(void **state)
         else
             assert_string_equal(p->data, AR__SIG_REDACTED_FRAME);
     }
-    assert_no_secret(sb->head);
-    assert_no_secret(sb->cold->pending);
+    assert_no_secret(B, sb->head);
+    assert_no_secret(B, sb->cold->pending);
 
     /* A resume on the owner: thirteen frames, seq 1 to 13, six redacted. */
     rx_t rx = {1, 0};
@@ -373,7 +374,7 @@ static void test_end_purges_owner_and_backup(void **state)
      * there replays the same thirteen, the same six redacted. */
     ar__sig_node_dead(B, 1);
     assert_false(sb->is_backup);
-    check_buffer(sb, fr, n);
+    check_buffer(B, sb, fr, n);
     rx = (rx_t){1, 0};
     ar__sig_replay_to(sb, 0, replay_cb, &rx);
     assert_int_equal(rx.next, (int64_t)n + 1);
@@ -462,16 +463,16 @@ static void test_late_frames(void **state)
         else
             ar__sig_sess_deliver(B, sb, fr[i].fid, 0, fr[i].data, fr[i].len, 0);
     }
-    assert_no_secret(sb->head);
-    assert_no_secret(sb->cold->pending);
+    assert_no_secret(B, sb->head);
+    assert_no_secret(B, sb->cold->pending);
     /* A hand-over's or adoption's buffer: the owner's, not purged (it never saw the deletion). */
     json_t *frames = ar__sig_frames_json(so);
     assert_non_null(frames);
     sb->seq = so->seq; /* as the message's seq is taken first (sess.c take_state, on_taken) */
     ar__sig_load_frames(B, sb, frames);
     json_decref(frames);
-    check_buffer(sb, fr, n); /* all thirteen, as the purge on the owner would have left them */
-    assert_no_secret(sb->head);
+    check_buffer(B, sb, fr, n); /* all thirteen, as the purge on the owner would have left them */
+    assert_no_secret(B, sb->head);
 
     /* Half a minute on, the same ids are not looked for any more. */
     B->now += AR__SIG_GONE_S + 1;
