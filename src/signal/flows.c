@@ -481,7 +481,7 @@ static void tell_ended(ar__sig_srv_t *srv, const char *id, ar__sig_rec_t *x)
     e.u.ended.room = str(id);
     e.u.ended.reason = AR_SIG_END_ENDED;
     ar__sig_to(srv, x->peer, &e, AR__SIG_ACT_ENDED);
-    if (x->role == AR_SIG_ROLE_PATIENT && x->in_area)
+    if (x->role == AR_SIG_ROLE_PATIENT && x->q->in_area)
         ar__sig_queue_remove(srv, x, AR_SIG_GONE_ENDED);
 }
 
@@ -608,7 +608,7 @@ void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)
             REFUSE(cn, m, AR_SIG_E_BAD_STATE);
             break;
         }
-        if (role == AR_SIG_ROLE_PATIENT && s->rec->in_area)
+        if (role == AR_SIG_ROLE_PATIENT && s->rec->q->in_area)
             ar__sig_queue_remove(srv, s->rec, AR_SIG_GONE_LEFT);
         ar__sig_room_leave(srv, s->rec, AR_SIG_LEFT_LEFT);
         break;
