@@ -233,19 +233,21 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_BAD_STATE);
         return;
     }
-    if (m->u.arrive.clinic.len != strlen(cl->clinic) || m->u.arrive.area.len != strlen(cl->area) ||
-        memcmp(m->u.arrive.clinic.p, cl->clinic, m->u.arrive.clinic.len) != 0 ||
-        memcmp(m->u.arrive.area.p, cl->area, m->u.arrive.area.len) != 0) {
+    if (m->u.arrive.clinic.len != strlen(ar__sig_claims_clinic(cl)) ||
+        m->u.arrive.area.len != strlen(ar__sig_claims_area(cl)) ||
+        memcmp(m->u.arrive.clinic.p, ar__sig_claims_clinic(cl), m->u.arrive.clinic.len) != 0 ||
+        memcmp(m->u.arrive.area.p, ar__sig_claims_area(cl), m->u.arrive.area.len) != 0) {
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
     }
-    ar__sig_area_t *a = ar__sig_area_find(srv, cl->clinic, cl->area);
+    ar__sig_area_t *a = ar__sig_area_find(srv, ar__sig_claims_clinic(cl), ar__sig_claims_area(cl));
     if (a && a->npatients >= AR__SIG_QUEUE_MAX) {
         REFUSE(cn, m, AR_SIG_E_QUEUE_FULL);
         return;
     }
-    ar__sig_room_t *room = ar__sig_room_find(srv, cl->room);
-    if (ar__sig_room_ended(srv, cl->room)) { /* its consultation is over (protocol.md 5.13) */
+    ar__sig_room_t *room = ar__sig_room_find(srv, ar__sig_claims_room(cl));
+    if (ar__sig_room_ended(
+            srv, ar__sig_claims_room(cl))) { /* its consultation is over (protocol.md 5.13) */
         ar__sig_refuse_ended(cn, m);
         return;
     }
@@ -274,12 +276,12 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     q->since = (int64_t)time(NULL);
     r->status = AR_SIG_ST_WAITING;
     set_by(q, NULL); /* who saw the patient before: not now */
-    ar__sig_rec_set_area(srv, r, cl->clinic, cl->area);
+    ar__sig_rec_set_area(srv, r, ar__sig_claims_clinic(cl), ar__sig_claims_area(cl));
     if (!r->in_room) {
         int fresh = room == NULL;
-        ar__sig_rec_set_room(srv, r, cl->room);
+        ar__sig_rec_set_room(srv, r, ar__sig_claims_room(cl));
         if (fresh && r->in_room) {
-            ar__sig_str_set(&r->in_room->clinic, cl->clinic, AR_SIG_ID_MAX);
+            ar__sig_str_set(&r->in_room->clinic, ar__sig_claims_clinic(cl), AR_SIG_ID_MAX);
             r->in_room->profile = cl->profile;
         }
         ar__sig_rec_publish(srv, r, "room");
@@ -480,7 +482,7 @@ static void on_subscribe(ar__sig_conn_t *cn, ar_sig_msg_t *m, int on)
     if (r->role == AR_SIG_ROLE_PATIENT) {
         /* A patient resynchronising after error lost (protocol.md 5.10): what it may see of a
          * queue is its own status, in its own clinic (any area: it may have been transferred). */
-        if (strcmp(clinic, cn->sess->claims->clinic) != 0)
+        if (strcmp(clinic, ar__sig_claims_clinic(cn->sess->claims)) != 0)
             REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         else if (!r->q->in_area || !r->status)
             REFUSE(cn, m, AR_SIG_E_BAD_STATE);

@@ -21,6 +21,7 @@
 #include "signal/signal.h"
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
@@ -97,26 +98,45 @@ typedef struct ar__sig_id_s {
 } ar__sig_id_t;
 
 /*
- * What the owner keeps of a token: 32 bytes, the three strings at their length and 65 bytes per
+ * What the owner keeps of a token: 12 bytes, the three strings at their length and 65 bytes per
  * clinic, instead of the 3.4 KiB of ar_token_claims_t, because every held connection carries
- * one (one allocation: room, clinic and area point into str, after the clinics).
+ * one (one allocation: room, clinic and area follow the clinics, found by their offsets through
+ * ar__sig_claims_room, _clinic and _area).
  */
 enum { AR__SIG_R_PROVIDER = 1, AR__SIG_R_ADMIN = 2, AR__SIG_R_RECEPTION = 4 };
 typedef struct ar__sig_claims_s {
-    const char *room, *clinic, *area; /* "" when absent */
-    uint32_t size;                    /* of the allocation, for the wipe in ar__sig_claims_free */
+    uint32_t size; /* of the allocation, for the wipe in ar__sig_claims_free */
     /* Unix seconds: the token's exp, or when the copy was made if that is later (a resume with
      * an expired token, protocol.md 5.10): a staff session lives until this plus the
      * token-allowance unless a refresh moves it (refresh.c). */
     uint32_t exp;
     uint8_t profile; /* ar_sig_profile_t */
     uint8_t nclinics;
+    /* Where clinic and area start, counted from room's first byte (each string is at most
+     * AR_TOKEN_ID_MAX - 1 characters and its NUL: area_at is below 256). */
+    uint8_t clinic_at, area_at;
     struct {
         char id[AR_TOKEN_ID_MAX];
         uint8_t roles; /* AR__SIG_R_* */
     } clinics[];
-    /* then room, clinic and area, each NUL-terminated */
+    /* then room, clinic and area, each NUL-terminated ("" when absent) */
 } ar__sig_claims_t;
+/* A patient's claims (room, clinic, area) come to 12 bytes and their strings: a 48-byte chunk
+ * for a 15-character room id, where the three pointers made it a 64-byte one. */
+_Static_assert(offsetof(ar__sig_claims_t, clinics) <= 12, "claims keep offsets, not pointers");
+_Static_assert(2 * AR_TOKEN_ID_MAX <= UINT8_MAX, "a claims string offset fits a byte");
+static inline const char *ar__sig_claims_room(const ar__sig_claims_t *c)
+{
+    return (const char *)&c->clinics[c->nclinics];
+}
+static inline const char *ar__sig_claims_clinic(const ar__sig_claims_t *c)
+{
+    return ar__sig_claims_room(c) + c->clinic_at;
+}
+static inline const char *ar__sig_claims_area(const ar__sig_claims_t *c)
+{
+    return ar__sig_claims_room(c) + c->area_at;
+}
 
 /*
  * The string fields of records and rooms that are often empty are pointers: to a copy of their

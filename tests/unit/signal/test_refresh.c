@@ -44,6 +44,39 @@ static void staff_claims(ar_token_claims_t *cl, const char *clinic2)
     }
 }
 
+/* The compact copy's strings, found by their offsets after the clinics: each read back whole,
+ * at the longest a token allows too (the offsets are single bytes); absent ones read "". */
+static void test_claims_strings(void **state)
+{
+    (void)state;
+    ar_token_claims_t cl;
+    staff_claims(&cl, "clinic-2");
+    memset(cl.room, 'r', sizeof(cl.room) - 1);
+    cl.room[sizeof(cl.room) - 1] = '\0';
+    memset(cl.clinic, 'c', sizeof(cl.clinic) - 1);
+    cl.clinic[sizeof(cl.clinic) - 1] = '\0';
+    memset(cl.area, 'a', sizeof(cl.area) - 1);
+    cl.area[sizeof(cl.area) - 1] = '\0';
+    ar__sig_claims_t *k = ar__sig_claims_new(&cl);
+    assert_non_null(k);
+    assert_int_equal(k->nclinics, 2);
+    assert_string_equal(ar__sig_claims_room(k), cl.room);
+    assert_string_equal(ar__sig_claims_clinic(k), cl.clinic);
+    assert_string_equal(ar__sig_claims_area(k), cl.area);
+    assert_string_equal(k->clinics[1].id, "clinic-2");
+    assert_int_equal(k->size, offsetof(ar__sig_claims_t, clinics) + 2 * sizeof(k->clinics[0]) +
+                                  3 * sizeof(cl.room));
+    ar__sig_claims_free(k);
+    cl.room[0] = cl.area[0] = '\0';
+    snprintf(cl.clinic, sizeof(cl.clinic), "c1");
+    k = ar__sig_claims_new(&cl);
+    assert_non_null(k);
+    assert_string_equal(ar__sig_claims_room(k), "");
+    assert_string_equal(ar__sig_claims_clinic(k), "c1");
+    assert_string_equal(ar__sig_claims_area(k), "");
+    ar__sig_claims_free(k);
+}
+
 static void test_claims_exp(void **state)
 {
     (void)state;
@@ -361,9 +394,8 @@ static void test_sweep(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_claims_exp),
-        cmocka_unit_test(test_prune),
-        cmocka_unit_test(test_refresh_leaves_room),
+        cmocka_unit_test(test_claims_strings), cmocka_unit_test(test_claims_exp),
+        cmocka_unit_test(test_prune),          cmocka_unit_test(test_refresh_leaves_room),
         cmocka_unit_test(test_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
