@@ -817,7 +817,8 @@ static void test_alloc_failure(void **state)
     uint8_t b[1];
     assert_true(cread(&c, b, 1) <= 0);
     hangup(&c);
-    /* The connection struct succeeds, the upgrade buffer does not: dropped, no response. */
+    /* The connection struct succeeds, what holds the upgrade request (its ext) does not:
+     * dropped, no response. */
     ar_alloc_fail_after(1);
     c = dial(NULL);
     char req[] = "GET / HTTP/1.1\r\n";
