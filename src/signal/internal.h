@@ -301,11 +301,12 @@ typedef struct ar__sig_resume_s {
 
 /*
  * What only some local sessions need, apart from the session (ar__sig_sess_cold): an idle
- * session in a room has none of it, and every held session would otherwise carry its 128 bytes
- * (docs/performance.md, "Idle sessions: the local session's cold part"). Allocated at the first
- * write of one of these fields; until then (and again once the once-a-second sweep finds it
- * empty, sess.c) the session points at ar__sig_no_cold, which is read as all empty and never
- * written. Pointers first, then by size, so that no padding is left inside.
+ * session in a room has none of it, and every held session would otherwise carry its 136 bytes
+ * (docs/performance.md, "Idle sessions: the local session's cold part" and "Idle sessions: each
+ * block in glibc's next smaller chunk"). Allocated at the first write of one of these fields;
+ * until then (and again once the once-a-second sweep finds it empty, sess.c) the session points
+ * at ar__sig_no_cold, which is read as all empty and never written. Pointers first, then by
+ * size, so that no padding is left inside.
  */
 typedef struct ar__sig_sess_cold_s {
     ar__sig_frame_t *pending, *pending_tail; /* backup, or resuming: frames not yet numbered */

@@ -52,7 +52,8 @@ ar__sig_sess_cold_t *ar__sig_sess_cold(ar__sig_sess_t *s)
 /* s's cold part goes when nothing in it is in use any more (the once-a-second sweep): a backup
  * catches each frame for its session as pending until the owner's numbered copy comes, and a
  * session promoted or handed over keeps a worker in it for a while; idle again, they would
- * otherwise keep the part for good. Candidate counts keep it (a call's peers relay some). */
+ * otherwise keep the part for good. Candidate counts keep it (a call's peers relay some), and so
+ * do a subscription of its own and the time it went away while that is read. */
 static void cold_trim(ar__sig_sess_t *s)
 {
     const ar__sig_sess_cold_t *c = s->cold;
