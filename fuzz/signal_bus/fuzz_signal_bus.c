@@ -210,7 +210,7 @@ NO_COVERAGE static void check_links(ar__sig_srv_t *srv)
         for (size_t b = at; b < at + block; b++)
             for (ar__sig_rec_t *r = srv->recs[b]; r; r = r->hnext) {
                 if (ar__sig_rec_find(srv, r->peer) != r || (r->local && r->local->rec != r) ||
-                    r->nsubs > AR__SIG_SUBS_MAX)
+                    r->q->nsubs > AR__SIG_SUBS_MAX)
                     __builtin_trap();
                 if (r->in_room) {
                     const ar__sig_room_t *room = r->in_room;
@@ -220,8 +220,8 @@ NO_COVERAGE static void check_links(ar__sig_srv_t *srv)
                     if (seen != 1 || ar__sig_room_find(srv, room->id) != room)
                         __builtin_trap();
                 }
-                if (r->in_area) {
-                    const ar__sig_area_t *a = r->in_area;
+                if (r->q->in_area) {
+                    const ar__sig_area_t *a = r->q->in_area;
                     size_t seen = 0;
                     for (size_t i = 0; i < a->npatients; i++)
                         seen += a->patients[i] == r;
@@ -241,7 +241,7 @@ NO_COVERAGE static void check_links(ar__sig_srv_t *srv)
         }
         for (const ar__sig_area_t *a = srv->areas[b]; a; a = a->hnext)
             for (size_t i = 0; i < a->npatients; i++)
-                if (a->patients[i]->in_area != a)
+                if (a->patients[i]->q->in_area != a)
                     __builtin_trap();
     }
     if (nrooms != srv->nrooms)
@@ -332,7 +332,7 @@ static void deliver_caught(void)
                     const char *t = batch[i].subj + srv->bus->plen + 3;
                     int tagged = sscanf(t, "%8x.%8x.", &o, &bk) == 2 && (o == me || bk == me);
                     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-                    to_me = tagged || (r && r->local && r->local->sub_to);
+                    to_me = tagged || (r && r->local && r->local->cold->sub_to);
                 }
                 if (to_me)
                     ar__sig_bus_put(srv->bus, batch[i].subj, batch[i].data, batch[i].len);
@@ -372,7 +372,7 @@ static void special(worker_t *w, int key, int tick)
     if (s) {
         /* A known secret (the peer id, '.', twenty 'r'; subject hash zero), so that a "take"
          * in the input can present it and a hand-over goes through. */
-        s->away_since = srv->now;
+        ar__sig_sess_away_now(s, srv->now);
         char text[AR__SIG_RESUME_LEN + 1];
         snprintf(text, sizeof(text), "%s.rrrrrrrrrrrrrrrrrrrr", peers[key]);
         if (ar__sig_sess_resume_set(s, text) != 0)

@@ -126,7 +126,7 @@ static void catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj, int af
 {
     json_t *o = json_obj, *named = json_object_get(o, "qh");
     int kind = (int)json_integer_value(json_object_get(o, "qk"));
-    ar__sig_area_t *a = p->in_area;
+    ar__sig_area_t *a = p->q->in_area;
     /* No keys, or not whole keys (not from a worker of ours): nobody is caught up, as when the
      * sender named nobody. Unsorted keys make wrong answers, never a read out of bounds. */
     size_t len = json_string_length(named);
@@ -177,12 +177,12 @@ static void queue_update(ar__sig_srv_t *srv, ar__sig_rec_t *p)
     m.u.queue.status = p->status;
     m.u.queue.by = opt(p->q->by);
     m.u.queue.by_name = opt(p->q->by_name);
-    to_subscribers(srv, p->in_area, &m);
+    to_subscribers(srv, p->q->in_area, &m);
 }
 
 void ar__sig_queue_remove(ar__sig_srv_t *srv, ar__sig_rec_t *p, int reason)
 {
-    ar__sig_area_t *a = p->in_area;
+    ar__sig_area_t *a = p->q->in_area;
     if (!a)
         return;
     ar_sig_msg_t m;
@@ -205,7 +205,7 @@ static void queue_add(ar__sig_srv_t *srv, ar__sig_rec_t *p)
     m.u.queue.clinic = str(p->q->clinic);
     m.u.queue.area = str(p->q->area);
     entry_of(&m.u.queue.entry, p);
-    to_subscribers(srv, p->in_area, &m);
+    to_subscribers(srv, p->q->in_area, &m);
 }
 
 /* Who sees a patient (the record's `by` and the name shown for it): by, or nobody (NULL). */
@@ -229,23 +229,25 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
     }
-    if (r->in_area || r->status) {
+    if (r->q->in_area || r->status) {
         REFUSE(cn, m, AR_SIG_E_BAD_STATE);
         return;
     }
-    if (m->u.arrive.clinic.len != strlen(cl->clinic) || m->u.arrive.area.len != strlen(cl->area) ||
-        memcmp(m->u.arrive.clinic.p, cl->clinic, m->u.arrive.clinic.len) != 0 ||
-        memcmp(m->u.arrive.area.p, cl->area, m->u.arrive.area.len) != 0) {
+    if (m->u.arrive.clinic.len != strlen(ar__sig_claims_clinic(cl)) ||
+        m->u.arrive.area.len != strlen(ar__sig_claims_area(cl)) ||
+        memcmp(m->u.arrive.clinic.p, ar__sig_claims_clinic(cl), m->u.arrive.clinic.len) != 0 ||
+        memcmp(m->u.arrive.area.p, ar__sig_claims_area(cl), m->u.arrive.area.len) != 0) {
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
     }
-    ar__sig_area_t *a = ar__sig_area_find(srv, cl->clinic, cl->area);
+    ar__sig_area_t *a = ar__sig_area_find(srv, ar__sig_claims_clinic(cl), ar__sig_claims_area(cl));
     if (a && a->npatients >= AR__SIG_QUEUE_MAX) {
         REFUSE(cn, m, AR_SIG_E_QUEUE_FULL);
         return;
     }
-    ar__sig_room_t *room = ar__sig_room_find(srv, cl->room);
-    if (ar__sig_room_ended(srv, cl->room)) { /* its consultation is over (protocol.md 5.13) */
+    ar__sig_room_t *room = ar__sig_room_find(srv, ar__sig_claims_room(cl));
+    if (ar__sig_room_ended(
+            srv, ar__sig_claims_room(cl))) { /* its consultation is over (protocol.md 5.13) */
         ar__sig_refuse_ended(cn, m);
         return;
     }
@@ -274,17 +276,17 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     q->since = (int64_t)time(NULL);
     r->status = AR_SIG_ST_WAITING;
     set_by(q, NULL); /* who saw the patient before: not now */
-    ar__sig_rec_set_area(srv, r, cl->clinic, cl->area);
+    ar__sig_rec_set_area(srv, r, ar__sig_claims_clinic(cl), ar__sig_claims_area(cl));
     if (!r->in_room) {
         int fresh = room == NULL;
-        ar__sig_rec_set_room(srv, r, cl->room);
+        ar__sig_rec_set_room(srv, r, ar__sig_claims_room(cl));
         if (fresh && r->in_room) {
-            ar__sig_str_set(&r->in_room->clinic, cl->clinic, AR_SIG_ID_MAX);
+            ar__sig_str_set(&r->in_room->clinic, ar__sig_claims_clinic(cl), AR_SIG_ID_MAX);
             r->in_room->profile = cl->profile;
         }
         ar__sig_rec_publish(srv, r, "room");
     }
-    told(srv, r->in_area, QK_ADD, 0);
+    told(srv, r->q->in_area, QK_ADD, 0);
     ar__sig_rec_publish(srv, r, "area");
     wait_to(srv, r);
     queue_add(srv, r);
@@ -480,9 +482,9 @@ static void on_subscribe(ar__sig_conn_t *cn, ar_sig_msg_t *m, int on)
     if (r->role == AR_SIG_ROLE_PATIENT) {
         /* A patient resynchronising after error lost (protocol.md 5.10): what it may see of a
          * queue is its own status, in its own clinic (any area: it may have been transferred). */
-        if (strcmp(clinic, cn->sess->claims->clinic) != 0)
+        if (strcmp(clinic, ar__sig_claims_clinic(cn->sess->claims)) != 0)
             REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
-        else if (!r->in_area || !r->status)
+        else if (!r->q->in_area || !r->status)
             REFUSE(cn, m, AR_SIG_E_BAD_STATE);
         else
             wait_to(srv, r);
@@ -492,38 +494,41 @@ static void on_subscribe(ar__sig_conn_t *cn, ar_sig_msg_t *m, int on)
         REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
         return;
     }
+    ar__sig_recq_t *q = r->q; /* its own when it has subscriptions */
     size_t i = 0;
-    while (i < r->nsubs &&
-           (strcmp(r->subs[i][0].s, clinic) != 0 || strcmp(r->subs[i][1].s, area) != 0))
+    while (i < q->nsubs &&
+           (strcmp(q->subs[i][0].s, clinic) != 0 || strcmp(q->subs[i][1].s, area) != 0))
         i++;
     if (!on) {
-        if (i == r->nsubs) {
+        if (i == q->nsubs) {
             REFUSE(cn, m, AR_SIG_E_NOT_FOUND);
             return;
         }
-        r->subs[i][0] = r->subs[r->nsubs - 1][0];
-        r->subs[i][1] = r->subs[r->nsubs - 1][1];
-        r->nsubs--;
+        q->subs[i][0] = q->subs[q->nsubs - 1][0];
+        q->subs[i][1] = q->subs[q->nsubs - 1][1];
+        q->nsubs--;
         ar__sig_area_unsub(srv, r, ar__sig_area_find(srv, clinic, area));
         ar__sig_rec_publish(srv, r, "subs");
         return;
     }
-    if (i == r->nsubs) {
-        if (r->nsubs >= AR__SIG_SUBS_MAX) {
+    if (i == q->nsubs) {
+        if (q->nsubs >= AR__SIG_SUBS_MAX) {
             REFUSE(cn, m, AR_SIG_E_FORBIDDEN);
             return;
         }
-        void *ns = ar_realloc(r->subs, (r->nsubs + 1) * sizeof(*r->subs));
+        /* The first subscription allocates the record's queue part, which holds them. */
+        q = ar__sig_rec_q(r);
+        void *ns = q ? ar_realloc(q->subs, (q->nsubs + 1) * sizeof(*q->subs)) : NULL;
         ar__sig_area_t *a = ar__sig_area_get(srv, clinic, area);
         if (ns)
-            r->subs = ns;
+            q->subs = ns;
         if (!ns || !a || ar__sig_area_sub(srv, r, a) != 0) {
             REFUSE(cn, m, AR_SIG_E_INTERNAL);
             return;
         }
-        memcpy(r->subs[r->nsubs][0].s, clinic, sizeof(clinic));
-        memcpy(r->subs[r->nsubs][1].s, area, sizeof(area));
-        r->nsubs++;
+        memcpy(q->subs[q->nsubs][0].s, clinic, sizeof(clinic));
+        memcpy(q->subs[q->nsubs][1].s, area, sizeof(area));
+        q->nsubs++;
         ar__sig_rec_publish(srv, r, "subs");
     }
     snap_start(cn, m, ar__sig_area_find(srv, clinic, area));
@@ -547,7 +552,7 @@ static void mark_seen(ar__sig_srv_t *srv, ar__sig_rec_t *p, ar__sig_recq_t *pq,
     set_by(pq, by);
     if (!by && p->status == AR_SIG_ST_SEEN)
         p->status = AR_SIG_ST_WAITING;
-    told(srv, p->in_area, QK_UPDATE, 0);
+    told(srv, p->q->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     if (p->status != was)
         wait_to(srv, p);
@@ -556,7 +561,7 @@ static void mark_seen(ar__sig_srv_t *srv, ar__sig_rec_t *p, ar__sig_recq_t *pq,
 
 void ar__sig_seen_left(ar__sig_srv_t *srv, ar__sig_rec_t *p, const ar__sig_rec_t *left)
 {
-    if (p->role != AR_SIG_ROLE_PATIENT || !p->in_area || p->q == &ar__sig_no_q ||
+    if (p->role != AR_SIG_ROLE_PATIENT || !p->q->in_area || p->q == &ar__sig_no_q ||
         strcmp(p->q->by, left->peer) != 0)
         return;
     /* Another staff member still in the room goes on seeing the patient: the queue says so,
@@ -578,7 +583,8 @@ void ar__sig_queue_catchup(ar__sig_srv_t *srv, ar__sig_rec_t *p, void *json_obj,
      * members leaving at once). We handled the departure, so we know the mark is stale, and
      * only we (the session's owner) mend it, once, as if it left now (docs/signal.md, "Who is
      * seeing a patient"). */
-    ar__sig_rec_t *x = after && p->in_area && p->q->by[0] ? ar__sig_rec_find(srv, p->q->by) : NULL;
+    ar__sig_rec_t *x =
+        after && p->q->in_area && p->q->by[0] ? ar__sig_rec_find(srv, p->q->by) : NULL;
     if (x && ar__sig_owned_here(srv, x) &&
         (p->status == AR_SIG_ST_SEEN || p->status == AR_SIG_ST_HOLD) && !seeing(srv, p))
         ar__sig_seen_left(srv, p, x);
@@ -593,7 +599,7 @@ static ar__sig_rec_t *patient(ar__sig_conn_t *cn, ar_sig_msg_t *m, ar_sig_str_t 
         copy(peer, id);
         p = ar__sig_rec_find(cn->srv, peer);
     }
-    if (!p || p->role != AR_SIG_ROLE_PATIENT || !p->in_area ||
+    if (!p || p->role != AR_SIG_ROLE_PATIENT || !p->q->in_area ||
         !ar__sig_can_queue(cn->sess->claims, p->q->clinic)) {
         REFUSE(cn, m, AR_SIG_E_NOT_FOUND);
         return NULL;
@@ -645,7 +651,7 @@ static void on_take(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     }
     p->status = AR_SIG_ST_SEEN;
     set_by(pq, r);
-    told(srv, p->in_area, QK_UPDATE, 0);
+    told(srv, p->q->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     ar__sig_announce_join(srv, r);
     wait_to(srv, p);
@@ -674,7 +680,7 @@ static void on_hold(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     if (!by)
         set_by(pq, NULL); /* a stale mark goes with the change */
     p->status = on ? AR_SIG_ST_HOLD : by ? AR_SIG_ST_SEEN : AR_SIG_ST_WAITING;
-    told(srv, p->in_area, QK_UPDATE, 0);
+    told(srv, p->q->in_area, QK_UPDATE, 0);
     ar__sig_rec_publish(srv, p, "st");
     wait_to(srv, p);
     ar_sig_msg_t h;
@@ -737,7 +743,7 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     set_by(pq, NULL);
     p->status = AR_SIG_ST_WAITING;
     ar__sig_rec_set_area(srv, p, clinic, area);
-    told(srv, p->in_area, QK_ADD, 0);
+    told(srv, p->q->in_area, QK_ADD, 0);
     ar__sig_rec_publish(srv, p, "area");
     queue_add(srv, p);
     wait_to(srv, p);

@@ -555,11 +555,14 @@ int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     uint32_t me = ar__sig_worker_tag(srv->node_id);
     if (s->rec->home[0] == me || s->rec->home[1] == me)
         return 0; /* ours by a tag: the subscriptions of the bus's start bring its frames */
+    ar__sig_sess_cold_t *c = ar__sig_sess_cold(s); /* where the subscription is kept */
+    if (!c)
+        return AR_ENOMEM;
     snprintf(subj, sizeof(subj), "%sto.*.*.%s", srv->bus->prefix, s->rec->peer);
     natsSubscription *sub = NULL;
     if (natsConnection_Subscribe(&sub, srv->bus->nc, subj, on_msg, srv->bus) != NATS_OK)
         return AR_EIO;
-    s->sub_to = sub;
+    c->sub_to = sub;
     pthread_mutex_lock(&srv->bus->pmu);
     srv->bus->sub_gen++;
     pthread_mutex_unlock(&srv->bus->pmu);
@@ -569,10 +572,11 @@ int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 void ar__sig_bus_unsub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     (void)srv;
-    if (s->sub_to) {
-        (void)natsSubscription_Unsubscribe(s->sub_to);
-        natsSubscription_Destroy(s->sub_to);
-        s->sub_to = NULL;
+    ar__sig_sess_cold_t *c = s->cold; /* its own when it holds a subscription */
+    if (c->sub_to) {
+        (void)natsSubscription_Unsubscribe(c->sub_to);
+        natsSubscription_Destroy(c->sub_to);
+        c->sub_to = NULL;
     }
 }
 

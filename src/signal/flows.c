@@ -85,15 +85,13 @@ ar__sig_claims_t *ar__sig_claims_new(const ar_token_claims_t *c)
     /* A resume may bring an expired token (5.10): its session's time to refresh starts now. */
     int64_t now = (int64_t)time(NULL), exp = c->exp > now ? c->exp : now;
     k->exp = exp > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)exp;
-    char *p = (char *)&k->clinics[n], *dst[3];
+    char *p = (char *)&k->clinics[n];
     for (int i = 0; i < 3; i++) {
         memcpy(p, src[i], len[i]); /* NUL from ar_calloc */
-        dst[i] = p;
         p += len[i] + 1;
     }
-    k->room = dst[0];
-    k->clinic = dst[1];
-    k->area = dst[2];
+    k->clinic_at = (uint8_t)(len[0] + 1);
+    k->area_at = (uint8_t)(len[0] + 1 + len[1] + 1);
     k->profile = !strcmp(c->profile, "low")    ? AR_SIG_Q_LOW
                  : !strcmp(c->profile, "high") ? AR_SIG_Q_HIGH
                                                : AR_SIG_Q_STANDARD;
@@ -311,14 +309,15 @@ int ar__sig_join_check(ar__sig_srv_t *srv, const ar__sig_sess_t *s, const ar__si
     const ar__sig_rec_t *r = s->rec;
     const ar__sig_claims_t *cl = s->claims;
     int staff = r->role == AR_SIG_ROLE_STAFF, invitee = r->role == AR_SIG_ROLE_INVITEE;
-    int named = strcmp(cl->room, id) == 0;
+    int named = strcmp(ar__sig_claims_room(cl), id) == 0;
     if (!named && !(staff && room && ar__sig_can_call(cl, room->clinic)))
         return room || !staff ? AR__SIG_JOIN_FORBIDDEN : AR__SIG_JOIN_NOT_FOUND;
     if ((!room || !room->persistent) && ar__sig_room_ended(srv, id))
         return staff ? AR__SIG_JOIN_NOT_FOUND : AR__SIG_JOIN_ENDED;
     if (invitee && !room)
         return AR__SIG_JOIN_NOT_OPEN;
-    if (invitee && cl->clinic[0] && strcmp(cl->clinic, room->clinic) != 0)
+    if (invitee && ar__sig_claims_clinic(cl)[0] &&
+        strcmp(ar__sig_claims_clinic(cl), room->clinic) != 0)
         return AR__SIG_JOIN_FORBIDDEN;
     return AR__SIG_JOIN_OK;
 }
@@ -370,7 +369,9 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     if (fresh) { /* a patient's own room, or a clinic's persistent room (join check) */
         room = r->in_room;
         int staff = r->role == AR_SIG_ROLE_STAFF;
-        const char *clinic = !staff ? cl->clinic : cl->nclinics ? cl->clinics[0].id : "";
+        const char *clinic = !staff         ? ar__sig_claims_clinic(cl)
+                             : cl->nclinics ? cl->clinics[0].id
+                                            : "";
         ar__sig_str_set(&room->clinic, clinic, AR_SIG_ID_MAX);
         room->persistent = (uint8_t)staff;
         room->profile = cl->profile;
@@ -481,7 +482,7 @@ static void tell_ended(ar__sig_srv_t *srv, const char *id, ar__sig_rec_t *x)
     e.u.ended.room = str(id);
     e.u.ended.reason = AR_SIG_END_ENDED;
     ar__sig_to(srv, x->peer, &e, AR__SIG_ACT_ENDED);
-    if (x->role == AR_SIG_ROLE_PATIENT && x->in_area)
+    if (x->role == AR_SIG_ROLE_PATIENT && x->q->in_area)
         ar__sig_queue_remove(srv, x, AR_SIG_GONE_ENDED);
 }
 
@@ -558,7 +559,8 @@ void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         return;
     }
     int role = s->rec->role;
-    int calls = role != AR_SIG_ROLE_STAFF || s->claims->nclinics == 0 || s->claims->room[0] != '\0';
+    int calls = role != AR_SIG_ROLE_STAFF || s->claims->nclinics == 0 ||
+                ar__sig_claims_room(s->claims)[0] != '\0';
     for (size_t i = 0; !calls && i < s->claims->nclinics; i++)
         calls = ar__sig_can_call(s->claims, s->claims->clinics[i].id);
     switch (m->type) {
@@ -608,7 +610,7 @@ void ar__sig_handle(ar__sig_conn_t *cn, ar_sig_msg_t *m)
             REFUSE(cn, m, AR_SIG_E_BAD_STATE);
             break;
         }
-        if (role == AR_SIG_ROLE_PATIENT && s->rec->in_area)
+        if (role == AR_SIG_ROLE_PATIENT && s->rec->q->in_area)
             ar__sig_queue_remove(srv, s->rec, AR_SIG_GONE_LEFT);
         ar__sig_room_leave(srv, s->rec, AR_SIG_LEFT_LEFT);
         break;

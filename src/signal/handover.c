@@ -60,7 +60,8 @@ static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_sess_cold_t 
     s->promoted = 0;
     s->handed = 1;
     c->prev_owner = to;
-    s->away_since = srv->now; /* when it was handed: no word from `to` in a grace period ends it */
+    /* When it was handed: no word from `to` in a grace period ends it. */
+    ar__sig_sess_away_now(s, srv->now);
     s->rec->owner = to;
 }
 
@@ -157,7 +158,7 @@ void ar__sig_sess_orphan(ar__sig_srv_t *srv, ar__sig_sess_t *s)
      * before a new copy subscribed here reach neither. Kept, it numbers them after the
      * owner's buffer, in the order they came (take_away, ar__sig_sess_flush_pending). */
     s->handed = 1;
-    s->away_since = srv->now;
+    ar__sig_sess_away_now(s, srv->now);
 }
 
 void ar__sig_sess_owner_seen(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint64_t origin)
@@ -196,7 +197,7 @@ static void take_away(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, json_int_
     take_lost(s, json_object_get(o, "lost"));
     r->owner = srv->node_id;
     r->away = 1;
-    s->away_since = srv->now;
+    ar__sig_sess_away_now(s, srv->now);
     ar_log0(AR_LOG_INFO, "signal_handover_away");
     ar__sig_sess_adopt(srv, s); /* "own" (away, owner, backup), and the backup's buffer */
     ar__sig_sess_flush_pending(srv, s);

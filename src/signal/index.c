@@ -118,8 +118,11 @@ void ar__sig_answers_wipe(ar__sig_rec_t *r, ar__sig_recq_t *q)
     r->nans = 0;
 }
 
-const ar__sig_recq_t ar__sig_no_q = {
-    ar__sig_empty, ar__sig_empty, ar__sig_empty, ar__sig_empty, ar__sig_empty, NULL, 0};
+const ar__sig_recq_t ar__sig_no_q = {.clinic = ar__sig_empty,
+                                     .area = ar__sig_empty,
+                                     .by = ar__sig_empty,
+                                     .by_name = ar__sig_empty,
+                                     .lang = ar__sig_empty};
 
 ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r)
 {
@@ -185,9 +188,10 @@ void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         ar__sig_sess_free(srv, r->local);
     ar__sig_rec_set_room(srv, r, "");
     ar__sig_rec_set_area(srv, r, "", "");
-    for (size_t i = 0; i < r->nsubs; i++)
-        ar__sig_area_unsub(srv, r, ar__sig_area_find(srv, r->subs[i][0].s, r->subs[i][1].s));
-    ar_free(r->subs);
+    const ar__sig_recq_t *q = r->q;
+    for (size_t i = 0; i < q->nsubs; i++)
+        ar__sig_area_unsub(srv, r, ar__sig_area_find(srv, q->subs[i][0].s, q->subs[i][1].s));
+    ar_free(q->subs); /* NULL on ar__sig_no_q; the part itself goes with the strings */
     free_strings(r);
     size_t n;
     ar__sig_rec_t **p = &srv->recs[peer_bucket(r->peer, &n)];
@@ -374,14 +378,14 @@ static size_t remove_keep_order(ar__sig_rec_t **arr, size_t *n, ar__sig_rec_t *r
 void ar__sig_rec_set_area(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *clinic,
                           const char *area)
 {
-    ar__sig_area_t *old = r->in_area;
+    ar__sig_area_t *old = r->q->in_area;
     if (old && strcmp(old->clinic, clinic) == 0 && strcmp(old->area, area) == 0)
         return;
     if (old) {
         size_t i = remove_keep_order(old->patients, &old->npatients, r);
         if (i != SIZE_MAX)
             ar__sig_snap_removed(srv, old, i); /* a snapshot's cursor moves past it */
-        r->in_area = NULL;
+        r->q->in_area = NULL;
         ar__sig_area_gc(srv, old);
     }
     ar__sig_recq_t *q = area[0] || clinic[0] ? ar__sig_rec_q(r) : r->q;
@@ -394,7 +398,7 @@ void ar__sig_rec_set_area(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *clin
         return;
     ar__sig_area_t *na = ar__sig_area_get(srv, clinic, area);
     if (na && push(&na->patients, &na->npatients, &na->cap, r) == 0)
-        r->in_area = na;
+        q->in_area = na;
 }
 
 int ar__sig_area_sub(ar__sig_srv_t *srv, ar__sig_rec_t *r, ar__sig_area_t *a)

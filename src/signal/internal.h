@@ -21,6 +21,7 @@
 #include "signal/signal.h"
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
@@ -97,26 +98,45 @@ typedef struct ar__sig_id_s {
 } ar__sig_id_t;
 
 /*
- * What the owner keeps of a token: 32 bytes, the three strings at their length and 65 bytes per
+ * What the owner keeps of a token: 12 bytes, the three strings at their length and 65 bytes per
  * clinic, instead of the 3.4 KiB of ar_token_claims_t, because every held connection carries
- * one (one allocation: room, clinic and area point into str, after the clinics).
+ * one (one allocation: room, clinic and area follow the clinics, found by their offsets through
+ * ar__sig_claims_room, _clinic and _area).
  */
 enum { AR__SIG_R_PROVIDER = 1, AR__SIG_R_ADMIN = 2, AR__SIG_R_RECEPTION = 4 };
 typedef struct ar__sig_claims_s {
-    const char *room, *clinic, *area; /* "" when absent */
-    uint32_t size;                    /* of the allocation, for the wipe in ar__sig_claims_free */
+    uint32_t size; /* of the allocation, for the wipe in ar__sig_claims_free */
     /* Unix seconds: the token's exp, or when the copy was made if that is later (a resume with
      * an expired token, protocol.md 5.10): a staff session lives until this plus the
      * token-allowance unless a refresh moves it (refresh.c). */
     uint32_t exp;
     uint8_t profile; /* ar_sig_profile_t */
     uint8_t nclinics;
+    /* Where clinic and area start, counted from room's first byte (each string is at most
+     * AR_TOKEN_ID_MAX - 1 characters and its NUL: area_at is below 256). */
+    uint8_t clinic_at, area_at;
     struct {
         char id[AR_TOKEN_ID_MAX];
         uint8_t roles; /* AR__SIG_R_* */
     } clinics[];
-    /* then room, clinic and area, each NUL-terminated */
+    /* then room, clinic and area, each NUL-terminated ("" when absent) */
 } ar__sig_claims_t;
+/* A patient's claims (room, clinic, area) come to 12 bytes and their strings: a 48-byte chunk
+ * for a 15-character room id, where the three pointers made it a 64-byte one. */
+_Static_assert(offsetof(ar__sig_claims_t, clinics) <= 12, "claims keep offsets, not pointers");
+_Static_assert(2 * AR_TOKEN_ID_MAX <= UINT8_MAX, "a claims string offset fits a byte");
+static inline const char *ar__sig_claims_room(const ar__sig_claims_t *c)
+{
+    return (const char *)&c->clinics[c->nclinics];
+}
+static inline const char *ar__sig_claims_clinic(const ar__sig_claims_t *c)
+{
+    return ar__sig_claims_room(c) + c->clinic_at;
+}
+static inline const char *ar__sig_claims_area(const ar__sig_claims_t *c)
+{
+    return ar__sig_claims_room(c) + c->area_at;
+}
 
 /*
  * The string fields of records and rooms that are often empty are pointers: to a copy of their
@@ -134,9 +154,10 @@ void ar__sig_str_set_personal(char **dst, const char *v, size_t cap);
 void ar__sig_str_free_personal(char **dst);
 
 /*
- * What only a patient in a queue (or an invitee with a language) has: allocated at the first of
- * these facts (ar__sig_rec_q); every other record points to ar__sig_no_q, which is never
- * written. Strings as in ar__sig_str_set.
+ * What only a patient in a queue (or an invitee with a language, or staff subscribed to
+ * queues) has: allocated at the first of these facts (ar__sig_rec_q); every other record points
+ * to ar__sig_no_q, which is never written and reads as none of them (no area, no
+ * subscriptions). Strings as in ar__sig_str_set.
  */
 typedef struct ar__sig_recq_s {
     char *clinic; /* a patient's clinic */
@@ -147,13 +168,17 @@ typedef struct ar__sig_recq_s {
     /* AR_SIG_ANSWERS_MAX, allocated at a patient's arrival; strings owned (NUL-terminated) */
     ar_sig_answer_t *ans;
     int64_t since;
+    ar__sig_area_t *in_area; /* the area whose patients list holds it (index.c) */
+    ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
+    uint8_t nsubs;
 } ar__sig_recq_t;
 extern const ar__sig_recq_t ar__sig_no_q;
 
 /*
  * A replicated session record: every worker holds one per session of the jurisdiction, so it
- * is kept small (120 bytes, a 128-byte chunk): what most records leave empty is apart (q),
- * and the room's id is the room's own (ar__sig_rec_room).
+ * is kept small (104 bytes, a 112-byte chunk): what most records leave empty is apart (q: a
+ * patient's queue place and area, staff's subscriptions), and the room's id is the room's own
+ * (ar__sig_rec_room).
  */
 typedef struct ar__sig_rec_s {
     /* What a relay reads of both ends (flows.c on_relay, bus.c ar__sig_bus_to_now) comes first,
@@ -167,17 +192,17 @@ typedef struct ar__sig_rec_s {
     uint8_t status; /* ar_sig_status_t: 0 when not in a queue */
     uint8_t away;   /* the connection is lost; inside the grace period */
     uint8_t nans;
-    uint8_t nsubs;
     uint64_t backup;
     char *name;
-    ar__sig_recq_t *q;       /* never NULL: &ar__sig_no_q until it has some */
-    ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
-    uint64_t joined_us;      /* when it joined in_room (the joiner's clock): ranks racing joins */
-    ar__sig_area_t *in_area;
+    ar__sig_recq_t *q;  /* never NULL: &ar__sig_no_q until it has some */
+    uint64_t joined_us; /* when it joined in_room (the joiner's clock): ranks racing joins */
     /* The tags (ar__sig_worker_tag) of the owner and backup the session was created with, 0 for
      * none: its frames' subject for good, to.<home[0]>.<home[1]>.<peer> (bus.c). */
     uint32_t home[2];
 } ar__sig_rec_t;
+/* Every worker holds every record of the jurisdiction: at 104 bytes or less it takes glibc's
+ * 112-byte chunk, not the 128-byte one (16 bytes per session on each worker). */
+_Static_assert(sizeof(ar__sig_rec_t) <= 104, "a record fits a 112-byte malloc chunk");
 
 /* A worker's short name in to-subjects: every worker subscribes to to.<tag>.*.* and
  * to.*.<tag>.* (bus.c). Never 0, which stands for no worker. Two workers sharing a tag (one
@@ -276,20 +301,29 @@ typedef struct ar__sig_resume_s {
 
 /*
  * What only some local sessions need, apart from the session (ar__sig_sess_cold): an idle
- * session in a room has none of it, and every held session would otherwise carry its 128 bytes
- * (docs/performance.md, "Idle sessions: the local session's cold part"). Allocated at the first
- * write of one of these fields; until then (and again once the once-a-second sweep finds it
- * empty, sess.c) the session points at ar__sig_no_cold, which is read as all empty and never
- * written. Pointers first, then by size, so that no padding is left inside.
+ * session in a room has none of it, and every held session would otherwise carry its 136 bytes
+ * (docs/performance.md, "Idle sessions: the local session's cold part" and "Idle sessions: each
+ * block in glibc's next smaller chunk"). Allocated at the first write of one of these fields;
+ * until then (and again once the once-a-second sweep finds it empty, sess.c) the session points
+ * at ar__sig_no_cold, which is read as all empty and never written. Pointers first, then by
+ * size, so that no padding is left inside.
  */
 typedef struct ar__sig_sess_cold_s {
     ar__sig_frame_t *pending, *pending_tail; /* backup, or resuming: frames not yet numbered */
+    /* natsSubscription on ar.<jur>.to.*.*.<peer>, unless ours by a tag (bus.c): only a session
+     * that moved to a worker other than the two it was created on has one. */
+    void *sub_to;
     int64_t lost_after;  /* its seq when the first of the lost frames was dropped */
     uint64_t prev_owner; /* promoted: the worker we took it from (asked before the grace ends);
                           * handed: the worker we handed it to */
     uint32_t npending;
     uint32_t lost;  /* frames for it dropped (bus.c) and not yet reported to the client */
     uint32_t asked; /* when prev_owner was asked whether it still holds the client */
+    /* srv->now when the session went away (its connection lost, a promotion, a refused resume),
+     * was handed over, or kept for a resume's answer: what the sweep times those by (sess.c
+     * ar__sig_sess_tick). Set with ar__sig_sess_away_now; 0 (expired) when no part could be
+     * allocated for it. */
+    uint32_t away_since;
     /* The previous resume secret's hash, while the session's has_prev (sess.c
      * ar__sig_sess_rotate_resume): 8 bytes, wiped before the part is freed. */
     uint8_t prev_resume[AR__SIG_PREV_LEN];
@@ -301,6 +335,8 @@ typedef struct ar__sig_sess_cold_s {
     } cand[AR__SIG_ROOM_MAX - 1];
 } ar__sig_sess_cold_t;
 extern const ar__sig_sess_cold_t ar__sig_no_cold;
+/* A part allocated only while needed must still fit glibc's 144-byte chunk it had. */
+_Static_assert(sizeof(ar__sig_sess_cold_t) <= 136, "the cold part fits a 144-byte malloc chunk");
 
 /* The random part of a resume secret: the secret the client holds is the session's peer id,
  * '.', and these 15 bytes in 20 characters of base64url (ar__sig_sess_resume_text). */
@@ -308,10 +344,11 @@ extern const ar__sig_sess_cold_t ar__sig_no_cold;
 
 /*
  * Held by the owner and the backup of each session. Every held session has one on its owner
- * (and one on its backup), so it is kept to 136 bytes, the allocator's 144-byte class: what
- * most sessions leave empty is apart (cold), and the resume secret is kept as its 15 random
- * bytes, not as the 43 characters the client holds (its peer id is the record's). Fields by
- * size, pointers first, so that no padding is left but the last byte's.
+ * (and one on its backup), so it is kept to 120 bytes, the allocator's 128-byte class: what
+ * most sessions leave empty is apart (cold: also the NATS subscription of a session that moved,
+ * and when it went away), and the resume secret is kept as its 15 random bytes, not as the 43
+ * characters the client holds (its peer id is the record's). Fields by size, pointers first,
+ * so that no padding is left but the last byte's.
  */
 struct ar__sig_sess_s {
     ar__sig_sess_t *lnext, *lprev; /* srv->locals: the once-a-second sweep visits only these */
@@ -320,22 +357,18 @@ struct ar__sig_sess_s {
     int64_t seq;          /* last session-level seq assigned */
     int64_t acked;        /* highest seq the client acknowledged */
     ar__sig_frame_t *head, *tail;
-    ar__sig_claims_t *claims; /* owner only */
-    /* natsSubscription on ar.<jur>.to.*.*.<peer>, unless ours by a tag (bus.c). Rare too, but
-     * kept here: the struct would be 128 bytes without it, in the same 144-byte class. */
-    void *sub_to;
+    ar__sig_claims_t *claims;  /* owner only */
     ar__sig_sess_cold_t *cold; /* never NULL: &ar__sig_no_cold until ar__sig_sess_cold */
-    uint32_t nframes,
-        bytes; /* at most AR__SIG_REPLAY_FRAMES (+1), AR__SIG_REPLAY_BYTES (+1 frame) */
-    uint32_t away_since;
+    uint32_t bytes;            /* at most AR__SIG_REPLAY_BYTES (+1 frame) */
+    uint16_t nframes;          /* at most AR__SIG_REPLAY_FRAMES (+1) */
     uint8_t subhash[16];
     /* The resume secret's random part, valid while has_secret (a copy made before its owner's
      * state came has none, and no secret opens it). Wiped with the session (ar_free_wiped). */
     uint8_t secret[AR__SIG_SECRET_LEN];
-    uint8_t is_backup;
-    uint8_t provisional; /* made only to catch frames during a resume: never promoted */
-    uint8_t promoted;    /* a backup that took over: trusts a client's last_seq beyond its own */
-    /* Two bytes of flags, the struct's last padding but one byte:
+    /* Flags, in two bytes:
+     *  - is_backup: a backup's copy, not the owner's;
+     *  - provisional: made only to catch frames during a resume: never promoted;
+     *  - promoted: a backup that took over: trusts a client's last_seq beyond its own;
      *  - copies_uncertain: a backup whose owner is such a promotion (adopt "u"): the frames that
      *    owner numbers are uncertain here too, until the client resumes ("res"), in case this
      *    copy is promoted;
@@ -352,10 +385,15 @@ struct ar__sig_sess_s {
      *    (sess.c settle_promoted), by the action settle_act (AR__SIG_ACT_ENDED or _REMOVED, 0
      *    for none) its copy held;
      *  - has_secret: secret holds one. */
-    uint8_t copies_uncertain : 1, kick : 1, resumed : 1, handed : 1, has_prev : 1, settle : 1,
-        settle_act : 2;
-    uint8_t has_secret : 1;
+    uint8_t is_backup : 1, provisional : 1, promoted : 1, copies_uncertain : 1, kick : 1,
+        resumed : 1, handed : 1, has_prev : 1;
+    uint8_t settle : 1, settle_act : 2, has_secret : 1;
 };
+/* Every held session has one on its owner and one on its backup: at 120 bytes or less it takes
+ * glibc's 128-byte chunk, not the 144-byte one (16 bytes per session on each of the two). */
+_Static_assert(sizeof(ar__sig_sess_t) <= 120, "a local session fits a 128-byte malloc chunk");
+/* nframes counts up to one past AR__SIG_REPLAY_FRAMES before the caps trim it. */
+_Static_assert(AR__SIG_REPLAY_FRAMES < UINT16_MAX, "a replay buffer's frame count fits nframes");
 
 /* s's cold part, writable: allocated (empty) at the first call; NULL when out of memory, and
  * then s still points at ar__sig_no_cold. */
@@ -365,6 +403,10 @@ static inline int ar__sig_sess_has_cold(const ar__sig_sess_t *s)
 {
     return s->cold != &ar__sig_no_cold;
 }
+/* s went away, was handed over or is kept for an answer now (cold->away_since, for the sweep).
+ * With no memory for its cold part the time is lost: the sweep finds its wait over at once
+ * (logged), as if the grace period had run. */
+void ar__sig_sess_away_now(ar__sig_sess_t *s, uint32_t now);
 /* n more frames lost for the session noted in c's count, which stops at UINT32_MAX. */
 static inline void ar__sig_lost_add(ar__sig_sess_cold_t *c, uint64_t n)
 {
@@ -392,17 +434,25 @@ struct ar__sig_conn_s {
     ar_sn_conn_t *c;
     ar__sig_srv_t *srv;
     ar__sig_sess_t *sess;
-    uint8_t state;
-    uint8_t garbage;
-    uint16_t close_code; /* the first close asked for (or the net layer's): decides the session */
-    uint8_t drain_wait;  /* there when the drain started, not told yet (drain.c) */
+    /* While resuming on another worker's session: what the hello asked for. */
+    ar__sig_resume_t *resume;
     uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
     uint32_t token_exp; /* staff: its session's claims->exp (the sweep reads it here); else 0 */
-    uint64_t refill_ms;
-    /* While resuming on another worker's session: what the hello asked for. */
-    ar__sig_resume_t *resume;
+    /* The loop's monotonic ms at the bucket's last refill, cut to 32 bits: srv.c rate_ok takes
+     * the difference modulo 2^32, exact while refills are less than 49 days apart, and a live
+     * connection passes rate_ok at least every AR__SIG_IDLE_S + AR__SIG_PING_S seconds (a
+     * message or a pong; else it is closed as idle). */
+    uint32_t refill_ms;
+    uint16_t close_code; /* the first close asked for (or the net layer's): decides the session */
+    uint8_t garbage;
+    uint8_t state : 2;      /* AR__SIG_C_* */
+    uint8_t drain_wait : 1; /* there when the drain started, not told yet (drain.c) */
 };
+/* One per held connection, on its owner: at 88 bytes or less it takes glibc's 96-byte chunk,
+ * not the 112-byte one. */
+_Static_assert(sizeof(ar__sig_conn_t) <= 88, "a connection's state fits a 96-byte malloc chunk");
+_Static_assert(AR__SIG_C_GONE < 4, "a connection's state fits its two bits");
 
 /* A client is connected to s: a GONE connection (closed, not yet freed) counts as none. */
 static inline int ar__sig_sess_connected(const ar__sig_sess_t *s)

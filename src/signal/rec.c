@@ -129,8 +129,8 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
     }
     if (has(fields, "subs")) {
         json_t *a = json_array();
-        for (size_t i = 0; i < r->nsubs; i++)
-            json_array_append_new(a, json_pack("[s,s]", r->subs[i][0].s, r->subs[i][1].s));
+        for (size_t i = 0; i < r->q->nsubs; i++)
+            json_array_append_new(a, json_pack("[s,s]", r->q->subs[i][0].s, r->q->subs[i][1].s));
         json_object_set_new(o, "subs", a);
     }
     ar__sig_bus_rec(srv, kind, key, o);
@@ -147,16 +147,19 @@ static void set_name(char **dst, const char *v)
 
 static void apply_subs(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *a)
 {
-    for (size_t i = 0; i < r->nsubs; i++)
-        ar__sig_area_unsub(srv, r, ar__sig_area_find(srv, r->subs[i][0].s, r->subs[i][1].s));
-    ar_free(r->subs);
-    r->subs = NULL;
-    r->nsubs = 0;
+    ar__sig_recq_t *q = r->q; /* its own when it has subscriptions */
+    for (size_t i = 0; i < q->nsubs; i++)
+        ar__sig_area_unsub(srv, r, ar__sig_area_find(srv, q->subs[i][0].s, q->subs[i][1].s));
+    if (q != &ar__sig_no_q) {
+        ar_free(q->subs);
+        q->subs = NULL;
+        q->nsubs = 0;
+    }
     size_t n = json_array_size(a);
-    if (n > AR__SIG_SUBS_MAX || !n)
+    if (n > AR__SIG_SUBS_MAX || !n || !(q = ar__sig_rec_q(r)))
         return;
-    r->subs = ar_calloc(n, sizeof(*r->subs));
-    if (!r->subs)
+    q->subs = ar_calloc(n, sizeof(*q->subs));
+    if (!q->subs)
         return;
     for (size_t i = 0; i < n; i++) {
         const char *c, *ar;
@@ -166,9 +169,9 @@ static void apply_subs(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *a)
         ar__sig_area_t *area = ar__sig_area_get(srv, c, ar);
         if (!area || ar__sig_area_sub(srv, r, area) != 0)
             continue;
-        memcpy(r->subs[r->nsubs][0].s, c, strlen(c) + 1);
-        memcpy(r->subs[r->nsubs][1].s, ar, strlen(ar) + 1);
-        r->nsubs++;
+        memcpy(q->subs[q->nsubs][0].s, c, strlen(c) + 1);
+        memcpy(q->subs[q->nsubs][1].s, ar, strlen(ar) + 1);
+        q->nsubs++;
     }
 }
 

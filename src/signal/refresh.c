@@ -32,15 +32,15 @@ int ar__sig_claims_prune(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     if (!r || r->role != AR_SIG_ROLE_STAFF || !s->claims)
         return 0;
     int dropped = 0;
-    for (size_t i = r->nsubs; i-- > 0;) {
-        if (ar__sig_can_queue(s->claims, r->subs[i][0].s))
+    for (size_t i = r->q->nsubs; i-- > 0;) {
+        if (ar__sig_can_queue(s->claims, r->q->subs[i][0].s))
             continue;
         /* As an unsubscribe does (area.c on_subscribe): the pair goes from the record, the
          * record from the area's subscribers, and every worker is told below. */
-        ar__sig_area_t *a = ar__sig_area_find(srv, r->subs[i][0].s, r->subs[i][1].s);
-        r->subs[i][0] = r->subs[r->nsubs - 1][0];
-        r->subs[i][1] = r->subs[r->nsubs - 1][1];
-        r->nsubs--;
+        ar__sig_area_t *a = ar__sig_area_find(srv, r->q->subs[i][0].s, r->q->subs[i][1].s);
+        r->q->subs[i][0] = r->q->subs[r->q->nsubs - 1][0];
+        r->q->subs[i][1] = r->q->subs[r->q->nsubs - 1][1];
+        r->q->nsubs--;
         ar__sig_area_unsub(srv, r, a);
         dropped = 1;
     }

@@ -59,7 +59,7 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
          * owner may have let go, and a promoter must yield to the copy we own again), the
          * client's last_seq is what it has (numbering goes on after it, so promoted is over),
          * and the secret it holds still works, as its subject hash is unchanged. */
-        s->away_since = srv->now;
+        ar__sig_sess_away_now(s, srv->now);
         s->rec->away = 1;
     }
     s->rec->owner = srv->node_id;

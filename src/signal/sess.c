@@ -52,17 +52,32 @@ ar__sig_sess_cold_t *ar__sig_sess_cold(ar__sig_sess_t *s)
 /* s's cold part goes when nothing in it is in use any more (the once-a-second sweep): a backup
  * catches each frame for its session as pending until the owner's numbered copy comes, and a
  * session promoted or handed over keeps a worker in it for a while; idle again, they would
- * otherwise keep the part for good. Candidate counts keep it (a call's peers relay some). */
+ * otherwise keep the part for good. Candidate counts keep it (a call's peers relay some), and so
+ * do a subscription of its own and the time it went away while that is read. */
 static void cold_trim(ar__sig_sess_t *s)
 {
     const ar__sig_sess_cold_t *c = s->cold;
-    if (c->pending || c->lost || s->has_prev || s->handed || (s->promoted && c->prev_owner))
+    if (c->pending || c->lost || s->has_prev || s->handed || (s->promoted && c->prev_owner) ||
+        c->sub_to)
+        return;
+    /* away_since is read while an owner's copy has no client (ar__sig_sess_tick), and while
+     * handed or provisional. */
+    if (s->provisional || (!s->is_backup && !s->conn))
         return;
     for (size_t i = 0; i < AR__SIG_ROOM_MAX - 1; i++)
         if (c->cand[i].peer[0])
             return;
     ar_free_wiped(s->cold);
     s->cold = (ar__sig_sess_cold_t *)&ar__sig_no_cold;
+}
+
+void ar__sig_sess_away_now(ar__sig_sess_t *s, uint32_t now)
+{
+    ar__sig_sess_cold_t *c = ar__sig_sess_cold(s);
+    if (c)
+        c->away_since = now;
+    else
+        ar_log0(AR_LOG_WARN, "signal_away_unnoted"); /* its wait is over at the next sweep */
 }
 
 void ar__sig_sess_new_resume(ar__sig_sess_t *s)
@@ -257,7 +272,7 @@ ar__sig_sess_t *ar__sig_sess_link_new(ar__sig_srv_t *srv, ar__sig_rec_t *r, int 
         return NULL;
     s->rec = r;
     s->cold = (ar__sig_sess_cold_t *)&ar__sig_no_cold; /* read only until ar__sig_sess_cold */
-    s->is_backup = (uint8_t)backup;
+    s->is_backup = backup != 0;
     r->local = s;
     s->lnext = srv->locals;
     if (srv->locals)
@@ -741,7 +756,7 @@ void ar__sig_sess_lost(ar__sig_srv_t *srv, ar__sig_sess_t *s, uint16_t code)
         ar__sig_sess_end(srv, s->rec, AR_SIG_LEFT_LEFT);
         return;
     }
-    s->away_since = srv->now;
+    ar__sig_sess_away_now(s, srv->now);
     s->rec->away = 1;
     ar__sig_rec_publish(srv, s->rec, "away");
 }
@@ -751,7 +766,7 @@ void ar__sig_sess_end(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason_left)
 {
     if (r->in_room)
         ar__sig_room_leave(srv, r, reason_left);
-    if (r->in_area)
+    if (r->q->in_area)
         ar__sig_queue_remove(srv, r, AR_SIG_GONE_LEFT);
     if (r->local && r->backup && ar__sig_node_alive(srv, r->backup))
         ar__sig_bus_proc(srv, r->backup, json_pack("{s:s,s:s}", "k", "drop", "p", r->peer));
@@ -872,7 +887,7 @@ static void promote(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     r->owner = srv->node_id;
     r->backup = 0;
     r->away = 1;
-    s->away_since = srv->now;
+    ar__sig_sess_away_now(s, srv->now);
     /* One update ("own" carries away, owner and backup): each is applied by every worker, and
      * an owner that still holds the client answers each with a re-announcement. */
     mark_promotion(srv);
@@ -973,11 +988,11 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
         if (s->handed && s->provisional) {
             /* A resume's copy kept for an answer that never came (the owner died, or the
              * answer was lost): the owner or its backup still has the session. */
-            if (srv->now - s->away_since >= AR__SIG_RESUME_WAIT_S)
+            if (srv->now - s->cold->away_since >= AR__SIG_RESUME_WAIT_S)
                 ar__sig_sess_release(srv, s);
             continue;
         }
-        if (s->handed && s->is_backup && srv->now - s->away_since >= grace) {
+        if (s->handed && s->is_backup && srv->now - s->cold->away_since >= grace) {
             /* Handed over, and the new owner never announced itself in a grace period (its
              * every update lost, or the answer lost with no client left asking there): the
              * session ends as an away one does, for every worker, instead of staying on. */
@@ -987,7 +1002,7 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
         }
         if (s->is_backup)
             continue;
-        if (!s->conn && r->away && srv->now - s->away_since >= grace) {
+        if (!s->conn && r->away && srv->now - s->cold->away_since >= grace) {
             /* A copy we promoted and no client resumed: if the worker we took it from is alive
              * (it was only slow, and our promotion or its refusal was lost on the way), it may
              * still hold the client. Ask it first; it re-announces the session (we yield) or
@@ -1026,7 +1041,8 @@ void ar__sig_load_frames(ar__sig_srv_t *srv, ar__sig_sess_t *s, void *frames)
     json_t *fr = frames;
     frame_free_list(srv, s->head);
     s->head = s->tail = NULL;
-    s->nframes = s->bytes = 0;
+    s->nframes = 0;
+    s->bytes = 0;
     size_t i;
     json_t *it;
     /* As the owner keeps it: each frame numbered after the one before, none after the session's

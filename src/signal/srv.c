@@ -183,7 +183,7 @@ static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
     cn->srv = srv;
     cn->opened = cn->last_rx = cn->last_ping = srv->now;
     cn->tokens_ms = AR__SIG_BURST * 1000;
-    cn->refill_ms = ar_sn_loop_now_ms(srv->loop);
+    cn->refill_ms = (uint32_t)ar_sn_loop_now_ms(srv->loop);
     cn->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = cn;
@@ -247,8 +247,8 @@ static int rate_ok(ar__sig_conn_t *cn)
 {
     /* The loop's clock of this wake-up, not a clock read per message: messages that arrived
      * together count as arriving at once, which is what the bucket's burst is for. */
-    uint64_t now = ar_sn_loop_now_ms(cn->srv->loop);
-    uint64_t add = (now - cn->refill_ms) * AR__SIG_RATE;
+    uint32_t now = (uint32_t)ar_sn_loop_now_ms(cn->srv->loop);
+    uint64_t add = (uint64_t)(uint32_t)(now - cn->refill_ms) * AR__SIG_RATE;
     cn->refill_ms = now;
     uint64_t t = cn->tokens_ms + add;
     cn->tokens_ms =

@@ -61,12 +61,32 @@ static void out_free(ar__sn_out_t *o)
         wipe_free(o, sizeof(*o) + o->cap);
 }
 
+ar__sn_ext_t *ar__sn_ext(ar_sn_conn_t *c)
+{
+    if (!c->ext)
+        c->ext = ar_calloc(1, sizeof(*c->ext));
+    return c->ext;
+}
+
+void ar__sn_ext_trim(ar_sn_conn_t *c)
+{
+    ar__sn_ext_t *x = c->ext;
+    if (x && !x->tls && !x->in && !x->out) {
+        ar_free(x);
+        c->ext = NULL;
+    }
+}
+
 void ar__sn_conn_free(ar_sn_conn_t *c)
 {
-    if (c->tls)
-        c->loop->conf.tls->ops->conn_free(c->tls);
-    in_free(c->in);
-    out_free(c->out);
+    ar__sn_ext_t *x = c->ext;
+    if (x) {
+        if (x->tls)
+            c->loop->conf.tls->ops->conn_free(x->tls);
+        in_free(x->in);
+        out_free(x->out);
+        ar_free(x);
+    }
     ar_free(c);
 }
 
@@ -75,8 +95,9 @@ void ar__sn_conn_free(ar_sn_conn_t *c)
 static int raw_write(ar_sn_conn_t *c, const uint8_t *buf, size_t len)
 {
     int ww = 0;
-    if (c->tls) {
-        int n = c->loop->conf.tls->ops->write(c->tls, buf, len, &ww);
+    void *tls = ar__sn_tls(c);
+    if (tls) {
+        int n = c->loop->conf.tls->ops->write(tls, buf, len, &ww);
         if (n == AR_EAGAIN && ww)
             c->flags |= AR__SN_F_WANTW;
         return n;
@@ -90,7 +111,7 @@ static int raw_write(ar_sn_conn_t *c, const uint8_t *buf, size_t len)
 /* Appends a and b to the output queue; AR_EQUOTA past the cap (the caller drops the peer). */
 static int queue(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
-    ar__sn_out_t *o = c->out;
+    ar__sn_out_t *o = ar__sn_out(c);
     size_t have = o ? o->len - o->off : 0;
     size_t need = have + alen + blen;
     if (need > c->loop->conf.max_outgoing)
@@ -99,14 +120,17 @@ static int queue(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8_t *
         size_t cap = 256;
         while (cap < need)
             cap *= 2;
-        ar__sn_out_t *n = ar_malloc(sizeof(*n) + cap);
-        if (!n)
+        ar__sn_ext_t *x = ar__sn_ext(c);
+        ar__sn_out_t *n = x ? ar_malloc(sizeof(*n) + cap) : NULL;
+        if (!n) {
+            ar__sn_ext_trim(c);
             return AR_ENOMEM;
+        }
         if (o)
             memcpy(n->data, o->data + o->off, have);
         out_free(o);
         n->cap = (uint32_t)cap;
-        o = c->out = n;
+        o = x->out = n;
     } else if (o->off) {
         memmove(o->data, o->data + o->off, have);
     }
@@ -129,7 +153,7 @@ static void start_linger(ar_sn_conn_t *c)
 
 static void flush(ar_sn_conn_t *c)
 {
-    ar__sn_out_t *o = c->out;
+    ar__sn_out_t *o = ar__sn_out(c);
     while (o && o->off < o->len) {
         int n = raw_write(c, o->data + o->off, o->len - o->off);
         if (n == AR_EAGAIN) {
@@ -142,8 +166,11 @@ static void flush(ar_sn_conn_t *c)
         }
         o->off += (uint32_t)n;
     }
-    out_free(c->out);
-    c->out = NULL;
+    if (o) {
+        out_free(o);
+        c->ext->out = NULL;
+        ar__sn_ext_trim(c);
+    }
     c->flags &= (uint8_t)~AR__SN_F_WANTW;
     if (ar__sn_epoll_update(c) != 0) {
         ar__sn_kill(c, 1006);
@@ -157,10 +184,10 @@ static void flush(ar_sn_conn_t *c)
 static int send_raw2(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
     int err;
-    if (c->out) {
+    int tls = ar__sn_tls(c) != NULL;
+    if (ar__sn_out(c)) {
         err = queue(c, a, alen, b, blen);
-    } else if (c->tls ? alen + blen <= sizeof(c->loop->wbuf)
-                      : blen && alen + blen <= SEND_COPY_MAX) {
+    } else if (tls ? alen + blen <= sizeof(c->loop->wbuf) : blen && alen + blen <= SEND_COPY_MAX) {
         /* Header and payload copied together and written at once. With TLS: one record for
          * both. Plain: a small frame (nearly every signalling frame) sent with send(), which
          * costs the kernel less than a two-part sendmsg (no message header or iovec array to
@@ -177,7 +204,7 @@ static int send_raw2(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8
             return 0;
         /* A retried TLS write must offer the same bytes again: queue from where it stopped. */
         err = queue(c, w + done, alen + blen - done, NULL, 0);
-    } else if (!c->tls) {
+    } else if (!tls) {
         struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = blen ? 2 : 1};
         ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
@@ -235,7 +262,7 @@ void ar_sn_close(ar_sn_conn_t *c, uint16_t code)
         return;
     set_state(c, AR__SN_CLOSING);
     ar__sn_timer_set(c, 2 * AR__SN_LINGER_S);
-    if (!c->out)
+    if (!ar__sn_out(c))
         start_linger(c);
 }
 
@@ -243,17 +270,22 @@ void ar_sn_close(ar_sn_conn_t *c, uint16_t code)
 
 static ar__sn_in_t *in_get(ar_sn_conn_t *c)
 {
-    if (!c->in)
-        c->in = ar_calloc(1, sizeof(*c->in));
-    return c->in;
+    ar__sn_ext_t *x = ar__sn_ext(c);
+    if (!x)
+        return NULL;
+    if (!x->in && !(x->in = ar_calloc(1, sizeof(*x->in))))
+        ar__sn_ext_trim(c);
+    return x->in;
 }
 
 /* Frees `in` once nothing is in flight, so an idle connection holds no buffer. */
 static void in_release(ar_sn_conn_t *c)
 {
-    if (c->in && c->in->len == 0 && !(c->flags & AR__SN_F_CTL)) {
-        in_free(c->in);
-        c->in = NULL;
+    ar__sn_in_t *in = ar__sn_in(c);
+    if (in && in->len == 0 && !(c->flags & AR__SN_F_CTL)) {
+        in_free(in);
+        c->ext->in = NULL;
+        ar__sn_ext_trim(c);
     }
 }
 
@@ -336,18 +368,18 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
                     ar__sn_kill(c, AR_WS_CLOSE_INTERNAL);
                     return;
                 }
-                c->in->ctl_len = 0;
+                ar__sn_in(c)->ctl_len = 0;
             } else if (ev.opcode == AR_WS_OP_TEXT) {
                 c->flags &= (uint8_t)~AR__SN_F_BINARY;
             } else if (ev.opcode == AR_WS_OP_BINARY) {
                 c->flags |= AR__SN_F_BINARY;
             }
         } else if (ev.type == AR_WS_EV_DATA && (c->flags & AR__SN_F_CTL)) {
-            memcpy(c->in->ctl + c->in->ctl_len, ev.data, ev.len);
-            c->in->ctl_len = (uint8_t)(c->in->ctl_len + ev.len);
+            memcpy(ar__sn_in(c)->ctl + ar__sn_in(c)->ctl_len, ev.data, ev.len);
+            ar__sn_in(c)->ctl_len = (uint8_t)(ar__sn_in(c)->ctl_len + ev.len);
         } else if (ev.type == AR_WS_EV_DATA) {
             /* The common case: a whole one-frame message in this buffer. No copy. */
-            if (ev.fin && ev.len == frame_len && (!c->in || c->in->len == 0)) {
+            if (ev.fin && ev.len == frame_len && (!ar__sn_in(c) || ar__sn_in(c)->len == 0)) {
                 direct = ev.data;
                 direct_len = ev.len;
             } else if ((err = in_append(c, ev.data, ev.len, l->conf.max_message)) != 0) {
@@ -358,17 +390,17 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
             }
         } else if (ev.type == AR_WS_EV_FRAME_END && (c->flags & AR__SN_F_CTL)) {
             c->flags &= (uint8_t)~AR__SN_F_CTL;
-            on_control(c, ev.opcode, c->in->ctl, c->in->ctl_len);
-            c->in->ctl_len = 0;
+            on_control(c, ev.opcode, ar__sn_in(c)->ctl, ar__sn_in(c)->ctl_len);
+            ar__sn_in(c)->ctl_len = 0;
         } else if (ev.type == AR_WS_EV_FRAME_END && ev.msg_end) {
             uint8_t op = (c->flags & AR__SN_F_BINARY) ? AR_WS_OP_BINARY : AR_WS_OP_TEXT;
-            const uint8_t *msg = direct ? direct : (c->in ? c->in->data : NULL);
-            size_t len = direct ? direct_len : (c->in ? c->in->len : 0);
+            const uint8_t *msg = direct ? direct : (ar__sn_in(c) ? ar__sn_in(c)->data : NULL);
+            size_t len = direct ? direct_len : (ar__sn_in(c) ? ar__sn_in(c)->len : 0);
             static const uint8_t empty[1] = {0};
             if (l->h.message_cb)
                 l->h.message_cb(c, op, msg ? msg : empty, len, l->h.data);
-            if (c->in)
-                c->in->len = 0;
+            if (ar__sn_in(c))
+                ar__sn_in(c)->len = 0;
             direct = NULL;
         }
         /* A frame ended with the buffer: the parser waits for a header, so asking it again
@@ -405,13 +437,14 @@ static void on_http(ar_sn_conn_t *c, uint8_t *data, size_t n)
         /* Refused: the response goes out, then the connection closes. No close_cb is owed. */
         set_state(c, AR__SN_CLOSING);
         ar__sn_timer_set(c, 2 * AR__SN_LINGER_S);
-        if (!c->out)
+        if (!ar__sn_out(c))
             start_linger(c);
         return;
     }
     set_state(c, AR__SN_OPEN);
     ar__sn_timer_set(c, l->conf.idle_timeout_s);
-    c->in = NULL;
+    c->ext->in = NULL; /* in is freed below, after the frames behind the request */
+    ar__sn_ext_trim(c);
     c->flags |= AR__SN_F_OPENED;
     if (l->h.open_cb && l->h.open_cb(c, &up, l->h.data) != 0)
         ar_sn_close(c, AR_WS_CLOSE_POLICY);
@@ -426,9 +459,10 @@ static void on_http(ar_sn_conn_t *c, uint8_t *data, size_t n)
 
 static int raw_read(ar_sn_conn_t *c, uint8_t *buf, size_t cap)
 {
-    if (c->tls) {
+    void *tls = ar__sn_tls(c);
+    if (tls) {
         int ww = 0;
-        int n = c->loop->conf.tls->ops->read(c->tls, buf, cap, &ww);
+        int n = c->loop->conf.tls->ops->read(tls, buf, cap, &ww);
         if (n == AR_EAGAIN && ww)
             c->flags |= AR__SN_F_WANTW;
         return n;
@@ -442,7 +476,7 @@ static int raw_read(ar_sn_conn_t *c, uint8_t *buf, size_t cap)
 static void on_readable(ar_sn_conn_t *c)
 {
     ar_sn_loop_t *l = c->loop;
-    for (int i = 0; i < READS_PER_EVENT && c->state != AR__SN_DEAD && !c->out; i++) {
+    for (int i = 0; i < READS_PER_EVENT && c->state != AR__SN_DEAD && !ar__sn_out(c); i++) {
         int n = raw_read(c, l->rbuf, sizeof(l->rbuf));
         if (n == AR_EAGAIN) {
             (void)ar__sn_epoll_update(c);
@@ -460,7 +494,8 @@ static void on_readable(ar_sn_conn_t *c)
             on_http(c, l->rbuf, (size_t)n);
         }
         /* Plain sockets: a short read means the socket is drained; TLS may hold more inside. */
-        if ((size_t)n < sizeof(l->rbuf) && (!c->tls || !l->conf.tls->ops->pending(c->tls)))
+        if ((size_t)n < sizeof(l->rbuf) &&
+            (!ar__sn_tls(c) || !l->conf.tls->ops->pending(ar__sn_tls(c))))
             return;
     }
 }
@@ -468,7 +503,7 @@ static void on_readable(ar_sn_conn_t *c)
 static void on_handshake(ar_sn_conn_t *c)
 {
     int ww = 0;
-    int r = c->loop->conf.tls->ops->handshake(c->tls, &ww);
+    int r = c->loop->conf.tls->ops->handshake(ar__sn_tls(c), &ww);
     c->flags &= (uint8_t)~AR__SN_F_WANTW;
     if (r == AR_EAGAIN) {
         if (ww)
@@ -499,11 +534,11 @@ void ar__sn_conn_event(ar_sn_conn_t *c, uint32_t events)
         return;
     }
     int tls_wanted_write = (c->flags & AR__SN_F_WANTW) != 0;
-    if ((events & EPOLLOUT) && c->out)
+    if ((events & EPOLLOUT) && ar__sn_out(c))
         flush(c);
     else if (tls_wanted_write && (events & EPOLLOUT))
         c->flags &= (uint8_t)~AR__SN_F_WANTW;
-    if (c->state == AR__SN_DEAD || c->out)
+    if (c->state == AR__SN_DEAD || ar__sn_out(c))
         return;
     int writable = 0;
     if ((events & EPOLLOUT) && (c->xflags & AR__SN_X_WRITABLE)) {
@@ -514,7 +549,7 @@ void ar__sn_conn_event(ar_sn_conn_t *c, uint32_t events)
         writable = c->state == AR__SN_OPEN;
         if (writable)
             c->loop->h.writable_cb(c, c->loop->h.data);
-        if (c->state == AR__SN_DEAD || c->out)
+        if (c->state == AR__SN_DEAD || ar__sn_out(c))
             return;
     }
     /* After the writable callback, input too: while output was queued, reading was off (no
@@ -542,7 +577,8 @@ void ar__sn_conn_timeout(ar_sn_conn_t *c)
 
 size_t ar_sn_conn_outgoing(const ar_sn_conn_t *c)
 {
-    return c->out ? c->out->len - c->out->off : 0;
+    const ar__sn_out_t *o = ar__sn_out(c);
+    return o ? o->len - o->off : 0;
 }
 
 int ar_sn_conn_notify_writable(ar_sn_conn_t *c)

@@ -40,6 +40,15 @@ typedef struct ar__sn_out_s {
     uint8_t data[]; /* bytes [off, len) not yet written */
 } ar__sn_out_t;
 
+/* What a connection holds beyond an idle plain one, behind one pointer: the TLS library's
+ * connection (for as long as it lives), and what is in flight (while it is). Allocated at the
+ * first of them (ar__sn_ext), freed once none is left (ar__sn_ext_trim). */
+typedef struct ar__sn_ext_s {
+    void *tls; /* the TLS library's connection, or NULL */
+    ar__sn_in_t *in;
+    ar__sn_out_t *out;
+} ar__sn_ext_t;
+
 struct ar_sn_conn_s {
     ar_ws_parser_t parser;
     int fd;
@@ -52,11 +61,29 @@ struct ar_sn_conn_s {
     uint16_t tag;          /* what accept_cb returned; sits in what was padding before tw_next */
     ar_sn_conn_t *tw_next, *tw_prev;
     ar_sn_loop_t *loop;
-    void *tls; /* the TLS library's connection, or NULL */
-    ar__sn_in_t *in;
-    ar__sn_out_t *out;
+    ar__sn_ext_t *ext; /* NULL for an idle plain connection */
     void *data;
 };
+/* One per held connection: at 104 bytes or less it takes glibc's 112-byte chunk, not the
+ * 128-byte one it took with the TLS and in-flight pointers apart. */
+_Static_assert(sizeof(struct ar_sn_conn_s) <= 104, "a connection fits a 112-byte malloc chunk");
+
+static inline void *ar__sn_tls(const ar_sn_conn_t *c)
+{
+    return c->ext ? c->ext->tls : NULL;
+}
+static inline ar__sn_in_t *ar__sn_in(const ar_sn_conn_t *c)
+{
+    return c->ext ? c->ext->in : NULL;
+}
+static inline ar__sn_out_t *ar__sn_out(const ar_sn_conn_t *c)
+{
+    return c->ext ? c->ext->out : NULL;
+}
+/* c's ext, allocated (empty) if it had none; NULL when out of memory. */
+ar__sn_ext_t *ar__sn_ext(ar_sn_conn_t *c);
+/* Frees c's ext when it holds nothing any more. */
+void ar__sn_ext_trim(ar_sn_conn_t *c);
 
 enum {
     AR__SN_F_OPENED = 1,   /* open_cb fired: close_cb is owed */

@@ -93,9 +93,9 @@ int ar__sn_epoll_update(ar_sn_conn_t *c)
     if (c->state == AR__SN_DEAD)
         return 0;
     /* Queued output pauses reading: a peer that does not read gets nothing more done for it. */
-    int want_out = c->out != NULL || (c->flags & AR__SN_F_WANTW) ||
+    int want_out = ar__sn_out(c) != NULL || (c->flags & AR__SN_F_WANTW) ||
                    ((c->xflags & AR__SN_X_WRITABLE) && c->state == AR__SN_OPEN);
-    int want_in = c->out == NULL;
+    int want_in = ar__sn_out(c) == NULL;
     int has_out = (c->flags & AR__SN_F_EPOLLOUT) != 0;
     int has_in = !(c->flags & AR__SN_F_NOREAD);
     if (want_out == has_out && want_in == has_in)
@@ -312,8 +312,17 @@ static int take(ar_sn_loop_t *l, int fd, const struct sockaddr_storage *ss)
     ar_ws_parser_init(&c->parser, 1, l->conf.max_message);
     c->state = l->conf.tls ? AR__SN_TLS_HS : AR__SN_HTTP;
     int err = 0;
-    if (l->conf.tls)
-        err = l->conf.tls->ops->conn_new(l->conf.tls->ctx, fd, &c->tls);
+    if (l->conf.tls) {
+        void *tls = NULL;
+        err = l->conf.tls->ops->conn_new(l->conf.tls->ctx, fd, &tls);
+        ar__sn_ext_t *x = err ? NULL : ar__sn_ext(c);
+        if (x) {
+            x->tls = tls;
+        } else if (!err) {
+            l->conf.tls->ops->conn_free(tls);
+            err = AR_ENOMEM;
+        }
+    }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (err || epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);

@@ -95,7 +95,7 @@ void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, u
 {
     memset(cn, 0, sizeof(*cn));
     cn->srv = srv;
-    cn->state = state;
+    cn->state = state & 3u;
     cn->sess = s;
     s->conn = cn;
 }
@@ -130,7 +130,7 @@ ar__sig_sess_t *su_sess_held(ar__sig_srv_t *srv, char c, int backup)
     assert_non_null(s);
     s->rec = r;
     s->cold = (ar__sig_sess_cold_t *)&ar__sig_no_cold; /* as ar__sig_sess_link_new leaves it */
-    s->is_backup = (uint8_t)backup;
+    s->is_backup = backup != 0;
     r->local = s;
     return s;
 }

@@ -70,7 +70,7 @@ static ar__sig_conn_t *open_conn(ar__sig_srv_t *srv, fake_t *f, uint8_t state)
     assert_non_null(cn);
     cn->c = &f->c;
     cn->srv = srv;
-    cn->state = state;
+    cn->state = state & 3u;
     cn->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = cn;

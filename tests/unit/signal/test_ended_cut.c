@@ -119,7 +119,7 @@ static void test_room_opened_during_cut_ends(void **state)
     ar__sig_srv_t *b = worker(2);
     ar__sig_rec_t *p = member(b, 'p', AR_SIG_ROLE_PATIENT, "room-1", 0, 0);
     ar__sig_rec_set_area(b, p, "c1", "knee");
-    assert_non_null(p->in_area);
+    assert_non_null(p->q->in_area);
     ar__sig_rec_t *s = member(b, 's', AR_SIG_ROLE_STAFF, "room-1", 0, 0);
     member(b, 'x', AR_SIG_ROLE_STAFF, "room-1", 0, 1); /* worker 7's, backed up here */
     ar__sig_rec_t *q = member(b, 'q', AR_SIG_ROLE_PATIENT, "room-2", 0, 0);
@@ -133,7 +133,7 @@ static void test_room_opened_during_cut_ends(void **state)
     assert_int_equal(ended_to('s'), 1);
     assert_int_equal(sc_nsent, 2); /* nothing to the backup copy, nor to rooms 2 and p */
     assert_null(s->in_room);       /* staff leave the room at once, as after `end` */
-    assert_null(p->in_area);       /* the patient leaves its queue */
+    assert_null(p->q->in_area);    /* the patient leaves its queue */
     assert_string_equal(ar__sig_rec_room(q), "room-2");
     assert_string_equal(ar__sig_rec_room(t), "room-p");
 

@@ -77,7 +77,7 @@ static int setup(void **state)
     ar__sig_sess_new_resume(s);
     ar__sig_sess_resume_text(s, H.resume);
     ar__sig_subhash(&H.cl, s->subhash);
-    s->away_since = H.O->now;
+    ar__sig_sess_away_now(s, H.O->now);
     static const char frame[] = "{\"type\":\"offer\",\"seq\":0,\"sdp\":\"v=0\"}";
     uint8_t fid[16] = {1};
     for (int i = 0; i < 2; i++) {

@@ -86,7 +86,7 @@ static int setup(void **state)
     assert_string_not_equal(H.s1, H.s2);
     assert_true(accepts(s, H.s1));
     assert_true(accepts(s, H.s2));
-    s->away_since = H.O->now;
+    ar__sig_sess_away_now(s, H.O->now);
     memset(&H.cn, 0, sizeof(H.cn));
     H.cn.srv = H.T;
     H.cn.state = AR__SIG_C_HELLO;

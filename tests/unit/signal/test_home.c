@@ -10,6 +10,8 @@
 #include "fake_nats.h"
 #include "sig_util.h"
 
+#include "anteroom/alloc.h"
+
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -63,7 +65,7 @@ static void test_session_subscribes_only_outside_its_pair(void **state)
     size_t before = fake_nats_subs();
     assert_non_null(ar__sig_sess_local_new(f->srv, r, 1, NULL));
     assert_int_equal(fake_nats_subs(), before);
-    assert_null(r->local->sub_to);
+    assert_null(r->local->cold->sub_to);
 
     ar__sig_rec_t *x = ar__sig_rec_get(f->srv, su_peer('b'));
     x->home[0] = other;
@@ -72,7 +74,41 @@ static void test_session_subscribes_only_outside_its_pair(void **state)
     assert_int_equal(fake_nats_subs(), before + 1);
     snprintf(alone, sizeof(alone), "ar.eu.to.*.*.%s", su_peer('b'));
     assert_true(subscribed(alone));
-    assert_non_null(x->local->sub_to);
+    assert_non_null(x->local->cold->sub_to);
+}
+
+/* That subscription is kept in the session's cold part (internal.h): the once-a-second sweep
+ * keeps the part while it holds one, even a backup copy's with nothing else in it, and lets it
+ * go once unsubscribed. No memory for the part: no subscription and no session (AR_ENOMEM). */
+static void test_subscription_in_cold_part(void **state)
+{
+    fixture_t *f = *state;
+    uint32_t other = ar__sig_worker_tag(7);
+    ar__sig_rec_t *x = ar__sig_rec_get(f->srv, su_peer('e'));
+    x->home[0] = other;
+    ar__sig_sess_t *s = ar__sig_sess_local_new(f->srv, x, 1, NULL);
+    assert_non_null(s);
+    assert_true(ar__sig_sess_has_cold(s));
+    void *sub = s->cold->sub_to;
+    assert_non_null(sub);
+    ar__sig_sess_tick(f->srv);
+    assert_true(ar__sig_sess_has_cold(s));
+    assert_ptr_equal(s->cold->sub_to, sub);
+    ar__sig_bus_unsub_to(f->srv, s);
+    assert_null(s->cold->sub_to);
+    ar__sig_sess_tick(f->srv);
+    assert_false(ar__sig_sess_has_cold(s)); /* nothing else in it */
+
+    ar__sig_rec_t *y = ar__sig_rec_get(f->srv, su_peer('f'));
+    y->home[0] = other;
+    size_t before = fake_nats_subs();
+    int err = 0;
+    ar_alloc_fail_after(1); /* the session, not its cold part */
+    assert_null(ar__sig_sess_local_new(f->srv, y, 1, &err));
+    assert_true(ar_alloc_fail_after(-1) > 0);
+    assert_int_equal(err, AR_ENOMEM);
+    assert_int_equal(fake_nats_subs(), before);
+    assert_null(y->local);
 }
 
 /* A frame for a peer goes on the subject its record's tags name, whoever holds it now; a
@@ -137,6 +173,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_worker_subscribes_by_tag, setup,
                                         su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_session_subscribes_only_outside_its_pair, setup,
+                                        su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_subscription_in_cold_part, setup,
                                         su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_frame_subject_from_record, setup,
                                         su_bus_fixture_teardown),

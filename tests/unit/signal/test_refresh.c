@@ -44,6 +44,39 @@ static void staff_claims(ar_token_claims_t *cl, const char *clinic2)
     }
 }
 
+/* The compact copy's strings, found by their offsets after the clinics: each read back whole,
+ * at the longest a token allows too (the offsets are single bytes); absent ones read "". */
+static void test_claims_strings(void **state)
+{
+    (void)state;
+    ar_token_claims_t cl;
+    staff_claims(&cl, "clinic-2");
+    memset(cl.room, 'r', sizeof(cl.room) - 1);
+    cl.room[sizeof(cl.room) - 1] = '\0';
+    memset(cl.clinic, 'c', sizeof(cl.clinic) - 1);
+    cl.clinic[sizeof(cl.clinic) - 1] = '\0';
+    memset(cl.area, 'a', sizeof(cl.area) - 1);
+    cl.area[sizeof(cl.area) - 1] = '\0';
+    ar__sig_claims_t *k = ar__sig_claims_new(&cl);
+    assert_non_null(k);
+    assert_int_equal(k->nclinics, 2);
+    assert_string_equal(ar__sig_claims_room(k), cl.room);
+    assert_string_equal(ar__sig_claims_clinic(k), cl.clinic);
+    assert_string_equal(ar__sig_claims_area(k), cl.area);
+    assert_string_equal(k->clinics[1].id, "clinic-2");
+    assert_int_equal(k->size, offsetof(ar__sig_claims_t, clinics) + 2 * sizeof(k->clinics[0]) +
+                                  3 * sizeof(cl.room));
+    ar__sig_claims_free(k);
+    cl.room[0] = cl.area[0] = '\0';
+    snprintf(cl.clinic, sizeof(cl.clinic), "c1");
+    k = ar__sig_claims_new(&cl);
+    assert_non_null(k);
+    assert_string_equal(ar__sig_claims_room(k), "");
+    assert_string_equal(ar__sig_claims_clinic(k), "c1");
+    assert_string_equal(ar__sig_claims_area(k), "");
+    ar__sig_claims_free(k);
+}
+
 static void test_claims_exp(void **state)
 {
     (void)state;
@@ -67,15 +100,17 @@ static void test_claims_exp(void **state)
 /* As area.c's subscribe does. */
 static void subscribe(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *clinic, const char *area)
 {
-    void *ns = ar_realloc(r->subs, (r->nsubs + 1) * sizeof(*r->subs));
+    ar__sig_recq_t *q = ar__sig_rec_q(r);
+    assert_non_null(q);
+    void *ns = ar_realloc(q->subs, (q->nsubs + 1) * sizeof(*q->subs));
     assert_non_null(ns);
-    r->subs = ns;
+    q->subs = ns;
     ar__sig_area_t *a = ar__sig_area_get(srv, clinic, area);
     assert_non_null(a);
     assert_int_equal(ar__sig_area_sub(srv, r, a), 0);
-    snprintf(r->subs[r->nsubs][0].s, sizeof(r->subs[0][0].s), "%s", clinic);
-    snprintf(r->subs[r->nsubs][1].s, sizeof(r->subs[0][1].s), "%s", area);
-    r->nsubs++;
+    snprintf(r->q->subs[r->q->nsubs][0].s, sizeof(r->q->subs[0][0].s), "%s", clinic);
+    snprintf(r->q->subs[r->q->nsubs][1].s, sizeof(r->q->subs[0][1].s), "%s", area);
+    r->q->nsubs++;
 }
 
 static size_t subscribers(ar__sig_srv_t *srv, const char *clinic, const char *area)
@@ -106,7 +141,7 @@ static void test_prune(void **state)
     /* Nothing to drop while the claims allow every area. */
     bc_clear();
     assert_int_equal(ar__sig_claims_prune(srv, s), 0);
-    assert_int_equal(r->nsubs, 3);
+    assert_int_equal(r->q->nsubs, 3);
     assert_null(bc_last_rec(srv));
 
     /* The refreshed token names clinic-1 only. */
@@ -115,9 +150,9 @@ static void test_prune(void **state)
     s->claims = ar__sig_claims_new(&cl);
     assert_non_null(s->claims);
     assert_int_equal(ar__sig_claims_prune(srv, s), 1);
-    assert_int_equal(r->nsubs, 1);
-    assert_string_equal(r->subs[0][0].s, "clinic-1");
-    assert_string_equal(r->subs[0][1].s, "knee");
+    assert_int_equal(r->q->nsubs, 1);
+    assert_string_equal(r->q->subs[0][0].s, "clinic-1");
+    assert_string_equal(r->q->subs[0][1].s, "knee");
     assert_int_equal(subscribers(srv, "clinic-2", "knee"), 0);
     assert_int_equal(subscribers(srv, "clinic-2", "hip"), 0);
     assert_int_equal(subscribers(srv, "clinic-1", "knee"), 1);
@@ -268,7 +303,7 @@ static void test_refresh_leaves_room(void **state)
     f->p->role = AR_SIG_ROLE_PATIENT;
     f->p->owner = 2;
     ar__sig_rec_set_area(f->srv, f->p, "clinic-2", "knee");
-    assert_non_null(f->p->in_area);
+    assert_non_null(f->p->q->in_area);
     f->p->status = AR_SIG_ST_SEEN;
     ar__sig_str_set(&f->p->q->by, f->r->peer, AR__SIG_PEER_LEN);
     ar__sig_room_t *room = into_room(f, "room-2", "clinic-2", 0, 1);
@@ -359,9 +394,8 @@ static void test_sweep(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_claims_exp),
-        cmocka_unit_test(test_prune),
-        cmocka_unit_test(test_refresh_leaves_room),
+        cmocka_unit_test(test_claims_strings), cmocka_unit_test(test_claims_exp),
+        cmocka_unit_test(test_prune),          cmocka_unit_test(test_refresh_leaves_room),
         cmocka_unit_test(test_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

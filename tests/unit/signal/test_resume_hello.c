@@ -200,7 +200,7 @@ static void place_promoted_elsewhere(void *arg)
     LH_CHECK(s != NULL);
     LH_CHECK(ar__sig_sess_resume_set(s, T.resume) == 0);
     ar__sig_subhash(&T.a.cl, s->subhash);
-    s->away_since = srv->now;
+    ar__sig_sess_away_now(s, srv->now);
 }
 
 static void look_promoted(void *arg)

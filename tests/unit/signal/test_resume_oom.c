@@ -197,7 +197,7 @@ static void place_promoted(void *arg)
     ar__sig_subhash(&T.a.cl, s->subhash);
     s->seq = 40;
     s->promoted = 1;
-    s->away_since = LH.srv->now;
+    ar__sig_sess_away_now(s, LH.srv->now);
 }
 
 /* On the loop: the client, which has frames up to 43, resumes here with no memory at all. */

@@ -66,7 +66,7 @@ static void arrive(ar__sig_srv_t *srv, int i)
     r->nans = 4;
     r->status = AR_SIG_ST_WAITING;
     ar__sig_rec_set_area(srv, r, "c1", "big");
-    LH_CHECK(r->in_area != NULL);
+    LH_CHECK(r->q->in_area != NULL);
 }
 
 static void patients(void *arg)

@@ -46,6 +46,16 @@ static const char *const origins[] = {"https://app.example.org"};
 static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, "anteroom.v1"};
 static ar_sn_loop_t *g_loop;
 static atomic_int g_echoed;
+/* Whether the connection still held its ext (src/signal/net/internal.h) when it closed: -1
+ * before it closed. Everything in flight was done by then, so an idle plain connection's
+ * memory is its struct alone. */
+static atomic_int g_ext_at_close = -1;
+
+static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
+{
+    (void)code, (void)data;
+    atomic_store(&g_ext_at_close, c->ext != NULL);
+}
 
 static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
 {
@@ -91,7 +101,7 @@ static void test_buffers_wiped(void **state)
 {
     (void)state;
     ar_sn_conf_t conf = {.upgrade = &upconf, .max_message = 8192, .max_outgoing = 256 * 1024};
-    ar_sn_handler_t h = {.open_cb = on_open, .message_cb = on_message};
+    ar_sn_handler_t h = {.open_cb = on_open, .message_cb = on_message, .close_cb = on_close};
     assert_int_equal(ar_sn_loop_new(&conf, &h, &g_loop), 0);
     uint16_t port;
     assert_int_equal(ar_sn_loop_listen(g_loop, "127.0.0.1", 0, &port), 0);
@@ -161,6 +171,7 @@ static void test_buffers_wiped(void **state)
     /* Not vacuous: the request buffer, the assembled message, the queue and the loop went. */
     assert_true(atomic_load(&g_big_frees) >= 4);
     assert_int_equal(atomic_load(&g_marked), 0);
+    assert_int_equal(atomic_load(&g_ext_at_close), 0);
 }
 
 int main(void)
