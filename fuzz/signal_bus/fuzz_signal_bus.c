@@ -204,7 +204,7 @@ NO_COVERAGE static void check_empty(const ar__sig_srv_t *srv)
 NO_COVERAGE static void check_links(ar__sig_srv_t *srv)
 {
     const size_t block = sizeof(zeros) / (sizeof(srv->recs[0]));
-    for (size_t at = 0; at < AR__SIG_REC_BUCKETS; at += block) {
+    for (size_t at = 0; at < ar__sig_rec_buckets(srv); at += block) {
         if (memcmp(&srv->recs[at], zeros, sizeof(zeros)) == 0)
             continue;
         for (size_t b = at; b < at + block; b++)
@@ -266,7 +266,7 @@ NO_COVERAGE static void check_links(ar__sig_srv_t *srv)
 NO_COVERAGE static void free_records(ar__sig_srv_t *srv)
 {
     const size_t block = sizeof(zeros) / (sizeof(srv->recs[0]));
-    for (size_t at = 0; at < AR__SIG_REC_BUCKETS; at += block) {
+    for (size_t at = 0; at < ar__sig_rec_buckets(srv); at += block) {
         if (memcmp(&srv->recs[at], zeros, sizeof(zeros)) == 0)
             continue;
         for (size_t b = at; b < at + block; b++)
@@ -286,6 +286,7 @@ static void worker_free(worker_t *w)
     if (srv->conns)
         __builtin_trap();
     free_records(srv);
+    ar__sig_recs_free(srv);
     check_empty(srv);
     if (srv->bus) {
         srv->bus->nc = srv->bus->pnc = NULL; /* nothing to close: they were never connected */

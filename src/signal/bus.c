@@ -231,11 +231,13 @@ void ar__sig_sess_frames_lost(ar__sig_srv_t *srv, const char *peer, uint32_t n)
 
 void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
 {
-    for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
+    ar__sig_rec_walk_begin(srv);
+    for (size_t i = 0; i < ar__sig_rec_buckets(srv); i++)
         for (ar__sig_rec_t *r = srv->recs[i]; r; r = r->hnext)
             if (r->local && !r->local->provisional && !r->local->is_backup &&
                 r->owner == srv->node_id)
                 sess_lost(r->local, 1);
+    ar__sig_rec_walk_end(srv);
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) /* and the copies being resumed */
         if (cn->state == AR__SIG_C_RESUMING && cn->sess && cn->sess->is_backup)
             sess_lost(cn->sess, 1);

@@ -33,7 +33,7 @@ static uint32_t hash(const char *a, const char *b)
  * them, so a collision cannot be arranged (a client's lookup of an id of its choosing walks one
  * short chain). An id of another length has no record: *len says which it is.
  */
-static uint32_t peer_bucket(const char *peer, size_t *len)
+static uint32_t peer_hash(const char *peer, size_t *len)
 {
     *len = strnlen(peer, AR__SIG_PEER_LEN + 1);
     if (*len != AR__SIG_PEER_LEN)
@@ -45,7 +45,63 @@ static uint32_t peer_bucket(const char *peer, size_t *len)
     uint64_t h = (a ^ 0x9e3779b97f4a7c15ull) * 0xff51afd7ed558ccdull;
     h = (h ^ b ^ (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
     h = (h ^ c ^ (h >> 32)) * 0xff51afd7ed558ccdull;
-    return (uint32_t)((h ^ (h >> 32)) % AR__SIG_REC_BUCKETS);
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+/* The bucket of a record's id in the table as it is now (there is one). */
+static ar__sig_rec_t **peer_bucket(ar__sig_srv_t *srv, const char *peer, size_t *len)
+{
+    return &srv->recs[peer_hash(peer, len) & srv->rec_mask];
+}
+
+/*
+ * The table doubled (or made, at AR__SIG_REC_BUCKETS_MIN) once a new record would make more
+ * records than buckets: chains stay about one record long, as the relay's lookup wants, and
+ * the table costs 8 to 16 bytes a record rather than a fixed 512 KiB a worker. Every record is
+ * moved at once: about a cache miss each, a few milliseconds at 100,000 records, once per
+ * doubling. Without memory for the bigger table the chains just grow longer; without a table
+ * at all, the record cannot be made (-1). Not under a walk (rec_walks): it would see buckets
+ * twice or never.
+ */
+static int table_room(ar__sig_srv_t *srv)
+{
+    size_t n = ar__sig_rec_buckets(srv);
+    if (n && (srv->nrecs < n || n >= AR__SIG_REC_BUCKETS_MAX || srv->rec_walks))
+        return 0;
+    size_t m = n ? 2 * n : AR__SIG_REC_BUCKETS_MIN;
+    ar__sig_rec_t **t = ar_calloc(m, sizeof(*t));
+    if (!t)
+        return n ? 0 : -1;
+    for (size_t i = 0; i < n; i++) {
+        for (ar__sig_rec_t *r = srv->recs[i], *next; r; r = next) {
+            next = r->hnext;
+            size_t len;
+            ar__sig_rec_t **b = &t[peer_hash(r->peer, &len) & (m - 1)];
+            r->hnext = *b;
+            *b = r;
+        }
+    }
+    ar_free(srv->recs);
+    srv->recs = t;
+    srv->rec_mask = (uint32_t)(m - 1);
+    return 0;
+}
+
+void ar__sig_rec_walk_begin(ar__sig_srv_t *srv)
+{
+    srv->rec_walks++;
+}
+
+void ar__sig_rec_walk_end(ar__sig_srv_t *srv)
+{
+    srv->rec_walks--;
+}
+
+void ar__sig_recs_free(ar__sig_srv_t *srv)
+{
+    ar_free(srv->recs);
+    srv->recs = NULL;
+    srv->rec_mask = srv->nrecs = 0;
 }
 
 char ar__sig_empty[1];
@@ -139,7 +195,9 @@ ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r)
 ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer)
 {
     size_t n;
-    ar__sig_rec_t *r = srv->recs[peer_bucket(peer, &n)];
+    if (!srv->recs)
+        return NULL;
+    ar__sig_rec_t *r = *peer_bucket(srv, peer, &n);
     if (n != AR__SIG_PEER_LEN)
         return NULL;
     while (r && memcmp(r->peer, peer, AR__SIG_PEER_LEN) != 0)
@@ -149,19 +207,23 @@ ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer)
 
 ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
 {
-    size_t n;
-    uint32_t bucket = peer_bucket(peer, &n);
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-    if (r || n != AR__SIG_PEER_LEN)
+    if (r || strnlen(peer, AR__SIG_PEER_LEN + 1) != AR__SIG_PEER_LEN)
         return r;
     r = ar_calloc(1, sizeof(*r));
+    if (r && table_room(srv) != 0) {
+        ar_free(r);
+        return NULL;
+    }
     if (!r)
         return NULL;
     memcpy(r->peer, peer, AR__SIG_PEER_LEN + 1);
     r->q = (ar__sig_recq_t *)&ar__sig_no_q; /* read only until ar__sig_rec_q */
-    ar__sig_rec_t **b = &srv->recs[bucket];
+    size_t n;
+    ar__sig_rec_t **b = peer_bucket(srv, peer, &n);
     r->hnext = *b;
     *b = r;
+    srv->nrecs++;
     return r;
 }
 
@@ -194,11 +256,13 @@ void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     ar_free(q->subs); /* NULL on ar__sig_no_q; the part itself goes with the strings */
     free_strings(r);
     size_t n;
-    ar__sig_rec_t **p = &srv->recs[peer_bucket(r->peer, &n)];
-    while (*p && *p != r)
+    ar__sig_rec_t **p = srv->recs ? peer_bucket(srv, r->peer, &n) : NULL;
+    while (p && *p && *p != r)
         p = &(*p)->hnext;
-    if (*p)
+    if (p && *p) {
         *p = r->hnext;
+        srv->nrecs--;
+    }
     /* Names and answers are wiped before the memory goes back (S4). */
     memset(r, 0, sizeof(*r));
     ar_free(r);

@@ -492,7 +492,10 @@ typedef struct ar__sig_frame_slabs_s ar__sig_frame_slabs_t;
 #define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
 /* ar.<jurisdiction>.to.<owner tag>.<backup tag>.<peer>, and its NUL (bus.c) */
 #define AR__SIG_TO_SUBJ_MAX (3 + AR_TOKEN_ID_MAX + 4 + 18 + AR__SIG_PEER_LEN + 1)
-#define AR__SIG_REC_BUCKETS 65536
+/* The records' table (index.c): from this many buckets, doubled whenever there would be more
+ * records than buckets, up to the largest. */
+#define AR__SIG_REC_BUCKETS_MIN 1024
+#define AR__SIG_REC_BUCKETS_MAX ((size_t)1 << 22)
 #define AR__SIG_SMALL_BUCKETS 4096
 
 typedef struct ar__sig_bus_s ar__sig_bus_t;
@@ -512,7 +515,15 @@ struct ar__sig_srv_s {
     ar__sig_snap_t *snaps; /* queue snapshots still being sent (area.c) */
     ar__sig_conn_t *conns;
     ar__sig_sess_t *locals; /* sessions this worker owns or backs up */
-    ar__sig_rec_t *recs[AR__SIG_REC_BUCKETS];
+    /* Records by peer id (index.c): rec_mask + 1 buckets, NULL until the first record. The table
+     * grows with the records rather than being sized for the most a worker may hold: a fixed
+     * 65,536 buckets were 512 KiB a worker, resident once a few thousand records touched every
+     * page, whatever the load (docs/performance.md, "Idle sessions: the records' table"). */
+    ar__sig_rec_t **recs;
+    uint32_t rec_mask, nrecs;
+    /* A walk over every record is going on (ar__sig_rec_walk_begin): the table does not grow
+     * under it, so that the walk sees every bucket once. */
+    uint32_t rec_walks;
     ar__sig_room_t *rooms[AR__SIG_SMALL_BUCKETS];
     ar__sig_area_t *areas[AR__SIG_SMALL_BUCKETS];
     ar__sig_addrs_t addrs;                       /* max-per-address (addr.c) */
@@ -638,6 +649,16 @@ void ar__sig_drain_forget(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
 ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer);
 ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer);
 void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r);
+/* index.c: the records' buckets, for a walk over every record (0 before the first record); a
+ * walk that may create records (none does today) brackets itself with begin and end; the table
+ * freed with the worker (its records freed first). */
+static inline size_t ar__sig_rec_buckets(const ar__sig_srv_t *srv)
+{
+    return srv->recs ? (size_t)srv->rec_mask + 1 : 0;
+}
+void ar__sig_rec_walk_begin(ar__sig_srv_t *srv);
+void ar__sig_rec_walk_end(ar__sig_srv_t *srv);
+void ar__sig_recs_free(ar__sig_srv_t *srv);
 ar__sig_room_t *ar__sig_room_find(ar__sig_srv_t *srv, const char *id);
 ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id);
 void ar__sig_room_drop(ar__sig_srv_t *srv, ar__sig_room_t *room);

@@ -937,7 +937,8 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
         if (srv->nodes[i].id < lowest && ar__sig_node_alive(srv, srv->nodes[i].id))
             lowest = srv->nodes[i].id;
     int64_t promoted = 0;
-    for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++) {
+    ar__sig_rec_walk_begin(srv);
+    for (size_t b = 0; b < ar__sig_rec_buckets(srv); b++) {
         for (ar__sig_rec_t *r = srv->recs[b]; r; r = r->hnext) {
             if (r->owner == id) {
                 if ((r->local && r->local->is_backup && !r->local->provisional) ||
@@ -958,6 +959,7 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
             }
         }
     }
+    ar__sig_rec_walk_end(srv);
     ar_log(AR_LOG_INFO, "signal_worker_dead", AR_LF_INT("promoted", promoted));
     if (promoted)
         settle_promoted(srv);

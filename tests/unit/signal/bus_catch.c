@@ -92,7 +92,7 @@ ar__sig_srv_t *bc_worker(uint64_t id, ar_signal_conf_t *conf)
 
 void bc_worker_free(ar__sig_srv_t *srv)
 {
-    for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++)
+    for (size_t b = 0; b < ar__sig_rec_buckets(srv); b++)
         while (srv->recs[b])
             ar__sig_rec_free(srv, srv->recs[b]);
     su_srv_free(srv);

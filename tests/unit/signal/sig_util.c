@@ -81,12 +81,13 @@ void su_proc(ar__sig_srv_t *srv, json_t *o)
 void su_srv_free(ar__sig_srv_t *srv)
 {
     ar__sig_frame_pool_free(srv);
+    ar__sig_recs_free(srv);
     ar_free(srv);
 }
 
 void su_recs_free(ar__sig_srv_t *srv)
 {
-    for (size_t i = 0; i < AR__SIG_REC_BUCKETS; i++)
+    for (size_t i = 0; i < ar__sig_rec_buckets(srv); i++)
         while (srv->recs[i])
             ar__sig_rec_free(srv, srv->recs[i]); /* its local session too */
 }

@@ -56,7 +56,7 @@ static ar__sig_srv_t *backup_worker(void)
 static void worker_free(ar__sig_srv_t *srv)
 {
     bc_clear();
-    for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++)
+    for (size_t b = 0; b < ar__sig_rec_buckets(srv); b++)
         while (srv->recs[b])
             ar__sig_rec_free(srv, srv->recs[b]);
     su_srv_free(srv);

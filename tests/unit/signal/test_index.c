@@ -57,6 +57,7 @@ static void test_rooms(void **state)
     assert_int_equal(srv->nrooms, 0);
     ar__sig_rec_free(srv, c);
     ar__sig_frame_pool_free(srv);
+    ar__sig_recs_free(srv);
     ar_free(srv);
 }
 
@@ -106,6 +107,7 @@ static void test_records_by_whole_id(void **state)
         assert_null(ar__sig_rec_find(srv, id));
     }
     ar__sig_frame_pool_free(srv);
+    ar__sig_recs_free(srv);
     ar_free(srv);
 }
 
@@ -132,6 +134,7 @@ static void test_join_after_members(void **state)
     ar__sig_rec_free(srv, b);
     ar__sig_rec_free(srv, c);
     ar__sig_frame_pool_free(srv);
+    ar__sig_recs_free(srv);
     ar_free(srv);
 }
 
@@ -161,6 +164,7 @@ static void test_areas(void **state)
     assert_null(ar__sig_area_find(srv, "c1", "knee"));
     ar__sig_rec_free(srv, s);
     ar__sig_frame_pool_free(srv);
+    ar__sig_recs_free(srv);
     ar_free(srv);
 }
 
@@ -195,6 +199,72 @@ static void test_apply(void **state)
     assert_null(ar__sig_room_find(srv, "R"));
     assert_null(ar__sig_area_find(srv, "c1", "knee"));
     ar__sig_frame_pool_free(srv);
+    ar__sig_recs_free(srv);
+    ar_free(srv);
+}
+
+/* The i-th of many distinct ids of AR__SIG_PEER_LEN base64url characters. */
+static void nth_id(char id[AR__SIG_PEER_LEN + 1], unsigned i)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    memset(id, 'p', AR__SIG_PEER_LEN);
+    for (int k = 0; k < 4; k++, i >>= 6)
+        id[3 + 5 * k] = b64[i & 63]; /* spread over the words the hash reads */
+    id[AR__SIG_PEER_LEN] = '\0';
+}
+
+/* The records' table grows with the records (no more records than buckets), never under a walk,
+ * and without memory for a bigger one keeps its chains longer; every record is found all along.
+ * Without memory for the first table, no record is made. */
+static void test_records_table_grows(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    ar__sig_srv_t *srv = srv_new();
+    char id[AR__SIG_PEER_LEN + 1];
+    assert_int_equal(ar__sig_rec_buckets(srv), 0);
+    ar_alloc_fail_after(0);
+    nth_id(id, 0);
+    assert_null(ar__sig_rec_get(srv, id)); /* no table, no record */
+    assert_true(ar_alloc_fail_after(-1) > 0);
+    for (unsigned i = 0; i < AR__SIG_REC_BUCKETS_MIN; i++) {
+        nth_id(id, i);
+        assert_non_null(ar__sig_rec_get(srv, id));
+    }
+    assert_int_equal(ar__sig_rec_buckets(srv), AR__SIG_REC_BUCKETS_MIN);
+    /* One more: doubled, but not under a walk, nor without memory. */
+    ar__sig_rec_walk_begin(srv);
+    nth_id(id, AR__SIG_REC_BUCKETS_MIN);
+    assert_non_null(ar__sig_rec_get(srv, id));
+    ar__sig_rec_walk_end(srv);
+    assert_int_equal(ar__sig_rec_buckets(srv), AR__SIG_REC_BUCKETS_MIN);
+    ar_alloc_fail_after(1); /* the record, not the table */
+    nth_id(id, AR__SIG_REC_BUCKETS_MIN + 1);
+    assert_non_null(ar__sig_rec_get(srv, id));
+    assert_true(ar_alloc_fail_after(-1) > 0);
+    assert_int_equal(ar__sig_rec_buckets(srv), AR__SIG_REC_BUCKETS_MIN);
+    for (unsigned i = AR__SIG_REC_BUCKETS_MIN + 2; i < N; i++) {
+        nth_id(id, i);
+        assert_non_null(ar__sig_rec_get(srv, id));
+    }
+    assert_int_equal(ar__sig_rec_buckets(srv), 8192); /* 5,000 records: 4,096 buckets too few */
+    assert_int_equal(srv->nrecs, N);
+    size_t seen = 0;
+    for (size_t b = 0; b < ar__sig_rec_buckets(srv); b++)
+        for (ar__sig_rec_t *r = srv->recs[b]; r; r = r->hnext)
+            seen++;
+    assert_int_equal(seen, N);
+    for (unsigned i = 0; i < N; i++) {
+        nth_id(id, i);
+        ar__sig_rec_t *r = ar__sig_rec_find(srv, id);
+        assert_non_null(r);
+        assert_string_equal(r->peer, id);
+        ar__sig_rec_free(srv, r);
+        assert_null(ar__sig_rec_find(srv, id));
+    }
+    assert_int_equal(srv->nrecs, 0);
+    ar__sig_frame_pool_free(srv);
+    ar__sig_recs_free(srv);
     ar_free(srv);
 }
 
@@ -203,6 +273,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rooms),
         cmocka_unit_test(test_records_by_whole_id),
+        cmocka_unit_test(test_records_table_grows),
         cmocka_unit_test(test_join_after_members),
         cmocka_unit_test(test_areas),
         cmocka_unit_test(test_apply),

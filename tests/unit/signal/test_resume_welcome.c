@@ -343,7 +343,7 @@ static void test_backup_keeps_it(void **state)
     assert_true(backup_accepts(s4));
     assert_false(backup_accepts(s1));
 
-    for (size_t b = 0; b < AR__SIG_REC_BUCKETS; b++)
+    for (size_t b = 0; b < ar__sig_rec_buckets(B); b++)
         while (B->recs[b])
             ar__sig_rec_free(B, B->recs[b]);
     ar_free(B);
