@@ -183,8 +183,8 @@ static void test_apply(void **state)
     json_decref(o);
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
     assert_non_null(r);
-    assert_string_equal(r->name, "Zoe");
-    assert_int_equal(r->nans, 1);
+    assert_string_equal(ar__sig_rec_name(r), "Zoe");
+    assert_int_equal(r->q->nans, 1);
     assert_non_null(ar__sig_room_find(srv, "R"));
     assert_int_equal(ar__sig_area_find(srv, "c1", "knee")->npatients, 1);
     /* Our own updates come back from NATS too: they are ignored. */
