@@ -133,6 +133,39 @@ static void test_failed_copy(void **state)
     su_srv_free(srv);
 }
 
+/* A staff member's name from the bus, the record's only queue fact (internal.h, ar__sig_recq_t):
+ * wiped when an update clears it, and when the record ends. */
+static void apply_name(ar__sig_srv_t *srv, const char *name)
+{
+    json_t *o = json_pack("{s:s,s:s,s:i,s:s}", "o", "0000000000000009", "p", su_peer('s'),
+                          "role", AR_SIG_ROLE_STAFF, "name", name);
+    assert_non_null(o);
+    ar__sig_rec_apply(srv, o);
+    json_decref(o);
+}
+
+static void test_staff_name(void **state)
+{
+    (void)state;
+    ar_sig_init();
+    ar__sig_srv_t *srv = su_srv_new(1);
+    nwatched = freed_watched = freed_unwiped = 0;
+    apply_name(srv, "Dr Ana Example");
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, su_peer('s'));
+    assert_non_null(r);
+    assert_non_null(ar__sig_rec_name(r));
+    watch(ar__sig_rec_name(r));
+    apply_name(srv, "");
+    assert_null(ar__sig_rec_name(r));
+    assert_int_equal(freed_watched, 1);
+    apply_name(srv, "Dr Bo Example");
+    watch(ar__sig_rec_name(r));
+    ar__sig_rec_free(srv, r);
+    assert_int_equal(freed_watched, 2);
+    assert_int_equal(freed_unwiped, 0);
+    su_srv_free(srv);
+}
+
 static void scan_for(const char *m)
 {
     marker = m;
@@ -185,7 +218,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_end),  cmocka_unit_test(test_replaced),
         cmocka_unit_test(test_failed_copy), cmocka_unit_test(test_parsed_json),
-        cmocka_unit_test(test_inbox_item),
+        cmocka_unit_test(test_inbox_item), cmocka_unit_test(test_staff_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
