@@ -38,7 +38,8 @@ static void entry_of(ar_sig_entry_t *e, ar__sig_rec_t *p)
 {
     memset(e, 0, sizeof(*e));
     e->peer = str(p->peer);
-    e->name = str(ar__sig_rec_name(p) ? ar__sig_rec_name(p) : "?");
+    const char *name = ar__sig_rec_name(p);
+    e->name = str(name ? name : "?");
     e->answers = (ar_sig_list_t){p->q->ans, p->q->nans};
     e->since = p->q->since;
     e->status = p->status;
@@ -213,7 +214,8 @@ static void set_by(ar__sig_recq_t *pq, const ar__sig_rec_t *by)
 {
     if (by) {
         ar__sig_str_set(&pq->by, by->peer, AR__SIG_PEER_LEN);
-        ar__sig_str_set_personal(&pq->by_name, ar__sig_rec_name(by) ? ar__sig_rec_name(by) : "", SIZE_MAX);
+        const char *name = ar__sig_rec_name(by);
+        ar__sig_str_set_personal(&pq->by_name, name ? name : "", SIZE_MAX);
     } else {
         ar__sig_str_free(&pq->by);
         ar__sig_str_free_personal(&pq->by_name);

@@ -260,10 +260,9 @@ static void test_apply_name_part(void **state)
     ar__sig_srv_t *srv = srv_new();
     const char *peer = "nnnnnnnnnnnnnnnnnnnnnN";
     /* A session's first update ("all") with no name and empty queue fields: no part. */
-    apply_json(srv, json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s,s:s,s:i}", "o",
-                              "0000000000000002", "p", peer, "role", AR_SIG_ROLE_STAFF, "room",
-                              "R2", "clinic", "", "area", "", "st", 0, "by", "", "bn", "",
-                              "since", 0));
+    apply_json(srv, json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s,s:s,s:i}", "o", "0000000000000002",
+                              "p", peer, "role", AR_SIG_ROLE_STAFF, "room", "R2", "clinic", "",
+                              "area", "", "st", 0, "by", "", "bn", "", "since", 0));
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
     assert_non_null(r);
     assert_ptr_equal(r->q, &ar__sig_no_q);

@@ -137,8 +137,8 @@ static void test_failed_copy(void **state)
  * wiped when an update clears it, and when the record ends. */
 static void apply_name(ar__sig_srv_t *srv, const char *name)
 {
-    json_t *o = json_pack("{s:s,s:s,s:i,s:s}", "o", "0000000000000009", "p", su_peer('s'),
-                          "role", AR_SIG_ROLE_STAFF, "name", name);
+    json_t *o = json_pack("{s:s,s:s,s:i,s:s}", "o", "0000000000000009", "p", su_peer('s'), "role",
+                          AR_SIG_ROLE_STAFF, "name", name);
     assert_non_null(o);
     ar__sig_rec_apply(srv, o);
     json_decref(o);
@@ -218,7 +218,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_end),  cmocka_unit_test(test_replaced),
         cmocka_unit_test(test_failed_copy), cmocka_unit_test(test_parsed_json),
-        cmocka_unit_test(test_inbox_item), cmocka_unit_test(test_staff_name),
+        cmocka_unit_test(test_inbox_item),  cmocka_unit_test(test_staff_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
