@@ -30,10 +30,9 @@ typedef struct pair_s {
     size_t klen;
     const char *val; /* a string's content (between the quotes), else the token */
     size_t vlen;
-    uint8_t kind;  /* tok_kind_t */
-    uint8_t plain; /* a string: printable ASCII without escapes, so its bytes are its value */
-    uint8_t sdp;   /* the value of "sdp", checked as the SDP field's (ar__sig_sdp_end) and kept */
-    int64_t num;   /* T_INT, T_BOOL */
+    uint8_t kind; /* tok_kind_t; every string but the SDP's is plain (plain_end) */
+    uint8_t sdp;  /* the value of "sdp", checked as the SDP field's (ar__sig_sdp_end) and kept */
+    int64_t num;  /* T_INT, T_BOOL */
 } pair_t;
 
 /* Inlined, with the test that fails for every byte a compact frame has here (none is white
@@ -46,29 +45,19 @@ static inline size_t ws(const char *f, size_t i, size_t len)
     return i;
 }
 
-/* The index of the closing quote of the string opening at f[i]; 0 when it is not well formed
- * enough to skip (a raw control character, an unended string). *plain: no escape, ASCII only. */
-static size_t string_end(const char *f, size_t i, size_t len, uint8_t *plain)
+/*
+ * The index of the closing quote of the string opening at f[i] when all it holds is plain
+ * (printable ASCII without '"' or '\\', ar__sig_plain_run), else 0. Any other string but the
+ * SDP's (ar__sig_sdp_end) goes to the full parse anyway: a key must be plain to name a row, and
+ * read_rows takes only plain string values. So the first byte that is not plain decides, and
+ * only the quote is taken.
+ */
+static size_t plain_end(const char *f, size_t i, size_t len)
 {
-    *plain = 1;
-    for (i++; i < len; i++) {
-        i = ar__sig_skip_plain(f, i, len);
-        if (i >= len)
-            break;
-        unsigned char c = (unsigned char)f[i];
-        if (c == '"')
-            return i;
-        if (c < 0x20)
-            return 0;
-        if (c == '\\') {
-            *plain = 0;
-            if (++i >= len)
-                return 0;
-        } else if (c >= 0x7f) {
-            *plain = 0;
-        }
-    }
-    return 0;
+    i = ar__sig_skip_plain(f, i + 1, len);
+    while (i < len && f[i] >= 0x20 && f[i] < 0x7f && f[i] != '"' && f[i] != '\\')
+        i++; /* the last few bytes of the frame, fewer than a word */
+    return i < len && f[i] == '"' ? i : 0;
 }
 
 /* A plain JSON integer (no fraction, no exponent, at most 18 digits): its end, or 0. */
@@ -103,9 +92,8 @@ static int split(const char *f, size_t len, int keep, pair_t *p)
     for (;;) {
         if (n == FLAT_PAIRS || i >= len || f[i] != '"')
             return -1;
-        uint8_t plain;
-        size_t ke = string_end(f, i, len, &plain);
-        if (ke == 0 || !plain)
+        size_t ke = plain_end(f, i, len);
+        if (ke == 0)
             return -1;
         pair_t *x = &p[n++];
         memset(x, 0, sizeof(*x));
@@ -128,7 +116,7 @@ static int split(const char *f, size_t len, int keep, pair_t *p)
             x->vlen = ve - i - 1;
             i = ve + 1;
         } else if (f[i] == '"') {
-            size_t ve = string_end(f, i, len, &x->plain);
+            size_t ve = plain_end(f, i, len);
             if (ve == 0)
                 return -1;
             x->kind = T_STR;
@@ -418,8 +406,6 @@ static int read_rows(const ar__sig_table_t *t, const pair_t *p, int n, const int
                 *raw = x->val;
                 continue;
             }
-            if (!x->plain)
-                return -1; /* escapes or non-ASCII text outside the SDP: the full parse */
             break;
         }
         case AR__SIG_INT:
@@ -434,7 +420,7 @@ static int read_rows(const ar__sig_table_t *t, const pair_t *p, int n, const int
             break;
         case AR__SIG_ENUM: {
             int found = 0;
-            for (size_t k = 0; x->kind == T_STR && x->plain && f->values[k] && !found; k++)
+            for (size_t k = 0; x->kind == T_STR && f->values[k] && !found; k++)
                 if (named(f->values[k], x->val, x->vlen))
                     found = (int)k + 1;
             if (!found)
@@ -461,7 +447,7 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     if (n < 0)
         return 0;
     const pair_t *tp = type_pair(p, n);
-    if (tp == NULL || tp->kind != T_STR || !tp->plain)
+    if (tp == NULL || tp->kind != T_STR)
         return 0;
     pthread_once(&key_index_once, key_index_build);
     /* Only the flat types' names are compared. */
