@@ -54,7 +54,17 @@ static inline size_t ws(const char *f, size_t i, size_t len)
  */
 static size_t plain_end(const char *f, size_t i, size_t len)
 {
-    i = ar__sig_skip_plain(f, i + 1, len);
+    i++;
+#if defined(__SSE2__)
+    for (; i + 16 <= len; i += 16) {
+        unsigned m = ar__sig_special16(f + i);
+        if (m != 0) {
+            i += (size_t)__builtin_ctz(m);
+            return f[i] == '"' ? i : 0;
+        }
+    }
+#endif
+    i = ar__sig_skip_plain_words(f, i, len);
     while (i < len && f[i] >= 0x20 && f[i] < 0x7f && f[i] != '"' && f[i] != '\\')
         i++; /* the last few bytes of the frame, fewer than a word */
     return i < len && f[i] == '"' ? i : 0;

@@ -207,36 +207,79 @@ size_t ar__sig_sdp_end_words(const char *f, size_t i, size_t len)
 
 #if defined(__SSE2__)
 /*
- * Sixteen bytes at a time. An SDP has an escaped "\r\n" every twenty or thirty bytes, so the
- * scan does not start again after each: every byte that is not plain in a block of sixteen is
- * taken from one mask, lowest first, and the block is loaded again only when an escape reaches
- * past it. The last bytes of the frame are read as its last sixteen, the mask shifted to start
- * at f[i]: never a byte past len.
+ * The sixteen bytes at f[i], three more readable after them, when all they hold is plain bytes
+ * and whole escaped "\r\n"s, the most an SDP's block of sixteen holds: the index past them (past
+ * the last "\r\n" when it reaches out of the block), *saved grown by two a line end. 0 when a byte
+ * needs sdp_block. The escapes are found as a backslash followed by "r\n" in the next three
+ * bytes, compared at once from three more loads; two such never overlap. Scanning from i (never
+ * inside an escape), the first backslash of the block starts an escape; when every backslash is
+ * the first or the third byte of one of these, each in turn is, so they are the escapes.
  */
+static size_t sdp_crlf_block(const char *f, size_t i, size_t *saved)
+{
+    const char *p = f + i;
+    __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 1));
+    __m128i v2 = _mm_loadu_si128((const __m128i *)(const void *)(p + 2));
+    __m128i v3 = _mm_loadu_si128((const __m128i *)(const void *)(p + 3));
+    __m128i bslash = _mm_set1_epi8('\\');
+    __m128i bs = _mm_cmpeq_epi8(v0, bslash);
+    __m128i crlf = _mm_and_si128(_mm_and_si128(bs, _mm_cmpeq_epi8(v1, _mm_set1_epi8('r'))),
+                                 _mm_and_si128(_mm_cmpeq_epi8(v2, bslash),
+                                               _mm_cmpeq_epi8(v3, _mm_set1_epi8('n'))));
+    __m128i other = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v0, _mm_set1_epi8('"')),
+                                              _mm_cmpeq_epi8(v0, _mm_set1_epi8(0x7f))),
+                                 _mm_cmplt_epi8(v0, _mm_set1_epi8(' ')));
+    unsigned c = (unsigned)_mm_movemask_epi8(crlf), b = (unsigned)_mm_movemask_epi8(bs);
+    if (_mm_movemask_epi8(other) != 0 || (b & ~(c | c << 2)) != 0)
+        return 0;
+    for (unsigned x = c; x != 0; x &= x - 1)
+        *saved += 2;
+    /* One starting in the block's last three bytes ends past it. */
+    return c >> 13 ? i + (size_t)(31 - __builtin_clz(c)) + 4 : i + 16;
+}
+
+/*
+ * The sixteen bytes from f[i] (the frame's last sixteen when fewer remain, the mask shifted to
+ * start at f[i]: never a byte past len), each byte that is not plain taken lowest first from one
+ * mask: the index to go on from, 0 when a byte is refused. *quote: the closing quote's index,
+ * when the string ends here.
+ */
+static size_t sdp_block(const char *f, size_t i, size_t len, size_t *saved, size_t *quote)
+{
+    size_t at = i, base = i + 16 <= len ? i : len - 16;
+    unsigned m = ar__sig_special16(f + base) >> (at - base); /* bit k: f[at + k] */
+    size_t end = base + 16;
+    while (m != 0) {
+        size_t k = at + (size_t)__builtin_ctz(m);
+        if (f[k] == '"') {
+            *quote = k;
+            return k;
+        }
+        i = sdp_special(f, k, len, saved);
+        if (i == 0 || i >= end)
+            return i; /* refused, or the escape or sequence reached past the block */
+        m &= ~0u << (i - at);
+    }
+    return end; /* the rest of the block is plain */
+}
+
+/* Sixteen bytes at a time: a block of plain text and line ends at a glance (sdp_crlf_block),
+ * any other one byte by byte of its mask (sdp_block). */
 size_t ar__sig_sdp_end(const char *f, size_t i, size_t len)
 {
     if (len < 16)
         return ar__sig_sdp_end_words(f, i, len);
-    size_t start = i + 1, saved = 0;
+    size_t start = i + 1, saved = 0, quote = 0;
     for (i = start; i < len;) {
-        size_t at = i, base = i + 16 <= len ? i : len - 16;
-        unsigned m = ar__sig_special16(f + base) >> (at - base); /* bit k: f[at + k] */
-        size_t end = base + 16;
-        for (;;) {
-            if (m == 0) {
-                i = end; /* the rest of the block is plain */
-                break;
-            }
-            size_t k = at + (size_t)__builtin_ctz(m);
-            if (f[k] == '"')
-                return sdp_closed(start, k, saved);
-            i = sdp_special(f, k, len, &saved);
-            if (i == 0)
-                return 0;
-            if (i >= end)
-                break; /* the escape or sequence reached past the block */
-            m &= ~0u << (i - at);
-        }
+        size_t next = i + 19 <= len ? sdp_crlf_block(f, i, &saved) : 0;
+        if (next == 0)
+            next = sdp_block(f, i, len, &saved, &quote);
+        if (quote != 0)
+            return sdp_closed(start, quote, saved);
+        if (next == 0)
+            return 0;
+        i = next;
     }
     return 0;
 }

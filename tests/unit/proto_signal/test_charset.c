@@ -160,6 +160,7 @@ static const char *const k_sdp_parts[] = {
     "\\b",    "\\u00e9", "\\ud83d\\ude00", "\\udc00", "\\u0000", "\\u0085", "\\u12",
     "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc2\x85", "\xc0\xaf", "\xed\xa0\x80",
     "\x7f",   "\x01",   "\\",      "\r",       "\"",       "v=0 o=- 1 2 IN IP4 0.0.0.0",
+    "r\\n",  "\\\\r\\n", "\\r", "\\r\\", "n",
 };
 
 /* The SSE2 scan and the word-at-a-time one give the same answer on f[0..len), the string opening
@@ -226,6 +227,37 @@ static void test_sdp_random(void **state)
     }
 }
 
+/* The decoded length's bound: SDPs of line ends at every alignment, exactly AR_SIG_SDP_MAX
+ * decoded bytes long (accepted) and one byte longer (refused), counted through escapes that end a
+ * block, straddle one or start in its last three bytes. */
+static void test_sdp_length(void **state)
+{
+    (void)state;
+    static char f[AR_SIG_SDP_MAX * 2];
+    static const char line[] = "a=x-bench:1\\r\\n"; /* 15 bytes, 13 decoded */
+    for (size_t shift = 0; shift < 32; shift++) {
+        for (size_t extra = 0; extra <= 1; extra++) {
+            size_t len = 0, decoded = 0;
+            f[len++] = '"';
+            for (size_t k = 0; k < shift; k++, decoded++)
+                f[len++] = 'b';
+            while (decoded + 13 <= AR_SIG_SDP_MAX) {
+                memcpy(f + len, line, sizeof(line) - 1);
+                len += sizeof(line) - 1;
+                decoded += 13;
+            }
+            while (decoded < AR_SIG_SDP_MAX + extra)
+                f[len++] = 'c', decoded++;
+            size_t quote = len;
+            f[len++] = '"';
+            f[len++] = '}';
+            size_t want = extra ? 0 : quote;
+            assert_int_equal(ar__sig_sdp_end_words(f, 0, len), want);
+            assert_int_equal(ar__sig_sdp_end(f, 0, len), want);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_skip_plain),
         cmocka_unit_test(test_sdp_every_byte),
         cmocka_unit_test(test_sdp_random),
+        cmocka_unit_test(test_sdp_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
