@@ -210,33 +210,28 @@ size_t ar__sig_sdp_end_words(const char *f, size_t i, size_t len)
  * The sixteen bytes at f[i], three more readable after them, when all they hold is plain bytes
  * and whole escaped "\r\n"s, the most an SDP's block of sixteen holds: the index past them (past
  * the last "\r\n" when it reaches out of the block), *saved grown by two a line end. 0 when a byte
- * needs sdp_block. The escapes are found as a backslash followed by "r\n" in the next three
- * bytes, compared at once from three more loads; two such never overlap. Scanning from i (never
- * inside an escape), the first backslash of the block starts an escape; when every backslash is
- * the first or the third byte of one of these, each in turn is, so they are the escapes.
+ * needs sdp_block. Each backslash, lowest first, is compared with "\r\n" as one word; the second
+ * backslash of each is passed over with it.
  */
 static size_t sdp_crlf_block(const char *f, size_t i, size_t *saved)
 {
-    const char *p = f + i;
-    __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)p);
-    __m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 1));
-    __m128i v2 = _mm_loadu_si128((const __m128i *)(const void *)(p + 2));
-    __m128i v3 = _mm_loadu_si128((const __m128i *)(const void *)(p + 3));
-    __m128i bslash = _mm_set1_epi8('\\');
-    __m128i bs = _mm_cmpeq_epi8(v0, bslash);
-    __m128i crlf = _mm_and_si128(_mm_and_si128(bs, _mm_cmpeq_epi8(v1, _mm_set1_epi8('r'))),
-                                 _mm_and_si128(_mm_cmpeq_epi8(v2, bslash),
-                                               _mm_cmpeq_epi8(v3, _mm_set1_epi8('n'))));
-    __m128i other = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v0, _mm_set1_epi8('"')),
-                                              _mm_cmpeq_epi8(v0, _mm_set1_epi8(0x7f))),
-                                 _mm_cmplt_epi8(v0, _mm_set1_epi8(' ')));
-    unsigned c = (unsigned)_mm_movemask_epi8(crlf), b = (unsigned)_mm_movemask_epi8(bs);
-    if (_mm_movemask_epi8(other) != 0 || (b & ~(c | c << 2)) != 0)
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(f + i));
+    unsigned m = ar__sig_special16(f + i);
+    unsigned b = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+    if ((m & ~b) != 0)
         return 0;
-    for (unsigned x = c; x != 0; x &= x - 1)
+    size_t next = i + 16;
+    while (b != 0) {
+        size_t k = i + (size_t)__builtin_ctz(b);
+        uint32_t w;
+        memcpy(&w, f + k, 4);
+        if (w != ESC_CRLF)
+            return 0;
         *saved += 2;
-    /* One starting in the block's last three bytes ends past it. */
-    return c >> 13 ? i + (size_t)(31 - __builtin_clz(c)) + 4 : i + 16;
+        next = k + 4 > next ? k + 4 : next; /* one in the block's last three bytes ends past it */
+        b &= ~0u << (k + 4 - i);
+    }
+    return next;
 }
 
 /*
@@ -264,8 +259,8 @@ static size_t sdp_block(const char *f, size_t i, size_t len, size_t *saved, size
     return end; /* the rest of the block is plain */
 }
 
-/* Sixteen bytes at a time: a block of plain text and line ends at a glance (sdp_crlf_block),
- * any other one byte by byte of its mask (sdp_block). */
+/* Sixteen bytes at a time: a block of plain text and line ends (sdp_crlf_block), the most an
+ * SDP has; any other one byte by byte of its mask (sdp_block). */
 size_t ar__sig_sdp_end(const char *f, size_t i, size_t len)
 {
     if (len < 16)

@@ -166,9 +166,9 @@ static unsigned id_bad16(const unsigned char *s)
                                   _mm_cmplt_epi8(low, _mm_set1_epi8('z' + 1)));
     __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
                                   _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
-    __m128i punct = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')),
-                                 _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('_')),
-                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
+    __m128i punct = _mm_or_si128(
+        _mm_cmpeq_epi8(v, _mm_set1_epi8('.')),
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('_')), _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
     __m128i ok = _mm_or_si128(_mm_or_si128(alpha, digit), punct);
     return ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
 }
