@@ -67,7 +67,7 @@ static inline size_t ws(const char *f, size_t i, size_t len)
  * read_rows takes only plain string values. So the first byte that is not plain decides, and
  * only the quote is taken.
  */
-static size_t plain_end(const char *f, size_t i, size_t len)
+static inline size_t plain_end(const char *f, size_t i, size_t len)
 {
     i++;
 #if defined(__SSE2__)

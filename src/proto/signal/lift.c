@@ -207,29 +207,32 @@ size_t ar__sig_sdp_end_words(const char *f, size_t i, size_t len)
 
 #if defined(__SSE2__)
 /*
- * The sixteen bytes at f[i], three more readable after them, when all they hold is plain bytes
- * and whole escaped "\r\n"s, the most an SDP's block of sixteen holds: the index past them (past
- * the last "\r\n" when it reaches out of the block), *saved grown by two a line end. 0 when a byte
- * needs sdp_block. Each backslash, lowest first, is compared with "\r\n" as one word; the second
- * backslash of each is passed over with it.
+ * Up to 32 bytes from f[i] (as two blocks of sixteen; the frame's last 32 when fewer remain, the
+ * mask shifted to start at f[i]: never a byte past len) when all they hold is plain bytes,
+ * whole escaped "\r\n"s and perhaps the closing quote, the most an SDP's 32 bytes hold: the
+ * index past them (past the last "\r\n" when it reaches out of them), *saved grown by two a line
+ * end, or the quote's index in *quote. 0 when a byte needs sdp_block. Each byte that is not
+ * plain, lowest first, is a backslash compared with "\r\n" as one word (the second backslash of
+ * each passed over with it), or the quote, or the end of this fast path.
  */
-static size_t sdp_crlf_block(const char *f, size_t i, size_t *saved)
+static size_t sdp_run(const char *f, size_t i, size_t len, size_t *saved, size_t *quote)
 {
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(f + i));
-    unsigned m = ar__sig_special16(f + i);
-    unsigned b = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
-    if ((m & ~b) != 0)
-        return 0;
-    size_t next = i + 16;
-    while (b != 0) {
-        size_t k = i + (size_t)__builtin_ctz(b);
+    size_t base = i + 32 <= len ? i : len - 32, end = base + 32;
+    uint64_t m = ar__sig_special16(f + base) | (uint64_t)ar__sig_special16(f + base + 16) << 16;
+    m >>= i - base; /* bit k: f[i + k] */
+    size_t next = end;
+    while (m != 0) {
+        size_t k = i + (size_t)__builtin_ctzll(m);
         uint32_t w;
-        memcpy(&w, f + k, 4);
-        if (w != ESC_CRLF)
+        if (f[k] == '"') {
+            *quote = k;
+            return k;
+        }
+        if (k + 4 > len || (memcpy(&w, f + k, 4), w != ESC_CRLF))
             return 0;
         *saved += 2;
-        next = k + 4 > next ? k + 4 : next; /* one in the block's last three bytes ends past it */
-        b &= ~0u << (k + 4 - i);
+        next = k + 4 > end ? k + 4 : end; /* one in the last three bytes ends past them */
+        m &= ~0ull << (k + 4 - i);
     }
     return next;
 }
@@ -259,15 +262,15 @@ static size_t sdp_block(const char *f, size_t i, size_t len, size_t *saved, size
     return end; /* the rest of the block is plain */
 }
 
-/* Sixteen bytes at a time: a block of plain text and line ends (sdp_crlf_block), the most an
- * SDP has; any other one byte by byte of its mask (sdp_block). */
+/* 32 bytes at a time when they hold plain text and line ends (sdp_run), the most an SDP has;
+ * any other sixteen byte by byte of their mask (sdp_block). */
 size_t ar__sig_sdp_end(const char *f, size_t i, size_t len)
 {
-    if (len < 16)
+    if (len < 32)
         return ar__sig_sdp_end_words(f, i, len);
     size_t start = i + 1, saved = 0, quote = 0;
     for (i = start; i < len;) {
-        size_t next = i + 19 <= len ? sdp_crlf_block(f, i, &saved) : 0;
+        size_t next = sdp_run(f, i, len, &saved, &quote);
         if (next == 0)
             next = sdp_block(f, i, len, &saved, &quote);
         if (quote != 0)
