@@ -60,6 +60,16 @@ static inline size_t ws(const char *f, size_t i, size_t len)
     return i;
 }
 
+/* Past the byte c at f[i], or at the end of white space from there: the index after it, or 0
+ * when another byte is there. A compact frame has c at i, which is looked at first. */
+static inline size_t past(const char *f, size_t i, size_t len, char c)
+{
+    if (i < len && f[i] == c)
+        return i + 1;
+    i = ws(f, i, len);
+    return i < len && f[i] == c ? i + 1 : 0;
+}
+
 /*
  * The index of the closing quote of the string opening at f[i] when all it holds is plain
  * (printable ASCII without '"' or '\\', ar__sig_plain_run), else 0. Any other string but the
@@ -104,14 +114,61 @@ static size_t integer_end(const char *f, size_t i, size_t len, int64_t *v)
     return e;
 }
 
-/* Splits a flat object into pairs; the count, or -1 when the full parse must decide. */
+/* "sdp" as a key_word. */
+#define SDP_WORD ((uint64_t)'s' | (uint64_t)'d' << 8 | (uint64_t)'p' << 16)
+
+/* Reads the value at f[i] into x: the index past it, or 0 when the full parse must decide. */
+static size_t value(const char *f, size_t i, size_t len, int keep, pair_t *x)
+{
+    if (f[i] == '"' && keep && x->kw == SDP_WORD && x->klen == 3) {
+        /* One pass finds its end and applies the field's rules to the decoded text. */
+        size_t ve = ar__sig_sdp_end(f, i, len);
+        if (ve == 0)
+            return 0;
+        x->kind = T_STR;
+        x->sdp = 1;
+        x->val = f + i + 1;
+        x->vlen = ve - i - 1;
+        return ve + 1;
+    }
+    if (f[i] == '"') {
+        size_t ve = plain_end(f, i, len);
+        if (ve == 0)
+            return 0;
+        x->kind = T_STR;
+        x->val = f + i + 1;
+        x->vlen = ve - i - 1;
+        return ve + 1;
+    }
+    if (f[i] == '-' || (f[i] >= '0' && f[i] <= '9')) {
+        x->kind = T_INT;
+        return integer_end(f, i, len, &x->num);
+    }
+    if (len - i >= 4 && memcmp(f + i, "true", 4) == 0) {
+        x->kind = T_BOOL, x->num = 1;
+        return i + 4;
+    }
+    if (len - i >= 5 && memcmp(f + i, "false", 5) == 0) {
+        x->kind = T_BOOL, x->num = 0;
+        return i + 5;
+    }
+    if (len - i >= 4 && memcmp(f + i, "null", 4) == 0) {
+        x->kind = T_NULL; /* a candidate's end has "mid":null */
+        return i + 4;
+    }
+    return 0; /* an object, an array, or not JSON */
+}
+
+/* Splits a flat object into pairs; the count, or -1 when the full parse must decide. Each
+ * separator is looked for where a compact frame has it, white space skipped only when it is not
+ * there (past). */
 static int split(const char *f, size_t len, int keep, pair_t *p)
 {
-    size_t i = ws(f, 0, len);
+    size_t i = past(f, 0, len, '{');
     int n = 0;
-    if (i >= len || f[i] != '{')
+    if (i == 0)
         return -1;
-    i = ws(f, i + 1, len);
+    i = ws(f, i, len);
     if (i < len && f[i] == '}')
         return -1; /* an empty object: refused, by the full parse */
     for (;;) {
@@ -125,55 +182,23 @@ static int split(const char *f, size_t len, int keep, pair_t *p)
         x->key = f + i + 1;
         x->klen = ke - i - 1;
         x->kw = key_word(x->key, x->klen, len - i - 1);
-        i = ws(f, ke + 1, len);
-        if (i >= len || f[i] != ':')
+        i = past(f, ke + 1, len, ':');
+        if (i == 0)
             return -1;
-        i = ws(f, i + 1, len);
-        if (i >= len)
-            return -1;
-        if (f[i] == '"' && keep && x->klen == 3 && memcmp(x->key, "sdp", 3) == 0) {
-            /* One pass finds its end and applies the field's rules to the decoded text. */
-            size_t ve = ar__sig_sdp_end(f, i, len);
-            if (ve == 0)
-                return -1;
-            x->kind = T_STR;
-            x->sdp = 1;
-            x->val = f + i + 1;
-            x->vlen = ve - i - 1;
-            i = ve + 1;
-        } else if (f[i] == '"') {
-            size_t ve = plain_end(f, i, len);
-            if (ve == 0)
-                return -1;
-            x->kind = T_STR;
-            x->val = f + i + 1;
-            x->vlen = ve - i - 1;
-            i = ve + 1;
-        } else if (f[i] == '-' || (f[i] >= '0' && f[i] <= '9')) {
-            size_t ve = integer_end(f, i, len, &x->num);
-            if (ve == 0)
-                return -1;
-            x->kind = T_INT;
-            i = ve;
-        } else if (len - i >= 4 && memcmp(f + i, "true", 4) == 0) {
-            x->kind = T_BOOL, x->num = 1, i += 4;
-        } else if (len - i >= 5 && memcmp(f + i, "false", 5) == 0) {
-            x->kind = T_BOOL, x->num = 0, i += 5;
-        } else if (len - i >= 4 && memcmp(f + i, "null", 4) == 0) {
-            x->kind = T_NULL, i += 4; /* a candidate's end has "mid":null */
-        } else {
-            return -1; /* an object, an array, or not JSON */
-        }
         i = ws(f, i, len);
-        if (i < len && f[i] == ',') {
-            i = ws(f, i + 1, len);
+        if (i >= len || (i = value(f, i, len, keep, x)) == 0)
+            return -1;
+        size_t comma = past(f, i, len, ',');
+        if (comma != 0) {
+            i = ws(f, comma, len);
             continue;
         }
-        if (i < len && f[i] == '}')
-            break;
-        return -1;
+        i = past(f, i, len, '}');
+        if (i == 0)
+            return -1;
+        break;
     }
-    return ws(f, i + 1, len) == len ? n : -1;
+    return ws(f, i, len) == len ? n : -1;
 }
 
 /* 1 when the NUL-terminated name is spelt s[0..n) (no strlen: this runs per pair and row). A
