@@ -211,29 +211,32 @@ size_t ar__sig_sdp_end_words(const char *f, size_t i, size_t len)
  * mask shifted to start at f[i]: never a byte past len) when all they hold is plain bytes,
  * whole escaped "\r\n"s and perhaps the closing quote, the most an SDP's 32 bytes hold: the
  * index past them (past the last "\r\n" when it reaches out of them), *saved grown by two a line
- * end, or the quote's index in *quote. 0 when a byte needs sdp_block. Each byte that is not
- * plain, lowest first, is a backslash compared with "\r\n" as one word (the second backslash of
- * each passed over with it), or the quote, or the end of this fast path.
+ * end, or the quote's index in *quote. 0 when a byte needs sdp_block, which then reads the same
+ * bytes again: *saved is left as it was. Each byte that is not plain, lowest first, is a
+ * backslash compared with "\r\n" as one word (the second backslash of each passed over with
+ * it), or the quote, or the end of this fast path.
  */
 static size_t sdp_run(const char *f, size_t i, size_t len, size_t *saved, size_t *quote)
 {
     size_t base = i + 32 <= len ? i : len - 32, end = base + 32;
     uint64_t m = ar__sig_special16(f + base) | (uint64_t)ar__sig_special16(f + base + 16) << 16;
     m >>= i - base; /* bit k: f[i + k] */
-    size_t next = end;
+    size_t next = end, lines = 0;
     while (m != 0) {
         size_t k = i + (size_t)__builtin_ctzll(m);
         uint32_t w;
         if (f[k] == '"') {
+            *saved += 2 * lines;
             *quote = k;
             return k;
         }
         if (k + 4 > len || (memcpy(&w, f + k, 4), w != ESC_CRLF))
             return 0;
-        *saved += 2;
+        lines++;
         next = k + 4 > end ? k + 4 : end; /* one in the last three bytes ends past them */
         m &= ~0ull << (k + 4 - i);
     }
+    *saved += 2 * lines;
     return next;
 }
 
