@@ -439,3 +439,8 @@ size_t ar_ws_close_payload(uint8_t out[AR_WS_MAX_CONTROL], uint16_t code, const 
     memcpy(out + 2, reason ? reason : "", n);
     return 2 + n;
 }
+
+int ar_ws_parser_at_rest(const ar_ws_parser_t *p)
+{
+    return p->state == S_HDR && p->hdr_len == 0 && p->msg_opcode == 0;
+}
