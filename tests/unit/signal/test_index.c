@@ -245,6 +245,7 @@ static void test_apply_small_fields(void **state)
                               AR_SIG_ROLE_STAFF, "clinic", "c1", "area", ""));
     assert_int_equal(r->role, AR_SIG_ROLE_STAFF);
     assert_int_equal(r->status, 0);
+    ar__sig_rec_free(srv, r);
     ar__sig_frame_pool_free(srv);
     ar__sig_recs_free(srv);
     ar_free(srv);
@@ -290,8 +291,9 @@ static void test_apply_name_part(void **state)
     apply_json(srv,
                json_pack("{s:s,s:s,s:s}", "o", "0000000000000002", "p", peer, "name", "Dr Bo"));
     assert_string_equal(ar__sig_rec_name(r), "Dr Bo");
+    ar__sig_rec_free(srv, r); /* the name goes with the part (ASan: no leak) */
     ar__sig_frame_pool_free(srv);
-    ar__sig_recs_free(srv); /* the name goes with the part (ASan: no leak) */
+    ar__sig_recs_free(srv);
     ar_free(srv);
 }
 
