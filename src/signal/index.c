@@ -69,7 +69,7 @@ static int table_room(ar__sig_srv_t *srv)
     if (n && (srv->nrecs < n || n >= AR__SIG_REC_BUCKETS_MAX || srv->rec_walks))
         return 0;
     size_t m = n ? 2 * n : AR__SIG_REC_BUCKETS_MIN;
-    ar__sig_rec_t **t = ar_calloc(m, sizeof(*t));
+    ar__sig_rec_t **t = ar_calloc(m, sizeof(ar__sig_rec_t *)); /* bucket heads */
     if (!t)
         return n ? 0 : -1;
     for (size_t i = 0; i < n; i++) {
