@@ -551,9 +551,10 @@ typedef struct ar__sig_frame_slabs_s ar__sig_frame_slabs_t;
 /* ar.<jurisdiction>.to.<owner tag>.<backup tag>.<peer>, and its NUL (bus.c) */
 #define AR__SIG_TO_SUBJ_MAX (3 + AR_TOKEN_ID_MAX + 4 + 18 + AR__SIG_PEER_LEN + 1)
 /* The records' table (index.c): from this many buckets, doubled whenever there would be more
- * records than buckets, up to the largest. */
+ * records than buckets, up to the fixed size it had before (512 KiB): never larger, and past
+ * 65,536 records its chains grow as they did. */
 #define AR__SIG_REC_BUCKETS_MIN 1024
-#define AR__SIG_REC_BUCKETS_MAX ((size_t)1 << 22)
+#define AR__SIG_REC_BUCKETS_MAX ((size_t)65536)
 #define AR__SIG_SMALL_BUCKETS 4096
 
 typedef struct ar__sig_bus_s ar__sig_bus_t;
