@@ -28,13 +28,27 @@ typedef enum { T_STR = 1, T_INT, T_BOOL, T_NULL } tok_kind_t;
 typedef struct pair_s {
     const char *key;
     size_t klen;
+    uint64_t kw;     /* the key's first eight bytes (key_word) */
     const char *val; /* a string's content (between the quotes), else the token */
     size_t vlen;
-    uint8_t kind;  /* tok_kind_t */
-    uint8_t plain; /* a string: printable ASCII without escapes, so its bytes are its value */
-    uint8_t sdp;   /* the value of "sdp", checked as the SDP field's (ar__sig_sdp_end) and kept */
-    int64_t num;   /* T_INT, T_BOOL */
+    uint8_t kind; /* tok_kind_t; every string but the SDP's is plain (plain_end) */
+    uint8_t sdp;  /* the value of "sdp", checked as the SDP field's (ar__sig_sdp_end) and kept */
+    int64_t num;  /* T_INT, T_BOOL */
 } pair_t;
+
+/* The first eight bytes of k[0..n) (all of them when n < 8), zero-padded, as one word: most keys
+ * are shorter, so one comparison and one multiplication compare and hash them. avail: bytes that
+ * may be read from k, at least n; a key is followed by its closing quote and more. */
+static inline uint64_t key_word(const char *k, size_t n, size_t avail)
+{
+    uint64_t w = 0;
+    if (avail >= 8) {
+        memcpy(&w, k, 8);
+        return n >= 8 ? w : w & ((1ull << (8 * n)) - 1);
+    }
+    memcpy(&w, k, n);
+    return w;
+}
 
 /* Inlined, with the test that fails for every byte a compact frame has here (none is white
  * space) first: this runs around every key, colon, value and comma. */
@@ -46,29 +60,39 @@ static inline size_t ws(const char *f, size_t i, size_t len)
     return i;
 }
 
-/* The index of the closing quote of the string opening at f[i]; 0 when it is not well formed
- * enough to skip (a raw control character, an unended string). *plain: no escape, ASCII only. */
-static size_t string_end(const char *f, size_t i, size_t len, uint8_t *plain)
+/* Past the byte c at f[i], or at the end of white space from there: the index after it, or 0
+ * when another byte is there. A compact frame has c at i, which is looked at first. */
+static inline size_t past(const char *f, size_t i, size_t len, char c)
 {
-    *plain = 1;
-    for (i++; i < len; i++) {
-        i = ar__sig_skip_plain(f, i, len);
-        if (i >= len)
-            break;
-        unsigned char c = (unsigned char)f[i];
-        if (c == '"')
-            return i;
-        if (c < 0x20)
-            return 0;
-        if (c == '\\') {
-            *plain = 0;
-            if (++i >= len)
-                return 0;
-        } else if (c >= 0x7f) {
-            *plain = 0;
+    if (i < len && f[i] == c)
+        return i + 1;
+    i = ws(f, i, len);
+    return i < len && f[i] == c ? i + 1 : 0;
+}
+
+/*
+ * The index of the closing quote of the string opening at f[i] when all it holds is plain
+ * (printable ASCII without '"' or '\\', ar__sig_plain_run), else 0. Any other string but the
+ * SDP's (ar__sig_sdp_end) goes to the full parse anyway: a key must be plain to name a row, and
+ * read_rows takes only plain string values. So the first byte that is not plain decides, and
+ * only the quote is taken.
+ */
+static inline size_t plain_end(const char *f, size_t i, size_t len)
+{
+    i++;
+#if defined(__SSE2__)
+    for (; i + 16 <= len; i += 16) {
+        unsigned m = ar__sig_special16(f + i);
+        if (m != 0) {
+            i += (size_t)__builtin_ctz(m);
+            return f[i] == '"' ? i : 0;
         }
     }
-    return 0;
+#endif
+    i = ar__sig_skip_plain_words(f, i, len);
+    while (i < len && f[i] >= 0x20 && f[i] < 0x7f && f[i] != '"' && f[i] != '\\')
+        i++; /* the last few bytes of the frame, fewer than a word */
+    return i < len && f[i] == '"' ? i : 0;
 }
 
 /* A plain JSON integer (no fraction, no exponent, at most 18 digits): its end, or 0. */
@@ -90,76 +114,91 @@ static size_t integer_end(const char *f, size_t i, size_t len, int64_t *v)
     return e;
 }
 
-/* Splits a flat object into pairs; the count, or -1 when the full parse must decide. */
+/* "sdp" as a key_word. */
+#define SDP_WORD ((uint64_t)'s' | (uint64_t)'d' << 8 | (uint64_t)'p' << 16)
+
+/* Reads the value at f[i] into x: the index past it, or 0 when the full parse must decide. */
+static size_t value(const char *f, size_t i, size_t len, int keep, pair_t *x)
+{
+    if (f[i] == '"' && keep && x->kw == SDP_WORD && x->klen == 3) {
+        /* One pass finds its end and applies the field's rules to the decoded text. */
+        size_t ve = ar__sig_sdp_end(f, i, len);
+        if (ve == 0)
+            return 0;
+        x->kind = T_STR;
+        x->sdp = 1;
+        x->val = f + i + 1;
+        x->vlen = ve - i - 1;
+        return ve + 1;
+    }
+    if (f[i] == '"') {
+        size_t ve = plain_end(f, i, len);
+        if (ve == 0)
+            return 0;
+        x->kind = T_STR;
+        x->val = f + i + 1;
+        x->vlen = ve - i - 1;
+        return ve + 1;
+    }
+    if (f[i] == '-' || (f[i] >= '0' && f[i] <= '9')) {
+        x->kind = T_INT;
+        return integer_end(f, i, len, &x->num);
+    }
+    if (len - i >= 4 && memcmp(f + i, "true", 4) == 0) {
+        x->kind = T_BOOL, x->num = 1;
+        return i + 4;
+    }
+    if (len - i >= 5 && memcmp(f + i, "false", 5) == 0) {
+        x->kind = T_BOOL, x->num = 0;
+        return i + 5;
+    }
+    if (len - i >= 4 && memcmp(f + i, "null", 4) == 0) {
+        x->kind = T_NULL; /* a candidate's end has "mid":null */
+        return i + 4;
+    }
+    return 0; /* an object, an array, or not JSON */
+}
+
+/* Splits a flat object into pairs; the count, or -1 when the full parse must decide. Each
+ * separator is looked for where a compact frame has it, white space skipped only when it is not
+ * there (past). */
 static int split(const char *f, size_t len, int keep, pair_t *p)
 {
-    size_t i = ws(f, 0, len);
+    size_t i = past(f, 0, len, '{');
     int n = 0;
-    if (i >= len || f[i] != '{')
+    if (i == 0)
         return -1;
-    i = ws(f, i + 1, len);
+    i = ws(f, i, len);
     if (i < len && f[i] == '}')
         return -1; /* an empty object: refused, by the full parse */
     for (;;) {
         if (n == FLAT_PAIRS || i >= len || f[i] != '"')
             return -1;
-        uint8_t plain;
-        size_t ke = string_end(f, i, len, &plain);
-        if (ke == 0 || !plain)
+        size_t ke = plain_end(f, i, len);
+        if (ke == 0)
             return -1;
         pair_t *x = &p[n++];
         memset(x, 0, sizeof(*x));
         x->key = f + i + 1;
         x->klen = ke - i - 1;
-        i = ws(f, ke + 1, len);
-        if (i >= len || f[i] != ':')
+        x->kw = key_word(x->key, x->klen, len - i - 1);
+        i = past(f, ke + 1, len, ':');
+        if (i == 0)
             return -1;
-        i = ws(f, i + 1, len);
-        if (i >= len)
-            return -1;
-        if (f[i] == '"' && keep && x->klen == 3 && memcmp(x->key, "sdp", 3) == 0) {
-            /* One pass finds its end and applies the field's rules to the decoded text. */
-            size_t ve = ar__sig_sdp_end(f, i, len);
-            if (ve == 0)
-                return -1;
-            x->kind = T_STR;
-            x->sdp = 1;
-            x->val = f + i + 1;
-            x->vlen = ve - i - 1;
-            i = ve + 1;
-        } else if (f[i] == '"') {
-            size_t ve = string_end(f, i, len, &x->plain);
-            if (ve == 0)
-                return -1;
-            x->kind = T_STR;
-            x->val = f + i + 1;
-            x->vlen = ve - i - 1;
-            i = ve + 1;
-        } else if (f[i] == '-' || (f[i] >= '0' && f[i] <= '9')) {
-            size_t ve = integer_end(f, i, len, &x->num);
-            if (ve == 0)
-                return -1;
-            x->kind = T_INT;
-            i = ve;
-        } else if (len - i >= 4 && memcmp(f + i, "true", 4) == 0) {
-            x->kind = T_BOOL, x->num = 1, i += 4;
-        } else if (len - i >= 5 && memcmp(f + i, "false", 5) == 0) {
-            x->kind = T_BOOL, x->num = 0, i += 5;
-        } else if (len - i >= 4 && memcmp(f + i, "null", 4) == 0) {
-            x->kind = T_NULL, i += 4; /* a candidate's end has "mid":null */
-        } else {
-            return -1; /* an object, an array, or not JSON */
-        }
         i = ws(f, i, len);
-        if (i < len && f[i] == ',') {
-            i = ws(f, i + 1, len);
+        if (i >= len || (i = value(f, i, len, keep, x)) == 0)
+            return -1;
+        size_t comma = past(f, i, len, ',');
+        if (comma != 0) {
+            i = ws(f, comma, len);
             continue;
         }
-        if (i < len && f[i] == '}')
-            break;
-        return -1;
+        i = past(f, i, len, '}');
+        if (i == 0)
+            return -1;
+        break;
     }
-    return ws(f, i + 1, len) == len ? n : -1;
+    return ws(f, i, len) == len ? n : -1;
 }
 
 /* 1 when the NUL-terminated name is spelt s[0..n) (no strlen: this runs per pair and row). A
@@ -213,12 +252,15 @@ static const pair_t *find(const pair_t *p, int n, const char *key)
  * open-addressed table per direction and flat type, built once from the field tables, and is
  * compared with the one key found there, of the same length, a word at a time: with the
  * type's name compared so too, about 200 of the worker's instructions a relayed message less
- * (docs/performance.md, "Relay: the about tag at build, and key matching"). It says what the
- * rows' search said: the first row of each table whose key is spelt exactly so (named), or
+ * (docs/performance.md, "Relay: the about tag at build, and key matching"). A key's first eight
+ * bytes, read once as a word (key_word), are both its hash and its comparison, all of it for
+ * every key the tables have but "candidate" ("Relay: strings sixteen bytes at a time"). It says
+ * what the rows' search said: the first row of each table whose key is spelt exactly so (named), or
  * none.
  */
 typedef struct key_slot_s {
     const char *key; /* NULL: an empty slot */
+    uint64_t kw;     /* key_word of the key */
     uint8_t klen;    /* as the row's */
     int16_t env_row; /* its row in the envelope, or -1 */
     int16_t row;     /* its row in the type's table, or -1 */
@@ -226,7 +268,8 @@ typedef struct key_slot_s {
 
 /* A power of two, twice the most keys an index holds (both tables at FLAT_ROWS): a key's slot
  * is seldom taken by another. */
-#define KEY_SLOTS 32
+#define KEY_BITS 5
+#define KEY_SLOTS (1u << KEY_BITS)
 _Static_assert(KEY_SLOTS >= 2 * 2 * FLAT_ROWS && (KEY_SLOTS & (KEY_SLOTS - 1)) == 0,
                "room for every key of two tables, half empty");
 
@@ -247,25 +290,29 @@ static const char *flat_name[FLAT_TYPES];
 static size_t flat_name_len[FLAT_TYPES];
 static pthread_once_t key_index_once = PTHREAD_ONCE_INIT;
 
-/* Where a key of n bytes starts looking: its length and its first and last bytes, which tell
- * the keys of one message apart. */
-static inline unsigned key_hash(const char *k, size_t n)
+/* Where a key of n bytes whose key_word is w starts looking: the top bits of a multiplicative
+ * hash of both. */
+static inline unsigned key_hash(uint64_t w, size_t n)
 {
-    unsigned h = (unsigned)n;
-    if (n > 0)
-        h += (unsigned char)k[0] * 7u + (unsigned char)k[n - 1];
-    return h & (KEY_SLOTS - 1);
+    return (unsigned)(((w ^ n) * 0x9e3779b97f4a7c15ull) >> (64 - KEY_BITS));
 }
 
-/* The slot of the key spelt k[0..n), or NULL when neither table has it. */
-static inline const key_slot_t *key_find(const key_index_t *ix, const char *k, size_t n)
+/* A slot holds the key spelt k[0..n), whose key_word is w: the word, the length, and any bytes
+ * beyond the first eight. */
+static inline int key_is(const key_slot_t *s, const char *k, size_t n, uint64_t w)
 {
-    unsigned h = key_hash(k, n);
+    return s->kw == w && s->klen == n && (n <= 8 || same_bytes(s->key + 8, k + 8, n - 8));
+}
+
+/* The slot of the key spelt k[0..n), whose key_word is w, or NULL when neither table has it. */
+static inline const key_slot_t *key_find(const key_index_t *ix, const char *k, size_t n, uint64_t w)
+{
+    unsigned h = key_hash(w, n);
     for (unsigned i = 0; i < KEY_SLOTS; i++, h = (h + 1) & (KEY_SLOTS - 1)) {
         const key_slot_t *s = &ix->slot[h];
         if (s->key == NULL)
             return NULL;
-        if (s->klen == n && same_bytes(s->key, k, n))
+        if (key_is(s, k, n, w))
             return s;
     }
     return NULL;
@@ -280,12 +327,13 @@ static void key_put(key_index_t *ix, const ar__sig_field_t *f, int r, int env)
     if (f->key == NULL || strlen(f->key) != f->klen)
         return;
     size_t n = f->klen;
-    unsigned h = key_hash(f->key, n);
+    uint64_t w = key_word(f->key, n, n);
+    unsigned h = key_hash(w, n);
     for (unsigned i = 0; i < KEY_SLOTS; i++, h = (h + 1) & (KEY_SLOTS - 1)) {
         key_slot_t *s = &ix->slot[h];
         if (s->key == NULL)
-            *s = (key_slot_t){f->key, f->klen, -1, -1};
-        else if (s->klen != n || !same_bytes(s->key, f->key, n))
+            *s = (key_slot_t){f->key, w, f->klen, -1, -1};
+        else if (!key_is(s, f->key, n, w))
             continue;
         int16_t *row = env ? &s->env_row : &s->row;
         if (*row < 0)
@@ -331,7 +379,7 @@ int ar__sig_flat_rows(ar_sig_dir_t dir, int type, const char *key, size_t n, int
         flat_table(dir, type) == NULL)
         return -1;
     pthread_once(&key_index_once, key_index_build);
-    const key_slot_t *s = key_find(&key_index[dir][i], key, n);
+    const key_slot_t *s = key_find(&key_index[dir][i], key, n, key_word(key, n, n));
     if (s) {
         *env_row = s->env_row;
         *row = s->row;
@@ -352,7 +400,7 @@ static int map_rows(const key_index_t *ix, const pair_t *p, int n, int8_t at_env
     memset(at_env, 0xff, FLAT_ROWS); /* every slot -1 */
     memset(at_t, 0xff, FLAT_ROWS);
     for (int i = 0; i < n; i++) {
-        const key_slot_t *s = key_find(ix, p[i].key, p[i].klen);
+        const key_slot_t *s = key_find(ix, p[i].key, p[i].klen, p[i].kw);
         if (s == NULL)
             return -1; /* a slot has a row in one table at least */
         /* A key both tables name is read by both, as the full parse does. */
@@ -370,11 +418,13 @@ static int map_rows(const key_index_t *ix, const pair_t *p, int n, int8_t at_env
     return 0;
 }
 
-/* The pair keyed "type", as find(p, n, "type"), with the key's length known. */
+/* The pair keyed "type", as find(p, n, "type"), by its key_word. */
 static const pair_t *type_pair(const pair_t *p, int n)
 {
+    const uint64_t type =
+        (uint64_t)'t' | (uint64_t)'y' << 8 | (uint64_t)'p' << 16 | (uint64_t)'e' << 24;
     for (int i = 0; i < n; i++)
-        if (p[i].klen == 4 && same_bytes(p[i].key, "type", 4))
+        if (p[i].kw == type && p[i].klen == 4)
             return &p[i];
     return NULL;
 }
@@ -418,8 +468,6 @@ static int read_rows(const ar__sig_table_t *t, const pair_t *p, int n, const int
                 *raw = x->val;
                 continue;
             }
-            if (!x->plain)
-                return -1; /* escapes or non-ASCII text outside the SDP: the full parse */
             break;
         }
         case AR__SIG_INT:
@@ -434,7 +482,7 @@ static int read_rows(const ar__sig_table_t *t, const pair_t *p, int n, const int
             break;
         case AR__SIG_ENUM: {
             int found = 0;
-            for (size_t k = 0; x->kind == T_STR && x->plain && f->values[k] && !found; k++)
+            for (size_t k = 0; x->kind == T_STR && f->values[k] && !found; k++)
                 if (named(f->values[k], x->val, x->vlen))
                     found = (int)k + 1;
             if (!found)
@@ -461,7 +509,7 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     if (n < 0)
         return 0;
     const pair_t *tp = type_pair(p, n);
-    if (tp == NULL || tp->kind != T_STR || !tp->plain)
+    if (tp == NULL || tp->kind != T_STR)
         return 0;
     pthread_once(&key_index_once, key_index_build);
     /* Only the flat types' names are compared. */
@@ -492,7 +540,9 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
         memset(msg, 0, sizeof(*msg));
         return 0;
     }
-    memset(err, 0, sizeof(*err));
+    /* Not the whole of err: on success only its type and request id are read (signal.h). */
+    err->code = 0;
+    err->text[0] = '\0';
     err->type = type;
     err->id = dir == AR_SIG_FROM_CLIENT ? e.id : AR_SIG_NONE;
     ar__sig_env_to_msg(dir, type, &e, msg);

@@ -103,6 +103,9 @@ int ar__sig_lift_sdp(const char *frame, size_t len, size_t *vs, size_t *ve);
 /* lift.c: the index of the closing quote of the string opening at f[i] when the SDP field
  * accepts it (decoded: 1 to AR_SIG_SDP_MAX bytes of the SDP charset), else 0. */
 size_t ar__sig_sdp_end(const char *f, size_t i, size_t len);
+/* lift.c: the same, eight bytes at a time: what ar__sig_sdp_end is without SSE2, and the
+ * reference its SSE2 scan is tested against. */
+size_t ar__sig_sdp_end_words(const char *f, size_t i, size_t len);
 
 /*
  * How many of the eight bytes of w (read with memcpy), from the first, are printable ASCII that
@@ -124,27 +127,11 @@ static inline size_t ar__sig_plain_run(uint64_t w)
         high;
     return bad ? (size_t)__builtin_ctzll(bad) >> 3 : 8;
 }
-/* From s[i], skips plain bytes (above) sixteen (SSE2) or eight at a time while that many remain
- * before len: the index of the first byte that is not plain, or where fewer than eight are left
- * to look at. */
-static inline size_t ar__sig_skip_plain(const void *s, size_t i, size_t len)
+/* From s[i], skips plain bytes (above) eight at a time while eight remain before len: the index
+ * of the first byte that is not plain, or where fewer than eight are left to look at. The
+ * portable scan, and the reference the SSE2 scans are tested against (test_charset.c). */
+static inline size_t ar__sig_skip_plain_words(const void *s, size_t i, size_t len)
 {
-#if defined(__SSE2__)
-    /* A byte is plain when it is not '"', '\\' or DEL and, as a signed byte, not below ' '
-     * (which takes the control characters and every byte >= 0x80 at once). */
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                  del = _mm_set1_epi8(0x7f), space = _mm_set1_epi8(' ');
-    while (i + 16 <= len) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)((const char *)s + i));
-        __m128i bad =
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                         _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmplt_epi8(v, space)));
-        unsigned m = (unsigned)_mm_movemask_epi8(bad);
-        if (m != 0)
-            return i + (size_t)__builtin_ctz(m);
-        i += 16;
-    }
-#endif
     while (i + 8 <= len) {
         uint64_t w;
         memcpy(&w, (const char *)s + i, 8);
@@ -154,6 +141,34 @@ static inline size_t ar__sig_skip_plain(const void *s, size_t i, size_t len)
             break;
     }
     return i;
+}
+#if defined(__SSE2__)
+/* Bit k set when s[k], of the sixteen bytes at s, is not plain: '"', '\\' or DEL, or, as a
+ * signed byte, below ' ' (which takes the control characters and every byte >= 0x80 at once). */
+static inline unsigned ar__sig_special16(const void *s)
+{
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  del = _mm_set1_epi8(0x7f), space = _mm_set1_epi8(' ');
+    __m128i v = _mm_loadu_si128((const __m128i *)s);
+    __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                               _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmplt_epi8(v, space)));
+    return (unsigned)_mm_movemask_epi8(bad);
+}
+#endif
+/* From s[i], skips plain bytes (above) sixteen (SSE2) or eight at a time while that many remain
+ * before len: the index of the first byte that is not plain, or where fewer than eight are left
+ * to look at. */
+static inline size_t ar__sig_skip_plain(const void *s, size_t i, size_t len)
+{
+#if defined(__SSE2__)
+    while (i + 16 <= len) {
+        unsigned m = ar__sig_special16((const char *)s + i);
+        if (m != 0)
+            return i + (size_t)__builtin_ctz(m);
+        i += 16;
+    }
+#endif
+    return ar__sig_skip_plain_words(s, i, len);
 }
 /*
  * flat.c: the parse of AR_SIG_PARSE_BORROW. 1 when it parsed the frame (msg and err filled as

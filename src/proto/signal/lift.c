@@ -126,71 +126,170 @@ static size_t utf8_at(const unsigned char *p, size_t left, uint32_t *cp)
     return n;
 }
 
+/* The closing quote at f[i] of an SDP string whose content began at f[start] and whose escapes
+ * took `saved` bytes more than the text they stand for: i when the decoded text's length is one
+ * the field accepts, else 0. */
+static size_t sdp_closed(size_t start, size_t i, size_t saved)
+{
+    size_t decoded = i - start - saved;
+    return decoded >= 1 && decoded <= AR_SIG_SDP_MAX ? i : 0;
+}
+
+/* "\r\n" as it is escaped in JSON, read as a little-endian word: the end of every SDP line. */
+#define ESC_CRLF ((uint32_t)'\\' | (uint32_t)'r' << 8 | (uint32_t)'\\' << 16 | (uint32_t)'n' << 24)
+
 /*
- * Checks the string whose opening quote is at f[i]: returns the index of its closing quote, or 0
- * when it is not a string the SDP field accepts.
+ * The byte at f[i] that is neither plain (ar__sig_plain_run) nor the closing quote: an escape, a
+ * UTF-8 sequence, or a byte the SDP field refuses. The index past it, or 0 when refused; *saved
+ * grows by the bytes its JSON form takes beyond the text it decodes to.
  */
-size_t ar__sig_sdp_end(const char *f, size_t i, size_t len)
+static size_t sdp_special(const char *f, size_t i, size_t len, size_t *saved)
 {
     const unsigned char *u = (const unsigned char *)f;
-    size_t decoded = 0;
-    for (i++; i < len;) {
-        size_t plain_to = ar__sig_skip_plain(u, i, len);
-        decoded += plain_to - i;
-        i = plain_to;
+    uint32_t cp;
+    if (u[i] == '\\') {
+        uint32_t w;
+        if (i + 4 <= len && (memcpy(&w, f + i, 4), w == ESC_CRLF)) {
+            *saved += 2; /* the "\r\n" that ends every SDP line, as one step */
+            return i + 4;
+        }
+        if (i + 1 >= len)
+            return 0;
+        char e = f[i + 1];
+        if (e == '"' || e == '\\' || e == '/' || e == 'n' || e == 'r' || e == 't') {
+            *saved += 1;
+            return i + 2;
+        }
+        if (e != 'u' || i + 6 > len || !hex4(f + i + 2, &cp))
+            return 0; /* \b and \f are control characters the SDP charset refuses */
+        size_t raw = 6;
+        if (cp >= 0xdc00 && cp <= 0xdfff)
+            return 0; /* a lone low surrogate */
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            uint32_t lo;
+            if (i + 12 > len || f[i + 6] != '\\' || f[i + 7] != 'u' || !hex4(f + i + 8, &lo) ||
+                lo < 0xdc00 || lo > 0xdfff)
+                return 0;
+            raw = 12;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        }
+        if (cp == 0 || !sdp_cp_ok(cp))
+            return 0;
+        *saved += raw - (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4);
+        return i + raw;
+    }
+    if (u[i] < 0x80)
+        return 0; /* a raw control character or DEL */
+    size_t n = utf8_at(u + i, len - i, &cp);
+    return n != 0 && sdp_cp_ok(cp) ? i + n : 0;
+}
+
+size_t ar__sig_sdp_end_words(const char *f, size_t i, size_t len)
+{
+    size_t start = i + 1, saved = 0;
+    for (i = start; i < len;) {
+        i = ar__sig_skip_plain_words(f, i, len);
         if (i >= len)
             break;
-        unsigned char c = u[i];
+        unsigned char c = (unsigned char)f[i];
         if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            decoded++;
-            i++;
+            i++; /* one of the last few plain bytes, fewer than a word */
             continue;
         }
         if (c == '"')
-            return decoded >= 1 && decoded <= AR_SIG_SDP_MAX ? i : 0;
-        uint32_t cp;
-        if (c == '\\') {
-            if (i + 1 >= len)
-                return 0;
-            char e = f[i + 1];
-            if (e == 'r' && i + 3 < len && f[i + 2] == '\\' && f[i + 3] == 'n') {
-                decoded += 2; /* the "\r\n" that ends every SDP line, as one step */
-                i += 4;
-                continue;
-            }
-            if (e == '"' || e == '\\' || e == '/' || e == 'n' || e == 'r' || e == 't') {
-                decoded++;
-                i += 2;
-                continue;
-            }
-            if (e != 'u' || i + 6 > len || !hex4(f + i + 2, &cp))
-                return 0; /* \b and \f are control characters the SDP charset refuses */
-            i += 6;
-            if (cp >= 0xdc00 && cp <= 0xdfff)
-                return 0; /* a lone low surrogate */
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                uint32_t lo;
-                if (i + 6 > len || f[i] != '\\' || f[i + 1] != 'u' || !hex4(f + i + 2, &lo) ||
-                    lo < 0xdc00 || lo > 0xdfff)
-                    return 0;
-                i += 6;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            }
-            if (cp == 0 || !sdp_cp_ok(cp))
-                return 0;
-            decoded += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-            continue;
-        }
-        if (c < 0x80)
-            return 0; /* a raw control character or DEL */
-        size_t n = utf8_at(u + i, len - i, &cp);
-        if (n == 0 || !sdp_cp_ok(cp))
+            return sdp_closed(start, i, saved);
+        i = sdp_special(f, i, len, &saved);
+        if (i == 0)
             return 0;
-        decoded += n;
-        i += n;
     }
     return 0;
 }
+
+#if defined(__SSE2__)
+/*
+ * Up to 32 bytes from f[i] (as two blocks of sixteen; the frame's last 32 when fewer remain, the
+ * mask shifted to start at f[i]: never a byte past len) when all they hold is plain bytes,
+ * whole escaped "\r\n"s and perhaps the closing quote, the most an SDP's 32 bytes hold: the
+ * index past them (past the last "\r\n" when it reaches out of them), *saved grown by two a line
+ * end, or the quote's index in *quote. 0 when a byte needs sdp_block, which then reads the same
+ * bytes again: *saved is left as it was. Each byte that is not plain, lowest first, is a
+ * backslash compared with "\r\n" as one word (the second backslash of each passed over with
+ * it), or the quote, or the end of this fast path.
+ */
+static size_t sdp_run(const char *f, size_t i, size_t len, size_t *saved, size_t *quote)
+{
+    size_t base = i + 32 <= len ? i : len - 32, end = base + 32;
+    uint64_t m = ar__sig_special16(f + base) | (uint64_t)ar__sig_special16(f + base + 16) << 16;
+    m >>= i - base; /* bit k: f[i + k] */
+    size_t next = end, lines = 0;
+    while (m != 0) {
+        size_t k = i + (size_t)__builtin_ctzll(m);
+        uint32_t w;
+        if (f[k] == '"') {
+            *saved += 2 * lines;
+            *quote = k;
+            return k;
+        }
+        if (k + 4 > len || (memcpy(&w, f + k, 4), w != ESC_CRLF))
+            return 0;
+        lines++;
+        next = k + 4 > end ? k + 4 : end; /* one in the last three bytes ends past them */
+        m &= ~0ull << (k + 4 - i);
+    }
+    *saved += 2 * lines;
+    return next;
+}
+
+/*
+ * The sixteen bytes from f[i] (the frame's last sixteen when fewer remain, the mask shifted to
+ * start at f[i]: never a byte past len), each byte that is not plain taken lowest first from one
+ * mask: the index to go on from, 0 when a byte is refused. *quote: the closing quote's index,
+ * when the string ends here.
+ */
+static size_t sdp_block(const char *f, size_t i, size_t len, size_t *saved, size_t *quote)
+{
+    size_t at = i, base = i + 16 <= len ? i : len - 16;
+    unsigned m = ar__sig_special16(f + base) >> (at - base); /* bit k: f[at + k] */
+    size_t end = base + 16;
+    while (m != 0) {
+        size_t k = at + (size_t)__builtin_ctz(m);
+        if (f[k] == '"') {
+            *quote = k;
+            return k;
+        }
+        i = sdp_special(f, k, len, saved);
+        if (i == 0 || i >= end)
+            return i; /* refused, or the escape or sequence reached past the block */
+        m &= ~0u << (i - at);
+    }
+    return end; /* the rest of the block is plain */
+}
+
+/* 32 bytes at a time when they hold plain text and line ends (sdp_run), the most an SDP has;
+ * any other sixteen byte by byte of their mask (sdp_block). */
+size_t ar__sig_sdp_end(const char *f, size_t i, size_t len)
+{
+    if (len < 32)
+        return ar__sig_sdp_end_words(f, i, len);
+    size_t start = i + 1, saved = 0, quote = 0;
+    for (i = start; i < len;) {
+        size_t next = sdp_run(f, i, len, &saved, &quote);
+        if (next == 0)
+            next = sdp_block(f, i, len, &saved, &quote);
+        if (quote != 0)
+            return sdp_closed(start, quote, saved);
+        if (next == 0)
+            return 0;
+        i = next;
+    }
+    return 0;
+}
+#else
+size_t ar__sig_sdp_end(const char *f, size_t i, size_t len)
+{
+    return ar__sig_sdp_end_words(f, i, len);
+}
+#endif
 
 int ar__sig_lift_sdp(const char *f, size_t len, size_t *vs, size_t *ve)
 {

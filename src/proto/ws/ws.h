@@ -91,6 +91,14 @@ typedef struct ar_ws_parser_s {
 void ar_ws_parser_init(ar_ws_parser_t *p, int server, uint32_t max_message);
 
 /*
+ * 1 when p is between messages: no header, frame or fragmented message under way (and no error).
+ * Such a parser may be dropped and made again with ar_ws_parser_init for the next bytes: a
+ * server that keeps a parser only while a frame is split across reads holds none for an idle
+ * connection.
+ */
+int ar_ws_parser_at_rest(const ar_ws_parser_t *p);
+
+/*
  * Consumes bytes of data[0..len) until one event is ready; *consumed says how many. Call again
  * with the rest until it returns AR_WS_EV_NEED_MORE with everything consumed. Returns 0 and fills
  * *ev, or AR_EPARSE (protocol error or bad UTF-8) / AR_ETOOBIG (message cap), with

@@ -282,7 +282,7 @@ static ar__sn_in_t *in_get(ar_sn_conn_t *c)
 static void in_release(ar_sn_conn_t *c)
 {
     ar__sn_in_t *in = ar__sn_in(c);
-    if (in && in->len == 0 && !(c->flags & AR__SN_F_CTL)) {
+    if (in && in->len == 0 && !in->has_parser && !(c->flags & AR__SN_F_CTL)) {
         in_free(in);
         c->ext->in = NULL;
         ar__sn_ext_trim(c);
@@ -339,9 +339,41 @@ static void on_control(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *p, size_t
     }
 }
 
+/*
+ * The parser for a read: the one kept from the last read while a frame or message was split
+ * across reads, else a fresh one. A copy on the stack either way, so that nothing a callback
+ * below frees (a close lets go of what is in flight) is parsed into.
+ */
+static void parser_take(ar_sn_conn_t *c, ar_ws_parser_t *p)
+{
+    ar__sn_in_t *in = ar__sn_in(c);
+    if (in && in->has_parser) {
+        *p = in->parser;
+        in->has_parser = 0;
+    } else {
+        ar_ws_parser_init(p, 1, c->loop->conf.max_message);
+    }
+}
+
+/* After a read: p kept only when the read ended inside a header, a frame or a fragmented
+ * message. -1 when there was no memory to keep it (the connection cannot go on). */
+static int parser_keep(ar_sn_conn_t *c, const ar_ws_parser_t *p)
+{
+    if (c->state != AR__SN_OPEN || ar_ws_parser_at_rest(p))
+        return 0;
+    ar__sn_in_t *in = in_get(c);
+    if (!in)
+        return -1;
+    in->parser = *p;
+    in->has_parser = 1;
+    return 0;
+}
+
 static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
 {
     ar_sn_loop_t *l = c->loop;
+    ar_ws_parser_t parser;
+    parser_take(c, &parser);
     size_t off = 0;
     uint64_t frame_len = UINT64_MAX; /* of a frame whose header was in this buffer */
     const uint8_t *direct = NULL;
@@ -349,9 +381,9 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
     while (c->state == AR__SN_OPEN) {
         size_t used = 0;
         ar_ws_event_t ev;
-        int err = ar_ws_parse(&c->parser, data + off, n - off, &used, &ev);
+        int err = ar_ws_parse(&parser, data + off, n - off, &used, &ev);
         if (err) {
-            uint16_t code = c->parser.close_code;
+            uint16_t code = parser.close_code;
             if (err == AR_ETOOBIG && c->loop->conf.too_big_code)
                 code = c->loop->conf.too_big_code; /* the application's own code for it */
             ar_sn_close(c, code);
@@ -407,6 +439,10 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
          * would only hear NEED_MORE. */
         if (off == n && ev.type == AR_WS_EV_FRAME_END)
             break;
+    }
+    if (parser_keep(c, &parser) != 0) {
+        ar__sn_kill(c, AR_WS_CLOSE_INTERNAL);
+        return;
     }
     in_release(c);
 }

@@ -32,7 +32,11 @@ typedef struct ar__sn_in_s {
     uint8_t *data; /* the upgrade request, or the message being assembled */
     uint32_t len, cap;
     uint8_t ctl_len; /* a control frame split over reads */
+    uint8_t has_parser;
     uint8_t ctl[AR_WS_MAX_CONTROL];
+    /* The frame parser, while has_parser: only while a header, a frame or a fragmented message
+     * is split across reads. Between messages a connection holds none (conn.c on_frames). */
+    ar_ws_parser_t parser;
 } ar__sn_in_t;
 
 typedef struct ar__sn_out_s {
@@ -50,7 +54,6 @@ typedef struct ar__sn_ext_s {
 } ar__sn_ext_t;
 
 struct ar_sn_conn_s {
-    ar_ws_parser_t parser;
     int fd;
     uint8_t state; /* ar__sn_state_t */
     uint8_t flags; /* AR__SN_F_* */
@@ -64,9 +67,9 @@ struct ar_sn_conn_s {
     ar__sn_ext_t *ext; /* NULL for an idle plain connection */
     void *data;
 };
-/* One per held connection: at 104 bytes or less it takes glibc's 112-byte chunk, not the
- * 128-byte one it took with the TLS and in-flight pointers apart. */
-_Static_assert(sizeof(struct ar_sn_conn_s) <= 104, "a connection fits a 112-byte malloc chunk");
+/* One per held connection: at 56 bytes or less it takes glibc's 64-byte chunk (112 with the frame
+ * parser inside, 128 with the TLS and in-flight pointers apart too). */
+_Static_assert(sizeof(struct ar_sn_conn_s) <= 56, "a connection fits a 64-byte malloc chunk");
 
 static inline void *ar__sn_tls(const ar_sn_conn_t *c)
 {

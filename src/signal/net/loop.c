@@ -309,7 +309,6 @@ static int take(ar_sn_loop_t *l, int fd, const struct sockaddr_storage *ss)
         }
         c->tag = (uint16_t)tag;
     }
-    ar_ws_parser_init(&c->parser, 1, l->conf.max_message);
     c->state = l->conf.tls ? AR__SN_TLS_HS : AR__SN_HTTP;
     int err = 0;
     if (l->conf.tls) {

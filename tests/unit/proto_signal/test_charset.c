@@ -3,7 +3,8 @@
  * eight bytes at a time) against a byte-by-byte reference written from docs/protocol.md's rules:
  * every byte value at every position of strings up to 40 bytes, and random strings. Then the
  * string scanners' skip over plain bytes (internal.h: sixteen bytes at a time with SSE2, else
- * eight) against a byte loop.
+ * eight) against a byte loop, and the SDP string's check (lift.c) sixteen bytes at a time against
+ * its word-at-a-time version.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -61,7 +62,7 @@ static void fill(int cs, unsigned char *s, size_t len)
 static void test_every_byte_everywhere(void **state)
 {
     (void)state;
-    unsigned char s[40];
+    unsigned char s[70]; /* ids sixteen bytes at a time (SSE2) from 16 bytes on: 0 to 70 */
     for (size_t c = 0; c < sizeof(k_classes) / sizeof(k_classes[0]); c++) {
         int cs = k_classes[c];
         for (size_t len = 0; len <= sizeof(s); len++) {
@@ -84,7 +85,7 @@ static void test_every_byte_everywhere(void **state)
 static void test_random(void **state)
 {
     (void)state;
-    unsigned char s[64];
+    unsigned char s[80];
     srand(7);
     for (int round = 0; round < 200000; round++) {
         int cs = k_classes[round % 5];
@@ -152,6 +153,153 @@ static void test_skip_plain(void **state)
     }
 }
 
+/* Bytes an SDP string's content is made of in the tests: plain text, the escapes it may hold
+ * (and some it may not), UTF-8 good and bad. */
+static const char *const k_sdp_parts[] = {
+    "a=x",
+    "\\r\\n",
+    "\\n",
+    "\\t",
+    "\\\"",
+    "\\\\",
+    "\\/",
+    "\\b",
+    "\\u00e9",
+    "\\ud83d\\ude00",
+    "\\udc00",
+    "\\u0000",
+    "\\u0085",
+    "\\u12",
+    "\xc3\xa9",
+    "\xe2\x82\xac",
+    "\xf0\x9f\x98\x80",
+    "\xc2\x85",
+    "\xc0\xaf",
+    "\xed\xa0\x80",
+    "\x7f",
+    "\x01",
+    "\\",
+    "\r",
+    "\"",
+    "v=0 o=- 1 2 IN IP4 0.0.0.0",
+    "r\\n",
+    "\\\\r\\n",
+    "\\r",
+    "\\r\\",
+    "n",
+};
+
+/* The SSE2 scan and the word-at-a-time one give the same answer on f[0..len), the string opening
+ * at f[0]. Without SSE2 both are the same function. */
+static void check_sdp(const char *f, size_t len)
+{
+    size_t want = ar__sig_sdp_end_words(f, 0, len), got = ar__sig_sdp_end(f, 0, len);
+    if (got != want)
+        fail_msg("SDP string of %zu bytes: got %zu, want %zu", len, got, want);
+}
+
+/* Every byte value at every place of contents of 0 to 70 bytes, the string closed and followed by
+ * 0 to 17 more bytes: strings that end on a sixteen-byte boundary and one byte after, and frames
+ * shorter than sixteen bytes. */
+static void test_sdp_every_byte(void **state)
+{
+    (void)state;
+    char f[96];
+    for (size_t n = 0; n <= 70; n++) {
+        for (size_t tail = 0; tail <= 17; tail += (n < 30 ? 1 : 8)) {
+            size_t len = n + 2 + tail;
+            for (size_t at = 0; at <= n; at++) {
+                for (int b = 0; b < 256; b++) {
+                    /* SDP-like text with escapes, some cut short by the string's end */
+                    static const char text[] = "a=x-bench:1\\r\\nb\\\"c\\u00e9d";
+                    f[0] = '"';
+                    for (size_t k = 0; k < n; k++)
+                        f[1 + k] = text[k % (sizeof(text) - 1)];
+                    f[1 + n] = '"';
+                    memset(f + 2 + n, '}', tail);
+                    f[1 + at] = (char)b; /* at == n: the closing quote's place */
+                    check_sdp(f, len);
+                }
+            }
+        }
+    }
+}
+
+/* Random contents from k_sdp_parts, at random offsets and lengths, cut anywhere. */
+static void test_sdp_random(void **state)
+{
+    (void)state;
+    char f[512];
+    srand(13);
+    for (int round = 0; round < 300000; round++) {
+        size_t len = 0;
+        f[len++] = '"';
+        int parts = rand() % 24;
+        for (int k = 0; k < parts; k++) {
+            const char *p = k_sdp_parts[rand() % (int)(sizeof(k_sdp_parts) / sizeof(*k_sdp_parts))];
+            size_t pl = strlen(p);
+            if (len + pl + 4 > sizeof(f))
+                break;
+            memcpy(f + len, p, pl);
+            len += pl;
+        }
+        if (rand() % 8 != 0)
+            f[len++] = '"';
+        for (int t = rand() % 18; t > 0; t--)
+            f[len++] = '}';
+        if (rand() % 4 == 0 && len > 1)
+            len = 1 + (size_t)rand() % (len - 1); /* cut anywhere */
+        check_sdp(f, len);
+    }
+}
+
+/* The decoded length's bound: SDPs made of one line over and over, at every alignment, exactly
+ * AR_SIG_SDP_MAX decoded bytes long (accepted) and one byte longer (refused), counted through
+ * line ends that end a block, straddle one or start in its last three bytes, and through lines
+ * that also hold other escapes and UTF-8 after their line end (which the SSE2 scan's fast path
+ * gives up on part way). */
+static void test_sdp_length(void **state)
+{
+    (void)state;
+    static char f[AR_SIG_SDP_MAX * 2];
+    static const struct {
+        const char *raw;
+        size_t decoded;
+    } lines[] = {
+        {"a=x-bench:1\\r\\n", 13}, /* 15 bytes */
+        {"a=\\r\\n\xc3\xa9"
+         "b\\tc",
+         9},                                     /* 12 bytes: a line end, then é and a tab */
+        {"\\r\\n\\r\\nv=0\\r\\n\\u00e9\\/", 12}, /* 24 bytes */
+    };
+    for (size_t l = 0; l < sizeof(lines) / sizeof(lines[0]); l++) {
+        size_t rl = strlen(lines[l].raw), dl = lines[l].decoded;
+        for (size_t shift = 0; shift < 32; shift++) {
+            for (size_t extra = 0; extra <= 1; extra++) {
+                size_t len = 0, decoded = 0;
+                f[len++] = '"';
+                for (size_t k = 0; k < shift; k++, decoded++)
+                    f[len++] = 'b';
+                while (decoded + dl <= AR_SIG_SDP_MAX) {
+                    memcpy(f + len, lines[l].raw, rl);
+                    len += rl;
+                    decoded += dl;
+                }
+                while (decoded < AR_SIG_SDP_MAX + extra)
+                    f[len++] = 'c', decoded++;
+                size_t quote = len;
+                f[len++] = '"';
+                f[len++] = '}';
+                size_t want = extra ? 0 : quote;
+                if (ar__sig_sdp_end_words(f, 0, len) != want || ar__sig_sdp_end(f, 0, len) != want)
+                    fail_msg("line %zu, shift %zu, %s: words %zu, sse %zu, want %zu", l, shift,
+                             extra ? "one byte over" : "at the bound",
+                             ar__sig_sdp_end_words(f, 0, len), ar__sig_sdp_end(f, 0, len), want);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +307,9 @@ int main(void)
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_no_class),
         cmocka_unit_test(test_skip_plain),
+        cmocka_unit_test(test_sdp_every_byte),
+        cmocka_unit_test(test_sdp_random),
+        cmocka_unit_test(test_sdp_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -272,18 +272,18 @@ static void test_mask_utf8_words(void **state)
     }
 }
 
-/* A masked text frame of len bytes (a server's parser unmasks it and checks its UTF-8 in one
- * pass while the text is ASCII): accepted exactly when ar_ws_utf8 accepts the text, whether fed
- * whole or a few bytes at a time, with a non-ASCII byte (valid or not) at every position. */
+/* A masked text frame of len bytes, 1 to 70 (a server's parser unmasks it and checks its UTF-8 in
+ * one pass while the text is ASCII): accepted exactly when ar_ws_utf8 accepts the text, whether
+ * fed whole or a few bytes at a time, with a non-ASCII byte (valid or not) at every position. */
 static void test_masked_text_utf8(void **state)
 {
     (void)state;
     static const uint8_t key[4] = {0x9b, 0x01, 0x7f, 0x80};
     static const uint8_t odd[] = {0x80, 0xc3, 0xe2, 0xff, 0x7f, 0x00};
-    for (size_t len = 1; len <= 40; len++) {
+    for (size_t len = 1; len <= 70; len++) {
         for (size_t at = 0; at < len; at++) {
             for (size_t o = 0; o < sizeof(odd) + 1; o++) {
-                uint8_t text[40], frame[48];
+                uint8_t text[70], frame[80];
                 for (size_t i = 0; i < len; i++)
                     text[i] = (uint8_t)('a' + i % 26);
                 if (o < sizeof(odd))
@@ -296,7 +296,11 @@ static void test_masked_text_utf8(void **state)
                 for (size_t i = 0; i < len; i++)
                     frame[6 + i] = text[i] ^ key[i & 3];
                 int want = ar_ws_utf8(0, text, len) == 0;
-                for (size_t step = 1; step <= 6 + len; step += 5 + len) {
+                /* Whole, a byte at a time, and in chunks that start the payload's later ones
+                 * at each offset of the key (sixteen bytes at a time with SSE2) */
+                const size_t steps[] = {6 + len, 1, 7, 8, 9};
+                for (size_t si = 0; si < sizeof(steps) / sizeof(steps[0]); si++) {
+                    size_t step = steps[si];
                     ar_ws_parser_t p;
                     ar_ws_parser_init(&p, 1, 0);
                     int err = run(&p, frame, 6 + len, step);

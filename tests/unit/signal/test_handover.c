@@ -327,7 +327,7 @@ static void test_owner_then_backup_die(void **state)
     bc_clear();
     ar__sig_rec_free(X, r);
     ar__sig_rec_free(X, r2);
-    ar_free(X);
+    su_srv_free(X);
 }
 
 int main(void)

@@ -164,7 +164,7 @@ static void test_previous_secret_handed_over(void **state)
     other[AR__SIG_RESUME_LEN - 1] ^= 1;
     assert_false(accepts(rx->local, other));
     ar__sig_rec_free(X, rx);
-    ar_free(X);
+    su_srv_free(X);
 }
 
 /* The client sent a frame after its welcome (s2): O wipes s1, tells its backup, and refuses a

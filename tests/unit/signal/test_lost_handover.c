@@ -107,7 +107,7 @@ static void test_taken_carries_saturated_count(void **state)
     assert_int_equal(r->owner, 2);
     caught_clear();
     ar__sig_rec_free(C, r);
-    ar_free(C);
+    su_srv_free(C);
 }
 
 /* Worker D (*Dp) with a copy of PEER's session (its record *rp), promoted when D declared C
@@ -141,7 +141,7 @@ static void backup_again_without_losses(ar__sig_srv_t *D, ar__sig_rec_t *r, ar__
     assert_int_equal(s->cold->lost_after, 0);
     caught_clear();
     ar__sig_rec_free(D, r);
-    ar_free(D);
+    su_srv_free(D);
 }
 
 /* The owner (only cut off) takes the session back with its adopt: D's copy is a backup again

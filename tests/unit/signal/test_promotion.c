@@ -98,8 +98,8 @@ static void test_lost_promotion_then_later_claim(void **state)
     ar__sig_rec_free(D, rd);
     sc->conn = NULL;
     ar__sig_rec_free(C, rc);
-    ar_free(C);
-    ar_free(D);
+    su_srv_free(C);
+    su_srv_free(D);
 }
 
 /* A promoted copy that a client resumed claims the session as a plain owner: an old owner that
@@ -127,7 +127,7 @@ static void test_resumed_copy_claims_plainly(void **state)
     bc_clear();
     sd->conn = NULL;
     ar__sig_rec_free(D, rd);
-    ar_free(D);
+    su_srv_free(D);
 }
 
 int main(void)

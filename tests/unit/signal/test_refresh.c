@@ -365,7 +365,7 @@ static void test_refresh_leaves_room(void **state)
     ar__sig_rec_free(f->srv, f->r); /* and its session */
     ar__sig_rec_free(f->srv, f->p);
     ar_token_keyring_wipe(&f->srv->keys);
-    ar_free(f->srv);
+    su_srv_free(f->srv);
     ar_free(f);
 }
 

@@ -346,7 +346,7 @@ static void test_backup_keeps_it(void **state)
     for (size_t b = 0; b < ar__sig_rec_buckets(B); b++)
         while (B->recs[b])
             ar__sig_rec_free(B, B->recs[b]);
-    ar_free(B);
+    su_srv_free(B);
     B = NULL;
 }
 

@@ -134,6 +134,14 @@ static void on_message(ar_sn_conn_t *c, uint8_t op, const uint8_t *msg, size_t l
         send_pattern(c, 70, 1500);
         return;
     }
+    if (len == 4 && memcmp(msg, "held", 4) == 0) {
+        /* What this plain connection holds beyond its struct as a whole message comes: nothing,
+         * whatever the reads before it kept (a parser, a message being assembled). */
+        int err = ar_sn_send(c, AR_WS_OP_TEXT, c->ext ? "held:1" : "held:0", 6);
+        if (err)
+            atomic_store(&srv.send_err, err);
+        return;
+    }
     if (len == 3 && memcmp(msg, "die", 3) == 0) {
         /* The send fails and drops the connection inside it; c stays usable until the batch
          * ends: the next send says AR_ESTATE, a close does nothing, its data is still there. */
@@ -403,6 +411,22 @@ static void test_echo_and_close(void **state)
     size_t n;
     assert_int_equal(read_frame(&c, b, sizeof(b), &n), AR_WS_OP_TEXT);
     assert_memory_equal(b, "hi", 2);
+    /* A frame a byte a read: the parser is kept between reads (in what is in flight), and let
+     * go once the message is whole. */
+    uint8_t g[32];
+    size_t gh = ar_ws_frame_header(g, AR_WS_OP_TEXT, 1, 11, mask);
+    memcpy(g + gh, "byte a read", 11);
+    ar_ws_mask(g + gh, 11, mask, 0);
+    for (size_t i = 0; i < gh + 11; i++) {
+        assert_int_equal(cwrite(&c, g + i, 1), 1);
+        usleep(3000);
+    }
+    assert_int_equal(read_frame(&c, b, sizeof(b), &n), AR_WS_OP_TEXT);
+    assert_int_equal(n, 11);
+    assert_memory_equal(b, "byte a read", 11);
+    send_frame(&c, 0x81, "held", 4, 1);
+    assert_int_equal(read_frame(&c, b, sizeof(b), &n), AR_WS_OP_TEXT);
+    assert_memory_equal(b, "held:0", 6);
     /* The close handshake: our 1000 is echoed and the server closes TCP. */
     uint8_t pl[AR_WS_MAX_CONTROL];
     size_t pn = ar_ws_close_payload(pl, 1000, "bye");
