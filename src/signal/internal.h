@@ -251,7 +251,7 @@ struct ar__sig_room_s {
     struct ar__sig_room_s *hnext;
     ar__sig_rec_t *members[AR__SIG_ROOM_MAX]; /* the first four; the rest in u.more */
     union {
-        ar__sig_clinic_t *clinic; /* nmembers <= AR__SIG_ROOM_MAX; NULL: none */
+        ar__sig_clinic_t *clinic;  /* nmembers <= AR__SIG_ROOM_MAX; NULL: none */
         ar__sig_room_more_t *more; /* nmembers > AR__SIG_ROOM_MAX (never NULL then) */
     } u;
     uint8_t nmembers; /* at most 2 * AR__SIG_ROOM_MAX: concurrent joins on two nodes */
@@ -275,8 +275,8 @@ static inline ar__sig_rec_t *ar__sig_room_member(const ar__sig_room_t *room, siz
 /* The clinic of the token that opened room (flows.c on_join), or "". */
 static inline const char *ar__sig_room_clinic(const ar__sig_room_t *room)
 {
-    const ar__sig_clinic_t *c = room->nmembers > AR__SIG_ROOM_MAX ? room->u.more->clinic
-                                                                  : room->u.clinic;
+    const ar__sig_clinic_t *c =
+        room->nmembers > AR__SIG_ROOM_MAX ? room->u.more->clinic : room->u.clinic;
     return c ? c->id : ar__sig_empty;
 }
 
