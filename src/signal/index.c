@@ -69,7 +69,7 @@ static int table_room(ar__sig_srv_t *srv)
     if (n && (srv->nrecs < n || n >= AR__SIG_REC_BUCKETS_MAX || srv->rec_walks))
         return 0;
     size_t m = n ? 2 * n : AR__SIG_REC_BUCKETS_MIN;
-    ar__sig_rec_t **t = ar_calloc(m, sizeof(*t));
+    ar__sig_rec_t **t = ar_calloc(m, sizeof(ar__sig_rec_t *));
     if (!t)
         return n ? 0 : -1;
     for (size_t i = 0; i < n; i++) {
@@ -382,7 +382,7 @@ static int room_add(ar__sig_room_t *room, ar__sig_rec_t *r)
         more->clinic = room->u.clinic;
         more->members[0] = r;
         room->u.more = more;
-    } else if (n < 2 * AR__SIG_ROOM_MAX) {
+    } else if (n < (size_t)2 * AR__SIG_ROOM_MAX) {
         room->u.more->members[n - AR__SIG_ROOM_MAX] = r;
     } else {
         return -1;
