@@ -1,7 +1,8 @@
 /*
- * Fixed per-connection sizes that decided the loop: our connection struct (with its embedded
- * frame parser) against the libuv handle a libuv-based server would need before any state of
- * its own. malloc_usable_size shows what the allocator really hands out for each.
+ * Fixed per-connection sizes that decided the loop: our connection struct (its frame parser
+ * apart, held only while a frame is split across reads) against the libuv handle a libuv-based
+ * server would need before any state of its own. malloc_usable_size shows what the allocator
+ * really hands out for each.
  */
 #include "internal.h"
 
@@ -14,7 +15,8 @@ int main(void)
 {
     void *c = malloc(sizeof(ar_sn_conn_t));
     void *u = malloc(sizeof(uv_tcp_t));
-    printf("ar_sn_conn_t %zu B (allocated %zu B), of which ar_ws_parser_t %zu B\n",
+    printf("ar_sn_conn_t %zu B (allocated %zu B); ar_ws_parser_t %zu B more while a frame is split "
+           "across reads\n",
            sizeof(ar_sn_conn_t), malloc_usable_size(c) + sizeof(size_t), sizeof(ar_ws_parser_t));
     printf("uv_tcp_t %zu B (allocated %zu B) before any per-connection state\n", sizeof(uv_tcp_t),
            malloc_usable_size(u) + sizeof(size_t));

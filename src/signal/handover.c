@@ -138,8 +138,8 @@ void ar__sig_sess_release(ar__sig_srv_t *srv, ar__sig_sess_t *s)
      * death would be a second owner beside its backup), freed when the attempt fails. */
     s->provisional = 1;
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
-        if (cn->state == AR__SIG_C_RESUMING && cn->sess == s && cn->resume)
-            cn->resume->created_local = 1;
+        if (cn->state == AR__SIG_C_RESUMING && cn->sess == s && ar__sig_conn_resume(cn))
+            ar__sig_conn_resume(cn)->created_local = 1;
 }
 
 /* Our handed copy is not needed any more: the new owner announced itself. */
@@ -216,7 +216,7 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
                 ar__sig_seq_ok(seq, 0) && ar__sig_seq_ok(ack, 0);
     int asked = 0;
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) {
-        if (cn->state != AR__SIG_C_RESUMING || !s || cn->sess != s || !cn->resume)
+        if (cn->state != AR__SIG_C_RESUMING || !s || cn->sess != s || !ar__sig_conn_resume(cn))
             continue;
         if (given) {
             s->handed = 0; /* ours again, should it be the copy we handed over before */
@@ -226,9 +226,9 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
             if (s->cold->lost) /* noted here while resuming: after all the owner numbered */
                 s->cold->lost_after = seq;
             take_lost(s, json_object_get(o, "lost"));
-            cn->resume->answer = 1; /* ar__sig_resume_tick finishes the resume */
+            ar__sig_conn_resume(cn)->answer = 1; /* ar__sig_resume_tick finishes the resume */
         } else {
-            cn->resume->answer = -1;
+            ar__sig_conn_resume(cn)->answer = -1;
         }
         ar__sig_resume_tick(srv, cn); /* may free s */
         asked = 1;

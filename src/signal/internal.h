@@ -473,29 +473,62 @@ enum { AR__SIG_C_HELLO = 0, AR__SIG_C_RESUMING, AR__SIG_C_LIVE, AR__SIG_C_GONE }
  * which it closed (srv.c, on_close and on_free): a caller holding one after a send or a close
  * finds it GONE, and sending or closing it again does nothing.
  */
+/*
+ * What only some connections need, apart from the connection's state (ar__sig_conn_cold): a
+ * resume under way, and the counts kept on a client that sends garbage or passes its rate. A
+ * quiet connection has none: allocated at the first need, freed by the once-a-second tick once
+ * nothing in it is current (srv.c). NULL reads as all empty.
+ */
+typedef struct ar__sig_conn_cold_s {
+    /* While resuming on another worker's session: what the hello asked for. */
+    ar__sig_resume_t *resume;
+    uint32_t garbage_since, over_since, last_refused;
+    uint8_t garbage;
+} ar__sig_conn_cold_t;
+
 struct ar__sig_conn_s {
     ar__sig_conn_t *next, *prev;
     ar_sn_conn_t *c;
     ar__sig_srv_t *srv;
     ar__sig_sess_t *sess;
-    /* While resuming on another worker's session: what the hello asked for. */
-    ar__sig_resume_t *resume;
-    uint32_t opened, last_rx, last_ping, garbage_since, over_since, last_refused;
+    ar__sig_conn_cold_t *cold; /* NULL until needed */
+    /* last_ping: when the connection opened, while it says hello (no ping goes before) */
+    uint32_t last_rx, last_ping;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
-    uint32_t token_exp; /* staff: its session's claims->exp (the sweep reads it here); else 0 */
     /* The loop's monotonic ms at the bucket's last refill, cut to 32 bits: srv.c rate_ok takes
      * the difference modulo 2^32, exact while refills are less than 49 days apart, and a live
      * connection passes rate_ok at least every AR__SIG_IDLE_S + AR__SIG_PING_S seconds (a
      * message or a pong; else it is closed as idle). */
     uint32_t refill_ms;
     uint16_t close_code; /* the first close asked for (or the net layer's): decides the session */
-    uint8_t garbage;
     uint8_t state : 2;      /* AR__SIG_C_* */
     uint8_t drain_wait : 1; /* there when the drain started, not told yet (drain.c) */
+    /* A staff session's: its token is watched, the sweep reading its session's claims->exp
+     * (refresh.c ar__sig_token_sweep). */
+    uint8_t staff : 1;
 };
-/* One per held connection, on its owner: at 88 bytes or less it takes glibc's 96-byte chunk,
- * not the 112-byte one. */
-_Static_assert(sizeof(ar__sig_conn_t) <= 88, "a connection's state fits a 96-byte malloc chunk");
+/* One per held connection, on its owner: at 72 bytes or less it takes glibc's 80-byte chunk,
+ * not the 96-byte one it took with the rarely used fields in it. */
+_Static_assert(sizeof(ar__sig_conn_t) <= 72, "a connection's state fits an 80-byte malloc chunk");
+
+/* cn's resume attempt, or NULL. */
+static inline ar__sig_resume_t *ar__sig_conn_resume(const ar__sig_conn_t *cn)
+{
+    return cn->cold ? cn->cold->resume : NULL;
+}
+/* cn's cold part, writable (allocated at the first call); NULL when out of memory. */
+ar__sig_conn_cold_t *ar__sig_conn_cold(ar__sig_conn_t *cn);
+/* cn's resume attempt set (a: -1 when there is no memory to note it, and then a is not cn's)
+ * or let go (NULL, always 0). */
+int ar__sig_conn_set_resume(ar__sig_conn_t *cn, ar__sig_resume_t *a);
+/* srv.c: cn's cold part freed once nothing in it is current (the tick, once a second); a
+ * garbage frame counted (closed with 4002 past AR__SIG_GARBAGE in the window, or at once
+ * without memory to count it); one message or control frame against cn's rate bucket: 1 when
+ * it passes, 0 when refused, -1 when refused and cn closed (at once without memory to time the
+ * episode). */
+void ar__sig_conn_cold_trim(ar__sig_conn_t *cn, uint32_t now);
+void ar__sig_conn_garbage(ar__sig_conn_t *cn);
+int ar__sig_conn_rate_admit(ar__sig_conn_t *cn);
 _Static_assert(AR__SIG_C_GONE < 4, "a connection's state fits its two bits");
 
 /* A client is connected to s: a GONE connection (closed, not yet freed) counts as none. */
@@ -537,9 +570,10 @@ typedef struct ar__sig_frame_slabs_s ar__sig_frame_slabs_t;
 /* ar.<jurisdiction>.to.<owner tag>.<backup tag>.<peer>, and its NUL (bus.c) */
 #define AR__SIG_TO_SUBJ_MAX (3 + AR_TOKEN_ID_MAX + 4 + 18 + AR__SIG_PEER_LEN + 1)
 /* The records' table (index.c): from this many buckets, doubled whenever there would be more
- * records than buckets, up to the largest. */
+ * records than buckets, up to the fixed size it had before (512 KiB): never larger, and past
+ * 65,536 records its chains grow as they did. */
 #define AR__SIG_REC_BUCKETS_MIN 1024
-#define AR__SIG_REC_BUCKETS_MAX ((size_t)1 << 22)
+#define AR__SIG_REC_BUCKETS_MAX ((size_t)65536)
 #define AR__SIG_SMALL_BUCKETS 4096
 /* The rooms' clinics (index.c): a jurisdiction's clinics, not its sessions. */
 #define AR__SIG_CLINIC_BUCKETS 512

@@ -119,8 +119,7 @@ void ar__sig_on_refresh(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     if (!k)
         return;
     ar__sig_claims_free(s->claims);
-    s->claims = k;
-    cn->token_exp = k->exp;
+    s->claims = k; /* its exp is what the sweep reads now */
     if (ar__sig_claims_prune(srv, s))
         ar_log0(AR_LOG_INFO, "signal_refresh_unsubscribed");
     /* Before the answer, while s is surely there (a send may close cn); its frames still come
@@ -135,7 +134,8 @@ void ar__sig_on_refresh(ar__sig_conn_t *cn, ar_sig_msg_t *m)
 int ar__sig_token_sweep(ar__sig_srv_t *srv, ar__sig_conn_t *cn, int64_t wall)
 {
     int64_t allowance = srv->conf->token_allowance / 1000;
-    if (wall <= (int64_t)cn->token_exp + allowance)
+    const ar__sig_claims_t *k = cn->sess ? cn->sess->claims : NULL;
+    if (!k || wall <= (int64_t)k->exp + allowance)
         return 0;
     ar_log0(AR_LOG_INFO, "signal_token_expired_closed");
     /* 4001 ends the session (sess.c): its room and subscriptions go as after a bye. */

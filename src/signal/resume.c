@@ -119,19 +119,20 @@ static void replace_attempts(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_conn
     ar__sig_conn_t *next;
     for (ar__sig_conn_t *old = srv->conns; old; old = next) {
         next = old->next; /* a connection that goes meanwhile keeps next (srv.c on_close) */
-        if (old == cn || old->state != AR__SIG_C_RESUMING || old->sess != s || !old->resume)
+        ar__sig_resume_t *o = ar__sig_conn_resume(old);
+        if (old == cn || old->state != AR__SIG_C_RESUMING || old->sess != s || !o)
             continue;
-        a->created_local |= old->resume->created_local;
-        a->demoted |= old->resume->demoted;
-        ar_free_wiped(old->resume);
-        old->resume = NULL;
+        a->created_local |= o->created_local;
+        a->demoted |= o->demoted;
+        ar_free_wiped(o);
+        (void)ar__sig_conn_set_resume(old, NULL);
         old->sess = NULL;
         ar__sig_conn_close(old, AR_SIG_CLOSE_REPLACED);
     }
 }
 
 /*
- * 0: resumed here, or waiting for the owner's answer (cn->resume), including a resume that
+ * 0: resumed here, or waiting for the owner's answer (its cold part's resume), including a resume that
  * finish() refused for want of memory (it told the client). Otherwise nothing has changed and
  * the hello goes on (srv.c): AR_EINVAL, AR_ENOTFOUND, AR_EAUTH: the session cannot be had here
  * (the client is told resume_failed); AR_ENOMEM: no memory to start (error internal and close
@@ -171,7 +172,9 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
         finish(cn, s, claims, resume, last_seq, 0);
         return 0;
     }
-    ar__sig_resume_t *a = ar_calloc(1, sizeof(*a));
+    /* The attempt, and the connection's cold part to hold it (made first: nothing below fails
+     * for it once the session copy is made). */
+    ar__sig_resume_t *a = ar__sig_conn_cold(cn) ? ar_calloc(1, sizeof(*a)) : NULL;
     if (!a)
         return AR_ENOMEM;
     memcpy(a->peer, peer, sizeof(peer));
@@ -202,7 +205,7 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
     s->kick = 0; /* marked before this attempt: its first tick below asks the owner of now */
     s->resumed = 1;
     cn->sess = s;
-    cn->resume = a;
+    (void)ar__sig_conn_set_resume(cn, a); /* its cold part is there (above) */
     cn->state = AR__SIG_C_RESUMING;
     ar__sig_resume_tick(srv, cn);
     return 0;
@@ -215,9 +218,9 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
  */
 static ar__sig_sess_t *resuming_into(ar__sig_srv_t *srv, const ar__sig_conn_t *cn)
 {
-    if (cn->state != AR__SIG_C_RESUMING || !cn->resume || !cn->sess)
+    if (cn->state != AR__SIG_C_RESUMING || !ar__sig_conn_resume(cn) || !cn->sess)
         return NULL;
-    ar__sig_rec_t *r = ar__sig_rec_find(srv, cn->resume->peer);
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, ar__sig_conn_resume(cn)->peer);
     return r && r->local == cn->sess ? r->local : NULL;
 }
 
@@ -236,10 +239,10 @@ static void kick(ar__sig_srv_t *srv, int marked)
             if (!s || !s->kick)
                 continue;
             s->kick = 0; /* before the tick, which may free s */
-        } else if (cn->state != AR__SIG_C_RESUMING || !cn->resume) {
+        } else if (cn->state != AR__SIG_C_RESUMING || !ar__sig_conn_resume(cn)) {
             continue;
         }
-        cn->resume->last_try = 0; /* a new owner is asked at once */
+        ar__sig_conn_resume(cn)->last_try = 0; /* a new owner is asked at once */
         ar__sig_resume_tick(srv, cn);
     }
 }
@@ -267,15 +270,15 @@ static void own_again(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 /* cn's attempt ends in its resume into s: finished, and the attempt wiped. */
 static void finish_attempt(ar__sig_conn_t *cn, ar__sig_sess_t *s, int moved)
 {
-    ar__sig_resume_t *a = cn->resume;
-    cn->resume = NULL;
+    ar__sig_resume_t *a = ar__sig_conn_resume(cn);
+    (void)ar__sig_conn_set_resume(cn, NULL);
     finish(cn, s, &a->claims, a->resume, a->last_seq, moved);
     ar_free_wiped(a);
 }
 
 static void drop_attempt(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
 {
-    ar__sig_resume_t *a = cn->resume;
+    ar__sig_resume_t *a = ar__sig_conn_resume(cn);
     ar__sig_sess_t *s = cn->sess;
     if (a->created_local && s && s->is_backup && s->provisional && a->last_try && !a->answer) {
         ar__sig_sess_orphan(srv, s); /* the owner's answer may be on its way: kept for it */
@@ -285,13 +288,13 @@ static void drop_attempt(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         ar__sig_lost_clear(s); /* noted for the resume (bus.c): the owner noted them too */
     }
     cn->sess = NULL;
-    cn->resume = NULL;
+    (void)ar__sig_conn_set_resume(cn, NULL);
     ar_free_wiped(a);
 }
 
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
 {
-    ar__sig_resume_t *a = cn->resume;
+    ar__sig_resume_t *a = ar__sig_conn_resume(cn);
     if (!a)
         return;
     if (cn->state == AR__SIG_C_GONE) {
@@ -339,7 +342,7 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         ar_token_claims_t claims = a->claims;
         if (s && !s->is_backup) {
             cn->sess = NULL; /* ours now, but not this client's: it stays for its owner */
-            cn->resume = NULL;
+            (void)ar__sig_conn_set_resume(cn, NULL);
             ar_free_wiped(a); /* the resume secret and the token's claims */
         } else {
             drop_attempt(srv, cn); /* wipes and frees the attempt */

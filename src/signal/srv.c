@@ -104,7 +104,7 @@ void ar__sig_welcome(ar__sig_conn_t *cn, ar__sig_sess_t *s, int resumed)
     cn->state = AR__SIG_C_LIVE;
     /* A staff session's token is watched (refresh.c); a patient's or an invitee's session ends
      * with its consultation instead (protocol.md 5.15). */
-    cn->token_exp = s->rec->role == AR_SIG_ROLE_STAFF && s->claims ? s->claims->exp : 0;
+    cn->staff = s->rec->role == AR_SIG_ROLE_STAFF && s->claims;
     ar__sig_sess_report_lost(s); /* frames dropped while it was away (bus.c) */
     if (cn->state == AR__SIG_C_GONE)
         return;
@@ -181,7 +181,7 @@ static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
         return -1;
     cn->c = c;
     cn->srv = srv;
-    cn->opened = cn->last_rx = cn->last_ping = srv->now;
+    cn->last_rx = cn->last_ping = srv->now;
     cn->tokens_ms = AR__SIG_BURST * 1000;
     cn->refill_ms = (uint32_t)ar_sn_loop_now_ms(srv->loop);
     cn->next = srv->conns;
@@ -222,7 +222,7 @@ static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
         cn->close_code = code;
     /* A resume attempt goes now, as its provisional session may be freed before on_free by
      * whoever no longer finds cn resuming (rec.c): nothing up the stack uses it after a send. */
-    if (cn->resume)
+    if (ar__sig_conn_resume(cn))
         ar__sig_resume_tick(srv, cn); /* sees GONE and frees the attempt */
     ar_metric_add(srv->m.conns, 0, -1);
 }
@@ -239,7 +239,41 @@ static void on_free(ar_sn_conn_t *c, void *data)
         cn->sess->conn = NULL;
         ar__sig_sess_lost(srv, cn->sess, cn->close_code);
     }
+    ar_free(cn->cold); /* its attempt went at the close */
     ar_free(cn);
+}
+
+ar__sig_conn_cold_t *ar__sig_conn_cold(ar__sig_conn_t *cn)
+{
+    if (!cn->cold)
+        cn->cold = ar_calloc(1, sizeof(*cn->cold));
+    return cn->cold;
+}
+
+int ar__sig_conn_set_resume(ar__sig_conn_t *cn, ar__sig_resume_t *a)
+{
+    if (!a) {
+        if (cn->cold)
+            cn->cold->resume = NULL;
+        return 0;
+    }
+    ar__sig_conn_cold_t *k = ar__sig_conn_cold(cn);
+    if (!k)
+        return -1;
+    k->resume = a;
+    return 0;
+}
+
+/* cn's cold part freed once nothing in it is current: no attempt, no refusal episode, and the
+ * garbage window over (the tick, once a second). */
+void ar__sig_conn_cold_trim(ar__sig_conn_t *cn, uint32_t now)
+{
+    ar__sig_conn_cold_t *k = cn->cold;
+    if (k && !k->resume && (!k->over_since || now - k->last_refused >= 2) &&
+        (!k->garbage || now - k->garbage_since >= AR__SIG_GARBAGE_WINDOW_S)) {
+        ar_free(k);
+        cn->cold = NULL;
+    }
 }
 
 /* Token bucket: AR__SIG_RATE per second, AR__SIG_BURST deep. 1: the frame may pass. */
@@ -260,14 +294,19 @@ static int rate_ok(ar__sig_conn_t *cn)
     return 0;
 }
 
-static void garbage(ar__sig_conn_t *cn)
+void ar__sig_conn_garbage(ar__sig_conn_t *cn)
 {
     ar__sig_srv_t *srv = cn->srv;
-    if (srv->now - cn->garbage_since >= AR__SIG_GARBAGE_WINDOW_S) {
-        cn->garbage_since = srv->now;
-        cn->garbage = 0;
+    ar__sig_conn_cold_t *k = ar__sig_conn_cold(cn);
+    if (!k) { /* no memory to count it: a client sending garbage is not kept for it */
+        ar__sig_conn_close(cn, AR_SIG_CLOSE_GARBAGE);
+        return;
     }
-    if (++cn->garbage >= AR__SIG_GARBAGE)
+    if (srv->now - k->garbage_since >= AR__SIG_GARBAGE_WINDOW_S) {
+        k->garbage_since = srv->now;
+        k->garbage = 0;
+    }
+    if (++k->garbage >= AR__SIG_GARBAGE)
         ar__sig_conn_close(cn, AR_SIG_CLOSE_GARBAGE);
 }
 
@@ -378,19 +417,26 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
  * when refused, -1 when refused and cn closed. Over the rate, refusals keep coming: past
  * AR__SIG_RATE_CLOSE_S of them the connection is closed (4004); a quiet second ends the
  * episode. */
-static int rate_admit(ar__sig_conn_t *cn)
+int ar__sig_conn_rate_admit(ar__sig_conn_t *cn)
 {
-    ar__sig_srv_t *srv = cn->srv;
+    /* over_since 0 means no episode, so the loop's second 0 counts as second 1 throughout (as
+     * 0 it wrapped the difference below, and closed at the first refusal of a worker's first
+     * second). */
+    uint32_t now = cn->srv->now ? cn->srv->now : 1;
+    ar__sig_conn_cold_t *k = cn->cold;
     if (rate_ok(cn)) {
-        if (cn->over_since && srv->now - cn->last_refused >= 2)
-            cn->over_since = 0;
+        if (k && k->over_since && now - k->last_refused >= 2)
+            k->over_since = 0;
         return 1;
     }
-    cn->last_refused = srv->now;
-    if (!cn->over_since)
-        cn->over_since = srv->now ? srv->now : 1;
-    if (srv->now - cn->over_since < AR__SIG_RATE_CLOSE_S)
-        return 0;
+    /* Without memory to time the episode, a client over its rate is closed at once. */
+    if ((k = ar__sig_conn_cold(cn)) != NULL) {
+        k->last_refused = now;
+        if (!k->over_since)
+            k->over_since = now;
+        if (now - k->over_since < AR__SIG_RATE_CLOSE_S)
+            return 0;
+    }
     ar__sig_conn_close(cn, AR_SIG_CLOSE_RATE_LIMIT);
     return -1;
 }
@@ -407,7 +453,7 @@ static int on_control(ar_sn_conn_t *c, uint8_t opcode, void *ud)
     if (!cn || cn->state == AR__SIG_C_GONE)
         return 1;
     srv->now = ar_sn_loop_now(srv->loop);
-    return rate_admit(cn) <= 0;
+    return ar__sig_conn_rate_admit(cn) <= 0;
 }
 
 static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len, void *ud)
@@ -423,7 +469,7 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
         ar__sig_conn_close(cn, AR_SIG_CLOSE_NOT_BINARY);
         return;
     }
-    int admit = rate_admit(cn);
+    int admit = ar__sig_conn_rate_admit(cn);
     if (admit <= 0) {
         if (admit == 0)
             ar__sig_send_error(cn, AR_SIG_E_RATE_LIMITED, NULL, 0, AR_SIG_NONE);
@@ -447,7 +493,7 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
         if (err.code == AR_SIG_E_BAD_VERSION)
             ar__sig_conn_close(cn, AR_SIG_CLOSE_BAD_VERSION);
         else
-            garbage(cn);
+            ar__sig_conn_garbage(cn);
         return;
     }
     if (cn->state == AR__SIG_C_HELLO) {
@@ -515,8 +561,9 @@ static void on_tick(uint32_t now, void *data)
     ar__sig_conn_t *next;
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
         next = cn->next;
+        ar__sig_conn_cold_trim(cn, now);
         if (cn->state == AR__SIG_C_HELLO) {
-            if (now - cn->opened >= AR__SIG_HELLO_S)
+            if (now - cn->last_ping >= AR__SIG_HELLO_S) /* since it opened */
                 ar__sig_conn_close(cn, AR_SIG_CLOSE_HANDSHAKE_TIMEOUT);
             continue;
         }
@@ -526,7 +573,7 @@ static void on_tick(uint32_t now, void *data)
         }
         if (cn->state != AR__SIG_C_LIVE)
             continue;
-        if (cn->token_exp && ar__sig_token_sweep(srv, cn, wall))
+        if (cn->staff && ar__sig_token_sweep(srv, cn, wall))
             continue;
         if (srv->draining && now >= srv->drain_at) {
             ar_metric_add(srv->m.drained, 0, 1);

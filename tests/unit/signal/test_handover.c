@@ -100,10 +100,10 @@ static int teardown(void **state)
     (void)state;
     bc_clear();
     H.cn.sess = NULL;
-    if (H.cn.resume) {
-        ar_free(H.cn.resume);
-        H.cn.resume = NULL;
-    }
+    if (ar__sig_conn_resume(&H.cn))
+        ar_free(ar__sig_conn_resume(&H.cn));
+    ar_free(H.cn.cold);
+    H.cn.cold = NULL;
     H.T->conns = NULL;
     bc_worker_free(H.O);
     bc_worker_free(H.T);
@@ -133,7 +133,7 @@ static void test_client_gone_mid_handover(void **state)
     (void)state;
     H.cn.state = AR__SIG_C_GONE;
     ar__sig_resume_tick(H.T, &H.cn); /* srv.c on_close: the attempt is dropped */
-    assert_null(H.cn.resume);
+    assert_null(ar__sig_conn_resume(&H.cn));
     json_t *ans = owner_answers();
     /* A frame for the session reaches T before the answer: O no longer numbers it, so T's
      * copy, kept for the answer, must still hold it. */

@@ -102,10 +102,10 @@ static int teardown(void **state)
     (void)state;
     bc_clear();
     H.cn.sess = NULL;
-    if (H.cn.resume) {
-        ar_free(H.cn.resume);
-        H.cn.resume = NULL;
-    }
+    if (ar__sig_conn_resume(&H.cn))
+        ar_free(ar__sig_conn_resume(&H.cn));
+    ar_free(H.cn.cold);
+    H.cn.cold = NULL;
     H.T->conns = NULL;
     bc_worker_free(H.O);
     bc_worker_free(H.T);

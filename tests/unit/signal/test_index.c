@@ -268,12 +268,37 @@ static void test_records_table_grows(void **state)
     ar_free(srv);
 }
 
+/* The table stops at AR__SIG_REC_BUCKETS_MAX: more records than that share its chains. */
+static void test_records_table_bounded(void **state)
+{
+    (void)state;
+    const unsigned n = (unsigned)AR__SIG_REC_BUCKETS_MAX + 100;
+    ar__sig_srv_t *srv = srv_new();
+    char id[AR__SIG_PEER_LEN + 1];
+    for (unsigned i = 0; i < n; i++) {
+        nth_id(id, i);
+        assert_non_null(ar__sig_rec_get(srv, id));
+    }
+    assert_int_equal(ar__sig_rec_buckets(srv), AR__SIG_REC_BUCKETS_MAX);
+    for (unsigned i = 0; i < n; i++) {
+        nth_id(id, i);
+        ar__sig_rec_t *r = ar__sig_rec_find(srv, id);
+        assert_non_null(r);
+        ar__sig_rec_free(srv, r);
+    }
+    assert_int_equal(srv->nrecs, 0);
+    ar__sig_frame_pool_free(srv);
+    ar__sig_recs_free(srv);
+    ar_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rooms),
         cmocka_unit_test(test_records_by_whole_id),
         cmocka_unit_test(test_records_table_grows),
+        cmocka_unit_test(test_records_table_bounded),
         cmocka_unit_test(test_join_after_members),
         cmocka_unit_test(test_areas),
         cmocka_unit_test(test_apply),

@@ -381,13 +381,24 @@ static void test_sweep(void **state)
     memset(&cn, 0, sizeof(cn));
     cn.srv = srv;
     cn.state = AR__SIG_C_GONE; /* the refusal sends and closes nothing */
-    cn.token_exp = 1000000;
+    /* The sweep reads the session's claims as they are now (a refresh replaces them). */
+    ar__sig_claims_t k;
+    memset(&k, 0, sizeof(k));
+    k.exp = 1000000;
+    ar__sig_sess_t s;
+    memset(&s, 0, sizeof(s));
+    s.claims = &k;
+    cn.sess = &s;
     assert_int_equal(ar__sig_token_sweep(srv, &cn, 1000000 + 120), 0);
     assert_int_equal(cn.close_code, 0);
     assert_int_equal(ar__sig_token_sweep(srv, &cn, 1000000 + 121), 1);
     conf.token_allowance = 0;
     assert_int_equal(ar__sig_token_sweep(srv, &cn, 1000000), 0);
     assert_int_equal(ar__sig_token_sweep(srv, &cn, 1000001), 1);
+    k.exp = 2000000; /* refreshed */
+    assert_int_equal(ar__sig_token_sweep(srv, &cn, 1000001), 0);
+    s.claims = NULL; /* no claims (not the owner's copy): nothing to sweep */
+    assert_int_equal(ar__sig_token_sweep(srv, &cn, 3000000), 0);
     su_srv_free(srv);
 }
 

@@ -107,8 +107,8 @@ static void look(void *arg)
 static void handed_over(void *arg)
 {
     (void)arg;
-    LH_CHECK(LH.last->state == AR__SIG_C_RESUMING && LH.last->resume != NULL);
-    LH.last->resume->answer = 1;
+    LH_CHECK(LH.last->state == AR__SIG_C_RESUMING && ar__sig_conn_resume(LH.last) != NULL);
+    ar__sig_conn_resume(LH.last)->answer = 1;
     ar__sig_resume_tick(LH.srv, LH.last);
 }
 

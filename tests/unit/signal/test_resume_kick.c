@@ -104,7 +104,7 @@ static void owner_moves(void *arg)
     ar__sig_resume_kick_marked(LH.srv);
     ar__sig_conn_t *cn = LH.last;
     T.state_after = cn->state;
-    T.last_try = cn->resume ? cn->resume->last_try : 0;
+    T.last_try = ar__sig_conn_resume(cn) ? ar__sig_conn_resume(cn)->last_try : 0;
 }
 
 /* The client resuming into 'o' asks the new owner (3) at once, in the batch that moved it. */
@@ -286,8 +286,8 @@ static void second_resume(void *arg)
 {
     ar__sig_conn_t *first = arg;
     rf_resume_start(&T.a, su_peer('o'));
-    T.created_local = LH.last->resume ? LH.last->resume->created_local : -1;
-    T.first_waits = first->resume != NULL; /* first stays allocated until the batch's end */
+    T.created_local = ar__sig_conn_resume(LH.last) ? ar__sig_conn_resume(LH.last)->created_local : -1;
+    T.first_waits = ar__sig_conn_resume(first) != NULL; /* first stays allocated until the batch's end */
 }
 
 /* The client reconnects before the owner answered: the new connection takes the attempt over

@@ -55,8 +55,8 @@ static void answer_without_memory(void *arg)
 {
     (void)arg;
     ar__sig_conn_t *cn = LH.last;
-    LH_CHECK(cn->resume != NULL);
-    cn->resume->answer = T.answer;
+    LH_CHECK(ar__sig_conn_resume(cn) != NULL);
+    ar__sig_conn_resume(cn)->answer = T.answer;
     ar_alloc_fail_after(0);
     ar__sig_resume_tick(LH.srv, cn);
     T.failed = ar_alloc_fail_after(-1);
@@ -129,8 +129,8 @@ static void test_handover_without_memory(void **state)
 static void handed_over(void *arg)
 {
     (void)arg;
-    LH_CHECK(LH.last->resume != NULL);
-    LH.last->resume->answer = 1;
+    LH_CHECK(ar__sig_conn_resume(LH.last) != NULL);
+    ar__sig_conn_resume(LH.last)->answer = 1;
     ar__sig_resume_tick(LH.srv, LH.last);
 }
 
