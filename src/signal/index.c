@@ -60,9 +60,9 @@ static ar__sig_rec_t **peer_bucket(ar__sig_srv_t *srv, const char *peer, size_t 
  * the relay's lookup wants, and a worker with few records holds a table of 8 to 16 bytes a
  * record rather than the fixed 512 KiB it had (no more at the most: the memory of a full node is
  * what it was). Every record is moved at once: about a cache miss each, a few milliseconds at
- * 32,768 records, the last doubling. Without memory for the bigger table the chains just grow longer; without a table
- * at all, the record cannot be made (-1). Not under a walk (rec_walks): it would see buckets
- * twice or never.
+ * 32,768 records, the last doubling. Without memory for the bigger table the chains just grow
+ * longer; without a table at all, the record cannot be made (-1). Not under a walk (rec_walks): it
+ * would see buckets twice or never.
  */
 static int table_room(ar__sig_srv_t *srv)
 {
