@@ -501,7 +501,7 @@ struct ar__sig_conn_s {
      * message or a pong; else it is closed as idle). */
     uint32_t refill_ms;
     uint16_t close_code; /* the first close asked for (or the net layer's): decides the session */
-    uint8_t state : 2;      /* AR__SIG_C_* */
+    uint8_t state : 2;   /* AR__SIG_C_* */
     uint8_t drain_wait : 1; /* there when the drain started, not told yet (drain.c) */
     /* A staff session's: its token is watched, the sweep reading its session's claims->exp
      * (refresh.c ar__sig_token_sweep). */
