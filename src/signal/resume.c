@@ -132,8 +132,8 @@ static void replace_attempts(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_conn
 }
 
 /*
- * 0: resumed here, or waiting for the owner's answer (its cold part's resume), including a resume that
- * finish() refused for want of memory (it told the client). Otherwise nothing has changed and
+ * 0: resumed here, or waiting for the owner's answer (its cold part's resume), including a resume
+ * that finish() refused for want of memory (it told the client). Otherwise nothing has changed and
  * the hello goes on (srv.c): AR_EINVAL, AR_ENOTFOUND, AR_EAUTH: the session cannot be had here
  * (the client is told resume_failed); AR_ENOMEM: no memory to start (error internal and close
  * 4014, the session left for the next resume); another code from the bus's subscription.

@@ -286,8 +286,10 @@ static void second_resume(void *arg)
 {
     ar__sig_conn_t *first = arg;
     rf_resume_start(&T.a, su_peer('o'));
-    T.created_local = ar__sig_conn_resume(LH.last) ? ar__sig_conn_resume(LH.last)->created_local : -1;
-    T.first_waits = ar__sig_conn_resume(first) != NULL; /* first stays allocated until the batch's end */
+    T.created_local =
+        ar__sig_conn_resume(LH.last) ? ar__sig_conn_resume(LH.last)->created_local : -1;
+    T.first_waits =
+        ar__sig_conn_resume(first) != NULL; /* first stays allocated until the batch's end */
 }
 
 /* The client reconnects before the owner answered: the new connection takes the attempt over
