@@ -53,10 +53,12 @@ int main(int argc, char **argv)
     const size_t claims = offsetof(ar__sig_claims_t, clinics); /* allocated from there */
     printf("record %zu B (allocated %zu B), on every worker\n", sizeof(ar__sig_rec_t),
            chunk(sizeof(ar__sig_rec_t)));
-    printf("room %zu B + id (allocated %zu B with a %zu-byte id, clinic %zu B more), on every "
-           "worker, one per two sessions\n",
-           sizeof(ar__sig_room_t), chunk(sizeof(ar__sig_room_t) + room_id), room_id - 1,
-           chunk(clinic));
+    const size_t room = offsetof(ar__sig_room_t, id); /* allocated from there */
+    printf("room %zu B + id (allocated %zu B with a %zu-character id), on every worker, one per "
+           "two sessions; its clinic's copy (allocated %zu B) shared by the worker's rooms of that "
+           "clinic; %zu B more (allocated %zu B) only while racing joins put more than %d in\n",
+           room, chunk(room + room_id), room_id - 1, chunk(sizeof(ar__sig_clinic_t) + clinic),
+           sizeof(ar__sig_room_more_t), chunk(sizeof(ar__sig_room_more_t)), AR__SIG_ROOM_MAX);
     printf("local session %zu B (allocated %zu B), on the owner and the backup\n",
            sizeof(ar__sig_sess_t), chunk(sizeof(ar__sig_sess_t)));
     printf("local session's cold part %zu B (allocated %zu B), only while needed (a backup's "

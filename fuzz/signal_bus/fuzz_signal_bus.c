@@ -193,7 +193,7 @@ static const uint32_t zeros[1024];
 
 NO_COVERAGE static void check_empty(const ar__sig_srv_t *srv)
 {
-    if (srv->locals || srv->nrooms || srv->nsessions)
+    if (srv->locals || srv->nrooms || srv->nsessions || srv->nclinics)
         __builtin_trap();
     for (size_t i = 0; i < 65536; i += 1024)
         if (memcmp(&srv->about_n[i], zeros, sizeof(zeros)) != 0)
@@ -216,7 +216,7 @@ NO_COVERAGE static void check_links(ar__sig_srv_t *srv)
                     const ar__sig_room_t *room = r->in_room;
                     size_t seen = 0;
                     for (size_t i = 0; i < room->nmembers; i++)
-                        seen += room->members[i] == r;
+                        seen += ar__sig_room_member(room, i) == r;
                     if (seen != 1 || ar__sig_room_find(srv, room->id) != room)
                         __builtin_trap();
                 }
@@ -230,14 +230,18 @@ NO_COVERAGE static void check_links(ar__sig_srv_t *srv)
                 }
             }
     }
-    size_t nrooms = 0;
+    size_t nrooms = 0, named = 0;
+    const ar__sig_room_t *seen_rooms[64];
     for (size_t b = 0; b < AR__SIG_SMALL_BUCKETS; b++) {
         for (const ar__sig_room_t *room = srv->rooms[b]; room; room = room->hnext, nrooms++) {
-            if (room->nmembers > 2 * AR__SIG_ROOM_MAX)
+            if (nrooms < sizeof(seen_rooms) / sizeof(seen_rooms[0]))
+                seen_rooms[nrooms] = room;
+            if (room->nmembers == 0 || room->nmembers > 2 * AR__SIG_ROOM_MAX)
                 __builtin_trap();
             for (size_t i = 0; i < room->nmembers; i++)
-                if (room->members[i]->in_room != room)
+                if (ar__sig_room_member(room, i)->in_room != room)
                     __builtin_trap();
+            named += ar__sig_room_clinic(room)[0] != '\0';
         }
         for (const ar__sig_area_t *a = srv->areas[b]; a; a = a->hnext)
             for (size_t i = 0; i < a->npatients; i++)
@@ -245,6 +249,21 @@ NO_COVERAGE static void check_links(ar__sig_srv_t *srv)
                     __builtin_trap();
     }
     if (nrooms != srv->nrooms)
+        __builtin_trap();
+    /* Each clinic's copy is named by as many rooms as it counts, and by some; every room's
+     * clinic is one of them (up to 64 rooms: the fuzzer's inputs make a few). */
+    size_t refs = 0, nclinics = 0;
+    for (size_t b = 0; b < AR__SIG_CLINIC_BUCKETS && nrooms <= 64; b++) {
+        for (const ar__sig_clinic_t *c = srv->clinics[b]; c; c = c->hnext, nclinics++) {
+            size_t n = 0;
+            for (size_t i = 0; i < nrooms; i++)
+                n += ar__sig_room_clinic(seen_rooms[i]) == c->id;
+            if (n == 0 || n != c->refs)
+                __builtin_trap();
+            refs += n;
+        }
+    }
+    if (nrooms <= 64 && (refs != named || nclinics != srv->nclinics))
         __builtin_trap();
     for (const ar__sig_sess_t *x = srv->locals; x; x = x->lnext) {
         if (x->rec->local != x || (x->lnext && x->lnext->lprev != x))

@@ -262,6 +262,22 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         REFUSE(cn, m, AR_SIG_E_INTERNAL);
         return;
     }
+    /* Its room first (announced below, before its place in the queue): without memory for it,
+     * or for the copy of its clinic by which staff take it and run the call, the arrival is
+     * refused with nothing changed. */
+    int entered = r->in_room == NULL;
+    if (entered) {
+        ar__sig_rec_set_room(srv, r, ar__sig_claims_room(cl));
+        if (r->in_room && !room &&
+            ar__sig_room_set_clinic(srv, r->in_room, ar__sig_claims_clinic(cl)) < 0)
+            ar__sig_rec_set_room(srv, r, ""); /* the room it opened goes with it */
+        if (!r->in_room) {
+            REFUSE(cn, m, AR_SIG_E_INTERNAL);
+            return;
+        }
+        if (!room)
+            r->in_room->profile = cl->profile;
+    }
     /* P2: the name and answers live in this record, in memory, for the wait and the call. A
      * record that arrived before (a patient back to status 0) drops the old ones first. */
     ar__sig_name_wipe(&q->name);
@@ -279,15 +295,8 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     r->status = AR_SIG_ST_WAITING;
     set_by(q, NULL); /* who saw the patient before: not now */
     ar__sig_rec_set_area(srv, r, ar__sig_claims_clinic(cl), ar__sig_claims_area(cl));
-    if (!r->in_room) {
-        int fresh = room == NULL;
-        ar__sig_rec_set_room(srv, r, ar__sig_claims_room(cl));
-        if (fresh && r->in_room) {
-            ar__sig_str_set(&r->in_room->clinic, ar__sig_claims_clinic(cl), AR_SIG_ID_MAX);
-            r->in_room->profile = cl->profile;
-        }
+    if (entered)
         ar__sig_rec_publish(srv, r, "room");
-    }
     told(srv, r->q->in_area, QK_ADD, 0);
     ar__sig_rec_publish(srv, r, "area");
     wait_to(srv, r);
@@ -570,7 +579,7 @@ void ar__sig_seen_left(ar__sig_srv_t *srv, ar__sig_rec_t *p, const ar__sig_rec_t
      * and a colleague's take or a receptionist's transfer does not cut into their call. */
     ar__sig_rec_t *next = NULL;
     for (size_t i = 0; p->in_room && i < p->in_room->nmembers; i++) {
-        ar__sig_rec_t *x = p->in_room->members[i];
+        ar__sig_rec_t *x = ar__sig_room_member(p->in_room, i);
         if (x != left && x->role == AR_SIG_ROLE_STAFF && (!next || ar__sig_joined_before(x, next)))
             next = x;
     }
@@ -689,10 +698,11 @@ static void on_hold(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     ar_sig_msg_init(&h, AR_SIG_HOLD);
     h.u.act.peer = str(p->peer);
     h.u.act.on = on;
-    if (p->in_room)
-        for (size_t i = 0; i < p->in_room->nmembers; i++)
-            if (p->in_room->members[i] != p)
-                ar__sig_to(srv, p->in_room->members[i]->peer, &h, AR__SIG_ACT_NONE);
+    for (size_t i = 0; p->in_room && i < p->in_room->nmembers; i++) {
+        const ar__sig_rec_t *x = ar__sig_room_member(p->in_room, i);
+        if (x != p)
+            ar__sig_to(srv, x->peer, &h, AR__SIG_ACT_NONE);
+    }
     queue_update(srv, p);
 }
 
@@ -720,7 +730,7 @@ static void on_transfer(ar__sig_conn_t *cn, ar_sig_msg_t *m)
      * the next clinician finds them there (protocol.md 5.6). */
     ar__sig_room_t *room = p->in_room;
     for (size_t i = 0; room && i < room->nmembers;) {
-        ar__sig_rec_t *x = room->members[i];
+        ar__sig_rec_t *x = ar__sig_room_member(room, i);
         if (x->role != AR_SIG_ROLE_STAFF) {
             i++;
             continue;

@@ -138,7 +138,7 @@ int ar__sig_can_queue(const ar__sig_claims_t *cl, const char *clinic)
 static int runs_room(const ar__sig_sess_t *s, const ar__sig_room_t *room)
 {
     return s->rec->role == AR_SIG_ROLE_STAFF &&
-           (room->persistent || ar__sig_can_call(s->claims, room->clinic));
+           (room->persistent || ar__sig_can_call(s->claims, ar__sig_room_clinic(room)));
 }
 
 ar__sig_room_t *ar__sig_room_to_run(ar__sig_conn_t *cn, const ar_sig_msg_t *m)
@@ -162,8 +162,8 @@ void ar__sig_announce_join(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     ar_sig_peer_t peers[AR_SIG_PEERS_MAX];
     size_t n = 0;
     for (size_t i = 0; i < room->nmembers && n < AR_SIG_PEERS_MAX; i++)
-        if (room->members[i] != r)
-            peer_of(&peers[n++], room->members[i]);
+        if (ar__sig_room_member(room, i) != r)
+            peer_of(&peers[n++], ar__sig_room_member(room, i));
     ar_sig_msg_t m;
     ar_sig_msg_init(&m, AR_SIG_JOINED);
     m.u.join.room = str(room->id);
@@ -175,9 +175,11 @@ void ar__sig_announce_join(ar__sig_srv_t *srv, ar__sig_rec_t *r)
     ar__sig_to(srv, r->peer, &m, AR__SIG_ACT_NONE);
     ar_sig_msg_init(&m, AR_SIG_PEER_JOINED);
     peer_of(&m.u.peer_joined, r);
-    for (size_t i = 0; i < room->nmembers; i++)
-        if (room->members[i] != r)
-            ar__sig_to(srv, room->members[i]->peer, &m, AR__SIG_ACT_NONE);
+    for (size_t i = 0; i < room->nmembers; i++) {
+        const ar__sig_rec_t *x = ar__sig_room_member(room, i);
+        if (x != r)
+            ar__sig_to(srv, x->peer, &m, AR__SIG_ACT_NONE);
+    }
 }
 
 void ar__sig_announce_late(ar__sig_srv_t *srv, ar__sig_rec_t *r, const void *told)
@@ -187,7 +189,7 @@ void ar__sig_announce_late(ar__sig_srv_t *srv, ar__sig_rec_t *r, const void *tol
     peer_of(&m.u.peer_joined, r);
     const ar__sig_room_t *room = r->in_room;
     for (size_t i = 0; i < room->nmembers; i++) {
-        const ar__sig_rec_t *x = room->members[i];
+        const ar__sig_rec_t *x = ar__sig_room_member(room, i);
         if (x == r || !ar__sig_owned_here(srv, x))
             continue; /* not ours: its own worker does the same */
         if (!ar__sig_named(told, x->peer))
@@ -215,11 +217,12 @@ void ar__sig_room_leave(ar__sig_srv_t *srv, ar__sig_rec_t *r, int reason)
     ar__sig_rec_t *seen[2 * AR__SIG_ROOM_MAX]; /* patients whose "seen by" may name r */
     size_t n = 0, nseen = 0;
     for (size_t i = 0; i < room->nmembers; i++) {
-        if (room->members[i] == r)
+        ar__sig_rec_t *x = ar__sig_room_member(room, i);
+        if (x == r)
             continue;
-        memcpy(others[n++], room->members[i]->peer, AR__SIG_PEER_LEN + 1);
-        if (r->role == AR_SIG_ROLE_STAFF && room->members[i]->role == AR_SIG_ROLE_PATIENT)
-            seen[nseen++] = room->members[i];
+        memcpy(others[n++], x->peer, AR__SIG_PEER_LEN + 1);
+        if (r->role == AR_SIG_ROLE_STAFF && x->role == AR_SIG_ROLE_PATIENT)
+            seen[nseen++] = x;
     }
     ar__sig_rec_set_room(srv, r, "");
     /* Whom we tell below, named in the update ("lt", rec.c): a member we did not know of (its
@@ -258,10 +261,11 @@ void ar__sig_room_enforce(ar__sig_srv_t *srv, ar__sig_room_t *room)
     ar__sig_rec_t *ranked[2 * AR__SIG_ROOM_MAX];
     size_t n = room->nmembers;
     for (size_t i = 0; i < n; i++) { /* insertion sort: at most eight members */
+        ar__sig_rec_t *x = ar__sig_room_member(room, i);
         size_t j = i;
-        for (; j > 0 && ar__sig_joined_before(room->members[i], ranked[j - 1]); j--)
+        for (; j > 0 && ar__sig_joined_before(x, ranked[j - 1]); j--)
             ranked[j] = ranked[j - 1];
-        ranked[j] = room->members[i];
+        ranked[j] = x;
     }
     for (size_t i = AR__SIG_ROOM_MAX; i < n; i++) {
         ar__sig_rec_t *x = ranked[i];
@@ -310,14 +314,14 @@ int ar__sig_join_check(ar__sig_srv_t *srv, const ar__sig_sess_t *s, const ar__si
     const ar__sig_claims_t *cl = s->claims;
     int staff = r->role == AR_SIG_ROLE_STAFF, invitee = r->role == AR_SIG_ROLE_INVITEE;
     int named = strcmp(ar__sig_claims_room(cl), id) == 0;
-    if (!named && !(staff && room && ar__sig_can_call(cl, room->clinic)))
+    if (!named && !(staff && room && ar__sig_can_call(cl, ar__sig_room_clinic(room))))
         return room || !staff ? AR__SIG_JOIN_FORBIDDEN : AR__SIG_JOIN_NOT_FOUND;
     if ((!room || !room->persistent) && ar__sig_room_ended(srv, id))
         return staff ? AR__SIG_JOIN_NOT_FOUND : AR__SIG_JOIN_ENDED;
     if (invitee && !room)
         return AR__SIG_JOIN_NOT_OPEN;
     if (invitee && ar__sig_claims_clinic(cl)[0] &&
-        strcmp(ar__sig_claims_clinic(cl), room->clinic) != 0)
+        strcmp(ar__sig_claims_clinic(cl), ar__sig_room_clinic(room)) != 0)
         return AR__SIG_JOIN_FORBIDDEN;
     return AR__SIG_JOIN_OK;
 }
@@ -372,7 +376,13 @@ static void on_join(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         const char *clinic = !staff         ? ar__sig_claims_clinic(cl)
                              : cl->nclinics ? cl->clinics[0].id
                                             : "";
-        ar__sig_str_set(&room->clinic, clinic, AR_SIG_ID_MAX);
+        /* Without memory for its clinic's copy the room would be one no staff of the clinic
+         * could enter or run: it goes, unseen by any other worker, and the join is refused. */
+        if (ar__sig_room_set_clinic(srv, room, clinic) < 0) {
+            ar__sig_rec_set_room(srv, r, "");
+            REFUSE(cn, m, AR_SIG_E_INTERNAL);
+            return;
+        }
         room->persistent = (uint8_t)staff;
         room->profile = cl->profile;
     }
@@ -470,7 +480,7 @@ static void on_quality(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     q.u.quality.profile = room->profile;
     q.u.quality.by = str(r->peer);
     for (size_t i = 0; i < room->nmembers; i++)
-        ar__sig_to(srv, room->members[i]->peer, &q, AR__SIG_ACT_NONE);
+        ar__sig_to(srv, ar__sig_room_member(room, i)->peer, &q, AR__SIG_ACT_NONE);
 }
 
 /* Member x told that room `id` ended, with the action by which its owner ends a patient's or an
@@ -513,7 +523,7 @@ void ar__sig_room_end(ar__sig_srv_t *srv, ar__sig_room_t *room, int mine)
     ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX];
     size_t n = 0;
     for (size_t i = 0; i < room->nmembers; i++) {
-        ar__sig_rec_t *x = room->members[i];
+        ar__sig_rec_t *x = ar__sig_room_member(room, i);
         if (!mine || ar__sig_owns(srv, x))
             members[n++] = x;
     }

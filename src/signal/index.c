@@ -70,7 +70,7 @@ static int table_room(ar__sig_srv_t *srv)
     if (n && (srv->nrecs < n || n >= AR__SIG_REC_BUCKETS_MAX || srv->rec_walks))
         return 0;
     size_t m = n ? 2 * n : AR__SIG_REC_BUCKETS_MIN;
-    ar__sig_rec_t **t = ar_calloc(m, sizeof(ar__sig_rec_t *)); /* bucket heads */
+    ar__sig_rec_t **t = ar_calloc(m, sizeof(ar__sig_rec_t *));
     if (!t)
         return n ? 0 : -1;
     for (size_t i = 0; i < n; i++) {
@@ -271,13 +271,60 @@ void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)
 
 /* ---- rooms ---- */
 
-/* The ended marker's tag and flag went into the tail padding (internal.h): every worker holds
- * every room, so a room that grew would cost that on every worker. */
-#define ROOM_ALIGN _Alignof(ar__sig_room_t)
-_Static_assert(sizeof(ar__sig_room_t) ==
-                   ((offsetof(ar__sig_room_t, persistent) + 1 + ROOM_ALIGN - 1) &
-                    ~(ROOM_ALIGN - 1)),
-               "a room grew");
+/* Every worker holds every room, one per two idle sessions: with an id of up to 15 characters
+ * (the app's and the benchmark's are 15) a room takes glibc's 80-byte chunk (n bytes cost
+ * (n + 8 + 15) & ~15), where eight inline member slots and its own clinic copy made it 112 and
+ * 32 bytes. A field more (the overflow and the clinic apart, say) would make it 96. */
+_Static_assert(offsetof(ar__sig_room_t, id) + 16 + 8 <= 80, "a room fits glibc's 80-byte chunk");
+_Static_assert(2 * AR__SIG_ROOM_MAX <= UINT8_MAX, "nmembers counts every member a race lets in");
+
+static ar__sig_clinic_t **clinic_slot(ar__sig_room_t *room)
+{
+    return room->nmembers > AR__SIG_ROOM_MAX ? &room->u.more->clinic : &room->u.clinic;
+}
+
+/* One reference less to c; the copy goes with the last. */
+static void clinic_unref(ar__sig_srv_t *srv, ar__sig_clinic_t *c)
+{
+    if (!c || --c->refs)
+        return;
+    ar__sig_clinic_t **p = &srv->clinics[hash(c->id, NULL) % AR__SIG_CLINIC_BUCKETS];
+    while (*p && *p != c)
+        p = &(*p)->hnext;
+    if (*p)
+        *p = c->hnext;
+    srv->nclinics--;
+    ar_free(c);
+}
+
+int ar__sig_room_set_clinic(ar__sig_srv_t *srv, ar__sig_room_t *room, const char *clinic)
+{
+    char id[AR_SIG_ID_MAX + 1];
+    size_t n = strnlen(clinic, AR_SIG_ID_MAX);
+    memcpy(id, clinic, n);
+    id[n] = '\0';
+    ar__sig_clinic_t **slot = clinic_slot(room);
+    if (*slot ? strcmp((*slot)->id, id) == 0 : n == 0)
+        return 0; /* every update of a member's record names it again */
+    ar__sig_clinic_t *c = NULL;
+    if (n) {
+        ar__sig_clinic_t **b = &srv->clinics[hash(id, NULL) % AR__SIG_CLINIC_BUCKETS];
+        for (c = *b; c && strcmp(c->id, id) != 0; c = c->hnext)
+            ;
+        if (!c && (c = ar_malloc(sizeof(*c) + n + 1))) {
+            memcpy(c->id, id, n + 1);
+            c->refs = 0;
+            c->hnext = *b;
+            *b = c;
+            srv->nclinics++;
+        }
+        if (c)
+            c->refs++;
+    }
+    clinic_unref(srv, *slot);
+    *slot = c;
+    return n && !c ? AR_ENOMEM : 0;
+}
 
 ar__sig_room_t *ar__sig_room_find(ar__sig_srv_t *srv, const char *id)
 {
@@ -293,12 +340,11 @@ ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id)
     if (r || !id[0])
         return r;
     size_t n = strnlen(id, AR_SIG_ID_MAX);
-    r = ar_calloc(1, sizeof(*r) + n + 1);
+    r = ar_calloc(1, offsetof(ar__sig_room_t, id) + n + 1);
     if (!r)
         return NULL;
     memcpy(r->id, id, n);
     ar__sig_room_ended_tag(r->id, r->etag);
-    r->clinic = ar__sig_empty;
     r->profile = AR_SIG_Q_STANDARD;
     ar__sig_room_t **b = &srv->rooms[hash(id, NULL) % AR__SIG_SMALL_BUCKETS];
     r->hnext = *b;
@@ -310,15 +356,58 @@ ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id)
 void ar__sig_room_drop(ar__sig_srv_t *srv, ar__sig_room_t *room)
 {
     for (size_t i = 0; i < room->nmembers; i++)
-        room->members[i]->in_room = NULL;
+        ar__sig_room_member(room, i)->in_room = NULL;
     ar__sig_room_t **p = &srv->rooms[hash(room->id, NULL) % AR__SIG_SMALL_BUCKETS];
     while (*p && *p != room)
         p = &(*p)->hnext;
     if (*p)
         *p = room->hnext;
     srv->nrooms--;
-    ar__sig_str_free(&room->clinic);
+    clinic_unref(srv, *clinic_slot(room));
+    if (room->nmembers > AR__SIG_ROOM_MAX)
+        ar_free(room->u.more);
     ar_free(room);
+}
+
+/* r as room's last member: -1 when it is full (2 * AR__SIG_ROOM_MAX), or without memory for
+ * the overflow its fifth member needs. */
+static int room_add(ar__sig_room_t *room, ar__sig_rec_t *r)
+{
+    size_t n = room->nmembers;
+    if (n < AR__SIG_ROOM_MAX) {
+        room->members[n] = r;
+    } else if (n == AR__SIG_ROOM_MAX) {
+        ar__sig_room_more_t *more = ar_calloc(1, sizeof(*more));
+        if (!more)
+            return -1;
+        more->clinic = room->u.clinic;
+        more->members[0] = r;
+        room->u.more = more;
+    } else if (n < (size_t)2 * AR__SIG_ROOM_MAX) {
+        room->u.more->members[n - AR__SIG_ROOM_MAX] = r;
+    } else {
+        return -1;
+    }
+    room->nmembers = (uint8_t)(n + 1);
+    return 0;
+}
+
+/* Member i of room out, the last in its place (a walk that removes member i looks at i again);
+ * the overflow goes once four members or fewer are left. */
+static void room_remove(ar__sig_room_t *room, size_t i)
+{
+    size_t n = room->nmembers - 1u;
+    ar__sig_rec_t *last = ar__sig_room_member(room, n);
+    if (i < AR__SIG_ROOM_MAX)
+        room->members[i] = last;
+    else
+        room->u.more->members[i - AR__SIG_ROOM_MAX] = last;
+    if (n == AR__SIG_ROOM_MAX) {
+        ar__sig_room_more_t *more = room->u.more;
+        room->u.clinic = more->clinic;
+        ar_free(more);
+    }
+    room->nmembers = (uint8_t)n;
 }
 
 int ar__sig_joined_before(const ar__sig_rec_t *x, const ar__sig_rec_t *y)
@@ -336,8 +425,8 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
     /* room is not old->id (that returned above), and old is the only room dropped below. */
     if (old) {
         for (size_t i = 0; i < old->nmembers; i++) {
-            if (old->members[i] == r) {
-                old->members[i] = old->members[--old->nmembers];
+            if (ar__sig_room_member(old, i) == r) {
+                room_remove(old, i);
                 break;
             }
         }
@@ -348,7 +437,7 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
     if (!room[0])
         return;
     ar__sig_room_t *nr = ar__sig_room_get(srv, room);
-    if (!nr || nr->nmembers == sizeof(nr->members) / sizeof(nr->members[0]))
+    if (!nr)
         return;
     /* Members are ranked by this time on every worker (flows.c ar__sig_room_enforce, the seen
      * mark in area.c): a joiner ranks after every member its worker already sees, whatever the
@@ -363,12 +452,17 @@ void ar__sig_rec_set_room(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *room
      * same microsecond. In a room with members it comes after r's previous time, as after
      * theirs; an empty room (no remover left in it) takes the local clock again. */
     uint64_t t = ar__sig_now_us();
-    for (size_t i = 0; i < nr->nmembers; i++)
-        if (nr->members[i]->joined_us >= t)
-            t = nr->members[i]->joined_us + 1;
-    if (t == r->joined_us || (nr->nmembers && t < r->joined_us))
+    size_t n = nr->nmembers;
+    for (size_t i = 0; i < n; i++)
+        if (ar__sig_room_member(nr, i)->joined_us >= t)
+            t = ar__sig_room_member(nr, i)->joined_us + 1;
+    if (t == r->joined_us || (n && t < r->joined_us))
         t = r->joined_us + 1;
-    nr->members[nr->nmembers++] = r;
+    /* Full, or no memory for its overflow (only a record from the bus, whose join raced others,
+     * needs one: a join here is refused at four): r is in no room here, as ar__sig_rec_room
+     * says (an empty room takes its first member). */
+    if (room_add(nr, r) < 0)
+        return;
     r->in_room = nr;
     r->joined_us = t;
 }

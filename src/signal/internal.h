@@ -244,26 +244,70 @@ ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r);
 void ar__sig_name_wipe(char **name);
 void ar__sig_answers_wipe(ar__sig_recq_t *q);
 
-/* Every worker holds every room too: its id is allocated at its length, after the struct. */
+/*
+ * A clinic's id as the rooms of this worker name it: one copy per worker, shared by every room
+ * of the clinic (index.c ar__sig_room_set_clinic), rather than a 32-byte chunk per room on every
+ * worker. Made with the first room that names it, freed with the last.
+ */
+typedef struct ar__sig_clinic_s {
+    struct ar__sig_clinic_s *hnext;
+    uint32_t refs; /* the rooms naming it */
+    char id[];
+} ar__sig_clinic_t;
+
+/* What a room holds only while it has more than AR__SIG_ROOM_MAX members, as when joins on two
+ * nodes race (ar__sig_room_enforce undoes it): its members past the fourth, and its clinic,
+ * whose slot in the room points here meanwhile. */
+typedef struct ar__sig_room_more_s {
+    ar__sig_clinic_t *clinic;
+    ar__sig_rec_t *members[AR__SIG_ROOM_MAX];
+} ar__sig_room_more_t;
+
+/*
+ * Every worker holds every room too (one per two sessions), so it is kept small: its id is
+ * allocated at its length after the struct, four member slots are inline (a room holds at most
+ * four members but for a race), and the clinic is a shared copy (ar__sig_clinic_t). The slot
+ * after the members names the clinic while there are four members or fewer, and the overflow
+ * (ar__sig_room_more_t) past four: one pointer for both, so that a room with a 15-character id
+ * takes glibc's 80-byte chunk (index.c). Members and clinic are read through
+ * ar__sig_room_member and ar__sig_room_clinic.
+ */
 struct ar__sig_room_s {
     struct ar__sig_room_s *hnext;
-    ar__sig_rec_t *members[2 * AR__SIG_ROOM_MAX]; /* concurrent joins on two nodes may pass 4 */
-    char *clinic; /* of the token that opened it (flows.c, on_join; ar__sig_str_set) */
-    uint8_t nmembers;
+    ar__sig_rec_t *members[AR__SIG_ROOM_MAX]; /* the first four; the rest in u.more */
+    union {
+        ar__sig_clinic_t *clinic;  /* nmembers <= AR__SIG_ROOM_MAX; NULL: none */
+        ar__sig_room_more_t *more; /* nmembers > AR__SIG_ROOM_MAX (never NULL then) */
+    } u;
+    uint8_t nmembers; /* at most 2 * AR__SIG_ROOM_MAX: concurrent joins on two nodes */
     uint8_t profile;
     uint8_t persistent;
     /* The first bytes of the key its ended marker would have (ar__sig_room_ended_tag), set
      * when the room is made: a marker that comes finds the rooms open here by it without
      * hashing every id (invite.c). ended_here: this worker ended it (or its own members in
-     * it, for such a marker): its marker ends nothing more here. Both in what was the struct's
-     * tail padding: a room costs nothing more. */
+     * it, for such a marker): its marker ends nothing more here. */
     uint8_t etag[4];
     uint8_t ended_here;
     char id[];
 };
 
+/* Member i of room (i < room->nmembers). */
+static inline ar__sig_rec_t *ar__sig_room_member(const ar__sig_room_t *room, size_t i)
+{
+    return i < AR__SIG_ROOM_MAX ? room->members[i] : room->u.more->members[i - AR__SIG_ROOM_MAX];
+}
+
+/* The clinic of the token that opened room (flows.c on_join), or "". */
+static inline const char *ar__sig_room_clinic(const ar__sig_room_t *room)
+{
+    const ar__sig_clinic_t *c =
+        room->nmembers > AR__SIG_ROOM_MAX ? room->u.more->clinic : room->u.clinic;
+    return c ? c->id : ar__sig_empty;
+}
+
 /* The id of r's room, or "" (also when the room could take no more members: a join that raced
- * past AR__SIG_ROOM_MAX on several nodes is undone anyway, ar__sig_room_enforce). */
+ * past AR__SIG_ROOM_MAX on several nodes is undone anyway, ar__sig_room_enforce; or when this
+ * worker had no memory for the room or its overflow). */
 static inline const char *ar__sig_rec_room(const ar__sig_rec_t *r)
 {
     return r->in_room ? r->in_room->id : ar__sig_empty;
@@ -556,6 +600,8 @@ typedef struct ar__sig_frame_slabs_s ar__sig_frame_slabs_t;
 #define AR__SIG_REC_BUCKETS_MIN 1024
 #define AR__SIG_REC_BUCKETS_MAX ((size_t)65536)
 #define AR__SIG_SMALL_BUCKETS 4096
+/* The rooms' clinics (index.c): a jurisdiction's clinics, not its sessions. */
+#define AR__SIG_CLINIC_BUCKETS 512
 
 typedef struct ar__sig_bus_s ar__sig_bus_t;
 typedef struct ar__sig_invites_s ar__sig_invites_t;
@@ -584,6 +630,7 @@ struct ar__sig_srv_s {
      * under it, so that the walk sees every bucket once. */
     uint32_t rec_walks;
     ar__sig_room_t *rooms[AR__SIG_SMALL_BUCKETS];
+    ar__sig_clinic_t *clinics[AR__SIG_CLINIC_BUCKETS]; /* the rooms' clinics (index.c) */
     ar__sig_area_t *areas[AR__SIG_SMALL_BUCKETS];
     ar__sig_addrs_t addrs;                       /* max-per-address (addr.c) */
     ar__sig_cidr_t proxies[AR__SIG_PROXIES_MAX]; /* trusted-proxy */
@@ -599,7 +646,7 @@ struct ar__sig_srv_s {
     /* The paced drain (drain.c): the next connection to tell, and how many are still to be. */
     ar__sig_conn_t *drain_cur;
     size_t drain_left;
-    size_t nrooms, nsessions;
+    size_t nrooms, nsessions, nclinics;
     char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
     char pub[AR__SIG_TO_HDR + AR_SIG_OUT_MAX + 1]; /* a frame for the bus, after its header */
     ar__sig_invites_t *invites; /* invite tokens used in the jurisdiction (invite.c) */
@@ -721,6 +768,12 @@ void ar__sig_recs_free(ar__sig_srv_t *srv);
 ar__sig_room_t *ar__sig_room_find(ar__sig_srv_t *srv, const char *id);
 ar__sig_room_t *ar__sig_room_get(ar__sig_srv_t *srv, const char *id);
 void ar__sig_room_drop(ar__sig_srv_t *srv, ar__sig_room_t *room);
+/* room's clinic becomes clinic (at most AR_SIG_ID_MAX characters; "": none), sharing this
+ * worker's copy of it. AR_ENOMEM when there is no memory for a first copy: the room then has
+ * no clinic (no staff enter it or run its call by their clinic's roles), and a join that opened
+ * it is refused (flows.c on_join, area.c on_arrive). */
+AR_MUST_CHECK int ar__sig_room_set_clinic(ar__sig_srv_t *srv, ar__sig_room_t *room,
+                                          const char *clinic);
 ar__sig_area_t *ar__sig_area_find(ar__sig_srv_t *srv, const char *clinic, const char *area);
 /* How every worker ranks a room's members (the fifth of a race, whom a "seen" mark moves to):
  * earlier join first (a joiner's time is after every member its worker saw), then peer id. */

@@ -90,7 +90,7 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
         json_object_set_new(o, "room", json_string(ar__sig_rec_room(r)));
         if (r->in_room) {
             json_object_set_new(o, "jt", json_integer((json_int_t)r->joined_us));
-            json_object_set_new(o, "rc", json_string(r->in_room->clinic));
+            json_object_set_new(o, "rc", json_string(ar__sig_room_clinic(r->in_room)));
             json_object_set_new(o, "rp", json_integer(r->in_room->profile));
             json_object_set_new(o, "rpers", json_integer(r->in_room->persistent));
         }
@@ -101,9 +101,11 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
          * nobody). A worker applying it tells those of its own members it does not name. */
         json_t *rt =
             strcmp(fields, "all") != 0 && has(fields, "rt") && r->in_room ? json_array() : NULL;
-        for (size_t i = 0; rt && i < r->in_room->nmembers; i++)
-            if (r->in_room->members[i] != r)
-                json_array_append_new(rt, json_string(r->in_room->members[i]->peer));
+        for (size_t i = 0; rt && i < r->in_room->nmembers; i++) {
+            const ar__sig_rec_t *x = ar__sig_room_member(r->in_room, i);
+            if (x != r)
+                json_array_append_new(rt, json_string(x->peer));
+        }
         if (rt)
             json_object_set_new(o, "rt", rt);
     }
@@ -240,7 +242,7 @@ static void left_late(ar__sig_srv_t *srv, const ar__sig_rec_t *r, json_t *lt, js
     size_t n = 0;
     const ar__sig_room_t *room = r->in_room;
     for (size_t i = 0; i < room->nmembers && n < sizeof(peers) / sizeof(peers[0]); i++) {
-        const ar__sig_rec_t *x = room->members[i];
+        const ar__sig_rec_t *x = ar__sig_room_member(room, i);
         if (x == r || !ar__sig_owned_here(srv, x))
             continue;
         if (!ar__sig_named(lt, x->peer))
@@ -324,8 +326,11 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         ar__sig_rec_set_room(srv, r, s);
         if (r->in_room) {
             const char *rc = json_string_value(json_object_get(o, "rc"));
-            if (rc && strlen(rc) <= AR_SIG_ID_MAX)
-                ar__sig_str_set(&r->in_room->clinic, rc, AR_SIG_ID_MAX);
+            /* Without memory for its copy the room has no clinic here until an update brings
+             * it again: no staff enter it or run its call by their clinic's roles. */
+            if (rc && strlen(rc) <= AR_SIG_ID_MAX &&
+                ar__sig_room_set_clinic(srv, r->in_room, rc) < 0)
+                ar_log0(AR_LOG_WARN, "signal_room_clinic_lost");
             if ((v = json_object_get(o, "rp")))
                 r->in_room->profile = (uint8_t)json_integer_value(v);
             if ((v = json_object_get(o, "rpers")))

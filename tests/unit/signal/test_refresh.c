@@ -263,7 +263,7 @@ static ar__sig_room_t *into_room(evict_fx_t *f, const char *id, const char *clin
     ar__sig_rec_set_room(f->srv, f->r, id);
     ar__sig_room_t *room = f->r->in_room;
     assert_non_null(room);
-    ar__sig_str_set(&room->clinic, clinic, AR_SIG_ID_MAX);
+    assert_int_equal(ar__sig_room_set_clinic(f->srv, room, clinic), 0);
     room->persistent = (uint8_t)persistent;
     return room;
 }
