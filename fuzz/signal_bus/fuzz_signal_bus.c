@@ -637,7 +637,7 @@ static void client_op(worker_t *w, int wi, int key, const uint8_t *p, size_t len
         return;
     if (r->role >= AR_TOKEN_PATIENT && r->role <= AR_TOKEN_INVITEE)
         role = r->role;
-    r->role = (uint8_t)role;
+    r->role = (unsigned)role & 3u;
     ar_token_claims_t claims;
     claims_of(&claims, key, role);
     if (sub == 0 && !r->local) {

@@ -38,8 +38,9 @@ static void entry_of(ar_sig_entry_t *e, ar__sig_rec_t *p)
 {
     memset(e, 0, sizeof(*e));
     e->peer = str(p->peer);
-    e->name = str(p->name ? p->name : "?");
-    e->answers = (ar_sig_list_t){p->q->ans, p->nans};
+    const char *name = ar__sig_rec_name(p);
+    e->name = str(name ? name : "?");
+    e->answers = (ar_sig_list_t){p->q->ans, p->q->nans};
     e->since = p->q->since;
     e->status = p->status;
     e->by = opt(p->q->by);
@@ -213,7 +214,8 @@ static void set_by(ar__sig_recq_t *pq, const ar__sig_rec_t *by)
 {
     if (by) {
         ar__sig_str_set(&pq->by, by->peer, AR__SIG_PEER_LEN);
-        ar__sig_str_set_personal(&pq->by_name, by->name ? by->name : "", SIZE_MAX);
+        const char *name = ar__sig_rec_name(by);
+        ar__sig_str_set_personal(&pq->by_name, name ? name : "", SIZE_MAX);
     } else {
         ar__sig_str_free(&pq->by);
         ar__sig_str_free_personal(&pq->by_name);
@@ -278,16 +280,16 @@ static void on_arrive(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     }
     /* P2: the name and answers live in this record, in memory, for the wait and the call. A
      * record that arrived before (a patient back to status 0) drops the old ones first. */
-    ar__sig_name_wipe(&r->name);
-    r->name = ar_strndup(m->u.arrive.name.p, m->u.arrive.name.len);
-    ar__sig_answers_wipe(r, q);
+    ar__sig_name_wipe(&q->name);
+    q->name = ar_strndup(m->u.arrive.name.p, m->u.arrive.name.len);
+    ar__sig_answers_wipe(q);
     if (m->u.arrive.answers.count && !q->ans)
         q->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*q->ans));
     for (size_t i = 0; q->ans && i < m->u.arrive.answers.count && i < AR_SIG_ANSWERS_MAX; i++) {
         ar_sig_answer_t *in = AR_SIG_ITEM(m->u.arrive.answers, ar_sig_answer_t, i);
         q->ans[i].q = (ar_sig_str_t){ar_strndup(in->q.p, in->q.len), in->q.len};
         q->ans[i].a = (ar_sig_str_t){ar_strndup(in->a.p, in->a.len), in->a.len};
-        r->nans = (uint8_t)(i + 1);
+        q->nans = (uint8_t)(i + 1);
     }
     q->since = (int64_t)time(NULL);
     r->status = AR_SIG_ST_WAITING;

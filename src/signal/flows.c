@@ -63,7 +63,7 @@ static void peer_of(ar_sig_peer_t *p, const ar__sig_rec_t *r)
     memset(p, 0, sizeof(*p));
     p->peer = str(r->peer);
     p->role = r->role;
-    p->name = opt(r->name);
+    p->name = opt(ar__sig_rec_name(r));
     p->lang = opt(r->q->lang);
     p->hold = r->status == AR_SIG_ST_HOLD;
 }

@@ -166,13 +166,13 @@ static void answer_wipe(ar_sig_str_t *t)
     *t = (ar_sig_str_t){NULL, 0};
 }
 
-void ar__sig_answers_wipe(ar__sig_rec_t *r, ar__sig_recq_t *q)
+void ar__sig_answers_wipe(ar__sig_recq_t *q)
 {
-    for (size_t i = 0; q->ans && i < r->nans; i++) {
+    for (size_t i = 0; q->ans && i < q->nans; i++) {
         answer_wipe(&q->ans[i].q);
         answer_wipe(&q->ans[i].a);
     }
-    r->nans = 0;
+    q->nans = 0;
 }
 
 const ar__sig_recq_t ar__sig_no_q = {.clinic = ar__sig_empty,
@@ -230,11 +230,11 @@ ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)
 
 static void free_strings(ar__sig_rec_t *r)
 {
-    ar__sig_name_wipe(&r->name);
     ar__sig_recq_t *q = r->q;
     if (q == &ar__sig_no_q)
         return;
-    ar__sig_answers_wipe(r, q);
+    ar__sig_name_wipe(&q->name);
+    ar__sig_answers_wipe(q);
     ar_free(q->ans);
     ar__sig_str_free(&q->clinic);
     ar__sig_str_free(&q->area);

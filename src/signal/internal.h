@@ -154,10 +154,10 @@ void ar__sig_str_set_personal(char **dst, const char *v, size_t cap);
 void ar__sig_str_free_personal(char **dst);
 
 /*
- * What only a patient in a queue (or an invitee with a language, or staff subscribed to
- * queues) has: allocated at the first of these facts (ar__sig_rec_q); every other record points
- * to ar__sig_no_q, which is never written and reads as none of them (no area, no
- * subscriptions). Strings as in ar__sig_str_set.
+ * What only a patient in a queue (or an invitee with a language, staff subscribed to queues,
+ * or a member who gave a name) has: allocated at the first of these facts (ar__sig_rec_q);
+ * every other record points to ar__sig_no_q, which is never written and reads as none of them
+ * (no area, no subscriptions, no name). Strings as in ar__sig_str_set.
  */
 typedef struct ar__sig_recq_s {
     char *clinic; /* a patient's clinic */
@@ -165,44 +165,69 @@ typedef struct ar__sig_recq_s {
     char *by;     /* the peer id of who is seeing it */
     char *by_name;
     char *lang;
+    /* The name a patient typed at arrive, or a staff member's or invitee's from hello: NULL or
+     * allocated at its length, wiped before it goes (ar__sig_name_wipe, P2, S4). Here, not in
+     * the record: an idle session has none, and 8 bytes on every worker for each would take
+     * the record past glibc's 96-byte chunk (ar__sig_rec_t). A staff member or invitee with a
+     * name and no other fact gets this part for it (88 bytes, a 96-byte chunk). */
+    char *name;
     /* AR_SIG_ANSWERS_MAX, allocated at a patient's arrival; strings owned (NUL-terminated) */
     ar_sig_answer_t *ans;
     int64_t since;
     ar__sig_area_t *in_area; /* the area whose patients list holds it (index.c) */
     ar__sig_id_t (*subs)[2]; /* staff: subscribed (clinic, area) pairs */
     uint8_t nsubs;
+    uint8_t nans; /* of ans */
 } ar__sig_recq_t;
 extern const ar__sig_recq_t ar__sig_no_q;
+/* The name and the answers' count joined it in what was its padding: still a 96-byte chunk, so
+ * a queued patient's record and queue part cost what they did (112 + 96 before, 96 + 96 now). */
+_Static_assert(sizeof(ar__sig_recq_t) <= 88, "a record's queue part fits a 96-byte malloc chunk");
+_Static_assert(AR_SIG_ANSWERS_MAX <= UINT8_MAX, "an answer count fits nans");
 
 /*
  * A replicated session record: every worker holds one per session of the jurisdiction, so it
- * is kept small (104 bytes, a 112-byte chunk): what most records leave empty is apart (q: a
- * patient's queue place and area, staff's subscriptions), and the room's id is the room's own
- * (ar__sig_rec_room).
+ * is kept small (88 bytes, a 96-byte chunk): what most records leave empty is apart (q: a
+ * patient's queue place, area, name and answers, staff's subscriptions, a member's name), and
+ * the room's id is the room's own (ar__sig_rec_room).
  */
 typedef struct ar__sig_rec_s {
-    /* What a relay reads of both ends (flows.c on_relay, bus.c ar__sig_bus_to_now) comes first,
-     * in the record's first 64 bytes: one cache line per record per relayed frame, not two. */
+    /* What a relay reads of both ends (flows.c on_relay, bus.c ar__sig_bus_to_now, and the
+     * tags of a to-subject, bus.c to_subject) comes first, in the record's first 64 bytes: one
+     * cache line per record per relayed frame, not two. */
     struct ar__sig_rec_s *hnext;
     ar__sig_room_t *in_room;
     ar__sig_sess_t *local; /* when this worker owns or backs the session */
     uint64_t owner;
     char peer[AR__SIG_PEER_LEN + 1];
-    uint8_t role;   /* ar_sig_role_t */
-    uint8_t status; /* ar_sig_status_t: 0 when not in a queue */
-    uint8_t away;   /* the connection is lost; inside the grace period */
-    uint8_t nans;
-    uint64_t backup;
-    char *name;
-    ar__sig_recq_t *q;  /* never NULL: &ar__sig_no_q until it has some */
-    uint64_t joined_us; /* when it joined in_room (the joiner's clock): ranks racing joins */
+    /* Three small numbers in the one byte left after peer (the bus's values outside their
+     * ranges are not applied, rec.c). */
+    uint8_t role : 2;   /* ar_sig_role_t */
+    uint8_t status : 2; /* ar_sig_status_t: 0 when not in a queue */
+    uint8_t away : 1;   /* the connection is lost; inside the grace period */
     /* The tags (ar__sig_worker_tag) of the owner and backup the session was created with, 0 for
      * none: its frames' subject for good, to.<home[0]>.<home[1]>.<peer> (bus.c). */
     uint32_t home[2];
+    uint64_t backup;
+    ar__sig_recq_t *q;  /* never NULL: &ar__sig_no_q until it has some */
+    uint64_t joined_us; /* when it joined in_room (the joiner's clock): ranks racing joins */
 } ar__sig_rec_t;
-/* Every worker holds every record of the jurisdiction: at 104 bytes or less it takes glibc's
- * 112-byte chunk, not the 128-byte one (16 bytes per session on each worker). */
-_Static_assert(sizeof(ar__sig_rec_t) <= 104, "a record fits a 112-byte malloc chunk");
+/* Every worker holds every record of the jurisdiction: at 88 bytes or less it takes glibc's
+ * 96-byte chunk, not the 112-byte one (16 bytes per session on each worker). That is seven
+ * 8-byte fields, the two tags, the peer id and one byte: the name (and the answers' count) went
+ * to the queue part, which an idle session does not have; role, status and away share the
+ * byte. joined_us stays whole and here: every member of a room (every session of the idle
+ * benchmark) has one, and its rank must stay exact on every worker. */
+_Static_assert(sizeof(ar__sig_rec_t) <= 88, "a record fits a 96-byte malloc chunk");
+_Static_assert(offsetof(ar__sig_rec_t, backup) <= 64, "what a relay reads is in 64 bytes");
+_Static_assert(AR_SIG_ROLE_INVITEE <= 3 && AR_TOKEN_INVITEE <= 3 && AR_SIG_ST_HOLD <= 3,
+               "role and status fit 2 bits");
+
+/* r's name (NULL for none): in its queue part. */
+static inline const char *ar__sig_rec_name(const ar__sig_rec_t *r)
+{
+    return r->q->name;
+}
 
 /* A worker's short name in to-subjects: every worker subscribes to to.<tag>.*.* and
  * to.*.<tag>.* (bus.c). Never 0, which stands for no worker. Two workers sharing a tag (one
@@ -217,7 +242,7 @@ ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r);
 /* A patient's name (NULL or allocated) and its typed answers, wiped before the memory goes back
  * (P2, S4): *name becomes NULL, the answers none (their array is kept for the next ones). */
 void ar__sig_name_wipe(char **name);
-void ar__sig_answers_wipe(ar__sig_rec_t *r, ar__sig_recq_t *q);
+void ar__sig_answers_wipe(ar__sig_recq_t *q);
 
 /*
  * A clinic's id as the rooms of this worker name it: one copy per worker, shared by every room

@@ -82,8 +82,8 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
         json_object_set_new(o, "own", json_string(own));
         json_object_set_new(o, "bk", json_string(bk));
     }
-    if (has(fields, "name") && r->name)
-        json_object_set_new(o, "name", json_string(r->name));
+    if (has(fields, "name") && ar__sig_rec_name(r))
+        json_object_set_new(o, "name", json_string(ar__sig_rec_name(r)));
     if (has(fields, "lang") && r->q->lang[0])
         json_object_set_new(o, "lang", json_string(r->q->lang));
     if (has(fields, "room")) {
@@ -118,11 +118,11 @@ void ar__sig_rec_publish(ar__sig_srv_t *srv, ar__sig_rec_t *r, const char *field
         json_object_set_new(o, "since", json_integer(r->q->since));
         if (has(fields, "area")) {
             json_t *a = json_array();
-            for (size_t i = 0; i < r->nans; i++)
+            for (size_t i = 0; i < r->q->nans; i++)
                 json_array_append_new(a, json_pack("[s,s]", r->q->ans[i].q.p, r->q->ans[i].a.p));
             json_object_set_new(o, "ans", a);
-            if (r->name)
-                json_object_set_new(o, "name", json_string(r->name));
+            if (ar__sig_rec_name(r))
+                json_object_set_new(o, "name", json_string(ar__sig_rec_name(r)));
         }
         if (r->q->clinic[0] && r->q->area[0]) {
             snprintf(area_key, sizeof(area_key), "%s.%s", r->q->clinic, r->q->area);
@@ -145,6 +145,15 @@ static void set_name(char **dst, const char *v)
         return;
     ar__sig_name_wipe(dst);
     *dst = v && v[0] ? ar_strndup(v, strlen(v)) : NULL;
+}
+
+/* A small number of a record update (role, status): its value, or -1 when it is no integer
+ * from 0 to max. The record's bit fields hold no more, so such a value is not applied rather
+ * than cut to a wrong one. */
+static int small_int(const json_t *v, json_int_t max)
+{
+    json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
+    return n >= 0 && n <= max ? (int)n : -1;
 }
 
 static void apply_subs(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *a)
@@ -281,11 +290,12 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         set_home(r, s);
     int claim = ownership_claim(srv, r, o, strtoull(origin, NULL, 16));
     uint64_t owner = r->owner;
-    if ((v = json_object_get(o, "role")))
-        r->role = (uint8_t)json_integer_value(v);
+    int n;
+    if ((v = json_object_get(o, "role")) && (n = small_int(v, AR_SIG_ROLE_INVITEE)) >= 0)
+        r->role = (unsigned)n & 3u;
     if (claim != CLAIM_REFUSED) {
         if ((v = json_object_get(o, "away")))
-            r->away = (uint8_t)json_integer_value(v);
+            r->away = json_integer_value(v) != 0;
         if ((s = json_string_value(json_object_get(o, "own"))))
             r->owner = strtoull(s, NULL, 16);
         if ((s = json_string_value(json_object_get(o, "bk"))))
@@ -296,9 +306,12 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     else if (claim == CLAIM_NONE && r->local && r->local->handed)
         ar__sig_sess_owner_seen(srv, r, strtoull(origin, NULL, 16)); /* a hand-over confirmed */
     int moved = r->owner != owner;
-    if ((s = json_string_value(json_object_get(o, "name"))))
-        set_name(&r->name, s);
     ar__sig_recq_t *rq;
+    /* A name gets the record its queue part (without memory it stays nameless); "" wipes the
+     * one it has, and a record without the part has none to wipe. */
+    if ((s = json_string_value(json_object_get(o, "name"))) &&
+        (rq = s[0] ? ar__sig_rec_q(r) : r->q) && rq != &ar__sig_no_q)
+        set_name(&rq->name, s);
     if ((s = json_string_value(json_object_get(o, "lang"))) && (rq = ar__sig_rec_q(r)))
         ar__sig_str_set_personal(&rq->lang, s, AR__SIG_LANG_MAX);
     int entered = 0;
@@ -341,20 +354,23 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
                             json_array_size(json_object_get(o, "ans")));
     if (qfields && (rq = facts ? ar__sig_rec_q(r) : r->q)) {
         if ((v = json_object_get(o, "ans")) && rq != &ar__sig_no_q) {
-            ar__sig_answers_wipe(r, rq);
+            ar__sig_answers_wipe(rq);
             if (json_array_size(v) && !rq->ans)
                 rq->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*rq->ans));
             for (size_t i = 0; rq->ans && i < json_array_size(v) && i < AR_SIG_ANSWERS_MAX; i++) {
                 const char *q, *a;
                 if (json_unpack(json_array_get(v, i), "[s,s]", &q, &a) != 0)
                     continue;
-                rq->ans[r->nans].q = (ar_sig_str_t){ar_strndup(q, strlen(q)), strlen(q)};
-                rq->ans[r->nans].a = (ar_sig_str_t){ar_strndup(a, strlen(a)), strlen(a)};
-                r->nans++;
+                rq->ans[rq->nans].q = (ar_sig_str_t){ar_strndup(q, strlen(q)), strlen(q)};
+                rq->ans[rq->nans].a = (ar_sig_str_t){ar_strndup(a, strlen(a)), strlen(a)};
+                rq->nans++;
             }
         }
         ar__sig_rec_set_area(srv, r, clinic, area);
-        r->status = (uint8_t)json_integer_value(json_object_get(o, "st"));
+        /* No "st" is 0 (not in a queue), as it was; a value out of range is not applied. */
+        v = json_object_get(o, "st");
+        if ((n = v ? small_int(v, AR_SIG_ST_HOLD) : 0) >= 0)
+            r->status = (unsigned)n & 3u;
         if (rq != &ar__sig_no_q) {
             rq->since = since;
             ar__sig_str_set(&rq->by, by ? by : "", AR__SIG_PEER_LEN);

@@ -710,7 +710,8 @@ ar__sig_sess_t *ar__sig_sess_new(ar__sig_srv_t *srv, ar__sig_conn_t *cn,
     }
     if (!r)
         return NULL;
-    r->role = (uint8_t)claims->role; /* token roles and protocol roles share their numbers */
+    /* Token roles and protocol roles share their numbers (1 to 3: internal.h). */
+    r->role = (unsigned)claims->role & 3u;
     r->owner = srv->node_id;
     /* Its backup first: the two name its frames' subject for good (bus.c), and the local
      * session below subscribes to it unless we are one of them (we are). */

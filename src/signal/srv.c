@@ -406,8 +406,11 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
         ar__sig_refuse(cn, AR_SIG_E_INTERNAL, NULL, AR_SIG_HELLO, m->id, AR_SIG_CLOSE_SHUTDOWN);
     if (rc != 0)
         return;
-    if (m->u.hello.name.p && s->rec->role != AR_SIG_ROLE_PATIENT) {
-        s->rec->name = ar_strndup(m->u.hello.name.p, m->u.hello.name.len);
+    /* A staff member's or invitee's name, in the record's queue part (internal.h): without
+     * memory for either, the session goes on nameless, as it did when its copy failed. */
+    ar__sig_recq_t *q;
+    if (m->u.hello.name.p && s->rec->role != AR_SIG_ROLE_PATIENT && (q = ar__sig_rec_q(s->rec))) {
+        q->name = ar_strndup(m->u.hello.name.p, m->u.hello.name.len);
         ar__sig_rec_publish(srv, s->rec, "name");
     }
     ar__sig_welcome(cn, s, 0);

@@ -62,7 +62,7 @@ ar__sig_rec_t *rf_resume_o(rf_resume_t *a, uint64_t owner)
     }
     if (!r->local)
         r->owner = owner;
-    r->role = (uint8_t)a->cl.role;
+    r->role = (unsigned)a->cl.role & 3u;
     rf_resume_start(a, r->peer);
     return r;
 }

@@ -59,7 +59,7 @@ static ar__sig_rec_t *member(ar__sig_srv_t *w, char c, int role, const char *roo
 {
     ar__sig_rec_t *r = ar__sig_rec_get(w, su_peer(c));
     assert_non_null(r);
-    r->role = (uint8_t)role;
+    r->role = (unsigned)role & 3u;
     r->owner = backup ? 7 : w->node_id;
     assert_non_null(ar__sig_sess_link_new(w, r, backup));
     ar__sig_rec_set_room(w, r, room);
@@ -434,7 +434,7 @@ static void test_handed_over_into_ended_room(void **state)
     assert_non_null(ro);
     assert_non_null(rt);
     ro->owner = rt->owner = BC_O;
-    ro->role = rt->role = (uint8_t)cl.role;
+    ro->role = rt->role = (unsigned)cl.role & 3u;
     ro->away = rt->away = 1;
     ar__sig_rec_set_room(O, ro, "room-5");
     ar__sig_rec_set_room(T, rt, "room-5");

@@ -70,7 +70,7 @@ static int setup(void **state)
     assert_non_null(H.rt);
     H.ro->owner = H.rt->owner = O_ID;
     H.ro->backup = H.rt->backup = B_ID;
-    H.ro->role = H.rt->role = (uint8_t)H.cl.role;
+    H.ro->role = H.rt->role = (unsigned)H.cl.role & 3u;
     H.ro->away = H.rt->away = 1;
     ar__sig_sess_t *s = ar__sig_sess_link_new(H.O, H.ro, 0);
     assert_non_null(s);

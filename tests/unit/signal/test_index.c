@@ -183,8 +183,8 @@ static void test_apply(void **state)
     json_decref(o);
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
     assert_non_null(r);
-    assert_string_equal(r->name, "Zoe");
-    assert_int_equal(r->nans, 1);
+    assert_string_equal(ar__sig_rec_name(r), "Zoe");
+    assert_int_equal(r->q->nans, 1);
     assert_non_null(ar__sig_room_find(srv, "R"));
     assert_int_equal(ar__sig_area_find(srv, "c1", "knee")->npatients, 1);
     /* Our own updates come back from NATS too: they are ignored. */
@@ -198,6 +198,100 @@ static void test_apply(void **state)
     assert_null(ar__sig_rec_find(srv, peer));
     assert_null(ar__sig_room_find(srv, "R"));
     assert_null(ar__sig_area_find(srv, "c1", "knee"));
+    ar__sig_frame_pool_free(srv);
+    ar__sig_recs_free(srv);
+    ar_free(srv);
+}
+
+static void apply_json(ar__sig_srv_t *srv, json_t *o)
+{
+    assert_non_null(o);
+    ar__sig_rec_apply(srv, o);
+    json_decref(o);
+}
+
+/* role, status and away are bits of the record (internal.h): an update's value that does not
+ * fit them is not applied, rather than cut to another role or status. */
+static void test_apply_small_fields(void **state)
+{
+    (void)state;
+    ar_sig_init();
+    ar__sig_srv_t *srv = srv_new();
+    const char *peer = "sssssssssssssssssssssS";
+    apply_json(srv, json_pack("{s:s,s:s,s:i,s:i,s:s,s:s,s:i}", "o", "0000000000000002", "p", peer,
+                              "role", AR_SIG_ROLE_PATIENT, "away", 2, "clinic", "c1", "area", "",
+                              "st", AR_SIG_ST_HOLD));
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    assert_non_null(r);
+    assert_int_equal(r->role, AR_SIG_ROLE_PATIENT);
+    assert_int_equal(r->status, AR_SIG_ST_HOLD);
+    assert_int_equal(r->away, 1); /* any other number than 0 is away, as it was */
+    /* 7 would be 3 (invitee) cut to two bits, 5 would be 1 (waiting). */
+    apply_json(srv, json_pack("{s:s,s:s,s:i,s:i,s:s,s:s,s:i}", "o", "0000000000000002", "p", peer,
+                              "role", 7, "away", 0, "clinic", "c1", "area", "", "st", 5));
+    assert_int_equal(r->role, AR_SIG_ROLE_PATIENT);
+    assert_int_equal(r->status, AR_SIG_ST_HOLD);
+    assert_int_equal(r->away, 0);
+    apply_json(srv, json_pack("{s:s,s:s,s:i,s:s,s:s,s:i}", "o", "0000000000000002", "p", peer,
+                              "role", -1, "clinic", "c1", "area", "", "st", -2));
+    assert_int_equal(r->role, AR_SIG_ROLE_PATIENT);
+    assert_int_equal(r->status, AR_SIG_ST_HOLD);
+    apply_json(srv, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "o", "0000000000000002", "p", peer,
+                              "role", "staff", "clinic", "c1", "area", "", "st", "seen"));
+    assert_int_equal(r->role, AR_SIG_ROLE_PATIENT);
+    assert_int_equal(r->status, AR_SIG_ST_HOLD);
+    /* Without "st", queue fields say it is in no queue, as before. */
+    apply_json(srv, json_pack("{s:s,s:s,s:i,s:s,s:s}", "o", "0000000000000002", "p", peer, "role",
+                              AR_SIG_ROLE_STAFF, "clinic", "c1", "area", ""));
+    assert_int_equal(r->role, AR_SIG_ROLE_STAFF);
+    assert_int_equal(r->status, 0);
+    ar__sig_rec_free(srv, r);
+    ar__sig_frame_pool_free(srv);
+    ar__sig_recs_free(srv);
+    ar_free(srv);
+}
+
+/* A name is in the record's queue part (internal.h): a staff member's or invitee's name from
+ * the bus gets the record one, "" wipes it, a record without a name and no other fact has
+ * none, and without memory for the part the record stays nameless. */
+static void test_apply_name_part(void **state)
+{
+    (void)state;
+    ar_sig_init();
+    ar__sig_srv_t *srv = srv_new();
+    const char *peer = "nnnnnnnnnnnnnnnnnnnnnN";
+    /* A session's first update ("all") with no name and empty queue fields: no part. */
+    apply_json(srv, json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s,s:s,s:i}", "o", "0000000000000002",
+                              "p", peer, "role", AR_SIG_ROLE_STAFF, "room", "R2", "clinic", "",
+                              "area", "", "st", 0, "by", "", "bn", "", "since", 0));
+    ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    assert_non_null(r);
+    assert_ptr_equal(r->q, &ar__sig_no_q);
+    assert_null(ar__sig_rec_name(r));
+    /* "" on a record without the part: nothing to wipe, and still no part. */
+    apply_json(srv, json_pack("{s:s,s:s,s:s}", "o", "0000000000000002", "p", peer, "name", ""));
+    assert_ptr_equal(r->q, &ar__sig_no_q);
+    /* Without memory for the part: no name, and nothing half made. */
+    json_t *o = json_pack("{s:s,s:s,s:s}", "o", "0000000000000002", "p", peer, "name", "Dr Ana");
+    assert_non_null(o);
+    ar_alloc_fail_after(0);
+    ar__sig_rec_apply(srv, o);
+    ar_alloc_fail_after(-1);
+    json_decref(o);
+    assert_ptr_equal(r->q, &ar__sig_no_q);
+    assert_null(ar__sig_rec_name(r));
+    apply_json(srv,
+               json_pack("{s:s,s:s,s:s}", "o", "0000000000000002", "p", peer, "name", "Dr Ana"));
+    assert_ptr_not_equal(r->q, &ar__sig_no_q);
+    assert_string_equal(ar__sig_rec_name(r), "Dr Ana");
+    assert_string_equal(r->q->area, ""); /* the part's other facts read as none */
+    assert_int_equal(r->q->nans, 0);
+    apply_json(srv, json_pack("{s:s,s:s,s:s}", "o", "0000000000000002", "p", peer, "name", ""));
+    assert_null(ar__sig_rec_name(r));
+    apply_json(srv,
+               json_pack("{s:s,s:s,s:s}", "o", "0000000000000002", "p", peer, "name", "Dr Bo"));
+    assert_string_equal(ar__sig_rec_name(r), "Dr Bo");
+    ar__sig_rec_free(srv, r); /* the name goes with the part (ASan: no leak) */
     ar__sig_frame_pool_free(srv);
     ar__sig_recs_free(srv);
     ar_free(srv);
@@ -302,6 +396,8 @@ int main(void)
         cmocka_unit_test(test_join_after_members),
         cmocka_unit_test(test_areas),
         cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_apply_small_fields),
+        cmocka_unit_test(test_apply_name_part),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

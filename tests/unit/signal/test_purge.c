@@ -195,7 +195,7 @@ static void records(ar__sig_srv_t *srv)
     for (int i = 0; i < 4; i++) {
         ar__sig_rec_t *r = ar__sig_rec_get(srv, peers[i]);
         assert_non_null(r);
-        r->role = roles[i];
+        r->role = roles[i] & 3u;
         r->owner = i == 0 ? 1 : 3;
         r->backup = i == 0 ? 2 : 4;
     }

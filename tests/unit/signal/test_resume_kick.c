@@ -208,7 +208,7 @@ static void resume_at_old_owner(void *arg)
         return;
     r->owner = srv->node_id;
     r->backup = 3;
-    r->role = (uint8_t)T.a.cl.role;
+    r->role = (unsigned)T.a.cl.role & 3u;
     ar__sig_sess_t *s = ar__sig_sess_local_new(srv, r, 0, NULL);
     if (!s)
         return;

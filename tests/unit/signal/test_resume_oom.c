@@ -191,7 +191,7 @@ static void place_promoted(void *arg)
     ar__sig_sess_t *s = ar__sig_sess_local_new(LH.srv, r, 0, NULL);
     LH_CHECK(s != NULL);
     r->owner = LH.srv->node_id;
-    r->role = (uint8_t)T.a.cl.role;
+    r->role = (unsigned)T.a.cl.role & 3u;
     r->away = 1;
     LH_CHECK(rf_sess_secret(s) == 0);
     ar__sig_subhash(&T.a.cl, s->subhash);

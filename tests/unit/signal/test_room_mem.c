@@ -309,7 +309,7 @@ static void test_arrive_no_clinic_copy(void **state)
     assert_int_equal(srv->nclinics, 0);
     assert_null(r->q->in_area);
     assert_int_equal(r->status, 0);
-    assert_null(r->name);
+    assert_null(ar__sig_rec_name(r));
     assert_int_equal(npub, 0);
     last_error = 0;
     arrive(&cn, "clinic-1", "area-1");

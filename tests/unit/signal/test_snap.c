@@ -56,14 +56,14 @@ static void arrive(ar__sig_srv_t *srv, int i)
     name[64] = '\0';
     memset(a, '\\', 200);
     a[200] = '\0';
-    r->name = ar_strndup(name, 64);
+    q->name = ar_strndup(name, 64);
     q->ans = ar_calloc(AR_SIG_ANSWERS_MAX, sizeof(*q->ans));
-    LH_CHECK(r->name && q->ans);
+    LH_CHECK(q->name && q->ans);
     for (int k = 0; k < 4; k++) {
         q->ans[k].q = (ar_sig_str_t){ar_strndup("question", 8), 8};
         q->ans[k].a = (ar_sig_str_t){ar_strndup(a, 200), 200};
     }
-    r->nans = 4;
+    q->nans = 4;
     r->status = AR_SIG_ST_WAITING;
     ar__sig_rec_set_area(srv, r, "c1", "big");
     LH_CHECK(r->q->in_area != NULL);
