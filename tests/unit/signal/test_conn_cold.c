@@ -94,40 +94,34 @@ static void test_quiet(void **state)
     lh_stop();
 }
 
-static void test_garbage(void **state)
+/* fn on one connection; no_memory on a second, which must then be closed with code. */
+static void counted_then_closed(void (*fn)(void *), void (*no_memory)(void *), uint16_t code)
 {
-    (void)state;
     lh_start(0, 0);
     int fd = lh_dial("/");
-    lh_run(garbage_counted_then_trimmed, NULL);
+    lh_run(fn, NULL);
     int fd2 = lh_dial("/");
-    lh_run(garbage_without_memory, NULL);
+    lh_run(no_memory, NULL);
     char text[256];
-    uint16_t code = 0;
-    while (lh_read(fd2, text, sizeof(text), &code) >= 0 && code == 0)
+    uint16_t got = 0;
+    while (lh_read(fd2, text, sizeof(text), &got) >= 0 && got == 0)
         ;
-    assert_int_equal(code, AR_SIG_CLOSE_GARBAGE);
+    assert_int_equal(got, code);
     close(fd);
     close(fd2);
     lh_stop();
 }
 
+static void test_garbage(void **state)
+{
+    (void)state;
+    counted_then_closed(garbage_counted_then_trimmed, garbage_without_memory, AR_SIG_CLOSE_GARBAGE);
+}
+
 static void test_rate(void **state)
 {
     (void)state;
-    lh_start(0, 0);
-    int fd = lh_dial("/");
-    lh_run(over_rate_timed, NULL);
-    int fd2 = lh_dial("/");
-    lh_run(over_rate_without_memory, NULL);
-    char text[256];
-    uint16_t code = 0;
-    while (lh_read(fd2, text, sizeof(text), &code) >= 0 && code == 0)
-        ;
-    assert_int_equal(code, AR_SIG_CLOSE_RATE_LIMIT);
-    close(fd);
-    close(fd2);
-    lh_stop();
+    counted_then_closed(over_rate_timed, over_rate_without_memory, AR_SIG_CLOSE_RATE_LIMIT);
 }
 
 int main(void)
