@@ -110,6 +110,11 @@ END {
 
   printf "\nratios against the issue 3 targets (one run):\n"
   a = v("anteroom/idle", "rss_b"); printf "  %-58s %8s  <= 0.5    %s\n", "KiB RSS per idle plain connection (session in a room)", cell(a == "" ? "" : a / 1024, "%.2f"), verdict(a == "" ? "" : a / 1024, 0.5)
+  # PHASES=idle with IDLE_HOLD: the same bar for the sessions held past the first ping, by workers
+  for (i = 1; i <= nw; i++) {
+    a = v("idle-w" wl[i] "/idle", "rss_held_b")
+    if (a != "") printf "  %-58s %8s  <= 0.5    %s\n", "KiB RSS per idle plain session, " wl[i] " worker(s), past 1st ping", cell(a / 1024, "%.2f"), verdict(a / 1024, 0.5)
+  }
   a = v("anteroom-tls/idle", "rss_b"); printf "  %-58s %8s  <= 8      %s\n", "KiB RSS per idle TLS connection (session in a room)", cell(a == "" ? "" : a / 1024, "%.2f"), verdict(a == "" ? "" : a / 1024, 8)
   for (key in R) if (key ~ /^anteroom-tls-.*\/idle$/) {
     a = v(key, "rss_b"); split(key, parts, "/")
