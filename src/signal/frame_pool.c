@@ -6,7 +6,7 @@
  * acknowledgement. An idle session's `joined` and `peer_joined` wait for the client's first
  * `pong`; allocated by malloc between the session's other blocks, their memory stayed with the
  * worker after the acknowledgement (a hole in pages that the session's live blocks keep
- * resident): about 260 bytes per idle session, a quarter of what one costs (docs/performance.md,
+ * resident): 281 of the 973 bytes an idle session cost (docs/performance.md,
  * "Idle sessions: frames in slabs"). Here frames share pages only with frames, so pages whose
  * frames were all acknowledged are handed back to the kernel (MADV_DONTNEED) once they have been
  * empty for AR__SIG_SLAB_IDLE_S seconds.
@@ -134,13 +134,14 @@ static ar__sig_frame_slabs_t *slabs(ar__sig_srv_t *srv)
         return srv->slabs;
     ar__sig_frame_slabs_t *z =
         ar_calloc(1, sizeof(*z) + (size_t)AR__SIG_SLABS * sizeof(slab_t)); /* zero pages */
-    void *base = z ? mmap(NULL, (size_t)AR__SIG_SLABS * SLAB_BYTES, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-                   : MAP_FAILED;
-    if (base == MAP_FAILED) {
+    if (!z)
+        return NULL; /* this frame from malloc; the slabs are tried again at the next */
+    void *base = mmap(NULL, (size_t)AR__SIG_SLABS * SLAB_BYTES, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) { /* no address space for them: frames from malloc for good */
         ar_free(z);
         srv->slabs_failed = 1;
-        ar_log0(AR_LOG_WARN, "signal_frame_slabs_unmapped"); /* frames from malloc */
+        ar_log0(AR_LOG_WARN, "signal_frame_slabs_unmapped");
         return NULL;
     }
     z->base = base;

@@ -135,7 +135,14 @@ static void test_no_memory(void **state)
 {
     (void)state;
     ar__sig_srv_t *srv = su_srv_new(1);
+    /* No memory for the slabs' descriptors at the first frame: that frame is refused, and the
+     * slabs are tried again at the next (not given up for good). */
+    ar_alloc_fail_after(0);
+    assert_null(ar__sig_frame_alloc(srv, 150));
+    assert_true(ar_alloc_fail_after(-1) > 0);
+    assert_int_equal(ar__sig_frame_slabs_resident(srv), 0);
     ar__sig_frame_t *f = filled(srv, 150);
+    assert_int_equal(ar__sig_frame_slabs_resident(srv), 1);
     ar_alloc_fail_after(0);
     ar__sig_frame_t *g = ar__sig_frame_alloc(srv, 150); /* the same slab */
     ar__sig_frame_t *h = ar__sig_frame_alloc(srv, 300); /* a new slab, then malloc */
