@@ -77,6 +77,9 @@ void ar__sig_addrs_free(ar__sig_addrs_t *t);
 #define AR__SIG_HELLO_S 10
 #define AR__SIG_IDLE_S 60
 #define AR__SIG_PING_S 25
+/* The pause after which a client holding frames it has not acknowledged is pinged for its ack
+ * (srv.c ar__sig_conn_acks_due). */
+#define AR__SIG_ACK_ASK_S 2
 #define AR__SIG_GARBAGE 5
 #define AR__SIG_GARBAGE_WINDOW_S 60
 #define AR__SIG_RATE 20u /* messages per second sustained */
@@ -517,8 +520,10 @@ struct ar__sig_conn_s {
     ar__sig_srv_t *srv;
     ar__sig_sess_t *sess;
     ar__sig_conn_cold_t *cold; /* NULL until needed */
-    /* last_ping: when the connection opened, while it says hello (no ping goes before) */
-    uint32_t last_rx, last_ping;
+    /* last_ping: when the connection opened, while it says hello (no ping goes before);
+     * last_tx: when a numbered frame was last written to it (sess.c send_numbered), which the
+     * tick's early ping for an acknowledgement waits on (AR__SIG_ACK_ASK_S). */
+    uint32_t last_rx, last_ping, last_tx;
     uint32_t tokens_ms; /* rate bucket in thousandths of a message */
     /* The loop's monotonic ms at the bucket's last refill, cut to 32 bits: srv.c rate_ok takes
      * the difference modulo 2^32, exact while refills are less than 49 days apart, and a live
@@ -552,6 +557,20 @@ int ar__sig_conn_set_resume(ar__sig_conn_t *cn, ar__sig_resume_t *a);
  * it passes, 0 when refused, -1 when refused and cn closed (at once without memory to time the
  * episode). */
 void ar__sig_conn_cold_trim(ar__sig_conn_t *cn, uint32_t now);
+/* The worker's once-a-second timer (srv.c; data: the worker), set on its loop; a unit test's
+ * loop (loop_harness.h) runs it only when the test sets it there. */
+void ar__sig_srv_tick(uint32_t now, void *data);
+/*
+ * Whether the tick (srv.c) pings cn now to ask its client for an acknowledgement: its session
+ * holds frames the client has not acknowledged, nothing was written to it for AR__SIG_ACK_ASK_S
+ * and no ping went since the last frame. The client acknowledges whenever it answers a ping
+ * (protocol.md 2), so a call's set-up frames (joined, peer_joined, offers, candidates) leave the
+ * replay buffer, and the backup's copy, a few seconds after the flow pauses rather than at the
+ * keepalive up to AR__SIG_PING_S later (docs/performance.md, "Idle sessions: a ping for the
+ * acknowledgement"). A flow of frames is not interrupted (it is acknowledged every 32 frames),
+ * and a client that does not acknowledge is asked once per pause, not every second.
+ */
+int ar__sig_conn_acks_due(const ar__sig_conn_t *cn, uint32_t now);
 void ar__sig_conn_garbage(ar__sig_conn_t *cn);
 int ar__sig_conn_rate_admit(ar__sig_conn_t *cn);
 _Static_assert(AR__SIG_C_GONE < 4, "a connection's state fits its two bits");
@@ -1140,8 +1159,8 @@ int ar__sig_claims_prune(ar__sig_srv_t *srv, ar__sig_sess_t *s);
  * (ar__sig_room_leave: the others get peer_left "removed", every worker the record update, a
  * "seen by" mark it held moves or goes). 1 when it took s out; 0 otherwise (nothing sent). */
 int ar__sig_claims_evict(ar__sig_srv_t *srv, ar__sig_sess_t *s);
-/* The once-a-second sweep (srv.c on_tick) for a live connection: closes a staff session whose
- * token expired more than the token-allowance ago at wall (Unix seconds) with error
+/* The once-a-second sweep (srv.c ar__sig_srv_tick) for a live connection: closes a staff session
+ * whose token expired more than the token-allowance ago at wall (Unix seconds) with error
  * token_expired and close 4001 (the session ends). 1 when it closed cn. */
 int ar__sig_token_sweep(ar__sig_srv_t *srv, ar__sig_conn_t *cn, int64_t wall);
 

@@ -550,7 +550,17 @@ static void begin_drain(ar__sig_srv_t *srv, uint32_t now)
     ar_log0(AR_LOG_INFO, "signal_drain_started");
 }
 
-static void on_tick(uint32_t now, void *data)
+/* The ping that asks for an acknowledgement (internal.h). "No ping since the last frame" is
+ * last_ping at or before last_tx on the loop's 32-bit clock: a ping in the same second as a
+ * frame may have gone before it. */
+int ar__sig_conn_acks_due(const ar__sig_conn_t *cn, uint32_t now)
+{
+    const ar__sig_sess_t *s = cn->sess;
+    return s && s->head && now - cn->last_tx >= AR__SIG_ACK_ASK_S &&
+           (int32_t)(cn->last_ping - cn->last_tx) <= 0;
+}
+
+void ar__sig_srv_tick(uint32_t now, void *data)
 {
     ar__sig_srv_t *srv = data;
     srv->now = now;
@@ -593,7 +603,7 @@ static void on_tick(uint32_t now, void *data)
             (now - cn->last_rx >= AR__SIG_IDLE_S + AR__SIG_PING_S ||
              !ar_sn_conn_input_waiting(cn->c))) {
             ar__sig_conn_close(cn, AR_SIG_CLOSE_IDLE);
-        } else if (now - cn->last_ping >= AR__SIG_PING_S) {
+        } else if (now - cn->last_ping >= AR__SIG_PING_S || ar__sig_conn_acks_due(cn, now)) {
             cn->last_ping = now;
             ar_sig_msg_t m;
             ar_sig_msg_init(&m, AR_SIG_PING);
@@ -853,7 +863,7 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     if (rc == 0)
         rc = ar_sn_loop_new(&nc, &h, &srv->loop);
     if (rc == 0)
-        ar_sn_loop_set_tick(srv->loop, on_tick, srv);
+        ar_sn_loop_set_tick(srv->loop, ar__sig_srv_tick, srv);
     /* A worker restarted on a draining node has a drain waiting (supervise.c): its first
      * heartbeat says so, or other workers would pick it as a backup. */
     if (rc == 0 && drain_pending())
