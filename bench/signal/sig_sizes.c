@@ -67,8 +67,10 @@ int main(int argc, char **argv)
     printf("compact claims %zu B + strings (allocated %zu B for a patient with room, clinic, "
            "area), on the owner\n",
            claims, chunk(claims + room_id + clinic + 3));
-    printf("connection state %zu B (allocated %zu B), on the owner\n", sizeof(ar__sig_conn_t),
-           chunk(sizeof(ar__sig_conn_t)));
+    printf("connection state %zu B in the net layer's allocation of the connection (its %d B and "
+           "this: allocated %zu B together), on the owner\n",
+           sizeof(ar__sig_conn_t), AR_SN_CONN_SIZE,
+           chunk(AR_SN_CONN_SIZE + sizeof(ar__sig_conn_t)));
     if (argc < 3)
         return 0;
     int n = argc > 3 ? atoi(argv[3]) : 20000;

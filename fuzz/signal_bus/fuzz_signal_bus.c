@@ -155,7 +155,8 @@ static int worker_new(worker_t *w, int i)
     static const char *const origins[] = {"https://app.example.org"};
     static const ar_ws_upgrade_conf_t up = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
     ar_sn_handler_t h;
-    ar_sn_conf_t nc = {.upgrade = &up, .max_message = AR_SIG_FRAME_MAX};
+    ar_sn_conf_t nc = {
+        .upgrade = &up, .max_message = AR_SIG_FRAME_MAX, .conn_area = sizeof(ar__sig_conn_t)};
     w->conf.jurisdiction = (char *)"eu";
     w->conf.node_name = (char *)node_of[i];
     w->conf.grace = 30000;

@@ -537,9 +537,17 @@ struct ar__sig_conn_s {
      * (refresh.c ar__sig_token_sweep). */
     uint8_t staff : 1;
 };
-/* One per held connection, on its owner: at 72 bytes or less it takes glibc's 80-byte chunk,
- * not the 96-byte one it took with the rarely used fields in it. */
-_Static_assert(sizeof(ar__sig_conn_t) <= 72, "a connection's state fits an 80-byte malloc chunk");
+/* One per held connection, on its owner, in the net layer's allocation of the connection (its
+ * area, srv.c conn_of): with the net layer's 48 bytes, 120 bytes or less take glibc's 128-byte
+ * chunk, where the two apart took a 64-byte and an 80-byte one. */
+_Static_assert(AR_SN_CONN_SIZE + sizeof(ar__sig_conn_t) <= 120,
+               "a connection and its state fit a 128-byte malloc chunk");
+
+/* c's state (srv.c): it lives in the net layer's area of c (conn_area), the same allocation, a
+ * 128-byte chunk with the net layer's 48 bytes where the two apart took 64 and 80. Its srv is set
+ * when the upgrade opened c: NULL before (or when on_open refused it), while the area is zeroed
+ * and c has no state. */
+ar__sig_conn_t *ar__sig_conn_of(ar_sn_conn_t *c);
 
 /* cn's resume attempt, or NULL. */
 static inline ar__sig_resume_t *ar__sig_conn_resume(const ar__sig_conn_t *cn)

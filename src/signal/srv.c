@@ -167,6 +167,12 @@ static int count_proxied(ar__sig_srv_t *srv, ar_sn_conn_t *c, const ar_ws_upgrad
 
 /* ---- net callbacks ---- */
 
+ar__sig_conn_t *ar__sig_conn_of(ar_sn_conn_t *c)
+{
+    ar__sig_conn_t *cn = ar_sn_conn_area(c);
+    return cn->srv ? cn : NULL;
+}
+
 static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
 {
     ar__sig_srv_t *srv = data;
@@ -176,9 +182,11 @@ static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
         return -1; /* closed with 1008 before any session exists */
     }
     ar_sn_conn_set_tag(c, (uint16_t)tag); /* released with the socket (on_release) */
-    ar__sig_conn_t *cn = ar_calloc(1, sizeof(*cn));
-    if (!cn)
+    if (ar_sn_conn_area_size(c) < sizeof(ar__sig_conn_t)) { /* a loop made without conn_area */
+        ar_log0(AR_LOG_ERROR, "signal_conn_area_too_small");
         return -1;
+    }
+    ar__sig_conn_t *cn = ar_sn_conn_area(c); /* zeroed, allocated with c */
     cn->c = c;
     cn->srv = srv;
     cn->last_rx = cn->last_ping = srv->now;
@@ -188,7 +196,6 @@ static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
     if (srv->conns)
         srv->conns->prev = cn;
     srv->conns = cn;
-    ar_sn_conn_set_data(c, cn);
     ar_metric_add(srv->m.conns, 0, 1);
     return 0;
 }
@@ -203,7 +210,7 @@ static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
 static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
 {
     ar__sig_srv_t *srv = data;
-    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    ar__sig_conn_t *cn = ar__sig_conn_of(c);
     if (!cn || cn->state == AR__SIG_C_GONE)
         return;
     ar__sig_drain_forget(srv, cn); /* the paced drain's cursor moves off it */
@@ -230,17 +237,17 @@ static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
 static void on_free(ar_sn_conn_t *c, void *data)
 {
     ar__sig_srv_t *srv = data;
-    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    ar__sig_conn_t *cn = ar__sig_conn_of(c);
     if (!cn)
         return;
-    ar_sn_conn_set_data(c, NULL);
     /* A session freed or handed to another connection meanwhile has let go of cn. */
     if (cn->sess && cn->sess->conn == cn) {
         cn->sess->conn = NULL;
         ar__sig_sess_lost(srv, cn->sess, cn->close_code);
     }
     ar_free(cn->cold); /* its attempt went at the close */
-    ar_free(cn);
+    cn->cold = NULL;
+    /* cn's memory goes with c's, after this (ar_sn_conn_area). */
 }
 
 ar__sig_conn_cold_t *ar__sig_conn_cold(ar__sig_conn_t *cn)
@@ -451,7 +458,7 @@ int ar__sig_conn_rate_admit(ar__sig_conn_t *cn)
 static int on_control(ar_sn_conn_t *c, uint8_t opcode, void *ud)
 {
     ar__sig_srv_t *srv = ud;
-    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    ar__sig_conn_t *cn = ar__sig_conn_of(c);
     (void)opcode;
     if (!cn || cn->state == AR__SIG_C_GONE)
         return 1;
@@ -462,7 +469,7 @@ static int on_control(ar_sn_conn_t *c, uint8_t opcode, void *ud)
 static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len, void *ud)
 {
     ar__sig_srv_t *srv = ud;
-    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    ar__sig_conn_t *cn = ar__sig_conn_of(c);
     if (!cn || cn->state == AR__SIG_C_GONE)
         return;
     srv->now = ar_sn_loop_now(srv->loop); /* the loop's turn may have started seconds ago */
@@ -523,7 +530,7 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
 static void on_writable(ar_sn_conn_t *c, void *data)
 {
     (void)data;
-    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    ar__sig_conn_t *cn = ar__sig_conn_of(c);
     if (cn)
         ar__sig_snap_writable(cn);
 }
@@ -857,7 +864,8 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
                        .handshake_timeout_s = AR__SIG_HELLO_S,
                        .idle_timeout_s = 200, /* our own 60 s idle rule closes with 4009 first */
                        .tls = tls,
-                       .too_big_code = AR_SIG_CLOSE_TOO_BIG};
+                       .too_big_code = AR_SIG_CLOSE_TOO_BIG,
+                       .conn_area = sizeof(ar__sig_conn_t)};
     ar_sn_handler_t h;
     ar__sig_net_handler(srv, &h);
     if (rc == 0)

@@ -627,9 +627,24 @@ int ar_sn_conn_notify_writable(ar_sn_conn_t *c)
     return ar__sn_epoll_update(c);
 }
 
+void *ar_sn_conn_area(ar_sn_conn_t *c)
+{
+    return c + 1;
+}
+
+size_t ar_sn_conn_area_size(const ar_sn_conn_t *c)
+{
+    return c->loop->conf.conn_area;
+}
+
+ar_sn_conn_t *ar_sn_conn_of_area(void *area)
+{
+    return (ar_sn_conn_t *)area - 1;
+}
+
 void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data)
 {
-    c->data = data;
+    memcpy(c + 1, &data, sizeof(data));
 }
 
 int ar_sn_conn_input_waiting(const ar_sn_conn_t *c)
@@ -640,7 +655,9 @@ int ar_sn_conn_input_waiting(const ar_sn_conn_t *c)
 
 void *ar_sn_conn_data(const ar_sn_conn_t *c)
 {
-    return c->data;
+    void *data;
+    memcpy(&data, c + 1, sizeof(data));
+    return data;
 }
 
 uint16_t ar_sn_conn_tag(const ar_sn_conn_t *c)

@@ -163,7 +163,7 @@ int ar_sn_loop_new(const ar_sn_conf_t *conf, const ar_sn_handler_t *handler, ar_
 {
     *out = NULL;
     if (!conf || !handler || !conf->upgrade || conf->idle_timeout_s >= AR__SN_WHEEL - 10 ||
-        conf->handshake_timeout_s >= AR__SN_WHEEL - 10)
+        conf->handshake_timeout_s >= AR__SN_WHEEL - 10 || conf->conn_area > 1024)
         return AR_EINVAL;
     ar_sn_loop_t *l = ar_calloc(1, sizeof(*l));
     if (!l)
@@ -177,6 +177,8 @@ int ar_sn_loop_new(const ar_sn_conf_t *conf, const ar_sn_handler_t *handler, ar_
         l->conf.handshake_timeout_s = 10;
     if (!l->conf.idle_timeout_s)
         l->conf.idle_timeout_s = 60;
+    if (l->conf.conn_area < sizeof(void *))
+        l->conf.conn_area = sizeof(void *);
     l->h = *handler;
     l->start_ms = l->now_ms = mono_ms();
     l->stopfd = -1;
@@ -292,7 +294,7 @@ static int fd_exhausted(ar_sn_loop_t *l, int lfd)
  * AR_EPERM (accept_cb refused it), AR_ENOMEM, or AR_ESYS / the TLS library's error. */
 static int take(ar_sn_loop_t *l, int fd, const struct sockaddr_storage *ss)
 {
-    ar_sn_conn_t *c = ar_calloc(1, sizeof(*c));
+    ar_sn_conn_t *c = ar_calloc(1, sizeof(*c) + l->conf.conn_area);
     if (!c) {
         close(fd);
         return AR_ENOMEM;

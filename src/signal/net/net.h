@@ -48,7 +48,15 @@ typedef struct ar_sn_conf_s {
     ar_sn_tls_ctx_t *tls;         /* NULL for plain WebSocket; borrowed, must outlive the loop */
     uint16_t too_big_code;        /* close code for a message over max_message; 0: 1009 (an
                                      application may name its own, e.g. 4008) */
+    /* Bytes of application memory that come with each connection, zeroed, 8-byte aligned, right
+     * after the library's own (ar_sn_conn_area): an application's per-connection state in the
+     * same allocation, which saves a malloc chunk and a pointer per held connection. 0: one
+     * pointer, the one ar_sn_conn_set_data and ar_sn_conn_data keep. At most 1,024. */
+    uint16_t conn_area;
 } ar_sn_conf_t;
+/* The library's bytes of a connection, before its area: an application sizing its state to a
+ * malloc chunk counts these with it. */
+#define AR_SN_CONN_SIZE 48
 
 typedef struct ar_sn_handler_s {
     /*
@@ -75,7 +83,8 @@ typedef struct ar_sn_handler_s {
     void (*close_cb)(ar_sn_conn_t *c, uint16_t code, void *data);
     /*
      * The connection is about to be freed (after close_cb, outside any other callback of this
-     * loop's batch): the application frees what it attached with ar_sn_conn_set_data here.
+     * loop's batch): the application frees what it attached with ar_sn_conn_set_data, or what
+     * its area points to, here; the area itself goes with the connection after this call.
      * ar_sn_conn_data() still works; sending or closing does nothing. May be NULL.
      */
     void (*free_cb)(ar_sn_conn_t *c, void *data);
@@ -166,6 +175,13 @@ size_t ar_sn_conn_outgoing(const ar_sn_conn_t *c);
 AR_MUST_CHECK int ar_sn_conn_notify_writable(ar_sn_conn_t *c);
 /* Starts a clean close: a close frame with this code, then the TCP close. Idempotent. */
 void ar_sn_close(ar_sn_conn_t *c, uint16_t code);
+/* c's application memory (conf.conn_area bytes; zeroed when c was accepted; freed with c, after
+ * free_cb), and the connection whose memory area is. */
+void *ar_sn_conn_area(ar_sn_conn_t *c);
+size_t ar_sn_conn_area_size(const ar_sn_conn_t *c);
+ar_sn_conn_t *ar_sn_conn_of_area(void *area);
+/* A pointer kept in the first bytes of c's area: for applications that keep their state
+ * elsewhere (and ask for no conn_area of their own, or a larger one that starts with it). */
 void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data);
 /* The peer's address (getpeername); AR_ESYS when the socket has none. For per-address caps:
  * never log it except through AR_LF_ADDR. */

@@ -26,7 +26,7 @@ void su_worker_new(su_worker_t *w, uint64_t id, int start, long inbox_max)
     w->srv->node_id = id;
     w->srv->metrics = ar_metrics_new();
     assert_non_null(w->srv->metrics);
-    ar_sn_conf_t nc = {.upgrade = &upconf};
+    ar_sn_conf_t nc = {.upgrade = &upconf, .conn_area = sizeof(ar__sig_conn_t)};
     ar_sn_handler_t h = {0};
     assert_int_equal(ar_sn_loop_new(&nc, &h, &w->srv->loop), 0);
     if (start) {

@@ -57,7 +57,7 @@ static int w_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
     int rc = H.inner.open_cb(c, up, data);
     if (rc == 0 && strcmp(up->path, "/dead") == 0)
         (void)shutdown(c->fd, SHUT_WR); /* every later write fails (EPIPE) */
-    LH.last = ar_sn_conn_data(c);
+    LH.last = ar__sig_conn_of(c);
     atomic_fetch_add(&LH.opened, 1);
     return rc;
 }
@@ -105,7 +105,8 @@ void lh_start(int bus, long inbox_max)
     ar_sn_handler_t h = H.inner;
     h.open_cb = w_open;
     h.free_cb = w_free;
-    ar_sn_conf_t nc = {.upgrade = &upconf, .max_message = AR_SIG_FRAME_MAX};
+    ar_sn_conf_t nc = {
+        .upgrade = &upconf, .max_message = AR_SIG_FRAME_MAX, .conn_area = sizeof(ar__sig_conn_t)};
     assert_int_equal(ar_sn_loop_new(&nc, &h, &LH.srv->loop), 0);
     if (bus)
         assert_int_equal(ar__sig_bus_new(LH.srv), 0);

@@ -74,7 +74,7 @@ static int setup(void **state)
     f->conf.node_name = (char *)"n1";
     f->srv = su_srv_new(US);
     f->srv->conf = &f->conf;
-    ar_sn_conf_t nc = {.upgrade = &upconf};
+    ar_sn_conf_t nc = {.upgrade = &upconf, .conn_area = sizeof(ar__sig_conn_t)};
     ar_sn_handler_t h = {0};
     assert_int_equal(ar_sn_loop_new(&nc, &h, &f->srv->loop), 0);
     assert_int_equal(ar__sig_bus_new(f->srv), 0);

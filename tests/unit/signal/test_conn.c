@@ -50,7 +50,7 @@ static int w_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
 
 static void w_message(ar_sn_conn_t *c, uint8_t op, const uint8_t *msg, size_t len, void *data)
 {
-    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    ar__sig_conn_t *cn = ar__sig_conn_of(c);
     atomic_store(&T.in_message, 1);
     T.inner.message_cb(c, op, msg, len, data);
     atomic_store(&T.in_message, 0);
@@ -68,7 +68,7 @@ static void w_close(ar_sn_conn_t *c, uint16_t code, void *data)
 
 static void w_free(ar_sn_conn_t *c, void *data)
 {
-    ar__sig_conn_t *cn = ar_sn_conn_data(c);
+    ar__sig_conn_t *cn = ar__sig_conn_of(c);
     if (cn) {
         atomic_store(&T.freed_state, cn->state);
         atomic_store(&T.freed_code, cn->close_code);
@@ -101,7 +101,8 @@ static int setup(void **state)
                          .close_cb = w_close,
                          .free_cb = w_free,
                          .data = T.srv};
-    ar_sn_conf_t nc = {.upgrade = &upconf, .max_message = AR_SIG_FRAME_MAX};
+    ar_sn_conf_t nc = {
+        .upgrade = &upconf, .max_message = AR_SIG_FRAME_MAX, .conn_area = sizeof(ar__sig_conn_t)};
     assert_int_equal(ar_sn_loop_new(&nc, &h, &T.srv->loop), 0);
     assert_int_equal(ar_sn_loop_listen(T.srv->loop, "127.0.0.1", 0, &T.port), 0);
     assert_int_equal(pthread_create(&T.thread, NULL, run, NULL), 0);

@@ -56,8 +56,10 @@ static void test_batch_arithmetic(void **state)
 /* The worker's connection list as the net layer builds it (srv.c on_open puts new ones first). */
 typedef struct {
     ar_sn_conn_t c;
-    ar__sig_conn_t *cn;
+    ar__sig_conn_t area; /* the connection's state, in its area as the net layer allocates it */
+    ar__sig_conn_t *cn;  /* &area while open */
 } fake_t;
+_Static_assert(offsetof(fake_t, area) == sizeof(ar_sn_conn_t), "the state is in c's area");
 
 #define N 30
 
@@ -66,8 +68,7 @@ static ar_sn_handler_t H;
 static ar__sig_conn_t *open_conn(ar__sig_srv_t *srv, fake_t *f, uint8_t state)
 {
     memset(f, 0, sizeof(*f));
-    ar__sig_conn_t *cn = ar_calloc(1, sizeof(*cn));
-    assert_non_null(cn);
+    ar__sig_conn_t *cn = &f->area;
     cn->c = &f->c;
     cn->srv = srv;
     cn->state = state & 3u;
@@ -75,7 +76,6 @@ static ar__sig_conn_t *open_conn(ar__sig_srv_t *srv, fake_t *f, uint8_t state)
     if (srv->conns)
         srv->conns->prev = cn;
     srv->conns = cn;
-    ar_sn_conn_set_data(&f->c, cn);
     f->cn = cn;
     return cn;
 }
@@ -83,7 +83,7 @@ static ar__sig_conn_t *open_conn(ar__sig_srv_t *srv, fake_t *f, uint8_t state)
 static void close_conn(ar__sig_srv_t *srv, fake_t *f)
 {
     H.close_cb(&f->c, 1000, srv);
-    H.free_cb(&f->c, srv); /* cn is freed here */
+    H.free_cb(&f->c, srv); /* the state let go of (its memory is c's) */
     f->cn = NULL;
 }
 
