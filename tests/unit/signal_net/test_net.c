@@ -43,14 +43,37 @@ typedef struct server_s {
     /* "paced": messages still to send as the connection drains, writable_cb calls, and the
      * most output ever queued */
     atomic_int paced_left, paced_sent, writables, max_queued;
+    /* test_conn_area: the loop's conn_area, and what each connection's area held when it opened
+     * (1: zeroed) and when it was freed (1: still what on_open wrote) */
+    uint16_t area;
+    atomic_int area_zeroed, area_kept;
 } server_t;
 
 static server_t srv;
+
+/* What test_conn_area's connections write in their area: byte i is i + 1. */
+static int area_holds_pattern(ar_sn_conn_t *c)
+{
+    const uint8_t *a = ar_sn_conn_area(c);
+    for (size_t i = 0; i < srv.area; i++)
+        if (a[i] != (uint8_t)(i + 1))
+            return 0;
+    return ar_sn_conn_area_size(c) == srv.area && ar_sn_conn_of_area(ar_sn_conn_area(c)) == c;
+}
 
 static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
 {
     (void)data;
     atomic_fetch_add(&srv.opened, 1);
+    if (srv.area) {
+        uint8_t *a = ar_sn_conn_area(c);
+        int zeroed = 1;
+        for (size_t i = 0; i < srv.area; i++) {
+            zeroed &= a[i] == 0;
+            a[i] = (uint8_t)(i + 1);
+        }
+        atomic_store(&srv.area_zeroed, zeroed);
+    }
     if (strcmp(up->path, "/dead") == 0) /* every write fails: the first send kills it */
         (void)shutdown(c->fd, SHUT_WR);
     if (strcmp(up->path, "/small") == 0) { /* a small send buffer: writes stall early */
@@ -142,6 +165,12 @@ static void on_message(ar_sn_conn_t *c, uint8_t op, const uint8_t *msg, size_t l
             atomic_store(&srv.send_err, err);
         return;
     }
+    if (len == 4 && memcmp(msg, "area", 4) == 0) {
+        int err = ar_sn_send(c, AR_WS_OP_TEXT, area_holds_pattern(c) ? "area:1" : "area:0", 6);
+        if (err)
+            atomic_store(&srv.send_err, err);
+        return;
+    }
     if (len == 3 && memcmp(msg, "die", 3) == 0) {
         /* The send fails and drops the connection inside it; c stays usable until the batch
          * ends: the next send says AR_ESTATE, a close does nothing, its data is still there. */
@@ -181,7 +210,9 @@ static void on_close(ar_sn_conn_t *c, uint16_t code, void *data)
 
 static void on_free(ar_sn_conn_t *c, void *data)
 {
-    (void)c, (void)data;
+    (void)data;
+    if (srv.area)
+        atomic_store(&srv.area_kept, area_holds_pattern(c));
     atomic_fetch_add(&srv.freed, 1);
 }
 
@@ -192,15 +223,18 @@ static void *run(void *arg)
     return NULL;
 }
 
-static void start(uint16_t hs_timeout, uint16_t idle_timeout, ar_sn_tls_ctx_t *tls)
+static void start_area(uint16_t hs_timeout, uint16_t idle_timeout, ar_sn_tls_ctx_t *tls,
+                       uint16_t area)
 {
     memset(&srv, 0, sizeof(srv));
+    srv.area = area;
     ar_sn_conf_t conf = {.upgrade = &upconf,
                          .max_message = 4096,
                          .max_outgoing = 128 * 1024,
                          .handshake_timeout_s = hs_timeout,
                          .idle_timeout_s = idle_timeout,
-                         .tls = tls};
+                         .tls = tls,
+                         .conn_area = area};
     ar_sn_handler_t h = {.open_cb = on_open,
                          .message_cb = on_message,
                          .close_cb = on_close,
@@ -209,6 +243,11 @@ static void start(uint16_t hs_timeout, uint16_t idle_timeout, ar_sn_tls_ctx_t *t
     assert_int_equal(ar_sn_loop_new(&conf, &h, &srv.loop), 0);
     assert_int_equal(ar_sn_loop_listen(srv.loop, "127.0.0.1", 0, &srv.port), 0);
     assert_int_equal(pthread_create(&srv.thread, NULL, run, NULL), 0);
+}
+
+static void start(uint16_t hs_timeout, uint16_t idle_timeout, ar_sn_tls_ctx_t *tls)
+{
+    start_area(hs_timeout, idle_timeout, tls, 0);
 }
 
 static void stop(void)
@@ -435,6 +474,32 @@ static void test_echo_and_close(void **state)
     wait_for(&srv.closed, 1);
     assert_int_equal(atomic_load(&srv.last_code), 1000);
     hangup(&c);
+    stop();
+}
+
+/* The application's memory in the connection's allocation (conf.conn_area): zeroed at the
+ * accept, kept through the connection's life and still there in free_cb; too large a request is
+ * refused. */
+static void test_conn_area(void **state)
+{
+    (void)state;
+    ar_sn_conf_t big = {.upgrade = &upconf, .conn_area = 1025};
+    ar_sn_handler_t none = {0};
+    ar_sn_loop_t *l = NULL;
+    assert_int_equal(ar_sn_loop_new(&big, &none, &l), AR_EINVAL);
+    start_area(5, 30, NULL, 72);
+    client_t c = dial(NULL);
+    assert_int_equal(upgrade(&c, "/signal", "https://app.example.org"), 101);
+    wait_for(&srv.opened, 1);
+    assert_int_equal(atomic_load(&srv.area_zeroed), 1);
+    send_frame(&c, 0x81, "area", 4, 1);
+    uint8_t b[64];
+    size_t n;
+    assert_int_equal(read_frame(&c, b, sizeof(b), &n), AR_WS_OP_TEXT);
+    assert_memory_equal(b, "area:1", 6);
+    hangup(&c);
+    wait_for(&srv.freed, 1);
+    assert_int_equal(atomic_load(&srv.area_kept), 1);
     stop();
 }
 
@@ -969,7 +1034,7 @@ int main(void)
         cmocka_unit_test(test_tls_wolfssl),     cmocka_unit_test(test_tls_boringssl),
         cmocka_unit_test(test_alloc_failure),   cmocka_unit_test(test_reuseport),
         cmocka_unit_test(test_killed_in_send),  cmocka_unit_test(test_paced_writer),
-        cmocka_unit_test(test_adopt_and_turn),
+        cmocka_unit_test(test_adopt_and_turn),  cmocka_unit_test(test_conn_area),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
