@@ -12,7 +12,8 @@
  * patients' names and answers), and a room they would no longer let it join is left (no more
  * of that call's media negotiation: offers, answers, candidates). A staff member whose account
  * lost its roles gets no token from the app: its session is closed by the once-a-second sweep
- * (srv.c ar__sig_srv_tick) when the token it holds is past its exp by more than the token-allowance.
+ * (srv.c ar__sig_srv_tick) when the token it holds is past its exp by more than the
+ * token-allowance.
  *
  * Patients and invitees are not watched: their sessions end with their consultation, and a
  * patient may resume with an expired token by design (5.10).
