@@ -100,12 +100,12 @@ static void test_offers_answers(void **state)
     relay_str("{\"v\":1,\"type\":\"offer\",\"to\":\"p2\",\"sdp\":\"v=0\\r\\no=- 1 2 IN IP4 "
               "127.0.0.1\\r\\n\"}",
               1);
-    relay_str("{\"v\":1,\"type\":\"offer\",\"id\":7,\"to\":\"p2\",\"sdp\":\"v=0\",\"restart\":true}",
-              1);
+    relay_str(
+        "{\"v\":1,\"type\":\"offer\",\"id\":7,\"to\":\"p2\",\"sdp\":\"v=0\",\"restart\":true}", 1);
     relay_str("{\"v\":1,\"type\":\"offer\",\"to\":\"p2\",\"sdp\":\"v=0\",\"restart\":false}", 1);
     /* Any order, white space: the builder's order out, compact. */
-    relay_str("{\"restart\":true,\"sdp\":\"v=0\",\"to\":\"p2\",\"id\":3,\"type\":\"offer\",\"v\":1}",
-              1);
+    relay_str(
+        "{\"restart\":true,\"sdp\":\"v=0\",\"to\":\"p2\",\"id\":3,\"type\":\"offer\",\"v\":1}", 1);
     relay_str("{ \"v\" : 1 ,\n\t\"type\" : \"offer\" , \"to\" : \"p2\" , \"sdp\" : \"v=0\" }\n", 1);
     /* The SDP with every kind of escape and raw UTF-8: forwarded as sent, as the builder does. */
     relay_str("{\"v\":1,\"type\":\"offer\",\"to\":\"p2\",\"sdp\":\"a=x:\\\"q\\\" \\\\ \\/ "
@@ -122,12 +122,14 @@ static void test_offers_answers(void **state)
 static void test_candidates(void **state)
 {
     (void)state;
-    relay_str("{\"v\":1,\"type\":\"candidate\",\"id\":4,\"to\":\"p2\",\"candidate\":\"candidate:1 1 "
-              "udp 2122260223 192.0.2.1 54400 typ host\",\"mid\":\"0\",\"mline\":0,\"ufrag\":"
-              "\"abcd\"}",
-              1);
+    relay_str(
+        "{\"v\":1,\"type\":\"candidate\",\"id\":4,\"to\":\"p2\",\"candidate\":\"candidate:1 1 "
+        "udp 2122260223 192.0.2.1 54400 typ host\",\"mid\":\"0\",\"mline\":0,\"ufrag\":"
+        "\"abcd\"}",
+        1);
     relay_str("{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"c\",\"mline\":3}", 1);
-    relay_str("{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"c\",\"mid\":\"a\"}", 1);
+    relay_str("{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"c\",\"mid\":\"a\"}",
+              1);
     /* The end of candidates, nulls (absent, so left out), and -0 (written as the builder's 0). */
     relay_str("{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"\",\"mid\":null}", 1);
     relay_str("{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"\",\"mid\":null,"
@@ -140,9 +142,18 @@ static void test_candidates(void **state)
                                  "\"candidate\":\"c\",\"mline\":0}") +
                          (int)sizeof(from) - 1);
     assert_non_null(strstr(fast, "\"mline\":0}"));
+    /* Every mline, written as the builder writes an integer. */
+    for (int line = 0; line <= 255; line++) {
+        char f[128];
+        snprintf(f, sizeof(f),
+                 "{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"c\",\"mline\":%d}",
+                 line);
+        memset(fast, 'x', 64); /* no NUL left from an earlier frame */
+        relay_str(f, 1);
+    }
     /* An escape in the mid, in the candidate: the full parse, then the builder. */
-    relay_str("{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"c\",\"mid\":\"0\\/1\"}",
-              0);
+    relay_str(
+        "{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"c\",\"mid\":\"0\\/1\"}", 0);
     relay_str("{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"\\\"c\\\"\"}", 0);
 }
 
@@ -156,8 +167,8 @@ static void test_largest_members(void **state)
     memset(cand, 'c', sizeof(cand) - 1);
     memset(mid, 'm', sizeof(mid) - 1);
     memset(ufrag, 'u', sizeof(ufrag) - 1);
-    id[sizeof(id) - 1] = cand[sizeof(cand) - 1] = mid[sizeof(mid) - 1] =
-        ufrag[sizeof(ufrag) - 1] = '\0';
+    id[sizeof(id) - 1] = cand[sizeof(cand) - 1] = mid[sizeof(mid) - 1] = ufrag[sizeof(ufrag) - 1] =
+        '\0';
     int n = snprintf(frame, sizeof(frame),
                      "{\"v\":1,\"type\":\"candidate\",\"to\":\"%s\",\"candidate\":\"%s\",\"mid\":"
                      "\"%s\",\"mline\":255,\"ufrag\":\"%s\"}",
@@ -205,8 +216,9 @@ static void test_largest_offer(void **state)
 static void test_too_big_candidate(void **state)
 {
     (void)state;
-    const char *f = "{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"c\",\"mid\":\"0\","
-                    "\"mline\":7,\"ufrag\":\"u\"}";
+    const char *f =
+        "{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"c\",\"mid\":\"0\","
+        "\"mline\":7,\"ufrag\":\"u\"}";
     int n = relay_str(f, 1);
     assert_true(n > 0);
     /* Every cap from one byte to the frame: the same AR_ETOOBIG as the builder, wherever the
@@ -312,9 +324,9 @@ int main(void)
 {
     ar_sig_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tables_agree),      cmocka_unit_test(test_offers_answers),
-        cmocka_unit_test(test_candidates),        cmocka_unit_test(test_largest_members),
-        cmocka_unit_test(test_largest_offer),     cmocka_unit_test(test_too_big_candidate),
+        cmocka_unit_test(test_tables_agree),    cmocka_unit_test(test_offers_answers),
+        cmocka_unit_test(test_candidates),      cmocka_unit_test(test_largest_members),
+        cmocka_unit_test(test_largest_offer),   cmocka_unit_test(test_too_big_candidate),
         cmocka_unit_test(test_left_to_builder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
