@@ -26,16 +26,20 @@ static char out3[AR_SIG_OUT_MAX + 1];
 static char out4[AR_SIG_OUT_MAX + 1];
 static char out5[AR_SIG_OUT_MAX + 1];
 
+/* The peer of a relayed offer, answer or candidate ("to" or "from"); NULL for any other type. */
+static ar_sig_str_t *relay_peer(ar_sig_msg_t *m)
+{
+    if (m->type == AR_SIG_OFFER || m->type == AR_SIG_ANSWER)
+        return &m->u.sdp.peer;
+    return m->type == AR_SIG_CANDIDATE ? &m->u.cand.peer : NULL;
+}
+
 /* The relay of a client frame f read by the relay's parse: from the client's bytes when the
  * flat parse read it, the builder's frame byte for byte, at the server's cap (AR_SIG_OUT_MAX less
  * what the seq and fid splice adds, src/signal/internal.h) and one byte short of the frame. */
 static void check_relay_build(ar_sig_msg_t *f)
 {
-    ar_sig_str_t *peer = NULL;
-    if (f->type == AR_SIG_OFFER || f->type == AR_SIG_ANSWER)
-        peer = &f->u.sdp.peer;
-    else if (f->type == AR_SIG_CANDIDATE)
-        peer = &f->u.cand.peer;
+    ar_sig_str_t *peer = relay_peer(f);
     if (peer == NULL)
         return;
     static const char from[] = "Ab-_0123456789abcdefgh";
@@ -99,11 +103,7 @@ static void check_refusal(const ar_sig_err_t *err)
 static void check_relay(ar_sig_msg_t *m)
 {
     static const char longest[] = "ppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp";
-    ar_sig_str_t *peer = NULL;
-    if (m->type == AR_SIG_OFFER || m->type == AR_SIG_ANSWER)
-        peer = &m->u.sdp.peer;
-    else if (m->type == AR_SIG_CANDIDATE)
-        peer = &m->u.cand.peer;
+    ar_sig_str_t *peer = relay_peer(m);
     if (peer == NULL)
         return;
     ar_sig_str_t keep = *peer;
