@@ -371,8 +371,7 @@ int ar_sig_build_relay(const ar_sig_msg_t *msg, char *out, size_t cap)
         }
         peer = &msg->u.cand.peer;
         n = sizeof(cand) - 1 + peer->len + sizeof(k_cand) - 1 + c->len + 1 +
-            (mid->p ? sizeof(k_mid) - 1 + mid->len + 1 : 0) +
-            (ml ? sizeof(k_mline) - 1 + ml : 0) +
+            (mid->p ? sizeof(k_mid) - 1 + mid->len + 1 : 0) + (ml ? sizeof(k_mline) - 1 + ml : 0) +
             (ufrag->p ? sizeof(k_ufrag) - 1 + ufrag->len + 1 : 0) + 1;
         break;
     }
