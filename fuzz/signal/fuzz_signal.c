@@ -9,7 +9,10 @@
  *     longest peer id and sequence number, it still fits a server frame;
  *   - the relay's parse (AR_SIG_PARSE_KEEP_SDP_JSON | AR_SIG_PARSE_BORROW: the SDP kept as
  *     sent, flat frames read without jansson) gives the full parse's answer: the same refusal,
- *     or a message that builds to the same frame once its kept SDP is decoded.
+ *     or a message that builds to the same frame once its kept SDP is decoded;
+ *   - a client offer, answer or candidate the flat parse read relays from its own bytes
+ *     (ar_sig_build_relay) to exactly the builder's frame, and is refused as too big at exactly
+ *     the builder's size; one the full parse read is left to the builder.
  */
 #include "signal/signal.h"
 
@@ -20,6 +23,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char out1[AR_SIG_OUT_MAX + 1];
 static char out2[AR_SIG_OUT_MAX + 1];
 static char out3[AR_SIG_OUT_MAX + 1];
+static char out4[AR_SIG_OUT_MAX + 1];
+static char out5[AR_SIG_OUT_MAX + 1];
+
+/* The peer of a relayed offer, answer or candidate ("to" or "from"); NULL for any other type. */
+static ar_sig_str_t *relay_peer(ar_sig_msg_t *m)
+{
+    if (m->type == AR_SIG_OFFER || m->type == AR_SIG_ANSWER)
+        return &m->u.sdp.peer;
+    return m->type == AR_SIG_CANDIDATE ? &m->u.cand.peer : NULL;
+}
+
+/* The relay of a client frame f read by the relay's parse: from the client's bytes when the
+ * flat parse read it, the builder's frame byte for byte, at the server's cap (AR_SIG_OUT_MAX less
+ * what the seq and fid splice adds, src/signal/internal.h) and one byte short of the frame. */
+static void check_relay_build(ar_sig_msg_t *f)
+{
+    ar_sig_str_t *peer = relay_peer(f);
+    if (peer == NULL)
+        return;
+    static const char from[] = "Ab-_0123456789abcdefgh";
+    *peer = (ar_sig_str_t){from, sizeof(from) - 1};
+    f->seq = 0;
+    size_t cap = AR_SIG_OUT_MAX + 1 - (15 + 8 + AR_SIG_FID_LEN + 1);
+    int n = ar_sig_build_relay(f, out4, cap);
+    int b = ar_sig_build(AR_SIG_FROM_SERVER, f, out5, cap);
+    if ((f->flat_ != NULL) != (n != 0) || b == AR_EINVAL)
+        __builtin_trap();
+    if (n != 0 && (n != b || (n > 0 && memcmp(out5, out4, (size_t)n + 1) != 0)))
+        __builtin_trap();
+    if (n > 0 && (ar_sig_build_relay(f, out4, (size_t)n) != AR_ETOOBIG ||
+                  ar_sig_build(AR_SIG_FROM_SERVER, f, out5, (size_t)n) != AR_ETOOBIG))
+        __builtin_trap();
+}
 
 /* The relay's parse against the full one (rc, err: the full parse's answer; m: its message). */
 static void check_relay_parse(ar_sig_dir_t dir, const char *frame, size_t len, int rc,
@@ -39,9 +75,11 @@ static void check_relay_parse(ar_sig_dir_t dir, const char *frame, size_t len, i
         return;
     }
     int n = ar_sig_build(dir, &f, out3, sizeof(out3));
-    ar_sig_msg_free(&f);
     if (n <= 0)
         __builtin_trap();
+    if (dir == AR_SIG_FROM_CLIENT)
+        check_relay_build(&f);
+    ar_sig_msg_free(&f);
     /* A kept SDP is written back escaped as it came: decode it through the full parse. */
     if (ar_sig_parse(dir, out3, (size_t)n, &g, &e) != 0)
         __builtin_trap();
@@ -65,11 +103,7 @@ static void check_refusal(const ar_sig_err_t *err)
 static void check_relay(ar_sig_msg_t *m)
 {
     static const char longest[] = "ppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp";
-    ar_sig_str_t *peer = NULL;
-    if (m->type == AR_SIG_OFFER || m->type == AR_SIG_ANSWER)
-        peer = &m->u.sdp.peer;
-    else if (m->type == AR_SIG_CANDIDATE)
-        peer = &m->u.cand.peer;
+    ar_sig_str_t *peer = relay_peer(m);
     if (peer == NULL)
         return;
     ar_sig_str_t keep = *peer;

@@ -27,9 +27,16 @@ static int to_peer(ar__sig_srv_t *srv, const char *peer, ar_sig_msg_t *m, uint8_
                    ar__sig_rec_t *now, int about)
 {
     m->seq = 0; /* the owner puts the session's next seq in place of this 0 (sess.c) */
-    /* Built straight after the room left for the bus header: no copy, no allocation. */
+    /* Built straight after the room left for the bus header: no copy, no allocation. A relayed
+     * offer, answer or candidate that the flat parse read is its client's checked bytes, copied
+     * member by member with "to" become "from" (ar_sig_build_relay); anything else, and such a
+     * frame the full parse read (nesting, escapes outside the SDP, non-ASCII text outside it),
+     * is built from its fields. Both stop at the same size. */
     char *buf = srv->pub + AR__SIG_TO_HDR;
-    int n = ar_sig_build(AR_SIG_FROM_SERVER, m, buf, AR_SIG_OUT_MAX + 1 - AR__SIG_SPLICE_MAX);
+    size_t cap = AR_SIG_OUT_MAX + 1 - AR__SIG_SPLICE_MAX;
+    int n = ar_sig_build_relay(m, buf, cap);
+    if (n == 0)
+        n = ar_sig_build(AR_SIG_FROM_SERVER, m, buf, cap);
     if (n < 0)
         return n;
     if (n > 0 && !(now && ar__sig_bus_to_now(srv, now, action, (size_t)n, about)))

@@ -290,3 +290,136 @@ int ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t ca
     out[w.len] = '\0';
     return (int)w.len;
 }
+
+/* s lies wholly in the frame the flat parse read msg from (msg->flat_): checked there, and plain
+ * or the SDP kept as sent. Compared as integers: s may point anywhere else. */
+static int in_flat_frame(const ar_sig_msg_t *msg, const ar_sig_str_t *s)
+{
+    uintptr_t f = (uintptr_t)msg->flat_, p = (uintptr_t)s->p;
+    return s->p != NULL && p >= f && p - f <= msg->flat_len_ && s->len <= msg->flat_len_ - (p - f);
+}
+
+/* An optional string of the frame between lo and hi bytes: absent, or in the frame (its checks
+ * the parse's) within those bounds. */
+static int opt_in_frame(const ar_sig_msg_t *msg, const ar_sig_str_t *s, size_t lo, size_t hi)
+{
+    return s->p == NULL || (in_flat_frame(msg, s) && s->len >= lo && s->len <= hi);
+}
+
+/* Appends n bytes at s to *o (the room for them was counted first). */
+static inline void add(char **o, const char *s, size_t n)
+{
+    memcpy(*o, s, n);
+    *o += n;
+}
+
+#define ADD_LIT(o, lit) add((o), (lit), sizeof(lit) - 1)
+
+/*
+ * The relay's frame (signal.h): the builder's bytes for the same message, written without its
+ * table walk, checks and escapes. Each member is written as write_fields writes the server
+ * table's row (s_offer, s_answer, s_cand in tables.c), in its order; a string of the client's
+ * frame goes out as it came, as the parse checked it against the client's row at the same place
+ * with the same limits (test_build_relay.c checks the tables agree, and the bytes against the
+ * builder's). Its length is counted first, so the frame is refused (AR_ETOOBIG) at exactly the
+ * size the builder refuses it at. The peer, the one string the server puts in, is checked as the
+ * builder checks it; any other string not in the frame leaves the message to the builder.
+ */
+int ar_sig_build_relay(const ar_sig_msg_t *msg, char *out, size_t cap)
+{
+    if (msg == NULL || out == NULL || cap == 0 || msg->flat_ == NULL ||
+        msg->dir_ != AR_SIG_FROM_CLIENT || msg->seq != 0 || msg->fid.len != 0)
+        return 0;
+    static const char offer[] = "{\"v\":1,\"type\":\"offer\",\"seq\":0,\"from\":\"",
+                      answer[] = "{\"v\":1,\"type\":\"answer\",\"seq\":0,\"from\":\"",
+                      cand[] = "{\"v\":1,\"type\":\"candidate\",\"seq\":0,\"from\":\"";
+    static const char k_sdp[] = "\",\"sdp\":\"", restart[] = ",\"restart\":true",
+                      k_cand[] = "\",\"candidate\":\"", k_mid[] = ",\"mid\":\"",
+                      k_mline[] = ",\"mline\":", k_ufrag[] = ",\"ufrag\":\"";
+    const ar_sig_str_t *peer;
+    size_t n;
+    char mline[3];
+    size_t ml = 0;
+    switch (msg->type) {
+    case AR_SIG_OFFER:
+    case AR_SIG_ANSWER: {
+        const ar_sig_str_t *sdp = &msg->u.sdp.sdp;
+        if (!in_flat_frame(msg, sdp) || sdp->len == 0)
+            return 0;
+        peer = &msg->u.sdp.peer;
+        int restarts = msg->type == AR_SIG_OFFER && msg->u.sdp.restart;
+        n = (msg->type == AR_SIG_OFFER ? sizeof(offer) : sizeof(answer)) - 1 + peer->len +
+            sizeof(k_sdp) - 1 + sdp->len + 1 + (restarts ? sizeof(restart) - 1 : 0) + 1;
+        break;
+    }
+    case AR_SIG_CANDIDATE: {
+        const ar_sig_str_t *c = &msg->u.cand.candidate, *mid = &msg->u.cand.mid,
+                           *ufrag = &msg->u.cand.ufrag;
+        int64_t line = msg->u.cand.mline;
+        if (!in_flat_frame(msg, c) || c->len > AR_SIG_CAND_MAX ||
+            !opt_in_frame(msg, mid, 1, AR_SIG_MID_MAX) ||
+            !opt_in_frame(msg, ufrag, 1, AR_SIG_UFRAG_MAX) ||
+            (line != AR_SIG_NONE && (line < 0 || line > 255)))
+            return 0;
+        if (line != AR_SIG_NONE) { /* 0 to 255, as put_int writes it */
+            int v = (int)line;
+            if (v >= 100)
+                mline[ml++] = (char)('0' + v / 100);
+            if (v >= 10)
+                mline[ml++] = (char)('0' + v / 10 % 10);
+            mline[ml++] = (char)('0' + v % 10);
+        }
+        peer = &msg->u.cand.peer;
+        n = sizeof(cand) - 1 + peer->len + sizeof(k_cand) - 1 + c->len + 1 +
+            (mid->p ? sizeof(k_mid) - 1 + mid->len + 1 : 0) + (ml ? sizeof(k_mline) - 1 + ml : 0) +
+            (ufrag->p ? sizeof(k_ufrag) - 1 + ufrag->len + 1 : 0) + 1;
+        break;
+    }
+    default:
+        return 0;
+    }
+    /* The peer: as the builder checks it (its row is "from", an id). */
+    if (peer->p == NULL || peer->len < 1 || peer->len > AR_SIG_ID_MAX ||
+        !ar__sig_charset_ok(AR__CS_ID, peer->p, peer->len))
+        return 0;
+    if (n > cap - 1 || n > AR_SIG_OUT_MAX)
+        return AR_ETOOBIG;
+    char *o = out;
+    if (msg->type == AR_SIG_CANDIDATE) {
+        const ar_sig_str_t *c = &msg->u.cand.candidate, *mid = &msg->u.cand.mid,
+                           *ufrag = &msg->u.cand.ufrag;
+        ADD_LIT(&o, cand);
+        add(&o, peer->p, peer->len);
+        ADD_LIT(&o, k_cand);
+        add(&o, c->p, c->len);
+        *o++ = '"';
+        if (mid->p) {
+            ADD_LIT(&o, k_mid);
+            add(&o, mid->p, mid->len);
+            *o++ = '"';
+        }
+        if (ml) {
+            ADD_LIT(&o, k_mline);
+            add(&o, mline, ml);
+        }
+        if (ufrag->p) {
+            ADD_LIT(&o, k_ufrag);
+            add(&o, ufrag->p, ufrag->len);
+            *o++ = '"';
+        }
+    } else {
+        if (msg->type == AR_SIG_OFFER)
+            ADD_LIT(&o, offer);
+        else
+            ADD_LIT(&o, answer);
+        add(&o, peer->p, peer->len);
+        ADD_LIT(&o, k_sdp);
+        add(&o, msg->u.sdp.sdp.p, msg->u.sdp.sdp.len);
+        *o++ = '"';
+        if (msg->type == AR_SIG_OFFER && msg->u.sdp.restart)
+            ADD_LIT(&o, restart);
+    }
+    *o++ = '}';
+    *o = '\0';
+    return (int)n;
+}

@@ -547,5 +547,7 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     err->id = dir == AR_SIG_FROM_CLIENT ? e.id : AR_SIG_NONE;
     ar__sig_env_to_msg(dir, type, &e, msg);
     msg->sdp_raw_ = raw;
+    msg->flat_ = frame;
+    msg->flat_len_ = len;
     return 1;
 }

@@ -312,6 +312,12 @@ typedef struct ar_sig_msg_s {
     /* With AR_SIG_PARSE_BORROW and KEEP_SDP_JSON: the SDP as it came, still JSON-escaped, in the
      * caller's frame (u.sdp.sdp points here); not owned. Else NULL. */
     const char *sdp_raw_;
+    /* Set by the flat parse (AR_SIG_PARSE_BORROW): the frame its strings point into, every one
+     * of them checked against its row and either plain (printable ASCII without '"' or '\\',
+     * written as it is) or the SDP kept as sent. ar_sig_build_relay copies such strings without
+     * checking or escaping them again. Else NULL. */
+    const char *flat_;
+    size_t flat_len_;
 } ar_sig_msg_t;
 
 #define AR_SIG_ERR_TEXT 160
@@ -368,6 +374,20 @@ void ar_sig_msg_init(ar_sig_msg_t *msg, ar_sig_type_t type);
  * is too small. Allocates nothing.
  */
 AR_MUST_CHECK int ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t cap);
+
+/*
+ * The server frame relaying a client's offer, answer or candidate that the flat parse read
+ * (ar_sig_parse2 with AR_SIG_PARSE_BORROW), its peer set to the sender ("to" becomes "from"),
+ * seq 0 and no frame id: the same bytes ar_sig_build(AR_SIG_FROM_SERVER, msg, out, cap) writes,
+ * members in its order, but each string still in the client's frame (msg->flat_) copied as it
+ * is, since the parse checked it against the same limits and it needs no escape. The request id
+ * is dropped, as the builder drops it. Any other string (the peer) is checked as the builder
+ * checks it. Returns the frame length, AR_ETOOBIG as ar_sig_build would (out or AR_SIG_OUT_MAX
+ * too small; nothing usable in out), or 0 when it does not apply (a message the full parse read,
+ * built by hand, of another type, numbered, or a value the builder would refuse): the caller then
+ * builds it with ar_sig_build, which gives the answer. Allocates nothing.
+ */
+AR_MUST_CHECK int ar_sig_build_relay(const ar_sig_msg_t *msg, char *out, size_t cap);
 
 /*
  * Fills an "error" message (connection-level, seq 0) from a parse failure or a server refusal:

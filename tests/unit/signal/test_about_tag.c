@@ -5,6 +5,9 @@
  * (offer, answer, candidate), from a patient and from staff, through the worker's own handler.
  * And the purge still finds them: the patient's end redacts what it relayed to the staff
  * member. Without sockets or NATS: the bus's inbox alone, record updates caught at link time.
+ * A relay of a frame the flat parse read, as srv.c reads a client's, goes out as the client's
+ * bytes (ar_sig_build_relay), with no call of the builder (counted at link time), and is the
+ * builder's frame byte for byte, tagged and purged the same.
  */
 #include "internal.h"
 #include "sig_util.h"
@@ -32,6 +35,16 @@ void __wrap_ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *ke
     (void)kind;
     (void)key;
     json_decref(json_obj);
+}
+
+/* Calls of the builder: a relay read flat makes none. */
+static int builds;
+int __real_ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t cap);
+int __wrap_ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t cap);
+int __wrap_ar_sig_build(ar_sig_dir_t dir, const ar_sig_msg_t *msg, char *out, size_t cap)
+{
+    builds++;
+    return __real_ar_sig_build(dir, msg, out, cap);
 }
 
 typedef struct fixture_s {
@@ -147,6 +160,70 @@ static void test_relay_tag_is_the_read_one(void **state)
     }
 }
 
+/* A client's frame of this type to `to`, read as srv.c reads it (the flat parse), relayed
+ * through the handler: delivered numbered, with no call of the builder, and the builder's frame
+ * for the same message byte for byte (with "seq":0 until it is sent), tagged as read. */
+static void relay_parsed(fixture_t *f, ar__sig_conn_t *cn, const char *to, int type)
+{
+    char text[512];
+    if (type == AR_SIG_CANDIDATE)
+        snprintf(text, sizeof(text),
+                 "{\"v\":1,\"type\":\"candidate\",\"id\":5,\"to\":\"%s\",\"candidate\":"
+                 "\"candidate:1 1 udp 2122260223 198.51.100.77 54400 typ host\",\"mid\":\"0\","
+                 "\"mline\":0,\"ufrag\":null}",
+                 to);
+    else
+        snprintf(text, sizeof(text),
+                 "{\"v\":1,\"type\":\"%s\",\"id\":5,\"to\":\"%s\",\"sdp\":\"v=0\\r\\no=- 1 "
+                 "1 IN IP4 198.51.100.77\\r\\ns=-\\r\\na=x:\\\"q\\\" caf\xc3\xa9\\r\\n\"%s}",
+                 ar_sig_type_name(type), to, type == AR_SIG_OFFER ? ",\"restart\":true" : "");
+    ar_sig_msg_t m, b;
+    ar_sig_err_t err;
+    assert_int_equal(ar_sig_parse2(AR_SIG_FROM_CLIENT, text, strlen(text),
+                                   AR_SIG_PARSE_KEEP_SDP_JSON | AR_SIG_PARSE_BORROW, &m, &err),
+                     0);
+    assert_non_null(m.flat_);
+    b = m; /* the same message, for the builder */
+    ar__sig_sess_t *dst = ar__sig_rec_find(f->srv, to)->local;
+    int64_t seq = dst->seq;
+    builds = 0;
+    ar__sig_handle(cn, &m);
+    assert_int_equal(builds, 0);
+    assert_int_equal(dst->seq, seq + 1);
+    const ar__sig_frame_t *fr = dst->tail;
+    const char *from = cn->sess->rec->peer;
+    ar_sig_str_t *peer = type == AR_SIG_CANDIDATE ? &b.u.cand.peer : &b.u.sdp.peer;
+    *peer = (ar_sig_str_t){from, AR__SIG_PEER_LEN};
+    b.seq = 0;
+    char want[1024];
+    int n = ar_sig_build(AR_SIG_FROM_SERVER, &b, want, sizeof(want));
+    assert_true(n > 0);
+    assert_int_equal(fr->len, n);
+    assert_memory_equal(fr->data, want, (size_t)n);
+    assert_int_equal(fr->about, ar__sig_about_one(from, AR__SIG_PEER_LEN));
+    assert_int_equal(fr->about, read_tag(fr));
+    ar_sig_msg_free(&m);
+}
+
+static void test_parsed_relay_forwards_bytes(void **state)
+{
+    fixture_t *f = *state;
+    /* A message built by hand takes the builder. */
+    builds = 0;
+    relay(f, &f->cn[0], su_peer('s'), AR_SIG_OFFER);
+    assert_int_equal(builds, 1);
+    const int types[] = {AR_SIG_OFFER, AR_SIG_ANSWER, AR_SIG_CANDIDATE};
+    for (size_t i = 0; i < 3; i++) {
+        relay_parsed(f, &f->cn[0], su_peer('s'), types[i]);
+        relay_parsed(f, &f->cn[1], su_peer('p'), types[i]);
+    }
+    ar__sig_sess_t *staff = ar__sig_rec_find(f->srv, su_peer('s'))->local;
+    assert_int_equal(staff->nframes, 4);
+    assert_int_equal(ar__sig_frames_purge(f->srv, ar__sig_rec_find(f->srv, su_peer('p'))), 4);
+    for (const ar__sig_frame_t *fr = staff->head; fr; fr = fr->next)
+        assert_string_equal(fr->data, AR__SIG_REDACTED_FRAME);
+}
+
 /* The patient's end redacts the three frames it relayed to the staff member, found by the
  * tag given at build. */
 static void test_relay_purged(void **state)
@@ -200,6 +277,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_relay_tag_is_the_read_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_purged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flushed_pending_keeps_tag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parsed_relay_forwards_bytes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
