@@ -1,7 +1,7 @@
 // A consultation across two signalling nodes joined over a two-server NATS cluster:
 // waiting-area presence on both nodes, take, offer/answer/candidates, quality, hold, transfer,
 // staff messages, the room limit, end; then drain, and resume after kill -9 of a node (peers on
-// two nodes, and both peers on one worker).
+// two nodes, and both peers on one worker); the ping that asks for an acknowledgement.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
@@ -888,4 +888,35 @@ test('a call on one worker: relayed without the bus, resumed from its backup aft
   s2.send({ type: 'candidate', to: p.peer, candidate: 'candidate:9 1 udp 1 192.0.2.1 9 typ host' });
   assert.equal((await p2.next('candidate')).seq, seen[3] + 1);
   for (const c of [p2, s2]) c.close();
+});
+
+test('a client holding unacknowledged frames is pinged once the frames pause, and once only', async () => {
+  // srv.c ar__sig_conn_acks_due: 2 s after the last numbered frame, within the next second's
+  // tick, rather than at the 25 s keepalive; asked once per pause (protocol.md 5.11).
+  const room = rid();
+  const p = await connect(A, patientToken(room, { area: 'ack' }));
+  p.send({ type: 'arrive', clinic: 'c1', area: 'ack', name: 'P', consent: true });
+  await p.next('wait');
+  const s = await connect(B, staffToken());
+  await queued(s, 'ack', p.peer);
+  s.send({ type: 'take', peer: p.peer });
+  await s.next('joined');
+  await p.next('peer_joined');
+  s.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n' });
+  const offer = await p.next('offer');
+  const sent = Date.now();
+  const ping = await p.next('ping', 4500);
+  assert.equal(ping.seq, 0);
+  assert.ok(Date.now() - sent >= 1000, 'not before the frames paused');
+  p.send({ type: 'pong' });
+  p.ack();
+  assert.equal(p.lastSeq, offer.seq);
+  // Answered: no second ping for this pause (the keepalive's is 25 s away).
+  await assert.rejects(p.next('ping', 3200), /timeout/);
+  // A new frame and a new pause: asked again, even by a client that did not answer.
+  s.send({ type: 'candidate', to: p.peer, candidate: 'candidate:1 1 udp 1 192.0.2.1 1 typ host' });
+  await p.next('candidate');
+  await p.next('ping', 4500);
+  await assert.rejects(p.next('ping', 3200), /timeout/);
+  for (const c of [p, s]) c.close();
 });
