@@ -345,20 +345,29 @@ test('a frame dropped from a full bus inbox is counted and reported to its clien
   kill(D);
 });
 
-// A staff member on node A takes a patient of area into its room; node B then knows the room
-// (an invitee opens none).
-async function takenRoom(area) {
+// A patient of area on node pNode, arrived and taken by a staff member on node sNode: both past
+// joined and peer_joined. Their tokens come back for resumes.
+async function takeCall(pNode, sNode, area) {
   const room = rid();
-  const s = await connect(A, staffToken());
-  const p = await connect(A, patientToken(room, { area }));
+  const token = patientToken(room, { area });
+  const sToken = staffToken();
+  const p = await connect(pNode, token);
   p.send({ type: 'arrive', clinic: 'c1', area, name: 'P', consent: true });
   await p.next('wait');
+  const s = await connect(sNode, sToken);
   await queued(s, area, p.peer);
   s.send({ type: 'take', peer: p.peer });
   await s.next('joined');
   await p.next('peer_joined');
+  return { room, token, sToken, p, s };
+}
+
+// A staff member on node A takes a patient of area into its room; node B then knows the room
+// (an invitee opens none).
+async function takenRoom(area) {
+  const call = await takeCall(A, A, area);
   await sleep(300);
-  return { room, s, p };
+  return call;
 }
 
 // One try at two joins racing on two nodes; false when the race did not happen (see below).
@@ -606,16 +615,7 @@ test('a queue snapshot of the longest entries comes whole, in pages under the fr
 
 test('drain: clients resume on the other node and the call goes on', async () => {
   const C = await startNode('c', nats.slice(1), { drainUrls: [A.url], drainWithin: '4s' });
-  const room = rid();
-  const token = patientToken(room, { area: 'drain' });
-  const p = await connect(C, token);
-  p.send({ type: 'arrive', clinic: 'c1', area: 'drain', name: 'P', consent: true });
-  await p.next('wait');
-  const s = await connect(A, staffToken());
-  await queued(s, 'drain', p.peer);
-  s.send({ type: 'take', peer: p.peer });
-  await s.next('joined');
-  await p.next('peer_joined');
+  const { token, p, s } = await takeCall(C, A, 'drain');
   p.ack();
 
   // A second call whose patient is the web client: it moves on the drain by itself, in its
@@ -777,16 +777,7 @@ test('drain by POST /drain: every worker of the node drains, clients move, no ca
 
 test('resume after kill -9 of a node: same peer, missed frames in order, no duplicates', async () => {
   const D = await startNode('d', nats.slice(0, 1));
-  const room = rid();
-  const token = patientToken(room, { area: 'kill' });
-  const p = await connect(D, token);
-  p.send({ type: 'arrive', clinic: 'c1', area: 'kill', name: 'P', consent: true });
-  await p.next('wait');
-  const s = await connect(B, staffToken());
-  await queued(s, 'kill', p.peer);
-  s.send({ type: 'take', peer: p.peer });
-  await s.next('joined');
-  await p.next('peer_joined');
+  const { token, p, s } = await takeCall(D, B, 'kill');
   s.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n' });
   await p.next('offer');
   p.ack();
@@ -822,17 +813,7 @@ test('a call on one worker: relayed without the bus, resumed from its backup aft
   // One worker, so both peers are on it: their frames skip NATS (docs/signal.md, "Local
   // delivery"); the numbered copies still go to each session's backup on another node.
   const E = await startNode('e', nats.slice(1), { workers: 1 });
-  const room = rid();
-  const token = patientToken(room, { area: 'local' });
-  const sToken = staffToken();
-  const p = await connect(E, token);
-  p.send({ type: 'arrive', clinic: 'c1', area: 'local', name: 'P', consent: true });
-  await p.next('wait');
-  const s = await connect(E, sToken);
-  await queued(s, 'local', p.peer);
-  s.send({ type: 'take', peer: p.peer });
-  await s.next('joined');
-  await p.next('peer_joined');
+  const { token, sToken, p, s } = await takeCall(E, E, 'local');
 
   // With E's NATS server stopped, a relay between two sessions of one worker still arrives.
   let offer;
@@ -893,15 +874,7 @@ test('a call on one worker: relayed without the bus, resumed from its backup aft
 test('a client holding unacknowledged frames is pinged once the frames pause, and once only', async () => {
   // srv.c ar__sig_conn_acks_due: 2 s after the last numbered frame, within the next second's
   // tick, rather than at the 25 s keepalive; asked once per pause (protocol.md 5.11).
-  const room = rid();
-  const p = await connect(A, patientToken(room, { area: 'ack' }));
-  p.send({ type: 'arrive', clinic: 'c1', area: 'ack', name: 'P', consent: true });
-  await p.next('wait');
-  const s = await connect(B, staffToken());
-  await queued(s, 'ack', p.peer);
-  s.send({ type: 'take', peer: p.peer });
-  await s.next('joined');
-  await p.next('peer_joined');
+  const { p, s } = await takeCall(A, B, 'ack');
   s.send({ type: 'offer', to: p.peer, sdp: 'v=0\r\n' });
   const offer = await p.next('offer');
   const sent = Date.now();
