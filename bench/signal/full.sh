@@ -28,6 +28,9 @@
 #   spread over the four, as the app's placement by clinic puts them; CPU counts all workers and
 #   nats-server),
 #   RATE_PAIRS (the relay phase's pairs: RATE/20 by default, 10 messages/s per connection),
+#   RATE_KIND (what the rate measurements relay: "offer", the default, of sigload's -S bytes, or
+#   "candidate": host candidates of about 110 bytes, every connection's 16th message an offer, as
+#   anteroom takes at most 64 candidates per negotiation),
 #   RELAY_ROUNDS (the "relay" phase's servers and rates run that many times over, interleaved,
 #   1 by default: report.sh gives each ratio per round and their median, which the load of this
 #   shared machine moves less than one round's),
@@ -55,6 +58,7 @@ CALL_PROCS=${CALL_PROCS:-4}
 HOP_RATE=${HOP_RATE:-2000}
 HOP_ROUNDS=${HOP_ROUNDS:-3}
 RELAY_ROUNDS=${RELAY_ROUNDS:-1}
+RATE_KIND=${RATE_KIND:-offer}
 SCALE=${SCALE:-200000}
 SCALE_WORKERS=${SCALE_WORKERS:-12}
 SCALE_PROCS=${SCALE_PROCS:-12}
@@ -227,7 +231,7 @@ has servers "$PHASES" && for s in $SERVERS; do
   fi
   for r in $RATES; do
     # 10 messages/s per connection: anteroom allows 20/s (protocol.md 4); the same for all.
-    meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS" $(rate_args "$s")
+    meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS" -M "$RATE_KIND" $(rate_args "$s")
   done
   [ "$s" != bare ] && meter "$s" "$s" - calls -c "$CALLS" -P "$CALL_PROCS"
 done
@@ -240,7 +244,7 @@ has relay "$PHASES" && ! has servers "$PHASES" && for round in $(seq "$RELAY_ROU
   [ "$round" -gt 1 ] && suffix="~$round"
   for s in $SERVERS; do
     for r in $RATES; do
-      meter "$s@$r$suffix" "$s" - rate -r "$r" -k "${RATE_PAIRS:-$(((r + 19) / 20))}" -T "$SECS" $(rate_args "$s")
+      meter "$s@$r$suffix" "$s" - rate -r "$r" -k "${RATE_PAIRS:-$(((r + 19) / 20))}" -T "$SECS" -M "$RATE_KIND" $(rate_args "$s")
     done
   done
 done

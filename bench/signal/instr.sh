@@ -8,6 +8,7 @@
 #   WINDOW (seconds counted, 8), WARM (seconds from the load generator's start to the count's,
 #   4: with many PAIRS, long enough for all of them to connect under valgrind), TOP (functions listed, 25), KEEP (a file to copy the worker's
 #   callgrind dump to, for callgrind_annotate --inclusive=yes or kcachegrind: who calls what),
+#   RATE_KIND (full.sh's: offers, the default, or "candidate"),
 #   PAIRS (pairs of connections the rate is spread over: full.sh's RATE/20 by default; more pairs
 #   make the state a message touches larger than the caches, as at 8,000 msg/s natively),
 #   CACHE=1 (callgrind's cache simulation as well, with this machine's 48 KiB L1d and 2 MiB L2 as

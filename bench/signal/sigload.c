@@ -17,7 +17,9 @@
  *                          room: hello and join for anteroom) and hold them, answering the
  *                          pings of all held connections also while opening (one epoll loop);
  *                          prints RSS per connection and CPU per connect of the server
- *   rate  -k pairs -r msg/s -T secs   one process, k pairs, open loop at the offered rate
+ *   rate  -k pairs -r msg/s -T secs   one process, k pairs, open loop at the offered rate;
+ *                          -M offer (an offer of -S bytes, the default) or -M candidate (host
+ *                          candidates, each connection's 16th message an offer)
  *   calls -c calls -P procs           call set-ups: two fresh connections, (hello, join,) a
  *                          4 KB offer, a 4 KB answer, four candidates each way, bye
  * Common: -d dialect -p port[,port2,...] (port2: the second member of each pair, another node;
@@ -55,7 +57,8 @@ sl_opts_t sl_o = {.n = 1000,
                   .secs = 5,
                   .calls = 200,
                   .size = 200,
-                  .label = "server"};
+                  .label = "server",
+                  .kind = "offer"};
 static ar_token_key_t sl_key;
 char **sl_tokens; /* one per room, minted before any measurement */
 char sl_run[16];  /* makes room and peer names unique per run */
@@ -674,7 +677,12 @@ static int cmd_rate(void)
             long long due = (long long)((t - t0) * sl_o.rate);
             while (sent < due) {
                 sl_conn_t *x = &c[sent % n];
-                if (sl_send_kind(x, "offer", (size_t)sl_o.size) != 0)
+                /* Candidates trickle as in a call: every connection's 16th message is an offer,
+                 * which starts a negotiation anew (anteroom refuses more than 64 candidates to a
+                 * peer per negotiation, protocol.md 4). */
+                const char *kind =
+                    sl_o.kind[0] == 'c' && (sent / n) % 16 == 0 ? "offer" : sl_o.kind;
+                if (sl_send_kind(x, kind, (size_t)sl_o.size) != 0)
                     sl_errors++;
                 sent++;
             }
@@ -862,7 +870,7 @@ int main(int argc, char **argv)
         return argc == 4 ? cmd_keygen(argv[2], argv[3]) : 2;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:mk:r:T:c:S:s:B:K:l:b:f:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:mk:r:T:c:S:s:B:K:l:b:f:M:")) != -1) {
         switch (opt) {
         case 'd':
             sl_o.dialect = strcmp(optarg, "peerjs") == 0 ? D_PEERJS
@@ -922,6 +930,13 @@ int main(int argc, char **argv)
             break;
         case 'l':
             sl_o.label = optarg;
+            break;
+        case 'M':
+            if (strcmp(optarg, "offer") != 0 && strcmp(optarg, "candidate") != 0) {
+                fprintf(stderr, "sigload: -M offer or -M candidate\n");
+                return 2;
+            }
+            sl_o.kind = optarg;
             break;
         case 'b':
             sl_o.srcbase = atoi(optarg);

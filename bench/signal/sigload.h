@@ -23,6 +23,7 @@ typedef struct sl_opts_s {
         secs, calls, size, srcbase;
     int spids[64], nspids, bpids[8], nbpids;
     const char *label, *sec;
+    const char *kind; /* rate: what each relayed message is, "offer" or "candidate" (-M) */
 } sl_opts_t;
 
 extern sl_opts_t sl_o;
