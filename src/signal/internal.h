@@ -516,6 +516,9 @@ typedef struct ar__sig_conn_cold_s {
 
 struct ar__sig_conn_s {
     ar__sig_conn_t *next, *prev;
+    /* The net layer's connection, whose area holds this state (ar__sig_conn_of): a pointer, not
+     * derived from the address, because unit tests attach states to sessions with no net
+     * connection before them (sig_util.h su_conn_attach). */
     ar_sn_conn_t *c;
     ar__sig_srv_t *srv;
     ar__sig_sess_t *sess;

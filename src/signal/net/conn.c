@@ -637,11 +637,6 @@ size_t ar_sn_conn_area_size(const ar_sn_conn_t *c)
     return c->loop->conf.conn_area;
 }
 
-ar_sn_conn_t *ar_sn_conn_of_area(void *area)
-{
-    return (ar_sn_conn_t *)area - 1;
-}
-
 void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data)
 {
     memcpy(c + 1, &data, sizeof(data));

@@ -176,10 +176,9 @@ AR_MUST_CHECK int ar_sn_conn_notify_writable(ar_sn_conn_t *c);
 /* Starts a clean close: a close frame with this code, then the TCP close. Idempotent. */
 void ar_sn_close(ar_sn_conn_t *c, uint16_t code);
 /* c's application memory (conf.conn_area bytes; zeroed when c was accepted; freed with c, after
- * free_cb), and the connection whose memory area is. */
+ * free_cb), and its size. */
 void *ar_sn_conn_area(ar_sn_conn_t *c);
 size_t ar_sn_conn_area_size(const ar_sn_conn_t *c);
-ar_sn_conn_t *ar_sn_conn_of_area(void *area);
 /* A pointer kept in the first bytes of c's area: for applications that keep their state
  * elsewhere (and ask for no conn_area of their own, or a larger one that starts with it). */
 void ar_sn_conn_set_data(ar_sn_conn_t *c, void *data);
