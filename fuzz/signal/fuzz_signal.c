@@ -12,9 +12,14 @@
  *     or a message that builds to the same frame once its kept SDP is decoded;
  *   - a client offer, answer or candidate the flat parse read relays from its own bytes
  *     (ar_sig_build_relay) to exactly the builder's frame, and is refused as too big at exactly
- *     the builder's size; one the full parse read is left to the builder.
+ *     the builder's size; one the full parse read is left to the builder;
+ *   - the ordered parse (frames in the clients' order, ar__sig_parse_ordered) reads a frame only
+ *     where the pairs' parse (ar__sig_parse_flat) reads it too, to the same message and err,
+ *     with either flag set (tests/unit/proto_signal/agree.h).
  */
 #include "signal/signal.h"
+
+#include "agree.h"
 
 #include <string.h>
 
@@ -130,6 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ar_sig_msg_t m, again;
     ar_sig_err_t err;
+    if (ordered_agrees_both(dir, frame, len) < 0)
+        __builtin_trap();
     int rc = ar_sig_parse(dir, frame, len, &m, &err);
     if (rc == AR_ENOMEM)
         return 0;

@@ -11,6 +11,11 @@
  * text outside the SDP, numbers that are not plain integers, unknown or repeated keys, a missing
  * field, any value a check refuses) sends the frame to the full parse, which then gives the
  * answer and the error it always gave. The fuzz target checks the two against each other.
+ *
+ * Two walks read such a frame: the pairs' parse (ar__sig_parse_flat), which takes its keys in
+ * any order, and before it the ordered parse (ar__sig_parse_ordered, at the end of this file),
+ * which reads only frames written as our clients write them and leaves every other to the
+ * pairs' parse. Both read values and rows through the same functions (value, read_row).
  */
 #include "internal.h"
 
@@ -114,13 +119,11 @@ static size_t integer_end(const char *f, size_t i, size_t len, int64_t *v)
     return e;
 }
 
-/* "sdp" as a key_word. */
-#define SDP_WORD ((uint64_t)'s' | (uint64_t)'d' << 8 | (uint64_t)'p' << 16)
-
-/* Reads the value at f[i] into x: the index past it, or 0 when the full parse must decide. */
-static size_t value(const char *f, size_t i, size_t len, int keep, pair_t *x)
+/* Reads the value at f[i] into x: the index past it, or 0 when the full parse must decide. sdp:
+ * the value of "sdp" with AR_SIG_PARSE_KEEP_SDP_JSON, whose string is kept as sent. */
+static inline size_t value(const char *f, size_t i, size_t len, int sdp, pair_t *x)
 {
-    if (f[i] == '"' && keep && x->kw == SDP_WORD && x->klen == 3) {
+    if (f[i] == '"' && sdp) {
         /* One pass finds its end and applies the field's rules to the decoded text. */
         size_t ve = ar__sig_sdp_end(f, i, len);
         if (ve == 0)
@@ -159,20 +162,58 @@ static size_t value(const char *f, size_t i, size_t len, int keep, pair_t *x)
     return 0; /* an object, an array, or not JSON */
 }
 
-/* Splits a flat object into pairs; the count, or -1 when the full parse must decide. Each
- * separator is looked for where a compact frame has it, white space skipped only when it is not
- * there (past). */
-static int split(const char *f, size_t len, int keep, pair_t *p)
+/* The object's grammar, one step each, for split and for the ordered parse alike. Each separator
+ * is looked for where a compact frame has it, white space skipped only when it is not there
+ * (past). */
+
+/* The index of the first key's opening quote of the object that frame f opens, or 0 (not an
+ * object, or an empty one: refused, by the full parse). */
+static inline size_t first_key(const char *f, size_t len)
 {
     size_t i = past(f, 0, len, '{');
-    int n = 0;
     if (i == 0)
-        return -1;
+        return 0;
     i = ws(f, i, len);
-    if (i < len && f[i] == '}')
-        return -1; /* an empty object: refused, by the full parse */
-    for (;;) {
-        if (n == FLAT_PAIRS || i >= len || f[i] != '"')
+    return i < len && f[i] == '"' ? i : 0;
+}
+
+/* The index of the value after the key whose closing quote is at f[ke], or 0. */
+static inline size_t value_at(const char *f, size_t ke, size_t len)
+{
+    size_t i = past(f, ke + 1, len, ':');
+    if (i == 0)
+        return 0;
+    i = ws(f, i, len);
+    return i < len ? i : 0;
+}
+
+/* After a value ending before f[i]: the index of the next key's opening quote, or with *done set
+ * when the object closes there and nothing but white space follows, len; 0 when neither. */
+static inline size_t next_key(const char *f, size_t i, size_t len, int *done)
+{
+    size_t comma = past(f, i, len, ',');
+    if (comma != 0) {
+        i = ws(f, comma, len);
+        return i < len && f[i] == '"' ? i : 0;
+    }
+    i = past(f, i, len, '}');
+    *done = i != 0 && ws(f, i, len) == len;
+    return *done ? len : 0;
+}
+
+/* "sdp" spelt k[0..n): the key whose string AR_SIG_PARSE_KEEP_SDP_JSON keeps as sent. */
+static inline int sdp_key(const char *k, size_t n)
+{
+    return n == 3 && k[0] == 's' && k[1] == 'd' && k[2] == 'p';
+}
+
+/* Splits a flat object into pairs; the count, or -1 when the full parse must decide. */
+static int split(const char *f, size_t len, int keep, pair_t *p)
+{
+    size_t i = first_key(f, len);
+    int n = 0, done = 0;
+    while (i != 0 && !done) {
+        if (n == FLAT_PAIRS)
             return -1;
         size_t ke = plain_end(f, i, len);
         if (ke == 0)
@@ -182,23 +223,12 @@ static int split(const char *f, size_t len, int keep, pair_t *p)
         x->key = f + i + 1;
         x->klen = ke - i - 1;
         x->kw = key_word(x->key, x->klen, len - i - 1);
-        i = past(f, ke + 1, len, ':');
-        if (i == 0)
+        i = value_at(f, ke, len);
+        if (i == 0 || (i = value(f, i, len, keep && sdp_key(x->key, x->klen), x)) == 0)
             return -1;
-        i = ws(f, i, len);
-        if (i >= len || (i = value(f, i, len, keep, x)) == 0)
-            return -1;
-        size_t comma = past(f, i, len, ',');
-        if (comma != 0) {
-            i = ws(f, comma, len);
-            continue;
-        }
-        i = past(f, i, len, '}');
-        if (i == 0)
-            return -1;
-        break;
+        i = next_key(f, i, len, &done);
     }
-    return ws(f, i, len) == len ? n : -1;
+    return done ? n : -1;
 }
 
 /* 1 when the NUL-terminated name is spelt s[0..n) (no strlen: this runs per pair and row). A
@@ -349,6 +379,152 @@ static const ar__sig_table_t *flat_table(int dir, int type)
     return t == NULL || t->count > FLAT_ROWS || ar__sig_envelope[dir].count > FLAT_ROWS ? NULL : t;
 }
 
+/*
+ * The rows as the ordered parse walks them (at the end of this file). Every frame of our clients
+ * opens with the same bytes, `{"v":1,"type":"`, the lead (lead[dir]), then a type's name and its
+ * closing quote. A type's plan lists the rows of the envelope and then those of its table, each
+ * with the bytes that open its member in a compact frame, `"key":`, zero-padded to sixteen and
+ * held as two words with the masks of the bytes they fill, which the frame's next sixteen bytes
+ * are compared with. The lead and the name stand for the first two steps.
+ */
+#define HEAD_MAX 16
+
+typedef struct step_s {
+    const ar__sig_field_t *f;
+    uint64_t w[2], mask[2];
+    char head[HEAD_MAX];
+    uint8_t n;      /* bytes of head: the key's and three; 0 for none */
+    uint8_t in_msg; /* a row of the type's table, laid out in the message; else the envelope's */
+    uint8_t sdp;    /* keyed "sdp": with AR_SIG_PARSE_KEEP_SDP_JSON, its string is kept (value) */
+} step_t;
+
+typedef struct plan_s {
+    step_t step[2 * FLAT_ROWS];
+    size_t count;
+    step_t name; /* the type's name and the closing quote, which follow the lead */
+    int ok;      /* 0: never walked, the frames go to the pairs' parse */
+} plan_t;
+
+static step_t lead[2];
+static plan_t type_plan[2][FLAT_TYPES];
+
+/* The key of row f is one a frame spells as it is, that the pairs' parse would read too: every
+ * byte plain (plain_end), the key as long as its klen, and no other row to check with it; and
+ * its member's head fits a step. */
+static int plain_key(const ar__sig_field_t *f)
+{
+    if (f->key == NULL || f->needs != NULL || strlen(f->key) != f->klen || f->klen + 3 > HEAD_MAX)
+        return 0;
+    for (size_t i = 0; i < f->klen; i++)
+        if (f->key[i] < 0x20 || f->key[i] >= 0x7f || f->key[i] == '"' || f->key[i] == '\\')
+            return 0;
+    return 1;
+}
+
+/* 1 when row r of the envelope (env) or of the type's table is the one row of both tables with
+ * its key in the type's key index ix. The walk compares a member with one row's key at a time
+ * and takes the first row that matches, so it must be the row the pairs' parse maps the key to
+ * (map_rows), and no other. */
+static int row_is_only(const key_index_t *ix, const ar__sig_field_t *f, int r, int env)
+{
+    const key_slot_t *s = key_find(ix, f->key, f->klen, key_word(f->key, f->klen, f->klen));
+    return s != NULL && (env ? s->env_row == r && s->row < 0 : s->row == r && s->env_row < 0);
+}
+
+/* 1 when row f's check (ar__sig_check) passes the value at v. */
+static int check_passes(const ar__sig_field_t *f, const void *v)
+{
+    ar_sig_err_t e;
+    return ar__sig_check(f, v, 1, f->key, &e) == 0;
+}
+
+/* Step s's head from its n bytes: the words and the masks of the bytes they fill. */
+static void head_words(step_t *s)
+{
+    memcpy(s->w, s->head, HEAD_MAX);
+    s->mask[0] = s->n >= 8 ? ~0ull : (1ull << (8 * s->n)) - 1;
+    s->mask[1] = s->n <= 8 ? 0 : s->n >= 16 ? ~0ull : (1ull << (8 * (s->n - 8))) - 1;
+}
+
+/* Row r of the envelope or (in_msg) of the type's table, as plan's next step; ix: the type's key
+ * index. */
+static void plan_add(plan_t *plan, const ar__sig_field_t *f, int r, int in_msg,
+                     const key_index_t *ix)
+{
+    step_t *s = &plan->step[plan->count++];
+    memset(s, 0, sizeof(*s));
+    s->f = f;
+    if (!plain_key(f) || !row_is_only(ix, f, r, !in_msg)) {
+        plan->ok = 0;
+        return;
+    }
+    s->n = (uint8_t)(f->klen + 3);
+    s->head[0] = '"';
+    memcpy(s->head + 1, f->key, f->klen);
+    memcpy(s->head + 1 + f->klen, "\":", 2);
+    head_words(s);
+    s->in_msg = (uint8_t)in_msg;
+    s->sdp = (uint8_t)sdp_key(f->key, f->klen);
+}
+
+/*
+ * The lead of direction d: the opening brace, the envelope's first row "v" with AR_SIG_VERSION,
+ * and the head of its second, "type", with the quote that opens the name (n 0 when the envelope
+ * does not begin so). The pairs' parse reads no other version, and the check of "v" against its
+ * row is made here, once; so is that of each type's name (plan_name). So the walk stores both
+ * without checking them again, the checks that cost the most of a relayed frame's envelope.
+ */
+static void lead_build(int d)
+{
+    const ar__sig_table_t *env = &ar__sig_envelope[d];
+    const ar__sig_field_t *v = &env->fields[0], *type = &env->fields[1];
+    const int64_t version = AR_SIG_VERSION;
+    char text[64];
+    if (env->count < 2 || v->off != offsetof(ar__sig_env_t, v) || v->kind != AR__SIG_INT ||
+        type->off != offsetof(ar__sig_env_t, type) || type->kind != AR__SIG_STR || !plain_key(v) ||
+        !plain_key(type) || !check_passes(v, &version))
+        return;
+    int n = snprintf(text, sizeof(text), "{\"%s\":%d,\"%s\":\"", v->key, AR_SIG_VERSION, type->key);
+    if (n <= 0 || n > HEAD_MAX)
+        return;
+    memcpy(lead[d].head, text, (size_t)n);
+    lead[d].n = (uint8_t)n;
+    head_words(&lead[d]);
+}
+
+/* Plan's name: the name of the flat type ti and its closing quote, when the envelope's "type"
+ * row passes the name; else the plan is never walked. */
+static void plan_name(plan_t *plan, int d, size_t ti)
+{
+    const ar_sig_str_t name = {flat_name[ti], flat_name_len[ti]};
+    step_t *s = &plan->name;
+    if (lead[d].n == 0 || name.len + 1 > HEAD_MAX ||
+        !check_passes(&ar__sig_envelope[d].fields[1], &name)) {
+        plan->ok = 0;
+        return;
+    }
+    memcpy(s->head, name.p, name.len);
+    s->head[name.len] = '"';
+    s->n = (uint8_t)(name.len + 1);
+    head_words(s);
+}
+
+/* The plan of type ti in direction d, whose table is t and key index ix. No more rows than the
+ * pairs' parse reads pairs, so that it reads every frame the walk reads. */
+static void plan_build(plan_t *plan, int d, size_t ti, const ar__sig_table_t *t,
+                       const key_index_t *ix)
+{
+    const ar__sig_table_t *env = &ar__sig_envelope[d];
+    plan->count = 0;
+    plan->ok = env->count + t->count <= FLAT_PAIRS;
+    for (size_t r = 0; plan->ok && r < env->count; r++)
+        plan_add(plan, &env->fields[r], (int)r, 0, ix);
+    for (size_t r = 0; plan->ok && r < t->count; r++)
+        plan_add(plan, &t->fields[r], (int)r, 1, ix);
+    if (plan->ok)
+        plan_name(plan, d, ti);
+}
+
 static void key_index_build(void)
 {
     for (size_t i = 0; i < FLAT_TYPES; i++) {
@@ -357,6 +533,7 @@ static void key_index_build(void)
     }
     for (int d = 0; d < 2; d++) {
         const ar__sig_table_t *env = &ar__sig_envelope[d];
+        lead_build(d);
         for (size_t i = 0; i < FLAT_TYPES; i++) {
             const ar__sig_table_t *t = flat_table(d, flat_types[i]);
             if (t == NULL)
@@ -365,6 +542,7 @@ static void key_index_build(void)
                 key_put(&key_index[d][i], &env->fields[r], (int)r, 1);
             for (size_t r = 0; r < t->count; r++)
                 key_put(&key_index[d][i], &t->fields[r], (int)r, 0);
+            plan_build(&type_plan[d][i], d, i, t, &key_index[d][i]);
         }
     }
 }
@@ -430,74 +608,108 @@ static const pair_t *type_pair(const pair_t *p, int n)
 }
 
 /*
- * Reads the rows of t from the pairs into base, as ar__sig_read_object would: 0, or -1 for the
- * full parse. at[i]: the pair named like row i, or -1 (map_rows). sdp_ok: the row for "sdp" may
- * keep an escaped or non-ASCII string as sent (its content then checked by ar__sig_sdp_end).
+ * Reads one row f from the value x (NULL: absent) into dst, as ar__sig_read_object would: 0, or
+ * -1 for the full parse. sdp_ok: the row for "sdp" may keep an escaped or non-ASCII string as
+ * sent (its content then checked by ar__sig_sdp_end), whose start goes to *raw. A row that
+ * needs another is the caller's to check. Both the pairs' parse and the ordered one read
+ * every row through here.
  */
+static inline int read_row(const ar__sig_field_t *f, const pair_t *x, void *dst, int sdp_ok,
+                           const char **raw)
+{
+    if (x != NULL && x->kind == T_NULL) {
+        if (!(f->flags & AR__SIG_NULL))
+            return -1;
+        x = NULL; /* null means absent here */
+    }
+    if (x == NULL) {
+        if (f->flags & AR__SIG_REQ)
+            return -1;
+        if (f->kind == AR__SIG_INT)
+            *(int64_t *)dst = AR_SIG_NONE;
+        return 0;
+    }
+    switch (f->kind) {
+    case AR__SIG_STR: {
+        if (x->kind != T_STR)
+            return -1;
+        ar_sig_str_t *s = dst;
+        *s = (ar_sig_str_t){x->val, x->vlen};
+        if (x->sdp) {
+            /* Kept as sent; its checks were lift.c's, over the JSON text (split). */
+            if (!sdp_ok || f->cs != AR__CS_SDP || f->max != AR_SIG_SDP_MAX || f->min != 1)
+                return -1;
+            *raw = x->val;
+            return 0;
+        }
+        break;
+    }
+    case AR__SIG_INT:
+        if (x->kind != T_INT)
+            return -1;
+        *(int64_t *)dst = x->num;
+        break;
+    case AR__SIG_BOOL:
+        if (x->kind != T_BOOL)
+            return -1;
+        *(int *)dst = (int)x->num;
+        break;
+    case AR__SIG_ENUM: {
+        int found = 0;
+        for (size_t k = 0; x->kind == T_STR && f->values[k] && !found; k++)
+            if (named(f->values[k], x->val, x->vlen))
+                found = (int)k + 1;
+        if (!found)
+            return -1;
+        *(int *)dst = found;
+        break;
+    }
+    default:
+        return -1; /* lists and objects: never flat */
+    }
+    ar_sig_err_t e;
+    return ar__sig_check(f, dst, 1, f->key, &e) != 0 ? -1 : 0;
+}
+
+/* Reads the rows of t from the pairs into base (read_row): 0, or -1 for the full parse. at[i]:
+ * the pair named like row i, or -1 (map_rows). */
 static int read_rows(const ar__sig_table_t *t, const pair_t *p, int n, const int8_t *at, void *base,
                      int sdp_ok, const char **raw)
 {
     for (size_t i = 0; i < t->count; i++) {
         const ar__sig_field_t *f = &t->fields[i];
-        void *dst = (char *)base + f->off;
         const pair_t *x = at[i] >= 0 ? &p[at[i]] : NULL;
-        if (x != NULL && x->kind == T_NULL) {
-            if (!(f->flags & AR__SIG_NULL))
-                return -1;
-            x = NULL; /* null means absent here */
-        }
-        if (x == NULL) {
-            if (f->flags & AR__SIG_REQ)
-                return -1;
-            if (f->kind == AR__SIG_INT)
-                *(int64_t *)dst = AR_SIG_NONE;
-            continue;
-        }
-        if (f->needs != NULL && find(p, n, f->needs) == NULL)
+        if (x != NULL && x->kind != T_NULL && f->needs != NULL && find(p, n, f->needs) == NULL)
             return -1;
-        switch (f->kind) {
-        case AR__SIG_STR: {
-            if (x->kind != T_STR)
-                return -1;
-            ar_sig_str_t *s = dst;
-            *s = (ar_sig_str_t){x->val, x->vlen};
-            if (x->sdp) {
-                /* Kept as sent; its checks were lift.c's, over the JSON text (split). */
-                if (!sdp_ok || f->cs != AR__CS_SDP || f->max != AR_SIG_SDP_MAX || f->min != 1)
-                    return -1;
-                *raw = x->val;
-                continue;
-            }
-            break;
-        }
-        case AR__SIG_INT:
-            if (x->kind != T_INT)
-                return -1;
-            *(int64_t *)dst = x->num;
-            break;
-        case AR__SIG_BOOL:
-            if (x->kind != T_BOOL)
-                return -1;
-            *(int *)dst = (int)x->num;
-            break;
-        case AR__SIG_ENUM: {
-            int found = 0;
-            for (size_t k = 0; x->kind == T_STR && f->values[k] && !found; k++)
-                if (named(f->values[k], x->val, x->vlen))
-                    found = (int)k + 1;
-            if (!found)
-                return -1;
-            *(int *)dst = found;
-            break;
-        }
-        default:
-            return -1; /* lists and objects: never flat */
-        }
-        ar_sig_err_t e;
-        if (ar__sig_check(f, dst, 1, f->key, &e) != 0)
+        if (read_row(f, x, (char *)base + f->off, sdp_ok, raw) != 0)
             return -1;
     }
     return 0;
+}
+
+/* The place in flat_types of the type named s[0..n), or -1: only the flat types' names are
+ * compared. */
+static int flat_type_at(const char *s, size_t n)
+{
+    for (size_t ti = 0; ti < FLAT_TYPES; ti++)
+        if (n == flat_name_len[ti] && same_bytes(flat_name[ti], s, n))
+            return (int)ti;
+    return -1;
+}
+
+/* What a parse that read the frame reports, the same for both: not the whole of err, as on
+ * success only its type and request id are read (signal.h). */
+static void flat_done(ar_sig_dir_t dir, int type, const ar__sig_env_t *e, const char *frame,
+                      size_t len, const char *raw, ar_sig_msg_t *msg, ar_sig_err_t *err)
+{
+    err->code = 0;
+    err->text[0] = '\0';
+    err->type = type;
+    err->id = dir == AR_SIG_FROM_CLIENT ? e->id : AR_SIG_NONE;
+    ar__sig_env_to_msg(dir, type, e, msg);
+    msg->sdp_raw_ = raw;
+    msg->flat_ = frame;
+    msg->flat_len_ = len;
 }
 
 int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned flags,
@@ -512,17 +724,10 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
     if (tp == NULL || tp->kind != T_STR)
         return 0;
     pthread_once(&key_index_once, key_index_build);
-    /* Only the flat types' names are compared. */
-    int type = 0;
-    size_t ti = 0;
-    for (; ti < FLAT_TYPES; ti++) {
-        if (tp->vlen == flat_name_len[ti] && same_bytes(flat_name[ti], tp->val, tp->vlen)) {
-            type = flat_types[ti];
-            break;
-        }
-    }
-    if (type == 0)
+    int ti = flat_type_at(tp->val, tp->vlen);
+    if (ti < 0)
         return 0;
+    int type = flat_types[ti];
     const ar__sig_table_t *t = flat_table(dir, type);
     const ar__sig_table_t *env = &ar__sig_envelope[dir];
     if (t == NULL)
@@ -540,14 +745,135 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
         memset(msg, 0, sizeof(*msg));
         return 0;
     }
-    /* Not the whole of err: on success only its type and request id are read (signal.h). */
-    err->code = 0;
-    err->text[0] = '\0';
-    err->type = type;
-    err->id = dir == AR_SIG_FROM_CLIENT ? e.id : AR_SIG_NONE;
-    ar__sig_env_to_msg(dir, type, &e, msg);
-    msg->sdp_raw_ = raw;
-    msg->flat_ = frame;
-    msg->flat_len_ = len;
+    flat_done(dir, type, &e, frame, len, raw, msg, err);
+    return 1;
+}
+
+/*
+ * The parse of frames in the clients' order (docs/performance.md, "Relay: the parse of frames in
+ * the clients' order"). The web client sends JSON.stringify({v: 1, type, id, ...fields}), its
+ * fields in its type's table order, and the load generator the same without "id": compact
+ * frames whose members name the rows of the envelope and then of the type's table, in their
+ * order, some left out. So the frame's opening is compared with the lead and a type's name at
+ * once, and each member's `"key":` after them with the one of the row after the last one named,
+ * then of the next (a plan's steps); a row passed over is absent. A frame so written is read in
+ * one pass, without the pairs, the keys' hash and the map of rows. Any other (white space, a key
+ * out of order, unknown or repeated, a required row missing, and everything the pairs' parse
+ * would not read either) goes to the pairs' parse, which then answers. Each value and each row
+ * is read as that parse reads it (value, read_row), and a compact frame is one its grammar
+ * (split) takes, so a frame both read is read the same.
+ */
+
+typedef struct ordered_s {
+    const plan_t *plan; /* the type's */
+    size_t at;          /* the next step a member may open with */
+    char *base[2];      /* where the envelope's rows and the type's are laid out (step in_msg) */
+    int keep;           /* AR_SIG_PARSE_KEEP_SDP_JSON */
+    const char *raw;    /* the SDP kept as sent (read_row) */
+} ordered_t;
+
+/* The member at `at` (avail: bytes from there to the frame's end) opens with step s's head:
+ * compared as two words when sixteen bytes are there. */
+static inline int step_here(const step_t *s, const char *at, size_t avail)
+{
+    if (avail < HEAD_MAX)
+        return s->n <= avail && memcmp(at, s->head, s->n) == 0;
+    uint64_t w[2];
+    memcpy(w, at, HEAD_MAX);
+    return ((w[0] & s->mask[0]) == s->w[0]) & ((w[1] & s->mask[1]) == s->w[1]);
+}
+
+/* Step s's row is absent (read_row): 0, or -1 when it may not be. */
+static inline int step_absent(ordered_t *o, const step_t *s)
+{
+    return read_row(s->f, NULL, o->base[s->in_msg] + s->f->off, 0, &o->raw);
+}
+
+/* The next step whose head the member at `at` opens with (step_here), the rows passed over read
+ * as absent: NULL when none is left, or a row passed over may not be absent. */
+static inline const step_t *ordered_step(ordered_t *o, const char *at, size_t avail)
+{
+    /* In locals: the rows' stores could alias o for all the compiler knows. */
+    const step_t *s = &o->plan->step[o->at], *end = &o->plan->step[o->plan->count];
+    for (; s < end; s++) {
+        if (step_here(s, at, avail)) {
+            o->at = (size_t)(s + 1 - o->plan->step);
+            return s;
+        }
+        if (step_absent(o, s) != 0)
+            return NULL;
+    }
+    return NULL;
+}
+
+/* The member whose opening quote is at frame[i], read into its row: the index past its value,
+ * or 0. */
+static inline size_t ordered_member(ordered_t *o, const char *frame, size_t i, size_t len)
+{
+    const step_t *s = ordered_step(o, frame + i, len - i);
+    if (s == NULL || i + s->n >= len) /* a frame may end right after a head */
+        return 0;
+    pair_t x = {.sdp = 0};
+    i = value(frame, i + s->n, len, o->keep && s->sdp, &x);
+    void *dst = o->base[s->in_msg] + s->f->off;
+    return i == 0 || read_row(s->f, &x, dst, s->in_msg && o->keep, &o->raw) != 0 ? 0 : i;
+}
+
+/* The frame opens with the lead and the name of a type the walk reads: "v" and "type" read as
+ * lead_build says, the walk set to go on with the type's plan; the index past the name's
+ * closing quote, else 0. */
+static size_t ordered_lead(ordered_t *o, ar_sig_dir_t dir, const char *frame, size_t len,
+                           ar__sig_env_t *e, int *type)
+{
+    const step_t *l = &lead[dir];
+    if (l->n == 0 || !step_here(l, frame, len))
+        return 0;
+    const char *name = frame + l->n;
+    for (size_t ti = 0; ti < FLAT_TYPES; ti++) {
+        const plan_t *plan = &type_plan[dir][ti];
+        if (plan->ok && step_here(&plan->name, name, len - l->n)) {
+            e->v = AR_SIG_VERSION;
+            e->type = (ar_sig_str_t){name, plan->name.n - 1u};
+            *type = flat_types[ti];
+            o->plan = plan;
+            o->at = 2; /* past "v" and "type" */
+            return l->n + plan->name.n;
+        }
+    }
+    return 0;
+}
+
+/* The frame's members after the type: 1 when they are read to its closing brace, the rows after
+ * the last one absent. i: the index past the type's name. */
+static int ordered_members(ordered_t *o, const char *frame, size_t i, size_t len)
+{
+    while (i != 0 && i + 1 < len && frame[i] == ',')
+        i = ordered_member(o, frame, i + 1, len);
+    if (i == 0 || i + 1 != len || frame[i] != '}')
+        return 0;
+    while (o->at < o->plan->count)
+        if (step_absent(o, &o->plan->step[o->at++]) != 0)
+            return 0;
+    return 1;
+}
+
+int ar__sig_parse_ordered(ar_sig_dir_t dir, const char *frame, size_t len, unsigned flags,
+                          ar_sig_msg_t *msg, ar_sig_err_t *err)
+{
+    pthread_once(&key_index_once, key_index_build);
+    ar__sig_env_t e;
+    memset(&e, 0, sizeof(e));
+    ordered_t o = {
+        NULL, 0, {(char *)&e, (char *)msg}, (flags & AR_SIG_PARSE_KEEP_SDP_JSON) != 0, NULL};
+    int type = 0;
+    size_t i = ordered_lead(&o, dir, frame, len, &e, &type);
+    if (i == 0)
+        return 0;
+    memset(msg, 0, sizeof(*msg));
+    if (!ordered_members(&o, frame, i, len) || (e.fid.len && e.seq == 0)) {
+        memset(msg, 0, sizeof(*msg));
+        return 0;
+    }
+    flat_done(dir, type, &e, frame, len, o.raw, msg, err);
     return 1;
 }

@@ -176,6 +176,12 @@ static inline size_t ar__sig_skip_plain(const void *s, size_t i, size_t len)
  */
 int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned flags,
                        ar_sig_msg_t *msg, ar_sig_err_t *err);
+/* flat.c: the same for a compact frame whose keys come in the order of the envelope's rows and
+ * then of the type's table, as our clients write them: 1 with msg and err filled exactly as
+ * ar__sig_parse_flat fills them; 0 when it does not apply (ar__sig_parse_flat then decides).
+ * It never refuses a frame itself. */
+int ar__sig_parse_ordered(ar_sig_dir_t dir, const char *frame, size_t len, unsigned flags,
+                          ar_sig_msg_t *msg, ar_sig_err_t *err);
 /* flat.c: the rows of the envelope (*env_row) and of the type's table (*row) the flat parse
  * reads a key spelt key[0..n) into, -1 for none; -1 when type in dir is never parsed flat. For
  * the tests: the first row of each table with that key, as a search of the rows finds it. */

@@ -193,7 +193,8 @@ int ar_sig_parse2(ar_sig_dir_t dir, const char *frame, size_t len, unsigned flag
     if ((flags & AR_SIG_PARSE_BORROW) && frame != NULL &&
         (dir == AR_SIG_FROM_CLIENT || dir == AR_SIG_FROM_SERVER) &&
         len <= (dir == AR_SIG_FROM_CLIENT ? AR_SIG_FRAME_MAX : AR_SIG_OUT_MAX) &&
-        ar__sig_parse_flat(dir, frame, len, flags, msg, err))
+        (ar__sig_parse_ordered(dir, frame, len, flags, msg, err) ||
+         ar__sig_parse_flat(dir, frame, len, flags, msg, err)))
         return 0;
     if ((flags & AR_SIG_PARSE_KEEP_SDP_JSON) && frame != NULL &&
         (dir == AR_SIG_FROM_CLIENT || dir == AR_SIG_FROM_SERVER) &&

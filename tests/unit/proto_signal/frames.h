@@ -52,6 +52,14 @@ static const frame_case_t valid_frames[] = {
     {"c_candidate", C, AR_SIG_CANDIDATE,
      "{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"" CAND
      "\",\"mid\":\"0\",\"mline\":0,\"ufrag\":\"EsAw\"}"},
+    /* As web/js/signal.js writes them: JSON.stringify({v: 1, type, id, ...fields}). */
+    {"c_offer_web", C, AR_SIG_OFFER,
+     "{\"v\":1,\"type\":\"offer\",\"id\":12,\"to\":\"Qm9P3xk\",\"sdp\":\"" SDP "\"}"},
+    {"c_answer_web", C, AR_SIG_ANSWER,
+     "{\"v\":1,\"type\":\"answer\",\"id\":13,\"to\":\"Qm9P3xk\",\"sdp\":\"" SDP "\"}"},
+    {"c_candidate_web", C, AR_SIG_CANDIDATE,
+     "{\"v\":1,\"type\":\"candidate\",\"id\":14,\"to\":\"Qm9P3xk\",\"candidate\":\"" CAND
+     "\",\"mid\":\"0\",\"mline\":0,\"ufrag\":\"EsAw\"}"},
     {"c_candidate_end", C, AR_SIG_CANDIDATE,
      "{\"v\":1,\"type\":\"candidate\",\"to\":\"p2\",\"candidate\":\"\",\"mid\":null,\"mline\":"
      "null}"},

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "agree.h"
 #include "frames.h"
 #include "internal.h"
 
@@ -223,6 +224,8 @@ static void check_case(const bad_case_t *c, const char *json, size_t len)
         e2.type != err.type)
         fail_msg("%.200s: relay parse: rc %s text '%s', full parse '%s'", json, ar_err_name(rc),
                  e2.text, err.text);
+    /* The ordered parse reads none of them: it leaves each to the pairs' parse. */
+    assert_int_equal(ordered_agrees_both(c->dir, json, len), 0);
 }
 
 static void test_bad_cases(void **state)
@@ -412,6 +415,7 @@ static void test_truncations(void **state)
                                AR_SIG_PARSE_KEEP_SDP_JSON | AR_SIG_PARSE_BORROW, &m, &e2);
             assert_int_equal(rc, AR_EPARSE);
             assert_string_equal(e2.text, err.text);
+            assert_int_equal(ordered_agrees_both(valid_frames[i].dir, j, cut), 0);
         }
     }
 }
