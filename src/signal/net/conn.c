@@ -381,7 +381,7 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
     while (c->state == AR__SN_OPEN) {
         size_t used = 0;
         ar_ws_event_t ev;
-        int err = ar_ws_parse(&parser, data + off, n - off, &used, &ev);
+        int err = ar_ws_parse_message(&parser, data + off, n - off, &used, &ev);
         if (err) {
             uint16_t code = parser.close_code;
             if (err == AR_ETOOBIG && c->loop->conf.too_big_code)
@@ -392,7 +392,12 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
         off += used;
         if (ev.type == AR_WS_EV_NEED_MORE)
             break;
-        if (ev.type == AR_WS_EV_FRAME_START) {
+        if (ev.type == AR_WS_EV_MESSAGE) {
+            /* The common case: a whole one-frame message in this buffer, used where it lies. A
+             * parser at rest has no message under way to have put bytes in `in`. */
+            if (l->h.message_cb)
+                l->h.message_cb(c, ev.opcode, ev.data, ev.len, l->h.data);
+        } else if (ev.type == AR_WS_EV_FRAME_START) {
             frame_len = ev.frame_len;
             if (ev.opcode & 8) {
                 c->flags |= AR__SN_F_CTL;
@@ -437,7 +442,7 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
         }
         /* A frame ended with the buffer: the parser waits for a header, so asking it again
          * would only hear NEED_MORE. */
-        if (off == n && ev.type == AR_WS_EV_FRAME_END)
+        if (off == n && (ev.type == AR_WS_EV_FRAME_END || ev.type == AR_WS_EV_MESSAGE))
             break;
     }
     if (parser_keep(c, &parser) != 0) {
