@@ -102,7 +102,7 @@ static int raw_write(ar_sn_conn_t *c, const uint8_t *buf, size_t len)
             c->flags |= AR__SN_F_WANTW;
         return n;
     }
-    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    ssize_t n = ar__sn_send(c->fd, buf, len);
     if (n >= 0)
         return (int)n;
     return errno == EAGAIN || errno == EWOULDBLOCK ? AR_EAGAIN : AR_EIO;
@@ -508,7 +508,7 @@ static int raw_read(ar_sn_conn_t *c, uint8_t *buf, size_t cap)
             c->flags |= AR__SN_F_WANTW;
         return n;
     }
-    ssize_t n = recv(c->fd, buf, cap, 0);
+    ssize_t n = ar__sn_recv(c->fd, buf, cap);
     if (n >= 0)
         return (int)n;
     return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? AR_EAGAIN : AR_EIO;

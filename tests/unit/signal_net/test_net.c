@@ -18,6 +18,7 @@
 #include "internal.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +27,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -960,6 +962,43 @@ static void expect_now(int fd, const void *want, size_t n)
  * driven a turn at a time (ar_sn_loop_adopt, ar_sn_loop_turn; fuzz_signal_bus's clients): each
  * turn handles what is ready then, without waiting, and frees what closed in it. A socket that
  * accept_cb refuses, or that epoll cannot watch, is closed. */
+/* The bare system calls behind recv, send and epoll_wait (internal.h) keep the wrappers'
+ * contract: -1 with errno, MSG_NOSIGNAL (EPIPE, no SIGPIPE), epoll_wait's timeout and events. */
+static void test_bare_syscalls(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    int ep = epoll_create1(0);
+    assert_true(ep >= 0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 7}, got[2];
+    assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, sv[0], &ev), 0);
+    char buf[8];
+    errno = 0;
+    assert_int_equal(ar__sn_recv(sv[0], buf, sizeof(buf)), -1);
+    assert_int_equal(errno, EAGAIN);
+    assert_int_equal(ar__sn_epoll_wait(ep, got, 2, 0), 0);
+    assert_int_equal(ar__sn_send(sv[1], "abc", 3), 3);
+    assert_int_equal(ar__sn_epoll_wait(ep, got, 2, 1000), 1);
+    assert_int_equal(got[0].data.u32, 7);
+    assert_true(got[0].events & EPOLLIN);
+    assert_int_equal(ar__sn_recv(sv[0], buf, sizeof(buf)), 3);
+    assert_memory_equal(buf, "abc", 3);
+    errno = 0;
+    assert_int_equal(ar__sn_epoll_wait(-1, got, 2, 0), -1);
+    assert_int_equal(errno, EBADF);
+    /* Writing to a closed peer: EPIPE, and no SIGPIPE even where it would end the process. */
+    close(sv[0]);
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
+    assert_int_equal(sigaction(SIGPIPE, &dfl, &old), 0);
+    errno = 0;
+    assert_int_equal(ar__sn_send(sv[1], "x", 1), -1);
+    assert_int_equal(errno, EPIPE);
+    assert_int_equal(sigaction(SIGPIPE, &old, NULL), 0);
+    close(sv[1]);
+    close(ep);
+}
+
 static void test_adopt_and_turn(void **state)
 {
     (void)state;
@@ -1035,6 +1074,7 @@ int main(void)
         cmocka_unit_test(test_alloc_failure),   cmocka_unit_test(test_reuseport),
         cmocka_unit_test(test_killed_in_send),  cmocka_unit_test(test_paced_writer),
         cmocka_unit_test(test_adopt_and_turn),  cmocka_unit_test(test_conn_area),
+        cmocka_unit_test(test_bare_syscalls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
