@@ -677,7 +677,8 @@ struct ar__sig_srv_s {
     ar__sig_conn_t *drain_cur;
     size_t drain_left;
     size_t nrooms, nsessions, nclinics;
-    char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
+    /* Scratch for building frames; AR_SN_SEND_ROOM more for a frame numbered in place. */
+    char out[AR_SN_SEND_ROOM + AR_SIG_OUT_MAX + 64];
     char pub[AR__SIG_TO_HDR + AR_SIG_OUT_MAX + 1]; /* a frame for the bus, after its header */
     ar__sig_invites_t *invites; /* invite tokens used in the jurisdiction (invite.c) */
     /* Frames held here (replay buffers, pending lists) about each value of a frame's about tag,

@@ -461,8 +461,10 @@ static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_f
 {
     if (!s->conn || s->conn->state != AR__SIG_C_LIVE)
         return;
-    size_t n = ar__sig_frame_wire(f, srv->out, sizeof(srv->out));
-    if (n && ar_sn_send(s->conn->c, AR_WS_OP_TEXT, srv->out, n) == 0) {
+    /* Numbered behind room for the WebSocket header: sent without another copy. */
+    char *wire = srv->out + AR_SN_SEND_ROOM;
+    size_t n = ar__sig_frame_wire(f, wire, sizeof(srv->out) - AR_SN_SEND_ROOM);
+    if (n && ar_sn_send_room(s->conn->c, AR_WS_OP_TEXT, (uint8_t *)srv->out, n) == 0) {
         s->conn->last_tx = srv->now;
         ar_metric_add(srv->m.msgs_out, 0, 1);
     }
