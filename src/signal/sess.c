@@ -393,20 +393,49 @@ static int numbered_has(const ar__sig_sess_t *s, const uint8_t *fid)
     return 0;
 }
 
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Three bytes as four base64url characters. */
+static void b64_group(const uint8_t *in, char *out)
+{
+    uint32_t v = (uint32_t)in[0] << 16 | (uint32_t)in[1] << 8 | in[2];
+    out[0] = b64url[v >> 18];
+    out[1] = b64url[(v >> 12) & 63];
+    out[2] = b64url[(v >> 6) & 63];
+    out[3] = b64url[v & 63];
+}
+
+/*
+ * The last fid this thread (a worker) made text of, and that text. The fids a worker numbers are
+ * nearly all its own, made in bus.c: bytes 0-7 its node id, 8-15 a counter, little-endian, so
+ * that one differs from the last in byte 8 and only now and then in bytes 9-15. The characters
+ * of bytes 0-5 (0-7) and of bytes 9-15 (12-21) are then the last text's.
+ */
+static _Thread_local uint8_t last_fid[16];
+static _Thread_local char last_text[AR__SIG_FID_LEN];
+static _Thread_local int have_last;
+
 void ar__sig_fid_text(const uint8_t fid[16], char out[AR__SIG_FID_LEN])
 {
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     /* Five groups of three bytes make 20 characters; the sixteenth byte makes the last two. */
-    size_t o = 0;
-    for (size_t i = 0; i < 15; i += 3) {
-        uint32_t v = (uint32_t)fid[i] << 16 | (uint32_t)fid[i + 1] << 8 | fid[i + 2];
-        out[o++] = b64[v >> 18];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = b64[(v >> 6) & 63];
-        out[o++] = b64[v & 63];
+    if (have_last && memcmp(fid, last_fid, 6) == 0) {
+        memcpy(out, last_text, 8);
+    } else {
+        b64_group(fid, out);
+        b64_group(fid + 3, out + 4);
     }
-    out[o++] = b64[fid[15] >> 2];
-    out[o] = b64[(fid[15] & 3) << 4];
+    b64_group(fid + 6, out + 8);
+    if (have_last && memcmp(fid + 9, last_fid + 9, 7) == 0) {
+        memcpy(out + 12, last_text + 12, 10);
+    } else {
+        b64_group(fid + 9, out + 12);
+        b64_group(fid + 12, out + 16);
+        out[20] = b64url[fid[15] >> 2];
+        out[21] = b64url[(fid[15] & 3) << 4];
+    }
+    memcpy(last_fid, fid, 16);
+    memcpy(last_text, out, AR__SIG_FID_LEN);
+    have_last = 1;
 }
 
 /* Where a frame's ",\"seq\":0" is, as strstr finds it (the first, before any NUL): straight

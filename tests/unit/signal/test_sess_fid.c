@@ -16,6 +16,7 @@
 #include "anteroom/log.h"
 
 #include <jansson.h>
+#include <sodium.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -625,12 +626,51 @@ static void test_claim_with_gone_conn(void **state)
     su_srv_free(B);
 }
 
+/* ar__sig_fid_text, which keeps the last fid's text for the next, against libsodium's base64url
+ * of every fid: a worker's counter run across its low bytes' carries, two workers' fids in
+ * turn, and a fid that differs from the one before in one byte, at every position, by every
+ * value. */
+static void fid_text_check(const uint8_t fid[16])
+{
+    char want[sodium_base64_ENCODED_LEN(16, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    sodium_bin2base64(want, sizeof(want), fid, 16, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    char got[AR__SIG_FID_LEN + 1] = {0};
+    ar__sig_fid_text(fid, got);
+    assert_string_equal(got, want);
+}
+
+static void test_fid_text_reference(void **state)
+{
+    (void)state;
+    uint8_t a[16] = {0x9a, 0x01, 0xfe, 0x33, 0x80, 0x7f, 0x10, 0xc4}, b[16] = {0x9a, 0x01, 0xfe};
+    for (uint64_t ctr = 0; ctr < 70000; ctr++) {
+        memcpy(a + 8, &ctr, 8);
+        fid_text_check(a);
+    }
+    for (uint64_t ctr = 0xfffffffffffffff0ull; ctr != 8; ctr++) {
+        memcpy(a + 8, &ctr, 8);
+        memcpy(b + 8, &ctr, 8);
+        fid_text_check(a);
+        fid_text_check(b);
+    }
+    for (int i = 0; i < 16; i++) {
+        for (int v = 0; v < 256; v++) {
+            uint8_t f[16];
+            memcpy(f, a, 16);
+            fid_text_check(f);
+            f[i] = (uint8_t)v;
+            fid_text_check(f);
+        }
+    }
+}
+
 int main(void)
 {
     ar_log_init("signal", AR_LOG_WARN); /* every promotion logs at info */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_orders_by_hand),
         cmocka_unit_test(test_frame_wire_placeholder),
+        cmocka_unit_test(test_fid_text_reference),
         cmocka_unit_test(test_promotion_after_lost_copies_and_ack),
         cmocka_unit_test(test_exactly_once_after_promotion),
         cmocka_unit_test(test_replay_broken_off_keeps_marks),
