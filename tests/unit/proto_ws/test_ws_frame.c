@@ -290,7 +290,8 @@ static void test_mask_utf8_words(void **state)
 
 /* A masked text frame of len bytes, 1 to 70 (a server's parser unmasks it and checks its UTF-8 in
  * one pass while the text is ASCII): accepted exactly when ar_ws_utf8 accepts the text, whether
- * fed whole or a few bytes at a time, with a non-ASCII byte (valid or not) at every position. */
+ * fed whole or a few bytes at a time, through ar_ws_parse and ar_ws_parse_message, with a
+ * non-ASCII byte (valid or not) at every position. */
 static void test_masked_text_utf8(void **state)
 {
     (void)state;
@@ -315,11 +316,13 @@ static void test_masked_text_utf8(void **state)
                 /* Whole, a byte at a time, and in chunks that start the payload's later ones
                  * at each offset of the key (sixteen bytes at a time with SSE2) */
                 const size_t steps[] = {6 + len, 1, 7, 8, 9};
-                for (size_t si = 0; si < sizeof(steps) / sizeof(steps[0]); si++) {
-                    size_t step = steps[si];
+                for (size_t si = 0; si < 2 * sizeof(steps) / sizeof(steps[0]); si++) {
+                    size_t step = steps[si % (sizeof(steps) / sizeof(steps[0]))];
                     ar_ws_parser_t p;
                     ar_ws_parser_init(&p, 1, 0);
+                    use_message = si >= sizeof(steps) / sizeof(steps[0]); /* and in one step */
                     int err = run(&p, frame, 6 + len, step);
+                    use_message = 0;
                     if ((err == 0) != want)
                         fail_msg("length %zu, byte %zu at %zu, step %zu: err %d", len, o, at, step,
                                  err);
