@@ -16,6 +16,9 @@
 #include "anteroom/log.h"
 #include "anteroom/rand.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -438,6 +441,26 @@ void ar__sig_fid_text(const uint8_t fid[16], char out[AR__SIG_FID_LEN])
     have_last = 1;
 }
 
+/* The first '"' or NUL in [p, end), or end: the end of a frame's type, whose first sixteen bytes
+ * (every type the server builds) are looked at together where SSE2 is. */
+static const char *quote_or_nul(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    if (end - p >= 16) {
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(w, _mm_set1_epi8('"')),
+                                   _mm_cmpeq_epi8(w, _mm_setzero_si128()));
+        unsigned m = (unsigned)_mm_movemask_epi8(hit);
+        if (m)
+            return p + __builtin_ctz(m);
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\0')
+        p++;
+    return p;
+}
+
 /* Where a frame's ",\"seq\":0" is, as strstr finds it (the first, before any NUL): straight
  * after its type in every frame the server builds ({"v":1,"type":"<type>","seq":0,...}), looked
  * for through the whole frame only if it is not there. A NUL in the type (a bus peer's frame;
@@ -447,12 +470,33 @@ static const char *seq_placeholder(const ar__sig_frame_t *f)
     static const char pre[] = "{\"v\":1,\"type\":\"", seq0[] = ",\"seq\":0";
     size_t pl = sizeof(pre) - 1, sl = sizeof(seq0) - 1;
     if (f->len > pl && memcmp(f->data, pre, pl) == 0) {
-        const char *t = f->data + pl, *q = memchr(t, '"', f->len - pl);
-        if (q && (size_t)(f->data + f->len - q) > sl && memcmp(q + 1, seq0, sl) == 0 &&
-            !memchr(t, '\0', (size_t)(q - t)))
+        const char *end = f->data + f->len, *q = quote_or_nul(f->data + pl, end);
+        if (q < end && *q == '"' && (size_t)(end - q) > sl && memcmp(q + 1, seq0, sl) == 0)
             return q + 1;
     }
     return strstr(f->data, seq0);
+}
+
+/* v in decimal, its last digit just before end (no NUL): where its first digit is. Two digits
+ * at a time: this runs for every relayed frame. */
+static char *put_decimal(char *end, uint64_t v)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    char *p = end;
+    for (; v >= 100; v /= 100) {
+        p -= 2;
+        memcpy(p, pairs + 2 * (v % 100), 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    return p;
 }
 
 size_t ar__sig_frame_wire(const ar__sig_frame_t *f, char *out, size_t cap)
@@ -465,16 +509,15 @@ size_t ar__sig_frame_wire(const ar__sig_frame_t *f, char *out, size_t cap)
      * goes next to seq: the client drops a frame whose fid it has processed (5.10.1). */
     size_t pre = (size_t)(ph - f->data) + 7, post = f->len - pre - 1;
     char num[24];
-    size_t nl = 0;
-    for (uint64_t v = f->seq > 0 ? (uint64_t)f->seq : 0; nl == 0 || v; v /= 10)
-        num[sizeof(num) - ++nl] = (char)('0' + v % 10);
+    const char *digits = put_decimal(num + sizeof(num), f->seq > 0 ? (uint64_t)f->seq : 0);
+    size_t nl = (size_t)(num + sizeof(num) - digits);
     size_t kl = sizeof(key) - 1, n = pre + nl + kl + AR__SIG_FID_LEN + 1 + post;
     if (n > cap)
         return 0;
     char *o = out;
     memcpy(o, f->data, pre);
     o += pre;
-    memcpy(o, num + sizeof(num) - nl, nl);
+    memcpy(o, digits, nl);
     o += nl;
     memcpy(o, key, kl);
     o += kl;
