@@ -1145,6 +1145,8 @@ uint64_t ar__sig_rooms_ended_clock(void);
 void ar__sig_rooms_ended_begin(ar__sig_srv_t *srv, uint64_t epoch, uint64_t now_ms,
                                unsigned hear_ms);
 int ar__sig_rooms_ended_step(ar__sig_srv_t *srv, uint64_t now_ms);
+/* 1 while a catch-up round is under way (step then has something to do), else 0. */
+int ar__sig_rooms_ended_waiting(const ar__sig_srv_t *srv);
 int ar__sig_rooms_ended_sync(ar__sig_srv_t *srv, uint64_t epoch, int up, uint64_t now_ms);
 uint32_t ar__sig_rooms_ended_cover(const ar__sig_srv_t *srv);
 /* The publishing connection as the loop sees it now: its epoch (a count of its returns) and
