@@ -3,9 +3,9 @@
  * server and a client frame parser, fed whole and in chunks of the size given by the second byte,
  * and checks both feedings agree (events and payload) and that every text message completed
  * is valid UTF-8 by the separate validator, and the same again through ar_ws_parse_message
- * (whose one-step messages must digest as ar_ws_parse's three events would); odd runs the rest as an upgrade request
- * (bit 1: allow requests without Origin), checks an accepted one again cut to its length and one
- * byte shorter, and writes the response. Disagreements abort.
+ * (whose one-step messages must digest as ar_ws_parse's three events would); odd runs the rest
+ * as an upgrade request (bit 1: allow requests without Origin), checks an accepted one again cut
+ * to its length and one byte shorter, and writes the response. Disagreements abort.
  */
 #include "ws/ws.h"
 
@@ -42,8 +42,7 @@ static void digest_message(const ar_ws_event_t *ev, trace_t *t)
     t->sum = t->sum * 31 + AR_WS_EV_FRAME_END * 7 + ev->opcode + 1;
 }
 
-static void parse_all(int server, int one_step, uint8_t *buf, size_t len, size_t step,
-                      trace_t *t)
+static void parse_all(int server, int one_step, uint8_t *buf, size_t len, size_t step, trace_t *t)
 {
     ar_ws_parser_t p;
     ar_ws_parser_init(&p, server, 4096);

@@ -54,7 +54,7 @@ typedef enum {
     AR_WS_EV_FRAME_START,   /* a header was parsed; ev.opcode and ev.frame_len are set */
     AR_WS_EV_DATA,          /* ev.data/ev.len: unmasked payload bytes of the current frame */
     AR_WS_EV_FRAME_END,     /* the current frame is complete (also sent for empty frames) */
-    AR_WS_EV_MESSAGE,       /* ar_ws_parse_message only: a whole one-frame message, ev.data/ev.len */
+    AR_WS_EV_MESSAGE,       /* ar_ws_parse_message only: a whole one-frame message */
 } ar_ws_event_type_t;
 
 typedef struct ar_ws_event_s {

@@ -71,7 +71,7 @@ static void test_late_worker_refuses_ended_room(void **state)
     bc_clear();
     ar__sig_srv_t *b = su_srv_new(2);
     assert_int_equal(ar__sig_room_ended(b, "room-1"), 0); /* the gap: it would reopen */
-    assert_int_equal(ar__sig_rooms_ended_waiting(b), 0); /* the loop does not step it */
+    assert_int_equal(ar__sig_rooms_ended_waiting(b), 0);  /* the loop does not step it */
     ar__sig_rooms_ended_begin(b, 0, T0, AR__SIG_ENDED_HEAR_MS);
     hear(b, 1, 5);
     /* New sessions wait from the start; nothing is asked before the heartbeats are heard. */

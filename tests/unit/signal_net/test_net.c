@@ -1129,8 +1129,7 @@ int main(void)
         cmocka_unit_test(test_alloc_failure),   cmocka_unit_test(test_reuseport),
         cmocka_unit_test(test_killed_in_send),  cmocka_unit_test(test_paced_writer),
         cmocka_unit_test(test_adopt_and_turn),  cmocka_unit_test(test_conn_area),
-        cmocka_unit_test(test_bare_syscalls),
-        cmocka_unit_test(test_send_room),
+        cmocka_unit_test(test_bare_syscalls),   cmocka_unit_test(test_send_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
