@@ -2,9 +2,10 @@
  * Fuzzes the WebSocket codec. The first input byte picks the mode: even runs the bytes through a
  * server and a client frame parser, fed whole and in chunks of the size given by the second byte,
  * and checks both feedings agree (events and payload) and that every text message completed
- * is valid UTF-8 by the separate validator; odd runs the rest as an upgrade request
- * (bit 1: allow requests without Origin), checks an accepted one again cut to its length and one
- * byte shorter, and writes the response. Disagreements abort.
+ * is valid UTF-8 by the separate validator, and the same again through ar_ws_parse_message
+ * (whose one-step messages must digest as ar_ws_parse's three events would); odd runs the rest
+ * as an upgrade request (bit 1: allow requests without Origin), checks an accepted one again cut
+ * to its length and one byte shorter, and writes the response. Disagreements abort.
  */
 #include "ws/ws.h"
 
@@ -26,7 +27,22 @@ typedef struct trace_s {
     uint16_t close_code;
 } trace_t;
 
-static void parse_all(int server, uint8_t *buf, size_t len, size_t step, trace_t *t)
+/* A whole message ar_ws_parse_message took in one step, digested as the FRAME_START, DATA and
+ * FRAME_END ar_ws_parse reports for it. */
+static void digest_message(const ar_ws_event_t *ev, trace_t *t)
+{
+    CHECK(ev->fin && ev->msg_end && ev->len == ev->frame_len);
+    CHECK(ev->opcode == AR_WS_OP_TEXT || ev->opcode == AR_WS_OP_BINARY);
+    if (ev->opcode == AR_WS_OP_TEXT)
+        CHECK(ar_ws_utf8(0, ev->data, ev->len) == 0);
+    t->sum = t->sum * 31 + AR_WS_EV_FRAME_START * 7 + ev->opcode;
+    t->payload += ev->len;
+    for (size_t i = 0; i < ev->len; i++)
+        t->sum = t->sum * 131 + ev->data[i];
+    t->sum = t->sum * 31 + AR_WS_EV_FRAME_END * 7 + ev->opcode + 1;
+}
+
+static void parse_all(int server, int one_step, uint8_t *buf, size_t len, size_t step, trace_t *t)
 {
     ar_ws_parser_t p;
     ar_ws_parser_init(&p, server, 4096);
@@ -40,7 +56,8 @@ static void parse_all(int server, uint8_t *buf, size_t len, size_t step, trace_t
         for (;;) {
             size_t c = 0;
             ar_ws_event_t ev;
-            int err = ar_ws_parse(&p, buf + off + used, n - used, &c, &ev);
+            int err = one_step ? ar_ws_parse_message(&p, buf + off + used, n - used, &c, &ev)
+                               : ar_ws_parse(&p, buf + off + used, n - used, &c, &ev);
             if (err) {
                 CHECK(err == AR_EPARSE || err == AR_ETOOBIG);
                 CHECK(p.close_code == 1002 || p.close_code == 1007 || p.close_code == 1009);
@@ -53,6 +70,11 @@ static void parse_all(int server, uint8_t *buf, size_t len, size_t step, trace_t
             if (ev.type == AR_WS_EV_NEED_MORE) {
                 CHECK(used == n);
                 break;
+            }
+            if (ev.type == AR_WS_EV_MESSAGE) {
+                CHECK(one_step && ev.data + ev.len == buf + off + used);
+                digest_message(&ev, t);
+                continue;
             }
             /* DATA events depend on the chunking; only their bytes enter the digest. */
             if (ev.type != AR_WS_EV_DATA)
@@ -86,16 +108,25 @@ static void frames(const uint8_t *data, size_t size)
     uint8_t *a = malloc(size + 1), *b = malloc(size + 1);
     CHECK(a && b);
     for (int server = 0; server < 2; server++) {
-        trace_t whole, chunked;
+        trace_t whole, chunked, whole1, chunked1;
         memcpy(a, data, size);
         memcpy(b, data, size);
-        parse_all(server, a, size, size ? size : 1, &whole);
-        parse_all(server, b, size, step, &chunked);
+        parse_all(server, 0, a, size, size ? size : 1, &whole);
+        parse_all(server, 0, b, size, step, &chunked);
+        memcpy(a, data, size);
+        memcpy(b, data, size);
+        parse_all(server, 1, a, size, size ? size : 1, &whole1);
+        parse_all(server, 1, b, size, step, &chunked1);
         CHECK(whole.err == chunked.err && whole.close_code == chunked.close_code);
+        CHECK(whole.err == whole1.err && whole.close_code == whole1.close_code);
+        CHECK(whole.err == chunked1.err && whole.close_code == chunked1.close_code);
         /* On an error, how much payload was reported before it depends on the chunking (bad
          * UTF-8 is caught in the chunk that holds it), so only clean runs must agree. */
-        if (!whole.err)
+        if (!whole.err) {
             CHECK(whole.sum == chunked.sum && whole.payload == chunked.payload);
+            CHECK(whole.sum == whole1.sum && whole.payload == whole1.payload);
+            CHECK(whole.sum == chunked1.sum && whole.payload == chunked1.payload);
+        }
     }
     /* The close payload parser and UTF-8 validator on raw bytes. */
     uint16_t code;

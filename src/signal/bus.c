@@ -634,8 +634,10 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
 static int bus_idle(void *data)
 {
     ar__sig_srv_t *srv = data;
-    int a = ar__sig_bus_nums_idle(srv);
-    int e = ar__sig_rooms_ended_step(srv, mono_ms());
+    /* Each asked only when it has something to do: this runs before every wait of the loop,
+     * nearly always with no batch waiting and no catch-up under way. */
+    int a = srv->bus && ar__sig_bus_nums_waiting(srv->bus) ? ar__sig_bus_nums_idle(srv) : -1;
+    int e = ar__sig_rooms_ended_waiting(srv) ? ar__sig_rooms_ended_step(srv, mono_ms()) : -1;
     return a < 0 ? e : e < 0 || a < e ? a : e;
 }
 

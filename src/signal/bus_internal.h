@@ -175,6 +175,14 @@ void ar__sig_bus_nums_flush(ar__sig_bus_t *b);
 /* The loop's idle hook (data: the worker's srv), before it waits: publishes the batches as old
  * as copy-batch; the ms until the next is due, or -1 for none. */
 int ar__sig_bus_nums_idle(void *data);
+/* 1 when a batch of numbered copies waits: ar__sig_bus_nums_idle has one to flush or time. */
+static inline int ar__sig_bus_nums_waiting(const ar__sig_bus_t *b)
+{
+    for (size_t i = 0; i < b->nnums; i++)
+        if (b->nums[i].len)
+            return 1;
+    return 0;
+}
 /* Once a second (the heartbeat): forgets the empty batches of workers no longer alive. */
 void ar__sig_bus_nums_sweep(ar__sig_srv_t *srv);
 /* Wipes and frees the batches (bus stop). */

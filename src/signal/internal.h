@@ -677,7 +677,8 @@ struct ar__sig_srv_s {
     ar__sig_conn_t *drain_cur;
     size_t drain_left;
     size_t nrooms, nsessions, nclinics;
-    char out[AR_SIG_OUT_MAX + 64];                 /* scratch for building frames */
+    /* Scratch for building frames; AR_SN_SEND_ROOM more for a frame numbered in place. */
+    char out[AR_SN_SEND_ROOM + AR_SIG_OUT_MAX + 64];
     char pub[AR__SIG_TO_HDR + AR_SIG_OUT_MAX + 1]; /* a frame for the bus, after its header */
     ar__sig_invites_t *invites; /* invite tokens used in the jurisdiction (invite.c) */
     /* Frames held here (replay buffers, pending lists) about each value of a frame's about tag,
@@ -1144,6 +1145,8 @@ uint64_t ar__sig_rooms_ended_clock(void);
 void ar__sig_rooms_ended_begin(ar__sig_srv_t *srv, uint64_t epoch, uint64_t now_ms,
                                unsigned hear_ms);
 int ar__sig_rooms_ended_step(ar__sig_srv_t *srv, uint64_t now_ms);
+/* 1 while a catch-up round is under way (step then has something to do), else 0. */
+int ar__sig_rooms_ended_waiting(const ar__sig_srv_t *srv);
 int ar__sig_rooms_ended_sync(ar__sig_srv_t *srv, uint64_t epoch, int up, uint64_t now_ms);
 uint32_t ar__sig_rooms_ended_cover(const ar__sig_srv_t *srv);
 /* The publishing connection as the loop sees it now: its epoch (a count of its returns) and

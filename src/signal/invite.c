@@ -692,6 +692,11 @@ void ar__sig_rooms_ended_begin(ar__sig_srv_t *srv, uint64_t epoch, uint64_t now_
     y->asked = 0;
 }
 
+int ar__sig_rooms_ended_waiting(const ar__sig_srv_t *srv)
+{
+    return srv->invites && srv->invites->sync.pending;
+}
+
 int ar__sig_rooms_ended_step(ar__sig_srv_t *srv, uint64_t now_ms)
 {
     ended_sync_t *y = srv->invites ? &srv->invites->sync : NULL;

@@ -16,6 +16,9 @@
 #include "anteroom/log.h"
 #include "anteroom/rand.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -393,20 +396,69 @@ static int numbered_has(const ar__sig_sess_t *s, const uint8_t *fid)
     return 0;
 }
 
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Three bytes as four base64url characters. */
+static void b64_group(const uint8_t *in, char *out)
+{
+    uint32_t v = (uint32_t)in[0] << 16 | (uint32_t)in[1] << 8 | in[2];
+    out[0] = b64url[v >> 18];
+    out[1] = b64url[(v >> 12) & 63];
+    out[2] = b64url[(v >> 6) & 63];
+    out[3] = b64url[v & 63];
+}
+
+/*
+ * The last fid this thread (a worker) made text of, and that text. The fids a worker numbers are
+ * nearly all its own, made in bus.c: bytes 0-7 its node id, 8-15 a counter, little-endian, so
+ * that one differs from the last in byte 8 and only now and then in bytes 9-15. The characters
+ * of bytes 0-5 (0-7) and of bytes 9-15 (12-21) are then the last text's.
+ */
+static _Thread_local uint8_t last_fid[16];
+static _Thread_local char last_text[AR__SIG_FID_LEN];
+static _Thread_local int have_last;
+
 void ar__sig_fid_text(const uint8_t fid[16], char out[AR__SIG_FID_LEN])
 {
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     /* Five groups of three bytes make 20 characters; the sixteenth byte makes the last two. */
-    size_t o = 0;
-    for (size_t i = 0; i < 15; i += 3) {
-        uint32_t v = (uint32_t)fid[i] << 16 | (uint32_t)fid[i + 1] << 8 | fid[i + 2];
-        out[o++] = b64[v >> 18];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = b64[(v >> 6) & 63];
-        out[o++] = b64[v & 63];
+    if (have_last && memcmp(fid, last_fid, 6) == 0) {
+        memcpy(out, last_text, 8);
+    } else {
+        b64_group(fid, out);
+        b64_group(fid + 3, out + 4);
     }
-    out[o++] = b64[fid[15] >> 2];
-    out[o] = b64[(fid[15] & 3) << 4];
+    b64_group(fid + 6, out + 8);
+    if (have_last && memcmp(fid + 9, last_fid + 9, 7) == 0) {
+        memcpy(out + 12, last_text + 12, 10);
+    } else {
+        b64_group(fid + 9, out + 12);
+        b64_group(fid + 12, out + 16);
+        out[20] = b64url[fid[15] >> 2];
+        out[21] = b64url[(fid[15] & 3) << 4];
+    }
+    memcpy(last_fid, fid, 16);
+    memcpy(last_text, out, AR__SIG_FID_LEN);
+    have_last = 1;
+}
+
+/* The first '"' or NUL in [p, end), or end: the end of a frame's type, whose first sixteen bytes
+ * (every type the server builds) are looked at together where SSE2 is. */
+static const char *quote_or_nul(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    if (end - p >= 16) {
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(w, _mm_set1_epi8('"')),
+                                   _mm_cmpeq_epi8(w, _mm_setzero_si128()));
+        unsigned m = (unsigned)_mm_movemask_epi8(hit);
+        if (m)
+            return p + __builtin_ctz(m);
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\0')
+        p++;
+    return p;
 }
 
 /* Where a frame's ",\"seq\":0" is, as strstr finds it (the first, before any NUL): straight
@@ -418,12 +470,33 @@ static const char *seq_placeholder(const ar__sig_frame_t *f)
     static const char pre[] = "{\"v\":1,\"type\":\"", seq0[] = ",\"seq\":0";
     size_t pl = sizeof(pre) - 1, sl = sizeof(seq0) - 1;
     if (f->len > pl && memcmp(f->data, pre, pl) == 0) {
-        const char *t = f->data + pl, *q = memchr(t, '"', f->len - pl);
-        if (q && (size_t)(f->data + f->len - q) > sl && memcmp(q + 1, seq0, sl) == 0 &&
-            !memchr(t, '\0', (size_t)(q - t)))
+        const char *end = f->data + f->len, *q = quote_or_nul(f->data + pl, end);
+        if (q < end && *q == '"' && (size_t)(end - q) > sl && memcmp(q + 1, seq0, sl) == 0)
             return q + 1;
     }
     return strstr(f->data, seq0);
+}
+
+/* v in decimal, its last digit just before end (no NUL): where its first digit is. Two digits
+ * at a time: this runs for every relayed frame. */
+static char *put_decimal(char *end, uint64_t v)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    char *p = end;
+    for (; v >= 100; v /= 100) {
+        p -= 2;
+        memcpy(p, pairs + 2 * (v % 100), 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    return p;
 }
 
 size_t ar__sig_frame_wire(const ar__sig_frame_t *f, char *out, size_t cap)
@@ -436,16 +509,15 @@ size_t ar__sig_frame_wire(const ar__sig_frame_t *f, char *out, size_t cap)
      * goes next to seq: the client drops a frame whose fid it has processed (5.10.1). */
     size_t pre = (size_t)(ph - f->data) + 7, post = f->len - pre - 1;
     char num[24];
-    size_t nl = 0;
-    for (uint64_t v = f->seq > 0 ? (uint64_t)f->seq : 0; nl == 0 || v; v /= 10)
-        num[sizeof(num) - ++nl] = (char)('0' + v % 10);
+    const char *digits = put_decimal(num + sizeof(num), f->seq > 0 ? (uint64_t)f->seq : 0);
+    size_t nl = (size_t)(num + sizeof(num) - digits);
     size_t kl = sizeof(key) - 1, n = pre + nl + kl + AR__SIG_FID_LEN + 1 + post;
     if (n > cap)
         return 0;
     char *o = out;
     memcpy(o, f->data, pre);
     o += pre;
-    memcpy(o, num + sizeof(num) - nl, nl);
+    memcpy(o, digits, nl);
     o += nl;
     memcpy(o, key, kl);
     o += kl;
@@ -461,8 +533,10 @@ static void send_numbered(ar__sig_srv_t *srv, ar__sig_sess_t *s, const ar__sig_f
 {
     if (!s->conn || s->conn->state != AR__SIG_C_LIVE)
         return;
-    size_t n = ar__sig_frame_wire(f, srv->out, sizeof(srv->out));
-    if (n && ar_sn_send(s->conn->c, AR_WS_OP_TEXT, srv->out, n) == 0) {
+    /* Numbered behind room for the WebSocket header: sent without another copy. */
+    char *wire = srv->out + AR_SN_SEND_ROOM;
+    size_t n = ar__sig_frame_wire(f, wire, sizeof(srv->out) - AR_SN_SEND_ROOM);
+    if (n && ar_sn_send_room(s->conn->c, AR_WS_OP_TEXT, (uint8_t *)srv->out, n) == 0) {
         s->conn->last_tx = srv->now;
         ar_metric_add(srv->m.msgs_out, 0, 1);
     }

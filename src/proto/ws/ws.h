@@ -54,6 +54,7 @@ typedef enum {
     AR_WS_EV_FRAME_START,   /* a header was parsed; ev.opcode and ev.frame_len are set */
     AR_WS_EV_DATA,          /* ev.data/ev.len: unmasked payload bytes of the current frame */
     AR_WS_EV_FRAME_END,     /* the current frame is complete (also sent for empty frames) */
+    AR_WS_EV_MESSAGE,       /* ar_ws_parse_message only: a whole one-frame message */
 } ar_ws_event_type_t;
 
 typedef struct ar_ws_event_s {
@@ -107,6 +108,17 @@ int ar_ws_parser_at_rest(const ar_ws_parser_t *p);
  */
 AR_MUST_CHECK int ar_ws_parse(ar_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed,
                               ar_ws_event_t *ev);
+
+/*
+ * ar_ws_parse, with the common case in one step: where ar_ws_parse would report FRAME_START,
+ * DATA and FRAME_END with msg_end for a data frame that is a whole message (TEXT or BINARY with
+ * FIN) and lies whole in data, this consumes all of it and reports one AR_WS_EV_MESSAGE: opcode,
+ * fin and msg_end set, ev.data/ev.len the unmasked, checked payload, ev.frame_len its length.
+ * The same bytes are refused with the same error and close code as by ar_ws_parse; every other
+ * event is ar_ws_parse's.
+ */
+AR_MUST_CHECK int ar_ws_parse_message(ar_ws_parser_t *p, uint8_t *data, size_t len,
+                                      size_t *consumed, ar_ws_event_t *ev);
 
 /*
  * Incremental UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).

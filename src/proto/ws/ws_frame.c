@@ -58,10 +58,11 @@ static uint8_t header_len(const uint8_t *hdr)
     return n;
 }
 
-/* Checks of the first two bytes: everything that does not need the extended length. */
-static int check_first(ar_ws_parser_t *p)
+/* Checks of the first two bytes of header h: everything that does not need the extended
+ * length. */
+static int check_first(ar_ws_parser_t *p, const uint8_t *h)
 {
-    uint8_t b0 = p->hdr[0], b1 = p->hdr[1];
+    uint8_t b0 = h[0], b1 = h[1];
     uint8_t op = b0 & 0x0f;
     int fin = (b0 & 0x80) != 0;
     int masked = (b1 & 0x80) != 0;
@@ -94,10 +95,9 @@ static int check_first(ar_ws_parser_t *p)
     return 0;
 }
 
-/* Decodes the complete header, checks length encoding and caps, and opens the frame. */
-static int open_frame(ar_ws_parser_t *p)
+/* Decodes the complete header h, checks length encoding and caps, and opens the frame. */
+static int open_frame(ar_ws_parser_t *p, const uint8_t *h)
 {
-    const uint8_t *h = p->hdr;
     uint8_t len7 = h[1] & 0x7f;
     uint64_t len = len7;
     size_t off = 2;
@@ -196,15 +196,24 @@ static int unmask_ascii(uint8_t *data, size_t len, const uint8_t mask[4], size_t
     uint64_t k = mask_word(mask, offset), high = 0;
     size_t i = 0;
 #if defined(__SSE2__)
-    /* Sixteen bytes at a time: the key's period, four, divides sixteen as it does eight. */
-    __m128i k16 = _mm_set1_epi64x((long long)k), high16 = _mm_setzero_si128();
-    for (; i + 16 <= len; i += 16) {
-        __m128i w = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(data + i)), k16);
-        high16 = _mm_or_si128(high16, w);
-        _mm_storeu_si128((__m128i *)(void *)(data + i), w);
+    /* Sixteen bytes at a time: the key's period, four, divides sixteen as it does eight. The
+     * last sixteen, which may overlap the last block, are loaded before any block is stored
+     * and stored after all of them, unmasked with the key turned to where they start: an end
+     * that is not a whole block costs one more block, not a byte at a time. */
+    if (len >= 16) {
+        __m128i k16 = _mm_set1_epi64x((long long)k);
+        __m128i kt = _mm_set1_epi64x((long long)mask_word(mask, offset + len - 16));
+        __m128i *last = (__m128i *)(void *)(data + len - 16);
+        __m128i tail = _mm_xor_si128(_mm_loadu_si128(last), kt), high16 = tail;
+        for (; i + 16 <= len; i += 16) {
+            __m128i *at = (__m128i *)(void *)(data + i);
+            __m128i w = _mm_xor_si128(_mm_loadu_si128(at), k16);
+            high16 = _mm_or_si128(high16, w);
+            _mm_storeu_si128(at, w);
+        }
+        _mm_storeu_si128(last, tail);
+        return _mm_movemask_epi8(high16) == 0; /* no byte >= 0x80 */
     }
-    if (_mm_movemask_epi8(high16) != 0)
-        high = 0x80; /* a byte >= 0x80 was seen */
 #endif
     for (; i + 8 <= len; i += 8) {
         uint64_t w;
@@ -220,59 +229,22 @@ static int unmask_ascii(uint8_t *data, size_t len, const uint8_t mask[4], size_t
     return (high & 0x8080808080808080ull) == 0;
 }
 
-int ar_ws_parse(ar_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed, ar_ws_event_t *ev)
+/* A whole header at data, read where it lies rather than collected a byte at a time (nearly
+ * always): its length once checked and opened, 0 when the buffer holds less than a header
+ * (nothing taken), or the parse error. */
+static int take_header(ar_ws_parser_t *p, const uint8_t *data, size_t len)
 {
-    size_t i = 0;
-    *consumed = 0;
-    if (p->state == S_FAILED)
-        return AR_EPARSE;
-    /* A whole header in the buffer (nearly always): taken at once, not a byte at a time. */
-    if (p->state == S_HDR && p->hdr_len == 0 && len >= 2 && len >= header_len(data)) {
-        uint8_t hl = header_len(data);
-        memcpy(p->hdr, data, hl);
-        p->hdr_len = hl;
-        int err = check_first(p);
-        if (!err)
-            err = open_frame(p);
-        if (err)
-            return err;
-        *consumed = hl;
-        event(ev, AR_WS_EV_FRAME_START, p);
-        ev->frame_len = p->remaining;
+    if (len < 2 || len < header_len(data))
         return 0;
-    }
-    while (p->state == S_HDR) {
-        if (i == len) {
-            *consumed = i;
-            event(ev, AR_WS_EV_NEED_MORE, p);
-            return 0;
-        }
-        p->hdr[p->hdr_len++] = data[i++];
-        if (p->hdr_len == 2) {
-            int err = check_first(p);
-            if (err)
-                return err;
-        }
-        if (p->hdr_len >= 2 && p->hdr_len == header_len(p->hdr)) {
-            int err = open_frame(p);
-            if (err)
-                return err;
-            *consumed = i;
-            event(ev, AR_WS_EV_FRAME_START, p);
-            ev->frame_len = p->remaining;
-            return 0;
-        }
-    }
-    /* S_PAYLOAD */
-    if (p->remaining == 0) {
-        *consumed = 0;
-        return frame_end(p, ev);
-    }
-    if (len == 0) {
-        event(ev, AR_WS_EV_NEED_MORE, p);
-        return 0;
-    }
-    size_t n = len < p->remaining ? len : (size_t)p->remaining;
+    int err = check_first(p, data);
+    if (!err)
+        err = open_frame(p, data);
+    return err ? err : header_len(data);
+}
+
+/* Unmasks and checks n payload bytes of the open frame, in place. */
+static int take_payload(ar_ws_parser_t *p, uint8_t *data, size_t n)
+{
     int ascii = 0; /* the chunk was found to be all ASCII while it was unmasked */
     if ((p->flags & F_MASKED) && (p->flags & F_TEXT) && p->utf8 == 0) {
         ascii = unmask_ascii(data, n, p->mask, p->mask_pos);
@@ -288,10 +260,100 @@ int ar_ws_parse(ar_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed, 
             return fail(p, AR_WS_CLOSE_BAD_DATA, AR_EPARSE);
     }
     p->remaining -= n;
+    return 0;
+}
+
+static void frame_started(const ar_ws_parser_t *p, ar_ws_event_t *ev)
+{
+    event(ev, AR_WS_EV_FRAME_START, p);
+    ev->frame_len = p->remaining;
+}
+
+int ar_ws_parse(ar_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed, ar_ws_event_t *ev)
+{
+    size_t i = 0;
+    *consumed = 0;
+    if (p->state == S_FAILED)
+        return AR_EPARSE;
+    if (p->state == S_HDR && p->hdr_len == 0) {
+        int hl = take_header(p, data, len);
+        if (hl < 0)
+            return hl;
+        if (hl > 0) {
+            *consumed = (size_t)hl;
+            frame_started(p, ev);
+            return 0;
+        }
+    }
+    while (p->state == S_HDR) {
+        if (i == len) {
+            *consumed = i;
+            event(ev, AR_WS_EV_NEED_MORE, p);
+            return 0;
+        }
+        p->hdr[p->hdr_len++] = data[i++];
+        if (p->hdr_len == 2) {
+            int err = check_first(p, p->hdr);
+            if (err)
+                return err;
+        }
+        if (p->hdr_len >= 2 && p->hdr_len == header_len(p->hdr)) {
+            int err = open_frame(p, p->hdr);
+            if (err)
+                return err;
+            *consumed = i;
+            frame_started(p, ev);
+            return 0;
+        }
+    }
+    /* S_PAYLOAD */
+    if (p->remaining == 0) {
+        *consumed = 0;
+        return frame_end(p, ev);
+    }
+    if (len == 0) {
+        event(ev, AR_WS_EV_NEED_MORE, p);
+        return 0;
+    }
+    size_t n = len < p->remaining ? len : (size_t)p->remaining;
+    int err = take_payload(p, data, n);
+    if (err)
+        return err;
     *consumed = n;
     event(ev, AR_WS_EV_DATA, p);
     ev->data = data;
     ev->len = n;
+    return 0;
+}
+
+int ar_ws_parse_message(ar_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed,
+                        ar_ws_event_t *ev)
+{
+    if (p->state != S_HDR || p->hdr_len != 0)
+        return ar_ws_parse(p, data, len, consumed, ev);
+    *consumed = 0;
+    int hl = take_header(p, data, len);
+    if (hl <= 0)
+        return hl < 0 ? hl : ar_ws_parse(p, data, len, consumed, ev);
+    /* A data frame that opens and ends its message (TEXT or BINARY with FIN: check_first let
+     * neither start inside a fragmented one), all of it in the buffer. */
+    size_t n = (size_t)p->remaining;
+    if (!(p->flags & F_FIN) || is_control(p->opcode) || p->opcode == AR_WS_OP_CONT ||
+        p->remaining > len - (size_t)hl) {
+        *consumed = (size_t)hl;
+        frame_started(p, ev);
+        return 0;
+    }
+    int err = take_payload(p, data + hl, n);
+    if (!err)
+        err = frame_end(p, ev);
+    if (err)
+        return err;
+    ev->type = AR_WS_EV_MESSAGE;
+    ev->data = data + hl;
+    ev->len = n;
+    ev->frame_len = n;
+    *consumed = (size_t)hl + n;
     return 0;
 }
 

@@ -102,7 +102,7 @@ static int raw_write(ar_sn_conn_t *c, const uint8_t *buf, size_t len)
             c->flags |= AR__SN_F_WANTW;
         return n;
     }
-    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    ssize_t n = ar__sn_send(c->fd, buf, len);
     if (n >= 0)
         return (int)n;
     return errno == EAGAIN || errno == EWOULDBLOCK ? AR_EAGAIN : AR_EIO;
@@ -187,15 +187,17 @@ static int send_raw2(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8
     int tls = ar__sn_tls(c) != NULL;
     if (ar__sn_out(c)) {
         err = queue(c, a, alen, b, blen);
-    } else if (tls ? alen + blen <= sizeof(c->loop->wbuf) : blen && alen + blen <= SEND_COPY_MAX) {
-        /* Header and payload copied together and written at once. With TLS: one record for
-         * both. Plain: a small frame (nearly every signalling frame) sent with send(), which
-         * costs the kernel less than a two-part sendmsg (no message header or iovec array to
-         * copy in) by more than the copy costs here. */
-        uint8_t *w = c->loop->wbuf;
-        memcpy(w, a, alen);
-        if (blen)
-            memcpy(w + alen, b, blen);
+    } else if (tls ? alen + blen <= sizeof(c->loop->wbuf) : !blen || alen + blen <= SEND_COPY_MAX) {
+        /* Header and payload written at once: one part as it is, two copied together. With
+         * TLS: one record for both. Plain: a small frame (nearly every signalling frame) sent
+         * with send(), which costs the kernel less than a two-part sendmsg (no message header or
+         * iovec array to copy in) by more than the copy costs here. */
+        const uint8_t *w = a;
+        if (blen) {
+            memcpy(c->loop->wbuf, a, alen);
+            memcpy(c->loop->wbuf + alen, b, blen);
+            w = c->loop->wbuf;
+        }
         int n = raw_write(c, w, alen + blen);
         if (n < 0 && n != AR_EAGAIN)
             return n;
@@ -206,7 +208,7 @@ static int send_raw2(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8
         err = queue(c, w + done, alen + blen - done, NULL, 0);
     } else if (!tls) {
         struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = blen ? 2 : 1};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
         ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             return AR_EIO;
@@ -223,11 +225,9 @@ static int send_raw2(ar_sn_conn_t *c, const uint8_t *a, size_t alen, const uint8
     return err;
 }
 
-static int send_frame(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len)
+/* What a frame's write failing means for the connection; err again. */
+static int send_done(ar_sn_conn_t *c, int err)
 {
-    uint8_t hdr[AR_WS_MAX_HEADER];
-    size_t hlen = ar_ws_frame_header(hdr, opcode, 1, len, NULL);
-    int err = send_raw2(c, hdr, hlen, data, len);
     if (err == AR_EQUOTA || err == AR_ENOMEM || err == AR_EIO || err == AR_ETLS || err == AR_ESYS) {
         /* A slow reader (or a dead socket): drop it rather than grow without bound. */
         ar__sn_kill(c, err == AR_EQUOTA ? AR_WS_CLOSE_POLICY : 1006);
@@ -235,7 +235,15 @@ static int send_frame(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t 
     return err;
 }
 
-int ar_sn_send(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len)
+static int send_frame(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len)
+{
+    uint8_t hdr[AR_WS_MAX_HEADER];
+    size_t hlen = ar_ws_frame_header(hdr, opcode, 1, len, NULL);
+    return send_done(c, send_raw2(c, hdr, hlen, data, len));
+}
+
+/* What an application may send: 0 or why not. */
+static int send_check(const ar_sn_conn_t *c, uint8_t opcode, size_t len)
 {
     if (c->state != AR__SN_OPEN)
         return AR_ESTATE;
@@ -244,7 +252,26 @@ int ar_sn_send(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len)
         return AR_EINVAL;
     if ((opcode & 8) && len > AR_WS_MAX_CONTROL)
         return AR_ETOOBIG;
-    return send_frame(c, opcode, data, len);
+    return 0;
+}
+
+int ar_sn_send(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len)
+{
+    int err = send_check(c, opcode, len);
+    return err ? err : send_frame(c, opcode, data, len);
+}
+
+int ar_sn_send_room(ar_sn_conn_t *c, uint8_t opcode, uint8_t *buf, size_t len)
+{
+    _Static_assert(AR_SN_SEND_ROOM == AR_WS_MAX_HEADER, "the room holds any frame header");
+    int err = send_check(c, opcode, len);
+    if (err)
+        return err;
+    uint8_t hdr[AR_WS_MAX_HEADER];
+    size_t hlen = ar_ws_frame_header(hdr, opcode, 1, len, NULL);
+    uint8_t *frame = buf + AR_SN_SEND_ROOM - hlen;
+    memcpy(frame, hdr, hlen);
+    return send_done(c, send_raw2(c, frame, hlen + len, NULL, 0));
 }
 
 void ar_sn_close(ar_sn_conn_t *c, uint16_t code)
@@ -381,7 +408,7 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
     while (c->state == AR__SN_OPEN) {
         size_t used = 0;
         ar_ws_event_t ev;
-        int err = ar_ws_parse(&parser, data + off, n - off, &used, &ev);
+        int err = ar_ws_parse_message(&parser, data + off, n - off, &used, &ev);
         if (err) {
             uint16_t code = parser.close_code;
             if (err == AR_ETOOBIG && c->loop->conf.too_big_code)
@@ -392,7 +419,12 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
         off += used;
         if (ev.type == AR_WS_EV_NEED_MORE)
             break;
-        if (ev.type == AR_WS_EV_FRAME_START) {
+        if (ev.type == AR_WS_EV_MESSAGE) {
+            /* The common case: a whole one-frame message in this buffer, used where it lies. A
+             * parser at rest has no message under way to have put bytes in `in`. */
+            if (l->h.message_cb)
+                l->h.message_cb(c, ev.opcode, ev.data, ev.len, l->h.data);
+        } else if (ev.type == AR_WS_EV_FRAME_START) {
             frame_len = ev.frame_len;
             if (ev.opcode & 8) {
                 c->flags |= AR__SN_F_CTL;
@@ -437,7 +469,7 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
         }
         /* A frame ended with the buffer: the parser waits for a header, so asking it again
          * would only hear NEED_MORE. */
-        if (off == n && ev.type == AR_WS_EV_FRAME_END)
+        if (off == n && (ev.type == AR_WS_EV_FRAME_END || ev.type == AR_WS_EV_MESSAGE))
             break;
     }
     if (parser_keep(c, &parser) != 0) {
@@ -503,7 +535,7 @@ static int raw_read(ar_sn_conn_t *c, uint8_t *buf, size_t cap)
             c->flags |= AR__SN_F_WANTW;
         return n;
     }
-    ssize_t n = recv(c->fd, buf, cap, 0);
+    ssize_t n = ar__sn_recv(c->fd, buf, cap);
     if (n >= 0)
         return (int)n;
     return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? AR_EAGAIN : AR_EIO;

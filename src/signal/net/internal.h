@@ -7,8 +7,13 @@
 
 #include "net.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* The shared read buffer: one per loop, so a connection never owns a read buffer. */
 #define AR__SN_READ_BUF (64 * 1024)
@@ -85,6 +90,27 @@ static inline ar__sn_out_t *ar__sn_out(const ar_sn_conn_t *c)
 {
     return c->ext ? c->ext->out : NULL;
 }
+/*
+ * recv, send and epoll_wait as bare system calls: -1 with errno set on failure, as glibc's. The
+ * process has threads (libnats'), so glibc's wrappers of these cancellation points turn the
+ * caller's asynchronous cancellation on and off around each call (__pthread_enable_asynccancel
+ * and __pthread_disable_asynccancel: about 30 instructions a call, three calls a relayed
+ * message). Nothing cancels a loop's thread, so the bare call does the same work.
+ */
+static inline ssize_t ar__sn_recv(int fd, void *buf, size_t len)
+{
+    return syscall(SYS_recvfrom, fd, buf, len, 0, NULL, NULL);
+}
+static inline ssize_t ar__sn_send(int fd, const void *buf, size_t len)
+{
+    return syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
+}
+/* epoll_pwait without a signal mask is epoll_wait (epoll_pwait(2)); every Linux port has it. */
+static inline int ar__sn_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
+{
+    return (int)syscall(SYS_epoll_pwait, epfd, evs, max, timeout, NULL, (size_t)(_NSIG / 8));
+}
+
 /* c's ext, allocated (empty) if it had none; NULL when out of memory. */
 ar__sn_ext_t *ar__sn_ext(ar_sn_conn_t *c);
 /* Frees c's ext when it holds nothing any more. */

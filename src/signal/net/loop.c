@@ -406,7 +406,7 @@ int ar_sn_loop_run(ar_sn_loop_t *l)
             if (t < timeout)
                 timeout = t;
         }
-        int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
+        int n = ar__sn_epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR)
             return AR_ESYS;
         l->now_ms = mono_ms();

@@ -166,6 +166,14 @@ size_t ar_sn_loop_conns(const ar_sn_loop_t *l);
  * connection is not open. While output is queued the connection is not read (backpressure).
  */
 AR_MUST_CHECK int ar_sn_send(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len);
+/*
+ * ar_sn_send for a payload its caller built AR_SN_SEND_ROOM bytes into its buffer: the frame's
+ * header is written into that room, right before the payload, so that header and payload go out
+ * as one write without first being copied together. buf[0..AR_SN_SEND_ROOM) is overwritten;
+ * the payload is buf[AR_SN_SEND_ROOM..AR_SN_SEND_ROOM + len).
+ */
+#define AR_SN_SEND_ROOM 14 /* AR_WS_MAX_HEADER */
+AR_MUST_CHECK int ar_sn_send_room(ar_sn_conn_t *c, uint8_t opcode, uint8_t *buf, size_t len);
 /* Bytes queued on c for its peer (written when the socket takes them; ar_sn_send fails past
  * max_outgoing): 0 while everything sent went straight to the socket. */
 size_t ar_sn_conn_outgoing(const ar_sn_conn_t *c);

@@ -23,9 +23,12 @@ typedef struct seen_s {
     uint8_t ops[16];
     int frames;
     int err;
+    int one_step; /* messages ar_ws_parse_message reported as AR_WS_EV_MESSAGE */
 } seen_t;
 
 static seen_t seen;
+/* run() parses with ar_ws_parse_message rather than ar_ws_parse. */
+static int use_message;
 
 /* Feeds `len` bytes in chunks of `step` (copied: the parser unmasks in place). */
 static int run(ar_ws_parser_t *p, const uint8_t *in, size_t len, size_t step)
@@ -41,7 +44,8 @@ static int run(ar_ws_parser_t *p, const uint8_t *in, size_t len, size_t step)
         for (;;) {
             size_t c = 0;
             ar_ws_event_t ev;
-            int err = ar_ws_parse(p, copy + off + used, n - used, &c, &ev);
+            int err = use_message ? ar_ws_parse_message(p, copy + off + used, n - used, &c, &ev)
+                                  : ar_ws_parse(p, copy + off + used, n - used, &c, &ev);
             if (err) {
                 seen.err = err;
                 return err;
@@ -49,6 +53,18 @@ static int run(ar_ws_parser_t *p, const uint8_t *in, size_t len, size_t step)
             used += c;
             if (ev.type == AR_WS_EV_NEED_MORE)
                 break;
+            if (ev.type == AR_WS_EV_MESSAGE) {
+                /* What FRAME_START, DATA and FRAME_END with msg_end would have recorded. */
+                assert_true(ev.fin && ev.msg_end && ev.len == ev.frame_len && cur == 0);
+                assert_ptr_equal(ev.data + ev.len, copy + off + used);
+                if (seen.frames < 16)
+                    seen.ops[seen.frames++] = ev.opcode;
+                memcpy(seen.msg, ev.data, ev.len);
+                seen.msg_len = ev.len;
+                seen.msgs++;
+                seen.one_step++;
+                continue;
+            }
             if (ev.type == AR_WS_EV_FRAME_START && seen.frames < 16)
                 seen.ops[seen.frames++] = ev.opcode;
             if (ev.type == AR_WS_EV_DATA && (ev.opcode & 8)) {
@@ -274,7 +290,8 @@ static void test_mask_utf8_words(void **state)
 
 /* A masked text frame of len bytes, 1 to 70 (a server's parser unmasks it and checks its UTF-8 in
  * one pass while the text is ASCII): accepted exactly when ar_ws_utf8 accepts the text, whether
- * fed whole or a few bytes at a time, with a non-ASCII byte (valid or not) at every position. */
+ * fed whole or a few bytes at a time, through ar_ws_parse and ar_ws_parse_message, with a
+ * non-ASCII byte (valid or not) at every position. */
 static void test_masked_text_utf8(void **state)
 {
     (void)state;
@@ -299,11 +316,13 @@ static void test_masked_text_utf8(void **state)
                 /* Whole, a byte at a time, and in chunks that start the payload's later ones
                  * at each offset of the key (sixteen bytes at a time with SSE2) */
                 const size_t steps[] = {6 + len, 1, 7, 8, 9};
-                for (size_t si = 0; si < sizeof(steps) / sizeof(steps[0]); si++) {
-                    size_t step = steps[si];
+                for (size_t si = 0; si < 2 * sizeof(steps) / sizeof(steps[0]); si++) {
+                    size_t step = steps[si % (sizeof(steps) / sizeof(steps[0]))];
                     ar_ws_parser_t p;
                     ar_ws_parser_init(&p, 1, 0);
+                    use_message = si >= sizeof(steps) / sizeof(steps[0]); /* and in one step */
                     int err = run(&p, frame, 6 + len, step);
+                    use_message = 0;
                     if ((err == 0) != want)
                         fail_msg("length %zu, byte %zu at %zu, step %zu: err %d", len, o, at, step,
                                  err);
@@ -345,6 +364,104 @@ static void test_utf8(void **state)
     /* Binary messages are not checked. */
     static const uint8_t bin[] = {0x82, 0x02, 0xc0, 0x80};
     assert_int_equal(run(&p, bin, sizeof(bin), 4), 0);
+}
+
+/* One stream through ar_ws_parse and through ar_ws_parse_message in chunks of every size: the
+ * same messages, control payloads, opcodes and error, with the close code. Returns how many
+ * messages ar_ws_parse_message took in one step. */
+static int same_as_parse(const uint8_t *in, size_t len, int server)
+{
+    static seen_t ref;
+    int one_step = 0;
+    for (size_t step = 1; step <= len; step++) {
+        ar_ws_parser_t p, q;
+        ar_ws_parser_init(&p, server, 300);
+        use_message = 0;
+        int err = run(&p, in, len, step);
+        ref = seen;
+        ar_ws_parser_init(&q, server, 300);
+        use_message = 1;
+        assert_int_equal(run(&q, in, len, step), err);
+        use_message = 0;
+        if (err) {
+            assert_int_equal(q.close_code, p.close_code);
+            continue;
+        }
+        assert_int_equal(seen.msgs, ref.msgs);
+        assert_int_equal(seen.frames, ref.frames);
+        assert_memory_equal(seen.ops, ref.ops, sizeof(ref.ops));
+        assert_int_equal(seen.msg_len, ref.msg_len);
+        assert_memory_equal(seen.msg, ref.msg, ref.msg_len);
+        assert_int_equal(seen.ctl_len, ref.ctl_len);
+        assert_memory_equal(seen.ctl, ref.ctl, ref.ctl_len);
+        one_step += seen.one_step;
+    }
+    return one_step;
+}
+
+/* Puts a frame at out + at, masked with key unless key is NULL; returns the new length. */
+static size_t put_frame(uint8_t *out, size_t at, uint8_t b0, const void *payload, size_t n,
+                        const uint8_t *key)
+{
+    size_t h = ar_ws_frame_header(out + at, b0 & 0x0f, (b0 & 0x80) != 0, n, key);
+    memcpy(out + at + h, payload, n);
+    if (key)
+        ar_ws_mask(out + at + h, n, key, 0);
+    out[at] = b0; /* RSV bits as given */
+    return at + h + n;
+}
+
+static void test_parse_message_same(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = {0x9d, 0x31, 0xe4, 0x07};
+    static const char utf8[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 fin";
+    static const uint8_t bad_utf8[] = {'a', 'b', 0xc3, 0x28, 'c'};
+    static const uint8_t cut_utf8[] = {'a', 0xe2, 0x82};
+    static uint8_t big[301];
+    char text[200];
+    for (size_t i = 0; i < sizeof(text); i++)
+        text[i] = (char)(' ' + (i * 7) % 90);
+    for (int server = 0; server < 2; server++) {
+        const uint8_t *k = server ? key : NULL;
+        uint8_t in[800];
+        size_t n;
+        /* Whole messages of every length up to 40, then every 37th up to 200 (both length
+         * encodings, every remainder of the unmasking's 16 and 8 byte steps), after a ping and
+         * before a binary message. */
+        for (size_t tl = 0; tl <= sizeof(text); tl += tl < 40 ? 1 : 37) {
+            n = put_frame(in, 0, 0x89, "p", 1, k);
+            n = put_frame(in, n, 0x81, text, tl, k);
+            n = put_frame(in, n, 0x82, "\x00\xff", 2, k);
+            assert_true(same_as_parse(in, n, server) > 0);
+        }
+        n = put_frame(in, 0, 0x81, utf8, strlen(utf8), k);
+        assert_true(same_as_parse(in, n, server) > 0);
+        /* Fragmented, with a ping between the fragments, then a whole message. */
+        n = put_frame(in, 0, 0x01, text, 30, k);
+        n = put_frame(in, n, 0x89, "x", 1, k);
+        n = put_frame(in, n, 0x80, text + 30, 20, k);
+        n = put_frame(in, n, 0x81, text, 9, k);
+        assert_true(same_as_parse(in, n, server) > 0);
+        /* Refused: bad and cut UTF-8, a reserved bit, a message over the cap of 300, a
+         * continuation with nothing to continue, a message inside a fragmented one, a frame
+         * masked the wrong way for the side. */
+        n = put_frame(in, 0, 0x81, bad_utf8, sizeof(bad_utf8), k);
+        same_as_parse(in, n, server);
+        n = put_frame(in, 0, 0x81, cut_utf8, sizeof(cut_utf8), k);
+        same_as_parse(in, n, server);
+        n = put_frame(in, 0, 0xc1, text, 5, k);
+        same_as_parse(in, n, server);
+        n = put_frame(in, 0, 0x82, big, sizeof(big), k);
+        same_as_parse(in, n, server);
+        n = put_frame(in, 0, 0x80, text, 5, k);
+        same_as_parse(in, n, server);
+        n = put_frame(in, 0, 0x01, text, 5, k);
+        n = put_frame(in, n, 0x81, text, 5, k);
+        same_as_parse(in, n, server);
+        n = put_frame(in, 0, 0x81, text, 5, server ? NULL : key);
+        same_as_parse(in, n, server);
+    }
 }
 
 static void test_close(void **state)
@@ -391,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_masked_text_utf8),
         cmocka_unit_test(test_mask_utf8_words),
         cmocka_unit_test(test_close),
+        cmocka_unit_test(test_parse_message_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

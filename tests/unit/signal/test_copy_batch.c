@@ -112,12 +112,15 @@ static void test_sent_when_due(void **state)
     (void)state;
     su_worker_t w;
     worker(&w, 1000);
+    assert_int_equal(ar__sig_bus_nums_waiting(w.srv->bus), 0); /* the loop does not ask */
     copy(&w, 1);
+    assert_int_equal(ar__sig_bus_nums_waiting(w.srv->bus), 1);
     int ms = ar__sig_bus_nums_idle(w.srv);
     assert_true(ms >= 1 && ms <= 1000);
     assert_int_equal(fake_nats_count(), 0);
     w.srv->bus->nums[0].since_us -= 1000 * 1000;
     assert_int_equal(ar__sig_bus_nums_idle(w.srv), -1);
+    assert_int_equal(ar__sig_bus_nums_waiting(w.srv->bus), 0);
     assert_int_equal(fake_nats_wait_entered(1), 0);
     assert_copies(0, PROC2, 1);
     assert_int_equal(w.srv->bus->nnums, 1); /* the idle pass only sends */

@@ -71,10 +71,12 @@ static void test_late_worker_refuses_ended_room(void **state)
     bc_clear();
     ar__sig_srv_t *b = su_srv_new(2);
     assert_int_equal(ar__sig_room_ended(b, "room-1"), 0); /* the gap: it would reopen */
+    assert_int_equal(ar__sig_rooms_ended_waiting(b), 0);  /* the loop does not step it */
     ar__sig_rooms_ended_begin(b, 0, T0, AR__SIG_ENDED_HEAR_MS);
     hear(b, 1, 5);
     /* New sessions wait from the start; nothing is asked before the heartbeats are heard. */
     assert_int_equal(ar__sig_rooms_ended_sync(b, 0, 1, T0 + 10), 1);
+    assert_int_equal(ar__sig_rooms_ended_waiting(b), 1);
     int wait = ar__sig_rooms_ended_step(b, T0 + 200);
     assert_int_equal(wait, AR__SIG_ENDED_HEAR_MS - 200);
     assert_int_equal(bc_n, 0);
@@ -94,6 +96,9 @@ static void test_late_worker_refuses_ended_room(void **state)
     assert_int_equal(ar__sig_room_ended(b, "room-2"), 0);
     assert_int_equal(ar__sig_rooms_ended_sync(b, 0, 1, T0 + AR__SIG_ENDED_HEAR_MS + 2), 0);
     assert_int_equal(b->ended_catchup, 0);
+    /* Done: the loop stops stepping it, which would have nothing to do. */
+    assert_int_equal(ar__sig_rooms_ended_waiting(b), 0);
+    assert_int_equal(ar__sig_rooms_ended_step(b, T0 + 10 * AR__SIG_ENDED_HEAR_MS), -1);
     /* B's set now covers as far back as A's: it may be asked in turn. */
     assert_true(ar__sig_rooms_ended_cover(b) >= ar__sig_rooms_ended_cover(a));
     bc_clear();

@@ -474,8 +474,13 @@ static void test_late_frames(void **state)
     check_buffer(B, sb, fr, n); /* all thirteen, as the purge on the owner would have left them */
     assert_no_secret(B, sb->head);
 
-    /* Half a minute on, the same ids are not looked for any more. */
-    B->now += AR__SIG_GONE_S + 1;
+    /* Still looked for in the last second of the window (purge.c gone_lately, gone_in)... */
+    B->now = B->gone_last + AR__SIG_GONE_S;
+    fr[4].fid[15] = 2; /* another frame */
+    ar__sig_sess_deliver(B, sb, fr[4].fid, 0, fr[4].data, fr[4].len, 0);
+    assert_no_secret(B, sb->cold->pending);
+    /* ...and, half a minute on, not any more. */
+    B->now = B->gone_last + AR__SIG_GONE_S + 1;
     fr[4].fid[15] = 1; /* another frame */
     ar__sig_sess_deliver(B, sb, fr[4].fid, 0, fr[4].data, fr[4].len, 0);
     assert_non_null(sb->cold->pending_tail);

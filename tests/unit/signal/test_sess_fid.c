@@ -16,9 +16,11 @@
 #include "anteroom/log.h"
 
 #include <jansson.h>
+#include <sodium.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,6 +419,70 @@ static void test_frame_wire_placeholder(void **state)
     ar_free(f);
 }
 
+/* ar__sig_frame_wire against a reference made with strstr and snprintf: every seq from 0 to
+ * 100,000 and either side of every power of ten up to INT64_MAX, a negative one (0), and types
+ * of every length up to 40 with a NUL or a quote at every position of them. */
+static void wire_check(const char *d, size_t n, int64_t seq)
+{
+    ar__sig_frame_t *f = wire_frame(d, n);
+    f->seq = seq;
+    memset(f->fid, 0x5a, sizeof(f->fid));
+    char want[512], got[512], fid[AR__SIG_FID_LEN + 1] = {0};
+    ar__sig_fid_text(f->fid, fid);
+    const char *ph = strstr(f->data, ",\"seq\":0");
+    size_t wn = 0;
+    if (ph) {
+        int pre = (int)(ph - f->data) + 7;
+        int w = snprintf(want, sizeof(want), "%.*s%lld,\"fid\":\"%s\"%s", pre, f->data,
+                         (long long)(seq > 0 ? seq : 0), fid, f->data + pre + 1);
+        assert_true(w > 0 && (size_t)w < sizeof(want));
+        /* The rest past a NUL in the frame, which %s stopped at, goes out too. */
+        wn = (size_t)w;
+        size_t tail = strlen(f->data + pre + 1);
+        memcpy(want + wn, f->data + pre + 1 + tail, n - (size_t)pre - 1 - tail);
+        wn += n - (size_t)pre - 1 - tail;
+    }
+    size_t gn = ar__sig_frame_wire(f, got, sizeof(got));
+    assert_int_equal(gn, wn);
+    assert_memory_equal(got, want, wn);
+    ar_free(f);
+}
+
+static void test_frame_wire_reference(void **state)
+{
+    (void)state;
+    static const char d[] = "{\"v\":1,\"type\":\"offer\",\"seq\":0,\"from\":\"X\",\"sdp\":\"v=0\"}";
+    for (int64_t seq = 0; seq <= 100000; seq++)
+        wire_check(d, sizeof(d) - 1, seq);
+    for (int64_t p = 10; p > 0 && p <= INT64_MAX / 10; p *= 10) {
+        wire_check(d, sizeof(d) - 1, p - 1);
+        wire_check(d, sizeof(d) - 1, p);
+        wire_check(d, sizeof(d) - 1, p + 1);
+    }
+    wire_check(d, sizeof(d) - 1, INT64_MAX);
+    wire_check(d, sizeof(d) - 1, -5);
+    /* After the type, a short rest (its end then within sixteen bytes of the type's start for
+     * the shortest types) and a longer one. */
+    static const char pre[] = "{\"v\":1,\"type\":\"";
+    static const char *const post[] = {"\",\"seq\":0}", "\",\"seq\":0,\"x\":1,\"y\":2}"};
+    for (size_t pi = 0; pi < 2; pi++) {
+        for (size_t tl = 0; tl <= 40; tl++) {
+            for (size_t at = 0; at <= tl; at++) {
+                for (int odd = 0; odd < 3; odd++) {
+                    char b[128];
+                    size_t n = sizeof(pre) - 1;
+                    memcpy(b, pre, n);
+                    memset(b + n, 'a', tl);
+                    if (at < tl)
+                        b[n + at] = odd == 0 ? '\0' : odd == 1 ? '"' : 'z';
+                    memcpy(b + n + tl, post[pi], strlen(post[pi]));
+                    wire_check(b, n + tl + strlen(post[pi]), 7);
+                }
+            }
+        }
+    }
+}
+
 /* Worker 2's backup copy (backup_copy) gets three frames from X (fid[0] = tag) that no numbered
  * copy confirms (the owner's copies were lost) and an acknowledgement of 5 from the client;
  * then it is promoted. */
@@ -625,12 +691,52 @@ static void test_claim_with_gone_conn(void **state)
     su_srv_free(B);
 }
 
+/* ar__sig_fid_text, which keeps the last fid's text for the next, against libsodium's base64url
+ * of every fid: a worker's counter run across its low bytes' carries, two workers' fids in
+ * turn, and a fid that differs from the one before in one byte, at every position, by every
+ * value. */
+static void fid_text_check(const uint8_t fid[16])
+{
+    char want[sodium_base64_ENCODED_LEN(16, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    sodium_bin2base64(want, sizeof(want), fid, 16, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    char got[AR__SIG_FID_LEN + 1] = {0};
+    ar__sig_fid_text(fid, got);
+    assert_string_equal(got, want);
+}
+
+static void test_fid_text_reference(void **state)
+{
+    (void)state;
+    uint8_t a[16] = {0x9a, 0x01, 0xfe, 0x33, 0x80, 0x7f, 0x10, 0xc4}, b[16] = {0x9a, 0x01, 0xfe};
+    for (uint64_t ctr = 0; ctr < 70000; ctr++) {
+        memcpy(a + 8, &ctr, 8);
+        fid_text_check(a);
+    }
+    for (uint64_t ctr = 0xfffffffffffffff0ull; ctr != 8; ctr++) {
+        memcpy(a + 8, &ctr, 8);
+        memcpy(b + 8, &ctr, 8);
+        fid_text_check(a);
+        fid_text_check(b);
+    }
+    for (int i = 0; i < 16; i++) {
+        for (int v = 0; v < 256; v++) {
+            uint8_t f[16];
+            memcpy(f, a, 16);
+            fid_text_check(f);
+            f[i] = (uint8_t)v;
+            fid_text_check(f);
+        }
+    }
+}
+
 int main(void)
 {
     ar_log_init("signal", AR_LOG_WARN); /* every promotion logs at info */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_orders_by_hand),
         cmocka_unit_test(test_frame_wire_placeholder),
+        cmocka_unit_test(test_fid_text_reference),
+        cmocka_unit_test(test_frame_wire_reference),
         cmocka_unit_test(test_promotion_after_lost_copies_and_ack),
         cmocka_unit_test(test_exactly_once_after_promotion),
         cmocka_unit_test(test_replay_broken_off_keeps_marks),

@@ -18,6 +18,7 @@
 #include "internal.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +27,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -99,6 +101,28 @@ static void send_pattern(ar_sn_conn_t *c, int n, size_t size)
     }
 }
 
+/* "rburst": messages of ROOM_SIZES' sizes, each built behind AR_SN_SEND_ROOM bytes of room and
+ * sent with ar_sn_send_room (every header length: 2, 4 and 10 bytes), filled as send_pattern's;
+ * then the opcodes and lengths it refuses, which leave the connection open. */
+static const size_t room_sizes[] = {0, 1, 125, 126, 1500, 2100, 65536};
+static void send_room(ar_sn_conn_t *c)
+{
+    static uint8_t m[AR_SN_SEND_ROOM + 65536];
+    for (int k = 0; k < (int)(sizeof(room_sizes) / sizeof(room_sizes[0])); k++) {
+        memset(m, 0xee, AR_SN_SEND_ROOM);
+        for (size_t i = 0; i < room_sizes[k]; i++)
+            m[AR_SN_SEND_ROOM + i] = (uint8_t)(i * 7 + (size_t)k);
+        int err = ar_sn_send_room(c, AR_WS_OP_BINARY, m, room_sizes[k]);
+        if (err) {
+            atomic_store(&srv.send_err, err);
+            return;
+        }
+    }
+    if (ar_sn_send_room(c, AR_WS_OP_CLOSE, m, 2) != AR_EINVAL ||
+        ar_sn_send_room(c, AR_WS_OP_PING, m, AR_WS_MAX_CONTROL + 1) != AR_ETOOBIG)
+        atomic_store(&srv.send_err, AR_EINVAL);
+}
+
 /* "paced": PACED_MSGS messages of PACED_SIZE bytes, 32 MiB in all, far past max_outgoing, sent
  * only while less than PACED_LOW is queued; the rest from writable_cb. Message k is filled
  * as send_pattern's. */
@@ -151,6 +175,10 @@ static void on_message(ar_sn_conn_t *c, uint8_t op, const uint8_t *msg, size_t l
     if (len == 5 && memcmp(msg, "burst", 5) == 0) {
         /* 100 KiB in five messages of a known pattern, records and partial writes on TLS. */
         send_pattern(c, 5, 20 * 1024);
+        return;
+    }
+    if (len == 6 && memcmp(msg, "rburst", 6) == 0) {
+        send_room(c);
         return;
     }
     if (len == 6 && memcmp(msg, "sburst", 6) == 0) { /* 70 small frames, for test_small_partial */
@@ -657,6 +685,35 @@ static void test_small_partial(void **state)
     stop();
 }
 
+/* ar_sn_send_room: the header put in the room before the payload, every length encoding, the
+ * same bytes as ar_sn_send's frames, through a 2 KB receive window (partial writes queued). */
+static void test_send_room(void **state)
+{
+    (void)state;
+    start(5, 30, NULL);
+    client_t w = dial_window(NULL, 2048);
+    assert_int_equal(upgrade(&w, "/small", "https://app.example.org"), 101);
+    send_frame(&w, 0x81, "rburst", 6, 1);
+    static uint8_t b[AR_WS_MAX_HEADER + 65536];
+    for (int k = 0; k < (int)(sizeof(room_sizes) / sizeof(room_sizes[0])); k++) {
+        uint8_t h[AR_WS_MAX_HEADER];
+        size_t hl = ar_ws_frame_header(h, AR_WS_OP_BINARY, 1, room_sizes[k], NULL);
+        assert_int_equal(read_all(&w, b, hl + room_sizes[k]), 0);
+        assert_memory_equal(b, h, hl);
+        for (size_t i = 0; i < room_sizes[k]; i++)
+            if (b[hl + i] != (uint8_t)(i * 7 + (size_t)k))
+                fail_msg("byte %zu of message %d", i, k);
+    }
+    assert_int_equal(atomic_load(&srv.send_err), 0);
+    /* Still open, and echoing. */
+    send_frame(&w, 0x81, "Hello", 5, 1);
+    size_t n;
+    assert_int_equal(read_frame(&w, b, sizeof(b), &n), AR_WS_OP_TEXT);
+    assert_int_equal(n, 5);
+    hangup(&w);
+    stop();
+}
+
 /* A send that kills its connection: close_cb fires inside it, free_cb only after the batch. */
 static void test_killed_in_send(void **state)
 {
@@ -960,6 +1017,43 @@ static void expect_now(int fd, const void *want, size_t n)
  * driven a turn at a time (ar_sn_loop_adopt, ar_sn_loop_turn; fuzz_signal_bus's clients): each
  * turn handles what is ready then, without waiting, and frees what closed in it. A socket that
  * accept_cb refuses, or that epoll cannot watch, is closed. */
+/* The bare system calls behind recv, send and epoll_wait (internal.h) keep the wrappers'
+ * contract: -1 with errno, MSG_NOSIGNAL (EPIPE, no SIGPIPE), epoll_wait's timeout and events. */
+static void test_bare_syscalls(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    int ep = epoll_create1(0);
+    assert_true(ep >= 0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 7}, got[2];
+    assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, sv[0], &ev), 0);
+    char buf[8];
+    errno = 0;
+    assert_int_equal(ar__sn_recv(sv[0], buf, sizeof(buf)), -1);
+    assert_int_equal(errno, EAGAIN);
+    assert_int_equal(ar__sn_epoll_wait(ep, got, 2, 0), 0);
+    assert_int_equal(ar__sn_send(sv[1], "abc", 3), 3);
+    assert_int_equal(ar__sn_epoll_wait(ep, got, 2, 1000), 1);
+    assert_int_equal(got[0].data.u32, 7);
+    assert_true(got[0].events & EPOLLIN);
+    assert_int_equal(ar__sn_recv(sv[0], buf, sizeof(buf)), 3);
+    assert_memory_equal(buf, "abc", 3);
+    errno = 0;
+    assert_int_equal(ar__sn_epoll_wait(-1, got, 2, 0), -1);
+    assert_int_equal(errno, EBADF);
+    /* Writing to a closed peer: EPIPE, and no SIGPIPE even where it would end the process. */
+    close(sv[0]);
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
+    assert_int_equal(sigaction(SIGPIPE, &dfl, &old), 0);
+    errno = 0;
+    assert_int_equal(ar__sn_send(sv[1], "x", 1), -1);
+    assert_int_equal(errno, EPIPE);
+    assert_int_equal(sigaction(SIGPIPE, &old, NULL), 0);
+    close(sv[1]);
+    close(ep);
+}
+
 static void test_adopt_and_turn(void **state)
 {
     (void)state;
@@ -1035,6 +1129,7 @@ int main(void)
         cmocka_unit_test(test_alloc_failure),   cmocka_unit_test(test_reuseport),
         cmocka_unit_test(test_killed_in_send),  cmocka_unit_test(test_paced_writer),
         cmocka_unit_test(test_adopt_and_turn),  cmocka_unit_test(test_conn_area),
+        cmocka_unit_test(test_bare_syscalls),   cmocka_unit_test(test_send_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
