@@ -210,34 +210,31 @@ size_t ar__sig_sdp_end_words(const char *f, size_t i, size_t len)
  * Up to 32 bytes from f[i] (as two blocks of sixteen; the frame's last 32 when fewer remain, the
  * mask shifted to start at f[i]: never a byte past len) when all they hold is plain bytes,
  * whole escaped "\r\n"s and perhaps the closing quote, the most an SDP's 32 bytes hold: the
- * index past them (past the last "\r\n" when it reaches out of them), *saved grown by two a line
- * end, or the quote's index in *quote. 0 when a byte needs sdp_block, which then reads the same
- * bytes again: *saved is left as it was. Each byte that is not plain, lowest first, is a
- * backslash compared with "\r\n" as one word (the second backslash of each passed over with
- * it), or the quote, or the end of this fast path.
+ * index past them (past the last "\r\n" when it reaches out of them), or the quote's index in
+ * *quote. 0 when a byte needs sdp_block, which then reads the same bytes again. Each byte that
+ * is not plain, lowest first, is a backslash compared with "\r\n" as one word (the second
+ * backslash of each passed over with it), or the quote, or the end of this fast path. The line
+ * ends are not counted (sdp_quoted).
  */
-static size_t sdp_run(const char *f, size_t i, size_t len, size_t *saved, size_t *quote)
+static size_t sdp_run(const char *f, size_t i, size_t len, size_t *quote)
 {
     size_t base = i + 32 <= len ? i : len - 32, end = base + 32;
     uint64_t m = ar__sig_special16(f + base) | (uint64_t)ar__sig_special16(f + base + 16) << 16;
     m >>= i - base; /* bit k: f[i + k] */
-    size_t next = end, lines = 0;
+    size_t last = 0;
     while (m != 0) {
         size_t k = i + (size_t)__builtin_ctzll(m);
         uint32_t w;
         if (f[k] == '"') {
-            *saved += 2 * lines;
             *quote = k;
             return k;
         }
         if (k + 4 > len || (memcpy(&w, f + k, 4), w != ESC_CRLF))
             return 0;
-        lines++;
-        next = k + 4 > end ? k + 4 : end; /* one in the last three bytes ends past them */
-        m &= ~0ull << (k + 4 - i);
+        last = k + 4;
+        m &= ~0ull << (last - i);
     }
-    *saved += 2 * lines;
-    return next;
+    return last > end ? last : end; /* one in the last three bytes ends past them */
 }
 
 /*
@@ -246,9 +243,10 @@ static size_t sdp_run(const char *f, size_t i, size_t len, size_t *saved, size_t
  * mask: the index to go on from, 0 when a byte is refused. *quote: the closing quote's index,
  * when the string ends here.
  */
-static size_t sdp_block(const char *f, size_t i, size_t len, size_t *saved, size_t *quote)
+static size_t sdp_block(const char *f, size_t i, size_t len, size_t *quote)
 {
-    size_t at = i, base = i + 16 <= len ? i : len - 16;
+    /* saved: not needed (sdp_quoted) */
+    size_t at = i, base = i + 16 <= len ? i : len - 16, saved = 0;
     unsigned m = ar__sig_special16(f + base) >> (at - base); /* bit k: f[at + k] */
     size_t end = base + 16;
     while (m != 0) {
@@ -257,12 +255,25 @@ static size_t sdp_block(const char *f, size_t i, size_t len, size_t *saved, size
             *quote = k;
             return k;
         }
-        i = sdp_special(f, k, len, saved);
+        i = sdp_special(f, k, len, &saved);
         if (i == 0 || i >= end)
             return i; /* refused, or the escape or sequence reached past the block */
         m &= ~0u << (i - at);
     }
     return end; /* the rest of the block is plain */
+}
+
+/*
+ * The closing quote at f[quote] of the SDP string whose content began at f[start], every byte
+ * before it accepted: decoded, no text is longer than its JSON, and none of one byte or more is
+ * empty, so 1 to AR_SIG_SDP_MAX bytes of JSON are a length the field accepts without counting
+ * what the escapes saved. A longer one is read again, counted (ar__sig_sdp_end_words).
+ */
+static size_t sdp_quoted(const char *f, size_t start, size_t quote, size_t len)
+{
+    if (quote == start)
+        return 0; /* "" */
+    return quote - start <= AR_SIG_SDP_MAX ? quote : ar__sig_sdp_end_words(f, start - 1, len);
 }
 
 /* 32 bytes at a time when they hold plain text and line ends (sdp_run), the most an SDP has;
@@ -271,13 +282,13 @@ size_t ar__sig_sdp_end(const char *f, size_t i, size_t len)
 {
     if (len < 32)
         return ar__sig_sdp_end_words(f, i, len);
-    size_t start = i + 1, saved = 0, quote = 0;
+    size_t start = i + 1, quote = 0;
     for (i = start; i < len;) {
-        size_t next = sdp_run(f, i, len, &saved, &quote);
+        size_t next = sdp_run(f, i, len, &quote);
         if (next == 0)
-            next = sdp_block(f, i, len, &saved, &quote);
+            next = sdp_block(f, i, len, &quote);
         if (quote != 0)
-            return sdp_closed(start, quote, saved);
+            return sdp_quoted(f, start, quote, len);
         if (next == 0)
             return 0;
         i = next;

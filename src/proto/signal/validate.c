@@ -155,36 +155,38 @@ static int printable_all(const unsigned char *s, size_t len)
 }
 
 #if defined(__SSE2__)
-/* Bit k set when byte k of the sixteen at s is not in the ID class [A-Za-z0-9._-]. A byte >= 0x80
- * is negative as a signed byte, below each range's low end; setting bit 5 folds A-Z onto a-z and
- * moves no other byte into a-z. */
-static unsigned id_bad16(const unsigned char *s)
+/* 0xff in each byte of v that is in [0, hi] as an unsigned byte. */
+static inline __m128i id_upto(__m128i v, char hi)
+{
+    return _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(hi)), v);
+}
+
+/* 0xff in each byte of the sixteen at s that is in the ID class [A-Za-z0-9._-]. Each range is
+ * one unsigned comparison of the byte less its low end: '-' '.' '/' '0'-'9' are 0 to 12 less
+ * '-' ('/' then taken out), and A-Z a-z with bit 5 set (which moves no other byte into a-z)
+ * 0 to 25 less 'a'; a byte >= 0x80 is above every range. */
+static inline __m128i id_ok16(const unsigned char *s)
 {
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
-    __m128i low = _mm_or_si128(v, _mm_set1_epi8(0x20));
-    __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(low, _mm_set1_epi8('a' - 1)),
-                                  _mm_cmplt_epi8(low, _mm_set1_epi8('z' + 1)));
-    __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
-                                  _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
-    __m128i punct = _mm_or_si128(
-        _mm_cmpeq_epi8(v, _mm_set1_epi8('.')),
-        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('_')), _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
-    __m128i ok = _mm_or_si128(_mm_or_si128(alpha, digit), punct);
-    return ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+    __m128i alpha =
+        id_upto(_mm_sub_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('a')), 'z' - 'a');
+    __m128i num = _mm_andnot_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('/')),
+                                   id_upto(_mm_sub_epi8(v, _mm_set1_epi8('-')), '9' - '-'));
+    return _mm_or_si128(_mm_or_si128(alpha, num), _mm_cmpeq_epi8(v, _mm_set1_epi8('_')));
 }
 
 /* An id (the 22 characters of a peer or frame id, checked in the parse of every relayed frame
  * and again in its build) sixteen bytes at a time; the last few as the string's last sixteen,
- * which looks at some bytes twice but at none outside it. From sixteen bytes on. */
+ * which looks at some bytes twice but at none outside it. From sixteen bytes on; up to 32 (an
+ * id's length) as two blocks and one mask. */
 static int id_all16(const unsigned char *s, size_t len)
 {
-    unsigned bad = 0;
-    size_t i = 0;
-    for (; i + 16 <= len; i += 16)
-        bad |= id_bad16(s + i);
-    if (i < len)
-        bad |= id_bad16(s + len - 16);
-    return bad == 0;
+    __m128i ok = id_ok16(s + len - 16);
+    if (len <= 32)
+        return _mm_movemask_epi8(_mm_and_si128(id_ok16(s), ok)) == 0xffff;
+    for (size_t i = 0; i + 16 < len; i += 16)
+        ok = _mm_and_si128(ok, id_ok16(s + i));
+    return _mm_movemask_epi8(ok) == 0xffff;
 }
 #endif
 

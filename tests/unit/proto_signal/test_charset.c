@@ -257,7 +257,8 @@ static void test_sdp_random(void **state)
  * AR_SIG_SDP_MAX decoded bytes long (accepted) and one byte longer (refused), counted through
  * line ends that end a block, straddle one or start in its last three bytes, and through lines
  * that also hold other escapes and UTF-8 after their line end (which the SSE2 scan's fast path
- * gives up on part way). */
+ * gives up on part way), and of plain lines, whose JSON is as long as their text (the SSE2 scan
+ * counts no line end when the JSON is at most AR_SIG_SDP_MAX bytes long, sdp_quoted). */
 static void test_sdp_length(void **state)
 {
     (void)state;
@@ -271,6 +272,7 @@ static void test_sdp_length(void **state)
          "b\\tc",
          9},                                     /* 12 bytes: a line end, then é and a tab */
         {"\\r\\n\\r\\nv=0\\r\\n\\u00e9\\/", 12}, /* 24 bytes */
+        {"a=x-bench:1ab", 13}, /* no escape: the JSON's length is the text's, at the bound */
     };
     for (size_t l = 0; l < sizeof(lines) / sizeof(lines[0]); l++) {
         size_t rl = strlen(lines[l].raw), dl = lines[l].decoded;
