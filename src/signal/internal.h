@@ -784,6 +784,7 @@ void ar__sig_drain_forget(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
 
 /* sess.c: records, local sessions, replay, backup, resume */
 ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer);
+ar__sig_rec_t *ar__sig_rec_find_whole(ar__sig_srv_t *srv, const char *peer);
 ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer);
 void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r);
 /* index.c: the records' buckets, for a walk over every record (0 before the first record); a
