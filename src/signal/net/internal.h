@@ -193,6 +193,7 @@ struct ar_sn_loop_s {
     ar_sn_conn_t *dead; /* freed after each epoll batch */
     uint8_t rbuf[AR__SN_READ_BUF];
     uint8_t wbuf[AR__SN_READ_BUF]; /* scratch for framing small sends in one write */
+    ar_ws_parser_t parser0;        /* a fresh parser, copied for each read (conn.c parser_take) */
 };
 
 /* loop.c */
