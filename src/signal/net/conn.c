@@ -267,10 +267,10 @@ int ar_sn_send_room(ar_sn_conn_t *c, uint8_t opcode, uint8_t *buf, size_t len)
     int err = send_check(c, opcode, len);
     if (err)
         return err;
-    uint8_t hdr[AR_WS_MAX_HEADER];
-    size_t hlen = ar_ws_frame_header(hdr, opcode, 1, len, NULL);
+    /* Written straight in front of the payload, not copied there. */
+    size_t hlen = ar__sn_header_len(len);
     uint8_t *frame = buf + AR_SN_SEND_ROOM - hlen;
-    memcpy(frame, hdr, hlen);
+    (void)ar_ws_frame_header(frame, opcode, 1, len, NULL);
     return send_done(c, send_raw2(c, frame, hlen + len, NULL, 0));
 }
 
