@@ -196,19 +196,6 @@ ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r)
     return q;
 }
 
-ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer)
-{
-    size_t n;
-    if (!srv->recs)
-        return NULL;
-    ar__sig_rec_t *r = *peer_bucket(srv, peer, &n);
-    if (n != AR__SIG_PEER_LEN)
-        return NULL;
-    while (r && memcmp(r->peer, peer, AR__SIG_PEER_LEN) != 0)
-        r = r->hnext;
-    return r;
-}
-
 /* peer: AR__SIG_PEER_LEN bytes (the relay's target, its length checked): no strnlen. One with a
  * NUL among them finds nothing, as with ar__sig_rec_find: every record's id has none. */
 ar__sig_rec_t *ar__sig_rec_find_whole(ar__sig_srv_t *srv, const char *peer)
@@ -219,6 +206,14 @@ ar__sig_rec_t *ar__sig_rec_find_whole(ar__sig_srv_t *srv, const char *peer)
     while (r && memcmp(r->peer, peer, AR__SIG_PEER_LEN) != 0)
         r = r->hnext;
     return r;
+}
+
+/* An id of another length has no record. */
+ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer)
+{
+    if (strnlen(peer, AR__SIG_PEER_LEN + 1) != AR__SIG_PEER_LEN)
+        return NULL;
+    return ar__sig_rec_find_whole(srv, peer);
 }
 
 ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)

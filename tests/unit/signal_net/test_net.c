@@ -721,7 +721,8 @@ static void test_header_len(void **state)
     (void)state;
     uint8_t h[AR_WS_MAX_HEADER];
     for (uint64_t len = 0; len <= 70000; len++)
-        assert_int_equal(ar__sn_header_len(len), ar_ws_frame_header(h, AR_WS_OP_TEXT, 1, len, NULL));
+        assert_int_equal(ar__sn_header_len(len),
+                         ar_ws_frame_header(h, AR_WS_OP_TEXT, 1, len, NULL));
     static const uint64_t big[] = {UINT32_MAX, (uint64_t)UINT32_MAX + 1, UINT64_MAX >> 1};
     for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++)
         assert_int_equal(ar__sn_header_len(big[i]),
