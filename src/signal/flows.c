@@ -433,7 +433,7 @@ static void on_relay(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     if (to->len == AR__SIG_PEER_LEN) {
         memcpy(id, to->p, AR__SIG_PEER_LEN);
         id[AR__SIG_PEER_LEN] = '\0';
-        t = ar__sig_rec_find(srv, id);
+        t = ar__sig_rec_find_whole(srv, id);
     }
     if (!t || t == r || t->in_room != r->in_room) {
         REFUSE(cn, m, AR_SIG_E_NOT_FOUND);
@@ -460,7 +460,8 @@ static void on_relay(ar__sig_conn_t *cn, ar_sig_msg_t *m)
     } else if (ar__sig_sess_has_cold(s)) {
         (void)cand_slot(s->cold, id, m->type == AR_SIG_OFFER);
     }
-    *to = str(r->peer); /* "to" becomes "from" */
+    /* "to" becomes "from": a record's id is AR__SIG_PEER_LEN characters (ar__sig_rec_get). */
+    *to = (ar_sig_str_t){r->peer, AR__SIG_PEER_LEN};
     /* A relay is the last thing its handler does and loops over nothing, so a peer this worker
      * owns gets it at once, not from the next wake-up of the bus's eventfd (docs/signal.md,
      * "Local delivery"): no queued copy, no eventfd write and read, no extra loop turn. */

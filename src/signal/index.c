@@ -33,11 +33,8 @@ static uint32_t hash(const char *a, const char *b)
  * them, so a collision cannot be arranged (a client's lookup of an id of its choosing walks one
  * short chain). An id of another length has no record: *len says which it is.
  */
-static uint32_t peer_hash(const char *peer, size_t *len)
+static uint32_t peer_hash_whole(const char *peer)
 {
-    *len = strnlen(peer, AR__SIG_PEER_LEN + 1);
-    if (*len != AR__SIG_PEER_LEN)
-        return 0;
     uint64_t a, b, c;
     memcpy(&a, peer, 8);
     memcpy(&b, peer + 8, 8);
@@ -46,6 +43,12 @@ static uint32_t peer_hash(const char *peer, size_t *len)
     h = (h ^ b ^ (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
     h = (h ^ c ^ (h >> 32)) * 0xff51afd7ed558ccdull;
     return (uint32_t)(h ^ (h >> 32));
+}
+
+static uint32_t peer_hash(const char *peer, size_t *len)
+{
+    *len = strnlen(peer, AR__SIG_PEER_LEN + 1);
+    return *len == AR__SIG_PEER_LEN ? peer_hash_whole(peer) : 0;
 }
 
 /* The bucket of a record's id in the table as it is now (there is one). */
@@ -193,17 +196,24 @@ ar__sig_recq_t *ar__sig_rec_q(ar__sig_rec_t *r)
     return q;
 }
 
-ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer)
+/* peer: AR__SIG_PEER_LEN bytes (the relay's target, its length checked): no strnlen. One with a
+ * NUL among them finds nothing, as with ar__sig_rec_find: every record's id has none. */
+ar__sig_rec_t *ar__sig_rec_find_whole(ar__sig_srv_t *srv, const char *peer)
 {
-    size_t n;
     if (!srv->recs)
         return NULL;
-    ar__sig_rec_t *r = *peer_bucket(srv, peer, &n);
-    if (n != AR__SIG_PEER_LEN)
-        return NULL;
+    ar__sig_rec_t *r = srv->recs[peer_hash_whole(peer) & srv->rec_mask];
     while (r && memcmp(r->peer, peer, AR__SIG_PEER_LEN) != 0)
         r = r->hnext;
     return r;
+}
+
+/* An id of another length has no record. */
+ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer)
+{
+    if (strnlen(peer, AR__SIG_PEER_LEN + 1) != AR__SIG_PEER_LEN)
+        return NULL;
+    return ar__sig_rec_find_whole(srv, peer);
 }
 
 ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer)

@@ -784,6 +784,7 @@ void ar__sig_drain_forget(ar__sig_srv_t *srv, ar__sig_conn_t *cn);
 
 /* sess.c: records, local sessions, replay, backup, resume */
 ar__sig_rec_t *ar__sig_rec_find(ar__sig_srv_t *srv, const char *peer);
+ar__sig_rec_t *ar__sig_rec_find_whole(ar__sig_srv_t *srv, const char *peer);
 ar__sig_rec_t *ar__sig_rec_get(ar__sig_srv_t *srv, const char *peer);
 void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r);
 /* index.c: the records' buckets, for a walk over every record (0 before the first record); a
@@ -940,7 +941,6 @@ size_t ar__sig_frames_purge(ar__sig_srv_t *srv, const ar__sig_rec_t *gone);
  * AR__SIG_ABOUT_READ, read from its body; uncounted (dir -1) as it leaves them (or counted
  * again). */
 #define AR__SIG_ABOUT_READ (-1)
-void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f, int about);
 /* A frame's about tag when it names no one peer: about no one, or about several. */
 enum { AR__SIG_ABOUT_NONE = 0, AR__SIG_ABOUT_MANY = 1 };
 void ar__sig_about_count_many(ar__sig_srv_t *srv, const ar__sig_frame_t *f, int dir);
@@ -954,6 +954,25 @@ static inline void ar__sig_about_count(ar__sig_srv_t *srv, const ar__sig_frame_t
         ar__sig_about_count_many(srv, f, dir);
     else
         srv->about_n[f->about] += (uint32_t)dir;
+}
+/* Whether anyone went here in the last AR__SIG_GONE_S seconds (purge.c gone_in looks no further
+ * back): nearly never, so asked before any frame is looked at, at every relay. */
+static inline int ar__sig_gone_lately(const ar__sig_srv_t *srv)
+{
+    return srv->gone_last && srv->now - srv->gone_last <= AR__SIG_GONE_S;
+}
+/* purge.c: ar__sig_about_tag's whole work: the body read for the tag, a late purge. */
+void ar__sig_about_tag_all(ar__sig_srv_t *srv, ar__sig_frame_t *f, int about);
+/* Inline: a relayed frame's tag is known and no one went lately, nearly always, and the call's
+ * prologue and epilogue cost more than the count (bench/signal/instr.sh). */
+static inline void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f, int about)
+{
+    if (about == AR__SIG_ABOUT_READ || ar__sig_gone_lately(srv)) {
+        ar__sig_about_tag_all(srv, f, about);
+        return;
+    }
+    f->about = (uint16_t)about;
+    ar__sig_about_count(srv, f, 1);
 }
 /* purge.c: the tag of a frame about the one peer id p (n bytes), as the body's reading gives it
  * for a relayed offer, answer or candidate from p. */

@@ -304,13 +304,6 @@ static const char *gone_in(const ar__sig_srv_t *srv, const ar__sig_frame_t *f, u
     return NULL;
 }
 
-/* Whether anyone went here in the last AR__SIG_GONE_S seconds (gone_in looks no further back):
- * nearly never, so asked before any frame is looked at, at every relay. */
-static int gone_lately(const ar__sig_srv_t *srv)
-{
-    return srv->gone_last && srv->now - srv->gone_last <= AR__SIG_GONE_S;
-}
-
 /* Any peer f is about that went lately: NULL, or one of them. */
 static const char *late(const ar__sig_srv_t *srv, const ar__sig_frame_t *f)
 {
@@ -324,7 +317,7 @@ static const char *late(const ar__sig_srv_t *srv, const ar__sig_frame_t *f)
     return NULL;
 }
 
-void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f, int about)
+void ar__sig_about_tag_all(ar__sig_srv_t *srv, ar__sig_frame_t *f, int about)
 {
     if (about == AR__SIG_ABOUT_READ) {
         tag(srv, f);
@@ -334,7 +327,7 @@ void ar__sig_about_tag(ar__sig_srv_t *srv, ar__sig_frame_t *f, int about)
     }
     /* Each pass takes one of them out of f (a snapshot may name several), or all of f. */
     const char *p;
-    while (gone_lately(srv) && (p = late(srv, f)))
+    while (ar__sig_gone_lately(srv) && (p = late(srv, f)))
         purge_frame(srv, f, p, f->about, NULL);
 }
 

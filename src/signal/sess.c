@@ -508,16 +508,18 @@ size_t ar__sig_frame_wire(const ar__sig_frame_t *f, char *out, size_t cap)
     /* Spliced with copies rather than printf: this runs for every relayed frame. The frame id
      * goes next to seq: the client drops a frame whose fid it has processed (5.10.1). */
     size_t pre = (size_t)(ph - f->data) + 7, post = f->len - pre - 1;
-    char num[24];
-    const char *digits = put_decimal(num + sizeof(num), f->seq > 0 ? (uint64_t)f->seq : 0);
-    size_t nl = (size_t)(num + sizeof(num) - digits);
+    /* The seq's digits written where they go, counted first: no copy of them. */
+    uint64_t seq = f->seq > 0 ? (uint64_t)f->seq : 0;
+    size_t nl = 1;
+    for (uint64_t p = 10; seq >= p && nl < 20; p *= 10) /* 20: UINT64_MAX's */
+        nl++;
     size_t kl = sizeof(key) - 1, n = pre + nl + kl + AR__SIG_FID_LEN + 1 + post;
     if (n > cap)
         return 0;
     char *o = out;
     memcpy(o, f->data, pre);
     o += pre;
-    memcpy(o, digits, nl);
+    (void)put_decimal(o + nl, seq);
     o += nl;
     memcpy(o, key, kl);
     o += kl;

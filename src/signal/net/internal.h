@@ -78,6 +78,14 @@ struct ar_sn_conn_s {
 _Static_assert(sizeof(struct ar_sn_conn_s) <= AR_SN_CONN_SIZE, "a connection is 48 bytes");
 _Static_assert(sizeof(struct ar_sn_conn_s) % 8 == 0, "the area after it is 8-byte aligned");
 
+/* The length of a server frame's header (no mask) for a payload of len bytes, as
+ * ar_ws_frame_header writes it (RFC 6455 5.2: a 7, 16 or 64-bit length): ar_sn_send_room writes
+ * the header straight in front of the payload. */
+static inline size_t ar__sn_header_len(uint64_t len)
+{
+    return len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+}
+
 static inline void *ar__sn_tls(const ar_sn_conn_t *c)
 {
     return c->ext ? c->ext->tls : NULL;
@@ -193,6 +201,7 @@ struct ar_sn_loop_s {
     ar_sn_conn_t *dead; /* freed after each epoll batch */
     uint8_t rbuf[AR__SN_READ_BUF];
     uint8_t wbuf[AR__SN_READ_BUF]; /* scratch for framing small sends in one write */
+    ar_ws_parser_t parser0;        /* a fresh parser, copied for each read (conn.c parser_take) */
 };
 
 /* loop.c */

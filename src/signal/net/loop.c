@@ -171,6 +171,7 @@ int ar_sn_loop_new(const ar_sn_conf_t *conf, const ar_sn_handler_t *handler, ar_
     l->conf = *conf;
     if (!l->conf.max_message)
         l->conf.max_message = 64 * 1024;
+    ar_ws_parser_init(&l->parser0, 1, l->conf.max_message);
     if (!l->conf.max_outgoing)
         l->conf.max_outgoing = 256 * 1024;
     if (!l->conf.handshake_timeout_s)

@@ -57,6 +57,8 @@ static int run(ar_ws_parser_t *p, const uint8_t *in, size_t len, size_t step)
                 /* What FRAME_START, DATA and FRAME_END with msg_end would have recorded. */
                 assert_true(ev.fin && ev.msg_end && ev.len == ev.frame_len && cur == 0);
                 assert_ptr_equal(ev.data + ev.len, copy + off + used);
+                /* At rest after it: the loop keeps no parser then (net/conn.c on_frames). */
+                assert_true(ar_ws_parser_at_rest(p));
                 if (seen.frames < 16)
                     seen.ops[seen.frames++] = ev.opcode;
                 memcpy(seen.msg, ev.data, ev.len);

@@ -84,8 +84,13 @@ static void test_records_by_whole_id(void **state)
         for (int j = 0; j < i; j++)
             assert_ptr_not_equal(one[i], one[j]);
         assert_ptr_equal(ar__sig_rec_find(srv, id), one[i]);
+        assert_ptr_equal(ar__sig_rec_find_whole(srv, id), one[i]);
+        /* The relay's lookup of AR__SIG_PEER_LEN bytes: one with a NUL among them finds none. */
+        id[i] = '\0';
+        assert_null(ar__sig_rec_find_whole(srv, id));
     }
     assert_ptr_equal(ar__sig_rec_find(srv, base), k);
+    assert_ptr_equal(ar__sig_rec_find_whole(srv, base), k);
     char shorter[AR__SIG_PEER_LEN];
     memcpy(shorter, base, AR__SIG_PEER_LEN - 1);
     shorter[AR__SIG_PEER_LEN - 1] = '\0';
@@ -105,6 +110,7 @@ static void test_records_by_whole_id(void **state)
         memcpy(id, one[i]->peer, sizeof(id));
         ar__sig_rec_free(srv, one[i]);
         assert_null(ar__sig_rec_find(srv, id));
+        assert_null(ar__sig_rec_find_whole(srv, id));
     }
     ar__sig_frame_pool_free(srv);
     ar__sig_recs_free(srv);
@@ -353,6 +359,7 @@ static void test_records_table_grows(void **state)
         ar__sig_rec_t *r = ar__sig_rec_find(srv, id);
         assert_non_null(r);
         assert_string_equal(r->peer, id);
+        assert_ptr_equal(ar__sig_rec_find_whole(srv, id), r);
         ar__sig_rec_free(srv, r);
         assert_null(ar__sig_rec_find(srv, id));
     }

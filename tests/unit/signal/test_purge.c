@@ -479,6 +479,12 @@ static void test_late_frames(void **state)
     fr[4].fid[15] = 2; /* another frame */
     ar__sig_sess_deliver(B, sb, fr[4].fid, 0, fr[4].data, fr[4].len, 0);
     assert_no_secret(B, sb->cold->pending);
+    /* The same with its tag known, as a relay gives it (flows.c on_relay; internal.h
+     * ar__sig_about_tag, where only the read tag was looked for lately). */
+    fr[4].fid[15] = 3; /* another frame */
+    ar__sig_sess_deliver_about(B, sb, fr[4].fid, 0, fr[4].data, fr[4].len, 0,
+                               ar__sig_about_one(PAT, strlen(PAT)));
+    assert_no_secret(B, sb->cold->pending);
     /* ...and, half a minute on, not any more. */
     B->now = B->gone_last + AR__SIG_GONE_S + 1;
     fr[4].fid[15] = 1; /* another frame */

@@ -714,6 +714,21 @@ static void test_send_room(void **state)
     stop();
 }
 
+/* ar__sn_header_len against the header ar_ws_frame_header writes, at every length up to past
+ * both boundaries and at the largest ones. */
+static void test_header_len(void **state)
+{
+    (void)state;
+    uint8_t h[AR_WS_MAX_HEADER];
+    for (uint64_t len = 0; len <= 70000; len++)
+        assert_int_equal(ar__sn_header_len(len),
+                         ar_ws_frame_header(h, AR_WS_OP_TEXT, 1, len, NULL));
+    static const uint64_t big[] = {UINT32_MAX, (uint64_t)UINT32_MAX + 1, UINT64_MAX >> 1};
+    for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++)
+        assert_int_equal(ar__sn_header_len(big[i]),
+                         ar_ws_frame_header(h, AR_WS_OP_TEXT, 1, big[i], NULL));
+}
+
 /* A send that kills its connection: close_cb fires inside it, free_cb only after the batch. */
 static void test_killed_in_send(void **state)
 {
@@ -1130,6 +1145,7 @@ int main(void)
         cmocka_unit_test(test_killed_in_send),  cmocka_unit_test(test_paced_writer),
         cmocka_unit_test(test_adopt_and_turn),  cmocka_unit_test(test_conn_area),
         cmocka_unit_test(test_bare_syscalls),   cmocka_unit_test(test_send_room),
+        cmocka_unit_test(test_header_len),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
