@@ -8,7 +8,7 @@
 # Usage: bench/signal/cpu_split.sh SERVER RATE     (SERVER: anteroom or bare; RATE: msg/s)
 # Environment: SECS (length of full.sh's rate run, 24), WARM (seconds from the server's start to
 #   the first reading, 10), WINDOW (seconds between the readings, 10), SIGNAL_BIN (as full.sh).
-# For anteroom it reads the worker (the supervisor's child), not nats-server.
+# For anteroom it reads the worker (the child of the node full.sh starts, n1), not nats-server.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 srv=${1:?usage: cpu_split.sh anteroom|bare RATE}
@@ -39,14 +39,14 @@ descendants() {
 found() { # found PATTERN: the first descendant whose command line matches
   local p
   for p in $(descendants "$bench"); do
-    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "$1" && { echo "$p"; return; }
+    { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q -- "$1" && { echo "$p"; return; }
   done
 }
 pid=
 for _ in $(seq 100); do
   sleep 0.3
   if [ "$srv" = anteroom ]; then
-    sup=$(found 'anteroom-signal --listen')
+    sup=$(found ' --node-name n1 ')
     [ -n "$sup" ] && pid=$(tr -d ' \n' <"/proc/$sup/task/$sup/children" 2>/dev/null)
   else
     pid=$(found ar_bench_bare_relay)
