@@ -291,7 +291,7 @@ static const char *gone_in(const ar__sig_srv_t *srv, const ar__sig_frame_t *f, u
 {
     /* Checked first: a frame enters a buffer at every relay, and the count is a random line of
      * a 64 KiB table, while nobody may have gone here for a while. */
-    if (!srv->gone_last || srv->now - srv->gone_last > AR__SIG_GONE_S || !srv->gone_n[t])
+    if (!ar__sig_gone_lately(srv) || !srv->gone_n[t])
         return NULL;
     for (uint32_t i = 0; i < AR__SIG_GONE_MAX; i++) {
         if (srv->gone_tag[i] != t || !srv->gone[i].at ||
