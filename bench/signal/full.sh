@@ -68,6 +68,10 @@ SERVERS=${SERVERS:-bare node-ws peerjs anteroom}
 PHASES=${PHASES:-servers hop scale}
 IDLE_WORKERS=${IDLE_WORKERS:-1 12}
 IDLE_HOLD=${IDLE_HOLD:-0}
+FAILOVER_N=${FAILOVER_N:-10000}
+FAILOVER_WORKERS=${FAILOVER_WORKERS:-1}
+FAILOVER_JITTER=${FAILOVER_JITTER:-2}
+FAILOVER_SAME=${FAILOVER_SAME:-0}
 build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
@@ -258,39 +262,61 @@ if has anteroom "$SERVERS" && has idle "$PHASES"; then
   done
 fi
 
-# The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
-# member on each node, against both members on one node (half of the pairs on each node, so that
-# each node carries the same load), at the same offered rate, interleaved HOP_ROUNDS times.
-if has anteroom "$SERVERS" && has hop "$PHASES"; then
+# cluster: two nats-servers in one cluster on fresh ports (the hop and failover phases); sets p1
+# (the first node's port; p1+1 is the second's), c1 c2 (the servers' client ports), n1 n2 (PIDs).
+cluster() {
   nextport
   p1=$port c1=$((port + 1000)) r1=$((port + 2000)) c2=$((port + 1001)) r2=$((port + 2001))
   port=$((port + 2))
   nats-server -a 127.0.0.1 -p "$c1" --cluster_name ar --cluster "nats://127.0.0.1:$r1" \
-    --routes "nats://127.0.0.1:$r2" >"$work/hopnats1.log" 2>&1 &
+    --routes "nats://127.0.0.1:$r2" >"$work/nats1-$c1.log" 2>&1 &
   n1=$!
   nats-server -a 127.0.0.1 -p "$c2" --cluster_name ar --cluster "nats://127.0.0.1:$r2" \
-    --routes "nats://127.0.0.1:$r1" >"$work/hopnats2.log" 2>&1 &
+    --routes "nats://127.0.0.1:$r1" >"$work/nats2-$c2.log" 2>&1 &
   n2=$!
   pids+=("$n1" "$n2")
   wait_port "$c1" && wait_port "$c2"
   for _ in $(seq 100); do
-    grep -q 'Route connection created' "$work/hopnats1.log" 2>/dev/null && break
+    grep -q 'Route connection created' "$work/nats1-$c1.log" 2>/dev/null && break
     sleep 0.1
   done
-  hopnode() { # hopnode NAME PORT NATSPORT
-    "$signal" --listen 127.0.0.1 --port "$2" --jurisdiction eu --node-name "$1" \
-      --keys "$work/pub" --origin https://bench.anteroom.invalid --workers 1 \
-      --max-per-address 0 --nats "nats://127.0.0.1:$3" --log-level warn \
-      >"$work/hop-$1.log" 2>&1 &
-    pids+=("$!")
-    echo $!
-  }
-  s1=$(hopnode h1 "$p1" "$c1")
-  s2=$(hopnode h2 $((p1 + 1)) "$c2")
+}
+# signode NAME PORT NATSPORT [WORKERS]: a node of its own node-name (so its sessions' backups go
+# to another node); prints its supervisor's PID. Log: $work/node-NAME.log.
+signode() {
+  # shellcheck disable=SC2086 # SIGNAL_ARGS: several arguments
+  "$signal" --listen 127.0.0.1 --port "$2" --jurisdiction eu --node-name "$1" \
+    --keys "$work/pub" --origin https://bench.anteroom.invalid --workers "${4:-1}" \
+    --max-per-address 0 --nats "nats://127.0.0.1:$3" --log-level warn ${SIGNAL_ARGS:-} \
+    >"$work/node-$1.log" 2>&1 &
+  echo $!
+}
+# workers_of SUP COUNT: the node's worker PIDs, comma-separated, once COUNT have started (10 s).
+workers_of() {
+  local w=""
+  for _ in $(seq 100); do
+    w=$(tr ' ' '\n' <"/proc/$1/task/$1/children" | grep . | paste -sd,)
+    [ "$(echo "$w" | tr ',' '\n' | grep -c .)" -ge "$2" ] && break
+    sleep 0.1
+  done
+  echo "$w"
+}
+
+# The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
+# member on each node, against both members on one node (half of the pairs on each node, so that
+# each node carries the same load), at the same offered rate, interleaved HOP_ROUNDS times.
+# The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
+# member on each node, against both members on one node (half of the pairs on each node, so that
+# each node carries the same load), at the same offered rate, interleaved HOP_ROUNDS times.
+if has anteroom "$SERVERS" && has hop "$PHASES"; then
+  cluster
+  s1=$(signode h1 "$p1" "$c1")
+  s2=$(signode h2 $((p1 + 1)) "$c2")
+  pids+=("$s1" "$s2")
   wait_port "$p1" && wait_port $((p1 + 1))
   sleep 2
-  w1=$(tr -d ' \n' <"/proc/$s1/task/$s1/children")
-  w2=$(tr -d ' \n' <"/proc/$s2/task/$s2/children")
+  w1=$(workers_of "$s1" 1)
+  w2=$(workers_of "$s2" 1)
   k=$(((HOP_RATE + 19) / 20))
   for round in $(seq "$HOP_ROUNDS"); do for mode in same cross; do
     ports="$p1,$((p1 + 1))" same=()
@@ -302,6 +328,52 @@ if has anteroom "$SERVERS" && has hop "$PHASES"; then
     [ "${PIPESTATUS[0]}" = 0 ] || failed+=("hop-$mode-$round")
   done; done
   stop "$s1" "$s2" "$n1" "$n2"
+fi
+
+# Failover: two nodes of FAILOVER_WORKERS workers on a two-server NATS cluster hold FAILOVER_N
+# sessions, a pair per room with one member on each node (FAILOVER_SAME=1: both on node A);
+# once they are all held, node A's supervisor and workers are killed (kill -9), and its clients
+# resume on node B (sigload failover: the web client's schedule, FAILOVER_JITTER s of spread);
+# B's workers and its nats-server are measured. The survivor's log says what it went through.
+if has anteroom "$SERVERS" && has failover "$PHASES"; then
+  for fw in $FAILOVER_WORKERS; do
+    cluster
+    sa=$(signode "fa-$fw" "$p1" "$c1" "$fw")
+    sb=$(signode "fb-$fw" $((p1 + 1)) "$c2" "$fw")
+    pids+=("$sa" "$sb")
+    wait_port "$p1" && wait_port $((p1 + 1))
+    wa=$(workers_of "$sa" "$fw")
+    wb=$(workers_of "$sb" "$fw")
+    sleep 2 # each node hears the other's heartbeats before its sessions need a backup
+    nextsrc
+    same=()
+    [ "$FAILOVER_SAME" = 1 ] && same=(-m)
+    label=failover-w$fw
+    out=$work/$label.out
+    timeout 900 "$load" failover "${same[@]}" -d anteroom -p "$p1,$((p1 + 1))" -s "$wb" -B "$n2" \
+      -K "$work/sec" -l "$label" -b "$srcbase" -n "$FAILOVER_N" -J "$FAILOVER_JITTER" \
+      >"$out" 2>>"$work/errors" &
+    lp=$!
+    for _ in $(seq 6000); do
+      grep -q '^READY' "$out" 2>/dev/null && break
+      kill -0 "$lp" 2>/dev/null || break
+      sleep 0.1
+    done
+    if grep -q '^READY' "$out"; then
+      sed 's/^/  /' "$out" >&2
+      # the supervisor first, so that it starts no worker again
+      IFS=, read -ra wal <<<"$wa"
+      kill -9 "$sa" "${wal[@]}" 2>/dev/null
+    fi
+    wait "$lp"
+    rc=$?
+    grep '^RESULT' "$out" | tee -a "$results" | sed 's/^RESULT /  /' >&2
+    [ "$rc" = 0 ] || failed+=("$label")
+    # what the survivor logged meanwhile (warn, or info with SIGNAL_ARGS="--log-level info")
+    echo "  $label: survivor's log events: $(grep -o '"event":"[a-z_]*"' "$work/node-fb-$fw.log" |
+      sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/"event"://g; s/"//g; s/, $//')" >&2
+    stop "$sb" "$n1" "$n2"
+  done
 fi
 
 # The scale run: SCALE connections (SCALE/2 calls, each pair joined to its room) held on one
