@@ -7,7 +7,8 @@
 # and prints them side by side with the ratios: connections held, RSS per connection,
 # connects/s and CPU per connect (anteroom also with TLS), CPU per relayed message and latency
 # p50/p99 at fixed offered rates, call set-ups per second; then what a hop through NATS between
-# two nodes adds, and a scale run holding SCALE connections on one node of SCALE_WORKERS workers.
+# two nodes adds, a scale run holding SCALE connections on one node of SCALE_WORKERS workers, and
+# (PHASES=failover) a node killed under its sessions while its clients resume on the other.
 # Every server starts fresh for each measurement and is stopped by its PID.
 #
 # Usage: bench/signal/full.sh [smoke]      (smoke: small numbers, a few seconds per phase)
@@ -37,7 +38,12 @@
 #   PHASES="servers hop scale" (or "relay": only the CPU
 #   per relayed message and latency at RATES, the relay part of "servers"; or "idle": anteroom's
 #   idle line, plain and TLS, with each of IDLE_WORKERS="1 12" workers; IDLE_HOLD=S holds the
-#   sessions S seconds more, past the first ping, and says their RSS again), AR_BUILD=build/default,
+#   sessions S seconds more, past the first ping, and says their RSS again; or "failover": two
+#   nodes of each of FAILOVER_WORKERS=1 workers hold FAILOVER_N=10000 sessions, a pair per room
+#   split over the nodes (FAILOVER_SAME=1: both members on the node killed), node A is killed
+#   with kill -9 and its clients resume on node B, their first attempt 0.5 s + [0,
+#   FAILOVER_JITTER=2] s after the close, at most FAILOVER_INFLIGHT=1000 at once; not in the
+#   default PHASES), AR_BUILD=build/default,
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
 set -uo pipefail
@@ -72,6 +78,7 @@ FAILOVER_N=${FAILOVER_N:-10000}
 FAILOVER_WORKERS=${FAILOVER_WORKERS:-1}
 FAILOVER_JITTER=${FAILOVER_JITTER:-2}
 FAILOVER_SAME=${FAILOVER_SAME:-0}
+FAILOVER_INFLIGHT=${FAILOVER_INFLIGHT:-1000}
 build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
@@ -351,7 +358,7 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
     label=failover-w$fw
     out=$work/$label.out
     timeout 900 "$load" failover "${same[@]}" -d anteroom -p "$p1,$((p1 + 1))" -s "$wb" -B "$n2" \
-      -K "$work/sec" -l "$label" -b "$srcbase" -n "$FAILOVER_N" -J "$FAILOVER_JITTER" \
+      -K "$work/sec" -l "$label" -b "$srcbase" -n "$FAILOVER_N" -J "$FAILOVER_JITTER" -f "$FAILOVER_INFLIGHT" \
       >"$out" 2>>"$work/errors" &
     lp=$!
     for _ in $(seq 6000); do

@@ -23,11 +23,11 @@
  *   calls -c calls -P procs           call set-ups: two fresh connections, (hello, join,) a
  *                          4 KB offer, a 4 KB answer, four candidates each way, bye
  *   failover -n N -p A,B   (anteroom) N sessions in rooms, a pair per room, one member on node A
- *                          and one on B (-m: both on A), opened -f at a time (64); prints READY
+ *                          and one on B (-m: both on A), opened 64 at a time; prints READY
  *                          and waits for node A to die (full.sh kills it); each lost client
  *                          resumes on B (hello {token, resume, last_seq}) on the web client's
  *                          schedule, its first attempt 0.5 s + [0, -J s] after the close (2),
- *                          at most -f attempts at once; -W s after the first close (60), who
+ *                          at most -f attempts at once (64); -W s after the first close (60), who
  *                          has not resumed failed. Then each pair relays an offer both ways.
  *                          Prints the resumed and failed, the time from the first close to the
  *                          last resumed welcome, each client's close-to-welcome and
