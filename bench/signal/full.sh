@@ -8,7 +8,7 @@
 # connects/s and CPU per connect (anteroom also with TLS), CPU per relayed message and latency
 # p50/p99 at fixed offered rates, call set-ups per second; then what a hop through NATS between
 # two nodes adds, a scale run holding SCALE connections on one node of SCALE_WORKERS workers, and
-# (PHASES=failover) a node killed under its sessions while its clients resume on the other.
+# a node killed under its sessions while its clients resume on the other (failover).
 # Every server starts fresh for each measurement and is stopped by its PID.
 #
 # Usage: bench/signal/full.sh [smoke]      (smoke: small numbers, a few seconds per phase)
@@ -35,15 +35,15 @@
 #   RELAY_ROUNDS (the "relay" phase's servers and rates run that many times over, interleaved,
 #   1 by default: report.sh gives each ratio per round and their median, which the load of this
 #   shared machine moves less than one round's),
-#   PHASES="servers hop scale" (or "relay": only the CPU
+#   PHASES="servers hop scale failover" (smoke: without failover) (or "relay": only the CPU
 #   per relayed message and latency at RATES, the relay part of "servers"; or "idle": anteroom's
 #   idle line, plain and TLS, with each of IDLE_WORKERS="1 12" workers; IDLE_HOLD=S holds the
-#   sessions S seconds more, past the first ping, and says their RSS again; or "failover": two
+#   sessions S seconds more, past the first ping, and says their RSS again); "failover": two
 #   nodes of each of FAILOVER_WORKERS=1 workers hold FAILOVER_N=10000 sessions, a pair per room
 #   split over the nodes (FAILOVER_SAME=1: both members on the node killed), node A is killed
 #   with kill -9 and its clients resume on node B, their first attempt 0.5 s + [0,
-#   FAILOVER_JITTER=2] s after the close, at most FAILOVER_INFLIGHT=1000 at once; not in the
-#   default PHASES), AR_BUILD=build/default,
+#   FAILOVER_JITTER=2] s after the close, at most FAILOVER_INFLIGHT=1000 at once (about 20 s),
+#   AR_BUILD=build/default,
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
 set -uo pipefail
@@ -55,6 +55,9 @@ smoke=0
 if [ $smoke = 1 ]; then
   : "${N:=400}" "${RATES:=400}" "${SECS:=2}" "${CALLS:=40}" "${CALL_PROCS:=2}" "${HOP_RATE:=200}"
   : "${HOP_ROUNDS:=1}" "${SCALE:=2000}" "${SCALE_WORKERS:=2}" "${SCALE_PROCS:=2}" "${SCALE_HOLD:=1}"
+  # not failover: about 12 s whatever its size (the death is noticed after 3 s, and the phase
+  # waits 3 s before and after), where the smoke's other phases take a few seconds each
+  : "${PHASES:=servers hop scale}"
 fi
 N=${N:-10000}
 RATES=${RATES:-2000 8000}
@@ -71,7 +74,7 @@ SCALE_PROCS=${SCALE_PROCS:-12}
 SCALE_INFLIGHT=${SCALE_INFLIGHT:-1}
 SCALE_HOLD=${SCALE_HOLD:-70}
 SERVERS=${SERVERS:-bare node-ws peerjs anteroom}
-PHASES=${PHASES:-servers hop scale}
+PHASES=${PHASES:-servers hop scale failover}
 IDLE_WORKERS=${IDLE_WORKERS:-1 12}
 IDLE_HOLD=${IDLE_HOLD:-0}
 FAILOVER_N=${FAILOVER_N:-10000}
@@ -379,7 +382,8 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
     # what the survivor logged meanwhile (warn, or info with SIGNAL_ARGS="--log-level info")
     echo "  $label: survivor's log events: $(grep -o '"event":"[a-z_]*"' "$work/node-fb-$fw.log" |
       sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/"event"://g; s/"//g; s/, $//')" >&2
-    stop "$sb" "$n1" "$n2"
+    stop "$sb" # before its NATS servers, which it would miss while it stops
+    stop "$n1" "$n2"
   done
 fi
 

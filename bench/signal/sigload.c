@@ -1045,6 +1045,15 @@ static int fo_relay_check(fo_run_t *r)
     return failed;
 }
 
+static void fo_free(fo_run_t *r)
+{
+    for (int i = 0; i < r->n; i++)
+        sl_close(&r->c[i]);
+    free(r->c);
+    free(r->f);
+    close(r->ep);
+}
+
 static int cmd_failover(void)
 {
     if (sl_o.dialect != D_ANTEROOM || !sl_o.ports[1] || sl_o.tls)
@@ -1067,6 +1076,7 @@ static int cmd_failover(void)
     free(o.deadline);
     if (o.ok != n) {
         fprintf(stderr, "%s: failover: %d of %d sessions opened\n", sl_o.label, o.ok, n);
+        fo_free(&r);
         return 1;
     }
     int on_a = 0;
@@ -1091,6 +1101,7 @@ static int cmd_failover(void)
         double now = sl_now_s();
         if (!r.lost && now - tready > 600) {
             fprintf(stderr, "%s: failover: node A never closed\n", sl_o.label);
+            fo_free(&r);
             return 1;
         }
         if (r.lost && !bound)
@@ -1148,13 +1159,9 @@ static int cmd_failover(void)
     printf(" rss_total_mib=%.0f rss_b=%.0f bus_rss_mib=%.0f\n", (double)s2.rss_kib / 1024,
            (double)(s2.rss_kib - s0.rss_kib) * 1024 / per, (double)s2.bus_rss_kib / 1024);
     fflush(stdout);
-    for (int i = 0; i < n; i++)
-        sl_close(&r.c[i]);
     free(all);
     free(srv);
-    free(r.c);
-    free(r.f);
-    close(r.ep);
+    fo_free(&r);
     return r.failed == 0 && r.b_closed == 0 && relay_failed == 0 && r.lost == on_a ? 0 : 1;
 }
 
