@@ -183,6 +183,7 @@ start_server() {
     pids+=("$!")
     wait_port "$np" || { echo "nats-server did not start" >&2; return 1; }
     [ "$tls" = 1 ] && tlsargs=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+    # shellcheck disable=SC2086 # SIGNAL_ARGS: several arguments
     "${bin:-$signal}" --listen 127.0.0.1 --port "$port" --jurisdiction eu --node-name n1 \
       --keys "$work/pub" --origin https://bench.anteroom.invalid --workers "$workers" \
       --max-per-address 0 --nats "nats://127.0.0.1:$np" --log-level warn "${tlsargs[@]}" \
@@ -245,6 +246,7 @@ has servers "$PHASES" && for s in $SERVERS; do
   fi
   for r in $RATES; do
     # 10 messages/s per connection: anteroom allows 20/s (protocol.md 4); the same for all.
+    # shellcheck disable=SC2046 # rate_args: -m or nothing
     meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS" -M "$RATE_KIND" $(rate_args "$s")
   done
   [ "$s" != bare ] && meter "$s" "$s" - calls -c "$CALLS" -P "$CALL_PROCS"
@@ -258,6 +260,7 @@ has relay "$PHASES" && ! has servers "$PHASES" && for round in $(seq "$RELAY_ROU
   [ "$round" -gt 1 ] && suffix="~$round"
   for s in $SERVERS; do
     for r in $RATES; do
+      # shellcheck disable=SC2046 # rate_args: -m or nothing
       meter "$s@$r$suffix" "$s" - rate -r "$r" -k "${RATE_PAIRS:-$(((r + 19) / 20))}" -T "$SECS" -M "$RATE_KIND" $(rate_args "$s")
     done
   done
