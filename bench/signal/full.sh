@@ -7,7 +7,8 @@
 # and prints them side by side with the issue's ratios: connections held, RSS per connection,
 # connects/s and CPU per connect (anteroom also with TLS), CPU per relayed message and latency
 # p50/p99 at fixed offered rates, call set-ups per second; then what a hop through NATS between
-# two nodes adds, and a scale run holding SCALE connections on one node of SCALE_WORKERS workers.
+# two nodes adds, a scale run holding SCALE connections on one node of SCALE_WORKERS workers, and
+# a node killed under its sessions while its clients resume on the other (failover).
 # Every server starts fresh for each measurement and is stopped by its PID.
 #
 # Usage: bench/signal/full.sh [smoke]      (smoke: small numbers, a few seconds per phase)
@@ -34,10 +35,15 @@
 #   RELAY_ROUNDS (the "relay" phase's servers and rates run that many times over, interleaved,
 #   1 by default: report.sh gives each ratio per round and their median, which the load of this
 #   shared machine moves less than one round's),
-#   PHASES="servers hop scale" (or "relay": only the CPU
+#   PHASES="servers hop scale failover" (smoke: without failover) (or "relay": only the CPU
 #   per relayed message and latency at RATES, the relay part of "servers"; or "idle": anteroom's
 #   idle line, plain and TLS, with each of IDLE_WORKERS="1 12" workers; IDLE_HOLD=S holds the
-#   sessions S seconds more, past the first ping, and says their RSS again), AR_BUILD=build/default,
+#   sessions S seconds more, past the first ping, and says their RSS again); "failover": two
+#   nodes of each of FAILOVER_WORKERS=1 workers hold FAILOVER_N=10000 sessions, a pair per room
+#   split over the nodes (FAILOVER_SAME=1: both members on the node killed), node A is killed
+#   with kill -9 and its clients resume on node B, their first attempt 0.5 s + [0,
+#   FAILOVER_JITTER=2] s after the close, at most FAILOVER_INFLIGHT=1000 at once (about 20 s),
+#   AR_BUILD=build/default,
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
 set -uo pipefail
@@ -49,6 +55,9 @@ smoke=0
 if [ $smoke = 1 ]; then
   : "${N:=400}" "${RATES:=400}" "${SECS:=2}" "${CALLS:=40}" "${CALL_PROCS:=2}" "${HOP_RATE:=200}"
   : "${HOP_ROUNDS:=1}" "${SCALE:=2000}" "${SCALE_WORKERS:=2}" "${SCALE_PROCS:=2}" "${SCALE_HOLD:=1}"
+  # not failover: about 12 s whatever its size (the death is noticed after 3 s, and the phase
+  # waits 3 s before and after), where the smoke's other phases take a few seconds each
+  : "${PHASES:=servers hop scale}"
 fi
 N=${N:-10000}
 RATES=${RATES:-2000 8000}
@@ -65,9 +74,14 @@ SCALE_PROCS=${SCALE_PROCS:-12}
 SCALE_INFLIGHT=${SCALE_INFLIGHT:-1}
 SCALE_HOLD=${SCALE_HOLD:-70}
 SERVERS=${SERVERS:-bare node-ws peerjs anteroom}
-PHASES=${PHASES:-servers hop scale}
+PHASES=${PHASES:-servers hop scale failover}
 IDLE_WORKERS=${IDLE_WORKERS:-1 12}
 IDLE_HOLD=${IDLE_HOLD:-0}
+FAILOVER_N=${FAILOVER_N:-10000}
+FAILOVER_WORKERS=${FAILOVER_WORKERS:-1}
+FAILOVER_JITTER=${FAILOVER_JITTER:-2}
+FAILOVER_SAME=${FAILOVER_SAME:-0}
+FAILOVER_INFLIGHT=${FAILOVER_INFLIGHT:-1000}
 build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
@@ -169,6 +183,7 @@ start_server() {
     pids+=("$!")
     wait_port "$np" || { echo "nats-server did not start" >&2; return 1; }
     [ "$tls" = 1 ] && tlsargs=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+    # shellcheck disable=SC2086 # SIGNAL_ARGS: several arguments
     "${bin:-$signal}" --listen 127.0.0.1 --port "$port" --jurisdiction eu --node-name n1 \
       --keys "$work/pub" --origin https://bench.anteroom.invalid --workers "$workers" \
       --max-per-address 0 --nats "nats://127.0.0.1:$np" --log-level warn "${tlsargs[@]}" \
@@ -231,6 +246,7 @@ has servers "$PHASES" && for s in $SERVERS; do
   fi
   for r in $RATES; do
     # 10 messages/s per connection: anteroom allows 20/s (protocol.md 4); the same for all.
+    # shellcheck disable=SC2046 # rate_args: -m or nothing
     meter "$s@$r" "$s" - rate -r "$r" -k $(((r + 19) / 20)) -T "$SECS" -M "$RATE_KIND" $(rate_args "$s")
   done
   [ "$s" != bare ] && meter "$s" "$s" - calls -c "$CALLS" -P "$CALL_PROCS"
@@ -244,6 +260,7 @@ has relay "$PHASES" && ! has servers "$PHASES" && for round in $(seq "$RELAY_ROU
   [ "$round" -gt 1 ] && suffix="~$round"
   for s in $SERVERS; do
     for r in $RATES; do
+      # shellcheck disable=SC2046 # rate_args: -m or nothing
       meter "$s@$r$suffix" "$s" - rate -r "$r" -k "${RATE_PAIRS:-$(((r + 19) / 20))}" -T "$SECS" -M "$RATE_KIND" $(rate_args "$s")
     done
   done
@@ -258,39 +275,61 @@ if has anteroom "$SERVERS" && has idle "$PHASES"; then
   done
 fi
 
-# The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
-# member on each node, against both members on one node (half of the pairs on each node, so that
-# each node carries the same load), at the same offered rate, interleaved HOP_ROUNDS times.
-if has anteroom "$SERVERS" && has hop "$PHASES"; then
+# cluster: two nats-servers in one cluster on fresh ports (the hop and failover phases); sets p1
+# (the first node's port; p1+1 is the second's), c1 c2 (the servers' client ports), n1 n2 (PIDs).
+cluster() {
   nextport
   p1=$port c1=$((port + 1000)) r1=$((port + 2000)) c2=$((port + 1001)) r2=$((port + 2001))
   port=$((port + 2))
   nats-server -a 127.0.0.1 -p "$c1" --cluster_name ar --cluster "nats://127.0.0.1:$r1" \
-    --routes "nats://127.0.0.1:$r2" >"$work/hopnats1.log" 2>&1 &
+    --routes "nats://127.0.0.1:$r2" >"$work/nats1-$c1.log" 2>&1 &
   n1=$!
   nats-server -a 127.0.0.1 -p "$c2" --cluster_name ar --cluster "nats://127.0.0.1:$r2" \
-    --routes "nats://127.0.0.1:$r1" >"$work/hopnats2.log" 2>&1 &
+    --routes "nats://127.0.0.1:$r1" >"$work/nats2-$c2.log" 2>&1 &
   n2=$!
   pids+=("$n1" "$n2")
   wait_port "$c1" && wait_port "$c2"
   for _ in $(seq 100); do
-    grep -q 'Route connection created' "$work/hopnats1.log" 2>/dev/null && break
+    grep -q 'Route connection created' "$work/nats1-$c1.log" 2>/dev/null && break
     sleep 0.1
   done
-  hopnode() { # hopnode NAME PORT NATSPORT
-    "$signal" --listen 127.0.0.1 --port "$2" --jurisdiction eu --node-name "$1" \
-      --keys "$work/pub" --origin https://bench.anteroom.invalid --workers 1 \
-      --max-per-address 0 --nats "nats://127.0.0.1:$3" --log-level warn \
-      >"$work/hop-$1.log" 2>&1 &
-    pids+=("$!")
-    echo $!
-  }
-  s1=$(hopnode h1 "$p1" "$c1")
-  s2=$(hopnode h2 $((p1 + 1)) "$c2")
+}
+# signode NAME PORT NATSPORT [WORKERS]: a node of its own node-name (so its sessions' backups go
+# to another node); prints its supervisor's PID. Log: $work/node-NAME.log.
+signode() {
+  # shellcheck disable=SC2086 # SIGNAL_ARGS: several arguments
+  "$signal" --listen 127.0.0.1 --port "$2" --jurisdiction eu --node-name "$1" \
+    --keys "$work/pub" --origin https://bench.anteroom.invalid --workers "${4:-1}" \
+    --max-per-address 0 --nats "nats://127.0.0.1:$3" --log-level warn ${SIGNAL_ARGS:-} \
+    >"$work/node-$1.log" 2>&1 &
+  echo $!
+}
+# workers_of SUP COUNT: the node's worker PIDs, comma-separated, once COUNT have started (10 s).
+workers_of() {
+  local w=""
+  for _ in $(seq 100); do
+    w=$(tr ' ' '\n' <"/proc/$1/task/$1/children" | grep . | paste -sd,)
+    [ "$(echo "$w" | tr ',' '\n' | grep -c .)" -ge "$2" ] && break
+    sleep 0.1
+  done
+  echo "$w"
+}
+
+# The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
+# member on each node, against both members on one node (half of the pairs on each node, so that
+# each node carries the same load), at the same offered rate, interleaved HOP_ROUNDS times.
+# The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
+# member on each node, against both members on one node (half of the pairs on each node, so that
+# each node carries the same load), at the same offered rate, interleaved HOP_ROUNDS times.
+if has anteroom "$SERVERS" && has hop "$PHASES"; then
+  cluster
+  s1=$(signode h1 "$p1" "$c1")
+  s2=$(signode h2 $((p1 + 1)) "$c2")
+  pids+=("$s1" "$s2")
   wait_port "$p1" && wait_port $((p1 + 1))
   sleep 2
-  w1=$(tr -d ' \n' <"/proc/$s1/task/$s1/children")
-  w2=$(tr -d ' \n' <"/proc/$s2/task/$s2/children")
+  w1=$(workers_of "$s1" 1)
+  w2=$(workers_of "$s2" 1)
   k=$(((HOP_RATE + 19) / 20))
   for round in $(seq "$HOP_ROUNDS"); do for mode in same cross; do
     ports="$p1,$((p1 + 1))" same=()
@@ -302,6 +341,53 @@ if has anteroom "$SERVERS" && has hop "$PHASES"; then
     [ "${PIPESTATUS[0]}" = 0 ] || failed+=("hop-$mode-$round")
   done; done
   stop "$s1" "$s2" "$n1" "$n2"
+fi
+
+# Failover: two nodes of FAILOVER_WORKERS workers on a two-server NATS cluster hold FAILOVER_N
+# sessions, a pair per room with one member on each node (FAILOVER_SAME=1: both on node A);
+# once they are all held, node A's supervisor and workers are killed (kill -9), and its clients
+# resume on node B (sigload failover: the web client's schedule, FAILOVER_JITTER s of spread);
+# B's workers and its nats-server are measured. The survivor's log says what it went through.
+if has anteroom "$SERVERS" && has failover "$PHASES"; then
+  for fw in $FAILOVER_WORKERS; do
+    cluster
+    sa=$(signode "fa-$fw" "$p1" "$c1" "$fw")
+    sb=$(signode "fb-$fw" $((p1 + 1)) "$c2" "$fw")
+    pids+=("$sa" "$sb")
+    wait_port "$p1" && wait_port $((p1 + 1))
+    wa=$(workers_of "$sa" "$fw")
+    wb=$(workers_of "$sb" "$fw")
+    sleep 2 # each node hears the other's heartbeats before its sessions need a backup
+    nextsrc
+    same=()
+    [ "$FAILOVER_SAME" = 1 ] && same=(-m)
+    label=failover-w$fw
+    out=$work/$label.out
+    timeout 900 "$load" failover "${same[@]}" -d anteroom -p "$p1,$((p1 + 1))" -s "$wb" -B "$n2" \
+      -K "$work/sec" -l "$label" -b "$srcbase" -n "$FAILOVER_N" -J "$FAILOVER_JITTER" -f "$FAILOVER_INFLIGHT" \
+      >"$out" 2>>"$work/errors" &
+    lp=$!
+    for _ in $(seq 6000); do
+      grep -q '^READY' "$out" 2>/dev/null && break
+      kill -0 "$lp" 2>/dev/null || break
+      sleep 0.1
+    done
+    if grep -q '^READY' "$out"; then
+      sed 's/^/  /' "$out" >&2
+      # the supervisor first, so that it starts no worker again
+      IFS=, read -ra wal <<<"$wa"
+      kill -9 "$sa" "${wal[@]}" 2>/dev/null
+    fi
+    wait "$lp"
+    rc=$?
+    grep '^RESULT' "$out" | tee -a "$results" | sed 's/^RESULT /  /' >&2
+    [ "$rc" = 0 ] || failed+=("$label")
+    # what the survivor logged meanwhile (warn, or info with SIGNAL_ARGS="--log-level info")
+    echo "  $label: survivor's log events: $(grep -o '"event":"[a-z_]*"' "$work/node-fb-$fw.log" |
+      sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/"event"://g; s/"//g; s/, $//')" >&2
+    stop "$sb" # before its NATS servers, which it would miss while it stops
+    stop "$n1" "$n2"
+  done
 fi
 
 # The scale run: SCALE connections (SCALE/2 calls, each pair joined to its room) held on one

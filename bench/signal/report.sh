@@ -96,6 +96,14 @@ END {
   if (sc != "")
     printf "\nscale: %d of %d connections opened, %d still open %d s later (%d calls) on one node of %s workers; %.0f connects/s; RSS %.0f B per connection (all workers; nats-server %.0f B more); CPU %.1f us per connect (nats %.1f); node RSS %s MiB\n", v("scale/idle", "conns"), v("scale/idle", "of"), sc, v("scale/idle", "held_after_s"), sc / 2, workers, v("scale/idle", "per_s"), v("scale/idle", "rss_b"), v("scale/idle", "bus_rss_b"), cpu("scale/idle", "connect"), buscpu("scale/idle", "connect"), v("scale/idle", "rss_total_mib")
 
+  # PHASES=failover: a node killed (kill -9) under its sessions, its clients resumed on the other
+  for (key in R) if (key ~ /\/failover$/) {
+    split(key, parts, "/")
+    printf "\n%s: %d sessions (%d rooms), %d on the killed node: %d lost, %d resumed, %d failed (+%d closed on the survivor), %d refused 4016, %d retries; first attempt 0.5 s + [0, %s] s after the close, at most %d at once\n", parts[1], v(key, "sessions"), v(key, "rooms"), v(key, "on_a"), v(key, "lost"), v(key, "resumed"), v(key, "failed"), v(key, "b_closed"), v(key, "refused"), v(key, "retries"), v(key, "jitter_s"), v(key, "inflight")
+    printf "  first close to last resumed welcome %.2f s; each client close to welcome p50 %d ms, p99 %d ms, max %d ms; hello to welcome p50 %d ms, p99 %d ms\n", v(key, "storm_s"), v(key, "close_to_welcome_p50_ms"), v(key, "p99_ms"), v(key, "max_ms"), v(key, "hello_to_welcome_p50_ms"), v(key, "hello_p99_ms")
+    printf "  survivor CPU %.0f us per resume (nats-server %.0f); RSS after %d MiB (nats-server %d MiB); rooms whose relay failed after: %d of %d\n", cpu(key, "resume"), buscpu(key, "resume"), v(key, "rss_total_mib"), v(key, "bus_rss_mib"), v(key, "relay_failed"), v(key, "rooms")
+  }
+
   # PHASES=idle: anteroom sessions in rooms, plain and TLS, by number of workers (full.sh)
   nw = 0
   for (key in R) if (key ~ /^idle-w[0-9]+\/idle$/) { split(key, parts, "/"); wl[++nw] = substr(parts[1], 7) + 0 }

@@ -22,6 +22,16 @@
  *                          candidates, each connection's 16th message an offer)
  *   calls -c calls -P procs           call set-ups: two fresh connections, (hello, join,) a
  *                          4 KB offer, a 4 KB answer, four candidates each way, bye
+ *   failover -n N -p A,B   (anteroom) N sessions in rooms, a pair per room, one member on node A
+ *                          and one on B (-m: both on A), opened 64 at a time; prints READY
+ *                          and waits for node A to die (full.sh kills it); each lost client
+ *                          resumes on B (hello {token, resume, last_seq}) on the web client's
+ *                          schedule, its first attempt 0.5 s + [0, -J s] after the close (2),
+ *                          at most -f attempts at once (64); -W s after the first close (60), who
+ *                          has not resumed failed. Then each pair relays an offer both ways.
+ *                          Prints the resumed and failed, the time from the first close to the
+ *                          last resumed welcome, each client's close-to-welcome and
+ *                          hello-to-welcome p50/p99, B's CPU (-s, -B) per resume and its RSS
  * Common: -d dialect -p port[,port2,...] (port2: the second member of each pair, another node;
  *   with rate -m, up to 8 ports: each pair on one, the pairs spread over them in turn)
  *   -s pid,.. (server processes) -B pid,.. (the bus: counted in the totals, printed apart)
@@ -58,7 +68,9 @@ sl_opts_t sl_o = {.n = 1000,
                   .calls = 200,
                   .size = 200,
                   .label = "server",
-                  .kind = "offer"};
+                  .kind = "offer",
+                  .jitter = 2,
+                  .bound_secs = 60};
 static ar_token_key_t sl_key;
 char **sl_tokens; /* one per room, minted before any measurement */
 char sl_run[16];  /* makes room and peer names unique per run */
@@ -801,6 +813,358 @@ static int cmd_calls(void)
     return ok == sl_o.calls ? 0 : 1;
 }
 
+/* ---- failover: a node killed under N sessions ---- */
+
+/*
+ * Each client of the killed node (port A) comes back to the survivor (port B) as the web client
+ * does (web/js/signal.js `retry`): 500 ms after the close, then after 1, 2, 4 and 5 s (at most)
+ * while its attempts fail, a refusal with 4016 included. The web client adds no jitter of its
+ * own; its clients spread by when each notices the close, which -J models: the first attempt
+ * goes 0.5 s + [0, J] s after the close (-J 0: all of them at once). At most -f attempts are
+ * under way at once; an attempt not welcomed within FO_ATTEMPT_SECS is closed and retried (the
+ * node waits up to 8 s for a promotion before it answers a resume, signal.md).
+ */
+enum { FO_HELD, FO_WAIT, FO_CONNECT, FO_UPGRADE, FO_HELLO, FO_RESUMED, FO_FAILED };
+enum { FO_ATTEMPT_SECS = 20 };
+
+typedef struct fo_s {
+    double t_close, t_hello, t_done, at; /* at: FO_WAIT: when to connect; else the deadline */
+    uint64_t last_seq;
+    char id[48], to[48], resume[64];
+    int attempt;
+    uint8_t st, on_a;
+} fo_t;
+
+typedef struct fo_run_s {
+    sl_conn_t *c;
+    fo_t *f;
+    int ep, n, lost, resumed, failed, inflight, b_closed, refused, retries, mismatched;
+    double first_close, last_done;
+} fo_run_t;
+
+static void fo_drop(fo_run_t *r, int i)
+{
+    sl_conn_t *x = &r->c[i];
+    if (x->fd >= 0) {
+        epoll_ctl(r->ep, EPOLL_CTL_DEL, x->fd, NULL);
+        close(x->fd);
+    }
+    free(x->msg);
+    x->msg = NULL;
+    x->mlen = x->mcap = 0;
+    x->fd = -1;
+}
+
+/* The attempt of client i is over without a resumed welcome: again after the web's back-off. */
+static void fo_retry(fo_run_t *r, int i)
+{
+    fo_t *f = &r->f[i];
+    if (r->c[i].close_code == SL_CLOSE_BUSY)
+        r->refused++;
+    fo_drop(r, i);
+    r->inflight--;
+    r->retries++;
+    f->attempt++;
+    int ms = 500 << (f->attempt > 4 ? 4 : f->attempt);
+    f->st = FO_WAIT;
+    f->at = sl_now_s() + (ms > 5000 ? 5000 : ms) / 1000.0;
+}
+
+static void fo_end(fo_run_t *r, int i, int st, const char *why)
+{
+    fo_t *f = &r->f[i];
+    if (st == FO_FAILED && r->failed < 3)
+        fprintf(stderr, "%s: failover: a client did not resume: %s\n", sl_o.label, why);
+    if (f->st == FO_CONNECT || f->st == FO_UPGRADE || f->st == FO_HELLO)
+        r->inflight--;
+    f->st = (uint8_t)st;
+    f->t_done = sl_now_s();
+    if (st == FO_RESUMED) {
+        r->resumed++;
+        r->last_done = f->t_done;
+    } else {
+        r->failed++;
+        fo_drop(r, i);
+    }
+}
+
+/* Opens client i's next attempt on port B: its peer id, partner and resume token kept. */
+static void fo_connect(fo_run_t *r, int i)
+{
+    fo_t *f = &r->f[i];
+    sl_conn_t *x = &r->c[i];
+    r->inflight++;
+    f->st = FO_CONNECT;
+    f->at = sl_now_s() + FO_ATTEMPT_SECS;
+    if (start_open(r->ep, r->c, i, 0, sl_o.ports[1]) != 0) {
+        fo_retry(r, i);
+        return;
+    }
+    memcpy(x->id, f->id, sizeof(x->id));
+    memcpy(x->to, f->to, sizeof(x->to));
+    x->last_seq = f->last_seq;
+}
+
+/* One event on client i while it resumes. */
+static void fo_advance(fo_run_t *r, int i, uint32_t ev)
+{
+    fo_t *f = &r->f[i];
+    sl_conn_t *x = &r->c[i];
+    if (f->st == FO_CONNECT) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err != 0 || sl_send_upgrade(x, sl_o.ports[1], 0) != 0)
+            return fo_retry(r, i);
+        f->st = FO_UPGRADE;
+        arm(r->ep, r->c, i, EPOLLIN, EPOLL_CTL_MOD);
+        return;
+    }
+    if (f->st == FO_UPGRADE) {
+        int u = read_upgrade(x);
+        if (u < 0)
+            return fo_retry(r, i);
+        if (u == 0)
+            return;
+        char m[AR_TOKEN_MAX + 192];
+        snprintf(
+            m, sizeof(m),
+            "{\"v\":1,\"type\":\"hello\",\"token\":\"%s\",\"resume\":\"%s\",\"last_seq\":%llu}",
+            sl_tokens[i / 2], f->resume, (unsigned long long)f->last_seq);
+        if (sl_send(x, m) != 0)
+            return fo_retry(r, i);
+        f->st = FO_HELLO;
+        f->t_hello = sl_now_s();
+    }
+    int p = 1;
+    if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        while ((p = sl_pump(x)) > 0 && !x->welcome)
+            ;
+    if (x->welcome) {
+        /* resumed:false is a new session (after error resume_failed): the old one is lost */
+        int same = strcmp(x->id, f->id) == 0;
+        r->mismatched += x->resumed && !same;
+        fo_end(r, i, x->resumed && same ? FO_RESUMED : FO_FAILED,
+               !x->resumed ? "welcome {resumed:false}" : "resumed under another peer id");
+        return;
+    }
+    if (p < 0)
+        fo_retry(r, i);
+}
+
+/* A held connection is readable: pings, or its node went. */
+static void fo_held(fo_run_t *r, int i)
+{
+    sl_conn_t *x = &r->c[i];
+    fo_t *f = &r->f[i];
+    int p;
+    while ((p = sl_pump(x)) > 0)
+        ;
+    if (p >= 0)
+        return;
+    if (f->st == FO_RESUMED || !f->on_a) { /* a session of the survivor ended */
+        r->b_closed++;
+        if (r->b_closed <= 3)
+            fprintf(stderr, "%s: failover: a connection on the surviving node closed (code %d)\n",
+                    sl_o.label, x->close_code);
+        fo_drop(r, i);
+        if (f->st == FO_RESUMED) {
+            r->resumed--;
+            r->failed++;
+        }
+        f->st = FO_FAILED;
+        return;
+    }
+    double now = sl_now_s();
+    if (!r->lost++)
+        r->first_close = now;
+    memcpy(f->id, x->id, sizeof(f->id));
+    memcpy(f->to, x->to, sizeof(f->to));
+    memcpy(f->resume, x->resume, sizeof(f->resume));
+    f->last_seq = x->last_seq;
+    f->t_close = now;
+    f->st = FO_WAIT;
+    f->at = now + 0.5 + sl_o.jitter * (double)rand() / RAND_MAX;
+    fo_drop(r, i);
+}
+
+static void fo_events(fo_run_t *r, int ms)
+{
+    struct epoll_event evs[256];
+    int k = epoll_wait(r->ep, evs, 256, ms);
+    for (int e = 0; e < k; e++) {
+        int i = (int)evs[e].data.u32;
+        uint8_t st = r->f[i].st;
+        if (st == FO_HELD || st == FO_RESUMED)
+            fo_held(r, i);
+        else if (st == FO_CONNECT || st == FO_UPGRADE || st == FO_HELLO)
+            fo_advance(r, i, evs[e].events);
+    }
+}
+
+static double pct_of(double *v, int n, double p)
+{
+    if (n <= 0)
+        return 0;
+    int i = (int)(p * n);
+    return v[i >= n ? n - 1 : i];
+}
+
+/* The calls survived: in each pair, each member sends one offer to the other. Returns the rooms
+ * whose relay failed (a member lost included). */
+static int fo_relay_check(fo_run_t *r)
+{
+    int live = 0, failed = 0;
+    for (int i = 0; i < r->n; i++) {
+        r->c[i].n_offer = 0;
+        r->c[i].errors = 0;
+    }
+    for (int i = 0; i < r->n; i += 2) {
+        sl_conn_t *a = &r->c[i], *b = &r->c[i + 1];
+        if (a->fd < 0 || b->fd < 0)
+            continue;
+        live++;
+        if (sl_send_kind(a, "offer", (size_t)sl_o.size) != 0 ||
+            sl_send_kind(b, "offer", (size_t)sl_o.size) != 0)
+            a->errors++;
+    }
+    double until = sl_now_s() + 10;
+    for (;;) {
+        int missing = 0;
+        for (int i = 0; i < r->n; i += 2)
+            missing += r->c[i].fd >= 0 && r->c[i + 1].fd >= 0 &&
+                       (r->c[i].n_offer < 1 || r->c[i + 1].n_offer < 1);
+        if (!missing || sl_now_s() > until)
+            break;
+        fo_events(r, 100);
+    }
+    for (int i = 0; i < r->n; i += 2)
+        failed += r->c[i].fd < 0 || r->c[i + 1].fd < 0 || r->c[i].n_offer < 1 ||
+                  r->c[i + 1].n_offer < 1 || r->c[i].errors || r->c[i + 1].errors;
+    (void)live;
+    return failed;
+}
+
+static void fo_free(fo_run_t *r)
+{
+    for (int i = 0; i < r->n; i++)
+        sl_close(&r->c[i]);
+    free(r->c);
+    free(r->f);
+    close(r->ep);
+}
+
+static int cmd_failover(void)
+{
+    if (sl_o.dialect != D_ANTEROOM || !sl_o.ports[1] || sl_o.tls)
+        return fprintf(stderr, "failover: anteroom, plain, -p A,B\n"), 2;
+    int n = sl_o.n;
+    fo_run_t r = {.n = n, .ep = epoll_create1(0)};
+    r.c = calloc((size_t)n, sizeof(*r.c));
+    r.f = calloc((size_t)n, sizeof(*r.f));
+    srand((unsigned)(getpid() ^ (unsigned)sl_now_ns()));
+    /* Every pair split over the two nodes (a on A, b on B: every room keeps a member the whole
+     * time), or with -m both on A (the rooms are empty until their members resume). */
+    opening_t o = {.st = calloc((size_t)n, 1),
+                   .deadline = calloc((size_t)n, sizeof(double)),
+                   .n = n,
+                   .port_of_b = sl_o.same_node ? 0 : sl_o.ports[1]};
+    double t0 = sl_now_s();
+    open_all(r.ep, r.c, &o, 0, 0);
+    double open_s = sl_now_s() - t0;
+    free(o.st);
+    free(o.deadline);
+    if (o.ok != n) {
+        fprintf(stderr, "%s: failover: %d of %d sessions opened\n", sl_o.label, o.ok, n);
+        fo_free(&r);
+        return 1;
+    }
+    int on_a = 0;
+    for (int i = 0; i < n; i++) {
+        r.c[i].n_offer = 0;
+        r.f[i].on_a = (uint8_t)(sl_o.same_node || !(i & 1));
+        on_a += r.f[i].on_a;
+    }
+    for (int i = 0; i < n; i += 2)
+        sl_partner(&r.c[i], &r.c[i + 1]);
+    /* The backups' records reach the survivor over the bus meanwhile. */
+    for (double until = sl_now_s() + 3; sl_now_s() < until;)
+        fo_events(&r, 100);
+    sample_t s0, s1, s2;
+    sample(&s0);
+    printf("READY sessions=%d on_a=%d open_s=%.1f\n", n, on_a, open_s);
+    fflush(stdout);
+    /* Until every lost client resumed or failed; a client not resumed -W s after the first
+     * close failed (the grace period is 120 s). */
+    double bound = 0, tready = sl_now_s();
+    for (;;) {
+        double now = sl_now_s();
+        if (!r.lost && now - tready > 600) {
+            fprintf(stderr, "%s: failover: node A never closed\n", sl_o.label);
+            fo_free(&r);
+            return 1;
+        }
+        if (r.lost && !bound)
+            bound = r.first_close + sl_o.bound_secs;
+        int pending = 0;
+        for (int i = 0; i < n; i++) {
+            fo_t *f = &r.f[i];
+            if (f->st == FO_WAIT || f->st == FO_CONNECT || f->st == FO_UPGRADE ||
+                f->st == FO_HELLO) {
+                if (now > bound) {
+                    fo_end(&r, i, FO_FAILED, "not resumed within -W s");
+                    continue;
+                }
+                pending++;
+                if (f->st != FO_WAIT && now > f->at)
+                    fo_retry(&r, i);
+                else if (f->st == FO_WAIT && now >= f->at && r.inflight < sl_inflight)
+                    fo_connect(&r, i);
+            }
+        }
+        /* Past the storm: every client of A closed (the node's death closes them all within
+         * milliseconds) and none is still to resume. */
+        if (r.lost >= on_a && !pending)
+            break;
+        if (r.lost && now > bound)
+            break;
+        fo_events(&r, 10);
+    }
+    sample(&s1);
+    /* RSS once the survivor settled: its promotions and hand-overs done */
+    for (double until = sl_now_s() + 3; sl_now_s() < until;)
+        fo_events(&r, 100);
+    sample(&s2);
+    int relay_failed = fo_relay_check(&r);
+    double *all = malloc(sizeof(double) * (size_t)(r.resumed + 1));
+    double *srv = malloc(sizeof(double) * (size_t)(r.resumed + 1));
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (r.f[i].st == FO_RESUMED) {
+            all[k] = (r.f[i].t_done - r.f[i].t_close) * 1e3;
+            srv[k++] = (r.f[i].t_done - r.f[i].t_hello) * 1e3;
+        }
+    qsort(all, (size_t)k, sizeof(double), cmp_dbl);
+    qsort(srv, (size_t)k, sizeof(double), cmp_dbl);
+    double per = r.resumed ? r.resumed : 1;
+    printf("RESULT label=%s phase=failover sessions=%d on_a=%d lost=%d resumed=%d failed=%d "
+           "b_closed=%d mismatched=%d refused=%d retries=%d jitter_s=%.1f inflight=%d "
+           "storm_s=%.2f close_to_welcome_p50_ms=%.0f p99_ms=%.0f max_ms=%.0f "
+           "hello_to_welcome_p50_ms=%.0f hello_p99_ms=%.0f rooms=%d relay_failed=%d",
+           sl_o.label, n, on_a, r.lost, r.resumed, r.failed, r.b_closed, r.mismatched, r.refused,
+           r.retries, sl_o.jitter, sl_inflight, r.resumed ? r.last_done - r.first_close : 0.0,
+           pct_of(all, k, 0.5), pct_of(all, k, 0.99), k ? all[k - 1] : 0.0, pct_of(srv, k, 0.5),
+           pct_of(srv, k, 0.99), n / 2, relay_failed);
+    print_sample_delta("failover", &s0, &s1, per, "resume");
+    printf(" rss_total_mib=%.0f rss_b=%.0f bus_rss_mib=%.0f\n", (double)s2.rss_kib / 1024,
+           (double)(s2.rss_kib - s0.rss_kib) * 1024 / per, (double)s2.bus_rss_kib / 1024);
+    fflush(stdout);
+    free(all);
+    free(srv);
+    fo_free(&r);
+    return r.failed == 0 && r.b_closed == 0 && relay_failed == 0 && r.lost == on_a ? 0 : 1;
+}
+
 /* ---- tokens ---- */
 
 static int cmd_keygen(const char *pub, const char *sec)
@@ -862,15 +1226,17 @@ static int parse_pids(char *s, int *out, int max)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return fprintf(stderr, "usage: ar_bench_sigload keygen|idle|rate|calls [options]\n"), 2;
+        return fprintf(stderr,
+                       "usage: ar_bench_sigload keygen|idle|rate|calls|failover [options]\n"),
+               2;
     if (sodium_init() < 0)
         return 1;
     const char *cmd = argv[1];
     if (strcmp(cmd, "keygen") == 0)
         return argc == 4 ? cmd_keygen(argv[2], argv[3]) : 2;
-    int opt;
+    int opt, inflight_set = 0;
     optind = 2;
-    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:mk:r:T:c:S:s:B:K:l:b:f:M:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:n:P:tUH:mk:r:T:c:S:s:B:K:l:b:f:M:J:W:")) != -1) {
         switch (opt) {
         case 'd':
             sl_o.dialect = strcmp(optarg, "peerjs") == 0 ? D_PEERJS
@@ -943,6 +1309,13 @@ int main(int argc, char **argv)
             break;
         case 'f':
             sl_inflight = atoi(optarg);
+            inflight_set = 1;
+            break;
+        case 'J':
+            sl_o.jitter = atof(optarg);
+            break;
+        case 'W':
+            sl_o.bound_secs = atoi(optarg);
             break;
         default:
             return 2;
@@ -964,5 +1337,10 @@ int main(int argc, char **argv)
         return cmd_rate();
     if (strcmp(cmd, "calls") == 0)
         return cmd_calls();
+    if (strcmp(cmd, "failover") == 0) {
+        if (!inflight_set)
+            sl_inflight = 64;
+        return cmd_failover();
+    }
     return 2;
 }

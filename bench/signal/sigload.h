@@ -24,6 +24,8 @@ typedef struct sl_opts_s {
     int spids[64], nspids, bpids[8], nbpids;
     const char *label, *sec;
     const char *kind; /* rate: what each relayed message is, "offer" or "candidate" (-M) */
+    double jitter;    /* failover: each lost client reconnects 0.5 s + [0, jitter] s after (-J) */
+    int bound_secs;   /* failover: a client not resumed this long after the first close failed */
 } sl_opts_t;
 
 extern sl_opts_t sl_o;
@@ -49,9 +51,11 @@ typedef struct sl_conn_s {
     int close_code;      /* the code of the server's close frame, 0: none (yet) */
     char id[48];         /* anteroom: our peer id (welcome); peerjs: our id */
     char to[48];         /* the other member's */
+    char resume[64];     /* anteroom: the resume token of the last welcome */
     uint64_t last_seq;
     int unacked;
-    int welcome, joined, open, n_offer, n_answer, n_cand, errors;
+    int welcome, resumed, joined, open, n_offer, n_answer, n_cand, errors; /* resumed: the
+                                                 last welcome said "resumed":true */
 } sl_conn_t;
 
 static inline double sl_now_s(void)

@@ -153,6 +153,8 @@ static void on_msg(sl_conn_t *c, const char *m, size_t n)
         }
         if (strncmp(ty, "welcome\"", 8) == 0) {
             jcopy(c->id, sizeof(c->id), jfind(m, n, "peer"), end);
+            jcopy(c->resume, sizeof(c->resume), jfind(m, n, "resume"), end);
+            c->resumed = memmem(m, n, "\"resumed\":true", 14) != NULL;
             c->welcome = 1;
             return;
         }
