@@ -170,4 +170,11 @@ END {
   printf "  %-58s %8s  >= 200000 %s\n", "connections held by one node", cell(sc, "%d"), sc == "" ? "not measured" : (sc + 0 >= 200000 ? "met" : "NOT met")
   d = (hs == "" || hc == "") ? "" : (hc - hs) / 1000
   printf "  %-58s %8s  <= 1      %s\n", "ms a cross-node hop adds at p50", cell(d, "%.3f"), verdict(d, 1)
+  # The issue title: a node death loses no one (each failover run: sessions not resumed with
+  # their peer id, and rooms that could not relay afterwards, must both be 0).
+  for (key in R) if (key ~ /\/failover$/) {
+    split(key, parts, "/")
+    gone = v(key, "lost") - v(key, "resumed") + v(key, "relay_failed")
+    printf "  %-58s %8d  = 0      %s\n", "sessions or rooms lost when a node died (" parts[1] ")", gone, gone == 0 ? "met" : "NOT met"
+  }
 }' "$1"
