@@ -42,7 +42,10 @@
 #   nodes of each of FAILOVER_WORKERS=1 workers hold FAILOVER_N=10000 sessions, a pair per room
 #   split over the nodes (FAILOVER_SAME=1: both members on the node killed), node A is killed
 #   with kill -9 and its clients resume on node B, their first attempt 0.5 s + [0,
-#   FAILOVER_JITTER=2] s after the close, at most FAILOVER_INFLIGHT=1000 at once (about 20 s),
+#   FAILOVER_JITTER=2] s after the close, at most FAILOVER_INFLIGHT=1000 at once in each of
+#   FAILOVER_PROCS=1 client processes (more than 20,000 sessions need more: 20,000 files each;
+#   about 20 s at the default size); a client not resumed FAILOVER_BOUND=60 s after the first
+#   close counts as lost (the grace period is 120 s),
 #   AR_BUILD=build/default,
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
@@ -82,6 +85,8 @@ FAILOVER_WORKERS=${FAILOVER_WORKERS:-1}
 FAILOVER_JITTER=${FAILOVER_JITTER:-2}
 FAILOVER_SAME=${FAILOVER_SAME:-0}
 FAILOVER_INFLIGHT=${FAILOVER_INFLIGHT:-1000}
+FAILOVER_PROCS=${FAILOVER_PROCS:-1}
+FAILOVER_BOUND=${FAILOVER_BOUND:-60}
 build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
@@ -318,9 +323,6 @@ workers_of() {
 # The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
 # member on each node, against both members on one node (half of the pairs on each node, so that
 # each node carries the same load), at the same offered rate, interleaved HOP_ROUNDS times.
-# The NATS hop: two nodes (one worker each) on a two-server NATS cluster; each pair has one
-# member on each node, against both members on one node (half of the pairs on each node, so that
-# each node carries the same load), at the same offered rate, interleaved HOP_ROUNDS times.
 if has anteroom "$SERVERS" && has hop "$PHASES"; then
   cluster
   s1=$(signode h1 "$p1" "$c1")
@@ -364,7 +366,8 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
     label=failover-w$fw
     out=$work/$label.out
     timeout 900 "$load" failover "${same[@]}" -d anteroom -p "$p1,$((p1 + 1))" -s "$wb" -B "$n2" \
-      -K "$work/sec" -l "$label" -b "$srcbase" -n "$FAILOVER_N" -J "$FAILOVER_JITTER" -f "$FAILOVER_INFLIGHT" \
+      -K "$work/sec" -l "$label" -b "$srcbase" -n "$FAILOVER_N" -P "$FAILOVER_PROCS" \
+      -J "$FAILOVER_JITTER" -f "$FAILOVER_INFLIGHT" -W "$FAILOVER_BOUND" \
       >"$out" 2>>"$work/errors" &
     lp=$!
     for _ in $(seq 6000); do

@@ -22,12 +22,15 @@
  *                          candidates, each connection's 16th message an offer)
  *   calls -c calls -P procs           call set-ups: two fresh connections, (hello, join,) a
  *                          4 KB offer, a 4 KB answer, four candidates each way, bye
- *   failover -n N -p A,B   (anteroom) N sessions in rooms, a pair per room, one member on node A
- *                          and one on B (-m: both on A), opened 64 at a time; prints READY
+ *   failover -n N -p A,B -P procs  (anteroom) N sessions in rooms, a pair per room, one member
+ *                          on node A and one on B (-m: both on A), shared by the P client
+ *                          processes (whole pairs; each at most its 20,000 files), each
+ *                          opening 64 at a time; prints READY once all hold theirs
  *                          and waits for node A to die (full.sh kills it); each lost client
  *                          resumes on B (hello {token, resume, last_seq}) on the web client's
  *                          schedule, its first attempt 0.5 s + [0, -J s] after the close (2),
- *                          at most -f attempts at once (64); -W s after the first close (60), who
+ *                          at most -f attempts at once per process (64); -W s after the first
+ *                          close (60), who
  *                          has not resumed failed. Then each pair relays an offer both ways.
  *                          Prints the resumed and failed, the time from the first close to the
  *                          last resumed welcome, each client's close-to-welcome and
@@ -838,7 +841,8 @@ typedef struct fo_s {
 typedef struct fo_run_s {
     sl_conn_t *c;
     fo_t *f;
-    int ep, n, lost, resumed, failed, inflight, b_closed, refused, retries, mismatched;
+    int ep, n, proc, first, go, lost, resumed, failed, inflight, b_closed, refused, retries,
+        mismatched;
     double first_close, last_done;
 } fo_run_t;
 
@@ -896,7 +900,7 @@ static void fo_connect(fo_run_t *r, int i)
     r->inflight++;
     f->st = FO_CONNECT;
     f->at = sl_now_s() + FO_ATTEMPT_SECS;
-    if (start_open(r->ep, r->c, i, 0, sl_o.ports[1]) != 0) {
+    if (start_open(r->ep, r->c, i, r->proc, sl_o.ports[1]) != 0) {
         fo_retry(r, i);
         return;
     }
@@ -930,7 +934,7 @@ static void fo_advance(fo_run_t *r, int i, uint32_t ev)
         snprintf(
             m, sizeof(m),
             "{\"v\":1,\"type\":\"hello\",\"token\":\"%s\",\"resume\":\"%s\",\"last_seq\":%llu}",
-            sl_tokens[i / 2], f->resume, (unsigned long long)f->last_seq);
+            sl_tokens[(r->first + i) / 2], f->resume, (unsigned long long)f->last_seq);
         if (sl_send(x, m) != 0)
             return fo_retry(r, i);
         f->st = FO_HELLO;
@@ -993,6 +997,10 @@ static void fo_events(fo_run_t *r, int ms)
     struct epoll_event evs[256];
     int k = epoll_wait(r->ep, evs, 256, ms);
     for (int e = 0; e < k; e++) {
+        if (evs[e].data.u32 == UINT32_MAX) { /* the parent's go: its end of the pipe closed */
+            r->go = 1;
+            continue;
+        }
         int i = (int)evs[e].data.u32;
         uint8_t st = r->f[i].st;
         if (st == FO_HELD || st == FO_RESUMED)
@@ -1054,12 +1062,20 @@ static void fo_free(fo_run_t *r)
     close(r->ep);
 }
 
-static int cmd_failover(void)
+/* What one client process of the failover saw: its counts, then each resumed client's close to
+ * welcome and hello to welcome times (ms), in the file the parent gave it. */
+typedef struct fo_sum_s {
+    int n, on_a, lost, resumed, failed, b_closed, refused, retries, mismatched, relay_failed, k;
+    double first_close, last_done;
+} fo_sum_t;
+
+/* Client process proc of the failover: sessions first .. first+n-1 (whole pairs). Tells the parent
+ * (up) "R <opened> <on A>" once they are held, "D" once its lost clients resumed or failed, then
+ * waits for the parent's go (down closed) to check the relay, writes its fo_sum_t and times to
+ * out, says "F" and exits. */
+static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
 {
-    if (sl_o.dialect != D_ANTEROOM || !sl_o.ports[1] || sl_o.tls)
-        return fprintf(stderr, "failover: anteroom, plain, -p A,B\n"), 2;
-    int n = sl_o.n;
-    fo_run_t r = {.n = n, .ep = epoll_create1(0)};
+    fo_run_t r = {.n = n, .proc = proc, .first = first, .ep = epoll_create1(0)};
     r.c = calloc((size_t)n, sizeof(*r.c));
     r.f = calloc((size_t)n, sizeof(*r.f));
     srand((unsigned)(getpid() ^ (unsigned)sl_now_ns()));
@@ -1069,31 +1085,30 @@ static int cmd_failover(void)
                    .deadline = calloc((size_t)n, sizeof(double)),
                    .n = n,
                    .port_of_b = sl_o.same_node ? 0 : sl_o.ports[1]};
-    double t0 = sl_now_s();
-    open_all(r.ep, r.c, &o, 0, 0);
-    double open_s = sl_now_s() - t0;
+    open_all(r.ep, r.c, &o, proc, first);
     free(o.st);
     free(o.deadline);
-    if (o.ok != n) {
-        fprintf(stderr, "%s: failover: %d of %d sessions opened\n", sl_o.label, o.ok, n);
-        fo_free(&r);
-        return 1;
-    }
+    char line[64];
     int on_a = 0;
     for (int i = 0; i < n; i++) {
         r.c[i].n_offer = 0;
         r.f[i].on_a = (uint8_t)(sl_o.same_node || !(i & 1));
         on_a += r.f[i].on_a;
     }
+    if (o.ok != n) {
+        fprintf(stderr, "%s: failover: process %d opened %d of %d sessions\n", sl_o.label, proc,
+                o.ok, n);
+        (void)!write(up, line, (size_t)snprintf(line, sizeof(line), "R %d %d\n", o.ok, on_a));
+        _exit(1);
+    }
     for (int i = 0; i < n; i += 2)
         sl_partner(&r.c[i], &r.c[i + 1]);
+    struct epoll_event dev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+    epoll_ctl(r.ep, EPOLL_CTL_ADD, down, &dev);
     /* The backups' records reach the survivor over the bus meanwhile. */
     for (double until = sl_now_s() + 3; sl_now_s() < until;)
         fo_events(&r, 100);
-    sample_t s0, s1, s2;
-    sample(&s0);
-    printf("READY sessions=%d on_a=%d open_s=%.1f\n", n, on_a, open_s);
-    fflush(stdout);
+    (void)!write(up, line, (size_t)snprintf(line, sizeof(line), "R %d %d\n", n, on_a));
     /* Until every lost client resumed or failed; a client not resumed -W s after the first
      * close failed (the grace period is 120 s). */
     double bound = 0, tready = sl_now_s();
@@ -1101,8 +1116,7 @@ static int cmd_failover(void)
         double now = sl_now_s();
         if (!r.lost && now - tready > 600) {
             fprintf(stderr, "%s: failover: node A never closed\n", sl_o.label);
-            fo_free(&r);
-            return 1;
+            _exit(1);
         }
         if (r.lost && !bound)
             bound = r.first_close + sl_o.bound_secs;
@@ -1124,45 +1138,176 @@ static int cmd_failover(void)
         }
         /* Past the storm: every client of A closed (the node's death closes them all within
          * milliseconds) and none is still to resume. */
-        if (r.lost >= on_a && !pending)
-            break;
-        if (r.lost && now > bound)
+        if ((r.lost >= on_a && !pending) || (r.lost && now > bound))
             break;
         fo_events(&r, 10);
     }
-    sample(&s1);
-    /* RSS once the survivor settled: its promotions and hand-overs done */
-    for (double until = sl_now_s() + 3; sl_now_s() < until;)
+    (void)!write(up, "D\n", 2);
+    while (!r.go)
         fo_events(&r, 100);
-    sample(&s2);
-    int relay_failed = fo_relay_check(&r);
-    double *all = malloc(sizeof(double) * (size_t)(r.resumed + 1));
-    double *srv = malloc(sizeof(double) * (size_t)(r.resumed + 1));
-    int k = 0;
+    fo_sum_t sum = {.n = n,
+                    .on_a = on_a,
+                    .lost = r.lost,
+                    .resumed = r.resumed,
+                    .failed = r.failed,
+                    .b_closed = r.b_closed,
+                    .refused = r.refused,
+                    .retries = r.retries,
+                    .mismatched = r.mismatched,
+                    .relay_failed = fo_relay_check(&r),
+                    .first_close = r.first_close,
+                    .last_done = r.last_done};
+    for (int i = 0; i < n; i++)
+        sum.k += r.f[i].st == FO_RESUMED;
+    fwrite(&sum, sizeof(sum), 1, out);
     for (int i = 0; i < n; i++)
         if (r.f[i].st == FO_RESUMED) {
-            all[k] = (r.f[i].t_done - r.f[i].t_close) * 1e3;
-            srv[k++] = (r.f[i].t_done - r.f[i].t_hello) * 1e3;
+            double t[2] = {(r.f[i].t_done - r.f[i].t_close) * 1e3,
+                           (r.f[i].t_done - r.f[i].t_hello) * 1e3};
+            fwrite(t, sizeof(t), 1, out);
         }
-    qsort(all, (size_t)k, sizeof(double), cmp_dbl);
-    qsort(srv, (size_t)k, sizeof(double), cmp_dbl);
-    double per = r.resumed ? r.resumed : 1;
+    fflush(out);
+    (void)!write(up, "F\n", 2);
+    fo_free(&r);
+    _exit(0);
+}
+
+/* Reads count lines of the children's "X ..." kind from up; 0 when all came. */
+static int fo_expect(FILE *up, char kind, int count, int *opened, int *on_a)
+{
+    char line[64];
+    for (int i = 0; i < count; i++) {
+        if (!fgets(line, sizeof(line), up) || line[0] != kind)
+            return -1;
+        int a = 0, b = 0;
+        if (kind == 'R' && sscanf(line + 1, "%d %d", &a, &b) == 2) {
+            *opened += a;
+            *on_a += b;
+        }
+    }
+    return 0;
+}
+
+/*
+ * -P client processes share the sessions (whole pairs; each process at most its 20,000 files):
+ * all hold theirs before READY; node A is killed from outside; each process resumes its own lost
+ * clients; the survivor's CPU counts from READY to the last process done. Resumed clients' times
+ * are merged for the percentiles.
+ */
+static int cmd_failover(void)
+{
+    if (sl_o.dialect != D_ANTEROOM || !sl_o.ports[1] || sl_o.tls)
+        return fprintf(stderr, "failover: anteroom, plain, -p A,B\n"), 2;
+    int n = sl_o.n, procs = sl_o.procs, up[2], down[2];
+    if (pipe(up) || pipe(down))
+        return 1;
+    pid_t kids[64] = {0};
+    FILE *outs[64] = {0};
+    int first = 0;
+    for (int i = 0; i < procs; i++) {
+        int share = n / procs;
+        share += share & 1; /* whole pairs per process */
+        if (i == procs - 1)
+            share = n - first;
+        outs[i] = tmpfile();
+        if (!outs[i] || share <= 0)
+            return fprintf(stderr, "failover: -n %d over -P %d\n", n, procs), 2;
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            close(up[0]);
+            close(down[1]);
+            fo_child(i, first, share, up[1], down[0], outs[i]);
+        }
+        first += share;
+    }
+    close(up[1]);
+    close(down[0]);
+    FILE *uf = fdopen(up[0], "r");
+    int opened = 0, on_a = 0, rc = 1;
+    sample_t s0, s1, s2;
+    double t0 = sl_now_s();
+    if (fo_expect(uf, 'R', procs, &opened, &on_a) != 0 || opened != n) {
+        fprintf(stderr, "%s: failover: %d of %d sessions opened\n", sl_o.label, opened, n);
+        for (int i = 0; i < procs; i++)
+            kill(kids[i], SIGKILL);
+        goto out;
+    }
+    sample(&s0);
+    printf("READY sessions=%d on_a=%d open_s=%.1f procs=%d\n", n, on_a, sl_now_s() - t0, procs);
+    fflush(stdout);
+    if (fo_expect(uf, 'D', procs, &opened, &on_a) != 0)
+        goto out;
+    sample(&s1);
+    /* RSS once the survivor settled: its promotions and hand-overs done */
+    sleep(3);
+    sample(&s2);
+    close(down[1]); /* go: each process checks its rooms relay */
+    down[1] = -1;
+    if (fo_expect(uf, 'F', procs, &opened, &on_a) != 0)
+        goto out;
+    fo_sum_t all = {.first_close = 1e300};
+    double *times = malloc(sizeof(double) * 2 * (size_t)(n + 1));
+    for (int i = 0; i < procs; i++) {
+        fo_sum_t one;
+        rewind(outs[i]);
+        if (fread(&one, sizeof(one), 1, outs[i]) != 1 ||
+            fread(times + 2 * all.k, sizeof(double) * 2, (size_t)one.k, outs[i]) != (size_t)one.k) {
+            fprintf(stderr, "%s: failover: process %d left no results\n", sl_o.label, i);
+            free(times);
+            goto out;
+        }
+        all.lost += one.lost;
+        all.resumed += one.resumed;
+        all.failed += one.failed;
+        all.b_closed += one.b_closed;
+        all.refused += one.refused;
+        all.retries += one.retries;
+        all.mismatched += one.mismatched;
+        all.relay_failed += one.relay_failed;
+        all.k += one.k;
+        if (one.lost && one.first_close < all.first_close)
+            all.first_close = one.first_close;
+        if (one.resumed && one.last_done > all.last_done)
+            all.last_done = one.last_done;
+    }
+    double *close_ms = malloc(sizeof(double) * (size_t)(all.k + 1));
+    double *hello_ms = malloc(sizeof(double) * (size_t)(all.k + 1));
+    for (int j = 0; j < all.k; j++) {
+        close_ms[j] = times[2 * j];
+        hello_ms[j] = times[2 * j + 1];
+    }
+    qsort(close_ms, (size_t)all.k, sizeof(double), cmp_dbl);
+    qsort(hello_ms, (size_t)all.k, sizeof(double), cmp_dbl);
+    double per = all.resumed ? all.resumed : 1;
     printf("RESULT label=%s phase=failover sessions=%d on_a=%d lost=%d resumed=%d failed=%d "
-           "b_closed=%d mismatched=%d refused=%d retries=%d jitter_s=%.1f inflight=%d "
+           "b_closed=%d mismatched=%d refused=%d retries=%d jitter_s=%.1f inflight=%d procs=%d "
            "storm_s=%.2f close_to_welcome_p50_ms=%.0f p99_ms=%.0f max_ms=%.0f "
            "hello_to_welcome_p50_ms=%.0f hello_p99_ms=%.0f rooms=%d relay_failed=%d",
-           sl_o.label, n, on_a, r.lost, r.resumed, r.failed, r.b_closed, r.mismatched, r.refused,
-           r.retries, sl_o.jitter, sl_inflight, r.resumed ? r.last_done - r.first_close : 0.0,
-           pct_of(all, k, 0.5), pct_of(all, k, 0.99), k ? all[k - 1] : 0.0, pct_of(srv, k, 0.5),
-           pct_of(srv, k, 0.99), n / 2, relay_failed);
+           sl_o.label, n, on_a, all.lost, all.resumed, all.failed, all.b_closed, all.mismatched,
+           all.refused, all.retries, sl_o.jitter, sl_inflight, procs,
+           all.resumed ? all.last_done - all.first_close : 0.0, pct_of(close_ms, all.k, 0.5),
+           pct_of(close_ms, all.k, 0.99), all.k ? close_ms[all.k - 1] : 0.0,
+           pct_of(hello_ms, all.k, 0.5), pct_of(hello_ms, all.k, 0.99), n / 2, all.relay_failed);
     print_sample_delta("failover", &s0, &s1, per, "resume");
     printf(" rss_total_mib=%.0f rss_b=%.0f bus_rss_mib=%.0f\n", (double)s2.rss_kib / 1024,
            (double)(s2.rss_kib - s0.rss_kib) * 1024 / per, (double)s2.bus_rss_kib / 1024);
     fflush(stdout);
-    free(all);
-    free(srv);
-    fo_free(&r);
-    return r.failed == 0 && r.b_closed == 0 && relay_failed == 0 && r.lost == on_a ? 0 : 1;
+    free(times);
+    free(close_ms);
+    free(hello_ms);
+    rc = all.failed == 0 && all.b_closed == 0 && all.relay_failed == 0 && all.lost == on_a ? 0 : 1;
+out:
+    if (down[1] >= 0)
+        close(down[1]);
+    for (int i = 0; i < procs; i++) {
+        int st = 0;
+        waitpid(kids[i], &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            rc = 1;
+        fclose(outs[i]);
+    }
+    fclose(uf);
+    return rc;
 }
 
 /* ---- tokens ---- */
