@@ -789,6 +789,27 @@ int ar__sig_parse_flat(ar_sig_dir_t dir, const char *frame, size_t len, unsigned
  * (split) takes, so a frame both read is read the same.
  */
 
+/*
+ * memset(msg, 0, sizeof(*msg)) for the walk, which zeroes a message for every relayed frame: its
+ * 304 bytes as sixteen-byte stores where SSE2 is. gcc -O3 wrote that memset as rep stosq, one
+ * counted iteration a word, about 40 of the worker's instructions a relayed message; and it
+ * turns a loop of stores back into that memset unless the loop is unrolled first.
+ */
+static inline void msg_zero(ar_sig_msg_t *msg)
+{
+#if defined(__SSE2__)
+    enum { WHOLE = sizeof(*msg) / 16 * 16 };
+    char *p = (char *)msg;
+    const __m128i z = _mm_setzero_si128();
+#pragma GCC unroll 32
+    for (size_t k = 0; k < WHOLE; k += 16)
+        _mm_storeu_si128((__m128i *)(void *)(p + k), z);
+    memset(p + WHOLE, 0, sizeof(*msg) - WHOLE);
+#else
+    memset(msg, 0, sizeof(*msg));
+#endif
+}
+
 typedef struct ordered_s {
     const plan_t *plan; /* the type's */
     size_t at;          /* the next step a member may open with */
@@ -894,7 +915,7 @@ int ar__sig_parse_ordered(ar_sig_dir_t dir, const char *frame, size_t len, unsig
     size_t i = ordered_lead(&o, dir, frame, len, &e, &type);
     if (i == 0)
         return 0;
-    memset(msg, 0, sizeof(*msg));
+    msg_zero(msg);
     if (!ordered_members(&o, frame, i, len) || (e.fid.len && e.seq == 0)) {
         memset(msg, 0, sizeof(*msg));
         return 0;
