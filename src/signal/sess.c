@@ -423,9 +423,8 @@ static _Thread_local int have_last;
 /* Any other fid than one whose byte 8 alone differs from the last: apart, so that the common case
  * (ar__sig_fid_text) saves and restores none of the registers this one needs. w0, w1: the fid's
  * words, passed as values (an array's address would cost the caller a stack guard). */
-__attribute__((noinline)) static void fid_text_anew(const uint8_t fid[16],
-                                                    char out[AR__SIG_FID_LEN], uint64_t w0,
-                                                    uint64_t w1)
+__attribute__((noinline)) static void
+fid_text_anew(const uint8_t fid[16], char out[AR__SIG_FID_LEN], uint64_t w0, uint64_t w1)
 {
     /* Five groups of three bytes make 20 characters; the sixteenth byte makes the last two. */
     const uint8_t *last = (const uint8_t *)last_fid;

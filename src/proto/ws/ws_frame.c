@@ -198,8 +198,8 @@ static uint64_t mask_word(const uint8_t mask[4], size_t offset)
 /* unmask_ascii's SSE2 blocks as 32 bytes, half as many, for len >= 32: the same bytes and the same
  * answer (test_ws_frame.c, "unmask paths"). The key is taken as the SSE2 code takes it, as one
  * 64-bit word repeated: its period, four, divides 32 too. */
-__attribute__((target("avx2"))) static int unmask_ascii_avx2(uint8_t *data, size_t len,
-                                                              uint64_t k, uint64_t kt)
+__attribute__((target("avx2"))) static int unmask_ascii_avx2(uint8_t *data, size_t len, uint64_t k,
+                                                             uint64_t kt)
 {
     __m256i k32 = _mm256_set1_epi64x((long long)k), kt32 = _mm256_set1_epi64x((long long)kt);
     __m256i *last = (__m256i *)(void *)(data + len - 32);

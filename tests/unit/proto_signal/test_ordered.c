@@ -394,8 +394,8 @@ static void test_row_checks(void **state)
     const size_t lens[] = {0, 1, AR_SIG_CAND_MAX, AR_SIG_CAND_MAX + 1};
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
         row_case(ok_to, run_of(a, lens[i], '~'), ok_mid, ok_ml, ok_u);
-    row_case(ok_to, "a b ~ ! # $ % & ' ( ) * + , - . / : ; < = > ? @ [ ] ^ _ ` { | }", ok_mid, ok_ml,
-             ok_u);
+    row_case(ok_to, "a b ~ ! # $ % & ' ( ) * + , - . / : ; < = > ? @ [ ] ^ _ ` { | }", ok_mid,
+             ok_ml, ok_u);
     const size_t mids[] = {0, 1, AR_SIG_MID_MAX, AR_SIG_MID_MAX + 1};
     for (size_t i = 0; i < sizeof(mids) / sizeof(mids[0]); i++)
         row_case(ok_to, ok_c, run_of(a, mids[i], ' '), ok_ml, ok_u);

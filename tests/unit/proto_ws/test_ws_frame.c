@@ -532,16 +532,11 @@ int main(void)
     print_message("AVX2 unmasking %s\n",
                   ar__ws_unmask_avx2() ? "tested" : "not tested: no AVX2 here");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc_examples),
-        cmocka_unit_test(test_lengths),
-        cmocka_unit_test(test_build_masked),
-        cmocka_unit_test(test_control_inside_fragments),
-        cmocka_unit_test(test_protocol_errors),
-        cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_masked_text_utf8),
-        cmocka_unit_test(test_unmask_paths),
-        cmocka_unit_test(test_mask_utf8_words),
-        cmocka_unit_test(test_close),
+        cmocka_unit_test(test_rfc_examples),       cmocka_unit_test(test_lengths),
+        cmocka_unit_test(test_build_masked),       cmocka_unit_test(test_control_inside_fragments),
+        cmocka_unit_test(test_protocol_errors),    cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_masked_text_utf8),   cmocka_unit_test(test_unmask_paths),
+        cmocka_unit_test(test_mask_utf8_words),    cmocka_unit_test(test_close),
         cmocka_unit_test(test_parse_message_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
