@@ -3,7 +3,8 @@
  * server and a client frame parser, fed whole and in chunks of the size given by the second byte,
  * and checks both feedings agree (events and payload) and that every text message completed
  * is valid UTF-8 by the separate validator, and the same again through ar_ws_parse_message
- * (whose one-step messages must digest as ar_ws_parse's three events would); odd runs the rest
+ * (whose one-step messages must digest as ar_ws_parse's three events would), and unmasks them
+ * by both the SSE2 and the AVX2 path, which must agree; odd runs the rest
  * as an upgrade request (bit 1: allow requests without Origin), checks an accepted one again cut
  * to its length and one byte shorter, and writes the response. Disagreements abort.
  */
@@ -126,6 +127,17 @@ static void frames(const uint8_t *data, size_t size)
             CHECK(whole.sum == chunked.sum && whole.payload == chunked.payload);
             CHECK(whole.sum == whole1.sum && whole.payload == whole1.payload);
             CHECK(whole.sum == chunked1.sum && whole.payload == chunked1.payload);
+        }
+    }
+    /* The unmasking's two paths (SSE2, and AVX2 where the CPU has it) on the raw bytes, with the
+     * first four as the key and each offset of it: the same bytes and the same ASCII answer. */
+    if (size >= 4) {
+        for (size_t off = 0; off < 4; off++) {
+            memcpy(a, data + 4, size - 4);
+            memcpy(b, data + 4, size - 4);
+            int sse2 = ar__ws_unmask_ascii(a, size - 4, data, off, 0);
+            int avx2 = ar__ws_unmask_ascii(b, size - 4, data, off, 1);
+            CHECK(sse2 == avx2 && memcmp(a, b, size - 4) == 0);
         }
     }
     /* The close payload parser and UTF-8 validator on raw bytes. */

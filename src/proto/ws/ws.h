@@ -143,6 +143,11 @@ size_t ar_ws_frame_header(uint8_t out[AR_WS_MAX_HEADER], uint8_t opcode, int fin
                           const uint8_t *mask);
 /* XORs data with the masking key, starting at key byte `offset` (0 for a whole payload). */
 void ar_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], size_t offset);
+/* For the tests: what the parser does to a masked text payload, ar_ws_mask and 1 when every
+ * unmasked byte is ASCII, with SSE2 (avx2 0) or AVX2 (avx2 1, where the CPU has it, else SSE2);
+ * without SSE2, eight bytes at a time either way. ar__ws_unmask_avx2: 1 when avx2 1 takes AVX2. */
+int ar__ws_unmask_ascii(uint8_t *data, size_t len, const uint8_t mask[4], size_t offset, int avx2);
+int ar__ws_unmask_avx2(void);
 /*
  * Writes a close payload (code, then reason truncated to fit 123 bytes) into out; returns its
  * length. The reason must be a literal in ASCII: close reasons carry no user data.

@@ -344,12 +344,75 @@ static void test_sdp_kept(void **state)
     assert_int_equal(e.id, AR_SIG_NONE);
 }
 
+/* A string of n bytes, each c, in out (at least n + 1 bytes). */
+static const char *run_of(char *out, size_t n, char c)
+{
+    memset(out, c, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* One candidate frame in the clients' order with these values: the relay's parse must refuse it
+ * exactly when the full parse does, and read every frame the full parse accepts itself, in
+ * order (row_passes in flat.c stands for ar__sig_check there). */
+static void row_case(const char *to, const char *cand, const char *mid, const char *mline,
+                     const char *ufrag)
+{
+    static char frame[2048];
+    int n = snprintf(frame, sizeof(frame),
+                     "{\"v\":1,\"type\":\"candidate\",\"to\":\"%s\",\"candidate\":\"%s\","
+                     "\"mid\":\"%s\",\"mline\":%s,\"ufrag\":\"%s\"}",
+                     to, cand, mid, mline, ufrag);
+    assert_true(n > 0 && (size_t)n < sizeof(frame));
+    ar_sig_msg_t full, relay, ord;
+    ar_sig_err_t e1, e2, e3;
+    int rc_full = ar_sig_parse(C, frame, (size_t)n, &full, &e1);
+    int rc_relay = ar_sig_parse2(C, frame, (size_t)n,
+                                 AR_SIG_PARSE_KEEP_SDP_JSON | AR_SIG_PARSE_BORROW, &relay, &e2);
+    int read = ar__sig_parse_ordered(C, frame, (size_t)n, AR_SIG_PARSE_KEEP_SDP_JSON, &ord, &e3);
+    if (rc_full != rc_relay || read != (rc_full == 0))
+        fail_msg("%.200s: full parse %d, relay's %d, ordered read %d", frame, rc_full, rc_relay,
+                 read);
+    if (rc_full == 0)
+        ar_sig_msg_free(&full);
+    if (rc_relay == 0)
+        ar_sig_msg_free(&relay);
+    assert_int_equal(check(&(case_t){C, read, frame}, frame, (size_t)n), read);
+}
+
+/* Each string and integer row of a candidate at, inside and past its bounds, and with bytes its
+ * class refuses though they are plain: the walk's own checks (row_passes) against the full
+ * parse's (ar__sig_check). */
+static void test_row_checks(void **state)
+{
+    (void)state;
+    static char a[AR_SIG_CAND_MAX + 2], b[AR_SIG_UFRAG_MAX + 2];
+    const char *ok_to = "p2", *ok_c = CAND, *ok_mid = "0", *ok_ml = "0", *ok_u = "abcd";
+    const char *tos[] = {"p2", "", "p 2", "p+2", "p~", "P-._09az", ID63, ID63 "4"};
+    for (size_t i = 0; i < sizeof(tos) / sizeof(tos[0]); i++)
+        row_case(tos[i], ok_c, ok_mid, ok_ml, ok_u);
+    const size_t lens[] = {0, 1, AR_SIG_CAND_MAX, AR_SIG_CAND_MAX + 1};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+        row_case(ok_to, run_of(a, lens[i], '~'), ok_mid, ok_ml, ok_u);
+    row_case(ok_to, "a b ~ ! # $ % & ' ( ) * + , - . / : ; < = > ? @ [ ] ^ _ ` { | }", ok_mid,
+             ok_ml, ok_u);
+    const size_t mids[] = {0, 1, AR_SIG_MID_MAX, AR_SIG_MID_MAX + 1};
+    for (size_t i = 0; i < sizeof(mids) / sizeof(mids[0]); i++)
+        row_case(ok_to, ok_c, run_of(a, mids[i], ' '), ok_ml, ok_u);
+    const char *mls[] = {"-1", "0", "1", "255", "256", "-0", "99999"};
+    for (size_t i = 0; i < sizeof(mls) / sizeof(mls[0]); i++)
+        row_case(ok_to, ok_c, ok_mid, mls[i], ok_u);
+    const size_t ufrags[] = {0, 1, AR_SIG_UFRAG_MAX, AR_SIG_UFRAG_MAX + 1};
+    for (size_t i = 0; i < sizeof(ufrags) / sizeof(ufrags[0]); i++)
+        row_case(ok_to, ok_c, ok_mid, ok_ml, run_of(b, ufrags[i], 'u'));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clients_frames), cmocka_unit_test(test_branches),
         cmocka_unit_test(test_derived),        cmocka_unit_test(test_sdp_limit),
-        cmocka_unit_test(test_sdp_kept),
+        cmocka_unit_test(test_sdp_kept),       cmocka_unit_test(test_row_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

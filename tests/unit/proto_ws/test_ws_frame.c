@@ -498,18 +498,45 @@ static void test_close(void **state)
     assert_int_equal(ar_ws_close_payload(pl, 1000, longr), AR_WS_MAX_CONTROL);
 }
 
+/* The parser's unmasking of a text payload, each path forced (SSE2; AVX2 where the CPU has it,
+ * main says whether), against a byte at a time: the same bytes and the same "all ASCII" answer,
+ * for every length to 130 (every remainder of the 32, 16 and 8 byte steps), every offset of the
+ * key, and a byte >= 0x80 at each place or none. */
+static void test_unmask_paths(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = {0x9b, 0x01, 0x7f, 0x80};
+    for (size_t len = 0; len <= 130; len++) {
+        for (size_t off = 0; off < 4; off++) {
+            for (size_t hi = 0; hi <= len; hi++) { /* hi == len: none */
+                uint8_t text[130], want[130], got[130];
+                for (size_t i = 0; i < len; i++)
+                    text[i] = (uint8_t)(i == hi ? 0x80 | (i * 13) : ' ' + (i * 7) % 90);
+                for (size_t i = 0; i < len; i++)
+                    want[i] = text[i] ^ key[(i + off) & 3];
+                int ascii = hi == len;
+                for (int avx2 = 0; avx2 < 2; avx2++) {
+                    memcpy(got, want, len); /* masked: unmasking gives the text back */
+                    int a = ar__ws_unmask_ascii(got, len, key, off, avx2);
+                    if (a != ascii || memcmp(got, text, len) != 0)
+                        fail_msg("%s, length %zu, offset %zu, high byte at %zu: ascii %d",
+                                 avx2 ? "AVX2" : "SSE2", len, off, hi, a);
+                }
+            }
+        }
+    }
+}
+
 int main(void)
 {
+    print_message("AVX2 unmasking %s\n",
+                  ar__ws_unmask_avx2() ? "tested" : "not tested: no AVX2 here");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc_examples),
-        cmocka_unit_test(test_lengths),
-        cmocka_unit_test(test_build_masked),
-        cmocka_unit_test(test_control_inside_fragments),
-        cmocka_unit_test(test_protocol_errors),
-        cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_masked_text_utf8),
-        cmocka_unit_test(test_mask_utf8_words),
-        cmocka_unit_test(test_close),
+        cmocka_unit_test(test_rfc_examples),       cmocka_unit_test(test_lengths),
+        cmocka_unit_test(test_build_masked),       cmocka_unit_test(test_control_inside_fragments),
+        cmocka_unit_test(test_protocol_errors),    cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_masked_text_utf8),   cmocka_unit_test(test_unmask_paths),
+        cmocka_unit_test(test_mask_utf8_words),    cmocka_unit_test(test_close),
         cmocka_unit_test(test_parse_message_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

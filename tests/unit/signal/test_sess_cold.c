@@ -255,6 +255,42 @@ static void test_candidates(void **state)
     room_close(&x);
 }
 
+/* Candidates to OTHER and to a peer whose id differs from it only in its first, a middle or its
+ * last byte (each in only one of the three words flows.c's same_peer compares) are counted
+ * apart, each in its own slot. */
+static void test_candidate_slots(void **state)
+{
+    (void)state;
+    const size_t at[] = {0, 11, AR__SIG_PEER_LEN - 1};
+    for (size_t a = 0; a < sizeof(at) / sizeof(at[0]); a++) {
+        char near[AR__SIG_PEER_LEN + 1];
+        memcpy(near, OTHER, sizeof(near));
+        near[at[a]] = 'R';
+        room_t x;
+        room_open(&x);
+        ar__sig_rec_t *o = ar__sig_rec_get(x.W, near);
+        assert_non_null(o);
+        o->owner = BC_O;
+        o->role = AR_SIG_ROLE_STAFF;
+        ar__sig_rec_set_room(x.W, o, "room-1");
+        relay(&x, AR_SIG_CANDIDATE); /* to OTHER */
+        for (int k = 0; k < 2; k++) {
+            ar_sig_msg_t m;
+            ar_sig_msg_init(&m, AR_SIG_CANDIDATE);
+            m.u.cand.peer = (ar_sig_str_t){near, AR__SIG_PEER_LEN};
+            m.u.cand.candidate = (ar_sig_str_t){"candidate:1 1 udp 1 192.0.2.1 5000 typ host", 43};
+            ar__sig_handle(&x.cn, &m);
+        }
+        assert_int_equal(sc_nsent, 3);
+        assert_string_equal(x.s->cold->cand[0].peer, OTHER);
+        assert_int_equal(x.s->cold->cand[0].n, 1);
+        assert_string_equal(x.s->cold->cand[1].peer, near);
+        assert_int_equal(x.s->cold->cand[1].n, 2);
+        room_close(&x);
+        sc_nsent = 0;
+    }
+}
+
 /* No memory for the counts: the candidate is refused with error internal, not relayed. */
 static void test_candidate_no_memory(void **state)
 {
@@ -541,6 +577,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_away_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_made_at_first_need, setup, teardown),
         cmocka_unit_test_setup_teardown(test_candidates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_candidate_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_candidate_no_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_frame_no_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promotion_no_memory, setup, teardown),
