@@ -601,6 +601,8 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
     pthread_cond_init(&b->pfree, &ca);
     pthread_condattr_destroy(&ca);
     b->plen = (size_t)snprintf(b->prefix, sizeof(b->prefix), "ar.%s.", srv->conf->jurisdiction);
+    b->pid = (int)getpid();
+    b->host = ar__sig_proc_state(b->pid, &b->start) ? ar__sig_host_key() : 0;
     b->max_bytes = srv->conf->inbox_max > 0 ? (size_t)srv->conf->inbox_max : (size_t)64 << 20;
     b->pnc_up = 1;
     b->notices = ar_calloc(NOTICE_MAX, NOTICE_SZ);

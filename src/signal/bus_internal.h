@@ -81,6 +81,9 @@ typedef struct ar__sig_nums_s {
 struct ar__sig_bus_s {
     natsConnection *nc;  /* subscriptions and heartbeats: its reader never waits for a write */
     natsConnection *pnc; /* every other publication, by the publisher thread */
+    /* What this worker's heartbeats say of its process (worker_proc.c): host key, pid, start. */
+    uint64_t host, start;
+    int pid;
     /* The publisher thread's queue (under pmu): the loop waits only when it holds more than
      * inbox-max bytes (pfree), so that order is kept and memory bounded. */
     pthread_t pth;

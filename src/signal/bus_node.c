@@ -27,15 +27,61 @@ static ar__sig_node_t *node_get(ar__sig_srv_t *srv, uint64_t id)
     return n;
 }
 
+/* How often a silent worker's process is looked at (a read of /proc each time). */
+#define PROC_LOOK_MS 500u
+
+/*
+ * Whether n's silence, at now, makes it dead: past AR__SIG_NODE_DEAD_S, unless n is a worker of
+ * this node (its name, on this kernel and pid namespace) whose process still runs, up to
+ * AR__SIG_NODE_DEAD_LOCAL_S (worker_proc.c). Its heartbeats stop while its loop is held up (a
+ * saturated node), and its sessions would be promoted by others while it holds their clients.
+ */
+static int silence_kills(ar__sig_srv_t *srv, ar__sig_node_t *n, uint64_t now)
+{
+    uint64_t silent = now - n->seen_ms;
+    if (silent < (uint64_t)AR__SIG_NODE_DEAD_S * 1000u)
+        return 0;
+    uint64_t host = srv->bus ? srv->bus->host : 0;
+    if (!n->pid || !host || n->host != host || strcmp(n->name, srv->conf->node_name) != 0 ||
+        silent >= (uint64_t)AR__SIG_NODE_DEAD_LOCAL_S * 1000u)
+        return 1;
+    if (!n->checked_ms || now - n->checked_ms >= PROC_LOOK_MS) {
+        n->running = (uint8_t)ar__sig_proc_running(n->pid, n->start);
+        n->checked_ms = now ? now : 1;
+    }
+    return !n->running;
+}
+
 int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id)
 {
     if (id == srv->node_id)
         return 1;
     for (size_t i = 0; i < srv->nnodes; i++)
         if (srv->nodes[i].id == id)
-            return !srv->nodes[i].left &&
-                   mono_ms() - srv->nodes[i].seen_ms < (uint64_t)AR__SIG_NODE_DEAD_S * 1000u;
+            return !srv->nodes[i].left && !silence_kills(srv, &srv->nodes[i], mono_ms());
     return 0;
+}
+
+void ar__sig_nodes_judge(ar__sig_srv_t *srv, uint64_t now)
+{
+    for (size_t i = 0; i < srv->nnodes; i++) {
+        ar__sig_node_t *nd = &srv->nodes[i];
+        if (nd->id == srv->node_id || nd->dead ||
+            now - nd->seen_ms < (uint64_t)AR__SIG_NODE_DEAD_S * 1000u)
+            continue;
+        int same = strcmp(nd->name, srv->conf->node_name) == 0;
+        if (!silence_kills(srv, nd, now)) {
+            if (!nd->slow)
+                ar_log(AR_LOG_INFO, "signal_worker_slow",
+                       AR_LF_UINT("silent_ms", now - nd->seen_ms));
+            nd->slow = 1;
+            continue;
+        }
+        nd->dead = 1;
+        ar_log(AR_LOG_INFO, "signal_worker_silent", AR_LF_UINT("silent_ms", now - nd->seen_ms),
+               AR_LF_INT("same_node", same));
+        ar__sig_node_dead(srv, nd->id);
+    }
 }
 
 uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude)
@@ -150,18 +196,22 @@ int ar__sig_bus_admit(ar__sig_srv_t *srv)
 /* A heartbeat's body; a departure's begins with AR__SIG_LEAVE_HEAD. Its length. */
 static int node_body(ar__sig_srv_t *srv, char *body, size_t cap, int leave)
 {
-    int n = snprintf(
-        body, cap, "%s\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu,\"b\":%d,\"ec\":%u}",
-        leave ? AR__SIG_LEAVE_HEAD : "{", (unsigned long long)srv->node_id, srv->conf->node_name,
-        srv->draining || leave, (unsigned long long)ar__sig_now_us(), leave ? 0 : check_behind(srv),
-        (unsigned)ar__sig_rooms_ended_cover(srv));
+    ar__sig_bus_t *b = srv->bus;
+    int n =
+        snprintf(body, cap,
+                 "%s\"i\":\"%016llx\",\"n\":\"%s\",\"d\":%d,\"t\":%llu,\"b\":%d,\"ec\":%u,"
+                 "\"h\":\"%016llx\",\"p\":%d,\"s\":%llu}",
+                 leave ? AR__SIG_LEAVE_HEAD : "{", (unsigned long long)srv->node_id,
+                 srv->conf->node_name, srv->draining || leave, (unsigned long long)ar__sig_now_us(),
+                 leave ? 0 : check_behind(srv), (unsigned)ar__sig_rooms_ended_cover(srv),
+                 (unsigned long long)b->host, b->pid, (unsigned long long)b->start);
     return n < 0 || (size_t)n >= cap ? (int)cap - 1 : n;
 }
 
 void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
 {
     ar__sig_bus_t *b = srv->bus;
-    char subj[96], body[192];
+    char subj[96], body[256];
     snprintf(subj, sizeof(subj), "%snode", b->prefix);
     int n = node_body(srv, body, sizeof(body), 0);
     ar__sig_bus_nums_flush(b);
@@ -184,17 +234,7 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
      */
     ar__sig_bus_take(srv);
     (void)ended_behind(srv); /* a catch-up after a cut begins even with no hello to admit */
-    uint64_t now = mono_ms();
-    for (size_t i = 0; i < srv->nnodes; i++) {
-        ar__sig_node_t *nd = &srv->nodes[i];
-        if (nd->id != srv->node_id && !nd->dead &&
-            now - nd->seen_ms >= (uint64_t)AR__SIG_NODE_DEAD_S * 1000u) {
-            nd->dead = 1;
-            ar_log(AR_LOG_INFO, "signal_worker_silent", AR_LF_UINT("silent_ms", now - nd->seen_ms),
-                   AR_LF_INT("same_node", strcmp(nd->name, srv->conf->node_name) == 0));
-            ar__sig_node_dead(srv, nd->id);
-        }
-    }
+    ar__sig_nodes_judge(srv, mono_ms());
 }
 
 /*
@@ -216,7 +256,7 @@ void ar__sig_bus_leave(ar__sig_srv_t *srv)
     ar__sig_bus_t *b = srv->bus;
     if (!b || !b->pnc || b->left)
         return;
-    char subj[96], body[192];
+    char subj[96], body[256];
     snprintf(subj, sizeof(subj), "%snode", b->prefix);
     int n = node_body(srv, body, sizeof(body), 1);
     ar__sig_bus_nums_flush(b); /* the copies batched so far go before it */
@@ -252,6 +292,15 @@ void ar__sig_bus_on_node(ar__sig_srv_t *srv, const char *data, size_t len)
             snprintf(n->name, sizeof(n->name), "%s", name);
             n->draining = (uint8_t)drain;
             n->seen_ms = mono_ms();
+            n->slow = 0;
+            n->checked_ms = 0;
+            /* "h", "p", "s" (absent before): its process, looked at while it is silent. */
+            const char *h = json_string_value(json_object_get(o, "h"));
+            json_int_t pid = json_integer_value(json_object_get(o, "p"));
+            json_int_t st = json_integer_value(json_object_get(o, "s"));
+            n->host = h ? strtoull(h, NULL, 16) : 0;
+            n->pid = pid > 0 && pid <= INT32_MAX ? (int32_t)pid : 0;
+            n->start = st > 0 ? (uint64_t)st : 0;
             if (n->dead)
                 ar_log0(AR_LOG_INFO, "signal_worker_back");
             n->dead = 0;

@@ -88,6 +88,9 @@ void ar__sig_addrs_free(ar__sig_addrs_t *t);
 #define AR__SIG_BURST 100u
 #define AR__SIG_RATE_CLOSE_S 5
 #define AR__SIG_NODE_DEAD_S 3 /* a worker silent this long on the bus is dead (bus.c, in ms) */
+/* A silent worker of this node whose process still runs is alive for this long (worker_proc.c):
+ * slow, not dead; a loop wedged past it is taken for dead after all. */
+#define AR__SIG_NODE_DEAD_LOCAL_S 30
 #define AR__SIG_RESUME_WAIT_S 8
 
 typedef struct ar__sig_srv_s ar__sig_srv_t;
@@ -607,6 +610,13 @@ typedef struct ar__sig_node_s {
     uint8_t left;     /* it said it leaves (a graceful stop): gone for good, whatever comes later */
     uint64_t seen_ms; /* monotonic ms when its last heartbeat was taken from the inbox */
     uint32_t ended_cover_s; /* its heartbeat's "ec": how long its ended rooms are complete */
+    /* Its process, from its heartbeat ("h", "p", "s"; 0: not said): on this node's kernel, a
+     * silent worker whose process runs is slow, not dead (worker_proc.c). */
+    uint64_t host, start;
+    int32_t pid;
+    uint8_t running; /* the last look at its process, at checked_ms (0: none since it spoke) */
+    uint8_t slow;    /* "signal_worker_slow" said for this silence */
+    uint64_t checked_ms;
 } ar__sig_node_t;
 
 #define AR__SIG_NODES_MAX 256
@@ -1113,6 +1123,15 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv);
 /* Sends error lost to s's live client if frames were lost for it since the last report. */
 void ar__sig_sess_report_lost(ar__sig_sess_t *s);
 int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id);
+/* The workers silent past AR__SIG_NODE_DEAD_S are declared dead (their sessions promoted), but
+ * for a worker of this node whose process still runs (bus_node.c, from the heartbeat). */
+void ar__sig_nodes_judge(ar__sig_srv_t *srv, uint64_t now_ms);
+/* worker_proc.c: a key of this kernel and pid namespace (0: unknown); the state letter of
+ * process pid (/proc/<pid>/stat: R, S, D, Z, T, ...; 0 when it is gone) and its start time; and
+ * whether pid is still the process that started at start, running or sleeping. */
+uint64_t ar__sig_host_key(void);
+char ar__sig_proc_state(int pid, uint64_t *start);
+int ar__sig_proc_running(int pid, uint64_t start);
 uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude);
 /* 1 when worker id is alive, not draining, and on another node: a backup that survives us. */
 int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id);
