@@ -828,7 +828,7 @@ static int cmd_calls(void)
  * node waits up to 8 s for a promotion before it answers a resume, signal.md).
  */
 enum { FO_HELD, FO_WAIT, FO_CONNECT, FO_UPGRADE, FO_HELLO, FO_RESUMED, FO_FAILED };
-enum { FO_ATTEMPT_SECS = 20 };
+enum { FO_ATTEMPT_SECS = 40 }; /* past the node's longest wait (AR__SIG_RESUME_WAIT_MAX_S, 30 s) */
 
 typedef struct fo_s {
     double t_close, t_hello, t_done, at; /* at: FO_WAIT: when to connect; else the deadline */

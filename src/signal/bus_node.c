@@ -177,6 +177,12 @@ static int ended_behind(ar__sig_srv_t *srv)
     return ar__sig_rooms_ended_sync(srv, epoch, up, now);
 }
 
+int ar__sig_bus_congested(ar__sig_srv_t *srv)
+{
+    ar__sig_bus_t *b = srv->bus;
+    return b && (b->behind || mono_ms() < b->others_behind_until_ms);
+}
+
 int ar__sig_bus_admit(ar__sig_srv_t *srv)
 {
     ar__sig_bus_t *b = srv->bus;

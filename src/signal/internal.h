@@ -92,6 +92,9 @@ void ar__sig_addrs_free(ar__sig_addrs_t *t);
  * slow, not dead; a loop wedged past it is taken for dead after all. */
 #define AR__SIG_NODE_DEAD_LOCAL_S 30
 #define AR__SIG_RESUME_WAIT_S 8
+/* ... and while the bus is behind (its backlog holds the owner's answer back), up to this from
+ * the attempt's start (resume.c attempt_late). */
+#define AR__SIG_RESUME_WAIT_MAX_S 30
 
 typedef struct ar__sig_srv_s ar__sig_srv_t;
 typedef struct ar__sig_sess_s ar__sig_sess_t;
@@ -1126,6 +1129,9 @@ int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id);
 /* The workers silent past AR__SIG_NODE_DEAD_S are declared dead (their sessions promoted), but
  * for a worker of this node whose process still runs (bus_node.c, from the heartbeat). */
 void ar__sig_nodes_judge(ar__sig_srv_t *srv, uint64_t now_ms);
+/* 1 while this worker's bus is behind, or another worker said so in a heartbeat lately: what
+ * admission refuses new sessions for (bus_node.c). */
+int ar__sig_bus_congested(ar__sig_srv_t *srv);
 /* worker_proc.c: a key of this kernel and pid namespace (0: unknown); the state letter of
  * process pid (/proc/<pid>/stat: R, S, D, Z, T, ...; 0 when it is gone) and its start time; and
  * whether pid is still the process that started at start, running or sleeping. */

@@ -39,6 +39,15 @@ int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
     return 0;
 }
 
+/* Whether the bus is behind (bus_node.c), as each test sets it. */
+static int congested;
+int __wrap_ar__sig_bus_congested(ar__sig_srv_t *srv);
+int __wrap_ar__sig_bus_congested(ar__sig_srv_t *srv)
+{
+    (void)srv;
+    return congested;
+}
+
 #define O_ID BC_O /* the owner */
 #define T_ID BC_T /* the worker the client resumes through */
 #define X_ID BC_X /* a worker of another node: the backups go there */
@@ -60,6 +69,7 @@ static int setup(void **state)
 {
     (void)state;
     memset(&H, 0, sizeof(H));
+    congested = 0;
     H.O = bc_worker(O_ID, &conf);
     H.T = bc_worker(T_ID, &conf);
     su_claims(&H.cl, AR_TOKEN_PATIENT, "patient-1");
@@ -223,6 +233,31 @@ static void test_answer_lost_asked_again(void **state)
     assert_int_equal(H.rt->owner, T_ID);
 }
 
+/* While the bus is behind, the attempt waits on past its 8 s for O's answer, asking again each
+ * second, up to AR__SIG_RESUME_WAIT_MAX_S: then the answer still takes the session to T. */
+static void test_waits_while_bus_behind(void **state)
+{
+    (void)state;
+    congested = 1;
+    bc_clear();
+    H.T->now += AR__SIG_RESUME_WAIT_S + 5;
+    ar__sig_resume_tick(H.T, &H.cn);
+    assert_int_equal(H.cn.state, AR__SIG_C_RESUMING);
+    assert_non_null(ar__sig_conn_resume(&H.cn));
+    assert_non_null(bc_proc_sent(H.T, O_ID, "take")); /* asked again */
+    H.T->now = H.T->now - AR__SIG_RESUME_WAIT_S - 5 + AR__SIG_RESUME_WAIT_MAX_S - 1;
+    ar__sig_resume_tick(H.T, &H.cn);
+    assert_int_equal(H.cn.state, AR__SIG_C_RESUMING);
+    json_t *ans = owner_answers();
+    H.cn.state = AR__SIG_C_GONE; /* as test_answer_lost_asked_again: no socket to welcome on */
+    ar__sig_resume_tick(H.T, &H.cn);
+    bc_deliver(H.T, ans);
+    json_decref(ans);
+    assert_non_null(H.rt->local);
+    assert_false(H.rt->local->is_backup);
+    assert_int_equal(H.rt->owner, T_ID);
+}
+
 /* The copy T kept for the answer goes when no answer comes in time (O died: its backup has
  * the session), or at a refusal. */
 static void test_kept_copy_goes_without_answer(void **state)
@@ -338,6 +373,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_gone_mid_handover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_owner_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_lost_asked_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waits_while_bus_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_copy_goes_without_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_copy_goes_at_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_take_from_the_dead, setup, teardown),
