@@ -109,6 +109,9 @@ struct ar__sig_bus_s {
     uint32_t untold;
     /* Publications dropped on this side since the last warning (under pmu) and when that was. */
     uint32_t pdropped[K__COUNT];
+    /* How libnats refused the last publication dropped since the last warning (a natsStatus; 0:
+     * none refused, the drops were this side's: a full queue while held, no memory). */
+    int prefused;
     uint64_t pwarn_ms;
     ar_metric_t *m_untold;
     natsSubscription *subs[8]; /* node, sess, room, area, inv, proc, to as owner, as backup */

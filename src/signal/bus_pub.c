@@ -153,9 +153,11 @@ static void warn_dropped(ar__sig_bus_t *b, int force)
     uint32_t *d = b->pdropped, other = d[K_NODE] + d[K_PROC] + d[K_INV];
     ar_log(AR_LOG_WARN, "signal_bus_publish_dropped", AR_LF_UINT("frames", d[K_TO]),
            AR_LF_UINT("records", d[K_REC]), AR_LF_UINT("other", other),
-           AR_LF_UINT("untold", b->untold), AR_LF_INT("held", b->held_ms != 0));
+           AR_LF_UINT("untold", b->untold), AR_LF_INT("held", b->held_ms != 0),
+           AR_LF_INT("nats_status", b->prefused));
     memset(b->pdropped, 0, sizeof(b->pdropped));
     b->untold = 0;
+    b->prefused = 0;
 }
 
 /* ---- the publisher thread ---- */
@@ -402,6 +404,7 @@ void *ar__sig_bus_pub_main(void *arg)
                 pause_ms(b, 1000);
                 continue;
             } else {
+                b->prefused = (int)s; /* which refusal, in the warning: a failover lost these */
                 ar__sig_bus_pub_dropped(b, it->data, it->at_ms ? it->at_ms : 1);
             }
         }

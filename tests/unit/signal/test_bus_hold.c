@@ -210,6 +210,33 @@ static void test_hold_logged_once(void **state)
     assert_int_equal(released, 1);
 }
 
+/* A publication libnats refuses is dropped, and the warning says how libnats refused it
+ * ("nats_status"): under a failover storm records were dropped so, and the warning alone did
+ * not tell a refusal from this side's drops (docs/performance.md, "Failover at 100,000 calls a
+ * node"). */
+static void test_refusal_status_logged(void **state)
+{
+    fixture_t *f = *state;
+    char path[] = "/tmp/ar_bus_refusedXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    ar_log_init("signal", AR_LOG_INFO);
+    ar_log_set_fd(fd);
+    fake_nats_fail_publishes(1);
+    send_to(f, 'a');
+    char want[64];
+    snprintf(want, sizeof(want), "\"nats_status\":%d", (int)NATS_INSUFFICIENT_BUFFER);
+    for (int i = 0; i < 500 && log_count(fd, want) < 1; i++)
+        sleep_ms(10);
+    int refused = log_count(fd, want);
+    fake_nats_fail_publishes(0); /* the frame's lost notice, tried again, goes out */
+    ar_log_set_fd(-1);
+    ar_log_init("signal", AR_LOG_WARN);
+    close(fd);
+    assert_int_equal(refused, 1);
+}
+
 /* Held long, the queue stays bounded: beyond inbox-max the loop does not wait (NATS may be gone
  * for minutes) but drops and counts, and the dropped frames' recipient gets a notice in their
  * place. */
@@ -301,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sub_round_trip_fails, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_write_deadline, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_hold_logged_once, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_status_logged, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_bounded_while_held, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_waiting_loop_let_go, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_held, setup, su_bus_fixture_teardown),
