@@ -1022,7 +1022,7 @@ static double pct_of(double *v, int n, double p)
  * whose relay failed (a member lost included). */
 static int fo_relay_check(fo_run_t *r)
 {
-    int live = 0, failed = 0;
+    int failed = 0;
     for (int i = 0; i < r->n; i++) {
         r->c[i].n_offer = 0;
         r->c[i].errors = 0;
@@ -1031,7 +1031,6 @@ static int fo_relay_check(fo_run_t *r)
         sl_conn_t *a = &r->c[i], *b = &r->c[i + 1];
         if (a->fd < 0 || b->fd < 0)
             continue;
-        live++;
         if (sl_send_kind(a, "offer", (size_t)sl_o.size) != 0 ||
             sl_send_kind(b, "offer", (size_t)sl_o.size) != 0)
             a->errors++;
@@ -1049,7 +1048,6 @@ static int fo_relay_check(fo_run_t *r)
     for (int i = 0; i < r->n; i += 2)
         failed += r->c[i].fd < 0 || r->c[i + 1].fd < 0 || r->c[i].n_offer < 1 ||
                   r->c[i + 1].n_offer < 1 || r->c[i].errors || r->c[i + 1].errors;
-    (void)live;
     return failed;
 }
 
@@ -1062,10 +1060,11 @@ static void fo_free(fo_run_t *r)
     close(r->ep);
 }
 
-/* What one client process of the failover saw: its counts, then each resumed client's close to
- * welcome and hello to welcome times (ms), in the file the parent gave it. */
+/* What one client process of the failover saw: its counts, then the close to welcome and hello
+ * to welcome times (ms) of each of its `resumed` clients (those whose state is FO_RESUMED), in
+ * the file the parent gave it. */
 typedef struct fo_sum_s {
-    int n, on_a, lost, resumed, failed, b_closed, refused, retries, mismatched, relay_failed, k;
+    int n, on_a, lost, resumed, failed, b_closed, refused, retries, mismatched, relay_failed;
     double first_close, last_done;
 } fo_sum_t;
 
@@ -1157,8 +1156,6 @@ static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
                     .relay_failed = fo_relay_check(&r),
                     .first_close = r.first_close,
                     .last_done = r.last_done};
-    for (int i = 0; i < n; i++)
-        sum.k += r.f[i].st == FO_RESUMED;
     fwrite(&sum, sizeof(sum), 1, out);
     for (int i = 0; i < n; i++)
         if (r.f[i].st == FO_RESUMED) {
@@ -1251,7 +1248,8 @@ static int cmd_failover(void)
         fo_sum_t one;
         rewind(outs[i]);
         if (fread(&one, sizeof(one), 1, outs[i]) != 1 ||
-            fread(times + 2 * all.k, sizeof(double) * 2, (size_t)one.k, outs[i]) != (size_t)one.k) {
+            fread(times + 2 * all.resumed, sizeof(double) * 2, (size_t)one.resumed, outs[i]) !=
+                (size_t)one.resumed) {
             fprintf(stderr, "%s: failover: process %d left no results\n", sl_o.label, i);
             free(times);
             goto out;
@@ -1264,20 +1262,19 @@ static int cmd_failover(void)
         all.retries += one.retries;
         all.mismatched += one.mismatched;
         all.relay_failed += one.relay_failed;
-        all.k += one.k;
         if (one.lost && one.first_close < all.first_close)
             all.first_close = one.first_close;
         if (one.resumed && one.last_done > all.last_done)
             all.last_done = one.last_done;
     }
-    double *close_ms = malloc(sizeof(double) * (size_t)(all.k + 1));
-    double *hello_ms = malloc(sizeof(double) * (size_t)(all.k + 1));
-    for (int j = 0; j < all.k; j++) {
+    double *close_ms = malloc(sizeof(double) * (size_t)(all.resumed + 1));
+    double *hello_ms = malloc(sizeof(double) * (size_t)(all.resumed + 1));
+    for (int j = 0; j < all.resumed; j++) {
         close_ms[j] = times[2 * j];
         hello_ms[j] = times[2 * j + 1];
     }
-    qsort(close_ms, (size_t)all.k, sizeof(double), cmp_dbl);
-    qsort(hello_ms, (size_t)all.k, sizeof(double), cmp_dbl);
+    qsort(close_ms, (size_t)all.resumed, sizeof(double), cmp_dbl);
+    qsort(hello_ms, (size_t)all.resumed, sizeof(double), cmp_dbl);
     double per = all.resumed ? all.resumed : 1;
     printf("RESULT label=%s phase=failover sessions=%d on_a=%d lost=%d resumed=%d failed=%d "
            "b_closed=%d mismatched=%d refused=%d retries=%d jitter_s=%.1f inflight=%d procs=%d "
@@ -1285,9 +1282,10 @@ static int cmd_failover(void)
            "hello_to_welcome_p50_ms=%.0f hello_p99_ms=%.0f rooms=%d relay_failed=%d",
            sl_o.label, n, on_a, all.lost, all.resumed, all.failed, all.b_closed, all.mismatched,
            all.refused, all.retries, sl_o.jitter, sl_inflight, procs,
-           all.resumed ? all.last_done - all.first_close : 0.0, pct_of(close_ms, all.k, 0.5),
-           pct_of(close_ms, all.k, 0.99), all.k ? close_ms[all.k - 1] : 0.0,
-           pct_of(hello_ms, all.k, 0.5), pct_of(hello_ms, all.k, 0.99), n / 2, all.relay_failed);
+           all.resumed ? all.last_done - all.first_close : 0.0, pct_of(close_ms, all.resumed, 0.5),
+           pct_of(close_ms, all.resumed, 0.99), all.resumed ? close_ms[all.resumed - 1] : 0.0,
+           pct_of(hello_ms, all.resumed, 0.5), pct_of(hello_ms, all.resumed, 0.99), n / 2,
+           all.relay_failed);
     print_sample_delta("failover", &s0, &s1, per, "resume");
     printf(" rss_total_mib=%.0f rss_b=%.0f bus_rss_mib=%.0f\n", (double)s2.rss_kib / 1024,
            (double)(s2.rss_kib - s0.rss_kib) * 1024 / per, (double)s2.bus_rss_kib / 1024);

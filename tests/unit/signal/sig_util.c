@@ -68,6 +68,30 @@ ar__sig_srv_t *su_srv_new(uint64_t id)
     return srv;
 }
 
+ar__sig_srv_t *su_bus_srv_new(ar_signal_conf_t *conf, uint64_t id)
+{
+    static const char *const origins[] = {SU_ORIGIN};
+    static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
+    ar_sig_init();
+    ar__sig_srv_t *srv = ar_calloc(1, sizeof(*srv));
+    assert_non_null(srv);
+    srv->conf = conf;
+    srv->node_id = id;
+    ar_sn_conf_t nc = {.upgrade = &upconf};
+    ar_sn_handler_t h = {0};
+    assert_int_equal(ar_sn_loop_new(&nc, &h, &srv->loop), 0);
+    assert_int_equal(ar__sig_bus_new(srv), 0);
+    return srv;
+}
+
+void su_bus_srv_free(ar__sig_srv_t *srv)
+{
+    su_recs_free(srv);
+    ar__sig_bus_stop(srv);
+    ar_sn_loop_free(srv->loop);
+    su_srv_free(srv);
+}
+
 void su_proc(ar__sig_srv_t *srv, json_t *o)
 {
     assert_non_null(o);

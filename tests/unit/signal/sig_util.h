@@ -26,6 +26,11 @@ const char *su_to_peer(const char *subj);
 /* A worker's state alone (ar_calloc'd; free with ar_free): node id id, loop second 100, no
  * loop, no bus. */
 ar__sig_srv_t *su_srv_new(uint64_t id);
+/* A worker with its loop and its bus made, connected to nothing (ar__sig_bus_put fills its
+ * inbox as libnats would): node id id, configuration conf (kept by the caller), loop second 0.
+ * su_bus_srv_free frees its records, bus, loop and state. */
+ar__sig_srv_t *su_bus_srv_new(ar_signal_conf_t *conf, uint64_t id);
+void su_bus_srv_free(ar__sig_srv_t *srv);
 /* Worker-to-worker message o (taken) applied by srv, as its bus delivers one. */
 void su_proc(ar__sig_srv_t *srv, json_t *o);
 /* srv freed, with the frame blocks it kept for reuse (frame_pool.c). */

@@ -184,28 +184,47 @@ static int log_count(int fd, const char *event)
     return c;
 }
 
-/* A hold is logged when it starts (a long one is visible while it lasts), once: the other
- * connection going too does not log it again. */
-static void test_hold_logged_once(void **state)
+/* The log, at info, to an unlinked file (its fd); log_back(fd): to stderr at warn again, as
+ * the later tests log, the file closed. */
+static int log_to_file(void)
 {
-    (void)state;
     char path[] = "/tmp/ar_bus_hold_logXXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     unlink(path);
     ar_log_init("signal", AR_LOG_INFO);
     ar_log_set_fd(fd);
+    return fd;
+}
+
+static void log_back(int fd)
+{
+    ar_log_set_fd(-1);
+    ar_log_init("signal", AR_LOG_WARN);
+    close(fd);
+}
+
+/* log_count once event has appeared, or after 5 s. */
+static int log_wait(int fd, const char *event)
+{
+    for (int i = 0; i < 500 && log_count(fd, event) < 1; i++)
+        sleep_ms(10);
+    return log_count(fd, event);
+}
+
+/* A hold is logged when it starts (a long one is visible while it lasts), once: the other
+ * connection going too does not log it again. */
+static void test_hold_logged_once(void **state)
+{
+    (void)state;
+    int fd = log_to_file();
     fake_nats_conn(0, 0);
     fake_nats_conn(1, 0);
     int held = log_count(fd, "\"signal_bus_held\"");
     fake_nats_conn(1, 1);
     fake_nats_conn(0, 1);
-    for (int i = 0; i < 500 && log_count(fd, "\"signal_bus_released\"") < 1; i++)
-        sleep_ms(10);
-    int released = log_count(fd, "\"signal_bus_released\"");
-    ar_log_set_fd(-1);
-    ar_log_init("signal", AR_LOG_WARN); /* the later tests log as before */
-    close(fd);
+    int released = log_wait(fd, "\"signal_bus_released\"");
+    log_back(fd);
     assert_int_equal(held, 1);
     assert_int_equal(released, 1);
 }
@@ -217,23 +236,14 @@ static void test_hold_logged_once(void **state)
 static void test_refusal_status_logged(void **state)
 {
     fixture_t *f = *state;
-    char path[] = "/tmp/ar_bus_refusedXXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    ar_log_init("signal", AR_LOG_INFO);
-    ar_log_set_fd(fd);
+    int fd = log_to_file();
     fake_nats_fail_publishes(1);
     send_to(f, 'a');
     char want[64];
     snprintf(want, sizeof(want), "\"nats_status\":%d", (int)NATS_INSUFFICIENT_BUFFER);
-    for (int i = 0; i < 500 && log_count(fd, want) < 1; i++)
-        sleep_ms(10);
-    int refused = log_count(fd, want);
+    int refused = log_wait(fd, want);
     fake_nats_fail_publishes(0); /* the frame's lost notice, tried again, goes out */
-    ar_log_set_fd(-1);
-    ar_log_init("signal", AR_LOG_WARN);
-    close(fd);
+    log_back(fd);
     assert_int_equal(refused, 1);
 }
 

@@ -136,6 +136,19 @@ static json_t *owner_answers(void)
     return json_incref(ans);
 }
 
+/* The client's connection on T goes, then O's answer ans (taken) arrives: T has the session, as
+ * away. */
+static void gone_then_taken(json_t *ans)
+{
+    H.cn.state = AR__SIG_C_GONE;
+    ar__sig_resume_tick(H.T, &H.cn);
+    bc_deliver(H.T, ans);
+    json_decref(ans);
+    assert_non_null(H.rt->local);
+    assert_false(H.rt->local->is_backup);
+    assert_int_equal(H.rt->owner, T_ID);
+}
+
 /* The client's connection on T goes after its hello, before O's answer: T takes the session as
  * away, announces it, its grace period runs; O lets go at T's announcement. */
 static void test_client_gone_mid_handover(void **state)
@@ -224,13 +237,7 @@ static void test_answer_lost_asked_again(void **state)
     json_t *ans = owner_answers();
     assert_string_equal(json_string_value(json_object_get(ans, "r")), H.resume);
     /* Its connection goes before this one arrives too: T takes the session as away. */
-    H.cn.state = AR__SIG_C_GONE;
-    ar__sig_resume_tick(H.T, &H.cn);
-    bc_deliver(H.T, ans);
-    json_decref(ans);
-    assert_non_null(H.rt->local);
-    assert_false(H.rt->local->is_backup);
-    assert_int_equal(H.rt->owner, T_ID);
+    gone_then_taken(ans);
 }
 
 /* While the bus is behind, the attempt waits on past its 8 s for O's answer, asking again each
@@ -238,24 +245,18 @@ static void test_answer_lost_asked_again(void **state)
 static void test_waits_while_bus_behind(void **state)
 {
     (void)state;
+    uint32_t start = H.T->now; /* the attempt's (setup) */
     congested = 1;
     bc_clear();
-    H.T->now += AR__SIG_RESUME_WAIT_S + 5;
+    H.T->now = start + AR__SIG_RESUME_WAIT_S + 5;
     ar__sig_resume_tick(H.T, &H.cn);
     assert_int_equal(H.cn.state, AR__SIG_C_RESUMING);
     assert_non_null(ar__sig_conn_resume(&H.cn));
     assert_non_null(bc_proc_sent(H.T, O_ID, "take")); /* asked again */
-    H.T->now = H.T->now - AR__SIG_RESUME_WAIT_S - 5 + AR__SIG_RESUME_WAIT_MAX_S - 1;
+    H.T->now = start + AR__SIG_RESUME_WAIT_MAX_S - 1;
     ar__sig_resume_tick(H.T, &H.cn);
     assert_int_equal(H.cn.state, AR__SIG_C_RESUMING);
-    json_t *ans = owner_answers();
-    H.cn.state = AR__SIG_C_GONE; /* as test_answer_lost_asked_again: no socket to welcome on */
-    ar__sig_resume_tick(H.T, &H.cn);
-    bc_deliver(H.T, ans);
-    json_decref(ans);
-    assert_non_null(H.rt->local);
-    assert_false(H.rt->local->is_backup);
-    assert_int_equal(H.rt->owner, T_ID);
+    gone_then_taken(owner_answers()); /* no socket here to welcome on */
 }
 
 /* The copy T kept for the answer goes when no answer comes in time (O died: its backup has

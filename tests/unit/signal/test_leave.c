@@ -22,9 +22,6 @@
 
 #include <cmocka.h>
 
-static const char *const origins[] = {SU_ORIGIN};
-static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
-
 #define US 1u    /* this worker: the backup */
 #define OWNER 2u /* the owner, which leaves */
 #define OTHER 3u /* a third worker, alive throughout */
@@ -59,18 +56,10 @@ static int setup(void **state)
 {
     fixture_t *f = ar_calloc(1, sizeof(*f));
     assert_non_null(f);
-    ar_sig_init();
     f->conf.jurisdiction = (char *)"eu";
     f->conf.node_name = (char *)"n1";
     f->conf.admit_lag = 60000;
-    f->srv = ar_calloc(1, sizeof(*f->srv));
-    assert_non_null(f->srv);
-    f->srv->conf = &f->conf;
-    f->srv->node_id = US;
-    ar_sn_conf_t nc = {.upgrade = &upconf};
-    ar_sn_handler_t h = {0};
-    assert_int_equal(ar_sn_loop_new(&nc, &h, &f->srv->loop), 0);
-    assert_int_equal(ar__sig_bus_new(f->srv), 0);
+    f->srv = su_bus_srv_new(&f->conf, US);
     promotions = 0;
     *state = f;
     return 0;
@@ -79,10 +68,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    su_recs_free(f->srv);
-    ar__sig_bus_stop(f->srv);
-    ar_sn_loop_free(f->srv->loop);
-    su_srv_free(f->srv);
+    su_bus_srv_free(f->srv);
     ar_free(f);
     return 0;
 }

@@ -7,6 +7,7 @@
  * its heartbeats never said their process; and past AR__SIG_NODE_DEAD_LOCAL_S whatever its
  * process does.
  */
+#include "bus_catch.h"
 #include "bus_internal.h"
 #include "sig_util.h"
 
@@ -24,21 +25,8 @@
 
 #include <cmocka.h>
 
-static const char *const origins[] = {SU_ORIGIN};
-static const ar_ws_upgrade_conf_t upconf = {origins, 1, 0, AR_SIG_SUBPROTOCOL};
-
 #define US 1u
 #define PEER 2u /* the worker judged */
-
-/* A death promotes nothing here (no records); what the bus would publish is dropped. */
-void __wrap_ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj);
-void __wrap_ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj)
-{
-    (void)srv;
-    (void)kind;
-    (void)key;
-    json_decref(json_obj);
-}
 
 typedef struct fixture_s {
     ar__sig_srv_t *srv;
@@ -49,18 +37,10 @@ static int setup(void **state)
 {
     fixture_t *f = ar_calloc(1, sizeof(*f));
     assert_non_null(f);
-    ar_sig_init();
     f->conf.jurisdiction = (char *)"eu";
     f->conf.node_name = (char *)"n1";
     f->conf.admit_lag = 60000;
-    f->srv = ar_calloc(1, sizeof(*f->srv));
-    assert_non_null(f->srv);
-    f->srv->conf = &f->conf;
-    f->srv->node_id = US;
-    ar_sn_conf_t nc = {.upgrade = &upconf};
-    ar_sn_handler_t h = {0};
-    assert_int_equal(ar_sn_loop_new(&nc, &h, &f->srv->loop), 0);
-    assert_int_equal(ar__sig_bus_new(f->srv), 0);
+    f->srv = su_bus_srv_new(&f->conf, US);
     assert_true(f->srv->bus->host != 0); /* this kernel has a boot id and a pid namespace */
     *state = f;
     return 0;
@@ -75,11 +55,9 @@ static int teardown(void **state)
         waitpid(kid, NULL, 0);
         kid = -1;
     }
+    bc_clear(); /* what a death would have published (bus_catch.c): nothing, with no records */
     fixture_t *f = *state;
-    su_recs_free(f->srv);
-    ar__sig_bus_stop(f->srv);
-    ar_sn_loop_free(f->srv->loop);
-    su_srv_free(f->srv);
+    su_bus_srv_free(f->srv);
     ar_free(f);
     return 0;
 }
