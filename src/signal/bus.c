@@ -605,6 +605,7 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
     b->host = ar__sig_proc_state(b->pid, &b->start) ? ar__sig_host_key() : 0;
     b->max_bytes = srv->conf->inbox_max > 0 ? (size_t)srv->conf->inbox_max : (size_t)64 << 20;
     b->pnc_up = 1;
+    b->pretry_max_ms = AR__SIG_PUB_RETRY_MS;
     b->notices = ar_calloc(NOTICE_MAX, NOTICE_SZ);
     if (!b->notices)
         return AR_ENOMEM;

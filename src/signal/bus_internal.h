@@ -78,6 +78,11 @@ typedef struct ar__sig_nums_s {
     unsigned frames;
 } ar__sig_nums_t;
 
+/* How long a publication that libnats refuses as the publishing connection breaks is tried
+ * again (bus_pub.c, refusal_passes) before it is dropped as any refusal is, and how often. */
+#define AR__SIG_PUB_RETRY_MS 10000
+#define AR__SIG_PUB_RETRY_EVERY_MS 50
+
 struct ar__sig_bus_s {
     natsConnection *nc;  /* subscriptions and heartbeats: its reader never waits for a write */
     natsConnection *pnc; /* every other publication, by the publisher thread */
@@ -113,6 +118,12 @@ struct ar__sig_bus_s {
      * none refused, the drops were this side's: a full queue while held, no memory). */
     int prefused;
     uint64_t pwarn_ms;
+    /* A refusal that passes (a write deadline or a socket error as pnc breaks, before libnats
+     * takes publications into its reconnect buffer): since when the head has been refused so
+     * (0: it is not), how (a natsStatus), and for how long it is tried again before it is
+     * dropped as any refusal is (AR__SIG_PUB_RETRY_MS; tests shorten it). Under pmu. */
+    uint64_t pretry_ms, pretry_max_ms;
+    int pretry_status;
     ar_metric_t *m_untold;
     natsSubscription *subs[8]; /* node, sess, room, area, inv, proc, to as owner, as backup */
     int efd;

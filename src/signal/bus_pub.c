@@ -169,6 +169,13 @@ static int held(const ar__sig_bus_t *b)
     return b->nc_state != NC_UP || !b->pnc_up;
 }
 
+/* Under pmu: whether the queue may not drain soon: held, or its head refused as pnc breaks.
+ * A loop that finds the queue full then drops instead of waiting (ar__sig_bus_publish). */
+static int stalled(const ar__sig_bus_t *b)
+{
+    return held(b) || b->pretry_ms != 0;
+}
+
 /* A hold starts (signal_bus_released says when it ends): a long one is visible while it lasts,
  * not only once it is over. pub: the publishing connection went, else the subscribing one. */
 static void log_held(int pub, size_t queued)
@@ -215,6 +222,7 @@ static void on_pnc_change(natsConnection *nc, void *closure, int up)
     b->pnc_up = up;
     if (up)
         b->pnc_epoch++; /* what it published just before it went may be lost (invite.c) */
+    b->pretry_ms = 0; /* whatever was refused as it broke is tried afresh once it is back */
     int start = !up && !b->held_ms;
     if (start)
         b->held_ms = mono_ms();
@@ -308,6 +316,65 @@ static void confirm_subs(ar__sig_bus_t *b)
     b->sub_done = gen;
 }
 
+/*
+ * A refusal of libnats' that passes. Under a failover storm nats-server, short of CPU, did not
+ * read the publishing connection for 2 s: the write deadline passed (NATS_TIMEOUT), libnats
+ * shut the socket, and every publication until its reader thread noticed and switched to
+ * reconnecting was refused with NATS_IO_ERROR. Dropped, they were promotions' records and the
+ * hand-over answers resumes waited for: a tenth of a dead node's sessions were lost
+ * (docs/performance.md, "Failover at 100,000 calls a node"). Once libnats reconnects it takes
+ * publications into its reconnect buffer, and its disconnected callback holds the queue: such a
+ * publication is tried again, in its place, not dropped. Its reconnect buffer full
+ * (NATS_INSUFFICIENT_BUFFER) or a publication it cannot take does not pass: dropped.
+ */
+static int refusal_passes(natsStatus s)
+{
+    return s == NATS_TIMEOUT || s == NATS_IO_ERROR || s == NATS_CONNECTION_DISCONNECTED ||
+           s == NATS_STALE_CONNECTION;
+}
+
+/* Under pmu: the head was refused with s; 1 when it is to be tried again (the refusals started
+ * less than pretry_max_ms ago), 0 when it is dropped as any refusal is. The first refusal of a
+ * run is warned. */
+static int retry_refused(ar__sig_bus_t *b, natsStatus s)
+{
+    if (!refusal_passes(s) || b->pstop)
+        return 0;
+    uint64_t now = mono_ms();
+    if (!b->pretry_ms) {
+        b->pretry_ms = now ? now : 1;
+        b->pretry_status = (int)s;
+        ar_log(AR_LOG_WARN, "signal_bus_publish_refused", AR_LF_INT("nats_status", (int)s),
+               AR_LF_UINT("queued_bytes", b->pbytes));
+        pthread_cond_broadcast(&b->pfree); /* a loop waiting for room drops instead */
+    }
+    return now - b->pretry_ms < b->pretry_max_ms;
+}
+
+/* Under pmu: a publication went out; a run of refusals, if any, is over (logged). */
+static void refusals_over(ar__sig_bus_t *b)
+{
+    if (!b->pretry_ms)
+        return;
+    ar_log(AR_LOG_WARN, "signal_bus_publish_accepted",
+           AR_LF_UINT("refused_ms", mono_ms() - b->pretry_ms),
+           AR_LF_INT("nats_status", b->pretry_status));
+    b->pretry_ms = 0;
+    pthread_cond_broadcast(&b->pfree); /* a loop waits for room again, no longer drops */
+}
+
+/* Under pmu: waits ms before the refused head is tried again. Not cut short by the loop's
+ * publications (they signal pcv all the time under load): only a stop or pnc's change. */
+static void pause_retry(ar__sig_bus_t *b, long ms)
+{
+    uint64_t now = mono_ms(), until = now + (uint64_t)ms, epoch = b->pnc_epoch;
+    int up = b->pnc_up;
+    while (!b->pstop && b->pnc_up == up && b->pnc_epoch == epoch && now < until) {
+        pause_ms(b, (long)(until - now));
+        now = mono_ms();
+    }
+}
+
 /* Under pmu: the head taken off the queue, its bytes given back to the loop. */
 static void pub_done(ar__sig_bus_t *b, pub_t *it)
 {
@@ -334,8 +401,8 @@ static void pub_done(ar__sig_bus_t *b, pub_t *it)
  *
  * While the subscribing connection is down, or back but its subscriptions not yet confirmed
  * (confirm_subs), or the publishing one is down, the queue is held, in order; a loop that finds
- * it full meanwhile drops and counts (ar__sig_bus_publish). Stopping publishes what is queued at
- * once.
+ * it full meanwhile drops and counts (ar__sig_bus_publish). A publication libnats refuses as pnc
+ * breaks is tried again in its place (refusal_passes). Stopping publishes what is queued at once.
  */
 void *ar__sig_bus_pub_main(void *arg)
 {
@@ -393,6 +460,13 @@ void *ar__sig_bus_pub_main(void *arg)
         natsStatus s =
             natsConnection_Publish(b->pnc, it->data, it->data + it->slen + 1, (int)it->len);
         pthread_mutex_lock(&b->pmu);
+        if (s == NATS_OK) {
+            refusals_over(b);
+        } else if (retry_refused(b, s)) {
+            push_head(b, it); /* in its place: what was queued after it waits behind it */
+            pause_retry(b, AR__SIG_PUB_RETRY_EVERY_MS);
+            continue;
+        }
         if (s != NATS_OK) {
             /* libnats refused it (its reconnect buffer full, say): a notice for a frame goes
              * first, at the head, where the frame was; a notice refused waits and is tried
@@ -457,8 +531,9 @@ void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, s
     }
     pthread_mutex_lock(&b->pmu);
     /* Full: the loop waits for the publisher thread, so that order is kept and memory bounded;
-     * not while publications are held (NATS may be gone for long): then dropped and counted. */
-    while (it && b->pbytes > b->max_bytes && !b->pstop && !held(b))
+     * not while publications are held (NATS may be gone for long) or refused: then dropped and
+     * counted. */
+    while (it && b->pbytes > b->max_bytes && !b->pstop && !stalled(b))
         pthread_cond_wait(&b->pfree, &b->pmu);
     if (it && b->pbytes > b->max_bytes && !b->pstop) {
         ar_free_wiped(it);

@@ -20,7 +20,8 @@ static size_t nsubs;
 static int gate_open = 1;
 static pthread_t gate_owner; /* the thread that closed the gate: it never waits at it */
 static char objs[16];        /* fake options, connections and subscriptions point in here */
-static int nconns, flush_fail, flush_rec, pub_fail;
+static int nconns, flush_fail, flush_rec;
+static natsStatus pub_fail;
 static int64_t write_deadline[2]; /* as set before each connection's connect */
 static int64_t opt_write_deadline;
 static natsConnectionHandler opt_down, opt_back, opt_closed; /* as the options hold them now */
@@ -78,10 +79,10 @@ void fake_nats_fail_flushes(int n)
     pthread_mutex_unlock(&mu);
 }
 
-void fake_nats_fail_publishes(int on)
+void fake_nats_fail_publishes(natsStatus s)
 {
     pthread_mutex_lock(&mu);
-    pub_fail = on;
+    pub_fail = s;
     pthread_mutex_unlock(&mu);
 }
 
@@ -90,7 +91,8 @@ void fake_nats_reset(void)
     pthread_mutex_lock(&mu);
     npubs = entered = nsubs = 0;
     gate_open = 1;
-    nconns = flush_fail = flush_rec = pub_fail = 0;
+    nconns = flush_fail = flush_rec = 0;
+    pub_fail = NATS_OK;
     opt_write_deadline = write_deadline[0] = write_deadline[1] = 0;
     opt_down = opt_back = opt_closed = NULL;
     opt_down_arg = opt_back_arg = opt_closed_arg = NULL;
@@ -161,12 +163,12 @@ natsStatus natsConnection_Publish(natsConnection *nc, const char *subj, const vo
     pthread_cond_broadcast(&cv);
     while (!gate_open && !pthread_equal(pthread_self(), gate_owner))
         pthread_cond_wait(&cv, &mu);
-    int fail = pub_fail;
-    if (!fail)
+    natsStatus fail = pub_fail;
+    if (fail == NATS_OK)
         record(conn_index(nc), subj, data, dataLen);
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
-    return fail ? NATS_INSUFFICIENT_BUFFER : NATS_OK;
+    return fail;
 }
 
 natsStatus natsOptions_Create(natsOptions **newOpts)

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nats/nats.h>
+
 #define FAKE_NATS_MAX 128
 
 typedef struct fake_pub_s {
@@ -48,9 +50,9 @@ void fake_nats_record_flushes(int on);
 void fake_nats_fail_flushes(int n);
 /* How many of those are still to fail. */
 int fake_nats_flushes_to_fail(void);
-/* on: every publication is refused (as libnats does when its reconnect buffer is full), and not
- * recorded; off: as before. */
-void fake_nats_fail_publishes(int on);
+/* Every publication is refused with s (NATS_INSUFFICIENT_BUFFER: libnats' reconnect buffer is
+ * full; NATS_IO_ERROR: its socket broke), and not recorded; NATS_OK: as before. */
+void fake_nats_fail_publishes(natsStatus s);
 /* The write deadline (ms, 0: none) connection conn was connected with. */
 int64_t fake_nats_write_deadline(int conn);
 

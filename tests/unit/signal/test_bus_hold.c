@@ -237,14 +237,102 @@ static void test_refusal_status_logged(void **state)
 {
     fixture_t *f = *state;
     int fd = log_to_file();
-    fake_nats_fail_publishes(1);
+    fake_nats_fail_publishes(NATS_INSUFFICIENT_BUFFER);
     send_to(f, 'a');
     char want[64];
     snprintf(want, sizeof(want), "\"nats_status\":%d", (int)NATS_INSUFFICIENT_BUFFER);
     int refused = log_wait(fd, want);
-    fake_nats_fail_publishes(0); /* the frame's lost notice, tried again, goes out */
+    fake_nats_fail_publishes(NATS_OK); /* the frame's lost notice, tried again, goes out */
     log_back(fd);
     assert_int_equal(refused, 1);
+}
+
+/* A publication refused as pnc breaks (its write deadline passed, then its socket failed,
+ * before libnats reconnects and buffers) is tried again in its place, with what follows it
+ * behind it, and nothing is dropped: under a failover storm such drops lost the answers resumes
+ * waited for (docs/performance.md, "Failover at 100,000 calls a node"). */
+static void test_broken_refusal_tried_again(void **state)
+{
+    fixture_t *f = *state;
+    ar__sig_bus_t *b = f->srv->bus;
+    int64_t frames = ar_metric_value(b->m_dropped[K_TO]);
+    int64_t recs = ar_metric_value(b->m_dropped[K_REC]);
+    send_rec(f, 'z');
+    wait_count(2);
+    fake_nats_fail_publishes(NATS_TIMEOUT);
+    send_to(f, 'a');
+    send_rec(f, 'b');
+    sleep_ms(200);
+    fake_nats_fail_publishes(NATS_IO_ERROR);
+    sleep_ms(200);
+    assert_int_equal(fake_nats_count(), 2); /* refused so far */
+    fake_nats_fail_publishes(NATS_OK);
+    wait_count(4);
+    sleep_ms(100);
+    assert_int_equal(fake_nats_count(), 4); /* no lost notice: nothing was dropped */
+    assert_int_equal(what(2), 'a');
+    assert_int_equal(what(3), 'b');
+    assert_int_equal(ar_metric_value(b->m_dropped[K_TO]), frames);
+    assert_int_equal(ar_metric_value(b->m_dropped[K_REC]), recs);
+}
+
+/* Refused so for longer than pretry_max_ms, a publication is dropped as any refusal is (NATS
+ * gone for good must not stop the queue without end): counted, and a frame's peer told by a
+ * notice in its place, which waits to be accepted as notices do, ahead of what followed. */
+static void test_broken_refusal_gives_up(void **state)
+{
+    fixture_t *f = *state;
+    ar__sig_bus_t *b = f->srv->bus;
+    int64_t frames = ar_metric_value(b->m_dropped[K_TO]);
+    int64_t recs = ar_metric_value(b->m_dropped[K_REC]);
+    pthread_mutex_lock(&b->pmu);
+    b->pretry_max_ms = 300;
+    pthread_mutex_unlock(&b->pmu);
+    send_rec(f, 'z');
+    wait_count(2);
+    fake_nats_fail_publishes(NATS_IO_ERROR);
+    send_to(f, 'a');
+    send_rec(f, 'b');
+    for (int i = 0; i < 300 && ar_metric_value(b->m_dropped[K_TO]) == frames; i++)
+        sleep_ms(10);
+    assert_int_equal(ar_metric_value(b->m_dropped[K_TO]) - frames, 1);
+    fake_nats_fail_publishes(NATS_OK);
+    wait_count(4); /* a's lost notice, then b */
+    fake_pub_t n = fake_nats_get(2);
+    assert_int_equal(what(2), 'a');
+    assert_int_equal(n.len, NOTICE_LEN);
+    assert_int_equal((uint8_t)n.data[24], ACT_LOST);
+    assert_int_equal(what(3), 'b');
+    assert_int_equal(ar_metric_value(b->m_dropped[K_REC]), recs);
+}
+
+static void *publish_later(void *arg)
+{
+    (void)arg;
+    sleep_ms(3000);
+    fake_nats_fail_publishes(NATS_OK);
+    return NULL;
+}
+
+/* While the head is refused so, a loop that finds the queue full drops and counts: it does not
+ * wait for room (which would stand the loop still for as long as the refusals last). */
+static void test_loop_not_held_while_refused(void **state)
+{
+    fixture_t *f = *state;
+    ar_metric_t *dropped = f->srv->bus->m_dropped[K_TO];
+    int64_t before = ar_metric_value(dropped);
+    send_rec(f, 'z');
+    wait_count(2);
+    fake_nats_fail_publishes(NATS_IO_ERROR);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, publish_later, NULL), 0);
+    uint64_t t0 = mono_ms();
+    for (int i = 0; i < 6; i++)
+        send_to(f, 'a');
+    uint64_t took = mono_ms() - t0;
+    pthread_join(t, NULL);
+    assert_true(took < 2000);
+    assert_true(ar_metric_value(dropped) - before >= 2);
 }
 
 /* Held long, the queue stays bounded: beyond inbox-max the loop does not wait (NATS may be gone
@@ -339,6 +427,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_deadline, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_hold_logged_once, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_refusal_status_logged, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_broken_refusal_tried_again, setup,
+                                        su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_broken_refusal_gives_up, setup,
+                                        su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_loop_not_held_while_refused, setup,
+                                        su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_bounded_while_held, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_waiting_loop_let_go, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_held, setup, su_bus_fixture_teardown),

@@ -148,7 +148,7 @@ static void test_notice_refused_at_stop(void **state)
     fixture_t *f = *state;
     ar_metric_t *untold = f->srv->bus->m_untold;
     assert_non_null(untold);
-    fake_nats_fail_publishes(1);
+    fake_nats_fail_publishes(NATS_INSUFFICIENT_BUFFER);
     ar_alloc_fail_after(0);
     send_to(f, 'b');
     send_to(f, 'b');
@@ -166,7 +166,7 @@ static void test_head_notice_keeps_age(void **state)
     fixture_t *f = *state;
     ar__sig_bus_t *b = f->srv->bus;
     fake_nats_gate(0);
-    fake_nats_fail_publishes(1);
+    fake_nats_fail_publishes(NATS_INSUFFICIENT_BUFFER);
     send_to(f, 'a');
     assert_int_equal(fake_nats_wait_entered(1), 0); /* the thread is inside a's publication */
     struct timespec ts = {0, 200 * 1000000L};
@@ -184,7 +184,7 @@ static void test_head_notice_keeps_age(void **state)
     }
     assert_true(at != 0);
     assert_true(at < before_refusal); /* the frame's queueing time, however slow the machine */
-    fake_nats_fail_publishes(0);
+    fake_nats_fail_publishes(NATS_OK);
 }
 
 /* A record whose text finds no memory (json_dumps, publish_json) is counted as a dropped
