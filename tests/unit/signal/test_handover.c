@@ -48,6 +48,25 @@ int __wrap_ar__sig_bus_congested(ar__sig_srv_t *srv)
     return congested;
 }
 
+/* What was sent to the client, one message after another (its connection has no socket here):
+ * ar_sn_send and ar_sn_send_room are wrapped at link time. */
+static char sent[4096];
+int __wrap_ar_sn_send(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len);
+int __wrap_ar_sn_send(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t len)
+{
+    (void)c;
+    (void)opcode;
+    size_t n = strlen(sent);
+    snprintf(sent + n, sizeof(sent) - n, "%.*s\n", (int)len, (const char *)data);
+    return 0;
+}
+
+int __wrap_ar_sn_send_room(ar_sn_conn_t *c, uint8_t opcode, uint8_t *buf, size_t len);
+int __wrap_ar_sn_send_room(ar_sn_conn_t *c, uint8_t opcode, uint8_t *buf, size_t len)
+{
+    return __wrap_ar_sn_send(c, opcode, buf, len);
+}
+
 #define O_ID BC_O /* the owner */
 #define T_ID BC_T /* the worker the client resumes through */
 #define X_ID BC_X /* a worker of another node: the backups go there */
@@ -259,6 +278,51 @@ static void test_waits_while_bus_behind(void **state)
     gone_then_taken(owner_answers()); /* no socket here to welcome on */
 }
 
+/* O died 5 s into the attempt and X promoted its copy: asked then, X gets the whole wait to
+ * answer, past the attempt's first 8 s (the bus not behind); an owner first asked late in the
+ * attempt gets what is left of AR__SIG_RESUME_WAIT_MAX_S. Under a failover storm attempts gave
+ * up at 8 s with their promoted owner asked seconds before (docs/performance.md, "Failover at
+ * 100,000 calls a node"). */
+static void test_new_owner_gets_its_wait(void **state)
+{
+    (void)state;
+    uint32_t start = H.T->now; /* the attempt's (setup) */
+    bc_clear();
+    H.T->now = start + 5;
+    H.rt->owner = X_ID;
+    ar__sig_resume_kick(H.T);
+    assert_non_null(bc_proc_sent(H.T, X_ID, "take"));
+    H.T->now = start + AR__SIG_RESUME_WAIT_S + 2;
+    ar__sig_resume_tick(H.T, &H.cn);
+    assert_int_equal(H.cn.state, AR__SIG_C_RESUMING);
+    assert_int_equal(ar__sig_conn_resume(&H.cn)->deadline, start + 5 + AR__SIG_RESUME_WAIT_S);
+    H.T->now = start + AR__SIG_RESUME_WAIT_MAX_S - 2;
+    H.rt->owner = O_ID; /* handed back to O since: O is asked anew, with 2 s left */
+    ar__sig_resume_kick(H.T);
+    assert_int_equal(H.cn.state, AR__SIG_C_RESUMING);
+    assert_int_equal(ar__sig_conn_resume(&H.cn)->deadline, start + AR__SIG_RESUME_WAIT_MAX_S);
+    gone_then_taken(owner_answers());
+}
+
+/* O's answer arrives past the attempt's deadline (the bus not behind), before a tick gave the
+ * attempt up: O let the session go when it answered, so the client resumes with it. It was:
+ * resume_failed and a new session, and the session taken as away on T until its grace ended. */
+static void test_late_answer_wins(void **state)
+{
+    (void)state;
+    H.T->now += AR__SIG_RESUME_WAIT_S;
+    json_t *ans = owner_answers();
+    sent[0] = '\0';
+    bc_deliver(H.T, ans);
+    json_decref(ans);
+    assert_int_equal(H.cn.state, AR__SIG_C_LIVE);
+    assert_non_null(strstr(sent, "\"type\":\"welcome\""));
+    assert_non_null(strstr(sent, "\"resumed\":true"));
+    assert_null(strstr(sent, "resume_failed"));
+    assert_int_equal(H.rt->owner, T_ID);
+    assert_ptr_equal(H.cn.sess, H.rt->local);
+}
+
 /* The copy T kept for the answer goes when no answer comes in time (O died: its backup has
  * the session), or at a refusal. */
 static void test_kept_copy_goes_without_answer(void **state)
@@ -375,6 +439,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_owner_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_lost_asked_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waits_while_bus_behind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_owner_gets_its_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_answer_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_copy_goes_without_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_copy_goes_at_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_take_from_the_dead, setup, teardown),
