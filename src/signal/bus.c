@@ -61,7 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PNC_WRITE_DEADLINE_MS 2000
+#define PNC_WRITE_DEADLINE_MS 10000
 
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
@@ -688,7 +688,11 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
      * A write to a nats-server that does not read gives up after PNC_WRITE_DEADLINE_MS (libnats
      * then treats the connection as broken and reconnects; publications are held meanwhile,
      * bus_pub.c): without it the publisher thread, and so bus_stop's join, could wait on a
-     * blocked socket without end.
+     * blocked socket without end. Not shorter than nats-server's own write_deadline (10 s): what
+     * the socket's buffers hold when libnats gives up is lost with the connection. At 2 s the
+     * deadline passed under a failover storm while nats-server, short of CPU, held up its
+     * publishers, and about 7,000 records went with the connection, promotions among them
+     * (docs/performance.md, "Failover at 100,000 calls a node").
      */
     if (s == NATS_OK)
         s = natsOptions_SetWriteDeadline(o, PNC_WRITE_DEADLINE_MS);

@@ -76,8 +76,10 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
         0)
         return;
     uint64_t to = strtoull(from, NULL, 16);
-    if (ar__sig_node_death_handled(srv, to)) /* nothing we hand it would be promoted */
+    if (ar__sig_node_death_handled(srv, to)) { /* nothing we hand it would be promoted */
+        ar_log0(AR_LOG_DEBUG, "signal_take_from_dead");
         return; /* a request that waited in our inbox past its sender's death */
+    }
     ar__sig_sess_t *s = r->local;
     /* Handed to the asker already: our answer was lost, or crossed its next ask. The same
      * answer again; the new owner ignores it once it holds the session. */
@@ -234,6 +236,9 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
         asked = 1;
         break;
     }
+    if (!asked)
+        ar_log(AR_LOG_DEBUG, "signal_taken_unclaimed", AR_LF_INT("ok", given),
+               AR_LF_INT("have", s != NULL));
     if (!given) {
         /* Refused: a copy kept for the answer (no attempt left) goes. */
         if (!asked && s && s->handed && s->provisional)

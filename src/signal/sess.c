@@ -1300,6 +1300,8 @@ void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const ch
         return;
     }
     if (!r) {
+        if (strcmp(k, "take") == 0)
+            ar_log0(AR_LOG_DEBUG, "signal_take_unknown"); /* no answer: the asker waits */
         json_decref(o);
         return;
     }

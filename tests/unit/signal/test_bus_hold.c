@@ -162,13 +162,17 @@ static void test_sub_round_trip_fails(void **state)
 }
 
 /* The publishing connection's writes have a deadline (a nats-server that does not read cannot
- * hold the publisher thread, and so a stop, without end); the subscribing one's need none. */
+ * hold the publisher thread, and so a stop, without end); the subscribing one's need none. Not
+ * shorter than nats-server's own (write_deadline, 10 s): what the socket's buffers hold when
+ * libnats gives up on a connection is lost with it, and a 2 s deadline that passed under a
+ * failover storm lost thousands of records (docs/performance.md, "Failover at 100,000 calls a
+ * node"). */
 static void test_write_deadline(void **state)
 {
     (void)state;
     assert_int_equal(fake_nats_write_deadline(0), 0);
-    assert_true(fake_nats_write_deadline(1) > 0);
-    assert_true(fake_nats_write_deadline(1) <= 5000);
+    assert_true(fake_nats_write_deadline(1) >= 10000);
+    assert_true(fake_nats_write_deadline(1) <= 15000);
 }
 
 /* How often event appears in the log written to fd (a file) so far. */
