@@ -1144,6 +1144,9 @@ static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
     (void)!write(up, "D\n", 2);
     while (!r.go)
         fo_events(&r, 100);
+    /* The relay check first: a connection that closes during it turns a resumed client into a
+     * failed one (fo_held), and the counts below must match the times written after them. */
+    int relay_failed = fo_relay_check(&r);
     fo_sum_t sum = {.n = n,
                     .on_a = on_a,
                     .lost = r.lost,
@@ -1153,7 +1156,7 @@ static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
                     .refused = r.refused,
                     .retries = r.retries,
                     .mismatched = r.mismatched,
-                    .relay_failed = fo_relay_check(&r),
+                    .relay_failed = relay_failed,
                     .first_close = r.first_close,
                     .last_done = r.last_done};
     fwrite(&sum, sizeof(sum), 1, out);
