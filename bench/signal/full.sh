@@ -388,7 +388,10 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
     # what the survivor logged meanwhile (warn, or info with SIGNAL_ARGS="--log-level info")
     echo "  $label: survivor's log events: $(grep -o '"event":"[a-z_]*"' "$work/node-fb-$fw.log" |
       sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/"event"://g; s/"//g; s/, $//')" >&2
-    stop "$sb" # before its NATS servers, which it would miss while it stops
+    # before its NATS servers, which it would miss while it stops; its workers too: one that
+    # outlives a supervisor killed after 5 s would spend CPU in the next run
+    IFS=, read -ra wbl <<<"$wb"
+    stop "$sb" "${wbl[@]}"
     stop "$n1" "$n2"
   done
 fi

@@ -375,7 +375,7 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         return;
     }
     if (fail) {
-        ar_log(AR_LOG_DEBUG, "signal_resume_failed", AR_LF_INT("found", r != NULL),
+        ar_log(AR_LOG_INFO, "signal_resume_failed", AR_LF_INT("found", r != NULL),
                AR_LF_INT("answer", a->answer), AR_LF_INT("late", attempt_late(srv, a)),
                AR_LF_INT("local", s && !s->is_backup), AR_LF_INT("asked", a->asked != 0),
                AR_LF_INT("owner_asked", r && a->asked == r->owner),
