@@ -80,6 +80,8 @@ typedef struct ar__sig_nums_s {
 
 /* How long a publication that libnats refuses as the publishing connection breaks is tried
  * again (bus_pub.c, refusal_passes) before it is dropped as any refusal is, and how often. */
+/* How long the bus counts as behind after it last was (ar__sig_bus_congested). */
+#define AR__SIG_BUS_SETTLE_MS 10000u
 #define AR__SIG_PUB_RETRY_MS 10000
 #define AR__SIG_PUB_RETRY_EVERY_MS 50
 
@@ -152,6 +154,7 @@ struct ar__sig_bus_s {
     uint64_t admit_lag_ms;
     size_t admit_bytes;
     uint64_t others_behind_until_ms;
+    uint64_t behind_last_ms; /* when this worker last found itself behind (0: never) */
     int behind;
     ar_metric_t *m_refused, *m_backlog_ms;
     /* This worker announced that it leaves (ar__sig_bus_leave): it publishes nothing more. */

@@ -1132,8 +1132,9 @@ int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id);
 /* The workers silent past AR__SIG_NODE_DEAD_S are declared dead (their sessions promoted), but
  * for a worker of this node whose process still runs (bus_node.c, from the heartbeat). */
 void ar__sig_nodes_judge(ar__sig_srv_t *srv, uint64_t now_ms);
-/* 1 while this worker's bus is behind, or another worker said so in a heartbeat lately: what
- * admission refuses new sessions for (bus_node.c). */
+/* 1 while this worker's bus is behind, or another worker said so in a heartbeat lately, and
+ * for a few seconds after (what it held back is still arriving): a resume waits on for its
+ * owner's answer meanwhile (bus_node.c, resume.c). */
 int ar__sig_bus_congested(ar__sig_srv_t *srv);
 /* worker_proc.c: a key of this kernel and pid namespace (0: unknown); the state letter of
  * process pid (/proc/<pid>/stat: R, S, D, Z, T, ...; 0 when it is gone) and its start time; and

@@ -339,6 +339,28 @@ static void test_loop_not_held_while_refused(void **state)
     assert_true(ar_metric_value(dropped) - before >= 2);
 }
 
+/* The bus counts as behind while it is, and for AR__SIG_BUS_SETTLE_MS after it last was, here
+ * or on another worker: answers a backlog held back arrive after it clears, and resumes wait
+ * for them (resume.c attempt_late). */
+static void test_congested_settles(void **state)
+{
+    fixture_t *f = *state;
+    ar__sig_bus_t *b = f->srv->bus;
+    uint64_t now = mono_ms();
+    assert_false(ar__sig_bus_congested(f->srv));
+    b->behind = 1;
+    assert_true(ar__sig_bus_congested(f->srv));
+    b->behind = 0;
+    b->behind_last_ms = now - (AR__SIG_BUS_SETTLE_MS - 1000);
+    assert_true(ar__sig_bus_congested(f->srv));
+    b->behind_last_ms = now - (AR__SIG_BUS_SETTLE_MS + 1000);
+    assert_false(ar__sig_bus_congested(f->srv));
+    b->others_behind_until_ms = now - (AR__SIG_BUS_SETTLE_MS - 1000);
+    assert_true(ar__sig_bus_congested(f->srv));
+    b->others_behind_until_ms = now - (AR__SIG_BUS_SETTLE_MS + 1000);
+    assert_false(ar__sig_bus_congested(f->srv));
+}
+
 /* Held long, the queue stays bounded: beyond inbox-max the loop does not wait (NATS may be gone
  * for minutes) but drops and counts, and the dropped frames' recipient gets a notice in their
  * place. */
@@ -437,6 +459,7 @@ int main(void)
                                         su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_loop_not_held_while_refused, setup,
                                         su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_congested_settles, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_bounded_while_held, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_waiting_loop_let_go, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_held, setup, su_bus_fixture_teardown),
