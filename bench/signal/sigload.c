@@ -1020,7 +1020,20 @@ static double pct_of(double *v, int n, double p)
 
 /* The calls survived: in each pair, each member sends one offer to the other. Returns the rooms
  * whose relay failed (a member lost included). */
-static int fo_relay_check(fo_run_t *r)
+/* Pairs whose offers have not both arrived (or a member is gone). */
+static int fo_relay_missing(const fo_run_t *r)
+{
+    int missing = 0;
+    for (int i = 0; i < r->n; i += 2)
+        missing += r->c[i].fd >= 0 && r->c[i + 1].fd >= 0 &&
+                   (r->c[i].n_offer < 1 || r->c[i + 1].n_offer < 1);
+    return missing;
+}
+
+/* Every pair relays an offer both ways: the rooms that failed (an offer not through within
+ * 70 s, a member gone, an error), and in *late those that took longer than 10 s (the survivor
+ * still working off the storm's backlog: delayed, not lost). */
+static int fo_relay_check(fo_run_t *r, int *late)
 {
     int failed = 0;
     for (int i = 0; i < r->n; i++) {
@@ -1035,13 +1048,14 @@ static int fo_relay_check(fo_run_t *r)
             sl_send_kind(b, "offer", (size_t)sl_o.size) != 0)
             a->errors++;
     }
-    double until = sl_now_s() + 10;
+    double t0 = sl_now_s();
+    *late = -1;
     for (;;) {
-        int missing = 0;
-        for (int i = 0; i < r->n; i += 2)
-            missing += r->c[i].fd >= 0 && r->c[i + 1].fd >= 0 &&
-                       (r->c[i].n_offer < 1 || r->c[i + 1].n_offer < 1);
-        if (!missing || sl_now_s() > until)
+        int missing = fo_relay_missing(r);
+        double now = sl_now_s();
+        if (*late < 0 && (!missing || now > t0 + 10))
+            *late = missing;
+        if (!missing || now > t0 + 70)
             break;
         fo_events(r, 100);
     }
@@ -1065,6 +1079,7 @@ static void fo_free(fo_run_t *r)
  * the file the parent gave it. */
 typedef struct fo_sum_s {
     int n, on_a, lost, resumed, failed, b_closed, refused, retries, mismatched, relay_failed;
+    int relay_late; /* of the rooms relayed, those that took more than 10 s */
     double first_close, last_done;
 } fo_sum_t;
 
@@ -1146,7 +1161,7 @@ static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
         fo_events(&r, 100);
     /* The relay check first: a connection that closes during it turns a resumed client into a
      * failed one (fo_held), and the counts below must match the times written after them. */
-    int relay_failed = fo_relay_check(&r);
+    int relay_late = 0, relay_failed = fo_relay_check(&r, &relay_late);
     fo_sum_t sum = {.n = n,
                     .on_a = on_a,
                     .lost = r.lost,
@@ -1157,6 +1172,7 @@ static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
                     .retries = r.retries,
                     .mismatched = r.mismatched,
                     .relay_failed = relay_failed,
+                    .relay_late = relay_late,
                     .first_close = r.first_close,
                     .last_done = r.last_done};
     fwrite(&sum, sizeof(sum), 1, out);
@@ -1265,6 +1281,7 @@ static int cmd_failover(void)
         all.retries += one.retries;
         all.mismatched += one.mismatched;
         all.relay_failed += one.relay_failed;
+        all.relay_late += one.relay_late;
         if (one.lost && one.first_close < all.first_close)
             all.first_close = one.first_close;
         if (one.resumed && one.last_done > all.last_done)
@@ -1282,13 +1299,13 @@ static int cmd_failover(void)
     printf("RESULT label=%s phase=failover sessions=%d on_a=%d lost=%d resumed=%d failed=%d "
            "b_closed=%d mismatched=%d refused=%d retries=%d jitter_s=%.1f inflight=%d procs=%d "
            "storm_s=%.2f close_to_welcome_p50_ms=%.0f p99_ms=%.0f max_ms=%.0f "
-           "hello_to_welcome_p50_ms=%.0f hello_p99_ms=%.0f rooms=%d relay_failed=%d",
+           "hello_to_welcome_p50_ms=%.0f hello_p99_ms=%.0f rooms=%d relay_failed=%d relay_late=%d",
            sl_o.label, n, on_a, all.lost, all.resumed, all.failed, all.b_closed, all.mismatched,
            all.refused, all.retries, sl_o.jitter, sl_inflight, procs,
            all.resumed ? all.last_done - all.first_close : 0.0, pct_of(close_ms, all.resumed, 0.5),
            pct_of(close_ms, all.resumed, 0.99), all.resumed ? close_ms[all.resumed - 1] : 0.0,
            pct_of(hello_ms, all.resumed, 0.5), pct_of(hello_ms, all.resumed, 0.99), n / 2,
-           all.relay_failed);
+           all.relay_failed, all.relay_late);
     print_sample_delta("failover", &s0, &s1, per, "resume");
     printf(" rss_total_mib=%.0f rss_b=%.0f bus_rss_mib=%.0f\n", (double)s2.rss_kib / 1024,
            (double)(s2.rss_kib - s0.rss_kib) * 1024 / per, (double)s2.bus_rss_kib / 1024);
