@@ -691,8 +691,8 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
      * blocked socket without end. Not shorter than nats-server's own write_deadline (10 s): what
      * the socket's buffers hold when libnats gives up is lost with the connection. At 2 s the
      * deadline passed under a failover storm while nats-server, short of CPU, held up its
-     * publishers, and about 7,000 records went with the connection, promotions among them
-     * (docs/performance.md, "Failover at 100,000 calls a node").
+     * publishers, and the promotions of thousands of sessions went with the connection
+     * (docs/performance.md, "Failover at 100,000 calls a node, continued").
      */
     if (s == NATS_OK)
         s = natsOptions_SetWriteDeadline(o, PNC_WRITE_DEADLINE_MS);

@@ -183,7 +183,7 @@ static int ended_behind(ar__sig_srv_t *srv)
  * A backlog that clears releases what it held all at once, and the answers it held back (a
  * resume's owner, behind on its own bus, answers when it gets to the request) arrive in the
  * seconds after: under a failover storm 26 resumes gave up 1-2 s after the survivor caught up,
- * their answers on the way (docs/performance.md, "Failover at 100,000 calls a node"). So the
+ * with no answer yet (docs/performance.md, "Failover at 100,000 calls a node, continued"). So the
  * bus counts as behind for AR__SIG_BUS_SETTLE_MS after it last was, here or anywhere.
  */
 int ar__sig_bus_congested(ar__sig_srv_t *srv)

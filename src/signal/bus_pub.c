@@ -222,7 +222,7 @@ static void on_pnc_change(natsConnection *nc, void *closure, int up)
     b->pnc_up = up;
     if (up)
         b->pnc_epoch++; /* what it published just before it went may be lost (invite.c) */
-    b->pretry_ms = 0; /* whatever was refused as it broke is tried afresh once it is back */
+    b->pretry_ms = 0;   /* whatever was refused as it broke is tried afresh once it is back */
     int start = !up && !b->held_ms;
     if (start)
         b->held_ms = mono_ms();

@@ -374,7 +374,7 @@ typedef struct ar__sig_resume_s {
     /* started: the hello's time; deadline: when it gives up unless the bus is behind (resume.c
      * attempt_late), each owner asked having had AR__SIG_RESUME_WAIT_S; last_try: the last ask. */
     uint32_t started, deadline, last_try;
-    uint64_t asked; /* the owner asked last (0: none yet) */
+    uint64_t asked;    /* the owner asked last (0: none yet) */
     int answer;        /* 1 handed over, -1 refused, 0 waiting */
     int created_local; /* the local session was made for this attempt (not a backup) */
     int demoted;       /* ours, demoted to ask its promoter (resume.c): ours again if refused */

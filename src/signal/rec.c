@@ -224,9 +224,9 @@ static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, uint
  * client's resume fails). Such updates arrive late when they waited in nats-server's route
  * between the nodes or in a backlog: under a failover of 50,000 sessions onto 12 workers, about
  * 500 resumes failed so, their record naming the dead owner long after the promotion
- * (docs/performance.md, "Failover at 100,000 calls a node"). Its other fields (room, name) are
- * taken. A worker declared dead by mistake is heard again (its heartbeat clears its death,
- * bus_node.c) before its next claims, which then count.
+ * (docs/performance.md, "Failover at 100,000 calls a node, continued"). Its other fields (room,
+ * name) are taken. A worker declared dead by mistake is heard again (its heartbeat clears its
+ * death, bus_node.c) before its next claims, which then count.
  */
 static int dead_claim(ar__sig_srv_t *srv, const ar__sig_rec_t *r, json_t *o, uint64_t origin)
 {

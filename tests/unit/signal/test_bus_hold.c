@@ -166,7 +166,7 @@ static void test_sub_round_trip_fails(void **state)
  * shorter than nats-server's own (write_deadline, 10 s): what the socket's buffers hold when
  * libnats gives up on a connection is lost with it, and a 2 s deadline that passed under a
  * failover storm lost thousands of records (docs/performance.md, "Failover at 100,000 calls a
- * node"). */
+ * node, continued"). */
 static void test_write_deadline(void **state)
 {
     (void)state;
@@ -341,7 +341,8 @@ static void test_loop_not_held_while_refused(void **state)
 
 /* The bus counts as behind while it is, and for AR__SIG_BUS_SETTLE_MS after it last was, here
  * or on another worker: answers a backlog held back arrive after it clears, and resumes wait
- * for them (resume.c attempt_late). */
+ * for them (resume.c attempt_late; docs/performance.md, "Failover at 100,000 calls a node,
+ * continued"). */
 static void test_congested_settles(void **state)
 {
     fixture_t *f = *state;

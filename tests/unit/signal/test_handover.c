@@ -280,9 +280,8 @@ static void test_waits_while_bus_behind(void **state)
 
 /* O died 5 s into the attempt and X promoted its copy: asked then, X gets the whole wait to
  * answer, past the attempt's first 8 s (the bus not behind); an owner first asked late in the
- * attempt gets what is left of AR__SIG_RESUME_WAIT_MAX_S. Under a failover storm attempts gave
- * up at 8 s with their promoted owner asked seconds before (docs/performance.md, "Failover at
- * 100,000 calls a node"). */
+ * attempt gets what is left of AR__SIG_RESUME_WAIT_MAX_S. Before, the promoter had only what
+ * was left of the attempt's first 8 s. */
 static void test_new_owner_gets_its_wait(void **state)
 {
     (void)state;

@@ -133,8 +133,8 @@ static void test_resumed_copy_claims_plainly(void **state)
 /* A claim its owner C published before it died, heard by worker X after X handled C's death
  * and D's promotion (held up in nats-server's route between the nodes): X's record keeps D as
  * the owner, and takes the claim's other fields. Before, it named dead C again, and a resume
- * through X never asked D (docs/performance.md, "Failover at 100,000 calls a node"). Once C is
- * heard again (a death by mistake), its claims count. */
+ * through X never asked D (docs/performance.md, "Failover at 100,000 calls a node, continued").
+ * Once C is heard again (a death by mistake), its claims count. */
 static void test_dead_owner_late_claim(void **state)
 {
     (void)state;
@@ -155,9 +155,9 @@ static void test_dead_owner_late_claim(void **state)
     ar__sig_rec_apply(X, pr);
     json_decref(pr);
     assert_int_equal(r->owner, D_ID);
-    json_t *late = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s}", "o", "0000000000000001", "p", PEER,
-                             "own", "0000000000000001", "bk", "0000000000000002", "away", 0,
-                             "name", "Ann");
+    json_t *late =
+        json_pack("{s:s,s:s,s:s,s:s,s:i,s:s}", "o", "0000000000000001", "p", PEER, "own",
+                  "0000000000000001", "bk", "0000000000000002", "away", 0, "name", "Ann");
     ar__sig_rec_apply(X, late);
     assert_int_equal(r->owner, D_ID);
     assert_int_equal(r->backup, 0);
