@@ -218,20 +218,21 @@ static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, uint
 }
 
 /*
- * Whether o is a claim of ownership that its origin published before it died, heard after its
- * death was handled here: its heartbeats stopped, the sessions it owned were promoted since, and
- * its claim would point this worker back at the dead (no resume asks a dead owner, so the
- * client's resume fails). Such updates arrive late when they waited in nats-server's route
- * between the nodes or in a backlog: under a failover of 50,000 sessions onto 12 workers, about
- * 500 resumes failed so, their record naming the dead owner long after the promotion
- * (docs/performance.md, "Failover at 100,000 calls a node, continued"). Its other fields (room,
- * name) are taken. A worker declared dead by mistake is heard again (its heartbeat clears its
- * death, bus_node.c) before its next claims, which then count.
+ * Whether o is a claim of ownership that a worker whose death was handled here published, for a
+ * session this worker holds as its owner (promoted, or resumed here since). It may be a claim
+ * published before that worker died and heard only now (it waited in nats-server's route between
+ * the nodes): applied, it pointed the record back at the dead everywhere, and no resume asks a dead
+ * owner (docs/performance.md, "Failover at 100,000 calls a node, continued"). So the promoter
+ * keeps the session and says so again (rec_apply), and the other workers, which applied the claim
+ * as any other, take that. A re-announcement ("re") answers a promotion, so it was published
+ * after the death: it counts (the worker was only slow, and its heartbeat may come after it).
  */
 static int dead_claim(ar__sig_srv_t *srv, const ar__sig_rec_t *r, json_t *o, uint64_t origin)
 {
     const char *own = json_string_value(json_object_get(o, "own"));
-    return own && r->owner && strtoull(own, NULL, 16) == origin &&
+    const ar__sig_sess_t *s = r->local;
+    return own && strtoull(own, NULL, 16) == origin && !json_is_true(json_object_get(o, "re")) &&
+           s && !s->is_backup && r->owner == srv->node_id &&
            ar__sig_node_death_handled(srv, origin);
 }
 
@@ -311,7 +312,8 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     int n;
     if ((v = json_object_get(o, "role")) && (n = small_int(v, AR_SIG_ROLE_INVITEE)) >= 0)
         r->role = (unsigned)n & 3u;
-    if (claim != CLAIM_REFUSED && !dead_claim(srv, r, o, strtoull(origin, NULL, 16))) {
+    int dead = dead_claim(srv, r, o, strtoull(origin, NULL, 16));
+    if (claim != CLAIM_REFUSED && !dead) {
         if ((v = json_object_get(o, "away")))
             r->away = json_integer_value(v) != 0;
         if ((s = json_string_value(json_object_get(o, "own"))))
@@ -319,6 +321,8 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         if ((s = json_string_value(json_object_get(o, "bk"))))
             r->backup = strtoull(s, NULL, 16);
     }
+    if (dead)
+        ar__sig_rec_publish(srv, r, "own"); /* ours: said again, for those that took the claim */
     if (claim == CLAIM_YIELD)
         yield(srv, r);
     else if (claim == CLAIM_NONE && r->local && r->local->handed)
