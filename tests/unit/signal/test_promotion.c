@@ -31,6 +31,17 @@ static const char PEER[] = "PPPPPPPPPPPPPPPPPPPPPP";
 #define C_ID 1u
 #define D_ID 2u
 
+/* The session's record on workers a and b: owned by C, backed up on D. */
+static void records_of_c(ar__sig_srv_t *a, ar__sig_srv_t *b, ar__sig_rec_t **ra, ar__sig_rec_t **rb)
+{
+    *ra = ar__sig_rec_get(a, PEER);
+    *rb = ar__sig_rec_get(b, PEER);
+    assert_non_null(*ra);
+    assert_non_null(*rb);
+    (*ra)->owner = (*rb)->owner = C_ID;
+    (*ra)->backup = (*rb)->backup = D_ID;
+}
+
 static void test_lost_promotion_then_later_claim(void **state)
 {
     (void)state;
@@ -39,11 +50,8 @@ static void test_lost_promotion_then_later_claim(void **state)
     ar__sig_srv_t *C = su_srv_new(C_ID), *D = su_srv_new(D_ID);
 
     /* C owns the session and holds its client; D has the backup copy. */
-    ar__sig_rec_t *rc = ar__sig_rec_get(C, PEER), *rd = ar__sig_rec_get(D, PEER);
-    assert_non_null(rc);
-    assert_non_null(rd);
-    rc->owner = rd->owner = C_ID;
-    rc->backup = rd->backup = D_ID;
+    ar__sig_rec_t *rc, *rd;
+    records_of_c(C, D, &rc, &rd);
     ar__sig_sess_t *sc = ar__sig_sess_link_new(C, rc, 0);
     ar__sig_sess_t *sd = ar__sig_sess_link_new(D, rd, 1);
     assert_non_null(sc);
@@ -146,11 +154,8 @@ static void test_dead_owner_late_claim(void **state)
     bc_heard(D, C_ID, "node-a", 5000); /* silent 5 s */
     bc_heard(X, C_ID, "node-a", 5000);
     bc_heard(X, D_ID, "node-b", 0);
-    ar__sig_rec_t *rd = ar__sig_rec_get(D, PEER), *rx = ar__sig_rec_get(X, PEER);
-    assert_non_null(rd);
-    assert_non_null(rx);
-    rd->owner = rx->owner = C_ID;
-    rd->backup = rx->backup = D_ID;
+    ar__sig_rec_t *rd, *rx;
+    records_of_c(D, X, &rd, &rx);
     ar__sig_sess_t *sd = ar__sig_sess_link_new(D, rd, 1);
     assert_non_null(sd);
     bc_clear();
