@@ -80,10 +80,10 @@ typedef struct ar__sig_nums_s {
 
 /* How long a publication that libnats refuses as the publishing connection breaks is tried
  * again (bus_pub.c, refusal_passes) before it is dropped as any refusal is, and how often. */
-/* How long the bus counts as behind after it last was (ar__sig_bus_congested). */
-#define AR__SIG_BUS_SETTLE_MS 10000u
 #define AR__SIG_PUB_RETRY_MS 10000
 #define AR__SIG_PUB_RETRY_EVERY_MS 50
+/* How long the bus counts as behind after it last was (ar__sig_bus_congested). */
+#define AR__SIG_BUS_SETTLE_MS 10000u
 
 struct ar__sig_bus_s {
     natsConnection *nc;  /* subscriptions and heartbeats: its reader never waits for a write */
