@@ -1018,8 +1018,6 @@ static double pct_of(double *v, int n, double p)
     return v[i >= n ? n - 1 : i];
 }
 
-/* The calls survived: in each pair, each member sends one offer to the other. Returns the rooms
- * whose relay failed (a member lost included). */
 /* Pairs whose offers have not both arrived (or a member is gone). */
 static int fo_relay_missing(const fo_run_t *r)
 {
@@ -1030,9 +1028,10 @@ static int fo_relay_missing(const fo_run_t *r)
     return missing;
 }
 
-/* Every pair relays an offer both ways: the rooms that failed (an offer not through within
- * 70 s, a member gone, an error), and in *late those that took longer than 10 s (the survivor
- * still working off the storm's backlog: delayed, not lost). */
+/* The calls survived: in each pair, each member sends one offer to the other. Returns the rooms
+ * whose relay failed (an offer not through within 70 s, a member gone, an error), and in *late
+ * those whose offers came through after more than 10 s (the survivor still working off the
+ * storm's backlog: delayed, not lost). */
 static int fo_relay_check(fo_run_t *r, int *late)
 {
     int failed = 0;
@@ -1059,6 +1058,7 @@ static int fo_relay_check(fo_run_t *r, int *late)
             break;
         fo_events(r, 100);
     }
+    *late -= fo_relay_missing(r); /* those never through are failed, not late */
     for (int i = 0; i < r->n; i += 2)
         failed += r->c[i].fd < 0 || r->c[i + 1].fd < 0 || r->c[i].n_offer < 1 ||
                   r->c[i + 1].n_offer < 1 || r->c[i].errors || r->c[i + 1].errors;
