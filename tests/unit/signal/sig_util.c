@@ -92,6 +92,23 @@ void su_bus_srv_free(ar__sig_srv_t *srv)
     su_srv_free(srv);
 }
 
+su_bus_node_t *su_bus_node_new(uint64_t id)
+{
+    su_bus_node_t *f = ar_calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->conf.jurisdiction = (char *)"eu";
+    f->conf.node_name = (char *)"n1";
+    f->conf.admit_lag = 60000;
+    f->srv = su_bus_srv_new(&f->conf, id);
+    return f;
+}
+
+void su_bus_node_free(su_bus_node_t *f)
+{
+    su_bus_srv_free(f->srv);
+    ar_free(f);
+}
+
 void su_proc(ar__sig_srv_t *srv, json_t *o)
 {
     assert_non_null(o);

@@ -31,6 +31,14 @@ ar__sig_srv_t *su_srv_new(uint64_t id);
  * su_bus_srv_free frees its records, bus, loop and state. */
 ar__sig_srv_t *su_bus_srv_new(ar_signal_conf_t *conf, uint64_t id);
 void su_bus_srv_free(ar__sig_srv_t *srv);
+/* A test's fixture: su_bus_srv_new's worker id of node "n1" in jurisdiction "eu" (admit-lag
+ * 60 s), its configuration beside it; su_bus_node_free frees both. */
+typedef struct su_bus_node_s {
+    ar__sig_srv_t *srv;
+    ar_signal_conf_t conf;
+} su_bus_node_t;
+su_bus_node_t *su_bus_node_new(uint64_t id);
+void su_bus_node_free(su_bus_node_t *f);
 /* Worker-to-worker message o (taken) applied by srv, as its bus delivers one. */
 void su_proc(ar__sig_srv_t *srv, json_t *o);
 /* srv freed, with the frame blocks it kept for reuse (frame_pool.c). */

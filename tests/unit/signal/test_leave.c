@@ -47,19 +47,11 @@ void __wrap_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj
     json_decref(json_obj);
 }
 
-typedef struct fixture_s {
-    ar__sig_srv_t *srv;
-    ar_signal_conf_t conf;
-} fixture_t;
+typedef su_bus_node_t fixture_t;
 
 static int setup(void **state)
 {
-    fixture_t *f = ar_calloc(1, sizeof(*f));
-    assert_non_null(f);
-    f->conf.jurisdiction = (char *)"eu";
-    f->conf.node_name = (char *)"n1";
-    f->conf.admit_lag = 60000;
-    f->srv = su_bus_srv_new(&f->conf, US);
+    fixture_t *f = su_bus_node_new(US);
     promotions = 0;
     *state = f;
     return 0;
@@ -67,9 +59,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    su_bus_srv_free(f->srv);
-    ar_free(f);
+    su_bus_node_free(*state);
     return 0;
 }
 

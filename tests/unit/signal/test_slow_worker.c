@@ -28,19 +28,11 @@
 #define US 1u
 #define PEER 2u /* the worker judged */
 
-typedef struct fixture_s {
-    ar__sig_srv_t *srv;
-    ar_signal_conf_t conf;
-} fixture_t;
+typedef su_bus_node_t fixture_t;
 
 static int setup(void **state)
 {
-    fixture_t *f = ar_calloc(1, sizeof(*f));
-    assert_non_null(f);
-    f->conf.jurisdiction = (char *)"eu";
-    f->conf.node_name = (char *)"n1";
-    f->conf.admit_lag = 60000;
-    f->srv = su_bus_srv_new(&f->conf, US);
+    fixture_t *f = su_bus_node_new(US);
     assert_true(f->srv->bus->host != 0); /* this kernel has a boot id and a pid namespace */
     *state = f;
     return 0;
@@ -56,9 +48,7 @@ static int teardown(void **state)
         kid = -1;
     }
     bc_clear(); /* what a death would have published (bus_catch.c): nothing, with no records */
-    fixture_t *f = *state;
-    su_bus_srv_free(f->srv);
-    ar_free(f);
+    su_bus_node_free(*state);
     return 0;
 }
 
