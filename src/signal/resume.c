@@ -378,10 +378,8 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
                AR_LF_INT("local", s && !s->is_backup), AR_LF_INT("asked", a->asked != 0),
                AR_LF_INT("owner_asked", r && a->asked == r->owner),
                AR_LF_INT("owner_alive", r && ar__sig_node_alive(srv, r->owner)),
-               AR_LF_INT("owner_zero", r && r->owner == 0),
                AR_LF_INT("owner_dead", r && ar__sig_node_death_handled(srv, r->owner)),
                AR_LF_INT("backup_here", r && r->backup == srv->node_id),
-               AR_LF_INT("backup_alive", r && ar__sig_node_alive(srv, r->backup)),
                AR_LF_INT("backup_copy", s && s->is_backup && !s->provisional),
                AR_LF_INT("waited", (int64_t)(srv->now - a->started)));
         ar_token_claims_t claims = a->claims;
