@@ -45,7 +45,8 @@
 #   FAILOVER_JITTER=2] s after the close, at most FAILOVER_INFLIGHT=1000 at once in each of
 #   FAILOVER_PROCS=1 client processes (more than 20,000 sessions need more: 20,000 files each;
 #   about 20 s at the default size); a client not resumed FAILOVER_BOUND=60 s after the first
-#   close counts as lost (the grace period is 120 s),
+#   close counts as lost (the grace period is 120 s); FAILOVER_PERF=S profiles B's workers
+#   (perf, flat) for the storm's first S seconds,
 #   AR_BUILD=build/default,
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
@@ -87,6 +88,7 @@ FAILOVER_SAME=${FAILOVER_SAME:-0}
 FAILOVER_INFLIGHT=${FAILOVER_INFLIGHT:-1000}
 FAILOVER_PROCS=${FAILOVER_PROCS:-1}
 FAILOVER_BOUND=${FAILOVER_BOUND:-60}
+FAILOVER_PERF=${FAILOVER_PERF:-0}
 build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
@@ -380,6 +382,12 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
       # the supervisor first, so that it starts no worker again
       IFS=, read -ra wal <<<"$wa"
       kill -9 "$sa" "${wal[@]}" 2>/dev/null
+      # FAILOVER_PERF=S: where B's workers spend the storm's first S seconds (perf, flat)
+      if [ "$FAILOVER_PERF" -gt 0 ]; then
+        perf record -q -F 499 -o "$work/failover.perf" -p "$wb" -- sleep "$FAILOVER_PERF" 2>/dev/null &&
+          perf report -i "$work/failover.perf" --no-children --sort sym 2>/dev/null |
+          grep -v '^#' | grep -v '^$' | head -40 | sed 's/^/  perf /' >&2 &
+      fi
     fi
     wait "$lp"
     rc=$?

@@ -238,7 +238,8 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv)
                 r->owner == srv->node_id)
                 sess_lost(r->local, 1);
     ar__sig_rec_walk_end(srv);
-    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) /* and the copies being resumed */
+    /* and the copies being resumed */
+    for (ar__sig_conn_t *cn = srv->resuming; cn; cn = ar__sig_conn_next_resuming(cn))
         if (cn->state == AR__SIG_C_RESUMING && cn->sess && cn->sess->is_backup)
             sess_lost(cn->sess, 1);
 }

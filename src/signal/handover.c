@@ -139,7 +139,7 @@ void ar__sig_sess_release(ar__sig_srv_t *srv, ar__sig_sess_t *s)
      * attempt as a copy made for it, never promoted (a stale copy promoted on the new owner's
      * death would be a second owner beside its backup), freed when the attempt fails. */
     s->provisional = 1;
-    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
+    for (ar__sig_conn_t *cn = srv->resuming; cn; cn = ar__sig_conn_next_resuming(cn))
         if (cn->state == AR__SIG_C_RESUMING && cn->sess == s && ar__sig_conn_resume(cn))
             ar__sig_conn_resume(cn)->created_local = 1;
 }
@@ -217,7 +217,7 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
                 json_unpack(o, "{s:I,s:I,s:o}", "seq", &seq, "ack", &ack, "fr", &fr) == 0 &&
                 ar__sig_seq_ok(seq, 0) && ar__sig_seq_ok(ack, 0);
     int asked = 0;
-    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next) {
+    for (ar__sig_conn_t *cn = srv->resuming; cn; cn = ar__sig_conn_next_resuming(cn)) {
         if (cn->state != AR__SIG_C_RESUMING || !s || cn->sess != s || !ar__sig_conn_resume(cn))
             continue;
         if (given) {

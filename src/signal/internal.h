@@ -374,6 +374,7 @@ typedef struct ar__sig_resume_s {
     /* started: the hello's time; deadline: when it gives up unless the bus is behind (resume.c
      * attempt_late), each owner asked having had AR__SIG_RESUME_WAIT_S; last_try: the last ask. */
     uint32_t started, deadline, last_try;
+    uint32_t tries;    /* asks of the owner asked last: each waits longer (resume.c ask_gap) */
     uint64_t asked;    /* the owner asked last (0: none yet) */
     int answer;        /* 1 handed over, -1 refused, 0 waiting */
     int created_local; /* the local session was made for this attempt (not a backup) */
@@ -519,6 +520,11 @@ enum { AR__SIG_C_HELLO = 0, AR__SIG_C_RESUMING, AR__SIG_C_LIVE, AR__SIG_C_GONE }
 typedef struct ar__sig_conn_cold_s {
     /* While resuming on another worker's session: what the hello asked for. */
     ar__sig_resume_t *resume;
+    /* The worker's connections with an attempt (srv->resuming, linked while resume is set):
+     * what a session's answer or end looks for, without a walk of every connection. As with
+     * srv->conns, a connection taken off keeps rnext, so a walk that holds it goes on from it
+     * (the cold part stays until the connection is freed, never while it is linked). */
+    ar__sig_conn_t *rnext, *rprev;
     uint32_t garbage_since, over_since, last_refused;
     uint8_t garbage;
 } ar__sig_conn_cold_t;
@@ -569,8 +575,14 @@ static inline ar__sig_resume_t *ar__sig_conn_resume(const ar__sig_conn_t *cn)
 /* cn's cold part, writable (allocated at the first call); NULL when out of memory. */
 ar__sig_conn_cold_t *ar__sig_conn_cold(ar__sig_conn_t *cn);
 /* cn's resume attempt set (a: -1 when there is no memory to note it, and then a is not cn's)
- * or let go (NULL, always 0). */
+ * or let go (NULL, always 0; before the attempt is freed). cn is on srv->resuming while it has
+ * one. */
 int ar__sig_conn_set_resume(ar__sig_conn_t *cn, ar__sig_resume_t *a);
+/* The next connection with an attempt after cn (on srv->resuming; cn may have left it). */
+static inline ar__sig_conn_t *ar__sig_conn_next_resuming(const ar__sig_conn_t *cn)
+{
+    return cn->cold ? cn->cold->rnext : NULL;
+}
 /* srv.c: cn's cold part freed once nothing in it is current (the tick, once a second); a
  * garbage frame counted (closed with 4002 past AR__SIG_GARBAGE in the window, or at once
  * without memory to count it); one message or control frame against cn's rate bucket: 1 when
@@ -665,7 +677,8 @@ struct ar__sig_srv_s {
     void *left_told;       /* json_t: a leave's "lt" and "lr" for its record update (flows.c) */
     ar__sig_snap_t *snaps; /* queue snapshots still being sent (area.c) */
     ar__sig_conn_t *conns;
-    ar__sig_sess_t *locals; /* sessions this worker owns or backs up */
+    ar__sig_conn_t *resuming; /* those with a resume attempt (ar__sig_conn_set_resume) */
+    ar__sig_sess_t *locals;   /* sessions this worker owns or backs up */
     /* Records by peer id (index.c): rec_mask + 1 buckets, NULL until the first record. The table
      * grows with the records rather than being sized for the most a worker may hold: a fixed
      * 65,536 buckets were 512 KiB a worker, resident once a few thousand records touched every
@@ -1145,6 +1158,8 @@ int ar__sig_proc_running(int pid, uint64_t start);
 uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude);
 /* 1 when worker id is alive, not draining, and on another node: a backup that survives us. */
 int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id);
+/* 1 when a live, undrained worker of another node could back a session up. */
+int ar__sig_remote_backup_exists(ar__sig_srv_t *srv);
 /* Applies a record update (from the bus or local). */
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
 

@@ -111,21 +111,21 @@ static void finish(ar__sig_conn_t *cn, ar__sig_sess_t *s, const ar_token_claims_
  * connected session. The earlier attempt is handed to the new one (the copy it made is now
  * the new one's to free) and its connection closed with 4010; left, the owner's answer would
  * go to it, and the new connection would fail. A walk of the connections, only for a session
- * some connection resumed into before (s->resumed).
+ * some connection resumed into before (s->resumed), of those with an attempt (srv->resuming).
  */
 static void replace_attempts(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_conn_t *cn,
                              ar__sig_resume_t *a)
 {
     ar__sig_conn_t *next;
-    for (ar__sig_conn_t *old = srv->conns; old; old = next) {
-        next = old->next; /* a connection that goes meanwhile keeps next (srv.c on_close) */
+    for (ar__sig_conn_t *old = srv->resuming; old; old = next) {
+        next = ar__sig_conn_next_resuming(old); /* kept by one that leaves (internal.h) */
         ar__sig_resume_t *o = ar__sig_conn_resume(old);
         if (old == cn || old->state != AR__SIG_C_RESUMING || old->sess != s || !o)
             continue;
         a->created_local |= o->created_local;
         a->demoted |= o->demoted;
-        ar_free_wiped(o);
         (void)ar__sig_conn_set_resume(old, NULL);
+        ar_free_wiped(o);
         old->sess = NULL;
         ar__sig_conn_close(old, AR_SIG_CLOSE_REPLACED);
     }
@@ -233,8 +233,8 @@ static ar__sig_sess_t *resuming_into(ar__sig_srv_t *srv, const ar__sig_conn_t *c
 static void kick(ar__sig_srv_t *srv, int marked)
 {
     ar__sig_conn_t *next;
-    for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
-        next = cn->next; /* a connection that goes meanwhile keeps next (srv.c on_close) */
+    for (ar__sig_conn_t *cn = srv->resuming; cn; cn = next) {
+        next = ar__sig_conn_next_resuming(cn); /* kept by one that leaves (internal.h) */
         if (marked) {
             ar__sig_sess_t *s = resuming_into(srv, cn);
             if (!s || !s->kick)
@@ -320,10 +320,24 @@ static void asking(ar__sig_srv_t *srv, ar__sig_resume_t *a, uint64_t owner)
     if (a->asked == owner)
         return;
     a->asked = owner;
+    a->tries = 0;
     uint32_t until = srv->now + AR__SIG_RESUME_WAIT_S, cap = a->started + AR__SIG_RESUME_WAIT_MAX_S;
     until = until < cap ? until : cap;
     if (until > a->deadline)
         a->deadline = until;
+}
+
+/*
+ * Seconds between asks of one owner: 1, 2, then 4. An ask is repeated only for an answer lost
+ * on the bus (a reconnect, a slow consumer); an owner that already handed the session over
+ * answers again with the whole buffer (handover.c on_take). Asked every second, a node that
+ * took 100,000 resumes at once answered 45,757 asks nobody waited for any more, while its
+ * backlog held the first answers back (docs/performance.md, "Failover at 100,000 calls a
+ * node, continued").
+ */
+static uint32_t ask_gap(const ar__sig_resume_t *a)
+{
+    return a->tries >= 3 ? 4 : a->tries >= 2 ? 2 : 1;
 }
 
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
@@ -415,8 +429,9 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         return;
     }
     if (r->owner != srv->node_id && ar__sig_node_alive(srv, r->owner) &&
-        (a->last_try == 0 || srv->now - a->last_try >= 1)) {
+        (a->last_try == 0 || srv->now - a->last_try >= ask_gap(a))) {
         a->last_try = srv->now ? srv->now : 1;
+        a->tries++;
         ar_log0(AR_LOG_DEBUG, "signal_resume_ask_owner");
         char hex[33], from[17];
         sodium_bin2hex(hex, sizeof(hex), h, 16);

@@ -232,7 +232,7 @@ static void frame_free_list(ar__sig_srv_t *srv, ar__sig_frame_t *f)
 /* Whether a connection of this worker is resuming into s (its attempt still points at it). */
 int ar__sig_sess_resuming(ar__sig_srv_t *srv, const ar__sig_sess_t *s)
 {
-    for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
+    for (ar__sig_conn_t *cn = srv->resuming; cn; cn = ar__sig_conn_next_resuming(cn))
         if (cn->state == AR__SIG_C_RESUMING && cn->sess == s)
             return 1;
     return 0;
@@ -253,7 +253,7 @@ void ar__sig_sess_free(ar__sig_srv_t *srv, ar__sig_sess_t *s)
      * attempt's next look and fails it, instead of reading freed memory. Only for a session a
      * connection resumed into: not a walk of the connections for every session that ends. */
     if (s->resumed)
-        for (ar__sig_conn_t *cn = srv->conns; cn; cn = cn->next)
+        for (ar__sig_conn_t *cn = srv->resuming; cn; cn = ar__sig_conn_next_resuming(cn))
             if (cn->state == AR__SIG_C_RESUMING && cn->sess == s)
                 cn->sess = NULL;
     frame_free_list(srv, s->head);
@@ -1041,7 +1041,7 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
     for (size_t i = 0; i < srv->nnodes; i++)
         if (srv->nodes[i].id < lowest && ar__sig_node_alive(srv, srv->nodes[i].id))
             lowest = srv->nodes[i].id;
-    int64_t promoted = 0;
+    int64_t promoted = 0, orphans = 0, nobackup = 0;
     ar__sig_rec_walk_begin(srv);
     for (size_t b = 0; b < ar__sig_rec_buckets(srv); b++) {
         for (ar__sig_rec_t *r = srv->recs[b]; r; r = r->hnext) {
@@ -1049,6 +1049,8 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
                 if ((r->local && r->local->is_backup && !r->local->provisional) ||
                     ((!r->backup || !ar__sig_node_alive(srv, r->backup)) &&
                      lowest == srv->node_id)) {
+                    orphans += !(r->local && r->local->is_backup && !r->local->provisional);
+                    nobackup += !r->backup;
                     promote(srv, r);
                     promoted++;
                 }
@@ -1065,7 +1067,8 @@ void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id)
         }
     }
     ar__sig_rec_walk_end(srv);
-    ar_log(AR_LOG_INFO, "signal_worker_dead", AR_LF_INT("promoted", promoted));
+    ar_log(AR_LOG_INFO, "signal_worker_dead", AR_LF_INT("promoted", promoted),
+           AR_LF_INT("orphans", orphans), AR_LF_INT("nobackup", nobackup));
     if (promoted)
         settle_promoted(srv);
     /* Clients resuming here meanwhile go on now: local when we promoted their session. */
@@ -1086,6 +1089,10 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
     /* Only this worker's sessions: the records of the rest of the jurisdiction (every other
      * worker's) are not visited every second. Ending a session frees only that one. */
     uint32_t grace = (uint32_t)(srv->conf->grace / 1000);
+    /* Backups moved to another node every other second, when one is there to take them: on a
+     * node left alone (the other died) the question is not asked of every session each time,
+     * which was a walk of the workers for each. */
+    int rehome = srv->now % 2 == 0 && ar__sig_remote_backup_exists(srv);
     ar__sig_sess_t *next;
     for (ar__sig_sess_t *s = srv->locals; s; s = next) {
         next = s->lnext;
@@ -1133,7 +1140,7 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
         }
         /* A session placed while no other node was known (this node just started, or the
          * others restarted) gets its backup moved to another node as soon as one appears. */
-        if (srv->now % 2 == 0 && !ar__sig_backup_remote(srv, r->backup)) {
+        if (rehome && !ar__sig_backup_remote(srv, r->backup)) {
             uint64_t b2 = ar__sig_pick_backup(srv, 0);
             if (b2 && ar__sig_backup_remote(srv, b2))
                 ar__sig_sess_adopt(srv, s);

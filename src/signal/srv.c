@@ -245,7 +245,9 @@ static void on_free(ar_sn_conn_t *c, void *data)
         cn->sess->conn = NULL;
         ar__sig_sess_lost(srv, cn->sess, cn->close_code);
     }
-    ar_free(cn->cold); /* its attempt went at the close */
+    if (ar__sig_conn_resume(cn)) /* went at the close; never left on the list freed */
+        (void)ar__sig_conn_set_resume(cn, NULL);
+    ar_free(cn->cold);
     cn->cold = NULL;
     /* cn's memory goes with c's, after this (ar_sn_conn_area). */
 }
@@ -257,16 +259,39 @@ ar__sig_conn_cold_t *ar__sig_conn_cold(ar__sig_conn_t *cn)
     return cn->cold;
 }
 
+/* cn off srv->resuming; its rnext kept for a walk that holds it (internal.h). */
+static void resuming_unlink(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
+{
+    ar__sig_conn_cold_t *k = cn->cold;
+    if (k->rprev)
+        k->rprev->cold->rnext = k->rnext;
+    else if (srv->resuming == cn)
+        srv->resuming = k->rnext;
+    if (k->rnext)
+        k->rnext->cold->rprev = k->rprev;
+    k->rprev = NULL;
+}
+
 int ar__sig_conn_set_resume(ar__sig_conn_t *cn, ar__sig_resume_t *a)
 {
+    ar__sig_srv_t *srv = cn->srv;
     if (!a) {
-        if (cn->cold)
+        if (cn->cold && cn->cold->resume) {
             cn->cold->resume = NULL;
+            resuming_unlink(srv, cn);
+        }
         return 0;
     }
     ar__sig_conn_cold_t *k = ar__sig_conn_cold(cn);
     if (!k)
         return -1;
+    if (!k->resume) {
+        k->rprev = NULL;
+        k->rnext = srv->resuming;
+        if (srv->resuming)
+            srv->resuming->cold->rprev = cn;
+        srv->resuming = cn;
+    }
     k->resume = a;
     return 0;
 }

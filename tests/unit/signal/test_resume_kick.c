@@ -38,6 +38,7 @@ static struct {
     uint64_t owner_after; /* the record's owner after the promoter's update */
     int created_local;    /* second_resume: the new attempt frees the copy when it fails */
     int first_waits;      /* second_resume: the first connection still has its attempt */
+    int asked_at[8];      /* backs_off: takes[2] after the tick of second 101 + i */
 } T;
 
 void __real_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
@@ -339,6 +340,38 @@ static void test_via_bus(void **state)
     lh_wait(&LH.freed, 1);
 }
 
+/* On the loop: the attempt's ticks of seconds 101 to 108, the owner silent (still alive), the
+ * bus not behind; how many times it was asked after each. */
+static void silent_owner(void *arg)
+{
+    (void)arg;
+    ar__sig_srv_t *srv = LH.srv;
+    for (int i = 0; i < 8; i++) {
+        for (size_t j = 0; j < srv->nnodes; j++)
+            if (srv->nodes[j].id == 2)
+                srv->nodes[j].seen_ms = mono_ms(); /* worker 2 stays alive */
+        srv->now = 101 + (uint32_t)i;
+        ar__sig_resume_tick(srv, LH.last);
+        T.asked_at[i] = T.takes[2];
+    }
+}
+
+/* A silent owner is asked again after 1, 2, then 4 s (resume.c ask_gap), not every second: a
+ * repeated ask is answered with the whole buffer again, which a node taking a storm of resumes
+ * paid for tens of thousands of times. The attempt still gives up at its 8 s. */
+static void test_asks_back_off(void **state)
+{
+    (void)state;
+    int fd = rf_dial_resuming(start_resume, &T.a);
+    assert_int_equal(T.takes[2], 1); /* at 100 */
+    lh_run(silent_owner, NULL);
+    static const int want[8] = {2, 2, 3, 3, 3, 3, 4, 4}; /* asked at 101, 103 and 107 */
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(T.asked_at[i], want[i]);
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +384,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_owner_keeps_copy_for_a_stranger, setup,
                                         rf_teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_while_waiting, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_asks_back_off, setup, rf_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
