@@ -661,6 +661,19 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
     if (s == NATS_OK)
         s = natsOptions_SetServers(o, (const char **)srv->conf->nats.items,
                                    (int)srv->conf->nats.count);
+    /*
+     * The servers the operator listed, in the order listed (the node's own nats-server first),
+     * and no others: a reconnect that took a server of the cluster that nats-server told us of
+     * put this worker's traffic through the route between the servers. Under a failover storm a
+     * worker whose publishing connection timed out reconnected to the dead node's server, the
+     * route fell behind by more than its 10 s write deadline, and answers and record updates
+     * came tens of seconds late (docs/performance.md, "Failover at 100,000 calls a node,
+     * continued"). List each server a node may fall back to (--nats, repeated).
+     */
+    if (s == NATS_OK)
+        s = natsOptions_SetNoRandomize(o, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetIgnoreDiscoveredServers(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(o, -1);
     if (s == NATS_OK)

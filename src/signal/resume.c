@@ -225,11 +225,12 @@ static ar__sig_sess_t *resuming_into(ar__sig_srv_t *srv, const ar__sig_conn_t *c
     return r && r->local == cn->sess ? r->local : NULL;
 }
 
-/* Every resuming connection (marked: only those whose session's kick is set) asks its session's
- * owner again at once. A mark matters only while a connection resumes into its session, and one
- * connection at most does (replace_attempts): it is cleared as that one is kicked; a mark set
- * with none keeps until a connection starts resuming into it, which clears it
- * (ar__sig_resume_start); a session freed while marked takes its mark with it. */
+/* Every resuming connection (marked: only those whose session's kick is set) looks at its
+ * session again at once: local now (we promoted it), or a new owner to ask at once; an owner
+ * already asked is asked again only after its gap (ask_gap). A mark matters only while a connection
+ * resumes into its session, and one connection at most does (replace_attempts): it is cleared as
+ * that one is kicked; a mark set with none keeps until a connection starts resuming into it, which
+ * clears it (ar__sig_resume_start); a session freed while marked takes its mark with it. */
 static void kick(ar__sig_srv_t *srv, int marked)
 {
     ar__sig_conn_t *next;
@@ -243,8 +244,7 @@ static void kick(ar__sig_srv_t *srv, int marked)
         } else if (cn->state != AR__SIG_C_RESUMING || !ar__sig_conn_resume(cn)) {
             continue;
         }
-        ar__sig_conn_resume(cn)->last_try = 0; /* a new owner is asked at once */
-        ar__sig_resume_tick(srv, cn);
+        ar__sig_resume_tick(srv, cn); /* a new owner is asked at once (asking) */
     }
 }
 
@@ -315,29 +315,53 @@ static int attempt_late(ar__sig_srv_t *srv, const ar__sig_resume_t *a)
  * AR__SIG_RESUME_WAIT_MAX_S of the start. Before, the promoter had only what was left of the
  * attempt's first 8 s.
  */
-static void asking(ar__sig_srv_t *srv, ar__sig_resume_t *a, uint64_t owner)
+static int asking(ar__sig_srv_t *srv, ar__sig_resume_t *a, uint64_t owner)
 {
     if (a->asked == owner)
-        return;
+        return 0;
     a->asked = owner;
     a->tries = 0;
     uint32_t until = srv->now + AR__SIG_RESUME_WAIT_S, cap = a->started + AR__SIG_RESUME_WAIT_MAX_S;
     until = until < cap ? until : cap;
     if (until > a->deadline)
         a->deadline = until;
+    return 1;
 }
 
 /*
- * Seconds between asks of one owner: 1, 2, then 4. An ask is repeated only for an answer lost
- * on the bus (a reconnect, a slow consumer); an owner that already handed the session over
- * answers again with the whole buffer (handover.c on_take). Asked every second, a node that
- * took 100,000 resumes at once answered 45,757 asks nobody waited for any more, while its
- * backlog held the first answers back (docs/performance.md, "Failover at 100,000 calls a
- * node, continued").
+ * Seconds between asks of one owner: 1, 2, then 4; AR__SIG_RESUME_WAIT_S while the bus is
+ * behind (here or on another worker), whose backlog holds the answer back rather than loses
+ * it. An ask is repeated only for an answer lost on the bus (a reconnect, a slow consumer),
+ * and an owner that already handed the session over answers each again with the whole
+ * buffer (handover.c on_take): asked every second, and again at every kick, a node taking
+ * 100,000 resumes at once answered 142,348 asks that nobody waited for any more
+ * (docs/performance.md, "Failover at 100,000 calls a node, continued").
  */
-static uint32_t ask_gap(const ar__sig_resume_t *a)
+static uint32_t ask_gap(ar__sig_srv_t *srv, const ar__sig_resume_t *a)
 {
+    if (ar__sig_bus_congested(srv))
+        return AR__SIG_RESUME_WAIT_S;
     return a->tries >= 3 ? 4 : a->tries >= 2 ? 2 : 1;
+}
+
+/*
+ * Whom the attempt asks for the session of record r: its owner while alive; once the owner's
+ * death is handled, its backup, which promotes its copy at that death and then holds the
+ * session (another worker learns that only from the promoter's record update, and a storm of
+ * resumes lost such updates by the thousand with a publishing connection that timed out: the
+ * record kept naming the dead, and nobody was asked for 30 s). 0: nobody (the record names this
+ * worker, or nobody alive).
+ */
+static uint64_t whom_to_ask(ar__sig_srv_t *srv, const ar__sig_rec_t *r)
+{
+    if (!r || r->owner == srv->node_id)
+        return 0;
+    if (ar__sig_node_alive(srv, r->owner))
+        return r->owner;
+    if (ar__sig_node_death_handled(srv, r->owner) && r->backup && r->backup != srv->node_id &&
+        ar__sig_node_alive(srv, r->backup))
+        return r->backup;
+    return 0;
 }
 
 void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
@@ -353,8 +377,9 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
     ar__sig_rec_t *r = ar__sig_rec_find(srv, a->peer);
     uint8_t h[16];
     ar__sig_subhash(&a->claims, h);
-    if (r && r->owner != srv->node_id && ar__sig_node_alive(srv, r->owner))
-        asking(srv, a, r->owner); /* before the lateness below: a new owner's wait is its own */
+    /* Before the lateness below: a new owner's wait is its own, and it is asked at once. */
+    uint64_t ask = whom_to_ask(srv, r);
+    int fresh = ask && asking(srv, a, ask);
     /* An owner that handed the session over has let it go: its answer wins, late or not. */
     int fail = !r || !s || r->local != s || a->answer < 0 || (!a->answer && attempt_late(srv, a));
     if (!fail && a->answer > 0) {
@@ -391,6 +416,7 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
                AR_LF_INT("answer", a->answer), AR_LF_INT("late", attempt_late(srv, a)),
                AR_LF_INT("local", s && !s->is_backup), AR_LF_INT("asked", a->asked != 0),
                AR_LF_INT("owner_asked", r && a->asked == r->owner),
+               AR_LF_INT("backup_asked", r && a->asked && a->asked == r->backup),
                AR_LF_INT("owner_alive", r && ar__sig_node_alive(srv, r->owner)),
                AR_LF_INT("owner_dead", r && ar__sig_node_death_handled(srv, r->owner)),
                AR_LF_INT("backup_here", r && r->backup == srv->node_id),
@@ -428,15 +454,14 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
                            AR_SIG_CLOSE_SHUTDOWN);
         return;
     }
-    if (r->owner != srv->node_id && ar__sig_node_alive(srv, r->owner) &&
-        (a->last_try == 0 || srv->now - a->last_try >= ask_gap(a))) {
+    if (ask && (fresh || a->last_try == 0 || srv->now - a->last_try >= ask_gap(srv, a))) {
         a->last_try = srv->now ? srv->now : 1;
         a->tries++;
         ar_log0(AR_LOG_DEBUG, "signal_resume_ask_owner");
         char hex[33], from[17];
         sodium_bin2hex(hex, sizeof(hex), h, 16);
         snprintf(from, sizeof(from), "%016llx", (unsigned long long)srv->node_id);
-        ar__sig_bus_proc(srv, r->owner,
+        ar__sig_bus_proc(srv, ask,
                          json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "k", "take", "p", a->peer, "r",
                                    a->resume, "h", hex, "l", (json_int_t)a->last_seq, "from",
                                    from));

@@ -24,6 +24,7 @@ static int nconns, flush_fail, flush_rec;
 static natsStatus pub_fail;
 static int64_t write_deadline[2]; /* as set before each connection's connect */
 static int64_t opt_write_deadline;
+static int opt_listed_only, listed_only[2]; /* no randomizing and no discovered servers */
 static natsConnectionHandler opt_down, opt_back, opt_closed; /* as the options hold them now */
 static struct {
     natsConnectionHandler down, back, closed; /* as the options held them at connect */
@@ -94,6 +95,7 @@ void fake_nats_reset(void)
     nconns = flush_fail = flush_rec = 0;
     pub_fail = NATS_OK;
     opt_write_deadline = write_deadline[0] = write_deadline[1] = 0;
+    opt_listed_only = listed_only[0] = listed_only[1] = 0;
     opt_down = opt_back = opt_closed = NULL;
     opt_down_arg = opt_back_arg = opt_closed_arg = NULL;
     memset(conns, 0, sizeof(conns));
@@ -183,6 +185,32 @@ natsStatus natsOptions_SetServers(natsOptions *opts, const char **servers, int s
     (void)servers;
     (void)serversCount;
     return NATS_OK;
+}
+
+natsStatus natsOptions_SetNoRandomize(natsOptions *opts, bool noRandomize)
+{
+    (void)opts;
+    pthread_mutex_lock(&mu);
+    opt_listed_only = noRandomize ? opt_listed_only | 1 : opt_listed_only & ~1;
+    pthread_mutex_unlock(&mu);
+    return NATS_OK;
+}
+
+natsStatus natsOptions_SetIgnoreDiscoveredServers(natsOptions *opts, bool ignore)
+{
+    (void)opts;
+    pthread_mutex_lock(&mu);
+    opt_listed_only = ignore ? opt_listed_only | 2 : opt_listed_only & ~2;
+    pthread_mutex_unlock(&mu);
+    return NATS_OK;
+}
+
+int fake_nats_listed_only(int conn)
+{
+    pthread_mutex_lock(&mu);
+    int l = listed_only[conn];
+    pthread_mutex_unlock(&mu);
+    return l;
 }
 
 natsStatus natsOptions_SetMaxReconnect(natsOptions *opts, int maxReconnect)
@@ -281,6 +309,7 @@ natsStatus natsConnection_Connect(natsConnection **nc, natsOptions *options)
     conns[i].closed_arg = opt_closed_arg;
     pthread_mutex_lock(&mu);
     write_deadline[i] = opt_write_deadline;
+    listed_only[i] = opt_listed_only == 3;
     pthread_mutex_unlock(&mu);
     *nc = (natsConnection *)(void *)&objs[i ? 4 : 1];
     return NATS_OK;

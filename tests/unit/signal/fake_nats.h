@@ -55,5 +55,8 @@ int fake_nats_flushes_to_fail(void);
 void fake_nats_fail_publishes(natsStatus s);
 /* The write deadline (ms, 0: none) connection conn was connected with. */
 int64_t fake_nats_write_deadline(int conn);
+/* 1 when connection conn was connected to the listed servers only, in their order (no
+ * randomizing, servers nats-server told of ignored). */
+int fake_nats_listed_only(int conn);
 
 #endif

@@ -175,6 +175,16 @@ static void test_write_deadline(void **state)
     assert_true(fake_nats_write_deadline(1) <= 15000);
 }
 
+/* Both connections go to the servers listed, in their order, and never to one nats-server told
+ * of: a worker that reconnected to the dead node's server sent its traffic through the route
+ * between the servers, which fell behind its 10 s write deadline under a failover storm. */
+static void test_listed_servers_only(void **state)
+{
+    (void)state;
+    assert_true(fake_nats_listed_only(0));
+    assert_true(fake_nats_listed_only(1));
+}
+
 /* How often event appears in the log written to fd (a file) so far. */
 static int log_count(int fd, const char *event)
 {
@@ -452,6 +462,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip_fails, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_sub_round_trip_fails, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_write_deadline, setup, su_bus_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_listed_servers_only, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_hold_logged_once, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_refusal_status_logged, setup, su_bus_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_broken_refusal_tried_again, setup,

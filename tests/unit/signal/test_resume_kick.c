@@ -372,6 +372,37 @@ static void test_asks_back_off(void **state)
     lh_wait(&LH.freed, 1);
 }
 
+/* On the loop: as start_resume, but worker 2 (the owner) died and its death was handled here;
+ * 3, the backup, is alive. */
+static void start_resume_dead_owner(void *arg)
+{
+    (void)arg;
+    ar__sig_srv_t *srv = LH.srv;
+    LH.conf.node_name = (char *)"node-a";
+    heard(srv, 2);
+    heard(srv, 3);
+    srv->nodes[srv->nnodes - 2].seen_ms = mono_ms() - 60000;
+    srv->nodes[srv->nnodes - 2].dead = 1;
+    srv->now = 100;
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
+    LH_CHECK(r != NULL);
+    r->backup = 3;
+    LH_CHECK(rf_resume_o(&T.a, 2) == r);
+}
+
+/* A record that still names a dead owner (the promoter's update not here yet, or lost with a
+ * connection) sends the attempt to the owner's backup, which promoted its copy at that death:
+ * asked at once, the dead never. Before, nobody was asked until the update came. */
+static void test_dead_owner_backup_asked(void **state)
+{
+    (void)state;
+    int fd = rf_dial_resuming(start_resume_dead_owner, &T.a);
+    assert_int_equal(T.takes[3], 1);
+    assert_int_equal(T.takes[2], 0);
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +416,7 @@ int main(void)
                                         rf_teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_while_waiting, setup, rf_teardown),
         cmocka_unit_test_setup_teardown(test_asks_back_off, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_owner_backup_asked, setup, rf_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
