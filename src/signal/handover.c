@@ -250,8 +250,12 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
      * answered (an answer repeated after we handed the session on). */
     const char *from = json_string_value(json_object_get(o, "from"));
     uint64_t giver = from ? strtoull(from, NULL, 16) : 0;
+    /* The giver is the owner we know of, or the backup of a dead one (the record not yet
+     * updated here: resume.c whom_to_ask asked it). Dropped, such an answer left the giver
+     * waiting for an announcement that never came, and it ended the session a grace period
+     * later. */
     if (!(r = ar__sig_rec_find(srv, peer)) || r->owner == srv->node_id || !giver ||
-        r->owner != giver)
+        (r->owner != giver && !(r->backup == giver && ar__sig_node_death_handled(srv, r->owner))))
         return;
     take_away(srv, r, o, seq, ack, fr);
     /* Ours now, in a room this worker may know was ended: looked up again, as the frames its

@@ -168,6 +168,33 @@ static void gone_then_taken(json_t *ans)
     assert_int_equal(H.rt->owner, T_ID);
 }
 
+/* T's record still names the dead owner (B_ID, its death handled here), with O its backup,
+ * which promoted its copy and answered the ask sent to it (resume.c whom_to_ask); the client
+ * went meanwhile. T takes the session as away from O all the same: dropped, O would keep its
+ * handed copy waiting for T's announcement and end the session a grace period later. */
+static void test_taken_from_dead_owners_backup(void **state)
+{
+    (void)state;
+    bc_heard(H.T, B_ID, "node-a", 3500);
+    for (size_t i = 0; i < H.T->nnodes; i++)
+        if (H.T->nodes[i].id == B_ID)
+            H.T->nodes[i].dead = 1;
+    H.rt->owner = B_ID;
+    H.rt->backup = O_ID;
+    H.cn.state = AR__SIG_C_GONE;
+    ar__sig_resume_tick(H.T, &H.cn);
+    json_t *ans = owner_answers();
+    bc_clear();
+    bc_deliver(H.T, ans);
+    json_decref(ans);
+    assert_non_null(H.rt->local);
+    assert_false(H.rt->local->is_backup);
+    assert_int_equal(H.rt->owner, T_ID);
+    json_t *own = json_incref(bc_last_rec(H.T));
+    assert_non_null(own); /* T's announcement, which lets O's copy go */
+    json_decref(own);
+}
+
 /* The client's connection on T goes after its hello, before O's answer: T takes the session as
  * away, announces it, its grace period runs; O lets go at T's announcement. */
 static void test_client_gone_mid_handover(void **state)
@@ -435,6 +462,7 @@ int main(void)
     ar_sig_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_client_gone_mid_handover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_taken_from_dead_owners_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_owner_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_lost_asked_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waits_while_bus_behind, setup, teardown),
