@@ -667,8 +667,8 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
      * put this worker's traffic through the route between the servers. Under a failover storm a
      * worker whose publishing connection timed out reconnected to the dead node's server, the
      * route fell behind by more than its 10 s write deadline, and answers and record updates
-     * came tens of seconds late (docs/performance.md, "Failover at 100,000 calls a node,
-     * continued"). List each server a node may fall back to (--nats, repeated).
+     * came tens of seconds late (docs/performance.md, "Failover at 100,000 calls a node: the
+     * survivor's own work"). List each server a node may fall back to (--nats, repeated).
      */
     if (s == NATS_OK)
         s = natsOptions_SetNoRandomize(o, true);

@@ -98,7 +98,7 @@ uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude)
      * node's workers before the others' made the first of the others the backup of every
      * session whose turn fell on one of ours, 12 of 23 on a node of 12, so that on our death
      * that one worker promoted and took back half our sessions (docs/performance.md, "Failover
-     * at 100,000 calls a node, continued"). */
+     * at 100,000 calls a node: the survivor's own work"). */
     uint8_t kind[AR__SIG_NODES_MAX]; /* 0: not a candidate, 1: of this node, 2: of another */
     size_t count[3] = {0, 0, 0};
     uint64_t now = mono_ms();

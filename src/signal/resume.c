@@ -225,9 +225,10 @@ static ar__sig_sess_t *resuming_into(ar__sig_srv_t *srv, const ar__sig_conn_t *c
     return r && r->local == cn->sess ? r->local : NULL;
 }
 
-/* Every resuming connection (marked: only those whose session's kick is set) looks at its
- * session again at once: local now (we promoted it), or a new owner to ask at once; an owner
- * already asked is asked again only after its gap (ask_gap). A mark matters only while a connection
+/* Every resuming connection (marked: only those whose session's kick is set, their record's
+ * owner moved) looks at its session again at once: local now (we promoted it), or a new owner
+ * to ask at once; unmarked (a death handled), an owner already asked is asked again only after
+ * its gap (ask_gap). A mark matters only while a connection
  * resumes into its session, and one connection at most does (replace_attempts): it is cleared as
  * that one is kicked; a mark set with none keeps until a connection starts resuming into it, which
  * clears it (ar__sig_resume_start); a session freed while marked takes its mark with it. */
@@ -241,6 +242,10 @@ static void kick(ar__sig_srv_t *srv, int marked)
             if (!s || !s->kick)
                 continue;
             s->kick = 0; /* before the tick, which may free s */
+            /* The record names another owner now: asked at once even when it was asked
+             * before (as the dead owner's backup, whom_to_ask, which stays silent until it
+             * has promoted its copy and says so in this very update). */
+            ar__sig_conn_resume(cn)->last_try = 0;
         } else if (cn->state != AR__SIG_C_RESUMING || !ar__sig_conn_resume(cn)) {
             continue;
         }
@@ -329,18 +334,16 @@ static int asking(ar__sig_srv_t *srv, ar__sig_resume_t *a, uint64_t owner)
 }
 
 /*
- * Seconds between asks of one owner: 1, 2, then 4; AR__SIG_RESUME_WAIT_S while the bus is
- * behind (here or on another worker), whose backlog holds the answer back rather than loses
- * it. An ask is repeated only for an answer lost on the bus (a reconnect, a slow consumer),
- * and an owner that already handed the session over answers each again with the whole
- * buffer (handover.c on_take): asked every second, and again at every kick, a node taking
- * 100,000 resumes at once answered 142,348 asks that nobody waited for any more
- * (docs/performance.md, "Failover at 100,000 calls a node, continued").
+ * Seconds between asks of one owner: 1, 2, then 4. An ask is repeated only for an answer lost
+ * on the bus (a reconnect, a slow consumer), and an owner that already handed the session over
+ * answers each again with the whole buffer (handover.c on_take): asked every second, and again
+ * at every kick, a node taking 100,000 resumes at once answered 142,348 asks that nobody waited
+ * for any more (docs/performance.md, "Failover at 100,000 calls a node: the survivor's own
+ * work"). Not longer while the bus is behind: with 8 s then, 804 of 50,000 resumes gave up
+ * 3 s after the backlog cleared, their owners' answers arriving after.
  */
-static uint32_t ask_gap(ar__sig_srv_t *srv, const ar__sig_resume_t *a)
+static uint32_t ask_gap(const ar__sig_resume_t *a)
 {
-    if (ar__sig_bus_congested(srv))
-        return AR__SIG_RESUME_WAIT_S;
     return a->tries >= 3 ? 4 : a->tries >= 2 ? 2 : 1;
 }
 
@@ -454,7 +457,7 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
                            AR_SIG_CLOSE_SHUTDOWN);
         return;
     }
-    if (ask && (fresh || a->last_try == 0 || srv->now - a->last_try >= ask_gap(srv, a))) {
+    if (ask && (fresh || a->last_try == 0 || srv->now - a->last_try >= ask_gap(a))) {
         a->last_try = srv->now ? srv->now : 1;
         a->tries++;
         ar_log0(AR_LOG_DEBUG, "signal_resume_ask_owner");
