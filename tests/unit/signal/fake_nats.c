@@ -187,22 +187,25 @@ natsStatus natsOptions_SetServers(natsOptions *opts, const char **servers, int s
     return NATS_OK;
 }
 
+/* Bit 1: no randomizing; bit 2: discovered servers ignored. */
+static natsStatus listed_only_bit(int bit, bool on)
+{
+    pthread_mutex_lock(&mu);
+    opt_listed_only = on ? opt_listed_only | bit : opt_listed_only & ~bit;
+    pthread_mutex_unlock(&mu);
+    return NATS_OK;
+}
+
 natsStatus natsOptions_SetNoRandomize(natsOptions *opts, bool noRandomize)
 {
     (void)opts;
-    pthread_mutex_lock(&mu);
-    opt_listed_only = noRandomize ? opt_listed_only | 1 : opt_listed_only & ~1;
-    pthread_mutex_unlock(&mu);
-    return NATS_OK;
+    return listed_only_bit(1, noRandomize);
 }
 
 natsStatus natsOptions_SetIgnoreDiscoveredServers(natsOptions *opts, bool ignore)
 {
     (void)opts;
-    pthread_mutex_lock(&mu);
-    opt_listed_only = ignore ? opt_listed_only | 2 : opt_listed_only & ~2;
-    pthread_mutex_unlock(&mu);
-    return NATS_OK;
+    return listed_only_bit(2, ignore);
 }
 
 int fake_nats_listed_only(int conn)

@@ -66,20 +66,33 @@ static void heard(ar__sig_srv_t *srv, uint64_t id)
     snprintf(srv->nodes[srv->nnodes++].name, sizeof(srv->nodes[0].name), "node-b");
 }
 
-/* On the loop: workers 2 and 3 are alive; the last connection's hello resumes session 'o',
- * owned by worker 2, which is asked for it at once. */
-static void start_resume(void *arg)
+/* On the loop: workers 2 and 3 are heard from (2 long ago and its death handled, when
+ * owner_dead); the last connection's hello resumes session 'o', owned by worker 2 and backed
+ * up by 3. */
+static void resume_o(int owner_dead)
 {
-    (void)arg;
     ar__sig_srv_t *srv = LH.srv;
     LH.conf.node_name = (char *)"node-a"; /* a backup for a new session is picked by name */
     heard(srv, 2);
     heard(srv, 3);
+    if (owner_dead) {
+        srv->nodes[srv->nnodes - 2].seen_ms = mono_ms() - 60000;
+        srv->nodes[srv->nnodes - 2].dead = 1;
+    }
     srv->now = 100;
     ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
     LH_CHECK(r != NULL);
     r->backup = 3;
     LH_CHECK(rf_resume_o(&T.a, 2) == r);
+}
+
+/* On the loop: resume_o, worker 2 alive: it is asked at once. */
+static void start_resume(void *arg)
+{
+    (void)arg;
+    resume_o(0);
+    ar__sig_rec_t *r = ar__sig_rec_find(LH.srv, su_peer('o'));
+    LH_CHECK(r != NULL);
     LH_CHECK(r->local != NULL);
     LH_CHECK(r->local->provisional);
 }
@@ -372,22 +385,11 @@ static void test_asks_back_off(void **state)
     lh_wait(&LH.freed, 1);
 }
 
-/* On the loop: as start_resume, but worker 2 (the owner) died and its death was handled here;
- * 3, the backup, is alive. */
+/* On the loop: resume_o with worker 2 (the owner) dead, its death handled here. */
 static void start_resume_dead_owner(void *arg)
 {
     (void)arg;
-    ar__sig_srv_t *srv = LH.srv;
-    LH.conf.node_name = (char *)"node-a";
-    heard(srv, 2);
-    heard(srv, 3);
-    srv->nodes[srv->nnodes - 2].seen_ms = mono_ms() - 60000;
-    srv->nodes[srv->nnodes - 2].dead = 1;
-    srv->now = 100;
-    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('o'));
-    LH_CHECK(r != NULL);
-    r->backup = 3;
-    LH_CHECK(rf_resume_o(&T.a, 2) == r);
+    resume_o(1);
 }
 
 /* A record that still names a dead owner (the promoter's update not here yet, or lost with a
