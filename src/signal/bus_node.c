@@ -119,14 +119,19 @@ uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude)
     return 0; /* not reached: turn < count[want] */
 }
 
+/* n, an entry of srv->nodes, could hold a backup that survives this node: alive at now, not
+ * draining, of another node. */
+static int remote_backup(ar__sig_srv_t *srv, ar__sig_node_t *n, uint64_t now)
+{
+    return !n->draining && strcmp(n->name, srv->conf->node_name) != 0 && node_live(srv, n, now);
+}
+
 int ar__sig_remote_backup_exists(ar__sig_srv_t *srv)
 {
     uint64_t now = mono_ms();
-    for (size_t i = 0; i < srv->nnodes; i++) {
-        ar__sig_node_t *n = &srv->nodes[i];
-        if (!n->draining && strcmp(n->name, srv->conf->node_name) != 0 && node_live(srv, n, now))
+    for (size_t i = 0; i < srv->nnodes; i++)
+        if (remote_backup(srv, &srv->nodes[i], now))
             return 1;
-    }
     return 0;
 }
 
@@ -134,8 +139,7 @@ int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id)
 {
     for (size_t i = 0; i < srv->nnodes; i++)
         if (srv->nodes[i].id == id)
-            return !srv->nodes[i].draining && ar__sig_node_alive(srv, id) &&
-                   strcmp(srv->nodes[i].name, srv->conf->node_name) != 0;
+            return remote_backup(srv, &srv->nodes[i], mono_ms());
     return 0;
 }
 
