@@ -46,7 +46,8 @@
 #   FAILOVER_PROCS=1 client processes (more than 20,000 sessions need more: 20,000 files each;
 #   about 20 s at the default size); a client not resumed FAILOVER_BOUND=60 s after the first
 #   close counts as lost (the grace period is 120 s); FAILOVER_PERF=S profiles B's workers
-#   (perf, flat) for the storm's first S seconds,
+#   (perf, flat) for the storm's first S seconds (FAILOVER_PERF_GRAPH=1: with call graphs, kept
+#   in the logs as failover.perf with AR_KEEP_LOGS=1; a build with frame pointers shows them),
 #   AR_BUILD=build/default,
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
@@ -384,7 +385,7 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
       kill -9 "$sa" "${wal[@]}" 2>/dev/null
       # FAILOVER_PERF=S: where B's workers spend the storm's first S seconds (perf, flat)
       if [ "$FAILOVER_PERF" -gt 0 ]; then
-        perf record -q -F 499 -o "$work/failover.perf" -p "$wb" -- sleep "$FAILOVER_PERF" 2>/dev/null &&
+        perf record -q -F 499 ${FAILOVER_PERF_GRAPH:+-g} -o "$work/failover.perf" -p "$wb" -- sleep "$FAILOVER_PERF" 2>/dev/null &&
           perf report -i "$work/failover.perf" --no-children --sort sym 2>/dev/null |
           grep -v '^#' | grep -v '^$' | head -40 | sed 's/^/  perf /' >&2 &
       fi

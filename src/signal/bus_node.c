@@ -70,6 +70,10 @@ int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id)
 
 void ar__sig_nodes_judge(ar__sig_srv_t *srv, uint64_t now)
 {
+    /* The deaths found in this judgement, handled in one walk of the records after (a node's
+     * workers go silent together). */
+    uint64_t dead[AR__SIG_NODES_MAX];
+    size_t ndead = 0;
     for (size_t i = 0; i < srv->nnodes; i++) {
         ar__sig_node_t *nd = &srv->nodes[i];
         if (nd->id == srv->node_id || nd->dead ||
@@ -86,8 +90,10 @@ void ar__sig_nodes_judge(ar__sig_srv_t *srv, uint64_t now)
         nd->dead = 1;
         ar_log(AR_LOG_INFO, "signal_worker_silent", AR_LF_UINT("silent_ms", now - nd->seen_ms),
                AR_LF_INT("same_node", same));
-        ar__sig_node_dead(srv, nd->id);
+        dead[ndead++] = nd->id;
     }
+    if (ndead)
+        ar__sig_nodes_dead(srv, dead, ndead);
 }
 
 uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude)

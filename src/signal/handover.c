@@ -50,7 +50,12 @@ static void take_lost(ar__sig_sess_t *s, const json_t *lost)
 static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_sess_cold_t *c, uint64_t to)
 {
     /* Not ar__sig_sess_demote: the client is closed (it resumes on `to`), the losses stay for
-     * the answer (let_go forgets them), and the copy remembers whom it went to. */
+     * the answer (let_go forgets them), and the copy remembers whom it went to. A client still
+     * connected here is replaced: its other connection asked (a flapping network), or an ask
+     * from a connection it has left since (logged: a client told 4010 waits for the other). */
+    if (ar__sig_sess_connected(s))
+        ar_log(AR_LOG_INFO, "signal_handover_replaced",
+               AR_LF_UINT("since_rx_s", srv->now - s->conn->last_rx));
     ar__sig_sess_close_conn(s, AR_SIG_CLOSE_REPLACED);
     s->is_backup = 1;
     if (srv->nsessions)
@@ -63,6 +68,25 @@ static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_sess_cold_t 
     /* When it was handed: no word from `to` in a grace period ends it. */
     ar__sig_sess_away_now(s, srv->now);
     s->rec->owner = to;
+}
+
+/*
+ * Whether ask o for session s comes from an attempt the client has left: s is connected here
+ * through a resume that came after that attempt's hello ("t"). An overloaded worker took 40 s
+ * and more to answer a resume; the client gave up on it and resumed through another worker,
+ * whose record update then moved the old attempt's ask here. Handed over, the client's live
+ * connection was closed with 4010 (replaced), and a client told that waits for its other
+ * connection, which was gone: 59 to 88 clients a run of the failover at 100,000
+ * (docs/performance.md, "Failover at 100,000 calls a node: one walk for the deaths found
+ * together"). The newer connection is the client's. Not answered: the asker's attempt ends with
+ * its connection, or as unanswered (resume.c). Wall clocks of two nodes are compared: a skew
+ * larger than the seconds between the two hellos would hand such a session over, as before.
+ */
+static int stale_ask(const ar__sig_sess_t *s, const json_t *o)
+{
+    json_int_t t = json_integer_value(json_object_get(o, "t"));
+    const ar__sig_conn_t *cn = ar__sig_sess_connected(s) ? s->conn : NULL;
+    return t > 0 && cn && cn->cold && cn->cold->resumed_ms > (uint64_t)t;
 }
 
 /* Another worker asks for a session it has a resuming client for: hand it over. */
@@ -81,6 +105,10 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
         return; /* a request that waited in our inbox past its sender's death */
     }
     ar__sig_sess_t *s = r->local;
+    if (s && !s->is_backup && stale_ask(s, o)) {
+        ar_log0(AR_LOG_INFO, "signal_take_stale");
+        return;
+    }
     /* Handed to the asker already: our answer was lost, or crossed its next ask. The same
      * answer again; the new owner ignores it once it holds the session. */
     int again = s && s->handed && s->is_backup && !s->provisional && s->cold->prev_owner == to;

@@ -274,6 +274,7 @@ void ar__sig_rec_free(ar__sig_srv_t *srv, ar__sig_rec_t *r)
         *p = r->hnext;
         srv->nrecs--;
     }
+    srv->recs_freed++;
     /* Names and answers are wiped before the memory goes back (S4). */
     memset(r, 0, sizeof(*r));
     ar_free(r);

@@ -375,6 +375,7 @@ typedef struct ar__sig_resume_s {
      * attempt_late), each owner asked having had AR__SIG_RESUME_WAIT_S; last_try: the last ask. */
     uint32_t started, deadline, last_try;
     uint32_t tries;    /* asks of the owner asked last: each waits longer (resume.c ask_gap) */
+    uint64_t hello_ms; /* the hello's wall-clock time, in each ask ("t", handover.c stale_ask) */
     uint64_t asked;    /* the owner asked last (0: none yet) */
     int answer;        /* 1 handed over, -1 refused, 0 waiting */
     int created_local; /* the local session was made for this attempt (not a backup) */
@@ -525,6 +526,9 @@ typedef struct ar__sig_conn_cold_s {
      * srv->conns, a connection taken off keeps rnext, so a walk that holds it goes on from it
      * (the cold part stays until the connection is freed, never while it is linked). */
     ar__sig_conn_t *rnext, *rprev;
+    /* Wall-clock ms when a resume attached the connection to its session (resume.c finish): an
+     * ask from an attempt whose hello came before is one the client left (handover.c). */
+    uint64_t resumed_ms;
     uint32_t garbage_since, over_since, last_refused;
     uint8_t garbage;
 } ar__sig_conn_cold_t;
@@ -685,6 +689,9 @@ struct ar__sig_srv_s {
      * page, whatever the load (docs/performance.md, "Idle sessions: the records' table"). */
     ar__sig_rec_t **recs;
     uint32_t rec_mask, nrecs;
+    /* Records freed so far (ar__sig_rec_free): a pointer to one taken before is still good while
+     * this has not moved, without a second lookup (rec.c ar__sig_rec_apply). */
+    uint64_t recs_freed;
     /* A walk over every record is going on (ar__sig_rec_walk_begin): the table does not grow
      * under it, so that the walk sees every bucket once. */
     uint32_t rec_walks;
@@ -1069,6 +1076,8 @@ int ar__sig_sess_resumable(const ar__sig_sess_t *s, int64_t last);
 void ar__sig_proc_msg(ar__sig_srv_t *srv, const char *data, size_t len, const char *reply);
 void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, size_t len);
 void ar__sig_node_dead(ar__sig_srv_t *srv, uint64_t id);
+/* The deaths of n workers found together: one walk of the records for all (sess.c). */
+void ar__sig_nodes_dead(ar__sig_srv_t *srv, const uint64_t *ids, size_t n);
 /* Worker id's death (or departure) was handled here: not one we never heard from. */
 int ar__sig_node_death_handled(const ar__sig_srv_t *srv, uint64_t id);
 /* The signals a node's processes take from their operator (drain, stop), held blocked by a

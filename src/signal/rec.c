@@ -302,6 +302,7 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
     ar__sig_rec_t *r = ar__sig_rec_get(srv, peer);
     if (!r)
         return;
+    uint64_t freed = srv->recs_freed;
     int owned = ar__sig_owns(srv, r);
     json_t *v;
     const char *s;
@@ -336,8 +337,9 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
         set_name(&rq->name, s);
     if ((s = json_string_value(json_object_get(o, "lang"))) && (rq = ar__sig_rec_q(r)))
         ar__sig_str_set_personal(&rq->lang, s, AR__SIG_LANG_MAX);
-    int entered = 0;
+    int entered = 0, roomed = 0;
     if ((s = json_string_value(json_object_get(o, "room"))) && strlen(s) <= AR_SIG_ID_MAX) {
+        roomed = 1;
         entered = s[0] && (!r->in_room || strcmp(r->in_room->id, s) != 0);
         if (r->in_room && strcmp(r->in_room->id, s) != 0)
             left_late(srv, r, json_object_get(o, "lt"), json_object_get(o, "lr"));
@@ -407,8 +409,10 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
      * record reaches r's worker: everyone in the room, once (flows.c ar__sig_announce_late). */
     if (entered && r->in_room && (v = json_object_get(o, "rt")))
         ar__sig_announce_late(srv, r, v);
-    /* Last, when the record is complete: a join that raced one on another node is undone. */
-    if (r->in_room)
+    /* Last, when the record is complete: a join that raced one on another node is undone.
+     * Only an update of the room can make it too full: the others (an owner's move, most of a
+     * failover's) do not look at the room. */
+    if (roomed && r->in_room)
         ar__sig_room_enforce(srv, r->in_room);
     if (claim == CLAIM_REFUSED && r->local) {
         ar_log0(AR_LOG_INFO, "signal_promotion_refused");
@@ -421,14 +425,19 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
      * end of this batch of bus messages, not at the next tick. Only for a copy made for a
      * resume (provisional). Marked, not kicked here: the kick walks the connections, and a
      * node's death changes the owner of every session it held, so thousands of these in one
-     * batch cost one walk (ar__sig_resume_kick_marked). Looked up again: enforcing the room
-     * above may end sessions. */
-    if (moved && (r = ar__sig_rec_find(srv, peer)) && r->local && r->local->provisional) {
+     * batch cost one walk (ar__sig_resume_kick_marked). Looked up again only if a record
+     * went meanwhile (enforcing the room above, or a yield, may end sessions): a lookup was 7 %
+     * of a failover survivor's samples, where every worker applies every update
+     * (docs/performance.md, "Failover at 100,000 calls a node: one walk for the deaths found
+     * together"). */
+    if (srv->recs_freed != freed && !(r = ar__sig_rec_find(srv, peer)))
+        return;
+    if (moved && r->local && r->local->provisional) {
         r->local->kick = 1;
         srv->kicks = 1;
     }
     /* Our copy that the update made ours to act on as owner (its record names us again), in a
      * room this worker may know was ended: ended for it now (invite.c). */
-    if (!owned && (r = ar__sig_rec_find(srv, peer)) && ar__sig_owns(srv, r))
+    if (!owned && ar__sig_owns(srv, r))
         ar__sig_sess_check_ended(srv, r->local);
 }

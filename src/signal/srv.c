@@ -296,12 +296,15 @@ int ar__sig_conn_set_resume(ar__sig_conn_t *cn, ar__sig_resume_t *a)
     return 0;
 }
 
-/* cn's cold part freed once nothing in it is current: no attempt, no refusal episode, and the
- * garbage window over (the tick, once a second). */
+/* cn's cold part freed once nothing in it is current: no attempt, no refusal episode, the
+ * garbage window over, and no resume whose previous secret an ask from an attempt the client
+ * left could still present (handover.c stale_ask; the client's first frame on cn ends that).
+ * The tick, once a second. */
 void ar__sig_conn_cold_trim(ar__sig_conn_t *cn, uint32_t now)
 {
     ar__sig_conn_cold_t *k = cn->cold;
-    if (k && !k->resume && (!k->over_since || now - k->last_refused >= 2) &&
+    if (k && !k->resume && !(k->resumed_ms && cn->sess && cn->sess->has_prev) &&
+        (!k->over_since || now - k->last_refused >= 2) &&
         (!k->garbage || now - k->garbage_since >= AR__SIG_GARBAGE_WINDOW_S)) {
         ar_free(k);
         cn->cold = NULL;

@@ -5,6 +5,7 @@
 #include "bus_internal.h"
 
 #include "anteroom/alloc.h"
+#include "anteroom/log.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -13,9 +14,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/time.h>
 
 #include <cmocka.h>
@@ -260,4 +263,34 @@ ar__sig_srv_t *su_srv_caught_up(uint64_t id, uint32_t now)
     assert_int_equal(ar__sig_rooms_ended_step(w, now), -1); /* nobody to ask */
     assert_int_equal(ar__sig_rooms_ended_sync(w, 0, 1, now), 0);
     return w;
+}
+
+int su_log_count(int fd, const char *event)
+{
+    static char buf[16384];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    assert_true(n >= 0);
+    buf[n] = '\0';
+    int c = 0;
+    for (const char *p = buf; (p = strstr(p, event)); p += strlen(event))
+        c++;
+    return c;
+}
+
+int su_log_to_file(void)
+{
+    char path[] = "/tmp/ar_sig_test_logXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    ar_log_init("signal", AR_LOG_INFO);
+    ar_log_set_fd(fd);
+    return fd;
+}
+
+void su_log_back(int fd)
+{
+    ar_log_set_fd(-1);
+    ar_log_init("signal", AR_LOG_WARN);
+    close(fd);
 }

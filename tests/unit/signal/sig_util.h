@@ -53,6 +53,13 @@ ar__sig_srv_t *su_srv_caught_up(uint64_t id, uint32_t now);
  * layer had opened it: the caller owns cn and lets go of it (s->conn = NULL) before s goes. */
 void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, uint8_t state);
 
+/* The log, at info, to an unlinked file (its fd); su_log_back(fd): to stderr at warn again, as
+ * the later tests log, the file closed. su_log_count: how often event appears in what was
+ * logged to fd so far (its first 16 KiB). */
+int su_log_to_file(void);
+void su_log_back(int fd);
+int su_log_count(int fd, const char *event);
+
 /* Claims of a token for jurisdiction "eu", room "room-1" of clinic "clinic-1", valid for ten
  * minutes from now, with this role and subject. */
 void su_claims(ar_token_claims_t *cl, ar_token_role_t role, const char *sub);

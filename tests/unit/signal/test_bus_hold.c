@@ -185,45 +185,12 @@ static void test_listed_servers_only(void **state)
     assert_true(fake_nats_listed_only(1));
 }
 
-/* How often event appears in the log written to fd (a file) so far. */
-static int log_count(int fd, const char *event)
-{
-    static char buf[16384];
-    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-    assert_true(n >= 0);
-    buf[n] = '\0';
-    int c = 0;
-    for (const char *p = buf; (p = strstr(p, event)); p += strlen(event))
-        c++;
-    return c;
-}
-
-/* The log, at info, to an unlinked file (its fd); log_back(fd): to stderr at warn again, as
- * the later tests log, the file closed. */
-static int log_to_file(void)
-{
-    char path[] = "/tmp/ar_bus_hold_logXXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    ar_log_init("signal", AR_LOG_INFO);
-    ar_log_set_fd(fd);
-    return fd;
-}
-
-static void log_back(int fd)
-{
-    ar_log_set_fd(-1);
-    ar_log_init("signal", AR_LOG_WARN);
-    close(fd);
-}
-
-/* log_count once event has appeared, or after 5 s. */
+/* su_log_count once event has appeared, or after 5 s. */
 static int log_wait(int fd, const char *event)
 {
-    for (int i = 0; i < 500 && log_count(fd, event) < 1; i++)
+    for (int i = 0; i < 500 && su_log_count(fd, event) < 1; i++)
         sleep_ms(10);
-    return log_count(fd, event);
+    return su_log_count(fd, event);
 }
 
 /* A hold is logged when it starts (a long one is visible while it lasts), once: the other
@@ -231,14 +198,14 @@ static int log_wait(int fd, const char *event)
 static void test_hold_logged_once(void **state)
 {
     (void)state;
-    int fd = log_to_file();
+    int fd = su_log_to_file();
     fake_nats_conn(0, 0);
     fake_nats_conn(1, 0);
-    int held = log_count(fd, "\"signal_bus_held\"");
+    int held = su_log_count(fd, "\"signal_bus_held\"");
     fake_nats_conn(1, 1);
     fake_nats_conn(0, 1);
     int released = log_wait(fd, "\"signal_bus_released\"");
-    log_back(fd);
+    su_log_back(fd);
     assert_int_equal(held, 1);
     assert_int_equal(released, 1);
 }
@@ -250,14 +217,14 @@ static void test_hold_logged_once(void **state)
 static void test_refusal_status_logged(void **state)
 {
     fixture_t *f = *state;
-    int fd = log_to_file();
+    int fd = su_log_to_file();
     fake_nats_fail_publishes(NATS_INSUFFICIENT_BUFFER);
     send_to(f, 'a');
     char want[64];
     snprintf(want, sizeof(want), "\"nats_status\":%d", (int)NATS_INSUFFICIENT_BUFFER);
     int refused = log_wait(fd, want);
     fake_nats_fail_publishes(NATS_OK); /* the frame's lost notice, tried again, goes out */
-    log_back(fd);
+    su_log_back(fd);
     assert_int_equal(refused, 1);
 }
 

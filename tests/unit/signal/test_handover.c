@@ -31,14 +31,6 @@
 
 #include <cmocka.h>
 
-int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
-int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
-{
-    (void)srv;
-    (void)s;
-    return 0;
-}
-
 /* Whether the bus is behind (bus_node.c), as each test sets it. */
 static int congested;
 int __wrap_ar__sig_bus_congested(ar__sig_srv_t *srv);
@@ -59,6 +51,15 @@ int __wrap_ar_sn_send(ar_sn_conn_t *c, uint8_t opcode, const void *data, size_t 
     size_t n = strlen(sent);
     snprintf(sent + n, sizeof(sent) - n, "%.*s\n", (int)len, (const char *)data);
     return 0;
+}
+
+/* The close code a connection was last closed with (ar_sn_close wrapped at link time). */
+static uint16_t closed_with;
+void __wrap_ar_sn_close(ar_sn_conn_t *c, uint16_t code);
+void __wrap_ar_sn_close(ar_sn_conn_t *c, uint16_t code)
+{
+    (void)c;
+    closed_with = code;
 }
 
 int __wrap_ar_sn_send_room(ar_sn_conn_t *c, uint8_t opcode, uint8_t *buf, size_t len);
@@ -89,6 +90,7 @@ static int setup(void **state)
     (void)state;
     memset(&H, 0, sizeof(H));
     congested = 0;
+    closed_with = 0;
     H.O = bc_worker(O_ID, &conf);
     H.T = bc_worker(T_ID, &conf);
     su_claims(&H.cl, AR_TOKEN_PATIENT, "patient-1");
@@ -398,6 +400,43 @@ static void test_take_from_the_dead(void **state)
     assert_int_equal(H.ro->owner, O_ID);
 }
 
+/* O's client, gone while T asked, resumed through O itself meanwhile (T took longer than the
+ * client waited): it is connected to O through a resume that came after the hello of T's
+ * attempt, so T's ask is one the client left, and O keeps the client (no answer, no 4010). An
+ * ask from an attempt whose hello came after that resume is the client's newer connection: O
+ * hands the session over and closes its connection with 4010, as before. */
+static void test_stale_ask_unanswered(void **state)
+{
+    (void)state;
+    ar__sig_sess_t *s = H.ro->local;
+    ar__sig_conn_t oc;
+    su_conn_attach(&oc, H.O, s, AR__SIG_C_LIVE);
+    H.ro->away = 0;
+    ar__sig_conn_cold_t *k = ar__sig_conn_cold(&oc);
+    assert_non_null(k);
+    json_t *take = json_deep_copy(bc_proc_sent(H.T, O_ID, "take"));
+    json_int_t t = json_integer_value(json_object_get(take, "t"));
+    assert_true(t > 0);
+    k->resumed_ms = (uint64_t)t + 1;
+    s->has_prev = 1; /* the client has sent nothing on oc yet: T's ask holds a working secret */
+    ar__sig_conn_cold_trim(&oc, H.O->now);
+    assert_ptr_equal(oc.cold, k); /* kept for such asks while that lasts */
+    bc_deliver(H.O, take);
+    assert_null(bc_proc_sent(H.O, T_ID, "taken"));
+    assert_ptr_equal(s->conn, &oc);
+    assert_false(s->is_backup);
+    assert_int_equal(closed_with, 0);
+
+    k->resumed_ms = (uint64_t)t - 1;
+    bc_deliver(H.O, take);
+    json_decref(take);
+    assert_non_null(bc_proc_sent(H.O, T_ID, "taken"));
+    assert_null(s->conn);
+    assert_int_equal(closed_with, AR_SIG_CLOSE_REPLACED);
+    ar__sig_conn_cold_trim(&oc, H.O->now); /* no session on oc any more: nothing to keep */
+    assert_null(oc.cold);
+}
+
 /* T never announces itself (all it published lost): O ends the session after a grace period,
  * rather than keep it for ever with every other worker naming O. */
 static void test_never_confirmed(void **state)
@@ -471,6 +510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kept_copy_goes_without_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_copy_goes_at_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_take_from_the_dead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_ask_unanswered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_confirmed, setup, teardown),
         cmocka_unit_test(test_owner_then_backup_die),
     };

@@ -28,14 +28,6 @@
 
 #include <cmocka.h>
 
-int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s);
-int __wrap_ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
-{
-    (void)srv;
-    (void)s;
-    return 0;
-}
-
 #define O_ID BC_O /* the owner */
 #define T_ID BC_T /* the worker the client resumes through */
 #define X_ID BC_X /* a worker of another node: the backups go there */

@@ -196,12 +196,70 @@ static void test_dead_owner_late_claim(void **state)
     bc_worker_free(X);
 }
 
+/* The workers of a node die together and are found dead in one judgement: their deaths are
+ * handled in one walk of the records (one "signal_worker_dead" for both), with what a walk per
+ * death did: D promotes its copies of both dead workers' sessions, finds a new backup for its
+ * own session that one of them backed up, and, as the lowest live worker, takes the session
+ * whose owner and backup both died; a session a live worker owns stays as it was. */
+static void test_deaths_found_together(void **state)
+{
+    (void)state;
+    enum { C2_ID = 5, X_ID = 3 };
+    static ar_signal_conf_t conf = {.node_name = (char *)"node-b", .grace = 20000};
+    ar__sig_srv_t *D = su_srv_new(D_ID);
+    D->conf = &conf;
+    bc_heard(D, C_ID, "node-a", 5000); /* both silent 5 s */
+    bc_heard(D, C2_ID, "node-a", 5000);
+    bc_heard(D, X_ID, "node-b", 0);
+    const struct {
+        char c;
+        uint64_t owner, backup;
+        int copy; /* 1: a backup copy here, 0: owned here, -1: none */
+    } want[] = {{'a', C_ID, D_ID, 1},
+                {'b', C2_ID, D_ID, 1},
+                {'c', D_ID, C_ID, 0},
+                {'d', C_ID, C2_ID, -1},
+                {'e', X_ID, C2_ID, -1}};
+    ar__sig_rec_t *r[5];
+    for (size_t i = 0; i < 5; i++) {
+        r[i] = ar__sig_rec_get(D, su_peer(want[i].c));
+        assert_non_null(r[i]);
+        r[i]->owner = want[i].owner;
+        r[i]->backup = want[i].backup;
+        if (want[i].copy >= 0)
+            assert_non_null(ar__sig_sess_link_new(D, r[i], want[i].copy));
+    }
+    bc_clear();
+    int fd = su_log_to_file();
+    ar__sig_nodes_judge(D, mono_ms());
+    int silent = su_log_count(fd, "\"signal_worker_silent\"");
+    int dead = su_log_count(fd, "\"signal_worker_dead\"");
+    int both = su_log_count(fd, "\"workers\":2,\"promoted\":3");
+    su_log_back(fd);
+    assert_int_equal(silent, 2);
+    assert_int_equal(dead, 1);
+    assert_int_equal(both, 1);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(r[i]->owner, D_ID);
+        assert_false(r[i]->local->is_backup);
+    }
+    assert_int_equal(r[2]->owner, D_ID);
+    assert_int_equal(r[2]->backup, X_ID);
+    assert_int_equal(r[3]->owner, D_ID);
+    assert_non_null(r[3]->local);
+    assert_int_equal(r[4]->owner, X_ID);
+    assert_null(r[4]->local);
+    bc_clear();
+    bc_worker_free(D);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lost_promotion_then_later_claim),
         cmocka_unit_test(test_resumed_copy_claims_plainly),
         cmocka_unit_test(test_dead_owner_late_claim),
+        cmocka_unit_test(test_deaths_found_together),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

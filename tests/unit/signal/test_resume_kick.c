@@ -39,6 +39,7 @@ static struct {
     int created_local;    /* second_resume: the new attempt frees the copy when it fails */
     int first_waits;      /* second_resume: the first connection still has its attempt */
     int asked_at[8];      /* backs_off: takes[2] after the tick of second 101 + i */
+    int copy_kept;        /* unanswered: 'o' still has the copy made for the resume */
 } T;
 
 void __real_ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj);
@@ -385,6 +386,33 @@ static void test_asks_back_off(void **state)
     lh_wait(&LH.freed, 1);
 }
 
+/* On the loop, after silent_owner: whether the copy made for the resume is still there. */
+static void copy_after(void *arg)
+{
+    (void)arg;
+    ar__sig_rec_t *r = ar__sig_rec_find(LH.srv, su_peer('o'));
+    T.copy_kept = r && r->local && r->local->provisional;
+}
+
+/* An attempt whose live owner never answered within its 8 s does not lose the session: the
+ * owner most likely still has it (its answer held back or lost on the bus). The client is told
+ * to come back (close 4016 busy, no resume_failed and no new session) and the copy stays for
+ * the answer. Before, it got resume_failed and a new session while the owner held the old. */
+static void test_unanswered_comes_back(void **state)
+{
+    (void)state;
+    int fd = rf_dial_resuming(start_resume, &T.a);
+    lh_run(silent_owner, NULL);
+    char text[1024];
+    uint16_t code = 0;
+    assert_int_equal(lh_read(fd, text, sizeof(text), &code), 8);
+    assert_int_equal(code, AR_SIG_CLOSE_BUSY);
+    lh_run(copy_after, NULL);
+    assert_true(T.copy_kept);
+    close(fd);
+    lh_wait(&LH.freed, 1);
+}
+
 /* On the loop: resume_o with worker 2 (the owner) dead, its death handled here. */
 static void start_resume_dead_owner(void *arg)
 {
@@ -418,6 +446,7 @@ int main(void)
                                         rf_teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_while_waiting, setup, rf_teardown),
         cmocka_unit_test_setup_teardown(test_asks_back_off, setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_unanswered_comes_back, setup, rf_teardown),
         cmocka_unit_test_setup_teardown(test_dead_owner_backup_asked, setup, rf_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
