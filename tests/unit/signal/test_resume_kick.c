@@ -372,7 +372,8 @@ static void silent_owner(void *arg)
 
 /* A silent owner is asked again after 1, 2, then 4 s (resume.c ask_gap), not every second: a
  * repeated ask is answered with the whole buffer again, which a node taking a storm of resumes
- * paid for tens of thousands of times. The attempt still gives up at its 8 s. */
+ * paid for tens of thousands of times. The attempt still gives up at its 8 s (its client told
+ * to come back: test_unanswered_comes_back). */
 static void test_asks_back_off(void **state)
 {
     (void)state;
