@@ -76,7 +76,7 @@ static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_sess_cold_t 
  * and more to answer a resume; the client gave up on it and resumed through another worker,
  * whose record update then moved the old attempt's ask here. Handed over, the client's live
  * connection was closed with 4010 (replaced), and a client told that waits for its other
- * connection, which was gone: 59 to 88 clients a run of the failover at 100,000
+ * connection, which was gone: up to 88 clients a run of the failover at 100,000
  * (docs/performance.md, "Failover at 100,000 calls a node: one walk for the deaths found
  * together"). The newer connection is the client's. Not answered: the asker's attempt ends with
  * its connection, or as unanswered (resume.c). Wall clocks of two nodes are compared: a skew
