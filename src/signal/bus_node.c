@@ -68,6 +68,18 @@ int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id)
     return 0;
 }
 
+int ar__sig_node_here(ar__sig_srv_t *srv, uint64_t id)
+{
+    uint64_t host = srv->bus ? srv->bus->host : 0;
+    for (size_t i = 0; i < srv->nnodes; i++) {
+        ar__sig_node_t *n = &srv->nodes[i];
+        if (n->id == id)
+            return id != srv->node_id && host && n->host == host && !n->draining &&
+                   strcmp(n->name, srv->conf->node_name) == 0 && node_live(srv, n, mono_ms());
+    }
+    return 0;
+}
+
 void ar__sig_nodes_judge(ar__sig_srv_t *srv, uint64_t now)
 {
     /* The deaths found in this judgement, handled in one walk of the records after (a node's

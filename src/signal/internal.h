@@ -558,6 +558,7 @@ struct ar__sig_conn_s {
     /* A staff session's: its token is watched, the sweep reading its session's claims->exp
      * (refresh.c ar__sig_token_sweep). */
     uint8_t staff : 1;
+    uint8_t moved_in : 1; /* moved here from the worker it reached first (move.c): not again */
 };
 /* One per held connection, on its owner, in the net layer's allocation of the connection (its
  * area, srv.c conn_of): with the net layer's 48 bytes, 120 bytes or less take glibc's 128-byte
@@ -692,6 +693,10 @@ struct ar__sig_srv_s {
     /* Records freed so far (ar__sig_rec_free): a pointer to one taken before is still good while
      * this has not moved, without a second lookup (rec.c ar__sig_rec_apply). */
     uint64_t recs_freed;
+    /* move.c: the socket other workers of this node move connections to (valid while moves),
+     * and moving_in while one moved here opens (its state is marked moved_in). */
+    int move_fd;
+    uint8_t moves, moving_in;
     /* A walk over every record is going on (ar__sig_rec_walk_begin): the table does not grow
      * under it, so that the walk sees every bucket once. */
     uint32_t rec_walks;
@@ -740,7 +745,7 @@ struct ar__sig_srv_s {
     ar_metrics_t *metrics;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
-        ar_metric_t *errors, *closes, *resumes, *drained;
+        ar_metric_t *errors, *closes, *resumes, *drained, *moved_out, *moved_in;
         ar_metric_t *snaps; /* queue snapshots still being sent (area.c) */
     } m;
 };
@@ -1151,6 +1156,9 @@ void ar__sig_sess_lost_all(ar__sig_srv_t *srv);
 /* Sends error lost to s's live client if frames were lost for it since the last report. */
 void ar__sig_sess_report_lost(ar__sig_sess_t *s);
 int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id);
+/* 1 when worker id is another worker of this node (its name, on this kernel and pid namespace),
+ * alive and not draining: one a connection can be moved to (move.c). */
+int ar__sig_node_here(ar__sig_srv_t *srv, uint64_t id);
 /* The workers silent past AR__SIG_NODE_DEAD_S are declared dead (their sessions promoted), but
  * for a worker of this node whose process still runs (bus_node.c, from the heartbeat). */
 void ar__sig_nodes_judge(ar__sig_srv_t *srv, uint64_t now_ms);
@@ -1171,6 +1179,15 @@ int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id);
 int ar__sig_remote_backup_exists(ar__sig_srv_t *srv);
 /* Applies a record update (from the bus or local). */
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
+
+/* move.c: a resume moved to the worker of this node that owns its session (docs/signal.md,
+ * "Resume on the owner's worker"). start: the socket other workers reach this one by (AR_ESYS:
+ * none, resumes go over the bus); resume: called with a hello's resume token and its text, 1
+ * when cn went to the owner (cn is gone here), 0 when the resume stays here. */
+int ar__sig_move_start(ar__sig_srv_t *srv);
+void ar__sig_move_stop(ar__sig_srv_t *srv);
+int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, const uint8_t *hello,
+                        size_t hlen);
 
 /* invite.c: one-time invite links across the jurisdiction (docs/signal.md, "Invite links") */
 #define AR__SIG_INVITE_USED_TEXT "this invitation link was already used"

@@ -189,6 +189,7 @@ static int on_open(ar_sn_conn_t *c, const ar_ws_upgrade_t *up, void *data)
     ar__sig_conn_t *cn = ar_sn_conn_area(c); /* zeroed, allocated with c */
     cn->c = c;
     cn->srv = srv;
+    cn->moved_in = srv->moving_in & 1u;
     cn->last_rx = cn->last_ping = srv->now;
     cn->tokens_ms = AR__SIG_BURST * 1000;
     cn->refill_ms = (uint32_t)ar_sn_loop_now_ms(srv->loop);
@@ -373,9 +374,14 @@ int ar__sig_hello_session(ar__sig_conn_t *cn, const ar_token_claims_t *cl, int64
     return 0;
 }
 
-static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m)
+/* raw: the hello's text, for a move to the session's owner (move.c). */
+static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m, const uint8_t *raw, size_t raw_len)
 {
     ar__sig_srv_t *srv = cn->srv;
+    /* Before the token's check, which the owner makes (a move costs the node one check). */
+    if (m->u.hello.resume.p && ar__sig_move_resume(cn, m->u.hello.resume.p, m->u.hello.resume.len,
+                                                   raw, raw_len))
+        return;
     /* A new session costs every worker its records: none while the bus is behind (bus.c), and
      * refused before the token check, which would cost the node more than the refusal. */
     if (!m->u.hello.resume.p && !ar__sig_bus_admit(srv)) {
@@ -536,7 +542,7 @@ static void on_message(ar_sn_conn_t *c, uint8_t opcode, const uint8_t *data, siz
     }
     if (cn->state == AR__SIG_C_HELLO) {
         if (m.type == AR_SIG_HELLO) {
-            on_hello(cn, &m);
+            on_hello(cn, &m, data, len);
         } else {
             ar__sig_refuse(cn, AR_SIG_E_NOT_AUTHENTICATED, NULL, m.type, m.id,
                            AR_SIG_CLOSE_BAD_TOKEN);
@@ -710,6 +716,12 @@ static int metrics_init(ar__sig_srv_t *srv)
         ar_metrics_counter(m, "anteroom_signal_resumes_total", "sessions resumed", NULL);
     srv->m.drained =
         ar_metrics_counter(m, "anteroom_signal_drained_total", "connections closed by drain", NULL);
+    srv->m.moved_out = ar_metrics_counter(m, "anteroom_signal_moved_total",
+                                          "resuming connections moved to their session's worker",
+                                          "dir=\"out\"");
+    srv->m.moved_in = ar_metrics_counter(m, "anteroom_signal_moved_total",
+                                         "resuming connections moved to their session's worker",
+                                         "dir=\"in\"");
     srv->m.snaps = ar_metrics_gauge(m, "anteroom_signal_queue_snapshots_pending",
                                     "queue snapshots waiting for their connection to drain", NULL);
     srv->m.relay_us = ar_metrics_histogram(
@@ -907,6 +919,9 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     /* On the bus before taking clients, so their sessions can be placed and backed up. */
     if (rc == 0)
         rc = ar__sig_bus_start(srv);
+    /* Without it a resume goes over the bus, as across nodes: logged, not fatal. */
+    if (rc == 0)
+        (void)ar__sig_move_start(srv);
     if (rc == 0)
         rc = ar_sn_loop_listen(srv->loop, conf->listen, (uint16_t)conf->port, NULL);
     /* A port of this worker's own: the app (or a benchmark) can put a room's members on one
@@ -936,6 +951,7 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
         ar__sig_conn_close(cn, AR_SIG_CLOSE_SHUTDOWN);
     /* The loop first: its close callbacks still publish (sessions go away, resumable). */
     ar_sn_loop_free(srv->loop);
+    ar__sig_move_stop(srv);
     ar__sig_addrs_free(&srv->addrs); /* after the loop: its closes release their counts */
     ar__sig_bus_stop(srv);
     ar__sig_invites_free(srv);

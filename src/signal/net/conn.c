@@ -422,6 +422,7 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
         if (ev.type == AR_WS_EV_MESSAGE) {
             /* The common case: a whole one-frame message in this buffer, used where it lies. A
              * parser at rest has no message under way to have put bytes in `in`. */
+            l->msg_rest = n - off + l->msg_after;
             if (l->h.message_cb)
                 l->h.message_cb(c, ev.opcode, ev.data, ev.len, l->h.data);
         } else if (ev.type == AR_WS_EV_FRAME_START) {
@@ -461,6 +462,7 @@ static void on_frames(ar_sn_conn_t *c, uint8_t *data, size_t n)
             const uint8_t *msg = direct ? direct : (ar__sn_in(c) ? ar__sn_in(c)->data : NULL);
             size_t len = direct ? direct_len : (ar__sn_in(c) ? ar__sn_in(c)->len : 0);
             static const uint8_t empty[1] = {0};
+            l->msg_rest = n - off + l->msg_after;
             if (l->h.message_cb)
                 l->h.message_cb(c, op, msg ? msg : empty, len, l->h.data);
             if (ar__sn_in(c))
@@ -523,8 +525,10 @@ static void on_http(ar_sn_conn_t *c, uint8_t *data, size_t n)
         ar_sn_close(c, AR_WS_CLOSE_POLICY);
     /* Frames the client sent right behind its request: first the buffered rest, then the
      * remainder of this read that did not fit the request buffer. */
+    l->msg_after = take < n ? n - take : 0;
     if (c->state == AR__SN_OPEN)
         on_frames(c, in->data + up.consumed, in->len - up.consumed);
+    l->msg_after = 0;
     in_free(in);
     if (c->state == AR__SN_OPEN && take < n)
         on_frames(c, data + take, n - take);
@@ -709,4 +713,20 @@ int ar_sn_conn_peer(const ar_sn_conn_t *c, struct sockaddr_storage *ss)
     if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)ss, &len) != 0)
         return AR_ESYS;
     return 0;
+}
+
+int ar_sn_conn_movable(const ar_sn_conn_t *c)
+{
+    /* Nothing of the stream may stay behind: TLS state (its keys and sequence numbers), output
+     * not yet written, bytes read after the message being delivered. */
+    if (c->state != AR__SN_OPEN || ar__sn_tls(c) || ar__sn_out(c) || c->loop->msg_rest)
+        return -1;
+    return c->fd;
+}
+
+void ar_sn_conn_moved(ar_sn_conn_t *c, uint16_t code)
+{
+    /* ar__sn_kill closes only our descriptor (no close frame, no shutdown): the socket lives on
+     * in the process it was sent to. */
+    ar__sn_kill(c, code);
 }

@@ -188,6 +188,10 @@ struct ar_sn_loop_s {
     uint32_t wheel_pos; /* next second the wheel will process */
     uint64_t start_ms;
     uint64_t now_ms; /* mono_ms() when the current turn's events arrived */
+    /* While message_cb runs: bytes of the connection's stream read after that message (the rest
+     * of its buffer, and behind an upgrade request the rest of that read), which a connection
+     * moved elsewhere would lose (ar_sn_conn_movable). msg_after: that second part. */
+    size_t msg_rest, msg_after;
     size_t nconns;
     /* Descriptor exhaustion (loop.c fd_exhausted): a spare descriptor given up to accept and
      * close a connection the table has no room for, the listeners paused when even that fails,

@@ -366,6 +366,41 @@ int ar_sn_loop_adopt(ar_sn_loop_t *l, int fd)
     return take(l, fd, &ss);
 }
 
+int ar_sn_loop_adopt_open(ar_sn_loop_t *l, int fd, uint16_t tag, const uint8_t *msg, size_t len)
+{
+    ar_sn_conn_t *c = ar_calloc(1, sizeof(*c) + l->conf.conn_area);
+    if (!c) {
+        close(fd);
+        if (tag && l->h.release_cb)
+            l->h.release_cb(NULL, tag, l->h.data);
+        return AR_ENOMEM;
+    }
+    c->fd = fd;
+    c->loop = l;
+    c->tag = tag; /* released with the socket, as accept_cb's */
+    /* Plain only: a TLS connection's state cannot follow its descriptor (ar_sn_conn_movable). */
+    c->state = AR__SN_OPEN;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        close(fd);
+        c->fd = -1;
+        release(c);
+        ar__sn_conn_free(c);
+        return AR_ESYS;
+    }
+    l->nconns++;
+    ar__sn_timer_set(c, l->conf.idle_timeout_s);
+    c->flags |= AR__SN_F_OPENED;
+    /* An upgrade that names nothing: the one that opened it was checked where it arrived. */
+    static const ar_ws_upgrade_t none = {.status = 101, .path = "/", .path_len = 1};
+    if (l->h.open_cb && l->h.open_cb(c, &none, l->h.data) != 0)
+        ar_sn_close(c, AR_WS_CLOSE_POLICY);
+    l->msg_rest = 0;
+    if (c->state == AR__SN_OPEN && len && l->h.message_cb)
+        l->h.message_cb(c, AR_WS_OP_TEXT, msg, len, l->h.data);
+    return 0;
+}
+
 int ar_sn_loop_turn(ar_sn_loop_t *l)
 {
     ar_sn_loop_stop(l); /* the stop is seen at once: no wait, one batch of what is ready */

@@ -154,6 +154,17 @@ void ar_sn_loop_stop(ar_sn_loop_t *l);
  */
 AR_MUST_CHECK int ar_sn_loop_adopt(ar_sn_loop_t *l, int fd);
 AR_MUST_CHECK int ar_sn_loop_turn(ar_sn_loop_t *l);
+/*
+ * An open plain connection another process of this machine moved here (SCM_RIGHTS; anteroom-
+ * signal hands a resume to the worker that owns its session, move.c): fd becomes one of this
+ * loop's, open at once, with tag as accept_cb would have given it (release_cb undoes it, even
+ * when this fails: then with c NULL). open_cb fires with an upgrade that names nothing (path
+ * "/", no X-Forwarded-For: the real one was checked where it arrived), then message_cb with msg,
+ * a text message the other process read and did not handle (len 0: none). The loop owns fd
+ * whatever the outcome: 0, AR_ENOMEM or AR_ESYS (fd closed).
+ */
+AR_MUST_CHECK int ar_sn_loop_adopt_open(ar_sn_loop_t *l, int fd, uint16_t tag, const uint8_t *msg,
+                                        size_t len);
 /* Closes every connection (close_cb fires for open ones) and frees the loop. NULL is fine. */
 void ar_sn_loop_free(ar_sn_loop_t *l);
 /* Connections currently held, in any state. */
@@ -203,6 +214,16 @@ void ar_sn_conn_set_tag(ar_sn_conn_t *c, uint16_t tag);
 /* 1 when bytes from the peer wait in the socket, not yet read (FIONREAD): an idle rule judged
  * by an overloaded loop asks before closing a client whose answer is already there. */
 int ar_sn_conn_input_waiting(const ar_sn_conn_t *c);
+
+/*
+ * Moving c to another process (ar_sn_loop_adopt_open there). Called from message_cb: c's
+ * descriptor when nothing of its stream would stay behind (a plain connection with no output
+ * queued and nothing read after the message being delivered), else -1. Once the descriptor has
+ * gone (SCM_RIGHTS), ar_sn_conn_moved drops c here without a close frame or a shutdown: only our
+ * descriptor is closed, and close_cb fires with code (never sent).
+ */
+int ar_sn_conn_movable(const ar_sn_conn_t *c);
+void ar_sn_conn_moved(ar_sn_conn_t *c, uint16_t code);
 
 /* ---- TLS (one file per library: tls_openssl.c, tls_wolfssl.c, tls_boringssl.c) ---- */
 

@@ -1,0 +1,204 @@
+/*
+ * A resume moved to the worker that owns its session (docs/signal.md, "Resume on the owner's
+ * worker"). The kernel places each new connection on any worker of the node (SO_REUSEPORT), so
+ * a client resuming after its connection or its node was lost nearly always reaches a worker
+ * other than its session's owner. Over the bus that worker asks the owner for the session and
+ * takes it over: a subscription, an ask and an answer carrying the session's buffer, a copy to a
+ * new backup, and a record update every worker applies. When the owner is a worker of this same
+ * node, the connection itself goes to it instead: its descriptor over a Unix datagram socket
+ * (SCM_RIGHTS), with the hello it sent. The owner resumes it locally, with none of the above.
+ *
+ * After a node died under 100,000 sessions, each resume on the survivor that went over the bus
+ * waited behind the record updates of all the others for its answer (performance.md, "Failover
+ * at 100,000 calls a node"); a moved one waits for nothing but the owner's loop.
+ *
+ * Each worker binds an abstract socket named by its jurisdiction and worker id, so any worker of
+ * the node can reach it knowing only the id a record names. Abstract names are reachable by
+ * every process of the network namespace: the receiver takes a connection only from a sender
+ * running as its own user (SO_PASSCRED), and treats what comes as a client's hello, checked in
+ * full (token, secret) as any other. Only a plain connection moves (a TLS connection's keys stay
+ * in its process), only at its hello (nothing read after it, nothing queued to it), and only
+ * once: a moved connection whose session moved on meanwhile resumes over the bus from there.
+ */
+#include "internal.h"
+
+#include "anteroom/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* What precedes the hello in a datagram. */
+typedef struct move_head_s {
+    char magic[4];    /* "arMv" */
+    uint8_t version;  /* 1 */
+    uint8_t counted;  /* the per-address cap counts the client under key */
+    uint8_t pad[2];
+    uint8_t key[16];  /* the address it is counted under (addr.c) */
+} move_head_t;
+
+#define MOVE_MAGIC "arMv"
+#define MOVES_PER_WAKE 64
+/* The close code of the connection left behind: never sent (the socket lives on elsewhere). */
+#define CLOSE_MOVED 1001
+
+static socklen_t move_addr(const ar__sig_srv_t *srv, uint64_t worker, struct sockaddr_un *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->sun_family = AF_UNIX;
+    /* sun_path[0] stays 0: an abstract name, gone with the socket (no file to clean up). */
+    int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "anteroom-signal/%s/%016llx",
+                     srv->conf->jurisdiction, (unsigned long long)worker);
+    if (n < 0 || (size_t)n >= sizeof(a->sun_path) - 1)
+        n = (int)sizeof(a->sun_path) - 2; /* cut: still unique enough by the id's start */
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* One connection moved here: the sender's credentials, one descriptor, then the hello. */
+static void take_one(ar__sig_srv_t *srv, struct msghdr *mh, size_t n, const uint8_t *buf)
+{
+    int fd = -1, creds_ok = 0, extra = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET)
+            continue;
+        if (cm->cmsg_type == SCM_CREDENTIALS && cm->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred uc;
+            memcpy(&uc, CMSG_DATA(cm), sizeof(uc));
+            creds_ok = uc.uid == geteuid();
+        } else if (cm->cmsg_type == SCM_RIGHTS) {
+            size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < nfd; i++) {
+                int f;
+                memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(f));
+                if (fd < 0)
+                    fd = f;
+                else
+                    close(f), extra = 1;
+            }
+        }
+    }
+    move_head_t h;
+    int head_ok = n > sizeof(h) && (memcpy(&h, buf, sizeof(h)), 1) &&
+                  memcmp(h.magic, MOVE_MAGIC, 4) == 0 && h.version == 1;
+    if (fd < 0 || !creds_ok || extra || !head_ok || (mh->msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        ar_log(AR_LOG_WARN, "signal_move_refused", AR_LF_INT("fd", fd >= 0),
+               AR_LF_INT("creds", creds_ok), AR_LF_INT("head", head_ok));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    /* Counted here as at its first worker, over the cap if need be: the node holds no more
+     * connections from that address than it did a moment ago. */
+    int tag = h.counted ? ar__sig_addrs_add(&srv->addrs, h.key, UINT16_MAX) : 0;
+    srv->moving_in = 1; /* the connection opened below is marked: it never moves again */
+    int rc = ar_sn_loop_adopt_open(srv->loop, fd, (uint16_t)(tag > 0 ? tag : 0), buf + sizeof(h),
+                                   n - sizeof(h));
+    srv->moving_in = 0;
+    if (rc == 0)
+        ar_metric_add(srv->m.moved_in, 0, 1);
+    else
+        ar_log(AR_LOG_WARN, "signal_move_in_failed", AR_LF_ERR("err", rc));
+}
+
+static void on_move(int sfd, void *data)
+{
+    ar__sig_srv_t *srv = data;
+    static uint8_t buf[sizeof(move_head_t) + AR_SIG_FRAME_MAX];
+    union {
+        char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    srv->now = ar_sn_loop_now(srv->loop);
+    for (int i = 0; i < MOVES_PER_WAKE; i++) {
+        struct iovec iov = {buf, sizeof(buf)};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                            .msg_controllen = sizeof(ctl.b)};
+        ssize_t n = recvmsg(sfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+            return;
+        take_one(srv, &mh, (size_t)n, buf);
+        explicit_bzero(buf, (size_t)n); /* a token and a resume secret */
+    }
+}
+
+int ar__sig_move_start(ar__sig_srv_t *srv)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a;
+    socklen_t alen = move_addr(srv, srv->node_id, &a);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&a, alen) != 0 ||
+        ar_sn_loop_watch(srv->loop, fd, on_move, srv) != 0) {
+        /* Resumes then go over the bus, as across nodes: slower, never lost. */
+        ar_log(AR_LOG_WARN, "signal_move_unavailable", AR_LF_INT("errno", errno));
+        if (fd >= 0)
+            close(fd);
+        return AR_ESYS;
+    }
+    srv->move_fd = fd;
+    srv->moves = 1;
+    return 0;
+}
+
+void ar__sig_move_stop(ar__sig_srv_t *srv)
+{
+    if (srv->moves)
+        close(srv->move_fd);
+    srv->moves = 0;
+}
+
+int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, const uint8_t *hello,
+                        size_t hlen)
+{
+    ar__sig_srv_t *srv = cn->srv;
+    char peer[AR__SIG_PEER_LEN + 1];
+    if (!srv->moves || cn->moved_in || rlen != AR__SIG_RESUME_LEN ||
+        resume[AR__SIG_PEER_LEN] != '.')
+        return 0;
+    memcpy(peer, resume, AR__SIG_PEER_LEN);
+    peer[AR__SIG_PEER_LEN] = '\0';
+    const ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+    /* A session this worker holds only as its backup moves too (the copy stays a backup); one
+     * it holds any other way resumes here, as before (resume.c): a promotion of ours the owner
+     * may not know of, a hand-over under way, a copy a client left. */
+    const ar__sig_sess_t *s = r ? r->local : NULL;
+    if (!r || (s && (!s->is_backup || s->provisional || s->handed)) ||
+        !ar__sig_node_here(srv, r->owner))
+        return 0;
+    int fd = ar_sn_conn_movable(cn->c);
+    if (fd < 0)
+        return 0;
+    move_head_t h = {.magic = MOVE_MAGIC, .version = 1};
+    uint16_t tag = ar_sn_conn_tag(cn->c);
+    if (tag && tag <= srv->addrs.nent) {
+        h.counted = 1;
+        memcpy(h.key, srv->addrs.ent[tag].key, sizeof(h.key));
+    }
+    union {
+        char b[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)hello, hlen}};
+    struct sockaddr_un a;
+    struct msghdr mh = {.msg_name = &a, .msg_namelen = move_addr(srv, r->owner, &a),
+                        .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.b,
+                        .msg_controllen = sizeof(ctl.b)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
+    if (sendmsg(srv->move_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        /* Its queue full (the owner's loop is behind) or it is gone: over the bus instead. */
+        ar_log(AR_LOG_DEBUG, "signal_move_not_sent", AR_LF_INT("errno", errno));
+        return 0;
+    }
+    ar_metric_add(srv->m.moved_out, 0, 1);
+    ar_sn_conn_moved(cn->c, CLOSE_MOVED);
+    return 1;
+}
