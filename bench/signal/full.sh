@@ -302,15 +302,28 @@ cluster() {
     sleep 0.1
   done
 }
-# signode NAME PORT NATSPORT [WORKERS]: a node of its own node-name (so its sessions' backups go
-# to another node); prints its supervisor's PID. Log: $work/node-NAME.log.
+# signode NAME PORT NATSPORT [WORKERS [METRICSPORT]]: a node of its own node-name (so its
+# sessions' backups go to another node); prints its supervisor's PID. Log: $work/node-NAME.log.
+# METRICSPORT: its workers' operator listeners on METRICSPORT and the ports after it.
 signode() {
+  local mp=()
+  [ -n "${5:-}" ] && mp=(--metrics-port "$5")
   # shellcheck disable=SC2086 # SIGNAL_ARGS: several arguments
   "$signal" --listen 127.0.0.1 --port "$2" --jurisdiction eu --node-name "$1" \
     --keys "$work/pub" --origin https://bench.anteroom.invalid --workers "${4:-1}" \
-    --max-per-address 0 --nats "nats://127.0.0.1:$3" --log-level warn ${SIGNAL_ARGS:-} \
+    --max-per-address 0 --nats "nats://127.0.0.1:$3" --log-level warn "${mp[@]}" ${SIGNAL_ARGS:-} \
     >"$work/node-$1.log" 2>&1 &
   echo $!
+}
+# metric_sum PORT COUNT LINE: the sum of the metric line starting with LINE over COUNT workers'
+# operator listeners from PORT on.
+metric_sum() {
+  local sum=0 v
+  for i in $(seq 0 $(($2 - 1))); do
+    v=$(curl -s "http://127.0.0.1:$(($1 + i))/metrics" | grep -F "$3" | awk '{print $NF}' | head -1)
+    sum=$((sum + ${v:-0}))
+  done
+  echo "$sum"
 }
 # workers_of SUP COUNT: the node's worker PIDs, comma-separated, once COUNT have started (10 s).
 workers_of() {
@@ -357,7 +370,8 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
   for fw in $FAILOVER_WORKERS; do
     cluster
     sa=$(signode "fa-$fw" "$p1" "$c1" "$fw")
-    sb=$(signode "fb-$fw" $((p1 + 1)) "$c2" "$fw")
+    mb=$((p1 + 3000)) # B's operator listeners: what moved between its workers
+    sb=$(signode "fb-$fw" $((p1 + 1)) "$c2" "$fw" "$mb")
     pids+=("$sa" "$sb")
     wait_port "$p1" && wait_port $((p1 + 1))
     wa=$(workers_of "$sa" "$fw")
@@ -395,6 +409,8 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
     grep '^RESULT' "$out" | tee -a "$results" | sed 's/^RESULT /  /' >&2
     [ "$rc" = 0 ] || failed+=("$label")
     # what the survivor logged meanwhile (warn, or info with SIGNAL_ARGS="--log-level info")
+    echo "  $label: resumes moved between the survivor's workers: $(metric_sum "$mb" "$fw" \
+      'anteroom_signal_moved_total{dir="in"}')" >&2
     echo "  $label: survivor's log events: $(grep -o '"event":"[a-z_]*"' "$work/node-fb-$fw.log" |
       sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/"event"://g; s/"//g; s/, $//')" >&2
     # before its NATS servers, which it would miss while it stops; its workers too: one that

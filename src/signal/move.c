@@ -166,8 +166,15 @@ int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, con
      * it holds any other way resumes here, as before (resume.c): a promotion of ours the owner
      * may not know of, a hand-over under way, a copy a client left. */
     const ar__sig_sess_t *s = r ? r->local : NULL;
-    if (!r || (s && (!s->is_backup || s->provisional || s->handed)) ||
-        !ar__sig_node_here(srv, r->owner))
+    if (!r || (s && (!s->is_backup || s->provisional || s->handed)))
+        return 0;
+    /* The owner; else its backup, when the owner is elsewhere: after a node's death the record
+     * here may name the dead owner for a while (the promoter's update waits in our inbox behind
+     * the others), and the backup is where the session is promoted, or asked for. */
+    uint64_t to = ar__sig_node_here(srv, r->owner)    ? r->owner
+                  : ar__sig_node_here(srv, r->backup) ? r->backup
+                                                      : 0;
+    if (!to)
         return 0;
     int fd = ar_sn_conn_movable(cn->c);
     if (fd < 0)
@@ -185,7 +192,7 @@ int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, con
     memset(&ctl, 0, sizeof(ctl));
     struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)hello, hlen}};
     struct sockaddr_un a;
-    struct msghdr mh = {.msg_name = &a, .msg_namelen = move_addr(srv, r->owner, &a),
+    struct msghdr mh = {.msg_name = &a, .msg_namelen = move_addr(srv, to, &a),
                         .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.b,
                         .msg_controllen = sizeof(ctl.b)};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);

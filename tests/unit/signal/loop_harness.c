@@ -123,6 +123,7 @@ void lh_stop(void)
     ar_sn_loop_stop(srv->loop);
     pthread_join(H.thread, NULL);
     ar_sn_loop_free(srv->loop); /* what is still open closes: srv.c's callbacks run here */
+    ar__sig_move_stop(srv);     /* a test that started it (test_move.c) */
     assert_null(srv->conns);
     su_recs_free(srv);
     ar__sig_bus_stop(srv);
