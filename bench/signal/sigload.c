@@ -1249,11 +1249,22 @@ static int cmd_failover(void)
         goto out;
     }
     sample(&s0);
+    /* The clients' own CPU over the storm: they share the machine's two cores with the
+     * survivor, so what they take bounds what the survivor can have. */
+    long long kid_ticks0 = 0, kid_ticks1 = 0;
+    for (int i = 0; i < procs; i++) {
+        long rss = 0;
+        sample_pid(kids[i], &rss, NULL, &kid_ticks0, NULL);
+    }
     printf("READY sessions=%d on_a=%d open_s=%.1f procs=%d\n", n, on_a, sl_now_s() - t0, procs);
     fflush(stdout);
     if (fo_expect(uf, 'D', procs, &opened, &on_a) != 0)
         goto out;
     sample(&s1);
+    for (int i = 0; i < procs; i++) {
+        long rss = 0;
+        sample_pid(kids[i], &rss, NULL, &kid_ticks1, NULL);
+    }
     /* RSS once the survivor settled: its promotions and hand-overs done */
     sleep(3);
     sample(&s2);
@@ -1307,8 +1318,9 @@ static int cmd_failover(void)
            pct_of(hello_ms, all.resumed, 0.5), pct_of(hello_ms, all.resumed, 0.99), n / 2,
            all.relay_failed, all.relay_late);
     print_sample_delta("failover", &s0, &s1, per, "resume");
-    printf(" rss_total_mib=%.0f rss_b=%.0f bus_rss_mib=%.0f\n", (double)s2.rss_kib / 1024,
-           (double)(s2.rss_kib - s0.rss_kib) * 1024 / per, (double)s2.bus_rss_kib / 1024);
+    printf(" rss_total_mib=%.0f rss_b=%.0f bus_rss_mib=%.0f clients_cpu_s=%.1f\n",
+           (double)s2.rss_kib / 1024, (double)(s2.rss_kib - s0.rss_kib) * 1024 / per,
+           (double)s2.bus_rss_kib / 1024, (double)(kid_ticks1 - kid_ticks0) * tick_us() / 1e6);
     fflush(stdout);
     free(times);
     free(close_ms);
