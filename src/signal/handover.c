@@ -286,9 +286,8 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
         (r->owner != giver && !(r->backup == giver && ar__sig_node_death_handled(srv, r->owner)))) {
         /* The giver keeps a handed copy until a record update names its new owner: it ends the
          * session if none comes in a grace period (ar__sig_sess_tick). */
-        if (!asked)
+        if (!asked && !(r && r->owner == srv->node_id)) /* not an answer repeated to its taker */
             ar_log(AR_LOG_INFO, "signal_taken_dropped", AR_LF_INT("rec", r != NULL),
-                   AR_LF_INT("ours", r && r->owner == srv->node_id),
                    AR_LF_INT("owner_is_giver", r && r->owner == giver),
                    AR_LF_INT("owner_alive", r && ar__sig_node_alive(srv, r->owner)),
                    AR_LF_INT("have", r && r->local != NULL));

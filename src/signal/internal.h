@@ -745,7 +745,7 @@ struct ar__sig_srv_s {
     ar_metrics_t *metrics;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
-        ar_metric_t *errors, *closes, *resumes, *drained, *moved_out, *moved_in;
+        ar_metric_t *errors, *closes, *resumes, *drained, *moved_out, *moved_in, *moved_unsent;
         ar_metric_t *snaps; /* queue snapshots still being sent (area.c) */
     } m;
 };

@@ -203,6 +203,7 @@ int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, con
     if (sendmsg(srv->move_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
         /* Its queue full (the owner's loop is behind) or it is gone: over the bus instead. */
         ar_log(AR_LOG_DEBUG, "signal_move_not_sent", AR_LF_INT("errno", errno));
+        ar_metric_add(srv->m.moved_unsent, 0, 1);
         return 0;
     }
     ar_metric_add(srv->m.moved_out, 0, 1);

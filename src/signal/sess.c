@@ -1133,7 +1133,10 @@ void ar__sig_sess_tick(ar__sig_srv_t *srv)
             /* Handed over, and the new owner never announced itself in a grace period (its
              * every update lost, or the answer lost with no client left asking there): the
              * session ends as an away one does, for every worker, instead of staying on. */
-            ar_log0(AR_LOG_INFO, "signal_handover_unconfirmed");
+            ar_log(AR_LOG_INFO, "signal_handover_unconfirmed",
+                   AR_LF_INT("owner_is_taker", r->owner == s->cold->prev_owner),
+                   AR_LF_INT("owner_alive", ar__sig_node_alive(srv, r->owner)),
+                   AR_LF_INT("taker_here", ar__sig_node_here(srv, s->cold->prev_owner)));
             ar__sig_sess_end(srv, r, AR_SIG_LEFT_DROPPED);
             continue;
         }

@@ -722,6 +722,9 @@ static int metrics_init(ar__sig_srv_t *srv)
     srv->m.moved_in = ar_metrics_counter(m, "anteroom_signal_moved_total",
                                          "resuming connections moved to their session's worker",
                                          "dir=\"in\"");
+    srv->m.moved_unsent = ar_metrics_counter(
+        m, "anteroom_signal_moved_total", "resuming connections moved to their session's worker",
+        "dir=\"unsent\"");
     srv->m.snaps = ar_metrics_gauge(m, "anteroom_signal_queue_snapshots_pending",
                                     "queue snapshots waiting for their connection to drain", NULL);
     srv->m.relay_us = ar_metrics_histogram(
