@@ -55,6 +55,8 @@ const ar_conf_opt_t ar_signal_conf_opts[] = {
       "them together (sooner when it publishes anything but a relayed frame); longer costs less "
       "CPU per relayed message and leaves more recent frames only on the owner if it dies; 0: "
       "at once"),
+    O("move-resumes", AR_CONF_BOOL, move_resumes, "true", 0, 0,
+      "a resume reaching another worker of its session's node moves there (signal.md)"),
     O("sched-batch", AR_CONF_BOOL, sched_batch, "true", 0, 0,
       "workers run as SCHED_BATCH: a frame that wakes one does not preempt the task on its CPU, "
       "so it wakes less often and reads fuller batches (latency: up to a scheduler slice while "

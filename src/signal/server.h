@@ -36,6 +36,7 @@ typedef struct ar_signal_conf_s {
     int64_t admit_lag;  /* ms the bus inbox may be behind before new sessions are refused; 0: off */
     int64_t copy_batch; /* ms a backup's numbered copies are gathered before they go; 0: at once */
     int sched_batch;    /* 1: workers run as SCHED_BATCH (anteroom/sched.h) */
+    int move_resumes;   /* 1: a resume moves to its owner's worker of this node (move.c) */
     int64_t token_allowance; /* ms a staff session lives past its token's exp unrefreshed */
 } ar_signal_conf_t;
 

@@ -923,7 +923,7 @@ int ar_signal_worker_run(const ar_signal_conf_t *conf, unsigned index)
     if (rc == 0)
         rc = ar__sig_bus_start(srv);
     /* Without it a resume goes over the bus, as across nodes: logged, not fatal. */
-    if (rc == 0)
+    if (rc == 0 && conf->move_resumes)
         (void)ar__sig_move_start(srv);
     if (rc == 0)
         rc = ar_sn_loop_listen(srv->loop, conf->listen, (uint16_t)conf->port, NULL);
