@@ -33,11 +33,11 @@
 
 /* What precedes the hello in a datagram. */
 typedef struct move_head_s {
-    char magic[4];    /* "arMv" */
-    uint8_t version;  /* 1 */
-    uint8_t counted;  /* the per-address cap counts the client under key */
+    char magic[4];   /* "arMv" */
+    uint8_t version; /* 1 */
+    uint8_t counted; /* the per-address cap counts the client under key */
     uint8_t pad[2];
-    uint8_t key[16];  /* the address it is counted under (addr.c) */
+    uint8_t key[16]; /* the address it is counted under (addr.c) */
 } move_head_t;
 
 #define MOVE_MAGIC "arMv"
@@ -114,7 +114,9 @@ static void on_move(int sfd, void *data)
     srv->now = ar_sn_loop_now(srv->loop);
     for (int i = 0; i < MOVES_PER_WAKE; i++) {
         struct iovec iov = {buf, sizeof(buf)};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = ctl.b,
                             .msg_controllen = sizeof(ctl.b)};
         ssize_t n = recvmsg(sfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0)
@@ -191,8 +193,11 @@ int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, con
     memset(&ctl, 0, sizeof(ctl));
     struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)hello, hlen}};
     struct sockaddr_un a;
-    struct msghdr mh = {.msg_name = &a, .msg_namelen = move_addr(srv, to, &a),
-                        .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.b,
+    struct msghdr mh = {.msg_name = &a,
+                        .msg_namelen = move_addr(srv, to, &a),
+                        .msg_iov = iov,
+                        .msg_iovlen = 2,
+                        .msg_control = ctl.b,
                         .msg_controllen = sizeof(ctl.b)};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;

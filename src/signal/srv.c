@@ -379,8 +379,8 @@ static void on_hello(ar__sig_conn_t *cn, ar_sig_msg_t *m, const uint8_t *raw, si
 {
     ar__sig_srv_t *srv = cn->srv;
     /* Before the token's check, which the owner makes (a move costs the node one check). */
-    if (m->u.hello.resume.p && ar__sig_move_resume(cn, m->u.hello.resume.p, m->u.hello.resume.len,
-                                                   raw, raw_len))
+    if (m->u.hello.resume.p &&
+        ar__sig_move_resume(cn, m->u.hello.resume.p, m->u.hello.resume.len, raw, raw_len))
         return;
     /* A new session costs every worker its records: none while the bus is behind (bus.c), and
      * refused before the token check, which would cost the node more than the refusal. */
@@ -716,15 +716,15 @@ static int metrics_init(ar__sig_srv_t *srv)
         ar_metrics_counter(m, "anteroom_signal_resumes_total", "sessions resumed", NULL);
     srv->m.drained =
         ar_metrics_counter(m, "anteroom_signal_drained_total", "connections closed by drain", NULL);
-    srv->m.moved_out = ar_metrics_counter(m, "anteroom_signal_moved_total",
-                                          "resuming connections moved to their session's worker",
-                                          "dir=\"out\"");
-    srv->m.moved_in = ar_metrics_counter(m, "anteroom_signal_moved_total",
-                                         "resuming connections moved to their session's worker",
-                                         "dir=\"in\"");
-    srv->m.moved_unsent = ar_metrics_counter(
-        m, "anteroom_signal_moved_total", "resuming connections moved to their session's worker",
-        "dir=\"unsent\"");
+    srv->m.moved_out =
+        ar_metrics_counter(m, "anteroom_signal_moved_total",
+                           "resuming connections moved to their session's worker", "dir=\"out\"");
+    srv->m.moved_in =
+        ar_metrics_counter(m, "anteroom_signal_moved_total",
+                           "resuming connections moved to their session's worker", "dir=\"in\"");
+    srv->m.moved_unsent = ar_metrics_counter(m, "anteroom_signal_moved_total",
+                                             "resuming connections moved to their session's worker",
+                                             "dir=\"unsent\"");
     srv->m.snaps = ar_metrics_gauge(m, "anteroom_signal_queue_snapshots_pending",
                                     "queue snapshots waiting for their connection to drain", NULL);
     srv->m.relay_us = ar_metrics_histogram(

@@ -3,9 +3,12 @@
 // it locally. Each worker's own port (--worker-port) puts a client on the worker the test
 // chooses; each worker's metrics say which way connections moved.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import {
-  connect, inviteeToken, lowPorts, patientToken, rid, sleep, startNats, startNode, stopAll,
+  connect, inviteeToken, lowPorts, ORIGIN, patientToken, rid, sleep, startNats, startNode, stopAll,
+  waitFor,
 } from './lib.mjs';
 
 let nats, M, ports;
@@ -83,4 +86,40 @@ test('a resume with a wrong secret moves to the owner and is refused there, the 
   assert.equal(p2.welcome.resumed, true);
   assert.equal(p2.peer, p.peer);
   for (const c of [bad, p2]) c.close();
+});
+
+// A WebSocket frame from a client: masked, as RFC 6455 requires.
+function clientFrame(text) {
+  const payload = Buffer.from(text);
+  const mask = crypto.randomBytes(4);
+  const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length])
+    : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255]);
+  return Buffer.concat([head, mask, payload.map((b, i) => b ^ mask[i % 4])]);
+}
+
+test('a client whose hello came with more behind it resumes without a move (nothing read is left behind)', async () => {
+  const room = rid();
+  const token = patientToken(room);
+  const p = await connect(ports[0], token);
+  p.close();
+  await sleep(300);
+  const out0 = await moved(M, 1, 'out');
+  // The upgrade, the hello and an ack in one write: the worker reads the ack with the hello.
+  const port = Number(new URL(ports[1]).port);
+  const s = net.connect(port, '127.0.0.1');
+  await new Promise((resolve) => s.once('connect', resolve));
+  let got = '';
+  s.on('data', (d) => { got += d.toString('latin1'); });
+  const hello = JSON.stringify({ v: 1, type: 'hello', token, resume: p.welcome.resume, last_seq: p.lastSeq });
+  s.write(Buffer.concat([
+    Buffer.from(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
+      + `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n`
+      + `Sec-WebSocket-Protocol: anteroom.v1\r\nOrigin: ${ORIGIN}\r\n\r\n`),
+    clientFrame(hello), clientFrame(JSON.stringify({ v: 1, type: 'ack', seq: p.lastSeq })),
+  ]));
+  await waitFor(() => got.includes('"welcome"'), 8000, 'the welcome');
+  assert.match(got, /"resumed":true/);
+  assert.ok(got.includes(`"peer":"${p.peer}"`));
+  assert.equal(await moved(M, 1, 'out'), out0, 'not moved: the ack read with it would be lost');
+  s.destroy();
 });

@@ -22,5 +22,5 @@ export AR_SIGNAL_BIN=$1
 files=("${@:2}")
 [ ${#files[@]} -gt 0 ] ||
   files=(call.test.mjs hostile.test.mjs overload.test.mjs exactly_once.test.mjs admit.test.mjs
-    seen.test.mjs remove.test.mjs ended.test.mjs purge.test.mjs drain.test.mjs)
+    seen.test.mjs remove.test.mjs ended.test.mjs purge.test.mjs drain.test.mjs move.test.mjs)
 exec bash ../../netns.sh timeout 280 node --test --test-concurrency=2 "${files[@]}"
