@@ -36,14 +36,19 @@ static ar__sig_node_t *node_get(ar__sig_srv_t *srv, uint64_t id)
  * AR__SIG_NODE_DEAD_LOCAL_S (worker_proc.c). Its heartbeats stop while its loop is held up (a
  * saturated node), and its sessions would be promoted by others while it holds their clients.
  */
+/* n is a worker of this node: its name, on this kernel and pid namespace. */
+static int same_node(const ar__sig_srv_t *srv, const ar__sig_node_t *n)
+{
+    uint64_t host = srv->bus ? srv->bus->host : 0;
+    return host && n->host == host && strcmp(n->name, srv->conf->node_name) == 0;
+}
+
 static int silence_kills(ar__sig_srv_t *srv, ar__sig_node_t *n, uint64_t now)
 {
     uint64_t silent = now - n->seen_ms;
     if (silent < (uint64_t)AR__SIG_NODE_DEAD_S * 1000u)
         return 0;
-    uint64_t host = srv->bus ? srv->bus->host : 0;
-    if (!n->pid || !host || n->host != host || strcmp(n->name, srv->conf->node_name) != 0 ||
-        silent >= (uint64_t)AR__SIG_NODE_DEAD_LOCAL_S * 1000u)
+    if (!n->pid || !same_node(srv, n) || silent >= (uint64_t)AR__SIG_NODE_DEAD_LOCAL_S * 1000u)
         return 1;
     if (!n->checked_ms || now - n->checked_ms >= PROC_LOOK_MS) {
         n->running = (uint8_t)ar__sig_proc_running(n->pid, n->start);
@@ -70,12 +75,11 @@ int ar__sig_node_alive(ar__sig_srv_t *srv, uint64_t id)
 
 int ar__sig_node_here(ar__sig_srv_t *srv, uint64_t id)
 {
-    uint64_t host = srv->bus ? srv->bus->host : 0;
     for (size_t i = 0; i < srv->nnodes; i++) {
         ar__sig_node_t *n = &srv->nodes[i];
         if (n->id == id)
-            return id != srv->node_id && host && n->host == host && !n->draining &&
-                   strcmp(n->name, srv->conf->node_name) == 0 && node_live(srv, n, mono_ms());
+            return id != srv->node_id && !n->draining && same_node(srv, n) &&
+                   node_live(srv, n, mono_ms());
     }
     return 0;
 }

@@ -80,9 +80,10 @@ static void take_one(ar__sig_srv_t *srv, struct msghdr *mh, size_t n, const uint
             }
         }
     }
-    move_head_t h;
-    int head_ok = n > sizeof(h) && (memcpy(&h, buf, sizeof(h)), 1) &&
-                  memcmp(h.magic, MOVE_MAGIC, 4) == 0 && h.version == 1;
+    move_head_t h = {0};
+    if (n > sizeof(h))
+        memcpy(&h, buf, sizeof(h));
+    int head_ok = memcmp(h.magic, MOVE_MAGIC, 4) == 0 && h.version == 1;
     if (fd < 0 || !creds_ok || extra || !head_ok || (mh->msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
         ar_log(AR_LOG_WARN, "signal_move_refused", AR_LF_INT("fd", fd >= 0),
                AR_LF_INT("creds", creds_ok), AR_LF_INT("head", head_ok));

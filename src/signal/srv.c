@@ -716,15 +716,13 @@ static int metrics_init(ar__sig_srv_t *srv)
         ar_metrics_counter(m, "anteroom_signal_resumes_total", "sessions resumed", NULL);
     srv->m.drained =
         ar_metrics_counter(m, "anteroom_signal_drained_total", "connections closed by drain", NULL);
+    static const char moved_help[] = "resuming connections moved to their session's worker";
     srv->m.moved_out =
-        ar_metrics_counter(m, "anteroom_signal_moved_total",
-                           "resuming connections moved to their session's worker", "dir=\"out\"");
+        ar_metrics_counter(m, "anteroom_signal_moved_total", moved_help, "dir=\"out\"");
     srv->m.moved_in =
-        ar_metrics_counter(m, "anteroom_signal_moved_total",
-                           "resuming connections moved to their session's worker", "dir=\"in\"");
-    srv->m.moved_unsent = ar_metrics_counter(m, "anteroom_signal_moved_total",
-                                             "resuming connections moved to their session's worker",
-                                             "dir=\"unsent\"");
+        ar_metrics_counter(m, "anteroom_signal_moved_total", moved_help, "dir=\"in\"");
+    srv->m.moved_unsent =
+        ar_metrics_counter(m, "anteroom_signal_moved_total", moved_help, "dir=\"unsent\"");
     srv->m.snaps = ar_metrics_gauge(m, "anteroom_signal_queue_snapshots_pending",
                                     "queue snapshots waiting for their connection to drain", NULL);
     srv->m.relay_us = ar_metrics_histogram(

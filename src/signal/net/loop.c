@@ -291,6 +291,24 @@ static int fd_exhausted(ar_sn_loop_t *l, int lfd)
     return taken;
 }
 
+/* c, made for fd (its tag counted), on the loop with a timeout of `seconds`; or, when err or the
+ * loop refuses fd, closed, its tag released and freed: 0, err, or AR_ESYS. */
+static int watch_new(ar_sn_conn_t *c, int err, uint32_t seconds)
+{
+    ar_sn_loop_t *l = c->loop;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (err || epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+        close(c->fd);
+        c->fd = -1;
+        release(c);
+        ar__sn_conn_free(c);
+        return err ? err : AR_ESYS;
+    }
+    l->nconns++;
+    ar__sn_timer_set(c, seconds);
+    return 0;
+}
+
 /* fd, connected, becomes a connection in its handshake (TLS or the upgrade), or is closed: 0,
  * AR_EPERM (accept_cb refused it), AR_ENOMEM, or AR_ESYS / the TLS library's error. */
 static int take(ar_sn_loop_t *l, int fd, const struct sockaddr_storage *ss)
@@ -325,17 +343,7 @@ static int take(ar_sn_loop_t *l, int fd, const struct sockaddr_storage *ss)
             err = AR_ENOMEM;
         }
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    if (err || epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        close(fd);
-        c->fd = -1;
-        release(c);
-        ar__sn_conn_free(c);
-        return err ? err : AR_ESYS;
-    }
-    l->nconns++;
-    ar__sn_timer_set(c, l->conf.handshake_timeout_s);
-    return 0;
+    return watch_new(c, err, l->conf.handshake_timeout_s);
 }
 
 static void accept_some(ar_sn_loop_t *l, int lfd)
@@ -380,16 +388,9 @@ int ar_sn_loop_adopt_open(ar_sn_loop_t *l, int fd, uint16_t tag, const uint8_t *
     c->tag = tag; /* released with the socket, as accept_cb's */
     /* Plain only: a TLS connection's state cannot follow its descriptor (ar_sn_conn_movable). */
     c->state = AR__SN_OPEN;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        close(fd);
-        c->fd = -1;
-        release(c);
-        ar__sn_conn_free(c);
-        return AR_ESYS;
-    }
-    l->nconns++;
-    ar__sn_timer_set(c, l->conf.idle_timeout_s);
+    int err = watch_new(c, 0, l->conf.idle_timeout_s);
+    if (err)
+        return err;
     c->flags |= AR__SN_F_OPENED;
     /* An upgrade that names nothing: the one that opened it was checked where it arrived. */
     static const ar_ws_upgrade_t none = {.status = 101, .path = "/", .path_len = 1};

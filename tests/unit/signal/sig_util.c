@@ -277,6 +277,15 @@ int su_log_count(int fd, const char *event)
     return c;
 }
 
+int su_log_wait(int fd, const char *event, int want)
+{
+    for (int i = 0; i < 500 && su_log_count(fd, event) < want; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return su_log_count(fd, event);
+}
+
 int su_log_to_file(void)
 {
     char path[] = "/tmp/ar_sig_test_logXXXXXX";

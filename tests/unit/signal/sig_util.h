@@ -59,6 +59,8 @@ void su_conn_attach(ar__sig_conn_t *cn, ar__sig_srv_t *srv, ar__sig_sess_t *s, u
 int su_log_to_file(void);
 void su_log_back(int fd);
 int su_log_count(int fd, const char *event);
+/* su_log_count once event has appeared want times, or after 5 s. */
+int su_log_wait(int fd, const char *event, int want);
 
 /* Claims of a token for jurisdiction "eu", room "room-1" of clinic "clinic-1", valid for ten
  * minutes from now, with this role and subject. */

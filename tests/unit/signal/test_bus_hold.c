@@ -185,14 +185,6 @@ static void test_listed_servers_only(void **state)
     assert_true(fake_nats_listed_only(1));
 }
 
-/* su_log_count once event has appeared, or after 5 s. */
-static int log_wait(int fd, const char *event)
-{
-    for (int i = 0; i < 500 && su_log_count(fd, event) < 1; i++)
-        sleep_ms(10);
-    return su_log_count(fd, event);
-}
-
 /* A hold is logged when it starts (a long one is visible while it lasts), once: the other
  * connection going too does not log it again. */
 static void test_hold_logged_once(void **state)
@@ -204,7 +196,7 @@ static void test_hold_logged_once(void **state)
     int held = su_log_count(fd, "\"signal_bus_held\"");
     fake_nats_conn(1, 1);
     fake_nats_conn(0, 1);
-    int released = log_wait(fd, "\"signal_bus_released\"");
+    int released = su_log_wait(fd, "\"signal_bus_released\"", 1);
     su_log_back(fd);
     assert_int_equal(held, 1);
     assert_int_equal(released, 1);
@@ -222,7 +214,7 @@ static void test_refusal_status_logged(void **state)
     send_to(f, 'a');
     char want[64];
     snprintf(want, sizeof(want), "\"nats_status\":%d", (int)NATS_INSUFFICIENT_BUFFER);
-    int refused = log_wait(fd, want);
+    int refused = su_log_wait(fd, want, 1);
     fake_nats_fail_publishes(NATS_OK); /* the frame's lost notice, tried again, goes out */
     su_log_back(fd);
     assert_int_equal(refused, 1);

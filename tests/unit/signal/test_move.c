@@ -76,13 +76,6 @@ static int eof_within(int client)
     return r == 0 ? 0 : -2;
 }
 
-static int wait_log(int log, const char *event, int want)
-{
-    for (int i = 0; i < 500 && su_log_count(log, event) < want; i++)
-        usleep(10000);
-    return su_log_count(log, event);
-}
-
 static void test_move_refusals(void **state)
 {
     (void)state;
@@ -93,7 +86,7 @@ static void test_move_refusals(void **state)
 
     /* No descriptor. */
     assert_int_equal(send_move(k_head, sizeof(k_head), NULL, 0), 0);
-    assert_int_equal(wait_log(log, "signal_move_refused", 1), 1);
+    assert_int_equal(su_log_wait(log, "signal_move_refused", 1), 1);
 
     /* A header not ours: the descriptor is closed. */
     int sp[2];
@@ -101,7 +94,7 @@ static void test_move_refusals(void **state)
     char bad[24] = {'x', 'r', 'M', 'v', 1};
     assert_int_equal(send_move(bad, sizeof(bad), &sp[1], 1), 0);
     close(sp[1]);
-    assert_int_equal(wait_log(log, "signal_move_refused", 2), 2);
+    assert_int_equal(su_log_wait(log, "signal_move_refused", 2), 2);
     assert_int_equal(eof_within(sp[0]), 0);
     close(sp[0]);
 
@@ -113,7 +106,7 @@ static void test_move_refusals(void **state)
     assert_int_equal(send_move(k_head, sizeof(k_head), two, 2), 0);
     close(a[1]);
     close(b[1]);
-    assert_int_equal(wait_log(log, "signal_move_refused", 3), 3);
+    assert_int_equal(su_log_wait(log, "signal_move_refused", 3), 3);
     assert_int_equal(eof_within(a[0]), 0);
     assert_int_equal(eof_within(b[0]), 0);
     close(a[0]);
@@ -131,7 +124,7 @@ static void test_move_refusals(void **state)
         assert_int_equal(waitpid(pid, &st, 0), pid);
         assert_int_equal(WEXITSTATUS(st), 0);
         close(c[1]);
-        assert_int_equal(wait_log(log, "signal_move_refused", 4), 4);
+        assert_int_equal(su_log_wait(log, "signal_move_refused", 4), 4);
         assert_int_equal(eof_within(c[0]), 0);
         close(c[0]);
     }
