@@ -1028,6 +1028,23 @@ static int fo_relay_missing(const fo_run_t *r)
     return missing;
 }
 
+/* What each member of a room whose relay failed went through: for the next one to look at. */
+static void fo_relay_tell(const fo_run_t *r, int i)
+{
+    static const char *const st[] = {"held",       "waiting", "connecting", "upgrading",
+                                     "said hello", "resumed", "failed"};
+    for (int k = i; k < i + 2; k++) {
+        const sl_conn_t *x = &r->c[k];
+        const fo_t *f = &r->f[k];
+        fprintf(stderr,
+                "%s: failover: room %d, member %d (was on %s): %s after %d attempts, "
+                "connection %s (close %d), offers %d, errors %d, last_seq %llu\n",
+                sl_o.label, i / 2, k - i, f->on_a ? "A" : "B", st[f->st], f->attempt,
+                x->fd >= 0 ? "open" : "gone", x->close_code, x->n_offer, x->errors,
+                (unsigned long long)x->last_seq);
+    }
+}
+
 /* The calls survived: in each pair, each member sends one offer to the other. Returns the rooms
  * whose relay failed (an offer not through within 70 s, a member gone, an error), and in *late
  * those whose offers came through after more than 10 s (the survivor still working off the
@@ -1059,9 +1076,13 @@ static int fo_relay_check(fo_run_t *r, int *late)
         fo_events(r, 100);
     }
     *late -= fo_relay_missing(r); /* those never through are failed, not late */
-    for (int i = 0; i < r->n; i += 2)
-        failed += r->c[i].fd < 0 || r->c[i + 1].fd < 0 || r->c[i].n_offer < 1 ||
+    for (int i = 0; i < r->n; i += 2) {
+        int bad = r->c[i].fd < 0 || r->c[i + 1].fd < 0 || r->c[i].n_offer < 1 ||
                   r->c[i + 1].n_offer < 1 || r->c[i].errors || r->c[i + 1].errors;
+        if (bad && failed < 3)
+            fo_relay_tell(r, i);
+        failed += bad;
+    }
     return failed;
 }
 

@@ -46,6 +46,7 @@
 
 #include "anteroom/alloc.h"
 #include "anteroom/log.h"
+#include "anteroom/token.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NWORKERS 2
 
 static const uint64_t worker_id[NWORKERS] = {1, 3};
+/* What the harness signs the tokens of moved hellos with; the workers hold its public half. */
+static ar_token_key_t signing_key;
 static const char *const node_of[NWORKERS] = {"node-a", "node-b"};
 static const char *const peers[4] = {"AAAAAAAAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBBBBBBBB",
                                      "CCCCCCCCCCCCCCCCCCCCCC", "DDDDDDDDDDDDDDDDDDDDDD"};
@@ -77,7 +80,8 @@ static const char *const areas[4] = {"clinic-1.area-1", "clinic-1.area-2", "clin
 typedef struct worker_s {
     ar__sig_srv_t *srv;
     ar_signal_conf_t conf;
-    char conn_tag; /* its fake connections' address: what publishes tells the worker apart */
+    char conn_tag;  /* its fake connections' address: what publishes tells the worker apart */
+    int move_fd[2]; /* the worker's move socket (0) and the other workers' end (1); -1: none */
 } worker_t;
 
 static worker_t workers[NWORKERS];
@@ -163,6 +167,7 @@ static int worker_new(worker_t *w, int i)
     static char *drain_urls[] = {(char *)"wss://other.example.org/signal"};
     w->conf.drain_urls = (ar_conf_list_t){drain_urls, 1};
     w->conf.drain_within = 10000;
+    w->move_fd[0] = w->move_fd[1] = -1;
     w->srv = ar_calloc(1, sizeof(*w->srv));
     if (!w->srv)
         return -1;
@@ -179,7 +184,10 @@ static int worker_new(worker_t *w, int i)
     heard(srv, 1, "node-a");
     heard(srv, 2, "node-a");
     heard(srv, 3, "node-b");
-    return 0;
+    ar_token_key_t pub = signing_key;
+    memset(pub.sk, 0, sizeof(pub.sk));
+    pub.has_sk = 0;
+    return ar_token_keyring_add(&srv->keys, &pub);
 }
 
 /* The harness's own scans of every bucket are not what the fuzzer should learn from (nor spend
@@ -305,6 +313,11 @@ static void worker_free(worker_t *w)
     srv->loop = NULL;
     if (srv->conns)
         __builtin_trap();
+    for (int i = 0; i < 2; i++)
+        if (w->move_fd[i] >= 0)
+            close(w->move_fd[i]);
+    ar__sig_addrs_free(&srv->addrs); /* what moved connections were counted under */
+    ar_token_keyring_wipe(&srv->keys);
     free_records(srv);
     ar__sig_recs_free(srv);
     check_empty(srv);
@@ -547,6 +560,40 @@ static void claims_of(ar_token_claims_t *cl, int key, int role)
     cl->exp = FAR_EXP;
 }
 
+/* The record of key's client (made when w has none), its role the record's or else payload byte
+ * 1's (1 patient, 2 staff, 3 invitee), and the claims of its token; NULL without memory. */
+static ar__sig_rec_t *client_record(ar__sig_srv_t *srv, int key, const uint8_t *p, size_t len,
+                                    ar_token_claims_t *claims)
+{
+    int role = len > 1 ? p[1] % 3 + 1 : AR_TOKEN_PATIENT;
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, peers[key]);
+    if (!r)
+        return NULL;
+    if (r->role >= AR_TOKEN_PATIENT && r->role <= AR_TOKEN_INVITEE)
+        role = r->role;
+    r->role = (unsigned)role & 3u;
+    claims_of(claims, key, role);
+    return r;
+}
+
+/* A client slot for a connection the worker holds from now on: fd is the client's end. */
+static void client_add(int fd, int wi, int key)
+{
+    client_t *cl = NULL;
+    for (int i = 0; i < CLIENTS_MAX && !cl; i++)
+        if (clients[i].fd < 0)
+            cl = &clients[i];
+    if (!cl) {
+        close(fd);
+        return;
+    }
+    memset(cl, 0, offsetof(client_t, msg));
+    cl->fd = fd;
+    cl->w = wi;
+    cl->key = key;
+    ar_ws_parser_init(&cl->p, 0, sizeof(cl->msg));
+}
+
 /* A WebSocket client of w on a socketpair: upgraded through the worker's loop (the 101 read),
  * its connection (srv.c on_open) returned; NULL when no slot is free. */
 static ar__sig_conn_t *client_new(worker_t *w, int wi, int key)
@@ -579,12 +626,119 @@ static ar__sig_conn_t *client_new(worker_t *w, int wi, int key)
     resp[n] = '\0';
     if (strcmp(resp + n - 4, "\r\n\r\n") != 0)
         __builtin_trap();
-    memset(cl, 0, offsetof(client_t, msg));
-    cl->fd = sv[1];
-    cl->w = wi;
-    cl->key = key;
-    ar_ws_parser_init(&cl->p, 0, sizeof(cl->msg));
+    client_add(sv[1], wi, key);
     return cn;
+}
+
+/* A hello resuming key's session (the secret kind 7 gives), its token signed by the harness:
+ * the text's length, 0 when it does not fit. */
+static size_t moved_hello(const ar_token_claims_t *claims, int key, int64_t last_seq, char *out,
+                          size_t cap)
+{
+    char token[2048];
+    if (ar_token_mint(&signing_key, claims, token, sizeof(token)) < 0)
+        return 0;
+    int n = snprintf(out, cap,
+                     "{\"v\":1,\"type\":\"hello\",\"token\":\"%s\",\"resume\":"
+                     "\"%s.rrrrrrrrrrrrrrrrrrrr\",\"last_seq\":%lld}",
+                     token, peers[key], (long long)last_seq);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/*
+ * Sub-op 5: a connection moved to w by another worker of its node (move.c): the worker's end of
+ * a socketpair and a datagram go over a socketpair standing for w's move socket, and w takes
+ * them as its loop does (ar__sig_move_take). Payload byte 3 (1 when absent):
+ *   bits 0-1: how many descriptors go with the datagram (a worker sends 1);
+ *   bit 2: it comes with the credentials of another user (refused: only the worker's own user
+ *     may hand it connections; skipped where the harness may not claim another user);
+ *   bit 3: the rest of the payload (from byte 4) is the datagram as it is, header included;
+ *     else a header as a worker writes it (bit 4: counted under an address), then the rest as
+ *     the hello's text, or with no rest a hello resuming key's session that w owns (made away
+ *     first as kind 7 makes one) with a token the harness signs for the role of byte 1.
+ * A connection w opened from it is a client from then on, read and checked as any other.
+ */
+static void moved_op(worker_t *w, int wi, int key, const uint8_t *p, size_t len)
+{
+    static const uint8_t addr[16] = {0x20, 0x01, 0x0d, 0xb8};
+    static uint8_t dgram[AR__SIG_MOVE_HEAD + AR_SIG_FRAME_MAX];
+    ar__sig_srv_t *srv = w->srv;
+    uint8_t flags = len > 3 ? p[3] : 1;
+    const uint8_t *rest = p + (len > 4 ? 4 : len);
+    size_t nrest = len > 4 ? len - 4 : 0, n;
+    if (nrest > sizeof(dgram) - AR__SIG_MOVE_HEAD)
+        nrest = sizeof(dgram) - AR__SIG_MOVE_HEAD;
+    if (flags & 8) {
+        memcpy(dgram, rest, nrest);
+        n = nrest;
+    } else {
+        n = ar__sig_move_head(dgram, (flags & 16) ? addr : NULL);
+        memcpy(dgram + n, rest, nrest);
+        if (nrest) {
+            n += nrest;
+        } else {
+            ar_token_claims_t claims;
+            ar__sig_rec_t *r = client_record(srv, key, p, len, &claims);
+            if (!r)
+                return;
+            claims.exp = claims.iat + 3600; /* a minted token's lifetime is bounded */
+            if (!r->local)
+                special(w, key, 0);
+            if (r->local)
+                ar__sig_subhash(&claims, r->local->subhash);
+            n +=
+                moved_hello(&claims, key, len > 2 ? p[2] : 0, (char *)dgram + n, sizeof(dgram) - n);
+        }
+    }
+    if (w->move_fd[0] < 0) {
+        int one = 1;
+        if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, w->move_fd) != 0 ||
+            setsockopt(w->move_fd[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) != 0)
+            __builtin_trap();
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        __builtin_trap();
+    union {
+        char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(3 * sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    struct iovec iov = {dgram, n};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b};
+    size_t clen = 0;
+    int nfd = flags & 3;
+    if (nfd) {
+        struct cmsghdr *cm = (struct cmsghdr *)ctl.b;
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN((size_t)nfd * sizeof(int));
+        for (int i = 0; i < nfd; i++)
+            memcpy(CMSG_DATA(cm) + (size_t)i * sizeof(int), &sv[0], sizeof(int));
+        clen = CMSG_SPACE((size_t)nfd * sizeof(int));
+    }
+    if (flags & 4) {
+        struct cmsghdr *cm = (struct cmsghdr *)(ctl.b + clen);
+        struct ucred uc = {.pid = getpid(), .uid = 65534, .gid = 65534};
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_CREDENTIALS;
+        cm->cmsg_len = CMSG_LEN(sizeof(uc));
+        memcpy(CMSG_DATA(cm), &uc, sizeof(uc));
+        clen += CMSG_SPACE(sizeof(uc));
+    }
+    mh.msg_controllen = clen;
+    if (clen == 0)
+        mh.msg_control = NULL;
+    const ar__sig_conn_t *before = srv->conns;
+    int sent = sendmsg(w->move_fd[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0;
+    close(sv[0]); /* the worker holds its own copy now, if it came */
+    if (sent)
+        ar__sig_move_take(srv, w->move_fd[0]);
+    if (srv->conns != before)
+        client_add(sv[1], wi, key);
+    else
+        close(sv[1]);
+    turn(w);
 }
 
 /*
@@ -596,7 +750,8 @@ static ar__sig_conn_t *client_new(worker_t *w, int wi, int key)
  *     other worker its owner): RESUMING while it asks that owner ("take"), or LIVE;
  *  2: the newest such client hangs up (its connection goes at the loop's next turn);
  *  3: the newest such client sends the rest of the payload as a text frame;
- *  4: w starts draining (drain.c: its clients told to move, a batch now, welcomes after).
+ *  4: w starts draining (drain.c: its clients told to move, a batch now, welcomes after);
+ *  5: a connection moves in from another worker of the node (moved_op).
  * Payload byte 1: the role (1 patient, 2 staff, 3 invitee) when the record has none; byte 2
  * the last_seq of the resume. The resume secret is the one kind 7 gives (the peer id, '.',
  * twenty 'r').
@@ -604,11 +759,15 @@ static ar__sig_conn_t *client_new(worker_t *w, int wi, int key)
 static void client_op(worker_t *w, int wi, int key, const uint8_t *p, size_t len)
 {
     ar__sig_srv_t *srv = w->srv;
-    int sub = len ? p[0] % 5 : 0;
+    int sub = len ? p[0] % 6 : 0;
     if (sub == 4) {
         if (!srv->draining)
             ar__sig_drain_begin(srv, srv->now);
         ar__sig_drain_tick(srv);
+        return;
+    }
+    if (sub == 5) {
+        moved_op(w, wi, key, p, len);
         return;
     }
     if (sub >= 2) {
@@ -630,17 +789,12 @@ static void client_op(worker_t *w, int wi, int key, const uint8_t *p, size_t len
         turn(w);
         return;
     }
-    int role = len > 1 ? p[1] % 3 + 1 : AR_TOKEN_PATIENT;
     int64_t last_seq = len > 2 ? p[2] : 0;
     int known = ar__sig_rec_find(srv, peers[key]) != NULL;
-    ar__sig_rec_t *r = ar__sig_rec_get(srv, peers[key]);
+    ar_token_claims_t claims;
+    ar__sig_rec_t *r = client_record(srv, key, p, len, &claims);
     if (!r)
         return;
-    if (r->role >= AR_TOKEN_PATIENT && r->role <= AR_TOKEN_INVITEE)
-        role = r->role;
-    r->role = (unsigned)role & 3u;
-    ar_token_claims_t claims;
-    claims_of(&claims, key, role);
     if (sub == 0 && !r->local) {
         special(w, key, 0);
         if (r->local)
@@ -751,6 +905,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int i = 0; i < CLIENTS_MAX; i++)
             clients[i].fd = -1;
         trace = getenv("FUZZ_SIGNAL_BUS_TRACE") != NULL;
+        if (ar_token_key_generate(&signing_key, "fuzz") != 0)
+            __builtin_trap();
         ready = 1;
     }
     int fd_from = -1;

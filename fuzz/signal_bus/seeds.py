@@ -32,7 +32,7 @@ def op(kind, dst, key=0, payload=b"", tick=0, client=0):
 
 # A client's op (kind 7, bit 7): what it does (payload byte 0), then the role (byte 1: 0
 # patient, 1 staff, 2 invitee) and the last_seq of its resume (byte 2).
-OWN_LIVE, RESUME, HANG_UP, SEND, DRAIN = range(5)
+OWN_LIVE, RESUME, HANG_UP, SEND, DRAIN, MOVED = range(6)
 PATIENT, STAFF, INVITEE = range(3)
 
 
@@ -54,6 +54,18 @@ def send(dst, key, msg):
 def drain(dst):
     """dst starts draining (its clients are told where to go)."""
     return op(SPECIAL, dst, 0, bytes([DRAIN]), client=1)
+
+
+def moved(dst, key, role=PATIENT, last=0, fds=1, other_user=False, raw=None, counted=False,
+          text=b""):
+    """A connection moved to dst by another worker of its node, with a hello resuming key's
+    session that dst owns (a token the harness signs), or text as the hello, or raw as the
+    whole datagram; fds descriptors with it, another user's credentials if other_user."""
+    flags = fds | other_user << 2 | (raw is not None) << 3 | counted << 4
+    rest = raw if raw is not None else text
+    if isinstance(rest, str):
+        rest = rest.encode()
+    return op(SPECIAL, dst, key, bytes([MOVED, role, last, flags]) + rest, client=1)
 
 
 def subhash(key):
@@ -306,6 +318,18 @@ seeds.update({
         + op(PROC, W1, 0, {"k": "taken", "p": PEERS[A], "ok": True, "seq": 1, "ack": 0,
                            "fr": [[1, fid(1).hex(), 0, LEFT]], "r": resume(A), "h": subhash(A),
                            "from": wid(2)})),
+    # a connection moved in from another worker of the node (move.c): resumed here, or refused
+    "conn_moved_resume": (
+        moved(W1, A) + op(TO, W1, A, to_msg(fid(7), 0, LEFT)) + send(W1, A, {"v": 1, "type": "ack", "seq": 1})),
+    "conn_moved_counted_staff_then_away": (
+        moved(W1, C, role=STAFF, counted=True) + hang_up(W1, C) + client(W3, C, RESUME)),
+    "conn_moved_after_replay": (
+        client(W1, A) + op(TO, W1, A, to_msg(fid(7), 0, LEFT)) + hang_up(W1, A) + moved(W1, A, last=0)),
+    "conn_moved_other_user": moved(W1, A, other_user=True),
+    "conn_moved_two_descriptors": moved(W1, A, fds=2),
+    "conn_moved_no_descriptor": moved(W1, A, fds=0),
+    "conn_moved_text": moved(W1, B, text='{"v":1,"type":"hello","token":"x.y.z","resume":"%s.rrrrrrrrrrrrrrrrrrrr","last_seq":0}' % PEERS[B]),
+    "conn_moved_raw": moved(W3, A, raw=b"arMv\x02\x01\x00\x00" + b"\x00" * 16 + b'{"v":1,"type":"hello"}'),
 })
 
 os.makedirs(OUT, exist_ok=True)

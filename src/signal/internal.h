@@ -1186,6 +1186,13 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
  * when cn went to the owner (cn is gone here), 0 when the resume stays here. */
 int ar__sig_move_start(ar__sig_srv_t *srv);
 void ar__sig_move_stop(ar__sig_srv_t *srv);
+/* The header before a moved connection's hello, as a worker writes it (key: the address the
+ * per-address cap counts the client under, NULL when not counted); its size returned. */
+#define AR__SIG_MOVE_HEAD 24
+size_t ar__sig_move_head(uint8_t out[AR__SIG_MOVE_HEAD], const uint8_t *key);
+/* Takes the connections waiting on sfd (at most a few dozen a call): what the loop runs when
+ * the socket is readable; the bus fuzzer calls it on a socketpair of its own. */
+void ar__sig_move_take(ar__sig_srv_t *srv, int sfd);
 int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, const uint8_t *hello,
                         size_t hlen);
 

@@ -41,9 +41,19 @@ typedef struct move_head_s {
 } move_head_t;
 
 #define MOVE_MAGIC "arMv"
+_Static_assert(sizeof(move_head_t) == AR__SIG_MOVE_HEAD, "the header's size, internal.h");
 #define MOVES_PER_WAKE 64
 /* The close code of the connection left behind: never sent (the socket lives on elsewhere). */
 #define CLOSE_MOVED 1001
+
+size_t ar__sig_move_head(uint8_t out[AR__SIG_MOVE_HEAD], const uint8_t *key)
+{
+    move_head_t h = {.magic = MOVE_MAGIC, .version = 1, .counted = key != NULL};
+    if (key)
+        memcpy(h.key, key, sizeof(h.key));
+    memcpy(out, &h, sizeof(h));
+    return sizeof(h);
+}
 
 static socklen_t move_addr(const ar__sig_srv_t *srv, uint64_t worker, struct sockaddr_un *a)
 {
@@ -104,9 +114,8 @@ static void take_one(ar__sig_srv_t *srv, struct msghdr *mh, size_t n, const uint
         ar_log(AR_LOG_WARN, "signal_move_in_failed", AR_LF_ERR("err", rc));
 }
 
-static void on_move(int sfd, void *data)
+void ar__sig_move_take(ar__sig_srv_t *srv, int sfd)
 {
-    ar__sig_srv_t *srv = data;
     static uint8_t buf[sizeof(move_head_t) + AR_SIG_FRAME_MAX];
     union {
         char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(4 * sizeof(int))];
@@ -125,6 +134,11 @@ static void on_move(int sfd, void *data)
         take_one(srv, &mh, (size_t)n, buf);
         explicit_bzero(buf, (size_t)n); /* a token and a resume secret */
     }
+}
+
+static void on_move(int sfd, void *data)
+{
+    ar__sig_move_take(data, sfd);
 }
 
 int ar__sig_move_start(ar__sig_srv_t *srv)
@@ -181,18 +195,15 @@ int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, con
     int fd = ar_sn_conn_movable(cn->c);
     if (fd < 0)
         return 0;
-    move_head_t h = {.magic = MOVE_MAGIC, .version = 1};
+    uint8_t h[AR__SIG_MOVE_HEAD];
     uint16_t tag = ar_sn_conn_tag(cn->c);
-    if (tag && tag <= srv->addrs.nent) {
-        h.counted = 1;
-        memcpy(h.key, srv->addrs.ent[tag].key, sizeof(h.key));
-    }
+    ar__sig_move_head(h, tag && tag <= srv->addrs.nent ? srv->addrs.ent[tag].key : NULL);
     union {
         char b[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } ctl;
     memset(&ctl, 0, sizeof(ctl));
-    struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)hello, hlen}};
+    struct iovec iov[2] = {{h, sizeof(h)}, {(void *)hello, hlen}};
     struct sockaddr_un a;
     struct msghdr mh = {.msg_name = &a,
                         .msg_namelen = move_addr(srv, to, &a),
