@@ -380,6 +380,10 @@ typedef struct ar__sig_resume_s {
     int answer;        /* 1 handed over, -1 refused, 0 waiting */
     int created_local; /* the local session was made for this attempt (not a backup) */
     int demoted;       /* ours, demoted to ask its promoter (resume.c): ours again if refused */
+    /* peer's record as last looked up, while srv->recs_freed is still rec_gen (resume.c
+     * attempt_rec): records never move, so only a free can make the pointer stale. */
+    struct ar__sig_rec_s *rec;
+    uint64_t rec_gen;
 } ar__sig_resume_t;
 
 /*

@@ -219,6 +219,23 @@ int ar__sig_resume_start(ar__sig_conn_t *cn, const ar_token_claims_t *claims, co
 }
 
 /*
+ * The record of attempt a's session, or NULL. Looked up once, then again only after some record
+ * was freed: the marked kick below runs after every batch of bus messages that moved a session
+ * resuming here, and looked up every resuming connection's record each time. With thousands of
+ * them waiting on a failover survivor's worker, those lookups (a cache miss or more each in a
+ * table of 200,000 records) were 8.4 % of its samples (docs/performance.md, "Failover at 100,000
+ * calls a node: the kick's lookups").
+ */
+static ar__sig_rec_t *attempt_rec(ar__sig_srv_t *srv, ar__sig_resume_t *a)
+{
+    if (!a->rec || a->rec_gen != srv->recs_freed) {
+        a->rec = ar__sig_rec_find(srv, a->peer);
+        a->rec_gen = srv->recs_freed;
+    }
+    return a->rec;
+}
+
+/*
  * The session cn resumes into when it is still its record's copy, else NULL. Through the record,
  * not cn->sess: only the pointer is compared, so a session freed during the attempt (its record
  * deleted) is never read here.
@@ -227,7 +244,7 @@ static ar__sig_sess_t *resuming_into(ar__sig_srv_t *srv, const ar__sig_conn_t *c
 {
     if (cn->state != AR__SIG_C_RESUMING || !ar__sig_conn_resume(cn) || !cn->sess)
         return NULL;
-    ar__sig_rec_t *r = ar__sig_rec_find(srv, ar__sig_conn_resume(cn)->peer);
+    ar__sig_rec_t *r = attempt_rec(srv, ar__sig_conn_resume(cn));
     return r && r->local == cn->sess ? r->local : NULL;
 }
 
@@ -398,7 +415,7 @@ void ar__sig_resume_tick(ar__sig_srv_t *srv, ar__sig_conn_t *cn)
         return;
     }
     ar__sig_sess_t *s = cn->sess;
-    ar__sig_rec_t *r = ar__sig_rec_find(srv, a->peer);
+    ar__sig_rec_t *r = attempt_rec(srv, a);
     uint8_t h[16];
     ar__sig_subhash(&a->claims, h);
     /* Before the lateness below: a new owner's wait is its own, and it is asked at once. */
