@@ -81,7 +81,7 @@ typedef struct worker_s {
     ar__sig_srv_t *srv;
     ar_signal_conf_t conf;
     char conn_tag;  /* its fake connections' address: what publishes tells the worker apart */
-    int move_fd[2]; /* the worker's move socket (0) and the other workers' end (1); -1: none */
+    int move_fd[2]; /* a link moves come on: the worker's end (0), the other worker's (1) */
 } worker_t;
 
 static worker_t workers[NWORKERS];
@@ -692,7 +692,8 @@ static void moved_op(worker_t *w, int wi, int key, const uint8_t *p, size_t len)
     }
     if (w->move_fd[0] < 0) {
         int one = 1;
-        if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, w->move_fd) != 0 ||
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, w->move_fd) !=
+                0 ||
             setsockopt(w->move_fd[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) != 0)
             __builtin_trap();
     }
@@ -733,7 +734,7 @@ static void moved_op(worker_t *w, int wi, int key, const uint8_t *p, size_t len)
     int sent = sendmsg(w->move_fd[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0;
     close(sv[0]); /* the worker holds its own copy now, if it came */
     if (sent)
-        ar__sig_move_take(srv, w->move_fd[0]);
+        (void)ar__sig_move_take(srv, w->move_fd[0]); /* -1 never: the harness holds [1] */
     if (srv->conns != before)
         client_add(sv[1], wi, key);
     else

@@ -697,9 +697,10 @@ struct ar__sig_srv_s {
     /* Records freed so far (ar__sig_rec_free): a pointer to one taken before is still good while
      * this has not moved, without a second lookup (rec.c ar__sig_rec_apply). */
     uint64_t recs_freed;
-    /* move.c: the socket other workers of this node move connections to (valid while moves),
-     * and moving_in while one moved here opens (its state is marked moved_in). */
-    int move_fd;
+    /* move.c: the links between this worker and the others of its node that connections move
+     * on (NULL unless moves), and moving_in while one moved here opens (its state is marked
+     * moved_in). */
+    struct ar__sig_moves_s *mv;
     uint8_t moves, moving_in;
     /* A walk over every record is going on (ar__sig_rec_walk_begin): the table does not grow
      * under it, so that the walk sees every bucket once. */
@@ -1194,9 +1195,11 @@ void ar__sig_move_stop(ar__sig_srv_t *srv);
  * per-address cap counts the client under, NULL when not counted); its size returned. */
 #define AR__SIG_MOVE_HEAD 24
 size_t ar__sig_move_head(uint8_t out[AR__SIG_MOVE_HEAD], const uint8_t *key);
-/* Takes the connections waiting on sfd (at most a few dozen a call): what the loop runs when
- * the socket is readable; the bus fuzzer calls it on a socketpair of its own. */
-void ar__sig_move_take(ar__sig_srv_t *srv, int sfd);
+/* Takes the connections waiting on link sfd (at most a few dozen a call): what the loop runs
+ * when it is readable; the bus fuzzer calls it on a socketpair of its own. -1 once the other
+ * end has gone (the caller closes sfd), else 0. */
+typedef struct ar__sig_moves_s ar__sig_moves_t;
+int ar__sig_move_take(ar__sig_srv_t *srv, int sfd);
 int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, const uint8_t *hello,
                         size_t hlen);
 

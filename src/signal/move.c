@@ -5,33 +5,39 @@
  * other than its session's owner. Over the bus that worker asks the owner for the session and
  * takes it over: a subscription, an ask and an answer carrying the session's buffer, a copy to a
  * new backup, and a record update every worker applies. When the owner is a worker of this same
- * node, the connection itself goes to it instead: its descriptor over a Unix datagram socket
- * (SCM_RIGHTS), with the hello it sent. The owner resumes it locally, with none of the above.
+ * node, the connection itself goes to it instead: its descriptor over a Unix sequenced-packet
+ * link between the two workers (SCM_RIGHTS), with the hello it sent. The owner resumes it
+ * locally, with none of the above.
  *
  * After a node died under 100,000 sessions, each resume on the survivor that went over the bus
  * waited behind the record updates of all the others for its answer (performance.md, "Failover
  * at 100,000 calls a node"); a moved one waits for nothing but the owner's loop.
  *
- * Each worker binds an abstract socket named by its jurisdiction and worker id, so any worker of
- * the node can reach it knowing only the id a record names. Abstract names are reachable by
- * every process of the network namespace: the receiver takes a connection only from a sender
- * running as its own user (SO_PASSCRED), and treats what comes as a client's hello, checked in
- * full (token, secret) as any other. Only a plain connection moves (a TLS connection's keys stay
+ * Each worker listens on an abstract socket named by its jurisdiction and worker id, so any
+ * worker of the node can reach it knowing only the id a record names, and keeps the links it
+ * made and took (a link's queue is bounded by bytes: a datagram socket's by 10 datagrams from
+ * all senders, which a busy owner's loop let fill). Abstract names are reachable by every
+ * process of the network namespace: the receiver keeps a link only from a process of its own
+ * user (SO_PEERCRED) and takes a connection only from a packet with its own user's credentials
+ * (SO_PASSCRED), and treats what comes as a client's hello, checked in full (token, secret) as
+ * any other. Only a plain connection moves (a TLS connection's keys stay
  * in its process), only at its hello (nothing read after it, nothing queued to it), and only
  * once: a moved connection whose session moved on meanwhile resumes over the bus from there.
  */
 #include "internal.h"
 
+#include "anteroom/alloc.h"
 #include "anteroom/log.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-/* What precedes the hello in a datagram. */
+/* What precedes the hello in a packet. */
 typedef struct move_head_s {
     char magic[4];   /* "arMv" */
     uint8_t version; /* 1 */
@@ -41,6 +47,8 @@ typedef struct move_head_s {
 } move_head_t;
 
 #define MOVE_MAGIC "arMv"
+/* Links kept each way: a node's other workers (at least 11 on this machine's node of 12). */
+#define MOVE_LINKS 64
 _Static_assert(sizeof(move_head_t) == AR__SIG_MOVE_HEAD, "the header's size, internal.h");
 #define MOVES_PER_WAKE 64
 /* The close code of the connection left behind: never sent (the socket lives on elsewhere). */
@@ -55,6 +63,20 @@ size_t ar__sig_move_head(uint8_t out[AR__SIG_MOVE_HEAD], const uint8_t *key)
     return sizeof(h);
 }
 
+typedef struct move_link_s {
+    uint64_t worker;
+    int fd;
+} move_link_t;
+
+/* A worker's links (srv->mv): its listening socket and the links other workers made to it, in an
+ * epoll the loop watches (one watch for all: the loop has a few); the links it made to others. */
+struct ar__sig_moves_s {
+    int lfd, ep;
+    int in[MOVE_LINKS];
+    size_t nin, nout;
+    move_link_t out[MOVE_LINKS];
+};
+
 static socklen_t move_addr(const ar__sig_srv_t *srv, uint64_t worker, struct sockaddr_un *a)
 {
     memset(a, 0, sizeof(*a));
@@ -65,6 +87,20 @@ static socklen_t move_addr(const ar__sig_srv_t *srv, uint64_t worker, struct soc
     if (n < 0 || (size_t)n >= sizeof(a->sun_path) - 1)
         n = (int)sizeof(a->sun_path) - 2; /* cut: still unique enough by the id's start */
     return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* Closes every descriptor a message brought. */
+static void close_rights(struct msghdr *mh)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+            int f;
+            memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(f));
+            close(f);
+        }
+    }
 }
 
 /* One connection moved here: the sender's credentials, one descriptor, then the hello. */
@@ -114,7 +150,7 @@ static void take_one(ar__sig_srv_t *srv, struct msghdr *mh, size_t n, const uint
         ar_log(AR_LOG_WARN, "signal_move_in_failed", AR_LF_ERR("err", rc));
 }
 
-void ar__sig_move_take(ar__sig_srv_t *srv, int sfd)
+int ar__sig_move_take(ar__sig_srv_t *srv, int sfd)
 {
     static uint8_t buf[sizeof(move_head_t) + AR_SIG_FRAME_MAX];
     union {
@@ -128,44 +164,155 @@ void ar__sig_move_take(ar__sig_srv_t *srv, int sfd)
                             .msg_iovlen = 1,
                             .msg_control = ctl.b,
                             .msg_controllen = sizeof(ctl.b)};
+        memset(&ctl, 0, sizeof(ctl)); /* what an end of the link leaves unwritten reads empty */
         ssize_t n = recvmsg(sfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n == 0) {
+            /* The sender went, or sent an empty packet (a worker never does): whatever
+             * descriptors came with it are closed, and so is the link. */
+            close_rights(&mh);
+            return -1;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return -1;
         if (n < 0)
-            return;
+            return 0;
         take_one(srv, &mh, (size_t)n, buf);
         explicit_bzero(buf, (size_t)n); /* a token and a resume secret */
     }
+    return 0;
 }
 
-static void on_move(int sfd, void *data)
+/* An accepted link closed, and taken out of the epoll with it. */
+static void drop_in(ar__sig_moves_t *mv, size_t i)
 {
-    ar__sig_move_take(data, sfd);
+    close(mv->in[i]);
+    mv->in[i] = mv->in[--mv->nin];
+}
+
+/* New links from other workers: each from a process of our own user, at most MOVE_LINKS. */
+static void accept_links(ar__sig_moves_t *mv)
+{
+    for (int i = 0; i < MOVE_LINKS; i++) {
+        int fd = accept4(mv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        struct ucred uc = {0};
+        socklen_t ul = sizeof(uc);
+        int one = 1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) != 0 || uc.uid != geteuid() ||
+            mv->nin == MOVE_LINKS ||
+            setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) != 0 ||
+            epoll_ctl(mv->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            /* Whatever it already sent goes with it: the kernel closes the descriptors in it. */
+            ar_log(AR_LOG_WARN, "signal_move_refused", AR_LF_INT("link", 1),
+                   AR_LF_INT("creds", uc.uid == geteuid()), AR_LF_UINT("links", mv->nin));
+            close(fd);
+            continue;
+        }
+        mv->in[mv->nin++] = fd;
+    }
+}
+
+/* The loop's callback for the epoll of the links: new links, and what came on each. */
+static void on_moves(int ep, void *data)
+{
+    ar__sig_srv_t *srv = data;
+    ar__sig_moves_t *mv = srv->mv;
+    struct epoll_event evs[MOVE_LINKS + 1];
+    int n = epoll_wait(ep, evs, MOVE_LINKS + 1, 0);
+    for (int e = 0; e < n; e++) {
+        int fd = evs[e].data.fd;
+        if (fd == mv->lfd) {
+            accept_links(mv);
+            continue;
+        }
+        if (ar__sig_move_take(srv, fd) == 0)
+            continue;
+        for (size_t i = 0; i < mv->nin; i++)
+            if (mv->in[i] == fd) {
+                drop_in(mv, i);
+                break;
+            }
+    }
 }
 
 int ar__sig_move_start(ar__sig_srv_t *srv)
 {
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ar__sig_moves_t *mv = ar_calloc(1, sizeof(*mv));
+    int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
     struct sockaddr_un a;
     socklen_t alen = move_addr(srv, srv->node_id, &a);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) != 0 ||
-        bind(fd, (struct sockaddr *)&a, alen) != 0 ||
-        ar_sn_loop_watch(srv->loop, fd, on_move, srv) != 0) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
+    if (!mv || lfd < 0 || ep < 0 || bind(lfd, (struct sockaddr *)&a, alen) != 0 ||
+        listen(lfd, MOVE_LINKS) != 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) != 0 ||
+        ar_sn_loop_watch(srv->loop, ep, on_moves, srv) != 0) {
         /* Resumes then go over the bus, as across nodes: slower, never lost. */
         ar_log(AR_LOG_WARN, "signal_move_unavailable", AR_LF_INT("errno", errno));
-        if (fd >= 0)
-            close(fd);
+        if (lfd >= 0)
+            close(lfd);
+        if (ep >= 0)
+            close(ep);
+        ar_free(mv);
         return AR_ESYS;
     }
-    srv->move_fd = fd;
+    mv->lfd = lfd;
+    mv->ep = ep;
+    srv->mv = mv;
     srv->moves = 1;
     return 0;
 }
 
 void ar__sig_move_stop(ar__sig_srv_t *srv)
 {
-    if (srv->moves)
-        close(srv->move_fd);
+    ar__sig_moves_t *mv = srv->mv;
+    if (!mv)
+        return;
+    while (mv->nin)
+        drop_in(mv, 0);
+    for (size_t i = 0; i < mv->nout; i++)
+        close(mv->out[i].fd);
+    close(mv->lfd);
+    close(mv->ep);
+    ar_free(mv);
+    srv->mv = NULL;
     srv->moves = 0;
+}
+
+/* Our link to worker (made now when there is none): -1 when it cannot be made now (its
+ * listener's queue full, or it is gone). The oldest link goes when all MOVE_LINKS are used. */
+static int link_to(ar__sig_srv_t *srv, uint64_t worker)
+{
+    ar__sig_moves_t *mv = srv->mv;
+    for (size_t i = 0; i < mv->nout; i++)
+        if (mv->out[i].worker == worker)
+            return mv->out[i].fd;
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a;
+    socklen_t alen = move_addr(srv, worker, &a);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, alen) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (mv->nout == MOVE_LINKS) {
+        close(mv->out[0].fd);
+        memmove(mv->out, mv->out + 1, (MOVE_LINKS - 1) * sizeof(mv->out[0]));
+        mv->nout--;
+    }
+    mv->out[mv->nout++] = (move_link_t){worker, fd};
+    return fd;
+}
+
+static void unlink_to(ar__sig_moves_t *mv, int fd)
+{
+    for (size_t i = 0; i < mv->nout; i++)
+        if (mv->out[i].fd == fd) {
+            close(fd);
+            mv->out[i] = mv->out[--mv->nout];
+            return;
+        }
 }
 
 int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, const uint8_t *hello,
@@ -205,20 +352,23 @@ int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, con
     } ctl;
     memset(&ctl, 0, sizeof(ctl));
     struct iovec iov[2] = {{h, sizeof(h)}, {(void *)hello, hlen}};
-    struct sockaddr_un a;
-    struct msghdr mh = {.msg_name = &a,
-                        .msg_namelen = move_addr(srv, to, &a),
-                        .msg_iov = iov,
-                        .msg_iovlen = 2,
-                        .msg_control = ctl.b,
-                        .msg_controllen = sizeof(ctl.b)};
+    struct msghdr mh = {
+        .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
-    if (sendmsg(srv->move_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-        /* Its queue full (the owner's loop is behind) or it is gone: over the bus instead. */
+    int lfd = link_to(srv, to);
+    ssize_t sent = lfd < 0 ? -1 : sendmsg(lfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0 && lfd >= 0 && errno != EAGAIN) {
+        /* A link to a worker that went, or one it dropped: once more on a new link. */
+        unlink_to(srv->mv, lfd);
+        lfd = link_to(srv, to);
+        sent = lfd < 0 ? -1 : sendmsg(lfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    if (sent < 0) {
+        /* The link's buffer full (the owner's loop is behind) or no link: over the bus. */
         ar_log(AR_LOG_DEBUG, "signal_move_not_sent", AR_LF_INT("errno", errno));
         ar_metric_add(srv->m.moved_unsent, 0, 1);
         return 0;

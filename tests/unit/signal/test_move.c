@@ -2,7 +2,8 @@
  * What a worker's move socket takes (move.c): a connection moved by another worker of its node
  * (its descriptor, SCM_RIGHTS, with the hello it sent) opens here and its hello is handled as
  * one that arrived here; anything else is refused and logged, and every descriptor that came
- * with it closed: no descriptor, two of them, a header not ours, a sender of another user.
+ * with it closed: no descriptor, two of them, a header not ours, a link from another user; a
+ * link that sends an empty packet, or many packets on one link while the worker is busy.
  * A worker loop on loopback; the test plays the other worker, a socket pair the client.
  */
 #include "loop_harness.h"
@@ -23,32 +24,52 @@
 
 #define HELLO "{\"v\":1,\"type\":\"hello\",\"token\":\"not.a.token\"}"
 
+/* The worker's id, and with it its socket's abstract name: this process's own, so that two
+ * runs of the test at once (two checkouts' suites) do not take each other's name. */
+static uint64_t worker_id(void)
+{
+    static uint64_t id; /* the test's process's: a child dialling it computes the same */
+    if (!id)
+        id = (uint64_t)getpid() << 8 | 1;
+    return id;
+}
+
 static void start_moves(void *arg)
 {
     (void)arg;
+    LH.srv->node_id = worker_id();
     LH_CHECK(ar__sig_move_start(LH.srv) == 0);
 }
 
-/* Sends head (hlen bytes) and HELLO to the worker, with nfd descriptors. */
-static int send_move(const void *head, size_t hlen, const int *fds, size_t nfd)
+/* A link to the worker, as another worker of its node makes one; -1 when it cannot be made. */
+static int link_open(void)
 {
     struct sockaddr_un a;
     memset(&a, 0, sizeof(a));
     a.sun_family = AF_UNIX;
-    int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "anteroom-signal/eu/%016llx", 1ull);
-    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
+    int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "anteroom-signal/eu/%016llx",
+                     (unsigned long long)worker_id());
+    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+    if (s < 0 || connect(s, (struct sockaddr *)&a, alen) != 0) {
+        if (s >= 0)
+            close(s);
         return -1;
+    }
+    return s;
+}
+
+/* Sends head (hlen bytes) and then text on link, with nfd descriptors; flags as sendmsg's. */
+static int send_on(int link, const void *head, size_t hlen, const char *text, const int *fds,
+                   size_t nfd, int flags)
+{
     union {
         char b[CMSG_SPACE(2 * sizeof(int))];
         struct cmsghdr align;
     } ctl;
     memset(&ctl, 0, sizeof(ctl));
-    struct iovec iov[2] = {{(void *)head, hlen}, {(void *)HELLO, sizeof(HELLO) - 1}};
-    struct msghdr mh = {.msg_name = &a,
-                        .msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n),
-                        .msg_iov = iov,
-                        .msg_iovlen = 2};
+    struct iovec iov[2] = {{(void *)head, hlen}, {(void *)text, strlen(text)}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
     if (nfd) {
         mh.msg_control = ctl.b;
         mh.msg_controllen = CMSG_SPACE(nfd * sizeof(int));
@@ -58,9 +79,19 @@ static int send_move(const void *head, size_t hlen, const int *fds, size_t nfd)
         cm->cmsg_len = CMSG_LEN(nfd * sizeof(int));
         memcpy(CMSG_DATA(cm), fds, nfd * sizeof(int));
     }
-    ssize_t r = sendmsg(s, &mh, 0);
+    return sendmsg(link, &mh, flags | MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+/* Sends head (hlen bytes) and HELLO to the worker on a link of its own, with nfd descriptors;
+ * the link is closed after (the worker takes what came on it first). */
+static int send_move(const void *head, size_t hlen, const int *fds, size_t nfd)
+{
+    int s = link_open();
+    if (s < 0)
+        return -1;
+    int rc = send_on(s, head, hlen, HELLO, fds, nfd, 0);
     close(s);
-    return r < 0 ? -1 : 0;
+    return rc;
 }
 
 static const char k_head[24] = {'a', 'r', 'M', 'v', 1};
@@ -119,7 +150,9 @@ static void test_move_refusals(void **state)
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0)
-            _exit(setuid(65534) == 0 && send_move(k_head, sizeof(k_head), &c[1], 1) == 0 ? 0 : 1);
+            /* The worker may refuse the link before the packet is sent on it (EPIPE): the
+             * packet is not what is refused, the link is. */
+            _exit(setuid(65534) == 0 ? (send_move(k_head, sizeof(k_head), &c[1], 1), 0) : 1);
         int st = 0;
         assert_int_equal(waitpid(pid, &st, 0), pid);
         assert_int_equal(WEXITSTATUS(st), 0);
@@ -160,11 +193,66 @@ static void test_move_taken(void **state)
     lh_stop();
 }
 
+/* An empty packet (no worker sends one) is taken as the link's end: the descriptor that came
+ * with it is closed, and so is the link; a new link is taken as before. */
+static void test_move_empty_packet(void **state)
+{
+    (void)state;
+    lh_start(0, 0);
+    lh_run(start_moves, NULL);
+    int opened = atomic_load(&LH.opened);
+    int link = link_open(), sp[2];
+    assert_true(link >= 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    assert_int_equal(send_on(link, "", 0, "", &sp[1], 1, 0), 0);
+    close(sp[1]);
+    assert_int_equal(eof_within(sp[0]), 0);
+    assert_int_equal(eof_within(link), 0); /* the worker closed its end */
+    close(sp[0]);
+    close(link);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    assert_int_equal(fcntl(sp[1], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(send_move(k_head, sizeof(k_head), &sp[1], 1), 0);
+    close(sp[1]);
+    lh_wait(&LH.opened, opened + 1);
+    close(sp[0]);
+    lh_stop();
+}
+
+/* A burst on one link, sent without waiting: every connection in it is taken. A datagram
+ * socket, as the moves had before, queued 10 (net.unix.max_dgram_qlen) and refused the rest
+ * while the owner's loop was busy; a link queues by bytes (its sender's buffer). */
+static void test_move_burst(void **state)
+{
+    (void)state;
+    enum { BURST = 40 };
+    lh_start(0, 0);
+    lh_run(start_moves, NULL);
+    int opened = atomic_load(&LH.opened);
+    int link = link_open(), client[BURST];
+    assert_true(link >= 0);
+    for (int i = 0; i < BURST; i++) {
+        int sp[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+        assert_int_equal(fcntl(sp[1], F_SETFL, O_NONBLOCK), 0);
+        assert_int_equal(send_on(link, k_head, sizeof(k_head), HELLO, &sp[1], 1, MSG_DONTWAIT), 0);
+        close(sp[1]);
+        client[i] = sp[0];
+    }
+    lh_wait(&LH.opened, opened + BURST);
+    for (int i = 0; i < BURST; i++)
+        close(client[i]);
+    close(link);
+    lh_stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_move_refusals),
         cmocka_unit_test(test_move_taken),
+        cmocka_unit_test(test_move_empty_packet),
+        cmocka_unit_test(test_move_burst),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
