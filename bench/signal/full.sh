@@ -410,7 +410,7 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
     [ "$rc" = 0 ] || failed+=("$label")
     # what the survivor logged meanwhile (warn, or info with SIGNAL_ARGS="--log-level info")
     echo "  $label: resumes moved between the survivor's workers: $(metric_sum "$mb" "$fw" \
-      'anteroom_signal_moved_total{dir="in"}'), not sent (the owner's queue full, so over the bus): $(
+      'anteroom_signal_moved_total{dir="in"}'), not sent (no link, or its buffer full: over the bus): $(
       metric_sum "$mb" "$fw" 'anteroom_signal_moved_total{dir="unsent"}')" >&2
     echo "  $label: survivor's log events: $(grep -o '"event":"[a-z_]*"' "$work/node-fb-$fw.log" |
       sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/"event"://g; s/"//g; s/, $//')" >&2
