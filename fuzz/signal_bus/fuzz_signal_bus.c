@@ -734,7 +734,7 @@ static void moved_op(worker_t *w, int wi, int key, const uint8_t *p, size_t len)
     int sent = sendmsg(w->move_fd[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0;
     close(sv[0]); /* the worker holds its own copy now, if it came */
     if (sent)
-        (void)ar__sig_move_take(srv, w->move_fd[0]); /* -1 never: the harness holds [1] */
+        (void)ar__sig_move_take(srv, w->move_fd[0], 4); /* -1 never: the harness holds [1] */
     if (srv->conns != before)
         client_add(sv[1], wi, key);
     else

@@ -1195,11 +1195,11 @@ void ar__sig_move_stop(ar__sig_srv_t *srv);
  * per-address cap counts the client under, NULL when not counted); its size returned. */
 #define AR__SIG_MOVE_HEAD 24
 size_t ar__sig_move_head(uint8_t out[AR__SIG_MOVE_HEAD], const uint8_t *key);
-/* Takes the connections waiting on link sfd (at most a few dozen a call): what the loop runs
- * when it is readable; the bus fuzzer calls it on a socketpair of its own. -1 once the other
- * end has gone (the caller closes sfd), else 0. */
+/* Takes the connections waiting on link sfd, at most max: what the loop runs when it is
+ * readable; the bus fuzzer calls it on a socketpair of its own. How many came, or -1 once the
+ * other end has gone (the caller closes sfd). */
 typedef struct ar__sig_moves_s ar__sig_moves_t;
-int ar__sig_move_take(ar__sig_srv_t *srv, int sfd);
+int ar__sig_move_take(ar__sig_srv_t *srv, int sfd, int max);
 int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, const uint8_t *hello,
                         size_t hlen);
 
