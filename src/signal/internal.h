@@ -698,10 +698,10 @@ struct ar__sig_srv_s {
      * this has not moved, without a second lookup (rec.c ar__sig_rec_apply). */
     uint64_t recs_freed;
     /* move.c: the links between this worker and the others of its node that connections move
-     * on (NULL unless moves), and moving_in while one moved here opens (its state is marked
-     * moved_in). */
+     * on (NULL: no moves, resumes off the owner go over the bus), and moving_in while one moved
+     * here opens (its state is marked moved_in). */
     struct ar__sig_moves_s *mv;
-    uint8_t moves, moving_in;
+    uint8_t moving_in;
     /* A walk over every record is going on (ar__sig_rec_walk_begin): the table does not grow
      * under it, so that the walk sees every bucket once. */
     uint32_t rec_walks;
