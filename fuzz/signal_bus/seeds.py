@@ -332,6 +332,34 @@ seeds.update({
     "conn_moved_raw": moved(W3, A, raw=b"arMv\x02\x01\x00\x00" + b"\x00" * 16 + b'{"v":1,"type":"hello"}'),
 })
 
+
+# Record updates about who holds a session, in the bus's fixed layout (src/signal/rec_wire.c).
+UPD_HOME, UPD_AWAY, UPD_AWAY_ON, UPD_OWN, UPD_BK, UPD_PR, UPD_RE, UPD_DEL = (1 << i for i in range(8))
+
+
+def layout(dst, origin, key, owner=0, backup=0, away=None, pr=False, re=False, delete=False,
+           home=(0x80000002, 0x80000003)):
+    flags = UPD_HOME | (UPD_OWN | UPD_BK if owner else 0) | (UPD_PR if pr else 0)
+    flags |= (UPD_RE if re else 0) | (UPD_DEL if delete else 0)
+    if away is not None:
+        flags |= UPD_AWAY | (UPD_AWAY_ON if away else 0)
+    body = bytes([0x01, flags]) + struct.pack("<QQQII", origin, owner, backup, *home)
+    return op(SESS, dst, key, body + PEERS[key].encode())
+
+
+seeds.update({
+    "layout_promotion_refused": own(W1, A) + layout(W1, 3, A, 3, 1, away=1, pr=True),
+    "layout_owner_moves": own(W3, A) + layout(W3, 2, A, 2, 3, away=0),
+    "layout_away_then_room": (
+        layout(W1, 2, A, 2, 3, away=1) + rec(W1, 2, A, ROOM, **full(1, 2, 3, room="room-1", rt=[]))),
+    "layout_reannounce_re": (
+        rec(W3, 2, A, **full(1, 2, 3)) + op(PROC, W3, 0, adopt(A)) + beat(W3, 2, "node-a", leave=True)
+        + layout(W3, 2, A, 2, 3, re=True)),
+    "layout_delete_local": own(W1, A) + layout(W1, 3, A, delete=True),
+    "layout_resume_moves_owner": (
+        rec(W1, 2, A, **full(1, 2, 3)) + client(W1, A, RESUME) + layout(W1, 3, A, 3, 2, away=1)),
+})
+
 os.makedirs(OUT, exist_ok=True)
 for name, data in seeds.items():
     with open(os.path.join(OUT, name), "wb") as f:

@@ -313,6 +313,8 @@ static void handle_item(ar__sig_srv_t *srv, item_t *it)
         ar__sig_invite_apply(srv, it->data, it->len);
     } else if (it->kind == K_NODE) {
         ar__sig_bus_on_node(srv, it->data, it->len); /* a departure */
+    } else if (it->len && (uint8_t)it->data[0] == AR__SIG_UPD_MAGIC) {
+        ar__sig_rec_apply_compact(srv, (const uint8_t *)it->data, it->len); /* rec_wire.c */
     } else {
         json_t *o = json_loadb(it->data, it->len, JSON_REJECT_DUPLICATES, NULL);
         if (o)
@@ -508,9 +510,18 @@ int ar__sig_bus_to_now(ar__sig_srv_t *srv, ar__sig_rec_t *r, uint8_t action, siz
     return 1;
 }
 
-static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o)
+/* o, a record update when rec: one about who holds a session only goes in the fixed layout
+ * every worker reads without a parse (rec_wire.c). */
+static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o, int rec)
 {
     ar__sig_bus_t *b = srv->bus;
+    uint8_t upd[AR__SIG_UPD_LEN];
+    if (b && rec && ar__sig_upd_compact(o, upd) == 0) {
+        ar__sig_bus_nums_flush(b);
+        ar__sig_bus_publish(b, subj, upd, sizeof(upd));
+        json_decref(o);
+        return;
+    }
     char *s = b ? json_dumps(o, JSON_COMPACT) : NULL;
     if (s) {
         ar__sig_bus_nums_flush(b);
@@ -535,7 +546,7 @@ void ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj)
     }
     snprintf(subj, sizeof(subj), "%sproc.%016llx", srv->bus->prefix, (unsigned long long)worker);
     if (json_obj)
-        publish_json(srv, subj, json_obj);
+        publish_json(srv, subj, json_obj, 0);
 }
 
 void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj)
@@ -547,7 +558,7 @@ void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void
     }
     snprintf(subj, sizeof(subj), "%s%s.%s", srv->bus->prefix, kind, key);
     if (json_obj)
-        publish_json(srv, subj, json_obj);
+        publish_json(srv, subj, json_obj, 1);
 }
 
 int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)

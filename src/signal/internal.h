@@ -1185,6 +1185,29 @@ int ar__sig_remote_backup_exists(ar__sig_srv_t *srv);
 /* Applies a record update (from the bus or local). */
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
 
+/* rec_wire.c: what a record update says about who holds a session, read from its JSON or
+ * from the fixed layout the bus sends such an update in when it says nothing else
+ * (docs/signal.md, "Record updates on the wire"). */
+#define AR__SIG_UPD_MAGIC 0x01 /* a JSON update begins with '{' */
+#define AR__SIG_UPD_LEN (34 + AR__SIG_PEER_LEN)
+typedef struct {
+    uint64_t origin, owner, backup;
+    uint32_t home[2];
+    char peer[AR__SIG_PEER_LEN + 1];
+    unsigned has_home : 1, has_away : 1, away : 1, has_own : 1, has_bk : 1;
+    unsigned pr : 1, re : 1, del : 1;
+} ar__sig_upd_t;
+/* "h": two tags of 8 hex digits; 0 when h is one. */
+int ar__sig_upd_home(const char *h, uint32_t home[2]);
+/* -1 without "o" or a peer id of the right length in "p". */
+int ar__sig_upd_from_json(const void *json_obj, ar__sig_upd_t *u);
+/* o in the fixed layout, 0; -1 when o has a field the layout has no place for. */
+int ar__sig_upd_compact(const void *json_obj, uint8_t out[AR__SIG_UPD_LEN]);
+/* -1 when d is not an update in the fixed layout. */
+int ar__sig_upd_read(const uint8_t *d, size_t len, ar__sig_upd_t *u);
+/* An update in the fixed layout, from the bus (rec.c). */
+void ar__sig_rec_apply_compact(ar__sig_srv_t *srv, const uint8_t *d, size_t len);
+
 /* move.c: a resume moved to the worker of this node that owns its session (docs/signal.md,
  * "Resume on the owner's worker"). start: the socket other workers reach this one by (AR_ESYS:
  * none, resumes go over the bus); resume: called with a hello's resume token and its text, 1

@@ -1,9 +1,10 @@
 /*
- * Record updates as JSON on the bus. A writer changes the fields it is responsible for and
- * publishes only those, so updates from different workers about one session (its owner marks
- * it away, a clinician takes the patient) do not overwrite each other. The subject follows the
- * field: room changes on ar.<jur>.room.<room>, queue changes on ar.<jur>.area.<clinic>.<area>,
- * the rest on ar.<jur>.sess.<peer> (see bus.c).
+ * Record updates on the bus: JSON objects built here, sent in a fixed layout when they only
+ * say who holds a session (rec_wire.c), as JSON otherwise. A writer changes the fields it is
+ * responsible for and publishes only those, so updates from different workers about one
+ * session (its owner marks it away, a clinician takes the patient) do not overwrite each
+ * other. The subject follows the field: room changes on ar.<jur>.room.<room>, queue changes
+ * on ar.<jur>.area.<clinic>.<area>, the rest on ar.<jur>.sess.<peer> (see bus.c).
  */
 #include "internal.h"
 
@@ -201,24 +202,22 @@ static void apply_subs(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *a)
  */
 enum { CLAIM_NONE, CLAIM_REFUSED, CLAIM_YIELD };
 
-static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, uint64_t origin)
+static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, const ar__sig_upd_t *u)
 {
-    const char *own = json_string_value(json_object_get(o, "own"));
     ar__sig_sess_t *s = r->local;
-    if (!own || !s || s->is_backup || strtoull(own, NULL, 16) != origin)
+    if (!u->has_own || !s || s->is_backup || u->owner != u->origin)
         return CLAIM_NONE;
-    int promotion = json_is_true(json_object_get(o, "pr"));
     /* A connection closed in this batch of events (GONE, freed later) holds no client. */
-    if (promotion && ar__sig_sess_connected(s))
+    if (u->pr && ar__sig_sess_connected(s))
         return CLAIM_REFUSED;
     if (ar__sig_sess_unresumed_promotion(s) &&
-        (json_is_true(json_object_get(o, "re")) || (!promotion && ar__sig_node_alive(srv, origin))))
+        (u->re || (!u->pr && ar__sig_node_alive(srv, u->origin))))
         return CLAIM_YIELD;
     return CLAIM_NONE;
 }
 
 /*
- * Whether o is a claim of ownership that a worker whose death was handled here published, for a
+ * Whether u is a claim of ownership that a worker whose death was handled here published, for a
  * session this worker holds as its owner (promoted, or resumed here since). It may be a claim
  * published before that worker died and heard only now (it waited in nats-server's route between
  * the nodes): applied, it pointed the record back at the dead everywhere, and no resume asks a dead
@@ -227,13 +226,11 @@ static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o, uint
  * as any other, take that. A re-announcement ("re") answers a promotion, so it was published
  * after the death: it counts (the worker was only slow, and its heartbeat may come after it).
  */
-static int dead_claim(ar__sig_srv_t *srv, const ar__sig_rec_t *r, json_t *o, uint64_t origin)
+static int dead_claim(ar__sig_srv_t *srv, const ar__sig_rec_t *r, const ar__sig_upd_t *u)
 {
-    const char *own = json_string_value(json_object_get(o, "own"));
     const ar__sig_sess_t *s = r->local;
-    return own && strtoull(own, NULL, 16) == origin && !json_is_true(json_object_get(o, "re")) &&
-           s && !s->is_backup && r->owner == srv->node_id &&
-           ar__sig_node_death_handled(srv, origin);
+    return u->has_own && u->owner == u->origin && !u->re && s && !s->is_backup &&
+           r->owner == srv->node_id && ar__sig_node_death_handled(srv, u->origin);
 }
 
 static void yield(ar__sig_srv_t *srv, ar__sig_rec_t *r)
@@ -271,64 +268,22 @@ static void left_late(ar__sig_srv_t *srv, const ar__sig_rec_t *r, json_t *lt, js
                           (int)json_integer_value(lr));
 }
 
-/* "h" (ar__sig_rec_publish): two tags of 8 hex digits, as the session was created with. */
-static void set_home(ar__sig_rec_t *r, const char *h)
+/* The record's role, from an update that names it (JSON only: the fixed layout has none). */
+static void apply_role(ar__sig_rec_t *r, json_t *o)
 {
-    if (strlen(h) != 17 || h[8] != '.' || strspn(h, "0123456789abcdef") != 8 ||
-        strspn(h + 9, "0123456789abcdef") != 8)
-        return;
-    r->home[0] = (uint32_t)strtoul(h, NULL, 16);
-    r->home[1] = (uint32_t)strtoul(h + 9, NULL, 16);
+    json_t *v = json_object_get(o, "role");
+    int n;
+    if (v && (n = small_int(v, AR_SIG_ROLE_INVITEE)) >= 0)
+        r->role = (unsigned)n & 3u;
 }
 
-void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
+/* A JSON update's fields beyond who holds the session: name, language, room, queue, the
+ * waiting areas subscribed to, in that order. */
+static void apply_fields(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *o)
 {
-    json_t *o = obj;
-    const char *origin, *peer;
-    if (json_unpack(o, "{s:s,s:s}", "o", &origin, "p", &peer) != 0)
-        return;
-    if (strtoull(origin, NULL, 16) == srv->node_id || strlen(peer) != AR__SIG_PEER_LEN)
-        return; /* our own, applied when published */
-    if (json_is_true(json_object_get(o, "del"))) {
-        ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
-        if (r && r->local)
-            ar__sig_sess_close_conn(r->local, AR_SIG_CLOSE_ENDED);
-        if (r) {
-            ar__sig_frames_purge(srv, r); /* as for our own deletions (rec_publish) */
-            ar__sig_rec_free(srv, r);
-        }
-        return;
-    }
-    ar__sig_rec_t *r = ar__sig_rec_get(srv, peer);
-    if (!r)
-        return;
-    uint64_t freed = srv->recs_freed;
-    int owned = ar__sig_owns(srv, r);
     json_t *v;
     const char *s;
-    if ((s = json_string_value(json_object_get(o, "h"))))
-        set_home(r, s);
-    int claim = ownership_claim(srv, r, o, strtoull(origin, NULL, 16));
-    uint64_t owner = r->owner;
     int n;
-    if ((v = json_object_get(o, "role")) && (n = small_int(v, AR_SIG_ROLE_INVITEE)) >= 0)
-        r->role = (unsigned)n & 3u;
-    int dead = dead_claim(srv, r, o, strtoull(origin, NULL, 16));
-    if (claim != CLAIM_REFUSED && !dead) {
-        if ((v = json_object_get(o, "away")))
-            r->away = json_integer_value(v) != 0;
-        if ((s = json_string_value(json_object_get(o, "own"))))
-            r->owner = strtoull(s, NULL, 16);
-        if ((s = json_string_value(json_object_get(o, "bk"))))
-            r->backup = strtoull(s, NULL, 16);
-    }
-    if (dead)
-        ar__sig_rec_publish(srv, r, "own"); /* ours: said again, for those that took the claim */
-    if (claim == CLAIM_YIELD)
-        yield(srv, r);
-    else if (claim == CLAIM_NONE && r->local && r->local->handed)
-        ar__sig_sess_owner_seen(srv, r, strtoull(origin, NULL, 16)); /* a hand-over confirmed */
-    int moved = r->owner != owner;
     ar__sig_recq_t *rq;
     /* A name gets the record its queue part (without memory it stays nameless); "" wipes the
      * one it has, and a record without the part has none to wipe. */
@@ -414,6 +369,57 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
      * failover's) do not look at the room. */
     if (roomed && r->in_room)
         ar__sig_room_enforce(srv, r->in_room);
+}
+
+/*
+ * u from the bus, with o the JSON it came in (NULL for the fixed layout, which says nothing
+ * beyond u: rec_wire.c). Who holds the session first, then o's other fields (apply_fields),
+ * then what the change of holder asks of this worker.
+ */
+static void rec_apply(ar__sig_srv_t *srv, const ar__sig_upd_t *u, json_t *o)
+{
+    const char *peer = u->peer;
+    if (u->origin == srv->node_id)
+        return; /* our own, applied when published */
+    if (u->del) {
+        ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
+        if (r && r->local)
+            ar__sig_sess_close_conn(r->local, AR_SIG_CLOSE_ENDED);
+        if (r) {
+            ar__sig_frames_purge(srv, r); /* as for our own deletions (rec_publish) */
+            ar__sig_rec_free(srv, r);
+        }
+        return;
+    }
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, peer);
+    if (!r)
+        return;
+    uint64_t freed = srv->recs_freed;
+    int owned = ar__sig_owns(srv, r);
+    if (u->has_home)
+        memcpy(r->home, u->home, sizeof(r->home));
+    int claim = ownership_claim(srv, r, u);
+    uint64_t owner = r->owner;
+    if (o)
+        apply_role(r, o);
+    int dead = dead_claim(srv, r, u);
+    if (claim != CLAIM_REFUSED && !dead) {
+        if (u->has_away)
+            r->away = u->away;
+        if (u->has_own)
+            r->owner = u->owner;
+        if (u->has_bk)
+            r->backup = u->backup;
+    }
+    if (dead)
+        ar__sig_rec_publish(srv, r, "own"); /* ours: said again, for those that took the claim */
+    if (claim == CLAIM_YIELD)
+        yield(srv, r);
+    else if (claim == CLAIM_NONE && r->local && r->local->handed)
+        ar__sig_sess_owner_seen(srv, r, u->origin); /* a hand-over confirmed */
+    int moved = r->owner != owner;
+    if (o)
+        apply_fields(srv, r, o);
     if (claim == CLAIM_REFUSED && r->local) {
         ar_log0(AR_LOG_INFO, "signal_promotion_refused");
         json_t *q = srv->qt ? srv->qt : json_object();
@@ -426,8 +432,8 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
      * resume (provisional). Marked, not kicked here: the kick walks the connections, and a
      * node's death changes the owner of every session it held, so thousands of these in one
      * batch cost one walk (ar__sig_resume_kick_marked). Looked up again only if a record
-     * went meanwhile (enforcing the room above, or a yield, may end sessions): a lookup was 7 %
-     * of a failover survivor's samples, where every worker applies every update
+     * went meanwhile (enforcing the room in apply_fields, or a yield, may end sessions): a
+     * lookup was 7 % of a failover survivor's samples, where every worker applies every update
      * (docs/performance.md, "Failover at 100,000 calls a node: one walk for the deaths found
      * together"). */
     if (srv->recs_freed != freed && !(r = ar__sig_rec_find(srv, peer)))
@@ -440,4 +446,18 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
      * room this worker may know was ended: ended for it now (invite.c). */
     if (!owned && ar__sig_owns(srv, r))
         ar__sig_sess_check_ended(srv, r->local);
+}
+
+void ar__sig_rec_apply(ar__sig_srv_t *srv, void *obj)
+{
+    ar__sig_upd_t u;
+    if (ar__sig_upd_from_json(obj, &u) == 0)
+        rec_apply(srv, &u, obj);
+}
+
+void ar__sig_rec_apply_compact(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
+{
+    ar__sig_upd_t u;
+    if (ar__sig_upd_read(d, len, &u) == 0)
+        rec_apply(srv, &u, NULL);
 }
