@@ -70,6 +70,13 @@ static void hand_off(ar__sig_srv_t *srv, ar__sig_sess_t *s, ar__sig_sess_cold_t 
     s->rec->owner = to;
 }
 
+/* Whether s is the copy this worker handed over to worker `to` (hand_off) and keeps until `to`
+ * announces itself; not a resume's copy kept for an answer (provisional), which went to nobody. */
+static int handed_to(const ar__sig_sess_t *s, uint64_t to)
+{
+    return s && s->handed && s->is_backup && !s->provisional && s->cold->prev_owner == to;
+}
+
 /*
  * Whether ask o for session s comes from an attempt the client has left: s is connected here
  * through a resume that came after that attempt's hello ("t"). An overloaded worker took 40 s
@@ -111,7 +118,7 @@ void ar__sig_on_take(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r)
     }
     /* Handed to the asker already: our answer was lost, or crossed its next ask. The same
      * answer again; the new owner ignores it once it holds the session. */
-    int again = s && s->handed && s->is_backup && !s->provisional && s->cold->prev_owner == to;
+    int again = handed_to(s, to);
     /* The secret may be the previous one, kept while the client may have lost the welcome
      * that replaced it (sess.c ar__sig_sess_rotate_resume). */
     int ok = s && (!s->is_backup || again) && ar__sig_hex16(hex, h) == 0 &&
@@ -278,6 +285,16 @@ void ar__sig_on_taken(ar__sig_srv_t *srv, void *msg, ar__sig_rec_t *r, const cha
      * answered (an answer repeated after we handed the session on). */
     const char *from = json_string_value(json_object_get(o, "from"));
     uint64_t giver = from ? strtoull(from, NULL, 16) : 0;
+    /* No attempt asked (s untouched since the top), and our copy is the one we handed over to
+     * the giver itself: the answer is to an ask from before that hand-over, which the giver
+     * answered again (on_take) while its own client resumed by asking us. Taken, it made us
+     * claim the session a second time, after the giver's client had resumed with our answer;
+     * the giver took the claim, and the session's frames were dropped at both of us (neither
+     * its owner nor its backup), so its partner's frames never reached the client. */
+    if (!asked && giver && handed_to(s, giver)) {
+        ar_log0(AR_LOG_INFO, "signal_taken_stale");
+        return;
+    }
     /* The giver is the owner we know of, or the backup of a dead one (the record not yet
      * updated here: resume.c whom_to_ask asked it). Dropped, such an answer left the giver
      * waiting for an announcement that never came, and it ended the session a grace period

@@ -11,7 +11,9 @@
  * for ever (no grace period ran, no peer_left, the next resume waited 8 s and failed);
  *  - T dies with the answer in flight: O's copy, kept since it answered, is promoted back;
  *  - the answer is lost and T's attempt asks again: O answers again;
- *  - T never announces itself: O ends the session after a grace period.
+ *  - T never announces itself: O ends the session after a grace period;
+ *  - T's attempt runs out, O answers it late, then asks T for the session for the client's next
+ *    attempt: O's answers to T's older asks, repeated, are dropped at T once T handed it back.
  * Publications are caught by wrapping ar__sig_bus_rec and ar__sig_bus_proc at link time
  * (CMakeLists.txt), as in test_promotion.c; ar__sig_bus_sub_to too (no bus to subscribe on).
  */
@@ -65,7 +67,8 @@ void __wrap_ar_sn_close(ar_sn_conn_t *c, uint16_t code)
 int __wrap_ar_sn_send_room(ar_sn_conn_t *c, uint8_t opcode, uint8_t *buf, size_t len);
 int __wrap_ar_sn_send_room(ar_sn_conn_t *c, uint8_t opcode, uint8_t *buf, size_t len)
 {
-    return __wrap_ar_sn_send(c, opcode, buf, len);
+    /* The payload only: the room before it is the header's (net.h). */
+    return __wrap_ar_sn_send(c, opcode, buf + AR_SN_SEND_ROOM, len);
 }
 
 #define O_ID BC_O /* the owner */
@@ -81,6 +84,7 @@ static struct {
     ar_token_claims_t cl;
     char resume[AR__SIG_RESUME_LEN + 1];
     ar__sig_conn_t cn; /* the client's connection on T */
+    ar__sig_conn_t oc; /* its next connection, on O (zero unless a test makes it) */
 } H;
 
 /* O owns an away session with two frames its client has not acknowledged; T knows its record
@@ -136,6 +140,16 @@ static int teardown(void **state)
     ar_free(H.cn.cold);
     H.cn.cold = NULL;
     H.T->conns = NULL;
+    if (H.oc.srv) {
+        if (H.ro && H.ro->local && H.ro->local->conn == &H.oc)
+            H.ro->local->conn = NULL;
+        H.oc.sess = NULL;
+        ar__sig_resume_t *a = ar__sig_conn_resume(&H.oc);
+        (void)ar__sig_conn_set_resume(&H.oc, NULL);
+        ar_free(a);
+        ar_free(H.oc.cold);
+        H.O->conns = NULL;
+    }
     bc_worker_free(H.O);
     bc_worker_free(H.T);
     return 0;
@@ -437,6 +451,120 @@ static void test_stale_ask_unanswered(void **state)
     assert_null(oc.cold);
 }
 
+/* An offer for the session from its partner (its fid's first byte b, its sdp text sdp) reaches
+ * srv on the bus, as bus.c hands a frame published on to.<o>.<b>.<peer> to the loop. */
+static void frame_from_bus(ar__sig_srv_t *srv, uint8_t b, const char *sdp)
+{
+    uint8_t d[128] = {b, 7};
+    int n = snprintf((char *)d + 25, sizeof(d) - 25,
+                     "{\"type\":\"offer\",\"seq\":0,\"sdp\":\"%s\"}", sdp);
+    assert_true(n > 0 && (size_t)n < sizeof(d) - 25);
+    d[24] = AR__SIG_ACT_NONE;
+    ar__sig_to_msg(srv, su_peer('p'), d, 25 + (size_t)n);
+}
+
+/* O is behind: T's attempt asks twice and runs out unanswered (4016), its copy kept for the
+ * answer. O then answers the first ask (handing the session to T), the client resumes through O
+ * itself, which asks T, and O answers T's second ask again, after its own ask. At T: the first
+ * answer makes T the owner (away), O's ask hands the session back to O, and the repeated answer
+ * comes last. It was taken as a second hand-over: T claimed the session again ("own" T) after
+ * O's client had resumed with T's answer, O took that claim, and frames for the session were
+ * dropped at both (neither owner nor backup). Now it is dropped as stale, and O keeps its
+ * client, to which the session's frames go. */
+static void test_taken_repeat_after_handing_back(void **state)
+{
+    (void)state;
+    json_t *t1 = json_incref(bc_proc_sent(H.T, O_ID, "take"));
+    bc_clear();
+    H.T->now++;
+    ar__sig_resume_tick(H.T, &H.cn);
+    json_t *t2 = json_incref(bc_proc_sent(H.T, O_ID, "take"));
+    assert_non_null(t2);
+    H.T->now += AR__SIG_RESUME_WAIT_S;
+    ar__sig_resume_tick(H.T, &H.cn);
+    assert_int_equal(closed_with, AR_SIG_CLOSE_BUSY);
+    assert_null(ar__sig_conn_resume(&H.cn));
+    assert_non_null(H.rt->local); /* kept for the answer */
+
+    /* O answers the first ask, and hands the session to T. */
+    bc_clear();
+    bc_deliver(H.O, t1);
+    json_decref(t1);
+    json_t *ans1 = json_incref(bc_proc_sent(H.O, T_ID, "taken"));
+    assert_non_null(ans1);
+    assert_int_equal(H.ro->owner, T_ID);
+
+    /* The client's next attempt comes to O, which asks T, then answers T's second ask again. */
+    H.oc.srv = H.O;
+    H.oc.state = AR__SIG_C_HELLO;
+    H.O->conns = &H.oc;
+    assert_int_equal(ar__sig_resume_start(&H.oc, &H.cl, H.resume, 0), 0);
+    assert_int_equal(H.oc.state, AR__SIG_C_RESUMING);
+    json_t *ot = json_incref(bc_proc_sent(H.O, T_ID, "take"));
+    assert_non_null(ot);
+    bc_clear();
+    bc_deliver(H.O, t2);
+    json_decref(t2);
+    json_t *ans2 = json_incref(bc_proc_sent(H.O, T_ID, "taken"));
+    assert_non_null(ans2);
+    assert_true(json_is_true(json_object_get(ans2, "ok")));
+
+    /* At T, in O's order: the first answer takes the session as away. */
+    bc_clear();
+    bc_deliver(H.T, ans1);
+    json_decref(ans1);
+    assert_int_equal(H.rt->owner, T_ID);
+    json_t *own1 = json_incref(bc_last_rec(H.T));
+    assert_non_null(own1);
+    /* O's ask: T hands the session to O. */
+    bc_clear();
+    bc_deliver(H.T, ot);
+    json_decref(ot);
+    json_t *tans = json_incref(bc_proc_sent(H.T, O_ID, "taken"));
+    assert_non_null(tans);
+    assert_true(json_is_true(json_object_get(tans, "ok")));
+    assert_int_equal(H.rt->owner, O_ID);
+    /* The repeated answer: stale, dropped (logged), and T claims nothing. */
+    bc_clear();
+    int log = su_log_to_file();
+    bc_deliver(H.T, ans2);
+    json_decref(ans2);
+    int stale = su_log_count(log, "signal_taken_stale");
+    su_log_back(log);
+    json_t *own2 = json_incref(bc_last_rec(H.T)); /* NULL: T claimed nothing */
+    assert_int_equal(H.rt->owner, O_ID);
+    assert_true(!H.rt->local || H.rt->local->is_backup);
+    assert_null(own2);
+    assert_int_equal(stale, 1);
+
+    /* At O: T's first announcement, then T's answer: O's client resumes, O owns the session. */
+    ar__sig_rec_apply(H.O, own1);
+    json_decref(own1);
+    bc_clear();
+    bc_deliver(H.O, tans);
+    json_decref(tans);
+    assert_int_equal(H.oc.state, AR__SIG_C_LIVE);
+    assert_non_null(H.ro->local);
+    assert_ptr_equal(H.ro->local->conn, &H.oc);
+    assert_int_equal(H.ro->owner, O_ID);
+    json_t *own = json_incref(bc_last_rec(H.O));
+    assert_non_null(own);
+    ar__sig_rec_apply(H.T, own); /* T's handed copy lets go */
+    json_decref(own);
+    if (own2) { /* a claim T published after O's ask reaches O after O's client resumed */
+        ar__sig_rec_apply(H.O, own2);
+        json_decref(own2);
+    }
+    assert_int_equal(H.ro->owner, O_ID);
+    assert_int_equal(H.rt->owner, O_ID);
+    assert_true(!H.rt->local || H.rt->local->is_backup);
+
+    /* A frame for the session from its partner reaches O's client. */
+    sent[0] = '\0';
+    frame_from_bus(H.O, 0x42, "v=partner");
+    assert_non_null(strstr(sent, "v=partner"));
+}
+
 /* T never announces itself (all it published lost): O ends the session after a grace period,
  * rather than keep it for ever with every other worker naming O. */
 static void test_never_confirmed(void **state)
@@ -511,6 +639,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kept_copy_goes_at_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_take_from_the_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_ask_unanswered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_taken_repeat_after_handing_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_confirmed, setup, teardown),
         cmocka_unit_test(test_owner_then_backup_die),
     };
