@@ -199,6 +199,12 @@ static void apply_subs(ar__sig_srv_t *srv, ar__sig_rec_t *r, json_t *a)
  *    cut off from NATS and that arrives after its reconnect): it becomes the backup again, or
  *    lets go. An update that a really dead owner published before it died, still in our
  *    backlog of records, does not count: its heartbeats stopped (they are handled first).
+ * The same two rules hold for any claim by a worker without the client ("away"), not only a
+ * promotion: one made from a hand-over's answer that came after the session had gone on (a
+ * race of resume attempts, docs/signal.md "Resume (P6) and node failure"), taken by the owner
+ * holding the client, left each record naming the other worker and the session's frames
+ * dropped at both. A plain claim by a worker that has the client (away 0) is still taken, as
+ * the hand-over it is: ours is then a connection that lingers after the client left it.
  */
 enum { CLAIM_NONE, CLAIM_REFUSED, CLAIM_YIELD };
 
@@ -207,11 +213,13 @@ static int ownership_claim(ar__sig_srv_t *srv, ar__sig_rec_t *r, const ar__sig_u
     ar__sig_sess_t *s = r->local;
     if (!u->has_own || !s || s->is_backup || u->owner != u->origin)
         return CLAIM_NONE;
-    /* A connection closed in this batch of events (GONE, freed later) holds no client. */
-    if (u->pr && ar__sig_sess_connected(s))
+    /* A connection closed in this batch of events (GONE, freed later) holds no client. A
+     * re-announcement ("re") comes only from a worker holding the client: never refused. */
+    if (ar__sig_sess_connected(s) && (u->pr || (u->has_away && u->away && !u->re)))
         return CLAIM_REFUSED;
-    if (ar__sig_sess_unresumed_promotion(s) &&
-        (u->re || (!u->pr && ar__sig_node_alive(srv, u->origin))))
+    if (u->re && !ar__sig_sess_connected(s))
+        return CLAIM_YIELD; /* it has the client, we have not */
+    if (ar__sig_sess_unresumed_promotion(s) && !u->pr && ar__sig_node_alive(srv, u->origin))
         return CLAIM_YIELD;
     return CLAIM_NONE;
 }
@@ -236,7 +244,10 @@ static int dead_claim(ar__sig_srv_t *srv, const ar__sig_rec_t *r, const ar__sig_
 static void yield(ar__sig_srv_t *srv, ar__sig_rec_t *r)
 {
     ar__sig_sess_t *s = r->local;
-    ar_log0(AR_LOG_INFO, "signal_promotion_undone");
+    if (s->promoted)
+        ar_log0(AR_LOG_INFO, "signal_promotion_undone");
+    else
+        ar_log0(AR_LOG_INFO, "signal_claim_undone");
     /* A client resuming here points at s (its attempt asks the owner next tick): it stays, as a
      * backup copy, until the attempt ends. */
     if (r->backup != srv->node_id && !ar__sig_sess_resuming(srv, s)) {
@@ -421,7 +432,10 @@ static void rec_apply(ar__sig_srv_t *srv, const ar__sig_upd_t *u, json_t *o)
     if (o)
         apply_fields(srv, r, o);
     if (claim == CLAIM_REFUSED && r->local) {
-        ar_log0(AR_LOG_INFO, "signal_promotion_refused");
+        if (u->pr)
+            ar_log0(AR_LOG_INFO, "signal_promotion_refused");
+        else
+            ar_log0(AR_LOG_INFO, "signal_claim_refused");
         json_t *q = srv->qt ? srv->qt : json_object();
         if (q && json_object_set_new(q, "re", json_true()) == 0)
             srv->qt = q;

@@ -196,6 +196,73 @@ static void test_dead_owner_late_claim(void **state)
     bc_worker_free(X);
 }
 
+/* A claim by a worker that has no client for the session (its copy away: a hand-over's answer
+ * taken after the session had gone on, docs/signal.md "Resume (P6) and node failure") reaches
+ * the owner holding the client: the owner keeps the session and says so again ("re"), and the
+ * claimant, whose copy holds no client, yields to that. Before, the owner took the claim, each
+ * record named the other worker, and both dropped the session's frames. A claim by a worker that
+ * has the client (away 0) is still taken as the hand-over it is. */
+static void test_away_claim_refused(void **state)
+{
+    (void)state;
+    enum { X_ID = 3 };
+    ar__sig_srv_t *C = su_srv_new(C_ID), *X = su_srv_new(X_ID);
+    ar__sig_rec_t *rc, *rx;
+    records_of_c(C, X, &rc, &rx);
+    ar__sig_sess_t *sc = ar__sig_sess_link_new(C, rc, 0);
+    assert_non_null(sc);
+    ar__sig_conn_t live;
+    su_conn_attach(&live, C, sc, AR__SIG_C_LIVE);
+
+    /* X took the session as away (handover.c take_away): it owns a copy without a client. */
+    ar__sig_sess_t *sx = ar__sig_sess_link_new(X, rx, 0);
+    assert_non_null(sx);
+    rx->owner = X_ID;
+    rx->away = 1;
+    bc_clear();
+    ar__sig_sess_adopt(X, sx);
+    json_t *claim = json_incref(bc_last_rec(X));
+    assert_non_null(claim);
+    assert_int_equal(json_integer_value(json_object_get(claim, "away")), 1);
+    bc_clear();
+
+    int fd = su_log_to_file();
+    ar__sig_rec_apply(C, claim);
+    json_decref(claim);
+    int refused = su_log_count(fd, "\"signal_claim_refused\"");
+    assert_int_equal(rc->owner, C_ID);
+    assert_int_equal(rc->away, 0);
+    json_t *re = json_incref(bc_last_rec(C));
+    assert_non_null(re);
+    assert_true(json_is_true(json_object_get(re, "re")));
+    assert_string_equal(json_string_value(json_object_get(re, "own")), "0000000000000001");
+    bc_clear();
+
+    ar__sig_rec_apply(X, re);
+    json_decref(re);
+    int undone = su_log_count(fd, "\"signal_claim_undone\"");
+    su_log_back(fd);
+    assert_int_equal(refused, 1);
+    assert_int_equal(undone, 1);
+    assert_int_equal(rx->owner, C_ID);
+    assert_true(rx->local == NULL || rx->local->is_backup);
+    bc_clear();
+
+    /* The client resumed on X (X's copy connected, away 0): C's connection lingers, and C takes
+     * X's claim. */
+    json_t *plain = json_pack("{s:s,s:s,s:s,s:s,s:i}", "o", "0000000000000003", "p", PEER, "own",
+                              "0000000000000003", "bk", "0000000000000002", "away", 0);
+    ar__sig_rec_apply(C, plain);
+    json_decref(plain);
+    assert_int_equal(rc->owner, X_ID);
+    assert_null(bc_last_rec(C));
+    bc_clear();
+
+    sc->conn = NULL;
+    bc_worker_free(C);
+    bc_worker_free(X);
+}
+
 /* The workers of a node die together and are found dead in one judgement: their deaths are
  * handled in one walk of the records (one "signal_worker_dead" for both), with what a walk per
  * death did: D promotes its copies of both dead workers' sessions, finds a new backup for its
@@ -259,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_lost_promotion_then_later_claim),
         cmocka_unit_test(test_resumed_copy_claims_plainly),
         cmocka_unit_test(test_dead_owner_late_claim),
+        cmocka_unit_test(test_away_claim_refused),
         cmocka_unit_test(test_deaths_found_together),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
