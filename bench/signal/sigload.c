@@ -225,7 +225,8 @@ static void arm(int ep, sl_conn_t *c, int i, uint32_t events, int op)
 }
 
 /* Starts connection i: socket, source address, non-blocking connect. */
-static int start_open(int ep, sl_conn_t *c, int i, int proc, int port)
+/* Opens client i from source address src (sl_src_addr) to port on loopback. */
+static int start_open(int ep, sl_conn_t *c, int i, uint32_t src, int port)
 {
     sl_conn_t *x = &c[i];
     memset(x, 0, sizeof(*x));
@@ -236,7 +237,7 @@ static int start_open(int ep, sl_conn_t *c, int i, int proc, int port)
     setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     /* The port is chosen at connect() for the whole 4-tuple, not reserved at bind(). */
     setsockopt(x->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-    struct sockaddr_in s = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(sl_src_addr(proc))};
+    struct sockaddr_in s = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(src)};
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -423,7 +424,7 @@ static void open_all(int ep, sl_conn_t *c, opening_t *o, int proc, int first)
                 int port = (i & 1) && o->port_of_b ? o->port_of_b : sl_o.ports[0];
                 o->deadline[i] = now + SL_OPEN_SECS;
                 o->st[i] = ST_CONNECT;
-                if (o->stopped || start_open(ep, c, i, proc, port) != 0) {
+                if (o->stopped || start_open(ep, c, i, sl_src_addr(proc), port) != 0) {
                     if (!o->stopped)
                         open_failed(ep, c, i, o, proc, strerror(errno));
                     o->st[i] = ST_DEAD;
@@ -440,7 +441,7 @@ static void open_all(int ep, sl_conn_t *c, opening_t *o, int proc, int first)
                 int port = (i & 1) && o->port_of_b ? o->port_of_b : sl_o.ports[0];
                 o->deadline[i] = now + SL_OPEN_SECS;
                 o->st[i] = ST_CONNECT;
-                if (start_open(ep, c, i, proc, port) != 0) {
+                if (start_open(ep, c, i, sl_src_addr(proc), port) != 0) {
                     open_failed(ep, c, i, o, proc, strerror(errno));
                     o->slot[s] = i = -1;
                 }
@@ -830,6 +831,24 @@ static int cmd_calls(void)
 enum { FO_HELD, FO_WAIT, FO_CONNECT, FO_UPGRADE, FO_HELLO, FO_RESUMED, FO_FAILED };
 enum { FO_ATTEMPT_SECS = 40 }; /* past the node's longest wait (AR__SIG_RESUME_WAIT_MAX_S, 30 s) */
 
+/*
+ * The source address of client i's resumes: one of FO_SRC_ADDRS others than its process opened
+ * the sessions from (127.2-5.<base>.<proc + 1> against 127.1.<base>.<proc + 1>). The kernel picks
+ * a connect()'s port by probing the range (even ports first) for a 4-tuple not in use, so a
+ * process's resumes from its own address, which already held thousands of connections to the
+ * survivor's port, probed thousands of ports each: the kernel's port search
+ * (__inet_check_established, __inet_hash_connect) was half of the load generator's samples
+ * during a failover storm, and the load generator 60 % of the machine (docs/performance.md,
+ * "Failover at 100,000 calls a node: the load generator's port search"). Browsers resume from
+ * addresses of their own.
+ */
+enum { FO_SRC_ADDRS = 4 };
+
+static uint32_t fo_src_addr(int proc, int i)
+{
+    return sl_src_addr(proc) + ((uint32_t)(1 + i % FO_SRC_ADDRS) << 16);
+}
+
 typedef struct fo_s {
     double t_close, t_hello, t_done, at; /* at: FO_WAIT: when to connect; else the deadline */
     uint64_t last_seq;
@@ -900,7 +919,7 @@ static void fo_connect(fo_run_t *r, int i)
     r->inflight++;
     f->st = FO_CONNECT;
     f->at = sl_now_s() + FO_ATTEMPT_SECS;
-    if (start_open(r->ep, r->c, i, r->proc, sl_o.ports[1]) != 0) {
+    if (start_open(r->ep, r->c, i, fo_src_addr(r->proc, i), sl_o.ports[1]) != 0) {
         fo_retry(r, i);
         return;
     }
