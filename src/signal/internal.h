@@ -1213,6 +1213,9 @@ void ar__sig_rec_apply_compact(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
  * none, resumes go over the bus); resume: called with a hello's resume token and its text, 1
  * when cn went to the owner (cn is gone here), 0 when the resume stays here. */
 int ar__sig_move_start(ar__sig_srv_t *srv);
+/* The worker of this node a resume of r moves to (its owner, or its backup while the owner is on
+ * another node), 0 for none. */
+uint64_t ar__sig_move_target(ar__sig_srv_t *srv, const ar__sig_rec_t *r);
 void ar__sig_move_stop(ar__sig_srv_t *srv);
 /* The header before a moved connection's hello, as a worker writes it (key: the address the
  * per-address cap counts the client under, NULL when not counted); its size returned. */

@@ -331,6 +331,29 @@ static void unlink_to(ar__sig_moves_t *mv, int fd)
         }
 }
 
+/*
+ * The worker of this node a resume of r goes to, 0 for none (it stays here): its owner; or,
+ * while the owner is a worker of another node, its backup when that is one of ours. Any worker
+ * of this node would ask that owner over the bus, and the backup holds the session's buffer and
+ * promotes it if that node died. When a node dies its clients come back before its death is
+ * declared (the kernel closes their connections at once, the death takes 3 s of silence): moved
+ * to the owner only, each resume waited on the worker it reached, and after the promotion took
+ * the session over from the promoter on the bus. With every client of a node of 100,000 calls
+ * back at once (no bound of the load generator's), that was 110,866 resumes unanswered in time
+ * and 65,946 clients not back within 110 s; with the backup, none (docs/performance.md,
+ * "Failover at 100,000 calls a node: every client at once"). Tried before only while the record
+ * named a dead owner, and not kept then: its runs were set by the load generator's own CPU
+ * (same document, "the load generator's port search").
+ */
+uint64_t ar__sig_move_target(ar__sig_srv_t *srv, const ar__sig_rec_t *r)
+{
+    if (ar__sig_node_here(srv, r->owner))
+        return r->owner;
+    if (r->owner != srv->node_id && ar__sig_node_here(srv, r->backup))
+        return r->backup;
+    return 0;
+}
+
 int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, const uint8_t *hello,
                         size_t hlen)
 {
@@ -347,13 +370,8 @@ int ar__sig_move_resume(ar__sig_conn_t *cn, const char *resume, size_t rlen, con
     const ar__sig_sess_t *s = r ? r->local : NULL;
     if (!r || (s && (!s->is_backup || s->provisional || s->handed)))
         return 0;
-    /* The owner only. Moved to its backup too while the record here still named a dead owner
-     * (the promoter's update behind others in our inbox), 58 rooms of 50,000 had no relay after
-     * a failover, against 2 without; tried again at full size it resumed no more than the owner
-     * alone (performance.md, "Failover at 100,000 calls a node: resumes moved to the owner's
-     * worker" and "...: the kick's lookups"): not done. */
-    uint64_t to = r->owner;
-    if (!ar__sig_node_here(srv, to))
+    uint64_t to = ar__sig_move_target(srv, r);
+    if (!to)
         return 0;
     int fd = ar_sn_conn_movable(cn->c);
     if (fd < 0)

@@ -6,6 +6,7 @@
  * link that sends an empty packet, or many packets on one link while the worker is busy.
  * A worker loop on loopback; the test plays the other worker, a socket pair the client.
  */
+#include "bus_internal.h"
 #include "loop_harness.h"
 #include "sig_util.h"
 
@@ -246,13 +247,59 @@ static void test_move_burst(void **state)
     lh_stop();
 }
 
+/* A worker of node "n1" heard now, as its heartbeat makes it (bus_node.c). */
+static void heard(ar__sig_srv_t *srv, uint64_t id, const char *node)
+{
+    ar__sig_node_t *n = &srv->nodes[srv->nnodes++];
+    memset(n, 0, sizeof(*n));
+    n->id = id;
+    n->host = srv->bus->host;
+    n->seen_ms = mono_ms();
+    snprintf(n->name, sizeof(n->name), "%s", node);
+}
+
+/* Whom a resume moves to (move.c ar__sig_move_target): the owner when it is a worker of this
+ * node; while the owner is on another node, the backup when that is one of ours (it holds the
+ * buffer and promotes it if that node died); else nobody, and the resume stays. */
+static void test_move_target(void **state)
+{
+    (void)state;
+    su_bus_node_t *f = su_bus_node_new(1);
+    ar__sig_srv_t *srv = f->srv;
+    heard(srv, 2, "n1");
+    heard(srv, 3, "n1");
+    heard(srv, 7, "n2");
+    ar__sig_rec_t *r = ar__sig_rec_get(srv, su_peer('a'));
+    assert_non_null(r);
+    const struct {
+        uint64_t owner, backup, to;
+    } want[] = {
+        {2, 7, 2}, /* the owner is here */
+        {7, 3, 3}, /* the owner on another node: its backup, ours */
+        {7, 9, 0}, /* a backup nobody here knows */
+        {7, 0, 0}, /* no backup */
+        {7, 1, 0}, /* we are its backup: it resumes here */
+        {1, 3, 0}, /* we are its owner */
+        {9, 3, 3}, /* an owner nobody here knows (a node gone): its backup */
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        r->owner = want[i].owner;
+        r->backup = want[i].backup;
+        assert_int_equal(ar__sig_move_target(srv, r), want[i].to);
+    }
+    srv->nodes[1].draining = 1; /* a draining backup takes nothing */
+    r->owner = 7;
+    r->backup = 3;
+    assert_int_equal(ar__sig_move_target(srv, r), 0);
+    su_bus_node_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_move_refusals),
-        cmocka_unit_test(test_move_taken),
-        cmocka_unit_test(test_move_empty_packet),
-        cmocka_unit_test(test_move_burst),
+        cmocka_unit_test(test_move_refusals),     cmocka_unit_test(test_move_taken),
+        cmocka_unit_test(test_move_empty_packet), cmocka_unit_test(test_move_burst),
+        cmocka_unit_test(test_move_target),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
