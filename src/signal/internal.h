@@ -1208,10 +1208,11 @@ int ar__sig_upd_read(const uint8_t *d, size_t len, ar__sig_upd_t *u);
 /* An update in the fixed layout, from the bus (rec.c). */
 void ar__sig_rec_apply_compact(ar__sig_srv_t *srv, const uint8_t *d, size_t len);
 
-/* move.c: a resume moved to the worker of this node that owns its session (docs/signal.md,
- * "Resume on the owner's worker"). start: the socket other workers reach this one by (AR_ESYS:
- * none, resumes go over the bus); resume: called with a hello's resume token and its text, 1
- * when cn went to the owner (cn is gone here), 0 when the resume stays here. */
+/* move.c: a resume moved to the worker of this node that owns its session, or backs it up
+ * while its owner is on another node (docs/signal.md, "Resume on the owner's worker"). start:
+ * the socket other workers reach this one by (AR_ESYS: none, resumes go over the bus); resume:
+ * called with a hello's resume token and its text, 1 when cn went to that worker (cn is gone
+ * here), 0 when the resume stays here. */
 int ar__sig_move_start(ar__sig_srv_t *srv);
 /* The worker of this node a resume of r moves to (its owner, or its backup while the owner is on
  * another node), 0 for none. */

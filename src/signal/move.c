@@ -7,7 +7,8 @@
  * new backup, and a record update every worker applies. When the owner is a worker of this same
  * node, the connection itself goes to it instead: its descriptor over a Unix sequenced-packet
  * link between the two workers (SCM_RIGHTS), with the hello it sent. The owner resumes it
- * locally, with none of the above.
+ * locally, with none of the above. While the owner is a worker of another node, the connection
+ * goes to the session's backup when that is a worker of this one (ar__sig_move_target).
  *
  * After a node died under 100,000 sessions, each resume on the survivor that went over the bus
  * waited behind the record updates of all the others for its answer (performance.md, "Failover
