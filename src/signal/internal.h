@@ -1197,8 +1197,6 @@ typedef struct {
     unsigned has_home : 1, has_away : 1, away : 1, has_own : 1, has_bk : 1;
     unsigned pr : 1, re : 1, del : 1;
 } ar__sig_upd_t;
-/* "h": two tags of 8 hex digits; 0 when h is one. */
-int ar__sig_upd_home(const char *h, uint32_t home[2]);
 /* -1 without "o" or a peer id of the right length in "p". */
 int ar__sig_upd_from_json(const void *json_obj, ar__sig_upd_t *u);
 /* o in the fixed layout, 0; -1 when o has a field the layout has no place for. */

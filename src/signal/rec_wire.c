@@ -65,7 +65,8 @@ static uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int ar__sig_upd_home(const char *h, uint32_t home[2])
+/* "h": two tags of 8 hex digits, as rec.c writes them; 0 when h is one. */
+static int upd_home(const char *h, uint32_t home[2])
 {
     if (strlen(h) != 17 || h[8] != '.' || strspn(h, "0123456789abcdef") != 8 ||
         strspn(h + 9, "0123456789abcdef") != 8)
@@ -88,7 +89,7 @@ int ar__sig_upd_from_json(const void *json_obj, ar__sig_upd_t *u)
     const char *s;
     const json_t *v;
     /* A malformed "h" is left out, as rec.c always left it. */
-    if ((s = json_string_value(json_object_get(o, "h"))) && ar__sig_upd_home(s, u->home) == 0)
+    if ((s = json_string_value(json_object_get(o, "h"))) && upd_home(s, u->home) == 0)
         u->has_home = 1;
     if ((v = json_object_get(o, "away"))) {
         u->has_away = 1;
@@ -135,7 +136,7 @@ static int compact_key(const char *k, const json_t *v, uint8_t *out, uint8_t *fl
             return -1;
         memcpy(out + OFF_PEER, json_string_value(v), AR__SIG_PEER_LEN);
     } else if (strcmp(k, "h") == 0) {
-        if (!json_is_string(v) || ar__sig_upd_home(json_string_value(v), home) != 0)
+        if (!json_is_string(v) || upd_home(json_string_value(v), home) != 0)
             return -1;
         put32(out + OFF_HOME, home[0]);
         put32(out + OFF_HOME + 4, home[1]);
