@@ -224,8 +224,8 @@ static void arm(int ep, sl_conn_t *c, int i, uint32_t events, int op)
     epoll_ctl(ep, op, c[i].fd, &ev);
 }
 
-/* Starts connection i: socket, source address, non-blocking connect. */
-/* Opens client i from source address src (sl_src_addr) to port on loopback. */
+/* Starts connection i: socket, source address src (sl_src_addr), non-blocking connect to port
+ * on loopback. */
 static int start_open(int ep, sl_conn_t *c, int i, uint32_t src, int port)
 {
     sl_conn_t *x = &c[i];
