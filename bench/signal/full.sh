@@ -315,12 +315,12 @@ signode() {
     >"$work/node-$1.log" 2>&1 &
   echo $!
 }
-# metric_sum PORT COUNT LINE: the sum of the metric line starting with LINE over COUNT workers'
-# operator listeners from PORT on.
+# metric_sum PORT COUNT TEXT: the sum of the first metric line holding TEXT over COUNT workers'
+# operator listeners from PORT on (an unlabelled metric: its name and a space).
 metric_sum() {
   local sum=0 v
   for i in $(seq 0 $(($2 - 1))); do
-    v=$(curl -s "http://127.0.0.1:$(($1 + i))/metrics" | grep -F "$3" | awk '{print $NF}' | head -1)
+    v=$(curl -s "http://127.0.0.1:$(($1 + i))/metrics" | grep -v '^#' | grep -F "$3" | awk '{print $NF}' | head -1)
     sum=$((sum + ${v:-0}))
   done
   echo "$sum"
@@ -412,6 +412,13 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
     echo "  $label: resumes moved between the survivor's workers: $(metric_sum "$mb" "$fw" \
       'anteroom_signal_moved_total{dir="in"}'), not sent (no link, or its buffer full: over the bus): $(
       metric_sum "$mb" "$fw" 'anteroom_signal_moved_total{dir="unsent"}')" >&2
+    echo "  $label: frames off the bus the survivor did not deliver: $(for w in no_record \
+      elsewhere not_ours ours_no_copy bad; do printf '%s %s, ' "$w" "$(metric_sum "$mb" "$fw" \
+        "anteroom_signal_frames_unheld_total{why=\"$w\"}")"; done | sed 's/, $//')" >&2
+    echo "  $label: after the relay check, the survivor's sessions $(metric_sum "$mb" "$fw" \
+      'anteroom_signal_sessions ') and connections $(metric_sum "$mb" "$fw" \
+      'anteroom_signal_connections ')" >&2
+    echo "  $label: nats-servers' slow consumers: $(cat "$work"/nats[12]-*.log | grep -c 'Slow Consumer')" >&2
     echo "  $label: survivor's log events: $(grep -o '"event":"[a-z_]*"' "$work/node-fb-$fw.log" |
       sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/"event"://g; s/"//g; s/, $//')" >&2
     # before its NATS servers, which it would miss while it stops; its workers too: one that

@@ -1067,8 +1067,9 @@ static void fo_relay_tell(const fo_run_t *r, int i)
 /* The calls survived: in each pair, each member sends one offer to the other. Returns the rooms
  * whose relay failed (an offer not through within 70 s, a member gone, an error), and in *late
  * those whose offers came through after more than 10 s (the survivor still working off the
- * storm's backlog: delayed, not lost). */
-static int fo_relay_check(fo_run_t *r, int *late)
+ * storm's backlog: delayed, not lost). Failed rooms are waited for another 120 s, and *later
+ * counts those whose offers came through then: very late, not lost. */
+static int fo_relay_check(fo_run_t *r, int *late, int *later)
 {
     int failed = 0;
     for (int i = 0; i < r->n; i++) {
@@ -1094,14 +1095,30 @@ static int fo_relay_check(fo_run_t *r, int *late)
             break;
         fo_events(r, 100);
     }
-    *late -= fo_relay_missing(r); /* those never through are failed, not late */
+    int missing_at_70 = fo_relay_missing(r);
+    *late -= missing_at_70; /* those never through are failed, not late */
+    int *bad_at_70 = calloc((size_t)r->n / 2 + 1, sizeof(int));
     for (int i = 0; i < r->n; i += 2) {
         int bad = r->c[i].fd < 0 || r->c[i + 1].fd < 0 || r->c[i].n_offer < 1 ||
                   r->c[i + 1].n_offer < 1 || r->c[i].errors || r->c[i + 1].errors;
         if (bad && failed < 3)
             fo_relay_tell(r, i);
         failed += bad;
+        if (bad_at_70)
+            bad_at_70[i / 2] = bad;
     }
+    /* Late or lost: the missing ones get more time; those through then were late. */
+    *later = 0;
+    if (missing_at_70 && bad_at_70) {
+        double t1 = sl_now_s();
+        while (fo_relay_missing(r) && sl_now_s() < t1 + 120)
+            fo_events(r, 100);
+        for (int i = 0; i < r->n; i += 2)
+            *later += bad_at_70[i / 2] && r->c[i].fd >= 0 && r->c[i + 1].fd >= 0 &&
+                      r->c[i].n_offer >= 1 && r->c[i + 1].n_offer >= 1 && !r->c[i].errors &&
+                      !r->c[i + 1].errors;
+    }
+    free(bad_at_70);
     return failed;
 }
 
@@ -1119,7 +1136,8 @@ static void fo_free(fo_run_t *r)
  * the file the parent gave it. */
 typedef struct fo_sum_s {
     int n, on_a, lost, resumed, failed, b_closed, refused, retries, mismatched, relay_failed;
-    int relay_late; /* of the rooms relayed, those that took more than 10 s */
+    int relay_late;  /* of the rooms relayed, those that took more than 10 s */
+    int relay_later; /* of the failed, those whose offers came through 70 to 190 s after */
     double first_close, last_done;
 } fo_sum_t;
 
@@ -1210,7 +1228,8 @@ static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
         fo_events(&r, 100);
     /* The relay check first: a connection that closes during it turns a resumed client into a
      * failed one (fo_held), and the counts below must match the times written after them. */
-    int relay_late = 0, relay_failed = fo_relay_check(&r, &relay_late);
+    int relay_late = 0, relay_later = 0;
+    int relay_failed = fo_relay_check(&r, &relay_late, &relay_later);
     fo_sum_t sum = {.n = n,
                     .on_a = on_a,
                     .lost = r.lost,
@@ -1222,6 +1241,7 @@ static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
                     .mismatched = r.mismatched,
                     .relay_failed = relay_failed,
                     .relay_late = relay_late,
+                    .relay_later = relay_later,
                     .first_close = r.first_close,
                     .last_done = r.last_done};
     fwrite(&sum, sizeof(sum), 1, out);
@@ -1342,6 +1362,7 @@ static int cmd_failover(void)
         all.mismatched += one.mismatched;
         all.relay_failed += one.relay_failed;
         all.relay_late += one.relay_late;
+        all.relay_later += one.relay_later;
         if (one.lost && one.first_close < all.first_close)
             all.first_close = one.first_close;
         if (one.resumed && one.last_done > all.last_done)
@@ -1359,13 +1380,14 @@ static int cmd_failover(void)
     printf("RESULT label=%s phase=failover sessions=%d on_a=%d lost=%d resumed=%d failed=%d "
            "b_closed=%d mismatched=%d refused=%d retries=%d jitter_s=%.1f inflight=%d procs=%d "
            "storm_s=%.2f close_to_welcome_p50_ms=%.0f p99_ms=%.0f max_ms=%.0f "
-           "hello_to_welcome_p50_ms=%.0f hello_p99_ms=%.0f rooms=%d relay_failed=%d relay_late=%d",
+           "hello_to_welcome_p50_ms=%.0f hello_p99_ms=%.0f rooms=%d relay_failed=%d relay_late=%d "
+           "relay_later=%d",
            sl_o.label, n, on_a, all.lost, all.resumed, all.failed, all.b_closed, all.mismatched,
            all.refused, all.retries, sl_o.jitter, sl_inflight, procs,
            all.resumed ? all.last_done - all.first_close : 0.0, pct_of(close_ms, all.resumed, 0.5),
            pct_of(close_ms, all.resumed, 0.99), all.resumed ? close_ms[all.resumed - 1] : 0.0,
            pct_of(hello_ms, all.resumed, 0.5), pct_of(hello_ms, all.resumed, 0.99), n / 2,
-           all.relay_failed, all.relay_late);
+           all.relay_failed, all.relay_late, all.relay_later);
     print_sample_delta("failover", &s0, &s1, per, "resume");
     printf(" rss_total_mib=%.0f rss_b=%.0f bus_rss_mib=%.0f clients_cpu_s=%.1f\n",
            (double)s2.rss_kib / 1024, (double)(s2.rss_kib - s0.rss_kib) * 1024 / per,

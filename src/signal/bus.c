@@ -54,6 +54,7 @@
 
 #include <jansson.h>
 #include <nats/nats.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -170,6 +171,45 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     ar__sig_bus_put(closure, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
                     (size_t)natsMsg_GetDataLength(msg));
     natsMsg_Destroy(msg);
+}
+
+/*
+ * libnats' error callback (its thread). A subscription whose messages our callback has not
+ * taken yet holds at most its pending limit (ar__sig_bus_sub_limits); beyond it libnats drops
+ * them, silently but for this. Which frames went is unknown, so every session is told it may
+ * have lost some, as when the inbox had no room for a marker; a dropped record leaves this
+ * worker's view of it stale until its next update, as an inbox drop does.
+ */
+static void on_nats_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    ar__sig_bus_t *b = closure;
+    if (err != NATS_SLOW_CONSUMER)
+        return;
+    pthread_mutex_lock(&b->mu);
+    int poke = b->head == NULL;
+    b->nats_slow++;
+    b->lost_all = 1;
+    pthread_mutex_unlock(&b->mu);
+    uint64_t one = 1;
+    if (poke)
+        (void)!write(b->efd, &one, sizeof(one));
+}
+
+/* On the loop, after libnats said it dropped messages: how many, counted and warned. */
+static void report_nats_drops(ar__sig_bus_t *b, uint32_t episodes)
+{
+    int64_t total = 0, n = 0;
+    for (size_t i = 0; i < sizeof(b->subs) / sizeof(b->subs[0]); i++)
+        if (b->subs[i] && natsSubscription_GetDropped(b->subs[i], &n) == NATS_OK)
+            total += n;
+    int64_t fresh = total > b->nats_dropped_seen ? total - b->nats_dropped_seen : 0;
+    b->nats_dropped_seen = total;
+    if (fresh && b->m_nats_dropped)
+        ar_metric_add(b->m_nats_dropped, 0, (uint64_t)fresh);
+    ar_log(AR_LOG_WARN, "signal_bus_slow_consumer", AR_LF_UINT("times", episodes),
+           AR_LF_INT("messages", fresh));
 }
 
 /* ---- frames lost before numbering: the client is told (docs/protocol.md 5.10) ---- */
@@ -367,7 +407,11 @@ void ar__sig_bus_wake(ar__sig_srv_t *srv)
     memset(b->dropped, 0, sizeof(b->dropped));
     lost_all = b->lost_all;
     b->lost_all = 0;
+    uint32_t nats_slow = b->nats_slow;
+    b->nats_slow = 0;
     pthread_mutex_unlock(&b->mu);
+    if (nats_slow)
+        report_nats_drops(b, nats_slow);
     if (rest) {
         uint64_t one = 1; /* come back after the clients' input and the tick */
         (void)!write(b->efd, &one, sizeof(one));
@@ -420,6 +464,22 @@ static void pub_dropped(ar__sig_bus_t *b, const char *subj)
     pthread_mutex_unlock(&b->pmu);
 }
 
+/* Why a frame for r's session is not delivered here (AR__SIG_UNHELD_*), or -1 to deliver it. */
+static int unheld_why(const ar__sig_srv_t *srv, const ar__sig_rec_t *r, const uint8_t *data,
+                      size_t len)
+{
+    if (!r)
+        return AR__SIG_UNHELD_NO_RECORD;
+    if (!r->local)
+        return r->owner == srv->node_id ? AR__SIG_UNHELD_OURS_NO_COPY : AR__SIG_UNHELD_ELSEWHERE;
+    if (!r->local->is_backup && r->owner != srv->node_id)
+        return AR__SIG_UNHELD_NOT_OURS;
+    if (len < AR__SIG_TO_HDR ||
+        !ar__sig_frame_text_ok((const char *)data + AR__SIG_TO_HDR, len - AR__SIG_TO_HDR))
+        return AR__SIG_UNHELD_BAD;
+    return -1;
+}
+
 /* A frame for a peer: fid(16) | sent_us(8) | action(1) | frame. */
 void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, size_t len)
 {
@@ -431,9 +491,12 @@ void ar__sig_to_msg(ar__sig_srv_t *srv, const char *peer, const uint8_t *data, s
     ar__sig_rec_t *r = ar__sig_rec_find(srv, peer);
     /* Only the owner numbers frames (and a backup keeps its copy): a session this worker no
      * longer owns may still linger here with its old connection until it closes. */
-    if (!r || !r->local || len < 25 || !(r->local->is_backup || r->owner == srv->node_id) ||
-        !ar__sig_frame_text_ok((const char *)data + 25, len - 25))
+    int why = unheld_why(srv, r, data, len);
+    if (why >= 0) {
+        if (srv->m.unheld[why])
+            ar_metric_add(srv->m.unheld[why], 0, 1);
         return;
+    }
     uint64_t sent;
     memcpy(&sent, data + 16, 8);
     ar__sig_sess_deliver(srv, r->local, data, data[24], (const char *)data + 25, len - 25, sent);
@@ -561,6 +624,24 @@ void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void
         publish_json(srv, subj, json_obj, 1);
 }
 
+/*
+ * Subscribes to subj on the reading connection. What waits in libnats for our callback is
+ * bounded by inbox-max bytes and not by a count: libnats' default bound, 65,536 messages, is
+ * 3.6 MB of 56-byte record updates, far below the inbox's 64 MiB, and beyond it libnats drops
+ * them, told only to its error callback (on_nats_error). In a failover storm every worker of
+ * the survivor takes every record update of 100,000 resumes. Our callback only moves a
+ * message into the inbox, whose own bound counts every drop and tells each session of its
+ * frames lost; so one bound, in bytes, and the inbox's.
+ */
+static natsStatus subscribe(ar__sig_bus_t *b, const char *subj, natsSubscription **sub)
+{
+    natsStatus s = natsConnection_Subscribe(sub, b->nc, subj, on_msg, b);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(
+            *sub, -1, b->max_bytes < (size_t)INT_MAX ? (int)b->max_bytes : INT_MAX);
+    return s;
+}
+
 int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
 {
     char subj[AR__SIG_TO_SUBJ_MAX];
@@ -574,8 +655,10 @@ int ar__sig_bus_sub_to(ar__sig_srv_t *srv, ar__sig_sess_t *s)
         return AR_ENOMEM;
     snprintf(subj, sizeof(subj), "%sto.*.*.%s", srv->bus->prefix, s->rec->peer);
     natsSubscription *sub = NULL;
-    if (natsConnection_Subscribe(&sub, srv->bus->nc, subj, on_msg, srv->bus) != NATS_OK)
+    if (subscribe(srv->bus, subj, &sub) != NATS_OK) {
+        natsSubscription_Destroy(sub);
         return AR_EIO;
+    }
     c->sub_to = sub;
     pthread_mutex_lock(&srv->bus->pmu);
     srv->bus->sub_gen++;
@@ -626,6 +709,11 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
             srv->metrics, "anteroom_signal_bus_dropped_total",
             "bus messages dropped before the loop took them (inbox-max, out of memory)",
             k_kind_label[k]);
+    if (srv->metrics)
+        b->m_nats_dropped = ar_metrics_counter(
+            srv->metrics, "anteroom_signal_bus_dropped_total",
+            "bus messages dropped before the loop took them (inbox-max, out of memory)",
+            "kind=\"nats\"");
     if (srv->metrics)
         b->m_untold = ar_metrics_counter(
             srv->metrics, "anteroom_signal_bus_lost_untold_total",
@@ -693,6 +781,8 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
         s = natsOptions_UseGlobalMessageDelivery(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(o, on_nats_error, b);
     /* Each connection tells the publisher thread when it goes and comes back (bus_pub.c). */
     if (s == NATS_OK)
         s = ar__sig_bus_watch_conn(b, o, 0);
@@ -738,7 +828,7 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
         else /* the frames of the sessions created with us as their owner, then backup */
             snprintf(subj, sizeof(subj), i == 6 ? "%sto.%08x.*.*" : "%sto.*.%08x.*", b->prefix,
                      tag);
-        s = natsConnection_Subscribe(&b->subs[i], b->nc, subj, on_msg, b);
+        s = subscribe(b, subj, &b->subs[i]);
     }
     pthread_mutex_lock(&b->pmu); /* the first publication waits for these too (bus_pub.c) */
     b->sub_gen++;

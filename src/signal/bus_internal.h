@@ -149,6 +149,12 @@ struct ar__sig_bus_s {
     size_t nmarks;
     int lost_all;
     ar_metric_t *m_dropped[K__COUNT];
+    /* libnats dropped messages before our callback took them (a subscription's pending limit,
+     * NATS_SLOW_CONSUMER): episodes since the loop last looked (under mu), and the subscriptions'
+     * dropped count the loop last reported (loop only). */
+    uint32_t nats_slow;
+    int64_t nats_dropped_seen;
+    ar_metric_t *m_nats_dropped;
     /* Admission (ar__sig_bus_admit): bounds, until when another worker said it is behind, and
      * whether this worker was behind at its last look (logged on change). */
     uint64_t admit_lag_ms;

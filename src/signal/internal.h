@@ -659,6 +659,19 @@ typedef struct ar__sig_node_s {
 #define AR__SIG_SLAB_IDLE_S 2
 typedef struct ar__sig_frame_slabs_s ar__sig_frame_slabs_t;
 #define AR__SIG_TO_HDR 25 /* fid (16), send time (8), action (1) */
+/* Why a frame for a peer that came off the bus was not delivered here (counted by kind, bus.c):
+ * no record of the session; held on another worker (normal: the subject reaches both workers it
+ * was created with, wherever the session went); a copy here that is neither ours nor a backup's
+ * (a connection that lingers after a hand-over); a record naming us with no copy here (views
+ * apart: a frame lost); a frame that is no valid text. */
+enum {
+    AR__SIG_UNHELD_NO_RECORD = 0,
+    AR__SIG_UNHELD_ELSEWHERE,
+    AR__SIG_UNHELD_NOT_OURS,
+    AR__SIG_UNHELD_OURS_NO_COPY,
+    AR__SIG_UNHELD_BAD,
+    AR__SIG_UNHELD_N
+};
 /* ar.<jurisdiction>.to.<owner tag>.<backup tag>.<peer>, and its NUL (bus.c) */
 #define AR__SIG_TO_SUBJ_MAX (3 + AR_TOKEN_ID_MAX + 4 + 18 + AR__SIG_PEER_LEN + 1)
 /* The records' table (index.c): from this many buckets, doubled whenever there would be more
@@ -751,7 +764,8 @@ struct ar__sig_srv_s {
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
         ar_metric_t *errors, *closes, *resumes, *drained, *moved_out, *moved_in, *moved_unsent;
-        ar_metric_t *snaps; /* queue snapshots still being sent (area.c) */
+        ar_metric_t *snaps;                    /* queue snapshots still being sent (area.c) */
+        ar_metric_t *unheld[AR__SIG_UNHELD_N]; /* frames off the bus not delivered (bus.c) */
     } m;
 };
 

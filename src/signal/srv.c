@@ -725,6 +725,13 @@ static int metrics_init(ar__sig_srv_t *srv)
         ar_metrics_counter(m, "anteroom_signal_moved_total", moved_help, "dir=\"unsent\"");
     srv->m.snaps = ar_metrics_gauge(m, "anteroom_signal_queue_snapshots_pending",
                                     "queue snapshots waiting for their connection to drain", NULL);
+    static const char *const unheld[AR__SIG_UNHELD_N] = {"why=\"no_record\"", "why=\"elsewhere\"",
+                                                         "why=\"not_ours\"", "why=\"ours_no_copy\"",
+                                                         "why=\"bad\""};
+    for (int k = 0; k < AR__SIG_UNHELD_N; k++)
+        srv->m.unheld[k] = ar_metrics_counter(
+            m, "anteroom_signal_frames_unheld_total",
+            "frames for a peer off the bus that this worker did not deliver", unheld[k]);
     srv->m.relay_us = ar_metrics_histogram(
         m, "anteroom_signal_relay_latency_us",
         "from the sender's worker publishing a frame to the recipient's worker sending it", NULL,

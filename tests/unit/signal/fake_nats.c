@@ -31,6 +31,11 @@ static struct {
     void *down_arg, *back_arg, *closed_arg;
 } conns[2];
 static void *opt_down_arg, *opt_back_arg, *opt_closed_arg;
+static natsErrHandler opt_err, conn_err; /* as the options hold it now, as nc took it */
+static void *opt_err_arg, *conn_err_arg;
+static char sub_objs[FAKE_NATS_MAX]; /* subscription i is &sub_objs[i] (the last for later ones) */
+static int64_t sub_dropped;          /* what the first subscription says it dropped */
+static int pend_msgs, pend_bytes, npend; /* the last pending limits set, and how many times */
 
 static int conn_index(natsConnection *nc)
 {
@@ -99,6 +104,10 @@ void fake_nats_reset(void)
     opt_down = opt_back = opt_closed = NULL;
     opt_down_arg = opt_back_arg = opt_closed_arg = NULL;
     memset(conns, 0, sizeof(conns));
+    opt_err = conn_err = NULL;
+    opt_err_arg = conn_err_arg = NULL;
+    sub_dropped = 0;
+    pend_msgs = pend_bytes = npend = 0;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
 }
@@ -300,9 +309,60 @@ natsStatus natsOptions_SetClosedCB(natsOptions *opts, natsConnectionHandler cb, 
     return NATS_OK;
 }
 
+natsStatus natsOptions_SetErrorHandler(natsOptions *opts, natsErrHandler errHandler, void *closure)
+{
+    (void)opts;
+    opt_err = errHandler;
+    opt_err_arg = closure;
+    return NATS_OK;
+}
+
+void fake_nats_slow_consumer(int64_t dropped)
+{
+    pthread_mutex_lock(&mu);
+    sub_dropped += dropped;
+    pthread_mutex_unlock(&mu);
+    if (conn_err)
+        conn_err((natsConnection *)(void *)&objs[1], (natsSubscription *)(void *)&sub_objs[0],
+                 NATS_SLOW_CONSUMER, conn_err_arg);
+}
+
+natsStatus natsSubscription_GetDropped(natsSubscription *sub, int64_t *msgs)
+{
+    pthread_mutex_lock(&mu);
+    *msgs = sub == (natsSubscription *)(void *)&sub_objs[0] ? sub_dropped : 0;
+    pthread_mutex_unlock(&mu);
+    return NATS_OK;
+}
+
+natsStatus natsSubscription_SetPendingLimits(natsSubscription *sub, int msgLimit, int bytesLimit)
+{
+    (void)sub;
+    pthread_mutex_lock(&mu);
+    pend_msgs = msgLimit;
+    pend_bytes = bytesLimit;
+    npend++;
+    pthread_mutex_unlock(&mu);
+    return NATS_OK;
+}
+
+int fake_nats_pending_limits(int *msgs, int *bytes)
+{
+    pthread_mutex_lock(&mu);
+    *msgs = pend_msgs;
+    *bytes = pend_bytes;
+    int n = npend;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
 natsStatus natsConnection_Connect(natsConnection **nc, natsOptions *options)
 {
     (void)options;
+    if (nconns == 0) { /* nc: the connection with the subscriptions */
+        conn_err = opt_err;
+        conn_err_arg = opt_err_arg;
+    }
     int i = nconns < 2 ? nconns++ : 1;
     conns[i].down = opt_down;
     conns[i].down_arg = opt_down_arg;
@@ -327,9 +387,9 @@ natsStatus natsConnection_Subscribe(natsSubscription **sub, natsConnection *nc, 
     pthread_mutex_lock(&mu);
     if (nsubs < FAKE_NATS_MAX)
         snprintf(subs[nsubs].subj, sizeof(subs[nsubs].subj), "%s", subject);
+    *sub = (natsSubscription *)(void *)&sub_objs[nsubs < FAKE_NATS_MAX ? nsubs : FAKE_NATS_MAX - 1];
     nsubs++;
     pthread_mutex_unlock(&mu);
-    *sub = (natsSubscription *)(void *)&objs[2];
     return NATS_OK;
 }
 

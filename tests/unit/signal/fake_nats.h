@@ -58,5 +58,11 @@ int64_t fake_nats_write_deadline(int conn);
 /* 1 when connection conn was connected to the listed servers only, in their order (no
  * randomizing, servers nats-server told of ignored). */
 int fake_nats_listed_only(int conn);
+/* libnats dropped `dropped` more messages of the first subscription made: its dropped count
+ * grows by that (the others' stay 0), and nc's error callback is called with NATS_SLOW_CONSUMER
+ * (on the caller's thread, as libnats' callback thread would). */
+void fake_nats_slow_consumer(int64_t dropped);
+/* How many times pending limits were set since the reset, and the last ones. */
+int fake_nats_pending_limits(int *msgs, int *bytes);
 
 #endif
