@@ -1057,10 +1057,10 @@ static void fo_relay_tell(const fo_run_t *r, int i)
         const fo_t *f = &r->f[k];
         fprintf(stderr,
                 "%s: failover: room %d, member %d (was on %s): %s after %d attempts, "
-                "connection %s (close %d), offers %d, errors %d, last_seq %llu\n",
+                "connection %s (close %d), offers %d, errors %d, last_seq %llu id %s\n",
                 sl_o.label, i / 2, k - i, f->on_a ? "A" : "B", st[f->st], f->attempt,
                 x->fd >= 0 ? "open" : "gone", x->close_code, x->n_offer, x->errors,
-                (unsigned long long)x->last_seq);
+                (unsigned long long)x->last_seq, x->id);
     }
 }
 

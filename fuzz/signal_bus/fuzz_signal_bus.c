@@ -134,6 +134,14 @@ natsStatus natsConnection_Subscribe(natsSubscription **sub, natsConnection *nc, 
     return NATS_OK;
 }
 
+natsStatus natsSubscription_SetPendingLimits(natsSubscription *sub, int msgLimit, int bytesLimit)
+{
+    (void)sub;
+    (void)msgLimit;
+    (void)bytesLimit;
+    return NATS_OK;
+}
+
 natsStatus natsSubscription_Unsubscribe(natsSubscription *sub)
 {
     (void)sub;

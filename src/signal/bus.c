@@ -62,7 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PNC_WRITE_DEADLINE_MS 10000
+#define PNC_WRITE_DEADLINE_MS 60000
 
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
@@ -803,11 +803,14 @@ int ar__sig_bus_start(ar__sig_srv_t *srv)
      * A write to a nats-server that does not read gives up after PNC_WRITE_DEADLINE_MS (libnats
      * then treats the connection as broken and reconnects; publications are held meanwhile,
      * bus_pub.c): without it the publisher thread, and so bus_stop's join, could wait on a
-     * blocked socket without end. Not shorter than nats-server's own write_deadline (10 s): what
-     * the socket's buffers hold when libnats gives up is lost with the connection. At 2 s the
-     * deadline passed under a failover storm while nats-server, short of CPU, held up its
-     * publishers, and the promotions of thousands of sessions went with the connection
-     * (docs/performance.md, "Failover at 100,000 calls a node, continued").
+     * blocked socket without end. What the socket's buffers hold when libnats gives up is lost
+     * with the connection, unseen by anyone: so the deadline is for a nats-server that is stuck,
+     * not one that holds a publisher back. nats-server stops reading a publisher while the
+     * subscribers it feeds are behind, and under a failover storm it did so for up to 21 s at a
+     * time ("Readloop processing time" in its log). At 2 s the promotions of thousands of
+     * sessions went with the connection (docs/performance.md, "Failover at 100,000 calls a node,
+     * continued"); at 10 s, 20 breaks in the relay check after a full-size storm lost 95,412
+     * of its 200,000 offers ("Failover at 100,000 calls a node: late or lost").
      */
     if (s == NATS_OK)
         s = natsOptions_SetWriteDeadline(o, PNC_WRITE_DEADLINE_MS);

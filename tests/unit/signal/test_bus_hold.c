@@ -162,17 +162,18 @@ static void test_sub_round_trip_fails(void **state)
 }
 
 /* The publishing connection's writes have a deadline (a nats-server that does not read cannot
- * hold the publisher thread, and so a stop, without end); the subscribing one's need none. Not
- * shorter than nats-server's own (write_deadline, 10 s): what the socket's buffers hold when
- * libnats gives up on a connection is lost with it, and a 2 s deadline that passed under a
- * failover storm lost thousands of records (docs/performance.md, "Failover at 100,000 calls a
- * node, continued"). */
+ * hold the publisher thread, and so a stop, without end); the subscribing one's need none. Well
+ * past the longest time nats-server was seen not to read a publisher while it held it back for
+ * slow subscribers (21 s): what the socket's buffers hold when libnats gives up on a connection
+ * is lost with it. A 2 s deadline that passed under a failover storm lost thousands of records,
+ * and a 10 s one 95,412 of the relay check's 200,000 offers (docs/performance.md, "Failover at
+ * 100,000 calls a node: late or lost"). A minute at most: a stop waits no longer. */
 static void test_write_deadline(void **state)
 {
     (void)state;
     assert_int_equal(fake_nats_write_deadline(0), 0);
-    assert_true(fake_nats_write_deadline(1) >= 10000);
-    assert_true(fake_nats_write_deadline(1) <= 15000);
+    assert_true(fake_nats_write_deadline(1) >= 40000);
+    assert_true(fake_nats_write_deadline(1) <= 60000);
 }
 
 /* Both connections go to the servers listed, in their order, and never to one nats-server told
