@@ -63,6 +63,9 @@
 #include <unistd.h>
 
 #define PNC_WRITE_DEADLINE_MS 60000
+/* libnats' bound on a subscription's messages waiting for our callback: at least this, and
+ * four times inbox-max (subscribe). */
+#define NATS_PENDING_BYTES ((size_t)256 << 20)
 
 static const char *const k_kind_label[K__COUNT] = {
     "kind=\"node\"", "kind=\"record\"", "kind=\"frame\"", "kind=\"proc\"", "kind=\"invite\""};
@@ -626,19 +629,21 @@ void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void
 
 /*
  * Subscribes to subj on the reading connection. What waits in libnats for our callback is
- * bounded by inbox-max bytes and not by a count: libnats' default bound, 65,536 messages, is
- * 3.6 MB of 56-byte record updates, far below the inbox's 64 MiB, and beyond it libnats drops
- * them, told only to its error callback (on_nats_error). In a failover storm every worker of
- * the survivor takes every record update of 100,000 resumes. Our callback only moves a
- * message into the inbox, whose own bound counts every drop and tells each session of its
- * frames lost; so one bound, in bytes, and the inbox's.
+ * bounded in bytes, not by a count: libnats' default bound, 65,536 messages, is 3.6 MB of
+ * 56-byte record updates, far below the inbox's 64 MiB, and beyond it libnats drops them, told
+ * only to its error callback (on_nats_error), with no peer to tell. In a failover storm every
+ * worker of the survivor takes every record update of 100,000 resumes. Our callback only moves
+ * a message into the inbox, whose own bound counts every drop and tells the peer's session
+ * where its gap is; so libnats' bound is well above it (NATS_PENDING_BYTES), only for a
+ * delivery thread starved of CPU.
  */
 static natsStatus subscribe(ar__sig_bus_t *b, const char *subj, natsSubscription **sub)
 {
     natsStatus s = natsConnection_Subscribe(sub, b->nc, subj, on_msg, b);
+    size_t bytes = b->max_bytes * 4 > NATS_PENDING_BYTES ? b->max_bytes * 4 : NATS_PENDING_BYTES;
     if (s == NATS_OK)
-        s = natsSubscription_SetPendingLimits(
-            *sub, -1, b->max_bytes < (size_t)INT_MAX ? (int)b->max_bytes : INT_MAX);
+        s = natsSubscription_SetPendingLimits(*sub, -1,
+                                              bytes < (size_t)INT_MAX ? (int)bytes : INT_MAX);
     return s;
 }
 

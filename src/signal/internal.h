@@ -612,6 +612,17 @@ void ar__sig_srv_tick(uint32_t now, void *data);
  * and a client that does not acknowledge is asked once per pause, not every second.
  */
 int ar__sig_conn_acks_due(const ar__sig_conn_t *cn, uint32_t now);
+/* Why a live connection carries no session this worker acts for (srv.c, counted in the tick):
+ * no session, a session attached to another connection, a backup's copy, a session whose record
+ * names another owner; -1 when it carries one of ours. */
+enum {
+    AR__SIG_ASTRAY_NONE = 0,
+    AR__SIG_ASTRAY_OTHER_CONN,
+    AR__SIG_ASTRAY_BACKUP,
+    AR__SIG_ASTRAY_ELSEWHERE,
+    AR__SIG_ASTRAY_N
+};
+int ar__sig_conn_astray(const ar__sig_srv_t *srv, const ar__sig_conn_t *cn);
 void ar__sig_conn_garbage(ar__sig_conn_t *cn);
 int ar__sig_conn_rate_admit(ar__sig_conn_t *cn);
 _Static_assert(AR__SIG_C_GONE < 4, "a connection's state fits its two bits");
@@ -761,6 +772,8 @@ struct ar__sig_srv_s {
     ar__sig_frame_slabs_t *slabs;
     uint8_t slabs_failed;
     ar_metrics_t *metrics;
+    uint32_t
+        astray_logged; /* when live connections carrying no session of ours were last warned of */
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
         ar_metric_t *errors, *closes, *resumes, *drained, *moved_out, *moved_in, *moved_unsent;

@@ -601,6 +601,43 @@ int ar__sig_conn_acks_due(const ar__sig_conn_t *cn, uint32_t now)
            (int32_t)(cn->last_ping - cn->last_tx) <= 0;
 }
 
+/*
+ * A live client connection that carries no session this worker acts for: none at all, one
+ * attached to another connection, a backup's copy, or one whose record names another owner.
+ * Its client hears nothing more and does not know it (pings still come), so it is counted by
+ * kind and warned (no ids) at most every ASTRAY_LOG_S while any is seen: a route lost after a
+ * failover (docs/signal.md, "Not done yet"). A connection lingering a moment after a hand-over
+ * is counted too; one seen in every look is the anomaly.
+ */
+#define ASTRAY_LOG_S 10u
+
+int ar__sig_conn_astray(const ar__sig_srv_t *srv, const ar__sig_conn_t *cn)
+{
+    const ar__sig_sess_t *s = cn->sess;
+    if (!s)
+        return AR__SIG_ASTRAY_NONE;
+    if (s->conn != cn)
+        return AR__SIG_ASTRAY_OTHER_CONN;
+    if (s->is_backup)
+        return AR__SIG_ASTRAY_BACKUP;
+    if (s->rec->owner != srv->node_id)
+        return AR__SIG_ASTRAY_ELSEWHERE;
+    return -1;
+}
+
+static void astray_report(ar__sig_srv_t *srv, const uint32_t *n, uint32_t now)
+{
+    if (!(n[AR__SIG_ASTRAY_NONE] | n[AR__SIG_ASTRAY_OTHER_CONN] | n[AR__SIG_ASTRAY_BACKUP] |
+          n[AR__SIG_ASTRAY_ELSEWHERE]) ||
+        (srv->astray_logged && now - srv->astray_logged < ASTRAY_LOG_S))
+        return;
+    srv->astray_logged = now ? now : 1;
+    ar_log(AR_LOG_WARN, "signal_conns_astray", AR_LF_UINT("no_session", n[AR__SIG_ASTRAY_NONE]),
+           AR_LF_UINT("other_conn", n[AR__SIG_ASTRAY_OTHER_CONN]),
+           AR_LF_UINT("backup", n[AR__SIG_ASTRAY_BACKUP]),
+           AR_LF_UINT("owned_elsewhere", n[AR__SIG_ASTRAY_ELSEWHERE]));
+}
+
 void ar__sig_srv_tick(uint32_t now, void *data)
 {
     ar__sig_srv_t *srv = data;
@@ -612,6 +649,7 @@ void ar__sig_srv_tick(uint32_t now, void *data)
     /* This second's share of the clients told to go (drain.c), before any is closed below. */
     ar__sig_drain_tick(srv);
     int64_t wall = (int64_t)time(NULL); /* tokens' expiry is in Unix seconds */
+    uint32_t astray[AR__SIG_ASTRAY_N] = {0};
     ar__sig_conn_t *next;
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
         next = cn->next;
@@ -627,6 +665,9 @@ void ar__sig_srv_tick(uint32_t now, void *data)
         }
         if (cn->state != AR__SIG_C_LIVE)
             continue;
+        int k = ar__sig_conn_astray(srv, cn);
+        if (k >= 0)
+            astray[k]++;
         if (cn->staff && ar__sig_token_sweep(srv, cn, wall))
             continue;
         if (srv->draining && now >= srv->drain_at) {
@@ -651,6 +692,7 @@ void ar__sig_srv_tick(uint32_t now, void *data)
             ar__sig_send0(cn, &m);
         }
     }
+    astray_report(srv, astray, now);
     ar__sig_bus_heartbeat(srv);
     ar__sig_sess_tick(srv);
     ar__sig_frame_slabs_tick(srv);
