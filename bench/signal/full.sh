@@ -415,7 +415,7 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
     echo "  $label: frames off the bus the survivor did not deliver: $(for w in no_record \
       elsewhere not_ours ours_no_copy bad; do printf '%s %s, ' "$w" "$(metric_sum "$mb" "$fw" \
         "anteroom_signal_frames_unheld_total{why=\"$w\"}")"; done | sed 's/, $//')" >&2
-    echo "  $label: after the relay check, the survivor's sessions $(metric_sum "$mb" "$fw" \
+    echo "  $label: once the clients left, the survivor's sessions (owned, in grace) $(metric_sum "$mb" "$fw" \
       'anteroom_signal_sessions ') and connections $(metric_sum "$mb" "$fw" \
       'anteroom_signal_connections ')" >&2
     echo "  $label: nats-servers' slow consumers: $(cat "$work"/nats[12]-*.log | grep -c 'Slow Consumer')" >&2

@@ -178,7 +178,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 
 /*
  * libnats' error callback (its thread). A subscription whose messages our callback has not
- * taken yet holds at most its pending limit (ar__sig_bus_sub_limits); beyond it libnats drops
+ * taken yet holds at most its pending limit (subscribe, below); beyond it libnats drops
  * them, silently but for this. Which frames went is unknown, so every session is told it may
  * have lost some, as when the inbox had no room for a marker; a dropped record leaves this
  * worker's view of it stale until its next update, as an inbox drop does.

@@ -772,8 +772,8 @@ struct ar__sig_srv_s {
     ar__sig_frame_slabs_t *slabs;
     uint8_t slabs_failed;
     ar_metrics_t *metrics;
-    uint32_t
-        astray_logged; /* when live connections carrying no session of ours were last warned of */
+    /* When live connections carrying no session of ours were last warned of (srv.c). */
+    uint32_t astray_logged;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
         ar_metric_t *errors, *closes, *resumes, *drained, *moved_out, *moved_in, *moved_unsent;

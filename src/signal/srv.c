@@ -605,9 +605,10 @@ int ar__sig_conn_acks_due(const ar__sig_conn_t *cn, uint32_t now)
  * A live client connection that carries no session this worker acts for: none at all, one
  * attached to another connection, a backup's copy, or one whose record names another owner.
  * Its client hears nothing more and does not know it (pings still come), so it is counted by
- * kind and warned (no ids) at most every ASTRAY_LOG_S while any is seen: a route lost after a
- * failover (docs/signal.md, "Not done yet"). A connection lingering a moment after a hand-over
- * is counted too; one seen in every look is the anomaly.
+ * kind and warned (no ids) at most every ASTRAY_LOG_S while any is seen (docs/signal.md, "A
+ * connection left without its session"). A connection lingering a moment after a hand-over,
+ * or after its client's bye (which ends the session before the close), is counted too; one
+ * seen look after look is the anomaly.
  */
 #define ASTRAY_LOG_S 10u
 
