@@ -709,16 +709,14 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
     b->notices = ar_calloc(NOTICE_MAX, NOTICE_SZ);
     if (!b->notices)
         return AR_ENOMEM;
+    static const char dropped_help[] =
+        "bus messages dropped before the loop took them (inbox-max, out of memory)";
     for (int k = 0; k < K__COUNT && srv->metrics; k++)
-        b->m_dropped[k] = ar_metrics_counter(
-            srv->metrics, "anteroom_signal_bus_dropped_total",
-            "bus messages dropped before the loop took them (inbox-max, out of memory)",
-            k_kind_label[k]);
-    if (srv->metrics)
-        b->m_nats_dropped = ar_metrics_counter(
-            srv->metrics, "anteroom_signal_bus_dropped_total",
-            "bus messages dropped before the loop took them (inbox-max, out of memory)",
-            "kind=\"nats\"");
+        b->m_dropped[k] = ar_metrics_counter(srv->metrics, "anteroom_signal_bus_dropped_total",
+                                             dropped_help, k_kind_label[k]);
+    if (srv->metrics) /* libnats' own drops (on_nats_error) */
+        b->m_nats_dropped = ar_metrics_counter(srv->metrics, "anteroom_signal_bus_dropped_total",
+                                               dropped_help, "kind=\"nats\"");
     if (srv->metrics)
         b->m_untold = ar_metrics_counter(
             srv->metrics, "anteroom_signal_bus_lost_untold_total",

@@ -1,8 +1,8 @@
 /*
  * Messages libnats drops before our callback takes them (src/signal/bus.c, subscribe and
  * on_nats_error): each subscription's bound in libnats is in bytes, above the inbox's, with no
- * count (libnats' default of 65,536 messages dropped record updates and frames silently in a
- * full-size failover); a drop libnats reports tells every session it may have lost frames,
+ * count (libnats' default, 65,536 messages, would drop silently far below the inbox's bound for
+ * 56-byte record updates); a drop libnats reports tells every session it may have lost frames,
  * and is counted and warned. libnats is stood in for (fake_nats.c).
  */
 #include "bus_internal.h"
