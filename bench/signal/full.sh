@@ -48,6 +48,8 @@
 #   close counts as lost (the grace period is 120 s); FAILOVER_PERF=S profiles B's workers
 #   (perf, flat) for the storm's first S seconds (FAILOVER_PERF_GRAPH=1: with call graphs, kept
 #   in the logs as failover.perf with AR_KEEP_LOGS=1; a build with frame pointers shows them),
+#   FAILOVER_PERF_CHECK=S profiles the whole machine (perf -a) over the first S seconds of each
+#   of the two relay checks after the storm (kept as check1.perf and check2.perf),
 #   AR_BUILD=build/default,
 #   SIGNAL_BIN (the anteroom-signal to measure), SIGNAL_TLS_ALT (below).
 # Needs: cmake --build --preset default; nats-server; npm (it runs npm ci in bench/signal/node).
@@ -90,6 +92,7 @@ FAILOVER_INFLIGHT=${FAILOVER_INFLIGHT:-1000}
 FAILOVER_PROCS=${FAILOVER_PROCS:-1}
 FAILOVER_BOUND=${FAILOVER_BOUND:-60}
 FAILOVER_PERF=${FAILOVER_PERF:-0}
+FAILOVER_PERF_CHECK=${FAILOVER_PERF_CHECK:-0}
 build=${AR_BUILD:-build/default}
 load=$build/bench/signal/ar_bench_sigload
 bare=$build/bench/signal/ar_bench_bare_relay
@@ -361,6 +364,33 @@ if has anteroom "$SERVERS" && has hop "$PHASES"; then
   stop "$s1" "$s2" "$n1" "$n2"
 fi
 
+# The kernel's side of the loopback TCP a failover runs over: its TCP memory (pages, from
+# /proc/net/sockstat) each second into $work/tcpmem while the phase runs, and the counters of
+# retransmits and of drops for want of memory, from nstat's history in $work (its own, so that no
+# other user of nstat is disturbed). 400,000 sockets over loopback can take the kernel past
+# tcp_mem's pressure line, where it shrinks buffers and drops segments the sender then retransmits
+# after a timeout.
+TCP_COUNTERS="TcpRetransSegs TcpExtTCPLossProbes TcpExtTCPDSACKRecv TcpExtTCPTimeouts
+  TcpExtListenOverflows TcpExtTCPMemoryPressures TcpExtTCPMemoryPressuresChrono TcpExtTCPRcvQDrop
+  TcpExtTCPAbortOnMemory TcpExtTCPBacklogDrop TcpExtTCPOFODrop TcpExtPruneCalled TcpExtRcvPruned
+  TcpExtTCPZeroWindowDrop TcpExtTCPWantZeroWindowAdv TcpExtTCPToZeroWindowAdv"
+tcp_watch_start() {
+  NSTAT_HISTORY=$work/nstat.hist nstat -n
+  while :; do awk '/^TCP:/ {print $NF}' /proc/net/sockstat; sleep 1; done >"$work/tcpmem" &
+  tcp_watch=$!
+}
+tcp_watch_report() { # LABEL
+  kill "$tcp_watch" 2>/dev/null
+  wait "$tcp_watch" 2>/dev/null
+  read -r _ pressure hard </proc/sys/net/ipv4/tcp_mem
+  echo "  $1: kernel TCP memory (pages): most $(sort -n "$work/tcpmem" | tail -1), seconds at or \
+over tcp_mem's pressure line $pressure: $(awk -v p="$pressure" '$1 >= p' "$work/tcpmem" | wc -l), \
+at or over its limit $hard: $(awk -v h="$hard" '$1 >= h' "$work/tcpmem" | wc -l)" >&2
+  # shellcheck disable=SC2086 # the counters' names, one word each
+  echo "  $1: kernel TCP counters over the phase: $(NSTAT_HISTORY=$work/nstat.hist nstat -z \
+    $TCP_COUNTERS | awk 'NR > 1 {printf "%s %s, ", $1, $2}' | sed 's/, $//')" >&2
+}
+
 # Failover: two nodes of FAILOVER_WORKERS workers on a two-server NATS cluster hold FAILOVER_N
 # sessions, a pair per room with one member on each node (FAILOVER_SAME=1: both on node A);
 # once they are all held, node A's supervisor and workers are killed (kill -9), and its clients
@@ -382,6 +412,7 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
     [ "$FAILOVER_SAME" = 1 ] && same=(-m)
     label=failover-w$fw
     out=$work/$label.out
+    tcp_watch_start
     timeout 900 "$load" failover "${same[@]}" -d anteroom -p "$p1,$((p1 + 1))" -s "$wb" -B "$n2" \
       -K "$work/sec" -l "$label" -b "$srcbase" -n "$FAILOVER_N" -P "$FAILOVER_PROCS" \
       -J "$FAILOVER_JITTER" -f "$FAILOVER_INFLIGHT" -W "$FAILOVER_BOUND" \
@@ -404,6 +435,19 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
           grep -v '^#' | grep -v '^$' | head -40 | sed 's/^/  perf /' >&2 &
       fi
     fi
+    # FAILOVER_PERF_CHECK=S: the whole machine over the first S seconds of each relay check
+    if [ "$FAILOVER_PERF_CHECK" -gt 0 ]; then
+      for k in 1 2; do
+        until grep -q "^CHECK $k" "$out" 2>/dev/null; do
+          kill -0 "$lp" 2>/dev/null || break 2
+          sleep 0.1
+        done
+        perf record -q -a -F 149 -o "$work/check$k.perf" -- sleep "$FAILOVER_PERF_CHECK" 2>/dev/null
+        echo "  $label: the machine over check $k's first $FAILOVER_PERF_CHECK s, by command:" >&2
+        perf report -i "$work/check$k.perf" --sort comm 2>/dev/null | grep -v '^#' | grep -v '^$' |
+          head -8 | sed 's/^/  perf /' >&2
+      done
+    fi
     wait "$lp"
     rc=$?
     grep '^RESULT' "$out" | tee -a "$results" | sed 's/^RESULT /  /' >&2
@@ -418,6 +462,7 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
     echo "  $label: once the clients left, the survivor's sessions (owned, in grace) $(metric_sum "$mb" "$fw" \
       'anteroom_signal_sessions ') and connections $(metric_sum "$mb" "$fw" \
       'anteroom_signal_connections ')" >&2
+    tcp_watch_report "$label"
     echo "  $label: nats-servers' slow consumers: $(cat "$work"/nats[12]-*.log | grep -c 'Slow Consumer')" >&2
     echo "  $label: survivor's log events: $(grep -o '"event":"[a-z_]*"' "$work/node-fb-$fw.log" |
       sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/"event"://g; s/"//g; s/, $//')" >&2

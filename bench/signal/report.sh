@@ -102,6 +102,7 @@ END {
     printf "\n%s: %d sessions (%d rooms), %d on the killed node: %d lost, %d resumed, %d failed (+%d closed on the survivor), %d refused 4016, %d retries; first attempt 0.5 s + [0, %s] s after the close, at most %d at once\n", parts[1], v(key, "sessions"), v(key, "rooms"), v(key, "on_a"), v(key, "lost"), v(key, "resumed"), v(key, "failed"), v(key, "b_closed"), v(key, "refused"), v(key, "retries"), v(key, "jitter_s"), v(key, "inflight")
     printf "  first close to last resumed welcome %.2f s; each client close to welcome p50 %d ms, p99 %d ms, max %d ms; hello to welcome p50 %d ms, p99 %d ms\n", v(key, "storm_s"), v(key, "close_to_welcome_p50_ms"), v(key, "p99_ms"), v(key, "max_ms"), v(key, "hello_to_welcome_p50_ms"), v(key, "hello_p99_ms")
     printf "  survivor CPU %.0f us per resume (nats-server %.0f); RSS after %d MiB (nats-server %d MiB); rooms whose relay failed after: %d of %d (of those, through 70 to 190 s after: %d; %d took over 10 s); the clients took %.1f s of CPU over the storm\n", cpu(key, "resume"), buscpu(key, "resume"), v(key, "rss_total_mib"), v(key, "bus_rss_mib"), v(key, "relay_failed"), v(key, "rooms"), v(key, "relay_later"), v(key, "relay_late"), v(key, "clients_cpu_s")
+    printf "  rooms relayed, all offers sent at once: right after the storm p50 %.1f s, p99 %.1f s, max %.1f s; the same check again with the survivor quiet: failed %d, over 10 s %d, p50 %.1f s, p99 %.1f s, max %.1f s\n", v(key, "relay_p50_s"), v(key, "relay_p99_s"), v(key, "relay_max_s"), v(key, "relay2_failed"), v(key, "relay2_late"), v(key, "relay2_p50_s"), v(key, "relay2_p99_s"), v(key, "relay2_max_s")
   }
 
   # PHASES=idle: anteroom sessions in rooms, plain and TLS, by number of workers (full.sh)
@@ -174,7 +175,7 @@ END {
   # their peer id, and rooms that could not relay afterwards, must both be 0).
   for (key in R) if (key ~ /\/failover$/) {
     split(key, parts, "/")
-    gone = v(key, "lost") - v(key, "resumed") + v(key, "relay_failed")
+    gone = v(key, "lost") - v(key, "resumed") + v(key, "relay_failed") + v(key, "relay2_failed")
     printf "  %-58s %8d  = 0      %s\n", "sessions or rooms lost when a node died (" parts[1] ")", gone, gone == 0 ? "met" : "NOT met"
   }
 }' "$1"

@@ -862,7 +862,8 @@ typedef struct fo_run_s {
     fo_t *f;
     int ep, n, proc, first, go, lost, resumed, failed, inflight, b_closed, refused, retries,
         mismatched;
-    int down; /* the parent's pipe: its end closing is the go for the relay check */
+    int down;  /* the parent's pipe: its end closing is the go for the relay check */
+    int again; /* another: its end closing is the go for the second check (go 2) */
     double first_close, last_done;
 } fo_run_t;
 
@@ -1017,14 +1018,15 @@ static void fo_events(fo_run_t *r, int ms)
     struct epoll_event evs[256];
     int k = epoll_wait(r->ep, evs, 256, ms);
     for (int e = 0; e < k; e++) {
-        if (evs[e].data.u32 == UINT32_MAX) { /* the parent's go: its end of the pipe closed */
+        if (evs[e].data.u32 >= UINT32_MAX - 1) { /* a go: its pipe's end closed */
             /* Out of the set: a closed pipe is readable for good, and left in it every wait
              * returned at once. The relay check then spun on its scan of every client, and
              * the 12 client processes took 60 % of the machine while the survivor relayed
              * the check's offers (docs/performance.md, "Failover at 100,000 calls a node:
              * the load generator's spin"). */
-            r->go = 1;
-            epoll_ctl(r->ep, EPOLL_CTL_DEL, r->down, NULL);
+            int second = evs[e].data.u32 == UINT32_MAX - 1;
+            r->go = second ? 2 : 1;
+            epoll_ctl(r->ep, EPOLL_CTL_DEL, second ? r->again : r->down, NULL);
             continue;
         }
         int i = (int)evs[e].data.u32;
@@ -1044,13 +1046,20 @@ static double pct_of(double *v, int n, double p)
     return v[i >= n ? n - 1 : i];
 }
 
-/* Pairs whose offers have not both arrived (or a member is gone). */
-static int fo_relay_missing(const fo_run_t *r)
+/* Pairs whose offers have not both arrived (or a member is gone). A pair seen through for the
+ * first time gets, in done_s (when not NULL: one per pair, negative until then), the seconds
+ * since t0. */
+static int fo_relay_missing(const fo_run_t *r, double *done_s, double t0)
 {
     int missing = 0;
-    for (int i = 0; i < r->n; i += 2)
-        missing += r->c[i].fd >= 0 && r->c[i + 1].fd >= 0 &&
-                   (r->c[i].n_offer < 1 || r->c[i + 1].n_offer < 1);
+    for (int i = 0; i < r->n; i += 2) {
+        if (r->c[i].fd < 0 || r->c[i + 1].fd < 0)
+            continue;
+        if (r->c[i].n_offer < 1 || r->c[i + 1].n_offer < 1)
+            missing++;
+        else if (done_s && done_s[i / 2] < 0)
+            done_s[i / 2] = sl_now_s() - t0;
+    }
     return missing;
 }
 
@@ -1073,16 +1082,22 @@ static void fo_relay_tell(const fo_run_t *r, int i)
 
 /* The calls survived: in each pair, each member sends one offer to the other. Returns the rooms
  * whose relay failed (an offer not through within 70 s, a member gone, an error), and in *late
- * those whose offers came through after more than 10 s (the survivor still working off the
- * storm's backlog: delayed, not lost). Failed rooms are waited for another 120 s, and *later
- * counts those whose offers came through then: very late, not lost. */
-static int fo_relay_check(fo_run_t *r, int *late, int *later)
+ * those whose offers came through after more than 10 s. Failed rooms are waited for another
+ * 120 s, and *later counts those whose offers came through then: very late, not lost. done_s
+ * (one per pair) gets the seconds each room took, from the first offer sent (negative: not
+ * through within 70 s). All the offers go at once, so the last rooms wait for the survivor to
+ * relay all the others: the same check again once the survivor is quiet tells that wait from
+ * what the storm left behind. */
+static int fo_relay_check(fo_run_t *r, int *late, int *later, double *done_s)
 {
     int failed = 0;
     for (int i = 0; i < r->n; i++) {
         r->c[i].n_offer = 0;
         r->c[i].errors = 0;
     }
+    for (int i = 0; i < r->n / 2; i++)
+        done_s[i] = -1;
+    double t0 = sl_now_s(), scanned = 0;
     for (int i = 0; i < r->n; i += 2) {
         sl_conn_t *a = &r->c[i], *b = &r->c[i + 1];
         if (a->fd < 0 || b->fd < 0)
@@ -1091,7 +1106,6 @@ static int fo_relay_check(fo_run_t *r, int *late, int *later)
             sl_send_kind(b, "offer", (size_t)sl_o.size) != 0)
             a->errors++;
     }
-    double t0 = sl_now_s(), scanned = 0;
     *late = -1;
     for (;;) {
         double now = sl_now_s();
@@ -1100,14 +1114,14 @@ static int fo_relay_check(fo_run_t *r, int *late, int *later)
             continue;
         }
         scanned = now;
-        int missing = fo_relay_missing(r);
+        int missing = fo_relay_missing(r, done_s, t0);
         if (*late < 0 && (!missing || now > t0 + 10))
             *late = missing;
         if (!missing || now > t0 + 70)
             break;
         fo_events(r, 50);
     }
-    int missing_at_70 = fo_relay_missing(r);
+    int missing_at_70 = fo_relay_missing(r, done_s, t0);
     *late -= missing_at_70; /* those never through are failed, not late */
     int *bad_at_70 = calloc((size_t)r->n / 2 + 1, sizeof(int));
     for (int i = 0; i < r->n; i += 2) {
@@ -1127,7 +1141,7 @@ static int fo_relay_check(fo_run_t *r, int *late, int *later)
         while (sl_now_s() < t1 + 120) {
             if (sl_now_s() - scanned >= 0.05) {
                 scanned = sl_now_s();
-                if (!fo_relay_missing(r))
+                if (!fo_relay_missing(r, NULL, 0))
                     break;
             }
             fo_events(r, 50);
@@ -1157,14 +1171,16 @@ typedef struct fo_sum_s {
     int n, on_a, lost, resumed, failed, b_closed, refused, retries, mismatched, relay_failed;
     int relay_late;  /* of the rooms relayed, those that took more than 10 s */
     int relay_later; /* of the failed, those whose offers came through 70 to 190 s after */
+    int relay2_failed, relay2_late; /* the same of the second check */
     double first_close, last_done;
+    double write_wait_s, write_wait_max_s; /* sl_write's waits for room, over the whole run */
 } fo_sum_t;
 
 /* Client process proc of the failover: sessions first .. first+n-1 (whole pairs). Tells the parent
  * (up) "R <opened> <on A>" once they are held, "D" once its lost clients resumed or failed, then
  * waits for the parent's go (down closed) to check the relay, writes its fo_sum_t and times to
  * out, says "F" and exits. */
-static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
+static void fo_child(int proc, int first, int n, int up, int down, int again, FILE *out)
 {
     fo_run_t r = {.n = n, .proc = proc, .first = first, .ep = epoll_create1(0)};
     r.c = calloc((size_t)n, sizeof(*r.c));
@@ -1197,6 +1213,9 @@ static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
     struct epoll_event dev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
     r.down = down;
     epoll_ctl(r.ep, EPOLL_CTL_ADD, down, &dev);
+    dev.data.u32 = UINT32_MAX - 1;
+    r.again = again;
+    epoll_ctl(r.ep, EPOLL_CTL_ADD, again, &dev);
     /* The backups' records reach the survivor over the bus meanwhile. */
     for (double until = sl_now_s() + 3; sl_now_s() < until;)
         fo_events(&r, 100);
@@ -1248,8 +1267,14 @@ static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
         fo_events(&r, 100);
     /* The relay check first: a connection that closes during it turns a resumed client into a
      * failed one (fo_held), and the counts below must match the times written after them. */
-    int relay_late = 0, relay_later = 0;
-    int relay_failed = fo_relay_check(&r, &relay_late, &relay_later);
+    int relay_late = 0, relay_later = 0, relay2_late = 0, relay2_later = 0;
+    double *done_s = calloc((size_t)n, sizeof(double)); /* a half each check */
+    int relay_failed = fo_relay_check(&r, &relay_late, &relay_later, done_s);
+    /* The same check again once every process's first is over and the survivor is quiet. */
+    (void)!write(up, "C\n", 2);
+    while (r.go != 2)
+        fo_events(&r, 100);
+    int relay2_failed = fo_relay_check(&r, &relay2_late, &relay2_later, done_s + n / 2);
     fo_sum_t sum = {.n = n,
                     .on_a = on_a,
                     .lost = r.lost,
@@ -1262,8 +1287,12 @@ static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
                     .relay_failed = relay_failed,
                     .relay_late = relay_late,
                     .relay_later = relay_later,
+                    .relay2_failed = relay2_failed,
+                    .relay2_late = relay2_late,
                     .first_close = r.first_close,
-                    .last_done = r.last_done};
+                    .last_done = r.last_done,
+                    .write_wait_s = sl_write_wait_s,
+                    .write_wait_max_s = sl_write_wait_max_s};
     fwrite(&sum, sizeof(sum), 1, out);
     for (int i = 0; i < n; i++)
         if (r.f[i].st == FO_RESUMED) {
@@ -1271,6 +1300,8 @@ static void fo_child(int proc, int first, int n, int up, int down, FILE *out)
                            (r.f[i].t_done - r.f[i].t_hello) * 1e3};
             fwrite(t, sizeof(t), 1, out);
         }
+    fwrite(done_s, sizeof(double), (size_t)n, out);
+    free(done_s);
     fflush(out);
     (void)!write(up, "F\n", 2);
     fo_free(&r);
@@ -1303,8 +1334,8 @@ static int cmd_failover(void)
 {
     if (sl_o.dialect != D_ANTEROOM || !sl_o.ports[1] || sl_o.tls)
         return fprintf(stderr, "failover: anteroom, plain, -p A,B\n"), 2;
-    int n = sl_o.n, procs = sl_o.procs, up[2], down[2];
-    if (pipe(up) || pipe(down))
+    int n = sl_o.n, procs = sl_o.procs, up[2], down[2], again[2];
+    if (pipe(up) || pipe(down) || pipe(again))
         return 1;
     pid_t kids[64] = {0};
     FILE *outs[64] = {0};
@@ -1321,12 +1352,14 @@ static int cmd_failover(void)
         if (kids[i] == 0) {
             close(up[0]);
             close(down[1]);
-            fo_child(i, first, share, up[1], down[0], outs[i]);
+            close(again[1]);
+            fo_child(i, first, share, up[1], down[0], again[0], outs[i]);
         }
         first += share;
     }
     close(up[1]);
     close(down[0]);
+    close(again[0]);
     FILE *uf = fdopen(up[0], "r");
     int opened = 0, on_a = 0, rc = 1;
     sample_t s0, s1, s2;
@@ -1357,20 +1390,43 @@ static int cmd_failover(void)
     /* RSS once the survivor settled: its promotions and hand-overs done */
     sleep(3);
     sample(&s2);
+    printf("CHECK 1\n"); /* for a profile of the checks (full.sh FAILOVER_PERF_CHECK) */
+    fflush(stdout);
     close(down[1]); /* go: each process checks its rooms relay */
     down[1] = -1;
+    if (fo_expect(uf, 'C', procs, &opened, &on_a) != 0)
+        goto out;
+    sleep(5);
+    printf("CHECK 2\n");
+    fflush(stdout);
+    close(again[1]); /* go again: the same check with the survivor quiet */
+    again[1] = -1;
     if (fo_expect(uf, 'F', procs, &opened, &on_a) != 0)
         goto out;
     fo_sum_t all = {.first_close = 1e300};
     double *times = malloc(sizeof(double) * 2 * (size_t)(n + 1));
+    /* the rooms' relay times of each check, those through within 70 s */
+    double *room_s[2] = {malloc(sizeof(double) * (size_t)(n / 2 + 1)),
+                         malloc(sizeof(double) * (size_t)(n / 2 + 1))};
+    int rooms_through[2] = {0, 0};
     for (int i = 0; i < procs; i++) {
         fo_sum_t one;
         rewind(outs[i]);
-        if (fread(&one, sizeof(one), 1, outs[i]) != 1 ||
-            fread(times + 2 * all.resumed, sizeof(double) * 2, (size_t)one.resumed, outs[i]) !=
-                (size_t)one.resumed) {
+        int ok = fread(&one, sizeof(one), 1, outs[i]) == 1 &&
+                 fread(times + 2 * all.resumed, sizeof(double) * 2, (size_t)one.resumed, outs[i]) ==
+                     (size_t)one.resumed;
+        for (int k = 0; ok && k < 2; k++)
+            for (int j = 0; ok && j < one.n / 2; j++) {
+                double t = 0;
+                ok = fread(&t, sizeof(t), 1, outs[i]) == 1;
+                if (ok && t >= 0)
+                    room_s[k][rooms_through[k]++] = t;
+            }
+        if (!ok) {
             fprintf(stderr, "%s: failover: process %d left no results\n", sl_o.label, i);
             free(times);
+            free(room_s[0]);
+            free(room_s[1]);
             goto out;
         }
         all.lost += one.lost;
@@ -1383,6 +1439,11 @@ static int cmd_failover(void)
         all.relay_failed += one.relay_failed;
         all.relay_late += one.relay_late;
         all.relay_later += one.relay_later;
+        all.relay2_failed += one.relay2_failed;
+        all.relay2_late += one.relay2_late;
+        all.write_wait_s += one.write_wait_s;
+        if (one.write_wait_max_s > all.write_wait_max_s)
+            all.write_wait_max_s = one.write_wait_max_s;
         if (one.lost && one.first_close < all.first_close)
             all.first_close = one.first_close;
         if (one.resumed && one.last_done > all.last_done)
@@ -1396,30 +1457,47 @@ static int cmd_failover(void)
     }
     qsort(close_ms, (size_t)all.resumed, sizeof(double), cmp_dbl);
     qsort(hello_ms, (size_t)all.resumed, sizeof(double), cmp_dbl);
+    for (int k = 0; k < 2; k++)
+        qsort(room_s[k], (size_t)rooms_through[k], sizeof(double), cmp_dbl);
     double per = all.resumed ? all.resumed : 1;
     printf("RESULT label=%s phase=failover sessions=%d on_a=%d lost=%d resumed=%d failed=%d "
            "b_closed=%d mismatched=%d refused=%d retries=%d jitter_s=%.1f inflight=%d procs=%d "
            "storm_s=%.2f close_to_welcome_p50_ms=%.0f p99_ms=%.0f max_ms=%.0f "
            "hello_to_welcome_p50_ms=%.0f hello_p99_ms=%.0f rooms=%d relay_failed=%d relay_late=%d "
-           "relay_later=%d",
+           "relay_later=%d relay_p50_s=%.1f relay_p99_s=%.1f relay_max_s=%.1f relay2_failed=%d "
+           "relay2_late=%d relay2_p50_s=%.1f relay2_p99_s=%.1f relay2_max_s=%.1f "
+           "clients_write_wait_s=%.1f write_wait_max_s=%.1f",
            sl_o.label, n, on_a, all.lost, all.resumed, all.failed, all.b_closed, all.mismatched,
            all.refused, all.retries, sl_o.jitter, sl_inflight, procs,
            all.resumed ? all.last_done - all.first_close : 0.0, pct_of(close_ms, all.resumed, 0.5),
            pct_of(close_ms, all.resumed, 0.99), all.resumed ? close_ms[all.resumed - 1] : 0.0,
            pct_of(hello_ms, all.resumed, 0.5), pct_of(hello_ms, all.resumed, 0.99), n / 2,
-           all.relay_failed, all.relay_late, all.relay_later);
+           all.relay_failed, all.relay_late, all.relay_later,
+           pct_of(room_s[0], rooms_through[0], 0.5), pct_of(room_s[0], rooms_through[0], 0.99),
+           rooms_through[0] ? room_s[0][rooms_through[0] - 1] : 0.0, all.relay2_failed,
+           all.relay2_late, pct_of(room_s[1], rooms_through[1], 0.5),
+           pct_of(room_s[1], rooms_through[1], 0.99),
+           rooms_through[1] ? room_s[1][rooms_through[1] - 1] : 0.0, all.write_wait_s,
+           all.write_wait_max_s);
     print_sample_delta("failover", &s0, &s1, per, "resume");
     printf(" rss_total_mib=%.0f rss_b=%.0f bus_rss_mib=%.0f clients_cpu_s=%.1f\n",
            (double)s2.rss_kib / 1024, (double)(s2.rss_kib - s0.rss_kib) * 1024 / per,
            (double)s2.bus_rss_kib / 1024, (double)(kid_ticks1 - kid_ticks0) * tick_us() / 1e6);
     fflush(stdout);
     free(times);
+    free(room_s[0]);
+    free(room_s[1]);
     free(close_ms);
     free(hello_ms);
-    rc = all.failed == 0 && all.b_closed == 0 && all.relay_failed == 0 && all.lost == on_a ? 0 : 1;
+    rc = all.failed == 0 && all.b_closed == 0 && all.relay_failed == 0 && all.relay2_failed == 0 &&
+                 all.lost == on_a
+             ? 0
+             : 1;
 out:
     if (down[1] >= 0)
         close(down[1]);
+    if (again[1] >= 0)
+        close(again[1]);
     for (int i = 0; i < procs; i++) {
         int st = 0;
         waitpid(kids[i], &st, 0);

@@ -33,6 +33,9 @@ extern char **sl_tokens; /* one per room, minted before any measurement */
 extern char sl_run[16];  /* makes room and peer names unique per run */
 /* What the relayed messages measured: counted while sl_counting; latencies in microseconds. */
 extern long long sl_relayed, sl_recv_all, sl_errors;
+/* Seconds sl_write spent waiting for room in a full socket buffer: in all, and the longest
+ * single wait. The process reads none of its other connections meanwhile. */
+extern double sl_write_wait_s, sl_write_wait_max_s;
 extern double *sl_lat;
 extern size_t sl_nlat, sl_latcap;
 extern int sl_counting;

@@ -17,6 +17,7 @@
 /* ---- connections ---- */
 
 long long sl_relayed, sl_recv_all, sl_errors;
+double sl_write_wait_s, sl_write_wait_max_s;
 double *sl_lat;
 size_t sl_nlat, sl_latcap;
 int sl_counting;
@@ -34,12 +35,16 @@ int sl_write(sl_conn_t *c, const void *b, size_t n)
     if (c->ssl)
         return SSL_write(c->ssl, b, (int)n) == (int)n ? 0 : -1;
     const uint8_t *p = b;
+    double waited_from = 0;
+    int rc = 0;
     while (n > 0) {
         ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno == EAGAIN) {
             /* a full socket buffer: wait for room rather than drop a frame */
+            if (!waited_from)
+                waited_from = sl_now_s();
             fd_set wf;
             FD_ZERO(&wf);
             if (c->fd >= FD_SETSIZE)
@@ -51,12 +56,20 @@ int sl_write(sl_conn_t *c, const void *b, size_t n)
             }
             continue;
         }
-        if (w <= 0)
-            return -1;
+        if (w <= 0) {
+            rc = -1;
+            break;
+        }
         p += w;
         n -= (size_t)w;
     }
-    return 0;
+    if (waited_from) {
+        double waited = sl_now_s() - waited_from;
+        sl_write_wait_s += waited;
+        if (waited > sl_write_wait_max_s)
+            sl_write_wait_max_s = waited;
+    }
+    return rc;
 }
 
 /* Writes the WebSocket upgrade request of the dialect (the room's path for the Node relay, the

@@ -772,8 +772,10 @@ struct ar__sig_srv_s {
     ar__sig_frame_slabs_t *slabs;
     uint8_t slabs_failed;
     ar_metrics_t *metrics;
-    /* When live connections carrying no session of ours were last warned of (srv.c). */
-    uint32_t astray_logged;
+    /* Connections closed as idle since the last line that told of them (srv.c idle_report):
+     * all, those whose output was queued (reading paused: their client did not read), and
+     * those with bytes waiting unread; and when that line was written. */
+    uint32_t idle_closed, idle_queued, idle_unread, idle_logged;
     struct {
         ar_metric_t *conns, *sessions, *rooms, *msgs_in, *msgs_out, *relay_us, *bus_lag_us;
         ar_metric_t *errors, *closes, *resumes, *drained, *moved_out, *moved_in, *moved_unsent;

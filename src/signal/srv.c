@@ -605,12 +605,14 @@ int ar__sig_conn_acks_due(const ar__sig_conn_t *cn, uint32_t now)
  * A live client connection that carries no session this worker acts for: none at all, one
  * attached to another connection, a backup's copy, or one whose record names another owner.
  * Its client hears nothing more and does not know it (pings still come), so it is counted by
- * kind and warned (no ids) at most every ASTRAY_LOG_S while any is seen (docs/signal.md, "A
- * connection left without its session"). A connection lingering a moment after a hand-over,
- * or after its client's bye (which ends the session before the close), is counted too; one
- * seen look after look is the anomaly.
+ * kind and warned (no ids), on one tick in CONN_REPORT_S while any is seen (docs/signal.md, "A
+ * connection left without its session"). Not on every tick: the look reads each connection's
+ * record, a cache miss each, and looking every second took 2.6 to 2.8 % of a failover
+ * survivor's workers (performance.md, "Failover at 100,000 calls a node: the check's burst"). A
+ * connection lingering a moment after a hand-over, or after its client's bye (which ends the
+ * session before the close), is counted too; one seen look after look is the anomaly.
  */
-#define ASTRAY_LOG_S 10u
+#define CONN_REPORT_S 10u /* also how often idle closes are told at most (idle_report) */
 
 int ar__sig_conn_astray(const ar__sig_srv_t *srv, const ar__sig_conn_t *cn)
 {
@@ -626,17 +628,33 @@ int ar__sig_conn_astray(const ar__sig_srv_t *srv, const ar__sig_conn_t *cn)
     return -1;
 }
 
-static void astray_report(ar__sig_srv_t *srv, const uint32_t *n, uint32_t now)
+static void astray_report(const uint32_t *n)
 {
     if (!(n[AR__SIG_ASTRAY_NONE] | n[AR__SIG_ASTRAY_OTHER_CONN] | n[AR__SIG_ASTRAY_BACKUP] |
-          n[AR__SIG_ASTRAY_ELSEWHERE]) ||
-        (srv->astray_logged && now - srv->astray_logged < ASTRAY_LOG_S))
+          n[AR__SIG_ASTRAY_ELSEWHERE]))
         return;
-    srv->astray_logged = now ? now : 1;
     ar_log(AR_LOG_WARN, "signal_conns_astray", AR_LF_UINT("no_session", n[AR__SIG_ASTRAY_NONE]),
            AR_LF_UINT("other_conn", n[AR__SIG_ASTRAY_OTHER_CONN]),
            AR_LF_UINT("backup", n[AR__SIG_ASTRAY_BACKUP]),
            AR_LF_UINT("owned_elsewhere", n[AR__SIG_ASTRAY_ELSEWHERE]));
+}
+
+/*
+ * Connections closed as idle (4009), told at most every CONN_REPORT_S while any are: a client
+ * gone without a close is routine, but many at once, or ones whose output was queued (the worker
+ * stops reading a connection whose client does not read, ar__sn_epoll_update, so its pongs wait
+ * unread) or with bytes still unread, say the clients or the worker fell behind rather than
+ * went (docs/signal.md, "Closed as idle, told").
+ */
+static void idle_report(ar__sig_srv_t *srv, uint32_t now)
+{
+    if (!srv->idle_closed || (srv->idle_logged && now - srv->idle_logged < CONN_REPORT_S))
+        return;
+    srv->idle_logged = now ? now : 1;
+    ar_log(AR_LOG_INFO, "signal_idle_closed", AR_LF_UINT("closed", srv->idle_closed),
+           AR_LF_UINT("output_queued", srv->idle_queued),
+           AR_LF_UINT("input_unread", srv->idle_unread));
+    srv->idle_closed = srv->idle_queued = srv->idle_unread = 0;
 }
 
 void ar__sig_srv_tick(uint32_t now, void *data)
@@ -651,6 +669,7 @@ void ar__sig_srv_tick(uint32_t now, void *data)
     ar__sig_drain_tick(srv);
     int64_t wall = (int64_t)time(NULL); /* tokens' expiry is in Unix seconds */
     uint32_t astray[AR__SIG_ASTRAY_N] = {0};
+    int astray_look = now % CONN_REPORT_S == 0;
     ar__sig_conn_t *next;
     for (ar__sig_conn_t *cn = srv->conns; cn; cn = next) {
         next = cn->next;
@@ -666,7 +685,7 @@ void ar__sig_srv_tick(uint32_t now, void *data)
         }
         if (cn->state != AR__SIG_C_LIVE)
             continue;
-        int k = ar__sig_conn_astray(srv, cn);
+        int k = astray_look ? ar__sig_conn_astray(srv, cn) : -1;
         if (k >= 0)
             astray[k]++;
         if (cn->staff && ar__sig_token_sweep(srv, cn, wall))
@@ -682,18 +701,26 @@ void ar__sig_srv_tick(uint32_t now, void *data)
          * (up to one more ping period, so a client trickling a byte now and then while not
          * reading is still closed).
          */
-        if (now - cn->last_rx >= AR__SIG_IDLE_S &&
-            (now - cn->last_rx >= AR__SIG_IDLE_S + AR__SIG_PING_S ||
-             !ar_sn_conn_input_waiting(cn->c))) {
-            ar__sig_conn_close(cn, AR_SIG_CLOSE_IDLE);
-        } else if (now - cn->last_ping >= AR__SIG_PING_S || ar__sig_conn_acks_due(cn, now)) {
+        if (now - cn->last_rx >= AR__SIG_IDLE_S) {
+            int unread = ar_sn_conn_input_waiting(cn->c);
+            if (now - cn->last_rx >= AR__SIG_IDLE_S + AR__SIG_PING_S || !unread) {
+                srv->idle_closed++;
+                srv->idle_queued += ar_sn_conn_outgoing(cn->c) > 0;
+                srv->idle_unread += unread != 0;
+                ar__sig_conn_close(cn, AR_SIG_CLOSE_IDLE);
+                continue;
+            }
+        }
+        if (now - cn->last_ping >= AR__SIG_PING_S || ar__sig_conn_acks_due(cn, now)) {
             cn->last_ping = now;
             ar_sig_msg_t m;
             ar_sig_msg_init(&m, AR_SIG_PING);
             ar__sig_send0(cn, &m);
         }
     }
-    astray_report(srv, astray, now);
+    if (astray_look)
+        astray_report(astray);
+    idle_report(srv, now);
     ar__sig_bus_heartbeat(srv);
     ar__sig_sess_tick(srv);
     ar__sig_frame_slabs_tick(srv);
