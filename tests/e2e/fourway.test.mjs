@@ -72,6 +72,20 @@ test('four in one call all decode all; a fifth is refused with room_full', async
   }
 });
 
+// A page of the app with its own Mesh module, a camera stream and a sleep in window.__meshKit,
+// for negotiation cases made to happen between Meshes in one page.
+async function meshPage(name) {
+  const b = await openBrowser(name);
+  await b.page.goto(`${stack.origin}/`);
+  await b.page.evaluate(async () => {
+    const href = [...document.querySelectorAll('link[rel="modulepreload"]')].map((l) => l.href).find((h) => h.includes('/js/mesh.'));
+    const { Mesh } = await import(href);
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    window.__meshKit = { Mesh, stream, sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
+  });
+  return b.page;
+}
+
 // Negotiation races made to happen rather than waited for: two Meshes in one page, their
 // signalling an in-order, asynchronous queue between them (as the server relays).
 // - A restart collision: one side restarts ICE; its offer reaches the other, and the other's own
@@ -81,13 +95,9 @@ test('four in one call all decode all; a fifth is refused with room_full', async
 // - Two joins racing on two signalling workers: each is told of the other by `peer_joined`, so
 //   neither is the newcomer that offers; they must connect all the same.
 test('negotiation races settle: a restart collision (both orders), two members each waiting for the other', async () => {
-  const b = await openBrowser('races');
-  await b.page.goto(`${stack.origin}/`);
-  const out = await b.page.evaluate(async () => {
-    const href = [...document.querySelectorAll('link[rel="modulepreload"]')].map((l) => l.href).find((h) => h.includes('/js/mesh.'));
-    const { Mesh } = await import(href);
-    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const page = await meshPage('races');
+  const out = await page.evaluate(async () => {
+    const { Mesh, stream, sleep } = window.__meshKit;
     const results = [];
     // late: the side whose restart fires as the other's restart offer lands (a is polite, the
     // smaller id); null: no restart, and neither side is the newcomer.
@@ -160,4 +170,68 @@ test('negotiation races settle: a restart collision (both orders), two members e
     }
     assert.deepEqual(r.errors, [], `no negotiation error: ${JSON.stringify(r)}`);
   }
+});
+
+// After a signalling resume the pages call restartUnsettled(), not restart(): the resume lost
+// no frame, so a connection that is connected and stable is left alone (an ICE restart there is
+// an offer, an answer and candidates through signalling, for every call of a dead node at once);
+// one still negotiating (here an offer whose answer never came) is restarted. restart() on the
+// settled pair is the control: the same counting sees its offer.
+test('after a resume, ICE restarts only where a connection is unsettled', async () => {
+  const page = await meshPage('unsettled');
+  const out = await page.evaluate(async () => {
+    const { Mesh, stream, sleep } = window.__meshKit;
+    const meshes = {};
+    const offers = { a: 0, b: 0, c: 0, d: 0 };
+    const signal = (peer) => ({
+      peer,
+      send(type, f) {
+        if (type === 'offer') offers[peer]++;
+        if (type === 'answer' && peer === 'c') return; // c's answers are lost: d stays offering
+        const frame = { ...f, from: peer };
+        delete frame.to;
+        setTimeout(() => {
+          const m = meshes[f.to];
+          if (type === 'offer') m.onOffer(frame);
+          else if (type === 'answer') m.onAnswer(frame);
+          else m.onCandidate(frame);
+        }, 5);
+      },
+    });
+    for (const id of ['a', 'b', 'c', 'd']) meshes[id] = new Mesh({ signal: signal(id), stream });
+    // a and b connect (b, the impolite one, offers); d (impolite: 'd' > 'c') offers to c and
+    // never hears the answer.
+    meshes.a.add({ peer: 'b', role: 'peer' }, false);
+    const ab = meshes.b.add({ peer: 'a', role: 'peer' }, true);
+    meshes.c.add({ peer: 'd', role: 'peer' }, false);
+    const dc = meshes.d.add({ peer: 'c', role: 'peer' }, true);
+    const ufrag = (pc) => (/a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp || '') || [])[1];
+    const settled = () => [ab.pc, meshes.a.peers.get('b').pc].every((pc) => pc.connectionState === 'connected' && pc.signalingState === 'stable');
+    for (const end = Date.now() + 20000; Date.now() < end && !settled(); ) await sleep(100);
+    for (const end = Date.now() + 5000; Date.now() < end && dc.pc.signalingState !== 'have-local-offer'; ) await sleep(100);
+    const r = { settled: settled(), d: `${dc.pc.connectionState}/${dc.pc.signalingState}` };
+    const before = { offers: offers.b, ufrag: ufrag(ab.pc) };
+    for (const id of ['a', 'b', 'c', 'd']) meshes[id].restartUnsettled();
+    await sleep(1500);
+    r.settledAfter = settled();
+    r.offersAfter = offers.b - before.offers;
+    r.sameUfrag = ufrag(ab.pc) === before.ufrag;
+    r.settledRestarting = !!ab.restarting;
+    r.unsettledRestarting = !!dc.restarting;
+    // The control: restart() on the settled pair sends an offer on new credentials.
+    meshes.b.restart();
+    for (const end = Date.now() + 10000; Date.now() < end && (offers.b === before.offers || !settled()); ) await sleep(100);
+    r.controlOffers = offers.b - before.offers;
+    r.controlNewUfrag = ufrag(ab.pc) !== before.ufrag;
+    for (const id of ['a', 'b', 'c', 'd']) meshes[id].close();
+    for (const t of stream.getTracks()) t.stop();
+    return r;
+  });
+  const show = JSON.stringify(out);
+  assert.ok(out.settled, `a and b connected first: ${show}`);
+  assert.match(out.d, /^(new|connecting)\/have-local-offer$/, `d still offering: ${show}`);
+  assert.equal(out.offersAfter, 0, `no offer on the settled connection: ${show}`);
+  assert.ok(out.sameUfrag && out.settledAfter && !out.settledRestarting, `the settled connection left alone: ${show}`);
+  assert.ok(out.unsettledRestarting, `the unsettled connection restarts: ${show}`);
+  assert.ok(out.controlOffers >= 1 && out.controlNewUfrag, `restart() does restart it: ${show}`);
 });

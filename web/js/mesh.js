@@ -1,7 +1,8 @@
 // The call mesh (I1): one RTCPeerConnection per other participant, up to three, with the
 // "perfect negotiation" pattern (the peer with the smaller peer id is polite, protocol 5.3),
 // relay-only ICE when the area asks for it (S11), ICE restart on failure, after 2 s
-// disconnected and after a signalling resume (I4), and two negotiated data channels per peer:
+// disconnected, on a network change, after lost signalling frames, and after a signalling
+// resume for the connections that need it (I4), and two negotiated data channels per peer:
 // chat (id 0) and files (id 1).
 
 export const PROFILES = {
@@ -206,11 +207,25 @@ export class Mesh extends EventTarget {
   // connection is stable (at once, or after the negotiation under way).
   restart(p) {
     const list = p ? [p] : [...this.peers.values()];
-    for (const q of list)
-      if (!q.polite || p) {
-        q.restarting = true;
-        q.pc.restartIce();
-      }
+    for (const q of list) if (!q.polite || p) this.restartIce(q);
+  }
+
+  // After a signalling resume: the replay brought every frame sent to us meanwhile and our own
+  // queued frames went out, so a connection that is connected and stable lost nothing and needs
+  // no restart. One there would load signalling at its worst moment: when a node dies, every
+  // call on it resumes at once, and each restart is an offer, an answer and candidates each way
+  // through the survivor (docs/signal.md, "What a resume asks of the web client"). The others
+  // (not connected, or a negotiation under way) restart as restart() does; a path that goes
+  // quiet later still restarts from its 2 s disconnected timer.
+  restartUnsettled() {
+    for (const q of this.peers.values())
+      if (!q.polite && !(q.pc.connectionState === 'connected' && q.pc.signalingState === 'stable')) this.restartIce(q);
+  }
+
+  // restartIce() makes the next offer a restart (marked so for the other side's UI).
+  restartIce(q) {
+    q.restarting = true;
+    q.pc.restartIce();
   }
 
   remove(id) {

@@ -236,9 +236,9 @@ function connect(arrival, name) {
     }
     save();
     if (e.detail.resumed) {
-      // Same page (a network drop): ICE restarts on the live connections. After a reload there
-      // are none: new ones to everyone still in the room.
-      if (mesh) mesh.restart();
+      // Same page (a network drop, or the node's death): ICE restarts on the live connections
+      // that need one. After a reload there are none: new ones to everyone still in the room.
+      if (mesh) mesh.restartUnsettled();
       else if (st.phase === 'call') resumeCall();
       else if (st.phase === 'hold') waiting('You are on hold. Please stay on this page.');
       else waiting('You are in the waiting room.');

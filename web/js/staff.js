@@ -187,7 +187,7 @@ function wire(entry) {
   sig.addEventListener('welcome', (e) => {
     $('dash-status').textContent = 'Connected.';
     if (e.detail.resumed) {
-      if (call?.sig === sig) call.mesh?.restart();
+      if (call?.sig === sig) call.mesh?.restartUnsettled();
       // A queue snapshot the lost connection cut short does not go on (protocol 5.2): again.
       for (const k of entry.snapOpen) {
         const [clinic, area] = JSON.parse(k);
