@@ -295,7 +295,9 @@ cluster() {
   nats-server -a 127.0.0.1 -p "$c1" --cluster_name ar --cluster "nats://127.0.0.1:$r1" \
     --routes "nats://127.0.0.1:$r2" >"$work/nats1-$c1.log" 2>&1 &
   n1=$!
-  nats-server -a 127.0.0.1 -p "$c2" --cluster_name ar --cluster "nats://127.0.0.1:$r2" \
+  # the second's monitoring port (m2): what it moves while node B survives a failover
+  m2=$((c2 + 3500))
+  nats-server -a 127.0.0.1 -p "$c2" -m "$m2" --cluster_name ar --cluster "nats://127.0.0.1:$r2" \
     --routes "nats://127.0.0.1:$r1" >"$work/nats2-$c2.log" 2>&1 &
   n2=$!
   pids+=("$n1" "$n2")
@@ -379,6 +381,60 @@ tcp_watch_start() {
   while :; do awk '/^TCP:/ {print $NF}' /proc/net/sockstat; sleep 1; done >"$work/tcpmem" &
   tcp_watch=$!
 }
+# The survivor's nats-server each second (its monitoring port m2): time, messages and bytes in
+# and out, into $work/natsvarz; and at each mark (mark NAME) the time, to split it by phase.
+nats_watch_start() {
+  : >"$work/marks"
+  while :; do
+    # varz is one field a line: "in_msgs": N,
+    curl -s "http://127.0.0.1:$m2/varz" | awk -v t="$(date +%s.%N)" -F'[:,]' '
+      /"(in|out)_(msgs|bytes)"/ { gsub(/[" ]/, "", $1); v[$1] = $2 + 0 }
+      END { if (length(v) == 4) print t, v["in_msgs"], v["out_msgs"], v["in_bytes"], v["out_bytes"] }' 
+    sleep 1
+  done >"$work/natsvarz" &
+  nats_watch=$!
+}
+mark() { echo "$1 $(date +%s.%N)" >>"$work/marks"; }
+# NAME: the survivor's bus messages so far (its workers' operator listeners from $mb), published
+# and received by kind, into $work/bus-NAME as "published kind count" lines
+bus_counts() {
+  for i in $(seq 0 $((fw - 1))); do curl -s "http://127.0.0.1:$((mb + i))/metrics"; done |
+    awk '/^anteroom_signal_bus_(published|received)_total\{/ {
+      k = $1; gsub(/^anteroom_signal_bus_|_total\{kind="|"\}$/, " ", k); sum[k] += $NF }
+      END { for (k in sum) print k, sum[k] }' | awk '{print $1, $2, $3}' | sort >"$work/bus-$1"
+}
+# LABEL FROM TO: what the survivor's workers published and received between two bus_counts
+bus_between() {
+  echo "  $1:   $2 to $3: $(join -j1 <(awk '{print $1 "/" $2, $3}' "$work/bus-$2") \
+    <(awk '{print $1 "/" $2, $3}' "$work/bus-$3") | awk '{printf "%s %d, ", $1, $3 - $2}' |
+    sed 's/, $//')" >&2
+}
+# LABEL: messages a second in and out of the survivor's nats-server between each mark and the
+# next, and its slowest connections' pending bytes at each mark (nats_pending NAME)
+nats_watch_report() {
+  kill "$nats_watch" 2>/dev/null
+  wait "$nats_watch" 2>/dev/null
+  mark end
+  echo "  $1: the survivor's nats-server, messages a second in / out (MB/s in / out):" >&2
+  awk 'NR == FNR { name[++m] = $1; at[m] = $2; next }
+    { t[++n] = $1; im[n] = $2; om[n] = $3; ib[n] = $4; ob[n] = $5 }
+    END {
+      for (k = 1; k < m; k++) {
+        a = 0; b = 0
+        for (i = 1; i <= n; i++) { if (!a && t[i] >= at[k]) a = i; if (t[i] <= at[k + 1]) b = i }
+        if (!a || b <= a) continue
+        d = t[b] - t[a]
+        printf "  %s:   %s to %s (%.0f s): %.0f / %.0f (%.1f / %.1f)\n", label, name[k], name[k + 1],
+          d, (im[b] - im[a]) / d, (om[b] - om[a]) / d, (ib[b] - ib[a]) / d / 1e6, (ob[b] - ob[a]) / d / 1e6
+      }
+    }' label="$1" "$work/marks" "$work/natsvarz" >&2
+  cat "$work"/pending-* 2>/dev/null | sed "s/^/  $1:   /" >&2
+}
+nats_pending() { # NAME: the 3 connections with the most bytes pending to them, now
+  curl -s "http://127.0.0.1:$m2/connz?sort=pending&limit=3" | awk -v n="$1" -F'[:,]' '
+    /"pending_bytes"/ { p = p (p ? ", " : "") ($2 + 0) " B" }
+    END { print "at " n ": most bytes pending to a connection: " p }' >"$work/pending-$1"
+}
 tcp_watch_report() { # LABEL
   kill "$tcp_watch" 2>/dev/null
   wait "$tcp_watch" 2>/dev/null
@@ -413,6 +469,7 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
     label=failover-w$fw
     out=$work/$label.out
     tcp_watch_start
+    nats_watch_start
     timeout 900 "$load" failover "${same[@]}" -d anteroom -p "$p1,$((p1 + 1))" -s "$wb" -B "$n2" \
       -K "$work/sec" -l "$label" -b "$srcbase" -n "$FAILOVER_N" -P "$FAILOVER_PROCS" \
       -J "$FAILOVER_JITTER" -f "$FAILOVER_INFLIGHT" -W "$FAILOVER_BOUND" \
@@ -427,6 +484,8 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
       sed 's/^/  /' "$out" >&2
       # the supervisor first, so that it starts no worker again
       IFS=, read -ra wal <<<"$wa"
+      bus_counts death
+      mark death
       kill -9 "$sa" "${wal[@]}" 2>/dev/null
       # FAILOVER_PERF=S: where B's workers spend the storm's first S seconds (perf, flat)
       if [ "$FAILOVER_PERF" -gt 0 ]; then
@@ -435,19 +494,22 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
           grep -v '^#' | grep -v '^$' | head -40 | sed 's/^/  perf /' >&2 &
       fi
     fi
-    # FAILOVER_PERF_CHECK=S: the whole machine over the first S seconds of each relay check
-    if [ "$FAILOVER_PERF_CHECK" -gt 0 ]; then
-      for k in 1 2; do
-        until grep -q "^CHECK $k" "$out" 2>/dev/null; do
-          kill -0 "$lp" 2>/dev/null || break 2
-          sleep 0.1
-        done
-        perf record -q -a -F 149 -o "$work/check$k.perf" -- sleep "$FAILOVER_PERF_CHECK" 2>/dev/null
-        echo "  $label: the machine over check $k's first $FAILOVER_PERF_CHECK s, by command:" >&2
-        perf report -i "$work/check$k.perf" --sort comm 2>/dev/null | grep -v '^#' | grep -v '^$' |
-          head -8 | sed 's/^/  perf /' >&2
+    # each relay check's start marked; FAILOVER_PERF_CHECK=S: the whole machine over the
+    # first S seconds of each
+    for k in 1 2; do
+      until grep -q "^CHECK $k" "$out" 2>/dev/null; do
+        kill -0 "$lp" 2>/dev/null || break 2
+        sleep 0.1
       done
-    fi
+      mark "check$k"
+      bus_counts "check$k"
+      nats_pending "check$k"
+      [ "$FAILOVER_PERF_CHECK" -gt 0 ] || continue
+      perf record -q -a -F 149 -o "$work/check$k.perf" -- sleep "$FAILOVER_PERF_CHECK" 2>/dev/null
+      echo "  $label: the machine over check $k's first $FAILOVER_PERF_CHECK s, by command:" >&2
+      perf report -i "$work/check$k.perf" --sort comm 2>/dev/null | grep -v '^#' | grep -v '^$' |
+        head -8 | sed 's/^/  perf /' >&2
+    done
     wait "$lp"
     rc=$?
     grep '^RESULT' "$out" | tee -a "$results" | sed 's/^RESULT /  /' >&2
@@ -463,6 +525,12 @@ if has anteroom "$SERVERS" && has failover "$PHASES"; then
       'anteroom_signal_sessions ') and connections $(metric_sum "$mb" "$fw" \
       'anteroom_signal_connections ')" >&2
     tcp_watch_report "$label"
+    nats_watch_report "$label"
+    bus_counts end
+    echo "  $label: bus messages the survivor's workers published and received, by kind:" >&2
+    bus_between "$label" death check1
+    bus_between "$label" check1 check2
+    bus_between "$label" check2 end
     echo "  $label: nats-servers' slow consumers: $(cat "$work"/nats[12]-*.log | grep -c 'Slow Consumer')" >&2
     echo "  $label: survivor's log events: $(grep -o '"event":"[a-z_]*"' "$work/node-fb-$fw.log" |
       sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/"event"://g; s/"//g; s/, $//')" >&2

@@ -126,6 +126,7 @@ void ar__sig_bus_put(ar__sig_bus_t *b, const char *subj, const void *data, size_
 {
     const char *peer;
     uint8_t kind = ar__sig_bus_subj_kind(b, subj, &peer);
+    ar_metric_add(b->m_received[kind], 0, 1);
     item_t *it = len <= (size_t)AR_SIG_OUT_MAX * 8u ? ar_malloc(sizeof(*it) + len + 1) : NULL;
     if (it) {
         it->next = NULL;
@@ -711,9 +712,16 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
         return AR_ENOMEM;
     static const char dropped_help[] =
         "bus messages dropped before the loop took them (inbox-max, out of memory)";
-    for (int k = 0; k < K__COUNT && srv->metrics; k++)
+    for (int k = 0; k < K__COUNT && srv->metrics; k++) {
         b->m_dropped[k] = ar_metrics_counter(srv->metrics, "anteroom_signal_bus_dropped_total",
                                              dropped_help, k_kind_label[k]);
+        b->m_published[k] =
+            ar_metrics_counter(srv->metrics, "anteroom_signal_bus_published_total",
+                               "bus messages this worker published", k_kind_label[k]);
+        b->m_received[k] =
+            ar_metrics_counter(srv->metrics, "anteroom_signal_bus_received_total",
+                               "bus messages that reached this worker", k_kind_label[k]);
+    }
     if (srv->metrics) /* libnats' own drops (on_nats_error) */
         b->m_nats_dropped = ar_metrics_counter(srv->metrics, "anteroom_signal_bus_dropped_total",
                                                dropped_help, "kind=\"nats\"");

@@ -149,6 +149,9 @@ struct ar__sig_bus_s {
     size_t nmarks;
     int lost_all;
     ar_metric_t *m_dropped[K__COUNT];
+    /* Bus messages published by this worker and taken from its subscriptions, by kind: what
+     * the bus carries and for what (a failover's aftermath, performance.md). */
+    ar_metric_t *m_published[K__COUNT], *m_received[K__COUNT];
     /* libnats dropped messages before our callback took them (a subscription's pending limit,
      * NATS_SLOW_CONSUMER): episodes since the loop last looked (under mu), and the subscriptions'
      * dropped count the loop last reported (loop only). */

@@ -298,6 +298,7 @@ void ar__sig_bus_heartbeat(ar__sig_srv_t *srv)
      * fills the socket, so the write never blocks the reader.
      */
     (void)natsConnection_Publish(b->nc, subj, body, n);
+    ar_metric_add(b->m_published[K_NODE], 0, 1);
     /*
      * Workers silent for AR__SIG_NODE_DEAD_S are dead: their sessions move (sess.c). Silence is
      * measured in milliseconds: counted in the loop's whole seconds, with a heartbeat a second,

@@ -512,6 +512,8 @@ void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, s
     size_t slen = strlen(subj), sz = sizeof(pub_t) + slen + 1 + len;
     if (b->left)
         return; /* after our departure (ar__sig_bus_leave) the sessions are the backups' */
+    const char *peer;
+    ar_metric_add(b->m_published[ar__sig_bus_subj_kind(b, subj, &peer)], 0, 1);
     if (!b->pth_started) { /* no thread: at once, as before */
         (void)natsConnection_Publish(b->pnc, subj, data, (int)len);
         return;
