@@ -1178,8 +1178,9 @@ typedef struct fo_sum_s {
 
 /* Client process proc of the failover: sessions first .. first+n-1 (whole pairs). Tells the parent
  * (up) "R <opened> <on A>" once they are held, "D" once its lost clients resumed or failed, then
- * waits for the parent's go (down closed) to check the relay, writes its fo_sum_t and times to
- * out, says "F" and exits. */
+ * waits for the parent's go (down closed) to check the relay, says "C", waits for the second go
+ * (again closed) to check it again, writes its fo_sum_t, its resumed clients' times and both
+ * checks' room times to out, says "F" and exits. */
 static void fo_child(int proc, int first, int n, int up, int down, int again, FILE *out)
 {
     fo_run_t r = {.n = n, .proc = proc, .first = first, .ep = epoll_create1(0)};
