@@ -320,15 +320,14 @@ signode() {
     >"$work/node-$1.log" 2>&1 &
   echo $!
 }
-# metric_sum PORT COUNT TEXT: the sum of the first metric line holding TEXT over COUNT workers'
-# operator listeners from PORT on (an unlabelled metric: its name and a space).
+# metrics_of PORT COUNT: the /metrics of COUNT workers' listeners from PORT, one after another
+metrics_of() {
+  for i in $(seq 0 $(($2 - 1))); do curl -s "http://127.0.0.1:$(($1 + i))/metrics"; done
+}
+# metric_sum PORT COUNT TEXT: the sum, over COUNT workers' operator listeners from PORT on, of the
+# metric line holding TEXT (one a worker; an unlabelled metric: its name and a space)
 metric_sum() {
-  local sum=0 v
-  for i in $(seq 0 $(($2 - 1))); do
-    v=$(curl -s "http://127.0.0.1:$(($1 + i))/metrics" | grep -v '^#' | grep -F "$3" | awk '{print $NF}' | head -1)
-    sum=$((sum + ${v:-0}))
-  done
-  echo "$sum"
+  metrics_of "$1" "$2" | grep -v '^#' | grep -F "$3" | awk '{s += $NF} END {printf "%d\n", s}'
 }
 # workers_of SUP COUNT: the node's worker PIDs, comma-separated, once COUNT have started (10 s).
 workers_of() {
@@ -389,7 +388,7 @@ nats_watch_start() {
     # varz is one field a line: "in_msgs": N,
     curl -s "http://127.0.0.1:$m2/varz" | awk -v t="$(date +%s.%N)" -F'[:,]' '
       /"(in|out)_(msgs|bytes)"/ { gsub(/[" ]/, "", $1); v[$1] = $2 + 0 }
-      END { if (length(v) == 4) print t, v["in_msgs"], v["out_msgs"], v["in_bytes"], v["out_bytes"] }' 
+      END { if (length(v) == 4) print t, v["in_msgs"], v["out_msgs"], v["in_bytes"], v["out_bytes"] }'
     sleep 1
   done >"$work/natsvarz" &
   nats_watch=$!
@@ -398,8 +397,7 @@ mark() { echo "$1 $(date +%s.%N)" >>"$work/marks"; }
 # NAME: the survivor's bus messages so far (its workers' operator listeners from $mb), published
 # and received by kind, into $work/bus-NAME as "published kind count" lines
 bus_counts() {
-  for i in $(seq 0 $((fw - 1))); do curl -s "http://127.0.0.1:$((mb + i))/metrics"; done |
-    awk '/^anteroom_signal_bus_(published|received)_total\{/ {
+  metrics_of "$mb" "$fw" | awk '/^anteroom_signal_bus_(published|received)_total\{/ {
       k = $1; gsub(/^anteroom_signal_bus_|_total\{kind="|"\}$/, " ", k); sum[k] += $NF }
       END { for (k in sum) print k, sum[k] }' | awk '{print $1, $2, $3}' | sort >"$work/bus-$1"
 }

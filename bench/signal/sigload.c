@@ -1171,7 +1171,7 @@ typedef struct fo_sum_s {
     int n, on_a, lost, resumed, failed, b_closed, refused, retries, mismatched, relay_failed;
     int relay_late;  /* of the rooms relayed, those that took more than 10 s */
     int relay_later; /* of the failed, those whose offers came through 70 to 190 s after */
-    int relay2_failed, relay2_late; /* the same of the second check */
+    int relay2_failed, relay2_late, relay2_later; /* the same of the second check */
     double first_close, last_done;
     double write_wait_s, write_wait_max_s; /* sl_write's waits for room, over the whole run */
 } fo_sum_t;
@@ -1290,6 +1290,7 @@ static void fo_child(int proc, int first, int n, int up, int down, int again, FI
                     .relay_later = relay_later,
                     .relay2_failed = relay2_failed,
                     .relay2_late = relay2_late,
+                    .relay2_later = relay2_later,
                     .first_close = r.first_close,
                     .last_done = r.last_done,
                     .write_wait_s = sl_write_wait_s,
@@ -1442,6 +1443,7 @@ static int cmd_failover(void)
         all.relay_later += one.relay_later;
         all.relay2_failed += one.relay2_failed;
         all.relay2_late += one.relay2_late;
+        all.relay2_later += one.relay2_later;
         all.write_wait_s += one.write_wait_s;
         if (one.write_wait_max_s > all.write_wait_max_s)
             all.write_wait_max_s = one.write_wait_max_s;
@@ -1466,7 +1468,7 @@ static int cmd_failover(void)
            "storm_s=%.2f close_to_welcome_p50_ms=%.0f p99_ms=%.0f max_ms=%.0f "
            "hello_to_welcome_p50_ms=%.0f hello_p99_ms=%.0f rooms=%d relay_failed=%d relay_late=%d "
            "relay_later=%d relay_p50_s=%.1f relay_p99_s=%.1f relay_max_s=%.1f relay2_failed=%d "
-           "relay2_late=%d relay2_p50_s=%.1f relay2_p99_s=%.1f relay2_max_s=%.1f "
+           "relay2_late=%d relay2_later=%d relay2_p50_s=%.1f relay2_p99_s=%.1f relay2_max_s=%.1f "
            "clients_write_wait_s=%.1f write_wait_max_s=%.1f",
            sl_o.label, n, on_a, all.lost, all.resumed, all.failed, all.b_closed, all.mismatched,
            all.refused, all.retries, sl_o.jitter, sl_inflight, procs,
@@ -1476,7 +1478,7 @@ static int cmd_failover(void)
            all.relay_failed, all.relay_late, all.relay_later,
            pct_of(room_s[0], rooms_through[0], 0.5), pct_of(room_s[0], rooms_through[0], 0.99),
            rooms_through[0] ? room_s[0][rooms_through[0] - 1] : 0.0, all.relay2_failed,
-           all.relay2_late, pct_of(room_s[1], rooms_through[1], 0.5),
+           all.relay2_late, all.relay2_later, pct_of(room_s[1], rooms_through[1], 0.5),
            pct_of(room_s[1], rooms_through[1], 0.99),
            rooms_through[1] ? room_s[1][rooms_through[1] - 1] : 0.0, all.write_wait_s,
            all.write_wait_max_s);
