@@ -395,10 +395,12 @@ nats_watch_start() {
 }
 mark() { echo "$1 $(date +%s.%N)" >>"$work/marks"; }
 # NAME: the survivor's bus messages so far (its workers' operator listeners from $mb), published
-# and received by kind, into $work/bus-NAME as "published kind count" lines
+# and received by kind, and the record updates its published record messages carried
+# ("published updates"), into $work/bus-NAME as "published kind count" lines
 bus_counts() {
   metrics_of "$mb" "$fw" | awk '/^anteroom_signal_bus_(published|received)_total\{/ {
       k = $1; gsub(/^anteroom_signal_bus_|_total\{kind="|"\}$/, " ", k); sum[k] += $NF }
+      /^anteroom_signal_bus_record_updates_total / { sum["published updates"] += $NF }
       END { for (k in sum) print k, sum[k] }' | awk '{print $1, $2, $3}' | sort >"$work/bus-$1"
 }
 # LABEL FROM TO: what the survivor's workers published and received between two bus_counts

@@ -337,14 +337,23 @@ seeds.update({
 UPD_HOME, UPD_AWAY, UPD_AWAY_ON, UPD_OWN, UPD_BK, UPD_PR, UPD_RE, UPD_DEL = (1 << i for i in range(8))
 
 
-def layout(dst, origin, key, owner=0, backup=0, away=None, pr=False, re=False, delete=False,
-           home=(0x80000002, 0x80000003)):
+def layout_body(origin, key, owner=0, backup=0, away=None, pr=False, re=False, delete=False,
+                home=(0x80000002, 0x80000003)):
     flags = UPD_HOME | (UPD_OWN | UPD_BK if owner else 0) | (UPD_PR if pr else 0)
     flags |= (UPD_RE if re else 0) | (UPD_DEL if delete else 0)
     if away is not None:
         flags |= UPD_AWAY | (UPD_AWAY_ON if away else 0)
     body = bytes([0x01, flags]) + struct.pack("<QQQII", origin, owner, backup, *home)
-    return op(SESS, dst, key, body + PEERS[key].encode())
+    return body + PEERS[key].encode()
+
+
+def layout(dst, origin, key, *args, **kw):
+    return op(SESS, dst, key, layout_body(origin, key, *args, **kw))
+
+
+def batch(dst, *bodies):
+    """Updates in the layout that a worker published in a row, in one message (bus_turn.c)."""
+    return op(SESS, dst, 0, bytes([0x02]) + b"".join(bodies))
 
 
 seeds.update({
@@ -358,6 +367,17 @@ seeds.update({
     "layout_delete_local": own(W1, A) + layout(W1, 3, A, delete=True),
     "layout_resume_moves_owner": (
         rec(W1, 2, A, **full(1, 2, 3)) + client(W1, A, RESUME) + layout(W1, 3, A, 3, 2, away=1)),
+    "batch_promotions": (
+        own(W1, A) + own(W1, B)
+        + batch(W1, layout_body(3, A, 3, 1, away=1, pr=True), layout_body(3, B, 3, 1, away=0))),
+    "batch_away_delete_room": (
+        batch(W1, layout_body(2, A, 2, 3, away=1), layout_body(2, B, 2, 3, away=0),
+              layout_body(2, A, delete=True))
+        + rec(W1, 2, B, ROOM, **full(1, 2, 3, room="room-1", rt=[]))),
+    "batch_resume_moves_owner": (
+        rec(W1, 2, A, **full(1, 2, 3)) + client(W1, A, RESUME)
+        + batch(W1, layout_body(3, C, 3, 2, away=0), layout_body(3, A, 3, 2, away=1))),
+    "batch_published": own(W1, A) + own(W1, B) + op(SPECIAL, W1, 0, tick=1) + client(W3, A, RESUME),
 })
 
 os.makedirs(OUT, exist_ok=True)

@@ -344,6 +344,13 @@ static void local_drain(ar__sig_srv_t *srv)
  */
 #define WAKE_BATCH 1024
 
+/* What an item counts for against WAKE_BATCH: a batch of record updates, each of them. */
+static size_t item_weight(const item_t *it)
+{
+    size_t n = it->kind == K_REC ? ar__sig_upd_batch_count((const uint8_t *)it->data, it->len) : 0;
+    return n ? n : 1;
+}
+
 static void handle_item(ar__sig_srv_t *srv, item_t *it)
 {
     if (it->kind == K_LOST) {
@@ -359,6 +366,8 @@ static void handle_item(ar__sig_srv_t *srv, item_t *it)
         ar__sig_bus_on_node(srv, it->data, it->len); /* a departure */
     } else if (it->len && (uint8_t)it->data[0] == AR__SIG_UPD_MAGIC) {
         ar__sig_rec_apply_compact(srv, (const uint8_t *)it->data, it->len); /* rec_wire.c */
+    } else if (it->len && (uint8_t)it->data[0] == AR__SIG_UPD_BATCH) {
+        ar__sig_rec_apply_batch(srv, (const uint8_t *)it->data, it->len); /* bus_turn.c */
     } else {
         json_t *o = json_loadb(it->data, it->len, JSON_REJECT_DUPLICATES, NULL);
         if (o)
@@ -390,8 +399,10 @@ void ar__sig_bus_wake(ar__sig_srv_t *srv)
     b->nhead = b->ntail = NULL;
     item_t *head = b->head, *last = NULL;
     size_t n = 0;
-    for (item_t *p = head; p && n < WAKE_BATCH; p = p->next, n++)
+    for (item_t *p = head; p && n < WAKE_BATCH; p = p->next) {
+        n += item_weight(p);
         last = p;
+    }
     item_t *rest = last ? last->next : NULL;
     if (last)
         last->next = NULL;
@@ -585,14 +596,19 @@ static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o, int re
     uint8_t upd[AR__SIG_UPD_LEN];
     if (b && rec && ar__sig_upd_compact(o, upd) == 0) {
         ar__sig_bus_nums_flush(b);
-        ar__sig_bus_publish(b, subj, upd, sizeof(upd));
+        ar__sig_bus_recs_add(b, subj, upd); /* with the next ones, in this turn (bus_turn.c) */
         json_decref(o);
         return;
     }
     char *s = b ? json_dumps(o, JSON_COMPACT) : NULL;
+    /* A worker-to-worker message about a session waits behind this turn's updates (bus_turn.c). */
+    const char *about = rec ? NULL : json_string_value(json_object_get(o, "p"));
     if (s) {
         ar__sig_bus_nums_flush(b);
-        ar__sig_bus_publish(b, subj, s, strlen(s));
+        if (about && strlen(about) == AR__SIG_PEER_LEN)
+            ar__sig_bus_hold(b, subj, s, strlen(s), about);
+        else
+            ar__sig_bus_publish(b, subj, s, strlen(s));
         /* A record's text (a patient's name and answers): wiped, as jansson's blocks are. */
         ar_free_wiped(s); /* jansson allocates with ar_malloc (ar_sig_init) */
     } else if (b) {
@@ -618,11 +634,12 @@ void ar__sig_bus_proc(ar__sig_srv_t *srv, uint64_t worker, void *json_obj)
 
 void ar__sig_bus_rec(ar__sig_srv_t *srv, const char *kind, const char *key, void *json_obj)
 {
-    char subj[200];
+    char subj[AR__SIG_REC_SUBJ_MAX];
     if (!srv->bus) {
         json_decref(json_obj);
         return;
     }
+    ar_metric_add(srv->bus->m_rec_updates, 0, 1);
     snprintf(subj, sizeof(subj), "%s%s.%s", srv->bus->prefix, kind, key);
     if (json_obj)
         publish_json(srv, subj, json_obj, 1);
@@ -722,6 +739,10 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
             ar_metrics_counter(srv->metrics, "anteroom_signal_bus_received_total",
                                "bus messages that reached this worker", k_kind_label[k]);
     }
+    if (srv->metrics) /* beside kind="record": how many updates those messages carried */
+        b->m_rec_updates =
+            ar_metrics_counter(srv->metrics, "anteroom_signal_bus_record_updates_total",
+                               "record updates this worker published (several to a message)", NULL);
     if (srv->metrics) /* libnats' own drops (on_nats_error) */
         b->m_nats_dropped = ar_metrics_counter(srv->metrics, "anteroom_signal_bus_dropped_total",
                                                dropped_help, "kind=\"nats\"");
@@ -743,13 +764,16 @@ int ar__sig_bus_new(ar__sig_srv_t *srv)
     return b->efd < 0 ? AR_ESYS : 0;
 }
 
-/* Before every wait of the loop: the copy batches due, and the next step of a catch-up on the
- * ended rooms (invite.c), so that it asks and gives up on time, not at the next tick. */
+/* Before every wait of the loop: the record updates of this turn, the copy batches due, and
+ * the next step of a catch-up on the ended rooms (invite.c), so that it asks and gives up on
+ * time, not at the next tick. */
 static int bus_idle(void *data)
 {
     ar__sig_srv_t *srv = data;
     /* Each asked only when it has something to do: this runs before every wait of the loop,
      * nearly always with no batch waiting and no catch-up under way. */
+    if (srv->bus && (srv->bus->nrecs || srv->bus->nheld)) /* what this turn held (bus_turn.c) */
+        ar__sig_bus_turn_flush(srv->bus);
     int a = srv->bus && ar__sig_bus_nums_waiting(srv->bus) ? ar__sig_bus_nums_idle(srv) : -1;
     int e = ar__sig_rooms_ended_waiting(srv) ? ar__sig_rooms_ended_step(srv, mono_ms()) : -1;
     return a < 0 ? e : e < 0 || a < e ? a : e;
@@ -864,8 +888,10 @@ void ar__sig_bus_stop(ar__sig_srv_t *srv)
      * default 10 s: under `anteroom up` the NATS server gets SIGTERM at the same time and may be
      * gone already, and a node that is reconnecting has nothing to flush to.
      */
-    if (b->pnc)
+    if (b->pnc) {
+        ar__sig_bus_turn_flush(b); /* older than any copy waiting (bus_turn.c) */
         ar__sig_bus_nums_flush(b);
+    }
     (void)ar__sig_bus_pub_end(b); /* once: not again after ar__sig_bus_leave */
     for (size_t i = 0; i < sizeof(b->subs) / sizeof(b->subs[0]); i++)
         natsSubscription_Destroy(b->subs[i]);

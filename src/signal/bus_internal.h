@@ -66,6 +66,13 @@ typedef struct pub_s {
 #define NOTICE_MAX 64
 #define NOTICE_SZ ((sizeof(pub_t) + AR__SIG_TO_SUBJ_MAX + NOTICE_LEN + 15) & ~(size_t)15)
 
+/* The longest subject of a record update (ar.<jur>.<kind>.<key>), and the one a batch of them
+ * goes on (bus_turn.c): "sess." and a word no peer id is (those are AR__SIG_PEER_LEN long). */
+#define AR__SIG_REC_SUBJ_MAX 200
+#define AR__SIG_RECS_SUBJ "sess.batch"
+/* Worker-to-worker messages a turn of the loop holds at most (bus_turn.c). */
+#define AR__SIG_HELD_MAX 128
+
 /* The subscribing connection as the publisher thread sees it (ar__sig_bus_t.nc_state). */
 enum { NC_UP, NC_DOWN, NC_BACK };
 
@@ -142,6 +149,18 @@ struct ar__sig_bus_s {
     ar__sig_nums_t *nums;
     size_t nnums, nnums_cap;
     uint64_t nbatch_us; /* copy-batch: how long a batch may wait */
+    /* What this turn of the loop published, held until it ends (bus_turn.c): loop only.
+     * Record updates in the fixed layout (recs[0] is set to AR__SIG_UPD_BATCH when they go
+     * together; rec_subj: the first one's subject), then worker-to-worker messages about a
+     * session, in order, each with its session's peer id. */
+    uint8_t recs[1 + AR__SIG_UPD_BATCH_MAX * AR__SIG_UPD_LEN];
+    unsigned nrecs, nheld;
+    char rec_subj[AR__SIG_REC_SUBJ_MAX];
+    struct {
+        pub_t *it;
+        char peer[AR__SIG_PEER_LEN];
+    } held[AR__SIG_HELD_MAX];
+    ar_metric_t *m_rec_updates; /* record updates published, however many to a message */
     size_t max_bytes;
     /* Dropped messages since the loop last looked (under mu): counts by kind; K_LOST markers in
      * the inbox (lost_all when there was no room for one). */
@@ -183,8 +202,16 @@ static inline uint64_t mono_ms(void)
 /* bus_pub.c: the kind of a message by its subject (K_REC for any other); *peer: a frame's
  * peer, or "". */
 uint8_t ar__sig_bus_subj_kind(const ar__sig_bus_t *b, const char *subj, const char **peer);
-/* bus_pub.c: queues a publication for the publisher thread (at once without one). */
+/* bus_pub.c: queues a publication for the publisher thread (at once without one), after what
+ * this turn of the loop holds (bus_turn.c). */
 void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
+/* bus_pub.c, the parts of ar__sig_bus_publish: a publication counted (by subj's kind); made
+ * (NULL without memory); queued (NULL: dropped, counted as subj's); counted and queued (or
+ * published at once without a publisher thread), not after what the turn holds. */
+void ar__sig_bus_count_pub(ar__sig_bus_t *b, const char *subj);
+pub_t *ar__sig_bus_pub_make(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
+void ar__sig_bus_pub_queue(ar__sig_bus_t *b, pub_t *it, const char *subj);
+void ar__sig_bus_pub_send(ar__sig_bus_t *b, const char *subj, const void *data, size_t len);
 /* bus_pub.c, under pmu: a publication to subj was dropped on this side: counted, warned, a
  * frame's peer told by a lost notice: at the queue's tail when head_ms is 0, else at its head
  * with the dropped publication's queueing time head_ms (its age counts for admission). */
@@ -212,6 +239,15 @@ static inline int ar__sig_bus_nums_waiting(const ar__sig_bus_t *b)
             return 1;
     return 0;
 }
+/* bus_turn.c: an update in the fixed layout, for subj, waits to go out with the next ones. */
+void ar__sig_bus_recs_add(ar__sig_bus_t *b, const char *subj, const uint8_t upd[AR__SIG_UPD_LEN]);
+/* bus_turn.c: a worker-to-worker message about session peer (AR__SIG_PEER_LEN bytes) waits to
+ * go out after the updates of this turn. */
+void ar__sig_bus_hold(ar__sig_bus_t *b, const char *subj, const void *data, size_t len,
+                      const char *peer);
+/* bus_turn.c: what this turn holds goes out now: the updates (one message; the layout alone
+ * for one), then the held messages in order. */
+void ar__sig_bus_turn_flush(ar__sig_bus_t *b);
 /* Once a second (the heartbeat): forgets the empty batches of workers no longer alive. */
 void ar__sig_bus_nums_sweep(ar__sig_srv_t *srv);
 /* Wipes and frees the batches (bus stop). */

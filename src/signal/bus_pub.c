@@ -507,20 +507,16 @@ natsStatus ar__sig_bus_pub_end(ar__sig_bus_t *b)
     return NATS_CONNECTION_CLOSED;
 }
 
-void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
+void ar__sig_bus_count_pub(ar__sig_bus_t *b, const char *subj)
 {
-    size_t slen = strlen(subj), sz = sizeof(pub_t) + slen + 1 + len;
-    if (b->left)
-        return; /* after our departure (ar__sig_bus_leave) the sessions are the backups' */
     const char *peer;
     ar_metric_add(b->m_published[ar__sig_bus_subj_kind(b, subj, &peer)], 0, 1);
-    if (!b->pth_started) { /* no thread: at once, as before */
-        (void)natsConnection_Publish(b->pnc, subj, data, (int)len);
-        return;
-    }
-    /* Out of memory: dropped and counted as the inbox's drops are. Published at once it would
-     * overtake the queued ones, and their order is what the receivers rely on. */
-    pub_t *it = ar_malloc(sz);
+}
+
+pub_t *ar__sig_bus_pub_make(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
+{
+    size_t slen = strlen(subj);
+    pub_t *it = ar_malloc(sizeof(pub_t) + slen + 1 + len);
     if (it) {
         it->next = NULL;
         it->notice = 0;
@@ -531,6 +527,11 @@ void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, s
         memcpy(it->data, subj, slen + 1);
         memcpy(it->data + slen + 1, data, len);
     }
+    return it;
+}
+
+void ar__sig_bus_pub_queue(ar__sig_bus_t *b, pub_t *it, const char *subj)
+{
     pthread_mutex_lock(&b->pmu);
     /* Full: the loop waits for the publisher thread, so that order is kept and memory bounded;
      * not while publications are held (NATS may be gone for long) or refused: then dropped and
@@ -546,7 +547,7 @@ void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, s
         pthread_mutex_unlock(&b->pmu);
         return;
     }
-    b->pbytes += sz;
+    b->pbytes += sizeof(*it) + it->slen + 1 + it->len;
     if (b->ptail)
         b->ptail->next = it;
     else
@@ -554,4 +555,24 @@ void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, s
     b->ptail = it;
     pthread_cond_signal(&b->pcv);
     pthread_mutex_unlock(&b->pmu);
+}
+
+void ar__sig_bus_pub_send(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
+{
+    ar__sig_bus_count_pub(b, subj);
+    if (!b->pth_started) { /* no thread: at once, as before */
+        (void)natsConnection_Publish(b->pnc, subj, data, (int)len);
+        return;
+    }
+    /* Out of memory: dropped and counted as the inbox's drops are. Published at once it would
+     * overtake the queued ones, and their order is what the receivers rely on. */
+    ar__sig_bus_pub_queue(b, ar__sig_bus_pub_make(b, subj, data, len), subj);
+}
+
+void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, size_t len)
+{
+    if (b->left)
+        return; /* after our departure (ar__sig_bus_leave) the sessions are the backups' */
+    ar__sig_bus_turn_flush(b); /* what this turn holds goes before it (bus_turn.c) */
+    ar__sig_bus_pub_send(b, subj, data, len);
 }

@@ -1219,6 +1219,10 @@ void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
  * (docs/signal.md, "Record updates on the wire"). */
 #define AR__SIG_UPD_MAGIC 0x01 /* a JSON update begins with '{' */
 #define AR__SIG_UPD_LEN (34 + AR__SIG_PEER_LEN)
+/* Several updates in one bus message (bus_turn.c): this byte, then 2 to AR__SIG_UPD_BATCH_MAX
+ * updates in the fixed layout, each whole (its own AR__SIG_UPD_MAGIC first). */
+#define AR__SIG_UPD_BATCH 0x02
+#define AR__SIG_UPD_BATCH_MAX 128
 typedef struct {
     uint64_t origin, owner, backup;
     uint32_t home[2];
@@ -1234,6 +1238,11 @@ int ar__sig_upd_compact(const void *json_obj, uint8_t out[AR__SIG_UPD_LEN]);
 int ar__sig_upd_read(const uint8_t *d, size_t len, ar__sig_upd_t *u);
 /* An update in the fixed layout, from the bus (rec.c). */
 void ar__sig_rec_apply_compact(ar__sig_srv_t *srv, const uint8_t *d, size_t len);
+/* How many updates d holds when it is a batch (AR__SIG_UPD_BATCH), else 0 (rec_wire.c). */
+size_t ar__sig_upd_batch_count(const uint8_t *d, size_t len);
+/* A batch from the bus: each update applied in order, as if it had come alone; nothing when d
+ * is no batch (rec.c). */
+void ar__sig_rec_apply_batch(ar__sig_srv_t *srv, const uint8_t *d, size_t len);
 
 /* move.c: a resume moved to the worker of this node that owns its session, or backs it up
  * while its owner is on another node (docs/signal.md, "Resume on the owner's worker"). start:

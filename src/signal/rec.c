@@ -475,3 +475,10 @@ void ar__sig_rec_apply_compact(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
     if (ar__sig_upd_read(d, len, &u) == 0)
         rec_apply(srv, &u, NULL);
 }
+
+void ar__sig_rec_apply_batch(ar__sig_srv_t *srv, const uint8_t *d, size_t len)
+{
+    size_t n = ar__sig_upd_batch_count(d, len);
+    for (size_t i = 0; i < n; i++)
+        ar__sig_rec_apply_compact(srv, d + 1 + i * AR__SIG_UPD_LEN, AR__SIG_UPD_LEN);
+}

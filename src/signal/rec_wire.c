@@ -20,6 +20,10 @@
  * The JSON that the publishers build stays the interface (rec.c, and the tests that catch it):
  * the bus turns it into this layout only when it holds nothing else (ar__sig_upd_compact), and
  * each side reads it into the same ar__sig_upd_t, which rec.c applies either way.
+ *
+ * Updates a worker publishes one after another, with nothing else between, share one bus
+ * message (bus_turn.c): AR__SIG_UPD_BATCH, then 2 to AR__SIG_UPD_BATCH_MAX of these layouts
+ * whole. A receiver applies them in order, each as if it had come alone.
  */
 #include "internal.h"
 
@@ -200,4 +204,12 @@ int ar__sig_upd_read(const uint8_t *d, size_t len, ar__sig_upd_t *u)
     u->re = !!(flags & UPD_RE);
     u->del = !!(flags & UPD_DEL);
     return 0;
+}
+
+size_t ar__sig_upd_batch_count(const uint8_t *d, size_t len)
+{
+    if (len < 1 + 2 * AR__SIG_UPD_LEN || d[0] != AR__SIG_UPD_BATCH ||
+        (len - 1) % AR__SIG_UPD_LEN != 0 || (len - 1) / AR__SIG_UPD_LEN > AR__SIG_UPD_BATCH_MAX)
+        return 0;
+    return (len - 1) / AR__SIG_UPD_LEN;
 }

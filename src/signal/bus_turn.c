@@ -1,0 +1,112 @@
+/*
+ * What a worker publishes during one turn of its loop, held until the turn ends so that its
+ * record updates go several to a bus message (docs/signal.md, "Record updates on the wire").
+ *
+ * Every worker of a jurisdiction takes every record update: one NATS message each cost
+ * nats-server a delivery to every worker, and each worker a hand-off from libnats' thread, an
+ * inbox entry and a wake-up. After a node's death with 100,000 calls, the survivor's 12
+ * workers published about 300,000 of them (three per resume), nats-server delivered 3.6 million,
+ * and 2.35 million of those came while the relay check ran: nats-server took 38 % of the
+ * machine and the check's offers took twice as long as on a quiet node (docs/performance.md,
+ * "Failover at 100,000 calls a node: the check's burst").
+ *
+ * Updates in the fixed layout wait here and go out together (AR__SIG_UPD_BATCH). Between two of
+ * them a worker nearly always publishes a worker-to-worker message about a session: a promotion
+ * is an update then an "adopt" for the new backup, a resume an update, an "ack" and a "res". Those
+ * wait here too (the held list), behind the batch, so that updates made around them still share
+ * one message. What a receiver sees changes only so: an update may now arrive before a
+ * worker-to-worker message about another session that was made before it. Nothing reads one
+ * session's state when handling another's message (sess.c ar__sig_proc_msg: each names its
+ * session, "p", and finds its record), and one session's own order is kept: an update about a
+ * session that a held message names first sends everything held before it is added.
+ *
+ * Everything goes out, batch first, then the held messages in their order: before the loop waits
+ * again (bus.c bus_idle), once AR__SIG_UPD_BATCH_MAX updates or AR__SIG_HELD_MAX messages wait,
+ * and before anything else this worker publishes (ar__sig_bus_publish: frames, numbered copies,
+ * JSON records, a departure), so all of those keep their order with everything made before
+ * them. Nothing waits on a timer, only until the end of the turn that made it. A batch of one
+ * goes as it always did: the layout alone, on its session's subject.
+ */
+#include "bus_internal.h"
+
+#include "anteroom/alloc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* 1 when a held message names peer. */
+static int held_about(const ar__sig_bus_t *b, const char *peer)
+{
+    for (unsigned i = 0; i < b->nheld; i++)
+        if (memcmp(b->held[i].peer, peer, AR__SIG_PEER_LEN) == 0)
+            return 1;
+    return 0;
+}
+
+void ar__sig_bus_recs_add(ar__sig_bus_t *b, const char *subj, const uint8_t upd[AR__SIG_UPD_LEN])
+{
+    /* The update's peer id is at its end (rec_wire.c): after a held message about it, it goes
+     * after that message, as it was made. */
+    if (b->nrecs == AR__SIG_UPD_BATCH_MAX ||
+        (b->nheld && held_about(b, (const char *)upd + AR__SIG_UPD_LEN - AR__SIG_PEER_LEN)))
+        ar__sig_bus_turn_flush(b);
+    if (!b->nrecs) /* the subject it goes on if it stays alone */
+        snprintf(b->rec_subj, sizeof(b->rec_subj), "%s", subj);
+    memcpy(b->recs + 1 + (size_t)b->nrecs * AR__SIG_UPD_LEN, upd, AR__SIG_UPD_LEN);
+    b->nrecs++;
+}
+
+void ar__sig_bus_hold(ar__sig_bus_t *b, const char *subj, const void *data, size_t len,
+                      const char *peer)
+{
+    if (b->left)
+        return; /* as ar__sig_bus_publish */
+    if (!b->pth_started || b->nheld == AR__SIG_HELD_MAX) {
+        /* Without a publisher thread (tests) everything goes at once; a full list goes now. */
+        ar__sig_bus_publish(b, subj, data, len);
+        return;
+    }
+    ar__sig_bus_count_pub(b, subj);
+    pub_t *it = ar__sig_bus_pub_make(b, subj, data, len);
+    if (!it) { /* dropped for want of memory, in its place: after what is held */
+        ar__sig_bus_turn_flush(b);
+        ar__sig_bus_pub_queue(b, NULL, subj);
+        return;
+    }
+    b->held[b->nheld].it = it;
+    memcpy(b->held[b->nheld].peer, peer, AR__SIG_PEER_LEN);
+    b->nheld++;
+}
+
+/* The updates waiting, as one publication (the layout alone for one). */
+static void recs_go(ar__sig_bus_t *b)
+{
+    unsigned n = b->nrecs;
+    b->nrecs = 0;
+    if (n == 1) {
+        ar__sig_bus_pub_send(b, b->rec_subj, b->recs + 1, AR__SIG_UPD_LEN);
+        return;
+    }
+    char subj[AR__SIG_REC_SUBJ_MAX];
+    snprintf(subj, sizeof(subj), "%s%s", b->prefix, AR__SIG_RECS_SUBJ);
+    b->recs[0] = AR__SIG_UPD_BATCH;
+    ar__sig_bus_pub_send(b, subj, b->recs, 1 + (size_t)n * AR__SIG_UPD_LEN);
+}
+
+void ar__sig_bus_turn_flush(ar__sig_bus_t *b)
+{
+    if (b->left) { /* nothing goes after our departure (ar__sig_bus_publish) */
+        for (unsigned i = 0; i < b->nheld; i++)
+            ar_free_wiped(b->held[i].it);
+        b->nheld = b->nrecs = 0;
+        return;
+    }
+    if (b->nrecs)
+        recs_go(b);
+    unsigned n = b->nheld;
+    b->nheld = 0;
+    for (unsigned i = 0; i < n; i++) {
+        pub_t *it = b->held[i].it;
+        ar__sig_bus_pub_queue(b, it, it->data);
+    }
+}
