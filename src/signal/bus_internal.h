@@ -155,6 +155,7 @@ struct ar__sig_bus_s {
      * session, in order, each with its session's peer id. */
     uint8_t recs[1 + AR__SIG_UPD_BATCH_MAX * AR__SIG_UPD_LEN];
     unsigned nrecs, nheld;
+    int holding; /* in a promotion walk: worker-to-worker messages are held (bus_turn.c) */
     char rec_subj[AR__SIG_REC_SUBJ_MAX];
     struct {
         pub_t *it;

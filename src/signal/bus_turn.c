@@ -1,31 +1,29 @@
 /*
- * What a worker publishes during one turn of its loop, held until the turn ends so that its
- * record updates go several to a bus message (docs/signal.md, "Record updates on the wire").
+ * Record updates in the fixed layout, several to a bus message (docs/signal.md, "Record updates
+ * on the wire").
  *
  * Every worker of a jurisdiction takes every record update: one NATS message each cost
  * nats-server a delivery to every worker, and each worker a hand-off from libnats' thread, an
  * inbox entry and a wake-up. After a node's death with 100,000 calls, the survivor's 12
- * workers published about 300,000 of them (three per resume), nats-server delivered 3.6 million,
- * and 2.35 million of those came while the relay check ran: nats-server took 38 % of the
- * machine and the check's offers took twice as long as on a quiet node (docs/performance.md,
- * "Failover at 100,000 calls a node: the check's burst").
+ * workers published about 300,000 of them (a promotion and two more per resume), nats-server
+ * delivered 3.6 million, and 2.35 million of those came while the relay check ran: nats-server
+ * took 38 % of the machine and the check's offers took twice as long as on a quiet node
+ * (docs/performance.md, "Failover at 100,000 calls a node: the check's burst").
  *
- * Updates in the fixed layout wait here and go out together (AR__SIG_UPD_BATCH). Between two of
- * them a worker nearly always publishes a worker-to-worker message about a session: a promotion
- * is an update then an "adopt" for the new backup, a resume an update, an "ack" and a "res". Those
- * wait here too (the held list), behind the batch, so that updates made around them still share
- * one message. What a receiver sees changes only so: an update may now arrive before a
- * worker-to-worker message about another session that was made before it. Nothing reads one
- * session's state when handling another's message (sess.c ar__sig_proc_msg: each names its
- * session, "p", and finds its record), and one session's own order is kept: an update about a
- * session that a held message names first sends everything held before it is added.
+ * So updates wait here, within one turn of the loop, and go out together (AR__SIG_UPD_BATCH):
+ * before the loop waits again (bus.c bus_idle), once AR__SIG_UPD_BATCH_MAX wait, and before
+ * anything else this worker publishes (ar__sig_bus_publish sends them first), so every receiver
+ * sees this worker's updates, frames, copies and hand-overs in the order they were made. A batch
+ * of one goes as it always did: the layout alone, on its session's subject.
  *
- * Everything goes out, batch first, then the held messages in their order: before the loop waits
- * again (bus.c bus_idle), once AR__SIG_UPD_BATCH_MAX updates or AR__SIG_HELD_MAX messages wait,
- * and before anything else this worker publishes (ar__sig_bus_publish: frames, numbered copies,
- * JSON records, a departure), so all of those keep their order with everything made before
- * them. Nothing waits on a timer, only until the end of the turn that made it. A batch of one
- * goes as it always did: the layout alone, on its session's subject.
+ * In a promotion walk (sess.c ar__sig_nodes_dead) each session's update is followed by an
+ * "adopt" for its new backup, which would send every batch off at one update. There, and only
+ * there, worker-to-worker messages about a session wait too (the held list), behind the batch,
+ * until the walk ends: a receiver may then get a promotion before the adopt of another session
+ * promoted earlier in the walk, never before its own session's (an update about a session that a
+ * held message names sends everything held first). Held more widely (every resume's "ack" and
+ * "res"), the full-size failover lost sessions in two runs of two (docs/performance.md,
+ * "Failover at 100,000 calls a node: record updates several to a message").
  */
 #include "bus_internal.h"
 
@@ -61,8 +59,9 @@ void ar__sig_bus_hold(ar__sig_bus_t *b, const char *subj, const void *data, size
 {
     if (b->left)
         return; /* as ar__sig_bus_publish */
-    if (!b->pth_started || b->nheld == AR__SIG_HELD_MAX) {
-        /* Without a publisher thread (tests) everything goes at once; a full list goes now. */
+    if (!b->holding || !b->pth_started || b->nheld == AR__SIG_HELD_MAX) {
+        /* Outside a promotion walk, or without a publisher thread (tests), it goes now, after
+         * what the turn holds; a full list goes now too. */
         ar__sig_bus_publish(b, subj, data, len);
         return;
     }
@@ -109,4 +108,18 @@ void ar__sig_bus_turn_flush(ar__sig_bus_t *b)
         pub_t *it = b->held[i].it;
         ar__sig_bus_pub_queue(b, it, it->data);
     }
+}
+
+void ar__sig_bus_hold_begin(ar__sig_srv_t *srv)
+{
+    if (srv->bus)
+        srv->bus->holding = 1;
+}
+
+void ar__sig_bus_hold_end(ar__sig_srv_t *srv)
+{
+    if (!srv->bus)
+        return;
+    srv->bus->holding = 0;
+    ar__sig_bus_turn_flush(srv->bus);
 }

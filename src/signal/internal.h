@@ -1211,6 +1211,11 @@ uint64_t ar__sig_pick_backup(ar__sig_srv_t *srv, uint64_t exclude);
 int ar__sig_backup_remote(ar__sig_srv_t *srv, uint64_t id);
 /* 1 when a live, undrained worker of another node could back a session up. */
 int ar__sig_remote_backup_exists(ar__sig_srv_t *srv);
+/* bus_turn.c: between these, worker-to-worker messages about a session wait behind the record
+ * updates made meanwhile, so that those share bus messages (a promotion walk: an update, then
+ * an adopt, for each session); the end sends everything held. */
+void ar__sig_bus_hold_begin(ar__sig_srv_t *srv);
+void ar__sig_bus_hold_end(ar__sig_srv_t *srv);
 /* Applies a record update (from the bus or local). */
 void ar__sig_rec_apply(ar__sig_srv_t *srv, void *json_obj);
 

@@ -1058,6 +1058,7 @@ void ar__sig_nodes_dead(ar__sig_srv_t *srv, const uint64_t *ids, size_t n)
         if (srv->nodes[i].id < lowest && ar__sig_node_alive(srv, srv->nodes[i].id))
             lowest = srv->nodes[i].id;
     int64_t promoted = 0, orphans = 0, nobackup = 0;
+    ar__sig_bus_hold_begin(srv); /* the walk's updates several to a bus message (bus_turn.c) */
     ar__sig_rec_walk_begin(srv);
     for (size_t b = 0; b < ar__sig_rec_buckets(srv); b++) {
         for (ar__sig_rec_t *r = srv->recs[b]; r; r = r->hnext) {
@@ -1084,6 +1085,7 @@ void ar__sig_nodes_dead(ar__sig_srv_t *srv, const uint64_t *ids, size_t n)
         }
     }
     ar__sig_rec_walk_end(srv);
+    ar__sig_bus_hold_end(srv);
     ar_log(AR_LOG_INFO, "signal_worker_dead", AR_LF_UINT("workers", n),
            AR_LF_INT("promoted", promoted), AR_LF_INT("orphans", orphans),
            AR_LF_INT("nobackup", nobackup));

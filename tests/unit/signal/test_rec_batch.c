@@ -99,9 +99,9 @@ static void test_waits_for_the_turn(void **state)
     su_worker_free(&w);
 }
 
-/* Updates in a row go together, before a worker-to-worker message about no session published
- * after them; an update after that message goes after it. The counters tell messages from
- * updates. */
+/* Updates in a row go together, before a worker-to-worker message published after them outside
+ * a promotion walk; an update after that message goes after it. The counters tell messages
+ * from updates. */
 static void test_order_kept(void **state)
 {
     (void)state;
@@ -112,7 +112,7 @@ static void test_order_kept(void **state)
     int64_t upds0 = ar_metric_value(b->m_rec_updates);
     publish_own(&w, su_peer('b'));
     publish_own(&w, su_peer('c'));
-    ar__sig_bus_proc(w.srv, 2, json_pack("{s:s}", "k", "x"));
+    ar__sig_bus_proc(w.srv, 2, json_pack("{s:s,s:s}", "k", "ack", "p", su_peer('e')));
     publish_own(&w, su_peer('d'));
     ar__sig_bus_stop(w.srv);
     assert_int_equal(fake_nats_count(), before + 3);
@@ -128,14 +128,15 @@ static void test_order_kept(void **state)
     su_worker_free(&w);
 }
 
-/* A worker-to-worker message about a session waits behind the turn's updates, so that updates
- * made on either side of it share a message; an update about the session a held message names
- * goes after that message, as it was made. */
+/* In a promotion walk, a worker-to-worker message about a session waits behind the updates, so
+ * that updates made on either side of it share a message; an update about the session a held
+ * message names goes after that message, as it was made; the walk's end sends what is held. */
 static void test_held_behind_updates(void **state)
 {
     (void)state;
     su_worker_t w = {0};
     size_t before = started(&w);
+    ar__sig_bus_hold_begin(w.srv);
     publish_own(&w, su_peer('b'));
     ar__sig_bus_proc(w.srv, 2, json_pack("{s:s,s:s}", "k", "ack", "p", su_peer('c')));
     publish_own(&w, su_peer('d'));
@@ -143,15 +144,19 @@ static void test_held_behind_updates(void **state)
     publish_own(&w, su_peer('c')); /* after the message about c: everything before goes now */
     assert_int_equal(w.srv->bus->nheld, 0);
     assert_int_equal(w.srv->bus->nrecs, 1);
+    ar__sig_bus_proc(w.srv, 2, json_pack("{s:s,s:s}", "k", "ack", "p", su_peer('e')));
+    ar__sig_bus_hold_end(w.srv);
+    assert_int_equal(w.srv->bus->nheld + w.srv->bus->nrecs, 0);
     ar__sig_bus_stop(w.srv);
-    assert_int_equal(fake_nats_count(), before + 3);
+    assert_int_equal(fake_nats_count(), before + 4);
     fake_pub_t p0 = fake_nats_get(before), p1 = fake_nats_get(before + 1);
-    fake_pub_t p2 = fake_nats_get(before + 2);
+    fake_pub_t p2 = fake_nats_get(before + 2), p3 = fake_nats_get(before + 3);
     assert_string_equal(upd_peer(&p0, 0), su_peer('b'));
     assert_string_equal(upd_peer(&p0, 1), su_peer('d'));
     assert_string_equal(p1.subj, "ar.eu.proc.0000000000000002");
     assert_non_null(strstr(p1.data, su_peer('c')));
     assert_string_equal(upd_peer(&p2, 0), su_peer('c'));
+    assert_non_null(strstr(p3.data, su_peer('e')));
     su_worker_free(&w);
 }
 
