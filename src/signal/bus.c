@@ -601,8 +601,9 @@ static void publish_json(ar__sig_srv_t *srv, const char *subj, json_t *o, int re
         return;
     }
     char *s = b ? json_dumps(o, JSON_COMPACT) : NULL;
-    /* A worker-to-worker message about a session waits behind this turn's updates (bus_turn.c). */
-    const char *about = rec ? NULL : json_string_value(json_object_get(o, "p"));
+    /* In a promotion walk a worker-to-worker message about a session waits behind the walk's
+     * updates (bus_turn.c); looked up only then, not for every acknowledgement. */
+    const char *about = !rec && b && b->holding ? json_string_value(json_object_get(o, "p")) : NULL;
     if (s) {
         ar__sig_bus_nums_flush(b);
         if (about && strlen(about) == AR__SIG_PEER_LEN)

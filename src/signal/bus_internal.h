@@ -151,8 +151,8 @@ struct ar__sig_bus_s {
     uint64_t nbatch_us; /* copy-batch: how long a batch may wait */
     /* What this turn of the loop published, held until it ends (bus_turn.c): loop only.
      * Record updates in the fixed layout (recs[0] is set to AR__SIG_UPD_BATCH when they go
-     * together; rec_subj: the first one's subject), then worker-to-worker messages about a
-     * session, in order, each with its session's peer id. */
+     * together; rec_subj: the first one's subject), then, in a promotion walk only,
+     * worker-to-worker messages about a session, in order, each with its session's peer id. */
     uint8_t recs[1 + AR__SIG_UPD_BATCH_MAX * AR__SIG_UPD_LEN];
     unsigned nrecs, nheld;
     int holding; /* in a promotion walk: worker-to-worker messages are held (bus_turn.c) */
@@ -242,8 +242,8 @@ static inline int ar__sig_bus_nums_waiting(const ar__sig_bus_t *b)
 }
 /* bus_turn.c: an update in the fixed layout, for subj, waits to go out with the next ones. */
 void ar__sig_bus_recs_add(ar__sig_bus_t *b, const char *subj, const uint8_t upd[AR__SIG_UPD_LEN]);
-/* bus_turn.c: a worker-to-worker message about session peer (AR__SIG_PEER_LEN bytes) waits to
- * go out after the updates of this turn. */
+/* bus_turn.c, in a promotion walk (holding): a worker-to-worker message about session peer
+ * (AR__SIG_PEER_LEN bytes) waits to go out after the walk's updates. */
 void ar__sig_bus_hold(ar__sig_bus_t *b, const char *subj, const void *data, size_t len,
                       const char *peer);
 /* bus_turn.c: what this turn holds goes out now: the updates (one message; the layout alone

@@ -573,6 +573,7 @@ void ar__sig_bus_publish(ar__sig_bus_t *b, const char *subj, const void *data, s
 {
     if (b->left)
         return; /* after our departure (ar__sig_bus_leave) the sessions are the backups' */
-    ar__sig_bus_turn_flush(b); /* what this turn holds goes before it (bus_turn.c) */
+    if (b->nrecs || b->nheld) /* what this turn holds goes before it (bus_turn.c) */
+        ar__sig_bus_turn_flush(b);
     ar__sig_bus_pub_send(b, subj, data, len);
 }

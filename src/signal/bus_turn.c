@@ -22,8 +22,10 @@
  * until the walk ends: a receiver may then get a promotion before the adopt of another session
  * promoted earlier in the walk, never before its own session's (an update about a session that a
  * held message names sends everything held first). Held more widely (every resume's "ack" and
- * "res"), the full-size failover lost sessions in two runs of two (docs/performance.md,
- * "Failover at 100,000 calls a node: record updates several to a message").
+ * "res") it was not kept: full-size failovers lost sessions with it, as the code before this
+ * change did on the same host that day, and one run each could not tell its effect
+ * (docs/performance.md, "Failover at 100,000 calls a node: record updates several to a
+ * message").
  */
 #include "bus_internal.h"
 
@@ -59,9 +61,9 @@ void ar__sig_bus_hold(ar__sig_bus_t *b, const char *subj, const void *data, size
 {
     if (b->left)
         return; /* as ar__sig_bus_publish */
-    if (!b->holding || !b->pth_started || b->nheld == AR__SIG_HELD_MAX) {
-        /* Outside a promotion walk, or without a publisher thread (tests), it goes now, after
-         * what the turn holds; a full list goes now too. */
+    if (!b->pth_started || b->nheld == AR__SIG_HELD_MAX) {
+        /* Without a publisher thread (tests) it goes now, after what the turn holds; so does
+         * one that finds the list full. */
         ar__sig_bus_publish(b, subj, data, len);
         return;
     }

@@ -21,8 +21,8 @@
  * the bus turns it into this layout only when it holds nothing else (ar__sig_upd_compact), and
  * each side reads it into the same ar__sig_upd_t, which rec.c applies either way.
  *
- * Updates a worker publishes one after another, with nothing else between, share one bus
- * message (bus_turn.c): AR__SIG_UPD_BATCH, then 2 to AR__SIG_UPD_BATCH_MAX of these layouts
+ * Updates a worker publishes within one turn of its loop, with nothing else between, share one
+ * bus message (bus_turn.c): AR__SIG_UPD_BATCH, then 2 to AR__SIG_UPD_BATCH_MAX of these layouts
  * whole. A receiver applies them in order, each as if it had come alone.
  */
 #include "internal.h"
